@@ -1,0 +1,141 @@
+"""What journey conditions may refer to: the fields of each fact and the known event types.
+
+Conditions are data, so a typo in a field name must be caught at validation time
+rather than silently evaluating to "missing". Everything a condition can name is
+listed here; ``customer.attributes.*`` and ``event.data.*`` of an unknown event
+type are the only open namespaces.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+FieldKind = Literal["str", "int", "float", "bool", "date", "datetime", "list", "any"]
+
+CUSTOMER_FIELDS: dict[str, FieldKind] = {
+    "tier": "str",
+    "tier_score": "float",
+    "branch": "str",
+    "locale": "str",
+    "timezone": "str",
+    "birthday": "date",
+    "age": "int",
+    "consent_sms": "bool",
+    "consent_wechat": "bool",
+    "consent_email": "bool",
+    "has_phone": "bool",
+    "has_email": "bool",
+    "has_wechat": "bool",
+    "preferred_channels": "list",
+    "last_active_at": "datetime",
+    "created_at": "datetime",
+    "tenure_days": "int",
+    "product_lines": "list",
+    "policy_count": "int",
+    "active_policy_count": "int",
+    "annual_premium_total": "float",
+    "claim_count": "int",
+    "days_inactive": "int",
+    "logins_90d": "int",
+    "replies_90d": "int",
+    "marketing_touches_7d": "int",
+    "last_nps": "int",
+    "churn_risk": "float",
+}
+
+POLICY_FIELDS: dict[str, FieldKind] = {
+    "product_line": "str",
+    "annual_premium": "float",
+    "start_date": "date",
+    "expiry_date": "date",
+    "status": "str",
+    "renewed": "bool",
+}
+
+CLAIM_FIELDS: dict[str, FieldKind] = {
+    "amount": "float",
+    "status": "str",
+    "filed_at": "datetime",
+    "settled_at": "datetime",
+    "product_line": "str",
+}
+
+EVENT_FIELDS: dict[str, FieldKind] = {"type": "str", "occurred_at": "datetime"}
+
+# Event types other systems (and the product itself) emit, with their data fields.
+EVENT_TYPES: dict[str, dict[str, FieldKind]] = {
+    "app.login": {"platform": "str", "session_seconds": "int"},
+    "survey.answered": {"survey": "str", "nps": "int", "csat": "int", "comment": "str"},
+    "complaint.filed": {"category": "str", "severity": "str", "text": "str", "source": "str"},
+    "complaint.resolved": {"task_id": "int"},
+    "claim.filed": {"claim_id": "str", "amount": "float", "product_line": "str"},
+    "claim.settled": {"claim_id": "str", "amount": "float"},
+    "policy.renewed": {"policy_id": "str"},
+    "policy.lapsed": {"policy_id": "str"},
+    "churn.warning": {"activity_drop": "float", "days_inactive": "int", "risk": "float"},
+    "tier.changed": {"from_tier": "str", "to_tier": "str", "direction": "str", "score": "float"},
+    "tier.adjustment": {"tier": "str", "churn_rate": "float", "journey": "str"},
+    "message.replied": {"channel": "str", "text": "str", "touch_id": "int"},
+    "message.opted_out": {"channel": "str"},
+    "task.completed": {"task_id": "int", "outcome": "str", "queue": "str"},
+    "task.escalated": {"task_id": "int", "queue": "str"},
+}
+
+# Chinese holidays a journey may anchor on, mapped to the names the `holidays` package uses
+# (its en_US names); the lunar ones (春节, 端午, 中秋) come from its lunisolar calendar.
+HOLIDAYS: dict[str, str] = {
+    "new_year": "New Year's Day",
+    "spring_festival": "Chinese New Year (Spring Festival)",
+    "qingming": "Tomb-Sweeping Day",
+    "labour_day": "Labor Day",
+    "dragon_boat": "Dragon Boat Festival",
+    "mid_autumn": "Mid-Autumn Festival",
+    "national_day": "National Day",
+}
+
+# Scopes a condition can be evaluated in; each names the facts present there.
+Scope = Literal["customer", "policy", "claim", "event"]
+
+
+def field_kind(path: str, scopes: set[str], event_types: set[str]) -> FieldKind | str:
+    """The kind of ``path`` in the given scopes, or a message saying why it is unknown."""
+    head, _, rest = path.partition(".")
+    if not rest:
+        return f"unknown field {path!r}: write <fact>.<field>, e.g. customer.tier"
+    if head == "customer":
+        if rest.startswith("attributes.") and len(rest) > len("attributes."):
+            return "any"
+        if rest in CUSTOMER_FIELDS:
+            return CUSTOMER_FIELDS[rest]
+        return _unknown(path, "customer", CUSTOMER_FIELDS)
+    table = {"policy": POLICY_FIELDS, "claim": CLAIM_FIELDS}.get(head)
+    if table is not None:
+        if head not in scopes:
+            return f"field {path!r} is not available here: this journey has no {head} in scope"
+        return table[rest] if rest in table else _unknown(path, head, table)
+    if head == "event":
+        if "event" not in scopes:
+            return f"field {path!r} is not available here: only event-entry journeys and wait_for see an event"
+        if rest in EVENT_FIELDS:
+            return EVENT_FIELDS[rest]
+        if rest.startswith("data."):
+            name = rest[len("data.") :]
+            known: dict[str, FieldKind] = {}
+            for event_type in event_types:
+                known.update(EVENT_TYPES.get(event_type, {}))
+            if name in known:
+                return known[name]
+            types = ", ".join(sorted(event_types)) or "?"
+            return f"unknown field {path!r} for event {types}: known data fields are {', '.join(sorted(known))}"
+        return f"unknown field {path!r}: events have type, occurred_at and data.<field>"
+    return f"unknown field {path!r}: conditions read customer.*, policy.*, claim.* or event.*"
+
+
+def _unknown(path: str, head: str, table: dict[str, FieldKind]) -> str:
+    import difflib
+
+    name = path.split(".", 1)[1]
+    hint = difflib.get_close_matches(name, list(table), n=1, cutoff=0.75)
+    if hint:
+        return f"unknown field {path!r} (did you mean '{head}.{hint[0]}'?)"
+    return f"unknown field {path!r}: {head} fields are {', '.join(sorted(table))}"

@@ -1,0 +1,37 @@
+"""The ``journeys`` command. Each area registers its commands in its own module below."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import typer
+
+from store.masking import install_masking_filter
+
+app = typer.Typer(
+    name="journeys",
+    help="Service Journeys: tiered, rule-driven customer service journeys for an insurer.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    # Imported here so that `journeys --help` stays fast and a broken optional area cannot
+    # take the others down with it at import time of this module.
+    from engine.cli import data_commands, db_commands, journey_commands
+
+    for module in (journey_commands, db_commands, data_commands):
+        module.register(app)
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=os.environ.get("JOURNEYS_LOG_LEVEL", "WARNING").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    install_masking_filter()
+    _register()
+    app()

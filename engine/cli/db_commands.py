@@ -1,0 +1,47 @@
+"""``journeys db upgrade|downgrade|current``."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from store import migrate
+from store.db import database_url
+from store.masking import mask_text
+
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+out = Console(highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
+
+
+def _shown_url() -> str:
+    url = database_url()
+    # Never print a password.
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        url = f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+    return mask_text(url)
+
+
+@db_app.command("upgrade")
+def upgrade(revision: str = typer.Argument("head")) -> None:
+    """Bring the schema up to REVISION (default: the newest)."""
+    migrate.upgrade(revision=revision)
+    out.print(f"database {_shown_url()} at revision {migrate.current_revision()}", markup=False)
+
+
+@db_app.command("downgrade")
+def downgrade(revision: str = typer.Argument(...)) -> None:
+    """Take the schema back to REVISION ('base' drops everything)."""
+    migrate.downgrade(revision=revision)
+    out.print(f"database {_shown_url()} at revision {migrate.current_revision()}", markup=False)
+
+
+@db_app.command("current")
+def current() -> None:
+    """Show the schema revision of the database."""
+    out.print(f"database {_shown_url()} at revision {migrate.current_revision()}", markup=False)

@@ -1,0 +1,28 @@
+"""Durations as journey files write them: ``30d``, ``6h``, ``90m``, ``2w``, ``1d12h``, ``-30d``."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_DURATION_RE = re.compile(r"^(-)?((?:\d+[wdhm])+)$")
+_PART_RE = re.compile(r"(\d+)([wdhm])")
+_UNIT = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse a duration; raises ValueError with a message fit for a journey author."""
+    match = _DURATION_RE.match(text.strip()) if isinstance(text, str) else None
+    if not match:
+        raise ValueError(f"bad duration {text!r}: write a number and a unit w/d/h/m, e.g. 30d, 6h, 1d12h")
+    total = sum((int(n) * _UNIT[unit] for n, unit in _PART_RE.findall(match.group(2))), timedelta())
+    return -total if match.group(1) else total
+
+
+def format_duration(delta: timedelta) -> str:
+    sign = "-" if delta < timedelta(0) else ""
+    minutes = int(abs(delta).total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins else ""]
+    return sign + ("".join(parts) or "0m")

@@ -1,0 +1,91 @@
+"""YAML loading that remembers where every node stood, so errors can say ``file:line:col``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Position:
+    line: int  # 1-based
+    column: int  # 1-based
+
+
+@dataclass
+class LocatedDocument:
+    data: Any
+    values: dict[Path_, Position] = field(default_factory=dict)  # where each value starts
+    keys: dict[Path_, Position] = field(default_factory=dict)  # where each mapping key stands
+
+    def position(self, path: Path_, prefer_key: bool = False) -> Position:
+        """The closest known position for ``path`` (walking up to the parent when needed)."""
+        probe = tuple(path)
+        while True:
+            table = (self.keys, self.values) if prefer_key else (self.values, self.keys)
+            for source in table:
+                if probe in source:
+                    return source[probe]
+            if not probe:
+                return Position(1, 1)
+            probe = probe[:-1]
+
+
+class YamlError(Exception):
+    def __init__(self, message: str, position: Position) -> None:
+        super().__init__(message)
+        self.message = message
+        self.position = position
+
+
+def _pos(node: yaml.Node) -> Position:
+    return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def load_located(text: str) -> LocatedDocument:
+    """Parse one YAML document; raise YamlError (with position) on syntax errors or duplicate keys."""
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            position = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
+            raise YamlError(f"YAML syntax: {exc.problem or exc.context}", position) from None
+        except yaml.YAMLError as exc:
+            raise YamlError(f"YAML: {exc}", Position(1, 1)) from None
+        doc = LocatedDocument(data=None)
+        if node is None:
+            return doc
+        doc.data = _build(loader, node, (), doc)
+        return doc
+    finally:
+        loader.dispose()
+
+
+def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, doc: LocatedDocument) -> Any:
+    doc.values[path] = _pos(node)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise YamlError("YAML merge keys (<<) are not supported in journey files", _pos(key_node))
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool):
+                raise YamlError("mapping keys must be plain scalars", _pos(key_node))
+            key = str(key) if not isinstance(key, str) else key
+            if key in result:
+                raise YamlError(f"duplicate key {key!r}", _pos(key_node))
+            doc.keys[(*path, key)] = _pos(key_node)
+            result[key] = _build(loader, value_node, (*path, key), doc)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(loader, child, (*path, i), doc) for i, child in enumerate(node.value)]
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.YAMLError as exc:
+        raise YamlError(f"YAML value: {exc}", _pos(node)) from None

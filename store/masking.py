@@ -1,0 +1,81 @@
+"""Masking of personal data wherever a person or a log reads it (PIPL, GB/T 35273)."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+
+def mask_phone(phone: str | None) -> str:
+    """``+8613812345678`` → ``138****5678``: the national number, middle four hidden."""
+    if not phone:
+        return ""
+    digits = re.sub(r"\D", "", phone)
+    if phone.startswith("+86") and len(digits) == 13:
+        digits = digits[2:]
+    if len(digits) < 7:
+        return "*" * len(digits)
+    return f"{digits[:3]}****{digits[-4:]}"
+
+
+def mask_email(email: str | None) -> str:
+    if not email:
+        return ""
+    local, _, domain = email.partition("@")
+    if not domain:
+        return "***"
+    return f"{local[:1]}***@{domain}"
+
+
+def mask_id_number(id_number: str | None) -> str:
+    """Resident ID: first 3 and last 4 kept (``110***********1234``)."""
+    if not id_number:
+        return ""
+    if len(id_number) <= 7:
+        return "*" * len(id_number)
+    return f"{id_number[:3]}{'*' * (len(id_number) - 7)}{id_number[-4:]}"
+
+
+def mask_name(name: str | None) -> str:
+    """Chinese names keep the family name (张**); others the first letter."""
+    if not name:
+        return ""
+    return name[0] + "*" * max(1, len(name) - 1)
+
+
+# Mainland mobiles with or without +86, e-mail addresses and 18-digit resident IDs in free text.
+_PHONE_RE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+_ID_RE = re.compile(r"(?<![0-9A-Za-z])(\d{3})\d{11}(\d{3}[\dXx])(?![0-9A-Za-z])")
+_EMAIL_RE = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+
+
+def mask_text(text: str) -> str:
+    """Mask every phone number, ID number and e-mail address found in ``text``."""
+    text = _ID_RE.sub(lambda m: f"{m.group(1)}***********{m.group(2)}", text)
+    text = _PHONE_RE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+    return _EMAIL_RE.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+
+
+class MaskingFilter(logging.Filter):
+    """Rewrites log records so no handler ever sees unmasked PII."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is still logged, just not reformatted
+            return True
+        masked = mask_text(message)
+        if masked != message:
+            record.msg = masked
+            record.args = None
+        return True
+
+
+def install_masking_filter(logger: logging.Logger | None = None) -> None:
+    """Attach the filter to every handler of ``logger`` (root by default) and to the logger itself."""
+    target = logger or logging.getLogger()
+    if not any(isinstance(f, MaskingFilter) for f in target.filters):
+        target.addFilter(MaskingFilter())
+    for handler in target.handlers:
+        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
+            handler.addFilter(MaskingFilter())

@@ -1,0 +1,322 @@
+"""The store's tables.
+
+Conventions every module relies on:
+- Every datetime column holds an aware UTC datetime (sqlmodel's UTCDateTime;
+  ``store.clock.utcnow()``); a customer's local time is derived from
+  ``Customer.timezone`` when it matters (quiet hours, schedules), never stored.
+- Customers, policies, claims and events carry the id of the system they came
+  from (``external_id``); imports upsert on it.
+- PII lives only in the columns named here (phone, email, id number, name);
+  anything that prints them goes through ``store.masking``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+TIERS: tuple[str, ...] = ("diamond", "platinum", "gold", "silver", "potential")
+CHANNELS: tuple[str, ...] = ("sms", "wechat", "email")
+PRODUCT_LINES: tuple[str, ...] = ("motor", "health", "life", "property", "accident")
+ROLES: tuple[str, ...] = ("agent", "supervisor", "ops", "admin")
+
+
+class TouchStatus:
+    """Life of a touch: planned → sending → sent → delivered | failed; or cancelled."""
+
+    PLANNED = "planned"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class TaskStatus:
+    OPEN = "open"
+    CLAIMED = "claimed"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class Customer(SQLModel, table=True):
+    __tablename__ = "customer"
+    __table_args__ = (
+        Index("ix_customer_tier_birth_md", "tier", "birth_md"),
+        Index("ix_customer_branch_tier", "branch", "tier"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(max_length=64, unique=True, index=True)
+    name: str = Field(max_length=128)
+    phone: str | None = Field(default=None, max_length=20, index=True)  # E.164
+    email: str | None = Field(default=None, max_length=254)
+    wechat_openid: str | None = Field(default=None, max_length=64, index=True)
+    # AES-GCM ciphertext (nonce || ciphertext); never the plain ID number.
+    id_number_enc: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    birthday: date | None = None
+    # month*100 + day, so SQL can select "birthday on this calendar day" with an index.
+    birth_md: int | None = Field(default=None)
+    timezone: str = Field(default="Asia/Shanghai", max_length=64)
+    locale: str = Field(default="zh-CN", max_length=10)
+    branch: str = Field(default="", max_length=64)
+    tier: str | None = Field(default=None, max_length=16, index=True)
+    tier_score: float | None = None
+    tier_updated_at: datetime | None = None
+    advisor_id: int | None = Field(default=None, foreign_key="app_user.id", index=True)
+
+    consent_sms: bool = False
+    consent_sms_source: str | None = Field(default=None, max_length=64)
+    consent_sms_at: datetime | None = None
+    consent_wechat: bool = False
+    consent_wechat_source: str | None = Field(default=None, max_length=64)
+    consent_wechat_at: datetime | None = None
+    consent_email: bool = False
+    consent_email_source: str | None = Field(default=None, max_length=64)
+    consent_email_at: datetime | None = None
+
+    preferred_channels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Scoring inputs and free attributes journeys may read (customer.attributes.<name>).
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    last_active_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    anonymised_at: datetime | None = None
+
+
+class Policy(SQLModel, table=True):
+    __tablename__ = "policy"
+    __table_args__ = (Index("ix_policy_expiry_status", "expiry_date", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(max_length=64, unique=True, index=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    product_line: str = Field(max_length=16)
+    annual_premium: float
+    start_date: date
+    expiry_date: date
+    status: str = Field(default="active", max_length=16)  # active | lapsed | renewed | cancelled
+
+
+class Claim(SQLModel, table=True):
+    __tablename__ = "claim"
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(max_length=64, unique=True, index=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    policy_id: int | None = Field(default=None, foreign_key="policy.id")
+    filed_at: datetime
+    settled_at: datetime | None = Field(default=None, index=True)
+    amount: float
+    status: str = Field(default="filed", max_length=16)  # filed | settled | rejected
+
+
+class Event(SQLModel, table=True):
+    """Something that happened to a customer; journeys with an event entry react to it."""
+
+    __tablename__ = "event"
+    __table_args__ = (Index("ix_event_customer_type_time", "customer_id", "type", "occurred_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(max_length=128, unique=True)
+    type: str = Field(max_length=64, index=True)
+    customer_id: int = Field(foreign_key="customer.id")
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    occurred_at: datetime
+    received_at: datetime
+    processed_at: datetime | None = Field(default=None, index=True)
+
+
+class TierChange(SQLModel, table=True):
+    __tablename__ = "tier_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    from_tier: str | None = Field(default=None, max_length=16)
+    to_tier: str = Field(max_length=16)
+    score: float
+    dimensions: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    reason: str = Field(default="retier", max_length=64)
+    changed_at: datetime = Field(index=True)
+
+
+class JourneyVersion(SQLModel, table=True):
+    """A published (valid) journey file; the newest row per journey is the one in force."""
+
+    __tablename__ = "journey_version"
+    __table_args__ = (UniqueConstraint("journey_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    journey_id: str = Field(max_length=64, index=True)
+    version: str = Field(max_length=64)  # content hash
+    path: str = Field(max_length=255)
+    source: str
+    published_at: datetime
+
+
+class Enrollment(SQLModel, table=True):
+    """A customer's passage through one occurrence of a journey (for waits, branches, exits)."""
+
+    __tablename__ = "enrollment"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "journey_id", "occurrence"),
+        Index("ix_enrollment_state_next", "state", "next_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id")
+    journey_id: str = Field(max_length=64, index=True)
+    journey_version: str = Field(max_length=64)
+    occurrence: str = Field(max_length=64)  # e.g. 2026-W48, 2026-11-22, event external id
+    step_id: str | None = Field(default=None, max_length=64)
+    state: str = Field(default="active", max_length=16)  # active | waiting | done | exited
+    next_at: datetime | None = None
+    split_branch: str | None = Field(default=None, max_length=64)
+    entered_at: datetime
+    exited_at: datetime | None = None
+    exit_reason: str | None = Field(default=None, max_length=64)
+    entry_rule: str | None = Field(default=None, max_length=255)
+
+
+class Touch(SQLModel, table=True):
+    """One customer-facing message. ``key`` makes it happen at most once."""
+
+    __tablename__ = "touch"
+    __table_args__ = (
+        Index("ix_touch_status_due", "status", "due_at"),
+        Index("ix_touch_customer_due", "customer_id", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=255, unique=True)  # customer:journey:step:occurrence
+    customer_id: int = Field(foreign_key="customer.id")
+    enrollment_id: int | None = Field(default=None, foreign_key="enrollment.id")
+    journey_id: str = Field(max_length=64, index=True)
+    journey_version: str = Field(max_length=64)
+    step_id: str = Field(max_length=64)
+    occurrence: str = Field(max_length=64)
+    category: str = Field(max_length=16)  # service | marketing
+    urgent: bool = False
+    channel: str = Field(max_length=16)
+    # Channels still to try after a permanent failure on ``channel``.
+    fallback_channels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    template: str = Field(max_length=64)
+    split_branch: str | None = Field(default=None, max_length=64)
+    entry_rule: str | None = Field(default=None, max_length=255)
+    planned_for: datetime  # due time before delivery rules moved it
+    due_at: datetime
+    status: str = Field(default=TouchStatus.PLANNED, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    provider_message_id: str | None = Field(default=None, max_length=128, index=True)
+    error_class: str | None = Field(default=None, max_length=16)  # retryable | permanent
+    error_reason: str | None = Field(default=None, max_length=255)
+    created_at: datetime
+    sent_at: datetime | None = None
+    delivered_at: datetime | None = None
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_at: datetime | None = None
+
+
+class Outcome(SQLModel, table=True):
+    """Something that came back: a receipt, a reply, an opt-out, a task outcome."""
+
+    __tablename__ = "outcome"
+    __table_args__ = (Index("ix_outcome_kind_time", "kind", "occurred_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Provider's id for the callback (e.g. MessageSid+status) so a repeated callback changes nothing.
+    dedup_key: str | None = Field(default=None, max_length=255, unique=True)
+    touch_id: int | None = Field(default=None, foreign_key="touch.id", index=True)
+    task_id: int | None = Field(default=None, foreign_key="agent_task.id", index=True)
+    customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
+    channel: str | None = Field(default=None, max_length=16)
+    kind: str = Field(max_length=32)  # sent | delivered | failed | replied | clicked | opted_out | task:<code>
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    occurred_at: datetime
+
+
+class AgentTask(SQLModel, table=True):
+    __tablename__ = "agent_task"
+    __table_args__ = (
+        Index("ix_task_status_due", "status", "due_at"),
+        Index("ix_task_assignee_status_due", "assignee_id", "status", "due_at"),
+        Index("ix_task_queue_status_due", "queue", "status", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=255, unique=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    enrollment_id: int | None = Field(default=None, foreign_key="enrollment.id")
+    journey_id: str = Field(max_length=64)
+    journey_version: str = Field(max_length=64)
+    step_id: str = Field(max_length=64)
+    occurrence: str = Field(max_length=64)
+    queue: str = Field(max_length=32)
+    priority: int = 2  # 1 high .. 3 low
+    script: str | None = Field(default=None, max_length=64)  # template name of the call script
+    assignee_id: int | None = Field(default=None, foreign_key="app_user.id")
+    status: str = Field(default=TaskStatus.OPEN, max_length=16)
+    due_at: datetime
+    created_at: datetime
+    claimed_at: datetime | None = None
+    completed_at: datetime | None = None
+    outcome_code: str | None = Field(default=None, max_length=32)
+    notes: str | None = None
+    attempt: int = 1
+    escalated: bool = False
+    parent_task_id: int | None = Field(default=None, foreign_key="agent_task.id")
+
+
+class SurveyAnswer(SQLModel, table=True):
+    __tablename__ = "survey_answer"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    touch_id: int | None = Field(default=None, foreign_key="touch.id")
+    kind: str = Field(max_length=8)  # nps | csat
+    score: int
+    comment: str | None = None
+    answered_at: datetime = Field(index=True)
+
+
+class AppUser(SQLModel, table=True):
+    __tablename__ = "app_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True)
+    display_name: str = Field(default="", max_length=128)
+    role: str = Field(max_length=16)
+    password_hash: str = Field(max_length=255)
+    locale: str = Field(default="zh-CN", max_length=10)
+    team: str | None = Field(default=None, max_length=64)
+    on_shift: bool = True
+    active: bool = True
+    failed_logins: int = 0
+    locked_until: datetime | None = None
+    created_at: datetime
+
+
+class AuditLog(SQLModel, table=True):
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    actor: str = Field(max_length=64, index=True)
+    action: str = Field(max_length=32)  # reveal | export | login | reassign | ...
+    target_type: str = Field(max_length=32)
+    target_id: str = Field(max_length=64)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    at: datetime = Field(index=True)
+
+
+class KeyValue(SQLModel, table=True):
+    """Small pieces of state the runtime keeps (e.g. where the last plan ended)."""
+
+    __tablename__ = "kv"
+
+    key: str = Field(primary_key=True, max_length=128)
+    value: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime
