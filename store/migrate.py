@@ -1,4 +1,8 @@
-"""Schema migrations (Alembic), run by ``journeys db upgrade``."""
+"""Schema migrations (Alembic), run by ``journeys db upgrade``.
+
+Areas of the product add their own revisions branching from ``0001``; ``upgrade``
+goes to ``heads`` so every branch is applied.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
-def upgrade(url: str | None = None, revision: str = "head") -> None:
+def upgrade(url: str | None = None, revision: str = "heads") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
@@ -36,6 +40,7 @@ def current_revision(url: str | None = None) -> str | None:
     engine = make_engine(url or database_url())
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            heads = MigrationContext.configure(conn).get_current_heads()
+            return ",".join(sorted(heads)) if heads else None
     finally:
         engine.dispose()

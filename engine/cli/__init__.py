@@ -21,9 +21,25 @@ app = typer.Typer(
 def _register() -> None:
     # Imported here so that `journeys --help` stays fast and a broken optional area cannot
     # take the others down with it at import time of this module.
-    from engine.cli import data_commands, db_commands, journey_commands
+    from engine.cli import (
+        channel_commands,
+        console_commands,
+        data_commands,
+        db_commands,
+        journey_commands,
+        plan_commands,
+        run_commands,
+    )
 
-    for module in (journey_commands, db_commands, data_commands):
+    for module in (
+        journey_commands,
+        db_commands,
+        data_commands,
+        plan_commands,
+        channel_commands,
+        run_commands,
+        console_commands,
+    ):
         module.register(app)
 
 

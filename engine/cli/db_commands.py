@@ -28,7 +28,7 @@ def _shown_url() -> str:
 
 
 @db_app.command("upgrade")
-def upgrade(revision: str = typer.Argument("head")) -> None:
+def upgrade(revision: str = typer.Argument("heads")) -> None:
     """Bring the schema up to REVISION (default: the newest)."""
     migrate.upgrade(revision=revision)
     out.print(f"database {_shown_url()} at revision {migrate.current_revision()}", markup=False)

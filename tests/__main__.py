@@ -1,0 +1,36 @@
+"""The whole check, as CI and the README run it: ruff, mypy, then the test suite.
+
+``python -m tests [pytest args...]``; exits non-zero if any part fails.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(label: str, cmd: list[str]) -> int:
+    print(f"==> {label}: {' '.join(cmd[2:] if cmd[:2] == [sys.executable, '-m'] else cmd)}", flush=True)
+    return subprocess.call(cmd, cwd=ROOT)
+
+
+def main(argv: list[str]) -> int:
+    failures = []
+    if run("ruff", [sys.executable, "-m", "ruff", "check", "."]) != 0:
+        failures.append("ruff")
+    if run("mypy", [sys.executable, "-m", "mypy"]) != 0:
+        failures.append("mypy")
+    if run("pytest", [sys.executable, "-m", "pytest", *argv]) != 0:
+        failures.append("pytest")
+    if failures:
+        print(f"FAILED: {', '.join(failures)}", flush=True)
+        return 1
+    print("all checks passed", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
