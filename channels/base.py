@@ -1,0 +1,60 @@
+"""The one interface every channel adapter speaks, and the messages that cross it.
+
+Dispatch renders a touch into a ``RenderedMessage`` (``channels.rendering``), wraps
+it with its address into an ``OutboundMessage`` and hands a batch to the channel's
+adapter; the adapter answers one ``SendResult`` per message, classifying every
+failure as retryable or permanent with the provider's reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+ErrorClass = Literal["retryable", "permanent"]
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    channel: str  # sms | wechat | email
+    template: str
+    locale: str
+    # sms: text; email: subject/text/html; wechat: template_id, url, data (field -> value)
+    text: str = ""
+    subject: str = ""
+    html: str = ""
+    wechat_template_id: str = ""
+    wechat_url: str = ""
+    wechat_data: dict[str, str] = field(default_factory=dict)
+    segments: int = 0  # SMS only
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    touch_id: int
+    touch_key: str  # idempotency key; email Message-ID and provider-side dedup derive from it
+    to: str  # E.164 phone, WeChat openid or e-mail address
+    content: RenderedMessage
+    category: str = "service"  # service | marketing (email List-Unsubscribe, SMS footer)
+    status_callback_url: str | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    touch_key: str
+    ok: bool
+    provider_message_id: str | None = None
+    provider_status: str | None = None  # e.g. Twilio 'queued'
+    error_class: ErrorClass | None = None
+    error_code: str | None = None
+    error_reason: str | None = None
+
+
+class ChannelAdapter(Protocol):
+    channel: str
+
+    async def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
+        """Send concurrently; one result per message, in the same order; never raises for a provider error."""
+        ...
+
+    async def aclose(self) -> None: ...
