@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -53,7 +54,7 @@ class TierConfig(_Strict):
         if set(self.thresholds) != set(TIERS):
             raise ValueError(f"thresholds must give every tier: {', '.join(TIERS)}")
         ordered = [self.thresholds[t] for t in TIERS]
-        if any(a <= b for a, b in zip(ordered, ordered[1:], strict=False)):
+        if any(a <= b for a, b in itertools.pairwise(ordered)):
             raise ValueError("thresholds must fall strictly from diamond to potential")
         return self
 

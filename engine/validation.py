@@ -93,10 +93,9 @@ def _data_path(doc: LocatedDocument, loc: tuple[Any, ...]) -> Path_:
     out: list[str | int] = []
     node: Any = doc.data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
             out.append(part)
             node = node[part]
         elif isinstance(node, dict) and isinstance(part, str) and part not in node and part == loc[-1]:
@@ -191,9 +190,9 @@ def _check_condition(ctx: _Context, cond: Condition | None, path: Path_, scopes:
         if kind not in ("str", "int", "float", "bool", "date", "datetime", "list", "any"):
             ctx.add((*leaf_path, "field"), str(kind))
             continue
-        if leaf.op in ("lt", "le", "gt", "ge") and kind in ("int", "float"):
-            if isinstance(leaf.value, bool) or not isinstance(leaf.value, int | float):
-                ctx.add((*leaf_path, "value"), f"{leaf.field} is a number; {leaf.op} needs a number, not {leaf.value!r}")
+        numeric_op = leaf.op in ("lt", "le", "gt", "ge") and kind in ("int", "float")
+        if numeric_op and (isinstance(leaf.value, bool) or not isinstance(leaf.value, int | float)):
+            ctx.add((*leaf_path, "value"), f"{leaf.field} is a number; {leaf.op} needs a number, not {leaf.value!r}")
         if leaf.op in journey_model.DURATION_OPERATORS and kind not in ("date", "datetime", "any"):
             ctx.add((*leaf_path, "op"), f"operator {leaf.op} needs a date field; {leaf.field} is {kind}")
         if leaf.field in ("customer.tier",):
@@ -279,9 +278,8 @@ def _check_steps(ctx: _Context, journey: Journey, scopes: set[str], events: set[
         if step.task is not None and step.task.script is not None:
             for message in missing_files(ctx.templates_root, step.task.script, ["task"]):
                 ctx.add((*base, "task", "script"), message)
-        if step.task is not None and step.task.assign == "advisor" and journey.audience.tiers != ["diamond"]:
-            if "diamond" not in (journey.audience.tiers or []):
-                ctx.add((*base, "task", "assign"), "assign: advisor needs the diamond tier in the audience")
+        if step.task is not None and step.task.assign == "advisor" and "diamond" not in (journey.audience.tiers or []):
+            ctx.add((*base, "task", "assign"), "assign: advisor needs the diamond tier in the audience")
         if step.branch is not None:
             for j, case in enumerate(step.branch.cases):
                 check_target(case.goto, (*base, "branch", "cases", j, "goto"))
@@ -428,8 +426,7 @@ def validate(
     for path in files:
         loaded, problems = validate_journey_file(path, templates_root)
         if loaded is not None and loaded.id in seen_ids:
-            doc = load_located(loaded.source)
-            pos = doc.position(("id",))
+            pos = load_located(loaded.source).position(("id",))
             problems = [Problem(loaded.path, pos.line, pos.column, f"duplicate journey id {loaded.id!r}, "
                                 f"already used by {seen_ids[loaded.id]}")]
             loaded = None
