@@ -117,8 +117,9 @@ def _message(error: Any) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
             msg = msg[len(prefix) :]
-    if kind in ("string_type", "int_type", "float_type", "bool_type", "list_type", "dict_type", "model_type"):
-        msg = f"wrong type for {name!r}: {msg.lower()}, got {type(error.get('input')).__name__}"
+    if kind.endswith(("_type", "_parsing")):
+        got = error.get("input")
+        msg = f"wrong type for {name!r}: {msg[:1].lower() + msg[1:]} (got {got!r})"
     elif kind == "literal_error":
         msg = f"{error.get('input')!r} is not allowed for {name!r}: {msg.lower()}"
     elif kind == "string_pattern_mismatch":

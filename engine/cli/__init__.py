@@ -18,6 +18,18 @@ app = typer.Typer(
 )
 
 
+_registered = False
+
+
+def build_app() -> typer.Typer:
+    """The CLI with every area's commands (also used by tests through typer's CliRunner)."""
+    global _registered
+    if not _registered:
+        _register()
+        _registered = True
+    return app
+
+
 def _register() -> None:
     # Imported here so that `journeys --help` stays fast and a broken optional area cannot
     # take the others down with it at import time of this module.
@@ -49,5 +61,4 @@ def main() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     install_masking_filter()
-    _register()
-    app()
+    build_app()()

@@ -1,0 +1,70 @@
+"""A broken journey file is rejected whole and its last good version stays in force."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from engine.journey_registry import load_in_force
+from store.db import get_engine
+from store.models import JourneyVersion
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = """\
+id: silver-weekly-push
+name: Silver weekly push
+category: marketing
+priority: 40
+audience:
+  tiers: [silver]
+entry:
+  schedule:
+    cron: "0 10 * * MON"
+steps:
+  - id: push
+    send: {channels: [wechat, sms], template: silver_weekly_push}
+"""
+
+
+def test_last_good_version_stays_in_force(db_url: str, tmp_path: Path) -> None:
+    folder = tmp_path / "journeys"
+    folder.mkdir()
+    path = folder / "silver-weekly-push.yaml"
+    path.write_text(SHIPPED, encoding="utf-8")
+
+    with Session(get_engine(db_url)) as session:
+        first = load_in_force(session, folder)
+        session.commit()
+        assert list(first.journeys) == ["silver-weekly-push"]
+        assert first.problems == [] and first.fallbacks == {}
+        good_version = first.journeys["silver-weekly-push"].version
+
+        # A new valid version is published and takes over.
+        path.write_text(SHIPPED.replace("priority: 40", "priority: 45"), encoding="utf-8")
+        second = load_in_force(session, folder)
+        session.commit()
+        newer = second.journeys["silver-weekly-push"]
+        assert newer.version != good_version and newer.journey.priority == 45
+
+        # A broken edit: rejected with file:line, and version 2 stays in force.
+        path.write_text(SHIPPED.replace("priority: 40", "priority: 45").replace("tiers: [silver]", "tiers: [silvr]"))
+        third = load_in_force(session, folder)
+        session.commit()
+        assert third.journeys["silver-weekly-push"].version == newer.version
+        assert third.journeys["silver-weekly-push"].journey.priority == 45
+        assert third.fallbacks == {"silver-weekly-push": newer.version}
+        assert any("unknown tier 'silvr'" in str(p) and ":6:" in str(p) for p in third.problems), third.problems
+
+        versions = session.exec(select(JourneyVersion.version)).all()
+        assert sorted(versions) == sorted([good_version, newer.version])  # the broken one never published
+
+
+def test_broken_file_without_earlier_version_is_not_in_force(db_url: str, tmp_path: Path) -> None:
+    folder = tmp_path / "journeys"
+    folder.mkdir()
+    (folder / "x.yaml").write_text(SHIPPED.replace("category: marketing", "category: promo"), encoding="utf-8")
+    with Session(get_engine(db_url)) as session:
+        result = load_in_force(session, folder)
+    assert result.journeys == {}
+    assert result.problems and "category" in str(result.problems[0])

@@ -1,0 +1,131 @@
+"""`journeys validate`: each kind of mistake, placed into a copy of a shipped journey file,
+is rejected with exit 1 and a message naming that file and the offending line."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from engine.cli import build_app
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "journeys" / "silver-weekly-push.yaml"
+
+runner = CliRunner()
+
+
+def run_validate(*args: str) -> tuple[int, str]:
+    result = runner.invoke(build_app(), ["validate", *args])
+    return result.exit_code, result.output  # stdout and stderr together
+
+
+def line_of(text: str, needle: str) -> int:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(f"{needle!r} not in file")
+
+
+def test_shipped_journeys_are_valid() -> None:
+    code, output = run_validate(str(ROOT / "journeys"))
+    assert code == 0, output
+    assert "silver-weekly-push" in output
+    assert "journeys valid" in output
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    target = tmp_path / "journeys" / SHIPPED.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    return target
+
+
+BASE = SHIPPED.read_text(encoding="utf-8")
+
+# (name, text transform, the text that marks the offending line in the result, words the message must contain)
+MISTAKES: list[tuple[str, str, str, str, list[str]]] = [
+    ("unknown field", "category: marketing", "category: marketing\ncolour: red", "colour: red", ["unknown field", "colour"]),
+    ("wrong type", "priority: 40", "priority: [40]", "priority: [40]", ["priority"]),
+    ("unknown template", "template: silver_weekly_push", "template: silver_weekly_pusj",
+     "template: silver_weekly_pusj", ["unknown template", "silver_weekly_pusj"]),
+    ("unknown tier", "tiers: [silver]", "tiers: [silvr]", "tiers: [silvr]", ["unknown tier", "silvr"]),
+    ("bad duration", "after: 6d", "after: 6days", "after: 6days", ["bad duration", "6days"]),
+    ("bad cron", 'cron: "0 10 * * MON"', 'cron: "0 25 * * MON"', 'cron: "0 25', ["bad cron"]),
+    ("unknown channel", "channels: [wechat, sms]", "channels: [wechat, fax]", "channels: [wechat, fax]",
+     ["unknown channel", "fax"]),
+    ("unreachable step", "    exit: {reason: sent}", "    exit: {reason: sent}\n  - id: orphan\n    wait: 1d",
+     "- id: orphan", ["never reached", "orphan"]),
+    ("condition on unknown field", "  tiers: [silver]",
+     "  tiers: [silver]\n  when: {field: customer.favourite_colour, op: eq, value: red}",
+     "customer.favourite_colour", ["unknown field", "customer.favourite_colour"]),
+    ("YAML syntax", "  tiers: [silver]", "  tiers: [silver", "tiers: [silver", ["YAML syntax"]),
+]
+
+
+@pytest.mark.parametrize(("name", "old", "new", "marker", "words"), MISTAKES, ids=[m[0] for m in MISTAKES])
+def test_each_mistake_names_file_and_line(
+    tmp_path: Path, name: str, old: str, new: str, marker: str, words: list[str]
+) -> None:
+    assert old in BASE, f"fixture drifted from the shipped file: {old!r}"
+    text = BASE.replace(old, new, 1)
+    path = _write(tmp_path, text)
+    code, output = run_validate(str(path))
+    assert code == 1, output
+    expected_line = line_of(text, marker)
+    problem_lines = [line for line in output.splitlines() if line.startswith(f"{path}:")]
+    assert problem_lines, output
+    first = problem_lines[0]
+    reported_line = int(first.split(":")[1])
+    if name == "YAML syntax":
+        # The parser notices an unclosed flow sequence where the next token breaks it.
+        assert expected_line <= reported_line <= expected_line + 2, output
+    else:
+        assert reported_line == expected_line, output
+    for word in words:
+        assert word in first, output
+
+
+def test_duplicate_journey_id_is_reported_on_the_second_file(tmp_path: Path) -> None:
+    first = _write(tmp_path, BASE)
+    second = first.parent / "zz-copy.yaml"  # validated after the original
+    second.write_text(BASE, encoding="utf-8")
+    code, output = run_validate(str(first.parent))
+    assert code == 1
+    reported = [line for line in output.splitlines() if "duplicate journey id" in line]
+    assert len(reported) == 1
+    assert reported[0].startswith(f"{second}:{line_of(BASE, 'id: silver-weekly-push')}:"), output
+
+
+def test_one_broken_file_does_not_hide_the_others(tmp_path: Path) -> None:
+    good = _write(tmp_path, BASE)
+    bad = good.parent / "broken.yaml"
+    bad.write_text(BASE.replace("id: silver-weekly-push", "id: other-push").replace("priority: 40", "priority: high"))
+    code, output = run_validate(str(good.parent))
+    assert code == 1
+    assert f"ok  {good}" in output
+    assert f"{bad}:" in output and "priority" in output
+
+
+def test_tier_configuration_errors_point_into_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(ROOT / "config", config)
+    tiers = config / "tiers.yaml"
+    text = tiers.read_text(encoding="utf-8").replace("  risk: 0.20 ", "  risk: 0.25 ")
+    tiers.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("JOURNEYS_CONFIG_DIR", str(config))
+    code, output = run_validate(str(SHIPPED))
+    assert code == 1
+    assert "weights must add up to 1" in output and "tiers.yaml:" in output
+
+
+def test_schema_command_prints_json_schema() -> None:
+    import json
+
+    result = runner.invoke(build_app(), ["schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    assert schema["title"] == "Service Journeys journey file"
+    assert {"id", "entry", "steps", "category"} <= set(schema["properties"])
