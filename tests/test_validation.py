@@ -47,7 +47,8 @@ BASE = SHIPPED.read_text(encoding="utf-8")
 
 # (name, text transform, the text that marks the offending line in the result, words the message must contain)
 MISTAKES: list[tuple[str, str, str, str, list[str]]] = [
-    ("unknown field", "category: marketing", "category: marketing\ncolour: red", "colour: red", ["unknown field", "colour"]),
+    ("unknown field", "category: marketing", "category: marketing\ncolour: red", "colour: red",
+     ["unknown field", "colour"]),
     ("wrong type", "priority: 40", "priority: [40]", "priority: [40]", ["priority"]),
     ("unknown template", "template: silver_weekly_push", "template: silver_weekly_pusj",
      "template: silver_weekly_pusj", ["unknown template", "silver_weekly_pusj"]),
