@@ -41,7 +41,9 @@ _SEGMENT_ENGAGEMENT = {"prospect": 0.05, "low": 0.15, "mid": 0.4, "high": 0.7, "
 CITIES: tuple[tuple[str, float], ...] = (
     ("北京", 20), ("上海", 22), ("广州", 15), ("深圳", 15), ("成都", 13), ("杭州", 15),
 )
-CITY_TIER = {"北京": "tier1", "上海": "tier1", "广州": "tier1", "深圳": "tier1", "成都": "new_tier1", "杭州": "new_tier1"}
+CITY_TIER = {
+    "北京": "tier1", "上海": "tier1", "广州": "tier1", "深圳": "tier1", "成都": "new_tier1", "杭州": "new_tier1",
+}
 TIME_ZONES: tuple[tuple[str, float, float], ...] = (
     # (zone, share, chance the customer reads English)
     ("Asia/Shanghai", 0.92, 0.03),
