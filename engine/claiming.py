@@ -32,7 +32,7 @@ from store.models import TouchStatus
 # The columns a worker needs to render and send a touch; returned by the claim itself
 # so that no second round trip is needed.
 _CLAIM_COLUMNS = (
-    "id, key, customer_id, journey_id, step_id, category, urgent, channel, "
+    "id, key, customer_id, journey_id, step_id, occurrence, category, urgent, channel, "
     "fallback_channels, template, attempts, due_at"
 )
 
@@ -48,6 +48,7 @@ class ClaimedTouch:
     customer_id: int
     journey_id: str
     step_id: str
+    occurrence: str
     category: str
     urgent: bool
     channel: str
@@ -70,6 +71,7 @@ def _row_to_claimed(row: Any) -> ClaimedTouch:
         customer_id=int(row.customer_id),
         journey_id=row.journey_id,
         step_id=row.step_id,
+        occurrence=row.occurrence,
         category=row.category,
         urgent=bool(row.urgent),
         channel=row.channel,
@@ -107,7 +109,8 @@ def _typed(sql: str, channels: list[str] | None) -> TextualSelect:
         )
         .columns(
             column("id", Integer), column("key", String), column("customer_id", Integer),
-            column("journey_id", String), column("step_id", String), column("category", String),
+            column("journey_id", String), column("step_id", String), column("occurrence", String),
+            column("category", String),
             column("urgent", Boolean), column("channel", String), column("fallback_channels", JSON),
             column("template", String), column("attempts", Integer), column("due_at", UTCDateTime()),
         )

@@ -48,8 +48,11 @@ DEFAULT_LANES = 2
 
 
 class Renderer(Protocol):
-    def render(self, touch: ClaimedTouch, customer: Customer, now: datetime) -> RenderedMessage:
-        """Raise on a template that cannot be rendered (a permanent failure of the touch)."""
+    def render_all(
+        self, session: Session, touches: Sequence[ClaimedTouch], customers: dict[int, Customer], now: datetime
+    ) -> list[RenderedMessage | BaseException]:
+        """One message per touch, in order; an exception in place of a touch that cannot be rendered
+        (a permanent failure of that touch). Context lookups are made for the whole batch at once."""
         ...
 
 
@@ -146,23 +149,28 @@ class Dispatcher:
         claimed = claim_due(self.engine, self.worker_id, self.batch_size, now, channels=sorted(self.adapters))
         if not claimed:
             return None
-        with Session(self.engine) as session:
-            ids = {t.customer_id for t in claimed}
-            customers = {c.id: c for c in session.exec(select(Customer).where(col(Customer.id).in_(ids))).all()}
         prepared = _Prepared(touches={t.id: t for t in claimed}, outbound=defaultdict(list), settled=[])
-        for touch in claimed:
-            customer = customers.get(touch.customer_id)
-            settled = self._unsendable(touch, customer)
-            if settled is not None:
-                prepared.settled.append((touch, settled))
-                continue
-            assert customer is not None
-            try:
-                content = self.renderer.render(touch, customer, now)
-            except Exception as exc:  # a bad template fails this touch (and falls back), not the batch
+        sendable: list[ClaimedTouch] = []
+        with Session(self.engine, expire_on_commit=False) as session:
+            ids = {t.customer_id for t in claimed}
+            customers: dict[int, Customer] = {
+                c.id: c for c in session.exec(select(Customer).where(col(Customer.id).in_(ids))).all()
+                if c.id is not None
+            }
+            for touch in claimed:
+                settled = self._unsendable(touch, customers.get(touch.customer_id))
+                if settled is not None:
+                    prepared.settled.append((touch, settled))
+                else:
+                    sendable.append(touch)
+            rendered = self.renderer.render_all(session, sendable, customers, now) if sendable else []
+        for touch, content in zip(sendable, rendered, strict=True):
+            customer = customers[touch.customer_id]
+            if isinstance(content, BaseException):
+                # A bad template fails this touch (and falls back), not the batch.
                 prepared.settled.append(
                     (touch, SendResult(touch.key, False, error_class="permanent", error_code="render",
-                                       error_reason=f"render: {type(exc).__name__}: {exc}"))
+                                       error_reason=f"render: {content}"))
                 )
                 continue
             prepared.outbound[touch.channel].append(

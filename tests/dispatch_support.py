@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from channels.base import OutboundMessage, RenderedMessage, SendResult
 from engine.claiming import ClaimedTouch
@@ -91,9 +92,10 @@ def make_touches(
 class PlainRenderer:
     """Renders every touch as one short text (the templates have their own tests)."""
 
-    def render(self, touch: ClaimedTouch, customer: Customer, now: datetime) -> RenderedMessage:
-        return RenderedMessage(channel=touch.channel, template=touch.template, locale="zh-CN",
-                               text=f"hello {touch.step_id}")
+    def render_all(self, session: Session, touches: Sequence[ClaimedTouch], customers: dict[int, Customer],
+                   now: datetime) -> list[RenderedMessage | BaseException]:
+        return [RenderedMessage(channel=t.channel, template=t.template, locale="zh-CN", text=f"hello {t.step_id}")
+                for t in touches]
 
 
 class RecordingProvider:
