@@ -1,0 +1,245 @@
+"""Opt-out: recognising the keyword, recording it at once, and the store primitives receipts share.
+
+SPEC §6: a customer who replies ``TD``/``退订``/``STOP``/``unsubscribe`` (the list is
+``DeliveryConfig.opt_out_keywords``) must not receive on that channel again, starting now.
+``record_opt_out`` flips the consent column (with its source and time, PIPL), cancels the
+customer's still-planned touches on that channel in one UPDATE and logs an ``opted_out``
+outcome plus a ``message.opted_out`` event. Touches already claimed for sending are not
+touched here: dispatch re-checks consent when it claims a touch.
+
+Everything written from the outside world is keyed: ``insert_or_ignore`` on a unique
+column (``Outcome.dedup_key``, ``Event.external_id``) is how a repeated callback or a
+retried webhook changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, SQLModel, select
+
+from store.clock import utcnow
+from store.models import CHANNELS, Customer, Event, Outcome, Touch, TouchStatus
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OPT_OUT_KEYWORDS: tuple[str, ...] = ("TD", "退订", "STOP", "unsubscribe")
+OPTED_OUT_REASON = "opted out"
+
+# Trailing punctuation people add to a one-word reply ("退订。", "STOP!").
+_TRAILING_PUNCT = re.compile(r"[\s.。!！?？,，;；~～]+$")
+
+
+def normalise_reply(text: str) -> str:
+    """Trimmed, NFKC-folded (full-width ``ＴＤ`` → ``TD``), case-folded, trailing punctuation dropped."""
+    folded = unicodedata.normalize("NFKC", text).strip()
+    return _TRAILING_PUNCT.sub("", folded).casefold()
+
+
+def is_opt_out(text: str, keywords: Iterable[str] = DEFAULT_OPT_OUT_KEYWORDS) -> bool:
+    """Whether the whole reply is one of the opt-out keywords (a keyword inside a sentence is not)."""
+    reply = normalise_reply(text)
+    return bool(reply) and reply in {normalise_reply(k) for k in keywords}
+
+
+# --- store primitives -----------------------------------------------------------------------------
+
+
+def insert_or_ignore(session: Session, model: type[SQLModel], values: Mapping[str, Any], unique: str) -> bool:
+    """INSERT … ON CONFLICT (``unique``) DO NOTHING; True if the row was new.
+
+    Both SQLite and PostgreSQL support it, and on PostgreSQL a concurrent duplicate waits
+    on the unique index and then does nothing, so two identical webhooks racing each other
+    still record one row.
+    """
+    table = model.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt: Any = postgresql.insert(table).values(**values).on_conflict_do_nothing(index_elements=[unique])
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=[unique])
+    else:  # pragma: no cover - the store supports these two
+        raise RuntimeError(f"insert_or_ignore: unsupported database {dialect!r}")
+    result = session.execute(stmt)
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event this module stored; what event listeners receive after the transaction commits."""
+
+    id: int
+    external_id: str
+    type: str
+    customer_id: int
+    data: dict[str, Any]
+    occurred_at: datetime
+
+
+EventListener = Callable[[StoredEvent], None]
+
+# The planner registers here (e.g. ``event_listeners.append(on_event)``) so that an inbound
+# reply or survey answer is evaluated against event-entry journeys at once. Listeners run
+# after the event is committed; one that raises is logged and the others still run. Rows
+# stay in ``event`` with ``processed_at`` empty, so a sweep catches anything a listener missed.
+event_listeners: list[EventListener] = []
+
+
+def record_event_hook(
+    session: Session,
+    *,
+    customer_id: int,
+    type: str,
+    data: dict[str, Any],
+    external_id: str,
+    occurred_at: datetime | None = None,
+) -> StoredEvent | None:
+    """Store an Event once per ``external_id``; None when it was already stored (a duplicate)."""
+    now = utcnow()
+    values = {
+        "external_id": external_id,
+        "type": type,
+        "customer_id": customer_id,
+        "data": data,
+        "occurred_at": occurred_at or now,
+        "received_at": now,
+    }
+    if not insert_or_ignore(session, Event, values, "external_id"):
+        return None
+    row = session.exec(select(Event).where(Event.external_id == external_id)).one()
+    assert row.id is not None
+    return StoredEvent(row.id, row.external_id, row.type, row.customer_id, dict(row.data), row.occurred_at)
+
+
+def notify_event_listeners(events: Iterable[StoredEvent]) -> None:
+    """Hand committed events to every registered listener (call after the session commits)."""
+    for stored in events:
+        for listener in list(event_listeners):
+            try:
+                listener(stored)
+            except Exception:  # one broken listener must not lose the webhook's answer
+                log.exception("event listener %r failed for event %s (%s)", listener, stored.id, stored.type)
+
+
+# --- opt-out --------------------------------------------------------------------------------------
+
+
+@dataclass
+class OptOutResult:
+    customer_id: int
+    channel: str
+    cancelled_touches: int
+    events: list[StoredEvent] = field(default_factory=list)
+
+
+def record_opt_out(
+    session: Session,
+    customer_id: int,
+    channel: str,
+    *,
+    source: str,
+    dedup_key: str,
+    at: datetime | None = None,
+    detail: dict[str, Any] | None = None,
+) -> OptOutResult | None:
+    """Withdraw consent for ``channel`` now; None if this opt-out (``dedup_key``) was already recorded."""
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}: channels are {', '.join(CHANNELS)}")
+    at = at or utcnow()
+    outcome = {
+        "dedup_key": dedup_key,
+        "customer_id": customer_id,
+        "channel": channel,
+        "kind": "opted_out",
+        "detail": {"source": source, **(detail or {})},
+        "occurred_at": at,
+    }
+    if not insert_or_ignore(session, Outcome, outcome, "dedup_key"):
+        return None
+    session.execute(
+        update(Customer)
+        .where(Customer.id == customer_id)  # type: ignore[arg-type]
+        .values({f"consent_{channel}": False, f"consent_{channel}_source": source, f"consent_{channel}_at": at,
+                 "updated_at": at})
+    )
+    cancelled = session.execute(
+        update(Touch)
+        .where(
+            Touch.customer_id == customer_id,  # type: ignore[arg-type]
+            Touch.channel == channel,  # type: ignore[arg-type]
+            Touch.status == TouchStatus.PLANNED,  # type: ignore[arg-type]
+        )
+        .values(status=TouchStatus.CANCELLED, error_reason=OPTED_OUT_REASON)
+    ).rowcount  # type: ignore[attr-defined]
+    result = OptOutResult(customer_id, channel, int(cancelled or 0))
+    stored = record_event_hook(
+        session,
+        customer_id=customer_id,
+        type="message.opted_out",
+        data={"channel": channel, "source": source},
+        external_id=f"optout:{dedup_key}",
+        occurred_at=at,
+    )
+    if stored is not None:
+        result.events.append(stored)
+    log.info("customer %s opted out of %s (%s); %d planned touch(es) cancelled",
+             customer_id, channel, source, result.cancelled_touches)
+    return result
+
+
+# --- unsubscribe links (email List-Unsubscribe, links in messages) -------------------------------
+
+SECRET_ENV = "JOURNEYS_SECRET_KEY"
+PUBLIC_URL_ENV = "JOURNEYS_PUBLIC_URL"
+UNSUBSCRIBE_PATH = "/hooks/unsubscribe/"
+
+
+class MissingSecret(RuntimeError):
+    pass
+
+
+def _serializer() -> URLSafeSerializer:
+    secret = os.environ.get(SECRET_ENV, "")
+    if not secret:
+        raise MissingSecret(f"{SECRET_ENV} is not set: unsubscribe links cannot be signed")
+    return URLSafeSerializer(secret, salt="unsubscribe")
+
+
+def public_url() -> str:
+    """Base URL under which providers and customers reach us (``JOURNEYS_PUBLIC_URL``), no trailing slash."""
+    return os.environ.get(PUBLIC_URL_ENV, "http://localhost:8000").rstrip("/")
+
+
+def unsubscribe_token(customer_external_id: str, channel: str) -> str:
+    """A signed token naming the customer and channel; raises MissingSecret without JOURNEYS_SECRET_KEY."""
+    return str(_serializer().dumps([customer_external_id, channel]))
+
+
+def unsubscribe_url(customer_external_id: str, channel: str) -> str:
+    return f"{public_url()}{UNSUBSCRIBE_PATH}{unsubscribe_token(customer_external_id, channel)}"
+
+
+def read_unsubscribe_token(token: str) -> tuple[str, str] | None:
+    """(customer external id, channel) from a token we signed, or None if it is forged or malformed."""
+    try:
+        data = _serializer().loads(token)
+    except BadSignature:
+        return None
+    if (
+        not isinstance(data, list)
+        or len(data) != 2
+        or not all(isinstance(x, str) for x in data)
+        or data[1] not in CHANNELS
+    ):
+        return None
+    return data[0], data[1]
