@@ -1,0 +1,201 @@
+"""E-mail over SMTP with the standard library (``smtplib`` in worker threads).
+
+One connection per batch (or per slice of a batch when ``connections`` > 1):
+connect, STARTTLS and AUTH once, then one transaction per message. Each message
+is multipart/alternative (plain text + HTML from the same RenderedMessage, both
+UTF-8); marketing mail carries ``List-Unsubscribe`` and, with an https URL,
+``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058). The
+``Message-ID`` is derived from the touch key, so a re-sent touch carries the
+same Message-ID and is recognisable at the relay and in the inbox.
+
+Replies: 4xx are transient (retryable), 5xx permanent (e.g. 550 mailbox
+unavailable). Connection and AUTH failures are retryable: they concern our
+relay, not the customer's address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, parseaddr
+from urllib.parse import quote
+
+from channels.base import OutboundMessage, SendResult
+from channels.errors import CONNECT_ERROR, TIMEOUT, classify_smtp
+from store.masking import mask_email, mask_text
+
+log = logging.getLogger(__name__)
+
+CONNECTION_LOST = "connection_lost"
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int = 587
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = True
+    implicit_tls: bool = False  # SMTPS (port 465) instead of STARTTLS
+    timeout: float = 30.0
+    tls_context: ssl.SSLContext | None = None  # default: system trust store
+
+
+def message_id(touch_key: str, domain: str) -> str:
+    """Deterministic per touch: the same touch always gets the same Message-ID."""
+    digest = hashlib.sha256(touch_key.encode()).hexdigest()[:40]
+    return f"<{digest}@{domain}>"
+
+
+class SmtpEmailAdapter:
+    channel = "email"
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        sender: str,
+        *,
+        unsubscribe_url: str | None = None,
+        unsubscribe_mailto: str | None = None,
+        connections: int = 1,
+    ) -> None:
+        """``sender`` is ``addr`` or ``Name <addr>``; ``unsubscribe_url`` may contain ``{key}``
+        (replaced by the URL-quoted touch key) and ``unsubscribe_mailto`` is an address."""
+        self.settings = settings
+        self.sender = sender
+        self.envelope_from = parseaddr(sender)[1]
+        if "@" not in self.envelope_from:
+            raise ValueError("EMAIL_FROM must be an e-mail address")
+        self.domain = self.envelope_from.rsplit("@", 1)[1]
+        self.unsubscribe_url = unsubscribe_url
+        self.unsubscribe_mailto = unsubscribe_mailto
+        self.connections = max(1, connections)
+
+    # -- building -------------------------------------------------------------------
+    def build(self, message: OutboundMessage) -> EmailMessage:
+        content = message.content
+        mail = EmailMessage()
+        mail["From"] = self.sender
+        mail["To"] = message.to
+        mail["Subject"] = content.subject
+        mail["Date"] = formatdate(usegmt=True)
+        mail["Message-ID"] = message_id(message.touch_key, self.domain)
+        if message.category == "marketing":
+            targets = []
+            if self.unsubscribe_url:
+                targets.append(f"<{self.unsubscribe_url.replace('{key}', quote(message.touch_key, safe=''))}>")
+            if self.unsubscribe_mailto:
+                targets.append(f"<mailto:{self.unsubscribe_mailto}?subject=unsubscribe>")
+            if targets:
+                mail["List-Unsubscribe"] = ", ".join(targets)
+            if self.unsubscribe_url and self.unsubscribe_url.startswith("https://"):
+                # RFC 8058 one-click needs an https URI that accepts the POST.
+                mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        mail.set_content(content.text or "", charset="utf-8")
+        if content.html:
+            mail.add_alternative(content.html, subtype="html", charset="utf-8")
+        return mail
+
+    # -- sending --------------------------------------------------------------------
+    async def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
+        if not messages:
+            return []
+        size = -(-len(messages) // self.connections)
+        slices = [messages[i : i + size] for i in range(0, len(messages), size)]
+        # smtplib blocks: each slice runs on its own connection in a worker thread.
+        parts = await asyncio.gather(*(asyncio.to_thread(self._send_slice, part) for part in slices))
+        return [result for part in parts for result in part]
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        context = s.tls_context or ssl.create_default_context()
+        conn: smtplib.SMTP
+        if s.implicit_tls:
+            conn = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
+        else:
+            conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+        try:
+            conn.ehlo()
+            if s.starttls and not s.implicit_tls:
+                conn.starttls(context=context)
+                conn.ehlo()
+            if s.username:
+                conn.login(s.username, s.password or "")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _send_slice(self, messages: list[OutboundMessage]) -> list[SendResult]:
+        results: list[SendResult] = []
+        conn: smtplib.SMTP | None = None
+        try:
+            for index, message in enumerate(messages):
+                if conn is None:
+                    try:
+                        conn = self._connect()
+                    except smtplib.SMTPAuthenticationError as exc:
+                        return results + self._all_failed(messages[index:], str(exc.smtp_code), "SMTP AUTH refused")
+                    except (OSError, smtplib.SMTPException) as exc:
+                        reason = f"cannot connect to the SMTP relay: {type(exc).__name__}"
+                        return results + self._all_failed(messages[index:], CONNECT_ERROR, reason)
+                result, keep = self._send_one(conn, message)
+                results.append(result)
+                if not keep:
+                    conn.close()
+                    conn = None
+        finally:
+            if conn is not None:
+                try:
+                    conn.quit()
+                except (OSError, smtplib.SMTPException):
+                    conn.close()
+        return results
+
+    def _send_one(self, conn: smtplib.SMTP, message: OutboundMessage) -> tuple[SendResult, bool]:
+        """Send on ``conn``; the flag says whether the connection is still usable."""
+        mail = self.build(message)
+        mid = str(mail["Message-ID"])
+        try:
+            conn.send_message(mail, from_addr=self.envelope_from, to_addrs=[message.to])
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = next(iter(exc.recipients.values()), (550, b""))
+            return self._refused(message, code, reply), code != 421
+        except smtplib.SMTPResponseException as exc:  # sender refused, data refused
+            return self._refused(message, exc.smtp_code, exc.smtp_error), exc.smtp_code != 421
+        except TimeoutError:  # socket.timeout is an alias
+            return self._lost(message, TIMEOUT, "no reply from the SMTP relay within the timeout"), False
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            return self._lost(message, CONNECTION_LOST, f"connection lost: {type(exc).__name__}"), False
+        return SendResult(message.touch_key, ok=True, provider_message_id=mid, provider_status="250"), True
+
+    def _refused(self, message: OutboundMessage, code: int, reply: bytes | str) -> SendResult:
+        # Relays often quote the address in the reply; it is masked before it is logged or stored.
+        text = mask_text(reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply))
+        verdict = classify_smtp(code)
+        log.info("mail to %s refused: %s %s", mask_email(message.to), code, text)
+        return SendResult(
+            message.touch_key,
+            ok=False,
+            error_class=verdict.error_class,
+            error_code=str(code),
+            error_reason=f"{verdict.reason}: {text}"[:255],
+        )
+
+    def _lost(self, message: OutboundMessage, code: str, reason: str) -> SendResult:
+        log.info("mail to %s not confirmed: %s", mask_email(message.to), reason)
+        return SendResult(message.touch_key, ok=False, error_class="retryable", error_code=code, error_reason=reason)
+
+    def _all_failed(self, messages: list[OutboundMessage], code: str, reason: str) -> list[SendResult]:
+        return [
+            SendResult(m.touch_key, ok=False, error_class="retryable", error_code=code, error_reason=reason)
+            for m in messages
+        ]
+
+    async def aclose(self) -> None:
+        """Connections live only for a batch; nothing to close."""

@@ -1,0 +1,129 @@
+"""Classification of provider errors into retryable and permanent (SPEC §7).
+
+The tables hold the codes whose meaning we know; anything else is decided by its
+shape (HTTP status, SMTP reply class). Retryable failures are backed off and
+retried by dispatch; permanent ones fail the touch and move on to the fallback
+channel, so a code belongs in a permanent table only when retrying the same
+message to the same address can never succeed.
+
+Connection-level failures carry a code of their own because they differ in what
+they imply for "at most once": ``connect_error`` means the request never reached
+the provider (safe to retry), ``timeout`` means it may have been accepted and only
+the reply was lost (a retry can duplicate the message).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from channels.base import ErrorClass
+
+CONNECT_ERROR = "connect_error"
+TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True)
+class Classified:
+    error_class: ErrorClass
+    reason: str
+
+
+# Twilio REST error codes returned when creating a Message.
+# https://www.twilio.com/docs/api/errors
+TWILIO_PERMANENT: dict[int, str] = {
+    21211: "invalid 'To' phone number",
+    21214: "'To' phone number cannot be reached",
+    21217: "phone number does not appear to be valid",
+    21401: "invalid phone number",
+    21407: "this phone number type does not support SMS",
+    21408: "permission to send to this region is not enabled",
+    21602: "message body is required",
+    21604: "'To' phone number is required",
+    21610: "recipient has unsubscribed (replied STOP)",
+    21612: "'To' number is not reachable via this 'From' number",
+    21614: "'To' number is not a valid mobile number",
+    21617: "message body exceeds the 1600 character limit",
+}
+TWILIO_RETRYABLE: dict[int, str] = {
+    20429: "too many requests",
+    20500: "Twilio internal server error",
+    20503: "Twilio service unavailable",
+    30001: "queue overflow",
+}
+# ErrorCode on undelivered/failed status callbacks (for the receipts side).
+TWILIO_DELIVERY_PERMANENT: dict[int, str] = {
+    30003: "unreachable destination handset",
+    30004: "message blocked",
+    30005: "unknown destination handset",
+    30006: "landline or unreachable carrier",
+    30007: "message filtered by the carrier",
+    30008: "unknown error",
+}
+
+# WeChat Official Account API errcodes (template message send and token).
+WECHAT_PERMANENT: dict[int, str] = {
+    40003: "invalid openid",
+    40036: "invalid template_id size",
+    40037: "invalid template_id",
+    43004: "recipient is not subscribed to the official account",
+    43019: "recipient has blocked the official account",
+    47001: "malformed request body",
+}
+WECHAT_RETRYABLE: dict[int, str] = {
+    -1: "system busy",
+    45009: "API daily quota reached",
+    45047: "customer service message frequency limit",
+}
+# Access token is stale: refresh it (once, shared) and retry the send once.
+WECHAT_TOKEN_INVALID: dict[int, str] = {
+    40001: "access_token invalid or not the latest",
+    40014: "invalid access_token",
+    42001: "access_token expired",
+}
+
+
+def classify_http_status(status: int) -> ErrorClass:
+    """429 and 5xx are the provider's momentary state; other 4xx are about the request itself."""
+    if status == 429 or status >= 500 or status in (408, 401, 403):
+        # 401/403 mean our credentials or IP allow-list are wrong: that is for ops to
+        # fix, not a reason to fail this customer's touch and fall back to another channel.
+        return "retryable"
+    return "permanent"
+
+
+def classify_twilio(status: int, code: int | None) -> Classified:
+    if code is not None:
+        if code in TWILIO_PERMANENT:
+            return Classified("permanent", TWILIO_PERMANENT[code])
+        if code in TWILIO_RETRYABLE:
+            return Classified("retryable", TWILIO_RETRYABLE[code])
+    return Classified(classify_http_status(status), f"HTTP {status}")
+
+
+def classify_twilio_delivery(code: int | None) -> Classified:
+    """For an ErrorCode on an undelivered/failed status callback."""
+    if code is not None and code in TWILIO_DELIVERY_PERMANENT:
+        return Classified("permanent", TWILIO_DELIVERY_PERMANENT[code])
+    return Classified("retryable", f"delivery error {code}")
+
+
+def classify_wechat(errcode: int) -> Classified:
+    if errcode in WECHAT_PERMANENT:
+        return Classified("permanent", WECHAT_PERMANENT[errcode])
+    if errcode in WECHAT_RETRYABLE:
+        return Classified("retryable", WECHAT_RETRYABLE[errcode])
+    if errcode in WECHAT_TOKEN_INVALID:
+        # Only reached when the single retry after a refresh also failed.
+        return Classified("retryable", WECHAT_TOKEN_INVALID[errcode])
+    # Unknown codes are retried: max_attempts bounds the cost, while a wrong
+    # "permanent" would silently drop the customer to the next channel.
+    return Classified("retryable", f"errcode {errcode}")
+
+
+def classify_smtp(code: int) -> Classified:
+    """RFC 5321 reply classes: 4yz transient, 5yz permanent."""
+    if 400 <= code < 500:
+        return Classified("retryable", f"SMTP {code} transient failure")
+    if code >= 500:
+        return Classified("permanent", f"SMTP {code} permanent failure")
+    return Classified("retryable", f"SMTP {code} unexpected reply")

@@ -1,0 +1,131 @@
+"""Building channel adapters from the environment.
+
+A channel whose credentials are present gets its provider adapter; one without
+them gets the outbox (a JSON-lines file per channel) when an outbox directory is
+given, so the embedded demo runs with no provider at all, and otherwise is an
+error naming the missing variables.
+
+- sms: ``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN``, ``TWILIO_FROM`` or
+  ``TWILIO_MESSAGING_SERVICE_SID``; optional ``TWILIO_API_BASE``.
+- wechat: ``WECHAT_APPID``, ``WECHAT_SECRET``; optional ``WECHAT_API_BASE``.
+- email: ``SMTP_HOST``, ``EMAIL_FROM``; optional ``SMTP_PORT`` (587), ``SMTP_USER``,
+  ``SMTP_PASSWORD``, ``SMTP_STARTTLS`` (true), ``SMTP_SSL`` (false), ``SMTP_CA_FILE``,
+  ``EMAIL_UNSUBSCRIBE_URL`` (may hold ``{key}``), ``EMAIL_UNSUBSCRIBE_MAILTO``.
+- all: ``CHANNEL_CONCURRENCY`` (48 requests in flight per adapter), ``CHANNEL_TIMEOUT`` (10 s).
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from channels.base import ChannelAdapter
+from channels.email_smtp import SmtpEmailAdapter, SmtpSettings
+from channels.outbox import OutboxAdapter
+from channels.sms_twilio import TwilioSmsAdapter
+from channels.wechat import DEFAULT_API_BASE as WECHAT_DEFAULT_BASE
+from channels.wechat import WeChatTemplateAdapter
+
+CHANNELS = ("sms", "wechat", "email")
+
+
+class ChannelNotConfigured(RuntimeError):
+    pass
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _missing(env: Mapping[str, str], *names: str) -> list[str]:
+    return [n for n in names if not env.get(n)]
+
+
+def sms_from_env(env: Mapping[str, str]) -> TwilioSmsAdapter:
+    missing = _missing(env, "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
+    if not env.get("TWILIO_FROM") and not env.get("TWILIO_MESSAGING_SERVICE_SID"):
+        missing.append("TWILIO_FROM")
+    if missing:
+        raise ChannelNotConfigured(f"sms: set {', '.join(missing)}")
+    return TwilioSmsAdapter(
+        env["TWILIO_ACCOUNT_SID"],
+        env["TWILIO_AUTH_TOKEN"],
+        env.get("TWILIO_FROM") or None,
+        messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID") or None,
+        api_base=env.get("TWILIO_API_BASE") or None,
+        concurrency=int(env.get("CHANNEL_CONCURRENCY", "48")),
+        timeout=float(env.get("CHANNEL_TIMEOUT", "10")),
+    )
+
+
+def wechat_from_env(env: Mapping[str, str]) -> WeChatTemplateAdapter:
+    missing = _missing(env, "WECHAT_APPID", "WECHAT_SECRET")
+    if missing:
+        raise ChannelNotConfigured(f"wechat: set {', '.join(missing)}")
+    return WeChatTemplateAdapter(
+        env["WECHAT_APPID"],
+        env["WECHAT_SECRET"],
+        api_base=env.get("WECHAT_API_BASE") or WECHAT_DEFAULT_BASE,
+        concurrency=int(env.get("CHANNEL_CONCURRENCY", "48")),
+        timeout=float(env.get("CHANNEL_TIMEOUT", "10")),
+    )
+
+
+def email_from_env(env: Mapping[str, str]) -> SmtpEmailAdapter:
+    missing = _missing(env, "SMTP_HOST", "EMAIL_FROM")
+    if missing:
+        raise ChannelNotConfigured(f"email: set {', '.join(missing)}")
+    implicit_tls = _flag(env.get("SMTP_SSL"), False)
+    ca_file = env.get("SMTP_CA_FILE")
+    settings = SmtpSettings(
+        host=env["SMTP_HOST"],
+        port=int(env.get("SMTP_PORT") or (465 if implicit_tls else 587)),
+        username=env.get("SMTP_USER") or None,
+        password=env.get("SMTP_PASSWORD") or None,
+        starttls=_flag(env.get("SMTP_STARTTLS"), True),
+        implicit_tls=implicit_tls,
+        timeout=float(env.get("CHANNEL_TIMEOUT", "30")),
+        tls_context=ssl.create_default_context(cafile=ca_file) if ca_file else None,
+    )
+    return SmtpEmailAdapter(
+        settings,
+        env["EMAIL_FROM"],
+        unsubscribe_url=env.get("EMAIL_UNSUBSCRIBE_URL") or None,
+        unsubscribe_mailto=env.get("EMAIL_UNSUBSCRIBE_MAILTO") or None,
+    )
+
+
+_BUILDERS: dict[str, Callable[[Mapping[str, str]], ChannelAdapter]] = {
+    "sms": sms_from_env,
+    "wechat": wechat_from_env,
+    "email": email_from_env,
+}
+
+
+def build_adapter(
+    channel: str, env: Mapping[str, str] | None = None, *, outbox_dir: str | Path | None = None
+) -> ChannelAdapter:
+    """The provider adapter for ``channel``, or the outbox when unconfigured and ``outbox_dir`` is given."""
+    if channel not in _BUILDERS:
+        raise ValueError(f"unknown channel {channel!r}")
+    env = os.environ if env is None else env
+    try:
+        adapter: ChannelAdapter = _BUILDERS[channel](env)
+        return adapter
+    except ChannelNotConfigured:
+        if outbox_dir is None:
+            raise
+        return OutboxAdapter(Path(outbox_dir) / f"{channel}.jsonl", channel)
+
+
+def build_adapters(
+    env: Mapping[str, str] | None = None,
+    *,
+    outbox_dir: str | Path | None = None,
+    channels: Iterable[str] = CHANNELS,
+) -> dict[str, ChannelAdapter]:
+    return {channel: build_adapter(channel, env, outbox_dir=outbox_dir) for channel in channels}

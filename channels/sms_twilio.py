@@ -1,0 +1,181 @@
+"""SMS through the official Twilio SDK (Messages API, async).
+
+The SDK builds the request, authenticates and turns error replies into
+``TwilioRestException`` with Twilio's error code; we give it our own HTTP client
+through its ``http_client`` hook because the bundled ``AsyncTwilioHttpClient``
+passes ``timeout=None`` to aiohttp on every request (no timeout at all, so a
+hung provider would hang the batch) and logs every request at INFO level.
+
+The touch's idempotency key is appended to the StatusCallback URL as the
+``touch_key`` query parameter: Twilio has no idempotency field on Messages, and
+this way every status callback (signed over the full URL) names its touch even
+before the Message SID is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import aiohttp
+from twilio.base import values
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.http import AsyncHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from channels.base import OutboundMessage, SendResult
+from channels.batching import run_bounded
+from channels.errors import CONNECT_ERROR, TIMEOUT, classify_twilio
+from store.masking import mask_phone
+
+log = logging.getLogger(__name__)
+
+TOUCH_KEY_PARAM = "touch_key"
+DEFAULT_API_BASE = "https://api.twilio.com"
+MARKETING_FOOTER = "回复TD退订"
+CONNECTION_LOST = "connection_lost"
+
+
+def with_touch_key(url: str, touch_key: str) -> str:
+    """``url`` with ``touch_key=<key>`` in its query (replacing one already there)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != TOUCH_KEY_PARAM]
+    query.append((TOUCH_KEY_PARAM, touch_key))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def sms_body(message: OutboundMessage, footer: str = MARKETING_FOOTER) -> str:
+    """Marketing SMS must carry the opt-out line (SPEC §6); added only if rendering did not."""
+    text = message.content.text
+    if message.category == "marketing" and footer and footer not in text:
+        return f"{text}{footer}" if text.endswith((" ", "\n")) else f"{text} {footer}"
+    return text
+
+
+class AiohttpTwilioHttpClient(AsyncHttpClient):
+    """The SDK's async HTTP hook on one pooled aiohttp session with a real timeout."""
+
+    def __init__(self, *, timeout: float = 10.0, max_connections: int = 64) -> None:
+        super().__init__(logger=log, is_async=True, timeout=timeout)
+        self._client_timeout = aiohttp.ClientTimeout(total=timeout)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._auth_header: dict[tuple[str, str], str] = {}
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        # Created lazily so that it binds to the loop that sends, not the one that built the adapter.
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._client_timeout)
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        all_headers = dict(headers or {})
+        if auth is not None:
+            # Encoded once per credential pair instead of per request.
+            header = self._auth_header.get(auth)
+            if header is None:
+                header = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+                self._auth_header[auth] = header
+            all_headers["Authorization"] = header
+        async with self._get_session().request(
+            method.upper(),
+            url,
+            params=params,  # type: ignore[arg-type]
+            data=data,
+            headers=all_headers,
+            timeout=aiohttp.ClientTimeout(total=timeout) if timeout else self._client_timeout,
+            allow_redirects=allow_redirects,
+        ) as resp:
+            text = await resp.text()
+            return Response(resp.status, text, resp.headers)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class TwilioSmsAdapter:
+    """``ChannelAdapter`` for SMS: up to ``concurrency`` Messages API requests in flight."""
+
+    channel = "sms"
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        from_number: str | None = None,
+        *,
+        messaging_service_sid: str | None = None,
+        api_base: str | None = None,
+        concurrency: int = 48,
+        timeout: float = 10.0,
+        marketing_footer: str = MARKETING_FOOTER,
+    ) -> None:
+        if not from_number and not messaging_service_sid:
+            raise ValueError("Twilio needs a From number or a Messaging Service SID")
+        self.from_number = from_number
+        self.messaging_service_sid = messaging_service_sid
+        self.concurrency = concurrency
+        self.marketing_footer = marketing_footer
+        self.http = AiohttpTwilioHttpClient(timeout=timeout, max_connections=concurrency)
+        self.client = Client(account_sid, auth_token, http_client=self.http)
+        if api_base:
+            # The SDK joins every Messages URL onto its Api domain's base_url.
+            self.client.api.base_url = api_base.rstrip("/")
+        self._semaphore = asyncio.BoundedSemaphore(concurrency)
+
+    async def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
+        return await run_bounded(messages, self.send_one, self.concurrency)
+
+    async def send_one(self, message: OutboundMessage) -> SendResult:
+        callback = message.status_callback_url
+        async with self._semaphore:
+            try:
+                created = await self.client.messages.create_async(
+                    to=message.to,
+                    body=sms_body(message, self.marketing_footer),
+                    from_=self.from_number or values.unset,
+                    messaging_service_sid=self.messaging_service_sid or values.unset,
+                    status_callback=with_touch_key(callback, message.touch_key) if callback else values.unset,
+                )
+            except (TwilioRestException, TwilioServiceException) as exc:
+                code = exc.code if isinstance(exc.code, int) else None
+                verdict = classify_twilio(exc.status, code)
+                log.info("sms to %s refused: %s %s", mask_phone(message.to), code, verdict.reason)
+                return SendResult(
+                    message.touch_key,
+                    ok=False,
+                    error_class=verdict.error_class,
+                    error_code=str(code if code is not None else exc.status),
+                    error_reason=verdict.reason,
+                )
+            except TimeoutError:
+                return _transport_failure(message, TIMEOUT, "no reply from Twilio within the timeout")
+            except aiohttp.ClientConnectorError as exc:
+                return _transport_failure(message, CONNECT_ERROR, f"cannot connect to Twilio: {exc.os_error}")
+            except aiohttp.ClientError as exc:
+                return _transport_failure(message, CONNECTION_LOST, f"connection lost: {type(exc).__name__}")
+        return SendResult(message.touch_key, ok=True, provider_message_id=created.sid, provider_status=created.status)
+
+    async def aclose(self) -> None:
+        await self.http.close()
+
+
+def _transport_failure(message: OutboundMessage, code: str, reason: str) -> SendResult:
+    log.info("sms to %s not sent: %s", mask_phone(message.to), reason)
+    return SendResult(message.touch_key, ok=False, error_class="retryable", error_code=code, error_reason=reason)

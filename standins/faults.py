@@ -1,0 +1,129 @@
+"""Fault injection and the accepted-message log shared by every stand-in.
+
+A stand-in draws one fault per request from a seeded generator, so a reliability
+test that replays the same traffic sees the same faults. What the stand-in
+accepted is logged with the sender's idempotency key where the protocol carries
+one, which is how tests count duplicates: a key accepted twice was sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+Fault = Literal["timeout", "5xx", "429", "permanent"]
+
+
+@dataclass
+class FaultPlan:
+    """Rates are probabilities per request (0..1); at most one fault is drawn per request."""
+
+    latency_s: float = 0.0  # added to every request
+    timeout_rate: float = 0.0  # hang for ``hang_s`` (past the client's timeout)
+    hang_s: float = 30.0
+    # A timed-out request is accepted (and logged) before the hang, as when a provider
+    # takes the message and the reply is lost: the case that makes retries duplicate.
+    timeout_after_accept: bool = True
+    error_5xx_rate: float = 0.0
+    rate_429: float = 0.0
+    permanent_rate: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Accepted:
+    message_id: str
+    recipient: str
+    key: str | None  # the sender's idempotency key, when the protocol carries one
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Faults:
+    """Thread-safe: tests configure it from their own thread while the server runs in another."""
+
+    def __init__(self, plan: FaultPlan | None = None) -> None:
+        self._lock = threading.Lock()
+        self.plan = plan or FaultPlan()
+        self._rng = random.Random(self.plan.seed)
+        self.drawn: Counter[str] = Counter()
+
+    def configure(self, **changes: Any) -> None:
+        """Change some fields of the plan; a new ``seed`` restarts the random sequence."""
+        names = {f.name for f in fields(FaultPlan)}
+        unknown = set(changes) - names
+        if unknown:
+            raise TypeError(f"unknown fault settings: {sorted(unknown)}")
+        with self._lock:
+            for name, value in changes.items():
+                setattr(self.plan, name, value)
+            if "seed" in changes:
+                self._rng = random.Random(self.plan.seed)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.plan = FaultPlan()
+            self._rng = random.Random(0)
+            self.drawn.clear()
+
+    def draw(self) -> Fault | None:
+        with self._lock:
+            plan = self.plan
+            total = plan.timeout_rate + plan.error_5xx_rate + plan.rate_429 + plan.permanent_rate
+            if total <= 0:
+                return None
+            u = self._rng.random()
+            fault: Fault | None = None
+            for name, rate in (
+                ("timeout", plan.timeout_rate),
+                ("5xx", plan.error_5xx_rate),
+                ("429", plan.rate_429),
+                ("permanent", plan.permanent_rate),
+            ):
+                if u < rate:
+                    fault = name  # type: ignore[assignment]
+                    break
+                u -= rate
+            if fault:
+                self.drawn[fault] += 1
+            return fault
+
+    async def latency(self) -> None:
+        if self.plan.latency_s > 0:
+            await asyncio.sleep(self.plan.latency_s)
+
+    async def hang(self) -> None:
+        await asyncio.sleep(self.plan.hang_s)
+
+
+class AcceptedLog:
+    """Append-only record of accepted messages (appends are atomic; readers take snapshots)."""
+
+    def __init__(self) -> None:
+        self._entries: list[Accepted] = []
+
+    def add(self, entry: Accepted) -> None:
+        self._entries.append(entry)
+
+    @property
+    def entries(self) -> list[Accepted]:
+        return list(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def keys(self) -> Counter[str]:
+        return Counter(e.key for e in self._entries if e.key is not None)
+
+    def duplicates(self) -> dict[str, int]:
+        """Idempotency keys accepted more than once, with their counts."""
+        return {k: n for k, n in self.keys().items() if n > 1}
+
+    def summary(self) -> dict[str, Any]:
+        return {"accepted": len(self._entries), "duplicates": self.duplicates()}

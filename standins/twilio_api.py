@@ -1,0 +1,265 @@
+"""Stand-in for the Twilio Messages API (2010-04-01) and its status/inbound webhooks.
+
+Speaks what the official SDK and our receipts endpoint expect from Twilio:
+- ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json``, form-encoded, HTTP basic
+  auth ``AccountSid:AuthToken`` (401 + code 20003 otherwise); 201 with a Message
+  resource (``sid`` = ``SM`` + 32 hex, ``status: queued``); errors as Twilio's JSON
+  ``{code, message, more_info, status}``.
+- Status callbacks POSTed to the message's ``StatusCallback``: queued → sent →
+  delivered (or undelivered/failed with ``ErrorCode``), signed with
+  ``X-Twilio-Signature`` exactly as Twilio signs (HMAC-SHA1 of URL + sorted params,
+  via ``RequestValidator.compute_signature``).
+- Inbound SMS POSTed to ``inbound_url`` (From, To, Body, MessageSid, ...), signed.
+
+The touch's idempotency key travels in the StatusCallback URL's ``touch_key``
+query parameter (Twilio has no idempotency field on Messages); the accepted log
+records it so reliability tests can count duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import re
+import uuid
+from email.utils import formatdate
+from typing import Any
+from urllib.parse import parse_qs, parse_qsl, urlsplit
+
+from aiohttp import web
+from twilio.request_validator import RequestValidator
+
+from standins.faults import Accepted, FaultPlan
+from standins.server import Standin
+
+log = logging.getLogger(__name__)
+
+KEY_PARAM = "touch_key"
+API_VERSION = "2010-04-01"
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
+    "¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€"
+)
+_ERROR_MESSAGES = {
+    20003: "Authenticate",
+    20429: "Too Many Requests",
+    20500: "Internal Server Error",
+    21211: "The 'To' number is not a valid phone number.",
+    21602: "Message body is required.",
+    21603: "The 'From' phone number is required.",
+    21604: "A 'To' phone number is required.",
+    21610: "Attempt to send to unsubscribed recipient",
+    21614: "'To' number is not a valid mobile number",
+}
+
+
+def num_segments(body: str) -> int:
+    if all(c in _GSM7 for c in body):
+        return 1 if len(body) <= 160 else -(-len(body) // 153)
+    return 1 if len(body) <= 70 else -(-len(body) // 67)
+
+
+def twilio_error(code: int, status: int, message: str | None = None) -> web.Response:
+    payload = {
+        "code": code,
+        "message": message or _ERROR_MESSAGES.get(code, "Error"),
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+    return web.Response(status=status, text=json.dumps(payload), content_type="application/json")
+
+
+class TwilioStandin(Standin):
+    kind = "twilio"
+
+    def __init__(
+        self,
+        account_sid: str = "AC" + "0" * 32,
+        auth_token: str = "standin-auth-token",
+        *,
+        callbacks: bool = True,
+        callback_workers: int = 8,
+        inbound_url: str | None = None,
+        faults: FaultPlan | None = None,
+        permanent_code: int = 21211,
+    ) -> None:
+        super().__init__(faults)
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.callbacks = callbacks
+        self.callback_workers = callback_workers
+        self.inbound_url = inbound_url
+        self.permanent_code = permanent_code
+        self.validator = RequestValidator(auth_token)
+        self._expected_auth = "Basic " + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
+        # Per recipient: an API error code at create time, or a final delivery outcome.
+        self.recipient_errors: dict[str, int] = {}
+        self.delivery_outcomes: dict[str, tuple[str, int | None]] = {}
+        self.callbacks_sent: list[dict[str, Any]] = []
+        self._queue: asyncio.Queue[tuple[str, dict[str, str], str]] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post(f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json", self.create_message),
+            web.post("/_standin/inbound", self._admin_inbound),
+        ]
+
+    async def on_start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._workers = [asyncio.create_task(self._callback_worker()) for _ in range(self.callback_workers)]
+
+    async def on_stop(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+
+    async def drain_callbacks(self) -> None:
+        """Wait until every queued status callback has been posted (run on the stand-in's loop)."""
+        if self._queue is not None:
+            await self._queue.join()
+
+    # -- Messages API ---------------------------------------------------------------
+    async def create_message(self, request: web.Request) -> web.Response:
+        self.counts["create"] += 1
+        if request.headers.get("Authorization") != self._expected_auth:
+            return twilio_error(20003, 401)
+        account_sid = request.match_info["account_sid"]
+        if account_sid != self.account_sid:
+            return twilio_error(20003, 401)
+        form = dict(parse_qsl((await request.read()).decode(), keep_blank_values=True))
+        await self.faults.latency()
+
+        to, from_, body = form.get("To", ""), form.get("From", ""), form.get("Body", "")
+        if not to:
+            return twilio_error(21604, 400)
+        if not from_ and not form.get("MessagingServiceSid"):
+            return twilio_error(21603, 400)
+        if not body and not form.get("MediaUrl"):
+            return twilio_error(21602, 400)
+        if not _E164.match(to):
+            return twilio_error(21211, 400, f"The 'To' number {to} is not a valid phone number.")
+        if to in self.recipient_errors:
+            return twilio_error(self.recipient_errors[to], 400)
+
+        fault = self.faults.draw()
+        if fault == "5xx":
+            return twilio_error(20500, 500)
+        if fault == "429":
+            return twilio_error(20429, 429)
+        if fault == "permanent":
+            return twilio_error(self.permanent_code, 400)
+        if fault == "timeout" and not self.faults.plan.timeout_after_accept:
+            await self.faults.hang()
+            return twilio_error(20500, 500)
+
+        sid = "SM" + uuid.uuid4().hex
+        callback = form.get("StatusCallback")
+        key = parse_qs(urlsplit(callback).query).get(KEY_PARAM, [None])[0] if callback else None
+        self.log.add(Accepted(sid, to, key, {"from": from_, "body": body, "status_callback": callback}))
+        self.counts["accepted"] += 1
+        if fault == "timeout":
+            self._schedule_callbacks(sid, to, from_, callback)
+            await self.faults.hang()
+            return twilio_error(20500, 500)
+        self._schedule_callbacks(sid, to, from_, callback)
+        return web.Response(
+            status=201, text=json.dumps(self._resource(sid, to, from_, body, form)), content_type="application/json"
+        )
+
+    def _resource(self, sid: str, to: str, from_: str, body: str, form: dict[str, str]) -> dict[str, Any]:
+        now = formatdate(usegmt=True)
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}.json"
+        return {
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "body": body,
+            "date_created": now,
+            "date_sent": None,
+            "date_updated": now,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": from_ or None,
+            "messaging_service_sid": form.get("MessagingServiceSid"),
+            "num_media": "0",
+            "num_segments": str(num_segments(body)),
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            "status": "queued",
+            "subresource_uris": {"media": uri.replace(".json", "/Media.json")},
+            "to": to,
+            "uri": uri,
+        }
+
+    # -- status callbacks -------------------------------------------------------------
+    def _schedule_callbacks(self, sid: str, to: str, from_: str, url: str | None) -> None:
+        if not url or not self.callbacks or self._queue is None:
+            return
+        final, code = self.delivery_outcomes.get(to, ("delivered", None))
+        steps = ["queued", "sent", final] if final in ("delivered", "undelivered") else ["queued", final]
+        for status in steps:
+            params = {
+                "AccountSid": self.account_sid,
+                "ApiVersion": API_VERSION,
+                "From": from_,
+                "MessageSid": sid,
+                "MessageStatus": status,
+                "SmsSid": sid,
+                "SmsStatus": status,
+                "To": to,
+            }
+            if status in ("undelivered", "failed") and code is not None:
+                params["ErrorCode"] = str(code)
+            self._queue.put_nowait((url, params, sid))
+
+    async def _callback_worker(self) -> None:
+        assert self._queue is not None
+        while True:
+            url, params, _sid = await self._queue.get()
+            try:
+                await self.post_signed(url, params)
+            except Exception as exc:  # our webhook being down must not stop the stand-in
+                log.warning("status callback to %s failed: %s", url, exc)
+            finally:
+                self._queue.task_done()
+
+    async def post_signed(self, url: str, params: dict[str, str]) -> int:
+        """POST ``params`` form-encoded to ``url`` with Twilio's ``X-Twilio-Signature``."""
+        assert self.session is not None
+        signature = self.validator.compute_signature(url, params)
+        async with self.session.post(url, data=params, headers={"X-Twilio-Signature": signature}) as resp:
+            await resp.read()
+            self.callbacks_sent.append({"url": url, "params": params, "signature": signature, "status": resp.status})
+            return resp.status
+
+    # -- inbound SMS --------------------------------------------------------------------
+    async def inject_inbound(self, from_: str, to: str, body: str, url: str | None = None) -> int:
+        """Deliver an inbound SMS to our webhook the way Twilio does; returns the webhook's HTTP status."""
+        target = url or self.inbound_url
+        if not target:
+            raise ValueError("no inbound_url configured")
+        sid = "SM" + uuid.uuid4().hex
+        params = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": API_VERSION,
+            "Body": body,
+            "From": from_,
+            "MessageSid": sid,
+            "NumMedia": "0",
+            "NumSegments": str(num_segments(body)),
+            "SmsMessageSid": sid,
+            "SmsSid": sid,
+            "SmsStatus": "received",
+            "To": to,
+        }
+        return await self.post_signed(target, params)
+
+    async def _admin_inbound(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        status = await self.inject_inbound(data["from"], data["to"], data["body"], data.get("url"))
+        return web.json_response({"status": status})
