@@ -279,7 +279,8 @@ def _check_steps(ctx: _Context, journey: Journey, scopes: set[str], events: set[
         if step.task is not None and step.task.script is not None:
             for message in missing_files(ctx.templates_root, step.task.script, ["task"]):
                 ctx.add((*base, "task", "script"), message)
-        if step.task is not None and step.task.assign == "advisor" and "diamond" not in (journey.audience.tiers or []):
+        tiers = journey.audience.tiers
+        if step.task is not None and step.task.assign == "advisor" and tiers is not None and "diamond" not in tiers:
             ctx.add((*base, "task", "assign"), "assign: advisor needs the diamond tier in the audience")
         if step.branch is not None:
             for j, case in enumerate(step.branch.cases):
