@@ -404,3 +404,76 @@ def insert_outcomes(conn: Any, rows: list[dict[str, Any]]) -> None:
         ).bindparams(bindparam("detail", type_=JSON()), bindparam("occurred_at", type_=UTCDateTime())),
         [{"task_id": None, **row} for row in rows],
     )
+
+
+# ---- wiring from configuration ----------------------------------------------------------
+
+# WeChat pushes its TEMPLATESENDJOBFINISH events to the one URL set on the account and
+# SMTP has no per-message callback: only Twilio takes a URL per message.
+CALLBACK_PATHS = {"sms": "/hooks/twilio/status"}
+
+
+def build_adapters(outbox_dir: str | None = None) -> dict[str, ChannelAdapter]:
+    """The adapters of every channel configured in the environment (``channels.registry``).
+
+    A channel without credentials is skipped, so its touches stay planned for a worker
+    that has them; with ``outbox_dir`` (or ``JOURNEYS_OUTBOX_DIR``) it writes to the
+    outbox file instead.
+    """
+    import os
+
+    from channels.registry import CHANNELS, ChannelNotConfigured, build_adapter
+
+    outbox = outbox_dir or os.environ.get("JOURNEYS_OUTBOX_DIR") or None
+    adapters: dict[str, ChannelAdapter] = {}
+    for channel in CHANNELS:
+        try:
+            adapters[channel] = build_adapter(channel, outbox_dir=outbox)
+        except ChannelNotConfigured as exc:
+            log.info("channel not configured, not dispatching it here: %s", exc)
+    return adapters
+
+
+def callback_url_from_env() -> Callable[[str, ClaimedTouch], str | None] | None:
+    """Status-callback URLs under ``JOURNEYS_PUBLIC_URL`` (where the receipts endpoints are reachable)."""
+    import os
+
+    base = os.environ.get("JOURNEYS_PUBLIC_URL", "").rstrip("/")
+    if not base:
+        return None
+
+    def url(channel: str, touch: ClaimedTouch) -> str | None:
+        path = CALLBACK_PATHS.get(channel)
+        return f"{base}{path}" if path else None
+
+    return url
+
+
+def make_dispatcher(
+    engine: Engine,
+    adapters: dict[str, ChannelAdapter] | None = None,
+    *,
+    worker_id: str | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    lanes: int = DEFAULT_LANES,
+    renderer: Renderer | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> Dispatcher:
+    """A dispatcher with the delivery configuration (rate limits, max attempts), the store
+    renderer and the adapters from the environment, unless given."""
+    from engine.journey_registry import load_delivery_config
+    from engine.render_batch import StoreRenderer
+
+    delivery = load_delivery_config()
+    return Dispatcher(
+        engine,
+        adapters if adapters is not None else build_adapters(),
+        renderer or StoreRenderer(),
+        worker_id=worker_id,
+        batch_size=batch_size,
+        lanes=lanes,
+        max_attempts=delivery.max_attempts,
+        rate_limits=dict(delivery.rate_limits),
+        callback_url=callback_url_from_env(),
+        clock=clock,
+    )

@@ -23,6 +23,7 @@ lease defaults to five minutes).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -63,6 +64,81 @@ class Lookup(Protocol):
     async def lookup(self, pending: list[PendingSend]) -> dict[str, str]:
         """Touch key → provider message id, for every pending touch the provider accepted."""
         ...
+
+
+class TwilioListing:
+    """Asks Twilio which messages went to a recipient since a moment (Messages list, ``To`` +
+    ``DateSent>``) and matches them to interrupted touches.
+
+    Twilio's Message resource does not carry our key, so the match is by elimination: a
+    message Twilio holds for this recipient since the claim whose SID no touch of ours has
+    recorded can only be the interrupted send. With several interrupted touches to one
+    recipient and fewer unrecorded messages than touches the match is ambiguous, and those
+    touches are left unknown (failed as interrupted) rather than guessed.
+    """
+
+    def __init__(self, adapter: Any, engine: Engine) -> None:
+        self.client = adapter.client
+        self.engine = engine
+        self.ambiguous: set[str] = set()  # touch keys that could not be told apart
+
+    async def lookup(self, pending: list[PendingSend]) -> dict[str, str]:
+        by_to: dict[str, list[PendingSend]] = defaultdict(list)
+        for p in pending:
+            if p.to:
+                by_to[p.to].append(p)
+        found: dict[str, str] = {}
+        self.ambiguous = set()
+
+        async def one(to: str, items: list[PendingSend]) -> None:
+            since = min((p.claimed_at for p in items if p.claimed_at), default=None)
+            since = (since or utcnow()) - timedelta(minutes=1)
+            listed = await self.client.messages.list_async(to=to, date_sent_after=since)
+            sids = [m.sid for m in listed]
+            unrecorded = [sid for sid in sids if sid not in recorded]
+            if len(unrecorded) >= len(items):
+                # Every one of them went out. Which SID is whose does not matter for
+                # receipts, which name their touch by the key in the callback URL.
+                for p, sid in zip(items, unrecorded, strict=False):
+                    found[p.touch_key] = sid
+            elif unrecorded:
+                self.ambiguous.update(p.touch_key for p in items)
+
+        recorded = _recorded_sids(self.engine, [p.customer_id for p in pending])
+        sem = asyncio.Semaphore(32)
+
+        async def bounded(to: str, items: list[PendingSend]) -> None:
+            async with sem:
+                await one(to, items)
+
+        await asyncio.gather(*(bounded(to, items) for to, items in by_to.items()))
+        return found
+
+
+def _recorded_sids(engine: Engine, customer_ids: list[int]) -> set[str]:
+    if not customer_ids:
+        return set()
+    stmt = text(
+        "SELECT provider_message_id FROM touch WHERE customer_id IN :ids AND provider_message_id IS NOT NULL"
+    ).bindparams(bindparam("ids", expanding=True))
+    with engine.connect() as conn:
+        return {r[0] for r in conn.execute(stmt, {"ids": sorted(set(customer_ids))})}
+
+
+def _lookup_for(adapter: Any, engine: Engine) -> Any:
+    """The way to ask ``adapter``'s provider about interrupted sends, if there is one."""
+    if isinstance(adapter, Lookup):
+        return adapter
+    client = getattr(adapter, "client", None)
+    if getattr(adapter, "channel", None) == "sms" and client is not None and hasattr(client, "messages"):
+        return TwilioListing(adapter, engine)
+    return None
+
+
+def _dedups_by_key(adapter: Any) -> bool:
+    # WeChat template sends carry client_msg_id (derived from the touch key): WeChat drops
+    # a repeat within its dedup window, so a keyed re-send is safe.
+    return bool(getattr(adapter, "dedups_by_key", False)) or type(adapter).__name__ == "WeChatTemplateAdapter"
 
 
 @dataclass
@@ -135,14 +211,18 @@ async def reconcile(
     for channel, items in by_channel.items():
         counts.by_channel[channel] = len(items)
         adapter = adapters[channel]
-        if isinstance(adapter, Lookup):
-            accepted = await adapter.lookup(items)
+        asker = _lookup_for(adapter, engine)
+        if asker is not None:
+            accepted = await asker.lookup(items)
+            ambiguous: set[str] = getattr(asker, "ambiguous", set())
             for p in items:
                 if p.touch_key in accepted:
                     found.append((p, accepted[p.touch_key]))
+                elif p.touch_key in ambiguous or not p.to:
+                    unknown.append(p)
                 else:
                     resend.append(p)
-        elif getattr(adapter, "dedups_by_key", False):
+        elif _dedups_by_key(adapter):
             resend.extend(items)
         else:
             unknown.extend(items)

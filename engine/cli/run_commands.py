@@ -1,9 +1,58 @@
-"""Commands of this area register here."""
+"""Commands that run the product: ``dispatch``, ``run`` (embedded service), ``demo``, ``deploy``."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import signal
+from typing import Any
+
 import typer
+
+log = logging.getLogger(__name__)
+
+
+def _install_stop(stop: asyncio.Event) -> None:
+    """SIGTERM/SIGINT set ``stop``: the batches in flight finish and are recorded, nothing is cut off."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def dispatch(
+    once: bool = typer.Option(False, "--once", help="Send what is due now, then exit."),
+    batch: int = typer.Option(1000, "--batch", min=1, help="Touches claimed per batch."),
+    worker: str | None = typer.Option(
+        None, "--worker", help="Worker id (default host:pid). A stable id lets a restart take over its own "
+        "interrupted sends at once."),
+    lanes: int = typer.Option(2, "--lanes", min=1, help="Batches in flight at once in this process."),
+) -> None:
+    """Claim due touches in batches and send them through the configured channels."""
+    from engine.dispatch import make_dispatcher
+    from engine.reconcile import reconcile
+    from store.db import get_engine
+
+    async def main() -> dict[str, Any]:
+        engine = get_engine()
+        dispatcher = make_dispatcher(engine, worker_id=worker, batch_size=batch, lanes=lanes)
+        if not dispatcher.adapters:
+            raise typer.BadParameter("no channel is configured (see channels/registry.py for the variables)")
+        stop = asyncio.Event()
+        _install_stop(stop)
+        try:
+            settled = await reconcile(engine, dispatcher.adapters, worker_id=dispatcher.worker_id)
+            if once:
+                counts = await dispatcher.run_until_idle(stop=stop)
+            else:
+                counts = await dispatcher.run_forever(stop)
+        finally:
+            await dispatcher.aclose()
+        return {"worker": dispatcher.worker_id, "reconciled": settled.as_dict(), **counts.as_dict()}
+
+    result = asyncio.run(main())
+    typer.echo(json.dumps(result, ensure_ascii=False))
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("dispatch")(dispatch)
