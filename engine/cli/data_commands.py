@@ -7,6 +7,7 @@ no phone number, e-mail address or ID number is ever printed unmasked.
 from __future__ import annotations
 
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -21,6 +22,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def register(app: typer.Typer) -> None:
     app.command("seed")(seed)
+    app.command("import")(import_file)
 
 
 def seed(
@@ -76,4 +78,50 @@ def seed(
         out.print(f"tiers: {mix}", markup=False)
 
 
-_ = Path  # used by the import command below
+
+class Kind(StrEnum):
+    customers = "customers"
+    policies = "policies"
+    claims = "claims"
+
+
+def import_file(
+    kind: Kind = typer.Argument(..., help="What the file holds: customers, policies or claims."),
+    file: Path = typer.Argument(..., help="CSV file, header on line 1 (columns: docs/import.md)."),
+    rejects: Path | None = typer.Option(
+        None, "--rejects", help="Where to write the rejected rows (default: FILE.rejects.csv)."
+    ),
+    encoding: str = typer.Option("utf-8-sig", "--encoding", help="Text encoding of the file (e.g. gbk)."),
+    assume_tz: str = typer.Option(
+        "Asia/Shanghai", "--assume-tz", help="Time zone of date-times written without an offset."
+    ),
+) -> None:
+    """Import (upsert by external_id) customers, policies or claims from a CSV file.
+
+    Exit code 0: every row imported; 1: some rows rejected (the good ones are imported);
+    2: the file cannot be used (nothing imported).
+    """
+    from store.importing import ImportFileError, Rejected, import_csv
+
+    shown = str(file)
+
+    def report_reject(rejected: Rejected) -> None:
+        err.print(f"{shown}:{rejected.line}: {rejected.reason}", markup=False)
+
+    try:
+        report = import_csv(
+            kind.value, file, database_url(), rejects, encoding=encoding, assume_tz=assume_tz,
+            on_reject=report_reject,
+        )
+    except ImportFileError as exc:
+        err.print(f"{shown}: {exc}", markup=False)
+        err.print(f"{shown}: nothing imported", markup=False)
+        raise typer.Exit(2) from None
+    summary = (
+        f"{shown}: {report.rows} rows; imported {report.inserted} new, updated {report.updated}, "
+        f"rejected {len(report.rejected)}"
+    )
+    if report.rejects_path is not None:
+        summary += f" (rejected rows in {report.rejects_path})"
+    out.print(summary, markup=False)
+    raise typer.Exit(report.exit_code)

@@ -1,0 +1,197 @@
+"""Parsing and validation of CSV cells. Every reason is safe to print: PII in it is masked."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from store.masking import mask_email, mask_id_number, mask_phone
+from store.models import CHANNELS, PRODUCT_LINES, TIERS
+from store.phones import PhoneError, normalise_phone
+
+LOCALES = ("zh-CN", "en")
+POLICY_STATUSES = ("active", "lapsed", "renewed", "cancelled")
+CLAIM_STATUSES = ("filed", "settled", "rejected")
+_TRUE = {"yes", "y", "true", "t", "1", "是", "同意"}
+_FALSE = {"no", "n", "false", "f", "0", "否", "不同意"}
+# Deliberately plain: one @, no spaces, a dotted domain with a 2+ letter top level.
+# Deliverability is the mail server's business; this catches typos and swapped columns.
+_EMAIL_RE = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,}$"
+)
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+class FieldError(ValueError):
+    """A cell that cannot be imported; the message names the column and never shows PII unmasked."""
+
+
+def _short(value: str, limit: int = 40) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def text(column: str, raw: str, max_length: int) -> str:
+    value = raw.strip()
+    if len(value) > max_length:
+        raise FieldError(f"{column} is longer than {max_length} characters")
+    return value
+
+
+def required(column: str, raw: str) -> str:
+    if not raw.strip():
+        raise FieldError(f"{column} is empty")
+    return raw.strip()
+
+
+def phone(raw: str) -> str:
+    try:
+        return normalise_phone(raw)
+    except PhoneError as exc:
+        raise FieldError(f"{exc} ({mask_phone(raw.strip())})") from None
+
+
+def email(raw: str) -> str:
+    value = raw.strip()
+    if len(value) > 254 or not _EMAIL_RE.match(value) or ".." in value:
+        raise FieldError(f"email is not a valid address ({mask_email(value)})")
+    local, _, domain = value.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def id_number(raw: str) -> str:
+    """An 18-character mainland resident ID (GB 11643) with a correct check character."""
+    value = raw.strip().upper()
+    shown = mask_id_number(value)
+    if not re.fullmatch(r"\d{17}[\dX]", value):
+        raise FieldError(f"id_number is not an 18-character resident ID number ({shown})")
+    try:
+        date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        raise FieldError(f"id_number has an impossible birth date ({shown})") from None
+    check = _ID_CHECK[sum(int(d) * w for d, w in zip(value[:17], _ID_WEIGHTS, strict=True)) % 11]
+    if value[17] != check:
+        raise FieldError(f"id_number check character is wrong ({shown})")
+    return value
+
+
+def iso_date(column: str, raw: str) -> date:
+    value = raw.strip()
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError
+        return date.fromisoformat(value)
+    except ValueError:
+        raise FieldError(f"{column} {_short(value)!r} is not a date (YYYY-MM-DD)") from None
+
+
+def iso_datetime(column: str, raw: str, assume_tz: ZoneInfo) -> datetime:
+    """ISO 8601 date-time (or date); without an offset it is read in ``assume_tz``."""
+    value = raw.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            moment = datetime.combine(date.fromisoformat(value), time())
+        elif re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?", value):
+            moment = datetime.fromisoformat(value)
+        else:
+            raise ValueError
+    except ValueError:
+        raise FieldError(
+            f"{column} {_short(value)!r} is not an ISO date-time (YYYY-MM-DDTHH:MM[:SS][+08:00])"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=assume_tz)
+    return moment.astimezone(UTC)
+
+
+def amount(column: str, raw: str) -> float:
+    value = raw.strip()
+    try:
+        number = float(value)
+    except ValueError:
+        raise FieldError(f"{column} {_short(value)!r} is not a number") from None
+    if not math.isfinite(number):
+        raise FieldError(f"{column} {_short(value)!r} is not a number")
+    if number < 0:
+        raise FieldError(f"{column} {value} is negative")
+    return round(number, 2)
+
+
+def consent(column: str, raw: str) -> bool:
+    """yes/no in the spellings source systems use; an empty cell is no consent."""
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE or value == "":
+        return False
+    raise FieldError(f"{column} {_short(value)!r} is not a consent value (yes/no, true/false, 1/0, 是/否)")
+
+
+def choice(column: str, raw: str, allowed: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in allowed:
+        raise FieldError(f"{column} {_short(raw.strip())!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def tier(raw: str) -> str:
+    return choice("tier", raw, TIERS)
+
+
+def product_line(raw: str) -> str:
+    return choice("product_line", raw, PRODUCT_LINES)
+
+
+def timezone(raw: str) -> str:
+    value = raw.strip()
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise FieldError(f"timezone {_short(value)!r} is not a time zone name (e.g. Asia/Shanghai)") from None
+    return value
+
+
+def locale(raw: str) -> str:
+    value = raw.strip().replace("_", "-")
+    for known in LOCALES:
+        if value.lower() == known.lower():
+            return known
+    raise FieldError(f"locale {_short(value)!r} is not one of {', '.join(LOCALES)}")
+
+
+def channels(raw: str) -> list[str]:
+    out: list[str] = []
+    for part in re.split(r"[;,|\s]+", raw.strip().lower()):
+        if not part:
+            continue
+        if part not in CHANNELS:
+            raise FieldError(f"preferred_channels {_short(part)!r} is not one of {', '.join(CHANNELS)}")
+        if part not in out:
+            out.append(part)
+    return out
+
+
+def score(raw: str) -> float:
+    value = amount("tier_score", raw)
+    if value > 100:
+        raise FieldError(f"tier_score {value:g} is above 100")
+    return value
+
+
+def attribute(raw: str) -> object:
+    """``attr.*`` cells: numbers and true/false become JSON numbers and booleans, the rest stays text."""
+    value = raw.strip()
+    if re.fullmatch(r"[+-]?\d+", value):
+        return int(value)
+    try:
+        number = float(value)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(number):
+            return number
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
