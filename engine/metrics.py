@@ -422,13 +422,13 @@ def _surveys(conn: sa.Connection, ctx: _Ctx, by: str | None) -> Rows:
     return out
 
 
-def _in_force_at(customer_id: Any, day: date) -> ColumnElement[bool]:
+def in_force_at(customer_id: Any, day: date) -> ColumnElement[bool]:
     return sa.exists().where(
         policy_t.c.customer_id == customer_id, policy_t.c.start_date <= day, policy_t.c.expiry_date >= day
     )
 
 
-def _still_held(customer_id: Any) -> ColumnElement[bool]:
+def still_held(customer_id: Any) -> ColumnElement[bool]:
     return sa.exists().where(policy_t.c.customer_id == customer_id, policy_t.c.status.in_(("active", "renewed")))
 
 
@@ -437,12 +437,12 @@ def _customers(conn: sa.Connection, ctx: _Ctx, by: str | None) -> Rows:
     grp = _group(by, ctx, c)
     if grp is None:
         return {}
-    in_force = _in_force_at(c.c.id, ctx.start_day)
+    in_force = in_force_at(c.c.id, ctx.start_day)
     live = c.c.anonymised_at.is_(None) & (c.c.created_at < ctx.end)
     inner = sa.select(
         grp.label("grp"),
         sa.case((in_force, 1), else_=0).label("in_force"),
-        sa.case((in_force & ~_still_held(c.c.id), 1), else_=0).label("churned"),
+        sa.case((in_force & ~still_held(c.c.id), 1), else_=0).label("churned"),
         sa.case((live, 1), else_=0).label("live"),
         sa.case((live & c.c.tier.is_not(None), 1), else_=0).label("tiered"),
     ).subquery()

@@ -45,8 +45,10 @@ def insert_ignoring_duplicates(conn: Connection, table: sa.Table, rows: Sequence
         stmt = pg_insert(table).on_conflict_do_nothing()
     else:  # pragma: no cover - the product supports SQLite and PostgreSQL only
         raise NotImplementedError(conn.dialect.name)
-    result = conn.execute(stmt, list(rows))
-    return int(result.rowcount or 0)
+    # rowcount is not reliable for executemany batches (psycopg reports -1), so count the
+    # primary keys the database hands back for the rows it actually inserted.
+    result = conn.execute(stmt.returning(*table.primary_key.columns), list(rows))
+    return len(result.all())
 
 
 def bucket_index(moment: Any, origin: Any, bucket_seconds: int, dialect: str) -> ColumnElement[int]:

@@ -8,18 +8,19 @@
   (0.25, 300), ``interactions_90d`` (0.20, 20), ``replies_90d`` (0.20, 8).
 - risk: ``risk_questionnaire`` 0–100 (0.7); claim history 100 − 30 per claim filed (0.3),
   claims counted in the claim table (or ``attributes.claims_count``, whichever is higher).
-- social (attributes): ``referrals`` (0.6, full at 3), ``community_events`` (0.4, full at 6).
-- basic (attributes): ``age_band`` (0.4), ``occupation`` (0.35), ``region`` (0.25), looked
-  up in the tables below.
+- social (attributes): ``referrals`` (0.6, full at 3), ``community_participation`` (or
+  ``community_events``; 0.4, full at 6).
+- basic (attributes): ``age_band`` (0.4), ``occupation`` (0.35), ``city_tier`` or else
+  ``region`` (0.25), looked up in the tables below.
 
 "Full at N" means linear from 0 to 100 at N and flat above, so one broker with fifty
 policies does not swamp the scale and every figure can be explained to ops ("2 of
 4 policies → 50"). A missing count is "none recorded" (0); an unknown category
 scores 40. Dimension scores are rounded to 0.1, the weighted score to 0.01.
 
-These are the same formulae the synthetic book (``store/seeding``) was scored with,
-so re-tiering a freshly seeded book moves nobody; this module is the one that
-``journeys retier`` applies from then on.
+The formulae follow the ones the synthetic book (``store/seeding``) is scored with, so
+that re-tiering a seeded book moves few customers; this module is the one that
+``journeys retier`` applies from then on (the seeder should call it, to keep one formula).
 """
 
 from __future__ import annotations
@@ -39,12 +40,17 @@ Breakpoints = Sequence[tuple[float, float]]
 PREMIUM_POINTS: Breakpoints = ((100, 5), (500, 25), (2000, 60), (8000, 90), (20000, 100))
 
 AGE_BANDS: Mapping[str, float] = {"18-25": 40, "26-35": 70, "36-45": 100, "46-55": 90, "56-65": 60, "66+": 40}
-# Occupation groups by income stability and protection needs, as the programme's underwriters rank them.
+# Occupation groups by income stability and protection needs, as the programme's underwriters
+# rank them; both the Chinese labels and the English codes imports use are accepted.
 OCCUPATIONS: Mapping[str, float] = {
     "企业管理者": 100, "专业人士": 90, "公务员": 85, "教师": 75, "医护人员": 80, "工程师": 80,
     "个体经营者": 65, "销售": 55, "服务业": 45, "工人": 40, "自由职业": 45, "退休": 50, "学生": 30,
+    "business_owner": 100, "executive": 100, "professional": 90, "civil_servant": 85, "doctor": 85,
+    "engineer": 80, "teacher": 75, "office_worker": 65, "self_employed": 65, "worker": 40, "retired": 50,
+    "student": 30,
 }
-# Region = city of the customer's branch; first-tier cities score highest.
+# Region: the city tier (``city_tier``) or the city itself (``region``); first-tier cities score highest.
+CITY_TIERS: Mapping[str, float] = {"tier1": 100, "new_tier1": 80, "tier2": 65, "tier3": 50}
 REGIONS: Mapping[str, float] = {"北京": 100, "上海": 100, "深圳": 95, "广州": 90, "杭州": 80, "成都": 70}
 UNKNOWN_BASIC = 40.0
 
@@ -144,11 +150,12 @@ def dimension_scores(inputs: ScoringInputs, today: date) -> dict[str, float]:
     questionnaire = min(100.0, max(0.0, _num(a, "risk_questionnaire")))
     claims = max(float(inputs.claims_count or 0), _num(a, "claims_count"))
     risk = 0.7 * questionnaire + 0.3 * _claim_history(claims)
-    social = 0.6 * cap(_num(a, "referrals"), 3) + 0.4 * cap(_num(a, "community_events"), 6)
+    community = _num(a, "community_participation") or _num(a, "community_events")
+    social = 0.6 * cap(_num(a, "referrals"), 3) + 0.4 * cap(community, 6)
     basic = (
         0.4 * AGE_BANDS.get(str(a.get("age_band")), UNKNOWN_BASIC)
         + 0.35 * OCCUPATIONS.get(str(a.get("occupation")), UNKNOWN_BASIC)
-        + 0.25 * REGIONS.get(str(a.get("region")), UNKNOWN_BASIC)
+        + 0.25 * CITY_TIERS.get(str(a.get("city_tier")), REGIONS.get(str(a.get("region")), UNKNOWN_BASIC))
     )
     scores = {"ltv": ltv, "activity": activity, "risk": risk, "social": social, "basic": basic}
     return {d: round(scores[d], 1) for d in DIMENSIONS}
