@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 TOUCH_KEY_PARAM = "touch_key"
 DEFAULT_API_BASE = "https://api.twilio.com"
-MARKETING_FOOTER = "回复TD退订"
 CONNECTION_LOST = "connection_lost"
 
 
@@ -44,15 +43,10 @@ def with_touch_key(url: str, touch_key: str) -> str:
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != TOUCH_KEY_PARAM]
     query.append((TOUCH_KEY_PARAM, touch_key))
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def sms_body(message: OutboundMessage, footer: str = MARKETING_FOOTER) -> str:
-    """Marketing SMS must carry the opt-out line (SPEC §6); added only if rendering did not."""
-    text = message.content.text
-    if message.category == "marketing" and footer and footer not in text:
-        return f"{text}{footer}" if text.endswith((" ", "\n")) else f"{text} {footer}"
-    return text
+    # Twilio signs the URL exactly as given and a receiver validates what it sees; ':' '/' '@'
+    # are left unencoded because URL libraries (yarl, for one) decode them in queries, and then
+    # a receiver rebuilding the URL from a parsed form would compute a different signature.
+    return urlunsplit(parts._replace(query=urlencode(query, safe=":/@")))
 
 
 class AiohttpTwilioHttpClient(AsyncHttpClient):
@@ -124,14 +118,12 @@ class TwilioSmsAdapter:
         api_base: str | None = None,
         concurrency: int = 48,
         timeout: float = 10.0,
-        marketing_footer: str = MARKETING_FOOTER,
     ) -> None:
         if not from_number and not messaging_service_sid:
             raise ValueError("Twilio needs a From number or a Messaging Service SID")
         self.from_number = from_number
         self.messaging_service_sid = messaging_service_sid
         self.concurrency = concurrency
-        self.marketing_footer = marketing_footer
         self.http = AiohttpTwilioHttpClient(timeout=timeout, max_connections=concurrency)
         self.client = Client(account_sid, auth_token, http_client=self.http)
         if api_base:
@@ -148,7 +140,9 @@ class TwilioSmsAdapter:
             try:
                 created = await self.client.messages.create_async(
                     to=message.to,
-                    body=sms_body(message, self.marketing_footer),
+                    # Sent as rendered: rendering adds the marketing opt-out line per locale
+                    # and counts segments with it, so the adapter must not alter the text.
+                    body=message.content.text,
                     from_=self.from_number or values.unset,
                     messaging_service_sid=self.messaging_service_sid or values.unset,
                     status_callback=with_touch_key(callback, message.touch_key) if callback else values.unset,

@@ -93,7 +93,8 @@ class Standin:
         """Start listening on the running loop; returns the bound port."""
         self._loop = asyncio.get_running_loop()
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
+        # A short shutdown grace: a request hanging on an injected timeout must not hold up stop().
+        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, HOST, port, backlog=1024)
         await site.start()

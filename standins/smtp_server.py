@@ -42,6 +42,7 @@ class ReceivedMail:
     message: EmailMessage
     authenticated_as: str | None
     tls: bool
+    session: int  # which SMTP session carried it (connection reuse is visible)
 
 
 def self_signed_certificate() -> tuple[bytes, bytes]:
@@ -118,6 +119,7 @@ class _Handler:
             message=parsed,
             authenticated_as=standin.authenticated.get(id(session)),
             tls=session.ssl is not None,
+            session=id(session),
         )
         standin.messages.append(mail)
         queue_id = uuid.uuid4().hex[:12].upper()

@@ -143,8 +143,10 @@ class WeChatStandin(Standin):
             return errcode_reply(41001)
         expiry = self.tokens.get(token)
         if expiry is None:
+            self.counts["errcode:40001"] += 1
             return errcode_reply(40001)
         if time.monotonic() >= expiry:
+            self.counts["errcode:42001"] += 1
             return errcode_reply(42001)
         raw = await request.read()
         if not raw:

@@ -1,0 +1,161 @@
+"""E-mail adapter (smtplib) against a real aiosmtpd server; checked at the server."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from channels.base import OutboundMessage, RenderedMessage
+from channels.email_smtp import SmtpEmailAdapter, SmtpSettings, message_id
+from standins.smtp_server import SmtpStandin
+
+SENDER = "平安服务 <service@insurer.example.com>"
+
+
+def mail(i: int, to: str | None = None, category: str = "service") -> OutboundMessage:
+    content = RenderedMessage(
+        channel="email",
+        template="renewal",
+        locale="zh-CN",
+        subject="您的保单续保提醒",
+        text="尊敬的客户：您的车险将于 12 月 1 日到期。",
+        html="<p>尊敬的客户：您的车险将于 <b>12 月 1 日</b>到期。</p>",
+    )
+    return OutboundMessage(i, f"c{i}:renewal:s1:2026-W48", to or f"customer{i}@example.org", content, category)
+
+
+@pytest.fixture
+def server() -> Iterator[SmtpStandin]:
+    with SmtpStandin() as standin:
+        yield standin
+
+
+def plain_adapter(server: SmtpStandin, **options: object) -> SmtpEmailAdapter:
+    settings = SmtpSettings(server.host, server.port, starttls=False, timeout=5)
+    return SmtpEmailAdapter(settings, SENDER, **options)  # type: ignore[arg-type]
+
+
+async def test_batch_is_delivered_on_one_connection_with_both_parts(server: SmtpStandin) -> None:
+    adapter = plain_adapter(server)
+    messages = [mail(1), mail(2)]
+    results = await adapter.send_batch(messages)
+
+    assert [(r.touch_key, r.ok) for r in results] == [(m.touch_key, True) for m in messages]
+    assert len(server.messages) == 2
+    assert len({m.session for m in server.messages}) == 1  # one connection for the batch
+    for message, result, received in zip(messages, results, server.messages, strict=True):
+        assert received.mail_from == "service@insurer.example.com"
+        assert received.rcpt_tos == [message.to]
+        email = received.message
+        assert email["To"] == message.to
+        assert email["Subject"] == "您的保单续保提醒"
+        assert email["From"].addresses[0].display_name == "平安服务"
+        assert email["Message-ID"] == message_id(message.touch_key, "insurer.example.com") == result.provider_message_id
+        assert email.get_content_type() == "multipart/alternative"
+        plain, html = email.iter_parts()
+        assert (plain.get_content_type(), plain.get_content_charset()) == ("text/plain", "utf-8")
+        assert (html.get_content_type(), html.get_content_charset()) == ("text/html", "utf-8")
+        assert plain.get_content().strip() == message.content.text
+        assert html.get_content().strip() == message.content.html
+        assert email["List-Unsubscribe"] is None  # service mail
+
+
+async def test_marketing_mail_carries_list_unsubscribe(server: SmtpStandin) -> None:
+    adapter = plain_adapter(
+        server,
+        unsubscribe_url="https://insurer.example.com/u/{key}",
+        unsubscribe_mailto="unsubscribe@insurer.example.com",
+    )
+    [result] = await adapter.send_batch([mail(1, category="marketing")])
+    assert result.ok
+    email = server.messages[0].message
+    # Folded by the generator (the value is longer than a line); unfolding leaves leading FWS.
+    assert email["List-Unsubscribe"].strip() == (
+        "<https://insurer.example.com/u/c1%3Arenewal%3As1%3A2026-W48>, "
+        "<mailto:unsubscribe@insurer.example.com?subject=unsubscribe>"
+    )
+    assert email["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+async def test_resend_of_a_touch_has_the_same_message_id(server: SmtpStandin) -> None:
+    adapter = plain_adapter(server)
+    first = await adapter.send_batch([mail(1)])
+    again = await adapter.send_batch([mail(1)])
+    assert first[0].provider_message_id == again[0].provider_message_id
+    assert server.log.duplicates() == {message_id(mail(1).touch_key, "insurer.example.com"): 2}
+
+
+async def test_starttls_and_auth() -> None:
+    with SmtpStandin(username="relay-user", password="relay-pass", starttls=True) as server:
+        settings = SmtpSettings(
+            server.host,
+            server.port,
+            username="relay-user",
+            password="relay-pass",
+            starttls=True,
+            tls_context=server.client_tls_context(),
+            timeout=5,
+        )
+        [result] = await SmtpEmailAdapter(settings, SENDER).send_batch([mail(1)])
+        assert result.ok
+        [received] = server.messages
+        assert received.tls
+        assert received.authenticated_as == "relay-user"
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+async def test_auth_is_required_and_a_bad_password_is_retryable() -> None:
+    with SmtpStandin(username="relay-user", password="relay-pass") as server:
+        settings = SmtpSettings(server.host, server.port, username="relay-user", password="wrong", starttls=False)
+        results = await SmtpEmailAdapter(settings, SENDER).send_batch([mail(1), mail(2)])
+        # Our relay refusing us is not the customer's fault: retry later, do not fall back.
+        assert [(r.ok, r.error_class, r.error_code) for r in results] == [(False, "retryable", "535")] * 2
+        unauthenticated = SmtpSettings(server.host, server.port, starttls=False)
+        [refused] = await SmtpEmailAdapter(unauthenticated, SENDER).send_batch([mail(3)])
+        assert (refused.ok, refused.error_code) == (False, "530")
+        assert server.messages == []
+
+
+async def test_smtp_replies_are_classified_and_the_batch_goes_on(server: SmtpStandin) -> None:
+    server.rejected.add("gone@example.org")
+    server.deferred.add("full@example.org")
+    results = await plain_adapter(server).send_batch(
+        [mail(1, "gone@example.org"), mail(2, "full@example.org"), mail(3)]
+    )
+    assert [(r.ok, r.error_class, r.error_code) for r in results] == [
+        (False, "permanent", "550"),
+        (False, "retryable", "450"),
+        (True, None, None),
+    ]
+    assert "gone@" not in (results[0].error_reason or "")
+    assert [m.rcpt_tos for m in server.messages] == [["customer3@example.org"]]
+
+
+async def test_data_refusals_map_by_reply_class(server: SmtpStandin) -> None:
+    adapter = plain_adapter(server)
+    server.faults.configure(error_5xx_rate=1.0)  # the stand-in answers DATA with 451
+    [transient] = await adapter.send_batch([mail(1)])
+    server.faults.configure(error_5xx_rate=0.0, permanent_rate=1.0)  # 554
+    [permanent] = await adapter.send_batch([mail(2)])
+    assert (transient.error_class, transient.error_code) == ("retryable", "451")
+    assert (permanent.error_class, permanent.error_code) == ("permanent", "554")
+
+
+async def test_unreachable_relay_is_retryable() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = SmtpSettings("127.0.0.1", port, starttls=False, timeout=2)
+    results = await SmtpEmailAdapter(settings, SENDER).send_batch([mail(1), mail(2)])
+    assert [(r.ok, r.error_class, r.error_code) for r in results] == [(False, "retryable", "connect_error")] * 2
+
+
+async def test_several_connections_split_the_batch_in_order(server: SmtpStandin) -> None:
+    adapter = plain_adapter(server, connections=3)
+    messages = [mail(i) for i in range(7)]
+    results = await adapter.send_batch(messages)
+    assert [r.touch_key for r in results] == [m.touch_key for m in messages]
+    assert all(r.ok for r in results)
+    assert len({m.session for m in server.messages}) == 3

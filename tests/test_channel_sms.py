@@ -1,0 +1,197 @@
+"""SMS adapter (official Twilio SDK) against the Twilio stand-in over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+from channels.base import OutboundMessage, RenderedMessage
+from channels.sms_twilio import TOUCH_KEY_PARAM, TwilioSmsAdapter, with_touch_key
+from standins.sink import WebhookSink
+from standins.twilio_api import KEY_PARAM, TwilioStandin
+
+FROM = "+15005550006"
+
+
+def sms(
+    i: int, to: str = "+8613800000000", text: str = "您的保单即将到期", callback: str | None = None
+) -> OutboundMessage:
+    content = RenderedMessage(channel="sms", template="renewal", locale="zh-CN", text=text, segments=1)
+    return OutboundMessage(
+        touch_id=i, touch_key=f"c{i}:renewal:s1:2026-W48", to=to, content=content, status_callback_url=callback
+    )
+
+
+@pytest.fixture
+def standin() -> Iterator[TwilioStandin]:
+    with TwilioStandin() as server:
+        assert isinstance(server, TwilioStandin)
+        yield server
+
+
+@pytest.fixture
+async def adapter(standin: TwilioStandin) -> AsyncIterator[TwilioSmsAdapter]:
+    sms_adapter = TwilioSmsAdapter(standin.account_sid, standin.auth_token, FROM, api_base=standin.base_url, timeout=2)
+    yield sms_adapter
+    await sms_adapter.aclose()
+
+
+async def drain(standin: TwilioStandin) -> None:
+    # The stand-in's loop posts callbacks to a sink on ours: wait without blocking our loop.
+    await asyncio.to_thread(standin.run, standin.drain_callbacks())
+
+
+def test_touch_key_param_is_the_one_the_standin_reads() -> None:
+    assert TOUCH_KEY_PARAM == KEY_PARAM
+    url = with_touch_key("https://hooks.example.com/twilio/status?x=1&touch_key=old", "c1:j:s:o")
+    assert parse_qs(urlsplit(url).query) == {"x": ["1"], "touch_key": ["c1:j:s:o"]}
+
+
+async def test_batch_arrives_at_twilio_as_sent(standin: TwilioStandin, adapter: TwilioSmsAdapter) -> None:
+    messages = [sms(i, to=f"+861380000000{i}", callback="http://127.0.0.1:9/status") for i in range(5)]
+    results = await adapter.send_batch(messages)
+
+    assert [r.touch_key for r in results] == [m.touch_key for m in messages]
+    assert all(r.ok and r.provider_status == "queued" for r in results)
+    assert all(re.fullmatch(r"SM[0-9a-f]{32}", r.provider_message_id or "") for r in results)
+    accepted = {e.message_id: e for e in standin.log.entries}
+    assert set(accepted) == {r.provider_message_id for r in results}
+    for message, result in zip(messages, results, strict=True):
+        entry = accepted[result.provider_message_id or ""]
+        assert entry.recipient == message.to
+        assert entry.key == message.touch_key
+        assert entry.detail["from"] == FROM
+        assert entry.detail["body"] == message.content.text
+    assert standin.log.duplicates() == {}
+
+
+async def test_text_is_sent_as_rendered(standin: TwilioStandin, adapter: TwilioSmsAdapter) -> None:
+    # Rendering owns the marketing footer and segment count; the adapter must not touch the text.
+    text = "双十一续保优惠 回复TD退订"
+    message = OutboundMessage(
+        1, "k1", "+8613800000001", RenderedMessage("sms", "promo", "zh-CN", text=text), "marketing"
+    )
+    [result] = await adapter.send_batch([message])
+    assert result.ok
+    assert standin.log.entries[0].detail["body"] == text
+
+
+async def test_twilio_error_codes_are_classified(standin: TwilioStandin, adapter: TwilioSmsAdapter) -> None:
+    standin.recipient_errors["+8613800000021"] = 21610
+    standin.recipient_errors["+8613800000022"] = 21614
+    batch = [sms(1, to="12345"), sms(2, to="+8613800000021"), sms(3, to="+8613800000022"), sms(4)]
+    results = await adapter.send_batch(batch)
+
+    assert [(r.ok, r.error_class, r.error_code) for r in results] == [
+        (False, "permanent", "21211"),
+        (False, "permanent", "21610"),
+        (False, "permanent", "21614"),
+        (True, None, None),
+    ]
+    assert "unsubscribed" in (results[1].error_reason or "")
+    assert [e.recipient for e in standin.log.entries] == ["+8613800000000"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [("rate_429", "20429"), ("error_5xx_rate", "20500")],
+)
+async def test_provider_overload_is_retryable(
+    standin: TwilioStandin, adapter: TwilioSmsAdapter, fault: str, code: str
+) -> None:
+    standin.faults.configure(**{fault: 1.0})
+    [result] = await adapter.send_batch([sms(1)])
+    assert (result.ok, result.error_class, result.error_code) == (False, "retryable", code)
+    assert len(standin.log) == 0
+
+
+async def test_timeout_is_retryable_and_marked_ambiguous(standin: TwilioStandin) -> None:
+    standin.faults.configure(timeout_rate=1.0, hang_s=3.0)
+    adapter = TwilioSmsAdapter(standin.account_sid, standin.auth_token, FROM, api_base=standin.base_url, timeout=0.3)
+    try:
+        [result] = await adapter.send_batch([sms(1, callback="http://127.0.0.1:9/s")])
+    finally:
+        await adapter.aclose()
+    assert (result.ok, result.error_class, result.error_code) == (False, "retryable", "timeout")
+    # The stand-in took the message before hanging: the case where a retry would duplicate it.
+    assert [e.key for e in standin.log.entries] == [sms(1).touch_key]
+
+
+async def test_unreachable_provider_is_a_retryable_connect_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    adapter = TwilioSmsAdapter("AC" + "1" * 32, "token", FROM, api_base=f"http://127.0.0.1:{port}", timeout=2)
+    try:
+        [result] = await adapter.send_batch([sms(1)])
+    finally:
+        await adapter.aclose()
+    assert (result.ok, result.error_class, result.error_code) == (False, "retryable", "connect_error")
+
+
+async def test_wrong_credentials_are_refused_by_the_standin(standin: TwilioStandin) -> None:
+    adapter = TwilioSmsAdapter(standin.account_sid, "not-the-token", FROM, api_base=standin.base_url)
+    try:
+        [result] = await adapter.send_batch([sms(1)])
+    finally:
+        await adapter.aclose()
+    # Our credentials being wrong is for ops to fix; the customer's touch is not failed for it.
+    assert (result.ok, result.error_class, result.error_code) == (False, "retryable", "20003")
+    assert len(standin.log) == 0
+
+
+async def test_status_callbacks_arrive_signed_and_validate(standin: TwilioStandin, adapter: TwilioSmsAdapter) -> None:
+    standin.delivery_outcomes["+8613800000099"] = ("undelivered", 30003)
+    async with WebhookSink() as sink:
+        callback = f"{sink.base_url}/webhooks/twilio/status"
+        results = await adapter.send_batch([sms(1, callback=callback), sms(2, to="+8613800000099", callback=callback)])
+        await drain(standin)
+
+    validator = RequestValidator(standin.auth_token)
+    by_sid: dict[str, list[dict[str, str]]] = {}
+    for request in sink.on("/webhooks/twilio/status"):
+        form = request.form()
+        assert validator.validate(request.url, form, request.headers["X-Twilio-Signature"])
+        assert not validator.validate(
+            request.url, {**form, "MessageStatus": "delivered!"}, request.headers["X-Twilio-Signature"]
+        )
+        assert form["AccountSid"] == standin.account_sid
+        assert form["From"] == FROM
+        by_sid.setdefault(form["MessageSid"], []).append(form)
+        assert request.query[TOUCH_KEY_PARAM] in {sms(1).touch_key, sms(2).touch_key}
+
+    delivered, undelivered = (by_sid[r.provider_message_id or ""] for r in results)
+    assert [f["MessageStatus"] for f in delivered] == ["queued", "sent", "delivered"]
+    assert all("ErrorCode" not in f for f in delivered)
+    assert [f["MessageStatus"] for f in undelivered] == ["queued", "sent", "undelivered"]
+    assert undelivered[-1]["ErrorCode"] == "30003"
+    assert undelivered[-1]["To"] == "+8613800000099"
+
+
+async def test_inbound_sms_is_posted_signed(standin: TwilioStandin) -> None:
+    async with WebhookSink() as sink:
+        url = f"{sink.base_url}/webhooks/twilio/inbound"
+        status = await asyncio.to_thread(standin.run, standin.inject_inbound("+8613800000001", FROM, "TD", url))
+    assert status == 200
+    [request] = sink.received
+    form = request.form()
+    assert (form["From"], form["To"], form["Body"]) == ("+8613800000001", FROM, "TD")
+    assert re.fullmatch(r"SM[0-9a-f]{32}", form["MessageSid"])
+    assert RequestValidator(standin.auth_token).validate(request.url, form, request.headers["X-Twilio-Signature"])
+
+
+async def test_large_batch_keeps_order_with_mixed_outcomes(standin: TwilioStandin, adapter: TwilioSmsAdapter) -> None:
+    standin.faults.configure(error_5xx_rate=0.2, permanent_rate=0.1, seed=7)
+    messages = [sms(i) for i in range(300)]
+    results = await adapter.send_batch(messages)
+    assert [r.touch_key for r in results] == [m.touch_key for m in messages]
+    ok = [r for r in results if r.ok]
+    assert len(ok) == len(standin.log)
+    assert sum(r.error_class == "retryable" for r in results) == standin.faults.drawn["5xx"]
+    assert sum(r.error_class == "permanent" for r in results) == standin.faults.drawn["permanent"]
