@@ -527,7 +527,9 @@ class _Job:
                     continue
                 out[name], out[f"{name}_source"], out[f"{name}_at"] = self._consent(
                     v[name], v.get(f"{name}_source"), v.get(f"{name}_at"),
-                    (old[name], old[f"{name}_source"], old[f"{name}_at"]) if old is not None else None,
+                    (old._mapping[name], old._mapping[f"{name}_source"], old._mapping[f"{name}_at"])
+                    if old is not None
+                    else None,
                 )
                 cols += [name, f"{name}_source", f"{name}_at"]
             if attr_columns:
