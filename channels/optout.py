@@ -70,8 +70,10 @@ def insert_or_ignore(session: Session, model: type[SQLModel], values: Mapping[st
         stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=[unique])
     else:  # pragma: no cover - the store supports these two
         raise RuntimeError(f"insert_or_ignore: unsupported database {dialect!r}")
-    result = session.execute(stmt)
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    # RETURNING rather than rowcount: SQLAlchemy adds an implicit RETURNING on PostgreSQL,
+    # after which psycopg reports rowcount -1.
+    result = session.execute(stmt.returning(*table.primary_key.columns))
+    return result.first() is not None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,186 @@
+"""What a customer's inbound text means: an opt-out, an NPS answer, or a reply.
+
+Called by the SMS and WeChat webhooks (``channels.receipts``) inside one transaction;
+every write is keyed on the provider's message id, so a webhook the provider repeats
+changes nothing:
+
+- an opt-out keyword (``DeliveryConfig.opt_out_keywords``) → ``channels.optout.record_opt_out``
+  for every customer at that address, on that channel only;
+- a number 0–10 answering an NPS survey touch (the most recent sent/delivered touch on that
+  channel in the last ``SURVEY_REPLY_WINDOW`` whose template name contains ``nps`` or
+  ``survey``) → a ``SurveyAnswer`` and a ``survey.answered`` event; one answer per survey
+  touch (the event's external id is ``survey:nps:<touch id>``), a later number is a reply;
+- anything else → an outcome ``replied`` and a ``message.replied`` event.
+
+Nothing here logs the sender's number or the text: logs name customer ids only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import phonenumbers
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+
+from channels.optout import (
+    DEFAULT_OPT_OUT_KEYWORDS,
+    StoredEvent,
+    insert_or_ignore,
+    is_opt_out,
+    normalise_reply,
+    record_event_hook,
+    record_opt_out,
+)
+from store.clock import utcnow
+from store.models import Customer, Outcome, SurveyAnswer, Touch, TouchStatus
+
+log = logging.getLogger(__name__)
+
+SURVEY_REPLY_WINDOW = timedelta(days=14)
+MAX_STORED_TEXT = 1000
+DEFAULT_REGION = "CN"
+
+
+@dataclass
+class InboundResult:
+    kind: str  # opted_out | survey_answered | replied | duplicate | unknown_sender
+    customer_ids: list[int] = field(default_factory=list)
+    touch_id: int | None = None
+    cancelled_touches: int = 0
+    events: list[StoredEvent] = field(default_factory=list)
+
+
+def normalise_sender_phone(raw: str, region: str = DEFAULT_REGION) -> str | None:
+    """The sender as E.164 (how ``Customer.phone`` is stored), or None if it is not a phone number."""
+    try:
+        number = phonenumbers.parse(raw.strip(), region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def customers_by_phone(session: Session, raw: str) -> list[Customer]:
+    phone = normalise_sender_phone(raw)
+    if phone is None:
+        return []
+    return list(session.exec(select(Customer).where(Customer.phone == phone).order_by(col(Customer.id))))
+
+
+def customers_by_openid(session: Session, openid: str) -> list[Customer]:
+    if not openid:
+        return []
+    return list(session.exec(select(Customer).where(Customer.wechat_openid == openid).order_by(col(Customer.id))))
+
+
+def _survey_number(text: str) -> int | None:
+    reply = normalise_reply(text)
+    if re.fullmatch(r"\d{1,2}", reply):
+        number = int(reply)
+        if 0 <= number <= 10:
+            return number
+    return None
+
+
+def _recent_touch(session: Session, customer_ids: Sequence[int], channel: str, since: datetime,
+                  survey_only: bool) -> Touch | None:
+    query = select(Touch).where(
+        col(Touch.customer_id).in_(customer_ids),
+        Touch.channel == channel,
+        col(Touch.status).in_([TouchStatus.SENT, TouchStatus.DELIVERED]),
+        col(Touch.sent_at) >= since,
+    )
+    if survey_only:
+        name = func.lower(Touch.template)
+        query = query.where(or_(name.like("%nps%"), name.like("%survey%")))
+    return session.exec(query.order_by(col(Touch.sent_at).desc(), col(Touch.id).desc())).first()
+
+
+def handle_inbound_text(
+    session: Session,
+    *,
+    channel: str,
+    customers: Sequence[Customer],
+    text: str,
+    message_id: str,
+    received_at: datetime | None = None,
+    keywords: Iterable[str] = DEFAULT_OPT_OUT_KEYWORDS,
+) -> InboundResult:
+    """Record what ``text`` from ``customers`` (everyone at the sender's address) means; see the module doc."""
+    now = received_at or utcnow()
+    ids = [c.id for c in customers if c.id is not None]
+    if not ids:
+        return InboundResult("unknown_sender")
+
+    if is_opt_out(text, keywords):
+        result = InboundResult("duplicate", ids)
+        for customer_id in ids:
+            done = record_opt_out(
+                session, customer_id, channel,
+                source=f"reply:{channel}",
+                dedup_key=f"optout:{channel}:{message_id}:{customer_id}",
+                at=now,
+                detail={"message_id": message_id},
+            )
+            if done is not None:
+                result.kind = "opted_out"
+                result.cancelled_touches += done.cancelled_touches
+                result.events.extend(done.events)
+        return result
+
+    since = now - SURVEY_REPLY_WINDOW
+    number = _survey_number(text)
+    survey = _recent_touch(session, ids, channel, since, survey_only=True) if number is not None else None
+    touch = survey or _recent_touch(session, ids, channel, since, survey_only=False)
+    customer_id = touch.customer_id if touch is not None else ids[0]
+    stored_text = text.strip()[:MAX_STORED_TEXT]
+
+    detail: dict[str, object] = {"message_id": message_id}
+    if number is not None and survey is not None:
+        detail["nps"] = number
+    reply = {
+        "dedup_key": f"reply:{channel}:{message_id}",
+        "touch_id": touch.id if touch is not None else None,
+        "customer_id": customer_id,
+        "channel": channel,
+        "kind": "replied",
+        "detail": detail,
+        "occurred_at": now,
+    }
+    if not insert_or_ignore(session, Outcome, reply, "dedup_key"):
+        return InboundResult("duplicate", [customer_id])
+
+    if number is not None and survey is not None and survey.id is not None:
+        stored = record_event_hook(
+            session,
+            customer_id=customer_id,
+            type="survey.answered",
+            data={"nps": number, "survey": survey.template, "touch_id": survey.id, "channel": channel},
+            external_id=f"survey:nps:{survey.id}",
+            occurred_at=now,
+        )
+        if stored is not None:
+            session.add(SurveyAnswer(customer_id=customer_id, touch_id=survey.id, kind="nps", score=number,
+                                     answered_at=now))
+            log.info("customer %s answered NPS survey touch %s", customer_id, survey.id)
+            return InboundResult("survey_answered", [customer_id], survey.id, events=[stored])
+        # This survey already has its answer: a second number is kept as an ordinary reply.
+
+    stored = record_event_hook(
+        session,
+        customer_id=customer_id,
+        type="message.replied",
+        data={"channel": channel, "text": stored_text, "touch_id": touch.id if touch is not None else None},
+        external_id=f"reply:{channel}:{message_id}",
+        occurred_at=now,
+    )
+    log.info("customer %s replied on %s", customer_id, channel)
+    return InboundResult("replied", [customer_id], touch.id if touch is not None else None,
+                         events=[stored] if stored is not None else [])
+

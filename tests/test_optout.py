@@ -1,0 +1,195 @@
+"""Inbound replies through the real webhook app: opt-out at once, NPS answers once, replies, unsubscribe links."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from channels.optout import StoredEvent, is_opt_out, unsubscribe_url
+from store.db import session_scope
+from store.models import Customer, Event, Outcome, SurveyAnswer, TouchStatus
+from tests import test_receipts as receipts
+from tests.test_receipts import (
+    OPENID,
+    PHONE,
+    make_customer,
+    make_touch,
+    outcomes,
+    post_twilio,
+    touch_row,
+    wechat_query,
+    wechat_xml,
+)
+
+# The webhook app, signing secrets and listener capture are test_receipts' fixtures.
+client = receipts.client
+heard = receipts.heard
+secrets = receipts.secrets
+
+
+def customer_row(url: str, customer_id: int) -> Customer:
+    with session_scope(url) as s:
+        row = s.get(Customer, customer_id)
+        assert row is not None
+        return row
+
+
+def events(url: str, type_: str | None = None) -> list[Event]:
+    with session_scope(url) as s:
+        query = select(Event)
+        if type_:
+            query = query.where(Event.type == type_)
+        return list(s.exec(query))
+
+
+async def sms_in(client: httpx.AsyncClient, body: str, sid: str, sender: str = PHONE) -> httpx.Response:
+    return await post_twilio(client, "/hooks/twilio/inbound", {"From": sender, "To": "+8610690000", "Body": body,
+                                                               "MessageSid": sid, "AccountSid": "ACtest"})
+
+
+@pytest.mark.parametrize("text", ["TD", " td ", "退订", "STOP", "Unsubscribe", "ＴＤ", "退订。", "stop!"])
+def test_opt_out_keywords(text: str) -> None:
+    assert is_opt_out(text, ["TD", "退订", "STOP", "unsubscribe"])
+
+
+@pytest.mark.parametrize("text", ["TD please", "不要退订", "STOPPED", "", "  "])
+def test_not_opt_out(text: str) -> None:
+    assert not is_opt_out(text, ["TD", "退订", "STOP", "unsubscribe"])
+
+
+async def test_sms_opt_out_flips_consent_and_cancels_planned_sms_only(
+        db_url: str, client: httpx.AsyncClient, heard: list[StoredEvent]) -> None:
+    customer = make_customer(db_url)
+    other = make_customer(db_url, "C-2", phone="+8613900001111", openid="oOther")
+    next_sms = make_touch(db_url, customer, "next-sms", status=TouchStatus.PLANNED)
+    next_wechat = make_touch(db_url, customer, "next-wx", channel="wechat", status=TouchStatus.PLANNED)
+    already_sent = make_touch(db_url, customer, "sent-sms", provider_message_id="SMold")
+    someone_else = make_touch(db_url, other, "other-sms", status=TouchStatus.PLANNED)
+
+    response = await sms_in(client, " td ", "SMin1")
+    assert response.status_code == 200 and "<Response>" in response.text
+
+    row = customer_row(db_url, customer)
+    assert (row.consent_sms, row.consent_sms_source) == (False, "reply:sms")
+    assert row.consent_sms_at is not None and row.consent_wechat is True and row.consent_email is True
+    cancelled = touch_row(db_url, next_sms)
+    assert (cancelled.status, cancelled.error_reason) == (TouchStatus.CANCELLED, "opted out")
+    assert touch_row(db_url, next_wechat).status == TouchStatus.PLANNED
+    assert touch_row(db_url, already_sent).status == TouchStatus.SENT
+    assert touch_row(db_url, someone_else).status == TouchStatus.PLANNED
+    assert customer_row(db_url, other).consent_sms is True
+
+    assert [(o.customer_id, o.channel) for o in outcomes(db_url, "opted_out")] == [(customer, "sms")]
+    opted = events(db_url, "message.opted_out")
+    assert [(e.customer_id, e.data["channel"]) for e in opted] == [(customer, "sms")]
+    assert [(e.type, e.customer_id) for e in heard] == [("message.opted_out", customer)]
+
+    # Twilio repeating the webhook changes nothing.
+    assert (await sms_in(client, " td ", "SMin1")).status_code == 200
+    assert len(outcomes(db_url, "opted_out")) == 1 and len(events(db_url)) == 1 and len(heard) == 1
+
+
+async def test_wechat_opt_out_is_for_wechat_only(db_url: str, client: httpx.AsyncClient) -> None:
+    customer = make_customer(db_url)
+    sms_touch = make_touch(db_url, customer, "sms", status=TouchStatus.PLANNED)
+    wx_touch = make_touch(db_url, customer, "wx", channel="wechat", status=TouchStatus.PLANNED)
+    body = wechat_xml(FromUserName=OPENID, CreateTime="1764000000", MsgType="text", Content="退订",
+                      MsgId="6100000000000000001")
+    response = await client.post(f"/hooks/wechat?{wechat_query()}", content=body)
+    assert (response.status_code, response.text) == (200, "success")
+    row = customer_row(db_url, customer)
+    assert (row.consent_wechat, row.consent_wechat_source, row.consent_sms) == (False, "reply:wechat", True)
+    assert touch_row(db_url, wx_touch).status == TouchStatus.CANCELLED
+    assert touch_row(db_url, sms_touch).status == TouchStatus.PLANNED
+
+
+async def test_unfollowing_the_official_account_ends_wechat_consent(db_url: str, client: httpx.AsyncClient) -> None:
+    customer = make_customer(db_url)
+    body = wechat_xml(FromUserName=OPENID, CreateTime="1764000000", MsgType="event", Event="unsubscribe")
+    assert (await client.post(f"/hooks/wechat?{wechat_query()}", content=body)).status_code == 200
+    assert (await client.post(f"/hooks/wechat?{wechat_query()}", content=body)).status_code == 200
+    row = customer_row(db_url, customer)
+    assert (row.consent_wechat, row.consent_wechat_source) == (False, "wechat:unsubscribe")
+    assert len(outcomes(db_url, "opted_out")) == 1
+
+
+async def test_nps_digit_reply_records_one_answer(db_url: str, client: httpx.AsyncClient,
+                                                  heard: list[StoredEvent]) -> None:
+    customer = make_customer(db_url)
+    survey = make_touch(db_url, customer, "nps", template="nps_monthly_survey", status=TouchStatus.DELIVERED,
+                        provider_message_id="SMsurvey", sent_ago=timedelta(hours=3))
+    make_touch(db_url, customer, "old-survey", template="nps_monthly_survey", provider_message_id="SMold",
+               sent_ago=timedelta(days=40))
+
+    assert (await sms_in(client, "3", "SMans1")).status_code == 200
+    assert (await sms_in(client, "3", "SMans1")).status_code == 200  # the same webhook again
+
+    with session_scope(db_url) as s:
+        answers = list(s.exec(select(SurveyAnswer)))
+    assert [(a.customer_id, a.touch_id, a.kind, a.score) for a in answers] == [(customer, survey, "nps", 3)]
+    answered = events(db_url, "survey.answered")
+    assert len(answered) == 1
+    assert answered[0].external_id == f"survey:nps:{survey}"
+    assert answered[0].data["nps"] == 3 and answered[0].data["survey"] == "nps_monthly_survey"
+    assert [e.type for e in heard] == ["survey.answered"]
+
+    # A second, different number for the same survey is kept as a reply, not a second answer.
+    assert (await sms_in(client, "９", "SMans2")).status_code == 200
+    with session_scope(db_url) as s:
+        assert len(list(s.exec(select(SurveyAnswer)))) == 1
+    assert len(events(db_url, "message.replied")) == 1
+
+
+async def test_digit_without_a_recent_survey_is_a_reply(db_url: str, client: httpx.AsyncClient) -> None:
+    customer = make_customer(db_url)
+    push = make_touch(db_url, customer, "push", provider_message_id="SMpush")
+    assert (await sms_in(client, "5", "SMx")).status_code == 200
+    with session_scope(db_url) as s:
+        assert list(s.exec(select(SurveyAnswer))) == []
+    replied = outcomes(db_url, "replied")
+    assert [(o.touch_id, o.customer_id) for o in replied] == [(push, customer)]
+
+
+async def test_other_text_is_a_reply_event(db_url: str, client: httpx.AsyncClient, heard: list[StoredEvent]) -> None:
+    customer = make_customer(db_url)
+    push = make_touch(db_url, customer, "push", provider_message_id="SMpush")
+    assert (await sms_in(client, "礼包怎么领取？", "SMq1")).status_code == 200
+    assert (await sms_in(client, "礼包怎么领取？", "SMq1")).status_code == 200
+    replied = events(db_url, "message.replied")
+    assert [(e.customer_id, e.data["text"], e.data["touch_id"], e.data["channel"]) for e in replied] == [
+        (customer, "礼包怎么领取？", push, "sms")]
+    assert len(outcomes(db_url, "replied")) == 1
+    assert customer_row(db_url, customer).consent_sms is True
+    assert len(heard) == 1
+
+
+async def test_unknown_sender_changes_nothing(db_url: str, client: httpx.AsyncClient) -> None:
+    make_customer(db_url)
+    assert (await sms_in(client, "TD", "SMstranger", sender="+8613700000000")).status_code == 200
+    with session_scope(db_url) as s:
+        assert list(s.exec(select(Outcome))) == [] and list(s.exec(select(Event))) == []
+
+
+async def test_unsubscribe_link(db_url: str, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOURNEYS_SECRET_KEY", "test-only-secret")
+    customer = make_customer(db_url)
+    planned_mail = make_touch(db_url, customer, "mail", channel="email", status=TouchStatus.PLANNED)
+    link = unsubscribe_url("C-1", "email")
+    path = link[link.index("/hooks/"):]
+
+    page = await client.get(path)  # a link scanner's GET must not unsubscribe anyone
+    assert page.status_code == 200 and "<form" in page.text
+    assert customer_row(db_url, customer).consent_email is True
+
+    assert (await client.post(path, data={"List-Unsubscribe": "One-Click"})).status_code == 200
+    assert (await client.post(path)).status_code == 200
+    row = customer_row(db_url, customer)
+    assert (row.consent_email, row.consent_email_source, row.consent_sms) == (False, "link:email", True)
+    assert touch_row(db_url, planned_mail).status == TouchStatus.CANCELLED
+    assert len(outcomes(db_url, "opted_out")) == 1
+
+    forged = path[:-3] + ("AAA" if not path.endswith("AAA") else "BBB")
+    assert (await client.post(forged)).status_code == 404
