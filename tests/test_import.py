@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import csv
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from click.testing import Result
 from sqlalchemy import func, select
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from engine.cli import build_app
 from store.crypto import FieldCipher
@@ -160,8 +160,9 @@ def test_reimport_is_idempotent_and_applies_updates(migrated_any_db: str, tmp_pa
         "claims": rows(url, CLAIM, "external_id", "policy_id", "filed_at", "settled_at", "status", "amount"),
     }
     assert [c[-2:] for c in before["claims"]] == [("settled", 3000.0), ("filed", 150.5)]
-    assert before["claims"][0][2].isoformat() == "2026-05-01T01:30:00+00:00"  # type: ignore[union-attr]
-    assert before["claims"][1][2].isoformat() == "2026-06-01T02:00:00+00:00"  # type: ignore[union-attr]
+    # Offsets honoured; a time without one is read in Asia/Shanghai.
+    assert before["claims"][0][2] == datetime(2026, 5, 1, 1, 30, tzinfo=UTC)
+    assert before["claims"][1][2] == datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 
     # The same files again: nothing new, nothing changed (consent time and tier history included).
     for kind, path in (("customers", customers), ("policies", policies), ("claims", claims)):
