@@ -75,6 +75,7 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 from engine.sqlfn import bucket_index, seconds_between, table
 from store.clock import as_utc, utcnow
 from store.db import get_engine
+from store.models import TIERS
 
 GROUPINGS = ("tier", "journey", "channel", "branch")
 ACTED_TOUCH_KINDS = ("replied", "clicked")
@@ -564,7 +565,8 @@ def _collect(conn: sa.Connection, ctx: _Ctx, by: str | None) -> Rows:
     for family in FAMILIES:
         for grp_value, values in family(conn, ctx, by).items():
             merged.setdefault(str(grp_value), {}).update(values)
-    return {g: _finish(v) for g, v in sorted(merged.items())}
+    rank = {t: i for i, t in enumerate(TIERS)}  # tiers top-down, then everything else by name
+    return {g: _finish(merged[g]) for g in sorted(merged, key=lambda g: (rank.get(g, len(TIERS)), g))}
 
 
 def compute_metrics(

@@ -40,6 +40,7 @@ def _register() -> None:
         db_commands,
         journey_commands,
         plan_commands,
+        report_commands,
         run_commands,
     )
 
@@ -51,6 +52,7 @@ def _register() -> None:
         channel_commands,
         run_commands,
         console_commands,
+        report_commands,
     ):
         module.register(app)
 

@@ -1,0 +1,131 @@
+"""``journeys report``, ``retier``, ``tier-review``, ``churn-check`` and ``trace``: the closed loop (SPEC §2, §8)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def _moment(text: str, option: str) -> datetime:
+    """A date (midnight UTC) or an ISO datetime (UTC unless it says otherwise)."""
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time(), tzinfo=UTC)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a date (2026-01-31) or datetime", param_hint=option) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("report")
+    def report_command(
+        start: Annotated[str, typer.Option("--from", help="first day (or datetime) of the period")],
+        end: Annotated[str, typer.Option("--to", help="end of the period, exclusive")],
+        by: Annotated[str | None, typer.Option("--by", help="tier | journey | channel | branch")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+        out: Annotated[Path | None, typer.Option("--out", help="folder for PNG charts")] = None,
+        now: Annotated[str | None, typer.Option("--now", help="judge open tasks as of this moment")] = None,
+    ) -> None:
+        """Closed-loop figures (SPEC §8) for a period, with the programme targets alongside."""
+        from engine.metrics import GROUPINGS
+        from engine.reports import build_report, render_table
+
+        if by is not None and by not in GROUPINGS:
+            raise typer.BadParameter(f"choose one of {', '.join(GROUPINGS)}", param_hint="--by")
+        report = build_report(
+            _moment(start, "--from"), _moment(end, "--to"), by, now=_moment(now, "--now") if now else None
+        )
+        if as_json:
+            typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        else:
+            render_table(report)
+        if out is not None:
+            from engine.charts import render_all
+            from engine.journey_registry import load_tier_config
+
+            paths = render_all(report, out, threshold=load_tier_config().review.churn_threshold)
+            if not as_json:
+                for path in paths:
+                    typer.echo(f"chart: {path}")
+
+    @app.command("retier")
+    def retier_command(
+        at: Annotated[str | None, typer.Option("--at", help="score as of this date/time (default now)")] = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="compute and count, write nothing")] = False,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Re-score every customer; record and announce tier changes (tier.changed events)."""
+        from engine.retier import retier
+
+        result = retier(at=_moment(at, "--at") if at else None, dry_run=dry_run)
+        if as_json:
+            typer.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+            return
+        tiers = ", ".join(f"{t} {n}" for t, n in result.as_dict()["tiers"].items())
+        typer.echo(
+            f"{'would change' if dry_run else 'changed'} {result.changed} of {result.scored} customers "
+            f"(up {result.up}, down {result.down}, first tier {result.initial}); events {result.events}\n"
+            f"tiers now: {tiers}"
+        )
+
+    @app.command("tier-review")
+    def tier_review_command(
+        at: Annotated[str | None, typer.Option("--at", help="end of the review window (default now)")] = None,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Weekly per-tier churn review; dynamic adjustment for tiers over the threshold."""
+        from engine.monitoring import run_tier_review
+
+        review = run_tier_review(at=_moment(at, "--at") if at else None)
+        if as_json:
+            typer.echo(json.dumps(review.as_dict(), ensure_ascii=False))
+            return
+        for row in review.tiers:
+            rate = "—" if row.churn_rate is None else f"{row.churn_rate:.1%}"
+            state = (
+                "ADJUSTED: " + ", ".join(row.journeys) if row.adjusted
+                else "over threshold, already adjusted this window" if row.already_adjusted
+                else "over threshold" if row.over_threshold else "ok"
+            )
+            typer.echo(f"{row.tier:<10} churn {rate:>6} ({row.churned}/{row.in_force_at_start})  {state}")
+        if review.switched_off:
+            typer.echo(f"switched off again: {', '.join(review.switched_off)}")
+
+    @app.command("churn-check")
+    def churn_check_command(
+        at: Annotated[str | None, typer.Option("--at", help="check as of (default now)")] = None,
+    ) -> None:
+        """Daily activity-drop check: raise churn.warning events."""
+        from engine.monitoring import churn_warning_check
+
+        result = churn_warning_check(at=_moment(at, "--at") if at else None)
+        typer.echo(f"churn warnings: {result.warned} raised ({result.candidates} customers matched)")
+
+    @app.command("trace")
+    def trace_command(
+        outcome: Annotated[int | None, typer.Option("--outcome")] = None,
+        touch: Annotated[int | None, typer.Option("--touch")] = None,
+        task: Annotated[int | None, typer.Option("--task")] = None,
+    ) -> None:
+        """Which journey, version, step and entry rule an outcome, touch or task came from."""
+        from engine.attribution import trace_outcome, trace_task, trace_touch
+        from store.db import session_scope
+
+        with session_scope() as session:
+            if outcome is not None:
+                trace = trace_outcome(session, outcome)
+            elif touch is not None:
+                trace = trace_touch(session, touch)
+            elif task is not None:
+                trace = trace_task(session, task)
+            else:
+                raise typer.BadParameter("give --outcome, --touch or --task")
+        if trace is None:
+            typer.echo("not found", err=True)
+            raise typer.Exit(1)
+        typer.echo(json.dumps(trace.as_dict(), ensure_ascii=False, indent=2))
