@@ -443,7 +443,14 @@ def validate(
                 used_templates.add(step.send.template)
             if step.task is not None and step.task.script:
                 used_templates.add(step.task.script)
-    report.problems.extend(check_template_syntax(templates_root, used_templates))
+    syntax_problems = check_template_syntax(templates_root, used_templates)
+    report.problems.extend(syntax_problems)
+    if not syntax_problems:
+        # Rendering every used template with a sample context catches undefined variables and
+        # over-long SMS before a customer would see them. Imported here: rendering imports us.
+        from channels.rendering import check_templates
+
+        report.problems.extend(check_templates(templates_root, used_templates))
 
     default_files = {p.resolve() for p in journey_files([journeys_dir()])}
     covers_all = bool(default_files) and default_files <= {p.resolve() for p in files}

@@ -130,3 +130,18 @@ def test_schema_command_prints_json_schema() -> None:
     schema = json.loads(result.output)
     assert schema["title"] == "Service Journeys journey file"
     assert {"id", "entry", "steps", "category"} <= set(schema["properties"])
+
+
+def test_undefined_template_variable_is_reported_at_the_template_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    sms = templates / "silver_weekly_push" / "sms.zh-CN.j2"
+    sms.write_text("{{ customer.name }}您好\n本周：{{ customer.favourite_colour }}\n", encoding="utf-8")
+    monkeypatch.setenv("JOURNEYS_TEMPLATES_DIR", str(templates))
+    code, output = run_validate(str(SHIPPED))
+    assert code == 1
+    problems = [line for line in output.splitlines() if line.startswith(f"{sms}:")]
+    assert problems and problems[0].startswith(f"{sms}:2:"), output
+    assert "favourite_colour" in problems[0]
