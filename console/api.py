@@ -1,0 +1,416 @@
+"""REST API (OpenAPI at /api/openapi.json).
+
+Systems authenticate with an API key in ``X-API-Key`` (keys from ``JOURNEYS_API_KEYS``,
+compared as SHA-256 digests in constant time). The task endpoints also accept a
+signed-in console session; unsafe calls made that way must carry the session's
+CSRF token in ``X-CSRF-Token``. A system acting for an agent (e.g. a phone system)
+names the agent in ``X-Acting-User``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.security import APIKeyHeader
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from sqlmodel import select
+from starlette.concurrency import run_in_threadpool
+
+from console import csrf, tasks
+from console.auth import SESSION_USER, CurrentUser, NotAuthenticated, audit, load_user
+from console.config import hash_api_key
+from console.events_bridge import UnknownCustomer, emit
+from console.tasks import OUTCOMES
+from engine.catalogue import EVENT_TYPES
+from store.clock import utcnow
+from store.db import session_scope
+from store.masking import mask_email, mask_name, mask_phone
+from store.models import CHANNELS, TIERS, AppUser, Customer
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+
+# --- authentication -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: Literal["key", "session"]
+    user: CurrentUser | None
+
+
+def _key_ok(request: Request, presented: str) -> bool:
+    digest = hash_api_key(presented)
+    ok = False
+    for stored in request.app.state.settings.api_key_hashes:
+        # No early exit: every configured key is compared, so timing says nothing about which matched.
+        ok |= hmac.compare_digest(digest, stored)
+    return ok
+
+
+def _acting_user(request: Request, username: str) -> CurrentUser:
+    with session_scope(request.app.state.settings.database_url) as session:
+        row = session.exec(select(AppUser).where(AppUser.username == username)).first()
+        if row is None or not row.active:
+            raise HTTPException(status_code=403, detail="unknown or inactive acting user")
+        return CurrentUser.of(row)
+
+
+async def principal(request: Request, *, allow_session: bool) -> Principal:
+    key = request.headers.get("x-api-key")
+    if key is not None:
+        if not _key_ok(request, key):
+            raise HTTPException(status_code=401, detail="invalid API key", headers={"WWW-Authenticate": "ApiKey"})
+        acting = request.headers.get("x-acting-user")
+        return Principal("key", _acting_user(request, acting) if acting else None)
+    if allow_session and isinstance(request.session.get(SESSION_USER), int):
+        await csrf.check(request)
+        try:
+            return Principal("session", load_user(request))
+        except NotAuthenticated:
+            pass
+    raise HTTPException(status_code=401, detail="missing API key", headers={"WWW-Authenticate": "ApiKey"})
+
+
+_api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key (JOURNEYS_API_KEYS)")
+
+
+# As dependencies they run before the body is validated, so a bad key is 401 whatever the body.
+async def key_only(request: Request, _key: Annotated[str | None, Depends(_api_key_scheme)]) -> Principal:
+    return await principal(request, allow_session=False)
+
+
+async def key_or_session(request: Request, _key: Annotated[str | None, Depends(_api_key_scheme)]) -> Principal:
+    return await principal(request, allow_session=True)
+
+
+KeyOnly = Annotated[Principal, Depends(key_only)]
+KeyOrSession = Annotated[Principal, Depends(key_or_session)]
+
+
+# --- events -------------------------------------------------------------------------------------
+
+_KIND_CHECK: dict[str, tuple[type, ...]] = {
+    "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "list": (list,),
+}
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str = Field(min_length=1, max_length=128, description="Sender's id; a repeated id is ignored.")
+    type: str = Field(description="One of the known event types, e.g. survey.answered")
+    customer_id: str = Field(min_length=1, max_length=64, description="The customer's external id")
+    occurred_at: AwareDatetime | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {value!r}; known: {', '.join(sorted(EVENT_TYPES))}")
+        return value
+
+    @field_validator("data")
+    @classmethod
+    def _typed_fields(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        fields = EVENT_TYPES.get(info.data.get("type", ""), {})
+        for name, kind in fields.items():
+            if name not in value or value[name] is None:
+                continue
+            item = value[name]
+            if kind in ("date", "datetime"):
+                try:
+                    (date if kind == "date" else datetime).fromisoformat(str(item))
+                except ValueError:
+                    raise ValueError(f"data.{name} must be an ISO {kind}") from None
+                continue
+            allowed = _KIND_CHECK.get(kind)
+            # bool is an int in Python; a survey score of ``true`` is still a mistake.
+            if allowed and (not isinstance(item, allowed) or (kind in ("int", "float") and isinstance(item, bool))):
+                raise ValueError(f"data.{name} must be of type {kind}")
+        return value
+
+
+class EventOut(BaseModel):
+    event_id: str
+    created: bool
+    touches: int = 0
+    tasks: int = 0
+
+
+def _field_error(field: str, message: str) -> HTTPException:
+    return HTTPException(status_code=422, detail=[{"type": "value_error", "loc": ["body", field], "msg": message}])
+
+
+@router.post("/events", response_model=EventOut, status_code=201,
+             responses={200: {"model": EventOut, "description": "Already received (same event_id): nothing new"},
+                        401: {"description": "Missing or invalid API key"}})
+async def post_event(request: Request, response: Response, body: EventIn, _who: KeyOnly) -> EventOut:
+    try:
+        result = await run_in_threadpool(
+            emit, body.type, body.customer_id, body.data, body.event_id, body.occurred_at,
+            request.app.state.settings.database_url,
+        )
+    except UnknownCustomer:
+        raise _field_error("customer_id", f"unknown customer {body.customer_id!r}") from None
+    if not result.created:
+        response.status_code = 200
+    return EventOut(event_id=result.event_id, created=result.created, touches=result.touches, tasks=result.tasks)
+
+
+# --- customers ----------------------------------------------------------------------------------
+
+_PHONE = re.compile(r"^\+?[0-9]{6,15}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class CustomerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    phone: str | None = Field(default=None, max_length=20, description="E.164, e.g. +8613812345678")
+    email: str | None = Field(default=None, max_length=254)
+    tier: str | None = None
+    branch: str | None = Field(default=None, max_length=64)
+    locale: Literal["zh-CN", "en"] | None = None
+    timezone: str | None = Field(default=None, max_length=64)
+    birthday: date | None = None
+    advisor: str | None = Field(default=None, max_length=64, description="Username of the dedicated advisor")
+    consent_sms: bool | None = None
+    consent_wechat: bool | None = None
+    consent_email: bool | None = None
+    consent_source: str | None = Field(default=None, max_length=64)
+    preferred_channels: list[str] | None = None
+    attributes: dict[str, Any] | None = None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        if value is not None and not _PHONE.match(value):
+            raise ValueError("phone must be digits in E.164 form, e.g. +8613812345678")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError("not an e-mail address")
+        return value
+
+    @field_validator("tier")
+    @classmethod
+    def _tier(cls, value: str | None) -> str | None:
+        if value is not None and value not in TIERS:
+            raise ValueError(f"tier must be one of {', '.join(TIERS)}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("preferred_channels")
+    @classmethod
+    def _channels(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or []:
+            if item not in CHANNELS:
+                raise ValueError(f"channel must be one of {', '.join(CHANNELS)}")
+        return value
+
+
+class CustomerOut(BaseModel):
+    """A customer as the API shows it: phone, e-mail and name masked (PIPL)."""
+
+    external_id: str
+    name: str
+    phone: str
+    email: str
+    tier: str | None
+    branch: str
+    locale: str
+    timezone: str
+    consent_sms: bool
+    consent_wechat: bool
+    consent_email: bool
+    preferred_channels: list[str]
+    created: bool = False
+
+
+def _customer_out(c: Customer, created: bool = False) -> CustomerOut:
+    return CustomerOut(
+        external_id=c.external_id, name=mask_name(c.name), phone=mask_phone(c.phone), email=mask_email(c.email),
+        tier=c.tier, branch=c.branch, locale=c.locale, timezone=c.timezone, consent_sms=c.consent_sms,
+        consent_wechat=c.consent_wechat, consent_email=c.consent_email,
+        preferred_channels=list(c.preferred_channels), created=created,
+    )
+
+
+@router.get("/customers/{external_id}", response_model=CustomerOut)
+async def get_customer(request: Request, external_id: str, _who: KeyOnly) -> CustomerOut:
+    with session_scope(request.app.state.settings.database_url) as session:
+        row = session.exec(select(Customer).where(Customer.external_id == external_id)).first()
+        if row is None:
+            raise HTTPException(status_code=404, detail="unknown customer")
+        return _customer_out(row)
+
+
+@router.put("/customers/{external_id}", response_model=CustomerOut,
+            responses={201: {"model": CustomerOut, "description": "Created"}})
+async def put_customer(request: Request, response: Response, external_id: str, body: CustomerIn,
+                       _who: KeyOnly) -> CustomerOut:
+    if len(external_id) > 64:
+        raise HTTPException(status_code=422, detail="external_id too long")
+    now = utcnow()
+    given = body.model_dump(exclude_unset=True)
+    with session_scope(request.app.state.settings.database_url) as session:
+        row = session.exec(select(Customer).where(Customer.external_id == external_id)).first()
+        created = row is None
+        if row is None:
+            if not body.name:
+                raise _field_error("name", "name is required to create a customer")
+            row = Customer(external_id=external_id, name=body.name, created_at=now, updated_at=now)
+        if "advisor" in given:
+            advisor_id = None
+            if body.advisor:
+                advisor = session.exec(select(AppUser).where(AppUser.username == body.advisor)).first()
+                if advisor is None:
+                    raise _field_error("advisor", f"unknown user {body.advisor!r}")
+                advisor_id = advisor.id
+            row.advisor_id = advisor_id
+        source = given.pop("consent_source", None) or "api"
+        for name in ("name", "phone", "email", "tier", "branch", "locale", "timezone", "preferred_channels",
+                     "attributes"):
+            if name in given and given[name] is not None:
+                setattr(row, name, given[name])
+        if "birthday" in given:
+            row.birthday = body.birthday
+            row.birth_md = body.birthday.month * 100 + body.birthday.day if body.birthday else None
+        for channel in CHANNELS:
+            key = f"consent_{channel}"
+            if key in given and given[key] is not None and getattr(row, key) != given[key]:
+                # Consent is recorded with its source and time (SPEC §9).
+                setattr(row, key, given[key])
+                setattr(row, f"{key}_source", source)
+                setattr(row, f"{key}_at", now)
+        row.updated_at = now
+        session.add(row)
+        session.flush()
+        audit(session, "api", "customer_upsert", "customer", row.id or 0, {"created": created,
+                                                                           "fields": sorted(given)}, at=now)
+        if created:
+            response.status_code = 201
+        return _customer_out(row, created)
+
+
+# --- tasks --------------------------------------------------------------------------------------
+
+
+class TaskOut(BaseModel):
+    id: int
+    customer: str
+    tier: str | None
+    queue: str
+    priority: int
+    status: str
+    due_at: datetime
+    attempt: int
+    escalated: bool
+    assignee: str | None
+    overdue: bool
+
+
+def _task_out(row: tasks.TaskRow) -> TaskOut:
+    return TaskOut(id=row.id, customer=row.customer, tier=row.tier, queue=row.queue, priority=row.priority,
+                   status=row.status, due_at=row.due_at, attempt=row.attempt, escalated=row.escalated,
+                   assignee=row.assignee, overdue=row.overdue)
+
+
+@router.get("/tasks", response_model=list[TaskOut])
+async def list_tasks(
+    request: Request,
+    who: KeyOrSession,
+    scope: Literal["mine", "claimable", "all"] = "mine",
+    queue: str | None = None,
+    status: Literal["open", "claimed", "done", "cancelled"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> list[TaskOut]:
+    url = request.app.state.settings.database_url
+    if who.user is not None:
+        user = who.user
+        if not user.can("tasks"):
+            raise HTTPException(status_code=403, detail="forbidden")
+        if scope == "all":
+            raise HTTPException(status_code=403, detail="scope=all needs an API key without an acting user")
+        if scope == "mine":
+            rows = await run_in_threadpool(lambda: tasks.list_tasks(
+                assignee_id=user.id, statuses=(status,) if status else tasks.ACTIVE, limit=limit, offset=offset,
+                db_url=url))
+        else:
+            box = await run_in_threadpool(lambda: tasks.inbox(user, page=0, page_size=limit + offset, db_url=url))
+            rows = box.claimable[offset:]
+        return [_task_out(r) for r in rows]
+    rows = await run_in_threadpool(lambda: tasks.list_tasks(
+        queue=queue, statuses=(status,) if status else None, unassigned=scope == "claimable", limit=limit,
+        offset=offset, db_url=url))
+    return [_task_out(r) for r in rows]
+
+
+class CompleteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal[OUTCOMES]  # type: ignore[valid-type]
+    notes: str | None = Field(default=None, max_length=4000)
+    callback_at: AwareDatetime | None = None
+
+
+class CompleteOut(BaseModel):
+    task_id: int
+    outcome: str
+    follow_up_task_id: int | None
+    next_task_id: int | None
+
+
+def _acting(who: Principal) -> CurrentUser:
+    if who.user is None:
+        raise HTTPException(status_code=422, detail="name the agent in X-Acting-User")
+    return who.user
+
+
+def _task_error(exc: tasks.TaskError) -> HTTPException:
+    return HTTPException(status_code=exc.status, detail=exc.code)
+
+
+@router.post("/tasks/{task_id}/claim")
+async def claim_task(request: Request, task_id: int, who: KeyOrSession) -> dict[str, Any]:
+    user = _acting(who)
+    try:
+        await run_in_threadpool(tasks.claim, user, task_id, db_url=request.app.state.settings.database_url)
+    except tasks.TaskError as exc:
+        raise _task_error(exc) from None
+    return {"task_id": task_id, "status": "claimed"}
+
+
+@router.post("/tasks/{task_id}/complete", response_model=CompleteOut)
+async def complete_task(request: Request, task_id: int, body: CompleteIn, who: KeyOrSession) -> CompleteOut:
+    user = _acting(who)
+    try:
+        done = await run_in_threadpool(
+            lambda: tasks.complete(user, task_id, body.outcome, notes=body.notes, callback_at=body.callback_at,
+                                   db_url=request.app.state.settings.database_url))
+    except tasks.TaskError as exc:
+        raise _task_error(exc) from None
+    return CompleteOut(task_id=done.task_id, outcome=done.outcome, follow_up_task_id=done.follow_up_task_id,
+                       next_task_id=done.next_task_id)

@@ -1,0 +1,142 @@
+"""The console's app factory: pages, REST API, static files, sessions, CSRF and error pages."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from console import api, routes_admin, routes_auth, routes_ops, routes_tasks
+from console.auth import NotAuthenticated
+from console.config import ConsoleSettings
+from console.i18n import SUPPORTED, translations
+from console.tasks import TaskError
+from console.web import render
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Everything the pages load comes from this app: the console works offline and nothing leaks to a CDN.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+ROUTER_FACTORY_NAMES = ("create_router", "make_router", "build_router", "router_factory", "get_router")
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _mount_receipts(app: FastAPI) -> None:
+    """Mount the channel webhooks (``channels.receipts``) at /hooks when that module offers a router."""
+    try:
+        module = importlib.import_module("channels.receipts")
+    except ImportError:
+        return
+    except Exception as exc:  # a broken optional module must not stop the console
+        log.warning("channels.receipts could not be imported, webhooks not mounted: %s", exc)
+        return
+    factory = next((getattr(module, n) for n in ROUTER_FACTORY_NAMES if callable(getattr(module, n, None))), None)
+    if factory is None:
+        return
+    try:
+        router = factory()
+    except TypeError:
+        log.warning("channels.receipts router factory needs arguments; webhooks not mounted")
+        return
+    paths = [getattr(r, "path", "") for r in getattr(router, "routes", [])]
+    prefix = "" if paths and all(p.startswith("/hooks") for p in paths) else "/hooks"
+    app.include_router(router, prefix=prefix)
+    app.state.receipts_mounted = True
+
+
+def create_app(database_url: str | None = None, settings: ConsoleSettings | None = None) -> FastAPI:
+    """The console app; ``database_url`` defaults to JOURNEYS_DATABASE_URL (or the embedded SQLite file)."""
+    settings = settings or ConsoleSettings.from_env(database_url)
+    for locale in SUPPORTED:
+        translations(locale)  # compile the catalogues now: a broken .po fails at startup, not on a page
+    app = FastAPI(
+        title="Service Journeys console",
+        version="0.1.0",
+        # Swagger UI and ReDoc load their assets from a CDN; the schema alone works offline.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.receipts_mounted = False
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie="journeys_session",
+        max_age=settings.session_max_age,
+        same_site="lax",
+        https_only=settings.cookie_secure,
+    )
+
+    @app.exception_handler(NotAuthenticated)
+    async def not_authenticated(request: Request, _exc: NotAuthenticated) -> Response:
+        if _is_api(request):
+            return JSONResponse({"detail": "not authenticated"}, status_code=401)
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        from urllib.parse import quote
+
+        return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
+
+    @app.exception_handler(TaskError)
+    async def task_error(request: Request, exc: TaskError) -> Response:
+        if _is_api(request):
+            return JSONResponse({"detail": exc.code}, status_code=exc.status)
+        return _error_page(request, exc.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if _is_api(request) or exc.status_code not in (403, 404):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return _error_page(request, exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's shape ({"detail": [{"loc": [...], "msg": ...}]}) names the field at fault.
+        errors: list[dict[str, Any]] = [
+            {"type": e.get("type"), "loc": list(e.get("loc", [])), "msg": e.get("msg")} for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    app.include_router(routes_auth.router)
+    app.include_router(routes_tasks.router)
+    app.include_router(routes_ops.router)
+    app.include_router(routes_admin.router)
+    app.include_router(api.router)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    _mount_receipts(app)
+    return app
+
+
+def _error_page(request: Request, status: int) -> Response:
+    from console.auth import load_user
+
+    try:
+        user = load_user(request)
+    except NotAuthenticated:
+        user = None
+    return render(request, "error.html", user, status_code=status, status=status)

@@ -1,0 +1,188 @@
+"""Who works which task: dedicated advisors, round-robin or least-loaded agents, and SLA escalation.
+
+- A diamond customer's tasks go to the customer's dedicated advisor (``Customer.advisor_id``).
+- Other tasks go to active, on-shift agents, by ``JOURNEYS_ASSIGNMENT`` = ``least_loaded``
+  (default), ``round_robin`` or ``none`` (everything stays in the claimable queue). Agents
+  whose team has the queue's name serve that queue first. Nobody is pushed more than
+  ``JOURNEYS_ASSIGNMENT_MAX_PER_AGENT`` active tasks; the rest stay claimable.
+- ``escalate_overdue(now)`` flags tasks past their SLA and opens a task in the supervisor
+  queue for each, once, however often it is called.
+
+Both functions are safe to run from several schedulers at once: every change is a
+conditional UPDATE that only one caller can win.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from console.config import assignment_strategy, max_open_per_agent
+from console.events_bridge import emit
+from console.tasks import ACTIVE, SUPERVISOR_QUEUE
+from store.clock import utcnow
+from store.db import session_scope
+from store.models import AgentTask, AppUser, Customer, KeyValue, TaskStatus
+
+log = logging.getLogger(__name__)
+
+ROUND_ROBIN_KEY = "console.assignment.round_robin"
+ESCALATION_SLA = timedelta(hours=2)
+BATCH = 500
+
+
+def _loads(session: Session, user_ids: list[int]) -> dict[int, int]:
+    if not user_ids:
+        return {}
+    rows = session.exec(
+        select(AgentTask.assignee_id, func.count())
+        .where(col(AgentTask.assignee_id).in_(user_ids), col(AgentTask.status).in_(ACTIVE))
+        .group_by(col(AgentTask.assignee_id))
+    ).all()
+    loads = dict.fromkeys(user_ids, 0)
+    for uid, n in rows:
+        if uid is not None:
+            loads[uid] = int(n)
+    return loads
+
+
+def _assign(session: Session, task_id: int, user_id: int) -> bool:
+    result = session.connection().execute(
+        update(AgentTask)
+        .where(col(AgentTask.id) == task_id, col(AgentTask.assignee_id).is_(None),
+               col(AgentTask.status) == TaskStatus.OPEN)
+        .values(assignee_id=user_id)
+    )
+    return bool(result.rowcount == 1)
+
+
+def assign_open_tasks(now: datetime | None = None, *, strategy: str | None = None, limit: int = 1000,
+                      db_url: str | None = None) -> int:
+    """Assign up to ``limit`` unassigned open tasks (most urgent first); returns how many were assigned."""
+    strategy = strategy or assignment_strategy()
+    cap = max_open_per_agent()
+    assigned = 0
+    with session_scope(db_url) as session:
+        agents = session.exec(
+            select(AppUser).where(AppUser.role == "agent", col(AppUser.active) == True, col(AppUser.on_shift) == True)  # noqa: E712
+            .order_by(col(AppUser.id))
+        ).all()
+        agent_ids = [a.id for a in agents if a.id is not None]
+        teams = {a.id: a.team for a in agents}
+        loads = _loads(session, agent_ids)
+        cursor_row = session.get(KeyValue, ROUND_ROBIN_KEY)
+        last_id = int(cursor_row.value.get("last_user_id", 0)) if cursor_row else 0
+
+        pending = session.exec(
+            select(AgentTask.id, AgentTask.queue, Customer.tier, Customer.advisor_id)
+            .join(Customer, col(Customer.id) == AgentTask.customer_id)
+            .where(col(AgentTask.assignee_id).is_(None), col(AgentTask.status) == TaskStatus.OPEN,
+                   col(AgentTask.queue) != SUPERVISOR_QUEUE)
+            .order_by(col(AgentTask.due_at), col(AgentTask.id))
+            .limit(limit)
+        ).all()
+        advisors_active: dict[int, bool] = {}
+        for task_id, queue, tier, advisor_id in pending:
+            assert task_id is not None
+            if tier == "diamond" and advisor_id is not None:
+                if advisor_id not in advisors_active:
+                    advisor = session.get(AppUser, advisor_id)
+                    advisors_active[advisor_id] = bool(advisor and advisor.active)
+                # The dedicated advisor owns the relationship: no load cap, the SLA escalation watches it.
+                if advisors_active[advisor_id]:
+                    if _assign(session, task_id, advisor_id):
+                        assigned += 1
+                    continue
+            if strategy == "none" or not agent_ids:
+                continue
+            with_room = [uid for uid in agent_ids if loads[uid] < cap]
+            serving = [uid for uid in with_room if teams.get(uid) == queue] or with_room
+            if not serving:
+                continue
+            if strategy == "round_robin":
+                after = [uid for uid in serving if uid > last_id]
+                chosen = after[0] if after else serving[0]
+            else:
+                chosen = min(serving, key=lambda uid: (loads[uid], uid))
+            if _assign(session, task_id, chosen):
+                loads[chosen] += 1
+                last_id = chosen
+                assigned += 1
+        if strategy == "round_robin":
+            if cursor_row is None:
+                session.add(KeyValue(key=ROUND_ROBIN_KEY, value={"last_user_id": last_id}, updated_at=utcnow()))
+            else:
+                cursor_row.value = {"last_user_id": last_id}
+                cursor_row.updated_at = utcnow()
+                session.add(cursor_row)
+    if assigned:
+        log.info("assigned %d task(s) (%s)", assigned, strategy)
+    return assigned
+
+
+def _supervisor_for(session: Session, team: str | None, loads_cache: dict[int, int]) -> int | None:
+    stmt = select(AppUser).where(AppUser.role == "supervisor", col(AppUser.active) == True,  # noqa: E712
+                                 col(AppUser.on_shift) == True)  # noqa: E712
+    supervisors = session.exec(stmt.order_by(col(AppUser.id))).all()
+    same_team = [s for s in supervisors if team is not None and s.team == team]
+    # A team's own supervisor first; else a supervisor without a team (who oversees all); else the queue.
+    candidates = same_team or [s for s in supervisors if s.team is None]
+    ids = [s.id for s in candidates if s.id is not None]
+    if not ids:
+        return None
+    missing = [i for i in ids if i not in loads_cache]
+    loads_cache.update(_loads(session, missing))
+    return min(ids, key=lambda i: (loads_cache[i], i))
+
+
+def escalate_overdue(now: datetime | None = None, *, db_url: str | None = None) -> int:
+    """Flag every active task past its due time and open one supervisor task for it; idempotent."""
+    now = now or utcnow()
+    total = 0
+    while True:
+        emits: list[tuple[str, int, str]] = []
+        with session_scope(db_url) as session:
+            rows = session.exec(
+                select(AgentTask, Customer.external_id, AppUser.team)
+                .join(Customer, col(Customer.id) == AgentTask.customer_id)
+                .join(AppUser, col(AppUser.id) == AgentTask.assignee_id, isouter=True)
+                .where(col(AgentTask.status).in_(ACTIVE), col(AgentTask.due_at) < now,
+                       col(AgentTask.escalated) == False,  # noqa: E712
+                       col(AgentTask.queue) != SUPERVISOR_QUEUE)
+                .order_by(col(AgentTask.due_at), col(AgentTask.id))
+                .limit(BATCH)
+            ).all()
+            if not rows:
+                break
+            loads: dict[int, int] = {}
+            for task, external_id, team in rows:
+                assert task.id is not None
+                won = session.connection().execute(
+                    update(AgentTask).where(col(AgentTask.id) == task.id, col(AgentTask.escalated) == False)  # noqa: E712
+                    .values(escalated=True)
+                ).rowcount == 1
+                if not won:
+                    continue
+                supervisor_id = _supervisor_for(session, team, loads)
+                session.add(AgentTask(
+                    key=f"escalation:{task.id}", customer_id=task.customer_id, enrollment_id=task.enrollment_id,
+                    journey_id=task.journey_id, journey_version=task.journey_version, step_id=task.step_id,
+                    occurrence=task.occurrence, queue=SUPERVISOR_QUEUE, priority=1, script=task.script,
+                    assignee_id=supervisor_id, status=TaskStatus.OPEN, due_at=now + ESCALATION_SLA,
+                    created_at=now, attempt=1, parent_task_id=task.id,
+                ))
+                if supervisor_id is not None:
+                    loads[supervisor_id] = loads.get(supervisor_id, 0) + 1
+                emits.append((external_id, task.id, task.queue))
+        for external_id, task_id, queue in emits:
+            emit("task.escalated", external_id, {"task_id": task_id, "queue": queue},
+                 event_id=f"task.escalated:{task_id}", occurred_at=now, db_url=db_url)
+        total += len(emits)
+        if len(rows) < BATCH:
+            break
+    if total:
+        log.info("escalated %d overdue task(s)", total)
+    return total

@@ -1,0 +1,41 @@
+// Keeps the SLA countdowns ticking and marks rows overdue as their time passes.
+// The server renders the same text first, so pages read correctly without script.
+(function () {
+  "use strict";
+  var body = document.body;
+  var fmtHM = body.getAttribute("data-fmt-hm") || "%(h)dh %(m)02dm";
+  var fmtDH = body.getAttribute("data-fmt-dh") || "%(d)dd %(h)dh";
+  var fmtOverdue = body.getAttribute("data-fmt-overdue") || "overdue %(time)s";
+
+  function pad(n) { return n < 10 ? "0" + n : String(n); }
+
+  function text(seconds) {
+    var total = Math.floor(Math.abs(seconds) / 60);
+    var days = Math.floor(total / 1440);
+    var hours = Math.floor((total % 1440) / 60);
+    var minutes = total % 60;
+    var out = days
+      ? fmtDH.replace("%(d)d", String(days)).replace("%(h)d", String(hours))
+      : fmtHM.replace("%(h)d", String(hours)).replace("%(m)02d", pad(minutes));
+    return seconds < 0 ? fmtOverdue.replace("%(time)s", out) : out;
+  }
+
+  function tick() {
+    var now = Date.now();
+    var nodes = document.querySelectorAll(".countdown[data-due]");
+    for (var i = 0; i < nodes.length; i++) {
+      var due = Date.parse(nodes[i].getAttribute("data-due"));
+      if (isNaN(due)) { continue; }
+      var seconds = (due - now) / 1000;
+      nodes[i].textContent = text(seconds);
+      if (seconds < 0) {
+        nodes[i].classList.add("overdue");
+        var row = nodes[i].closest("tr");
+        if (row) { row.classList.add("overdue"); }
+      }
+    }
+  }
+
+  tick();
+  setInterval(tick, 1000);
+})();

@@ -1,0 +1,565 @@
+"""The task service: inbox, task context, claim, complete with an outcome, reassign, reveal.
+
+Every function opens its own transaction and emits events only after it committed
+(see ``console.events_bridge``). State changes that can race (two agents claiming
+the same task) are single conditional UPDATEs, so exactly one of them wins on
+SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, update
+from sqlalchemy.sql import ColumnElement
+from sqlmodel import Session, col, select
+
+from console.auth import CurrentUser, audit
+from console.events_bridge import emit
+from console.scripts import render_script
+from store.clock import as_utc, utcnow
+from store.db import session_scope
+from store.masking import mask_email, mask_name, mask_phone, mask_text
+from store.models import AgentTask, AppUser, Customer, Outcome, Policy, TaskStatus, Touch
+
+OUTCOMES: tuple[str, ...] = (
+    "reached", "no_answer", "wrong_number", "call_back", "complaint_raised", "resolved", "renewal_yes", "renewal_no",
+)
+MAX_ATTEMPTS = 3
+RETRY_AFTER = timedelta(hours=4)
+MAX_CALLBACK_AHEAD = timedelta(days=90)
+SUPERVISOR_QUEUE = "supervisor"
+COUNT_CAP = 1000
+ACTIVE = (TaskStatus.OPEN, TaskStatus.CLAIMED)
+
+
+class TaskError(Exception):
+    status = 400
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(message or code)
+        self.code = code
+
+
+class TaskNotFound(TaskError):
+    status = 404
+
+
+class TaskForbidden(TaskError):
+    status = 403
+
+
+class TaskConflict(TaskError):
+    status = 409
+
+
+class TaskInvalid(TaskError):
+    status = 422
+
+
+# --- views -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    id: int
+    customer: str  # masked name
+    tier: str | None
+    queue: str
+    priority: int
+    status: str
+    due_at: datetime
+    attempt: int
+    escalated: bool
+    assignee: str | None
+    seconds_left: float
+
+    @property
+    def overdue(self) -> bool:
+        return self.seconds_left < 0
+
+
+@dataclass
+class Inbox:
+    mine: list[TaskRow]
+    claimable: list[TaskRow]
+    mine_count: int
+    claimable_count: int
+    mine_overdue: int
+    page: int
+    page_size: int
+    cap: int = COUNT_CAP
+
+    @property
+    def has_next(self) -> bool:
+        return (self.page + 1) * self.page_size < self.claimable_count
+
+
+@dataclass
+class TaskDetail:
+    task: AgentTask
+    customer: dict[str, Any]
+    policies: list[dict[str, Any]]
+    touches: list[dict[str, Any]]
+    outcomes: list[dict[str, Any]]
+    assignee: str | None
+    can_claim: bool
+    can_complete: bool
+    can_reassign: bool
+    script: str | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    task_id: int
+    outcome: str
+    follow_up_task_id: int | None
+    next_task_id: int | None
+
+
+def _row(task: AgentTask, name: str, tier: str | None, assignee: str | None, now: datetime) -> TaskRow:
+    assert task.id is not None
+    return TaskRow(task.id, mask_name(name), tier, task.queue, task.priority, task.status, task.due_at,
+                   task.attempt, task.escalated, assignee, (as_utc(task.due_at) - now).total_seconds())
+
+
+def _capped_count(session: Session, *conditions: ColumnElement[bool]) -> int:
+    # Counting stops at COUNT_CAP+1 rows so a 100k queue costs no more than a short index walk.
+    sub = select(AgentTask.id).where(*conditions).limit(COUNT_CAP + 1).subquery()
+    return int(session.exec(select(func.count()).select_from(sub)).one())
+
+
+def _claimable_conditions(user: CurrentUser) -> list[ColumnElement[bool]]:
+    base: list[ColumnElement[bool]] = [col(AgentTask.assignee_id).is_(None), col(AgentTask.status) == TaskStatus.OPEN]
+    if user.role == "supervisor":
+        # Escalations wait for a supervisor; the agents' queues are visible on the team page.
+        base.append(col(AgentTask.queue) == SUPERVISOR_QUEUE)
+    else:
+        base.append(col(AgentTask.queue) != SUPERVISOR_QUEUE)
+    return base
+
+
+def inbox(user: CurrentUser, *, page: int = 0, page_size: int = 25, now: datetime | None = None,
+          db_url: str | None = None) -> Inbox:
+    now = now or utcnow()
+    page = max(0, page)
+    mine_where: list[ColumnElement[bool]] = [col(AgentTask.assignee_id) == user.id, col(AgentTask.status).in_(ACTIVE)]
+    claim_where = _claimable_conditions(user)
+    with session_scope(db_url) as session:
+        mine = [
+            _row(t, name, tier, None, now)
+            for t, name, tier in session.exec(
+                select(AgentTask, Customer.name, Customer.tier)
+                .join(Customer, col(Customer.id) == AgentTask.customer_id)
+                .where(*mine_where)
+                .order_by(col(AgentTask.due_at), col(AgentTask.id))
+                .limit(page_size)
+            )
+        ]
+        claimable = [
+            _row(t, name, tier, None, now)
+            for t, name, tier in session.exec(
+                select(AgentTask, Customer.name, Customer.tier)
+                .join(Customer, col(Customer.id) == AgentTask.customer_id)
+                .where(*claim_where)
+                .order_by(col(AgentTask.due_at), col(AgentTask.id))
+                .offset(page * page_size)
+                .limit(page_size)
+            )
+        ]
+        mine_count = _capped_count(session, *mine_where)
+        claimable_count = _capped_count(session, *claim_where)
+        mine_overdue = _capped_count(session, *mine_where, col(AgentTask.due_at) < now)
+    return Inbox(mine, claimable, mine_count, claimable_count, mine_overdue, page, page_size)
+
+
+# --- rights on one task -------------------------------------------------------------------------
+
+
+def _assignee_team(session: Session, task: AgentTask) -> str | None:
+    if task.assignee_id is None:
+        return None
+    assignee = session.get(AppUser, task.assignee_id)
+    return assignee.team if assignee else None
+
+
+def _supervises(user: CurrentUser, session: Session, task: AgentTask) -> bool:
+    if user.role != "supervisor":
+        return False
+    if task.assignee_id is None or task.queue == SUPERVISOR_QUEUE or task.assignee_id == user.id:
+        return True
+    # A supervisor without a team oversees every team.
+    return user.team is None or _assignee_team(session, task) == user.team
+
+
+def can_view(user: CurrentUser, session: Session, task: AgentTask) -> bool:
+    if not user.can("tasks"):
+        return False
+    if task.assignee_id == user.id:
+        return True
+    if _claimable(user, task):
+        return True
+    return _supervises(user, session, task)
+
+
+def _claimable(user: CurrentUser, task: AgentTask) -> bool:
+    if task.status != TaskStatus.OPEN or task.assignee_id is not None:
+        return False
+    return (task.queue == SUPERVISOR_QUEUE) == (user.role == "supervisor")
+
+
+def _load_visible(user: CurrentUser, session: Session, task_id: int) -> AgentTask:
+    task = session.get(AgentTask, task_id)
+    if task is None:
+        raise TaskNotFound("task_not_found")
+    if not can_view(user, session, task):
+        raise TaskForbidden("forbidden")
+    return task
+
+
+def detail(user: CurrentUser, task_id: int, *, db_url: str | None = None) -> TaskDetail:
+    with session_scope(db_url) as session:
+        task = _load_visible(user, session, task_id)
+        customer = session.get(Customer, task.customer_id)
+        assert customer is not None
+        assignee = session.get(AppUser, task.assignee_id) if task.assignee_id else None
+        policies = session.exec(
+            select(Policy).where(Policy.customer_id == customer.id).order_by(col(Policy.expiry_date).desc()).limit(10)
+        ).all()
+        touches = session.exec(
+            select(Touch).where(Touch.customer_id == customer.id).order_by(col(Touch.due_at).desc()).limit(10)
+        ).all()
+        outcomes = session.exec(
+            select(Outcome).where(Outcome.customer_id == customer.id)
+            .order_by(col(Outcome.occurred_at).desc()).limit(10)
+        ).all()
+        masked = masked_customer(customer)
+        mine_or_free = task.assignee_id == user.id or _claimable(user, task)
+        return TaskDetail(
+            task=task,
+            customer=masked,
+            policies=[
+                {"external_id": p.external_id, "product_line": p.product_line, "annual_premium": p.annual_premium,
+                 "start_date": p.start_date, "expiry_date": p.expiry_date, "status": p.status}
+                for p in policies
+            ],
+            touches=[
+                {"journey_id": t.journey_id, "channel": t.channel, "template": t.template, "status": t.status,
+                 "due_at": t.due_at, "sent_at": t.sent_at, "error": t.error_reason}
+                for t in touches
+            ],
+            outcomes=[
+                {"kind": o.kind, "channel": o.channel, "occurred_at": o.occurred_at,
+                 # Replies can quote phone numbers or addresses: mask before anyone reads them.
+                 "text": mask_text(str(o.detail.get("text", "")))[:200] if o.detail else ""}
+                for o in outcomes
+            ],
+            assignee=(assignee.display_name or assignee.username) if assignee else None,
+            can_claim=_claimable(user, task) or (task.assignee_id == user.id and task.status == TaskStatus.OPEN),
+            can_complete=mine_or_free and task.status in ACTIVE,
+            can_reassign=user.can("reassign") and task.status in ACTIVE and _supervises(user, session, task),
+            script=render_script(session, task, customer, user.display_name),
+        )
+
+
+def masked_customer(customer: Customer) -> dict[str, Any]:
+    return {
+        "external_id": customer.external_id,
+        "name": mask_name(customer.name),
+        "phone": mask_phone(customer.phone),
+        "email": mask_email(customer.email),
+        "tier": customer.tier,
+        "branch": customer.branch,
+        "locale": customer.locale,
+        "timezone": customer.timezone,
+        "consent_sms": customer.consent_sms,
+        "consent_wechat": customer.consent_wechat,
+        "consent_email": customer.consent_email,
+    }
+
+
+def reveal(user: CurrentUser, task_id: int, *, db_url: str | None = None, now: datetime | None = None
+           ) -> dict[str, str]:
+    """The customer's unmasked contact details, for someone allowed to see the task; always audited."""
+    with session_scope(db_url) as session:
+        task = _load_visible(user, session, task_id)
+        customer = session.get(Customer, task.customer_id)
+        assert customer is not None and customer.id is not None
+        audit(session, user.username, "reveal", "customer", customer.id,
+              {"task_id": task_id, "fields": ["name", "phone", "email"]}, at=now)
+        return {"name": customer.name, "phone": customer.phone or "", "email": customer.email or ""}
+
+
+# --- state changes ------------------------------------------------------------------------------
+
+
+def claim(user: CurrentUser, task_id: int, *, now: datetime | None = None, db_url: str | None = None) -> None:
+    now = now or utcnow()
+    with session_scope(db_url) as session:
+        task = _load_visible(user, session, task_id)
+        if task.status != TaskStatus.OPEN:
+            raise TaskConflict("not_open")
+        allowed = _claimable(user, task) or task.assignee_id == user.id
+        if not allowed:
+            raise TaskForbidden("forbidden")
+        result = session.connection().execute(
+            update(AgentTask)
+            .where(col(AgentTask.id) == task_id, col(AgentTask.status) == TaskStatus.OPEN,
+                   or_(col(AgentTask.assignee_id).is_(None), col(AgentTask.assignee_id) == user.id))
+            .values(status=TaskStatus.CLAIMED, assignee_id=user.id, claimed_at=now)
+        )
+        if result.rowcount != 1:
+            raise TaskConflict("already_claimed")
+        audit(session, user.username, "claim", "task", task_id, at=now)
+
+
+def _is_complaint_task(task: AgentTask) -> bool:
+    return "complaint" in task.queue or "complaint" in task.journey_id
+
+
+def complete(
+    user: CurrentUser,
+    task_id: int,
+    outcome: str,
+    *,
+    notes: str | None = None,
+    callback_at: datetime | None = None,
+    now: datetime | None = None,
+    db_url: str | None = None,
+) -> Completion:
+    """Record the outcome of a task and feed it back into the journey."""
+    now = now or utcnow()
+    if outcome not in OUTCOMES:
+        raise TaskInvalid("unknown_outcome", f"outcome must be one of {', '.join(OUTCOMES)}")
+    if outcome == "call_back":
+        if callback_at is None:
+            raise TaskInvalid("callback_time_required")
+        callback_at = as_utc(callback_at)
+        if callback_at <= now or callback_at > now + MAX_CALLBACK_AHEAD:
+            raise TaskInvalid("callback_time_range")
+    notes = (notes or "").strip()[:4000] or None
+    follow_up_id: int | None = None
+    emits: list[tuple[str, str, dict[str, Any], str]] = []
+    with session_scope(db_url) as session:
+        task = _load_visible(user, session, task_id)
+        if task.status not in ACTIVE:
+            raise TaskConflict("not_active")
+        if not (task.assignee_id == user.id or _claimable(user, task)):
+            raise TaskForbidden("forbidden")
+        result = session.connection().execute(
+            update(AgentTask)
+            .where(col(AgentTask.id) == task_id, col(AgentTask.status).in_(ACTIVE),
+                   or_(col(AgentTask.assignee_id) == user.id,
+                       (col(AgentTask.assignee_id).is_(None)) & (col(AgentTask.status) == TaskStatus.OPEN)))
+            .values(status=TaskStatus.DONE, assignee_id=user.id, completed_at=now, outcome_code=outcome,
+                    notes=notes, claimed_at=func.coalesce(AgentTask.claimed_at, now))
+        )
+        if result.rowcount != 1:
+            raise TaskConflict("already_taken")
+        session.refresh(task)
+        customer = session.get(Customer, task.customer_id)
+        assert customer is not None and task.id is not None
+
+        follow_up: AgentTask | None = None
+        if outcome == "no_answer" and task.attempt < MAX_ATTEMPTS:
+            follow_up = _follow_up(task, f"retry:{task.id}", now + RETRY_AFTER, task.attempt + 1, now)
+        elif outcome == "call_back" and callback_at is not None:
+            # The customer was reached and asked for a later call: a fresh conversation, attempts start again.
+            follow_up = _follow_up(task, f"callback:{task.id}", callback_at, 1, now)
+        if follow_up is not None:
+            session.add(follow_up)
+            session.flush()
+            follow_up_id = follow_up.id
+
+        if outcome in ("renewal_yes", "renewal_no"):
+            # Journeys read it as customer.attributes.renewal_intent (e.g. to stop reminding).
+            customer.attributes = {**customer.attributes, "renewal_intent": outcome == "renewal_yes",
+                                   "renewal_intent_at": now.isoformat()}
+            customer.updated_at = now
+            session.add(customer)
+
+        created_at = as_utc(task.created_at)
+        claimed_at = as_utc(task.claimed_at) if task.claimed_at else now
+        session.add(Outcome(
+            dedup_key=f"task:{task.id}", task_id=task.id, customer_id=customer.id, channel="task",
+            kind=f"task:{outcome}", occurred_at=now,
+            detail={
+                "journey_id": task.journey_id, "step_id": task.step_id, "queue": task.queue,
+                "attempt": task.attempt, "agent": user.username,
+                "created_at": created_at.isoformat(), "claimed_at": claimed_at.isoformat(),
+                "completed_at": now.isoformat(), "cycle_seconds": int((now - created_at).total_seconds()),
+                "due_at": as_utc(task.due_at).isoformat(), "within_sla": now <= as_utc(task.due_at),
+                "follow_up_task_id": follow_up_id,
+                "attempts_exhausted": outcome == "no_answer" and task.attempt >= MAX_ATTEMPTS,
+                "callback_at": callback_at.isoformat() if callback_at else None,
+            },
+        ))
+        audit(session, user.username, "complete", "task", task.id, {"outcome": outcome}, at=now)
+
+        emits.append(("task.completed", customer.external_id,
+                      {"task_id": task.id, "outcome": outcome, "queue": task.queue}, f"task.completed:{task.id}"))
+        if outcome == "complaint_raised":
+            emits.append(("complaint.filed", customer.external_id,
+                          {"category": "agent_callback", "severity": "normal", "source": "agent_task",
+                           "text": mask_text(notes or "")[:500]},
+                          f"complaint.filed:task:{task.id}"))
+        if outcome == "resolved" and _is_complaint_task(task):
+            emits.append(("complaint.resolved", customer.external_id, {"task_id": task.id},
+                          f"complaint.resolved:task:{task.id}"))
+    for type_, external_id, data, event_id in emits:
+        emit(type_, external_id, data, event_id=event_id, occurred_at=now, db_url=db_url)
+    return Completion(task_id, outcome, follow_up_id, next_task_id(user, db_url=db_url))
+
+
+def _follow_up(task: AgentTask, key: str, due_at: datetime, attempt: int, now: datetime) -> AgentTask:
+    return AgentTask(
+        key=key, customer_id=task.customer_id, enrollment_id=task.enrollment_id, journey_id=task.journey_id,
+        journey_version=task.journey_version, step_id=task.step_id, occurrence=task.occurrence, queue=task.queue,
+        priority=task.priority, script=task.script, assignee_id=task.assignee_id, status=TaskStatus.OPEN,
+        due_at=due_at, created_at=now, attempt=attempt, parent_task_id=task.id,
+    )
+
+
+def next_task_id(user: CurrentUser, *, db_url: str | None = None) -> int | None:
+    """The user's most urgent task, else the most urgent claimable one."""
+    with session_scope(db_url) as session:
+        mine = session.exec(
+            select(AgentTask.id).where(AgentTask.assignee_id == user.id, col(AgentTask.status).in_(ACTIVE))
+            .order_by(col(AgentTask.due_at), col(AgentTask.id)).limit(1)
+        ).first()
+        if mine is not None:
+            return mine
+        return session.exec(
+            select(AgentTask.id).where(*_claimable_conditions(user))
+            .order_by(col(AgentTask.due_at), col(AgentTask.id)).limit(1)
+        ).first()
+
+
+def reassign(user: CurrentUser, task_id: int, to_user_id: int, *, now: datetime | None = None,
+             db_url: str | None = None) -> None:
+    now = now or utcnow()
+    if not user.can("reassign"):
+        raise TaskForbidden("forbidden")
+    with session_scope(db_url) as session:
+        task = _load_visible(user, session, task_id)
+        if not _supervises(user, session, task):
+            raise TaskForbidden("forbidden")
+        if task.status not in ACTIVE:
+            raise TaskConflict("not_active")
+        target = session.get(AppUser, to_user_id)
+        if target is None or not target.active or target.role not in ("agent", "supervisor"):
+            raise TaskInvalid("bad_assignee")
+        if user.team is not None and target.team != user.team:
+            raise TaskForbidden("other_team")
+        previous = task.assignee_id
+        # Back to open: the new assignee claims it when they start, so the claim time stays honest.
+        task.assignee_id = target.id
+        task.status = TaskStatus.OPEN
+        task.claimed_at = None
+        session.add(task)
+        audit(session, user.username, "reassign", "task", task_id,
+              {"from_user_id": previous, "to_user_id": target.id}, at=now)
+
+
+# --- supervisor views ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgentLoad:
+    id: int
+    name: str
+    role: str
+    on_shift: bool
+    open: int
+    claimed: int
+    overdue: int
+
+
+def team_members(user: CurrentUser, *, db_url: str | None = None) -> list[AppUser]:
+    with session_scope(db_url) as session:
+        stmt = select(AppUser).where(col(AppUser.role).in_(("agent", "supervisor")), col(AppUser.active) == True)  # noqa: E712
+        if user.team is not None:
+            stmt = stmt.where(AppUser.team == user.team)
+        return list(session.exec(stmt.order_by(col(AppUser.username))).all())
+
+
+def team_load(user: CurrentUser, *, now: datetime | None = None, db_url: str | None = None) -> list[AgentLoad]:
+    now = now or utcnow()
+    members = team_members(user, db_url=db_url)
+    loads: list[AgentLoad] = []
+    with session_scope(db_url) as session:
+        for m in members:
+            assert m.id is not None
+            # One small grouped query per member on the (assignee_id, status, due_at) index.
+            counts = {
+                status: int(n)
+                for status, n in session.exec(
+                    select(AgentTask.status, func.count()).where(
+                        col(AgentTask.assignee_id) == m.id, col(AgentTask.status).in_(ACTIVE)
+                    ).group_by(col(AgentTask.status))
+                )
+            }
+            overdue = _capped_count(session, col(AgentTask.assignee_id) == m.id, col(AgentTask.status).in_(ACTIVE),
+                                    col(AgentTask.due_at) < now)
+            loads.append(AgentLoad(m.id, m.display_name or m.username, m.role, m.on_shift,
+                                   counts.get(TaskStatus.OPEN, 0), counts.get(TaskStatus.CLAIMED, 0), overdue))
+    return loads
+
+
+def overdue_tasks(user: CurrentUser, *, now: datetime | None = None, limit: int = 100,
+                  db_url: str | None = None) -> list[TaskRow]:
+    now = now or utcnow()
+    rows: list[TaskRow] = []
+    with session_scope(db_url) as session:
+        stmt = (
+            select(AgentTask, Customer.name, Customer.tier, AppUser.display_name)
+            .join(Customer, col(Customer.id) == AgentTask.customer_id)
+            .join(AppUser, col(AppUser.id) == AgentTask.assignee_id, isouter=True)
+            .where(AgentTask.status == TaskStatus.OPEN, col(AgentTask.due_at) < now)
+            .order_by(col(AgentTask.due_at), col(AgentTask.id))
+            .limit(limit)
+        )
+        claimed = (
+            select(AgentTask, Customer.name, Customer.tier, AppUser.display_name)
+            .join(Customer, col(Customer.id) == AgentTask.customer_id)
+            .join(AppUser, col(AppUser.id) == AgentTask.assignee_id, isouter=True)
+            .where(AgentTask.status == TaskStatus.CLAIMED, col(AgentTask.due_at) < now)
+            .order_by(col(AgentTask.due_at), col(AgentTask.id))
+            .limit(limit)
+        )
+        if user.team is not None:
+            team_filter = or_(col(AgentTask.assignee_id).is_(None), col(AppUser.team) == user.team)
+            stmt = stmt.where(team_filter)
+            claimed = claimed.where(team_filter)
+        # Two index range scans on (status, due_at) instead of one IN that would have to sort everything.
+        for query in (stmt, claimed):
+            for t, name, tier, assignee in session.exec(query):
+                rows.append(_row(t, name, tier, assignee, now))
+    rows.sort(key=lambda r: (r.due_at, r.id))
+    return rows[:limit]
+
+
+def list_tasks(*, assignee_id: int | None = None, queue: str | None = None,
+               statuses: tuple[str, ...] | None = None,
+               unassigned: bool = False, limit: int = 50, offset: int = 0, now: datetime | None = None,
+               db_url: str | None = None) -> list[TaskRow]:
+    """Tasks by filter in SLA order (for the API)."""
+    now = now or utcnow()
+    with session_scope(db_url) as session:
+        stmt = (
+            select(AgentTask, Customer.name, Customer.tier, AppUser.display_name)
+            .join(Customer, col(Customer.id) == AgentTask.customer_id)
+            .join(AppUser, col(AppUser.id) == AgentTask.assignee_id, isouter=True)
+        )
+        if assignee_id is not None:
+            stmt = stmt.where(AgentTask.assignee_id == assignee_id)
+        if unassigned:
+            stmt = stmt.where(col(AgentTask.assignee_id).is_(None))
+        if queue is not None:
+            stmt = stmt.where(AgentTask.queue == queue)
+        if statuses:
+            stmt = stmt.where(col(AgentTask.status).in_(statuses))
+        stmt = stmt.order_by(col(AgentTask.due_at), col(AgentTask.id)).offset(offset).limit(limit)
+        return [_row(t, name, tier, assignee, now) for t, name, tier, assignee in session.exec(stmt)]

@@ -1,0 +1,153 @@
+"""Console fixtures: a migrated SQLite database with users, customers and tasks, the app, logged-in clients."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from starlette.testclient import TestClient
+
+from console.app import create_app
+from console.auth import hash_password
+from store.clock import utcnow
+from store.db import session_scope
+from store.migrate import upgrade
+from store.models import AgentTask, AppUser, Customer, Policy
+
+PASSWORD = "correct-horse-1"
+API_KEY = "test-api-key-0123456789"
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@dataclass
+class Seed:
+    users: dict[str, int] = field(default_factory=dict)
+    customers: dict[str, int] = field(default_factory=dict)
+    tasks: dict[str, int] = field(default_factory=dict)
+    now: datetime = field(default_factory=utcnow)
+
+
+def add_task(session: object, key: str, customer_id: int, *, now: datetime, due_in: timedelta,
+             assignee_id: int | None = None, queue: str = "callbacks", status: str = "open",
+             journey_id: str = "gold-monthly-callback", script: str | None = "gold_monthly_callback",
+             attempt: int = 1) -> int:
+    task = AgentTask(key=key, customer_id=customer_id, journey_id=journey_id, journey_version="v1", step_id="call",
+                     occurrence="2026-11", queue=queue, script=script, assignee_id=assignee_id, status=status,
+                     due_at=now + due_in, created_at=now - timedelta(hours=1), attempt=attempt,
+                     claimed_at=now if status == "claimed" else None)
+    session.add(task)  # type: ignore[attr-defined]
+    session.flush()  # type: ignore[attr-defined]
+    assert task.id is not None
+    return task.id
+
+
+@lru_cache(maxsize=1)
+def password_hash() -> str:
+    # Hashed once: argon2 is deliberately slow, and every test seeds six users.
+    return hash_password(PASSWORD)
+
+
+def seed_console(url: str | None = None) -> Seed:
+    seed = Seed()
+    now = seed.now
+    with session_scope(url) as s:
+        for name, role, team, locale in [
+            ("ann", "agent", "a", "en"), ("bob", "agent", "a", "zh-CN"), ("cara", "agent", "b", "en"),
+            ("sue", "supervisor", "a", "en"), ("olga", "ops", None, "en"), ("adam", "admin", None, "en"),
+        ]:
+            user = AppUser(username=name, display_name=name.capitalize(), role=role, password_hash=password_hash(),
+                           team=team, locale=locale, created_at=now)
+            s.add(user)
+            s.flush()
+            assert user.id is not None
+            seed.users[name] = user.id
+        for ext, cname, tier, phone, email, advisor in [
+            ("C1", "张三丰", "gold", "+8613812345678", "sanfeng@example.com", None),
+            ("C2", "李四", "diamond", "+8613900001111", "lisi@example.com", "ann"),
+            ("C3", "王五", "silver", "+8613700002222", None, None),
+        ]:
+            c = Customer(external_id=ext, name=cname, tier=tier, phone=phone, email=email, branch="上海分公司",
+                         advisor_id=seed.users[advisor] if advisor else None, consent_sms=True,
+                         created_at=now, updated_at=now)
+            s.add(c)
+            s.flush()
+            assert c.id is not None
+            seed.customers[ext] = c.id
+        s.add(Policy(external_id="P1", customer_id=seed.customers["C1"], product_line="health", annual_premium=1280.0,
+                     start_date=(now - timedelta(days=300)).date(), expiry_date=(now + timedelta(days=65)).date()))
+        seed.tasks["ann_first"] = add_task(s, "t-ann-1", seed.customers["C1"], now=now, due_in=timedelta(hours=2),
+                                           assignee_id=seed.users["ann"])
+        seed.tasks["ann_second"] = add_task(s, "t-ann-2", seed.customers["C3"], now=now, due_in=timedelta(hours=5),
+                                            assignee_id=seed.users["ann"])
+        seed.tasks["free"] = add_task(s, "t-free", seed.customers["C3"], now=now, due_in=timedelta(hours=1))
+        seed.tasks["bob"] = add_task(s, "t-bob", seed.customers["C1"], now=now, due_in=timedelta(hours=3),
+                                     assignee_id=seed.users["bob"], status="claimed")
+        seed.tasks["cara"] = add_task(s, "t-cara", seed.customers["C3"], now=now, due_in=timedelta(hours=3),
+                                      assignee_id=seed.users["cara"])
+    return seed
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("console-template") / "journeys.db"
+    upgrade(f"sqlite:///{path}")
+    # Fold any write-ahead log into the file so a plain copy carries the whole schema.
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+@pytest.fixture
+def db_url(migrated_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A migrated SQLite database (a copy of one migrated once per session), set as JOURNEYS_DATABASE_URL."""
+    target = tmp_path / "journeys.db"
+    shutil.copyfile(migrated_template, target)
+    url = f"sqlite:///{target}"
+    monkeypatch.setenv("JOURNEYS_DATABASE_URL", url)
+    return url
+
+
+@pytest.fixture
+def console_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOURNEYS_SECRET_KEY", "test-only-session-key-not-secret")
+    monkeypatch.setenv("JOURNEYS_API_KEYS", f"other-key, {API_KEY}")
+    monkeypatch.setenv("JOURNEYS_ASSIGNMENT", "least_loaded")
+
+
+@pytest.fixture
+def seed(db_url: str) -> Seed:
+    return seed_console(db_url)
+
+
+@pytest.fixture
+def app(db_url: str, console_env: None, seed: Seed) -> FastAPI:
+    return create_app(db_url)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, base_url="http://testserver") as c:
+        yield c
+
+
+def csrf_of(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
+    """Log in through the form; returns the session's CSRF token."""
+    token = csrf_of(client.get("/login").text)
+    response = client.post("/login", data={"username": username, "password": password, "csrf_token": token},
+                           follow_redirects=False)
+    assert response.status_code == 303, response.text
+    return csrf_of(client.get(response.headers["location"]).text)
