@@ -54,5 +54,14 @@ def dispatch(
     typer.echo(json.dumps(result, ensure_ascii=False))
 
 
+def run() -> None:
+    """Run the embedded service: APScheduler drives plan, dispatch, outcome ingest and the periodic
+    flows on Prefect's local engine, with its job store in the product database. Stops cleanly on SIGTERM."""
+    from engine.service import run_service
+
+    raise typer.Exit(run_service())
+
+
 def register(app: typer.Typer) -> None:
     app.command("dispatch")(dispatch)
+    app.command("run")(run)
