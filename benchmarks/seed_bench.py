@@ -1,0 +1,103 @@
+"""Seed N customers into a fresh SQLite file (and a fresh PostgreSQL database if a URL is given).
+
+    .venv/bin/python benchmarks/seed_bench.py 100000
+    .venv/bin/python benchmarks/seed_bench.py 100000 --postgres postgresql://postgres@127.0.0.1:5432/test
+
+Prints wall time, rows per second (customers + policies + claims + tier history) and
+database size. The PostgreSQL run creates a throw-away database next to the one in
+the URL and drops it afterwards unless --keep is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from store.db import make_engine
+from store.migrate import upgrade
+from store.seeding import SeedStats, seed_book
+
+AS_OF = date(2026, 11, 22)
+
+
+def _report(label: str, stats: SeedStats, seconds: float, size_bytes: int) -> None:
+    print(
+        f"{label}: {stats.customers:,} customers, {stats.policies:,} policies, {stats.claims:,} claims, "
+        f"{stats.tier_changes:,} tier changes = {stats.rows:,} rows in {seconds:.1f} s "
+        f"({stats.rows / seconds:,.0f} rows/s, {stats.customers / seconds:,.0f} customers/s); "
+        f"database {size_bytes / 1e6:,.1f} MB"
+    )
+
+
+def bench_sqlite(customers: int, seed: int, directory: Path) -> None:
+    path = directory / "seed_bench.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    started = time.perf_counter()
+    stats = seed_book(url, customers, seed, as_of=AS_OF)
+    seconds = time.perf_counter() - started
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))  # count the data, not an unmerged WAL
+    engine.dispose()
+    _report("sqlite", stats, seconds, sum(p.stat().st_size for p in directory.glob("seed_bench.db*")))
+
+
+def bench_postgres(customers: int, seed: int, admin_url: str, keep: bool) -> None:
+    name = f"seed_bench_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin.url).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        started = time.perf_counter()
+        stats = seed_book(url, customers, seed, as_of=AS_OF)
+        seconds = time.perf_counter() - started
+        with admin.connect() as conn:
+            size = conn.execute(text("SELECT pg_database_size(:n)"), {"n": name}).scalar_one()
+        _report("postgresql", stats, seconds, int(size))
+    finally:
+        if not keep:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("customers", type=int)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--postgres", metavar="URL", help="also seed a fresh database on this server")
+    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
+    parser.add_argument("--dir", type=Path, help="where to put the SQLite file (default: a temporary folder)")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_sqlite:
+        if args.dir:
+            args.dir.mkdir(parents=True, exist_ok=True)
+            for old in args.dir.glob("seed_bench.db*"):
+                old.unlink()
+            bench_sqlite(args.customers, args.seed, args.dir)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                bench_sqlite(args.customers, args.seed, Path(tmp))
+    if args.postgres:
+        url = args.postgres
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        bench_postgres(args.customers, args.seed, url, args.keep)
+
+
+if __name__ == "__main__":
+    main()
