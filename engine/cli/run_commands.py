@@ -62,6 +62,19 @@ def run() -> None:
     raise typer.Exit(run_service())
 
 
+def deploy(
+    pool: str = typer.Option("journeys", "--pool", help="Prefect process work pool (created if missing)."),
+    no_schedules: bool = typer.Option(False, "--no-schedules", help="Deploy without cron schedules."),
+) -> None:
+    """Scaled out: register the flows as deployments with cron schedules on a Prefect server
+    (PREFECT_API_URL); start workers with `prefect worker start --pool <pool> --type process`."""
+    from engine.deployments import deploy_all
+
+    for name in deploy_all(pool, schedules=not no_schedules):
+        typer.echo(name)
+
+
 def register(app: typer.Typer) -> None:
+    app.command("deploy")(deploy)
     app.command("dispatch")(dispatch)
     app.command("run")(run)
