@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ACCOUNT = "AC" + "0" * 32
 TOKEN = "standin-auth-token"
+BODY = "【安心保险】您好，本周为您精选的专属关怀礼包已上线，登录APP即可领取。回复TD退订"
 
 
 def _prepare(url: str, n: int) -> None:
@@ -114,7 +115,7 @@ async def raw_loop(base: str, n: int, in_flight: int = 32) -> tuple[int, float]:
         async def worker() -> None:
             nonlocal ok
             for i in counter:
-                data = {"To": f"+86139{i:08d}", "From": "+15005550006", "Body": "【安心保险】您好，本周专属关怀礼包已上线。"}
+                data = {"To": f"+86139{i:08d}", "From": "+15005550006", "Body": BODY}
                 async with session.post(url, data=data, headers={"Authorization": auth}) as resp:
                     await resp.read()
                     ok += resp.status == 201
