@@ -1,0 +1,202 @@
+"""Channel send throughput: SMS (Twilio SDK) and WeChat (httpx on aiohttp) adapters against
+their stand-ins, next to the fastest raw client loop (aiohttp, N in flight) to the same stand-in.
+
+    python -m benchmarks.channel_throughput [--messages 20000] [--concurrency 48]
+
+Each stand-in runs in its own process (callbacks off), so client and server do not
+share an event loop or a GIL; on a 2-core machine they still share the cores, so the
+figures are per client process with the server beside it. Bar: >= 2,000 sends/s each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlencode
+
+import aiohttp
+
+from channels.base import OutboundMessage, RenderedMessage
+from channels.sms_twilio import TwilioSmsAdapter
+from channels.wechat import WeChatTemplateAdapter
+from standins.server import ProcessStandin
+
+ACCOUNT_SID = "AC" + "0" * 32
+AUTH_TOKEN = "standin-auth-token"
+APPID, SECRET = "wxstandin000000001", "standin-app-secret"
+BAR = 2000.0
+
+
+def sms_messages(n: int) -> list[OutboundMessage]:
+    content = RenderedMessage(
+        "sms", "renewal", "zh-CN", text="尊敬的客户，您的车险将于12月1日到期，请及时续保。", segments=1
+    )
+    callback = "https://hooks.insurer.example.com/webhooks/twilio/status"
+    return [
+        OutboundMessage(i, f"c{i}:renewal:s1:2026-W48", f"+86138{i:08d}", content, status_callback_url=callback)
+        for i in range(n)
+    ]
+
+
+def wechat_messages(n: int) -> list[OutboundMessage]:
+    content = RenderedMessage(
+        "wechat",
+        "renewal",
+        "zh-CN",
+        wechat_template_id="TPL_RENEWAL",
+        wechat_url="https://m.insurer.example.com/renew",
+        wechat_data={
+            "first": "您的车险即将到期",
+            "keyword1": "沪A·12345",
+            "keyword2": "2026-12-01",
+            "remark": "点击续保",
+        },
+    )
+    return [
+        OutboundMessage(i, f"c{i}:renewal:s1:2026-W48", f"o6_bmjrPTlm6_2sgVt7hMZ{i:06d}", content) for i in range(n)
+    ]
+
+
+async def timed(label: str, n: int, run: Callable[[], Awaitable[int]]) -> float:
+    started = time.perf_counter()
+    ok = await run()
+    elapsed = time.perf_counter() - started
+    rate = n / elapsed
+    print(f"  {label:<44} {n:>6} sent, {ok:>6} ok in {elapsed:6.2f} s = {rate:8.0f} sends/s", flush=True)
+    if ok != n:
+        raise SystemExit(f"{label}: only {ok} of {n} accepted")
+    return rate
+
+
+async def raw_loop(n: int, concurrency: int, request: Callable[[aiohttp.ClientSession, int], Awaitable[bool]]) -> int:
+    """The ceiling: a bare aiohttp session with a fixed pool of workers, nothing else."""
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    ok = 0
+    async with aiohttp.ClientSession(connector=connector) as session:
+        pending = iter(range(n))
+
+        async def worker() -> None:
+            nonlocal ok
+            for i in pending:
+                accepted = await request(session, i)  # awaited first: `ok += await ...` loses updates
+                ok += accepted
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return ok
+
+
+async def bench_sms(n: int, concurrency: int, warmup: int) -> tuple[float, float]:
+    with ProcessStandin("twilio", account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, callbacks=False) as standin:
+        url = f"{standin.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+        auth = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+        messages = sms_messages(n)
+
+        async def raw_request(session: aiohttp.ClientSession, i: int) -> bool:
+            m = messages[i]
+            form = {"To": m.to, "From": "+15005550006", "Body": m.content.text, "StatusCallback": m.status_callback_url}
+            headers = {"Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"}
+            async with session.post(url, data=urlencode(form), headers=headers) as resp:
+                await resp.read()
+                return resp.status == 201
+
+        await raw_loop(warmup, concurrency, raw_request)
+        raw = await timed(
+            f"raw aiohttp -> Twilio stand-in ({concurrency} in flight)",
+            n,
+            lambda: raw_loop(n, concurrency, raw_request),
+        )
+
+        adapter = TwilioSmsAdapter(
+            ACCOUNT_SID, AUTH_TOKEN, "+15005550006", api_base=standin.base_url, concurrency=concurrency
+        )
+        try:
+            await adapter.send_batch(messages[:warmup])
+
+            async def run() -> int:
+                return sum(r.ok for r in await adapter.send_batch(messages))
+
+            sdk = await timed(f"SMS adapter (twilio SDK, {concurrency} in flight)", n, run)
+        finally:
+            await adapter.aclose()
+        summary = await standin.summary()
+        print(f"  stand-in accepted {summary['accepted']} messages", flush=True)
+    return sdk, raw
+
+
+async def bench_wechat(n: int, concurrency: int, warmup: int) -> tuple[float, float]:
+    with ProcessStandin("wechat", appid=APPID, secret=SECRET, callbacks=False) as standin:
+        messages = wechat_messages(n)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"{standin.base_url}/cgi-bin/token",
+                params={"grant_type": "client_credential", "appid": APPID, "secret": SECRET},
+            ) as resp,
+        ):
+            token = (await resp.json())["access_token"]
+        url = f"{standin.base_url}/cgi-bin/message/template/send?access_token={token}"
+
+        async def raw_request(session: aiohttp.ClientSession, i: int) -> bool:
+            m = messages[i]
+            payload = {
+                "touser": m.to,
+                "template_id": m.content.wechat_template_id,
+                "url": m.content.wechat_url,
+                "data": {k: {"value": v} for k, v in m.content.wechat_data.items()},
+                "client_msg_id": m.touch_key,
+            }
+            body = json.dumps(payload, ensure_ascii=False).encode()
+            async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
+                return (await resp.json(content_type=None)).get("errcode") == 0
+
+        await raw_loop(warmup, concurrency, raw_request)
+        raw = await timed(
+            f"raw aiohttp -> WeChat stand-in ({concurrency} in flight)",
+            n,
+            lambda: raw_loop(n, concurrency, raw_request),
+        )
+
+        adapter = WeChatTemplateAdapter(APPID, SECRET, api_base=standin.base_url, concurrency=concurrency)
+        try:
+            await adapter.send_batch(messages[:warmup])
+
+            async def run() -> int:
+                return sum(r.ok for r in await adapter.send_batch(messages))
+
+            adapter_rate = await timed(f"WeChat adapter (httpx-aiohttp, {concurrency} in flight)", n, run)
+        finally:
+            await adapter.aclose()
+        summary = await standin.summary()
+        print(f"  stand-in accepted {summary['accepted']} messages, {summary['counts'].get('token', 0)} token fetches")
+    return adapter_rate, raw
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=48)
+    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--only", choices=["sms", "wechat"])
+    args = parser.parse_args()
+
+    rows = []
+    if args.only in (None, "sms"):
+        print("SMS (Twilio Messages API stand-in, separate process, callbacks off)")
+        rows.append(("sms", *await bench_sms(args.messages, args.concurrency, args.warmup)))
+    if args.only in (None, "wechat"):
+        print("WeChat (template send stand-in, separate process, callbacks off)")
+        rows.append(("wechat", *await bench_wechat(args.messages, args.concurrency, args.warmup)))
+
+    print()
+    print(f"{'channel':<8} {'adapter/s':>10} {'raw/s':>10} {'ratio':>7}  bar {BAR:.0f}/s")
+    for channel, adapter_rate, raw_rate in rows:
+        verdict = "met" if adapter_rate >= BAR else "MISSED"
+        print(f"{channel:<8} {adapter_rate:>10.0f} {raw_rate:>10.0f} {adapter_rate / raw_rate:>7.2f}  {verdict}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
