@@ -29,14 +29,14 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-ROUTER_FACTORY_NAMES = ("create_router", "make_router", "build_router", "router_factory", "get_router")
+ROUTER_FACTORY_NAMES = ("create_hooks_router", "create_router", "make_router", "build_router", "get_router")
 
 
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def _mount_receipts(app: FastAPI) -> None:
+def _mount_receipts(app: FastAPI, db_url: str | None) -> None:
     """Mount the channel webhooks (``channels.receipts``) at /hooks when that module offers a router."""
     try:
         module = importlib.import_module("channels.receipts")
@@ -49,10 +49,13 @@ def _mount_receipts(app: FastAPI) -> None:
     if factory is None:
         return
     try:
-        router = factory()
+        router = factory(db_url=db_url)
     except TypeError:
-        log.warning("channels.receipts router factory needs arguments; webhooks not mounted")
-        return
+        try:
+            router = factory()
+        except TypeError:
+            log.warning("channels.receipts router factory needs arguments; webhooks not mounted")
+            return
     paths = [getattr(r, "path", "") for r in getattr(router, "routes", [])]
     prefix = "" if paths and all(p.startswith("/hooks") for p in paths) else "/hooks"
     app.include_router(router, prefix=prefix)
@@ -78,6 +81,8 @@ def create_app(database_url: str | None = None, settings: ConsoleSettings | None
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
+        if request.url.path.startswith("/hooks/"):
+            return response  # provider-facing webhooks and unsubscribe pages keep their own headers
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
@@ -128,7 +133,7 @@ def create_app(database_url: str | None = None, settings: ConsoleSettings | None
     app.include_router(routes_admin.router)
     app.include_router(api.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
-    _mount_receipts(app)
+    _mount_receipts(app, settings.database_url)
     return app
 
 

@@ -1,0 +1,71 @@
+"""Every UI string goes through the catalogues, both catalogues translate all of them, pages follow the user."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from console.i18n import Translator, catalog_messages
+from tests.console.conftest import Seed, login
+
+CONSOLE = Path(__file__).resolve().parents[2] / "console"
+TEMPLATE_CALL = re.compile(r"""_\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')""")
+# flash(request, "…"), gettext("…") and the values of msgid dictionaries ('    "code": "…",').
+PY_MSGID = re.compile(
+    r"""(?:flash\(request,\s*|gettext\(\s*|^\s*"[a-z_]+":\s*)"((?:[^"\\]|\\.)*)"(?:\s*\n\s*"((?:[^"\\]|\\.)*)")?""",
+    re.M,
+)
+
+
+def used_msgids() -> set[str]:
+    ids: set[str] = set()
+    for path in (CONSOLE / "templates").glob("*.html"):
+        ids |= {a if a is not None and a != "" else b for a, b in TEMPLATE_CALL.findall(path.read_text("utf-8"))}
+    for name in ("routes_tasks.py", "routes_auth.py", "routes_admin.py", "i18n.py"):
+        ids |= {a + (b or "") for a, b in PY_MSGID.findall((CONSOLE / name).read_text("utf-8"))}
+    return ids
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+def test_every_message_used_is_translated(locale: str) -> None:
+    catalogue = catalog_messages(locale)
+    used = used_msgids()
+    assert len(used) > 100
+    missing = sorted(m for m in used if not catalogue.get(m))
+    assert not missing, f"not in the {locale} catalogue: {missing}"
+
+
+def test_templates_have_no_bare_text_outside_the_catalogue() -> None:
+    # Text nodes between tags must be template expressions, not literal words (numbers/punctuation aside).
+    literal = re.compile(r">\s*([A-Za-z\u4e00-\u9fff][^<{]*?)\s*<")
+    allowed = {"English", "中文"}  # language names are shown in their own language on purpose
+    jinja = re.compile(r"\{%.*?%\}|\{\{.*?\}\}|\{#.*?#\}", re.S)
+    for path in (CONSOLE / "templates").glob("*.html"):
+        markup = jinja.sub("", path.read_text("utf-8"))
+        found = {m.strip() for m in literal.findall(markup)} - allowed
+        assert not found, f"{path.name}: {found}"
+
+
+def test_translator_formats_countdowns_per_locale() -> None:
+    assert Translator("zh-CN").remaining(2 * 3600 + 5 * 60) == "2小时05分"
+    assert Translator("en").remaining(-(30 * 60)) == "overdue 0h 30m"
+    assert Translator("en").remaining(3 * 86400 + 3600) == "3d 1h"
+
+
+def test_each_user_sees_pages_in_their_language(client: TestClient, seed: Seed) -> None:
+    login(client, "bob")  # zh-CN
+    page = client.get("/inbox").text
+    assert "我的任务" in page and "My tasks" not in page
+    client.cookies.clear()
+    login(client, "ann")  # en
+    page = client.get("/inbox").text
+    assert "My tasks" in page and "我的任务" not in page
+
+
+def test_user_switches_language(client: TestClient) -> None:
+    token = login(client, "ann")
+    client.post("/me/locale", data={"csrf_token": token, "locale": "zh-CN", "back": "/inbox"})
+    assert "我的任务" in client.get("/inbox").text

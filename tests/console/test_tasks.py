@@ -1,0 +1,214 @@
+"""The task service: inbox order, claiming, outcomes feeding the journey, reassignment, reveal, rights."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+from starlette.testclient import TestClient
+
+from console import tasks
+from console.auth import CurrentUser
+from store.clock import utcnow
+from store.db import session_scope
+from store.models import AgentTask, AppUser, AuditLog, Customer, Event, Outcome
+from tests.console.conftest import Seed, login, seed_console
+
+
+def user(url: str, name: str) -> CurrentUser:
+    with session_scope(url) as s:
+        return CurrentUser.of(s.exec(select(AppUser).where(AppUser.username == name)).one())
+
+
+def test_inbox_lists_my_tasks_and_the_claimable_queue_in_due_order(db_url: str, seed: Seed) -> None:
+    ann = user(db_url, "ann")
+    box = tasks.inbox(ann, db_url=db_url)
+    assert [r.id for r in box.mine] == [seed.tasks["ann_first"], seed.tasks["ann_second"]]
+    assert [r.id for r in box.claimable] == [seed.tasks["free"]]
+    assert box.mine_count == 2 and box.claimable_count == 1 and box.mine_overdue == 0
+    assert box.mine[0].customer == "张**"  # masked in lists
+    later = tasks.inbox(ann, now=seed.now + timedelta(hours=3), db_url=db_url)
+    assert later.mine[0].overdue and not later.mine[1].overdue and later.mine_overdue == 1
+
+
+def test_claim_is_won_by_exactly_one_agent(db_url: str, seed: Seed) -> None:
+    ann, bob = user(db_url, "ann"), user(db_url, "bob")
+    tasks.claim(ann, seed.tasks["free"], db_url=db_url)
+    with pytest.raises(tasks.TaskError) as refused:
+        tasks.claim(bob, seed.tasks["free"], db_url=db_url)
+    assert refused.value.status in (403, 409)
+    with session_scope(db_url) as s:
+        task = s.get(AgentTask, seed.tasks["free"])
+        assert task is not None and task.status == "claimed" and task.assignee_id == ann.id
+        assert task.claimed_at is not None
+
+
+def test_an_agent_cannot_see_or_work_another_agents_task(db_url: str, seed: Seed) -> None:
+    ann = user(db_url, "ann")
+    for action in (
+        lambda: tasks.detail(ann, seed.tasks["bob"], db_url=db_url),
+        lambda: tasks.reveal(ann, seed.tasks["bob"], db_url=db_url),
+        lambda: tasks.complete(ann, seed.tasks["bob"], "reached", db_url=db_url),
+        lambda: tasks.claim(ann, seed.tasks["bob"], db_url=db_url),
+    ):
+        with pytest.raises(tasks.TaskForbidden):
+            action()
+
+
+def test_task_detail_shows_context_masked_and_reveal_is_audited(db_url: str, seed: Seed) -> None:
+    ann = user(db_url, "ann")
+    info = tasks.detail(ann, seed.tasks["ann_first"], db_url=db_url)
+    assert info.customer["phone"] == "138****5678" and info.customer["email"] == "s***@example.com"
+    assert info.customer["name"] == "张**" and info.customer["tier"] == "gold"
+    assert [p["external_id"] for p in info.policies] == ["P1"]
+    assert info.script and "张**" in info.script and "张三丰" not in info.script
+    shown = tasks.reveal(ann, seed.tasks["ann_first"], db_url=db_url)
+    assert shown == {"name": "张三丰", "phone": "+8613812345678", "email": "sanfeng@example.com"}
+    with session_scope(db_url) as s:
+        rows = s.exec(select(AuditLog).where(AuditLog.action == "reveal")).all()
+        assert [(r.actor, r.target_type, r.target_id) for r in rows] == [
+            ("ann", "customer", str(seed.customers["C1"]))
+        ]
+        assert rows[0].detail["task_id"] == seed.tasks["ann_first"]
+
+
+def _events(url: str, type_: str) -> list[Event]:
+    with session_scope(url) as s:
+        return list(s.exec(select(Event).where(Event.type == type_)).all())
+
+
+def test_reached_closes_the_task_with_an_outcome_row_and_a_task_completed_event(db_url: str, seed: Seed) -> None:
+    ann = user(db_url, "ann")
+    done = tasks.complete(ann, seed.tasks["ann_first"], "reached", notes="客户满意", db_url=db_url)
+    assert done.follow_up_task_id is None
+    assert done.next_task_id == seed.tasks["ann_second"]  # the next one is offered at once
+    with session_scope(db_url) as s:
+        task = s.get(AgentTask, seed.tasks["ann_first"])
+        assert task is not None and task.status == "done" and task.outcome_code == "reached"
+        assert task.completed_at is not None and task.claimed_at is not None and task.notes == "客户满意"
+        outcome = s.exec(select(Outcome).where(Outcome.task_id == task.id)).one()
+        assert outcome.kind == "task:reached" and outcome.customer_id == seed.customers["C1"]
+        assert outcome.detail["within_sla"] is True and outcome.detail["agent"] == "ann"
+    [event] = _events(db_url, "task.completed")
+    assert event.data == {"task_id": seed.tasks["ann_first"], "outcome": "reached", "queue": "callbacks"}
+    with pytest.raises(tasks.TaskConflict):
+        tasks.complete(ann, seed.tasks["ann_first"], "resolved", db_url=db_url)
+
+
+def test_no_answer_retries_after_four_hours_at_most_three_attempts_in_all(db_url: str, seed: Seed) -> None:
+    ann = user(db_url, "ann")
+    now = seed.now
+    task_id = seed.tasks["ann_first"]
+    chain = [task_id]
+    for attempt in (1, 2, 3):
+        done = tasks.complete(ann, chain[-1], "no_answer", now=now, db_url=db_url)
+        if attempt < 3:
+            assert done.follow_up_task_id is not None
+            with session_scope(db_url) as s:
+                retry = s.get(AgentTask, done.follow_up_task_id)
+                assert retry is not None and retry.attempt == attempt + 1 and retry.status == "open"
+                assert retry.due_at == now + timedelta(hours=4) and retry.assignee_id == ann.id
+                assert retry.parent_task_id == chain[-1]
+            chain.append(done.follow_up_task_id)
+            now = now + timedelta(hours=4, minutes=5)
+        else:
+            assert done.follow_up_task_id is None
+    with session_scope(db_url) as s:
+        kinds = [o.detail["attempts_exhausted"] for o in s.exec(select(Outcome).order_by(Outcome.id)).all()]
+        assert kinds == [False, False, True]
+        assert len(s.exec(select(AgentTask).where(AgentTask.journey_id == "gold-monthly-callback",
+                                                  AgentTask.customer_id == seed.customers["C1"])).all()) == 4
+
+
+def test_call_back_schedules_a_task_at_the_agreed_time(db_url: str, seed: Seed) -> None:
+    ann = user(db_url, "ann")
+    with pytest.raises(tasks.TaskInvalid):
+        tasks.complete(ann, seed.tasks["ann_first"], "call_back", db_url=db_url)
+    with pytest.raises(tasks.TaskInvalid):
+        tasks.complete(ann, seed.tasks["ann_first"], "call_back", callback_at=utcnow() - timedelta(hours=1),
+                       db_url=db_url)
+    when = utcnow() + timedelta(days=1)
+    done = tasks.complete(ann, seed.tasks["ann_first"], "call_back", callback_at=when, db_url=db_url)
+    with session_scope(db_url) as s:
+        follow = s.get(AgentTask, done.follow_up_task_id)
+        assert follow is not None and follow.due_at == when and follow.assignee_id == ann.id
+
+
+def test_complaint_raised_emits_complaint_filed_for_the_complaint_journey(db_url: str, seed: Seed) -> None:
+    ann = user(db_url, "ann")
+    tasks.complete(ann, seed.tasks["ann_first"], "complaint_raised", notes="客户来电 13812345678 投诉理赔慢",
+                   db_url=db_url)
+    [event] = _events(db_url, "complaint.filed")
+    assert event.customer_id == seed.customers["C1"]
+    assert event.external_id == f"complaint.filed:task:{seed.tasks['ann_first']}"
+    assert event.data["source"] == "agent_task"
+    assert "13812345678" not in event.data["text"] and "138****5678" in event.data["text"]
+
+
+def test_resolved_on_a_complaint_task_emits_complaint_resolved(db_url: str, seed: Seed) -> None:
+    ann = user(db_url, "ann")
+    with session_scope(db_url) as s:
+        from tests.console.conftest import add_task
+
+        tid = add_task(s, "t-complaint", seed.customers["C1"], now=seed.now, due_in=timedelta(hours=20),
+                       assignee_id=ann.id, queue="complaints", journey_id="complaint-response")
+    tasks.complete(ann, tid, "resolved", db_url=db_url)
+    [event] = _events(db_url, "complaint.resolved")
+    assert event.data == {"task_id": tid}
+    with session_scope(db_url) as s:
+        outcome = s.exec(select(Outcome).where(Outcome.task_id == tid)).one()
+        assert outcome.kind == "task:resolved" and outcome.detail["completed_at"] and outcome.detail["created_at"]
+
+
+def test_renewal_intent_is_kept_on_the_customer(db_url: str, seed: Seed) -> None:
+    ann = user(db_url, "ann")
+    tasks.complete(ann, seed.tasks["ann_first"], "renewal_yes", db_url=db_url)
+    with session_scope(db_url) as s:
+        customer = s.get(Customer, seed.customers["C1"])
+        assert customer is not None and customer.attributes["renewal_intent"] is True
+
+
+def test_supervisor_reassigns_within_the_team_only(db_url: str, seed: Seed) -> None:
+    sue = user(db_url, "sue")
+    tasks.reassign(sue, seed.tasks["bob"], seed.users["ann"], db_url=db_url)
+    with session_scope(db_url) as s:
+        task = s.get(AgentTask, seed.tasks["bob"])
+        assert task is not None and task.assignee_id == seed.users["ann"] and task.status == "open"
+        assert s.exec(select(AuditLog).where(AuditLog.action == "reassign")).one().actor == "sue"
+    with pytest.raises(tasks.TaskForbidden):
+        tasks.reassign(sue, seed.tasks["cara"], seed.users["ann"], db_url=db_url)  # team b's task
+    with pytest.raises(tasks.TaskForbidden):
+        tasks.reassign(sue, seed.tasks["ann_first"], seed.users["cara"], db_url=db_url)  # to team b
+    with pytest.raises(tasks.TaskForbidden):
+        tasks.reassign(user(db_url, "ann"), seed.tasks["ann_first"], seed.users["bob"], db_url=db_url)
+
+
+def test_team_load_and_overdue_list(db_url: str, seed: Seed) -> None:
+    sue = user(db_url, "sue")
+    later = seed.now + timedelta(hours=4)
+    loads = {a.name: a for a in tasks.team_load(sue, now=later, db_url=db_url)}
+    assert set(loads) == {"Ann", "Bob", "Sue"}  # team a only
+    assert (loads["Ann"].open, loads["Ann"].overdue) == (2, 1) and loads["Bob"].claimed == 1
+    overdue = [r.id for r in tasks.overdue_tasks(sue, now=later, db_url=db_url)]
+    # Team a's overdue tasks and the unassigned queue, not team b's.
+    assert overdue == [seed.tasks["free"], seed.tasks["ann_first"], seed.tasks["bob"]]
+
+
+@pytest.mark.postgres
+def test_claim_and_complete_on_postgresql(migrated_any_db: str) -> None:
+    seed = seed_console(migrated_any_db)
+    ann, bob = user(migrated_any_db, "ann"), user(migrated_any_db, "bob")
+    tasks.claim(ann, seed.tasks["free"], db_url=migrated_any_db)
+    with pytest.raises(tasks.TaskError):
+        tasks.claim(bob, seed.tasks["free"], db_url=migrated_any_db)
+    done = tasks.complete(ann, seed.tasks["free"], "no_answer", db_url=migrated_any_db)
+    assert done.follow_up_task_id is not None
+    assert [e.type for e in _events(migrated_any_db, "task.completed")] == ["task.completed"]
+
+
+def test_task_page_403_for_another_agents_task(client: TestClient, seed: Seed) -> None:
+    login(client, "ann")
+    assert client.get(f"/tasks/{seed.tasks['bob']}").status_code == 403
+    assert client.get(f"/tasks/{seed.tasks['ann_first']}").status_code == 200
+    assert client.get("/tasks/999999").status_code == 404
