@@ -1,0 +1,188 @@
+"""The console in real Chromium against a real uvicorn server: the agent's and supervisor's day."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import uvicorn
+from sqlmodel import select
+
+from console.app import create_app
+from store.db import session_scope
+from store.models import AgentTask, AuditLog
+from tests.console.conftest import PASSWORD, Seed, add_task
+
+pytestmark = pytest.mark.browser
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture
+def server(db_url: str, console_env: None, seed: Seed) -> Iterator[str]:
+    """The console under uvicorn on an ephemeral port, in a thread of this process."""
+    config = uvicorn.Config(create_app(db_url), host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    port = srv.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[object]:
+    with playwright_sync.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def new_page(browser: object, server: str) -> Iterator[object]:
+    contexts = []
+
+    def make(username: str) -> object:
+        context = browser.new_context(base_url=server)  # type: ignore[attr-defined]
+        contexts.append(context)
+        page = context.new_page()
+        page.goto("/login")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/inbox")
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def test_agent_claims_completes_with_an_outcome_and_sees_the_next_task(new_page, seed: Seed, db_url: str) -> None:
+    page = new_page("ann")
+    expect = playwright_sync.expect
+    expect(page.get_by_test_id("claimable").locator(f"tr[data-task-id='{seed.tasks['free']}']")).to_be_visible()
+    page.get_by_test_id(f"claim-{seed.tasks['free']}").click()
+    page.wait_for_url(f"**/tasks/{seed.tasks['free']}")
+    expect(page.get_by_role("status").first).to_have_text("Task claimed.")
+    expect(page.get_by_test_id("assignee")).to_have_text("Ann")
+    expect(page.get_by_test_id("customer-name")).to_have_text("王*")
+    page.fill("textarea[name=notes]", "Reached, all fine")
+    page.get_by_test_id("outcome-reached").click()
+    # Straight on to the next most urgent task of hers.
+    page.wait_for_url(f"**/tasks/{seed.tasks['ann_first']}")
+    expect(page.locator("h1")).to_contain_text(f"Task {seed.tasks['ann_first']}")
+    expect(page.get_by_role("status").first).to_have_text("Outcome recorded.")
+    with session_scope(db_url) as s:
+        done = s.get(AgentTask, seed.tasks["free"])
+        assert done is not None and done.status == "done" and done.outcome_code == "reached"
+        assert done.notes == "Reached, all fine"
+    page.goto("/inbox")
+    mine = page.get_by_test_id("my-tasks")
+    expect(mine.locator("tr[data-task-id]")).to_have_count(2)
+    expect(page.get_by_test_id("claimable").locator("tr[data-task-id]")).to_have_count(0)
+
+
+def test_no_answer_schedules_a_retry_visible_in_the_inbox(new_page, seed: Seed) -> None:
+    page = new_page("ann")
+    page.goto(f"/tasks/{seed.tasks['ann_second']}")
+    page.get_by_test_id("outcome-no_answer").click()
+    page.wait_for_url("**/tasks/*")
+    page.goto("/inbox")
+    expect = playwright_sync.expect
+    expect(page.get_by_test_id("my-tasks")).to_contain_text("attempt 2")
+
+
+def test_supervisor_reassigns_a_task(new_page, seed: Seed, db_url: str) -> None:
+    sup = new_page("sue")
+    expect = playwright_sync.expect
+    sup.goto("/supervisor")
+    expect(sup.get_by_test_id("team-load")).to_contain_text("Bob")
+    sup.get_by_test_id(f"agent-{seed.users['bob']}").click()
+    row = sup.get_by_test_id("agent-tasks").locator(f"tr[data-task-id='{seed.tasks['bob']}']")
+    expect(row).to_be_visible()
+    sup.get_by_test_id(f"reassign-select-{seed.tasks['bob']}").select_option(str(seed.users["ann"]))
+    sup.get_by_test_id(f"reassign-{seed.tasks['bob']}").click()
+    expect(sup.get_by_role("status").first).to_have_text("Task reassigned.")
+    expect(sup.get_by_test_id("agent-tasks").locator("tr[data-task-id]")).to_have_count(0)
+    with session_scope(db_url) as s:
+        task = s.get(AgentTask, seed.tasks["bob"])
+        assert task is not None and task.assignee_id == seed.users["ann"]
+    agent = new_page("ann")
+    expect(agent.get_by_test_id("my-tasks").locator(f"tr[data-task-id='{seed.tasks['bob']}']")).to_be_visible()
+
+
+def test_agent_gets_403_on_another_agents_task_and_pii_is_masked_until_an_audited_reveal(
+    new_page, seed: Seed, db_url: str
+) -> None:
+    page = new_page("ann")
+    expect = playwright_sync.expect
+    response = page.goto(f"/tasks/{seed.tasks['bob']}")
+    assert response is not None and response.status == 403
+    expect(page.locator("h1")).to_have_text("Not allowed")
+    assert "13812345678" not in page.content()
+
+    page.goto(f"/tasks/{seed.tasks['ann_first']}")
+    expect(page.get_by_test_id("customer-phone")).to_have_text("138****5678")
+    expect(page.get_by_test_id("customer-email")).to_have_text("s***@example.com")
+    expect(page.get_by_test_id("customer-name")).to_have_text("张**")
+    html = page.content()
+    assert "13812345678" not in html and "sanfeng@" not in html and "张三丰" not in html
+    with session_scope(db_url) as s:
+        assert s.exec(select(AuditLog).where(AuditLog.action == "reveal")).first() is None
+
+    page.get_by_test_id("reveal").click()
+    expect(page.get_by_test_id("customer-phone")).to_have_text("+8613812345678")
+    expect(page.get_by_test_id("customer-name")).to_have_text("张三丰")
+    expect(page.get_by_test_id("revealed-note")).to_be_visible()
+    with session_scope(db_url) as s:
+        [row] = s.exec(select(AuditLog).where(AuditLog.action == "reveal")).all()
+        assert row.actor == "ann" and row.target_type == "customer"
+        assert row.target_id == str(seed.customers["C1"]) and row.detail["task_id"] == seed.tasks["ann_first"]
+    # Reloading the task shows masked data again: the reveal is per view, not remembered.
+    page.goto(f"/tasks/{seed.tasks['ann_first']}")
+    expect(page.get_by_test_id("customer-phone")).to_have_text("138****5678")
+
+
+def test_form_posts_without_a_csrf_token_are_refused(new_page, seed: Seed, db_url: str) -> None:
+    page = new_page("ann")
+    page.goto(f"/tasks/{seed.tasks['ann_first']}")
+    # A forged form: the same post, without the token (as another site could send it with the cookie).
+    page.evaluate("document.querySelectorAll('input[name=csrf_token]').forEach(e => e.remove())")
+    with page.expect_navigation() as nav:
+        page.get_by_test_id("outcome-resolved").click()
+    response = nav.value
+    assert response is not None and response.status == 403
+    playwright_sync.expect(page.locator("h1")).to_have_text("Not allowed")
+    api = page.request.post(f"/tasks/{seed.tasks['free']}/claim", form={"csrf_token": "guessed"})
+    assert api.status == 403
+    with session_scope(db_url) as s:
+        assert s.get(AgentTask, seed.tasks["ann_first"]).status == "open"  # type: ignore[union-attr]
+        assert s.get(AgentTask, seed.tasks["free"]).assignee_id is None  # type: ignore[union-attr]
+
+
+def test_overdue_tasks_are_highlighted_and_pages_follow_the_users_language(new_page, seed: Seed, db_url: str
+                                                                         ) -> None:
+    with session_scope(db_url) as s:
+        late = add_task(s, "t-late", seed.customers["C1"], now=seed.now, due_in=-timedelta(minutes=30),
+                        assignee_id=seed.users["bob"])
+    page = new_page("bob")  # zh-CN
+    expect = playwright_sync.expect
+    row = page.get_by_test_id("my-tasks").locator(f"tr[data-task-id='{late}']")
+    expect(row).to_have_class("overdue")
+    expect(row.locator(".countdown")).to_contain_text("已超时")
+    expect(page.locator("h2").first).to_contain_text("我的任务")
+    # Due-time order: the overdue one comes first.
+    expect(page.get_by_test_id("my-tasks").locator("tr[data-task-id]").first).to_have_attribute(
+        "data-task-id", str(late))
