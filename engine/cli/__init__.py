@@ -40,6 +40,7 @@ def _register() -> None:
         db_commands,
         journey_commands,
         plan_commands,
+        privacy_commands,
         report_commands,
         run_commands,
     )
@@ -53,6 +54,7 @@ def _register() -> None:
         run_commands,
         console_commands,
         report_commands,
+        privacy_commands,
     ):
         module.register(app)
 

@@ -1,0 +1,143 @@
+"""Data protection commands (SPEC §9): ``journeys keys …``, ``journeys export customers``, ``journeys purge``.
+
+Output rules: summaries to stdout, problems to stderr; exit code 2 when the command
+cannot run (bad arguments, no key, no schema). Nothing personal is ever printed; a key
+is printed only by ``keys generate``, which exists to print one.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from store.db import database_url
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+keys_app = typer.Typer(help="Data keys: generate, rotate, see which key encrypted what.", no_args_is_help=True)
+export_app = typer.Typer(help="Export data (masked unless --unmasked; every export is audited).",
+                         no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(export_app, name="export")
+    app.command("purge")(purge)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(message, markup=False)
+    return typer.Exit(2)
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new random AES-256 data key (base64), for JOURNEYS_DATA_KEY or a rotation."""
+    out.print(base64.b64encode(os.urandom(32)).decode(), markup=False)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    new_key_env: str = typer.Option(..., "--new-key-env", help="Environment variable holding the new key (base64)."),
+    batch: int = typer.Option(500, "--batch", min=1, help="Values re-encrypted per transaction."),
+    max_batches: int | None = typer.Option(
+        None, "--max-batches", min=1, help="Stop after this many batches; the next run resumes."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Re-encrypt every encrypted field from the current key (JOURNEYS_DATA_KEY) to the new one.
+
+    Resumable: an interrupted run continues where it stopped. Exit code 0 when every value
+    is under the new key, 1 when some are not yet (stopped early, or values no key reads), 2 on errors.
+    """
+    from store.crypto import DataKeyError, load_key
+    from store.key_rotation import RotationError, rotate_keys
+
+    try:
+        new_key = load_key(new_key_env)
+    except DataKeyError as exc:
+        raise _fail(f"keys rotate: {exc}") from None
+    try:
+        report = rotate_keys(database_url(), new_key, batch_size=batch, max_batches=max_batches)
+    except RotationError as exc:
+        raise _fail(f"keys rotate: {exc}") from None
+    if as_json:
+        out.print(json.dumps(report.as_dict()), markup=False)
+    else:
+        state = "complete" if report.complete else "not complete (run again to resume)"
+        out.print(
+            f"key rotation to {report.new_key_id}: {state}; re-encrypted {report.rotated}, already under the new key "
+            f"{report.already}, changed meanwhile {report.changed_meanwhile}, unreadable {len(report.undecryptable)}, "
+            f"{report.batches} batches",
+            markup=False,
+        )
+        if report.complete:
+            out.print(f"now set JOURNEYS_DATA_KEY to the key in {new_key_env}", markup=False)
+    for name, row_id, kid in report.undecryptable[:20]:
+        err.print(f"{name} row {row_id}: no configured key reads it (key id {kid})", markup=False)
+    raise typer.Exit(0 if report.complete else 1)
+
+
+@keys_app.command("status")
+def keys_status() -> None:
+    """How many encrypted values each key wrote (current, previous, unknown, legacy)."""
+    from store.key_rotation import key_census
+
+    for name, counts in key_census(database_url()).items():
+        shown = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no values"
+        out.print(f"{name}: {shown}", markup=False)
+
+
+class ExportKind(StrEnum):
+    customers = "customers"
+
+
+@export_app.command("customers")
+def export_customers(
+    out_file: Path = typer.Option(..., "--out", "-o", help="CSV file to write."),
+    unmasked: bool = typer.Option(False, "--unmasked", help="Write personal data unmasked (needs --actor)."),
+    actor: str | None = typer.Option(None, "--actor", help="Who takes the data out (audited)."),
+    tier: str | None = typer.Option(None, "--tier", help="Only customers of this tier."),
+) -> None:
+    """Write customers to a CSV file: masked PII by default; every export goes to the audit log."""
+    from store.export import ExportError
+    from store.export import export_customers as run_export
+
+    try:
+        report = run_export(database_url(), out_file, unmasked=unmasked, actor=actor, tier=tier)
+    except ExportError as exc:
+        raise _fail(f"export customers: {exc}") from None
+    kind = "UNMASKED" if report.unmasked else "masked"
+    out.print(f"exported {report.rows} customers ({kind}) to {report.path}; audited as {report.actor}", markup=False)
+
+
+def purge(
+    older_than: str = typer.Option(..., "--older-than", help="Retention period, e.g. 3y, 18m, 400d."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Count who would be anonymised; change nothing."),
+    actor: str | None = typer.Option(None, "--actor", help="Who runs the purge (audited; default: login name)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Anonymise customers past retention: no policy in force and no activity for the period."""
+    from store.retention import RetentionError
+    from store.retention import purge as run_purge
+
+    try:
+        report = run_purge(database_url(), older_than, dry_run=dry_run, actor=actor)
+    except RetentionError as exc:
+        raise _fail(f"purge: {exc}") from None
+    if as_json:
+        out.print(json.dumps(report.as_dict()), markup=False)
+        return
+    verb = "would anonymise" if dry_run else "anonymised"
+    line = f"{verb} {report.customers} customers with no policy in force and no activity since {report.cutoff:%Y-%m-%d}"
+    if not dry_run:
+        line += (f"; cancelled {report.cancelled_touches} planned touches and {report.cancelled_tasks} open tasks, "
+                 f"{report.exited_enrollments} enrollments exited")
+    out.print(line, markup=False)

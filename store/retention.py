@@ -1,0 +1,254 @@
+"""``journeys purge --older-than 3y``: anonymise customers past their retention period (SPEC §9).
+
+Who is past retention at ``cutoff = now - period``: a customer not yet anonymised, created
+before the cutoff, with
+
+- no policy in force (status ``active``) and none that ended on or after the cutoff,
+- no activity on or after the cutoff: ``last_active_at`` (logins), events, claims filed or
+  settled, replies/clicks/opt-outs, survey answers, agent tasks completed (a contact).
+
+Our own outbound touches are not the customer's activity: a journey still writing to a
+customer does not extend how long their personal data may be kept.
+
+What anonymising does, in one transaction per batch:
+
+- the customer row keeps its id, tier, branch, time zone, locale, advisor and dates, so
+  every figure grouped by tier, branch or journey stays the same; name becomes ``匿名``,
+  ``external_id`` becomes ``anonymised-<id>`` (the source system's id is a way back to the
+  person), phone, e-mail, openid, ID number, birthday, attributes and consent records are
+  cleared, consent to every channel is withdrawn, ``anonymised_at`` is set;
+- touches, outcomes, tasks, events and survey answers are kept (counts, statuses, scores,
+  times), but the free text a person wrote in them (reply texts, survey comments, agent
+  notes) is removed;
+- work still pending for them is stopped: planned touches are cancelled, active
+  enrollments exit (``anonymised``), open tasks are cancelled;
+- an ``AuditLog`` row per customer (action ``purge``) and one for the run.
+
+``dry_run`` finds and counts the same customers and changes nothing.
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.engine import Connection
+
+from store.clock import as_utc, utcnow
+from store.db import make_engine
+from store.models import (
+    AgentTask,
+    AuditLog,
+    Claim,
+    Customer,
+    Enrollment,
+    Event,
+    Outcome,
+    Policy,
+    SurveyAnswer,
+    TaskStatus,
+    Touch,
+    TouchStatus,
+)
+
+ANONYMOUS_NAME = "匿名"
+DEFAULT_BATCH = 500
+# Outcome kinds that are the customer doing something (not us sending).
+CUSTOMER_OUTCOME_KINDS = ("replied", "clicked", "opted_out")
+# Keys of event data that can carry what a person wrote or who they are.
+FREE_TEXT_KEYS = frozenset({"text", "comment", "content", "body", "notes", "note", "name", "phone", "email",
+                            "openid", "id_number", "address", "from", "to"})
+
+_PERIOD_RE = re.compile(r"^\s*(\d+)\s*([ymwd])\s*$", re.IGNORECASE)
+
+
+class RetentionError(ValueError):
+    """Bad purge arguments (period) or a database without the schema."""
+
+
+def parse_period(text: str) -> tuple[int, str]:
+    """``3y``, ``18m`` (months), ``8w``, ``400d`` → (amount, unit)."""
+    match = _PERIOD_RE.match(text or "")
+    if not match or int(match.group(1)) == 0:
+        raise RetentionError(
+            f"bad retention period {text!r}: a whole number and a unit y (years), m (months), w or d, e.g. 3y"
+        )
+    return int(match.group(1)), match.group(2).lower()
+
+
+def cutoff_for(period: str, now: datetime) -> datetime:
+    """``now`` minus ``period``; calendar years and months (29 Feb → 28 Feb)."""
+    amount, unit = parse_period(period)
+    now = as_utc(now)
+    if unit in ("y", "m"):
+        months = amount * 12 if unit == "y" else amount
+        total = now.year * 12 + (now.month - 1) - months
+        year, month = divmod(total, 12)
+        month += 1
+        day = now.day
+        while day > 28:
+            try:
+                date(year, month, day)
+                break
+            except ValueError:
+                day -= 1
+        return now.replace(year=year, month=month, day=day)
+    return now - (timedelta(weeks=amount) if unit == "w" else timedelta(days=amount))
+
+
+@dataclass
+class PurgeReport:
+    period: str
+    cutoff: datetime
+    dry_run: bool
+    customer_ids: list[int] = field(default_factory=list)
+    cancelled_touches: int = 0
+    exited_enrollments: int = 0
+    cancelled_tasks: int = 0
+    actor: str = ""
+
+    @property
+    def customers(self) -> int:
+        return len(self.customer_ids)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "period": self.period,
+            "cutoff": self.cutoff.isoformat(),
+            "dry_run": self.dry_run,
+            "customers": self.customers,
+            "cancelled_touches": self.cancelled_touches,
+            "exited_enrollments": self.exited_enrollments,
+            "cancelled_tasks": self.cancelled_tasks,
+        }
+
+
+def _t(model: Any) -> Any:
+    return model.__table__
+
+
+def eligible_condition(cutoff: datetime) -> Any:
+    """SQL condition on ``customer`` rows: past retention at ``cutoff`` (see the module doc)."""
+    c, p, cl, e = _t(Customer), _t(Policy), _t(Claim), _t(Event)
+    o, s, task = _t(Outcome), _t(SurveyAnswer), _t(AgentTask)
+    cutoff_day = cutoff.date()
+    return and_(
+        c.c.anonymised_at.is_(None),
+        c.c.created_at < cutoff,
+        or_(c.c.last_active_at.is_(None), c.c.last_active_at < cutoff),
+        ~exists().where(p.c.customer_id == c.c.id, or_(p.c.status == "active", p.c.expiry_date >= cutoff_day)),
+        ~exists().where(cl.c.customer_id == c.c.id, or_(cl.c.filed_at >= cutoff, cl.c.settled_at >= cutoff)),
+        ~exists().where(e.c.customer_id == c.c.id, e.c.occurred_at >= cutoff),
+        ~exists().where(o.c.customer_id == c.c.id, o.c.kind.in_(CUSTOMER_OUTCOME_KINDS), o.c.occurred_at >= cutoff),
+        ~exists().where(s.c.customer_id == c.c.id, s.c.answered_at >= cutoff),
+        ~exists().where(task.c.customer_id == c.c.id, task.c.completed_at >= cutoff),
+    )
+
+
+def purge(
+    url: str,
+    period: str,
+    *,
+    dry_run: bool = False,
+    actor: str | None = None,
+    now: datetime | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> PurgeReport:
+    """Anonymise every customer past retention (``period`` like ``3y``); see the module doc."""
+    moment = as_utc(now) if now else utcnow()
+    cutoff = cutoff_for(period, moment)
+    report = PurgeReport(period=period, cutoff=cutoff, dry_run=dry_run, actor=actor or _os_user())
+    c = _t(Customer)
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not engine.dialect.has_table(conn, "customer"):
+                raise RetentionError("the database has no schema yet: run `journeys db upgrade` first")
+            ids = [int(i) for i in conn.execute(
+                select(c.c.id).where(eligible_condition(cutoff)).order_by(c.c.id)
+            ).scalars()]
+        if dry_run:
+            report.customer_ids = ids
+            return report
+        for start in range(0, len(ids), batch_size):
+            chunk = ids[start : start + batch_size]
+            with engine.begin() as conn:
+                # Checked again inside the write transaction: activity may have come in since the scan.
+                still = [int(i) for i in conn.execute(
+                    select(c.c.id).where(c.c.id.in_(chunk), eligible_condition(cutoff))
+                ).scalars()]
+                if still:
+                    _anonymise(conn, still, moment, report)
+            report.customer_ids.extend(still)
+            if progress is not None:
+                progress(len(chunk))
+        with engine.begin() as conn:
+            conn.execute(_t(AuditLog).insert().values(
+                actor=report.actor[:64], action="purge", target_type="customer", target_id="*",
+                detail={**report.as_dict(), "summary": True}, at=moment,
+            ))
+        return report
+    finally:
+        engine.dispose()
+
+
+def _anonymise(conn: Connection, ids: list[int], moment: datetime, report: PurgeReport) -> None:
+    c, t, enr, task, s, e = _t(Customer), _t(Touch), _t(Enrollment), _t(AgentTask), _t(SurveyAnswer), _t(Event)
+    for customer_id in ids:
+        conn.execute(update(c).where(c.c.id == customer_id).values(external_id=f"anonymised-{customer_id}"))
+    conn.execute(
+        update(c).where(c.c.id.in_(ids)).values(
+            name=ANONYMOUS_NAME, phone=None, email=None, wechat_openid=None, id_number_enc=None, birthday=None,
+            birth_md=None, attributes={}, preferred_channels=[],
+            consent_sms=False, consent_sms_source=None, consent_sms_at=None,
+            consent_wechat=False, consent_wechat_source=None, consent_wechat_at=None,
+            consent_email=False, consent_email_source=None, consent_email_at=None,
+            anonymised_at=moment, updated_at=moment,
+        )
+    )
+    report.cancelled_touches += conn.execute(
+        update(t).where(t.c.customer_id.in_(ids), t.c.status == TouchStatus.PLANNED)
+        .values(status=TouchStatus.CANCELLED, error_reason="customer anonymised (retention)")
+    ).rowcount
+    report.exited_enrollments += conn.execute(
+        update(enr).where(enr.c.customer_id.in_(ids), enr.c.state.in_(("active", "waiting")))
+        .values(state="exited", exited_at=moment, exit_reason="anonymised", next_at=None)
+    ).rowcount
+    report.cancelled_tasks += conn.execute(
+        update(task).where(task.c.customer_id.in_(ids), task.c.status.in_((TaskStatus.OPEN, TaskStatus.CLAIMED)))
+        .values(status=TaskStatus.CANCELLED)
+    ).rowcount
+    conn.execute(update(task).where(task.c.customer_id.in_(ids)).values(notes=None))
+    conn.execute(update(s).where(s.c.customer_id.in_(ids)).values(comment=None))
+    for event_id, data in conn.execute(select(e.c.id, e.c.data).where(e.c.customer_id.in_(ids))).all():
+        cleaned = _scrub(data)
+        if cleaned != data:
+            conn.execute(update(e).where(e.c.id == event_id).values(data=cleaned))
+    conn.execute(
+        _t(AuditLog).insert(),
+        [{"actor": report.actor[:64], "action": "purge", "target_type": "customer", "target_id": str(i),
+          "detail": {"period": report.period, "cutoff": report.cutoff.isoformat()}, "at": moment} for i in ids],
+    )
+
+
+def _scrub(data: Any) -> Any:
+    """``data`` without the keys that carry free text or contact details (at any depth)."""
+    if isinstance(data, dict):
+        return {k: _scrub(v) for k, v in data.items() if str(k).lower() not in FREE_TEXT_KEYS}
+    if isinstance(data, list):
+        return [_scrub(v) for v in data]
+    return data
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (containers): the audit row still says it was the command line
+        return "cli"
+
