@@ -62,6 +62,7 @@ def _assign(session: Session, task_id: int, user_id: int) -> bool:
 def assign_open_tasks(now: datetime | None = None, *, strategy: str | None = None, limit: int = 1000,
                       db_url: str | None = None) -> int:
     """Assign up to ``limit`` unassigned open tasks (most urgent first); returns how many were assigned."""
+    now = now or utcnow()
     strategy = strategy or assignment_strategy()
     cap = max_open_per_agent()
     assigned = 0
@@ -113,10 +114,10 @@ def assign_open_tasks(now: datetime | None = None, *, strategy: str | None = Non
                 assigned += 1
         if strategy == "round_robin":
             if cursor_row is None:
-                session.add(KeyValue(key=ROUND_ROBIN_KEY, value={"last_user_id": last_id}, updated_at=utcnow()))
+                session.add(KeyValue(key=ROUND_ROBIN_KEY, value={"last_user_id": last_id}, updated_at=now))
             else:
                 cursor_row.value = {"last_user_id": last_id}
-                cursor_row.updated_at = utcnow()
+                cursor_row.updated_at = now
                 session.add(cursor_row)
     if assigned:
         log.info("assigned %d task(s) (%s)", assigned, strategy)
