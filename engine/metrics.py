@@ -439,7 +439,8 @@ def _customers(conn: sa.Connection, ctx: _Ctx, by: str | None) -> Rows:
     if grp is None:
         return {}
     in_force = in_force_at(c.c.id, ctx.start_day)
-    live = c.c.anonymised_at.is_(None) & (c.c.created_at < ctx.end)
+    # Anonymised after the period ended: still a customer of that period (a purge keeps past figures).
+    live = (c.c.anonymised_at.is_(None) | (c.c.anonymised_at >= ctx.end)) & (c.c.created_at < ctx.end)
     inner = sa.select(
         grp.label("grp"),
         sa.case((in_force, 1), else_=0).label("in_force"),
