@@ -74,7 +74,7 @@ class RotationError(RuntimeError):
 class RotationReport:
     new_key_id: str
     rotated: int = 0  # values re-encrypted by this run
-    already: int = 0  # values found already under the new key
+    already: int = 0  # values found already under the new key (first pass)
     changed_meanwhile: int = 0  # values another writer replaced between read and write
     undecryptable: list[tuple[str, int, str]] = field(default_factory=list)  # (field, row id, key id)
     batches: int = 0
@@ -225,12 +225,15 @@ def _pass(
                     blob = bytes(blob)
                     kid = blob_key_id(blob)
                     if kid == new_kid:
-                        report.already += 1
+                        if verify_passes == 0:  # the checking passes see the same values again
+                            report.already += 1
                         continue
                     try:
                         plain = reader.decrypt(blob)
                     except Exception:  # InvalidTag: a value under a key we do not hold; keep it, report it
-                        report.undecryptable.append((f.name, int(row_id), kid.hex() if kid else "legacy"))
+                        entry = (f.name, int(row_id), kid.hex() if kid else "legacy")
+                        if entry not in report.undecryptable:  # the checking passes meet it again
+                            report.undecryptable.append(entry)
                         continue
                     fresh = writer.encrypt(plain)
                     changed = conn.execute(
