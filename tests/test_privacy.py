@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import func, select, text
-from sqlmodel import Session
+from sqlalchemy import func, text
+from sqlmodel import Session, col, select
 from typer.testing import CliRunner, Result
 
 from engine.cli import build_app
@@ -198,7 +198,7 @@ def test_rotate_refuses_without_keys_or_with_the_same_key(db_url: str, monkeypat
 def _audit(url: str, action: str) -> list[AuditLog]:
     engine = make_engine(url)
     with Session(engine) as session:
-        rows = list(session.exec(select(AuditLog).where(AuditLog.action == action).order_by(AuditLog.id)).scalars())
+        rows = list(session.exec(select(AuditLog).where(AuditLog.action == action).order_by(col(AuditLog.id))))
     engine.dispose()
     return rows
 
@@ -320,8 +320,8 @@ def _book(url: str, now: datetime) -> dict[str, list[int]]:
                                   step_id="call", occurrence="o", queue="callback", status="done", due_at=long_ago,
                                   created_at=long_ago, completed_at=long_ago, outcome_code="reached",
                                   notes=f"客户手机 +8613900{i:06d}，想改地址"))
-            session.add(SurveyAnswer(customer_id=cid, kind="nps", score=i % 11, comment="服务很好，联系我 r@example.com",
-                                     answered_at=long_ago))
+            session.add(SurveyAnswer(customer_id=cid, kind="nps", score=i % 11,
+                                     comment="服务很好，联系我 r@example.com", answered_at=long_ago))
             session.add(Event(external_id=f"e:{cid}", type="message.replied", customer_id=cid,
                               data={"channel": "sms", "text": "请致电13900000000", "touch_id": None},
                               occurred_at=long_ago, received_at=long_ago))
@@ -379,7 +379,7 @@ def test_purge_anonymises_past_retention_and_keeps_every_aggregate(migrated_any_
 
     engine = make_engine(url)
     with Session(engine) as session:
-        for customer in session.exec(select(Customer).order_by(Customer.id)).scalars():
+        for customer in session.exec(select(Customer).order_by(col(Customer.id))):
             purged = customer.id in groups["old"]
             assert (customer.anonymised_at is not None) == purged
             if purged:
@@ -391,13 +391,13 @@ def test_purge_anonymises_past_retention_and_keeps_every_aggregate(migrated_any_
             else:
                 assert customer.phone and customer.external_id.startswith("R-")
         old = groups["old"]
-        notes = session.exec(select(AgentTask.notes).where(AgentTask.customer_id.in_(old))).scalars().all()  # type: ignore[attr-defined]
-        comments = session.exec(select(SurveyAnswer.comment).where(SurveyAnswer.customer_id.in_(old))).scalars().all()  # type: ignore[attr-defined]
-        events = session.exec(select(Event.data).where(Event.customer_id.in_(old))).scalars().all()  # type: ignore[attr-defined]
+        notes = session.exec(select(AgentTask.notes).where(col(AgentTask.customer_id).in_(old))).all()
+        comments = session.exec(select(SurveyAnswer.comment).where(col(SurveyAnswer.customer_id).in_(old))).all()
+        events = session.exec(select(Event.data).where(col(Event.customer_id).in_(old))).all()
         assert set(notes) == {None} and set(comments) == {None}
         assert all("text" not in data and data["channel"] == "sms" for data in events)
-        kept = session.exec(select(func.count()).select_from(AgentTask).where(AgentTask.notes.is_not(None))).one()  # type: ignore[union-attr]
-        assert kept[0] == 20
+        kept = session.exec(select(func.count()).select_from(AgentTask).where(col(AgentTask.notes).is_not(None))).one()
+        assert kept == 20
     engine.dispose()
 
     audits = _audit(url, "purge")
