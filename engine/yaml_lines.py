@@ -48,7 +48,13 @@ def _pos(node: yaml.Node) -> Position:
 
 def load_located(text: str) -> LocatedDocument:
     """Parse one YAML document; raise YamlError (with position) on syntax errors or duplicate keys."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        # The reader checks the whole text up front (control characters) and knows only an offset.
+        before = text[: exc.position]
+        line, column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        raise YamlError(f"YAML: character #x{exc.character:04x} is not allowed", Position(line, column)) from None
     try:
         try:
             node = loader.get_single_node()
