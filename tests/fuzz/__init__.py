@@ -1,0 +1,1 @@
+"""Property-based fuzzing (hypothesis) of the parsers that take outside input."""
