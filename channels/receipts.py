@@ -311,7 +311,8 @@ def _wechat_verified(query: Mapping[str, str], token: str | None) -> bool:
     signature, timestamp, nonce = (query.get(k, "") for k in ("signature", "timestamp", "nonce"))
     if not (signature and timestamp and nonce):
         return False
-    return hmac.compare_digest(wechat_signature(secret, timestamp, nonce), signature.lower())
+    # As bytes: compare_digest refuses str with non-ASCII characters (a forged signature must be a 403, not a 500).
+    return hmac.compare_digest(wechat_signature(secret, timestamp, nonce).encode(), signature.lower().encode())
 
 
 def _parse_wechat_xml(body: bytes) -> dict[str, str]:
