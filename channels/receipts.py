@@ -238,8 +238,11 @@ def _required(form: Mapping[str, str], *names: str) -> list[str]:
 
 
 def handle_twilio_status(url: str, headers: Mapping[str, str], body: bytes, *, db_url: str | None = None,
-                         auth_token: str | None = None) -> HookResponse:
-    """Twilio status callback (``MessageSid``, ``MessageStatus``, ``ErrorCode``) → touch and outcome."""
+                         auth_token: str | None = None, at: datetime | None = None) -> HookResponse:
+    """Twilio status callback (``MessageSid``, ``MessageStatus``, ``ErrorCode``) → touch and outcome.
+
+    ``at`` is when it arrived (default now): Twilio's callbacks carry no timestamp, and a
+    simulation replaying them (``journeys demo``) runs on its own clock."""
     try:
         form = _parse_form(body)
     except BadRequest as exc:
@@ -266,7 +269,7 @@ def handle_twilio_status(url: str, headers: Mapping[str, str], body: bytes, *, d
         result = apply_receipt(
             session, provider="twilio", message_id=sid, provider_status=raw_status, new_status=new_status,
             touch_key=_touch_key_from(url), error_code=str(code) if code is not None else None,
-            error_reason=reason, error_class=error_class,
+            error_reason=reason, error_class=error_class, at=at,
         )
     if result.outcome == "unknown_message":
         # Answered 200: Twilio cannot do better by repeating it, and a stray receipt is no error of theirs.
@@ -275,8 +278,11 @@ def handle_twilio_status(url: str, headers: Mapping[str, str], body: bytes, *, d
 
 
 def handle_twilio_inbound(url: str, headers: Mapping[str, str], body: bytes, *, db_url: str | None = None,
-                          auth_token: str | None = None, keywords: Iterable[str] | None = None) -> HookResponse:
-    """An SMS from a customer (``From``, ``Body``, ``MessageSid``): opt-out, NPS answer or reply. Answers TwiML."""
+                          auth_token: str | None = None, keywords: Iterable[str] | None = None,
+                          at: datetime | None = None) -> HookResponse:
+    """An SMS from a customer (``From``, ``Body``, ``MessageSid``): opt-out, NPS answer or reply. Answers TwiML.
+
+    ``at`` is when it arrived (default now; Twilio sends no timestamp)."""
     try:
         form = _parse_form(body)
     except BadRequest as exc:
@@ -290,7 +296,7 @@ def handle_twilio_inbound(url: str, headers: Mapping[str, str], body: bytes, *, 
     with session_scope(db_url) as session:
         customers = customers_by_phone(session, sender)
         result = handle_inbound_text(session, channel="sms", customers=customers, text=form.get("Body", ""),
-                                     message_id=sid, keywords=_keywords(keywords))
+                                     message_id=sid, received_at=at, keywords=_keywords(keywords))
     _after_commit(result, "sms")
     return 200, TWIML_EMPTY
 
@@ -333,8 +339,11 @@ WECHAT_STATUS_REASON = {"failed:user block": "user blocked the official account"
 
 
 def handle_wechat(method: str, url: str, body: bytes, *, db_url: str | None = None, token: str | None = None,
-                  keywords: Iterable[str] | None = None) -> HookResponse:
-    """WeChat server URL: GET answers the echostr check; POST takes template-send results, texts, unfollows."""
+                  keywords: Iterable[str] | None = None, at: datetime | None = None) -> HookResponse:
+    """WeChat server URL: GET answers the echostr check; POST takes template-send results, texts, unfollows.
+
+    ``at`` is when the message arrived: default now for template-send results and a text's
+    own CreateTime for texts; a simulation replaying them (``journeys demo``) gives its clock."""
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query, keep_blank_values=True))
     if not _wechat_verified(query, token):
         return 403, "invalid signature"
@@ -355,7 +364,7 @@ def handle_wechat(method: str, url: str, body: bytes, *, db_url: str | None = No
         if not msg_type or not openid:
             raise BadRequest("missing MsgType or FromUserName")
         if msg_type == "event" and event == "TEMPLATESENDJOBFINISH":
-            return _wechat_template_result(msg, db_url)
+            return _wechat_template_result(msg, db_url, at)
         if msg_type == "event" and event == "unsubscribe":
             return _wechat_unfollow(msg, openid, db_url)
         if msg_type == "text":
@@ -365,7 +374,7 @@ def handle_wechat(method: str, url: str, body: bytes, *, db_url: str | None = No
             with session_scope(db_url) as session:
                 result = handle_inbound_text(session, channel="wechat", customers=customers_by_openid(session, openid),
                                              text=msg.get("Content", ""), message_id=msg_id,
-                                             received_at=received_at(msg.get("CreateTime")),
+                                             received_at=at or received_at(msg.get("CreateTime")),
                                              keywords=_keywords(keywords))
             _after_commit(result, "wechat")
             return 200, WECHAT_OK
@@ -375,7 +384,7 @@ def handle_wechat(method: str, url: str, body: bytes, *, db_url: str | None = No
     return 200, WECHAT_OK
 
 
-def _wechat_template_result(msg: Mapping[str, str], db_url: str | None) -> HookResponse:
+def _wechat_template_result(msg: Mapping[str, str], db_url: str | None, at: datetime | None = None) -> HookResponse:
     msg_id = msg.get("MsgID") or msg.get("MsgId")
     raw_status = msg.get("Status", "")
     if not msg_id or not raw_status:
@@ -394,7 +403,7 @@ def _wechat_template_result(msg: Mapping[str, str], db_url: str | None) -> HookR
     with session_scope(db_url) as session:
         apply_receipt(session, provider="wechat", message_id=msg_id, provider_status=normalised,
                       new_status=new_status, error_code=normalised if error_class else None,
-                      error_reason=reason, error_class=error_class)
+                      error_reason=reason, error_class=error_class, at=at)
     return 200, WECHAT_OK
 
 
