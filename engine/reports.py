@@ -62,10 +62,10 @@ def build_report(
 def tier_summary(start: datetime, end: datetime, *, now: datetime | None = None, url: str | None = None) -> list[
     dict[str, Any]
 ]:
-    """One row per tier (reach, SLA, NPS, churn, renewal): what ``journeys demo`` prints."""
+    """One row per tier (planned, delivered, reach, tasks, SLA, NPS, churn, renewal): what ``journeys demo`` prints."""
     groups = compute_metrics(start, end, "tier", now=now, url=url).groups
-    keys = ("customers", "planned", "reach_rate", "sla_compliance", "nps", "csat", "churn_rate", "renewal_rate",
-            "precision")
+    keys = ("customers", "planned", "delivered", "reach_rate", "tasks", "sla_judged", "sla_met", "sla_compliance",
+            "nps_answers", "nps", "csat", "churn_rate", "renewal_rate", "precision")
     return [{"tier": tier, **{k: values.get(k) for k in keys}} for tier, values in groups.items()]
 
 
