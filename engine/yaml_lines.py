@@ -80,7 +80,10 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, doc: LocatedDo
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise YamlError("YAML merge keys (<<) are not supported in journey files", _pos(key_node))
-            key = loader.construct_object(key_node, deep=True)
+            try:
+                key = loader.construct_object(key_node, deep=True)
+            except yaml.YAMLError as exc:  # a tagged key (``!!python/object: x``) is as bad as a tagged value
+                raise YamlError(f"YAML key: {_reason(exc)}", _pos(key_node)) from None
             if not isinstance(key, str | int | float | bool):
                 raise YamlError("mapping keys must be plain scalars", _pos(key_node))
             key = str(key) if not isinstance(key, str) else key
@@ -94,4 +97,11 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, doc: LocatedDo
     try:
         return loader.construct_object(node, deep=True)
     except yaml.YAMLError as exc:
-        raise YamlError(f"YAML value: {exc}", _pos(node)) from None
+        raise YamlError(f"YAML value: {_reason(exc)}", _pos(node)) from None
+
+
+def _reason(exc: yaml.YAMLError) -> str:
+    """The error's one-line reason; its str() repeats the position over several lines."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        return exc.problem
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
