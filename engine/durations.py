@@ -15,7 +15,10 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION_RE.match(text.strip()) if isinstance(text, str) else None
     if not match:
         raise ValueError(f"bad duration {text!r}: write a number and a unit w/d/h/m, e.g. 30d, 6h, 1d12h")
-    total = sum((int(n) * _UNIT[unit] for n, unit in _PART_RE.findall(match.group(2))), timedelta())
+    try:
+        total = sum((int(n) * _UNIT[unit] for n, unit in _PART_RE.findall(match.group(2))), timedelta())
+    except OverflowError:  # a typo like 99999999999d must be a problem at its line, not a crash
+        raise ValueError(f"bad duration {text!r}: too long") from None
     return -total if match.group(1) else total
 
 
