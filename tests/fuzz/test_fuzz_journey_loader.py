@@ -56,6 +56,8 @@ def _lines(text: str) -> int:
 @given(st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=400))
 @example("\x1f")  # found by this test: a control character crashed the YAML reader before any position
 @example("id: a\nname: b\x07c\n")
+@example("!0")  # found by this test: the reason spanned several lines
+@example("-: !!python/object:os.system\n!!python/object:os.system: x\n")  # found: a tagged key crashed the loader
 def test_arbitrary_text(tmp_path: Path, text: str) -> None:
     path = tmp_path / "fuzz.yaml"
     path.write_text(text, encoding="utf-8")
@@ -116,6 +118,17 @@ def test_mutated_shipped_journeys(tmp_path: Path, original: Path, data: st.DataO
     path = tmp_path / original.name
     path.write_text(text, encoding="utf-8")
     _check(path, _lines(text))
+
+
+def test_huge_duration_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    """Found by the mutation fuzzer: an overflowing duration raised OverflowError out of validation."""
+    original = ROOT / "journeys" / "renewal-reminder.yaml"
+    text = re.sub(r"(\b\d+)([wdhm]\b)", r"99999999999999999999\2", original.read_text(encoding="utf-8"), count=1)
+    assert text != original.read_text(encoding="utf-8")
+    path = tmp_path / original.name
+    path.write_text(text, encoding="utf-8")
+    problems = _check(path, _lines(text))
+    assert any("too long" in p.message for p in problems), problems
 
 
 def test_shipped_journeys_are_valid() -> None:
