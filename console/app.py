@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from console import api, routes_admin, routes_auth, routes_ops, routes_tasks
 from console.auth import NotAuthenticated
 from console.config import ConsoleSettings
 from console.i18n import SUPPORTED, translations
 from console.tasks import TaskError
-from console.web import render
+from console.throttle import LoginLimits
+from console.web import flash, render
+from store.clock import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +31,19 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Everything the pages load comes from this app: the console works offline and nothing leaks to a CDN.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
+# The webhooks' only page (unsubscribe confirmation) is one self-contained document with an
+# inline style and a form posting to itself; nothing else may load or frame it.
+HOOKS_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+# The console needs none of these browser features; saying so stops an injected script using them.
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()"
+)
+HSTS = "max-age=31536000"
+SESSION_COOKIE = "journeys_session"
 ROUTER_FACTORY_NAMES = ("create_hooks_router", "create_router", "make_router", "build_router", "get_router")
 
 
@@ -62,8 +77,35 @@ def _mount_receipts(app: FastAPI, db_url: str | None) -> None:
     app.state.receipts_mounted = True
 
 
-def create_app(database_url: str | None = None, settings: ConsoleSettings | None = None) -> FastAPI:
-    """The console app; ``database_url`` defaults to JOURNEYS_DATABASE_URL (or the embedded SQLite file)."""
+class SchemeAwareSessionMiddleware:
+    """Starlette's signed-cookie sessions, HttpOnly and SameSite=Lax, Secure whenever the request came by https.
+
+    Starlette fixes the Secure flag when the middleware is built; this picks one of two
+    otherwise identical middlewares per request, so a console reached by https (directly, or
+    through a proxy with uvicorn's --proxy-headers) always gets a Secure cookie, and
+    ``force_secure`` makes it Secure even on requests that arrive as http.
+    """
+
+    def __init__(self, app: ASGIApp, *, secret_key: str, session_cookie: str, max_age: int,
+                 force_secure: bool = False) -> None:
+        def build(https_only: bool) -> SessionMiddleware:
+            return SessionMiddleware(app, secret_key=secret_key, session_cookie=session_cookie, max_age=max_age,
+                                     same_site="lax", https_only=https_only)
+
+        self.secure = build(True)
+        self.plain = self.secure if force_secure else build(False)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        chosen = self.secure if scope.get("scheme") in ("https", "wss") else self.plain
+        await chosen(scope, receive, send)
+
+
+def create_app(database_url: str | None = None, settings: ConsoleSettings | None = None,
+               clock: Callable[[], datetime] | None = None) -> FastAPI:
+    """The console app; ``database_url`` defaults to JOURNEYS_DATABASE_URL (or the embedded SQLite file).
+
+    ``clock`` (default: the real UTC clock) times sessions and login lockouts; tests pass their own.
+    """
     settings = settings or ConsoleSettings.from_env(database_url)
     for locale in SUPPORTED:
         translations(locale)  # compile the catalogues now: a broken .po fails at startup, not on a page
@@ -78,30 +120,48 @@ def create_app(database_url: str | None = None, settings: ConsoleSettings | None
     app.state.settings = settings
     app.state.receipts_mounted = False
 
+    app.state.clock = clock or utcnow
+    app.state.login_limits = LoginLimits(settings)
+
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
-        if request.url.path.startswith("/hooks/"):
-            return response  # provider-facing webhooks and unsubscribe pages keep their own headers
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
+        path = request.url.path
+        # setdefault throughout: a handler that set its own value (e.g. a webhook) keeps it.
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy",
+                           HOOKS_CONTENT_SECURITY_POLICY if path.startswith("/hooks/") else CONTENT_SECURITY_POLICY)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if request.url.scheme == "https":
+            # Only over https: sent over http it would be ignored anyway, and a plain-http test or
+            # laptop run must not teach a browser to insist on https for that host.
+            headers.setdefault("Strict-Transport-Security", HSTS)
+        if not path.startswith("/static/"):
+            # Pages, API answers and redirects may carry customer data or a session: never cached.
+            # The shipped CSS and JS hold nothing private and may be.
+            headers.setdefault("Cache-Control", "no-store")
         return response
 
     app.add_middleware(
-        SessionMiddleware,
+        SchemeAwareSessionMiddleware,
         secret_key=settings.secret_key,
-        session_cookie="journeys_session",
-        max_age=settings.session_max_age,
-        same_site="lax",
-        https_only=settings.cookie_secure,
+        session_cookie=SESSION_COOKIE,
+        # The cookie outlives no session; the idle and absolute limits are checked on the server
+        # (console.auth.load_user) because the cookie's own age is only refreshed, never capped.
+        max_age=settings.session_lifetime,
+        force_secure=settings.cookie_secure,
     )
 
     @app.exception_handler(NotAuthenticated)
-    async def not_authenticated(request: Request, _exc: NotAuthenticated) -> Response:
+    async def not_authenticated(request: Request, exc: NotAuthenticated) -> Response:
         if _is_api(request):
-            return JSONResponse({"detail": "not authenticated"}, status_code=401)
+            return JSONResponse({"detail": str(exc)}, status_code=401)
+        if exc.expired:
+            flash(request, "Your session has ended. Please log in again.", "info")
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         from urllib.parse import quote
 

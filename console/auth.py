@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -12,7 +14,7 @@ from sqlmodel import Session, select
 
 from store.clock import as_utc, utcnow
 from store.db import session_scope
-from store.models import ROLES, AppUser, AuditLog
+from store.models import ROLES, AppUser, AuditLog, KeyValue
 
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so a wrong name costs as much time as a wrong password.
@@ -22,6 +24,14 @@ MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 8
 SESSION_USER = "uid"
+# Epoch seconds of the login and of the last request, for the absolute and idle limits.
+SESSION_LOGIN_AT = "login_at"
+SESSION_SEEN_AT = "seen_at"
+# The user's session generation at login. The cookie is the whole session (signed, not stored
+# on the server), so logging out could not otherwise stop a copy of the cookie from working:
+# logout moves the generation on, and every cookie issued before it is refused.
+SESSION_GEN = "gen"
+GENERATION_KEY = "console.session_gen:{uid}"
 
 # Rights per role. Agents work their own tasks and the claimable queue with masked PII;
 # supervisors see their team's tasks and reassign; ops run journeys and reports; admins
@@ -36,6 +46,10 @@ RIGHTS: dict[str, frozenset[str]] = {
 
 class NotAuthenticated(Exception):
     """No valid session: HTML pages redirect to the login page, the API answers 401."""
+
+    def __init__(self, expired: bool = False) -> None:
+        super().__init__("session expired" if expired else "not authenticated")
+        self.expired = expired
 
 
 @dataclass(frozen=True)
@@ -101,33 +115,107 @@ def audit(session: Session, actor: str, action: str, target_type: str, target_id
                          detail=dict(detail or {}), at=at or utcnow()))
 
 
-def authenticate(username: str, password: str, db_url: str | None = None) -> CurrentUser | None:
-    """The user if name and password match and the account is active and not locked out."""
-    now = utcnow()
+LoginOutcome = Literal["ok", "unknown", "password", "inactive", "locked"]
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: CurrentUser | None
+    outcome: LoginOutcome
+    # Set when the account is locked (already, or by this very attempt).
+    locked_until: datetime | None = None
+
+
+def attempt_login(username: str, password: str, db_url: str | None = None, *, now: datetime | None = None,
+                  max_failures: int = MAX_FAILED_LOGINS, lockout: timedelta = LOCKOUT) -> LoginResult:
+    """Check name and password; count failures per account and lock it after ``max_failures``."""
+    now = now or utcnow()
     with session_scope(db_url) as session:
         user = session.exec(select(AppUser).where(AppUser.username == username)).first()
         if user is None:
             verify_password(_DUMMY_HASH, password)
-            audit(session, username[:64] or "?", "login_failed", "user", username[:64] or "?", {"reason": "unknown"})
-            return None
+            audit(session, username[:64] or "?", "login_failed", "user", username[:64] or "?", {"reason": "unknown"},
+                  at=now)
+            return LoginResult(None, "unknown")
         if user.locked_until is not None and as_utc(user.locked_until) > now:
-            audit(session, user.username, "login_failed", "user", user.id or 0, {"reason": "locked"})
-            return None
+            # Not counted and the password not even checked: a locked account tells nothing about it.
+            audit(session, user.username, "login_failed", "user", user.id or 0, {"reason": "locked"}, at=now)
+            return LoginResult(None, "locked", as_utc(user.locked_until))
         if not user.active or not verify_password(user.password_hash, password):
+            outcome: LoginOutcome = "inactive" if not user.active else "password"
             user.failed_logins += 1
-            if user.failed_logins >= MAX_FAILED_LOGINS:
+            audit(session, user.username, "login_failed", "user", user.id or 0, {"reason": outcome}, at=now)
+            if user.failed_logins >= max_failures:
                 # Lock for a while rather than for good, so an attacker cannot lock agents out indefinitely.
-                user.locked_until = now + LOCKOUT
+                user.locked_until = now + lockout
+                audit(session, user.username, "login_lockout", "user", user.id or 0,
+                      {"failures": user.failed_logins, "until": user.locked_until.isoformat()}, at=now)
                 user.failed_logins = 0
-            audit(session, user.username, "login_failed", "user", user.id or 0,
-                  {"reason": "inactive" if not user.active else "password"})
-            return None
+                return LoginResult(None, "locked", user.locked_until)
+            return LoginResult(None, outcome)
         user.failed_logins = 0
         user.locked_until = None
         if _hasher.check_needs_rehash(user.password_hash):
             user.password_hash = hash_password(password)
-        audit(session, user.username, "login", "user", user.id or 0)
-        return CurrentUser.of(user)
+        audit(session, user.username, "login", "user", user.id or 0, at=now)
+        return LoginResult(CurrentUser.of(user), "ok")
+
+
+def authenticate(username: str, password: str, db_url: str | None = None) -> CurrentUser | None:
+    """The user if name and password match and the account is active and not locked out."""
+    return attempt_login(username, password, db_url).user
+
+
+# --- sessions -------------------------------------------------------------------------------------
+
+
+def clock_of(request: Request) -> datetime:
+    """Now, by the app's clock (tests replace it to move time without waiting)."""
+    clock: Callable[[], datetime] = getattr(request.app.state, "clock", utcnow)
+    return clock()
+
+
+def _generation(session: Session, uid: int) -> int:
+    row = session.get(KeyValue, GENERATION_KEY.format(uid=uid))
+    value = row.value.get("gen", 0) if row is not None else 0
+    return value if isinstance(value, int) else 0
+
+
+def start_session(request: Request, user: CurrentUser, now: datetime) -> None:
+    """A fresh session for ``user`` (nothing chosen before login carries over)."""
+    with session_scope(request.app.state.settings.database_url) as session:
+        generation = _generation(session, user.id)
+    request.session.clear()
+    stamp = now.timestamp()
+    request.session.update({SESSION_USER: user.id, SESSION_GEN: generation, SESSION_LOGIN_AT: stamp,
+                            SESSION_SEEN_AT: stamp})
+
+
+def end_session(request: Request, now: datetime) -> None:
+    """Log out: forget this session and refuse every cookie this user was given before now."""
+    uid = request.session.get(SESSION_USER)
+    request.session.clear()
+    if not isinstance(uid, int):
+        return
+    key = GENERATION_KEY.format(uid=uid)
+    with session_scope(request.app.state.settings.database_url) as session:
+        row = session.get(KeyValue, key)
+        if row is None:
+            session.add(KeyValue(key=key, value={"gen": 1}, updated_at=now))
+        else:
+            row.value = {"gen": _generation(session, uid) + 1}
+            row.updated_at = now
+            session.add(row)
+
+
+def _expired(request: Request, now: datetime) -> bool:
+    settings = request.app.state.settings
+    login_at = request.session.get(SESSION_LOGIN_AT)
+    seen_at = request.session.get(SESSION_SEEN_AT)
+    if not isinstance(login_at, (int, float)) or not isinstance(seen_at, (int, float)):
+        return True  # a session from before these limits existed: log in again
+    stamp = now.timestamp()
+    return stamp - seen_at > settings.session_idle_timeout or stamp - login_at > settings.session_lifetime
 
 
 def load_user(request: Request) -> CurrentUser:
@@ -135,12 +223,21 @@ def load_user(request: Request) -> CurrentUser:
     uid = request.session.get(SESSION_USER)
     if not isinstance(uid, int):
         raise NotAuthenticated()
+    now = clock_of(request)
+    if _expired(request, now):
+        request.session.clear()
+        raise NotAuthenticated(expired=True)
     with session_scope(request.app.state.settings.database_url) as session:
         user = session.get(AppUser, uid)
         if user is None or not user.active:
             request.session.clear()
             raise NotAuthenticated()
-        return CurrentUser.of(user)
+        if request.session.get(SESSION_GEN) != _generation(session, uid):
+            request.session.clear()
+            raise NotAuthenticated(expired=True)  # logged out since: this cookie is a stale copy
+        current = CurrentUser.of(user)
+    request.session[SESSION_SEEN_AT] = now.timestamp()
+    return current
 
 
 def require(user: CurrentUser, right: str) -> None:

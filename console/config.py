@@ -46,8 +46,21 @@ class ConsoleSettings:
     api_key_hashes: tuple[bytes, ...] = ()
     assignment: str = "least_loaded"
     max_open_per_agent: int = 25
+    # Secure cookie even when a request arrives as plain http (e.g. TLS ends at a proxy that
+    # does not pass X-Forwarded-Proto); requests that arrive as https always get a Secure cookie.
     cookie_secure: bool = False
-    session_max_age: int = 8 * 3600
+    # A console left open on an agent's desk ends after this much inactivity ...
+    session_idle_timeout: int = 30 * 60
+    # ... and any session after this long, active or not, so a stolen cookie does not live for ever.
+    session_lifetime: int = 12 * 3600
+    # Failed logins per account before it is locked, and for how long (per account, in the database).
+    login_max_failures: int = 5
+    login_lockout: int = 15 * 60
+    # Failed logins per client address within ``login_ip_window`` before that address is refused
+    # for ``login_lockout`` (in this process). Higher than the per-account limit: a call centre's
+    # agents often share one public address, and one person's typos must not lock out the floor.
+    login_ip_max_failures: int = 20
+    login_ip_window: int = 15 * 60
     page_size: int = 25
 
     @classmethod
@@ -69,6 +82,11 @@ class ConsoleSettings:
             assignment=assignment_strategy(),
             max_open_per_agent=_int_env("JOURNEYS_ASSIGNMENT_MAX_PER_AGENT", 25),
             cookie_secure=os.environ.get("JOURNEYS_COOKIE_SECURE", "").lower() in ("1", "true", "yes"),
+            session_idle_timeout=60 * _positive_env("JOURNEYS_SESSION_IDLE_MINUTES", 30),
+            session_lifetime=3600 * _positive_env("JOURNEYS_SESSION_MAX_HOURS", 12),
+            login_max_failures=_positive_env("JOURNEYS_LOGIN_MAX_FAILURES", 5),
+            login_lockout=60 * _positive_env("JOURNEYS_LOGIN_LOCKOUT_MINUTES", 15),
+            login_ip_max_failures=_positive_env("JOURNEYS_LOGIN_IP_MAX_FAILURES", 20),
         )
 
 
@@ -78,6 +96,15 @@ def _int_env(name: str, default: int) -> int:
     except ValueError:
         log.warning("%s is not a whole number; using %d", name, default)
         return default
+
+
+def _positive_env(name: str, default: int) -> int:
+    # Zero or negative would switch a protection off (or lock everyone out); refuse it loudly.
+    value = _int_env(name, default)
+    if value <= 0:
+        log.warning("%s must be a positive whole number; using %d", name, default)
+        return default
+    return value
 
 
 def assignment_strategy() -> str:

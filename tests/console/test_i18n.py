@@ -24,7 +24,7 @@ def used_msgids() -> set[str]:
     ids: set[str] = set()
     for path in (CONSOLE / "templates").glob("*.html"):
         ids |= {a if a is not None and a != "" else b for a, b in TEMPLATE_CALL.findall(path.read_text("utf-8"))}
-    for name in ("routes_tasks.py", "routes_auth.py", "routes_admin.py", "i18n.py"):
+    for name in ("routes_tasks.py", "routes_auth.py", "routes_admin.py", "i18n.py", "app.py"):
         ids |= {a + (b or "") for a, b in PY_MSGID.findall((CONSOLE / name).read_text("utf-8"))}
     return ids
 
