@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
-import uvicorn
 from sqlmodel import select
 
-from console.app import create_app
 from store.db import session_scope
 from store.models import AgentTask, AuditLog
 from tests.console.conftest import PASSWORD, Seed, add_task
@@ -19,42 +16,16 @@ from tests.console.conftest import PASSWORD, Seed, add_task
 pytestmark = pytest.mark.browser
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+# Logs a user in through the form in a fresh browser context and returns the Playwright page.
+PageFactory = Callable[[str], Any]
 
 
 @pytest.fixture
-def server(db_url: str, console_env: None, seed: Seed) -> Iterator[str]:
-    """The console under uvicorn on an ephemeral port, in a thread of this process."""
-    config = uvicorn.Config(create_app(db_url), host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    port = srv.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser(chromium: str) -> Iterator[object]:
-    with playwright_sync.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def new_page(browser: object, server: str) -> Iterator[object]:
+def new_page(browser: Any, server: str) -> Iterator[PageFactory]:
     contexts = []
 
-    def make(username: str) -> object:
-        context = browser.new_context(base_url=server)  # type: ignore[attr-defined]
+    def make(username: str) -> Any:
+        context = browser.new_context(base_url=server)
         contexts.append(context)
         page = context.new_page()
         page.goto("/login")
@@ -69,7 +40,8 @@ def new_page(browser: object, server: str) -> Iterator[object]:
         context.close()
 
 
-def test_agent_claims_completes_with_an_outcome_and_sees_the_next_task(new_page, seed: Seed, db_url: str) -> None:
+def test_agent_claims_completes_with_an_outcome_and_sees_the_next_task(new_page: PageFactory, seed: Seed,
+                                                                       db_url: str) -> None:
     page = new_page("ann")
     expect = playwright_sync.expect
     expect(page.get_by_test_id("claimable").locator(f"tr[data-task-id='{seed.tasks['free']}']")).to_be_visible()
@@ -94,7 +66,7 @@ def test_agent_claims_completes_with_an_outcome_and_sees_the_next_task(new_page,
     expect(page.get_by_test_id("claimable").locator("tr[data-task-id]")).to_have_count(0)
 
 
-def test_no_answer_schedules_a_retry_visible_in_the_inbox(new_page, seed: Seed) -> None:
+def test_no_answer_schedules_a_retry_visible_in_the_inbox(new_page: PageFactory, seed: Seed) -> None:
     page = new_page("ann")
     page.goto(f"/tasks/{seed.tasks['ann_second']}")
     page.get_by_test_id("outcome-no_answer").click()
@@ -104,7 +76,7 @@ def test_no_answer_schedules_a_retry_visible_in_the_inbox(new_page, seed: Seed) 
     expect(page.get_by_test_id("my-tasks")).to_contain_text("attempt 2")
 
 
-def test_supervisor_reassigns_a_task(new_page, seed: Seed, db_url: str) -> None:
+def test_supervisor_reassigns_a_task(new_page: PageFactory, seed: Seed, db_url: str) -> None:
     sup = new_page("sue")
     expect = playwright_sync.expect
     sup.goto("/supervisor")
@@ -124,7 +96,7 @@ def test_supervisor_reassigns_a_task(new_page, seed: Seed, db_url: str) -> None:
 
 
 def test_agent_gets_403_on_another_agents_task_and_pii_is_masked_until_an_audited_reveal(
-    new_page, seed: Seed, db_url: str
+    new_page: PageFactory, seed: Seed, db_url: str
 ) -> None:
     page = new_page("ann")
     expect = playwright_sync.expect
@@ -155,7 +127,7 @@ def test_agent_gets_403_on_another_agents_task_and_pii_is_masked_until_an_audite
     expect(page.get_by_test_id("customer-phone")).to_have_text("138****5678")
 
 
-def test_form_posts_without_a_csrf_token_are_refused(new_page, seed: Seed, db_url: str) -> None:
+def test_form_posts_without_a_csrf_token_are_refused(new_page: PageFactory, seed: Seed, db_url: str) -> None:
     page = new_page("ann")
     page.goto(f"/tasks/{seed.tasks['ann_first']}")
     # A forged form: the same post, without the token (as another site could send it with the cookie).
@@ -172,8 +144,8 @@ def test_form_posts_without_a_csrf_token_are_refused(new_page, seed: Seed, db_ur
         assert s.get(AgentTask, seed.tasks["free"]).assignee_id is None  # type: ignore[union-attr]
 
 
-def test_overdue_tasks_are_highlighted_and_pages_follow_the_users_language(new_page, seed: Seed, db_url: str
-                                                                         ) -> None:
+def test_overdue_tasks_are_highlighted_and_pages_follow_the_users_language(new_page: PageFactory, seed: Seed,
+                                                                          db_url: str) -> None:
     with session_scope(db_url) as s:
         late = add_task(s, "t-late", seed.customers["C1"], now=seed.now, due_in=-timedelta(minutes=30),
                         assignee_id=seed.users["bob"])

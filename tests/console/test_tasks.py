@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.testclient import TestClient
 
 from console import tasks
@@ -115,7 +115,7 @@ def test_no_answer_retries_after_four_hours_at_most_three_attempts_in_all(db_url
         else:
             assert done.follow_up_task_id is None
     with session_scope(db_url) as s:
-        kinds = [o.detail["attempts_exhausted"] for o in s.exec(select(Outcome).order_by(Outcome.id)).all()]
+        kinds = [o.detail["attempts_exhausted"] for o in s.exec(select(Outcome).order_by(col(Outcome.id))).all()]
         assert kinds == [False, False, True]
         assert len(s.exec(select(AgentTask).where(AgentTask.journey_id == "gold-monthly-callback",
                                                   AgentTask.customer_id == seed.customers["C1"])).all()) == 4
