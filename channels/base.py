@@ -3,7 +3,12 @@
 Dispatch renders a touch into a ``RenderedMessage`` (``channels.rendering``), wraps
 it with its address into an ``OutboundMessage`` and hands a batch to the channel's
 adapter; the adapter answers one ``SendResult`` per message, classifying every
-failure as retryable or permanent with the provider's reason.
+failure as retryable, permanent or unknown with the provider's reason.
+
+``unknown`` is for a request that may have reached the provider without our hearing
+the answer (a timeout or a connection lost after the request was written): retrying it
+could send the message twice, so dispatch hands such a touch to ``engine.reconcile``
+instead of retrying it.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-ErrorClass = Literal["retryable", "permanent"]
+ErrorClass = Literal["retryable", "permanent", "unknown"]
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,9 @@ async def run_bounded(
                 results[index] = await send(message)
             except Exception as exc:  # a bug must not cost the other messages their results
                 log.exception("unexpected error sending %s", message.touch_key)
+                # The error may have come after the request was written: delivery unknown.
                 results[index] = SendResult(
-                    message.touch_key, ok=False, error_class="retryable", error_code="internal", error_reason=repr(exc)
+                    message.touch_key, ok=False, error_class="unknown", error_code="internal", error_reason=repr(exc)
                 )
 
     await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(messages))))))

@@ -189,7 +189,9 @@ class SmtpEmailAdapter:
 
     def _lost(self, message: OutboundMessage, code: str, reason: str) -> SendResult:
         log.info("mail to %s not confirmed: %s", mask_email(message.to), reason)
-        return SendResult(message.touch_key, ok=False, error_class="retryable", error_code=code, error_reason=reason)
+        # The relay may have queued the mail before the connection went: delivery is unknown,
+        # and SMTP offers neither a lookup nor a dedup, so it must not be sent again blindly.
+        return SendResult(message.touch_key, ok=False, error_class="unknown", error_code=code, error_reason=reason)
 
     def _all_failed(self, messages: list[OutboundMessage], code: str, reason: str) -> list[SendResult]:
         return [

@@ -8,8 +8,10 @@ message to the same address can never succeed.
 
 Connection-level failures carry a code of their own because they differ in what
 they imply for "at most once": ``connect_error`` means the request never reached
-the provider (safe to retry), ``timeout`` means it may have been accepted and only
-the reply was lost (a retry can duplicate the message).
+the provider (retryable: safe to send again), while ``timeout`` and
+``connection_lost`` mean it may have been accepted and only the reply was lost.
+Those are class ``unknown``: a plain retry could duplicate the message, so dispatch
+routes the touch to reconciliation (``engine.reconcile``), which asks the provider.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from channels.base import ErrorClass
 
 CONNECT_ERROR = "connect_error"
 TIMEOUT = "timeout"
+CONNECTION_LOST = "connection_lost"
+# The request may have been accepted: delivery is unknown until the provider is asked.
+AMBIGUOUS_CODES = frozenset({TIMEOUT, CONNECTION_LOST})
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,11 @@ WECHAT_RETRYABLE: dict[int, str] = {
     45009: "API daily quota reached",
     45047: "customer service message frequency limit",
 }
+# A repeat of a template send whose client_msg_id WeChat already took within its dedup
+# window (10 minutes). WeChat documents the dedup for template sends but not the reply to
+# a repeat; its mass-send API answers 45065 "clientmsgid exist" with the existing msgid,
+# so that reply (like errcode 0) means "accepted once", never "send again".
+WECHAT_ALREADY_ACCEPTED: dict[int, str] = {45065: "client_msg_id already accepted"}
 # Access token is stale: refresh it (once, shared) and retry the send once.
 WECHAT_TOKEN_INVALID: dict[int, str] = {
     40001: "access_token invalid or not the latest",

@@ -26,16 +26,15 @@ from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from channels.base import OutboundMessage, SendResult
+from channels.base import ErrorClass, OutboundMessage, SendResult
 from channels.batching import run_bounded
-from channels.errors import CONNECT_ERROR, TIMEOUT, classify_twilio
+from channels.errors import CONNECT_ERROR, CONNECTION_LOST, TIMEOUT, classify_twilio
 from store.masking import mask_phone
 
 log = logging.getLogger(__name__)
 
 TOUCH_KEY_PARAM = "touch_key"
 DEFAULT_API_BASE = "https://api.twilio.com"
-CONNECTION_LOST = "connection_lost"
 
 
 def with_touch_key(url: str, touch_key: str) -> str:
@@ -164,6 +163,9 @@ class TwilioSmsAdapter:
                     error_code=str(code if code is not None else exc.status),
                     error_reason=verdict.reason,
                 )
+            except aiohttp.ConnectionTimeoutError:
+                # Timed out while connecting: the request was never written, so it is safe to retry.
+                return _transport_failure(message, CONNECT_ERROR, "timed out connecting to Twilio")
             except TimeoutError:
                 return _transport_failure(message, TIMEOUT, "no reply from Twilio within the timeout")
             except aiohttp.ClientConnectorError as exc:
@@ -177,5 +179,7 @@ class TwilioSmsAdapter:
 
 
 def _transport_failure(message: OutboundMessage, code: str, reason: str) -> SendResult:
-    log.info("sms to %s not sent: %s", mask_phone(message.to), reason)
-    return SendResult(message.touch_key, ok=False, error_class="retryable", error_code=code, error_reason=reason)
+    log.info("sms to %s not confirmed: %s", mask_phone(message.to), reason)
+    # Only a failure to connect proves Twilio never saw the request; after that, it may have.
+    klass: ErrorClass = "retryable" if code == CONNECT_ERROR else "unknown"
+    return SendResult(message.touch_key, ok=False, error_class=klass, error_code=code, error_reason=reason)

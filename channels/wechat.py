@@ -10,33 +10,46 @@ concurrent sends, see ``wechat_token``) and the send retried once.
 
 The touch key is sent as ``client_msg_id`` (WeChat's anti-duplicate id for
 template sends; hashed when longer than 64 characters), which also lets the
-stand-in log the key.
+stand-in log the key. WeChat has no lookup of template sends, so a send whose reply
+is lost is repeated at once with the same ``client_msg_id`` (deduplicated by WeChat
+within ``DEDUP_WINDOW``), and if no repeat is answered the result is ``unknown``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import re
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import httpx
+import orjson
 from httpx_aiohttp import HttpxAiohttpClient
 
-from channels.base import OutboundMessage, SendResult
+from channels.base import ErrorClass, OutboundMessage, SendResult
 from channels.batching import run_bounded
-from channels.errors import CONNECT_ERROR, TIMEOUT, WECHAT_TOKEN_INVALID, classify_http_status, classify_wechat
+from channels.errors import (
+    CONNECT_ERROR,
+    CONNECTION_LOST,
+    TIMEOUT,
+    WECHAT_ALREADY_ACCEPTED,
+    WECHAT_TOKEN_INVALID,
+    classify_http_status,
+    classify_wechat,
+)
 from channels.wechat_token import AccessTokenCache, TokenError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
-CONNECTION_LOST = "connection_lost"
+# "For the same openid + client_msg_id only one message is sent; valid for 10 minutes, not
+# guaranteed after that" (WeChat template send API, client_msg_id).
+DEDUP_WINDOW = timedelta(minutes=10)
 _SECRET_QUERY = re.compile(r"((?:access_token|secret)=)[^&\s\"']+")
 
 
@@ -86,6 +99,9 @@ class WeChatTemplateAdapter:
     """``ChannelAdapter`` for WeChat template messages, ``concurrency`` requests in flight."""
 
     channel = "wechat"
+    # A re-send with the same touch key within this window is deduplicated by WeChat; after
+    # a crash, ``engine.reconcile`` re-sends an interrupted touch only inside it.
+    dedup_window = DEDUP_WINDOW
 
     def __init__(
         self,
@@ -96,11 +112,16 @@ class WeChatTemplateAdapter:
         concurrency: int = 48,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        keyed_retries: int = 2,
+        retry_pause: float = 0.2,
     ) -> None:
         _install_redaction()
         self.appid = appid
         self._secret = secret
         self.concurrency = concurrency
+        self.timeout = timeout
+        self.keyed_retries = keyed_retries
+        self.retry_pause = retry_pause
         self.http = HttpxAiohttpClient(
             base_url=api_base.rstrip("/"),
             timeout=httpx.Timeout(timeout),
@@ -128,28 +149,62 @@ class WeChatTemplateAdapter:
         return await run_bounded(messages, self.send_one, self.concurrency)
 
     async def send_one(self, message: OutboundMessage) -> SendResult:
-        body = json.dumps(template_payload(message), ensure_ascii=False).encode()
+        """One template send; an unanswered one is sent again at once with the same ``client_msg_id``.
+
+        WeChat has no API to look a template send up afterwards, so the only safe way to
+        settle "did it arrive?" is to repeat the request while WeChat still dedups it
+        (``DEDUP_WINDOW``, counted from our first try, so the repeats surely fall inside).
+        If no repeat is answered either, the result is ``unknown``: dispatch fails the
+        touch with that reason rather than risk a second message later.
+        """
+        body = orjson.dumps(template_payload(message))
+        started = time.monotonic()  # real time: the dedup window is WeChat's, not our test clock's
+        first_unanswered: SendResult | None = None
+        tries = 0
         async with self._semaphore:
-            try:
-                token = await self.tokens.get()
+            while True:
+                tries += 1
+                result = await self._attempt(message, body)
+                if result.ok:
+                    return result
+                if first_unanswered is None:
+                    if result.error_class != "unknown":
+                        return result
+                    first_unanswered = result
+                # After an unanswered try, any failure leaves delivery unknown: keep repeating
+                # the keyed request while that is safe and worthwhile, then give up as unknown.
+                elapsed = time.monotonic() - started
+                if tries > self.keyed_retries or elapsed + self.timeout + 1.0 >= DEDUP_WINDOW.total_seconds():
+                    break
+                await asyncio.sleep(self.retry_pause * tries)
+        reason = (f"{first_unanswered.error_reason}; delivery unknown after {tries} tries with the same "
+                  "client_msg_id (WeChat offers no lookup of template sends)")
+        log.info("wechat template %s: %s", message.content.template, reason)
+        return SendResult(message.touch_key, ok=False, error_class="unknown",
+                          error_code=first_unanswered.error_code, error_reason=reason)
+
+    async def _attempt(self, message: OutboundMessage, body: bytes) -> SendResult:
+        try:
+            token = await self.tokens.get()
+            reply = await self._post(message, token, body)
+            if reply.get("errcode") in WECHAT_TOKEN_INVALID:
+                token = await self.tokens.refresh(stale=token)
                 reply = await self._post(message, token, body)
-                if reply.get("errcode") in WECHAT_TOKEN_INVALID:
-                    token = await self.tokens.refresh(stale=token)
-                    reply = await self._post(message, token, body)
-            except TokenError as exc:
-                return SendResult(
-                    message.touch_key,
-                    ok=False,
-                    error_class="retryable",
-                    error_code=f"token:{exc.errcode}",
-                    error_reason=f"access token unavailable: {exc.errmsg}",
-                )
-            except _Failure as failure:
-                return failure.result
+        except TokenError as exc:
+            return SendResult(
+                message.touch_key,
+                ok=False,
+                error_class="retryable",
+                error_code=f"token:{exc.errcode}",
+                error_reason=f"access token unavailable: {exc.errmsg}",
+            )
+        except _Failure as failure:
+            return failure.result
         errcode = int(reply.get("errcode", 0))
-        if errcode == 0:
-            msgid = str(reply.get("msgid"))
-            return SendResult(message.touch_key, ok=True, provider_message_id=msgid, provider_status="ok")
+        if errcode == 0 or errcode in WECHAT_ALREADY_ACCEPTED:
+            msgid = reply.get("msgid")
+            return SendResult(message.touch_key, ok=True, provider_message_id=str(msgid) if msgid is not None else None,
+                              provider_status="ok" if errcode == 0 else "duplicate")
         verdict = classify_wechat(errcode)
         log.info("wechat template %s refused: %s %s", message.content.template, errcode, verdict.reason)
         return SendResult(
@@ -180,7 +235,7 @@ class WeChatTemplateAdapter:
             cause = exc.__cause__
             # httpx-aiohttp maps every aiohttp connection error to ConnectTimeout; the
             # original exception tells "never connected" from "sent, reply lost".
-            if isinstance(cause, aiohttp.ClientConnectorError):
+            if isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
                 raise self._failure(message, CONNECT_ERROR, "cannot connect to WeChat") from exc
             if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, aiohttp.ServerTimeoutError):
                 raise self._failure(message, CONNECTION_LOST, f"connection lost: {type(cause).__name__}") from exc
@@ -207,7 +262,10 @@ class WeChatTemplateAdapter:
 
     @staticmethod
     def _failure(message: OutboundMessage, code: str, reason: str) -> _Failure:
-        result = SendResult(message.touch_key, ok=False, error_class="retryable", error_code=code, error_reason=reason)
+        # Only a failed connect proves WeChat never saw the request; after that it may have
+        # taken it (a lost reply, a garbled 200), so delivery is unknown.
+        klass: ErrorClass = "retryable" if code == CONNECT_ERROR else "unknown"
+        result = SendResult(message.touch_key, ok=False, error_class=klass, error_code=code, error_reason=reason)
         return _Failure(result)
 
     async def aclose(self) -> None:

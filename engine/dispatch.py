@@ -9,8 +9,14 @@ One batch goes through four steps, each one round trip or one bulk statement:
    (consent is checked again here, so an opt-out that came in after planning wins);
 3. send: per channel, chunks go to the adapter concurrently, each chunk paying the
    channel's rate limiter first;
-4. record: executemany UPDATEs per kind of result (sent, retry, fallback, failed) and
-   one executemany INSERT of outcomes, in one transaction.
+4. record: executemany UPDATEs per kind of result (sent, retry, fallback, failed, unknown)
+   and one executemany INSERT of outcomes, in one transaction.
+
+A result of class ``unknown`` (the request went out, no answer came back) is never
+retried blindly: on a channel whose provider can be asked (Twilio's Messages list) the
+touch stays ``sending`` with ``error_class = 'unknown'`` and is settled by
+``engine.reconcile`` once ``LOOKUP_DELAY`` has passed (each ``run_until_idle`` starts by
+settling what is due); on a channel that cannot be asked it fails with that reason.
 
 Several lanes run these batches concurrently in one process, so that the database work
 of one batch overlaps with the sending of another; the database work runs in threads.
@@ -69,9 +75,11 @@ class DispatchCounts:
     deferred: int = 0  # retryable failure: tried again later on the same channel
     fell_back: int = 0  # moved to the next channel of the touch
     cancelled: int = 0  # no consent left on any channel (opt-out)
+    unanswered: int = 0  # delivery unknown: left for reconciliation to ask the provider
     failed: Counter[str] = field(default_factory=Counter)
     batches: int = 0
     seconds: float = 0.0
+    reconciled: Counter[str] = field(default_factory=Counter)  # what reconciliation settled in this run
 
     def merge(self, other: DispatchCounts) -> None:
         self.claimed += other.claimed
@@ -79,8 +87,10 @@ class DispatchCounts:
         self.deferred += other.deferred
         self.fell_back += other.fell_back
         self.cancelled += other.cancelled
+        self.unanswered += other.unanswered
         self.failed.update(other.failed)
         self.batches += other.batches
+        self.reconciled.update(other.reconciled)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -89,16 +99,18 @@ class DispatchCounts:
             "deferred": self.deferred,
             "fell_back": self.fell_back,
             "cancelled": self.cancelled,
+            "unanswered": self.unanswered,
             "failed": dict(self.failed),
             "batches": self.batches,
             "seconds": round(self.seconds, 3),
+            "settled": dict(self.reconciled),
         }
 
     def summary(self) -> str:
         failed = ", ".join(f"{k}={v}" for k, v in sorted(self.failed.items())) or "0"
         return (
             f"claimed={self.claimed} sent={self.sent} deferred={self.deferred} fell_back={self.fell_back} "
-            f"cancelled={self.cancelled} failed[{failed}] batches={self.batches}"
+            f"cancelled={self.cancelled} unanswered={self.unanswered} failed[{failed}] batches={self.batches}"
         )
 
 
@@ -142,6 +154,11 @@ class Dispatcher:
         self.limiter = RateLimiter(rate_limits or {}, share=rate_share)
         self.callback_url = callback_url
         self.clock = clock
+        # Imported here: engine.reconcile builds on this module.
+        from engine.reconcile import LOOKUP_DELAY, has_lookup
+
+        self.lookup_delay = LOOKUP_DELAY
+        self._askable = {channel for channel, adapter in adapters.items() if has_lookup(adapter)}
 
     # ---- one batch -------------------------------------------------------------------
 
@@ -217,11 +234,11 @@ class Dispatcher:
                     raise RuntimeError(f"adapter {channel} answered {len(results)} results for {len(chunk)} messages")
                 return results
             except Exception as exc:
-                # The adapter contract is never to raise; if one does, the chunk is retried
-                # later (keyed, so a provider that did accept part of it dedups the re-send).
+                # The adapter contract is never to raise; if one does, part of the chunk may
+                # have gone out, so its delivery is unknown (reconciled, never blindly re-sent).
                 log.exception("adapter %s raised on a chunk of %d", channel, len(chunk))
                 return [
-                    SendResult(m.touch_key, False, error_class="retryable", error_code="adapter_error",
+                    SendResult(m.touch_key, False, error_class="unknown", error_code="adapter_error",
                                error_reason=f"{type(exc).__name__}: {exc}")
                     for m in chunk
                 ]
@@ -236,6 +253,7 @@ class Dispatcher:
         retry: list[dict[str, Any]] = []
         fallback: list[dict[str, Any]] = []
         final: list[dict[str, Any]] = []
+        unanswered: list[dict[str, Any]] = []
         outcomes: list[dict[str, Any]] = []
         for touch, result in results:
             if result.ok:
@@ -246,6 +264,20 @@ class Dispatcher:
                 continue
             reason = _reason(result.error_reason) or result.error_code or "unknown"
             base = {"id": touch.id, "cls": result.error_class or "permanent", "reason": reason}
+            if result.error_class == "unknown":
+                # It may have been delivered: no retry, no fallback (the customer could get it twice).
+                if touch.channel in self._askable:
+                    counts.unanswered += 1
+                    unanswered.append({**base, "reason": f"no reply, to be looked up: {reason}"[:255],
+                                       "next": now + self.lookup_delay})
+                else:
+                    counts.failed["unknown"] += 1
+                    base["reason"] = f"delivery unknown: {reason}"[:255]
+                    final.append({**base, "status": TouchStatus.FAILED})
+                    outcomes.append(_outcome(touch, "failed", now, {
+                        "error_class": "unknown", "error_code": result.error_code, "reason": base["reason"],
+                        "attempts": touch.attempts}))
+                continue
             if result.error_code in ("no_consent", "no_customer"):
                 decision = decide("permanent", touch.attempts, touch.fallback_channels, self.max_attempts, now)
             else:
@@ -309,6 +341,16 @@ class Dispatcher:
                     ).bindparams(bindparam("next", type_=UTCDateTime()), bindparam("fb", type_=JSON())),
                     [{**params, **row, "planned": TouchStatus.PLANNED} for row in fallback],
                 )
+            if unanswered:
+                # Stays 'sending' under this worker's claim (so no worker takes it again);
+                # engine.reconcile asks the provider about it from next_attempt_at on.
+                conn.execute(
+                    text(
+                        "UPDATE touch SET error_class = :cls, error_reason = :reason, next_attempt_at = :next "
+                        "WHERE id = :id AND claimed_by = :w AND status = :sending"
+                    ).bindparams(bindparam("next", type_=UTCDateTime())),
+                    [{**params, **row} for row in unanswered],
+                )
             if final:
                 conn.execute(
                     text(
@@ -344,6 +386,7 @@ class Dispatcher:
         """Dispatch until nothing is due (or ``stop`` is set): the current batch of each lane always finishes."""
         total = DispatchCounts()
         started = time.perf_counter()
+        total.reconciled.update(await self.settle_unanswered(now))
         budget = [max_batches]
 
         async def lane() -> None:
@@ -372,6 +415,15 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=idle_seconds)
         return total
+
+    async def settle_unanswered(self, now: datetime | None = None) -> Counter[str]:
+        """Run ``engine.reconcile`` for this worker: unanswered sends now due to be looked up, and
+        any this worker's id left ``sending`` (none while its batches are not in flight)."""
+        from engine.reconcile import reconcile
+
+        counts = await reconcile(self.engine, self.adapters, worker_id=self.worker_id, now=now or self.clock(),
+                                 max_attempts=self.max_attempts)
+        return Counter({k: v for k, v in counts.as_dict().items() if isinstance(v, int) and v})
 
     async def aclose(self) -> None:
         for adapter in self.adapters.values():

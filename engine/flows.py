@@ -83,7 +83,8 @@ async def dispatch_batch(dispatcher: Any, now: datetime | None = None) -> dict[s
 
 @task(name="reconcile-interrupted", cache_policy=NO_CACHE)
 async def reconcile_task(dispatcher: Any, now: datetime | None = None) -> dict[str, Any]:
-    counts = await reconcile(dispatcher.engine, dispatcher.adapters, worker_id=dispatcher.worker_id, now=now)
+    counts = await reconcile(dispatcher.engine, dispatcher.adapters, worker_id=dispatcher.worker_id, now=now,
+                             max_attempts=dispatcher.max_attempts)
     return counts.as_dict()
 
 
@@ -127,7 +128,7 @@ async def dispatch_flow(
 
 def _counts(d: dict[str, Any]) -> DispatchCounts:
     c = DispatchCounts(claimed=d["claimed"], sent=d["sent"], deferred=d["deferred"], fell_back=d["fell_back"],
-                       cancelled=d["cancelled"], batches=d["batches"])
+                       cancelled=d["cancelled"], unanswered=d.get("unanswered", 0), batches=d["batches"])
     c.failed.update(d["failed"])
     return c
 

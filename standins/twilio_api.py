@@ -10,6 +10,11 @@ Speaks what the official SDK and our receipts endpoint expect from Twilio:
   ``X-Twilio-Signature`` exactly as Twilio signs (HMAC-SHA1 of URL + sorted params,
   via ``RequestValidator.compute_signature``).
 - Inbound SMS POSTed to ``inbound_url`` (From, To, Body, MessageSid, ...), signed.
+- ``GET /2010-04-01/Accounts/{AccountSid}/Messages.json`` lists accepted messages,
+  newest first, filtered by ``To``, ``From`` and ``DateSent`` / ``DateSent<`` /
+  ``DateSent>`` (compared by UTC day, both ends inclusive, as Twilio documents its
+  ``YYYY-MM-DD`` filters), in Twilio's paging JSON (``PageSize``, ``Page``,
+  ``next_page_uri``): what reconciliation asks after a lost reply or a crash.
 
 The touch's idempotency key travels in the StatusCallback URL's ``touch_key``
 query parameter (Twilio has no idempotency field on Messages); the accepted log
@@ -23,10 +28,13 @@ import base64
 import json
 import logging
 import re
+import time
 import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
 from email.utils import formatdate
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from aiohttp import web
 from twilio.request_validator import RequestValidator
@@ -99,14 +107,22 @@ class TwilioStandin(Standin):
         self.recipient_errors: dict[str, int] = {}
         self.delivery_outcomes: dict[str, tuple[str, int | None]] = {}
         self.callbacks_sent: list[dict[str, Any]] = []
+        # Accepted messages per recipient, oldest first, for the Messages list.
+        self._by_to: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._queue: asyncio.Queue[tuple[str, dict[str, str], str]] | None = None
         self._workers: list[asyncio.Task[None]] = []
 
     def routes(self) -> list[web.RouteDef]:
+        messages = f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json"
         return [
-            web.post(f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json", self.create_message),
+            web.post(messages, self.create_message),
+            web.get(messages, self.list_messages),
             web.post("/_standin/inbound", self._admin_inbound),
         ]
+
+    def reset(self) -> None:
+        super().reset()
+        self._by_to.clear()
 
     async def on_start(self) -> None:
         self._queue = asyncio.Queue()
@@ -161,6 +177,9 @@ class TwilioStandin(Standin):
         key = parse_qs(urlsplit(callback).query).get(KEY_PARAM, [None])[0] if callback else None
         self.log.add(Accepted(sid, to, key, {"from": from_, "body": body, "status_callback": callback}))
         self.counts["accepted"] += 1
+        self._by_to[to].append(
+            {"sid": sid, "to": to, "from": from_, "body": body, "form": form, "at": time.time()}
+        )
         if fault == "timeout":
             self._schedule_callbacks(sid, to, from_, callback)
             await self.faults.hang()
@@ -169,6 +188,57 @@ class TwilioStandin(Standin):
         return web.Response(
             status=201, text=json.dumps(self._resource(sid, to, from_, body, form)), content_type="application/json"
         )
+
+    # -- Messages list ----------------------------------------------------------------
+    async def list_messages(self, request: web.Request) -> web.Response:
+        self.counts["list"] += 1
+        if request.headers.get("Authorization") != self._expected_auth:
+            return twilio_error(20003, 401)
+        if request.match_info["account_sid"] != self.account_sid:
+            return twilio_error(20003, 401)
+        q = request.query
+        try:
+            page_size = max(1, min(1000, int(q.get("PageSize", "50"))))
+            page = max(0, int(q.get("Page", "0")))
+        except ValueError:
+            return twilio_error(20001, 400, "Invalid paging parameter")
+        to, from_ = q.get("To"), q.get("From")
+        on, before, after = (q.get(name, "")[:10] or None for name in ("DateSent", "DateSent<", "DateSent>"))
+        candidates = self._by_to.get(to, []) if to else [m for ms in self._by_to.values() for m in ms]
+        rows: list[dict[str, Any]] = []
+        for m in reversed(candidates):  # Twilio lists the newest first
+            day = datetime.fromtimestamp(m["at"], UTC).date().isoformat()
+            if (from_ and m["from"] != from_) or (on and day != on) or (before and day > before) or (
+                after and day < after
+            ):
+                continue
+            rows.append(m)
+        chunk = rows[page * page_size : (page + 1) * page_size]
+        messages = []
+        for m in chunk:
+            resource = self._resource(m["sid"], m["to"], m["from"], m["body"], m["form"])
+            sent = formatdate(m["at"], usegmt=True)
+            resource.update(status="sent", date_created=sent, date_sent=sent, date_updated=sent)
+            messages.append(resource)
+        path = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages.json"
+        filters = [(k, v) for k, v in q.items() if k not in ("Page", "PageSize", "PageToken")]
+
+        def uri(n: int) -> str:
+            return f"{path}?{urlencode([*filters, ('PageSize', page_size), ('Page', n)])}"
+
+        more = (page + 1) * page_size < len(rows)
+        payload = {
+            "messages": messages,
+            "page": page,
+            "page_size": page_size,
+            "start": page * page_size,
+            "end": page * page_size + max(0, len(chunk) - 1),
+            "uri": uri(page),
+            "first_page_uri": uri(0),
+            "next_page_uri": uri(page + 1) if more else None,
+            "previous_page_uri": uri(page - 1) if page > 0 else None,
+        }
+        return web.Response(text=json.dumps(payload), content_type="application/json")
 
     def _resource(self, sid: str, to: str, from_: str, body: str, form: dict[str, str]) -> dict[str, Any]:
         now = formatdate(usegmt=True)

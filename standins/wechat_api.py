@@ -7,7 +7,10 @@
 - ``POST /cgi-bin/message/template/send?access_token=`` with
   ``{touser, template_id, url, data, client_msg_id}`` → ``{errcode, errmsg, msgid}``:
   41001 no token, 40001 unknown token, 42001 expired, 43004 not subscribed,
-  40003 invalid openid, 40037 invalid template id.
+  40003 invalid openid, 40037 invalid template id. A repeat of an accepted
+  (openid, client_msg_id) within ``dedup_window_s`` (600 s, as WeChat documents) is
+  not sent again: it is answered 45065 with the first msgid (what WeChat's mass-send
+  API answers for a repeated clientmsgid; the template API does not document its reply).
 - After a send, a ``TEMPLATESENDJOBFINISH`` event (XML) is POSTed to
   ``callback_url`` with ``signature``/``timestamp``/``nonce``/``openid`` query
   parameters, signature = sha1 of the sorted (token, timestamp, nonce);
@@ -45,6 +48,7 @@ _ERRMSG = {
     43004: "require subscribe",
     44002: "empty post data",
     45009: "reach max api daily quota limit",
+    45065: "clientmsgid exist",
     47001: "data format error",
 }
 
@@ -79,6 +83,7 @@ class WeChatStandin(Standin):
         callback_workers: int = 8,
         faults: FaultPlan | None = None,
         templates: list[str] | None = None,
+        dedup_window_s: float = 600.0,
     ) -> None:
         super().__init__(faults)
         self.appid = appid
@@ -95,6 +100,8 @@ class WeChatStandin(Standin):
         self.forced_errcodes: dict[str, int] = {}  # openid -> errcode on send
         self.delivery_status: dict[str, str] = {}  # openid -> Status in the finish event
         self.callbacks_sent: list[dict[str, Any]] = []
+        self.dedup_window_s = dedup_window_s
+        self._dedup: dict[tuple[str, str], tuple[int, float]] = {}  # (openid, client_msg_id) -> (msgid, when)
         self._msgid = 400_000_000
         self._queue: asyncio.Queue[tuple[str, str, str]] | None = None
         self._workers: list[asyncio.Task[None]] = []
@@ -120,6 +127,10 @@ class WeChatStandin(Standin):
 
     def revoke_tokens(self) -> None:
         self.tokens.clear()
+
+    def reset(self) -> None:
+        super().reset()
+        self._dedup.clear()
 
     # -- API ------------------------------------------------------------------------
     async def token(self, request: web.Request) -> web.Response:
@@ -179,12 +190,22 @@ class WeChatStandin(Standin):
             await self.faults.hang()
             return errcode_reply(-1)
 
+        key = body.get("client_msg_id")
+        if key:
+            seen = self._dedup.get((openid, str(key)))
+            if seen is not None and time.monotonic() - seen[1] < self.dedup_window_s:
+                self.counts["deduplicated"] += 1
+                if fault == "timeout":
+                    await self.faults.hang()
+                    return errcode_reply(-1)
+                return errcode_reply(45065, msgid=seen[0])
         self._msgid += 1
         msgid = self._msgid
-        key = body.get("client_msg_id")
         detail = {"template_id": template_id, "data": body.get("data"), "url": body.get("url")}
         self.log.add(Accepted(str(msgid), openid, key, detail))
         self.counts["accepted"] += 1
+        if key:
+            self._dedup[(openid, str(key))] = (msgid, time.monotonic())
         self._schedule_finish(openid, msgid)
         if fault == "timeout":
             await self.faults.hang()

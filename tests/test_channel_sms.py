@@ -111,14 +111,14 @@ async def test_provider_overload_is_retryable(
     assert len(standin.log) == 0
 
 
-async def test_timeout_is_retryable_and_marked_ambiguous(standin: TwilioStandin) -> None:
+async def test_timeout_after_the_request_is_unknown_not_retryable(standin: TwilioStandin) -> None:
     standin.faults.configure(timeout_rate=1.0, hang_s=3.0)
     adapter = TwilioSmsAdapter(standin.account_sid, standin.auth_token, FROM, api_base=standin.base_url, timeout=0.3)
     try:
         [result] = await adapter.send_batch([sms(1, callback="http://127.0.0.1:9/s")])
     finally:
         await adapter.aclose()
-    assert (result.ok, result.error_class, result.error_code) == (False, "retryable", "timeout")
+    assert (result.ok, result.error_class, result.error_code) == (False, "unknown", "timeout")
     # The stand-in took the message before hanging: the case where a retry would duplicate it.
     assert [e.key for e in standin.log.entries] == [sms(1).touch_key]
 

@@ -164,19 +164,32 @@ async def test_errcodes_are_classified(standin: WeChatStandin, adapter: WeChatTe
     assert len(standin.log) == 1
 
 
-async def test_http_5xx_and_timeouts_are_retryable(standin: WeChatStandin, clock: FakeClock) -> None:
-    adapter = WeChatTemplateAdapter(standin.appid, standin.secret, api_base=standin.base_url, timeout=0.3, clock=clock)
+async def test_http_5xx_is_retryable_and_an_unanswered_send_is_repeated_with_its_key(
+    standin: WeChatStandin, clock: FakeClock
+) -> None:
+    adapter = WeChatTemplateAdapter(standin.appid, standin.secret, api_base=standin.base_url, timeout=0.3,
+                                    clock=clock, retry_pause=0.01)
     try:
         await adapter.tokens.get()
         standin.faults.configure(error_5xx_rate=1.0)
         [overloaded] = await adapter.send_batch([wx(1)])
         standin.faults.configure(error_5xx_rate=0.0, timeout_rate=1.0, hang_s=3.0)
         [hung] = await adapter.send_batch([wx(2)])
+        # Seed 1 draws a timeout, then none: the reply to the first try is lost, the repeat
+        # is answered.
+        standin.faults.configure(timeout_rate=0.5, seed=1)
+        [recovered] = await adapter.send_batch([wx(3)])
     finally:
         await adapter.aclose()
     assert (overloaded.error_class, overloaded.error_code) == ("retryable", "http:503")
-    assert (hung.error_class, hung.error_code) == ("retryable", "timeout")
-    assert [e.key for e in standin.log.entries] == [wx(2).touch_key]  # accepted, then the reply was lost
+    # Three tries with the same client_msg_id, none answered: delivery unknown, not retryable.
+    assert (hung.ok, hung.error_class, hung.error_code) == (False, "unknown", "timeout")
+    assert "3 tries" in (hung.error_reason or "")
+    assert (recovered.ok, recovered.provider_status) == (True, "duplicate")
+    # Accepted once each, the repeats deduplicated by client_msg_id.
+    assert [e.key for e in standin.log.entries] == [wx(2).touch_key, wx(3).touch_key]
+    assert standin.counts["deduplicated"] == 3
+    assert recovered.provider_message_id == standin.log.entries[1].message_id
 
 
 async def test_unreachable_api_is_a_retryable_connect_error() -> None:
