@@ -17,7 +17,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from channels.base import OutboundMessage, RenderedMessage, SendResult
+from channels.base import ErrorClass, OutboundMessage, RenderedMessage, SendResult
 from engine.claiming import ClaimedTouch
 from store.clock import utcnow
 from store.models import Customer, Touch
@@ -168,7 +168,7 @@ class HttpAdapter:
                 body = await resp.json()
                 if resp.status == 201:
                     return SendResult(m.touch_key, True, provider_message_id=body["sid"], provider_status="queued")
-                klass = "retryable" if resp.status >= 500 or resp.status == 429 else "permanent"
+                klass: ErrorClass = "retryable" if resp.status >= 500 or resp.status == 429 else "permanent"
                 return SendResult(m.touch_key, False, error_class=klass, error_code=body["code"],
                                   error_reason=body["message"])
 

@@ -53,7 +53,7 @@ def _rows(engine: Engine) -> list[Any]:
 
 def _open(engine: Engine) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(text("SELECT count(*) FROM touch WHERE status IN ('planned', 'sending')")).scalar())
+        return int(conn.execute(text("SELECT count(*) FROM touch WHERE status IN ('planned', 'sending')")).scalar_one())
 
 
 def _rounds(engine: Engine, channel: str, adapter: ChannelAdapter, renderer: Renderer,
