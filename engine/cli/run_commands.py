@@ -6,6 +6,8 @@ import asyncio
 import json
 import logging
 import signal
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -62,6 +64,29 @@ def run() -> None:
     raise typer.Exit(run_service())
 
 
+def demo(
+    customers: int = typer.Option(3000, "--customers", min=1, help="Customers to seed."),
+    days: int = typer.Option(30, "--days", min=1, max=366, help="Days to simulate."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the book and of everything simulated."),
+    start: str | None = typer.Option(None, "--start", metavar="YYYY-MM-DD",
+                                     help="First simulated day (default: the 1st of last month)."),
+    out: Path = typer.Option(Path("var") / "demo", "--out", help="Where the database, log, charts and summary go."),
+) -> None:
+    """A simulated month end to end on the embedded default: seed, plan, dispatch to local provider
+    stand-ins, receipts, replies, agents, churn check, tier review; prints the per-tier summary."""
+    from engine.demo import DemoError, DemoSettings, run_demo
+
+    try:
+        first = date.fromisoformat(start) if start else None
+    except ValueError:
+        raise typer.BadParameter("--start must be YYYY-MM-DD") from None
+    try:
+        run_demo(DemoSettings(customers=customers, days=days, seed=seed, start=first, out_dir=out))
+    except DemoError as exc:
+        typer.echo(f"demo: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
 def deploy(
     pool: str = typer.Option("journeys", "--pool", help="Prefect process work pool (created if missing)."),
     no_schedules: bool = typer.Option(False, "--no-schedules", help="Deploy without cron schedules."),
@@ -75,6 +100,7 @@ def deploy(
 
 
 def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
     app.command("deploy")(deploy)
     app.command("dispatch")(dispatch)
     app.command("run")(run)
