@@ -137,7 +137,7 @@ def test_book_is_realistic(db_url: str) -> None:
     assert set(tiers) == {"diamond", "platinum", "gold", "silver", "potential"}
     assert tiers["diamond"] < tiers["platinum"] < tiers["gold"]
     for c in customers[:500]:
-        tier, score, _ = score_customer(c.attributes, config)
+        tier, score, _ = score_customer(c.attributes, config, AS_OF)
         assert (c.tier, c.tier_score) == (tier, score)
     assert {h.reason for h in history} == {"seed"}
     assert sorted(h.customer_id for h in history) == sorted(c.id for c in customers)
@@ -145,6 +145,19 @@ def test_book_is_realistic(db_url: str) -> None:
               "risk_questionnaire", "claims_count", "referrals", "community_participation", "age_band", "occupation",
               "region"}
     assert all(inputs <= set(c.attributes) for c in customers)
+
+
+def test_retier_right_after_seeding_changes_no_tier(db_url: str) -> None:
+    """The seeder scores with engine.tier_model, from the figures retier reads back from the rows."""
+    from datetime import UTC, datetime, time
+
+    from engine.retier import retier
+
+    stats = seed_book(db_url, 3000, seed=3, as_of=AS_OF)
+    result = retier(at=datetime.combine(AS_OF, time(2, 0), tzinfo=UTC), url=db_url)
+    assert result.scored == 3000
+    assert result.changed == 0, result.as_dict()
+    assert dict(result.tiers) == dict(stats.tiers)
 
 
 @pytest.mark.postgres

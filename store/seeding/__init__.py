@@ -25,17 +25,16 @@ from engine.validation import load_config
 from store.clock import utcnow
 from store.db import make_engine
 from store.seeding.book import CUSTOMER_PREFIX, BookGenerator, CustomerDraft
-from store.seeding.scoring import dimension_scores, score_customer, weighted_score
+from store.seeding.scoring import score_customer, scoring_inputs
 from store.seeding.writer import CLAIM, CUSTOMER, POLICY, TIER_CHANGE, reserve_ids, write_rows
 
 __all__ = [
     "SeedError",
     "SeedStats",
-    "dimension_scores",
     "load_tier_config",
     "score_customer",
+    "scoring_inputs",
     "seed_book",
-    "weighted_score",
 ]
 
 DEFAULT_CHUNK = 5000

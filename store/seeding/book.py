@@ -20,7 +20,7 @@ from faker.providers.person.zh_CN import Provider as ZhPerson
 
 from engine.settings_model import TierConfig
 from store.phones import is_valid_cn_mobile
-from store.seeding.scoring import OCCUPATIONS, age_band, score_customer
+from store.seeding.scoring import OCCUPATION_CODES, age_band, score_customer
 
 CUSTOMER_PREFIX = "SEED-CUS"
 POLICY_PREFIX = "SEED-POL"
@@ -154,7 +154,7 @@ class BookGenerator:
         self.tiers = tiers
         self.pools = _Pools.build()
         self._rng = random.Random()
-        self._occupations = tuple((o, 1.0) for o in OCCUPATIONS if o not in ("retired", "student"))
+        self._occupations = tuple((o, 1.0) for o in OCCUPATION_CODES if o not in ("retired", "student"))
 
     def _moment_between(self, rng: random.Random, start: datetime, end: datetime) -> datetime:
         if end <= start:
@@ -353,7 +353,8 @@ class BookGenerator:
             "gender": "F" if female else "M",
             "value_segment": segment,
         }
-        tier, score, dims = score_customer(attributes, self.tiers)
+        # Scored from the same figures `journeys retier` reads back from the rows written here.
+        tier, score, dims = score_customer(attributes, self.tiers, as_of, policies, claims)
 
         customer: dict[str, Any] = {
             "external_id": f"{CUSTOMER_PREFIX}{number:0{NUMBER_WIDTH}d}",
