@@ -18,9 +18,9 @@ policies does not swamp the scale and every figure can be explained to ops ("2 o
 4 policies → 50"). A missing count is "none recorded" (0); an unknown category
 scores 40. Dimension scores are rounded to 0.1, the weighted score to 0.01.
 
-The formulae follow the ones the synthetic book (``store/seeding``) is scored with, so
-that re-tiering a seeded book moves few customers; this module is the one that
-``journeys retier`` applies from then on (the seeder should call it, to keep one formula).
+This is the one formula: ``journeys retier`` applies it, and the synthetic book
+(``store.seeding.scoring``) is scored with it from the same figures retier reads back,
+so re-tiering a freshly seeded book moves no one.
 """
 
 from __future__ import annotations
