@@ -1,0 +1,979 @@
+"""The planner: every touch and agent task due in (start, end], written idempotently.
+
+Shape of a run (``plan``):
+- Journeys in force come from ``engine.journey_registry`` (the last good version of a broken
+  file stays in force). A journey with ``enabled: false`` runs only when the KeyValue
+  ``journey_enabled:<id>`` says ``{"enabled": true}`` (dynamic adjustment sets it).
+- The book is walked in chunks of customer ids. Per chunk, SQL narrows the entrants of
+  each journey in bulk (tier, time zone with a firing in the window, ``birth_md`` codes,
+  expiry/settlement date ranges, unprocessed events), facts are loaded in bulk
+  (``engine.facts``), conditions are evaluated by the rules engine (``engine.rules``), the
+  journey steps are run (``_Machine``), delivery rules decide channel, time and cap
+  (``engine.delivery_rules``), and the results are written with bulk
+  ``INSERT … ON CONFLICT DO NOTHING`` on the idempotency keys. Each chunk commits on its own,
+  so a crash halfway is repaired by running again.
+- Idempotency: touch and task key ``customer:journey:step:occurrence``; enrollment unique
+  on (customer, journey, occurrence). A customer already enrolled in an occurrence is not
+  entered again, and waiting enrollments advance with a guarded UPDATE, so running twice,
+  or two planners at once, creates nothing twice.
+- Time: "now" for conditions and steps is the planned moment, never the wall clock, so a
+  plan (and a dry run, and explain) is reproducible. An enrollment's ``entered_at`` is its
+  entry's due time.
+
+Touches dropped by a delivery rule are stored too, with status ``dropped`` and the reason in
+``error_reason``: explain can show them and a re-run does not reconsider them. Dispatch only
+takes ``planned`` rows. Planner-written touches leave ``enrollment_id`` empty (a bulk insert
+that skips conflicts cannot return ids on both databases); journey, step and occurrence on
+the touch identify its enrollment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, update
+from sqlalchemy import select as _sa_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col
+
+from engine import rules
+from engine.conditions import epoch_seconds
+from engine.delivery_rules import CapLedger, Decision, Wanted, apply
+from engine.durations import parse_duration
+from engine.facts import DROPPED, CustomerFacts, claim_fact, event_fact, id_filter, load_customers, policy_fact
+from engine.journey_model import Condition, Journey
+from engine.occurrences import (
+    anchor_date_range,
+    anchor_fire,
+    birth_md_candidates,
+    birthday_fires,
+    cron_fires,
+    holiday_fires,
+    local_naive,
+)
+from engine.settings_model import DeliveryConfig
+from engine.validation import LoadedJourney
+from store.clock import as_utc, utcnow, zone
+from store.models import (
+    AgentTask,
+    Claim,
+    Customer,
+    Enrollment,
+    Event,
+    KeyValue,
+    Policy,
+    TaskStatus,
+    Touch,
+    TouchStatus,
+)
+
+# sqlmodel types its columns as the Python values they hold, which SQLAlchemy's typed
+# select() overloads reject; the queries here select plain columns, so use it untyped.
+select: Any = _sa_select
+
+CHUNK = 20_000
+CURSOR_KEY = "plan:last_end"
+ENABLED_PREFIX = "journey_enabled:"
+PRIORITY = {"high": 1, "normal": 2, "low": 3}
+ALL_SOURCES = frozenset({"schedule", "date", "enrollments", "events"})
+
+
+# --- what a run produces ---------------------------------------------------------------------
+
+
+@dataclass
+class PlannedTask:
+    key: str
+    customer_id: int
+    journey_id: str
+    journey_version: str
+    step_id: str
+    occurrence: str
+    queue: str
+    priority: int
+    script: str | None
+    assignee_id: int | None
+    planned_for: datetime
+    due_at: datetime
+    timezone: str
+
+
+@dataclass
+class PlannedEnrollment:
+    customer_id: int
+    journey_id: str
+    journey_version: str
+    occurrence: str
+    step_id: str | None
+    state: str
+    next_at: datetime | None
+    split_branch: str | None
+    entered_at: datetime
+    exited_at: datetime | None
+    exit_reason: str | None
+    entry_rule: str | None
+    existing_id: int | None = None
+    previous_next_at: datetime | None = None
+
+
+@dataclass
+class ChunkOutput:
+    decisions: list[Decision] = field(default_factory=list)
+    tasks: list[PlannedTask] = field(default_factory=list)
+    enrollments: list[PlannedEnrollment] = field(default_factory=list)
+    updates: dict[int, dict[str, Any]] = field(default_factory=dict)
+    events: list[int] = field(default_factory=list)
+    timezones: dict[int, str] = field(default_factory=dict)
+    external_ids: dict[int, str] = field(default_factory=dict)
+    audience: dict[tuple[int, str], bool] = field(default_factory=dict)
+
+
+Sink = Callable[[ChunkOutput], None]
+
+
+@dataclass
+class PlanResult:
+    start: datetime
+    end: datetime
+    dry_run: bool
+    journeys: list[str] = field(default_factory=list)
+    by_journey_channel: Counter[tuple[str, str]] = field(default_factory=Counter)
+    tasks_by_queue: Counter[str] = field(default_factory=Counter)
+    planned: int = 0
+    moved: int = 0
+    held: int = 0  # touches a rule kept back to a later time (quiet hours)
+    dropped: Counter[str] = field(default_factory=Counter)
+    tasks: int = 0
+    touches_written: int = 0
+    tasks_written: int = 0
+    enrollments_written: int = 0
+    enrollments_advanced: int = 0
+    events_processed: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, out: ChunkOutput) -> None:
+        for d in out.decisions:
+            if d.planned:
+                self.planned += 1
+                self.by_journey_channel[(d.wanted.journey_id, d.channel)] += 1
+                if d.moved_by:
+                    self.moved += 1
+                    self.held += 1
+            else:
+                self.dropped[d.dropped_by or "?"] += 1
+        for t in out.tasks:
+            self.tasks += 1
+            self.tasks_by_queue[t.queue] += 1
+        self.events_processed += len(out.events)
+
+
+# --- journeys in force -------------------------------------------------------------------------
+
+
+def switched_on(session: Session) -> dict[str, bool]:
+    rows = session.execute(
+        select(KeyValue.key, KeyValue.value).where(col(KeyValue.key).startswith(ENABLED_PREFIX))
+    ).all()
+    return {key[len(ENABLED_PREFIX) :]: bool((value or {}).get("enabled")) for key, value in rows}
+
+
+def active_journeys(session: Session, journeys: Iterable[LoadedJourney]) -> list[LoadedJourney]:
+    """Journeys that run: enabled in their file, or switched on (or off) through KeyValue."""
+    switches = switched_on(session)
+    return [lj for lj in journeys if switches.get(lj.id, lj.journey.enabled)]
+
+
+def conditions_of(journey: Journey) -> list[Condition]:
+    out: list[Condition] = []
+    if journey.audience.when is not None:
+        out.append(journey.audience.when)
+    if journey.entry.event is not None and journey.entry.event.when is not None:
+        out.append(journey.entry.event.when)
+    if journey.goal is not None and journey.goal.when is not None:
+        out.append(journey.goal.when)
+    for step in journey.steps:
+        if step.branch is not None:
+            out.extend(case.when for case in step.branch.cases)
+        if step.wait_for is not None and step.wait_for.when is not None:
+            out.append(step.wait_for.when)
+    return out
+
+
+def entry_rule(journey: Journey) -> str:
+    entry = journey.entry
+    if entry.schedule is not None:
+        text = f"schedule {entry.schedule.cron}"
+    elif entry.date is not None:
+        anchor = entry.date.anchor + (f" {','.join(entry.date.holidays)}" if entry.date.holidays else "")
+        text = f"date {anchor} {entry.date.offset} at {entry.date.at}"
+    else:
+        assert entry.event is not None
+        text = f"event {entry.event.type}" + (f" when {entry.event.when.describe()}" if entry.event.when else "")
+    tiers = ",".join(journey.audience.tiers) if journey.audience.tiers else "all tiers"
+    text += f"; audience {tiers}" + (f" when {journey.audience.when.describe()}" if journey.audience.when else "")
+    return text[:255]
+
+
+# --- the step machine --------------------------------------------------------------------------
+
+
+@dataclass
+class _Entrant:
+    customer_id: int
+    journey: LoadedJourney
+    occurrence: str
+    due: datetime
+    scope: dict[str, Any]
+    event_id: int | None = None
+
+
+@dataclass
+class _Waiting:
+    """An enrollment row waiting for its time (or an event)."""
+
+    id: int
+    customer_id: int
+    journey_id: str
+    journey_version: str
+    occurrence: str
+    step_id: str | None
+    state: str
+    next_at: datetime
+    split_branch: str | None
+    entered_at: datetime
+    entry_rule: str | None
+
+
+@dataclass
+class _CustomerEvent:
+    id: int
+    type: str
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+def _split_point(customer_id: int, journey_id: str, occurrence: str, step_id: str) -> float:
+    """A stable number in [0, 100) per customer, journey, occurrence and step: the same
+    customer lands in the same variant however often the plan runs."""
+    digest = hashlib.sha1(f"{customer_id}:{journey_id}:{occurrence}:{step_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * 100
+
+
+class _Machine:
+    """Runs one enrollment's steps from a moment until it waits past the horizon or ends."""
+
+    def __init__(self, horizon: datetime, out: ChunkOutput) -> None:
+        self.horizon = horizon
+        self.out = out
+
+    def run(
+        self,
+        lj: LoadedJourney,
+        facts: CustomerFacts,
+        scope: dict[str, Any],
+        events: list[_CustomerEvent],
+        enrollment: PlannedEnrollment,
+        index: int,
+        t: datetime,
+        resuming: bool,
+    ) -> None:
+        journey = lj.journey
+        ids = {s.id: i for i, s in enumerate(journey.steps)}
+        fact = {**facts.fact, **scope}
+        guard = 0
+        while True:
+            guard += 1
+            if guard > 10 * len(journey.steps) + 10:  # a branch loop with no wait in it
+                self._finish(enrollment, "exited", t, "loop")
+                return
+            if resuming and journey.goal is not None and self._goal_reached(journey, fact, events, enrollment, t):
+                return
+            if index >= len(journey.steps):
+                self._finish(enrollment, "done", t, "completed")
+                return
+            step = journey.steps[index]
+            enrollment.step_id = step.id
+            target: str
+            if step.send is not None:
+                urgent = bool(step.send.urgent) if step.send.urgent is not None else journey.urgent
+                self.out.decisions.append(Decision(  # placeholder, decided by delivery rules later
+                    Wanted(facts.id, journey.id, lj.version, step.id, enrollment.occurrence, journey.category,
+                           urgent and journey.category == "service", journey.priority, list(step.send.channels),
+                           step.send.template, t, enrollment.split_branch, enrollment.entry_rule),
+                    "wanted", "", [], t))
+                target = journey.next_step_id(index)
+            elif step.task is not None:
+                task = step.task
+                key = f"{facts.id}:{journey.id}:{step.id}:{enrollment.occurrence}"
+                self.out.tasks.append(PlannedTask(
+                    key, facts.id, journey.id, lj.version, step.id, enrollment.occurrence, task.queue,
+                    PRIORITY[task.priority], task.script, facts.advisor_id if task.assign == "advisor" else None,
+                    t, t + parse_duration(task.due_within), facts.timezone))
+                target = journey.next_step_id(index)
+            elif step.update is not None:
+                name = step.update.field[len("customer.attributes.") :]
+                facts.attributes[name] = step.update.value
+                fact[step.update.field] = step.update.value
+                facts.fact[step.update.field] = step.update.value
+                self.out.updates[facts.id] = facts.attributes
+                target = journey.next_step_id(index)
+            elif step.wait is not None:
+                until = t + parse_duration(step.wait)
+                target = journey.next_step_id(index)
+                if target == "exit":  # a wait with nothing after it: the journey is over
+                    self._finish(enrollment, "done", until, "completed")
+                    return
+                if until > self.horizon:
+                    self._wait(enrollment, target, until)
+                    return
+                t = until
+                resuming = True
+            elif step.wait_for is not None:
+                wf = step.wait_for
+                timeout = parse_duration(wf.timeout)
+                began = enrollment.next_at - timeout if (resuming and enrollment.next_at) else t
+                deadline = began + timeout
+                hit = self._find_event(wf.event, wf.when, fact, events, began, min(deadline, self.horizon))
+                successors = journey.successors(index)
+                if hit is not None:
+                    t = hit.occurred_at
+                    fact.update(event_fact(hit.type, hit.occurred_at, hit.data))
+                    target = successors[0]
+                elif deadline <= self.horizon:
+                    t = deadline
+                    target = successors[1]
+                else:
+                    self._wait(enrollment, step.id, deadline)
+                    return
+                resuming = True
+            elif step.branch is not None:
+                target = journey.successors(index)[-1]
+                now = epoch_seconds(t)
+                for case_index, case in enumerate(step.branch.cases):
+                    if rules.holds(case.when, fact, now):
+                        target = journey.successors(index)[case_index]
+                        break
+            elif step.split is not None:
+                point = _split_point(facts.id, journey.id, enrollment.occurrence, step.id)
+                chosen = None
+                edge = 0.0
+                for variant_index, variant in enumerate(step.split.variants):
+                    edge += variant.percent
+                    if point < edge:
+                        chosen = variant_index
+                        break
+                if chosen is None:
+                    enrollment.split_branch = "holdout"
+                    self._finish(enrollment, "exited", t, "holdout")
+                    return
+                enrollment.split_branch = step.split.variants[chosen].name
+                target = journey.successors(index)[chosen]
+            else:
+                assert step.exit is not None
+                self._finish(enrollment, "done", t, step.exit.reason)
+                return
+            if target == "exit":
+                self._finish(enrollment, "done", t, "completed")
+                return
+            index = ids[target]
+
+    def _goal_reached(
+        self, journey: Journey, fact: dict[str, Any], events: list[_CustomerEvent], enrollment: PlannedEnrollment,
+        t: datetime,
+    ) -> bool:
+        assert journey.goal is not None
+        hit = self._find_event(journey.goal.event, journey.goal.when, fact, events, enrollment.entered_at, t)
+        if hit is None:
+            return False
+        self._finish(enrollment, "exited", hit.occurred_at, "goal")
+        return True
+
+    @staticmethod
+    def _find_event(
+        event_type: str, when: Condition | None, fact: dict[str, Any], events: list[_CustomerEvent],
+        after: datetime, until: datetime,
+    ) -> _CustomerEvent | None:
+        for ev in events:
+            if ev.type != event_type or not (after < ev.occurred_at <= until):
+                continue
+            if when is None or rules.holds(when, {**fact, **event_fact(ev.type, ev.occurred_at, ev.data)},
+                                           epoch_seconds(ev.occurred_at)):
+                return ev
+        return None
+
+    @staticmethod
+    def _wait(enrollment: PlannedEnrollment, step_id: str | None, until: datetime) -> None:
+        enrollment.state = "waiting"
+        enrollment.step_id = step_id
+        enrollment.next_at = until
+
+    @staticmethod
+    def _finish(enrollment: PlannedEnrollment, state: str, at: datetime, reason: str) -> None:
+        enrollment.state = state
+        enrollment.next_at = None
+        enrollment.exited_at = at
+        enrollment.exit_reason = reason
+
+
+# --- the planner ---------------------------------------------------------------------------------
+
+
+class Planner:
+    def __init__(
+        self,
+        session: Session,
+        journeys: Sequence[LoadedJourney],
+        config: DeliveryConfig,
+        start: datetime,
+        end: datetime,
+        *,
+        dry_run: bool = False,
+        sources: frozenset[str] = ALL_SOURCES,
+        customer_ids: Sequence[int] | None = None,
+        event_ids: Sequence[int] | None = None,
+        sink: Sink | None = None,
+        chunk: int = CHUNK,
+    ) -> None:
+        self.session = session
+        self.journeys = list(journeys)
+        self.config = config
+        self.start = as_utc(start)
+        self.end = as_utc(end)
+        self.dry_run = dry_run
+        self.sources = sources
+        self.customer_ids = sorted(set(customer_ids)) if customer_ids is not None else None
+        self.event_ids = list(event_ids) if event_ids is not None else None
+        self.sink = sink
+        self.chunk = chunk
+        self.result = PlanResult(self.start, self.end, dry_run, journeys=[j.id for j in self.journeys])
+        self.dialect = session.get_bind().dialect.name
+        needed: set[str] = set()
+        self.updates_attributes = False
+        for lj in self.journeys:
+            for cond in conditions_of(lj.journey):
+                needed.update(cond.fields())
+            if any(s.update is not None for s in lj.journey.steps):
+                self.updates_attributes = True
+        self.needed = needed
+
+    # -- driving ----------------------------------------------------------------------------------
+
+    def run(self) -> PlanResult:
+        if self.customer_ids is not None:
+            if self.customer_ids:
+                self._chunk(self.customer_ids[0], self.customer_ids[-1], self.customer_ids)
+            return self.result
+        lo, hi = self.session.execute(select(func.min(Customer.id), func.max(Customer.id))).one()
+        if lo is None:
+            return self.result
+        self.timezones = [
+            tz for (tz,) in self.session.execute(select(Customer.timezone).distinct()).all()
+        ]
+        for first in range(lo, hi + 1, self.chunk):
+            self._chunk(first, min(first + self.chunk - 1, hi), None)
+        return self.result
+
+    def _zones(self) -> list[str]:
+        zones = getattr(self, "timezones", None)
+        if zones is None:
+            ids = self.customer_ids or []
+            zones = [tz for (tz,) in self.session.execute(
+                select(Customer.timezone).where(col(Customer.id).in_(ids)).distinct()).all()]
+            self.timezones = zones
+        return zones
+
+    def _chunk(self, lo: int, hi: int, ids: Sequence[int] | None) -> None:
+        out = ChunkOutput()
+        entrants = self._entrants(lo, hi, ids) if self.sources & {"schedule", "date"} else []
+        event_entrants, event_rows = self._event_entrants(lo, hi, ids) if "events" in self.sources else ([], [])
+        entrants.extend(event_entrants)
+        waiting = self._waiting(lo, hi, ids, event_rows)
+        if not entrants and not waiting and not event_rows:
+            return
+        entrants = self._not_yet_entered(lo, hi, ids, entrants)
+        customer_ids = sorted({e.customer_id for e in entrants} | {w.customer_id for w, _ in waiting})
+        facts = load_customers(self.session, lo, hi, customer_ids, self.needed, self.end,
+                               with_attributes=self.updates_attributes) if customer_ids else {}
+        entrants = self._in_audience(entrants, facts, out)
+        events = self._customer_events(lo, hi, customer_ids, entrants, waiting)
+        machine = _Machine(self.end, out)
+        for e in sorted(entrants, key=lambda e: (e.due, e.journey.id, e.customer_id)):
+            cf = facts[e.customer_id]
+            enrollment = PlannedEnrollment(
+                e.customer_id, e.journey.id, e.journey.version, e.occurrence, None, "active", None, None,
+                e.due, None, None, entry_rule(e.journey.journey))
+            machine.run(e.journey, cf, e.scope, events.get(e.customer_id, []), enrollment, 0, e.due, False)
+            out.enrollments.append(enrollment)
+        by_id = {lj.id: lj for lj in self.journeys}
+        for row, scope in waiting:
+            lj = by_id[row.journey_id]
+            waiting_facts = facts.get(row.customer_id)
+            if waiting_facts is None:
+                continue
+            enrollment = PlannedEnrollment(
+                row.customer_id, row.journey_id, row.journey_version, row.occurrence, row.step_id, row.state,
+                row.next_at, row.split_branch, row.entered_at, None, None, row.entry_rule,
+                existing_id=row.id, previous_next_at=row.next_at)
+            index = next((i for i, s in enumerate(lj.journey.steps) if s.id == row.step_id), len(lj.journey.steps))
+            step = lj.journey.steps[index] if index < len(lj.journey.steps) else None
+            t = row.next_at
+            if step is not None and step.wait_for is not None:
+                t = row.next_at - parse_duration(step.wait_for.timeout)  # the wait began here
+            machine.run(lj, waiting_facts, scope, events.get(row.customer_id, []), enrollment, index, t, True)
+            out.enrollments.append(enrollment)
+        out.events = list(event_rows)
+        for cid, cf in facts.items():
+            out.timezones[cid] = cf.timezone
+            out.external_ids[cid] = cf.external_id
+        self._deliver(lo, hi, customer_ids, facts, out)
+        self.result.add(out)
+        if self.sink is not None:
+            self.sink(out)
+        if not self.dry_run:
+            self._write(out)
+
+    # -- who enters -------------------------------------------------------------------------------
+
+    def _customer_scope(self, lo: int, hi: int, ids: Sequence[int] | None) -> Any:
+        return id_filter(col(Customer.id), lo, hi, ids)
+
+    def _entrants(self, lo: int, hi: int, ids: Sequence[int] | None) -> list[_Entrant]:
+        out: list[_Entrant] = []
+        for lj in self.journeys:
+            j = lj.journey
+            tiers = j.audience.tiers
+            tier_clause = col(Customer.tier).in_(tiers) if tiers else True
+            if j.entry.schedule is not None and "schedule" in self.sources:
+                fires = {tz: cron_fires(j.entry.schedule.cron, tz, self.start, self.end) for tz in self._zones()}
+                zones = [tz for tz, f in fires.items() if f]
+                if not zones:
+                    continue
+                rows = self.session.execute(select(Customer.id, Customer.timezone).where(
+                    self._customer_scope(lo, hi, ids), tier_clause, col(Customer.timezone).in_(zones))).all()
+                for cid, tz in rows:
+                    for label, due in fires[tz]:
+                        out.append(_Entrant(cid, lj, label, due, {}))
+            elif j.entry.date is not None and "date" in self.sources:
+                out.extend(self._date_entrants(lj, lo, hi, ids, tier_clause))
+        return out
+
+    def _date_entrants(self, lj: LoadedJourney, lo: int, hi: int, ids: Sequence[int] | None,
+                       tier_clause: Any) -> list[_Entrant]:
+        entry = lj.journey.entry.date
+        assert entry is not None
+        out: list[_Entrant] = []
+        if entry.anchor == "customer.birthday":
+            codes = birth_md_candidates(self.start, self.end, entry.offset)
+            rows = self.session.execute(select(Customer.id, Customer.timezone, Customer.birthday).where(
+                self._customer_scope(lo, hi, ids), tier_clause, col(Customer.birth_md).in_(codes))).all()
+            for cid, tz, birthday in rows:
+                if birthday is None:
+                    continue
+                for label, due in birthday_fires(birthday, entry.at, entry.offset, tz, self.start, self.end):
+                    out.append(_Entrant(cid, lj, label, due, {}))
+        elif entry.anchor == "holiday":
+            fires = {tz: holiday_fires(list(entry.holidays or []), entry.at, entry.offset, tz, self.start, self.end)
+                     for tz in self._zones()}
+            zones = [tz for tz, f in fires.items() if f]
+            if zones:
+                rows = self.session.execute(select(Customer.id, Customer.timezone).where(
+                    self._customer_scope(lo, hi, ids), tier_clause, col(Customer.timezone).in_(zones))).all()
+                for cid, tz in rows:
+                    for label, due in fires[tz]:
+                        out.append(_Entrant(cid, lj, label, due, {}))
+        elif entry.anchor == "policy.expiry_date":
+            first, last = anchor_date_range(self.start, self.end, entry.offset)
+            rows = self.session.execute(
+                select(Policy.id, Policy.customer_id, Customer.timezone, Policy.product_line, Policy.annual_premium,
+                       Policy.start_date, Policy.expiry_date, Policy.status)
+                .join(Customer, col(Customer.id) == col(Policy.customer_id))
+                .where(self._customer_scope(lo, hi, ids), tier_clause, Policy.status == "active",
+                       col(Policy.expiry_date) >= first, col(Policy.expiry_date) <= last)).all()
+            for row in rows:
+                due = anchor_fire(row.expiry_date, entry.at, entry.offset, row.timezone)
+                if self.start < due <= self.end:
+                    out.append(_Entrant(row.customer_id, lj, f"policy-{row.id}-{row.expiry_date.isoformat()}", due,
+                                        policy_fact(row)))
+        else:  # claim.settled_at
+            first, last = anchor_date_range(self.start, self.end, entry.offset)
+            rows = self.session.execute(
+                select(Claim.id, Claim.customer_id, Customer.timezone, Claim.amount, Claim.status, Claim.filed_at,
+                       Claim.settled_at, Policy.product_line)
+                .join(Customer, col(Customer.id) == col(Claim.customer_id))
+                .outerjoin(Policy, col(Policy.id) == col(Claim.policy_id))
+                .where(self._customer_scope(lo, hi, ids), tier_clause, Claim.status == "settled",
+                       col(Claim.settled_at) >= datetime.combine(first, datetime.min.time(), tzinfo=zone("UTC")),
+                       col(Claim.settled_at) < datetime.combine(last, datetime.min.time(), tzinfo=zone("UTC"))
+                       + timedelta(days=1))).all()
+            for row in rows:
+                settled_local = local_naive(row.settled_at, row.timezone).date()
+                due = anchor_fire(settled_local, entry.at, entry.offset, row.timezone)
+                if self.start < due <= self.end:
+                    out.append(_Entrant(row.customer_id, lj, f"claim-{row.id}", due,
+                                        claim_fact(row.amount, row.status, row.filed_at, row.settled_at,
+                                                   row.product_line)))
+        return out
+
+    def _event_entrants(self, lo: int, hi: int, ids: Sequence[int] | None) -> tuple[list[_Entrant], list[int]]:
+        by_type: dict[str, list[LoadedJourney]] = defaultdict(list)
+        for lj in self.journeys:
+            if lj.journey.entry.event is not None:
+                by_type[lj.journey.entry.event.type].append(lj)
+        query = select(Event.id, Event.customer_id, Event.type, Event.data, Event.occurred_at).where(
+            id_filter(col(Event.customer_id), lo, hi, ids), col(Event.occurred_at) <= self.end)
+        if self.event_ids is not None:
+            query = query.where(col(Event.id).in_(self.event_ids))
+        else:
+            query = query.where(col(Event.processed_at).is_(None))
+        rows = self.session.execute(query).all()
+        out: list[_Entrant] = []
+        claim_ids = {str((r.data or {}).get("claim_id")) for r in rows
+                     if r.type.startswith("claim.") and (r.data or {}).get("claim_id")}
+        claims: dict[str, Any] = {}
+        if claim_ids:
+            for claim_row in self.session.execute(
+                select(Claim.external_id, Claim.amount, Claim.status, Claim.filed_at, Claim.settled_at,
+                       Policy.product_line).outerjoin(Policy, col(Policy.id) == col(Claim.policy_id))
+                .where(col(Claim.external_id).in_(sorted(claim_ids)))).all():
+                claims[claim_row.external_id] = claim_row
+        for r in rows:
+            for lj in by_type.get(r.type, []):
+                data = dict(r.data or {})
+                scope = event_fact(r.type, r.occurred_at, data)
+                if r.type.startswith("claim."):
+                    c = claims.get(str(data.get("claim_id")))
+                    scope.update(claim_fact(c.amount, c.status, c.filed_at, c.settled_at, c.product_line) if c else
+                                 claim_fact(data.get("amount"), None, None, None, data.get("product_line")))
+                out.append(_Entrant(r.customer_id, lj, f"event-{r.id}", as_utc(r.occurred_at), scope, r.id))
+        return out, [r.id for r in rows]
+
+    def _not_yet_entered(self, lo: int, hi: int, ids: Sequence[int] | None,
+                         entrants: list[_Entrant]) -> list[_Entrant]:
+        """Drop entrants already enrolled in that occurrence, and those the re-entry rule keeps out."""
+        if not entrants:
+            return entrants
+        journeys = sorted({e.journey.id for e in entrants})
+        lookback = max((parse_duration(e.journey.journey.reentry.after) for e in entrants
+                        if e.journey.journey.reentry.after), default=timedelta(0))
+        since = min(e.due for e in entrants) - lookback - timedelta(seconds=1)
+        cids = sorted({e.customer_id for e in entrants})
+        rows = self.session.execute(
+            select(Enrollment.customer_id, Enrollment.journey_id, Enrollment.occurrence, Enrollment.entered_at).where(
+                id_filter(col(Enrollment.customer_id), lo, hi, cids), col(Enrollment.journey_id).in_(journeys),
+                col(Enrollment.entered_at) > since)).all()
+        seen: set[tuple[int, str, str]] = set()
+        entries: dict[tuple[int, str], list[datetime]] = defaultdict(list)
+        for cid, jid, occ, entered in rows:
+            seen.add((cid, jid, occ))
+            entries[(cid, jid)].append(as_utc(entered))
+        by_id = {e.journey.id: e.journey.journey for e in entrants}
+        once = [j for j in journeys if not by_id[j].reentry.allowed]
+        ever: set[tuple[int, str]] = set()
+        if once:
+            ever = {(cid, jid) for cid, jid in self.session.execute(
+                select(Enrollment.customer_id, Enrollment.journey_id).where(
+                    id_filter(col(Enrollment.customer_id), lo, hi, cids), col(Enrollment.journey_id).in_(once))
+                .distinct()).all()}
+        kept: list[_Entrant] = []
+        for e in sorted(entrants, key=lambda e: (e.due, e.journey.id, e.customer_id)):
+            k = (e.customer_id, e.journey.id)
+            if (e.customer_id, e.journey.id, e.occurrence) in seen:
+                continue
+            reentry = e.journey.journey.reentry
+            if not reentry.allowed and (k in ever or entries.get(k)):
+                continue
+            if reentry.after and any(e.due - prev < parse_duration(reentry.after) for prev in entries.get(k, [])
+                                     if prev <= e.due):
+                continue
+            entries[k].append(e.due)
+            seen.add((e.customer_id, e.journey.id, e.occurrence))
+            kept.append(e)
+        return kept
+
+    def _in_audience(
+        self, entrants: list[_Entrant], facts: dict[int, CustomerFacts], out: ChunkOutput
+    ) -> list[_Entrant]:
+        by_journey: dict[str, list[_Entrant]] = defaultdict(list)
+        for e in entrants:
+            cf = facts.get(e.customer_id)
+            if cf is None:
+                continue
+            tiers = e.journey.journey.audience.tiers
+            if tiers and cf.tier not in tiers:
+                out.audience[(e.customer_id, e.journey.id)] = False
+                continue
+            by_journey[e.journey.id].append(e)
+        kept: list[_Entrant] = []
+        for group in by_journey.values():
+            j = group[0].journey.journey
+            conds = [c for c in (j.audience.when, j.entry.event.when if j.entry.event else None) if c is not None]
+            passing = [True] * len(group)
+            for cond in conds:
+                todo = [i for i, ok in enumerate(passing) if ok]
+                if not todo:
+                    break
+                results = rules.evaluate_many(
+                    cond, [{**facts[group[i].customer_id].fact, **group[i].scope} for i in todo],
+                    [epoch_seconds(group[i].due) for i in todo])
+                for i, ok in zip(todo, results, strict=True):
+                    passing[i] = ok
+            for e, ok in zip(group, passing, strict=True):
+                out.audience[(e.customer_id, e.journey.id)] = ok
+                if ok:
+                    kept.append(e)
+        return kept
+
+    # -- journeys under way -----------------------------------------------------------------------
+
+    def _waiting(self, lo: int, hi: int, ids: Sequence[int] | None,
+                 event_rows: list[int]) -> list[tuple[_Waiting, dict[str, Any]]]:
+        journeys = {lj.id: lj for lj in self.journeys}
+        if not journeys:
+            return []
+        clauses = []
+        if "enrollments" in self.sources:
+            clauses.append(col(Enrollment.next_at) <= self.end)
+        if "events" in self.sources and event_rows:
+            # An event may end a wait_for or reach a goal before the enrollment's own time.
+            types = sorted({t for (t,) in self.session.execute(
+                select(Event.type).where(col(Event.id).in_(event_rows)).distinct()).all()})
+            waiting_on = set()
+            for lj in self.journeys:
+                if lj.journey.goal is not None and lj.journey.goal.event in types:
+                    waiting_on.add(lj.id)
+                if any(s.wait_for is not None and s.wait_for.event in types for s in lj.journey.steps):
+                    waiting_on.add(lj.id)
+            if waiting_on:
+                cids = sorted({cid for (cid,) in self.session.execute(
+                    select(Event.customer_id).where(col(Event.id).in_(event_rows)).distinct()).all()})
+                clauses.append(and_(col(Enrollment.journey_id).in_(sorted(waiting_on)),
+                                    col(Enrollment.customer_id).in_(cids)))
+        if not clauses:
+            return []
+        rows = self.session.execute(select(
+            Enrollment.id, Enrollment.customer_id, Enrollment.journey_id, Enrollment.journey_version,
+            Enrollment.occurrence, Enrollment.step_id, Enrollment.state, Enrollment.next_at, Enrollment.split_branch,
+            Enrollment.entered_at, Enrollment.entry_rule).where(
+            id_filter(col(Enrollment.customer_id), lo, hi, ids), Enrollment.state == "waiting",
+            col(Enrollment.journey_id).in_(sorted(journeys)), or_(*clauses))).all()
+        entry_events = [int(r.occurrence.split("-", 1)[1]) for r in rows if r.occurrence.startswith("event-")]
+        scopes: dict[int, dict[str, Any]] = {}
+        for i in range(0, len(entry_events), 5000):
+            for ev_id, ev_type, occurred, data in self.session.execute(
+                select(Event.id, Event.type, Event.occurred_at, Event.data).where(
+                    col(Event.id).in_(entry_events[i : i + 5000]))).all():
+                scopes[ev_id] = event_fact(ev_type, as_utc(occurred), data)
+        out: list[tuple[_Waiting, dict[str, Any]]] = []
+        for r in rows:
+            scope = scopes.get(int(r.occurrence.split("-", 1)[1]), {}) if r.occurrence.startswith("event-") else {}
+            out.append((_Waiting(r.id, r.customer_id, r.journey_id, r.journey_version, r.occurrence, r.step_id,
+                                 r.state, as_utc(r.next_at), r.split_branch, as_utc(r.entered_at), r.entry_rule),
+                        scope))
+        return out
+
+    def _customer_events(self, lo: int, hi: int, customer_ids: list[int], entrants: list[_Entrant],
+                         waiting: list[tuple[_Waiting, dict[str, Any]]]) -> dict[int, list[_CustomerEvent]]:
+        types: set[str] = set()
+        involved = {e.journey.id for e in entrants} | {w.journey_id for w, _ in waiting}
+        for lj in self.journeys:
+            if lj.id not in involved:
+                continue
+            if lj.journey.goal is not None:
+                types.add(lj.journey.goal.event)
+            types.update(s.wait_for.event for s in lj.journey.steps if s.wait_for is not None)
+        if not types or not customer_ids:
+            return {}
+        since = min([e.due for e in entrants] + [w.entered_at for w, _ in waiting])
+        rows = self.session.execute(select(
+            Event.id, Event.customer_id, Event.type, Event.data, Event.occurred_at).where(
+            id_filter(col(Event.customer_id), lo, hi, customer_ids), col(Event.type).in_(sorted(types)),
+            col(Event.occurred_at) > since, col(Event.occurred_at) <= self.end)).all()
+        out: dict[int, list[_CustomerEvent]] = defaultdict(list)
+        for r in rows:
+            out[r.customer_id].append(_CustomerEvent(r.id, r.type, as_utc(r.occurred_at), dict(r.data or {})))
+        for evs in out.values():
+            evs.sort(key=lambda ev: (ev.occurred_at, ev.id))
+        return out
+
+    # -- delivery rules ---------------------------------------------------------------------------
+
+    def _deliver(self, lo: int, hi: int, customer_ids: list[int], facts: dict[int, CustomerFacts],
+                 out: ChunkOutput) -> None:
+        wanted: dict[int, list[Wanted]] = defaultdict(list)
+        for d in out.decisions:
+            wanted[d.wanted.customer_id].append(d.wanted)
+        out.decisions = []
+        if not wanted:
+            return
+        ledger = CapLedger.from_config(self.config)
+        window = ledger.window
+        first = min(w.planned_for for ws in wanted.values() for w in ws)
+        last = max(w.planned_for for ws in wanted.values() for w in ws)
+        rows = self.session.execute(select(Touch.customer_id, Touch.key, Touch.category, Touch.status, Touch.due_at,
+                                           Touch.planned_for).where(
+            id_filter(col(Touch.customer_id), lo, hi, sorted(wanted)),
+            or_(and_(col(Touch.due_at) > first - window, col(Touch.due_at) < last + window + timedelta(days=1)),
+                and_(col(Touch.planned_for) >= first, col(Touch.planned_for) <= last)))).all()
+        existing: dict[int, dict[str, datetime]] = defaultdict(dict)
+        counted: list[tuple[int, datetime]] = []
+        for cid, key, category, status, due, _planned in rows:
+            existing[cid][key] = as_utc(due)
+            if category == "marketing" and status not in (TouchStatus.CANCELLED, DROPPED):
+                counted.append((cid, as_utc(due)))
+        ledger.load(counted)
+        for cid, ws in wanted.items():
+            out.decisions.extend(apply(ws, facts[cid].reach, self.config, ledger, existing.get(cid)))
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def _insert(self, model: Any, rows: list[dict[str, Any]], conflict: list[str]) -> int:
+        if not rows:
+            return 0
+        table = model.__table__
+        maker = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        written = 0
+        for i in range(0, len(rows), 5000):
+            stmt = maker(table).on_conflict_do_nothing(index_elements=conflict).returning(table.c.id)
+            written += len(self.session.execute(stmt, rows[i : i + 5000]).all())
+        return written
+
+    def _write(self, out: ChunkOutput) -> None:
+        now = utcnow()
+        s = self.session
+        new = [e for e in out.enrollments if e.existing_id is None]
+        self.result.enrollments_written += self._insert(Enrollment, [{
+            "customer_id": e.customer_id, "journey_id": e.journey_id, "journey_version": e.journey_version,
+            "occurrence": e.occurrence, "step_id": e.step_id, "state": e.state, "next_at": e.next_at,
+            "split_branch": e.split_branch, "entered_at": e.entered_at, "exited_at": e.exited_at,
+            "exit_reason": e.exit_reason, "entry_rule": e.entry_rule} for e in new],
+            ["customer_id", "journey_id", "occurrence"])
+        advanced = [e for e in out.enrollments if e.existing_id is not None]
+        if advanced:
+            t = Enrollment.__table__  # type: ignore[attr-defined]
+            # Guarded: only the planner that still sees the row waiting at the same time advances it.
+            stmt = update(t).where(
+                t.c.id == _bind("eid"), t.c.state == "waiting", t.c.next_at == _bind("old_next")).values(
+                step_id=_bind("new_step"), state=_bind("new_state"), next_at=_bind("new_next"),
+                split_branch=_bind("new_split"), exited_at=_bind("new_exited"), exit_reason=_bind("new_reason"))
+            s.connection().execute(stmt, [{
+                "eid": e.existing_id, "old_next": e.previous_next_at, "new_step": e.step_id, "new_state": e.state,
+                "new_next": e.next_at, "new_split": e.split_branch, "new_exited": e.exited_at,
+                "new_reason": e.exit_reason} for e in advanced])
+            self.result.enrollments_advanced += len(advanced)
+        self.result.touches_written += self._insert(Touch, [{
+            "key": d.wanted.key, "customer_id": d.wanted.customer_id, "journey_id": d.wanted.journey_id,
+            "journey_version": d.wanted.journey_version, "step_id": d.wanted.step_id,
+            "occurrence": d.wanted.occurrence, "category": d.wanted.category, "urgent": d.wanted.urgent,
+            "channel": d.channel, "fallback_channels": d.fallback_channels, "template": d.wanted.template,
+            "split_branch": d.wanted.split_branch, "entry_rule": d.wanted.entry_rule,
+            "planned_for": d.wanted.planned_for, "due_at": d.due_at,
+            "status": TouchStatus.PLANNED if d.planned else DROPPED,
+            "error_reason": None if d.planned else f"{d.dropped_by}: {d.reason}"[:255],
+            "attempts": 0, "created_at": now} for d in out.decisions], ["key"])
+        self.result.tasks_written += self._insert(AgentTask, [{
+            "key": t.key, "customer_id": t.customer_id, "journey_id": t.journey_id,
+            "journey_version": t.journey_version, "step_id": t.step_id, "occurrence": t.occurrence,
+            "queue": t.queue, "priority": t.priority, "script": t.script, "assignee_id": t.assignee_id,
+            "status": TaskStatus.OPEN, "due_at": t.due_at, "created_at": now, "attempt": 1, "escalated": False}
+            for t in out.tasks], ["key"])
+        if out.updates:
+            ct = Customer.__table__  # type: ignore[attr-defined]
+            s.connection().execute(
+                update(ct).where(ct.c.id == _bind("cid")).values(attributes=_bind("attrs"), updated_at=now),
+                [{"cid": cid, "attrs": attrs} for cid, attrs in out.updates.items()])
+        if out.events:
+            et = Event.__table__  # type: ignore[attr-defined]
+            s.connection().execute(update(et).where(et.c.id.in_(out.events), et.c.processed_at.is_(None))
+                                   .values(processed_at=now))
+        s.commit()
+
+
+def _bind(name: str) -> Any:
+    from sqlalchemy import bindparam
+
+    return bindparam(name)
+
+
+# --- entry points --------------------------------------------------------------------------------
+
+
+def _cursor(session: Session) -> datetime | None:
+    row = session.get(KeyValue, CURSOR_KEY)
+    if row is None or not row.value.get("end"):
+        return None
+    return as_utc(datetime.fromisoformat(row.value["end"]))
+
+
+def _set_cursor(session: Session, end: datetime) -> None:
+    row = session.get(KeyValue, CURSOR_KEY)
+    previous = _cursor(session)
+    if previous is not None and previous >= end:
+        return  # never move the cursor back (a re-plan of an old window)
+    if row is None:
+        session.add(KeyValue(key=CURSOR_KEY, value={"end": end.isoformat()}, updated_at=utcnow()))
+    else:
+        row.value = {"end": end.isoformat()}
+        row.updated_at = utcnow()
+    session.commit()
+
+
+def plan(
+    at: datetime,
+    start: datetime | None = None,
+    *,
+    dry_run: bool = False,
+    url: str | None = None,
+    directory: Any = None,
+    delivery: DeliveryConfig | None = None,
+    customer_ids: Sequence[int] | None = None,
+    sink: Sink | None = None,
+    chunk: int = CHUNK,
+) -> PlanResult:
+    """Plan every touch and task due in (start, at]; start defaults to where the last plan
+    ended (KeyValue ``plan:last_end``), on the first run ``at`` minus one day.
+
+    Writes touches, tasks, enrollments and attribute updates unless ``dry_run``; a dry run
+    writes nothing at all (not even the published journey versions).
+    """
+    from engine.journey_registry import load_delivery_config, load_in_force
+    from store.db import get_engine
+
+    end = as_utc(at)
+    with Session(get_engine(url), expire_on_commit=False) as session:
+        in_force = load_in_force(session, directory)
+        if dry_run:
+            session.rollback()
+        else:
+            session.commit()
+        if start is None:
+            start = _cursor(session) or end - timedelta(days=1)
+        config = delivery or load_delivery_config()
+        journeys = active_journeys(session, in_force.journeys.values())
+        planner = Planner(session, journeys, config, as_utc(start), end, dry_run=dry_run,
+                          customer_ids=customer_ids, sink=sink, chunk=chunk)
+        result = planner.run()
+        result.problems = [str(p) for p in in_force.problems]
+        if dry_run:
+            session.rollback()
+        elif customer_ids is None:
+            _set_cursor(session, end)
+        return result
+
+
+def local_iso(moment: datetime, tz: str) -> str:
+    """ISO 8601 with the customer's local UTC offset."""
+    return as_utc(moment).astimezone(zone(tz)).isoformat()
+
+
+def decision_json(d: Decision, tz: str) -> dict[str, Any]:
+    return {
+        "customer_id": d.wanted.customer_id, "journey": d.wanted.journey_id, "step": d.wanted.step_id,
+        "channel": d.channel, "template": d.wanted.template, "due_at": local_iso(d.due_at, tz),
+        "key": d.wanted.key, "category": d.wanted.category, "urgent": d.wanted.urgent,
+    }

@@ -1,0 +1,93 @@
+"""Helpers for the planner's tests: small journey files and templates in a temporary folder,
+and customers written straight to the store."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, select
+
+from store.db import get_engine
+from store.models import AgentTask, Customer, Touch
+
+KINDS = ("sms", "wechat", "email", "task")
+
+
+def write_templates(root: Path, names: Iterable[str]) -> None:
+    """Minimal but valid templates (every channel and the call script, both locales)."""
+    for name in names:
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "meta.yaml").write_text(
+            f"description: {name}\ncategory: service\nwechat:\n  template_id: TPL_{name.upper()}\n", encoding="utf-8"
+        )
+        for locale in ("zh-CN", "en"):
+            (folder / f"sms.{locale}.j2").write_text("Hello {{ customer.name }}", encoding="utf-8")
+            (folder / f"wechat.{locale}.yaml").write_text("first: 'Hello'\n", encoding="utf-8")
+            (folder / f"email.{locale}.j2").write_text(
+                "{% block subject %}Hi{% endblock %}{% block text %}Hi{% endblock %}"
+                "{% block html %}<p>Hi</p>{% endblock %}",
+                encoding="utf-8",
+            )
+            (folder / f"task.{locale}.j2").write_text("Call the customer", encoding="utf-8")
+
+
+class Book:
+    """A temporary journeys/templates folder plus the database under test."""
+
+    def __init__(self, root: Path, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.root = root
+        self.url = url
+        self.journeys = root / "journeys"
+        self.templates = root / "templates"
+        self.journeys.mkdir(parents=True, exist_ok=True)
+        self.templates.mkdir(parents=True, exist_ok=True)
+        write_templates(self.templates, ["msg", "call"])
+        monkeypatch.setenv("JOURNEYS_DIR", str(self.journeys))
+        monkeypatch.setenv("JOURNEYS_TEMPLATES_DIR", str(self.templates))
+        self._n = 0
+
+    def journey(self, name: str, text: str) -> None:
+        (self.journeys / f"{name}.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
+
+    def customer(self, **fields: Any) -> int:
+        self._n += 1
+        now = datetime(2020, 1, 1, tzinfo=UTC)
+        birthday = fields.get("birthday")
+        values: dict[str, Any] = {
+            "external_id": f"C{self._n:05d}", "name": f"Customer {self._n}", "tier": "silver",
+            "timezone": "Asia/Shanghai", "phone": f"+86138{self._n:08d}", "wechat_openid": f"o{self._n}",
+            "email": f"c{self._n}@example.com", "consent_sms": True, "consent_wechat": True, "consent_email": True,
+            "created_at": now, "updated_at": now,
+        }
+        values.update(fields)
+        if isinstance(birthday, date):
+            values["birth_md"] = birthday.month * 100 + birthday.day
+        with Session(get_engine(self.url)) as session:
+            row = Customer(**values)
+            session.add(row)
+            session.commit()
+            assert row.id is not None
+            return row.id
+
+    def add(self, *rows: Any) -> None:
+        with Session(get_engine(self.url)) as session:
+            session.add_all(rows)
+            session.commit()
+
+    def touches(self) -> list[Touch]:
+        with Session(get_engine(self.url)) as session:
+            return list(session.exec(select(Touch).order_by(Touch.due_at, Touch.key)).all())  # type: ignore[arg-type]
+
+    def tasks(self) -> list[AgentTask]:
+        with Session(get_engine(self.url)) as session:
+            return list(session.exec(select(AgentTask).order_by(AgentTask.due_at)).all())  # type: ignore[arg-type]
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
