@@ -10,7 +10,8 @@ from typing import Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from fastapi import HTTPException, Request
-from sqlmodel import Session, select
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
 from store.clock import as_utc, utcnow
 from store.db import session_scope
@@ -143,7 +144,12 @@ def attempt_login(username: str, password: str, db_url: str | None = None, *, no
             return LoginResult(None, "locked", as_utc(user.locked_until))
         if not user.active or not verify_password(user.password_hash, password):
             outcome: LoginOutcome = "inactive" if not user.active else "password"
-            user.failed_logins += 1
+            # Counted in the database, not in Python: guesses sent in parallel must each count.
+            session.connection().execute(
+                update(AppUser).where(col(AppUser.id) == user.id)
+                .values(failed_logins=col(AppUser.failed_logins) + 1)
+            )
+            session.refresh(user)
             audit(session, user.username, "login_failed", "user", user.id or 0, {"reason": outcome}, at=now)
             if user.failed_logins >= max_failures:
                 # Lock for a while rather than for good, so an attacker cannot lock agents out indefinitely.

@@ -8,6 +8,7 @@ written down as data; a route added to the app without a row in it fails
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -128,6 +129,20 @@ def test_a_successful_login_resets_the_failure_count(make_client: Callable[..., 
     for _ in range(4):
         assert post_login(c, "ann", "wrong-password").status_code == 401  # four again, not nine: not locked
     assert post_login(c, "ann", PASSWORD).status_code == 303
+
+
+def test_guesses_sent_in_parallel_each_count(make_client: Callable[..., TestClient], db_url: str) -> None:
+    clients = [make_client() for _ in range(5)]
+    tokens = [csrf_of(c.get("/login").text) for c in clients]
+
+    def guess(i: int) -> int:
+        return clients[i].post("/login", data={"username": "bob", "password": f"guess-{i}", "csrf_token": tokens[i]},
+                               follow_redirects=False).status_code
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        statuses = sorted(pool.map(guess, range(5)))
+    assert statuses[-1] == 429 and set(statuses) <= {401, 429}
+    assert user_row(db_url, "bob").locked_until is not None
 
 
 def test_unknown_names_lock_like_real_ones(make_client: Callable[..., TestClient], db_url: str) -> None:
