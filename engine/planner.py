@@ -150,7 +150,8 @@ class PlanResult:
     held: int = 0  # touches a rule kept back to a later time (quiet hours)
     dropped: Counter[str] = field(default_factory=Counter)
     tasks: int = 0
-    touches_written: int = 0
+    touches_written: int = 0  # planned touches inserted (a re-run inserts none)
+    dropped_written: int = 0  # dropped touches recorded for explain
     tasks_written: int = 0
     enrollments_written: int = 0
     enrollments_advanced: int = 0
@@ -866,7 +867,7 @@ class Planner:
                 "new_next": e.next_at, "new_split": e.split_branch, "new_exited": e.exited_at,
                 "new_reason": e.exit_reason} for e in advanced])
             self.result.enrollments_advanced += len(advanced)
-        self.result.touches_written += self._insert(Touch, [{
+        touch_rows = [{
             "key": d.wanted.key, "customer_id": d.wanted.customer_id, "journey_id": d.wanted.journey_id,
             "journey_version": d.wanted.journey_version, "step_id": d.wanted.step_id,
             "occurrence": d.wanted.occurrence, "category": d.wanted.category, "urgent": d.wanted.urgent,
@@ -875,7 +876,9 @@ class Planner:
             "planned_for": d.wanted.planned_for, "due_at": d.due_at,
             "status": TouchStatus.PLANNED if d.planned else DROPPED,
             "error_reason": None if d.planned else f"{d.dropped_by}: {d.reason}"[:255],
-            "attempts": 0, "created_at": now} for d in out.decisions], ["key"])
+            "attempts": 0, "created_at": now} for d in out.decisions]
+        self.result.touches_written += self._insert(Touch, [r for r in touch_rows if r["status"] != DROPPED], ["key"])
+        self.result.dropped_written += self._insert(Touch, [r for r in touch_rows if r["status"] == DROPPED], ["key"])
         self.result.tasks_written += self._insert(AgentTask, [{
             "key": t.key, "customer_id": t.customer_id, "journey_id": t.journey_id,
             "journey_version": t.journey_version, "step_id": t.step_id, "occurrence": t.occurrence,

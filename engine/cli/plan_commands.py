@@ -1,9 +1,170 @@
-"""Commands of this area register here."""
+"""``journeys plan``, ``journeys event emit``, ``journeys explain`` and ``journeys simulate``.
+
+Times on the command line are ISO 8601. One without a UTC offset (``2027-02-06T10:00`` or
+just ``2027-02-06``) is read in the delivery configuration's default time zone (Asia/Shanghai
+unless configured), because that is the clock ops work by.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from engine.planner import ChunkOutput, PlanResult, decision_json, local_iso
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+event_app = typer.Typer(help="Events that trigger journeys.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("plan")(plan_command)
+    app.command("explain")(explain_command)
+    app.command("simulate")(simulate_command)
+    app.add_typer(event_app, name="event")
+
+
+def parse_moment(text: str) -> datetime:
+    from engine.journey_registry import load_delivery_config
+    from store.clock import as_utc, zone
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            moment = datetime.combine(date.fromisoformat(text), time(0))
+        except ValueError:
+            raise typer.BadParameter(f"{text!r} is not an ISO 8601 date or time, e.g. 2027-02-06T10:00+08:00") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone(load_delivery_config().default_timezone))
+    return as_utc(moment)
+
+
+def _print_summary(result: PlanResult) -> None:
+    title = f"Plan {result.start.isoformat()} → {result.end.isoformat()}" + (" (dry run)" if result.dry_run else "")
+    table = Table(title=title)
+    table.add_column("journey")
+    table.add_column("channel")
+    table.add_column("touches", justify="right")
+    for (journey, channel), n in sorted(result.by_journey_channel.items()):
+        table.add_row(journey, channel, str(n))
+    out.print(table)
+    if result.tasks_by_queue:
+        tasks = Table(title="Agent tasks")
+        tasks.add_column("queue")
+        tasks.add_column("tasks", justify="right")
+        for queue, n in sorted(result.tasks_by_queue.items()):
+            tasks.add_row(queue, str(n))
+        out.print(tasks)
+    dropped = ", ".join(f"{k} {v}" for k, v in sorted(result.dropped.items())) or "0"
+    out.print(f"planned {result.planned} touches, {result.tasks} tasks; held/moved by quiet hours {result.moved}; "
+              f"dropped {dropped}", markup=False)
+    if not result.dry_run:
+        out.print(f"written: {result.touches_written} touches, {result.dropped_written} dropped records, "
+                  f"{result.tasks_written} tasks, {result.enrollments_written} enrollments, "
+                  f"{result.enrollments_advanced} advanced", markup=False)
+    for problem in result.problems:
+        err.print(f"warning: {problem}", markup=False)
+
+
+def _json_sink(chunk: ChunkOutput) -> None:
+    lines = []
+    for d in chunk.decisions:
+        if d.planned:
+            lines.append(json.dumps(decision_json(d, chunk.timezones.get(d.wanted.customer_id, "UTC")),
+                                    ensure_ascii=False))
+    for t in chunk.tasks:
+        lines.append(json.dumps({
+            "customer_id": t.customer_id, "journey": t.journey_id, "step": t.step_id, "channel": "task",
+            "template": t.script or t.queue, "due_at": local_iso(t.due_at, t.timezone), "key": t.key,
+            "category": "task", "urgent": t.priority == 1,
+        }, ensure_ascii=False))
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
+
+
+def plan_command(
+    at: str = typer.Option(..., "--at", help="Plan up to this moment (ISO 8601)."),
+    start: str | None = typer.Option(None, "--from", help="Plan from this moment (default: where the last plan ended)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be planned; write nothing."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per planned touch or task."),
+) -> None:
+    """Plan every touch and agent task due in (FROM, AT]."""
+    from engine.planner import plan
+
+    result = plan(parse_moment(at), parse_moment(start) if start else None, dry_run=dry_run,
+                  sink=_json_sink if as_json else None)
+    if not as_json:
+        _print_summary(result)
+
+
+@event_app.command("emit")
+def emit_command(
+    event_type: str = typer.Argument(..., metavar="TYPE", help="Event type, e.g. survey.answered."),
+    customer: str = typer.Option(..., "--customer", help="The customer's external id."),
+    data: str = typer.Option("{}", "--data", help="Event data as a JSON object."),
+    event_id: str | None = typer.Option(None, "--id", help="Event id; the same id is acted on once."),
+) -> None:
+    """Store an event and act on it at once (journeys it enters, waits it ends, goals it reaches)."""
+    from engine.events import UnknownCustomer, emit_event
+
+    try:
+        payload: Any = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"--data is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise typer.BadParameter("--data must be a JSON object")
+    try:
+        result = emit_event(event_type, customer, payload, event_id=event_id)
+    except UnknownCustomer as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(1) from None
+    print(json.dumps({"event_id": result.event_id, "created": result.created, "touches": result.touches,
+                      "tasks": result.tasks}))
+
+
+def explain_command(
+    customer: str = typer.Argument(..., metavar="CUSTOMER_EXTERNAL_ID"),
+    at: str = typer.Option(..., "--at", help="The moment to explain (ISO 8601)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Why a customer does or does not get each journey's touches around AT."""
+    from engine.explain import UnknownCustomer, explain, render
+
+    try:
+        report = explain(customer, parse_moment(at))
+    except UnknownCustomer as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False, indent=2, default=str))
+    else:
+        render(report, out)
+
+
+def simulate_command(
+    start: str = typer.Option(..., "--from", help="First day (ISO 8601 date)."),
+    end: str = typer.Option(..., "--to", help="Last day, inclusive."),
+    as_json: bool = typer.Option(False, "--json"),
+    chart: Path | None = typer.Option(None, "--chart", help="Write a PNG chart of the daily volume here."),
+) -> None:
+    """Dry-run the book day by day: volumes, tasks, cap and quiet-hour effects. Writes nothing."""
+    from engine.simulate import render, simulate, write_chart
+
+    report = simulate(parse_moment(start), parse_moment(end))
+    if chart is not None:
+        write_chart(report, chart)
+    if as_json:
+        print(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        render(report, out)
+        if chart is not None:
+            out.print(f"chart written to {chart}", markup=False)
