@@ -1,0 +1,166 @@
+"""Event triggers: stored once, evaluated at once against event-entry journeys, waits and goals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+from typer.testing import CliRunner
+
+from engine.cli import build_app
+from engine.events import UnknownCustomer, emit_event
+from engine.planner import plan
+from store.db import get_engine
+from store.models import Enrollment, Event
+from tests.plan_support import Book, utc
+
+NEGATIVE = """
+id: negative-feedback
+name: Negative feedback callback
+category: service
+urgent: true
+entry:
+  event:
+    type: survey.answered
+    when: {field: event.data.nps, op: le, value: 6}
+steps:
+  - id: callback
+    task: {queue: callback, due_within: 6h, priority: high}
+"""
+COMPLAINT = """
+id: complaint
+name: Complaint
+category: service
+entry: {event: {type: complaint.filed}}
+steps:
+  - id: respond
+    task: {queue: complaints, due_within: 24h}
+  - id: ack
+    send: {channels: [sms], template: msg}
+"""
+SMALL_CLAIM = """
+id: small-claim
+name: Small claim
+category: service
+urgent: true
+entry:
+  event:
+    type: claim.filed
+    when: {field: event.data.amount, op: lt, value: 5000}
+steps:
+  - id: ack
+    send: {channels: [sms], template: msg}
+  - id: task
+    task: {queue: claims, due_within: 2h, priority: high}
+"""
+
+
+@pytest.fixture
+def book(tmp_path: Path, migrated_any_db: str, monkeypatch: pytest.MonkeyPatch) -> Book:
+    b = Book(tmp_path, migrated_any_db, monkeypatch)
+    b.journey("negative", NEGATIVE)
+    b.journey("complaint", COMPLAINT)
+    b.journey("small-claim", SMALL_CLAIM)
+    return b
+
+
+def test_negative_survey_creates_the_six_hour_callback_once(book: Book) -> None:
+    book.customer(external_id="C1")
+    answered = utc(2027, 3, 1, 14, 30)  # 22:30 in Shanghai: tasks are not held by quiet hours
+    result = emit_event("survey.answered", "C1", {"nps": 4}, event_id="S-1", occurred_at=answered, url=book.url)
+    assert (result.created, result.touches, result.tasks) == (True, 0, 1)
+    [task] = book.tasks()
+    assert (task.queue, task.priority, task.due_at, task.key) == (
+        "callback", 1, utc(2027, 3, 1, 20, 30), f"{task.customer_id}:negative-feedback:callback:event-{result.event_id}")
+    again = emit_event("survey.answered", "C1", {"nps": 4}, event_id="S-1", occurred_at=answered, url=book.url)
+    assert (again.event_id, again.created, again.tasks) == (result.event_id, False, 0)
+    assert len(book.tasks()) == 1
+    happy = emit_event("survey.answered", "C1", {"nps": 9}, event_id="S-2", occurred_at=answered, url=book.url)
+    assert (happy.created, happy.tasks) == (True, 0)
+    with Session(get_engine(book.url)) as session:
+        assert all(e.processed_at is not None for e in session.exec(select(Event)).all())
+
+
+def test_complaint_and_small_claim(book: Book) -> None:
+    cid = book.customer(external_id="C2")
+    filed = utc(2027, 3, 1, 14)  # 22:00 local
+    r = emit_event("complaint.filed", "C2", {"category": "service"}, event_id="K-1", occurred_at=filed, url=book.url)
+    assert (r.touches, r.tasks) == (1, 1)
+    claim = emit_event("claim.filed", "C2", {"claim_id": "CL-9", "amount": 1200.0}, event_id="F-1",
+                       occurred_at=filed, url=book.url)
+    big = emit_event("claim.filed", "C2", {"claim_id": "CL-10", "amount": 90000.0}, event_id="F-2",
+                     occurred_at=filed, url=book.url)
+    assert (claim.touches, claim.tasks, big.touches, big.tasks) == (1, 1, 0, 0)
+    tasks = {t.queue: t.due_at for t in book.tasks()}
+    assert tasks == {"complaints": utc(2027, 3, 2, 14), "claims": utc(2027, 3, 1, 16)}
+    touches = {t.journey_id: (t.due_at, t.urgent) for t in book.touches()}
+    # The complaint acknowledgement waits for 08:00; the urgent claim acknowledgement does not.
+    assert touches == {"complaint": (utc(2027, 3, 2, 0), False), "small-claim": (filed, True)}
+    assert cid == book.tasks()[0].customer_id
+
+
+def test_wait_for_event_and_goal_exit(book: Book) -> None:
+    book.journey("nudge", """
+        id: nudge
+        name: Nudge
+        category: service
+        entry: {schedule: {cron: "0 10 1 3 *"}}
+        goal: {event: policy.renewed}
+        steps:
+          - id: first
+            send: {channels: [sms], template: msg}
+          - id: reply
+            wait_for: {event: message.replied, timeout: 3d, on_event: thanks, on_timeout: again}
+          - id: again
+            send: {channels: [sms], template: msg}
+          - id: wait
+            wait: 5d
+          - id: last
+            send: {channels: [sms], template: msg}
+            next: exit
+          - id: thanks
+            send: {channels: [sms], template: msg}
+    """)
+    a = book.customer(external_id="A")
+    b = book.customer(external_id="B")
+    book.customer(external_id="C")
+    plan(utc(2027, 3, 1, 12), utc(2027, 2, 28), url=book.url)
+    replied = emit_event("message.replied", "A", {"channel": "sms"}, occurred_at=utc(2027, 3, 2, 3), url=book.url)
+    assert replied.touches == 1
+    emit_event("policy.renewed", "C", {"policy_id": "P1"}, occurred_at=utc(2027, 3, 2, 3), url=book.url)
+    plan(utc(2027, 3, 12), url=book.url)
+    steps = sorted((t.customer_id, t.step_id, t.due_at) for t in book.touches())
+    c = b + 1
+    assert steps == [
+        (a, "first", utc(2027, 3, 1, 2)), (a, "thanks", utc(2027, 3, 2, 3)),
+        (b, "again", utc(2027, 3, 4, 2)), (b, "first", utc(2027, 3, 1, 2)), (b, "last", utc(2027, 3, 9, 2)),
+        (c, "first", utc(2027, 3, 1, 2)),
+    ]
+    with Session(get_engine(book.url)) as session:
+        states = session.exec(select(Enrollment.customer_id, Enrollment.state, Enrollment.exit_reason)
+                              .where(Enrollment.journey_id == "nudge").order_by(Enrollment.customer_id)).all()
+    assert list(states) == [(a, "done", "completed"), (b, "done", "completed"), (c, "exited", "goal")]
+
+
+def test_unprocessed_events_are_picked_up_by_plan(book: Book) -> None:
+    cid = book.customer(external_id="D")
+    book.add(Event(external_id="late-1", type="survey.answered", customer_id=cid, data={"nps": 2},
+                   occurred_at=utc(2027, 3, 1, 1), received_at=utc(2027, 3, 1, 1)))
+    result = plan(utc(2027, 3, 1, 2), utc(2027, 3, 1), url=book.url)
+    assert (result.tasks_written, result.events_processed) == (1, 1)
+    assert plan(utc(2027, 3, 1, 2), utc(2027, 3, 1), url=book.url).tasks_written == 0
+
+
+def test_unknown_customer_and_cli(book: Book) -> None:
+    with pytest.raises(UnknownCustomer):
+        emit_event("complaint.filed", "nobody", {}, url=book.url)
+    book.customer(external_id="E")
+    runner = CliRunner()
+    args = ["event", "emit", "survey.answered", "--customer", "E", "--data", '{"nps": 5}', "--id", "cli-1"]
+    first = runner.invoke(build_app(), args)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout) == {"event_id": 1, "created": True, "touches": 0, "tasks": 1}
+    second = runner.invoke(build_app(), args)
+    assert json.loads(second.stdout) == {"event_id": 1, "created": False, "touches": 0, "tasks": 0}
