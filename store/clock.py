@@ -3,13 +3,32 @@ both SQLite and PostgreSQL); people see the customer's local time."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+_simulated: Callable[[], datetime] | None = None
+
 
 def utcnow() -> datetime:
+    """Now as aware UTC; while ``simulated_time`` is in effect, the simulation's time."""
+    if _simulated is not None:
+        return _simulated()
     return datetime.now(UTC)
+
+
+@contextmanager
+def simulated_time(clock: Callable[[], datetime]) -> Iterator[None]:
+    """Make ``utcnow`` answer ``clock()`` (``journeys demo``): parts that stamp rows with "now"
+    themselves (created_at, received_at) then follow the simulated day, not the machine's."""
+    global _simulated
+    previous, _simulated = _simulated, clock
+    try:
+        yield
+    finally:
+        _simulated = previous
 
 
 @lru_cache(maxsize=256)
