@@ -37,6 +37,7 @@ import os
 import random
 import secrets
 import shutil
+import sys
 import threading
 import time as wallclock
 from collections import Counter
@@ -397,29 +398,44 @@ def _count(result: Any, *names: str) -> int:
 
 
 class Planner:
-    """``engine.planner`` when it is in the tree; otherwise says so (and the demo sends nothing planned)."""
+    """``engine.planner.plan`` when it is in the tree; otherwise says so (and nothing scheduled is planned)."""
 
     def __init__(self, db_url: str) -> None:
         self.db_url = db_url
-        self.fn = _find("engine.planner", "plan", "run_plan", "plan_window")
-        self.name = f"engine.planner.{self.fn.__name__}" if self.fn else "planner not available"
+        self.fn = _find("engine.planner", "plan")
+        self.name = "engine.planner.plan" if self.fn else "planner not available"
 
-    def plan(self, start: datetime, end: datetime) -> int:
+    def plan(self, at: datetime, start: datetime | None = None) -> int:
+        """Plan what is due in (last plan's end, ``at``]; ``start`` only for the very first window."""
         if self.fn is None:
             return 0
-        result = _accepting(self.fn, now=start, at=start, start=start, end=end, until=end, url=self.db_url,
-                            db_url=self.db_url)
-        return _count(result, "touches", "touches_planned", "planned", "created")
+        kwargs: dict[str, Any] = {"at": at, "url": self.db_url}
+        if start is not None:
+            kwargs["start"] = start
+        return _count(self.fn(**kwargs), "touches_written", "planned")
+
+
+class SimClock:
+    """The simulated time; ``store.clock.simulated_time(clock)`` makes ``utcnow()`` answer it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 class Events:
     """Customer events through ``engine.events.emit_event`` (the console's bridge stores them until it exists)."""
 
-    def __init__(self, db_url: str) -> None:
+    def __init__(self, db_url: str, clock: SimClock) -> None:
         self.db_url = db_url
+        self.clock = clock
         self.emit_event = _find("engine.events", "emit_event")
 
     def emit(self, type_: str, external_id: str, data: dict[str, Any], event_id: str, at: datetime) -> None:
+        # The event is received as it happens: emit_event acts on it up to "now".
+        self.clock.now = max(self.clock.now, at)
         if self.emit_event is not None:
             self.emit_event(type_, external_id, data, event_id=event_id, occurred_at=at, url=self.db_url)
             return
@@ -526,35 +542,39 @@ class World:
         return start + timedelta(seconds=int(self.rng.random() * span))
 
     def customer_events(self, start: datetime, end: datetime, share: float) -> int:
-        """Logins, complaints and small claims in ``(start, end]``; ``share`` is this window's part of a day."""
-        rng, emitted = self.rng, 0
+        """Logins, complaints and small claims in ``(start, end]``, emitted in time order; ``share`` is this
+        window's part of a day."""
+        rng = self.rng
+        due: list[tuple[datetime, str, str, dict[str, Any], str]] = []
+        claims: list[tuple[datetime, Person]] = []
         for person in self.book.people.values():
             if rng.random() < LOGIN_RATE.get(person.tier, 0.02) * share:
                 at = self._moment(start, end)
-                self.events.emit("app.login", person.external_id,
-                                 {"platform": rng.choice(("ios", "android", "web")),
-                                  "session_seconds": int(rng.expovariate(1 / 240))},
-                                 f"demo:app.login:{person.id}:{at:%Y%m%d%H%M%S}", at)
-                emitted += 1
+                due.append((at, "app.login", person.external_id,
+                            {"platform": rng.choice(("ios", "android", "web")),
+                             "session_seconds": int(rng.expovariate(1 / 240))},
+                            f"demo:app.login:{person.id}:{at:%Y%m%d%H%M%S}"))
             if rng.random() < COMPLAINT_RATE * share:
                 at = self._moment(start, end)
-                self.events.emit("complaint.filed", person.external_id,
-                                 {"category": rng.choice(("claims", "service", "billing", "advisor")),
-                                  "severity": rng.choice(("normal", "normal", "high")), "source": "hotline",
-                                  "text": "客户来电投诉（演示数据）"},
-                                 f"demo:complaint:{person.id}:{at:%Y%m%d%H%M%S}", at)
-                emitted += 1
+                due.append((at, "complaint.filed", person.external_id,
+                            {"category": rng.choice(("claims", "service", "billing", "advisor")),
+                             "severity": rng.choice(("normal", "normal", "high")), "source": "hotline",
+                             "text": "客户来电投诉（演示数据）"},
+                            f"demo:complaint:{person.id}:{at:%Y%m%d%H%M%S}"))
             if rng.random() < CLAIM_RATE * share:
-                emitted += self._file_claim(person, self._moment(start, end))
-        due = [e for e in self.pending_events if e[0] <= end]
+                claims.append((self._moment(start, end), person))
+        for at, person in claims:
+            filed = self._file_claim(person, at)
+            if filed is not None:
+                due.append(filed)
+        due.extend(e for e in self.pending_events if e[0] <= end)
         self.pending_events = [e for e in self.pending_events if e[0] > end]
-        for at, type_, external_id, data, event_id in sorted(due):
+        for at, type_, external_id, data, event_id in sorted(due, key=lambda e: (e[0], e[4])):
             self.events.emit(type_, external_id, data, event_id, at)
-            emitted += 1
-        return emitted
+        return len(due)
 
-    def _file_claim(self, person: Person, at: datetime) -> int:
-        """The claims system files a claim (a row in the store) and says so (``claim.filed``)."""
+    def _file_claim(self, person: Person, at: datetime) -> tuple[datetime, str, str, dict[str, Any], str] | None:
+        """The claims system files a claim (a row in the store); its ``claim.filed`` event is returned."""
         from sqlmodel import col, select
 
         from store.db import session_scope
@@ -566,20 +586,18 @@ class World:
                 .order_by(col(Policy.id))
             ).first()
             if policy is None:
-                return 0
+                return None
             self.claim_seq += 1
             amount = round(min(200_000.0, self.rng.lognormvariate(7.6, 1.0)), 2)  # median ~2,000 yuan
             claim = Claim(external_id=f"DEMO-CLM{self.claim_seq:07d}", customer_id=person.id, policy_id=policy.id,
                           filed_at=at, amount=amount, status="filed")
             session.add(claim)
             session.flush()
-            claim_id, line = int(claim.id or 0), policy.product_line
-        self.events.emit("claim.filed", person.external_id,
-                         {"claim_id": claim.external_id, "amount": amount, "product_line": line},
-                         f"demo:claim.filed:{claim.external_id}", at)
+            claim_id, line, claim_ext = int(claim.id or 0), policy.product_line, claim.external_id
         settle = at + timedelta(days=self.rng.randint(2, 12), hours=self.rng.randint(0, 6))
-        self.pending_settlements.append((settle, claim_id, person.external_id, claim.external_id, amount))
-        return 1
+        self.pending_settlements.append((settle, claim_id, person.external_id, claim_ext, amount))
+        return (at, "claim.filed", person.external_id,
+                {"claim_id": claim_ext, "amount": amount, "product_line": line}, f"demo:claim.filed:{claim_ext}")
 
     def settle_claims(self, until: datetime) -> int:
         from sqlalchemy import update
@@ -813,6 +831,21 @@ def _day_figures(db_url: str, start: datetime, end: datetime) -> dict[str, int]:
     return {"planned": int(planned), "delivered": int(delivered), "failed": int(failed), "tasks": int(tasks or 0)}
 
 
+@dataclass
+class _Parts:
+    """What a simulated day works with."""
+
+    db_url: str
+    clock: SimClock
+    planner: Planner
+    dispatch_flow: Any
+    providers: Providers
+    nps_survey: Callable[..., Any] | None = None
+    book: Book = field(init=False)
+    world: World = field(init=False)
+    desk: Desk = field(init=False)
+
+
 class Simulation:
     def __init__(self, settings: DemoSettings, console: Console) -> None:
         self.settings = settings
@@ -861,84 +894,98 @@ class Simulation:
 
     def _simulate(self, db_url: str, db_path: Path, log_file: Path, started: float, providers: Providers,
                   period_start: datetime, period_end: datetime) -> DemoResult:
+        from store.clock import simulated_time
+
         settings, console, rng = self.settings, self.console, self.rng
-        console.print("  starting Prefect's local engine (first flow run takes a few seconds)")
+        console.print("  starting Prefect's local engine (the first flow run takes a few seconds)")
         from engine.flows import dispatch_flow  # after _quiet_prefect: Prefect reads its settings on import
-        from engine.monitoring import churn_warning_check, run_tier_review
-        from engine.retier import retier
 
         _mask_prefect_handlers()
+        clock = SimClock(period_start)
         planner = Planner(db_url)
         if planner.fn is None:
             console.print("[bold yellow]planner not available[/] (engine.planner is not in this tree): nothing "
                           "scheduled will be planned; event journeys still run if engine.events has them")
-        events = Events(db_url)
-        nps_survey = _find("engine.events", "start_nps_survey", "nps_survey") or _find(
-            "engine.planner", "start_nps_survey", "nps_survey")
-        book = Book(db_url)
-        book.unreachable(rng, providers)
-        world = World(db_url, book, events, providers, rng)
-        desk = Desk(db_url, world, rng, agents=max(3, min(12, settings.customers // 500)))
-        loop = asyncio.new_event_loop()
+        parts = _Parts(
+            db_url=db_url, clock=clock, planner=planner, dispatch_flow=dispatch_flow, providers=providers,
+            nps_survey=_find("engine.events", "start_nps_survey", "nps_survey"),
+        )
         total = DayStats()
-        try:
-            for index in range(settings.days):
-                day = self.first_day + timedelta(days=index)
-                stats = self._day(day, db_url, loop, dispatch_flow, planner, nps_survey, world, desk, providers,
-                                  churn_warning_check, run_tier_review, retier, book)
-                figures = _day_figures(db_url, local_moment(day, time(0, 0)), local_moment(day + timedelta(1), time(0)))
-                stats.planned, stats.delivered, stats.failed = (figures["planned"], figures["delivered"],
-                                                                figures["failed"])
-                stats.tasks_created = figures["tasks"]
-                total.add(stats)
-                console.print(
-                    f"  day {index + 1:>2}/{settings.days} {day.isoformat()} {day.strftime('%a')}: "
-                    f"planned {stats.planned:>4}, sent {stats.sent:>4}, delivered {stats.delivered:>4}, "
-                    f"replies {stats.replies:>3} (opt-outs {stats.opt_outs}), events {stats.events:>3}, "
-                    f"tasks +{stats.tasks_created} done {stats.tasks_done} (late {stats.tasks_late}), "
-                    f"churn warnings {stats.churn_warnings}"
-                    + (f", renewed {stats.renewed} lapsed {stats.lapsed}" if stats.renewed or stats.lapsed else "")
-                )
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-        return self._report(db_url, db_path, log_file, started, providers, planner, total, period_start,
-                            period_end)
+        # Parts that stamp rows with "now" themselves (the planner's created_at, emit_event's horizon,
+        # task audit times) read the simulated clock; everything else gets the time passed explicitly.
+        with simulated_time(clock):
+            parts.book = Book(db_url)
+            parts.book.unreachable(rng, providers)
+            parts.world = World(db_url, parts.book, Events(db_url, clock), providers, rng)
+            parts.desk = Desk(db_url, parts.world, rng, agents=max(3, min(12, settings.customers // 500)))
+            planner.plan(period_start, start=period_start)  # the first window starts with the period
+            loop = asyncio.new_event_loop()
+            try:
+                for index in range(settings.days):
+                    day = self.first_day + timedelta(days=index)
+                    stats = self._day(day, loop, parts)
+                    day_start, day_end = local_moment(day, time(0, 0)), local_moment(day + timedelta(days=1), time(0))
+                    figures = _day_figures(db_url, day_start, day_end)
+                    stats.planned, stats.delivered, stats.failed = (figures["planned"], figures["delivered"],
+                                                                    figures["failed"])
+                    stats.tasks_created = figures["tasks"]
+                    total.add(stats)
+                    console.print(
+                        f"  day {index + 1:>2}/{settings.days} {day.isoformat()} {day.strftime('%a')}: "
+                        f"planned {stats.planned:>4}, sent {stats.sent:>4}, delivered {stats.delivered:>4}, "
+                        f"replies {stats.replies:>3} (opt-outs {stats.opt_outs}), events {stats.events:>3}, "
+                        f"tasks +{stats.tasks_created} done {stats.tasks_done} (late {stats.tasks_late}), "
+                        f"churn warnings {stats.churn_warnings}"
+                        + (f", renewed {stats.renewed} lapsed {stats.lapsed}" if stats.renewed or stats.lapsed
+                           else "")
+                    )
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+            clock.now = period_end
+            return self._report(db_url, db_path, log_file, started, providers, planner, total, period_start,
+                                period_end)
 
-    def _day(self, day: date, db_url: str, loop: asyncio.AbstractEventLoop, dispatch_flow: Any, planner: Planner,
-             nps_survey: Callable[..., Any] | None, world: World, desk: Desk, providers: Providers,
-             churn_warning_check: Callable[..., Any], run_tier_review: Callable[..., Any],
-             retier: Callable[..., Any], book: Book) -> DayStats:
+    def _day(self, day: date, loop: asyncio.AbstractEventLoop, parts: _Parts) -> DayStats:
+        from engine.monitoring import churn_warning_check, run_tier_review
+        from engine.retier import retier
+
         stats = DayStats()
+        db_url, clock, world, desk, providers = parts.db_url, parts.clock, parts.world, parts.desk, parts.providers
         day_start, day_end = local_moment(day, time(0, 0)), local_moment(day + timedelta(days=1), time(0, 0))
         if day.weekday() == 0:  # Monday, as the embedded service schedules them
-            retier(at=local_moment(day, RETIER_AT), url=db_url)
-            book.refresh()
-            run_tier_review(at=local_moment(day, REVIEW_AT), url=db_url)
-        planner.plan(local_moment(day, PLAN_AT), day_end)
-        warned = churn_warning_check(at=local_moment(day, CHURN_CHECK_AT), url=db_url)
-        stats.churn_warnings = _count(warned, "warned")
-        if nps_survey is not None and day.day == 1:
-            _accepting(nps_survey, now=local_moment(day, time(10, 0)), at=local_moment(day, time(10, 0)),
-                       url=db_url, db_url=db_url)
-        previous = local_moment(day, CHURN_CHECK_AT)
+            clock.now = local_moment(day, RETIER_AT)
+            retier(at=clock.now, url=db_url)
+            parts.book.refresh()
+            clock.now = local_moment(day, REVIEW_AT)
+            run_tier_review(at=clock.now, url=db_url)
+        clock.now = local_moment(day, CHURN_CHECK_AT)
+        stats.churn_warnings = _count(churn_warning_check(at=clock.now, url=db_url), "warned")
+        previous = clock.now
         for tick in TICKS:
             now = local_moment(day, tick)
-            share = (now - previous) / (day_end - day_start)
-            stats.events += world.customer_events(previous, now, share)
-            if planner.fn is not None:
-                # What the events and the churn check started, and waits that ended, since the last look.
-                planner.plan(now, day_end)
-            result = loop.run_until_complete(dispatch_flow(now=now.isoformat(), batch_size=500, lanes=2))
+            clock.now = previous
+            stats.events += world.customer_events(previous, now, (now - previous) / (day_end - day_start))
+            clock.now = now
+            if parts.nps_survey is not None and day.day == 1 and tick == time(10, 0):
+                _accepting(parts.nps_survey, now=now, at=now, url=db_url)
+            # The day's window is planned step by step: (last plan, now] at every tick.
+            parts.planner.plan(now)
+            result = loop.run_until_complete(parts.dispatch_flow(now=now.isoformat(), batch_size=500, lanes=2))
             stats.sent += int(result.get("sent", 0))
-            # Receipts arrive a minute after the send; replies a quarter of an hour later.
-            receipts_at = now + timedelta(minutes=1)
-            stats.receipts.update(providers.replay(receipts_at))
-            world.replies(receipts_at, now + timedelta(minutes=15), stats)
-            desk.work(now + timedelta(minutes=30), stats)
-            previous = now
-        stats.events += world.settle_claims(local_moment(day, DAY_END))
-        world.policies_at_expiry(day, local_moment(day, DAY_END), stats)
+            # Receipts arrive a minute after the send; replies a quarter of an hour later; agents work after.
+            clock.now = now + timedelta(minutes=1)
+            stats.receipts.update(providers.replay(clock.now))
+            clock.now = now + timedelta(minutes=15)
+            world.replies(now + timedelta(minutes=1), clock.now, stats)
+            clock.now = now + timedelta(minutes=30)
+            desk.work(clock.now, stats)
+            previous = clock.now
+        clock.now = local_moment(day, DAY_END)
+        stats.events += world.settle_claims(clock.now)
+        world.policies_at_expiry(day, clock.now, stats)
+        clock.now = day_end
+        parts.planner.plan(day_end)  # the rest of the day's window (held by quiet hours until the morning)
         return stats
 
     def _report(self, db_url: str, db_path: Path, log_file: Path, started: float, providers: Providers,
@@ -1034,8 +1081,9 @@ def print_result(result: DemoResult, console: Console) -> None:
 
 
 def run_demo(settings: DemoSettings, console: Console | None = None) -> DemoResult:
-    # soft_wrap: a progress line stays one line when the output is a file or pipe (80 columns there).
-    console = console or Console(soft_wrap=True)
+    # Piped or redirected output gets 120 columns rather than Rich's 80, so the table is not folded,
+    # and soft_wrap keeps each progress line on one line.
+    console = console or Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
     result = Simulation(settings, console).run()
     print_result(result, console)
     return result
