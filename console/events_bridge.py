@@ -47,13 +47,17 @@ def _count(value: Any) -> int:
         return 0
 
 
-def _planner_emit() -> Callable[..., Any] | None:
+def _planner_emit() -> tuple[Callable[..., Any], type[Exception] | None] | None:
+    """The planner's ``emit_event`` and its unknown-customer exception, when the planner has them."""
     try:
         module = importlib.import_module("engine.events")
     except ImportError:
         return None
     fn = getattr(module, "emit_event", None)
-    return fn if callable(fn) else None
+    unknown = getattr(module, "UnknownCustomer", None)
+    if not callable(fn):
+        return None
+    return fn, unknown if isinstance(unknown, type) and issubclass(unknown, Exception) else None
 
 
 def emit(
@@ -67,9 +71,17 @@ def emit(
     event_id = event_id or uuid.uuid4().hex
     planner = _planner_emit()
     if planner is not None:
-        result = planner(type_, customer_external_id, data, event_id=event_id, occurred_at=occurred_at, url=db_url)
+        fn, unknown = planner
+        try:
+            result = fn(type_, customer_external_id, data, event_id=event_id, occurred_at=occurred_at, url=db_url)
+        except Exception as exc:
+            # The API answers 422 for an unknown customer, whichever module raised it.
+            if unknown is not None and isinstance(exc, unknown):
+                raise UnknownCustomer(customer_external_id) from None
+            raise
         return Emitted(
-            event_id=str(getattr(result, "event_id", event_id)),
+            # The sender's id, as given: the planner reports its own row id, which callers never see.
+            event_id=event_id,
             created=bool(getattr(result, "created", True)),
             touches=_count(getattr(result, "touches", 0)),
             tasks=_count(getattr(result, "tasks", 0)),
