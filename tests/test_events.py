@@ -72,8 +72,8 @@ def test_negative_survey_creates_the_six_hour_callback_once(book: Book) -> None:
     result = emit_event("survey.answered", "C1", {"nps": 4}, event_id="S-1", occurred_at=answered, url=book.url)
     assert (result.created, result.touches, result.tasks) == (True, 0, 1)
     [task] = book.tasks()
-    assert (task.queue, task.priority, task.due_at, task.key) == (
-        "callback", 1, utc(2027, 3, 1, 20, 30), f"{task.customer_id}:negative-feedback:callback:event-{result.event_id}")
+    key = f"{task.customer_id}:negative-feedback:callback:event-{result.event_id}"
+    assert (task.queue, task.priority, task.due_at, task.key) == ("callback", 1, utc(2027, 3, 1, 20, 30), key)
     again = emit_event("survey.answered", "C1", {"nps": 4}, event_id="S-1", occurred_at=answered, url=book.url)
     assert (again.event_id, again.created, again.tasks) == (result.event_id, False, 0)
     assert len(book.tasks()) == 1

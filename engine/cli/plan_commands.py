@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,7 @@ def _json_sink(chunk: ChunkOutput) -> None:
 
 def plan_command(
     at: str = typer.Option(..., "--at", help="Plan up to this moment (ISO 8601)."),
-    start: str | None = typer.Option(None, "--from", help="Plan from this moment (default: where the last plan ended)."),
+    start: str | None = typer.Option(None, "--from", help="Plan from here (default: where the last plan ended)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be planned; write nothing."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per planned touch or task."),
 ) -> None:
@@ -159,7 +159,10 @@ def simulate_command(
     """Dry-run the book day by day: volumes, tasks, cap and quiet-hour effects. Writes nothing."""
     from engine.simulate import render, simulate, write_chart
 
-    report = simulate(parse_moment(start), parse_moment(end))
+    last = parse_moment(end)
+    if "T" not in end:  # a plain date: the whole of that day is included
+        last += timedelta(days=1)
+    report = simulate(parse_moment(start), last)
     if chart is not None:
         write_chart(report, chart)
     if as_json:
