@@ -1,0 +1,53 @@
+"""simulate: daily volumes, tasks, cap and quiet-hour effects; writes nothing; a PNG chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from engine.cli import build_app
+from tests.plan_support import Book
+
+
+def test_simulate_a_week(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    book = Book(tmp_path, db_url, monkeypatch)
+    book.journey("daily", """
+        id: daily
+        name: Daily offer
+        category: marketing
+        priority: 10
+        entry: {schedule: {cron: "0 22 * * *"}}
+        steps:
+          - id: offer
+            send: {channels: [wechat], template: msg}
+    """)
+    book.journey("weekly", """
+        id: weekly
+        name: Weekly call
+        category: service
+        entry: {schedule: {cron: "0 10 * * MON"}}
+        steps:
+          - id: call
+            task: {queue: care, due_within: 1d}
+    """)
+    book.customer()
+    book.customer(consent_wechat=False)
+    chart = tmp_path / "sim.png"
+    result = CliRunner().invoke(build_app(), ["simulate", "--from", "2027-03-01", "--to", "2027-03-07", "--json",
+                                              "--chart", str(chart)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    days = {d["day"]: d for d in report["days"]}
+    # 22:00 offers move to 08:00 the next day; the cap lets 2 per rolling week through.
+    assert days["2027-03-02"]["touches"] == {"daily/wechat": 1}
+    assert days["2027-03-03"]["touches"] == {"daily/wechat": 1}
+    assert days["2027-03-04"]["touches"] == {}
+    assert days["2027-03-01"]["tasks"] == {} and days["2027-03-02"]["tasks"] == {"care": 2}
+    assert report["totals"] == {"touches": 2, "tasks": 2, "quiet_hour_moves": 2, "cap_drops": 5,
+                                "no_channel_drops": 7}
+    assert report["marketing_per_customer_rolling"] == {"window": "7d", "max": 2, "p95": 2, "customers": 1}
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert book.touches() == [] and book.tasks() == []
