@@ -42,7 +42,9 @@ def sms_messages(n: int) -> list[OutboundMessage]:
     ]
 
 
-def wechat_messages(n: int) -> list[OutboundMessage]:
+def wechat_messages(n: int, run: str = "") -> list[OutboundMessage]:
+    """``run`` goes into the touch key: the stand-in drops a repeat of a key (client_msg_id) as WeChat
+    does, so each phase of the benchmark sends keys of its own."""
     content = RenderedMessage(
         "wechat",
         "renewal",
@@ -57,7 +59,8 @@ def wechat_messages(n: int) -> list[OutboundMessage]:
         },
     )
     return [
-        OutboundMessage(i, f"c{i}:renewal:s1:2026-W48", f"o6_bmjrPTlm6_2sgVt7hMZ{i:06d}", content) for i in range(n)
+        OutboundMessage(i, f"c{i}:renewal:s1:2026-W48{run}", f"o6_bmjrPTlm6_2sgVt7hMZ{i:06d}", content)
+        for i in range(n)
     ]
 
 
@@ -129,7 +132,8 @@ async def bench_sms(n: int, concurrency: int, warmup: int) -> tuple[float, float
 
 async def bench_wechat(n: int, concurrency: int, warmup: int) -> tuple[float, float]:
     with ProcessStandin("wechat", appid=APPID, secret=SECRET, callbacks=False) as standin:
-        messages = wechat_messages(n)
+        messages = wechat_messages(n, ":raw")
+        warm = wechat_messages(warmup, ":warm")
         async with (
             aiohttp.ClientSession() as session,
             session.get(
@@ -140,8 +144,8 @@ async def bench_wechat(n: int, concurrency: int, warmup: int) -> tuple[float, fl
             token = (await resp.json())["access_token"]
         url = f"{standin.base_url}/cgi-bin/message/template/send?access_token={token}"
 
-        async def raw_request(session: aiohttp.ClientSession, i: int) -> bool:
-            m = messages[i]
+        async def raw_request(session: aiohttp.ClientSession, i: int, batch: list[OutboundMessage] = messages) -> bool:
+            m = batch[i]
             payload = {
                 "touser": m.to,
                 "template_id": m.content.wechat_template_id,
@@ -153,7 +157,7 @@ async def bench_wechat(n: int, concurrency: int, warmup: int) -> tuple[float, fl
             async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
                 return (await resp.json(content_type=None)).get("errcode") == 0
 
-        await raw_loop(warmup, concurrency, raw_request)
+        await raw_loop(warmup, concurrency, lambda session, i: raw_request(session, i, warm))
         raw = await timed(
             f"raw aiohttp -> WeChat stand-in ({concurrency} in flight)",
             n,
@@ -162,10 +166,11 @@ async def bench_wechat(n: int, concurrency: int, warmup: int) -> tuple[float, fl
 
         adapter = WeChatTemplateAdapter(APPID, SECRET, api_base=standin.base_url, concurrency=concurrency)
         try:
-            await adapter.send_batch(messages[:warmup])
+            await adapter.send_batch(wechat_messages(warmup, ":adapter-warm"))
+            mine = wechat_messages(n, ":adapter")
 
             async def run() -> int:
-                return sum(r.ok for r in await adapter.send_batch(messages))
+                return sum(r.ok for r in await adapter.send_batch(mine))
 
             adapter_rate = await timed(f"WeChat adapter (httpx-aiohttp, {concurrency} in flight)", n, run)
         finally:

@@ -6,6 +6,14 @@ through its ``http_client`` hook because the bundled ``AsyncTwilioHttpClient``
 passes ``timeout=None`` to aiohttp on every request (no timeout at all, so a
 hung provider would hang the batch) and logs every request at INFO level.
 
+The SDK still builds, authenticates and interprets every request; what the hook
+leaves out is what costs and gives nothing here (the send path was profiled at about
+2,000 sends/s with the SDK's own handling): the form is encoded with a byte table
+rather than ``urllib``'s per-character quoting, the endpoint URL is parsed once, the
+session keeps no cookie jar (Twilio's API sets none we use), and the reply to a
+successful create is cut down to the fields we read (``sid``, ``status``, ...) before
+the SDK parses it into a ``MessageInstance`` (dates, prices, URIs per message).
+
 The touch's idempotency key is appended to the StatusCallback URL as the
 ``touch_key`` query parameter: Twilio has no idempotency field on Messages, and
 this way every status callback (signed over the full URL) names its touch even
@@ -17,14 +25,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
+import orjson
 from twilio.base import values
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+from yarl import URL
 
 from channels.base import ErrorClass, OutboundMessage, SendResult
 from channels.batching import run_bounded
@@ -48,6 +59,28 @@ def with_touch_key(url: str, touch_key: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query, safe=":/@")))
 
 
+# application/x-www-form-urlencoded as urllib.parse.quote_plus writes it: unreserved bytes
+# as they are, space as '+', everything else %XX; one table lookup per byte, in C.
+_FORM_SAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~"
+_FORM_BYTE = tuple(chr(b) if b in _FORM_SAFE else "+" if b == 0x20 else f"%{b:02X}" for b in range(256))
+# What a created Message keeps of Twilio's reply (the adapter reads sid and status).
+_CREATED_FIELDS = ("sid", "status", "account_sid", "to", "from", "num_segments", "error_code", "error_message")
+
+
+def form_quote(value: str) -> str:
+    return "".join(map(_FORM_BYTE.__getitem__, value.encode()))
+
+
+def form_encode(data: Mapping[str, object]) -> bytes:
+    """``urlencode(data, doseq=True)``, the same bytes, faster for non-ASCII text."""
+    parts: list[str] = []
+    for key, value in data.items():
+        name = form_quote(str(key))
+        for item in value if isinstance(value, list | tuple) else (value,):
+            parts.append(f"{name}={form_quote(str(item))}")
+    return "&".join(parts).encode("ascii")
+
+
 class AiohttpTwilioHttpClient(AsyncHttpClient):
     """The SDK's async HTTP hook on one pooled aiohttp session with a real timeout."""
 
@@ -57,12 +90,15 @@ class AiohttpTwilioHttpClient(AsyncHttpClient):
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._auth_header: dict[tuple[str, str], str] = {}
+        self._urls: dict[str, URL] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         # Created lazily so that it binds to the loop that sends, not the one that built the adapter.
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._client_timeout)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._client_timeout, cookie_jar=aiohttp.DummyCookieJar()
+            )
         return self._session
 
     async def request(
@@ -80,7 +116,7 @@ class AiohttpTwilioHttpClient(AsyncHttpClient):
         body: bytes | None = None
         if data:
             # Encoded here rather than by aiohttp's FormData, which costs about a sixth of a send.
-            body = urlencode(data, doseq=True).encode()
+            body = form_encode(data)
             all_headers["Content-Type"] = "application/x-www-form-urlencoded"
         if auth is not None:
             # Encoded once per credential pair instead of per request.
@@ -89,18 +125,31 @@ class AiohttpTwilioHttpClient(AsyncHttpClient):
                 header = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
                 self._auth_header[auth] = header
             all_headers["Authorization"] = header
+        target = self._urls.get(url)
+        if target is None:
+            # The SDK hands over the same few URLs as strings; yarl would parse each one per request.
+            target = URL(url)
+            if len(self._urls) < 64:
+                self._urls[url] = target
+        method = method.upper()
         async with self._get_session().request(
-            method.upper(),
-            url,
+            method,
+            target,
             params=params,  # type: ignore[arg-type]
             data=body,
             headers=all_headers,
             timeout=aiohttp.ClientTimeout(total=timeout) if timeout else self._client_timeout,
             allow_redirects=allow_redirects,
         ) as resp:
+            raw = await resp.read()
+            if method == "POST" and 200 <= resp.status < 300:
+                try:
+                    created = orjson.loads(raw)
+                    raw = orjson.dumps({k: created.get(k) for k in _CREATED_FIELDS})
+                except (orjson.JSONDecodeError, AttributeError):
+                    pass  # not the JSON object expected: the SDK sees it whole and reports it
             # Twilio answers JSON in UTF-8; skip aiohttp's charset sniffing.
-            text = (await resp.read()).decode("utf-8", errors="replace")
-            return Response(resp.status, text, resp.headers)
+            return Response(resp.status, raw.decode("utf-8", errors="replace"), resp.headers)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import JSON, bindparam, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import load_only
 from sqlmodel import Session, col, select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
@@ -64,6 +65,11 @@ class Renderer(Protocol):
 
 ADDRESS_FIELD = {"sms": "phone", "wechat": "wechat_openid", "email": "email"}
 CONSENT_FIELD = {"sms": "consent_sms", "wechat": "consent_wechat", "email": "consent_email"}
+_CUSTOMER_COLUMNS = tuple(
+    getattr(Customer, name)
+    for name in ("id", "external_id", "name", "tier", "locale", "branch", "timezone", "advisor_id", "anonymised_at",
+                 *ADDRESS_FIELD.values(), *CONSENT_FIELD.values())
+)
 
 
 @dataclass
@@ -170,10 +176,10 @@ class Dispatcher:
         sendable: list[ClaimedTouch] = []
         with Session(self.engine, expire_on_commit=False) as session:
             ids = {t.customer_id for t in claimed}
-            customers: dict[int, Customer] = {
-                c.id: c for c in session.exec(select(Customer).where(col(Customer.id).in_(ids))).all()
-                if c.id is not None
-            }
+            # Only the columns sending and rendering read: the JSON ones (attributes, preferred
+            # channels) cost a decode per customer; a renderer that reads more loads it lazily.
+            query = select(Customer).where(col(Customer.id).in_(ids)).options(load_only(*_CUSTOMER_COLUMNS))
+            customers: dict[int, Customer] = {c.id: c for c in session.exec(query).all() if c.id is not None}
             for touch in claimed:
                 settled = self._unsendable(touch, customers.get(touch.customer_id))
                 if settled is not None:

@@ -141,7 +141,8 @@ def plan_task(now: datetime) -> dict[str, Any]:
     plan = _optional("engine.planner", "plan", "run_plan")
     if plan is None:
         return {"skipped": "engine.planner not available"}
-    return _as_dict(_call(plan, now=now, url=None))
+    # The planner takes the moment as ``at`` (earlier drafts called it ``now``).
+    return _as_dict(_call(plan, at=now, now=now, url=None))
 
 
 @flow(name="plan")

@@ -6,13 +6,13 @@ import asyncio
 import re
 import socket
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from twilio.request_validator import RequestValidator
 
 from channels.base import OutboundMessage, RenderedMessage
-from channels.sms_twilio import TOUCH_KEY_PARAM, TwilioSmsAdapter, with_touch_key
+from channels.sms_twilio import TOUCH_KEY_PARAM, TwilioSmsAdapter, form_encode, with_touch_key
 from standins.sink import WebhookSink
 from standins.twilio_api import KEY_PARAM, TwilioStandin
 
@@ -45,6 +45,15 @@ async def adapter(standin: TwilioStandin) -> AsyncIterator[TwilioSmsAdapter]:
 async def drain(standin: TwilioStandin) -> None:
     # The stand-in's loop posts callbacks to a sink on ours: wait without blocking our loop.
     await asyncio.to_thread(standin.run, standin.drain_callbacks())
+
+
+def test_form_encoding_is_byte_for_byte_urllibs() -> None:
+    samples = {
+        "To": "+8613800000000", "Body": "【安心保险】您好 Alex, 50% off & more: a+b=c ~_.- 回复TD退订\n😀",
+        "StatusCallback": "https://hooks.example.com/s?touch_key=c1:renewal:s1:2026-W48&x=/@",
+        "MediaUrl": ["https://a.example/1.png", "https://a.example/2 3.png"], "Flag": True, "N": 3, "": "",
+    }
+    assert form_encode(samples) == urlencode(samples, doseq=True).encode()
 
 
 def test_touch_key_param_is_the_one_the_standin_reads() -> None:
