@@ -261,8 +261,14 @@ def _first_touch(conn: sa.Connection, ctx: _Ctx, by: str | None) -> Rows:
     grp = _group(by, ctx, c, journey=e.c.journey_id)
     if grp is None:
         return {}
+    # An enrollment's touches share its customer, journey and occurrence (the planner leaves
+    # touch.enrollment_id empty); the customer leads so the lookup uses ix_touch_customer_due.
+    t = touch_t
     first_sent = (
-        sa.select(sa.func.min(touch_t.c.sent_at)).where(touch_t.c.enrollment_id == e.c.id).scalar_subquery()
+        sa.select(sa.func.min(t.c.sent_at))
+        .where(t.c.customer_id == e.c.customer_id, t.c.journey_id == e.c.journey_id,
+               t.c.occurrence == e.c.occurrence)
+        .scalar_subquery()
     )
     trigger = sa.func.coalesce(ev.c.occurred_at, e.c.entered_at)
     inner = (
