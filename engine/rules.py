@@ -86,8 +86,32 @@ def _recorder(hits: set[int]) -> Any:
     return _holds
 
 
+# Condition objects already compiled, by identity (the object is kept alive here so its id
+# cannot be reused); canonical JSON is only computed the first time an object is seen.
+_by_object: dict[int, tuple[Condition, CompiledCondition]] = {}
+# Outcome per distinct message, per ruleset. The rule sees nothing but the message, so two
+# equal messages always get the same answer; a book has few distinct ones per condition (a
+# branch on the tier has five), so this divides the work for durable-rules by orders of
+# magnitude. Bounded: cleared when it grows past _MEMO_LIMIT entries.
+_memo: dict[str, dict[tuple[Any, ...], bool]] = {}
+_MEMO_LIMIT = 200_000
+
+
+def _memo_key(msg: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in msg.items()))
+
+
 def compiled(cond: Condition) -> CompiledCondition:
     """The compiled form of ``cond``, its durable-rules ruleset created on first use."""
+    known = _by_object.get(id(cond))
+    if known is not None and known[0] is cond:
+        return known[1]
+    comp = _compiled_by_digest(cond)
+    _by_object[id(cond)] = (cond, comp)
+    return comp
+
+
+def _compiled_by_digest(cond: Condition) -> CompiledCondition:
     digest = hashlib.sha1(compile_condition(cond).digest.encode("utf-8")).hexdigest()[:16]
     found = _compiled.get(digest)
     if found is not None:
@@ -123,9 +147,17 @@ def evaluate_many(cond: Condition | None, facts: Sequence[dict[str, Any]], nows:
     name = comp.digest
     hits = _fired[name]
     out: list[bool] = []
+    memo = _memo.setdefault(name, {})
     with _lock:
         for fact, now in zip(facts, nows, strict=True):
             msg = comp.message(fact, now)
+            key = _memo_key(msg)
+            known = memo.get(key)
+            if known is not None:
+                out.append(known)
+                continue
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()
             sid = str(next(_sids))
             msg["sid"] = sid
             msg["id"] = int(sid)
@@ -138,6 +170,7 @@ def evaluate_many(cond: Condition | None, facts: Sequence[dict[str, Any]], nows:
                 delete_state(name, sid)
             fired = int(sid) in hits
             hits.discard(int(sid))
+            memo[key] = fired
             out.append(fired)
     return out
 

@@ -1,0 +1,82 @@
+"""Planner benchmark: build a synthetic book with ``store.seeding`` and time the planner.
+
+    .venv/bin/python benchmarks/plan_bench.py --customers 100000
+    .venv/bin/python benchmarks/plan_bench.py --customers 1000000 --db var/bench-1m.db
+
+Prints, for planning one day (written) and one month (dry run) with the shipped journeys,
+the wall time and the peak RSS of the process doing it (``resource.getrusage``; each
+measurement runs in its own child process so the peaks do not mix). The bar: one day for
+1M customers in <= 60 s and <= 1 GB on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# Monday 1 March 2027: the weekly, monthly and quarterly cadences all fire.
+DAY_END = datetime(2027, 3, 1, 16, 0, tzinfo=UTC)
+
+
+def _measure(url: str, start: datetime, end: datetime, dry_run: bool) -> dict[str, object]:
+    from engine.planner import plan
+
+    began = time.perf_counter()
+    result = plan(end, start, dry_run=dry_run, url=url)
+    wall = time.perf_counter() - began
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "window": f"{start.isoformat()} → {end.isoformat()}", "dry_run": dry_run, "wall_s": round(wall, 2),
+        "peak_rss_mb": round(peak_kb / 1024, 1), "planned": result.planned, "tasks": result.tasks,
+        "dropped": dict(result.dropped), "moved": result.moved, "touches_written": result.touches_written,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--db", default=None, help="SQLite file (default var/bench-<N>.db)")
+    parser.add_argument("--measure", choices=["day", "month"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    path = Path(args.db or f"var/bench-{args.customers}.db")
+    url = f"sqlite:///{path}"
+    os.environ["JOURNEYS_DATABASE_URL"] = url
+
+    if args.measure == "day":
+        print(json.dumps(_measure(url, DAY_END - timedelta(days=1), DAY_END, dry_run=False)))
+        return
+    if args.measure == "month":
+        print(json.dumps(_measure(url, DAY_END, DAY_END + timedelta(days=30), dry_run=True)))
+        return
+
+    from store.migrate import upgrade
+    from store.seeding import seed_book
+
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        upgrade(url)
+        began = time.perf_counter()
+        stats = seed_book(url, args.customers, seed=1, as_of=date(2027, 2, 1))
+        print(f"seeded {args.customers} customers in {time.perf_counter() - began:.1f} s ({stats})", flush=True)
+    for kind in ("day", "month"):
+        out = subprocess.run([sys.executable, __file__, "--customers", str(args.customers), "--db", str(path),
+                              "--measure", kind], check=True, capture_output=True, text=True, cwd=ROOT)
+        figures = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{kind:5s} {args.customers} customers: {figures['wall_s']} s, peak RSS {figures['peak_rss_mb']} MB, "
+              f"{figures['planned']} touches, {figures['tasks']} tasks, dropped {figures['dropped']}, "
+              f"moved {figures['moved']} ({figures['window']}{', dry run' if figures['dry_run'] else ''})",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
