@@ -26,7 +26,9 @@ import asyncio
 import base64
 import logging
 from collections.abc import Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from functools import lru_cache
+from typing import Any
+from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 import orjson
@@ -48,8 +50,26 @@ TOUCH_KEY_PARAM = "touch_key"
 DEFAULT_API_BASE = "https://api.twilio.com"
 
 
+_SENTINEL = "TOUCHKEYSENTINEL0"  # unchanged by quoting
+
+
 def with_touch_key(url: str, touch_key: str) -> str:
     """``url`` with ``touch_key=<key>`` in its query (replacing one already there)."""
+    if _SENTINEL in url:
+        return _with_touch_key(url, touch_key)
+    # Every message of a batch has the same callback URL: it is taken apart once, and only
+    # the key is quoted per message (quote_plus, as urlencode quotes it).
+    head, tail = _callback_parts(url)
+    return f"{head}{quote_plus(touch_key, safe=':/@')}{tail}"
+
+
+@lru_cache(maxsize=64)
+def _callback_parts(url: str) -> tuple[str, str]:
+    head, _, tail = _with_touch_key(url, _SENTINEL).partition(_SENTINEL)
+    return head, tail
+
+
+def _with_touch_key(url: str, touch_key: str) -> str:
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != TOUCH_KEY_PARAM]
     query.append((TOUCH_KEY_PARAM, touch_key))
@@ -157,6 +177,23 @@ class AiohttpTwilioHttpClient(AsyncHttpClient):
             self._session = None
 
 
+class _Client(Client):
+    """The SDK's client, building its request headers once per (method, headers) instead of per
+    request: ``get_headers`` formats the User-Agent from platform calls on every send (about a
+    tenth of one, profiled), and its result only depends on those two arguments."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._headers: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, str]] = {}
+
+    def get_headers(self, method: str, headers: dict[str, str] | None) -> dict[str, str]:
+        key = (method, tuple(sorted((headers or {}).items())))
+        built = self._headers.get(key)
+        if built is None:
+            built = self._headers[key] = super().get_headers(method, dict(headers or {}))
+        return dict(built)  # the SDK edits the dict it gets (DELETE drops Accept)
+
+
 class TwilioSmsAdapter:
     """``ChannelAdapter`` for SMS: up to ``concurrency`` Messages API requests in flight."""
 
@@ -179,7 +216,7 @@ class TwilioSmsAdapter:
         self.messaging_service_sid = messaging_service_sid
         self.concurrency = concurrency
         self.http = AiohttpTwilioHttpClient(timeout=timeout, max_connections=concurrency)
-        self.client = Client(account_sid, auth_token, http_client=self.http)
+        self.client = _Client(account_sid, auth_token, http_client=self.http)
         if api_base:
             # The SDK joins every Messages URL onto its Api domain's base_url.
             self.client.api.base_url = api_base.rstrip("/")

@@ -12,7 +12,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from channels.base import OutboundMessage, RenderedMessage
-from channels.sms_twilio import TOUCH_KEY_PARAM, TwilioSmsAdapter, form_encode, with_touch_key
+from channels.sms_twilio import TOUCH_KEY_PARAM, TwilioSmsAdapter, _with_touch_key, form_encode, with_touch_key
 from standins.sink import WebhookSink
 from standins.twilio_api import KEY_PARAM, TwilioStandin
 
@@ -54,6 +54,19 @@ def test_form_encoding_is_byte_for_byte_urllibs() -> None:
         "MediaUrl": ["https://a.example/1.png", "https://a.example/2 3.png"], "Flag": True, "N": 3, "": "",
     }
     assert form_encode(samples) == urlencode(samples, doseq=True).encode()
+
+
+@pytest.mark.parametrize("url", [
+    "https://hooks.example.com/hooks/twilio/status",
+    "https://hooks.example.com/s?a=1&b=x%20y",
+    "https://hooks.example.com/s?touch_key=old&a=1#frag",
+    "https://hooks.example.com",
+    "http://127.0.0.1:9/s?x=a+b&y=/@:",
+])
+def test_cached_callback_url_is_the_one_built_from_scratch(url: str) -> None:
+    for key in ("c1:renewal:s1:2026-W48", "k/with@odd chars&=+", "客户:1"):
+        assert with_touch_key(url, key) == _with_touch_key(url, key)
+        assert parse_qs(urlsplit(with_touch_key(url, key)).query)[TOUCH_KEY_PARAM] == [key]
 
 
 def test_touch_key_param_is_the_one_the_standin_reads() -> None:
