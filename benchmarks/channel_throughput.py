@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
@@ -180,6 +181,11 @@ async def bench_wechat(n: int, concurrency: int, warmup: int) -> tuple[float, fl
     return adapter_rate, raw
 
 
+def _load() -> str:
+    # The machine is shared: figures mean little without the load they were taken under.
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--messages", type=int, default=20_000)
@@ -189,6 +195,7 @@ async def main() -> None:
     args = parser.parse_args()
 
     rows = []
+    print(f"start: {_load()}", flush=True)
     if args.only in (None, "sms"):
         print("SMS (Twilio Messages API stand-in, separate process, callbacks off)")
         rows.append(("sms", *await bench_sms(args.messages, args.concurrency, args.warmup)))
@@ -196,6 +203,7 @@ async def main() -> None:
         print("WeChat (template send stand-in, separate process, callbacks off)")
         rows.append(("wechat", *await bench_wechat(args.messages, args.concurrency, args.warmup)))
 
+    print(f"end: {_load()}")
     print()
     print(f"{'channel':<8} {'adapter/s':>10} {'raw/s':>10} {'ratio':>7}  bar {BAR:.0f}/s")
     for channel, adapter_rate, raw_rate in rows:
