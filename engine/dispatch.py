@@ -320,14 +320,19 @@ class Dispatcher:
             # Every statement matches on claimed_by: if reconcile took a touch away from a
             # worker it believed dead, that worker's late result cannot overwrite it.
             if sent:
+                # What is the same for every sent touch goes in one statement, so that the
+                # per-row work (parameter processing, datetimes) is only the provider's id.
                 # A fast delivery receipt may already have moved the touch past 'sending'.
                 conn.execute(
                     text(
                         "UPDATE touch SET status = CASE WHEN status = :sending THEN :sent ELSE status END, "
-                        "provider_message_id = :pmid, sent_at = :now, error_class = NULL, error_reason = NULL "
-                        "WHERE id = :id AND claimed_by = :w"
-                    ).bindparams(bindparam("now", type_=UTCDateTime())),
-                    [{**params, **row, "sent": TouchStatus.SENT} for row in sent],
+                        "sent_at = :now, error_class = NULL, error_reason = NULL WHERE claimed_by = :w AND id IN :ids"
+                    ).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("ids", expanding=True)),
+                    {**params, "sent": TouchStatus.SENT, "ids": [row["id"] for row in sent]},
+                )
+                conn.execute(
+                    text("UPDATE touch SET provider_message_id = :pmid WHERE id = :id AND claimed_by = :w"),
+                    [{"w": self.worker_id, **row} for row in sent],
                 )
             if retry:
                 conn.execute(
