@@ -11,6 +11,7 @@ and the next ``plan`` run picks it up, so nothing is lost and nothing happens tw
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,6 +44,7 @@ class EmitResult:
 
 
 _cache: dict[tuple[str, str], tuple[tuple[tuple[str, float], ...], list[LoadedJourney], DeliveryConfig]] = {}
+_loading = threading.Lock()
 
 
 def _signature(directory: Path) -> tuple[tuple[str, float], ...]:
@@ -61,10 +63,18 @@ def _journeys_in_force(session: Session, url: str) -> tuple[list[LoadedJourney],
     cached = _cache.get((url, str(directory)))
     if cached is not None and cached[0] == signature:
         return cached[1], cached[2]
-    in_force = load_in_force(session, directory)
-    session.commit()
-    journeys, config = list(in_force.journeys.values()), load_delivery_config()
-    _cache[(url, str(directory))] = (signature, journeys, config)
+    # One loader at a time: loading publishes new journey versions, and request threads that all
+    # missed the cache at once (the first events after a start or a journey edit) raced to insert
+    # the same version and failed on its unique key.
+    with _loading:
+        signature = _signature(directory)
+        cached = _cache.get((url, str(directory)))
+        if cached is not None and cached[0] == signature:
+            return cached[1], cached[2]  # loaded by the thread this one waited for
+        in_force = load_in_force(session, directory)
+        session.commit()
+        journeys, config = list(in_force.journeys.values()), load_delivery_config()
+        _cache[(url, str(directory))] = (signature, journeys, config)
     return journeys, config
 
 

@@ -1,0 +1,87 @@
+"""Events emitted from many threads at once (the console's request threads): every event is stored
+and acted on once, and on SQLite the writers take turns instead of piling into the busy handler."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, select
+
+import engine.events as events_module
+from engine.events import emit_event
+from store.db import get_engine
+from store.models import Event
+from tests.plan_support import Book
+
+COMPLAINT = """
+id: complaint
+name: Complaint
+category: service
+entry: {event: {type: complaint.filed}}
+reentry: {allowed: true}
+steps:
+  - id: respond
+    task: {queue: complaints, due_within: 24h}
+"""
+
+THREADS = 8
+EVENTS = 40
+
+
+@pytest.fixture
+def book(tmp_path: Path, migrated_any_db: str, monkeypatch: pytest.MonkeyPatch) -> Book:
+    b = Book(tmp_path, migrated_any_db, monkeypatch)
+    b.journey("complaint", COMPLAINT)
+    return b
+
+
+def test_concurrent_emits_each_create_their_task_once(book: Book, monkeypatch: pytest.MonkeyPatch) -> None:
+    customers = [book.customer() for _ in range(EVENTS // 2)]
+    with Session(get_engine(book.url)) as session:
+        external = {c.id: c.external_id for c in session.exec(select(events_module.Customer)).all()}
+    # Count how many emits are inside their database work at the same moment.
+    inside = 0
+    most_inside = 0
+    guard = threading.Lock()
+    real_run = events_module.Planner.run
+
+    def watched_run(self: Any) -> Any:
+        nonlocal inside, most_inside
+        with guard:
+            inside += 1
+            most_inside = max(most_inside, inside)
+        try:
+            threading.Event().wait(0.005)  # widen the window in which two runs could overlap
+            return real_run(self)
+        finally:
+            with guard:
+                inside -= 1
+
+    monkeypatch.setattr(events_module.Planner, "run", watched_run)
+    start = threading.Barrier(THREADS)
+
+    def send(i: int) -> events_module.EmitResult:
+        if i < THREADS:
+            start.wait()  # the first wave leaves together
+        customer = external[customers[i % len(customers)]]
+        return emit_event("complaint.filed", customer, {"category": "service"}, event_id=f"E-{i}", url=book.url)
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        results = list(pool.map(send, range(EVENTS)))
+
+    assert all(r.created and r.tasks == 1 for r in results)
+    tasks = book.tasks()
+    assert len(tasks) == EVENTS
+    assert len({t.key for t in tasks}) == EVENTS
+    with Session(get_engine(book.url)) as session:
+        rows = session.exec(select(Event)).all()
+    assert len(rows) == EVENTS and all(r.processed_at is not None for r in rows)
+    # Repeats of the same ids from many threads are recognised, not acted on again.
+    with ThreadPoolExecutor(THREADS) as pool:
+        again = list(pool.map(send, range(EVENTS)))
+    assert not any(r.created for r in again)
+    assert len(book.tasks()) == EVENTS
