@@ -8,16 +8,21 @@ What runs is the product itself, on a clock that the demo advances day by day:
    signed status callbacks) and an SMTP server; their callbacks go to a ``WebhookSink`` and
    are replayed into the real receipt handlers (``channels.receipts``) with the simulated
    time, because Twilio's callbacks carry no timestamp of their own;
-3. every simulated day: the planner for the day's window, then at a few times of the day
-   (local time, Asia/Shanghai) customer events through ``emit_event`` (app logins,
-   complaints, small claims, survey answers), the Prefect dispatch flow (``engine.flows``:
-   batch tasks, Prefect's local engine), delivery receipts, customer replies through the
-   stand-ins' inbound injection (opt-outs "TD", NPS digits, ordinary replies), and agents
-   working their tasks through ``console.tasks`` (claim, complete with a mix of outcomes,
-   some late); the daily churn check, the weekly retier and tier review, policy renewals
-   and lapses at expiry;
+3. every simulated day (local time, Asia/Shanghai): Mondays the retier and the tier review,
+   06:00 the churn check, then the planner for the day's window (``engine.planner.plan``);
+   every hour 08:00–20:00 customer events through ``emit_event`` (app logins, complaints,
+   small claims and their settlement, post-call CSAT answers) and agents working their tasks
+   through ``console.tasks`` (assignment, escalation, claim, complete with a mix of outcomes,
+   some after the SLA); six times a day the Prefect dispatch flow (``engine.flows``: batch
+   tasks on Prefect's local engine), delivery receipts, and customer replies through the
+   stand-ins' inbound injection (opt-outs "TD", digits answering the NPS survey, ordinary
+   replies); at day end, policies expiring that day are renewed or lapse;
 4. the report for the period: the per-tier summary (``engine.reports.tier_summary``) as a
    Rich table, a line of totals, PNG charts (``engine.charts``) and ``summary.json``.
+
+The simulated time drives everything: it is passed as ``now``/``at`` wherever a part takes it,
+and ``store.clock.simulated_time`` covers the rows parts stamp with ``utcnow()`` themselves
+(the planner's ``created_at``, ``emit_event``'s horizon).
 
 Nothing here prints or logs a phone number, e-mail address or ID number: the output is
 counts, and the log file (``demo.log``) goes through the masking filter.
@@ -30,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import inspect
 import json
 import logging
 import os
@@ -64,11 +68,14 @@ PREFECT_DIR = ".prefect"
 LOCAL_TZ = "Asia/Shanghai"
 TIERS = ("diamond", "platinum", "gold", "silver", "potential")
 
-# Local times of the day at which the simulation acts (events, dispatch, replies, agents).
-# Between 08:00 and 20:00: quiet hours (21:00–08:00) hold everything else until the morning.
-TICKS = (time(8, 0), time(10, 0), time(12, 0), time(14, 30), time(17, 0), time(20, 0))
-PLAN_AT = time(0, 5)  # the day's plan runs just after local midnight
+# The simulated working day, local time: every hour customer events happen and the agents work
+# (at half past); at the DISPATCH_AT hours the dispatch flow runs, receipts come back and customers
+# reply. Quiet hours (21:00–08:00) hold sends until the morning anyway. Fewer dispatch runs than
+# the service's every-5-seconds keep the month to a few minutes: a touch waits for the next one.
+HOURS = tuple(time(h, 0) for h in range(8, 21))
+DISPATCH_AT = frozenset({time(8, 0), time(10, 0), time(12, 0), time(14, 0), time(17, 0), time(20, 0)})
 CHURN_CHECK_AT = time(6, 0)  # as the embedded service schedules them (engine.service)
+PLAN_AT = time(6, 5)  # the day's plan, after the churn check
 RETIER_AT = time(3, 0)
 REVIEW_AT = time(4, 0)
 DAY_END = time(23, 30)
@@ -196,9 +203,11 @@ def _log_to_file(path: Path) -> Iterator[None]:
             existing.setLevel(previous)
     root.addHandler(handler)
     root.setLevel(min(previous, logging.INFO))
-    # aiohttp and httpx would log every request at INFO: nothing to learn from them here.
-    for noisy in ("httpx", "aiohttp.access", "mail.log", "aiosmtpd"):
+    # aiohttp and httpx would log every request at INFO: nothing to learn from them here. The SMTP
+    # stand-in's library (aiosmtpd, logger "mail.log") warns about its own deprecations on every login.
+    for noisy in ("httpx", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
     try:
         yield
     finally:
@@ -360,14 +369,6 @@ class Providers:
 
 
 # --- the product's parts that the demo drives ------------------------------------------------------
-
-
-def _accepting(fn: Callable[..., Any], **kwargs: Any) -> Any:
-    """Call ``fn`` with the keyword arguments it takes (the planner's exact signature is its own)."""
-    params = inspect.signature(fn).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return fn(**kwargs)
-    return fn(**{k: v for k, v in kwargs.items() if k in params})
 
 
 def _find(module: str, *names: str) -> Callable[..., Any] | None:
@@ -840,7 +841,6 @@ class _Parts:
     planner: Planner
     dispatch_flow: Any
     providers: Providers
-    nps_survey: Callable[..., Any] | None = None
     book: Book = field(init=False)
     world: World = field(init=False)
     desk: Desk = field(init=False)
@@ -908,7 +908,6 @@ class Simulation:
                           "scheduled will be planned; event journeys still run if engine.events has them")
         parts = _Parts(
             db_url=db_url, clock=clock, planner=planner, dispatch_flow=dispatch_flow, providers=providers,
-            nps_survey=_find("engine.events", "start_nps_survey", "nps_survey"),
         )
         total = DayStats()
         # Parts that stamp rows with "now" themselves (the planner's created_at, emit_event's horizon,
@@ -961,31 +960,32 @@ class Simulation:
             run_tier_review(at=clock.now, url=db_url)
         clock.now = local_moment(day, CHURN_CHECK_AT)
         stats.churn_warnings = _count(churn_warning_check(at=clock.now, url=db_url), "warned")
+        # The day's window, planned once in the morning: (end of the last plan, midnight]. Touches
+        # keep their own due times (dispatch sends each at the first tick after it); the churn
+        # warnings just raised are among the events it acts on. Events later in the day are acted
+        # on at once by emit_event; waits that end later are picked up by the next day's plan.
+        clock.now = local_moment(day, PLAN_AT)
+        parts.planner.plan(day_end)
         previous = clock.now
-        for tick in TICKS:
-            now = local_moment(day, tick)
+        for hour in HOURS:
+            now = local_moment(day, hour)
             clock.now = previous
             stats.events += world.customer_events(previous, now, (now - previous) / (day_end - day_start))
             clock.now = now
-            if parts.nps_survey is not None and day.day == 1 and tick == time(10, 0):
-                _accepting(parts.nps_survey, now=now, at=now, url=db_url)
-            # The day's window is planned step by step: (last plan, now] at every tick.
-            parts.planner.plan(now)
-            result = loop.run_until_complete(parts.dispatch_flow(now=now.isoformat(), batch_size=500, lanes=2))
-            stats.sent += int(result.get("sent", 0))
-            # Receipts arrive a minute after the send; replies a quarter of an hour later; agents work after.
-            clock.now = now + timedelta(minutes=1)
-            stats.receipts.update(providers.replay(clock.now))
-            clock.now = now + timedelta(minutes=15)
-            world.replies(now + timedelta(minutes=1), clock.now, stats)
+            if hour in DISPATCH_AT:
+                result = loop.run_until_complete(parts.dispatch_flow(now=now.isoformat(), batch_size=500, lanes=2))
+                stats.sent += int(result.get("sent", 0))
+                # Receipts arrive a minute after the send, replies a quarter of an hour later.
+                clock.now = now + timedelta(minutes=1)
+                stats.receipts.update(providers.replay(clock.now))
+                clock.now = now + timedelta(minutes=15)
+                world.replies(now + timedelta(minutes=1), clock.now, stats)
             clock.now = now + timedelta(minutes=30)
             desk.work(clock.now, stats)
             previous = clock.now
         clock.now = local_moment(day, DAY_END)
         stats.events += world.settle_claims(clock.now)
         world.policies_at_expiry(day, clock.now, stats)
-        clock.now = day_end
-        parts.planner.plan(day_end)  # the rest of the day's window (held by quiet hours until the morning)
         return stats
 
     def _report(self, db_url: str, db_path: Path, log_file: Path, started: float, providers: Providers,
