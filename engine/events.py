@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -41,6 +42,19 @@ class EmitResult:
     created: bool
     touches: int
     tasks: int
+
+
+# SQLite takes one writer at a time. Without this lock every request thread of the console
+# starts its write transactions at once, and all but one sit in SQLite's busy handler, which
+# sleeps in steps of up to 100 ms between retries (and holds a pooled connection meanwhile):
+# at 200 events/s that turned a 5 ms emit into seconds of waiting. Queueing the writers on a
+# lock in the process hands the database to the next one as soon as the last commits.
+# PostgreSQL locks rows, not the database, so its emits run side by side.
+_sqlite_writers = threading.Lock()
+
+
+def _writer_lock(dialect: str) -> AbstractContextManager[object]:
+    return _sqlite_writers if dialect == "sqlite" else nullcontext()
 
 
 _cache: dict[tuple[str, str], tuple[tuple[tuple[str, float], ...], list[LoadedJourney], DeliveryConfig]] = {}
@@ -91,7 +105,7 @@ def emit_event(
     now = utcnow()
     occurred = as_utc(occurred_at) if occurred_at else now
     external_id = event_id or f"{type}:{customer_external_id}:{uuid.uuid4().hex}"
-    with Session(engine, expire_on_commit=False) as session:
+    with _writer_lock(engine.dialect.name), Session(engine, expire_on_commit=False) as session:
         customer_id = session.execute(
             select(col(Customer.id)).where(col(Customer.external_id) == customer_external_id)
         ).scalar_one_or_none()
