@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import Counter
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,9 +23,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from engine.planner import Planner, active_journeys
+from engine.planner import ChunkOutput, Planner, active_journeys
 from engine.settings_model import DeliveryConfig
 from engine.validation import LoadedJourney
 from store.clock import as_utc, utcnow
@@ -122,11 +124,109 @@ def emit_event(
         if inserted is None:
             existing = session.execute(select(col(Event.id)).where(col(Event.external_id) == external_id)).scalar_one()
             return EmitResult(int(existing), False, 0, 0)
-        journeys, config = _journeys_in_force(session, str(engine.url))
-        journeys = active_journeys(session, journeys)
-        planner = Planner(
-            session, journeys, config, occurred - timedelta(seconds=1), max(now, occurred),
-            sources=frozenset({"events"}), customer_ids=[customer_id], event_ids=[int(inserted)],
-        )
-        result = planner.run()
-        return EmitResult(int(inserted), True, result.touches_written, result.tasks_written)
+    arrival = _Arrival(int(customer_id), int(inserted), occurred, max(now, occurred))
+    _act(engine, arrival)
+    return EmitResult(arrival.event_id, True, arrival.touches, arrival.tasks)
+
+
+# --- acting on stored events, several at a time -------------------------------------------------
+#
+# Planning one event costs about 5 ms of CPU, nearly all of it the dozen queries and statement
+# builds a planner run makes whatever its size; planning 10 events in one run costs about 1 ms
+# each. So the request threads that arrive while a run is going queue their events, and the
+# next run takes all of them (group commit): alone, an event is planned at once as before;
+# under load, one run serves many requests and the event path keeps up with the arrival rate.
+
+
+@dataclass
+class _Arrival:
+    customer_id: int
+    event_id: int
+    occurred: datetime
+    end: datetime  # steps run up to here: "now", or the time of an event reported from the future
+    done: bool = False
+    touches: int = 0
+    tasks: int = 0
+    error: BaseException | None = None
+
+
+MAX_BATCH = 64
+_queued: dict[str, list[_Arrival]] = {}
+_queue_guard = threading.Lock()
+_planners: dict[str, threading.Lock] = {}
+
+
+def _act(engine: Engine, arrival: _Arrival) -> None:
+    key = str(engine.url)
+    with _queue_guard:
+        _queued.setdefault(key, []).append(arrival)
+        planning = _planners.setdefault(key, threading.Lock())
+    with planning:
+        # The run this thread waited for may have taken its event already.
+        if not arrival.done:
+            batch, end = _take(key, arrival)
+            _run(engine, batch, end)
+    if arrival.error is not None:
+        raise arrival.error
+
+
+def _take(key: str, mine: _Arrival) -> tuple[list[_Arrival], datetime]:
+    """This thread's event and others waiting, one per customer (a second event of the same
+    customer must see the first one's enrollment: it goes in the next run), all with the same
+    horizon. An event stamped in the future runs alone up to its own time, as it did before."""
+    now = utcnow()
+    with _queue_guard:
+        queue = _queued[key]
+        if mine.end > now:
+            queue.remove(mine)
+            return [mine], mine.end
+        batch, customers, rest = [mine], {mine.customer_id}, []
+        for a in queue:
+            if a is mine:
+                continue
+            if len(batch) < MAX_BATCH and a.end <= now and a.customer_id not in customers:
+                batch.append(a)
+                customers.add(a.customer_id)
+            else:
+                rest.append(a)
+        _queued[key] = rest
+    return batch, now
+
+
+def _run(engine: Engine, batch: list[_Arrival], end: datetime) -> None:
+    touches: Counter[int] = Counter()
+    tasks: Counter[int] = Counter()
+
+    def count(out: ChunkOutput) -> None:
+        touches.update(d.wanted.customer_id for d in out.decisions if d.planned)
+        tasks.update(t.customer_id for t in out.tasks)
+
+    try:
+        with _writer_lock(engine.dialect.name), Session(engine, expire_on_commit=False) as session:
+            journeys, config = _journeys_in_force(session, str(engine.url))
+            journeys = active_journeys(session, journeys)
+            planner = Planner(
+                session, journeys, config, min(a.occurred for a in batch) - timedelta(seconds=1), end,
+                sources=frozenset({"events"}), customer_ids=[a.customer_id for a in batch],
+                event_ids=[a.event_id for a in batch], sink=count,
+            )
+            result = planner.run()
+    except Exception as exc:
+        if len(batch) == 1:
+            batch[0].error = exc
+            batch[0].done = True
+            return
+        # One bad event must not fail the requests it happened to share a run with: each alone.
+        # (The failed run wrote nothing: the planner commits once, at the end of its only chunk.)
+        for a in batch:
+            _run(engine, [a], end)
+        return
+    if len(batch) == 1:
+        # Alone, the run's own counts are exact (rows written, repeats not counted).
+        batch[0].touches, batch[0].tasks = result.touches_written, result.tasks_written
+    else:
+        # One event per customer in a run, so what was planned for a customer is that event's doing.
+        for a in batch:
+            a.touches, a.tasks = touches[a.customer_id], tasks[a.customer_id]
+    for a in batch:
+        a.done = True

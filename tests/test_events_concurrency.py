@@ -46,13 +46,15 @@ def test_concurrent_emits_each_create_their_task_once(book: Book, monkeypatch: p
     # Count how many emits are inside their database work at the same moment.
     inside = 0
     most_inside = 0
+    runs = 0
     guard = threading.Lock()
     real_run = events_module.Planner.run
 
     def watched_run(self: Any) -> Any:
-        nonlocal inside, most_inside
+        nonlocal inside, most_inside, runs
         with guard:
             inside += 1
+            runs += 1
             most_inside = max(most_inside, inside)
         try:
             threading.Event().wait(0.005)  # widen the window in which two runs could overlap
@@ -83,8 +85,49 @@ def test_concurrent_emits_each_create_their_task_once(book: Book, monkeypatch: p
     if is_sqlite(book.url):
         # One writer at a time: no emit waits inside SQLite's busy handler for another.
         assert most_inside == 1
+    # Events that arrived while a run was going were planned together, each still counted as its own.
+    assert runs < EVENTS
     # Repeats of the same ids from many threads are recognised, not acted on again.
     with ThreadPoolExecutor(THREADS) as pool:
         again = list(pool.map(send, range(EVENTS)))
     assert not any(r.created for r in again)
     assert len(book.tasks()) == EVENTS
+
+
+def test_an_event_that_fails_fails_alone(book: Book, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planned in one run with others, a failing event does not take their requests down with it."""
+    external = [book.customer() for _ in range(EVENTS)]
+    with Session(get_engine(book.url)) as session:
+        by_id = {c.id: c.external_id for c in session.exec(select(events_module.Customer)).all()}
+    real_run = events_module.Planner.run
+
+    def failing_run(self: Any) -> Any:
+        threading.Event().wait(0.005)  # let the other threads queue behind this run
+        with Session(get_engine(book.url)) as s:
+            ids = s.exec(select(Event.id).where(Event.external_id == "E-poison")).all()
+        if ids and ids[0] in (self.event_ids or []):
+            raise RuntimeError("this event cannot be planned")
+        return real_run(self)
+
+    monkeypatch.setattr(events_module.Planner, "run", failing_run)
+    start = threading.Barrier(THREADS)
+
+    def send(i: int) -> events_module.EmitResult | Exception:
+        if i < THREADS:
+            start.wait()
+        event_id = "E-poison" if i == 3 else f"E-{i}"
+        try:
+            return emit_event("complaint.filed", by_id[external[i]], {}, event_id=event_id, url=book.url)
+        except RuntimeError as exc:
+            return exc
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        results = list(pool.map(send, range(EVENTS)))
+
+    assert isinstance(results[3], RuntimeError)
+    assert all(isinstance(r, events_module.EmitResult) and r.tasks == 1 for i, r in enumerate(results) if i != 3)
+    assert len(book.tasks()) == EVENTS - 1
+    with Session(get_engine(book.url)) as session:
+        poison = session.exec(select(Event).where(Event.external_id == "E-poison")).one()
+    # Stored but not processed: the next plan run picks it up, as after a crash.
+    assert poison.processed_at is None
