@@ -29,6 +29,8 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.harness import Report, add_common
+
 ACCOUNT = "AC" + "0" * 32
 TOKEN = "standin-auth-token"
 # Client-process CPU seconds of each timed phase (all threads; the flow's includes Prefect's
@@ -180,14 +182,15 @@ def _load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--size", "--n", dest="n", type=int, default=20000, help="messages to send (default 20,000)")
     parser.add_argument("--per-task-n", type=int, default=500)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--lanes", type=int, default=3)
     parser.add_argument("--skip-per-task", action="store_true")
     parser.add_argument("--skip-flow", action="store_true")
+    add_common(parser)
     args = parser.parse_args()
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -255,6 +258,19 @@ def main() -> None:
               f"{'met' if met else 'NOT met'}")
     print("(CPU us = client-process CPU microseconds per send, all threads)")
 
+    report = Report("dispatch", args.n, "messages")
+    report.add("raw_per_s", "raw aiohttp loop (best of two)", raw_rate, "sends/s", digits=0)
+    if pt_rate is not None:
+        report.add("per_task_per_s", "one Prefect task per message", pt_rate, "sends/s", digits=0)
+    for (label, rate), key in zip(rows, ("whole", "flow"), strict=False):
+        report.add(f"{key}_per_s", label, rate, "sends/s", bar=">= 2,000", met=rate >= 2000, digits=0)
+        report.add(f"{key}_x_raw", f"{label} / raw", rate / raw_rate, "ratio", bar=">= 0.30",
+                   met=rate >= 0.3 * raw_rate, digits=2)
+        if pt_rate:
+            report.add(f"{key}_x_per_task", f"{label} / per-task", rate / pt_rate, "ratio", bar=">= 20",
+                       met=rate / pt_rate >= 20, digits=1)
+    return report.finish(args)
+
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
