@@ -1,7 +1,7 @@
 """Channel send throughput: SMS (Twilio SDK) and WeChat (httpx on aiohttp) adapters against
 their stand-ins, next to the fastest raw client loop (aiohttp, N in flight) to the same stand-in.
 
-    python -m benchmarks.channel_throughput [--messages 20000] [--concurrency 48]
+    .venv/bin/python benchmarks/channel_throughput.py [--size 20000] [--concurrency 48] [--only sms|wechat]
 
 Each stand-in runs in its own process (callbacks off), so client and server do not
 share an event loop or a GIL; on a 2-core machine they still share the cores, so the
@@ -15,12 +15,17 @@ import asyncio
 import base64
 import json
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.harness import Report, add_common
 from channels.base import OutboundMessage, RenderedMessage
 from channels.sms_twilio import TwilioSmsAdapter
 from channels.wechat import WeChatTemplateAdapter
@@ -194,13 +199,16 @@ def _load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-async def main() -> None:
+async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--size", "--messages", dest="messages", type=int, default=20_000,
+                        help="messages per phase (default 20,000)")
     parser.add_argument("--concurrency", type=int, default=48)
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--only", choices=["sms", "wechat"])
+    add_common(parser)
     args = parser.parse_args()
+    args.warmup = min(args.warmup, args.messages)  # a tiny run must not warm up with more than it sends
 
     rows = []
     print(f"start: {_load()}", flush=True)
@@ -223,6 +231,14 @@ async def main() -> None:
               f"{cpu_adapter:>11.0f} {cpu_raw:>7.0f}  {verdict}")
     print("(us = client CPU microseconds per send)")
 
+    report = Report("channel_throughput", args.messages, "messages")
+    for channel, adapter_rate, raw_rate in rows:
+        report.add(f"{channel}_adapter_per_s", f"{channel} adapter", adapter_rate, "sends/s", bar=f">= {BAR:,.0f}",
+                   met=adapter_rate >= BAR, digits=0)
+        report.add(f"{channel}_raw_per_s", f"{channel} raw aiohttp loop", raw_rate, "sends/s", digits=0)
+        report.add(f"{channel}_x_raw", f"{channel} adapter / raw", adapter_rate / raw_rate, "ratio", digits=2)
+    return report.finish(args)
+
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))
