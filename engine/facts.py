@@ -9,13 +9,14 @@ read only ``customer.tier`` never touches the policy or event tables here.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func
+from sqlalchemy import ColumnElement, and_, func, literal
 from sqlalchemy import select as _sa_select
 from sqlmodel import Session, col
 
@@ -84,33 +85,53 @@ def load_customers(
     fields (age, days_inactive, counts over the last N days) are computed for.
     """
     names = {p.split(".", 1)[1] for p in needed if p.startswith("customer.")}
-    with_attributes = with_attributes or any(n.startswith("attributes.") for n in names) or "churn_risk" in names
+    with_attributes = with_attributes or "churn_risk" in names
+    # Attribute keys conditions read. Without a reason to hold the whole dict, only these are
+    # taken out of the JSON, in SQL: decoding every customer's attributes (a few hundred
+    # bytes of JSON each) was the largest single cost of loading a chunk.
+    keys = [] if with_attributes else sorted(n[len("attributes.") :] for n in names if n.startswith("attributes."))
     extra_cols = [getattr(Customer, n) for n in PLAIN if n in names or (n == "birthday" and "age" in names)
                   or (n == "last_active_at" and "days_inactive" in names)
                   or (n == "created_at" and "tenure_days" in names)]
     cols: list[Any] = [*BASE_COLUMNS, *extra_cols]
     if with_attributes:
         cols.append(Customer.attributes)
+    elif keys:
+        cols.append(_attribute_values(session, keys))
     wanted = set(ids) if ids is not None else None
     rows = session.execute(select(*cols).where(id_filter(col(Customer.id), lo, hi, ids))).all()
     on = as_utc(at).date()
     out: dict[int, CustomerFacts] = {}
     extra_names = [c.key for c in extra_cols]
+    reaches: dict[tuple[Any, ...], Reach] = {}
     for row in rows:
         cid = row[0]
         if wanted is not None and cid not in wanted:
             continue
-        reach = Reach(
-            timezone=row[3],
-            consent={"sms": bool(row[6]), "wechat": bool(row[7]), "email": bool(row[8])},
-            reachable={"sms": bool(row[9]), "email": bool(row[10]), "wechat": bool(row[11])},
-        )
-        attributes = dict(row[-1] or {}) if with_attributes else {}
+        # Few distinct combinations of zone, consent and contact: share one Reach for each
+        # (it is frozen and never changed) instead of building three objects per customer.
+        shape = (row[3], bool(row[6]), bool(row[7]), bool(row[8]), bool(row[9]), bool(row[10]), bool(row[11]))
+        reach = reaches.get(shape)
+        if reach is None:
+            reach = reaches[shape] = Reach(
+                timezone=row[3],
+                consent={"sms": shape[1], "wechat": shape[2], "email": shape[3]},
+                reachable={"sms": shape[4], "email": shape[5], "wechat": shape[6]},
+            )
+        if with_attributes:
+            attributes = dict(row[-1] or {})
+        elif keys:
+            values = row[-1]
+            if isinstance(values, str | bytes):
+                values = json.loads(values)
+            attributes = {k: v for k, v in zip(keys, values or (), strict=False) if v is not None}
+        else:
+            attributes = {}
         fact: dict[str, Any] = {
             "customer.tier": row[2], "customer.timezone": row[3], "customer.locale": row[4],
-            "customer.consent_sms": bool(row[6]), "customer.consent_wechat": bool(row[7]),
-            "customer.consent_email": bool(row[8]), "customer.has_phone": bool(row[9]),
-            "customer.has_email": bool(row[10]), "customer.has_wechat": bool(row[11]),
+            "customer.consent_sms": shape[1], "customer.consent_wechat": shape[2],
+            "customer.consent_email": shape[3], "customer.has_phone": shape[4],
+            "customer.has_email": shape[5], "customer.has_wechat": shape[6],
         }
         for i, name in enumerate(extra_names):
             fact[f"customer.{name}"] = row[len(BASE_COLUMNS) + i]
@@ -125,6 +146,18 @@ def load_customers(
         out[cid] = CustomerFacts(cid, row[1], row[2], row[3], row[4], row[5], reach, attributes, fact)
     _derived(session, lo, hi, ids, names, at, out)
     return out
+
+
+def _attribute_values(session: Session, keys: list[str]) -> Any:
+    """A column holding the JSON array of ``Customer.attributes[k]`` for each of ``keys``
+    (null where absent). JSON true/false stay booleans, which a plain ``json_extract`` of one
+    key on SQLite would turn into 1/0."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.json_build_array(*[col(Customer.attributes).op("->")(literal(k)) for k in keys])
+    # With two or more paths SQLite's json_extract returns a JSON array (one path would
+    # return the bare SQL value), so a single key is asked for twice.
+    paths = [f'$."{k}"' for k in keys] * (2 if len(keys) == 1 else 1)
+    return func.json_extract(Customer.attributes, *paths)
 
 
 def _derived(

@@ -29,6 +29,7 @@ the touch identify its enrollment.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -39,7 +40,6 @@ from typing import Any
 from sqlalchemy import and_, func, or_, update
 from sqlalchemy import select as _sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
 
 from engine import rules
@@ -132,6 +132,9 @@ class ChunkOutput:
     timezones: dict[int, str] = field(default_factory=dict)
     external_ids: dict[int, str] = field(default_factory=dict)
     audience: dict[tuple[int, str], bool] = field(default_factory=dict)
+    # What update steps set, per customer in the order they ran; ``updates`` gets each
+    # customer's whole attributes with these applied.
+    attribute_changes: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 Sink = Callable[[ChunkOutput], None]
@@ -259,6 +262,33 @@ class _CustomerEvent:
     data: dict[str, Any]
 
 
+# Durations and step graphs are asked for per enrollment and step; journeys hold a handful
+# of distinct ones, so each is worked out once per process.
+_duration = functools.lru_cache(maxsize=1024)(parse_duration)
+
+
+@dataclass(frozen=True)
+class _Graph:
+    ids: dict[str, int]  # step id → index
+    successors: list[list[str]]  # per step index, as Journey.successors gives them
+    entry_rule: str
+
+
+_graphs: dict[int, tuple[Journey, _Graph]] = {}
+
+
+def _graph(journey: Journey) -> _Graph:
+    known = _graphs.get(id(journey))
+    if known is not None and known[0] is journey:
+        return known[1]
+    graph = _Graph({s.id: i for i, s in enumerate(journey.steps)},
+                   [journey.successors(i) for i in range(len(journey.steps))], entry_rule(journey))
+    if len(_graphs) > 10_000:  # journeys reloaded over and over in a long-lived process
+        _graphs.clear()
+    _graphs[id(journey)] = (journey, graph)  # the journey kept alive so its id is not reused
+    return graph
+
+
 def _split_point(customer_id: int, journey_id: str, occurrence: str, step_id: str) -> float:
     """A stable number in [0, 100) per customer, journey, occurrence and step: the same
     customer lands in the same variant however often the plan runs."""
@@ -285,7 +315,9 @@ class _Machine:
         resuming: bool,
     ) -> None:
         journey = lj.journey
-        ids = {s.id: i for i, s in enumerate(journey.steps)}
+        graph = _graph(journey)
+        ids = graph.ids
+        successors_of = graph.successors
         fact = {**facts.fact, **scope}
         guard = 0
         while True:
@@ -308,25 +340,25 @@ class _Machine:
                            urgent and journey.category == "service", journey.priority, list(step.send.channels),
                            step.send.template, t, enrollment.split_branch, enrollment.entry_rule),
                     "wanted", "", [], t))
-                target = journey.next_step_id(index)
+                target = successors_of[index][0]
             elif step.task is not None:
                 task = step.task
                 key = f"{facts.id}:{journey.id}:{step.id}:{enrollment.occurrence}"
                 self.out.tasks.append(PlannedTask(
                     key, facts.id, journey.id, lj.version, step.id, enrollment.occurrence, task.queue,
                     PRIORITY[task.priority], task.script, facts.advisor_id if task.assign == "advisor" else None,
-                    t, t + parse_duration(task.due_within), facts.timezone))
-                target = journey.next_step_id(index)
+                    t, t + _duration(task.due_within), facts.timezone))
+                target = successors_of[index][0]
             elif step.update is not None:
                 name = step.update.field[len("customer.attributes.") :]
                 facts.attributes[name] = step.update.value
                 fact[step.update.field] = step.update.value
                 facts.fact[step.update.field] = step.update.value
-                self.out.updates[facts.id] = facts.attributes
-                target = journey.next_step_id(index)
+                self.out.attribute_changes.setdefault(facts.id, {})[name] = step.update.value
+                target = successors_of[index][0]
             elif step.wait is not None:
-                until = t + parse_duration(step.wait)
-                target = journey.next_step_id(index)
+                until = t + _duration(step.wait)
+                target = successors_of[index][0]
                 if target == "exit":  # a wait with nothing after it: the journey is over
                     self._finish(enrollment, "done", until, "completed")
                     return
@@ -337,11 +369,11 @@ class _Machine:
                 resuming = True
             elif step.wait_for is not None:
                 wf = step.wait_for
-                timeout = parse_duration(wf.timeout)
+                timeout = _duration(wf.timeout)
                 began = enrollment.next_at - timeout if (resuming and enrollment.next_at) else t
                 deadline = began + timeout
                 hit = self._find_event(wf.event, wf.when, fact, events, began, min(deadline, self.horizon))
-                successors = journey.successors(index)
+                successors = successors_of[index]
                 if hit is not None:
                     t = hit.occurred_at
                     fact.update(event_fact(hit.type, hit.occurred_at, hit.data))
@@ -354,11 +386,11 @@ class _Machine:
                     return
                 resuming = True
             elif step.branch is not None:
-                target = journey.successors(index)[-1]
+                target = successors_of[index][-1]
                 now = epoch_seconds(t)
                 for case_index, case in enumerate(step.branch.cases):
                     if rules.holds(case.when, fact, now):
-                        target = journey.successors(index)[case_index]
+                        target = successors_of[index][case_index]
                         break
             elif step.split is not None:
                 point = _split_point(facts.id, journey.id, enrollment.occurrence, step.id)
@@ -374,7 +406,7 @@ class _Machine:
                     self._finish(enrollment, "exited", t, "holdout")
                     return
                 enrollment.split_branch = step.split.variants[chosen].name
-                target = journey.successors(index)[chosen]
+                target = successors_of[index][chosen]
             else:
                 assert step.exit is not None
                 self._finish(enrollment, "done", t, step.exit.reason)
@@ -454,14 +486,13 @@ class Planner:
         self.chunk = chunk
         self.result = PlanResult(self.start, self.end, dry_run, journeys=[j.id for j in self.journeys])
         self.dialect = session.get_bind().dialect.name
-        needed: set[str] = set()
-        self.updates_attributes = False
+        # Fields each journey's conditions read: a chunk loads only those of the journeys it
+        # runs (a day without the holiday journey reads no attributes, one without the
+        # potential-tier journeys counts no logins).
+        self.fields: dict[str, set[str]] = {}
         for lj in self.journeys:
-            for cond in conditions_of(lj.journey):
-                needed.update(cond.fields())
-            if any(s.update is not None for s in lj.journey.steps):
-                self.updates_attributes = True
-        self.needed = needed
+            self.fields[lj.id] = {f for cond in conditions_of(lj.journey) for f in cond.fields()}
+        self.needed = set().union(*self.fields.values())
 
     # -- driving ----------------------------------------------------------------------------------
 
@@ -499,8 +530,9 @@ class Planner:
             return
         entrants = self._not_yet_entered(lo, hi, ids, entrants)
         customer_ids = sorted({e.customer_id for e in entrants} | {w.customer_id for w, _ in waiting})
-        facts = load_customers(self.session, lo, hi, customer_ids, self.needed, self.end,
-                               with_attributes=self.updates_attributes) if customer_ids else {}
+        involved = {e.journey.id for e in entrants} | {w.journey_id for w, _ in waiting}
+        needed = set().union(*(self.fields[j] for j in involved))
+        facts = load_customers(self.session, lo, hi, customer_ids, needed, self.end) if customer_ids else {}
         entrants = self._in_audience(entrants, facts, out)
         events = self._customer_events(lo, hi, customer_ids, entrants, waiting)
         machine = _Machine(self.end, out)
@@ -508,7 +540,7 @@ class Planner:
             cf = facts[e.customer_id]
             enrollment = PlannedEnrollment(
                 e.customer_id, e.journey.id, e.journey.version, e.occurrence, None, "active", None, None,
-                e.due, None, None, entry_rule(e.journey.journey))
+                e.due, None, None, _graph(e.journey.journey).entry_rule)
             machine.run(e.journey, cf, e.scope, events.get(e.customer_id, []), enrollment, 0, e.due, False)
             out.enrollments.append(enrollment)
         by_id = {lj.id: lj for lj in self.journeys}
@@ -525,9 +557,10 @@ class Planner:
             step = lj.journey.steps[index] if index < len(lj.journey.steps) else None
             t = row.next_at
             if step is not None and step.wait_for is not None:
-                t = row.next_at - parse_duration(step.wait_for.timeout)  # the wait began here
+                t = row.next_at - _duration(step.wait_for.timeout)  # the wait began here
             machine.run(lj, waiting_facts, scope, events.get(row.customer_id, []), enrollment, index, t, True)
             out.enrollments.append(enrollment)
+        self._attribute_updates(out)
         out.events = list(event_rows)
         for cid, cf in facts.items():
             out.timezones[cid] = cf.timezone
@@ -538,6 +571,17 @@ class Planner:
             self.sink(out)
         if not self.dry_run:
             self._write(out)
+
+    def _attribute_updates(self, out: ChunkOutput) -> None:
+        """``out.updates``: the whole attributes of each customer an update step changed, read
+        here for those few customers rather than decoded for the whole chunk up front."""
+        if not out.attribute_changes:
+            return
+        cids = sorted(out.attribute_changes)
+        for i in range(0, len(cids), 5000):
+            for cid, attributes in self.session.execute(select(Customer.id, Customer.attributes).where(
+                    col(Customer.id).in_(cids[i : i + 5000]))).all():
+                out.updates[cid] = {**(attributes or {}), **out.attribute_changes[cid]}
 
     # -- who enters -------------------------------------------------------------------------------
 
@@ -660,7 +704,7 @@ class Planner:
         if not entrants:
             return entrants
         journeys = sorted({e.journey.id for e in entrants})
-        lookback = max((parse_duration(e.journey.journey.reentry.after) for e in entrants
+        lookback = max((_duration(e.journey.journey.reentry.after) for e in entrants
                         if e.journey.journey.reentry.after), default=timedelta(0))
         since = min(e.due for e in entrants) - lookback - timedelta(seconds=1)
         cids = sorted({e.customer_id for e in entrants})
@@ -689,7 +733,7 @@ class Planner:
             reentry = e.journey.journey.reentry
             if not reentry.allowed and (k in ever or entries.get(k)):
                 continue
-            if reentry.after and any(e.due - prev < parse_duration(reentry.after) for prev in entries.get(k, [])
+            if reentry.after and any(e.due - prev < _duration(reentry.after) for prev in entries.get(k, [])
                                      if prev <= e.due):
                 continue
             entries[k].append(e.due)
@@ -833,27 +877,41 @@ class Planner:
 
     # -- writing ----------------------------------------------------------------------------------
 
-    def _insert(self, model: Any, rows: list[dict[str, Any]], conflict: list[str]) -> int:
+    def _insert(self, model: Any, names: Sequence[str], rows: list[tuple[Any, ...]], conflict: list[str]) -> int:
+        """Insert ``rows`` (values in the order of ``names``), skipping those whose ``conflict``
+        key exists; the number actually inserted."""
         if not rows:
             return 0
         table = model.__table__
-        maker = pg_insert if self.dialect == "postgresql" else sqlite_insert
-        written = 0
-        for i in range(0, len(rows), 5000):
-            stmt = maker(table).on_conflict_do_nothing(index_elements=conflict).returning(table.c.id)
-            written += len(self.session.execute(stmt, rows[i : i + 5000]).all())
-        return written
+        if self.dialect != "sqlite":
+            written = 0
+            for i in range(0, len(rows), 5000):
+                stmt = pg_insert(table).on_conflict_do_nothing(index_elements=conflict).returning(table.c.id)
+                written += len(self.session.execute(stmt, [dict(zip(names, r, strict=True))
+                                                           for r in rows[i : i + 5000]]).all())
+            return written
+        # SQLite: SQLAlchemy's insertmanyvalues path costs more per row (parameter
+        # construction, type processing of every cell, RETURNING) than SQLite does to store
+        # it, so the column values are converted once here with the columns' own bind
+        # processors (same stored form) and handed to the driver's executemany. Its rowcount
+        # counts only the rows inserted: a conflict skipped by DO NOTHING changes nothing.
+        dialect = self.session.get_bind().dialect
+        columns = [_processed(table.c[name], values, dialect) for name, values in
+                   zip(names, zip(*rows, strict=True), strict=True)]
+        quote = dialect.identifier_preparer.quote
+        sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+               f"VALUES ({', '.join('?' for _ in names)}) "
+               f"ON CONFLICT ({', '.join(quote(n) for n in conflict)}) DO NOTHING")
+        result = self.session.connection().exec_driver_sql(sql, list(zip(*columns, strict=True)))
+        return int(result.rowcount)
 
     def _write(self, out: ChunkOutput) -> None:
         now = utcnow()
         s = self.session
-        new = [e for e in out.enrollments if e.existing_id is None]
-        self.result.enrollments_written += self._insert(Enrollment, [{
-            "customer_id": e.customer_id, "journey_id": e.journey_id, "journey_version": e.journey_version,
-            "occurrence": e.occurrence, "step_id": e.step_id, "state": e.state, "next_at": e.next_at,
-            "split_branch": e.split_branch, "entered_at": e.entered_at, "exited_at": e.exited_at,
-            "exit_reason": e.exit_reason, "entry_rule": e.entry_rule} for e in new],
-            ["customer_id", "journey_id", "occurrence"])
+        self.result.enrollments_written += self._insert(Enrollment, ENROLLMENT_COLUMNS, [
+            (e.customer_id, e.journey_id, e.journey_version, e.occurrence, e.step_id, e.state, e.next_at,
+             e.split_branch, e.entered_at, e.exited_at, e.exit_reason, e.entry_rule)
+            for e in out.enrollments if e.existing_id is None], ["customer_id", "journey_id", "occurrence"])
         advanced = [e for e in out.enrollments if e.existing_id is not None]
         if advanced:
             t = Enrollment.__table__  # type: ignore[attr-defined]
@@ -867,24 +925,22 @@ class Planner:
                 "new_next": e.next_at, "new_split": e.split_branch, "new_exited": e.exited_at,
                 "new_reason": e.exit_reason} for e in advanced])
             self.result.enrollments_advanced += len(advanced)
-        touch_rows = [{
-            "key": d.wanted.key, "customer_id": d.wanted.customer_id, "journey_id": d.wanted.journey_id,
-            "journey_version": d.wanted.journey_version, "step_id": d.wanted.step_id,
-            "occurrence": d.wanted.occurrence, "category": d.wanted.category, "urgent": d.wanted.urgent,
-            "channel": d.channel, "fallback_channels": d.fallback_channels, "template": d.wanted.template,
-            "split_branch": d.wanted.split_branch, "entry_rule": d.wanted.entry_rule,
-            "planned_for": d.wanted.planned_for, "due_at": d.due_at,
-            "status": TouchStatus.PLANNED if d.planned else DROPPED,
-            "error_reason": None if d.planned else f"{d.dropped_by}: {d.reason}"[:255],
-            "attempts": 0, "created_at": now} for d in out.decisions]
-        self.result.touches_written += self._insert(Touch, [r for r in touch_rows if r["status"] != DROPPED], ["key"])
-        self.result.dropped_written += self._insert(Touch, [r for r in touch_rows if r["status"] == DROPPED], ["key"])
-        self.result.tasks_written += self._insert(AgentTask, [{
-            "key": t.key, "customer_id": t.customer_id, "journey_id": t.journey_id,
-            "journey_version": t.journey_version, "step_id": t.step_id, "occurrence": t.occurrence,
-            "queue": t.queue, "priority": t.priority, "script": t.script, "assignee_id": t.assignee_id,
-            "status": TaskStatus.OPEN, "due_at": t.due_at, "created_at": now, "attempt": 1, "escalated": False}
-            for t in out.tasks], ["key"])
+        planned: list[tuple[Any, ...]] = []
+        dropped: list[tuple[Any, ...]] = []
+        for d in out.decisions:
+            w = d.wanted
+            row = (w.key, w.customer_id, w.journey_id, w.journey_version, w.step_id, w.occurrence, w.category,
+                   w.urgent, d.channel, d.fallback_channels, w.template, w.split_branch, w.entry_rule,
+                   w.planned_for, d.due_at)
+            if d.planned:
+                planned.append((*row, TouchStatus.PLANNED, None, 0, now))
+            else:
+                dropped.append((*row, DROPPED, f"{d.dropped_by}: {d.reason}"[:255], 0, now))
+        self.result.touches_written += self._insert(Touch, TOUCH_COLUMNS, planned, ["key"])
+        self.result.dropped_written += self._insert(Touch, TOUCH_COLUMNS, dropped, ["key"])
+        self.result.tasks_written += self._insert(AgentTask, TASK_COLUMNS, [
+            (t.key, t.customer_id, t.journey_id, t.journey_version, t.step_id, t.occurrence, t.queue, t.priority,
+             t.script, t.assignee_id, TaskStatus.OPEN, t.due_at, now, 1, False) for t in out.tasks], ["key"])
         if out.updates:
             ct = Customer.__table__  # type: ignore[attr-defined]
             s.connection().execute(
@@ -895,6 +951,35 @@ class Planner:
             s.connection().execute(update(et).where(et.c.id.in_(out.events), et.c.processed_at.is_(None))
                                    .values(processed_at=now))
         s.commit()
+
+
+ENROLLMENT_COLUMNS = ("customer_id", "journey_id", "journey_version", "occurrence", "step_id", "state", "next_at",
+                      "split_branch", "entered_at", "exited_at", "exit_reason", "entry_rule")
+TOUCH_COLUMNS = ("key", "customer_id", "journey_id", "journey_version", "step_id", "occurrence", "category",
+                 "urgent", "channel", "fallback_channels", "template", "split_branch", "entry_rule", "planned_for",
+                 "due_at", "status", "error_reason", "attempts", "created_at")
+TASK_COLUMNS = ("key", "customer_id", "journey_id", "journey_version", "step_id", "occurrence", "queue", "priority",
+                "script", "assignee_id", "status", "due_at", "created_at", "attempt", "escalated")
+
+
+def _processed(column: Any, values: Sequence[Any], dialect: Any) -> Sequence[Any]:
+    """``values`` of ``column`` in the form its type binds them on ``dialect``."""
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    if process is None:
+        return values
+    # A chunk's datetimes repeat (a few due times per zone), so each distinct one is
+    # converted once; unhashable values (JSON lists) are converted every time.
+    seen: dict[Any, Any] = {}
+    out = []
+    for v in values:
+        try:
+            p = seen[v]
+        except KeyError:
+            p = seen[v] = process(v)
+        except TypeError:
+            p = process(v)
+        out.append(p)
+    return out
 
 
 def _bind(name: str) -> Any:
