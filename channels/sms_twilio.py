@@ -193,6 +193,14 @@ class _Client(Client):
             built = self._headers[key] = super().get_headers(method, dict(headers or {}))
         return dict(built)  # the SDK edits the dict it gets (DELETE drops Accept)
 
+    def copy_non_none_values(self, data: Any) -> Any:
+        # The SDK copies every form recursively to drop None; a Messages form is flat
+        # (strings, and a list for MediaUrl), so one pass does the same.
+        if isinstance(data, dict) and not any(isinstance(v, dict) for v in data.values()):
+            return {k: ([x for x in v if x is not None] if isinstance(v, list) else v)
+                    for k, v in data.items() if v is not None}
+        return super().copy_non_none_values(data)
+
 
 class TwilioSmsAdapter:
     """``ChannelAdapter`` for SMS: up to ``concurrency`` Messages API requests in flight."""
