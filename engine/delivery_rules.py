@@ -21,6 +21,7 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
 from engine.durations import parse_duration
 from engine.occurrences import clock, local_naive, place
@@ -91,7 +92,14 @@ def choose_channel(channels: list[str], reach: Reach) -> tuple[str | None, list[
 
 def quiet_hours_move(due: datetime, tz: str, config: DeliveryConfig) -> datetime | None:
     """Where a touch due at ``due`` goes because of quiet hours, or None if it may stay."""
-    start, end = clock(config.quiet_hours.start), clock(config.quiet_hours.end)
+    return _quiet_hours_move(due, tz, config.quiet_hours.start, config.quiet_hours.end)
+
+
+# A run decides many touches at the same few moments (one due time per cadence and zone),
+# so the zone arithmetic is done once per distinct (moment, zone); both are pure.
+@lru_cache(maxsize=65536)
+def _quiet_hours_move(due: datetime, tz: str, quiet_start: str, quiet_end: str) -> datetime | None:
+    start, end = clock(quiet_start), clock(quiet_end)
     if start == end:
         return None
     local = local_naive(due, tz)
@@ -150,9 +158,14 @@ class CapLedger:
         bisect.insort(self.times.setdefault(customer_id, []), moment)
 
 
+@lru_cache(maxsize=65536)
+def _local_date(moment: datetime, tz: str) -> date:
+    return local_naive(moment, tz).date()
+
+
 def _order_key(w: Wanted, tz: str) -> tuple[date, int, datetime, str, str]:
     # Same customer and local day: higher priority first; then earlier, then stable by name.
-    return (local_naive(w.planned_for, tz).date(), -w.priority, w.planned_for, w.journey_id, w.step_id)
+    return (_local_date(w.planned_for, tz), -w.priority, w.planned_for, w.journey_id, w.step_id)
 
 
 def apply(
@@ -165,9 +178,9 @@ def apply(
     """Decisions for one customer's wanted touches. ``existing``: keys already in the store
     (their due time) — those are not decided again and already count in ``ledger``."""
     out: list[Decision] = []
-    existing = existing or {}
-    for w in sorted(wanted, key=lambda w: _order_key(w, reach.timezone)):
-        if w.key in existing:
+    ordered = wanted if len(wanted) == 1 else sorted(wanted, key=lambda w: _order_key(w, reach.timezone))
+    for w in ordered:
+        if existing and w.key in existing:
             continue
         channel, fallbacks = choose_channel(w.channels, reach)
         if channel is None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import operator
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +47,16 @@ from engine import rules
 from engine.conditions import epoch_seconds
 from engine.delivery_rules import CapLedger, Decision, Wanted, apply
 from engine.durations import parse_duration
-from engine.facts import DROPPED, CustomerFacts, claim_fact, event_fact, id_filter, load_customers, policy_fact
+from engine.facts import (
+    DROPPED,
+    CustomerFacts,
+    claim_fact,
+    event_fact,
+    fetch_rows,
+    id_filter,
+    load_customers,
+    policy_fact,
+)
 from engine.journey_model import Condition, Journey
 from engine.occurrences import (
     anchor_date_range,
@@ -87,7 +97,7 @@ ALL_SOURCES = frozenset({"schedule", "date", "enrollments", "events"})
 # --- what a run produces ---------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class PlannedTask:
     key: str
     customer_id: int
@@ -104,7 +114,7 @@ class PlannedTask:
     timezone: str
 
 
-@dataclass
+@dataclass(slots=True)
 class PlannedEnrollment:
     customer_id: int
     journey_id: str
@@ -227,7 +237,7 @@ def entry_rule(journey: Journey) -> str:
 # --- the step machine --------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entrant:
     customer_id: int
     journey: LoadedJourney
@@ -235,6 +245,14 @@ class _Entrant:
     due: datetime
     scope: dict[str, Any]
     event_id: int | None = None
+    journey_id: str = ""  # journey.id, kept plain so that sorting needs no property call
+
+    def __post_init__(self) -> None:
+        self.journey_id = self.journey.journey.id
+
+
+# The order entrants are taken in: by due time, then journey, then customer.
+_ENTRY_ORDER = operator.attrgetter("due", "journey_id", "customer_id")
 
 
 @dataclass
@@ -536,7 +554,7 @@ class Planner:
         entrants = self._in_audience(entrants, facts, out)
         events = self._customer_events(lo, hi, customer_ids, entrants, waiting)
         machine = _Machine(self.end, out)
-        for e in sorted(entrants, key=lambda e: (e.due, e.journey.id, e.customer_id)):
+        for e in sorted(entrants, key=_ENTRY_ORDER):
             cf = facts[e.customer_id]
             enrollment = PlannedEnrollment(
                 e.customer_id, e.journey.id, e.journey.version, e.occurrence, None, "active", None, None,
@@ -599,8 +617,8 @@ class Planner:
                 zones = [tz for tz, f in fires.items() if f]
                 if not zones:
                     continue
-                rows = self.session.execute(select(Customer.id, Customer.timezone).where(
-                    self._customer_scope(lo, hi, ids), tier_clause, col(Customer.timezone).in_(zones))).all()
+                rows = fetch_rows(self.session, select(Customer.id, Customer.timezone).where(
+                    self._customer_scope(lo, hi, ids), tier_clause, col(Customer.timezone).in_(zones)))
                 for cid, tz in rows:
                     for label, due in fires[tz]:
                         out.append(_Entrant(cid, lj, label, due, {}))
@@ -615,8 +633,8 @@ class Planner:
         out: list[_Entrant] = []
         if entry.anchor == "customer.birthday":
             codes = birth_md_candidates(self.start, self.end, entry.offset)
-            rows = self.session.execute(select(Customer.id, Customer.timezone, Customer.birthday).where(
-                self._customer_scope(lo, hi, ids), tier_clause, col(Customer.birth_md).in_(codes))).all()
+            rows = fetch_rows(self.session, select(Customer.id, Customer.timezone, Customer.birthday).where(
+                self._customer_scope(lo, hi, ids), tier_clause, col(Customer.birth_md).in_(codes)))
             for cid, tz, birthday in rows:
                 if birthday is None:
                     continue
@@ -627,8 +645,8 @@ class Planner:
                      for tz in self._zones()}
             zones = [tz for tz, f in fires.items() if f]
             if zones:
-                rows = self.session.execute(select(Customer.id, Customer.timezone).where(
-                    self._customer_scope(lo, hi, ids), tier_clause, col(Customer.timezone).in_(zones))).all()
+                rows = fetch_rows(self.session, select(Customer.id, Customer.timezone).where(
+                    self._customer_scope(lo, hi, ids), tier_clause, col(Customer.timezone).in_(zones)))
                 for cid, tz in rows:
                     for label, due in fires[tz]:
                         out.append(_Entrant(cid, lj, label, due, {}))
@@ -708,10 +726,10 @@ class Planner:
                         if e.journey.journey.reentry.after), default=timedelta(0))
         since = min(e.due for e in entrants) - lookback - timedelta(seconds=1)
         cids = sorted({e.customer_id for e in entrants})
-        rows = self.session.execute(
+        rows = fetch_rows(self.session,
             select(Enrollment.customer_id, Enrollment.journey_id, Enrollment.occurrence, Enrollment.entered_at).where(
                 id_filter(col(Enrollment.customer_id), lo, hi, cids), col(Enrollment.journey_id).in_(journeys),
-                col(Enrollment.entered_at) > since)).all()
+                col(Enrollment.entered_at) > since))
         seen: set[tuple[int, str, str]] = set()
         entries: dict[tuple[int, str], list[datetime]] = defaultdict(list)
         for cid, jid, occ, entered in rows:
@@ -726,7 +744,7 @@ class Planner:
                     id_filter(col(Enrollment.customer_id), lo, hi, cids), col(Enrollment.journey_id).in_(once))
                 .distinct()).all()}
         kept: list[_Entrant] = []
-        for e in sorted(entrants, key=lambda e: (e.due, e.journey.id, e.customer_id)):
+        for e in sorted(entrants, key=_ENTRY_ORDER):
             k = (e.customer_id, e.journey.id)
             if (e.customer_id, e.journey.id, e.occurrence) in seen:
                 continue
@@ -860,11 +878,11 @@ class Planner:
         window = ledger.window
         first = min(w.planned_for for ws in wanted.values() for w in ws)
         last = max(w.planned_for for ws in wanted.values() for w in ws)
-        rows = self.session.execute(select(Touch.customer_id, Touch.key, Touch.category, Touch.status, Touch.due_at,
-                                           Touch.planned_for).where(
+        rows = fetch_rows(self.session, select(Touch.customer_id, Touch.key, Touch.category, Touch.status,
+                                               Touch.due_at, Touch.planned_for).where(
             id_filter(col(Touch.customer_id), lo, hi, sorted(wanted)),
             or_(and_(col(Touch.due_at) > first - window, col(Touch.due_at) < last + window + timedelta(days=1)),
-                and_(col(Touch.planned_for) >= first, col(Touch.planned_for) <= last)))).all()
+                and_(col(Touch.planned_for) >= first, col(Touch.planned_for) <= last))))
         existing: dict[int, dict[str, datetime]] = defaultdict(dict)
         counted: list[tuple[int, datetime]] = []
         for cid, key, category, status, due, _planned in rows:

@@ -101,6 +101,23 @@ def _memo_key(msg: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in msg.items()))
 
 
+# Outcome per distinct tuple of raw field values, per ruleset, for conditions whose message
+# does not depend on "now" (no duration operator): building and sorting the message costs
+# more than the answer when the same few values come back for every customer. Values are
+# tagged with their type so that True and 1 (equal in Python) stay apart.
+_raw_memo: dict[str, dict[tuple[Any, ...], bool]] = {}
+
+
+def _raw_key(fields: list[str], fact: dict[str, Any]) -> tuple[Any, ...]:
+    key: list[Any] = []
+    for path in fields:
+        v = fact.get(path)
+        if isinstance(v, list | tuple | set | frozenset):
+            v = (type(v), tuple((type(x), x) for x in v))
+        key.append((type(v), v))
+    return tuple(key)
+
+
 def compiled(cond: Condition) -> CompiledCondition:
     """The compiled form of ``cond``, its durable-rules ruleset created on first use."""
     known = _by_object.get(id(cond))
@@ -148,12 +165,27 @@ def evaluate_many(cond: Condition | None, facts: Sequence[dict[str, Any]], nows:
     hits = _fired[name]
     out: list[bool] = []
     memo = _memo.setdefault(name, {})
+    raw_memo = _raw_memo.setdefault(name, {}) if not comp.age_fields else None
     with _lock:
         for fact, now in zip(facts, nows, strict=True):
+            raw_key = None
+            if raw_memo is not None:
+                try:
+                    raw_key = _raw_key(comp.fields, fact)
+                    known = raw_memo.get(raw_key)
+                except TypeError:  # an unhashable value (a dict): go by the message
+                    raw_key = known = None
+                if known is not None:
+                    out.append(known)
+                    continue
+                if len(raw_memo) >= _MEMO_LIMIT:
+                    raw_memo.clear()
             msg = comp.message(fact, now)
             key = _memo_key(msg)
             known = memo.get(key)
             if known is not None:
+                if raw_key is not None and raw_memo is not None:
+                    raw_memo[raw_key] = known
                 out.append(known)
                 continue
             if len(memo) >= _MEMO_LIMIT:
@@ -171,6 +203,8 @@ def evaluate_many(cond: Condition | None, facts: Sequence[dict[str, Any]], nows:
             fired = int(sid) in hits
             hits.discard(int(sid))
             memo[key] = fired
+            if raw_key is not None and raw_memo is not None:
+                raw_memo[raw_key] = fired
             out.append(fired)
     return out
 
