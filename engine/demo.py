@@ -9,7 +9,8 @@ What runs is the product itself, on a clock that the demo advances day by day:
    are replayed into the real receipt handlers (``channels.receipts``) with the simulated
    time, because Twilio's callbacks carry no timestamp of their own;
 3. every simulated day (local time, Asia/Shanghai): Mondays the retier and the tier review,
-   06:00 the churn check, then the planner for the day's window (``engine.planner.plan``);
+   06:00 the churn check, then the planner through the day's window (``engine.planner.plan``
+   at 06:05, 10:00, 14:00 and 20:00, each time for what fell due since the last run);
    every hour 08:00–20:00 customer events through ``emit_event`` (app logins, complaints,
    small claims and their settlement, post-call CSAT answers) and agents working their tasks
    through ``console.tasks`` (assignment, escalation, claim, complete with a mix of outcomes,
@@ -74,6 +75,10 @@ TIERS = ("diamond", "platinum", "gold", "silver", "potential")
 # the service's every-5-seconds keep the month to a few minutes: a touch waits for the next one.
 HOURS = tuple(time(h, 0) for h in range(8, 21))
 DISPATCH_AT = frozenset({time(8, 0), time(10, 0), time(12, 0), time(14, 0), time(17, 0), time(20, 0)})
+# When the planner runs besides the morning (the service: every 5 minutes). Each run re-reads and
+# validates every journey file (~0.8 s here), so the demo plans at the hours the journeys use
+# (10:00 schedules) and twice more for waits that end and events stored by the webhooks.
+PLAN_HOURS = frozenset({time(10, 0), time(14, 0), time(20, 0)})
 CHURN_CHECK_AT = time(6, 0)  # as the embedded service schedules them (engine.service)
 PLAN_AT = time(6, 5)  # the day's plan, after the churn check
 RETIER_AT = time(3, 0)
@@ -707,6 +712,22 @@ NOTES = {
 }
 
 
+SHIFT_START, SHIFT_END = time(8, 30), time(20, 30)  # when the agents work (the desk's last round)
+
+
+def _within_shift(when: datetime, created: datetime) -> datetime:
+    """An agent who means to be on time and whose moment falls at night does it in the last round
+    of the evening before (when the task already existed then), else in the first of the morning."""
+    local = when.astimezone(_local())
+    if SHIFT_START <= local.time() <= SHIFT_END:
+        return when
+    evening_day = local.date() if local.time() > SHIFT_END else local.date() - timedelta(days=1)
+    evening = local_moment(evening_day, SHIFT_END)
+    if evening >= created:
+        return evening
+    return local_moment(evening_day + timedelta(days=1), SHIFT_START)
+
+
 class Desk:
     """A few agents and a supervisor working their tasks through ``console.tasks``, some of them late."""
 
@@ -733,7 +754,7 @@ class Desk:
         window = max(timedelta(minutes=30), due - created)
         if self.rng.random() < LATE_SHARE:
             return created + window * self.rng.uniform(1.05, 2.0)
-        return created + window * self.rng.uniform(0.02, 0.85)
+        return _within_shift(created + window * self.rng.uniform(0.02, 0.85), created)
 
     def _outcome(self, queue: str, journey: str) -> str:
         from console.tasks import SUPERVISOR_QUEUE
@@ -896,54 +917,55 @@ class Simulation:
                   period_start: datetime, period_end: datetime) -> DemoResult:
         from store.clock import simulated_time
 
-        settings, console, rng = self.settings, self.console, self.rng
-        console.print("  starting Prefect's local engine (the first flow run takes a few seconds)")
+        self.console.print("  starting Prefect's local engine (the first flow run takes a few seconds)")
         from engine.flows import dispatch_flow  # after _quiet_prefect: Prefect reads its settings on import
 
         _mask_prefect_handlers()
         clock = SimClock(period_start)
         planner = Planner(db_url)
         if planner.fn is None:
-            console.print("[bold yellow]planner not available[/] (engine.planner is not in this tree): nothing "
-                          "scheduled will be planned; event journeys still run if engine.events has them")
-        parts = _Parts(
-            db_url=db_url, clock=clock, planner=planner, dispatch_flow=dispatch_flow, providers=providers,
-        )
-        total = DayStats()
+            self.console.print("[bold yellow]planner not available[/] (engine.planner is not in this tree): "
+                               "nothing scheduled will be planned; event journeys still run if engine.events has them")
+        parts = _Parts(db_url=db_url, clock=clock, planner=planner, dispatch_flow=dispatch_flow, providers=providers)
         # Parts that stamp rows with "now" themselves (the planner's created_at, emit_event's horizon,
-        # task audit times) read the simulated clock; everything else gets the time passed explicitly.
+        # task audit times) read the simulated clock; the rest get the time passed explicitly.
         with simulated_time(clock):
-            parts.book = Book(db_url)
-            parts.book.unreachable(rng, providers)
-            parts.world = World(db_url, parts.book, Events(db_url, clock), providers, rng)
-            parts.desk = Desk(db_url, parts.world, rng, agents=max(3, min(12, settings.customers // 500)))
-            planner.plan(period_start, start=period_start)  # the first window starts with the period
-            loop = asyncio.new_event_loop()
-            try:
-                for index in range(settings.days):
-                    day = self.first_day + timedelta(days=index)
-                    stats = self._day(day, loop, parts)
-                    day_start, day_end = local_moment(day, time(0, 0)), local_moment(day + timedelta(days=1), time(0))
-                    figures = _day_figures(db_url, day_start, day_end)
-                    stats.planned, stats.delivered, stats.failed = (figures["planned"], figures["delivered"],
-                                                                    figures["failed"])
-                    stats.tasks_created = figures["tasks"]
-                    total.add(stats)
-                    console.print(
-                        f"  day {index + 1:>2}/{settings.days} {day.isoformat()} {day.strftime('%a')}: "
-                        f"planned {stats.planned:>4}, sent {stats.sent:>4}, delivered {stats.delivered:>4}, "
-                        f"replies {stats.replies:>3} (opt-outs {stats.opt_outs}), events {stats.events:>3}, "
-                        f"tasks +{stats.tasks_created} done {stats.tasks_done} (late {stats.tasks_late}), "
-                        f"churn warnings {stats.churn_warnings}"
-                        + (f", renewed {stats.renewed} lapsed {stats.lapsed}" if stats.renewed or stats.lapsed
-                           else "")
-                    )
-            finally:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.close()
+            total = self._days(parts, period_start)
             clock.now = period_end
             return self._report(db_url, db_path, log_file, started, providers, planner, total, period_start,
                                 period_end)
+
+    def _days(self, parts: _Parts, period_start: datetime) -> DayStats:
+        settings, console, rng, db_url = self.settings, self.console, self.rng, parts.db_url
+        parts.book = Book(db_url)
+        parts.book.unreachable(rng, parts.providers)
+        parts.world = World(db_url, parts.book, Events(db_url, parts.clock), parts.providers, rng)
+        parts.desk = Desk(db_url, parts.world, rng, agents=max(3, min(12, settings.customers // 500)))
+        parts.planner.plan(period_start, start=period_start)  # the first window starts with the period
+        total = DayStats()
+        loop = asyncio.new_event_loop()
+        try:
+            for index in range(settings.days):
+                day = self.first_day + timedelta(days=index)
+                stats = self._day(day, loop, parts)
+                figures = _day_figures(db_url, local_moment(day, time(0, 0)),
+                                       local_moment(day + timedelta(days=1), time(0, 0)))
+                stats.planned, stats.delivered, stats.failed = (figures["planned"], figures["delivered"],
+                                                                figures["failed"])
+                stats.tasks_created = figures["tasks"]
+                total.add(stats)
+                console.print(
+                    f"  day {index + 1:>2}/{settings.days} {day.isoformat()} {day.strftime('%a')}: "
+                    f"planned {stats.planned:>4}, sent {stats.sent:>4}, delivered {stats.delivered:>4}, "
+                    f"replies {stats.replies:>3} (opt-outs {stats.opt_outs}), events {stats.events:>3}, "
+                    f"tasks +{stats.tasks_created} done {stats.tasks_done} (late {stats.tasks_late}), "
+                    f"churn warnings {stats.churn_warnings}"
+                    + (f", renewed {stats.renewed} lapsed {stats.lapsed}" if stats.renewed or stats.lapsed else "")
+                )
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+        return total
 
     def _day(self, day: date, loop: asyncio.AbstractEventLoop, parts: _Parts) -> DayStats:
         from engine.monitoring import churn_warning_check, run_tier_review
@@ -960,18 +982,19 @@ class Simulation:
             run_tier_review(at=clock.now, url=db_url)
         clock.now = local_moment(day, CHURN_CHECK_AT)
         stats.churn_warnings = _count(churn_warning_check(at=clock.now, url=db_url), "warned")
-        # The day's window, planned once in the morning: (end of the last plan, midnight]. Touches
-        # keep their own due times (dispatch sends each at the first tick after it); the churn
-        # warnings just raised are among the events it acts on. Events later in the day are acted
-        # on at once by emit_event; waits that end later are picked up by the next day's plan.
+        # The day's window is planned as the clock moves through it, (last plan, now] each time, as
+        # the service does: planning ahead would let a wait_for time out before its event can come.
+        # This first step covers the night and acts on the churn warnings just raised.
         clock.now = local_moment(day, PLAN_AT)
-        parts.planner.plan(day_end)
+        parts.planner.plan(clock.now)
         previous = clock.now
         for hour in HOURS:
             now = local_moment(day, hour)
             clock.now = previous
             stats.events += world.customer_events(previous, now, (now - previous) / (day_end - day_start))
             clock.now = now
+            if hour in PLAN_HOURS:
+                parts.planner.plan(now)
             if hour in DISPATCH_AT:
                 result = loop.run_until_complete(parts.dispatch_flow(now=now.isoformat(), batch_size=500, lanes=2))
                 stats.sent += int(result.get("sent", 0))
