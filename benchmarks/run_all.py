@@ -61,10 +61,10 @@ def _value(value: float | None, unit: str) -> str:
 
 
 def table(results: list[tuple[str, dict[str, Any] | None, str]]) -> list[str]:
-    lines = ["| benchmark | figure | value | bar | machine |", "|---|---|---|---|---|"]
+    lines = ["| figure | value | bar | machine |", "|---|---|---|---|"]
     for name, payload, error in results:
         if payload is None:
-            lines.append(f"| {name} | (no figures) | {error} | | {machine(None)} |")
+            lines.append(f"| {name}: (no figures) | {error} | | {machine(None)} |")
             continue
         where = machine(payload)
         size = f"{payload['size']:,} {payload.get('size_unit', '')}".strip()
@@ -73,7 +73,7 @@ def table(results: list[tuple[str, dict[str, Any] | None, str]]) -> list[str]:
             bar = payload["bars"].get(key, "")
             verdict = payload["verdicts"].get(key)
             bar_text = f"{bar} {unit} ({'met' if verdict else 'MISSED'})" if bar else ""
-            lines.append(f"| {name} ({size}) | {key} | {_value(value, unit)} | {bar_text} | {where} |")
+            lines.append(f"| {name} ({size}): {key} | {_value(value, unit)} | {bar_text} | {where} |")
     return lines
 
 
