@@ -15,9 +15,9 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 from engine.journey_model import Journey
-from engine.paths import delivery_config_path, journeys_dir, tiers_config_path
+from engine.paths import config_dir, delivery_config_path, journeys_dir, templates_dir, tiers_config_path
 from engine.settings_model import DeliveryConfig, TierConfig
-from engine.validation import LoadedJourney, Problem, load_config, parse_model, validate
+from engine.validation import LoadedJourney, Problem, Report, load_config, parse_model, validate
 from engine.yaml_lines import load_located
 from store.clock import utcnow
 from store.models import JourneyVersion
@@ -77,10 +77,39 @@ def _key(shown_path: str, directory: Path) -> str:
         return shown_path
 
 
+FileStamp = tuple[str, int, int]
+_validated: dict[tuple[str, ...], tuple[tuple[FileStamp, ...], Report]] = {}
+
+
+def _stamps(*folders: Path) -> tuple[FileStamp, ...]:
+    stamps: list[FileStamp] = []
+    for folder in folders:
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+            if path.is_file():
+                stat = path.stat()
+                stamps.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(stamps)
+
+
+def _validate_unless_unchanged(directory: Path) -> Report:
+    """``validate`` re-reads every journey, renders every template and reads both configs (about 0.8 s
+    for the shipped set) and the planner calls this on every run: do it again only when a file in
+    the journeys, templates or config folder changed."""
+    folders = (directory.resolve(), templates_dir().resolve(), config_dir().resolve())
+    key = (str(Path.cwd()), *(str(f) for f in folders))  # cwd: problems name paths relative to it
+    stamps = _stamps(*folders)
+    cached = _validated.get(key)
+    if cached is not None and cached[0] == stamps:
+        return cached[1]
+    report = validate([directory])
+    _validated[key] = (stamps, report)
+    return report
+
+
 def load_in_force(session: Session, directory: Path | None = None) -> InForce:
     """Validate ``directory`` (default ``journeys/``), publish what is valid, fall back for the rest."""
     directory = directory or journeys_dir()
-    report = validate([directory])
+    report = _validate_unless_unchanged(directory)
     result = InForce(problems=list(report.problems))
 
     stored = session.exec(
