@@ -10,7 +10,7 @@ What runs is the product itself, on a clock that the demo advances day by day:
    time, because Twilio's callbacks carry no timestamp of their own;
 3. every simulated day (local time, Asia/Shanghai): Mondays the retier and the tier review,
    06:00 the churn check, then the planner through the day's window (``engine.planner.plan``
-   at 06:05, 10:00, 14:00 and 20:00, each time for what fell due since the last run);
+   at 06:05 and before each dispatch, each time for what fell due since the last run);
    every hour 08:00–20:00 customer events through ``emit_event`` (app logins, complaints,
    small claims and their settlement, post-call CSAT answers) and agents working their tasks
    through ``console.tasks`` (assignment, escalation, claim, complete with a mix of outcomes,
@@ -75,10 +75,6 @@ TIERS = ("diamond", "platinum", "gold", "silver", "potential")
 # the service's every-5-seconds keep the month to a few minutes: a touch waits for the next one.
 HOURS = tuple(time(h, 0) for h in range(8, 21))
 DISPATCH_AT = frozenset({time(8, 0), time(10, 0), time(12, 0), time(14, 0), time(17, 0), time(20, 0)})
-# When the planner runs besides the morning (the service: every 5 minutes). Each run re-reads and
-# validates every journey file (~0.8 s here), so the demo plans at the hours the journeys use
-# (10:00 schedules) and twice more for waits that end and events stored by the webhooks.
-PLAN_HOURS = frozenset({time(10, 0), time(14, 0), time(20, 0)})
 CHURN_CHECK_AT = time(6, 0)  # as the embedded service schedules them (engine.service)
 PLAN_AT = time(6, 5)  # the day's plan, after the churn check
 RETIER_AT = time(3, 0)
@@ -993,9 +989,8 @@ class Simulation:
             clock.now = previous
             stats.events += world.customer_events(previous, now, (now - previous) / (day_end - day_start))
             clock.now = now
-            if hour in PLAN_HOURS:
-                parts.planner.plan(now)
             if hour in DISPATCH_AT:
+                parts.planner.plan(now)  # what fell due since the last run, then send it
                 result = loop.run_until_complete(parts.dispatch_flow(now=now.isoformat(), batch_size=500, lanes=2))
                 stats.sent += int(result.get("sent", 0))
                 # Receipts arrive a minute after the send, replies a quarter of an hour later.
