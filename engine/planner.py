@@ -562,6 +562,7 @@ class Planner:
         self.chunk = chunk
         self.result = PlanResult(self.start, self.end, dry_run, journeys=[j.id for j in self.journeys])
         self.writer: _ChunkWriter | None = None
+        self._zone_rows: tuple[tuple[int, int, int | None], Sequence[Any]] | None = None
         self.dialect = session.get_bind().dialect.name
         # Fields each journey's conditions read: a chunk loads only those of the journeys it
         # runs (a day without the holiday journey reads no attributes, one without the
@@ -681,8 +682,26 @@ class Planner:
     def _customer_scope(self, lo: int, hi: int, ids: Sequence[int] | None) -> Any:
         return id_filter(col(Customer.id), lo, hi, ids)
 
+    def _in_zones(self, lo: int, hi: int, ids: Sequence[int] | None, tiers: Sequence[str] | None,
+                  zones: list[str]) -> list[tuple[int, str]]:
+        """(id, zone) of the chunk's customers in ``tiers`` (all when empty) living in ``zones``.
+
+        Every cadence journey asks this of the same chunk; the zone is not indexed, so each
+        asking in SQL read the chunk's customer rows again (the table is the largest in the
+        store). The chunk's (id, tier, zone) are read once and filtered here instead.
+        """
+        key = (lo, hi, None if ids is None else id(ids))
+        if self._zone_rows is None or self._zone_rows[0] != key:
+            self._zone_rows = (key, fetch_rows(self.session, select(Customer.id, Customer.tier, Customer.timezone)
+                                               .where(self._customer_scope(lo, hi, ids))))
+        wanted_tiers = set(tiers) if tiers else None
+        wanted_zones = set(zones)
+        return [(cid, tz) for cid, tier, tz in self._zone_rows[1]
+                if tz in wanted_zones and (wanted_tiers is None or tier in wanted_tiers)]
+
     def _entrants(self, lo: int, hi: int, ids: Sequence[int] | None) -> list[_Entrant]:
         out: list[_Entrant] = []
+        self._zone_rows = None
         for lj in self.journeys:
             j = lj.journey
             tiers = j.audience.tiers
@@ -692,9 +711,7 @@ class Planner:
                 zones = [tz for tz, f in fires.items() if f]
                 if not zones:
                     continue
-                rows = fetch_rows(self.session, select(Customer.id, Customer.timezone).where(
-                    self._customer_scope(lo, hi, ids), tier_clause, col(Customer.timezone).in_(zones)))
-                for cid, tz in rows:
+                for cid, tz in self._in_zones(lo, hi, ids, tiers, zones):
                     for label, due in fires[tz]:
                         out.append(_Entrant(cid, lj, label, due, {}))
             elif j.entry.date is not None and "date" in self.sources:
@@ -720,9 +737,7 @@ class Planner:
                      for tz in self._zones()}
             zones = [tz for tz, f in fires.items() if f]
             if zones:
-                rows = fetch_rows(self.session, select(Customer.id, Customer.timezone).where(
-                    self._customer_scope(lo, hi, ids), tier_clause, col(Customer.timezone).in_(zones)))
-                for cid, tz in rows:
+                for cid, tz in self._in_zones(lo, hi, ids, lj.journey.audience.tiers, zones):
                     for label, due in fires[tz]:
                         out.append(_Entrant(cid, lj, label, due, {}))
         elif entry.anchor == "policy.expiry_date":
