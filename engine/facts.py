@@ -143,7 +143,7 @@ def load_customers(
     on = as_utc(at).date()
     out: dict[int, CustomerFacts] = {}
     extra_names = [c.key for c in extra_cols]
-    reaches: dict[tuple[Any, ...], Reach] = {}
+    reaches: dict[tuple[Any, ...], tuple[Reach, dict[str, Any]]] = {}
     for row in rows:
         cid = row[0]
         if wanted is not None and cid not in wanted:
@@ -151,13 +151,19 @@ def load_customers(
         # Few distinct combinations of zone, consent and contact: share one Reach for each
         # (it is frozen and never changed) instead of building three objects per customer.
         shape = (row[3], bool(row[6]), bool(row[7]), bool(row[8]), bool(row[9]), bool(row[10]), bool(row[11]))
-        reach = reaches.get(shape)
-        if reach is None:
-            reach = reaches[shape] = Reach(
+        known = reaches.get(shape)
+        if known is None:
+            known = reaches[shape] = (Reach(
                 timezone=row[3],
                 consent={"sms": shape[1], "wechat": shape[2], "email": shape[3]},
                 reachable={"sms": shape[4], "email": shape[5], "wechat": shape[6]},
-            )
+            ), {
+                "customer.timezone": row[3],
+                "customer.consent_sms": shape[1], "customer.consent_wechat": shape[2],
+                "customer.consent_email": shape[3], "customer.has_phone": shape[4],
+                "customer.has_email": shape[5], "customer.has_wechat": shape[6],
+            })
+        reach, common = known
         if with_attributes:
             attributes = dict(row[-1] or {})
         elif keys:
@@ -167,12 +173,7 @@ def load_customers(
             attributes = {k: v for k, v in zip(keys, values or (), strict=False) if v is not None}
         else:
             attributes = {}
-        fact: dict[str, Any] = {
-            "customer.tier": row[2], "customer.timezone": row[3], "customer.locale": row[4],
-            "customer.consent_sms": shape[1], "customer.consent_wechat": shape[2],
-            "customer.consent_email": shape[3], "customer.has_phone": shape[4],
-            "customer.has_email": shape[5], "customer.has_wechat": shape[6],
-        }
+        fact: dict[str, Any] = {"customer.tier": row[2], "customer.locale": row[4], **common}
         for i, name in enumerate(extra_names):
             fact[f"customer.{name}"] = row[len(BASE_COLUMNS) + i]
         if "age" in names:

@@ -339,7 +339,10 @@ class _Machine:
         graph = _graph(journey)
         ids = graph.ids
         successors_of = graph.successors
-        fact = {**facts.fact, **scope}
+        # The customer's own fact dict serves as is when there is no scope to add: it is only
+        # written through by update steps (which write it anyway), and a matched event's
+        # fields go into a copy below.
+        fact = {**facts.fact, **scope} if scope else facts.fact
         guard = 0
         while True:
             guard += 1
@@ -397,7 +400,7 @@ class _Machine:
                 successors = successors_of[index]
                 if hit is not None:
                     t = hit.occurred_at
-                    fact.update(event_fact(hit.type, hit.occurred_at, hit.data))
+                    fact = {**fact, **event_fact(hit.type, hit.occurred_at, hit.data)}
                     target = successors[0]
                 elif deadline <= self.horizon:
                     t = deadline
