@@ -154,6 +154,8 @@ class DemoResult:
     provider_duplicates: dict[str, dict[str, int]]
     planner: str
     seconds: float
+    # The full §8 report for the period (every metric by tier), printed after the summary.
+    report: dict[str, Any] | None = None
 
 
 # --- clock ---------------------------------------------------------------------------------------
@@ -1020,7 +1022,7 @@ class Simulation:
         result = DemoResult(
             start=period_start, end=period_end, rows=rows, total=report["total"], stats=total, charts=charts,
             database=db_path, log_file=log_file, provider_duplicates=providers.duplicates(), planner=planner.name,
-            seconds=wallclock.perf_counter() - started,
+            seconds=wallclock.perf_counter() - started, report=report,
         )
         summary = {
             "period": {"from": period_start.isoformat(), "to": period_end.isoformat()},
@@ -1091,8 +1093,12 @@ def totals_line(result: DemoResult) -> str:
 
 
 def print_result(result: DemoResult, console: Console) -> None:
+    from engine.reports import render_by_metric
+
     console.print(summary_table(result))
     console.print(totals_line(result))
+    if result.report is not None:
+        render_by_metric(result.report, console)
     console.print(f"Charts: {', '.join(str(p) for p in result.charts)}")
     console.print(f"Database: {result.database}  Log: {result.log_file}  Summary: "
                   f"{result.log_file.parent / 'summary.json'}")

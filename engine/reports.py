@@ -122,3 +122,23 @@ def render_table(report: dict[str, Any], console: Console | None = None) -> None
                 "—" if row["lift_points"] is None else f"{row['lift_points'] * 100:+.1f} pts",
             )
         console.print(lift)
+
+
+def render_by_metric(report: dict[str, Any], console: Console | None = None) -> None:
+    """The same figures with one row per metric and one column per group: fits a terminal
+    of ordinary width when there are few groups (the five tiers), as in ``journeys demo``."""
+    console = console or Console()
+    period = report["period"]
+    groups = [*report["groups"].items(), ("total", report["total"])]
+    table = Table(title=f"Every metric, {period['from'][:10]} – {period['to'][:10]}", header_style="bold")
+    table.add_column("metric", style="bold")
+    for name, _values in groups:
+        table.add_column(name, justify="right")
+    for key, heading, kind in COLUMNS:
+        cells = []
+        for _name, values in groups:
+            text = fmt(values.get(key), kind)
+            met = _meets(key, values.get(key))
+            cells.append(text if met is None else f"[{'green' if met else 'red'}]{text}[/]")
+        table.add_row(heading, *cells)
+    console.print(table)

@@ -63,6 +63,11 @@ def test_summary_lists_every_tier_with_deliveries_and_tasks(demo: DemoRun) -> No
     for tier in TIERS:
         assert any(re.search(rf"\b{tier}\b", line) for line in rows), f"{tier} missing from the summary table"
     assert re.search(r"^Total: planned \d", demo.stdout, re.M)
+    # The full report follows: one row per §8 metric.
+    from engine.reports import COLUMNS
+
+    for _key, heading, _kind in COLUMNS:
+        assert re.search(rf"^\W*{re.escape(heading)}\s", demo.stdout, re.M), f"metric {heading!r} not in the report"
     # One progress line per simulated day.
     assert len(re.findall(r"^\s*day\s+\d+/7 2026-03-0\d", demo.stdout, re.M)) == 7
     total = demo.summary["total"]
