@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from engine import planner
 from engine.facts import fetch_rows, load_customers
@@ -72,8 +72,8 @@ def test_attribute_keys_from_sql_keep_their_json_types(book: Book) -> None:
 def test_fetch_rows_matches_execute_all(book: Book) -> None:
     book.customer(birthday=date(1990, 2, 28), consent_sms=False, last_active_at=datetime(2026, 5, 1, 8, tzinfo=UTC))
     book.customer(birthday=None, consent_sms=True, last_active_at=None)
-    stmt = select(Customer.id, Customer.birthday, Customer.consent_sms, Customer.last_active_at,
-                  Customer.preferred_channels, Customer.tier)
+    stmt = select(col(Customer.id), col(Customer.birthday), col(Customer.consent_sms), col(Customer.last_active_at),
+                  col(Customer.preferred_channels), col(Customer.tier))
     with Session(get_engine(book.url)) as session:
         expected = [tuple(r) for r in session.execute(stmt).all()]
         got = [tuple(r) for r in fetch_rows(session, stmt)]
@@ -113,7 +113,7 @@ def test_a_failing_chunk_write_fails_the_run_and_keeps_earlier_chunks(
     with pytest.raises(RuntimeError, match="disk full"):
         plan(utc(2027, 3, 2), utc(2027, 2, 28), url=book.url, chunk=2)
     with Session(get_engine(book.url)) as session:
-        enrolled = sorted(cid for (cid,) in session.execute(select(Enrollment.customer_id)).all())
+        enrolled = sorted(cid for (cid,) in session.execute(select(col(Enrollment.customer_id))).all())
     assert enrolled == ids[:2]  # the first chunk committed, the failed one wrote nothing
     monkeypatch.setattr(planner.Planner, "_write", real)
     rerun = plan(utc(2027, 3, 2), utc(2027, 2, 28), url=book.url, chunk=2)
