@@ -7,7 +7,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from engine.cli import build_app
@@ -133,7 +133,8 @@ def test_renewal_reminder_then_callback_for_higher_tiers(book: Book) -> None:
     [task] = book.tasks()
     assert (task.customer_id, task.queue, task.priority, task.due_at) == (gold, "renewal", 1, utc(2027, 3, 17, 2))
     with Session(get_engine(book.url)) as session:
-        states = session.exec(select(Enrollment.state, Enrollment.exit_reason).order_by(Enrollment.customer_id)).all()
+        states = session.exec(
+            select(Enrollment.state, Enrollment.exit_reason).order_by(col(Enrollment.customer_id))).all()
         assert list(states) == [("done", "completed"), ("done", "completed")]
     assert plan(utc(2027, 3, 16), utc(2027, 3, 1), url=book.url).tasks_written == 0
 
