@@ -139,6 +139,15 @@ class MetricsReport:
         }
 
 
+
+def _is_event_occurrence(occurrence: Any, ev: Any) -> Any:
+    """Whether an enrollment's or task's ``occurrence`` names event ``ev``.
+
+    The planner keys event-entry occurrences as ``event-<event row id>``; rows written by other
+    systems (and older books) use the event's external id. Both count.
+    """
+    return sa.or_(occurrence == ev.c.external_id, occurrence == sa.literal("event-") + sa.cast(ev.c.id, sa.String))
+
 def _ratio(num: Any, den: Any, digits: int = 4) -> float | None:
     return round(float(num) / float(den), digits) if den else None
 
@@ -273,7 +282,7 @@ def _first_touch(conn: sa.Connection, ctx: _Ctx, by: str | None) -> Rows:
     trigger = sa.func.coalesce(ev.c.occurred_at, e.c.entered_at)
     inner = (
         sa.select(grp.label("grp"), ctx.secs(first_sent, trigger).label("secs"))
-        .select_from(e.join(c, c.c.id == e.c.customer_id).outerjoin(ev, ev.c.external_id == e.c.occurrence))
+        .select_from(e.join(c, c.c.id == e.c.customer_id).outerjoin(ev, _is_event_occurrence(e.c.occurrence, ev)))
         .where(
             e.c.entered_at >= ctx.start, e.c.entered_at < ctx.end,
             sa.func.coalesce(e.c.split_branch, "") != HOLDOUT,
@@ -339,12 +348,12 @@ def _event_followups(
         return {}
     first_done = (
         sa.select(sa.func.min(k.c.completed_at))
-        .where(k.c.occurrence == ev.c.external_id, k.c.status == "done")
+        .where(_is_event_occurrence(k.c.occurrence, ev), k.c.status == "done")
         .scalar_subquery()
     )
     first_resolved = (
         sa.select(sa.func.min(k.c.completed_at))
-        .where(k.c.occurrence == ev.c.external_id, k.c.status == "done", k.c.outcome_code == "resolved")
+        .where(_is_event_occurrence(k.c.occurrence, ev), k.c.status == "done", k.c.outcome_code == "resolved")
         .scalar_subquery()
     )
     response = ctx.secs(first_done, ev.c.occurred_at)
@@ -365,7 +374,7 @@ def _event_followups(
         .where(ev.c.type == event_type, ev.c.occurred_at >= ctx.start, ev.c.occurred_at < ctx.end)
     )
     if only_with_task:
-        query = query.where(sa.exists().where(k.c.occurrence == ev.c.external_id))
+        query = query.where(sa.exists().where(_is_event_occurrence(k.c.occurrence, ev)))
     inner = query.subquery()
     i = inner.c
     rows = conn.execute(
