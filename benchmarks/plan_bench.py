@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.harness import Report, add_common  # noqa: E402  (needs the path above)
+
 # Monday 1 March 2027: the weekly, monthly and quarterly cadences all fire.
 DAY_END = datetime(2027, 3, 1, 16, 0, tzinfo=UTC)
 BAR_WALL_S = 60
@@ -53,9 +55,11 @@ def _measure(url: str, start: datetime, end: datetime, dry_run: bool) -> dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--customers", "--size", dest="customers", type=int, default=100_000,
+                        help="customers in the book (--size: the harness's common name)")
     parser.add_argument("--db", default=None, help="SQLite file (default var/bench-<N>.db)")
     parser.add_argument("--measure", choices=["day", "month"], help=argparse.SUPPRESS)
+    add_common(parser)
     args = parser.parse_args()
     path = Path(args.db or f"var/bench-{args.customers}.db")
     url = f"sqlite:///{path}"
@@ -77,10 +81,22 @@ def main() -> None:
         began = time.perf_counter()
         stats = seed_book(url, args.customers, seed=1, as_of=date(2027, 2, 1))
         print(f"seeded {args.customers} customers in {time.perf_counter() - began:.1f} s ({stats})", flush=True)
+    report = Report("plan", args.customers, "customers")
+    # The bar is for 1M customers; a smaller book is held to it pro rata.
+    scale = args.customers / 1_000_000
     for kind in ("day", "month"):
         out = subprocess.run([sys.executable, __file__, "--customers", str(args.customers), "--db", str(path),
                               "--measure", kind], check=True, capture_output=True, text=True, cwd=ROOT)
         figures = json.loads(out.stdout.strip().splitlines()[-1])
+        wall_bar = BAR_WALL_S * scale if kind == "day" else None
+        report.add(f"{kind}_wall_s", f"one {kind}{' (dry run)' if kind == 'month' else ''}: wall",
+                   figures["wall_s"], "s",
+                   bar=f"<= {wall_bar:.1f} (60 s per 1M)" if wall_bar is not None else None,
+                   met=figures["wall_s"] <= wall_bar if wall_bar is not None else None)
+        report.add(f"{kind}_peak_rss_mb", f"one {kind}: peak RSS", figures["peak_rss_mb"], "MB",
+                   bar=f"<= {BAR_RSS_MB}" if kind == "day" else None,
+                   met=figures["peak_rss_mb"] <= BAR_RSS_MB if kind == "day" else None, digits=0)
+        report.add(f"{kind}_cpu_s", f"one {kind}: CPU", figures["cpu_s"], "s")
         # Ratios to the bar (one day for 1M customers: 60 s, 1 GB); below 1 is inside it.
         print(f"{kind:5s} {args.customers} customers: {figures['wall_s']} s "
               f"({figures['wall_s'] / BAR_WALL_S:.2f} of {BAR_WALL_S} s), CPU {figures['cpu_s']} s, "
@@ -89,6 +105,7 @@ def main() -> None:
               f"{figures['tasks']} tasks, dropped {figures['dropped']}, "
               f"moved {figures['moved']} ({figures['window']}{', dry run' if figures['dry_run'] else ''})",
               flush=True)
+    sys.exit(report.finish(args))
 
 
 if __name__ == "__main__":

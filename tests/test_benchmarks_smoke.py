@@ -46,9 +46,7 @@ def test_every_script_has_a_case() -> None:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_benchmark_runs_at_a_tiny_size(name: str, tmp_path: Path) -> None:
     script = BENCH / f"{name}.py"
-    if "benchmarks.harness" not in script.read_text(encoding="utf-8"):
-        # plan_bench.py belongs to the planner's engineer; it joins as soon as it uses the harness.
-        pytest.skip(f"{script.name} does not use benchmarks/harness.py yet")
+    assert "benchmarks.harness" in script.read_text(encoding="utf-8"), f"{script.name} must use benchmarks/harness.py"
     args, size, keys = CASES[name]
     if name == "plan_bench":
         args = [*args, "--db", str(tmp_path / "plan.db")]
