@@ -31,7 +31,7 @@ from engine.settings_model import DeliveryConfig
 from engine.validation import LoadedJourney
 from store.clock import as_utc, utcnow
 from store.db import get_engine
-from store.models import Customer, Event
+from store.models import Customer, Event, SurveyAnswer
 
 
 class UnknownCustomer(LookupError):
@@ -94,6 +94,18 @@ def _journeys_in_force(session: Session, url: str) -> tuple[list[LoadedJourney],
     return journeys, config
 
 
+def survey_answers(customer_id: int, data: dict[str, Any], answered_at: datetime) -> list[SurveyAnswer]:
+    """The NPS (0–10) and CSAT (1–5) scores a ``survey.answered`` event carries; others are ignored."""
+    answers = []
+    for kind, low, high in (("nps", 0, 10), ("csat", 1, 5)):
+        value = (data or {}).get(kind)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            continue
+        answers.append(SurveyAnswer(customer_id=customer_id, kind=kind, score=int(value),
+                                    comment=(data or {}).get("comment"), answered_at=answered_at))
+    return answers
+
+
 def emit_event(
     type: str,
     customer_external_id: str,
@@ -120,6 +132,10 @@ def emit_event(
             [{"external_id": external_id, "type": type, "customer_id": customer_id, "data": dict(data or {}),
               "occurred_at": occurred, "received_at": now}],
         ).scalar_one_or_none()
+        if inserted is not None and type == "survey.answered":
+            # Answers reported by other systems count in NPS/CSAT like answers by reply do
+            # (channels.inbound records those itself and does not come through here).
+            session.add_all(survey_answers(customer_id, data, occurred))
         session.commit()
         if inserted is None:
             existing = session.execute(select(col(Event.id)).where(col(Event.external_id) == external_id)).scalar_one()

@@ -164,3 +164,26 @@ def test_unknown_customer_and_cli(book: Book) -> None:
     assert json.loads(first.stdout) == {"event_id": 1, "created": True, "touches": 0, "tasks": 1}
     second = runner.invoke(build_app(), args)
     assert json.loads(second.stdout) == {"event_id": 1, "created": False, "touches": 0, "tasks": 0}
+
+
+def test_survey_answered_event_records_its_scores_once(db_url: str) -> None:
+    """NPS and CSAT sent by other systems count like answers by reply; a repeated event id adds nothing."""
+    from datetime import UTC, datetime
+
+    from sqlmodel import Session, select
+
+    from engine.events import emit_event
+    from store.db import get_engine
+    from store.models import Customer, SurveyAnswer
+
+    t0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    with Session(get_engine(db_url)) as session:
+        session.add(Customer(external_id="S1", name="李四", tier="gold", created_at=t0, updated_at=t0))
+        session.commit()
+    for _ in range(2):
+        emit_event("survey.answered", "S1", {"nps": 9, "csat": 4, "comment": "好"}, event_id="svy-1",
+                   occurred_at=t0, url=db_url)
+    emit_event("survey.answered", "S1", {"nps": 42}, event_id="svy-2", occurred_at=t0, url=db_url)
+    with Session(get_engine(db_url)) as session:
+        rows = session.exec(select(SurveyAnswer)).all()
+    assert sorted((r.kind, r.score) for r in rows) == [("csat", 4), ("nps", 9)]
