@@ -16,8 +16,6 @@ flow only.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import inspect
 from datetime import datetime
 from typing import Any
 
@@ -36,27 +34,6 @@ def _now(now: datetime | str | None) -> datetime:
     if isinstance(now, str):
         return as_utc(datetime.fromisoformat(now))
     return as_utc(now)
-
-
-def _optional(module: str, *names: str) -> Any:
-    """The first of ``names`` found in ``module``, or None while that area is not in the tree."""
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return None
-    for name in names:
-        fn = getattr(mod, name, None)
-        if callable(fn):
-            return fn
-    return None
-
-
-def _call(fn: Any, **kwargs: Any) -> Any:
-    """Call ``fn`` with the keyword arguments it accepts (the areas' signatures differ a little)."""
-    params = inspect.signature(fn).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return fn(**kwargs)
-    return fn(**{k: v for k, v in kwargs.items() if k in params})
 
 
 def _as_dict(result: Any) -> dict[str, Any]:
@@ -138,11 +115,9 @@ def _counts(d: dict[str, Any]) -> DispatchCounts:
 
 @task(name="plan", cache_policy=NO_CACHE)
 def plan_task(now: datetime) -> dict[str, Any]:
-    plan = _optional("engine.planner", "plan", "run_plan")
-    if plan is None:
-        return {"skipped": "engine.planner not available"}
-    # The planner takes the moment as ``at`` (earlier drafts called it ``now``).
-    return _as_dict(_call(plan, at=now, now=now, url=None))
+    from engine.planner import plan
+
+    return _as_dict(plan(at=now))
 
 
 @flow(name="plan")
@@ -155,10 +130,9 @@ def plan_flow(now: str | None = None) -> dict[str, Any]:
 
 @task(name="outcome-ingest", cache_policy=NO_CACHE)
 def outcome_ingest_task(now: datetime) -> dict[str, Any]:
-    """Receipts arrive on the webhooks as they happen; this turns what has come back since the
-    last run into journey events (replies, survey answers, task outcomes) and counts it."""
-    ingest = _optional("engine.events", "ingest_outcomes", "process_outcomes", "process_pending")
-    result = _as_dict(_call(ingest, now=now)) if ingest is not None else {}
+    """Receipts are recorded by the webhooks as they arrive, and the events they raise (replies,
+    survey answers, opt-outs) are acted on by the next plan run; this counts what has come back."""
+    result: dict[str, Any] = {}
     with get_engine().connect() as conn:
         from sqlalchemy import text
 
@@ -191,10 +165,9 @@ def retier_flow(now: str | None = None) -> dict[str, Any]:
 
 @task(name="tier-review", cache_policy=NO_CACHE)
 def tier_review_task(now: datetime) -> dict[str, Any]:
-    review = _optional("engine.review", "review_tiers", "tier_review")
-    if review is None:
-        return {"skipped": "engine.review not available"}
-    return _as_dict(_call(review, now=now))
+    from engine.monitoring import run_tier_review
+
+    return run_tier_review(at=now).as_dict()
 
 
 @flow(name="tier-review")
@@ -207,10 +180,9 @@ def tier_review_flow(now: str | None = None) -> dict[str, Any]:
 
 @task(name="churn-check", cache_policy=NO_CACHE)
 def churn_check_task(now: datetime) -> dict[str, Any]:
-    check = _optional("engine.events", "detect_churn_warnings", "churn_warnings")
-    if check is None:
-        return {"skipped": "churn warning detection not available"}
-    return _as_dict(_call(check, now=now))
+    from engine.monitoring import churn_warning_check
+
+    return _as_dict(churn_warning_check(at=now))
 
 
 @flow(name="churn-check")
@@ -223,10 +195,11 @@ def churn_check_flow(now: str | None = None) -> dict[str, Any]:
 
 @task(name="nps-survey", cache_policy=NO_CACHE)
 def nps_survey_task(now: datetime) -> dict[str, Any]:
-    survey = _optional("engine.events", "start_nps_survey", "nps_survey")
-    if survey is None:
-        return {"skipped": "NPS survey not available"}
-    return _as_dict(_call(survey, now=now))
+    # The survey itself is a journey (journeys/monthly-nps-survey.yaml, on the 1st at 10:00 local
+    # time); planning at this moment makes sure it is planned on its day even between plan runs.
+    from engine.planner import plan
+
+    return _as_dict(plan(at=now))
 
 
 @flow(name="nps-survey")

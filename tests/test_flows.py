@@ -85,3 +85,29 @@ def test_other_flows_run_and_report(prefect_local: None, db_url: str) -> None:
     assert isinstance(plan_flow(), dict)
     ingest = outcome_ingest_flow()
     assert ingest["outcomes_by_kind"] == {}
+
+
+def test_scheduled_loop_flows_call_the_real_parts(prefect_local: None, db_url: str) -> None:
+    """Tier review, churn check and the monthly NPS survey do their work (none is a silent no-op)."""
+    from datetime import date
+
+    from sqlalchemy import text
+
+    from engine.flows import churn_check_flow, nps_survey_flow, tier_review_flow
+    from store.db import get_engine
+    from store.seeding import seed_book
+
+    seed_book(db_url, 300, seed=3, as_of=date(2026, 11, 1))
+    review = tier_review_flow("2026-11-30T02:00:00+00:00")
+    assert sorted(row["tier"] for row in review["tiers"]) == sorted(
+        ["diamond", "platinum", "gold", "silver", "potential"]
+    )
+    churn = churn_check_flow("2026-11-30T22:00:00+00:00")
+    assert churn["candidates"] >= churn["warned"] > 0  # the seeded book has customers gone quiet
+    # 1 Dec 10:00 in Shanghai: the survey journey is planned for the customers it applies to.
+    nps_survey_flow("2026-12-01T02:30:00+00:00")
+    with get_engine(db_url).connect() as conn:
+        surveys = conn.execute(
+            text("SELECT count(*) FROM touch WHERE journey_id = 'monthly-nps-survey'")
+        ).scalar_one()
+    assert surveys > 0
