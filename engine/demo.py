@@ -35,7 +35,6 @@ the agents use) and PostgreSQL (the demo is the embedded default).
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import logging
 import os
@@ -46,7 +45,7 @@ import sys
 import threading
 import time as wallclock
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -374,18 +373,6 @@ class Providers:
 # --- the product's parts that the demo drives ------------------------------------------------------
 
 
-def _find(module: str, *names: str) -> Callable[..., Any] | None:
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return None
-    for name in names:
-        fn = getattr(mod, name, None)
-        if callable(fn):
-            return fn
-    return None
-
-
 def _count(result: Any, *names: str) -> int:
     """A count out of whatever a part returns (a dataclass, a dict, a list)."""
     if result is None:
@@ -402,21 +389,18 @@ def _count(result: Any, *names: str) -> int:
 
 
 class Planner:
-    """``engine.planner.plan`` when it is in the tree; otherwise says so (and nothing scheduled is planned)."""
+    """The product's planner over the demo database."""
+
+    name = "engine.planner.plan"
 
     def __init__(self, db_url: str) -> None:
         self.db_url = db_url
-        self.fn = _find("engine.planner", "plan")
-        self.name = "engine.planner.plan" if self.fn else "planner not available"
 
     def plan(self, at: datetime, start: datetime | None = None) -> int:
         """Plan what is due in (last plan's end, ``at``]; ``start`` only for the very first window."""
-        if self.fn is None:
-            return 0
-        kwargs: dict[str, Any] = {"at": at, "url": self.db_url}
-        if start is not None:
-            kwargs["start"] = start
-        return _count(self.fn(**kwargs), "touches_written", "planned")
+        from engine.planner import plan
+
+        return plan(at=at, start=start, url=self.db_url).touches_written
 
 
 class SimClock:
@@ -430,22 +414,18 @@ class SimClock:
 
 
 class Events:
-    """Customer events through ``engine.events.emit_event`` (the console's bridge stores them until it exists)."""
+    """Customer events through ``engine.events.emit_event``, as other systems send them."""
 
     def __init__(self, db_url: str, clock: SimClock) -> None:
         self.db_url = db_url
         self.clock = clock
-        self.emit_event = _find("engine.events", "emit_event")
 
     def emit(self, type_: str, external_id: str, data: dict[str, Any], event_id: str, at: datetime) -> None:
         # The event is received as it happens: emit_event acts on it up to "now".
         self.clock.now = max(self.clock.now, at)
-        if self.emit_event is not None:
-            self.emit_event(type_, external_id, data, event_id=event_id, occurred_at=at, url=self.db_url)
-            return
-        from console.events_bridge import emit
+        from engine.events import emit_event
 
-        emit(type_, external_id, data, event_id=event_id, occurred_at=at, db_url=self.db_url)
+        emit_event(type_, external_id, data, event_id=event_id, occurred_at=at, url=self.db_url)
 
 
 # --- the simulated world ----------------------------------------------------------------------------
@@ -921,9 +901,6 @@ class Simulation:
         _mask_prefect_handlers()
         clock = SimClock(period_start)
         planner = Planner(db_url)
-        if planner.fn is None:
-            self.console.print("[bold yellow]planner not available[/] (engine.planner is not in this tree): "
-                               "nothing scheduled will be planned; event journeys still run if engine.events has them")
         parts = _Parts(db_url=db_url, clock=clock, planner=planner, dispatch_flow=dispatch_flow, providers=providers)
         # Parts that stamp rows with "now" themselves (the planner's created_at, emit_event's horizon,
         # task audit times) read the simulated clock; the rest get the time passed explicitly.
