@@ -70,6 +70,7 @@ from engine.occurrences import (
     holiday_fires,
     local_naive,
 )
+from engine.plan_workers import plan_in_processes, workers_for
 from engine.settings_model import DeliveryConfig
 from engine.validation import LoadedJourney
 from store.clock import as_utc, utcnow, zone
@@ -188,6 +189,15 @@ class PlanResult:
             self.tasks += 1
             self.tasks_by_queue[t.queue] += 1
         self.events_processed += len(out.events)
+
+    def merge(self, other: PlanResult) -> None:
+        """Add what another part of the same run did (a chunk planned in a worker process)."""
+        self.by_journey_channel.update(other.by_journey_channel)
+        self.tasks_by_queue.update(other.tasks_by_queue)
+        self.dropped.update(other.dropped)
+        for name in ("planned", "moved", "held", "tasks", "touches_written", "dropped_written", "tasks_written",
+                     "enrollments_written", "enrollments_advanced", "events_processed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 # --- journeys in force -------------------------------------------------------------------------
@@ -551,6 +561,7 @@ class Planner:
         event_ids: Sequence[int] | None = None,
         sink: Sink | None = None,
         chunk: int = CHUNK,
+        workers: int | None = None,
     ) -> None:
         self.session = session
         self.journeys = list(journeys)
@@ -563,6 +574,7 @@ class Planner:
         self.event_ids = list(event_ids) if event_ids is not None else None
         self.sink = sink
         self.chunk = chunk
+        self.workers = workers
         self.result = PlanResult(self.start, self.end, dry_run, journeys=[j.id for j in self.journeys])
         self.writer: _ChunkWriter | None = None
         self._zone_rows: tuple[tuple[int, int, int | None], Sequence[Any]] | None = None
@@ -589,6 +601,11 @@ class Planner:
             self.timezones = [
                 tz for (tz,) in self.session.execute(select(Customer.timezone).distinct()).all()
             ]
+            # A sink takes every chunk's output in this process, so such a run stays in it.
+            workers = 1 if self.sink is not None else workers_for(hi - lo + 1, self.chunk, self.workers)
+            if workers > 1:
+                plan_in_processes(self, lo, hi, workers)
+                return self.result
             self.writer = None if self.dry_run else _ChunkWriter(self)
             try:
                 for first in range(lo, hi + 1, self.chunk):
@@ -1135,12 +1152,16 @@ def plan(
     customer_ids: Sequence[int] | None = None,
     sink: Sink | None = None,
     chunk: int = CHUNK,
+    workers: int | None = None,
 ) -> PlanResult:
     """Plan every touch and task due in (start, at]; start defaults to where the last plan
     ended (KeyValue ``plan:last_end``), on the first run ``at`` minus one day.
 
     Writes touches, tasks, enrollments and attribute updates unless ``dry_run``; a dry run
     writes nothing at all (not even the published journey versions).
+
+    ``workers``: processes planning a whole book (``engine.plan_workers``); by default one
+    per core (up to four) for a large book, one for a small one or a run with a ``sink``.
     """
     from engine.journey_registry import load_delivery_config, load_in_force
     from store.db import get_engine
@@ -1157,7 +1178,7 @@ def plan(
         config = delivery or load_delivery_config()
         journeys = active_journeys(session, in_force.journeys.values())
         planner = Planner(session, journeys, config, as_utc(start), end, dry_run=dry_run,
-                          customer_ids=customer_ids, sink=sink, chunk=chunk)
+                          customer_ids=customer_ids, sink=sink, chunk=chunk, workers=workers)
         result = planner.run()
         result.problems = [str(p) for p in in_force.problems]
         if dry_run:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 TIERS: tuple[str, ...] = ("diamond", "platinum", "gold", "silver", "potential")
@@ -168,7 +168,7 @@ class Enrollment(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customer.id")
-    journey_id: str = Field(max_length=64, index=True)
+    journey_id: str = Field(max_length=64)  # searched with customer_id: the unique index serves
     journey_version: str = Field(max_length=64)
     occurrence: str = Field(max_length=64)  # e.g. 2026-W48, 2026-11-22, event external id
     step_id: str | None = Field(default=None, max_length=64)
@@ -188,13 +188,17 @@ class Touch(SQLModel, table=True):
     __table_args__ = (
         Index("ix_touch_status_due", "status", "due_at"),
         Index("ix_touch_customer_due", "customer_id", "due_at"),
+        # Only sent touches have a provider id (migration 0002).
+        Index("ix_touch_provider_message_id", "provider_message_id",
+              sqlite_where=text("provider_message_id IS NOT NULL"),
+              postgresql_where=text("provider_message_id IS NOT NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=255, unique=True)  # customer:journey:step:occurrence
     customer_id: int = Field(foreign_key="customer.id")
     enrollment_id: int | None = Field(default=None, foreign_key="enrollment.id")
-    journey_id: str = Field(max_length=64, index=True)
+    journey_id: str = Field(max_length=64)
     journey_version: str = Field(max_length=64)
     step_id: str = Field(max_length=64)
     occurrence: str = Field(max_length=64)
@@ -211,7 +215,7 @@ class Touch(SQLModel, table=True):
     status: str = Field(default=TouchStatus.PLANNED, max_length=16)
     attempts: int = 0
     next_attempt_at: datetime | None = None
-    provider_message_id: str | None = Field(default=None, max_length=128, index=True)
+    provider_message_id: str | None = Field(default=None, max_length=128)
     error_class: str | None = Field(default=None, max_length=16)  # retryable | permanent
     error_reason: str | None = Field(default=None, max_length=255)
     created_at: datetime
