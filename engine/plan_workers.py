@@ -11,9 +11,11 @@ depends on what another chunk writes (cap, enrollments, events and touches are a
 customer), so the outcome is the one a single process gives, in any order. Each chunk
 commits on its own, as in a single process; when a chunk fails, the chunks not yet started
 are cancelled, the error is raised in the caller, and a re-run repairs the rest
-(idempotency keys). On SQLite the writers take turns through ``busy_timeout``; the
-planner's reads run outside a transaction (the driver begins one only for a write), so a
-writer never has to upgrade a read snapshot that another process has moved past.
+(idempotency keys). On SQLite the writers take turns through a lock the workers share
+(``busy_timeout`` still guards against any other writer); a worker converts a chunk's
+rows before it takes the lock, so the lock is held only while SQLite works. The planner's
+reads run outside a transaction (the driver begins one only for a write), so a writer
+never has to upgrade a read snapshot that another process has moved past.
 
 Workers are spawned, not forked: the caller may hold connections, threads (Prefect,
 APScheduler) or locks that a fork would copy mid-use.
@@ -26,9 +28,10 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine.settings_model import DeliveryConfig
 from engine.validation import LoadedJourney
@@ -78,7 +81,7 @@ class _Job:
 _planner: Planner | None = None
 
 
-def _start_worker(job: _Job) -> None:
+def _start_worker(job: _Job, write_lock: AbstractContextManager[Any] | None) -> None:
     global _planner
     from sqlmodel import Session
 
@@ -89,6 +92,8 @@ def _start_worker(job: _Job) -> None:
     _planner = Planner(session, job.journeys, job.config, job.start, job.end, dry_run=job.dry_run,
                        sources=job.sources, chunk=job.chunk)
     _planner.timezones = list(job.timezones)
+    if write_lock is not None:
+        _planner.write_lock = write_lock
     # The process only plans chunks: collect between them rather than while one is alive
     # (see ``engine.planner._cyclic_gc_between_chunks``).
     gc.disable()
@@ -113,7 +118,11 @@ def plan_in_processes(planner: Planner, lo: int, hi: int, workers: int) -> None:
                planner.sources, planner.chunk, list(planner.timezones))
     ranges = [(first, min(first + planner.chunk - 1, hi)) for first in range(lo, hi + 1, planner.chunk)]
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(job,)) as pool:
+    # SQLite takes one writer at a time: the workers queue on a lock of their own, which wakes
+    # the next one as soon as a write commits. PostgreSQL writes concurrently.
+    write_lock = context.Lock() if planner.dialect == "sqlite" and not planner.dry_run else None
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(job, write_lock)) as pool:
         pending: set[Future[PlanResult]] = {pool.submit(_plan_range, first, last) for first, last in ranges}
         try:
             while pending:

@@ -12,6 +12,10 @@ Shape of a run (``plan``):
   (``engine.delivery_rules``), and the results are written with bulk
   ``INSERT … ON CONFLICT DO NOTHING`` on the idempotency keys. Each chunk commits on its own,
   so a crash halfway is repaired by running again.
+- A large book (60,000+ customer ids) is planned on worker processes, one per core up to
+  four (``engine.plan_workers``; ``workers=`` or ``JOURNEYS_PLAN_WORKERS`` to choose); a
+  small one, a run for given customers and a run with a ``sink`` stay in the caller's
+  process, where a writer thread overlaps each chunk's write with the next chunk's planning.
 - Idempotency: touch and task key ``customer:journey:step:occurrence``; enrollment unique
   on (customer, journey, occurrence). A customer already enrolled in an occurrence is not
   entered again, and waiting enrollments advance with a guarded UPDATE, so running twice,
@@ -36,7 +40,7 @@ import operator
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -174,6 +178,7 @@ class PlanResult:
     enrollments_advanced: int = 0
     events_processed: int = 0
     problems: list[str] = field(default_factory=list)
+    workers: int = 1  # processes that planned the run
 
     def add(self, out: ChunkOutput) -> None:
         for d in out.decisions:
@@ -577,6 +582,10 @@ class Planner:
         self.workers = workers
         self.result = PlanResult(self.start, self.end, dry_run, journeys=[j.id for j in self.journeys])
         self.writer: _ChunkWriter | None = None
+        # Held while a chunk is written: worker processes writing one SQLite file pass a lock
+        # shared between them, so a waiting writer wakes when the other commits instead of
+        # polling with SQLite's busy timeout (up to 100 ms between tries).
+        self.write_lock: AbstractContextManager[Any] = nullcontext()
         self._zone_rows: tuple[tuple[int, int, int | None], Sequence[Any]] | None = None
         self.dialect = session.get_bind().dialect.name
         # Fields each journey's conditions read: a chunk loads only those of the journeys it
@@ -604,6 +613,7 @@ class Planner:
             # A sink takes every chunk's output in this process, so such a run stays in it.
             workers = 1 if self.sink is not None else workers_for(hi - lo + 1, self.chunk, self.workers)
             if workers > 1:
+                self.result.workers = workers
                 plan_in_processes(self, lo, hi, workers)
                 return self.result
             self.writer = None if self.dry_run else _ChunkWriter(self)
@@ -1005,56 +1015,54 @@ class Planner:
 
     # -- writing ----------------------------------------------------------------------------------
 
-    def _insert(self, session: Session, model: Any, names: Sequence[str], rows: list[tuple[Any, ...]],
-                conflict: list[str]) -> int:
-        """Insert ``rows`` (values in the order of ``names``), skipping those whose ``conflict``
-        key exists; the number actually inserted."""
-        if not rows:
-            return 0
+    def _batch(self, model: Any, names: Sequence[str], rows: list[tuple[Any, ...]], conflict: list[str]) -> _Batch:
+        """An insert of ``rows`` (values in the order of ``names``) that skips those whose
+        ``conflict`` key exists, with every value already in the form the driver takes: all
+        the Python work of a write is done before it takes the database's write lock."""
         table = model.__table__
+        if not rows:
+            return _Batch("", [])
         if self.dialect != "sqlite":
-            written = 0
-            for i in range(0, len(rows), 5000):
-                stmt = pg_insert(table).on_conflict_do_nothing(index_elements=conflict).returning(table.c.id)
-                written += len(session.execute(stmt, [dict(zip(names, r, strict=True))
-                                                           for r in rows[i : i + 5000]]).all())
-            return written
+            stmt = pg_insert(table).on_conflict_do_nothing(index_elements=conflict).returning(table.c.id)
+            return _Batch("", [dict(zip(names, r, strict=True)) for r in rows], stmt)
         # SQLite: SQLAlchemy's insertmanyvalues path costs more per row (parameter
         # construction, type processing of every cell, RETURNING) than SQLite does to store
         # it, so the column values are converted once here with the columns' own bind
         # processors (same stored form) and handed to the driver's executemany. Its rowcount
         # counts only the rows inserted: a conflict skipped by DO NOTHING changes nothing.
-        dialect = session.get_bind().dialect
+        dialect = self.session.get_bind().dialect
         columns = [_processed(table.c[name], values, dialect) for name, values in
                    zip(names, zip(*rows, strict=True), strict=True)]
         quote = dialect.identifier_preparer.quote
         sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
                f"VALUES ({', '.join('?' for _ in names)}) "
                f"ON CONFLICT ({', '.join(quote(n) for n in conflict)}) DO NOTHING")
-        result = session.connection().exec_driver_sql(sql, list(zip(*columns, strict=True)))
-        return int(result.rowcount)
+        return _Batch(sql, list(zip(*columns, strict=True)))
+
+    @staticmethod
+    def _insert(session: Session, batch: _Batch) -> int:
+        """Run ``batch``; the number of rows actually inserted."""
+        if not batch.rows:
+            return 0
+        if batch.stmt is not None:
+            written = 0
+            for i in range(0, len(batch.rows), 5000):
+                written += len(session.execute(batch.stmt, batch.rows[i : i + 5000]).all())
+            return written
+        return int(session.connection().exec_driver_sql(batch.sql, batch.rows).rowcount)
 
     def _write(self, out: ChunkOutput, session: Session | None = None) -> None:
         """Write one chunk's output and commit (on ``session``, by default the planner's own)."""
         now = utcnow()
         s = session or self.session
-        self.result.enrollments_written += self._insert(s, Enrollment, ENROLLMENT_COLUMNS, [
+        enrollments = self._batch(Enrollment, ENROLLMENT_COLUMNS, [
             (e.customer_id, e.journey_id, e.journey_version, e.occurrence, e.step_id, e.state, e.next_at,
              e.split_branch, e.entered_at, e.exited_at, e.exit_reason, e.entry_rule)
             for e in out.enrollments if e.existing_id is None], ["customer_id", "journey_id", "occurrence"])
-        advanced = [e for e in out.enrollments if e.existing_id is not None]
-        if advanced:
-            t = Enrollment.__table__  # type: ignore[attr-defined]
-            # Guarded: only the planner that still sees the row waiting at the same time advances it.
-            stmt = update(t).where(
-                t.c.id == _bind("eid"), t.c.state == "waiting", t.c.next_at == _bind("old_next")).values(
-                step_id=_bind("new_step"), state=_bind("new_state"), next_at=_bind("new_next"),
-                split_branch=_bind("new_split"), exited_at=_bind("new_exited"), exit_reason=_bind("new_reason"))
-            s.connection().execute(stmt, [{
-                "eid": e.existing_id, "old_next": e.previous_next_at, "new_step": e.step_id, "new_state": e.state,
-                "new_next": e.next_at, "new_split": e.split_branch, "new_exited": e.exited_at,
-                "new_reason": e.exit_reason} for e in advanced])
-            self.result.enrollments_advanced += len(advanced)
+        advanced = [{
+            "eid": e.existing_id, "old_next": e.previous_next_at, "new_step": e.step_id, "new_state": e.state,
+            "new_next": e.next_at, "new_split": e.split_branch, "new_exited": e.exited_at,
+            "new_reason": e.exit_reason} for e in out.enrollments if e.existing_id is not None]
         planned: list[tuple[Any, ...]] = []
         dropped: list[tuple[Any, ...]] = []
         for d in out.decisions:
@@ -1066,21 +1074,44 @@ class Planner:
                 planned.append((*row, TouchStatus.PLANNED, None, 0, now))
             else:
                 dropped.append((*row, DROPPED, f"{d.dropped_by}: {d.reason}"[:255], 0, now))
-        self.result.touches_written += self._insert(s, Touch, TOUCH_COLUMNS, planned, ["key"])
-        self.result.dropped_written += self._insert(s, Touch, TOUCH_COLUMNS, dropped, ["key"])
-        self.result.tasks_written += self._insert(s, AgentTask, TASK_COLUMNS, [
+        touches = self._batch(Touch, TOUCH_COLUMNS, planned, ["key"])
+        dropped_touches = self._batch(Touch, TOUCH_COLUMNS, dropped, ["key"])
+        tasks = self._batch(AgentTask, TASK_COLUMNS, [
             (t.key, t.customer_id, t.journey_id, t.journey_version, t.step_id, t.occurrence, t.queue, t.priority,
              t.script, t.assignee_id, TaskStatus.OPEN, t.due_at, now, 1, False) for t in out.tasks], ["key"])
-        if out.updates:
-            ct = Customer.__table__  # type: ignore[attr-defined]
-            s.connection().execute(
-                update(ct).where(ct.c.id == _bind("cid")).values(attributes=_bind("attrs"), updated_at=now),
-                [{"cid": cid, "attrs": attrs} for cid, attrs in out.updates.items()])
-        if out.events:
-            et = Event.__table__  # type: ignore[attr-defined]
-            s.connection().execute(update(et).where(et.c.id.in_(out.events), et.c.processed_at.is_(None))
-                                   .values(processed_at=now))
-        s.commit()
+        with self.write_lock:
+            self.result.enrollments_written += self._insert(s, enrollments)
+            if advanced:
+                t = Enrollment.__table__  # type: ignore[attr-defined]
+                # Guarded: only the planner that still sees the row waiting at the same time advances it.
+                stmt = update(t).where(
+                    t.c.id == _bind("eid"), t.c.state == "waiting", t.c.next_at == _bind("old_next")).values(
+                    step_id=_bind("new_step"), state=_bind("new_state"), next_at=_bind("new_next"),
+                    split_branch=_bind("new_split"), exited_at=_bind("new_exited"), exit_reason=_bind("new_reason"))
+                s.connection().execute(stmt, advanced)
+                self.result.enrollments_advanced += len(advanced)
+            self.result.touches_written += self._insert(s, touches)
+            self.result.dropped_written += self._insert(s, dropped_touches)
+            self.result.tasks_written += self._insert(s, tasks)
+            if out.updates:
+                ct = Customer.__table__  # type: ignore[attr-defined]
+                s.connection().execute(
+                    update(ct).where(ct.c.id == _bind("cid")).values(attributes=_bind("attrs"), updated_at=now),
+                    [{"cid": cid, "attrs": attrs} for cid, attrs in out.updates.items()])
+            if out.events:
+                et = Event.__table__  # type: ignore[attr-defined]
+                s.connection().execute(update(et).where(et.c.id.in_(out.events), et.c.processed_at.is_(None))
+                                       .values(processed_at=now))
+            s.commit()
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One prepared insert: SQL and driver-ready rows (SQLite), or a statement and row dicts."""
+
+    sql: str
+    rows: list[Any]
+    stmt: Any = None
 
 
 ENROLLMENT_COLUMNS = ("customer_id", "journey_id", "journey_version", "occurrence", "step_id", "state", "next_at",
@@ -1097,15 +1128,16 @@ def _processed(column: Any, values: Sequence[Any], dialect: Any) -> Sequence[Any
     process = column.type.dialect_impl(dialect).bind_processor(dialect)
     if process is None:
         return values
-    # A chunk's datetimes repeat (a few due times per zone), so each distinct one is
-    # converted once; unhashable values (JSON lists) are converted every time.
+    # A chunk's values repeat (a few due times per zone, a few fallback lists), so each
+    # distinct one is converted once.
     seen: dict[Any, Any] = {}
     out = []
     for v in values:
+        key = tuple(v) if isinstance(v, list) else v  # fallback channels: a few distinct lists
         try:
-            p = seen[v]
+            p = seen[key]
         except KeyError:
-            p = seen[v] = process(v)
+            p = seen[key] = process(v)
         except TypeError:
             p = process(v)
         out.append(p)
