@@ -8,6 +8,7 @@ then keeps its last good version in force.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -47,8 +48,8 @@ class LoadedJourney:
     source: str
     version: str
 
-    @property
-    def id(self) -> str:
+    @functools.cached_property
+    def id(self) -> str:  # asked for per entrant and decision: millions of times in a big plan
         return self.journey.id
 
 

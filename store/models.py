@@ -163,7 +163,9 @@ class Enrollment(SQLModel, table=True):
     __tablename__ = "enrollment"
     __table_args__ = (
         UniqueConstraint("customer_id", "journey_id", "occurrence"),
-        Index("ix_enrollment_state_next", "state", "next_at"),
+        # The planner looks up waiting enrollments per chunk of customers (migration 0002).
+        Index("ix_enrollment_waiting", "customer_id", "next_at", sqlite_where=text("state = 'waiting'"),
+              postgresql_where=text("state = 'waiting'")),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -9,6 +9,9 @@ is one more B-tree insert per row. ``journey_id`` alone is never searched on (th
 searches enrollments by customer range, served by the unique (customer, journey,
 occurrence) index; metrics group whole periods), and ``provider_message_id`` is searched
 only by a given id, so the index leaves out the rows not yet sent (all the planned ones).
+Waiting enrollments are looked up per chunk of customers; most enrollments end the day they
+start and are never looked up that way, so the (state, next_at) index gives way to one on
+(customer_id, next_at) over the waiting rows only.
 Measured on 100k customers: about 12% less time for a day's plan.
 """
 
@@ -23,6 +26,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 SENT = sa.text("provider_message_id IS NOT NULL")
+WAITING = sa.text("state = 'waiting'")
 
 
 def upgrade() -> None:
@@ -31,9 +35,14 @@ def upgrade() -> None:
     op.drop_index("ix_touch_provider_message_id", table_name="touch")
     op.create_index("ix_touch_provider_message_id", "touch", ["provider_message_id"],
                     sqlite_where=SENT, postgresql_where=SENT)
+    op.drop_index("ix_enrollment_state_next", table_name="enrollment")
+    op.create_index("ix_enrollment_waiting", "enrollment", ["customer_id", "next_at"],
+                    sqlite_where=WAITING, postgresql_where=WAITING)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_enrollment_waiting", table_name="enrollment")
+    op.create_index("ix_enrollment_state_next", "enrollment", ["state", "next_at"])
     op.drop_index("ix_touch_provider_message_id", table_name="touch")
     op.create_index("ix_touch_provider_message_id", "touch", ["provider_message_id"])
     op.create_index("ix_enrollment_journey_id", "enrollment", ["journey_id"])
