@@ -1,10 +1,10 @@
 """A whole-book plan spread over worker processes, one chunk of customers at a time.
 
-Why processes: a chunk's planning is Python work that holds the GIL, and so is most of the
-driver's side of writing it; a writer thread in the same process overlaps the two only
-a little (measured on 1M customers: 83 s of wall time for about 78 s of CPU on two cores).
-Worker processes each plan and write whole chunks; while one writes (the database holds
-its lock) the other plans, and each uses a core of its own.
+Why processes: a chunk's planning is Python work that holds the GIL, and so is the driver's
+side of writing it (it takes the GIL back for every row it binds); threads in one process
+take turns rather than share two cores. Worker processes each plan and write whole chunks;
+while one writes (the database holds its lock) the other plans, and each uses a core of its
+own. Measured on 1M customers, one day: 124 s in one process, 51 s on two workers.
 
 What makes it safe: chunks are disjoint ranges of customer ids and nothing a chunk reads
 depends on what another chunk writes (cap, enrollments, events and touches are all per
@@ -37,6 +37,8 @@ from engine.settings_model import DeliveryConfig
 from engine.validation import LoadedJourney
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
     from engine.planner import Planner, PlanResult
 
 WORKERS_ENV = "JOURNEYS_PLAN_WORKERS"
@@ -61,6 +63,13 @@ def workers_for(id_span: int, chunk: int, requested: int | None = None) -> int:
     if id_span < MIN_PARALLEL_IDS:
         return 1
     return max(1, min(os.cpu_count() or 1, MAX_WORKERS, chunks))
+
+
+def reachable_from_workers(session: Session) -> bool:
+    """Whether other processes can open the session's database: not a SQLite database in
+    memory, which exists only in this process."""
+    url = session.get_bind().engine.url
+    return url.get_backend_name() != "sqlite" or (url.database or ":memory:") != ":memory:"
 
 
 @dataclass(frozen=True)
@@ -117,7 +126,7 @@ def _plan_range(lo: int, hi: int) -> PlanResult:
     planner = _planner
     assert planner is not None, "worker not started"
     planner.result = PlanResult(planner.start, planner.end, planner.dry_run, journeys=[])
-    planner._chunk(lo, hi, None)  # writes and commits the chunk itself (no writer thread here)
+    planner._chunk(lo, hi, None)  # plans, writes and commits the chunk
     gc.collect(1)
     return planner.result
 

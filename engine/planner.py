@@ -15,7 +15,9 @@ Shape of a run (``plan``):
 - A large book (60,000+ customer ids) is planned on worker processes, one per core up to
   four (``engine.plan_workers``; ``workers=`` or ``JOURNEYS_PLAN_WORKERS`` to choose); a
   small one, a run for given customers and a run with a ``sink`` stay in the caller's
-  process, where a writer thread overlaps each chunk's write with the next chunk's planning.
+  process. (A writer thread overlapping a chunk's write with the next chunk's planning was
+  tried and removed: the driver takes the GIL back for every row it binds, so the two
+  threads mostly took turns, and the one-process 100k-customer day ran 15% slower with it.)
 - Idempotency: touch and task key ``customer:journey:step:occurrence``; enrollment unique
   on (customer, journey, occurrence). A customer already enrolled in an occurrence is not
   entered again, and waiting enrollments advance with a guarded UPDATE, so running twice,
@@ -39,7 +41,6 @@ import hashlib
 import operator
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -74,7 +75,7 @@ from engine.occurrences import (
     holiday_fires,
     local_naive,
 )
-from engine.plan_workers import plan_in_processes, workers_for
+from engine.plan_workers import plan_in_processes, reachable_from_workers, workers_for
 from engine.settings_model import DeliveryConfig
 from engine.validation import LoadedJourney
 from store.clock import as_utc, utcnow, zone
@@ -512,42 +513,6 @@ def _cyclic_gc_between_chunks() -> Iterator[None]:
             gc.enable()
 
 
-class _ChunkWriter:
-    """Writes a whole-book run's chunks on a thread and session of its own, one chunk behind
-    the planning of the next.
-
-    Chunks are disjoint ranges of customers and nothing a chunk reads depends on what an
-    earlier chunk wrote, so writing chunk n while chunk n+1 is planned changes no outcome.
-    The database drivers let go of the GIL while the database works, so on two cores the
-    inserts (close to half of a day's time) overlap the planning instead of following it.
-    Each chunk still commits on its own; at most one chunk is in flight, and an error in a
-    write stops the run at the next chunk (``submit``) or at the end (``wait``).
-    """
-
-    def __init__(self, planner: Planner) -> None:
-        self.planner = planner
-        self.session = Session(planner.session.get_bind(), expire_on_commit=False)
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan-writer")
-        self.pending: Future[None] | None = None
-
-    def submit(self, out: ChunkOutput) -> None:
-        self.wait()
-        self.pending = self.pool.submit(self.planner._write, out, self.session)
-
-    def wait(self) -> None:
-        pending, self.pending = self.pending, None
-        if pending is not None:
-            pending.result()  # re-raises the write's error here
-
-    def close(self) -> None:
-        """Let a write in flight finish (its error, if any, is not raised: ``close`` runs on
-        the way out of a run that already failed or already waited) and release the thread."""
-        try:
-            self.pool.shutdown(wait=True)
-        finally:
-            self.session.close()
-
-
 # --- the planner ---------------------------------------------------------------------------------
 
 
@@ -581,7 +546,6 @@ class Planner:
         self.chunk = chunk
         self.workers = workers
         self.result = PlanResult(self.start, self.end, dry_run, journeys=[j.id for j in self.journeys])
-        self.writer: _ChunkWriter | None = None
         # Held while a chunk is written: worker processes writing one SQLite file pass a lock
         # shared between them, so a waiting writer wakes when the other commits instead of
         # polling with SQLite's busy timeout (up to 100 ms between tries).
@@ -610,25 +574,20 @@ class Planner:
             self.timezones = [
                 tz for (tz,) in self.session.execute(select(Customer.timezone).distinct()).all()
             ]
-            # A sink takes every chunk's output in this process, so such a run stays in it.
-            workers = 1 if self.sink is not None else workers_for(hi - lo + 1, self.chunk, self.workers)
+            workers = workers_for(hi - lo + 1, self.chunk, self.workers)
+            # A sink takes every chunk's output in this process, and a database in memory
+            # exists only in it: such runs stay here.
+            if self.sink is not None or not reachable_from_workers(self.session):
+                workers = 1
             if workers > 1:
                 self.result.workers = workers
                 plan_in_processes(self, lo, hi, workers)
                 return self.result
-            self.writer = None if self.dry_run else _ChunkWriter(self)
-            try:
-                for first in range(lo, hi + 1, self.chunk):
-                    self._chunk(first, min(first + self.chunk - 1, hi), None)
-                    # The chunk's objects are gone by now (freed by reference counting); a young
-                    # generation pass clears whatever cycles it left while little is alive.
-                    gc.collect(1)
-                if self.writer is not None:
-                    self.writer.wait()
-            finally:
-                if self.writer is not None:
-                    self.writer.close()
-                    self.writer = None
+            for first in range(lo, hi + 1, self.chunk):
+                self._chunk(first, min(first + self.chunk - 1, hi), None)
+                # The chunk's objects are gone by now (freed by reference counting); a young
+                # generation pass clears whatever cycles it left while little is alive.
+                gc.collect(1)
             return self.result
 
     def _zones(self) -> list[str]:
@@ -691,10 +650,7 @@ class Planner:
             self.sink(out)
         if self.dry_run:
             return
-        if self.writer is not None:
-            self.writer.submit(out)
-        else:
-            self._write(out)
+        self._write(out)
 
     def _attribute_updates(self, out: ChunkOutput) -> None:
         """``out.updates``: the whole attributes of each customer an update step changed, read

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlmodel import Session, col
 
-from engine.plan_workers import MIN_PARALLEL_IDS, WORKERS_ENV, workers_for
+from engine.plan_workers import MIN_PARALLEL_IDS, WORKERS_ENV, reachable_from_workers, workers_for
 from engine.planner import ChunkOutput, plan
 from store.db import get_engine
 from store.models import AgentTask, Enrollment
@@ -113,3 +113,9 @@ def test_worker_count(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(WORKERS_ENV, "1")
     assert workers_for(1_000_000, 20_000) == 1
     assert workers_for(1_000_000, 20_000, requested=2) == 2
+
+
+def test_a_database_in_memory_is_planned_in_this_process(tmp_path: Path) -> None:
+    with Session(get_engine("sqlite://")) as memory, Session(get_engine(f"sqlite:///{tmp_path / 'x.db'}")) as file:
+        assert not reachable_from_workers(memory)
+        assert reachable_from_workers(file)

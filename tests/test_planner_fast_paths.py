@@ -1,6 +1,6 @@
 """The planner's bulk paths give what the plain ones give: attribute keys taken out of the
-JSON in SQL, driver rows read without SQLAlchemy's Row objects, chunks written on the writer
-thread (several chunks, a failing write)."""
+JSON in SQL, driver rows read without SQLAlchemy's Row objects, a book written chunk by chunk
+(several chunks, a failing write)."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_fetch_rows_matches_execute_all(book: Book) -> None:
     assert [type(v) for v in got[0]] == [type(v) for v in expected[0]]
 
 
-def test_chunks_written_by_the_writer_thread_equal_one_chunk(book: Book, tmp_path: Path) -> None:
+def test_a_book_written_in_chunks_equals_one_chunk(book: Book, tmp_path: Path) -> None:
     book.journey("weekly", WEEKLY)
     for i in range(7):
         book.customer(attributes={"vip": i % 2 == 0}, timezone="America/Los_Angeles" if i == 3 else "Asia/Shanghai")
