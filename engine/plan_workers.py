@@ -56,8 +56,11 @@ def workers_for(id_span: int, chunk: int, requested: int | None = None) -> int:
     each other's writes), and one for books too small to gain from more.
     """
     chunks = max(1, -(-id_span // max(1, chunk)))
-    if requested is None and os.environ.get(WORKERS_ENV, "").strip():
-        requested = int(os.environ[WORKERS_ENV])
+    text = os.environ.get(WORKERS_ENV, "").strip()
+    if requested is None and text:
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(f"{WORKERS_ENV} must be a whole number of processes, 1 or more; it is {text!r}")
+        requested = int(text)
     if requested is not None:
         return max(1, min(requested, chunks))
     if id_span < MIN_PARALLEL_IDS:

@@ -113,6 +113,10 @@ def test_worker_count(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(WORKERS_ENV, "1")
     assert workers_for(1_000_000, 20_000) == 1
     assert workers_for(1_000_000, 20_000, requested=2) == 2
+    for bad in ("two", "0", "-1"):
+        monkeypatch.setenv(WORKERS_ENV, bad)
+        with pytest.raises(ValueError, match=f"{WORKERS_ENV} must be a whole number of processes, 1 or more"):
+            workers_for(1_000_000, 20_000)
 
 
 def test_a_database_in_memory_is_planned_in_this_process(tmp_path: Path) -> None:
