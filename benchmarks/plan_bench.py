@@ -96,8 +96,8 @@ def main() -> None:
     report = Report("plan", args.customers, "customers")
     # The bar is for 1M customers; a smaller book is held to it pro rata.
     scale = args.customers / 1_000_000
+    worker_args = ["--workers", str(args.workers)] if args.workers else []
     for kind in ("day", "month"):
-        worker_args = ["--workers", str(args.workers)] if args.workers else []
         out = subprocess.run([sys.executable, __file__, "--customers", str(args.customers), "--db", str(path),
                               "--measure", kind, *worker_args], check=True, capture_output=True, text=True, cwd=ROOT)
         figures = json.loads(out.stdout.strip().splitlines()[-1])

@@ -68,6 +68,11 @@ def workers_for(id_span: int, chunk: int, requested: int | None = None) -> int:
     return max(1, min(os.cpu_count() or 1, MAX_WORKERS, chunks))
 
 
+def chunk_ranges(lo: int, hi: int, chunk: int) -> list[tuple[int, int]]:
+    """The (first, last) customer ids of each chunk of ``chunk`` ids covering ``lo``..``hi``."""
+    return [(first, min(first + chunk - 1, hi)) for first in range(lo, hi + 1, chunk)]
+
+
 def reachable_from_workers(session: Session) -> bool:
     """Whether other processes can open the session's database: not a SQLite database in
     memory, which exists only in this process."""
@@ -140,7 +145,7 @@ def plan_in_processes(planner: Planner, lo: int, hi: int, workers: int) -> None:
     url = planner.session.get_bind().engine.url.render_as_string(hide_password=False)
     job = _Job(url, planner.journeys, planner.config, planner.start, planner.end, planner.dry_run,
                planner.sources, planner.chunk, list(planner.timezones))
-    ranges = [(first, min(first + planner.chunk - 1, hi)) for first in range(lo, hi + 1, planner.chunk)]
+    ranges = chunk_ranges(lo, hi, planner.chunk)
     context = multiprocessing.get_context("spawn")
     # SQLite takes one writer at a time: the workers queue on a lock of their own, which wakes
     # the next one as soon as a write commits. PostgreSQL writes concurrently.

@@ -42,7 +42,7 @@ import operator
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -75,7 +75,7 @@ from engine.occurrences import (
     holiday_fires,
     local_naive,
 )
-from engine.plan_workers import plan_in_processes, reachable_from_workers, workers_for
+from engine.plan_workers import chunk_ranges, plan_in_processes, reachable_from_workers, workers_for
 from engine.settings_model import DeliveryConfig
 from engine.validation import LoadedJourney
 from store.clock import as_utc, utcnow, zone
@@ -197,13 +197,14 @@ class PlanResult:
         self.events_processed += len(out.events)
 
     def merge(self, other: PlanResult) -> None:
-        """Add what another part of the same run did (a chunk planned in a worker process)."""
-        self.by_journey_channel.update(other.by_journey_channel)
-        self.tasks_by_queue.update(other.tasks_by_queue)
-        self.dropped.update(other.dropped)
-        for name in ("planned", "moved", "held", "tasks", "touches_written", "dropped_written", "tasks_written",
-                     "enrollments_written", "enrollments_advanced", "events_processed"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        """Add what another part of the same run did (a chunk planned in a worker process):
+        every counter and count, so a count added to the class is merged too."""
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(mine, Counter):
+                mine.update(theirs)
+            elif isinstance(mine, int) and not isinstance(mine, bool) and f.name != "workers":
+                setattr(self, f.name, mine + theirs)
 
 
 # --- journeys in force -------------------------------------------------------------------------
@@ -583,8 +584,8 @@ class Planner:
                 self.result.workers = workers
                 plan_in_processes(self, lo, hi, workers)
                 return self.result
-            for first in range(lo, hi + 1, self.chunk):
-                self._chunk(first, min(first + self.chunk - 1, hi), None)
+            for first, last in chunk_ranges(lo, hi, self.chunk):
+                self._chunk(first, last, None)
                 # The chunk's objects are gone by now (freed by reference counting); a young
                 # generation pass clears whatever cycles it left while little is alive.
                 gc.collect(1)
@@ -981,7 +982,7 @@ class Planner:
             return _Batch("", [])
         if self.dialect != "sqlite":
             stmt = pg_insert(table).on_conflict_do_nothing(index_elements=conflict).returning(table.c.id)
-            return _Batch("", [dict(zip(names, r, strict=True)) for r in rows], stmt)
+            return _Batch(stmt, [dict(zip(names, r, strict=True)) for r in rows])
         # SQLite: SQLAlchemy's insertmanyvalues path costs more per row (parameter
         # construction, type processing of every cell, RETURNING) than SQLite does to store
         # it, so the column values are converted once here with the columns' own bind
@@ -1001,17 +1002,17 @@ class Planner:
         """Run ``batch``; the number of rows actually inserted."""
         if not batch.rows:
             return 0
-        if batch.stmt is not None:
-            written = 0
-            for i in range(0, len(batch.rows), 5000):
-                written += len(session.execute(batch.stmt, batch.rows[i : i + 5000]).all())
-            return written
-        return int(session.connection().exec_driver_sql(batch.sql, batch.rows).rowcount)
+        if isinstance(batch.statement, str):
+            return int(session.connection().exec_driver_sql(batch.statement, batch.rows).rowcount)
+        written = 0
+        for i in range(0, len(batch.rows), 5000):
+            written += len(session.execute(batch.statement, batch.rows[i : i + 5000]).all())
+        return written
 
-    def _write(self, out: ChunkOutput, session: Session | None = None) -> None:
-        """Write one chunk's output and commit (on ``session``, by default the planner's own)."""
+    def _write(self, out: ChunkOutput) -> None:
+        """Write one chunk's output and commit."""
         now = utcnow()
-        s = session or self.session
+        s = self.session
         enrollments = self._batch(Enrollment, ENROLLMENT_COLUMNS, [
             (e.customer_id, e.journey_id, e.journey_version, e.occurrence, e.step_id, e.state, e.next_at,
              e.split_branch, e.entered_at, e.exited_at, e.exit_reason, e.entry_rule)
@@ -1064,11 +1065,11 @@ class Planner:
 
 @dataclass(frozen=True)
 class _Batch:
-    """One prepared insert: SQL and driver-ready rows (SQLite), or a statement and row dicts."""
+    """One prepared insert: SQL text and driver-ready rows (SQLite), or a SQLAlchemy
+    statement and row dicts (PostgreSQL)."""
 
-    sql: str
+    statement: Any
     rows: list[Any]
-    stmt: Any = None
 
 
 ENROLLMENT_COLUMNS = ("customer_id", "journey_id", "journey_version", "occurrence", "step_id", "state", "next_at",

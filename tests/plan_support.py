@@ -18,6 +18,30 @@ from store.models import AgentTask, Customer, Touch
 KINDS = ("sms", "wechat", "email", "task")
 
 
+# A weekly service journey that branches on an attribute: VIPs get a push (WeChat, else SMS),
+# the others an agent callback task. Enough to exercise entry, conditions, sends and tasks.
+WEEKLY_PUSH_OR_CALL = """\
+id: weekly
+name: Weekly
+category: service
+entry:
+  schedule: {cron: "0 10 * * MON"}
+steps:
+  - id: vip
+    branch:
+      cases:
+        - when: {field: customer.attributes.vip, op: eq, value: true}
+          goto: push
+      otherwise: call
+  - id: push
+    send: {channels: [wechat, sms], template: msg}
+  - id: done
+    exit: {reason: sent}
+  - id: call
+    task: {queue: service, script: call, due_within: 1d}
+"""
+
+
 def write_templates(root: Path, names: Iterable[str]) -> None:
     """Minimal but valid templates (every channel and the call script, both locales)."""
     for name in names:

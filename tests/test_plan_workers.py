@@ -13,28 +13,7 @@ from engine.plan_workers import MIN_PARALLEL_IDS, WORKERS_ENV, reachable_from_wo
 from engine.planner import ChunkOutput, plan
 from store.db import get_engine
 from store.models import AgentTask, Enrollment
-from tests.plan_support import Book, utc
-
-WEEKLY = """\
-id: weekly
-name: Weekly
-category: service
-entry:
-  schedule: {cron: "0 10 * * MON"}
-steps:
-  - id: vip
-    branch:
-      cases:
-        - when: {field: customer.attributes.vip, op: eq, value: true}
-          goto: push
-      otherwise: call
-  - id: push
-    send: {channels: [wechat, sms], template: msg}
-  - id: done
-    exit: {reason: sent}
-  - id: call
-    task: {queue: service, script: call, due_within: 1d}
-"""
+from tests.plan_support import WEEKLY_PUSH_OR_CALL, Book, utc
 
 START, END = utc(2027, 2, 28), utc(2027, 3, 2)
 
@@ -58,7 +37,7 @@ def _written_keys(url: str) -> tuple[list[str], list[str]]:
 
 
 def test_two_workers_write_what_one_process_plans_and_a_rerun_adds_nothing(book: Book) -> None:
-    book.journey("weekly", WEEKLY)
+    book.journey("weekly", WEEKLY_PUSH_OR_CALL)
     ids = _customers(book, 11)
     seen: list[ChunkOutput] = []
     # A sink keeps a run in one process: this is the single-process plan to compare with.
@@ -83,7 +62,7 @@ def test_a_chunk_failing_in_a_worker_fails_the_run_and_a_rerun_completes_it(
     tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     book = Book(tmp_path, db_url, monkeypatch)
-    book.journey("weekly", WEEKLY)
+    book.journey("weekly", WEEKLY_PUSH_OR_CALL)
     ids = _customers(book, 8)
     poisoned = ids[5]  # in the third chunk of two
     with get_engine(db_url).begin() as conn:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import date, datetime
 from pathlib import Path
 
@@ -291,6 +293,15 @@ def test_durable_rules_agree_with_the_reference_semantics(raw: dict[str, object]
     now = epoch_seconds(utc(2027, 3, 1))
     expected = [evaluate(cond, f, now) for f in FACTS]
     assert evaluate_many(cond, FACTS, [now] * len(FACTS)) == expected
+
+
+def test_durable_rules_runs_no_background_threads() -> None:
+    # Its stock host re-arms a threading.Timer per ruleset every 0.2 s; ours has none.
+    cond = Condition.model_validate(CONDITIONS[0])
+    evaluate_many(cond, FACTS, [epoch_seconds(utc(2027, 3, 1))] * len(FACTS))
+    time.sleep(0.5)
+    assert [t for t in threading.enumerate()
+            if isinstance(t, threading.Timer) and t.function.__module__.startswith("durable")] == []
 
 
 def test_reference_results_are_the_documented_ones() -> None:

@@ -16,26 +16,7 @@ from engine.facts import fetch_rows, load_customers
 from engine.planner import plan
 from store.db import get_engine
 from store.models import Customer, Enrollment
-from tests.plan_support import Book, utc
-
-WEEKLY = """\
-id: weekly
-name: Weekly
-category: service
-entry:
-  schedule: {cron: "0 10 * * MON"}
-steps:
-  - id: vip
-    branch:
-      cases:
-        - when: {field: customer.attributes.vip, op: eq, value: true}
-          goto: push
-      otherwise: done
-  - id: push
-    send: {channels: [wechat, sms], template: msg}
-  - id: done
-    exit: {reason: sent}
-"""
+from tests.plan_support import WEEKLY_PUSH_OR_CALL, Book, utc
 
 
 @pytest.fixture
@@ -82,7 +63,7 @@ def test_fetch_rows_matches_execute_all(book: Book) -> None:
 
 
 def test_a_book_written_in_chunks_equals_one_chunk(book: Book, tmp_path: Path) -> None:
-    book.journey("weekly", WEEKLY)
+    book.journey("weekly", WEEKLY_PUSH_OR_CALL)
     for i in range(7):
         book.customer(attributes={"vip": i % 2 == 0}, timezone="America/Los_Angeles" if i == 3 else "Asia/Shanghai")
     result = plan(utc(2027, 3, 2), utc(2027, 2, 28), url=book.url, chunk=2)  # four chunks
@@ -98,16 +79,16 @@ def test_a_book_written_in_chunks_equals_one_chunk(book: Book, tmp_path: Path) -
 def test_a_failing_chunk_write_fails_the_run_and_keeps_earlier_chunks(
     book: Book, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    book.journey("weekly", WEEKLY)
+    book.journey("weekly", WEEKLY_PUSH_OR_CALL)
     ids = [book.customer(attributes={"vip": True}) for _ in range(4)]
     real = planner.Planner._write
     calls: list[int] = []
 
-    def failing(self: planner.Planner, out: planner.ChunkOutput, session: Session | None = None) -> None:
+    def failing(self: planner.Planner, out: planner.ChunkOutput) -> None:
         calls.append(len(calls))
         if len(calls) == 2:
             raise RuntimeError("disk full")
-        real(self, out, session)
+        real(self, out)
 
     monkeypatch.setattr(planner.Planner, "_write", failing)
     with pytest.raises(RuntimeError, match="disk full"):
