@@ -64,7 +64,7 @@ def _adapter(base: str) -> Any:
 
 
 async def whole_path(url: str, base: str, batch: int, lanes: int) -> tuple[int, float]:
-    from engine.dispatch import make_dispatcher
+    from engine.sending.dispatch import make_dispatcher
     from store.db import make_engine
 
     engine = make_engine(url)
@@ -85,7 +85,7 @@ def per_task(url: str, base: str) -> tuple[int, float]:
     from prefect import flow, task
     from prefect.cache_policies import NO_CACHE
 
-    from engine.dispatch import make_dispatcher
+    from engine.sending.dispatch import make_dispatcher
     from store.db import make_engine
 
     engine = make_engine(url)
@@ -147,7 +147,7 @@ async def raw_loop(base: str, n: int, in_flight: int = 48) -> tuple[int, float]:
 
 
 def flow_path(url: str, base: str, n: int, batch: int, lanes: int, tmp: Path) -> tuple[int, float]:
-    """``engine.flows.dispatch_flow`` as the service runs it: adapters from the environment, one
+    """``engine.runtime.flows.dispatch_flow`` as the service runs it: adapters from the environment, one
     Prefect task per batch, ``lanes`` at a time. A first run with nothing due starts Prefect's
     local API (about 6 s, once per process) and is not timed."""
     import yaml
@@ -165,7 +165,7 @@ def flow_path(url: str, base: str, n: int, batch: int, lanes: int, tmp: Path) ->
         JOURNEYS_DATABASE_URL=url, JOURNEYS_CONFIG_DIR=str(config), TWILIO_ACCOUNT_SID=ACCOUNT,
         TWILIO_AUTH_TOKEN=TOKEN, TWILIO_FROM="+15005550006", TWILIO_API_BASE=base,
     )
-    from engine.flows import dispatch_flow
+    from engine.runtime.flows import dispatch_flow
 
     _prepare(url, 0, schema_only=True)
     asyncio.run(dispatch_flow(batch_size=batch, lanes=lanes, worker_id="flow"))  # warm: nothing due

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/event_latency.py [--size 10000] [--seconds 30] [--rate 200] [--db URL]
 
-Seeds a book of ``--size`` customers (``store.seeding``) into a fresh database (a temporary
+Seeds a book of ``--size`` customers (``engine.demo.seeding``) into a fresh database (a temporary
 SQLite file, or an empty PostgreSQL database named by ``--db``), starts the console in its own
 process under uvicorn on 127.0.0.1, and sends events to ``POST /api/events`` from an aiohttp
 client at a steady ``--rate`` per second for ``--seconds`` seconds. The schedule is open-loop:
@@ -15,7 +15,7 @@ The mix: 30% ``survey.answered`` with NPS 0–6 (→ 6-hour callback task), 20% 
 lasts, so re-entry rules do not swallow them.
 
 How latency is measured: ``POST /api/events`` creates the task and commits it before it answers
-(``engine.events.emit_event`` runs the planner for that event inside the request), so the time
+(``engine.loop.events.emit_event`` runs the planner for that event inside the request), so the time
 from sending the request to receiving its 201 is the time until the AgentTask row exists, as
 the client can observe it. That is the figure held to the bar (p99 <= 1 s). As a cross-check the
 script reads every task back, joins it to its event (occurrence ``event-<id>``), and reports
@@ -117,9 +117,9 @@ def plan_events(customers: list[str], n: int, seed: int) -> list[tuple[str, str,
 def prepare(url: str, customers: int) -> list[str]:
     from sqlalchemy import text
 
+    from engine.demo.seeding import seed_book
     from store.db import make_engine
     from store.migrate import upgrade
-    from store.seeding import seed_book
 
     upgrade(url)
     began = time.perf_counter()

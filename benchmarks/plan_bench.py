@@ -1,4 +1,4 @@
-"""Planner benchmark: build a synthetic book with ``store.seeding`` and time the planner.
+"""Planner benchmark: build a synthetic book with ``engine.demo.seeding`` and time the planner.
 
     .venv/bin/python benchmarks/plan_bench.py --customers 100000
     .venv/bin/python benchmarks/plan_bench.py --customers 1000000 --db var/bench-1m.db
@@ -6,7 +6,7 @@
 Prints, for planning one day (written) and one month (dry run) with the shipped journeys,
 the wall time and the peak RSS (``resource.getrusage``; each measurement runs in its own
 child process so the peaks do not mix). A large book is planned on worker processes
-(``engine.plan_workers``); its peak RSS is then counted as the caller's peak plus, for each
+(``engine.planning.plan_workers``); its peak RSS is then counted as the caller's peak plus, for each
 worker, the largest worker's peak: an upper bound of what the run held at once.
 ``--workers N`` sets their number (default: the planner's own choice). The bar: one day for
 1M customers in <= 60 s and <= 1 GB on a 2-core machine.
@@ -40,7 +40,7 @@ def _cpu(usage: resource.struct_rusage) -> float:
 
 
 def _measure(url: str, start: datetime, end: datetime, dry_run: bool, workers: int | None) -> dict[str, object]:
-    from engine.planner import plan
+    from engine.planning.planner import plan
 
     load_before = os.getloadavg()[0]
     cpu_before = _cpu(resource.getrusage(resource.RUSAGE_SELF)) + _cpu(resource.getrusage(resource.RUSAGE_CHILDREN))
@@ -84,8 +84,8 @@ def main() -> None:
         print(json.dumps(_measure(url, DAY_END, DAY_END + timedelta(days=30), dry_run=True, workers=args.workers)))
         return
 
+    from engine.demo.seeding import seed_book
     from store.migrate import upgrade
-    from store.seeding import seed_book
 
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

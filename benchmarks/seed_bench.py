@@ -24,9 +24,9 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.harness import Report, add_common
+from engine.demo.seeding import SeedStats, seed_book
 from store.db import make_engine
 from store.migrate import upgrade
-from store.seeding import SeedStats, seed_book
 
 AS_OF = date(2026, 11, 22)
 

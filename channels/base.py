@@ -1,13 +1,13 @@
 """The one interface every channel adapter speaks, and the messages that cross it.
 
-Dispatch renders a touch into a ``RenderedMessage`` (``channels.rendering``), wraps
+Dispatch renders a touch into a ``RenderedMessage`` (``engine.language.rendering``), wraps
 it with its address into an ``OutboundMessage`` and hands a batch to the channel's
 adapter; the adapter answers one ``SendResult`` per message, classifying every
 failure as retryable, permanent or unknown with the provider's reason.
 
 ``unknown`` is for a request that may have reached the provider without our hearing
 the answer (a timeout or a connection lost after the request was written): retrying it
-could send the message twice, so dispatch hands such a touch to ``engine.reconcile``
+could send the message twice, so dispatch hands such a touch to ``engine.sending.reconcile``
 instead of retrying it.
 """
 

@@ -11,7 +11,7 @@ they imply for "at most once": ``connect_error`` means the request never reached
 the provider (retryable: safe to send again), while ``timeout`` and
 ``connection_lost`` mean it may have been accepted and only the reply was lost.
 Those are class ``unknown``: a plain retry could duplicate the message, so dispatch
-routes the touch to reconciliation (``engine.reconcile``), which asks the provider.
+routes the touch to reconciliation (``engine.sending.reconcile``), which asks the provider.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What a customer's inbound text means: an opt-out, an NPS answer, or a reply.
 
-Called by the SMS and WeChat webhooks (``channels.receipts``) inside one transaction;
+Called by the SMS and WeChat webhooks (``engine.loop.receipts``) inside one transaction;
 every write is keyed on the provider's message id, so a webhook the provider repeats
 changes nothing:
 

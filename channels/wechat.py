@@ -114,7 +114,7 @@ class WeChatTemplateAdapter:
 
     channel = "wechat"
     # A re-send with the same touch key within this window is deduplicated by WeChat; after
-    # a crash, ``engine.reconcile`` re-sends an interrupted touch only inside it.
+    # a crash, ``engine.sending.reconcile`` re-sends an interrupted touch only inside it.
     dedup_window = DEDUP_WINDOW
 
     def __init__(

@@ -27,7 +27,7 @@ from console.auth import SESSION_USER, CurrentUser, NotAuthenticated, audit, loa
 from console.config import hash_api_key
 from console.events_bridge import UnknownCustomer, emit
 from console.tasks import OUTCOMES
-from engine.catalogue import EVENT_TYPES
+from engine.language.catalogue import EVENT_TYPES
 from store.clock import utcnow
 from store.db import session_scope
 from store.masking import mask_email, mask_name, mask_phone

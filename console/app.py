@@ -53,13 +53,13 @@ def _is_api(request: Request) -> bool:
 
 
 def _mount_receipts(app: FastAPI, db_url: str | None) -> None:
-    """Mount the channel webhooks (``channels.receipts``) at /hooks when that module offers a router."""
+    """Mount the channel webhooks (``engine.loop.receipts``) at /hooks when that module offers a router."""
     try:
-        module = importlib.import_module("channels.receipts")
+        module = importlib.import_module("engine.loop.receipts")
     except ImportError:
         return
     except Exception as exc:  # a broken optional module must not stop the console
-        log.warning("channels.receipts could not be imported, webhooks not mounted: %s", exc)
+        log.warning("engine.loop.receipts could not be imported, webhooks not mounted: %s", exc)
         return
     factory = next((getattr(module, n) for n in ROUTER_FACTORY_NAMES if callable(getattr(module, n, None))), None)
     if factory is None:
@@ -70,7 +70,7 @@ def _mount_receipts(app: FastAPI, db_url: str | None) -> None:
         try:
             router = factory()
         except TypeError:
-            log.warning("channels.receipts router factory needs arguments; webhooks not mounted")
+            log.warning("engine.loop.receipts router factory needs arguments; webhooks not mounted")
             return
     paths = [getattr(r, "path", "") for r in getattr(router, "routes", [])]
     prefix = "" if paths and all(p.startswith("/hooks") for p in paths) else "/hooks"

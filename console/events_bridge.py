@@ -1,6 +1,6 @@
 """The one place the console emits events, so switching to the planner's ``emit_event`` is one line.
 
-When ``engine.events.emit_event`` exists it is used: it stores the event and runs the
+When ``engine.loop.events.emit_event`` exists it is used: it stores the event and runs the
 journeys that react to it. Until then the event row is stored here, idempotently by
 its external id, and the planner picks it up (``Event.processed_at`` is left empty).
 Callers emit after their own transaction has committed: on SQLite a second writer
@@ -50,7 +50,7 @@ def _count(value: Any) -> int:
 def _planner_emit() -> tuple[Callable[..., Any], type[Exception] | None] | None:
     """The planner's ``emit_event`` and its unknown-customer exception, when the planner has them."""
     try:
-        module = importlib.import_module("engine.events")
+        module = importlib.import_module("engine.loop.events")
     except ImportError:
         return None
     fn = getattr(module, "emit_event", None)

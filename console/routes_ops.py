@@ -37,7 +37,7 @@ class JourneyStatus:
 @router.get("/ops/journeys", response_class=HTMLResponse)
 def journeys_page(request: Request) -> HTMLResponse:
     user = user_with(request, "journeys")
-    from engine.validation import validate
+    from engine.language.validation import validate
 
     report = validate()
     journeys = [

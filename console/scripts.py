@@ -1,6 +1,6 @@
 """The journey's call script for a task (``templates/<script>/task.<locale>.j2``), with masked PII.
 
-Rendered by ``channels.rendering`` when that module is present (same variables and
+Rendered by ``engine.language.rendering`` when that module is present (same variables and
 filters as the customer messages); otherwise by a plain sandboxed Jinja2 environment.
 The script's spoken lines are addressed to the customer, so it is rendered in the
 customer's locale. The customer's name and any event text are masked first: an
@@ -17,7 +17,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from sqlmodel import Session
 
-from engine.paths import templates_dir
+from engine.language.paths import templates_dir
 from store.clock import utcnow
 from store.masking import mask_name, mask_text
 from store.models import AgentTask, Customer
@@ -33,7 +33,7 @@ def render_script(session: Session, task: AgentTask, customer: Customer, agent_n
     if not task.script:
         return None
     try:
-        from channels import rendering
+        from engine.language import rendering
     except ImportError:
         return _plain(task, customer, agent_name)
     try:

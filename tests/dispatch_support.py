@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from channels.base import ErrorClass, OutboundMessage, RenderedMessage, SendResult
-from engine.claiming import ClaimedTouch
+from engine.sending.claiming import ClaimedTouch
 from store.clock import utcnow
 from store.models import Customer, Touch
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from engine.claiming import claim_due, due_count
+from engine.sending.claiming import claim_due, due_count
 from store.clock import utcnow
 from store.db import make_engine
 from tests.dispatch_support import make_customers, make_touches

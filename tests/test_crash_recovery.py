@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from engine.claiming import claim_due
-from engine.reconcile import reconcile
+from engine.sending.claiming import claim_due
+from engine.sending.reconcile import reconcile
 from store.db import make_engine
 from tests.dispatch_support import HttpAdapter, RecordingProvider, make_customers, make_touches
 

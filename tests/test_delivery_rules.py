@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from engine.delivery_rules import (
+from engine.language.settings_model import DeliveryConfig
+from engine.planning.delivery_rules import (
     DROP_CAP,
     DROP_NO_CHANNEL,
     MOVED_QUIET,
@@ -15,8 +16,7 @@ from engine.delivery_rules import (
     fits_cap,
     quiet_hours_move,
 )
-from engine.occurrences import place
-from engine.settings_model import DeliveryConfig
+from engine.planning.occurrences import place
 from tests.plan_support import utc
 
 SH = "Asia/Shanghai"

@@ -64,7 +64,7 @@ def test_summary_lists_every_tier_with_deliveries_and_tasks(demo: DemoRun) -> No
         assert any(re.search(rf"\b{tier}\b", line) for line in rows), f"{tier} missing from the summary table"
     assert re.search(r"^Total: planned \d", demo.stdout, re.M)
     # The full report follows: one row per §8 metric.
-    from engine.reports import COLUMNS
+    from engine.loop.reports import COLUMNS
 
     for _key, heading, _kind in COLUMNS:
         assert re.search(rf"^\W*{re.escape(heading)}\s", demo.stdout, re.M), f"metric {heading!r} not in the report"

@@ -9,9 +9,9 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from engine.dispatch import Dispatcher
-from engine.rate_limit import TokenBucket
-from engine.retry import backoff_delay, decide
+from engine.sending.dispatch import Dispatcher
+from engine.sending.rate_limit import TokenBucket
+from engine.sending.retry import backoff_delay, decide
 from store.clock import utcnow
 from store.db import make_engine
 from tests.dispatch_support import HttpAdapter, PlainRenderer, RecordingProvider, make_customers, make_touches

@@ -10,8 +10,8 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from engine.cli import build_app
-from engine.events import UnknownCustomer, emit_event
-from engine.planner import plan
+from engine.loop.events import UnknownCustomer, emit_event
+from engine.planning.planner import plan
 from store.db import get_engine
 from store.models import Enrollment, Event
 from tests.plan_support import Book, utc
@@ -172,7 +172,7 @@ def test_survey_answered_event_records_its_scores_once(db_url: str) -> None:
 
     from sqlmodel import Session, select
 
-    from engine.events import emit_event
+    from engine.loop.events import emit_event
     from store.db import get_engine
     from store.models import Customer, SurveyAnswer
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-import engine.events as events_module
-from engine.events import emit_event
+import engine.loop.events as events_module
+from engine.loop.events import emit_event
 from store.db import get_engine, is_sqlite
 from store.models import Event
 from tests.plan_support import Book

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from engine.cli import build_app
-from engine.explain import explain
-from engine.planner import plan
+from engine.planning.explain import explain
+from engine.planning.planner import plan
 from tests.plan_support import Book, utc
 
 

@@ -38,7 +38,7 @@ def prefect_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 def test_dispatch_flow_sends_in_batch_tasks_and_reports_counts(
     prefect_local: None, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.flows import dispatch_flow
+    from engine.runtime.flows import dispatch_flow
 
     for var in ("TWILIO_ACCOUNT_SID", "WECHAT_APPID", "SMTP_HOST"):
         monkeypatch.delenv(var, raising=False)
@@ -80,7 +80,7 @@ def test_dispatch_flow_sends_in_batch_tasks_and_reports_counts(
 
 
 def test_other_flows_run_and_report(prefect_local: None, db_url: str) -> None:
-    from engine.flows import outcome_ingest_flow, plan_flow
+    from engine.runtime.flows import outcome_ingest_flow, plan_flow
 
     assert isinstance(plan_flow(), dict)
     ingest = outcome_ingest_flow()
@@ -93,9 +93,9 @@ def test_scheduled_loop_flows_call_the_real_parts(prefect_local: None, db_url: s
 
     from sqlalchemy import text
 
-    from engine.flows import churn_check_flow, nps_survey_flow, tier_review_flow
+    from engine.demo.seeding import seed_book
+    from engine.runtime.flows import churn_check_flow, nps_survey_flow, tier_review_flow
     from store.db import get_engine
-    from store.seeding import seed_book
 
     seed_book(db_url, 300, seed=3, as_of=date(2026, 11, 1))
     review = tier_review_flow("2026-11-30T02:00:00+00:00")

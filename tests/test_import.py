@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner, Result
 
 from engine.cli import build_app
+from store.bulk_writer import CLAIM, CUSTOMER, POLICY, TIER_CHANGE
 from store.crypto import FieldCipher
 from store.db import make_engine
-from store.seeding.writer import CLAIM, CUSTOMER, POLICY, TIER_CHANGE
 
 CUSTOMERS = """\
 external_id,name,phone,email,birthday,timezone,locale,tier,consent_sms,consent_sms_source,preferred_channels,attr.logins_90d

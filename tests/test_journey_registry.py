@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from engine.journey_registry import load_in_force
+from engine.language.journey_registry import load_in_force
 from store.db import get_engine
 from store.models import JourneyVersion
 

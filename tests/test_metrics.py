@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.attribution import trace_outcome, trace_task, trace_touch
-from engine.metrics import compute_metrics
+from engine.loop.attribution import trace_outcome, trace_task, trace_touch
+from engine.loop.metrics import compute_metrics
 from store.db import session_scope
 from tests.closed_loop_book import END, NOW, START, build
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session
 
-from engine.metrics import compute_metrics
+from engine.loop.metrics import compute_metrics
 from store.db import get_engine
 from store.models import AgentTask, Customer, Event
 

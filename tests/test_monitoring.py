@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from engine.journey_registry import load_tier_config
-from engine.monitoring import churn_warning_check, run_tier_review
+from engine.language.journey_registry import load_tier_config
+from engine.loop.monitoring import churn_warning_check, run_tier_review
 from store.db import get_engine, session_scope
 from store.models import AgentTask, AuditLog, Customer, Event, KeyValue, Policy
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from engine.occurrences import (
+from engine.planning.occurrences import (
     anchor_fire,
     birth_md_candidates,
     birthday_fires,

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlmodel import Session, col
 
-from engine.plan_workers import MIN_PARALLEL_IDS, WORKERS_ENV, reachable_from_workers, workers_for
-from engine.planner import ChunkOutput, plan
+from engine.planning.plan_workers import MIN_PARALLEL_IDS, WORKERS_ENV, reachable_from_workers, workers_for
+from engine.planning.planner import ChunkOutput, plan
 from store.db import get_engine
 from store.models import AgentTask, Enrollment
 from tests.plan_support import WEEKLY_PUSH_OR_CALL, Book, utc

@@ -13,10 +13,10 @@ from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from engine.cli import build_app
-from engine.conditions import epoch_seconds, evaluate
-from engine.journey_model import Condition
-from engine.planner import plan
-from engine.rules import evaluate_many
+from engine.language.conditions import epoch_seconds, evaluate
+from engine.language.journey_model import Condition
+from engine.planning.planner import plan
+from engine.planning.rules import evaluate_many
 from store.db import get_engine
 from store.models import Claim, Enrollment, KeyValue, Policy
 from tests.plan_support import Book, utc

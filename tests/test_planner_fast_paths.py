@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from engine import planner
-from engine.facts import fetch_rows, load_customers
-from engine.planner import plan
+from engine.planning import planner
+from engine.planning.facts import fetch_rows, load_customers
+from engine.planning.planner import plan
 from store.db import get_engine
 from store.models import Customer, Enrollment
 from tests.plan_support import WEEKLY_PUSH_OR_CALL, Book, utc

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, select
 
-from engine.occurrences import local_naive
-from engine.planner import plan
+from engine.planning.occurrences import local_naive
+from engine.planning.planner import plan
 from store.db import get_engine
 from store.migrate import upgrade
 from store.models import Customer, Touch

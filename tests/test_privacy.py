@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from typer.testing import CliRunner, Result
 
 from engine.cli import build_app
-from engine.metrics import compute_metrics
+from engine.loop.metrics import compute_metrics
 from store.clock import utcnow
 from store.crypto import FORMAT_PREFIX, FieldCipher, blob_key_id, key_id
 from store.db import make_engine

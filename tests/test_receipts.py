@@ -20,7 +20,7 @@ from sqlmodel import select
 from twilio.request_validator import RequestValidator
 
 from channels.optout import StoredEvent, event_listeners
-from channels.receipts import create_hooks_router
+from engine.loop.receipts import create_hooks_router
 from store.clock import utcnow
 from store.db import session_scope
 from store.models import Customer, Outcome, Touch, TouchStatus

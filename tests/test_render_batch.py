@@ -1,4 +1,4 @@
-"""The dispatch renderer caches file lookups per batch: it renders exactly what ``channels.rendering``
+"""The dispatch renderer caches file lookups per batch: it renders exactly what ``engine.language.rendering``
 renders, and a template edited between batches is used from the next batch on."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from channels import rendering
 from channels.template_files import available_templates, template_file
-from engine.paths import templates_dir
-from engine.render_batch import BatchRenderer
+from engine.language import rendering
+from engine.language.paths import templates_dir
+from engine.sending.render_batch import BatchRenderer
 
 
 def test_batch_renderer_renders_every_shipped_template_as_the_renderer_does() -> None:

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from channels.rendering import (
+from channels.sms_segments import sms_length
+from engine.cli import build_app
+from engine.language.rendering import (
     Renderer,
     RenderError,
     build_context,
@@ -19,8 +21,6 @@ from channels.rendering import (
     wechat_template_data,
     with_footer,
 )
-from channels.sms_segments import sms_length
-from engine.cli import build_app
 from store.db import session_scope
 from store.models import AppUser, Customer, Policy
 
@@ -102,7 +102,7 @@ def test_unknown_event_data_field_is_an_error(tmp_path: Path) -> None:
     write_template(tmp_path, "ev", {"task.zh-CN.j2": "NPS {{ event.data.nps }}"})
     from dataclasses import replace
 
-    from channels.rendering import EventView
+    from engine.language.rendering import EventView
 
     context = replace(sample_context("zh-CN"), event=EventView("survey.answered", {"csat": 2}))
     with pytest.raises(RenderError, match="nps"):
@@ -159,7 +159,7 @@ def test_sms_over_its_segment_budget_is_an_error(tmp_path: Path) -> None:
 def test_locale_of_the_customer_with_fallback_to_zh_cn(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from channels.rendering import CustomerView
+    from engine.language.rendering import CustomerView
 
     write_template(tmp_path, "both", {"sms.zh-CN.j2": "{{ customer.tier_label }}会员", "sms.en.j2":
                                       "{{ customer.tier_label }} member"})
@@ -184,7 +184,7 @@ def test_locale_of_the_customer_with_fallback_to_zh_cn(tmp_path: Path) -> None:
 def test_email_parts_and_autoescape_only_in_html(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from channels.rendering import CustomerView
+    from engine.language.rendering import CustomerView
 
     write_template(tmp_path, "mail", {"email.zh-CN.j2": (
         "{% block subject %}\n  {{ customer.name }}，您的保单\n{% endblock %}\n"

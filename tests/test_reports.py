@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from engine.cli import build_app
-from engine.reports import build_report, tier_summary
+from engine.loop.reports import build_report, tier_summary
 from store.db import session_scope
 from tests.closed_loop_book import END, NOW, START, build
 

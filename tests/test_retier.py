@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 
 from sqlmodel import col, select
 
-from engine.journey_registry import load_tier_config
-from engine.retier import retier
+from engine.language.journey_registry import load_tier_config
+from engine.loop.retier import retier
 from store.db import session_scope
 from store.models import Claim, Customer, Event, Policy, TierChange
 from tests.test_tier_model import ATTRIBUTES

@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from engine.cli import build_app
+from engine.demo.seeding import load_tier_config, score_customer, seed_book
+from store.bulk_writer import CLAIM, CUSTOMER, POLICY, TIER_CHANGE
 from store.clock import utcnow
 from store.db import make_engine
-from store.seeding import load_tier_config, score_customer, seed_book
-from store.seeding.writer import CLAIM, CUSTOMER, POLICY, TIER_CHANGE
 
 AS_OF = date(2026, 11, 22)
 BOOK_COLUMNS = [c for c in CUSTOMER.c if c.name != "id"]
@@ -148,10 +148,10 @@ def test_book_is_realistic(db_url: str) -> None:
 
 
 def test_retier_right_after_seeding_changes_no_tier(db_url: str) -> None:
-    """The seeder scores with engine.tier_model, from the figures retier reads back from the rows."""
+    """The seeder scores with engine.loop.tier_model, from the figures retier reads back from the rows."""
     from datetime import UTC, datetime, time
 
-    from engine.retier import retier
+    from engine.loop.retier import retier
 
     stats = seed_book(db_url, 3000, seed=3, as_of=AS_OF)
     result = retier(at=datetime.combine(AS_OF, time(2, 0), tzinfo=UTC), url=db_url)

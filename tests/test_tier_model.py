@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from engine.journey_registry import load_tier_config
-from engine.tier_model import ScoringInputs, dimension_scores, premium_score, score
+from engine.language.journey_registry import load_tier_config
+from engine.loop.tier_model import ScoringInputs, dimension_scores, premium_score, score
 
 TODAY = date(2026, 4, 1)
 ATTRIBUTES = {

@@ -25,8 +25,8 @@ from sqlmodel import Session
 from channels.base import ChannelAdapter, RenderedMessage
 from channels.sms_twilio import TwilioSmsAdapter
 from channels.wechat import WeChatTemplateAdapter
-from engine.claiming import ClaimedTouch
-from engine.dispatch import DispatchCounts, Dispatcher, Renderer
+from engine.sending.claiming import ClaimedTouch
+from engine.sending.dispatch import DispatchCounts, Dispatcher, Renderer
 from standins.faults import FaultPlan
 from standins.twilio_api import TwilioStandin
 from standins.wechat_api import WeChatStandin

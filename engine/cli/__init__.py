@@ -1,4 +1,6 @@
-"""The ``journeys`` command. Each area registers its commands in its own module below."""
+"""The ``journeys`` command, the top layer: each area registers its commands in its own module below.
+
+May import every other package; nothing imports it (the console calls the same functions directly)."""
 
 from __future__ import annotations
 

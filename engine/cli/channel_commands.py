@@ -11,10 +11,10 @@ from sqlmodel import select
 
 from channels.base import RenderedMessage
 from channels.optout import UNSUBSCRIBE_PATH, public_url
-from channels.rendering import RENDER_CHANNELS, RenderError, build_context, render, render_task_script
 from channels.sms_segments import sms_length
 from channels.template_files import LOCALES, available_templates, template_file
-from engine.paths import templates_dir
+from engine.language.paths import templates_dir
+from engine.language.rendering import RENDER_CHANNELS, RenderError, build_context, render, render_task_script
 from store.db import session_scope
 from store.masking import mask_email, mask_name, mask_phone, mask_text
 from store.models import Customer

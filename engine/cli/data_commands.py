@@ -38,7 +38,7 @@ def seed(
     A database that already holds a seeded book is added to: customer numbers continue
     after the highest seeded one (SEED-CUS000000001, ...).
     """
-    from store.seeding import SeedError, seed_book
+    from engine.demo.seeding import SeedError, seed_book
 
     day: date | None = None
     if as_of:

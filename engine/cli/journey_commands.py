@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from engine.journey_model import Journey
-from engine.validation import validate
+from engine.language.journey_model import Journey
+from engine.language.validation import validate
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

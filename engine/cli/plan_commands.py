@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from engine.planner import ChunkOutput, PlanResult, decision_json, local_iso
+from engine.planning.planner import ChunkOutput, PlanResult, decision_json, local_iso
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
 
 
 def parse_moment(text: str) -> datetime:
-    from engine.journey_registry import load_delivery_config
+    from engine.language.journey_registry import load_delivery_config
     from store.clock import as_utc, zone
 
     try:
@@ -102,7 +102,7 @@ def plan_command(
              "env JOURNEYS_PLAN_WORKERS). --json plans in one process."),
 ) -> None:
     """Plan every touch and agent task due in (FROM, AT]."""
-    from engine.planner import plan
+    from engine.planning.planner import plan
 
     result = plan(parse_moment(at), parse_moment(start) if start else None, dry_run=dry_run,
                   sink=_json_sink if as_json else None, workers=workers)
@@ -118,7 +118,7 @@ def emit_command(
     event_id: str | None = typer.Option(None, "--id", help="Event id; the same id is acted on once."),
 ) -> None:
     """Store an event and act on it at once (journeys it enters, waits it ends, goals it reaches)."""
-    from engine.events import UnknownCustomer, emit_event
+    from engine.loop.events import UnknownCustomer, emit_event
 
     try:
         payload: Any = json.loads(data)
@@ -141,7 +141,7 @@ def explain_command(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Why a customer does or does not get each journey's touches around AT."""
-    from engine.explain import UnknownCustomer, explain, render
+    from engine.planning.explain import UnknownCustomer, explain, render
 
     try:
         report = explain(customer, parse_moment(at))
@@ -161,7 +161,7 @@ def simulate_command(
     chart: Path | None = typer.Option(None, "--chart", help="Write a PNG chart of the daily volume here."),
 ) -> None:
     """Dry-run the book day by day: volumes, tasks, cap and quiet-hour effects. Writes nothing."""
-    from engine.simulate import render, simulate, write_chart
+    from engine.planning.simulate import render, simulate, write_chart
 
     last = parse_moment(end)
     if "T" not in end:  # a plain date: the whole of that day is included

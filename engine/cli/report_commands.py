@@ -32,8 +32,8 @@ def register(app: typer.Typer) -> None:
         now: Annotated[str | None, typer.Option("--now", help="judge open tasks as of this moment")] = None,
     ) -> None:
         """Closed-loop figures (SPEC §8) for a period, with the programme targets alongside."""
-        from engine.metrics import GROUPINGS
-        from engine.reports import build_report, render_table
+        from engine.loop.metrics import GROUPINGS
+        from engine.loop.reports import build_report, render_table
 
         if by is not None and by not in GROUPINGS:
             raise typer.BadParameter(f"choose one of {', '.join(GROUPINGS)}", param_hint="--by")
@@ -45,8 +45,8 @@ def register(app: typer.Typer) -> None:
         else:
             render_table(report)
         if out is not None:
-            from engine.charts import render_all
-            from engine.journey_registry import load_tier_config
+            from engine.language.journey_registry import load_tier_config
+            from engine.loop.charts import render_all
 
             paths = render_all(report, out, threshold=load_tier_config().review.churn_threshold)
             if not as_json:
@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """Re-score every customer; record and announce tier changes (tier.changed events)."""
-        from engine.retier import retier
+        from engine.loop.retier import retier
 
         result = retier(at=_moment(at, "--at") if at else None, dry_run=dry_run)
         if as_json:
@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """Weekly per-tier churn review; dynamic adjustment for tiers over the threshold."""
-        from engine.monitoring import run_tier_review
+        from engine.loop.monitoring import run_tier_review
 
         review = run_tier_review(at=_moment(at, "--at") if at else None)
         if as_json:
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         at: Annotated[str | None, typer.Option("--at", help="check as of (default now)")] = None,
     ) -> None:
         """Daily activity-drop check: raise churn.warning events."""
-        from engine.monitoring import churn_warning_check
+        from engine.loop.monitoring import churn_warning_check
 
         result = churn_warning_check(at=_moment(at, "--at") if at else None)
         typer.echo(f"churn warnings: {result.warned} raised ({result.candidates} customers matched)")
@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
         task: Annotated[int | None, typer.Option("--task")] = None,
     ) -> None:
         """Which journey, version, step and entry rule an outcome, touch or task came from."""
-        from engine.attribution import trace_outcome, trace_task, trace_touch
+        from engine.loop.attribution import trace_outcome, trace_task, trace_touch
         from store.db import session_scope
 
         with session_scope() as session:

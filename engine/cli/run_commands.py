@@ -31,8 +31,8 @@ def dispatch(
     lanes: int = typer.Option(2, "--lanes", min=1, help="Batches in flight at once in this process."),
 ) -> None:
     """Claim due touches in batches and send them through the configured channels."""
-    from engine.dispatch import make_dispatcher
-    from engine.reconcile import reconcile
+    from engine.sending.dispatch import make_dispatcher
+    from engine.sending.reconcile import reconcile
     from store.db import get_engine
 
     async def main() -> dict[str, Any]:
@@ -59,7 +59,7 @@ def dispatch(
 def run() -> None:
     """Run the embedded service: APScheduler drives plan, dispatch, outcome ingest and the periodic
     flows on Prefect's local engine, with its job store in the product database. Stops cleanly on SIGTERM."""
-    from engine.service import run_service
+    from engine.runtime.service import run_service
 
     raise typer.Exit(run_service())
 
@@ -74,7 +74,7 @@ def demo(
 ) -> None:
     """A simulated month end to end on the embedded default: seed, plan, dispatch to local provider
     stand-ins, receipts, replies, agents, churn check, tier review; prints the per-tier summary."""
-    from engine.demo import DemoError, DemoSettings, run_demo
+    from engine.demo.month import DemoError, DemoSettings, run_demo
 
     try:
         first = date.fromisoformat(start) if start else None
@@ -93,7 +93,7 @@ def deploy(
 ) -> None:
     """Scaled out: register the flows as deployments with cron schedules on a Prefect server
     (PREFECT_API_URL); start workers with `prefect worker start --pool <pool> --type process`."""
-    from engine.deployments import deploy_all
+    from engine.runtime.deployments import deploy_all
 
     for name in deploy_all(pool, schedules=not no_schedules):
         typer.echo(name)

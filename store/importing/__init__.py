@@ -35,12 +35,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
+from store.bulk_writer import CLAIM, CUSTOMER, POLICY, TIER_CHANGE
 from store.clock import utcnow
 from store.crypto import DataKeyError, FieldCipher, load_key
 from store.db import make_engine
 from store.importing import fields as f
 from store.importing.fields import FieldError
-from store.seeding.writer import CLAIM, CUSTOMER, POLICY, TIER_CHANGE
 
 __all__ = ["KINDS", "ImportFileError", "ImportReport", "Rejected", "default_rejects_path", "import_csv"]
 

@@ -1,4 +1,4 @@
-"""Events from the console go through ``engine.events.emit_event`` once it exists, else are stored here."""
+"""Events from the console go through ``engine.loop.events.emit_event`` once it exists, else are stored here."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from tests.console.conftest import Seed
 
 def test_without_the_planner_the_event_is_stored_once(db_url: str, seed: Seed,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "engine.events", None)  # as if the module did not exist
+    monkeypatch.setitem(sys.modules, "engine.loop.events", None)  # as if the module did not exist
     first = events_bridge.emit("complaint.filed", "C1", {"source": "agent_task"}, event_id="e-1", db_url=db_url)
     again = events_bridge.emit("complaint.filed", "C1", {"source": "agent_task"}, event_id="e-1", db_url=db_url)
     assert first.created and not again.created
@@ -44,9 +44,9 @@ def test_the_planners_emit_event_is_used_when_present(db_url: str, monkeypatch: 
         calls.append((type, customer_external_id, data, event_id, url))
         return Result(event_id or "x", True, [1, 2], [3])
 
-    module = types.ModuleType("engine.events")
+    module = types.ModuleType("engine.loop.events")
     module.emit_event = emit_event  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "engine.events", module)
+    monkeypatch.setitem(sys.modules, "engine.loop.events", module)
     result = events_bridge.emit("task.completed", "C1", {"task_id": 1}, event_id="e-9", db_url=db_url)
     assert calls == [("task.completed", "C1", {"task_id": 1}, "e-9", db_url)]
     assert (result.event_id, result.created, result.touches, result.tasks) == ("e-9", True, 2, 1)

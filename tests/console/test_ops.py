@@ -8,7 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from console import routes_ops
-from engine.validation import validate
+from engine.language.validation import validate
 from tests.console.conftest import login
 
 

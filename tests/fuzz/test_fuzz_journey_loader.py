@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from engine.validation import Problem, validate_journey_file
+from engine.language.validation import Problem, validate_journey_file
 
 ROOT = Path(__file__).resolve().parents[2]
 JOURNEYS = sorted((ROOT / "journeys").glob("*.yaml"))

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from channels.receipts import handle_twilio_inbound, handle_twilio_status, handle_wechat, wechat_signature
+from engine.loop.receipts import handle_twilio_inbound, handle_twilio_status, handle_wechat, wechat_signature
 
 TWILIO_TOKEN = "fuzz-twilio-token"
 WECHAT_TOKEN = "fuzz-wechat-token"

@@ -10,7 +10,7 @@
    of a millisecond, so "database is locked" really happens; ``store.retrying`` re-runs
    the unit of work and nothing is lost or doubled.
 3. A journey file turned invalid while the service runs is rejected; the last good
-   version stays in force (``engine.journey_registry.load_in_force``).
+   version stays in force (``engine.language.journey_registry.load_in_force``).
 
 The figures (cases, faults, retries, duplicates) are printed (``pytest -s``) and recorded
 as properties (``record_property``) for the lead to quote.
@@ -34,11 +34,11 @@ from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlmodel import Session
 
-from channels.receipts import create_hooks_router
 from channels.sms_twilio import TwilioSmsAdapter
-from engine.claiming import ClaimedTouch, claim_due
-from engine.dispatch import Dispatcher, insert_outcomes
-from engine.journey_registry import load_in_force
+from engine.language.journey_registry import load_in_force
+from engine.loop.receipts import create_hooks_router
+from engine.sending.claiming import ClaimedTouch, claim_due
+from engine.sending.dispatch import Dispatcher, insert_outcomes
 from standins.faults import FaultPlan
 from standins.twilio_api import TwilioStandin
 from store.clock import utcnow

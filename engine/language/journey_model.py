@@ -1,0 +1,345 @@
+"""The journey file language: pydantic models of what a file in ``journeys/`` may say.
+
+Checks that need nothing but the file itself (types, durations, cron syntax,
+channel names, step graph) live here; checks against the rest of the project
+(templates, tiers, field catalogue, duplicate ids) live in ``engine.language.validation``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from croniter import croniter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from engine.language.durations import parse_duration
+from store.models import CHANNELS
+
+OPERATORS = (
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "in",
+    "not_in",
+    "contains",
+    "exists",
+    "missing",
+    # Date/datetime fields against "now" (or the planned moment): value is a duration.
+    "within_last",
+    "older_than",
+    "within_next",
+)
+VALUELESS_OPERATORS = ("exists", "missing")
+DURATION_OPERATORS = ("within_last", "older_than", "within_next")
+
+
+def _check_duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+def _check_positive_duration(text: str) -> str:
+    if parse_duration(text) <= timedelta(0):
+        raise ValueError(f"duration {text!r} must be positive")
+    return text
+
+
+def _check_channel(name: str) -> str:
+    if name not in CHANNELS:
+        raise ValueError(f"unknown channel {name!r}: channels are {', '.join(CHANNELS)}")
+    return name
+
+
+def _check_clock(text: str) -> str:
+    parts = text.split(":")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"bad time of day {text!r}: write HH:MM, e.g. 10:00")
+    hour, minute = int(parts[0]), int(parts[1])
+    if not (0 <= hour < 24 and 0 <= minute < 60):
+        raise ValueError(f"bad time of day {text!r}: hours 00-23, minutes 00-59")
+    return text
+
+
+Duration = Annotated[str, AfterValidator(_check_duration)]
+PositiveDuration = Annotated[str, AfterValidator(_check_positive_duration)]
+ChannelName = Annotated[str, AfterValidator(_check_channel)]
+ClockTime = Annotated[str, AfterValidator(_check_clock)]
+Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class Condition(Strict):
+    """One of: ``{field, op, value}``, ``{all: [...]}``, ``{any: [...]}``, ``{not: {...}}``."""
+
+    field: str | None = None
+    op: str | None = None
+    value: Any = None
+    all: list[Condition] | None = None
+    any: list[Condition] | None = None
+    not_: Condition | None = Field(default=None, alias="not")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Condition:
+        forms = [self.field is not None, self.all is not None, self.any is not None, self.not_ is not None]
+        if sum(forms) != 1:
+            raise ValueError("a condition is exactly one of {field, op, value}, {all: [...]}, {any: [...]}, {not: ...}")
+        if self.field is not None:
+            if self.op is None:
+                raise ValueError(f"condition on {self.field!r} has no op (one of {', '.join(OPERATORS)})")
+            if self.op not in OPERATORS:
+                raise ValueError(f"unknown operator {self.op!r}: use one of {', '.join(OPERATORS)}")
+            if self.op in DURATION_OPERATORS:
+                if not isinstance(self.value, str):
+                    raise ValueError(f"operator {self.op} takes a duration value, e.g. 30d")
+                parse_duration(self.value)
+            elif self.op in ("in", "not_in") and not isinstance(self.value, list):
+                raise ValueError(f"operator {self.op} takes a list value")
+            elif self.op not in VALUELESS_OPERATORS and self.value is None and "value" not in self.model_fields_set:
+                raise ValueError(f"condition on {self.field!r} with op {self.op} needs a value")
+        elif self.all is not None and not self.all:
+            raise ValueError("'all' needs at least one condition")
+        elif self.any is not None and not self.any:
+            raise ValueError("'any' needs at least one condition")
+        return self
+
+    def fields(self) -> list[str]:
+        """Every field path this condition reads."""
+        if self.field is not None:
+            return [self.field]
+        out: list[str] = []
+        for child in self.all or self.any or ([self.not_] if self.not_ else []):
+            out.extend(child.fields())
+        return out
+
+    def describe(self) -> str:
+        """Human-readable form, used by explain and in attribution."""
+        if self.field is not None:
+            return f"{self.field} {self.op}" + ("" if self.op in VALUELESS_OPERATORS else f" {self.value!r}")
+        if self.all is not None:
+            return "(" + " and ".join(c.describe() for c in self.all) + ")"
+        if self.any is not None:
+            return "(" + " or ".join(c.describe() for c in self.any) + ")"
+        assert self.not_ is not None
+        return f"not {self.not_.describe()}"
+
+
+class Audience(Strict):
+    tiers: list[str] | None = None
+    when: Condition | None = None
+
+
+class ScheduleEntry(Strict):
+    """A cadence in the customer's local time, as a 5-field cron (``0 10 * * MON``)."""
+
+    cron: str
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError(f"bad cron {value!r}: write 5 fields, minute hour day month weekday, e.g. '0 10 * * MON'")
+        return value
+
+
+DateAnchor = Literal["customer.birthday", "policy.expiry_date", "claim.settled_at", "holiday"]
+
+
+class DateEntry(Strict):
+    """A date relative to something the customer has: birthday, policy expiry, claim settlement, holiday."""
+
+    anchor: DateAnchor
+    offset: Duration = "0d"
+    at: ClockTime = "10:00"
+    holidays: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _holidays_only_for_holiday(self) -> DateEntry:
+        if self.anchor == "holiday" and not self.holidays:
+            raise ValueError("anchor 'holiday' needs a list of holidays, e.g. [spring_festival, mid_autumn]")
+        if self.anchor != "holiday" and self.holidays:
+            raise ValueError("'holidays' is only for anchor 'holiday'")
+        return self
+
+
+class EventEntry(Strict):
+    type: str
+    when: Condition | None = None
+
+
+class Entry(Strict):
+    schedule: ScheduleEntry | None = None
+    date: DateEntry | None = None
+    event: EventEntry | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Entry:
+        if sum(x is not None for x in (self.schedule, self.date, self.event)) != 1:
+            raise ValueError("entry is exactly one of schedule, date or event")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "schedule" if self.schedule else "date" if self.date else "event"
+
+
+class Reentry(Strict):
+    allowed: bool = True
+    after: PositiveDuration | None = None
+
+
+class Goal(Strict):
+    event: str
+    when: Condition | None = None
+
+
+class Send(Strict):
+    channels: list[ChannelName] = Field(min_length=1)
+    template: Identifier
+    urgent: bool | None = None
+
+
+class WaitFor(Strict):
+    event: str
+    when: Condition | None = None
+    timeout: PositiveDuration
+    on_event: str = "next"
+    on_timeout: str = "next"
+
+
+class BranchCase(Strict):
+    when: Condition
+    goto: str
+
+
+class Branch(Strict):
+    cases: list[BranchCase] = Field(min_length=1)
+    otherwise: str = "next"
+
+
+class SplitVariant(Strict):
+    name: Identifier
+    percent: float = Field(gt=0, le=100)
+    goto: str = "next"
+
+
+class Split(Strict):
+    """Random split; ``holdout`` percent of entrants leave at once as the control group for lift."""
+
+    variants: list[SplitVariant] = Field(min_length=1)
+    holdout: float = Field(default=0, ge=0, lt=100)
+
+    @model_validator(mode="after")
+    def _sums_to_100(self) -> Split:
+        total = sum(v.percent for v in self.variants) + self.holdout
+        if abs(total - 100) > 1e-6:
+            raise ValueError(f"split percentages and holdout must add up to 100, not {total:g}")
+        return self
+
+
+class Task(Strict):
+    queue: Identifier
+    priority: Literal["high", "normal", "low"] = "normal"
+    due_within: PositiveDuration
+    script: Identifier | None = None
+    assign: Literal["queue", "advisor"] = "queue"
+
+
+class Update(Strict):
+    field: str
+    value: Any
+
+    @field_validator("field")
+    @classmethod
+    def _writable(cls, value: str) -> str:
+        if not value.startswith("customer.attributes.") or value == "customer.attributes.":
+            raise ValueError(f"can only update customer.attributes.<name>, not {value!r}")
+        return value
+
+
+class Exit(Strict):
+    reason: str = "completed"
+
+
+STEP_KINDS = ("send", "wait", "wait_for", "branch", "split", "task", "update", "exit")
+
+
+class Step(Strict):
+    id: Identifier
+    next: str | None = None
+    send: Send | None = None
+    wait: PositiveDuration | None = None
+    wait_for: WaitFor | None = None
+    branch: Branch | None = None
+    split: Split | None = None
+    task: Task | None = None
+    update: Update | None = None
+    exit: Exit | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exit_shorthand(cls, data: Any) -> Any:
+        # ``exit: {}`` and a bare ``exit:`` both mean "leave the journey".
+        if isinstance(data, dict) and "exit" in data and data["exit"] is None:
+            data = {**data, "exit": {}}
+        return data
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Step:
+        actions = [k for k in STEP_KINDS if getattr(self, k) is not None]
+        if len(actions) != 1:
+            found = ", ".join(actions) if actions else "none"
+            raise ValueError(f"step {self.id!r} needs exactly one of {', '.join(STEP_KINDS)} (found {found})")
+        if self.next is not None and actions[0] in ("branch", "split", "exit", "wait_for"):
+            raise ValueError(f"step {self.id!r}: 'next' is not used by a {actions[0]} step; give its targets inside it")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in STEP_KINDS if getattr(self, k) is not None)
+
+
+class Journey(Strict):
+    id: Identifier
+    name: str
+    description: str | None = None
+    category: Literal["service", "marketing"]
+    priority: int = Field(default=50, ge=0, le=100)
+    urgent: bool = False
+    enabled: bool = True
+    audience: Audience = Audience()
+    entry: Entry
+    reentry: Reentry = Reentry()
+    goal: Goal | None = None
+    steps: list[Step] = Field(min_length=1)
+
+    def step(self, step_id: str) -> Step:
+        return next(s for s in self.steps if s.id == step_id)
+
+    def successors(self, index: int) -> list[str]:
+        """Step ids (or 'exit') that step ``index`` can lead to."""
+        step = self.steps[index]
+        following = self.steps[index + 1].id if index + 1 < len(self.steps) else "exit"
+
+        def resolve(target: str) -> str:
+            return following if target == "next" else target
+
+        if step.exit is not None:
+            return []
+        if step.branch is not None:
+            return [resolve(c.goto) for c in step.branch.cases] + [resolve(step.branch.otherwise)]
+        if step.split is not None:
+            return [resolve(v.goto) for v in step.split.variants]
+        if step.wait_for is not None:
+            return [resolve(step.wait_for.on_event), resolve(step.wait_for.on_timeout)]
+        return [resolve(step.next or "next")]
+
+    def next_step_id(self, index: int) -> str:
+        """Where a linear step continues: its ``next`` or the following step, 'exit' at the end."""
+        return self.successors(index)[0]

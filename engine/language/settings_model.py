@@ -1,0 +1,96 @@
+"""Models of the two configuration files ops edit: ``config/tiers.yaml`` and ``config/delivery.yaml``."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from engine.language.journey_model import ClockTime, Identifier, PositiveDuration
+from store.models import CHANNELS, TIERS
+
+DIMENSIONS = ("ltv", "activity", "risk", "social", "basic")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TierReview(_Strict):
+    window: PositiveDuration = "90d"
+    churn_threshold: float = Field(default=0.15, gt=0, lt=1)
+
+
+class ExtraResources(_Strict):
+    """What dynamic adjustment switches on for a tier whose churn crosses the threshold."""
+
+    journeys: list[Identifier] = Field(default_factory=list)
+    notify_queue: Identifier = "ops"
+
+
+class TierConfig(_Strict):
+    weights: dict[str, Annotated[float, Field(ge=0, le=1)]]
+    thresholds: dict[str, Annotated[float, Field(ge=0, le=100)]]
+    review: TierReview = TierReview()
+    extra_resources: dict[str, ExtraResources] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TierConfig:
+        missing = [d for d in DIMENSIONS if d not in self.weights]
+        unknown = [d for d in self.weights if d not in DIMENSIONS]
+        if missing or unknown:
+            raise ValueError(
+                f"weights must name exactly the dimensions {', '.join(DIMENSIONS)}"
+                + (f"; missing {', '.join(missing)}" if missing else "")
+                + (f"; unknown {', '.join(unknown)}" if unknown else "")
+            )
+        total = sum(self.weights.values())
+        if abs(total - 1) > 1e-6:
+            raise ValueError(f"weights must add up to 1, not {total:g}")
+        bad = [t for t in self.thresholds if t not in TIERS] + [t for t in self.extra_resources if t not in TIERS]
+        if bad:
+            raise ValueError(f"unknown tier {bad[0]!r}: tiers are {', '.join(TIERS)}")
+        if set(self.thresholds) != set(TIERS):
+            raise ValueError(f"thresholds must give every tier: {', '.join(TIERS)}")
+        ordered = [self.thresholds[t] for t in TIERS]
+        if any(a <= b for a, b in itertools.pairwise(ordered)):
+            raise ValueError("thresholds must fall strictly from diamond to potential")
+        return self
+
+    def tier_for(self, score: float) -> str:
+        for tier in TIERS:
+            if score >= self.thresholds[tier]:
+                return tier
+        return TIERS[-1]
+
+
+class QuietHours(_Strict):
+    start: ClockTime = "21:00"
+    end: ClockTime = "08:00"
+
+
+class DeliveryConfig(_Strict):
+    default_timezone: str = "Asia/Shanghai"
+    quiet_hours: QuietHours = QuietHours()
+    marketing_cap: int = Field(default=2, ge=0)
+    marketing_cap_window: PositiveDuration = "7d"
+    opt_out_keywords: list[str] = Field(default_factory=lambda: ["TD", "退订", "STOP", "unsubscribe"])
+    marketing_sms_footer: str = "回复TD退订"
+    rate_limits: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: {"sms": 2000.0, "wechat": 2000.0, "email": 500.0}
+    )
+    max_attempts: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _known_channels(self) -> DeliveryConfig:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        bad = [c for c in self.rate_limits if c not in CHANNELS]
+        if bad:
+            raise ValueError(f"unknown channel {bad[0]!r} in rate_limits: channels are {', '.join(CHANNELS)}")
+        try:
+            ZoneInfo(self.default_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.default_timezone!r}") from None
+        return self

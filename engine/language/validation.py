@@ -1,0 +1,470 @@
+"""Validation of journey files, the templates they use and the configuration files.
+
+Every problem is reported as ``path:line:col: message`` pointing at the YAML node
+at fault. A file with any problem is rejected whole; ``engine.language.journey_registry``
+then keeps its last good version in force.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import jinja2
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from channels.template_files import FILE_FOR, LOCALES, missing_files, template_file
+from engine.language import catalogue, journey_model
+from engine.language.journey_model import Condition, Journey
+from engine.language.paths import delivery_config_path, journeys_dir, templates_dir, tiers_config_path
+from engine.language.settings_model import DeliveryConfig, TierConfig
+from engine.language.yaml_lines import LocatedDocument, Path_, Position, YamlError, load_located
+from store.models import TIERS
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    path: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: {self.message}"
+
+
+@dataclass
+class LoadedJourney:
+    journey: Journey
+    path: str
+    source: str
+    version: str
+
+    @functools.cached_property
+    def id(self) -> str:  # asked for per entrant and decision: millions of times in a big plan
+        return self.journey.id
+
+
+@dataclass
+class Report:
+    journeys: list[LoadedJourney] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    tiers: TierConfig | None = None
+    delivery: DeliveryConfig | None = None
+    rejected_files: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def content_version(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
+
+
+def display_path(path: Path) -> str:
+    """Paths as a person typed them: relative to the working directory when possible."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+# --- turning pydantic errors into file:line messages --------------------------------------------
+
+_ALL_FIELD_NAMES: set[str] = set()
+for _model in (
+    vars(journey_model).values()
+):  # every field name of the journey language, for "did you mean" hints
+    if isinstance(_model, type) and issubclass(_model, BaseModel) and _model is not BaseModel:
+        for _name, _info in _model.model_fields.items():
+            _ALL_FIELD_NAMES.add(_info.alias or _name)
+
+
+def _data_path(doc: LocatedDocument, loc: tuple[Any, ...]) -> Path_:
+    """Keep the parts of a pydantic ``loc`` that index into the data (drops union/model tags)."""
+    out: list[str | int] = []
+    node: Any = doc.data
+    for part in loc:
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and part not in node and part == loc[-1]:
+            out.append(part)  # a missing or unknown key: the position falls back to its parent
+            node = None
+    return tuple(out)
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    loc = error["loc"]
+    name = loc[-1] if loc else ""
+    if kind == "extra_forbidden":
+        hint = difflib.get_close_matches(str(name), sorted(_ALL_FIELD_NAMES), n=1, cutoff=0.75)
+        return f"unknown field {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+    if kind == "missing":
+        return f"missing required field {name!r}"
+    msg = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+    if kind.endswith(("_type", "_parsing")):
+        got = error.get("input")
+        msg = f"wrong type for {name!r}: {msg[:1].lower() + msg[1:]} (got {got!r})"
+    elif kind == "literal_error":
+        msg = f"{error.get('input')!r} is not allowed for {name!r}: {msg.lower()}"
+    elif kind == "string_pattern_mismatch":
+        msg = f"{error.get('input')!r} is not a valid {name!r}: use lowercase letters, digits, '-' and '_'"
+    return msg
+
+
+def parse_model(model: type[ModelT], doc: LocatedDocument, path: str) -> tuple[ModelT | None, list[Problem]]:
+    try:
+        return model.model_validate(doc.data), []
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            data_path = _data_path(doc, tuple(error["loc"]))
+            pos = doc.position(data_path, prefer_key=error["type"] in ("extra_forbidden",))
+            problems.append(Problem(path, pos.line, pos.column, _message(error)))
+        return None, sorted(set(problems))
+
+
+def load_document(path: Path) -> tuple[str, LocatedDocument | None, list[Problem]]:
+    shown = display_path(path)
+    try:
+        source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return "", None, [Problem(shown, 1, 1, f"not UTF-8 text: {exc.reason}")]
+    except OSError as exc:
+        return "", None, [Problem(shown, 1, 1, f"cannot read: {exc.strerror}")]
+    try:
+        doc = load_located(source)
+    except YamlError as exc:
+        return source, None, [Problem(shown, exc.position.line, exc.position.column, exc.message)]
+    if not isinstance(doc.data, dict):
+        return source, None, [Problem(shown, 1, 1, "expected a mapping at the top of the file")]
+    return source, doc, []
+
+
+# --- checks of one journey against the rest of the project ---------------------------------------
+
+
+@dataclass
+class _Context:
+    path: str
+    doc: LocatedDocument
+    templates_root: Path
+    problems: list[Problem]
+    known_tiers: tuple[str, ...] = TIERS
+
+    def add(self, data_path: Path_, message: str, prefer_key: bool = False) -> None:
+        pos: Position = self.doc.position(data_path, prefer_key=prefer_key)
+        self.problems.append(Problem(self.path, pos.line, pos.column, message))
+
+
+def _walk_conditions(cond: Condition, path: Path_) -> Iterator[tuple[Condition, Path_]]:
+    if cond.field is not None:
+        yield cond, path
+    for key, children in (("all", cond.all), ("any", cond.any)):
+        for i, child in enumerate(children or []):
+            yield from _walk_conditions(child, (*path, key, i))
+    if cond.not_ is not None:
+        yield from _walk_conditions(cond.not_, (*path, "not"))
+
+
+def _check_condition(ctx: _Context, cond: Condition | None, path: Path_, scopes: set[str], events: set[str]) -> None:
+    if cond is None:
+        return
+    for leaf, leaf_path in _walk_conditions(cond, path):
+        assert leaf.field is not None
+        kind = catalogue.field_kind(leaf.field, scopes, events)
+        if kind not in ("str", "int", "float", "bool", "date", "datetime", "list", "any"):
+            ctx.add((*leaf_path, "field"), str(kind))
+            continue
+        numeric_op = leaf.op in ("lt", "le", "gt", "ge") and kind in ("int", "float")
+        if numeric_op and (isinstance(leaf.value, bool) or not isinstance(leaf.value, int | float)):
+            ctx.add((*leaf_path, "value"), f"{leaf.field} is a number; {leaf.op} needs a number, not {leaf.value!r}")
+        if leaf.op in journey_model.DURATION_OPERATORS and kind not in ("date", "datetime", "any"):
+            ctx.add((*leaf_path, "op"), f"operator {leaf.op} needs a date field; {leaf.field} is {kind}")
+        if leaf.field in ("customer.tier",):
+            values = leaf.value if isinstance(leaf.value, list) else [leaf.value]
+            for v in values:
+                if leaf.op not in journey_model.VALUELESS_OPERATORS and v not in ctx.known_tiers:
+                    ctx.add((*leaf_path, "value"), f"unknown tier {v!r}: tiers are {', '.join(ctx.known_tiers)}")
+
+
+def _check_event_type(ctx: _Context, event_type: str, path: Path_) -> None:
+    if event_type not in catalogue.EVENT_TYPES:
+        hint = difflib.get_close_matches(event_type, list(catalogue.EVENT_TYPES), n=1)
+        ctx.add(path, f"unknown event type {event_type!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+
+
+def _check_journey(ctx: _Context, journey: Journey) -> None:
+    entry_scopes = {"customer"}
+    entry_events: set[str] = set()
+    entry = journey.entry
+    if entry.date is not None:
+        if entry.date.anchor.startswith("policy."):
+            entry_scopes.add("policy")
+        if entry.date.anchor.startswith("claim."):
+            entry_scopes.add("claim")
+        for i, name in enumerate(entry.date.holidays or []):
+            if name not in catalogue.HOLIDAYS:
+                ctx.add(
+                    ("entry", "date", "holidays", i),
+                    f"unknown holiday {name!r}: holidays are {', '.join(catalogue.HOLIDAYS)}",
+                )
+    if entry.event is not None:
+        _check_event_type(ctx, entry.event.type, ("entry", "event", "type"))
+        entry_scopes.add("event")
+        entry_events.add(entry.event.type)
+        if entry.event.type.startswith("claim."):
+            entry_scopes.add("claim")
+        _check_condition(ctx, entry.event.when, ("entry", "event", "when"), entry_scopes, entry_events)
+
+    for i, tier in enumerate(journey.audience.tiers or []):
+        if tier not in ctx.known_tiers:
+            hint = difflib.get_close_matches(tier, ctx.known_tiers, n=1)
+            ctx.add(
+                ("audience", "tiers", i),
+                f"unknown tier {tier!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + f": tiers are {', '.join(ctx.known_tiers)}",
+            )
+    _check_condition(ctx, journey.audience.when, ("audience", "when"), entry_scopes, entry_events)
+
+    if journey.goal is not None:
+        _check_event_type(ctx, journey.goal.event, ("goal", "event"))
+        _check_condition(ctx, journey.goal.when, ("goal", "when"), {*entry_scopes, "event"}, {journey.goal.event})
+
+    if journey.category == "marketing" and journey.urgent:
+        ctx.add(("urgent",), "a marketing journey cannot be urgent: only service touches may bypass quiet hours")
+
+    _check_steps(ctx, journey, entry_scopes, entry_events)
+
+
+def _check_steps(ctx: _Context, journey: Journey, scopes: set[str], events: set[str]) -> None:
+    ids: dict[str, int] = {}
+    for i, step in enumerate(journey.steps):
+        if step.id in ids:
+            ctx.add(("steps", i, "id"), f"duplicate step id {step.id!r} (first at step {ids[step.id] + 1})")
+        else:
+            ids[step.id] = i
+
+    def check_target(target: str, path: Path_) -> None:
+        if target not in ("next", "exit") and target not in ids:
+            ctx.add(path, f"unknown step {target!r}: go to a step id, 'next' or 'exit'")
+
+    for i, step in enumerate(journey.steps):
+        base: Path_ = ("steps", i)
+        if step.next is not None:
+            check_target(step.next, (*base, "next"))
+        if step.send is not None:
+            if step.send.urgent and journey.category == "marketing":
+                ctx.add((*base, "send", "urgent"), "a marketing touch cannot be urgent")
+            for message in missing_files(ctx.templates_root, step.send.template, list(step.send.channels)):
+                ctx.add((*base, "send", "template"), message)
+            for j, channel in enumerate(step.send.channels):
+                if step.send.channels.index(channel) != j:
+                    ctx.add((*base, "send", "channels", j), f"channel {channel!r} listed twice")
+        if step.task is not None and step.task.script is not None:
+            for message in missing_files(ctx.templates_root, step.task.script, ["task"]):
+                ctx.add((*base, "task", "script"), message)
+        tiers = journey.audience.tiers
+        if step.task is not None and step.task.assign == "advisor" and tiers is not None and "diamond" not in tiers:
+            ctx.add((*base, "task", "assign"), "assign: advisor needs the diamond tier in the audience")
+        if step.branch is not None:
+            for j, case in enumerate(step.branch.cases):
+                check_target(case.goto, (*base, "branch", "cases", j, "goto"))
+                _check_condition(ctx, case.when, (*base, "branch", "cases", j, "when"), scopes, events)
+            check_target(step.branch.otherwise, (*base, "branch", "otherwise"))
+        if step.split is not None:
+            for j, variant in enumerate(step.split.variants):
+                check_target(variant.goto, (*base, "split", "variants", j, "goto"))
+        if step.wait_for is not None:
+            _check_event_type(ctx, step.wait_for.event, (*base, "wait_for", "event"))
+            check_target(step.wait_for.on_event, (*base, "wait_for", "on_event"))
+            check_target(step.wait_for.on_timeout, (*base, "wait_for", "on_timeout"))
+            _check_condition(
+                ctx, step.wait_for.when, (*base, "wait_for", "when"), {*scopes, "event"}, {step.wait_for.event}
+            )
+
+    # Reachability from the first step, following every possible path.
+    seen = {0}
+    frontier = [0]
+    while frontier:
+        index = frontier.pop()
+        for target in journey.successors(index):
+            if target in ids and ids[target] not in seen:
+                seen.add(ids[target])
+                frontier.append(ids[target])
+    for i, step in enumerate(journey.steps):
+        if i not in seen and journey.steps.index(step) == i:
+            ctx.add(("steps", i, "id"), f"step {step.id!r} is never reached: no path from the first step leads to it")
+
+
+def check_template_syntax(templates_root: Path, names: Iterable[str]) -> list[Problem]:
+    """Jinja2 syntax of every file of the named templates, reported at the template file's line."""
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    problems: list[Problem] = []
+    for name in sorted(set(names)):
+        folder = templates_root / name
+        meta = folder / "meta.yaml"
+        if meta.is_file():
+            try:
+                yaml.safe_load(meta.read_text(encoding="utf-8"))
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                line = mark.line + 1 if mark else 1
+                problems.append(Problem(display_path(meta), line, 1, f"YAML syntax: {exc}"))
+        for kind in FILE_FOR:
+            for locale in LOCALES:
+                path = template_file(templates_root, name, kind, locale)
+                if not path.is_file():
+                    continue
+                text = path.read_text(encoding="utf-8")
+                sources = [text]
+                if path.suffix == ".yaml":
+                    try:
+                        data = yaml.safe_load(text) or {}
+                    except yaml.YAMLError as exc:
+                        mark = getattr(exc, "problem_mark", None)
+                        problems.append(Problem(display_path(path), mark.line + 1 if mark else 1, 1, str(exc)))
+                        continue
+                    sources = [str(v) for v in _flatten(data)]
+                for src in sources:
+                    try:
+                        env.parse(src)
+                    except jinja2.TemplateSyntaxError as exc:
+                        line = exc.lineno if path.suffix != ".yaml" else _line_of(text, src)
+                        problems.append(Problem(display_path(path), line, 1, f"template syntax: {exc.message}"))
+    return problems
+
+
+def _flatten(data: Any) -> Iterator[Any]:
+    if isinstance(data, dict):
+        for value in data.values():
+            yield from _flatten(value)
+    elif isinstance(data, list):
+        for value in data:
+            yield from _flatten(value)
+    elif isinstance(data, str):
+        yield data
+
+
+def _line_of(text: str, fragment: str) -> int:
+    first = fragment.splitlines()[0] if fragment else ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if first and first in line:
+            return number
+    return 1
+
+
+# --- whole-tree validation ----------------------------------------------------------------------
+
+
+def load_config(model: type[ModelT], path: Path) -> tuple[ModelT | None, list[Problem]]:
+    if not path.is_file():
+        return None, [Problem(display_path(path), 1, 1, "configuration file not found")]
+    _, doc, problems = load_document(path)
+    if doc is None:
+        return None, problems
+    return parse_model(model, doc, display_path(path))
+
+
+def journey_files(paths: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()))
+        else:
+            files.append(path)
+    return files
+
+
+def validate_journey_file(path: Path, templates_root: Path) -> tuple[LoadedJourney | None, list[Problem]]:
+    shown = display_path(path)
+    source, doc, problems = load_document(path)
+    if doc is None:
+        return None, problems
+    journey, problems = parse_model(Journey, doc, shown)
+    if journey is None:
+        return None, problems
+    ctx = _Context(shown, doc, templates_root, [])
+    _check_journey(ctx, journey)
+    if ctx.problems:
+        return None, sorted(set(ctx.problems))
+    return LoadedJourney(journey, shown, source, content_version(source)), []
+
+
+def validate(
+    paths: Iterable[Path] | None = None,
+    templates_root: Path | None = None,
+    tiers_path: Path | None = None,
+    delivery_path: Path | None = None,
+) -> Report:
+    """Validate journey files (default: ``journeys/``), their templates and both configuration files."""
+    templates_root = templates_root or templates_dir()
+    report = Report()
+    report.tiers, problems = load_config(TierConfig, tiers_path or tiers_config_path())
+    report.problems.extend(problems)
+    report.delivery, problems = load_config(DeliveryConfig, delivery_path or delivery_config_path())
+    report.problems.extend(problems)
+
+    files = journey_files(list(paths) if paths else [journeys_dir()])
+    if not files:
+        report.problems.append(Problem("journeys", 1, 1, "no journey files found"))
+    seen_ids: dict[str, str] = {}
+    used_templates: set[str] = set()
+    for path in files:
+        loaded, problems = validate_journey_file(path, templates_root)
+        if loaded is not None and loaded.id in seen_ids:
+            pos = load_located(loaded.source).position(("id",))
+            problems = [Problem(loaded.path, pos.line, pos.column, f"duplicate journey id {loaded.id!r}, "
+                                f"already used by {seen_ids[loaded.id]}")]
+            loaded = None
+        if loaded is None:
+            report.rejected_files.append(display_path(path))
+            report.problems.extend(problems)
+            continue
+        seen_ids[loaded.id] = loaded.path
+        report.journeys.append(loaded)
+        for step in loaded.journey.steps:
+            if step.send is not None:
+                used_templates.add(step.send.template)
+            if step.task is not None and step.task.script:
+                used_templates.add(step.task.script)
+    syntax_problems = check_template_syntax(templates_root, used_templates)
+    report.problems.extend(syntax_problems)
+    if not syntax_problems:
+        # Rendering every used template with a sample context catches undefined variables and
+        # over-long SMS before a customer would see them. Imported here: rendering imports us.
+        from engine.language.rendering import check_templates
+
+        report.problems.extend(check_templates(templates_root, used_templates))
+
+    default_files = {p.resolve() for p in journey_files([journeys_dir()])}
+    covers_all = bool(default_files) and default_files <= {p.resolve() for p in files}
+    if report.tiers is not None and covers_all:
+        # Extra retention journeys named by the tier configuration must exist.
+        tiers_shown = display_path(tiers_path or tiers_config_path())
+        _, doc, _ = load_document(tiers_path or tiers_config_path())
+        for tier, extra in report.tiers.extra_resources.items():
+            for i, journey_id in enumerate(extra.journeys):
+                if journey_id not in seen_ids and doc is not None:
+                    pos = doc.position(("extra_resources", tier, "journeys", i))
+                    report.problems.append(
+                        Problem(tiers_shown, pos.line, pos.column, f"unknown journey {journey_id!r}")
+                    )
+    report.problems.sort()
+    return report

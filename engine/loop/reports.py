@@ -1,0 +1,144 @@
+"""``journeys report``: the §8 figures as a terminal table, JSON, and PNG charts.
+
+``build_report`` returns the plain data structure the console and ``journeys demo``
+show (JSON-ready: strings, numbers, None); ``render_table`` prints it with Rich.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from engine.loop.metrics import TARGETS, compute_metrics
+
+# (key, column heading, format) in the order the table shows them.
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("planned", "planned", "int"),
+    ("reach_rate", "reach", "pct"),
+    ("delivery_rate", "deliv.", "pct"),
+    ("precision", "precision", "pct"),
+    ("first_touch_hours", "1st touch h", "h"),
+    ("task_hours", "task h", "h"),
+    ("sla_compliance", "SLA", "pct"),
+    ("first_contact_resolution", "FCR", "pct"),
+    ("complaint_response_hours", "complaint h", "h"),
+    ("closure_cycle_hours", "closure h", "h"),
+    ("negative_callback_hours", "neg. cb h", "h"),
+    ("nps", "NPS", "num"),
+    ("csat", "CSAT", "pct"),
+    ("complaint_rate", "compl./100", "num"),
+    ("churn_rate", "churn", "pct"),
+    ("renewal_rate", "renewal", "pct"),
+    ("tier_coverage", "coverage", "pct"),
+)
+
+
+def _meets(key: str, value: float | None) -> bool | None:
+    target = TARGETS.get(key)
+    if target is None or value is None:
+        return None
+    return value >= target["target"] if target["better"] == "higher" else value <= target["target"]
+
+
+def build_report(
+    start: datetime, end: datetime, by: str | None = None, *, now: datetime | None = None, url: str | None = None
+) -> dict[str, Any]:
+    """The report data: total, groups, per-tier groups (always, for the charts), lift, NPS trend, targets."""
+    report = compute_metrics(start, end, by, now=now, url=url).as_dict()
+    report["tier_groups"] = (
+        report["groups"] if by == "tier" else compute_metrics(start, end, "tier", now=now, url=url).groups
+    )
+    report["target_check"] = [
+        {"metric": key, "label": t["label"], "target": t["target"], "value": report["total"].get(key),
+         "met": _meets(key, report["total"].get(key))}
+        for key, t in TARGETS.items()
+    ]
+    return report
+
+
+def tier_summary(start: datetime, end: datetime, *, now: datetime | None = None, url: str | None = None) -> list[
+    dict[str, Any]
+]:
+    """One row per tier (planned, delivered, reach, tasks, SLA, NPS, churn, renewal): what ``journeys demo`` prints."""
+    groups = compute_metrics(start, end, "tier", now=now, url=url).groups
+    keys = ("customers", "planned", "delivered", "reach_rate", "tasks", "sla_judged", "sla_met", "sla_compliance",
+            "nps_answers", "nps", "csat", "churn_rate", "renewal_rate", "precision")
+    return [{"tier": tier, **{k: values.get(k) for k in keys}} for tier, values in groups.items()]
+
+
+def fmt(value: Any, kind: str) -> str:
+    if value is None:
+        return "—"
+    if kind == "pct":
+        return f"{value:.1%}"
+    if kind == "h":
+        return f"{value:.1f}"
+    if kind == "num":
+        return f"{value:.1f}"
+    return str(value)
+
+
+def render_table(report: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    period = report["period"]
+    table = Table(
+        title=f"Service journeys {period['from'][:10]} – {period['to'][:10]}"
+        + (f" by {report['by']}" if report["by"] else ""),
+        header_style="bold", show_lines=False,
+    )
+    table.add_column(report["by"] or "", style="bold")
+    for _key, heading, _kind in COLUMNS:
+        table.add_column(heading, justify="right")
+    rows = [*report["groups"].items(), ("total", report["total"])]
+    for name, values in rows:
+        cells = []
+        for key, _heading, kind in COLUMNS:
+            text = fmt(values.get(key), kind)
+            met = _meets(key, values.get(key))
+            cells.append(text if met is None else f"[{'green' if met else 'red'}]{text}[/]")
+        table.add_row(name, *cells, end_section=name == rows[-2][0] if len(rows) > 1 else False)
+    console.print(table)
+
+    targets = Table(title="Programme targets (SPEC §8)", header_style="bold")
+    for heading in ("target", "now", ""):
+        targets.add_column(heading, justify="right" if heading == "now" else "left")
+    for check in report["target_check"]:
+        kind = "h" if check["metric"].endswith("hours") else "pct"
+        mark = {True: "[green]met[/]", False: "[red]missed[/]", None: "no data"}[check["met"]]
+        targets.add_row(check["label"], fmt(check["value"], kind), mark)
+    console.print(targets)
+    if report["lift"]:
+        lift = Table(title="Lift against holdout (goal reached)", header_style="bold")
+        for heading in ("journey", "treated", "holdout", "lift"):
+            lift.add_column(heading, justify="left" if heading == "journey" else "right")
+        for row in report["lift"]:
+            lift.add_row(
+                row["journey"],
+                f"{fmt(row.get('treated_rate'), 'pct')} of {row.get('treated_enrolled', 0)}",
+                f"{fmt(row.get('holdout_rate'), 'pct')} of {row.get('holdout_enrolled', 0)}",
+                "—" if row["lift_points"] is None else f"{row['lift_points'] * 100:+.1f} pts",
+            )
+        console.print(lift)
+
+
+def render_by_metric(report: dict[str, Any], console: Console | None = None) -> None:
+    """The same figures with one row per metric and one column per group: fits a terminal
+    of ordinary width when there are few groups (the five tiers), as in ``journeys demo``."""
+    console = console or Console()
+    period = report["period"]
+    groups = [*report["groups"].items(), ("total", report["total"])]
+    table = Table(title=f"Every metric, {period['from'][:10]} – {period['to'][:10]}", header_style="bold")
+    table.add_column("metric", style="bold")
+    for name, _values in groups:
+        table.add_column(name, justify="right")
+    for key, heading, kind in COLUMNS:
+        cells = []
+        for _name, values in groups:
+            text = fmt(values.get(key), kind)
+            met = _meets(key, values.get(key))
+            cells.append(text if met is None else f"[{'green' if met else 'red'}]{text}[/]")
+        table.add_row(heading, *cells)
+    console.print(table)

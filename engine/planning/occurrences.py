@@ -1,0 +1,166 @@
+"""When things are due: cron cadences and date anchors, in the customer's local time.
+
+Rules, all in the customer's own zone (``Customer.timezone``):
+- A cron fires at its wall-clock time. Local times are computed naively and then placed in
+  the zone, so "Monday 10:00" stays 10:00 across daylight-saving changes. A wall time that
+  does not exist (the spring-forward gap) is read with the offset in force before the
+  change (02:30 → 03:30 daylight time); one that happens twice (fall back) fires once, at
+  the first (``fold=0``).
+- A date anchor (birthday, policy expiry, claim settlement, holiday) fires at
+  ``anchor date + offset`` at the entry's ``at`` time, with the offset applied to the wall
+  clock (``-30d`` at 10:00 is 10:00 thirty calendar days earlier, whatever DST does).
+- **29 February birthdays**: in a year without 29 February the birthday is kept on
+  **28 February** (the last day of the customer's birth month, so the greeting never slips
+  into March and is never skipped).
+- A claim's anchor date is the local calendar date its settlement happened on.
+- A holiday anchors on the first day that the ``holidays`` package's China calendar gives
+  that holiday's exact name (e.g. Spring Festival 2027 → 2027-02-06; the lunar dates come
+  from its lunisolar calendar).
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+
+import holidays
+from croniter import croniter
+
+from engine.language import catalogue
+from engine.language.durations import parse_duration
+from store.clock import as_utc, zone
+
+
+def clock(text: str) -> time:
+    hour, minute = text.split(":")
+    return time(int(hour), int(minute))
+
+
+def place(naive_local: datetime, tz: str) -> datetime:
+    """A wall-clock time in ``tz`` as an aware UTC datetime (fold=0, see module docstring)."""
+    return naive_local.replace(tzinfo=zone(tz), fold=0).astimezone(UTC)
+
+
+def local_naive(moment: datetime, tz: str) -> datetime:
+    return as_utc(moment).astimezone(zone(tz)).replace(tzinfo=None)
+
+
+def occurrence_label(naive_local: datetime) -> str:
+    return naive_local.strftime("%Y-%m-%dT%H:%M")
+
+
+@lru_cache(maxsize=4096)
+def cron_fires(cron: str, tz: str, start: datetime, end: datetime) -> tuple[tuple[str, datetime], ...]:
+    """(occurrence label, UTC due time) of every firing of ``cron`` in ``tz`` within (start, end]."""
+    lo = local_naive(start, tz) - timedelta(days=1)
+    hi = local_naive(end, tz) + timedelta(days=1)
+    it = croniter(cron, lo - timedelta(minutes=1))
+    out: list[tuple[str, datetime]] = []
+    seen: set[datetime] = set()
+    while True:
+        naive = it.get_next(datetime)
+        if naive > hi:
+            break
+        if naive in seen:
+            continue
+        seen.add(naive)
+        due = place(naive, tz)
+        if start < due <= end:
+            out.append((occurrence_label(naive), due))
+    return tuple(out)
+
+
+def next_cron_fire(cron: str, tz: str, after: datetime) -> tuple[str, datetime]:
+    """The first firing strictly after ``after``."""
+    it = croniter(cron, local_naive(after, tz) - timedelta(days=1))
+    while True:
+        naive = it.get_next(datetime)
+        due = place(naive, tz)
+        if due > after:
+            return occurrence_label(naive), due
+
+
+def birthday_in(birthday: date, year: int) -> date:
+    """The customer's birthday in ``year``; 29 Feb becomes 28 Feb in a non-leap year."""
+    if birthday.month == 2 and birthday.day == 29 and not calendar.isleap(year):
+        return date(year, 2, 28)
+    return birthday.replace(year=year)
+
+
+def anchor_fire(anchor: date, at: str, offset: str, tz: str) -> datetime:
+    """UTC due time of an anchor date at local ``at`` shifted by ``offset`` on the wall clock."""
+    naive = datetime.combine(anchor, clock(at)) + parse_duration(offset)
+    return place(naive, tz)
+
+
+def anchor_date_range(start: datetime, end: datetime, offset: str) -> tuple[date, date]:
+    """Anchor dates whose fire can land in (start, end] for any zone (a superset, for SQL)."""
+    delta = parse_duration(offset)
+    # Local dates differ from UTC dates by at most a day either side.
+    lo = (start - delta).date() - timedelta(days=2)
+    hi = (end - delta).date() + timedelta(days=2)
+    return lo, hi
+
+
+def birthday_fires(
+    birthday: date, at: str, offset: str, tz: str, start: datetime, end: datetime
+) -> list[tuple[str, datetime]]:
+    """(occurrence label, due) of the birthday greetings falling in (start, end]."""
+    out = []
+    lo, hi = anchor_date_range(start, end, offset)
+    for year in range(lo.year, hi.year + 1):
+        day = birthday_in(birthday, year)
+        due = anchor_fire(day, at, offset, tz)
+        if start < due <= end:
+            out.append((f"birthday-{year}", due))
+    return out
+
+
+def birth_md_candidates(start: datetime, end: datetime, offset: str) -> list[int]:
+    """``birth_md`` codes (month*100+day) whose greeting may fall in (start, end] (for SQL)."""
+    lo, hi = anchor_date_range(start, end, offset)
+    codes: set[int] = set()
+    for day in _dates(lo, hi):
+        codes.add(day.month * 100 + day.day)
+        if day.month == 2 and day.day == 28 and not calendar.isleap(day.year):
+            codes.add(229)  # celebrated on 28 Feb in non-leap years
+    return sorted(codes)
+
+
+def _dates(lo: date, hi: date) -> Iterator[date]:
+    day = lo
+    while day <= hi:
+        yield day
+        day += timedelta(days=1)
+
+
+@lru_cache(maxsize=64)
+def _china(year: int) -> dict[date, str]:
+    return dict(holidays.China(years=year, language="en_US").items())
+
+
+@lru_cache(maxsize=256)
+def holiday_date(name: str, year: int) -> date | None:
+    """First day of holiday ``name`` (a key of ``catalogue.HOLIDAYS``) in ``year``."""
+    wanted = catalogue.HOLIDAYS[name]
+    days = sorted(d for d, label in _china(year).items() if label == wanted)
+    return days[0] if days else None
+
+
+def holiday_fires(
+    names: list[str], at: str, offset: str, tz: str, start: datetime, end: datetime
+) -> list[tuple[str, datetime]]:
+    """(occurrence label, due) for each listed holiday falling in (start, end] in ``tz``."""
+    lo, hi = anchor_date_range(start, end, offset)
+    out = []
+    for year in range(lo.year, hi.year + 1):
+        for name in names:
+            day = holiday_date(name, year)
+            if day is None:
+                continue
+            due = anchor_fire(day, at, offset, tz)
+            if start < due <= end:
+                out.append((f"{name}-{year}", due))
+    return sorted(out, key=lambda pair: pair[1])

@@ -1,0 +1,221 @@
+"""Prefect flows: plan, dispatch, outcome ingest, retier, tier review, churn check, NPS survey.
+
+Tasks work on batches, never on single messages: a Prefect task run costs about 10 ms
+of orchestration (NOTES.md), so one task per message would cap sending near 100/s.
+``dispatch_flow`` runs one task per claimed batch (``batch_size`` touches, 500–2000)
+with ``lanes`` batches in flight, and each flow run logs and returns its counts:
+planned / sent / deferred / fell back / cancelled / failed by class.
+
+The same flows run in both modes: embedded (``engine.runtime.service`` calls them in-process,
+Prefect's ephemeral local API) and scaled out (``engine.runtime.deployments`` serves them from
+a Prefect server to workers on a process pool). Parts written by other areas (planner,
+events, console) are imported when a flow runs, so a missing optional part costs that
+flow only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from engine.sending.dispatch import DEFAULT_BATCH, DispatchCounts, make_dispatcher
+from engine.sending.reconcile import reconcile
+from store.clock import as_utc, utcnow
+from store.db import get_engine
+
+
+def _now(now: datetime | str | None) -> datetime:
+    if now is None:
+        return utcnow()
+    if isinstance(now, str):
+        return as_utc(datetime.fromisoformat(now))
+    return as_utc(now)
+
+
+def _as_dict(result: Any) -> dict[str, Any]:
+    if result is None:
+        return {}
+    if isinstance(result, dict):
+        return result
+    if hasattr(result, "as_dict"):
+        return dict(result.as_dict())
+    if hasattr(result, "__dict__"):
+        return {k: v for k, v in vars(result).items() if isinstance(v, int | float | str | bool)}
+    return {"result": result}
+
+
+# ---- dispatch ---------------------------------------------------------------------------
+
+
+@task(name="dispatch-batch", cache_policy=NO_CACHE, retries=0)
+async def dispatch_batch(dispatcher: Any, now: datetime | None = None) -> dict[str, Any] | None:
+    """Claim, render, send and record one batch; None when nothing is due."""
+    counts = await dispatcher.run_batch(now)
+    return counts.as_dict() if counts is not None else None
+
+
+@task(name="reconcile-interrupted", cache_policy=NO_CACHE)
+async def reconcile_task(dispatcher: Any, now: datetime | None = None) -> dict[str, Any]:
+    counts = await reconcile(dispatcher.engine, dispatcher.adapters, worker_id=dispatcher.worker_id, now=now,
+                             max_attempts=dispatcher.max_attempts)
+    return counts.as_dict()
+
+
+@flow(name="dispatch", log_prints=False)
+async def dispatch_flow(
+    batch_size: int = DEFAULT_BATCH,
+    lanes: int = 2,
+    worker_id: str | None = None,
+    max_batches: int | None = None,
+    now: str | None = None,
+    outbox_dir: str | None = None,
+) -> dict[str, Any]:
+    """Send everything due (or ``max_batches`` batches): one task per batch, ``lanes`` at a time."""
+    logger = get_run_logger()
+    moment = _now(now) if now else None
+    from engine.sending.dispatch import build_adapters
+
+    dispatcher = make_dispatcher(
+        get_engine(), build_adapters(outbox_dir), worker_id=worker_id, batch_size=batch_size, lanes=lanes
+    )
+    total = DispatchCounts()
+    try:
+        settled = await reconcile_task(dispatcher, moment)
+        budget = max_batches
+        while budget is None or budget > 0:
+            wave = lanes if budget is None else min(lanes, budget)
+            results = await asyncio.gather(*(dispatch_batch(dispatcher, moment) for _ in range(wave)))
+            done = [r for r in results if r is not None]
+            for r in done:
+                total.merge(_counts(r))
+            if budget is not None:
+                budget -= wave
+            if len(done) < wave:
+                break
+    finally:
+        await dispatcher.aclose()
+    result = {"reconciled": settled, **total.as_dict()}
+    logger.info("dispatch: %s reconciled=%s", total.summary(), settled)
+    return result
+
+
+def _counts(d: dict[str, Any]) -> DispatchCounts:
+    c = DispatchCounts(claimed=d["claimed"], sent=d["sent"], deferred=d["deferred"], fell_back=d["fell_back"],
+                       cancelled=d["cancelled"], unanswered=d.get("unanswered", 0), batches=d["batches"])
+    c.failed.update(d["failed"])
+    return c
+
+
+# ---- planning and the loop's other parts --------------------------------------------------
+
+
+@task(name="plan", cache_policy=NO_CACHE)
+def plan_task(now: datetime) -> dict[str, Any]:
+    from engine.planning.planner import plan
+
+    return _as_dict(plan(at=now))
+
+
+@flow(name="plan")
+def plan_flow(now: str | None = None) -> dict[str, Any]:
+    """Evaluate the journeys in force and write the touches and tasks now due to be planned."""
+    result = plan_task(_now(now))
+    get_run_logger().info("plan: %s", result)
+    return result
+
+
+@task(name="outcome-ingest", cache_policy=NO_CACHE)
+def outcome_ingest_task(now: datetime) -> dict[str, Any]:
+    """Receipts are recorded by the webhooks as they arrive, and the events they raise (replies,
+    survey answers, opt-outs) are acted on by the next plan run; this counts what has come back."""
+    result: dict[str, Any] = {}
+    with get_engine().connect() as conn:
+        from sqlalchemy import text
+
+        rows = conn.execute(text("SELECT kind, count(*) FROM outcome GROUP BY kind")).all()
+    result["outcomes_by_kind"] = {str(k): int(n) for k, n in rows}
+    return result
+
+
+@flow(name="outcome-ingest")
+def outcome_ingest_flow(now: str | None = None) -> dict[str, Any]:
+    result = outcome_ingest_task(_now(now))
+    get_run_logger().info("outcome ingest: %s", result)
+    return result
+
+
+@task(name="retier", cache_policy=NO_CACHE)
+def retier_task(now: datetime) -> dict[str, Any]:
+    from engine.loop.retier import retier
+
+    return retier(at=now).as_dict()
+
+
+@flow(name="retier")
+def retier_flow(now: str | None = None) -> dict[str, Any]:
+    """Weekly: score every customer and apply tier changes (kept in the tier history)."""
+    result = retier_task(_now(now))
+    get_run_logger().info("retier: %s", result)
+    return result
+
+
+@task(name="tier-review", cache_policy=NO_CACHE)
+def tier_review_task(now: datetime) -> dict[str, Any]:
+    from engine.loop.monitoring import run_tier_review
+
+    return run_tier_review(at=now).as_dict()
+
+
+@flow(name="tier-review")
+def tier_review_flow(now: str | None = None) -> dict[str, Any]:
+    """Weekly: churn per tier over the review window; a tier over the threshold gets its extra resources."""
+    result = tier_review_task(_now(now))
+    get_run_logger().info("tier review: %s", result)
+    return result
+
+
+@task(name="churn-check", cache_policy=NO_CACHE)
+def churn_check_task(now: datetime) -> dict[str, Any]:
+    from engine.loop.monitoring import churn_warning_check
+
+    return _as_dict(churn_warning_check(at=now))
+
+
+@flow(name="churn-check")
+def churn_check_flow(now: str | None = None) -> dict[str, Any]:
+    """Daily: activity change detection; at-risk customers get a churn-warning event."""
+    result = churn_check_task(_now(now))
+    get_run_logger().info("churn check: %s", result)
+    return result
+
+
+@task(name="nps-survey", cache_policy=NO_CACHE)
+def nps_survey_task(now: datetime) -> dict[str, Any]:
+    # The survey itself is a journey (journeys/monthly-nps-survey.yaml, on the 1st at 10:00 local
+    # time); planning at this moment makes sure it is planned on its day even between plan runs.
+    from engine.planning.planner import plan
+
+    return _as_dict(plan(at=now))
+
+
+@flow(name="nps-survey")
+def nps_survey_flow(now: str | None = None) -> dict[str, Any]:
+    """Monthly: the NPS survey touch for every customer it applies to."""
+    result = nps_survey_task(_now(now))
+    get_run_logger().info("nps survey: %s", result)
+    return result
+
+
+ALL_FLOWS = {
+    "plan": plan_flow,
+    "dispatch": dispatch_flow,
+    "outcome-ingest": outcome_ingest_flow,
+    "retier": retier_flow,
+    "tier-review": tier_review_flow,
+    "churn-check": churn_check_flow,
+    "nps-survey": nps_survey_flow,
+}

@@ -1,0 +1,169 @@
+"""``journeys run``: the embedded service. APScheduler is the clock, Prefect's local engine runs the flows.
+
+Jobs (each a local Prefect flow run, see ``engine.runtime.flows``):
+
+| job | when |
+|---|---|
+| dispatch | every ``JOURNEYS_DISPATCH_EVERY`` seconds (5), at most ``JOURNEYS_DISPATCH_MAX_BATCHES`` batches a run |
+| plan | every ``JOURNEYS_PLAN_EVERY`` seconds (300) |
+| outcome-ingest | every ``JOURNEYS_INGEST_EVERY`` seconds (60) |
+| churn-check | daily 06:00 |
+| retier, tier-review | weekly, Monday 03:00 / 04:00 |
+| nps-survey | monthly, the 1st at 10:00 |
+
+(cron times in ``JOURNEYS_SCHEDULE_TZ``, default Asia/Shanghai.)
+
+The job store is a table (``apscheduler_jobs``) in the product's own database, so a
+restart carries on: jobs already stored keep their next run time, and a run missed
+while the service was down runs once on start (``coalesce`` + a grace time) instead
+of being skipped or repeated. Each job has ``max_instances=1``: a slow dispatch run is
+never overlapped by the next.
+
+SIGTERM/SIGINT: no new runs start, the runs in progress finish (a dispatch run records
+every batch it claimed), then the process exits 0. A dispatch run is bounded in
+batches so that this wait is short; whatever is still due is picked up after restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from store.db import database_url, get_engine
+
+log = logging.getLogger(__name__)
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+# Module-level job functions: the job store keeps a reference ("engine.runtime.service:job_dispatch"),
+# not a pickled closure, so a restarted process finds them again.
+
+
+def job_dispatch() -> dict[str, Any]:
+    import asyncio
+
+    from engine.runtime.flows import dispatch_flow
+
+    worker = os.environ.get("JOURNEYS_WORKER_ID") or None
+    result: dict[str, Any] = asyncio.run(
+        dispatch_flow(
+            batch_size=_env_int("JOURNEYS_DISPATCH_BATCH", 1000),
+            worker_id=worker,
+            max_batches=_env_int("JOURNEYS_DISPATCH_MAX_BATCHES", 20),
+        )
+    )
+    return result
+
+
+def job_plan() -> dict[str, Any]:
+    from engine.runtime.flows import plan_flow
+
+    return plan_flow()
+
+
+def job_ingest() -> dict[str, Any]:
+    from engine.runtime.flows import outcome_ingest_flow
+
+    return outcome_ingest_flow()
+
+
+def job_churn() -> dict[str, Any]:
+    from engine.runtime.flows import churn_check_flow
+
+    return churn_check_flow()
+
+
+def job_retier() -> dict[str, Any]:
+    from engine.runtime.flows import retier_flow
+
+    return retier_flow()
+
+
+def job_review() -> dict[str, Any]:
+    from engine.runtime.flows import tier_review_flow
+
+    return tier_review_flow()
+
+
+def job_nps() -> dict[str, Any]:
+    from engine.runtime.flows import nps_survey_flow
+
+    return nps_survey_flow()
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    func: Callable[[], Any]
+    trigger: Any
+
+
+def job_specs() -> list[JobSpec]:
+    tz = os.environ.get("JOURNEYS_SCHEDULE_TZ", "Asia/Shanghai")
+    return [
+        JobSpec("dispatch", job_dispatch, IntervalTrigger(seconds=_env_int("JOURNEYS_DISPATCH_EVERY", 5))),
+        JobSpec("plan", job_plan, IntervalTrigger(seconds=_env_int("JOURNEYS_PLAN_EVERY", 300))),
+        JobSpec("outcome-ingest", job_ingest, IntervalTrigger(seconds=_env_int("JOURNEYS_INGEST_EVERY", 60))),
+        JobSpec("churn-check", job_churn, CronTrigger(hour=6, minute=0, timezone=tz)),
+        JobSpec("retier", job_retier, CronTrigger(day_of_week="mon", hour=3, minute=0, timezone=tz)),
+        JobSpec("tier-review", job_review, CronTrigger(day_of_week="mon", hour=4, minute=0, timezone=tz)),
+        JobSpec("nps-survey", job_nps, CronTrigger(day=1, hour=10, minute=0, timezone=tz)),
+    ]
+
+
+def build_scheduler(url: str | None = None) -> BackgroundScheduler:
+    url = url or database_url()
+    return BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=get_engine(url))},
+        # Dispatch, planning and the rest may run side by side; each job alone never twice at once.
+        executors={"default": ThreadPoolExecutor(4)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+        timezone="UTC",
+    )
+
+
+def ensure_jobs(scheduler: BackgroundScheduler) -> list[str]:
+    """Add the jobs the store does not hold yet; stored ones keep their next run time. Returns the added ids."""
+    added = []
+    for spec in job_specs():
+        if scheduler.get_job(spec.id) is None:
+            scheduler.add_job(spec.func, spec.trigger, id=spec.id, name=spec.id)
+            added.append(spec.id)
+    return added
+
+
+def run_service(stop: threading.Event | None = None, url: str | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop``); returns the exit code."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    scheduler = build_scheduler(url)
+    # Paused while the jobs are reconciled with the store, so nothing fires half-configured.
+    scheduler.start(paused=True)
+    added = ensure_jobs(scheduler)
+    scheduler.resume()
+    jobs = ", ".join(f"{j.id}@{j.next_run_time:%Y-%m-%d %H:%M:%S}" for j in scheduler.get_jobs())
+    print(f"journeys service running (added {added or 'none'}; jobs: {jobs})", flush=True)
+    stop.wait()
+    print("journeys service stopping: waiting for running flows to finish", flush=True)
+    scheduler.shutdown(wait=True)
+    print("journeys service stopped cleanly", flush=True)
+    return 0

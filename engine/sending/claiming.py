@@ -1,0 +1,187 @@
+"""Atomic claiming of due touches, so that concurrent dispatch workers never take the same touch.
+
+A claim moves a batch of due ``planned`` touches to ``sending`` in one statement and
+stamps them with the worker's id and the claim time. Only the worker that claimed a
+touch may record its result (``record`` in ``engine.sending.dispatch`` matches on
+``claimed_by``), and only ``engine.sending.reconcile`` may take a ``sending`` touch away from
+a worker that died.
+
+- PostgreSQL: ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)``; two
+  workers claiming at the same moment get disjoint batches without waiting on each other.
+- SQLite: the same ``UPDATE … RETURNING`` inside ``BEGIN IMMEDIATE``, which takes the
+  database's single write lock before reading, so a second claimer (another process on
+  the same file) waits on ``busy_timeout`` and then sees the rows already claimed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Integer, String, bindparam, column, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.selectable import TextualSelect
+from sqlmodel.sql.sqltypes import UTCDateTime
+
+from store.clock import as_utc, utcnow
+from store.models import TouchStatus
+
+# The columns a worker needs to render and send a touch; returned by the claim itself
+# so that no second round trip is needed.
+_CLAIM_COLUMNS = (
+    "id, key, customer_id, journey_id, step_id, occurrence, category, urgent, channel, "
+    "fallback_channels, template, attempts, due_at"
+)
+
+_DUE = (
+    "status = :planned AND due_at <= :now AND (next_attempt_at IS NULL OR next_attempt_at <= :now)"
+)
+
+
+@dataclass(frozen=True)
+class ClaimedTouch:
+    id: int
+    key: str
+    customer_id: int
+    journey_id: str
+    step_id: str
+    occurrence: str
+    category: str
+    urgent: bool
+    channel: str
+    fallback_channels: list[str]
+    template: str
+    attempts: int  # including this attempt
+    due_at: datetime
+
+
+def default_worker_id() -> str:
+    """``host:pid``: unique among live workers. Give a stable ``--worker`` to let a restart
+    reconcile its own predecessor's touches at once instead of waiting for the lease."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _row_to_claimed(row: Any) -> ClaimedTouch:
+    return ClaimedTouch(
+        id=int(row.id),
+        key=row.key,
+        customer_id=int(row.customer_id),
+        journey_id=row.journey_id,
+        step_id=row.step_id,
+        occurrence=row.occurrence,
+        category=row.category,
+        urgent=bool(row.urgent),
+        channel=row.channel,
+        fallback_channels=list(row.fallback_channels or []),
+        template=row.template,
+        attempts=int(row.attempts),
+        due_at=as_utc(row.due_at),
+    )
+
+
+def _params(worker_id: str, limit: int, now: datetime, channels: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "channels": channels,
+        "planned": TouchStatus.PLANNED,
+        "sending": TouchStatus.SENDING,
+        "now": as_utc(now),
+        "worker": worker_id,
+        "limit": int(limit),
+    }
+
+
+def _due(channels: list[str] | None) -> str:
+    # Channels without an adapter on this worker are left for a worker that has one.
+    return _DUE + (" AND channel IN :channels" if channels is not None else "")
+
+
+def _typed(sql: str, channels: list[str] | None) -> TextualSelect:
+    """Raw SQL whose datetimes and JSON go through the same column types the models use, so
+    comparisons match what the ORM stored (naive-UTC text on SQLite, timestamptz on PostgreSQL)."""
+    return (
+        text(sql)
+        .bindparams(
+            bindparam("now", type_=UTCDateTime()),
+            *([bindparam("channels", expanding=True)] if channels is not None else []),
+        )
+        .columns(
+            column("id", Integer), column("key", String), column("customer_id", Integer),
+            column("journey_id", String), column("step_id", String), column("occurrence", String),
+            column("category", String),
+            column("urgent", Boolean), column("channel", String), column("fallback_channels", JSON),
+            column("template", String), column("attempts", Integer), column("due_at", UTCDateTime()),
+        )
+    )
+
+
+def _claim_postgres(conn: Connection, params: dict[str, Any]) -> list[ClaimedTouch]:
+    due = _due(params["channels"])
+    rows = conn.execute(
+        _typed(
+            f"UPDATE touch SET status = :sending, claimed_by = :worker, claimed_at = :now, "
+            f"attempts = attempts + 1 "
+            f"WHERE id IN (SELECT id FROM touch WHERE {due} ORDER BY due_at LIMIT :limit "
+            f"FOR UPDATE SKIP LOCKED) RETURNING {_CLAIM_COLUMNS}",
+            params["channels"],
+        ),
+        params,
+    ).all()
+    return [_row_to_claimed(r) for r in rows]
+
+
+def _claim_sqlite(conn: Connection, params: dict[str, Any]) -> list[ClaimedTouch]:
+    due = _due(params["channels"])
+    rows = conn.execute(
+        _typed(
+            f"UPDATE touch SET status = :sending, claimed_by = :worker, claimed_at = :now, "
+            f"attempts = attempts + 1 "
+            f"WHERE id IN (SELECT id FROM touch WHERE {due} ORDER BY due_at LIMIT :limit) "
+            f"RETURNING {_CLAIM_COLUMNS}",
+            params["channels"],
+        ),
+        params,
+    ).all()
+    return [_row_to_claimed(r) for r in rows]
+
+
+def begin_write(conn: Connection) -> None:
+    """Start the connection's transaction; on SQLite as ``BEGIN IMMEDIATE`` (take the write lock now)."""
+    if conn.dialect.name == "sqlite":
+        # pysqlite would otherwise open a DEFERRED transaction lazily at the first write;
+        # issuing BEGIN ourselves makes it skip its own.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def claim_due(
+    engine: Engine,
+    worker_id: str,
+    limit: int,
+    now: datetime | None = None,
+    channels: list[str] | None = None,
+) -> list[ClaimedTouch]:
+    """Claim up to ``limit`` due touches (of ``channels``, default all) for ``worker_id``:
+    they are ``sending`` when this returns."""
+    if limit <= 0 or channels == []:
+        return []
+    params = _params(worker_id, limit, now or utcnow(), channels)
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            claimed = _claim_postgres(conn, params)
+        else:
+            begin_write(conn)
+            claimed = _claim_sqlite(conn, params)
+        conn.commit()
+    # RETURNING gives no order guarantee; keep due order so the oldest go first.
+    claimed.sort(key=lambda t: (t.due_at, t.id))
+    return claimed
+
+
+def due_count(engine: Engine, now: datetime | None = None) -> int:
+    """How many touches are due now (for logs and for the service's idle back-off)."""
+    params = _params("", 0, now or utcnow())
+    with engine.connect() as conn:
+        stmt = text(f"SELECT count(*) FROM touch WHERE {_DUE}").bindparams(bindparam("now", type_=UTCDateTime()))
+        return int(conn.execute(stmt, params).scalar_one())

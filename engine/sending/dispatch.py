@@ -1,0 +1,542 @@
+"""Dispatch: claim due touches in batches, render them, send them through the channels, record the results.
+
+One batch goes through four steps, each one round trip or one bulk statement:
+
+1. claim (``engine.sending.claiming``): up to ``batch_size`` due touches become ``sending`` for
+   this worker, committed *before* anything is sent, so a crash leaves them visibly
+   in flight for ``engine.sending.reconcile`` rather than silently lost or silently re-sent;
+2. prepare: one query loads their customers, each touch is rendered and addressed
+   (consent is checked again here, so an opt-out that came in after planning wins);
+3. send: per channel, chunks go to the adapter concurrently, each chunk paying the
+   channel's rate limiter first;
+4. record: executemany UPDATEs per kind of result (sent, retry, fallback, failed, unknown)
+   and one executemany INSERT of outcomes, in one transaction.
+
+A result of class ``unknown`` (the request went out, no answer came back) is never
+retried blindly: on a channel whose provider can be asked (Twilio's Messages list) the
+touch stays ``sending`` with ``error_class = 'unknown'`` and is settled by
+``engine.sending.reconcile`` once ``LOOKUP_DELAY`` has passed (each ``run_until_idle`` starts by
+settling what is due); on a channel that cannot be asked it fails with that reason.
+
+Several lanes run these batches concurrently in one process, so that the database work
+of one batch overlaps with the sending of another; the database work runs in threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import JSON, bindparam, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import load_only
+from sqlmodel import Session, col, select
+from sqlmodel.sql.sqltypes import UTCDateTime
+
+from channels.base import ChannelAdapter, OutboundMessage, RenderedMessage, SendResult
+from engine.sending.claiming import ClaimedTouch, claim_due, default_worker_id
+from engine.sending.rate_limit import RateLimiter
+from engine.sending.retry import decide
+from store.clock import utcnow
+from store.masking import mask_text
+from store.models import Customer, TouchStatus
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 1000
+DEFAULT_LANES = 2
+
+
+class Renderer(Protocol):
+    def render_all(
+        self, session: Session, touches: Sequence[ClaimedTouch], customers: dict[int, Customer], now: datetime
+    ) -> list[RenderedMessage | BaseException]:
+        """One message per touch, in order; an exception in place of a touch that cannot be rendered
+        (a permanent failure of that touch). Context lookups are made for the whole batch at once."""
+        ...
+
+
+ADDRESS_FIELD = {"sms": "phone", "wechat": "wechat_openid", "email": "email"}
+CONSENT_FIELD = {"sms": "consent_sms", "wechat": "consent_wechat", "email": "consent_email"}
+_CUSTOMER_COLUMNS = tuple(
+    getattr(Customer, name)
+    for name in ("id", "external_id", "name", "tier", "locale", "branch", "timezone", "advisor_id", "anonymised_at",
+                 *ADDRESS_FIELD.values(), *CONSENT_FIELD.values())
+)
+
+
+@dataclass
+class DispatchCounts:
+    """What a dispatch run did. ``failed`` is keyed by class: permanent, exhausted, no_address, render, ..."""
+
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0  # retryable failure: tried again later on the same channel
+    fell_back: int = 0  # moved to the next channel of the touch
+    cancelled: int = 0  # no consent left on any channel (opt-out)
+    unanswered: int = 0  # delivery unknown: left for reconciliation to ask the provider
+    failed: Counter[str] = field(default_factory=Counter)
+    batches: int = 0
+    seconds: float = 0.0
+    reconciled: Counter[str] = field(default_factory=Counter)  # what reconciliation settled in this run
+
+    def merge(self, other: DispatchCounts) -> None:
+        self.claimed += other.claimed
+        self.sent += other.sent
+        self.deferred += other.deferred
+        self.fell_back += other.fell_back
+        self.cancelled += other.cancelled
+        self.unanswered += other.unanswered
+        self.failed.update(other.failed)
+        self.batches += other.batches
+        self.reconciled.update(other.reconciled)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "claimed": self.claimed,
+            "sent": self.sent,
+            "deferred": self.deferred,
+            "fell_back": self.fell_back,
+            "cancelled": self.cancelled,
+            "unanswered": self.unanswered,
+            "failed": dict(self.failed),
+            "batches": self.batches,
+            "seconds": round(self.seconds, 3),
+            "settled": dict(self.reconciled),
+        }
+
+    def summary(self) -> str:
+        failed = ", ".join(f"{k}={v}" for k, v in sorted(self.failed.items())) or "0"
+        return (
+            f"claimed={self.claimed} sent={self.sent} deferred={self.deferred} fell_back={self.fell_back} "
+            f"cancelled={self.cancelled} unanswered={self.unanswered} failed[{failed}] batches={self.batches}"
+        )
+
+
+@dataclass
+class _Prepared:
+    """A claimed batch, split into what goes out and what was settled without sending."""
+
+    touches: dict[int, ClaimedTouch]
+    outbound: dict[str, list[OutboundMessage]]  # channel -> messages
+    settled: list[tuple[ClaimedTouch, SendResult]]  # no consent / no address / render error
+
+
+def _reason(text_: str | None) -> str | None:
+    # Provider messages quote the number they rejected; the store is read by people.
+    return mask_text(text_)[:255] if text_ else None
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        engine: Engine,
+        adapters: dict[str, ChannelAdapter],
+        renderer: Renderer,
+        *,
+        worker_id: str | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        lanes: int = DEFAULT_LANES,
+        max_attempts: int = 5,
+        rate_limits: dict[str, float] | None = None,
+        rate_share: int | None = None,
+        callback_url: Callable[[str, ClaimedTouch], str | None] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.adapters = adapters
+        self.renderer = renderer
+        self.worker_id = worker_id or default_worker_id()
+        self.batch_size = batch_size
+        self.lanes = max(1, lanes)
+        self.max_attempts = max_attempts
+        self.limiter = RateLimiter(rate_limits or {}, share=rate_share)
+        self.callback_url = callback_url
+        self.clock = clock
+        # Imported here: engine.sending.reconcile builds on this module.
+        from engine.sending.reconcile import LOOKUP_DELAY, has_lookup
+
+        self.lookup_delay = LOOKUP_DELAY
+        self._askable = {channel for channel, adapter in adapters.items() if has_lookup(adapter)}
+
+    # ---- one batch -------------------------------------------------------------------
+
+    def _claim_and_prepare(self, now: datetime) -> _Prepared | None:
+        claimed = claim_due(self.engine, self.worker_id, self.batch_size, now, channels=sorted(self.adapters))
+        if not claimed:
+            return None
+        prepared = _Prepared(touches={t.id: t for t in claimed}, outbound=defaultdict(list), settled=[])
+        sendable: list[ClaimedTouch] = []
+        with Session(self.engine, expire_on_commit=False) as session:
+            ids = {t.customer_id for t in claimed}
+            # Only the columns sending and rendering read: the JSON ones (attributes, preferred
+            # channels) cost a decode per customer; a renderer that reads more loads it lazily.
+            query = select(Customer).where(col(Customer.id).in_(ids)).options(load_only(*_CUSTOMER_COLUMNS))
+            customers: dict[int, Customer] = {c.id: c for c in session.exec(query).all() if c.id is not None}
+            for touch in claimed:
+                settled = self._unsendable(touch, customers.get(touch.customer_id))
+                if settled is not None:
+                    prepared.settled.append((touch, settled))
+                else:
+                    sendable.append(touch)
+            rendered = self.renderer.render_all(session, sendable, customers, now) if sendable else []
+        for touch, content in zip(sendable, rendered, strict=True):
+            customer = customers[touch.customer_id]
+            if isinstance(content, BaseException):
+                # A bad template fails this touch (and falls back), not the batch.
+                prepared.settled.append(
+                    (touch, SendResult(touch.key, False, error_class="permanent", error_code="render",
+                                       error_reason=f"render: {content}"))
+                )
+                continue
+            prepared.outbound[touch.channel].append(
+                OutboundMessage(
+                    touch_id=touch.id,
+                    touch_key=touch.key,
+                    to=getattr(customer, ADDRESS_FIELD[touch.channel]),
+                    content=content,
+                    category=touch.category,
+                    status_callback_url=self.callback_url(touch.channel, touch) if self.callback_url else None,
+                )
+            )
+        return prepared
+
+    @staticmethod
+    def _unsendable(touch: ClaimedTouch, customer: Customer | None) -> SendResult | None:
+        if customer is None or customer.anonymised_at is not None:
+            return SendResult(touch.key, False, error_class="permanent", error_code="no_customer",
+                              error_reason="customer removed")
+        if touch.channel not in ADDRESS_FIELD:
+            return SendResult(touch.key, False, error_class="permanent", error_code="unknown_channel",
+                              error_reason=f"unknown channel {touch.channel}")
+        if not getattr(customer, CONSENT_FIELD[touch.channel]):
+            return SendResult(touch.key, False, error_class="permanent", error_code="no_consent",
+                              error_reason=f"no consent for {touch.channel}")
+        if not getattr(customer, ADDRESS_FIELD[touch.channel]):
+            return SendResult(touch.key, False, error_class="permanent", error_code="no_address",
+                              error_reason=f"no {touch.channel} address")
+        return None
+
+    async def _send_channel(self, channel: str, messages: list[OutboundMessage]) -> list[SendResult]:
+        adapter = self.adapters[channel]
+        rate = self.limiter.rate(channel)
+        # Chunks of a tenth of a second's worth: the limiter paces them, and several are
+        # in flight at once so the adapter's connection pool stays full.
+        size = max(1, min(len(messages), int(rate / 10) if rate else len(messages), 500))
+        chunks = [messages[i : i + size] for i in range(0, len(messages), size)]
+
+        async def one(chunk: list[OutboundMessage]) -> list[SendResult]:
+            await self.limiter.acquire(channel, len(chunk))
+            try:
+                results = await adapter.send_batch(chunk)
+                if len(results) != len(chunk):
+                    raise RuntimeError(f"adapter {channel} answered {len(results)} results for {len(chunk)} messages")
+                return results
+            except Exception as exc:
+                # The adapter contract is never to raise; if one does, part of the chunk may
+                # have gone out, so its delivery is unknown (reconciled, never blindly re-sent).
+                log.exception("adapter %s raised on a chunk of %d", channel, len(chunk))
+                return [
+                    SendResult(m.touch_key, False, error_class="unknown", error_code="adapter_error",
+                               error_reason=f"{type(exc).__name__}: {exc}")
+                    for m in chunk
+                ]
+
+        parts = await asyncio.gather(*(one(c) for c in chunks))
+        return [r for part in parts for r in part]
+
+    def _record(self, prepared: _Prepared, results: Sequence[tuple[ClaimedTouch, SendResult]],
+                now: datetime) -> DispatchCounts:
+        counts = DispatchCounts(claimed=len(prepared.touches), batches=1)
+        sent: list[dict[str, Any]] = []
+        retry: list[dict[str, Any]] = []
+        fallback: list[dict[str, Any]] = []
+        final: list[dict[str, Any]] = []
+        unanswered: list[dict[str, Any]] = []
+        outcomes: list[dict[str, Any]] = []
+        for touch, result in results:
+            if result.ok:
+                counts.sent += 1
+                sent.append({"id": touch.id, "pmid": result.provider_message_id})
+                outcomes.append(_outcome(touch, "sent", now, {"provider_message_id": result.provider_message_id,
+                                                             "status": result.provider_status}))
+                continue
+            reason = _reason(result.error_reason) or result.error_code or "unknown"
+            base = {"id": touch.id, "cls": result.error_class or "permanent", "reason": reason}
+            if result.error_class == "unknown":
+                # It may have been delivered: no retry, no fallback (the customer could get it twice).
+                if touch.channel in self._askable:
+                    counts.unanswered += 1
+                    unanswered.append({**base, "reason": f"no reply, to be looked up: {reason}"[:255],
+                                       "next": now + self.lookup_delay})
+                else:
+                    counts.failed["unknown"] += 1
+                    base["reason"] = f"delivery unknown: {reason}"[:255]
+                    final.append({**base, "status": TouchStatus.FAILED})
+                    outcomes.append(_outcome(touch, "failed", now, {
+                        "error_class": "unknown", "error_code": result.error_code, "reason": base["reason"],
+                        "attempts": touch.attempts}))
+                continue
+            if result.error_code in ("no_consent", "no_customer"):
+                decision = decide("permanent", touch.attempts, touch.fallback_channels, self.max_attempts, now)
+            else:
+                decision = decide(result.error_class, touch.attempts, touch.fallback_channels, self.max_attempts, now)
+            if decision.action == "retry":
+                counts.deferred += 1
+                retry.append({**base, "next": decision.next_attempt_at})
+                continue
+            detail = {"error_class": base["cls"], "error_code": result.error_code, "reason": reason,
+                      "attempts": touch.attempts}
+            if decision.action == "fallback":
+                counts.fell_back += 1
+                fallback.append({**base, "next": decision.next_attempt_at, "channel": decision.channel,
+                                 "fb": list(decision.fallback_channels)})
+                outcomes.append(_outcome(touch, "failed", now, {**detail, "fallback": decision.channel}))
+                continue
+            if result.error_code == "no_consent":
+                counts.cancelled += 1
+                final.append({**base, "status": TouchStatus.CANCELLED})
+                outcomes.append(_outcome(touch, "cancelled", now, detail))
+                continue
+            if result.error_class == "retryable":
+                klass = "exhausted"
+            elif result.error_code in ("no_address", "render", "no_customer"):
+                klass = str(result.error_code)
+            else:
+                klass = "permanent"
+            counts.failed[klass] += 1
+            final.append({**base, "status": TouchStatus.FAILED})
+            outcomes.append(_outcome(touch, "failed", now, detail))
+
+        params = {"w": self.worker_id, "sending": TouchStatus.SENDING, "now": now}
+        with self.engine.begin() as conn:
+            # Every statement matches on claimed_by: if reconcile took a touch away from a
+            # worker it believed dead, that worker's late result cannot overwrite it.
+            if sent:
+                # What is the same for every sent touch goes in one statement, so that the
+                # per-row work (parameter processing, datetimes) is only the provider's id.
+                # A fast delivery receipt may already have moved the touch past 'sending'.
+                conn.execute(
+                    text(
+                        "UPDATE touch SET status = CASE WHEN status = :sending THEN :sent ELSE status END, "
+                        "sent_at = :now, error_class = NULL, error_reason = NULL WHERE claimed_by = :w AND id IN :ids"
+                    ).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("ids", expanding=True)),
+                    {**params, "sent": TouchStatus.SENT, "ids": [row["id"] for row in sent]},
+                )
+                conn.execute(
+                    text("UPDATE touch SET provider_message_id = :pmid WHERE id = :id AND claimed_by = :w"),
+                    [{"w": self.worker_id, **row} for row in sent],
+                )
+            if retry:
+                conn.execute(
+                    text(
+                        "UPDATE touch SET status = :planned, next_attempt_at = :next, error_class = :cls, "
+                        "error_reason = :reason, claimed_by = NULL WHERE id = :id AND claimed_by = :w "
+                        "AND status = :sending"
+                    ).bindparams(bindparam("next", type_=UTCDateTime())),
+                    [{**params, **row, "planned": TouchStatus.PLANNED} for row in retry],
+                )
+            if fallback:
+                conn.execute(
+                    text(
+                        "UPDATE touch SET status = :planned, channel = :channel, fallback_channels = :fb, "
+                        "attempts = 0, next_attempt_at = :next, error_class = :cls, error_reason = :reason, "
+                        "claimed_by = NULL WHERE id = :id AND claimed_by = :w AND status = :sending"
+                    ).bindparams(bindparam("next", type_=UTCDateTime()), bindparam("fb", type_=JSON())),
+                    [{**params, **row, "planned": TouchStatus.PLANNED} for row in fallback],
+                )
+            if unanswered:
+                # Stays 'sending' under this worker's claim (so no worker takes it again);
+                # engine.sending.reconcile asks the provider about it from next_attempt_at on.
+                conn.execute(
+                    text(
+                        "UPDATE touch SET error_class = :cls, error_reason = :reason, next_attempt_at = :next "
+                        "WHERE id = :id AND claimed_by = :w AND status = :sending"
+                    ).bindparams(bindparam("next", type_=UTCDateTime())),
+                    [{**params, **row} for row in unanswered],
+                )
+            if final:
+                conn.execute(
+                    text(
+                        "UPDATE touch SET status = :status, error_class = :cls, error_reason = :reason "
+                        "WHERE id = :id AND claimed_by = :w AND status = :sending"
+                    ),
+                    [{**params, **row} for row in final],
+                )
+            if outcomes:
+                insert_outcomes(conn, outcomes)
+        return counts
+
+    async def run_batch(self, now: datetime | None = None) -> DispatchCounts | None:
+        """Claim, render, send and record one batch; None when nothing was due."""
+        moment = now or self.clock()
+        prepared = await asyncio.to_thread(self._claim_and_prepare, moment)
+        if prepared is None:
+            return None
+        sends = {ch: asyncio.ensure_future(self._send_channel(ch, msgs)) for ch, msgs in prepared.outbound.items()}
+        results: list[tuple[ClaimedTouch, SendResult]] = list(prepared.settled)
+        for channel, task in sends.items():
+            for message, result in zip(prepared.outbound[channel], await task, strict=True):
+                results.append((prepared.touches[message.touch_id], result))
+        # Recording uses the time the results came in (retries back off from then).
+        finished = now or self.clock()
+        return await asyncio.to_thread(self._record, prepared, results, finished)
+
+    # ---- loops -----------------------------------------------------------------------
+
+    async def run_until_idle(
+        self, now: datetime | None = None, stop: asyncio.Event | None = None, max_batches: int | None = None
+    ) -> DispatchCounts:
+        """Dispatch until nothing is due (or ``stop`` is set): the current batch of each lane always finishes."""
+        total = DispatchCounts()
+        started = time.perf_counter()
+        total.reconciled.update(await self.settle_unanswered(now))
+        budget = [max_batches]
+
+        async def lane() -> None:
+            while not (stop and stop.is_set()):
+                if budget[0] is not None:
+                    if budget[0] <= 0:
+                        return
+                    budget[0] -= 1
+                counts = await self.run_batch(now)
+                if counts is None:
+                    return
+                total.merge(counts)
+                log.info("dispatch batch (%s): %s", self.worker_id, counts.summary())
+
+        await asyncio.gather(*(lane() for _ in range(self.lanes)))
+        total.seconds = time.perf_counter() - started
+        return total
+
+    async def run_forever(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> DispatchCounts:
+        """Dispatch continuously until ``stop``; when idle, look again every ``idle_seconds``."""
+        total = DispatchCounts()
+        while not stop.is_set():
+            counts = await self.run_until_idle(stop=stop)
+            total.merge(counts)
+            if counts.claimed == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=idle_seconds)
+        return total
+
+    async def settle_unanswered(self, now: datetime | None = None) -> Counter[str]:
+        """Run ``engine.sending.reconcile`` for this worker: unanswered sends now due to be looked up, and
+        any this worker's id left ``sending`` (none while its batches are not in flight)."""
+        from engine.sending.reconcile import reconcile
+
+        counts = await reconcile(self.engine, self.adapters, worker_id=self.worker_id, now=now or self.clock(),
+                                 max_attempts=self.max_attempts)
+        return Counter({k: v for k, v in counts.as_dict().items() if isinstance(v, int) and v})
+
+    async def aclose(self) -> None:
+        for adapter in self.adapters.values():
+            try:
+                await adapter.aclose()
+            except Exception:  # closing is best effort; the process is going away
+                log.warning("closing adapter %s failed", getattr(adapter, "channel", "?"), exc_info=True)
+
+
+def _outcome(touch: ClaimedTouch, kind: str, now: datetime, detail: dict[str, Any]) -> dict[str, Any]:
+    return {
+        # One outcome per (touch, channel, attempt, kind): recording twice changes nothing.
+        "dedup_key": f"dispatch:{touch.key}:{touch.channel}:{touch.attempts}:{kind}"[:255],
+        "touch_id": touch.id,
+        "customer_id": touch.customer_id,
+        "channel": touch.channel,
+        "kind": kind,
+        "detail": {k: v for k, v in detail.items() if v is not None},
+        "occurred_at": now,
+    }
+
+
+def insert_outcomes(conn: Any, rows: list[dict[str, Any]]) -> None:
+    """executemany INSERT of outcome rows, skipping any whose dedup_key is already there."""
+    conflict = "ON CONFLICT (dedup_key) DO NOTHING"
+    conn.execute(
+        text(
+            "INSERT INTO outcome (dedup_key, touch_id, customer_id, channel, kind, detail, occurred_at) "
+            f"VALUES (:dedup_key, :touch_id, :customer_id, :channel, :kind, :detail, :occurred_at) {conflict}"
+        ).bindparams(bindparam("detail", type_=JSON()), bindparam("occurred_at", type_=UTCDateTime())),
+        [{"task_id": None, **row} for row in rows],
+    )
+
+
+# ---- wiring from configuration ----------------------------------------------------------
+
+# WeChat pushes its TEMPLATESENDJOBFINISH events to the one URL set on the account and
+# SMTP has no per-message callback: only Twilio takes a URL per message.
+CALLBACK_PATHS = {"sms": "/hooks/twilio/status"}
+
+
+def build_adapters(outbox_dir: str | None = None) -> dict[str, ChannelAdapter]:
+    """The adapters of every channel configured in the environment (``channels.registry``).
+
+    A channel without credentials is skipped, so its touches stay planned for a worker
+    that has them; with ``outbox_dir`` (or ``JOURNEYS_OUTBOX_DIR``) it writes to the
+    outbox file instead.
+    """
+    import os
+
+    from channels.registry import CHANNELS, ChannelNotConfigured, build_adapter
+
+    outbox = outbox_dir or os.environ.get("JOURNEYS_OUTBOX_DIR") or None
+    adapters: dict[str, ChannelAdapter] = {}
+    for channel in CHANNELS:
+        try:
+            adapters[channel] = build_adapter(channel, outbox_dir=outbox)
+        except ChannelNotConfigured as exc:
+            log.info("channel not configured, not dispatching it here: %s", exc)
+    return adapters
+
+
+def callback_url_from_env() -> Callable[[str, ClaimedTouch], str | None] | None:
+    """Status-callback URLs under ``JOURNEYS_PUBLIC_URL`` (where the receipts endpoints are reachable)."""
+    import os
+
+    base = os.environ.get("JOURNEYS_PUBLIC_URL", "").rstrip("/")
+    if not base:
+        return None
+
+    def url(channel: str, touch: ClaimedTouch) -> str | None:
+        path = CALLBACK_PATHS.get(channel)
+        return f"{base}{path}" if path else None
+
+    return url
+
+
+def make_dispatcher(
+    engine: Engine,
+    adapters: dict[str, ChannelAdapter] | None = None,
+    *,
+    worker_id: str | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    lanes: int = DEFAULT_LANES,
+    renderer: Renderer | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> Dispatcher:
+    """A dispatcher with the delivery configuration (rate limits, max attempts), the store
+    renderer and the adapters from the environment, unless given."""
+    from engine.language.journey_registry import load_delivery_config
+    from engine.sending.render_batch import StoreRenderer
+
+    delivery = load_delivery_config()
+    return Dispatcher(
+        engine,
+        adapters if adapters is not None else build_adapters(),
+        renderer or StoreRenderer(),
+        worker_id=worker_id,
+        batch_size=batch_size,
+        lanes=lanes,
+        max_attempts=delivery.max_attempts,
+        rate_limits=dict(delivery.rate_limits),
+        callback_url=callback_url_from_env(),
+        clock=clock,
+    )
