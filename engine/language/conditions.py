@@ -7,7 +7,7 @@ or ``None`` is *missing*. Before anything is compared, values are normalised the
 for both evaluators: dates and datetimes become epoch seconds (a date counts from its UTC
 midnight), everything else stays as it is.
 
-Semantics (both evaluators agree; ``tests/test_planner.py`` checks it on sample facts):
+Semantics (both evaluators agree; ``tests/planning/test_planner.py`` checks it on sample facts):
 - a leaf on a missing field fails, except ``missing`` (and ``not`` of anything, which
   therefore passes when the field is missing);
 - ``in`` / ``not_in`` compare against each listed value; ``contains`` is list membership

@@ -417,7 +417,7 @@ CALLS: dict[tuple[str, str], Call] = {
 }
 
 # Not walked: the static files, and the channel webhooks, which authenticate providers by signature
-# (tests/test_receipts*.py and the webhook fuzzing cover them).
+# (tests/loop/test_receipts.py and the webhook fuzzing cover them).
 NOT_WALKED_PREFIXES = ("/static", "/hooks/")
 
 

@@ -10,7 +10,7 @@ from engine.language.journey_registry import load_tier_config
 from engine.loop.retier import retier
 from store.db import session_scope
 from store.models import Claim, Customer, Event, Policy, TierChange
-from tests.test_tier_model import ATTRIBUTES
+from tests.loop.test_tier_model import ATTRIBUTES
 
 AT = datetime(2026, 4, 1, 2, 0, tzinfo=UTC)
 EARLIER = datetime(2025, 1, 1, tzinfo=UTC)

@@ -23,7 +23,7 @@ from standins.smtp_server import SmtpStandin
 from standins.twilio_api import TwilioStandin, num_segments
 from standins.wechat_api import WeChatStandin
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_faults_are_reproducible_from_the_seed() -> None:

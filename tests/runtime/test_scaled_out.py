@@ -24,7 +24,7 @@ from store.migrate import upgrade
 from tests.dispatch_support import make_customers, make_touches
 
 BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.postgres
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TIERS = ("diamond", "platinum", "gold", "silver", "potential")
 # A mainland mobile number, bare or with its +86 prefix (as the store keeps it, E.164).
 MOBILE = re.compile(r"(?<!\d)(?:\+?86)?1[3-9]\d{9}(?!\d)")

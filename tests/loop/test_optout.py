@@ -11,8 +11,8 @@ from sqlmodel import select
 from channels.optout import StoredEvent, is_opt_out, unsubscribe_url
 from store.db import session_scope
 from store.models import Customer, Event, Outcome, SurveyAnswer, TouchStatus
-from tests import test_receipts as receipts
-from tests.test_receipts import (
+from tests.loop import test_receipts as receipts
+from tests.loop.test_receipts import (
     OPENID,
     PHONE,
     make_customer,

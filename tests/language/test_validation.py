@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from engine.cli import build_app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "journeys" / "silver-weekly-push.yaml"
 
 runner = CliRunner()

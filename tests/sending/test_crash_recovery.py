@@ -24,7 +24,7 @@ from engine.sending.reconcile import reconcile
 from store.db import make_engine
 from tests.dispatch_support import HttpAdapter, RecordingProvider, make_customers, make_touches
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 JOURNEYS = str(Path(sys.executable).parent / "journeys")
 N = 10_000
 

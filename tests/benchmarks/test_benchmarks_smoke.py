@@ -17,7 +17,7 @@ import pytest
 
 from benchmarks.harness import parse_bench_line
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "benchmarks"
 
 # script -> (tiny arguments, size it must report, figures it must report)

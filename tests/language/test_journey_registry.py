@@ -10,7 +10,7 @@ from engine.language.journey_registry import load_in_force
 from store.db import get_engine
 from store.models import JourneyVersion
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = """\
 id: silver-weekly-push
 name: Silver weekly push
