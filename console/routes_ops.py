@@ -1,28 +1,30 @@
-"""Ops pages: journeys with their validation status, and the explain/simulate/report tools.
+"""Ops pages: journeys with their validation status, and explain, simulate and report.
 
-The tools are the CLI's own commands, run in-process when another area has
-registered them; until then the page says the tool is not available yet. They
-are looked up lazily so that a missing or broken module never stops the console.
+The tool pages call the same functions the CLI calls (``explain``, ``simulate``,
+``build_report``) with typed form fields; the console never runs CLI code. The
+periods are bounded so that one request cannot cost the server more than a
+quarter's dry run or a year's report.
 """
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from console import csrf
 from console.deps import user_with
 from console.web import render
-from store.masking import mask_text
 
 router = APIRouter(dependencies=[Depends(csrf.protect)])
 
 TOOLS: tuple[str, ...] = ("explain", "simulate", "report")
-MAX_OUTPUT = 200_000
+MAX_SIMULATE_DAYS = 92
+MAX_REPORT_DAYS = 366
+MAX_FIELD = 64
 
 
 @dataclass(frozen=True)
@@ -45,59 +47,107 @@ def journeys_page(request: Request) -> HTMLResponse:
         for j in sorted(report.journeys, key=lambda j: j.id)
     ]
     return render(request, "ops_journeys.html", user, journeys=journeys, problems=[str(p) for p in report.problems],
-                  rejected=report.rejected_files, ok=report.ok, tools=TOOLS, available=available_tools())
+                  rejected=report.rejected_files, ok=report.ok, tools=TOOLS)
 
 
-def _cli_commands() -> dict[str, object]:
-    try:
-        import typer.main
-
-        from engine.cli import build_app
-
-        group = typer.main.get_command(build_app())
-        return dict(getattr(group, "commands", {}))
-    except Exception:  # another area's broken command module must not break this page
-        return {}
-
-
-def available_tools() -> set[str]:
-    commands = _cli_commands()
-    return {tool for tool in TOOLS if tool in commands}
-
-
-def run_tool(tool: str, args: str) -> tuple[int, str]:
-    from typer.testing import CliRunner
-
-    from engine.cli import build_app
-
-    try:
-        argv = shlex.split(args)
-    except ValueError as exc:
-        return 2, str(exc)
-    result = CliRunner().invoke(build_app(), [tool, *argv])
-    # CLI output may name customers; mask it like any log line before a person reads it.
-    return result.exit_code, mask_text(result.output)[:MAX_OUTPUT]
-
-
-def _tool_page(request: Request, tool: str, args: str, output: str | None, exit_code: int | None) -> HTMLResponse:
-    user = user_with(request, "reports" if tool == "report" else "journeys")
-    if tool not in TOOLS:
-        raise HTTPException(status_code=404, detail="not_found")
-    return render(request, "ops_tool.html", user, tool=tool, args=args, output=output, exit_code=exit_code,
-                  available=tool in available_tools())
-
-
-@router.get("/ops/tools/{tool}", response_class=HTMLResponse)
-def tool_page(request: Request, tool: str) -> HTMLResponse:
-    return _tool_page(request, tool, "", None, None)
-
-
-@router.post("/ops/tools/{tool}", response_class=HTMLResponse)
-def tool_run(request: Request, tool: str, args: Annotated[str, Form(max_length=1000)] = "") -> HTMLResponse:
+@router.get("/ops/tools/{tool}")
+def old_tool_link(request: Request, tool: str) -> RedirectResponse:
+    """The tool pages' earlier address (bookmarks): a permanent redirect to the page that replaced it."""
     user_with(request, "reports" if tool == "report" else "journeys")
-    if tool not in TOOLS:
-        raise HTTPException(status_code=404, detail="not_found")
-    if tool not in available_tools():
-        return _tool_page(request, tool, args, None, None)
-    code, output = run_tool(tool, args)
-    return _tool_page(request, tool, args, output, code)
+    return RedirectResponse(f"/ops/{tool if tool in TOOLS else 'journeys'}", status_code=301)
+
+
+class FormError(ValueError):
+    """A field a person typed that the page cannot use; shown beside the form, never a 500."""
+
+
+def _field(request: Request, name: str) -> str:
+    value = request.query_params.get(name, "").strip()
+    if len(value) > MAX_FIELD:
+        raise FormError(f"{name}: at most {MAX_FIELD} characters")
+    return value
+
+
+def _moment(request: Request, name: str, *, local: bool) -> datetime:
+    from engine.language.moments import parse_local_moment, parse_utc_moment
+
+    value = _field(request, name)
+    if not value:
+        raise FormError(f"{name}: required")
+    try:
+        return parse_local_moment(value) if local else parse_utc_moment(value)
+    except ValueError as exc:
+        raise FormError(f"{name}: {exc}") from None
+
+
+def _period(request: Request, *, local: bool, max_days: int, whole_last_day: bool) -> tuple[datetime, datetime]:
+    start = _moment(request, "start", local=local)
+    end = _moment(request, "end", local=local)
+    if whole_last_day and "T" not in _field(request, "end"):
+        end += timedelta(days=1)
+    if end <= start:
+        raise FormError("end: must be after start")
+    if end - start > timedelta(days=max_days):
+        raise FormError(f"end: a period of at most {max_days} days")
+    return start, end
+
+
+def _submitted(request: Request) -> bool:
+    return bool(request.query_params)
+
+
+@router.get("/ops/explain", response_class=HTMLResponse)
+def explain_page(request: Request) -> HTMLResponse:
+    user = user_with(request, "journeys")
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    if _submitted(request):
+        from engine.planning.explain import UnknownCustomer, explain
+
+        try:
+            customer = _field(request, "customer")
+            if not customer:
+                raise FormError("customer: required")
+            result = explain(customer, _moment(request, "at", local=True))
+        except (FormError, UnknownCustomer) as exc:
+            error = str(exc)
+    return render(request, "ops_explain.html", user, tool="explain", form=dict(request.query_params),
+                  result=result, error=error)
+
+
+@router.get("/ops/simulate", response_class=HTMLResponse)
+def simulate_page(request: Request) -> HTMLResponse:
+    user = user_with(request, "journeys")
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    if _submitted(request):
+        from engine.planning.simulate import simulate
+
+        try:
+            start, end = _period(request, local=True, max_days=MAX_SIMULATE_DAYS, whole_last_day=True)
+            result = simulate(start, end).to_json()
+        except FormError as exc:
+            error = str(exc)
+    return render(request, "ops_simulate.html", user, tool="simulate", form=dict(request.query_params),
+                  result=result, error=error)
+
+
+@router.get("/ops/report", response_class=HTMLResponse)
+def report_page(request: Request) -> HTMLResponse:
+    user = user_with(request, "reports")
+    from engine.loop.metrics import GROUPINGS
+    from engine.loop.reports import COLUMNS, build_report, fmt
+
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    by = request.query_params.get("by") or None
+    if _submitted(request):
+        try:
+            if by is not None and by not in GROUPINGS:
+                raise FormError(f"by: one of {', '.join(GROUPINGS)}")
+            start, end = _period(request, local=False, max_days=MAX_REPORT_DAYS, whole_last_day=False)
+            result = build_report(start, end, by)
+        except FormError as exc:
+            error = str(exc)
+    return render(request, "ops_report.html", user, tool="report", form=dict(request.query_params),
+                  result=result, error=error, columns=COLUMNS, groupings=GROUPINGS, fmt=fmt)

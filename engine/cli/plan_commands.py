@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,19 +33,12 @@ def register(app: typer.Typer) -> None:
 
 
 def parse_moment(text: str) -> datetime:
-    from engine.language.journey_registry import load_delivery_config
-    from store.clock import as_utc, zone
+    from engine.language.moments import parse_local_moment
 
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            moment = datetime.combine(date.fromisoformat(text), time(0))
-        except ValueError:
-            raise typer.BadParameter(f"{text!r} is not an ISO 8601 date or time, e.g. 2027-02-06T10:00+08:00") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone(load_delivery_config().default_timezone))
-    return as_utc(moment)
+        return parse_local_moment(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _print_summary(result: PlanResult) -> None:

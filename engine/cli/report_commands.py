@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -12,13 +12,12 @@ import typer
 
 def _moment(text: str, option: str) -> datetime:
     """A date (midnight UTC) or an ISO datetime (UTC unless it says otherwise)."""
+    from engine.language.moments import parse_utc_moment
+
     try:
-        if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(), tzinfo=UTC)
-        moment = datetime.fromisoformat(text)
+        return parse_utc_moment(text)
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not a date (2026-01-31) or datetime", param_hint=option) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def register(app: typer.Typer) -> None:

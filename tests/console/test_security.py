@@ -342,6 +342,11 @@ def everyone(status: int) -> dict[str, int]:
 
 
 KEY_ONLY = row(anonymous=401, agent=401, supervisor=401, ops=401, admin=401, api_key=200, bad_api_key=401)
+# The page rows that several routes share, named by who may use them.
+TASK_PAGE = page(agent=200, supervisor=200, ops=403, admin=403)  # agents and supervisors see tasks
+OWN_TASK_ACTION = page(agent=303, supervisor=403, ops=403, admin=403)  # only the agent works a task
+OPS_PAGE = page(agent=403, supervisor=403, ops=200, admin=200)  # journeys and tools: ops and admin
+ADMIN_ACTION = page(agent=403, supervisor=403, ops=403, admin=303)  # user changes: admin only
 
 # (method, route path) → expected status per principal.
 RIGHTS: dict[tuple[str, str], dict[str, int]] = {
@@ -350,19 +355,21 @@ RIGHTS: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/login"): everyone(303),
     ("POST", "/logout"): everyone(303),
     ("POST", "/me/locale"): everyone(303),  # own setting; no session → login page
-    ("GET", "/inbox"): page(agent=200, supervisor=200, ops=403, admin=403),
-    ("GET", "/tasks/{task_id}"): page(agent=200, supervisor=200, ops=403, admin=403),
-    ("POST", "/tasks/{task_id}/reveal"): page(agent=200, supervisor=200, ops=403, admin=403),
-    ("POST", "/tasks/{task_id}/claim"): page(agent=303, supervisor=403, ops=403, admin=403),
-    ("POST", "/tasks/{task_id}/complete"): page(agent=303, supervisor=403, ops=403, admin=403),
+    ("GET", "/inbox"): TASK_PAGE,
+    ("GET", "/tasks/{task_id}"): TASK_PAGE,
+    ("POST", "/tasks/{task_id}/reveal"): TASK_PAGE,
+    ("POST", "/tasks/{task_id}/claim"): OWN_TASK_ACTION,
+    ("POST", "/tasks/{task_id}/complete"): OWN_TASK_ACTION,
     ("POST", "/tasks/{task_id}/reassign"): page(agent=403, supervisor=303, ops=403, admin=403),
     ("GET", "/supervisor"): page(agent=403, supervisor=200, ops=403, admin=403),
-    ("GET", "/ops/journeys"): page(agent=403, supervisor=403, ops=200, admin=200),
-    ("GET", "/ops/tools/{tool}"): page(agent=403, supervisor=403, ops=200, admin=200),
-    ("POST", "/ops/tools/{tool}"): page(agent=403, supervisor=403, ops=200, admin=200),
+    ("GET", "/ops/journeys"): OPS_PAGE,
+    ("GET", "/ops/tools/{tool}"): page(agent=403, supervisor=403, ops=301, admin=301),  # moved: /ops/<tool>
+    ("GET", "/ops/explain"): OPS_PAGE,
+    ("GET", "/ops/simulate"): OPS_PAGE,
+    ("GET", "/ops/report"): OPS_PAGE,
     ("GET", "/admin/users"): page(agent=403, supervisor=403, ops=403, admin=200),
-    ("POST", "/admin/users"): page(agent=403, supervisor=403, ops=403, admin=303),
-    ("POST", "/admin/users/{user_id}/toggle"): page(agent=403, supervisor=403, ops=403, admin=303),
+    ("POST", "/admin/users"): ADMIN_ACTION,
+    ("POST", "/admin/users/{user_id}/toggle"): ADMIN_ACTION,
     # The schema documents the API's shape, not its data; integrators read it before they have a key.
     ("GET", "/api/openapi.json"): everyone(200),
     ("HEAD", "/api/openapi.json"): everyone(200),
@@ -403,7 +410,6 @@ CALLS: dict[tuple[str, str], Call] = {
     ("POST", "/tasks/{task_id}/reassign"): Call(
         ann_first, form=lambda s: {"to_user_id": str(s.users["bob"]), "back": "/supervisor"}),
     ("GET", "/ops/tools/{tool}"): Call(lambda _s: {"tool": "report"}),
-    ("POST", "/ops/tools/{tool}"): Call(lambda _s: {"tool": "report"}, form=lambda _s: {"args": "--help"}),
     ("POST", "/admin/users"): Call(
         form=lambda _s: {"username": "walker", "password": "long-enough-1", "role": "agent", "team": "a"}),
     ("POST", "/admin/users/{user_id}/toggle"): Call(lambda s: {"user_id": s.users["bob"]},

@@ -1,0 +1,38 @@
+"""Moments typed by people (CLI options, console date inputs) read the same way everywhere.
+
+A time without a UTC offset is read in the delivery configuration's default time zone, because
+that is the clock ops work by; the report's period bounds without an offset are UTC days, as the
+report has always counted them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+
+
+def _parse(text: str) -> datetime:
+    text = text.strip()
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return datetime.combine(date.fromisoformat(text), time(0))
+        except ValueError:
+            raise ValueError(f"{text!r} is not an ISO 8601 date or time, e.g. 2027-02-06T10:00+08:00") from None
+
+
+def parse_local_moment(text: str) -> datetime:
+    """``text`` as an aware UTC moment; without an offset it is local to the programme's default zone."""
+    from engine.language.journey_registry import load_delivery_config
+    from store.clock import as_utc, zone
+
+    moment = _parse(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone(load_delivery_config().default_timezone))
+    return as_utc(moment)
+
+
+def parse_utc_moment(text: str) -> datetime:
+    """``text`` as an aware moment; a date is midnight UTC, a time without an offset is UTC."""
+    moment = _parse(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
