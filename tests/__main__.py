@@ -1,4 +1,4 @@
-"""The whole check, as CI and the README run it: ruff, mypy, then the test suite.
+"""The whole check, as CI and the README run it: ruff, mypy, the import contract, then the test suite.
 
 ``python -m tests [pytest args...]``; exits non-zero if any part fails.
 """
@@ -23,6 +23,10 @@ def main(argv: list[str]) -> int:
         failures.append("ruff")
     if run("mypy", [sys.executable, "-m", "mypy"]) != 0:
         failures.append("mypy")
+    # The layering of pyproject.toml's [tool.importlinter]: a lower layer importing a higher one,
+    # an import cycle, or the console reaching for the CLI fails the check.
+    if run("import-linter", [sys.executable, "-c", "from importlinter.cli import lint_imports_command as c; c()"]) != 0:
+        failures.append("import-linter")
     if run("pytest", [sys.executable, "-m", "pytest", *argv]) != 0:
         failures.append("pytest")
     if failures:
