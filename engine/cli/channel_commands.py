@@ -6,21 +6,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from sqlmodel import select
 
 from channels.base import RenderedMessage
 from channels.optout import UNSUBSCRIBE_PATH, public_url
 from channels.sms_segments import sms_length
 from channels.template_files import LOCALES, available_templates, template_file
+from engine.cli.output import err, out
 from engine.language.paths import templates_dir
 from engine.language.rendering import RENDER_CHANNELS, RenderError, build_context, render, render_task_script
 from store.db import session_scope
 from store.masking import mask_email, mask_name, mask_phone, mask_text
 from store.models import Customer
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 PREVIEW_KINDS = (*RENDER_CHANNELS, "task")
 

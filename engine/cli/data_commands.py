@@ -11,13 +11,10 @@ from enum import StrEnum
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from engine.cli.output import err, out
 from store.db import database_url
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -76,7 +73,6 @@ def seed(
     if stats.customers:
         mix = ", ".join(f"{t} {stats.tiers.get(t, 0)}" for t in ("diamond", "platinum", "gold", "silver", "potential"))
         out.print(f"tiers: {mix}", markup=False)
-
 
 
 class Kind(StrEnum):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 
+from engine.cli.output import out
 from store import migrate
 from store.db import database_url
 from store.masking import mask_text
 
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
-out = Console(highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,13 +6,10 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from engine.cli.output import err, out
 from engine.language.journey_model import Journey
 from engine.language.validation import validate
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -14,13 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from engine.cli.output import err, out
 from engine.planning.planner import ChunkOutput, PlanResult, decision_json, local_iso
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 event_app = typer.Typer(help="Events that trigger journeys.", no_args_is_help=True)
 

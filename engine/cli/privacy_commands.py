@@ -8,18 +8,14 @@ is printed only by ``keys generate``, which exists to print one.
 from __future__ import annotations
 
 import base64
-import json
 import os
 from enum import StrEnum
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from engine.cli.output import err, fail, out, print_json
 from store.db import database_url
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 keys_app = typer.Typer(help="Data keys: generate, rotate, see which key encrypted what.", no_args_is_help=True)
 export_app = typer.Typer(help="Export data (masked unless --unmasked; every export is audited).",
@@ -30,11 +26,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
     app.add_typer(export_app, name="export")
     app.command("purge")(purge)
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(message, markup=False)
-    return typer.Exit(2)
 
 
 @keys_app.command("generate")
@@ -63,13 +54,13 @@ def keys_rotate(
     try:
         new_key = load_key(new_key_env)
     except DataKeyError as exc:
-        raise _fail(f"keys rotate: {exc}") from None
+        raise fail(f"keys rotate: {exc}") from None
     try:
         report = rotate_keys(database_url(), new_key, batch_size=batch, max_batches=max_batches)
     except RotationError as exc:
-        raise _fail(f"keys rotate: {exc}") from None
+        raise fail(f"keys rotate: {exc}") from None
     if as_json:
-        out.print(json.dumps(report.as_dict()), markup=False)
+        print_json(report.as_dict())
     else:
         state = "complete" if report.complete else "not complete (run again to resume)"
         out.print(
@@ -113,7 +104,7 @@ def export_customers(
     try:
         report = run_export(database_url(), out_file, unmasked=unmasked, actor=actor, tier=tier)
     except ExportError as exc:
-        raise _fail(f"export customers: {exc}") from None
+        raise fail(f"export customers: {exc}") from None
     kind = "UNMASKED" if report.unmasked else "masked"
     out.print(f"exported {report.rows} customers ({kind}) to {report.path}; audited as {report.actor}", markup=False)
 
@@ -131,9 +122,9 @@ def purge(
     try:
         report = run_purge(database_url(), older_than, dry_run=dry_run, actor=actor)
     except RetentionError as exc:
-        raise _fail(f"purge: {exc}") from None
+        raise fail(f"purge: {exc}") from None
     if as_json:
-        out.print(json.dumps(report.as_dict()), markup=False)
+        print_json(report.as_dict())
         return
     verb = "would anonymise" if dry_run else "anonymised"
     line = f"{verb} {report.customers} customers with no policy in force and no activity since {report.cutoff:%Y-%m-%d}"

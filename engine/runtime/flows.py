@@ -16,6 +16,7 @@ flow only.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +35,13 @@ def _now(now: datetime | str | None) -> datetime:
     if isinstance(now, str):
         return as_utc(datetime.fromisoformat(now))
     return as_utc(now)
+
+
+def _logged(label: str, run: Callable[[datetime], dict[str, Any]], now: str | None) -> dict[str, Any]:
+    """Run a flow's one batch task and log its counts: every flow run says what it did."""
+    result = run(_now(now))
+    get_run_logger().info("%s: %s", label, result)
+    return result
 
 
 def _as_dict(result: Any) -> dict[str, Any]:
@@ -123,9 +131,7 @@ def plan_task(now: datetime) -> dict[str, Any]:
 @flow(name="plan")
 def plan_flow(now: str | None = None) -> dict[str, Any]:
     """Evaluate the journeys in force and write the touches and tasks now due to be planned."""
-    result = plan_task(_now(now))
-    get_run_logger().info("plan: %s", result)
-    return result
+    return _logged("plan", plan_task, now)
 
 
 @task(name="outcome-ingest", cache_policy=NO_CACHE)
@@ -143,9 +149,7 @@ def outcome_ingest_task(now: datetime) -> dict[str, Any]:
 
 @flow(name="outcome-ingest")
 def outcome_ingest_flow(now: str | None = None) -> dict[str, Any]:
-    result = outcome_ingest_task(_now(now))
-    get_run_logger().info("outcome ingest: %s", result)
-    return result
+    return _logged("outcome ingest", outcome_ingest_task, now)
 
 
 @task(name="retier", cache_policy=NO_CACHE)
@@ -158,9 +162,7 @@ def retier_task(now: datetime) -> dict[str, Any]:
 @flow(name="retier")
 def retier_flow(now: str | None = None) -> dict[str, Any]:
     """Weekly: score every customer and apply tier changes (kept in the tier history)."""
-    result = retier_task(_now(now))
-    get_run_logger().info("retier: %s", result)
-    return result
+    return _logged("retier", retier_task, now)
 
 
 @task(name="tier-review", cache_policy=NO_CACHE)
@@ -173,9 +175,7 @@ def tier_review_task(now: datetime) -> dict[str, Any]:
 @flow(name="tier-review")
 def tier_review_flow(now: str | None = None) -> dict[str, Any]:
     """Weekly: churn per tier over the review window; a tier over the threshold gets its extra resources."""
-    result = tier_review_task(_now(now))
-    get_run_logger().info("tier review: %s", result)
-    return result
+    return _logged("tier review", tier_review_task, now)
 
 
 @task(name="churn-check", cache_policy=NO_CACHE)
@@ -188,9 +188,7 @@ def churn_check_task(now: datetime) -> dict[str, Any]:
 @flow(name="churn-check")
 def churn_check_flow(now: str | None = None) -> dict[str, Any]:
     """Daily: activity change detection; at-risk customers get a churn-warning event."""
-    result = churn_check_task(_now(now))
-    get_run_logger().info("churn check: %s", result)
-    return result
+    return _logged("churn check", churn_check_task, now)
 
 
 @task(name="nps-survey", cache_policy=NO_CACHE)
@@ -205,9 +203,7 @@ def nps_survey_task(now: datetime) -> dict[str, Any]:
 @flow(name="nps-survey")
 def nps_survey_flow(now: str | None = None) -> dict[str, Any]:
     """Monthly: the NPS survey touch for every customer it applies to."""
-    result = nps_survey_task(_now(now))
-    get_run_logger().info("nps survey: %s", result)
-    return result
+    return _logged("nps survey", nps_survey_task, now)
 
 
 ALL_FLOWS = {

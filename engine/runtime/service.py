@@ -32,7 +32,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -72,59 +72,40 @@ def job_dispatch() -> dict[str, Any]:
     return result
 
 
-def job_plan() -> dict[str, Any]:
-    from engine.runtime.flows import plan_flow
+def job_flow(name: str) -> dict[str, Any]:
+    """Run one flow of ``engine.runtime.flows.ALL_FLOWS`` by name.
 
-    return plan_flow()
+    One function for every scheduled flow: the job store keeps this function's import path and
+    the flow's name, so a job stored by one release still resolves in the next.
+    """
+    from engine.runtime.flows import ALL_FLOWS
 
-
-def job_ingest() -> dict[str, Any]:
-    from engine.runtime.flows import outcome_ingest_flow
-
-    return outcome_ingest_flow()
-
-
-def job_churn() -> dict[str, Any]:
-    from engine.runtime.flows import churn_check_flow
-
-    return churn_check_flow()
-
-
-def job_retier() -> dict[str, Any]:
-    from engine.runtime.flows import retier_flow
-
-    return retier_flow()
-
-
-def job_review() -> dict[str, Any]:
-    from engine.runtime.flows import tier_review_flow
-
-    return tier_review_flow()
-
-
-def job_nps() -> dict[str, Any]:
-    from engine.runtime.flows import nps_survey_flow
-
-    return nps_survey_flow()
+    run = cast(Callable[[], dict[str, Any]], ALL_FLOWS[name])
+    return run()
 
 
 @dataclass(frozen=True)
 class JobSpec:
     id: str
-    func: Callable[[], Any]
+    func: Callable[..., Any]
     trigger: Any
+    args: tuple[str, ...] = ()
+
+
+def _flow_job(name: str, trigger: Any) -> JobSpec:
+    return JobSpec(name, job_flow, trigger, (name,))
 
 
 def job_specs() -> list[JobSpec]:
     tz = os.environ.get("JOURNEYS_SCHEDULE_TZ", "Asia/Shanghai")
     return [
         JobSpec("dispatch", job_dispatch, IntervalTrigger(seconds=_env_int("JOURNEYS_DISPATCH_EVERY", 5))),
-        JobSpec("plan", job_plan, IntervalTrigger(seconds=_env_int("JOURNEYS_PLAN_EVERY", 300))),
-        JobSpec("outcome-ingest", job_ingest, IntervalTrigger(seconds=_env_int("JOURNEYS_INGEST_EVERY", 60))),
-        JobSpec("churn-check", job_churn, CronTrigger(hour=6, minute=0, timezone=tz)),
-        JobSpec("retier", job_retier, CronTrigger(day_of_week="mon", hour=3, minute=0, timezone=tz)),
-        JobSpec("tier-review", job_review, CronTrigger(day_of_week="mon", hour=4, minute=0, timezone=tz)),
-        JobSpec("nps-survey", job_nps, CronTrigger(day=1, hour=10, minute=0, timezone=tz)),
+        _flow_job("plan", IntervalTrigger(seconds=_env_int("JOURNEYS_PLAN_EVERY", 300))),
+        _flow_job("outcome-ingest", IntervalTrigger(seconds=_env_int("JOURNEYS_INGEST_EVERY", 60))),
+        _flow_job("churn-check", CronTrigger(hour=6, minute=0, timezone=tz)),
+        _flow_job("retier", CronTrigger(day_of_week="mon", hour=3, minute=0, timezone=tz)),
+        _flow_job("tier-review", CronTrigger(day_of_week="mon", hour=4, minute=0, timezone=tz)),
+        _flow_job("nps-survey", CronTrigger(day=1, hour=10, minute=0, timezone=tz)),
     ]
 
 
@@ -144,7 +125,7 @@ def ensure_jobs(scheduler: BackgroundScheduler) -> list[str]:
     added = []
     for spec in job_specs():
         if scheduler.get_job(spec.id) is None:
-            scheduler.add_job(spec.func, spec.trigger, id=spec.id, name=spec.id)
+            scheduler.add_job(spec.func, spec.trigger, args=spec.args, id=spec.id, name=spec.id)
             added.append(spec.id)
     return added
 

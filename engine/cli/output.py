@@ -1,0 +1,23 @@
+"""The CLI's two consoles: results on stdout, messages on stderr (so ``--json`` output stays parseable)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+from rich.console import Console
+
+# highlight/soft_wrap off: output is piped and grepped, and Rich must not colour or fold it.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``message`` on stderr; the caller raises the returned Exit."""
+    err.print(message, markup=False)
+    return typer.Exit(code)
+
+
+def print_json(data: Any) -> None:
+    out.print(json.dumps(data, ensure_ascii=False), markup=False)
