@@ -141,6 +141,21 @@ def _claimable_conditions(user: CurrentUser) -> list[ColumnElement[bool]]:
     return base
 
 
+def _rows_due_first(session: Session, where: list[ColumnElement[bool]], now: datetime, *, limit: int,
+                    offset: int = 0) -> list[TaskRow]:
+    return [
+        _row(t, name, tier, None, now)
+        for t, name, tier in session.exec(
+            select(AgentTask, Customer.name, Customer.tier)
+            .join(Customer, col(Customer.id) == AgentTask.customer_id)
+            .where(*where)
+            .order_by(col(AgentTask.due_at), col(AgentTask.id))
+            .offset(offset)
+            .limit(limit)
+        )
+    ]
+
+
 def inbox(user: CurrentUser, *, page: int = 0, page_size: int = 25, now: datetime | None = None,
           db_url: str | None = None) -> Inbox:
     now = now or utcnow()
@@ -148,27 +163,8 @@ def inbox(user: CurrentUser, *, page: int = 0, page_size: int = 25, now: datetim
     mine_where: list[ColumnElement[bool]] = [col(AgentTask.assignee_id) == user.id, col(AgentTask.status).in_(ACTIVE)]
     claim_where = _claimable_conditions(user)
     with session_scope(db_url) as session:
-        mine = [
-            _row(t, name, tier, None, now)
-            for t, name, tier in session.exec(
-                select(AgentTask, Customer.name, Customer.tier)
-                .join(Customer, col(Customer.id) == AgentTask.customer_id)
-                .where(*mine_where)
-                .order_by(col(AgentTask.due_at), col(AgentTask.id))
-                .limit(page_size)
-            )
-        ]
-        claimable = [
-            _row(t, name, tier, None, now)
-            for t, name, tier in session.exec(
-                select(AgentTask, Customer.name, Customer.tier)
-                .join(Customer, col(Customer.id) == AgentTask.customer_id)
-                .where(*claim_where)
-                .order_by(col(AgentTask.due_at), col(AgentTask.id))
-                .offset(page * page_size)
-                .limit(page_size)
-            )
-        ]
+        mine = _rows_due_first(session, mine_where, now, limit=page_size)
+        claimable = _rows_due_first(session, claim_where, now, offset=page * page_size, limit=page_size)
         mine_count = _capped_count(session, *mine_where)
         claimable_count = _capped_count(session, *claim_where)
         mine_overdue = _capped_count(session, *mine_where, col(AgentTask.due_at) < now)
