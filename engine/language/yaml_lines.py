@@ -1,4 +1,10 @@
-"""YAML loading that remembers where every node stood, so errors can say ``file:line:col``."""
+"""YAML loading that remembers where every node stood, so errors can say ``file:line:col``.
+
+Journey and settings files are written by people we do not control, so what one file can cost
+is bounded before anything is built: its size, its nesting depth and its node count, and
+aliases (``*name``) are refused, since re-expanding them is how a few hundred bytes become
+gigabytes (a "billion laughs" file). Each limit is reported at the line where it is crossed.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,10 @@ from typing import Any
 import yaml
 
 Path_ = tuple[str | int, ...]
+
+MAX_BYTES = 256 * 1024  # the largest shipped journey is a few kilobytes
+MAX_DEPTH = 64  # PyYAML composes recursively; 20,000 nested brackets overflow Python's stack
+MAX_NODES = 20_000
 
 
 @dataclass(frozen=True)
@@ -42,21 +52,50 @@ class YamlError(Exception):
         self.position = position
 
 
-def _pos(node: yaml.Node) -> Position:
-    return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+def _pos(node: yaml.Node | yaml.Event) -> Position:
+    mark = node.start_mark
+    return Position(mark.line + 1, mark.column + 1) if mark is not None else Position(1, 1)
+
+
+def _line_col(text: str, offset: int) -> Position:
+    before = text[:offset]
+    return Position(before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1)
+
+
+def _check_shape(text: str) -> None:
+    """Walk the event stream (flat, no recursion, nothing built) and refuse what would be costly to build."""
+    depth = nodes = 0
+    # LibYAML's parser when present: the pure-Python scanner takes about a second on 20,000
+    # nested brackets, the C one milliseconds; both report the same marks.
+    for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        if isinstance(event, yaml.AliasEvent):
+            raise YamlError(f"YAML aliases (*{event.anchor}) are not supported in journey files; "
+                            "write the value out", _pos(event))
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise YamlError(f"YAML nested deeper than {MAX_DEPTH} levels", _pos(event))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        if isinstance(event, yaml.NodeEvent):
+            nodes += 1
+            if nodes > MAX_NODES:
+                raise YamlError(f"YAML with more than {MAX_NODES:,} values; split the file", _pos(event))
 
 
 def load_located(text: str) -> LocatedDocument:
     """Parse one YAML document; raise YamlError (with position) on syntax errors or duplicate keys."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise YamlError(f"file larger than {MAX_BYTES // 1024} KB", Position(1, 1))
     try:
         loader = yaml.SafeLoader(text)
     except yaml.reader.ReaderError as exc:
         # The reader checks the whole text up front (control characters) and knows only an offset.
-        before = text[: exc.position]
-        line, column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
-        raise YamlError(f"YAML: character #x{exc.character:04x} is not allowed", Position(line, column)) from None
+        raise YamlError(f"YAML: character #x{exc.character:04x} is not allowed",
+                        _line_col(text, exc.position)) from None
     try:
         try:
+            _check_shape(text)
             node = loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
