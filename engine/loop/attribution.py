@@ -16,15 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from engine.loop.sqlfn import table
-
-customer_t = table("customer")
-touch_t = table("touch")
-task_t = table("agent_task")
-outcome_t = table("outcome")
-enrollment_t = table("enrollment")
-event_t = table("event")
-version_t = table("journey_version")
+from engine.loop.tables import customer_t, enrollment_t, event_t, outcome_t, task_t, touch_t, version_t
 
 
 @dataclass

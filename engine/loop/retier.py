@@ -22,7 +22,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.language.settings_model import TierConfig
-from engine.loop.sqlfn import insert_ignoring_duplicates, table
+from engine.loop.sqlfn import insert_ignoring_duplicates
+from engine.loop.tables import claim_t, customer_t, event_t, policy_t, tier_change_t
 from engine.loop.tier_model import ScoringInputs, score
 from store.clock import as_utc, utcnow
 from store.db import get_engine
@@ -30,12 +31,6 @@ from store.models import TIERS
 
 # A renewed row is the term that ended; its renewal is a new active policy.
 IN_FORCE_STATUS = "active"
-
-customer_t = table("customer")
-policy_t = table("policy")
-claim_t = table("claim")
-event_t = table("event")
-tier_change_t = table("tier_change")
 
 
 @dataclass

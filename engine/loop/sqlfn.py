@@ -1,4 +1,4 @@
-"""SQL pieces whose spelling differs between SQLite and PostgreSQL, kept in one place.
+"""SQL pieces the loop's queries share, and those whose spelling differs between SQLite and PostgreSQL.
 
 Reports and monitoring compute with SQL aggregates; the only dialect differences they
 meet are date arithmetic and "insert unless the key already exists".
@@ -49,6 +49,11 @@ def insert_ignoring_duplicates(conn: Connection, table: sa.Table, rows: Sequence
     # primary keys the database hands back for the rows it actually inserted.
     result = conn.execute(stmt.returning(*table.primary_key.columns), list(rows))
     return len(result.all())
+
+
+def count_where(condition: Any) -> ColumnElement[Any]:
+    """How many rows of the group meet ``condition`` (SUM of a 1/0 CASE, which both dialects read alike)."""
+    return sa.func.sum(sa.case((condition, 1), else_=0))
 
 
 def bucket_index(moment: Any, origin: Any, bucket_seconds: int, dialect: str) -> ColumnElement[int]:

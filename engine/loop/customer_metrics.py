@@ -1,0 +1,137 @@
+"""Customer metrics of SPEC §8: what customers say (NPS, CSAT) and keep (churn, renewals, tier coverage).
+
+Customer-level figures have no journey or channel; survey answers follow the touch that asked
+(definitions: ``engine.loop.metrics``).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from engine.loop.metric_sql import (
+    Period,
+    Rows,
+    group_column,
+    grouped_rows,
+    nps_score,
+    per_group,
+    ratio,
+    whole,
+    with_customer,
+)
+from engine.loop.sqlfn import bucket_index, count_where
+from engine.loop.tables import customer_t, policy_t, survey_t, touch_t
+
+
+def survey_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
+    s, c, t = survey_t, customer_t, touch_t
+    grp = group_column(by, ctx, c, journey=t.c.journey_id, channel=t.c.channel)
+    if grp is None:
+        return {}
+    inner = grouped_rows(
+        grp, s.c.kind.label("kind"), s.c.score.label("score"),
+        source=with_customer(s).outerjoin(t, t.c.id == s.c.touch_id),
+        where=(s.c.answered_at >= ctx.start, s.c.answered_at < ctx.end),
+    )
+    i = inner.c
+    nps, csat = i.kind == "nps", i.kind == "csat"
+    rows = per_group(
+        conn, inner,
+        count_where(nps),
+        count_where(nps & (i.score >= 9)),
+        count_where(nps & (i.score <= 6)),
+        count_where(csat),
+        count_where(csat & (i.score >= 4)),
+    )
+    out: Rows = {}
+    for g, answers, promoters, detractors, csat_n, satisfied in rows:
+        nps_value = nps_score(answers, promoters, detractors) if answers else None
+        out[g] = {
+            "nps_answers": whole(answers), "nps": nps_value, "csat_answers": whole(csat_n),
+            "csat": ratio(satisfied, csat_n),
+        }
+    return out
+
+
+def nps_trend(conn: sa.Connection, ctx: Period) -> list[dict[str, Any]]:
+    """NPS per week (per 30 days for periods longer than 16 weeks) across the period."""
+    span = ctx.end - ctx.start
+    bucket = timedelta(days=30) if span > timedelta(weeks=16) else timedelta(days=7)
+    s = survey_t
+    idx = bucket_index(s.c.answered_at, ctx.at(ctx.start), int(bucket.total_seconds()), ctx.dialect)
+    inner = (
+        sa.select(idx.label("bucket"), s.c.score.label("score"))
+        .where(s.c.kind == "nps", s.c.answered_at >= ctx.start, s.c.answered_at < ctx.end)
+        .subquery()
+    )
+    i = inner.c
+    rows = conn.execute(
+        sa.select(
+            i.bucket, sa.func.count(), count_where(i.score >= 9), count_where(i.score <= 6)
+        ).group_by(i.bucket).order_by(i.bucket)
+    ).all()
+    return [
+        {"from": (ctx.start + bucket * int(b)).isoformat(), "answers": whole(n), "nps": nps_score(n, p, d)}
+        for b, n, p, d in rows
+    ]
+
+
+def in_force_at(customer_id: Any, day: date) -> ColumnElement[bool]:
+    return sa.exists().where(
+        policy_t.c.customer_id == customer_id, policy_t.c.start_date <= day, policy_t.c.expiry_date >= day
+    )
+
+
+def still_held(customer_id: Any) -> ColumnElement[bool]:
+    return sa.exists().where(policy_t.c.customer_id == customer_id, policy_t.c.status.in_(("active", "renewed")))
+
+
+def customer_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
+    c = customer_t
+    grp = group_column(by, ctx, c)
+    if grp is None:
+        return {}
+    in_force = in_force_at(c.c.id, ctx.start_day)
+    # Anonymised after the period ended: still a customer of that period (a purge keeps past figures).
+    live = (c.c.anonymised_at.is_(None) | (c.c.anonymised_at >= ctx.end)) & (c.c.created_at < ctx.end)
+    inner = grouped_rows(
+        grp,
+        sa.case((in_force, 1), else_=0).label("in_force"),
+        sa.case((in_force & ~still_held(c.c.id), 1), else_=0).label("churned"),
+        sa.case((live, 1), else_=0).label("live"),
+        sa.case((live & c.c.tier.is_not(None), 1), else_=0).label("tiered"),
+        source=c,
+    )
+    i = inner.c
+    rows = per_group(conn, inner, sa.func.sum(i.in_force), sa.func.sum(i.churned), sa.func.sum(i.live),
+                     sa.func.sum(i.tiered))
+    out: Rows = {}
+    for g, n_in_force, churned, live_n, tiered in rows:
+        churn = ratio(churned, n_in_force)
+        out[g] = {
+            "in_force_at_start": whole(n_in_force), "churned": whole(churned), "churn_rate": churn,
+            "retention_rate": None if churn is None else round(1 - churn, 4),
+            "customers": whole(live_n), "tier_coverage": ratio(tiered, live_n),
+        }
+    return out
+
+
+def renewal_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
+    p, c = policy_t, customer_t
+    grp = group_column(by, ctx, c)
+    if grp is None:
+        return {}
+    inner = grouped_rows(
+        grp, p.c.status.label("status"),
+        source=with_customer(p), where=(p.c.expiry_date >= ctx.start_day, p.c.expiry_date < ctx.end_day),
+    )
+    s = inner.c.status
+    rows = per_group(
+        conn, inner, sa.func.count(), count_where(s == "renewed"),
+        count_where(s.in_(("renewed", "lapsed", "cancelled"))),
+    )
+    return {g: {"renewals_due": whole(n), "renewed": whole(r), "renewal_rate": ratio(r, d)} for g, n, r, d in rows}

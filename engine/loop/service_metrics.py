@@ -1,0 +1,225 @@
+"""Service metrics of SPEC §8: what the programme did for customers, how soon, and how well.
+
+Touches (reach, delivery, hours from a trigger to the first touch), agent tasks (SLA compliance,
+first-contact resolution), complaint and negative-feedback handling, and the lift of journeys
+with a holdout branch. Tasks are judged against their due time at the report's ``now``;
+complaints and negative survey answers against the hours the programme allows (definitions:
+``engine.loop.metrics``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.loop.metric_sql import (
+    Period,
+    Rows,
+    group_column,
+    grouped_rows,
+    hours,
+    is_event_occurrence,
+    per_group,
+    ratio,
+    whole,
+    with_customer,
+)
+from engine.loop.sqlfn import count_where
+from engine.loop.tables import customer_t, enrollment_t, event_t, outcome_t, task_t, touch_t
+
+ACTED_TOUCH_KINDS = ("replied", "clicked")
+ACTED_TASK_CODES = ("reached", "resolved", "renewal_yes", "renewal_no", "call_back")
+RESOLVING_CODES = ("reached", "resolved", "renewal_yes", "renewal_no")
+GOAL_EXIT_REASONS = ("goal",)
+HOLDOUT = "holdout"
+COMPLAINT_EVENT = "complaint.filed"
+SURVEY_EVENT = "survey.answered"
+
+
+def touch_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
+    t, c = touch_t, customer_t
+    grp = group_column(by, ctx, c, journey=t.c.journey_id, channel=t.c.channel)
+    if grp is None:
+        return {}
+    acted = sa.exists().where(outcome_t.c.touch_id == t.c.id, outcome_t.c.kind.in_(ACTED_TOUCH_KINDS))
+    inner = grouped_rows(
+        grp, t.c.status.label("status"), sa.case((acted, 1), else_=0).label("acted"),
+        source=with_customer(t), where=(t.c.planned_for >= ctx.start, t.c.planned_for < ctx.end),
+    )
+    s = inner.c.status
+    rows = per_group(
+        conn, inner,
+        count_where(s != "cancelled"),
+        count_where(s == "delivered"),
+        count_where(s == "failed"),
+        count_where(s.in_(("sent", "delivered", "failed"))),
+        sa.func.sum(inner.c.acted),
+        count_where((s == "delivered") | (inner.c.acted == 1)),
+    )
+    out: Rows = {}
+    for grp_value, planned, delivered, failed, handed, acted_n, reached in rows:
+        out[grp_value] = {
+            "planned": whole(planned), "delivered": whole(delivered), "failed": whole(failed),
+            "reach_rate": ratio(delivered, planned), "delivery_rate": ratio(delivered, handed),
+            "_touch_acted": whole(acted_n), "_touch_reached": whole(reached),
+        }
+    return out
+
+
+def first_touch_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
+    e, c, ev = enrollment_t, customer_t, event_t
+    grp = group_column(by, ctx, c, journey=e.c.journey_id)
+    if grp is None:
+        return {}
+    # An enrollment's touches share its customer, journey and occurrence (the planner leaves
+    # touch.enrollment_id empty); the customer leads so the lookup uses ix_touch_customer_due.
+    t = touch_t
+    first_sent = (
+        sa.select(sa.func.min(t.c.sent_at))
+        .where(t.c.customer_id == e.c.customer_id, t.c.journey_id == e.c.journey_id,
+               t.c.occurrence == e.c.occurrence)
+        .scalar_subquery()
+    )
+    trigger = sa.func.coalesce(ev.c.occurred_at, e.c.entered_at)
+    inner = grouped_rows(
+        grp, ctx.secs(first_sent, trigger).label("secs"),
+        source=with_customer(e).outerjoin(ev, is_event_occurrence(e.c.occurrence, ev)),
+        where=(
+            e.c.entered_at >= ctx.start, e.c.entered_at < ctx.end,
+            sa.func.coalesce(e.c.split_branch, "") != HOLDOUT,
+        ),
+    )
+    rows = per_group(conn, inner, sa.func.avg(inner.c.secs), where=inner.c.secs.is_not(None))
+    return {g: {"first_touch_hours": hours(avg)} for g, avg in rows}
+
+
+def task_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
+    k, c = task_t, customer_t
+    grp = group_column(by, ctx, c, journey=k.c.journey_id, channel=sa.literal("agent"))
+    if grp is None:
+        return {}
+    child = task_t.alias("child")
+    has_child = sa.exists().where(child.c.parent_task_id == k.c.id)
+    done = k.c.status == "done"
+    inner = grouped_rows(
+        grp,
+        sa.case((done, 1), else_=0).label("done"),
+        sa.case((done, ctx.secs(k.c.completed_at, k.c.created_at))).label("secs"),
+        sa.case((done | (k.c.due_at < ctx.at(ctx.now)), 1), else_=0).label("judged"),
+        sa.case((done & (k.c.completed_at <= k.c.due_at), 1), else_=0).label("met"),
+        sa.case((done & k.c.parent_task_id.is_(None), 1), else_=0).label("fcr_case"),
+        sa.case(
+            (done & k.c.parent_task_id.is_(None) & k.c.outcome_code.in_(RESOLVING_CODES) & ~has_child, 1),
+            else_=0,
+        ).label("fcr_ok"),
+        sa.case((done & k.c.outcome_code.in_(ACTED_TASK_CODES), 1), else_=0).label("acted"),
+        source=with_customer(k),
+        where=(k.c.created_at >= ctx.start, k.c.created_at < ctx.end, k.c.status != "cancelled"),
+    )
+    i = inner.c
+    rows = per_group(
+        conn, inner,
+        sa.func.count(), sa.func.sum(i.done), sa.func.avg(i.secs), sa.func.sum(i.judged),
+        sa.func.sum(i.met), sa.func.sum(i.fcr_case), sa.func.sum(i.fcr_ok), sa.func.sum(i.acted),
+    )
+    out: Rows = {}
+    for g, n, done_n, avg, judged, met, cases, ok, acted in rows:
+        out[g] = {
+            "tasks": whole(n), "task_hours": hours(avg), "sla_judged": whole(judged), "sla_met": whole(met),
+            "sla_compliance": ratio(met, judged), "fcr_cases": whole(cases),
+            "first_contact_resolution": ratio(ok, cases), "_task_done": whole(done_n), "_task_acted": whole(acted),
+        }
+    return out
+
+
+def _event_followups(
+    conn: sa.Connection, ctx: Period, by: str | None, event_type: str, limit_hours: float, only_with_task: bool
+) -> dict[str, tuple[int, float | None, int, int, float | None, int]]:
+    """Per group: events, avg hours to the first done task, judged, met within limit, avg closure hours, closed."""
+    ev, c, k = event_t, customer_t, task_t
+    grp = group_column(by, ctx, c)
+    if grp is None:
+        return {}
+    first_done = (
+        sa.select(sa.func.min(k.c.completed_at))
+        .where(is_event_occurrence(k.c.occurrence, ev), k.c.status == "done")
+        .scalar_subquery()
+    )
+    first_resolved = (
+        sa.select(sa.func.min(k.c.completed_at))
+        .where(is_event_occurrence(k.c.occurrence, ev), k.c.status == "done", k.c.outcome_code == "resolved")
+        .scalar_subquery()
+    )
+    response = ctx.secs(first_done, ev.c.occurred_at)
+    limit = limit_hours * 3600
+    where = [ev.c.type == event_type, ev.c.occurred_at >= ctx.start, ev.c.occurred_at < ctx.end]
+    if only_with_task:
+        where.append(sa.exists().where(is_event_occurrence(k.c.occurrence, ev)))
+    inner = grouped_rows(
+        grp,
+        response.label("secs"),
+        sa.case(
+            (first_done.is_not(None), 1),
+            (ctx.secs(ctx.at(ctx.now), ev.c.occurred_at) > limit, 1),
+            else_=0,
+        ).label("judged"),
+        sa.case((response <= limit, 1), else_=0).label("met"),
+        ctx.secs(first_resolved, ev.c.occurred_at).label("closure"),
+        source=with_customer(ev), where=where,
+    )
+    i = inner.c
+    rows = per_group(
+        conn, inner,
+        sa.func.count(), sa.func.avg(i.secs), sa.func.sum(i.judged), sa.func.sum(i.met),
+        sa.func.avg(i.closure), sa.func.count(i.closure),
+    )
+    return {g: (whole(n), hours(avg), whole(j), whole(m), hours(cl), whole(ncl)) for g, n, avg, j, m, cl, ncl in rows}
+
+
+def complaint_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
+    out: Rows = {}
+    for g, (n, avg, judged, met, closure, _closed) in _event_followups(
+        conn, ctx, by, COMPLAINT_EVENT, 24, only_with_task=False
+    ).items():
+        out[g] = {
+            "complaints": n, "complaint_response_hours": avg, "complaint_within_24h": ratio(met, judged),
+            "closure_cycle_hours": closure,
+        }
+    for g, (n, avg, judged, met, _closure, _closed) in _event_followups(
+        conn, ctx, by, SURVEY_EVENT, 6, only_with_task=True
+    ).items():
+        out.setdefault(g, {}).update({
+            "negative_callbacks": n, "negative_callback_hours": avg,
+            "negative_callback_within_6h": ratio(met, judged),
+        })
+    return out
+
+
+def lift_by_journey(conn: sa.Connection, ctx: Period) -> list[dict[str, Any]]:
+    e = enrollment_t
+    in_period = (e.c.entered_at >= ctx.start) & (e.c.entered_at < ctx.end)
+    with_holdout = sa.select(e.c.journey_id).where(in_period, e.c.split_branch == HOLDOUT).distinct()
+    is_holdout = sa.case((e.c.split_branch == HOLDOUT, 1), else_=0)
+    rows = conn.execute(
+        sa.select(
+            e.c.journey_id, is_holdout.label("holdout"), sa.func.count(),
+            count_where(e.c.exit_reason.in_(GOAL_EXIT_REASONS)),
+        )
+        .where(in_period, e.c.journey_id.in_(with_holdout))
+        .group_by(e.c.journey_id, is_holdout)
+        .order_by(e.c.journey_id)
+    ).all()
+    by_journey: dict[str, dict[str, Any]] = {}
+    for journey, holdout, n, goals in rows:
+        side = "holdout" if holdout else "treated"
+        entry = by_journey.setdefault(journey, {"journey": journey})
+        entry[f"{side}_enrolled"] = whole(n)
+        entry[f"{side}_goals"] = whole(goals)
+        entry[f"{side}_rate"] = ratio(goals, n)
+    for entry in by_journey.values():
+        treated, holdout = entry.get("treated_rate"), entry.get("holdout_rate")
+        entry["lift_points"] = None if treated is None or holdout is None else round(treated - holdout, 4)
+        entry["relative_lift"] = ratio((treated or 0) - (holdout or 0), holdout) if holdout and treated is not None \
+            else None
+    return list(by_journey.values())
