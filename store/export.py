@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import getpass
 import os
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from sqlalchemy.engine import Connection
 
 from store.clock import utcnow
 from store.crypto import DataKeyError, FieldCipher
+from store.csv_cells import SafeWriter
 from store.db import make_engine
 from store.masking import mask_email, mask_id_number, mask_name, mask_phone
 from store.models import TIERS, AuditLog, Customer
@@ -138,7 +138,7 @@ def export_customers(
             rows = 0
             descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with open(descriptor, "w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
+                writer = SafeWriter(handle)
                 writer.writerow(COLUMNS)
                 for r in _customers(conn, tier):
                     writer.writerow(_row(r, unmasked, cipher))

@@ -38,6 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 from store.bulk_writer import CLAIM, CUSTOMER, POLICY, TIER_CHANGE
 from store.clock import utcnow
 from store.crypto import DataKeyError, FieldCipher, load_key
+from store.csv_cells import SafeWriter
 from store.db import make_engine
 from store.importing import fields as f
 from store.importing.fields import FieldError
@@ -259,7 +260,7 @@ class _RejectsWriter:
         # The rows hold the same personal data as the input: readable by the owner only.
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         self._handle = open(descriptor, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed by close()
-        self._writer = csv.writer(self._handle)
+        self._writer = SafeWriter(self._handle)
         kept = [h for h in header if h.strip().lower() not in REJECTS_COLUMNS]
         self._keep = [i for i, h in enumerate(header) if h.strip().lower() not in REJECTS_COLUMNS]
         self._writer.writerow([*kept, "line", "reason"])
