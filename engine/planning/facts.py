@@ -229,49 +229,25 @@ def _derived(
             facts.fact["customer.active_policy_count"] = int(c[1])
             facts.fact["customer.annual_premium_total"] = float(c[2])
     if "claim_count" in names:
-        rows = session.execute(
-            select(Claim.customer_id, func.count()).where(id_filter(col(Claim.customer_id), lo, hi, ids))
-            .group_by(Claim.customer_id)
-        ).all()
-        claim_counts = dict(rows)
-        for cid, facts in out.items():
-            facts.fact["customer.claim_count"] = int(claim_counts.get(cid, 0))
+        _count_fact(session, lo, hi, ids, out, "claim_count", Claim.customer_id)
     for name, event_type in (("logins_90d", "app.login"), ("replies_90d", "message.replied")):
         if name in names:
-            rows = session.execute(
-                select(Event.customer_id, func.count()).where(
-                    id_filter(col(Event.customer_id), lo, hi, ids), Event.type == event_type,
-                    col(Event.occurred_at) > at - timedelta(days=90), col(Event.occurred_at) <= at,
-                ).group_by(Event.customer_id)
-            ).all()
-            by_customer = dict(rows)
-            for cid, facts in out.items():
-                facts.fact[f"customer.{name}"] = int(by_customer.get(cid, 0))
+            _count_fact(session, lo, hi, ids, out, name, Event.customer_id, Event.type == event_type,
+                        col(Event.occurred_at) > at - timedelta(days=90), col(Event.occurred_at) <= at)
     if "marketing_touches_7d" in names:
-        rows = session.execute(
-            select(Touch.customer_id, func.count()).where(
-                id_filter(col(Touch.customer_id), lo, hi, ids), Touch.category == "marketing",
-                col(Touch.status).not_in([TouchStatus.CANCELLED, DROPPED]),
-                col(Touch.due_at) > at - timedelta(days=7), col(Touch.due_at) <= at,
-            ).group_by(Touch.customer_id)
-        ).all()
-        by_customer = dict(rows)
-        for cid, facts in out.items():
-            facts.fact["customer.marketing_touches_7d"] = int(by_customer.get(cid, 0))
+        _count_fact(session, lo, hi, ids, out, "marketing_touches_7d", Touch.customer_id,
+                    Touch.category == "marketing", col(Touch.status).not_in([TouchStatus.CANCELLED, DROPPED]),
+                    col(Touch.due_at) > at - timedelta(days=7), col(Touch.due_at) <= at)
     if "last_nps" in names:
-        rows = session.execute(
+        nps = _latest(session.execute(
             select(SurveyAnswer.customer_id, SurveyAnswer.score, SurveyAnswer.answered_at).where(
                 id_filter(col(SurveyAnswer.customer_id), lo, hi, ids), SurveyAnswer.kind == "nps",
                 col(SurveyAnswer.answered_at) <= at,
             )
-        ).all()
-        latest: dict[int, tuple[datetime, int]] = {}
-        for cid, score, when in rows:
-            if cid not in latest or when > latest[cid][0]:
-                latest[cid] = (when, score)
+        ).all())
         for cid, facts in out.items():
-            if cid in latest:
-                facts.fact["customer.last_nps"] = latest[cid][1]
+            if cid in nps:
+                facts.fact["customer.last_nps"] = nps[cid]
     if "churn_risk" in names:
         rows = session.execute(
             select(Event.customer_id, Event.data, Event.occurred_at).where(
@@ -279,14 +255,35 @@ def _derived(
                 col(Event.occurred_at) <= at,
             )
         ).all()
-        risk: dict[int, tuple[datetime, Any]] = {}
-        for cid, data, when in rows:
-            if (data or {}).get("risk") is not None and (cid not in risk or when > risk[cid][0]):
-                risk[cid] = (when, data["risk"])
+        risk = _latest((cid, data["risk"], when) for cid, data, when in rows if (data or {}).get("risk") is not None)
         for cid, facts in out.items():
-            value = risk[cid][1] if cid in risk else facts.attributes.get("churn_risk")
+            value = risk[cid] if cid in risk else facts.attributes.get("churn_risk")
             if value is not None:
                 facts.fact["customer.churn_risk"] = value
+
+
+def _count_fact(
+    session: Session, lo: int, hi: int, ids: Sequence[int] | None, out: dict[int, CustomerFacts], name: str,
+    customer_id: Any, *conditions: Any,
+) -> None:
+    """``customer.<name>``: how many rows meeting ``conditions`` each customer has, counted by
+    one grouped query for the whole chunk (0 for a customer with none)."""
+    counts = dict(session.execute(
+        select(customer_id, func.count()).where(id_filter(col(customer_id), lo, hi, ids), *conditions)
+        .group_by(customer_id)
+    ).all())
+    for cid, facts in out.items():
+        facts.fact[f"customer.{name}"] = int(counts.get(cid, 0))
+
+
+def _latest(rows: Iterable[tuple[int, Any, datetime]]) -> dict[int, Any]:
+    """Each customer's value in its latest (customer, value, moment) row; of rows equally
+    late, the first one read."""
+    latest: dict[int, tuple[datetime, Any]] = {}
+    for cid, value, when in rows:
+        if cid not in latest or when > latest[cid][0]:
+            latest[cid] = (when, value)
+    return {cid: value for cid, (_when, value) in latest.items()}
 
 
 def policy_fact(row: Any) -> dict[str, Any]:

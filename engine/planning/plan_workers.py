@@ -18,7 +18,8 @@ reads run outside a transaction (the driver begins one only for a write), so a w
 never has to upgrade a read snapshot that another process has moved past.
 
 Workers are spawned, not forked: the caller may hold connections, threads (Prefect,
-APScheduler) or locks that a fork would copy mid-use.
+APScheduler) or locks that a fork would copy mid-use. A worker builds a chunk planner
+(``engine.planning.chunk_planner``), the layer below the planner that starts the workers.
 """
 
 from __future__ import annotations
@@ -35,11 +36,11 @@ from typing import TYPE_CHECKING, Any
 
 from engine.language.settings_model import DeliveryConfig
 from engine.language.validation import LoadedJourney
+from engine.planning.chunk_planner import ChunkPlanner
+from engine.planning.plan_output import PlanResult
 
 if TYPE_CHECKING:
     from sqlmodel import Session
-
-    from engine.planning.planner import Planner, PlanResult
 
 WORKERS_ENV = "JOURNEYS_PLAN_WORKERS"
 MAX_WORKERS = 4
@@ -95,7 +96,7 @@ class _Job:
     timezones: Sequence[str]
 
 
-_planner: Planner | None = None
+_planner: ChunkPlanner | None = None
 
 
 def _without_foreign_key_checks(dbapi_connection: Any, _record: Any) -> None:
@@ -111,16 +112,15 @@ def _start_worker(job: _Job, write_lock: AbstractContextManager[Any] | None) -> 
     from sqlalchemy import event
     from sqlmodel import Session
 
-    from engine.planning.planner import Planner
     from store.db import get_engine
 
     engine = get_engine(job.url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _without_foreign_key_checks)
     session = Session(engine, expire_on_commit=False)
-    _planner = Planner(session, job.journeys, job.config, job.start, job.end, dry_run=job.dry_run,
-                       sources=job.sources, chunk=job.chunk)
-    _planner.timezones = list(job.timezones)
+    _planner = ChunkPlanner(session, job.journeys, job.config, job.start, job.end, dry_run=job.dry_run,
+                            sources=job.sources, chunk=job.chunk)
+    _planner.candidates.timezones = list(job.timezones)
     if write_lock is not None:
         _planner.write_lock = write_lock
     # The process only plans chunks: collect between them rather than while one is alive
@@ -129,22 +129,20 @@ def _start_worker(job: _Job, write_lock: AbstractContextManager[Any] | None) -> 
 
 
 def _plan_range(lo: int, hi: int) -> PlanResult:
-    from engine.planning.planner import PlanResult
-
     planner = _planner
     assert planner is not None, "worker not started"
     planner.result = PlanResult(planner.start, planner.end, planner.dry_run, journeys=[])
-    planner._chunk(lo, hi, None)  # plans, writes and commits the chunk
+    planner.plan_chunk(lo, hi, None)  # plans, writes and commits the chunk
     gc.collect(1)
     return planner.result
 
 
-def plan_in_processes(planner: Planner, lo: int, hi: int, workers: int) -> None:
+def plan_in_processes(planner: ChunkPlanner, lo: int, hi: int, workers: int) -> None:
     """Plan customers ``lo``..``hi`` in chunks of ``planner.chunk`` on ``workers`` processes
     and add what each chunk did to ``planner.result``."""
     url = planner.session.get_bind().engine.url.render_as_string(hide_password=False)
     job = _Job(url, planner.journeys, planner.config, planner.start, planner.end, planner.dry_run,
-               planner.sources, planner.chunk, list(planner.timezones))
+               planner.sources, planner.chunk, list(planner.candidates.zones()))
     ranges = chunk_ranges(lo, hi, planner.chunk)
     context = multiprocessing.get_context("spawn")
     # SQLite takes one writer at a time: the workers queue on a lock of their own, which wakes

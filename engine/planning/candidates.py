@@ -1,0 +1,389 @@
+"""Candidates: which customers a chunk concerns, narrowed in SQL before any step runs.
+
+Entrants are found in bulk per journey: by tier and by time zone where the journey's
+schedule or holiday fires in the window, by ``birth_md`` codes for birthdays, by expiry or
+settlement date ranges, and from unprocessed events. Those already enrolled in that
+occurrence, or kept out by the re-entry rule, are dropped, and the audience conditions are
+evaluated for the rest. Enrollments under way come back when their wait ends within the
+window or an event they may be waiting on arrived; their customers' events are read for
+goals and ``wait_for`` steps.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, literal_column, or_
+from sqlalchemy import select as _sa_select
+from sqlmodel import Session, col
+
+from engine.language.conditions import epoch_seconds
+from engine.language.validation import LoadedJourney
+from engine.planning import rules
+from engine.planning.facts import CustomerFacts, claim_fact, event_fact, fetch_rows, id_filter, policy_fact
+from engine.planning.occurrences import (
+    anchor_date_range,
+    anchor_fire,
+    birth_md_candidates,
+    birthday_fires,
+    cron_fires,
+    holiday_fires,
+    local_naive,
+)
+from engine.planning.plan_output import ChunkOutput, PlannedEnrollment
+from engine.planning.step_machine import CustomerEvent, duration
+from store.clock import as_utc, zone
+from store.models import Claim, Customer, Enrollment, Event, Policy
+
+# sqlmodel types its columns as the Python values they hold, which SQLAlchemy's typed
+# select() overloads reject; the queries here select plain columns, so use it untyped.
+select: Any = _sa_select
+
+ALL_SOURCES = frozenset({"schedule", "date", "enrollments", "events"})
+
+
+@dataclass(slots=True)
+class Entrant:
+    customer_id: int
+    journey: LoadedJourney
+    occurrence: str
+    due: datetime
+    scope: dict[str, Any]
+    event_id: int | None = None
+    journey_id: str = ""  # journey.id, kept plain so that sorting needs no property call
+
+    def __post_init__(self) -> None:
+        self.journey_id = self.journey.journey.id
+
+
+# The order entrants are taken in: by due time, then journey, then customer.
+ENTRY_ORDER = operator.attrgetter("due", "journey_id", "customer_id")
+
+
+@dataclass(slots=True)
+class Waiting:
+    """An enrollment waiting for its time (or an event), ready for the step machine to resume."""
+
+    enrollment: PlannedEnrollment  # its existing_id and previous_next_at guard the row's update
+    next_at: datetime  # when the wait ends, as the row says (the machine moves the enrollment's)
+    scope: dict[str, Any]  # the entry event's facts, for an enrollment an event started
+
+
+class Candidates:
+    """The narrowing queries of one planner: its journeys, window (start, end] and sources."""
+
+    def __init__(
+        self,
+        session: Session,
+        journeys: Sequence[LoadedJourney],
+        start: datetime,
+        end: datetime,
+        *,
+        sources: frozenset[str] = ALL_SOURCES,
+        customer_ids: Sequence[int] | None = None,
+        event_ids: Sequence[int] | None = None,
+    ) -> None:
+        self.session = session
+        self.journeys = list(journeys)
+        self.start = start
+        self.end = end
+        self.sources = sources
+        self.customer_ids = customer_ids
+        self.event_ids = event_ids
+        # The distinct zones of the book (set by the run, once for all chunks) or of the
+        # customers the run is for (read when first needed).
+        self.timezones: list[str] | None = None
+        self._zone_rows: tuple[tuple[int, int, int | None], Sequence[Any]] | None = None
+
+    def zones(self) -> list[str]:
+        zones = self.timezones
+        if zones is None:
+            ids = self.customer_ids or []
+            zones = [tz for (tz,) in self.session.execute(
+                select(Customer.timezone).where(col(Customer.id).in_(ids)).distinct()).all()]
+            self.timezones = zones
+        return zones
+
+    # -- who enters -------------------------------------------------------------------------------
+
+    def _customer_scope(self, lo: int, hi: int, ids: Sequence[int] | None) -> Any:
+        return id_filter(col(Customer.id), lo, hi, ids)
+
+    def _in_zones(self, lo: int, hi: int, ids: Sequence[int] | None, tiers: Sequence[str] | None,
+                  zones: list[str]) -> list[tuple[int, str]]:
+        """(id, zone) of the chunk's customers in ``tiers`` (all when empty) living in ``zones``.
+
+        Every cadence journey asks this of the same chunk; the zone is not indexed, so each
+        asking in SQL read the chunk's customer rows again (the table is the largest in the
+        store). The chunk's (id, tier, zone) are read once and filtered here instead.
+        """
+        key = (lo, hi, None if ids is None else id(ids))
+        if self._zone_rows is None or self._zone_rows[0] != key:
+            self._zone_rows = (key, fetch_rows(self.session, select(Customer.id, Customer.tier, Customer.timezone)
+                                               .where(self._customer_scope(lo, hi, ids))))
+        wanted_tiers = set(tiers) if tiers else None
+        wanted_zones = set(zones)
+        return [(cid, tz) for cid, tier, tz in self._zone_rows[1]
+                if tz in wanted_zones and (wanted_tiers is None or tier in wanted_tiers)]
+
+    def entrants(self, lo: int, hi: int, ids: Sequence[int] | None) -> list[Entrant]:
+        out: list[Entrant] = []
+        self._zone_rows = None
+        for lj in self.journeys:
+            j = lj.journey
+            tiers = j.audience.tiers
+            tier_clause = col(Customer.tier).in_(tiers) if tiers else True
+            if j.entry.schedule is not None and "schedule" in self.sources:
+                fires = {tz: cron_fires(j.entry.schedule.cron, tz, self.start, self.end) for tz in self.zones()}
+                zones = [tz for tz, f in fires.items() if f]
+                if not zones:
+                    continue
+                for cid, tz in self._in_zones(lo, hi, ids, tiers, zones):
+                    for label, due in fires[tz]:
+                        out.append(Entrant(cid, lj, label, due, {}))
+            elif j.entry.date is not None and "date" in self.sources:
+                out.extend(self._date_entrants(lj, lo, hi, ids, tier_clause))
+        return out
+
+    def _date_entrants(self, lj: LoadedJourney, lo: int, hi: int, ids: Sequence[int] | None,
+                       tier_clause: Any) -> list[Entrant]:
+        entry = lj.journey.entry.date
+        assert entry is not None
+        out: list[Entrant] = []
+        if entry.anchor == "customer.birthday":
+            codes = birth_md_candidates(self.start, self.end, entry.offset)
+            rows = fetch_rows(self.session, select(Customer.id, Customer.timezone, Customer.birthday).where(
+                self._customer_scope(lo, hi, ids), tier_clause, col(Customer.birth_md).in_(codes)))
+            for cid, tz, birthday in rows:
+                if birthday is None:
+                    continue
+                for label, due in birthday_fires(birthday, entry.at, entry.offset, tz, self.start, self.end):
+                    out.append(Entrant(cid, lj, label, due, {}))
+        elif entry.anchor == "holiday":
+            fires = {tz: holiday_fires(list(entry.holidays or []), entry.at, entry.offset, tz, self.start, self.end)
+                     for tz in self.zones()}
+            zones = [tz for tz, f in fires.items() if f]
+            if zones:
+                for cid, tz in self._in_zones(lo, hi, ids, lj.journey.audience.tiers, zones):
+                    for label, due in fires[tz]:
+                        out.append(Entrant(cid, lj, label, due, {}))
+        elif entry.anchor == "policy.expiry_date":
+            first, last = anchor_date_range(self.start, self.end, entry.offset)
+            rows = self.session.execute(
+                select(Policy.id, Policy.customer_id, Customer.timezone, Policy.product_line, Policy.annual_premium,
+                       Policy.start_date, Policy.expiry_date, Policy.status)
+                .join(Customer, col(Customer.id) == col(Policy.customer_id))
+                .where(self._customer_scope(lo, hi, ids), tier_clause, Policy.status == "active",
+                       col(Policy.expiry_date) >= first, col(Policy.expiry_date) <= last)).all()
+            for row in rows:
+                due = anchor_fire(row.expiry_date, entry.at, entry.offset, row.timezone)
+                if self.start < due <= self.end:
+                    out.append(Entrant(row.customer_id, lj, f"policy-{row.id}-{row.expiry_date.isoformat()}", due,
+                                        policy_fact(row)))
+        else:  # claim.settled_at
+            first, last = anchor_date_range(self.start, self.end, entry.offset)
+            rows = self.session.execute(
+                select(Claim.id, Claim.customer_id, Customer.timezone, Claim.amount, Claim.status, Claim.filed_at,
+                       Claim.settled_at, Policy.product_line)
+                .join(Customer, col(Customer.id) == col(Claim.customer_id))
+                .outerjoin(Policy, col(Policy.id) == col(Claim.policy_id))
+                .where(self._customer_scope(lo, hi, ids), tier_clause, Claim.status == "settled",
+                       col(Claim.settled_at) >= datetime.combine(first, datetime.min.time(), tzinfo=zone("UTC")),
+                       col(Claim.settled_at) < datetime.combine(last, datetime.min.time(), tzinfo=zone("UTC"))
+                       + timedelta(days=1))).all()
+            for row in rows:
+                settled_local = local_naive(row.settled_at, row.timezone).date()
+                due = anchor_fire(settled_local, entry.at, entry.offset, row.timezone)
+                if self.start < due <= self.end:
+                    out.append(Entrant(row.customer_id, lj, f"claim-{row.id}", due,
+                                        claim_fact(row.amount, row.status, row.filed_at, row.settled_at,
+                                                   row.product_line)))
+        return out
+
+    def event_entrants(self, lo: int, hi: int, ids: Sequence[int] | None) -> tuple[list[Entrant], list[int]]:
+        by_type: dict[str, list[LoadedJourney]] = defaultdict(list)
+        for lj in self.journeys:
+            if lj.journey.entry.event is not None:
+                by_type[lj.journey.entry.event.type].append(lj)
+        query = select(Event.id, Event.customer_id, Event.type, Event.data, Event.occurred_at).where(
+            id_filter(col(Event.customer_id), lo, hi, ids), col(Event.occurred_at) <= self.end)
+        if self.event_ids is not None:
+            query = query.where(col(Event.id).in_(self.event_ids))
+        else:
+            query = query.where(col(Event.processed_at).is_(None))
+        rows = self.session.execute(query).all()
+        out: list[Entrant] = []
+        claim_ids = {str((r.data or {}).get("claim_id")) for r in rows
+                     if r.type.startswith("claim.") and (r.data or {}).get("claim_id")}
+        claims: dict[str, Any] = {}
+        if claim_ids:
+            for claim_row in self.session.execute(
+                select(Claim.external_id, Claim.amount, Claim.status, Claim.filed_at, Claim.settled_at,
+                       Policy.product_line).outerjoin(Policy, col(Policy.id) == col(Claim.policy_id))
+                .where(col(Claim.external_id).in_(sorted(claim_ids)))).all():
+                claims[claim_row.external_id] = claim_row
+        for r in rows:
+            for lj in by_type.get(r.type, []):
+                data = dict(r.data or {})
+                scope = event_fact(r.type, r.occurred_at, data)
+                if r.type.startswith("claim."):
+                    c = claims.get(str(data.get("claim_id")))
+                    scope.update(claim_fact(c.amount, c.status, c.filed_at, c.settled_at, c.product_line) if c else
+                                 claim_fact(data.get("amount"), None, None, None, data.get("product_line")))
+                out.append(Entrant(r.customer_id, lj, f"event-{r.id}", as_utc(r.occurred_at), scope, r.id))
+        return out, [r.id for r in rows]
+
+    def not_yet_entered(self, lo: int, hi: int, ids: Sequence[int] | None,
+                        entrants: list[Entrant]) -> list[Entrant]:
+        """Drop entrants already enrolled in that occurrence, and those the re-entry rule keeps out."""
+        if not entrants:
+            return entrants
+        journeys = sorted({e.journey.id for e in entrants})
+        lookback = max((duration(e.journey.journey.reentry.after) for e in entrants
+                        if e.journey.journey.reentry.after), default=timedelta(0))
+        since = min(e.due for e in entrants) - lookback - timedelta(seconds=1)
+        cids = sorted({e.customer_id for e in entrants})
+        rows = fetch_rows(self.session,
+            select(Enrollment.customer_id, Enrollment.journey_id, Enrollment.occurrence, Enrollment.entered_at).where(
+                id_filter(col(Enrollment.customer_id), lo, hi, cids), col(Enrollment.journey_id).in_(journeys),
+                col(Enrollment.entered_at) > since))
+        seen: set[tuple[int, str, str]] = set()
+        entries: dict[tuple[int, str], list[datetime]] = defaultdict(list)
+        for cid, jid, occ, entered in rows:
+            seen.add((cid, jid, occ))
+            entries[(cid, jid)].append(as_utc(entered))
+        by_id = {e.journey.id: e.journey.journey for e in entrants}
+        once = [j for j in journeys if not by_id[j].reentry.allowed]
+        ever: set[tuple[int, str]] = set()
+        if once:
+            ever = {(cid, jid) for cid, jid in self.session.execute(
+                select(Enrollment.customer_id, Enrollment.journey_id).where(
+                    id_filter(col(Enrollment.customer_id), lo, hi, cids), col(Enrollment.journey_id).in_(once))
+                .distinct()).all()}
+        kept: list[Entrant] = []
+        for e in sorted(entrants, key=ENTRY_ORDER):
+            k = (e.customer_id, e.journey.id)
+            if (e.customer_id, e.journey.id, e.occurrence) in seen:
+                continue
+            reentry = e.journey.journey.reentry
+            if not reentry.allowed and (k in ever or entries.get(k)):
+                continue
+            if reentry.after and any(e.due - prev < duration(reentry.after) for prev in entries.get(k, [])
+                                     if prev <= e.due):
+                continue
+            entries[k].append(e.due)
+            seen.add((e.customer_id, e.journey.id, e.occurrence))
+            kept.append(e)
+        return kept
+
+    def in_audience(
+        self, entrants: list[Entrant], facts: dict[int, CustomerFacts], out: ChunkOutput
+    ) -> list[Entrant]:
+        by_journey: dict[str, list[Entrant]] = defaultdict(list)
+        for e in entrants:
+            cf = facts.get(e.customer_id)
+            if cf is None:
+                continue
+            tiers = e.journey.journey.audience.tiers
+            if tiers and cf.tier not in tiers:
+                out.audience[(e.customer_id, e.journey.id)] = False
+                continue
+            by_journey[e.journey.id].append(e)
+        kept: list[Entrant] = []
+        for group in by_journey.values():
+            j = group[0].journey.journey
+            conds = [c for c in (j.audience.when, j.entry.event.when if j.entry.event else None) if c is not None]
+            passing = [True] * len(group)
+            for cond in conds:
+                todo = [i for i, ok in enumerate(passing) if ok]
+                if not todo:
+                    break
+                results = rules.evaluate_many(
+                    cond, [{**facts[group[i].customer_id].fact, **group[i].scope} for i in todo],
+                    [epoch_seconds(group[i].due) for i in todo])
+                for i, ok in zip(todo, results, strict=True):
+                    passing[i] = ok
+            for e, ok in zip(group, passing, strict=True):
+                out.audience[(e.customer_id, e.journey.id)] = ok
+                if ok:
+                    kept.append(e)
+        return kept
+
+    # -- journeys under way -----------------------------------------------------------------------
+
+    def waiting(self, lo: int, hi: int, ids: Sequence[int] | None, event_rows: list[int]) -> list[Waiting]:
+        journeys = {lj.id: lj for lj in self.journeys}
+        if not journeys:
+            return []
+        clauses = []
+        if "enrollments" in self.sources:
+            clauses.append(col(Enrollment.next_at) <= self.end)
+        if "events" in self.sources and event_rows:
+            # An event may end a wait_for or reach a goal before the enrollment's own time.
+            types = sorted({t for (t,) in self.session.execute(
+                select(Event.type).where(col(Event.id).in_(event_rows)).distinct()).all()})
+            waiting_on = set()
+            for lj in self.journeys:
+                if lj.journey.goal is not None and lj.journey.goal.event in types:
+                    waiting_on.add(lj.id)
+                if any(s.wait_for is not None and s.wait_for.event in types for s in lj.journey.steps):
+                    waiting_on.add(lj.id)
+            if waiting_on:
+                cids = sorted({cid for (cid,) in self.session.execute(
+                    select(Event.customer_id).where(col(Event.id).in_(event_rows)).distinct()).all()})
+                clauses.append(and_(col(Enrollment.journey_id).in_(sorted(waiting_on)),
+                                    col(Enrollment.customer_id).in_(cids)))
+        if not clauses:
+            return []
+        rows = self.session.execute(select(
+            Enrollment.id, Enrollment.customer_id, Enrollment.journey_id, Enrollment.journey_version,
+            Enrollment.occurrence, Enrollment.step_id, Enrollment.state, Enrollment.next_at, Enrollment.split_branch,
+            Enrollment.entered_at, Enrollment.entry_rule).where(
+            # The literal lets the databases use the partial index over waiting rows.
+            id_filter(col(Enrollment.customer_id), lo, hi, ids), col(Enrollment.state) == literal_column("'waiting'"),
+            col(Enrollment.journey_id).in_(sorted(journeys)), or_(*clauses))).all()
+        entry_events = [int(r.occurrence.split("-", 1)[1]) for r in rows if r.occurrence.startswith("event-")]
+        scopes: dict[int, dict[str, Any]] = {}
+        for i in range(0, len(entry_events), 5000):
+            for ev_id, ev_type, occurred, data in self.session.execute(
+                select(Event.id, Event.type, Event.occurred_at, Event.data).where(
+                    col(Event.id).in_(entry_events[i : i + 5000]))).all():
+                scopes[ev_id] = event_fact(ev_type, as_utc(occurred), data)
+        out: list[Waiting] = []
+        for r in rows:
+            scope = scopes.get(int(r.occurrence.split("-", 1)[1]), {}) if r.occurrence.startswith("event-") else {}
+            next_at = as_utc(r.next_at)
+            out.append(Waiting(PlannedEnrollment(
+                r.customer_id, r.journey_id, r.journey_version, r.occurrence, r.step_id, r.state, next_at,
+                r.split_branch, as_utc(r.entered_at), None, None, r.entry_rule, existing_id=r.id,
+                previous_next_at=next_at), next_at, scope))
+        return out
+
+    def customer_events(self, lo: int, hi: int, customer_ids: list[int], entrants: list[Entrant],
+                        waiting: list[Waiting]) -> dict[int, list[CustomerEvent]]:
+        types: set[str] = set()
+        involved = {e.journey.id for e in entrants} | {w.enrollment.journey_id for w in waiting}
+        for lj in self.journeys:
+            if lj.id not in involved:
+                continue
+            if lj.journey.goal is not None:
+                types.add(lj.journey.goal.event)
+            types.update(s.wait_for.event for s in lj.journey.steps if s.wait_for is not None)
+        if not types or not customer_ids:
+            return {}
+        since = min([e.due for e in entrants] + [w.enrollment.entered_at for w in waiting])
+        rows = self.session.execute(select(
+            Event.id, Event.customer_id, Event.type, Event.data, Event.occurred_at).where(
+            id_filter(col(Event.customer_id), lo, hi, customer_ids), col(Event.type).in_(sorted(types)),
+            col(Event.occurred_at) > since, col(Event.occurred_at) <= self.end)).all()
+        out: dict[int, list[CustomerEvent]] = defaultdict(list)
+        for r in rows:
+            out[r.customer_id].append(CustomerEvent(r.id, r.type, as_utc(r.occurred_at), dict(r.data or {})))
+        for evs in out.values():
+            evs.sort(key=lambda ev: (ev.occurred_at, ev.id))
+        return out

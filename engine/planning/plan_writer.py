@@ -1,0 +1,161 @@
+"""The plan writer: one chunk's output turned into rows and written, idempotently, in one commit.
+
+Touches, tasks and new enrollments go in with bulk ``INSERT … ON CONFLICT DO NOTHING`` on
+their idempotency keys (touch and task key ``customer:journey:step:occurrence``; enrollment
+unique on customer, journey and occurrence), so a re-run, or two planners at once, creates
+nothing twice. Waiting enrollments advance with a guarded UPDATE that only the planner still
+seeing the row waiting at the same time carries out. Touches dropped by a delivery rule are
+stored too, with status ``dropped`` and the reason in ``error_reason``, so that explain can
+show them and a re-run does not reconsider them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Dialect
+from sqlmodel import Session
+
+from engine.planning.facts import DROPPED
+from engine.planning.plan_output import ChunkOutput, PlanResult
+from store.clock import utcnow
+from store.models import AgentTask, Customer, Enrollment, Event, TaskStatus, Touch, TouchStatus
+
+ENROLLMENT_COLUMNS = ("customer_id", "journey_id", "journey_version", "occurrence", "step_id", "state", "next_at",
+                      "split_branch", "entered_at", "exited_at", "exit_reason", "entry_rule")
+TOUCH_COLUMNS = ("key", "customer_id", "journey_id", "journey_version", "step_id", "occurrence", "category",
+                 "urgent", "channel", "fallback_channels", "template", "split_branch", "entry_rule", "planned_for",
+                 "due_at", "status", "error_reason", "attempts", "created_at")
+TASK_COLUMNS = ("key", "customer_id", "journey_id", "journey_version", "step_id", "occurrence", "queue", "priority",
+                "script", "assignee_id", "status", "due_at", "created_at", "attempt", "escalated")
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One prepared insert: SQL text and driver-ready rows (SQLite), or a SQLAlchemy
+    statement and row dicts (PostgreSQL)."""
+
+    statement: Any
+    rows: list[Any]
+
+
+def write_chunk(session: Session, out: ChunkOutput, result: PlanResult,
+                write_lock: AbstractContextManager[Any]) -> None:
+    """Write one chunk's output and commit, counting what was written in ``result``.
+
+    ``write_lock`` is held only while the database works: the rows are converted before it
+    is taken."""
+    now = utcnow()
+    dialect = session.get_bind().dialect
+    enrollments = _batch(dialect, Enrollment, ENROLLMENT_COLUMNS, [
+        (e.customer_id, e.journey_id, e.journey_version, e.occurrence, e.step_id, e.state, e.next_at,
+         e.split_branch, e.entered_at, e.exited_at, e.exit_reason, e.entry_rule)
+        for e in out.enrollments if e.existing_id is None], ["customer_id", "journey_id", "occurrence"])
+    advanced = [{
+        "eid": e.existing_id, "old_next": e.previous_next_at, "new_step": e.step_id, "new_state": e.state,
+        "new_next": e.next_at, "new_split": e.split_branch, "new_exited": e.exited_at,
+        "new_reason": e.exit_reason} for e in out.enrollments if e.existing_id is not None]
+    planned: list[tuple[Any, ...]] = []
+    dropped: list[tuple[Any, ...]] = []
+    for d in out.decisions:
+        w = d.wanted
+        row = (w.key, w.customer_id, w.journey_id, w.journey_version, w.step_id, w.occurrence, w.category,
+               w.urgent, d.channel, d.fallback_channels, w.template, w.split_branch, w.entry_rule,
+               w.planned_for, d.due_at)
+        if d.planned:
+            planned.append((*row, TouchStatus.PLANNED, None, 0, now))
+        else:
+            dropped.append((*row, DROPPED, f"{d.dropped_by}: {d.reason}"[:255], 0, now))
+    touches = _batch(dialect, Touch, TOUCH_COLUMNS, planned, ["key"])
+    dropped_touches = _batch(dialect, Touch, TOUCH_COLUMNS, dropped, ["key"])
+    tasks = _batch(dialect, AgentTask, TASK_COLUMNS, [
+        (t.key, t.customer_id, t.journey_id, t.journey_version, t.step_id, t.occurrence, t.queue, t.priority,
+         t.script, t.assignee_id, TaskStatus.OPEN, t.due_at, now, 1, False) for t in out.tasks], ["key"])
+    with write_lock:
+        result.enrollments_written += _insert(session, enrollments)
+        if advanced:
+            t = Enrollment.__table__  # type: ignore[attr-defined]
+            # Guarded: only the planner that still sees the row waiting at the same time advances it.
+            stmt = update(t).where(
+                t.c.id == bindparam("eid"), t.c.state == "waiting", t.c.next_at == bindparam("old_next")).values(
+                step_id=bindparam("new_step"), state=bindparam("new_state"), next_at=bindparam("new_next"),
+                split_branch=bindparam("new_split"), exited_at=bindparam("new_exited"),
+                exit_reason=bindparam("new_reason"))
+            session.connection().execute(stmt, advanced)
+            result.enrollments_advanced += len(advanced)
+        result.touches_written += _insert(session, touches)
+        result.dropped_written += _insert(session, dropped_touches)
+        result.tasks_written += _insert(session, tasks)
+        if out.updates:
+            ct = Customer.__table__  # type: ignore[attr-defined]
+            session.connection().execute(
+                update(ct).where(ct.c.id == bindparam("cid")).values(attributes=bindparam("attrs"), updated_at=now),
+                [{"cid": cid, "attrs": attrs} for cid, attrs in out.updates.items()])
+        if out.events:
+            et = Event.__table__  # type: ignore[attr-defined]
+            session.connection().execute(update(et).where(et.c.id.in_(out.events), et.c.processed_at.is_(None))
+                                   .values(processed_at=now))
+        session.commit()
+
+
+def _batch(dialect: Dialect, model: Any, names: Sequence[str], rows: list[tuple[Any, ...]],
+           conflict: list[str]) -> _Batch:
+    """An insert of ``rows`` (values in the order of ``names``) that skips those whose
+    ``conflict`` key exists, with every value already in the form the driver takes: all
+    the Python work of a write is done before it takes the database's write lock."""
+    table = model.__table__
+    if not rows:
+        return _Batch("", [])
+    if dialect.name != "sqlite":
+        stmt = pg_insert(table).on_conflict_do_nothing(index_elements=conflict).returning(table.c.id)
+        return _Batch(stmt, [dict(zip(names, r, strict=True)) for r in rows])
+    # SQLite: SQLAlchemy's insertmanyvalues path costs more per row (parameter
+    # construction, type processing of every cell, RETURNING) than SQLite does to store
+    # it, so the column values are converted once here with the columns' own bind
+    # processors (same stored form) and handed to the driver's executemany. Its rowcount
+    # counts only the rows inserted: a conflict skipped by DO NOTHING changes nothing.
+    columns = [_processed(table.c[name], values, dialect) for name, values in
+               zip(names, zip(*rows, strict=True), strict=True)]
+    quote = dialect.identifier_preparer.quote
+    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+           f"VALUES ({', '.join('?' for _ in names)}) "
+           f"ON CONFLICT ({', '.join(quote(n) for n in conflict)}) DO NOTHING")
+    return _Batch(sql, list(zip(*columns, strict=True)))
+
+
+def _insert(session: Session, batch: _Batch) -> int:
+    """Run ``batch``; the number of rows actually inserted."""
+    if not batch.rows:
+        return 0
+    if isinstance(batch.statement, str):
+        return int(session.connection().exec_driver_sql(batch.statement, batch.rows).rowcount)
+    written = 0
+    for i in range(0, len(batch.rows), 5000):
+        written += len(session.execute(batch.statement, batch.rows[i : i + 5000]).all())
+    return written
+
+
+def _processed(column: Any, values: Sequence[Any], dialect: Dialect) -> Sequence[Any]:
+    """``values`` of ``column`` in the form its type binds them on ``dialect``."""
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    if process is None:
+        return values
+    # A chunk's values repeat (a few due times per zone, a few fallback lists), so each
+    # distinct one is converted once.
+    seen: dict[Any, Any] = {}
+    out = []
+    for v in values:
+        key = tuple(v) if isinstance(v, list) else v  # fallback channels: a few distinct lists
+        try:
+            p = seen[key]
+        except KeyError:
+            p = seen[key] = process(v)
+        except TypeError:
+            p = process(v)
+        out.append(p)
+    return out
