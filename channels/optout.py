@@ -21,7 +21,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import update
@@ -74,6 +74,37 @@ def insert_or_ignore(session: Session, model: type[SQLModel], values: Mapping[st
     # after which psycopg reports rowcount -1.
     result = session.execute(stmt.returning(*table.primary_key.columns))
     return result.first() is not None
+
+
+class OutcomeTouch(Protocol):
+    """What an outcome row needs of the touch it is about (a ``Touch`` row or a claimed touch)."""
+
+    @property
+    def id(self) -> int | None: ...
+
+    @property
+    def customer_id(self) -> int: ...
+
+    @property
+    def channel(self) -> str: ...
+
+
+def touch_outcome(touch: OutcomeTouch, kind: str, dedup_key: str, detail: Mapping[str, Any],
+                  at: datetime) -> dict[str, Any]:
+    """The ``Outcome`` row for what happened to ``touch``, ready for ``insert_or_ignore`` on ``dedup_key``.
+
+    The key is cut to the column's 255 characters and empty detail fields are left out, so a
+    receipt and a send result describing the same failure store the same shape.
+    """
+    return {
+        "dedup_key": dedup_key[:255],
+        "touch_id": touch.id,
+        "customer_id": touch.customer_id,
+        "channel": touch.channel,
+        "kind": kind,
+        "detail": {k: v for k, v in detail.items() if v is not None},
+        "occurred_at": at,
+    }
 
 
 @dataclass(frozen=True)

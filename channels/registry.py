@@ -45,40 +45,47 @@ def _missing(env: Mapping[str, str], *names: str) -> list[str]:
     return [n for n in names if not env.get(n)]
 
 
+def _require(channel: str, missing: list[str]) -> None:
+    if missing:
+        raise ChannelNotConfigured(f"{channel}: set {', '.join(missing)}")
+
+
+def _http_limits(env: Mapping[str, str]) -> tuple[int, float]:
+    """(requests in flight, seconds per request) for the HTTP adapters: ``CHANNEL_CONCURRENCY``, ``CHANNEL_TIMEOUT``."""
+    return int(env.get("CHANNEL_CONCURRENCY", "48")), float(env.get("CHANNEL_TIMEOUT", "10"))
+
+
 def sms_from_env(env: Mapping[str, str]) -> TwilioSmsAdapter:
     missing = _missing(env, "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
     if not env.get("TWILIO_FROM") and not env.get("TWILIO_MESSAGING_SERVICE_SID"):
         missing.append("TWILIO_FROM")
-    if missing:
-        raise ChannelNotConfigured(f"sms: set {', '.join(missing)}")
+    _require("sms", missing)
+    concurrency, timeout = _http_limits(env)
     return TwilioSmsAdapter(
         env["TWILIO_ACCOUNT_SID"],
         env["TWILIO_AUTH_TOKEN"],
         env.get("TWILIO_FROM") or None,
         messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID") or None,
         api_base=env.get("TWILIO_API_BASE") or None,
-        concurrency=int(env.get("CHANNEL_CONCURRENCY", "48")),
-        timeout=float(env.get("CHANNEL_TIMEOUT", "10")),
+        concurrency=concurrency,
+        timeout=timeout,
     )
 
 
 def wechat_from_env(env: Mapping[str, str]) -> WeChatTemplateAdapter:
-    missing = _missing(env, "WECHAT_APPID", "WECHAT_SECRET")
-    if missing:
-        raise ChannelNotConfigured(f"wechat: set {', '.join(missing)}")
+    _require("wechat", _missing(env, "WECHAT_APPID", "WECHAT_SECRET"))
+    concurrency, timeout = _http_limits(env)
     return WeChatTemplateAdapter(
         env["WECHAT_APPID"],
         env["WECHAT_SECRET"],
         api_base=env.get("WECHAT_API_BASE") or WECHAT_DEFAULT_BASE,
-        concurrency=int(env.get("CHANNEL_CONCURRENCY", "48")),
-        timeout=float(env.get("CHANNEL_TIMEOUT", "10")),
+        concurrency=concurrency,
+        timeout=timeout,
     )
 
 
 def email_from_env(env: Mapping[str, str]) -> SmtpEmailAdapter:
-    missing = _missing(env, "SMTP_HOST", "EMAIL_FROM")
-    if missing:
-        raise ChannelNotConfigured(f"email: set {', '.join(missing)}")
+    _require("email", _missing(env, "SMTP_HOST", "EMAIL_FROM"))
     implicit_tls = _flag(env.get("SMTP_SSL"), False)
     ca_file = env.get("SMTP_CA_FILE")
     settings = SmtpSettings(

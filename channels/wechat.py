@@ -43,6 +43,7 @@ from channels.errors import (
     classify_wechat,
 )
 from channels.wechat_token import AccessTokenCache, TokenError
+from store.masking import rewrite_record
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +58,12 @@ class _RedactSecrets(logging.Filter):
     """httpx logs every request URL at INFO; ours carry the access token or app secret."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record is still logged, just not rewritten
-            return True
-        redacted = _SECRET_QUERY.sub(r"\1***", message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
+        rewrite_record(record, _redact_secrets)
         return True
+
+
+def _redact_secrets(message: str) -> str:
+    return _SECRET_QUERY.sub(r"\1***", message)
 
 
 def _install_redaction() -> None:

@@ -12,10 +12,12 @@ import asyncio
 import random
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 Fault = Literal["timeout", "5xx", "429", "permanent"]
+R = TypeVar("R")
 
 
 @dataclass
@@ -97,6 +99,26 @@ class Faults:
 
     async def hang(self) -> None:
         await asyncio.sleep(self.plan.hang_s)
+
+    async def refusal(self, fault: Fault | None, reply: Callable[[Fault], R]) -> R | None:
+        """What a request answers instead of being accepted because of ``fault``, or None to accept it.
+
+        ``reply`` is the protocol's answer for each fault. A timeout hangs first, unless the plan
+        accepts the message before hanging (then ``lost_reply`` hangs after the accept).
+        """
+        if fault is None or (fault == "timeout" and self.plan.timeout_after_accept):
+            return None
+        if fault == "timeout":
+            await self.hang()
+        return reply(fault)
+
+    async def lost_reply(self, fault: Fault | None) -> bool:
+        """After accepting: hang if ``fault`` is a timeout, as when the provider took the message
+        and its reply never reached the sender. True if it hung."""
+        if fault != "timeout":
+            return False
+        await self.hang()
+        return True
 
 
 class AcceptedLog:

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from standins.server import HOST
+from standins.base import HOST
 
 
 @dataclass(frozen=True)

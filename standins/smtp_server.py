@@ -29,9 +29,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from standins.faults import Accepted, AcceptedLog, FaultPlan, Faults
-
-HOST = "127.0.0.1"
+from standins.base import HOST
+from standins.faults import Accepted, AcceptedLog, Fault, FaultPlan, Faults
 
 
 @dataclass(frozen=True)
@@ -84,6 +83,14 @@ def _server_tls_context(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
     return context
 
 
+def _fault_reply(fault: Fault) -> str:
+    if fault == "permanent":
+        return "554 5.7.1 Message rejected"
+    if fault == "timeout":
+        return "451 4.4.2 Timeout"
+    return "451 4.3.0 Temporary local problem, try again later"  # a 5xx or a 429 from an HTTP provider
+
+
 class _Handler:
     def __init__(self, standin: SmtpStandin) -> None:
         self.standin = standin
@@ -102,14 +109,10 @@ class _Handler:
         standin = self.standin
         await standin.faults.latency()
         fault = standin.faults.draw()
-        if fault in ("5xx", "429"):
-            return "451 4.3.0 Temporary local problem, try again later"
-        if fault == "permanent":
-            return "554 5.7.1 Message rejected"
+        refusal = await standin.faults.refusal(fault, _fault_reply)
+        if refusal is not None:
+            return refusal
         raw = envelope.original_content or (envelope.content if isinstance(envelope.content, bytes) else b"")
-        if fault == "timeout" and not standin.faults.plan.timeout_after_accept:
-            await standin.faults.hang()
-            return "451 4.4.2 Timeout"
         parsed = message_from_bytes(raw, policy=policy.default)
         assert isinstance(parsed, EmailMessage)
         mail = ReceivedMail(
@@ -125,8 +128,8 @@ class _Handler:
         queue_id = uuid.uuid4().hex[:12].upper()
         for rcpt in envelope.rcpt_tos:
             standin.log.add(Accepted(queue_id, rcpt, parsed.get("Message-ID"), {"subject": parsed.get("Subject")}))
-        if fault == "timeout":
-            await standin.faults.hang()
+        # The message is queued either way: after a timeout the client never sees this reply.
+        await standin.faults.lost_reply(fault)
         return f"250 2.0.0 Ok: queued as {queue_id}"
 
 

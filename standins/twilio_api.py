@@ -23,26 +23,22 @@ records it so reliability tests can count duplicates.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import json
-import logging
 import re
 import time
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 from email.utils import formatdate
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from standins.faults import Accepted, FaultPlan
-from standins.server import Standin
-
-log = logging.getLogger(__name__)
+from standins.base import CallbackStandin
+from standins.faults import Accepted, Fault, FaultPlan
 
 KEY_PARAM = "touch_key"
 API_VERSION = "2010-04-01"
@@ -77,11 +73,12 @@ def twilio_error(code: int, status: int, message: str | None = None) -> web.Resp
         "more_info": f"https://www.twilio.com/docs/errors/{code}",
         "status": status,
     }
-    return web.Response(status=status, text=json.dumps(payload), content_type="application/json")
+    return web.json_response(payload, status=status)
 
 
-class TwilioStandin(Standin):
+class TwilioStandin(CallbackStandin):
     kind = "twilio"
+    callback_name = "status callback"
 
     def __init__(
         self,
@@ -94,11 +91,9 @@ class TwilioStandin(Standin):
         faults: FaultPlan | None = None,
         permanent_code: int = 21211,
     ) -> None:
-        super().__init__(faults)
+        super().__init__(faults, callbacks=callbacks, callback_workers=callback_workers)
         self.account_sid = account_sid
         self.auth_token = auth_token
-        self.callbacks = callbacks
-        self.callback_workers = callback_workers
         self.inbound_url = inbound_url
         self.permanent_code = permanent_code
         self.validator = RequestValidator(auth_token)
@@ -106,11 +101,8 @@ class TwilioStandin(Standin):
         # Per recipient: an API error code at create time, or a final delivery outcome.
         self.recipient_errors: dict[str, int] = {}
         self.delivery_outcomes: dict[str, tuple[str, int | None]] = {}
-        self.callbacks_sent: list[dict[str, Any]] = []
         # Accepted messages per recipient, oldest first, for the Messages list.
         self._by_to: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        self._queue: asyncio.Queue[tuple[str, dict[str, str], str]] | None = None
-        self._workers: list[asyncio.Task[None]] = []
 
     def routes(self) -> list[web.RouteDef]:
         messages = f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json"
@@ -124,27 +116,24 @@ class TwilioStandin(Standin):
         super().reset()
         self._by_to.clear()
 
-    async def on_start(self) -> None:
-        self._queue = asyncio.Queue()
-        self._workers = [asyncio.create_task(self._callback_worker()) for _ in range(self.callback_workers)]
+    def _authorized(self, request: web.Request) -> bool:
+        """HTTP basic auth as this account, on this account's URL: otherwise Twilio answers 20003."""
+        return (
+            request.headers.get("Authorization") == self._expected_auth
+            and request.match_info["account_sid"] == self.account_sid
+        )
 
-    async def on_stop(self) -> None:
-        for task in self._workers:
-            task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
-
-    async def drain_callbacks(self) -> None:
-        """Wait until every queued status callback has been posted (run on the stand-in's loop)."""
-        if self._queue is not None:
-            await self._queue.join()
+    def _fault_reply(self, fault: Fault) -> web.Response:
+        if fault == "429":
+            return twilio_error(20429, 429)
+        if fault == "permanent":
+            return twilio_error(self.permanent_code, 400)
+        return twilio_error(20500, 500)  # a 5xx, or the error a client sees after a timeout
 
     # -- Messages API ---------------------------------------------------------------
     async def create_message(self, request: web.Request) -> web.Response:
         self.counts["create"] += 1
-        if request.headers.get("Authorization") != self._expected_auth:
-            return twilio_error(20003, 401)
-        account_sid = request.match_info["account_sid"]
-        if account_sid != self.account_sid:
+        if not self._authorized(request):
             return twilio_error(20003, 401)
         form = dict(parse_qsl((await request.read()).decode(), keep_blank_values=True))
         await self.faults.latency()
@@ -162,15 +151,9 @@ class TwilioStandin(Standin):
             return twilio_error(self.recipient_errors[to], 400)
 
         fault = self.faults.draw()
-        if fault == "5xx":
-            return twilio_error(20500, 500)
-        if fault == "429":
-            return twilio_error(20429, 429)
-        if fault == "permanent":
-            return twilio_error(self.permanent_code, 400)
-        if fault == "timeout" and not self.faults.plan.timeout_after_accept:
-            await self.faults.hang()
-            return twilio_error(20500, 500)
+        refusal = await self.faults.refusal(fault, self._fault_reply)
+        if refusal is not None:
+            return refusal
 
         sid = "SM" + uuid.uuid4().hex
         callback = form.get("StatusCallback")
@@ -180,21 +163,15 @@ class TwilioStandin(Standin):
         self._by_to[to].append(
             {"sid": sid, "to": to, "from": from_, "body": body, "form": form, "at": time.time()}
         )
-        if fault == "timeout":
-            self._schedule_callbacks(sid, to, from_, callback)
-            await self.faults.hang()
-            return twilio_error(20500, 500)
         self._schedule_callbacks(sid, to, from_, callback)
-        return web.Response(
-            status=201, text=json.dumps(self._resource(sid, to, from_, body, form)), content_type="application/json"
-        )
+        if await self.faults.lost_reply(fault):
+            return self._fault_reply("timeout")
+        return web.json_response(self._resource(sid, to, from_, body, form), status=201)
 
     # -- Messages list ----------------------------------------------------------------
     async def list_messages(self, request: web.Request) -> web.Response:
         self.counts["list"] += 1
-        if request.headers.get("Authorization") != self._expected_auth:
-            return twilio_error(20003, 401)
-        if request.match_info["account_sid"] != self.account_sid:
+        if not self._authorized(request):
             return twilio_error(20003, 401)
         q = request.query
         try:
@@ -238,7 +215,7 @@ class TwilioStandin(Standin):
             "next_page_uri": uri(page + 1) if more else None,
             "previous_page_uri": uri(page - 1) if page > 0 else None,
         }
-        return web.Response(text=json.dumps(payload), content_type="application/json")
+        return web.json_response(payload)
 
     def _resource(self, sid: str, to: str, from_: str, body: str, form: dict[str, str]) -> dict[str, Any]:
         now = formatdate(usegmt=True)
@@ -268,7 +245,7 @@ class TwilioStandin(Standin):
 
     # -- status callbacks -------------------------------------------------------------
     def _schedule_callbacks(self, sid: str, to: str, from_: str, url: str | None) -> None:
-        if not url or not self.callbacks or self._queue is None:
+        if not url or not self.posts_callbacks:
             return
         final, code = self.delivery_outcomes.get(to, ("delivered", None))
         steps = ["queued", "sent", final] if final in ("delivered", "undelivered") else ["queued", final]
@@ -285,18 +262,7 @@ class TwilioStandin(Standin):
             }
             if status in ("undelivered", "failed") and code is not None:
                 params["ErrorCode"] = str(code)
-            self._queue.put_nowait((url, params, sid))
-
-    async def _callback_worker(self) -> None:
-        assert self._queue is not None
-        while True:
-            url, params, _sid = await self._queue.get()
-            try:
-                await self.post_signed(url, params)
-            except Exception as exc:  # our webhook being down must not stop the stand-in
-                log.warning("status callback to %s failed: %s", url, exc)
-            finally:
-                self._queue.task_done()
+            self.schedule_callback(url, partial(self.post_signed, url, params))
 
     async def post_signed(self, url: str, params: dict[str, str]) -> int:
         """POST ``params`` form-encoded to ``url`` with Twilio's ``X-Twilio-Signature``."""

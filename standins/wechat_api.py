@@ -20,20 +20,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import logging
 import secrets
 import time
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
-from standins.faults import Accepted, FaultPlan
-from standins.server import Standin
-
-log = logging.getLogger(__name__)
+from standins.base import CallbackStandin
+from standins.faults import Accepted, Fault, FaultPlan
 
 _ERRMSG = {
     0: "ok",
@@ -55,7 +52,17 @@ _ERRMSG = {
 
 def errcode_reply(errcode: int, **extra: Any) -> web.Response:
     payload = {"errcode": errcode, "errmsg": _ERRMSG.get(errcode, "error"), **extra}
-    return web.Response(text=json.dumps(payload, ensure_ascii=False), content_type="application/json")
+    return web.json_response(payload, dumps=partial(json.dumps, ensure_ascii=False))
+
+
+def _fault_reply(fault: Fault) -> web.Response:
+    if fault == "5xx":
+        return web.Response(status=503, text="Service Unavailable")
+    if fault == "429":
+        return errcode_reply(45009)
+    if fault == "permanent":
+        return errcode_reply(43004)
+    return errcode_reply(-1)  # what a client sees after a timeout
 
 
 def signature(token: str, timestamp: str, nonce: str) -> str:
@@ -67,8 +74,9 @@ def cdata(value: str) -> str:
     return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
-class WeChatStandin(Standin):
+class WeChatStandin(CallbackStandin):
     kind = "wechat"
+    callback_name = "event push"
 
     def __init__(
         self,
@@ -85,45 +93,27 @@ class WeChatStandin(Standin):
         templates: list[str] | None = None,
         dedup_window_s: float = 600.0,
     ) -> None:
-        super().__init__(faults)
+        super().__init__(faults, callbacks=callbacks, callback_workers=callback_workers)
         self.appid = appid
         self.secret = secret
         self.token_ttl = token_ttl
         self.callback_url = callback_url
         self.callback_token = callback_token
         self.account_id = account_id
-        self.callbacks = callbacks
-        self.callback_workers = callback_workers
         self.templates = set(templates) if templates is not None else None
         self.tokens: dict[str, float] = {}  # token -> monotonic expiry
         self.unsubscribed: set[str] = set()
         self.forced_errcodes: dict[str, int] = {}  # openid -> errcode on send
         self.delivery_status: dict[str, str] = {}  # openid -> Status in the finish event
-        self.callbacks_sent: list[dict[str, Any]] = []
         self.dedup_window_s = dedup_window_s
         self._dedup: dict[tuple[str, str], tuple[int, float]] = {}  # (openid, client_msg_id) -> (msgid, when)
         self._msgid = 400_000_000
-        self._queue: asyncio.Queue[tuple[str, str, str]] | None = None
-        self._workers: list[asyncio.Task[None]] = []
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/cgi-bin/token", self.token),
             web.post("/cgi-bin/message/template/send", self.template_send),
         ]
-
-    async def on_start(self) -> None:
-        self._queue = asyncio.Queue()
-        self._workers = [asyncio.create_task(self._callback_worker()) for _ in range(self.callback_workers)]
-
-    async def on_stop(self) -> None:
-        for task in self._workers:
-            task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
-
-    async def drain_callbacks(self) -> None:
-        if self._queue is not None:
-            await self._queue.join()
 
     def revoke_tokens(self) -> None:
         self.tokens.clear()
@@ -144,8 +134,7 @@ class WeChatStandin(Standin):
             return errcode_reply(40125)
         token = secrets.token_urlsafe(96)
         self.tokens[token] = time.monotonic() + self.token_ttl
-        body = json.dumps({"access_token": token, "expires_in": self.token_ttl})
-        return web.Response(text=body, content_type="application/json")
+        return web.json_response({"access_token": token, "expires_in": self.token_ttl})
 
     async def template_send(self, request: web.Request) -> web.Response:
         self.counts["send"] += 1
@@ -180,24 +169,17 @@ class WeChatStandin(Standin):
             return errcode_reply(43004)
 
         fault = self.faults.draw()
-        if fault == "5xx":
-            return web.Response(status=503, text="Service Unavailable")
-        if fault == "429":
-            return errcode_reply(45009)
-        if fault == "permanent":
-            return errcode_reply(43004)
-        if fault == "timeout" and not self.faults.plan.timeout_after_accept:
-            await self.faults.hang()
-            return errcode_reply(-1)
+        refusal = await self.faults.refusal(fault, _fault_reply)
+        if refusal is not None:
+            return refusal
 
         key = body.get("client_msg_id")
         if key:
             seen = self._dedup.get((openid, str(key)))
             if seen is not None and time.monotonic() - seen[1] < self.dedup_window_s:
                 self.counts["deduplicated"] += 1
-                if fault == "timeout":
-                    await self.faults.hang()
-                    return errcode_reply(-1)
+                if await self.faults.lost_reply(fault):
+                    return _fault_reply("timeout")
                 return errcode_reply(45065, msgid=seen[0])
         self._msgid += 1
         msgid = self._msgid
@@ -207,14 +189,13 @@ class WeChatStandin(Standin):
         if key:
             self._dedup[(openid, str(key))] = (msgid, time.monotonic())
         self._schedule_finish(openid, msgid)
-        if fault == "timeout":
-            await self.faults.hang()
-            return errcode_reply(-1)
+        if await self.faults.lost_reply(fault):
+            return _fault_reply("timeout")
         return errcode_reply(0, msgid=msgid)
 
     # -- pushes to our endpoint ---------------------------------------------------------
     def _schedule_finish(self, openid: str, msgid: int) -> None:
-        if not self.callback_url or not self.callbacks or self._queue is None:
+        if not self.callback_url or not self.posts_callbacks:
             return
         status = self.delivery_status.get(openid, "success")
         xml = (
@@ -226,18 +207,8 @@ class WeChatStandin(Standin):
             f"<MsgID>{msgid}</MsgID>"
             f"<Status>{cdata(status)}</Status></xml>"
         )
-        self._queue.put_nowait((self.callback_url, openid, xml))
-
-    async def _callback_worker(self) -> None:
-        assert self._queue is not None
-        while True:
-            url, openid, xml = await self._queue.get()
-            try:
-                await self.push(xml, openid, url)
-            except Exception as exc:  # our endpoint being down must not stop the stand-in
-                log.warning("event push to %s failed: %s", url, exc)
-            finally:
-                self._queue.task_done()
+        url = self.callback_url
+        self.schedule_callback(url, partial(self.push, xml, openid, url))
 
     def signed_query(self, openid: str) -> dict[str, str]:
         timestamp = str(int(time.time()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
 
 def mask_phone(phone: str | None) -> str:
@@ -56,18 +57,26 @@ def mask_text(text: str) -> str:
     return _EMAIL_RE.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
 
 
+def rewrite_record(record: logging.LogRecord, rewrite: Callable[[str], str]) -> None:
+    """Replace the record's message by ``rewrite`` of it, formatted, when that changes anything.
+
+    For log filters that hide what no handler may see (PII here, secrets in ``channels.wechat``).
+    """
+    try:
+        message = record.getMessage()
+    except Exception:  # a malformed record is still logged, just not rewritten
+        return
+    rewritten = rewrite(message)
+    if rewritten != message:
+        record.msg = rewritten
+        record.args = None
+
+
 class MaskingFilter(logging.Filter):
     """Rewrites log records so no handler ever sees unmasked PII."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record is still logged, just not reformatted
-            return True
-        masked = mask_text(message)
-        if masked != message:
-            record.msg = masked
-            record.args = None
+        rewrite_record(record, mask_text)
         return True
 
 

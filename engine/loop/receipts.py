@@ -51,6 +51,7 @@ from channels.optout import (
     read_unsubscribe_token,
     record_event_hook,
     record_opt_out,
+    touch_outcome,
 )
 from store.clock import utcnow
 from store.db import session_scope
@@ -152,15 +153,7 @@ def apply_receipt(
         detail: dict[str, Any] = {"provider": provider, "provider_message_id": message_id, "status": provider_status}
         if new_status == TouchStatus.FAILED:
             detail.update({"error_code": error_code, "reason": error_reason, "error_class": error_class})
-        outcome = {
-            "dedup_key": f"{provider}:{message_id}:{provider_status}"[:255],
-            "touch_id": touch.id,
-            "customer_id": touch.customer_id,
-            "channel": touch.channel,
-            "kind": new_status,
-            "detail": {k: v for k, v in detail.items() if v is not None},
-            "occurred_at": now,
-        }
+        outcome = touch_outcome(touch, new_status, f"{provider}:{message_id}:{provider_status}", detail, now)
         if not insert_or_ignore(session, Outcome, outcome, "dedup_key"):
             return ReceiptResult("duplicate", touch.id, touch.status)
 
@@ -212,6 +205,18 @@ def _parse_form(body: bytes) -> dict[str, str]:
     return dict(pairs)
 
 
+def _signed_twilio_form(url: str, headers: Mapping[str, str], body: bytes,
+                        auth_token: str | None) -> dict[str, str] | HookResponse:
+    """The callback's form once its signature checks out, else the answer to give (400 unreadable, 403 unsigned)."""
+    try:
+        form = _parse_form(body)
+    except BadRequest as exc:
+        return 400, str(exc)
+    if not _twilio_verified(url, headers, form, auth_token):
+        return 403, "invalid signature"
+    return form
+
+
 def _twilio_verified(url: str, headers: Mapping[str, str], form: Mapping[str, str],
                      auth_token: str | None) -> bool:
     token = auth_token if auth_token is not None else os.environ.get("TWILIO_AUTH_TOKEN", "")
@@ -243,12 +248,9 @@ def handle_twilio_status(url: str, headers: Mapping[str, str], body: bytes, *, d
 
     ``at`` is when it arrived (default now): Twilio's callbacks carry no timestamp, and a
     simulation replaying them (``journeys demo``) runs on its own clock."""
-    try:
-        form = _parse_form(body)
-    except BadRequest as exc:
-        return 400, str(exc)
-    if not _twilio_verified(url, headers, form, auth_token):
-        return 403, "invalid signature"
+    form = _signed_twilio_form(url, headers, body, auth_token)
+    if isinstance(form, tuple):
+        return form
     try:
         sid, raw_status = _required(form, "MessageSid", "MessageStatus")
         raw_status = raw_status.lower()
@@ -283,12 +285,9 @@ def handle_twilio_inbound(url: str, headers: Mapping[str, str], body: bytes, *, 
     """An SMS from a customer (``From``, ``Body``, ``MessageSid``): opt-out, NPS answer or reply. Answers TwiML.
 
     ``at`` is when it arrived (default now; Twilio sends no timestamp)."""
-    try:
-        form = _parse_form(body)
-    except BadRequest as exc:
-        return 400, str(exc)
-    if not _twilio_verified(url, headers, form, auth_token):
-        return 403, "invalid signature"
+    form = _signed_twilio_form(url, headers, body, auth_token)
+    if isinstance(form, tuple):
+        return form
     try:
         sender, sid = _required(form, "From", "MessageSid")
     except BadRequest as exc:
