@@ -19,7 +19,6 @@ from datetime import date
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -27,6 +26,7 @@ from benchmarks.harness import Report, add_common
 from engine.demo.seeding import SeedStats, seed_book
 from store.db import make_engine
 from store.migrate import upgrade
+from tests.db_support import scratch_postgres_database
 
 AS_OF = date(2026, 11, 22)
 
@@ -60,11 +60,7 @@ def bench_sqlite(customers: int, seed: int, directory: Path, report: Report) -> 
 
 def bench_postgres(customers: int, seed: int, admin_url: str, keep: bool, report: Report) -> None:
     name = f"seed_bench_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin.url).set(database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_postgres_database(admin_url, name, keep=keep) as (url, admin):
         upgrade(url)
         started = time.perf_counter()
         stats = seed_book(url, customers, seed, as_of=AS_OF)
@@ -72,11 +68,6 @@ def bench_postgres(customers: int, seed: int, admin_url: str, keep: bool, report
         with admin.connect() as conn:
             size = conn.execute(text("SELECT pg_database_size(:n)"), {"n": name}).scalar_one()
         _report("postgresql", stats, seconds, int(size), report)
-    finally:
-        if not keep:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def main() -> int:

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from store.db import get_engine, make_engine
 from store.migrate import upgrade
+from tests.db_support import scratch_postgres_database
+from tests.plan_support import Book
 
 # CI explores a fixed sequence of examples so that a landing run is reproducible; local runs
 # draw fresh examples each time, which is how the fuzz tests keep finding new bugs.
@@ -84,18 +85,11 @@ def postgres_admin_url() -> str:
 
 def _fresh_postgres_database(admin_url: str) -> Iterator[str]:
     """A throw-away database on the PostgreSQL server, dropped afterwards."""
-    name = f"journeys_t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin.url).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        get_engine.cache_clear()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres_database(admin_url, f"journeys_t_{uuid.uuid4().hex[:12]}") as (url, _admin):
+        try:
+            yield url
+        finally:
+            get_engine.cache_clear()  # the cached engines' pools point at a database about to go
 
 
 @pytest.fixture
@@ -133,6 +127,18 @@ def migrated_any_db(any_db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     upgrade(any_db_url)
     monkeypatch.setenv("JOURNEYS_DATABASE_URL", any_db_url)
     return any_db_url
+
+
+@pytest.fixture
+def book(tmp_path: Path, migrated_any_db: str, monkeypatch: pytest.MonkeyPatch) -> Book:
+    """Journey and template folders of the test's own over a migrated database of each kind."""
+    return Book(tmp_path, migrated_any_db, monkeypatch)
+
+
+@pytest.fixture
+def sqlite_book(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Book:
+    """The same on SQLite only, for what needs no second run (CLI output, charts, SQLite triggers)."""
+    return Book(tmp_path, db_url, monkeypatch)
 
 
 @pytest.fixture(autouse=True)

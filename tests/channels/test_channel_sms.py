@@ -6,6 +6,7 @@ import asyncio
 import re
 import socket
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -15,6 +16,7 @@ from channels.base import OutboundMessage, RenderedMessage
 from channels.sms_twilio import TOUCH_KEY_PARAM, TwilioSmsAdapter, _with_touch_key, form_encode, with_touch_key
 from standins.sink import WebhookSink
 from standins.twilio_api import KEY_PARAM, TwilioStandin
+from tests.standin_support import serving
 
 FROM = "+15005550006"
 
@@ -30,16 +32,14 @@ def sms(
 
 @pytest.fixture
 def standin() -> Iterator[TwilioStandin]:
-    with TwilioStandin() as server:
-        assert isinstance(server, TwilioStandin)
-        yield server
+    yield from serving(TwilioStandin())
 
 
 @pytest.fixture
 async def adapter(standin: TwilioStandin) -> AsyncIterator[TwilioSmsAdapter]:
-    sms_adapter = TwilioSmsAdapter(standin.account_sid, standin.auth_token, FROM, api_base=standin.base_url, timeout=2)
-    yield sms_adapter
-    await sms_adapter.aclose()
+    async with aclosing(TwilioSmsAdapter(standin.account_sid, standin.auth_token, FROM, api_base=standin.base_url,
+                                         timeout=2)) as sms_adapter:
+        yield sms_adapter
 
 
 async def drain(standin: TwilioStandin) -> None:

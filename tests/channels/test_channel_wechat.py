@@ -8,6 +8,7 @@ import logging
 import socket
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 
 import pytest
 
@@ -15,6 +16,7 @@ from channels.base import OutboundMessage, RenderedMessage
 from channels.wechat import WeChatTemplateAdapter, client_msg_id
 from standins.sink import WebhookSink
 from standins.wechat_api import WeChatStandin, signature
+from tests.standin_support import serving
 
 
 class FakeClock:
@@ -41,9 +43,7 @@ def wx(i: int, openid: str | None = None, template: str = "TPL_RENEWAL") -> Outb
 
 @pytest.fixture
 def standin() -> Iterator[WeChatStandin]:
-    with WeChatStandin() as server:
-        assert isinstance(server, WeChatStandin)
-        yield server
+    yield from serving(WeChatStandin())
 
 
 @pytest.fixture
@@ -53,9 +53,9 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def adapter(standin: WeChatStandin, clock: FakeClock) -> AsyncIterator[WeChatTemplateAdapter]:
-    wechat = WeChatTemplateAdapter(standin.appid, standin.secret, api_base=standin.base_url, timeout=2, clock=clock)
-    yield wechat
-    await wechat.aclose()
+    async with aclosing(WeChatTemplateAdapter(standin.appid, standin.secret, api_base=standin.base_url, timeout=2,
+                                              clock=clock)) as wechat:
+        yield wechat
 
 
 async def test_template_message_arrives_as_sent(standin: WeChatStandin, adapter: WeChatTemplateAdapter) -> None:

@@ -14,6 +14,7 @@ from store.clock import utcnow
 from store.db import session_scope
 from store.models import AgentTask, AppUser, AuditLog, Customer, Event, Outcome
 from tests.console.conftest import Seed, login, seed_console
+from tests.db_support import stored_rows
 
 
 def user(url: str, name: str) -> CurrentUser:
@@ -74,8 +75,7 @@ def test_task_detail_shows_context_masked_and_reveal_is_audited(db_url: str, see
 
 
 def _events(url: str, type_: str) -> list[Event]:
-    with session_scope(url) as s:
-        return list(s.exec(select(Event).where(Event.type == type_)).all())
+    return stored_rows(url, Event, type=type_)
 
 
 def test_reached_closes_the_task_with_an_outcome_row_and_a_task_completed_event(db_url: str, seed: Seed) -> None:

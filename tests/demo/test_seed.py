@@ -8,7 +8,7 @@ from pathlib import Path
 
 import phonenumbers
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from engine.cli import build_app
@@ -16,27 +16,15 @@ from engine.demo.seeding import load_tier_config, score_customer, seed_book
 from store.bulk_writer import CLAIM, CUSTOMER, POLICY, TIER_CHANGE
 from store.clock import utcnow
 from store.db import make_engine
+from tests.db_support import count, rows
 
 AS_OF = date(2026, 11, 22)
-BOOK_COLUMNS = [c for c in CUSTOMER.c if c.name != "id"]
+BOOK_COLUMNS = [c.name for c in CUSTOMER.c if c.name != "id"]
 
 
 def _customers(url: str) -> list[tuple[object, ...]]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(select(*BOOK_COLUMNS).order_by(CUSTOMER.c.external_id))]
-    finally:
-        engine.dispose()
-
-
-def _count(url: str, table: object) -> int:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
-    finally:
-        engine.dispose()
+    """The whole book's customers but their ids, by external id (the first of BOOK_COLUMNS)."""
+    return rows(url, CUSTOMER, *BOOK_COLUMNS)
 
 
 def test_same_size_and_seed_give_the_same_book(tmp_path: Path, db_url: str) -> None:
@@ -66,8 +54,8 @@ def test_seeding_again_continues_the_numbering_like_one_bigger_book(tmp_path: Pa
     upgrade(whole)
     seed_book(whole, 250, seed=9, as_of=AS_OF)
     assert _customers(db_url) == _customers(whole)
-    assert _count(db_url, POLICY) == _count(whole, POLICY)
-    assert _count(db_url, CLAIM) == _count(whole, CLAIM)
+    assert count(db_url, POLICY) == count(whole, POLICY)
+    assert count(db_url, CLAIM) == count(whole, CLAIM)
 
 
 def test_book_is_realistic(db_url: str) -> None:
@@ -166,7 +154,7 @@ def test_seed_on_postgres_uses_the_sequences(pg_url: str) -> None:
 
     upgrade(pg_url)
     stats = seed_book(pg_url, 400, seed=2, as_of=AS_OF, chunk_size=150)
-    assert _count(pg_url, CUSTOMER) == 400 and _count(pg_url, POLICY) == stats.policies
+    assert count(pg_url, CUSTOMER) == 400 and count(pg_url, POLICY) == stats.policies
     engine = make_engine(pg_url)
     try:
         with engine.begin() as conn:
@@ -189,7 +177,7 @@ def test_cli_seed_prints_a_summary_and_refuses_a_database_without_schema(db_url:
     result = runner.invoke(build_app(), ["seed", "--customers", "50", "--seed", "4", "--as-of", "2026-11-22"])
     assert result.exit_code == 0, result.output
     assert "seeded 50 customers (SEED-CUS000000001..000000050)" in result.stdout
-    assert _count(db_url, CUSTOMER) == 50
+    assert count(db_url, CUSTOMER) == 50
 
     monkeypatch.setenv("JOURNEYS_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
     result = runner.invoke(build_app(), ["seed", "--customers", "5"])

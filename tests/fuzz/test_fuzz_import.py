@@ -36,32 +36,33 @@ class Planned:
     external_id: str
 
 
+# Kinds that differ from a good row in one field: kind -> (index in HEADER, value).
+ONE_BAD_FIELD: dict[str, tuple[int, str]] = {
+    "bad_phone": (2, "12345"),
+    "bad_email": (3, "w@@example"),
+    "empty_name": (1, "  "),
+    "bad_birthday": (4, "1980-02-30"),
+    "future_birthday": (4, "2999-01-01"),
+    "bad_tier": (5, "bronze"),
+    "long_name": (1, "名" * 129),
+}
+
+
 def _row(kind: str, ext: str, n: int, earlier_good: list[str]) -> list[str]:
     good = [ext, f"王{n}", f"+86139{n % 100_000_000:08d}", f"w{n}@example.com", "1980-02-29", "gold"]
-    if kind == "good_multiline":
+    if kind in ONE_BAD_FIELD:
+        index, value = ONE_BAD_FIELD[kind]
+        good[index] = value
+    elif kind == "good_multiline":
         good[1] = f"王\n{n}"
     elif kind == "good_minimal":
         good[2:] = ["", "", "", ""]
-    elif kind == "bad_phone":
-        good[2] = "12345"
-    elif kind == "bad_email":
-        good[3] = "w@@example"
-    elif kind == "empty_name":
-        good[1] = "  "
-    elif kind == "bad_birthday":
-        good[4] = "1980-02-30"
-    elif kind == "future_birthday":
-        good[4] = "2999-01-01"
-    elif kind == "bad_tier":
-        good[5] = "bronze"
     elif kind == "short_row":
         good = good[:3]
     elif kind == "long_row":
         good = [*good, "extra"]
     elif kind == "repeat_id":
         good[0] = earlier_good[n % len(earlier_good)]
-    elif kind == "long_name":
-        good[1] = "名" * 129
     return good
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
@@ -58,12 +57,12 @@ steps:
 
 
 @pytest.fixture
-def book(tmp_path: Path, migrated_any_db: str, monkeypatch: pytest.MonkeyPatch) -> Book:
-    b = Book(tmp_path, migrated_any_db, monkeypatch)
-    b.journey("negative", NEGATIVE)
-    b.journey("complaint", COMPLAINT)
-    b.journey("small-claim", SMALL_CLAIM)
-    return b
+def book(book: Book) -> Book:
+    """The shared book (tests/conftest.py) with this file's journeys."""
+    book.journey("negative", NEGATIVE)
+    book.journey("complaint", COMPLAINT)
+    book.journey("small-claim", SMALL_CLAIM)
+    return book
 
 
 def test_negative_survey_creates_the_six_hour_callback_once(book: Book) -> None:

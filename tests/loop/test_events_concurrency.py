@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,10 +32,10 @@ EVENTS = 40
 
 
 @pytest.fixture
-def book(tmp_path: Path, migrated_any_db: str, monkeypatch: pytest.MonkeyPatch) -> Book:
-    b = Book(tmp_path, migrated_any_db, monkeypatch)
-    b.journey("complaint", COMPLAINT)
-    return b
+def book(book: Book) -> Book:
+    """The shared book (tests/conftest.py) with this file's journeys."""
+    book.journey("complaint", COMPLAINT)
+    return book
 
 
 def test_concurrent_emits_each_create_their_task_once(book: Book, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,7 @@ from sqlmodel import select
 from channels.optout import StoredEvent, is_opt_out, unsubscribe_url
 from store.db import session_scope
 from store.models import Customer, Event, Outcome, SurveyAnswer, TouchStatus
+from tests.db_support import stored, stored_rows
 from tests.loop import test_receipts as receipts
 from tests.loop.test_receipts import (
     OPENID,
@@ -31,18 +32,11 @@ secrets = receipts.secrets
 
 
 def customer_row(url: str, customer_id: int) -> Customer:
-    with session_scope(url) as s:
-        row = s.get(Customer, customer_id)
-        assert row is not None
-        return row
+    return stored(url, Customer, customer_id)
 
 
 def events(url: str, type_: str | None = None) -> list[Event]:
-    with session_scope(url) as s:
-        query = select(Event)
-        if type_:
-            query = query.where(Event.type == type_)
-        return list(s.exec(query))
+    return stored_rows(url, Event, type=type_)
 
 
 async def sms_in(client: httpx.AsyncClient, body: str, sid: str, sender: str = PHONE) -> httpx.Response:

@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlmodel import select
 from twilio.request_validator import RequestValidator
 
 from channels.optout import StoredEvent, event_listeners
@@ -24,6 +23,7 @@ from engine.loop.receipts import create_hooks_router
 from store.clock import utcnow
 from store.db import session_scope
 from store.models import Customer, Outcome, Touch, TouchStatus
+from tests.db_support import stored, stored_rows
 
 BASE = "https://hooks.example.test"
 TWILIO_TOKEN = "test-twilio-auth-token"
@@ -66,18 +66,11 @@ def make_touch(url: str, customer_id: int, key: str, *, channel: str = "sms", st
 
 
 def touch_row(url: str, touch_id: int) -> Touch:
-    with session_scope(url) as s:
-        touch = s.get(Touch, touch_id)
-        assert touch is not None
-        return touch
+    return stored(url, Touch, touch_id)
 
 
 def outcomes(url: str, kind: str | None = None) -> list[Outcome]:
-    with session_scope(url) as s:
-        query = select(Outcome)
-        if kind:
-            query = query.where(Outcome.kind == kind)
-        return list(s.exec(query))
+    return stored_rows(url, Outcome, kind=kind)
 
 
 def twilio_signed(path: str, form: dict[str, str], token: str = TWILIO_TOKEN) -> tuple[str, dict[str, str]]:

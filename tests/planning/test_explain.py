@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -16,9 +15,8 @@ from tests.plan_support import Book, utc
 
 
 @pytest.fixture
-def book(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Book:
-    b = Book(tmp_path, db_url, monkeypatch)
-    b.journey("evening", """
+def book(sqlite_book: Book) -> Book:
+    sqlite_book.journey("evening", """
         id: evening
         name: Evening push
         category: marketing
@@ -31,7 +29,7 @@ def book(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Book:
           - id: push
             send: {channels: [wechat, sms], template: msg}
     """)
-    b.journey("gold", """
+    sqlite_book.journey("gold", """
         id: gold
         name: Gold monthly
         category: service
@@ -41,7 +39,7 @@ def book(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Book:
           - id: call
             task: {queue: gold, due_within: 2d}
     """)
-    return b
+    return sqlite_book
 
 
 def test_explain_shows_conditions_moves_and_drops(book: Book) -> None:

@@ -18,11 +18,6 @@ from tests.plan_support import WEEKLY_PUSH_OR_CALL, Book, utc
 START, END = utc(2027, 2, 28), utc(2027, 3, 2)
 
 
-@pytest.fixture
-def book(tmp_path: Path, migrated_any_db: str, monkeypatch: pytest.MonkeyPatch) -> Book:
-    return Book(tmp_path, migrated_any_db, monkeypatch)
-
-
 def _customers(book: Book, n: int) -> list[int]:
     zones = ["Asia/Shanghai", "America/Los_Angeles", "Europe/London"]
     return [book.customer(attributes={"vip": i % 3 != 0}, timezone=zones[i % len(zones)],
@@ -58,10 +53,8 @@ def test_two_workers_write_what_one_process_plans_and_a_rerun_adds_nothing(book:
     assert _written_keys(book.url) == (touch_keys, task_keys)
 
 
-def test_a_chunk_failing_in_a_worker_fails_the_run_and_a_rerun_completes_it(
-    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    book = Book(tmp_path, db_url, monkeypatch)
+def test_a_chunk_failing_in_a_worker_fails_the_run_and_a_rerun_completes_it(sqlite_book: Book, db_url: str) -> None:
+    book = sqlite_book  # the trigger below is SQLite's
     book.journey("weekly", WEEKLY_PUSH_OR_CALL)
     ids = _customers(book, 8)
     poisoned = ids[5]  # in the third chunk of two

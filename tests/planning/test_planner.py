@@ -6,7 +6,6 @@ import json
 import threading
 import time
 from datetime import date, datetime
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, col, select
@@ -32,16 +31,6 @@ steps:
   - id: push
     send: {channels: [wechat, sms], template: msg}
 """
-
-
-@pytest.fixture
-def book(tmp_path: Path, migrated_any_db: str, monkeypatch: pytest.MonkeyPatch) -> Book:
-    return Book(tmp_path, migrated_any_db, monkeypatch)
-
-
-@pytest.fixture
-def sqlite_book(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Book:
-    return Book(tmp_path, db_url, monkeypatch)
 
 
 def rows(book: Book) -> list[tuple[str, str, datetime, str]]:

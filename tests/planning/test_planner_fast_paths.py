@@ -19,11 +19,6 @@ from store.models import Customer, Enrollment
 from tests.plan_support import WEEKLY_PUSH_OR_CALL, Book, utc
 
 
-@pytest.fixture
-def book(tmp_path: Path, migrated_any_db: str, monkeypatch: pytest.MonkeyPatch) -> Book:
-    return Book(tmp_path, migrated_any_db, monkeypatch)
-
-
 def test_attribute_keys_from_sql_keep_their_json_types(book: Book) -> None:
     attrs = [
         {"vip": True, "level": 3, "segment": "mid", "tags": ["a", "b"], "other": "x" * 50},

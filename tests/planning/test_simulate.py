@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from engine.cli import build_app
 from tests.plan_support import Book
 
 
-def test_simulate_a_week(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    book = Book(tmp_path, db_url, monkeypatch)
+def test_simulate_a_week(sqlite_book: Book, tmp_path: Path) -> None:
+    book = sqlite_book
     book.journey("daily", """
         id: daily
         name: Daily offer

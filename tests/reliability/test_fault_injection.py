@@ -38,7 +38,8 @@ from channels.sms_twilio import TwilioSmsAdapter
 from engine.language.journey_registry import load_in_force
 from engine.loop.receipts import create_hooks_router
 from engine.sending.claiming import ClaimedTouch, claim_due
-from engine.sending.dispatch import Dispatcher, insert_outcomes
+from engine.sending.dispatch import Dispatcher
+from engine.sending.recording import insert_outcomes
 from standins.faults import FaultPlan
 from standins.twilio_api import TwilioStandin
 from store.clock import utcnow

@@ -9,13 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 from typer.testing import CliRunner, Result
 
 from engine.cli import build_app
 from store.bulk_writer import CLAIM, CUSTOMER, POLICY, TIER_CHANGE
 from store.crypto import FieldCipher
-from store.db import make_engine
+from tests.db_support import count, rows
 
 CUSTOMERS = """\
 external_id,name,phone,email,birthday,timezone,locale,tier,consent_sms,consent_sms_source,preferred_channels,attr.logins_90d
@@ -49,36 +48,23 @@ def run(*args: str) -> Result:
     return CliRunner().invoke(build_app(), list(args))
 
 
+def import_rejecting(kind: str, source: Path, rejects: list[tuple[int, str]]) -> Result:
+    """Imports a file with bad rows: it must exit 1 and report each (line, reason) in order, nothing else."""
+    result = run("import", kind, str(source))
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [f"{source}:{line}: {reason}" for line, reason in rejects]
+    return result
+
+
 def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
 
 
-def rows(url: str, table: object, *columns: str) -> list[tuple[object, ...]]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            cols = [table.c[c] for c in columns]  # type: ignore[attr-defined]
-            return [tuple(r) for r in conn.execute(select(*cols).order_by(cols[0]))]
-    finally:
-        engine.dispose()
-
-
-def count(url: str, table: object) -> int:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
-    finally:
-        engine.dispose()
-
-
 def test_good_rows_imported_bad_rows_reported_by_line(db_url: str, tmp_path: Path) -> None:
     source = write(tmp_path / "customers.csv", CUSTOMERS)
-    result = run("import", "customers", str(source))
+    result = import_rejecting("customers", source, EXPECTED_REJECTS)
 
-    assert result.exit_code == 1, result.output
-    assert result.stderr.splitlines() == [f"{source}:{line}: {reason}" for line, reason in EXPECTED_REJECTS]
     assert f"{source}: 7 rows; imported 3 new, updated 0, rejected 4" in result.stdout
     # Nothing printed shows a phone number or e-mail address unmasked.
     for secret in ("13812345678", "li@example", "12345678", "Zhang.San"):
@@ -203,14 +189,12 @@ def test_policies_and_claims_must_reference_known_customers_and_their_own_polici
         "PB,B,boat,-5,2026/01/01,2025-12-31\n"
         "PC,B,life,abc,2026-01-01,2025-12-31\n"
     ))
-    result = run("import", "policies", str(policies))
-    assert result.exit_code == 1
-    assert result.stderr.splitlines() == [
-        f"{policies}:3: unknown customer external id 'NOBODY'",
-        f"{policies}:4: product_line 'boat' is not one of motor, health, life, property, accident; "
-        "annual_premium -5 is negative; start_date '2026/01/01' is not a date (YYYY-MM-DD)",
-        f"{policies}:5: annual_premium 'abc' is not a number; expiry_date 2025-12-31 is before start_date 2026-01-01",
-    ]
+    import_rejecting("policies", policies, [
+        (3, "unknown customer external id 'NOBODY'"),
+        (4, "product_line 'boat' is not one of motor, health, life, property, accident; "
+            "annual_premium -5 is negative; start_date '2026/01/01' is not a date (YYYY-MM-DD)"),
+        (5, "annual_premium 'abc' is not a number; expiry_date 2025-12-31 is before start_date 2026-01-01"),
+    ])
     assert rows(db_url, POLICY, "external_id") == [("PA",)]
 
     claims = write(tmp_path / "l.csv", (
@@ -222,15 +206,13 @@ def test_policies_and_claims_must_reference_known_customers_and_their_own_polici
         "L5,GHOST,,2026-02-01,,100,\n"
         "L6,A,PA,2026-02-01T08:00:00Z,2026-02-03,99.5,settled\n"
     ))
-    result = run("import", "claims", str(claims))
-    assert result.exit_code == 1
-    assert result.stderr.splitlines() == [
-        f"{claims}:2: policy 'PA' belongs to another customer",
-        f"{claims}:3: unknown policy external id 'PZ'",
-        f"{claims}:4: settled_at is before filed_at",
-        f"{claims}:5: status settled needs settled_at",
-        f"{claims}:6: unknown customer external id 'GHOST'",
-    ]
+    import_rejecting("claims", claims, [
+        (2, "policy 'PA' belongs to another customer"),
+        (3, "unknown policy external id 'PZ'"),
+        (4, "settled_at is before filed_at"),
+        (5, "status settled needs settled_at"),
+        (6, "unknown customer external id 'GHOST'"),
+    ])
     assert rows(db_url, CLAIM, "external_id", "status", "amount") == [("L6", "settled", 99.5)]
 
 
@@ -275,9 +257,7 @@ def test_id_numbers_need_a_key_and_are_stored_encrypted(db_url: str, tmp_path: P
 
     key = os.urandom(32)
     monkeypatch.setenv("JOURNEYS_DATA_KEY", base64.b64encode(key).decode())
-    result = run("import", "customers", str(source))
-    assert result.exit_code == 1
-    assert result.stderr.splitlines() == [f"{source}:3: id_number check character is wrong (110***********0021)"]
+    result = import_rejecting("customers", source, [(3, "id_number check character is wrong (110***********0021)")])
     assert "11010519491231002X" not in result.output
     stored = rows(db_url, CUSTOMER, "external_id", "id_number_enc")
     assert len(stored) == 1 and isinstance(stored[0][1], bytes)
