@@ -25,6 +25,7 @@ from console.tasks import TaskError
 from console.throttle import LoginLimits
 from console.web import flash, render
 from store.clock import utcnow
+from store.masking import install_masking_everywhere
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,9 @@ def create_app(database_url: str | None = None, settings: ConsoleSettings | None
     ``clock`` (default: the real UTC clock) times sessions and login lockouts; tests pass their own.
     """
     settings = settings or ConsoleSettings.from_env(database_url)
+    # Request lines carry phone numbers and e-mails in paths and queries; whatever server runs
+    # the app, its access log goes through the same masking as every other record.
+    install_masking_everywhere()
     for locale in SUPPORTED:
         translations(locale)  # compile the catalogues now: a broken .po fails at startup, not on a page
     app = FastAPI(

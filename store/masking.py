@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 
 def mask_phone(phone: str | None) -> str:
@@ -80,8 +81,53 @@ class MaskingFilter(logging.Filter):
         return True
 
 
+def _masked_arg(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    masked = mask_text(text)
+    # An object whose text holds no PII stays itself, so ``%r``/``%d`` formatting is unchanged.
+    return masked if masked != text or isinstance(value, str) else value
+
+
+def mask_record_in_place(record: logging.LogRecord) -> None:
+    """Mask the record's message, each argument and its traceback, keeping the shape of ``args``.
+
+    Formatters such as uvicorn's access log unpack ``record.args`` themselves, so the arguments
+    are masked one by one rather than folded into the message.
+    """
+    if isinstance(record.msg, str):
+        record.msg = mask_text(record.msg)
+    if isinstance(record.args, tuple):
+        record.args = tuple(_masked_arg(a) for a in record.args)
+    elif isinstance(record.args, Mapping):
+        record.args = {k: _masked_arg(v) for k, v in record.args.items()}
+    if record.exc_info and not record.exc_text:
+        record.exc_text = mask_text(logging.Formatter().formatException(record.exc_info))
+
+
+def install_masking_everywhere() -> None:
+    """Mask every log record of every logger at creation, whatever handlers and formatters it meets.
+
+    Handler filters miss loggers that do not propagate to the root (uvicorn's access log has its
+    own handler), so the masking sits in the record factory, which every logger goes through.
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "masks_pii", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        mask_record_in_place(record)
+        return record
+
+    factory.masks_pii = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 def install_masking_filter(logger: logging.Logger | None = None) -> None:
-    """Attach the filter to every handler of ``logger`` (root by default) and to the logger itself."""
+    """Mask every record at creation, and attach the filter to ``logger`` (root by default) and its handlers."""
+    install_masking_everywhere()
     target = logger or logging.getLogger()
     if not any(isinstance(f, MaskingFilter) for f in target.filters):
         target.addFilter(MaskingFilter())
