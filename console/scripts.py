@@ -14,10 +14,10 @@ import logging
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 from sqlmodel import Session
 
 from engine.language.paths import templates_dir
+from engine.language.templates import jinja_environment
 from store.clock import utcnow
 from store.masking import mask_name, mask_text
 from store.models import AgentTask, Customer
@@ -60,7 +60,7 @@ def _plain(task: AgentTask, customer: Customer, agent_name: str) -> str | None:
     for locale in (customer.locale, "zh-CN"):
         path = root / f"task.{locale}.j2"
         if path.is_file():
-            env = SandboxedEnvironment(undefined=jinja2.ChainableUndefined, autoescape=False)
+            env = jinja_environment(lenient=True)
             try:
                 return env.from_string(path.read_text(encoding="utf-8")).render(
                     customer={"name": mask_name(customer.name), "tier": customer.tier, "branch": customer.branch},

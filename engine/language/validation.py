@@ -2,7 +2,8 @@
 
 Every problem is reported as ``path:line:col: message`` pointing at the YAML node
 at fault. A file with any problem is rejected whole; ``engine.language.journey_registry``
-then keeps its last good version in force.
+then keeps its last good version in force. Reading a file into its model is
+``engine.language.problems``; checking the templates is ``engine.language.template_check``.
 """
 
 from __future__ import annotations
@@ -13,32 +14,16 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
-import jinja2
-import yaml
-from pydantic import BaseModel, ValidationError
-
-from channels.template_files import FILE_FOR, LOCALES, missing_files, template_file
+from channels.template_files import missing_files
 from engine.language import catalogue, journey_model
 from engine.language.journey_model import Condition, Journey
 from engine.language.paths import delivery_config_path, journeys_dir, templates_dir, tiers_config_path
+from engine.language.problems import Problem, display_path, load_config, load_document, parse_model
 from engine.language.settings_model import DeliveryConfig, TierConfig
-from engine.language.yaml_lines import LocatedDocument, Path_, Position, YamlError, load_located
+from engine.language.template_check import check_template_syntax, check_templates
+from engine.language.yaml_lines import LocatedDocument, Path_, Position, load_located
 from store.models import TIERS
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    path: str
-    line: int
-    column: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}: {self.message}"
 
 
 @dataclass
@@ -68,93 +53,6 @@ class Report:
 
 def content_version(source: str) -> str:
     return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
-
-
-def display_path(path: Path) -> str:
-    """Paths as a person typed them: relative to the working directory when possible."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-# --- turning pydantic errors into file:line messages --------------------------------------------
-
-_ALL_FIELD_NAMES: set[str] = set()
-for _model in (
-    vars(journey_model).values()
-):  # every field name of the journey language, for "did you mean" hints
-    if isinstance(_model, type) and issubclass(_model, BaseModel) and _model is not BaseModel:
-        for _name, _info in _model.model_fields.items():
-            _ALL_FIELD_NAMES.add(_info.alias or _name)
-
-
-def _data_path(doc: LocatedDocument, loc: tuple[Any, ...]) -> Path_:
-    """Keep the parts of a pydantic ``loc`` that index into the data (drops union/model tags)."""
-    out: list[str | int] = []
-    node: Any = doc.data
-    for part in loc:
-        if (isinstance(node, dict) and part in node) or (
-            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-        ):
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and part not in node and part == loc[-1]:
-            out.append(part)  # a missing or unknown key: the position falls back to its parent
-            node = None
-    return tuple(out)
-
-
-def _message(error: Any) -> str:
-    kind = error["type"]
-    loc = error["loc"]
-    name = loc[-1] if loc else ""
-    if kind == "extra_forbidden":
-        hint = difflib.get_close_matches(str(name), sorted(_ALL_FIELD_NAMES), n=1, cutoff=0.75)
-        return f"unknown field {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-    if kind == "missing":
-        return f"missing required field {name!r}"
-    msg = str(error["msg"])
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix) :]
-    if kind.endswith(("_type", "_parsing")):
-        got = error.get("input")
-        msg = f"wrong type for {name!r}: {msg[:1].lower() + msg[1:]} (got {got!r})"
-    elif kind == "literal_error":
-        msg = f"{error.get('input')!r} is not allowed for {name!r}: {msg.lower()}"
-    elif kind == "string_pattern_mismatch":
-        msg = f"{error.get('input')!r} is not a valid {name!r}: use lowercase letters, digits, '-' and '_'"
-    return msg
-
-
-def parse_model(model: type[ModelT], doc: LocatedDocument, path: str) -> tuple[ModelT | None, list[Problem]]:
-    try:
-        return model.model_validate(doc.data), []
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            data_path = _data_path(doc, tuple(error["loc"]))
-            pos = doc.position(data_path, prefer_key=error["type"] in ("extra_forbidden",))
-            problems.append(Problem(path, pos.line, pos.column, _message(error)))
-        return None, sorted(set(problems))
-
-
-def load_document(path: Path) -> tuple[str, LocatedDocument | None, list[Problem]]:
-    shown = display_path(path)
-    try:
-        source = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        return "", None, [Problem(shown, 1, 1, f"not UTF-8 text: {exc.reason}")]
-    except OSError as exc:
-        return "", None, [Problem(shown, 1, 1, f"cannot read: {exc.strerror}")]
-    try:
-        doc = load_located(source)
-    except YamlError as exc:
-        return source, None, [Problem(shown, exc.position.line, exc.position.column, exc.message)]
-    if not isinstance(doc.data, dict):
-        return source, None, [Problem(shown, 1, 1, "expected a mapping at the top of the file")]
-    return source, doc, []
 
 
 # --- checks of one journey against the rest of the project ---------------------------------------
@@ -313,73 +211,7 @@ def _check_steps(ctx: _Context, journey: Journey, scopes: set[str], events: set[
             ctx.add(("steps", i, "id"), f"step {step.id!r} is never reached: no path from the first step leads to it")
 
 
-def check_template_syntax(templates_root: Path, names: Iterable[str]) -> list[Problem]:
-    """Jinja2 syntax of every file of the named templates, reported at the template file's line."""
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-    problems: list[Problem] = []
-    for name in sorted(set(names)):
-        folder = templates_root / name
-        meta = folder / "meta.yaml"
-        if meta.is_file():
-            try:
-                yaml.safe_load(meta.read_text(encoding="utf-8"))
-            except yaml.YAMLError as exc:
-                mark = getattr(exc, "problem_mark", None)
-                line = mark.line + 1 if mark else 1
-                problems.append(Problem(display_path(meta), line, 1, f"YAML syntax: {exc}"))
-        for kind in FILE_FOR:
-            for locale in LOCALES:
-                path = template_file(templates_root, name, kind, locale)
-                if not path.is_file():
-                    continue
-                text = path.read_text(encoding="utf-8")
-                sources = [text]
-                if path.suffix == ".yaml":
-                    try:
-                        data = yaml.safe_load(text) or {}
-                    except yaml.YAMLError as exc:
-                        mark = getattr(exc, "problem_mark", None)
-                        problems.append(Problem(display_path(path), mark.line + 1 if mark else 1, 1, str(exc)))
-                        continue
-                    sources = [str(v) for v in _flatten(data)]
-                for src in sources:
-                    try:
-                        env.parse(src)
-                    except jinja2.TemplateSyntaxError as exc:
-                        line = exc.lineno if path.suffix != ".yaml" else _line_of(text, src)
-                        problems.append(Problem(display_path(path), line, 1, f"template syntax: {exc.message}"))
-    return problems
-
-
-def _flatten(data: Any) -> Iterator[Any]:
-    if isinstance(data, dict):
-        for value in data.values():
-            yield from _flatten(value)
-    elif isinstance(data, list):
-        for value in data:
-            yield from _flatten(value)
-    elif isinstance(data, str):
-        yield data
-
-
-def _line_of(text: str, fragment: str) -> int:
-    first = fragment.splitlines()[0] if fragment else ""
-    for number, line in enumerate(text.splitlines(), start=1):
-        if first and first in line:
-            return number
-    return 1
-
-
 # --- whole-tree validation ----------------------------------------------------------------------
-
-
-def load_config(model: type[ModelT], path: Path) -> tuple[ModelT | None, list[Problem]]:
-    if not path.is_file():
-        return None, [Problem(display_path(path), 1, 1, "configuration file not found")]
-    _, doc, problems = load_document(path)
-    if doc is None:
-        return None, problems
-    return parse_model(model, doc, display_path(path))
 
 
 def journey_files(paths: Iterable[Path]) -> list[Path]:
@@ -448,9 +280,7 @@ def validate(
     report.problems.extend(syntax_problems)
     if not syntax_problems:
         # Rendering every used template with a sample context catches undefined variables and
-        # over-long SMS before a customer would see them. Imported here: rendering imports us.
-        from engine.language.rendering import check_templates
-
+        # over-long SMS before a customer would see them.
         report.problems.extend(check_templates(templates_root, used_templates))
 
     default_files = {p.resolve() for p in journey_files([journeys_dir()])}

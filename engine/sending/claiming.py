@@ -117,28 +117,14 @@ def _typed(sql: str, channels: list[str] | None) -> TextualSelect:
     )
 
 
-def _claim_postgres(conn: Connection, params: dict[str, Any]) -> list[ClaimedTouch]:
+def _claim(conn: Connection, params: dict[str, Any], lock: str = "") -> list[ClaimedTouch]:
+    """The claim statement; ``lock`` is PostgreSQL's row locking of the chosen touches (see the module doc)."""
     due = _due(params["channels"])
     rows = conn.execute(
         _typed(
             f"UPDATE touch SET status = :sending, claimed_by = :worker, claimed_at = :now, "
             f"attempts = attempts + 1 "
-            f"WHERE id IN (SELECT id FROM touch WHERE {due} ORDER BY due_at LIMIT :limit "
-            f"FOR UPDATE SKIP LOCKED) RETURNING {_CLAIM_COLUMNS}",
-            params["channels"],
-        ),
-        params,
-    ).all()
-    return [_row_to_claimed(r) for r in rows]
-
-
-def _claim_sqlite(conn: Connection, params: dict[str, Any]) -> list[ClaimedTouch]:
-    due = _due(params["channels"])
-    rows = conn.execute(
-        _typed(
-            f"UPDATE touch SET status = :sending, claimed_by = :worker, claimed_at = :now, "
-            f"attempts = attempts + 1 "
-            f"WHERE id IN (SELECT id FROM touch WHERE {due} ORDER BY due_at LIMIT :limit) "
+            f"WHERE id IN (SELECT id FROM touch WHERE {due} ORDER BY due_at LIMIT :limit{lock}) "
             f"RETURNING {_CLAIM_COLUMNS}",
             params["channels"],
         ),
@@ -169,10 +155,10 @@ def claim_due(
     params = _params(worker_id, limit, now or utcnow(), channels)
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
-            claimed = _claim_postgres(conn, params)
+            claimed = _claim(conn, params, lock=" FOR UPDATE SKIP LOCKED")
         else:
             begin_write(conn)
-            claimed = _claim_sqlite(conn, params)
+            claimed = _claim(conn, params)
         conn.commit()
     # RETURNING gives no order guarantee; keep due order so the oldest go first.
     claimed.sort(key=lambda t: (t.due_at, t.id))

@@ -34,15 +34,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, bindparam, text
+from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import load_only
 from sqlmodel import Session, col, select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from channels.base import ChannelAdapter, OutboundMessage, RenderedMessage, SendResult
+from engine.sending import recording
 from engine.sending.claiming import ClaimedTouch, claim_due, default_worker_id
 from engine.sending.rate_limit import RateLimiter
+from engine.sending.reconcile import LOOKUP_DELAY, has_lookup, reconcile
 from engine.sending.retry import decide
 from store.clock import utcnow
 from store.masking import mask_text
@@ -63,13 +65,15 @@ class Renderer(Protocol):
         ...
 
 
-ADDRESS_FIELD = {"sms": "phone", "wechat": "wechat_openid", "email": "email"}
 CONSENT_FIELD = {"sms": "consent_sms", "wechat": "consent_wechat", "email": "consent_email"}
 _CUSTOMER_COLUMNS = tuple(
     getattr(Customer, name)
     for name in ("id", "external_id", "name", "tier", "locale", "branch", "timezone", "advisor_id", "anonymised_at",
-                 *ADDRESS_FIELD.values(), *CONSENT_FIELD.values())
+                 *recording.ADDRESS_FIELD.values(), *CONSENT_FIELD.values())
 )
+# An unanswered send stays 'sending' under this worker's claim (so no worker takes it again);
+# engine.sending.reconcile asks the provider about it from next_attempt_at on.
+_UNANSWERED = "error_class = :cls, error_reason = :reason, next_attempt_at = :next"
 
 
 @dataclass
@@ -160,9 +164,6 @@ class Dispatcher:
         self.limiter = RateLimiter(rate_limits or {}, share=rate_share)
         self.callback_url = callback_url
         self.clock = clock
-        # Imported here: engine.sending.reconcile builds on this module.
-        from engine.sending.reconcile import LOOKUP_DELAY, has_lookup
-
         self.lookup_delay = LOOKUP_DELAY
         self._askable = {channel for channel, adapter in adapters.items() if has_lookup(adapter)}
 
@@ -200,7 +201,7 @@ class Dispatcher:
                 OutboundMessage(
                     touch_id=touch.id,
                     touch_key=touch.key,
-                    to=getattr(customer, ADDRESS_FIELD[touch.channel]),
+                    to=getattr(customer, recording.ADDRESS_FIELD[touch.channel]),
                     content=content,
                     category=touch.category,
                     status_callback_url=self.callback_url(touch.channel, touch) if self.callback_url else None,
@@ -213,13 +214,13 @@ class Dispatcher:
         if customer is None or customer.anonymised_at is not None:
             return SendResult(touch.key, False, error_class="permanent", error_code="no_customer",
                               error_reason="customer removed")
-        if touch.channel not in ADDRESS_FIELD:
+        if touch.channel not in recording.ADDRESS_FIELD:
             return SendResult(touch.key, False, error_class="permanent", error_code="unknown_channel",
                               error_reason=f"unknown channel {touch.channel}")
         if not getattr(customer, CONSENT_FIELD[touch.channel]):
             return SendResult(touch.key, False, error_class="permanent", error_code="no_consent",
                               error_reason=f"no consent for {touch.channel}")
-        if not getattr(customer, ADDRESS_FIELD[touch.channel]):
+        if not getattr(customer, recording.ADDRESS_FIELD[touch.channel]):
             return SendResult(touch.key, False, error_class="permanent", error_code="no_address",
                               error_reason=f"no {touch.channel} address")
         return None
@@ -330,48 +331,15 @@ class Dispatcher:
                     ).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("ids", expanding=True)),
                     {**params, "sent": TouchStatus.SENT, "ids": [row["id"] for row in sent]},
                 )
-                conn.execute(
-                    text("UPDATE touch SET provider_message_id = :pmid WHERE id = :id AND claimed_by = :w"),
-                    [{"w": self.worker_id, **row} for row in sent],
-                )
-            if retry:
-                conn.execute(
-                    text(
-                        "UPDATE touch SET status = :planned, next_attempt_at = :next, error_class = :cls, "
-                        "error_reason = :reason, claimed_by = NULL WHERE id = :id AND claimed_by = :w "
-                        "AND status = :sending"
-                    ).bindparams(bindparam("next", type_=UTCDateTime())),
-                    [{**params, **row, "planned": TouchStatus.PLANNED} for row in retry],
-                )
-            if fallback:
-                conn.execute(
-                    text(
-                        "UPDATE touch SET status = :planned, channel = :channel, fallback_channels = :fb, "
-                        "attempts = 0, next_attempt_at = :next, error_class = :cls, error_reason = :reason, "
-                        "claimed_by = NULL WHERE id = :id AND claimed_by = :w AND status = :sending"
-                    ).bindparams(bindparam("next", type_=UTCDateTime()), bindparam("fb", type_=JSON())),
-                    [{**params, **row, "planned": TouchStatus.PLANNED} for row in fallback],
-                )
-            if unanswered:
-                # Stays 'sending' under this worker's claim (so no worker takes it again);
-                # engine.sending.reconcile asks the provider about it from next_attempt_at on.
-                conn.execute(
-                    text(
-                        "UPDATE touch SET error_class = :cls, error_reason = :reason, next_attempt_at = :next "
-                        "WHERE id = :id AND claimed_by = :w AND status = :sending"
-                    ).bindparams(bindparam("next", type_=UTCDateTime())),
-                    [{**params, **row} for row in unanswered],
-                )
-            if final:
-                conn.execute(
-                    text(
-                        "UPDATE touch SET status = :status, error_class = :cls, error_reason = :reason "
-                        "WHERE id = :id AND claimed_by = :w AND status = :sending"
-                    ),
-                    [{**params, **row} for row in final],
-                )
-            if outcomes:
-                insert_outcomes(conn, outcomes)
+                recording.update_touches(conn, "provider_message_id = :pmid", "AND claimed_by = :w",
+                                         [{"w": self.worker_id, **row} for row in sent])
+            guard = "AND claimed_by = :w AND status = :sending"
+            planned = {**params, "planned": TouchStatus.PLANNED}
+            recording.update_touches(conn, recording.REPLAN, guard, [{**planned, **row} for row in retry])
+            recording.update_touches(conn, recording.FALL_BACK, guard, [{**planned, **row} for row in fallback])
+            recording.update_touches(conn, _UNANSWERED, guard, [{**params, **row} for row in unanswered])
+            recording.update_touches(conn, recording.FINISH, guard, [{**params, **row} for row in final])
+            recording.insert_outcomes(conn, outcomes)
         return counts
 
     async def run_batch(self, now: datetime | None = None) -> DispatchCounts | None:
@@ -430,8 +398,6 @@ class Dispatcher:
     async def settle_unanswered(self, now: datetime | None = None) -> Counter[str]:
         """Run ``engine.sending.reconcile`` for this worker: unanswered sends now due to be looked up, and
         any this worker's id left ``sending`` (none while its batches are not in flight)."""
-        from engine.sending.reconcile import reconcile
-
         counts = await reconcile(self.engine, self.adapters, worker_id=self.worker_id, now=now or self.clock(),
                                  max_attempts=self.max_attempts)
         return Counter({k: v for k, v in counts.as_dict().items() if isinstance(v, int) and v})
@@ -445,28 +411,8 @@ class Dispatcher:
 
 
 def _outcome(touch: ClaimedTouch, kind: str, now: datetime, detail: dict[str, Any]) -> dict[str, Any]:
-    return {
-        # One outcome per (touch, channel, attempt, kind): recording twice changes nothing.
-        "dedup_key": f"dispatch:{touch.key}:{touch.channel}:{touch.attempts}:{kind}"[:255],
-        "touch_id": touch.id,
-        "customer_id": touch.customer_id,
-        "channel": touch.channel,
-        "kind": kind,
-        "detail": {k: v for k, v in detail.items() if v is not None},
-        "occurred_at": now,
-    }
-
-
-def insert_outcomes(conn: Any, rows: list[dict[str, Any]]) -> None:
-    """executemany INSERT of outcome rows, skipping any whose dedup_key is already there."""
-    conflict = "ON CONFLICT (dedup_key) DO NOTHING"
-    conn.execute(
-        text(
-            "INSERT INTO outcome (dedup_key, touch_id, customer_id, channel, kind, detail, occurred_at) "
-            f"VALUES (:dedup_key, :touch_id, :customer_id, :channel, :kind, :detail, :occurred_at) {conflict}"
-        ).bindparams(bindparam("detail", type_=JSON()), bindparam("occurred_at", type_=UTCDateTime())),
-        [{"task_id": None, **row} for row in rows],
-    )
+    return recording.outcome_row(touch.id, touch.key, touch.customer_id, touch.channel, touch.attempts, kind, now,
+                                 {k: v for k, v in detail.items() if v is not None})
 
 
 # ---- wiring from configuration ----------------------------------------------------------

@@ -48,8 +48,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from channels.base import ChannelAdapter
+from engine.sending import recording
 from engine.sending.claiming import begin_write
-from engine.sending.dispatch import ADDRESS_FIELD, insert_outcomes
 from engine.sending.retry import decide
 from store.clock import as_utc, utcnow
 from store.models import TouchStatus
@@ -63,6 +63,8 @@ LOOKUP_DELAY = timedelta(minutes=2)
 # (claim to send takes seconds; this leaves room for a backlog and a slow request).
 RESEND_MARGIN = timedelta(minutes=3)
 UNKNOWN = "unknown"
+# The provider had the message: sent, with its id.
+_FOUND_SENT = "status = :sent, provider_message_id = :pmid, sent_at = :now, error_class = NULL, error_reason = NULL"
 
 
 @dataclass(frozen=True)
@@ -245,7 +247,8 @@ def stranded(
         rows = conn.execute(stmt, params).all()
     out = []
     for r in rows:
-        address = getattr(r, ADDRESS_FIELD[r.channel], None) if r.channel in ADDRESS_FIELD else None
+        column = recording.ADDRESS_FIELD.get(r.channel)
+        address = getattr(r, column, None) if column else None
         claimed_at = as_utc(r.claimed_at) if r.claimed_at else None
         out.append(PendingSend(int(r.id), r.key, int(r.customer_id), r.channel, address, r.claimed_by,
                                claimed_at, int(r.attempts), list(r.fallback_channels or []),
@@ -344,61 +347,28 @@ def _settle(engine: Engine, v: _Verdicts, now: datetime) -> None:
         if conn.dialect.name == "sqlite":
             guard = "AND status = :sending AND claimed_by IS :was"
         base = {"sending": TouchStatus.SENDING, "now": now}
-        if v.found:
-            conn.execute(
-                text(
-                    "UPDATE touch SET status = :sent, provider_message_id = :pmid, sent_at = :now, "
-                    f"error_class = NULL, error_reason = NULL WHERE id = :id {guard}"
-                ).bindparams(bindparam("now", type_=UTCDateTime())),
-                [{**base, "sent": TouchStatus.SENT, "pmid": pmid, "id": p.touch_id, "was": p.claimed_by}
-                 for p, pmid in v.found],
-            )
-            insert_outcomes(conn, [_outcome(p, "sent", now, {"provider_message_id": pmid, "reconciled": True})
-                                   for p, pmid in v.found])
-        if v.resend:
-            # attempts stays as the claim left it: the interrupted try counts as one.
-            conn.execute(
-                text(
-                    "UPDATE touch SET status = :planned, next_attempt_at = :now, claimed_by = NULL, "
-                    f"error_class = 'retryable', error_reason = :reason WHERE id = :id {guard}"
-                ).bindparams(bindparam("now", type_=UTCDateTime())),
-                [{**base, "planned": TouchStatus.PLANNED, "id": p.touch_id, "was": p.claimed_by, "reason": reason}
-                 for p, reason in v.resend],
-            )
-        if v.fallback:
-            conn.execute(
-                text(
-                    "UPDATE touch SET status = :planned, channel = :channel, fallback_channels = :fb, attempts = 0, "
-                    "next_attempt_at = :now, claimed_by = NULL, error_class = 'retryable', error_reason = :reason "
-                    f"WHERE id = :id {guard}"
-                ).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("fb", type_=JSON())),
-                [{**base, "planned": TouchStatus.PLANNED, "id": p.touch_id, "was": p.claimed_by, "channel": channel,
-                  "fb": rest, "reason": reason} for p, channel, rest, reason in v.fallback],
-            )
-            insert_outcomes(conn, [_outcome(p, "failed", now, {"error_class": "retryable", "reason": reason,
-                                                               "fallback": channel})
-                                   for p, channel, _rest, reason in v.fallback])
-        if v.failed:
-            conn.execute(
-                text(
-                    "UPDATE touch SET status = :failed, error_class = :cls, error_reason = :reason "
-                    f"WHERE id = :id {guard}"
-                ),
-                [{**base, "failed": TouchStatus.FAILED, "id": p.touch_id, "was": p.claimed_by, "cls": klass,
-                  "reason": reason} for p, klass, reason in v.failed],
-            )
-            insert_outcomes(conn, [_outcome(p, "failed", now, {"error_class": klass, "reason": reason})
-                                   for p, klass, reason in v.failed])
+        planned = {**base, "planned": TouchStatus.PLANNED, "next": now, "cls": "retryable"}
+        recording.update_touches(conn, _FOUND_SENT, guard, [
+            {**base, "sent": TouchStatus.SENT, "pmid": pmid, "id": p.touch_id, "was": p.claimed_by}
+            for p, pmid in v.found])
+        recording.insert_outcomes(conn, [
+            _outcome(p, "sent", now, {"provider_message_id": pmid, "reconciled": True}) for p, pmid in v.found])
+        # attempts stays as the claim left it: the interrupted try counts as one.
+        recording.update_touches(conn, recording.REPLAN, guard, [
+            {**planned, "id": p.touch_id, "was": p.claimed_by, "reason": reason} for p, reason in v.resend])
+        recording.update_touches(conn, recording.FALL_BACK, guard, [
+            {**planned, "id": p.touch_id, "was": p.claimed_by, "channel": channel, "fb": rest, "reason": reason}
+            for p, channel, rest, reason in v.fallback])
+        recording.insert_outcomes(conn, [
+            _outcome(p, "failed", now, {"error_class": "retryable", "reason": reason, "fallback": channel})
+            for p, channel, _rest, reason in v.fallback])
+        recording.update_touches(conn, recording.FINISH, guard, [
+            {**base, "status": TouchStatus.FAILED, "id": p.touch_id, "was": p.claimed_by, "cls": klass,
+             "reason": reason} for p, klass, reason in v.failed])
+        recording.insert_outcomes(conn, [
+            _outcome(p, "failed", now, {"error_class": klass, "reason": reason}) for p, klass, reason in v.failed])
         conn.commit()
 
 
 def _outcome(p: PendingSend, kind: str, now: datetime, detail: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "dedup_key": f"dispatch:{p.touch_key}:{p.channel}:{p.attempts}:{kind}"[:255],
-        "touch_id": p.touch_id,
-        "customer_id": p.customer_id,
-        "channel": p.channel,
-        "kind": kind,
-        "detail": detail,
-        "occurred_at": now,
-    }
+    return recording.outcome_row(p.touch_id, p.touch_key, p.customer_id, p.channel, p.attempts, kind, now, detail)

@@ -8,7 +8,7 @@ choices: the event named by the touch's occurrence; the policy that event names,
 else the active policy expiring next, else the latest; the claim named, else the
 latest filed.
 
-The file work is per batch too: ``engine.language.rendering.Renderer`` reads and parses a
+The file work is per batch too: ``engine.language.templates.Renderer`` reads and parses a
 template's ``meta.yaml``, checks its locale files, re-reads the footer configuration,
 stats each Jinja template for changes and compiles every WeChat field string, all once
 per *message* (right for a preview). ``BatchRenderer`` does each of those once per
@@ -19,42 +19,42 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import jinja2
-import yaml
 from sqlmodel import Session, col, select
 
 from channels.base import RenderedMessage
-from channels.template_files import template_file
-from engine.language import rendering
 from engine.language.paths import templates_dir
+from engine.language.rendering import context_from_rows, holiday_view, signed_unsubscribe_link
+from engine.language.template_context import HolidayView, JourneyView, TemplateContext
+from engine.language.templates import Renderer, RenderError, TemplateMeta
 from engine.sending.claiming import ClaimedTouch
-from store.clock import to_local
 from store.models import AppUser, Claim, Customer, Event, Policy
 
+KeyT = TypeVar("KeyT")
+ValueT = TypeVar("ValueT")
+ErrorT = TypeVar("ErrorT", bound=Exception)
 
-class BatchRenderer(rendering.Renderer):
-    """``rendering.Renderer`` with its file lookups cached for the duration of one batch.
 
-    ``render`` and ``_wechat`` follow the parent's line for line, taking meta, locale
-    choice, footer, WeChat field files and compiled strings from per-batch caches; the
-    Jinja environments stop checking file times per render (``auto_reload``) and drop
-    their compiled templates at each ``begin_batch`` instead.
+class BatchRenderer(Renderer):
+    """``Renderer`` with its file lookups cached for the duration of one batch.
+
+    Meta, locale choice, footer, WeChat field files and compiled strings come from
+    per-batch caches; the Jinja environments stop checking file times per render
+    (``auto_reload``) and drop their compiled templates at each ``begin_batch`` instead.
     """
 
     def __init__(self, root: Path, footer: str | None = None) -> None:
-        super().__init__(root, footer)
-        for env in (self.plain, self.escaped):
-            env.auto_reload = False
-        self._meta: dict[str, rendering.TemplateMeta | ValueError] = {}
-        self._locale: dict[tuple[str, str, str], str | rendering.RenderError] = {}
+        super().__init__(root, footer, auto_reload=False)
+        self._meta: dict[str, TemplateMeta | ValueError] = {}
+        self._locale: dict[tuple[str, str, str], str | RenderError] = {}
         self._footers: dict[str, str] = {}
-        self._fields: dict[tuple[str, str], tuple[Path, str, Any]] = {}
+        self._fields: dict[tuple[str, str], tuple[Path, str, Any] | RenderError] = {}
         self._strings: dict[str, jinja2.Template] = {}
 
     def begin_batch(self) -> None:
@@ -68,30 +68,12 @@ class BatchRenderer(rendering.Renderer):
         self._fields.clear()
         self._strings.clear()
 
-    def _load_meta(self, template: str) -> rendering.TemplateMeta:
-        meta = self._meta.get(template)
-        if meta is None:
-            try:
-                meta = rendering.load_meta(self.root, template)
-            except ValueError as exc:
-                meta = exc
-            self._meta[template] = meta
-        if isinstance(meta, ValueError):
-            raise meta
-        return meta
+    def _load_meta(self, template: str) -> TemplateMeta:
+        return _remembered(self._meta, template, partial(super()._load_meta, template), ValueError)
 
     def pick_locale(self, template: str, kind: str, wanted: str) -> str:
-        key = (template, kind, wanted)
-        chosen = self._locale.get(key)
-        if chosen is None:
-            try:
-                chosen = super().pick_locale(template, kind, wanted)
-            except rendering.RenderError as exc:
-                chosen = exc
-            self._locale[key] = chosen
-        if isinstance(chosen, rendering.RenderError):
-            raise chosen
-        return chosen
+        return _remembered(self._locale, (template, kind, wanted),
+                           partial(super().pick_locale, template, kind, wanted), RenderError)
 
     def footer(self, locale: str) -> str:
         text = self._footers.get(locale)
@@ -99,46 +81,9 @@ class BatchRenderer(rendering.Renderer):
             text = self._footers[locale] = super().footer(locale)
         return text
 
-    def render(self, template: str, channel: str, context: rendering.TemplateContext,
-               locale: str | None = None) -> RenderedMessage:
-        if channel not in rendering.RENDER_CHANNELS:
-            return super().render(template, channel, context, locale)  # raises the parent's error
-        try:
-            meta = self._load_meta(template)
-        except ValueError as exc:
-            raise rendering.RenderError(template, channel, locale or context.locale, str(exc)) from None
-        chosen = self.pick_locale(template, channel, locale or context.locale)
-        variables = context.variables(chosen)
-        if channel == "sms":
-            return self._sms(meta, chosen, variables)
-        if channel == "email":
-            return self._email(meta, chosen, variables)
-        return self._wechat(meta, chosen, variables)
-
-    def _wechat(self, meta: rendering.TemplateMeta, locale: str, variables: dict[str, Any]) -> RenderedMessage:
-        cached = self._fields.get((meta.name, locale))
-        if cached is None:
-            path = template_file(self.root, meta.name, "wechat", locale)
-            source = path.read_text(encoding="utf-8")
-            try:
-                fields: Any = yaml.safe_load(source) or {}
-            except yaml.YAMLError as exc:
-                fields = rendering.RenderError(meta.name, "wechat", locale, f"YAML: {exc}")
-            cached = self._fields[(meta.name, locale)] = (path, source, fields)
-        path, source, fields = cached
-        if isinstance(fields, rendering.RenderError):
-            raise fields
-        if not isinstance(fields, dict) or not all(isinstance(v, str | int | float) for v in fields.values()):
-            raise rendering.RenderError(meta.name, "wechat", locale,
-                                        f"{path.name} must map each field name to a string")
-        if not meta.wechat_template_id:
-            raise rendering.RenderError(meta.name, "wechat", locale, "meta.yaml has no wechat.template_id")
-        data: dict[str, str] = {}
-        for key, value in fields.items():
-            data[str(key)] = self._string(meta.name, "wechat", locale, str(value), variables, path, source, key).strip()
-        url = self._string(meta.name, "wechat", locale, meta.wechat_url, variables, path, source, "url").strip()
-        return RenderedMessage(channel="wechat", template=meta.name, locale=locale,
-                               wechat_template_id=meta.wechat_template_id, wechat_url=url, wechat_data=data)
+    def _wechat_fields(self, name: str, locale: str) -> tuple[Path, str, Any]:
+        return _remembered(self._fields, (name, locale),
+                           partial(super()._wechat_fields, name, locale), RenderError)
 
     def _string(self, name: str, kind: str, locale: str, source: str, variables: dict[str, Any], path: Path,
                 file_text: str, key: Any) -> str:
@@ -154,6 +99,21 @@ class BatchRenderer(rendering.Renderer):
             return compiled.render(variables)
         except Exception:
             return super()._string(name, kind, locale, source, variables, path, file_text, key)
+
+
+def _remembered(cache: dict[KeyT, ValueT | ErrorT], key: KeyT, load: Callable[[], ValueT],
+                errors: type[ErrorT]) -> ValueT:
+    """What ``load`` returns for ``key``, or the error it raises, found once per batch."""
+    found = cache.get(key)
+    if found is None:
+        try:
+            found = load()
+        except errors as exc:
+            found = exc
+        cache[key] = found
+    if isinstance(found, errors):
+        raise found
+    return cast(ValueT, found)
 
 
 _lock = threading.Lock()
@@ -175,7 +135,7 @@ class StoreRenderer:
     ) -> list[RenderedMessage | BaseException]:
         renderer = _renderer(self.root)
         ids = list(customers)
-        holidays: dict[tuple[str, Any], rendering.HolidayView | None] = {}
+        holidays: dict[tuple[str, Any], HolidayView | None] = {}
         events: dict[tuple[int, str], Event] = {}
         names = [t.occurrence for t in touches]
         for ev in session.exec(
@@ -231,33 +191,20 @@ def _pick_claim(rows: list[Claim], data: dict[str, Any]) -> Claim | None:
 
 def _context(customer: Customer, touch: ClaimedTouch, occurrence: str, event: Event | None, policies: list[Policy],
              claims: list[Claim], advisors: dict[int | None, AppUser], now: datetime,
-             holidays: dict[tuple[str, Any], rendering.HolidayView | None]) -> rendering.TemplateContext:
+             holidays: dict[tuple[str, Any], HolidayView | None]) -> TemplateContext:
     data = event.data if event is not None else {}
     # Which holiday an occurrence falls on depends on it and the event's "holiday" only, and
     # looking it up builds a holiday calendar: once per batch per occurrence.
     named = data.get("holiday")
     holiday_key = (occurrence, named if isinstance(named, str) else None)
     if holiday_key not in holidays:
-        holidays[holiday_key] = rendering._holiday(None, occurrence, data)
+        holidays[holiday_key] = holiday_view(None, occurrence, data)
     policy = _pick_policy(policies, data, now)
     claim = _pick_claim(claims, data)
     advisor = advisors.get(customer.advisor_id) if customer.advisor_id is not None else None
-    link = None
-    try:
-        link = rendering.unsubscribe_url(customer.external_id, touch.channel)
-    except rendering.MissingSecret:
-        link = None
-    return rendering.TemplateContext(
-        customer=rendering.CustomerView(customer.name, customer.tier, customer.locale, customer.branch,
-                                        customer.timezone),
-        now_local=to_local(now, customer.timezone),
-        policy=rendering.PolicyView(policy.product_line, policy.expiry_date, policy.annual_premium,
-                                    policy.start_date, policy.status) if policy is not None else None,
-        claim=rendering.ClaimView(claim.amount, claim.status, claim.filed_at, claim.settled_at)
-        if claim is not None else None,
-        event=rendering.EventView(event.type, dict(event.data), event.occurred_at) if event is not None else None,
-        advisor_name=(advisor.display_name or advisor.username) if advisor is not None else None,
-        journey=rendering.JourneyView(touch.journey_id, touch.step_id, touch.category, occurrence),
-        unsubscribe_url=link,
+    link = signed_unsubscribe_link(customer, touch.channel)
+    return context_from_rows(
+        customer, now, policy=policy, claim=claim, event=event, advisor=advisor,
+        journey=JourneyView(touch.journey_id, touch.step_id, touch.category, occurrence), unsubscribe_link=link,
         holiday=holidays[holiday_key],
     )

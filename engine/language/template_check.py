@@ -1,0 +1,111 @@
+"""Checking templates before a customer would see them: their Jinja syntax, and a render of
+every file with the sample context (every part present, realistic sizes).
+
+``journeys validate`` adds what these find to its report (``engine.language.validation``),
+each problem at the template file's line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from channels.template_files import FILE_FOR, LOCALES, available_templates, template_file
+from engine.language.paths import templates_dir
+from engine.language.problems import Problem, display_path
+from engine.language.template_context import sample_context
+from engine.language.templates import Renderer, RenderError, jinja_environment, load_meta
+
+
+def check_templates(root: Path | None = None, names: Iterable[str] | None = None) -> list[Problem]:
+    """Render every template (or ``names``) in every channel and locale it has with a sample context.
+
+    Catches undefined variables, syntax and type errors, a bad meta.yaml and SMS over their
+    segment limit, each as a ``Problem`` at the template file's line. ``journeys validate``
+    can add these to its report.
+    """
+    root = root or templates_dir()
+    rend = Renderer(root, footer=None)
+    problems: list[Problem] = []
+    for name in sorted(set(names) if names is not None else available_templates(root)):
+        meta_path = root / name / "meta.yaml"
+        try:
+            load_meta(root, name)
+        except ValueError as exc:
+            problems.append(Problem(display_path(meta_path), 1, 1, str(exc)))
+            continue
+        for kind in ("sms", "email", "wechat", "task"):
+            for locale in LOCALES:
+                path = template_file(root, name, kind, locale)
+                if not path.is_file():
+                    continue
+                context = sample_context(locale)
+                try:
+                    if kind == "task":
+                        rend.render_task_script(name, context, locale)
+                    else:
+                        rend.render(name, kind, context, locale)
+                except RenderError as exc:
+                    problems.append(Problem(display_path(path), exc.line or 1, 1, exc.reason))
+    return problems
+
+
+def check_template_syntax(templates_root: Path, names: Iterable[str]) -> list[Problem]:
+    """Jinja2 syntax of every file of the named templates, reported at the template file's line."""
+    env = jinja_environment(trim_blocks=False)
+    problems: list[Problem] = []
+    for name in sorted(set(names)):
+        folder = templates_root / name
+        meta = folder / "meta.yaml"
+        if meta.is_file():
+            try:
+                yaml.safe_load(meta.read_text(encoding="utf-8"))
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                line = mark.line + 1 if mark else 1
+                problems.append(Problem(display_path(meta), line, 1, f"YAML syntax: {exc}"))
+        for kind in FILE_FOR:
+            for locale in LOCALES:
+                path = template_file(templates_root, name, kind, locale)
+                if not path.is_file():
+                    continue
+                text = path.read_text(encoding="utf-8")
+                sources = [text]
+                if path.suffix == ".yaml":
+                    try:
+                        data = yaml.safe_load(text) or {}
+                    except yaml.YAMLError as exc:
+                        mark = getattr(exc, "problem_mark", None)
+                        problems.append(Problem(display_path(path), mark.line + 1 if mark else 1, 1, str(exc)))
+                        continue
+                    sources = [str(v) for v in _flatten(data)]
+                for src in sources:
+                    try:
+                        env.parse(src)
+                    except jinja2.TemplateSyntaxError as exc:
+                        line = exc.lineno if path.suffix != ".yaml" else _line_of(text, src)
+                        problems.append(Problem(display_path(path), line, 1, f"template syntax: {exc.message}"))
+    return problems
+
+
+def _flatten(data: Any) -> Iterator[Any]:
+    if isinstance(data, dict):
+        for value in data.values():
+            yield from _flatten(value)
+    elif isinstance(data, list):
+        for value in data:
+            yield from _flatten(value)
+    elif isinstance(data, str):
+        yield data
+
+
+def _line_of(text: str, fragment: str) -> int:
+    first = fragment.splitlines()[0] if fragment else ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if first and first in line:
+            return number
+    return 1

@@ -1,0 +1,198 @@
+"""What a template may see: the views of customer, policy, claim, event, journey and holiday.
+
+- The context carries no raw phone number, e-mail address or ID number: a template cannot
+  leak what it cannot see.
+- A part a touch does not have (no policy, no claim, no advisor) is left out of the
+  template's variables, so using it fails like any undefined variable.
+- Labels (tier, product line, holiday) are per locale: the customer's (``zh-CN`` or
+  ``en``), with anything else falling back to ``zh-CN``; datetimes are in the customer's zone.
+
+``sample_context`` has every part present, for checking templates without a customer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from channels.template_files import LOCALES
+from store.clock import to_local
+
+DEFAULT_LOCALE = "zh-CN"
+
+TIER_LABELS: dict[str, dict[str, str]] = {
+    "zh-CN": {"diamond": "钻石", "platinum": "铂金", "gold": "黄金", "silver": "白银", "potential": "潜力"},
+    "en": {"diamond": "Diamond", "platinum": "Platinum", "gold": "Gold", "silver": "Silver", "potential": "Potential"},
+}
+# A customer not yet tiered is still addressed as a member rather than with a blank.
+UNTIERED_LABEL = {"zh-CN": "会员", "en": "Member"}
+PRODUCT_LINE_LABELS: dict[str, dict[str, str]] = {
+    "zh-CN": {"motor": "车险", "health": "健康险", "life": "寿险", "property": "财产险", "accident": "意外险"},
+    "en": {"motor": "motor", "health": "health", "life": "life", "property": "property", "accident": "accident"},
+}
+# Keys are engine.language.catalogue.HOLIDAYS' (what journey files name).
+HOLIDAY_LABELS: dict[str, dict[str, str]] = {
+    "zh-CN": {"new_year": "元旦", "spring_festival": "春节", "qingming": "清明", "labour_day": "劳动节",
+              "dragon_boat": "端午", "mid_autumn": "中秋", "national_day": "国庆"},
+    "en": {"new_year": "New Year", "spring_festival": "Spring Festival", "qingming": "Qingming Festival",
+           "labour_day": "Labour Day", "dragon_boat": "Dragon Boat Festival", "mid_autumn": "Mid-Autumn Festival",
+           "national_day": "National Day"},
+}
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    name: str
+    tier: str | None
+    locale: str
+    branch: str = ""
+    timezone: str = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    product_line: str
+    expiry_date: date
+    annual_premium: float
+    start_date: date | None = None
+    status: str = "active"
+
+
+@dataclass(frozen=True)
+class ClaimView:
+    amount: float
+    status: str
+    filed_at: datetime | None = None
+    settled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class EventView:
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class HolidayView:
+    key: str  # engine.language.catalogue.HOLIDAYS key, e.g. spring_festival
+    date: date | None = None
+
+
+@dataclass(frozen=True)
+class JourneyView:
+    id: str
+    step: str = ""
+    category: str = "service"
+    occurrence: str = ""
+
+
+@dataclass(frozen=True)
+class TemplateContext:
+    """What a template may use. Parts a touch does not have are None and absent from the template's view."""
+
+    customer: CustomerView
+    now_local: datetime
+    policy: PolicyView | None = None
+    claim: ClaimView | None = None
+    event: EventView | None = None
+    advisor_name: str | None = None
+    journey: JourneyView | None = None
+    holiday: HolidayView | None = None
+    # None: no link could be made (JOURNEYS_SECRET_KEY unset); a template using it then fails to render.
+    unsubscribe_url: str | None = None
+
+    @property
+    def locale(self) -> str:
+        return resolve_locale(self.customer.locale)
+
+    def variables(self, locale: str) -> dict[str, Any]:
+        """The Jinja variables for ``locale`` (labels are per locale; datetimes in the customer's zone)."""
+        tz = self.customer.timezone
+        tiers = TIER_LABELS.get(locale, TIER_LABELS[DEFAULT_LOCALE])
+        c = self.customer
+        out: dict[str, Any] = {
+            "customer": {
+                "name": c.name,
+                "tier": c.tier,
+                "tier_label": tiers.get(c.tier or "", UNTIERED_LABEL.get(locale, UNTIERED_LABEL[DEFAULT_LOCALE])),
+                "locale": c.locale,
+                "branch": c.branch,
+                "timezone": tz,
+            },
+            "now_local": self.now_local,
+            "locale": locale,
+        }
+        if self.policy is not None:
+            p = self.policy
+            labels = PRODUCT_LINE_LABELS.get(locale, PRODUCT_LINE_LABELS[DEFAULT_LOCALE])
+            out["policy"] = {
+                "product_line": p.product_line,
+                "product_line_label": labels.get(p.product_line, p.product_line),
+                "expiry_date": p.expiry_date,
+                "annual_premium": p.annual_premium,
+                "start_date": p.start_date,
+                "status": p.status,
+            }
+        if self.claim is not None:
+            cl = self.claim
+            out["claim"] = {
+                "amount": cl.amount,
+                "status": cl.status,
+                "filed_at": to_local(cl.filed_at, tz) if cl.filed_at else None,
+                "settled_at": to_local(cl.settled_at, tz) if cl.settled_at else None,
+            }
+        if self.event is not None:
+            ev = self.event
+            out["event"] = {
+                "type": ev.type,
+                "data": ev.data,
+                "occurred_at": to_local(ev.occurred_at, tz) if ev.occurred_at else None,
+            }
+        if self.advisor_name is not None:
+            out["advisor"] = {"name": self.advisor_name}
+        if self.journey is not None:
+            j = self.journey
+            out["journey"] = {"id": j.id, "step": j.step, "category": j.category, "occurrence": j.occurrence}
+        if self.unsubscribe_url is not None:
+            out["unsubscribe_url"] = self.unsubscribe_url
+        if self.holiday is not None:
+            h = self.holiday
+            labels = HOLIDAY_LABELS.get(locale, HOLIDAY_LABELS[DEFAULT_LOCALE])
+            out["holiday"] = {"key": h.key, "label": labels.get(h.key, h.key), "date": h.date}
+        return out
+
+
+def resolve_locale(locale: str | None) -> str:
+    """``zh-CN``/``en`` as given (``zh``, ``zh_cn``, ``en-US`` folded onto them); anything else ``zh-CN``."""
+    if not locale:
+        return DEFAULT_LOCALE
+    norm = locale.replace("_", "-").lower()
+    for known in LOCALES:
+        if norm == known.lower() or norm.split("-")[0] == known.lower().split("-")[0]:
+            return known
+    return DEFAULT_LOCALE
+
+
+class _SampleData(dict[str, Any]):
+    """``event.data`` for checks: any key yields a sample value, since the event type is not known here."""
+
+    def __missing__(self, key: str) -> str:
+        return f"<{key}>"
+
+
+def sample_context(locale: str = DEFAULT_LOCALE, tier: str = "silver") -> TemplateContext:
+    """A context with every part present and realistic sizes (a three-character Chinese name)."""
+    now = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    return TemplateContext(
+        customer=CustomerView("王小明" if locale == "zh-CN" else "Alex Wang", tier, locale, "上海分公司"),
+        now_local=to_local(now, "Asia/Shanghai"),
+        policy=PolicyView("health", (now + timedelta(days=30)).date(), 1280.0, (now - timedelta(days=335)).date()),
+        claim=ClaimView(3560.0, "settled", now - timedelta(days=40), now - timedelta(days=30)),
+        event=EventView("sample.event", _SampleData(), now),
+        advisor_name="李顾问" if locale == "zh-CN" else "Lee Chen",
+        journey=JourneyView("sample-journey", "step-1", "service", "2026-W48"),
+        holiday=HolidayView("mid_autumn", date(2026, 9, 25)),
+        unsubscribe_url="https://example.invalid/hooks/unsubscribe/SAMPLE",
+    )

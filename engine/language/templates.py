@@ -1,0 +1,370 @@
+"""The template core: reading a template folder and rendering it, with no database.
+
+Rules it enforces (SPEC §6–7, §9):
+
+- Jinja2 with ``StrictUndefined``: a variable the context lacks is a ``RenderError``, never
+  a blank in a customer's message (``engine.language.template_context`` leaves out what a
+  touch does not have, so using it fails the same way).
+- Autoescape only for the HTML part of an e-mail; SMS, WeChat, subject and plain text are
+  plain text and must not show ``&amp;``.
+- A template without the wanted locale's file falls back to ``zh-CN``.
+- Marketing SMS end with the opt-out line (``DeliveryConfig.marketing_sms_footer``), added
+  once if the template does not already end with it; the length is counted in segments
+  (``channels.sms_segments``) after that, and more than the template's ``max_segments``
+  (``meta.yaml``, default 3) is a ``RenderError`` naming template and count.
+
+Every Jinja environment for message templates and call scripts is made by
+``jinja_environment``, so that how templates are sandboxed is decided in one place.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+import traceback
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency
+from jinja2.sandbox import SandboxedEnvironment
+
+from channels.base import RenderedMessage
+from channels.sms_segments import sms_length
+from channels.template_files import FILE_FOR, template_file
+from engine.language.paths import delivery_config_path
+from engine.language.problems import load_config
+from engine.language.settings_model import DeliveryConfig
+from engine.language.template_context import DEFAULT_LOCALE, TemplateContext, resolve_locale
+
+DEFAULT_MAX_SEGMENTS = 3
+DEFAULT_FOOTER = "回复TD退订"
+# English messages carry the same instruction in English: the Chinese line would switch a
+# GSM-7 text to UCS-2 and double or triple its segments. The keyword stays TD, which the
+# inbound handler recognises. (DeliveryConfig has one footer; a per-locale one would replace this.)
+EN_FOOTER = "Reply TD to unsubscribe"
+RENDER_CHANNELS = ("sms", "wechat", "email")
+_BABEL_LOCALE = {"zh-CN": "zh_CN", "en": "en"}
+
+
+class RenderError(Exception):
+    """A template could not be rendered for this context; the message names template, channel and locale."""
+
+    def __init__(self, template: str, channel: str, locale: str, message: str, line: int | None = None,
+                 path: str | None = None) -> None:
+        self.template = template
+        self.channel = channel
+        self.locale = locale
+        self.reason = message
+        self.line = line
+        self.path = path
+        where = f"{path}:{line}: " if path and line else ""
+        super().__init__(f"{where}template {template!r} ({channel}, {locale}): {message}")
+
+
+# --- templates on disk ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TemplateMeta:
+    name: str
+    description: str = ""
+    category: str = "service"
+    max_segments: int = DEFAULT_MAX_SEGMENTS
+    wechat_template_id: str = ""
+    wechat_url: str = ""
+    variables: tuple[str, ...] = ()
+
+
+def load_meta(root: Path, name: str) -> TemplateMeta:
+    """``templates/<name>/meta.yaml``; a missing or malformed file is a ValueError with the reason."""
+    path = root / name / "meta.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown template {name!r}: no {name}/meta.yaml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{name}/meta.yaml: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{name}/meta.yaml must be a mapping")
+    sms = data.get("sms") or {}
+    wechat = data.get("wechat") or {}
+    if not isinstance(sms, dict) or not isinstance(wechat, dict):
+        raise ValueError(f"{name}/meta.yaml: 'sms' and 'wechat' must be mappings")
+    max_segments = sms.get("max_segments", DEFAULT_MAX_SEGMENTS)
+    if not isinstance(max_segments, int) or isinstance(max_segments, bool) or max_segments < 1:
+        raise ValueError(f"{name}/meta.yaml: sms.max_segments must be a whole number ≥ 1, not {max_segments!r}")
+    category = data.get("category", "service")
+    if category not in ("service", "marketing"):
+        raise ValueError(f"{name}/meta.yaml: category must be 'service' or 'marketing', not {category!r}")
+    variables = data.get("variables") or []
+    return TemplateMeta(
+        name=name,
+        description=str(data.get("description", "")),
+        category=category,
+        max_segments=max_segments,
+        wechat_template_id=str(wechat.get("template_id", "") or ""),
+        wechat_url=str(wechat.get("url", "") or ""),
+        variables=tuple(str(v) for v in variables) if isinstance(variables, list) else (),
+    )
+
+
+def _date_filter(ctx: Any, value: Any, fmt: str = "long") -> str:
+    """``{{ policy.expiry_date | date }}`` → 2026年12月1日 / December 1, 2026."""
+    locale = _BABEL_LOCALE.get(ctx.get("locale", DEFAULT_LOCALE), "zh_CN")
+    if isinstance(value, datetime):
+        return str(format_datetime(value, format=fmt, locale=locale))
+    if isinstance(value, date):
+        return str(format_date(value, format=fmt, locale=locale))
+    raise TypeError(f"date filter needs a date, not {type(value).__name__}")
+
+
+def _money_filter(ctx: Any, value: Any, currency: str = "CNY") -> str:
+    """``{{ claim.amount | money }}`` → ¥1,234.50."""
+    locale = _BABEL_LOCALE.get(ctx.get("locale", DEFAULT_LOCALE), "zh_CN")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"money filter needs a number, not {type(value).__name__}")
+    return str(format_currency(value, currency, locale=locale))
+
+
+def jinja_environment(root: Path | None = None, *, autoescape: bool = False, auto_reload: bool = True,
+                      trim_blocks: bool = True, lenient: bool = False) -> jinja2.Environment:
+    """A Jinja environment for message templates or call scripts: the only place one is made.
+
+    Files load from ``root`` (without one, only ``from_string`` and ``parse`` serve). A
+    missing variable is an error, block tags take their line's whitespace with them, and the
+    ``date`` and ``money`` filters format per locale. ``auto_reload=False`` stops checking
+    file times on every render (for a caller that clears the cache itself).
+    ``trim_blocks=False`` keeps the newline after a block tag: the syntax check parses so,
+    which can put an unclosed block's end-of-template error one line earlier.
+    ``lenient`` is the console's stand-alone call script (``console.scripts``, for when this
+    engine cannot render it): sandboxed, a missing variable renders empty, none of the above.
+    """
+    if lenient:
+        return SandboxedEnvironment(undefined=jinja2.ChainableUndefined, autoescape=autoescape)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(root)) if root is not None else None,
+        undefined=jinja2.StrictUndefined,
+        autoescape=autoescape,
+        trim_blocks=trim_blocks,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        auto_reload=auto_reload,
+    )
+    env.filters["date"] = jinja2.pass_context(_date_filter)
+    env.filters["money"] = jinja2.pass_context(_money_filter)
+    return env
+
+
+class Renderer:
+    """Renders the templates under one folder. Thread-safe; Jinja caches compiled templates."""
+
+    def __init__(self, root: Path, footer: str | None = None, *, auto_reload: bool = True) -> None:
+        self.root = root
+        self._footer = footer
+        self.plain = jinja_environment(root, autoescape=False, auto_reload=auto_reload)
+        self.escaped = jinja_environment(root, autoescape=True, auto_reload=auto_reload)
+
+    def footer(self, locale: str) -> str:
+        """The opt-out line for ``locale``: the configured one, except English messages (see ``EN_FOOTER``)."""
+        if self._footer is not None:
+            return self._footer
+        return EN_FOOTER if locale == "en" else marketing_footer()
+
+    # -- public --
+
+    def render(self, template: str, channel: str, context: TemplateContext,
+               locale: str | None = None) -> RenderedMessage:
+        if channel not in RENDER_CHANNELS:
+            raise RenderError(template, channel, locale or context.locale,
+                              f"unknown channel {channel!r}: channels are {', '.join(RENDER_CHANNELS)}")
+        try:
+            meta = self._load_meta(template)
+        except ValueError as exc:
+            raise RenderError(template, channel, locale or context.locale, str(exc)) from None
+        chosen = self.pick_locale(template, channel, locale or context.locale)
+        variables = context.variables(chosen)
+        if channel == "sms":
+            return self._sms(meta, chosen, variables)
+        if channel == "email":
+            return self._email(meta, chosen, variables)
+        return self._wechat(meta, chosen, variables)
+
+    def render_task_script(self, template: str, context: TemplateContext, locale: str | None = None) -> str:
+        chosen = self.pick_locale(template, "task", locale or context.locale)
+        return self._file(self.plain, template, "task", chosen, context.variables(chosen)).strip()
+
+    def _load_meta(self, template: str) -> TemplateMeta:
+        return load_meta(self.root, template)
+
+    def pick_locale(self, template: str, kind: str, wanted: str) -> str:
+        """The wanted locale if the template has that file, else zh-CN (which must exist)."""
+        wanted = resolve_locale(wanted)
+        for candidate in (wanted, DEFAULT_LOCALE):
+            if template_file(self.root, template, kind, candidate).is_file():
+                return candidate
+        raise RenderError(template, kind, wanted,
+                          f"no {kind} version ({FILE_FOR[kind].format(locale=wanted)} or "
+                          f"{FILE_FOR[kind].format(locale=DEFAULT_LOCALE)})")
+
+    # -- per channel --
+
+    def _sms(self, meta: TemplateMeta, locale: str, variables: dict[str, Any]) -> RenderedMessage:
+        text = self._file(self.plain, meta.name, "sms", locale, variables).strip()
+        if not text:
+            raise RenderError(meta.name, "sms", locale, "renders to an empty message")
+        if meta.category == "marketing":
+            text = with_footer(text, self.footer(locale))
+        length = sms_length(text)
+        if length.segments > meta.max_segments:
+            raise RenderError(
+                meta.name, "sms", locale,
+                f"SMS is {length.segments} segments ({length.encoding}, {length.units} units), "
+                f"more than the template's max_segments {meta.max_segments}",
+            )
+        return RenderedMessage(channel="sms", template=meta.name, locale=locale, text=text, segments=length.segments)
+
+    def _email(self, meta: TemplateMeta, locale: str, variables: dict[str, Any]) -> RenderedMessage:
+        subject = " ".join(self._block(self.plain, meta.name, locale, "subject", variables, required=True).split())
+        text = self._block(self.plain, meta.name, locale, "text", variables, required=True).strip()
+        html = self._block(self.escaped, meta.name, locale, "html", variables, required=False).strip()
+        if not subject:
+            raise RenderError(meta.name, "email", locale, "the subject renders empty")
+        if not html:
+            # No html block: the plain text, escaped, so the e-mail still has both parts.
+            paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+            html = "\n".join(f"<p>{html_lib.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+        return RenderedMessage(channel="email", template=meta.name, locale=locale, subject=subject, text=text,
+                               html=html)
+
+    def _wechat_fields(self, name: str, locale: str) -> tuple[Path, str, Any]:
+        """The WeChat field file of ``name``: its path, its text and what its YAML says."""
+        path = template_file(self.root, name, "wechat", locale)
+        source = path.read_text(encoding="utf-8")
+        try:
+            return path, source, yaml.safe_load(source) or {}
+        except yaml.YAMLError as exc:
+            raise RenderError(name, "wechat", locale, f"YAML: {exc}") from None
+
+    def _wechat(self, meta: TemplateMeta, locale: str, variables: dict[str, Any]) -> RenderedMessage:
+        path, source, fields = self._wechat_fields(meta.name, locale)
+        if not isinstance(fields, dict) or not all(isinstance(v, str | int | float) for v in fields.values()):
+            raise RenderError(meta.name, "wechat", locale, f"{path.name} must map each field name to a string")
+        if not meta.wechat_template_id:
+            raise RenderError(meta.name, "wechat", locale, "meta.yaml has no wechat.template_id")
+        data: dict[str, str] = {}
+        for key, value in fields.items():
+            data[str(key)] = self._string(meta.name, "wechat", locale, str(value), variables, path, source, key).strip()
+        url = self._string(meta.name, "wechat", locale, meta.wechat_url, variables, path, source, "url").strip()
+        return RenderedMessage(channel="wechat", template=meta.name, locale=locale,
+                               wechat_template_id=meta.wechat_template_id, wechat_url=url, wechat_data=data)
+
+    # -- Jinja plumbing with errors that name the file and line --
+
+    def _file(self, env: jinja2.Environment, name: str, kind: str, locale: str, variables: dict[str, Any]) -> str:
+        relative = f"{name}/{FILE_FOR[kind].format(locale=locale)}"
+        try:
+            return env.get_template(relative).render(variables)
+        except jinja2.TemplateNotFound:
+            raise RenderError(name, kind, locale, f"missing file {relative}") from None
+        except Exception as exc:
+            raise self._error(exc, name, kind, locale, relative) from None
+
+    def _block(self, env: jinja2.Environment, name: str, locale: str, block: str, variables: dict[str, Any],
+               required: bool) -> str:
+        relative = f"{name}/{FILE_FOR['email'].format(locale=locale)}"
+        try:
+            tmpl = env.get_template(relative)
+        except jinja2.TemplateNotFound:
+            raise RenderError(name, "email", locale, f"missing file {relative}") from None
+        except Exception as exc:
+            raise self._error(exc, name, "email", locale, relative) from None
+        render_block = tmpl.blocks.get(block)
+        if render_block is None:
+            if required:
+                raise RenderError(name, "email", locale, f"{relative} has no {{% block {block} %}}")
+            return ""
+        try:
+            try:
+                return "".join(render_block(tmpl.new_context(variables)))
+            except Exception:
+                # Rewrites the traceback onto template lines, as Template.render does.
+                env.handle_exception()
+        except Exception as exc:
+            raise self._error(exc, name, "email", locale, relative) from None
+
+    def _string(self, name: str, kind: str, locale: str, source: str, variables: dict[str, Any], path: Path,
+                file_text: str, key: Any) -> str:
+        if not source:
+            return ""
+        try:
+            return self.plain.from_string(source).render(variables)
+        except Exception as exc:
+            line = _key_line(file_text, str(key))
+            err = self._error(exc, name, kind, locale, f"{name}/{path.name}")
+            raise RenderError(name, kind, locale, f"field {key!r}: {err.reason}", line,
+                              f"{name}/{path.name}") from None
+
+    def _error(self, exc: BaseException, name: str, kind: str, locale: str, relative: str) -> RenderError:
+        if isinstance(exc, RenderError):
+            return exc
+        if isinstance(exc, jinja2.TemplateSyntaxError):
+            return RenderError(name, kind, locale, f"template syntax: {exc.message}", exc.lineno, relative)
+        if isinstance(exc, jinja2.UndefinedError):
+            message = f"undefined variable: {exc.message}"
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+        return RenderError(name, kind, locale, message, _template_line(exc, relative), relative)
+
+
+def _template_line(exc: BaseException, relative: str) -> int | None:
+    """The template line the error happened on (Jinja's rewritten traceback names the template file)."""
+    line = None
+    suffix = relative.replace("\\", "/")
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_filename.replace("\\", "/").endswith(suffix):
+            line = lineno
+    return line
+
+
+def _key_line(text: str, key: str) -> int | None:
+    pattern = re.compile(rf"^\s*['\"]?{re.escape(key)}['\"]?\s*:")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.match(line):
+            return number
+    return None
+
+
+_TRAILING = re.compile(r"[\s。.!！]+$")
+
+
+def with_footer(text: str, footer: str) -> str:
+    """``text`` ending with the opt-out line, added once (not again if the text already ends with it)."""
+    text = text.rstrip()
+    if not footer or _TRAILING.sub("", text).endswith(_TRAILING.sub("", footer)):
+        return text
+    separator = " " if text and text[-1].isascii() else ""
+    return f"{text}{separator}{footer}"
+
+
+_footer_cache: dict[str, tuple[float, str]] = {}
+
+
+def marketing_footer() -> str:
+    """``marketing_sms_footer`` from ``config/delivery.yaml`` (re-read when the file changes)."""
+    path = delivery_config_path()
+    if not path.is_file():
+        return DEFAULT_FOOTER
+    mtime = path.stat().st_mtime
+    cached = _footer_cache.get(str(path))
+    if cached and cached[0] == mtime:
+        return cached[1]
+    config, problems = load_config(DeliveryConfig, path)
+    if config is None:
+        raise RuntimeError("delivery configuration is invalid: " + "; ".join(str(p) for p in problems))
+    _footer_cache[str(path)] = (mtime, config.marketing_sms_footer)
+    return config.marketing_sms_footer
