@@ -1,8 +1,7 @@
 """The journey's call script for a task (``templates/<script>/task.<locale>.j2``), with masked PII.
 
-Rendered by ``engine.language.rendering`` when that module is present (same variables and
-filters as the customer messages); otherwise by a plain sandboxed Jinja2 environment.
-The script's spoken lines are addressed to the customer, so it is rendered in the
+Rendered by ``engine.language.rendering`` (the same sandbox, variables and filters as the
+customer messages). The script's spoken lines are addressed to the customer, so it is rendered in the
 customer's locale. The customer's name and any event text are masked first: an
 agent sees no more on the script than on the rest of the page.
 """
@@ -13,11 +12,9 @@ import dataclasses
 import logging
 from typing import Any
 
-import jinja2
 from sqlmodel import Session
 
-from engine.language.paths import templates_dir
-from engine.language.templates import jinja_environment
+from engine.language import rendering
 from store.clock import utcnow
 from store.masking import mask_name, mask_text
 from store.models import AgentTask, Customer
@@ -32,10 +29,6 @@ def _mask_values(data: dict[str, Any]) -> dict[str, Any]:
 def render_script(session: Session, task: AgentTask, customer: Customer, agent_name: str) -> str | None:
     if not task.script:
         return None
-    try:
-        from engine.language import rendering
-    except ImportError:
-        return _plain(task, customer, agent_name)
     try:
         ctx = rendering.build_context(session, customer, now=utcnow())
         event = ctx.event
@@ -52,22 +45,3 @@ def render_script(session: Session, task: AgentTask, customer: Customer, agent_n
     except Exception as exc:  # a broken script must not take the task page down
         log.warning("call script %r could not be rendered: %s", task.script, exc)
         return None
-
-
-def _plain(task: AgentTask, customer: Customer, agent_name: str) -> str | None:
-    assert task.script is not None
-    root = templates_dir() / task.script
-    for locale in (customer.locale, "zh-CN"):
-        path = root / f"task.{locale}.j2"
-        if path.is_file():
-            env = jinja_environment(lenient=True)
-            try:
-                return env.from_string(path.read_text(encoding="utf-8")).render(
-                    customer={"name": mask_name(customer.name), "tier": customer.tier, "branch": customer.branch},
-                    advisor={"name": agent_name},
-                    journey={"id": task.journey_id, "step": task.step_id},
-                ).strip()
-            except jinja2.TemplateError as exc:
-                log.warning("call script %r could not be rendered: %s", task.script, exc)
-                return None
-    return None

@@ -13,6 +13,7 @@ from typing import Any
 
 import jinja2
 import yaml
+from jinja2 import nodes
 
 from channels.template_files import FILE_FOR, LOCALES, available_templates, template_file
 from engine.language.paths import templates_dir
@@ -85,11 +86,28 @@ def check_template_syntax(templates_root: Path, names: Iterable[str]) -> list[Pr
                     sources = [str(v) for v in _flatten(data)]
                 for src in sources:
                     try:
-                        env.parse(src)
+                        tree = env.parse(src)
                     except jinja2.TemplateSyntaxError as exc:
                         line = exc.lineno if path.suffix != ".yaml" else _line_of(text, src)
                         problems.append(Problem(display_path(path), line, 1, f"template syntax: {exc.message}"))
+                        continue
+                    for lineno, name in _private_names(tree):
+                        line = lineno if path.suffix != ".yaml" else _line_of(text, src)
+                        problems.append(Problem(display_path(path), line, 1,
+                                                f"template reads {name!r}: names starting with _ are not allowed "
+                                                "(templates see plain customer data only)"))
     return problems
+
+
+def _private_names(tree: nodes.Template) -> Iterator[tuple[int, str]]:
+    """Attribute and item reads of names starting with ``_``: the sandbox refuses them when the
+    template runs, and ``journeys validate`` says so before it is published."""
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
+            yield node.lineno, node.attr
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) \
+                and isinstance(node.arg.value, str) and node.arg.value.startswith("_"):
+            yield node.lineno, node.arg.value
 
 
 def _flatten(data: Any) -> Iterator[Any]:

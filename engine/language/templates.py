@@ -13,8 +13,13 @@ Rules it enforces (SPEC §6–7, §9):
   (``channels.sms_segments``) after that, and more than the template's ``max_segments``
   (``meta.yaml``, default 3) is a ``RenderError`` naming template and count.
 
-Every Jinja environment for message templates and call scripts is made by
-``jinja_environment``, so that how templates are sandboxed is decided in one place.
+Templates are written by marketing staff, so they are untrusted input (SPEC §9 and the
+security review): every Jinja environment for message templates and call scripts is made by
+``jinja_environment``, and every one is a ``TemplateSandbox`` (Jinja's immutable sandbox: no
+attribute starting with ``_``, no methods that change data, no way from ``lipsum`` or
+``cycler`` to ``os``). Its globals are data helpers only, and what one render may cost is
+bounded: ``range`` and repetition (``"x" * n``) produce at most ``MAX_OUTPUT`` items or
+characters, powers are small, and a message longer than ``MAX_OUTPUT`` is an error.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ import jinja2
 import yaml
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from channels.base import RenderedMessage
 from channels.sms_segments import sms_length
@@ -131,8 +137,69 @@ def _money_filter(ctx: Any, value: Any, currency: str = "CNY") -> str:
     return str(format_currency(value, currency, locale=locale))
 
 
+MAX_OUTPUT = 100_000  # characters; the longest real message (an e-mail) is a few thousand
+MAX_EXPONENT = 64
+# Globals a message template may use; Jinja's defaults also offer lipsum, cycler and joiner,
+# which nothing here needs and which were the reviewer's way in.
+SAFE_GLOBALS = ("range", "dict", "namespace")
+
+
+class TemplateSandbox(ImmutableSandboxedEnvironment):
+    """The one environment class for templates: immutable sandbox plus bounds on cost."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            # Both bounded: chained powers of a large base grow the number of digits geometrically.
+            if isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+                raise SecurityError(f"exponent {right} is over {MAX_EXPONENT}")
+            if isinstance(left, int) and left.bit_length() > MAX_EXPONENT:
+                raise SecurityError(f"power of a number over {MAX_EXPONENT} bits")
+            return left**right
+        for seq, times in ((left, right), (right, left)):
+            if isinstance(seq, str | list | tuple) and isinstance(times, int) and not isinstance(times, bool):
+                _spend(context.eval_ctx, len(seq) * max(times, 0), "repetition")
+        return super().call_binop(context, operator, left, right)
+
+
+def _spend(eval_ctx: Any, amount: int, what: str) -> None:
+    """Charge one render's budget: ranges and repetitions together make at most ``MAX_OUTPUT`` items.
+
+    Counted per render (the evaluation context is per render), so nested loops cannot multiply
+    their way past it the way a per-call limit would allow.
+    """
+    spent = getattr(eval_ctx, "items_spent", 0) + amount
+    if spent > MAX_OUTPUT:
+        raise SecurityError(f"{what} would take the template past {MAX_OUTPUT:,} items")
+    eval_ctx.items_spent = spent
+
+
+@jinja2.pass_eval_context
+def _safe_range(eval_ctx: Any, *args: int) -> range:
+    result = range(*args)
+    _spend(eval_ctx, len(result), "range")
+    return result
+
+
+def render_bounded(template: jinja2.Template, variables: dict[str, Any]) -> str:
+    """``template.render(variables)``, stopped with an error once the text passes ``MAX_OUTPUT``."""
+    return collect_bounded(template.generate(variables))
+
+
+def collect_bounded(chunks: Any) -> str:
+    parts: list[str] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_OUTPUT:
+            raise SecurityError(f"message longer than {MAX_OUTPUT:,} characters")
+        parts.append(chunk)
+    return "".join(parts)
+
+
 def jinja_environment(root: Path | None = None, *, autoescape: bool = False, auto_reload: bool = True,
-                      trim_blocks: bool = True, lenient: bool = False) -> jinja2.Environment:
+                      trim_blocks: bool = True) -> TemplateSandbox:
     """A Jinja environment for message templates or call scripts: the only place one is made.
 
     Files load from ``root`` (without one, only ``from_string`` and ``parse`` serve). A
@@ -141,12 +208,8 @@ def jinja_environment(root: Path | None = None, *, autoescape: bool = False, aut
     file times on every render (for a caller that clears the cache itself).
     ``trim_blocks=False`` keeps the newline after a block tag: the syntax check parses so,
     which can put an unclosed block's end-of-template error one line earlier.
-    ``lenient`` is the console's stand-alone call script (``console.scripts``, for when this
-    engine cannot render it): sandboxed, a missing variable renders empty, none of the above.
     """
-    if lenient:
-        return SandboxedEnvironment(undefined=jinja2.ChainableUndefined, autoescape=autoescape)
-    env = jinja2.Environment(
+    env = TemplateSandbox(
         loader=jinja2.FileSystemLoader(str(root)) if root is not None else None,
         undefined=jinja2.StrictUndefined,
         autoescape=autoescape,
@@ -157,6 +220,12 @@ def jinja_environment(root: Path | None = None, *, autoescape: bool = False, aut
     )
     env.filters["date"] = jinja2.pass_context(_date_filter)
     env.filters["money"] = jinja2.pass_context(_money_filter)
+    return _data_globals_only(env)
+
+
+def _data_globals_only(env: TemplateSandbox) -> TemplateSandbox:
+    env.globals = {name: env.globals[name] for name in SAFE_GLOBALS if name in env.globals}
+    env.globals["range"] = _safe_range
     return env
 
 
@@ -268,7 +337,7 @@ class Renderer:
     def _file(self, env: jinja2.Environment, name: str, kind: str, locale: str, variables: dict[str, Any]) -> str:
         relative = f"{name}/{FILE_FOR[kind].format(locale=locale)}"
         try:
-            return env.get_template(relative).render(variables)
+            return render_bounded(env.get_template(relative), variables)
         except jinja2.TemplateNotFound:
             raise RenderError(name, kind, locale, f"missing file {relative}") from None
         except Exception as exc:
@@ -290,7 +359,7 @@ class Renderer:
             return ""
         try:
             try:
-                return "".join(render_block(tmpl.new_context(variables)))
+                return collect_bounded(render_block(tmpl.new_context(variables)))
             except Exception:
                 # Rewrites the traceback onto template lines, as Template.render does.
                 env.handle_exception()
@@ -302,7 +371,7 @@ class Renderer:
         if not source:
             return ""
         try:
-            return self.plain.from_string(source).render(variables)
+            return render_bounded(self.plain.from_string(source), variables)
         except Exception as exc:
             line = _key_line(file_text, str(key))
             err = self._error(exc, name, kind, locale, f"{name}/{path.name}")

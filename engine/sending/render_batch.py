@@ -32,7 +32,7 @@ from channels.base import RenderedMessage
 from engine.language.paths import templates_dir
 from engine.language.rendering import context_from_rows, holiday_view, signed_unsubscribe_link
 from engine.language.template_context import HolidayView, JourneyView, TemplateContext
-from engine.language.templates import Renderer, RenderError, TemplateMeta
+from engine.language.templates import Renderer, RenderError, TemplateMeta, render_bounded
 from engine.sending.claiming import ClaimedTouch
 from store.models import AppUser, Claim, Customer, Event, Policy
 
@@ -96,7 +96,7 @@ class BatchRenderer(Renderer):
             except Exception:
                 return super()._string(name, kind, locale, source, variables, path, file_text, key)
         try:
-            return compiled.render(variables)
+            return render_bounded(compiled, variables)
         except Exception:
             return super()._string(name, kind, locale, source, variables, path, file_text, key)
 
