@@ -15,19 +15,30 @@
   ``callback_url`` with ``signature``/``timestamp``/``nonce``/``openid`` query
   parameters, signature = sha1 of the sorted (token, timestamp, nonce);
   Status ``success``, ``failed:user block`` or ``failed: system failed``.
-- ``inject_text`` POSTs an inbound text message the same way (replies, TD).
+- With ``encoding_aes_key`` (safe mode) the pushes are encrypted as WeChat encrypts them:
+  the body is ``<xml><ToUserName/><Encrypt/></xml>``, ``Encrypt`` = base64 of AES-256-CBC
+  (key = base64decode(EncodingAESKey + "="), IV = its first 16 bytes, PKCS#7 to 32-byte
+  blocks) over 16 random bytes + the message length (4 bytes, big-endian) + the message +
+  the appid; the query adds ``encrypt_type=aes`` and ``msg_signature`` = sha1 of the sorted
+  (token, timestamp, nonce, Encrypt). Written here from the protocol, apart from our
+  receiving side, so that a test through both checks one against the other.
+- ``inject_text`` POSTs an inbound text message the same way (replies, TD);
+  ``push_finish`` POSTs a send's finish event on demand.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import secrets
+import string
 import time
 from functools import partial
 from typing import Any
 
 from aiohttp import web
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from standins.base import CallbackStandin
 from standins.faults import Accepted, Fault, FaultPlan
@@ -67,18 +78,43 @@ def _fault_reply(fault: Fault) -> web.Response:
 
 def signature(token: str, timestamp: str, nonce: str) -> str:
     """WeChat's server signature: sha1 of the three strings sorted and joined."""
-    return hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
+    return hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()  # nosec B324 # SHA-1 is what WeChat's callback signature specifies
 
 
 def cdata(value: str) -> str:
     return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
+def new_encoding_aes_key() -> str:
+    """A random EncodingAESKey: 43 letters and digits, as the WeChat admin console makes them."""
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(43))
+
+
+def safe_mode_encrypt(message: str | bytes, encoding_aes_key: str, appid: str,
+                      random_prefix: bytes | None = None) -> str:
+    """WeChat's ``Encrypt`` value for ``message`` (see the module doc); ``random_prefix`` (16 bytes)
+    is fixed only to reproduce a published example."""
+    key = base64.b64decode(encoding_aes_key + "=")
+    raw = message.encode() if isinstance(message, str) else message
+    prefix = secrets.token_bytes(16) if random_prefix is None else random_prefix
+    payload = prefix + len(raw).to_bytes(4, "big") + raw + appid.encode()
+    pad = 32 - len(payload) % 32
+    payload += bytes([pad]) * pad
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+    return base64.b64encode(encryptor.update(payload) + encryptor.finalize()).decode()
+
+
+def msg_signature(token: str, timestamp: str, nonce: str, encrypted: str) -> str:
+    """Safe mode's body signature: sha1 of the four strings sorted and joined."""
+    return hashlib.sha1("".join(sorted([token, timestamp, nonce, encrypted])).encode()).hexdigest()  # nosec B324 # SHA-1 is what WeChat's message signature specifies
+
+
 class WeChatStandin(CallbackStandin):
     kind = "wechat"
     callback_name = "event push"
 
-    def __init__(
+    def __init__(  # nosec B107 # the stand-in's own test credentials; stand-ins run only on loopback
         self,
         appid: str = "wxstandin000000001",
         secret: str = "standin-app-secret",
@@ -92,6 +128,7 @@ class WeChatStandin(CallbackStandin):
         faults: FaultPlan | None = None,
         templates: list[str] | None = None,
         dedup_window_s: float = 600.0,
+        encoding_aes_key: str | None = None,
     ) -> None:
         super().__init__(faults, callbacks=callbacks, callback_workers=callback_workers)
         self.appid = appid
@@ -99,6 +136,8 @@ class WeChatStandin(CallbackStandin):
         self.token_ttl = token_ttl
         self.callback_url = callback_url
         self.callback_token = callback_token
+        # Safe mode when set: pushes are encrypted and msg_signature signs the body.
+        self.encoding_aes_key = encoding_aes_key
         self.account_id = account_id
         self.templates = set(templates) if templates is not None else None
         self.tokens: dict[str, float] = {}  # token -> monotonic expiry
@@ -197,8 +236,13 @@ class WeChatStandin(CallbackStandin):
     def _schedule_finish(self, openid: str, msgid: int) -> None:
         if not self.callback_url or not self.posts_callbacks:
             return
+        url = self.callback_url
+        self.schedule_callback(url, partial(self.push, self.finish_event(openid, msgid), openid, url))
+
+    def finish_event(self, openid: str, msgid: int | str) -> str:
+        """The TEMPLATESENDJOBFINISH event for a send, its Status from ``delivery_status``."""
         status = self.delivery_status.get(openid, "success")
-        xml = (
+        return (
             f"<xml><ToUserName>{cdata(self.account_id)}</ToUserName>"
             f"<FromUserName>{cdata(openid)}</FromUserName>"
             f"<CreateTime>{int(time.time())}</CreateTime>"
@@ -207,8 +251,10 @@ class WeChatStandin(CallbackStandin):
             f"<MsgID>{msgid}</MsgID>"
             f"<Status>{cdata(status)}</Status></xml>"
         )
-        url = self.callback_url
-        self.schedule_callback(url, partial(self.push, xml, openid, url))
+
+    async def push_finish(self, openid: str, msgid: int | str, url: str | None = None) -> int:
+        """Push a send's TEMPLATESENDJOBFINISH now (as after a send, once the receiving side is ready for it)."""
+        return await self.push(self.finish_event(openid, msgid), openid, url)
 
     def signed_query(self, openid: str) -> dict[str, str]:
         timestamp = str(int(time.time()))
@@ -220,18 +266,29 @@ class WeChatStandin(CallbackStandin):
             "openid": openid,
         }
 
+    def safe_mode_body(self, xml: str, query: dict[str, str]) -> str:
+        """The encrypted body for ``xml``; adds ``encrypt_type`` and ``msg_signature`` to ``query``."""
+        assert self.encoding_aes_key is not None
+        encrypted = safe_mode_encrypt(xml, self.encoding_aes_key, self.appid)
+        query["encrypt_type"] = "aes"
+        query["msg_signature"] = msg_signature(self.callback_token, query["timestamp"], query["nonce"], encrypted)
+        return f"<xml><ToUserName>{cdata(self.account_id)}</ToUserName><Encrypt>{cdata(encrypted)}</Encrypt></xml>"
+
     async def push(self, xml: str, openid: str, url: str | None = None) -> int:
-        """POST an XML message to our endpoint, signed as WeChat signs; returns the HTTP status."""
+        """POST an XML message to our endpoint, signed (and in safe mode encrypted) as WeChat does; returns
+        the HTTP status."""
         target = url or self.callback_url
         if not target:
             raise ValueError("no callback_url configured")
         assert self.session is not None
         query = self.signed_query(openid)
+        body = self.safe_mode_body(xml, query) if self.encoding_aes_key else xml
         async with self.session.post(
-            target, params=query, data=xml.encode(), headers={"Content-Type": "text/xml"}
+            target, params=query, data=body.encode(), headers={"Content-Type": "text/xml"}
         ) as resp:
             reply = await resp.text()
-            record = {"url": target, "query": query, "xml": xml, "status": resp.status, "reply": reply}
+            record = {"url": target, "query": query, "xml": xml, "body": body, "status": resp.status,
+                      "reply": reply}
             self.callbacks_sent.append(record)
             return resp.status
 

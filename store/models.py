@@ -326,3 +326,21 @@ class KeyValue(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=128)
     value: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     updated_at: datetime
+
+
+class WebhookNonce(SQLModel, table=True):
+    """A signed webhook's nonce, kept while its timestamp is still accepted (SPEC §6).
+
+    A provider signature that covers only timestamp and nonce (WeChat's plain mode) could
+    otherwise be replayed with another body inside the window; the primary key makes the
+    second use fail in the database, so it holds across workers and machines.
+    """
+
+    __tablename__ = "webhook_nonce"
+
+    # "<provider>:<timestamp>:<nonce>": the timestamp is in the key because WeChat's nonces
+    # are short numbers, and two genuine callbacks may share one in different seconds.
+    key: str = Field(primary_key=True, max_length=128)
+    # When the timestamp leaves the accepted window: a replay is refused as stale from then
+    # on, so the row can go.
+    expires_at: datetime = Field(index=True)

@@ -1,11 +1,15 @@
 """Fuzzing the webhook handlers: arbitrary bodies, headers, signatures and URLs never raise and
 never answer 500; unsigned requests are refused (403, or 400 for a body that is not even a
 form); validly signed requests with garbage in them are 400 (or 200 when what arrived happens
-to be a well-formed callback). The handlers run against a real migrated SQLite store.
+to be a well-formed callback). WeChat is fuzzed in plain and in safe (encrypted) mode. The
+handlers run against a real migrated SQLite store.
 """
 
 from __future__ import annotations
 
+import base64
+import secrets
+import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
@@ -16,9 +20,12 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
 from engine.loop.receipts import handle_twilio_inbound, handle_twilio_status, handle_wechat, wechat_signature
+from standins.wechat_api import msg_signature, new_encoding_aes_key, safe_mode_encrypt
 
 TWILIO_TOKEN = "fuzz-twilio-token"
 WECHAT_TOKEN = "fuzz-wechat-token"
+WECHAT_APPID = "wxfuzz0000000001"
+WECHAT_AES_KEY = new_encoding_aes_key()
 BASE = "https://hooks.example.com"
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 stats: Counter[str] = Counter()
@@ -45,6 +52,8 @@ def _record(kind: str, status: int) -> None:
 def _secrets(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
     monkeypatch.setenv("WECHAT_TOKEN", WECHAT_TOKEN)
+    monkeypatch.delenv("WECHAT_ENCODING_AES_KEY", raising=False)  # plain mode unless the test passes a key
+    monkeypatch.setenv("WECHAT_APPID", WECHAT_APPID)
     yield
 
 
@@ -104,8 +113,13 @@ def _is_int(value: str) -> bool:
     return True
 
 
+def _fresh() -> dict[str, str]:
+    """A timestamp of now and a nonce of its own: every signed request here is accepted once."""
+    return {"timestamp": str(int(time.time())), "nonce": secrets.token_hex(8)}
+
+
 def _wechat_query(signed: bool, extra: dict[str, str], signature: str) -> dict[str, str]:
-    query = {"timestamp": "1764000000", "nonce": "n0nce", **extra}
+    query = {**_fresh(), **extra}
     query["signature"] = wechat_signature(WECHAT_TOKEN, query["timestamp"], query["nonce"]) if signed else signature
     return query
 
@@ -127,6 +141,17 @@ def _xml(fields: dict[str, str], root: str = "xml") -> bytes:
     return f"<{escape(root)}>{inner}</{escape(root)}>".encode()
 
 
+# XML that must be refused however it is dressed: DTDs in other encodings (a byte search for
+# "<!DOCTYPE" misses UTF-16), and an encoding Python does not know (was a LookupError: 500).
+_SNEAKY_XML = [
+    '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "b">]><xml><MsgType>&a;</MsgType></xml>'
+    .encode("utf-16"),
+    '<!DOCTYPE xml [<!ENTITY a "text">]><xml><MsgType>&a;</MsgType><FromUserName>o1</FromUserName></xml>'
+    .encode("utf-16-be"),
+    b'<?xml version="1.0" encoding="x-unknown"?><xml><MsgType>text</MsgType></xml>',
+]
+
+
 @FUZZ
 @given(body=st.one_of(st.binary(max_size=200), xml_fields.map(_xml)), method=st.sampled_from(["GET", "POST", "PUT"]),
        extra=queries, signature=text)
@@ -134,7 +159,7 @@ def _xml(fields: dict[str, str], root: str = "xml") -> bytes:
 def test_wechat_unsigned_anything_is_403(db_url: str, body: bytes, method: str, extra: dict[str, str],
                                          signature: str) -> None:
     query = _wechat_query(False, {k: v for k, v in extra.items() if k not in ("timestamp", "nonce")}, signature)
-    assume(query["signature"].lower() != wechat_signature(WECHAT_TOKEN, "1764000000", "n0nce"))
+    assume(query["signature"].lower() != wechat_signature(WECHAT_TOKEN, query["timestamp"], query["nonce"]))
     status, reply = handle_wechat(method, _url("/hooks/wechat", query), body, db_url=db_url)
     _record("wechat-unsigned", status)
     assert status == 403, (status, reply)
@@ -155,6 +180,9 @@ addressed = st.tuples(
 @example(body=b'<!DOCTYPE x [<!ENTITY a "b">]><xml>&a;</xml>', raw=True)
 @example(body=_xml({"MsgType": "event", "Event": "TEMPLATESENDJOBFINISH", "FromUserName": "o1"}), raw=True)
 @example(body=_xml({"MsgType": "text", "FromUserName": "o1", "Content": "TD"}), raw=True)
+@example(body=_SNEAKY_XML[0], raw=True)
+@example(body=_SNEAKY_XML[1], raw=True)
+@example(body=_SNEAKY_XML[2], raw=True)
 def test_wechat_signed_garbage_is_400_never_500(db_url: str, body: bytes, raw: bool) -> None:
     query = _wechat_query(True, {} if raw else {"encrypt_type": "aes"}, "")
     status, reply = handle_wechat("POST", _url("/hooks/wechat", query), body, db_url=db_url)
@@ -162,6 +190,61 @@ def test_wechat_signed_garbage_is_400_never_500(db_url: str, body: bytes, raw: b
     assert status in (200, 400), (status, reply)
     if not raw or not body.lstrip().startswith(b"<xml>"):
         assert status == 400, (body, reply)
+
+
+def _safe_post(body: bytes, query: dict[str, str], db_url: str) -> tuple[int, str]:
+    return handle_wechat("POST", _url("/hooks/wechat", query), body, db_url=db_url,
+                         encoding_aes_key=WECHAT_AES_KEY, appid=WECHAT_APPID)
+
+
+@FUZZ
+@given(body=st.one_of(st.binary(max_size=200), xml_fields.map(_xml), addressed), extra=queries, signature=text,
+       encrypted=st.one_of(text, st.just("")))
+@example(body=b"<xml><Encrypt>AAAA</Encrypt></xml>", extra={"encrypt_type": "aes"}, signature="", encrypted="")
+def test_wechat_safe_mode_unsigned_anything_is_refused(db_url: str, body: bytes, extra: dict[str, str],
+                                                       signature: str, encrypted: str) -> None:
+    """Safe mode: a plain-mode signature is not enough, whatever the body; a forged msg_signature is 403."""
+    signed_plain = _wechat_query(True, {k: v for k, v in extra.items() if k not in ("timestamp", "nonce")}, "")
+    if encrypted:
+        body = f"<xml><Encrypt>{encrypted}</Encrypt></xml>".encode()
+        signed_plain |= {"encrypt_type": "aes", "msg_signature": signature}
+        assume(signature.lower() != msg_signature(WECHAT_TOKEN, signed_plain["timestamp"], signed_plain["nonce"],
+                                                  encrypted.strip()))
+    status, reply = _safe_post(body, signed_plain, db_url)
+    _record("wechat-safe-unsigned", status)
+    # 400 only when the body is not even XML with an <Encrypt>: nothing in it was acted on.
+    assert status in (400, 403), (status, reply)
+    if encrypted and status == 400:
+        assert "Encrypt" in reply or "XML" in reply, reply
+
+
+@FUZZ
+@given(encrypted=st.one_of(text, st.binary(max_size=96).map(lambda b: base64.b64encode(b).decode())))
+@example(encrypted="")
+@example(encrypted="A" * 44)
+def test_wechat_safe_mode_signed_garbage_is_400_never_500(db_url: str, encrypted: str) -> None:
+    """A correctly signed <Encrypt> that is not WeChat's layout (bad base64, blocks, padding) is 400."""
+    query = {**_fresh(), "encrypt_type": "aes"}
+    body = f"<xml><Encrypt><![CDATA[{encrypted.replace(']]>', '')}]]></Encrypt></xml>".encode()
+    value = encrypted.replace("]]>", "").strip()
+    query["msg_signature"] = msg_signature(WECHAT_TOKEN, query["timestamp"], query["nonce"], value)
+    status, reply = _safe_post(body, query, db_url)
+    _record("wechat-safe-signed", status)
+    assert status == 400, (encrypted, status, reply)
+
+
+@FUZZ
+@given(body=st.one_of(xml_fields.map(_xml), addressed, st.binary(max_size=120), st.sampled_from(_SNEAKY_XML)))
+def test_wechat_safe_mode_signed_messages_never_500(db_url: str, body: bytes) -> None:
+    """Whatever is encrypted (garbage, DTDs, real messages), a signed safe-mode callback is 200 or 400."""
+    query = {**_fresh(), "encrypt_type": "aes"}
+    encrypted = safe_mode_encrypt(body, WECHAT_AES_KEY, WECHAT_APPID)
+    query["msg_signature"] = msg_signature(WECHAT_TOKEN, query["timestamp"], query["nonce"], encrypted)
+    status, reply = _safe_post(f"<xml><Encrypt>{encrypted}</Encrypt></xml>".encode(), query, db_url)
+    _record("wechat-safe-message", status)
+    assert status in (200, 400), (status, reply)
+    if body in _SNEAKY_XML:
+        assert status == 400, reply
 
 
 @pytest.fixture(scope="module", autouse=True)

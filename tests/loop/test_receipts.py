@@ -8,6 +8,8 @@ migrated SQLite database, and PostgreSQL for the idempotency test.
 from __future__ import annotations
 
 import hashlib
+import secrets as random_secrets
+import time
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -78,7 +80,11 @@ def twilio_signed(path: str, form: dict[str, str], token: str = TWILIO_TOKEN) ->
     return url, {"X-Twilio-Signature": RequestValidator(token).compute_signature(url, form)}
 
 
-def wechat_query(token: str = WECHAT_TOKEN, timestamp: str = "1764000000", nonce: str = "n0nce", **extra: str) -> str:
+def wechat_query(token: str = WECHAT_TOKEN, timestamp: str | None = None, nonce: str | None = None,
+                 **extra: str) -> str:
+    """A plain-mode signed query, stamped now with a nonce of its own (each one is accepted once)."""
+    timestamp = str(int(time.time())) if timestamp is None else timestamp
+    nonce = str(random_secrets.randbelow(10**10)) if nonce is None else nonce
     signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
     return urllib.parse.urlencode({"signature": signature, "timestamp": timestamp, "nonce": nonce, **extra})
 
@@ -92,6 +98,7 @@ def wechat_xml(**fields: str) -> bytes:
 def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
     monkeypatch.setenv("WECHAT_TOKEN", WECHAT_TOKEN)
+    monkeypatch.delenv("WECHAT_ENCODING_AES_KEY", raising=False)  # plain mode unless a test says otherwise
     monkeypatch.delenv("JOURNEYS_PUBLIC_URL", raising=False)
 
 
@@ -283,10 +290,9 @@ async def test_wechat_template_results(db_url: str, client: httpx.AsyncClient) -
     ok = make_touch(db_url, customer, "w1", channel="wechat", provider_message_id="2001")
     blocked = make_touch(db_url, customer, "w2", channel="wechat", provider_message_id="2002", fallback=["sms"])
     flaky = make_touch(db_url, customer, "w3", channel="wechat", provider_message_id="2003")
-    signed = f"/hooks/wechat?{wechat_query()}"
 
     async def finish(msg_id: str, status: str) -> httpx.Response:
-        return await client.post(signed, content=wechat_xml(
+        return await client.post(f"/hooks/wechat?{wechat_query()}", content=wechat_xml(
             FromUserName=OPENID, CreateTime="1764000000", MsgType="event", Event="TEMPLATESENDJOBFINISH",
             MsgID=msg_id, Status=status))
 
