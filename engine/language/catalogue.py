@@ -8,6 +8,7 @@ type are the only open namespaces.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 FieldKind = Literal["str", "int", "float", "bool", "date", "datetime", "list", "any"]
@@ -81,8 +82,9 @@ EVENT_TYPES: dict[str, dict[str, FieldKind]] = {
     "task.escalated": {"task_id": "int", "queue": "str"},
 }
 
-# Chinese holidays a journey may anchor on, mapped to the names the `holidays` package uses
-# (its en_US names); the lunar ones (春节, 端午, 中秋) come from its lunisolar calendar.
+# Chinese holidays a journey may anchor on (the keys journey files name), with their English
+# names as the `holidays` package spells them (templates' fallback label lookup reads these).
+# The dates never come from those labels: see HOLIDAY_RULES and engine.language.festivals.
 HOLIDAYS: dict[str, str] = {
     "new_year": "New Year's Day",
     "spring_festival": "Chinese New Year (Spring Festival)",
@@ -91,6 +93,27 @@ HOLIDAYS: dict[str, str] = {
     "dragon_boat": "Dragon Boat Festival",
     "mid_autumn": "Mid-Autumn Festival",
     "national_day": "National Day",
+}
+
+
+@dataclass(frozen=True)
+class HolidayRule:
+    """Which calendar defines a holiday: a Gregorian or lunar month and day, or a solar term."""
+
+    calendar: Literal["gregorian", "lunar", "solar_term"]
+    month: int = 0
+    day: int = 0
+    term: str = ""  # the solar term's Chinese name, e.g. 清明
+
+
+HOLIDAY_RULES: dict[str, HolidayRule] = {
+    "new_year": HolidayRule("gregorian", 1, 1),
+    "spring_festival": HolidayRule("lunar", 1, 1),  # 正月初一
+    "qingming": HolidayRule("solar_term", term="清明"),  # the sun at 15° ecliptic longitude
+    "labour_day": HolidayRule("gregorian", 5, 1),
+    "dragon_boat": HolidayRule("lunar", 5, 5),  # 五月初五
+    "mid_autumn": HolidayRule("lunar", 8, 15),  # 八月十五
+    "national_day": HolidayRule("gregorian", 10, 1),
 }
 
 # Scopes a condition can be evaluated in; each names the facts present there.

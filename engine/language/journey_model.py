@@ -158,6 +158,9 @@ class DateEntry(Strict):
     offset: Duration = "0d"
     at: ClockTime = "10:00"
     holidays: list[str] | None = None
+    # ``next_working_day``: a day that is not a working day in the PRC work calendar (weekend or
+    # official holiday; a make-up working day counts as working) moves to the next working day.
+    on_non_working_day: Literal["keep", "next_working_day"] = "keep"
 
     @model_validator(mode="after")
     def _holidays_only_for_holiday(self) -> DateEntry:
@@ -190,8 +193,26 @@ class Entry(Strict):
 
 
 class Reentry(Strict):
+    """May a customer enter again, and when.
+
+    ``allowed: false``: once ever. ``allowed: true`` with ``per: occurrence`` (the meaning when
+    neither ``per`` nor ``after`` is given): once per occurrence of the entry (a cron firing, a
+    birthday's year, each holiday in each year, a policy expiry, an event), however close two
+    occurrences fall; Mid-Autumn and National Day on the same day are two. ``after``: besides,
+    at least that long since the last entry, for cadences that must not crowd each other.
+    """
+
     allowed: bool = True
     after: PositiveDuration | None = None
+    per: Literal["occurrence"] | None = None
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Reentry:
+        if not self.allowed and (self.after is not None or self.per is not None):
+            raise ValueError("'allowed: false' means once ever; 'after' and 'per' only go with 'allowed: true'")
+        if self.after is not None and self.per is not None:
+            raise ValueError("give either 'after' (a time between two entries) or 'per: occurrence', not both")
+        return self
 
 
 class Goal(Strict):

@@ -1,11 +1,13 @@
-"""Models of the two configuration files ops edit: ``config/tiers.yaml`` and ``config/delivery.yaml``."""
+"""Models of the configuration files ops edit: ``config/tiers.yaml``, ``config/delivery.yaml`` and
+``config/work_calendar.yaml``."""
 
 from __future__ import annotations
 
 import itertools
-from typing import Annotated
+from datetime import date, timedelta
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from engine.language.journey_model import ClockTime, Identifier, PositiveDuration
 from store.models import CHANNELS, TIERS
@@ -94,3 +96,59 @@ class DeliveryConfig(_Strict):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {self.default_timezone!r}") from None
         return self
+
+
+# --- config/work_calendar.yaml: the official holiday schedule, year by year ------------------------
+
+MAX_HOLIDAY_DAYS = 31  # the longest run ever given (Spring Festival 2020, extended) was 10 days
+
+
+def _a_date(value: Any) -> Any:
+    # pydantic would read a bare number as a Unix timestamp; a date in this file is always written out.
+    if isinstance(value, bool | int | float):
+        raise ValueError(f"write a date as YYYY-MM-DD, not {value!r}")
+    return value
+
+
+def _weekend(day: date) -> date:
+    if day.weekday() < 5:
+        raise ValueError(f"{day.isoformat()} is a {day:%A}: a make-up working day (调休上班) is a Saturday or Sunday; "
+                         "weekdays are working days anyway")
+    return day
+
+
+Day = Annotated[date, BeforeValidator(_a_date)]
+MakeUpDay = Annotated[date, BeforeValidator(_a_date), AfterValidator(_weekend)]
+
+
+class HolidayRange(_Strict):
+    """Days off in a row, both ends included: ``{name: spring_festival, from: 2026-02-15, to: 2026-02-23}``."""
+
+    name: str = Field(min_length=1, max_length=64)
+    first: Day = Field(alias="from")
+    last: Day = Field(alias="to")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> HolidayRange:
+        if self.last < self.first:
+            raise ValueError(f"'to' ({self.last.isoformat()}) is before 'from' ({self.first.isoformat()})")
+        if self.last - self.first >= timedelta(days=MAX_HOLIDAY_DAYS):
+            raise ValueError(f"{self.name}: more than {MAX_HOLIDAY_DAYS} days off in a row; check the dates")
+        return self
+
+    def days(self) -> list[date]:
+        return [self.first + timedelta(days=i) for i in range((self.last - self.first).days + 1)]
+
+
+class WorkYear(_Strict):
+    """One year's State Council notice: its holidays (days off) and its make-up working days."""
+
+    holidays: list[HolidayRange] = Field(default_factory=list)
+    working_days: list[MakeUpDay] = Field(default_factory=list)
+
+
+class WorkCalendarConfig(_Strict):
+    """Years listed here replace what the ``chinese-calendar`` package says for them."""
+
+    # 2000-2100, checked by engine.language.work_calendar so that the error points at the year's key.
+    years: dict[int, WorkYear] = Field(default_factory=dict)

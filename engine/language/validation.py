@@ -22,6 +22,7 @@ from engine.language.paths import delivery_config_path, journeys_dir, templates_
 from engine.language.problems import Problem, display_path, load_config, load_document, parse_model
 from engine.language.settings_model import DeliveryConfig, TierConfig
 from engine.language.template_check import check_template_syntax, check_templates
+from engine.language.work_calendar import load_work_calendar
 from engine.language.yaml_lines import LocatedDocument, Path_, Position, load_located
 from store.models import TIERS
 
@@ -244,13 +245,16 @@ def validate(
     templates_root: Path | None = None,
     tiers_path: Path | None = None,
     delivery_path: Path | None = None,
+    work_calendar_path: Path | None = None,
 ) -> Report:
-    """Validate journey files (default: ``journeys/``), their templates and both configuration files."""
+    """Validate journey files (default: ``journeys/``), their templates and the configuration files."""
     templates_root = templates_root or templates_dir()
     report = Report()
     report.tiers, problems = load_config(TierConfig, tiers_path or tiers_config_path())
     report.problems.extend(problems)
     report.delivery, problems = load_config(DeliveryConfig, delivery_path or delivery_config_path())
+    report.problems.extend(problems)
+    _, problems = load_work_calendar(work_calendar_path)
     report.problems.extend(problems)
 
     files = journey_files(list(paths) if paths else [journeys_dir()])

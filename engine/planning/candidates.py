@@ -156,16 +156,18 @@ class Candidates:
         assert entry is not None
         out: list[Entrant] = []
         if entry.anchor == "customer.birthday":
-            codes = birth_md_candidates(self.start, self.end, entry.offset)
+            codes = birth_md_candidates(self.start, self.end, entry.offset, entry.on_non_working_day)
             rows = fetch_rows(self.session, select(Customer.id, Customer.timezone, Customer.birthday).where(
                 self._customer_scope(lo, hi, ids), tier_clause, col(Customer.birth_md).in_(codes)))
             for cid, tz, birthday in rows:
                 if birthday is None:
                     continue
-                for label, due in birthday_fires(birthday, entry.at, entry.offset, tz, self.start, self.end):
+                for label, due in birthday_fires(birthday, entry.at, entry.offset, tz, self.start, self.end,
+                                                 entry.on_non_working_day):
                     out.append(Entrant(cid, lj, label, due, {}))
         elif entry.anchor == "holiday":
-            fires = {tz: holiday_fires(list(entry.holidays or []), entry.at, entry.offset, tz, self.start, self.end)
+            fires = {tz: holiday_fires(list(entry.holidays or []), entry.at, entry.offset, tz, self.start, self.end,
+                                       entry.on_non_working_day)
                      for tz in self.zones()}
             zones = [tz for tz, f in fires.items() if f]
             if zones:
@@ -173,7 +175,7 @@ class Candidates:
                     for label, due in fires[tz]:
                         out.append(Entrant(cid, lj, label, due, {}))
         elif entry.anchor == "policy.expiry_date":
-            first, last = anchor_date_range(self.start, self.end, entry.offset)
+            first, last = anchor_date_range(self.start, self.end, entry.offset, entry.on_non_working_day)
             rows = self.session.execute(
                 select(Policy.id, Policy.customer_id, Customer.timezone, Policy.product_line, Policy.annual_premium,
                        Policy.start_date, Policy.expiry_date, Policy.status)
@@ -181,12 +183,12 @@ class Candidates:
                 .where(self._customer_scope(lo, hi, ids), tier_clause, Policy.status == "active",
                        col(Policy.expiry_date) >= first, col(Policy.expiry_date) <= last)).all()
             for row in rows:
-                due = anchor_fire(row.expiry_date, entry.at, entry.offset, row.timezone)
+                due = anchor_fire(row.expiry_date, entry.at, entry.offset, row.timezone, entry.on_non_working_day)
                 if self.start < due <= self.end:
                     out.append(Entrant(row.customer_id, lj, f"policy-{row.id}-{row.expiry_date.isoformat()}", due,
                                         policy_fact(row)))
         else:  # claim.settled_at
-            first, last = anchor_date_range(self.start, self.end, entry.offset)
+            first, last = anchor_date_range(self.start, self.end, entry.offset, entry.on_non_working_day)
             rows = self.session.execute(
                 select(Claim.id, Claim.customer_id, Customer.timezone, Claim.amount, Claim.status, Claim.filed_at,
                        Claim.settled_at, Policy.product_line)
@@ -198,7 +200,7 @@ class Candidates:
                        + timedelta(days=1))).all()
             for row in rows:
                 settled_local = local_naive(row.settled_at, row.timezone).date()
-                due = anchor_fire(settled_local, entry.at, entry.offset, row.timezone)
+                due = anchor_fire(settled_local, entry.at, entry.offset, row.timezone, entry.on_non_working_day)
                 if self.start < due <= self.end:
                     out.append(Entrant(row.customer_id, lj, f"claim-{row.id}", due,
                                         claim_fact(row.amount, row.status, row.filed_at, row.settled_at,
@@ -268,6 +270,8 @@ class Candidates:
         kept: list[Entrant] = []
         for e in sorted(entrants, key=ENTRY_ORDER):
             k = (e.customer_id, e.journey.id)
+            # Once per occurrence always holds: it is all ``per: occurrence`` asks, so two holidays
+            # on one day (two occurrences) both enter; ``after`` adds a minimum gap on top.
             if (e.customer_id, e.journey.id, e.occurrence) in seen:
                 continue
             reentry = e.journey.journey.reentry

@@ -50,15 +50,19 @@ def _next_fire(session: Session, journey: Journey, customer_id: int, fact: dict[
         birthday = fact.get("customer.birthday")
         if birthday is None:
             return None
-        fires = birthday_fires(birthday, entry.date.at, entry.date.offset, tz, at, horizon)
+        fires = birthday_fires(birthday, entry.date.at, entry.date.offset, tz, at, horizon,
+                               entry.date.on_non_working_day)
         return local_iso(fires[0][1], tz) if fires else None
     if entry.date.anchor == "holiday":
-        fires = holiday_fires(list(entry.date.holidays or []), entry.date.at, entry.date.offset, tz, at, horizon)
+        fires = holiday_fires(list(entry.date.holidays or []), entry.date.at, entry.date.offset, tz, at, horizon,
+                              entry.date.on_non_working_day)
         return f"{fires[0][0]} {local_iso(fires[0][1], tz)}" if fires else None
     if entry.date.anchor == "policy.expiry_date":
         expiries = session.execute(select(col(Policy.expiry_date)).where(
             col(Policy.customer_id) == customer_id, col(Policy.status) == "active")).scalars().all()
-        dues = sorted(d for d in (anchor_fire(e, entry.date.at, entry.date.offset, tz) for e in expiries) if d > at)
+        shift = entry.date.on_non_working_day
+        dues = sorted(d for d in (anchor_fire(e, entry.date.at, entry.date.offset, tz, shift) for e in expiries)
+                      if d > at)
         return local_iso(dues[0], tz) if dues else None
     return "30 days after a claim settles" if entry.date.offset == "30d" else f"claim settled {entry.date.offset}"
 

@@ -13,9 +13,13 @@ Rules, all in the customer's own zone (``Customer.timezone``):
   **28 February** (the last day of the customer's birth month, so the greeting never slips
   into March and is never skipped).
 - A claim's anchor date is the local calendar date its settlement happened on.
-- A holiday anchors on the first day that the ``holidays`` package's China calendar gives
-  that holiday's exact name (e.g. Spring Festival 2027 → 2027-02-06; the lunar dates come
-  from its lunisolar calendar).
+- A holiday anchors on the day its own calendar puts it (``engine.language.festivals``): the
+  lunar ones from the lunisolar calendar (Spring Festival 2027 → 2027-02-06, Mid-Autumn 2028 →
+  2028-10-03), Qingming from its solar term, the others by date. Each listed holiday is its own
+  occurrence (``mid_autumn-2031``, ``national_day-2031``), even when two share a day.
+- ``on_non_working_day: next_working_day`` moves a date entry's fire whose local day is not a
+  working day (``engine.language.work_calendar``) to the same wall time on the first working
+  day after it; the occurrence keeps its name.
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ import calendar
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from typing import Literal
 
-import holidays
 from croniter import croniter
 
-from engine.language import catalogue
+from engine.language import work_calendar
 from engine.language.durations import parse_duration
+from engine.language.festivals import festival_date
 from store.clock import as_utc, zone
 
 
@@ -89,38 +94,54 @@ def birthday_in(birthday: date, year: int) -> date:
     return birthday.replace(year=year)
 
 
-def anchor_fire(anchor: date, at: str, offset: str, tz: str) -> datetime:
+# What a date entry does with a fire on a day that is not a working day (DateEntry.on_non_working_day).
+NonWorkingDay = Literal["keep", "next_working_day"]
+
+
+def anchor_fire(anchor: date, at: str, offset: str, tz: str, on_non_working_day: NonWorkingDay = "keep") -> datetime:
     """UTC due time of an anchor date at local ``at`` shifted by ``offset`` on the wall clock."""
     naive = datetime.combine(anchor, clock(at)) + parse_duration(offset)
+    if on_non_working_day == "next_working_day":
+        working = work_calendar.first_working_day_from(naive.date())
+        naive += timedelta(days=(working - naive.date()).days)
     return place(naive, tz)
 
 
-def anchor_date_range(start: datetime, end: datetime, offset: str) -> tuple[date, date]:
+def anchor_date_range(
+    start: datetime, end: datetime, offset: str, on_non_working_day: NonWorkingDay = "keep"
+) -> tuple[date, date]:
     """Anchor dates whose fire can land in (start, end] for any zone (a superset, for SQL)."""
     delta = parse_duration(offset)
     # Local dates differ from UTC dates by at most a day either side.
     lo = (start - delta).date() - timedelta(days=2)
     hi = (end - delta).date() + timedelta(days=2)
+    if on_non_working_day == "next_working_day":
+        # A fire moved into the window comes from the run of days off just before it.
+        first_local = start.date() - timedelta(days=2)
+        lo -= timedelta(days=work_calendar.current().days_off_before(first_local))
     return lo, hi
 
 
 def birthday_fires(
-    birthday: date, at: str, offset: str, tz: str, start: datetime, end: datetime
+    birthday: date, at: str, offset: str, tz: str, start: datetime, end: datetime,
+    on_non_working_day: NonWorkingDay = "keep",
 ) -> list[tuple[str, datetime]]:
     """(occurrence label, due) of the birthday greetings falling in (start, end]."""
     out = []
-    lo, hi = anchor_date_range(start, end, offset)
+    lo, hi = anchor_date_range(start, end, offset, on_non_working_day)
     for year in range(lo.year, hi.year + 1):
         day = birthday_in(birthday, year)
-        due = anchor_fire(day, at, offset, tz)
+        due = anchor_fire(day, at, offset, tz, on_non_working_day)
         if start < due <= end:
             out.append((f"birthday-{year}", due))
     return out
 
 
-def birth_md_candidates(start: datetime, end: datetime, offset: str) -> list[int]:
+def birth_md_candidates(
+    start: datetime, end: datetime, offset: str, on_non_working_day: NonWorkingDay = "keep"
+) -> list[int]:
     """``birth_md`` codes (month*100+day) whose greeting may fall in (start, end] (for SQL)."""
-    lo, hi = anchor_date_range(start, end, offset)
+    lo, hi = anchor_date_range(start, end, offset, on_non_working_day)
     codes: set[int] = set()
     for day in _dates(lo, hi):
         codes.add(day.month * 100 + day.day)
@@ -136,31 +157,21 @@ def _dates(lo: date, hi: date) -> Iterator[date]:
         day += timedelta(days=1)
 
 
-@lru_cache(maxsize=64)
-def _china(year: int) -> dict[date, str]:
-    return dict(holidays.China(years=year, language="en_US").items())
-
-
-@lru_cache(maxsize=256)
-def holiday_date(name: str, year: int) -> date | None:
-    """First day of holiday ``name`` (a key of ``catalogue.HOLIDAYS``) in ``year``."""
-    wanted = catalogue.HOLIDAYS[name]
-    days = sorted(d for d, label in _china(year).items() if label == wanted)
-    return days[0] if days else None
+def holiday_date(name: str, year: int) -> date:
+    """The day holiday ``name`` (a key of ``catalogue.HOLIDAYS``) falls on in ``year``."""
+    return festival_date(name, year)
 
 
 def holiday_fires(
-    names: list[str], at: str, offset: str, tz: str, start: datetime, end: datetime
+    names: list[str], at: str, offset: str, tz: str, start: datetime, end: datetime,
+    on_non_working_day: NonWorkingDay = "keep",
 ) -> list[tuple[str, datetime]]:
     """(occurrence label, due) for each listed holiday falling in (start, end] in ``tz``."""
-    lo, hi = anchor_date_range(start, end, offset)
+    lo, hi = anchor_date_range(start, end, offset, on_non_working_day)
     out = []
     for year in range(lo.year, hi.year + 1):
         for name in names:
-            day = holiday_date(name, year)
-            if day is None:
-                continue
-            due = anchor_fire(day, at, offset, tz)
+            due = anchor_fire(holiday_date(name, year), at, offset, tz, on_non_working_day)
             if start < due <= end:
                 out.append((f"{name}-{year}", due))
-    return sorted(out, key=lambda pair: pair[1])
+    return sorted(out, key=lambda pair: (pair[1], pair[0]))

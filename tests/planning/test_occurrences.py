@@ -1,9 +1,19 @@
-"""Due times in the customer's local zone: cron cadences, date anchors, 29 Feb, lunar holidays."""
+"""Due times in the customer's local zone: cron cadences, date anchors, 29 Feb, lunar holidays,
+holiday re-entry per occurrence and moving a fire off a day off."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
+from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+from typer.testing import CliRunner
+
+from engine.cli import build_app
+from engine.language.journey_model import Reentry
 from engine.planning.occurrences import (
     anchor_fire,
     birth_md_candidates,
@@ -14,7 +24,12 @@ from engine.planning.occurrences import (
     holiday_fires,
     next_cron_fire,
 )
-from tests.plan_support import utc
+from engine.planning.planner import plan
+from store.db import get_engine
+from store.models import Enrollment, Policy
+from tests.plan_support import Book, utc
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SH = "Asia/Shanghai"
 LA = "America/Los_Angeles"
@@ -81,3 +96,142 @@ def test_spring_festival_and_other_lunar_holidays() -> None:
     assert holiday_date("mid_autumn", 2026) == date(2026, 9, 25)
     fires = holiday_fires(["spring_festival", "mid_autumn"], "09:00", "-1d", SH, utc(2027, 1, 1), utc(2027, 12, 31))
     assert fires == [("spring_festival-2027", utc(2027, 2, 5, 1)), ("mid_autumn-2027", utc(2027, 9, 14, 1))]
+
+
+def test_mid_autumn_inside_or_on_national_day_is_still_found() -> None:
+    # The holidays package names the shared day "Mid-Autumn Festival; National Day"; matching
+    # labels lost Mid-Autumn in those years and moved National Day 2031 to 2 October.
+    assert holiday_date("mid_autumn", 2028) == date(2028, 10, 3)
+    assert holiday_date("mid_autumn", 2031) == date(2031, 10, 1)
+    assert holiday_date("national_day", 2031) == date(2031, 10, 1)
+    assert holiday_date("mid_autumn", 2025) == date(2025, 10, 6)
+
+
+def test_a_shared_day_fires_both_holidays() -> None:
+    fires = holiday_fires(["mid_autumn", "national_day"], "10:00", "-3d", SH, utc(2031, 9, 1), utc(2031, 10, 31))
+    assert fires == [("mid_autumn-2031", utc(2031, 9, 28, 2)), ("national_day-2031", utc(2031, 9, 28, 2))]
+    fires = holiday_fires(["mid_autumn", "national_day"], "10:00", "-3d", SH, utc(2028, 9, 1), utc(2028, 10, 31))
+    assert fires == [("national_day-2028", utc(2028, 9, 28, 2)), ("mid_autumn-2028", utc(2028, 9, 30, 2))]
+
+
+# --- on_non_working_day: next_working_day -----------------------------------------------------------
+
+
+def test_a_fire_on_a_day_off_moves_to_the_next_working_day() -> None:
+    # 2026 (the chinese-calendar package's notice): 1-7 October off, Saturday 10 October worked.
+    assert anchor_fire(date(2026, 10, 3), "10:00", "0d", SH, "next_working_day") == utc(2026, 10, 8, 2)
+    assert anchor_fire(date(2026, 10, 3), "10:00", "0d", SH) == utc(2026, 10, 3, 2)
+    # A make-up working day is a working day; a plain Saturday is not.
+    assert anchor_fire(date(2026, 10, 10), "10:00", "0d", SH, "next_working_day") == utc(2026, 10, 10, 2)
+    assert anchor_fire(date(2026, 10, 17), "10:00", "0d", SH, "next_working_day") == utc(2026, 10, 19, 2)
+    # The offset lands first, then the move: expiry 2 Nov - 30d is 3 Oct, a day off.
+    assert anchor_fire(date(2026, 11, 2), "10:00", "-30d", LA, "next_working_day") == utc(2026, 10, 8, 17)
+
+
+def test_a_fire_moved_into_the_window_from_before_it_is_found() -> None:
+    # A 2 October birthday greets on 8 October; the window holding 8 October must ask SQL for 1002.
+    start, end = utc(2026, 10, 7, 12), utc(2026, 10, 8, 12)
+    assert 1002 in birth_md_candidates(start, end, "0d", "next_working_day")
+    assert 1002 not in birth_md_candidates(start, end, "0d")
+    assert birthday_fires(date(1990, 10, 2), "10:00", "0d", SH, start, end, "next_working_day") == [
+        ("birthday-2026", utc(2026, 10, 8, 2))]
+    assert birthday_fires(date(1990, 10, 2), "10:00", "0d", SH, utc(2026, 10, 1), utc(2026, 10, 7, 12),
+                          "next_working_day") == []
+
+
+def test_the_work_calendar_file_decides_a_year_it_lists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(ROOT / "config", config)
+    (config / "work_calendar.yaml").write_text(
+        "years:\n  2027:\n    holidays:\n      - {name: company_day, from: 2027-03-03, to: 2027-03-05}\n"
+        "    working_days: [2027-03-06]\n", encoding="utf-8")
+    monkeypatch.setenv("JOURNEYS_CONFIG_DIR", str(config))
+    assert anchor_fire(date(2027, 3, 3), "10:00", "0d", SH, "next_working_day") == utc(2027, 3, 6, 2)
+    # The listed year replaces the statutory rule: Spring Festival 2027 (6 February) is worked here.
+    assert anchor_fire(date(2027, 2, 8), "10:00", "0d", SH, "next_working_day") == utc(2027, 2, 8, 2)
+
+
+def test_planner_moves_a_policy_reminder_off_the_national_day_week(book: Book) -> None:
+    book.journey("renewal", """
+        id: renewal
+        name: Renewal
+        category: service
+        entry: {date: {anchor: policy.expiry_date, offset: -30d, at: "10:00", on_non_working_day: next_working_day}}
+        steps:
+          - id: remind
+            send: {channels: [wechat], template: msg}
+    """)
+    cid = book.customer()
+    book.add(Policy(external_id="P1", customer_id=cid, product_line="motor", annual_premium=1000.0,
+                    start_date=date(2025, 11, 2), expiry_date=date(2026, 11, 2), status="active"))
+    plan(utc(2026, 10, 7), utc(2026, 10, 1), url=book.url)
+    assert book.touches() == []
+    plan(utc(2026, 10, 9), utc(2026, 10, 7), url=book.url)
+    assert [(t.key, t.due_at) for t in book.touches()] == [(f"{cid}:renewal:remind:policy-1-2026-11-02",
+                                                          utc(2026, 10, 8, 2))]
+
+
+# --- the shipped holiday journey: once per holiday, however close -----------------------------------
+
+
+def _holiday_pack(book: Book, monkeypatch: pytest.MonkeyPatch) -> int:
+    shutil.copy(ROOT / "journeys" / "holiday-service-pack.yaml", book.journeys)
+    monkeypatch.setenv("JOURNEYS_TEMPLATES_DIR", str(ROOT / "templates"))
+    return book.customer(attributes={"service_preference": "family"})
+
+
+def _entered(book: Book, cid: int) -> list[str]:
+    with Session(get_engine(book.url)) as session:
+        return list(session.exec(select(Enrollment.occurrence).where(Enrollment.customer_id == cid)
+                                 .order_by(col(Enrollment.entered_at), col(Enrollment.occurrence))).all())
+
+
+@pytest.mark.parametrize("year", [2025, 2028])
+def test_holiday_pack_enters_mid_autumn_days_after_national_day(
+    book: Book, monkeypatch: pytest.MonkeyPatch, year: int
+) -> None:
+    cid = _holiday_pack(book, monkeypatch)
+    plan(utc(year, 10, 20), utc(year, 9, 20), url=book.url)
+    assert _entered(book, cid) == [f"national_day-{year}", f"mid_autumn-{year}"]
+
+
+def test_holiday_pack_on_a_shared_day_enters_both_with_distinct_touches(
+    book: Book, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cid = _holiday_pack(book, monkeypatch)
+    plan(utc(2031, 10, 20), utc(2031, 9, 20), url=book.url)
+    assert _entered(book, cid) == ["mid_autumn-2031", "national_day-2031"]
+    with Session(get_engine(book.url)) as session:
+        sent = {e.occurrence for e in session.exec(select(Enrollment).where(Enrollment.customer_id == cid)).all()
+                if e.split_branch != "holdout"}
+    assert {t.key for t in book.touches()} == {f"{cid}:holiday-service-pack:family_pack:{occ}" for occ in sent}
+
+
+# (what replaces "per: occurrence" in the shipped file, the text of the reported line, the message's words);
+# a rule across the mapping's keys is reported where the mapping's first key stands.
+REENTRY_MISTAKES = [
+    ("per: holiday", "  per: holiday", ["'holiday' is not allowed for 'per'", "occurrence"]),
+    ("per: occurrence\n  after: 20d", "  allowed: true", ["either 'after'", "'per: occurrence'"]),
+]
+
+
+@pytest.mark.parametrize(("new", "marker", "words"), REENTRY_MISTAKES, ids=["unknown per", "per and after"])
+def test_a_wrong_reentry_form_is_reported_at_its_line(tmp_path: Path, new: str, marker: str, words: list[str]) -> None:
+    text = (ROOT / "journeys" / "holiday-service-pack.yaml").read_text(encoding="utf-8")
+    assert "  per: occurrence\n" in text
+    bad = text.replace("  per: occurrence\n", f"  {new}\n", 1)
+    rows = bad.splitlines()
+    start = rows.index("reentry:")
+    line = next(n for n, row in enumerate(rows[start:], start=start + 1) if row == marker)
+    target = tmp_path / "holiday-service-pack.yaml"
+    target.write_text(bad, encoding="utf-8")
+    result = CliRunner().invoke(build_app(), ["validate", str(target)])
+    assert result.exit_code == 1
+    assert any(f"holiday-service-pack.yaml:{line}:" in row and all(w in row for w in words)
+               for row in result.output.splitlines()), result.output
+
+
+def test_allowed_false_takes_no_per_or_after() -> None:
+    assert Reentry.model_validate({"allowed": True, "per": "occurrence"}).per == "occurrence"
+    with pytest.raises(ValidationError, match="once ever"):
+        Reentry.model_validate({"allowed": False, "per": "occurrence"})
