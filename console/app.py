@@ -21,6 +21,7 @@ from console import api, routes_admin, routes_auth, routes_ops, routes_tasks
 from console.auth import NotAuthenticated
 from console.config import ConsoleSettings
 from console.i18n import SUPPORTED, translations
+from console.limits import BodyLimits, RequestLimitsMiddleware
 from console.tasks import TaskError
 from console.throttle import LoginLimits
 from console.web import flash, render
@@ -175,6 +176,9 @@ def create_app(database_url: str | None = None, settings: ConsoleSettings | None
     app.state.clock = clock or utcnow
     app.state.login_limits = LoginLimits(settings)
 
+    # Innermost of the three: it reads the session the outer one decoded, and its own refusals
+    # (401/403/413 before a body is read) get the security headers like every other answer.
+    app.add_middleware(RequestLimitsMiddleware, limits=BodyLimits.from_env(), refuse_page=_error_page)
     app.add_middleware(SecurityHeadersMiddleware)
 
     app.add_middleware(

@@ -15,12 +15,18 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
 ) -> None:
-    """Run the agent and ops console with its REST API."""
+    """Run the agent and ops console with its REST API.
+
+    Request limits come from the environment (see ``console.limits``): JOURNEYS_HEADER_TIMEOUT
+    (seconds to send a request head, default 10), JOURNEYS_KEEPALIVE_TIMEOUT (idle kept-alive
+    connections, default 5) and the body caps JOURNEYS_MAX_BODY_API/_HOOKS/_FORMS/_NOTES.
+    """
     import uvicorn
 
     from console.app import create_app
+    from console.limits import server_options
 
-    uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=False)
+    uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=False, **server_options())
 
 
 @users_app.command("add")
