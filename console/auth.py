@@ -36,12 +36,13 @@ GENERATION_KEY = "console.session_gen:{uid}"
 
 # Rights per role. Agents work their own tasks and the claimable queue with masked PII;
 # supervisors see their team's tasks and reassign; ops run journeys and reports; admins
-# manage users. Nobody but the assignee's chain sees a task's customer.
+# manage users and read the audit log. Nobody but the assignee's chain sees a task's
+# customer, and unmasking it takes more than seeing it (console.tasks.can_reveal).
 RIGHTS: dict[str, frozenset[str]] = {
     "agent": frozenset({"tasks"}),
     "supervisor": frozenset({"tasks", "team", "reassign"}),
     "ops": frozenset({"journeys", "reports"}),
-    "admin": frozenset({"users", "journeys", "reports"}),
+    "admin": frozenset({"users", "audit", "journeys", "reports"}),
 }
 
 

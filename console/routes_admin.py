@@ -1,22 +1,29 @@
-"""Admin pages: users (create, deactivate, shift)."""
+"""Admin pages: users (create, deactivate, shift) and the audit log with bursts of reveals flagged."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import col, select
 
-from console import csrf
-from console.auth import audit, create_user
+from console import csrf, tasks
+from console.auth import audit, clock_of, create_user
 from console.deps import db_url, user_with
 from console.i18n import SUPPORTED
 from console.web import flash, redirect, render
 from store.db import session_scope
-from store.models import ROLES, AppUser
+from store.masking import mask_text
+from store.models import ROLES, AppUser, AuditLog
 
 router = APIRouter(dependencies=[Depends(csrf.protect)])
+
+# Audit actions that show (or tried to show) customer data unmasked, or took it out of the system.
+UNMASKING_ACTIONS = (*tasks.REVEAL_ACTIONS, "export")
+AUDIT_PAGE_ROWS = 200
+MAX_LOOKBACK_HOURS = 7 * 24
 
 
 @router.get("/admin/users", response_class=HTMLResponse)
@@ -66,3 +73,42 @@ def toggle(request: Request, user_id: int, what: Annotated[str, Form()]) -> Redi
         session.add(row)
         audit(session, admin.username, f"user_{what}", "user", user_id, {what: getattr(row, what)})
     return redirect("/admin/users")
+
+
+def _shown(text: str, limit: int) -> str:
+    # Actors of failed logins are whatever was typed as a user name, details are free-form:
+    # mask anything that looks like a phone, ID number or e-mail before an admin reads it.
+    return mask_text(text)[:limit]
+
+
+def _value(value: object) -> str:
+    return "/".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+@router.get("/admin/audit", response_class=HTMLResponse)
+def audit_page(request: Request, kind: str = "unmasking", actor: Annotated[str, Query(max_length=64)] = "",
+               hours: int = 24) -> HTMLResponse:
+    admin = user_with(request, "audit")
+    kind = kind if kind in ("unmasking", "all") else "unmasking"
+    hours = min(max(hours, 1), MAX_LOOKBACK_HOURS)
+    now = clock_of(request)
+    url = db_url(request)
+    policy = tasks.reveal_policy(request.app.state.settings)
+    bursts = tasks.reveal_bursts(policy, since=now - timedelta(hours=hours), db_url=url)
+    flagged = {b.actor for b in bursts}
+    stmt = select(AuditLog)
+    if kind == "unmasking":
+        stmt = stmt.where(col(AuditLog.action).in_(UNMASKING_ACTIONS))
+    if actor:
+        stmt = stmt.where(AuditLog.actor == actor)
+    entries: list[dict[str, Any]] = []
+    with session_scope(url) as session:
+        for row in session.exec(stmt.order_by(col(AuditLog.at).desc(), col(AuditLog.id).desc()).limit(AUDIT_PAGE_ROWS)):
+            entries.append({
+                "at": row.at, "actor": row.actor, "shown_actor": _shown(row.actor, 64), "action": row.action,
+                "target": _shown(f"{row.target_type} {row.target_id}", 100),
+                "detail": _shown(", ".join(f"{k}={_value(v)}" for k, v in (row.detail or {}).items()), 300),
+                "unmasking": row.action in UNMASKING_ACTIONS, "flagged": row.actor in flagged,
+            })
+    return render(request, "admin_audit.html", admin, entries=entries, bursts=bursts, policy=policy, kind=kind,
+                  actor=actor, hours=hours, max_rows=AUDIT_PAGE_ROWS)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from console import csrf, tasks
-from console.auth import CurrentUser
+from console.auth import CurrentUser, clock_of
 from console.deps import db_url, user_with
 from console.i18n import DISPLAY_ZONE
-from console.tasks import OUTCOMES, TaskConflict, TaskInvalid
+from console.tasks import OUTCOMES, RevealLimited, TaskConflict, TaskForbidden, TaskInvalid, reveal_policy
 from console.web import flash, redirect, render
 from store.clock import utcnow, zone
 
@@ -32,6 +32,10 @@ ERROR_MESSAGES = {
 }
 
 
+# How far back the supervisor page looks for bursts of reveals by the team.
+BURST_LOOKBACK = timedelta(hours=24)
+
+
 def _tasks_user(request: Request) -> CurrentUser:
     return user_with(request, "tasks")
 
@@ -45,12 +49,15 @@ def inbox_page(request: Request, page: int = 0) -> HTMLResponse:
     return render(request, "inbox.html", user, box=box, now=now)
 
 
-def _task_page(request: Request, user: CurrentUser, task_id: int, revealed: dict[str, str] | None = None
-               ) -> HTMLResponse:
+def _task_page(request: Request, user: CurrentUser, task_id: int, revealed: dict[str, str] | None = None,
+               refusal: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
     info = tasks.detail(user, task_id, db_url=db_url(request))
     members = tasks.team_members(user, db_url=db_url(request)) if info.can_reassign else []
-    return render(request, "task.html", user, info=info, revealed=revealed, outcomes=OUTCOMES, now=utcnow(),
-                  members=members)
+    response = render(request, "task.html", user, status_code=status_code, info=info, revealed=revealed,
+                      refusal=refusal, outcomes=OUTCOMES, now=utcnow(), members=members)
+    if refusal and refusal.get("retry_after"):
+        response.headers["Retry-After"] = str(refusal["retry_after"])
+    return response
 
 
 @router.get("/tasks/{task_id}", response_class=HTMLResponse)
@@ -61,8 +68,17 @@ def task_page(request: Request, task_id: int) -> HTMLResponse:
 @router.post("/tasks/{task_id}/reveal", response_class=HTMLResponse)
 def reveal(request: Request, task_id: int) -> HTMLResponse:
     user = _tasks_user(request)
-    # Rendered straight into the response (never stored in the session or a redirect URL).
-    shown = tasks.reveal(user, task_id, db_url=db_url(request))
+    try:
+        # Rendered straight into the response (never stored in the session or a redirect URL).
+        shown = tasks.reveal(user, task_id, policy=reveal_policy(request.app.state.settings), now=clock_of(request),
+                             db_url=db_url(request))
+    except RevealLimited as exc:
+        refusal = {"code": exc.code, "limit": exc.limit, "minutes": -(-exc.retry_after // 60),
+                   "retry_after": exc.retry_after}
+        return _task_page(request, user, task_id, refusal=refusal, status_code=exc.status)
+    except TaskForbidden as exc:
+        # The task is the user's to see (the page shows why the details stay masked), not to unmask.
+        return _task_page(request, user, task_id, refusal={"code": exc.code}, status_code=exc.status)
     return _task_page(request, user, task_id, revealed=shown)
 
 
@@ -139,5 +155,10 @@ def supervisor_page(request: Request, agent: int | None = None) -> HTMLResponse:
         agent_name = member.display_name or member.username
         agent_tasks = tasks.list_tasks(assignee_id=agent, statuses=tasks.ACTIVE, limit=200, now=now, db_url=url)
     overdue = tasks.overdue_tasks(user, now=now, db_url=url)
+    policy = reveal_policy(request.app.state.settings)
+    # The team's own members only: who else unmasks customers is the admin's audit page's business.
+    bursts = tasks.reveal_bursts(policy, since=now - BURST_LOOKBACK,
+                                 actors=[m.username for m in members], db_url=url)
     return render(request, "supervisor.html", user, loads=loads, overdue=overdue, members=members,
-                  agent_tasks=agent_tasks, agent_id=agent, agent_name=agent_name, now=now)
+                  agent_tasks=agent_tasks, agent_id=agent, agent_name=agent_name, now=now, bursts=bursts,
+                  policy=policy)

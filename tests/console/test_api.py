@@ -1,18 +1,39 @@
-"""REST API: API keys, validated events (422 naming the field), idempotent event ids, customers, tasks."""
+"""REST API: API keys and who they may act for, validated events (422 naming the field), idempotent
+event ids, customers, tasks, and an OpenAPI that documents every status code and body."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from typing import Any
 
 import pytest
 from sqlmodel import func, select
 from starlette.testclient import TestClient
 
+from console.config import parse_api_keys
 from store.db import session_scope
-from store.models import AgentTask, Customer, Event
+from store.models import AgentTask, AppUser, AuditLog, Customer, Event
 from tests.console.conftest import API_KEY, Seed, login
 
+# API_KEY is configured in the old bare form (tests/console/conftest.py): a system key that acts for nobody.
 KEY = {"X-API-Key": API_KEY}
+DESK_KEY = "desk-key-for-team-a-0123456789"  # a phone system that may act for the agents of team a
+DESK_B_KEY = "desk-key-for-team-b-0123456789"  # configured by its digest only
+ANN_KEY = "ann-own-key-0123456789"  # agent ann's own key
+MISNAMED_KEY = "sue-as-agent-key-0123456789"  # says sue is an agent; she is a supervisor
+DESK = {"X-API-Key": DESK_KEY}
+ANN = {"X-API-Key": ANN_KEY}
+
+
+@pytest.fixture
+def console_env(console_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The conftest's two old-form keys plus keys in the NAME:ROLE:KEY form."""
+    desk_b_digest = hashlib.sha256(DESK_B_KEY.encode()).hexdigest()
+    monkeypatch.setenv("JOURNEYS_API_KEYS", ", ".join([
+        "other-key", API_KEY, f"phones:desk=a:{DESK_KEY}", f"phones-b:desk=b:sha256:{desk_b_digest}",
+        f"ann:agent:{ANN_KEY}", f"sue:agent:{MISNAMED_KEY}", "crm:system:crm-key-0123456789",
+    ]))
 
 
 def event(**overrides: Any) -> dict[str, Any]:
@@ -107,23 +128,212 @@ def test_customer_upsert_and_masked_read(client: TestClient, db_url: str) -> Non
     assert client.get("/api/customers/NOPE", headers=KEY).status_code == 404
 
 
-def test_tasks_with_an_api_key_acting_for_an_agent(client: TestClient, seed: Seed) -> None:
+def test_tasks_with_a_desk_key_acting_for_an_agent(client: TestClient, seed: Seed) -> None:
     everything = client.get("/api/tasks?scope=all", headers=KEY).json()
     assert len(everything) == 5 and all("*" in t["customer"] for t in everything)
-    acting = {**KEY, "X-Acting-User": "ann"}
+    acting = {**DESK, "X-Acting-User": "ann"}
     mine = client.get("/api/tasks", headers=acting).json()
     assert [t["id"] for t in mine] == [seed.tasks["ann_first"], seed.tasks["ann_second"]]
     claimed = client.post(f"/api/tasks/{seed.tasks['free']}/claim", headers=acting)
-    assert claimed.status_code == 200
-    assert client.post(f"/api/tasks/{seed.tasks['free']}/claim", headers={**KEY, "X-Acting-User": "bob"}
-                       ).status_code in (403, 409)
+    assert claimed.status_code == 200 and claimed.json() == {"task_id": seed.tasks["free"], "status": "claimed"}
+    assert client.post(f"/api/tasks/{seed.tasks['free']}/claim", headers={**DESK, "X-Acting-User": "bob"}
+                       ).status_code in (404, 409)  # 404 once ann has it: not visible to bob
     done = client.post(f"/api/tasks/{seed.tasks['free']}/complete", headers=acting, json={"outcome": "no_answer"})
     assert done.status_code == 200 and done.json()["follow_up_task_id"]
     bad = client.post(f"/api/tasks/{seed.tasks['ann_first']}/complete", headers=acting, json={"outcome": "maybe"})
     assert bad.status_code == 422 and "outcome" in str(bad.json()["detail"])
     assert client.post(f"/api/tasks/{seed.tasks['bob']}/complete", headers=acting,
-                       json={"outcome": "reached"}).status_code == 403
-    assert client.post(f"/api/tasks/{seed.tasks['ann_first']}/claim", headers=KEY).status_code == 422
+                       json={"outcome": "reached"}).status_code == 404  # not hers: same as no such task
+    assert client.post(f"/api/tasks/{seed.tasks['ann_first']}/claim", headers=DESK).status_code == 422
+
+
+def _task_state(url: str, task_id: int) -> tuple[str, int | None]:
+    with session_scope(url) as s:
+        task = s.get(AgentTask, task_id)
+        assert task is not None
+        return task.status, task.assignee_id
+
+
+REFUSED = {"detail": "X-Acting-User names a user this key may not act for"}
+
+
+@pytest.mark.parametrize("key", [API_KEY, "other-key", "crm-key-0123456789"])
+def test_a_system_key_acts_for_nobody(client: TestClient, seed: Seed, db_url: str, key: str) -> None:
+    # Before keys had owners, any key could name any user in X-Acting-User and work their tasks.
+    for user in ("ann", "bob", "sue", "adam"):
+        headers = {"X-API-Key": key, "X-Acting-User": user}
+        listed = client.get("/api/tasks", headers=headers)
+        assert (listed.status_code, listed.json()) == (403, REFUSED)
+        assert client.post(f"/api/tasks/{seed.tasks['free']}/claim", headers=headers).status_code == 403
+        assert client.post(f"/api/tasks/{seed.tasks['ann_first']}/complete", headers=headers,
+                           json={"outcome": "reached"}).status_code == 403
+        assert client.post("/api/events", headers=headers, json=event(event_id=f"as-{user}")).status_code == 403
+    assert _task_state(db_url, seed.tasks["free"]) == ("open", None)
+    assert _task_state(db_url, seed.tasks["ann_first"]) == ("open", seed.users["ann"])
+    assert event_count(db_url) == 0
+    # Acting as itself (no X-Acting-User), a system key still does a system's work.
+    assert client.post("/api/events", headers={"X-API-Key": key}, json=event()).status_code == 201
+    assert client.get("/api/tasks?scope=all", headers={"X-API-Key": key}).status_code == 200
+
+
+def test_a_desk_key_acts_only_for_the_agents_of_its_teams(client: TestClient, seed: Seed, db_url: str) -> None:
+    with session_scope(db_url) as s:
+        s.add(AppUser(username="dan", display_name="Dan", role="agent", team="a", password_hash="x", active=False,
+                      created_at=seed.now))
+    # cara is an agent of team b, sue the supervisor of team a, dan an inactive agent of team a,
+    # nobody does not exist: one answer for all of them, so the key cannot probe who exists.
+    for user in ("cara", "sue", "dan", "nobody", "adam"):
+        response = client.get("/api/tasks", headers={**DESK, "X-Acting-User": user})
+        assert (response.status_code, response.json()) == (403, REFUSED), user
+    assert client.post(f"/api/tasks/{seed.tasks['cara']}/claim",
+                       headers={**DESK, "X-Acting-User": "cara"}).status_code == 403
+    assert _task_state(db_url, seed.tasks["cara"]) == ("open", seed.users["cara"])
+    # The team b desk, configured by its digest only, works for cara and not for ann.
+    desk_b = {"X-API-Key": DESK_B_KEY}
+    assert [t["id"] for t in client.get("/api/tasks", headers={**desk_b, "X-Acting-User": "cara"}).json()] == [
+        seed.tasks["cara"]]
+    assert client.get("/api/tasks", headers={**desk_b, "X-Acting-User": "ann"}).status_code == 403
+    # Acting as itself it is a system key: events and customers.
+    assert client.post("/api/events", headers=DESK, json=event()).status_code == 201
+    assert client.get("/api/customers/C1", headers=DESK).status_code == 200
+
+
+def test_a_personal_key_acts_only_as_its_owner(client: TestClient, seed: Seed, db_url: str) -> None:
+    mine = client.get("/api/tasks", headers=ANN)
+    assert [t["id"] for t in mine.json()] == [seed.tasks["ann_first"], seed.tasks["ann_second"]]
+    assert client.get("/api/tasks", headers={**ANN, "X-Acting-User": "ann"}).status_code == 200
+    for user in ("bob", "cara", "sue"):
+        assert client.get("/api/tasks", headers={**ANN, "X-Acting-User": user}).status_code == 403
+        assert client.post(f"/api/tasks/{seed.tasks['free']}/claim",
+                           headers={**ANN, "X-Acting-User": user}).status_code == 403
+    assert _task_state(db_url, seed.tasks["free"]) == ("open", None)
+    assert client.get("/api/tasks?scope=all", headers=ANN).status_code == 403
+    # Events and customers are a system's work, not a person's.
+    assert client.post("/api/events", headers=ANN, json=event()).status_code == 403
+    assert client.get("/api/customers/C1", headers=ANN).status_code == 403
+    assert client.put("/api/customers/C1", headers=ANN, json={"branch": "x"}).status_code == 403
+    assert event_count(db_url) == 0
+    claimed = client.post(f"/api/tasks/{seed.tasks['free']}/claim", headers=ANN)
+    assert claimed.status_code == 200
+    assert _task_state(db_url, seed.tasks["free"]) == ("claimed", seed.users["ann"])
+    # A key whose role is not its owner's (sue is a supervisor) works for nobody; nor does a
+    # personal key whose owner has been deactivated.
+    assert client.get("/api/tasks", headers={"X-API-Key": MISNAMED_KEY}).status_code == 403
+    with session_scope(db_url) as s:
+        ann = s.get(AppUser, seed.users["ann"])
+        assert ann is not None
+        ann.active = False
+    assert client.get("/api/tasks", headers=ANN).status_code == 403
+
+
+def test_the_audit_log_names_the_key(client: TestClient, db_url: str) -> None:
+    assert client.put("/api/customers/C1", headers={"X-API-Key": "crm-key-0123456789"},
+                      json={"branch": "北京分公司"}).status_code == 200
+    assert client.put("/api/customers/C2", headers=KEY, json={"branch": "北京分公司"}).status_code == 200
+    with session_scope(db_url) as s:
+        rows = s.exec(select(AuditLog).where(AuditLog.action == "customer_upsert")).all()
+        actors = sorted(a.actor for a in rows)
+    assert actors == ["api:crm", "api:legacy-2"]
+
+
+def test_api_keys_format(caplog: pytest.LogCaptureFixture) -> None:
+    digest = hashlib.sha256(b"hashed-key").hexdigest()
+    raw = ", ".join([
+        "bare-secret", f"sha256:{digest}", "crm:system:crm-secret", "phones:desk=a+b:desk-secret",
+        f"all:desk=*:sha256:{digest}", "ann:agent:ann-secret", "sue:supervisor:sue-secret",
+        # Ignored, each with a warning that says why but never shows the key:
+        "crm:system:second-crm-secret", "x:desk:no-teams-secret", "x:admin:admin-secret", "x:system:",
+        "sha256:abc", "y:system:sha256:nothex", "two:parts-secret", " :system:blank-name-secret",
+    ])
+    with caplog.at_level(logging.WARNING, logger="console.config"):
+        keys = parse_api_keys(raw)
+    assert [(k.name, k.role, sorted(k.teams), k.legacy) for k in keys] == [
+        ("legacy-1", "system", [], True), ("legacy-2", "system", [], True), ("crm", "system", [], False),
+        ("phones", "desk", ["a", "b"], False), ("all", "desk", ["*"], False), ("ann", "agent", [], False),
+        ("sue", "supervisor", [], False),
+    ]
+    assert keys[0].digest == hashlib.sha256(b"bare-secret").digest()
+    assert keys[1].digest == keys[4].digest == bytes.fromhex(digest)
+    assert keys[2].digest == hashlib.sha256(b"crm-secret").digest()
+    ignored = [r.getMessage() for r in caplog.records if "ignored" in r.getMessage()]
+    assert [m.split(" ignored")[0] for m in ignored] == [f"JOURNEYS_API_KEYS entry {n}" for n in range(8, 16)]
+    assert "already used" in ignored[0] and "desk=TEAM" in ignored[1] and "role must be" in ignored[2]
+    # The old forms are named in one warning by their digest's first digits, never by the key.
+    legacy = [r.getMessage() for r in caplog.records if "old form" in r.getMessage()]
+    assert len(legacy) == 1 and "without acting rights" in legacy[0]
+    assert f"legacy-1 (sha256 {hashlib.sha256(b'bare-secret').hexdigest()[:8]}" in legacy[0]
+    for secret in ("bare-secret", "crm-secret", "no-teams-secret", "admin-secret", "parts-secret",
+                   "blank-name-secret", digest):
+        assert secret not in caplog.text
+    # Who may act for whom: a desk for the agents of its teams, a person only as themself, a system for nobody.
+    phones, everywhere, ann = keys[3], keys[4], keys[5]
+    assert phones.may_act_for("ann", "agent", "a") and phones.may_act_for("x", "agent", "b")
+    assert not phones.may_act_for("cara", "agent", "c") and not phones.may_act_for("sue", "supervisor", "a")
+    assert not phones.may_act_for("loner", "agent", None) and everywhere.may_act_for("loner", "agent", None)
+    assert ann.may_act_for("ann", "agent", "a") and not ann.may_act_for("bob", "agent", "a")
+    assert not keys[0].may_act_for("ann", "agent", "a") and not keys[2].may_act_for("ann", "agent", "a")
+
+
+def test_every_422_has_the_documented_shape(client: TestClient, seed: Seed) -> None:
+    # The first five used to answer {"detail": "<a sentence>"} where the OpenAPI promises a list.
+    responses = {
+        "no acting user": client.post(f"/api/tasks/{seed.tasks['free']}/claim", headers=DESK),
+        "no acting user (complete)": client.post(f"/api/tasks/{seed.tasks['free']}/complete", headers=DESK,
+                                                 json={"outcome": "reached"}),
+        "call back without a time": client.post(f"/api/tasks/{seed.tasks['ann_first']}/complete", headers=ANN,
+                                                json={"outcome": "call_back"}),
+        "call back in the past": client.post(f"/api/tasks/{seed.tasks['ann_first']}/complete", headers=ANN,
+                                             json={"outcome": "call_back",
+                                                   "callback_at": "2001-01-01T00:00:00+00:00"}),
+        "external id too long": client.put("/api/customers/" + "x" * 65, headers=KEY, json={"name": "x"}),
+        "task id beyond the database's integers": client.post(f"/api/tasks/{2**63}/claim", headers=ANN),
+        "unknown customer": client.post("/api/events", headers=KEY, json=event(customer_id="NOBODY")),
+    }
+    expected_loc = {
+        "no acting user": ["header", "X-Acting-User"], "no acting user (complete)": ["header", "X-Acting-User"],
+        "call back without a time": ["body", "callback_at"], "call back in the past": ["body", "callback_at"],
+        "external id too long": ["path", "external_id"], "task id beyond the database's integers": ["path", "task_id"],
+        "unknown customer": ["body", "customer_id"],
+    }
+    for name, response in responses.items():
+        assert response.status_code == 422, (name, response.text)
+        detail = response.json()["detail"]
+        assert isinstance(detail, list) and detail, (name, detail)
+        for error in detail:
+            assert isinstance(error["loc"], list) and isinstance(error["msg"], str) and isinstance(error["type"], str)
+        assert detail[0]["loc"] == expected_loc[name], (name, detail)
+
+
+# Every status each API route answers with; the OpenAPI must document each, with its body's schema.
+# 400 is FastAPI's own answer to a body it cannot decode (not UTF-8), on the routes that take one;
+# 413 console.limits' answer to a body over the cap, whatever the route.
+DOCUMENTED = {
+    ("post", "/api/events"): {"200", "201", "400", "401", "403", "413", "422"},
+    ("get", "/api/customers/{external_id}"): {"200", "401", "403", "404", "413", "422"},
+    ("put", "/api/customers/{external_id}"): {"200", "201", "400", "401", "403", "413", "422"},
+    ("get", "/api/tasks"): {"200", "401", "403", "413", "422"},
+    ("post", "/api/tasks/{task_id}/claim"): {"200", "401", "403", "404", "409", "413", "422"},
+    ("post", "/api/tasks/{task_id}/complete"): {"200", "400", "401", "403", "404", "409", "413", "422"},
+}
+
+
+def test_openapi_documents_every_status_code_with_its_body(client: TestClient) -> None:
+    spec = client.get("/api/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    for (method, path), codes in DOCUMENTED.items():
+        operation = spec["paths"][path][method]
+        assert set(operation["responses"]) == codes, (method, path)
+        for code, response in operation["responses"].items():
+            schema = response["content"]["application/json"]["schema"]
+            assert schema, (method, path, code)
+            if code == "422":
+                assert schema == {"$ref": "#/components/schemas/HTTPValidationError"}
+            elif code.startswith("4"):
+                assert schema == {"$ref": "#/components/schemas/ErrorOut"}, (method, path, code)
+        # The acting user is a documented header of every API route.
+        assert "X-Acting-User" in [p["name"] for p in operation.get("parameters", [])], (method, path)
+    assert schemas["ErrorOut"]["required"] == ["detail"]
+    assert schemas["HTTPValidationError"]["properties"]["detail"]["type"] == "array"
 
 
 def test_tasks_with_a_session_need_the_csrf_header_for_changes(client: TestClient, seed: Seed) -> None:
@@ -147,3 +357,13 @@ def test_webhooks_are_mounted_when_channels_offer_them(app: Any) -> None:
         client = TestClient(app)
         # Mounted and reachable: an unsigned provider callback is refused by the channel's own check.
         assert client.post("/hooks/twilio/status", data={"MessageSid": "x"}).status_code in (400, 403)
+
+
+def test_refusals_before_the_route_have_the_documented_shape(client: TestClient, seed: Seed) -> None:
+    # Answered by FastAPI (400) and console.limits (413) before the route runs; documented all the same.
+    oversized = client.post(f"/api/tasks/{seed.tasks['free']}/claim", headers=KEY, content=b"x" * (64 * 1024 + 1))
+    unreadable = client.post("/api/events", headers={**KEY, "Content-Type": "application/json"}, content=b"\xff\xfe{")
+    for response, status in ((oversized, 413), (unreadable, 400)):
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"] == "application/json"
+        assert set(response.json()) == {"detail"} and isinstance(response.json()["detail"], str)

@@ -95,14 +95,15 @@ def test_supervisor_reassigns_a_task(new_page: PageFactory, seed: Seed, db_url: 
     expect(agent.get_by_test_id("my-tasks").locator(f"tr[data-task-id='{seed.tasks['bob']}']")).to_be_visible()
 
 
-def test_agent_gets_403_on_another_agents_task_and_pii_is_masked_until_an_audited_reveal(
+def test_agent_gets_404_on_another_agents_task_and_pii_is_masked_until_an_audited_reveal_of_a_claimed_task(
     new_page: PageFactory, seed: Seed, db_url: str
 ) -> None:
     page = new_page("ann")
     expect = playwright_sync.expect
+    # Not found, as for an id that does not exist: the answer does not confirm the task is there.
     response = page.goto(f"/tasks/{seed.tasks['bob']}")
-    assert response is not None and response.status == 403
-    expect(page.locator("h1")).to_have_text("Not allowed")
+    assert response is not None and response.status == 404
+    expect(page.locator("h1")).to_have_text("Not found")
     assert "13812345678" not in page.content()
 
     page.goto(f"/tasks/{seed.tasks['ann_first']}")
@@ -111,6 +112,11 @@ def test_agent_gets_403_on_another_agents_task_and_pii_is_masked_until_an_audite
     expect(page.get_by_test_id("customer-name")).to_have_text("张**")
     html = page.content()
     assert "13812345678" not in html and "sanfeng@" not in html and "张三丰" not in html
+    # Assigned to her but not claimed: no call in progress, so nothing to unmask yet.
+    expect(page.get_by_test_id("reveal")).to_have_count(0)
+    expect(page.get_by_test_id("reveal-hint")).to_be_visible()
+    page.get_by_test_id("claim").click()
+    expect(page.get_by_role("status").first).to_have_text("Task claimed.")
     with session_scope(db_url) as s:
         assert s.exec(select(AuditLog).where(AuditLog.action == "reveal")).first() is None
 
@@ -125,6 +131,48 @@ def test_agent_gets_403_on_another_agents_task_and_pii_is_masked_until_an_audite
     # Reloading the task shows masked data again: the reveal is per view, not remembered.
     page.goto(f"/tasks/{seed.tasks['ann_first']}")
     expect(page.get_by_test_id("customer-phone")).to_have_text("138****5678")
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_admin_audit_page_flags_a_burst_of_reveals_at_desktop_and_phone_width(
+    browser: Any, server: str, seed: Seed, db_url: str, width: int
+) -> None:
+    now = seed.now
+    with session_scope(db_url) as s:
+        # Twelve reveals by ann within six minutes (over the default ten in ten minutes), two by bob.
+        for i in range(12):
+            s.add(AuditLog(actor="ann", action="reveal", target_type="customer", target_id=str(seed.customers["C3"]),
+                           detail={"task_id": seed.tasks["free"], "fields": ["name", "phone", "email"]},
+                           at=now - timedelta(minutes=30 - i // 2)))
+        for i in range(2):
+            s.add(AuditLog(actor="bob", action="reveal", target_type="customer", target_id=str(seed.customers["C1"]),
+                           detail={"task_id": seed.tasks["bob"]}, at=now - timedelta(minutes=5 + i)))
+    context = browser.new_context(base_url=server, viewport={"width": width, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto("/login")
+        page.fill("input[name=username]", "adam")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/admin/users")
+        page.get_by_test_id("nav-audit").click()
+        page.wait_for_url("**/admin/audit")
+        expect = playwright_sync.expect
+        expect(page.locator("h1")).to_have_text("Audit log")
+        bursts = page.get_by_test_id("bursts")
+        expect(bursts.locator("tr[data-actor]")).to_have_count(1)
+        expect(bursts.locator("tr[data-actor='ann']")).to_contain_text("12")
+        expect(page.get_by_test_id("audit-rows").locator("tr[data-flagged]")).to_have_count(12)
+        expect(page.get_by_test_id("audit-rows").locator("tr[data-action='reveal']")).to_have_count(14)
+        # Everything is reachable without scrolling sideways, on a phone as on a desktop.
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"{overflow}px wider than the {width}px window"
+        bursts.locator("tr[data-actor='ann'] a").click()
+        page.wait_for_url("**/admin/audit?actor=ann")
+        expect(page.get_by_test_id("actor-filter")).to_contain_text("ann")
+        expect(page.get_by_test_id("audit-rows").locator("tr[data-action='reveal']")).to_have_count(12)
+    finally:
+        context.close()
 
 
 def test_form_posts_without_a_csrf_token_are_refused(new_page: PageFactory, seed: Seed, db_url: str) -> None:

@@ -271,7 +271,7 @@ def test_every_kind_of_response_carries_the_security_headers(make_client: Callab
         "static": c.get("/static/console.js"),
         "hook": c.get("/hooks/unsubscribe/not-a-token"),
     }
-    assert [r.status_code for r in responses.values()] == [200, 303, 403, 200, 401, 404, 200, 404]
+    assert [r.status_code for r in responses.values()] == [200, 303, 404, 200, 401, 404, 200, 404]
     for response in responses.values():
         assert_hardened(response)
         assert "strict-transport-security" not in response.headers  # plain http: no HSTS
@@ -317,8 +317,10 @@ def test_cookie_secure_can_be_forced_for_tls_ending_at_a_proxy(make_client: Call
 
 # --- every route, every role (SPEC §9) ----------------------------------------------------------
 #
-# agent: own tasks and the claimable queue, masked PII; supervisor: the team's tasks and
-# reassignment; ops: journeys and reports; admin: users (and, like ops, journeys and reports).
+# agent: own tasks and the claimable queue, masked PII, unmasked only on a task they claimed;
+# supervisor: the team's tasks (unmasked too) and reassignment; ops: journeys and reports;
+# admin: users and the audit log (and, like ops, journeys and reports). A task the user may
+# not see answers 404, like one that does not exist (tests/console/test_tasks.py).
 # API keys are for systems: events and customers only with a key; tasks with a key or a session.
 # Page routes ignore API keys: without a session they send the browser to the login page.
 
@@ -357,7 +359,9 @@ RIGHTS: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/me/locale"): everyone(303),  # own setting; no session → login page
     ("GET", "/inbox"): TASK_PAGE,
     ("GET", "/tasks/{task_id}"): TASK_PAGE,
-    ("POST", "/tasks/{task_id}/reveal"): TASK_PAGE,
+    # Unmasking takes more than seeing: ann's task is only assigned to her, not claimed (a call in
+    # progress), so she is refused; her supervisor may, as it is a task of sue's team.
+    ("POST", "/tasks/{task_id}/reveal"): page(agent=403, supervisor=200, ops=403, admin=403),
     ("POST", "/tasks/{task_id}/claim"): OWN_TASK_ACTION,
     ("POST", "/tasks/{task_id}/complete"): OWN_TASK_ACTION,
     ("POST", "/tasks/{task_id}/reassign"): page(agent=403, supervisor=303, ops=403, admin=403),
@@ -368,6 +372,7 @@ RIGHTS: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/ops/simulate"): OPS_PAGE,
     ("GET", "/ops/report"): OPS_PAGE,
     ("GET", "/admin/users"): page(agent=403, supervisor=403, ops=403, admin=200),
+    ("GET", "/admin/audit"): page(agent=403, supervisor=403, ops=403, admin=200),
     ("POST", "/admin/users"): ADMIN_ACTION,
     ("POST", "/admin/users/{user_id}/toggle"): ADMIN_ACTION,
     # The schema documents the API's shape, not its data; integrators read it before they have a key.

@@ -38,7 +38,8 @@ def test_claim_is_won_by_exactly_one_agent(db_url: str, seed: Seed) -> None:
     tasks.claim(ann, seed.tasks["free"], db_url=db_url)
     with pytest.raises(tasks.TaskError) as refused:
         tasks.claim(bob, seed.tasks["free"], db_url=db_url)
-    assert refused.value.status in (403, 409)
+    # 404 once ann holds it (no longer bob's to see), 409 if she won between his read and his write.
+    assert refused.value.status in (404, 409)
     with session_scope(db_url) as s:
         task = s.get(AgentTask, seed.tasks["free"])
         assert task is not None and task.status == "claimed" and task.assignee_id == ann.id
@@ -47,14 +48,17 @@ def test_claim_is_won_by_exactly_one_agent(db_url: str, seed: Seed) -> None:
 
 def test_an_agent_cannot_see_or_work_another_agents_task(db_url: str, seed: Seed) -> None:
     ann = user(db_url, "ann")
-    for action in (
-        lambda: tasks.detail(ann, seed.tasks["bob"], db_url=db_url),
-        lambda: tasks.reveal(ann, seed.tasks["bob"], db_url=db_url),
-        lambda: tasks.complete(ann, seed.tasks["bob"], "reached", db_url=db_url),
-        lambda: tasks.claim(ann, seed.tasks["bob"], db_url=db_url),
-    ):
-        with pytest.raises(tasks.TaskForbidden):
-            action()
+    # Not found, exactly as for an id that does not exist: the refusal must not confirm the task is there.
+    for task_id in (seed.tasks["bob"], 999_999):
+        for action in (
+            lambda tid: tasks.detail(ann, tid, db_url=db_url),
+            lambda tid: tasks.reveal(ann, tid, db_url=db_url),
+            lambda tid: tasks.complete(ann, tid, "reached", db_url=db_url),
+            lambda tid: tasks.claim(ann, tid, db_url=db_url),
+        ):
+            with pytest.raises(tasks.TaskNotFound) as refused:
+                action(task_id)
+            assert refused.value.code == "task_not_found"
 
 
 def test_task_detail_shows_context_masked_and_reveal_is_audited(db_url: str, seed: Seed) -> None:
@@ -64,6 +68,9 @@ def test_task_detail_shows_context_masked_and_reveal_is_audited(db_url: str, see
     assert info.customer["name"] == "张**" and info.customer["tier"] == "gold"
     assert [p["external_id"] for p in info.policies] == ["P1"]
     assert info.script and "张**" in info.script and "张三丰" not in info.script
+    assert not info.can_reveal  # assigned to her but not claimed yet: not a call in progress
+    tasks.claim(ann, seed.tasks["ann_first"], db_url=db_url)
+    assert tasks.detail(ann, seed.tasks["ann_first"], db_url=db_url).can_reveal
     shown = tasks.reveal(ann, seed.tasks["ann_first"], db_url=db_url)
     assert shown == {"name": "张三丰", "phone": "+8613812345678", "email": "sanfeng@example.com"}
     with session_scope(db_url) as s:
@@ -176,8 +183,8 @@ def test_supervisor_reassigns_within_the_team_only(db_url: str, seed: Seed) -> N
         task = s.get(AgentTask, seed.tasks["bob"])
         assert task is not None and task.assignee_id == seed.users["ann"] and task.status == "open"
         assert s.exec(select(AuditLog).where(AuditLog.action == "reassign")).one().actor == "sue"
-    with pytest.raises(tasks.TaskForbidden):
-        tasks.reassign(sue, seed.tasks["cara"], seed.users["ann"], db_url=db_url)  # team b's task
+    with pytest.raises(tasks.TaskNotFound):
+        tasks.reassign(sue, seed.tasks["cara"], seed.users["ann"], db_url=db_url)  # team b's task: not hers to see
     with pytest.raises(tasks.TaskForbidden):
         tasks.reassign(sue, seed.tasks["ann_first"], seed.users["cara"], db_url=db_url)  # to team b
     with pytest.raises(tasks.TaskForbidden):
@@ -207,8 +214,45 @@ def test_claim_and_complete_on_postgresql(migrated_any_db: str) -> None:
     assert [e.type for e in _events(migrated_any_db, "task.completed")] == ["task.completed"]
 
 
-def test_task_page_403_for_another_agents_task(client: TestClient, seed: Seed) -> None:
-    login(client, "ann")
-    assert client.get(f"/tasks/{seed.tasks['bob']}").status_code == 403
+def test_task_page_404_for_another_agents_task_exactly_as_for_a_missing_one(client: TestClient, seed: Seed) -> None:
+    token = login(client, "ann")
     assert client.get(f"/tasks/{seed.tasks['ann_first']}").status_code == 200
-    assert client.get("/tasks/999999").status_code == 404
+    hidden, missing = seed.tasks["bob"], 999_999
+    requests = {
+        "page": lambda tid: client.get(f"/tasks/{tid}"),
+        "reveal": lambda tid: client.post(f"/tasks/{tid}/reveal", data={"csrf_token": token}),
+        "claim": lambda tid: client.post(f"/tasks/{tid}/claim", data={"csrf_token": token}, follow_redirects=False),
+        "complete": lambda tid: client.post(f"/tasks/{tid}/complete",
+                                            data={"csrf_token": token, "outcome": "reached"}, follow_redirects=False),
+    }
+    for name, send in requests.items():
+        a, b = send(hidden), send(missing)
+        # Same status and same page: nothing tells an id that exists from one that does not.
+        assert (a.status_code, b.status_code) == (404, 404), name
+        # Only the address differs (the page echoes it in the language switch).
+        assert a.text.replace(f"/tasks/{hidden}", "/tasks/N") == b.text.replace(f"/tasks/{missing}", "/tasks/N"), name
+        assert "张三丰" not in a.text and "13812345678" not in a.text
+
+
+def test_reassign_answers_404_for_another_teams_task_exactly_as_for_a_missing_one(client: TestClient,
+                                                                                   seed: Seed) -> None:
+    token = login(client, "sue")
+    form = {"csrf_token": token, "to_user_id": str(seed.users["ann"]), "back": "/supervisor"}
+    other_team = client.post(f"/tasks/{seed.tasks['cara']}/reassign", data=form, follow_redirects=False)
+    missing = client.post("/tasks/999999/reassign", data=form, follow_redirects=False)
+    assert (other_team.status_code, missing.status_code) == (404, 404)
+    assert other_team.text.replace(f"/tasks/{seed.tasks['cara']}/", "/tasks/N/") == missing.text.replace(
+        "/tasks/999999/", "/tasks/N/")
+
+
+def test_the_task_api_answers_404_for_another_agents_task_exactly_as_for_a_missing_one(client: TestClient, seed: Seed,
+                                                                                       db_url: str) -> None:
+    acting = {"X-CSRF-Token": login(client, "ann")}  # her signed-in console calling the API
+    for action, body in (("claim", None), ("complete", {"outcome": "reached"})):
+        hidden = client.post(f"/api/tasks/{seed.tasks['bob']}/{action}", headers=acting, json=body)
+        missing = client.post(f"/api/tasks/999999/{action}", headers=acting, json=body)
+        assert (hidden.status_code, missing.status_code) == (404, 404), action
+        assert hidden.json() == missing.json() == {"detail": "task_not_found"}
+    with session_scope(db_url) as s:
+        task = s.get(AgentTask, seed.tasks["bob"])
+        assert task is not None and task.status == "claimed" and task.assignee_id == seed.users["bob"]
