@@ -1,10 +1,34 @@
 """REST API (OpenAPI at /api/openapi.json).
 
-Systems authenticate with an API key in ``X-API-Key`` (keys from ``JOURNEYS_API_KEYS``,
-compared as SHA-256 digests in constant time). The task endpoints also accept a
-signed-in console session; unsafe calls made that way must carry the session's
-CSRF token in ``X-CSRF-Token``. A system acting for an agent (e.g. a phone system)
-names the agent in ``X-Acting-User``.
+Systems authenticate with an API key in ``X-API-Key``. The keys come from
+``JOURNEYS_API_KEYS`` (parsed by console/config.py): comma-separated entries, each::
+
+    NAME:ROLE:KEY              e.g. crm:system:k7Qm...           (the key itself)
+    NAME:ROLE:sha256:HEX       e.g. phones:desk=a+b:sha256:9a1f... (its SHA-256, 64 hex digits)
+
+``NAME`` says who holds the key (the audit log names it ``api:NAME``); ``ROLE`` what it may do:
+
+- ``system``: a back-office system (CRM, survey tool). Posts events, reads and writes
+  customers, lists every task; it acts for nobody, so any ``X-Acting-User`` is refused (403).
+- ``desk=TEAM[+TEAM...]`` or ``desk=*``: a desk integration such as a phone system. A system
+  key that may also act for the *agents* (role ``agent``) of the named teams (``*``: of every
+  team): it names one in ``X-Acting-User`` to list, claim and complete that agent's tasks.
+  Any other user, unknown or inactive ones included, is refused (403).
+- ``agent`` or ``supervisor``: one person's own key. ``NAME`` is their console username and
+  their account must be active and have that role. It uses the task endpoints as that user
+  only (``X-Acting-User`` left out or naming the owner; anyone else → 403) and may not post
+  events or touch customers (403).
+
+The old forms, a bare ``KEY`` or ``sha256:HEX`` (told apart by having no colon), are still
+accepted as ``system`` keys named ``legacy-1``, ``legacy-2``, ... with no acting rights;
+startup logs a warning naming each by the first digits of its digest. A malformed entry is
+logged by its position and ignored. Keys are compared as SHA-256 digests in constant time.
+
+The task endpoints also accept a signed-in console session (``X-Acting-User`` is then
+ignored); unsafe calls made that way must carry the session's CSRF token in ``X-CSRF-Token``.
+Every refusal is ``{"detail": "<reason>"}`` except 422, which always has FastAPI's validation
+shape ``{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}``; the OpenAPI lists every
+status code each route answers with.
 """
 
 from __future__ import annotations
@@ -16,7 +40,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.security import APIKeyHeader
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlmodel import select
@@ -24,8 +48,8 @@ from starlette.concurrency import run_in_threadpool
 
 from console import csrf, tasks
 from console.auth import SESSION_USER, CurrentUser, NotAuthenticated, audit, load_user
-from console.config import hash_api_key
-from console.events_bridge import UnknownCustomer, emit
+from console.config import ApiKey, hash_api_key
+from console.events_bridge import UnknownCustomer, emit_async
 from console.tasks import OUTCOMES
 from engine.language.catalogue import EVENT_TYPES
 from store.clock import utcnow
@@ -42,33 +66,84 @@ router = APIRouter(prefix="/api", tags=["api"])
 @dataclass(frozen=True)
 class Principal:
     kind: Literal["key", "session"]
+    # The user the call acts as: a session's user, a personal key's owner or a desk key's agent.
     user: CurrentUser | None
+    key: ApiKey | None = None
+
+    @property
+    def actor(self) -> str:
+        """The caller as the audit log names it."""
+        if self.key is not None:
+            return f"api:{self.key.name}"
+        return self.user.username if self.user is not None else "api"
 
 
-def _key_ok(request: Request, presented: str) -> bool:
+class ErrorOut(BaseModel):
+    """Every refusal except 422: the reason, e.g. ``invalid API key`` or ``already_claimed``."""
+
+    detail: str
+
+
+def _refusal(description: str, **extra: Any) -> dict[str, Any]:
+    return {"model": ErrorOut, "description": description, **extra}
+
+
+_UNAUTHENTICATED = _refusal("No valid API key (nor, where accepted, a signed-in session)",
+                            headers={"WWW-Authenticate": {"schema": {"type": "string"},
+                                                          "description": "ApiKey, when the key is missing or wrong"}})
+_ACTING_REFUSED = "X-Acting-User names a user this key may not act for"
+# FastAPI answers 400 itself when a JSON body cannot even be decoded.
+_UNREADABLE = _refusal("The body cannot be read as JSON text (not UTF-8, or nested too deeply)")
+# console.limits answers 413 on any /api route, before the route runs, for a body over the cap.
+_TOO_LARGE = _refusal("The request body is over JOURNEYS_MAX_BODY_API bytes (64 KiB by default)")
+
+
+def _invalid(loc: tuple[str | int, ...], message: str, kind: str = "value_error") -> HTTPException:
+    """A 422 in FastAPI's validation shape, the one the OpenAPI documents for every 422."""
+    return HTTPException(status_code=422, detail=[{"type": kind, "loc": list(loc), "msg": message}])
+
+
+def _matching_key(request: Request, presented: str) -> ApiKey | None:
     digest = hash_api_key(presented)
-    ok = False
-    for stored in request.app.state.settings.api_key_hashes:
+    found: ApiKey | None = None
+    for key in request.app.state.settings.api_keys:
         # No early exit: every configured key is compared, so timing says nothing about which matched.
-        ok |= hmac.compare_digest(digest, stored)
-    return ok
+        if hmac.compare_digest(digest, key.digest) and found is None:
+            found = key
+    return found
 
 
-def _acting_user(request: Request, username: str) -> CurrentUser:
-    with session_scope(request.app.state.settings.database_url) as session:
+def _acting_user(db_url: str | None, key: ApiKey, username: str) -> CurrentUser:
+    with session_scope(db_url) as session:
         row = session.exec(select(AppUser).where(AppUser.username == username)).first()
-        if row is None or not row.active:
-            raise HTTPException(status_code=403, detail="unknown or inactive acting user")
+        # One answer for unknown, inactive and not-allowed users, so a key cannot probe who exists.
+        if row is None or not row.active or not key.may_act_for(row.username, row.role, row.team):
+            detail = f"the key's owner is not an active {key.role}" if key.personal else _ACTING_REFUSED
+            raise HTTPException(status_code=403, detail=detail)
         return CurrentUser.of(row)
 
 
-async def principal(request: Request, *, allow_session: bool) -> Principal:
-    key = request.headers.get("x-api-key")
-    if key is not None:
-        if not _key_ok(request, key):
+async def _key_principal(request: Request, key: ApiKey, acting: str | None) -> Principal:
+    if key.personal:
+        # A person's key is that person: it may name itself, never anybody else.
+        if acting and acting != key.name:
+            raise HTTPException(status_code=403, detail=_ACTING_REFUSED)
+        acting = key.name
+    elif not acting:
+        return Principal("key", None, key)
+    elif key.role != "desk":
+        raise HTTPException(status_code=403, detail=_ACTING_REFUSED)
+    user = await run_in_threadpool(_acting_user, request.app.state.settings.database_url, key, acting)
+    return Principal("key", user, key)
+
+
+async def principal(request: Request, *, allow_session: bool, acting: str | None = None) -> Principal:
+    presented = request.headers.get("x-api-key")
+    if presented is not None:
+        key = _matching_key(request, presented)
+        if key is None:
             raise HTTPException(status_code=401, detail="invalid API key", headers={"WWW-Authenticate": "ApiKey"})
-        acting = request.headers.get("x-acting-user")
-        return Principal("key", _acting_user(request, acting) if acting else None)
+        return await _key_principal(request, key, acting)
     if allow_session and isinstance(request.session.get(SESSION_USER), int):
         await csrf.check(request)
         try:
@@ -79,15 +154,26 @@ async def principal(request: Request, *, allow_session: bool) -> Principal:
 
 
 _api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key (JOURNEYS_API_KEYS)")
+# Declared without constraints so that it can never fail validation: the key is checked first,
+# and an unauthenticated caller learns nothing but 401.
+ActingUser = Annotated[str | None, Header(
+    alias="X-Acting-User",
+    description="The console user this call acts for: only with a desk key (an agent of its teams) or a "
+                "personal key (its owner); any other user is refused with 403. Ignored for a session.")]
 
 
 # As dependencies they run before the body is validated, so a bad key is 401 whatever the body.
-async def key_only(request: Request, _key: Annotated[str | None, Depends(_api_key_scheme)]) -> Principal:
-    return await principal(request, allow_session=False)
+async def key_only(request: Request, _key: Annotated[str | None, Depends(_api_key_scheme)],
+                   acting: ActingUser = None) -> Principal:
+    who = await principal(request, allow_session=False, acting=acting)
+    if who.key is not None and who.key.personal:
+        raise HTTPException(status_code=403, detail="events and customers need a system key, not a personal one")
+    return who
 
 
-async def key_or_session(request: Request, _key: Annotated[str | None, Depends(_api_key_scheme)]) -> Principal:
-    return await principal(request, allow_session=True)
+async def key_or_session(request: Request, _key: Annotated[str | None, Depends(_api_key_scheme)],
+                         acting: ActingUser = None) -> Principal:
+    return await principal(request, allow_session=True, acting=acting)
 
 
 KeyOnly = Annotated[Principal, Depends(key_only)]
@@ -151,13 +237,14 @@ def _field_error(field: str, message: str) -> HTTPException:
 
 @router.post("/events", response_model=EventOut, status_code=201,
              responses={200: {"model": EventOut, "description": "Already received (same event_id): nothing new"},
-                        401: {"description": "Missing or invalid API key"}})
+                        400: _UNREADABLE, 401: _UNAUTHENTICATED,
+                        403: _refusal(f"A personal key, or {_ACTING_REFUSED}"), 413: _TOO_LARGE})
 async def post_event(request: Request, response: Response, body: EventIn, _who: KeyOnly) -> EventOut:
     try:
-        result = await run_in_threadpool(
-            emit, body.type, body.customer_id, body.data, body.event_id, body.occurred_at,
-            request.app.state.settings.database_url,
-        )
+        # Batched with the requests arriving alongside (one transaction and one planner run for
+        # all of them), committed before the answer; the event loop never blocks on the database.
+        result = await emit_async(body.type, body.customer_id, body.data, body.event_id, body.occurred_at,
+                                  request.app.state.settings.database_url)
     except UnknownCustomer:
         raise _field_error("customer_id", f"unknown customer {body.customer_id!r}") from None
     if not result.created:
@@ -257,8 +344,14 @@ def _customer_out(c: Customer, created: bool = False) -> CustomerOut:
     )
 
 
-@router.get("/customers/{external_id}", response_model=CustomerOut)
-async def get_customer(request: Request, external_id: str, _who: KeyOnly) -> CustomerOut:
+ExternalId = Annotated[str, Path(min_length=1, max_length=64, description="The customer's external id")]
+_CUSTOMER_REFUSED = _refusal(f"A personal key, or {_ACTING_REFUSED}")
+
+
+@router.get("/customers/{external_id}", response_model=CustomerOut,
+            responses={401: _UNAUTHENTICATED, 403: _CUSTOMER_REFUSED, 404: _refusal("No customer with that id"),
+                       413: _TOO_LARGE})
+async def get_customer(request: Request, external_id: ExternalId, _who: KeyOnly) -> CustomerOut:
     with session_scope(request.app.state.settings.database_url) as session:
         row = session.exec(select(Customer).where(Customer.external_id == external_id)).first()
         if row is None:
@@ -267,11 +360,10 @@ async def get_customer(request: Request, external_id: str, _who: KeyOnly) -> Cus
 
 
 @router.put("/customers/{external_id}", response_model=CustomerOut,
-            responses={201: {"model": CustomerOut, "description": "Created"}})
-async def put_customer(request: Request, response: Response, external_id: str, body: CustomerIn,
-                       _who: KeyOnly) -> CustomerOut:
-    if len(external_id) > 64:
-        raise HTTPException(status_code=422, detail="external_id too long")
+            responses={201: {"model": CustomerOut, "description": "Created"}, 400: _UNREADABLE,
+                       401: _UNAUTHENTICATED, 403: _CUSTOMER_REFUSED, 413: _TOO_LARGE})
+async def put_customer(request: Request, response: Response, external_id: ExternalId, body: CustomerIn,
+                       who: KeyOnly) -> CustomerOut:
     now = utcnow()
     given = body.model_dump(exclude_unset=True)
     with session_scope(request.app.state.settings.database_url) as session:
@@ -307,8 +399,8 @@ async def put_customer(request: Request, response: Response, external_id: str, b
         row.updated_at = now
         session.add(row)
         session.flush()
-        audit(session, "api", "customer_upsert", "customer", row.id or 0, {"created": created,
-                                                                           "fields": sorted(given)}, at=now)
+        audit(session, who.actor, "customer_upsert", "customer", row.id or 0,
+              {"created": created, "fields": sorted(given)}, at=now)
         if created:
             response.status_code = 201
         return _customer_out(row, created)
@@ -337,7 +429,11 @@ def _task_out(row: tasks.TaskRow) -> TaskOut:
                    assignee=row.assignee, overdue=row.overdue)
 
 
-@router.get("/tasks", response_model=list[TaskOut])
+@router.get("/tasks", response_model=list[TaskOut], responses={
+    401: _UNAUTHENTICATED,
+    403: _refusal(f"A user without task rights, scope=all for a user, or {_ACTING_REFUSED}"),
+    413: _TOO_LARGE,
+})
 async def list_tasks(
     request: Request,
     who: KeyOrSession,
@@ -383,28 +479,54 @@ class CompleteOut(BaseModel):
     next_task_id: int | None
 
 
+class ClaimOut(BaseModel):
+    task_id: int
+    status: Literal["claimed"]
+
+
 def _acting(who: Principal) -> CurrentUser:
     if who.user is None:
-        raise HTTPException(status_code=422, detail="name the agent in X-Acting-User")
+        raise _invalid(("header", "X-Acting-User"), "a task is worked by an agent: name them in X-Acting-User",
+                       "missing")
     return who.user
 
 
+# The request field a task refusal with status 422 is about.
+_TASK_ERROR_FIELDS = {"unknown_outcome": "outcome", "callback_time_required": "callback_at",
+                      "callback_time_range": "callback_at"}
+
+
 def _task_error(exc: tasks.TaskError) -> HTTPException:
+    if exc.status == 422:
+        field = _TASK_ERROR_FIELDS.get(exc.code)
+        return _invalid(("body", field) if field else ("body",), str(exc), exc.code)
     return HTTPException(status_code=exc.status, detail=exc.code)
 
 
-@router.post("/tasks/{task_id}/claim")
-async def claim_task(request: Request, task_id: int, who: KeyOrSession) -> dict[str, Any]:
+# Bounded by the database's integer: a larger id is a 422, not an overflow inside the driver.
+TaskId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+_WORK_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: _UNAUTHENTICATED,
+    403: _refusal(f"No CSRF token with a session, not this user's task, or {_ACTING_REFUSED}"),
+    404: _refusal("No such task, or one this user may not see"),
+    409: _refusal("The task is no longer open (already claimed, done or cancelled)"),
+    413: _TOO_LARGE,
+}
+
+
+@router.post("/tasks/{task_id}/claim", response_model=ClaimOut, responses=_WORK_REFUSALS)
+async def claim_task(request: Request, task_id: TaskId, who: KeyOrSession) -> ClaimOut:
     user = _acting(who)
     try:
         await run_in_threadpool(tasks.claim, user, task_id, db_url=request.app.state.settings.database_url)
     except tasks.TaskError as exc:
         raise _task_error(exc) from None
-    return {"task_id": task_id, "status": "claimed"}
+    return ClaimOut(task_id=task_id, status="claimed")
 
 
-@router.post("/tasks/{task_id}/complete", response_model=CompleteOut)
-async def complete_task(request: Request, task_id: int, body: CompleteIn, who: KeyOrSession) -> CompleteOut:
+@router.post("/tasks/{task_id}/complete", response_model=CompleteOut,
+             responses={400: _UNREADABLE, **_WORK_REFUSALS})
+async def complete_task(request: Request, task_id: TaskId, body: CompleteIn, who: KeyOrSession) -> CompleteOut:
     user = _acting(who)
     try:
         done = await run_in_threadpool(

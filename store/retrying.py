@@ -54,7 +54,7 @@ def retry_on_locked(
             if on_retry is not None:
                 on_retry(attempt, exc)
             # Jitter: writers that collided must not all come back at the same instant.
-            pause = min(max_delay, base_delay * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+            pause = min(max_delay, base_delay * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)  # nosec B311 # retry jitter
             log.debug("database is locked (attempt %d of %d); retrying in %.3f s", attempt, attempts, pause)
             time.sleep(pause)
     raise AssertionError("unreachable")  # the loop returns or raises

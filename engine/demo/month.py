@@ -174,7 +174,7 @@ class Simulation:
         self.settings = settings
         self.console = console
         self.first_day = settings.start_date()
-        self.rng = random.Random(settings.seed)
+        self.rng = random.Random(settings.seed)  # nosec B311 # a seeded, repeatable demo month
 
     def run(self) -> DemoResult:
         started = wallclock.perf_counter()

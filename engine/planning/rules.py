@@ -147,7 +147,7 @@ def compiled(cond: Condition) -> CompiledCondition:
 
 
 def _compiled_by_digest(cond: Condition) -> CompiledCondition:
-    digest = hashlib.sha1(compile_condition(cond).digest.encode("utf-8")).hexdigest()[:16]
+    digest = hashlib.sha1(compile_condition(cond).digest.encode("utf-8"), usedforsecurity=False).hexdigest()[:16]
     found = _compiled.get(digest)
     if found is not None:
         return found
