@@ -5,8 +5,9 @@ it with its address into an ``OutboundMessage`` and hands a batch to the channel
 adapter; the adapter answers one ``SendResult`` per message, classifying every
 failure as retryable, permanent or unknown with the provider's reason.
 
-``unknown`` is for a request that may have reached the provider without our hearing
-the answer (a timeout or a connection lost after the request was written): retrying it
+``unknown`` is for a request that may have reached the provider without a definite
+answer (a timeout or a connection lost after the request was written, or an HTTP 5xx,
+which can come after the provider took the message; ``channels.errors``): retrying it
 could send the message twice, so dispatch hands such a touch to ``engine.sending.reconcile``
 instead of retrying it.
 """

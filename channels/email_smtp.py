@@ -9,8 +9,14 @@ UTF-8); marketing mail carries ``List-Unsubscribe`` and, with an https URL,
 same Message-ID and is recognisable at the relay and in the inbox.
 
 Replies: 4xx are transient (retryable), 5xx permanent (e.g. 550 mailbox
-unavailable). Connection and AUTH failures are retryable: they concern our
-relay, not the customer's address.
+unavailable). A reply is definite even at the final dot of DATA: anything but 250
+there means the relay did not take the message (RFC 5321). What is not definite is the
+connection dropping (or timing out) after the final dot was written and before the reply
+came: the relay may have queued the mail, and SMTP has no lookup and no dedup, so that
+is class ``unknown`` (failed for a person to look at, never re-sent). The same failure
+before the final dot was written is retryable: a relay never takes a message whose
+data did not end. Connection and AUTH failures are retryable: they concern our relay,
+not the customer's address.
 """
 
 from __future__ import annotations
@@ -23,15 +29,21 @@ import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from channels.base import OutboundMessage, SendResult
-from channels.errors import CONNECT_ERROR, TIMEOUT, classify_smtp
+from channels.base import ErrorClass, OutboundMessage, SendResult
+from channels.errors import CONNECT_ERROR, CONNECTION_LOST, TIMEOUT, classify_smtp
 from store.masking import mask_email, mask_text
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 log = logging.getLogger(__name__)
 
-CONNECTION_LOST = "connection_lost"
+# The end of a message's data as smtplib writes it: CRLF "." CRLF. Dot-stuffing (RFC 5321
+# §4.5.2) keeps it out of the message itself, and no command ends with it.
+_END_OF_DATA = b"\r\n.\r\n"
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,22 @@ def message_id(touch_key: str, domain: str) -> str:
     """Deterministic per touch: the same touch always gets the same Message-ID."""
     digest = hashlib.sha256(touch_key.encode()).hexdigest()[:40]
     return f"<{digest}@{domain}>"
+
+
+class _Smtp(smtplib.SMTP):
+    """``smtplib.SMTP`` that notes when a message's data has been written up to its final dot:
+    from then on the relay may have the message, whatever happens to the reply."""
+
+    data_ended = False
+
+    def send(self, s: ReadableBuffer | str) -> None:
+        super().send(s)
+        if isinstance(s, bytes) and s.endswith(_END_OF_DATA):
+            self.data_ended = True
+
+
+class _SmtpSsl(_Smtp, smtplib.SMTP_SSL):
+    pass
 
 
 class SmtpEmailAdapter:
@@ -111,14 +139,14 @@ class SmtpEmailAdapter:
         parts = await asyncio.gather(*(asyncio.to_thread(self._send_slice, part) for part in slices))
         return [result for part in parts for result in part]
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> _Smtp:
         s = self.settings
         context = s.tls_context or ssl.create_default_context()
-        conn: smtplib.SMTP
+        conn: _Smtp
         if s.implicit_tls:
-            conn = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
+            conn = _SmtpSsl(s.host, s.port, timeout=s.timeout, context=context)
         else:
-            conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            conn = _Smtp(s.host, s.port, timeout=s.timeout)
         try:
             conn.ehlo()
             if s.starttls and not s.implicit_tls:
@@ -133,7 +161,7 @@ class SmtpEmailAdapter:
 
     def _send_slice(self, messages: list[OutboundMessage]) -> list[SendResult]:
         results: list[SendResult] = []
-        conn: smtplib.SMTP | None = None
+        conn: _Smtp | None = None
         try:
             for index, message in enumerate(messages):
                 if conn is None:
@@ -157,21 +185,22 @@ class SmtpEmailAdapter:
                     conn.close()
         return results
 
-    def _send_one(self, conn: smtplib.SMTP, message: OutboundMessage) -> tuple[SendResult, bool]:
+    def _send_one(self, conn: _Smtp, message: OutboundMessage) -> tuple[SendResult, bool]:
         """Send on ``conn``; the flag says whether the connection is still usable."""
         mail = self.build(message)
         mid = str(mail["Message-ID"])
+        conn.data_ended = False
         try:
             conn.send_message(mail, from_addr=self.envelope_from, to_addrs=[message.to])
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()), (550, b""))
             return self._refused(message, code, reply), code != 421
-        except smtplib.SMTPResponseException as exc:  # sender refused, data refused
+        except smtplib.SMTPResponseException as exc:  # sender refused, data refused (also at the final dot)
             return self._refused(message, exc.smtp_code, exc.smtp_error), exc.smtp_code != 421
         except TimeoutError:  # socket.timeout is an alias
-            return self._lost(message, TIMEOUT, "no reply from the SMTP relay within the timeout"), False
+            return self._lost(message, conn, TIMEOUT, "no reply from the SMTP relay within the timeout"), False
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
-            return self._lost(message, CONNECTION_LOST, f"connection lost: {type(exc).__name__}"), False
+            return self._lost(message, conn, CONNECTION_LOST, f"connection lost: {type(exc).__name__}"), False
         return SendResult(message.touch_key, ok=True, provider_message_id=mid, provider_status="250"), True
 
     def _refused(self, message: OutboundMessage, code: int, reply: bytes | str) -> SendResult:
@@ -187,11 +216,16 @@ class SmtpEmailAdapter:
             error_reason=f"{verdict.reason}: {text}"[:255],
         )
 
-    def _lost(self, message: OutboundMessage, code: str, reason: str) -> SendResult:
+    def _lost(self, message: OutboundMessage, conn: _Smtp, code: str, reason: str) -> SendResult:
+        klass: ErrorClass
+        if conn.data_ended:
+            # The relay may have queued the mail before the connection went: delivery is unknown,
+            # and SMTP offers neither a lookup nor a dedup, so it must not be sent again blindly.
+            klass, reason = "unknown", f"{reason} after the message data was sent"
+        else:
+            klass, reason = "retryable", f"{reason} before the message data was sent"
         log.info("mail to %s not confirmed: %s", mask_email(message.to), reason)
-        # The relay may have queued the mail before the connection went: delivery is unknown,
-        # and SMTP offers neither a lookup nor a dedup, so it must not be sent again blindly.
-        return SendResult(message.touch_key, ok=False, error_class="unknown", error_code=code, error_reason=reason)
+        return SendResult(message.touch_key, ok=False, error_class=klass, error_code=code, error_reason=reason)
 
     def _all_failed(self, messages: list[OutboundMessage], code: str, reason: str) -> list[SendResult]:
         return [

@@ -1,4 +1,4 @@
-"""Classification of provider errors into retryable and permanent (SPEC §7).
+"""Classification of provider errors into retryable, permanent and unknown (SPEC §7).
 
 The tables hold the codes whose meaning we know; anything else is decided by its
 shape (HTTP status, SMTP reply class). Retryable failures are backed off and
@@ -6,12 +6,27 @@ retried by dispatch; permanent ones fail the touch and move on to the fallback
 channel, so a code belongs in a permanent table only when retrying the same
 message to the same address can never succeed.
 
-Connection-level failures carry a code of their own because they differ in what
-they imply for "at most once": ``connect_error`` means the request never reached
-the provider (retryable: safe to send again), while ``timeout`` and
-``connection_lost`` mean it may have been accepted and only the reply was lost.
-Those are class ``unknown``: a plain retry could duplicate the message, so dispatch
-routes the touch to reconciliation (``engine.sending.reconcile``), which asks the provider.
+What decides between "retryable" and "unknown" is whether the provider may have taken
+the message, because a blind retry of one it did take sends it twice (Twilio has no
+idempotency key):
+
+- ``connect_error``: the request never reached the provider. Retryable.
+- ``timeout`` / ``connection_lost`` after the request was written: only the reply was
+  lost. Unknown.
+- an HTTP 5xx: an HTTP answer means the request was sent (our bodies are a few hundred
+  bytes, handed to the socket whole before the reply is read), and a server error says
+  nothing of what became of it: a gateway's 502/504 typically comes after the backend
+  has created the message. Unknown, like a lost reply, even when the body carries a
+  "retryable" provider code (Twilio's 20500). A 4xx or 429, and an answer in the provider's
+  own words that it did not act (WeChat's errcode ``-1`` "system busy" in an HTTP 200 JSON
+  body), are definite: retryable or permanent as below.
+- SMTP: any reply to the final dot is definite (RFC 5321 §4.1.1.4: only 250 means the relay
+  took responsibility), so 4yz is retryable and 5yz permanent; the connection dropping
+  after the dot, before the reply, is unknown; dropping before the dot is retryable.
+
+Class ``unknown`` is never retried blindly: dispatch routes the touch to reconciliation
+(``engine.sending.reconcile``), which asks a provider that can be asked (Twilio's Messages
+list) and fails it as unknown where none can (docs/delivery-unknown.md).
 """
 
 from __future__ import annotations
@@ -51,9 +66,12 @@ TWILIO_PERMANENT: dict[int, str] = {
 }
 TWILIO_RETRYABLE: dict[int, str] = {
     20429: "too many requests",
+    30001: "queue overflow",
+}
+# Twilio's codes for its own server errors (HTTP 5xx): the message may have been created.
+TWILIO_SERVER_ERROR: dict[int, str] = {
     20500: "Twilio internal server error",
     20503: "Twilio service unavailable",
-    30001: "queue overflow",
 }
 # ErrorCode on undelivered/failed status callbacks (for the receipts side).
 TWILIO_DELIVERY_PERMANENT: dict[int, str] = {
@@ -74,6 +92,8 @@ WECHAT_PERMANENT: dict[int, str] = {
     43019: "recipient has blocked the official account",
     47001: "malformed request body",
 }
+# These come in an HTTP 200 JSON body: WeChat's own answer that it did not send, unlike an
+# HTTP 5xx with no errcode (a gateway's, say nothing of the send: class unknown).
 WECHAT_RETRYABLE: dict[int, str] = {
     -1: "system busy",
     45009: "API daily quota reached",
@@ -93,8 +113,11 @@ WECHAT_TOKEN_INVALID: dict[int, str] = {
 
 
 def classify_http_status(status: int) -> ErrorClass:
-    """429 and 5xx are the provider's momentary state; other 4xx are about the request itself."""
-    if status == 429 or status >= 500 or status in (408, 401, 403):
+    """For an HTTP error answer to a request that was sent whole: a 5xx leaves delivery unknown
+    (see the module doc); 429 is the provider's momentary state; other 4xx are about the request."""
+    if status >= 500:
+        return "unknown"
+    if status in (429, 408, 401, 403):
         # 401/403 mean our credentials or IP allow-list are wrong: that is for ops to
         # fix, not a reason to fail this customer's touch and fall back to another channel.
         return "retryable"
@@ -102,6 +125,10 @@ def classify_http_status(status: int) -> ErrorClass:
 
 
 def classify_twilio(status: int, code: int | None) -> Classified:
+    if status >= 500:
+        # Whatever the code says, a server error may come after the message was created.
+        what = TWILIO_SERVER_ERROR.get(code or 0) or TWILIO_RETRYABLE.get(code or 0) or "Twilio server error"
+        return Classified("unknown", f"{what} (HTTP {status}) after the request was sent: it may have been created")
     if code is not None:
         if code in TWILIO_PERMANENT:
             return Classified("permanent", TWILIO_PERMANENT[code])
@@ -131,7 +158,8 @@ def classify_wechat(errcode: int) -> Classified:
 
 
 def classify_smtp(code: int) -> Classified:
-    """RFC 5321 reply classes: 4yz transient, 5yz permanent."""
+    """RFC 5321 reply classes: 4yz transient, 5yz permanent. A reply is always definite: at the
+    final dot, anything but 250 means the relay did not take the message (RFC 5321 §4.1.1.4)."""
     if 400 <= code < 500:
         return Classified("retryable", f"SMTP {code} transient failure")
     if code >= 500:

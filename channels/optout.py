@@ -232,7 +232,7 @@ def record_opt_out(
 
 # --- unsubscribe links (email List-Unsubscribe, links in messages) -------------------------------
 
-SECRET_ENV = "JOURNEYS_SECRET_KEY"
+SECRET_ENV = "JOURNEYS_SECRET_KEY"  # nosec B105 # the name of an environment variable, not a secret
 PUBLIC_URL_ENV = "JOURNEYS_PUBLIC_URL"
 UNSUBSCRIBE_PATH = "/hooks/unsubscribe/"
 

@@ -17,7 +17,9 @@ the SDK parses it into a ``MessageInstance`` (dates, prices, URIs per message).
 The touch's idempotency key is appended to the StatusCallback URL as the
 ``touch_key`` query parameter: Twilio has no idempotency field on Messages, and
 this way every status callback (signed over the full URL) names its touch even
-before the Message SID is stored.
+before the Message SID is stored. Without such a field a second create is a second SMS,
+so a send that may have been taken (its reply lost, or a 5xx) is class ``unknown`` and
+looked up in the Messages list (``engine.sending.reconcile``), never repeated here.
 """
 
 from __future__ import annotations
@@ -248,8 +250,11 @@ class TwilioSmsAdapter:
                 )
             except (TwilioRestException, TwilioServiceException) as exc:
                 code = exc.code if isinstance(exc.code, int) else None
+                # A 5xx is class unknown (the message may exist at Twilio): dispatch has it looked
+                # up in the Messages list rather than sent again (channels.errors).
                 verdict = classify_twilio(exc.status, code)
-                log.info("sms to %s refused: %s %s", mask_phone(message.to), code, verdict.reason)
+                log.info("sms to %s %s: %s %s", mask_phone(message.to),
+                         "not confirmed" if verdict.error_class == "unknown" else "refused", code, verdict.reason)
                 return SendResult(
                     message.touch_key,
                     ok=False,

@@ -10,9 +10,12 @@ concurrent sends, see ``wechat_token``) and the send retried once.
 
 The touch key is sent as ``client_msg_id`` (WeChat's anti-duplicate id for
 template sends; hashed when longer than 64 characters), which also lets the
-stand-in log the key. WeChat has no lookup of template sends, so a send whose reply
-is lost is repeated at once with the same ``client_msg_id`` (deduplicated by WeChat
-within ``DEDUP_WINDOW``), and if no repeat is answered the result is ``unknown``.
+stand-in log the key. WeChat has no lookup of template sends, so a send that WeChat may
+have taken without our knowing (the reply lost, or an HTTP 5xx, which a gateway can send
+after the backend took the message) is repeated at once with the same ``client_msg_id``
+(deduplicated by WeChat within ``DEDUP_WINDOW``), and if no repeat is answered the result
+is ``unknown``. errcode ``-1`` "system busy" is different: WeChat's own answer in an HTTP
+200 JSON body that it did not send, so it is retryable like any other refusal.
 """
 
 from __future__ import annotations
@@ -165,13 +168,15 @@ class WeChatTemplateAdapter:
         return await run_bounded(messages, self.send_one, self.concurrency)
 
     async def send_one(self, message: OutboundMessage) -> SendResult:
-        """One template send; an unanswered one is sent again at once with the same ``client_msg_id``.
+        """One template send; an unconfirmed one (no reply, or a 5xx) is sent again at once with the
+        same ``client_msg_id``.
 
         WeChat has no API to look a template send up afterwards, so the only safe way to
         settle "did it arrive?" is to repeat the request while WeChat still dedups it
         (``DEDUP_WINDOW``, counted from our first try, so the repeats surely fall inside).
-        If no repeat is answered either, the result is ``unknown``: dispatch fails the
-        touch with that reason rather than risk a second message later.
+        If no repeat settles it either (answered ok, or 45065 "already accepted"), the result
+        is ``unknown``: dispatch fails the touch with that reason rather than risk a second
+        message later (a dispatch retry may come after the window, or on a fallback channel).
         """
         body = orjson.dumps(template_payload(message))
         started = time.monotonic()  # real time: the dedup window is WeChat's, not our test clock's
@@ -187,7 +192,7 @@ class WeChatTemplateAdapter:
                     if result.error_class != "unknown":
                         return result
                     first_unanswered = result
-                # After an unanswered try, any failure leaves delivery unknown: keep repeating
+                # After an unconfirmed try, any failure leaves delivery unknown: keep repeating
                 # the keyed request while that is safe and worthwhile, then give up as unknown.
                 elapsed = time.monotonic() - started
                 if tries > self.keyed_retries or elapsed + self.timeout + 1.0 >= DEDUP_WINDOW.total_seconds():
@@ -257,13 +262,17 @@ class WeChatTemplateAdapter:
         except httpx.HTTPError as exc:
             raise self._failure(message, CONNECTION_LOST, f"connection lost: {type(exc).__name__}") from exc
         if resp.status_code != 200:
+            # A 5xx comes from WeChat's gateway, with no errcode: the backend may have sent the
+            # message before it failed, so it is class unknown (repeated with the key above).
+            klass = classify_http_status(resp.status_code)
+            after = " after the request was sent" if klass == "unknown" else ""
             raise _Failure(
                 SendResult(
                     message.touch_key,
                     ok=False,
-                    error_class=classify_http_status(resp.status_code),
+                    error_class=klass,
                     error_code=f"http:{resp.status_code}",
-                    error_reason=f"HTTP {resp.status_code} from WeChat",
+                    error_reason=f"HTTP {resp.status_code} from WeChat{after}",
                 )
             )
         try:

@@ -4,6 +4,12 @@ A stand-in draws one fault per request from a seeded generator, so a reliability
 test that replays the same traffic sees the same faults. What the stand-in
 accepted is logged with the sender's idempotency key where the protocol carries
 one, which is how tests count duplicates: a key accepted twice was sent twice.
+
+Two faults take the message first and then fail the answer, the cases where a blind
+retry duplicates it: ``timeout`` (with ``timeout_after_accept``: the reply is lost) and
+``5xx_after_accept`` (the provider answers a server error after taking it, as a gateway
+does when its backend created the message and then failed or timed out). The plain
+``5xx`` refuses the request before taking it; a client cannot tell the two apart.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, TypeVar
 
-Fault = Literal["timeout", "5xx", "429", "permanent"]
+Fault = Literal["timeout", "5xx", "5xx_after_accept", "429", "permanent"]
 R = TypeVar("R")
 
 
@@ -31,6 +37,9 @@ class FaultPlan:
     # takes the message and the reply is lost: the case that makes retries duplicate.
     timeout_after_accept: bool = True
     error_5xx_rate: float = 0.0
+    # Accepted (and logged), then answered with a server error. Over SMTP, where a reply to
+    # the final dot is definite, the stand-in drops the connection instead of answering.
+    accepted_5xx_rate: float = 0.0
     rate_429: float = 0.0
     permanent_rate: float = 0.0
     seed: int = 0
@@ -50,7 +59,7 @@ class Faults:
     def __init__(self, plan: FaultPlan | None = None) -> None:
         self._lock = threading.Lock()
         self.plan = plan or FaultPlan()
-        self._rng = random.Random(self.plan.seed)
+        self._rng = random.Random(self.plan.seed)  # nosec B311 # repeatable fault injection for tests
         self.drawn: Counter[str] = Counter()
 
     def configure(self, **changes: Any) -> None:
@@ -63,28 +72,29 @@ class Faults:
             for name, value in changes.items():
                 setattr(self.plan, name, value)
             if "seed" in changes:
-                self._rng = random.Random(self.plan.seed)
+                self._rng = random.Random(self.plan.seed)  # nosec B311 # repeatable fault injection for tests
 
     def reset(self) -> None:
         with self._lock:
             self.plan = FaultPlan()
-            self._rng = random.Random(0)
+            self._rng = random.Random(0)  # nosec B311 # repeatable fault injection for tests
             self.drawn.clear()
 
     def draw(self) -> Fault | None:
         with self._lock:
             plan = self.plan
-            total = plan.timeout_rate + plan.error_5xx_rate + plan.rate_429 + plan.permanent_rate
-            if total <= 0:
+            rates = (
+                ("timeout", plan.timeout_rate),
+                ("5xx", plan.error_5xx_rate),
+                ("5xx_after_accept", plan.accepted_5xx_rate),
+                ("429", plan.rate_429),
+                ("permanent", plan.permanent_rate),
+            )
+            if sum(rate for _, rate in rates) <= 0:
                 return None
             u = self._rng.random()
             fault: Fault | None = None
-            for name, rate in (
-                ("timeout", plan.timeout_rate),
-                ("5xx", plan.error_5xx_rate),
-                ("429", plan.rate_429),
-                ("permanent", plan.permanent_rate),
-            ):
+            for name, rate in rates:
                 if u < rate:
                     fault = name  # type: ignore[assignment]
                     break
@@ -104,9 +114,10 @@ class Faults:
         """What a request answers instead of being accepted because of ``fault``, or None to accept it.
 
         ``reply`` is the protocol's answer for each fault. A timeout hangs first, unless the plan
-        accepts the message before hanging (then ``lost_reply`` hangs after the accept).
+        accepts the message before hanging (then ``after_accept`` hangs after the accept);
+        ``5xx_after_accept`` always accepts first.
         """
-        if fault is None or (fault == "timeout" and self.plan.timeout_after_accept):
+        if fault is None or fault == "5xx_after_accept" or (fault == "timeout" and self.plan.timeout_after_accept):
             return None
         if fault == "timeout":
             await self.hang()
@@ -119,6 +130,18 @@ class Faults:
             return False
         await self.hang()
         return True
+
+    async def after_accept(self, fault: Fault | None, reply: Callable[[Fault], R]) -> R | None:
+        """What a request answers after its message was accepted, instead of the acceptance, or
+        None to answer normally: a timeout hangs and then answers ``reply("timeout")`` (which the
+        sender, gone by then, never reads); ``5xx_after_accept`` answers ``reply("5xx")`` at once.
+
+        A stand-in that calls ``lost_reply`` instead answers ``5xx_after_accept`` normally."""
+        if await self.lost_reply(fault):
+            return reply("timeout")
+        if fault == "5xx_after_accept":
+            return reply("5xx")
+        return None
 
 
 class AcceptedLog:

@@ -6,6 +6,12 @@ generated at start-up (the key only ever exists in memory and a temporary file
 that is removed at once; never in the repository). Received messages are parsed
 and kept; the accepted log is keyed by Message-ID, which our adapter derives
 from the touch key, so a re-sent touch shows up as a duplicate.
+
+Faults are drawn at the final dot of DATA. A reply there is definite in SMTP (only 250
+means the relay took the message), so the faults that take the message first do not
+reply: ``timeout`` (after accept) queues it and hangs, ``5xx_after_accept`` queues it and
+drops the connection. A recipient in ``dropped`` makes the server drop the connection at
+RCPT, before any data: the message cannot have been taken.
 """
 
 from __future__ import annotations
@@ -98,6 +104,9 @@ class _Handler:
     async def handle_RCPT(  # aiosmtpd's hook names
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
+        if address.lower() in self.standin.dropped:
+            _drop(server)
+            return "421 4.4.2 Connection dropped"  # never read: the connection is gone
         if address.lower() in self.standin.rejected:
             return "550 5.1.1 Mailbox unavailable"
         if address.lower() in self.standin.deferred:
@@ -130,7 +139,16 @@ class _Handler:
             standin.log.add(Accepted(queue_id, rcpt, parsed.get("Message-ID"), {"subject": parsed.get("Subject")}))
         # The message is queued either way: after a timeout the client never sees this reply.
         await standin.faults.lost_reply(fault)
+        if fault == "5xx_after_accept":
+            _drop(server)
         return f"250 2.0.0 Ok: queued as {queue_id}"
+
+
+def _drop(server: SMTP) -> None:
+    """Close the connection at once, without a reply (what the client sees when a relay dies)."""
+    transport = server.transport
+    if isinstance(transport, asyncio.WriteTransport):
+        transport.abort()
 
 
 class _EphemeralController(Controller):
@@ -162,6 +180,7 @@ class SmtpStandin:
         self.messages: list[ReceivedMail] = []
         self.rejected: set[str] = set()  # recipients answered 550 at RCPT
         self.deferred: set[str] = set()  # recipients answered 450 at RCPT
+        self.dropped: set[str] = set()  # recipients whose RCPT makes the server drop the connection
         self.authenticated: dict[int, str] = {}
         self.cert_pem: bytes | None = None
         self.host = HOST

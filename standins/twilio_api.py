@@ -14,7 +14,9 @@ Speaks what the official SDK and our receipts endpoint expect from Twilio:
   newest first, filtered by ``To``, ``From`` and ``DateSent`` / ``DateSent<`` /
   ``DateSent>`` (compared by UTC day, both ends inclusive, as Twilio documents its
   ``YYYY-MM-DD`` filters), in Twilio's paging JSON (``PageSize``, ``Page``,
-  ``next_page_uri``): what reconciliation asks after a lost reply or a crash.
+  ``next_page_uri``): what reconciliation asks after a lost reply, a 5xx or a crash.
+  ``list_failures`` answers that many list requests with a 500 first (Twilio in trouble
+  while we ask).
 
 The touch's idempotency key travels in the StatusCallback URL's ``touch_key``
 query parameter (Twilio has no idempotency field on Messages); the accepted log
@@ -80,7 +82,7 @@ class TwilioStandin(CallbackStandin):
     kind = "twilio"
     callback_name = "status callback"
 
-    def __init__(
+    def __init__(  # nosec B107 # the stand-in's own test credential; stand-ins run only on loopback
         self,
         account_sid: str = "AC" + "0" * 32,
         auth_token: str = "standin-auth-token",
@@ -103,6 +105,7 @@ class TwilioStandin(CallbackStandin):
         self.delivery_outcomes: dict[str, tuple[str, int | None]] = {}
         # Accepted messages per recipient, oldest first, for the Messages list.
         self._by_to: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.list_failures = 0  # the next so many list requests are answered 500
 
     def routes(self) -> list[web.RouteDef]:
         messages = f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json"
@@ -115,6 +118,7 @@ class TwilioStandin(CallbackStandin):
     def reset(self) -> None:
         super().reset()
         self._by_to.clear()
+        self.list_failures = 0
 
     def _authorized(self, request: web.Request) -> bool:
         """HTTP basic auth as this account, on this account's URL: otherwise Twilio answers 20003."""
@@ -164,8 +168,10 @@ class TwilioStandin(CallbackStandin):
             {"sid": sid, "to": to, "from": from_, "body": body, "form": form, "at": time.time()}
         )
         self._schedule_callbacks(sid, to, from_, callback)
-        if await self.faults.lost_reply(fault):
-            return self._fault_reply("timeout")
+        # A lost reply, or a 500 for a message that exists: the sender cannot know it was created.
+        failed = await self.faults.after_accept(fault, self._fault_reply)
+        if failed is not None:
+            return failed
         return web.json_response(self._resource(sid, to, from_, body, form), status=201)
 
     # -- Messages list ----------------------------------------------------------------
@@ -173,6 +179,9 @@ class TwilioStandin(CallbackStandin):
         self.counts["list"] += 1
         if not self._authorized(request):
             return twilio_error(20003, 401)
+        if self.list_failures > 0:
+            self.list_failures -= 1
+            return twilio_error(20500, 500)
         q = request.query
         try:
             page_size = max(1, min(1000, int(q.get("PageSize", "50"))))

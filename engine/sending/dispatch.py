@@ -12,11 +12,13 @@ One batch goes through four steps, each one round trip or one bulk statement:
 4. record: executemany UPDATEs per kind of result (sent, retry, fallback, failed, unknown)
    and one executemany INSERT of outcomes, in one transaction.
 
-A result of class ``unknown`` (the request went out, no answer came back) is never
-retried blindly: on a channel whose provider can be asked (Twilio's Messages list) the
-touch stays ``sending`` with ``error_class = 'unknown'`` and is settled by
-``engine.sending.reconcile`` once ``LOOKUP_DELAY`` has passed (each ``run_until_idle`` starts by
-settling what is due); on a channel that cannot be asked it fails with that reason.
+A result of class ``unknown`` (the request went out and no definite answer came back: the
+reply was lost, or was a server error, which a provider can send after taking the message;
+``channels.errors``) is never retried blindly: on a channel whose provider can be asked
+(Twilio's Messages list) the touch stays ``sending`` with ``error_class = 'unknown'`` and is
+settled by ``engine.sending.reconcile`` once ``LOOKUP_DELAY`` has passed (each
+``run_until_idle`` starts by settling what is due); on a channel that cannot be asked it
+fails with that reason.
 
 Several lanes run these batches concurrently in one process, so that the database work
 of one batch overlaps with the sending of another; the database work runs in threads.
@@ -71,7 +73,7 @@ _CUSTOMER_COLUMNS = tuple(
     for name in ("id", "external_id", "name", "tier", "locale", "branch", "timezone", "advisor_id", "anonymised_at",
                  *recording.ADDRESS_FIELD.values(), *CONSENT_FIELD.values())
 )
-# An unanswered send stays 'sending' under this worker's claim (so no worker takes it again);
+# An unconfirmed send stays 'sending' under this worker's claim (so no worker takes it again);
 # engine.sending.reconcile asks the provider about it from next_attempt_at on.
 _UNANSWERED = "error_class = :cls, error_reason = :reason, next_attempt_at = :next"
 
@@ -275,7 +277,7 @@ class Dispatcher:
                 # It may have been delivered: no retry, no fallback (the customer could get it twice).
                 if touch.channel in self._askable:
                     counts.unanswered += 1
-                    unanswered.append({**base, "reason": f"no reply, to be looked up: {reason}"[:255],
+                    unanswered.append({**base, "reason": f"unconfirmed, to be looked up: {reason}"[:255],
                                        "next": now + self.lookup_delay})
                 else:
                     counts.failed["unknown"] += 1

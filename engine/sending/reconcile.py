@@ -4,8 +4,9 @@ Two ways a touch ends up there:
 
 - **a crash**: a touch is ``sending`` from its claim until its result is recorded; if the
   worker dies in between, the provider may or may not have accepted it;
-- **an ambiguous result**: the request went out but no answer came back (a timeout, a
-  connection lost after the request was written: class ``unknown`` in
+- **an ambiguous result**: the request went out but no definite answer came back (a
+  timeout, a connection lost after the request was written, or an HTTP 5xx, which a
+  provider can send after taking the message: class ``unknown`` in
   ``channels.errors``). Dispatch leaves such a touch ``sending`` with
   ``error_class = 'unknown'`` and ``next_attempt_at`` = when to ask (``LOOKUP_DELAY``
   later, so that a request the provider was still working on has been answered), and
@@ -18,12 +19,15 @@ every one that did not. So each such touch is settled by asking, in this order:
    adapter asks Twilio's Messages list (``To``, ``From``, ``DateSent``) and matches by
    elimination (``TwilioListing``); a status callback that arrived meanwhile has already
    settled the touch by the key in its URL. Found: recorded as sent with the provider's
-   id. Not found: sent again (or fallback / exhausted, as for any retryable failure);
+   id. Not found: sent again (or fallback / exhausted, as for any retryable failure).
+   The lookup failing (Twilio down, as it may well be after a 5xx) settles nothing: the
+   touch is asked about again ``LOOKUP_DELAY`` later;
 2. the provider's own dedup (adapter ``dedup_window``): WeChat drops a repeat of the same
    ``client_msg_id`` within 10 minutes, so a touch interrupted by a crash is re-sent with
    its key if the window (counted from the claim) still has ``RESEND_MARGIN`` to run;
    WeChat has no lookup of template sends, so an older one is "unknown". (An ambiguous
-   WeChat *result* never comes here: the adapter repeats the keyed request at once.)
+   WeChat *result*, a lost reply or a 5xx, never comes here: the adapter repeats the keyed
+   request at once.)
 3. neither (e-mail over SMTP, or the window passed): the outcome cannot be known, and
    "at most once" wins: the touch fails with error class ``unknown`` and the reason,
    for a person to look at, rather than risk a duplicate.
@@ -52,6 +56,7 @@ from engine.sending import recording
 from engine.sending.claiming import begin_write
 from engine.sending.retry import decide
 from store.clock import as_utc, utcnow
+from store.masking import mask_phone, mask_text
 from store.models import TouchStatus
 
 log = logging.getLogger(__name__)
@@ -65,6 +70,9 @@ RESEND_MARGIN = timedelta(minutes=3)
 UNKNOWN = "unknown"
 # The provider had the message: sent, with its id.
 _FOUND_SENT = "status = :sent, provider_message_id = :pmid, sent_at = :now, error_class = NULL, error_reason = NULL"
+# Not settled this time (the lookup failed, or another send to the number is in flight): still
+# sending, asked about again from :next (not on every dispatch round, which would hammer the provider).
+_ASK_LATER = "error_class = :cls, next_attempt_at = :next"
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,7 @@ class TwilioListing:
 
     A recipient who has another touch ``sending`` that is not being settled now (in flight,
     or unanswered and not yet due) is ``deferred``: its message could be the unrecorded one.
+    So is one whose listing fails: nothing is known, so nothing is settled.
     ``DateSent`` is a day filter at Twilio, so it starts a day before the claim; older
     messages are all recorded and drop out in the elimination.
     """
@@ -133,7 +142,13 @@ class TwilioListing:
             filters: dict[str, Any] = {"to": to, "date_sent_after": (since - timedelta(days=1)).date().isoformat()}
             if self.from_number:
                 filters["from_"] = self.from_number
-            listed = await self.client.messages.list_async(**filters)
+            try:
+                listed = await self.client.messages.list_async(**filters)
+            except Exception as exc:  # any failure to ask leaves the question open, for later
+                log.warning("looking up messages to %s failed, asking again later: %s", mask_phone(to),
+                            mask_text(f"{type(exc).__name__}: {exc}"))
+                self.deferred.update(p.touch_key for p in items)
+                return
             unrecorded = [m.sid for m in listed if m.sid not in recorded]
             if len(unrecorded) == len(items):
                 # Every one of them went out. Which SID is whose does not matter for
@@ -262,10 +277,11 @@ class _Verdicts:
     resend: list[tuple[PendingSend, str]] = field(default_factory=list)  # (touch, reason)
     fallback: list[tuple[PendingSend, str, list[str], str]] = field(default_factory=list)  # channel, rest, reason
     failed: list[tuple[PendingSend, str, str]] = field(default_factory=list)  # (touch, error class, reason)
+    later: list[PendingSend] = field(default_factory=list)  # deferred: asked about again after LOOKUP_DELAY
 
 
 def _why(p: PendingSend) -> str:
-    return "no reply" if p.ambiguous else "interrupted"
+    return "unconfirmed" if p.ambiguous else "interrupted"
 
 
 async def reconcile(
@@ -302,6 +318,7 @@ async def reconcile(
                     v.found.append((p, accepted[p.touch_key]))
                 elif p.touch_key in deferred:
                     counts.deferred += 1
+                    v.later.append(p)
                 elif p.touch_key in ambiguous:
                     v.failed.append((p, UNKNOWN, f"{_why(p)}: delivery unknown (cannot be told apart at {channel})"))
                 elif not p.to:
@@ -367,6 +384,9 @@ def _settle(engine: Engine, v: _Verdicts, now: datetime) -> None:
              "reason": reason} for p, klass, reason in v.failed])
         recording.insert_outcomes(conn, [
             _outcome(p, "failed", now, {"error_class": klass, "reason": reason}) for p, klass, reason in v.failed])
+        recording.update_touches(conn, _ASK_LATER, guard, [
+            {**base, "cls": UNKNOWN, "next": now + LOOKUP_DELAY, "id": p.touch_id, "was": p.claimed_by}
+            for p in v.later])
         conn.commit()
 
 

@@ -39,7 +39,7 @@ def update_touches(conn: Connection, change: str, guard: str, rows: list[dict[st
     if not rows:
         return
     typed = [bindparam(name, type_=kind()) for name, kind in _TYPED.items() if re.search(rf":{name}\b", change)]
-    conn.execute(text(f"UPDATE touch SET {change} WHERE id = :id {guard}").bindparams(*typed), rows)
+    conn.execute(text(f"UPDATE touch SET {change} WHERE id = :id {guard}").bindparams(*typed), rows)  # nosec B608 # callers pass constant fragments
 
 
 def outcome_row(touch_id: int, touch_key: str, customer_id: int, channel: str, attempts: int, kind: str,
@@ -63,7 +63,7 @@ def insert_outcomes(conn: Any, rows: list[dict[str, Any]]) -> None:
     conflict = "ON CONFLICT (dedup_key) DO NOTHING"
     conn.execute(
         text(
-            "INSERT INTO outcome (dedup_key, touch_id, customer_id, channel, kind, detail, occurred_at) "
+            "INSERT INTO outcome (dedup_key, touch_id, customer_id, channel, kind, detail, occurred_at) "  # nosec B608 # the only f-string part is a constant
             f"VALUES (:dedup_key, :touch_id, :customer_id, :channel, :kind, :detail, :occurred_at) {conflict}"
         ).bindparams(bindparam("detail", type_=JSON()), bindparam("occurred_at", type_=UTCDateTime())),
         [{"task_id": None, **row} for row in rows],

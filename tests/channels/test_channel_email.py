@@ -134,6 +134,8 @@ async def test_smtp_replies_are_classified_and_the_batch_goes_on(server: SmtpSta
 
 
 async def test_data_refusals_map_by_reply_class(server: SmtpStandin) -> None:
+    # A reply to the final dot is definite (only 250 means the relay took the mail), so a
+    # 4yz there is retried like any transient refusal, not treated as "delivery unknown".
     adapter = plain_adapter(server)
     server.faults.configure(error_5xx_rate=1.0)  # the stand-in answers DATA with 451
     [transient] = await adapter.send_batch([mail(1)])
@@ -141,6 +143,25 @@ async def test_data_refusals_map_by_reply_class(server: SmtpStandin) -> None:
     [permanent] = await adapter.send_batch([mail(2)])
     assert (transient.error_class, transient.error_code) == ("retryable", "451")
     assert (permanent.error_class, permanent.error_code) == ("permanent", "554")
+
+
+async def test_dropped_connection_is_unknown_only_after_the_final_dot(server: SmtpStandin) -> None:
+    adapter = plain_adapter(server)
+    server.dropped.add("drop@example.org")
+    [before, after_rcpt] = await adapter.send_batch([mail(1, "drop@example.org"), mail(2)])
+    server.faults.configure(accepted_5xx_rate=1.0)  # queued, then the connection drops before the 250
+    [after] = await adapter.send_batch([mail(3)])
+
+    # Dropped at RCPT: no data was sent, so the relay cannot have the mail. Safe to retry.
+    assert (before.ok, before.error_class, before.error_code) == (False, "retryable", "connection_lost")
+    assert "before the message data was sent" in (before.error_reason or "")
+    assert after_rcpt.ok  # the next message of the batch goes out on a new connection
+    # Dropped after the final dot: the relay has it (SMTP has no lookup and no dedup), so it
+    # must not be retried: unknown, for a person to look at.
+    assert (after.ok, after.error_class, after.error_code) == (False, "unknown", "connection_lost")
+    assert "after the message data was sent" in (after.error_reason or "")
+    assert [e.key for e in server.log.entries] == [message_id(m.touch_key, "insurer.example.com")
+                                                    for m in (mail(2), mail(3))]
 
 
 async def test_unreachable_relay_is_retryable() -> None:

@@ -120,17 +120,24 @@ async def test_twilio_error_codes_are_classified(standin: TwilioStandin, adapter
     assert [e.recipient for e in standin.log.entries] == ["+8613800000000"]
 
 
-@pytest.mark.parametrize(
-    ("fault", "code"),
-    [("rate_429", "20429"), ("error_5xx_rate", "20500")],
-)
-async def test_provider_overload_is_retryable(
-    standin: TwilioStandin, adapter: TwilioSmsAdapter, fault: str, code: str
-) -> None:
-    standin.faults.configure(**{fault: 1.0})
+async def test_rate_limit_is_retryable(standin: TwilioStandin, adapter: TwilioSmsAdapter) -> None:
+    standin.faults.configure(rate_429=1.0)
     [result] = await adapter.send_batch([sms(1)])
-    assert (result.ok, result.error_class, result.error_code) == (False, "retryable", code)
+    assert (result.ok, result.error_class, result.error_code) == (False, "retryable", "20429")
     assert len(standin.log) == 0
+
+
+@pytest.mark.parametrize(("fault", "created"), [("error_5xx_rate", 0), ("accepted_5xx_rate", 1)])
+async def test_server_error_is_unknown_whether_or_not_twilio_created_the_message(
+    standin: TwilioStandin, adapter: TwilioSmsAdapter, fault: str, created: int
+) -> None:
+    # The two 500s look the same to the SDK; only the stand-in knows whether the message exists.
+    # A retry would duplicate the second, so neither is retryable: both are looked up instead.
+    standin.faults.configure(**{fault: 1.0})
+    [result] = await adapter.send_batch([sms(1, callback="http://127.0.0.1:9/s")])
+    assert (result.ok, result.error_class, result.error_code) == (False, "unknown", "20500")
+    assert "may have been created" in (result.error_reason or "")
+    assert len(standin.log) == created
 
 
 async def test_timeout_after_the_request_is_unknown_not_retryable(standin: TwilioStandin) -> None:
@@ -215,5 +222,5 @@ async def test_large_batch_keeps_order_with_mixed_outcomes(standin: TwilioStandi
     assert [r.touch_key for r in results] == [m.touch_key for m in messages]
     ok = [r for r in results if r.ok]
     assert len(ok) == len(standin.log)
-    assert sum(r.error_class == "retryable" for r in results) == standin.faults.drawn["5xx"]
+    assert sum(r.error_class == "unknown" for r in results) == standin.faults.drawn["5xx"]
     assert sum(r.error_class == "permanent" for r in results) == standin.faults.drawn["permanent"]

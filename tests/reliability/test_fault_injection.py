@@ -1,11 +1,12 @@
 """Fault injection (SPEC §6, §7, §10): what goes wrong in production, done on purpose.
 
-1. 30 % of Twilio API calls fail (timeouts after the message was accepted, 5xx, 429,
-   permanent errors) while the real dispatcher sends through the official SDK to the
-   Twilio stand-in, whose status callbacks reach our real receipts webhook. Dispatch runs
-   round after round, the clock moved on each time so retries become due. Every touch
-   ends delivered/sent or failed with a reason, and the stand-in's accepted-message log
-   shows no touch accepted twice.
+1. 30 % of Twilio API calls fail (timeouts after the message was accepted, 500s before and
+   after it was accepted, 429, permanent errors) while the real dispatcher sends through the
+   official SDK to the Twilio stand-in, whose status callbacks reach our real receipts
+   webhook (or, in the second run, never come: our webhook down, or no public URL set).
+   Dispatch runs round after round, the clock moved on each time so retries become due.
+   Every touch ends delivered/sent or failed with a reason, and the stand-in's
+   accepted-message log shows no touch accepted twice.
 2. Several threads claim touches and write outcomes on one SQLite file with a busy wait
    of a millisecond, so "database is locked" really happens; ``store.retrying`` re-runs
    the unit of work and nothing is lost or doubled.
@@ -73,19 +74,25 @@ def hooks(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         thread.join(10)
 
 
+@pytest.mark.parametrize("callbacks", [True, False], ids=["callbacks", "no-callbacks"])
 def test_thirty_percent_provider_faults_every_touch_settles_none_twice(
-    db_url: str, hooks: str, monkeypatch: pytest.MonkeyPatch, record_property: Callable[[str, Any], None]
+    db_url: str, hooks: str, monkeypatch: pytest.MonkeyPatch, record_property: Callable[[str, Any], None],
+    callbacks: bool,
 ) -> None:
-    plan = FaultPlan(timeout_rate=0.075, error_5xx_rate=0.075, rate_429=0.075, permanent_rate=0.075, hang_s=1.0,
-                     seed=20260101)
-    standin = TwilioStandin(faults=plan)
+    # A 500 for a message Twilio did create ("5xx_after_accept") is the one a retry would send
+    # twice; the plain "5xx" is refused before it is created. The SDK sees the same error for both.
+    plan = FaultPlan(timeout_rate=0.06, error_5xx_rate=0.06, accepted_5xx_rate=0.06, rate_429=0.06,
+                     permanent_rate=0.06, hang_s=2.5, seed=20260101)
+    # Without callbacks nothing but the provider lookup can tell that a message went out (a
+    # receipt arriving before the retry would otherwise hide a retry that sends twice).
+    standin = TwilioStandin(faults=plan, callbacks=callbacks)
     standin.start()
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", standin.auth_token)  # what our webhook checks signatures with
     engine = make_engine(db_url)
     ids = make_customers(engine, N_TOUCHES)
     make_touches(engine, ids, channel="sms")
     adapter = TwilioSmsAdapter(standin.account_sid, standin.auth_token, FROM, api_base=standin.base_url,
-                               timeout=0.3, concurrency=32)
+                               timeout=1.0, concurrency=32)
     dispatcher = Dispatcher(
         engine, {"sms": adapter}, PlainRenderer(), worker_id="fault-w1", batch_size=100, lanes=2, max_attempts=5,
         callback_url=lambda channel, touch: f"{hooks}/hooks/twilio/status",
@@ -132,23 +139,25 @@ def test_thirty_percent_provider_faults_every_touch_settles_none_twice(
         record_property(name, value)
 
     assert sum(faults.values()) >= 0.2 * calls  # the faults really were injected (30 % planned)
-    assert set(faults) == {"timeout", "5xx", "429", "permanent"}
+    assert set(faults) == {"timeout", "5xx", "5xx_after_accept", "429", "permanent"}
     assert len(rows) == N_TOUCHES
     assert set(statuses) <= {"delivered", "sent", "failed"}, statuses  # nothing left planned or sending
     for r in rows:
         if r.status == "failed":
             assert r.error_reason, r
-    assert duplicates == {}  # no touch accepted twice, timeouts included
+    assert duplicates == {}  # no touch accepted twice, timeouts and 500s after accepting included
     sent_keys = {r.key for r in rows if r.status in ("delivered", "sent")}
     assert sent_keys <= set(accepted)  # everything we record as sent, the provider took
-    # A send whose reply timed out may be classed "unknown" (ambiguous: never retried, so never
-    # doubled). If the provider did take it, its receipt should still make it delivered.
+    # A send whose reply timed out or was a 500 may be classed "unknown" (ambiguous: never retried,
+    # so never doubled). If the provider did take it, its receipt should still make it delivered.
     unsettled = [(r.key, r.error_class) for r in rows if r.key in accepted and r.key not in sent_keys]
     record_property("accepted_but_recorded_failed", len(unsettled))
     print(f"accepted by the provider but recorded failed: {len(unsettled)}")
     assert {cls for _, cls in unsettled} <= {"unknown"}, unsettled[:5]
-    # Each permanent error fails its touch (no fallback channel here); the rest ran out of retries.
-    assert sum(1 for r in rows if r.status == "failed" and r.error_class == "permanent") == faults["permanent"]
+    # Each permanent error fails its touch (no fallback channel here), unless a loaded machine made
+    # the client time out before it read the 400 (then it was looked up, and sent again); the
+    # rest ran out of retries.
+    assert 0 < sum(1 for r in rows if r.status == "failed" and r.error_class == "permanent") <= faults["permanent"]
     assert statuses["delivered"] + statuses["sent"] + statuses["failed"] == N_TOUCHES
 
 
