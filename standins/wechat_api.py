@@ -217,8 +217,9 @@ class WeChatStandin(CallbackStandin):
             seen = self._dedup.get((openid, str(key)))
             if seen is not None and time.monotonic() - seen[1] < self.dedup_window_s:
                 self.counts["deduplicated"] += 1
-                if await self.faults.lost_reply(fault):
-                    return _fault_reply("timeout")
+                failed = await self.faults.after_accept(fault, _fault_reply)
+                if failed is not None:
+                    return failed
                 return errcode_reply(45065, msgid=seen[0])
         self._msgid += 1
         msgid = self._msgid
@@ -228,8 +229,9 @@ class WeChatStandin(CallbackStandin):
         if key:
             self._dedup[(openid, str(key))] = (msgid, time.monotonic())
         self._schedule_finish(openid, msgid)
-        if await self.faults.lost_reply(fault):
-            return _fault_reply("timeout")
+        failed = await self.faults.after_accept(fault, _fault_reply)
+        if failed is not None:
+            return failed
         return errcode_reply(0, msgid=msgid)
 
     # -- pushes to our endpoint ---------------------------------------------------------
