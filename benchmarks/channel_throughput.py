@@ -26,7 +26,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.harness import Report, add_common
-from channels.base import OutboundMessage, RenderedMessage
+from channels.base import ChannelAdapter, OutboundMessage, RenderedMessage
 from channels.sms_twilio import TwilioSmsAdapter
 from channels.wechat import WeChatTemplateAdapter
 from standins.server import ProcessStandin
@@ -89,6 +89,21 @@ async def timed(label: str, n: int, run: Callable[[], Awaitable[int]]) -> float:
     return rate
 
 
+async def timed_adapter(
+    label: str, adapter: ChannelAdapter, warm: list[OutboundMessage], messages: list[OutboundMessage]
+) -> float:
+    """An adapter's sends/s for one ``send_batch`` of ``messages``, after a warm-up batch; closes the adapter."""
+    try:
+        await adapter.send_batch(warm)
+
+        async def run() -> int:
+            return sum(r.ok for r in await adapter.send_batch(messages))
+
+        return await timed(label, len(messages), run)
+    finally:
+        await adapter.aclose()
+
+
 async def raw_loop(n: int, concurrency: int, request: Callable[[aiohttp.ClientSession, int], Awaitable[bool]]) -> int:
     """The ceiling: a bare aiohttp session with a fixed pool of workers, nothing else."""
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -130,15 +145,9 @@ async def bench_sms(n: int, concurrency: int, warmup: int) -> tuple[float, float
         adapter = TwilioSmsAdapter(
             ACCOUNT_SID, AUTH_TOKEN, "+15005550006", api_base=standin.base_url, concurrency=concurrency
         )
-        try:
-            await adapter.send_batch(messages[:warmup])
-
-            async def run() -> int:
-                return sum(r.ok for r in await adapter.send_batch(messages))
-
-            sdk = await timed(f"SMS adapter (twilio SDK, {concurrency} in flight)", n, run)
-        finally:
-            await adapter.aclose()
+        sdk = await timed_adapter(
+            f"SMS adapter (twilio SDK, {concurrency} in flight)", adapter, messages[:warmup], messages
+        )
         summary = await standin.summary()
         print(f"  stand-in accepted {summary['accepted']} messages", flush=True)
     return sdk, raw
@@ -179,16 +188,12 @@ async def bench_wechat(n: int, concurrency: int, warmup: int) -> tuple[float, fl
         )
 
         adapter = WeChatTemplateAdapter(APPID, SECRET, api_base=standin.base_url, concurrency=concurrency)
-        try:
-            await adapter.send_batch(wechat_messages(warmup, ":adapter-warm"))
-            mine = wechat_messages(n, ":adapter")
-
-            async def run() -> int:
-                return sum(r.ok for r in await adapter.send_batch(mine))
-
-            adapter_rate = await timed(f"WeChat adapter (httpx-aiohttp, {concurrency} in flight)", n, run)
-        finally:
-            await adapter.aclose()
+        adapter_rate = await timed_adapter(
+            f"WeChat adapter (httpx-aiohttp, {concurrency} in flight)",
+            adapter,
+            wechat_messages(warmup, ":adapter-warm"),
+            wechat_messages(n, ":adapter"),
+        )
         summary = await standin.summary()
         print(f"  stand-in accepted {summary['accepted']} messages, {summary['counts'].get('token', 0)} token fetches")
     return adapter_rate, raw

@@ -8,6 +8,7 @@ quarter's dry run or a year's report.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from console import csrf
+from console.auth import CurrentUser
 from console.deps import user_with
 from console.web import render
 
@@ -92,44 +94,50 @@ def _period(request: Request, *, local: bool, max_days: int, whole_last_day: boo
     return start, end
 
 
-def _submitted(request: Request) -> bool:
-    return bool(request.query_params)
+def _tool_page(
+    request: Request, user: CurrentUser, tool: str, run: Callable[[], dict[str, Any]], **context: Any
+) -> HTMLResponse:
+    """A tool's page: its form and, once the form is submitted, what ``run`` found or what is wrong with the form."""
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    if request.query_params:
+        try:
+            result = run()
+        except FormError as exc:
+            error = str(exc)
+    return render(request, f"ops_{tool}.html", user, tool=tool, form=dict(request.query_params),
+                  result=result, error=error, **context)
 
 
 @router.get("/ops/explain", response_class=HTMLResponse)
 def explain_page(request: Request) -> HTMLResponse:
     user = user_with(request, "journeys")
-    result: dict[str, Any] | None = None
-    error: str | None = None
-    if _submitted(request):
+
+    def run() -> dict[str, Any]:
         from engine.planning.explain import UnknownCustomer, explain
 
+        customer = _field(request, "customer")
+        if not customer:
+            raise FormError("customer: required")
         try:
-            customer = _field(request, "customer")
-            if not customer:
-                raise FormError("customer: required")
-            result = explain(customer, _moment(request, "at", local=True))
-        except (FormError, UnknownCustomer) as exc:
-            error = str(exc)
-    return render(request, "ops_explain.html", user, tool="explain", form=dict(request.query_params),
-                  result=result, error=error)
+            return explain(customer, _moment(request, "at", local=True))
+        except UnknownCustomer as exc:
+            raise FormError(str(exc)) from None
+
+    return _tool_page(request, user, "explain", run)
 
 
 @router.get("/ops/simulate", response_class=HTMLResponse)
 def simulate_page(request: Request) -> HTMLResponse:
     user = user_with(request, "journeys")
-    result: dict[str, Any] | None = None
-    error: str | None = None
-    if _submitted(request):
+
+    def run() -> dict[str, Any]:
         from engine.planning.simulate import simulate
 
-        try:
-            start, end = _period(request, local=True, max_days=MAX_SIMULATE_DAYS, whole_last_day=True)
-            result = simulate(start, end).to_json()
-        except FormError as exc:
-            error = str(exc)
-    return render(request, "ops_simulate.html", user, tool="simulate", form=dict(request.query_params),
-                  result=result, error=error)
+        start, end = _period(request, local=True, max_days=MAX_SIMULATE_DAYS, whole_last_day=True)
+        return simulate(start, end).to_json()
+
+    return _tool_page(request, user, "simulate", run)
 
 
 @router.get("/ops/report", response_class=HTMLResponse)
@@ -138,16 +146,11 @@ def report_page(request: Request) -> HTMLResponse:
     from engine.loop.metrics import GROUPINGS
     from engine.loop.reports import COLUMNS, build_report, fmt
 
-    result: dict[str, Any] | None = None
-    error: str | None = None
-    by = request.query_params.get("by") or None
-    if _submitted(request):
-        try:
-            if by is not None and by not in GROUPINGS:
-                raise FormError(f"by: one of {', '.join(GROUPINGS)}")
-            start, end = _period(request, local=False, max_days=MAX_REPORT_DAYS, whole_last_day=False)
-            result = build_report(start, end, by)
-        except FormError as exc:
-            error = str(exc)
-    return render(request, "ops_report.html", user, tool="report", form=dict(request.query_params),
-                  result=result, error=error, columns=COLUMNS, groupings=GROUPINGS, fmt=fmt)
+    def run() -> dict[str, Any]:
+        by = request.query_params.get("by") or None
+        if by is not None and by not in GROUPINGS:
+            raise FormError(f"by: one of {', '.join(GROUPINGS)}")
+        start, end = _period(request, local=False, max_days=MAX_REPORT_DAYS, whole_last_day=False)
+        return build_report(start, end, by)
+
+    return _tool_page(request, user, "report", run, columns=COLUMNS, groupings=GROUPINGS, fmt=fmt)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 
 import typer
 
 from engine.cli.output import err, fail, out, print_json
-from store.db import database_url
 
 keys_app = typer.Typer(help="Data keys: generate, rotate, see which key encrypted what.", no_args_is_help=True)
 export_app = typer.Typer(help="Export data (masked unless --unmasked; every export is audited).",
@@ -26,6 +27,15 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
     app.add_typer(export_app, name="export")
     app.command("purge")(purge)
+
+
+@contextmanager
+def _failing_on(command: str, *errors: type[Exception]) -> Iterator[None]:
+    """The errors a command expects (bad arguments, no key, no schema) end it with code 2, no traceback."""
+    try:
+        yield
+    except errors as exc:
+        raise fail(f"{command}: {exc}") from None
 
 
 @keys_app.command("generate")
@@ -49,16 +59,13 @@ def keys_rotate(
     is under the new key, 1 when some are not yet (stopped early, or values no key reads), 2 on errors.
     """
     from store.crypto import DataKeyError, load_key
+    from store.db import database_url
     from store.key_rotation import RotationError, rotate_keys
 
-    try:
+    with _failing_on("keys rotate", DataKeyError):
         new_key = load_key(new_key_env)
-    except DataKeyError as exc:
-        raise fail(f"keys rotate: {exc}") from None
-    try:
+    with _failing_on("keys rotate", RotationError):
         report = rotate_keys(database_url(), new_key, batch_size=batch, max_batches=max_batches)
-    except RotationError as exc:
-        raise fail(f"keys rotate: {exc}") from None
     if as_json:
         print_json(report.as_dict())
     else:
@@ -79,6 +86,7 @@ def keys_rotate(
 @keys_app.command("status")
 def keys_status() -> None:
     """How many encrypted values each key wrote (current, previous, unknown, legacy)."""
+    from store.db import database_url
     from store.key_rotation import key_census
 
     for name, counts in key_census(database_url()).items():
@@ -98,13 +106,12 @@ def export_customers(
     tier: str | None = typer.Option(None, "--tier", help="Only customers of this tier."),
 ) -> None:
     """Write customers to a CSV file: masked PII by default; every export goes to the audit log."""
+    from store.db import database_url
     from store.export import ExportError
     from store.export import export_customers as run_export
 
-    try:
+    with _failing_on("export customers", ExportError):
         report = run_export(database_url(), out_file, unmasked=unmasked, actor=actor, tier=tier)
-    except ExportError as exc:
-        raise fail(f"export customers: {exc}") from None
     kind = "UNMASKED" if report.unmasked else "masked"
     out.print(f"exported {report.rows} customers ({kind}) to {report.path}; audited as {report.actor}", markup=False)
 
@@ -116,13 +123,12 @@ def purge(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Anonymise customers past retention: no policy in force and no activity for the period."""
+    from store.db import database_url
     from store.retention import RetentionError
     from store.retention import purge as run_purge
 
-    try:
+    with _failing_on("purge", RetentionError):
         report = run_purge(database_url(), older_than, dry_run=dry_run, actor=actor)
-    except RetentionError as exc:
-        raise fail(f"purge: {exc}") from None
     if as_json:
         print_json(report.as_dict())
         return

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import Flow, Task, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from engine.sending.dispatch import DEFAULT_BATCH, DispatchCounts, make_dispatcher
@@ -121,21 +121,37 @@ def _counts(d: dict[str, Any]) -> DispatchCounts:
 # ---- planning and the loop's other parts --------------------------------------------------
 
 
-@task(name="plan", cache_policy=NO_CACHE)
-def plan_task(now: datetime) -> dict[str, Any]:
+def _scheduled(
+    name: str, work: Callable[[datetime], Any], doc: str | None = None
+) -> tuple[Task[[datetime], dict[str, Any]], Flow[..., dict[str, Any]]]:
+    """The task and flow of one scheduled job: the flow runs ``work`` as its one task and logs the counts.
+
+    Both functions take the names the module binds them to (``<name>_task``, ``<name>_flow``):
+    Prefect records them, and deployments load the flow by that name.
+    """
+    function = name.replace("-", "_")
+
+    def run_task(now: datetime) -> dict[str, Any]:
+        return _as_dict(work(now))
+
+    def run_flow(now: str | None = None) -> dict[str, Any]:
+        return _logged(name.replace("-", " "), job, now)
+
+    run_task.__name__ = run_task.__qualname__ = f"{function}_task"
+    run_task.__doc__ = work.__doc__
+    run_flow.__name__ = run_flow.__qualname__ = f"{function}_flow"
+    run_flow.__doc__ = doc
+    job = task(name=name, cache_policy=NO_CACHE)(run_task)
+    return job, flow(name=name)(run_flow)
+
+
+def _plan(now: datetime) -> Any:
     from engine.planning.planner import plan
 
-    return _as_dict(plan(at=now))
+    return plan(at=now)
 
 
-@flow(name="plan")
-def plan_flow(now: str | None = None) -> dict[str, Any]:
-    """Evaluate the journeys in force and write the touches and tasks now due to be planned."""
-    return _logged("plan", plan_task, now)
-
-
-@task(name="outcome-ingest", cache_policy=NO_CACHE)
-def outcome_ingest_task(now: datetime) -> dict[str, Any]:
+def _count_outcomes(now: datetime) -> dict[str, Any]:
     """Receipts are recorded by the webhooks as they arrive, and the events they raise (replies,
     survey answers, opt-outs) are acted on by the next plan run; this counts what has come back."""
     result: dict[str, Any] = {}
@@ -147,63 +163,43 @@ def outcome_ingest_task(now: datetime) -> dict[str, Any]:
     return result
 
 
-@flow(name="outcome-ingest")
-def outcome_ingest_flow(now: str | None = None) -> dict[str, Any]:
-    return _logged("outcome ingest", outcome_ingest_task, now)
-
-
-@task(name="retier", cache_policy=NO_CACHE)
-def retier_task(now: datetime) -> dict[str, Any]:
+def _retier(now: datetime) -> Any:
     from engine.loop.retier import retier
 
-    return retier(at=now).as_dict()
+    return retier(at=now)
 
 
-@flow(name="retier")
-def retier_flow(now: str | None = None) -> dict[str, Any]:
-    """Weekly: score every customer and apply tier changes (kept in the tier history)."""
-    return _logged("retier", retier_task, now)
-
-
-@task(name="tier-review", cache_policy=NO_CACHE)
-def tier_review_task(now: datetime) -> dict[str, Any]:
+def _tier_review(now: datetime) -> Any:
     from engine.loop.monitoring import run_tier_review
 
-    return run_tier_review(at=now).as_dict()
+    return run_tier_review(at=now)
 
 
-@flow(name="tier-review")
-def tier_review_flow(now: str | None = None) -> dict[str, Any]:
-    """Weekly: churn per tier over the review window; a tier over the threshold gets its extra resources."""
-    return _logged("tier review", tier_review_task, now)
-
-
-@task(name="churn-check", cache_policy=NO_CACHE)
-def churn_check_task(now: datetime) -> dict[str, Any]:
+def _churn_check(now: datetime) -> Any:
     from engine.loop.monitoring import churn_warning_check
 
-    return _as_dict(churn_warning_check(at=now))
+    return churn_warning_check(at=now)
 
 
-@flow(name="churn-check")
-def churn_check_flow(now: str | None = None) -> dict[str, Any]:
-    """Daily: activity change detection; at-risk customers get a churn-warning event."""
-    return _logged("churn check", churn_check_task, now)
-
-
-@task(name="nps-survey", cache_policy=NO_CACHE)
-def nps_survey_task(now: datetime) -> dict[str, Any]:
-    # The survey itself is a journey (journeys/monthly-nps-survey.yaml, on the 1st at 10:00 local
-    # time); planning at this moment makes sure it is planned on its day even between plan runs.
-    from engine.planning.planner import plan
-
-    return _as_dict(plan(at=now))
-
-
-@flow(name="nps-survey")
-def nps_survey_flow(now: str | None = None) -> dict[str, Any]:
-    """Monthly: the NPS survey touch for every customer it applies to."""
-    return _logged("nps survey", nps_survey_task, now)
+plan_task, plan_flow = _scheduled(
+    "plan", _plan, "Evaluate the journeys in force and write the touches and tasks now due to be planned."
+)
+outcome_ingest_task, outcome_ingest_flow = _scheduled("outcome-ingest", _count_outcomes)
+retier_task, retier_flow = _scheduled(
+    "retier", _retier, "Weekly: score every customer and apply tier changes (kept in the tier history)."
+)
+tier_review_task, tier_review_flow = _scheduled(
+    "tier-review", _tier_review,
+    "Weekly: churn per tier over the review window; a tier over the threshold gets its extra resources.",
+)
+churn_check_task, churn_check_flow = _scheduled(
+    "churn-check", _churn_check, "Daily: activity change detection; at-risk customers get a churn-warning event."
+)
+# The survey itself is a journey (journeys/monthly-nps-survey.yaml, on the 1st at 10:00 local
+# time); planning at this moment makes sure it is planned on its day even between plan runs.
+nps_survey_task, nps_survey_flow = _scheduled(
+    "nps-survey", _plan, "Monthly: the NPS survey touch for every customer it applies to."
+)
 
 
 ALL_FLOWS = {
