@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.harness import parse_bench_line  # noqa: E402
 
-# The README's sizes: 100k customers for plan and seed, 20k sends, 100k tasks, 10k customers for events.
+# The README's sizes: 100k customers for plan and seed, 20k sends, 100k tasks, 10k customers for events
+# (and a burst of 1,000 of them).
 RUNS: dict[str, list[str]] = {
     "seed_bench": ["--size", "100000"],
     "plan_bench": ["--customers", "100000"],
@@ -33,7 +34,11 @@ RUNS: dict[str, list[str]] = {
     "dispatch_bench": ["--size", "20000"],
     "inbox_bench": ["--size", "100000"],
     "event_latency": ["--size", "10000", "--seconds", "30", "--rate", "200"],
+    "event_burst": ["--size", "10000", "--events", "1000"],
+    "cli_bench": ["--size", "5"],
 }
+# Scripts that also run once on PostgreSQL when --postgres is given (seed_bench seeds both in one run).
+ALSO_ON_POSTGRES = ("event_burst",)
 
 
 def _memory_gib() -> float | None:
@@ -80,11 +85,16 @@ def table(results: list[tuple[str, dict[str, Any] | None, str]]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--only", nargs="+", choices=sorted(RUNS), help="run only these scripts")
-    parser.add_argument("--postgres", metavar="URL", help="also seed on this PostgreSQL server (seed_bench)")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="also seed on this PostgreSQL server (seed_bench) and run event_burst on it")
     args = parser.parse_args()
     results: list[tuple[str, dict[str, Any] | None, str]] = []
     failed = False
-    for name, extra in RUNS.items():
+    runs = [(name, name, extra) for name, extra in RUNS.items()]
+    if args.postgres:
+        runs += [(f"{name} (postgresql)", name, [*RUNS[name], "--postgres", args.postgres])
+                 for name in ALSO_ON_POSTGRES]
+    for label, name, extra in runs:
         if args.only and name not in args.only:
             continue
         cmd = [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *extra]
@@ -100,14 +110,14 @@ def main() -> int:
             print(line, end="", flush=True)
             captured.append(line)
         code = proc.wait()
-        print(f"<== {name}: exit {code} in {time.perf_counter() - began:.0f} s", flush=True)
+        print(f"<== {label}: exit {code} in {time.perf_counter() - began:.0f} s", flush=True)
         try:
             payload: dict[str, Any] | None = parse_bench_line("".join(captured))
             error = ""
         except ValueError:
             payload, error = None, f"exit {code}, no BENCH line"
         failed |= code != 0
-        results.append((name, payload, error))
+        results.append((label, payload, error))
     print()
     for line in table(results):
         print(line)

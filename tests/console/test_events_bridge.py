@@ -1,52 +1,96 @@
-"""Events from the console go through ``engine.loop.events.emit_event`` once it exists, else are stored here."""
+"""Events from the console: ``emit`` on a worker thread, ``emit_async`` (the API) batched per event loop."""
 
 from __future__ import annotations
 
-import sys
-import types
-from dataclasses import dataclass
+import asyncio
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
+import engine.loop.events as planner_events
 from console import events_bridge
 from store.db import session_scope
-from store.models import Event
+from store.models import AgentTask, Event
 from tests.console.conftest import Seed
+from tests.plan_support import Book
+
+COMPLAINT = """
+id: complaint
+name: Complaint
+category: service
+entry: {event: {type: complaint.filed}}
+reentry: {allowed: true}
+steps:
+  - id: respond
+    task: {queue: complaints, due_within: 24h}
+"""
 
 
-def test_without_the_planner_the_event_is_stored_once(db_url: str, seed: Seed,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "engine.loop.events", None)  # as if the module did not exist
+@pytest.fixture
+def journeys(tmp_path: Any, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Book:
+    book = Book(tmp_path, db_url, monkeypatch)
+    book.journey("complaint", COMPLAINT)
+    return book
+
+
+def test_emit_stores_acts_and_answers_repeats(db_url: str, seed: Seed, journeys: Book) -> None:
     first = events_bridge.emit("complaint.filed", "C1", {"source": "agent_task"}, event_id="e-1", db_url=db_url)
     again = events_bridge.emit("complaint.filed", "C1", {"source": "agent_task"}, event_id="e-1", db_url=db_url)
-    assert first.created and not again.created
+    assert (first.event_id, first.created, first.tasks) == ("e-1", True, 1)
+    assert (again.event_id, again.created, again.tasks) == ("e-1", False, 0)
     with session_scope(db_url) as s:
         [row] = s.exec(select(Event)).all()
-        assert row.customer_id == seed.customers["C1"] and row.processed_at is None
+        assert row.customer_id == seed.customers["C1"] and row.processed_at is not None
     with pytest.raises(events_bridge.UnknownCustomer):
         events_bridge.emit("complaint.filed", "NOBODY", {}, event_id="e-2", db_url=db_url)
 
 
-def test_the_planners_emit_event_is_used_when_present(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[Any, ...]] = []
+def test_emit_async_batches_what_arrives_together(db_url: str, seed: Seed, journeys: Book,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = planner_events.emit_events
 
-    @dataclass
-    class Result:
-        event_id: str
-        created: bool
-        touches: list[int]
-        tasks: list[int]
+    def counted(events: list[planner_events.Incoming], url: str | None = None) -> Any:
+        calls.append(len(events))
+        return real(events, url)
 
-    def emit_event(type: str, customer_external_id: str, data: dict[str, Any], event_id: str | None = None,
-                   occurred_at: Any = None, url: str | None = None) -> Result:
-        calls.append((type, customer_external_id, data, event_id, url))
-        return Result(event_id or "x", True, [1, 2], [3])
+    monkeypatch.setattr(planner_events, "emit_events", counted)
+    customers = ["C1", "C2", "C3"]
 
-    module = types.ModuleType("engine.loop.events")
-    module.emit_event = emit_event  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "engine.loop.events", module)
-    result = events_bridge.emit("task.completed", "C1", {"task_id": 1}, event_id="e-9", db_url=db_url)
-    assert calls == [("task.completed", "C1", {"task_id": 1}, "e-9", db_url)]
-    assert (result.event_id, result.created, result.touches, result.tasks) == ("e-9", True, 2, 1)
+    async def burst() -> list[events_bridge.Emitted | BaseException]:
+        sends = [events_bridge.emit_async("complaint.filed", customers[i % 3], {}, f"a-{i % 25}", None, db_url)
+                 for i in range(30)]
+        sends.append(events_bridge.emit_async("complaint.filed", "NOBODY", {}, "a-nobody", None, db_url))
+        return await asyncio.gather(*sends, return_exceptions=True)
+
+    outcomes = asyncio.run(burst())
+    # Every request queued before the drain ran: one batch, one call.
+    assert calls == [31]
+    assert isinstance(outcomes[-1], events_bridge.UnknownCustomer)
+    answers = [o for o in outcomes[:-1] if isinstance(o, events_bridge.Emitted)]
+    assert len(answers) == 30
+    created = [a for a in answers if a.created]
+    assert sorted(a.event_id for a in created) == sorted(f"a-{i}" for i in range(25))
+    assert all(a.tasks == 1 for a in created) and all(a.tasks == 0 for a in answers if not a.created)
+    with session_scope(db_url) as s:
+        assert len(s.exec(select(Event)).all()) == 25
+        assert len(s.exec(select(AgentTask).where(AgentTask.journey_id == "complaint")).all()) == 25
+
+
+def test_a_request_that_gives_up_does_not_lose_its_event(db_url: str, seed: Seed, journeys: Book) -> None:
+    """The client hung up (its request task cancelled) after sending: the event is stored and acted on."""
+
+    async def hang_up() -> events_bridge.Emitted:
+        gone = asyncio.create_task(events_bridge.emit_async("complaint.filed", "C1", {}, "gone", None, db_url))
+        await asyncio.sleep(0)  # queued
+        gone.cancel()
+        # A later request on the same loop is answered, and by then the cancelled one's batch is done.
+        return await events_bridge.emit_async("complaint.filed", "C2", {}, "later", None, db_url)
+
+    later = asyncio.run(hang_up())
+    assert later.created
+    with session_scope(db_url) as s:
+        events = {e.external_id: e for e in s.exec(select(Event)).all()}
+        assert set(events) == {"gone", "later"} and all(e.processed_at is not None for e in events.values())
+        assert len(s.exec(select(AgentTask).where(AgentTask.journey_id == "complaint")).all()) == 2

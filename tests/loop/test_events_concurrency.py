@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import Session, select
 
 import engine.loop.events as events_module
-from engine.loop.events import emit_event
+from engine.loop.events import Incoming, UnknownCustomer, emit_event, emit_events
 from store.db import get_engine, is_sqlite
 from store.models import Event
 from tests.plan_support import Book
@@ -130,3 +130,98 @@ def test_an_event_that_fails_fails_alone(book: Book, monkeypatch: pytest.MonkeyP
         poison = session.exec(select(Event).where(Event.external_id == "E-poison")).one()
     # Stored but not processed: the next plan run picks it up, as after a crash.
     assert poison.processed_at is None
+
+
+ONCE = """
+id: once
+name: Once per customer
+category: service
+entry: {event: {type: survey.answered}}
+reentry: {allowed: false}
+steps:
+  - id: call
+    task: {queue: callback, due_within: 6h}
+"""
+
+
+def test_many_events_are_stored_in_one_transaction_and_planned_in_few_runs(
+        book: Book, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``emit_events`` (what the API's batches call): one store transaction for the lot, one planner
+    run per "round" of customers; repeats and unknown customers are answered, not acted on."""
+    book.journey("once", ONCE)
+    ids = [book.customer() for _ in range(EVENTS)]
+    with Session(get_engine(book.url)) as session:
+        external = {c.id: c.external_id for c in session.exec(select(events_module.Customer)).all()}
+    stores = runs = 0
+    real_store, real_run = events_module._store_together, events_module.Planner.run
+
+    def counted_store(*args: Any) -> Any:
+        nonlocal stores
+        stores += 1
+        return real_store(*args)
+
+    def counted_run(self: Any) -> Any:
+        nonlocal runs
+        runs += 1
+        return real_run(self)
+
+    monkeypatch.setattr(events_module, "_store_together", counted_store)
+    monkeypatch.setattr(events_module.Planner, "run", counted_run)
+    incoming = [Incoming("complaint.filed", external[c], {}, f"K-{i}") for i, c in enumerate(ids)]
+    # Two surveys of the same customer: the "once" journey takes the first in the list, never the second.
+    incoming += [Incoming("survey.answered", external[ids[0]], {"nps": 3}, "S-first"),
+                 Incoming("survey.answered", external[ids[0]], {"nps": 3}, "S-second")]
+    incoming += [Incoming("complaint.filed", external[ids[1]], {}, "K-1"),  # a repeat in the same call
+                 Incoming("complaint.filed", "nobody", {}, "K-nobody")]
+    outcomes = emit_events(incoming, book.url)
+
+    assert stores == 1
+    # Round one: a complaint per customer; then each of the first customer's surveys in its own run.
+    assert runs == 3
+    results = [o for o in outcomes if isinstance(o, events_module.EmitResult)]
+    assert all(r.created and r.tasks == 1 for r in results[:EVENTS])
+    first, second, repeat = results[EVENTS:]
+    assert (first.created, first.tasks, second.created, second.tasks) == (True, 1, True, 0)
+    assert (repeat.created, repeat.tasks, repeat.event_id) == (False, 0, results[1].event_id)
+    assert isinstance(outcomes[-1], UnknownCustomer)
+    tasks = book.tasks()
+    assert len(tasks) == EVENTS + 1
+    [survey_task] = [t for t in tasks if t.journey_id == "once"]
+    assert survey_task.occurrence == f"event-{first.event_id}"
+    with Session(get_engine(book.url)) as session:
+        rows = session.exec(select(Event)).all()
+    assert len(rows) == EVENTS + 2 and all(r.processed_at is not None for r in rows)
+    # Sent again (a sender retrying the whole lot), nothing is new and nothing is acted on again.
+    again = emit_events(incoming[:-1], book.url)
+    assert not any(isinstance(o, Exception) or o.created for o in again)
+    assert len(book.tasks()) == EVENTS + 1
+
+
+def test_events_emitted_together_from_threads_and_batches_are_each_acted_on_once(book: Book) -> None:
+    """Single emits from request threads and batches from the API, at once, share the planner's queue."""
+    ids = [book.customer() for _ in range(EVENTS)]
+    with Session(get_engine(book.url)) as session:
+        external = {c.id: c.external_id for c in session.exec(select(events_module.Customer)).all()}
+    names = [external[c] for c in ids]
+    start = threading.Barrier(4)
+
+    def singles(offset: int) -> list[events_module.EmitResult]:
+        start.wait()
+        return [emit_event("complaint.filed", names[i], {}, event_id=f"T-{i}", url=book.url)
+                for i in range(offset, EVENTS, 2)]
+
+    def batch(offset: int) -> list[events_module.EmitResult | Exception]:
+        start.wait()
+        # The same ids as the single emits: each is stored once, whoever gets there first.
+        return emit_events([Incoming("complaint.filed", names[i], {}, f"T-{i}") for i in range(offset, EVENTS, 2)],
+                           book.url)
+
+    with ThreadPoolExecutor(4) as pool:
+        single_runs = [pool.submit(singles, 0), pool.submit(singles, 1)]
+        batch_runs = [pool.submit(batch, 0), pool.submit(batch, 1)]
+        outcomes: list[events_module.EmitResult | Exception] = [o for f in single_runs for o in f.result()]
+        outcomes += [o for f in batch_runs for o in f.result()]
+    assert not any(isinstance(o, Exception) for o in outcomes)
+    created = [o for o in outcomes if isinstance(o, events_module.EmitResult) and o.created]
+    assert len(created) == EVENTS and sum(o.tasks for o in created) == EVENTS
+    assert len(book.tasks()) == EVENTS
