@@ -9,17 +9,23 @@ quarter's dry run or a year's report.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from console import csrf
 from console.auth import CurrentUser
-from console.deps import user_with
+from console.deps import db_url, user_with
+from console.journey_diagram import layout
+from console.ops_charts import report_charts
+from console.ops_journeys import entry_info, find_journey, journey_rows, step_counts
+from console.ops_preview import previews
 from console.web import render
+from engine.loop.experiments import split_results
+from store.clock import utcnow
+from store.db import session_scope
 
 router = APIRouter(dependencies=[Depends(csrf.protect)])
 
@@ -27,29 +33,20 @@ TOOLS: tuple[str, ...] = ("explain", "simulate", "report")
 MAX_SIMULATE_DAYS = 92
 MAX_REPORT_DAYS = 366
 MAX_FIELD = 64
-
-
-@dataclass(frozen=True)
-class JourneyStatus:
-    id: str
-    name: str
-    category: str
-    path: str
-    version: str
+DEFAULT_DAYS = 7
 
 
 @router.get("/ops/journeys", response_class=HTMLResponse)
 def journeys_page(request: Request) -> HTMLResponse:
     user = user_with(request, "journeys")
-    from engine.language.validation import validate
+    from engine.language.journey_registry import validated_report
 
-    report = validate()
-    journeys = [
-        JourneyStatus(j.id, j.journey.name, j.journey.category, j.path, j.version)
-        for j in sorted(report.journeys, key=lambda j: j.id)
-    ]
+    # The registry's cached validation: nothing is re-read unless a journey, template or config file changed.
+    report = validated_report()
+    with session_scope(db_url(request)) as session:
+        journeys = journey_rows(session, report)
     return render(request, "ops_journeys.html", user, journeys=journeys, problems=[str(p) for p in report.problems],
-                  rejected=report.rejected_files, ok=report.ok, tools=TOOLS)
+                  ok=report.ok, tools=TOOLS)
 
 
 @router.get("/ops/tools/{tool}")
@@ -143,14 +140,83 @@ def simulate_page(request: Request) -> HTMLResponse:
 @router.get("/ops/report", response_class=HTMLResponse)
 def report_page(request: Request) -> HTMLResponse:
     user = user_with(request, "reports")
-    from engine.loop.metrics import GROUPINGS
+    from engine.language.journey_registry import load_delivery_config
+    from engine.loop.metrics import GROUPINGS, TARGETS
     from engine.loop.reports import COLUMNS, build_report, fmt
+    from store.clock import to_local
+
+    zone_name = load_delivery_config().default_timezone
 
     def run() -> dict[str, Any]:
         by = request.query_params.get("by") or None
         if by is not None and by not in GROUPINGS:
             raise FormError(f"by: one of {', '.join(GROUPINGS)}")
-        start, end = _period(request, local=False, max_days=MAX_REPORT_DAYS, whole_last_day=False)
-        return build_report(start, end, by)
+        # Days are the programme's days (its time zone), as the people reading the report count them.
+        start, end = _period(request, local=True, max_days=MAX_REPORT_DAYS, whole_last_day=False)
+        report = build_report(start, end, by)
+        report["local_period"] = [to_local(m, zone_name).strftime("%Y-%m-%d %H:%M") for m in (start, end)]
+        report["charts"] = report_charts(report)
+        return report
 
-    return _tool_page(request, user, "report", run, columns=COLUMNS, groupings=GROUPINGS, fmt=fmt)
+    def met(key: str, value: float | None) -> bool | None:
+        target = TARGETS.get(key)
+        if target is None or value is None:
+            return None
+        return bool(value >= target["target"] if target["better"] == "higher" else value <= target["target"])
+
+    return _tool_page(request, user, "report", run, columns=COLUMNS, groupings=GROUPINGS, fmt=fmt, targets=TARGETS,
+                      met=met, zone=zone_name)
+
+
+@router.get("/ops/journeys/{journey_id}", response_class=HTMLResponse)
+def journey_page(request: Request, journey_id: str) -> HTMLResponse:
+    """One journey: its flow with live counts per step for a period, its experiments, source and messages."""
+    user = user_with(request, "journeys")
+    from engine.language.journey_registry import load_delivery_config
+    from engine.language.moments import parse_local_moment
+    from store.clock import to_local
+
+    zone_name = load_delivery_config().default_timezone
+    error: str | None = None
+    form = {k: request.query_params.get(k, "") for k in ("start", "end")}
+    if not form["start"] and not form["end"]:
+        today = to_local(utcnow(), zone_name).date()
+        form = {"start": (today - timedelta(days=DEFAULT_DAYS - 1)).isoformat(), "end": today.isoformat()}
+    try:
+        start, end = _dates(form["start"], form["end"])
+    except FormError as exc:
+        error = str(exc)
+        today = to_local(utcnow(), zone_name).date()
+        start = parse_local_moment((today - timedelta(days=DEFAULT_DAYS - 1)).isoformat())
+        end = parse_local_moment(today.isoformat()) + timedelta(days=1)
+    with session_scope(db_url(request)) as session:
+        found = find_journey(session, journey_id)
+        if found is None:
+            raise HTTPException(status_code=404)
+        loaded, state = found
+        counts = step_counts(session, loaded, start, end)
+        experiments = split_results(session, loaded.journey, start, end)
+    return render(request, "ops_journey.html", user, j=loaded, state=state, counts=counts, form=form, error=error,
+                  diagram=layout(loaded.journey), previews=previews(loaded.journey), experiments=experiments,
+                  zone=zone_name, entry=entry_info(loaded.journey))
+
+
+def _dates(start_text: str, end_text: str) -> tuple[datetime, datetime]:
+    """A period of whole local days, the last one included, from two date inputs."""
+    from engine.language.moments import parse_local_moment
+
+    for name, value in (("start", start_text), ("end", end_text)):
+        if not value:
+            raise FormError(f"{name}: required")
+        if len(value) > MAX_FIELD:
+            raise FormError(f"{name}: at most {MAX_FIELD} characters")
+    try:
+        start = parse_local_moment(start_text)
+        end = parse_local_moment(end_text) + timedelta(days=1)
+    except ValueError as exc:
+        raise FormError(str(exc)) from None
+    if end <= start:
+        raise FormError("end: must be after start")
+    if end - start > timedelta(days=MAX_REPORT_DAYS):
+        raise FormError(f"end: a period of at most {MAX_REPORT_DAYS} days")
+    return start, end

@@ -1,0 +1,122 @@
+"""A journey's steps laid out as a flow diagram, for ``ops_journey_diagram.html`` to draw as SVG.
+
+The layout is a single column of step boxes in file order (the order people read and write
+them in). An arrow to the step right below is a short straight line; any other arrow (a branch
+case, a ``wait_for`` exit, a split variant, a ``goto`` backwards) leaves the box on the right,
+runs down or up its own lane and comes back in on the right of its target, so no two arrows
+share a line. Split holdouts and exits end at an "exit" box under the last step.
+
+Only geometry and codes are computed here; every word is chosen by the template, so the
+diagram follows the reader's language like the rest of the page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.language.journey_model import Journey, Step
+
+BOX_X = 16
+BOX_W = 300
+BOX_H = 58
+GAP = 34
+TOP = 16
+LABEL_ROOM = 170  # the horizontal run of a side arrow carries its label
+LANE_W = 14
+LABEL_CHARS = 26
+END = "(end)"  # the box every way out of the journey ends at (not a step id: those are identifiers)
+
+
+@dataclass
+class Node:
+    id: str
+    kind: str  # a step kind, or "end" for the end box
+    x: int
+    y: int
+    w: int = BOX_W
+    h: int = BOX_H
+
+
+@dataclass
+class Edge:
+    source: str
+    target: str
+    kind: str  # next | case | otherwise | variant | holdout | event | timeout
+    text: str  # data shown with the kind's word: a condition, a variant and its share, an event type
+    path: str  # SVG path data
+    label_x: int
+    label_y: int
+    side: bool  # drawn on the right in a lane (else straight down)
+
+
+@dataclass
+class Diagram:
+    width: int
+    height: int
+    nodes: list[Node] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
+
+
+def _exits(journey: Journey, index: int) -> list[tuple[str, str, str]]:
+    """(target id, edge kind, text) for each way out of step ``index``, "next" and "exit" resolved."""
+    steps = journey.steps
+    step: Step = steps[index]
+    following = steps[index + 1].id if index + 1 < len(steps) else END
+
+    def to(target: str) -> str:
+        return following if target == "next" else target
+
+    if step.exit is not None:
+        return [(END, "next", step.exit.reason)]
+    if step.branch is not None:
+        out = [(to(c.goto), "case", c.when.describe()) for c in step.branch.cases]
+        return [*out, (to(step.branch.otherwise), "otherwise", "")]
+    if step.split is not None:
+        out = [(to(v.goto), "variant", f"{v.name} {v.percent:g}%") for v in step.split.variants]
+        if step.split.holdout:
+            out.append((END, "holdout", f"{step.split.holdout:g}%"))
+        return out
+    if step.wait_for is not None:
+        w = step.wait_for
+        when = f" · {w.when.describe()}" if w.when is not None else ""
+        return [(to(w.on_event), "event", f"{w.event}{when}"), (to(w.on_timeout), "timeout", w.timeout)]
+    return [(to(step.next or "next"), "next", "")]
+
+
+def layout(journey: Journey) -> Diagram:
+    steps = journey.steps
+    index = {s.id: i for i, s in enumerate(steps)}
+    index[END] = len(steps)
+    nodes = [Node(s.id, s.kind, BOX_X, TOP + i * (BOX_H + GAP)) for i, s in enumerate(steps)]
+    nodes.append(Node(END, "end", BOX_X + BOX_W // 4, TOP + len(steps) * (BOX_H + GAP), BOX_W // 2, 34))
+    right = BOX_X + BOX_W
+    edges: list[Edge] = []
+    lane = 0
+    for i, step in enumerate(steps):
+        outs = _exits(journey, i)
+        side_k = 0
+        for target, kind, text in outs:
+            j = index.get(target, len(steps))
+            src, dst = nodes[i], nodes[j]
+            down = j == i + 1 and not any(e.side is False and e.source == step.id for e in edges)
+            if down:
+                cx = src.x + src.w // 2
+                path = f"M{cx},{src.y + src.h} L{cx},{dst.y}"
+                edges.append(Edge(step.id, target, kind, _short(text), path, cx + 6, src.y + src.h + GAP // 2 + 4,
+                                  False))
+                continue
+            y0 = src.y + 14 + side_k * 13
+            y1 = dst.y + dst.h // 2 + (lane % 3) * 4 - 4
+            lx = right + LABEL_ROOM + lane * LANE_W
+            end_x = dst.x + dst.w
+            path = f"M{right},{y0} H{lx} V{y1} H{end_x}"
+            edges.append(Edge(step.id, target, kind, _short(text), path, right + 4, y0 - 3, True))
+            lane += 1
+            side_k += 1
+    width = right + LABEL_ROOM + max(lane, 1) * LANE_W + 16
+    height = nodes[-1].y + nodes[-1].h + TOP
+    return Diagram(width, height, nodes, edges)

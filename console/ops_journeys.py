@@ -1,0 +1,254 @@
+"""What the ops journeys pages show: each journey's state and recent volume, and one journey's live counts per step.
+
+Everything comes from the registry's cached validation (``validated_report``: nothing is
+re-validated per request) and from grouped SQL, one query per family of figures whatever the
+number of journeys or steps, so the list costs the same with five journeys as with fifty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from engine.language.journey_model import Journey
+from engine.language.journey_registry import validated_report
+from engine.language.validation import LoadedJourney, Report, parse_model
+from engine.language.yaml_lines import load_located
+from engine.loop.metric_sql import whole
+from engine.loop.service_metrics import GOAL_EXIT_REASONS
+from engine.loop.sqlfn import count_where
+from engine.loop.tables import enrollment_t, outcome_t, task_t, touch_t
+from engine.planning.journeys_in_force import switched_on
+from store.clock import utcnow
+from store.models import JourneyVersion
+
+version_t: sa.Table = JourneyVersion.__table__  # type: ignore[attr-defined]
+RECENT = timedelta(days=7)
+# Journey states, as the page names them.
+ON, OFF, SWITCHED_ON, SWITCHED_OFF, REJECTED_KEPT, REJECTED = (
+    "on", "off", "switched_on", "switched_off", "rejected_kept", "rejected")
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    kind: str  # schedule | date | event
+    detail: str  # the cron line, the anchor and offset, or the event type and its condition
+
+
+@dataclass
+class JourneyRow:
+    id: str
+    name: str
+    category: str
+    state: str
+    entry: EntryInfo | None
+    tiers: list[str]
+    audience_when: str | None
+    priority: int | None
+    path: str
+    version: str | None
+    touches_7d: int = 0
+    tasks_7d: int = 0
+    last_change: datetime | None = None
+
+
+def entry_info(journey: Journey) -> EntryInfo:
+    entry = journey.entry
+    if entry.schedule is not None:
+        return EntryInfo("schedule", entry.schedule.cron)
+    if entry.date is not None:
+        holidays = f" ({', '.join(entry.date.holidays)})" if entry.date.holidays else ""
+        return EntryInfo("date", f"{entry.date.anchor}{holidays} {entry.date.offset} {entry.date.at}")
+    assert entry.event is not None
+    when = f" · {entry.event.when.describe()}" if entry.event.when is not None else ""
+    return EntryInfo("event", f"{entry.event.type}{when}")
+
+
+def _row(loaded: LoadedJourney, state: str) -> JourneyRow:
+    j = loaded.journey
+    return JourneyRow(
+        id=j.id, name=j.name, category=j.category, state=state, entry=entry_info(j), tiers=list(j.audience.tiers or []),
+        audience_when=j.audience.when.describe() if j.audience.when is not None else None, priority=j.priority,
+        path=loaded.path, version=loaded.version,
+    )
+
+
+def _state(loaded: LoadedJourney, switches: dict[str, bool]) -> str:
+    switch = switches.get(loaded.id)
+    if switch is None or switch == loaded.journey.enabled:
+        return ON if loaded.journey.enabled else OFF
+    return SWITCHED_ON if switch else SWITCHED_OFF
+
+
+def _newest_by_path(session: Session, paths: list[str]) -> dict[str, Any]:
+    """The newest stored version of each of these files (what the planner keeps in force while a file is broken)."""
+    if not paths:
+        return {}
+    v = version_t
+    rows = session.execute(
+        sa.select(v.c.path, v.c.journey_id, v.c.version, v.c.source).order_by(v.c.published_at, v.c.id)
+    ).all()
+    wanted = {p: _suffixes(p) for p in paths}
+    out: dict[str, Any] = {}
+    for row in rows:  # stored paths are relative to the journeys folder, rejected ones as validation shows them
+        for shown, ends in wanted.items():
+            if row.path in ends:
+                out[shown] = row
+    return out
+
+
+def _suffixes(path: str) -> set[str]:
+    parts = path.replace("\\", "/").split("/")
+    return {"/".join(parts[i:]) for i in range(len(parts))}
+
+
+def _kept(row: Any) -> LoadedJourney | None:
+    try:
+        journey, problems = parse_model(Journey, load_located(row.source), row.path)
+    except Exception:  # a stored version was valid when published; a page must not fail on one all the same
+        return None
+    return None if journey is None or problems else LoadedJourney(journey, row.path, row.source, row.version)
+
+
+def journey_rows(session: Session, report: Report | None = None, *, now: datetime | None = None) -> list[JourneyRow]:
+    """Every journey file: valid ones with their state, rejected ones with the version kept in force (if any)."""
+    report = report if report is not None else validated_report()
+    now = now or utcnow()
+    switches = switched_on(session)
+    rows = [_row(lj, _state(lj, switches)) for lj in report.journeys]
+    valid_ids = {r.id for r in rows}
+    kept = _newest_by_path(session, list(report.rejected_files))
+    for path in report.rejected_files:
+        previous = _kept(kept[path]) if path in kept else None
+        if previous is None or previous.id in valid_ids:
+            rows.append(JourneyRow(id="", name="", category="", state=REJECTED, entry=None, tiers=[],
+                                   audience_when=None, priority=None, path=path, version=None))
+            continue
+        row = _row(previous, REJECTED_KEPT)
+        row.path = path
+        rows.append(row)
+    _add_volumes(session, rows, now)
+    return sorted(rows, key=lambda r: (r.state in (REJECTED, REJECTED_KEPT), r.id or r.path))
+
+
+def _add_volumes(session: Session, rows: list[JourneyRow], now: datetime) -> None:
+    since = now - RECENT
+    touches = dict(session.execute(
+        sa.select(touch_t.c.journey_id, sa.func.count())
+        .where(touch_t.c.planned_for >= since, touch_t.c.planned_for < now).group_by(touch_t.c.journey_id)
+    ).all())
+    tasks = dict(session.execute(
+        sa.select(task_t.c.journey_id, sa.func.count())
+        .where(task_t.c.created_at >= since, task_t.c.created_at < now).group_by(task_t.c.journey_id)
+    ).all())
+    v = version_t
+    changed = {(j, ver): at for j, ver, at in session.execute(
+        sa.select(v.c.journey_id, v.c.version, sa.func.min(v.c.published_at)).group_by(v.c.journey_id, v.c.version)
+    ).all()}
+    for row in rows:
+        row.touches_7d = whole(touches.get(row.id))
+        row.tasks_7d = whole(tasks.get(row.id))
+        row.last_change = changed.get((row.id, row.version))
+
+
+def find_journey(session: Session, journey_id: str, report: Report | None = None) -> tuple[LoadedJourney, str] | None:
+    """The journey in force with this id and its state, or None."""
+    report = report if report is not None else validated_report()
+    for lj in report.journeys:
+        if lj.id == journey_id:
+            return lj, _state(lj, switched_on(session))
+    kept = _newest_by_path(session, list(report.rejected_files))
+    for row in kept.values():
+        previous = _kept(row)
+        if previous is not None and previous.id == journey_id:
+            return previous, REJECTED_KEPT
+    return None
+
+
+@dataclass
+class StepCounts:
+    entered: int | None = None
+    waiting: int = 0
+    planned: int = 0
+    sent: int = 0
+    delivered: int = 0
+    replied: int = 0
+    failed: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    tasks_opened: int = 0
+    tasks_closed: int = 0
+    goal: int = 0
+    exits: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class JourneyCounts:
+    entered: int
+    steps: dict[str, StepCounts]
+
+
+def step_counts(session: Session, loaded: LoadedJourney, start: datetime, end: datetime) -> JourneyCounts:
+    """Live counts per step for ``[start, end)``: touches planned in the period and what became of them,
+    tasks opened and closed in it, enrollments waiting now, exits (goal among them) in it."""
+    jid = loaded.id
+    steps = {s.id: StepCounts() for s in loaded.journey.steps}
+
+    def at(step_id: str | None) -> StepCounts:
+        return steps.setdefault(step_id or "—", StepCounts())
+
+    t = touch_t
+    in_period = (t.c.journey_id == jid) & (t.c.planned_for >= start) & (t.c.planned_for < end)
+    for step_id, planned, sent, delivered, failed in session.execute(
+        sa.select(t.c.step_id, sa.func.count(), count_where(t.c.sent_at.is_not(None)),
+                  count_where(t.c.status == "delivered"), count_where(t.c.status == "failed"))
+        .where(in_period).group_by(t.c.step_id)
+    ).all():
+        c = at(step_id)
+        c.planned, c.sent, c.delivered, c.failed = whole(planned), whole(sent), whole(delivered), whole(failed)
+    for step_id, reason, n in session.execute(
+        sa.select(t.c.step_id, t.c.error_reason, sa.func.count())
+        .where(in_period, t.c.status == "cancelled").group_by(t.c.step_id, t.c.error_reason)
+    ).all():
+        at(step_id).dropped[reason or "cancelled"] = whole(n)
+    o = outcome_t
+    for step_id, n in session.execute(
+        sa.select(t.c.step_id, sa.func.count(sa.distinct(t.c.id)))
+        .select_from(t.join(o, o.c.touch_id == t.c.id)).where(in_period, o.c.kind == "replied").group_by(t.c.step_id)
+    ).all():
+        at(step_id).replied = whole(n)
+    k = task_t
+    opened = (k.c.created_at >= start) & (k.c.created_at < end)
+    closed = (k.c.completed_at >= start) & (k.c.completed_at < end)
+    for step_id, n_open, n_closed in session.execute(
+        sa.select(k.c.step_id, count_where(opened), count_where(closed))
+        .where(k.c.journey_id == jid, opened | closed).group_by(k.c.step_id)
+    ).all():
+        c = at(step_id)
+        c.tasks_opened, c.tasks_closed = whole(n_open), whole(n_closed)
+    e = enrollment_t
+    for step_id, n in session.execute(
+        sa.select(e.c.step_id, sa.func.count())
+        .where(e.c.journey_id == jid, e.c.state.in_(("active", "waiting"))).group_by(e.c.step_id)
+    ).all():
+        at(step_id).waiting = whole(n)
+    for step_id, reason, n in session.execute(
+        sa.select(e.c.step_id, e.c.exit_reason, sa.func.count())
+        .where(e.c.journey_id == jid, e.c.exited_at >= start, e.c.exited_at < end)
+        .group_by(e.c.step_id, e.c.exit_reason)
+    ).all():
+        c = at(step_id)
+        c.exits[reason or "completed"] = whole(n)
+        if reason in GOAL_EXIT_REASONS:
+            c.goal += whole(n)
+    entered = whole(session.execute(
+        sa.select(sa.func.count()).where(e.c.journey_id == jid, e.c.entered_at >= start, e.c.entered_at < end)
+    ).scalar())
+    for step in loaded.journey.steps:
+        c = steps[step.id]
+        c.entered = c.planned if step.send else c.tasks_opened if step.task else None
+    steps[loaded.journey.steps[0].id].entered = entered
+    return JourneyCounts(entered, steps)
