@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import sqlite3
-import threading
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from starlette.testclient import TestClient
 
@@ -24,6 +23,7 @@ from store.clock import utcnow
 from store.db import session_scope
 from store.migrate import upgrade
 from store.models import AgentTask, AppUser, Customer, Policy
+from tests.uvicorn_support import uvicorn_thread
 
 PASSWORD = "correct-horse-1"
 API_KEY = "test-api-key-0123456789"
@@ -100,6 +100,37 @@ def seed_console(url: str | None = None) -> Seed:
     return seed
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def _unrenderable_scripts_fail(request: pytest.FixtureRequest) -> Iterator[list[logging.LogRecord]]:
+    """A call script that cannot be rendered fails the test that met it (the console logs it at ERROR).
+
+    Tests that break a script on purpose ask for ``script_errors`` and check the records themselves.
+    """
+    handler = _Records()
+    logger = logging.getLogger("console.scripts")
+    logger.addHandler(handler)
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+    if handler.records and "script_errors" not in request.fixturenames:
+        pytest.fail("call script could not be rendered: " + "; ".join(r.getMessage() for r in handler.records))
+
+
+@pytest.fixture
+def script_errors(_unrenderable_scripts_fail: list[logging.LogRecord]) -> list[logging.LogRecord]:
+    return _unrenderable_scripts_fail
+
+
 @pytest.fixture(scope="session")
 def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("console-template") / "journeys.db"
@@ -125,6 +156,24 @@ def console_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOURNEYS_SECRET_KEY", "test-only-session-key-not-secret")
     monkeypatch.setenv("JOURNEYS_API_KEYS", f"other-key, {API_KEY}")
     monkeypatch.setenv("JOURNEYS_ASSIGNMENT", "least_loaded")
+
+
+class FakeClock:
+    """The app's clock, moved by the test: time passes without waiting."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
@@ -158,22 +207,18 @@ def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
     return csrf_of(client.get(response.headers["location"]).text)
 
 
+@contextmanager
+def serving(app: FastAPI, *, start_within: float = 30, stop_within: float = 10) -> Iterator[str]:
+    """``app`` under uvicorn on an ephemeral port, in a thread of this process; yields its base URL."""
+    with uvicorn_thread(app, start_within=start_within, stop_within=stop_within) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
 @pytest.fixture
 def server(db_url: str, console_env: None, seed: Seed) -> Iterator[str]:
     """The console under uvicorn on an ephemeral port, in a thread of this process."""
-    config = uvicorn.Config(create_app(db_url), host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    port = srv.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(db_url)) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

@@ -13,24 +13,14 @@ from console import events_bridge
 from store.db import session_scope
 from store.models import AgentTask, Event
 from tests.console.conftest import Seed
+from tests.events_support import COMPLAINT_TASK
 from tests.plan_support import Book
-
-COMPLAINT = """
-id: complaint
-name: Complaint
-category: service
-entry: {event: {type: complaint.filed}}
-reentry: {allowed: true}
-steps:
-  - id: respond
-    task: {queue: complaints, due_within: 24h}
-"""
 
 
 @pytest.fixture
 def journeys(tmp_path: Any, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Book:
     book = Book(tmp_path, db_url, monkeypatch)
-    book.journey("complaint", COMPLAINT)
+    book.journey("complaint", COMPLAINT_TASK)
     return book
 
 

@@ -22,21 +22,21 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import text
 
 from console.app import create_app
 from engine.planning.planner import plan
 from store.clock import utcnow
 from store.migrate import upgrade
-from tests.console.conftest import API_KEY
+from tests.console.conftest import API_KEY, serving
 from tests.db_support import connected, scratch_postgres_database
+from tests.events_support import COMPLAINT, SMALL_CLAIM, reentering
 from tests.plan_support import Book
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,34 +44,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # Each event's touches and tasks depend on that event alone (re-entry allowed everywhere), so the
 # order in which a burst's events reach the planner cannot change what they create.
 JOURNEYS = {
-    "complaint": """
-        id: complaint
-        name: Complaint
-        category: service
-        entry: {event: {type: complaint.filed}}
-        reentry: {allowed: true}
-        steps:
-          - id: respond
-            task: {queue: complaints, due_within: 24h}
-          - id: ack
-            send: {channels: [sms], template: msg}
-    """,
-    "small-claim": """
-        id: small-claim
-        name: Small claim
-        category: service
-        urgent: true
-        entry:
-          event:
-            type: claim.filed
-            when: {field: event.data.amount, op: lt, value: 5000}
-        reentry: {allowed: true}
-        steps:
-          - id: ack
-            send: {channels: [sms], template: msg}
-          - id: task
-            task: {queue: claims, due_within: 2h, priority: high}
-    """,
+    "complaint": reentering(COMPLAINT),
+    "small-claim": reentering(SMALL_CLAIM),
     "negative": """
         id: negative
         name: Negative feedback
@@ -143,23 +117,9 @@ def two_databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tu
             get_engine.cache_clear()  # the cached engines' pools point at databases about to go
 
 
-@contextmanager
-def console_in_thread(url: str) -> Iterator[str]:
-    """The console under uvicorn on an ephemeral port, in a thread of this process."""
-    srv = uvicorn.Server(uvicorn.Config(create_app(url), host="127.0.0.1", port=0, log_level="warning",
-                                        lifespan="off"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{srv.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=30)
+def console_in_thread(url: str) -> AbstractContextManager[str]:
+    """The console under uvicorn on ``url``'s database; a burst's server may be slow to start and stop."""
+    return serving(create_app(url), start_within=60, stop_within=30)
 
 
 async def _post_all(base: str, bodies: list[dict[str, Any]], *,

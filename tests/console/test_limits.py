@@ -16,12 +16,11 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import httpx
 import pytest
-import uvicorn
 from starlette.testclient import TestClient
 
 from console.app import create_app
@@ -32,6 +31,7 @@ from console.limits import (
     server_options,
 )
 from tests.console.conftest import API_KEY, CSRF_RE, PASSWORD, Seed, login
+from tests.uvicorn_support import uvicorn_thread
 
 MB = 1 << 20
 HUNDRED_MB = 100 * MB
@@ -51,24 +51,9 @@ class RawResponse:
         return json.loads(self.body)
 
 
-@contextmanager
-def serving(db_url: str) -> Iterator[int]:
+def serving(db_url: str) -> AbstractContextManager[int]:
     """The console under uvicorn with ``journeys serve``'s options, on an ephemeral port."""
-    config = uvicorn.Config(create_app(db_url), host="127.0.0.1", port=0, log_level="warning", lifespan="off",
-                            **server_options())
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + DEADLINE
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield server.servers[0].sockets[0].getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(timeout=DEADLINE)
+    return uvicorn_thread(create_app(db_url), start_within=DEADLINE, stop_within=DEADLINE, **server_options())
 
 
 @pytest.fixture
@@ -160,8 +145,7 @@ def upload(port: int, request_head: bytes, total: int, *, chunked: bool) -> tupl
 @pytest.mark.parametrize(("headers", "detail"), [({}, "missing API key"),
                                                  ({"X-API-Key": "wrong"}, "invalid API key")])
 def test_api_answers_401_before_a_100mb_body_is_sent(port: int, headers: dict[str, str], detail: str) -> None:
-    sock = connect(port)
-    try:
+    with connect(port) as sock:
         # Only the head: the declared 100 MB never follow, so an answer proves nothing was read.
         sock.sendall(head("POST", "/api/events", {"Content-Type": "application/json",
                                                   "Content-Length": str(HUNDRED_MB), **headers}))
@@ -171,8 +155,6 @@ def test_api_answers_401_before_a_100mb_body_is_sent(port: int, headers: dict[st
         assert response.headers["www-authenticate"] == "ApiKey"
         assert response.headers["connection"] == "close"
         assert closed_by_server(sock)
-    finally:
-        sock.close()
 
 
 def test_api_cuts_off_a_100mb_upload_without_a_key(port: int) -> None:
@@ -186,8 +168,7 @@ def test_api_cuts_off_a_100mb_upload_without_a_key(port: int) -> None:
 
 
 def test_console_form_without_a_session_is_refused_before_its_body(port: int) -> None:
-    sock = connect(port)
-    try:
+    with connect(port) as sock:
         sock.sendall(head("POST", "/tasks/1/complete", {"Content-Type": "application/x-www-form-urlencoded",
                                                         "Content-Length": str(HUNDRED_MB)}))
         response = read_response(sock)
@@ -195,8 +176,6 @@ def test_console_form_without_a_session_is_refused_before_its_body(port: int) ->
         assert response.status == 403
         assert response.headers["content-type"].startswith("text/html")
         assert closed_by_server(sock)
-    finally:
-        sock.close()
 
 
 def test_bodiless_requests_still_get_the_routes_own_answers(client: TestClient) -> None:
@@ -209,8 +188,7 @@ def test_bodiless_requests_still_get_the_routes_own_answers(client: TestClient) 
 
 
 def test_declared_oversized_body_with_a_key_is_413_before_it_is_sent(port: int) -> None:
-    sock = connect(port)
-    try:
+    with connect(port) as sock:
         sock.sendall(head("POST", "/api/events", {"Content-Type": "application/json", "X-API-Key": API_KEY,
                                                   "Content-Length": str(DEFAULT_BODY_LIMITS.api + 1)}))
         response = read_response(sock)
@@ -218,8 +196,6 @@ def test_declared_oversized_body_with_a_key_is_413_before_it_is_sent(port: int) 
         assert response.json() == {"detail": f"request body too large: at most {DEFAULT_BODY_LIMITS.api} bytes"}
         assert response.headers["connection"] == "close"
         assert closed_by_server(sock)
-    finally:
-        sock.close()
 
 
 def test_chunked_oversized_body_with_a_key_is_cut_off_at_the_cap(port: int) -> None:
@@ -234,8 +210,7 @@ def test_chunked_oversized_body_with_a_key_is_cut_off_at_the_cap(port: int) -> N
 
 def test_bodies_within_the_cap_are_served_chunked_or_not(port: int) -> None:
     body = json.dumps(EVENT).encode()
-    sock = connect(port)
-    try:
+    with connect(port) as sock:
         sock.sendall(head("POST", "/api/events", {"Content-Type": "application/json", "X-API-Key": API_KEY,
                                                   "Content-Length": str(len(body))}) + body)
         first = read_response(sock)
@@ -247,8 +222,6 @@ def test_bodies_within_the_cap_are_served_chunked_or_not(port: int) -> None:
                                                   "Transfer-Encoding": "chunked"}) + framed)
         again = read_response(sock)
         assert again.status == 200 and json.loads(again.body)["created"] is False
-    finally:
-        sock.close()
 
 
 def test_login_form_is_capped_at_16kb(port: int) -> None:
@@ -299,33 +272,21 @@ def test_streamed_oversized_webhook_is_413(client: TestClient) -> None:
 # --- header and keep-alive timeouts -------------------------------------------------------------
 
 
-def test_connection_that_sends_nothing_is_closed(port: int) -> None:
-    sock = connect(port)
-    try:
+@pytest.mark.parametrize("sent", [b"", b"POST /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: "],
+                         ids=["nothing", "unfinished-head"])
+def test_connection_that_never_finishes_a_head_is_closed(port: int, sent: bytes) -> None:
+    with connect(port) as sock:
+        sock.sendall(sent)
         assert closed_by_server(sock)
-    finally:
-        sock.close()
-
-
-def test_unfinished_request_head_is_closed(port: int) -> None:
-    sock = connect(port)
-    try:
-        sock.sendall(b"POST /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: ")
-        assert closed_by_server(sock)
-    finally:
-        sock.close()
 
 
 def test_kept_alive_connection_that_starts_a_head_and_stalls_is_closed(port: int) -> None:
-    sock = connect(port)
-    try:
+    with connect(port) as sock:
         sock.sendall(head("GET", "/api/openapi.json", {}))
         assert read_response(sock).status == 200
         # One byte used to cancel uvicorn's keep-alive timer, and nothing else timed the head.
         sock.sendall(b"G")
         assert closed_by_server(sock)
-    finally:
-        sock.close()
 
 
 def test_many_stalled_heads_are_all_closed(port: int) -> None:
@@ -347,8 +308,7 @@ def test_header_timeout_spares_a_request_whose_head_is_complete(port: int, pipel
     body = json.dumps(EVENT).encode()
     post = head("POST", "/api/events", {"Content-Type": "application/json", "X-API-Key": API_KEY,
                                         "Content-Length": str(len(body))})
-    sock = connect(port)
-    try:
+    with connect(port) as sock:
         # Pipelined, the POST's head is parsed only once the GET is answered, when the timer restarts.
         sock.sendall((head("GET", "/api/openapi.json", {}) if pipelined else b"") + post)
         if pipelined:
@@ -357,8 +317,6 @@ def test_header_timeout_spares_a_request_whose_head_is_complete(port: int, pipel
         time.sleep(2.5)
         sock.sendall(body)
         assert read_response(sock).status == 201
-    finally:
-        sock.close()
 
 
 def test_idle_keep_alive_is_closed(db_url: str, console_env: None, seed: Seed,
@@ -366,27 +324,20 @@ def test_idle_keep_alive_is_closed(db_url: str, console_env: None, seed: Seed,
     # The header timeout far away, so only the keep-alive timeout can close this connection.
     monkeypatch.setenv("JOURNEYS_HEADER_TIMEOUT", "3600")
     monkeypatch.setenv("JOURNEYS_KEEPALIVE_TIMEOUT", "1")
-    with serving(db_url) as bound:
-        sock = connect(bound)
-        try:
-            sock.sendall(head("GET", "/api/openapi.json", {}))
-            response = read_response(sock)
-            assert response.status == 200 and response.headers.get("connection") != "close"
-            assert closed_by_server(sock)
-        finally:
-            sock.close()
+    with serving(db_url) as bound, connect(bound) as sock:
+        sock.sendall(head("GET", "/api/openapi.json", {}))
+        response = read_response(sock)
+        assert response.status == 200 and response.headers.get("connection") != "close"
+        assert closed_by_server(sock)
 
 
 def test_request_after_a_response_is_served_on_the_same_connection(port: int) -> None:
-    sock = connect(port)
-    try:
+    with connect(port) as sock:
         for _ in range(3):
             sock.sendall(head("GET", "/api/openapi.json", {}))
             assert read_response(sock).status == 200
         readable, _, _ = select.select([sock], [], [], 0)
         assert not readable  # still open after three requests
-    finally:
-        sock.close()
 
 
 # --- settings -----------------------------------------------------------------------------------

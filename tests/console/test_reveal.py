@@ -10,7 +10,7 @@ import html
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,31 +21,14 @@ from starlette.testclient import TestClient
 from console import tasks
 from console.app import create_app
 from console.auth import CurrentUser
-from store.clock import utcnow
 from store.db import session_scope
 from store.models import AppUser, AuditLog
-from tests.console.conftest import PASSWORD, Seed, add_task, csrf_of, login, password_hash, seed_console
+from tests.console.conftest import PASSWORD, FakeClock, Seed, add_task, csrf_of, login, password_hash, seed_console
 
 COOKIE = "journeys_session"
 # Seeded customers as stored (what must never appear before a permitted reveal) and as masked.
 C1_PHONE, C1_NAME = "+8613812345678", "张三丰"
 C3_PHONE, C3_NAME, C3_MASKED_PHONE = "+8613700002222", "王五", "137****2222"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
@@ -124,7 +107,8 @@ def test_an_agent_cannot_unmask_her_task_before_claiming_it_nor_after_closing_it
     claim(c, seed.tasks["ann_first"], token)
     assert 'data-testid="reveal"' in c.get(f"/tasks/{seed.tasks['ann_first']}").text
     assert reveal(c, seed.tasks["ann_first"], token).status_code == 200
-    c.post(f"/tasks/{seed.tasks['ann_first']}/complete", data={"csrf_token": token, "outcome": "reached"})
+    c.post(f"/tasks/{seed.tasks['ann_first']}/complete",
+           data={"csrf_token": token, "outcome": "reached", "confirmed": "1"})
     closed = reveal(c, seed.tasks["ann_first"], token)
     assert closed.status_code == 403 and C1_PHONE not in closed.text
 

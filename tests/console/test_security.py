@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
 import fastapi.routing
@@ -22,30 +21,11 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from console.app import create_app
-from store.clock import utcnow
 from store.db import session_scope
 from store.models import AgentTask, AppUser, AuditLog
-from tests.console.conftest import API_KEY, PASSWORD, Seed, csrf_of, login
+from tests.console.conftest import API_KEY, PASSWORD, FakeClock, Seed, csrf_of, login
 
 COOKIE = "journeys_session"
-
-
-class FakeClock:
-    """The app's clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
@@ -366,7 +346,9 @@ RIGHTS: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/tasks/{task_id}/complete"): OWN_TASK_ACTION,
     ("POST", "/tasks/{task_id}/reassign"): page(agent=403, supervisor=303, ops=403, admin=403),
     ("GET", "/supervisor"): page(agent=403, supervisor=200, ops=403, admin=403),
+    ("POST", "/supervisor/assign"): page(agent=403, supervisor=303, ops=403, admin=403),
     ("GET", "/ops/journeys"): OPS_PAGE,
+    ("GET", "/ops/journeys/{journey_id}"): OPS_PAGE,
     ("GET", "/ops/tools/{tool}"): page(agent=403, supervisor=403, ops=301, admin=301),  # moved: /ops/<tool>
     ("GET", "/ops/explain"): OPS_PAGE,
     ("GET", "/ops/simulate"): OPS_PAGE,
@@ -411,10 +393,13 @@ CALLS: dict[tuple[str, str], Call] = {
     ("GET", "/tasks/{task_id}"): Call(ann_first),
     ("POST", "/tasks/{task_id}/reveal"): Call(ann_first, form=lambda _s: {}),
     ("POST", "/tasks/{task_id}/claim"): Call(ann_first, form=lambda _s: {}),
-    ("POST", "/tasks/{task_id}/complete"): Call(ann_first, form=lambda _s: {"outcome": "reached"}),
+    ("POST", "/tasks/{task_id}/complete"): Call(ann_first, form=lambda _s: {"outcome": "reached", "confirmed": "1"}),
     ("POST", "/tasks/{task_id}/reassign"): Call(
         ann_first, form=lambda s: {"to_user_id": str(s.users["bob"]), "back": "/supervisor"}),
     ("GET", "/ops/tools/{tool}"): Call(lambda _s: {"tool": "report"}),
+    ("POST", "/supervisor/assign"): Call(form=lambda s: {"task_ids": str(s.tasks["free"]),
+                                                         "to_user_id": str(s.users["ann"])}),
+    ("GET", "/ops/journeys/{journey_id}"): Call(lambda _s: {"journey_id": "silver-weekly-push"}),
     ("POST", "/admin/users"): Call(
         form=lambda _s: {"username": "walker", "password": "long-enough-1", "role": "agent", "team": "a"}),
     ("POST", "/admin/users/{user_id}/toggle"): Call(lambda s: {"user_id": s.users["bob"]},
@@ -588,6 +573,9 @@ def test_login_and_completing_a_task_work_in_chromium_under_the_csp(browser: Any
         check_page()
         page.fill("textarea[name=notes]", "Reached under the CSP")
         page.get_by_test_id("outcome-reached").click()
+        expect(page.get_by_test_id("confirm")).to_be_visible()
+        check_page()
+        page.get_by_test_id("confirm-outcome").click()
         page.wait_for_url(f"**/tasks/{seed.tasks['ann_first']}")
         expect(page.get_by_role("status").first).to_have_text("Outcome recorded.")
         check_page()

@@ -40,6 +40,12 @@ def _calendar(tmp_path: Path, text: str) -> WorkCalendar:
     return WorkCalendar(config)
 
 
+def _listed_year(tmp_path: Path, year: int, holiday: str, *, working_days: str | None = None) -> WorkCalendar:
+    """A calendar whose file lists ``year`` alone, with one holiday range and any make-up working days."""
+    extra = f"\n    working_days: {working_days}" if working_days is not None else ""
+    return _calendar(tmp_path, f"years:\n  {year}:\n    holidays:\n      - {holiday}{extra}\n")
+
+
 def _days(year: int) -> list[date]:
     first = date(year, 1, 1)
     return [first + timedelta(days=i) for i in range((date(year + 1, 1, 1) - first).days)]
@@ -78,13 +84,8 @@ def test_a_year_nobody_has_gets_weekends_and_the_statutory_days_off() -> None:
 
 
 def test_a_listed_year_replaces_the_package(tmp_path: Path) -> None:
-    calendar = _calendar(tmp_path, """
-        years:
-          2026:
-            holidays:
-              - {name: national_day, from: 2026-10-01, to: 2026-10-03}
-            working_days: [2026-10-11]
-    """)
+    calendar = _listed_year(tmp_path, 2026, "{name: national_day, from: 2026-10-01, to: 2026-10-03}",
+                            working_days="[2026-10-11]")
     assert calendar.source(date(2026, 10, 5)) == "config"
     assert not calendar.is_working_day(date(2026, 10, 2))
     assert calendar.is_working_day(date(2026, 10, 5))  # the package has it off; the file does not
@@ -94,12 +95,7 @@ def test_a_listed_year_replaces_the_package(tmp_path: Path) -> None:
 
 
 def test_a_new_year_range_reaching_into_december_counts_there(tmp_path: Path) -> None:
-    calendar = _calendar(tmp_path, """
-        years:
-          2099:
-            holidays:
-              - {name: new_year, from: 2098-12-31, to: 2099-01-02}
-    """)
+    calendar = _listed_year(tmp_path, 2099, "{name: new_year, from: 2098-12-31, to: 2099-01-02}")
     assert calendar.source(date(2098, 12, 31)) == "config"
     assert not calendar.is_working_day(date(2098, 12, 31))  # a Wednesday
     assert calendar.is_working_day(date(2098, 12, 30))

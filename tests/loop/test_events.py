@@ -13,6 +13,7 @@ from engine.loop.events import UnknownCustomer, emit_event
 from engine.planning.planner import plan
 from store.db import get_engine
 from store.models import Enrollment, Event
+from tests.events_support import COMPLAINT, SMALL_CLAIM
 from tests.plan_support import Book, utc
 
 NEGATIVE = """
@@ -27,32 +28,6 @@ entry:
 steps:
   - id: callback
     task: {queue: callback, due_within: 6h, priority: high}
-"""
-COMPLAINT = """
-id: complaint
-name: Complaint
-category: service
-entry: {event: {type: complaint.filed}}
-steps:
-  - id: respond
-    task: {queue: complaints, due_within: 24h}
-  - id: ack
-    send: {channels: [sms], template: msg}
-"""
-SMALL_CLAIM = """
-id: small-claim
-name: Small claim
-category: service
-urgent: true
-entry:
-  event:
-    type: claim.filed
-    when: {field: event.data.amount, op: lt, value: 5000}
-steps:
-  - id: ack
-    send: {channels: [sms], template: msg}
-  - id: task
-    task: {queue: claims, due_within: 2h, priority: high}
 """
 
 

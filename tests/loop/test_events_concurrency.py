@@ -14,18 +14,8 @@ import engine.loop.events as events_module
 from engine.loop.events import Incoming, UnknownCustomer, emit_event, emit_events
 from store.db import get_engine, is_sqlite
 from store.models import Event
+from tests.events_support import COMPLAINT_TASK, task_journey
 from tests.plan_support import Book
-
-COMPLAINT = """
-id: complaint
-name: Complaint
-category: service
-entry: {event: {type: complaint.filed}}
-reentry: {allowed: true}
-steps:
-  - id: respond
-    task: {queue: complaints, due_within: 24h}
-"""
 
 THREADS = 8
 EVENTS = 40
@@ -34,7 +24,7 @@ EVENTS = 40
 @pytest.fixture
 def book(book: Book) -> Book:
     """The shared book (tests/conftest.py) with this file's journeys."""
-    book.journey("complaint", COMPLAINT)
+    book.journey("complaint", COMPLAINT_TASK)
     return book
 
 
@@ -132,16 +122,7 @@ def test_an_event_that_fails_fails_alone(book: Book, monkeypatch: pytest.MonkeyP
     assert poison.processed_at is None
 
 
-ONCE = """
-id: once
-name: Once per customer
-category: service
-entry: {event: {type: survey.answered}}
-reentry: {allowed: false}
-steps:
-  - id: call
-    task: {queue: callback, due_within: 6h}
-"""
+ONCE = task_journey("once", "Once per customer", "survey.answered", "callback", "6h", reentry=False, step="call")
 
 
 def test_many_events_are_stored_in_one_transaction_and_planned_in_few_runs(

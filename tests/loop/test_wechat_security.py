@@ -28,7 +28,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 import engine.loop.receipts as receipts
@@ -48,6 +47,7 @@ from store.models import Customer, TouchStatus, WebhookNonce
 from tests.db_support import stored_rows
 from tests.loop.test_receipts import OPENID, WECHAT_TOKEN, make_customer, make_touch, outcomes, touch_row, wechat_xml
 from tests.standin_support import serving
+from tests.uvicorn_support import uvicorn_thread
 
 BASE = "https://hooks.example.test"
 APPID = "wxsecurity0000001"
@@ -415,18 +415,8 @@ def hooks(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Our webhooks (FastAPI router under uvicorn) on loopback; yields the base URL."""
     app = FastAPI()
     app.include_router(create_hooks_router(db_url))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive(), "webhook server did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
+    with uvicorn_thread(app) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture
@@ -478,23 +468,14 @@ async def test_standin_pushes_in_safe_mode_and_we_act_on_it(db_url: str, hooks: 
             assert again.status_code == 403
 
 
-async def test_standin_in_plain_mode_is_refused_by_a_safe_mode_endpoint(db_url: str, hooks: str,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("appid", "aes_key"), [
+    pytest.param(APPID, None, id="plain-mode-to-a-safe-mode-endpoint"),
+    pytest.param("wxanotheraccount01", AES_KEY, id="another-account"),
+])
+async def test_standin_not_matching_our_account_is_refused(db_url: str, hooks: str, monkeypatch: pytest.MonkeyPatch,
+                                                           appid: str, aes_key: str | None) -> None:
     customer = make_customer(db_url)
-    with WeChatStandin(appid=APPID, callback_token="e2e-callback-token") as standin:
-        assert isinstance(standin, WeChatStandin)
-        monkeypatch.setenv("WECHAT_TOKEN", standin.callback_token)
-        monkeypatch.setenv("WECHAT_ENCODING_AES_KEY", AES_KEY)
-        monkeypatch.setenv("WECHAT_APPID", APPID)
-        status = await asyncio.to_thread(standin.run, standin.inject_text(OPENID, "TD", f"{hooks}/hooks/wechat"))
-    assert status == 403
-    assert consent_wechat(db_url, customer) is True
-
-
-async def test_standin_of_another_account_is_refused(db_url: str, hooks: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    customer = make_customer(db_url)
-    with WeChatStandin(appid="wxanotheraccount01", encoding_aes_key=AES_KEY,
-                       callback_token="e2e-callback-token") as standin:
+    with WeChatStandin(appid=appid, encoding_aes_key=aes_key, callback_token="e2e-callback-token") as standin:
         assert isinstance(standin, WeChatStandin)
         monkeypatch.setenv("WECHAT_TOKEN", standin.callback_token)
         monkeypatch.setenv("WECHAT_ENCODING_AES_KEY", AES_KEY)

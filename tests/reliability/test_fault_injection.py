@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -30,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlmodel import Session
@@ -47,6 +45,7 @@ from store.clock import utcnow
 from store.db import make_engine
 from store.retrying import is_locked, retry_on_locked
 from tests.dispatch_support import PlainRenderer, make_customers, make_touches
+from tests.uvicorn_support import uvicorn_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 FROM = "+15005550006"
@@ -59,19 +58,8 @@ def hooks(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.delenv("JOURNEYS_PUBLIC_URL", raising=False)
     app = FastAPI()
     app.include_router(create_hooks_router(db_url))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "webhook server did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
+    with uvicorn_thread(app, start_within=10) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.mark.parametrize("callbacks", [True, False], ids=["callbacks", "no-callbacks"])

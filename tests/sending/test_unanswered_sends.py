@@ -99,14 +99,20 @@ def _rounds_with(engine: Engine, adapters: dict[str, ChannelAdapter], renderer: 
     return rounds
 
 
-def _sms_run(db_url: str, n: int, *, after_accept: bool) -> tuple[TwilioStandin, list[Any], list[DispatchCounts]]:
+def _timeouts(*, after_accept: bool) -> FaultPlan:
+    """A quarter of the sends hang past the client's one-second timeout, before or after Twilio took them."""
+    return FaultPlan(timeout_rate=0.25, hang_s=2.5, timeout_after_accept=after_accept, seed=7)
+
+
+def _sms_run(db_url: str, n: int, plan: FaultPlan, *,
+             timeout: float = 1.0) -> tuple[TwilioStandin, list[Any], list[DispatchCounts]]:
+    """``n`` SMS touches sent to a Twilio stand-in drawing ``plan``'s faults, in rounds until all settle."""
     engine = make_engine(db_url)
     make_touches(engine, make_customers(engine, n), channel="sms")
-    plan = FaultPlan(timeout_rate=0.25, hang_s=2.5, timeout_after_accept=after_accept, seed=7)
     with TwilioStandin(callbacks=False, faults=plan) as standin:
         assert isinstance(standin, TwilioStandin)
         adapter = TwilioSmsAdapter(standin.account_sid, standin.auth_token, FROM, api_base=standin.base_url,
-                                   timeout=1.0, concurrency=32)
+                                   timeout=timeout, concurrency=32)
         # Lookups are due two minutes after the lost reply; ten-minute rounds pass that and every back-off.
         rounds = _rounds(engine, "sms", adapter, PlainRenderer(), timedelta(minutes=10))
     rows = _rows(engine)
@@ -115,7 +121,7 @@ def _sms_run(db_url: str, n: int, *, after_accept: bool) -> tuple[TwilioStandin,
 
 
 def test_sms_timeouts_after_accept_are_looked_up_not_resent(db_url: str) -> None:
-    standin, rows, rounds = _sms_run(db_url, 300, after_accept=True)
+    standin, rows, rounds = _sms_run(db_url, 300, _timeouts(after_accept=True))
     timeouts = standin.faults.drawn["timeout"]
     settled: Counter[str] = Counter()
     for r in rounds:
@@ -136,7 +142,7 @@ def test_sms_timeouts_after_accept_are_looked_up_not_resent(db_url: str) -> None
 
 
 def test_sms_timeouts_before_accept_are_looked_up_then_sent_once(db_url: str) -> None:
-    standin, rows, rounds = _sms_run(db_url, 120, after_accept=False)
+    standin, rows, rounds = _sms_run(db_url, 120, _timeouts(after_accept=False))
     settled: Counter[str] = Counter()
     for r in rounds:
         settled.update(r.reconciled)
@@ -194,17 +200,9 @@ def _settled(rounds: list[DispatchCounts]) -> Counter[str]:
 def test_sms_server_errors_are_looked_up_and_each_touch_reaches_twilio_once(db_url: str) -> None:
     """The finding: Twilio took the message and answered 500; a retry sent the SMS a second time."""
     n = 200
-    engine = make_engine(db_url)
-    make_touches(engine, make_customers(engine, n), channel="sms")
     # Both kinds of 500: after the message was created, and instead of creating it.
     plan = FaultPlan(accepted_5xx_rate=0.2, error_5xx_rate=0.1, seed=5)
-    with TwilioStandin(callbacks=False, faults=plan) as standin:
-        assert isinstance(standin, TwilioStandin)
-        adapter = TwilioSmsAdapter(standin.account_sid, standin.auth_token, FROM, api_base=standin.base_url,
-                                   timeout=10, concurrency=32)
-        rounds = _rounds(engine, "sms", adapter, PlainRenderer(), timedelta(minutes=10))
-    rows = _rows(engine)
-    engine.dispose()
+    standin, rows, rounds = _sms_run(db_url, n, plan, timeout=10)
     settled = _settled(rounds)
     drawn = standin.faults.drawn
     print(f"\nsms 5xx: {dict(drawn)} in {standin.counts['create']} sends, {standin.counts['list']} lookups, "
