@@ -36,6 +36,8 @@ RUNS: dict[str, list[str]] = {
     "event_latency": ["--size", "10000", "--seconds", "30", "--rate", "200"],
     "event_burst": ["--size", "10000", "--events", "1000"],
     "cli_bench": ["--size", "5"],
+    "ops_bench": ["--size", "3000", "--touches", "60000"],
+    "report_bench": ["--size", "100000"],
 }
 # Scripts that also run once on PostgreSQL when --postgres is given (seed_bench seeds both in one run).
 ALSO_ON_POSTGRES = ("event_burst",)

@@ -5,7 +5,8 @@ every write is keyed on the provider's message id, so a webhook the provider rep
 changes nothing:
 
 - an opt-out keyword (``DeliveryConfig.opt_out_keywords``) → ``channels.optout.record_opt_out``
-  for every customer at that address, on that channel only;
+  for every customer at that address, on that channel only (their planned service touches there
+  move to the next consented channel of their list, marketing ones are cancelled);
 - a number 0–10 answering an NPS survey touch (the most recent sent/delivered touch on that
   channel in the last ``SURVEY_REPLY_WINDOW`` whose template name contains ``nps`` or
   ``survey``) → a ``SurveyAnswer`` and a ``survey.answered`` event; one answer per survey
@@ -52,6 +53,7 @@ class InboundResult:
     customer_ids: list[int] = field(default_factory=list)
     touch_id: int | None = None
     cancelled_touches: int = 0
+    moved_touches: int = 0
     events: list[StoredEvent] = field(default_factory=list)
 
 
@@ -131,6 +133,7 @@ def handle_inbound_text(
             if done is not None:
                 result.kind = "opted_out"
                 result.cancelled_touches += done.cancelled_touches
+                result.moved_touches += done.moved_touches
                 result.events.extend(done.events)
         return result
 

@@ -2,10 +2,14 @@
 
 SPEC §6: a customer who replies ``TD``/``退订``/``STOP``/``unsubscribe`` (the list is
 ``DeliveryConfig.opt_out_keywords``) must not receive on that channel again, starting now.
-``record_opt_out`` flips the consent column (with its source and time, PIPL), cancels the
-customer's still-planned touches on that channel in one UPDATE and logs an ``opted_out``
-outcome plus a ``message.opted_out`` event. Touches already claimed for sending are not
-touched here: dispatch re-checks consent when it claims a touch.
+``record_opt_out`` flips the consent column (with its source and time, PIPL), settles the
+customer's still-planned touches on that channel and logs an ``opted_out`` outcome plus a
+``message.opted_out`` event. A planned service touch moves to the next consented, reachable
+channel of its own fallback list and a marketing touch is cancelled, each with the reason in
+``error_reason``: the choice is ``channels.routing.reroute_without_consent``, the one dispatch
+makes for a touch whose consent went after planning, so the two paths cannot disagree.
+Touches already claimed for sending are not touched here: dispatch re-checks consent when it
+prepares what it claimed.
 
 Everything written from the outside world is keyed: ``insert_or_ignore`` on a unique
 column (``Outcome.dedup_key``, ``Event.external_id``) is how a repeated callback or a
@@ -26,8 +30,9 @@ from typing import Any, Protocol
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel, col, select
 
+from channels.routing import can_use, reroute_without_consent
 from store.clock import utcnow
 from store.models import CHANNELS, Customer, Event, Outcome, Touch, TouchStatus
 
@@ -172,6 +177,7 @@ class OptOutResult:
     customer_id: int
     channel: str
     cancelled_touches: int
+    moved_touches: int = 0  # service touches moved to another channel of their own list
     events: list[StoredEvent] = field(default_factory=list)
 
 
@@ -205,16 +211,8 @@ def record_opt_out(
         .values({f"consent_{channel}": False, f"consent_{channel}_source": source, f"consent_{channel}_at": at,
                  "updated_at": at})
     )
-    cancelled = session.execute(
-        update(Touch)
-        .where(
-            Touch.customer_id == customer_id,  # type: ignore[arg-type]
-            Touch.channel == channel,  # type: ignore[arg-type]
-            Touch.status == TouchStatus.PLANNED,  # type: ignore[arg-type]
-        )
-        .values(status=TouchStatus.CANCELLED, error_reason=OPTED_OUT_REASON)
-    ).rowcount  # type: ignore[attr-defined]
-    result = OptOutResult(customer_id, channel, int(cancelled or 0))
+    cancelled, moved = _settle_planned_touches(session, customer_id, channel)
+    result = OptOutResult(customer_id, channel, cancelled, moved)
     stored = record_event_hook(
         session,
         customer_id=customer_id,
@@ -225,9 +223,46 @@ def record_opt_out(
     )
     if stored is not None:
         result.events.append(stored)
-    log.info("customer %s opted out of %s (%s); %d planned touch(es) cancelled",
-             customer_id, channel, source, result.cancelled_touches)
+    log.info("customer %s opted out of %s (%s); %d planned touch(es) cancelled, %d moved to another channel",
+             customer_id, channel, source, result.cancelled_touches, result.moved_touches)
     return result
+
+
+def _settle_planned_touches(session: Session, customer_id: int, channel: str) -> tuple[int, int]:
+    """Cancel or move the customer's planned touches on ``channel`` (consent for it is already
+    withdrawn in this transaction); (cancelled, moved)."""
+    customer = session.exec(
+        select(Customer).where(col(Customer.id) == customer_id).execution_options(populate_existing=True)
+    ).first()
+    planned = session.execute(
+        select(Touch.id, Touch.category, Touch.fallback_channels).where(
+            col(Touch.customer_id) == customer_id, col(Touch.channel) == channel,
+            col(Touch.status) == TouchStatus.PLANNED)
+        .order_by(col(Touch.id))
+    ).all()
+
+    def usable(other: str) -> bool:
+        return customer is not None and can_use(customer, other)
+
+    cancelled = moved = 0
+    for touch_id, category, fallback_channels in planned:
+        choice = reroute_without_consent(category, channel, list(fallback_channels or []), usable,
+                                         f"{OPTED_OUT_REASON} of {channel}")
+        # Guarded on status and channel: a dispatch worker that claimed the touch meanwhile has it.
+        guard = (col(Touch.id) == touch_id, col(Touch.status) == TouchStatus.PLANNED, col(Touch.channel) == channel)
+        if choice.cancelled:
+            values: dict[str, Any] = {"status": TouchStatus.CANCELLED, "error_reason": choice.reason[:255]}
+        else:
+            # A fresh start on the new channel, due when it was due: as dispatch's fallback does.
+            values = {"channel": choice.channel, "fallback_channels": choice.fallback_channels, "attempts": 0,
+                      "next_attempt_at": None, "error_class": None, "error_reason": choice.reason[:255]}
+        changed = session.execute(update(Touch).where(*guard).values(**values)).rowcount  # type: ignore[attr-defined]
+        if changed:
+            if choice.cancelled:
+                cancelled += 1
+            else:
+                moved += 1
+    return cancelled, moved
 
 
 # --- unsubscribe links (email List-Unsubscribe, links in messages) -------------------------------

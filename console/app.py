@@ -17,7 +17,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from console import api, routes_admin, routes_auth, routes_ops, routes_tasks
+from console import api, queues, routes_admin, routes_auth, routes_ops, routes_tasks
 from console.auth import NotAuthenticated
 from console.config import ConsoleSettings
 from console.i18n import SUPPORTED, translations
@@ -162,6 +162,8 @@ def create_app(database_url: str | None = None, settings: ConsoleSettings | None
     install_masking_everywhere()
     for locale in SUPPORTED:
         translations(locale)  # compile the catalogues now: a broken .po fails at startup, not on a page
+    # The queue declarations likewise: a broken config/queues.yaml stops the start, every problem at its line.
+    queues.check()
     app = FastAPI(
         title="Service Journeys console",
         version="0.1.0",

@@ -2,11 +2,16 @@
 
 - A diamond customer's tasks go to the customer's dedicated advisor (``Customer.advisor_id``).
 - Other tasks go to active, on-shift agents, by ``JOURNEYS_ASSIGNMENT`` = ``least_loaded``
-  (default), ``round_robin`` or ``none`` (everything stays in the claimable queue). Agents
-  whose team has the queue's name serve that queue first. Nobody is pushed more than
-  ``JOURNEYS_ASSIGNMENT_MAX_PER_AGENT`` active tasks; the rest stay claimable.
-- ``escalate_overdue(now)`` flags tasks past their SLA and opens a task in the supervisor
-  queue for each, once, however often it is called.
+  (default), ``round_robin`` or ``none`` (everything stays in the claimable queue), among the
+  agents who may take them (``config/queues.yaml``): agents of the teams that work the queue
+  (every agent for a queue no active team works), then agents without a team; and of those, only
+  the ones with every skill the task needs (its queue's, its task type's, the customer's language
+  where the queue asks for it). Nobody is pushed more than ``JOURNEYS_ASSIGNMENT_MAX_PER_AGENT``
+  active tasks; the rest stay claimable.
+- ``escalate_overdue(now)`` first sets the SLA of new tasks by their queue's clock and warns about
+  tasks close to their SLA (``console.sla``), then flags tasks past their SLA and opens a task in
+  the supervisor queue for each, once, however often it is called.
+- ``run_desk(now)`` does all of it in order; a scheduler calls it every minute or so.
 
 Both functions are safe to run from several schedulers at once: every change is a
 conditional UPDATE that only one caller can win.
@@ -20,6 +25,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
+from console import queues, sla
 from console.config import assignment_strategy, max_open_per_agent
 from console.events_bridge import emit
 from console.tasks import ACTIVE, SUPERVISOR_QUEUE
@@ -65,6 +71,9 @@ def assign_open_tasks(now: datetime | None = None, *, strategy: str | None = Non
     now = now or utcnow()
     strategy = strategy or assignment_strategy()
     cap = max_open_per_agent()
+    # Most urgent first needs the true due times: new tasks on a business clock get theirs first.
+    sla.settle_new_tasks(now, db_url=db_url)
+    desk = queues.current()
     assigned = 0
     with session_scope(db_url) as session:
         agents = session.exec(
@@ -73,12 +82,14 @@ def assign_open_tasks(now: datetime | None = None, *, strategy: str | None = Non
         ).all()
         agent_ids = [a.id for a in agents if a.id is not None]
         teams = {a.id: a.team for a in agents}
+        skills = {a.id: queues.effective_skills(a.skills or ()) for a in agents}
+        worked_by = queues.active_agent_teams(session)
         loads = _loads(session, agent_ids)
         cursor_row = session.get(KeyValue, ROUND_ROBIN_KEY)
         last_id = int(cursor_row.value.get("last_user_id", 0)) if cursor_row else 0
 
         pending = session.exec(
-            select(AgentTask.id, AgentTask.queue, Customer.tier, Customer.advisor_id)
+            select(AgentTask, Customer.tier, Customer.advisor_id, Customer.locale)
             .join(Customer, col(Customer.id) == AgentTask.customer_id)
             .where(col(AgentTask.assignee_id).is_(None), col(AgentTask.status) == TaskStatus.OPEN,
                    col(AgentTask.queue) != SUPERVISOR_QUEUE)
@@ -86,7 +97,8 @@ def assign_open_tasks(now: datetime | None = None, *, strategy: str | None = Non
             .limit(limit)
         ).all()
         advisors_active: dict[int, bool] = {}
-        for task_id, queue, tier, advisor_id in pending:
+        for task, tier, advisor_id, locale in pending:
+            task_id = task.id
             assert task_id is not None
             if tier == "diamond" and advisor_id is not None:
                 if advisor_id not in advisors_active:
@@ -99,15 +111,20 @@ def assign_open_tasks(now: datetime | None = None, *, strategy: str | None = Non
                     continue
             if strategy == "none" or not agent_ids:
                 continue
-            with_room = [uid for uid in agent_ids if loads[uid] < cap]
-            serving = [uid for uid in with_room if teams.get(uid) == queue] or with_room
-            if not serving:
+            serving = set(desk.queue(task.queue).teams)
+            orphan = not (serving & worked_by)
+            needed = desk.requires(task, locale)
+            able = [uid for uid in agent_ids if loads[uid] < cap and needed <= skills[uid]]
+            # The queue's own teams first, then agents without a team (who work every queue).
+            choice = [uid for uid in able if orphan or teams.get(uid) in serving] or \
+                [uid for uid in able if teams.get(uid) is None]
+            if not choice:
                 continue
             if strategy == "round_robin":
-                after = [uid for uid in serving if uid > last_id]
-                chosen = after[0] if after else serving[0]
+                after = [uid for uid in choice if uid > last_id]
+                chosen = after[0] if after else choice[0]
             else:
-                chosen = min(serving, key=lambda uid: (loads[uid], uid))
+                chosen = min(choice, key=lambda uid: (loads[uid], uid))
             if _assign(session, task_id, chosen):
                 loads[chosen] += 1
                 last_id = chosen
@@ -124,11 +141,12 @@ def assign_open_tasks(now: datetime | None = None, *, strategy: str | None = Non
     return assigned
 
 
-def _supervisor_for(session: Session, team: str | None, loads_cache: dict[int, int]) -> int | None:
+def _supervisor_for(session: Session, teams: list[str], loads_cache: dict[int, int]) -> int | None:
     stmt = select(AppUser).where(AppUser.role == "supervisor", col(AppUser.active) == True,  # noqa: E712
                                  col(AppUser.on_shift) == True)  # noqa: E712
     supervisors = session.exec(stmt.order_by(col(AppUser.id))).all()
-    same_team = [s for s in supervisors if team is not None and s.team == team]
+    same_team = next(([s for s in supervisors if s.team == team] for team in teams
+                      if any(s.team == team for s in supervisors)), [])
     # A team's own supervisor first; else a supervisor without a team (who oversees all); else the queue.
     candidates = same_team or [s for s in supervisors if s.team is None]
     ids = [s.id for s in candidates if s.id is not None]
@@ -140,8 +158,15 @@ def _supervisor_for(session: Session, team: str | None, loads_cache: dict[int, i
 
 
 def escalate_overdue(now: datetime | None = None, *, db_url: str | None = None) -> int:
-    """Flag every active task past its due time and open one supervisor task for it; idempotent."""
+    """Flag every active task past its due time and open one supervisor task for it; idempotent.
+
+    New tasks get their SLA by their queue's clock first (a business-hours task written with a
+    wall-clock due time is not escalated at night), and tasks close to their SLA are warned about.
+    """
     now = now or utcnow()
+    sla.settle_new_tasks(now, db_url=db_url)
+    sla.warn_at_risk(now, db_url=db_url)
+    desk = queues.current()
     total = 0
     while True:
         emits: list[tuple[str, int, str]] = []
@@ -167,13 +192,16 @@ def escalate_overdue(now: datetime | None = None, *, db_url: str | None = None) 
                 ).rowcount == 1
                 if not won:
                     continue
-                supervisor_id = _supervisor_for(session, team, loads)
+                # The assignee's team's supervisor; for a task nobody had, one of the queue's teams'.
+                supervisor_id = _supervisor_for(session, [team] if team else list(desk.queue(task.queue).teams),
+                                                loads)
+                due, warn = sla.follow_up_times(SUPERVISOR_QUEUE, now, ESCALATION_SLA)
                 session.add(AgentTask(
                     key=f"escalation:{task.id}", customer_id=task.customer_id, enrollment_id=task.enrollment_id,
                     journey_id=task.journey_id, journey_version=task.journey_version, step_id=task.step_id,
                     occurrence=task.occurrence, queue=SUPERVISOR_QUEUE, priority=1, script=task.script,
-                    assignee_id=supervisor_id, status=TaskStatus.OPEN, due_at=now + ESCALATION_SLA,
-                    created_at=now, attempt=1, parent_task_id=task.id,
+                    assignee_id=supervisor_id, status=TaskStatus.OPEN, due_at=due, warn_at=warn,
+                    created_at=now, attempt=1, parent_task_id=task.id, event_id=task.event_id,
                 ))
                 if supervisor_id is not None:
                     loads[supervisor_id] = loads.get(supervisor_id, 0) + 1
@@ -187,3 +215,14 @@ def escalate_overdue(now: datetime | None = None, *, db_url: str | None = None) 
     if total:
         log.info("escalated %d overdue task(s)", total)
     return total
+
+
+def run_desk(now: datetime | None = None, *, db_url: str | None = None) -> dict[str, int]:
+    """One round of the desk's background work, in order: SLA of new tasks, assignment, warnings, escalation."""
+    now = now or utcnow()
+    return {
+        "settled": sla.settle_new_tasks(now, db_url=db_url),
+        "assigned": assign_open_tasks(now, db_url=db_url),
+        "warned": sla.warn_at_risk(now, db_url=db_url),
+        "escalated": escalate_overdue(now, db_url=db_url),
+    }

@@ -62,6 +62,7 @@ class CurrentUser:
     role: str
     locale: str
     team: str | None
+    skills: frozenset[str] = frozenset()
 
     def can(self, right: str) -> bool:
         return right in RIGHTS.get(self.role, frozenset())
@@ -69,7 +70,8 @@ class CurrentUser:
     @classmethod
     def of(cls, user: AppUser) -> CurrentUser:
         assert user.id is not None
-        return cls(user.id, user.username, user.display_name or user.username, user.role, user.locale, user.team)
+        return cls(user.id, user.username, user.display_name or user.username, user.role, user.locale, user.team,
+                   frozenset(user.skills or ()))
 
 
 def hash_password(password: str) -> str:
@@ -96,8 +98,7 @@ def create_user(
 ) -> AppUser:
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValueError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    _check_password(password)
     if not username.strip():
         raise ValueError("username must not be empty")
     if session.exec(select(AppUser).where(AppUser.username == username)).first() is not None:
@@ -108,6 +109,44 @@ def create_user(
     )
     session.add(user)
     session.flush()
+    return user
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def _user_named(session: Session, username: str) -> AppUser:
+    user = session.exec(select(AppUser).where(AppUser.username == username)).first()
+    if user is None:
+        raise ValueError(f"no user {username!r}")
+    return user
+
+
+def set_password(session: Session, username: str, password: str, *, now: datetime | None = None) -> AppUser:
+    """A new password for ``username``: the account is unlocked and every session it had is ended."""
+    _check_password(password)
+    user = _user_named(session, username)
+    user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    session.add(user)
+    assert user.id is not None
+    # Whoever held the old password may hold a session made with it too.
+    revoke_sessions(session, user.id, now or utcnow())
+    return user
+
+
+def deactivate_user(session: Session, username: str, *, now: datetime | None = None) -> AppUser | None:
+    """Stop ``username`` from logging in or using a session: the user, or None if already inactive."""
+    user = _user_named(session, username)
+    if not user.active:
+        return None
+    user.active = False
+    session.add(user)
+    assert user.id is not None
+    revoke_sessions(session, user.id, now or utcnow())
     return user
 
 
@@ -204,15 +243,20 @@ def end_session(request: Request, now: datetime) -> None:
     request.session.clear()
     if not isinstance(uid, int):
         return
-    key = GENERATION_KEY.format(uid=uid)
     with session_scope(request.app.state.settings.database_url) as session:
-        row = session.get(KeyValue, key)
-        if row is None:
-            session.add(KeyValue(key=key, value={"gen": 1}, updated_at=now))
-        else:
-            row.value = {"gen": _generation(session, uid) + 1}
-            row.updated_at = now
-            session.add(row)
+        revoke_sessions(session, uid, now)
+
+
+def revoke_sessions(session: Session, uid: int, now: datetime) -> None:
+    """Refuse every session cookie user ``uid`` was given before ``now`` (the generation moves on)."""
+    key = GENERATION_KEY.format(uid=uid)
+    row = session.get(KeyValue, key)
+    if row is None:
+        session.add(KeyValue(key=key, value={"gen": 1}, updated_at=now))
+    else:
+        row.value = {"gen": _generation(session, uid) + 1}
+        row.updated_at = now
+        session.add(row)
 
 
 def _expired(request: Request, now: datetime) -> bool:

@@ -7,17 +7,19 @@ here means no build step can be forgotten before a release.
 from __future__ import annotations
 
 import io
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from babel import Locale
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_currency, format_decimal, format_percent
 from babel.support import Translations
 
+from console import labels
 from store.clock import as_utc, zone
 
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
@@ -78,6 +80,36 @@ class Translator:
         if moment is None:
             return ""
         return format_datetime(as_utc(moment), fmt, tzinfo=zone(DISPLAY_ZONE), locale=self.babel_locale)
+
+    def day(self, day: date | None, fmt: str = "medium") -> str:
+        return format_date(day, fmt, locale=self.babel_locale) if day is not None else ""
+
+    def money(self, amount: Any) -> str:
+        try:
+            return format_currency(float(amount), "CNY", locale=self.babel_locale)
+        except (TypeError, ValueError):
+            return str(amount)
+
+    def number(self, value: Any) -> str:
+        try:
+            return format_decimal(value, locale=self.babel_locale)
+        except (TypeError, ValueError, ArithmeticError):
+            return str(value)
+
+    def percent(self, value: Any) -> str:
+        """A share (0.35) or a percentage written as a number above 1 (35)."""
+        try:
+            share = float(value)
+        except (TypeError, ValueError):
+            return str(value)
+        return format_percent(share / 100 if share > 1 else share, locale=self.babel_locale)
+
+    def label(self, kind: str, code: str | None) -> str:
+        """The word for a code (a queue, step, product line, status, event or field; see ``console.labels``)."""
+        if code is None or code == "":
+            return ""
+        msgid = labels.msgid(kind, str(code))
+        return self.gettext(msgid) if msgid else labels.humanised(str(code))
 
     def remaining(self, seconds: float) -> str:
         """SLA countdown text; the browser keeps it ticking with the same two patterns."""

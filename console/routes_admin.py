@@ -14,6 +14,7 @@ from console.auth import audit, clock_of, create_user
 from console.deps import db_url, user_with
 from console.i18n import SUPPORTED
 from console.web import flash, redirect, render
+from engine.language.settings_model import SKILLS
 from store.db import session_scope
 from store.masking import mask_text
 from store.models import ROLES, AppUser, AuditLog
@@ -31,7 +32,8 @@ def users_page(request: Request) -> HTMLResponse:
     user = user_with(request, "users")
     with session_scope(db_url(request)) as session:
         users = list(session.exec(select(AppUser).order_by(col(AppUser.username))).all())
-    return render(request, "admin_users.html", user, users=users, roles=ROLES, locales=list(SUPPORTED))
+    return render(request, "admin_users.html", user, users=users, roles=ROLES, locales=list(SUPPORTED),
+                  skills=SKILLS)
 
 
 @router.post("/admin/users", response_class=RedirectResponse)
@@ -43,17 +45,41 @@ def add_user(
     display_name: Annotated[str, Form(max_length=128)] = "",
     team: Annotated[str, Form(max_length=64)] = "",
     locale: Annotated[str, Form(max_length=10)] = "zh-CN",
+    skill: Annotated[list[str], Form(max_length=len(SKILLS))] = [],  # noqa: B006 (FastAPI reads the default)
 ) -> RedirectResponse:
     admin = user_with(request, "users")
     try:
         with session_scope(db_url(request)) as session:
             created = create_user(session, username.strip(), password, role, display_name=display_name.strip(),
                                   team=team.strip() or None, locale=locale if locale in SUPPORTED else "zh-CN")
+            created.skills = [s for s in SKILLS if s in skill]
+            session.add(created)
             audit(session, admin.username, "user_add", "user", created.id or 0, {"role": role})
         flash(request, "User %(name)s added.", "ok", name=username.strip())
     except ValueError:
         flash(request, "The user could not be added: check the name (unique), role and password (8+ characters).",
               "error")
+    return redirect("/admin/users")
+
+
+@router.post("/admin/users/{user_id}/skills", response_class=RedirectResponse)
+def set_skills(request: Request, user_id: int,
+               skill: Annotated[list[str], Form(max_length=len(SKILLS))] = []) -> RedirectResponse:  # noqa: B006
+    """Replace a user's skills (what queues and task types may require: config/queues.yaml)."""
+    admin = user_with(request, "users")
+    unknown = sorted(set(skill) - set(SKILLS))
+    if unknown:
+        raise HTTPException(status_code=422, detail="skill")
+    chosen = [s for s in SKILLS if s in skill]  # the vocabulary's order, whatever the form's
+    with session_scope(db_url(request)) as session:
+        row = session.get(AppUser, user_id)
+        if row is None:
+            raise HTTPException(status_code=404, detail="not_found")
+        before = list(row.skills or [])
+        row.skills = chosen
+        session.add(row)
+        audit(session, admin.username, "user_skills", "user", user_id, {"before": before, "after": chosen})
+    flash(request, "Skills of %(name)s saved.", "ok", name=row.username)
     return redirect("/admin/users")
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from console import csrf, tasks
+from console import csrf, supervision, tasks
 from console.auth import CurrentUser, clock_of
 from console.deps import db_url, user_with
 from console.i18n import DISPLAY_ZONE
-from console.tasks import OUTCOMES, RevealLimited, TaskConflict, TaskForbidden, TaskInvalid, reveal_policy
+from console.tasks import RevealLimited, TaskConflict, TaskForbidden, TaskInvalid, reveal_policy
 from console.web import flash, redirect, render
+from engine.language.settings_model import CLOSING_OUTCOMES
 from store.clock import utcnow, zone
+from store.models import TIERS
 
 router = APIRouter(dependencies=[Depends(csrf.protect)])
 
@@ -28,6 +30,10 @@ ERROR_MESSAGES = {
     "callback_time_required": "Give the time to call back.",
     "callback_time_range": "The call-back time must be in the future (at most 90 days ahead).",
     "bad_assignee": "Choose an active agent.",
+    "claim_first": "Claim this task before recording an outcome.",
+    "outcome_not_offered": "This outcome is not offered for this queue.",
+    "lacks_skills": "The agent does not have the skills this task needs.",
+    "other_team": "Choose an agent of your team.",
     "generic": "The task could not be changed.",
 }
 
@@ -41,20 +47,32 @@ def _tasks_user(request: Request) -> CurrentUser:
 
 
 @router.get("/inbox", response_class=HTMLResponse)
-def inbox_page(request: Request, page: int = 0) -> HTMLResponse:
+def inbox_page(
+    request: Request,
+    page: Annotated[int, Query(ge=0, le=10_000)] = 0,
+    queue: Annotated[str, Query(max_length=32)] = "",
+    tier: Annotated[str, Query(max_length=16)] = "",
+    overdue: Annotated[str, Query(max_length=1)] = "",
+    due_today: Annotated[str, Query(max_length=1)] = "",
+    customer: Annotated[str, Query(max_length=64)] = "",
+) -> HTMLResponse:
     user = _tasks_user(request)
     now = utcnow()
-    box = tasks.inbox(user, page=page, page_size=request.app.state.settings.page_size, now=now,
+    filters = tasks.InboxFilter(queue=queue.strip() or None, tier=tier if tier in TIERS else None,
+                                overdue=overdue == "1", due_today=due_today == "1",
+                                customer=customer.strip() or None)
+    box = tasks.inbox(user, page=page, page_size=request.app.state.settings.page_size, now=now, filters=filters,
                       db_url=db_url(request))
-    return render(request, "inbox.html", user, box=box, now=now)
+    return render(request, "inbox.html", user, box=box, now=now, tiers=TIERS)
 
 
 def _task_page(request: Request, user: CurrentUser, task_id: int, revealed: dict[str, str] | None = None,
-               refusal: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
+               refusal: dict[str, Any] | None = None, status_code: int = 200,
+               confirm: dict[str, str] | None = None) -> HTMLResponse:
     info = tasks.detail(user, task_id, db_url=db_url(request))
     members = tasks.team_members(user, db_url=db_url(request)) if info.can_reassign else []
     response = render(request, "task.html", user, status_code=status_code, info=info, revealed=revealed,
-                      refusal=refusal, outcomes=OUTCOMES, now=utcnow(), members=members)
+                      refusal=refusal, now=utcnow(), members=members, confirm=confirm)
     if refusal and refusal.get("retry_after"):
         response.headers["Retry-After"] = str(refusal["retry_after"])
     return response
@@ -105,18 +123,24 @@ def parse_local(value: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=zone(DISPLAY_ZONE))
 
 
-@router.post("/tasks/{task_id}/complete", response_class=RedirectResponse)
+@router.post("/tasks/{task_id}/complete", response_model=None)
 def complete(
     request: Request,
     task_id: int,
     outcome: Annotated[str, Form(max_length=32)] = "",
     notes: Annotated[str, Form(max_length=4000)] = "",
     callback_at: Annotated[str, Form(max_length=40)] = "",
-) -> RedirectResponse:
+    confirmed: Annotated[str, Form(max_length=1)] = "",
+) -> RedirectResponse | HTMLResponse:
     user = _tasks_user(request)
+    if outcome in CLOSING_OUTCOMES and confirmed != "1":
+        # An outcome that closes the task for good is asked again (with the notes kept) before it
+        # is recorded: a slip of the finger on a phone must not close a complaint.
+        return _task_page(request, user, task_id, confirm={"outcome": outcome, "notes": notes,
+                                                           "callback_at": callback_at})
     try:
         done = tasks.complete(user, task_id, outcome, notes=notes, callback_at=parse_local(callback_at),
-                              db_url=db_url(request))
+                              require_claim=True, db_url=db_url(request))
     except (TaskConflict, TaskInvalid) as exc:
         flash(request, ERROR_MESSAGES.get(exc.code, ERROR_MESSAGES["generic"]), "error")
         return redirect(f"/tasks/{task_id}")
@@ -139,26 +163,72 @@ def reassign(
     return redirect(back if back.startswith("/") and not back.startswith("//") else "/supervisor")
 
 
+def _work_filter(queue: str, agent: str, state: str) -> supervision.WorkFilter:
+    return supervision.WorkFilter(queue=queue.strip() or None, agent=int(agent) if agent.isdigit() else None,
+                                  state=state if state in supervision.STATES else None)
+
+
 @router.get("/supervisor", response_class=HTMLResponse)
-def supervisor_page(request: Request, agent: int | None = None) -> HTMLResponse:
+def supervisor_page(
+    request: Request,
+    queue: Annotated[str, Query(max_length=32)] = "",
+    agent: Annotated[str, Query(max_length=12)] = "",
+    state: Annotated[str, Query(max_length=16)] = "",
+    page: Annotated[int, Query(ge=0, le=10_000)] = 0,
+) -> HTMLResponse:
     user = user_with(request, "team")
     now = utcnow()
     url = db_url(request)
-    loads = tasks.team_load(user, now=now, db_url=url)
-    members = tasks.team_members(user, db_url=url)
-    agent_tasks: list[tasks.TaskRow] = []
-    agent_name = None
-    if agent is not None:
-        member = next((m for m in members if m.id == agent), None)
-        if member is None:
-            raise HTTPException(status_code=403, detail="forbidden")
-        agent_name = member.display_name or member.username
-        agent_tasks = tasks.list_tasks(assignee_id=agent, statuses=tasks.ACTIVE, limit=200, now=now, db_url=url)
-    overdue = tasks.overdue_tasks(user, now=now, db_url=url)
+    members = supervision.team_members(user, db_url=url)
+    filters = _work_filter(queue, agent, state)
+    if filters.agent is not None and all(m.id != filters.agent for m in members):
+        raise HTTPException(status_code=403, detail="forbidden")
+    rows, more = supervision.worklist(user, filters, now=now, page=page, db_url=url)
+    days = supervision.compliance_by_day(user, now=now, db_url=url)
     policy = reveal_policy(request.app.state.settings)
     # The team's own members only: who else unmasks customers is the admin's audit page's business.
     bursts = tasks.reveal_bursts(policy, since=now - BURST_LOOKBACK,
                                  actors=[m.username for m in members], db_url=url)
-    return render(request, "supervisor.html", user, loads=loads, overdue=overdue, members=members,
-                  agent_tasks=agent_tasks, agent_id=agent, agent_name=agent_name, now=now, bursts=bursts,
-                  policy=policy)
+    agents = supervision.agent_figures(user, now=now, db_url=url)
+    rate = supervision.AgentFigures.rate
+    return render(request, "supervisor.html", user, now=now, members=members, filters=filters, rows=rows, more=more,
+                  page=page, backlog=supervision.backlog(user, now=now, db_url=url), agents=agents, days=days,
+                  loads={a.id: a.load for a in agents},
+                  met_today=rate(sum(a.met_today for a in agents), sum(a.done_today for a in agents)),
+                  met_week=rate(sum(a.met_week for a in agents), sum(a.done_week for a in agents)),
+                  chart=supervision.chart(days), bursts=bursts, policy=policy,
+                  agent_name=next((m.display_name or m.username for m in members if m.id == filters.agent), None))
+
+
+# Why tasks of a bulk assignment stayed where they were (msgids).
+REFUSALS = {
+    "forbidden": "%(n)d task(s) are not your team's.",
+    "lacks_skills": "%(n)d task(s) need a skill the agent does not have.",
+    "not_active": "%(n)d task(s) were already closed.",
+    "already_taken": "%(n)d task(s) were taken by someone else meanwhile.",
+    "other_team": "%(n)d task(s) could not go to an agent of another team.",
+}
+
+
+@router.post("/supervisor/assign", response_class=RedirectResponse)
+def assign(
+    request: Request,
+    to_user_id: Annotated[int, Form()],
+    task_ids: Annotated[list[int], Form(max_length=tasks.MAX_BULK)] = [],  # noqa: B006 (FastAPI reads the default)
+    back: Annotated[str, Form(max_length=300)] = "/supervisor",
+) -> RedirectResponse:
+    user = user_with(request, "reassign")
+    target = back if back.startswith("/supervisor") and not back.startswith("//") else "/supervisor"
+    if not task_ids:
+        flash(request, "Choose the tasks to assign.", "error")
+        return redirect(target)
+    try:
+        done = tasks.assign_many(user, task_ids, to_user_id, db_url=db_url(request))
+    except TaskInvalid as exc:
+        flash(request, ERROR_MESSAGES.get(exc.code, ERROR_MESSAGES["generic"]), "error")
+        return redirect(target)
+    if done.assigned:
+        flash(request, "%(n)d task(s) assigned.", "ok", n=len(done.assigned))
+    for code, n in sorted(done.refused.items()):
+        flash(request, REFUSALS.get(code, "%(n)d task(s) could not be assigned."), "error", n=n)
+    return redirect(target)

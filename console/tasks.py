@@ -11,32 +11,35 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import false, func, or_, text, update
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import Session, col, select
 
+from console import queues, sla
 from console.auth import CurrentUser, audit
 from console.config import ConsoleSettings
 from console.events_bridge import emit
+from console.i18n import DISPLAY_ZONE
+from console.reasons import Reason, reason_of, trigger_of
 from console.scripts import render_script
-from store.clock import as_utc, utcnow
+from engine.language.settings_model import CLOSING_OUTCOMES, OUTCOME_CODES
+from store.clock import as_utc, utcnow, zone
 from store.db import session_scope
 from store.masking import mask_email, mask_name, mask_phone, mask_text
 from store.models import AgentTask, AppUser, AuditLog, Customer, Outcome, Policy, TaskStatus, Touch
 
 log = logging.getLogger(__name__)
 
-OUTCOMES: tuple[str, ...] = (
-    "reached", "no_answer", "wrong_number", "call_back", "complaint_raised", "resolved", "renewal_yes", "renewal_no",
-)
+# Every outcome code; each queue offers some of them (config/queues.yaml, console.queues).
+OUTCOMES: tuple[str, ...] = OUTCOME_CODES
 MAX_ATTEMPTS = 3
 RETRY_AFTER = timedelta(hours=4)
 MAX_CALLBACK_AHEAD = timedelta(days=90)
-SUPERVISOR_QUEUE = "supervisor"
+SUPERVISOR_QUEUE = queues.SUPERVISOR_QUEUE
 COUNT_CAP = 1000
 ACTIVE = (TaskStatus.OPEN, TaskStatus.CLAIMED)
 
@@ -108,10 +111,58 @@ class TaskRow:
     escalated: bool
     assignee: str | None
     seconds_left: float
+    # Past the warning time of its SLA but not yet overdue (console.sla sets the warning time).
+    at_risk: bool = False
 
     @property
     def overdue(self) -> bool:
         return self.seconds_left < 0
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    """What the agent narrowed the inbox to; empty fields narrow nothing."""
+
+    queue: str | None = None
+    tier: str | None = None
+    overdue: bool = False
+    due_today: bool = False  # due before the end of today (display zone), overdue ones included
+    customer: str | None = None  # the customer's external id, exactly
+
+    @property
+    def active(self) -> bool:
+        return bool(self.queue or self.tier or self.overdue or self.due_today or self.customer)
+
+    def query(self) -> dict[str, str]:
+        """As URL parameters (for the pager's links)."""
+        out = {"queue": self.queue or "", "tier": self.tier or "", "customer": self.customer or ""}
+        if self.overdue:
+            out["overdue"] = "1"
+        if self.due_today:
+            out["due_today"] = "1"
+        return {k: v for k, v in out.items() if v}
+
+
+def end_of_today(now: datetime) -> datetime:
+    local = now.astimezone(zone(DISPLAY_ZONE))
+    return datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tzinfo=local.tzinfo)
+
+
+def _filter_conditions(session: Session, f: InboxFilter, now: datetime) -> list[ColumnElement[bool]]:
+    out: list[ColumnElement[bool]] = []
+    if f.queue:
+        out.append(col(AgentTask.queue) == f.queue)
+    if f.tier:
+        out.append(col(Customer.tier) == f.tier)
+    if f.overdue:
+        out.append(col(AgentTask.due_at) < now)
+    if f.due_today:
+        out.append(col(AgentTask.due_at) < end_of_today(now))
+    if f.customer:
+        # The customer first, by its unique key; then their tasks by the customer_id index.
+        found = session.exec(select(Customer.id).where(Customer.external_id == f.customer)).first()
+        out.append(col(AgentTask.customer_id) == found if found is not None else false())
+    return out
 
 
 @dataclass
@@ -124,6 +175,9 @@ class Inbox:
     page: int
     page_size: int
     cap: int = COUNT_CAP
+    filters: InboxFilter = InboxFilter()
+    queues: list[str] = field(default_factory=list)  # the queues the user works (for the filter)
+    mine_at_risk: int = 0  # own tasks past their SLA warning time, not yet overdue
 
     @property
     def has_next(self) -> bool:
@@ -143,6 +197,11 @@ class TaskDetail:
     can_reassign: bool
     can_reveal: bool = False
     script: str | None = None
+    offered: tuple[str, ...] = ()  # the outcomes this task's queue offers
+    closing: tuple[str, ...] = ()  # those that close the task for good: the desk asks to confirm them
+    # Why the script is missing when the task has one that could not be rendered (shown, never hidden).
+    script_error: str | None = None
+    reason: Reason | None = None
 
 
 @dataclass(frozen=True)
@@ -155,23 +214,39 @@ class Completion:
 
 def _row(task: AgentTask, name: str, tier: str | None, assignee: str | None, now: datetime) -> TaskRow:
     assert task.id is not None
+    due = as_utc(task.due_at)
+    at_risk = task.warn_at is not None and as_utc(task.warn_at) <= now < due
     return TaskRow(task.id, mask_name(name), tier, task.queue, task.priority, task.status, task.due_at,
-                   task.attempt, task.escalated, assignee, (as_utc(task.due_at) - now).total_seconds())
+                   task.attempt, task.escalated, assignee, (due - now).total_seconds(), at_risk)
 
 
-def _capped_count(session: Session, *conditions: ColumnElement[bool]) -> int:
+def _capped_count(session: Session, *conditions: ColumnElement[bool], customer: bool = False) -> int:
     # Counting stops at COUNT_CAP+1 rows so a 100k queue costs no more than a short index walk.
-    sub = select(AgentTask.id).where(*conditions).limit(COUNT_CAP + 1).subquery()
+    stmt = select(AgentTask.id)
+    if customer:
+        stmt = stmt.join(Customer, col(Customer.id) == AgentTask.customer_id)
+    sub = stmt.where(*conditions).limit(COUNT_CAP + 1).subquery()
     return int(session.exec(select(func.count()).select_from(sub)).one())
 
 
-def _claimable_conditions(user: CurrentUser) -> list[ColumnElement[bool]]:
+def scope_for(session: Session, user: CurrentUser, desk: queues.Desk | None = None) -> queues.Scope:
+    return queues.scope_of(session, user.id, user.role, user.team, user.skills, desk)
+
+
+def _claimable_conditions(user: CurrentUser, scope: queues.Scope, *, by_queue: bool = False
+                          ) -> list[ColumnElement[bool]]:
+    """The pool ``user`` may take from (a query joining Customer): open, nobody's, in their scope.
+
+    ``by_queue``: the caller names one visible queue itself, so the queue conditions are left out.
+    """
     base: list[ColumnElement[bool]] = [col(AgentTask.assignee_id).is_(None), col(AgentTask.status) == TaskStatus.OPEN]
     if user.role == "supervisor":
-        # Escalations wait for a supervisor; the agents' queues are visible on the team page.
+        # Escalations wait for a supervisor; the agents' queues are on the supervisor desk.
         base.append(col(AgentTask.queue) == SUPERVISOR_QUEUE)
     else:
-        base.append(col(AgentTask.queue) != SUPERVISOR_QUEUE)
+        if not by_queue:
+            base.append(col(AgentTask.queue) != SUPERVISOR_QUEUE)
+        base.extend(scope.conditions(queues=not by_queue))
     return base
 
 
@@ -190,19 +265,75 @@ def _rows_due_first(session: Session, where: list[ColumnElement[bool]], now: dat
     ]
 
 
+def queue_names(session: Session) -> list[str]:
+    """Every queue name the task table holds, by a loose index scan: one index probe per name.
+
+    (A recursive query that asks the (queue, status, due_at) index for the next name after the
+    last one; both SQLite and PostgreSQL answer each step from the index.)
+    """
+    rows = session.connection().execute(text(
+        "WITH RECURSIVE q(name) AS ("
+        " SELECT MIN(queue) FROM agent_task"
+        " UNION ALL"
+        " SELECT (SELECT MIN(queue) FROM agent_task WHERE queue > q.name) FROM q WHERE q.name IS NOT NULL"
+        ") SELECT name FROM q WHERE name IS NOT NULL"
+    )).all()
+    return [str(r[0]) for r in rows]
+
+
+def _pool(session: Session, user: CurrentUser, scope: queues.Scope, filters: InboxFilter,
+          narrow: list[ColumnElement[bool]], now: datetime, offset: int, limit: int) -> tuple[list[TaskRow], int]:
+    """One page of the pool ``user`` may claim from, and its (capped) size.
+
+    An agent's pool is read queue by queue, each from the (queue, status, due_at) index, and merged:
+    a team whose queues hold a few thousand of 100k open tasks would otherwise walk the whole
+    pool in due order to fill a page and count it. One customer's tasks come from their index.
+    """
+    where = [*_claimable_conditions(user, scope, by_queue=True), *narrow]
+    if user.role == "supervisor" or filters.customer:
+        return (_rows_due_first(session, where, now, offset=offset, limit=limit),
+                _capped_count(session, *where, customer=True))
+    names = [filters.queue] if filters.queue else queue_names(session)
+    rows: list[TaskRow] = []
+    count = 0
+    for name in names:
+        if name == SUPERVISOR_QUEUE or not scope.queue_visible(name):
+            continue
+        in_queue = [col(AgentTask.queue) == name, *where]
+        rows += _rows_due_first(session, in_queue, now, limit=offset + limit)
+        if count <= COUNT_CAP:
+            count += _capped_count(session, *in_queue, customer=True)
+    rows.sort(key=lambda r: (as_utc(r.due_at), r.id))
+    return rows[offset:offset + limit], min(count, COUNT_CAP + 1)
+
+
 def inbox(user: CurrentUser, *, page: int = 0, page_size: int = 25, now: datetime | None = None,
-          db_url: str | None = None) -> Inbox:
+          filters: InboxFilter | None = None, db_url: str | None = None) -> Inbox:
+    """The user's own active tasks and the pool they may claim from, most urgent first, narrowed by ``filters``.
+
+    An agent's pool is the queues of their team (and queues no team works), less what needs a skill
+    they lack, and a diamond customer's tasks only for that customer's advisor (``console.queues``).
+    """
     now = now or utcnow()
     page = max(0, page)
-    mine_where: list[ColumnElement[bool]] = [col(AgentTask.assignee_id) == user.id, col(AgentTask.status).in_(ACTIVE)]
-    claim_where = _claimable_conditions(user)
+    filters = filters or InboxFilter()
+    desk = queues.current()
     with session_scope(db_url) as session:
+        scope = scope_for(session, user, desk)
+        narrow = _filter_conditions(session, filters, now)
+        mine_where: list[ColumnElement[bool]] = [col(AgentTask.assignee_id) == user.id,
+                                                 col(AgentTask.status).in_(ACTIVE), *narrow]
         mine = _rows_due_first(session, mine_where, now, limit=page_size)
-        claimable = _rows_due_first(session, claim_where, now, offset=page * page_size, limit=page_size)
-        mine_count = _capped_count(session, *mine_where)
-        claimable_count = _capped_count(session, *claim_where)
-        mine_overdue = _capped_count(session, *mine_where, col(AgentTask.due_at) < now)
-    return Inbox(mine, claimable, mine_count, claimable_count, mine_overdue, page, page_size)
+        claimable, claimable_count = _pool(session, user, scope, filters, narrow, now, page * page_size, page_size)
+        by_customer = bool(filters.tier)
+        mine_count = _capped_count(session, *mine_where, customer=by_customer)
+        mine_overdue = _capped_count(session, *mine_where, col(AgentTask.due_at) < now, customer=by_customer)
+        mine_at_risk = _capped_count(session, *mine_where, col(AgentTask.warn_at) <= now,
+                                     col(AgentTask.due_at) >= now, customer=by_customer)
+    worked = [SUPERVISOR_QUEUE] if user.role == "supervisor" else [q for q in desk.declared
+                                                                    if q != SUPERVISOR_QUEUE and scope.queue_visible(q)]
+    return Inbox(mine, claimable, mine_count, claimable_count, mine_overdue, page, page_size, filters=filters,
+                 queues=worked, mine_at_risk=mine_at_risk)
 
 
 # --- rights on one task -------------------------------------------------------------------------
@@ -216,12 +347,17 @@ def _assignee_team(session: Session, task: AgentTask) -> str | None:
 
 
 def _supervises(user: CurrentUser, session: Session, task: AgentTask) -> bool:
+    """A supervisor oversees the tasks of their team's agents and the pool of their team's queues.
+
+    A supervisor without a team oversees every team.
+    """
     if user.role != "supervisor":
         return False
-    if task.assignee_id is None or task.queue == SUPERVISOR_QUEUE or task.assignee_id == user.id:
+    if task.queue == SUPERVISOR_QUEUE or task.assignee_id == user.id or user.team is None:
         return True
-    # A supervisor without a team oversees every team.
-    return user.team is None or _assignee_team(session, task) == user.team
+    if task.assignee_id is None:
+        return scope_for(session, user).queue_visible(task.queue)
+    return _assignee_team(session, task) == user.team
 
 
 def can_view(user: CurrentUser, session: Session, task: AgentTask) -> bool:
@@ -229,15 +365,21 @@ def can_view(user: CurrentUser, session: Session, task: AgentTask) -> bool:
         return False
     if task.assignee_id == user.id:
         return True
-    if _claimable(user, task):
+    if _claimable(user, session, task):
         return True
     return _supervises(user, session, task)
 
 
-def _claimable(user: CurrentUser, task: AgentTask) -> bool:
+def _claimable(user: CurrentUser, session: Session, task: AgentTask) -> bool:
+    """An open task nobody has, in the user's pool (the same rules as the inbox's list)."""
     if task.status != TaskStatus.OPEN or task.assignee_id is not None:
         return False
-    return (task.queue == SUPERVISOR_QUEUE) == (user.role == "supervisor")
+    if (task.queue == SUPERVISOR_QUEUE) != (user.role == "supervisor"):
+        return False
+    if user.role == "supervisor":
+        return True
+    customer = session.get(Customer, task.customer_id)
+    return customer is not None and scope_for(session, user).allows(task, customer)
 
 
 def can_reveal(user: CurrentUser, session: Session, task: AgentTask) -> bool:
@@ -284,7 +426,11 @@ def detail(user: CurrentUser, task_id: int, *, db_url: str | None = None) -> Tas
             .order_by(col(Outcome.occurred_at).desc()).limit(10)
         ).all()
         masked = masked_customer(customer)
-        mine_or_free = task.assignee_id == user.id or _claimable(user, task)
+        trigger = trigger_of(session, task)
+        script = render_script(session, task, customer, user.display_name, trigger)
+        claimable = _claimable(user, session, task)
+        mine = task.assignee_id == user.id
+        offered = queues.outcomes_of(task.queue)
         return TaskDetail(
             task=task,
             customer=masked,
@@ -305,11 +451,16 @@ def detail(user: CurrentUser, task_id: int, *, db_url: str | None = None) -> Tas
                 for o in outcomes
             ],
             assignee=(assignee.display_name or assignee.username) if assignee else None,
-            can_claim=_claimable(user, task) or (task.assignee_id == user.id and task.status == TaskStatus.OPEN),
-            can_complete=mine_or_free and task.status in ACTIVE,
+            can_claim=claimable or (mine and task.status == TaskStatus.OPEN),
+            # Outcomes only once the task is claimed: the claim is when the call starts.
+            can_complete=mine and task.status == TaskStatus.CLAIMED,
             can_reassign=user.can("reassign") and task.status in ACTIVE and _supervises(user, session, task),
             can_reveal=can_reveal(user, session, task),
-            script=render_script(session, task, customer, user.display_name),
+            offered=offered,
+            closing=tuple(o for o in offered if o in CLOSING_OUTCOMES),
+            script=script.text,
+            script_error=script.error,
+            reason=reason_of(task, customer, trigger),
         )
 
 
@@ -454,7 +605,7 @@ def claim(user: CurrentUser, task_id: int, *, now: datetime | None = None, db_ur
         task = _load_visible(user, session, task_id)
         if task.status != TaskStatus.OPEN:
             raise TaskConflict("not_open")
-        allowed = _claimable(user, task) or task.assignee_id == user.id
+        allowed = task.assignee_id == user.id or _claimable(user, session, task)
         if not allowed:
             raise TaskForbidden("forbidden")
         result = session.connection().execute(
@@ -480,9 +631,16 @@ def complete(
     notes: str | None = None,
     callback_at: datetime | None = None,
     now: datetime | None = None,
+    require_claim: bool = False,
     db_url: str | None = None,
 ) -> Completion:
-    """Record the outcome of a task and feed it back into the journey."""
+    """Record the outcome of a task and feed it back into the journey.
+
+    The outcome must be one the task's queue offers (``outcome_not_offered`` otherwise). With
+    ``require_claim`` (the desk's pages) the task must be claimed by the user first
+    (``claim_first``): the claim marks the start of the call. Without it (the API) completing an
+    open task the user may take claims it in the same step.
+    """
     now = now or utcnow()
     if outcome not in OUTCOMES:
         raise TaskInvalid("unknown_outcome", f"outcome must be one of {', '.join(OUTCOMES)}")
@@ -499,8 +657,12 @@ def complete(
         task = _load_visible(user, session, task_id)
         if task.status not in ACTIVE:
             raise TaskConflict("not_active")
-        if not (task.assignee_id == user.id or _claimable(user, task)):
+        if not (task.assignee_id == user.id or _claimable(user, session, task)):
             raise TaskForbidden("forbidden")
+        if require_claim and not (task.assignee_id == user.id and task.status == TaskStatus.CLAIMED):
+            raise TaskConflict("claim_first")
+        if outcome not in queues.outcomes_of(task.queue):
+            raise TaskInvalid("outcome_not_offered", f"queue {task.queue} does not offer the outcome {outcome}")
         result = session.connection().execute(
             update(AgentTask)
             .where(col(AgentTask.id) == task_id, col(AgentTask.status).in_(ACTIVE),
@@ -517,10 +679,14 @@ def complete(
 
         follow_up: AgentTask | None = None
         if outcome == "no_answer" and task.attempt < MAX_ATTEMPTS:
-            follow_up = _follow_up(task, f"retry:{task.id}", now + RETRY_AFTER, task.attempt + 1, now)
+            # Four hours on the queue's clock: a retry after a 17:00 no-answer is due the next morning.
+            due, warn = sla.follow_up_times(task.queue, now, RETRY_AFTER)
+            follow_up = _follow_up(task, f"retry:{task.id}", due, warn, task.attempt + 1, now)
         elif outcome == "call_back" and callback_at is not None:
-            # The customer was reached and asked for a later call: a fresh conversation, attempts start again.
-            follow_up = _follow_up(task, f"callback:{task.id}", callback_at, 1, now)
+            # The customer was reached and asked for a later call: a fresh conversation, attempts start
+            # again, due at the time the customer chose (on the wall clock, whatever the queue's).
+            share = queues.current().queue(task.queue).warn_at
+            follow_up = _follow_up(task, f"callback:{task.id}", callback_at, now + (callback_at - now) * share, 1, now)
         if follow_up is not None:
             session.add(follow_up)
             session.flush()
@@ -566,12 +732,14 @@ def complete(
     return Completion(task_id, outcome, follow_up_id, next_task_id(user, db_url=db_url))
 
 
-def _follow_up(task: AgentTask, key: str, due_at: datetime, attempt: int, now: datetime) -> AgentTask:
+def _follow_up(task: AgentTask, key: str, due_at: datetime, warn_at: datetime, attempt: int,
+               now: datetime) -> AgentTask:
     return AgentTask(
         key=key, customer_id=task.customer_id, enrollment_id=task.enrollment_id, journey_id=task.journey_id,
         journey_version=task.journey_version, step_id=task.step_id, occurrence=task.occurrence, queue=task.queue,
         priority=task.priority, script=task.script, assignee_id=task.assignee_id, status=TaskStatus.OPEN,
-        due_at=due_at, created_at=now, attempt=attempt, parent_task_id=task.id,
+        due_at=due_at, warn_at=warn_at, created_at=now, attempt=attempt, parent_task_id=task.id,
+        event_id=task.event_id,
     )
 
 
@@ -585,9 +753,42 @@ def next_task_id(user: CurrentUser, *, db_url: str | None = None) -> int | None:
         if mine is not None:
             return mine
         return session.exec(
-            select(AgentTask.id).where(*_claimable_conditions(user))
+            select(AgentTask.id).join(Customer, col(Customer.id) == AgentTask.customer_id)
+            .where(*_claimable_conditions(user, scope_for(session, user)))
             .order_by(col(AgentTask.due_at), col(AgentTask.id)).limit(1)
         ).first()
+
+
+def _give(session: Session, user: CurrentUser, task: AgentTask, target: AppUser, now: datetime,
+          desk: queues.Desk) -> None:
+    """Hand ``task`` to ``target`` for ``user`` (a supervisor); raises TaskError when it may not be."""
+    if not _supervises(user, session, task):
+        raise TaskForbidden("forbidden")
+    if task.status not in ACTIVE:
+        raise TaskConflict("not_active")
+    if not target.active or target.role not in ("agent", "supervisor"):
+        raise TaskInvalid("bad_assignee")
+    if user.team is not None and target.team != user.team:
+        raise TaskForbidden("other_team")
+    customer = session.get(Customer, task.customer_id)
+    needed = desk.requires(task, customer.locale if customer else None)
+    if target.role == "agent" and not needed <= queues.effective_skills(target.skills or ()):
+        # A licence or a language the call needs is not the supervisor's to waive.
+        raise TaskInvalid("lacks_skills")
+    previous = task.assignee_id
+    # Back to open: the new assignee claims it when they start, so the claim time stays honest. The
+    # guard on the previous assignee and status makes a claim or completion in between win.
+    result = session.connection().execute(
+        update(AgentTask)
+        .where(col(AgentTask.id) == task.id, col(AgentTask.status).in_(ACTIVE),
+               col(AgentTask.assignee_id).is_(None) if previous is None else col(AgentTask.assignee_id) == previous)
+        .values(assignee_id=target.id, status=TaskStatus.OPEN, claimed_at=None)
+    )
+    if result.rowcount != 1:
+        raise TaskConflict("already_taken")
+    assert task.id is not None
+    audit(session, user.username, "assign" if previous is None else "reassign", "task", task.id,
+          {"from_user_id": previous, "to_user_id": target.id}, at=now)
 
 
 def reassign(user: CurrentUser, task_id: int, to_user_id: int, *, now: datetime | None = None,
@@ -597,101 +798,64 @@ def reassign(user: CurrentUser, task_id: int, to_user_id: int, *, now: datetime 
         raise TaskForbidden("forbidden")
     with session_scope(db_url) as session:
         task = _load_visible(user, session, task_id)
-        if not _supervises(user, session, task):
-            raise TaskForbidden("forbidden")
-        if task.status not in ACTIVE:
-            raise TaskConflict("not_active")
         target = session.get(AppUser, to_user_id)
-        if target is None or not target.active or target.role not in ("agent", "supervisor"):
+        if target is None:
             raise TaskInvalid("bad_assignee")
-        if user.team is not None and target.team != user.team:
-            raise TaskForbidden("other_team")
-        previous = task.assignee_id
-        # Back to open: the new assignee claims it when they start, so the claim time stays honest.
-        task.assignee_id = target.id
-        task.status = TaskStatus.OPEN
-        task.claimed_at = None
-        session.add(task)
-        audit(session, user.username, "reassign", "task", task_id,
-              {"from_user_id": previous, "to_user_id": target.id}, at=now)
+        _give(session, user, task, target, now, queues.current())
+
+
+@dataclass
+class Assigned:
+    """What a bulk assignment did: how many tasks moved, and why the others did not."""
+
+    assigned: list[int] = field(default_factory=list)
+    refused: dict[str, int] = field(default_factory=dict)
+
+
+MAX_BULK = 200
+
+
+def assign_many(user: CurrentUser, task_ids: list[int], to_user_id: int, *, now: datetime | None = None,
+                db_url: str | None = None) -> Assigned:
+    """Give each of ``task_ids`` (pool or team tasks) to one agent; each task is its own decision.
+
+    A task the supervisor may not see or give counts as ``forbidden``, one that needs a skill the
+    agent lacks as ``lacks_skills``; the rest are assigned. Raises TaskInvalid when the agent
+    cannot take work at all.
+    """
+    now = now or utcnow()
+    if not user.can("reassign"):
+        raise TaskForbidden("forbidden")
+    done = Assigned()
+    desk = queues.current()
+    with session_scope(db_url) as session:
+        target = session.get(AppUser, to_user_id)
+        if target is None or not target.active or target.role not in ("agent", "supervisor") or (
+                user.team is not None and target.team != user.team):
+            raise TaskInvalid("bad_assignee")
+        for task_id in dict.fromkeys(task_ids[:MAX_BULK]):
+            task = session.get(AgentTask, task_id)
+            try:
+                if task is None or not can_view(user, session, task):
+                    raise TaskForbidden("forbidden")
+                # _give writes only once every check passed: a refusal leaves nothing to undo.
+                _give(session, user, task, target, now, desk)
+                done.assigned.append(task_id)
+            except TaskError as exc:
+                done.refused[exc.code] = done.refused.get(exc.code, 0) + 1
+    return done
 
 
 # --- supervisor views ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AgentLoad:
-    id: int
-    name: str
-    role: str
-    on_shift: bool
-    open: int
-    claimed: int
-    overdue: int
-
-
 def team_members(user: CurrentUser, *, db_url: str | None = None) -> list[AppUser]:
+    """Who a supervisor may give tasks to: the active agents and supervisors of their team (all without one)."""
     with session_scope(db_url) as session:
         stmt = select(AppUser).where(col(AppUser.role).in_(("agent", "supervisor")), col(AppUser.active) == True)  # noqa: E712
         if user.team is not None:
             stmt = stmt.where(AppUser.team == user.team)
         return list(session.exec(stmt.order_by(col(AppUser.username))).all())
-
-
-def team_load(user: CurrentUser, *, now: datetime | None = None, db_url: str | None = None) -> list[AgentLoad]:
-    now = now or utcnow()
-    members = team_members(user, db_url=db_url)
-    loads: list[AgentLoad] = []
-    with session_scope(db_url) as session:
-        for m in members:
-            assert m.id is not None
-            # One small grouped query per member on the (assignee_id, status, due_at) index.
-            counts = {
-                status: int(n)
-                for status, n in session.exec(
-                    select(AgentTask.status, func.count()).where(
-                        col(AgentTask.assignee_id) == m.id, col(AgentTask.status).in_(ACTIVE)
-                    ).group_by(col(AgentTask.status))
-                )
-            }
-            overdue = _capped_count(session, col(AgentTask.assignee_id) == m.id, col(AgentTask.status).in_(ACTIVE),
-                                    col(AgentTask.due_at) < now)
-            loads.append(AgentLoad(m.id, m.display_name or m.username, m.role, m.on_shift,
-                                   counts.get(TaskStatus.OPEN, 0), counts.get(TaskStatus.CLAIMED, 0), overdue))
-    return loads
-
-
-def overdue_tasks(user: CurrentUser, *, now: datetime | None = None, limit: int = 100,
-                  db_url: str | None = None) -> list[TaskRow]:
-    now = now or utcnow()
-    rows: list[TaskRow] = []
-    with session_scope(db_url) as session:
-        stmt = (
-            select(AgentTask, Customer.name, Customer.tier, AppUser.display_name)
-            .join(Customer, col(Customer.id) == AgentTask.customer_id)
-            .join(AppUser, col(AppUser.id) == AgentTask.assignee_id, isouter=True)
-            .where(AgentTask.status == TaskStatus.OPEN, col(AgentTask.due_at) < now)
-            .order_by(col(AgentTask.due_at), col(AgentTask.id))
-            .limit(limit)
-        )
-        claimed = (
-            select(AgentTask, Customer.name, Customer.tier, AppUser.display_name)
-            .join(Customer, col(Customer.id) == AgentTask.customer_id)
-            .join(AppUser, col(AppUser.id) == AgentTask.assignee_id, isouter=True)
-            .where(AgentTask.status == TaskStatus.CLAIMED, col(AgentTask.due_at) < now)
-            .order_by(col(AgentTask.due_at), col(AgentTask.id))
-            .limit(limit)
-        )
-        if user.team is not None:
-            team_filter = or_(col(AgentTask.assignee_id).is_(None), col(AppUser.team) == user.team)
-            stmt = stmt.where(team_filter)
-            claimed = claimed.where(team_filter)
-        # Two index range scans on (status, due_at) instead of one IN that would have to sort everything.
-        for query in (stmt, claimed):
-            for t, name, tier, assignee in session.exec(query):
-                rows.append(_row(t, name, tier, assignee, now))
-    rows.sort(key=lambda r: (r.due_at, r.id))
-    return rows[:limit]
 
 
 def list_tasks(*, assignee_id: int | None = None, queue: str | None = None,

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from console import csrf
 from console.auth import CurrentUser
 from console.i18n import Translator, normalise
+from console.journey_names import journey_names, localised
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 FLASH = "flash"
@@ -47,9 +48,17 @@ def render(request: Request, name: str, user: CurrentUser | None, status_code: i
         for f in request.session.pop(FLASH, [])
         if isinstance(f, dict) and "msg" in f
     ]
+    names: dict[str, str] = {}
+
+    def journey_name(journey_id: str) -> str:
+        # Read once per page, and only by pages that show a journey.
+        if not names:
+            names.update(journey_names(request.app.state.settings.database_url) or {"": ""})
+        return localised(names.get(journey_id, journey_id), t.locale)
+
     html = _env.get_template(name).render(
         request=request, user=user, _=t, t=t, locale=t.locale, csrf_token=csrf.token(request),
-        flashes=flashes, path=request.url.path, **context,
+        flashes=flashes, path=request.url.path, journey_name=journey_name, **context,
     )
     # Pages show customer data: keep them out of shared caches and the browser's history cache.
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint, func, text
 from sqlmodel import Field, SQLModel
 
 TIERS: tuple[str, ...] = ("diamond", "platinum", "gold", "silver", "potential")
@@ -25,7 +25,8 @@ ROLES: tuple[str, ...] = ("agent", "supervisor", "ops", "admin")
 
 
 class TouchStatus:
-    """Life of a touch: planned → sending → sent → delivered | failed; or cancelled."""
+    """Life of a touch: planned → sending → sent → delivered | failed; or cancelled, or dropped
+    (a delivery rule, e.g. the marketing cap, kept it from being sent; ``error_reason`` says which)."""
 
     PLANNED = "planned"
     SENDING = "sending"
@@ -33,6 +34,7 @@ class TouchStatus:
     DELIVERED = "delivered"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    DROPPED = "dropped"
 
 
 class TaskStatus:
@@ -108,10 +110,18 @@ class Claim(SQLModel, table=True):
     external_id: str = Field(max_length=64, unique=True, index=True)
     customer_id: int = Field(foreign_key="customer.id", index=True)
     policy_id: int | None = Field(default=None, foreign_key="policy.id")
+    # The claim's own product line (migration 0006); when empty, journeys read its policy's.
+    product_line: str | None = Field(default=None, max_length=16)
     filed_at: datetime
     settled_at: datetime | None = Field(default=None, index=True)
     amount: float
     status: str = Field(default="filed", max_length=16)  # filed | settled | rejected
+
+
+def claim_product_line() -> Any:
+    """The product line a claim has for journeys, in a query that outer-joins its policy: the
+    claim's own, else its policy's (``claim.product_line`` in conditions)."""
+    return func.coalesce(Claim.product_line, Policy.product_line).label("product_line")
 
 
 class Event(SQLModel, table=True):
@@ -175,12 +185,20 @@ class Enrollment(SQLModel, table=True):
     occurrence: str = Field(max_length=64)  # e.g. 2026-W48, 2026-11-22, event external id
     step_id: str | None = Field(default=None, max_length=64)
     state: str = Field(default="active", max_length=16)  # active | waiting | done | exited
-    next_at: datetime | None = None
+    next_at: datetime | None = None  # when the planner looks at a waiting enrollment again
+    # When a waiting enrollment arrived at ``step_id``: the start of the wait or wait_for it is in,
+    # or the moment of the step that waits for its time (migration 0004; empty on older rows).
+    step_started_at: datetime | None = None
+    # The event its last wait_for ended on: the steps after it read that event's fields.
+    scope_event_id: int | None = None
     split_branch: str | None = Field(default=None, max_length=64)
     entered_at: datetime
     exited_at: datetime | None = None
     exit_reason: str | None = Field(default=None, max_length=64)
     entry_rule: str | None = Field(default=None, max_length=255)
+    # The event an event-entry enrollment answers (``occurrence`` names it too, as text): the key
+    # the metrics join on (migration 0005). Empty for schedule and date entries.
+    event_id: int | None = Field(default=None, foreign_key="event.id", index=True)
 
 
 class Touch(SQLModel, table=True):
@@ -251,6 +269,20 @@ class AgentTask(SQLModel, table=True):
         Index("ix_task_status_due", "status", "due_at"),
         Index("ix_task_assignee_status_due", "assignee_id", "status", "due_at"),
         Index("ix_task_queue_status_due", "queue", "status", "due_at"),
+        # Tasks not keyed by event_id, by occurrence: the metrics' fallback for rows written
+        # before the planner filled event_id (migration 0005).
+        Index("ix_agent_task_unkeyed_occurrence", "occurrence", sqlite_where=text("event_id IS NULL"),
+              postgresql_where=text("event_id IS NULL")),
+        # A task's follow-ups, which first-contact resolution looks up per task (migration 0005);
+        # only follow-ups have a parent.
+        Index("ix_agent_task_parent", "parent_task_id", sqlite_where=text("parent_task_id IS NOT NULL"),
+              postgresql_where=text("parent_task_id IS NOT NULL")),
+        # The desk's SLA passes (migration 0007): tasks whose warning is due, tasks not yet given
+        # their SLA (warn_at empty), and the tasks closed on a day (compliance by day).
+        Index("ix_task_status_warn", "status", "warn_at"),
+        Index("ix_task_completed", "completed_at"),
+        # A queue's claimable pool (open, nobody's) in due order, for the inbox (migration 0007).
+        Index("ix_task_pool", "queue", "status", "assignee_id", "due_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -275,6 +307,12 @@ class AgentTask(SQLModel, table=True):
     attempt: int = 1
     escalated: bool = False
     parent_task_id: int | None = Field(default=None, foreign_key="agent_task.id")
+    # The event the task answers (a complaint, a negative survey answer), as for Enrollment.event_id.
+    event_id: int | None = Field(default=None, foreign_key="event.id", index=True)
+    # When the assignee and the supervisor are warned that the SLA is running out; empty until the
+    # desk has set the task's SLA by its queue's clock (console.sla). ``warned_at``: when they were.
+    warn_at: datetime | None = None
+    warned_at: datetime | None = None
 
 
 class SurveyAnswer(SQLModel, table=True):
@@ -304,6 +342,10 @@ class AppUser(SQLModel, table=True):
     failed_logins: int = 0
     locked_until: datetime | None = None
     created_at: datetime
+    # What the agent can take on (engine.language.settings_model.SKILLS: lang:en, product:health,
+    # licence:life, ...); queues and task types may require them (config/queues.yaml).
+    skills: list[str] = Field(default_factory=list,
+                              sa_column=Column(JSON, nullable=False, server_default=text("'[]'")))
 
 
 class AuditLog(SQLModel, table=True):

@@ -8,11 +8,17 @@ unreachable server fails them instead. The same holds for Chromium with
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -152,3 +158,104 @@ def _fresh_engines() -> Iterator[None]:
 @pytest.fixture
 def project_root() -> Path:
     return ROOT
+
+
+# ---- processes and servers a test starts: stopped when it ends, even when it failed -------------
+
+SPAWN_MARK = "JOURNEYS_TEST_SPAWN"
+
+
+def marked_processes(mark: str) -> list[int]:
+    """Live processes whose environment carries ``SPAWN_MARK=mark``: what a test started, and
+    everything those started in turn (Prefect's server, workers' flow runs), wherever they moved."""
+    wanted = f"{SPAWN_MARK}={mark}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if wanted in (entry / "environ").read_bytes().split(b"\0"):
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":  # a zombie has already ended; its parent has not read its status yet
+                    found.append(int(entry.name))
+        except OSError:
+            continue  # ended meanwhile, or not ours to read
+    return found
+
+
+def _end_group(proc: subprocess.Popen[Any], grace: float) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever of its group is left
+    proc.wait(10)
+
+
+class Spawned:
+    """Processes started by one test, each in a process group of its own, marked in its environment."""
+
+    def __init__(self) -> None:
+        self.mark = uuid.uuid4().hex
+        self.procs: list[subprocess.Popen[Any]] = []
+
+    def __call__(self, args: list[str], *, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.Popen[Any]:
+        env = {**(os.environ if env is None else env), SPAWN_MARK: self.mark}
+        proc: subprocess.Popen[Any] = subprocess.Popen(args, env=env, start_new_session=True, **kwargs)
+        self.procs.append(proc)
+        return proc
+
+    def left_running(self) -> list[int]:
+        return marked_processes(self.mark)
+
+    def end_all(self, grace: float = 20.0) -> None:
+        for proc in reversed(self.procs):
+            _end_group(proc, grace)
+        deadline = time.monotonic() + 10
+        while (left := marked_processes(self.mark)) and time.monotonic() < deadline:
+            for pid in left:  # started by this test's processes but outside their group (a new session)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawned]:
+    """``spawn([...], env=..., cwd=...)`` starts a process like ``subprocess.Popen``; when the test ends,
+    passed or failed, it and everything it started are stopped (SIGTERM to its group, then SIGKILL)."""
+    spawned = Spawned()
+    try:
+        yield spawned
+    finally:
+        spawned.end_all()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_prefect_servers() -> Iterator[None]:
+    """Prefect's local server, if a test in this process started one (a flow run starts it by itself):
+    stopped when the session ends rather than left to an exit hook that a killed run never reaches."""
+    yield
+    if "prefect.server.api.server" in sys.modules:
+        from engine.runtime.local_engine import stop_local_engine
+
+        stop_local_engine()
+
+
+HOG = [sys.executable, "-c", "while True: pass"]
+
+
+@pytest.fixture
+def busy_machine() -> Iterator[Callable[[int], None]]:
+    """``busy_machine(n)`` starts ``n`` CPU-bound processes beside the test; they are killed when it ends."""
+    hogs = Spawned()
+
+    def start(n: int = 2) -> None:
+        for _ in range(n):
+            hogs(HOG, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    try:
+        yield start
+    finally:
+        hogs.end_all(grace=0)

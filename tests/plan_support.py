@@ -3,6 +3,7 @@ and customers written straight to the store."""
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
@@ -16,6 +17,7 @@ from store.db import get_engine
 from store.models import AgentTask, Customer, Touch
 
 KINDS = ("sms", "wechat", "email", "task")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 # A weekly service journey that branches on an attribute: VIPs get a push (WeChat, else SMS),
@@ -74,10 +76,17 @@ class Book:
         write_templates(self.templates, ["msg", "call"])
         monkeypatch.setenv("JOURNEYS_DIR", str(self.journeys))
         monkeypatch.setenv("JOURNEYS_TEMPLATES_DIR", str(self.templates))
+        self.monkeypatch = monkeypatch
         self._n = 0
 
     def journey(self, name: str, text: str) -> None:
         (self.journeys / f"{name}.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
+
+    def shipped(self, *names: str) -> None:
+        """Shipped journeys (``journeys/<name>.yaml``) as they are, with the shipped templates."""
+        for name in names:
+            shutil.copy(ROOT / "journeys" / f"{name}.yaml", self.journeys / f"{name}.yaml")
+        self.monkeypatch.setenv("JOURNEYS_TEMPLATES_DIR", str(ROOT / "templates"))
 
     def customer(self, **fields: Any) -> int:
         self._n += 1

@@ -38,4 +38,14 @@
 
   tick();
   setInterval(tick, 1000);
+
+  // "All on this page" on the supervisor desk: ticks every task checkbox of the bulk form.
+  var all = document.querySelectorAll("input[data-select-all]");
+  for (var j = 0; j < all.length; j++) {
+    all[j].addEventListener("change", function (ev) {
+      var name = ev.target.getAttribute("data-select-all");
+      var boxes = document.querySelectorAll("input[type=checkbox][name='" + name + "']");
+      for (var k = 0; k < boxes.length; k++) { boxes[k].checked = ev.target.checked; }
+    });
+  }
 })();

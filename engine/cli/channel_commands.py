@@ -4,22 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
-from sqlmodel import select
 
-from channels.base import RenderedMessage
-from channels.optout import UNSUBSCRIBE_PATH, public_url
-from channels.sms_segments import sms_length
-from channels.template_files import LOCALES, available_templates, template_file
 from engine.cli.output import err, out
-from engine.language.paths import templates_dir
-from engine.language.rendering import RENDER_CHANNELS, RenderError, build_context, render, render_task_script
-from store.db import session_scope
 from store.masking import mask_email, mask_name, mask_phone, mask_text
-from store.models import Customer
 
-PREVIEW_KINDS = (*RENDER_CHANNELS, "task")
+if TYPE_CHECKING:  # rendering loads SQLModel, Jinja and Babel: only `journeys preview` imports it
+    from channels.base import RenderedMessage
 
 
 def register(app: typer.Typer) -> None:
@@ -40,21 +33,37 @@ def preview_command(
                                                                "template has)."),
     locale: str | None = typer.Option(None, "--locale", help="zh-CN | en (default: the customer's)."),
     templates: Path | None = typer.Option(None, "--templates", help="Templates folder (default: templates/)."),
+    event: str | None = typer.Option(
+        None, "--event", help='The triggering event as JSON, e.g. \'{"type": "complaint.filed", "data": '
+                              '{"text": "..."}}\' (what an event-entry journey\'s messages and call scripts see).'),
+    policy: str | None = typer.Option(None, "--policy", help="The customer's policy to use (external id)."),
+    claim: str | None = typer.Option(None, "--claim", help="The customer's claim to use (external id)."),
 ) -> None:
     """Render TEMPLATE for a customer from the store; names, numbers and addresses are shown masked."""
+    from sqlmodel import select
+
+    from channels.optout import UNSUBSCRIBE_PATH, public_url
+    from channels.template_files import LOCALES, available_templates, template_file
+    from engine.language.paths import templates_dir
+    from engine.language.rendering import RENDER_CHANNELS, RenderError, build_context, render, render_task_script
+    from store.db import session_scope
+    from store.models import Claim, Customer, Event, Policy
+
+    preview_kinds = (*RENDER_CHANNELS, "task")
     root = templates or templates_dir()
     if not (root / template / "meta.yaml").is_file():
         known = ", ".join(available_templates(root)[:15])
         err.print(f"unknown template {template!r}" + (f" (known: {known}, …)" if known else ""), markup=False)
         raise typer.Exit(2)
-    if channel is not None and channel not in PREVIEW_KINDS:
-        err.print(f"unknown channel {channel!r}: use one of {', '.join(PREVIEW_KINDS)}", markup=False)
+    if channel is not None and channel not in preview_kinds:
+        err.print(f"unknown channel {channel!r}: use one of {', '.join(preview_kinds)}", markup=False)
         raise typer.Exit(2)
     if locale is not None and locale not in LOCALES:
         err.print(f"unknown locale {locale!r}: use one of {', '.join(LOCALES)}", markup=False)
         raise typer.Exit(2)
+    event_type, event_data = _event_option(event) if event is not None else (None, None)
     kinds = [channel] if channel else [
-        k for k in PREVIEW_KINDS if any(template_file(root, template, k, loc).is_file() for loc in LOCALES)
+        k for k in preview_kinds if any(template_file(root, template, k, loc).is_file() for loc in LOCALES)
     ]
     failures = 0
     with session_scope() as session:
@@ -63,13 +72,39 @@ def preview_command(
             err.print(f"no customer with external id {customer!r}", markup=False)
             raise typer.Exit(1)
         names = (row.name,) if row.name else ()
+        policy_row = claim_row = event_row = None
+        if policy is not None:
+            policy_row = session.exec(select(Policy).where(Policy.external_id == policy,
+                                                           Policy.customer_id == row.id)).first()
+            if policy_row is None:
+                err.print(f"customer {customer!r} has no policy {policy!r}", markup=False)
+                raise typer.Exit(1)
+        if claim is not None:
+            claim_row = session.exec(select(Claim).where(Claim.external_id == claim,
+                                                         Claim.customer_id == row.id)).first()
+            if claim_row is None:
+                err.print(f"customer {customer!r} has no claim {claim!r}", markup=False)
+                raise typer.Exit(1)
+        if event_type is not None:
+            from store.clock import utcnow
+
+            moment = utcnow()
+            assert row.id is not None
+            # Not stored: the event exists only for this preview.
+            event_row = Event(external_id="preview", type=event_type, customer_id=row.id, data=event_data or {},
+                              occurred_at=moment, received_at=moment)
         out.print(f"template {template} · customer {customer} ({mask_name(row.name)}, tier {row.tier or '-'}, "
                   f"locale {row.locale})", markup=False)
         for kind in kinds:
             address = {"sms": mask_phone(row.phone), "email": mask_email(row.email),
                        "wechat": "openid on file" if row.wechat_openid else ""}.get(kind, "")
             out.print(f"\n── {kind}" + (f" → {address}" if address else ""), markup=False)
-            context = build_context(session, row, channel=kind if kind != "task" else None)
+            context = build_context(session, row, channel=kind if kind != "task" else None, event=event_row,
+                                    policy=policy_row, claim=claim_row)
+            if kind == "task":
+                from console.scripts import with_claim_of_event
+
+                context = with_claim_of_event(context)  # as the agent's task page does
             if context.unsubscribe_url is None:
                 # Without JOURNEYS_SECRET_KEY no real link can be signed; a preview still shows where it goes.
                 context = replace(context, unsubscribe_url=f"{public_url()}{UNSUBSCRIBE_PATH}PREVIEW")
@@ -82,11 +117,46 @@ def preview_command(
             except RenderError as exc:
                 failures += 1
                 err.print(f"error: {_mask(str(exc), names)}", markup=False)
+                if event_row is None and "'event' is undefined" in exc.reason:
+                    err.print("hint: the template reads the triggering event; give one with --event "
+                              '\'{"type": "...", "data": {...}}\'', markup=False)
     if failures:
         raise typer.Exit(1)
 
 
+def _event_option(text: str) -> tuple[str, dict[str, Any]]:
+    """``--event``: a JSON object with ``type`` and optional ``data`` (an object); exits 2 when it is not."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        err.print(f"--event is not JSON: {exc}", markup=False)
+        raise typer.Exit(2) from None
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str) or not value["type"].strip():
+        err.print('--event must be a JSON object with a "type", e.g. {"type": "complaint.filed", "data": {...}}',
+                  markup=False)
+        raise typer.Exit(2)
+    unknown = sorted(set(value) - {"type", "data"})
+    if unknown:
+        err.print(f"--event: unknown key(s) {', '.join(unknown)}: give the event's fields inside \"data\"",
+                  markup=False)
+        raise typer.Exit(2)
+    data = value.get("data", {})
+    if not isinstance(data, dict):
+        err.print('--event: "data" must be a JSON object', markup=False)
+        raise typer.Exit(2)
+    from engine.language.catalogue import EVENT_TYPES
+
+    if value["type"] not in EVENT_TYPES:
+        err.print(f"note: {value['type']!r} is not one of the catalogue's event types ({', '.join(EVENT_TYPES)})",
+                  markup=False)
+    return value["type"], data
+
+
 def _show(message: RenderedMessage, names: tuple[str, ...]) -> None:
+    from channels.sms_segments import sms_length
+
     out.print(f"locale {message.locale}", markup=False)
     if message.channel == "sms":
         length = sms_length(message.text)

@@ -1,12 +1,21 @@
-"""Console commands: ``journeys serve`` (the web console and API) and ``journeys users add``."""
+"""Console commands: ``journeys serve`` (the web console and API) and ``journeys users add|list|passwd|disable``.
+
+Passwords are read with a hidden prompt or, with ``--password-stdin``, from the first line of
+standard input; never from the command line, where ``ps`` and shell history would keep them.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
-from store.models import ROLES
+from engine.cli.output import out, print_json
+
+# The roles for the help text. store.models.ROLES is the authority (checked when a command runs, and
+# tests/console/test_cli.py checks the two agree); importing it here would load SQLModel for --help.
+ROLES_HELP: tuple[str, ...] = ("agent", "supervisor", "ops", "admin")
 
 users_app = typer.Typer(help="Console users (agents, supervisors, ops, admins).", no_args_is_help=True)
 
@@ -29,11 +38,21 @@ def serve(
     uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=False, **server_options())
 
 
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        # Only the first line: `echo secret | journeys users add …` must not keep the newline.
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+PASSWORD_STDIN_HELP = "Read the password from the first line of standard input (default: a hidden prompt)."
+
+
 @users_app.command("add")
 def users_add(
     name: str = typer.Argument(..., help="Login name."),
-    role: str = typer.Option(..., "--role", help=f"One of: {', '.join(ROLES)}."),
-    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
+    role: str = typer.Option(..., "--role", help=f"One of: {', '.join(ROLES_HELP)}."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help=PASSWORD_STDIN_HELP),
     team: str | None = typer.Option(None, help="Team (agents whose team names a queue serve it first)."),
     locale: str = typer.Option("zh-CN", help="Console language: zh-CN or en."),
     display_name: str = typer.Option("", help="Name shown in the console."),
@@ -43,16 +62,13 @@ def users_add(
     from console.auth import audit, create_user
     from console.i18n import SUPPORTED
     from store.db import session_scope
+    from store.models import ROLES
 
     if role not in ROLES:
         raise typer.BadParameter(f"one of {', '.join(ROLES)}", param_hint="--role")
     if locale not in SUPPORTED:
         raise typer.BadParameter(f"one of {', '.join(SUPPORTED)}", param_hint="--locale")
-    if password_stdin:
-        # Only the first line: `echo secret | journeys users add …` must not keep the newline.
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
     try:
         with session_scope() as session:
             user = create_user(session, name, password, role, display_name=display_name, team=team, locale=locale,
@@ -62,6 +78,86 @@ def users_add(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"added {role} {name!r}" + (f" (team {team})" if team else ""))
+
+
+@users_app.command("list")
+def users_list(
+    as_json: bool = typer.Option(False, "--json", help="One JSON array of users."),
+) -> None:
+    """List console users: role, team, language, state. Names that hold personal data are masked."""
+    from sqlmodel import col, select
+
+    from store.clock import as_utc, utcnow
+    from store.db import session_scope
+    from store.masking import mask_name, mask_text
+    from store.models import AppUser
+
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+    with session_scope() as session:
+        for user in session.exec(select(AppUser).order_by(col(AppUser.username))):
+            locked = user.locked_until is not None and as_utc(user.locked_until) > now
+            rows.append({
+                # A login name may be a phone number or an e-mail address; a display name is a person's name.
+                "username": mask_text(user.username),
+                "display_name": mask_name(user.display_name) if user.display_name != user.username
+                else mask_text(user.username),
+                "role": user.role, "team": mask_text(user.team) if user.team else None, "locale": user.locale,
+                "active": user.active, "on_shift": user.on_shift,
+                "locked_until": as_utc(user.locked_until).isoformat() if locked and user.locked_until else None,
+            })
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("no console users (add one with `journeys users add`)", markup=False)
+        return
+    width = max(len(r["username"]) for r in rows)
+    for r in rows:
+        state = "active" if r["active"] else "disabled"
+        if r["locked_until"]:
+            state += f", locked until {r['locked_until']}"
+        out.print(f"{r['username']:<{width}}  {r['role']:<10}  team {r['team'] or '-':<10}  {r['locale']:<5}  "
+                  f"{'on shift' if r['on_shift'] else 'off shift'}  {state}  ({r['display_name']})", markup=False)
+
+
+@users_app.command("passwd")
+def users_passwd(
+    name: str = typer.Argument(..., help="Login name."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help=PASSWORD_STDIN_HELP),
+) -> None:
+    """Set a user's password; unlocks the account and ends every session it had."""
+    from console.auth import audit, set_password
+    from store.db import session_scope
+
+    password = _read_password(password_stdin)
+    try:
+        with session_scope() as session:
+            user = set_password(session, name, password)
+            audit(session, "cli", "user_password", "user", user.id or 0)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"password of {name!r} changed; its sessions are ended")
+
+
+@users_app.command("disable")
+def users_disable(
+    name: str = typer.Argument(..., help="Login name."),
+) -> None:
+    """Disable a user: no more logins, and its open sessions end at once (an admin re-enables it in the console)."""
+    from console.auth import audit, deactivate_user
+    from store.db import session_scope
+
+    try:
+        with session_scope() as session:
+            user = deactivate_user(session, name)
+            if user is not None:
+                audit(session, "cli", "user_active", "user", user.id or 0, {"active": False})
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"disabled {name!r}; its sessions are ended" if user is not None else f"{name!r} was already disabled")
 
 
 def register(app: typer.Typer) -> None:

@@ -11,10 +11,8 @@ from enum import StrEnum
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from engine.cli.output import err, out
-from store.db import database_url
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +33,17 @@ def seed(
     A database that already holds a seeded book is added to: customer numbers continue
     after the highest seeded one (SEED-CUS000000001, ...).
     """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     from engine.demo.seeding import SeedError, seed_book
+    from store.db import database_url
 
     day: date | None = None
     if as_of:
@@ -97,6 +105,7 @@ def import_file(
     Exit code 0: every row imported; 1: some rows rejected (the good ones are imported);
     2: the file cannot be used (nothing imported).
     """
+    from store.db import database_url
     from store.importing import ImportFileError, Rejected, import_csv
 
     shown = str(file)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import typer
 
 from engine.cli.output import out
-from store import migrate
-from store.db import database_url
 from store.masking import mask_text
 
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
@@ -17,6 +15,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _shown_url() -> str:
+    from store.db import database_url
+
     url = database_url()
     # Never print a password.
     if "@" in url and "://" in url:
@@ -29,6 +29,8 @@ def _shown_url() -> str:
 @db_app.command("upgrade")
 def upgrade(revision: str = typer.Argument("heads")) -> None:
     """Bring the schema up to REVISION (default: the newest)."""
+    from store import migrate  # Alembic and SQLAlchemy: loaded by the db commands only
+
     migrate.upgrade(revision=revision)
     out.print(f"database {_shown_url()} at revision {migrate.current_revision()}", markup=False)
 
@@ -36,6 +38,8 @@ def upgrade(revision: str = typer.Argument("heads")) -> None:
 @db_app.command("downgrade")
 def downgrade(revision: str = typer.Argument(...)) -> None:
     """Take the schema back to REVISION ('base' drops everything)."""
+    from store import migrate
+
     migrate.downgrade(revision=revision)
     out.print(f"database {_shown_url()} at revision {migrate.current_revision()}", markup=False)
 
@@ -43,4 +47,6 @@ def downgrade(revision: str = typer.Argument(...)) -> None:
 @db_app.command("current")
 def current() -> None:
     """Show the schema revision of the database."""
+    from store import migrate
+
     out.print(f"database {_shown_url()} at revision {migrate.current_revision()}", markup=False)

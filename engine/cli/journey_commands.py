@@ -8,8 +8,6 @@ from pathlib import Path
 import typer
 
 from engine.cli.output import err, out
-from engine.language.journey_model import Journey
-from engine.language.validation import validate
 
 
 def register(app: typer.Typer) -> None:
@@ -19,18 +17,25 @@ def register(app: typer.Typer) -> None:
 
 def validate_command(
     paths: list[Path] = typer.Argument(None, help="Journey files or folders (default: journeys/)."),
+    no_cache: bool = typer.Option(
+        False, "--no-cache", help="Validate from scratch instead of reusing the result for unchanged files "
+        "(the result is still stored; the cache folder is JOURNEYS_CACHE_DIR, default ~/.cache/service-journeys)."),
 ) -> None:
     """Check journey files, the templates they use and the tier/delivery configuration."""
-    report = validate(paths or None)
+    # Imported here, not at the top: `journeys --help` must not pay for it, and a cached result
+    # is printed without loading the validator at all.
+    from engine.language.validation_cache import validation_result
+
+    report = validation_result(paths or None, use_cache=not no_cache)
     for problem in report.problems:
         err.print(str(problem), markup=False)
-    for loaded in report.journeys:
-        j = loaded.journey
-        steps = ", ".join(s.kind for s in j.steps)
-        tiers = ",".join(j.audience.tiers) if j.audience.tiers else "all tiers"
+    for warning in report.warnings:  # printed, but they reject nothing and do not change the exit code
+        err.print(str(warning), markup=False)
+    for j in report.journeys:
+        tiers = ",".join(j.tiers) if j.tiers else "all tiers"
         out.print(
-            f"ok  {loaded.path}: {j.id} v{loaded.version[:8]} · {j.category} · {j.entry.kind} · {tiers} · "
-            f"{len(j.steps)} steps ({steps})",
+            f"ok  {j.path}: {j.id} v{j.version[:8]} · {j.category} · {j.entry} · {tiers} · "
+            f"{len(j.steps)} steps ({', '.join(j.steps)})",
             markup=False,
         )
     if report.problems:
@@ -45,6 +50,8 @@ def validate_command(
 
 def schema_command() -> None:
     """Print the JSON Schema of a journey file (for editor completion)."""
+    from engine.language.journey_model import Journey
+
     schema = Journey.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Service Journeys journey file"

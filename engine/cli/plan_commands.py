@@ -11,13 +11,14 @@ import json
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from engine.cli.output import err, out
-from engine.planning.planner import ChunkOutput, PlanResult, decision_json, local_iso
+
+if TYPE_CHECKING:  # the planner loads SQLAlchemy and the rules: only the commands that plan import it
+    from engine.planning.planner import ChunkOutput, PlanResult
 
 event_app = typer.Typer(help="Events that trigger journeys.", no_args_is_help=True)
 
@@ -39,6 +40,8 @@ def parse_moment(text: str) -> datetime:
 
 
 def _print_summary(result: PlanResult) -> None:
+    from rich.table import Table
+
     title = f"Plan {result.start.isoformat()} → {result.end.isoformat()}" + (" (dry run)" if result.dry_run else "")
     table = Table(title=title)
     table.add_column("journey")
@@ -56,7 +59,8 @@ def _print_summary(result: PlanResult) -> None:
         out.print(tasks)
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(result.dropped.items())) or "0"
     out.print(f"planned {result.planned} touches, {result.tasks} tasks; held/moved by quiet hours {result.moved}; "
-              f"dropped {dropped}", markup=False)
+              f"dropped {dropped}; earlier touches pre-empted {result.preempted}, let back in {result.restored}",
+              markup=False)
     if not result.dry_run:
         out.print(f"written: {result.touches_written} touches, {result.dropped_written} dropped records, "
                   f"{result.tasks_written} tasks, {result.enrollments_written} enrollments, "
@@ -66,16 +70,27 @@ def _print_summary(result: PlanResult) -> None:
 
 
 def _json_sink(chunk: ChunkOutput) -> None:
+    """One line per planned touch and task, and per stored touch the cap decided again; customers
+    by external id (what ``journeys explain`` and ``journeys event emit`` take)."""
+    from engine.planning.planner import decision_json, local_iso
+
     lines = []
     for d in chunk.decisions:
         if d.planned:
-            lines.append(json.dumps(decision_json(d, chunk.timezones.get(d.wanted.customer_id, "UTC")),
+            cid = d.wanted.customer_id
+            lines.append(json.dumps(decision_json(d, chunk.timezones.get(cid, "UTC"), chunk.external_ids[cid]),
                                     ensure_ascii=False))
+    for c in chunk.changes:
+        lines.append(json.dumps({
+            "customer": chunk.external_ids[c.customer_id], "journey": c.journey_id, "step": c.step_id,
+            "channel": c.channel, "due_at": local_iso(c.due_at, chunk.timezones.get(c.customer_id, "UTC")),
+            "key": c.key, "status": c.status, "was": c.old_status, "reason": c.reason,
+        }, ensure_ascii=False))
     for t in chunk.tasks:
         lines.append(json.dumps({
-            "customer_id": t.customer_id, "journey": t.journey_id, "step": t.step_id, "channel": "task",
-            "template": t.script or t.queue, "due_at": local_iso(t.due_at, t.timezone), "key": t.key,
-            "category": "task", "urgent": t.priority == 1,
+            "customer": chunk.external_ids[t.customer_id], "journey": t.journey_id, "step": t.step_id,
+            "channel": "task", "template": t.script or t.queue, "due_at": local_iso(t.due_at, t.timezone),
+            "key": t.key, "category": "task", "urgent": t.priority == 1,
         }, ensure_ascii=False))
     if lines:
         sys.stdout.write("\n".join(lines) + "\n")

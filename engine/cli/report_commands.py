@@ -31,14 +31,24 @@ def register(app: typer.Typer) -> None:
         now: Annotated[str | None, typer.Option("--now", help="judge open tasks as of this moment")] = None,
     ) -> None:
         """Closed-loop figures (SPEC §8) for a period, with the programme targets alongside."""
+        from rich.console import Console
+
         from engine.loop.metrics import GROUPINGS
-        from engine.loop.reports import build_report, render_table
+        from engine.loop.progress import Steps
+        from engine.loop.reports import build_report, render_table, report_steps
 
         if by is not None and by not in GROUPINGS:
             raise typer.BadParameter(f"choose one of {', '.join(GROUPINGS)}", param_hint="--by")
-        report = build_report(
-            _moment(start, "--from"), _moment(end, "--to"), by, now=_moment(now, "--now") if now else None
-        )
+        period = (_moment(start, "--from"), _moment(end, "--to"))
+        judged_at = _moment(now, "--now") if now else None
+        # On stderr, so that --json output stays clean; a live bar on a terminal, and in a pipe a
+        # line now and then (except for --json, which a program reads).
+        err = Console(stderr=True)
+        if as_json and not err.is_terminal:
+            report = build_report(*period, by, now=judged_at)
+        else:
+            with Steps(err, "report", total=report_steps(by), indent="") as steps:
+                report = build_report(*period, by, now=judged_at, progress=steps)
         if as_json:
             typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
         else:

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import signal
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger(__name__)
 
 
 def _install_stop(stop: asyncio.Event) -> None:
     """SIGTERM/SIGINT set ``stop``: the batches in flight finish and are recorded, nothing is cut off."""
+    import asyncio
+    import signal
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -31,6 +35,8 @@ def dispatch(
     lanes: int = typer.Option(2, "--lanes", min=1, help="Batches in flight at once in this process."),
 ) -> None:
     """Claim due touches in batches and send them through the configured channels."""
+    import asyncio
+
     from engine.sending.dispatch import make_dispatcher
     from engine.sending.reconcile import reconcile
     from store.db import get_engine

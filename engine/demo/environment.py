@@ -33,8 +33,8 @@ def quiet_prefect(out_dir: Path) -> None:
     os.environ["PREFECT_SERVER_LOGGING_LEVEL"] = "WARNING"
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     # The embedded default: Prefect's ephemeral local API, never a server configured for scale-out.
+    # Its start-up timeout is left to engine.runtime.local_engine (generous unless the user set one).
     os.environ.pop("PREFECT_API_URL", None)
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 @contextmanager

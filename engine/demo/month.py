@@ -43,8 +43,12 @@ import asyncio
 import json
 import os
 import random
+import signal
 import sys
+import threading
 import time as wallclock
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -64,6 +68,7 @@ from engine.demo.environment import (
 from engine.demo.providers import Providers
 from engine.demo.summary import TIERS, DemoResult, print_result
 from engine.demo.world import Book, DayStats, Events, SimClock, World, local_moment
+from engine.loop.progress import Steps
 
 # The simulated working day, local time: every hour customer events happen and the agents work
 # (at half past); at the DISPATCH_AT hours the dispatch flow runs, receipts come back and customers
@@ -201,9 +206,13 @@ class Simulation:
         period_end = local_moment(first + timedelta(days=days), time(0, 0))
         console.print(f"[bold]Service Journeys demo[/]: {settings.customers:,} customers, {days} days from "
                       f"{first.isoformat()} (seed {settings.seed}), database {db_path}")
-        upgrade(db_url)
+        with Steps(console, "migrating the database"):
+            upgrade(db_url)
         # Loaded the day before the period, so every customer has a tier when the period starts.
-        seeded = seed_book(db_url, settings.customers, settings.seed, as_of=first - timedelta(days=1))
+        console.print(f"  seeding {settings.customers:,} customers")
+        with Steps(console, "seeding") as steps:
+            seeded = seed_book(db_url, settings.customers, settings.seed, as_of=first - timedelta(days=1),
+                               progress=lambda n: steps.note(f"{n:,} of {settings.customers:,} customers"))
         console.print(f"  seeded {seeded.customers:,} customers, {seeded.policies:,} policies, "
                       f"{seeded.claims:,} claims; tiers "
                       + ", ".join(f"{t} {seeded.tiers.get(t, 0):,}" for t in TIERS))
@@ -217,10 +226,36 @@ class Simulation:
 
     def _simulate(self, db_url: str, db_path: Path, log_file: Path, started: float, providers: Providers,
                   period_start: datetime, period_end: datetime) -> DemoResult:
-        from store.clock import simulated_time
+        try:
+            with self._local_engine():
+                return self._month(db_url, db_path, log_file, started, providers, period_start, period_end)
+        except KeyboardInterrupt:
+            raise DemoError("interrupted") from None
 
-        self.console.print("  starting Prefect's local engine (the first flow run takes a few seconds)")
+    @contextmanager
+    def _local_engine(self) -> Iterator[None]:
+        """Prefect's local engine, started up front (time to spare, one retry) and stopped at the end in any case."""
+        from engine.runtime.local_engine import LocalEngineError, start_local_engine, startup_timeout, stop_local_engine
+
+        console = self.console
+        console.print("  starting Prefect's local engine")
+        try:
+            with Steps(console, "starting Prefect's local engine", every=15.0) as steps:
+                steps.note(f"waiting for its API (up to {startup_timeout():.0f} s, then once more)")
+                start_local_engine()
+        except LocalEngineError as exc:
+            stop_local_engine()
+            raise DemoError(str(exc)) from None
+        console.print(f"  Prefect's local engine is up ({steps.seconds:.0f} s)")
+        try:
+            yield
+        finally:
+            stop_local_engine()
+
+    def _month(self, db_url: str, db_path: Path, log_file: Path, started: float, providers: Providers,
+               period_start: datetime, period_end: datetime) -> DemoResult:
         from engine.runtime.flows import dispatch_flow  # after quiet_prefect: Prefect reads its settings on import
+        from store.clock import simulated_time
 
         mask_prefect_handlers()
         clock = SimClock(period_start)
@@ -240,33 +275,40 @@ class Simulation:
         parts.book.unreachable(rng, parts.providers)
         parts.world = World(db_url, parts.book, Events(db_url, parts.clock), parts.providers, rng)
         parts.desk = Desk(db_url, parts.world, rng, agents=max(3, min(12, settings.customers // 500)))
-        parts.planner.plan(period_start, start=period_start)  # the first window starts with the period
+        with Steps(console, "planning the period's first moment"):
+            parts.planner.plan(period_start, start=period_start)  # the first window starts with the period
         total = DayStats()
         loop = asyncio.new_event_loop()
         try:
-            for index in range(settings.days):
-                day = self.first_day + timedelta(days=index)
-                stats = self._day(day, loop, parts)
-                figures = _day_figures(db_url, local_moment(day, time(0, 0)),
-                                       local_moment(day + timedelta(days=1), time(0, 0)))
-                stats.planned, stats.delivered, stats.failed = (figures["planned"], figures["delivered"],
-                                                                figures["failed"])
-                stats.tasks_created = figures["tasks"]
-                total.add(stats)
-                console.print(
-                    f"  day {index + 1:>2}/{settings.days} {day.isoformat()} {day.strftime('%a')}: "
-                    f"planned {stats.planned:>4}, sent {stats.sent:>4}, delivered {stats.delivered:>4}, "
-                    f"replies {stats.replies:>3} (opt-outs {stats.opt_outs}), events {stats.events:>3}, "
-                    f"tasks +{stats.tasks_created} done {stats.tasks_done} (late {stats.tasks_late}), "
-                    f"churn warnings {stats.churn_warnings}"
-                    + (f", renewed {stats.renewed} lapsed {stats.lapsed}" if stats.renewed or stats.lapsed else "")
-                )
+            with Steps(console, "simulating", total=settings.days) as steps:
+                for index in range(settings.days):
+                    day = self.first_day + timedelta(days=index)
+                    steps(f"day {index + 1} ({day.isoformat()})")
+                    total.add(self._simulated_day(index, day, loop, parts, steps))
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
         return total
 
-    def _day(self, day: date, loop: asyncio.AbstractEventLoop, parts: _Parts) -> DayStats:
+    def _simulated_day(self, index: int, day: date, loop: asyncio.AbstractEventLoop, parts: _Parts,
+                       steps: Steps) -> DayStats:
+        """One day lived through, counted by the report's definitions and printed as one line."""
+        settings, console, db_url = self.settings, self.console, parts.db_url
+        stats = self._day(day, loop, parts, lambda doing: steps.note(f"day {index + 1} ({day.isoformat()}) {doing}"))
+        figures = _day_figures(db_url, local_moment(day, time(0, 0)), local_moment(day + timedelta(days=1), time(0, 0)))
+        stats.planned, stats.delivered, stats.failed = figures["planned"], figures["delivered"], figures["failed"]
+        stats.tasks_created = figures["tasks"]
+        console.print(
+            f"  day {index + 1:>2}/{settings.days} {day.isoformat()} {day.strftime('%a')}: "
+            f"planned {stats.planned:>4}, sent {stats.sent:>4}, delivered {stats.delivered:>4}, "
+            f"replies {stats.replies:>3} (opt-outs {stats.opt_outs}), events {stats.events:>3}, "
+            f"tasks +{stats.tasks_created} done {stats.tasks_done} (late {stats.tasks_late}), "
+            f"churn warnings {stats.churn_warnings}"
+            + (f", renewed {stats.renewed} lapsed {stats.lapsed}" if stats.renewed or stats.lapsed else "")
+        )
+        return stats
+
+    def _day(self, day: date, loop: asyncio.AbstractEventLoop, parts: _Parts, doing: Callable[[str], None]) -> DayStats:
         from engine.loop.monitoring import churn_warning_check, run_tier_review
         from engine.loop.retier import retier
 
@@ -274,21 +316,25 @@ class Simulation:
         db_url, clock, world, desk, providers = parts.db_url, parts.clock, parts.world, parts.desk, parts.providers
         day_start, day_end = local_moment(day, time(0, 0)), local_moment(day + timedelta(days=1), time(0, 0))
         if day.weekday() == 0:  # Monday, as the embedded service schedules them
+            doing("retier and tier review")
             clock.now = local_moment(day, RETIER_AT)
             retier(at=clock.now, url=db_url)
             parts.book.refresh()
             clock.now = local_moment(day, REVIEW_AT)
             run_tier_review(at=clock.now, url=db_url)
+        doing("churn check")
         clock.now = local_moment(day, CHURN_CHECK_AT)
         stats.churn_warnings = _count(churn_warning_check(at=clock.now, url=db_url), "warned")
         # The day's window is planned as the clock moves through it, (last plan, now] each time, as
         # the service does: planning ahead would let a wait_for time out before its event can come.
         # This first step covers the night and acts on the churn warnings just raised.
+        doing("planning")
         clock.now = local_moment(day, PLAN_AT)
         parts.planner.plan(clock.now)
         previous = clock.now
         for hour in HOURS:
             now = local_moment(day, hour)
+            doing(f"{hour:%H:%M}")
             clock.now = previous
             stats.events += world.customer_events(previous, now, (now - previous) / (day_end - day_start))
             clock.now = now
@@ -312,14 +358,19 @@ class Simulation:
     def _report(self, db_url: str, db_path: Path, log_file: Path, started: float, providers: Providers,
                 planner: Planner, total: DayStats, period_start: datetime, period_end: datetime) -> DemoResult:
         from engine.loop.charts import render_all
-        from engine.loop.reports import build_report, tier_summary
+        from engine.loop.reports import build_report, report_steps, tier_rows
 
         out_dir = self.settings.out_dir
-        found = {row["tier"]: row for row in tier_summary(period_start, period_end, now=period_end, url=db_url)}
-        # Every tier, top-down, even one with no customer in a small book; then any other group ("none").
+        self.console.print("  building the report")
+        with Steps(self.console, "building the report", total=report_steps("tier") + 1) as steps:
+            report = build_report(period_start, period_end, "tier", now=period_end, url=db_url, progress=steps)
+            steps("charts")
+            charts = render_all(report, out_dir)
+        self.console.print(f"  report built ({steps.seconds:.1f} s)")
+        # The summary table's rows come from the same figures: every tier, top-down, even one with
+        # no customer in a small book; then any other group ("none").
+        found = {row["tier"]: row for row in tier_rows(report["groups"])}
         rows = [found.get(tier, {"tier": tier}) for tier in TIERS] + [r for t, r in found.items() if t not in TIERS]
-        report = build_report(period_start, period_end, "tier", now=period_end, url=db_url)
-        charts = render_all(report, out_dir)
         result = DemoResult(
             start=period_start, end=period_end, rows=rows, total=report["total"], stats=total, charts=charts,
             database=db_path, log_file=log_file, provider_duplicates=providers.duplicates(), planner=planner.name,
@@ -347,6 +398,25 @@ def run_demo(settings: DemoSettings, console: Console | None = None) -> DemoResu
     # Piped or redirected output gets 120 columns rather than Rich's 80, so the table is not folded,
     # and soft_wrap keeps each progress line on one line.
     console = console or Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
-    result = Simulation(settings, console).run()
+    with _terminated_as_exit():
+        result = Simulation(settings, console).run()
     print_result(result, console)
     return result
+
+
+@contextmanager
+def _terminated_as_exit() -> Iterator[None]:
+    """SIGTERM ends the demo the way an error does, through the ``finally`` blocks that stop Prefect's
+    local server and the stand-ins; Python's default would end the process at once and leave them running."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def leave(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

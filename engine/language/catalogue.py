@@ -3,7 +3,8 @@
 Conditions are data, so a typo in a field name must be caught at validation time
 rather than silently evaluating to "missing". Everything a condition can name is
 listed here; ``customer.attributes.*`` and ``event.data.*`` of an unknown event
-type are the only open namespaces.
+type are the only open namespaces. ``OPTIONAL_FIELDS`` names the fields a record
+may lack.
 """
 
 from __future__ import annotations
@@ -62,6 +63,34 @@ CLAIM_FIELDS: dict[str, FieldKind] = {
 }
 
 EVENT_FIELDS: dict[str, FieldKind] = {"type": "str", "occurred_at": "datetime"}
+
+# Fields a record may lack although its kind has them, per record kind, with the reason a
+# journey author needs to hear. A condition on a missing field follows the rule in
+# ``engine.language.conditions`` (a missing field has no value: ``ne``/``not_in``/``missing``
+# pass, every other test fails); ``journeys validate`` warns where an audience or entry
+# condition tests one of these without also testing it with ``exists`` or ``missing``.
+# ``customer.attributes.*`` and ``event.data.*`` are open: whatever was given, nothing more.
+OPTIONAL_FIELDS: dict[str, dict[str, str]] = {
+    "customer": {
+        "tier": "a customer not yet scored, or imported with an empty tier, has no tier",
+        "tier_score": "a customer not yet scored has no tier score",
+        "birthday": "birthday is optional in the import",
+        "age": "a customer without a birthday has no age",
+        "last_active_at": "last_active_at is optional in the import",
+        "days_inactive": "a customer without last_active_at has no days_inactive",
+        "last_nps": "a customer who never answered an NPS survey has no last_nps",
+        "churn_risk": "a customer without a churn.warning event has no churn_risk",
+    },
+    "claim": {
+        "product_line": "a claim imported without product_line and without a policy has no product line",
+        "settled_at": "a claim not yet settled has no settled_at",
+        # A claim.* event naming a claim the store does not hold puts only the event's own
+        # amount and product_line in scope.
+        "status": "a claim.* event for a claim not in the store gives no status",
+        "filed_at": "a claim.* event for a claim not in the store gives no filed_at",
+        "amount": "a claim.* event without data.amount, for a claim not in the store, gives no amount",
+    },
+}
 
 # Event types other systems (and the product itself) emit, with their data fields.
 EVENT_TYPES: dict[str, dict[str, FieldKind]] = {
@@ -162,3 +191,9 @@ def _unknown(path: str, head: str, table: dict[str, FieldKind]) -> str:
     if hint:
         return f"unknown field {path!r} (did you mean '{head}.{hint[0]}'?)"
     return f"unknown field {path!r}: {head} fields are {', '.join(sorted(table))}"
+
+
+def optional_field(path: str) -> str | None:
+    """Why the record behind ``path`` (``claim.product_line``) may lack it, or None if it always has it."""
+    head, _, rest = path.partition(".")
+    return OPTIONAL_FIELDS.get(head, {}).get(rest)

@@ -7,9 +7,15 @@ or ``None`` is *missing*. Before anything is compared, values are normalised the
 for both evaluators: dates and datetimes become epoch seconds (a date counts from its UTC
 midnight), everything else stays as it is.
 
-Semantics (both evaluators agree; ``tests/planning/test_planner.py`` checks it on sample facts):
-- a leaf on a missing field fails, except ``missing`` (and ``not`` of anything, which
-  therefore passes when the field is missing);
+Semantics (both evaluators agree; ``tests/planning/test_planner.py`` and
+``tests/language/test_missing_fields.py`` check it on sample facts):
+- **a missing field has no value**, so it matches no value: a leaf that asks for a value
+  (``eq in lt le gt ge contains within_last older_than within_next exists``) fails on it, and
+  a leaf that asks for the absence of one (``ne not_in missing``) passes. ``ne`` is exactly
+  ``not eq``, ``not_in`` exactly ``not in`` and ``missing`` exactly ``not exists``, whether
+  the field is there or not. A record lacks a field when the source did not give it (a claim
+  imported without a product line and without a policy; ``catalogue.OPTIONAL_FIELDS`` lists
+  such fields, and ``journeys validate`` warns where a journey tests one);
 - ``in`` / ``not_in`` compare against each listed value; ``contains`` is list membership
   for lists and substring for strings;
 - ``within_last D``: the value lies in [now - D, now]; ``older_than D``: before now - D;
@@ -89,7 +95,7 @@ def leaf_result(cond: Condition, fact: dict[str, Any], now: float) -> bool:
     if cond.op == "missing":
         return raw is None
     if raw is None:
-        return False
+        return cond.op in ("ne", "not_in")  # no value: unequal to any, in no list
     v = normalise(raw)
     op = cond.op
     if op in DURATION_OPERATORS:
@@ -297,12 +303,20 @@ def _lower_leaf(cond: Condition, negate: bool, out: CompiledCondition) -> Any:
         return Node("or", (absent, outside)) if negate else inside
     value = normalise_operand(cond.field, cond.value)
     if op in ("in", "not_in"):
+        # "in" needs a value among the options; "not_in" is its exact negation, so a field with
+        # no value is in no list.
         options = value if isinstance(value, list) else [value]
-        one_of: Any = Node("or", tuple(Leaf("cmp", key, "eq", o) for o in options)) if options else Leaf("false")
-        none_of: Any = Node("and", (present, *(Leaf("cmp", key, "ne", o) for o in options)))
-        if op == "in":
-            return Node("or", (absent, none_of)) if negate else one_of
-        return Node("or", (absent, one_of)) if negate else none_of
+        if options:
+            one_of: Any = Node("and", (present, Node("or", tuple(Leaf("cmp", key, "eq", o) for o in options))))
+            none_of: Any = Node("or", (absent, Node("and", tuple(Leaf("cmp", key, "ne", o) for o in options))))
+        else:
+            one_of, none_of = Leaf("false"), Node("or", (absent, present))
+        return one_of if (op == "in") != negate else none_of
+    if op in ("eq", "ne"):
+        # "ne" is "not eq": it holds on a field with no value, "eq" never does.
+        equal: Any = Node("and", (present, Leaf("cmp", key, "eq", value)))
+        unequal: Any = Node("or", (absent, Leaf("cmp", key, "ne", value)))
+        return equal if (op == "eq") != negate else unequal
     if negate:
         return Node("or", (absent, Leaf("cmp", key, _NEGATE[op], value)))
     return Leaf("cmp", key, op, value)

@@ -17,7 +17,8 @@ from sqlmodel import Session, col, select
 from engine.language.journey_model import Journey
 from engine.language.paths import config_dir, delivery_config_path, journeys_dir, templates_dir, tiers_config_path
 from engine.language.settings_model import DeliveryConfig, TierConfig
-from engine.language.validation import LoadedJourney, Problem, Report, load_config, parse_model, validate
+from engine.language.validation import LoadedJourney, Problem, Report, load_config, parse_model
+from engine.language.validation_cache import validate_cached
 from engine.language.yaml_lines import load_located
 from store.clock import utcnow
 from store.models import JourneyVersion
@@ -91,17 +92,23 @@ def _stamps(*folders: Path) -> tuple[FileStamp, ...]:
     return tuple(stamps)
 
 
-def _validate_unless_unchanged(directory: Path) -> Report:
-    """``validate`` re-reads every journey, renders every template and reads both configs (about 0.8 s
-    for the shipped set) and the planner calls this on every run: do it again only when a file in
-    the journeys, templates or config folder changed."""
+def validated_report(directory: Path | None = None) -> Report:
+    """The validation report of ``directory`` (default ``journeys/``), validated only when something changed.
+
+    ``validate`` re-reads every journey, renders every template and reads the configuration (about
+    a second for the shipped set), and the planner, explain, simulate and the console's journeys
+    page all need it. Within a process nothing is re-read while no file in the journeys, templates
+    or config folder has a new time or size; across processes the result is on disk, keyed by the
+    content of everything it depends on (``engine.language.validation_cache``).
+    """
+    directory = directory or journeys_dir()
     folders = (directory.resolve(), templates_dir().resolve(), config_dir().resolve())
     key = (str(Path.cwd()), *(str(f) for f in folders))  # cwd: problems name paths relative to it
     stamps = _stamps(*folders)
     cached = _validated.get(key)
     if cached is not None and cached[0] == stamps:
         return cached[1]
-    report = validate([directory])
+    report = validate_cached([directory])
     _validated[key] = (stamps, report)
     return report
 
@@ -109,7 +116,7 @@ def _validate_unless_unchanged(directory: Path) -> Report:
 def load_in_force(session: Session, directory: Path | None = None) -> InForce:
     """Validate ``directory`` (default ``journeys/``), publish what is valid, fall back for the rest."""
     directory = directory or journeys_dir()
-    report = _validate_unless_unchanged(directory)
+    report = validated_report(directory)
     result = InForce(problems=list(report.problems))
 
     stored = session.exec(

@@ -1,16 +1,17 @@
-"""Models of the configuration files ops edit: ``config/tiers.yaml``, ``config/delivery.yaml`` and
-``config/work_calendar.yaml``."""
+"""Models of the configuration files ops edit: ``config/tiers.yaml``, ``config/delivery.yaml``,
+``config/work_calendar.yaml`` and ``config/queues.yaml``."""
 
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import date, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from engine.language.journey_model import ClockTime, Identifier, PositiveDuration
-from store.models import CHANNELS, TIERS
+from store.models import CHANNELS, PRODUCT_LINES, TIERS
 
 DIMENSIONS = ("ltv", "activity", "risk", "social", "basic")
 
@@ -152,3 +153,115 @@ class WorkCalendarConfig(_Strict):
 
     # 2000-2100, checked by engine.language.work_calendar so that the error points at the year's key.
     years: dict[int, WorkYear] = Field(default_factory=dict)
+
+
+# --- config/queues.yaml: the agent desk's queues (read by the console) -----------------------------
+
+# The outcome codes an agent records on a task (SPEC §8); each queue offers some of them.
+OUTCOME_CODES: tuple[str, ...] = (
+    "reached", "no_answer", "wrong_number", "call_back", "complaint_raised", "resolved", "renewal_yes", "renewal_no",
+)
+# Outcomes that leave nothing to do on the task: the desk asks the agent to confirm them.
+CLOSING_OUTCOMES: frozenset[str] = frozenset(
+    {"reached", "wrong_number", "complaint_raised", "resolved", "renewal_yes", "renewal_no"})
+# What an agent can be good at: the languages customers speak, product lines, and the
+# licences health and life advice needs. Agents' skills and queues' requirements use these words.
+SKILL_LANGUAGES: tuple[str, ...] = ("zh-CN", "en")
+LICENSED_LINES: tuple[str, ...] = ("health", "life")
+SKILLS: tuple[str, ...] = (
+    *(f"lang:{lang}" for lang in SKILL_LANGUAGES),
+    *(f"product:{line}" for line in PRODUCT_LINES),
+    *(f"licence:{line}" for line in LICENSED_LINES),
+)
+CLOCKS = ("wall", "business")
+Clock = Literal["wall", "business"]
+
+
+def _outcome(code: str) -> str:
+    if code not in OUTCOME_CODES:
+        raise ValueError(f"unknown outcome {code!r}: outcomes are {', '.join(OUTCOME_CODES)}")
+    return code
+
+
+def _skill(name: str) -> str:
+    if name not in SKILLS:
+        raise ValueError(f"unknown skill {name!r}: skills are {', '.join(SKILLS)}")
+    return name
+
+
+def _no_repeats(values: list[str]) -> list[str]:
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{', '.join(repeated)} given more than once")
+    return values
+
+
+OutcomeCode = Annotated[str, AfterValidator(_outcome)]
+Skill = Annotated[str, AfterValidator(_skill)]
+Outcomes = Annotated[list[OutcomeCode], Field(min_length=1), AfterValidator(_no_repeats)]
+Skills = Annotated[list[Skill], AfterValidator(_no_repeats)]
+WarnShare = Annotated[float, Field(gt=0, lt=1)]
+
+
+class BusinessHours(_Strict):
+    """The service centre's hours on a working day (the PRC calendar of ``config/work_calendar.yaml``)."""
+
+    timezone: str = "Asia/Shanghai"
+    start: ClockTime = "09:00"
+    end: ClockTime = "18:00"
+
+    @model_validator(mode="after")
+    def _window(self) -> BusinessHours:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        if self.end <= self.start:
+            raise ValueError(f"end ({self.end}) must come after start ({self.start}) on the same day")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.timezone!r}") from None
+        return self
+
+
+class QueueDefaults(_Strict):
+    """What a queue has when its entry (or the file) does not say."""
+
+    outcomes: Outcomes = Field(default_factory=lambda: list(OUTCOME_CODES))
+    clock: Clock = "wall"
+    warn_at: WarnShare = 0.8
+    requires: Skills = Field(default_factory=list)
+    match_language: bool = False
+
+
+class QueueDecl(_Strict):
+    """One queue: who works it, what its agents may record, how its SLA clock runs, what it needs."""
+
+    teams: Annotated[list[Identifier], Field(min_length=1), AfterValidator(_no_repeats)] | None = None
+    outcomes: Outcomes | None = None
+    clock: Clock | None = None
+    # Share of the SLA time after which the assignee and the supervisor are warned.
+    warn_at: WarnShare | None = None
+    requires: Skills | None = None
+    # The task needs an agent who speaks the customer's language (``lang:<customer locale>``).
+    match_language: bool | None = None
+
+
+class TaskTypeDecl(_Strict):
+    """Skills the tasks of one journey (``journey-id``) or one of its steps (``journey-id/step-id``) need."""
+
+    requires: Skills = Field(default_factory=list)
+
+
+class QueuesConfig(_Strict):
+    business_hours: BusinessHours = BusinessHours()
+    defaults: QueueDefaults = QueueDefaults()
+    queues: dict[Identifier, QueueDecl] = Field(default_factory=dict)
+    task_types: dict[str, TaskTypeDecl] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _task_type_keys(self) -> QueuesConfig:
+        for key in self.task_types:
+            parts = key.split("/")
+            if len(parts) > 2 or not all(re.fullmatch(r"[a-z0-9][a-z0-9_-]*", p) for p in parts):
+                raise ValueError(f"task type {key!r}: write a journey id or journey-id/step-id")
+        return self

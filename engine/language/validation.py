@@ -2,7 +2,10 @@
 
 Every problem is reported as ``path:line:col: message`` pointing at the YAML node
 at fault. A file with any problem is rejected whole; ``engine.language.journey_registry``
-then keeps its last good version in force. Reading a file into its model is
+then keeps its last good version in force. A *warning* (``Report.warnings``, same form, the
+message starting ``warning:``) rejects nothing: it points at an audience or entry condition
+that tests a field the record may lack (``catalogue.OPTIONAL_FIELDS``) without saying, with
+``exists`` or ``missing``, what should happen then. Reading a file into its model is
 ``engine.language.problems``; checking the templates is ``engine.language.template_check``.
 """
 
@@ -18,9 +21,10 @@ from pathlib import Path
 from channels.template_files import missing_files
 from engine.language import catalogue, journey_model
 from engine.language.journey_model import Condition, Journey
-from engine.language.paths import delivery_config_path, journeys_dir, templates_dir, tiers_config_path
+from engine.language.paths import config_dir, delivery_config_path, journeys_dir, templates_dir, tiers_config_path
 from engine.language.problems import Problem, display_path, load_config, load_document, parse_model
-from engine.language.settings_model import DeliveryConfig, TierConfig
+from engine.language.settings_model import DeliveryConfig, QueuesConfig, TierConfig
+from engine.language.task_script_check import check_task_scripts
 from engine.language.template_check import check_template_syntax, check_templates
 from engine.language.work_calendar import load_work_calendar
 from engine.language.yaml_lines import LocatedDocument, Path_, Position, load_located
@@ -33,6 +37,7 @@ class LoadedJourney:
     path: str
     source: str
     version: str
+    warnings: list[Problem] = field(default_factory=list)
 
     @functools.cached_property
     def id(self) -> str:  # asked for per entrant and decision: millions of times in a big plan
@@ -43,6 +48,7 @@ class LoadedJourney:
 class Report:
     journeys: list[LoadedJourney] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)  # reject nothing (see the module doc)
     tiers: TierConfig | None = None
     delivery: DeliveryConfig | None = None
     rejected_files: list[str] = field(default_factory=list)
@@ -66,10 +72,15 @@ class _Context:
     templates_root: Path
     problems: list[Problem]
     known_tiers: tuple[str, ...] = TIERS
+    warnings: list[Problem] = field(default_factory=list)
 
     def add(self, data_path: Path_, message: str, prefer_key: bool = False) -> None:
         pos: Position = self.doc.position(data_path, prefer_key=prefer_key)
         self.problems.append(Problem(self.path, pos.line, pos.column, message))
+
+    def warn(self, data_path: Path_, message: str) -> None:
+        pos: Position = self.doc.position(data_path)
+        self.warnings.append(Problem(self.path, pos.line, pos.column, f"warning: {message}"))
 
 
 def _walk_conditions(cond: Condition, path: Path_) -> Iterator[tuple[Condition, Path_]]:
@@ -103,6 +114,27 @@ def _check_condition(ctx: _Context, cond: Condition | None, path: Path_, scopes:
                     ctx.add((*leaf_path, "value"), f"unknown tier {v!r}: tiers are {', '.join(ctx.known_tiers)}")
 
 
+def _warn_optional_fields(ctx: _Context, cond: Condition | None, path: Path_) -> None:
+    """Warn where a gate (audience or entry condition) tests a field its record may lack and does
+    not say with ``exists``/``missing`` what should happen then."""
+    if cond is None:
+        return
+    leaves = list(_walk_conditions(cond, path))
+    decided = {leaf.field for leaf, _ in leaves if leaf.op in ("exists", "missing")}
+    for leaf, leaf_path in leaves:
+        assert leaf.field is not None
+        why = catalogue.optional_field(leaf.field)
+        if why is None or leaf.field in decided:
+            continue
+        outcome = "passes" if leaf.op in ("ne", "not_in") else "fails"
+        value = leaf.value
+        shown = f"[{', '.join(map(str, value))}]" if isinstance(value, list) else str(value)
+        ctx.warn((*leaf_path, "field"),
+                 f"{leaf.field} may be missing ({why}): a missing field has no value, so "
+                 f"'{leaf.op} {shown}' {outcome} then; to choose otherwise, test it with op: exists or op: missing "
+                 "in this condition")
+
+
 def _check_event_type(ctx: _Context, event_type: str, path: Path_) -> None:
     if event_type not in catalogue.EVENT_TYPES:
         hint = difflib.get_close_matches(event_type, list(catalogue.EVENT_TYPES), n=1)
@@ -131,6 +163,7 @@ def _check_journey(ctx: _Context, journey: Journey) -> None:
         if entry.event.type.startswith("claim."):
             entry_scopes.add("claim")
         _check_condition(ctx, entry.event.when, ("entry", "event", "when"), entry_scopes, entry_events)
+        _warn_optional_fields(ctx, entry.event.when, ("entry", "event", "when"))
 
     for i, tier in enumerate(journey.audience.tiers or []):
         if tier not in ctx.known_tiers:
@@ -141,6 +174,7 @@ def _check_journey(ctx: _Context, journey: Journey) -> None:
                 + f": tiers are {', '.join(ctx.known_tiers)}",
             )
     _check_condition(ctx, journey.audience.when, ("audience", "when"), entry_scopes, entry_events)
+    _warn_optional_fields(ctx, journey.audience.when, ("audience", "when"))
 
     if journey.goal is not None:
         _check_event_type(ctx, journey.goal.event, ("goal", "event"))
@@ -237,7 +271,7 @@ def validate_journey_file(path: Path, templates_root: Path) -> tuple[LoadedJourn
     _check_journey(ctx, journey)
     if ctx.problems:
         return None, sorted(set(ctx.problems))
-    return LoadedJourney(journey, shown, source, content_version(source)), []
+    return LoadedJourney(journey, shown, source, content_version(source), sorted(set(ctx.warnings))), []
 
 
 def validate(
@@ -256,6 +290,12 @@ def validate(
     report.problems.extend(problems)
     _, problems = load_work_calendar(work_calendar_path)
     report.problems.extend(problems)
+    # The desk's queues (optional: without the file every queue has the defaults).
+    queues_path = config_dir() / "queues.yaml"
+    queues = None
+    if queues_path.is_file():
+        queues, problems = load_config(QueuesConfig, queues_path)
+        report.problems.extend(problems)
 
     files = journey_files(list(paths) if paths else [journeys_dir()])
     if not files:
@@ -275,6 +315,7 @@ def validate(
             continue
         seen_ids[loaded.id] = loaded.path
         report.journeys.append(loaded)
+        report.warnings.extend(loaded.warnings)
         for step in loaded.journey.steps:
             if step.send is not None:
                 used_templates.add(step.send.template)
@@ -286,6 +327,8 @@ def validate(
         # Rendering every used template with a sample context catches undefined variables and
         # over-long SMS before a customer would see them.
         report.problems.extend(check_templates(templates_root, used_templates))
+        # ... and each journey's call scripts with the parts its tasks will have (no event on a schedule).
+        report.problems.extend(check_task_scripts(report.journeys, templates_root))
 
     default_files = {p.resolve() for p in journey_files([journeys_dir()])}
     covers_all = bool(default_files) and default_files <= {p.resolve() for p in files}
@@ -300,5 +343,17 @@ def validate(
                     report.problems.append(
                         Problem(tiers_shown, pos.line, pos.column, f"unknown journey {journey_id!r}")
                     )
+    if queues is not None and queues.task_types and covers_all:
+        # Task types name journeys (or journey/step): a typo would quietly require nothing.
+        _, doc, _ = load_document(queues_path)
+        steps = {(j.id, s.id) for j in report.journeys for s in j.journey.steps}
+        for key in queues.task_types:
+            journey_id, _, step_id = key.partition("/")
+            known = journey_id in seen_ids and (not step_id or (journey_id, step_id) in steps)
+            if not known and doc is not None:
+                pos = doc.position(("task_types", key), prefer_key=True)
+                report.problems.append(Problem(display_path(queues_path), pos.line, pos.column,
+                                               f"unknown journey or step {key!r}"))
     report.problems.sort()
+    report.warnings.sort()
     return report

@@ -15,6 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from engine.loop.metric_sql import (
     Period,
     Rows,
+    customers,
     group_column,
     grouped_rows,
     nps_score,
@@ -34,7 +35,7 @@ def survey_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
         return {}
     inner = grouped_rows(
         grp, s.c.kind.label("kind"), s.c.score.label("score"),
-        source=with_customer(s).outerjoin(t, t.c.id == s.c.touch_id),
+        source=with_customer(s, ctx, by).outerjoin(t, t.c.id == s.c.touch_id),
         where=(s.c.answered_at >= ctx.start, s.c.answered_at < ctx.end),
     )
     i = inner.c
@@ -104,7 +105,7 @@ def customer_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
         sa.case((in_force & ~still_held(c.c.id), 1), else_=0).label("churned"),
         sa.case((live, 1), else_=0).label("live"),
         sa.case((live & c.c.tier.is_not(None), 1), else_=0).label("tiered"),
-        source=c,
+        source=customers(ctx, by),
     )
     i = inner.c
     rows = per_group(conn, inner, sa.func.sum(i.in_force), sa.func.sum(i.churned), sa.func.sum(i.live),
@@ -127,7 +128,7 @@ def renewal_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
         return {}
     inner = grouped_rows(
         grp, p.c.status.label("status"),
-        source=with_customer(p), where=(p.c.expiry_date >= ctx.start_day, p.c.expiry_date < ctx.end_day),
+        source=with_customer(p, ctx, by), where=(p.c.expiry_date >= ctx.start_day, p.c.expiry_date < ctx.end_day),
     )
     s = inner.c.status
     rows = per_group(

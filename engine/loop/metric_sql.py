@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,7 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from engine.loop.sqlfn import seconds_between
-from engine.loop.tables import customer_t, tier_change_t
+from engine.loop.tables import customer_t, event_t, task_t, tier_change_t
 
 GROUPINGS = ("tier", "journey", "channel", "branch")
 
@@ -49,6 +50,17 @@ class Period:
     def secs(self, later: Any, earlier: Any) -> ColumnElement[float]:
         return seconds_between(later, earlier, self.dialect)
 
+    @cached_property
+    def tiers(self) -> sa.CTE:
+        """Each customer's tier at the start of the period (``tier_at``), worked out once per statement
+        (MATERIALIZED) and joined, rather than looked up in the tier history again for every row."""
+        c = customer_t
+        return (
+            sa.select(c.c.id.label("customer_id"), tier_at(c.c.id, c.c.tier, self.start).label("tier"))
+            .cte("customer_tier")
+            .prefix_with("MATERIALIZED")
+        )
+
 
 def ratio(num: Any, den: Any, digits: int = 4) -> float | None:
     return round(float(num) / float(den), digits) if den else None
@@ -68,13 +80,71 @@ def nps_score(answers: Any, promoters: Any, detractors: Any) -> float:
     return round((whole(promoters) - whole(detractors)) * 100.0 / whole(answers), 2)
 
 
-def is_event_occurrence(occurrence: Any, ev: Any) -> Any:
-    """Whether an enrollment's or task's ``occurrence`` names event ``ev``.
+def named_event_id(occurrence: Any, dialect: str) -> ColumnElement[int]:
+    """The event row id an occurrence of the planner's form ``event-<id>`` names, else NULL.
 
-    The planner keys event-entry occurrences as ``event-<event row id>``; rows written by other
-    systems (and older books) use the event's external id. Both count.
+    Only ``event-`` and up to 18 digits without a leading zero pass, which is exactly the text
+    of an id, so the cast cannot fail (PostgreSQL) or read another number (SQLite's lenient
+    cast); the CASE makes the test run before the cast.
     """
-    return sa.or_(occurrence == ev.c.external_id, occurrence == sa.literal("event-") + sa.cast(ev.c.id, sa.String))
+    if dialect == "postgresql":
+        planner_form: ColumnElement[bool] = occurrence.op("~")("^event-[1-9][0-9]{0,17}$")
+    else:
+        digits = sa.func.substr(occurrence, 7)
+        planner_form = sa.and_(occurrence.op("GLOB")("event-[1-9]*"), sa.not_(digits.op("GLOB")("*[^0-9]*")),
+                               sa.func.length(occurrence) <= 24)
+    return sa.case((planner_form, sa.cast(sa.func.substr(occurrence, 7), sa.BigInteger)))
+
+
+def with_trigger_event(source: sa.FromClause, row: sa.FromClause, dialect: str) -> tuple[sa.Join, ColumnElement[Any]]:
+    """``source`` outer-joined to the event that triggered ``row`` (an enrollment), and that event's ``occurred_at``.
+
+    ``row.event_id`` names it (migration 0005). Rows the planner wrote without it still name it
+    in ``occurrence``: the planner's ``event-<row id>``, or the event's external id for rows
+    other systems wrote. Those two are looked up only where ``event_id`` is empty, each through
+    one of the event's own keys (the primary key, the unique external id), never by comparing
+    every row with every event.
+    """
+    keyed, planner, external = (event_t.alias(name) for name in ("ev_keyed", "ev_planner", "ev_external"))
+    unkeyed = row.c.event_id.is_(None)
+    joined = (
+        source.outerjoin(keyed, keyed.c.id == row.c.event_id)
+        .outerjoin(planner, sa.and_(unkeyed, planner.c.id == named_event_id(row.c.occurrence, dialect)))
+        .outerjoin(external, sa.and_(unkeyed, external.c.external_id == row.c.occurrence))
+    )
+    return joined, sa.func.coalesce(keyed.c.occurred_at, planner.c.occurred_at, external.c.occurred_at)
+
+
+def _answering_tasks(ev: sa.FromClause, column: Any) -> list[sa.Select[Any]]:
+    """``column`` of the tasks that answer event ``ev``, in selects whose results add up.
+
+    The first finds tasks by ``event_id`` (its index); the others, tasks written without it whose
+    occurrence names ``ev`` in either form (``ix_agent_task_unkeyed_occurrence``, one equality
+    each: SQLite serves ``occurrence IN (a, b)`` from the wrong index). Where a single OR would
+    scan every task for every event, UNION ALL of these finds each one's few; a task named both
+    ways shows twice, which neither the earliest moment nor "any" minds. The WHERE clauses hold
+    nothing but these keys, so no other index of the table (by status, say) can look better to
+    the planner; conditions on the task go into ``column``.
+    """
+    k = task_t
+    unkeyed = k.c.event_id.is_(None)
+    return [
+        sa.select(column).where(k.c.event_id == ev.c.id),
+        sa.select(column).where(unkeyed, k.c.occurrence == sa.literal("event-") + sa.cast(ev.c.id, sa.String)),
+        sa.select(column).where(unkeyed, k.c.occurrence == ev.c.external_id),
+    ]
+
+
+def first_answer(ev: sa.FromClause, *conditions: Any) -> ColumnElement[Any]:
+    """When the first task answering event ``ev`` and meeting ``conditions`` was completed; NULL if none was."""
+    done_at = sa.case((sa.and_(*conditions), task_t.c.completed_at)) if conditions else task_t.c.completed_at
+    earliest: Any = sa.literal_column("1").asc().nulls_last()  # position 1: a compound SELECT orders by its columns
+    return sa.union_all(*_answering_tasks(ev, done_at)).order_by(earliest).limit(1).scalar_subquery()
+
+
+def has_answer(ev: sa.FromClause) -> ColumnElement[bool]:
+    """Whether any task answers event ``ev``."""
+    return sa.or_(*(sa.exists(select) for select in _answering_tasks(ev, sa.literal(1))))
 
 
 def tier_at(customer_id: Any, current_tier: Any, moment: datetime) -> ColumnElement[str]:
@@ -105,7 +175,7 @@ def group_column(
     if by is None:
         return sa.literal("all")
     if by == "tier":
-        return tier_at(customer.c.id, customer.c.tier, ctx.start)
+        return ctx.tiers.c.tier  # the source joined it (with_customer, customers)
     if by == "branch":
         return sa.func.coalesce(sa.func.nullif(customer.c.branch, ""), "none")
     if by == "journey":
@@ -115,9 +185,19 @@ def group_column(
     raise ValueError(f"unknown grouping {by!r}: choose one of {', '.join(GROUPINGS)}")
 
 
-def with_customer(source: sa.Table) -> sa.Join:
+def customers(ctx: Period, by: str | None) -> sa.FromClause:
+    """The customers, with their tier at the period's start when grouping by tier."""
+    if by == "tier":
+        return customer_t.join(ctx.tiers, ctx.tiers.c.customer_id == customer_t.c.id)
+    return customer_t
+
+
+def with_customer(source: sa.Table, ctx: Period, by: str | None) -> sa.Join:
     """``source`` joined to its customer, whom the tier and branch groupings read."""
-    return source.join(customer_t, customer_t.c.id == source.c.customer_id)
+    joined = source.join(customer_t, customer_t.c.id == source.c.customer_id)
+    if by == "tier":
+        joined = joined.join(ctx.tiers, ctx.tiers.c.customer_id == customer_t.c.id)
+    return joined
 
 
 def grouped_rows(

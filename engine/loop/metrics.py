@@ -65,6 +65,7 @@ Lift (journeys with a holdout branch): enrollments entered in the period, goal r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -161,13 +162,30 @@ def _finish(values: dict[str, Any]) -> dict[str, Any]:
     return {key: values.get(key) for key in METRIC_KEYS}
 
 
-FAMILIES = (touch_figures, first_touch_figures, task_figures, complaint_figures, survey_figures,
-            customer_figures, renewal_figures)
+# Each family with what a progress display calls it.
+FAMILIES: tuple[tuple[str, Callable[[sa.Connection, Period, str | None], Rows]], ...] = (
+    ("touches", touch_figures), ("first touch", first_touch_figures), ("tasks", task_figures),
+    ("complaints", complaint_figures), ("surveys", survey_figures), ("customers", customer_figures),
+    ("renewals", renewal_figures),
+)
+
+# Told the name of each step of ``compute_metrics`` as it starts (see ``metric_steps``).
+StepHook = Callable[[str], None]
 
 
-def _collect(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
+def _no_progress(_label: str) -> None:
+    return None
+
+
+def metric_steps(by: str | None) -> int:
+    """How many steps ``compute_metrics`` announces: each family for the total and per group, lift, NPS trend."""
+    return len(FAMILIES) * (2 if by else 1) + 2
+
+
+def _collect(conn: sa.Connection, ctx: Period, by: str | None, progress: StepHook = _no_progress) -> Rows:
     merged: Rows = {}
-    for family in FAMILIES:
+    for name, family in FAMILIES:
+        progress(f"{name} by {by}" if by else name)
         for grp_value, values in family(conn, ctx, by).items():
             merged.setdefault(str(grp_value), {}).update(values)
     rank = {t: i for i, t in enumerate(TIERS)}  # tiers top-down, then everything else by name
@@ -181,11 +199,13 @@ def compute_metrics(
     *,
     now: datetime | None = None,
     url: str | None = None,
+    progress: StepHook = _no_progress,
 ) -> MetricsReport:
     """Every §8 figure for ``[start, end)``: the total, and per group when ``by`` is given.
 
     ``now`` is the moment open tasks are judged against their due time (default: the
-    real now); tests and back-dated reports pass it explicitly.
+    real now); tests and back-dated reports pass it explicitly. ``progress`` is told each
+    step's name as it starts (``metric_steps(by)`` of them).
     """
     if by is not None and by not in GROUPINGS:
         raise ValueError(f"unknown grouping {by!r}: choose one of {', '.join(GROUPINGS)}")
@@ -195,12 +215,13 @@ def compute_metrics(
     engine = get_engine(url)
     with engine.connect() as conn:
         ctx = Period(start=start, end=end, now=as_utc(now) if now else utcnow(), dialect=conn.dialect.name)
-        total = _collect(conn, ctx, None).get("all") or _finish({})
-        groups = _collect(conn, ctx, by) if by else {}
-        return MetricsReport(
-            start=start, end=end, now=ctx.now, by=by, total=total, groups=groups,
-            lift=lift_by_journey(conn, ctx), nps_trend=nps_trend(conn, ctx),
-        )
+        total = _collect(conn, ctx, None, progress).get("all") or _finish({})
+        groups = _collect(conn, ctx, by, progress) if by else {}
+        progress("lift against holdout")
+        lift = lift_by_journey(conn, ctx)
+        progress("NPS trend")
+        return MetricsReport(start=start, end=end, now=ctx.now, by=by, total=total, groups=groups, lift=lift,
+                             nps_trend=nps_trend(conn, ctx))
 
 
 def churn_by_tier(start: datetime, end: datetime, url: str | None = None) -> dict[str, dict[str, Any]]:

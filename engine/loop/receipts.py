@@ -17,8 +17,9 @@ web layer can mount them anywhere; ``create_hooks_router`` mounts them on a Fast
   the encrypted body, which ``channels.wechat_crypto`` decrypts. XML goes through defusedxml.
 - Receipts move a touch forward only (sent → delivered | failed; a late 'sent' does not undo
   'delivered'), and each final receipt is one ``Outcome`` keyed ``<provider>:<id>:<status>``:
-  a repeated callback changes nothing. A permanent delivery failure moves the touch to its
-  next fallback channel (due now), as dispatch does for a permanent send error.
+  a repeated callback changes nothing. A permanent delivery failure moves the touch to the next
+  consented, reachable channel of its fallback list (due now), the choice dispatch makes for a
+  permanent send error (``channels.routing.first_usable``).
 - Inbound texts go to ``channels.inbound``; events it stores are handed to
   ``channels.optout.event_listeners`` after the transaction commits.
 - Nothing is logged with a phone number, e-mail address, openid or message text.
@@ -61,6 +62,7 @@ from channels.optout import (
     record_opt_out,
     touch_outcome,
 )
+from channels.routing import can_use, first_usable
 from channels.wechat_crypto import WeChatCrypto, WeChatCryptoError, WrongAppId, msg_signature
 from store.clock import utcnow
 from store.db import session_scope
@@ -182,12 +184,15 @@ def apply_receipt(
         values["delivered_at"] = now
     if new_status == TouchStatus.FAILED:
         values.update(error_class=error_class, error_reason=(error_reason or "")[:255] or None)
-        if error_class == "permanent" and touch.fallback_channels:
-            # Same rule as dispatch for a permanent send error: next channel, due now, fresh attempts.
+        customer = session.get(Customer, touch.customer_id) if error_class == "permanent" else None
+        found = (first_usable(touch.fallback_channels, lambda channel: can_use(customer, channel))
+                 if customer is not None else None)
+        if found is not None:
+            # The choice dispatch makes for a permanent send error (channels.routing): the next
+            # consented, reachable channel of the touch's list, due now, attempts counted afresh.
             values.update(
-                status=TouchStatus.PLANNED, channel=touch.fallback_channels[0],
-                fallback_channels=list(touch.fallback_channels[1:]), attempts=0, next_attempt_at=now,
-                provider_message_id=None, claimed_by=None, sent_at=None,
+                status=TouchStatus.PLANNED, channel=found[0], fallback_channels=found[1], attempts=0,
+                next_attempt_at=now, provider_message_id=None, claimed_by=None, sent_at=None,
             )
     changed = session.execute(update(Touch).where(*guard).values(**values)).rowcount  # type: ignore[attr-defined]
     if not changed:

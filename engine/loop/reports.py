@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from engine.loop.metrics import TARGETS, compute_metrics
+from engine.loop.metrics import TARGETS, StepHook, compute_metrics, metric_steps
 
 # (key, column heading, format) in the order the table shows them.
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -43,13 +43,24 @@ def _meets(key: str, value: float | None) -> bool | None:
     return value >= target["target"] if target["better"] == "higher" else value <= target["target"]
 
 
+def report_steps(by: str | None) -> int:
+    """How many steps ``build_report`` tells its ``progress`` about."""
+    return metric_steps(by) + (0 if by == "tier" else metric_steps("tier"))
+
+
 def build_report(
-    start: datetime, end: datetime, by: str | None = None, *, now: datetime | None = None, url: str | None = None
+    start: datetime, end: datetime, by: str | None = None, *, now: datetime | None = None, url: str | None = None,
+    progress: StepHook | None = None,
 ) -> dict[str, Any]:
-    """The report data: total, groups, per-tier groups (always, for the charts), lift, NPS trend, targets."""
-    report = compute_metrics(start, end, by, now=now, url=url).as_dict()
+    """The report data: total, groups, per-tier groups (always, for the charts), lift, NPS trend, targets.
+
+    ``progress`` is told the name of each step as it starts (``report_steps(by)`` of them).
+    """
+    hook: StepHook = progress or (lambda _label: None)
+    report = compute_metrics(start, end, by, now=now, url=url, progress=hook).as_dict()
     report["tier_groups"] = (
-        report["groups"] if by == "tier" else compute_metrics(start, end, "tier", now=now, url=url).groups
+        report["groups"] if by == "tier"
+        else compute_metrics(start, end, "tier", now=now, url=url, progress=hook).groups
     )
     report["target_check"] = [
         {"metric": key, "label": t["label"], "target": t["target"], "value": report["total"].get(key),
@@ -63,10 +74,19 @@ def tier_summary(start: datetime, end: datetime, *, now: datetime | None = None,
     dict[str, Any]
 ]:
     """One row per tier (planned, delivered, reach, tasks, SLA, NPS, churn, renewal): what ``journeys demo`` prints."""
-    groups = compute_metrics(start, end, "tier", now=now, url=url).groups
-    keys = ("customers", "planned", "delivered", "reach_rate", "tasks", "sla_judged", "sla_met", "sla_compliance",
-            "nps_answers", "nps", "csat", "churn_rate", "renewal_rate", "precision")
-    return [{"tier": tier, **{k: values.get(k) for k in keys}} for tier, values in groups.items()]
+    return tier_rows(compute_metrics(start, end, "tier", now=now, url=url).groups)
+
+
+def tier_rows(groups: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """``tier_summary``'s rows out of per-tier groups already computed (a report by tier has them)."""
+    return [{"tier": tier, **{k: values.get(k) for k in SUMMARY_KEYS}} for tier, values in groups.items()]
+
+
+# The figures of a tier_summary row, after its tier.
+SUMMARY_KEYS: tuple[str, ...] = (
+    "customers", "planned", "delivered", "reach_rate", "tasks", "sla_judged", "sla_met", "sla_compliance",
+    "nps_answers", "nps", "csat", "churn_rate", "renewal_rate", "precision",
+)
 
 
 def fmt(value: Any, kind: str) -> str:

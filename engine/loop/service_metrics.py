@@ -16,14 +16,16 @@ import sqlalchemy as sa
 from engine.loop.metric_sql import (
     Period,
     Rows,
+    first_answer,
     group_column,
     grouped_rows,
+    has_answer,
     hours,
-    is_event_occurrence,
     per_group,
     ratio,
     whole,
     with_customer,
+    with_trigger_event,
 )
 from engine.loop.sqlfn import count_where
 from engine.loop.tables import customer_t, enrollment_t, event_t, outcome_t, task_t, touch_t
@@ -45,7 +47,7 @@ def touch_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
     acted = sa.exists().where(outcome_t.c.touch_id == t.c.id, outcome_t.c.kind.in_(ACTED_TOUCH_KINDS))
     inner = grouped_rows(
         grp, t.c.status.label("status"), sa.case((acted, 1), else_=0).label("acted"),
-        source=with_customer(t), where=(t.c.planned_for >= ctx.start, t.c.planned_for < ctx.end),
+        source=with_customer(t, ctx, by), where=(t.c.planned_for >= ctx.start, t.c.planned_for < ctx.end),
     )
     s = inner.c.status
     rows = per_group(
@@ -68,7 +70,7 @@ def touch_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
 
 
 def first_touch_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
-    e, c, ev = enrollment_t, customer_t, event_t
+    e, c = enrollment_t, customer_t
     grp = group_column(by, ctx, c, journey=e.c.journey_id)
     if grp is None:
         return {}
@@ -81,17 +83,20 @@ def first_touch_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Row
                t.c.occurrence == e.c.occurrence)
         .scalar_subquery()
     )
-    trigger = sa.func.coalesce(ev.c.occurred_at, e.c.entered_at)
+    source, event_at = with_trigger_event(with_customer(e, ctx, by), e, ctx.dialect)
+    trigger = sa.func.coalesce(event_at, e.c.entered_at)
     inner = grouped_rows(
         grp, ctx.secs(first_sent, trigger).label("secs"),
-        source=with_customer(e).outerjoin(ev, is_event_occurrence(e.c.occurrence, ev)),
+        source=source,
         where=(
             e.c.entered_at >= ctx.start, e.c.entered_at < ctx.end,
             sa.func.coalesce(e.c.split_branch, "") != HOLDOUT,
         ),
     )
-    rows = per_group(conn, inner, sa.func.avg(inner.c.secs), where=inner.c.secs.is_not(None))
-    return {g: {"first_touch_hours": hours(avg)} for g, avg in rows}
+    # AVG passes over the NULLs (nothing sent yet) by itself; a group with nothing sent at all is
+    # left out, as it was when the NULLs were filtered in SQL.
+    rows = per_group(conn, inner, sa.func.avg(inner.c.secs))
+    return {g: {"first_touch_hours": hours(avg)} for g, avg in rows if avg is not None}
 
 
 def task_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
@@ -114,7 +119,7 @@ def task_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
             else_=0,
         ).label("fcr_ok"),
         sa.case((done & k.c.outcome_code.in_(ACTED_TASK_CODES), 1), else_=0).label("acted"),
-        source=with_customer(k),
+        source=with_customer(k, ctx, by),
         where=(k.c.created_at >= ctx.start, k.c.created_at < ctx.end, k.c.status != "cancelled"),
     )
     i = inner.c
@@ -141,21 +146,13 @@ def _event_followups(
     grp = group_column(by, ctx, c)
     if grp is None:
         return {}
-    first_done = (
-        sa.select(sa.func.min(k.c.completed_at))
-        .where(is_event_occurrence(k.c.occurrence, ev), k.c.status == "done")
-        .scalar_subquery()
-    )
-    first_resolved = (
-        sa.select(sa.func.min(k.c.completed_at))
-        .where(is_event_occurrence(k.c.occurrence, ev), k.c.status == "done", k.c.outcome_code == "resolved")
-        .scalar_subquery()
-    )
+    first_done = first_answer(ev, k.c.status == "done")
+    first_resolved = first_answer(ev, k.c.status == "done", k.c.outcome_code == "resolved")
     response = ctx.secs(first_done, ev.c.occurred_at)
     limit = limit_hours * 3600
     where = [ev.c.type == event_type, ev.c.occurred_at >= ctx.start, ev.c.occurred_at < ctx.end]
     if only_with_task:
-        where.append(sa.exists().where(is_event_occurrence(k.c.occurrence, ev)))
+        where.append(has_answer(ev))
     inner = grouped_rows(
         grp,
         response.label("secs"),
@@ -166,7 +163,7 @@ def _event_followups(
         ).label("judged"),
         sa.case((response <= limit, 1), else_=0).label("met"),
         ctx.secs(first_resolved, ev.c.occurred_at).label("closure"),
-        source=with_customer(ev), where=where,
+        source=with_customer(ev, ctx, by), where=where,
     )
     i = inner.c
     rows = per_group(

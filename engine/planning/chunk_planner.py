@@ -2,44 +2,67 @@
 worker processes) repeats.
 
 Per chunk: the candidates are narrowed in SQL (``engine.planning.candidates``), facts are
-loaded in bulk for those customers only (``engine.planning.facts``), new entrants and waiting
-enrollments go through their steps (``engine.planning.step_machine``), delivery rules decide
-channel, time and cap (``engine.planning.delivery_rules``), and the output goes to the sink
-and, unless it is a dry run, to the writer (``engine.planning.plan_writer``), which commits
-it. Nothing here decides how a book is cut into chunks or where they run: that is the
-planner's (``engine.planning.planner``), which spawns worker processes that import this
-module, never the planner.
+loaded in bulk for those customers only (``engine.planning.facts``), and then each customer's
+agenda is worked through in the order of time: new entrants at their due time (audience and
+re-entry judged then) and enrollments under way when their wait ends, each moved by the step
+machine (``engine.planning.step_machine``) until it next waits, then put back in the agenda
+at that moment. So whatever one journey does at a moment (an attribute update) is seen by
+exactly the steps that come after it, however the run's window was cut. Delivery rules then
+decide channel, time and cap for the customer's touches together with those already stored
+(``engine.planning.delivery_rules``), and the output goes, unless it is a dry run, to the writer
+(``engine.planning.plan_writer``), which commits it, and then to the sink. Nothing here decides
+how a book is cut into chunks or where they run: that is the planner's
+(``engine.planning.planner``), which spawns worker processes that import this module, never
+the planner.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import or_
 from sqlalchemy import select as _sa_select
 from sqlmodel import Session, col
 
+from engine.language.durations import parse_duration
 from engine.language.settings_model import DeliveryConfig
 from engine.language.validation import LoadedJourney
-from engine.planning.candidates import ALL_SOURCES, ENTRY_ORDER, Candidates
-from engine.planning.delivery_rules import CapLedger, Wanted, apply
-from engine.planning.facts import DROPPED, CustomerFacts, fetch_rows, id_filter, load_customers
+from engine.planning.candidates import ALL_SOURCES, Candidates, Entrant
+from engine.planning.delivery_rules import StoredTouch, Wanted, decide
+from engine.planning.facts import CustomerFacts, fetch_rows, id_filter, load_customers
 from engine.planning.journeys_in_force import conditions_of
+from engine.planning.lookahead import Lookahead
 from engine.planning.plan_output import ChunkOutput, PlannedEnrollment, PlanResult, Sink
-from engine.planning.plan_writer import write_chunk
-from engine.planning.step_machine import StepMachine, duration, step_graph
+from engine.planning.plan_writer import StaleTouches, write_chunk
+from engine.planning.step_machine import Progress, StepMachine, step_graph
 from store.clock import as_utc
-from store.models import Customer, Touch, TouchStatus
+from store.models import Customer, KeyValue, Touch
 
 # sqlmodel types its columns as the Python values they hold, which SQLAlchemy's typed
 # select() overloads reject; the queries here select plain columns, so use it untyped.
 select: Any = _sa_select
 
 CHUNK = 20_000
+CURSOR_KEY = "plan:last_end"
+# How often a chunk is planned again when a stored touch the cap decided on was taken meanwhile.
+STALE_RETRIES = 3
+
+
+def read_cursor(session: Session) -> tuple[datetime, datetime] | None:
+    """Where the last written run left off: (the end it planned ahead to, its ``now``). A cursor
+    written before runs planned ahead holds one moment, both at once."""
+    row = session.get(KeyValue, CURSOR_KEY)
+    if row is None or not row.value.get("end"):
+        return None
+    end = as_utc(datetime.fromisoformat(row.value["end"]))
+    now = as_utc(datetime.fromisoformat(row.value["now"])) if row.value.get("now") else end
+    return end, now
 
 
 class ChunkPlanner:
@@ -53,6 +76,8 @@ class ChunkPlanner:
         start: datetime,
         end: datetime,
         *,
+        now: datetime | None = None,
+        start_now: datetime | None = None,
         dry_run: bool = False,
         sources: frozenset[str] = ALL_SOURCES,
         customer_ids: Sequence[int] | None = None,
@@ -61,21 +86,29 @@ class ChunkPlanner:
         chunk: int = CHUNK,
         workers: int | None = None,
     ) -> None:
+        """Plan (``start``, ``end``]: ``now`` (default ``end``) is the moment the run stands at, up
+        to which it knows what happened; from there to ``end`` it plans only what no later event
+        can change (``engine.planning.lookahead``). Entries judged at their moment are taken from
+        (``start_now``, ``now``] (default ``start``)."""
         self.session = session
         self.journeys = list(journeys)
         self.config = config
         self.start = as_utc(start)
         self.end = as_utc(end)
+        self.now = min(as_utc(now), self.end) if now is not None else self.end
+        self.start_now = as_utc(start_now) if start_now is not None else self.start
         self.dry_run = dry_run
-        self.sources = sources
         self.customer_ids = sorted(set(customer_ids)) if customer_ids is not None else None
+        self.sources = self._sources(sources)
         self.event_ids = list(event_ids) if event_ids is not None else None
         self.sink = sink
         self.chunk = chunk
         self.workers = workers
         self.result = PlanResult(self.start, self.end, dry_run, journeys=[j.id for j in self.journeys])
-        self.candidates = Candidates(session, self.journeys, self.start, self.end, sources=sources,
-                                     customer_ids=self.customer_ids, event_ids=self.event_ids)
+        self.look = Lookahead(self.journeys)
+        self.candidates = Candidates(session, self.journeys, self.start, self.end, sources=self.sources,
+                                     customer_ids=self.customer_ids, event_ids=self.event_ids, now=self.now,
+                                     start_now=self.start_now, look=self.look)
         # Held while a chunk is written: worker processes writing one SQLite file pass a lock
         # shared between them, so a waiting writer wakes when the other commits instead of
         # polling with SQLite's busy timeout (up to 100 ms between tries).
@@ -88,8 +121,37 @@ class ChunkPlanner:
         for lj in self.journeys:
             self.fields[lj.id] = {f for cond in conditions_of(lj.journey) for f in cond.fields()}
         self.needed = set().union(*self.fields.values())
+        self.priorities = {lj.id: lj.journey.priority for lj in self.journeys}
+
+    def _sources(self, sources: frozenset[str]) -> frozenset[str]:
+        """An event's run (events only, for its customers) also takes what those customers' scheduled
+        and dated journeys had due since the last written run: the event must come after them."""
+        if self.customer_ids is None or "events" not in sources or {"schedule", "date"} <= sources:
+            return sources
+        cursor = read_cursor(self.session)
+        if cursor is None or cursor[1] >= self.now:
+            return sources
+        self.start, self.start_now = min(cursor[0], self.now), cursor[1]
+        return sources | {"schedule", "date"}
 
     def plan_chunk(self, lo: int, hi: int, ids: Sequence[int] | None) -> None:
+        for attempt in range(STALE_RETRIES):
+            out = self._plan(lo, hi, ids)
+            if out is None:
+                return
+            if not self.dry_run:
+                try:
+                    self._write(out)
+                except StaleTouches:
+                    if attempt + 1 == STALE_RETRIES:
+                        raise
+                    continue  # planned again around the touch dispatch took
+            self.result.add(out)
+            if self.sink is not None:
+                self.sink(out)
+            return
+
+    def _plan(self, lo: int, hi: int, ids: Sequence[int] | None) -> ChunkOutput | None:
         out = ChunkOutput()
         candidates = self.candidates
         entrants = candidates.entrants(lo, hi, ids) if self.sources & {"schedule", "date"} else []
@@ -97,50 +159,67 @@ class ChunkPlanner:
         entrants.extend(event_entrants)
         waiting = candidates.waiting(lo, hi, ids, event_rows)
         if not entrants and not waiting and not event_rows:
-            return
-        entrants = candidates.not_yet_entered(lo, hi, ids, entrants)
+            return None
+        entrants, history = candidates.not_yet_entered(lo, hi, ids, entrants)
         customer_ids = sorted({e.customer_id for e in entrants} | {w.enrollment.customer_id for w in waiting})
         involved = {e.journey.id for e in entrants} | {w.enrollment.journey_id for w in waiting}
         needed = set().union(*(self.fields[j] for j in involved))
-        facts = load_customers(self.session, lo, hi, customer_ids, needed, self.end) if customer_ids else {}
+        # Conditions are judged from the earliest moment the chunk may act at on.
+        since = min([self.start, self.start_now] + [e.due for e in entrants]
+                    + [w.enrollment.step_started_at or w.next_at for w in waiting])
+        facts = (load_customers(self.session, lo, hi, customer_ids, needed, self.end, since=since)
+                 if customer_ids else {})
         entrants = candidates.in_audience(entrants, facts, out)
         events = candidates.customer_events(lo, hi, customer_ids, entrants, waiting)
-        machine = StepMachine(self.end, out)
-        for e in sorted(entrants, key=ENTRY_ORDER):
-            cf = facts[e.customer_id]
-            enrollment = PlannedEnrollment(
-                e.customer_id, e.journey.id, e.journey.version, e.occurrence, None, "active", None, None,
-                e.due, None, None, step_graph(e.journey.journey).entry_rule)
-            machine.run(e.journey, cf, e.scope, events.get(e.customer_id, []), enrollment, 0, e.due, False)
-            out.enrollments.append(enrollment)
+        machine = StepMachine(self.now, self.end, out, self.look)
         by_id = {lj.id: lj for lj in self.journeys}
+        entry_rules = {lj.id: step_graph(lj.journey).entry_rule for lj in self.journeys}
+        order = itertools.count()
+        # Each customer's agenda: (moment, journey, occurrence, tie, entrant or enrollment under way).
+        agenda: dict[int, list[tuple[datetime, str, str, int, Entrant | Progress]]] = defaultdict(list)
+        for e in entrants:
+            agenda[e.customer_id].append((e.due, e.journey_id, e.occurrence, next(order), e))
+        resumed: list[Progress] = []
         for w in waiting:
             enrollment = w.enrollment
-            lj = by_id[enrollment.journey_id]
-            waiting_facts = facts.get(enrollment.customer_id)
-            if waiting_facts is None:
+            cf = facts.get(enrollment.customer_id)
+            if cf is None:
                 continue
-            steps = lj.journey.steps
-            index = next((i for i, s in enumerate(steps) if s.id == enrollment.step_id), len(steps))
-            step = steps[index] if index < len(steps) else None
-            t = w.next_at
-            if step is not None and step.wait_for is not None:
-                t = w.next_at - duration(step.wait_for.timeout)  # the wait began here
-            machine.run(lj, waiting_facts, w.scope, events.get(enrollment.customer_id, []), enrollment, index, t,
-                        True)
-            out.enrollments.append(enrollment)
+            p = machine.resume(by_id[enrollment.journey_id], enrollment, w.scope)
+            at = machine.schedule(p, cf, events.get(enrollment.customer_id, []))
+            if at is None:
+                continue  # nothing this run may do for it yet
+            resumed.append(p)
+            agenda[enrollment.customer_id].append((at, enrollment.journey_id, enrollment.occurrence, next(order), p))
+        for cid, items in agenda.items():
+            cf = facts[cid]
+            evs = events.get(cid, [])
+            if len(items) > 1:
+                heapq.heapify(items)
+            while items:
+                _at, jid, occurrence, _, item = heapq.heappop(items)
+                if type(item) is Entrant:
+                    if not candidates.audience_holds(item, cf, out) or not history.admits(item):
+                        continue
+                    enrollment = PlannedEnrollment(
+                        cid, jid, item.journey.version, occurrence, None, "active", None, None, item.due, None, None,
+                        entry_rules[jid])
+                    out.enrollments.append(enrollment)
+                    p = machine.start(item.journey, enrollment, item.due, item.scope)
+                else:
+                    assert isinstance(item, Progress)
+                    p = item
+                nxt = machine.advance(p, cf, evs)
+                if nxt is not None:
+                    heapq.heappush(items, (nxt, jid, occurrence, next(order), p))
+        out.enrollments.extend(p.enrollment for p in resumed if p.changed)
         self._attribute_updates(out)
         out.events = list(event_rows)
         for cid, cf in facts.items():
             out.timezones[cid] = cf.timezone
             out.external_ids[cid] = cf.external_id
-        self._deliver(lo, hi, customer_ids, facts, out)
-        self.result.add(out)
-        if self.sink is not None:
-            self.sink(out)
-        if self.dry_run:
-            return
-        self._write(out)
+        self._deliver(lo, hi, facts, out)
+        return out
 
     def _attribute_updates(self, out: ChunkOutput) -> None:
         """``out.updates``: the whole attributes of each customer an update step changed, read
@@ -153,32 +232,35 @@ class ChunkPlanner:
                     col(Customer.id).in_(cids[i : i + 5000]))).all():
                 out.updates[cid] = {**(attributes or {}), **out.attribute_changes[cid]}
 
-    def _deliver(self, lo: int, hi: int, customer_ids: list[int], facts: dict[int, CustomerFacts],
-                 out: ChunkOutput) -> None:
+    def _deliver(self, lo: int, hi: int, facts: dict[int, CustomerFacts], out: ChunkOutput) -> None:
+        """Channel, time and cap for the chunk's wanted touches, each customer's together with the
+        touches of theirs already stored that share a cap window with them."""
         wanted: dict[int, list[Wanted]] = defaultdict(list)
         for d in out.decisions:
             wanted[d.wanted.customer_id].append(d.wanted)
         out.decisions = []
         if not wanted:
             return
-        ledger = CapLedger.from_config(self.config)
-        window = ledger.window
+        window = parse_duration(self.config.marketing_cap_window)
         first = min(w.planned_for for ws in wanted.values() for w in ws)
         last = max(w.planned_for for ws in wanted.values() for w in ws)
-        rows = fetch_rows(self.session, select(Touch.customer_id, Touch.key, Touch.category, Touch.status,
-                                               Touch.due_at, Touch.planned_for).where(
+        # The keys that may already be stored (the same touch planned before), and the marketing
+        # touches in or after the cap windows of the earliest one (a local day starts up to a day
+        # before its UTC date, quiet hours move a touch by less than a day).
+        rows = fetch_rows(self.session, select(
+            Touch.customer_id, Touch.key, Touch.journey_id, Touch.step_id, Touch.category, Touch.status,
+            Touch.error_reason, Touch.planned_for, Touch.due_at, Touch.channel).where(
             id_filter(col(Touch.customer_id), lo, hi, sorted(wanted)),
-            or_(and_(col(Touch.due_at) > first - window, col(Touch.due_at) < last + window + timedelta(days=1)),
-                and_(col(Touch.planned_for) >= first, col(Touch.planned_for) <= last))))
-        existing: dict[int, dict[str, datetime]] = defaultdict(dict)
-        counted: list[tuple[int, datetime]] = []
-        for cid, key, category, status, due, _planned in rows:
-            existing[cid][key] = as_utc(due)
-            if category == "marketing" and status not in (TouchStatus.CANCELLED, DROPPED):
-                counted.append((cid, as_utc(due)))
-        ledger.load(counted)
+            or_(col(Touch.due_at) > first - window - timedelta(days=2),
+                col(Touch.planned_for).between(first, last))))
+        stored: dict[int, list[StoredTouch]] = defaultdict(list)
+        for cid, key, jid, step, category, status, reason, planned_for, due, channel in rows:
+            stored[cid].append(StoredTouch(key, jid, step, category, status, reason, as_utc(planned_for), as_utc(due),
+                                           channel, self.priorities.get(jid)))
         for cid, ws in wanted.items():
-            out.decisions.extend(apply(ws, facts[cid].reach, self.config, ledger, existing.get(cid)))
+            decisions, changes = decide(ws, facts[cid].reach, self.config, stored.get(cid, ()), cid)
+            out.decisions.extend(decisions)
+            out.changes.extend(changes)
 
     def _write(self, out: ChunkOutput) -> None:
         """Write one chunk's output and commit (a method, so that a test can make a chunk's

@@ -10,16 +10,21 @@ Applied to every customer-facing touch a journey wants, in this order:
    touches are exempt. 20:59 stays, 21:00 moves to 08:00 the next day, 08:00 stays.
 3. **Marketing cap** — at most ``marketing_cap`` marketing touches per customer in any
    rolling ``marketing_cap_window`` (default 2 per 7 days), counting touches already in the
-   store (planned or sent) and those planned earlier in the same run. Service touches are
-   exempt. When the cap leaves room for only some, the day's touches are taken in journey
-   priority order (higher first); the rest are dropped (``marketing_cap``).
+   store (planned or sent) and those planned in the same run. Service touches are exempt.
+   When the cap leaves room for only some, the touches of a customer's local day are taken in
+   journey priority order (higher first); the rest are dropped (``marketing_cap``, or
+   ``pre_empted`` when touches of higher priority on the same day took the room). Which
+   touches win depends on the touches alone, not on which run planned them: one arriving
+   later (an event's, or a day planned in pieces) re-runs the contest from its day, so a
+   planned touch it beats is dropped (``pre-empted by <journey>``) and a dropped one that fits
+   again is planned (``decide``).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
@@ -29,6 +34,7 @@ from engine.planning.occurrences import clock, local_naive, place
 
 DROP_NO_CHANNEL = "no_channel"
 DROP_CAP = "marketing_cap"
+DROP_PREEMPTED = "pre_empted"
 MOVED_QUIET = "quiet_hours"
 
 
@@ -133,29 +139,7 @@ def fits_cap(times: list[datetime], moment: datetime, cap: int, window: timedelt
     return True
 
 
-@dataclass
-class CapLedger:
-    """Marketing touch times per customer: what the store holds plus what this run planned."""
-
-    cap: int
-    window: timedelta
-    times: dict[int, list[datetime]] = field(default_factory=dict)
-
-    @classmethod
-    def from_config(cls, config: DeliveryConfig) -> CapLedger:
-        return cls(config.marketing_cap, parse_duration(config.marketing_cap_window))
-
-    def load(self, rows: Iterable[tuple[int, datetime]]) -> None:
-        for customer_id, due in rows:
-            self.times.setdefault(customer_id, []).append(due)
-        for times in self.times.values():
-            times.sort()
-
-    def fits(self, customer_id: int, moment: datetime) -> bool:
-        return fits_cap(self.times.get(customer_id, []), moment, self.cap, self.window)
-
-    def add(self, customer_id: int, moment: datetime) -> None:
-        bisect.insort(self.times.setdefault(customer_id, []), moment)
+_duration = lru_cache(maxsize=64)(parse_duration)
 
 
 @lru_cache(maxsize=65536)
@@ -163,51 +147,169 @@ def _local_date(moment: datetime, tz: str) -> date:
     return local_naive(moment, tz).date()
 
 
-def _order_key(w: Wanted, tz: str) -> tuple[date, int, datetime, str, str]:
-    # Same customer and local day: higher priority first; then earlier, then stable by name.
-    return (_local_date(w.planned_for, tz), -w.priority, w.planned_for, w.journey_id, w.step_id)
+def _order_key(w: Wanted, tz: str) -> tuple[date, int, datetime, str, str, str]:
+    # Same customer and local day: higher priority first; then earlier, then stable by name (two
+    # touches of one journey step at one moment are the same touch).
+    return (_local_date(w.planned_for, tz), -w.priority, w.planned_for, w.journey_id, w.step_id, w.occurrence)
 
 
-def apply(
+@dataclass(frozen=True, slots=True)
+class StoredTouch:
+    """A touch already in the store, as the cap sees it. ``priority``: its journey's, None when
+    the journey is no longer in force (the touch then keeps its status)."""
+
+    key: str
+    journey_id: str
+    step_id: str
+    category: str
+    status: str
+    error_reason: str | None
+    planned_for: datetime
+    due_at: datetime
+    channel: str
+    priority: int | None
+
+
+@dataclass(slots=True)
+class TouchChange:
+    """A stored touch the cap decides again because a touch of its customer's day arrived:
+    pre-empted (``planned`` → ``dropped``), back in (``dropped`` → ``planned``) or dropped for
+    another reason."""
+
+    key: str
+    customer_id: int
+    journey_id: str
+    step_id: str
+    old_status: str
+    old_reason: str | None
+    status: str
+    reason: str | None  # the stored ``error_reason``: "<rule>: <why>", None when planned
+    due_at: datetime
+    channel: str
+
+
+def stored_reason(rule: str | None, reason: str) -> str:
+    """A drop as ``Touch.error_reason`` records it."""
+    return f"{rule}: {reason}"[:255]
+
+
+@dataclass(slots=True)
+class _Contender:
+    """A marketing touch in the cap's contest for its customer: new in this run, or stored."""
+
+    order: tuple[date, int, datetime, str, str, str]
+    due: datetime
+    priority: int
+    journey_id: str
+    decision: Decision | None = None  # a new touch: its decision, completed by the contest
+    stored: StoredTouch | None = None
+
+
+PLANNED = "planned"
+DROPPED = "dropped"
+CANCELLED = "cancelled"
+
+
+def decide(
     wanted: list[Wanted],
     reach: Reach,
     config: DeliveryConfig,
-    ledger: CapLedger,
-    existing: dict[str, datetime] | None = None,
-) -> list[Decision]:
-    """Decisions for one customer's wanted touches. ``existing``: keys already in the store
-    (their due time) — those are not decided again and already count in ``ledger``."""
-    out: list[Decision] = []
-    ordered = wanted if len(wanted) == 1 else sorted(wanted, key=lambda w: _order_key(w, reach.timezone))
+    stored: Sequence[StoredTouch] = (),
+    customer_id: int = 0,
+) -> tuple[list[Decision], list[TouchChange]]:
+    """Decisions for one customer's wanted touches, and the stored touches the cap decides again.
+
+    ``stored``: the customer's touches in the store that may share a cap window with these (a
+    wanted touch whose key is among them is not decided again). The cap is one contest over all
+    of the customer's marketing touches, taken day by day in the customer's local time and,
+    within a day, by journey priority (then time, then name): a touch goes in when every rolling
+    window holding it stays within the cap with those taken before it. The outcome depends on
+    the touches alone, never on which run planned which, so a touch that arrives later for a
+    day already planned re-runs the contest from its day: a planned touch it beats is dropped
+    (``pre-empted by <journey>`` when a touch of higher priority on its day took its place), and
+    a dropped one that now fits is planned again. Stored touches of earlier days, and those
+    already being sent, keep their status and count as they are.
+    """
+    tz = reach.timezone
+    known = {s.key for s in stored}
+    decisions: list[Decision] = []
+    contenders: list[_Contender] = []
+    ordered = wanted if len(wanted) == 1 else sorted(wanted, key=lambda w: _order_key(w, tz))
     for w in ordered:
-        if existing and w.key in existing:
+        if known and w.key in known:
             continue
         channel, fallbacks = choose_channel(w.channels, reach)
         if channel is None:
             listed = ", ".join(w.channels)
-            out.append(
-                Decision(w, "dropped", w.channels[0], [], w.planned_for, dropped_by=DROP_NO_CHANNEL,
+            decisions.append(
+                Decision(w, DROPPED, w.channels[0], [], w.planned_for, dropped_by=DROP_NO_CHANNEL,
                          reason=f"no consented, reachable channel among {listed}")
             )
             continue
         due = w.planned_for
         moved_by = None
-        customer_facing_exempt = w.urgent and w.category == "service"
-        if not customer_facing_exempt:
-            moved = quiet_hours_move(due, reach.timezone, config)
+        if not (w.urgent and w.category == "service"):
+            moved = quiet_hours_move(due, tz, config)
             if moved is not None:
                 due, moved_by = moved, MOVED_QUIET
-        if w.category == "marketing":
-            if not ledger.fits(w.customer_id, due):
-                out.append(
-                    Decision(w, "dropped", channel, fallbacks, due, moved_by=moved_by, dropped_by=DROP_CAP,
-                             reason=f"marketing cap {ledger.cap} per {config.marketing_cap_window} reached")
-                )
-                continue
-            ledger.add(w.customer_id, due)
         reason = ""
         if moved_by:
             reason = (f"quiet hours {config.quiet_hours.start}-{config.quiet_hours.end} "
-                      f"({reach.timezone}): moved from {local_naive(w.planned_for, reach.timezone):%Y-%m-%d %H:%M}")
-        out.append(Decision(w, "planned", channel, fallbacks, due, moved_by=moved_by, reason=reason))
-    return out
+                      f"({tz}): moved from {local_naive(w.planned_for, tz):%Y-%m-%d %H:%M}")
+        d = Decision(w, PLANNED, channel, fallbacks, due, moved_by=moved_by, reason=reason)
+        decisions.append(d)
+        if w.category == "marketing":
+            contenders.append(_Contender(_order_key(w, tz), due, w.priority, w.journey_id, decision=d))
+    if not contenders:
+        return decisions, []
+    first_day = min(c.order[0] for c in contenders)
+    taken: list[datetime] = []  # due times of the marketing touches that count, sorted
+    for s in stored:
+        if s.category != "marketing":
+            continue
+        day = _local_date(s.planned_for, tz)
+        dropped_by = (s.error_reason or "").split(":", 1)[0]
+        if day >= first_day and s.priority is not None and (
+                s.status == PLANNED or (s.status == DROPPED and dropped_by in (DROP_CAP, DROP_PREEMPTED))):
+            contenders.append(_Contender((day, -s.priority, s.planned_for, s.journey_id, s.step_id,
+                                          s.key.split(":", 3)[-1]),
+                                         s.due_at, s.priority, s.journey_id, stored=s))
+        elif s.status not in (CANCELLED, DROPPED):
+            taken.append(s.due_at)
+    cap = config.marketing_cap
+    if len(taken) + len(contenders) <= cap and all(c.stored is None for c in contenders):
+        # Only new touches, and room for all of them in any window: nothing to contest.
+        return decisions, []
+    taken.sort()
+    window = _duration(config.marketing_cap_window)
+    accepted: list[_Contender] = []
+    changes: list[TouchChange] = []
+    for c in sorted(contenders, key=lambda c: c.order):
+        rule: str | None = None
+        why = ""
+        if fits_cap(taken, c.due, cap, window):
+            bisect.insort(taken, c.due)
+            accepted.append(c)
+        else:
+            rule, why = DROP_CAP, f"marketing cap {cap} per {config.marketing_cap_window} reached"
+            # Pre-empted: the touches of higher priority on its own day took the room it needed.
+            above = [a for a in accepted if a.order[0] == c.order[0] and a.priority > c.priority]
+            if above:
+                rest = list(taken)
+                for a in above:
+                    rest.remove(a.due)
+                if fits_cap(rest, c.due, cap, window):
+                    winner = min(above, key=lambda a: a.order)
+                    rule, why = DROP_PREEMPTED, f"pre-empted by {winner.journey_id}"
+        if c.decision is not None:
+            if rule is not None:
+                c.decision.status, c.decision.dropped_by, c.decision.reason = DROPPED, rule, why
+            continue
+        old = c.stored
+        assert old is not None
+        status = PLANNED if rule is None else DROPPED
+        reason_now = None if rule is None else stored_reason(rule, why)
+        if (status, reason_now) != (old.status, old.error_reason if old.status == DROPPED else None):
+            changes.append(TouchChange(old.key, customer_id, old.journey_id, old.step_id, old.status,
+                                       old.error_reason, status, reason_now, old.due_at, old.channel))
+    return decisions, changes

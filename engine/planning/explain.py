@@ -1,11 +1,14 @@
 """``journeys explain``: why a customer does or does not get each journey's touches.
 
 For every journey in force: whether it runs, whether the customer is in its audience (tier
-and each condition leaf with the customer's actual value and pass/fail), when it would next
-fire for them, and what the delivery rules did to the touches around the moment asked about:
-a dry run for this one customer over (at - 1 day, at + 7 days], plus the touches already in
-the store in that span (held/moved by quiet hours, dropped for consent or the cap, and why).
-Nothing is written.
+and each condition leaf with the customer's actual value and pass/fail; a journey anchored on
+a policy or a claim is judged for each of the customer's policies or claims, with each one's
+verdict), when it would next fire for them, the next agent task of a journey that creates
+tasks, and what the delivery rules did to the touches around the moment asked about: a dry run
+for this one customer over (at - 1 day, at + 7 days], plus the touches already in the store in
+that span (held/moved by quiet hours, dropped for consent or the cap, pre-empted by a journey
+of higher priority, and why). Customers are named by their external id, as ``plan --json``
+names them. Nothing is written.
 """
 
 from __future__ import annotations
@@ -19,15 +22,16 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from engine.language import conditions
-from engine.language.journey_model import Journey
+from engine.language.journey_model import Condition, Journey
 from engine.planning import rules
-from engine.planning.facts import load_customers
+from engine.planning.facts import claim_fact, load_customers, policy_fact
 from engine.planning.occurrences import anchor_fire, birthday_fires, holiday_fires, next_cron_fire
 from engine.planning.planner import ChunkOutput, Planner, active_journeys, conditions_of, local_iso, switched_on
+from engine.planning.step_machine import duration
 from store.clock import as_utc
 from store.db import get_engine
 from store.masking import mask_name
-from store.models import Customer, Policy, Touch
+from store.models import AgentTask, Claim, Customer, Enrollment, Policy, TaskStatus, Touch
 
 SPAN_BEFORE = timedelta(days=1)
 SPAN_AFTER = timedelta(days=7)
@@ -38,33 +42,87 @@ class UnknownCustomer(LookupError):
 
 
 def _next_fire(session: Session, journey: Journey, customer_id: int, fact: dict[str, Any], tz: str,
-               at: datetime) -> str | None:
+               at: datetime) -> tuple[str | None, datetime | None]:
+    """When the journey next takes this customer in: as shown, and as a moment when there is one."""
     entry = journey.entry
     if entry.schedule is not None:
-        return local_iso(next_cron_fire(entry.schedule.cron, tz, at)[1], tz)
+        due = next_cron_fire(entry.schedule.cron, tz, at)[1]
+        return local_iso(due, tz), due
     if entry.event is not None:
-        return f"on event {entry.event.type}"
+        return f"on event {entry.event.type}", None
     assert entry.date is not None
     horizon = at + timedelta(days=400)
     if entry.date.anchor == "customer.birthday":
         birthday = fact.get("customer.birthday")
         if birthday is None:
-            return None
+            return None, None
         fires = birthday_fires(birthday, entry.date.at, entry.date.offset, tz, at, horizon,
                                entry.date.on_non_working_day)
-        return local_iso(fires[0][1], tz) if fires else None
+        return (local_iso(fires[0][1], tz), fires[0][1]) if fires else (None, None)
     if entry.date.anchor == "holiday":
         fires = holiday_fires(list(entry.date.holidays or []), entry.date.at, entry.date.offset, tz, at, horizon,
                               entry.date.on_non_working_day)
-        return f"{fires[0][0]} {local_iso(fires[0][1], tz)}" if fires else None
+        return (f"{fires[0][0]} {local_iso(fires[0][1], tz)}", fires[0][1]) if fires else (None, None)
     if entry.date.anchor == "policy.expiry_date":
         expiries = session.execute(select(col(Policy.expiry_date)).where(
             col(Policy.customer_id) == customer_id, col(Policy.status) == "active")).scalars().all()
         shift = entry.date.on_non_working_day
         dues = sorted(d for d in (anchor_fire(e, entry.date.at, entry.date.offset, tz, shift) for e in expiries)
                       if d > at)
-        return local_iso(dues[0], tz) if dues else None
-    return "30 days after a claim settles" if entry.date.offset == "30d" else f"claim settled {entry.date.offset}"
+        return (local_iso(dues[0], tz), dues[0]) if dues else (None, None)
+    label = "30 days after a claim settles" if entry.date.offset == "30d" else f"claim settled {entry.date.offset}"
+    return label, None
+
+
+def _scoped_verdicts(session: Session, journey: Journey, cid: int, fact: dict[str, Any],
+                     now: float) -> tuple[str, list[dict[str, Any]]] | None:
+    """A journey whose audience reads ``policy.*`` or ``claim.*`` is judged per policy or claim
+    (the entry takes each on its own): each one's verdict and leaves. None for other journeys."""
+    cond = journey.audience.when
+    fields = cond.fields() if cond is not None else set()
+    if cond is None or not any(f.startswith(("policy.", "claim.")) for f in fields):
+        return None
+    out: list[dict[str, Any]] = []
+    if any(f.startswith("policy.") for f in fields):
+        for row in session.execute(select(
+                col(Policy.external_id), col(Policy.product_line), col(Policy.annual_premium), col(Policy.start_date),
+                col(Policy.expiry_date), col(Policy.status))
+                .where(col(Policy.customer_id) == cid).order_by(col(Policy.expiry_date))).all():
+            out.append(_verdict(cond, {**fact, **policy_fact(row)}, now, {
+                "policy": row.external_id, "expiry_date": row.expiry_date.isoformat(), "status": row.status}))
+        return "policies", out
+    for row in session.execute(select(
+            col(Claim.external_id), col(Claim.amount), col(Claim.status), col(Claim.filed_at), col(Claim.settled_at),
+            col(Policy.product_line)).outerjoin(Policy, col(Policy.id) == col(Claim.policy_id))
+            .where(col(Claim.customer_id) == cid).order_by(col(Claim.filed_at))).all():
+        out.append(_verdict(cond, {**fact, **claim_fact(row.amount, row.status, row.filed_at, row.settled_at,
+                                                          row.product_line)}, now,
+                            {"claim": row.external_id, "status": row.status}))
+    return "claims", out
+
+
+def _verdict(cond: Condition, fact: dict[str, Any], now: float, item: dict[str, Any]) -> dict[str, Any]:
+    return {**item, "holds": rules.holds(cond, fact, now),
+            "conditions": [vars(leaf) | {"text": leaf.describe()} for leaf in conditions.explain(cond, fact, now)]}
+
+
+def _next_task(journey: Journey, tz: str, at: datetime, planned: list[dict[str, Any]], stored: list[dict[str, Any]],
+               held: list[dict[str, Any]], fire: datetime | None) -> dict[str, Any] | None:
+    """The next agent task a journey that creates tasks has for the customer: one open in the
+    store, one waiting for its moment, one the dry run plans, or else the one its next entry
+    creates at once (a callback journey's first step)."""
+    tasks = [s for s in journey.steps if s.task is not None]
+    if not tasks:
+        return None
+    upcoming = sorted((t for t in [*stored, *held, *planned] if t["journey"] == journey.id),
+                      key=lambda t: (t["at"] or "", t["due_at"]))
+    if upcoming:
+        return upcoming[0]
+    first = journey.steps[0] if journey.steps else None
+    if fire is None or first is None or first.task is None:
+        return None
+    return {"journey": journey.id, "step": first.id, "queue": first.task.queue, "at": local_iso(fire, tz),
+            "due_at": local_iso(fire + duration(first.task.due_within), tz), "source": "next entry"}
 
 
 def explain(customer_external_id: str, at: datetime, url: str | None = None) -> dict[str, Any]:
@@ -94,23 +152,57 @@ def explain(customer_external_id: str, at: datetime, url: str | None = None) -> 
         planned = [d for c in chunks for d in c.decisions]
         audience_seen = {k: v for c in chunks for k, v in c.audience.items()}
 
+        planned_tasks = [{"journey": t.journey_id, "step": t.step_id, "queue": t.queue,
+                          "at": local_iso(t.planned_for, tz), "due_at": local_iso(t.due_at, tz), "source": "dry run"}
+                         for c in chunks for t in c.tasks]
+        stored_tasks = [{"journey": t.journey_id, "step": t.step_id, "queue": t.queue, "at": None,
+                         "due_at": local_iso(t.due_at, tz), "source": f"store ({t.status})"}
+                        for t in session.execute(select(AgentTask).where(
+                            col(AgentTask.customer_id) == cid,
+                            col(AgentTask.status).in_([TaskStatus.OPEN, TaskStatus.CLAIMED]))).scalars()]
+        by_id = {lj.id: lj.journey for lj in journeys}
+        held_tasks = []
+        for e in session.execute(select(Enrollment).where(
+                col(Enrollment.customer_id) == cid, col(Enrollment.state) == "waiting")).scalars():
+            step = next((s for s in by_id[e.journey_id].steps if s.id == e.step_id), None) \
+                if e.journey_id in by_id else None
+            if step is not None and step.task is not None and e.next_at is not None:
+                held_tasks.append({"journey": e.journey_id, "step": step.id, "queue": step.task.queue,
+                                   "at": local_iso(e.next_at, tz),
+                                   "due_at": local_iso(as_utc(e.next_at) + duration(step.task.due_within), tz),
+                                   "source": "store (waiting for its moment)"})
+
         report_journeys = []
         for lj in sorted(journeys, key=lambda j: (-j.journey.priority, j.id)):
             j = lj.journey
             enabled = switches.get(j.id, j.enabled)
             tier_ok = not j.audience.tiers or facts.tier in j.audience.tiers
             cond = j.audience.when
-            leaves = [vars(leaf) | {"text": leaf.describe()} for leaf in conditions.explain(cond, facts.fact, now)]
-            # Conditions on policy/claim/event fields are judged per policy, claim or event at plan time.
-            scoped = any(not f.startswith("customer.") for f in (cond.fields() if cond else []))
-            holds = None if scoped else rules.holds(cond, facts.fact, now)
+            scoped = _scoped_verdicts(session, j, cid, facts.fact, now)
+            items: list[dict[str, Any]] = []
+            if scoped is None:
+                leaves = [vars(leaf) | {"text": leaf.describe()} for leaf in conditions.explain(cond, facts.fact, now)]
+                # Conditions on event fields are judged per event, when it happens.
+                per_event = any(f.startswith("event.") for f in (cond.fields() if cond else []))
+                holds = None if per_event else rules.holds(cond, facts.fact, now)
+            else:
+                # Each policy or claim judged on its own: the leaves say which one they are about.
+                kind, items = scoped
+                label = "policy" if kind == "policies" else "claim"
+                leaves = [{**leaf, "text": f"{item[label]}: {leaf['text']}"} for item in items
+                          for leaf in item["conditions"]]
+                holds = any(item["holds"] for item in items)
+            fire_text, fire_at = _next_fire(session, j, cid, facts.fact, tz, at) if enabled else (None, None)
             report_journeys.append({
                 "journey": j.id, "name": j.name, "category": j.category, "priority": j.priority,
                 "enabled": enabled, "entry": j.entry.kind, "tiers": j.audience.tiers or "all",
                 "tier": facts.tier, "tier_ok": tier_ok, "conditions": leaves, "conditions_hold": holds,
+                **({scoped[0]: items} if scoped is not None else {}),
                 "in_audience": (tier_ok and holds is not False) if enabled else False,
                 "entered_in_window": audience_seen.get((cid, j.id)),
-                "next_fire": _next_fire(session, j, cid, facts.fact, tz, at) if enabled else None,
+                "next_fire": fire_text,
+                "next_task": _next_task(j, tz, at, planned_tasks, stored_tasks, held_tasks,
+                                        fire_at if enabled and tier_ok and holds is not False else None),
                 "version": lj.version[:8] + (" (last good version; file invalid)" if j.id in in_force.fallbacks
                                              else ""),
             })
@@ -149,14 +241,18 @@ def render(report: dict[str, Any], console: Console) -> None:
                         for ch, ok in report["consent"].items())
     console.print(f"consent: {consent}", markup=False)
     table = Table(title="Journeys")
-    for column in ("journey", "enabled", "audience", "conditions", "next fire"):
+    for column in ("journey", "enabled", "audience", "conditions", "next fire", "next task"):
         table.add_column(column)
     for j in report["journeys"]:
         leaves = "\n".join(f"{'✔' if leaf['passed'] else '✘'} {leaf['text']} (actual {leaf['actual']!r})"
                            for leaf in j["conditions"]) or "-"
+        for item in j.get("policies", []) + j.get("claims", []):
+            leaves += f"\n→ {item.get('policy') or item.get('claim')}: {'holds' if item['holds'] else 'does not hold'}"
         tier = f"tier {j['tier']} {'in' if j['tier_ok'] else 'not in'} {j['tiers']}"
+        task = j["next_task"]
         table.add_row(j["journey"], "yes" if j["enabled"] else "no",
-                      ("yes" if j["in_audience"] else "no") + f"\n{tier}", leaves, str(j["next_fire"] or "-"))
+                      ("yes" if j["in_audience"] else "no") + f"\n{tier}", leaves, str(j["next_fire"] or "-"),
+                      f"{task['queue']} due {task['due_at']} ({task['source']})" if task else "-")
     console.print(table)
     touches = Table(title="Touches and delivery rules")
     for column in ("journey/step", "planned for", "due", "status", "channel", "rule", "why", "source"):

@@ -9,6 +9,7 @@ read only ``customer.tier`` never touches the policy or event tables here.
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -33,6 +34,26 @@ SPARSE_LIMIT = 2000
 DROPPED = "dropped"
 
 
+# Fields that are counts of a customer's rows over the last N days, and that N.
+COUNT_WINDOWS = {"logins_90d": timedelta(days=90), "replies_90d": timedelta(days=90),
+                 "marketing_touches_7d": timedelta(days=7)}
+# Fields that are the customer's latest value of something as of a moment.
+LATEST = ("last_nps", "churn_risk")
+# Fields worked out from a date column and the day they are judged on.
+DATED = {"age": "birthday", "days_inactive": "last_active_at", "tenure_days": "created_at"}
+TIMED = frozenset({*COUNT_WINDOWS, *LATEST, *DATED})
+
+
+@dataclass(slots=True)
+class Timeline:
+    """The facts of one customer that change with time, for judging a condition at any moment
+    of a run rather than at its end (a plan cut into several runs judges each moment alike)."""
+
+    counts: dict[str, list[datetime]] = field(default_factory=dict)  # field → sorted row times
+    latest: dict[str, tuple[list[datetime], list[Any]]] = field(default_factory=dict)  # field → times, values
+    dated: tuple[str, ...] = ()  # the DATED fields read
+
+
 @dataclass
 class CustomerFacts:
     id: int
@@ -44,6 +65,41 @@ class CustomerFacts:
     reach: Reach
     attributes: dict[str, Any]
     fact: dict[str, Any] = field(default_factory=dict)
+    timeline: Timeline | None = None
+
+
+def facts_at(cf: CustomerFacts, moment: datetime) -> dict[str, Any]:
+    """The customer's facts as they stand at ``moment``: ``cf.fact`` with every field that
+    changes with time worked out for that moment. ``cf.fact`` itself when none is read."""
+    timeline = cf.timeline
+    if timeline is None:
+        return cf.fact
+    fact = dict(cf.fact)
+    moment = as_utc(moment)
+    _timed_values(fact, cf.attributes, timeline, moment)
+    return fact
+
+
+def _timed_values(fact: dict[str, Any], attributes: dict[str, Any], timeline: Timeline, moment: datetime) -> None:
+    on = moment.date()
+    for name in timeline.dated:
+        value = fact.get(f"customer.{DATED[name]}")
+        if value is None:
+            fact.pop(f"customer.{name}", None)
+        elif name == "age":
+            fact["customer.age"] = _age(value, on)
+        else:
+            fact[f"customer.{name}"] = (on - as_utc(value).date()).days
+    for name, times in timeline.counts.items():
+        fact[f"customer.{name}"] = (bisect.bisect_right(times, moment)
+                                    - bisect.bisect_right(times, moment - COUNT_WINDOWS[name]))
+    for name, (times, values) in timeline.latest.items():
+        i = bisect.bisect_right(times, moment)
+        value = values[i - 1] if i else (attributes.get("churn_risk") if name == "churn_risk" else None)
+        if value is None:
+            fact.pop(f"customer.{name}", None)
+        else:
+            fact[f"customer.{name}"] = value
 
 
 def fetch_rows(session: Session, stmt: Any) -> Sequence[Any]:
@@ -118,11 +174,14 @@ def load_customers(
     needed: set[str],
     at: datetime,
     with_attributes: bool = False,
+    since: datetime | None = None,
 ) -> dict[int, CustomerFacts]:
     """Facts of the customers with id in [lo, hi] (and in ``ids`` when given).
 
     ``needed``: the ``customer.*`` field paths conditions read; ``at``: the moment derived
-    fields (age, days_inactive, counts over the last N days) are computed for.
+    fields (age, days_inactive, counts over the last N days) are computed for in ``fact``.
+    When a field that changes with time is read, each customer also gets a ``Timeline`` with
+    what it takes to work it out at any moment in (``since``, ``at``] (``facts_at``).
     """
     names = {p.split(".", 1)[1] for p in needed if p.startswith("customer.")}
     with_attributes = with_attributes or "churn_risk" in names
@@ -140,7 +199,6 @@ def load_customers(
         cols.append(_attribute_values(session, keys))
     wanted = set(ids) if ids is not None else None
     rows = fetch_rows(session, select(*cols).where(id_filter(col(Customer.id), lo, hi, ids)))
-    on = as_utc(at).date()
     out: dict[int, CustomerFacts] = {}
     extra_names = [c.key for c in extra_cols]
     reaches: dict[tuple[Any, ...], tuple[Reach, dict[str, Any]]] = {}
@@ -176,16 +234,10 @@ def load_customers(
         fact: dict[str, Any] = {"customer.tier": row[2], "customer.locale": row[4], **common}
         for i, name in enumerate(extra_names):
             fact[f"customer.{name}"] = row[len(BASE_COLUMNS) + i]
-        if "age" in names:
-            fact["customer.age"] = _age(fact.get("customer.birthday"), on)
-        if "days_inactive" in names and fact.get("customer.last_active_at") is not None:
-            fact["customer.days_inactive"] = (on - as_utc(fact["customer.last_active_at"]).date()).days
-        if "tenure_days" in names and fact.get("customer.created_at") is not None:
-            fact["customer.tenure_days"] = (on - as_utc(fact["customer.created_at"]).date()).days
         for key, value in attributes.items():
             fact[f"customer.attributes.{key}"] = value
         out[cid] = CustomerFacts(cid, row[1], row[2], row[3], row[4], row[5], reach, attributes, fact)
-    _derived(session, lo, hi, ids, names, at, out)
+    _derived(session, lo, hi, ids, names, at, out, as_utc(since) if since is not None else as_utc(at))
     return out
 
 
@@ -203,11 +255,16 @@ def _attribute_values(session: Session, keys: list[str]) -> Any:
 
 def _derived(
     session: Session, lo: int, hi: int, ids: Sequence[int] | None, names: set[str], at: datetime,
-    out: dict[int, CustomerFacts],
+    out: dict[int, CustomerFacts], since: datetime,
 ) -> None:
     if not out:
         return
     at = as_utc(at)
+    timed = names & TIMED
+    if timed:
+        dated = tuple(sorted(timed & set(DATED)))
+        for facts in out.values():
+            facts.timeline = Timeline(dated=dated)
     policy_fields = {"product_lines", "policy_count", "active_policy_count", "annual_premium_total"}
     if names & policy_fields:
         lines: dict[int, set[str]] = defaultdict(set)
@@ -230,36 +287,60 @@ def _derived(
             facts.fact["customer.annual_premium_total"] = float(c[2])
     if "claim_count" in names:
         _count_fact(session, lo, hi, ids, out, "claim_count", Claim.customer_id)
+    # Counts over the last N days and latest values: the rows themselves, by time, so that each
+    # moment of the run is judged on the rows up to it (and only those).
     for name, event_type in (("logins_90d", "app.login"), ("replies_90d", "message.replied")):
         if name in names:
-            _count_fact(session, lo, hi, ids, out, name, Event.customer_id, Event.type == event_type,
-                        col(Event.occurred_at) > at - timedelta(days=90), col(Event.occurred_at) <= at)
+            _timeline_counts(session, out, name, select(Event.customer_id, Event.occurred_at).where(
+                id_filter(col(Event.customer_id), lo, hi, ids), Event.type == event_type,
+                col(Event.occurred_at) > since - COUNT_WINDOWS[name], col(Event.occurred_at) <= at))
     if "marketing_touches_7d" in names:
-        _count_fact(session, lo, hi, ids, out, "marketing_touches_7d", Touch.customer_id,
-                    Touch.category == "marketing", col(Touch.status).not_in([TouchStatus.CANCELLED, DROPPED]),
-                    col(Touch.due_at) > at - timedelta(days=7), col(Touch.due_at) <= at)
+        _timeline_counts(session, out, "marketing_touches_7d", select(Touch.customer_id, Touch.due_at).where(
+            id_filter(col(Touch.customer_id), lo, hi, ids), Touch.category == "marketing",
+            col(Touch.status).not_in([TouchStatus.CANCELLED, DROPPED]),
+            col(Touch.due_at) > since - COUNT_WINDOWS["marketing_touches_7d"], col(Touch.due_at) <= at))
     if "last_nps" in names:
-        nps = _latest(session.execute(
-            select(SurveyAnswer.customer_id, SurveyAnswer.score, SurveyAnswer.answered_at).where(
-                id_filter(col(SurveyAnswer.customer_id), lo, hi, ids), SurveyAnswer.kind == "nps",
-                col(SurveyAnswer.answered_at) <= at,
-            )
-        ).all())
-        for cid, facts in out.items():
-            if cid in nps:
-                facts.fact["customer.last_nps"] = nps[cid]
+        _timeline_latest(out, "last_nps", (
+            (cid, when, score) for cid, score, when in session.execute(
+                select(SurveyAnswer.customer_id, SurveyAnswer.score, SurveyAnswer.answered_at).where(
+                    id_filter(col(SurveyAnswer.customer_id), lo, hi, ids), SurveyAnswer.kind == "nps",
+                    col(SurveyAnswer.answered_at) <= at,
+                ).order_by(col(SurveyAnswer.answered_at), col(SurveyAnswer.id))).all()))
     if "churn_risk" in names:
         rows = session.execute(
             select(Event.customer_id, Event.data, Event.occurred_at).where(
                 id_filter(col(Event.customer_id), lo, hi, ids), Event.type == "churn.warning",
                 col(Event.occurred_at) <= at,
-            )
+            ).order_by(col(Event.occurred_at), col(Event.id))
         ).all()
-        risk = _latest((cid, data["risk"], when) for cid, data, when in rows if (data or {}).get("risk") is not None)
-        for cid, facts in out.items():
-            value = risk[cid] if cid in risk else facts.attributes.get("churn_risk")
-            if value is not None:
-                facts.fact["customer.churn_risk"] = value
+        _timeline_latest(out, "churn_risk", (
+            (cid, when, data["risk"]) for cid, data, when in rows if (data or {}).get("risk") is not None))
+    if timed:
+        for facts in out.values():
+            assert facts.timeline is not None
+            _timed_values(facts.fact, facts.attributes, facts.timeline, at)
+
+
+def _timeline_counts(session: Session, out: dict[int, CustomerFacts], name: str, stmt: Any) -> None:
+    """``name`` in each customer's timeline: the times of the rows ``stmt`` selects (customer, time)."""
+    times: dict[int, list[datetime]] = defaultdict(list)
+    for cid, when in fetch_rows(session, stmt):
+        times[cid].append(as_utc(when))
+    for cid, facts in out.items():
+        assert facts.timeline is not None
+        facts.timeline.counts[name] = sorted(times.get(cid, ()))
+
+
+def _timeline_latest(out: dict[int, CustomerFacts], name: str, rows: Iterable[tuple[int, datetime, Any]]) -> None:
+    """``name`` in each customer's timeline from (customer, time, value) rows in time order."""
+    series: dict[int, tuple[list[datetime], list[Any]]] = {}
+    for cid, when, value in rows:
+        times, values = series.setdefault(cid, ([], []))
+        times.append(as_utc(when))
+        values.append(value)
+    for cid, facts in out.items():
+        assert facts.timeline is not None
+        facts.timeline.latest[name] = series.get(cid, ([], []))
 
 
 def _count_fact(
@@ -274,16 +355,6 @@ def _count_fact(
     ).all())
     for cid, facts in out.items():
         facts.fact[f"customer.{name}"] = int(counts.get(cid, 0))
-
-
-def _latest(rows: Iterable[tuple[int, Any, datetime]]) -> dict[int, Any]:
-    """Each customer's value in its latest (customer, value, moment) row; of rows equally
-    late, the first one read."""
-    latest: dict[int, tuple[datetime, Any]] = {}
-    for cid, value, when in rows:
-        if cid not in latest or when > latest[cid][0]:
-            latest[cid] = (when, value)
-    return {cid: value for cid, (_when, value) in latest.items()}
 
 
 def policy_fact(row: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from engine.planning.delivery_rules import Decision
+from engine.planning.delivery_rules import Decision, TouchChange
 
 
 @dataclass(slots=True)
@@ -49,11 +49,17 @@ class PlannedEnrollment:
     entry_rule: str | None
     existing_id: int | None = None
     previous_next_at: datetime | None = None
+    # When it arrived at ``step_id`` (began a wait or wait_for there, or reached a step that
+    # waits for its moment); None on rows written before this was stored (migration 0004).
+    step_started_at: datetime | None = None
+    # The event a wait_for ended on, whose ``event.*`` the steps after it read.
+    scope_event_id: int | None = None
 
 
 @dataclass
 class ChunkOutput:
     decisions: list[Decision] = field(default_factory=list)
+    changes: list[TouchChange] = field(default_factory=list)
     tasks: list[PlannedTask] = field(default_factory=list)
     enrollments: list[PlannedEnrollment] = field(default_factory=list)
     updates: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -81,12 +87,15 @@ class PlanResult:
     moved: int = 0
     held: int = 0  # touches a rule kept back to a later time (quiet hours)
     dropped: Counter[str] = field(default_factory=Counter)
+    preempted: int = 0  # touches planned by an earlier run, dropped for a touch of higher priority
+    restored: int = 0  # touches dropped by an earlier run that the cap now lets through
     tasks: int = 0
     touches_written: int = 0  # planned touches inserted (a re-run inserts none)
     dropped_written: int = 0  # dropped touches recorded for explain
     tasks_written: int = 0
     enrollments_written: int = 0
     enrollments_advanced: int = 0
+    touches_changed: int = 0  # stored touches whose status the cap changed (pre-empted or let back in)
     events_processed: int = 0
     problems: list[str] = field(default_factory=list)
     workers: int = 1  # processes that planned the run
@@ -101,6 +110,11 @@ class PlanResult:
                     self.held += 1
             else:
                 self.dropped[d.dropped_by or "?"] += 1
+        for c in out.changes:
+            if c.status == "planned":
+                self.restored += 1
+            elif c.old_status == "planned":
+                self.preempted += 1
         for t in out.tasks:
             self.tasks += 1
             self.tasks_by_queue[t.queue] += 1

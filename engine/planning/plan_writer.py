@@ -6,7 +6,10 @@ unique on customer, journey and occurrence), so a re-run, or two planners at onc
 nothing twice. Waiting enrollments advance with a guarded UPDATE that only the planner still
 seeing the row waiting at the same time carries out. Touches dropped by a delivery rule are
 stored too, with status ``dropped`` and the reason in ``error_reason``, so that explain can
-show them and a re-run does not reconsider them.
+show them and a re-run does not reconsider them. Stored touches the cap decided again (one
+pre-empted by a touch of higher priority that arrived later, or let back in) change status
+with an UPDATE guarded on the status they had; when one changed meanwhile (dispatch took
+it), nothing of the chunk is written and ``StaleTouches`` says so.
 """
 
 from __future__ import annotations
@@ -27,12 +30,17 @@ from store.clock import utcnow
 from store.models import AgentTask, Customer, Enrollment, Event, TaskStatus, Touch, TouchStatus
 
 ENROLLMENT_COLUMNS = ("customer_id", "journey_id", "journey_version", "occurrence", "step_id", "state", "next_at",
-                      "split_branch", "entered_at", "exited_at", "exit_reason", "entry_rule")
+                      "split_branch", "entered_at", "exited_at", "exit_reason", "entry_rule", "step_started_at",
+                      "scope_event_id")
 TOUCH_COLUMNS = ("key", "customer_id", "journey_id", "journey_version", "step_id", "occurrence", "category",
                  "urgent", "channel", "fallback_channels", "template", "split_branch", "entry_rule", "planned_for",
                  "due_at", "status", "error_reason", "attempts", "created_at")
 TASK_COLUMNS = ("key", "customer_id", "journey_id", "journey_version", "step_id", "occurrence", "queue", "priority",
                 "script", "assignee_id", "status", "due_at", "created_at", "attempt", "escalated")
+
+
+class StaleTouches(RuntimeError):
+    """A stored touch the cap decided again was taken (or changed) by someone else meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -54,12 +62,15 @@ def write_chunk(session: Session, out: ChunkOutput, result: PlanResult,
     dialect = session.get_bind().dialect
     enrollments = _batch(dialect, Enrollment, ENROLLMENT_COLUMNS, [
         (e.customer_id, e.journey_id, e.journey_version, e.occurrence, e.step_id, e.state, e.next_at,
-         e.split_branch, e.entered_at, e.exited_at, e.exit_reason, e.entry_rule)
+         e.split_branch, e.entered_at, e.exited_at, e.exit_reason, e.entry_rule, e.step_started_at, e.scope_event_id)
         for e in out.enrollments if e.existing_id is None], ["customer_id", "journey_id", "occurrence"])
     advanced = [{
         "eid": e.existing_id, "old_next": e.previous_next_at, "new_step": e.step_id, "new_state": e.state,
         "new_next": e.next_at, "new_split": e.split_branch, "new_exited": e.exited_at,
-        "new_reason": e.exit_reason} for e in out.enrollments if e.existing_id is not None]
+        "new_reason": e.exit_reason, "new_started": e.step_started_at, "new_event": e.scope_event_id}
+        for e in out.enrollments if e.existing_id is not None]
+    changes = [{"k": c.key, "old_status": c.old_status, "new_status": c.status, "new_reason": c.reason}
+               for c in out.changes]
     planned: list[tuple[Any, ...]] = []
     dropped: list[tuple[Any, ...]] = []
     for d in out.decisions:
@@ -76,31 +87,55 @@ def write_chunk(session: Session, out: ChunkOutput, result: PlanResult,
     tasks = _batch(dialect, AgentTask, TASK_COLUMNS, [
         (t.key, t.customer_id, t.journey_id, t.journey_version, t.step_id, t.occurrence, t.queue, t.priority,
          t.script, t.assignee_id, TaskStatus.OPEN, t.due_at, now, 1, False) for t in out.tasks], ["key"])
+    counts = dict.fromkeys(("enrollments_written", "enrollments_advanced", "touches_changed", "touches_written",
+                            "dropped_written", "tasks_written"), 0)
     with write_lock:
-        result.enrollments_written += _insert(session, enrollments)
-        if advanced:
-            t = Enrollment.__table__  # type: ignore[attr-defined]
-            # Guarded: only the planner that still sees the row waiting at the same time advances it.
-            stmt = update(t).where(
-                t.c.id == bindparam("eid"), t.c.state == "waiting", t.c.next_at == bindparam("old_next")).values(
-                step_id=bindparam("new_step"), state=bindparam("new_state"), next_at=bindparam("new_next"),
-                split_branch=bindparam("new_split"), exited_at=bindparam("new_exited"),
-                exit_reason=bindparam("new_reason"))
-            session.connection().execute(stmt, advanced)
-            result.enrollments_advanced += len(advanced)
-        result.touches_written += _insert(session, touches)
-        result.dropped_written += _insert(session, dropped_touches)
-        result.tasks_written += _insert(session, tasks)
-        if out.updates:
-            ct = Customer.__table__  # type: ignore[attr-defined]
-            session.connection().execute(
-                update(ct).where(ct.c.id == bindparam("cid")).values(attributes=bindparam("attrs"), updated_at=now),
-                [{"cid": cid, "attrs": attrs} for cid, attrs in out.updates.items()])
-        if out.events:
-            et = Event.__table__  # type: ignore[attr-defined]
-            session.connection().execute(update(et).where(et.c.id.in_(out.events), et.c.processed_at.is_(None))
-                                   .values(processed_at=now))
-        session.commit()
+        try:
+            counts["enrollments_written"] += _insert(session, enrollments)
+            if advanced:
+                t = Enrollment.__table__  # type: ignore[attr-defined]
+                # Guarded: only the planner that still sees the row waiting at the same time advances it.
+                stmt = update(t).where(
+                    t.c.id == bindparam("eid"), t.c.state == "waiting", t.c.next_at == bindparam("old_next")).values(
+                    step_id=bindparam("new_step"), state=bindparam("new_state"), next_at=bindparam("new_next"),
+                    split_branch=bindparam("new_split"), exited_at=bindparam("new_exited"),
+                    exit_reason=bindparam("new_reason"), step_started_at=bindparam("new_started"),
+                    scope_event_id=bindparam("new_event"))
+                session.connection().execute(stmt, advanced)
+                counts["enrollments_advanced"] += len(advanced)
+            if changes:
+                tt = Touch.__table__  # type: ignore[attr-defined]
+                # Guarded like a claim: only a touch still in the status the cap decided on changes. One
+                # that dispatch took meanwhile is being sent; the chunk is planned again around it.
+                stmt = update(tt).where(tt.c.key == bindparam("k"), tt.c.status == bindparam("old_status")).values(
+                    status=bindparam("new_status"), error_reason=bindparam("new_reason"))
+                changed = 0
+                for change in changes:
+                    changed += session.connection().execute(stmt, change).rowcount
+                if changed != len(changes):
+                    raise StaleTouches(f"{len(changes) - changed} of {len(changes)} touches changed status meanwhile")
+                counts["touches_changed"] += changed
+            counts["touches_written"] += _insert(session, touches)
+            counts["dropped_written"] += _insert(session, dropped_touches)
+            counts["tasks_written"] += _insert(session, tasks)
+            if out.updates:
+                ct = Customer.__table__  # type: ignore[attr-defined]
+                session.connection().execute(
+                    update(ct).where(ct.c.id == bindparam("cid")).values(attributes=bindparam("attrs"), updated_at=now),
+                    [{"cid": cid, "attrs": attrs} for cid, attrs in out.updates.items()])
+            if out.events:
+                et = Event.__table__  # type: ignore[attr-defined]
+                session.connection().execute(update(et).where(et.c.id.in_(out.events), et.c.processed_at.is_(None))
+                                       .values(processed_at=now))
+            session.commit()
+        except BaseException:
+            # Nothing of a chunk that failed halfway stays in the session: the rows an
+            # executemany wrote before the failing one would be committed by the next chunk.
+            session.rollback()
+            raise
+    # Counted once committed: a chunk written again after StaleTouches counts once.
+    for name, n in counts.items():
+        setattr(result, name, getattr(result, name) + n)
 
 
 def _batch(dialect: Dialect, model: Any, names: Sequence[str], rows: list[tuple[Any, ...]],
@@ -122,7 +157,7 @@ def _batch(dialect: Dialect, model: Any, names: Sequence[str], rows: list[tuple[
     columns = [_processed(table.c[name], values, dialect) for name, values in
                zip(names, zip(*rows, strict=True), strict=True)]
     quote = dialect.identifier_preparer.quote
-    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "  # nosec B608 # names from the model metadata, quoted by the dialect; values bound
            f"VALUES ({', '.join('?' for _ in names)}) "
            f"ON CONFLICT ({', '.join(quote(n) for n in conflict)}) DO NOTHING")
     return _Batch(sql, list(zip(*columns, strict=True)))

@@ -1,5 +1,40 @@
 """The planner: every touch and agent task due in (start, end], written idempotently.
 
+**The contract: one result however time is sliced.** For any book, journeys and event stream,
+one dry run over (A, C] plans exactly what any sequence of written runs (A, B1], (B1, B2] …
+(Bn, C] writes, with events arriving between runs (``engine.loop.events``, which acts on each
+at once), and exactly what ``journeys run`` writes with its 5-minute ticks that plan ahead
+(``plan_ahead``): the same touches, agent tasks, due times, channels, drop reasons and
+enrollment exits. A dry run resumes from the store exactly as a written run does, so a
+preview is what will happen when no other event arrives. ``tests/planning/test_slicing_invariance.py``
+holds the planner to it. What makes it hold:
+
+- *Time is the planned moment, never the wall clock*, and every condition is judged at the
+  moment it applies to: counts over the last N days, the latest NPS answer or churn risk,
+  ages (``engine.planning.facts.facts_at``); the event that started an enrollment, its policy
+  or claim, and the event its last ``wait_for`` ended on are in scope again when it resumes.
+- *A customer's agenda is taken in the order of time* (``engine.planning.chunk_planner``):
+  entries, waits that end and events, whichever journey they belong to, so an attribute an
+  update step sets is seen by the conditions judged after it and by no earlier one. An
+  event's run (``engine.loop.events``) first takes what its customer had due before it.
+- *A waiting enrollment says where it is*: the step, when it arrived there
+  (``Enrollment.step_started_at``) and when to look again (``next_at``), so a ``wait_for``
+  picked up by a later run keeps its own deadline (``engine.planning.step_machine``).
+- *Nothing is decided ahead of what is known* (``engine.planning.lookahead``): a run stands
+  at its ``now`` (what has been reported up to then) and may plan ahead to its ``end`` only
+  what no later event can change. A ``wait_for`` times out, a goal journey moves past a
+  wait, an agent task appears, an attribute changes and a condition on event-driven facts
+  is judged only once its moment has come.
+- *The cap and priority judge a customer's local day, not a run* (``engine.planning.delivery_rules``):
+  the contest over a customer's marketing touches is re-run, from the day of any new one, with
+  the touches already stored; a planned touch that loses its place to a touch of higher priority
+  arriving later (an event's) is dropped, with the reason ``pre-empted by <journey>``.
+
+Outside the contract: an event reported after the moment it happened, once runs have passed
+that moment (what was planned without it stays), a touch already being sent when a touch of
+higher priority arrives for its day (it counts, the newcomer is judged around it), and
+``customer.marketing_touches_7d``, which counts the touches stored when a run starts.
+
 Shape of a run (``plan``):
 - Journeys in force come from ``engine.language.journey_registry`` (the last good version of a broken
   file stays in force). A journey with ``enabled: false`` runs only when the KeyValue
@@ -24,15 +59,17 @@ Shape of a run (``plan``):
   on (customer, journey, occurrence). A customer already enrolled in an occurrence is not
   entered again, and waiting enrollments advance with a guarded UPDATE, so running twice,
   or two planners at once, creates nothing twice.
-- Time: "now" for conditions and steps is the planned moment, never the wall clock, so a
-  plan (and a dry run, and explain) is reproducible. An enrollment's ``entered_at`` is its
-  entry's due time.
+- Windows: a run stands at ``at`` (its ``now``) and plans up to ``ahead`` (default ``at``). The
+  cursor (KeyValue ``plan:last_end``) keeps both, and the next run starts from them: entries
+  judged at their moment from the last ``now``, the others from the last end. An
+  enrollment's ``entered_at`` is its entry's due time.
 
 Touches dropped by a delivery rule are stored too, with status ``dropped`` and the reason in
-``error_reason``: explain can show them and a re-run does not reconsider them. Dispatch only
-takes ``planned`` rows. Planner-written touches leave ``enrollment_id`` empty (a bulk insert
-that skips conflicts cannot return ids on both databases); journey, step and occurrence on
-the touch identify its enrollment.
+``error_reason``: explain can show them and a re-run does not reconsider them, unless the cap
+decides their day again. Dispatch only takes ``planned`` rows. Planner-written touches leave
+``enrollment_id`` empty (a bulk insert that skips conflicts cannot return ids on both
+databases); journey, step and occurrence on the touch identify its enrollment. Everything a
+run prints or returns names customers by their external id.
 """
 
 from __future__ import annotations
@@ -48,9 +85,10 @@ from sqlalchemy import select as _sa_select
 from sqlmodel import Session
 
 from engine.language.settings_model import DeliveryConfig
-from engine.planning.chunk_planner import CHUNK, ChunkPlanner
+from engine.planning.chunk_planner import CHUNK, CURSOR_KEY, ChunkPlanner, read_cursor
 from engine.planning.delivery_rules import Decision
 from engine.planning.journeys_in_force import active_journeys, conditions_of, switched_on
+from engine.planning.lookahead import through_next_local_day
 from engine.planning.plan_output import ChunkOutput, PlanResult, Sink
 from engine.planning.plan_workers import chunk_ranges, plan_in_processes, reachable_from_workers, workers_for
 from store.clock import as_utc, utcnow, zone
@@ -60,14 +98,12 @@ from store.models import Customer, KeyValue
 # modules, so that the chunk planner and the worker processes need not import this one.
 __all__ = [
     "CHUNK", "ChunkOutput", "ChunkPlanner", "PlanResult", "Planner", "Sink", "active_journeys", "conditions_of",
-    "decision_json", "local_iso", "plan", "switched_on",
+    "decision_json", "local_iso", "plan", "plan_ahead", "switched_on", "through_next_local_day",
 ]
 
 # sqlmodel types its columns as the Python values they hold, which SQLAlchemy's typed
 # select() overloads reject; the queries here select plain columns, so use it untyped.
 select: Any = _sa_select
-
-CURSOR_KEY = "plan:last_end"
 
 
 @contextmanager
@@ -125,22 +161,19 @@ class Planner(ChunkPlanner):
 # --- entry points --------------------------------------------------------------------------------
 
 
-def _cursor(session: Session) -> datetime | None:
+def _set_cursor(session: Session, end: datetime, now: datetime) -> None:
     row = session.get(KeyValue, CURSOR_KEY)
-    if row is None or not row.value.get("end"):
-        return None
-    return as_utc(datetime.fromisoformat(row.value["end"]))
-
-
-def _set_cursor(session: Session, end: datetime) -> None:
-    row = session.get(KeyValue, CURSOR_KEY)
-    previous = _cursor(session)
-    if previous is not None and previous >= end:
-        return  # never move the cursor back (a re-plan of an old window)
+    previous = read_cursor(session)
+    if previous is not None:
+        # Never move either back (a re-plan of an old window, a run that does not plan ahead).
+        end, now = max(end, previous[0]), max(now, previous[1])
+        if (end, now) == previous:
+            return
+    value = {"end": end.isoformat(), "now": now.isoformat()}
     if row is None:
-        session.add(KeyValue(key=CURSOR_KEY, value={"end": end.isoformat()}, updated_at=utcnow()))
+        session.add(KeyValue(key=CURSOR_KEY, value=value, updated_at=utcnow()))
     else:
-        row.value = {"end": end.isoformat()}
+        row.value = value
         row.updated_at = utcnow()
     session.commit()
 
@@ -149,6 +182,7 @@ def plan(
     at: datetime,
     start: datetime | None = None,
     *,
+    ahead: datetime | None = None,
     dry_run: bool = False,
     url: str | None = None,
     directory: Any = None,
@@ -158,11 +192,14 @@ def plan(
     chunk: int = CHUNK,
     workers: int | None = None,
 ) -> PlanResult:
-    """Plan every touch and task due in (start, at]; start defaults to where the last plan
-    ended (KeyValue ``plan:last_end``), on the first run ``at`` minus one day.
+    """Plan every touch and task due up to ``at``, and up to ``ahead`` (when later) what no later
+    event can change (``engine.planning.lookahead``).
 
-    Writes touches, tasks, enrollments and attribute updates unless ``dry_run``; a dry run
-    writes nothing at all (not even the published journey versions).
+    ``start`` defaults to where the last written run left off (KeyValue ``plan:last_end``: its
+    ``now`` for entries judged at their moment, its end for the others), on the first run ``at``
+    minus one day. Writes touches, tasks, enrollments and attribute updates unless ``dry_run``;
+    a dry run writes nothing at all (not even the published journey versions), and plans what a
+    written run with the same arguments would write.
 
     ``workers``: processes planning a whole book (``engine.planning.plan_workers``); by default one
     per core (up to four) for a large book, one for a small one or a run with a ``sink``.
@@ -170,7 +207,8 @@ def plan(
     from engine.language.journey_registry import load_delivery_config, load_in_force
     from store.db import get_engine
 
-    end = as_utc(at)
+    now = as_utc(at)
+    end = max(now, as_utc(ahead)) if ahead is not None else now
     with Session(get_engine(url), expire_on_commit=False) as session:
         in_force = load_in_force(session, directory)
         if dry_run:
@@ -178,18 +216,32 @@ def plan(
         else:
             session.commit()
         if start is None:
-            start = _cursor(session) or end - timedelta(days=1)
+            cursor = read_cursor(session)
+            start_end, start_now = cursor if cursor is not None else (now - timedelta(days=1),) * 2
+        else:
+            start_end = start_now = as_utc(start)
         config = delivery or load_delivery_config()
         journeys = active_journeys(session, in_force.journeys.values())
-        planner = Planner(session, journeys, config, as_utc(start), end, dry_run=dry_run,
-                          customer_ids=customer_ids, sink=sink, chunk=chunk, workers=workers)
+        planner = Planner(session, journeys, config, start_end, end, now=now, start_now=start_now,
+                          dry_run=dry_run, customer_ids=customer_ids, sink=sink, chunk=chunk, workers=workers)
         result = planner.run()
         result.problems = [str(p) for p in in_force.problems]
         if dry_run:
             session.rollback()
         elif customer_ids is None:
-            _set_cursor(session, end)
+            _set_cursor(session, end, now)
         return result
+
+
+def plan_ahead(now: datetime, **kwargs: Any) -> PlanResult:
+    """What ``journeys run`` does at each tick: plan up to ``now``, and ahead through the end of
+    every customer's next local day, so that a day's touches are in the store (and its cap and
+    priority judged) before the first of them goes out. ``kwargs`` as for ``plan``."""
+    from store.db import get_engine
+
+    with Session(get_engine(kwargs.get("url"))) as session:
+        zones = [tz for (tz,) in session.execute(select(Customer.timezone).distinct()).all()]
+    return plan(now, ahead=through_next_local_day(as_utc(now), zones), **kwargs)
 
 
 def local_iso(moment: datetime, tz: str) -> str:
@@ -197,9 +249,10 @@ def local_iso(moment: datetime, tz: str) -> str:
     return as_utc(moment).astimezone(zone(tz)).isoformat()
 
 
-def decision_json(d: Decision, tz: str) -> dict[str, Any]:
+def decision_json(d: Decision, tz: str, customer: str) -> dict[str, Any]:
+    """A planned touch as ``plan --json`` prints it; ``customer``: the customer's external id."""
     return {
-        "customer_id": d.wanted.customer_id, "journey": d.wanted.journey_id, "step": d.wanted.step_id,
+        "customer": customer, "journey": d.wanted.journey_id, "step": d.wanted.step_id,
         "channel": d.channel, "template": d.wanted.template, "due_at": local_iso(d.due_at, tz),
         "key": d.wanted.key, "category": d.wanted.category, "urgent": d.wanted.urgent,
     }

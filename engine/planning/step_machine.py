@@ -1,18 +1,24 @@
-"""The step machine: runs one enrollment through its journey's steps.
+"""The step machine: moves one enrollment through its journey's steps, one moment at a time.
 
-From the moment it enters (or the moment its wait ends) an enrollment goes step by step:
-sends become wanted touches (delivery rules decide them later, for the whole chunk), tasks
-and attribute updates are planned, branches and splits choose the next step, and a wait or
-a wait for an event either passes within the horizon or leaves the enrollment waiting. Time
-is the planned moment throughout, never the wall clock, so a plan is reproducible. It reads
-no database: candidates, facts and the customer's events are handed to it.
+At a moment an enrollment takes every step it can without time passing: sends become wanted
+touches (delivery rules decide them later, for the whole chunk), tasks and attribute updates
+are planned, branches and splits choose the next step. A ``wait`` or a ``wait_for`` makes time
+pass: the machine works out when the enrollment next has to act (the wait's end; the first
+matching event or the timeout; a goal event before either) and hands that moment back, so that
+the chunk planner takes every enrollment of a customer in the order of time (an update step
+is seen by exactly the conditions judged after it). When that moment lies past what the run
+may decide (``engine.planning.lookahead``), the enrollment is left waiting in the store: the
+step it is at, since when (``step_started_at``) and when to look again (``next_at``).
+
+Time is the planned moment throughout, never the wall clock, so a plan is reproducible. It
+reads no database: candidates, facts and the customer's events are handed to it.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,8 +28,9 @@ from engine.language.journey_model import Condition, Journey
 from engine.language.validation import LoadedJourney
 from engine.planning import rules
 from engine.planning.delivery_rules import Decision, Wanted
-from engine.planning.facts import CustomerFacts, event_fact
+from engine.planning.facts import CustomerFacts, event_fact, facts_at
 from engine.planning.journeys_in_force import entry_rule
+from engine.planning.lookahead import Lookahead
 from engine.planning.plan_output import ChunkOutput, PlannedEnrollment, PlannedTask
 
 PRIORITY = {"high": 1, "normal": 2, "low": 3}
@@ -69,49 +76,178 @@ def step_graph(journey: Journey) -> StepGraph:
 def _split_point(customer_id: int, journey_id: str, occurrence: str, step_id: str) -> float:
     """A stable number in [0, 100) per customer, journey, occurrence and step: the same
     customer lands in the same variant however often the plan runs."""
-    digest = hashlib.sha1(f"{customer_id}:{journey_id}:{occurrence}:{step_id}".encode()).digest()
+    digest = hashlib.sha1(f"{customer_id}:{journey_id}:{occurrence}:{step_id}".encode(), usedforsecurity=False).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 * 100
 
 
+# Where an enrollment is at a step (``Progress.mode``).
+AT = "at"  # arrived at the step, which runs at ``since``
+WAIT = "wait"  # inside a ``wait`` that began at ``since``
+WAIT_FOR = "wait_for"  # inside a ``wait_for`` that began at ``since``
+
+
+@dataclass(slots=True)
+class Progress:
+    """An enrollment while a run works on it: the step it is at, since when, and what it knows."""
+
+    lj: LoadedJourney
+    enrollment: PlannedEnrollment
+    index: int
+    since: datetime
+    mode: str
+    scope: dict[str, Any]  # the entry's policy/claim/event facts and the last wait_for event's
+    wake_at: datetime | None = None  # when it next acts, and why (AT, "goal", "hit", "timeout", WAIT)
+    wake_kind: str = AT
+    hit: CustomerEvent | None = None
+    changed: bool = field(default=False)  # whether the run moved it (a resumed one left as it was is not written)
+
+
 class StepMachine:
-    """Runs one enrollment's steps from a moment until it waits past the horizon or ends."""
+    """Moves enrollments through their steps up to what a run may decide: everything up to
+    ``now`` (the events reported so far), and ahead of it up to ``horizon`` what no later event
+    can change (``engine.planning.lookahead``)."""
 
-    def __init__(self, horizon: datetime, out: ChunkOutput) -> None:
-        self.horizon = horizon
+    def __init__(self, now: datetime, horizon: datetime, out: ChunkOutput, look: Lookahead) -> None:
+        self.now = now
+        self.horizon = max(now, horizon)
         self.out = out
+        self.look = look
 
-    def run(
-        self,
-        lj: LoadedJourney,
-        facts: CustomerFacts,
-        scope: dict[str, Any],
-        events: list[CustomerEvent],
-        enrollment: PlannedEnrollment,
-        index: int,
-        t: datetime,
-        resuming: bool,
-    ) -> None:
-        journey = lj.journey
+    # -- where an enrollment starts ----------------------------------------------------------------
+
+    def start(self, lj: LoadedJourney, enrollment: PlannedEnrollment, due: datetime,
+              scope: dict[str, Any]) -> Progress:
+        """A new entrant, at its first step at its due time."""
+        p = Progress(lj, enrollment, 0, due, AT, scope, due, AT, changed=True)
+        return p
+
+    def resume(self, lj: LoadedJourney, enrollment: PlannedEnrollment, scope: dict[str, Any]) -> Progress:
+        """A stored waiting enrollment, where its row says it is.
+
+        Rows written before ``step_started_at`` was stored (migration 0004) are read as that code
+        wrote them: at a ``wait_for`` step, waiting inside it since ``next_at`` minus its timeout;
+        at any other step, arriving there at ``next_at`` (the end of the wait before it)."""
+        steps = lj.journey.steps
+        index = step_graph(lj.journey).ids.get(enrollment.step_id or "", len(steps))
+        started = enrollment.step_started_at
+        assert enrollment.next_at is not None
+        if index >= len(steps):
+            return Progress(lj, enrollment, index, started or enrollment.next_at, AT, scope)
+        step = steps[index]
+        if started is None:
+            if step.wait_for is not None:
+                return Progress(lj, enrollment, index, enrollment.next_at - duration(step.wait_for.timeout),
+                                WAIT_FOR, scope)
+            return Progress(lj, enrollment, index, enrollment.next_at, AT, scope)
+        mode = WAIT if step.wait is not None else WAIT_FOR if step.wait_for is not None else AT
+        return Progress(lj, enrollment, index, started, mode, scope)
+
+    # -- when it acts next -----------------------------------------------------------------------
+
+    def schedule(self, p: Progress, facts: CustomerFacts, events: list[CustomerEvent]) -> datetime | None:
+        """When ``p`` next acts, if this run may take it there; None if not (it stays as it is)."""
+        journey = p.lj.journey
+        hit: CustomerEvent | None = None
+        if p.index >= len(journey.steps) or p.mode == AT:
+            at, kind = p.since, AT
+        elif p.mode == WAIT:
+            at, kind = p.since + duration(journey.steps[p.index].wait or ""), WAIT
+        else:
+            wf = journey.steps[p.index].wait_for
+            assert wf is not None
+            deadline = p.since + duration(wf.timeout)
+            hit = self._find_event(wf.event, wf.when, facts, p.scope, events, p.since, min(deadline, self.now))
+            at, kind = (hit.occurred_at, "hit") if hit is not None else (deadline, "timeout")
+        if journey.goal is not None and p.mode != AT:
+            # The goal ends a wait as soon as its event happens (on a tie, before the wait's own end).
+            goal = self._find_event(journey.goal.event, journey.goal.when, facts, p.scope, events, p.since,
+                                    min(at, self.now))
+            if goal is not None:
+                at, kind, hit = goal.occurred_at, "goal", goal
+        p.wake_at, p.wake_kind, p.hit = at, kind, hit
+        if at <= self.now:
+            return at
+        ahead = self.look.of(journey.id)
+        if at <= self.horizon and not ahead.goal and kind in (AT, WAIT) and (
+                kind == WAIT or p.index >= len(journey.steps) or p.index not in ahead.held):
+            return at
+        return None
+
+    def settle(self, p: Progress, facts: CustomerFacts, events: list[CustomerEvent]) -> datetime | None:
+        """``schedule``, and when the run may not take ``p`` further, leave it waiting in the store."""
+        at = self.schedule(p, facts, events)
+        if at is None:
+            e = p.enrollment
+            step = p.lj.journey.steps[p.index]
+            e.state = "waiting"
+            e.step_id = step.id
+            e.step_started_at = p.since
+            if p.mode == WAIT:
+                e.next_at = p.since + duration(step.wait or "")
+            elif p.mode == WAIT_FOR:
+                assert step.wait_for is not None
+                e.next_at = p.since + duration(step.wait_for.timeout)
+            else:
+                e.next_at = p.since
+        return at
+
+    # -- acting ------------------------------------------------------------------------------------
+
+    def advance(self, p: Progress, facts: CustomerFacts, events: list[CustomerEvent]) -> datetime | None:
+        """Act at ``p.wake_at``: take every step possible at that moment. Returns the moment it acts
+        next when the run may take it there, None when it ended or was left waiting."""
+        p.changed = True
+        e = p.enrollment
+        journey = p.lj.journey
         graph = step_graph(journey)
+        t = p.wake_at
+        assert t is not None
+        index = p.index
+        kind = p.wake_kind
+        if kind == "goal":
+            self._finish(e, "exited", t, "goal")
+            return None
+        if kind != AT:
+            successors = graph.successors[index]
+            if kind == "hit":
+                assert p.hit is not None
+                p.scope = {**p.scope, **event_fact(p.hit.type, p.hit.occurred_at, p.hit.data)}
+                e.scope_event_id = p.hit.id
+                target = successors[0]
+            elif kind == "timeout":
+                target = successors[1]
+            else:
+                target = successors[0]
+            if target == "exit":
+                self._finish(e, "done", t, "completed")
+                return None
+            index = graph.ids[target]
+        return self._run(p, facts, events, index, t, graph)
+
+    def _run(self, p: Progress, facts: CustomerFacts, events: list[CustomerEvent], index: int,
+             t: datetime, graph: StepGraph) -> datetime | None:
+        lj = p.lj
+        journey = lj.journey
         ids = graph.ids
         successors_of = graph.successors
-        # The customer's own fact dict serves as is when there is no scope to add: it is only
-        # written through by update steps (which write it anyway), and a matched event's
-        # fields go into a copy below.
-        fact = {**facts.fact, **scope} if scope else facts.fact
+        held = self.look.of(journey.id).held
+        enrollment = p.enrollment
         guard = 0
         while True:
             guard += 1
             if guard > 10 * len(journey.steps) + 10:  # a branch loop with no wait in it
                 self._finish(enrollment, "exited", t, "loop")
-                return
-            if resuming and journey.goal is not None and self._goal_reached(journey, fact, events, enrollment, t):
-                return
+                return None
             if index >= len(journey.steps):
                 self._finish(enrollment, "done", t, "completed")
-                return
+                return None
             step = journey.steps[index]
             enrollment.step_id = step.id
+            if t > self.now and index in held:
+                # Its moment has not come: a task or an update happens then, and a branch on a
+                # fact events change is judged then.
+                p.index, p.since, p.mode = index, t, AT
+                return self.settle(p, facts, events)
             target: str
             if step.send is not None:
                 urgent = bool(step.send.urgent) if step.send.urgent is not None else journey.urgent
@@ -132,44 +268,28 @@ class StepMachine:
             elif step.update is not None:
                 name = step.update.field[len("customer.attributes.") :]
                 facts.attributes[name] = step.update.value
-                fact[step.update.field] = step.update.value
                 facts.fact[step.update.field] = step.update.value
                 self.out.attribute_changes.setdefault(facts.id, {})[name] = step.update.value
                 target = successors_of[index][0]
             elif step.wait is not None:
-                until = t + duration(step.wait)
                 target = successors_of[index][0]
-                if target == "exit":  # a wait with nothing after it: the journey is over
-                    self._finish(enrollment, "done", until, "completed")
-                    return
-                if until > self.horizon:
-                    self._wait(enrollment, target, until)
-                    return
-                t = until
-                resuming = True
+                if target == "exit" and journey.goal is None:
+                    # A wait with nothing after it and no goal to end it sooner: the journey is over.
+                    self._finish(enrollment, "done", t + duration(step.wait), "completed")
+                    return None
+                p.index, p.since, p.mode = index, t, WAIT
+                return self.settle(p, facts, events)
             elif step.wait_for is not None:
-                wf = step.wait_for
-                timeout = duration(wf.timeout)
-                began = enrollment.next_at - timeout if (resuming and enrollment.next_at) else t
-                deadline = began + timeout
-                hit = self._find_event(wf.event, wf.when, fact, events, began, min(deadline, self.horizon))
-                successors = successors_of[index]
-                if hit is not None:
-                    t = hit.occurred_at
-                    fact = {**fact, **event_fact(hit.type, hit.occurred_at, hit.data)}
-                    target = successors[0]
-                elif deadline <= self.horizon:
-                    t = deadline
-                    target = successors[1]
-                else:
-                    self._wait(enrollment, step.id, deadline)
-                    return
-                resuming = True
+                p.index, p.since, p.mode = index, t, WAIT_FOR
+                return self.settle(p, facts, events)
             elif step.branch is not None:
                 target = successors_of[index][-1]
+                view = facts_at(facts, t)
+                if p.scope:
+                    view = {**view, **p.scope}
                 now = epoch_seconds(t)
                 for case_index, case in enumerate(step.branch.cases):
-                    if rules.holds(case.when, fact, now):
+                    if rules.holds(case.when, view, now):
                         target = successors_of[index][case_index]
                         break
             elif step.split is not None:
@@ -184,51 +304,37 @@ class StepMachine:
                 if chosen is None:
                     enrollment.split_branch = "holdout"
                     self._finish(enrollment, "exited", t, "holdout")
-                    return
+                    return None
                 enrollment.split_branch = step.split.variants[chosen].name
                 target = successors_of[index][chosen]
             else:
                 assert step.exit is not None
                 self._finish(enrollment, "done", t, step.exit.reason)
-                return
+                return None
             if target == "exit":
                 self._finish(enrollment, "done", t, "completed")
-                return
+                return None
             index = ids[target]
-
-    def _goal_reached(
-        self, journey: Journey, fact: dict[str, Any], events: list[CustomerEvent], enrollment: PlannedEnrollment,
-        t: datetime,
-    ) -> bool:
-        assert journey.goal is not None
-        hit = self._find_event(journey.goal.event, journey.goal.when, fact, events, enrollment.entered_at, t)
-        if hit is None:
-            return False
-        self._finish(enrollment, "exited", hit.occurred_at, "goal")
-        return True
 
     @staticmethod
     def _find_event(
-        event_type: str, when: Condition | None, fact: dict[str, Any], events: list[CustomerEvent],
-        after: datetime, until: datetime,
+        event_type: str, when: Condition | None, facts: CustomerFacts, scope: dict[str, Any],
+        events: list[CustomerEvent], after: datetime, until: datetime,
     ) -> CustomerEvent | None:
+        """The first of ``events`` of the type in (after, until] that meets ``when``."""
         for ev in events:
             if ev.type != event_type or not (after < ev.occurred_at <= until):
                 continue
-            if when is None or rules.holds(when, {**fact, **event_fact(ev.type, ev.occurred_at, ev.data)},
-                                           epoch_seconds(ev.occurred_at)):
+            if when is None or rules.holds(
+                    when, {**facts_at(facts, ev.occurred_at), **scope, **event_fact(ev.type, ev.occurred_at, ev.data)},
+                    epoch_seconds(ev.occurred_at)):
                 return ev
         return None
-
-    @staticmethod
-    def _wait(enrollment: PlannedEnrollment, step_id: str | None, until: datetime) -> None:
-        enrollment.state = "waiting"
-        enrollment.step_id = step_id
-        enrollment.next_at = until
 
     @staticmethod
     def _finish(enrollment: PlannedEnrollment, state: str, at: datetime, reason: str) -> None:
         enrollment.state = state
         enrollment.next_at = None
+        enrollment.step_started_at = None
         enrollment.exited_at = at
         enrollment.exit_reason = reason

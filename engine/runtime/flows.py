@@ -113,7 +113,8 @@ async def dispatch_flow(
 
 def _counts(d: dict[str, Any]) -> DispatchCounts:
     c = DispatchCounts(claimed=d["claimed"], sent=d["sent"], deferred=d["deferred"], fell_back=d["fell_back"],
-                       cancelled=d["cancelled"], unanswered=d.get("unanswered", 0), batches=d["batches"])
+                       cancelled=d["cancelled"], unanswered=d.get("unanswered", 0), batches=d["batches"],
+                       dropped=d.get("dropped", 0))
     c.failed.update(d["failed"])
     return c
 
@@ -146,9 +147,12 @@ def _scheduled(
 
 
 def _plan(now: datetime) -> Any:
-    from engine.planning.planner import plan
+    """Plan up to ``now`` and ahead through the end of every customer's next local day: a day's
+    touches are in the store (the cap and priority judged over the whole day) before its first
+    goes out. What no later event can change only (``engine.planning.lookahead``)."""
+    from engine.planning.planner import plan_ahead
 
-    return plan(at=now)
+    return plan_ahead(now)
 
 
 def _count_outcomes(now: datetime) -> dict[str, Any]:
@@ -182,7 +186,8 @@ def _churn_check(now: datetime) -> Any:
 
 
 plan_task, plan_flow = _scheduled(
-    "plan", _plan, "Evaluate the journeys in force and write the touches and tasks now due to be planned."
+    "plan", _plan, "Evaluate the journeys in force and write the touches and tasks due up to now, and ahead "
+    "through every customer's next local day what no later event can change."
 )
 outcome_ingest_task, outcome_ingest_flow = _scheduled("outcome-ingest", _count_outcomes)
 retier_task, retier_flow = _scheduled(

@@ -5,13 +5,15 @@ Jobs (each a local Prefect flow run, see ``engine.runtime.flows``):
 | job | when |
 |---|---|
 | dispatch | every ``JOURNEYS_DISPATCH_EVERY`` seconds (5), at most ``JOURNEYS_DISPATCH_MAX_BATCHES`` batches a run |
-| plan | every ``JOURNEYS_PLAN_EVERY`` seconds (300) |
+| plan | every ``JOURNEYS_PLAN_EVERY`` seconds (300): up to now, and ahead through every customer's next local day |
 | outcome-ingest | every ``JOURNEYS_INGEST_EVERY`` seconds (60) |
 | churn-check | daily 06:00 |
 | retier, tier-review | weekly, Monday 03:00 / 04:00 |
 | nps-survey | monthly, the 1st at 10:00 |
 
-(cron times in ``JOURNEYS_SCHEDULE_TZ``, default Asia/Shanghai.)
+(cron times in ``JOURNEYS_SCHEDULE_TZ``, default Asia/Shanghai.) Each plan run plans ahead what no
+later event can change (``engine.planning.planner.plan_ahead``), so a day's marketing touches are
+stored, and their cap and priority judged, before its first one is sent.
 
 The job store is a table (``apscheduler_jobs``) in the product's own database, so a
 restart carries on: jobs already stored keep their next run time, and a run missed
@@ -29,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -136,6 +139,35 @@ def run_service(stop: threading.Event | None = None, url: str | None = None) -> 
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+    try:
+        return _run_scheduled(stop, url)
+    finally:
+        from engine.runtime.local_engine import stop_local_engine
+
+        stop_local_engine()
+
+
+def _run_scheduled(stop: threading.Event, url: str | None) -> int:
+    from engine.runtime.local_engine import (
+        LocalEngineError,
+        StartCancelled,
+        start_local_engine,
+        startup_timeout,
+        uses_local_engine,
+    )
+
+    # Prefect's local engine before the first job: started once, with time to spare and a retry,
+    # rather than by whichever job runs first, under Prefect's 20 s default and without a retry.
+    if uses_local_engine():
+        print(f"journeys service: starting Prefect's local engine (up to {startup_timeout():.0f} s)", flush=True)
+    try:
+        start_local_engine(cancel=stop)
+    except StartCancelled:
+        print("journeys service stopped cleanly (before it started)", flush=True)
+        return 0
+    except LocalEngineError as exc:
+        print(f"journeys service cannot start: {exc}", file=sys.stderr, flush=True)
+        return 1
     scheduler = build_scheduler(url)
     # Paused while the jobs are reconciled with the store, so nothing fires half-configured.
     scheduler.start(paused=True)

@@ -5,8 +5,16 @@ One batch goes through four steps, each one round trip or one bulk statement:
 1. claim (``engine.sending.claiming``): up to ``batch_size`` due touches become ``sending`` for
    this worker, committed *before* anything is sent, so a crash leaves them visibly
    in flight for ``engine.sending.reconcile`` rather than silently lost or silently re-sent;
-2. prepare: one query loads their customers, each touch is rendered and addressed
-   (consent is checked again here, so an opt-out that came in after planning wins);
+2. prepare: one query loads their customers and one the marketing touches that went out to
+   them, then each touch is checked again against the delivery rules the planner applied
+   earlier, because what the planner saw may have changed since:
+   - consent: a touch whose channel lost consent (an opt-out, a consent withdrawn in an
+     import) is not sent there; a service touch moves to the next consented, reachable
+     channel of its own list, a marketing one is cancelled (``channels.routing``, the choice
+     an opt-out reply makes for the touches still planned, so both paths agree);
+   - the marketing cap: a marketing touch that no longer fits beside those already gone out
+     is dropped (``engine.sending.cap_check``);
+   each with its reason on the touch and in an outcome. The rest are rendered and addressed;
 3. send: per channel, chunks go to the adapter concurrently, each chunk paying the
    channel's rate limiter first;
 4. record: executemany UPDATEs per kind of result (sent, retry, fallback, failed, unknown)
@@ -33,7 +41,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, text
@@ -43,7 +51,11 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from channels.base import ChannelAdapter, OutboundMessage, RenderedMessage, SendResult
+from channels.routing import ADDRESS_FIELD, CONSENT_FIELD, can_use, first_usable, reroute_without_consent
+from engine.language.durations import parse_duration
+from engine.language.settings_model import DeliveryConfig
 from engine.sending import recording
+from engine.sending.cap_check import over_cap
 from engine.sending.claiming import ClaimedTouch, claim_due, default_worker_id
 from engine.sending.rate_limit import RateLimiter
 from engine.sending.reconcile import LOOKUP_DELAY, has_lookup, reconcile
@@ -67,12 +79,13 @@ class Renderer(Protocol):
         ...
 
 
-CONSENT_FIELD = {"sms": "consent_sms", "wechat": "consent_wechat", "email": "consent_email"}
 _CUSTOMER_COLUMNS = tuple(
     getattr(Customer, name)
     for name in ("id", "external_id", "name", "tier", "locale", "branch", "timezone", "advisor_id", "anonymised_at",
-                 *recording.ADDRESS_FIELD.values(), *CONSENT_FIELD.values())
+                 *ADDRESS_FIELD.values(), *CONSENT_FIELD.values())
 )
+# The cap as config/delivery.yaml sets it when nothing else is given.
+_DEFAULT_DELIVERY = DeliveryConfig()
 # An unconfirmed send stays 'sending' under this worker's claim (so no worker takes it again);
 # engine.sending.reconcile asks the provider about it from next_attempt_at on.
 _UNANSWERED = "error_class = :cls, error_reason = :reason, next_attempt_at = :next"
@@ -86,7 +99,8 @@ class DispatchCounts:
     sent: int = 0
     deferred: int = 0  # retryable failure: tried again later on the same channel
     fell_back: int = 0  # moved to the next channel of the touch
-    cancelled: int = 0  # no consent left on any channel (opt-out)
+    cancelled: int = 0  # consent withdrawn since planning: a marketing touch, or no other channel left
+    dropped: int = 0  # over the marketing cap when it came to be sent
     unanswered: int = 0  # delivery unknown: left for reconciliation to ask the provider
     failed: Counter[str] = field(default_factory=Counter)
     batches: int = 0
@@ -99,6 +113,7 @@ class DispatchCounts:
         self.deferred += other.deferred
         self.fell_back += other.fell_back
         self.cancelled += other.cancelled
+        self.dropped += other.dropped
         self.unanswered += other.unanswered
         self.failed.update(other.failed)
         self.batches += other.batches
@@ -111,6 +126,7 @@ class DispatchCounts:
             "deferred": self.deferred,
             "fell_back": self.fell_back,
             "cancelled": self.cancelled,
+            "dropped": self.dropped,
             "unanswered": self.unanswered,
             "failed": dict(self.failed),
             "batches": self.batches,
@@ -122,7 +138,8 @@ class DispatchCounts:
         failed = ", ".join(f"{k}={v}" for k, v in sorted(self.failed.items())) or "0"
         return (
             f"claimed={self.claimed} sent={self.sent} deferred={self.deferred} fell_back={self.fell_back} "
-            f"cancelled={self.cancelled} unanswered={self.unanswered} failed[{failed}] batches={self.batches}"
+            f"cancelled={self.cancelled} dropped={self.dropped} unanswered={self.unanswered} failed[{failed}] "
+            f"batches={self.batches}"
         )
 
 
@@ -132,7 +149,8 @@ class _Prepared:
 
     touches: dict[int, ClaimedTouch]
     outbound: dict[str, list[OutboundMessage]]  # channel -> messages
-    settled: list[tuple[ClaimedTouch, SendResult]]  # no consent / no address / render error
+    settled: list[tuple[ClaimedTouch, SendResult]]  # no consent / over the cap / no address / render error
+    customers: dict[int, Customer] = field(default_factory=dict)  # where a failed touch may fall back to
 
 
 def _reason(text_: str | None) -> str | None:
@@ -155,6 +173,8 @@ class Dispatcher:
         rate_share: int | None = None,
         callback_url: Callable[[str, ClaimedTouch], str | None] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        marketing_cap: int = _DEFAULT_DELIVERY.marketing_cap,
+        marketing_cap_window: timedelta | None = None,
     ) -> None:
         self.engine = engine
         self.adapters = adapters
@@ -166,6 +186,8 @@ class Dispatcher:
         self.limiter = RateLimiter(rate_limits or {}, share=rate_share)
         self.callback_url = callback_url
         self.clock = clock
+        self.marketing_cap = marketing_cap
+        self.marketing_cap_window = marketing_cap_window or parse_duration(_DEFAULT_DELIVERY.marketing_cap_window)
         self.lookup_delay = LOOKUP_DELAY
         self._askable = {channel for channel, adapter in adapters.items() if has_lookup(adapter)}
 
@@ -183,12 +205,20 @@ class Dispatcher:
             # channels) cost a decode per customer; a renderer that reads more loads it lazily.
             query = select(Customer).where(col(Customer.id).in_(ids)).options(load_only(*_CUSTOMER_COLUMNS))
             customers: dict[int, Customer] = {c.id: c for c in session.exec(query).all() if c.id is not None}
+            prepared.customers = customers
             for touch in claimed:
                 settled = self._unsendable(touch, customers.get(touch.customer_id))
                 if settled is not None:
                     prepared.settled.append((touch, settled))
                 else:
                     sendable.append(touch)
+            capped = over_cap(session, sendable, set(prepared.touches), self.marketing_cap, self.marketing_cap_window)
+            if capped:
+                prepared.settled.extend(
+                    (t, SendResult(t.key, False, error_class="permanent", error_code="marketing_cap",
+                                   error_reason=capped[t.id]))
+                    for t in sendable if t.id in capped)
+                sendable = [t for t in sendable if t.id not in capped]
             rendered = self.renderer.render_all(session, sendable, customers, now) if sendable else []
         for touch, content in zip(sendable, rendered, strict=True):
             customer = customers[touch.customer_id]
@@ -203,7 +233,7 @@ class Dispatcher:
                 OutboundMessage(
                     touch_id=touch.id,
                     touch_key=touch.key,
-                    to=getattr(customer, recording.ADDRESS_FIELD[touch.channel]),
+                    to=getattr(customer, ADDRESS_FIELD[touch.channel]),
                     content=content,
                     category=touch.category,
                     status_callback_url=self.callback_url(touch.channel, touch) if self.callback_url else None,
@@ -216,13 +246,13 @@ class Dispatcher:
         if customer is None or customer.anonymised_at is not None:
             return SendResult(touch.key, False, error_class="permanent", error_code="no_customer",
                               error_reason="customer removed")
-        if touch.channel not in recording.ADDRESS_FIELD:
+        if touch.channel not in ADDRESS_FIELD:
             return SendResult(touch.key, False, error_class="permanent", error_code="unknown_channel",
                               error_reason=f"unknown channel {touch.channel}")
         if not getattr(customer, CONSENT_FIELD[touch.channel]):
             return SendResult(touch.key, False, error_class="permanent", error_code="no_consent",
                               error_reason=f"no consent for {touch.channel}")
-        if not getattr(customer, recording.ADDRESS_FIELD[touch.channel]):
+        if not getattr(customer, ADDRESS_FIELD[touch.channel]):
             return SendResult(touch.key, False, error_class="permanent", error_code="no_address",
                               error_reason=f"no {touch.channel} address")
         return None
@@ -287,27 +317,49 @@ class Dispatcher:
                         "error_class": "unknown", "error_code": result.error_code, "reason": base["reason"],
                         "attempts": touch.attempts}))
                 continue
-            if result.error_code in ("no_consent", "no_customer"):
-                decision = decide("permanent", touch.attempts, touch.fallback_channels, self.max_attempts, now)
-            else:
-                decision = decide(result.error_class, touch.attempts, touch.fallback_channels, self.max_attempts, now)
+            detail = {"error_class": base["cls"], "error_code": result.error_code, "reason": reason,
+                      "attempts": touch.attempts}
+            customer = prepared.customers.get(touch.customer_id)
+
+            def usable(channel: str, customer: Customer | None = customer) -> bool:
+                return customer is not None and customer.anonymised_at is None and can_use(customer, channel)
+
+            if result.error_code == "marketing_cap":
+                counts.dropped += 1
+                final.append({**base, "status": TouchStatus.DROPPED})
+                outcomes.append(_outcome(touch, "dropped", now, detail))
+                continue
+            if result.error_code == "no_consent":
+                choice = reroute_without_consent(touch.category, touch.channel, touch.fallback_channels, usable,
+                                                 reason)
+                base["reason"] = detail["reason"] = choice.reason[:255]
+                if choice.cancelled:
+                    counts.cancelled += 1
+                    final.append({**base, "status": TouchStatus.CANCELLED})
+                    outcomes.append(_outcome(touch, "cancelled", now, detail))
+                else:
+                    counts.fell_back += 1
+                    fallback.append({**base, "next": now, "channel": choice.channel, "fb": choice.fallback_channels})
+                    outcomes.append(_outcome(touch, "failed", now, {**detail, "fallback": choice.channel}))
+                continue
+            error_class = "permanent" if result.error_code == "no_customer" else result.error_class
+            decision = decide(error_class, touch.attempts, touch.fallback_channels, self.max_attempts, now)
             if decision.action == "retry":
                 counts.deferred += 1
                 retry.append({**base, "next": decision.next_attempt_at})
                 continue
-            detail = {"error_class": base["cls"], "error_code": result.error_code, "reason": reason,
-                      "attempts": touch.attempts}
-            if decision.action == "fallback":
+            # Where to fall back to is the choice every path makes (channels.routing): the next
+            # channel of the touch's list the customer still consents to and can be reached on.
+            found = first_usable(touch.fallback_channels, usable) if decision.action == "fallback" else None
+            if found is not None:
                 counts.fell_back += 1
-                fallback.append({**base, "next": decision.next_attempt_at, "channel": decision.channel,
-                                 "fb": list(decision.fallback_channels)})
-                outcomes.append(_outcome(touch, "failed", now, {**detail, "fallback": decision.channel}))
+                fallback.append({**base, "next": decision.next_attempt_at, "channel": found[0], "fb": found[1]})
+                outcomes.append(_outcome(touch, "failed", now, {**detail, "fallback": found[0]}))
                 continue
-            if result.error_code == "no_consent":
-                counts.cancelled += 1
-                final.append({**base, "status": TouchStatus.CANCELLED})
-                outcomes.append(_outcome(touch, "cancelled", now, detail))
-                continue
+            if touch.fallback_channels:
+                base["reason"] = detail["reason"] = (
+                    f"{reason}; no consented, reachable channel left among {', '.join(touch.fallback_channels)}"
+                )[:255]
             if result.error_class == "retryable":
                 klass = "exhausted"
             elif result.error_code in ("no_address", "render", "no_customer"):
@@ -470,7 +522,7 @@ def make_dispatcher(
     renderer: Renderer | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> Dispatcher:
-    """A dispatcher with the delivery configuration (rate limits, max attempts), the store
+    """A dispatcher with the delivery configuration (rate limits, max attempts, marketing cap), the store
     renderer and the adapters from the environment, unless given."""
     from engine.language.journey_registry import load_delivery_config
     from engine.sending.render_batch import StoreRenderer
@@ -485,6 +537,8 @@ def make_dispatcher(
         lanes=lanes,
         max_attempts=delivery.max_attempts,
         rate_limits=dict(delivery.rate_limits),
+        marketing_cap=delivery.marketing_cap,
+        marketing_cap_window=parse_duration(delivery.marketing_cap_window),
         callback_url=callback_url_from_env(),
         clock=clock,
     )

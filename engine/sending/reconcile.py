@@ -52,6 +52,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from channels.base import ChannelAdapter
+from channels.routing import ADDRESS_FIELD
 from engine.sending import recording
 from engine.sending.claiming import begin_write
 from engine.sending.retry import decide
@@ -262,7 +263,7 @@ def stranded(
         rows = conn.execute(stmt, params).all()
     out = []
     for r in rows:
-        column = recording.ADDRESS_FIELD.get(r.channel)
+        column = ADDRESS_FIELD.get(r.channel)
         address = getattr(r, column, None) if column else None
         claimed_at = as_utc(r.claimed_at) if r.claimed_at else None
         out.append(PendingSend(int(r.id), r.key, int(r.customer_id), r.channel, address, r.claimed_by,

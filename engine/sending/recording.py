@@ -17,7 +17,6 @@ from sqlalchemy.engine import Connection
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 # The customer column a channel's message is addressed to (and a provider is asked about).
-ADDRESS_FIELD = {"sms": "phone", "wechat": "wechat_openid", "email": "email"}
 
 # Back to planned on the same channel, to be claimed again from :next.
 REPLAN = "status = :planned, next_attempt_at = :next, error_class = :cls, error_reason = :reason, claimed_by = NULL"

@@ -59,7 +59,8 @@ POLICY_COLUMNS = (
     "external_id", "customer_external_id", "product_line", "annual_premium", "start_date", "expiry_date", "status",
 )
 CLAIM_COLUMNS = (
-    "external_id", "customer_external_id", "policy_external_id", "filed_at", "settled_at", "amount", "status",
+    "external_id", "customer_external_id", "policy_external_id", "product_line", "filed_at", "settled_at", "amount",
+    "status",
 )
 REQUIRED = {
     "customers": ("external_id", "name"),
@@ -403,6 +404,7 @@ class _Job:
         else:
             take(row, "customer_external_id", lambda v: v.strip(), optional=False)
             take(row, "policy_external_id", lambda v: v.strip())
+            take(row, "product_line", f.product_line)
             take(row, "filed_at", lambda v: f.iso_datetime("filed_at", v, zone), optional=False)
             take(row, "settled_at", lambda v: f.iso_datetime("settled_at", v, zone))
             take(row, "amount", lambda v: f.amount("amount", v), optional=False)
@@ -474,12 +476,15 @@ class _Job:
             ref = v.get("policy_external_id")
             rows.append({
                 "external_id": v["external_id"], "customer_id": customers[v["customer_external_id"]].id,
-                "policy_id": policies[ref].id if ref else None, "filed_at": v["filed_at"],
+                "policy_id": policies[ref].id if ref else None, "product_line": v.get("product_line"),
+                "filed_at": v["filed_at"],
                 "settled_at": v.get("settled_at"), "amount": v["amount"], "status": v["status"],
             })
         update = [c for c in rows[0] if c != "external_id"] if rows else []
-        if "policy_external_id" not in self.present:
-            update.remove("policy_id")  # the file does not say: keep the stored link
+        # A column the file does not have leaves the stored value alone (the link, the product line).
+        for column, stored in (("policy_external_id", "policy_id"), ("product_line", "product_line")):
+            if column not in self.present and stored in update:
+                update.remove(stored)
         _upsert(conn, CLAIM, rows, update)
         updated = sum(1 for r in rows if r["external_id"] in existing)
         return len(rows) - updated, updated

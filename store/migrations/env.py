@@ -23,6 +23,12 @@ def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url") or database_url()
     engine = make_engine(url)
     with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # Batch mode rebuilds a table by dropping it, and with foreign keys enforced SQLite refuses
+            # to drop a table that other rows reference: off while migrating (outside any transaction,
+            # where the pragma takes effect), as Alembic advises. The engine is disposed afterwards.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=target_metadata,

@@ -34,7 +34,16 @@ CASES: dict[str, tuple[list[str], int, set[str]]] = {
     "event_latency": (["--size", "200", "--seconds", "1", "--rate", "20", "--warmup", "2"], 200,
                       {"arrival_rate", "task_p50_ms", "task_p99_ms", "task_max_ms", "created_p50_ms",
                        "created_p99_ms", "all_p99_ms", "tasks_read_back"}),
+    "event_burst": (["--size", "200", "--events", "40", "--warmup", "2"], 200,
+                    {"wall_s", "answered_per_s", "p50_ms", "p99_ms", "max_ms", "server_cpu_ms_per_event",
+                     "client_cpu_s", "failed", "events_stored", "events_processed", "touches", "tasks",
+                     "duplicates", "lost"}),
     "plan_bench": (["--size", "300"], 300, {"day_wall_s", "day_peak_rss_mb", "month_wall_s", "month_peak_rss_mb"}),
+    "report_bench": (["--size", "200"], 200, {"unkeyed_s", "keyed_s", "same_figures"}),
+    "cli_bench": (["--size", "1"], 1, {"help_cpu_s", "help_x_bar", "validate_file_cached_cpu_s",
+                                       "validate_file_cold_cpu_s", "validate_all_cached_cpu_s"}),
+    "ops_bench": (["--size", "100", "--touches", "300", "--requests", "3"], 100,
+                  {"list_first_ms", "list_p50_ms", "list_p95_ms", "journey_p50_ms", "journey_p95_ms"}),
 }
 
 

@@ -52,6 +52,11 @@ def test_agent_claims_completes_with_an_outcome_and_sees_the_next_task(new_page:
     expect(page.get_by_test_id("customer-name")).to_have_text("王*")
     page.fill("textarea[name=notes]", "Reached, all fine")
     page.get_by_test_id("outcome-reached").click()
+    # "Reached" closes the task: asked once more, with the notes kept, before it is recorded.
+    expect(page.get_by_test_id("confirm")).to_contain_text("Reached, all fine")
+    with session_scope(db_url) as s:
+        assert s.get(AgentTask, seed.tasks["free"]).status == "claimed"  # type: ignore[union-attr]
+    page.get_by_test_id("confirm-outcome").click()
     # Straight on to the next most urgent task of hers.
     page.wait_for_url(f"**/tasks/{seed.tasks['ann_first']}")
     expect(page.locator("h1")).to_contain_text(f"Task {seed.tasks['ann_first']}")
@@ -69,6 +74,8 @@ def test_agent_claims_completes_with_an_outcome_and_sees_the_next_task(new_page:
 def test_no_answer_schedules_a_retry_visible_in_the_inbox(new_page: PageFactory, seed: Seed) -> None:
     page = new_page("ann")
     page.goto(f"/tasks/{seed.tasks['ann_second']}")
+    page.get_by_test_id("claim").click()
+    # No answer closes nothing (a retry follows): recorded at once, no confirmation.
     page.get_by_test_id("outcome-no_answer").click()
     page.wait_for_url("**/tasks/*")
     page.goto("/inbox")
@@ -82,12 +89,12 @@ def test_supervisor_reassigns_a_task(new_page: PageFactory, seed: Seed, db_url: 
     sup.goto("/supervisor")
     expect(sup.get_by_test_id("team-load")).to_contain_text("Bob")
     sup.get_by_test_id(f"agent-{seed.users['bob']}").click()
-    row = sup.get_by_test_id("agent-tasks").locator(f"tr[data-task-id='{seed.tasks['bob']}']")
+    row = sup.get_by_test_id("team-tasks").locator(f"tr[data-task-id='{seed.tasks['bob']}']")
     expect(row).to_be_visible()
     sup.get_by_test_id(f"reassign-select-{seed.tasks['bob']}").select_option(str(seed.users["ann"]))
     sup.get_by_test_id(f"reassign-{seed.tasks['bob']}").click()
     expect(sup.get_by_role("status").first).to_have_text("Task reassigned.")
-    expect(sup.get_by_test_id("agent-tasks").locator("tr[data-task-id]")).to_have_count(0)
+    expect(sup.get_by_test_id("team-tasks").locator("tr[data-task-id]")).to_have_count(0)
     with session_scope(db_url) as s:
         task = s.get(AgentTask, seed.tasks["bob"])
         assert task is not None and task.assignee_id == seed.users["ann"]
@@ -178,17 +185,18 @@ def test_admin_audit_page_flags_a_burst_of_reveals_at_desktop_and_phone_width(
 def test_form_posts_without_a_csrf_token_are_refused(new_page: PageFactory, seed: Seed, db_url: str) -> None:
     page = new_page("ann")
     page.goto(f"/tasks/{seed.tasks['ann_first']}")
+    page.get_by_test_id("claim").click()
     # A forged form: the same post, without the token (as another site could send it with the cookie).
     page.evaluate("document.querySelectorAll('input[name=csrf_token]').forEach(e => e.remove())")
     with page.expect_navigation() as nav:
-        page.get_by_test_id("outcome-resolved").click()
+        page.get_by_test_id("outcome-no_answer").click()
     response = nav.value
     assert response is not None and response.status == 403
     playwright_sync.expect(page.locator("h1")).to_have_text("Not allowed")
     api = page.request.post(f"/tasks/{seed.tasks['free']}/claim", form={"csrf_token": "guessed"})
     assert api.status == 403
     with session_scope(db_url) as s:
-        assert s.get(AgentTask, seed.tasks["ann_first"]).status == "open"  # type: ignore[union-attr]
+        assert s.get(AgentTask, seed.tasks["ann_first"]).status == "claimed"  # type: ignore[union-attr]
         assert s.get(AgentTask, seed.tasks["free"]).assignee_id is None  # type: ignore[union-attr]
 
 

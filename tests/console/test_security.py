@@ -357,6 +357,7 @@ RIGHTS: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/admin/audit"): page(agent=403, supervisor=403, ops=403, admin=200),
     ("POST", "/admin/users"): ADMIN_ACTION,
     ("POST", "/admin/users/{user_id}/toggle"): ADMIN_ACTION,
+    ("POST", "/admin/users/{user_id}/skills"): ADMIN_ACTION,
     # The schema documents the API's shape, not its data; integrators read it before they have a key.
     ("GET", "/api/openapi.json"): everyone(200),
     ("HEAD", "/api/openapi.json"): everyone(200),
@@ -404,6 +405,8 @@ CALLS: dict[tuple[str, str], Call] = {
         form=lambda _s: {"username": "walker", "password": "long-enough-1", "role": "agent", "team": "a"}),
     ("POST", "/admin/users/{user_id}/toggle"): Call(lambda s: {"user_id": s.users["bob"]},
                                                     form=lambda _s: {"what": "on_shift"}),
+    ("POST", "/admin/users/{user_id}/skills"): Call(lambda s: {"user_id": s.users["bob"]},
+                                                    form=lambda _s: {"skill": "lang:en"}),
     ("POST", "/api/events"): Call(json={"event_id": "walk-1", "type": "survey.answered", "customer_id": "C1",
                                         "data": {"survey": "nps", "nps": 9}}),
     ("GET", "/api/customers/{external_id}"): Call(lambda _s: {"external_id": "C1"}),

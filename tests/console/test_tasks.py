@@ -8,12 +8,12 @@ import pytest
 from sqlmodel import col, select
 from starlette.testclient import TestClient
 
-from console import tasks
+from console import supervision, tasks
 from console.auth import CurrentUser
 from store.clock import utcnow
 from store.db import session_scope
 from store.models import AgentTask, AppUser, AuditLog, Customer, Event, Outcome
-from tests.console.conftest import Seed, login, seed_console
+from tests.console.conftest import Seed, add_task, login, seed_console
 from tests.db_support import stored_rows
 
 
@@ -170,7 +170,10 @@ def test_resolved_on_a_complaint_task_emits_complaint_resolved(db_url: str, seed
 
 def test_renewal_intent_is_kept_on_the_customer(db_url: str, seed: Seed) -> None:
     ann = user(db_url, "ann")
-    tasks.complete(ann, seed.tasks["ann_first"], "renewal_yes", db_url=db_url)
+    with session_scope(db_url) as s:
+        renewal = add_task(s, "t-renewal", seed.customers["C1"], now=seed.now, due_in=timedelta(days=2),
+                           assignee_id=seed.users["ann"], queue="renewal", journey_id="renewal-reminder")
+    tasks.complete(ann, renewal, "renewal_yes", db_url=db_url)
     with session_scope(db_url) as s:
         customer = s.get(Customer, seed.customers["C1"])
         assert customer is not None and customer.attributes["renewal_intent"] is True
@@ -194,10 +197,11 @@ def test_supervisor_reassigns_within_the_team_only(db_url: str, seed: Seed) -> N
 def test_team_load_and_overdue_list(db_url: str, seed: Seed) -> None:
     sue = user(db_url, "sue")
     later = seed.now + timedelta(hours=4)
-    loads = {a.name: a for a in tasks.team_load(sue, now=later, db_url=db_url)}
+    loads = {a.name: a for a in supervision.agent_figures(sue, now=later, db_url=db_url)}
     assert set(loads) == {"Ann", "Bob", "Sue"}  # team a only
     assert (loads["Ann"].open, loads["Ann"].overdue) == (2, 1) and loads["Bob"].claimed == 1
-    overdue = [r.id for r in tasks.overdue_tasks(sue, now=later, db_url=db_url)]
+    rows, _more = supervision.worklist(sue, supervision.WorkFilter(state="overdue"), now=later, db_url=db_url)
+    overdue = [r.id for r in rows]
     # Team a's overdue tasks and the unassigned queue, not team b's.
     assert overdue == [seed.tasks["free"], seed.tasks["ann_first"], seed.tasks["bob"]]
 

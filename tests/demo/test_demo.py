@@ -1,23 +1,32 @@
 """``journeys demo`` end to end: the real CLI in a subprocess, in a temporary directory, small numbers.
 
-One run (300 customers, 7 days) is shared by the assertions below: it seeds, plans, dispatches to
-the in-process stand-ins, replays receipts and replies, lets the agents work, and reports.
+One run (300 customers, 7 days) is shared by most assertions below: it seeds, plans, dispatches to
+the in-process stand-ins, replays receipts and replies, lets the agents work, and reports. Two more
+runs show that the demo completes on a busy machine (two CPU-bound processes beside it) and that
+ending it (SIGTERM) stops Prefect's local server with it. Every process a run starts is stopped
+when its test ends, passed or failed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import Spawned
 
 ROOT = Path(__file__).resolve().parents[2]
 TIERS = ("diamond", "platinum", "gold", "silver", "potential")
@@ -40,22 +49,34 @@ def _journeys_command() -> list[str]:
     return [sys.executable, "-c", "from engine.cli import main; main()"]
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
-    workdir = tmp_path_factory.mktemp("demo")
+def _demo_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("JOURNEYS_", "PREFECT_", "TWILIO_", "WECHAT_", "SMTP_", "EMAIL_"))}
     env["JOURNEYS_LOG_LEVEL"] = "INFO"  # the terminal gets everything the product logs: all of it is checked
     env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.run(
-        [*_journeys_command(), "demo", "--customers", "300", "--days", "7", "--seed", "3", "--start", "2026-03-01",
-         "--out", "out"],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    return env
+
+
+def _run_demo(spawned: Spawned, workdir: Path, *args: str, timeout: float = 900) -> DemoRun:
+    proc = spawned([*_journeys_command(), "demo", *args, "--out", "out"], cwd=workdir, env=_demo_env(),
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, f"stdout:\n{stdout[-4000:]}\nstderr:\n{stderr[-4000:]}"
+    # Prefect's local server, the stand-ins: everything the demo started ended with it.
+    assert spawned.left_running() == []
     out = workdir / "out"
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    yield DemoRun(out, proc.stdout, proc.stderr, summary)
+    return DemoRun(out, stdout, stderr, summary)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    spawned = Spawned()
+    try:
+        yield _run_demo(spawned, tmp_path_factory.mktemp("demo"), "--customers", "300", "--days", "7", "--seed", "3",
+                        "--start", "2026-03-01")
+    finally:
+        spawned.end_all()
 
 
 def test_summary_lists_every_tier_with_deliveries_and_tasks(demo: DemoRun) -> None:
@@ -126,3 +147,60 @@ def test_no_unmasked_phone_number_in_output_or_logs(demo: DemoRun) -> None:
         assert not found, f"unmasked mobile number(s) in {name}: {len(found)}"
         assert not [e for e in emails if e in text], f"unmasked e-mail address(es) in {name}"
         assert not [o for o in openids if o in text], f"WeChat openid(s) in {name}"
+
+
+def test_every_long_step_is_announced(demo: DemoRun) -> None:
+    """Each step that can take long says so when it starts (and, in a pipe, every few seconds while it
+    lasts), so a slow machine never looks hung; the report says when it is done."""
+    for step in ("seeding 300 customers", "starting Prefect's local engine", "Prefect's local engine is up",
+                 "building the report", "report built"):
+        assert re.search(rf"^  {re.escape(step)}", demo.stdout, re.M), f"{step!r} not announced"
+
+
+def test_demo_completes_on_a_busy_machine(tmp_path: Path, spawn: Spawned,
+                                          busy_machine: Callable[[int], None]) -> None:
+    """Two CPU-bound processes on the machine (two cores here): Prefect's local engine still starts, the
+    month runs and the report is built. The busy processes end with the test, whatever happens."""
+    busy_machine(2)
+    run = _run_demo(spawn, tmp_path, "--customers", "200", "--days", "3", "--seed", "5", "--start", "2026-03-01",
+                    timeout=1800)
+    assert re.search(r"^  Prefect's local engine is up", run.stdout, re.M)
+    assert len(re.findall(r"^\s*day\s+\d+/3 2026-03-0\d", run.stdout, re.M)) == 3
+    assert run.summary["total"]["planned"] > 0 and {row["tier"] for row in run.summary["tiers"]} >= set(TIERS)
+
+
+def test_sigterm_ends_the_demo_and_its_prefect_server(tmp_path: Path, spawn: Spawned) -> None:
+    proc = spawn([*_journeys_command(), "demo", "--customers", "50", "--days", "30", "--out", "out"], cwd=tmp_path,
+                 env=_demo_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+    seen = []
+    deadline = time.monotonic() + 900
+    while not any(line.startswith("  Prefect's local engine is up") for line in seen):
+        assert proc.poll() is None, "".join(seen)
+        assert time.monotonic() < deadline, "".join(seen)
+        try:
+            seen.append(lines.get(timeout=1))
+        except queue.Empty:
+            continue
+    proc.send_signal(signal.SIGTERM)  # the demo only, not its process group
+    proc.wait(timeout=120)
+    assert proc.returncode != 0
+    # The server it started, a child process of its own, was stopped on the way out.
+    assert spawn.left_running() == []
+
+
+def test_the_demo_folder_is_where_git_ignores_it(project_root: Path) -> None:
+    """The demo's database, log, Prefect home and stand-in certificate live under var/demo by default,
+    which git ignores: nothing a run leaves can be taken for source."""
+    from engine.demo.environment import DB_NAME, DEFAULT_OUT, LOG_NAME, PREFECT_DIR
+
+    if not (project_root / ".git").exists():
+        pytest.skip("not a git checkout")
+    paths = [str(DEFAULT_OUT / name) for name in (DB_NAME, LOG_NAME, "summary.json", "smtp-standin-ca.pem",
+                                                    f"{PREFECT_DIR}/prefect.db", "reach_by_tier.png")]
+    checked = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=project_root, capture_output=True,
+                             text=True, check=False)
+    assert sorted(checked.stdout.split()) == sorted(paths)

@@ -145,3 +145,36 @@ def test_undefined_template_variable_is_reported_at_the_template_line(
     problems = [line for line in output.splitlines() if line.startswith(f"{sms}:")]
     assert problems and problems[0].startswith(f"{sms}:2:"), output
     assert "favourite_colour" in problems[0]
+
+
+CLAIM_JOURNEY = ROOT / "journeys" / "claim-settled-health-consultation.yaml"
+GATE = "  when: {field: claim.product_line, op: ne, value: property}"
+
+
+def test_a_gate_on_a_field_the_record_may_lack_warns_but_the_file_is_accepted(tmp_path: Path) -> None:
+    text = CLAIM_JOURNEY.read_text(encoding="utf-8")
+    assert GATE in text, "fixture drifted from the shipped file"
+    path = tmp_path / "journeys" / CLAIM_JOURNEY.name
+    path.parent.mkdir()
+    path.write_text(text, encoding="utf-8")
+    code, output = run_validate(str(path))
+    assert code == 0, output
+    assert f"ok  {path}" in output and "1 journeys valid" in output
+    [warning] = [line for line in output.splitlines() if "warning:" in line]
+    assert warning.startswith(f"{path}:{line_of(text, GATE)}:17: warning: claim.product_line may be missing"), output
+    assert "'ne property' passes" in warning
+
+    # Saying what should happen to a claim without a product line silences it.
+    explicit = ("  when:\n    all:\n      - {field: claim.product_line, op: exists}\n"
+                "      - {field: claim.product_line, op: ne, value: property}")
+    path.write_text(text.replace(GATE, explicit), encoding="utf-8")
+    code, output = run_validate(str(path))
+    assert code == 0 and "warning:" not in output, output
+
+
+def test_the_shipped_journeys_warn_only_where_a_gate_tests_an_optional_field() -> None:
+    code, output = run_validate(str(ROOT / "journeys"))
+    assert code == 0, output
+    warned = sorted(line.split(":")[0].rsplit("/", 1)[-1] for line in output.splitlines() if ": warning: " in line)
+    assert warned == ["claim-settled-health-consultation.yaml", *(
+        f"retention-boost-{tier}.yaml" for tier in ("diamond", "gold", "platinum", "potential", "silver"))]

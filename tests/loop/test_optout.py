@@ -9,9 +9,12 @@ import pytest
 from sqlmodel import select
 
 from channels.optout import StoredEvent, is_opt_out, unsubscribe_url
-from store.db import session_scope
-from store.models import Customer, Event, Outcome, SurveyAnswer, TouchStatus
+from engine.sending.dispatch import Dispatcher
+from store.clock import utcnow
+from store.db import make_engine, session_scope
+from store.models import Customer, Event, Outcome, SurveyAnswer, Touch, TouchStatus
 from tests.db_support import stored, stored_rows
+from tests.dispatch_support import HttpAdapter, PlainRenderer, RecordingProvider
 from tests.loop import test_receipts as receipts
 from tests.loop.test_receipts import (
     OPENID,
@@ -69,8 +72,9 @@ async def test_sms_opt_out_flips_consent_and_cancels_planned_sms_only(
     row = customer_row(db_url, customer)
     assert (row.consent_sms, row.consent_sms_source) == (False, "reply:sms")
     assert row.consent_sms_at is not None and row.consent_wechat is True and row.consent_email is True
-    cancelled = touch_row(db_url, next_sms)
-    assert (cancelled.status, cancelled.error_reason) == (TouchStatus.CANCELLED, "opted out")
+    cancelled = touch_row(db_url, next_sms)  # a marketing touch: cancelled, not moved to WeChat
+    assert (cancelled.status, cancelled.error_reason) == (
+        TouchStatus.CANCELLED, "opted out of sms: a marketing touch is not moved to another channel")
     assert touch_row(db_url, next_wechat).status == TouchStatus.PLANNED
     assert touch_row(db_url, already_sent).status == TouchStatus.SENT
     assert touch_row(db_url, someone_else).status == TouchStatus.PLANNED
@@ -187,3 +191,91 @@ async def test_unsubscribe_link(db_url: str, client: httpx.AsyncClient, monkeypa
 
     forged = path[:-3] + ("AAA" if not path.endswith("AAA") else "BBB")
     assert (await client.post(forged)).status_code == 404
+
+
+# --- what an opt-out does to the touches still planned on that channel ---------------------------
+
+
+def planned_touch(url: str, customer_id: int, key: str, *, category: str, fallback: list[str],
+                  channel: str = "sms") -> int:
+    now = utcnow()
+    with session_scope(url) as s:
+        touch = Touch(key=key, customer_id=customer_id, journey_id=f"j-{key}", journey_version="v1", step_id="s",
+                      occurrence=key, category=category, channel=channel, template="t", planned_for=now,
+                      due_at=now - timedelta(minutes=1), status=TouchStatus.PLANNED, fallback_channels=fallback,
+                      created_at=now)
+        s.add(touch)
+        s.flush()
+        assert touch.id is not None
+        return touch.id
+
+
+def book_of_touches(url: str, customer_id: int, prefix: str) -> dict[str, int]:
+    """One customer's planned SMS touches: renewal reminders (service) with different fallback lists
+    and a push (marketing) that could fall back to WeChat."""
+    return {
+        "renewal": planned_touch(url, customer_id, f"{prefix}-renewal", category="service",
+                                 fallback=["email", "wechat"]),
+        "claim": planned_touch(url, customer_id, f"{prefix}-claim", category="service", fallback=[]),
+        "push": planned_touch(url, customer_id, f"{prefix}-push", category="marketing", fallback=["wechat"]),
+    }
+
+
+async def test_opt_out_moves_service_touches_to_their_next_consented_channel_and_cancels_marketing(
+        db_url: str, client: httpx.AsyncClient) -> None:
+    # No e-mail address: the renewal reminder's first fallback cannot reach them, WeChat can.
+    customer = make_customer(db_url, email=None)
+    touches = book_of_touches(db_url, customer, "a")
+
+    assert (await sms_in(client, "退订", "SMoptout")).status_code == 200
+
+    renewal = touch_row(db_url, touches["renewal"])
+    assert (renewal.status, renewal.channel, renewal.fallback_channels, renewal.attempts) == (
+        TouchStatus.PLANNED, "wechat", [], 0)
+    assert renewal.error_reason == "opted out of sms: moved to wechat"
+    claim = touch_row(db_url, touches["claim"])
+    assert (claim.status, claim.channel) == (TouchStatus.CANCELLED, "sms")
+    assert claim.error_reason == "opted out of sms: no other consented, reachable channel (none listed)"
+    push = touch_row(db_url, touches["push"])
+    assert (push.status, push.channel) == (TouchStatus.CANCELLED, "sms")
+    assert push.error_reason == "opted out of sms: a marketing touch is not moved to another channel"
+
+    # Twilio repeating the webhook moves nothing again.
+    assert (await sms_in(client, "退订", "SMoptout")).status_code == 200
+    assert touch_row(db_url, touches["renewal"]).channel == "wechat"
+
+
+async def test_opt_out_and_dispatch_settle_the_same_touches_the_same_way(
+        db_url: str, client: httpx.AsyncClient) -> None:
+    """Customer A opts out by replying TD; customer B's SMS consent goes some other way after
+    planning (an import, the console). Dispatch then sends what is left: both end the same."""
+    replied = make_customer(db_url, "C-A", email=None)
+    withdrawn = make_customer(db_url, "C-B", phone="+8613900002222", openid="oB", email=None)
+    by_reply = book_of_touches(db_url, replied, "a")
+    by_import = book_of_touches(db_url, withdrawn, "b")
+    assert (await sms_in(client, "TD", "SMtd")).status_code == 200
+    with session_scope(db_url) as s:
+        row = s.get(Customer, withdrawn)
+        assert row is not None
+        row.consent_sms = False
+
+    engine = make_engine(db_url)
+    with RecordingProvider().running() as provider:
+        adapters = {ch: HttpAdapter(ch, provider.port) for ch in ("sms", "wechat", "email")}
+        dispatcher = Dispatcher(engine, adapters, PlainRenderer(), worker_id="w")  # type: ignore[arg-type]
+        try:
+            await dispatcher.run_until_idle()
+        finally:
+            await dispatcher.aclose()
+    engine.dispose()
+
+    def settled(ids: dict[str, int]) -> dict[str, tuple[str, str]]:
+        return {name: (touch_row(db_url, i).status, touch_row(db_url, i).channel) for name, i in ids.items()}
+
+    expected = {"renewal": (TouchStatus.SENT, "wechat"), "claim": (TouchStatus.CANCELLED, "sms"),
+                "push": (TouchStatus.CANCELLED, "sms")}
+    assert settled(by_reply) == expected
+    assert settled(by_import) == expected
+    assert sorted(to for _, to in provider.accepted) == ["oB", OPENID]
+    assert touch_row(db_url, by_import["push"]).error_reason == (
+        "no consent for sms: a marketing touch is not moved to another channel")

@@ -8,11 +8,13 @@ from engine.language.settings_model import DeliveryConfig
 from engine.planning.delivery_rules import (
     DROP_CAP,
     DROP_NO_CHANNEL,
+    DROP_PREEMPTED,
     MOVED_QUIET,
-    CapLedger,
+    Decision,
     Reach,
+    StoredTouch,
     Wanted,
-    apply,
+    decide,
     fits_cap,
     quiet_hours_move,
 )
@@ -38,6 +40,19 @@ def local(tz: str, *args: int) -> datetime:
     return place(datetime(*args), tz)  # type: ignore[misc]
 
 
+def apply(ws: list[Wanted], r: Reach, config: DeliveryConfig = CONFIG,
+          stored: tuple[StoredTouch, ...] = ()) -> list[Decision]:
+    decisions, changes = decide(ws, r, config, stored)
+    assert changes == []
+    return decisions
+
+
+def stored(due: datetime, journey: str = "old", status: str = "sent", priority: int | None = 50,
+           reason: str | None = None, key: str | None = None) -> StoredTouch:
+    return StoredTouch(key or f"1:{journey}:s:{due.isoformat()}", journey, "s", "marketing", status, reason, due, due,
+                       "sms", priority)
+
+
 def test_quiet_hour_edges_in_shanghai() -> None:
     assert quiet_hours_move(local(SH, 2027, 3, 1, 20, 59), SH, CONFIG) is None
     assert quiet_hours_move(local(SH, 2027, 3, 1, 21, 0), SH, CONFIG) == local(SH, 2027, 3, 2, 8, 0)
@@ -55,46 +70,83 @@ def test_quiet_hours_in_los_angeles_across_dst() -> None:
 
 
 def test_consent_and_fallback() -> None:
-    ledger = CapLedger.from_config(CONFIG)
-    [d] = apply([wanted(utc(2027, 3, 1, 2))], reach(wechat=False), CONFIG, ledger)
+    [d] = apply([wanted(utc(2027, 3, 1, 2))], reach(wechat=False))
     assert (d.status, d.channel, d.fallback_channels) == ("planned", "sms", [])
-    [d] = apply([wanted(utc(2027, 3, 1, 2), channels=("wechat", "sms", "email"), occurrence="b")], reach(),
-                CONFIG, ledger)
+    [d] = apply([wanted(utc(2027, 3, 1, 2), channels=("wechat", "sms", "email"), occurrence="b")], reach())
     assert (d.channel, d.fallback_channels) == ("wechat", ["sms", "email"])
     # Consented to SMS but no phone number: not reachable there.
-    [d] = apply([wanted(utc(2027, 3, 1, 2), category="service")], reach(wechat=False, phone=False), CONFIG, ledger)
+    [d] = apply([wanted(utc(2027, 3, 1, 2), category="service")], reach(wechat=False, phone=False))
     assert (d.status, d.dropped_by) == ("dropped", DROP_NO_CHANNEL)
     assert d.reason == "no consented, reachable channel among wechat, sms"
 
 
 def test_quiet_hours_move_and_urgent_service_bypass() -> None:
-    ledger = CapLedger.from_config(CONFIG)
     late = local(SH, 2027, 3, 1, 22, 15)
-    [d] = apply([wanted(late, category="service")], reach(), CONFIG, ledger)
+    [d] = apply([wanted(late, category="service")], reach())
     assert (d.due_at, d.moved_by) == (local(SH, 2027, 3, 2, 8, 0), MOVED_QUIET)
-    [d] = apply([wanted(late, category="service", urgent=True)], reach(), CONFIG, ledger)
+    [d] = apply([wanted(late, category="service", urgent=True)], reach())
     assert (d.due_at, d.moved_by) == (late, None)
 
 
 def test_marketing_cap_keeps_the_higher_priority_journeys() -> None:
-    ledger = CapLedger.from_config(CONFIG)
     day = local(SH, 2027, 3, 1, 10, 0)
     decisions = apply([wanted(day, "low", priority=10), wanted(day, "high", priority=90),
                        wanted(day + timedelta(hours=1), "mid", priority=50),
-                       wanted(day, "care", category="service", priority=1)], reach(), CONFIG, ledger)
-    result = {d.wanted.journey_id: (d.status, d.dropped_by) for d in decisions}
-    assert result == {"high": ("planned", None), "mid": ("planned", None), "low": ("dropped", DROP_CAP),
-                      "care": ("planned", None)}
+                       wanted(day, "care", category="service", priority=1)], reach())
+    result = {d.wanted.journey_id: (d.status, d.dropped_by, d.reason) for d in decisions}
+    assert result == {"high": ("planned", None, ""), "mid": ("planned", None, ""),
+                      "low": ("dropped", DROP_PREEMPTED, "pre-empted by high"), "care": ("planned", None, "")}
 
 
 def test_cap_counts_touches_already_in_the_store() -> None:
-    ledger = CapLedger.from_config(CONFIG)
-    ledger.load([(1, utc(2027, 3, 1, 2)), (1, utc(2027, 3, 3, 2))])
-    [d] = apply([wanted(utc(2027, 3, 7, 2))], reach(), CONFIG, ledger)
-    assert d.dropped_by == DROP_CAP
+    earlier = (stored(utc(2027, 3, 1, 2)), stored(utc(2027, 3, 3, 2)))
+    [d] = apply([wanted(utc(2027, 3, 7, 2))], reach(), stored=earlier)
+    assert (d.dropped_by, d.reason) == (DROP_CAP, "marketing cap 2 per 7d reached")
     # Seven days after the first one, a window holds only the second: room again.
-    [d] = apply([wanted(utc(2027, 3, 8, 2), occurrence="later")], reach(), CONFIG, ledger)
+    [d] = apply([wanted(utc(2027, 3, 8, 2), occurrence="later")], reach(), stored=earlier)
     assert d.status == "planned"
+
+
+def test_a_later_touch_of_higher_priority_pre_empts_a_planned_one_of_its_day() -> None:
+    # 09:00 priority 10 and 11:00 priority 50 are planned; a priority-90 touch for 10:00 the same day
+    # arrives later (an event's): it takes the place of the lowest, which is dropped, and says why.
+    day = local(SH, 2027, 3, 1, 9, 0)
+    low = stored(day, "low", status="planned", priority=10)
+    mid = stored(day + timedelta(hours=2), "mid", status="planned", priority=50)
+    decisions, changes = decide([wanted(day + timedelta(hours=1), "high", priority=90)], reach(), CONFIG, (low, mid),
+                                customer_id=1)
+    assert [(d.wanted.journey_id, d.status) for d in decisions] == [("high", "planned")]
+    assert [(c.key, c.old_status, c.status, c.reason) for c in changes] == [
+        (low.key, "planned", "dropped", "pre_empted: pre-empted by high")]
+    # A touch already being sent keeps its place: the newcomer is judged around it.
+    sent = stored(day, "low", status="sending", priority=10)
+    decisions, changes = decide([wanted(day + timedelta(hours=1), "high", priority=90)], reach(), CONFIG,
+                                (sent, mid), customer_id=1)
+    assert [(c.key, c.status, c.reason) for c in changes] == [(mid.key, "dropped", "pre_empted: pre-empted by high")]
+
+
+def test_the_contest_is_the_same_whichever_run_planned_which_touch() -> None:
+    # Touches over three days, planned all at once or one at a time (each later one seeing the
+    # earlier ones in the store): the same ones win, for the same reasons.
+    base = local(SH, 2027, 3, 1, 9, 0)
+    ws = [wanted(base + timedelta(days=d, hours=h), f"j{p}", priority=p, occurrence=f"o{d}{h}")
+          for d, h, p in ((0, 3, 10), (1, 0, 20), (0, 1, 90), (2, 0, 50), (1, 2, 95), (0, 0, 40))]
+    together = {d.wanted.key: (d.status, d.dropped_by, d.reason) for d in apply(ws, reach())}
+    store: dict[str, StoredTouch] = {}
+    for w in ws:
+        decisions, changes = decide([w], reach(), CONFIG, tuple(store.values()))
+        for d in decisions:
+            store[d.wanted.key] = StoredTouch(
+                d.wanted.key, d.wanted.journey_id, d.wanted.step_id, "marketing", d.status,
+                f"{d.dropped_by}: {d.reason}" if d.status == "dropped" else None, d.wanted.planned_for, d.due_at,
+                d.channel, d.wanted.priority)
+        for c in changes:
+            old = store[c.key]
+            store[c.key] = StoredTouch(old.key, old.journey_id, old.step_id, old.category, c.status, c.reason,
+                                       old.planned_for, old.due_at, old.channel, old.priority)
+    one_by_one = {k: (t.status, *(t.error_reason.split(": ", 1) if t.error_reason else (None, "")))
+                  for k, t in store.items()}
+    assert one_by_one == together
 
 
 def test_rolling_window_checks_every_window_holding_the_new_touch() -> None:

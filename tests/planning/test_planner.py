@@ -57,7 +57,8 @@ def test_weekly_cadence_in_local_time_idempotent_and_dry_run(book: Book) -> None
     assert len(book.touches()) == 2
     with Session(get_engine(book.url)) as session:
         cursor = session.get(KeyValue, "plan:last_end")
-        assert cursor is not None and cursor.value == {"end": "2027-03-02T00:00:00+00:00"}
+        assert cursor is not None and cursor.value == {"end": "2027-03-02T00:00:00+00:00",
+                                                       "now": "2027-03-02T00:00:00+00:00"}
     # No --from: continues from where the last plan ended.
     nxt = plan(utc(2027, 3, 9), url=book.url)
     assert (nxt.start, nxt.touches_written) == (utc(2027, 3, 2), 2)
@@ -202,14 +203,17 @@ def test_tasks_advisor_assignment_and_json_output(book: Book) -> None:
                                               "--at", "2027-03-02T00:00:00+00:00", "--json", "--dry-run"])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
+    # Customers by external id: what ``journeys explain`` and ``journeys event emit`` take.
     assert lines == [
-        {"customer_id": cid, "journey": "diamond", "step": "note", "channel": "email", "template": "msg",
+        {"customer": "C00001", "journey": "diamond", "step": "note", "channel": "email", "template": "msg",
          "due_at": "2027-03-01T10:00:00-08:00", "key": f"{cid}:diamond:note:2027-03-01T10:00",
          "category": "service", "urgent": False},
-        {"customer_id": cid, "journey": "diamond", "step": "call", "channel": "task", "template": "call",
+        {"customer": "C00001", "journey": "diamond", "step": "call", "channel": "task", "template": "call",
          "due_at": "2027-03-04T10:00:00-08:00", "key": f"{cid}:diamond:call:2027-03-01T10:00",
          "category": "task", "urgent": False},
     ]
+    explained = CliRunner().invoke(build_app(), ["explain", lines[0]["customer"], "--at", "2027-03-01T12:00", "--json"])
+    assert explained.exit_code == 0, explained.output
     assert book.tasks() == []
     plan(utc(2027, 3, 2), utc(2027, 3, 1), url=book.url)
     [task] = book.tasks()

@@ -1,11 +1,10 @@
-"""The Prefect flows on the real local engine (prefect_test_harness): dispatch runs one task per
-batch and reports its counts; the other flows run and report too."""
+"""The Prefect flows on the real local engine: dispatch runs one task per batch and reports its
+counts; the other flows run and report too."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,21 +17,26 @@ from tests.dispatch_support import make_customers, make_touches
 
 @pytest.fixture(scope="module")
 def prefect_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    home = tmp_path_factory.mktemp("prefect-home")
-    saved = {k: os.environ.get(k) for k in ("PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED")}
-    os.environ["PREFECT_HOME"] = str(home)
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    from prefect.testing.utilities import prefect_test_harness
+    """Prefect's local engine as the product starts it (``engine.runtime.local_engine``: time to spare,
+    one retry), on a database of the module's own; stopped when the module ends, even after a failure."""
+    from prefect.settings import (
+        PREFECT_HOME,
+        PREFECT_SERVER_ANALYTICS_ENABLED,
+        PREFECT_SERVER_DATABASE_CONNECTION_URL,
+        temporary_settings,
+    )
 
-    try:
-        with prefect_test_harness(server_startup_timeout=60):
+    from engine.runtime.local_engine import start_local_engine, stop_local_engine
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    stop_local_engine()  # one started earlier in this process would hold another database
+    with temporary_settings({PREFECT_HOME: home, PREFECT_SERVER_ANALYTICS_ENABLED: False,
+                             PREFECT_SERVER_DATABASE_CONNECTION_URL: f"sqlite+aiosqlite:///{home / 'prefect.db'}"}):
+        try:
+            start_local_engine()
             yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        finally:
+            stop_local_engine()
 
 
 def test_dispatch_flow_sends_in_batch_tasks_and_reports_counts(

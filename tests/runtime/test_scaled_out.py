@@ -4,6 +4,7 @@ PostgreSQL. Every touch is sent exactly once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from sqlalchemy import text
 
 from store.db import make_engine
 from store.migrate import upgrade
+from tests.conftest import Spawned
 from tests.dispatch_support import make_customers, make_touches
 
 BIN = Path(sys.executable).parent
@@ -43,17 +45,15 @@ def _api(base: str, path: str, body: dict | None = None) -> object:  # type: ign
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM first, so a worker finishes its flow run; the test's ``spawn`` kills what is left."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 @pytest.fixture
-def prefect_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+def prefect_server(tmp_path: Path, spawn: Spawned) -> Iterator[tuple[str, dict[str, str]]]:
     port = _free_port()
     home = tmp_path / "prefect-home"
     env = {k: v for k, v in os.environ.items()
@@ -67,11 +67,13 @@ def prefect_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     )
     home.mkdir()
     log = (tmp_path / "server.log").open("wb")
-    server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                              env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    # Its own process group: stopped with everything it started when the test ends, however it ends.
+    server = spawn([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                   env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
     base = f"http://127.0.0.1:{port}/api"
     try:
-        deadline = time.monotonic() + 120
+        # Ready when its health endpoint answers; a busy machine may take minutes to get there.
+        deadline = time.monotonic() + 300
         while True:
             try:
                 if _api(base, "/health") is True:
@@ -102,7 +104,7 @@ def _wait_runs(base: str, ids: list[str], timeout: float = 240) -> dict[str, str
 
 
 def test_two_workers_on_a_process_pool_send_every_touch_once(
-    prefect_server: tuple[str, dict[str, str]], pg_url: str, tmp_path: Path
+    prefect_server: tuple[str, dict[str, str]], pg_url: str, tmp_path: Path, spawn: Spawned
 ) -> None:
     base, env = prefect_server
     upgrade(pg_url)
@@ -121,7 +123,7 @@ def test_two_workers_on_a_process_pool_send_every_touch_once(
     workers = []
     for i in (1, 2):
         wenv = {**env, "JOURNEYS_OUTBOX_DIR": str(tmp_path / f"outbox-w{i}")}
-        workers.append(subprocess.Popen(
+        workers.append(spawn(
             [str(BIN / "prefect"), "worker", "start", "--pool", "journeys-test", "--type", "process",
              "--name", f"w{i}", "--limit", "1"],
             env=wenv, cwd=tmp_path, stdout=(tmp_path / f"w{i}.log").open("wb"), stderr=subprocess.STDOUT))

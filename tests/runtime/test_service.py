@@ -1,5 +1,7 @@
 """``journeys run`` as a real process: APScheduler (job store in the product database) runs dispatch
-as local Prefect flow runs; SIGTERM stops it cleanly with nothing half-done; a restart carries on."""
+as local Prefect flow runs; SIGTERM stops it cleanly with nothing half-done; a restart carries on.
+Prefect's local engine is started before the first job, and a start that fails ends the service
+with the setting to change, leaving no server behind."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from store.db import make_engine
+from tests.conftest import Spawned
 from tests.dispatch_support import make_customers, make_touches
 
 JOURNEYS = str(Path(sys.executable).parent / "journeys")
@@ -54,7 +57,7 @@ def _stop(proc: subprocess.Popen[str]) -> str:
 
 
 def test_service_dispatches_stops_cleanly_on_sigterm_and_carries_on_after_restart(
-    db_url: str, tmp_path: Path
+    db_url: str, tmp_path: Path, spawn: Spawned
 ) -> None:
     engine = make_engine(db_url)
     ids = make_customers(engine, 700)
@@ -63,8 +66,8 @@ def test_service_dispatches_stops_cleanly_on_sigterm_and_carries_on_after_restar
         conn.execute(text("UPDATE touch SET template = 'silver_weekly_push'"))
     env = _env(db_url, tmp_path)
 
-    first = subprocess.Popen([JOURNEYS, "run"], cwd=tmp_path, env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    first = spawn([JOURNEYS, "run"], cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
+                  stderr=subprocess.STDOUT)
     _wait_sent(engine, 500, first)
     out = _stop(first)
     assert "stopped cleanly" in out
@@ -77,8 +80,8 @@ def test_service_dispatches_stops_cleanly_on_sigterm_and_carries_on_after_restar
     make_touches(engine, ids[500:], step="s2")
     with engine.begin() as conn:
         conn.execute(text("UPDATE touch SET template = 'silver_weekly_push'"))
-    second = subprocess.Popen([JOURNEYS, "run"], cwd=tmp_path, env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    second = spawn([JOURNEYS, "run"], cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
+                   stderr=subprocess.STDOUT)
     _wait_sent(engine, 700, second)
     out = _stop(second)
     assert "added none" in out  # the stored jobs were kept, not re-created
@@ -87,4 +90,20 @@ def test_service_dispatches_stops_cleanly_on_sigterm_and_carries_on_after_restar
             jobs["retier"]
     lines = (tmp_path / "outbox" / "sms.jsonl").read_text().splitlines()
     assert len(lines) == 700
+    assert spawn.left_running() == []  # Prefect's local server stopped with each service
     engine.dispose()
+
+
+def test_service_that_cannot_start_prefect_says_which_setting_and_leaves_no_server(
+    db_url: str, tmp_path: Path, spawn: Spawned
+) -> None:
+    # A timeout no server can meet stands for a machine too busy to start one in time.
+    env = {**_env(db_url, tmp_path), "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "0"}
+    service = spawn([JOURNEYS, "run"], cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE)
+    out, err = service.communicate(timeout=300)
+    assert service.returncode == 1, out + err
+    assert "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in err and "then" in err  # two attempts
+    assert "Traceback" not in err
+    # Both attempts' server processes were stopped, not left running beside the next.
+    assert spawn.left_running() == []

@@ -7,13 +7,14 @@ import asyncio
 import random
 from datetime import timedelta
 
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from engine.sending.dispatch import Dispatcher
 from engine.sending.rate_limit import TokenBucket
 from engine.sending.retry import backoff_delay, decide
 from store.clock import utcnow
 from store.db import make_engine
+from store.models import Touch
 from tests.dispatch_support import HttpAdapter, PlainRenderer, RecordingProvider, make_customers, make_touches
 
 
@@ -163,3 +164,121 @@ def test_token_bucket_books_time_for_what_it_hands_out() -> None:
 
     # 300 tokens at 1000/s are booked 0.3 s of the bucket's schedule, burst or not.
     assert abs(asyncio.run(take()) - 0.3) < 0.05
+
+
+# --- delivery rules checked again when sending ------------------------------------------------------
+
+
+def _set(engine, sql: str, **params) -> None:  # type: ignore[no-untyped-def]
+    with engine.begin() as conn:
+        conn.execute(text(sql), params)
+
+
+def _marketing(engine, customer_ids: list[int], *, journey: str, due, status: str = "planned") -> None:  # type: ignore[no-untyped-def]
+    make_touches(engine, customer_ids, journey=journey, due=due)
+    _set(engine, "UPDATE touch SET category = 'marketing', status = :status WHERE journey_id = :j",
+         status=status, j=journey)
+
+
+def test_consent_withdrawn_after_planning_cancels_marketing_and_moves_service(migrated_any_db: str) -> None:
+    engine = make_engine(migrated_any_db)
+    ids = make_customers(engine, 1)
+    make_touches(engine, ids, journey="renewal", fallback=["wechat"])
+    make_touches(engine, ids, journey="push", fallback=["wechat"])
+    _set(engine, "UPDATE touch SET category = 'marketing' WHERE journey_id = 'push'")
+    _set(engine, "UPDATE customer SET consent_sms = false")
+    with RecordingProvider().running() as provider:
+        counts = asyncio.run(_run(_dispatcher(engine, provider)))
+    rows = {r.journey_id: r for r in _touches(engine)}
+    assert (rows["renewal"].status, rows["renewal"].channel) == ("sent", "wechat")
+    assert (rows["push"].status, rows["push"].channel) == ("cancelled", "sms")
+    assert rows["push"].error_reason == "no consent for sms: a marketing touch is not moved to another channel"
+    assert counts.cancelled == 1 and counts.fell_back == 1 and counts.sent == 1
+    assert provider.accepted == [(rows["renewal"].key, "openid-0")]
+    with engine.connect() as conn:
+        kinds = conn.execute(text("SELECT kind, detail FROM outcome WHERE touch_id = :t"),
+                             {"t": rows["push"].id}).all()
+    assert [k for k, _ in kinds] == ["cancelled"] and "marketing touch" in str(kinds[0][1])
+    engine.dispose()
+
+
+def test_fallback_skips_channels_without_consent(db_url: str) -> None:
+    engine = make_engine(db_url)
+    ids = make_customers(engine, 1)
+    make_touches(engine, ids, fallback=["wechat", "email"])
+    _set(engine, "UPDATE customer SET consent_wechat = false")
+    with RecordingProvider().running() as provider:
+        provider.fail = {"+8613800000000": (400, "21211")}  # invalid number: a permanent failure
+        counts = asyncio.run(_run(_dispatcher(engine, provider)))
+    [row] = _touches(engine)
+    assert (row.status, row.channel) == ("sent", "email")
+    assert counts.fell_back == 1 and counts.sent == 1 and counts.cancelled == 0
+    assert [to for _, to in provider.accepted] == ["c0@example.com"]
+    engine.dispose()
+
+
+def test_marketing_cap_is_checked_again_when_sending(migrated_any_db: str) -> None:
+    engine = make_engine(migrated_any_db)
+    now = utcnow()
+    full, room, raced, ahead = make_customers(engine, 4)
+    # Customer `full` already had two marketing touches in the last 7 days (sent after planning,
+    # e.g. by an event journey): a third is dropped; their service touch still goes.
+    _marketing(engine, [full], journey="push-a", due=now - timedelta(days=3), status="delivered")
+    _marketing(engine, [full], journey="push-b", due=now - timedelta(days=1), status="sent")
+    _marketing(engine, [full], journey="push-c", due=now - timedelta(minutes=5))
+    make_touches(engine, [full], journey="renewal", due=now - timedelta(minutes=5))
+    # Customer `room` had one: of two due in the same batch the earlier goes, the later is dropped;
+    # the one sent 8 days ago is outside the window.
+    _marketing(engine, [room], journey="push-old", due=now - timedelta(days=8), status="sent")
+    _marketing(engine, [room], journey="push-a", due=now - timedelta(days=2), status="sent")
+    _marketing(engine, [room], journey="push-first", due=now - timedelta(minutes=10))
+    _marketing(engine, [room], journey="push-second", due=now - timedelta(minutes=5))
+    # Customers `raced` and `ahead` have one sent and one being sent by another worker: for
+    # `raced` that one is due first and takes the last slot; for `ahead` ours is due first.
+    _marketing(engine, [raced, ahead], journey="push-a", due=now - timedelta(days=2), status="sent")
+    _marketing(engine, [raced], journey="push-elsewhere", due=now - timedelta(minutes=20), status="sending")
+    _marketing(engine, [ahead], journey="push-elsewhere", due=now - timedelta(minutes=1), status="sending")
+    _marketing(engine, [raced, ahead], journey="push-ours", due=now - timedelta(minutes=10))
+    with engine.begin() as conn:  # claimed just now: a live claim, not one for reconcile to take over
+        table = Touch.__table__  # type: ignore[attr-defined]
+        conn.execute(update(table).where(table.c.status == "sending").values(claimed_by="other-worker",
+                                                                               claimed_at=now))
+
+    with RecordingProvider().running() as provider:
+        counts = asyncio.run(_run(_dispatcher(engine, provider)))
+    rows = {(r.customer_id, r.journey_id): r for r in _touches(engine)}
+    status = {key: r.status for key, r in rows.items()}
+    assert status[(full, "push-c")] == "dropped" and status[(full, "renewal")] == "sent"
+    assert status[(room, "push-first")] == "sent" and status[(room, "push-second")] == "dropped"
+    assert status[(raced, "push-ours")] == "dropped" and status[(ahead, "push-ours")] == "sent"
+    assert rows[(full, "push-c")].error_reason == "marketing_cap: marketing cap 2 per 7d reached when sending"
+    assert counts.dropped == 3 and counts.sent == 3
+    sent_keys = {k for k, _ in provider.accepted}
+    assert {rows[(full, "push-c")].key, rows[(room, "push-second")].key, rows[(raced, "push-ours")].key}.isdisjoint(
+        sent_keys)
+    with engine.connect() as conn:
+        dropped = conn.execute(text("SELECT count(*) FROM outcome WHERE kind = 'dropped'")).scalar()
+    assert dropped == 3
+    engine.dispose()
+
+
+def test_cap_and_consent_are_checked_per_batch_not_per_touch(db_url: str) -> None:
+    """The statements a batch runs do not grow with its size (one query for the customers, one
+    for the cap, whatever the number of touches)."""
+    from sqlalchemy import event
+
+    def statements(n: int) -> int:
+        engine = make_engine(db_url)
+        _set(engine, "DELETE FROM outcome")
+        _set(engine, "DELETE FROM touch")
+        ids = make_customers(engine, n, start=n * 10)
+        _marketing(engine, ids, journey=f"push-{n}", due=utcnow() - timedelta(minutes=1))
+        seen: list[str] = []
+        event.listen(engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+        with RecordingProvider().running() as provider:
+            counts = asyncio.run(_run(_dispatcher(engine, provider, batch_size=1000, lanes=1)))
+        assert counts.sent == n and counts.batches == 1
+        engine.dispose()
+        return len([s for s in seen if s.lstrip().upper().startswith("SELECT")])
+
+    assert statements(3) == statements(60)

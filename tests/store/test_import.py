@@ -263,3 +263,34 @@ def test_id_numbers_need_a_key_and_are_stored_encrypted(db_url: str, tmp_path: P
     assert len(stored) == 1 and isinstance(stored[0][1], bytes)
     assert b"110105" not in stored[0][1]
     assert FieldCipher(key).decrypt(stored[0][1]) == "11010519491231002X"
+
+
+def test_claims_carry_their_own_product_line(migrated_any_db: str, tmp_path: Path) -> None:
+    url = migrated_any_db
+    write(tmp_path / "c.csv", "external_id,name\nA,甲\n")
+    assert run("import", "customers", str(tmp_path / "c.csv")).exit_code == 0
+    claims = write(tmp_path / "l.csv", (
+        "external_id,customer_external_id,product_line,filed_at,amount\n"
+        "L1,A,Health,2026-02-01,100\n"
+        "L2,A,,2026-02-01,100\n"
+        "L3,A,boat,2026-02-01,100\n"
+    ))
+    import_rejecting("claims", claims, [
+        (4, "product_line 'boat' is not one of motor, health, life, property, accident")])
+    assert rows(url, CLAIM, "external_id", "product_line") == [("L1", "health"), ("L2", None)]
+
+    # A file without the column leaves the stored product line alone; an empty cell clears it.
+    write(claims, "external_id,customer_external_id,filed_at,amount\nL1,A,2026-02-01,120\n")
+    assert run("import", "claims", str(claims)).exit_code == 0
+    assert rows(url, CLAIM, "external_id", "product_line", "amount")[0] == ("L1", "health", 120.0)
+    write(claims, "external_id,customer_external_id,product_line,filed_at,amount\nL1,A,,2026-02-01,120\n")
+    assert run("import", "claims", str(claims)).exit_code == 0
+    assert rows(url, CLAIM, "external_id", "product_line")[0] == ("L1", None)
+
+
+def test_a_chunk_of_only_bad_claims_without_the_optional_columns_is_reported(db_url: str, tmp_path: Path) -> None:
+    write(tmp_path / "c.csv", "external_id,name\nA,甲\n")
+    assert run("import", "customers", str(tmp_path / "c.csv")).exit_code == 0
+    claims = write(tmp_path / "l.csv", "external_id,customer_external_id,filed_at,amount\nL1,GHOST,2026-02-01,100\n")
+    import_rejecting("claims", claims, [(2, "unknown customer external id 'GHOST'")])
+    assert rows(db_url, CLAIM, "external_id") == []

@@ -1,0 +1,233 @@
+"""Words for the codes the desk shows: queues, steps, product lines, statuses, events and their fields.
+
+Each value is a msgid of the console catalogues (``console/locales``), so a page shows it in the
+reader's language; ``tests/console/test_i18n.py`` checks that both catalogues translate every one
+of them, and that every queue and task step of the shipped journeys and ``config/queues.yaml`` has
+one here. A code missing from these tables (a queue ops added yesterday) is shown as written,
+with its underscores as spaces, rather than not at all.
+"""
+
+from __future__ import annotations
+
+QUEUE_NAMES: dict[str, str] = {
+    "claims_fast_track": "Small-claim fast track",
+    "complaints": "Complaints",
+    "complaints_supervisor": "Complaint escalations",
+    "diamond_advisor": "Diamond advisors",
+    "events": "Events and lectures",
+    "gold_callback": "Gold monthly callbacks",
+    "health_booking": "Health consultation bookings",
+    "platinum_callback": "Platinum quarterly callbacks",
+    "policy_review": "Annual policy reviews",
+    "renewal": "Renewal callbacks",
+    "retention": "Retention",
+    "service_recovery": "Negative-feedback callbacks",
+    "supervisor": "Escalations to supervisors",
+    "ops": "Operations",
+    "callbacks": "Callbacks",
+}
+
+# Ids of the task steps in the shipped journeys (steps have no name of their own).
+STEP_NAMES: dict[str, str] = {
+    "advisor_call": "Advisor's call",
+    "advisor_callback": "Advisor's callback",
+    "advisor_checkin": "Advisor's check-in",
+    "advisor_contact": "Advisor's contact",
+    "advisor_intro": "Advisor introduction",
+    "agent_callback": "Agent's callback",
+    "book": "Booking",
+    "call": "Call",
+    "callback": "Callback",
+    "confirm_place": "Confirm the place",
+    "confirm_seat": "Confirm the seat",
+    "escalate": "Escalation",
+    "fast_track": "Fast-track contact",
+    "follow_up": "Follow-up",
+    "handle": "Handle the complaint",
+    "plan_with_advisor": "Plan with the advisor",
+    "retention_call": "Retention call",
+    "retention_callback": "Retention callback",
+    "walk_through": "Policy walk-through",
+    "dynamic-adjustment": "Tier churn alert",
+}
+
+PRODUCT_LINES: dict[str, str] = {
+    "motor": "Motor",
+    "health": "Health",
+    "life": "Life",
+    "property": "Property",
+    "accident": "Accident",
+}
+
+TIERS: dict[str, str] = {
+    "diamond": "Diamond",
+    "platinum": "Platinum",
+    "gold": "Gold",
+    "silver": "Silver",
+    "potential": "Potential",
+}
+
+OUTCOMES: dict[str, str] = {
+    "reached": "Reached",
+    "no_answer": "No answer",
+    "wrong_number": "Wrong number",
+    "call_back": "Call back at a time",
+    "complaint_raised": "Complaint raised",
+    "resolved": "Resolved",
+    "renewal_yes": "Renewal intent: yes",
+    "renewal_no": "Renewal intent: no",
+}
+
+PRIORITIES: dict[str, str] = {"1": "High", "2": "Normal", "3": "Low"}
+
+CHANNELS: dict[str, str] = {"sms": "SMS", "wechat": "WeChat", "email": "Email", "task": "Agent task"}
+
+# Task, touch, policy and claim statuses.
+STATUSES: dict[str, str] = {
+    "open": "To do",
+    "claimed": "Claimed",
+    "done": "Done",
+    "planned": "Planned",
+    "sending": "Sending",
+    "sent": "Sent",
+    "delivered": "Delivered",
+    "failed": "Failed",
+    "replied": "Replied",
+    "clicked": "Clicked",
+    "opted_out": "Opted out",
+    "active": "In force",
+    "lapsed": "Lapsed",
+    "renewed": "Renewed",
+    "cancelled": "Cancelled",
+    "filed": "Filed",
+    "settled": "Settled",
+    "rejected": "Rejected",
+    "dropped": "Not sent (rule)",
+    "unknown": "Delivery unknown",
+}
+
+EVENT_TYPES: dict[str, str] = {
+    "app.login": "App login",
+    "survey.answered": "Survey answered",
+    "complaint.filed": "Complaint filed",
+    "complaint.resolved": "Complaint resolved",
+    "claim.filed": "Claim filed",
+    "claim.settled": "Claim settled",
+    "policy.renewed": "Policy renewed",
+    "policy.lapsed": "Policy lapsed",
+    "churn.warning": "Churn warning",
+    "tier.changed": "Tier changed",
+    "tier.adjustment": "Tier churn alert",
+    "message.replied": "Customer replied",
+    "message.opted_out": "Customer opted out",
+    "task.completed": "Task completed",
+    "task.escalated": "Task escalated",
+}
+
+# Labels of event data fields, for the "why this task" panel.
+EVENT_FIELDS: dict[str, str] = {
+    "category": "Category",
+    "severity": "Severity",
+    "source": "Source",
+    "text": "What the customer said",
+    "survey": "Survey",
+    "nps": "NPS score",
+    "csat": "CSAT score",
+    "comment": "Customer's comment",
+    "claim_id": "Claim",
+    "amount": "Claim amount",
+    "product_line": "Product line",
+    "policy_id": "Policy",
+    "from_tier": "Tier before",
+    "to_tier": "Tier now",
+    "direction": "Change",
+    "score": "Tier score",
+    "risk": "Churn risk",
+    "days_inactive": "Days inactive",
+    "activity_drop": "Drop in activity",
+    "platform": "Platform",
+    "session_seconds": "Session length (seconds)",
+    "channel": "Channel",
+    "churn_rate": "Churn rate",
+    "tier": "Tier",
+    "journey": "Journey",
+    "queue": "Queue",
+    "outcome": "Outcome",
+    "task_id": "Task",
+    "claim_status": "Claim status",
+    "settled_at": "Settled",
+    "expiry_date": "Expires",
+    "annual_premium": "Annual premium",
+    "policy_status": "Policy status",
+}
+
+# Values of event fields that are codes: complaint categories, severities, sources, survey names.
+EVENT_VALUES: dict[str, str] = {
+    "claims": "Claims",
+    "service": "Service",
+    "billing": "Billing",
+    "advisor": "Advisor",
+    "agent_callback": "Raised on an agent's call",
+    "agent_task": "Agent's task",
+    "hotline": "Hotline",
+    "app": "App",
+    "wechat": "WeChat",
+    "email": "Email",
+    "web": "Website",
+    "branch": "Branch",
+    "normal": "Normal",
+    "high": "High",
+    "low": "Low",
+    "urgent": "Urgent",
+    "nps": "NPS survey",
+    "csat": "CSAT survey",
+    "csat_callback": "Satisfaction after a call",
+    "up": "Upgrade",
+    "down": "Downgrade",
+    "ios": "iOS",
+    "android": "Android",
+}
+
+SKILL_NAMES: dict[str, str] = {
+    "lang:zh-CN": "Speaks Chinese",
+    "lang:en": "Speaks English",
+    "product:motor": "Motor products",
+    "product:health": "Health products",
+    "product:life": "Life products",
+    "product:property": "Property products",
+    "product:accident": "Accident products",
+    "licence:health": "Licensed for health",
+    "licence:life": "Licensed for life",
+}
+
+CLOCKS: dict[str, str] = {
+    "wall": "Around the clock",
+    "business": "Business hours",
+}
+
+TABLES: dict[str, dict[str, str]] = {
+    "tier": TIERS,
+    "outcome": OUTCOMES,
+    "priority": PRIORITIES,
+    "channel": CHANNELS,
+    "queue": QUEUE_NAMES,
+    "step": STEP_NAMES,
+    "product_line": PRODUCT_LINES,
+    "status": STATUSES,
+    "event": EVENT_TYPES,
+    "field": EVENT_FIELDS,
+    "value": EVENT_VALUES,
+    "skill": SKILL_NAMES,
+    "clock": CLOCKS,
+}
+
+
+def msgid(kind: str, code: str | None) -> str | None:
+    """The catalogue msgid for ``code`` of ``kind``, or None when there is none."""
+    if code is None:
+        return None
+    return TABLES[kind].get(code)
+
+
+def humanised(code: str) -> str:
+    return code.replace("_", " ").replace("-", " ")

@@ -1,0 +1,87 @@
+"""The marketing frequency cap, checked again when a batch is about to be sent (SPEC §6).
+
+The planner decides the cap when it plans (``engine.planning.delivery_rules``): at most
+``marketing_cap`` marketing touches per customer in any rolling ``marketing_cap_window`` (the
+windows are [s, s + window), a touch counts at its ``due_at``; both read from
+``config/delivery.yaml``). A slot can be taken between planning and sending: by a touch another
+planning run placed without seeing this one, or one sent late after retries. So dispatch asks,
+for every marketing touch it is about to send, whether it still fits beside the marketing
+touches that have *gone out* (sent, delivered, or being sent), under the same definition.
+What is merely planned is not counted here: it is checked in turn when it is sent.
+
+The touches that went out are among those the planner counted when it admitted this one, so
+with nothing changed since planning every touch it admitted is admitted here as well.
+
+Touches being sent at the same moment are ordered by (due_at, id): one in flight elsewhere
+(another lane or worker) counts only if it comes first, and within the batch each touch
+admitted counts for the ones after it. Two workers racing for a customer's last slot thus
+agree which touch has it. One query per batch.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from engine.language.durations import format_duration
+from engine.sending.claiming import ClaimedTouch
+from store.clock import as_utc
+from store.models import Touch, TouchStatus
+
+# Statuses of a marketing touch the customer has (or may have) received.
+GONE_OUT = (TouchStatus.SENDING, TouchStatus.SENT, TouchStatus.DELIVERED)
+RULE = "marketing_cap"  # the planner's name for this rule, so reports group both drops together
+
+
+def fits(times: Sequence[datetime], moment: datetime, cap: int, window: timedelta) -> bool:
+    """Whether one more touch at ``moment`` keeps every window [s, s + window) holding it within
+    ``cap``; ``times`` is sorted. The busiest such window starts at ``moment`` or at a touch less
+    than a window before it (the planner's ``fits_cap``, whose package this one may not import)."""
+    if cap <= 0:
+        return False
+    lo = bisect.bisect_right(times, moment - window)
+    for start in [*times[lo : bisect.bisect_right(times, moment)], moment]:
+        if bisect.bisect_left(times, start + window) - bisect.bisect_left(times, start) + 1 > cap:
+            return False
+    return True
+
+
+def over_cap(session: Session, touches: Sequence[ClaimedTouch], batch_ids: set[int], cap: int,
+             window: timedelta) -> dict[int, str]:
+    """The marketing touches among ``touches`` (a claimed batch, ``batch_ids`` all of it) that
+    sending now would put over the cap: touch id → the reason to record."""
+    marketing = sorted((t for t in touches if t.category == "marketing"), key=lambda t: (t.due_at, t.id))
+    if not marketing:
+        return {}
+    first, last = marketing[0].due_at, marketing[-1].due_at
+    rows = session.execute(
+        select(Touch.id, Touch.customer_id, Touch.status, Touch.due_at).where(
+            col(Touch.customer_id).in_(sorted({t.customer_id for t in marketing})),
+            col(Touch.category) == "marketing",
+            col(Touch.status).in_(GONE_OUT),
+            col(Touch.due_at) > first - window,
+            col(Touch.due_at) < last + window,
+        )
+    ).all()
+    went: dict[int, list[tuple[datetime, int, str]]] = defaultdict(list)
+    for touch_id, customer_id, status, due_at in rows:
+        if touch_id not in batch_ids:
+            went[customer_id].append((as_utc(due_at), touch_id, status))
+    admitted: dict[int, list[datetime]] = defaultdict(list)
+    dropped: dict[int, str] = {}
+    for touch in marketing:
+        order = (touch.due_at, touch.id)
+        times = sorted(
+            [due for due, other, status in went.get(touch.customer_id, ())
+             if status != TouchStatus.SENDING or (due, other) < order]
+            + admitted[touch.customer_id]
+        )
+        if fits(times, touch.due_at, cap, window):
+            bisect.insort(admitted[touch.customer_id], touch.due_at)
+        else:
+            dropped[touch.id] = f"{RULE}: marketing cap {cap} per {format_duration(window)} reached when sending"
+    return dropped
