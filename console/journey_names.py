@@ -30,7 +30,7 @@ _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def _name_of(source: str) -> str | None:
     try:
-        data: Any = yaml.load(source, Loader=_LOADER)
+        data: Any = yaml.load(source, Loader=_LOADER)  # nosec B506 # _LOADER is CSafeLoader or SafeLoader
     except yaml.YAMLError:
         return None
     name = data.get("name") if isinstance(data, dict) else None
@@ -51,7 +51,7 @@ def _from_files(folder: Path) -> dict[str, str]:
     names: dict[str, str] = {}
     for path in paths:
         try:
-            data: Any = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
+            data: Any = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)  # nosec B506 # _LOADER is CSafeLoader or SafeLoader
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue
         if isinstance(data, dict) and isinstance(data.get("id"), str) and isinstance(data.get("name"), str):

@@ -150,7 +150,7 @@ _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def _due_within(source: str, step_id: str) -> timedelta | None:
     try:
-        data: Any = yaml.load(source, Loader=_LOADER)
+        data: Any = yaml.load(source, Loader=_LOADER)  # nosec B506 # _LOADER is CSafeLoader or SafeLoader
         steps = data.get("steps") if isinstance(data, dict) else None
         for step in steps or []:
             if isinstance(step, dict) and step.get("id") == step_id and isinstance(step.get("task"), dict):

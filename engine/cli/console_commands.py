@@ -45,7 +45,7 @@ def _read_password(password_stdin: bool) -> str:
     return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
-PASSWORD_STDIN_HELP = "Read the password from the first line of standard input (default: a hidden prompt)."
+PASSWORD_STDIN_HELP = "Read the password from the first line of standard input (default: a hidden prompt)."  # nosec B105 # help text
 
 
 @users_app.command("add")
