@@ -149,8 +149,8 @@ def test_on_a_phone_the_inbox_is_cards_and_open_claim_and_outcomes_are_tappable(
     expect(row).to_be_visible()
     assert page.eval_on_selector(f"tr[data-task-id='{complaint}']", "e => getComputedStyle(e).display") == "block"
     # Every cell on a line of its own with its label; words, not one character per line.
-    customer = row.locator("td.customer")
-    assert customer.bounding_box()["width"] > 250  # type: ignore[index]
+    cell = row.locator("td.customer").bounding_box()
+    assert cell is not None and cell["width"] > 250
     expect(row).to_contain_text("投诉处理")  # the queue in words
     open_link = page.get_by_test_id(f"open-{complaint}")
     box = open_link.bounding_box()
