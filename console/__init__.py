@@ -1,7 +1,10 @@
 """The agent and operations web console (server-rendered pages plus a REST API).
 
-Entry points other areas use: ``console.app.create_app()``,
-``console.assignment.assign_open_tasks()`` and ``console.assignment.escalate_overdue(now)``.
+Entry points other areas use: ``console.app.create_app()``, ``console.assignment.run_desk(now)``
+(every minute or so: new tasks' SLA by their queue's clock, assignment, warnings before a breach,
+escalation after it), and its parts ``console.assignment.assign_open_tasks()`` and
+``console.assignment.escalate_overdue(now)``. The desk's queues (teams, outcomes, SLA clock,
+warning share, required skills) are declared in ``config/queues.yaml`` (``console.queues``).
 
 Configuration (environment only; nothing secret lives in the repository):
 

@@ -25,12 +25,11 @@ _by_version: dict[tuple[str, str], str] = {}
 _files: dict[str, tuple[tuple[tuple[str, int], ...], dict[str, str]]] = {}
 
 
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _name_of(source: str) -> str | None:
     try:
-        data: Any = yaml.load(source, Loader=_LOADER)  # nosec B506 # _LOADER is CSafeLoader or SafeLoader
+        data: Any = yaml.safe_load(source)
     except yaml.YAMLError:
         return None
     name = data.get("name") if isinstance(data, dict) else None
@@ -51,7 +50,7 @@ def _from_files(folder: Path) -> dict[str, str]:
     names: dict[str, str] = {}
     for path in paths:
         try:
-            data: Any = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)  # nosec B506 # _LOADER is CSafeLoader or SafeLoader
+            data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue
         if isinstance(data, dict) and isinstance(data.get("id"), str) and isinstance(data.get("name"), str):

@@ -1,7 +1,8 @@
 """Why a task exists: the event, policy or claim that started its journey, as the agent reads it.
 
-A task's ``occurrence`` is its enrollment's: ``event-<id>`` for an event-entry journey (older
-rows and other systems: the event's external id), ``policy-<id>-<date>`` for a journey on a
+A task's ``event_id`` names its event when the planner wrote it; its ``occurrence`` is its
+enrollment's: ``event-<id>`` for an event-entry journey (older rows and other systems: the
+event's external id), ``policy-<id>-<date>`` for a journey on a
 policy date (renewal), ``claim-<id>`` for one on a claim date, anything else a scheduled period
 (``2026-11``, ``2026-W48``). ``trigger_of`` finds those rows; the call script is rendered with
 them (``console.scripts``) and ``reason_of`` turns them into labelled items for the page.
@@ -68,7 +69,9 @@ def trigger_of(session: Session, task: AgentTask) -> Trigger:
     occurrence = task.occurrence or ""
     match = _EVENT_OCCURRENCE.match(occurrence)
     event: Event | None = None
-    if match:
+    if task.event_id is not None:  # the planner names the event itself (migration 0005)
+        event = session.get(Event, task.event_id)
+    if event is None and match:
         event = session.get(Event, int(match.group(1)))
     if event is None:
         event = session.exec(

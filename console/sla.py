@@ -145,12 +145,11 @@ def sla_times(queue: queues.Queue, start: datetime, window: timedelta, clock: Cl
 
 _windows: dict[tuple[str, str, str], timedelta | None] = {}
 _windows_lock = threading.Lock()
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _due_within(source: str, step_id: str) -> timedelta | None:
     try:
-        data: Any = yaml.load(source, Loader=_LOADER)  # nosec B506 # _LOADER is CSafeLoader or SafeLoader
+        data: Any = yaml.safe_load(source)
         steps = data.get("steps") if isinstance(data, dict) else None
         for step in steps or []:
             if isinstance(step, dict) and step.get("id") == step_id and isinstance(step.get("task"), dict):

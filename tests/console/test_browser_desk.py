@@ -225,3 +225,51 @@ def test_supervisor_sees_the_backlog_and_assigns_from_the_pool_in_bulk(new_page:
         owners = {s.get(AgentTask, t).assignee_id for t in pool}  # type: ignore[union-attr]
     assert owners == {seed.users["bob"]}
     _no_sideways_scroll(page)
+
+
+def test_an_sla_at_risk_is_shown_to_the_assignee_and_the_supervisor(new_page: PageFactory, seed: Seed,
+                                                                    db_url: str) -> None:
+    from console.sla import warn_at_risk
+
+    with session_scope(db_url) as s:
+        risky = s.get(AgentTask, seed.tasks["ann_first"])
+        assert risky is not None
+        risky.warn_at = seed.now - timedelta(minutes=1)  # 80% of its SLA time has gone
+    assert warn_at_risk(db_url=db_url) == 1
+    agent = new_page("ann")
+    expect(agent.get_by_test_id("risk-warning")).to_contain_text("1 of your tasks will breach their SLA soon.")
+    expect(agent.get_by_test_id(f"at-risk-{seed.tasks['ann_first']}")).to_be_visible()
+    supervisor = new_page("sue", PHONE)
+    supervisor.goto("/supervisor")
+    expect(supervisor.get_by_test_id("kpi-at-risk")).to_have_text("1")
+    expect(supervisor.get_by_test_id("team-load").locator(f"tr[data-agent-id='{seed.users['ann']}'] [data-k=at_risk]")
+           ).to_have_text("1")
+    _no_sideways_scroll(supervisor)
+
+
+def test_the_admin_gives_an_agent_a_licence_and_the_licensed_queue_opens_to_her(new_page: PageFactory, seed: Seed,
+                                                                               db_url: str) -> None:
+    with session_scope(db_url) as s:
+        booking = add_task(s, "hb-1", seed.customers["C1"], now=seed.now, due_in=timedelta(hours=4),
+                           queue="health_booking", journey_id="claim-settled-health-consultation")
+    agent = new_page("ann")
+    expect(agent.get_by_test_id("claimable").locator(f"tr[data-task-id='{booking}']")).to_have_count(0)
+    # The admin's start page is the users page, not the inbox: logged in here rather than by new_page.
+    context = agent.context.browser.new_context(base_url=agent.url.split("/inbox")[0])
+    try:
+        page = context.new_page()
+        page.goto("/login")
+        page.fill("input[name=username]", "adam")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/admin/users")
+        skills = page.get_by_test_id("skills-ann")
+        skills.locator("summary").click()
+        skills.locator("input[value='licence:health']").check()
+        skills.get_by_test_id("save-skills-ann").click()
+        expect(page.get_by_role("status").first).to_have_text("Skills of ann saved.")
+        expect(page.get_by_test_id("skills-ann").locator("summary")).to_have_text("Licensed for health")
+    finally:
+        context.close()
+    agent.reload()  # her skills are read with her session on each request
+    expect(agent.get_by_test_id("claimable").locator(f"tr[data-task-id='{booking}']")).to_be_visible()
