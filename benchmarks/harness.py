@@ -1,5 +1,8 @@
 """The benchmarks' common tail: a size argument, aligned figure lines and one ``BENCH {...}`` JSON line.
 
+Also what several scripts set up alike: ``--db`` with :func:`bench_database` (the empty database a
+script builds its book in) and :func:`p95` for request timings.
+
 Each script keeps measuring what it measured; at the end it fills a :class:`Report` and calls
 :meth:`Report.finish`, which prints
 
@@ -22,7 +25,11 @@ import argparse
 import json
 import math
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 PREFIX = "BENCH "
@@ -34,6 +41,35 @@ def add_common(parser: argparse.ArgumentParser) -> None:
         "--no-fail", action="store_true",
         help="exit 0 even when a bar is missed (smoke runs at tiny sizes, where bars mean nothing)",
     )
+
+
+def add_database_option(parser: argparse.ArgumentParser) -> None:
+    """``--db``: the empty database a script builds its book in (what :func:`bench_database` opens)."""
+    parser.add_argument("--db", help="an empty database URL (default: a temporary SQLite file)")
+
+
+@contextmanager
+def bench_database(url: str | None) -> Iterator[str]:
+    """The database to build in: ``url`` or a temporary SQLite file, set as ``JOURNEYS_DATABASE_URL``.
+
+    The store's pooled engine for it is disposed on the way out, before the temporary file goes
+    (SQLite on some systems refuses to delete a file that is still open).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        target = url or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        os.environ["JOURNEYS_DATABASE_URL"] = target
+        try:
+            yield target
+        finally:
+            from store.db import get_engine
+
+            get_engine(target).dispose()
+
+
+def p95(values: list[float]) -> float:
+    """The nearest-rank 95th percentile of ``values`` (at least one)."""
+    ordered = sorted(values)
+    return ordered[max(0, round(0.95 * len(ordered)) - 1)]
 
 
 @dataclass

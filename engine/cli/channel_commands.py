@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
@@ -12,7 +12,12 @@ from engine.cli.output import err, out
 from store.masking import mask_email, mask_name, mask_phone, mask_text
 
 if TYPE_CHECKING:  # rendering loads SQLModel, Jinja and Babel: only `journeys preview` imports it
+    from sqlmodel import Session
+
     from channels.base import RenderedMessage
+    from store.models import Claim, Policy
+
+    _OwnedRow = TypeVar("_OwnedRow", Policy, Claim)
 
 
 def register(app: typer.Typer) -> None:
@@ -72,24 +77,14 @@ def preview_command(
             err.print(f"no customer with external id {customer!r}", markup=False)
             raise typer.Exit(1)
         names = (row.name,) if row.name else ()
-        policy_row = claim_row = event_row = None
-        if policy is not None:
-            policy_row = session.exec(select(Policy).where(Policy.external_id == policy,
-                                                           Policy.customer_id == row.id)).first()
-            if policy_row is None:
-                err.print(f"customer {customer!r} has no policy {policy!r}", markup=False)
-                raise typer.Exit(1)
-        if claim is not None:
-            claim_row = session.exec(select(Claim).where(Claim.external_id == claim,
-                                                         Claim.customer_id == row.id)).first()
-            if claim_row is None:
-                err.print(f"customer {customer!r} has no claim {claim!r}", markup=False)
-                raise typer.Exit(1)
+        assert row.id is not None
+        policy_row = _customers_own(session, Policy, "policy", policy, customer, row.id)
+        claim_row = _customers_own(session, Claim, "claim", claim, customer, row.id)
+        event_row = None
         if event_type is not None:
             from store.clock import utcnow
 
             moment = utcnow()
-            assert row.id is not None
             # Not stored: the event exists only for this preview.
             event_row = Event(external_id="preview", type=event_type, customer_id=row.id, data=event_data or {},
                               occurred_at=moment, received_at=moment)
@@ -122,6 +117,22 @@ def preview_command(
                               '\'{"type": "...", "data": {...}}\'', markup=False)
     if failures:
         raise typer.Exit(1)
+
+
+def _customers_own(session: Session, model: type[_OwnedRow], noun: str, external_id: str | None,
+                   customer: str, customer_id: int) -> _OwnedRow | None:
+    """The customer's own policy or claim named by ``--policy``/``--claim`` (None when not given); exits 1
+    when the customer has no such row, so a preview never shows another customer's record."""
+    if external_id is None:
+        return None
+    from sqlmodel import select
+
+    found = session.exec(select(model).where(model.external_id == external_id,
+                                             model.customer_id == customer_id)).first()
+    if found is None:
+        err.print(f"customer {customer!r} has no {noun} {external_id!r}", markup=False)
+        raise typer.Exit(1)
+    return found
 
 
 def _event_option(text: str) -> tuple[str, dict[str, Any]]:

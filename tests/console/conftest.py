@@ -6,12 +6,13 @@ import logging
 import re
 import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -29,6 +30,9 @@ PASSWORD = "correct-horse-1"
 API_KEY = "test-api-key-0123456789"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
+# Browser context options for the two widths every page is tested at.
+DESK = {"viewport": {"width": 1280, "height": 900}}
+PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True, "device_scale_factor": 2}
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -156,6 +160,8 @@ def console_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOURNEYS_SECRET_KEY", "test-only-session-key-not-secret")
     monkeypatch.setenv("JOURNEYS_API_KEYS", f"other-key, {API_KEY}")
     monkeypatch.setenv("JOURNEYS_ASSIGNMENT", "least_loaded")
+    # No background desk round in a test's app: tests run it themselves, or ask for the timer.
+    monkeypatch.setenv("JOURNEYS_DESK_EVERY", "0")
 
 
 class FakeClock:
@@ -229,3 +235,33 @@ def browser(chromium: str) -> Iterator[object]:
         b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+def log_in_page(page: Any, username: str, password: str = PASSWORD, *, lands_on: str | None = "**/inbox") -> Any:
+    """Log ``username`` in through the login form of a Playwright ``page``; waits for ``lands_on`` (a URL glob)."""
+    page.goto("/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    if lands_on is not None:
+        page.wait_for_url(lands_on)
+    return page
+
+
+# Opens a fresh browser context (``device``: Playwright context options, default DESK), logs the user in
+# and returns the page; keyword ``lands_on`` is the URL glob the login ends on.
+PageFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def new_page(browser: Any, server: str) -> Iterator[PageFactory]:
+    contexts: list[Any] = []
+
+    def make(username: str, device: dict[str, Any] | None = None, *, lands_on: str = "**/inbox") -> Any:
+        context = browser.new_context(base_url=server, **(device or DESK))
+        contexts.append(context)
+        return log_in_page(context.new_page(), username, lands_on=lands_on)
+
+    yield make
+    for context in contexts:
+        context.close()

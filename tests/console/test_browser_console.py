@@ -2,42 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from sqlmodel import select
 
 from store.db import session_scope
 from store.models import AgentTask, AuditLog
-from tests.console.conftest import PASSWORD, Seed, add_task
+from tests.console.conftest import PageFactory, Seed, add_task
 
 pytestmark = pytest.mark.browser
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
-# Logs a user in through the form in a fresh browser context and returns the Playwright page.
-PageFactory = Callable[[str], Any]
-
-
-@pytest.fixture
-def new_page(browser: Any, server: str) -> Iterator[PageFactory]:
-    contexts = []
-
-    def make(username: str) -> Any:
-        context = browser.new_context(base_url=server)
-        contexts.append(context)
-        page = context.new_page()
-        page.goto("/login")
-        page.fill("input[name=username]", username)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url("**/inbox")
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 def test_agent_claims_completes_with_an_outcome_and_sees_the_next_task(new_page: PageFactory, seed: Seed,
@@ -142,7 +118,7 @@ def test_agent_gets_404_on_another_agents_task_and_pii_is_masked_until_an_audite
 
 @pytest.mark.parametrize("width", [1280, 390])
 def test_admin_audit_page_flags_a_burst_of_reveals_at_desktop_and_phone_width(
-    browser: Any, server: str, seed: Seed, db_url: str, width: int
+    new_page: PageFactory, seed: Seed, db_url: str, width: int
 ) -> None:
     now = seed.now
     with session_scope(db_url) as s:
@@ -154,32 +130,23 @@ def test_admin_audit_page_flags_a_burst_of_reveals_at_desktop_and_phone_width(
         for i in range(2):
             s.add(AuditLog(actor="bob", action="reveal", target_type="customer", target_id=str(seed.customers["C1"]),
                            detail={"task_id": seed.tasks["bob"]}, at=now - timedelta(minutes=5 + i)))
-    context = browser.new_context(base_url=server, viewport={"width": width, "height": 900})
-    try:
-        page = context.new_page()
-        page.goto("/login")
-        page.fill("input[name=username]", "adam")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url("**/admin/users")
-        page.get_by_test_id("nav-audit").click()
-        page.wait_for_url("**/admin/audit")
-        expect = playwright_sync.expect
-        expect(page.locator("h1")).to_have_text("Audit log")
-        bursts = page.get_by_test_id("bursts")
-        expect(bursts.locator("tr[data-actor]")).to_have_count(1)
-        expect(bursts.locator("tr[data-actor='ann']")).to_contain_text("12")
-        expect(page.get_by_test_id("audit-rows").locator("tr[data-flagged]")).to_have_count(12)
-        expect(page.get_by_test_id("audit-rows").locator("tr[data-action='reveal']")).to_have_count(14)
-        # Everything is reachable without scrolling sideways, on a phone as on a desktop.
-        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-        assert overflow <= 0, f"{overflow}px wider than the {width}px window"
-        bursts.locator("tr[data-actor='ann'] a").click()
-        page.wait_for_url("**/admin/audit?actor=ann")
-        expect(page.get_by_test_id("actor-filter")).to_contain_text("ann")
-        expect(page.get_by_test_id("audit-rows").locator("tr[data-action='reveal']")).to_have_count(12)
-    finally:
-        context.close()
+    page = new_page("adam", {"viewport": {"width": width, "height": 900}}, lands_on="**/admin/users")
+    page.get_by_test_id("nav-audit").click()
+    page.wait_for_url("**/admin/audit")
+    expect = playwright_sync.expect
+    expect(page.locator("h1")).to_have_text("Audit log")
+    bursts = page.get_by_test_id("bursts")
+    expect(bursts.locator("tr[data-actor]")).to_have_count(1)
+    expect(bursts.locator("tr[data-actor='ann']")).to_contain_text("12")
+    expect(page.get_by_test_id("audit-rows").locator("tr[data-flagged]")).to_have_count(12)
+    expect(page.get_by_test_id("audit-rows").locator("tr[data-action='reveal']")).to_have_count(14)
+    # Everything is reachable without scrolling sideways, on a phone as on a desktop.
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"{overflow}px wider than the {width}px window"
+    bursts.locator("tr[data-actor='ann'] a").click()
+    page.wait_for_url("**/admin/audit?actor=ann")
+    expect(page.get_by_test_id("actor-filter")).to_contain_text("ann")
+    expect(page.get_by_test_id("audit-rows").locator("tr[data-action='reveal']")).to_have_count(12)
 
 
 def test_form_posts_without_a_csrf_token_are_refused(new_page: PageFactory, seed: Seed, db_url: str) -> None:

@@ -61,6 +61,15 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def import_clean(kind: str, source: Path, text: str | None = None) -> Result:
+    """Imports a file (written from ``text`` first when given) whose rows are all good: exit 0, nothing rejected."""
+    if text is not None:
+        write(source, text)
+    result = run("import", kind, str(source))
+    assert result.exit_code == 0 and "rejected 0" in result.stdout, result.output
+    return result
+
+
 def test_good_rows_imported_bad_rows_reported_by_line(db_url: str, tmp_path: Path) -> None:
     source = write(tmp_path / "customers.csv", CUSTOMERS)
     result = import_rejecting("customers", source, EXPECTED_REJECTS)
@@ -173,15 +182,14 @@ def test_reimport_is_idempotent_and_applies_updates(migrated_any_db: str, tmp_pa
         ("gold", None), ("platinum", "gold"), ("silver", None)
     ]
     write(policies, policies.read_text(encoding="utf-8").replace("1200.50", "1300").replace(",active", ",renewed"))
-    assert run("import", "policies", str(policies)).exit_code == 0
+    import_clean("policies", policies)
     assert rows(url, POLICY, "external_id", "annual_premium", "status")[0] == ("P1", 1300.0, "renewed")
     assert count(url, POLICY) == 2
 
 
 def test_policies_and_claims_must_reference_known_customers_and_their_own_policies(db_url: str,
                                                                                    tmp_path: Path) -> None:
-    write(tmp_path / "c.csv", "external_id,name\nA,甲\nB,乙\n")
-    assert run("import", "customers", str(tmp_path / "c.csv")).exit_code == 0
+    import_clean("customers", tmp_path / "c.csv", "external_id,name\nA,甲\nB,乙\n")
     policies = write(tmp_path / "p.csv", (
         "external_id,customer_external_id,product_line,annual_premium,start_date,expiry_date\n"
         "PA,A,motor,900,2026-01-01,2026-12-31\n"
@@ -267,8 +275,7 @@ def test_id_numbers_need_a_key_and_are_stored_encrypted(db_url: str, tmp_path: P
 
 def test_claims_carry_their_own_product_line(migrated_any_db: str, tmp_path: Path) -> None:
     url = migrated_any_db
-    write(tmp_path / "c.csv", "external_id,name\nA,甲\n")
-    assert run("import", "customers", str(tmp_path / "c.csv")).exit_code == 0
+    import_clean("customers", tmp_path / "c.csv", "external_id,name\nA,甲\n")
     claims = write(tmp_path / "l.csv", (
         "external_id,customer_external_id,product_line,filed_at,amount\n"
         "L1,A,Health,2026-02-01,100\n"
@@ -280,17 +287,15 @@ def test_claims_carry_their_own_product_line(migrated_any_db: str, tmp_path: Pat
     assert rows(url, CLAIM, "external_id", "product_line") == [("L1", "health"), ("L2", None)]
 
     # A file without the column leaves the stored product line alone; an empty cell clears it.
-    write(claims, "external_id,customer_external_id,filed_at,amount\nL1,A,2026-02-01,120\n")
-    assert run("import", "claims", str(claims)).exit_code == 0
+    import_clean("claims", claims, "external_id,customer_external_id,filed_at,amount\nL1,A,2026-02-01,120\n")
     assert rows(url, CLAIM, "external_id", "product_line", "amount")[0] == ("L1", "health", 120.0)
-    write(claims, "external_id,customer_external_id,product_line,filed_at,amount\nL1,A,,2026-02-01,120\n")
-    assert run("import", "claims", str(claims)).exit_code == 0
+    import_clean("claims", claims,
+                 "external_id,customer_external_id,product_line,filed_at,amount\nL1,A,,2026-02-01,120\n")
     assert rows(url, CLAIM, "external_id", "product_line")[0] == ("L1", None)
 
 
 def test_a_chunk_of_only_bad_claims_without_the_optional_columns_is_reported(db_url: str, tmp_path: Path) -> None:
-    write(tmp_path / "c.csv", "external_id,name\nA,甲\n")
-    assert run("import", "customers", str(tmp_path / "c.csv")).exit_code == 0
+    import_clean("customers", tmp_path / "c.csv", "external_id,name\nA,甲\n")
     claims = write(tmp_path / "l.csv", "external_id,customer_external_id,filed_at,amount\nL1,GHOST,2026-02-01,100\n")
     import_rejecting("claims", claims, [(2, "unknown customer external id 'GHOST'")])
     assert rows(db_url, CLAIM, "external_id") == []
