@@ -1,7 +1,7 @@
-"""Channel send throughput: SMS (Twilio SDK) and WeChat (httpx on aiohttp) adapters against
-their stand-ins, next to the fastest raw client loop (aiohttp, N in flight) to the same stand-in.
+"""Channel send throughput: SMS (Twilio SDK), WeChat and app push (JPush; httpx on aiohttp) adapters
+against their stand-ins, next to the fastest raw client loop (aiohttp, N in flight) to the same stand-in.
 
-    .venv/bin/python benchmarks/channel_throughput.py [--size 20000] [--concurrency 48] [--only sms|wechat]
+    .venv/bin/python benchmarks/channel_throughput.py [--size 20000] [--concurrency 48] [--only sms|wechat|push]
 
 Each stand-in runs in its own process (callbacks off), so client and server do not
 share an event loop or a GIL; on a 2-core machine they still share the cores, so the
@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.harness import Report, add_common
 from channels.base import ChannelAdapter, OutboundMessage, RenderedMessage
+from channels.push_jpush import JPushAdapter, basic_auth, push_payload
 from channels.sms_twilio import TwilioSmsAdapter
 from channels.wechat import WeChatTemplateAdapter
 from standins.server import ProcessStandin
@@ -35,7 +36,8 @@ ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "standin-auth-token"
 APPID, SECRET = "wxstandin000000001", "standin-app-secret"
 BAR = 2000.0
-CHANNEL_STANDIN = {"sms": "Twilio", "wechat": "WeChat"}
+JPUSH_KEY, JPUSH_SECRET = "standinappkey0000000001", "standin-master-secret"
+CHANNEL_STANDIN = {"sms": "Twilio", "wechat": "WeChat", "push": "JPush"}
 
 
 def sms_messages(n: int) -> list[OutboundMessage]:
@@ -69,6 +71,13 @@ def wechat_messages(n: int, run: str = "") -> list[OutboundMessage]:
         OutboundMessage(i, f"c{i}:renewal:s1:2026-W48{run}", f"o6_bmjrPTlm6_2sgVt7hMZ{i:06d}", content)
         for i in range(n)
     ]
+
+
+def push_messages(n: int, run: str = "") -> list[OutboundMessage]:
+    content = RenderedMessage("push", "silver_weekly_push", "zh-CN", subject="安心保险 · 本周会员精选",
+                              text="王小明您好，本周白银会员专属内容已更新：健康小贴士、会员福利，点击查看。")
+    return [OutboundMessage(i, f"c{i}:silver-weekly-push:push:2026-W48{run}", f"1a0018970af2a{i:06d}", content,
+                            "marketing") for i in range(n)]
 
 
 CPU_US: dict[str, float] = {}  # label -> client CPU microseconds per send
@@ -199,6 +208,30 @@ async def bench_wechat(n: int, concurrency: int, warmup: int) -> tuple[float, fl
     return adapter_rate, raw
 
 
+async def bench_push(n: int, concurrency: int, warmup: int) -> tuple[float, float]:
+    with ProcessStandin("jpush", app_key=JPUSH_KEY, master_secret=JPUSH_SECRET) as standin:
+        messages = push_messages(n, ":raw")
+        warm = push_messages(warmup, ":warm")
+        url = f"{standin.base_url}/v3/push"
+        headers = {"Authorization": basic_auth(JPUSH_KEY, JPUSH_SECRET), "Content-Type": "application/json"}
+
+        async def raw_request(session: aiohttp.ClientSession, i: int, batch: list[OutboundMessage] = messages) -> bool:
+            body = json.dumps(push_payload(batch[i]), ensure_ascii=False).encode()
+            async with session.post(url, data=body, headers=headers) as resp:
+                await resp.read()
+                return resp.status == 200
+
+        await raw_loop(warmup, concurrency, lambda session, i: raw_request(session, i, warm))
+        raw = await timed(f"raw aiohttp -> JPush stand-in ({concurrency} in flight)", n,
+                          lambda: raw_loop(n, concurrency, raw_request))
+        adapter = JPushAdapter(JPUSH_KEY, JPUSH_SECRET, api_base=standin.base_url, concurrency=concurrency)
+        adapter_rate = await timed_adapter(f"Push adapter (JPush, httpx-aiohttp, {concurrency} in flight)", adapter,
+                                           push_messages(warmup, ":adapter-warm"), push_messages(n, ":adapter"))
+        summary = await standin.summary()
+        print(f"  stand-in accepted {summary['accepted']} pushes", flush=True)
+    return adapter_rate, raw
+
+
 def _load() -> str:
     # The machine is shared: figures mean little without the load they were taken under.
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -210,7 +243,7 @@ async def main() -> int:
                         help="messages per phase (default 20,000)")
     parser.add_argument("--concurrency", type=int, default=48)
     parser.add_argument("--warmup", type=int, default=500)
-    parser.add_argument("--only", choices=["sms", "wechat"])
+    parser.add_argument("--only", choices=["sms", "wechat", "push"])
     add_common(parser)
     args = parser.parse_args()
     args.warmup = min(args.warmup, args.messages)  # a tiny run must not warm up with more than it sends
@@ -223,6 +256,9 @@ async def main() -> int:
     if args.only in (None, "wechat"):
         print("WeChat (template send stand-in, separate process, callbacks off)")
         rows.append(("wechat", *await bench_wechat(args.messages, args.concurrency, args.warmup)))
+    if args.only in (None, "push"):
+        print("App push (JPush v3 push stand-in, separate process)")
+        rows.append(("push", *await bench_push(args.messages, args.concurrency, args.warmup)))
 
     print(f"end: {_load()}")
     print()

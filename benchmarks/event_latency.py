@@ -1,6 +1,8 @@
-"""Event → agent task latency through the REST API, served by a real uvicorn server.
+"""Event → next step or task latency per source (API, SMS and WeChat replies, NPS digits,
+delivery receipts, task outcomes), served by a real uvicorn server.
 
     .venv/bin/python benchmarks/event_latency.py [--size 10000] [--seconds 30] [--rate 200] [--db URL]
+                                                 [--per-source 200] [--source-rate 20]
 
 Seeds a book of ``--size`` customers (``engine.demo.seeding``) into a fresh database (a temporary
 SQLite file, or an empty PostgreSQL database named by ``--db``), starts the console in its own
@@ -22,6 +24,26 @@ script reads every task back, joins it to its event (occurrence ``event-<id>``),
 ``created_at`` minus the send time too (same host, same clock); that one stops when the planner
 stamps the row, a little before the commit.
 
+The other sources, after the API phase, on the same server and the same book: each sends
+``--per-source`` callbacks open-loop at ``--source-rate`` per second, one source after another,
+to the routes the providers and the desk call, signed as they sign them:
+
+- ``sms_reply``: ``POST /hooks/twilio/inbound`` with a text → ``message.replied`` → a callback task;
+- ``wechat_reply``: ``POST /hooks/wechat`` with a text message → ``message.replied`` → the same;
+- ``nps_digit``: an SMS ``3`` answering a survey sent an hour before → ``survey.answered`` → the
+  shipped negative-survey callback task;
+- ``receipt``: ``POST /hooks/twilio/status`` ``undelivered`` for a sent SMS with no other channel
+  → ``message.failed`` → a task to call instead;
+- ``task_outcome``: ``POST /api/tasks/{id}/complete`` ``no_answer`` (a desk key acting for an
+  agent) → ``task.completed`` → the journey's next step, a "we missed you" SMS.
+
+The reply, receipt and callback journeys are the benchmark's own (the shipped journeys do not
+enter on replies or receipts), in a copy of the shipped journeys folder. Each of these answers
+only after its event is stored and the planner has run for it (the one event path,
+``engine.loop.events``), so send → answer is event → next step or task; afterwards every
+follow-up is read back from the store (``<source>_followed``: follow-ups found / callbacks sent).
+The bar: p99 <= 1 s for each source.
+
 ``--profile FILE`` runs the server under ``py-spy record`` (``pip install py-spy``) and writes a
 flame graph (``.svg``), a speedscope profile (``.json``) or collapsed stacks (any other name).
 """
@@ -30,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import random
 import shutil
@@ -38,9 +61,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +73,27 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.harness import Report, add_common  # noqa: E402
+from tests.events_support import missed_call_journey, task_journey  # noqa: E402
 
 BAR_P99_S = 1.0
 API_KEY = "bench-event-latency-key"
+DESK_KEY = "bench-event-latency-desk-key"
+AGENT = "bench-agent"
+TWILIO_TOKEN = "bench-twilio-auth-token"
+WECHAT_TOKEN = "bench-wechat-token"
+SOURCES = ("api", "sms_reply", "wechat_reply", "nps_digit", "receipt", "task_outcome")
+# The benchmark's own journeys (file name → text), next to a copy of the shipped ones: nothing
+# shipped enters on a reply or a receipt, and the callback needs a task waiting for its outcome.
+BENCH_JOURNEYS = {
+    "bench-reply-callback.yaml": task_journey("bench-reply-callback", "Reply callback (benchmark)", "message.replied",
+                                              "service_recovery", "4h", step="call"),
+    "bench-undeliverable.yaml": task_journey("bench-undeliverable", "Undeliverable message (benchmark)",
+                                             "message.failed", "service_recovery", "1d", step="call"),
+    "bench-callback.yaml": missed_call_journey(
+        "bench-callback",
+        "{event: {type: churn.warning, when: {field: event.data.activity_drop, op: ge, value: 2}}}",
+        channels="[sms, wechat]", template="callback_missed"),
+}
 # Share of each event type in the arrival stream; the first three create an agent task.
 MIX: list[tuple[str, float]] = [
     ("survey.answered", 0.30),
@@ -136,11 +179,18 @@ def prepare(url: str, customers: int) -> list[str]:
 class Server:
     """The console under uvicorn in a child process (its own interpreter, GIL and event loop)."""
 
-    def __init__(self, url: str, profile: str | None) -> None:
+    def __init__(self, url: str, profile: str | None, journeys: Path | None = None) -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, JOURNEYS_DATABASE_URL=url, JOURNEYS_API_KEYS=API_KEY,
-                   JOURNEYS_SECRET_KEY="benchmark-only-session-key")
+        keys = f"bench:system:{API_KEY},benchdesk:desk=*:{DESK_KEY}"
+        env = dict(os.environ, JOURNEYS_DATABASE_URL=url, JOURNEYS_API_KEYS=keys,
+                   JOURNEYS_SECRET_KEY="benchmark-only-session-key",
+                   TWILIO_AUTH_TOKEN=TWILIO_TOKEN, WECHAT_TOKEN=WECHAT_TOKEN)
+        if journeys is not None:  # the latency bench's own journeys; without, the shipped ones
+            env["JOURNEYS_DIR"] = str(journeys)
+        # Plain-mode WeChat, and the URL Twilio signs is the one the server sees.
+        for name in ("WECHAT_ENCODING_AES_KEY", "JOURNEYS_PUBLIC_URL"):
+            env.pop(name, None)
         cmd = [sys.executable, "-m", "uvicorn", "--factory", "console.app:create_app", "--host", "127.0.0.1",
                "--port", str(self.port), "--log-level", "warning", "--no-access-log"]
         if profile:
@@ -245,6 +295,183 @@ def created_at_latencies(url: str, sent: list[Sent]) -> dict[str, float]:
     return out
 
 
+# --- the other sources ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Reserved:
+    """The customers each non-API source gets (none of them in the API phase), and its setup."""
+
+    by_source: dict[str, list[tuple[int, str, str | None, str | None]]]  # (id, external id, phone, openid)
+    tasks: dict[int, int]  # task_outcome: customer id -> the open callback task to complete
+
+
+def journeys_folder(tmp: Path) -> Path:
+    folder = tmp / "journeys"
+    shutil.copytree(ROOT / "journeys", folder)
+    for name, text in BENCH_JOURNEYS.items():
+        (folder / name).write_text(text.lstrip(), encoding="utf-8")
+    return folder
+
+
+def reserve(url: str, customers: list[str], per_source: int) -> tuple[list[str], Reserved]:
+    """Take customers for the non-API sources off the end of the book; store the sent survey and
+    the sent SMS their replies and receipts answer, and the agent who completes the callbacks."""
+    from sqlalchemy import text
+    from sqlmodel import Session
+
+    from store.db import make_engine
+    from store.models import AppUser, Touch
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, external_id, phone, wechat_openid FROM customer ORDER BY id")).all()
+    phones = Counter(r.phone for r in rows if r.phone)
+    wanted = {"sms_reply": "phone", "nps_digit": "phone", "wechat_reply": "openid", "receipt": "any",
+              "task_outcome": "any"}
+    taken: set[str] = set()
+    by_source: dict[str, list[tuple[int, str, str | None, str | None]]] = {}
+    for source, needs in wanted.items():
+        pick: list[tuple[int, str, str | None, str | None]] = []
+        for r in reversed(rows):  # from the end: the API phase keeps the front of the book
+            if len(pick) == per_source:
+                break
+            usable = (needs == "any" or (needs == "phone" and r.phone and phones[r.phone] == 1)
+                      or (needs == "openid" and r.wechat_openid))
+            if r.external_id not in taken and usable:
+                pick.append((int(r.id), str(r.external_id), r.phone, r.wechat_openid))
+                taken.add(r.external_id)
+        by_source[source] = pick
+    now = datetime.now(UTC)
+    sent = now - timedelta(hours=1)
+
+    def sent_sms(key: str, customer_id: int, template: str, message_id: str) -> Touch:
+        return Touch(key=key, customer_id=customer_id, journey_id="bench", journey_version="bench", step_id="send",
+                     occurrence=key, category="service", channel="sms", template=template, planned_for=sent,
+                     due_at=sent, status="sent", provider_message_id=message_id, fallback_channels=[], sent_at=sent,
+                     created_at=sent)
+
+    with Session(engine) as session:
+        session.add_all([sent_sms(f"bench-nps-{i}", c[0], "monthly_nps_survey", f"SMnps{i}")
+                         for i, c in enumerate(by_source["nps_digit"])])
+        session.add_all([sent_sms(f"bench-receipt-{i}", c[0], "renewal_reminder", f"SMreceipt{i}")
+                         for i, c in enumerate(by_source["receipt"])])
+        session.add(AppUser(username=AGENT, display_name="Bench agent", role="agent", password_hash="-",
+                            team="gold_callback", locale="zh-CN", created_at=now))
+        session.commit()
+    engine.dispose()
+    return [c for c in customers if c not in taken], Reserved(by_source, {})
+
+
+async def open_callbacks(base: str, reserved: Reserved, url: str) -> None:
+    """Setup, not timed: a churn warning per task_outcome customer opens the benchmark's callback task."""
+    import aiohttp
+    from sqlalchemy import text
+
+    from store.db import make_engine
+
+    async with aiohttp.ClientSession() as session:
+        for i, (_cid, external_id, _phone, _openid) in enumerate(reserved.by_source["task_outcome"]):
+            body = {"event_id": f"setup-{i}", "type": "churn.warning", "customer_id": external_id,
+                    "data": {"activity_drop": 5.0, "days_inactive": 60, "risk": 0.1}}
+            async with session.post(f"{base}/api/events", json=body, headers={"X-API-Key": API_KEY}) as resp:
+                await resp.read()
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        reserved.tasks.update((int(c), int(t)) for c, t in conn.execute(text(
+            "SELECT customer_id, id FROM agent_task WHERE journey_id = 'bench-callback' AND status = 'open'")))
+    engine.dispose()
+
+
+def source_requests(base: str, reserved: Reserved, source: str) -> list[tuple[str, dict[str, str], bytes, int]]:
+    """(url, headers, body, customer id) of each callback ``source`` sends, signed as its sender signs it."""
+    from twilio.request_validator import RequestValidator
+
+    out = []
+    twilio = RequestValidator(TWILIO_TOKEN)
+    for i, (cid, _external_id, phone, openid) in enumerate(reserved.by_source[source]):
+        if source in ("sms_reply", "nps_digit", "receipt"):
+            path, form = ("/hooks/twilio/status", {"MessageSid": f"SMreceipt{i}", "MessageStatus": "undelivered",
+                                                   "ErrorCode": "30005", "AccountSid": "ACbench"}) \
+                if source == "receipt" else \
+                ("/hooks/twilio/inbound", {"From": phone or "", "To": "+10000000000", "AccountSid": "ACbench",
+                                           "Body": "3" if source == "nps_digit" else "请尽快给我回电话",
+                                           "MessageSid": f"SM{source}{i}"})
+            headers = {"X-Twilio-Signature": twilio.compute_signature(base + path, form),
+                       "Content-Type": "application/x-www-form-urlencoded"}
+            out.append((base + path, headers, urllib.parse.urlencode(form).encode(), cid))
+        elif source == "wechat_reply":
+            stamp, nonce = str(int(time.time())), f"{i}{random.randrange(10**9)}"
+            signature = hashlib.sha1("".join(sorted([WECHAT_TOKEN, stamp, nonce])).encode()).hexdigest()  # nosec B324 # SHA-1 is what WeChat signs with
+            query = urllib.parse.urlencode({"signature": signature, "timestamp": stamp, "nonce": nonce})
+            xml = (f"<xml><ToUserName>gh_bench</ToUserName><FromUserName>{openid}</FromUserName>"
+                   f"<CreateTime>{stamp}</CreateTime><MsgType>text</MsgType><Content>什么时候续保？</Content>"
+                   f"<MsgId>{9000 + i}</MsgId></xml>")
+            out.append((f"{base}/hooks/wechat?{query}", {"Content-Type": "text/xml"}, xml.encode(), cid))
+        elif cid in reserved.tasks:  # task_outcome
+            headers = {"X-API-Key": DESK_KEY, "X-Acting-User": AGENT, "Content-Type": "application/json"}
+            out.append((f"{base}/api/tasks/{reserved.tasks[cid]}/complete", headers, b'{"outcome": "no_answer"}', cid))
+    return out
+
+
+async def drive_source(requests: list[tuple[str, dict[str, str], bytes, int]], rate: float) -> list[Sent]:
+    """Send ``requests`` open-loop at ``rate`` per second; each one's send → answer time."""
+    import aiohttp
+
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
+
+        async def send(item: Sent, url: str, headers: dict[str, str], body: bytes) -> None:
+            try:
+                async with session.post(url, data=body, headers=headers) as resp:
+                    text = await resp.text()
+                    item.latency_s = time.perf_counter() - item.perf_sent
+                    item.status = resp.status
+                    if resp.status != 200:
+                        item.error = text[:200]
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                item.error = type(exc).__name__
+
+        sent: list[Sent] = []
+        pending = []
+        start = time.perf_counter() + 0.05
+        for i, (url, headers, body, cid) in enumerate(requests):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            item = Sent(str(cid), "", time.time(), time.perf_counter())
+            sent.append(item)
+            pending.append(asyncio.create_task(send(item, url, headers, body)))
+        await asyncio.gather(*pending)
+    return sent
+
+
+# What each source's follow-up is, read back: (table, journey, step or None for any).
+FOLLOW_UPS = {
+    "sms_reply": ("agent_task", "bench-reply-callback", None),
+    "wechat_reply": ("agent_task", "bench-reply-callback", None),
+    "nps_digit": ("agent_task", "negative-survey-callback", None),
+    "receipt": ("agent_task", "bench-undeliverable", None),
+    "task_outcome": ("touch", "bench-callback", "missed_call"),
+}
+
+
+def followed_up(url: str, source: str, customer_ids: list[int]) -> int:
+    """How many of ``customer_ids`` have their source's follow-up in the store."""
+    from sqlalchemy import text
+
+    from store.db import make_engine
+
+    table, journey, step = FOLLOW_UPS[source]
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        found = {int(r[0]) for r in conn.execute(text(
+            f"SELECT DISTINCT customer_id FROM {table} WHERE journey_id = :journey"  # nosec B608 # table and columns from FOLLOW_UPS
+            + (" AND step_id = :step" if step else "")), {"journey": journey, "step": step})}
+    engine.dispose()
+    return len(found & set(customer_ids))
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100); NaN for no values."""
     if not values:
@@ -265,6 +492,9 @@ def main() -> int:
     parser.add_argument("--profile", metavar="FILE",
                         help="run the server under py-spy record; .svg, .json or collapsed stacks")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--per-source", type=int, default=200,
+                        help="callbacks each other source sends (SMS/WeChat reply, NPS digit, receipt, task outcome)")
+    parser.add_argument("--source-rate", type=float, default=20.0, help="their arrivals per second (default 20)")
     add_common(parser)
     args = parser.parse_args()
     n = int(args.seconds * args.rate) + args.warmup
@@ -275,16 +505,25 @@ def main() -> int:
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
         backend = url.split(":", 1)[0].split("+", 1)[0]
         customers = prepare(url, args.size)
+        customers, reserved = reserve(url, customers, args.per_source)
         events = plan_events(customers, n, args.seed)
-        server = Server(url, args.profile)
+        server = Server(url, args.profile, journeys_folder(Path(tmp)))
+        by_source: dict[str, list[Sent]] = {}
         try:
             server.wait_ready()
             print(f"console on uvicorn ({backend}), {args.rate:.0f} events/s for {args.seconds:g} s "
                   f"({n - args.warmup} events, open loop)", flush=True)
             sent = asyncio.run(drive(server.base, events, args.rate, args.warmup))
+            asyncio.run(open_callbacks(server.base, reserved, url))
+            for source in SOURCES[1:]:
+                requests = source_requests(server.base, reserved, source)
+                print(f"{source}: {len(requests)} callbacks at {args.source_rate:g}/s", flush=True)
+                by_source[source] = asyncio.run(drive_source(requests, args.source_rate))
         finally:
             server.stop()
         from_created = created_at_latencies(url, sent)
+        followed = {source: followed_up(url, source, [int(s.event_id) for s in items])
+                    for source, items in by_source.items()}
 
     ok = [s for s in sent if s.status in (200, 201)]
     errors = [s for s in sent if s.status not in (200, 201)]
@@ -319,6 +558,23 @@ def main() -> int:
     report.add("all_p99_ms", "any event -> 2xx p99 (incl. app.login)", percentile(all_lat, 99) * 1000, "ms")
     report.add("tasks_read_back", "tasks read back / tasks answered", len(from_created) / max(1, len(with_task)),
                "ratio", digits=3)
+    # Per source: the API's figure is event -> task above; the others, send -> answer (acted on before it).
+    report.add("api_p50_ms", "api: event -> task p50", percentile(task_lat, 50) * 1000, "ms")
+    report.add("api_p99_ms", "api: event -> task p99", p99 * 1000, "ms",
+               bar=f"<= {BAR_P99_S * 1000:,.0f}", met=bool(p99 <= BAR_P99_S) and not errors)
+    for source, items in by_source.items():
+        answered = [s.latency_s for s in items if s.status == 200 and s.latency_s is not None]
+        failed = [s for s in items if s.status != 200]
+        for s in failed[:3]:
+            print(f"  {source} failed: status {s.status}: {s.error}")
+        source_p99 = percentile(answered, 99)
+        report.meta[f"{source}_sent"] = len(items)
+        report.meta[f"{source}_failed"] = len(failed)
+        report.add(f"{source}_p50_ms", f"{source}: event -> next step p50", percentile(answered, 50) * 1000, "ms")
+        report.add(f"{source}_p99_ms", f"{source}: event -> next step p99", source_p99 * 1000, "ms",
+                   bar=f"<= {BAR_P99_S * 1000:,.0f}", met=bool(source_p99 <= BAR_P99_S) and not failed)
+        report.add(f"{source}_followed", f"{source}: follow-ups in the store / sent",
+                   followed[source] / max(1, len(items)), "ratio", digits=3)
     return report.finish(args)
 
 

@@ -22,10 +22,11 @@ ErrorClass = Literal["retryable", "permanent", "unknown"]
 
 @dataclass(frozen=True)
 class RenderedMessage:
-    channel: str  # sms | wechat | email
+    channel: str  # sms | wechat | email | push | webhook
     template: str
     locale: str
-    # sms: text; email: subject/text/html; wechat: template_id, url, data (field -> value)
+    # sms: text; email: subject/text/html; wechat: template_id, url, data (field -> value);
+    # push: subject (the notification title) and text; webhook: text (the JSON body)
     text: str = ""
     subject: str = ""
     html: str = ""
@@ -39,7 +40,7 @@ class RenderedMessage:
 class OutboundMessage:
     touch_id: int
     touch_key: str  # idempotency key; email Message-ID and provider-side dedup derive from it
-    to: str  # E.164 phone, WeChat openid or e-mail address
+    to: str  # E.164 phone, WeChat openid, e-mail address, JPush registration id or webhook target name
     content: RenderedMessage
     category: str = "service"  # service | marketing (email List-Unsubscribe, SMS footer)
     status_callback_url: str | None = None

@@ -165,3 +165,29 @@ def classify_smtp(code: int) -> Classified:
     if code >= 500:
         return Classified("permanent", f"SMTP {code} permanent failure")
     return Classified("retryable", f"SMTP {code} unexpected reply")
+
+
+# JPush REST API v3 error codes (``{"error": {"code": N}}`` in a 4xx answer to a push).
+JPUSH_PERMANENT: dict[int, str] = {
+    1003: "push request parameters invalid",
+    1011: "no device matches the registration id (app uninstalled or id unknown)",
+    1030: "push content refused (sensitive words)",
+}
+JPUSH_RETRYABLE: dict[int, str] = {
+    1004: "JPush authentication failed (appKey/masterSecret)",
+    1008: "JPush appKey invalid",
+    2002: "JPush API call rate limit reached",
+    2003: "JPush push frequency limit reached",
+}
+
+
+def classify_jpush(status: int, code: int | None) -> Classified:
+    """A JPush answer that is not a success: a 5xx may come after the push was accepted (unknown);
+    a known code decides; other 4xx by their HTTP status."""
+    if status >= 500:
+        return Classified("unknown", f"JPush server error (HTTP {status}) after the request was sent")
+    if code is not None and code in JPUSH_PERMANENT:
+        return Classified("permanent", JPUSH_PERMANENT[code])
+    if code is not None and code in JPUSH_RETRYABLE:
+        return Classified("retryable", JPUSH_RETRYABLE[code])
+    return Classified(classify_http_status(status), f"HTTP {status}")

@@ -5,8 +5,12 @@ every write is keyed on the provider's message id, so a webhook the provider rep
 changes nothing:
 
 - an opt-out keyword (``DeliveryConfig.opt_out_keywords``) → ``channels.optout.record_opt_out``
-  for every customer at that address, on that channel only (their planned service touches there
-  move to the next consented channel of their list, marketing ones are cancelled);
+  for every customer at that address, on that channel only. A reply to a marketing message (the
+  last one sent there in ``OPT_OUT_REPLY_WINDOW``) withdraws the marketing consent on that channel
+  only (their planned marketing touches there are cancelled; service messages still come); a
+  reply to anything else withdraws the channel (planned service touches move to the next
+  consented channel of their list, marketing ones are cancelled). ``InboundResult.confirmation``
+  is the answer that says which;
 - a number 0–10 answering an NPS survey touch (the most recent sent/delivered touch on that
   channel in the last ``SURVEY_REPLY_WINDOW`` whose template name contains ``nps`` or
   ``survey``) → a ``SurveyAnswer`` and a ``survey.answered`` event; one answer per survey
@@ -55,6 +59,28 @@ class InboundResult:
     cancelled_touches: int = 0
     moved_touches: int = 0
     events: list[StoredEvent] = field(default_factory=list)
+    purpose: str | None = None  # an opt-out: all | marketing
+    confirmation: str | None = None  # an opt-out: what the customer is answered on the channel
+
+
+# How long after a message a keyword reply is taken as answering it (for the purpose it withdraws).
+OPT_OUT_REPLY_WINDOW = timedelta(days=30)
+_CHANNEL_WORDS = {"zh-CN": {"sms": "短信", "wechat": "微信", "email": "邮件", "push": "App推送"},
+                  "en": {"sms": "SMS", "wechat": "WeChat", "email": "e-mail", "push": "app push"}}
+
+
+def opt_out_confirmation(channel: str, purpose: str, locale: str) -> str:
+    """The answer to an opt-out reply: says what was withdrawn and, for marketing, what still comes."""
+    lang = "en" if locale.startswith("en") else "zh-CN"
+    word = _CHANNEL_WORDS[lang].get(channel, channel)
+    if purpose == "marketing":
+        if lang == "en":
+            return (f"You will no longer receive marketing {word} messages from us. Service messages about your "
+                    f"policies and claims (renewal, claims) will still be sent on {word}.")
+        return f"您已退订{word}营销信息。保单续保、理赔等服务通知仍将通过{word}发送。"
+    if lang == "en":
+        return f"You will no longer receive any {word} messages from us."
+    return f"您已退订全部{word}消息，我们将不再通过{word}联系您。"
 
 
 def normalise_sender_phone(raw: str, region: str = DEFAULT_REGION) -> str | None:
@@ -121,20 +147,28 @@ def handle_inbound_text(
         return InboundResult("unknown_sender")
 
     if is_opt_out(text, keywords):
-        result = InboundResult("duplicate", ids)
+        # A reply answers the last message on the channel: to a marketing one it withdraws the
+        # marketing consent there only (PIPL Art. 24, consent per purpose); otherwise the channel.
+        answered = _recent_touch(session, ids, channel, now - OPT_OUT_REPLY_WINDOW, survey_only=False)
+        purpose = "marketing" if answered is not None and answered.category == "marketing" else "all"
+        result = InboundResult("duplicate", ids, touch_id=answered.id if answered is not None else None,
+                               purpose=purpose)
         for customer_id in ids:
             done = record_opt_out(
                 session, customer_id, channel,
                 source=f"reply:{channel}",
                 dedup_key=f"optout:{channel}:{message_id}:{customer_id}",
                 at=now,
-                detail={"message_id": message_id},
+                detail={"message_id": message_id, "touch_id": result.touch_id},
+                purpose=purpose,
             )
             if done is not None:
                 result.kind = "opted_out"
                 result.cancelled_touches += done.cancelled_touches
                 result.moved_touches += done.moved_touches
                 result.events.extend(done.events)
+        locale = next((c.locale for c in customers if c.id is not None), "zh-CN")
+        result.confirmation = opt_out_confirmation(channel, purpose, locale)
         return result
 
     since = now - SURVEY_REPLY_WINDOW

@@ -179,6 +179,7 @@ class OptOutResult:
     cancelled_touches: int
     moved_touches: int = 0  # service touches moved to another channel of their own list
     events: list[StoredEvent] = field(default_factory=list)
+    purpose: str = "all"  # all | marketing: what was withdrawn on the channel
 
 
 def record_opt_out(
@@ -190,64 +191,75 @@ def record_opt_out(
     dedup_key: str,
     at: datetime | None = None,
     detail: dict[str, Any] | None = None,
+    purpose: str = "all",
 ) -> OptOutResult | None:
-    """Withdraw consent for ``channel`` now; None if this opt-out (``dedup_key``) was already recorded."""
+    """Withdraw consent for ``channel`` now; None if this opt-out (``dedup_key``) was already recorded.
+
+    ``purpose``: ``all`` withdraws the channel (service and marketing); ``marketing`` only the
+    marketing consent there (PIPL Art. 24: consent per purpose), so only planned marketing
+    touches on the channel are cancelled and renewal or claim messages still come."""
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}: channels are {', '.join(CHANNELS)}")
+    if purpose not in ("all", "marketing"):
+        raise ValueError(f"unknown opt-out purpose {purpose!r}: all or marketing")
     at = at or utcnow()
     outcome = {
         "dedup_key": dedup_key,
         "customer_id": customer_id,
         "channel": channel,
         "kind": "opted_out",
-        "detail": {"source": source, **(detail or {})},
+        "detail": {"source": source, "purpose": purpose, **(detail or {})},
         "occurred_at": at,
     }
     if not insert_or_ignore(session, Outcome, outcome, "dedup_key"):
         return None
-    session.execute(
-        update(Customer)
-        .where(Customer.id == customer_id)  # type: ignore[arg-type]
-        .values({f"consent_{channel}": False, f"consent_{channel}_source": source, f"consent_{channel}_at": at,
-                 "updated_at": at})
-    )
-    cancelled, moved = _settle_planned_touches(session, customer_id, channel)
-    result = OptOutResult(customer_id, channel, cancelled, moved)
+    withdrawn = [f"consent_{channel}_marketing"] if purpose == "marketing" else [f"consent_{channel}",
+                                                                                 f"consent_{channel}_marketing"]
+    values: dict[str, Any] = {"updated_at": at}
+    for column in withdrawn:
+        values.update({column: False, f"{column}_source": source, f"{column}_at": at})
+    session.execute(update(Customer).where(Customer.id == customer_id).values(values))  # type: ignore[arg-type]
+    cancelled, moved = _settle_planned_touches(session, customer_id, channel,
+                                               marketing_only=purpose == "marketing")
+    result = OptOutResult(customer_id, channel, cancelled, moved, purpose=purpose)
     stored = record_event_hook(
         session,
         customer_id=customer_id,
         type="message.opted_out",
-        data={"channel": channel, "source": source},
+        data={"channel": channel, "source": source, "purpose": purpose},
         external_id=f"optout:{dedup_key}",
         occurred_at=at,
     )
     if stored is not None:
         result.events.append(stored)
-    log.info("customer %s opted out of %s (%s); %d planned touch(es) cancelled, %d moved to another channel",
-             customer_id, channel, source, result.cancelled_touches, result.moved_touches)
+    log.info("customer %s opted out of %s on %s (%s); %d planned touch(es) cancelled, %d moved to another channel",
+             customer_id, purpose, channel, source, result.cancelled_touches, result.moved_touches)
     return result
 
 
-def _settle_planned_touches(session: Session, customer_id: int, channel: str) -> tuple[int, int]:
+def _settle_planned_touches(session: Session, customer_id: int, channel: str,
+                            marketing_only: bool = False) -> tuple[int, int]:
     """Cancel or move the customer's planned touches on ``channel`` (consent for it is already
-    withdrawn in this transaction); (cancelled, moved)."""
+    withdrawn in this transaction), only the marketing ones when ``marketing_only``; (cancelled, moved)."""
     customer = session.exec(
         select(Customer).where(col(Customer.id) == customer_id).execution_options(populate_existing=True)
     ).first()
     planned = session.execute(
         select(Touch.id, Touch.category, Touch.fallback_channels).where(
             col(Touch.customer_id) == customer_id, col(Touch.channel) == channel,
-            col(Touch.status) == TouchStatus.PLANNED)
+            col(Touch.status) == TouchStatus.PLANNED,
+            *([col(Touch.category) == "marketing"] if marketing_only else []))
         .order_by(col(Touch.id))
     ).all()
 
     def usable(other: str) -> bool:
-        return customer is not None and can_use(customer, other)
+        return customer is not None and can_use(customer, other)  # only service touches are moved
 
     cancelled = moved = 0
     for touch_id, category, fallback_channels in planned:
+        what = f"marketing on {channel}" if marketing_only else channel
         choice = reroute_without_consent(category, channel, list(fallback_channels or []), usable,
-                                         f"{OPTED_OUT_REASON} of {channel}")
+                                         f"{OPTED_OUT_REASON} of {what}")
         # Guarded on status and channel: a dispatch worker that claimed the touch meanwhile has it.
         guard = (col(Touch.id) == touch_id, col(Touch.status) == TouchStatus.PLANNED, col(Touch.channel) == channel)
         if choice.cancelled:

@@ -23,6 +23,8 @@ def _mask(channel: str, to: str) -> str:
         return mask_email(to)
     if channel == "sms":
         return mask_phone(to)
+    if channel == "webhook":
+        return to  # the target's name, not a person's address
     return to[:4] + "***" if len(to) > 4 else "***"
 
 

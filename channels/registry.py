@@ -8,6 +8,8 @@ error naming the missing variables.
 - sms: ``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN``, ``TWILIO_FROM`` or
   ``TWILIO_MESSAGING_SERVICE_SID``; optional ``TWILIO_API_BASE``.
 - wechat: ``WECHAT_APPID``, ``WECHAT_SECRET``; optional ``WECHAT_API_BASE``.
+- push: ``JPUSH_APP_KEY``, ``JPUSH_MASTER_SECRET``; optional ``JPUSH_API_BASE``, ``JPUSH_REPORT_BASE``,
+  ``JPUSH_PRODUCTION`` (true: iOS production APNs).
 - email: ``SMTP_HOST``, ``EMAIL_FROM``; optional ``SMTP_PORT`` (587), ``SMTP_USER``,
   ``SMTP_PASSWORD``, ``SMTP_STARTTLS`` (true), ``SMTP_SSL`` (false), ``SMTP_CA_FILE``,
   ``EMAIL_UNSUBSCRIBE_URL`` (may hold ``{key}``), ``EMAIL_UNSUBSCRIBE_MAILTO``.
@@ -24,11 +26,13 @@ from pathlib import Path
 from channels.base import ChannelAdapter
 from channels.email_smtp import SmtpEmailAdapter, SmtpSettings
 from channels.outbox import OutboxAdapter
+from channels.push_jpush import DEFAULT_API_BASE as JPUSH_DEFAULT_BASE
+from channels.push_jpush import JPushAdapter
 from channels.sms_twilio import TwilioSmsAdapter
 from channels.wechat import DEFAULT_API_BASE as WECHAT_DEFAULT_BASE
 from channels.wechat import WeChatTemplateAdapter
 
-CHANNELS = ("sms", "wechat", "email")
+CHANNELS = ("sms", "wechat", "email", "push")
 
 
 class ChannelNotConfigured(RuntimeError):
@@ -106,10 +110,25 @@ def email_from_env(env: Mapping[str, str]) -> SmtpEmailAdapter:
     )
 
 
+def push_from_env(env: Mapping[str, str]) -> JPushAdapter:
+    _require("push", _missing(env, "JPUSH_APP_KEY", "JPUSH_MASTER_SECRET"))
+    concurrency, timeout = _http_limits(env)
+    return JPushAdapter(
+        env["JPUSH_APP_KEY"],
+        env["JPUSH_MASTER_SECRET"],
+        api_base=env.get("JPUSH_API_BASE") or JPUSH_DEFAULT_BASE,
+        report_base=env.get("JPUSH_REPORT_BASE") or None,
+        concurrency=concurrency,
+        timeout=timeout,
+        production=_flag(env.get("JPUSH_PRODUCTION"), True),
+    )
+
+
 _BUILDERS: dict[str, Callable[[Mapping[str, str]], ChannelAdapter]] = {
     "sms": sms_from_env,
     "wechat": wechat_from_env,
     "email": email_from_env,
+    "push": push_from_env,
 }
 
 

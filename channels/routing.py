@@ -32,18 +32,29 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# The customer column a channel's message is addressed to, and the one holding its consent.
-ADDRESS_FIELD: dict[str, str] = {"sms": "phone", "wechat": "wechat_openid", "email": "email"}
-CONSENT_FIELD: dict[str, str] = {"sms": "consent_sms", "wechat": "consent_wechat", "email": "consent_email"}
+# The customer column a channel's message is addressed to, and the one holding its consent
+# (to service messages); marketing needs the channel's marketing consent as well (PIPL Art. 24:
+# consent per purpose, so a customer can stop promotions and keep renewal and claim messages).
+ADDRESS_FIELD: dict[str, str] = {"sms": "phone", "wechat": "wechat_openid", "email": "email",
+                                 "push": "push_registration_id"}
+CONSENT_FIELD: dict[str, str] = {c: f"consent_{c}" for c in ADDRESS_FIELD}
+MARKETING_CONSENT_FIELD: dict[str, str] = {c: f"consent_{c}_marketing" for c in ADDRESS_FIELD}
 
 
-def can_use(customer: Any, channel: str) -> bool:
-    """Whether ``customer`` (a ``Customer`` row or anything with its columns) has consented to
-    ``channel`` and has an address on it."""
-    consent, address = CONSENT_FIELD.get(channel), ADDRESS_FIELD.get(channel)
-    if consent is None or address is None:
+def consented(customer: Any, channel: str, category: str = "service") -> bool:
+    """Whether ``customer`` consented to ``category`` messages (service | marketing) on ``channel``."""
+    consent = CONSENT_FIELD.get(channel)
+    if consent is None or not getattr(customer, consent, False):
         return False
-    return bool(getattr(customer, consent, False)) and bool(getattr(customer, address, None))
+    # Marketing consent never given apart (None) follows the channel's; False is a withdrawal.
+    return category != "marketing" or getattr(customer, MARKETING_CONSENT_FIELD[channel], None) is not False
+
+
+def can_use(customer: Any, channel: str, category: str = "service") -> bool:
+    """Whether ``customer`` (a ``Customer`` row or anything with its columns) has consented to
+    ``category`` messages on ``channel`` and has an address on it."""
+    address = ADDRESS_FIELD.get(channel)
+    return address is not None and consented(customer, channel, category) and bool(getattr(customer, address, None))
 
 
 def first_usable(channels: Sequence[str], usable: Callable[[str], bool]) -> tuple[str, list[str]] | None:

@@ -4,8 +4,9 @@ Layout: ``templates/<name>/`` holds ``meta.yaml`` (description, category, SMS
 segment limit, WeChat template id and field map) and one Jinja2 file per
 channel and locale: ``sms.<locale>.j2``, ``email.<locale>.j2`` (blocks
 ``subject``, ``text``, ``html``), ``wechat.<locale>.yaml`` (the template
-message's data fields, each a Jinja2 string) and ``task.<locale>.j2`` (an
-agent's call script).
+message's data fields, each a Jinja2 string), ``push.<locale>.j2`` (app push:
+title line, then text), ``task.<locale>.j2`` (an agent's call script) and
+``webhook.json.j2`` (the JSON body of a ``webhook`` step, one for all locales).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ FILE_FOR: dict[str, str] = {
     "email": "email.{locale}.j2",
     "wechat": "wechat.{locale}.yaml",
     "task": "task.{locale}.j2",
+    "push": "push.{locale}.j2",
+    # One body for every locale: another system reads it, not the customer.
+    "webhook": "webhook.json.j2",
 }
 
 

@@ -29,7 +29,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import aiohttp
 import httpx
 import orjson
 from httpx_aiohttp import HttpxAiohttpClient
@@ -38,13 +37,12 @@ from channels.base import ErrorClass, OutboundMessage, SendResult
 from channels.batching import run_bounded
 from channels.errors import (
     CONNECT_ERROR,
-    CONNECTION_LOST,
-    TIMEOUT,
     WECHAT_ALREADY_ACCEPTED,
     WECHAT_TOKEN_INVALID,
     classify_http_status,
     classify_wechat,
 )
+from channels.http_client import NoCookies, unanswered
 from channels.wechat_token import AccessTokenCache, TokenError
 from store.masking import rewrite_record
 
@@ -92,17 +90,6 @@ def template_payload(message: OutboundMessage) -> dict[str, Any]:
     return payload
 
 
-class _NoCookies(httpx.Cookies):
-    """WeChat's API sets no cookies, yet httpx wraps every request and response in urllib
-    objects for its cookie jar (about a tenth of a send, profiled); this jar does nothing."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
-
-    def set_cookie_header(self, request: httpx.Request) -> None:
-        return None
-
-
 _JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 
 
@@ -145,7 +132,7 @@ class WeChatTemplateAdapter:
         )
         # httpx has no switch for "no cookies": the client's jar is replaced (the public setter
         # would copy it back into a plain one).
-        self.http._cookies = _NoCookies()
+        self.http._cookies = NoCookies()
         self.tokens = AccessTokenCache(self._fetch_token, clock=clock)
         self._api_base = api_base.rstrip("/")
         self._send_url: tuple[str, httpx.URL] | None = None
@@ -248,19 +235,10 @@ class WeChatTemplateAdapter:
     async def _post(self, message: OutboundMessage, token: str, body: bytes) -> dict[str, Any]:
         try:
             resp = await self.http.post(self._url_for(token), content=body, headers=_JSON_HEADERS)
-        except (httpx.TimeoutException, TimeoutError) as exc:
-            cause = exc.__cause__
-            # httpx-aiohttp maps every aiohttp connection error to ConnectTimeout; the
-            # original exception tells "never connected" from "sent, reply lost".
-            if isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-                raise self._failure(message, CONNECT_ERROR, "cannot connect to WeChat") from exc
-            if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, aiohttp.ServerTimeoutError):
-                raise self._failure(message, CONNECTION_LOST, f"connection lost: {type(cause).__name__}") from exc
-            raise self._failure(message, TIMEOUT, "no reply from WeChat within the timeout") from exc
-        except httpx.ConnectError as exc:
-            raise self._failure(message, CONNECT_ERROR, "cannot connect to WeChat") from exc
-        except httpx.HTTPError as exc:
-            raise self._failure(message, CONNECTION_LOST, f"connection lost: {type(exc).__name__}") from exc
+        except (httpx.HTTPError, TimeoutError) as exc:
+            klass, code, reason = unanswered(exc, "WeChat")
+            raise _Failure(SendResult(message.touch_key, ok=False, error_class=klass, error_code=code,
+                                      error_reason=reason)) from exc
         if resp.status_code != 200:
             # A 5xx comes from WeChat's gateway, with no errcode: the backend may have sent the
             # message before it failed, so it is class unknown (repeated with the key above).

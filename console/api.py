@@ -34,6 +34,7 @@ status code each route answers with.
 from __future__ import annotations
 
 import hmac
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -42,16 +43,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.security import APIKeyHeader
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
-from console import csrf, tasks
+from console import csrf, queues, tasks
 from console.auth import SESSION_USER, CurrentUser, NotAuthenticated, audit, load_user
 from console.config import ApiKey, hash_api_key
 from console.events_bridge import UnknownCustomer, emit_async
 from console.tasks import OUTCOMES
+from engine.language import event_types
 from engine.language.catalogue import EVENT_TYPES
+from engine.language.settings_model import CLOSING_OUTCOMES
 from store.clock import utcnow
 from store.db import session_scope
 from store.masking import mask_email, mask_name, mask_phone
@@ -182,45 +185,35 @@ KeyOrSession = Annotated[Principal, Depends(key_or_session)]
 
 # --- events -------------------------------------------------------------------------------------
 
-_KIND_CHECK: dict[str, tuple[type, ...]] = {
-    "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "list": (list,),
-}
+def _document_event_types(schema: dict[str, Any]) -> None:
+    """Each type of ``config/events.yaml`` in the OpenAPI document: an enum of the names, and
+    per type its description, data fields and which of them are required, with an example."""
+    types = event_types.current()
+    prop = schema.setdefault("properties", {}).setdefault("type", {})
+    prop["enum"] = sorted(types)
+    prop["description"] = "One of the event types of config/events.yaml:\n" + "\n".join(
+        f"- `{name}`: {spec.description} Data: "
+        + (", ".join(f"{f} ({k}{', required' if f in spec.required else ''})" for f, k in spec.fields.items())
+           or "none")
+        for name, spec in sorted(types.items()))
+    schema["x-event-types"] = {name: {"description": spec.description, "fields": dict(spec.fields),
+                                      "required": list(spec.required)} for name, spec in sorted(types.items())}
 
 
 class EventIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_event_types)
 
     event_id: str = Field(min_length=1, max_length=128, description="Sender's id; a repeated id is ignored.")
     type: str = Field(description="One of the known event types, e.g. survey.answered")
     customer_id: str = Field(min_length=1, max_length=64, description="The customer's external id")
     occurred_at: AwareDatetime | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(default_factory=dict, description="The type's fields (config/events.yaml)")
 
     @field_validator("type")
     @classmethod
     def _known_type(cls, value: str) -> str:
         if value not in EVENT_TYPES:
             raise ValueError(f"unknown event type {value!r}; known: {', '.join(sorted(EVENT_TYPES))}")
-        return value
-
-    @field_validator("data")
-    @classmethod
-    def _typed_fields(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        fields = EVENT_TYPES.get(info.data.get("type", ""), {})
-        for name, kind in fields.items():
-            if name not in value or value[name] is None:
-                continue
-            item = value[name]
-            if kind in ("date", "datetime"):
-                try:
-                    (date if kind == "date" else datetime).fromisoformat(str(item))
-                except ValueError:
-                    raise ValueError(f"data.{name} must be an ISO {kind}") from None
-                continue
-            allowed = _KIND_CHECK.get(kind)
-            # bool is an int in Python; a survey score of ``true`` is still a mistake.
-            if allowed and (not isinstance(item, allowed) or (kind in ("int", "float") and isinstance(item, bool))):
-                raise ValueError(f"data.{name} must be of type {kind}")
         return value
 
 
@@ -240,6 +233,10 @@ def _field_error(field: str, message: str) -> HTTPException:
                         400: _UNREADABLE, 401: _UNAUTHENTICATED,
                         403: _refusal(f"A personal key, or {_ACTING_REFUSED}"), 413: _TOO_LARGE})
 async def post_event(request: Request, response: Response, body: EventIn, _who: KeyOnly) -> EventOut:
+    wrong = event_types.check_payload(body.type, body.data)
+    if wrong:  # every field at fault at once, each at body.data.<field>
+        raise HTTPException(status_code=422, detail=[
+            {"type": "value_error", "loc": ["body", *field.split(".")], "msg": message} for field, message in wrong])
     try:
         # Batched with the requests arriving alongside (one transaction and one planner run for
         # all of them), committed before the answer; the event loop never blocks on the database.
@@ -273,6 +270,14 @@ class CustomerIn(BaseModel):
     consent_sms: bool | None = None
     consent_wechat: bool | None = None
     consent_email: bool | None = None
+    # App push (issue 19): the JPush registration id of the customer's app install, and its consent.
+    push_registration_id: str | None = Field(default=None, min_length=1, max_length=64)
+    consent_push: bool | None = None
+    # Consent to marketing per channel, apart from the channel's consent to service messages (PIPL Art. 24).
+    consent_sms_marketing: bool | None = None
+    consent_wechat_marketing: bool | None = None
+    consent_email_marketing: bool | None = None
+    consent_push_marketing: bool | None = None
     consent_source: str | None = Field(default=None, max_length=64)
     preferred_channels: list[str] | None = None
     attributes: dict[str, Any] | None = None
@@ -383,13 +388,13 @@ async def put_customer(request: Request, response: Response, external_id: Extern
             row.advisor_id = advisor_id
         source = given.pop("consent_source", None) or "api"
         for name in ("name", "phone", "email", "tier", "branch", "locale", "timezone", "preferred_channels",
-                     "attributes"):
+                     "attributes", "push_registration_id"):
             if name in given and given[name] is not None:
                 setattr(row, name, given[name])
         if "birthday" in given:
             row.birthday = body.birthday
             row.birth_md = body.birthday.month * 100 + body.birthday.day if body.birthday else None
-        for channel in CHANNELS:
+        for channel in (*CHANNELS, *(f"{c}_marketing" for c in CHANNELS)):
             key = f"consent_{channel}"
             if key in given and given[key] is not None and getattr(row, key) != given[key]:
                 # Consent is recorded with its source and time (SPEC §9).
@@ -421,12 +426,23 @@ class TaskOut(BaseModel):
     escalated: bool
     assignee: str | None
     overdue: bool
+    # The same as the desk's pages: what the task's queue offers, which of those close the task
+    # (the pages ask to confirm them), and where its SLA stands.
+    outcomes: list[str] = Field(description="Outcomes the task's queue offers (config/queues.yaml).")
+    closing_outcomes: list[str] = Field(description="Those of `outcomes` that close the task for good.")
+    warn_at: datetime | None = Field(description="When the assignee and the supervisor are warned before "
+                                                 "the SLA is breached (null until the desk has set it).")
+    at_risk: bool = Field(description="Past `warn_at` and not yet overdue.")
+    seconds_left: int = Field(description="Seconds until `due_at` (negative when overdue).")
 
 
-def _task_out(row: tasks.TaskRow) -> TaskOut:
+def _task_out(row: tasks.TaskRow, desk: queues.Desk) -> TaskOut:
+    offered = queues.outcomes_of(row.queue, desk)
     return TaskOut(id=row.id, customer=row.customer, tier=row.tier, queue=row.queue, priority=row.priority,
                    status=row.status, due_at=row.due_at, attempt=row.attempt, escalated=row.escalated,
-                   assignee=row.assignee, overdue=row.overdue)
+                   assignee=row.assignee, overdue=row.overdue, outcomes=list(offered),
+                   closing_outcomes=[o for o in offered if o in CLOSING_OUTCOMES], warn_at=row.warn_at,
+                   at_risk=row.at_risk, seconds_left=math.floor(row.seconds_left))
 
 
 @router.get("/tasks", response_model=list[TaskOut], responses={
@@ -444,6 +460,7 @@ async def list_tasks(
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> list[TaskOut]:
     url = request.app.state.settings.database_url
+    desk = queues.current()
     if who.user is not None:
         user = who.user
         if not user.can("tasks"):
@@ -457,11 +474,11 @@ async def list_tasks(
         else:
             box = await run_in_threadpool(lambda: tasks.inbox(user, page=0, page_size=limit + offset, db_url=url))
             rows = box.claimable[offset:]
-        return [_task_out(r) for r in rows]
+        return [_task_out(r, desk) for r in rows]
     rows = await run_in_threadpool(lambda: tasks.list_tasks(
         queue=queue, statuses=(status,) if status else None, unassigned=scope == "claimable", limit=limit,
         offset=offset, db_url=url))
-    return [_task_out(r) for r in rows]
+    return [_task_out(r, desk) for r in rows]
 
 
 class CompleteIn(BaseModel):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from console import api, queues, routes_admin, routes_auth, routes_ops, routes_tasks
+from console import api, queues, routes_admin, routes_auth, routes_ops, routes_review, routes_seed_send, routes_tasks
 from console.auth import NotAuthenticated
 from console.config import ConsoleSettings
+from console.desk_schedule import DeskTimer
 from console.i18n import SUPPORTED, translations
 from console.limits import BodyLimits, RequestLimitsMiddleware
 from console.tasks import TaskError
@@ -164,7 +167,23 @@ def create_app(database_url: str | None = None, settings: ConsoleSettings | None
         translations(locale)  # compile the catalogues now: a broken .po fails at startup, not on a page
     # The queue declarations likewise: a broken config/queues.yaml stops the start, every problem at its line.
     queues.check()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The desk's SLA round runs with the console, not only when someone calls it.
+        timer = DeskTimer(settings.desk_every, app.state.clock, settings.database_url) \
+            if settings.desk_every > 0 else None
+        app.state.desk_timer = timer
+        if timer is not None:
+            timer.start()
+        try:
+            yield
+        finally:
+            if timer is not None:
+                await asyncio.to_thread(timer.stop)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Service Journeys console",
         version="0.1.0",
         # Swagger UI and ReDoc load their assets from a CDN; the schema alone works offline.
@@ -174,6 +193,7 @@ def create_app(database_url: str | None = None, settings: ConsoleSettings | None
     )
     app.state.settings = settings
     app.state.receipts_mounted = False
+    app.state.desk_timer = None
 
     app.state.clock = clock or utcnow
     app.state.login_limits = LoginLimits(settings)
@@ -227,6 +247,8 @@ def create_app(database_url: str | None = None, settings: ConsoleSettings | None
     app.include_router(routes_auth.router)
     app.include_router(routes_tasks.router)
     app.include_router(routes_ops.router)
+    app.include_router(routes_review.router)
+    app.include_router(routes_seed_send.router)
     app.include_router(routes_admin.router)
     app.include_router(api.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")

@@ -11,7 +11,8 @@
 - ``escalate_overdue(now)`` first sets the SLA of new tasks by their queue's clock and warns about
   tasks close to their SLA (``console.sla``), then flags tasks past their SLA and opens a task in
   the supervisor queue for each, once, however often it is called.
-- ``run_desk(now)`` does all of it in order; a scheduler calls it every minute or so.
+- ``run_desk(now)`` does all of it in order; the console runs it on a timer while it serves
+  (``console.desk_schedule``, every JOURNEYS_DESK_EVERY seconds).
 
 Both functions are safe to run from several schedulers at once: every change is a
 conditional UPDATE that only one caller can win.
@@ -27,8 +28,9 @@ from sqlmodel import Session, col, select
 
 from console import queues, sla
 from console.config import assignment_strategy, max_open_per_agent
-from console.events_bridge import emit
-from console.tasks import ACTIVE, SUPERVISOR_QUEUE
+from console.events_bridge import emit_many
+from console.task_rights import ACTIVE, SUPERVISOR_QUEUE
+from engine.loop.events import Incoming
 from store.clock import utcnow
 from store.db import session_scope
 from store.models import AgentTask, AppUser, Customer, KeyValue, TaskStatus
@@ -206,9 +208,8 @@ def escalate_overdue(now: datetime | None = None, *, db_url: str | None = None) 
                 if supervisor_id is not None:
                     loads[supervisor_id] = loads.get(supervisor_id, 0) + 1
                 emits.append((external_id, task.id, task.queue))
-        for external_id, task_id, queue in emits:
-            emit("task.escalated", external_id, {"task_id": task_id, "queue": queue},
-                 event_id=f"task.escalated:{task_id}", occurred_at=now, db_url=db_url)
+        emit_many([Incoming("task.escalated", external_id, {"task_id": task_id, "queue": queue},
+                            f"task.escalated:{task_id}", now) for external_id, task_id, queue in emits], db_url)
         total += len(emits)
         if len(rows) < BATCH:
             break

@@ -41,8 +41,11 @@ GENERATION_KEY = "console.session_gen:{uid}"
 RIGHTS: dict[str, frozenset[str]] = {
     "agent": frozenset({"tasks"}),
     "supervisor": frozenset({"tasks", "team", "reassign"}),
-    "ops": frozenset({"journeys", "reports"}),
-    "admin": frozenset({"users", "audit", "journeys", "reports"}),
+    "ops": frozenset({"journeys", "reports", "review"}),
+    "admin": frozenset({"users", "audit", "journeys", "reports", "review", "approve"}),
+    # Compliance (合规审核) reads changes waiting for review and approves, rejects or rolls back
+    # journey versions (console.review); approving one's own change is refused whatever the role.
+    "compliance": frozenset({"review", "approve"}),
 }
 
 

@@ -163,6 +163,9 @@ class ConsoleSettings:
     # supervisors and on the admin's audit page, well before the hourly limit stops anyone.
     reveal_burst_count: int = 10
     reveal_burst_window: int = 10 * 60
+    # Seconds between rounds of the desk's background work (SLA times, assignment, warnings,
+    # escalation: console.desk_schedule); 0: this console runs none.
+    desk_every: float = 60.0
 
     @classmethod
     def from_env(cls, database_url: str | None = None) -> ConsoleSettings:
@@ -191,6 +194,7 @@ class ConsoleSettings:
             reveal_limit_per_hour=_positive_env("JOURNEYS_REVEAL_LIMIT_PER_HOUR", 30),
             reveal_burst_count=_positive_env("JOURNEYS_REVEAL_BURST_COUNT", 10),
             reveal_burst_window=60 * _positive_env("JOURNEYS_REVEAL_BURST_MINUTES", 10),
+            desk_every=max(0, _int_env("JOURNEYS_DESK_EVERY", 60)),
         )
 
 

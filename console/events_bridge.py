@@ -66,6 +66,20 @@ def emit(
     return _emitted(event_id, outcome)
 
 
+def emit_many(events: list[Incoming], db_url: str | None = None) -> list[Emitted]:
+    """Store and act on many events in batches of ``MAX_BATCH`` (a planner run each), like ``emit``.
+
+    For the desk's rounds, which warn about or escalate many tasks at once: one planner run per
+    batch instead of one per event. Every event needs its ``event_id``.
+    """
+    out: list[Emitted] = []
+    for start in range(0, len(events), MAX_BATCH):
+        batch = events[start:start + MAX_BATCH]
+        outcomes = planner_events.emit_events(batch, db_url)
+        out.extend(_emitted(event.event_id or "", outcome) for event, outcome in zip(batch, outcomes, strict=True))
+    return out
+
+
 async def emit_async(
     type_: str,
     customer_external_id: str,

@@ -27,6 +27,9 @@ QUEUE_NAMES: dict[str, str] = {
     "callbacks": "Callbacks",
 }
 
+# Teams (``teams:`` in config/queues.yaml): most are named after the queue they work.
+TEAM_NAMES: dict[str, str] = {**QUEUE_NAMES, "claims": "Claims", "advisors": "Advisors"}
+
 # Ids of the task steps in the shipped journeys (steps have no name of their own).
 STEP_NAMES: dict[str, str] = {
     "advisor_call": "Advisor's call",
@@ -80,7 +83,8 @@ OUTCOMES: dict[str, str] = {
 
 PRIORITIES: dict[str, str] = {"1": "High", "2": "Normal", "3": "Low"}
 
-CHANNELS: dict[str, str] = {"sms": "SMS", "wechat": "WeChat", "email": "Email", "task": "Agent task"}
+CHANNELS: dict[str, str] = {"sms": "SMS", "wechat": "WeChat", "email": "Email", "push": "App push",
+                            "webhook": "System call", "task": "Agent task"}
 
 # Task, touch, policy and claim statuses.
 STATUSES: dict[str, str] = {
@@ -211,6 +215,7 @@ TABLES: dict[str, dict[str, str]] = {
     "priority": PRIORITIES,
     "channel": CHANNELS,
     "queue": QUEUE_NAMES,
+    "team": TEAM_NAMES,
     "step": STEP_NAMES,
     "product_line": PRODUCT_LINES,
     "status": STATUSES,

@@ -16,8 +16,9 @@ from sqlmodel import Session
 
 from engine.language.journey_model import Journey
 from engine.language.journey_registry import validated_report
-from engine.language.validation import LoadedJourney, Report, parse_model
-from engine.language.yaml_lines import load_located
+from engine.language.journey_review import APPROVED, PENDING, effective_review_config, in_force_of, stored_journey
+from engine.language.journey_review import REJECTED as REVIEW_REJECTED_STATE
+from engine.language.validation import LoadedJourney, Report
 from engine.loop.metric_sql import whole
 from engine.loop.service_metrics import GOAL_EXIT_REASONS
 from engine.loop.sqlfn import count_where
@@ -31,6 +32,8 @@ RECENT = timedelta(days=7)
 # Journey states, as the page names them.
 ON, OFF, SWITCHED_ON, SWITCHED_OFF, REJECTED_KEPT, REJECTED = (
     "on", "off", "switched_on", "switched_off", "rejected_kept", "rejected")
+# The file's version waits for review, or review rejected it; ``in_force_version`` says what runs meanwhile.
+PENDING_REVIEW, REVIEW_REJECTED = "pending_review", "review_rejected"
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class JourneyRow:
     touches_7d: int = 0
     tasks_7d: int = 0
     last_change: datetime | None = None
+    # The version in force when it is not the file's (review pending or rejected, a rollback); else None.
+    in_force_version: str | None = None
 
 
 def entry_info(journey: Journey) -> EntryInfo:
@@ -84,21 +89,25 @@ def _state(loaded: LoadedJourney, switches: dict[str, bool]) -> str:
     return SWITCHED_ON if switch else SWITCHED_OFF
 
 
-def _newest_by_path(session: Session, paths: list[str]) -> dict[str, Any]:
-    """The newest stored version of each of these files (what the planner keeps in force while a file is broken)."""
+def _versions(session: Session) -> list[Any]:
+    v = version_t
+    return list(session.execute(
+        sa.select(v.c.id, v.c.path, v.c.journey_id, v.c.version, v.c.review_state, v.c.published_at, v.c.in_force_at)
+        .order_by(v.c.published_at, v.c.id)
+    ).all())
+
+
+def _in_force_by_path(session: Session, rows: list[Any], paths: list[str]) -> dict[str, Any]:
+    """The version in force stored from each of these files (what the planner keeps while a file is broken)."""
     if not paths:
         return {}
-    v = version_t
-    rows = session.execute(
-        sa.select(v.c.path, v.c.journey_id, v.c.version, v.c.source).order_by(v.c.published_at, v.c.id)
-    ).all()
+    current = {r.path: r.id for r in in_force_of(rows).values()}
     wanted = {p: _suffixes(p) for p in paths}
-    out: dict[str, Any] = {}
-    for row in rows:  # stored paths are relative to the journeys folder, rejected ones as validation shows them
-        for shown, ends in wanted.items():
-            if row.path in ends:
-                out[shown] = row
-    return out
+    ids = {shown: row_id for path, row_id in current.items() for shown, ends in wanted.items() if path in ends}
+    v = version_t
+    found = {r.id: r for r in session.execute(
+        sa.select(v.c.id, v.c.path, v.c.version, v.c.source).where(v.c.id.in_(list(ids.values())))).all()}
+    return {shown: found[row_id] for shown, row_id in ids.items() if row_id in found}
 
 
 def _suffixes(path: str) -> set[str]:
@@ -106,12 +115,22 @@ def _suffixes(path: str) -> set[str]:
     return {"/".join(parts[i:]) for i in range(len(parts))}
 
 
-def _kept(row: Any) -> LoadedJourney | None:
-    try:
-        journey, problems = parse_model(Journey, load_located(row.source), row.path)
-    except Exception:  # a stored version was valid when published; a page must not fail on one all the same
-        return None
-    return None if journey is None or problems else LoadedJourney(journey, row.path, row.source, row.version)
+def _review(rows: list[JourneyRow], stored: list[Any]) -> None:
+    """Mark the valid files whose version is not the one in force (pending or rejected review, a rollback)."""
+    states = {(r.journey_id, r.version): r.review_state for r in stored}
+    in_force = in_force_of(stored)
+    config = effective_review_config()
+    for row in rows:
+        state = states.get((row.id, row.version))
+        if state is None:  # not landed yet: the planner will store it so on its next run
+            state = PENDING if stored and config.required(row.category) else APPROVED
+        current = in_force.get(row.id)
+        if state == PENDING:
+            row.state = PENDING_REVIEW
+        elif state == REVIEW_REJECTED_STATE:
+            row.state = REVIEW_REJECTED
+        if current is not None and current.version != row.version:
+            row.in_force_version = current.version
 
 
 def journey_rows(session: Session, report: Report | None = None, *, now: datetime | None = None) -> list[JourneyRow]:
@@ -120,10 +139,12 @@ def journey_rows(session: Session, report: Report | None = None, *, now: datetim
     now = now or utcnow()
     switches = switched_on(session)
     rows = [_row(lj, _state(lj, switches)) for lj in report.journeys]
+    stored = _versions(session)
+    _review(rows, stored)
     valid_ids = {r.id for r in rows}
-    kept = _newest_by_path(session, list(report.rejected_files))
+    kept = _in_force_by_path(session, stored, list(report.rejected_files))
     for path in report.rejected_files:
-        previous = _kept(kept[path]) if path in kept else None
+        previous = stored_journey(kept[path]) if path in kept else None
         if previous is None or previous.id in valid_ids:
             rows.append(JourneyRow(id="", name="", category="", state=REJECTED, entry=None, tiers=[],
                                    audience_when=None, priority=None, path=path, version=None))
@@ -156,14 +177,16 @@ def _add_volumes(session: Session, rows: list[JourneyRow], now: datetime) -> Non
 
 
 def find_journey(session: Session, journey_id: str, report: Report | None = None) -> tuple[LoadedJourney, str] | None:
-    """The journey in force with this id and its state, or None."""
+    """The journey file with this id and its state (pending or rejected review included), or None."""
     report = report if report is not None else validated_report()
     for lj in report.journeys:
         if lj.id == journey_id:
-            return lj, _state(lj, switched_on(session))
-    kept = _newest_by_path(session, list(report.rejected_files))
+            row = _row(lj, _state(lj, switched_on(session)))
+            _review([row], _versions(session))
+            return lj, row.state
+    kept = _in_force_by_path(session, _versions(session), list(report.rejected_files))
     for row in kept.values():
-        previous = _kept(row)
+        previous = stored_journey(row)
         if previous is not None and previous.id == journey_id:
             return previous, REJECTED_KEPT
     return None

@@ -35,7 +35,7 @@ def previews(journey: Journey) -> list[Preview]:
     for step in journey.steps:
         if step.send is None:
             continue
-        for channel in step.send.channels:
+        for channel in step.send.listed:
             for locale in LOCALES:
                 context = dataclasses.replace(
                     sample_context(locale, (journey.audience.tiers or ["silver"])[0]),

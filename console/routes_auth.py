@@ -21,6 +21,7 @@ from store.models import AppUser
 router = APIRouter(dependencies=[Depends(csrf.protect)])
 
 HOME_BY_ROLE = {"agent": "/inbox", "supervisor": "/inbox", "ops": "/ops/journeys", "admin": "/admin/users"}
+HOME_BY_ROLE["compliance"] = "/ops/review"  # changes waiting for their approval
 
 
 @router.get("/", response_class=RedirectResponse)

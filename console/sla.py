@@ -32,16 +32,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 
 from console import queues
-from console.events_bridge import emit
+from console.events_bridge import emit_many
 from engine.language.durations import parse_duration
 from engine.language.paths import journeys_dir
 from engine.language.settings_model import BusinessHours
 from engine.language.work_calendar import WorkCalendar
 from engine.language.work_calendar import current as current_calendar
+from engine.loop.events import Incoming
 from store.clock import as_utc, utcnow
 from store.db import session_scope
 from store.models import AgentTask, Customer, JourneyVersion, TaskStatus
@@ -197,6 +198,7 @@ def settle_new_tasks(now: datetime | None = None, *, db_url: str | None = None) 
                 select(AgentTask).where(col(AgentTask.status).in_(ACTIVE), col(AgentTask.warn_at).is_(None))
                 .order_by(col(AgentTask.id)).limit(BATCH)
             ).all()
+            settled: list[dict[str, Any]] = []
             for task in rows:
                 queue = desk.queue(task.queue)
                 due = as_utc(task.due_at)
@@ -207,10 +209,13 @@ def settle_new_tasks(now: datetime | None = None, *, db_url: str | None = None) 
                 new_due, warn = sla_times(queue, start, window, clock)
                 if task.escalated:
                     new_due = due  # already escalated on its old time: the record stays as it was
+                settled.append({"tid": task.id, "new_due": new_due, "new_warn": min(warn, new_due)})
+            if settled:
+                # One statement for the batch; the guard leaves a task another round settled meanwhile.
+                table = AgentTask.__table__  # type: ignore[attr-defined]
                 session.connection().execute(
-                    update(AgentTask).where(col(AgentTask.id) == task.id, col(AgentTask.warn_at).is_(None))
-                    .values(due_at=new_due, warn_at=min(warn, new_due))
-                )
+                    update(table).where(table.c.id == bindparam("tid"), table.c.warn_at.is_(None))
+                    .values(due_at=bindparam("new_due"), warn_at=bindparam("new_warn")), settled)
             total += len(rows)
         if len(rows) < BATCH:
             break
@@ -231,18 +236,19 @@ def warn_at_risk(now: datetime | None = None, *, db_url: str | None = None) -> i
                    col(AgentTask.warned_at).is_(None), col(AgentTask.due_at) > now)
             .order_by(col(AgentTask.due_at)).limit(5 * BATCH)
         ).all()
+        # One guarded UPDATE for the lot; the ids it returns are the tasks this round warns about
+        # (another round running at once gets the others, none twice).
+        won = set(session.connection().execute(
+            update(AgentTask).where(col(AgentTask.id).in_([t.id for t, _ in rows]), col(AgentTask.warned_at).is_(None))
+            .values(warned_at=now).returning(col(AgentTask.id))
+        ).scalars()) if rows else set()
         for task, external_id in rows:
-            assert task.id is not None
-            won = session.connection().execute(
-                update(AgentTask).where(col(AgentTask.id) == task.id, col(AgentTask.warned_at).is_(None))
-                .values(warned_at=now)
-            ).rowcount == 1
-            if won:
+            if task.id is not None and task.id in won:
                 warned.append((external_id, task.id, task.queue, as_utc(task.due_at), task.assignee_id))
-    for external_id, task_id, queue, due, assignee in warned:
-        emit("task.sla_warning", external_id,
-             {"task_id": task_id, "queue": queue, "due_at": due.isoformat(), "assignee_id": assignee},
-             event_id=f"task.sla_warning:{task_id}", occurred_at=now, db_url=db_url)
+    emit_many([Incoming("task.sla_warning", external_id,
+                        {"task_id": task_id, "queue": queue, "due_at": due.isoformat(), "assignee_id": assignee},
+                        f"task.sla_warning:{task_id}", now)
+               for external_id, task_id, queue, due, assignee in warned], db_url)
     if warned:
         log.info("warned about %d task(s) close to their SLA", len(warned))
     return len(warned)

@@ -25,7 +25,8 @@ from sqlmodel import Session, col, select
 from console import queues
 from console.auth import CurrentUser
 from console.i18n import DISPLAY_ZONE
-from console.tasks import ACTIVE, SUPERVISOR_QUEUE, TaskRow, _row, scope_for
+from console.task_inbox import TaskRow, task_row
+from console.task_rights import ACTIVE, SUPERVISOR_QUEUE, scope_for
 from store.clock import as_utc, utcnow, zone
 from store.db import session_scope
 from store.models import AgentTask, AppUser, Customer, TaskStatus
@@ -65,6 +66,7 @@ class AgentFigures:
     met_today: int
     done_week: int
     met_week: int
+    team: str | None = None  # which queues the desk routes to them (config/queues.yaml)
 
     @property
     def load(self) -> int:
@@ -239,7 +241,7 @@ def agent_figures(user: CurrentUser, *, now: datetime | None = None, db_url: str
             dt, mt, dw, mw = done.get(m.id, (0, 0, 0, 0))
             out.append(AgentFigures(m.id, m.display_name or m.username, m.role, m.on_shift, tuple(m.skills or ()),
                                     active.get((m.id, TaskStatus.OPEN), 0), active.get((m.id, TaskStatus.CLAIMED), 0),
-                                    risk, overdue, dt, mt, dw, mw))
+                                    risk, overdue, dt, mt, dw, mw, m.team))
     return out
 
 
@@ -310,5 +312,5 @@ def worklist(user: CurrentUser, filters: WorkFilter, *, now: datetime | None = N
             .order_by(col(AgentTask.due_at), col(AgentTask.id))
             .offset(page * WORKLIST_PAGE).limit(WORKLIST_PAGE + 1)
         ).all()
-    shown = [_row(t, name, tier, assignee, now) for t, name, tier, assignee in rows[:WORKLIST_PAGE]]
+    shown = [task_row(t, name, tier, assignee, now) for t, name, tier, assignee in rows[:WORKLIST_PAGE]]
     return shown, len(rows) > WORKLIST_PAGE

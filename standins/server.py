@@ -18,11 +18,13 @@ from typing import Any
 import aiohttp
 
 from standins.base import HOST, Standin
+from standins.jpush_api import JPushStandin
 from standins.twilio_api import TwilioStandin
 from standins.wechat_api import WeChatStandin
 
 # What ``ProcessStandin(kind, ...)`` builds in the child process.
-_KINDS: dict[str, Callable[..., Standin]] = {"twilio": TwilioStandin, "wechat": WeChatStandin}
+_KINDS: dict[str, Callable[..., Standin]] = {"twilio": TwilioStandin, "wechat": WeChatStandin,
+                                             "jpush": JPushStandin}
 
 
 def _build(kind: str, options: dict[str, Any]) -> Standin:

@@ -19,9 +19,15 @@ from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint, func,
 from sqlmodel import Field, SQLModel
 
 TIERS: tuple[str, ...] = ("diamond", "platinum", "gold", "silver", "potential")
-CHANNELS: tuple[str, ...] = ("sms", "wechat", "email")
+CHANNELS: tuple[str, ...] = ("sms", "wechat", "email", "push")
+# Not a customer channel: a journey's outbound call to another system (a ``webhook`` step) is
+# planned and dispatched as a touch on it, so it gets the same once-only key, retries and record.
+WEBHOOK_CHANNEL = "webhook"
+# Why a customer is contacted (PIPL Art. 24 / 个人信息保护法: consent is given per purpose):
+# ``consent_<channel>`` covers service messages; marketing needs ``consent_<channel>_marketing`` too.
+PURPOSES: tuple[str, ...] = ("service", "marketing")
 PRODUCT_LINES: tuple[str, ...] = ("motor", "health", "life", "property", "accident")
-ROLES: tuple[str, ...] = ("agent", "supervisor", "ops", "admin")
+ROLES: tuple[str, ...] = ("agent", "supervisor", "ops", "admin", "compliance")
 
 
 class TouchStatus:
@@ -49,6 +55,9 @@ class Customer(SQLModel, table=True):
     __table_args__ = (
         Index("ix_customer_tier_birth_md", "tier", "birth_md"),
         Index("ix_customer_branch_tier", "branch", "tier"),
+        # Birthdays due whatever the tier, and the book's zones one probe each (migration 0011).
+        Index("ix_customer_birth_md", "birth_md"),
+        Index("ix_customer_timezone", "timezone"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -79,6 +88,27 @@ class Customer(SQLModel, table=True):
     consent_email: bool = False
     consent_email_source: str | None = Field(default=None, max_length=64)
     consent_email_at: datetime | None = None
+    # App push (migration 0009): the JPush registration id of the customer's app install.
+    push_registration_id: str | None = Field(default=None, max_length=64)
+    consent_push: bool = False
+    consent_push_source: str | None = Field(default=None, max_length=64)
+    consent_push_at: datetime | None = None
+    # Marketing consent per channel (migration 0009), beside the service consent above: a
+    # marketing touch needs both, so withdrawing marketing leaves renewal and claim messages.
+    # Empty (None): never given apart, the channel's consent covers marketing too, as one consent
+    # did before purposes were separated; False once withdrawn (an opt-out from a marketing message).
+    consent_sms_marketing: bool | None = None
+    consent_sms_marketing_source: str | None = Field(default=None, max_length=64)
+    consent_sms_marketing_at: datetime | None = None
+    consent_wechat_marketing: bool | None = None
+    consent_wechat_marketing_source: str | None = Field(default=None, max_length=64)
+    consent_wechat_marketing_at: datetime | None = None
+    consent_email_marketing: bool | None = None
+    consent_email_marketing_source: str | None = Field(default=None, max_length=64)
+    consent_email_marketing_at: datetime | None = None
+    consent_push_marketing: bool | None = None
+    consent_push_marketing_source: str | None = Field(default=None, max_length=64)
+    consent_push_marketing_at: datetime | None = None
 
     preferred_channels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # Scoring inputs and free attributes journeys may read (customer.attributes.<name>).
@@ -101,6 +131,9 @@ class Policy(SQLModel, table=True):
     start_date: date
     expiry_date: date
     status: str = Field(default="active", max_length=16)  # active | lapsed | renewed | cancelled
+    # Dates journeys may anchor on (migration 0010); optional in the import.
+    premium_due_date: date | None = None
+    grace_period_end: date | None = None
 
 
 class Claim(SQLModel, table=True):
@@ -154,10 +187,13 @@ class TierChange(SQLModel, table=True):
 
 
 class JourneyVersion(SQLModel, table=True):
-    """A published (valid) journey file; the newest row per journey is the one in force."""
+    """A published (valid) journey file; which approved row is in force: engine.language.journey_review."""
 
     __tablename__ = "journey_version"
-    __table_args__ = (UniqueConstraint("journey_id", "version"),)
+    __table_args__ = (
+        UniqueConstraint("journey_id", "version"),
+        Index("ix_journey_version_review", "journey_id", "review_state"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     journey_id: str = Field(max_length=64, index=True)
@@ -165,6 +201,15 @@ class JourneyVersion(SQLModel, table=True):
     path: str = Field(max_length=255)
     source: str
     published_at: datetime
+    # Review before going live (engine.language.journey_review): pending | approved | rejected.
+    review_state: str = Field(default="approved", max_length=16, sa_column_kwargs={"server_default": "approved"})
+    submitted_by: str | None = Field(default=None, max_length=64)
+    reviewed_by: str | None = Field(default=None, max_length=64)
+    reviewed_at: datetime | None = None
+    review_comment: str | None = None
+    # When this version was last put in force (approval or rollback); the approved row with the
+    # latest one (published_at for rows older than review) is the journey's version in force.
+    in_force_at: datetime | None = None
 
 
 class Enrollment(SQLModel, table=True):
@@ -175,6 +220,9 @@ class Enrollment(SQLModel, table=True):
         UniqueConstraint("customer_id", "journey_id", "occurrence"),
         # The planner looks up waiting enrollments per chunk of customers (migration 0002).
         Index("ix_enrollment_waiting", "customer_id", "next_at", sqlite_where=text("state = 'waiting'"),
+              postgresql_where=text("state = 'waiting'")),
+        # The plan run's probe for what is due, over the whole book (migration 0011).
+        Index("ix_enrollment_waiting_next", "next_at", "customer_id", sqlite_where=text("state = 'waiting'"),
               postgresql_where=text("state = 'waiting'")),
     )
 

@@ -183,3 +183,15 @@ class HttpAdapter:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def dispatch_until_idle(dispatcher: Any) -> Any:
+    """Run an ``engine.sending.dispatch.Dispatcher`` until nothing is due, then close its adapters."""
+
+    async def run() -> Any:
+        try:
+            return await dispatcher.run_until_idle()
+        finally:
+            await dispatcher.aclose()
+
+    return asyncio.run(run())

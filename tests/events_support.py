@@ -57,5 +57,31 @@ steps:
   - id: ack
     send: {channels: [sms], template: msg}
   - id: task
-    task: {queue: claims, due_within: 2h, priority: high}
+    task: {queue: claims_fast_track, due_within: 2h, priority: high}
+"""
+
+
+def missed_call_journey(journey_id: str, entry: str, *, channels: str = "[sms]", template: str = "msg") -> str:
+    """The shipped gold callback, short: a callback task, then a wait for its outcome, where a missed
+    call (``no_answer``) is answered by a message. ``entry``: the journey's entry, as YAML flow."""
+    return f"""
+id: {journey_id}
+name: Callback {journey_id}
+category: service
+entry: {entry}
+reentry: {{allowed: true}}
+steps:
+  - id: call
+    task: {{queue: gold_callback, due_within: 7d}}
+  - id: await_outcome
+    wait_for:
+      event: task.completed
+      when: {{field: event.data.outcome, op: eq, value: no_answer}}
+      timeout: 8d
+      on_event: missed_call
+      on_timeout: done
+  - id: missed_call
+    send: {{channels: {channels}, template: {template}}}
+  - id: done
+    exit: {{reason: callback_done}}
 """

@@ -40,7 +40,7 @@ steps:
   - id: done
     exit: {reason: sent}
   - id: call
-    task: {queue: service, script: call, due_within: 1d}
+    task: {queue: service_recovery, script: call, due_within: 1d}
 """
 
 

@@ -20,8 +20,8 @@ import uvicorn
 def uvicorn_thread(app: Any, *, start_within: float = 30.0, stop_within: float = 10.0,
                    **options: Any) -> Iterator[int]:
     """Serve ``app`` with uvicorn ``options`` on an ephemeral port; yields the port it bound."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off",
-                                           **options))
+    options.setdefault("lifespan", "off")
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", **options))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + start_within

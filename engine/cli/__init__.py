@@ -44,6 +44,7 @@ def _register() -> None:
         plan_commands,
         privacy_commands,
         report_commands,
+        review_commands,
         run_commands,
     )
 
@@ -57,6 +58,7 @@ def _register() -> None:
         console_commands,
         report_commands,
         privacy_commands,
+        review_commands,
     ):
         module.register(app)
 

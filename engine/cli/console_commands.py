@@ -15,7 +15,7 @@ from engine.cli.output import out, print_json
 
 # The roles for the help text. store.models.ROLES is the authority (checked when a command runs, and
 # tests/console/test_cli.py checks the two agree); importing it here would load SQLModel for --help.
-ROLES_HELP: tuple[str, ...] = ("agent", "supervisor", "ops", "admin")
+ROLES_HELP: tuple[str, ...] = ("agent", "supervisor", "ops", "admin", "compliance")
 
 users_app = typer.Typer(help="Console users (agents, supervisors, ops, admins).", no_args_is_help=True)
 
@@ -29,6 +29,8 @@ def serve(
     Request limits come from the environment (see ``console.limits``): JOURNEYS_HEADER_TIMEOUT
     (seconds to send a request head, default 10), JOURNEYS_KEEPALIVE_TIMEOUT (idle kept-alive
     connections, default 5) and the body caps JOURNEYS_MAX_BODY_API/_HOOKS/_FORMS/_NOTES.
+    The desk's round (SLA times, assignment, warnings, escalation) runs with it, every
+    JOURNEYS_DESK_EVERY seconds (default 60; 0: not in this process).
     """
     import uvicorn
 

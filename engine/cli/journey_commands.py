@@ -50,9 +50,6 @@ def validate_command(
 
 def schema_command() -> None:
     """Print the JSON Schema of a journey file (for editor completion)."""
-    from engine.language.journey_model import Journey
+    from engine.language.journey_schema import journey_schema
 
-    schema = Journey.model_json_schema(by_alias=True)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "Service Journeys journey file"
-    print(json.dumps(schema, ensure_ascii=False, indent=2))
+    print(json.dumps(journey_schema(), ensure_ascii=False, indent=2))

@@ -11,8 +11,12 @@ import logging
 import random
 import secrets
 from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 from engine.demo.world import DayStats, World, local_moment, local_zone
+
+if TYPE_CHECKING:
+    from console.auth import CurrentUser
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,25 @@ NOTES = {
 
 
 SHIFT_START, SHIFT_END = time(8, 30), time(20, 30)  # when the agents work (the desk's last round)
+
+# The floor, in the order agents are hired (a small book gets the first few): team and skills, as
+# config/queues.yaml routes by them. The busiest queues come first; the third agent has no team and
+# works whatever no team present works. A queue no present team works is open to every agent, so
+# a small floor still leaves nothing unseen; health bookings need the health licence whatever the size.
+ROSTER: tuple[tuple[str | None, tuple[str, ...]], ...] = (
+    ("gold_callback", ("lang:zh-CN",)),
+    ("complaints", ("lang:zh-CN", "lang:en")),
+    (None, ("lang:zh-CN", "lang:en", "licence:health", "licence:life", "product:health", "product:life")),
+    ("claims", ("lang:zh-CN", "product:health", "product:motor", "product:accident")),
+    ("renewal", ("lang:zh-CN", "licence:life", "product:life")),
+    ("platinum_callback", ("lang:zh-CN", "lang:en")),
+    ("health_booking", ("lang:zh-CN", "licence:health", "product:health")),
+    ("retention", ("lang:zh-CN",)),
+    ("advisors", ("lang:zh-CN", "lang:en", "licence:health", "licence:life")),
+    ("complaints", ("lang:zh-CN",)),
+    ("gold_callback", ("lang:zh-CN", "lang:en")),
+    ("policy_review", ("lang:zh-CN", "product:property", "product:motor")),
+)
 
 
 def _within_shift(when: datetime, created: datetime) -> datetime:
@@ -63,8 +86,15 @@ class Desk:
         self.handle_at: dict[int, datetime] = {}
         with session_scope(db_url) as session:
             # Passwords nobody needs: the demo acts through the task service, not the login page.
-            made = [create_user(session, f"agent{i:02d}", secrets.token_urlsafe(16), "agent",
-                                display_name=f"坐席{i:02d}") for i in range(1, agents + 1)]
+            made = []
+            for i in range(1, agents + 1):
+                team, skills = ROSTER[(i - 1) % len(ROSTER)]
+                agent = create_user(session, f"agent{i:02d}", secrets.token_urlsafe(16), "agent",
+                                    display_name=f"坐席{i:02d}", team=team)
+                agent.skills = list(skills)
+                session.add(agent)
+                made.append(agent)
+            session.flush()
             boss = create_user(session, "supervisor01", secrets.token_urlsafe(16), "supervisor", display_name="主管01")
             self.agents = [CurrentUser.of(u) for u in made]
             self.supervisor = CurrentUser.of(boss)
@@ -91,6 +121,23 @@ class Desk:
         else:
             table = GENERIC_OUTCOMES
         return self.rng.choices([o for o, _ in table], weights=[w for _, w in table])[0]
+
+    def _taker(self, task_id: int) -> CurrentUser | None:
+        from console.tasks import scope_for
+        from store.db import session_scope
+        from store.models import AgentTask, Customer
+
+        with session_scope(self.db_url) as session:
+            task = session.get(AgentTask, task_id)
+            customer = session.get(Customer, task.customer_id) if task is not None else None
+            if task is None or customer is None:
+                return None
+            for turn in range(len(self.agents)):
+                agent = self.agents[(self._next_agent + turn) % len(self.agents)]
+                if scope_for(session, agent).allows(task, customer):
+                    self._next_agent += turn + 1
+                    return agent
+        return None
 
     def work(self, at: datetime, stats: DayStats) -> None:
         import sqlalchemy as sa
@@ -123,8 +170,12 @@ class Desk:
             elif assignee_id in self.users:
                 user = self.users[assignee_id]
             else:
-                user = self.agents[self._next_agent % len(self.agents)]
-                self._next_agent += 1
+                # Left in the pool (every able agent at their cap): the next agent whose team and
+                # skills let them take it, as the inbox would offer it.
+                taker = self._taker(task_id)
+                if taker is None:
+                    continue
+                user = taker
             outcome = self._outcome(queue, journey)
             callback_at = None
             if outcome == "call_back":

@@ -1,4 +1,5 @@
-"""The providers the demo sends through: Twilio, WeChat and SMTP stand-ins started in-process.
+"""The providers the demo sends through: Twilio, WeChat, SMTP and JPush stand-ins started in-process,
+and the CRM that the journeys' webhook steps call (a receiver that checks signatures).
 
 Their signed status and inbound callbacks land on a ``WebhookSink`` and are replayed into the
 real receipt handlers (``engine.loop.receipts``) at the simulated time, because Twilio's
@@ -49,9 +50,11 @@ class Providers:
     SMS_SENDER = "106900000000"  # the number customers reply to (a service short code, no person's number)
 
     def __init__(self, db_url: str, out_dir: Path) -> None:
+        from standins.jpush_api import JPushStandin
         from standins.sink import WebhookSink
         from standins.smtp_server import SmtpStandin
         from standins.twilio_api import TwilioStandin
+        from standins.webhook_receiver import WebhookReceiverStandin
         from standins.wechat_api import WeChatStandin
 
         self.db_url = db_url
@@ -70,10 +73,14 @@ class Providers:
         )
         # STARTTLS with AUTH, as a real relay wants; its certificate is made up at start-up.
         self.smtp = SmtpStandin(username="journeys-demo", password=secrets.token_hex(12), starttls=True)
+        self.jpush = JPushStandin(app_key=secrets.token_hex(12), master_secret=secrets.token_hex(12))
+        self.crm = WebhookReceiverStandin(secrets.token_hex(16))
         self._replayed = 0
         self.twilio.start()
         self.wechat.start()
         self.smtp.start()
+        self.jpush.start()
+        self.crm.start()
         # The adapter trusts the stand-in's self-signed certificate through SMTP_CA_FILE (a public certificate).
         self.smtp_ca = out_dir / "smtp-standin-ca.pem"
         self.smtp_ca.write_bytes(self.smtp.cert_pem or b"")
@@ -96,6 +103,12 @@ class Providers:
             "SMTP_STARTTLS": "true",
             "SMTP_CA_FILE": str(self.smtp_ca.resolve()),
             "EMAIL_FROM": "service@journeys-demo.invalid",
+            "JPUSH_APP_KEY": self.jpush.app_key,
+            "JPUSH_MASTER_SECRET": self.jpush.master_secret,
+            "JPUSH_API_BASE": self.jpush.base_url,
+            # The CRM target of config/webhooks.yaml: its URL and shared secret.
+            "CRM_WEBHOOK_URL": self.crm.url,
+            "CRM_WEBHOOK_SECRET": self.crm.secret.decode(),
             # Where status callbacks are addressed (dispatch adds /hooks/twilio/status?touch_key=...).
             "JOURNEYS_PUBLIC_URL": self.sink.base_url,
         }
@@ -140,18 +153,36 @@ class Providers:
             else:
                 status, body = 404, "unknown"
             results[f"{r.path.rsplit('/', 1)[-1]}:{status}:{body}"] += 1
+        results.update({f"push:{k}": v for k, v in self._push_receipts(at).items()})
         return results
+
+    def _push_receipts(self, at: datetime) -> Counter[str]:
+        """JPush calls nobody back: its receipts are looked up (``engine.loop.push_receipts``)."""
+        from channels.push_jpush import JPushAdapter
+        from engine.loop.push_receipts import poll_push_receipts
+        from store.db import get_engine
+
+        async def poll() -> Counter[str]:
+            adapter = JPushAdapter(self.jpush.app_key, self.jpush.master_secret, api_base=self.jpush.base_url)
+            try:
+                return await poll_push_receipts(get_engine(self.db_url), adapter, now=at)
+            finally:
+                await adapter.aclose()
+
+        return self._sink_loop.run(poll(), timeout=300)
 
     def duplicates(self) -> dict[str, dict[str, int]]:
         """Idempotency keys a provider accepted more than once (should be none)."""
         return {"sms": self.twilio.log.duplicates(), "wechat": self.wechat.log.duplicates(),
-                "email": self.smtp.log.duplicates()}
+                "email": self.smtp.log.duplicates(), "push": self.jpush.log.duplicates(),
+                "webhook": self.crm.log.duplicates()}
 
     def accepted(self) -> dict[str, int]:
-        return {"sms": len(self.twilio.log), "wechat": len(self.wechat.log), "email": len(self.smtp.log)}
+        return {"sms": len(self.twilio.log), "wechat": len(self.wechat.log), "email": len(self.smtp.log),
+                "push": len(self.jpush.log), "webhook": len(self.crm.log)}
 
     def close(self) -> None:
-        for stop in (self.twilio.stop, self.wechat.stop, self.smtp.stop):
+        for stop in (self.twilio.stop, self.wechat.stop, self.smtp.stop, self.jpush.stop, self.crm.stop):
             try:
                 stop()
             except Exception:  # shutting down: one stand-in failing to stop must not hide the others

@@ -2,17 +2,18 @@
 
 Conditions are data, so a typo in a field name must be caught at validation time
 rather than silently evaluating to "missing". Everything a condition can name is
-listed here; ``customer.attributes.*`` and ``event.data.*`` of an unknown event
-type are the only open namespaces. ``OPTIONAL_FIELDS`` names the fields a record
-may lack.
+listed here (the event types are read from ``config/events.yaml``); ``customer.attributes.*``
+and ``event.data.*`` of an unknown event type are the only open namespaces.
+``OPTIONAL_FIELDS`` names the fields a record may lack.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-FieldKind = Literal["str", "int", "float", "bool", "date", "datetime", "list", "any"]
+from engine.language.event_types import FieldKind, FieldsByType
 
 CUSTOMER_FIELDS: dict[str, FieldKind] = {
     "tier": "str",
@@ -52,6 +53,8 @@ POLICY_FIELDS: dict[str, FieldKind] = {
     "expiry_date": "date",
     "status": "str",
     "renewed": "bool",
+    "premium_due_date": "date",
+    "grace_period_end": "date",
 }
 
 CLAIM_FIELDS: dict[str, FieldKind] = {
@@ -81,6 +84,10 @@ OPTIONAL_FIELDS: dict[str, dict[str, str]] = {
         "last_nps": "a customer who never answered an NPS survey has no last_nps",
         "churn_risk": "a customer without a churn.warning event has no churn_risk",
     },
+    "policy": {
+        "premium_due_date": "premium_due_date is optional in the policy import",
+        "grace_period_end": "grace_period_end is optional in the policy import",
+    },
     "claim": {
         "product_line": "a claim imported without product_line and without a policy has no product line",
         "settled_at": "a claim not yet settled has no settled_at",
@@ -92,24 +99,9 @@ OPTIONAL_FIELDS: dict[str, dict[str, str]] = {
     },
 }
 
-# Event types other systems (and the product itself) emit, with their data fields.
-EVENT_TYPES: dict[str, dict[str, FieldKind]] = {
-    "app.login": {"platform": "str", "session_seconds": "int"},
-    "survey.answered": {"survey": "str", "nps": "int", "csat": "int", "comment": "str"},
-    "complaint.filed": {"category": "str", "severity": "str", "text": "str", "source": "str"},
-    "complaint.resolved": {"task_id": "int"},
-    "claim.filed": {"claim_id": "str", "amount": "float", "product_line": "str"},
-    "claim.settled": {"claim_id": "str", "amount": "float"},
-    "policy.renewed": {"policy_id": "str"},
-    "policy.lapsed": {"policy_id": "str"},
-    "churn.warning": {"activity_drop": "float", "days_inactive": "int", "risk": "float"},
-    "tier.changed": {"from_tier": "str", "to_tier": "str", "direction": "str", "score": "float"},
-    "tier.adjustment": {"tier": "str", "churn_rate": "float", "journey": "str"},
-    "message.replied": {"channel": "str", "text": "str", "touch_id": "int"},
-    "message.opted_out": {"channel": "str"},
-    "task.completed": {"task_id": "int", "outcome": "str", "queue": "str"},
-    "task.escalated": {"task_id": "int", "queue": "str"},
-}
+# Event types other systems (and the product itself) emit, with their data fields: declared as
+# data in ``config/events.yaml`` (``engine.language.event_types``), read as the file in force.
+EVENT_TYPES: Mapping[str, dict[str, FieldKind]] = FieldsByType()
 
 # Chinese holidays a journey may anchor on (the keys journey files name), with their English
 # names as the `holidays` package spells them (templates' fallback label lookup reads these).

@@ -7,11 +7,22 @@ channel names, step graph) live here; checks against the rest of the project
 
 from __future__ import annotations
 
+import difflib
+import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from croniter import croniter
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from engine.language.durations import parse_duration
 from store.models import CHANNELS
@@ -68,7 +79,8 @@ Duration = Annotated[str, AfterValidator(_check_duration)]
 PositiveDuration = Annotated[str, AfterValidator(_check_positive_duration)]
 ChannelName = Annotated[str, AfterValidator(_check_channel)]
 ClockTime = Annotated[str, AfterValidator(_check_clock)]
-Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
+IDENTIFIER_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN, max_length=64)]
 
 
 class Strict(BaseModel):
@@ -148,15 +160,32 @@ class ScheduleEntry(Strict):
         return value
 
 
-DateAnchor = Literal["customer.birthday", "policy.expiry_date", "claim.settled_at", "holiday"]
+# Date fields a policy has (``store.models.Policy``); each may anchor a date entry or a wait.
+POLICY_DATE_FIELDS = ("start_date", "expiry_date", "premium_due_date", "grace_period_end")
+DATE_ANCHORS = ("customer.birthday", *(f"policy.{f}" for f in POLICY_DATE_FIELDS), "claim.settled_at", "holiday")
+ATTRIBUTE_ANCHOR = r"^customer\.attributes\.[A-Za-z0-9_]+$"
+
+
+def _check_anchor(text: str) -> str:
+    if text in DATE_ANCHORS or re.match(ATTRIBUTE_ANCHOR, text):
+        return text
+    hint = difflib.get_close_matches(text, DATE_ANCHORS, n=1)
+    raise ValueError(f"unknown anchor {text!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                     + f": anchors are {', '.join(DATE_ANCHORS)} or customer.attributes.<name>")
+
+
+DateAnchor = Annotated[str, AfterValidator(_check_anchor)]
 
 
 class DateEntry(Strict):
-    """A date relative to something the customer has: birthday, policy expiry, claim settlement, holiday."""
+    """A date relative to a date the customer has: birthday, any policy date (start, expiry, premium
+    due, grace period end), claim settlement, a date attribute, or a holiday; once or every year."""
 
     anchor: DateAnchor
     offset: Duration = "0d"
     at: ClockTime = "10:00"
+    # ``year``: every anniversary of the anchor date (a policy's start: its anniversaries).
+    every: Literal["year"] | None = None
     holidays: list[str] | None = None
     # ``next_working_day``: a day that is not a working day in the PRC work calendar (weekend or
     # official holiday; a make-up working day counts as working) moves to the next working day.
@@ -168,7 +197,60 @@ class DateEntry(Strict):
             raise ValueError("anchor 'holiday' needs a list of holidays, e.g. [spring_festival, mid_autumn]")
         if self.anchor != "holiday" and self.holidays:
             raise ValueError("'holidays' is only for anchor 'holiday'")
+        if self.every is not None and self.anchor in ("holiday", "customer.birthday", "claim.settled_at"):
+            raise ValueError(f"'every' is for policy and attribute dates; anchor {self.anchor!r} "
+                             + ("recurs every year by itself" if self.anchor != "claim.settled_at" else "is one-off"))
         return self
+
+
+class AnchoredMoment(Strict):
+    """A moment relative to a date field in scope: ``{anchor: policy.expiry_date, offset: -3d, at: "10:00"}``."""
+
+    anchor: DateAnchor
+    offset: Duration = "0d"
+    at: ClockTime = "10:00"
+
+    @field_validator("anchor")
+    @classmethod
+    def _not_holiday(cls, value: str) -> str:
+        if value == "holiday":
+            raise ValueError("a wait cannot run until a holiday; use a date entry with anchor 'holiday'")
+        return value
+
+
+def _until_form(value: Any) -> str:
+    if not isinstance(value, str):
+        return "until-anchor"
+    return "until-day" if value == "next_working_day" else "until-time"
+
+
+class WaitUntil(Strict):
+    """``{until: "10:00"}`` (the next such local time), ``{until: {anchor, offset, at}}`` or
+    ``{until: next_working_day, at: "10:00"}`` (PRC work calendar)."""
+
+    until: Annotated[
+        Annotated[Literal["next_working_day"], Tag("until-day")] | Annotated[ClockTime, Tag("until-time")]
+        | Annotated[AnchoredMoment, Tag("until-anchor")],
+        Discriminator(_until_form),
+    ]
+    at: ClockTime | None = None
+
+    @model_validator(mode="after")
+    def _at_for_working_day(self) -> WaitUntil:
+        if self.at is not None and self.until != "next_working_day":
+            raise ValueError("'at' goes with 'until: next_working_day'; a time or an anchor carries its own")
+        return self
+
+
+def _wait_form(value: Any) -> str:
+    return "wait-duration" if isinstance(value, str) else "wait-until"
+
+
+# ``wait: 3d`` or ``wait: {until: ...}``; the form is chosen first so that an error speaks of one.
+WaitSpec = Annotated[
+    Annotated[PositiveDuration, Tag("wait-duration")] | Annotated[WaitUntil, Tag("wait-until")],
+    Discriminator(_wait_form),
+]
 
 
 class EventEntry(Strict):
@@ -220,10 +302,39 @@ class Goal(Strict):
     when: Condition | None = None
 
 
+# ``channels: by_engagement``: the list comes from ``engagement_channels`` in config/delivery.yaml,
+# by the customer's engagement level (basic | active | at_risk; ``engine.language.engagement``).
+BY_ENGAGEMENT = "by_engagement"
+
+
 class Send(Strict):
-    channels: list[ChannelName] = Field(min_length=1)
+    channels: list[ChannelName] | Literal["by_engagement"] = Field(min_length=1)
     template: Identifier
     urgent: bool | None = None
+
+    @property
+    def by_engagement(self) -> bool:
+        return self.channels == BY_ENGAGEMENT
+
+    @property
+    def listed(self) -> list[str]:
+        """The channels the step lists itself (none for ``by_engagement``)."""
+        return [] if isinstance(self.channels, str) else list(self.channels)
+
+
+class Webhook(Strict):
+    """``webhook: {target: crm, template: crm_case_opened}``: a signed JSON call to a target of
+    config/webhooks.yaml; its outcome is the event ``webhook.<target>.succeeded`` or ``.failed``."""
+
+    target: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_]*$", max_length=32)]
+    template: Identifier
+
+
+class Cap(Strict):
+    """At most ``count`` touches in any rolling ``window``: ``cap: {count: 1, window: 30d}``."""
+
+    count: int = Field(ge=0)
+    window: PositiveDuration
 
 
 class WaitFor(Strict):
@@ -288,20 +399,21 @@ class Exit(Strict):
     reason: str = "completed"
 
 
-STEP_KINDS = ("send", "wait", "wait_for", "branch", "split", "task", "update", "exit")
+STEP_KINDS = ("send", "wait", "wait_for", "branch", "split", "task", "update", "exit", "webhook")
 
 
 class Step(Strict):
     id: Identifier
     next: str | None = None
     send: Send | None = None
-    wait: PositiveDuration | None = None
+    wait: WaitSpec | None = None
     wait_for: WaitFor | None = None
     branch: Branch | None = None
     split: Split | None = None
     task: Task | None = None
     update: Update | None = None
     exit: Exit | None = None
+    webhook: Webhook | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -338,6 +450,8 @@ class Journey(Strict):
     entry: Entry
     reentry: Reentry = Reentry()
     goal: Goal | None = None
+    # Touches of this journey per customer in any rolling window, beside the global marketing cap.
+    cap: Cap | None = None
     steps: list[Step] = Field(min_length=1)
 
     def step(self, step_id: str) -> Step:

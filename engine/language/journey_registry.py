@@ -1,9 +1,10 @@
 """Which journey versions are in force.
 
-A valid file is published (a ``JourneyVersion`` row per new content hash) and is
-in force. A file with errors is rejected whole and the last good version
-published from the same path stays in force, so a typo pushed on a Friday
-evening never stops the birthday messages.
+A valid file is published (a ``JourneyVersion`` row per new content hash). It goes
+in force at once unless its category needs review (``engine.language.journey_review``):
+then the last approved version stays in force until someone approves the change. A
+file with errors is rejected whole and the version in force from the same path stays
+in force, so a typo pushed on a Friday evening never stops the birthday messages.
 """
 
 from __future__ import annotations
@@ -12,15 +13,13 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from engine.language.journey_model import Journey
+from engine.language.journey_review import FROM_FILES, land, stored_journey
 from engine.language.paths import config_dir, delivery_config_path, journeys_dir, templates_dir, tiers_config_path
 from engine.language.settings_model import DeliveryConfig, TierConfig
-from engine.language.validation import LoadedJourney, Problem, Report, load_config, parse_model
+from engine.language.validation import LoadedJourney, Problem, Report, load_config
 from engine.language.validation_cache import validate_cached
-from engine.language.yaml_lines import load_located
-from store.clock import utcnow
 from store.models import JourneyVersion
 
 log = logging.getLogger(__name__)
@@ -40,6 +39,9 @@ class InForce:
     problems: list[Problem] = field(default_factory=list)
     # journey id → version kept from the store because its file is currently invalid
     fallbacks: dict[str, str] = field(default_factory=dict)
+    # journey id → the file's version, not in force: pending review or rejected (the version in
+    # force is in ``journeys`` if the journey has an approved one)
+    held: dict[str, str] = field(default_factory=dict)
 
     def enabled(self) -> list[LoadedJourney]:
         return [j for j in self.journeys.values() if j.journey.enabled]
@@ -57,17 +59,6 @@ def load_tier_config(path: Path | None = None) -> TierConfig:
     if config is None:
         raise ConfigError(problems)
     return config
-
-
-def _from_stored(row: JourneyVersion) -> LoadedJourney | None:
-    try:
-        doc = load_located(row.source)
-    except Exception:  # a stored version was valid when published; be defensive all the same
-        return None
-    journey, problems = parse_model(Journey, doc, row.path)
-    if journey is None or problems:
-        return None
-    return LoadedJourney(journey, row.path, row.source, row.version)
 
 
 def _key(shown_path: str, directory: Path) -> str:
@@ -113,40 +104,41 @@ def validated_report(directory: Path | None = None) -> Report:
     return report
 
 
+def land_changes(session: Session, directory: Path | None = None, actor: str = FROM_FILES) -> dict[str, JourneyVersion]:
+    """Record the new versions of the files in ``directory`` (signed by ``actor``); the rows in force by journey."""
+    directory = directory or journeys_dir()
+    report = validated_report(directory)
+    return land(session, report.journeys, lambda path: _key(path, directory), actor=actor)
+
+
 def load_in_force(session: Session, directory: Path | None = None) -> InForce:
-    """Validate ``directory`` (default ``journeys/``), publish what is valid, fall back for the rest."""
+    """Validate ``directory`` (default ``journeys/``), record new versions, and put in force the approved ones."""
     directory = directory or journeys_dir()
     report = validated_report(directory)
     result = InForce(problems=list(report.problems))
+    in_force = land(session, report.journeys, lambda path: _key(path, directory))
 
-    stored = session.exec(
-        select(JourneyVersion).order_by(col(JourneyVersion.published_at), col(JourneyVersion.id))
-    ).all()
-    newest_by_path: dict[str, JourneyVersion] = {}
-    known: set[tuple[str, str]] = set()
-    for row in stored:
-        newest_by_path[row.path] = row
-        known.add((row.journey_id, row.version))
-
-    now = utcnow()
     for loaded in report.journeys:
-        result.journeys[loaded.id] = loaded
-        if (loaded.id, loaded.version) not in known:
-            session.add(
-                JourneyVersion(
-                    journey_id=loaded.id, version=loaded.version, path=_key(loaded.path, directory),
-                    source=loaded.source, published_at=now,
-                )
-            )
-            known.add((loaded.id, loaded.version))
-    session.flush()
+        row = in_force.get(loaded.id)
+        if row is not None and row.version == loaded.version:
+            result.journeys[loaded.id] = loaded
+            continue
+        result.held[loaded.id] = loaded.version
+        kept = stored_journey(row) if row is not None else None
+        if kept is None:
+            log.info("journey %s has no approved version yet: not in force", loaded.id)
+            continue
+        result.journeys[kept.id] = kept
+        log.info("journey %s: version %s awaits review or was rejected; %s stays in force",
+                 loaded.id, loaded.version[:8], kept.version[:8])
 
+    by_path = {row.path: row for row in in_force.values()}
     for path in report.rejected_files:
-        last_good = newest_by_path.get(_key(path, directory))
+        last_good = by_path.get(_key(path, directory))
         if last_good is None:
             log.warning("journey file %s is invalid and has no earlier good version: not in force", path)
             continue
-        previous = _from_stored(last_good)
+        previous = stored_journey(last_good)
         if previous is None or previous.id in result.journeys:
             continue
         result.journeys[previous.id] = previous

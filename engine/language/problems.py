@@ -8,9 +8,10 @@ delivery configuration read here also gives the marketing footer its text.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -50,6 +51,42 @@ for _model in (
             _ALL_FIELD_NAMES.add(_info.alias or _name)
 
 
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    """The models an annotation may hold (through ``X | None``, ``list[X]``, ``Annotated``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    for arg in get_args(annotation):
+        yield from _models_in(arg)
+
+
+# Field name → the field names of the model it holds (``send`` → channels, template, urgent), so
+# that a key indented one level too shallow can be told where it belongs.
+_FIELDS_UNDER: dict[str, set[str]] = {}
+for _model in list(vars(journey_model).values()):
+    if isinstance(_model, type) and issubclass(_model, BaseModel) and _model is not BaseModel:
+        for _name, _info in _model.model_fields.items():
+            for _held in _models_in(_info.annotation):
+                _FIELDS_UNDER.setdefault(_info.alias or _name, set()).update(
+                    f.alias or n for n, f in _held.model_fields.items())
+
+
+def _belongs_under(doc: LocatedDocument, loc: tuple[Any, ...]) -> str | None:
+    """The sibling key an unknown key belongs under (``channels`` beside ``send:``), if any."""
+    name = loc[-1] if loc else None
+    node: Any = doc.data
+    for part in _data_path(doc, loc)[:-1]:
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int):
+            node = node[part]
+    if not isinstance(node, dict) or not isinstance(name, str):
+        return None
+    for sibling in node:
+        if sibling != name and name in _FIELDS_UNDER.get(str(sibling), ()) and not isinstance(node[sibling], list):
+            return str(sibling)
+    return None
+
+
 def _data_path(doc: LocatedDocument, loc: tuple[Any, ...]) -> Path_:
     """Keep the parts of a pydantic ``loc`` that index into the data (drops union/model tags)."""
     out: list[str | int] = []
@@ -60,7 +97,8 @@ def _data_path(doc: LocatedDocument, loc: tuple[Any, ...]) -> Path_:
         ):
             out.append(part)
             node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and part not in node and part == loc[-1]:
+        elif isinstance(node, dict) and isinstance(part, str) and part not in node and part == loc[-1] \
+                and part != "[key]":
             out.append(part)  # a missing or unknown key: the position falls back to its parent
             node = None
     return tuple(out)
@@ -71,7 +109,7 @@ def _message(error: Any) -> str:
     loc = error["loc"]
     name = loc[-1] if loc else ""
     if kind == "extra_forbidden":
-        hint = difflib.get_close_matches(str(name), sorted(_ALL_FIELD_NAMES), n=1, cutoff=0.75)
+        hint = difflib.get_close_matches(str(name), sorted(_ALL_FIELD_NAMES - {str(name)}), n=1, cutoff=0.75)
         return f"unknown field {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
     if kind == "missing":
         return f"missing required field {name!r}"
@@ -85,8 +123,42 @@ def _message(error: Any) -> str:
     elif kind == "literal_error":
         msg = f"{error.get('input')!r} is not allowed for {name!r}: {msg.lower()}"
     elif kind == "string_pattern_mismatch":
-        msg = f"{error.get('input')!r} is not a valid {name!r}: use lowercase letters, digits, '-' and '_'"
+        what = "name" if name == "[key]" else repr(name)
+        pattern = str((error.get("ctx") or {}).get("pattern", ""))
+        if pattern == journey_model.IDENTIFIER_PATTERN:
+            msg = f"{error.get('input')!r} is not a valid {what}: use lowercase letters, digits, '-' and '_'"
+        else:
+            msg = f"{error.get('input')!r} is not a valid {what}: it must match {pattern}"
     return msg
+
+
+# Errors that only say "this form of a union did not fit": when another form of the same union
+# gets further (a value error inside it), its error is the one the author needs.
+_SHAPE_ERRORS = ("literal_error", "string_type", "list_type", "dict_type", "model_type", "model_attributes_type",
+                 "bool_type", "int_type", "float_type", "union_tag_invalid")
+
+
+def _union_prefix(loc: tuple[Any, ...], data_path: Path_) -> tuple[Any, ...] | None:
+    """The part of ``loc`` before its first union tag (a part that is no key of the data), or None."""
+    kept = 0
+    for i, part in enumerate(loc):
+        if kept < len(data_path) and part == data_path[kept]:
+            kept += 1
+            continue
+        if isinstance(part, str) and ("[" in part or "-" in part or part[:1].isupper()):
+            return tuple(loc[:i])
+    return None
+
+
+def _specific_errors(doc: LocatedDocument, errors: list[Any]) -> list[Any]:
+    """``errors`` without the shape errors of union forms another form of the same union explains."""
+    explained: set[tuple[Any, ...]] = set()
+    for error in errors:
+        prefix = _union_prefix(tuple(error["loc"]), _data_path(doc, tuple(error["loc"])))
+        if prefix is not None and error["type"] not in _SHAPE_ERRORS:
+            explained.add(prefix)
+    return [e for e in errors if e["type"] not in _SHAPE_ERRORS
+            or _union_prefix(tuple(e["loc"]), _data_path(doc, tuple(e["loc"]))) not in explained]
 
 
 def parse_model(model: type[ModelT], doc: LocatedDocument, path: str) -> tuple[ModelT | None, list[Problem]]:
@@ -94,10 +166,15 @@ def parse_model(model: type[ModelT], doc: LocatedDocument, path: str) -> tuple[M
         return model.model_validate(doc.data), []
     except ValidationError as exc:
         problems = []
-        for error in exc.errors():
+        for error in _specific_errors(doc, list(exc.errors())):
             data_path = _data_path(doc, tuple(error["loc"]))
-            pos = doc.position(data_path, prefer_key=error["type"] in ("extra_forbidden",))
-            problems.append(Problem(path, pos.line, pos.column, _message(error)))
+            # A mapping key at fault ("[key]" in pydantic's loc) is shown where the key stands.
+            pos = doc.position(data_path, prefer_key=error["type"] in ("extra_forbidden",) or "[key]" in error["loc"])
+            message = _message(error)
+            if error["type"] == "extra_forbidden" and (parent := _belongs_under(doc, tuple(error["loc"]))):
+                key = error["loc"][-1]
+                message = f"`{key}` belongs under `{parent}:` (indent it two spaces more, below `{parent}:`)"
+            problems.append(Problem(path, pos.line, pos.column, message))
         return None, sorted(set(problems))
 
 

@@ -153,7 +153,8 @@ def context_from_rows(customer: Customer, now: datetime, *, policy: Policy | Non
     """The context of the rows chosen for it, however they were looked up (here one customer at
     a time, or a whole batch at once in ``engine.sending.render_batch``)."""
     return TemplateContext(
-        customer=CustomerView(customer.name, customer.tier, customer.locale, customer.branch, customer.timezone),
+        customer=CustomerView(customer.name, customer.tier, customer.locale, customer.branch, customer.timezone,
+                              customer.external_id),
         now_local=to_local(now, customer.timezone),
         policy=PolicyView(policy.product_line, policy.expiry_date, policy.annual_premium, policy.start_date,
                           policy.status) if policy is not None else None,

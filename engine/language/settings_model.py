@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from engine.language.journey_model import ClockTime, Identifier, PositiveDuration
+from engine.language.journey_model import Cap, ChannelName, ClockTime, Identifier, PositiveDuration
 from store.models import CHANNELS, PRODUCT_LINES, TIERS
 
 DIMENSIONS = ("ltv", "activity", "risk", "social", "basic")
@@ -73,21 +73,44 @@ class QuietHours(_Strict):
     end: ClockTime = "08:00"
 
 
+class EngagementRules(_Strict):
+    """Where the engagement levels start (``engine.language.engagement``)."""
+
+    active_activity: float = Field(default=50, ge=0, le=100)  # activity score from which a customer is active
+    at_risk_churn: float = Field(default=0.5, gt=0, le=1)  # churn risk from which they are at risk
+
+
+def _default_engagement_channels() -> dict[Literal["basic", "active", "at_risk"], list[str]]:
+    return {"basic": ["sms", "wechat"], "active": ["push", "sms"], "at_risk": ["sms", "wechat"]}
+
+
 class DeliveryConfig(_Strict):
     default_timezone: str = "Asia/Shanghai"
     quiet_hours: QuietHours = QuietHours()
+    # Per channel, instead of ``quiet_hours`` (e.g. a push at 07:30 wakes people, an e-mail does not).
+    channel_quiet_hours: dict[ChannelName, QuietHours] = Field(default_factory=dict)
     marketing_cap: int = Field(default=2, ge=0)
     marketing_cap_window: PositiveDuration = "7d"
+    # Marketing touches per customer on one channel in a rolling window, beside ``marketing_cap``.
+    channel_caps: dict[ChannelName, Cap] = Field(default_factory=dict)
+    engagement: EngagementRules = EngagementRules()
+    engagement_channels: dict[Literal["basic", "active", "at_risk"],
+                              Annotated[list[ChannelName], Field(min_length=1)]] = Field(
+        default_factory=_default_engagement_channels)
     opt_out_keywords: list[str] = Field(default_factory=lambda: ["TD", "退订", "STOP", "unsubscribe"])
     marketing_sms_footer: str = "回复TD退订"
     rate_limits: dict[str, Annotated[float, Field(gt=0)]] = Field(
-        default_factory=lambda: {"sms": 2000.0, "wechat": 2000.0, "email": 500.0}
+        default_factory=lambda: {"sms": 2000.0, "wechat": 2000.0, "email": 500.0, "push": 2000.0}
     )
     max_attempts: int = Field(default=5, ge=1)
 
     @model_validator(mode="after")
     def _known_channels(self) -> DeliveryConfig:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        missing_levels = [lvl for lvl in ("basic", "active", "at_risk") if lvl not in self.engagement_channels]
+        if missing_levels:
+            raise ValueError(f"engagement_channels must give every level; missing {', '.join(missing_levels)}")
 
         bad = [c for c in self.rate_limits if c not in CHANNELS]
         if bad:

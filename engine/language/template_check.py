@@ -39,7 +39,7 @@ def check_templates(root: Path | None = None, names: Iterable[str] | None = None
         except ValueError as exc:
             problems.append(Problem(display_path(meta_path), 1, 1, str(exc)))
             continue
-        for kind in ("sms", "email", "wechat", "task"):
+        for kind in ("sms", "email", "wechat", "task", "push", "webhook"):
             for locale in LOCALES:
                 path = template_file(root, name, kind, locale)
                 if not path.is_file():
@@ -83,16 +83,16 @@ def check_template_syntax(templates_root: Path, names: Iterable[str]) -> list[Pr
                         mark = getattr(exc, "problem_mark", None)
                         problems.append(Problem(display_path(path), mark.line + 1 if mark else 1, 1, str(exc)))
                         continue
-                    sources = [str(v) for v in _flatten(data)]
+                    sources = [str(v) for v in template_strings(data)]
                 for src in sources:
                     try:
                         tree = env.parse(src)
                     except jinja2.TemplateSyntaxError as exc:
-                        line = exc.lineno if path.suffix != ".yaml" else _line_of(text, src)
+                        line = exc.lineno if path.suffix != ".yaml" else line_of(text, src)
                         problems.append(Problem(display_path(path), line, 1, f"template syntax: {exc.message}"))
                         continue
                     for lineno, name in _private_names(tree):
-                        line = lineno if path.suffix != ".yaml" else _line_of(text, src)
+                        line = lineno if path.suffix != ".yaml" else line_of(text, src)
                         problems.append(Problem(display_path(path), line, 1,
                                                 f"template reads {name!r}: names starting with _ are not allowed "
                                                 "(templates see plain customer data only)"))
@@ -110,18 +110,18 @@ def _private_names(tree: nodes.Template) -> Iterator[tuple[int, str]]:
             yield node.lineno, node.arg.value
 
 
-def _flatten(data: Any) -> Iterator[Any]:
+def template_strings(data: Any) -> Iterator[Any]:
     if isinstance(data, dict):
         for value in data.values():
-            yield from _flatten(value)
+            yield from template_strings(value)
     elif isinstance(data, list):
         for value in data:
-            yield from _flatten(value)
+            yield from template_strings(value)
     elif isinstance(data, str):
         yield data
 
 
-def _line_of(text: str, fragment: str) -> int:
+def line_of(text: str, fragment: str) -> int:
     first = fragment.splitlines()[0] if fragment else ""
     for number, line in enumerate(text.splitlines(), start=1):
         if first and first in line:

@@ -48,6 +48,8 @@ class CustomerView:
     locale: str
     branch: str = ""
     timezone: str = "Asia/Shanghai"
+    # The id of the system the customer came from: what another system knows them by (webhook bodies).
+    external_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class TemplateContext:
                 "locale": c.locale,
                 "branch": c.branch,
                 "timezone": tz,
+                "external_id": c.external_id,
             },
             "now_local": self.now_local,
             "locale": locale,
@@ -186,7 +189,8 @@ def sample_context(locale: str = DEFAULT_LOCALE, tier: str = "silver") -> Templa
     """A context with every part present and realistic sizes (a three-character Chinese name)."""
     now = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
     return TemplateContext(
-        customer=CustomerView("王小明" if locale == "zh-CN" else "Alex Wang", tier, locale, "上海分公司"),
+        customer=CustomerView("王小明" if locale == "zh-CN" else "Alex Wang", tier, locale, "上海分公司",
+                              external_id="C-SAMPLE-0001"),
         now_local=to_local(now, "Asia/Shanghai"),
         policy=PolicyView("health", (now + timedelta(days=30)).date(), 1280.0, (now - timedelta(days=335)).date()),
         claim=ClaimView(3560.0, "settled", now - timedelta(days=40), now - timedelta(days=30)),

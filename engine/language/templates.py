@@ -25,6 +25,7 @@ characters, powers are small, and a message longer than ``MAX_OUTPUT`` is an err
 from __future__ import annotations
 
 import html as html_lib
+import json
 import re
 import traceback
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ DEFAULT_FOOTER = "回复TD退订"
 # GSM-7 text to UCS-2 and double or triple its segments. The keyword stays TD, which the
 # inbound handler recognises. (DeliveryConfig has one footer; a per-locale one would replace this.)
 EN_FOOTER = "Reply TD to unsubscribe"
-RENDER_CHANNELS = ("sms", "wechat", "email")
+RENDER_CHANNELS = ("sms", "wechat", "email", "push", "webhook")
 _BABEL_LOCALE = {"zh-CN": "zh_CN", "en": "en"}
 
 
@@ -261,6 +262,10 @@ class Renderer:
             return self._sms(meta, chosen, variables)
         if channel == "email":
             return self._email(meta, chosen, variables)
+        if channel == "push":
+            return self._push(meta, chosen, variables)
+        if channel == "webhook":
+            return self._webhook(meta, chosen, variables)
         return self._wechat(meta, chosen, variables)
 
     def render_task_script(self, template: str, context: TemplateContext, locale: str | None = None) -> str:
@@ -309,6 +314,27 @@ class Renderer:
             html = "\n".join(f"<p>{html_lib.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
         return RenderedMessage(channel="email", template=meta.name, locale=locale, subject=subject, text=text,
                                html=html)
+
+    def _push(self, meta: TemplateMeta, locale: str, variables: dict[str, Any]) -> RenderedMessage:
+        """``push.<locale>.j2``: the first line is the notification's title, the rest its text."""
+        rendered = self._file(self.plain, meta.name, "push", locale, variables).strip()
+        title, _, text = rendered.partition("\n")
+        if not title.strip() or not text.strip():
+            raise RenderError(meta.name, "push", locale, "needs a title line and a text after it")
+        return RenderedMessage(channel="push", template=meta.name, locale=locale, subject=title.strip(),
+                               text=" ".join(text.split()))
+
+    def _webhook(self, meta: TemplateMeta, locale: str, variables: dict[str, Any]) -> RenderedMessage:
+        """``webhook.json.j2``: a JSON body (values through ``| tojson``); checked to parse."""
+        rendered = self._file(self.plain, meta.name, "webhook", locale, variables).strip()
+        try:
+            body = json.loads(rendered)
+        except ValueError as exc:
+            raise RenderError(meta.name, "webhook", locale, f"the body is not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise RenderError(meta.name, "webhook", locale, "the body must be a JSON object")
+        return RenderedMessage(channel="webhook", template=meta.name, locale=locale,
+                               text=json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True))
 
     def _wechat_fields(self, name: str, locale: str) -> tuple[Path, str, Any]:
         """The WeChat field file of ``name``: its path, its text and what its YAML says."""

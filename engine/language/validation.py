@@ -18,14 +18,19 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from channels.template_files import missing_files
+from channels.template_files import available_templates, missing_files
+from channels.webhook_targets import WebhookConfigError, load_webhooks
 from engine.language import catalogue, journey_model
+from engine.language.authoring_checks import nearest, unknown_queue, wait_anchor_problem
+from engine.language.event_types import load_event_types
 from engine.language.journey_model import Condition, Journey
 from engine.language.paths import config_dir, delivery_config_path, journeys_dir, templates_dir, tiers_config_path
 from engine.language.problems import Problem, display_path, load_config, load_document, parse_model
+from engine.language.salvage import salvage
 from engine.language.settings_model import DeliveryConfig, QueuesConfig, TierConfig
 from engine.language.task_script_check import check_task_scripts
 from engine.language.template_check import check_template_syntax, check_templates
+from engine.language.template_scope import check_template_scopes
 from engine.language.work_calendar import load_work_calendar
 from engine.language.yaml_lines import LocatedDocument, Path_, Position, load_located
 from store.models import TIERS
@@ -73,6 +78,7 @@ class _Context:
     problems: list[Problem]
     known_tiers: tuple[str, ...] = TIERS
     warnings: list[Problem] = field(default_factory=list)
+    known_queues: tuple[str, ...] | None = None  # config/queues.yaml's; None: not checked
 
     def add(self, data_path: Path_, message: str, prefer_key: bool = False) -> None:
         pos: Position = self.doc.position(data_path, prefer_key=prefer_key)
@@ -135,7 +141,24 @@ def _warn_optional_fields(ctx: _Context, cond: Condition | None, path: Path_) ->
                  "in this condition")
 
 
+def _webhook_targets() -> tuple[str, ...]:
+    """The targets config/webhooks.yaml declares (none when it is unreadable: validate reports that)."""
+    try:
+        return tuple(load_webhooks(config_dir() / "webhooks.yaml").targets)
+    except WebhookConfigError:
+        return ()
+
+
+def _webhook_event(event_type: str) -> bool:
+    """``webhook.<target>.succeeded|failed``: what a webhook step records for the steps after it."""
+    parts = event_type.split(".")
+    return len(parts) == 3 and parts[0] == "webhook" and parts[2] in ("succeeded", "failed") \
+        and parts[1] in _webhook_targets()
+
+
 def _check_event_type(ctx: _Context, event_type: str, path: Path_) -> None:
+    if _webhook_event(event_type):
+        return
     if event_type not in catalogue.EVENT_TYPES:
         hint = difflib.get_close_matches(event_type, list(catalogue.EVENT_TYPES), n=1)
         ctx.add(path, f"unknown event type {event_type!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
@@ -196,7 +219,7 @@ def _check_steps(ctx: _Context, journey: Journey, scopes: set[str], events: set[
 
     def check_target(target: str, path: Path_) -> None:
         if target not in ("next", "exit") and target not in ids:
-            ctx.add(path, f"unknown step {target!r}: go to a step id, 'next' or 'exit'")
+            ctx.add(path, f"unknown step {target!r}{nearest(target, ids)}: go to a step id, 'next' or 'exit'")
 
     for i, step in enumerate(journey.steps):
         base: Path_ = ("steps", i)
@@ -205,14 +228,30 @@ def _check_steps(ctx: _Context, journey: Journey, scopes: set[str], events: set[
         if step.send is not None:
             if step.send.urgent and journey.category == "marketing":
                 ctx.add((*base, "send", "urgent"), "a marketing touch cannot be urgent")
-            for message in missing_files(ctx.templates_root, step.send.template, list(step.send.channels)):
+            channels = step.send.listed or _engagement_channels()
+            for message in missing_files(ctx.templates_root, step.send.template, channels):
+                if message.startswith("unknown template"):
+                    message += nearest(step.send.template, available_templates(ctx.templates_root))
                 ctx.add((*base, "send", "template"), message)
-            for j, channel in enumerate(step.send.channels):
-                if step.send.channels.index(channel) != j:
+            for j, channel in enumerate(step.send.listed):
+                if step.send.listed.index(channel) != j:
                     ctx.add((*base, "send", "channels", j), f"channel {channel!r} listed twice")
+        if step.webhook is not None:
+            targets = _webhook_targets()
+            if step.webhook.target not in targets:
+                hint = difflib.get_close_matches(step.webhook.target, targets, n=1)
+                ctx.add((*base, "webhook", "target"), f"unknown webhook target {step.webhook.target!r}"
+                        + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                        + f": targets are declared in config/webhooks.yaml ({', '.join(targets) or 'none'})")
+            for message in missing_files(ctx.templates_root, step.webhook.template, ["webhook"]):
+                ctx.add((*base, "webhook", "template"), message)
         if step.task is not None and step.task.script is not None:
             for message in missing_files(ctx.templates_root, step.task.script, ["task"]):
                 ctx.add((*base, "task", "script"), message)
+        if step.task is not None and (wrong := unknown_queue(step.task.queue, ctx.known_queues)):
+            ctx.add((*base, "task", "queue"), wrong)
+        if wrong := wait_anchor_problem(step, scopes):
+            ctx.add((*base, "wait", "until", "anchor"), wrong)
         tiers = journey.audience.tiers
         if step.task is not None and step.task.assign == "advisor" and tiers is not None and "diamond" not in tiers:
             ctx.add((*base, "task", "assign"), "assign: advisor needs the diamond tier in the audience")
@@ -246,6 +285,13 @@ def _check_steps(ctx: _Context, journey: Journey, scopes: set[str], events: set[
             ctx.add(("steps", i, "id"), f"step {step.id!r} is never reached: no path from the first step leads to it")
 
 
+def _engagement_channels() -> list[str]:
+    """Every channel ``channels: by_engagement`` may pick (config/delivery.yaml): its template needs them all."""
+    config, _problems = load_config(DeliveryConfig, delivery_config_path())
+    mapping = (config or DeliveryConfig()).engagement_channels
+    return list(dict.fromkeys(c for level in ("basic", "active", "at_risk") for c in mapping.get(level, [])))
+
+
 # --- whole-tree validation ----------------------------------------------------------------------
 
 
@@ -259,19 +305,38 @@ def journey_files(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def validate_journey_file(path: Path, templates_root: Path) -> tuple[LoadedJourney | None, list[Problem]]:
+def validate_journey_file(path: Path, templates_root: Path,
+                          queues: tuple[str, ...] | None = None) -> tuple[LoadedJourney | None, list[Problem]]:
     shown = display_path(path)
     source, doc, problems = load_document(path)
     if doc is None:
         return None, problems
     journey, problems = parse_model(Journey, doc, shown)
     if journey is None:
-        return None, problems
-    ctx = _Context(shown, doc, templates_root, [])
+        # Every problem in one pass: check what can be checked of the rest (engine.language.salvage).
+        salvaged = salvage(doc.data)
+        if salvaged is not None:
+            ctx = _Context(shown, doc, templates_root, [], known_queues=queues)
+            _check_journey(ctx, salvaged.journey)
+            problems = [*problems, *(p for p in ctx.problems if salvaged.trusts(p.message))]
+        return None, sorted(set(problems))
+    ctx = _Context(shown, doc, templates_root, [], known_queues=queues)
     _check_journey(ctx, journey)
     if ctx.problems:
         return None, sorted(set(ctx.problems))
     return LoadedJourney(journey, shown, source, content_version(source), sorted(set(ctx.warnings))), []
+
+
+def _unscoped_sends(loaded: LoadedJourney, problems: list[Problem]) -> list[Problem]:
+    """Where the journey sends a template that reads what its touches lack: why it is rejected."""
+    doc = load_located(loaded.source)
+    out = []
+    for i, step in enumerate(loaded.journey.steps):
+        if step.send is not None and any(f"template {step.send.template!r}" in p.message for p in problems):
+            pos = doc.position(("steps", i, "send", "template"))
+            out.append(Problem(loaded.path, pos.line, pos.column, f"template {step.send.template!r} reads "
+                               "variables this journey's touches do not have (see the template's problems)"))
+    return out
 
 
 def validate(
@@ -290,6 +355,8 @@ def validate(
     report.problems.extend(problems)
     _, problems = load_work_calendar(work_calendar_path)
     report.problems.extend(problems)
+    _, problems = load_event_types()
+    report.problems.extend(problems)
     # The desk's queues (optional: without the file every queue has the defaults).
     queues_path = config_dir() / "queues.yaml"
     queues = None
@@ -303,7 +370,8 @@ def validate(
     seen_ids: dict[str, str] = {}
     used_templates: set[str] = set()
     for path in files:
-        loaded, problems = validate_journey_file(path, templates_root)
+        loaded, problems = validate_journey_file(path, templates_root,
+                                                 tuple(queues.queues) if queues is not None else None)
         if loaded is not None and loaded.id in seen_ids:
             pos = load_located(loaded.source).position(("id",))
             problems = [Problem(loaded.path, pos.line, pos.column, f"duplicate journey id {loaded.id!r}, "
@@ -329,6 +397,13 @@ def validate(
         report.problems.extend(check_templates(templates_root, used_templates))
         # ... and each journey's call scripts with the parts its tasks will have (no event on a schedule).
         report.problems.extend(check_task_scripts(report.journeys, templates_root))
+        # ... and every variable its messages read against what its touches have: a miss rejects it.
+        unscoped = check_template_scopes(report.journeys, templates_root)
+        for loaded in [j for j in report.journeys if j.id in unscoped]:
+            report.journeys.remove(loaded)
+            report.rejected_files.append(loaded.path)
+            report.problems.extend(unscoped[loaded.id])
+            report.problems.extend(_unscoped_sends(loaded, unscoped[loaded.id]))
 
     default_files = {p.resolve() for p in journey_files([journeys_dir()])}
     covers_all = bool(default_files) and default_files <= {p.resolve() for p in files}

@@ -8,6 +8,7 @@ gigabytes (a "billion laughs" file). Each limit is reported at the line where it
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,9 +99,7 @@ def load_located(text: str) -> LocatedDocument:
             _check_shape(text)
             node = loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            position = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
-            raise YamlError(f"YAML syntax: {exc.problem or exc.context}", position) from None
+            raise _syntax_error(text, exc) from None
         except yaml.YAMLError as exc:
             raise YamlError(f"YAML: {exc}", Position(1, 1)) from None
         doc = LocatedDocument(data=None)
@@ -110,6 +109,43 @@ def load_located(text: str) -> LocatedDocument:
         return doc
     finally:
         loader.dispose()
+
+
+_OPEN_QUOTE = re.compile(r"""^\s*(?:-\s+)?(?:[^\s#'"][^#'"]*?:\s+|-\s+)?(["'])""")
+
+
+def _unclosed_quote(line: str) -> str | None:
+    """The quote character a line opens a scalar with and does not close, or None."""
+    match = _OPEN_QUOTE.match(line)
+    if match is None:
+        return None
+    quote, rest = match.group(1), line[match.end():]
+    if quote == "'":
+        return quote if rest.replace("''", "").count("'") == 0 else None
+    return quote if re.sub(r'\\.', "", rest).count('"') == 0 else None
+
+
+def _syntax_error(text: str, exc: yaml.MarkedYAMLError) -> YamlError:
+    """The parser's error in words an author acts on, at the line where the mistake is."""
+    mark = exc.problem_mark or exc.context_mark
+    position = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
+    lines = text.splitlines()
+    if exc.context == "while scanning a quoted scalar" and exc.context_mark is not None:
+        # PyYAML reads on to the end of the file; the string's start is where the author looks.
+        start = exc.context_mark
+        return YamlError("YAML syntax: unclosed quote: the string starting here has no closing quote",
+                         Position(start.line + 1, start.column + 1))
+    line = lines[position.line - 1] if 0 < position.line <= len(lines) else ""
+    if "\t" in line[: len(line) - len(line.lstrip())]:
+        return YamlError("YAML syntax: a tab indents this line; YAML indents with spaces only "
+                         "(replace the tab with spaces)", Position(position.line, 1))
+    for number, line in enumerate(lines[: position.line], start=1):
+        quote = _unclosed_quote(line)
+        if quote is not None:
+            column = line.index(quote) + 1
+            return YamlError(f"YAML syntax: unclosed quote: the string starting here has no closing {quote}",
+                             Position(number, column))
+    return YamlError(f"YAML syntax: {exc.problem or exc.context}", position)
 
 
 def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, doc: LocatedDocument) -> Any:

@@ -1,14 +1,19 @@
 """Event triggers: store an event once, then evaluate it at once against the journeys.
 
-``emit_event`` is what webhooks, the console's worker threads and ``journeys event emit`` call;
-``emit_events`` takes many at once (the REST API gathers the requests that arrive together into
-one call). The events are committed first, all in one transaction (idempotent on their external
+Every inbound event takes this one path, whoever reports it. ``emit_event`` is what the console's
+worker threads (task outcomes), the demo and ``journeys event emit`` call; ``emit_events`` takes
+many at once (the REST API gathers the requests that arrive together into one call). Webhooks
+(SMS and WeChat replies, NPS digits, opt-outs, delivery receipts) store their events in their own
+transaction, keyed on the provider's message id, and hand them to ``act_on_stored`` once it has
+committed. The events are committed first, all in one transaction (idempotent on their external
 ids: a repeat is answered as one and never acted on again); then the planner runs for those
 customers and those events: event-entry journeys whose type and conditions match enrol the
 customer, enrollments waiting for this event type (``wait_for``) move on, and enrollments whose
 goal it is leave. Steps run up to "now"; a wait that ends later is left to ``plan``. Should the
 process die between the two, the events stay unprocessed (``processed_at`` empty) and the next
-``plan`` run picks them up, so nothing is lost and nothing happens twice.
+``plan`` run picks them up, so nothing is lost and nothing happens twice. Events of a type no
+journey in force acts on (an entry, a ``wait_for`` or a goal) are only marked processed: a planner
+run would do nothing else for them, and delivery receipts come once per message.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
+from channels.optout import StoredEvent
 from engine.language.settings_model import DeliveryConfig
 from engine.language.validation import LoadedJourney
 from engine.planning.planner import ChunkOutput, Planner, active_journeys
@@ -58,7 +64,8 @@ class EmitResult:
 _sqlite_writers = threading.Lock()
 
 
-def _writer_lock(dialect: str) -> AbstractContextManager[object]:
+def writer_lock(dialect: str) -> AbstractContextManager[object]:
+    """This process's SQLite writers in turn (webhooks too); nothing on PostgreSQL."""
     return _sqlite_writers if dialect == "sqlite" else nullcontext()
 
 
@@ -181,7 +188,7 @@ def _store_together(engine: Engine, events: list[Incoming]) -> list[_Arrival | E
     dialect = engine.dialect.name
     unknown: dict[int, Exception] = {}
     external_ids = [e.event_id or f"{e.type}:{e.customer_external_id}:{uuid.uuid4().hex}" for e in events]
-    with _writer_lock(dialect), Session(engine, expire_on_commit=False) as session:
+    with writer_lock(dialect), Session(engine, expire_on_commit=False) as session:
         wanted = sorted({e.customer_external_id for e in events})
         customers: dict[str, int] = {}
         for i in range(0, len(wanted), _IN_LIMIT):
@@ -229,7 +236,8 @@ def _store_together(engine: Engine, events: list[Incoming]) -> list[_Arrival | E
         elif ext in inserted and ext not in first:
             first.add(ext)
             row = rows[ext]
-            out.append(_Arrival(row["customer_id"], inserted[ext], row["occurred_at"], max(now, row["occurred_at"])))
+            out.append(_Arrival(row["customer_id"], inserted[ext], row["type"], row["occurred_at"],
+                                max(now, row["occurred_at"])))
         else:
             out.append(EmitResult(inserted.get(ext) or existing[ext], False, 0, 0))
     return out
@@ -248,10 +256,38 @@ _IN_LIMIT = 500  # rows per statement and values per IN list: well inside every 
 # requests and the event path keeps up with the arrival rate.
 
 
+def act_on_stored(events: Sequence[StoredEvent], url: str | None = None) -> list[EmitResult | Exception]:
+    """Act at once on events a webhook stored and committed itself, as ``emit_events`` acts on its own.
+
+    One outcome per event, in order. A failure is that event's outcome, never raised: the
+    webhook has its answer already, and the event, stored but unprocessed, is the next
+    ``plan``'s to act on."""
+    now = utcnow()
+    arrivals = [_Arrival(e.customer_id, e.id, e.type, as_utc(e.occurred_at), max(now, as_utc(e.occurred_at)))
+                for e in events]
+    _act(get_engine(url), arrivals)
+    return [a.error if isinstance(a.error, Exception) else EmitResult(a.event_id, True, a.touches, a.tasks)
+            for a in arrivals]
+
+
+def listened_types(journeys: Sequence[LoadedJourney]) -> frozenset[str]:
+    """The event types some journey acts on: an event entry, a ``wait_for`` or a goal."""
+    types: set[str] = set()
+    for lj in journeys:
+        j = lj.journey
+        if j.entry.event is not None:
+            types.add(j.entry.event.type)
+        if j.goal is not None:
+            types.add(j.goal.event)
+        types.update(s.wait_for.event for s in j.steps if s.wait_for is not None)
+    return frozenset(types)
+
+
 @dataclass
 class _Arrival:
     customer_id: int
     event_id: int
+    type: str
     occurred: datetime
     end: datetime  # steps run up to here: "now", or the time of an event reported from the future
     done: bool = False
@@ -326,9 +362,20 @@ def _run(engine: Engine, batch: list[_Arrival], end: datetime) -> None:
         tasks.update(t.customer_id for t in out.tasks)
 
     try:
-        with _writer_lock(engine.dialect.name), Session(engine, expire_on_commit=False) as session:
+        with writer_lock(engine.dialect.name), Session(engine, expire_on_commit=False) as session:
             journeys, config = _journeys_in_force(session, str(engine.url))
             journeys = active_journeys(session, journeys)
+            if not listened_types(journeys) & {a.type for a in batch}:
+                # No journey acts on these (delivery receipts, opt-outs, most of the time): a planner
+                # run would only mark them processed, at 5–15 ms a run, once per receipt.
+                ids = [a.event_id for a in batch]
+                table = Event.__table__  # type: ignore[attr-defined]
+                session.execute(update(table).where(table.c.id.in_(ids), table.c.processed_at.is_(None))
+                                .values(processed_at=utcnow()))
+                session.commit()
+                for a in batch:
+                    a.done = True
+                return
             planner = Planner(
                 session, journeys, config, min(a.occurred for a in batch) - timedelta(seconds=1), end,
                 sources=frozenset({"events"}), customer_ids=[a.customer_id for a in batch],

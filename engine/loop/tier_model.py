@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from engine.language.engagement import activity_score
 from engine.language.settings_model import DIMENSIONS, TierConfig
 
 Breakpoints = Sequence[tuple[float, float]]
@@ -141,12 +142,8 @@ def dimension_scores(inputs: ScoringInputs, today: date) -> dict[str, float]:
         + 0.15 * cap(stored_or_attribute(inputs.product_lines, "product_lines"), 3)
         + 0.15 * cap(_tenure_years(inputs, today), 10)
     )
-    activity = (
-        0.35 * cap(_num(a, "logins_90d"), 30)
-        + 0.25 * cap(_num(a, "session_minutes_90d"), 300)
-        + 0.20 * cap(_num(a, "interactions_90d"), 20)
-        + 0.20 * cap(_num(a, "replies_90d"), 8)
-    )
+    # One formula with the engagement level that picks channels (engine.language.engagement).
+    activity = activity_score(a)
     questionnaire = min(100.0, max(0.0, _num(a, "risk_questionnaire")))
     claims = max(float(inputs.claims_count or 0), _num(a, "claims_count"))
     risk = 0.7 * questionnaire + 0.3 * _claim_history(claims)

@@ -27,7 +27,9 @@ from sqlmodel import Session, col
 from engine.language.conditions import epoch_seconds
 from engine.language.validation import LoadedJourney
 from engine.planning import rules
+from engine.planning.anchored_entrants import anchored_entrants
 from engine.planning.facts import (
+    POLICY_FACT_COLUMNS,
     CustomerFacts,
     claim_fact,
     event_fact,
@@ -94,8 +96,10 @@ class EntryHistory:
 
     def admits(self, e: Entrant) -> bool:
         """Whether ``e`` may enter under its journey's re-entry rule; if so it counts from now on."""
-        k = (e.customer_id, e.journey.id)
         reentry = e.journey.journey.reentry
+        if reentry.allowed and not reentry.after:
+            return True  # once per occurrence, which the store's unique key already holds to
+        k = (e.customer_id, e.journey.id)
         earlier = self.entered.get(k, [])
         if not reentry.allowed and (k in self.ever or earlier):
             return False
@@ -221,11 +225,14 @@ class Candidates:
                 for cid, tz in self._in_zones(lo, hi, ids, lj.journey.audience.tiers, zones):
                     for label, due in fires[tz]:
                         out.append(Entrant(cid, lj, label, due, {}))
+        elif entry.every is not None or entry.anchor not in ("policy.expiry_date", "claim.settled_at"):
+            # Any other policy date, a date attribute, or an anniversary (engine.planning.anchored_entrants).
+            out.extend(Entrant(cid, lj, occurrence, due, scope) for cid, occurrence, due, scope in anchored_entrants(
+                self.session, entry, self._customer_scope(lo, hi, ids), tier_clause, start, end))
         elif entry.anchor == "policy.expiry_date":
             first, last = anchor_date_range(start, end, entry.offset, entry.on_non_working_day)
             rows = self.session.execute(
-                select(Policy.id, Policy.customer_id, Customer.timezone, Policy.product_line, Policy.annual_premium,
-                       Policy.start_date, Policy.expiry_date, Policy.status)
+                select(Policy.id, Policy.customer_id, Customer.timezone, *POLICY_FACT_COLUMNS)
                 .join(Customer, col(Customer.id) == col(Policy.customer_id))
                 .where(self._customer_scope(lo, hi, ids), tier_clause, Policy.status == "active",
                        col(Policy.expiry_date) >= first, col(Policy.expiry_date) <= last)).all()
@@ -301,12 +308,15 @@ class Candidates:
             select(Enrollment.customer_id, Enrollment.journey_id, Enrollment.occurrence, Enrollment.entered_at).where(
                 id_filter(col(Enrollment.customer_id), lo, hi, cids), col(Enrollment.journey_id).in_(journeys),
                 col(Enrollment.entered_at) > since))
+        by_id = {e.journey.id: e.journey.journey for e in entrants}
+        # Journeys whose re-entry rule looks at earlier entries (once ever, or a minimum gap).
+        ruled = {j for j in journeys if not by_id[j].reentry.allowed or by_id[j].reentry.after}
         seen: set[tuple[int, str, str]] = set()
         entries: dict[tuple[int, str], list[datetime]] = defaultdict(list)
         for cid, jid, occ, entered in rows:
             seen.add((cid, jid, occ))
-            entries[(cid, jid)].append(as_utc(entered))
-        by_id = {e.journey.id: e.journey.journey for e in entrants}
+            if jid in ruled:
+                entries[(cid, jid)].append(as_utc(entered))
         once = [j for j in journeys if not by_id[j].reentry.allowed]
         ever: set[tuple[int, str]] = set()
         if once:
@@ -380,17 +390,7 @@ class Candidates:
         journeys = {lj.id: lj for lj in self.journeys}
         if not journeys:
             return []
-        clauses = []
-        # A run for given customers (an event's) brings them up to ``now`` whatever its sources:
-        # what they had due before the event happens before it.
-        if "enrollments" in self.sources or self.customer_ids is not None:
-            clauses.append(col(Enrollment.next_at) <= self.now)
-        if "enrollments" in self.sources and self.end > self.now:
-            ahead = [and_(col(Enrollment.journey_id) == jid, col(Enrollment.step_id).in_(sorted(resumable)))
-                     for jid in sorted(journeys) if (resumable := self.look.of(jid).resumable)]
-            if ahead:
-                clauses.append(and_(col(Enrollment.next_at) <= self.end, col(Enrollment.step_started_at).is_not(None),
-                                    or_(*ahead)))
+        clauses = self.wait_ends()
         if "events" in self.sources and event_rows:
             # An event may end a wait_for or reach a goal before the enrollment's own time.
             types = sorted({t for (t,) in self.session.execute(
@@ -411,7 +411,8 @@ class Candidates:
         rows = self.session.execute(select(
             Enrollment.id, Enrollment.customer_id, Enrollment.journey_id, Enrollment.journey_version,
             Enrollment.occurrence, Enrollment.step_id, Enrollment.state, Enrollment.next_at, Enrollment.split_branch,
-            Enrollment.entered_at, Enrollment.entry_rule, Enrollment.step_started_at, Enrollment.scope_event_id).where(
+            Enrollment.entered_at, Enrollment.entry_rule, Enrollment.step_started_at, Enrollment.scope_event_id,
+            Enrollment.event_id).where(
             # The literal lets the databases use the partial index over waiting rows.
             id_filter(col(Enrollment.customer_id), lo, hi, ids), col(Enrollment.state) == literal_column("'waiting'"),
             col(Enrollment.journey_id).in_(sorted(journeys)), or_(*clauses))).all()
@@ -423,9 +424,28 @@ class Candidates:
             out.append(Waiting(PlannedEnrollment(
                 r.customer_id, r.journey_id, r.journey_version, r.occurrence, r.step_id, r.state, next_at,
                 r.split_branch, as_utc(r.entered_at), None, None, r.entry_rule, existing_id=r.id,
-                previous_next_at=next_at, step_started_at=started, scope_event_id=r.scope_event_id),
+                previous_next_at=next_at, step_started_at=started, scope_event_id=r.scope_event_id,
+                event_id=r.event_id if r.event_id is not None or not r.occurrence.startswith("event-")
+                else int(r.occurrence.split("-", 1)[1])),
                 next_at, scopes.get(r.id, {})))
         return out
+
+    def wait_ends(self) -> list[Any]:
+        """The conditions on a waiting enrollment whose wait ends by time within what the run may
+        decide (any one suffices); ``engine.planning.due_chunks`` asks them of the whole book."""
+        clauses = []
+        # A run for given customers (an event's) brings them up to ``now`` whatever its sources:
+        # what they had due before the event happens before it.
+        if "enrollments" in self.sources or self.customer_ids is not None:
+            clauses.append(col(Enrollment.next_at) <= self.now)
+        if "enrollments" in self.sources and self.end > self.now:
+            ahead = [and_(col(Enrollment.journey_id) == lj.id, col(Enrollment.step_id).in_(sorted(resumable)))
+                     for lj in sorted(self.journeys, key=lambda lj: lj.id)
+                     if (resumable := self.look.of(lj.id).resumable)]
+            if ahead:
+                clauses.append(and_(col(Enrollment.next_at) <= self.end, col(Enrollment.step_started_at).is_not(None),
+                                    or_(*ahead)))
+        return clauses
 
     def _scopes(self, rows: Sequence[Any]) -> dict[int, dict[str, Any]]:
         """The facts each resumed enrollment had in scope: those of its entry (the event that
@@ -452,9 +472,8 @@ class Candidates:
         claims = self._claims_named([d.get("claim_id") for t, _, d in events.values() if t.startswith("claim.")])
         policies: dict[int, dict[str, Any]] = {}
         for chunk in _batches(sorted(policy_ids)):
-            for row in self.session.execute(select(
-                Policy.id, Policy.product_line, Policy.annual_premium, Policy.start_date, Policy.expiry_date,
-                Policy.status).where(col(Policy.id).in_(chunk))).all():
+            for row in self.session.execute(select(Policy.id, *POLICY_FACT_COLUMNS)
+                                            .where(col(Policy.id).in_(chunk))).all():
                 policies[row.id] = policy_fact(row)
         settled: dict[int, dict[str, Any]] = {}
         for chunk in _batches(sorted(claim_ids)):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import operator
 from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -41,6 +42,7 @@ from engine.planning.lookahead import Lookahead
 from engine.planning.plan_output import ChunkOutput, PlannedEnrollment, PlanResult, Sink
 from engine.planning.plan_writer import StaleTouches, write_chunk
 from engine.planning.step_machine import Progress, StepMachine, step_graph
+from engine.planning.wait_until import anchor_fields
 from store.clock import as_utc
 from store.models import Customer, KeyValue, Touch
 
@@ -49,6 +51,8 @@ from store.models import Customer, KeyValue, Touch
 select: Any = _sa_select
 
 CHUNK = 20_000
+# Where an entrant comes in a customer's agenda: by due time, then journey, then occurrence.
+AGENDA_ORDER = operator.attrgetter("due", "journey_id", "occurrence")
 CURSOR_KEY = "plan:last_end"
 # How often a chunk is planned again when a stored touch the cap decided on was taken meanwhile.
 STALE_RETRIES = 3
@@ -99,13 +103,13 @@ class ChunkPlanner:
         self.start_now = as_utc(start_now) if start_now is not None else self.start
         self.dry_run = dry_run
         self.customer_ids = sorted(set(customer_ids)) if customer_ids is not None else None
+        self.look = Lookahead(self.journeys)
         self.sources = self._sources(sources)
         self.event_ids = list(event_ids) if event_ids is not None else None
         self.sink = sink
         self.chunk = chunk
         self.workers = workers
         self.result = PlanResult(self.start, self.end, dry_run, journeys=[j.id for j in self.journeys])
-        self.look = Lookahead(self.journeys)
         self.candidates = Candidates(session, self.journeys, self.start, self.end, sources=self.sources,
                                      customer_ids=self.customer_ids, event_ids=self.event_ids, now=self.now,
                                      start_now=self.start_now, look=self.look)
@@ -119,14 +123,19 @@ class ChunkPlanner:
         # potential-tier journeys counts no logins).
         self.fields: dict[str, set[str]] = {}
         for lj in self.journeys:
-            self.fields[lj.id] = {f for cond in conditions_of(lj.journey) for f in cond.fields()}
+            self.fields[lj.id] = {f for cond in conditions_of(lj.journey) for f in cond.fields()} | anchor_fields(
+                lj.journey)
         self.needed = set().union(*self.fields.values())
         self.priorities = {lj.id: lj.journey.priority for lj in self.journeys}
 
     def _sources(self, sources: frozenset[str]) -> frozenset[str]:
         """An event's run (events only, for its customers) also takes what those customers' scheduled
-        and dated journeys had due since the last written run: the event must come after them."""
+        and dated journeys had due since the last written run, when one of those sets an attribute a
+        condition reads: the event's journeys must see it. (Otherwise nothing they do reaches the
+        event's journeys: the cap decides a day whichever run planned its touches.)"""
         if self.customer_ids is None or "events" not in sources or {"schedule", "date"} <= sources:
+            return sources
+        if not self.look.entries_set_what_is_read:
             return sources
         cursor = read_cursor(self.session)
         if cursor is None or cursor[1] >= self.now:
@@ -175,10 +184,12 @@ class ChunkPlanner:
         by_id = {lj.id: lj for lj in self.journeys}
         entry_rules = {lj.id: step_graph(lj.journey).entry_rule for lj in self.journeys}
         order = itertools.count()
-        # Each customer's agenda: (moment, journey, occurrence, tie, entrant or enrollment under way).
-        agenda: dict[int, list[tuple[datetime, str, str, int, Entrant | Progress]]] = defaultdict(list)
+        # Each customer's agenda: the entrants, and a heap of (moment, journey, occurrence, tie,
+        # enrollment under way); both taken in the order of (moment, journey, occurrence).
+        arriving: dict[int, list[Entrant]] = defaultdict(list)
         for e in entrants:
-            agenda[e.customer_id].append((e.due, e.journey_id, e.occurrence, next(order), e))
+            arriving[e.customer_id].append(e)
+        under_way: dict[int, list[tuple[datetime, str, str, int, Progress]]] = defaultdict(list)
         resumed: list[Progress] = []
         for w in waiting:
             enrollment = w.enrollment
@@ -190,28 +201,34 @@ class ChunkPlanner:
             if at is None:
                 continue  # nothing this run may do for it yet
             resumed.append(p)
-            agenda[enrollment.customer_id].append((at, enrollment.journey_id, enrollment.occurrence, next(order), p))
-        for cid, items in agenda.items():
+            under_way[enrollment.customer_id].append(
+                (at, enrollment.journey_id, enrollment.occurrence, next(order), p))
+        for cid in sorted(arriving.keys() | under_way.keys()):
             cf = facts[cid]
             evs = events.get(cid, [])
-            if len(items) > 1:
-                heapq.heapify(items)
-            while items:
-                _at, jid, occurrence, _, item = heapq.heappop(items)
-                if type(item) is Entrant:
-                    if not candidates.audience_holds(item, cf, out) or not history.admits(item):
-                        continue
-                    enrollment = PlannedEnrollment(
-                        cid, jid, item.journey.version, occurrence, None, "active", None, None, item.due, None, None,
-                        entry_rules[jid])
-                    out.enrollments.append(enrollment)
-                    p = machine.start(item.journey, enrollment, item.due, item.scope)
+            queue = arriving.get(cid, [])
+            if len(queue) > 1:
+                queue.sort(key=AGENDA_ORDER)
+            heap = under_way.get(cid, [])
+            heapq.heapify(heap)
+            i = 0
+            while i < len(queue) or heap:
+                if heap and (i == len(queue) or heap[0][:3] < AGENDA_ORDER(queue[i])):
+                    _at, jid, occurrence, _, p = heapq.heappop(heap)
                 else:
-                    assert isinstance(item, Progress)
-                    p = item
+                    e = queue[i]
+                    i += 1
+                    if not candidates.audience_holds(e, cf, out) or not history.admits(e):
+                        continue
+                    jid, occurrence = e.journey_id, e.occurrence
+                    enrollment = PlannedEnrollment(
+                        cid, jid, e.journey.version, occurrence, None, "active", None, None, e.due, None, None,
+                        entry_rules[jid], event_id=e.event_id)
+                    out.enrollments.append(enrollment)
+                    p = machine.start(e.journey, enrollment, e.due, e.scope)
                 nxt = machine.advance(p, cf, evs)
                 if nxt is not None:
-                    heapq.heappush(items, (nxt, jid, occurrence, next(order), p))
+                    heapq.heappush(heap, (nxt, jid, occurrence, next(order), p))
         out.enrollments.extend(p.enrollment for p in resumed if p.changed)
         self._attribute_updates(out)
         out.events = list(event_rows)

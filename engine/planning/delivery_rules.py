@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
 from engine.language.durations import parse_duration
+from engine.language.engagement import level
 from engine.language.settings_model import DeliveryConfig
 from engine.planning.occurrences import clock, local_naive, place
+from store.models import WEBHOOK_CHANNEL
 
 DROP_NO_CHANNEL = "no_channel"
 DROP_CAP = "marketing_cap"
@@ -45,8 +47,15 @@ class Reach:
     timezone: str
     consent: dict[str, bool]
     reachable: dict[str, bool]
+    # Consent to marketing per channel, beside ``consent`` (service): a marketing touch needs both.
+    # A channel missing here follows ``consent`` (never given apart, as ``channels.routing``).
+    marketing: dict[str, bool] = field(default_factory=dict)
 
-    def usable(self, channel: str) -> bool:
+    def usable(self, channel: str, category: str = "service") -> bool:
+        if channel == WEBHOOK_CHANNEL:  # a call to another system: no consent or address of the customer's
+            return True
+        if category == "marketing" and not self.marketing.get(channel, True):
+            return False
         return self.consent.get(channel, False) and self.reachable.get(channel, False)
 
 
@@ -67,6 +76,9 @@ class Wanted:
     planned_for: datetime
     split_branch: str | None = None
     entry_rule: str | None = None
+    # ``channels: by_engagement`` (``channels`` empty): the customer's (activity score, churn risk)
+    # when the step ran; ``decide`` takes the list for their level from the delivery setting.
+    engagement: tuple[float, float | None] | None = None
 
     @property
     def key(self) -> str:
@@ -89,16 +101,26 @@ class Decision:
         return self.status == "planned"
 
 
-def choose_channel(channels: list[str], reach: Reach) -> tuple[str | None, list[str]]:
-    usable = [c for c in channels if reach.usable(c)]
+def choose_channel(channels: list[str], reach: Reach, category: str = "service") -> tuple[str | None, list[str]]:
+    usable = [c for c in channels if reach.usable(c, category)]
     if not usable:
         return None, []
     return usable[0], usable[1:]
 
 
-def quiet_hours_move(due: datetime, tz: str, config: DeliveryConfig) -> datetime | None:
-    """Where a touch due at ``due`` goes because of quiet hours, or None if it may stay."""
-    return _quiet_hours_move(due, tz, config.quiet_hours.start, config.quiet_hours.end)
+def quiet_hours_move(due: datetime, tz: str, config: DeliveryConfig, channel: str | None = None) -> datetime | None:
+    """Where a touch due at ``due`` goes because of quiet hours (the channel's own when
+    ``channel_quiet_hours`` gives them), or None if it may stay."""
+    quiet = config.channel_quiet_hours.get(channel, config.quiet_hours) if channel else config.quiet_hours
+    return _quiet_hours_move(due, tz, quiet.start, quiet.end)
+
+
+def channels_for(w: Wanted, config: DeliveryConfig) -> list[str]:
+    """The channels ``w`` may go on: its step's list, or the delivery setting's for its engagement level."""
+    if w.channels or w.engagement is None:
+        return w.channels
+    rules = config.engagement
+    return list(config.engagement_channels[level(*w.engagement, rules.active_activity, rules.at_risk_churn)])
 
 
 # A run decides many touches at the same few moments (one due time per cadence and zone),
@@ -238,23 +260,25 @@ def decide(
     for w in ordered:
         if known and w.key in known:
             continue
-        channel, fallbacks = choose_channel(w.channels, reach)
+        listed_channels = channels_for(w, config)
+        channel, fallbacks = choose_channel(listed_channels, reach, w.category)
         if channel is None:
-            listed = ", ".join(w.channels)
+            listed = ", ".join(listed_channels)
             decisions.append(
-                Decision(w, DROPPED, w.channels[0], [], w.planned_for, dropped_by=DROP_NO_CHANNEL,
+                Decision(w, DROPPED, listed_channels[0], [], w.planned_for, dropped_by=DROP_NO_CHANNEL,
                          reason=f"no consented, reachable channel among {listed}")
             )
             continue
         due = w.planned_for
         moved_by = None
         if not (w.urgent and w.category == "service"):
-            moved = quiet_hours_move(due, tz, config)
+            moved = quiet_hours_move(due, tz, config, channel)
             if moved is not None:
                 due, moved_by = moved, MOVED_QUIET
         reason = ""
         if moved_by:
-            reason = (f"quiet hours {config.quiet_hours.start}-{config.quiet_hours.end} "
+            quiet = config.channel_quiet_hours.get(channel, config.quiet_hours)
+            reason = (f"quiet hours {quiet.start}-{quiet.end} "
                       f"({tz}): moved from {local_naive(w.planned_for, tz):%Y-%m-%d %H:%M}")
         d = Decision(w, PLANNED, channel, fallbacks, due, moved_by=moved_by, reason=reason)
         decisions.append(d)

@@ -24,14 +24,14 @@ from sqlmodel import Session, col
 from engine.language import conditions
 from engine.language.journey_model import Condition, Journey
 from engine.planning import rules
-from engine.planning.facts import claim_fact, load_customers, policy_fact
+from engine.planning.facts import POLICY_FACT_COLUMNS, claim_fact, load_customers, policy_fact
 from engine.planning.occurrences import anchor_fire, birthday_fires, holiday_fires, next_cron_fire
 from engine.planning.planner import ChunkOutput, Planner, active_journeys, conditions_of, local_iso, switched_on
 from engine.planning.step_machine import duration
 from store.clock import as_utc
 from store.db import get_engine
 from store.masking import mask_name
-from store.models import AgentTask, Claim, Customer, Enrollment, Policy, TaskStatus, Touch
+from store.models import AgentTask, Claim, Customer, Enrollment, Policy, TaskStatus, Touch, claim_product_line
 
 SPAN_BEFORE = timedelta(days=1)
 SPAN_AFTER = timedelta(days=7)
@@ -42,8 +42,9 @@ class UnknownCustomer(LookupError):
 
 
 def _next_fire(session: Session, journey: Journey, customer_id: int, fact: dict[str, Any], tz: str,
-               at: datetime) -> tuple[str | None, datetime | None]:
-    """When the journey next takes this customer in: as shown, and as a moment when there is one."""
+               at: datetime, policies: set[str] | None = None) -> tuple[str | None, datetime | None]:
+    """When the journey next takes this customer in: as shown, and as a moment when there is one.
+    ``policies``: the policies its audience takes (all when None), for a journey on policy expiry."""
     entry = journey.entry
     if entry.schedule is not None:
         due = next_cron_fire(entry.schedule.cron, tz, at)[1]
@@ -63,13 +64,18 @@ def _next_fire(session: Session, journey: Journey, customer_id: int, fact: dict[
         fires = holiday_fires(list(entry.date.holidays or []), entry.date.at, entry.date.offset, tz, at, horizon,
                               entry.date.on_non_working_day)
         return (f"{fires[0][0]} {local_iso(fires[0][1], tz)}", fires[0][1]) if fires else (None, None)
-    if entry.date.anchor == "policy.expiry_date":
-        expiries = session.execute(select(col(Policy.expiry_date)).where(
-            col(Policy.customer_id) == customer_id, col(Policy.status) == "active")).scalars().all()
+    if entry.date.anchor == "policy.expiry_date" and entry.date.every is None:
+        expiries = [e for ext, e in session.execute(select(col(Policy.external_id), col(Policy.expiry_date)).where(
+            col(Policy.customer_id) == customer_id, col(Policy.status) == "active")).all()
+            if policies is None or ext in policies]
         shift = entry.date.on_non_working_day
         dues = sorted(d for d in (anchor_fire(e, entry.date.at, entry.date.offset, tz, shift) for e in expiries)
                       if d > at)
         return (local_iso(dues[0], tz), dues[0]) if dues else (None, None)
+    if entry.date.anchor != "claim.settled_at" or entry.date.every is not None:
+        # Any other date field (engine.planning.anchored_entrants): named as the file names it.
+        every = " every year" if entry.date.every else ""
+        return f"{entry.date.anchor}{every} {entry.date.offset} at {entry.date.at}", None
     label = "30 days after a claim settles" if entry.date.offset == "30d" else f"claim settled {entry.date.offset}"
     return label, None
 
@@ -85,15 +91,14 @@ def _scoped_verdicts(session: Session, journey: Journey, cid: int, fact: dict[st
     out: list[dict[str, Any]] = []
     if any(f.startswith("policy.") for f in fields):
         for row in session.execute(select(
-                col(Policy.external_id), col(Policy.product_line), col(Policy.annual_premium), col(Policy.start_date),
-                col(Policy.expiry_date), col(Policy.status))
+                col(Policy.external_id), *POLICY_FACT_COLUMNS)
                 .where(col(Policy.customer_id) == cid).order_by(col(Policy.expiry_date))).all():
             out.append(_verdict(cond, {**fact, **policy_fact(row)}, now, {
                 "policy": row.external_id, "expiry_date": row.expiry_date.isoformat(), "status": row.status}))
         return "policies", out
     for row in session.execute(select(
             col(Claim.external_id), col(Claim.amount), col(Claim.status), col(Claim.filed_at), col(Claim.settled_at),
-            col(Policy.product_line)).outerjoin(Policy, col(Policy.id) == col(Claim.policy_id))
+            claim_product_line()).outerjoin(Policy, col(Policy.id) == col(Claim.policy_id))
             .where(col(Claim.customer_id) == cid).order_by(col(Claim.filed_at))).all():
         out.append(_verdict(cond, {**fact, **claim_fact(row.amount, row.status, row.filed_at, row.settled_at,
                                                           row.product_line)}, now,
@@ -192,7 +197,8 @@ def explain(customer_external_id: str, at: datetime, url: str | None = None) -> 
                 leaves = [{**leaf, "text": f"{item[label]}: {leaf['text']}"} for item in items
                           for leaf in item["conditions"]]
                 holds = any(item["holds"] for item in items)
-            fire_text, fire_at = _next_fire(session, j, cid, facts.fact, tz, at) if enabled else (None, None)
+            taken = {item["policy"] for item in items if item["holds"]} if scoped and scoped[0] == "policies" else None
+            fire_text, fire_at = _next_fire(session, j, cid, facts.fact, tz, at, taken) if enabled else (None, None)
             report_journeys.append({
                 "journey": j.id, "name": j.name, "category": j.category, "priority": j.priority,
                 "enabled": enabled, "entry": j.entry.kind, "tiers": j.audience.tiers or "all",

@@ -161,6 +161,10 @@ BASE_COLUMNS = (
     Customer.id, Customer.external_id, Customer.tier, Customer.timezone, Customer.locale, Customer.advisor_id,
     Customer.consent_sms, Customer.consent_wechat, Customer.consent_email,
     Customer.phone, Customer.email, Customer.wechat_openid,
+    # App push and consent by purpose (issue 19, migration 0009): rows 12-17.
+    Customer.consent_push, Customer.push_registration_id,
+    Customer.consent_sms_marketing, Customer.consent_wechat_marketing, Customer.consent_email_marketing,
+    Customer.consent_push_marketing,
 )
 # Columns read straight into ``customer.<name>`` when a condition names them.
 PLAIN = ("tier_score", "branch", "birthday", "preferred_channels", "last_active_at", "created_at")
@@ -208,13 +212,17 @@ def load_customers(
             continue
         # Few distinct combinations of zone, consent and contact: share one Reach for each
         # (it is frozen and never changed) instead of building three objects per customer.
-        shape = (row[3], bool(row[6]), bool(row[7]), bool(row[8]), bool(row[9]), bool(row[10]), bool(row[11]))
+        shape = (row[3], bool(row[6]), bool(row[7]), bool(row[8]), bool(row[9]), bool(row[10]), bool(row[11]),
+                 bool(row[12]), bool(row[13]),
+                 # marketing consent: empty (never given apart) follows the channel's
+                 *(row[i] is None or bool(row[i]) for i in (14, 15, 16, 17)))
         known = reaches.get(shape)
         if known is None:
             known = reaches[shape] = (Reach(
                 timezone=row[3],
-                consent={"sms": shape[1], "wechat": shape[2], "email": shape[3]},
-                reachable={"sms": shape[4], "email": shape[5], "wechat": shape[6]},
+                consent={"sms": shape[1], "wechat": shape[2], "email": shape[3], "push": shape[7]},
+                reachable={"sms": shape[4], "email": shape[5], "wechat": shape[6], "push": shape[8]},
+                marketing={"sms": shape[9], "wechat": shape[10], "email": shape[11], "push": shape[12]},
             ), {
                 "customer.timezone": row[3],
                 "customer.consent_sms": shape[1], "customer.consent_wechat": shape[2],
@@ -358,12 +366,19 @@ def _count_fact(
 
 
 def policy_fact(row: Any) -> dict[str, Any]:
-    """``policy.*`` of a row with product_line, annual_premium, start_date, expiry_date, status."""
+    """``policy.*`` of a row with the columns of ``POLICY_FACT_COLUMNS``."""
     return {
         "policy.product_line": row.product_line, "policy.annual_premium": row.annual_premium,
         "policy.start_date": row.start_date, "policy.expiry_date": row.expiry_date,
         "policy.status": row.status, "policy.renewed": row.status == "renewed",
+        "policy.premium_due_date": row.premium_due_date, "policy.grace_period_end": row.grace_period_end,
     }
+
+
+# The policy columns ``policy_fact`` reads, for the queries that select them.
+POLICY_FACT_COLUMNS: tuple[Any, ...] = (
+    Policy.product_line, Policy.annual_premium, Policy.start_date, Policy.expiry_date, Policy.status,
+    Policy.premium_due_date, Policy.grace_period_end)
 
 
 def claim_fact(amount: Any, status: Any, filed_at: Any, settled_at: Any, product_line: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select as _sa_select
 from sqlmodel import Session, col
 
+from engine.language import engagement
 from engine.language.journey_model import Condition, Journey
 from engine.language.validation import LoadedJourney
 from store.models import KeyValue
@@ -50,6 +51,9 @@ def conditions_of(journey: Journey) -> list[Condition]:
             out.extend(case.when for case in step.branch.cases)
         if step.wait_for is not None and step.wait_for.when is not None:
             out.append(step.wait_for.when)
+        if step.send is not None and step.send.by_engagement:
+            # Not judged: it makes the planner load what the engagement level is read from.
+            out.append(engagement.FIELDS_READ)
     return out
 
 
@@ -59,7 +63,7 @@ def entry_rule(journey: Journey) -> str:
         text = f"schedule {entry.schedule.cron}"
     elif entry.date is not None:
         anchor = entry.date.anchor + (f" {','.join(entry.date.holidays)}" if entry.date.holidays else "")
-        text = f"date {anchor} {entry.date.offset} at {entry.date.at}"
+        text = f"date {anchor} {entry.date.offset} at {entry.date.at}" + (" every year" if entry.date.every else "")
     else:
         assert entry.event is not None
         text = f"event {entry.event.type}" + (f" when {entry.event.when.describe()}" if entry.event.when else "")

@@ -11,7 +11,8 @@ planned only when no event can change it:
   is due to, and an attribute is never changed before its time, where another journey could
   read it early);
 - so does a branch reading a fact events change (``EVENT_FIELDS``, and any
-  ``customer.attributes.<name>`` an update step of a journey in force sets);
+  ``customer.attributes.<name>`` an update step of a journey in force sets), and a send with
+  ``channels: by_engagement`` (its level reads the churn risk);
 - a ``wait_for`` ends ahead of ``now`` only by an event already reported, never by its timeout
   (the event may still come), and a journey with a goal never moves past a wait ahead of ``now``
   (its goal event may still come);
@@ -28,6 +29,7 @@ from datetime import datetime, time, timedelta
 
 from engine.language.journey_model import Condition, Journey
 from engine.language.validation import LoadedJourney
+from engine.planning.journeys_in_force import conditions_of
 from engine.planning.occurrences import local_naive, place
 
 # Customer fields whose value at a moment depends on events (logins, replies, survey answers,
@@ -68,11 +70,19 @@ class Lookahead:
         self.updated = updated_fields(journeys)
         self.sensitive = EVENT_FIELDS | self.updated
         self.by_id = {lj.id: self._journey(lj.journey) for lj in journeys}
+        # Whether a scheduled or dated journey sets an attribute some condition reads: only then
+        # does an event's run have to take its customer's scheduled entries before the event.
+        read = {f for lj in journeys for c in conditions_of(lj.journey) for f in c.fields()}
+        self.entries_set_what_is_read = any(
+            s.update.field in read for lj in journeys if lj.journey.entry.event is None
+            for s in lj.journey.steps if s.update is not None)
 
     def _journey(self, j: Journey) -> JourneyAhead:
         audience = [c for c in (j.audience.when, j.entry.event.when if j.entry.event else None) if c is not None]
         held = {i for i, s in enumerate(j.steps) if s.task is not None or s.update is not None
-                or (s.branch is not None and any(_reads(c.when, self.sensitive) for c in s.branch.cases))}
+                or (s.branch is not None and any(_reads(c.when, self.sensitive) for c in s.branch.cases))
+                # by_engagement picks channels by churn risk, which a churn.warning changes
+                or (s.send is not None and s.send.by_engagement)}
         goal = j.goal is not None
         resumable = frozenset() if goal else frozenset(
             s.id for i, s in enumerate(j.steps) if i not in held and s.wait_for is None)

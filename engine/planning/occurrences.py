@@ -17,6 +17,10 @@ Rules, all in the customer's own zone (``Customer.timezone``):
   lunar ones from the lunisolar calendar (Spring Festival 2027 → 2027-02-06, Mid-Autumn 2028 →
   2028-10-03), Qingming from its solar term, the others by date. Each listed holiday is its own
   occurrence (``mid_autumn-2031``, ``national_day-2031``), even when two share a day.
+- Any other date field (``policy.start_date``, ``policy.premium_due_date``,
+  ``customer.attributes.vehicle_inspection_due``) anchors the same way, once on its date or,
+  with ``every: year``, on each anniversary after it; **29 February** anniversaries are kept on
+  **28 February** in other years, as birthdays are (``anchored_fires``).
 - ``on_non_working_day: next_working_day`` moves a date entry's fire whose local day is not a
   working day (``engine.language.work_calendar``) to the same wall time on the first working
   day after it; the occurrence keeps its name.
@@ -92,6 +96,10 @@ def birthday_in(birthday: date, year: int) -> date:
     if birthday.month == 2 and birthday.day == 29 and not calendar.isleap(year):
         return date(year, 2, 28)
     return birthday.replace(year=year)
+
+
+# A yearly anniversary follows the birthday's rule: 29 February is kept on 28 February.
+anniversary_in = birthday_in
 
 
 # What a date entry does with a fire on a day that is not a working day (DateEntry.on_non_working_day).
@@ -175,3 +183,40 @@ def holiday_fires(
             if start < due <= end:
                 out.append((f"{name}-{year}", due))
     return sorted(out, key=lambda pair: (pair[1], pair[0]))
+
+
+def anchored_fires(
+    anchor: date, every: str | None, at: str, offset: str, tz: str, start: datetime, end: datetime,
+    on_non_working_day: NonWorkingDay = "keep",
+) -> list[tuple[str, datetime]]:
+    """(occurrence suffix, due) of a date entry on any date field falling in (start, end].
+
+    One-off: the anchor date itself, suffix its ISO date. ``every: year``: each anniversary
+    after the anchor's own year (the policy's first anniversary is a year after it started),
+    suffix the year; 29 February is kept on 28 February in other years.
+    """
+    if every is None:
+        due = anchor_fire(anchor, at, offset, tz, on_non_working_day)
+        return [(anchor.isoformat(), due)] if start < due <= end else []
+    lo, hi = anchor_date_range(start, end, offset, on_non_working_day)
+    out = []
+    for year in range(max(lo.year, anchor.year + 1), hi.year + 1):
+        due = anchor_fire(anniversary_in(anchor, year), at, offset, tz, on_non_working_day)
+        if start < due <= end:
+            out.append((str(year), due))
+    return out
+
+
+def as_anchor_date(value: object) -> date | None:
+    """A stored date field or attribute as a date: a date, a datetime's date, or an ISO date
+    text; None for anything else (an attribute that is not a date has no occurrence)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            return None
+    return None

@@ -31,6 +31,7 @@ class PlannedTask:
     planned_for: datetime
     due_at: datetime
     timezone: str
+    event_id: int | None = None  # the event its enrollment answers (``PlannedEnrollment.event_id``)
 
 
 @dataclass(slots=True)
@@ -54,6 +55,8 @@ class PlannedEnrollment:
     step_started_at: datetime | None = None
     # The event a wait_for ended on, whose ``event.*`` the steps after it read.
     scope_event_id: int | None = None
+    # The event an event-entry enrollment answers: the key the metrics join on (migration 0005).
+    event_id: int | None = None
 
 
 @dataclass

@@ -71,11 +71,6 @@ def workers_for(id_span: int, chunk: int, requested: int | None = None) -> int:
     return max(1, min(os.cpu_count() or 1, MAX_WORKERS, chunks))
 
 
-def chunk_ranges(lo: int, hi: int, chunk: int) -> list[tuple[int, int]]:
-    """The (first, last) customer ids of each chunk of ``chunk`` ids covering ``lo``..``hi``."""
-    return [(first, min(first + chunk - 1, hi)) for first in range(lo, hi + 1, chunk)]
-
-
 def reachable_from_workers(session: Session) -> bool:
     """Whether other processes can open the session's database: not a SQLite database in
     memory, which exists only in this process."""
@@ -84,8 +79,9 @@ def reachable_from_workers(session: Session) -> bool:
 
 
 @dataclass(frozen=True)
-class _Job:
-    """What a worker needs to build the same planner as the caller's."""
+class ChunkJob:
+    """What a worker (a process here, or a Prefect worker elsewhere) needs to build the same
+    chunk planner as the caller's."""
 
     url: str
     journeys: Sequence[LoadedJourney]
@@ -100,6 +96,21 @@ class _Job:
     timezones: Sequence[str]
 
 
+def job_of(planner: ChunkPlanner) -> ChunkJob:
+    """The settings of ``planner`` that its chunks are planned under, wherever they run."""
+    url = planner.session.get_bind().engine.url.render_as_string(hide_password=False)
+    return ChunkJob(url, planner.journeys, planner.config, planner.start, planner.end, planner.now, planner.start_now,
+                    planner.dry_run, planner.sources, planner.chunk, list(planner.candidates.zones()))
+
+
+def chunk_planner_for(session: Session, job: ChunkJob) -> ChunkPlanner:
+    """A chunk planner on ``session`` planning exactly as the one ``job`` was taken from."""
+    planner = ChunkPlanner(session, job.journeys, job.config, job.start, job.end, now=job.now,
+                           start_now=job.start_now, dry_run=job.dry_run, sources=job.sources, chunk=job.chunk)
+    planner.candidates.timezones = list(job.timezones)
+    return planner
+
+
 _planner: ChunkPlanner | None = None
 
 
@@ -111,7 +122,7 @@ def _without_foreign_key_checks(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA foreign_keys=OFF")
 
 
-def _start_worker(job: _Job, write_lock: AbstractContextManager[Any] | None) -> None:
+def _start_worker(job: ChunkJob, write_lock: AbstractContextManager[Any] | None) -> None:
     global _planner
     from sqlalchemy import event
     from sqlmodel import Session
@@ -121,10 +132,7 @@ def _start_worker(job: _Job, write_lock: AbstractContextManager[Any] | None) -> 
     engine = get_engine(job.url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _without_foreign_key_checks)
-    session = Session(engine, expire_on_commit=False)
-    _planner = ChunkPlanner(session, job.journeys, job.config, job.start, job.end, now=job.now,
-                            start_now=job.start_now, dry_run=job.dry_run, sources=job.sources, chunk=job.chunk)
-    _planner.candidates.timezones = list(job.timezones)
+    _planner = chunk_planner_for(Session(engine, expire_on_commit=False), job)
     if write_lock is not None:
         _planner.write_lock = write_lock
     # The process only plans chunks: collect between them rather than while one is alive
@@ -141,13 +149,10 @@ def _plan_range(lo: int, hi: int) -> PlanResult:
     return planner.result
 
 
-def plan_in_processes(planner: ChunkPlanner, lo: int, hi: int, workers: int) -> None:
-    """Plan customers ``lo``..``hi`` in chunks of ``planner.chunk`` on ``workers`` processes
+def plan_in_processes(planner: ChunkPlanner, ranges: Sequence[tuple[int, int]], workers: int) -> None:
+    """Plan the chunks ``ranges`` (first and last customer id each) on ``workers`` processes
     and add what each chunk did to ``planner.result``."""
-    url = planner.session.get_bind().engine.url.render_as_string(hide_password=False)
-    job = _Job(url, planner.journeys, planner.config, planner.start, planner.end, planner.now, planner.start_now,
-               planner.dry_run, planner.sources, planner.chunk, list(planner.candidates.zones()))
-    ranges = chunk_ranges(lo, hi, planner.chunk)
+    job = job_of(planner)
     context = multiprocessing.get_context("spawn")
     # SQLite takes one writer at a time: the workers queue on a lock of their own, which wakes
     # the next one as soon as a write commits. PostgreSQL writes concurrently.

@@ -31,12 +31,12 @@ from store.models import AgentTask, Customer, Enrollment, Event, TaskStatus, Tou
 
 ENROLLMENT_COLUMNS = ("customer_id", "journey_id", "journey_version", "occurrence", "step_id", "state", "next_at",
                       "split_branch", "entered_at", "exited_at", "exit_reason", "entry_rule", "step_started_at",
-                      "scope_event_id")
+                      "scope_event_id", "event_id")
 TOUCH_COLUMNS = ("key", "customer_id", "journey_id", "journey_version", "step_id", "occurrence", "category",
                  "urgent", "channel", "fallback_channels", "template", "split_branch", "entry_rule", "planned_for",
                  "due_at", "status", "error_reason", "attempts", "created_at")
 TASK_COLUMNS = ("key", "customer_id", "journey_id", "journey_version", "step_id", "occurrence", "queue", "priority",
-                "script", "assignee_id", "status", "due_at", "created_at", "attempt", "escalated")
+                "script", "assignee_id", "status", "due_at", "created_at", "attempt", "escalated", "event_id")
 
 
 class StaleTouches(RuntimeError):
@@ -62,7 +62,8 @@ def write_chunk(session: Session, out: ChunkOutput, result: PlanResult,
     dialect = session.get_bind().dialect
     enrollments = _batch(dialect, Enrollment, ENROLLMENT_COLUMNS, [
         (e.customer_id, e.journey_id, e.journey_version, e.occurrence, e.step_id, e.state, e.next_at,
-         e.split_branch, e.entered_at, e.exited_at, e.exit_reason, e.entry_rule, e.step_started_at, e.scope_event_id)
+         e.split_branch, e.entered_at, e.exited_at, e.exit_reason, e.entry_rule, e.step_started_at, e.scope_event_id,
+         e.event_id)
         for e in out.enrollments if e.existing_id is None], ["customer_id", "journey_id", "occurrence"])
     advanced = [{
         "eid": e.existing_id, "old_next": e.previous_next_at, "new_step": e.step_id, "new_state": e.state,
@@ -86,7 +87,7 @@ def write_chunk(session: Session, out: ChunkOutput, result: PlanResult,
     dropped_touches = _batch(dialect, Touch, TOUCH_COLUMNS, dropped, ["key"])
     tasks = _batch(dialect, AgentTask, TASK_COLUMNS, [
         (t.key, t.customer_id, t.journey_id, t.journey_version, t.step_id, t.occurrence, t.queue, t.priority,
-         t.script, t.assignee_id, TaskStatus.OPEN, t.due_at, now, 1, False) for t in out.tasks], ["key"])
+         t.script, t.assignee_id, TaskStatus.OPEN, t.due_at, now, 1, False, t.event_id) for t in out.tasks], ["key"])
     counts = dict.fromkeys(("enrollments_written", "enrollments_advanced", "touches_changed", "touches_written",
                             "dropped_written", "tasks_written"), 0)
     with write_lock:

@@ -16,7 +16,10 @@ holds the planner to it. What makes it hold:
 - *A customer's agenda is taken in the order of time* (``engine.planning.chunk_planner``):
   entries, waits that end and events, whichever journey they belong to, so an attribute an
   update step sets is seen by the conditions judged after it and by no earlier one. An
-  event's run (``engine.loop.events``) first takes what its customer had due before it.
+  event's run (``engine.loop.events``) first takes what its customer had due before it when a
+  scheduled or dated journey sets an attribute some condition reads
+  (``Lookahead.entries_set_what_is_read``); otherwise nothing those entries do reaches the
+  event's journeys, and the cap's contest decides the day whichever run planned its touches.
 - *A waiting enrollment says where it is*: the step, when it arrived there
   (``Enrollment.step_started_at``) and when to look again (``next_at``), so a ``wait_for``
   picked up by a later run keeps its own deadline (``engine.planning.step_machine``).
@@ -39,8 +42,9 @@ Shape of a run (``plan``):
 - Journeys in force come from ``engine.language.journey_registry`` (the last good version of a broken
   file stays in force). A journey with ``enabled: false`` runs only when the KeyValue
   ``journey_enabled:<id>`` says ``{"enabled": true}`` (dynamic adjustment sets it).
-- The book is walked in chunks of customer ids. Per chunk, SQL narrows the entrants of
-  each journey in bulk (tier, time zone with a firing in the window, ``birth_md`` codes,
+- The book is walked in chunks of customer ids, only those holding a customer with anything due
+  in the window (``engine.planning.due_chunks``: one indexed query per source first). Per chunk,
+  SQL narrows the entrants of each journey in bulk (tier, time zone with a firing in the window, ``birth_md`` codes,
   expiry/settlement date ranges, unprocessed events), facts are loaded in bulk
   (``engine.planning.facts``), conditions are evaluated by the rules engine (``engine.planning.rules``), the
   journey steps are run (``engine.planning.step_machine``), delivery rules decide channel, time and cap
@@ -75,7 +79,7 @@ run prints or returns names customers by their external id.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -87,10 +91,11 @@ from sqlmodel import Session
 from engine.language.settings_model import DeliveryConfig
 from engine.planning.chunk_planner import CHUNK, CURSOR_KEY, ChunkPlanner, read_cursor
 from engine.planning.delivery_rules import Decision
+from engine.planning.due_chunks import book_zones, due_ranges
 from engine.planning.journeys_in_force import active_journeys, conditions_of, switched_on
 from engine.planning.lookahead import through_next_local_day
 from engine.planning.plan_output import ChunkOutput, PlanResult, Sink
-from engine.planning.plan_workers import chunk_ranges, plan_in_processes, reachable_from_workers, workers_for
+from engine.planning.plan_workers import plan_in_processes, reachable_from_workers, workers_for
 from store.clock import as_utc, utcnow, zone
 from store.models import Customer, KeyValue
 
@@ -125,9 +130,17 @@ def _cyclic_gc_between_chunks() -> Iterator[None]:
             gc.enable()
 
 
+# Plans a run's chunks somewhere else and adds what they did to ``planner.result``: the
+# runtime's Prefect workers (``engine.runtime.plan_slices``). The planner only cuts the book.
+ChunkRunner = Callable[["Planner", list[tuple[int, int]]], None]
+
+
 class Planner(ChunkPlanner):
     """A whole run: the given customers in one chunk, or the book in chunks of customer ids,
-    in this process or on worker processes (``engine.planning.plan_workers``)."""
+    in this process, on worker processes (``engine.planning.plan_workers``) or through a
+    ``chunk_runner``."""
+
+    chunk_runner: ChunkRunner | None = None
 
     def run(self) -> PlanResult:
         with _cyclic_gc_between_chunks():
@@ -138,19 +151,23 @@ class Planner(ChunkPlanner):
             lo, hi = self.session.execute(select(func.min(Customer.id), func.max(Customer.id))).one()
             if lo is None:
                 return self.result
-            self.candidates.timezones = [
-                tz for (tz,) in self.session.execute(select(Customer.timezone).distinct()).all()
-            ]
-            workers = workers_for(hi - lo + 1, self.chunk, self.workers)
+            self.candidates.timezones = book_zones(self.session)
+            # Only the chunks with something due (``engine.planning.due_chunks``): a tick that
+            # finds nothing costs what is due, not what the book holds.
+            ranges = due_ranges(self.candidates, lo, hi, self.chunk)
+            if self.chunk_runner is not None and ranges:
+                self.chunk_runner(self, ranges)  # elsewhere: Prefect workers (``engine.runtime``)
+                return self.result
+            workers = workers_for(sum(last - first + 1 for first, last in ranges), self.chunk, self.workers)
             # A sink takes every chunk's output in this process, and a database in memory
             # exists only in it: such runs stay here.
             if self.sink is not None or not reachable_from_workers(self.session):
                 workers = 1
             if workers > 1:
                 self.result.workers = workers
-                plan_in_processes(self, lo, hi, workers)
+                plan_in_processes(self, ranges, workers)
                 return self.result
-            for first, last in chunk_ranges(lo, hi, self.chunk):
+            for first, last in ranges:
                 self.plan_chunk(first, last, None)
                 # The chunk's objects are gone by now (freed by reference counting); a young
                 # generation pass clears whatever cycles it left while little is alive.
@@ -191,6 +208,7 @@ def plan(
     sink: Sink | None = None,
     chunk: int = CHUNK,
     workers: int | None = None,
+    chunk_runner: ChunkRunner | None = None,
 ) -> PlanResult:
     """Plan every touch and task due up to ``at``, and up to ``ahead`` (when later) what no later
     event can change (``engine.planning.lookahead``).
@@ -203,6 +221,8 @@ def plan(
 
     ``workers``: processes planning a whole book (``engine.planning.plan_workers``); by default one
     per core (up to four) for a large book, one for a small one or a run with a ``sink``.
+    ``chunk_runner``: plans the book's chunks elsewhere instead (the Prefect workers of a scaled-out
+    deployment, ``engine.runtime.plan_slices``); the cursor moves only once all of them are written.
     """
     from engine.language.journey_registry import load_delivery_config, load_in_force
     from store.db import get_engine
@@ -224,6 +244,7 @@ def plan(
         journeys = active_journeys(session, in_force.journeys.values())
         planner = Planner(session, journeys, config, start_end, end, now=now, start_now=start_now,
                           dry_run=dry_run, customer_ids=customer_ids, sink=sink, chunk=chunk, workers=workers)
+        planner.chunk_runner = chunk_runner
         result = planner.run()
         result.problems = [str(p) for p in in_force.problems]
         if dry_run:
@@ -240,7 +261,7 @@ def plan_ahead(now: datetime, **kwargs: Any) -> PlanResult:
     from store.db import get_engine
 
     with Session(get_engine(kwargs.get("url"))) as session:
-        zones = [tz for (tz,) in session.execute(select(Customer.timezone).distinct()).all()]
+        zones = book_zones(session)
     return plan(now, ahead=through_next_local_day(as_utc(now), zones), **kwargs)
 
 

@@ -24,7 +24,8 @@ from typing import Any
 
 from engine.language.conditions import epoch_seconds
 from engine.language.durations import parse_duration
-from engine.language.journey_model import Condition, Journey
+from engine.language.engagement import engagement_facts
+from engine.language.journey_model import Condition, Journey, Step
 from engine.language.validation import LoadedJourney
 from engine.planning import rules
 from engine.planning.delivery_rules import Decision, Wanted
@@ -32,6 +33,8 @@ from engine.planning.facts import CustomerFacts, event_fact, facts_at
 from engine.planning.journeys_in_force import entry_rule
 from engine.planning.lookahead import Lookahead
 from engine.planning.plan_output import ChunkOutput, PlannedEnrollment, PlannedTask
+from engine.planning.wait_until import wait_end
+from store.models import WEBHOOK_CHANNEL
 
 PRIORITY = {"high": 1, "normal": 2, "low": 3}
 
@@ -71,6 +74,15 @@ def step_graph(journey: Journey) -> StepGraph:
         _graphs.clear()
     _graphs[id(journey)] = (journey, graph)  # the journey kept alive so its id is not reused
     return graph
+
+
+def _wait_end(step: Step, since: datetime, facts: CustomerFacts, scope: dict[str, Any]) -> datetime:
+    """When ``step``'s wait, begun at ``since``, ends (``engine.planning.wait_until``)."""
+    wait = step.wait
+    if isinstance(wait, str):
+        return since + duration(wait)
+    assert wait is not None
+    return wait_end(wait, since, facts.timezone, {**facts.fact, **scope})
 
 
 def _split_point(customer_id: int, journey_id: str, occurrence: str, step_id: str) -> float:
@@ -151,11 +163,16 @@ class StepMachine:
         if p.index >= len(journey.steps) or p.mode == AT:
             at, kind = p.since, AT
         elif p.mode == WAIT:
-            at, kind = p.since + duration(journey.steps[p.index].wait or ""), WAIT
+            at, kind = _wait_end(journey.steps[p.index], p.since, facts, p.scope), WAIT
         else:
             wf = journey.steps[p.index].wait_for
             assert wf is not None
             deadline = p.since + duration(wf.timeout)
+            if wf.event.startswith("webhook."):
+                # Issue 19: a webhook step's outcome answers only the enrollment that made the call.
+                e = p.enrollment
+                events = [ev for ev in events if ev.data.get("journey") == journey.id
+                          and ev.data.get("occurrence") == e.occurrence]
             hit = self._find_event(wf.event, wf.when, facts, p.scope, events, p.since, min(deadline, self.now))
             at, kind = (hit.occurred_at, "hit") if hit is not None else (deadline, "timeout")
         if journey.goal is not None and p.mode != AT:
@@ -183,7 +200,7 @@ class StepMachine:
             e.step_id = step.id
             e.step_started_at = p.since
             if p.mode == WAIT:
-                e.next_at = p.since + duration(step.wait or "")
+                e.next_at = _wait_end(step, p.since, facts, p.scope)
             elif p.mode == WAIT_FOR:
                 assert step.wait_for is not None
                 e.next_at = p.since + duration(step.wait_for.timeout)
@@ -253,8 +270,20 @@ class StepMachine:
                 urgent = bool(step.send.urgent) if step.send.urgent is not None else journey.urgent
                 self.out.decisions.append(Decision(  # placeholder, decided by delivery rules later
                     Wanted(facts.id, journey.id, lj.version, step.id, enrollment.occurrence, journey.category,
-                           urgent and journey.category == "service", journey.priority, list(step.send.channels),
-                           step.send.template, t, enrollment.split_branch, enrollment.entry_rule),
+                           urgent and journey.category == "service", journey.priority, step.send.listed,
+                           step.send.template, t, enrollment.split_branch, enrollment.entry_rule,
+                           # by_engagement: the list is the delivery setting's for the customer's level
+                           engagement=engagement_facts(facts.fact) if step.send.by_engagement else None),
+                    "wanted", "", [], t))
+                target = successors_of[index][0]
+            elif step.webhook is not None:
+                # Issue 19 (webhook step): a touch on the ``webhook`` channel, sent by dispatch to the
+                # target (its outcome comes back as the event webhook.<target>.succeeded|failed). A
+                # call between systems: no consent, quiet hours or marketing cap (service, urgent).
+                self.out.decisions.append(Decision(
+                    Wanted(facts.id, journey.id, lj.version, step.id, enrollment.occurrence, "service", True,
+                           journey.priority, [WEBHOOK_CHANNEL], step.webhook.template, t, enrollment.split_branch,
+                           enrollment.entry_rule),
                     "wanted", "", [], t))
                 target = successors_of[index][0]
             elif step.task is not None:
@@ -263,7 +292,7 @@ class StepMachine:
                 self.out.tasks.append(PlannedTask(
                     key, facts.id, journey.id, lj.version, step.id, enrollment.occurrence, task.queue,
                     PRIORITY[task.priority], task.script, facts.advisor_id if task.assign == "advisor" else None,
-                    t, t + duration(task.due_within), facts.timezone))
+                    t, t + duration(task.due_within), facts.timezone, enrollment.event_id))
                 target = successors_of[index][0]
             elif step.update is not None:
                 name = step.update.field[len("customer.attributes.") :]
@@ -275,7 +304,7 @@ class StepMachine:
                 target = successors_of[index][0]
                 if target == "exit" and journey.goal is None:
                     # A wait with nothing after it and no goal to end it sooner: the journey is over.
-                    self._finish(enrollment, "done", t + duration(step.wait), "completed")
+                    self._finish(enrollment, "done", _wait_end(step, t, facts, p.scope), "completed")
                     return None
                 p.index, p.since, p.mode = index, t, WAIT
                 return self.settle(p, facts, events)

@@ -4,7 +4,14 @@
     prefect server start --host 0.0.0.0 --port 4200        # one Prefect server
     export PREFECT_API_URL=http://<server>:4200/api
     journeys deploy --pool journeys                        # creates the pool and the deployments
-    prefect worker start --pool journeys --type process    # on each worker machine, as many as needed
+    prefect worker start --pool journeys --type process --limit 2   # on each worker machine
+
+Planning is spread too: the ``plan`` deployment (every 5 minutes) cuts the chunks of the book
+with anything due into slices of ``SLICE_IDS`` customer ids and starts a ``plan-slice`` flow run
+for each, which any worker picks up (``engine.runtime.plan_slices``); it waits for them and moves
+the cursor once all are written. The plan run holds a worker slot while it waits, so give each
+worker ``--limit`` of at least 2 (one per core of its machine is a good start). docs/scale-out.md
+has the measured figures and the sizing.
 
 Dispatch runs as a deployment every minute on every worker's schedule slot; concurrent
 runs never send a touch twice because claiming is ``FOR UPDATE SKIP LOCKED``
@@ -22,17 +29,25 @@ from typing import Any
 
 from engine.language.paths import PROJECT_ROOT
 
+# Customer ids per plan slice (engine.runtime.plan_slices): a slice costs a worker a new process
+# (2-3 s of imports) before it plans anything, so it holds several chunks of 20,000. Defined here
+# so that ``journeys deploy`` need not load the planner.
+SLICE_IDS = 100_000
+
 
 @dataclass(frozen=True)
 class DeploymentSpec:
-    flow: str  # function name in engine/runtime/flows.py
+    flow: str  # function name in ``entrypoint``
     name: str
     cron: str | None
     parameters: dict[str, Any] = field(default_factory=dict)
+    entrypoint: str = "engine/runtime/flows.py"
 
 
 DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
-    DeploymentSpec("plan_flow", "plan", "*/5 * * * *"),
+    # The plan run cuts the book into slices that any worker of the pool plans (plan-slice).
+    DeploymentSpec("plan_flow", "plan", "*/5 * * * *", {"slice_ids": SLICE_IDS}),
+    DeploymentSpec("plan_slice_flow", "plan-slice", None, entrypoint="engine/runtime/plan_slices.py"),
     DeploymentSpec("dispatch_flow", "dispatch", "* * * * *", {"max_batches": 40}),
     DeploymentSpec("outcome_ingest_flow", "outcome-ingest", "* * * * *"),
     DeploymentSpec("churn_check_flow", "churn-check", "0 6 * * *"),
@@ -61,7 +76,7 @@ def deploy_all(pool: str, timezone: str = "Asia/Shanghai", schedules: bool = Tru
     names = []
     for spec in DEPLOYMENTS:
         # The workers run the code from the project folder (installed the same way on each machine).
-        remote = prefect_flow.from_source(source=str(PROJECT_ROOT), entrypoint=f"engine/runtime/flows.py:{spec.flow}")
+        remote = prefect_flow.from_source(source=str(PROJECT_ROOT), entrypoint=f"{spec.entrypoint}:{spec.flow}")
         if asyncio.iscoroutine(remote):
             remote = asyncio.run(remote)
         schedule = [Cron(spec.cron, timezone=timezone)] if spec.cron and schedules else None

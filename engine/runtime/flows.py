@@ -104,11 +104,23 @@ async def dispatch_flow(
                 budget -= wave
             if len(done) < wave:
                 break
+        push_receipts = await _push_receipts(dispatcher, moment)
     finally:
         await dispatcher.aclose()
-    result = {"reconciled": settled, **total.as_dict()}
+    result = {"reconciled": settled, **total.as_dict(), **({"push_receipts": push_receipts} if push_receipts else {})}
     logger.info("dispatch: %s reconciled=%s", total.summary(), settled)
     return result
+
+
+async def _push_receipts(dispatcher: Any, moment: datetime | None) -> dict[str, int]:
+    """JPush calls nobody back: after sending, the receipts of sent pushes are looked up (issue 19)."""
+    from channels.push_jpush import JPushAdapter
+    from engine.loop.push_receipts import poll_push_receipts
+
+    adapter = dispatcher.adapters.get("push")
+    if not isinstance(adapter, JPushAdapter):
+        return {}
+    return dict(await poll_push_receipts(get_engine(), adapter, now=moment))
 
 
 def _counts(d: dict[str, Any]) -> DispatchCounts:
@@ -146,13 +158,20 @@ def _scheduled(
     return job, flow(name=name)(run_flow)
 
 
-def _plan(now: datetime) -> Any:
+def _plan(now: datetime, slice_ids: int | None = None, chunk: int | None = None) -> Any:
     """Plan up to ``now`` and ahead through the end of every customer's next local day: a day's
     touches are in the store (the cap and priority judged over the whole day) before its first
-    goes out. What no later event can change only (``engine.planning.lookahead``)."""
+    goes out. What no later event can change only (``engine.planning.lookahead``). With
+    ``slice_ids``, the chunks are planned by the pool's workers in slices of that many customer
+    ids (``engine.runtime.plan_slices``)."""
     from engine.planning.planner import plan_ahead
 
-    return plan_ahead(now)
+    sizes = {"chunk": chunk} if chunk else {}
+    if slice_ids is None:
+        return plan_ahead(now, **sizes)
+    from engine.runtime.plan_slices import SliceRunner
+
+    return plan_ahead(now, chunk_runner=SliceRunner(slice_ids), **sizes)
 
 
 def _count_outcomes(now: datetime) -> dict[str, Any]:
@@ -185,10 +204,20 @@ def _churn_check(now: datetime) -> Any:
     return churn_warning_check(at=now)
 
 
-plan_task, plan_flow = _scheduled(
-    "plan", _plan, "Evaluate the journeys in force and write the touches and tasks due up to now, and ahead "
-    "through every customer's next local day what no later event can change."
-)
+@task(name="plan", cache_policy=NO_CACHE)
+def plan_task(now: datetime, slice_ids: int | None = None, chunk: int | None = None) -> dict[str, Any]:
+    return _as_dict(_plan(now, slice_ids, chunk))
+
+
+@flow(name="plan")
+def plan_flow(now: str | None = None, slice_ids: int | None = None, chunk: int | None = None) -> dict[str, Any]:
+    """Evaluate the journeys in force and write the touches and tasks due up to now, and ahead
+    through every customer's next local day what no later event can change. Scaled out, the
+    ``plan`` deployment passes ``slice_ids``: the chunks (``chunk`` customer ids each, the
+    planner's own size by default) with anything due go to the pool's workers as ``plan-slice``
+    flow runs of about ``slice_ids`` ids each (``engine.runtime.plan_slices``)."""
+    return _logged("plan", lambda moment: plan_task(moment, slice_ids, chunk), now)
+
 outcome_ingest_task, outcome_ingest_flow = _scheduled("outcome-ingest", _count_outcomes)
 retier_task, retier_flow = _scheduled(
     "retier", _retier, "Weekly: score every customer and apply tier changes (kept in the tier history)."

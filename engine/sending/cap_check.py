@@ -1,4 +1,10 @@
-"""The marketing frequency cap, checked again when a batch is about to be sent (SPEC §6).
+"""The frequency caps, checked again when a batch is about to be sent (SPEC §6).
+
+Three kinds, each a count per customer in any rolling window, checked in turn: the marketing cap
+(``marketing_cap``: marketing touches on every channel), a channel's cap (``channel_caps`` in
+config/delivery.yaml: marketing touches on that channel) and a journey's own (``cap`` in the
+journey file: every message of that journey to the customer, its webhook calls aside). The rest
+of this note is about the marketing cap and holds for each of them.
 
 The planner decides the cap when it plans (``engine.planning.delivery_rules``): at most
 ``marketing_cap`` marketing touches per customer in any rolling ``marketing_cap_window`` (the
@@ -22,19 +28,22 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session, col, select
 
 from engine.language.durations import format_duration
 from engine.sending.claiming import ClaimedTouch
 from store.clock import as_utc
-from store.models import Touch, TouchStatus
+from store.models import WEBHOOK_CHANNEL, Touch, TouchStatus
 
 # Statuses of a marketing touch the customer has (or may have) received.
 GONE_OUT = (TouchStatus.SENDING, TouchStatus.SENT, TouchStatus.DELIVERED)
 RULE = "marketing_cap"  # the planner's name for this rule, so reports group both drops together
+CHANNEL_RULE = "channel_cap"
+JOURNEY_RULE = "journey_cap"
 
 
 def fits(times: Sequence[datetime], moment: datetime, cap: int, window: timedelta) -> bool:
@@ -54,14 +63,47 @@ def over_cap(session: Session, touches: Sequence[ClaimedTouch], batch_ids: set[i
              window: timedelta) -> dict[int, str]:
     """The marketing touches among ``touches`` (a claimed batch, ``batch_ids`` all of it) that
     sending now would put over the cap: touch id → the reason to record."""
-    marketing = sorted((t for t in touches if t.category == "marketing"), key=lambda t: (t.due_at, t.id))
-    if not marketing:
+    return _over(session, [t for t in touches if t.category == "marketing"], batch_ids, cap, window,
+                 [col(Touch.category) == "marketing"],
+                 f"{RULE}: marketing cap {cap} per {format_duration(window)} reached when sending")
+
+
+def over_limits(session: Session, touches: Sequence[ClaimedTouch], batch_ids: set[int],
+                channel_caps: Mapping[str, tuple[int, timedelta]],
+                journey_caps: Mapping[str, tuple[int, timedelta]]) -> dict[int, str]:
+    """The touches that sending now would put over a channel's cap (marketing touches on that
+    channel, ``channel_caps`` of config/delivery.yaml) or their journey's own (``cap`` in the
+    journey file, all its messages to the customer): touch id → the reason. One query per cap that applies."""
+    dropped: dict[int, str] = {}
+    for channel, (count, window) in sorted(channel_caps.items()):
+        mine = [t for t in touches if t.category == "marketing" and t.channel == channel and t.id not in dropped]
+        dropped.update(_over(session, mine, batch_ids, count, window,
+                             [col(Touch.category) == "marketing", col(Touch.channel) == channel],
+                             f"{CHANNEL_RULE}: {channel} cap {count} per {format_duration(window)} reached "
+                             "when sending"))
+    for journey_id, (count, window) in sorted(journey_caps.items()):
+        # Messages to the customer: a journey's calls to other systems (webhook steps) are not counted.
+        mine = [t for t in touches if t.journey_id == journey_id and t.id not in dropped
+                and t.channel != WEBHOOK_CHANNEL]
+        dropped.update(_over(session, mine, batch_ids, count, window,
+                             [col(Touch.journey_id) == journey_id, col(Touch.channel) != WEBHOOK_CHANNEL],
+                             f"{JOURNEY_RULE}: journey {journey_id} cap {count} per {format_duration(window)} "
+                             "reached when sending"))
+    return dropped
+
+
+def _over(session: Session, candidates: Sequence[ClaimedTouch], batch_ids: set[int], cap: int,
+          window: timedelta, where: list[Any], reason: str) -> dict[int, str]:
+    """Those of ``candidates`` that do not fit ``cap`` per ``window`` beside the touches matching
+    ``where`` that went out (see the module doc for the order of touches sent at once)."""
+    ordered = sorted(candidates, key=lambda t: (t.due_at, t.id))
+    if not ordered:
         return {}
-    first, last = marketing[0].due_at, marketing[-1].due_at
+    first, last = ordered[0].due_at, ordered[-1].due_at
     rows = session.execute(
         select(Touch.id, Touch.customer_id, Touch.status, Touch.due_at).where(
-            col(Touch.customer_id).in_(sorted({t.customer_id for t in marketing})),
-            col(Touch.category) == "marketing",
+            col(Touch.customer_id).in_(sorted({t.customer_id for t in ordered})),
+            *where,
             col(Touch.status).in_(GONE_OUT),
             col(Touch.due_at) > first - window,
             col(Touch.due_at) < last + window,
@@ -73,7 +115,7 @@ def over_cap(session: Session, touches: Sequence[ClaimedTouch], batch_ids: set[i
             went[customer_id].append((as_utc(due_at), touch_id, status))
     admitted: dict[int, list[datetime]] = defaultdict(list)
     dropped: dict[int, str] = {}
-    for touch in marketing:
+    for touch in ordered:
         order = (touch.due_at, touch.id)
         times = sorted(
             [due for due, other, status in went.get(touch.customer_id, ())
@@ -83,5 +125,5 @@ def over_cap(session: Session, touches: Sequence[ClaimedTouch], batch_ids: set[i
         if fits(times, touch.due_at, cap, window):
             bisect.insort(admitted[touch.customer_id], touch.due_at)
         else:
-            dropped[touch.id] = f"{RULE}: marketing cap {cap} per {format_duration(window)} reached when sending"
+            dropped[touch.id] = reason
     return dropped

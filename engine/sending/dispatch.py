@@ -39,7 +39,7 @@ import contextlib
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -51,18 +51,28 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from channels.base import ChannelAdapter, OutboundMessage, RenderedMessage, SendResult
-from channels.routing import ADDRESS_FIELD, CONSENT_FIELD, can_use, first_usable, reroute_without_consent
+from channels.routing import (
+    ADDRESS_FIELD,
+    CONSENT_FIELD,
+    MARKETING_CONSENT_FIELD,
+    can_use,
+    consented,
+    first_usable,
+    reroute_without_consent,
+)
 from engine.language.durations import parse_duration
 from engine.language.settings_model import DeliveryConfig
 from engine.sending import recording
-from engine.sending.cap_check import over_cap
+from engine.sending.cap_check import CHANNEL_RULE, JOURNEY_RULE, over_cap, over_limits
 from engine.sending.claiming import ClaimedTouch, claim_due, default_worker_id
+from engine.sending.dispatch_counts import DispatchCounts
+from engine.sending.journey_rules import JourneyRules
 from engine.sending.rate_limit import RateLimiter
 from engine.sending.reconcile import LOOKUP_DELAY, has_lookup, reconcile
 from engine.sending.retry import decide
 from store.clock import utcnow
 from store.masking import mask_text
-from store.models import Customer, TouchStatus
+from store.models import WEBHOOK_CHANNEL, Customer, TouchStatus
 
 log = logging.getLogger(__name__)
 
@@ -82,65 +92,14 @@ class Renderer(Protocol):
 _CUSTOMER_COLUMNS = tuple(
     getattr(Customer, name)
     for name in ("id", "external_id", "name", "tier", "locale", "branch", "timezone", "advisor_id", "anonymised_at",
-                 *ADDRESS_FIELD.values(), *CONSENT_FIELD.values())
+                 *ADDRESS_FIELD.values(), *CONSENT_FIELD.values(), *MARKETING_CONSENT_FIELD.values())
 )
+_CAPS = ("marketing_cap", CHANNEL_RULE, JOURNEY_RULE)
 # The cap as config/delivery.yaml sets it when nothing else is given.
 _DEFAULT_DELIVERY = DeliveryConfig()
 # An unconfirmed send stays 'sending' under this worker's claim (so no worker takes it again);
 # engine.sending.reconcile asks the provider about it from next_attempt_at on.
 _UNANSWERED = "error_class = :cls, error_reason = :reason, next_attempt_at = :next"
-
-
-@dataclass
-class DispatchCounts:
-    """What a dispatch run did. ``failed`` is keyed by class: permanent, exhausted, no_address, render, ..."""
-
-    claimed: int = 0
-    sent: int = 0
-    deferred: int = 0  # retryable failure: tried again later on the same channel
-    fell_back: int = 0  # moved to the next channel of the touch
-    cancelled: int = 0  # consent withdrawn since planning: a marketing touch, or no other channel left
-    dropped: int = 0  # over the marketing cap when it came to be sent
-    unanswered: int = 0  # delivery unknown: left for reconciliation to ask the provider
-    failed: Counter[str] = field(default_factory=Counter)
-    batches: int = 0
-    seconds: float = 0.0
-    reconciled: Counter[str] = field(default_factory=Counter)  # what reconciliation settled in this run
-
-    def merge(self, other: DispatchCounts) -> None:
-        self.claimed += other.claimed
-        self.sent += other.sent
-        self.deferred += other.deferred
-        self.fell_back += other.fell_back
-        self.cancelled += other.cancelled
-        self.dropped += other.dropped
-        self.unanswered += other.unanswered
-        self.failed.update(other.failed)
-        self.batches += other.batches
-        self.reconciled.update(other.reconciled)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "claimed": self.claimed,
-            "sent": self.sent,
-            "deferred": self.deferred,
-            "fell_back": self.fell_back,
-            "cancelled": self.cancelled,
-            "dropped": self.dropped,
-            "unanswered": self.unanswered,
-            "failed": dict(self.failed),
-            "batches": self.batches,
-            "seconds": round(self.seconds, 3),
-            "settled": dict(self.reconciled),
-        }
-
-    def summary(self) -> str:
-        failed = ", ".join(f"{k}={v}" for k, v in sorted(self.failed.items())) or "0"
-        return (
-            f"claimed={self.claimed} sent={self.sent} deferred={self.deferred} fell_back={self.fell_back} "
-            f"cancelled={self.cancelled} dropped={self.dropped} unanswered={self.unanswered} failed[{failed}] "
-            f"batches={self.batches}"
-        )
 
 
 @dataclass
@@ -151,6 +110,7 @@ class _Prepared:
     outbound: dict[str, list[OutboundMessage]]  # channel -> messages
     settled: list[tuple[ClaimedTouch, SendResult]]  # no consent / over the cap / no address / render error
     customers: dict[int, Customer] = field(default_factory=dict)  # where a failed touch may fall back to
+    webhook_targets: dict[int, str] = field(default_factory=dict)  # a webhook touch's target
 
 
 def _reason(text_: str | None) -> str | None:
@@ -175,6 +135,8 @@ class Dispatcher:
         clock: Callable[[], datetime] = utcnow,
         marketing_cap: int = _DEFAULT_DELIVERY.marketing_cap,
         marketing_cap_window: timedelta | None = None,
+        channel_caps: Mapping[str, tuple[int, timedelta]] | None = None,
+        journey_rules: Callable[[], JourneyRules] | None = None,
     ) -> None:
         self.engine = engine
         self.adapters = adapters
@@ -188,6 +150,9 @@ class Dispatcher:
         self.clock = clock
         self.marketing_cap = marketing_cap
         self.marketing_cap_window = marketing_cap_window or parse_duration(_DEFAULT_DELIVERY.marketing_cap_window)
+        self.channel_caps = dict(channel_caps or {})
+        # Webhook targets and journeys' own caps, from the journey files (engine.sending.journey_rules).
+        self.journey_rules = journey_rules or JourneyRules
         self.lookup_delay = LOOKUP_DELAY
         self._askable = {channel for channel, adapter in adapters.items() if has_lookup(adapter)}
 
@@ -206,8 +171,13 @@ class Dispatcher:
             query = select(Customer).where(col(Customer.id).in_(ids)).options(load_only(*_CUSTOMER_COLUMNS))
             customers: dict[int, Customer] = {c.id: c for c in session.exec(query).all() if c.id is not None}
             prepared.customers = customers
+            rules = self.journey_rules()
             for touch in claimed:
-                settled = self._unsendable(touch, customers.get(touch.customer_id))
+                if touch.channel == WEBHOOK_CHANNEL:
+                    target = rules.webhook_targets.get((touch.journey_id, touch.step_id))
+                    if target is not None:
+                        prepared.webhook_targets[touch.id] = target
+                settled = self._unsendable(touch, customers.get(touch.customer_id), prepared.webhook_targets)
                 if settled is not None:
                     prepared.settled.append((touch, settled))
                 else:
@@ -219,6 +189,13 @@ class Dispatcher:
                                    error_reason=capped[t.id]))
                     for t in sendable if t.id in capped)
                 sendable = [t for t in sendable if t.id not in capped]
+            limited = over_limits(session, sendable, set(prepared.touches), self.channel_caps, rules.caps)
+            if limited:
+                prepared.settled.extend(
+                    (t, SendResult(t.key, False, error_class="permanent", error_code=limited[t.id].split(":", 1)[0],
+                                   error_reason=limited[t.id]))
+                    for t in sendable if t.id in limited)
+                sendable = [t for t in sendable if t.id not in limited]
             rendered = self.renderer.render_all(session, sendable, customers, now) if sendable else []
         for touch, content in zip(sendable, rendered, strict=True):
             customer = customers[touch.customer_id]
@@ -233,7 +210,8 @@ class Dispatcher:
                 OutboundMessage(
                     touch_id=touch.id,
                     touch_key=touch.key,
-                    to=getattr(customer, ADDRESS_FIELD[touch.channel]),
+                    to=prepared.webhook_targets[touch.id] if touch.channel == WEBHOOK_CHANNEL
+                    else getattr(customer, ADDRESS_FIELD[touch.channel]),
                     content=content,
                     category=touch.category,
                     status_callback_url=self.callback_url(touch.channel, touch) if self.callback_url else None,
@@ -242,16 +220,23 @@ class Dispatcher:
         return prepared
 
     @staticmethod
-    def _unsendable(touch: ClaimedTouch, customer: Customer | None) -> SendResult | None:
+    def _unsendable(touch: ClaimedTouch, customer: Customer | None, targets: dict[int, str]) -> SendResult | None:
         if customer is None or customer.anonymised_at is not None:
             return SendResult(touch.key, False, error_class="permanent", error_code="no_customer",
                               error_reason="customer removed")
+        if touch.channel == WEBHOOK_CHANNEL:
+            # A call to another system: nothing of the customer's consent or address applies.
+            if touch.id in targets:
+                return None
+            return SendResult(touch.key, False, error_class="permanent", error_code="no_target",
+                              error_reason=f"no webhook step {touch.step_id} in journey {touch.journey_id} in force")
         if touch.channel not in ADDRESS_FIELD:
             return SendResult(touch.key, False, error_class="permanent", error_code="unknown_channel",
                               error_reason=f"unknown channel {touch.channel}")
-        if not getattr(customer, CONSENT_FIELD[touch.channel]):
+        if not consented(customer, touch.channel, touch.category):
+            lacking = "marketing consent" if getattr(customer, CONSENT_FIELD[touch.channel]) else "consent"
             return SendResult(touch.key, False, error_class="permanent", error_code="no_consent",
-                              error_reason=f"no consent for {touch.channel}")
+                              error_reason=f"no {lacking} for {touch.channel}")
         if not getattr(customer, ADDRESS_FIELD[touch.channel]):
             return SendResult(touch.key, False, error_class="permanent", error_code="no_address",
                               error_reason=f"no {touch.channel} address")
@@ -321,10 +306,10 @@ class Dispatcher:
                       "attempts": touch.attempts}
             customer = prepared.customers.get(touch.customer_id)
 
-            def usable(channel: str, customer: Customer | None = customer) -> bool:
-                return customer is not None and customer.anonymised_at is None and can_use(customer, channel)
+            def usable(channel: str, customer: Customer | None = customer, category: str = touch.category) -> bool:
+                return customer is not None and customer.anonymised_at is None and can_use(customer, channel, category)
 
-            if result.error_code == "marketing_cap":
+            if result.error_code in _CAPS:
                 counts.dropped += 1
                 final.append({**base, "status": TouchStatus.DROPPED})
                 outcomes.append(_outcome(touch, "dropped", now, detail))
@@ -394,6 +379,7 @@ class Dispatcher:
             recording.update_touches(conn, _UNANSWERED, guard, [{**params, **row} for row in unanswered])
             recording.update_touches(conn, recording.FINISH, guard, [{**params, **row} for row in final])
             recording.insert_outcomes(conn, outcomes)
+            recording.insert_events(conn, _webhook_events(prepared, sent, final, now))
         return counts
 
     async def run_batch(self, now: datetime | None = None) -> DispatchCounts | None:
@@ -464,6 +450,29 @@ class Dispatcher:
                 log.warning("closing adapter %s failed", getattr(adapter, "channel", "?"), exc_info=True)
 
 
+def _webhook_events(prepared: _Prepared, sent: list[dict[str, Any]], final: list[dict[str, Any]],
+                    now: datetime) -> list[dict[str, Any]]:
+    """``webhook.<target>.succeeded|failed`` for the webhook touches settled in this batch: what a
+    ``wait_for`` or a branch after the step reads (one per touch, keyed on it)."""
+    rows: list[dict[str, Any]] = []
+    # Failed for good, or dropped by a cap: either way the call did not happen.
+    ended = [(row, "succeeded") for row in sent] + [(row, "failed") for row in final
+                                                    if row["status"] in (TouchStatus.FAILED, TouchStatus.DROPPED)]
+    for row, result in ended:
+        target = prepared.webhook_targets.get(row["id"])
+        if target is None:
+            continue
+        touch = prepared.touches[row["id"]]
+        # journey and occurrence: the enrollment whose wait_for this event answers (engine.planning).
+        data: dict[str, Any] = {"target": target, "touch_id": touch.id, "journey": touch.journey_id,
+                                "step": touch.step_id, "occurrence": touch.occurrence, "attempts": touch.attempts}
+        if result == "failed":
+            data["reason"] = row["reason"]
+        rows.append({"external_id": f"webhook:{touch.key}"[:128], "type": f"webhook.{target}.{result}",
+                     "customer_id": touch.customer_id, "data": data, "occurred_at": now, "received_at": now})
+    return rows
+
+
 def _outcome(touch: ClaimedTouch, kind: str, now: datetime, detail: dict[str, Any]) -> dict[str, Any]:
     return recording.outcome_row(touch.id, touch.key, touch.customer_id, touch.channel, touch.attempts, kind, now,
                                  {k: v for k, v in detail.items() if v is not None})
@@ -494,7 +503,26 @@ def build_adapters(outbox_dir: str | None = None) -> dict[str, ChannelAdapter]:
             adapters[channel] = build_adapter(channel, outbox_dir=outbox)
         except ChannelNotConfigured as exc:
             log.info("channel not configured, not dispatching it here: %s", exc)
+    webhook = webhook_adapter(outbox)
+    if webhook is not None:
+        adapters[WEBHOOK_CHANNEL] = webhook
     return adapters
+
+
+def webhook_adapter(outbox_dir: str | None = None) -> ChannelAdapter | None:
+    """The webhook targets of config/webhooks.yaml whose URL and secret are in the environment; with
+    none, the outbox when ``outbox_dir`` is given (the embedded demo), else None."""
+    from pathlib import Path
+
+    from channels.outbox import OutboxAdapter
+    from channels.webhook import WebhookAdapter, endpoints_from_env
+    from channels.webhook_targets import load_webhooks
+    from engine.language.paths import config_dir
+
+    endpoints = endpoints_from_env(load_webhooks(config_dir() / "webhooks.yaml"))
+    if endpoints:
+        return WebhookAdapter(endpoints)
+    return OutboxAdapter(Path(outbox_dir) / f"{WEBHOOK_CHANNEL}.jsonl", WEBHOOK_CHANNEL) if outbox_dir else None
 
 
 def callback_url_from_env() -> Callable[[str, ClaimedTouch], str | None] | None:
@@ -522,8 +550,9 @@ def make_dispatcher(
     renderer: Renderer | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> Dispatcher:
-    """A dispatcher with the delivery configuration (rate limits, max attempts, marketing cap), the store
-    renderer and the adapters from the environment, unless given."""
+    """A dispatcher with the delivery configuration (rate limits, max attempts, marketing and channel caps),
+    the journeys' webhook targets and caps, the store renderer and the adapters from the environment,
+    unless given."""
     from engine.language.journey_registry import load_delivery_config
     from engine.sending.render_batch import StoreRenderer
 
@@ -539,6 +568,8 @@ def make_dispatcher(
         rate_limits=dict(delivery.rate_limits),
         marketing_cap=delivery.marketing_cap,
         marketing_cap_window=parse_duration(delivery.marketing_cap_window),
+        channel_caps={c: (cap.count, parse_duration(cap.window)) for c, cap in delivery.channel_caps.items()},
+        journey_rules=JourneyRules.from_files,
         callback_url=callback_url_from_env(),
         clock=clock,
     )

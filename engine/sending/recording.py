@@ -67,3 +67,19 @@ def insert_outcomes(conn: Any, rows: list[dict[str, Any]]) -> None:
         ).bindparams(bindparam("detail", type_=JSON()), bindparam("occurred_at", type_=UTCDateTime())),
         [{"task_id": None, **row} for row in rows],
     )
+
+
+def insert_events(conn: Any, rows: list[dict[str, Any]]) -> None:
+    """executemany INSERT of event rows (external_id, type, customer_id, data, occurred_at, received_at),
+    skipping any whose external_id is already there."""
+    if not rows:
+        return
+    conn.execute(
+        text(
+            "INSERT INTO event (external_id, type, customer_id, data, occurred_at, received_at) "
+            "VALUES (:external_id, :type, :customer_id, :data, :occurred_at, :received_at) "
+            "ON CONFLICT (external_id) DO NOTHING"
+        ).bindparams(bindparam("data", type_=JSON()), bindparam("occurred_at", type_=UTCDateTime()),
+                     bindparam("received_at", type_=UTCDateTime())),
+        rows,
+    )

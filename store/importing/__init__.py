@@ -48,15 +48,18 @@ __all__ = ["KINDS", "ImportFileError", "ImportReport", "Rejected", "default_reje
 KINDS = ("customers", "policies", "claims")
 CHUNK = 1000
 DEFAULT_ASSUMED_TZ = "Asia/Shanghai"
-CONSENT_CHANNELS = ("sms", "wechat", "email")
+# consent_<name> columns: each channel's (service) consent, then its marketing consent (PIPL Art. 24).
+CONSENT_CHANNELS = ("sms", "wechat", "email", "push", "sms_marketing", "wechat_marketing", "email_marketing",
+                    "push_marketing")
 
 CUSTOMER_COLUMNS = (
-    "external_id", "name", "phone", "email", "wechat_openid", "id_number", "birthday", "timezone", "locale",
-    "branch", "tier", "tier_score", "preferred_channels", "last_active_at",
+    "external_id", "name", "phone", "email", "wechat_openid", "push_registration_id", "id_number", "birthday",
+    "timezone", "locale", "branch", "tier", "tier_score", "preferred_channels", "last_active_at",
     *(f"consent_{c}{suffix}" for c in CONSENT_CHANNELS for suffix in ("", "_source", "_at")),
 )
 POLICY_COLUMNS = (
     "external_id", "customer_external_id", "product_line", "annual_premium", "start_date", "expiry_date", "status",
+    "premium_due_date", "grace_period_end",
 )
 CLAIM_COLUMNS = (
     "external_id", "customer_external_id", "policy_external_id", "product_line", "filed_at", "settled_at", "amount",
@@ -374,6 +377,7 @@ class _Job:
             take(row, "phone", f.phone)
             take(row, "email", f.email)
             take(row, "wechat_openid", lambda v: f.text("wechat_openid", v, 64))
+            take(row, "push_registration_id", lambda v: f.text("push_registration_id", v, 64))
             take(row, "id_number", f.id_number)
             take(row, "birthday", lambda v: f.iso_date("birthday", v))
             take(row, "timezone", f.timezone)
@@ -398,6 +402,11 @@ class _Job:
             take(row, "start_date", lambda v: f.iso_date("start_date", v), optional=False)
             take(row, "expiry_date", lambda v: f.iso_date("expiry_date", v), optional=False)
             take(row, "status", lambda v: f.choice("status", v, f.POLICY_STATUSES))
+            take(row, "premium_due_date", lambda v: f.iso_date("premium_due_date", v))
+            take(row, "grace_period_end", lambda v: f.iso_date("grace_period_end", v))
+            due, grace = row.values.get("premium_due_date"), row.values.get("grace_period_end")
+            if due is not None and grace is not None and grace < due:
+                row.errors.append(f"grace_period_end {grace.isoformat()} is before premium_due_date {due.isoformat()}")
             start, expiry = row.values.get("start_date"), row.values.get("expiry_date")
             if start is not None and expiry is not None and expiry < start:
                 row.errors.append(f"expiry_date {expiry.isoformat()} is before start_date {start.isoformat()}")
@@ -448,6 +457,7 @@ class _Job:
                 "external_id": v["external_id"], "customer_id": customers[v["customer_external_id"]].id,
                 "product_line": v["product_line"], "annual_premium": v["annual_premium"],
                 "start_date": v["start_date"], "expiry_date": v["expiry_date"], "status": v.get("status") or "active",
+                "premium_due_date": v.get("premium_due_date"), "grace_period_end": v.get("grace_period_end"),
             })
         _upsert(conn, POLICY, rows, [c for c in rows[0] if c != "external_id"] if rows else [])
         updated = sum(1 for r in rows if r["external_id"] in existing)
@@ -509,7 +519,7 @@ class _Job:
                 "preferred_channels": [], "attributes": {}, "created_at": now, "updated_at": now,
             }
             cols = ["name", "updated_at"]
-            for column in ("phone", "email", "wechat_openid", "last_active_at", "tier_score"):
+            for column in ("phone", "email", "wechat_openid", "push_registration_id", "last_active_at", "tier_score"):
                 if column in present:
                     out[column] = v[column]
                     cols.append(column)

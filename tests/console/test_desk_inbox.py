@@ -188,3 +188,34 @@ def test_a_broken_queues_file_is_refused_at_its_line(tmp_path: Path, monkeypatch
     (config / "queues.yaml").write_text("task_types:\n  no-such-journey:\n    requires: [lang:en]\n", encoding="utf-8")
     [problem] = [p for p in validate().problems if p.path.endswith("queues.yaml")]
     assert problem.line == 2 and "unknown journey or step 'no-such-journey'" in problem.message
+
+
+def test_the_rest_api_offers_the_queues_outcomes_and_the_sla_risk_like_the_pages(client: TestClient, seed: Seed,
+                                                                                  db_url: str) -> None:
+    now = seed.now
+    with session_scope(db_url) as s:
+        complaint = add_task(s, "api-cmp", seed.customers["C1"], now=now, due_in=timedelta(hours=2),
+                             assignee_id=seed.users["ann"], queue="complaints", journey_id="complaint-response",
+                             script=None, status="claimed")
+        renewal = add_task(s, "api-ren", seed.customers["C3"], now=now, due_in=timedelta(hours=9),
+                           assignee_id=seed.users["ann"], queue="renewal", journey_id="renewal-reminder",
+                           script=None, status="claimed")
+        risky = s.get(AgentTask, complaint)
+        assert risky is not None
+        risky.warn_at = now - timedelta(minutes=5)  # past its warning time, two hours before the breach
+        s.add(risky)
+    login(client, "ann")
+    listed = {t["id"]: t for t in client.get("/api/tasks").json()}
+    ann = user(db_url, "ann")
+    for task_id in (complaint, renewal):
+        page = tasks.detail(ann, task_id, db_url=db_url)
+        shown = client.get(f"/tasks/{task_id}").text
+        assert listed[task_id]["outcomes"] == list(page.offered)
+        assert [code for code in listed[task_id]["outcomes"] if f'data-testid="outcome-{code}"' in shown] == \
+            listed[task_id]["outcomes"]
+        assert listed[task_id]["closing_outcomes"] == list(page.closing)
+    assert "renewal_yes" in listed[renewal]["outcomes"] and "renewal_yes" not in listed[complaint]["outcomes"]
+    inbox_page = client.get("/inbox").text
+    assert listed[complaint]["at_risk"] and f'data-testid="at-risk-{complaint}"' in inbox_page
+    assert not listed[renewal]["at_risk"] and f'data-testid="at-risk-{renewal}"' not in inbox_page
+    assert listed[complaint]["warn_at"] is not None and 0 < listed[complaint]["seconds_left"] <= 2 * 3600

@@ -25,7 +25,8 @@ def used_msgids() -> set[str]:
     ids: set[str] = set()
     for path in (CONSOLE / "templates").glob("*.html"):
         ids |= {a if a is not None and a != "" else b for a, b in TEMPLATE_CALL.findall(path.read_text("utf-8"))}
-    for name in ("routes_tasks.py", "routes_auth.py", "routes_admin.py", "i18n.py", "app.py"):
+    for name in ("routes_tasks.py", "routes_auth.py", "routes_admin.py", "i18n.py", "app.py", "routes_review.py",
+                 "routes_seed_send.py"):
         ids |= {a + (b or "") for a, b in PY_MSGID.findall((CONSOLE / name).read_text("utf-8"))}
     # The words for codes (queues, steps, product lines, events...): console/labels.py.
     for table in labels.TABLES.values():

@@ -22,7 +22,7 @@ from engine.language.settings_model import BusinessHours
 from engine.language.work_calendar import WorkCalendar
 from store.db import session_scope
 from store.models import AgentTask, AppUser, Event
-from tests.console.conftest import Seed
+from tests.console.conftest import Seed, seed_console
 
 SH = ZoneInfo("Asia/Shanghai")
 CLOCK = sla.Clock(BusinessHours(timezone="Asia/Shanghai", start="09:00", end="18:00"), WorkCalendar())
@@ -142,3 +142,19 @@ def test_the_warning_share_is_a_setting(db_url: str, seed: Seed, tmp_path: Path,
                             start=at("2025-11-18 22:00"), window=timedelta(hours=24))
     sla.settle_new_tasks(db_url=db_url)
     assert _task(db_url, task_id).warn_at == at("2025-11-19 10:00")
+
+
+def test_the_desk_round_settles_warns_and_escalates_in_batches_on_both_databases(migrated_any_db: str) -> None:
+    url = migrated_any_db
+    seed = seed_console(url)
+    surveys = [_planner_task(url, seed, f"nps-{i}", queue="service_recovery", journey="negative-survey-callback",
+                             step="callback", start=at("2025-11-18 22:00") + timedelta(minutes=i),
+                             window=timedelta(hours=6)) for i in range(3)]
+    assert run_desk(at("2025-11-19 05:00"), db_url=url)["escalated"] == 0
+    assert [_task(url, t).due_at for t in surveys] == [at("2025-11-19 15:00")] * 3  # all from 09:00
+    assert run_desk(at("2025-11-19 14:00"), db_url=url)["warned"] == 3
+    assert run_desk(at("2025-11-19 14:10"), db_url=url)["warned"] == 0
+    with session_scope(url) as s:
+        events = s.exec(select(Event).where(Event.type == "task.sla_warning")).all()
+        assert sorted(e.data["task_id"] for e in events) == sorted(surveys)
+    assert run_desk(at("2025-11-19 15:01"), db_url=url)["escalated"] >= 3

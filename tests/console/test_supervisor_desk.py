@@ -17,7 +17,7 @@ from console import supervision, tasks
 from console.auth import CurrentUser
 from store.db import session_scope
 from store.models import AgentTask, AppUser, AuditLog
-from tests.console.conftest import Seed, add_task, login
+from tests.console.conftest import Seed, add_task, login, password_hash
 
 
 def user(url: str, name: str) -> CurrentUser:
@@ -159,3 +159,15 @@ def test_supervisor_page_assigns_in_bulk_and_draws_the_chart_itself(client: Test
         "back": "https://elsewhere.example/"})
     assert elsewhere.headers["location"] == "/supervisor"
     assert client.get("/supervisor", params={"agent": str(seed.users["cara"])}).status_code == 403
+
+
+def test_the_agents_table_names_each_agents_team_in_words(client: TestClient, db_url: str, seed: Seed) -> None:
+    with session_scope(db_url) as s:
+        for name, role, team in (("zoe", "supervisor", None), ("cai", "agent", "claims"), ("fei", "agent", None)):
+            s.add(AppUser(username=name, display_name=name.capitalize(), role=role, team=team, locale="zh-CN",
+                          password_hash=password_hash(), created_at=seed.now))
+    login(client, "zoe")
+    page = client.get("/supervisor").text
+    cells = dict(re.findall(r'<td data-label="[^"]*">(\w+)</td>\s*<td[^>]*>[^<]*</td>\s*'
+                            r'<td data-label="[^"]*" data-k="team">([^<]*)</td>', page))
+    assert cells["Cai"] == "理赔" and cells["Fei"] == "所有队列"

@@ -127,8 +127,10 @@ def test_every_touch_sent_once_per_key(demo: DemoRun) -> None:
         assert delivered_receipts > 0
     providers = demo.summary["providers"]
     # What the stand-ins accepted, keyed by the touch's idempotency key: none twice.
-    assert providers["duplicates"] == {"sms": {}, "wechat": {}, "email": {}}
+    assert providers["duplicates"] == {"sms": {}, "wechat": {}, "email": {}, "push": {}, "webhook": {}}
     assert sum(providers["accepted"].values()) > 0
+    # Issue 19: app push and the CRM webhook step are exercised in the demo's month.
+    assert providers["accepted"]["push"] > 0 and providers["accepted"]["webhook"] > 0
 
 
 def test_no_unmasked_phone_number_in_output_or_logs(demo: DemoRun) -> None:

@@ -1,4 +1,5 @@
-"""A broken journey file is rejected whole and its last good version stays in force."""
+"""A broken journey file is rejected whole and its last good version stays in force; a change to a
+marketing journey waits for approval (engine.language.journey_review)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from engine.language.journey_registry import load_in_force
+from engine.language.journey_review import PENDING, decide
 from store.db import get_engine
 from store.models import JourneyVersion
 
@@ -40,12 +42,18 @@ def test_last_good_version_stays_in_force(db_url: str, tmp_path: Path) -> None:
         assert first.problems == [] and first.fallbacks == {}
         good_version = first.journeys["silver-weekly-push"].version
 
-        # A new valid version is published and takes over.
+        # A new valid version of a marketing journey lands pending; the first stays in force until approved.
         path.write_text(SHIPPED.replace("priority: 40", "priority: 45"), encoding="utf-8")
         second = load_in_force(session, folder)
         session.commit()
-        newer = second.journeys["silver-weekly-push"]
-        assert newer.version != good_version and newer.journey.priority == 45
+        assert second.journeys["silver-weekly-push"].version == good_version
+        pending = session.exec(select(JourneyVersion).where(JourneyVersion.review_state == PENDING)).one()
+        assert second.held == {"silver-weekly-push": pending.version}
+        assert pending.id is not None
+        decide(session, pending.id, "compliance-carol", True, "wording checked")
+        session.commit()
+        newer = load_in_force(session, folder).journeys["silver-weekly-push"]
+        assert newer.version == pending.version != good_version and newer.journey.priority == 45
 
         # A broken edit: rejected with file:line, and version 2 stays in force.
         path.write_text(SHIPPED.replace("priority: 40", "priority: 45").replace("tiers: [silver]", "tiers: [silvr]"))

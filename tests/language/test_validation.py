@@ -55,7 +55,7 @@ MISTAKES: list[tuple[str, str, str, str, list[str]]] = [
     ("unknown tier", "tiers: [silver]", "tiers: [silvr]", "tiers: [silvr]", ["unknown tier", "silvr"]),
     ("bad duration", "after: 6d", "after: 6days", "after: 6days", ["bad duration", "6days"]),
     ("bad cron", 'cron: "0 10 * * MON"', 'cron: "0 25 * * MON"', 'cron: "0 25', ["bad cron"]),
-    ("unknown channel", "channels: [wechat, sms]", "channels: [wechat, fax]", "channels: [wechat, fax]",
+    ("unknown channel", "wechat, sms]", "wechat, fax]", "wechat, fax]",
      ["unknown channel", "fax"]),
     ("unreachable step", "    exit: {reason: sent}", "    exit: {reason: sent}\n  - id: orphan\n    wait: 1d",
      "- id: orphan", ["never reached", "orphan"]),

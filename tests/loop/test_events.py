@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from engine.cli import build_app
@@ -27,7 +27,7 @@ entry:
     when: {field: event.data.nps, op: le, value: 6}
 steps:
   - id: callback
-    task: {queue: callback, due_within: 6h, priority: high}
+    task: {queue: service_recovery, due_within: 6h, priority: high}
 """
 
 
@@ -47,7 +47,7 @@ def test_negative_survey_creates_the_six_hour_callback_once(book: Book) -> None:
     assert (result.created, result.touches, result.tasks) == (True, 0, 1)
     [task] = book.tasks()
     key = f"{task.customer_id}:negative-feedback:callback:event-{result.event_id}"
-    assert (task.queue, task.priority, task.due_at, task.key) == ("callback", 1, utc(2027, 3, 1, 20, 30), key)
+    assert (task.queue, task.priority, task.due_at, task.key) == ("service_recovery", 1, utc(2027, 3, 1, 20, 30), key)
     again = emit_event("survey.answered", "C1", {"nps": 4}, event_id="S-1", occurred_at=answered, url=book.url)
     assert (again.event_id, again.created, again.tasks) == (result.event_id, False, 0)
     assert len(book.tasks()) == 1
@@ -68,7 +68,7 @@ def test_complaint_and_small_claim(book: Book) -> None:
                      occurred_at=filed, url=book.url)
     assert (claim.touches, claim.tasks, big.touches, big.tasks) == (1, 1, 0, 0)
     tasks = {t.queue: t.due_at for t in book.tasks()}
-    assert tasks == {"complaints": utc(2027, 3, 2, 14), "claims": utc(2027, 3, 1, 16)}
+    assert tasks == {"complaints": utc(2027, 3, 2, 14), "claims_fast_track": utc(2027, 3, 1, 16)}
     touches = {t.journey_id: (t.due_at, t.urgent) for t in book.touches()}
     # The complaint acknowledgement waits for 08:00; the urgent claim acknowledgement does not.
     assert touches == {"complaint": (utc(2027, 3, 2, 0), False), "small-claim": (filed, True)}
@@ -114,7 +114,7 @@ def test_wait_for_event_and_goal_exit(book: Book) -> None:
     ]
     with Session(get_engine(book.url)) as session:
         states = session.exec(select(Enrollment.customer_id, Enrollment.state, Enrollment.exit_reason)
-                              .where(Enrollment.journey_id == "nudge").order_by(Enrollment.customer_id)).all()
+                              .where(Enrollment.journey_id == "nudge").order_by(col(Enrollment.customer_id))).all()
     assert list(states) == [(a, "done", "completed"), (b, "done", "completed"), (c, "exited", "goal")]
 
 

@@ -122,7 +122,8 @@ def test_an_event_that_fails_fails_alone(book: Book, monkeypatch: pytest.MonkeyP
     assert poison.processed_at is None
 
 
-ONCE = task_journey("once", "Once per customer", "survey.answered", "callback", "6h", reentry=False, step="call")
+ONCE = task_journey("once", "Once per customer", "survey.answered", "service_recovery", "6h", reentry=False,
+                    step="call")
 
 
 def test_many_events_are_stored_in_one_transaction_and_planned_in_few_runs(

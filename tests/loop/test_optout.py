@@ -63,7 +63,9 @@ async def test_sms_opt_out_flips_consent_and_cancels_planned_sms_only(
     other = make_customer(db_url, "C-2", phone="+8613900001111", openid="oOther")
     next_sms = make_touch(db_url, customer, "next-sms", status=TouchStatus.PLANNED)
     next_wechat = make_touch(db_url, customer, "next-wx", channel="wechat", status=TouchStatus.PLANNED)
-    already_sent = make_touch(db_url, customer, "sent-sms", provider_message_id="SMold")
+    # Sent long ago: the reply answers no recent message, so it withdraws the channel (a reply to a
+    # recent marketing message withdraws marketing only: tests/channels/test_consent_by_purpose.py).
+    already_sent = make_touch(db_url, customer, "sent-sms", provider_message_id="SMold", sent_ago=timedelta(days=40))
     someone_else = make_touch(db_url, other, "other-sms", status=TouchStatus.PLANNED)
 
     response = await sms_in(client, " td ", "SMin1")

@@ -30,7 +30,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-import engine.loop.receipts as receipts
+import engine.loop.wechat_hooks as wechat_hooks
 from channels.base import OutboundMessage, RenderedMessage
 from channels.wechat import WeChatTemplateAdapter
 from channels.wechat_crypto import WeChatCrypto, WeChatCryptoError, WrongAppId
@@ -243,7 +243,7 @@ def test_expired_nonces_are_purged_and_the_rest_kept(db_url: str, monkeypatch: p
     # The webhook purges on a process's first callback and then every NONCE_PURGE_EVERY.
     with session_scope(db_url) as s:
         claim_nonce(s, "wechat", now - 3 * WECHAT_WINDOW_S, "old3")
-    monkeypatch.setattr(receipts, "_nonce_claims", itertools.count())
+    monkeypatch.setattr(wechat_hooks, "_nonce_claims", itertools.count())
     hook = signed_url(str(now), "fresh")
     assert handle_wechat("POST", hook, wechat_xml(FromUserName="o_nobody", MsgType="image"), db_url=db_url)[0] == 200
     assert nonce_keys(db_url) == sorted([f"wechat:{now - 10}:recent", f"wechat:{now}:fresh"])
@@ -373,7 +373,7 @@ def test_safe_mode_configuration_comes_from_the_environment(db_url: str, monkeyp
 
     # A key that is not one, or no AppID to check: refused with an error in the log, never quoting the key.
     monkeypatch.setenv("WECHAT_ENCODING_AES_KEY", "not-a-key-" + AES_KEY[:20])
-    with caplog.at_level(logging.ERROR, logger="engine.loop.receipts"):
+    with caplog.at_level(logging.ERROR, logger="engine.loop.wechat_hooks"):
         assert handle_wechat("POST", safe_url(value), body, db_url=db_url)[0] == 403
         monkeypatch.setenv("WECHAT_ENCODING_AES_KEY", AES_KEY)
         monkeypatch.delenv("WECHAT_APPID")
@@ -459,7 +459,11 @@ async def test_standin_pushes_in_safe_mode_and_we_act_on_it(db_url: str, hooks: 
         assert "<Encrypt>" in push["body"] and "TEMPLATESENDJOBFINISH" not in push["body"]
         assert "退订" not in push["body"]
     assert touch_row(db_url, touch).status == TouchStatus.DELIVERED
-    assert consent_wechat(db_url, customer) is False
+    # The "退订" answers the marketing message just delivered: WeChat marketing is withdrawn there
+    # (consent per purpose, tests/channels/test_consent_by_purpose.py); service messages still come.
+    with session_scope(db_url) as s:
+        row = s.get(Customer, customer)
+        assert row is not None and (row.consent_wechat, row.consent_wechat_marketing) == (True, False)
 
     # What an eavesdropper kept of those pushes is worth nothing now: each is refused a second time.
     async with httpx.AsyncClient() as client:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from engine.cli import build_app
 from engine.planning.explain import explain
 from engine.planning.planner import plan
+from store.models import Claim, Policy
 from tests.plan_support import Book, utc
 
 
@@ -37,7 +38,7 @@ def book(sqlite_book: Book) -> Book:
         entry: {schedule: {cron: "0 10 1 * *"}}
         steps:
           - id: call
-            task: {queue: gold, due_within: 2d}
+            task: {queue: gold_callback, due_within: 2d}
     """)
     return sqlite_book
 
@@ -69,3 +70,106 @@ def test_explain_cli_json_names_the_dropping_rule(book: Book) -> None:
     assert evening["in_audience"] is False
     unknown = CliRunner().invoke(build_app(), ["explain", "nobody", "--at", "2027-03-01"])
     assert unknown.exit_code == 1
+
+
+def test_plan_json_names_customers_as_explain_takes_them(book: Book) -> None:
+    """``journeys plan --json | ... | journeys explain <customer>``: plan names customers by their
+    external id (it printed the store's row id, which explain refused as unknown)."""
+    book.customer(external_id="EXT-GOLD-7", tier="gold")
+    book.customer(external_id="EXT-SILVER-8", birthday=date(1980, 1, 1), consent_wechat=False)
+    runner = CliRunner()
+    planned = runner.invoke(build_app(), ["plan", "--dry-run", "--json", "--from", "2027-02-28T12:00:00+08:00",
+                                          "--at", "2027-03-08T23:00:00+08:00"])
+    assert planned.exit_code == 0, planned.output
+    lines = [json.loads(line) for line in planned.stdout.splitlines() if line.strip()]
+    assert {(line["customer"], line["channel"]) for line in lines} == {("EXT-GOLD-7", "task"),
+                                                                       ("EXT-SILVER-8", "sms")}
+    for customer in sorted({line["customer"] for line in lines}):
+        explained = runner.invoke(build_app(), ["explain", customer, "--at", "2027-03-01T09:00:00+08:00", "--json"])
+        assert explained.exit_code == 0, explained.output
+        assert json.loads(explained.stdout)["customer"] == customer
+
+
+def test_explain_judges_policy_conditions_per_policy(sqlite_book: Book) -> None:
+    """A customer with two active policies: each policy's verdict with its own values (the
+    conditions were judged once for the customer, ``actual None``)."""
+    sqlite_book.journey("renewal", """
+        id: renewal
+        name: Health renewal
+        category: service
+        audience:
+          when: {all: [{field: policy.status, op: eq, value: active},
+                       {field: policy.product_line, op: eq, value: health}]}
+        entry: {date: {anchor: policy.expiry_date, offset: -30d, at: "10:00"}}
+        steps:
+          - id: remind
+            send: {channels: [sms], template: msg}
+    """)
+    cid = sqlite_book.customer(external_id="TWO-POLICIES")
+    sqlite_book.add(
+        Policy(external_id="P-HEALTH", customer_id=cid, product_line="health", annual_premium=1200.0,
+               start_date=date(2026, 5, 1), expiry_date=date(2027, 5, 1), status="active"),
+        Policy(external_id="P-MOTOR", customer_id=cid, product_line="motor", annual_premium=3000.0,
+               start_date=date(2026, 4, 1), expiry_date=date(2027, 4, 1), status="active"))
+    report = explain("TWO-POLICIES", utc(2027, 3, 1, 4), url=sqlite_book.url)
+    [renewal] = report["journeys"]
+    assert [(p["policy"], p["holds"]) for p in renewal["policies"]] == [("P-MOTOR", False), ("P-HEALTH", True)]
+    assert [(c["field"], c["actual"], c["passed"]) for c in renewal["policies"][0]["conditions"]] == [
+        ("policy.status", "active", True), ("policy.product_line", "motor", False)]
+    assert all(leaf["actual"] is not None for leaf in renewal["conditions"])
+    assert renewal["conditions_hold"] is True and renewal["in_audience"] is True
+    # The next fire is the one policy the audience takes: 30 days before P-HEALTH expires.
+    assert renewal["next_fire"] == "2027-04-01T10:00:00+08:00"
+
+
+def test_explain_judges_claim_conditions_per_claim(sqlite_book: Book) -> None:
+    sqlite_book.journey("small", """
+        id: small
+        name: Small claim follow-up
+        category: service
+        audience:
+          when: {all: [{field: claim.amount, op: lt, value: 5000}, {field: claim.product_line, op: eq, value: health}]}
+        entry: {date: {anchor: claim.settled_at, offset: 30d, at: "10:00"}}
+        steps:
+          - id: offer
+            send: {channels: [sms], template: msg}
+    """)
+    cid = sqlite_book.customer(external_id="TWO-CLAIMS")
+    sqlite_book.add(
+        Claim(external_id="CL-SMALL", customer_id=cid, product_line="health", amount=800.0, status="settled",
+              filed_at=utc(2027, 1, 5), settled_at=utc(2027, 2, 1)),
+        Claim(external_id="CL-BIG", customer_id=cid, product_line="health", amount=80_000.0, status="settled",
+              filed_at=utc(2027, 1, 9), settled_at=utc(2027, 2, 3)))
+    report = explain("TWO-CLAIMS", utc(2027, 3, 1, 4), url=sqlite_book.url)
+    [small] = report["journeys"]
+    assert [(c["claim"], c["holds"]) for c in small["claims"]] == [("CL-SMALL", True), ("CL-BIG", False)]
+    # The claim's own product line (no policy imported with it) is what the condition reads.
+    assert [leaf["actual"] for leaf in small["claims"][0]["conditions"]] == [800.0, "health"]
+
+
+def test_explain_shows_the_next_scheduled_task_of_a_task_journey(book: Book) -> None:
+    book.customer(external_id="G1", tier="gold")
+    report = explain("G1", utc(2027, 3, 10, 4), url=book.url)
+    gold = next(j for j in report["journeys"] if j["journey"] == "gold")
+    # Nothing open yet: the task the next entry creates, on 1 April at 10:00, due two days later.
+    assert gold["next_task"] == {"journey": "gold", "step": "call", "queue": "gold_callback",
+                                 "at": "2027-04-01T10:00:00+08:00", "due_at": "2027-04-03T10:00:00+08:00",
+                                 "source": "next entry"}
+    plan(utc(2027, 4, 1, 3), utc(2027, 3, 31), url=book.url)
+    after = explain("G1", utc(2027, 4, 1, 4), url=book.url)
+    gold = next(j for j in after["journeys"] if j["journey"] == "gold")
+    assert (gold["next_task"]["queue"], gold["next_task"]["due_at"], gold["next_task"]["source"]) == (
+        "gold_callback", "2027-04-03T10:00:00+08:00", "store (open)")
+    assert gold["next_task"]["due_at"] in render_text(after)
+
+
+def render_text(report: dict[str, object]) -> str:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from engine.planning.explain import render
+
+    buffer = StringIO()
+    render(report, Console(file=buffer, width=400))
+    return buffer.getvalue()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -16,6 +17,8 @@ from engine.cli import build_app
 from engine.language.journey_model import Reentry
 from engine.planning.occurrences import (
     anchor_fire,
+    anchored_fires,
+    as_anchor_date,
     birth_md_candidates,
     birthday_fires,
     birthday_in,
@@ -235,3 +238,120 @@ def test_allowed_false_takes_no_per_or_after() -> None:
     assert Reentry.model_validate({"allowed": True, "per": "occurrence"}).per == "occurrence"
     with pytest.raises(ValidationError, match="once ever"):
         Reentry.model_validate({"allowed": False, "per": "occurrence"})
+
+
+# --- date entries on any date field, once or every year ----------------------------------------------
+
+
+def test_an_anniversary_every_year_keeps_29_february_on_28_february() -> None:
+    start = date(2024, 2, 29)
+    assert anchored_fires(start, "year", "10:00", "0d", SH, utc(2024, 1, 1), utc(2029, 1, 1)) == [
+        ("2025", utc(2025, 2, 28, 2)), ("2026", utc(2026, 2, 28, 2)), ("2027", utc(2027, 2, 28, 2)),
+        ("2028", utc(2028, 2, 29, 2))]
+    # The start itself is no anniversary; a one-off entry is the date itself.
+    assert anchored_fires(date(2027, 3, 10), "year", "10:00", "0d", SH, utc(2027, 3, 1), utc(2027, 4, 1)) == []
+    assert anchored_fires(date(2027, 3, 20), None, "10:00", "-15d", SH, utc(2027, 3, 1), utc(2027, 4, 1)) == [
+        ("2027-03-20", utc(2027, 3, 5, 2))]
+
+
+def test_an_attribute_date_is_read_from_its_iso_text() -> None:
+    assert as_anchor_date("2027-03-20") == date(2027, 3, 20)
+    assert as_anchor_date("2027-03-20T08:00:00+08:00") == date(2027, 3, 20)
+    assert as_anchor_date("soon") is None and as_anchor_date(12) is None
+
+
+ANY_DATE_JOURNEYS = {
+    "anniversary": """
+        id: anniversary
+        name: Policy anniversary
+        category: service
+        entry: {date: {anchor: policy.start_date, every: year, at: "10:00"}}
+        steps:
+          - id: greet
+            send: {channels: [wechat], template: msg}
+    """,
+    "inspection": """
+        id: inspection
+        name: Vehicle inspection
+        category: service
+        entry: {date: {anchor: customer.attributes.vehicle_inspection_due, offset: -15d, at: "10:00"}}
+        steps:
+          - id: remind
+            send: {channels: [wechat], template: msg}
+    """,
+    "premium": """
+        id: premium
+        name: Premium due
+        category: service
+        entry: {date: {anchor: policy.premium_due_date, offset: -7d, at: "09:30"}}
+        steps:
+          - id: remind
+            send: {channels: [wechat], template: msg}
+          - id: before_grace_ends
+            wait: {until: {anchor: policy.grace_period_end, offset: -3d, at: "10:00"}}
+          - id: last_call
+            send: {channels: [wechat], template: msg}
+    """,
+}
+
+
+def test_a_dry_run_over_a_month_plans_every_new_date_form(book: Book) -> None:
+    for name, text in ANY_DATE_JOURNEYS.items():
+        book.journey(name, text)
+    leap = book.customer()
+    spring = book.customer(attributes={"vehicle_inspection_due": "2027-03-20"})
+    late = book.customer(attributes={"vehicle_inspection_due": "2027-05-20"}, timezone=LA)
+    book.add(
+        Policy(external_id="P1", customer_id=leap, product_line="motor", annual_premium=1000.0,
+               start_date=date(2024, 2, 29), expiry_date=date(2028, 2, 28), status="active"),
+        Policy(external_id="P2", customer_id=spring, product_line="health", annual_premium=800.0,
+               start_date=date(2025, 3, 10), expiry_date=date(2027, 12, 31), status="active",
+               premium_due_date=date(2027, 3, 8), grace_period_end=date(2027, 3, 28)),
+        Policy(external_id="P3", customer_id=late, product_line="motor", annual_premium=900.0,
+               start_date=date(2026, 3, 1), expiry_date=date(2027, 2, 28), status="lapsed"),
+    )
+    seen: list[Any] = []
+    plan(utc(2027, 3, 31, 16), utc(2027, 2, 15), dry_run=True, url=book.url, sink=seen.append)
+    planned = sorted(((d.wanted.customer_id, d.wanted.journey_id, d.wanted.step_id, d.due_at)
+                      for chunk in seen for d in chunk.decisions if d.planned), key=lambda row: row[3])
+    assert planned == [
+        (leap, "anniversary", "greet", utc(2027, 2, 28, 2)),  # 29 Feb start: 28 Feb in 2027
+        (spring, "premium", "remind", utc(2027, 3, 1, 1, 30)),  # due 8 March, 7 days before at 09:30
+        (spring, "inspection", "remind", utc(2027, 3, 5, 2)),  # inspection 20 March, 15 days before
+        (spring, "anniversary", "greet", utc(2027, 3, 10, 2)),
+        (spring, "premium", "last_call", utc(2027, 3, 25, 2)),  # grace ends 28 March: 3 days before
+    ]  # the lapsed policy has no anniversary; the May inspection is not due yet
+
+
+def test_the_new_policy_dates_come_from_the_import(sqlite_book: Book, tmp_path: Path) -> None:
+    book = sqlite_book
+    book.customer(external_id="K1")
+    csv = tmp_path / "policies.csv"
+    csv.write_text("external_id,customer_external_id,product_line,annual_premium,start_date,expiry_date,"
+                   "premium_due_date,grace_period_end\n"
+                   "P1,K1,motor,1000,2026-03-10,2027-03-09,2027-03-08,2027-03-28\n"
+                   "P2,K1,motor,1000,2026-03-10,2027-03-09,2027-03-28,2027-03-08\n", encoding="utf-8")
+    result = CliRunner().invoke(build_app(), ["import", "policies", str(csv)])
+    assert "grace_period_end 2027-03-08 is before premium_due_date 2027-03-28" in result.output, result.output
+    with Session(get_engine(book.url)) as session:
+        rows = session.exec(select(Policy)).all()
+    assert [(p.external_id, p.premium_due_date, p.grace_period_end) for p in rows] == [
+        ("P1", date(2027, 3, 8), date(2027, 3, 28))]
+
+
+def test_an_anniversary_of_the_expiry_date_is_found_years_after_it(book: Book) -> None:
+    book.journey("yearly", """
+        id: yearly
+        name: Yearly after expiry
+        category: service
+        entry: {date: {anchor: policy.expiry_date, every: year, offset: -1d, at: "10:00"}}
+        steps:
+          - id: note
+            send: {channels: [wechat], template: msg}
+    """)
+    cid = book.customer()
+    book.add(Policy(external_id="P1", customer_id=cid, product_line="life", annual_premium=5000.0,
+                    start_date=date(2015, 3, 20), expiry_date=date(2025, 3, 20), status="active"))
+    plan(utc(2027, 4, 1), utc(2027, 3, 1), url=book.url)
+    assert [(t.key, t.due_at) for t in book.touches()] == [
+        (f"{cid}:yearly:note:policy-1-expiry_date-2027", utc(2027, 3, 19, 2))]

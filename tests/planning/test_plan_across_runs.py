@@ -118,7 +118,16 @@ def test_a_complaint_resolved_after_the_escalation_still_gets_its_follow_up(sqli
         ("complaints", filed + timedelta(hours=24)), ("complaints_supervisor", filed + timedelta(hours=28))]
     with Session(get_engine(book.url)) as session:
         [e] = session.exec(select(Enrollment)).all()
+        [complaint] = session.exec(select(Event).where(Event.type == "complaint.filed")).all()
     assert (e.state, e.exit_reason, e.exited_at) == ("done", "resolved", resolved + timedelta(days=1))
+    # The enrollment and both its tasks name the complaint they answer (what the metrics join on).
+    assert {e.event_id, *(t.event_id for t in book.tasks())} == {complaint.id}
+    # So do the supervisor tasks the desk opens for them once overdue (``console.assignment``).
+    from console.assignment import escalate_overdue
+
+    assert escalate_overdue(filed + timedelta(days=6), db_url=book.url) == 2
+    assert sorted((t.key.split(":")[0], t.event_id) for t in book.tasks() if t.parent_task_id is not None) == [
+        ("escalation", complaint.id), ("escalation", complaint.id)]
 
 
 WAIT_THEN_WAIT_FOR = """
@@ -377,3 +386,26 @@ def test_within_one_run_an_update_is_seen_only_after_its_moment(sqlite_book: Boo
     plan(utc(2027, 3, 1, 12), utc(2027, 3, 1), url=book.url)
     assert [(t.step_id, t.due_at) for t in book.touches()] == [
         ("plain", utc(2027, 3, 1, 0, 30)), ("vip", utc(2027, 3, 1, 1, 30))]
+
+
+def test_the_plan_job_plans_through_every_customers_next_local_day(sqlite_book: Book) -> None:
+    """What ``journeys run`` plans to at each tick (``engine.runtime.flows``, the plan job)."""
+    from engine.runtime.flows import plan_task
+
+    book = sqlite_book
+    book.journey("low", _marketing("low", 10, "0 9 * * *"))
+    book.customer(timezone="Asia/Shanghai")
+    book.customer(timezone="America/Los_Angeles")
+    now = utc(2027, 3, 1, 3)  # 11:00 on 1 March in Shanghai, 19:00 on 28 February in Los Angeles
+    # (no run before it: it starts a day back)
+    with simulated_time(lambda: now):
+        plan_task.fn(now)
+    with Session(get_engine(book.url)) as session:
+        from store.models import KeyValue
+
+        cursor = session.get(KeyValue, "plan:last_end")
+        assert cursor is not None
+    # The end of 2 March in Shanghai (16:00 UTC) is later than the end of 1 March in Los Angeles.
+    assert cursor.value == {"end": "2027-03-02T16:00:00+00:00", "now": "2027-03-01T03:00:00+00:00"}
+    assert [t.due_at for t in book.touches()] == [
+        utc(2027, 2, 28, 17), utc(2027, 3, 1, 1), utc(2027, 3, 1, 17), utc(2027, 3, 2, 1)]

@@ -194,7 +194,7 @@ def test_tasks_advisor_assignment_and_json_output(book: Book) -> None:
         entry: {schedule: {cron: "0 10 1 * *"}}
         steps:
           - id: call
-            task: {queue: advisor, due_within: 3d, priority: low, assign: advisor, script: call}
+            task: {queue: diamond_advisor, due_within: 3d, priority: low, assign: advisor, script: call}
           - id: note
             send: {channels: [email], template: msg}
     """)

@@ -30,7 +30,7 @@ def test_simulate_a_week(sqlite_book: Book, tmp_path: Path) -> None:
         entry: {schedule: {cron: "0 10 * * MON"}}
         steps:
           - id: call
-            task: {queue: care, due_within: 1d}
+            task: {queue: service_recovery, due_within: 1d}
     """)
     book.customer()
     book.customer(consent_wechat=False)
@@ -44,7 +44,7 @@ def test_simulate_a_week(sqlite_book: Book, tmp_path: Path) -> None:
     assert days["2027-03-02"]["touches"] == {"daily/wechat": 1}
     assert days["2027-03-03"]["touches"] == {"daily/wechat": 1}
     assert days["2027-03-04"]["touches"] == {}
-    assert days["2027-03-01"]["tasks"] == {} and days["2027-03-02"]["tasks"] == {"care": 2}
+    assert days["2027-03-01"]["tasks"] == {} and days["2027-03-02"]["tasks"] == {"service_recovery": 2}
     assert report["totals"] == {"touches": 2, "tasks": 2, "quiet_hour_moves": 2, "cap_drops": 5,
                                 "no_channel_drops": 7}
     assert report["marketing_per_customer_rolling"] == {"window": "7d", "max": 2, "p95": 2, "customers": 1}

@@ -4,17 +4,8 @@ PostgreSQL. Every touch is sent exactly once."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,83 +15,10 @@ from store.db import make_engine
 from store.migrate import upgrade
 from tests.conftest import Spawned
 from tests.dispatch_support import make_customers, make_touches
+from tests.runtime.prefect_support import api, deploy, deployment_ids, prefect_server, start_workers, stop, wait_runs
 
-BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.postgres
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _api(base: str, path: str, body: dict | None = None) -> object:  # type: ignore[type-arg]
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"{base}{path}", data=data, headers={"Content-Type": "application/json"},
-                                 method="POST" if data is not None else "GET")
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read())
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM first, so a worker finishes its flow run; the test's ``spawn`` kills what is left."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(20)
-
-
-@pytest.fixture
-def prefect_server(tmp_path: Path, spawn: Spawned) -> Iterator[tuple[str, dict[str, str]]]:
-    port = _free_port()
-    home = tmp_path / "prefect-home"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PREFECT_", "TWILIO_", "WECHAT_", "SMTP_", "EMAIL_"))}
-    env.update(
-        PREFECT_HOME=str(home),
-        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
-        PREFECT_LOGGING_LEVEL="WARNING",
-    )
-    home.mkdir()
-    log = (tmp_path / "server.log").open("wb")
-    # Its own process group: stopped with everything it started when the test ends, however it ends.
-    server = spawn([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                   env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
-    base = f"http://127.0.0.1:{port}/api"
-    try:
-        # Ready when its health endpoint answers; a busy machine may take minutes to get there.
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if _api(base, "/health") is True:
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None, (tmp_path / "server.log").read_text()
-            assert time.monotonic() < deadline, "Prefect server did not become healthy"
-            time.sleep(0.5)
-        yield base, env
-    finally:
-        _stop(server)
-        log.close()
-
-
-def _wait_runs(base: str, ids: list[str], timeout: float = 240) -> dict[str, str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        states = {}
-        for run_id in ids:
-            run = _api(base, f"/flow_runs/{run_id}")
-            assert isinstance(run, dict)
-            states[run_id] = run["state"]["type"]
-        if all(s in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for s in states.values()):
-            return states
-        assert time.monotonic() < deadline, f"flow runs not finished: {states}"
-        time.sleep(1)
+__all__ = ["prefect_server"]  # the fixture, used by name
 
 
 def test_two_workers_on_a_process_pool_send_every_touch_once(
@@ -115,30 +33,23 @@ def test_two_workers_on_a_process_pool_send_every_touch_once(
         conn.execute(text("UPDATE touch SET template = 'silver_weekly_push'"))
     env = {**env, "JOURNEYS_DATABASE_URL": pg_url, "JOURNEYS_DISPATCH_WORKERS": "2"}
 
-    deployed = subprocess.run([str(BIN / "journeys"), "deploy", "--pool", "journeys-test", "--no-schedules"],
-                              env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert deployed.returncode == 0, deployed.stderr
-    assert "dispatch/dispatch" in deployed.stdout and "plan/plan" in deployed.stdout
+    deployed = deploy(env, "journeys-test")
+    assert "dispatch/dispatch" in deployed and "plan/plan" in deployed and "plan-slice/plan-slice" in deployed
 
-    workers = []
-    for i in (1, 2):
-        wenv = {**env, "JOURNEYS_OUTBOX_DIR": str(tmp_path / f"outbox-w{i}")}
-        workers.append(spawn(
-            [str(BIN / "prefect"), "worker", "start", "--pool", "journeys-test", "--type", "process",
-             "--name", f"w{i}", "--limit", "1"],
-            env=wenv, cwd=tmp_path, stdout=(tmp_path / f"w{i}.log").open("wb"), stderr=subprocess.STDOUT))
+    # Two slots each: the plan run waits on its plan-slice runs while holding one.
+    workers = start_workers(spawn, env, "journeys-test", tmp_path, limit=2)
     try:
-        deployments = {d["name"]: d["id"] for d in _api(base, "/deployments/filter", {})}  # type: ignore[union-attr]
+        deployments = deployment_ids(base)
         run_ids = []
         for name, params in (("plan", {}), ("dispatch", {"batch_size": 500}), ("dispatch", {"batch_size": 500})):
-            run = _api(base, f"/deployments/{deployments[name]}/create_flow_run", {"parameters": params})
+            run = api(base, f"/deployments/{deployments[name]}/create_flow_run", {"parameters": params})
             assert isinstance(run, dict)
             run_ids.append(run["id"])
-        states = _wait_runs(base, run_ids)
+        states = wait_runs(base, run_ids)
         assert set(states.values()) == {"COMPLETED"}, states
     finally:
         for w in workers:
-            _stop(w)
+            stop(w)
 
     keys: Counter[str] = Counter()
     for outbox in tmp_path.glob("outbox-w*/sms.jsonl"):

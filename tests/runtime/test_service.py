@@ -72,7 +72,7 @@ def test_service_dispatches_stops_cleanly_on_sigterm_and_carries_on_after_restar
     out = _stop(first)
     assert "stopped cleanly" in out
     with engine.connect() as conn:
-        jobs = dict(conn.execute(text("SELECT id, next_run_time FROM apscheduler_jobs")).all())
+        jobs: dict[str, object] = dict(conn.execute(text("SELECT id, next_run_time FROM apscheduler_jobs")).all())
         assert conn.execute(text("SELECT count(*) FROM touch WHERE status = 'sending'")).scalar() == 0
     assert set(jobs) == {"dispatch", "plan", "outcome-ingest", "churn-check", "retier", "tier-review", "nps-survey"}
 

@@ -35,7 +35,7 @@ EXPECTED_REJECTS = [
         "birthday '1980-13-01' is not a date (YYYY-MM-DD); "
         "timezone 'Mars/Base' is not a time zone name (e.g. Asia/Shanghai); locale 'fr' is not one of zh-CN, en; "
         "tier 'bronze' is not one of diamond, platinum, gold, silver, potential; "
-        "preferred_channels 'fax' is not one of sms, wechat, email; "
+        "preferred_channels 'fax' is not one of sms, wechat, email, push; "
         "consent_sms 'maybe' is not a consent value (yes/no, true/false, 1/0, 是/否)",
     ),
     (5, "external_id 'C1' repeats line 2"),

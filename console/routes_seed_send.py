@@ -1,0 +1,82 @@
+"""The test-send page: the seed list of internal recipients, and any template sent to it (``console.seed_send``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from channels.template_files import LOCALES
+from console import csrf
+from console.auth import CurrentUser
+from console.deps import db_url, user_with
+from console.seed_send import (
+    SEED_CHANNELS,
+    SeedListError,
+    TestSendResult,
+    add_recipient,
+    remove_recipient,
+    seed_list,
+    send_test,
+    templates,
+)
+from console.web import flash, redirect, render
+from store.db import session_scope
+
+router = APIRouter(dependencies=[Depends(csrf.protect)])
+PAGE = "/ops/test-send"
+
+
+def _page(request: Request, user: CurrentUser, *, results: list[TestSendResult] | None = None,
+          error: str | None = None, form: dict[str, str] | None = None, status_code: int = 200) -> HTMLResponse:
+    with session_scope(db_url(request)) as session:
+        recipients = [r.masked() for r in seed_list(session)]
+    return render(request, "test_send.html", user, status_code=status_code, recipients=recipients,
+                  templates=templates(), channels=SEED_CHANNELS, locales=LOCALES, results=results, error=error,
+                  form=form or {})
+
+
+@router.get(PAGE, response_class=HTMLResponse)
+def test_send_page(request: Request) -> HTMLResponse:
+    return _page(request, user_with(request, "journeys"))
+
+
+@router.post(PAGE, response_class=HTMLResponse)
+def test_send(request: Request, template: Annotated[str, Form(max_length=64)],
+              channel: Annotated[str, Form(max_length=16)], locale: Annotated[str, Form(max_length=10)]
+              ) -> HTMLResponse:
+    user = user_with(request, "journeys")
+    form = {"template": template, "channel": channel, "locale": locale}
+    try:
+        with session_scope(db_url(request)) as session:
+            results = send_test(session, user.username, template, channel, locale)
+    except SeedListError as exc:
+        return _page(request, user, error=str(exc), form=form, status_code=422)
+    return _page(request, user, results=results, form=form)
+
+
+@router.post(f"{PAGE}/recipients", response_class=RedirectResponse)
+def add(request: Request, name: Annotated[str, Form(max_length=64)],
+        phone: Annotated[str, Form(max_length=32)] = "", email: Annotated[str, Form(max_length=254)] = "",
+        wechat_openid: Annotated[str, Form(max_length=64)] = "") -> RedirectResponse:
+    user = user_with(request, "journeys")
+    try:
+        with session_scope(db_url(request)) as session:
+            add_recipient(session, user.username, name, phone, email, wechat_openid)
+        flash(request, "Recipient added to the seed list.", "ok")
+    except SeedListError as exc:
+        flash(request, "The recipient could not be added: %(why)s", "error", why=str(exc))
+    return redirect(PAGE)
+
+
+@router.post(f"{PAGE}/recipients/{{index}}/remove", response_class=RedirectResponse)
+def remove(request: Request, index: int) -> RedirectResponse:
+    user = user_with(request, "journeys")
+    try:
+        with session_scope(db_url(request)) as session:
+            remove_recipient(session, user.username, index)
+        flash(request, "Recipient removed from the seed list.", "ok")
+    except SeedListError:
+        flash(request, "No such recipient.", "error")
+    return redirect(PAGE)

@@ -1,0 +1,165 @@
+"""Test sends: any template, rendered for a sample customer, sent to the console's seed list of
+internal recipients through the real channel adapters.
+
+The seed list (staff phones, e-mail addresses and WeChat openids) is kept in the ``kv`` table
+under ``SEED_LIST_KEY``; ops edit it on the test-send page. A test send creates no touch, outcome
+or enrollment, so no metric can count it (the figures are computed from those tables); each
+message is marked as a test where the recipient sees it (``TEST_MARK`` before the SMS text and
+the e-mail subject) and in its idempotency key (``test-…``), and each send is audited
+(``test_send``) with the recipients masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+
+from channels.base import OutboundMessage, RenderedMessage, SendResult
+from channels.registry import ChannelNotConfigured, build_adapter
+from channels.template_files import LOCALES, available_templates
+from console.auth import audit
+from engine.language.paths import templates_dir
+from engine.language.rendering import renderer
+from engine.language.template_context import sample_context
+from engine.language.templates import RenderError
+from store.clock import utcnow
+from store.importing.fields import FieldError, email, phone
+from store.masking import mask_email, mask_phone
+from store.models import KeyValue
+
+SEED_LIST_KEY = "console.seed_list"
+TEST_MARK = "[TEST] "
+MAX_RECIPIENTS = 20
+# The channels a seed recipient has an address for (an app push needs a device, not a person).
+SEED_CHANNELS: tuple[str, ...] = ("sms", "wechat", "email")
+
+
+@dataclass(frozen=True)
+class SeedRecipient:
+    name: str
+    phone: str | None = None
+    email: str | None = None
+    wechat_openid: str | None = None
+
+    def address(self, channel: str) -> str | None:
+        return {"sms": self.phone, "email": self.email, "wechat": self.wechat_openid}.get(channel)
+
+    def masked(self) -> dict[str, object]:
+        return {"name": self.name, "phone": mask_phone(self.phone) if self.phone else None,
+                "email": mask_email(self.email) if self.email else None,
+                "wechat_openid": (self.wechat_openid[:4] + "***") if self.wechat_openid else None}
+
+
+class SeedListError(ValueError):
+    pass
+
+
+def seed_list(session: Session) -> list[SeedRecipient]:
+    row = session.get(KeyValue, SEED_LIST_KEY)
+    return [SeedRecipient(**r) for r in (row.value.get("recipients", []) if row is not None else [])]
+
+
+def _save(session: Session, recipients: list[SeedRecipient], now: datetime) -> None:
+    row = session.get(KeyValue, SEED_LIST_KEY) or KeyValue(key=SEED_LIST_KEY, updated_at=now)
+    row.value = {"recipients": [dataclasses.asdict(r) for r in recipients]}
+    row.updated_at = now
+    session.add(row)
+
+
+def add_recipient(session: Session, actor: str, name: str, phone_text: str = "", email_text: str = "",
+                  openid: str = "") -> SeedRecipient:
+    """Add a staff member to the seed list; bad input raises SeedListError and stores nothing."""
+    name, openid = name.strip()[:64], openid.strip()[:64]
+    if not name:
+        raise SeedListError("name: required")
+    try:
+        recipient = SeedRecipient(name, phone(phone_text) if phone_text.strip() else None,
+                                  email(email_text) if email_text.strip() else None, openid or None)
+    except FieldError as exc:
+        raise SeedListError(str(exc)) from None
+    if not (recipient.phone or recipient.email or recipient.wechat_openid):
+        raise SeedListError("give a phone, an e-mail address or a WeChat openid")
+    recipients = seed_list(session)
+    if len(recipients) >= MAX_RECIPIENTS:
+        raise SeedListError(f"the seed list holds at most {MAX_RECIPIENTS} recipients")
+    now = utcnow()
+    _save(session, [*recipients, recipient], now)
+    audit(session, actor, "seed_list_add", "seed_list", SEED_LIST_KEY, recipient.masked(), at=now)
+    return recipient
+
+
+def remove_recipient(session: Session, actor: str, index: int) -> None:
+    recipients = seed_list(session)
+    if not 0 <= index < len(recipients):
+        raise SeedListError("no such recipient")
+    gone = recipients.pop(index)
+    now = utcnow()
+    _save(session, recipients, now)
+    audit(session, actor, "seed_list_remove", "seed_list", SEED_LIST_KEY, gone.masked(), at=now)
+
+
+def templates() -> list[str]:
+    return available_templates(templates_dir())
+
+
+def render_test(template: str, channel: str, locale: str) -> RenderedMessage:
+    """``template`` for ``channel`` rendered for a sample customer and marked as a test; raises RenderError."""
+    message = renderer().render(template, channel, sample_context(locale), locale)
+    if channel == "sms":
+        return dataclasses.replace(message, text=TEST_MARK + message.text)
+    if channel == "email":
+        return dataclasses.replace(message, subject=TEST_MARK + message.subject)
+    return message
+
+
+@dataclass(frozen=True)
+class TestSendResult:
+    recipient: str  # the seed recipient's name
+    ok: bool
+    detail: str  # the provider's message id, or why it was not sent
+
+
+async def _send(channel: str, messages: list[OutboundMessage], env: Mapping[str, str] | None) -> list[SendResult]:
+    adapter = build_adapter(channel, env)
+    try:
+        return await adapter.send_batch(messages)
+    finally:
+        await adapter.aclose()
+
+
+def send_test(session: Session, actor: str, template: str, channel: str, locale: str, *,
+              env: Mapping[str, str] | None = None) -> list[TestSendResult]:
+    """Send ``template`` to every seed recipient with an address for ``channel``; audited, never a touch."""
+    if channel not in SEED_CHANNELS:
+        raise SeedListError(f"channel: one of {', '.join(SEED_CHANNELS)}")
+    if locale not in LOCALES:
+        raise SeedListError(f"locale: one of {', '.join(LOCALES)}")
+    if template not in templates():
+        raise SeedListError(f"template: unknown template {template!r}")
+    try:
+        content = render_test(template, channel, locale)
+    except RenderError as exc:
+        raise SeedListError(str(exc)) from None
+    recipients = [r for r in seed_list(session) if r.address(channel)]
+    if not recipients:
+        raise SeedListError(f"no seed recipient has an address for {channel}")
+    batch = uuid.uuid4().hex[:12]
+    messages = [OutboundMessage(touch_id=0, touch_key=f"test-{batch}-{i}", to=r.address(channel) or "",
+                                content=content) for i, r in enumerate(recipients)]
+    try:
+        sent = asyncio.run(_send(channel, messages, env))
+    except ChannelNotConfigured as exc:
+        raise SeedListError(f"{channel} is not configured: {exc}") from None
+    results = [TestSendResult(r.name, s.ok, (s.provider_message_id or "") if s.ok else
+                              (s.error_reason or s.error_code or "failed"))
+               for r, s in zip(recipients, sent, strict=True)]
+    audit(session, actor, "test_send", "template", template[:64],
+          {"channel": channel, "locale": locale, "batch": batch,
+           "recipients": [r.masked() for r in recipients], "sent": sum(r.ok for r in results)})
+    return results

@@ -1,0 +1,255 @@
+"""Checking the variables each journey's templates read against what that journey's touches have.
+
+``template_check.check_templates`` renders a template with every part present, so a template that
+reads ``policy.expiry_date`` passes even when it is sent by a birthday journey whose touches
+have no policy: the customer then got nothing. Here every variable a template reads (in every
+branch, not only those a sample render takes) is checked against the parts of the journey that
+sends it, and a miss is reported at the template's line and column with the variables that
+journey has; ``journeys validate`` rejects that journey.
+
+What a journey's touches have (``parts_in_scope``): the customer, the journey, the advisor and
+the unsubscribe link always; the policy when the entry is anchored on a policy date or is a
+``policy.*`` event; the claim for a claim anchor or a ``claim.*`` event; the event for an event
+entry, with the fields ``config/events.yaml`` gives its type; the holiday for a holiday anchor. A
+template may guard a part itself (``{% if policy %}``, ``policy is defined``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import jinja2
+import yaml
+from jinja2 import meta, nodes
+
+from channels.template_files import LOCALES, template_file
+from engine.language.catalogue import EVENT_TYPES
+from engine.language.journey_model import Journey
+from engine.language.problems import Problem, display_path
+from engine.language.template_check import line_of, template_strings
+from engine.language.template_context import sample_context
+from engine.language.templates import jinja_environment
+
+MESSAGE_KINDS = ("sms", "email", "wechat", "push")
+ALWAYS = ("customer", "now_local", "locale", "journey", "advisor", "unsubscribe_url")
+
+
+class _Loaded(Protocol):
+    journey: Journey
+    path: str
+
+
+def parts_in_scope(journey: Journey) -> dict[str, str]:
+    """The optional parts the journey's touches have, each with the reason (for messages)."""
+    parts: dict[str, str] = {}
+    entry = journey.entry
+    if entry.date is not None:
+        anchor = entry.date.anchor
+        if anchor.startswith("policy."):
+            parts["policy"] = f"its entry is anchored on {anchor}"
+        elif anchor.startswith("claim."):
+            parts["claim"] = f"its entry is anchored on {anchor}"
+        elif anchor == "holiday":
+            parts["holiday"] = "its entry is a holiday"
+    if entry.event is not None:
+        parts["event"] = f"its entry is the event {entry.event.type}"
+        head = entry.event.type.split(".", 1)[0]
+        if head in ("policy", "claim"):
+            parts[head] = f"its entry is the event {entry.event.type}"
+    return parts
+
+
+def _entry_words(journey: Journey) -> str:
+    entry = journey.entry
+    if entry.schedule is not None:
+        return "a schedule"
+    if entry.date is not None:
+        return f"a date on {entry.date.anchor}"
+    assert entry.event is not None
+    return f"the event {entry.event.type}"
+
+
+@dataclass(frozen=True)
+class _Scope:
+    top: dict[str, Any]  # variable → its sample value (a dict for a view with fields)
+    event_fields: tuple[str, ...] | None  # event.data fields; None when open (unknown type)
+
+    def listing(self) -> str:
+        names: list[str] = []
+        for name, value in self.top.items():
+            if isinstance(value, dict):
+                for key in value:
+                    if name == "event" and key == "data":
+                        names.extend(f"event.data.{f}" for f in self.event_fields or ())
+                    else:
+                        names.append(f"{name}.{key}")
+            else:
+                names.append(name)
+        return ", ".join(names)
+
+
+@functools.lru_cache(maxsize=64)
+def _sample_variables(locale: str) -> dict[str, Any]:
+    return sample_context(locale).variables(locale)
+
+
+def _scope(journey: Journey, locale: str) -> _Scope:
+    everything = _sample_variables(locale)
+    parts = parts_in_scope(journey)
+    top = {k: v for k, v in everything.items() if k in ALWAYS or k in parts}
+    fields: tuple[str, ...] | None = None
+    if journey.entry.event is not None and journey.entry.event.type in EVENT_TYPES:
+        fields = tuple(EVENT_TYPES[journey.entry.event.type])
+    return _Scope(top, fields)
+
+
+def _guarded(tree: nodes.Template) -> set[str]:
+    """Names a template tests before use (``{% if policy %}``, ``policy is defined``)."""
+    out: set[str] = set()
+    for node in tree.find_all((nodes.If, nodes.CondExpr)):
+        assert isinstance(node, nodes.If | nodes.CondExpr)
+        out.update(n.name for n in node.test.find_all(nodes.Name))
+    for test in tree.find_all(nodes.Test):
+        if test.name in ("defined", "undefined", "none") and isinstance(test.node, nodes.Name):
+            out.add(test.node.name)
+    return out
+
+
+def _reads(tree: nodes.Template, free: set[str]) -> list[tuple[int, list[str]]]:
+    """(line, dotted path) of each read of a free variable: ``customer.name``, ``event.data.nps``
+    (a key that is no constant ends the path there), or a bare ``policy``."""
+    paths: set[tuple[int, tuple[str, ...]]] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        parts: list[str] = []
+        cur: nodes.Node = node
+        while isinstance(cur, nodes.Getattr | nodes.Getitem):
+            if isinstance(cur, nodes.Getattr):
+                parts.append(cur.attr)
+            elif isinstance(cur.arg, nodes.Const) and isinstance(cur.arg.value, str):
+                parts.append(cur.arg.value)
+            else:
+                parts = []
+            cur = cur.node
+        if isinstance(cur, nodes.Name) and cur.name in free:
+            paths.add((node.lineno, (cur.name, *reversed(parts))))
+    for node in tree.find_all(nodes.Name):
+        if node.ctx == "load" and node.name in free:
+            paths.add((node.lineno, (node.name,)))
+    # Only the longest reading of each chain: ``event.data.nps`` stands for ``event`` and ``event.data``.
+    longest = [(line, path) for line, path in paths
+               if not any(other[: len(path)] == path and len(other) > len(path) for ln, other in paths if ln == line)]
+    return [(line, list(path)) for line, path in sorted(longest)]
+
+
+def _column(source_line: str, dotted: str) -> int:
+    for probe in (dotted, dotted.split(".")[0]):
+        index = source_line.find(probe)
+        if index >= 0:
+            return index + 1
+    return 1
+
+
+def _problem_of(path: list[str], scope: _Scope, journey: Journey, globals_: Iterable[str]) -> str | None:
+    root = path[0]
+    dotted = ".".join(path)
+    if root in globals_:
+        return None
+    if root not in scope.top:
+        why = parts_in_scope_reason(root, journey)
+        return f"undefined variable {dotted!r}{why}"
+    value = scope.top[root]
+    if not isinstance(value, dict) or len(path) < 2:
+        return None
+    field = path[1]
+    if field not in value:
+        hint = difflib.get_close_matches(field, list(value), n=1)
+        return f"undefined variable {dotted!r}" + (f" (did you mean '{root}.{hint[0]}'?)" if hint else "")
+    if root == "event" and field == "data" and len(path) > 2 and scope.event_fields is not None:
+        name = path[2]
+        if name not in scope.event_fields:
+            hint = difflib.get_close_matches(name, scope.event_fields, n=1)
+            assert journey.entry.event is not None
+            return (f"undefined variable {dotted!r}: {journey.entry.event.type} has no field {name!r}"
+                    + (f" (did you mean 'event.data.{hint[0]}'?)" if hint else ""))
+    return None
+
+
+def parts_in_scope_reason(root: str, journey: Journey) -> str:
+    if root in ("policy", "claim", "event", "holiday"):
+        return f": journey {journey.id!r} has no {root} in scope (its entry is {_entry_words(journey)})"
+    return ""
+
+
+def _sources(path: Path) -> Iterator[tuple[str, int]]:
+    """(Jinja source, first line in the file) of a template file; each string of a YAML one."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix != ".yaml":
+        yield text, 1
+        return
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        return  # check_template_syntax reports it
+    for item in template_strings(data):
+        yield item, line_of(text, item)
+
+
+def check_template_scopes(journeys: Iterable[_Loaded], templates_root: Path) -> dict[str, list[Problem]]:
+    """Problems per journey id: each variable a template it sends reads that its touches lack."""
+    env = jinja_environment(trim_blocks=False)
+    globals_ = set(env.globals) | set(env.filters)
+    reads: dict[Path, list[_Read]] = {}  # each file is parsed once, however many journeys send it
+    out: dict[str, list[Problem]] = {}
+    for loaded in journeys:
+        journey = loaded.journey
+        found: set[Problem] = set()
+        for step in journey.steps:
+            if step.send is None:
+                continue
+            # ``channels: by_engagement`` lists none itself: every message file the template has.
+            for kind in step.send.listed or MESSAGE_KINDS:
+                if kind not in MESSAGE_KINDS:
+                    continue
+                for locale in LOCALES:
+                    file = template_file(templates_root, step.send.template, kind, locale)
+                    if file not in reads:
+                        reads[file] = _file_reads(file, env) if file.is_file() else []
+                    scope = _scope(journey, locale)
+                    for read in reads[file]:
+                        message = _problem_of(read.path, scope, journey, globals_)
+                        if message is not None:
+                            found.add(Problem(display_path(file), read.line, read.column,
+                                              f"{message}; template {step.send.template!r} is sent by journey "
+                                              f"{journey.id!r} step {step.id!r}, which has: {scope.listing()}"))
+        if found:
+            out[journey.id] = sorted(found)
+    return out
+
+
+@dataclass(frozen=True)
+class _Read:
+    line: int  # in the file
+    column: int
+    path: list[str]  # customer.name → ["customer", "name"]
+
+
+def _file_reads(file: Path, env: jinja2.Environment) -> list[_Read]:
+    """Every read of a variable the template does not set itself, where it stands in the file."""
+    out: list[_Read] = []
+    file_lines = file.read_text(encoding="utf-8").splitlines()
+    for source, first_line in _sources(file):
+        try:
+            tree = env.parse(source)
+        except jinja2.TemplateSyntaxError:
+            continue  # check_template_syntax reports it
+        free = meta.find_undeclared_variables(tree) - _guarded(tree)
+        for line, path in _reads(tree, free):
+            at = first_line + line - 1
+            text_line = file_lines[at - 1] if 0 < at <= len(file_lines) else ""
+            out.append(_Read(at, _column(text_line, ".".join(path)), path))
+    return out

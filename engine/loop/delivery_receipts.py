@@ -1,0 +1,131 @@
+"""Delivery receipts: a provider's report on a message moves its touch forward and is an event.
+
+A receipt moves a touch forward only (sent → delivered | failed; a late 'sent' does not undo
+'delivered'), and each final receipt is one ``Outcome`` keyed ``<provider>:<id>:<status>``: a
+repeated callback changes nothing. A permanent delivery failure moves the touch to the next
+consented, reachable channel of its fallback list (due now), the choice dispatch makes for a
+permanent send error (``channels.routing.first_usable``). A final receipt that settles the touch
+is also a ``message.delivered`` or ``message.failed`` event (once, keyed like its outcome), which
+the webhook hands to the event path after its transaction commits: a journey waiting for it
+moves on at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, update
+from sqlmodel import Session, col, select
+
+from channels.optout import StoredEvent, insert_or_ignore, record_event_hook, touch_outcome
+from channels.routing import can_use, first_usable
+from store.clock import utcnow
+from store.models import Customer, Outcome, Touch, TouchStatus
+
+log = logging.getLogger(__name__)
+
+# Statuses a receipt may move a touch from. 'planned' is there for sent/delivered: a touch
+# put back for a retry after a lost reply was in fact accepted, and must not go out twice.
+_FORWARD_FROM: dict[str, tuple[str, ...]] = {
+    TouchStatus.SENT: (TouchStatus.PLANNED, TouchStatus.SENDING),
+    TouchStatus.DELIVERED: (TouchStatus.PLANNED, TouchStatus.SENDING, TouchStatus.SENT),
+    TouchStatus.FAILED: (TouchStatus.SENDING, TouchStatus.SENT),
+}
+
+
+# --- applying a receipt ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReceiptResult:
+    outcome: str  # applied | duplicate | unchanged | unknown_message | fell_back
+    touch_id: int | None = None
+    status: str | None = None
+    events: list[StoredEvent] = field(default_factory=list)  # to act on once the transaction commits
+
+
+def _find_touch(session: Session, message_id: str, touch_key: str | None) -> Touch | None:
+    touch = session.exec(select(Touch).where(Touch.provider_message_id == message_id)).first()
+    if touch is None and touch_key:
+        # The receipt can beat dispatch's write of the provider id; the key comes from the
+        # signed callback URL. A touch already carrying another id belongs to another attempt.
+        touch = session.exec(
+            select(Touch).where(
+                Touch.key == touch_key,
+                or_(col(Touch.provider_message_id).is_(None), col(Touch.provider_message_id) == message_id),
+            )
+        ).first()
+    return touch
+
+
+def apply_receipt(
+    session: Session,
+    *,
+    provider: str,
+    message_id: str,
+    provider_status: str,
+    new_status: str | None,
+    touch_key: str | None = None,
+    error_code: str | None = None,
+    error_reason: str | None = None,
+    error_class: str | None = None,
+    at: datetime | None = None,
+) -> ReceiptResult:
+    """Record one delivery receipt: outcome once per (message, status), touch status forward only."""
+    now = at or utcnow()
+    touch = _find_touch(session, message_id, touch_key)
+    if touch is None or touch.id is None:
+        return ReceiptResult("unknown_message")
+    if new_status is None:
+        return ReceiptResult("unchanged", touch.id, touch.status)
+
+    if new_status in (TouchStatus.DELIVERED, TouchStatus.FAILED):
+        detail: dict[str, Any] = {"provider": provider, "provider_message_id": message_id, "status": provider_status}
+        if new_status == TouchStatus.FAILED:
+            detail.update({"error_code": error_code, "reason": error_reason, "error_class": error_class})
+        outcome = touch_outcome(touch, new_status, f"{provider}:{message_id}:{provider_status}", detail, now)
+        if not insert_or_ignore(session, Outcome, outcome, "dedup_key"):
+            return ReceiptResult("duplicate", touch.id, touch.status)
+
+    guard = (
+        col(Touch.id) == touch.id,
+        col(Touch.status).in_(_FORWARD_FROM[new_status]),
+        or_(col(Touch.provider_message_id).is_(None), col(Touch.provider_message_id) == message_id),
+    )
+    values: dict[str, Any] = {"status": new_status, "provider_message_id": message_id}
+    if new_status in (TouchStatus.SENT, TouchStatus.DELIVERED):
+        values["sent_at"] = touch.sent_at or now
+    if new_status == TouchStatus.DELIVERED:
+        values["delivered_at"] = now
+    if new_status == TouchStatus.FAILED:
+        values.update(error_class=error_class, error_reason=(error_reason or "")[:255] or None)
+        customer = session.get(Customer, touch.customer_id) if error_class == "permanent" else None
+        found = (first_usable(touch.fallback_channels, lambda channel: can_use(customer, channel))
+                 if customer is not None else None)
+        if found is not None:
+            # The choice dispatch makes for a permanent send error (channels.routing): the next
+            # consented, reachable channel of the touch's list, due now, attempts counted afresh.
+            values.update(
+                status=TouchStatus.PLANNED, channel=found[0], fallback_channels=found[1], attempts=0,
+                next_attempt_at=now, provider_message_id=None, claimed_by=None, sent_at=None,
+            )
+    changed = session.execute(update(Touch).where(*guard).values(**values)).rowcount  # type: ignore[attr-defined]
+    if not changed:
+        return ReceiptResult("unchanged", touch.id, touch.status)
+    if values["status"] == TouchStatus.PLANNED:
+        log.info("touch %s: permanent %s delivery failure, falling back to %s", touch.id, provider, values["channel"])
+        return ReceiptResult("fell_back", touch.id, TouchStatus.PLANNED)
+    result = ReceiptResult("applied", touch.id, new_status)
+    if new_status in (TouchStatus.DELIVERED, TouchStatus.FAILED):
+        stored = record_event_hook(
+            session, customer_id=touch.customer_id, type=f"message.{new_status}",
+            data={k: v for k, v in {"channel": touch.channel, "touch_id": touch.id, "journey": touch.journey_id,
+                                    "step": touch.step_id, "error_class": error_class}.items() if v is not None},
+            # The outcome's key: one event per final receipt, however often the provider repeats it.
+            external_id=f"receipt:{provider}:{message_id}:{provider_status}"[:128], occurred_at=now)
+        if stored is not None:
+            result.events.append(stored)
+    return result

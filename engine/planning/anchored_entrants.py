@@ -1,0 +1,58 @@
+"""Entrants of date entries on any date field: a policy date (start, premium due, grace period end,
+or expiry every year) or a date attribute of the customer, once or every year.
+
+One query per journey and chunk: policies whose anchor date can fire in the window (a date range
+in SQL for one-off entries; every active policy with the date for anniversaries, whose month and
+day are matched here), or the chunk's customers' attributes. The dates themselves are worked out
+by ``engine.planning.occurrences.anchored_fires``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select as _sa_select
+from sqlmodel import Session, col
+
+from engine.language.journey_model import DateEntry
+from engine.planning.facts import POLICY_FACT_COLUMNS, fetch_rows, policy_fact
+from engine.planning.occurrences import anchor_date_range, anchored_fires, as_anchor_date
+from store.models import Customer, Policy
+
+select: Any = _sa_select
+
+# (customer id, occurrence, due, scope) of one entrant.
+Anchored = tuple[int, str, datetime, dict[str, Any]]
+
+
+def anchored_entrants(session: Session, entry: DateEntry, customer_scope: Any, tier_clause: Any,
+                      start: datetime, end: datetime) -> Iterator[Anchored]:
+    """Entrants of ``entry`` (anchored on ``policy.<date>`` or ``customer.attributes.<name>``)
+    whose due time falls in (start, end], among the customers ``customer_scope`` selects."""
+    head, _, name = entry.anchor.partition(".")
+    if head == "policy":
+        column = getattr(Policy, name)
+        query = (select(Policy.id, Policy.customer_id, Customer.timezone, *POLICY_FACT_COLUMNS)
+                 .join(Customer, col(Customer.id) == col(Policy.customer_id))
+                 .where(customer_scope, tier_clause, Policy.status == "active", col(column).is_not(None)))
+        first, last = anchor_date_range(start, end, entry.offset, entry.on_non_working_day)
+        query = query.where(col(column) <= last) if entry.every else query.where(col(column) >= first,
+                                                                                  col(column) <= last)
+        for row in session.execute(query).all():
+            day = getattr(row, name)
+            for suffix, due in anchored_fires(day, entry.every, entry.at, entry.offset, row.timezone, start, end,
+                                              entry.on_non_working_day):
+                yield row.customer_id, f"policy-{row.id}-{name}-{suffix}", due, policy_fact(row)
+        return
+    attribute = name.removeprefix("attributes.")
+    rows = fetch_rows(session, select(Customer.id, Customer.timezone, Customer.attributes)
+                      .where(customer_scope, tier_clause))
+    for cid, tz, attributes in rows:
+        day = as_anchor_date((attributes or {}).get(attribute))
+        if day is None:
+            continue
+        for suffix, due in anchored_fires(day, entry.every, entry.at, entry.offset, tz, start, end,
+                                          entry.on_non_working_day):
+            yield cid, f"attribute-{attribute}-{suffix}", due, {}

@@ -1,0 +1,33 @@
+"""policy: premium due date and grace period end
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2027-01-10
+
+Journeys anchor on any policy date (``date: {anchor: policy.premium_due_date, offset: -7d}``,
+``wait: {until: {anchor: policy.grace_period_end, ...}}``); the policy import carries the two
+dates a premium reminder needs. Both are optional: existing rows stay empty, and a journey
+anchored on an empty date has no occurrence for that policy.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0010"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    # Nullable without a default: a plain ADD COLUMN on both databases, no table copy.
+    op.add_column("policy", sa.Column("premium_due_date", sa.Date(), nullable=True))
+    op.add_column("policy", sa.Column("grace_period_end", sa.Date(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("policy") as batch:
+        batch.drop_column("grace_period_end")
+        batch.drop_column("premium_due_date")
