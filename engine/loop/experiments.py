@@ -30,6 +30,7 @@ from engine.loop.metric_sql import whole
 from engine.loop.service_metrics import GOAL_EXIT_REASONS, HOLDOUT
 from engine.loop.sqlfn import count_where
 from engine.loop.tables import enrollment_t, outcome_t, touch_t
+from store.models import WEBHOOK_CHANNEL
 
 METRICS = ("reach", "reply", "goal")
 MIN_GROUP = 30
@@ -109,12 +110,15 @@ def verdict(group: Group, baseline: Group, metric: str) -> Verdict:
 
 def _group_counts(session: Session, journey_id: str, start: datetime, end: datetime) -> dict[str, tuple[int, ...]]:
     e, t, o = enrollment_t, touch_t, outcome_t
-    reached = sa.select(t.c.enrollment_id).where(t.c.journey_id == journey_id, t.c.status == "delivered")
-    replied = (sa.select(t.c.enrollment_id).select_from(t.join(o, o.c.touch_id == t.c.id))
-               .where(t.c.journey_id == journey_id, o.c.kind == "replied"))
+    # An enrollment's touches share its customer, journey and occurrence: the planner writes touches
+    # in bulk and leaves ``touch.enrollment_id`` empty, so the id alone would find none of them.
+    own = (t.c.customer_id == e.c.customer_id, t.c.journey_id == e.c.journey_id, t.c.occurrence == e.c.occurrence,
+           t.c.channel != WEBHOOK_CHANNEL)
+    reached = sa.exists().where(*own, t.c.status == "delivered")
+    replied = sa.exists().select_from(t.join(o, o.c.touch_id == t.c.id)).where(*own, o.c.kind == "replied")
     rows = session.execute(
-        sa.select(e.c.split_branch, sa.func.count(), count_where(e.c.id.in_(reached)),
-                  count_where(e.c.id.in_(replied)), count_where(e.c.exit_reason.in_(GOAL_EXIT_REASONS)))
+        sa.select(e.c.split_branch, sa.func.count(), count_where(reached), count_where(replied),
+                  count_where(e.c.exit_reason.in_(GOAL_EXIT_REASONS)))
         .where(e.c.journey_id == journey_id, e.c.entered_at >= start, e.c.entered_at < end,
                e.c.split_branch.is_not(None))
         .group_by(e.c.split_branch)

@@ -29,6 +29,7 @@ from engine.loop.metric_sql import (
 )
 from engine.loop.sqlfn import count_where
 from engine.loop.tables import customer_t, enrollment_t, event_t, outcome_t, task_t, touch_t
+from store.models import WEBHOOK_CHANNEL
 
 ACTED_TOUCH_KINDS = ("replied", "clicked")
 ACTED_TASK_CODES = ("reached", "resolved", "renewal_yes", "renewal_no", "call_back")
@@ -47,7 +48,9 @@ def touch_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
     acted = sa.exists().where(outcome_t.c.touch_id == t.c.id, outcome_t.c.kind.in_(ACTED_TOUCH_KINDS))
     inner = grouped_rows(
         grp, t.c.status.label("status"), sa.case((acted, 1), else_=0).label("acted"),
-        source=with_customer(t, ctx, by), where=(t.c.planned_for >= ctx.start, t.c.planned_for < ctx.end),
+        source=with_customer(t, ctx, by),
+        # A webhook step's call goes to another system, not to the customer: no reach or delivery.
+        where=(t.c.planned_for >= ctx.start, t.c.planned_for < ctx.end, t.c.channel != WEBHOOK_CHANNEL),
     )
     s = inner.c.status
     rows = per_group(
@@ -80,7 +83,7 @@ def first_touch_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Row
     first_sent = (
         sa.select(sa.func.min(t.c.sent_at))
         .where(t.c.customer_id == e.c.customer_id, t.c.journey_id == e.c.journey_id,
-               t.c.occurrence == e.c.occurrence)
+               t.c.occurrence == e.c.occurrence, t.c.channel != WEBHOOK_CHANNEL)
         .scalar_subquery()
     )
     source, event_at = with_trigger_event(with_customer(e, ctx, by), e, ctx.dialect)

@@ -44,7 +44,8 @@ def seed_activity(url: str, customer_ids: list[int], now: datetime, *, scale: in
                 if holdout:
                     continue
                 failed = i % 23 == 0
-                touch = Touch(key=f"ops:{n}", customer_id=customer, enrollment_id=e.id, journey_id=SPLIT_JOURNEY,
+                # As the planner writes them: matched to the enrollment by customer, journey and occurrence.
+                touch = Touch(key=f"ops:{n}", customer_id=customer, journey_id=SPLIT_JOURNEY,
                               journey_version="v1", step_id=SEND_STEP[variant], occurrence=e.occurrence,
                               category="marketing", channel="wechat" if variant == "wechat_first" else "email",
                               template="gold_value_added", split_branch=variant, planned_for=entered,

@@ -187,3 +187,25 @@ def test_every_outcome_traces_back_to_journey_step_and_rule(book: dict[str, int]
         task = trace_task(session, book["K1"])
         assert task is not None and [o["kind"] for o in task.outcomes] == ["task:reached"]
         assert trace_outcome(session, 999_999) is None
+
+
+def test_a_webhook_call_is_not_a_touch_of_the_customer(book: dict[str, int], migrated_any_db: str) -> None:
+    """A webhook step's call to another system, sent before the enrollment's SMS, changes no figure."""
+    from sqlmodel import select
+
+    from store.models import WEBHOOK_CHANNEL, Enrollment, Touch
+
+    before = compute_metrics(START, END, now=NOW, url=migrated_any_db)
+    with session_scope(migrated_any_db) as session:
+        e1 = session.exec(select(Enrollment).where(Enrollment.id == book["E1"])).one()
+        first = session.exec(select(Touch).where(Touch.id == book["T1"])).one()
+        assert first.sent_at is not None
+        session.add(Touch(
+            key="W1:key", customer_id=e1.customer_id, journey_id=e1.journey_id, journey_version="v1",
+            step_id="call_crm", occurrence=e1.occurrence, category="service", channel=WEBHOOK_CHANNEL,
+            template="crm_case_opened", split_branch=e1.split_branch, entry_rule="webhook",
+            planned_for=e1.entered_at, due_at=e1.entered_at, status="delivered", created_at=e1.entered_at,
+            sent_at=e1.entered_at, delivered_at=e1.entered_at))
+    after = compute_metrics(START, END, now=NOW, url=migrated_any_db)
+    assert after.total == before.total
+    assert (after.total["planned"], after.total["first_touch_hours"]) == (5, 7.5)
