@@ -19,7 +19,17 @@ from starlette.datastructures import MutableHeaders
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from console import api, queues, routes_admin, routes_auth, routes_ops, routes_review, routes_seed_send, routes_tasks
+from console import (
+    api,
+    api_policies,
+    queues,
+    routes_admin,
+    routes_auth,
+    routes_ops,
+    routes_review,
+    routes_seed_send,
+    routes_tasks,
+)
 from console.auth import NotAuthenticated
 from console.config import ConsoleSettings
 from console.desk_schedule import DeskTimer
@@ -251,6 +261,7 @@ def create_app(database_url: str | None = None, settings: ConsoleSettings | None
     app.include_router(routes_seed_send.router)
     app.include_router(routes_admin.router)
     app.include_router(api.router)
+    app.include_router(api_policies.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     _mount_receipts(app, settings.database_url)
     return app

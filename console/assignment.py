@@ -8,8 +8,9 @@
   the ones with every skill the task needs (its queue's, its task type's, the customer's language
   where the queue asks for it). Nobody is pushed more than ``JOURNEYS_ASSIGNMENT_MAX_PER_AGENT``
   active tasks; the rest stay claimable.
-- ``escalate_overdue(now)`` first sets the SLA of new tasks by their queue's clock and warns about
-  tasks close to their SLA (``console.sla``), then flags tasks past their SLA and opens a task in
+- ``escalate_overdue(now)`` first gives tasks written without SLA times theirs (the planner
+  writes them on the queue's clock; rows from before it did are left) and warns about tasks close
+  to their SLA (``console.sla``), then flags tasks past their SLA and opens a task in
   the supervisor queue for each, once, however often it is called.
 - ``run_desk(now)`` does all of it in order; the console runs it on a timer while it serves
   (``console.desk_schedule``, every JOURNEYS_DESK_EVERY seconds).
@@ -73,7 +74,7 @@ def assign_open_tasks(now: datetime | None = None, *, strategy: str | None = Non
     now = now or utcnow()
     strategy = strategy or assignment_strategy()
     cap = max_open_per_agent()
-    # Most urgent first needs the true due times: new tasks on a business clock get theirs first.
+    # Most urgent first needs the true due times: rows written without them get theirs first.
     sla.settle_new_tasks(now, db_url=db_url)
     desk = queues.current()
     assigned = 0
@@ -162,8 +163,8 @@ def _supervisor_for(session: Session, teams: list[str], loads_cache: dict[int, i
 def escalate_overdue(now: datetime | None = None, *, db_url: str | None = None) -> int:
     """Flag every active task past its due time and open one supervisor task for it; idempotent.
 
-    New tasks get their SLA by their queue's clock first (a business-hours task written with a
-    wall-clock due time is not escalated at night), and tasks close to their SLA are warned about.
+    Tasks written without SLA times get theirs by their queue's clock first (an old business-hours
+    row with a wall-clock due time is not escalated at night), and tasks close to their SLA are warned about.
     """
     now = now or utcnow()
     sla.settle_new_tasks(now, db_url=db_url)
@@ -219,7 +220,8 @@ def escalate_overdue(now: datetime | None = None, *, db_url: str | None = None) 
 
 
 def run_desk(now: datetime | None = None, *, db_url: str | None = None) -> dict[str, int]:
-    """One round of the desk's background work, in order: SLA of new tasks, assignment, warnings, escalation."""
+    """One round of the desk's background work, in order: SLA of rows written without it, assignment,
+    warnings, escalation (the planner writes new tasks' due and warning times on their queue's clock)."""
     now = now or utcnow()
     return {
         "settled": sla.settle_new_tasks(now, db_url=db_url),

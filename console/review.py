@@ -9,13 +9,17 @@ right (compliance and admin, ``console.auth.RIGHTS``).
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from sqlmodel import Session, select
 
+from channels.template_files import FILE_FOR, LOCALES
 from console.auth import RIGHTS
 from console.ops_preview import Preview, previews
+from engine.language import settings_review, template_review
 from engine.language.journey_registry import land_changes
 from engine.language.journey_review import (
     PENDING,
@@ -28,6 +32,9 @@ from engine.language.journey_review import (
     stored_journey,
     versions,
 )
+from engine.language.template_context import sample_context
+from engine.language.template_review import TEMPLATE
+from engine.language.templates import Renderer, RenderError
 from store.models import AppUser, JourneyVersion
 
 
@@ -41,9 +48,12 @@ def _user(session: Session, username: str, right: str) -> AppUser:
 
 
 def submit_changes(session: Session, username: str) -> list[VersionInfo]:
-    """Land the changed journey files signed by ``username``; the versions pending review."""
+    """Land the changed journey files, template folders and settings files signed by ``username``;
+    the versions pending review."""
     _user(session, username, "review")
     land_changes(session, actor=username)
+    template_review.land_templates(session, actor=username)
+    settings_review.land_settings(session, actor=username)
     return pending_versions(session)
 
 
@@ -80,7 +90,33 @@ class ReviewPage:
 def review_page(session: Session, version_id: int) -> ReviewPage:
     """A version, its diff against the version in force, its rendered messages and its journey's history."""
     found = change(session, version_id)
+    if found.version.kind == TEMPLATE:
+        name = template_review.name_of(found.version.journey_id)
+        return ReviewPage(found, versions(session, found.version.journey_id),
+                          template_previews(name, found.version.source), name)
     loaded = stored_journey(found.version)
     shown = previews(loaded.journey) if loaded is not None else []
     name = loaded.journey.name if loaded is not None else found.version.journey_id
     return ReviewPage(found, versions(session, found.version.journey_id), shown, name)
+
+
+def template_previews(name: str, source: str) -> list[Preview]:
+    """A stored template version rendered for a sample customer: each channel it has, each locale."""
+    out: list[Preview] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        template_review.write_folder(source, root / name)
+        files = {p.name for p in (root / name).iterdir()}
+        renderer = Renderer(root)
+        for channel in ("sms", "wechat", "email", "push"):
+            for locale in LOCALES:
+                if FILE_FOR[channel].format(locale=locale) not in files:
+                    continue
+                try:
+                    message = renderer.render(name, channel, sample_context(locale), locale)
+                except RenderError as exc:
+                    out.append(Preview("—", name, channel, locale, error=str(exc)))
+                    continue
+                out.append(Preview("—", name, channel, message.locale, subject=message.subject, text=message.text,
+                                   fields=tuple(message.wechat_data.items()), segments=message.segments))
+    return out

@@ -20,10 +20,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from console.reasons import Trigger
 from engine.language import rendering
+from engine.language.template_review import recent_in_force_root
 from store.clock import utcnow
 from store.masking import mask_name, mask_text
 from store.models import AgentTask, Customer
@@ -82,7 +84,9 @@ def render_script(session: Session, task: AgentTask, customer: Customer, agent_n
             advisor_name=ctx.advisor_name or agent_name,
             journey=rendering.JourneyView(task.journey_id, task.step_id, "service", task.occurrence),
         )
-        return ScriptResult(rendering.render_task_script(task.script, ctx, locale=customer.locale))
+        bind = session.get_bind()  # the call script in force (a changed one waits for review)
+        root = recent_in_force_root(bind) if isinstance(bind, Engine) else None
+        return ScriptResult(rendering.render_task_script(task.script, ctx, locale=customer.locale, root=root))
     except Exception as exc:  # a broken script must not take the task page down; it is reported, not hidden
         reason = mask_text(str(exc))
         if customer.name:

@@ -1,145 +1,47 @@
-"""SLA clocks: a task's due time by its queue's clock, its warning time, and the passes that set them.
+"""The desk's SLA passes: due and warning times of tasks written without them, and warnings before a breach.
 
-A queue's clock (``config/queues.yaml``) is ``wall`` (around the clock: complaints keep their 24
-hours) or ``business``: the service centre's hours (``business_hours``) on working days of the
-PRC calendar, official holidays and make-up working days included
-(``engine.language.work_calendar``). On a business clock:
+The clock itself (a queue's ``wall`` or ``business`` time, the PRC working-day calendar) is in
+``engine.language.sla_clock``; its names are re-exported here for the console. The planner
+writes each task's due time and warning time on its queue's clock when it plans it, so the desk
+round keeps only what needs the clock of now:
 
-- the clock starts at the first open moment at or after the task's start (a negative survey
-  answered at 22:00 starts its six hours at 09:00 the next working day, not at once);
-- the whole days of the SLA (a week is seven) count working days: ``7d`` from Tuesday 15:00 is
-  the seventh working day after it at 15:00; ``1d`` from Friday 15:00 is Monday 15:00 (or later,
-  over a holiday);
-- hours and minutes count open time: ``2h`` from 17:30 is 10:30 the next working day.
-
-The planner writes a task's due time as its start plus the step's ``due_within`` on the wall
-clock. ``settle_new_tasks`` gives each task not seen yet (``warn_at`` empty) its due time by its
-queue's clock, counted from that start (the journey step's ``due_within`` tells where it was),
-and its warning time: ``warn_at`` of the SLA time (default 80%) after the start, on the same
-clock. ``warn_at_risk`` then tells the assignee and the supervisor once per task, when that
-time has passed (the inbox and the supervisor desk show the task as at risk; a
-``task.sla_warning`` event goes to whatever listens); escalation stays where it was, at the
-breach (``console.assignment.escalate_overdue``, which settles first).
+- ``settle_new_tasks`` gives a task still without a warning time (``warn_at`` empty: written
+  before the planner set both, or by hand) its due time by its queue's clock, counted from its
+  start (the journey step's ``due_within`` tells where it was), and its warning time; for tasks
+  the planner wrote it finds nothing to do;
+- ``warn_at_risk`` tells the assignee and the supervisor once per task, when its warning time
+  has passed (the inbox and the supervisor desk show the task as at risk; a
+  ``task.sla_warning`` event goes to whatever listens); escalation stays where it was, at the
+  breach (``console.assignment.escalate_overdue``, which settles first).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import yaml
 from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 
-from console import queues
 from console.events_bridge import emit_many
 from engine.language.durations import parse_duration
 from engine.language.paths import journeys_dir
-from engine.language.settings_model import BusinessHours
-from engine.language.work_calendar import WorkCalendar
-from engine.language.work_calendar import current as current_calendar
+from engine.language.sla_clock import Clock, TaskClocks, clock_for, current_clocks, sla_times
 from engine.loop.events import Incoming
 from store.clock import as_utc, utcnow
 from store.db import session_scope
 from store.models import AgentTask, Customer, JourneyVersion, TaskStatus
 
+__all__ = ["Clock", "TaskClocks", "clock_for", "follow_up_times", "settle_new_tasks", "sla_times", "step_window",
+           "warn_at_risk"]
+
 log = logging.getLogger(__name__)
 
 ACTIVE = (TaskStatus.OPEN, TaskStatus.CLAIMED)
 BATCH = 500
-_MAX_DAYS = 800  # no SLA runs this long; a search past it means the calendar is wrong
-
-
-@dataclass(frozen=True)
-class Clock:
-    """Open time: the service centre's hours on the working days of ``calendar``."""
-
-    hours: BusinessHours
-    calendar: WorkCalendar
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.hours.timezone)
-
-    def _opens(self) -> time:
-        return time.fromisoformat(self.hours.start)
-
-    def _closes(self) -> time:
-        return time.fromisoformat(self.hours.end)
-
-    def _at(self, day: date, moment: time) -> datetime:
-        return datetime.combine(day, moment, tzinfo=self.zone)
-
-    def is_open(self, when: datetime) -> bool:
-        local = when.astimezone(self.zone)
-        return self.calendar.is_working_day(local.date()) and self._opens() <= local.time() < self._closes()
-
-    def next_open(self, when: datetime) -> datetime:
-        """``when`` if the centre is open then, else the moment it next opens."""
-        local = when.astimezone(self.zone)
-        day = local.date()
-        if self.calendar.is_working_day(day):
-            if local.time() < self._opens():
-                return self._at(day, self._opens())
-            if local.time() < self._closes():
-                return local
-        return self._at(self.calendar.next_working_day(day), self._opens())
-
-    def add_open_time(self, start: datetime, amount: timedelta) -> datetime:
-        """The moment ``amount`` of open time after ``start``."""
-        moment = self.next_open(start)
-        left = amount
-        for _ in range(_MAX_DAYS):
-            closes = self._at(moment.astimezone(self.zone).date(), self._closes())
-            if left <= closes - moment:
-                return (moment + left).astimezone(start.tzinfo)
-            left -= closes - moment
-            moment = self.next_open(closes)
-        raise ValueError(f"{amount} of open time does not fit in {_MAX_DAYS} days")
-
-    def open_time_between(self, start: datetime, end: datetime) -> timedelta:
-        total = timedelta(0)
-        moment = self.next_open(start)
-        for _ in range(_MAX_DAYS):
-            if moment >= end:
-                return total
-            closes = self._at(moment.astimezone(self.zone).date(), self._closes())
-            total += min(closes, end) - moment
-            moment = self.next_open(closes)
-        return total
-
-    def add_working_days(self, start: datetime, days: int) -> datetime:
-        """The same time of day ``days`` working days after ``start`` (itself moved to an open moment)."""
-        local = self.next_open(start).astimezone(self.zone)
-        day = local.date()
-        for _ in range(days):
-            day = self.calendar.next_working_day(day)
-        return self._at(day, local.time()).astimezone(start.tzinfo)
-
-    def deadline(self, start: datetime, window: timedelta) -> datetime:
-        """Due time of an SLA of ``window`` starting at ``start``: whole days as working days, the rest as open time."""
-        days = window.days
-        rest = window - timedelta(days=days)
-        moment = self.add_working_days(start, days) if days else self.next_open(start)
-        return self.add_open_time(moment, rest) if rest else moment
-
-
-def clock_for(desk: queues.Desk) -> Clock:
-    return Clock(desk.business_hours, current_calendar())
-
-
-def sla_times(queue: queues.Queue, start: datetime, window: timedelta, clock: Clock) -> tuple[datetime, datetime]:
-    """(due, warn) of an SLA of ``window`` from ``start`` in ``queue``."""
-    if queue.clock == "business":
-        due = clock.deadline(start, window)
-        opened = clock.next_open(start)
-        warn = clock.add_open_time(opened, clock.open_time_between(opened, due) * queue.warn_at)
-        return due, min(warn, due)
-    return start + window, start + window * queue.warn_at
 
 
 # --- where a planner-written task's SLA started -----------------------------------------------------
@@ -189,8 +91,7 @@ def step_window(session: Any, journey_id: str, version: str, step_id: str) -> ti
 def settle_new_tasks(now: datetime | None = None, *, db_url: str | None = None) -> int:
     """Give every active task not seen yet its due time by its queue's clock and its warning time."""
     now = now or utcnow()
-    desk = queues.current()
-    clock = clock_for(desk)
+    clocks = current_clocks()
     total = 0
     while True:
         with session_scope(db_url) as session:
@@ -200,13 +101,12 @@ def settle_new_tasks(now: datetime | None = None, *, db_url: str | None = None) 
             ).all()
             settled: list[dict[str, Any]] = []
             for task in rows:
-                queue = desk.queue(task.queue)
                 due = as_utc(task.due_at)
                 window = step_window(session, task.journey_id, task.journey_version, task.step_id)
                 start = due - window if window is not None else as_utc(task.created_at)
                 if window is None:
                     window = max(timedelta(0), due - start)
-                new_due, warn = sla_times(queue, start, window, clock)
+                new_due, warn = clocks.times(task.queue, start, window)
                 if task.escalated:
                     new_due = due  # already escalated on its old time: the record stays as it was
                 settled.append({"tid": task.id, "new_due": new_due, "new_warn": min(warn, new_due)})
@@ -256,5 +156,4 @@ def warn_at_risk(now: datetime | None = None, *, db_url: str | None = None) -> i
 
 def follow_up_times(queue_name: str, start: datetime, window: timedelta) -> tuple[datetime, datetime]:
     """(due, warn) for a task the desk itself opens (a retry, an escalation) in ``queue_name``."""
-    desk = queues.current()
-    return sla_times(desk.queue(queue_name), start, window, clock_for(desk))
+    return current_clocks().times(queue_name, start, window)

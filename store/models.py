@@ -210,6 +210,8 @@ class JourneyVersion(SQLModel, table=True):
     # When this version was last put in force (approval or rollback); the approved row with the
     # latest one (published_at for rows older than review) is the journey's version in force.
     in_force_at: datetime | None = None
+    # journey | template | setting: templates and settings are reviewed the same way (migration 0012).
+    kind: str = Field(default="journey", max_length=16, sa_column_kwargs={"server_default": "journey"})
 
 
 class Enrollment(SQLModel, table=True):

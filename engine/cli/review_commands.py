@@ -13,13 +13,15 @@ import typer
 
 from engine.cli.output import fail, out, print_json
 
-review_app = typer.Typer(help="Review journey changes before they go in force.", no_args_is_help=True)
+review_app = typer.Typer(help="Review changes of journeys, templates (template:<name>) and delivery settings "
+                              "(setting:<file>) before they go in force.", no_args_is_help=True)
 
 AS_HELP = "The console user who acts (their role must allow it)."
 
 
 def _info(v: Any) -> dict[str, Any]:
-    return {"id": v.id, "journey": v.journey_id, "version": v.version, "state": v.state, "in_force": v.in_force,
+    return {"id": v.id, "kind": v.kind, "journey": v.journey_id, "version": v.version, "state": v.state,
+            "in_force": v.in_force,
             "submitted_by": v.submitted_by, "published_at": v.published_at.isoformat(),
             "reviewed_by": v.reviewed_by, "comment": v.comment}
 
@@ -38,11 +40,12 @@ def _print_versions(rows: list[dict[str, Any]], as_json: bool) -> None:
 
 @review_app.command("list")
 def review_list(
-    journey: str | None = typer.Option(None, help="Only this journey's versions."),
+    journey: str | None = typer.Option(None, help="Only this journey's (or template:<name>, setting:<file>) versions."),
     pending: bool = typer.Option(False, "--pending", help="Only versions waiting for review."),
     as_json: bool = typer.Option(False, "--json", help="One JSON array."),
 ) -> None:
-    """Stored journey versions, newest first, with their review state and which one is in force."""
+    """Stored versions of journeys, templates and settings, newest first, with their review state and which
+    one is in force."""
     from engine.language.journey_review import PENDING, versions
     from store.db import session_scope
 
@@ -89,7 +92,8 @@ def review_show(
 
 @review_app.command("submit")
 def review_submit(as_user: str = typer.Option(..., "--as", help=AS_HELP)) -> None:
-    """Land the changed journey files as versions signed by this user (who then cannot approve them)."""
+    """Land the changed journey files, templates and settings as versions signed by this user (who then cannot
+    approve them)."""
     from console.review import submit_changes
     from engine.language.journey_review import ReviewError
     from store.db import session_scope

@@ -24,6 +24,13 @@ Approving and rejecting need a comment and a reviewer who is not the submitter (
 change that landed on its own is signed by ``files`` until an author submits it; who holds the
 approve right is the console's business (``console.review``), the one place pages and the CLI go
 through. Every step writes an ``AuditLog`` row (``journey_version_*``).
+
+Templates and the delivery settings follow the same rule through the same table and functions
+(``kind`` tells them apart, migration 0012; ``engine.language.template_review`` and
+``engine.language.settings_review`` read the files and say which version is in force): a
+template folder is one version, reviewed when its category needs it (marketing if any marketing
+journey sends it), ``config/delivery.yaml`` and ``config/tiers.yaml`` always. Their audit rows
+are ``template_version_*`` and ``setting_version_*``.
 """
 
 from __future__ import annotations
@@ -34,10 +41,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from engine.language.journey_model import Journey
@@ -54,6 +62,7 @@ FROM_FILES = "files"
 MAX_COMMENT = 500
 version_t: sa.Table = JourneyVersion.__table__  # type: ignore[attr-defined]
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ReviewConfig(BaseModel):
@@ -113,9 +122,12 @@ def stored_journey(row: Any) -> LoadedJourney | None:
     return None if journey is None or problems else LoadedJourney(journey, row.path, row.source, row.version)
 
 
-def _audit(session: Session, actor: str, action: str, row: JourneyVersion, at: datetime, **detail: object) -> None:
-    session.add(AuditLog(actor=actor[:64], action=action, target_type="journey_version", target_id=str(row.id),
-                         detail={"journey": row.journey_id, "version": row.version, **detail}, at=at))
+def _audit(session: Session, actor: str, step: str, row: JourneyVersion, at: datetime, **detail: object) -> None:
+    """``<kind>_<step>`` on target ``<kind>_version`` (``journey_version_approved``, ``template_version_…``)."""
+    kind = row.kind or JOURNEY
+    session.add(AuditLog(actor=actor[:64], action=f"{kind}_{step}", target_type=f"{kind}_version",
+                         target_id=str(row.id), detail={"journey": row.journey_id, "version": row.version, **detail},
+                         at=at))
 
 
 def _in_force_key(row: Any) -> tuple[datetime, int]:
@@ -139,6 +151,20 @@ def _category(row: JourneyVersion) -> str | None:
     return stored.journey.category if stored is not None else None
 
 
+JOURNEY = "journey"
+
+
+@dataclass(frozen=True)
+class Landing:
+    """One file (or template folder) as read now: what ``land_versions`` stores if its version is new."""
+
+    subject: str  # the journey id, or a prefixed name for the other kinds (``template:<name>``)
+    version: str  # content hash
+    path: str
+    source: str
+    category: str
+
+
 def land(session: Session, journeys: Sequence[LoadedJourney], key_of: Callable[[str], str], *,
          actor: str = FROM_FILES, config: ReviewConfig | None = None,
          now: datetime | None = None) -> dict[str, JourneyVersion]:
@@ -147,39 +173,61 @@ def land(session: Session, journeys: Sequence[LoadedJourney], key_of: Callable[[
     With ``actor`` other than ``FROM_FILES`` an author signs the pending changes of these files
     that landed unsigned, so they cannot approve them themselves.
     """
+    items = [Landing(j.id, j.version, key_of(j.path), j.source, j.journey.category) for j in journeys]
+    return land_versions(session, JOURNEY, items, lambda row: _category(row) or "", actor=actor,
+                         config=config, now=now)
+
+
+def land_versions(session: Session, kind: str, items: Sequence[Landing], category_of: Callable[[Any], str], *,
+                  actor: str = FROM_FILES, config: ReviewConfig | None = None, now: datetime | None = None,
+                  always: bool = False) -> dict[str, JourneyVersion]:
+    """``land`` for any kind of reviewed file; ``category_of`` gives a stored row's category, ``always``
+    makes every change of this kind need review whatever its category (the delivery settings)."""
     config = config or effective_review_config()
     now = now or utcnow()
-    rows = list(session.exec(select(JourneyVersion).order_by(col(JourneyVersion.published_at),
-                                                             col(JourneyVersion.id))).all())
+    rows = list(session.exec(select(JourneyVersion).where(JourneyVersion.kind == kind)
+                             .order_by(col(JourneyVersion.published_at), col(JourneyVersion.id))).all())
     first_start = not rows
     known = {(r.journey_id, r.version): r for r in rows}
     in_force = in_force_of(rows)
-    for loaded in journeys:
-        row = known.get((loaded.id, loaded.version))
+    for item in items:
+        row = known.get((item.subject, item.version))
         if row is None:
-            current = in_force.get(loaded.id)
+            current = in_force.get(item.subject)
             needs = not first_start and (
-                config.required(loaded.journey.category)
-                or (current is not None and config.required(_category(current) or ""))
+                always or config.required(item.category)
+                or (current is not None and config.required(category_of(current)))
             )
             row = JourneyVersion(
-                journey_id=loaded.id, version=loaded.version, path=key_of(loaded.path), source=loaded.source,
+                journey_id=item.subject, version=item.version, path=item.path, source=item.source, kind=kind,
                 published_at=now, review_state=PENDING if needs else APPROVED, submitted_by=actor[:64],
                 in_force_at=None if needs else now,
             )
             session.add(row)
             session.flush()
-            known[(loaded.id, loaded.version)] = row
-            _audit(session, actor, "journey_version_pending" if needs else "journey_version_published", row, now,
+            known[(item.subject, item.version)] = row
+            _audit(session, actor, "version_pending" if needs else "version_published", row, now,
                    install=first_start)
             if not needs:
-                in_force[loaded.id] = row
+                in_force[item.subject] = row
         elif actor != FROM_FILES and row.review_state == PENDING and row.submitted_by == FROM_FILES:
             row.submitted_by = actor[:64]
             session.add(row)
-            _audit(session, actor, "journey_version_submitted", row, now)
+            _audit(session, actor, "version_submitted", row, now)
     session.flush()
     return in_force
+
+
+def land_committed(session: Session, landing: Callable[[], T]) -> T:
+    """Run ``landing`` and commit; if another process landed the same version first, read theirs."""
+    try:
+        found = landing()
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        found = landing()
+        session.commit()
+    return found
 
 
 def _row(session: Session, version_id: int) -> JourneyVersion:
@@ -222,7 +270,7 @@ def decide(session: Session, version_id: int, actor: str, approve: bool, comment
         row.in_force_at = now
     session.add(row)
     session.flush()
-    _audit(session, actor, "journey_version_approved" if approve else "journey_version_rejected", row, now,
+    _audit(session, actor, "version_approved" if approve else "version_rejected", row, now,
            comment=text, submitted_by=row.submitted_by)
     return row
 
@@ -238,7 +286,7 @@ def rollback(session: Session, version_id: int, actor: str, comment: str, *,
     row.in_force_at = now
     session.add(row)
     session.flush()
-    _audit(session, actor, "journey_version_rollback", row, now, comment=text,
+    _audit(session, actor, "version_rollback", row, now, comment=text,
            replaced=previous.version if previous is not None else None)
     return row
 
@@ -256,19 +304,21 @@ class VersionInfo:
     reviewed_at: datetime | None
     comment: str | None
     in_force: bool
+    kind: str = JOURNEY
 
 
 def versions(session: Session, journey_id: str | None = None) -> list[VersionInfo]:
     """Every stored version (of one journey), newest first, with which one is in force; sources left out."""
     v = version_t
     query = sa.select(v.c.id, v.c.journey_id, v.c.version, v.c.path, v.c.review_state, v.c.published_at,
-                      v.c.submitted_by, v.c.reviewed_by, v.c.reviewed_at, v.c.review_comment, v.c.in_force_at)
+                      v.c.submitted_by, v.c.reviewed_by, v.c.reviewed_at, v.c.review_comment, v.c.in_force_at,
+                      v.c.kind)
     if journey_id is not None:
         query = query.where(v.c.journey_id == journey_id)
     rows = session.execute(query.order_by(v.c.published_at.desc(), v.c.id.desc())).all()
     in_force = {r.id for r in in_force_of(rows).values()}
     return [VersionInfo(r.id, r.journey_id, r.version, r.path, r.review_state, r.published_at, r.submitted_by,
-                        r.reviewed_by, r.reviewed_at, r.review_comment, r.id in in_force) for r in rows]
+                        r.reviewed_by, r.reviewed_at, r.review_comment, r.id in in_force, r.kind) for r in rows]
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from sqlmodel import Session, col
 
 from engine.language import conditions
 from engine.language.journey_model import Condition, Journey
+from engine.language.sla_clock import current_clocks
 from engine.planning import rules
 from engine.planning.facts import POLICY_FACT_COLUMNS, claim_fact, load_customers, policy_fact
 from engine.planning.occurrences import anchor_fire, birthday_fires, holiday_fires, next_cron_fire
@@ -111,6 +112,11 @@ def _verdict(cond: Condition, fact: dict[str, Any], now: float, item: dict[str, 
             "conditions": [vars(leaf) | {"text": leaf.describe()} for leaf in conditions.explain(cond, fact, now)]}
 
 
+def _due(queue: str, start: datetime, due_within: str) -> datetime:
+    """A task's due time on its queue's clock, as the planner will write it."""
+    return current_clocks().times(queue, start, duration(due_within))[0]
+
+
 def _next_task(journey: Journey, tz: str, at: datetime, planned: list[dict[str, Any]], stored: list[dict[str, Any]],
                held: list[dict[str, Any]], fire: datetime | None) -> dict[str, Any] | None:
     """The next agent task a journey that creates tasks has for the customer: one open in the
@@ -127,7 +133,7 @@ def _next_task(journey: Journey, tz: str, at: datetime, planned: list[dict[str, 
     if fire is None or first is None or first.task is None:
         return None
     return {"journey": journey.id, "step": first.id, "queue": first.task.queue, "at": local_iso(fire, tz),
-            "due_at": local_iso(fire + duration(first.task.due_within), tz), "source": "next entry"}
+            "due_at": local_iso(_due(first.task.queue, fire, first.task.due_within), tz), "source": "next entry"}
 
 
 def explain(customer_external_id: str, at: datetime, url: str | None = None) -> dict[str, Any]:
@@ -174,7 +180,8 @@ def explain(customer_external_id: str, at: datetime, url: str | None = None) -> 
             if step is not None and step.task is not None and e.next_at is not None:
                 held_tasks.append({"journey": e.journey_id, "step": step.id, "queue": step.task.queue,
                                    "at": local_iso(e.next_at, tz),
-                                   "due_at": local_iso(as_utc(e.next_at) + duration(step.task.due_within), tz),
+                                   "due_at": local_iso(_due(step.task.queue, as_utc(e.next_at),
+                                                            step.task.due_within), tz),
                                    "source": "store (waiting for its moment)"})
 
         report_journeys = []

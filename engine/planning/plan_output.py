@@ -32,6 +32,7 @@ class PlannedTask:
     due_at: datetime
     timezone: str
     event_id: int | None = None  # the event its enrollment answers (``PlannedEnrollment.event_id``)
+    warn_at: datetime | None = None  # when the desk warns before the breach, on the queue's clock like due_at
 
 
 @dataclass(slots=True)

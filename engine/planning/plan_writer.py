@@ -36,7 +36,8 @@ TOUCH_COLUMNS = ("key", "customer_id", "journey_id", "journey_version", "step_id
                  "urgent", "channel", "fallback_channels", "template", "split_branch", "entry_rule", "planned_for",
                  "due_at", "status", "error_reason", "attempts", "created_at")
 TASK_COLUMNS = ("key", "customer_id", "journey_id", "journey_version", "step_id", "occurrence", "queue", "priority",
-                "script", "assignee_id", "status", "due_at", "created_at", "attempt", "escalated", "event_id")
+                "script", "assignee_id", "status", "due_at", "created_at", "attempt", "escalated", "event_id",
+                "warn_at")
 
 
 class StaleTouches(RuntimeError):
@@ -87,7 +88,8 @@ def write_chunk(session: Session, out: ChunkOutput, result: PlanResult,
     dropped_touches = _batch(dialect, Touch, TOUCH_COLUMNS, dropped, ["key"])
     tasks = _batch(dialect, AgentTask, TASK_COLUMNS, [
         (t.key, t.customer_id, t.journey_id, t.journey_version, t.step_id, t.occurrence, t.queue, t.priority,
-         t.script, t.assignee_id, TaskStatus.OPEN, t.due_at, now, 1, False, t.event_id) for t in out.tasks], ["key"])
+         t.script, t.assignee_id, TaskStatus.OPEN, t.due_at, now, 1, False, t.event_id, t.warn_at)
+        for t in out.tasks], ["key"])
     counts = dict.fromkeys(("enrollments_written", "enrollments_advanced", "touches_changed", "touches_written",
                             "dropped_written", "tasks_written"), 0)
     with write_lock:

@@ -26,6 +26,7 @@ from engine.language.conditions import epoch_seconds
 from engine.language.durations import parse_duration
 from engine.language.engagement import engagement_facts
 from engine.language.journey_model import Condition, Journey, Step
+from engine.language.sla_clock import TaskClocks, current_clocks
 from engine.language.validation import LoadedJourney
 from engine.planning import rules
 from engine.planning.delivery_rules import Decision, Wanted
@@ -119,11 +120,26 @@ class StepMachine:
     ``now`` (the events reported so far), and ahead of it up to ``horizon`` what no later event
     can change (``engine.planning.lookahead``)."""
 
-    def __init__(self, now: datetime, horizon: datetime, out: ChunkOutput, look: Lookahead) -> None:
+    def __init__(self, now: datetime, horizon: datetime, out: ChunkOutput, look: Lookahead,
+                 clocks: TaskClocks | None = None) -> None:
         self.now = now
         self.horizon = max(now, horizon)
         self.out = out
         self.look = look
+        # Tasks are due on their queue's clock (business hours or wall time) from the moment they are planned.
+        self.clocks = clocks or current_clocks()
+        # A run plans its tasks at few distinct moments (one per cadence and zone), and a business
+        # clock walks the work calendar for each: the (due, warn) of each (queue, start, window)
+        # is worked out once (measured: 52 of 169 s of a profiled 100k-customer day without it).
+        self._task_times: dict[tuple[str, datetime, str], tuple[datetime, datetime]] = {}
+
+    def _times(self, queue: str, start: datetime, due_within: str) -> tuple[datetime, datetime]:
+        """(due, warn) of a task of ``queue`` planned at ``start`` (``TaskClocks.times``, memoised)."""
+        key = (queue, start, due_within)
+        known = self._task_times.get(key)
+        if known is None:
+            known = self._task_times[key] = self.clocks.times(queue, start, duration(due_within))
+        return known
 
     # -- where an enrollment starts ----------------------------------------------------------------
 
@@ -289,10 +305,11 @@ class StepMachine:
             elif step.task is not None:
                 task = step.task
                 key = f"{facts.id}:{journey.id}:{step.id}:{enrollment.occurrence}"
+                due, warn = self._times(task.queue, t, task.due_within)
                 self.out.tasks.append(PlannedTask(
                     key, facts.id, journey.id, lj.version, step.id, enrollment.occurrence, task.queue,
                     PRIORITY[task.priority], task.script, facts.advisor_id if task.assign == "advisor" else None,
-                    t, t + duration(task.due_within), facts.timezone, enrollment.event_id))
+                    t, due, facts.timezone, enrollment.event_id, warn))
                 target = successors_of[index][0]
             elif step.update is not None:
                 name = step.update.field[len("customer.attributes.") :]

@@ -554,9 +554,11 @@ def make_dispatcher(
     the journeys' webhook targets and caps, the store renderer and the adapters from the environment,
     unless given."""
     from engine.language.journey_registry import load_delivery_config
+    from engine.language.settings_review import in_force_delivery
     from engine.sending.render_batch import StoreRenderer
 
-    delivery = load_delivery_config()
+    # The approved delivery settings (a changed config/delivery.yaml waits for review).
+    delivery = in_force_delivery(engine) or load_delivery_config()
     return Dispatcher(
         engine,
         adapters if adapters is not None else build_adapters(),

@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import jinja2
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from channels.base import RenderedMessage
-from engine.language.paths import templates_dir
 from engine.language.rendering import context_from_rows, holiday_view, signed_unsubscribe_link
 from engine.language.template_context import HolidayView, JourneyView, TemplateContext
+from engine.language.template_review import InForceTemplates
 from engine.language.templates import Renderer, RenderError, TemplateMeta, render_bounded
 from engine.sending.claiming import ClaimedTouch
 from store.models import AppUser, Claim, Customer, Event, Policy
@@ -125,15 +126,29 @@ def _renderer(root: str) -> BatchRenderer:
 
 
 class StoreRenderer:
-    """``engine.sending.dispatch`` renderer over ``engine.language.rendering`` and the store."""
+    """``engine.sending.dispatch`` renderer over ``engine.language.rendering`` and the store.
+
+    Without a ``root`` it renders the templates in force (``engine.language.template_review``):
+    the set is loaded from the store when the dispatcher's first batch renders (and again every 30 s
+    in a long-running one), never per message. A given ``root`` is rendered as it is on disk (tests
+    and benchmarks of the renderer).
+    """
 
     def __init__(self, root: str | None = None) -> None:
-        self.root = root or str(templates_dir())
+        self.root = root
+        self._in_force = InForceTemplates()
+
+    def _root(self, session: Session) -> str:
+        if self.root is not None:
+            return self.root
+        bind = session.get_bind()
+        assert isinstance(bind, Engine)
+        return str(self._in_force.folder(bind))
 
     def render_all(
         self, session: Session, touches: Sequence[ClaimedTouch], customers: dict[int, Customer], now: datetime
     ) -> list[RenderedMessage | BaseException]:
-        renderer = _renderer(self.root)
+        renderer = _renderer(self._root(session))
         ids = list(customers)
         holidays: dict[tuple[str, Any], HolidayView | None] = {}
         events: dict[tuple[int, str], Event] = {}

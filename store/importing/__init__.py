@@ -333,6 +333,10 @@ def _datetime_in(column: str, zone: ZoneInfo) -> Callable[[str], datetime]:
     return lambda raw: f.iso_datetime(column, raw, zone)
 
 
+# Policy columns a file may leave out (docs/import.md); the others are required.
+POLICY_OPTIONAL = ("status", "premium_due_date", "grace_period_end")
+
+
 class _Job:
     def __init__(self, kind: str, header: list[str], zone: ZoneInfo, cipher: FieldCipher | None, now: datetime):
         self.kind = kind
@@ -404,12 +408,7 @@ class _Job:
             take(row, "status", lambda v: f.choice("status", v, f.POLICY_STATUSES))
             take(row, "premium_due_date", lambda v: f.iso_date("premium_due_date", v))
             take(row, "grace_period_end", lambda v: f.iso_date("grace_period_end", v))
-            due, grace = row.values.get("premium_due_date"), row.values.get("grace_period_end")
-            if due is not None and grace is not None and grace < due:
-                row.errors.append(f"grace_period_end {grace.isoformat()} is before premium_due_date {due.isoformat()}")
-            start, expiry = row.values.get("start_date"), row.values.get("expiry_date")
-            if start is not None and expiry is not None and expiry < start:
-                row.errors.append(f"expiry_date {expiry.isoformat()} is before start_date {start.isoformat()}")
+            row.errors += [reason for _column, reason in f.policy_date_problems(row.values)]
         else:
             take(row, "customer_external_id", lambda v: v.strip(), optional=False)
             take(row, "policy_external_id", lambda v: v.strip())
@@ -418,14 +417,9 @@ class _Job:
             take(row, "settled_at", lambda v: f.iso_datetime("settled_at", v, zone))
             take(row, "amount", lambda v: f.amount("amount", v), optional=False)
             take(row, "status", lambda v: f.choice("status", v, f.CLAIM_STATUSES))
-            filed, settled = row.values.get("filed_at"), row.values.get("settled_at")
-            status = row.values.get("status") or ("settled" if settled else "filed")
-            row.values["status"] = status
-            if filed is not None and settled is not None and settled < filed:
-                row.errors.append("settled_at is before filed_at")
             settled_bad = any(e.startswith("settled_at") for e in row.errors)
-            if status == "settled" and settled is None and not settled_bad:
-                row.errors.append("status settled needs settled_at")
+            row.values["status"], problems = f.claim_status(row.values, settled_at_bad=settled_bad)
+            row.errors += [reason for _column, reason in problems]
 
     def _first_time(self, row: _Row) -> bool:
         """Rejects a row whose external id an earlier row of the file already imported."""
@@ -459,7 +453,11 @@ class _Job:
                 "start_date": v["start_date"], "expiry_date": v["expiry_date"], "status": v.get("status") or "active",
                 "premium_due_date": v.get("premium_due_date"), "grace_period_end": v.get("grace_period_end"),
             })
-        _upsert(conn, POLICY, rows, [c for c in rows[0] if c != "external_id"] if rows else [])
+        update = [c for c in rows[0] if c != "external_id"] if rows else []
+        # An optional column the file does not have leaves the stored value alone: a nightly file
+        # without due dates must not undo what the API set.
+        update = [c for c in update if c not in POLICY_OPTIONAL or c in self.present]
+        _upsert(conn, POLICY, rows, update)
         updated = sum(1 for r in rows if r["external_id"] in existing)
         return len(rows) - updated, updated
 

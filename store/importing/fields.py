@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from store.masking import mask_email, mask_id_number, mask_phone
@@ -195,3 +197,34 @@ def attribute(raw: str) -> object:
     if value.lower() in ("true", "false"):
         return value.lower() == "true"
     return value
+
+
+# --- rules across the cells of one policy or claim (the import and console/api_policies.py) ---------
+
+
+def policy_date_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(column, reason) for each date of a policy that contradicts another one."""
+    problems: list[tuple[str, str]] = []
+    due, grace = values.get("premium_due_date"), values.get("grace_period_end")
+    if due is not None and grace is not None and grace < due:
+        problems.append(("grace_period_end",
+                         f"grace_period_end {grace.isoformat()} is before premium_due_date {due.isoformat()}"))
+    start, expiry = values.get("start_date"), values.get("expiry_date")
+    if start is not None and expiry is not None and expiry < start:
+        problems.append(("expiry_date", f"expiry_date {expiry.isoformat()} is before start_date {start.isoformat()}"))
+    return problems
+
+
+def claim_status(values: Mapping[str, Any], *, settled_at_bad: bool = False) -> tuple[str, list[tuple[str, str]]]:
+    """A claim's status (when none is given: ``settled`` with a settlement time, else ``filed``) and
+    (column, reason) for what contradicts it. ``settled_at_bad``: the settlement time was given but
+    could not be read, so its absence is not a second problem."""
+    filed, settled = values.get("filed_at"), values.get("settled_at")
+    status = values.get("status") or ("settled" if settled else "filed")
+    problems: list[tuple[str, str]] = []
+    if filed is not None and settled is not None and settled < filed:
+        problems.append(("settled_at", "settled_at is before filed_at"))
+        settled_at_bad = True
+    if status == "settled" and settled is None and not settled_at_bad:
+        problems.append(("status", "status settled needs settled_at"))
+    return status, problems

@@ -33,8 +33,8 @@ CALLERS = {
     "desk key acting for ann": {"X-API-Key": DESK_KEY, "X-Acting-User": "ann"},
     "ann's own key": {"X-API-Key": ANN_KEY},
 }
-API_OPERATIONS = 6
-# Per operation and run: 6 × 4 × 12 = 288 requests. Generating the invalid ones costs the most.
+API_OPERATIONS = 10
+# Per operation and run: 10 × 4 × 12 = 480 requests. Generating the invalid ones costs the most.
 EXAMPLES = 12
 RUNS = [("system key", GenerationMode.POSITIVE), ("desk key acting for ann", GenerationMode.POSITIVE),
         ("ann's own key", GenerationMode.POSITIVE), ("system key", GenerationMode.NEGATIVE)]

@@ -52,22 +52,21 @@ def events_of(url: str, type_: str) -> list[Event]:
         return list(s.exec(select(Event).where(Event.type == type_)).all())
 
 
-def test_a_running_console_settles_warns_and_escalates_on_its_own(db_url: str, console_env: None, seed: Seed,
+def test_a_running_console_warns_and_escalates_on_its_own(db_url: str, console_env: None, seed: Seed,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOURNEYS_DESK_EVERY", "60")
     settings = dataclasses.replace(ConsoleSettings.from_env(db_url), desk_every=0.1)
     clock = FakeClock()
     clock.now = at("2025-11-18 22:00")
     app = create_app(db_url, settings=settings, clock=clock)
-    # A negative survey at 22:00, through the real planner: it writes 6 h of wall time (04:00).
+    # A negative survey at 22:00, through the real planner: the queue runs on business hours, so
+    # the task is due after six open hours from 09:00 the next working day, from the moment it is
+    # written (not 04:00 until a desk round corrects it).
     emit("survey.answered", "C3", {"survey": "nps", "nps": 3, "comment": "等太久了"}, event_id="nps-late",
          occurred_at=clock.now, db_url=db_url)
-    assert survey_task(db_url).due_at == at("2025-11-19 04:00")
+    task = survey_task(db_url)
+    assert task.due_at == at("2025-11-19 15:00") and task.warn_at == at("2025-11-19 13:48")
     with uvicorn_thread(app, lifespan="on"):
-        # The queue runs on business hours: six open hours from 09:00 the next working day.
-        wait_for("set the SLA on the queue's clock", lambda: survey_task(db_url).warn_at is not None)
-        task = survey_task(db_url)
-        assert task.due_at == at("2025-11-19 15:00") and task.warn_at == at("2025-11-19 13:48")
         clock.now = at("2025-11-19 05:00")  # past the wall-clock breach: nothing happens at night
         rounds = app.state.desk_timer.rounds
         wait_for("run two more rounds", lambda: app.state.desk_timer.rounds >= rounds + 2)

@@ -196,12 +196,12 @@ def test_cli_verbs_call_the_same_functions(sqlite_book: Book) -> None:
     assert refused.exit_code != 0 and "approve right" in refused.output
     approved = runner.invoke(cli, ["review", "approve", str(row["id"]), "--as", "carol", "-m", "ok"])
     assert approved.exit_code == 0 and "is approved" in approved.stdout, approved.output
-    first = next(v for v in json.loads(runner.invoke(cli, ["review", "list", "--json"]).stdout)
+    first = next(v for v in json.loads(runner.invoke(cli, ["review", "list", "--journey", "offer", "--json"]).stdout)
                  if v["id"] != row["id"])
     back = runner.invoke(cli, ["review", "rollback", str(first["id"]), "--as", "carol", "-m", "paused"])
     assert back.exit_code == 0, back.output
     final = {v["id"]: v["in_force"] for v in json.loads(
-        runner.invoke(cli, ["review", "list", "--json"]).stdout)}
+        runner.invoke(cli, ["review", "list", "--journey", "offer", "--json"]).stdout)}
     assert final == {first["id"]: True, row["id"]: False}
 
 

@@ -378,6 +378,10 @@ RIGHTS: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/api/events"): {**KEY_ONLY, "api_key": 201},
     ("GET", "/api/customers/{external_id}"): KEY_ONLY,
     ("PUT", "/api/customers/{external_id}"): KEY_ONLY,
+    ("GET", "/api/policies/{external_id}"): KEY_ONLY,
+    ("PUT", "/api/policies/{external_id}"): KEY_ONLY,
+    ("GET", "/api/claims/{external_id}"): {**KEY_ONLY, "api_key": 404},  # the seed has no claim; the key is let in
+    ("PUT", "/api/claims/{external_id}"): {**KEY_ONLY, "api_key": 201},  # created
     ("GET", "/api/tasks"): row(anonymous=401, agent=200, supervisor=200, ops=403, admin=403, api_key=200,
                                bad_api_key=401),
     # A key alone is a system, not an agent: it must name one (X-Acting-User) to work a task → 422.
@@ -434,6 +438,11 @@ CALLS: dict[tuple[str, str], Call] = {
                                         "data": {"survey": "nps", "nps": 9}}),
     ("GET", "/api/customers/{external_id}"): Call(lambda _s: {"external_id": "C1"}),
     ("PUT", "/api/customers/{external_id}"): Call(lambda _s: {"external_id": "C1"}, json={"branch": "北京分公司"}),
+    ("GET", "/api/policies/{external_id}"): Call(lambda _s: {"external_id": "P1"}),
+    ("PUT", "/api/policies/{external_id}"): Call(lambda _s: {"external_id": "P1"}, json={"status": "lapsed"}),
+    ("GET", "/api/claims/{external_id}"): Call(lambda _s: {"external_id": "L1"}),
+    ("PUT", "/api/claims/{external_id}"): Call(lambda _s: {"external_id": "L1"}, json={
+        "customer_external_id": "C1", "policy_external_id": "P1", "filed_at": "2026-05-01", "amount": 900}),
     ("POST", "/api/tasks/{task_id}/claim"): Call(ann_first),
     ("POST", "/api/tasks/{task_id}/complete"): Call(ann_first, json={"outcome": "reached"}),
 }

@@ -57,7 +57,8 @@ def test_sla_times_warn_at_a_share_of_the_open_time() -> None:
 
 def _planner_task(url: str, seed: Seed, key: str, *, queue: str, journey: str, step: str, start: datetime,
                   window: timedelta) -> int:
-    """A task as the planner writes it: due = start + due_within on the wall clock, no warning time."""
+    """A task written without its SLA times (as the planner did before it used the queue's clock):
+    due = start + due_within on the wall clock, no warning time; the desk round settles it."""
     with session_scope(url) as s:
         task = AgentTask(key=key, customer_id=seed.customers["C1"], journey_id=journey, journey_version="v-test",
                          step_id=step, occurrence="event-0", queue=queue, script=None, status="open",

@@ -47,7 +47,8 @@ def test_negative_survey_creates_the_six_hour_callback_once(book: Book) -> None:
     assert (result.created, result.touches, result.tasks) == (True, 0, 1)
     [task] = book.tasks()
     key = f"{task.customer_id}:negative-feedback:callback:event-{result.event_id}"
-    assert (task.queue, task.priority, task.due_at, task.key) == ("service_recovery", 1, utc(2027, 3, 1, 20, 30), key)
+    # service_recovery runs on business hours: six open hours from 09:00 the next working day (15:00 there).
+    assert (task.queue, task.priority, task.due_at, task.key) == ("service_recovery", 1, utc(2027, 3, 2, 7), key)
     again = emit_event("survey.answered", "C1", {"nps": 4}, event_id="S-1", occurred_at=answered, url=book.url)
     assert (again.event_id, again.created, again.tasks) == (result.event_id, False, 0)
     assert len(book.tasks()) == 1
@@ -68,7 +69,8 @@ def test_complaint_and_small_claim(book: Book) -> None:
                      occurred_at=filed, url=book.url)
     assert (claim.touches, claim.tasks, big.touches, big.tasks) == (1, 1, 0, 0)
     tasks = {t.queue: t.due_at for t in book.tasks()}
-    assert tasks == {"complaints": utc(2027, 3, 2, 14), "claims_fast_track": utc(2027, 3, 1, 16)}
+    # Complaints keep 24 h of wall time; the fast track's 2 h are open hours from 09:00 the next morning.
+    assert tasks == {"complaints": utc(2027, 3, 2, 14), "claims_fast_track": utc(2027, 3, 2, 3)}
     touches = {t.journey_id: (t.due_at, t.urgent) for t in book.touches()}
     # The complaint acknowledgement waits for 08:00; the urgent claim acknowledgement does not.
     assert touches == {"complaint": (utc(2027, 3, 2, 0), False), "small-claim": (filed, True)}

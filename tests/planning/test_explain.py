@@ -151,15 +151,16 @@ def test_explain_shows_the_next_scheduled_task_of_a_task_journey(book: Book) -> 
     book.customer(external_id="G1", tier="gold")
     report = explain("G1", utc(2027, 3, 10, 4), url=book.url)
     gold = next(j for j in report["journeys"] if j["journey"] == "gold")
-    # Nothing open yet: the task the next entry creates, on 1 April at 10:00, due two days later.
+    # Nothing open yet: the task the next entry creates, on 1 April at 10:00, due two working days
+    # later on gold_callback's business clock (Friday 2nd, then Tuesday 6th: a weekend and Qingming between).
     assert gold["next_task"] == {"journey": "gold", "step": "call", "queue": "gold_callback",
-                                 "at": "2027-04-01T10:00:00+08:00", "due_at": "2027-04-03T10:00:00+08:00",
+                                 "at": "2027-04-01T10:00:00+08:00", "due_at": "2027-04-06T10:00:00+08:00",
                                  "source": "next entry"}
     plan(utc(2027, 4, 1, 3), utc(2027, 3, 31), url=book.url)
     after = explain("G1", utc(2027, 4, 1, 4), url=book.url)
     gold = next(j for j in after["journeys"] if j["journey"] == "gold")
     assert (gold["next_task"]["queue"], gold["next_task"]["due_at"], gold["next_task"]["source"]) == (
-        "gold_callback", "2027-04-03T10:00:00+08:00", "store (open)")
+        "gold_callback", "2027-04-06T10:00:00+08:00", "store (open)")
     assert gold["next_task"]["due_at"] in render_text(after)
 
 

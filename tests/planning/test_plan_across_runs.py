@@ -85,7 +85,9 @@ def test_a_wait_for_picked_up_again_keeps_its_own_deadline(sqlite_book: Book) ->
     _runs(book, start, end, timedelta(days=1), [renewed])
     touches, tasks, exits = _renewal_outcome(book)
     assert sorted(touches, key=lambda t: (t[2], t[0])) == expected_touches
-    assert tasks == [(ids["gold"], REMINDER + timedelta(days=12))]  # callback on day -20, due within 2 days
+    # Callback on day -20 (Sunday 21 March, 10:00 in Shanghai), due within 2 days on the renewal queue's
+    # business clock: from Monday's opening, two working days on, Wednesday 24 March 09:00.
+    assert tasks == [(ids["gold"], utc(2027, 3, 24, 1))]
     assert exits == expected_exits
 
 
@@ -326,7 +328,8 @@ def test_explain_judges_each_policy_and_shows_the_next_task(sqlite_book: Book) -
     callback = journeys["gold-monthly-callback"]
     assert callback["next_task"] == {
         "journey": "gold-monthly-callback", "step": "callback", "queue": "gold_callback",
-        "at": "2027-04-01T10:00:00+08:00", "due_at": "2027-04-08T10:00:00+08:00", "source": "next entry"}
+        # 7 working days on gold_callback's business clock: a weekend, Qingming and a weekend between.
+        "at": "2027-04-01T10:00:00+08:00", "due_at": "2027-04-13T10:00:00+08:00", "source": "next entry"}
     assert renewal["next_task"] is None  # its callback comes only after ten days without renewal
 
 

@@ -209,7 +209,9 @@ def test_tasks_advisor_assignment_and_json_output(book: Book) -> None:
          "due_at": "2027-03-01T10:00:00-08:00", "key": f"{cid}:diamond:note:2027-03-01T10:00",
          "category": "service", "urgent": False},
         {"customer": "C00001", "journey": "diamond", "step": "call", "channel": "task", "template": "call",
-         "due_at": "2027-03-04T10:00:00-08:00", "key": f"{cid}:diamond:call:2027-03-01T10:00",
+         # Planned at 02:00 on Tuesday in Shanghai, where the service centre is: from its 09:00
+         # opening, three working days on the diamond_advisor queue's business clock.
+         "due_at": "2027-03-04T17:00:00-08:00", "key": f"{cid}:diamond:call:2027-03-01T10:00",
          "category": "task", "urgent": False},
     ]
     explained = CliRunner().invoke(build_app(), ["explain", lines[0]["customer"], "--at", "2027-03-01T12:00", "--json"])
@@ -217,7 +219,7 @@ def test_tasks_advisor_assignment_and_json_output(book: Book) -> None:
     assert book.tasks() == []
     plan(utc(2027, 3, 2), utc(2027, 3, 1), url=book.url)
     [task] = book.tasks()
-    assert (task.assignee_id, task.priority, task.script, task.due_at) == (7, 3, "call", utc(2027, 3, 4, 18))
+    assert (task.assignee_id, task.priority, task.script, task.due_at) == (7, 3, "call", utc(2027, 3, 5, 1))
 
 
 def test_disabled_journey_runs_only_when_switched_on(sqlite_book: Book) -> None:

@@ -5,15 +5,17 @@ and a tick with nothing due walks fewer chunks than the book has."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlmodel import Session
 
 from engine.demo.seeding import seed_book
@@ -79,15 +81,23 @@ def test_every_chunk_with_something_to_plan_is_due(seeded: str, offset: int, len
     planner.session.close()
 
 
-def test_a_tick_with_nothing_due_walks_few_chunks(seeded: str, tmp_path: Path) -> None:
+# Everything up to 02:00 UTC written, then a 5-minute tick in which no schedule of the shipped
+# journeys fires in the book's zones.
+TICK_START = datetime(2027, 3, 2, 2, 0, tzinfo=UTC)
+
+
+def _written_copy(seeded: str, tmp_path: Path) -> Path:
+    """A copy of the seeded book, planned and written up to ``TICK_START``."""
     copy = tmp_path / "copy.db"
     with sqlite3.connect(seeded.removeprefix("sqlite:///")) as source, sqlite3.connect(copy) as target:
         source.backup(target)
-    url = f"sqlite:///{copy}"
-    # Everything up to 02:00 UTC written, then a 5-minute tick in which no schedule of the shipped
-    # journeys fires in the book's zones.
-    start = datetime(2027, 3, 2, 2, 0, tzinfo=UTC)
-    plan(start, url=url, workers=1)
+    plan(TICK_START, url=f"sqlite:///{copy}", workers=1)
+    return copy
+
+
+def test_a_tick_with_nothing_due_walks_few_chunks(seeded: str, tmp_path: Path) -> None:
+    url = f"sqlite:///{_written_copy(seeded, tmp_path)}"
+    start = TICK_START
     now = start + timedelta(minutes=5)
     planner, lo, hi = _planner(url, start, now, now, lambda out: None)
     all_chunks = chunk_ranges(lo, hi, CHUNK)
@@ -95,6 +105,33 @@ def test_a_tick_with_nothing_due_walks_few_chunks(seeded: str, tmp_path: Path) -
     assert len(all_chunks) == 16
     assert len(due) <= 2, due
     planner.session.close()
+
+
+# The book's tables: a statement of a no-op tick that scans one of them (the table, or a whole
+# index of it) costs what the book holds, not what is due.
+BOOK_SCAN = re.compile(r"\bSCAN (customer|enrollment|touch|agent_task|event|policy|claim)\b")
+
+
+def test_a_tick_with_nothing_due_reads_no_table_of_the_book_whole(seeded: str, tmp_path: Path) -> None:
+    copy = _written_copy(seeded, tmp_path)
+    url = f"sqlite:///{copy}"
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool) -> None:
+        if not many and statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            statements.append((statement, parameters))
+
+    engine = get_engine(url)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        plan(TICK_START + timedelta(minutes=5), url=url, workers=1)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert any("enrollment" in s for s, _ in statements)  # the probe of waits ending was asked
+    with sqlite3.connect(copy) as conn:
+        scans = {s: [row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {s}", p or ())  # nosec B608 # the tick's own SQL
+                     if BOOK_SCAN.search(row[-1])] for s, p in statements}
+    assert not {s: lines for s, lines in scans.items() if lines}
 
 
 def test_chunk_ranges_cover_the_ids_once() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import os
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -299,3 +299,19 @@ def test_a_chunk_of_only_bad_claims_without_the_optional_columns_is_reported(db_
     claims = write(tmp_path / "l.csv", "external_id,customer_external_id,filed_at,amount\nL1,GHOST,2026-02-01,100\n")
     import_rejecting("claims", claims, [(2, "unknown customer external id 'GHOST'")])
     assert rows(db_url, CLAIM, "external_id") == []
+
+
+def test_a_policy_file_without_the_optional_columns_leaves_them_alone(migrated_any_db: str, tmp_path: Path) -> None:
+    url = migrated_any_db
+    import_clean("customers", tmp_path / "c.csv", "external_id,name\nA,甲\n")
+    policies = tmp_path / "p.csv"
+    head = "external_id,customer_external_id,product_line,annual_premium,start_date,expiry_date"
+    import_clean("policies", policies, f"{head},status,premium_due_date,grace_period_end\n"
+                                       "P1,A,motor,1000,2026-01-01,2026-12-31,lapsed,2026-06-30,2026-07-30\n")
+    # A nightly file with only the required columns: the premium changes, status and due dates stay.
+    import_clean("policies", policies, f"{head}\nP1,A,motor,1100,2026-01-01,2026-12-31\n")
+    assert rows(url, POLICY, "annual_premium", "status", "premium_due_date", "grace_period_end") == [
+        (1100.0, "lapsed", date(2026, 6, 30), date(2026, 7, 30))]
+    # An empty cell in a column the file has clears the date, as for every optional column.
+    import_clean("policies", policies, f"{head},premium_due_date\nP1,A,motor,1100,2026-01-01,2026-12-31,\n")
+    assert rows(url, POLICY, "premium_due_date", "grace_period_end") == [(None, date(2026, 7, 30))]

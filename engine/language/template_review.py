@@ -1,0 +1,201 @@
+"""Review before going live for templates: which version of each template folder is in force.
+
+A template folder (``templates/<name>/``: ``meta.yaml`` and its ``*.j2`` and field files) is one
+version, stored as one text (each file under a ``==> name <==`` header, so a change reads as a
+diff) in the journeys' version table with ``kind = template`` and the name ``template:<name>``;
+``engine.language.journey_review`` lands, approves, rejects and rolls back these rows exactly as
+it does journeys.
+
+The category of a template is that of the journeys that use it (``send``, ``webhook`` or a task's
+``script``): ``marketing`` if any marketing journey uses it or its ``meta.yaml`` says ``category:
+marketing`` (the renderer adds the opt-out line then), else the category of the journeys using it;
+a template no journey uses yet counts as ``unused``, which ``config/review.yaml`` does not list, so
+it needs review (a template is content a customer may receive). The shipped folders count as
+approved at install, like the journeys.
+
+What the renderers read is the in-force set written out once to a folder named by its content
+(``in_force_root``): dispatch loads the set once per run (``engine.sending.render_batch``, looking
+again every 30 s in a long-running dispatcher) and the task page's call scripts at most every 30 s
+(``recent_in_force_root``), so the hot path renders from files as before and never asks the
+database per message. Preview and test sends still render the files on disk. A template with
+no approved version yet is absent from that folder: sending it fails as a missing template.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from engine.language.journey_review import FROM_FILES, Landing, ReviewConfig, land_committed, land_versions
+from engine.language.paths import journeys_dir, templates_dir
+from store.models import JourneyVersion
+
+TEMPLATE = "template"
+PREFIX = "template:"
+UNUSED = "unused"
+_HEADER = re.compile(r"^==> (?P<name>[^<>\n]+?)(?P<bare> \(no newline at end\))? <==\n$")
+
+
+def subject(name: str) -> str:
+    return PREFIX + name
+
+
+def name_of(subject_id: str) -> str:
+    return subject_id.removeprefix(PREFIX)
+
+
+def folder_source(folder: Path) -> str:
+    """Every file of a template folder as one text, in name order; ``folder_files`` reverses it."""
+    parts: list[str] = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        text = path.read_text(encoding="utf-8")
+        bare = not text.endswith("\n")
+        parts.append(f"==> {path.relative_to(folder).as_posix()}{' (no newline at end)' if bare else ''} <==\n")
+        parts.append(text + ("\n" if bare else ""))
+    return "".join(parts)
+
+
+def folder_files(source: str) -> dict[str, str]:
+    """File name → content of a stored template version."""
+    files: dict[str, list[str]] = {}
+    bare: set[str] = set()
+    current: list[str] | None = None
+    for line in source.splitlines(keepends=True):
+        header = _HEADER.match(line)
+        if header:
+            current = files.setdefault(header["name"], [])
+            if header["bare"]:
+                bare.add(header["name"])
+        elif current is not None:
+            current.append(line)
+    out = {name: "".join(lines) for name, lines in files.items()}
+    return {name: text[:-1] if name in bare and text.endswith("\n") else text for name, text in out.items()}
+
+
+def write_folder(source: str, folder: Path) -> None:
+    for name, text in folder_files(source).items():
+        target = folder / name
+        if folder.resolve() not in target.resolve().parents:
+            continue  # a stored name never leaves its folder
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+
+
+def template_categories(directory: Path | None = None) -> dict[str, str]:
+    """Template name → its category from the journey files that use it (marketing wins)."""
+    found: dict[str, set[str]] = {}
+    directory = directory or journeys_dir()
+    for path in sorted(directory.rglob("*.yaml")) if directory.is_dir() else []:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue  # an unreadable journey is validate's to report
+        if not isinstance(data, dict):
+            continue
+        category = str(data.get("category") or "")
+        for name in _used(data.get("steps")):
+            found.setdefault(name, set()).add(category)
+    return {name: "marketing" if "marketing" in cats else sorted(cats)[0] for name, cats in found.items()}
+
+
+def _used(steps: Any) -> Iterable[str]:
+    for step in steps if isinstance(steps, list) else []:
+        if not isinstance(step, dict):
+            continue
+        for key, field in (("send", "template"), ("webhook", "template"), ("task", "script")):
+            action = step.get(key)
+            if isinstance(action, dict) and isinstance(action.get(field), str):
+                yield action[field]
+
+
+def _meta_category(folder: Path) -> str | None:
+    try:
+        meta = yaml.safe_load((folder / "meta.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return str(meta.get("category")) if isinstance(meta, dict) else None
+
+
+def _version(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
+
+
+def land_templates(session: Session, root: Path | None = None, *, actor: str = FROM_FILES,
+                   config: ReviewConfig | None = None) -> dict[str, JourneyVersion]:
+    """Record the template folders not seen before; the rows in force by ``template:<name>``."""
+    root = root or templates_dir()
+    categories = template_categories()
+    items = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        if not (folder / "meta.yaml").is_file():
+            continue
+        source = folder_source(folder)
+        category = "marketing" if _meta_category(folder) == "marketing" else categories.get(folder.name, UNUSED)
+        items.append(Landing(subject(folder.name), _version(source), f"templates/{folder.name}", source, category))
+    return land_versions(session, TEMPLATE, items,
+                         lambda row: categories.get(name_of(row.journey_id), UNUSED), actor=actor, config=config)
+
+
+def in_force_root(session: Session, root: Path | None = None) -> Path:
+    """Land the template changes, then the folder holding every template's version in force.
+
+    The folder is named by the in-force set's content, so it is written once and shared by every
+    process (and renderer cache) that sees the same set.
+    """
+    in_force = land_committed(session, lambda: land_templates(session, root))
+    rows = sorted(in_force.values(), key=lambda r: r.journey_id)
+    key = hashlib.sha256("".join(f"{r.journey_id}\0{r.version}\n" for r in rows).encode()).hexdigest()[:24]
+    target = Path(tempfile.gettempdir()) / "journeys-templates-in-force" / key
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(dir=target.parent, prefix=".build-"))
+    for row in rows:
+        write_folder(row.source, building / name_of(row.journey_id))
+    try:
+        os.replace(building, target)
+    except OSError:  # written meanwhile by another process: theirs is the same
+        shutil.rmtree(building, ignore_errors=True)
+    return target
+
+
+class InForceTemplates:
+    """The in-force folder of one store, looked up again at most every ``max_age`` seconds (the landing
+    commits in a session of its own, so a caller's open transaction is left alone)."""
+
+    def __init__(self, max_age: float = 30.0) -> None:
+        self.max_age = max_age
+        self._found: tuple[float, Path] | None = None
+        self._lock = threading.Lock()
+
+    def folder(self, engine: Engine) -> Path:
+        with self._lock:
+            if self._found is None or time.monotonic() - self._found[0] > self.max_age:
+                with Session(engine) as own:
+                    self._found = (time.monotonic(), in_force_root(own, templates_dir()))
+            return self._found[1]
+
+
+_by_store: dict[tuple[str, str], InForceTemplates] = {}
+_by_store_lock = threading.Lock()
+
+
+def recent_in_force_root(engine: Engine) -> Path:
+    """``in_force_root`` for pages that render one message per request (the task page's call script):
+    remembered per store and templates folder for up to 30 s."""
+    key = (engine.url.render_as_string(hide_password=True), str(templates_dir()))
+    with _by_store_lock:
+        found = _by_store.setdefault(key, InForceTemplates())
+    return found.folder(engine)
