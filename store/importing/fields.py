@@ -105,7 +105,10 @@ def iso_datetime(column: str, raw: str, assume_tz: ZoneInfo) -> datetime:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=assume_tz)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is a valid string but before the first UTC moment
+        raise FieldError(f"{column} {_short(value)!r} is out of range (before year 1 or after 9999 in UTC)") from None
 
 
 def amount(column: str, raw: str) -> float:

@@ -315,3 +315,17 @@ def test_a_policy_file_without_the_optional_columns_leaves_them_alone(migrated_a
     # An empty cell in a column the file has clears the date, as for every optional column.
     import_clean("policies", policies, f"{head},premium_due_date\nP1,A,motor,1100,2026-01-01,2026-12-31,\n")
     assert rows(url, POLICY, "premium_due_date", "grace_period_end") == [(None, date(2026, 7, 30))]
+
+
+def test_a_date_time_outside_what_utc_can_hold_is_a_bad_row_not_a_crash(db_url: str, tmp_path: Path) -> None:
+    import_clean("customers", tmp_path / "c.csv", "external_id,name\nA,甲\n")
+    claims = write(tmp_path / "l.csv", (
+        "external_id,customer_external_id,filed_at,amount\n"
+        "L1,A,0001-01-01T00:00+01:00,100\n"
+        "L2,A,2026-02-01,100\n"
+        "L3,A,0001-01-01,100\n"  # read in the customer's zone (UTC+8): before the first UTC moment too
+    ))
+    reason = "filed_at '{}' is out of range (before year 1 or after 9999 in UTC)"
+    import_rejecting("claims", claims, [(2, reason.format("0001-01-01T00:00+01:00")),
+                                        (4, reason.format("0001-01-01"))])
+    assert rows(db_url, CLAIM, "external_id") == [("L2",)]
