@@ -54,6 +54,9 @@ def render(request: Request, name: str, user: CurrentUser | None, status_code: i
         # Read once per page, and only by pages that show a journey.
         if not names:
             names.update(journey_names(request.app.state.settings.database_url) or {"": ""})
+        if journey_id not in names and ":" in journey_id:
+            # A reviewed template or setting ("template:<name>"): the kind is shown beside it already.
+            return journey_id.split(":", 1)[1]
         return localised(names.get(journey_id, journey_id), t.locale)
 
     html = _env.get_template(name).render(
