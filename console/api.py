@@ -39,7 +39,6 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.security import APIKeyHeader
@@ -55,7 +54,7 @@ from console.tasks import OUTCOMES
 from engine.language import event_types
 from engine.language.catalogue import EVENT_TYPES
 from engine.language.settings_model import CLOSING_OUTCOMES
-from store.clock import utcnow
+from store.clock import known_zone, utcnow
 from store.db import session_scope
 from store.masking import mask_email, mask_name, mask_phone
 from store.models import CHANNELS, TIERS, AppUser, Customer
@@ -306,11 +305,8 @@ class CustomerIn(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {value!r}") from None
+        if value is not None and not known_zone(value):
+            raise ValueError(f"unknown time zone {value!r}")
         return value
 
     @field_validator("preferred_channels")

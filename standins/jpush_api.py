@@ -71,14 +71,21 @@ class JPushStandin(Standin):
         super().reset()
         self.pushed.clear()
 
-    async def push(self, request: web.Request) -> web.Response:
-        self.counts["push"] += 1
+    async def _authorized_body(self, request: web.Request, endpoint: str) -> Any:
+        """The JSON body of a call with this app's credentials, counted under ``endpoint``; else the
+        refusal to answer with (a ``web.Response``: 401 code 1004, or 400 code 1003 for no JSON)."""
+        self.counts[endpoint] += 1
         if request.headers.get("Authorization") != self.auth:
             return error_reply(401, 1004)
         try:
-            body: Any = json.loads(await request.read())
+            return json.loads(await request.read())
         except ValueError:
             return error_reply(400, 1003)
+
+    async def push(self, request: web.Request) -> web.Response:
+        body = await self._authorized_body(request, "push")
+        if isinstance(body, web.Response):
+            return body
         audience = body.get("audience") if isinstance(body, dict) else None
         ids = audience.get("registration_id") if isinstance(audience, dict) else None
         if (not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids)
@@ -107,13 +114,12 @@ class JPushStandin(Standin):
         return web.json_response({"sendno": str(sendno if sendno is not None else 0), "msg_id": msg_id})
 
     async def status(self, request: web.Request) -> web.Response:
-        self.counts["status"] += 1
-        if request.headers.get("Authorization") != self.auth:
-            return error_reply(401, 1004)
+        body = await self._authorized_body(request, "status")
+        if isinstance(body, web.Response):
+            return body
         try:
-            body: Any = json.loads(await request.read())
             msg_id, ids = str(body["msg_id"]), list(body["registration_ids"])
-        except (ValueError, KeyError, TypeError):
+        except (KeyError, TypeError):
             return error_reply(400, 1003)
         target = self.pushed.get(msg_id)
         answer = {rid: {"status": 3 if rid != target else 1 if rid in self.offline_devices else 0} for rid in ids}

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _simulated: Callable[[], datetime] | None = None
 
@@ -34,6 +34,15 @@ def simulated_time(clock: Callable[[], datetime]) -> Iterator[None]:
 @lru_cache(maxsize=256)
 def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
+
+
+def known_zone(name: str) -> bool:
+    """Whether ``name`` is a zone of the IANA database (``Asia/Shanghai``); "" or a path is not."""
+    try:
+        zone(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones, "Asia"
+        return False
+    return True
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -40,6 +40,16 @@ def count(url: str, table: Table) -> int:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
+def inserted(url: str, row: SQLModel) -> int:
+    """Writes ``row`` in a transaction of its own and answers the id the database gave it."""
+    with session_scope(url) as s:
+        s.add(row)
+        s.flush()
+        row_id = getattr(row, "id", None)
+        assert isinstance(row_id, int)
+        return row_id
+
+
 def stored(url: str, model: type[Row], row_id: int) -> Row:
     """One row by id, which the test expects to exist."""
     with session_scope(url) as s:

@@ -59,10 +59,15 @@ def _check_positive_duration(text: str) -> str:
     return text
 
 
-def _check_channel(name: str) -> str:
-    if name not in CHANNELS:
-        raise ValueError(f"unknown channel {name!r}: channels are {', '.join(CHANNELS)}")
-    return name
+def one_of(kind: str, words: tuple[str, ...]) -> AfterValidator:
+    """A check that a value is one of ``words``; ``kind`` names them in the message ("channel")."""
+
+    def check(value: str) -> str:
+        if value not in words:
+            raise ValueError(f"unknown {kind} {value!r}: {kind}s are {', '.join(words)}")
+        return value
+
+    return AfterValidator(check)
 
 
 def _check_clock(text: str) -> str:
@@ -77,7 +82,7 @@ def _check_clock(text: str) -> str:
 
 Duration = Annotated[str, AfterValidator(_check_duration)]
 PositiveDuration = Annotated[str, AfterValidator(_check_positive_duration)]
-ChannelName = Annotated[str, AfterValidator(_check_channel)]
+ChannelName = Annotated[str, one_of("channel", CHANNELS)]
 ClockTime = Annotated[str, AfterValidator(_check_clock)]
 IDENTIFIER_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN, max_length=64)]

@@ -86,10 +86,7 @@ def review_config_path() -> Path:
 
 
 def load_review_config(path: Path | None = None) -> ReviewConfig:
-    path = path or review_config_path()
-    if not path.is_file():
-        return ReviewConfig()
-    config, problems = load_config(ReviewConfig, path)
+    config, problems = load_config(ReviewConfig, path or review_config_path(), optional=True)
     if config is None:
         raise ReviewConfigError(problems)
     return config

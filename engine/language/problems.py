@@ -195,8 +195,11 @@ def load_document(path: Path) -> tuple[str, LocatedDocument | None, list[Problem
     return source, doc, []
 
 
-def load_config(model: type[ModelT], path: Path) -> tuple[ModelT | None, list[Problem]]:
+def load_config(model: type[ModelT], path: Path, *, optional: bool = False) -> tuple[ModelT | None, list[Problem]]:
+    """The file as ``model``, or the problems that stop it; an ``optional`` file may be absent: the defaults."""
     if not path.is_file():
+        if optional:
+            return model(), []
         return None, [Problem(display_path(path), 1, 1, "configuration file not found")]
     _, doc, problems = load_document(path)
     if doc is None:

@@ -151,10 +151,7 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 def load(path: Path | None = None) -> tuple[Desk | None, list[Problem]]:
     """The desk of ``path`` (default: ``config/queues.yaml``), or the problems that stop it; no file: defaults."""
-    path = path or queues_path()
-    if not path.is_file():
-        return Desk(), []
-    config, problems = load_config(QueuesConfig, path)
+    config, problems = load_config(QueuesConfig, path or queues_path(), optional=True)
     if config is None:
         return None, problems
     return Desk(config), []

@@ -10,7 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from engine.language.journey_model import Cap, ChannelName, ClockTime, Identifier, PositiveDuration
+from engine.language.journey_model import Cap, ChannelName, ClockTime, Identifier, PositiveDuration, one_of
+from store.clock import known_zone
 from store.models import CHANNELS, PRODUCT_LINES, TIERS
 
 DIMENSIONS = ("ltv", "activity", "risk", "social", "basic")
@@ -106,8 +107,6 @@ class DeliveryConfig(_Strict):
 
     @model_validator(mode="after")
     def _known_channels(self) -> DeliveryConfig:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         missing_levels = [lvl for lvl in ("basic", "active", "at_risk") if lvl not in self.engagement_channels]
         if missing_levels:
             raise ValueError(f"engagement_channels must give every level; missing {', '.join(missing_levels)}")
@@ -115,10 +114,8 @@ class DeliveryConfig(_Strict):
         bad = [c for c in self.rate_limits if c not in CHANNELS]
         if bad:
             raise ValueError(f"unknown channel {bad[0]!r} in rate_limits: channels are {', '.join(CHANNELS)}")
-        try:
-            ZoneInfo(self.default_timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {self.default_timezone!r}") from None
+        if not known_zone(self.default_timezone):
+            raise ValueError(f"unknown time zone {self.default_timezone!r}")
         return self
 
 
@@ -200,18 +197,6 @@ CLOCKS = ("wall", "business")
 Clock = Literal["wall", "business"]
 
 
-def _outcome(code: str) -> str:
-    if code not in OUTCOME_CODES:
-        raise ValueError(f"unknown outcome {code!r}: outcomes are {', '.join(OUTCOME_CODES)}")
-    return code
-
-
-def _skill(name: str) -> str:
-    if name not in SKILLS:
-        raise ValueError(f"unknown skill {name!r}: skills are {', '.join(SKILLS)}")
-    return name
-
-
 def _no_repeats(values: list[str]) -> list[str]:
     repeated = sorted({v for v in values if values.count(v) > 1})
     if repeated:
@@ -219,8 +204,8 @@ def _no_repeats(values: list[str]) -> list[str]:
     return values
 
 
-OutcomeCode = Annotated[str, AfterValidator(_outcome)]
-Skill = Annotated[str, AfterValidator(_skill)]
+OutcomeCode = Annotated[str, one_of("outcome", OUTCOME_CODES)]
+Skill = Annotated[str, one_of("skill", SKILLS)]
 Outcomes = Annotated[list[OutcomeCode], Field(min_length=1), AfterValidator(_no_repeats)]
 Skills = Annotated[list[Skill], AfterValidator(_no_repeats)]
 WarnShare = Annotated[float, Field(gt=0, lt=1)]
@@ -235,14 +220,10 @@ class BusinessHours(_Strict):
 
     @model_validator(mode="after")
     def _window(self) -> BusinessHours:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         if self.end <= self.start:
             raise ValueError(f"end ({self.end}) must come after start ({self.start}) on the same day")
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {self.timezone!r}") from None
+        if not known_zone(self.timezone):
+            raise ValueError(f"unknown time zone {self.timezone!r}")
         return self
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, inspect, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -36,7 +36,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from store.bulk_writer import CLAIM, CUSTOMER, POLICY, TIER_CHANGE
-from store.clock import utcnow
+from store.clock import known_zone, utcnow
 from store.crypto import DataKeyError, FieldCipher, load_key
 from store.csv_cells import SafeWriter
 from store.db import make_engine
@@ -213,10 +213,9 @@ def import_csv(
     if kind not in KINDS:
         raise ImportFileError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
     path = Path(path)
-    try:
-        zone = ZoneInfo(assume_tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ImportFileError(f"unknown time zone {assume_tz!r}") from None
+    if not known_zone(assume_tz):
+        raise ImportFileError(f"unknown time zone {assume_tz!r}")
+    zone = ZoneInfo(assume_tz)
     raw_header = _check_file(path, encoding)
     header = _check_header(kind, raw_header)
     cipher: FieldCipher | None = None

@@ -7,8 +7,9 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from store.clock import known_zone
 from store.masking import mask_email, mask_id_number, mask_phone
 from store.models import CHANNELS, PRODUCT_LINES, TIERS
 from store.phones import PhoneError, normalise_phone
@@ -151,10 +152,8 @@ def product_line(raw: str) -> str:
 
 def timezone(raw: str) -> str:
     value = raw.strip()
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise FieldError(f"timezone {_short(value)!r} is not a time zone name (e.g. Asia/Shanghai)") from None
+    if not known_zone(value):
+        raise FieldError(f"timezone {_short(value)!r} is not a time zone name (e.g. Asia/Shanghai)")
     return value
 
 

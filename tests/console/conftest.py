@@ -16,14 +16,16 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from sqlmodel import select
 from starlette.testclient import TestClient
 
 from console.app import create_app
-from console.auth import hash_password
+from console.auth import CurrentUser, hash_password
 from store.clock import utcnow
 from store.db import session_scope
 from store.migrate import upgrade
 from store.models import AgentTask, AppUser, Customer, Policy
+from tests.db_support import inserted
 from tests.uvicorn_support import uvicorn_thread
 
 PASSWORD = "correct-horse-1"
@@ -62,6 +64,20 @@ def add_task(session: object, key: str, customer_id: int, *, now: datetime, due_
 def password_hash() -> str:
     # Hashed once: argon2 is deliberately slow, and every test seeds six users.
     return hash_password(PASSWORD)
+
+
+def add_user(url: str, name: str, team: str | None, *, role: str = "agent", skills: list[str] | None = None,
+             locale: str = "en", on_shift: bool = True) -> int:
+    """A user besides the seed's (display name: ``name`` capitalised; password: ``PASSWORD``)."""
+    return inserted(url, AppUser(username=name, display_name=name.capitalize(), role=role,
+                                 password_hash=password_hash(), team=team, locale=locale, skills=skills or [],
+                                 on_shift=on_shift, created_at=utcnow()))
+
+
+def user(url: str, name: str) -> CurrentUser:
+    """The user called ``name`` as the desk's functions take the signed-in user."""
+    with session_scope(url) as s:
+        return CurrentUser.of(s.exec(select(AppUser).where(AppUser.username == name)).one())
 
 
 def seed_console(url: str | None = None) -> Seed:

@@ -17,10 +17,9 @@ import pytest
 from sqlmodel import select
 
 from console.events_bridge import emit
-from store.clock import utcnow
 from store.db import session_scope
-from store.models import AgentTask, AppUser, Customer, Event
-from tests.console.conftest import PASSWORD, Seed, add_task, password_hash
+from store.models import AgentTask, Customer, Event
+from tests.console.conftest import PASSWORD, Seed, add_task, add_user
 
 pytestmark = pytest.mark.browser
 
@@ -51,16 +50,6 @@ def new_page(browser: Any, server: str) -> Iterator[PageFactory]:
     yield make
     for context in contexts:
         context.close()
-
-
-def _agent(url: str, name: str, team: str | None, locale: str = "en") -> int:
-    with session_scope(url) as s:
-        row = AppUser(username=name, display_name=name.capitalize(), role="agent", password_hash=password_hash(),
-                      team=team, locale=locale, created_at=utcnow())
-        s.add(row)
-        s.flush()
-        assert row.id is not None
-        return row.id
 
 
 def _complaint_task(url: str, event_id: str = "cmp-1") -> int:
@@ -96,8 +85,8 @@ def test_complaint_task_page_shows_the_complaint_text_and_the_script(new_page: P
 
 def test_an_agent_sees_her_teams_queue_filters_it_and_confirms_a_closing_outcome(
         new_page: PageFactory, seed: Seed, db_url: str) -> None:
-    _agent(db_url, "carl", "complaints")
-    _agent(db_url, "gina", "gold_callback")
+    add_user(db_url, "carl", "complaints")
+    add_user(db_url, "gina", "gold_callback")
     complaint = _complaint_task(db_url)
     with session_scope(db_url) as s:
         gold = add_task(s, "gold-1", seed.customers["C1"], now=seed.now, due_in=timedelta(days=3),

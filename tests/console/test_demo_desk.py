@@ -20,6 +20,7 @@ from engine.language.settings_model import SKILLS
 from store.clock import utcnow
 from store.db import session_scope
 from store.models import AgentTask, AppUser, Customer
+from tests.console.conftest import add_task
 
 
 def _customers(url: str) -> dict[str, int]:
@@ -36,15 +37,9 @@ def _customers(url: str) -> dict[str, int]:
 
 
 def _task(url: str, key: str, customer_id: int, queue: str, journey: str) -> int:
-    now = utcnow()
     with session_scope(url) as s:
-        task = AgentTask(key=key, customer_id=customer_id, journey_id=journey, journey_version="v1", step_id="call",
-                         occurrence="2026-11", queue=queue, script=None, status="open", due_at=now + timedelta(hours=4),
-                         created_at=now - timedelta(hours=1))
-        s.add(task)
-        s.flush()
-        assert task.id is not None
-        return task.id
+        return add_task(s, key, customer_id, now=utcnow(), due_in=timedelta(hours=4), queue=queue, journey_id=journey,
+                        script=None)
 
 
 def test_the_roster_names_real_teams_and_skills() -> None:

@@ -11,34 +11,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
 from starlette.testclient import TestClient
 
 from console import tasks
 from console.app import create_app
-from console.auth import CurrentUser
 from console.queues import QueuesConfigError
 from engine.language.validation import validate
-from store.clock import utcnow
 from store.db import session_scope
-from store.models import AgentTask, AppUser, Customer
-from tests.console.conftest import Seed, add_task, login, password_hash
-
-
-def user(url: str, name: str) -> CurrentUser:
-    with session_scope(url) as s:
-        return CurrentUser.of(s.exec(select(AppUser).where(AppUser.username == name)).one())
-
-
-def add_user(url: str, name: str, team: str | None, *, role: str = "agent", skills: list[str] | None = None,
-             locale: str = "en") -> int:
-    with session_scope(url) as s:
-        row = AppUser(username=name, display_name=name.capitalize(), role=role, password_hash=password_hash(),
-                      team=team, locale=locale, skills=skills or [], created_at=utcnow())
-        s.add(row)
-        s.flush()
-        assert row.id is not None
-        return row.id
+from store.models import AgentTask, Customer
+from tests.console.conftest import Seed, add_task, add_user, login, user
 
 
 @pytest.fixture

@@ -20,10 +20,19 @@ from starlette.testclient import TestClient
 
 from console import tasks
 from console.app import create_app
-from console.auth import CurrentUser
 from store.db import session_scope
 from store.models import AppUser, AuditLog
-from tests.console.conftest import PASSWORD, FakeClock, Seed, add_task, csrf_of, login, password_hash, seed_console
+from tests.console.conftest import (
+    PASSWORD,
+    FakeClock,
+    Seed,
+    add_task,
+    csrf_of,
+    login,
+    password_hash,
+    seed_console,
+    user,
+)
 
 COOKIE = "journeys_session"
 # Seeded customers as stored (what must never appear before a permitted reveal) and as masked.
@@ -67,11 +76,6 @@ def claim(c: TestClient, task_id: int, token: str) -> None:
 def audit_rows(db_url: str, *actions: str) -> list[AuditLog]:
     with session_scope(db_url) as s:
         return list(s.exec(select(AuditLog).where(col(AuditLog.action).in_(actions)).order_by(col(AuditLog.id))))
-
-
-def current(db_url: str, name: str) -> CurrentUser:
-    with session_scope(db_url) as s:
-        return CurrentUser.of(s.exec(select(AppUser).where(AppUser.username == name)).one())
 
 
 # --- who may unmask ------------------------------------------------------------------------------
@@ -203,7 +207,7 @@ def test_the_limit_is_in_the_users_language(open_client: Callable[..., TestClien
 
 def test_reveals_sent_in_parallel_cannot_pass_the_limit(migrated_any_db: str) -> None:
     seed = seed_console(migrated_any_db)
-    ann = current(migrated_any_db, "ann")
+    ann = user(migrated_any_db, "ann")
     tasks.claim(ann, seed.tasks["free"], db_url=migrated_any_db)
     policy = tasks.RevealPolicy(limit=4)
 

@@ -15,26 +15,9 @@ from starlette.testclient import TestClient
 
 from console import tasks
 from console.assignment import assign_open_tasks
-from console.auth import CurrentUser
-from store.clock import utcnow
 from store.db import session_scope
 from store.models import AgentTask, AppUser, AuditLog, Customer
-from tests.console.conftest import Seed, add_task, login, password_hash
-
-
-def agent(url: str, name: str, team: str | None, skills: list[str], *, on_shift: bool = True) -> int:
-    with session_scope(url) as s:
-        row = AppUser(username=name, display_name=name.capitalize(), role="agent", password_hash=password_hash(),
-                      team=team, locale="en", skills=skills, on_shift=on_shift, created_at=utcnow())
-        s.add(row)
-        s.flush()
-        assert row.id is not None
-        return row.id
-
-
-def user(url: str, name: str) -> CurrentUser:
-    with session_scope(url) as s:
-        return CurrentUser.of(s.exec(select(AppUser).where(AppUser.username == name)).one())
+from tests.console.conftest import Seed, add_task, add_user, login, user
 
 
 def assignee(url: str, task_id: int) -> int | None:
@@ -57,8 +40,8 @@ def quiet_seed(db_url: str, seed: Seed) -> Seed:
 def test_a_licence_the_queue_requires_decides_who_gets_the_task(db_url: str, quiet_seed: Seed,
                                                                 strategy: str) -> None:
     seed = quiet_seed
-    plain = agent(db_url, "plain", "health_booking", [])
-    licensed = agent(db_url, "licensed", "health_booking", ["licence:health"])
+    plain = add_user(db_url, "plain", "health_booking")
+    licensed = add_user(db_url, "licensed", "health_booking", skills=["licence:health"])
     with session_scope(db_url) as s:
         booking = [add_task(s, f"hb-{i}", seed.customers["C1"], now=seed.now, due_in=timedelta(hours=3 + i),
                             queue="health_booking", journey_id="claim-settled-health-consultation")
@@ -73,8 +56,8 @@ def test_a_licence_the_queue_requires_decides_who_gets_the_task(db_url: str, qui
 
 
 def test_without_a_skilled_agent_on_shift_the_task_waits_in_the_pool(db_url: str, quiet_seed: Seed) -> None:
-    agent(db_url, "plain", "health_booking", [])
-    agent(db_url, "away", "health_booking", ["licence:health"], on_shift=False)
+    add_user(db_url, "plain", "health_booking")
+    add_user(db_url, "away", "health_booking", skills=["licence:health"], on_shift=False)
     with session_scope(db_url) as s:
         booking = add_task(s, "hb", quiet_seed.customers["C1"], now=quiet_seed.now, due_in=timedelta(hours=3),
                            queue="health_booking")
@@ -89,8 +72,8 @@ def test_without_a_skilled_agent_on_shift_the_task_waits_in_the_pool(db_url: str
 
 def test_complaints_go_to_an_agent_who_speaks_the_customers_language(db_url: str, quiet_seed: Seed) -> None:
     seed = quiet_seed
-    chinese = agent(db_url, "li", "complaints", [])  # lists no language: the default, zh-CN
-    english = agent(db_url, "kate", "complaints", ["lang:en", "lang:zh-CN"])
+    chinese = add_user(db_url, "li", "complaints")  # lists no language: the default, zh-CN
+    english = add_user(db_url, "kate", "complaints", skills=["lang:en", "lang:zh-CN"])
     with session_scope(db_url) as s:
         c3 = s.get(Customer, seed.customers["C3"])
         assert c3 is not None
@@ -116,8 +99,8 @@ def test_a_task_type_may_require_a_skill(db_url: str, quiet_seed: Seed, tmp_path
         "task_types:\n  renewal-reminder/agent_callback:\n    requires: [licence:life, product:life]\n",
         encoding="utf-8")
     monkeypatch.setenv("JOURNEYS_CONFIG_DIR", str(config))
-    agent(db_url, "rita", "renewal", [])
-    agent(db_url, "lars", "renewal", ["licence:life", "product:life"])
+    add_user(db_url, "rita", "renewal")
+    add_user(db_url, "lars", "renewal", skills=["licence:life", "product:life"])
     with session_scope(db_url) as s:
         renewal = add_task(s, "ren", quiet_seed.customers["C1"], now=quiet_seed.now, due_in=timedelta(days=2),
                            queue="renewal", journey_id="renewal-reminder")

@@ -16,13 +16,13 @@ from sqlmodel import select
 
 from console import queues, sla, tasks
 from console.assignment import escalate_overdue, run_desk
-from console.auth import CurrentUser
 from console.supervision import backlog
 from engine.language.settings_model import BusinessHours
 from engine.language.work_calendar import WorkCalendar
 from store.db import session_scope
-from store.models import AgentTask, AppUser, Event
-from tests.console.conftest import Seed, seed_console
+from store.models import AgentTask, Event
+from tests.console.conftest import Seed, seed_console, user
+from tests.db_support import inserted, stored
 
 SH = ZoneInfo("Asia/Shanghai")
 CLOCK = sla.Clock(BusinessHours(timezone="Asia/Shanghai", start="09:00", end="18:00"), WorkCalendar())
@@ -59,22 +59,10 @@ def _planner_task(url: str, seed: Seed, key: str, *, queue: str, journey: str, s
                   window: timedelta) -> int:
     """A task written without its SLA times (as the planner did before it used the queue's clock):
     due = start + due_within on the wall clock, no warning time; the desk round settles it."""
-    with session_scope(url) as s:
-        task = AgentTask(key=key, customer_id=seed.customers["C1"], journey_id=journey, journey_version="v-test",
-                         step_id=step, occurrence="event-0", queue=queue, script=None, status="open",
-                         due_at=start + window, created_at=start, assignee_id=seed.users["ann"])
-        s.add(task)
-        s.flush()
-        assert task.id is not None
-        return task.id
-
-
-def _task(url: str, task_id: int) -> AgentTask:
-    with session_scope(url) as s:
-        task = s.get(AgentTask, task_id)
-        assert task is not None
-        s.expunge(task)
-        return task
+    return inserted(url, AgentTask(key=key, customer_id=seed.customers["C1"], journey_id=journey,
+                                   journey_version="v-test", step_id=step, occurrence="event-0", queue=queue,
+                                   script=None, status="open", due_at=start + window, created_at=start,
+                                   assignee_id=seed.users["ann"]))
 
 
 def test_a_negative_survey_at_22_00_is_due_the_next_afternoon_and_not_escalated_overnight(db_url: str,
@@ -85,21 +73,21 @@ def test_a_negative_survey_at_22_00_is_due_the_next_afternoon_and_not_escalated_
                               step="handle", start=at("2025-11-18 22:00"), window=timedelta(hours=24))
     # 05:00: the wall clock would have breached the survey's 6 hours an hour ago.
     assert escalate_overdue(at("2025-11-19 05:00"), db_url=db_url) == 0
-    nps, cmp = _task(db_url, survey), _task(db_url, complaint)
+    nps, cmp = stored(db_url, AgentTask, survey), stored(db_url, AgentTask, complaint)
     assert nps.due_at == at("2025-11-19 15:00") and nps.warn_at == at("2025-11-19 13:48")
     assert cmp.due_at == at("2025-11-19 22:00") and cmp.warn_at == at("2025-11-19 17:12")  # 24 h, wall time
     assert not nps.escalated
     assert escalate_overdue(at("2025-11-19 15:01"), db_url=db_url) == 1
-    assert _task(db_url, survey).escalated and not _task(db_url, complaint).escalated
+    assert stored(db_url, AgentTask, survey).escalated and not stored(db_url, AgentTask, complaint).escalated
 
 
 def test_settling_is_done_once(db_url: str, seed: Seed) -> None:
     task_id = _planner_task(db_url, seed, "nps", queue="service_recovery", journey="negative-survey-callback",
                             step="callback", start=at("2025-11-18 22:00"), window=timedelta(hours=6))
     assert sla.settle_new_tasks(db_url=db_url) >= 1
-    first = _task(db_url, task_id)
+    first = stored(db_url, AgentTask, task_id)
     assert sla.settle_new_tasks(db_url=db_url) == 0
-    assert _task(db_url, task_id).due_at == first.due_at
+    assert stored(db_url, AgentTask, task_id).due_at == first.due_at
 
 
 def test_the_assignee_and_the_supervisor_are_warned_once_before_the_breach(db_url: str, seed: Seed) -> None:
@@ -112,8 +100,7 @@ def test_the_assignee_and_the_supervisor_are_warned_once_before_the_breach(db_ur
     with session_scope(db_url) as s:
         [event] = s.exec(select(Event).where(Event.type == "task.sla_warning")).all()
         assert event.data["task_id"] == task_id and event.data["assignee_id"] == seed.users["ann"]
-        ann = CurrentUser.of(s.exec(select(AppUser).where(AppUser.username == "ann")).one())
-        sue = CurrentUser.of(s.exec(select(AppUser).where(AppUser.username == "sue")).one())
+    ann, sue = user(db_url, "ann"), user(db_url, "sue")
     box = tasks.inbox(ann, now=at("2025-11-19 14:30"), db_url=db_url)
     assert box.mine_at_risk == 1 and [r.id for r in box.mine if r.at_risk] == [task_id]
     queue = {b.queue: b for b in backlog(sue, now=at("2025-11-19 14:30"), db_url=db_url)}["service_recovery"]
@@ -124,10 +111,9 @@ def test_the_assignee_and_the_supervisor_are_warned_once_before_the_breach(db_ur
 def test_a_retry_after_a_late_no_answer_is_due_on_the_queues_clock(db_url: str, seed: Seed) -> None:
     task_id = _planner_task(db_url, seed, "nps", queue="service_recovery", journey="negative-survey-callback",
                             step="callback", start=at("2025-11-19 13:00"), window=timedelta(hours=6))
-    with session_scope(db_url) as s:
-        ann = CurrentUser.of(s.exec(select(AppUser).where(AppUser.username == "ann")).one())
+    ann = user(db_url, "ann")
     done = tasks.complete(ann, task_id, "no_answer", now=at("2025-11-19 17:00"), db_url=db_url)
-    retry = _task(db_url, done.follow_up_task_id or 0)
+    retry = stored(db_url, AgentTask, done.follow_up_task_id or 0)
     # Four hours of open time: one today, three tomorrow morning (not 21:00 tonight).
     assert retry.due_at == at("2025-11-20 12:00") and retry.warn_at is not None
 
@@ -142,7 +128,7 @@ def test_the_warning_share_is_a_setting(db_url: str, seed: Seed, tmp_path: Path,
     task_id = _planner_task(db_url, seed, "cmp", queue="complaints", journey="complaint-response", step="handle",
                             start=at("2025-11-18 22:00"), window=timedelta(hours=24))
     sla.settle_new_tasks(db_url=db_url)
-    assert _task(db_url, task_id).warn_at == at("2025-11-19 10:00")
+    assert stored(db_url, AgentTask, task_id).warn_at == at("2025-11-19 10:00")
 
 
 def test_the_desk_round_settles_warns_and_escalates_in_batches_on_both_databases(migrated_any_db: str) -> None:
@@ -152,7 +138,7 @@ def test_the_desk_round_settles_warns_and_escalates_in_batches_on_both_databases
                              step="callback", start=at("2025-11-18 22:00") + timedelta(minutes=i),
                              window=timedelta(hours=6)) for i in range(3)]
     assert run_desk(at("2025-11-19 05:00"), db_url=url)["escalated"] == 0
-    assert [_task(url, t).due_at for t in surveys] == [at("2025-11-19 15:00")] * 3  # all from 09:00
+    assert [stored(url, AgentTask, t).due_at for t in surveys] == [at("2025-11-19 15:00")] * 3  # all from 09:00
     assert run_desk(at("2025-11-19 14:00"), db_url=url)["warned"] == 3
     assert run_desk(at("2025-11-19 14:10"), db_url=url)["warned"] == 0
     with session_scope(url) as s:

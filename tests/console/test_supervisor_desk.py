@@ -14,15 +14,9 @@ from sqlmodel import col, select
 from starlette.testclient import TestClient
 
 from console import supervision, tasks
-from console.auth import CurrentUser
 from store.db import session_scope
 from store.models import AgentTask, AppUser, AuditLog
-from tests.console.conftest import Seed, add_task, login, password_hash
-
-
-def user(url: str, name: str) -> CurrentUser:
-    with session_scope(url) as s:
-        return CurrentUser.of(s.exec(select(AppUser).where(AppUser.username == name)).one())
+from tests.console.conftest import Seed, add_task, login, password_hash, user
 
 
 def _gold(url: str, seed: Seed, n: int, prefix: str, due_in: timedelta) -> list[int]:

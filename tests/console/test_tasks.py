@@ -9,17 +9,11 @@ from sqlmodel import col, select
 from starlette.testclient import TestClient
 
 from console import supervision, tasks
-from console.auth import CurrentUser
 from store.clock import utcnow
 from store.db import session_scope
-from store.models import AgentTask, AppUser, AuditLog, Customer, Event, Outcome
-from tests.console.conftest import Seed, add_task, login, seed_console
+from store.models import AgentTask, AuditLog, Customer, Event, Outcome
+from tests.console.conftest import Seed, add_task, login, seed_console, user
 from tests.db_support import stored_rows
-
-
-def user(url: str, name: str) -> CurrentUser:
-    with session_scope(url) as s:
-        return CurrentUser.of(s.exec(select(AppUser).where(AppUser.username == name)).one())
 
 
 def test_inbox_lists_my_tasks_and_the_claimable_queue_in_due_order(db_url: str, seed: Seed) -> None:

@@ -13,7 +13,7 @@ from engine.sending.dispatch import Dispatcher
 from store.clock import utcnow
 from store.db import make_engine, session_scope
 from store.models import Customer, Event, Outcome, SurveyAnswer, Touch, TouchStatus
-from tests.db_support import stored, stored_rows
+from tests.db_support import inserted, stored, stored_rows
 from tests.dispatch_support import HttpAdapter, PlainRenderer, RecordingProvider
 from tests.loop import test_receipts as receipts
 from tests.loop.test_receipts import (
@@ -201,15 +201,10 @@ async def test_unsubscribe_link(db_url: str, client: httpx.AsyncClient, monkeypa
 def planned_touch(url: str, customer_id: int, key: str, *, category: str, fallback: list[str],
                   channel: str = "sms") -> int:
     now = utcnow()
-    with session_scope(url) as s:
-        touch = Touch(key=key, customer_id=customer_id, journey_id=f"j-{key}", journey_version="v1", step_id="s",
-                      occurrence=key, category=category, channel=channel, template="t", planned_for=now,
-                      due_at=now - timedelta(minutes=1), status=TouchStatus.PLANNED, fallback_channels=fallback,
-                      created_at=now)
-        s.add(touch)
-        s.flush()
-        assert touch.id is not None
-        return touch.id
+    return inserted(url, Touch(key=key, customer_id=customer_id, journey_id=f"j-{key}", journey_version="v1",
+                               step_id="s", occurrence=key, category=category, channel=channel, template="t",
+                               planned_for=now, due_at=now - timedelta(minutes=1), status=TouchStatus.PLANNED,
+                               fallback_channels=fallback, created_at=now))
 
 
 def book_of_touches(url: str, customer_id: int, prefix: str) -> dict[str, int]:

@@ -25,7 +25,7 @@ from engine.loop.receipts import create_hooks_router
 from store.clock import utcnow
 from store.db import session_scope
 from store.models import Customer, Outcome, Touch, TouchStatus
-from tests.db_support import stored, stored_rows
+from tests.db_support import inserted, stored, stored_rows
 
 BASE = "https://hooks.example.test"
 TWILIO_TOKEN = "test-twilio-auth-token"
@@ -40,31 +40,21 @@ OPENID = "oTestOpenId123"
 def make_customer(url: str, external_id: str = "C-1", *, phone: str | None = PHONE, openid: str | None = OPENID,
                   email: str | None = "zhang.wei@example.com") -> int:
     now = utcnow()
-    with session_scope(url) as s:
-        customer = Customer(external_id=external_id, name="张伟", phone=phone, wechat_openid=openid, email=email,
-                            tier="silver", created_at=now, updated_at=now, consent_sms=True, consent_wechat=True,
-                            consent_email=True, consent_sms_source="import", consent_sms_at=now - timedelta(days=90))
-        s.add(customer)
-        s.flush()
-        assert customer.id is not None
-        return customer.id
+    return inserted(url, Customer(external_id=external_id, name="张伟", phone=phone, wechat_openid=openid, email=email,
+                                  tier="silver", created_at=now, updated_at=now, consent_sms=True, consent_wechat=True,
+                                  consent_email=True, consent_sms_source="import",
+                                  consent_sms_at=now - timedelta(days=90)))
 
 
 def make_touch(url: str, customer_id: int, key: str, *, channel: str = "sms", status: str = TouchStatus.SENT,
                template: str = "silver_weekly_push", provider_message_id: str | None = None,
                fallback: list[str] | None = None, sent_ago: timedelta | None = timedelta(hours=1)) -> int:
     now = utcnow()
-    with session_scope(url) as s:
-        touch = Touch(key=key, customer_id=customer_id, journey_id="j", journey_version="v1", step_id="s",
-                      occurrence=key, category="marketing", channel=channel, template=template, planned_for=now,
-                      due_at=now, status=status, provider_message_id=provider_message_id,
-                      fallback_channels=fallback or [],
-                      sent_at=(now - sent_ago) if sent_ago is not None and status != TouchStatus.PLANNED else None,
-                      created_at=now)
-        s.add(touch)
-        s.flush()
-        assert touch.id is not None
-        return touch.id
+    sent_at = (now - sent_ago) if sent_ago is not None and status != TouchStatus.PLANNED else None
+    return inserted(url, Touch(key=key, customer_id=customer_id, journey_id="j", journey_version="v1", step_id="s",
+                               occurrence=key, category="marketing", channel=channel, template=template,
+                               planned_for=now, due_at=now, status=status, provider_message_id=provider_message_id,
+                               fallback_channels=fallback or [], sent_at=sent_at, created_at=now))
 
 
 def touch_row(url: str, touch_id: int) -> Touch:
