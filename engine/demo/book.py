@@ -9,6 +9,7 @@ two runs gives the same customers as seeding it in one. Every date is relative t
 from __future__ import annotations
 
 import bisect
+import calendar
 import hashlib
 import itertools
 import random
@@ -294,7 +295,8 @@ class BookGenerator:
                 # Annual policies started within the last year: expiries spread over the coming year.
                 start = as_of - timedelta(days=rng.randrange(365))
                 expiry = _add_years(start, 1) - timedelta(days=1)
-            policies.append(self._policy(number, j, line, premium, start, expiry, "active"))
+            policies.append({**self._policy(number, j, line, premium, start, expiry, "active"),
+                             **premium_dates(number, j, line, start, expiry, as_of)})
         if segment != "prospect" and rng.random() < 0.08:
             line = _weighted(rng, (("motor", 40), ("health", 30), ("accident", 30)))
             expiry = as_of - timedelta(days=1 + rng.randrange(720))
@@ -411,7 +413,56 @@ class BookGenerator:
             "start_date": start,
             "expiry_date": expiry,
             "status": status,
+            "premium_due_date": None,
+            "grace_period_end": None,
         }
+
+
+# Days after a missed premium during which the cover stays in force: 60 is the PRC norm for life and
+# health policies (保险法第三十六条).
+GRACE_DAYS = 60
+# Share of life and health policies whose premium is paid monthly (月缴); the others pay yearly
+# (life) or paid the whole year at the start (short-term health).
+MONTHLY_SHARE = {"life": 0.35, "health": 0.3}
+
+
+def premium_dates(number: int, j: int, line: str, start: date, expiry: date, as_of: date) -> dict[str, Any]:
+    """The next premium due date and the end of its grace period of an active policy (issue M).
+
+    A life policy pays each year on its anniversary (续期保费) or monthly on the day it started; a
+    short-term health policy paid monthly (百万医疗月缴) likewise until it expires; every other
+    policy was paid in full when it started and has no due date. Derived from the customer's
+    number and the policy's, not drawn from the book's random stream, so that everything else in
+    the book stays as it was."""
+    share = MONTHLY_SHARE.get(line)
+    if share is None:
+        return {"premium_due_date": None, "grace_period_end": None}
+    digest = hashlib.sha256(f"premium:{number}:{j}".encode()).digest()
+    monthly = digest[0] < 256 * share
+    if not monthly and line != "life":
+        return {"premium_due_date": None, "grace_period_end": None}
+    if monthly:
+        due = _next_monthly(start, as_of)
+    else:
+        years = max(1, as_of.year - start.year)
+        due = _add_years(start, years)
+        while due <= as_of:
+            years += 1
+            due = _add_years(start, years)
+    if due > expiry:
+        return {"premium_due_date": None, "grace_period_end": None}
+    return {"premium_due_date": due, "grace_period_end": due + timedelta(days=GRACE_DAYS)}
+
+
+def _next_monthly(start: date, after: date) -> date:
+    """The first monthly due date (the start's day of the month, or the month's last day) after ``after``."""
+    year, month = after.year, after.month
+    while True:
+        last = calendar.monthrange(year, month)[1]
+        due = date(year, month, min(start.day, last))
+        if due > after and due > start:
+            return due
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
 
 
 def app_push(number: int, logins: int, at: datetime) -> dict[str, Any]:

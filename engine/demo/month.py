@@ -22,7 +22,8 @@ What runs is the product itself, on a clock that the demo advances day by day:
    some after the SLA); six times a day the Prefect dispatch flow (``engine.runtime.flows``: batch
    tasks on Prefect's local engine), delivery receipts, and customer replies through the
    stand-ins' inbound injection (opt-outs "TD", digits answering the NPS survey, ordinary
-   replies); at day end, policies expiring that day are renewed or lapse;
+   replies); at day end, policies expiring that day are renewed or lapse and most premiums
+   due that day are paid;
 4. the report for the period: the per-tier summary (``engine.loop.reports.tier_summary``) as a
    Rich table, a line of totals, PNG charts (``engine.loop.charts``) and ``summary.json``.
 
@@ -353,6 +354,7 @@ class Simulation:
         clock.now = local_moment(day, DAY_END)
         stats.events += world.settle_claims(clock.now)
         world.policies_at_expiry(day, clock.now, stats)
+        world.premiums_due(day, clock.now, stats)
         return stats
 
     def _report(self, db_url: str, db_path: Path, log_file: Path, started: float, providers: Providers,

@@ -28,6 +28,8 @@ REPLY_RATE = 0.04
 SURVEY_ANSWER_RATE = 0.45
 # Renewal at expiry, by tier (the programme's baseline mix; an agent's "renewal_yes" makes it certain).
 RENEWAL_RATE = {"diamond": 0.93, "platinum": 0.9, "gold": 0.86, "silver": 0.8, "potential": 0.68}
+# Share of premiums debited on their due date; the others go into the grace period (reminded, called).
+PREMIUM_PAID_RATE = 0.85
 
 
 @dataclass
@@ -329,3 +331,31 @@ class World:
                 stats.renewed += 1
             else:
                 stats.lapsed += 1
+
+    # -- premiums on their due date -----------------------------------------------------------------
+    def premiums_due(self, day: date, at: datetime, stats: DayStats) -> None:
+        """The billing system's day-end: most premiums due today are debited (policy.premium_paid);
+        the rest stay unpaid into their grace period. Decided per policy and due date from a digest,
+        not the world's random stream, so that everything else the month does stays as it was."""
+        import hashlib
+
+        from sqlmodel import col, select
+
+        from store.db import session_scope
+        from store.models import Policy
+
+        with session_scope(self.db_url) as session:
+            due = session.exec(
+                select(Policy).where(Policy.premium_due_date == day, Policy.status == "active")
+                .order_by(col(Policy.id))
+            ).all()
+            paid = [(p.customer_id, p.external_id) for p in due
+                    if hashlib.sha256(f"paid:{p.external_id}:{day}".encode()).digest()[0] < 256 * PREMIUM_PAID_RATE]
+        for customer_id, policy_ext in paid:
+            person = self.book.people.get(customer_id)
+            if person is None:
+                continue
+            self.events.emit("policy.premium_paid", person.external_id,
+                             {"policy_id": policy_ext, "due_date": day.isoformat()},
+                             f"demo:policy.premium_paid:{policy_ext}:{day}", at)
+            stats.events += 1

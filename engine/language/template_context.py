@@ -59,6 +59,9 @@ class PolicyView:
     annual_premium: float
     start_date: date | None = None
     status: str = "active"
+    # Optional policy-import columns: None when the policy system gave none.
+    premium_due_date: date | None = None
+    grace_period_end: date | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,8 @@ class TemplateContext:
                 "annual_premium": p.annual_premium,
                 "start_date": p.start_date,
                 "status": p.status,
+                "premium_due_date": p.premium_due_date,
+                "grace_period_end": p.grace_period_end,
             }
         if self.claim is not None:
             cl = self.claim
@@ -192,7 +197,9 @@ def sample_context(locale: str = DEFAULT_LOCALE, tier: str = "silver") -> Templa
         customer=CustomerView("王小明" if locale == "zh-CN" else "Alex Wang", tier, locale, "上海分公司",
                               external_id="C-SAMPLE-0001"),
         now_local=to_local(now, "Asia/Shanghai"),
-        policy=PolicyView("health", (now + timedelta(days=30)).date(), 1280.0, (now - timedelta(days=335)).date()),
+        policy=PolicyView("health", (now + timedelta(days=30)).date(), 1280.0, (now - timedelta(days=335)).date(),
+                          premium_due_date=(now + timedelta(days=7)).date(),
+                          grace_period_end=(now + timedelta(days=67)).date()),
         claim=ClaimView(3560.0, "settled", now - timedelta(days=40), now - timedelta(days=30)),
         event=EventView("sample.event", _SampleData(), now),
         advisor_name="李顾问" if locale == "zh-CN" else "Lee Chen",

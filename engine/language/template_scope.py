@@ -9,9 +9,11 @@ journey has; ``journeys validate`` rejects that journey.
 
 What a journey's touches have (``parts_in_scope``): the customer, the journey, the advisor and
 the unsubscribe link always; the policy when the entry is anchored on a policy date or is a
-``policy.*`` event; the claim for a claim anchor or a ``claim.*`` event; the event for an event
-entry, with the fields ``config/events.yaml`` gives its type; the holiday for a holiday anchor. A
-template may guard a part itself (``{% if policy %}``, ``policy is defined``).
+``policy.*`` event; the claim for a claim anchor or a ``claim.*`` event; the holiday for a holiday
+anchor. The event is per step (``event_types_at``): the entry's event until a ``wait_for`` ends on
+its event, that one after it (rendering reads it from the enrollment, ``engine.language.rendering``),
+with the fields ``config/events.yaml`` gives its type; a step some path reaches without any event
+has none. A template may guard a part itself (``{% if policy %}``, ``policy is defined``).
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ class _Loaded(Protocol):
 
 
 def parts_in_scope(journey: Journey) -> dict[str, str]:
-    """The optional parts the journey's touches have, each with the reason (for messages)."""
+    """The optional parts every touch of the journey has, each with the reason (for messages); the
+    event, which depends on the step, is ``event_types_at``'s."""
     parts: dict[str, str] = {}
     entry = journey.entry
     if entry.date is not None:
@@ -57,11 +60,36 @@ def parts_in_scope(journey: Journey) -> dict[str, str]:
         elif anchor == "holiday":
             parts["holiday"] = "its entry is a holiday"
     if entry.event is not None:
-        parts["event"] = f"its entry is the event {entry.event.type}"
         head = entry.event.type.split(".", 1)[0]
         if head in ("policy", "claim"):
             parts[head] = f"its entry is the event {entry.event.type}"
     return parts
+
+
+def event_types_at(journey: Journey) -> list[frozenset[str | None]]:
+    """Per step, the types the event its touches render with may have (None: some path has none).
+
+    The entry event's type (None for a schedule or date entry) flows along every edge but the
+    ``on_event`` edge of a ``wait_for``, which carries the type that wait ended on."""
+    ids = {step.id: i for i, step in enumerate(journey.steps)}
+    entry = journey.entry.event.type if journey.entry.event is not None else None
+    types: list[set[str | None]] = [set() for _ in journey.steps]
+    if not journey.steps:
+        return []
+    types[0].add(entry)
+    pending = [0]
+    while pending:
+        index = pending.pop()
+        step = journey.steps[index]
+        for position, target in enumerate(journey.successors(index)):
+            if target not in ids:
+                continue  # exit
+            carried = {step.wait_for.event} if step.wait_for is not None and position == 0 else types[index]
+            before = len(types[ids[target]])
+            types[ids[target]].update(carried)
+            if len(types[ids[target]]) != before:
+                pending.append(ids[target])
+    return [frozenset(t) for t in types]
 
 
 def _entry_words(journey: Journey) -> str:
@@ -78,6 +106,7 @@ def _entry_words(journey: Journey) -> str:
 class _Scope:
     top: dict[str, Any]  # variable → its sample value (a dict for a view with fields)
     event_fields: tuple[str, ...] | None  # event.data fields; None when open (unknown type)
+    event_types: frozenset[str | None] = frozenset()  # what the step's event may be (for messages)
 
     def listing(self) -> str:
         names: list[str] = []
@@ -98,14 +127,18 @@ def _sample_variables(locale: str) -> dict[str, Any]:
     return sample_context(locale).variables(locale)
 
 
-def _scope(journey: Journey, locale: str) -> _Scope:
+def _scope(journey: Journey, locale: str, types: frozenset[str | None]) -> _Scope:
     everything = _sample_variables(locale)
     parts = parts_in_scope(journey)
+    if types and None not in types:
+        parts["event"] = "every path to the step has an event"
     top = {k: v for k, v in everything.items() if k in ALWAYS or k in parts}
     fields: tuple[str, ...] | None = None
-    if journey.entry.event is not None and journey.entry.event.type in EVENT_TYPES:
-        fields = tuple(EVENT_TYPES[journey.entry.event.type])
-    return _Scope(top, fields)
+    known = [t for t in types if t is not None and t in EVENT_TYPES]
+    if known and len(known) == len(types):
+        # Reached with different events, a field only some of them carry is no field of the step's event.
+        fields = tuple(name for name in EVENT_TYPES[known[0]] if all(name in EVENT_TYPES[t] for t in known[1:]))
+    return _Scope(top, fields, types)
 
 
 def _guarded(tree: nodes.Template) -> set[str]:
@@ -161,6 +194,8 @@ def _problem_of(path: list[str], scope: _Scope, journey: Journey, globals_: Iter
         return None
     if root not in scope.top:
         why = parts_in_scope_reason(root, journey)
+        if root == "event" and scope.event_types - {None}:
+            why += " and some path reaches this step without a wait_for ending on its event"
         return f"undefined variable {dotted!r}{why}"
     value = scope.top[root]
     if not isinstance(value, dict) or len(path) < 2:
@@ -173,8 +208,8 @@ def _problem_of(path: list[str], scope: _Scope, journey: Journey, globals_: Iter
         name = path[2]
         if name not in scope.event_fields:
             hint = difflib.get_close_matches(name, scope.event_fields, n=1)
-            assert journey.entry.event is not None
-            return (f"undefined variable {dotted!r}: {journey.entry.event.type} has no field {name!r}"
+            which = " / ".join(sorted(t for t in scope.event_types if t is not None))
+            return (f"undefined variable {dotted!r}: {which} has no field {name!r}"
                     + (f" (did you mean 'event.data.{hint[0]}'?)" if hint else ""))
     return None
 
@@ -208,7 +243,8 @@ def check_template_scopes(journeys: Iterable[_Loaded], templates_root: Path) -> 
     for loaded in journeys:
         journey = loaded.journey
         found: set[Problem] = set()
-        for step in journey.steps:
+        event_types = event_types_at(journey)
+        for index, step in enumerate(journey.steps):
             if step.send is None:
                 continue
             # ``channels: by_engagement`` lists none itself: every message file the template has.
@@ -219,7 +255,7 @@ def check_template_scopes(journeys: Iterable[_Loaded], templates_root: Path) -> 
                     file = template_file(templates_root, step.send.template, kind, locale)
                     if file not in reads:
                         reads[file] = _file_reads(file, env) if file.is_file() else []
-                    scope = _scope(journey, locale)
+                    scope = _scope(journey, locale, event_types[index])
                     for read in reads[file]:
                         message = _problem_of(read.path, scope, journey, globals_)
                         if message is not None:

@@ -21,14 +21,13 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from console import tasks
-from console.auth import CurrentUser
 from console.events_bridge import emit
 from engine.cli import build_app
 from engine.language.journey_model import Journey
 from engine.language.validation import validate
 from store.db import session_scope
-from store.models import AgentTask, AppUser, Claim, Event, Policy
-from tests.console.conftest import Seed, add_task, login
+from store.models import AgentTask, Claim, Event, Policy
+from tests.console.conftest import Seed, add_task, login, user
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,11 +40,6 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "churn.warning": {"activity_drop": 0.62, "days_inactive": 41, "risk": 0.78},
     "tier.changed": {"from_tier": "platinum", "to_tier": "gold", "direction": "down", "score": 61.5},
 }
-
-
-def user(url: str, name: str) -> CurrentUser:
-    with session_scope(url) as s:
-        return CurrentUser.of(s.exec(select(AppUser).where(AppUser.username == name)).one())
 
 
 def _task_of(url: str, event_id: str) -> AgentTask:
@@ -146,13 +140,19 @@ def _occurrence_for(s: Any, journey: Journey, seed: Seed, customer: str) -> str:
         s.add(event)
         s.flush()
         return f"event-{event.id}"
-    if entry.date is not None and entry.date.anchor == "policy.expiry_date":
+    if entry.date is not None and entry.date.anchor.startswith("policy."):
+        due = (seed.now + timedelta(days=7)).date()
         policy = Policy(external_id=f"P-{journey.id}-{uuid.uuid4().hex[:8]}", customer_id=seed.customers[customer],
                         product_line="life", annual_premium=5200.0, start_date=(seed.now - timedelta(days=335)).date(),
-                        expiry_date=(seed.now + timedelta(days=30)).date())
+                        expiry_date=(seed.now + timedelta(days=30)).date(), premium_due_date=due,
+                        grace_period_end=due + timedelta(days=60))
         s.add(policy)
         s.flush()
-        return f"policy-{policy.id}-{policy.expiry_date.isoformat()}"
+        if entry.date.anchor == "policy.expiry_date":
+            return f"policy-{policy.id}-{policy.expiry_date.isoformat()}"
+        # Any other policy date (engine.planning.anchored_entrants): policy-<id>-<field>-<date or year>.
+        field = entry.date.anchor.removeprefix("policy.")
+        return f"policy-{policy.id}-{field}-{getattr(policy, field).isoformat()}"
     if entry.date is not None and entry.date.anchor == "claim.settled_at":
         claim = Claim(external_id=f"CL-{journey.id}-{uuid.uuid4().hex[:8]}", customer_id=seed.customers[customer],
                       filed_at=seed.now,

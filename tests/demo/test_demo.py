@@ -21,8 +21,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as wall_time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -131,6 +134,61 @@ def test_every_touch_sent_once_per_key(demo: DemoRun) -> None:
     assert sum(providers["accepted"].values()) > 0
     # Issue 19: app push and the CRM webhook step are exercised in the demo's month.
     assert providers["accepted"]["push"] > 0 and providers["accepted"]["webhook"] > 0
+
+
+def _local(stored: str, tz: str) -> datetime:
+    """A UTC moment as SQLite holds it (``2026-03-01 02:00:00.000000``), in the customer's zone."""
+    return datetime.fromisoformat(stored).replace(tzinfo=UTC).astimezone(ZoneInfo(tz))
+
+
+def test_each_new_step_and_channel_is_exercised_in_the_month(demo: DemoRun) -> None:
+    """Issue M, from the run's database: a policy anniversary enters at 10:00 on the day the policy
+    started; a wait until the next working day resumes at 10:00 on that day (the review call of an
+    anniversary, one on a Sunday among them); a premium-due reminder goes out 7 days before the due
+    date and waits until 20:00 on it; a webhook step calls the CRM and an app push is sent."""
+    from engine.language.work_calendar import next_working_day
+
+    with sqlite3.connect(demo.out / "demo.db") as db:
+        anniversaries = db.execute(
+            "SELECT t.planned_for, p.start_date, c.timezone FROM touch t JOIN customer c ON c.id = t.customer_id "
+            "JOIN policy p ON t.occurrence = 'policy-' || p.id || '-start_date-2026' "
+            "WHERE t.journey_id = 'policy-anniversary' AND t.step_id = 'thanks'").fetchall()
+        assert anniversaries
+        for planned, start, tz in anniversaries:
+            at, started = _local(planned, tz), date.fromisoformat(start)
+            assert ((at.month, at.day), at.time()) == ((started.month, started.day), wall_time(10, 0))
+            assert at.year > started.year  # an anniversary, not the start
+        calls = db.execute(
+            "SELECT k.created_at, t.planned_for, c.timezone FROM agent_task k JOIN customer c ON c.id = k.customer_id "
+            "JOIN touch t ON t.customer_id = k.customer_id AND t.journey_id = k.journey_id "
+            "AND t.occurrence = k.occurrence AND t.step_id = 'thanks' WHERE k.journey_id = 'policy-anniversary'"
+        ).fetchall()
+        assert calls
+        for created, thanked, tz in calls:
+            day = _local(thanked, tz).date()
+            assert _local(created, tz) == datetime.combine(next_working_day(day), wall_time(10, 0), ZoneInfo(tz))
+        assert any(_local(thanked, tz).date() != next_working_day(_local(thanked, tz).date() - timedelta(days=1))
+                   for _, thanked, tz in calls), "no anniversary on a day off: the wait never crossed one"
+        reminders = db.execute(
+            "SELECT t.planned_for, p.premium_due_date, c.timezone, e.state, e.step_id, e.next_at FROM touch t "
+            "JOIN customer c ON c.id = t.customer_id "
+            "JOIN policy p ON t.occurrence = 'policy-' || p.id || '-premium_due_date-' || p.premium_due_date "
+            "JOIN enrollment e ON e.customer_id = t.customer_id AND e.journey_id = t.journey_id "
+            "AND e.occurrence = t.occurrence WHERE t.journey_id = 'premium-due-reminder' AND t.step_id = 'due_soon'"
+        ).fetchall()
+        assert reminders
+        for planned, due, tz, state, step, next_at in reminders:
+            due_day = date.fromisoformat(due)
+            assert _local(planned, tz) == datetime.combine(due_day - timedelta(days=7), wall_time(10, 0), ZoneInfo(tz))
+            if state == "waiting":
+                assert (step, _local(next_at, tz)) == (
+                    "until_due_day_ends", datetime.combine(due_day, wall_time(20, 0), ZoneInfo(tz)))
+        sent = dict(db.execute("SELECT channel, count(*) FROM touch WHERE sent_at IS NOT NULL "
+                               "AND channel IN ('webhook', 'push') GROUP BY channel").fetchall())
+        assert sent.get("push", 0) > 0 and sent.get("webhook", 0) > 0
+        # Every call is the CRM case journey's webhook step.
+        assert db.execute("SELECT count(*) FROM touch WHERE channel = 'webhook' AND journey_id = 'claim-crm-case' "
+                          "AND step_id = 'open_case' AND sent_at IS NOT NULL").fetchone()[0] == sent["webhook"]
 
 
 def test_no_unmasked_phone_number_in_output_or_logs(demo: DemoRun) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import phonenumbers
@@ -118,6 +118,24 @@ def test_book_is_realistic(db_url: str) -> None:
     statuses = Counter(c.status for c in claims)
     assert statuses["settled"] > statuses["filed"] > 0
     assert all(c.settled_at is None or c.settled_at >= c.filed_at for c in claims)
+
+    # Premiums (issue M): a life policy pays on each anniversary or monthly on the day it started, a
+    # short-term health policy paid monthly likewise until it expires; 60 days' grace; nothing else is due.
+    due = [p for p in policies if p.premium_due_date is not None]
+    assert {p.product_line for p in due} == {"life", "health"} and all(p.status == "active" for p in due)
+    assert all(p.grace_period_end == p.premium_due_date + timedelta(days=60) for p in due)
+    assert all(AS_OF < p.premium_due_date <= p.expiry_date for p in due)
+    monthly = [p for p in due if p.premium_due_date <= AS_OF + timedelta(days=31)
+               and (p.premium_due_date.month, p.premium_due_date.day) != (p.start_date.month, p.start_date.day)]
+    assert all(p.premium_due_date.day == p.start_date.day or p.premium_due_date.day >= 28 for p in monthly)
+    life = [p for p in policies if p.status == "active" and p.product_line == "life"]
+    # In its last policy year a life policy owes nothing more.
+    assert all(p.premium_due_date is not None for p in life if p.expiry_date > AS_OF + timedelta(days=366))
+    yearly = [p for p in life if p.premium_due_date is not None and p not in monthly]
+    assert all((p.premium_due_date.month, p.premium_due_date.day) == (p.start_date.month, p.start_date.day)
+               or (p.start_date.month, p.start_date.day) == (2, 29) for p in yearly)
+    assert 0.25 < len([p for p in life if p in monthly]) / len(life) < 0.45
+    assert all(p.grace_period_end is None for p in policies if p.premium_due_date is None)
 
     # Tiers follow from the recorded inputs under config/tiers.yaml, with one seed history row each.
     config = load_tier_config()
