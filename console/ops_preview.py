@@ -2,19 +2,25 @@
 
 The same ``Renderer`` the sender uses renders them (footer, segment count, locale fallback
 included), with ``sample_context``: a made-up customer with every part present, so ops see
-what a real one would get without any customer's data on the page.
+what a real one would get without any customer's data on the page. The templates are the versions in
+force (``renderer_in_force``, which the test send and ``journeys preview`` use too): an edit awaiting
+review is shown on the review page only, from its stored text.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 from channels.template_files import LOCALES
 from engine.language.journey_model import Journey
-from engine.language.rendering import renderer
+from engine.language.rendering import Renderer, renderer
+from engine.language.settings_review import delivery_settings
 from engine.language.template_context import JourneyView, sample_context
+from engine.language.template_review import in_force_folder
 from engine.language.templates import RenderError
+from store.db import get_engine
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,21 @@ class Preview:
     error: str | None = None
 
 
-def previews(journey: Journey) -> list[Preview]:
+def templates_in_force(url: str | None = None) -> Path:
+    """The folder of the approved template versions of the store at ``url`` (default: the configured one)."""
+    return in_force_folder(get_engine(url))
+
+
+def renderer_in_force(url: str | None = None) -> Renderer:
+    """What customers' messages go through: the approved templates and the approved delivery settings'
+    marketing footer (a footer edited in config/delivery.yaml waits for review like a template)."""
+    engine = get_engine(url)
+    return renderer(in_force_folder(engine), configured_footer=delivery_settings(engine).marketing_sms_footer)
+
+
+def previews(journey: Journey, root: Path | None = None) -> list[Preview]:
+    """Every message of ``journey`` rendered from ``root`` (default: as sent, ``renderer_in_force``)."""
+    render = (renderer(root) if root is not None else renderer_in_force()).render
     out: list[Preview] = []
     for step in journey.steps:
         if step.send is None:
@@ -42,7 +62,7 @@ def previews(journey: Journey) -> list[Preview]:
                     journey=JourneyView(journey.id, step.id, journey.category, "sample"),
                 )
                 try:
-                    message = renderer().render(step.send.template, channel, context, locale)
+                    message = render(step.send.template, channel, context, locale)
                 except RenderError as exc:
                     out.append(Preview(step.id, step.send.template, channel, locale, error=str(exc)))
                     continue

@@ -140,12 +140,12 @@ def simulate_page(request: Request) -> HTMLResponse:
 @router.get("/ops/report", response_class=HTMLResponse)
 def report_page(request: Request) -> HTMLResponse:
     user = user_with(request, "reports")
-    from engine.language.journey_registry import load_delivery_config
+    from engine.language.settings_review import programme_zone
     from engine.loop.metrics import GROUPINGS, TARGETS
     from engine.loop.reports import COLUMNS, build_report, fmt
     from store.clock import to_local
 
-    zone_name = load_delivery_config().default_timezone
+    zone_name = programme_zone()
 
     def run() -> dict[str, Any]:
         by = request.query_params.get("by") or None
@@ -172,23 +172,23 @@ def report_page(request: Request) -> HTMLResponse:
 def journey_page(request: Request, journey_id: str) -> HTMLResponse:
     """One journey: its flow with live counts per step for a period, its experiments, source and messages."""
     user = user_with(request, "journeys")
-    from engine.language.journey_registry import load_delivery_config
     from engine.language.moments import parse_local_moment
+    from engine.language.settings_review import programme_zone
     from store.clock import to_local
 
-    zone_name = load_delivery_config().default_timezone
+    zone_name = programme_zone()
     error: str | None = None
     form = {k: request.query_params.get(k, "") for k in ("start", "end")}
     if not form["start"] and not form["end"]:
         today = to_local(utcnow(), zone_name).date()
         form = {"start": (today - timedelta(days=DEFAULT_DAYS - 1)).isoformat(), "end": today.isoformat()}
     try:
-        start, end = _dates(form["start"], form["end"])
+        start, end = _dates(form["start"], form["end"], zone_name)
     except FormError as exc:
         error = str(exc)
         today = to_local(utcnow(), zone_name).date()
-        start = parse_local_moment((today - timedelta(days=DEFAULT_DAYS - 1)).isoformat())
-        end = parse_local_moment(today.isoformat()) + timedelta(days=1)
+        start = parse_local_moment((today - timedelta(days=DEFAULT_DAYS - 1)).isoformat(), zone_name)
+        end = parse_local_moment(today.isoformat(), zone_name) + timedelta(days=1)
     with session_scope(db_url(request)) as session:
         found = find_journey(session, journey_id)
         if found is None:
@@ -201,8 +201,8 @@ def journey_page(request: Request, journey_id: str) -> HTMLResponse:
                   zone=zone_name, entry=entry_info(loaded.journey))
 
 
-def _dates(start_text: str, end_text: str) -> tuple[datetime, datetime]:
-    """A period of whole local days, the last one included, from two date inputs."""
+def _dates(start_text: str, end_text: str, zone_name: str) -> tuple[datetime, datetime]:
+    """A period of whole days in ``zone_name``, the last one included, from two date inputs."""
     from engine.language.moments import parse_local_moment
 
     for name, value in (("start", start_text), ("end", end_text)):
@@ -211,8 +211,8 @@ def _dates(start_text: str, end_text: str) -> tuple[datetime, datetime]:
         if len(value) > MAX_FIELD:
             raise FormError(f"{name}: at most {MAX_FIELD} characters")
     try:
-        start = parse_local_moment(start_text)
-        end = parse_local_moment(end_text) + timedelta(days=1)
+        start = parse_local_moment(start_text, zone_name)
+        end = parse_local_moment(end_text, zone_name) + timedelta(days=1)
     except ValueError as exc:
         raise FormError(str(exc)) from None
     if end <= start:

@@ -1,4 +1,4 @@
-"""Test sends: any template, rendered for a sample customer, sent to the console's seed list of
+"""Test sends: any template, its version in force rendered for a sample customer, sent to the console's seed list of
 internal recipients through the real channel adapters.
 
 The seed list (staff phones, e-mail addresses and WeChat openids) is kept in the ``kv`` table
@@ -24,8 +24,8 @@ from channels.base import OutboundMessage, RenderedMessage, SendResult
 from channels.registry import ChannelNotConfigured, build_adapter
 from channels.template_files import LOCALES, available_templates
 from console.auth import audit
+from console.ops_preview import renderer_in_force
 from engine.language.paths import templates_dir
-from engine.language.rendering import renderer
 from engine.language.template_context import sample_context
 from engine.language.templates import RenderError
 from store.clock import utcnow
@@ -109,8 +109,9 @@ def templates() -> list[str]:
 
 
 def render_test(template: str, channel: str, locale: str) -> RenderedMessage:
-    """``template`` for ``channel`` rendered for a sample customer and marked as a test; raises RenderError."""
-    message = renderer().render(template, channel, sample_context(locale), locale)
+    """``template`` for ``channel`` rendered from its version in force for a sample customer and marked as
+    a test; raises RenderError (also for a template with no approved version yet)."""
+    message = renderer_in_force().render(template, channel, sample_context(locale), locale)
     if channel == "sms":
         return dataclasses.replace(message, text=TEST_MARK + message.text)
     if channel == "email":

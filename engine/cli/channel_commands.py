@@ -37,26 +37,32 @@ def preview_command(
     channel: str | None = typer.Option(None, "--channel", help="sms | wechat | email | task (default: all the "
                                                                "template has)."),
     locale: str | None = typer.Option(None, "--locale", help="zh-CN | en (default: the customer's)."),
-    templates: Path | None = typer.Option(None, "--templates", help="Templates folder (default: templates/)."),
+    templates: Path | None = typer.Option(None, "--templates", help="Templates folder (default: the versions in "
+                                                                    "force, as the console's preview)."),
     event: str | None = typer.Option(
         None, "--event", help='The triggering event as JSON, e.g. \'{"type": "complaint.filed", "data": '
                               '{"text": "..."}}\' (what an event-entry journey\'s messages and call scripts see).'),
     policy: str | None = typer.Option(None, "--policy", help="The customer's policy to use (external id)."),
     claim: str | None = typer.Option(None, "--claim", help="The customer's claim to use (external id)."),
 ) -> None:
-    """Render TEMPLATE for a customer from the store; names, numbers and addresses are shown masked."""
+    """Render TEMPLATE (its version in force) for a customer from the store; names, numbers and addresses
+    are shown masked."""
     from sqlmodel import select
 
     from channels.optout import UNSUBSCRIBE_PATH, public_url
     from channels.template_files import LOCALES, available_templates, template_file
+    from console.ops_preview import renderer_in_force, templates_in_force
     from engine.language.paths import templates_dir
-    from engine.language.rendering import RENDER_CHANNELS, RenderError, build_context, render, render_task_script
+    from engine.language.rendering import RENDER_CHANNELS, RenderError, build_context, renderer
     from store.db import session_scope
     from store.models import Claim, Customer, Event, Policy
 
     preview_kinds = (*RENDER_CHANNELS, "task")
-    root = templates or templates_dir()
+    root = templates or templates_in_force()  # what customers get, not an edit awaiting review
     if not (root / template / "meta.yaml").is_file():
+        if templates is None and (templates_dir() / template / "meta.yaml").is_file():
+            err.print(f"template {template!r} has no approved version yet (journeys review list)", markup=False)
+            raise typer.Exit(2)
         known = ", ".join(available_templates(root)[:15])
         err.print(f"unknown template {template!r}" + (f" (known: {known}, …)" if known else ""), markup=False)
         raise typer.Exit(2)
@@ -71,6 +77,8 @@ def preview_command(
         k for k in preview_kinds if any(template_file(root, template, k, loc).is_file() for loc in LOCALES)
     ]
     failures = 0
+    # As customers get it: the approved footer with the approved templates (a given folder: the file's footer).
+    rend = renderer(templates) if templates is not None else renderer_in_force()
     with session_scope() as session:
         row = session.exec(select(Customer).where(Customer.external_id == customer)).first()
         if row is None:
@@ -105,10 +113,10 @@ def preview_command(
                 context = replace(context, unsubscribe_url=f"{public_url()}{UNSUBSCRIBE_PATH}PREVIEW")
             try:
                 if kind == "task":
-                    script = render_task_script(template, context, locale=locale, root=root)
+                    script = rend.render_task_script(template, context, locale)
                     out.print(_mask(script, names), markup=False)
                 else:
-                    _show(render(template, kind, context, locale=locale, root=root), names)
+                    _show(rend.render(template, kind, context, locale), names)
             except RenderError as exc:
                 failures += 1
                 err.print(f"error: {_mask(str(exc), names)}", markup=False)

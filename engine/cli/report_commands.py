@@ -54,10 +54,13 @@ def register(app: typer.Typer) -> None:
         else:
             render_table(report)
         if out is not None:
-            from engine.language.journey_registry import load_tier_config
+            from engine.language.settings_review import tier_settings
             from engine.loop.charts import render_all
+            from store.db import get_engine
 
-            paths = render_all(report, out, threshold=load_tier_config().review.churn_threshold)
+            # The threshold the tier review judges by: the approved one.
+            threshold = tier_settings(get_engine(), write=False).review.churn_threshold
+            paths = render_all(report, out, threshold=threshold)
             if not as_json:
                 for path in paths:
                     typer.echo(f"chart: {path}")

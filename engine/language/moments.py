@@ -21,14 +21,18 @@ def _parse(text: str) -> datetime:
             raise ValueError(f"{text!r} is not an ISO 8601 date or time, e.g. 2027-02-06T10:00+08:00") from None
 
 
-def parse_local_moment(text: str) -> datetime:
-    """``text`` as an aware UTC moment; without an offset it is local to the programme's default zone."""
-    from engine.language.journey_registry import load_delivery_config
+def parse_local_moment(text: str, zone_name: str | None = None) -> datetime:
+    """``text`` as an aware UTC moment; without an offset it is local to ``zone_name`` (default: the
+    programme's zone in force, ``engine.language.settings_review.programme_zone``)."""
     from store.clock import as_utc, zone
 
     moment = _parse(text)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone(load_delivery_config().default_timezone))
+        if zone_name is None:
+            from engine.language.settings_review import programme_zone
+
+            zone_name = programme_zone()
+        moment = moment.replace(tzinfo=zone(zone_name))
     return as_utc(moment)
 
 

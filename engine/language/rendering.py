@@ -45,8 +45,8 @@ from engine.language.templates import (
     marketing_footer,
     with_footer,
 )
-from store.clock import to_local, utcnow
-from store.models import AppUser, Claim, Customer, Event, Policy, Touch
+from store.clock import as_utc, to_local, utcnow
+from store.models import AppUser, Claim, Customer, Enrollment, Event, Policy, Touch
 
 RowT = TypeVar("RowT", Policy, Claim)
 
@@ -66,11 +66,13 @@ __all__ = [
     "build_context",
     "check_templates",
     "context_from_rows",
+    "event_after_wait",
     "holiday_view",
     "marketing_footer",
     "render",
     "render_task_script",
     "renderer",
+    "row_of_occurrence",
     "sample_context",
     "signed_unsubscribe_link",
     "wechat_template_data",
@@ -93,24 +95,44 @@ def build_context(
 ) -> TemplateContext:
     """The template context for ``customer`` from store rows.
 
-    What is not passed is looked up: the event is the touch's occurrence when that names an
-    event (event-entry journeys); the policy is the one the event names (``policy_id``), else
-    the customer's active policy expiring next, else their latest; the claim likewise
-    (``claim_id``, else the latest settled or filed). The unsubscribe link is signed for the
-    touch's channel (``channel`` overrides) when ``JOURNEYS_SECRET_KEY`` is set. The holiday
-    (``holiday``, a catalogue key) is otherwise read from the event data (``holiday``) or the
-    touch's occurrence: a holiday key in it, or an ISO date that is a Chinese public holiday.
+    What is not passed is looked up: the event is the one the touch's enrollment last waited for
+    (``event_after_wait``), else the touch's occurrence when that names an event (event-entry
+    journeys); the policy is the one the events name (``policy_id``), else the one the occurrence
+    names (a policy date entry), else the customer's active policy expiring next, else their
+    latest; the claim likewise (``claim_id``, the occurrence's, else the latest settled or filed).
+    The unsubscribe link is signed for the touch's channel (``channel`` overrides) when
+    ``JOURNEYS_SECRET_KEY`` is set. The holiday (``holiday``, a catalogue key) is otherwise read
+    from the event data (``holiday``) or the touch's occurrence: a holiday key in it, or an ISO
+    date that is a Chinese public holiday.
     """
     if customer.id is None:
         raise ValueError("build_context needs a stored customer")
     now = now or utcnow()
+    occurrence_data: dict[str, Any] = {}
     if event is None and touch is not None and touch.occurrence:
-        event = session.exec(
-            select(Event).where(Event.external_id == touch.occurrence, Event.customer_id == customer.id)
+        entry_id = row_of_occurrence(touch.occurrence, "event")
+        if entry_id is not None:  # an event entry's occurrence, event-<id>
+            row_event = session.get(Event, entry_id)
+            event = row_event if row_event is not None and row_event.customer_id == customer.id else None
+        else:
+            event = session.exec(
+                select(Event).where(Event.external_id == touch.occurrence, Event.customer_id == customer.id)
+            ).first()
+        occurrence_data = event.data if event is not None else {}
+        waited = session.exec(
+            select(Event).join(Enrollment, col(Enrollment.scope_event_id) == col(Event.id)).where(
+                Enrollment.customer_id == customer.id, Enrollment.journey_id == touch.journey_id,
+                Enrollment.occurrence == touch.occurrence)
         ).first()
-    data = event.data if event is not None else {}
+        event = event_after_wait(event, waited, touch.due_at)
+    # What the waited event does not name, the entry's event may (a claim.filed's claim_id).
+    data = {**occurrence_data, **(event.data if event is not None else {})}
     if policy is None:
         policy = _named_by_event(session, Policy, data.get("policy_id"), customer.id)
+        named = row_of_occurrence(touch.occurrence if touch is not None else None, "policy")
+        if policy is None and named is not None:
+            row = session.get(Policy, named)
+            policy = row if row is not None and row.customer_id == customer.id else None
         if policy is None:
             policy = session.exec(
                 select(Policy)
@@ -121,6 +143,10 @@ def build_context(
             ).first()
     if claim is None:
         claim = _named_by_event(session, Claim, data.get("claim_id"), customer.id)
+        named = row_of_occurrence(touch.occurrence if touch is not None else None, "claim")
+        if claim is None and named is not None:
+            row_claim = session.get(Claim, named)
+            claim = row_claim if row_claim is not None and row_claim.customer_id == customer.id else None
         if claim is None:
             claim = session.exec(
                 select(Claim).where(Claim.customer_id == customer.id).order_by(col(Claim.filed_at).desc())
@@ -136,6 +162,28 @@ def build_context(
     return context_from_rows(customer, now, policy=policy, claim=claim, event=event, advisor=advisor,
                              journey=journey, unsubscribe_link=link,
                              holiday=holiday_view(holiday, touch.occurrence if touch is not None else None, data))
+
+
+_OCCURRENCE_ROW = re.compile(r"^(policy|claim|event)-(\d+)(?:-|$)")
+
+
+def row_of_occurrence(occurrence: str | None, kind: str) -> int | None:
+    """The id of the row an occurrence is about: the entry event (``event-<id>``), or the policy
+    (``policy-<id>-…``) or claim (``claim-<id>``) of a date entry, so that a customer with several
+    policies gets the one the journey fired on, not the one expiring next."""
+    match = _OCCURRENCE_ROW.match(occurrence or "")
+    return int(match.group(2)) if match is not None and match.group(1) == kind else None
+
+
+def event_after_wait(entry: Event | None, waited: Event | None, due_at: datetime) -> Event | None:
+    """The event a touch renders with: the one the enrollment's last ``wait_for`` ended on
+    (``Enrollment.scope_event_id``, what the planner's conditions read after it), else the entry's.
+
+    A waited event after the touch was due is a later ``wait_for``'s (the enrollment moved on
+    before this touch went out): it is not this touch's, which keeps the entry's event."""
+    if waited is not None and waited.occurred_at is not None and as_utc(waited.occurred_at) <= as_utc(due_at):
+        return waited
+    return entry
 
 
 def _named_by_event(session: Session, model: type[RowT], external_id: Any, customer_id: int) -> RowT | None:
@@ -157,7 +205,8 @@ def context_from_rows(customer: Customer, now: datetime, *, policy: Policy | Non
                               customer.external_id),
         now_local=to_local(now, customer.timezone),
         policy=PolicyView(policy.product_line, policy.expiry_date, policy.annual_premium, policy.start_date,
-                          policy.status) if policy is not None else None,
+                          policy.status, policy.premium_due_date, policy.grace_period_end)
+        if policy is not None else None,
         claim=ClaimView(claim.amount, claim.status, claim.filed_at, claim.settled_at) if claim is not None else None,
         event=EventView(event.type, dict(event.data), event.occurred_at) if event is not None else None,
         advisor_name=(advisor.display_name or advisor.username) if advisor is not None else None,
@@ -205,17 +254,19 @@ def wechat_template_data(message: RenderedMessage) -> dict[str, dict[str, str]]:
 
 # --- module-level entry points ---------------------------------------------------------------------
 
-_renderers: dict[tuple[str, str | None], Renderer] = {}
+_renderers: dict[tuple[str, str | None, str | None], Renderer] = {}
 _lock = threading.Lock()
 
 
-def renderer(root: Path | None = None, footer: str | None = None) -> Renderer:
-    """A cached Renderer for ``root`` (default: ``templates/`` or ``JOURNEYS_TEMPLATES_DIR``)."""
+def renderer(root: Path | None = None, footer: str | None = None, *,
+             configured_footer: str | None = None) -> Renderer:
+    """A cached Renderer for ``root`` (default: ``templates/`` or ``JOURNEYS_TEMPLATES_DIR``); see ``Renderer``
+    for the two footers."""
     root = root or templates_dir()
-    key = (str(root.resolve()), footer)
+    key = (str(root.resolve()), footer, configured_footer)
     with _lock:
         if key not in _renderers:
-            _renderers[key] = Renderer(root, footer)
+            _renderers[key] = Renderer(root, footer, configured_footer=configured_footer)
         return _renderers[key]
 
 

@@ -8,20 +8,26 @@ journey categories. A valid file's content is a version (``kind = setting``, nam
 ``engine.language.journey_review``; an invalid file lands nothing (validate reports it at its line)
 and the version in force stays. The files as shipped count as approved at install.
 
-The dispatcher (``engine.sending.dispatch.make_dispatcher``: caps, rate limits, attempts) reads the
-delivery settings in force through ``in_force_delivery`` once per run; with no valid stored version
-the file is read as before.
+Every production reader takes the settings in force, once per run: the dispatcher
+(``engine.sending.dispatch.make_dispatcher``: caps, rate limits, attempts) through
+``in_force_delivery``; the planner, simulate, explain and the event path through
+``delivery_settings``; retiering and the tier review through ``tier_settings``. With no valid stored
+version the file is read as before. A dry run (simulate, explain, a planner or retier dry run) lands
+nothing: it sees what a written run would, and rolls the landing back.
 """
 
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from engine.language.journey_registry import load_delivery_config, load_tier_config
 from engine.language.journey_review import FROM_FILES, Landing, ReviewConfig, land_committed, land_versions
 from engine.language.paths import config_dir
 from engine.language.problems import parse_model
@@ -38,6 +44,9 @@ def subject(name: str) -> str:
     return PREFIX + name
 
 
+# Keyed by the text, so a run that finds the same file and version in force parses nothing again
+# (the models are frozen, so the runs share them).
+@lru_cache(maxsize=16)
 def parsed(name: str, source: str) -> BaseModel | None:
     """The settings a file's text holds, or None if it is not valid."""
     try:
@@ -64,15 +73,47 @@ def land_settings(session: Session, directory: Path | None = None, *, actor: str
     return land_versions(session, SETTING, items, lambda row: SETTING, actor=actor, config=config, always=True)
 
 
-def in_force_settings(engine: Engine, directory: Path | None = None) -> dict[str, BaseModel]:
-    """Land the settings changes, then file name → the settings in force."""
+def in_force_settings(engine: Engine, directory: Path | None = None, *, write: bool = True) -> dict[str, BaseModel]:
+    """Land the settings changes, then file name → the settings in force. ``write=False`` (a dry run)
+    rolls the landing back: it writes nothing and still sees what a written run would."""
     with Session(engine) as session:
-        rows = land_committed(session, lambda: land_settings(session, directory))
-        found = {name: parsed(name, row.source) for name in MODELS if (row := rows.get(subject(name))) is not None}
-    return {name: model for name, model in found.items() if model is not None}
+
+        def landing() -> dict[str, BaseModel]:
+            rows = land_settings(session, directory)
+            found = {name: parsed(name, row.source) for name in MODELS if (row := rows.get(subject(name))) is not None}
+            return {name: model for name, model in found.items() if model is not None}
+
+        if write:
+            return land_committed(session, landing)
+        try:
+            return landing()
+        except IntegrityError:  # landed meanwhile by a written run: theirs is read
+            session.rollback()
+            return landing()
+        finally:
+            session.rollback()
 
 
-def in_force_delivery(engine: Engine) -> DeliveryConfig | None:
+def in_force_delivery(engine: Engine, *, write: bool = True) -> DeliveryConfig | None:
     """The delivery settings in force; None while no valid version was ever stored (read the file then)."""
-    found = in_force_settings(engine).get("delivery.yaml")
+    found = in_force_settings(engine, write=write).get("delivery.yaml")
     return found if isinstance(found, DeliveryConfig) else None
+
+
+def delivery_settings(engine: Engine, *, write: bool = True) -> DeliveryConfig:
+    """The delivery settings in force, else (nothing valid stored yet) the file's (ConfigError if invalid)."""
+    return in_force_delivery(engine, write=write) or load_delivery_config()
+
+
+def programme_zone(engine: Engine | None = None) -> str:
+    """The programme's time zone in force (the delivery settings' ``default_timezone``, of the configured
+    store by default): the zone its days are counted in on pages and in typed dates. Writes nothing."""
+    from store.db import get_engine
+
+    return delivery_settings(engine or get_engine(), write=False).default_timezone
+
+
+def tier_settings(engine: Engine, *, write: bool = True) -> TierConfig:
+    """The tier settings in force, else (nothing valid stored yet) the file's (ConfigError if invalid)."""
+    found = in_force_settings(engine, write=write).get("tiers.yaml")
+    return found if isinstance(found, TierConfig) else load_tier_config()

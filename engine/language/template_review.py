@@ -17,8 +17,11 @@ What the renderers read is the in-force set written out once to a folder named b
 (``in_force_root``): dispatch loads the set once per run (``engine.sending.render_batch``, looking
 again every 30 s in a long-running dispatcher) and the task page's call scripts at most every 30 s
 (``recent_in_force_root``), so the hot path renders from files as before and never asks the
-database per message. Preview and test sends still render the files on disk. A template with
-no approved version yet is absent from that folder: sending it fails as a missing template.
+database per message. Previews (``console.ops_preview``, ``journeys preview``) and test sends render
+that folder too, looked up at each request (``in_force_folder``), so they show what customers would
+get, not an edit awaiting review; only the review page renders a pending version, from its stored
+text. A template with no approved version yet is absent from that folder: sending it fails as a
+missing template.
 """
 
 from __future__ import annotations
@@ -171,6 +174,13 @@ def in_force_root(session: Session, root: Path | None = None) -> Path:
     return target
 
 
+def in_force_folder(engine: Engine) -> Path:
+    """``in_force_root`` of the templates folder now, landing in a session of its own (a caller's open
+    transaction is left alone)."""
+    with Session(engine) as own:
+        return in_force_root(own, templates_dir())
+
+
 class InForceTemplates:
     """The in-force folder of one store, looked up again at most every ``max_age`` seconds (the landing
     commits in a session of its own, so a caller's open transaction is left alone)."""
@@ -183,8 +193,7 @@ class InForceTemplates:
     def folder(self, engine: Engine) -> Path:
         with self._lock:
             if self._found is None or time.monotonic() - self._found[0] > self.max_age:
-                with Session(engine) as own:
-                    self._found = (time.monotonic(), in_force_root(own, templates_dir()))
+                self._found = (time.monotonic(), in_force_folder(engine))
             return self._found[1]
 
 

@@ -233,9 +233,13 @@ def _data_globals_only(env: TemplateSandbox) -> TemplateSandbox:
 class Renderer:
     """Renders the templates under one folder. Thread-safe; Jinja caches compiled templates."""
 
-    def __init__(self, root: Path, footer: str | None = None, *, auto_reload: bool = True) -> None:
+    def __init__(self, root: Path, footer: str | None = None, *, auto_reload: bool = True,
+                 configured_footer: str | None = None) -> None:
+        """``footer`` replaces the opt-out line in every locale (tests); ``configured_footer`` is the delivery
+        settings' ``marketing_sms_footer`` in force (None: read it from ``config/delivery.yaml``)."""
         self.root = root
         self._footer = footer
+        self._configured_footer = configured_footer
         self.plain = jinja_environment(root, autoescape=False, auto_reload=auto_reload)
         self.escaped = jinja_environment(root, autoescape=True, auto_reload=auto_reload)
 
@@ -243,7 +247,9 @@ class Renderer:
         """The opt-out line for ``locale``: the configured one, except English messages (see ``EN_FOOTER``)."""
         if self._footer is not None:
             return self._footer
-        return EN_FOOTER if locale == "en" else marketing_footer()
+        if locale == "en":
+            return EN_FOOTER
+        return self._configured_footer if self._configured_footer is not None else marketing_footer()
 
     # -- public --
 

@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
@@ -35,7 +34,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from channels.optout import StoredEvent
-from engine.language.settings_model import DeliveryConfig
+from engine.language.in_force_cache import journeys_in_force
 from engine.language.validation import LoadedJourney
 from engine.planning.planner import ChunkOutput, Planner, active_journeys
 from store.clock import as_utc, utcnow
@@ -67,41 +66,6 @@ _sqlite_writers = threading.Lock()
 def writer_lock(dialect: str) -> AbstractContextManager[object]:
     """This process's SQLite writers in turn (webhooks too); nothing on PostgreSQL."""
     return _sqlite_writers if dialect == "sqlite" else nullcontext()
-
-
-_cache: dict[tuple[str, str], tuple[tuple[tuple[str, float], ...], list[LoadedJourney], DeliveryConfig]] = {}
-_loading = threading.Lock()
-
-
-def _signature(directory: Path) -> tuple[tuple[str, float], ...]:
-    files = sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml")) if directory.is_dir() else []
-    return tuple((str(p), p.stat().st_mtime) for p in files)
-
-
-def _journeys_in_force(session: Session, url: str) -> tuple[list[LoadedJourney], DeliveryConfig]:
-    """Journeys and delivery config, re-validated only when a journey file changed: webhooks
-    arrive many times a second and validating every file each time would dominate."""
-    from engine.language.journey_registry import load_delivery_config, load_in_force
-    from engine.language.paths import journeys_dir
-
-    directory = journeys_dir()
-    signature = _signature(directory)
-    cached = _cache.get((url, str(directory)))
-    if cached is not None and cached[0] == signature:
-        return cached[1], cached[2]
-    # One loader at a time: loading publishes new journey versions, and request threads that all
-    # missed the cache at once (the first events after a start or a journey edit) raced to insert
-    # the same version and failed on its unique key.
-    with _loading:
-        signature = _signature(directory)
-        cached = _cache.get((url, str(directory)))
-        if cached is not None and cached[0] == signature:
-            return cached[1], cached[2]  # loaded by the thread this one waited for
-        in_force = load_in_force(session, directory)
-        session.commit()
-        journeys, config = list(in_force.journeys.values()), load_delivery_config()
-        _cache[(url, str(directory))] = (signature, journeys, config)
-    return journeys, config
 
 
 def survey_answers(customer_id: int, data: dict[str, Any], answered_at: datetime) -> list[SurveyAnswer]:
@@ -363,7 +327,7 @@ def _run(engine: Engine, batch: list[_Arrival], end: datetime) -> None:
 
     try:
         with writer_lock(engine.dialect.name), Session(engine, expire_on_commit=False) as session:
-            journeys, config = _journeys_in_force(session, str(engine.url))
+            journeys, config = journeys_in_force(session, str(engine.url))
             journeys = active_journeys(session, journeys)
             if not listened_types(journeys) & {a.type for a in batch}:
                 # No journey acts on these (delivery receipts, opt-outs, most of the time): a planner

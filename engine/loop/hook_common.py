@@ -23,38 +23,22 @@ class BadRequest(ValueError):
     """A signed callback we cannot read: answered 400 with this message."""
 
 
-# The configuration's keywords by (path, mtime, size): reading and validating the file took 5–15 ms,
-# once per inbound text.
-_keywords_read: dict[str, tuple[tuple[int, int], list[str]]] = {}
-
-
-def opt_out_keywords(keywords: Iterable[str] | None) -> list[str]:
-    """``keywords`` when given, else the delivery configuration's (the spec's words if it is unreadable)."""
+def opt_out_keywords(keywords: Iterable[str] | None, db_url: str | None = None) -> list[str]:
+    """``keywords`` when given, else those of the delivery settings in force in the store at ``db_url`` (a
+    keyword edited in config/delivery.yaml waits for review like the rest of the file; the spec's words
+    if no settings can be read). Call it before opening the hook's session: landing a changed file writes."""
     if keywords is not None:
         return list(keywords)
-    from engine.language.paths import delivery_config_path
+    from engine.language.in_force_cache import journeys_in_force
 
-    path = delivery_config_path()
     try:
-        stat = path.stat()
-        stamp = (stat.st_mtime_ns, stat.st_size)
-    except OSError:
-        stamp = (0, 0)
-    cached = _keywords_read.get(str(path))
-    if cached is not None and cached[0] == stamp:
-        return list(cached[1])
-    try:
-        from engine.language.settings_model import DeliveryConfig
-        from engine.language.validation import load_config
-
-        config, _problems = load_config(DeliveryConfig, path)
-    except Exception:  # an unreadable config must not make an opt-out fail: fall back to the spec's words
-        log.exception("delivery configuration unreadable; using the default opt-out keywords")
-        config = None
-    words = list(config.opt_out_keywords) if config is not None else list(DEFAULT_OPT_OUT_KEYWORDS)
-    if config is not None:
-        _keywords_read[str(path)] = (stamp, words)
-    return list(words)
+        engine = get_engine(db_url)
+        with Session(engine) as session:
+            _journeys, config = journeys_in_force(session, str(engine.url))  # the event path's, cached
+        return list(config.opt_out_keywords)
+    except Exception:  # unreadable settings must not make an opt-out fail: fall back to the spec's words
+        log.exception("delivery settings unreadable; using the default opt-out keywords")
+        return list(DEFAULT_OPT_OUT_KEYWORDS)
 
 
 @contextmanager

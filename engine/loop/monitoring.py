@@ -251,9 +251,9 @@ def _adjust(
 def run_tier_review(config: TierConfig | None = None, at: datetime | None = None, url: str | None = None) -> TierReview:
     """Churn per tier over the review window ending ``at``; dynamic adjustment where it crosses the threshold."""
     if config is None:
-        from engine.language.journey_registry import load_tier_config
+        from engine.language.settings_review import tier_settings
 
-        config = load_tier_config()
+        config = tier_settings(get_engine(url))  # approved; a changed tiers.yaml waits for review
     at = as_utc(at) if at else utcnow()
     window = parse_duration(config.review.window)
     window_start = at - window

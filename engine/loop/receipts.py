@@ -207,10 +207,11 @@ def handle_twilio_inbound(url: str, headers: Mapping[str, str], body: bytes, *, 
         sender, sid = _required(form, "From", "MessageSid")
     except BadRequest as exc:
         return 400, str(exc)
+    words = opt_out_keywords(keywords, db_url)
     with hook_session(db_url) as session:
         customers = customers_by_phone(session, sender)
         result = handle_inbound_text(session, channel="sms", customers=customers, text=form.get("Body", ""),
-                                     message_id=sid, received_at=at, keywords=opt_out_keywords(keywords))
+                                     message_id=sid, received_at=at, keywords=words)
     if result.kind == "unknown_sender":
         log.info("inbound sms message from an unknown sender ignored")
     act_after_commit(result.events, db_url)

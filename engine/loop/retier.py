@@ -106,14 +106,14 @@ def retier(
     dry_run: bool = False,
 ) -> RetierResult:
     """Score every live customer at ``at`` (default now) and apply tier changes; see the module doc."""
+    engine = get_engine(url)
     if config is None:
-        from engine.language.journey_registry import load_tier_config
+        from engine.language.settings_review import tier_settings
 
-        config = load_tier_config()
+        config = tier_settings(engine, write=not dry_run)  # approved; a changed tiers.yaml waits for review
     at = as_utc(at) if at else utcnow()
     today = at.date()
     result = RetierResult(at=at, dry_run=dry_run)
-    engine = get_engine(url)
     last_id = 0
     while True:
         with engine.begin() as conn:

@@ -247,7 +247,7 @@ def handle_wechat(method: str, url: str, body: bytes, *, db_url: str | None = No
         openid = msg.get("FromUserName", "")
         if not msg_type or not openid:
             raise BadRequest("missing MsgType or FromUserName")
-        words = opt_out_keywords(keywords) if msg_type == "text" else []
+        words = opt_out_keywords(keywords, db_url) if msg_type == "text" else []
         if next(_nonce_claims) % NONCE_PURGE_EVERY == 0:
             purge_expired_nonces(db_url)
         with hook_session(db_url) as session:

@@ -137,9 +137,11 @@ def _next_task(journey: Journey, tz: str, at: datetime, planned: list[dict[str, 
 
 
 def explain(customer_external_id: str, at: datetime, url: str | None = None) -> dict[str, Any]:
-    from engine.language.journey_registry import load_delivery_config, load_in_force
+    from engine.language.journey_registry import load_in_force
+    from engine.language.settings_review import delivery_settings
 
     at = as_utc(at)
+    config = delivery_settings(get_engine(url), write=False)  # what is approved, not what is on disk
     with Session(get_engine(url)) as session:
         cid = session.execute(select(col(Customer.id)).where(
             col(Customer.external_id) == customer_external_id)).scalar_one_or_none()
@@ -157,7 +159,7 @@ def explain(customer_external_id: str, at: datetime, url: str | None = None) -> 
 
         chunks: list[ChunkOutput] = []
         running = active_journeys(session, journeys)
-        Planner(session, running, load_delivery_config(), at - SPAN_BEFORE, at + SPAN_AFTER, dry_run=True,
+        Planner(session, running, config, at - SPAN_BEFORE, at + SPAN_AFTER, dry_run=True,
                 customer_ids=[cid], sink=chunks.append).run()
         session.rollback()
         planned = [d for c in chunks for d in c.decisions]

@@ -227,11 +227,14 @@ def plan(
     ``chunk_runner``: plans the book's chunks elsewhere instead (the Prefect workers of a scaled-out
     deployment, ``engine.runtime.plan_slices``); the cursor moves only once all of them are written.
     """
-    from engine.language.journey_registry import load_delivery_config, load_in_force
+    from engine.language.journey_registry import load_in_force
+    from engine.language.settings_review import delivery_settings
     from store.db import get_engine
 
     now = as_utc(at)
     end = max(now, as_utc(ahead)) if ahead is not None else now
+    # The approved delivery settings (a changed config/delivery.yaml waits for review), read once per run.
+    config = delivery or delivery_settings(get_engine(url), write=not dry_run)
     with Session(get_engine(url), expire_on_commit=False) as session:
         in_force = load_in_force(session, directory)
         if dry_run:
@@ -243,7 +246,6 @@ def plan(
             start_end, start_now = cursor if cursor is not None else (now - timedelta(days=1),) * 2
         else:
             start_end = start_now = as_utc(start)
-        config = delivery or load_delivery_config()
         journeys = active_journeys(session, in_force.journeys.values())
         planner = Planner(session, journeys, config, start_end, end, now=now, start_now=start_now,
                           dry_run=dry_run, customer_ids=customer_ids, sink=sink, chunk=chunk, workers=workers)

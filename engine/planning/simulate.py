@@ -86,9 +86,10 @@ def _busiest(times: list[datetime], window: timedelta) -> int:
 
 
 def simulate(start: datetime, end: datetime, url: str | None = None) -> SimReport:
-    from engine.language.journey_registry import load_delivery_config, load_in_force
+    from engine.language.journey_registry import load_in_force
+    from engine.language.settings_review import delivery_settings
 
-    config = load_delivery_config()
+    config = delivery_settings(get_engine(url), write=False)  # what is approved, not what is on disk
     window = parse_duration(config.marketing_cap_window)
     report = SimReport(as_utc(start), as_utc(end), config.marketing_cap_window)
 

@@ -3,16 +3,24 @@ each journey's own ``cap``.
 
 A touch names its journey and step; the step's webhook target and the journey's cap are read
 from the journeys in force when the touch is sent (a target renamed since planning is called by
-its new name). ``from_files`` re-reads only when a journey file changed
-(``engine.language.journey_registry.validated_report`` is cached by the files' stamps).
+its new name; an edit awaiting review is not in force). ``InForceRules`` is what the service's
+dispatcher asks (``engine.language.in_force_cache`` reloads only on a change). ``from_files``
+reads the files as they are (tests, tools): again only when a journey file changed
+(``engine.language.journey_registry.validated_report`` is cached by the files' stamps), and
+builds the rules again only when that report is a new one.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from engine.language.durations import parse_duration
 from engine.language.journey_model import Journey
@@ -40,4 +48,39 @@ class JourneyRules:
         """The rules of the valid journey files in ``directory`` (default ``journeys/``)."""
         from engine.language.journey_registry import validated_report
 
-        return cls.of(lj.journey for lj in validated_report(directory).journeys)
+        # Dispatch lanes ask at the start of every batch, concurrently: one at a time, so that a
+        # changed folder is validated once (about a second) rather than by every lane at once.
+        with _lock:
+            report = validated_report(directory)
+            known = _built.get(directory)
+            if known is not None and known[0] is report:
+                return known[1]
+            rules = cls.of(lj.journey for lj in report.journeys)
+            _built[directory] = (report, rules)
+            return rules
+
+
+_lock = threading.Lock()
+# Folder -> (the validation report the rules were built from, the rules).
+_built: dict[Path | None, tuple[Any, JourneyRules]] = {}
+
+
+class InForceRules:
+    """The rules of the journeys in force in ``engine``'s store, asked at the start of every batch: built
+    again only when the journeys in force changed (``journeys_in_force`` keeps the same list till then)."""
+
+    def __init__(self, engine: Engine, directory: Path | None = None) -> None:
+        self.engine = engine
+        self.directory = directory
+        self._built: tuple[object, JourneyRules] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> JourneyRules:
+        from engine.language.in_force_cache import journeys_in_force
+
+        with Session(self.engine) as session:
+            journeys, _config = journeys_in_force(session, str(self.engine.url), self.directory)
+        with self._lock:
+            if self._built is None or self._built[0] is not journeys:
+                self._built = (journeys, JourneyRules.of(lj.journey for lj in journeys))
+            return self._built[1]

@@ -4,9 +4,9 @@
 advisor one customer at a time: right for a preview, four queries per message on the
 dispatch hot path. Here the same lookups are made once per batch (``IN (…)`` queries)
 and the ``TemplateContext`` is assembled from what they returned, with the same
-choices: the event named by the touch's occurrence; the policy that event names,
-else the active policy expiring next, else the latest; the claim named, else the
-latest filed.
+choices: the event the enrollment's last ``wait_for`` ended on, else the one the touch's
+occurrence names; the policy that event names, else the one the occurrence names, else the
+active policy expiring next, else the latest; the claim likewise, else the latest filed.
 
 The file work is per batch too: ``engine.language.templates.Renderer`` reads and parses a
 template's ``meta.yaml``, checks its locale files, re-reads the footer configuration,
@@ -30,12 +30,18 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from channels.base import RenderedMessage
-from engine.language.rendering import context_from_rows, holiday_view, signed_unsubscribe_link
+from engine.language.rendering import (
+    context_from_rows,
+    event_after_wait,
+    holiday_view,
+    row_of_occurrence,
+    signed_unsubscribe_link,
+)
 from engine.language.template_context import HolidayView, JourneyView, TemplateContext
 from engine.language.template_review import InForceTemplates
 from engine.language.templates import Renderer, RenderError, TemplateMeta, render_bounded
 from engine.sending.claiming import ClaimedTouch
-from store.models import AppUser, Claim, Customer, Event, Policy
+from store.models import AppUser, Claim, Customer, Enrollment, Event, Policy
 
 KeyT = TypeVar("KeyT")
 ValueT = TypeVar("ValueT")
@@ -50,8 +56,8 @@ class BatchRenderer(Renderer):
     (``auto_reload``) and drop their compiled templates at each ``begin_batch`` instead.
     """
 
-    def __init__(self, root: Path, footer: str | None = None) -> None:
-        super().__init__(root, footer, auto_reload=False)
+    def __init__(self, root: Path, footer: str | None = None, *, configured_footer: str | None = None) -> None:
+        super().__init__(root, footer, auto_reload=False, configured_footer=configured_footer)
         self._meta: dict[str, TemplateMeta | ValueError] = {}
         self._locale: dict[tuple[str, str, str], str | RenderError] = {}
         self._footers: dict[str, str] = {}
@@ -121,8 +127,8 @@ _lock = threading.Lock()
 
 
 @lru_cache(maxsize=4)
-def _renderer(root: str) -> BatchRenderer:
-    return BatchRenderer(Path(root))
+def _renderer(root: str, configured_footer: str | None) -> BatchRenderer:
+    return BatchRenderer(Path(root), configured_footer=configured_footer)
 
 
 class StoreRenderer:
@@ -131,11 +137,13 @@ class StoreRenderer:
     Without a ``root`` it renders the templates in force (``engine.language.template_review``):
     the set is loaded from the store when the dispatcher's first batch renders (and again every 30 s
     in a long-running one), never per message. A given ``root`` is rendered as it is on disk (tests
-    and benchmarks of the renderer).
+    and benchmarks of the renderer). ``configured_footer`` is the marketing SMS footer of the delivery
+    settings in force (``engine.sending.dispatch.make_dispatcher`` passes it; None reads the file's).
     """
 
-    def __init__(self, root: str | None = None) -> None:
+    def __init__(self, root: str | None = None, *, configured_footer: str | None = None) -> None:
         self.root = root
+        self.configured_footer = configured_footer
         self._in_force = InForceTemplates()
 
     def _root(self, session: Session) -> str:
@@ -148,15 +156,28 @@ class StoreRenderer:
     def render_all(
         self, session: Session, touches: Sequence[ClaimedTouch], customers: dict[int, Customer], now: datetime
     ) -> list[RenderedMessage | BaseException]:
-        renderer = _renderer(self._root(session))
+        renderer = _renderer(self._root(session), self.configured_footer)
         ids = list(customers)
         holidays: dict[tuple[str, Any], HolidayView | None] = {}
         events: dict[tuple[int, str], Event] = {}
         names = [t.occurrence for t in touches]
+        # An event entry's occurrence is event-<id>; other occurrences that name an event do so by its external id.
+        entry_ids = {i for i in (row_of_occurrence(n, "event") for n in names) if i is not None}
         for ev in session.exec(
             select(Event).where(col(Event.customer_id).in_(ids), col(Event.external_id).in_(set(names)))
         ).all():
             events[(ev.customer_id, ev.external_id)] = ev
+        if entry_ids:
+            for ev in session.exec(select(Event).where(col(Event.id).in_(entry_ids))).all():
+                events[(ev.customer_id, f"event-{ev.id}")] = ev
+        # The event each enrollment's last wait_for ended on: what a step after it renders with.
+        waited: dict[tuple[int, str, str], Event] = {}
+        for customer_id, journey_id, enrolled, ev in session.exec(
+            select(Enrollment.customer_id, Enrollment.journey_id, Enrollment.occurrence, Event)
+            .join(Event, col(Enrollment.scope_event_id) == col(Event.id))
+            .where(col(Enrollment.customer_id).in_(ids), col(Enrollment.occurrence).in_(set(names)))
+        ).all():
+            waited[(customer_id, journey_id, enrolled)] = ev
         policies: dict[int, list[Policy]] = defaultdict(list)
         for p in session.exec(select(Policy).where(col(Policy.customer_id).in_(ids))).all():
             policies[p.customer_id].append(p)
@@ -175,8 +196,10 @@ class StoreRenderer:
             for touch, occurrence in zip(touches, names, strict=True):
                 customer = customers[touch.customer_id]
                 try:
-                    event = events.get((touch.customer_id, occurrence))
-                    context = _context(customer, touch, occurrence, event, policies.get(touch.customer_id, []),
+                    entry = events.get((touch.customer_id, occurrence))
+                    event = event_after_wait(entry, waited.get((touch.customer_id, touch.journey_id, occurrence)),
+                                             touch.due_at)
+                    context = _context(customer, touch, occurrence, event, entry, policies.get(touch.customer_id, []),
                                        claims.get(touch.customer_id, []), advisors, now, holidays)
                     out.append(renderer.render(touch.template, touch.channel, context))
                 except Exception as exc:  # one bad template fails its touch, not the batch
@@ -184,11 +207,14 @@ class StoreRenderer:
         return out
 
 
-def _pick_policy(rows: list[Policy], data: dict[str, Any], now: datetime) -> Policy | None:
+def _pick_policy(rows: list[Policy], data: dict[str, Any], now: datetime, named: int | None) -> Policy | None:
     if isinstance(data.get("policy_id"), str):
         for p in rows:
             if p.external_id == data["policy_id"]:
                 return p
+    for p in rows:
+        if named is not None and p.id == named:
+            return p
     active = sorted((p for p in rows if p.status == "active" and p.expiry_date >= now.date()),
                     key=lambda p: p.expiry_date)
     if active:
@@ -196,26 +222,30 @@ def _pick_policy(rows: list[Policy], data: dict[str, Any], now: datetime) -> Pol
     return max(rows, key=lambda p: p.expiry_date) if rows else None
 
 
-def _pick_claim(rows: list[Claim], data: dict[str, Any]) -> Claim | None:
+def _pick_claim(rows: list[Claim], data: dict[str, Any], named: int | None) -> Claim | None:
     if isinstance(data.get("claim_id"), str):
         for c in rows:
             if c.external_id == data["claim_id"]:
                 return c
+    for c in rows:
+        if named is not None and c.id == named:
+            return c
     return max(rows, key=lambda c: c.filed_at) if rows else None
 
 
-def _context(customer: Customer, touch: ClaimedTouch, occurrence: str, event: Event | None, policies: list[Policy],
-             claims: list[Claim], advisors: dict[int | None, AppUser], now: datetime,
+def _context(customer: Customer, touch: ClaimedTouch, occurrence: str, event: Event | None, entry: Event | None,
+             policies: list[Policy], claims: list[Claim], advisors: dict[int | None, AppUser], now: datetime,
              holidays: dict[tuple[str, Any], HolidayView | None]) -> TemplateContext:
-    data = event.data if event is not None else {}
+    # What the waited event does not name, the entry's event may (a claim.filed's claim_id).
+    data = {**(entry.data if entry is not None else {}), **(event.data if event is not None else {})}
     # Which holiday an occurrence falls on depends on it and the event's "holiday" only, and
     # looking it up builds a holiday calendar: once per batch per occurrence.
     named = data.get("holiday")
     holiday_key = (occurrence, named if isinstance(named, str) else None)
     if holiday_key not in holidays:
         holidays[holiday_key] = holiday_view(None, occurrence, data)
-    policy = _pick_policy(policies, data, now)
-    claim = _pick_claim(claims, data)
+    policy = _pick_policy(policies, data, now, row_of_occurrence(occurrence, "policy"))
+    claim = _pick_claim(claims, data, row_of_occurrence(occurrence, "claim"))
     advisor = advisors.get(customer.advisor_id) if customer.advisor_id is not None else None
     link = signed_unsubscribe_link(customer, touch.channel)
     return context_from_rows(

@@ -19,8 +19,10 @@ from typer.testing import CliRunner
 
 from channels.sms_twilio import TwilioSmsAdapter
 from console import review
+from console.ops_preview import previews
+from console.seed_send import add_recipient, send_test
 from engine.cli import build_app
-from engine.language.journey_registry import load_delivery_config
+from engine.language.journey_registry import load_delivery_config, load_in_force
 from engine.language.journey_review import APPROVED, PENDING, ReviewError, versions
 from engine.language.settings_review import SETTING
 from engine.language.template_review import TEMPLATE, folder_files, folder_source, subject
@@ -223,3 +225,42 @@ def test_a_changed_delivery_setting_is_in_force_only_once_approved(
     assert cap_in_force() == shipped
     with session_scope(book.url) as session:
         assert len(versions(session, "setting:delivery.yaml")) == 2
+
+
+def test_previews_and_test_sends_render_the_template_in_force(book: Book) -> None:
+    """The journey page's preview, ``journeys preview`` and a test send show what customers get: a change
+    awaiting review only on the review page, until it is approved."""
+    users(book.url)
+    book.journey("offer", offer("silver"))
+    people(book)
+    sms_text(book, "Spring offer")
+    with session_scope(book.url) as session:
+        add_recipient(session, "olga", "Staff phone", phone_text="+8613900001111")
+    cli, runner = build_app(), CliRunner()
+
+    def shown() -> list[str]:
+        """The page's preview, the CLI's and the text a test send sent, each cut to its first two words."""
+        with session_scope(book.url) as session:
+            journey = load_in_force(session).journeys["offer"].journey
+        page = next(p.text for p in previews(journey) if p.channel == "sms" and p.locale == "en")
+        printed = runner.invoke(cli, ["preview", "msg", "--customer", "S1", "--channel", "sms", "--locale", "en"])
+        assert printed.exit_code == 0, printed.output
+        with TwilioStandin(callbacks=False) as standin, session_scope(book.url) as session:
+            assert isinstance(standin, TwilioStandin)
+            env = {"TWILIO_ACCOUNT_SID": standin.account_sid, "TWILIO_AUTH_TOKEN": standin.auth_token,
+                   "TWILIO_FROM": FROM, "TWILIO_API_BASE": standin.base_url}
+            [sent] = send_test(session, "olga", "msg", "sms", "en", env=env)
+            assert sent.ok
+            [body] = [entry.detail["body"] for entry in standin.log.entries]
+        cli_text = next(line for line in printed.stdout.splitlines() if "offer" in line)
+        return [" ".join(page.split()[:2]), " ".join(cli_text.split()[:2]), " ".join(body.split()[1:3])]
+
+    assert shown() == ["Spring offer"] * 3  # the folders found at install count as approved
+    sms_text(book, "Summer offer")
+    assert shown() == ["Spring offer"] * 3  # landed pending
+    [pending] = [v for v in template_versions(book) if v.state == PENDING]
+    with session_scope(book.url) as session:
+        page = review.review_page(session, pending.id)  # the pending version, rendered from its stored text
+        assert {p.text.split()[0] for p in page.previews if p.channel == "sms"} == {"Summer"}
+        review.approve(session, "adam", pending.id, "wording checked")
+    assert shown() == ["Summer offer"] * 3
