@@ -1,7 +1,8 @@
 """Report benchmark: the §8 report for a month of a seeded book, as ``journeys report --by tier`` builds it.
 
+    .venv/bin/python benchmarks/report_bench.py --size 1000000 --db var/report-1m.db   (kept, reused)
     .venv/bin/python benchmarks/report_bench.py --size 100000
-    .venv/bin/python benchmarks/report_bench.py --size 100000 --db var/report-100k.db   (kept, reused)
+    .venv/bin/python benchmarks/report_bench.py --size 100000 --postgres postgresql://postgres@127.0.0.1:5432/test
 
 Seeds N customers (``engine.demo.seeding``), then writes a month of what the programme leaves
 behind, at the demo's rates per customer: events (logins, complaints, claims, negative survey
@@ -12,7 +13,10 @@ their event as the planner does, ``occurrence = 'event-<id>'``.
 Then times ``engine.loop.reports.build_report(..., by="tier")`` twice: with ``event_id`` empty
 on every row (as rows the planner wrote before it filled it: the metrics fall back to the
 occurrence, through an index) and with ``event_id`` filled (as migration 0005 fills stored rows).
-The bar: the month's report in <= 60 s for 100k customers on a 2-core machine.
+The bar (issue N): the month's report of a 1,000,000-customer book in <= 60 s on a 2-core machine.
+It applies at that size only; a smaller book prints its figure and the figure scaled linearly to
+1,000,000 customers, which is a projection and not held to the bar. ``--postgres URL`` builds the
+book in a throw-away database on that server instead of a SQLite file.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import random
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -36,6 +41,7 @@ from benchmarks.harness import Report, add_common  # noqa: E402  (needs the path
 START = datetime(2026, 10, 31, 16, 0, tzinfo=UTC)  # 1 November 2026, 00:00 in Shanghai
 END = START + timedelta(days=30)
 BAR_S = 60.0
+BAR_SIZE = 1_000_000  # the bar is stated for a book of this many customers
 CHUNK = 20_000
 # Per customer and month, roughly what the demo's month leaves (3,000 customers, 30 days).
 EVENT_TYPES = (("app.login", 0.35), ("complaint.filed", 0.05), ("claim.filed", 0.05), ("survey.answered", 0.1),
@@ -180,49 +186,77 @@ def fill_event_ids(url: str) -> bool:
         engine.dispose()
 
 
+def add_timing(report: Report, key: str, label: str, seconds: float, size: int) -> None:
+    """The figure, held to the bar at the bar's size; at another size, with its linear projection to that size."""
+    if size == BAR_SIZE:
+        report.add(key, label, seconds, "s", bar=f"<= {BAR_S:.0f}", met=seconds <= BAR_S)
+        return
+    report.add(key, label, seconds, "s")
+    report.add(f"{key}_projected", f"  scaled to {BAR_SIZE:,} customers (projection)", seconds * BAR_SIZE / size, "s",
+               bar=f"(<= {BAR_S:.0f} at {BAR_SIZE:,})")
+
+
+def measure(url: str, args: argparse.Namespace, fresh: bool, report: Report) -> None:
+    """Seed the book unless ``url`` holds one already, then time the report with ``event_id`` empty and filled."""
+    from engine.demo.seeding import seed_book
+    from store.migrate import upgrade
+
+    os.environ["JOURNEYS_DATABASE_URL"] = url
+    upgrade(url)
+    if fresh:
+        began = time.perf_counter()
+        seed_book(url, args.size, args.seed, as_of=(START - timedelta(days=1)).date())
+        counts = write_month(url, args.seed)
+        print(f"book: {args.size:,} customers and a month of "
+              + ", ".join(f"{n:,} {t}" for t, n in counts.items()) + f" in {time.perf_counter() - began:.0f} s",
+              flush=True)
+    load = os.getloadavg()[0]
+    seconds, built = timed_report(url)
+    print(f"report, event_id empty (occurrence fallback): {seconds:.1f} s (load {load:.2f}); "
+          f"planned {built['total']['planned']:,}, complaints {built['total']['complaints']:,}", flush=True)
+    add_timing(report, "unkeyed_s", "month's report, event_id empty", seconds, args.size)
+    if fill_event_ids(url):
+        load = os.getloadavg()[0]
+        keyed_seconds, keyed = timed_report(url)
+        same = keyed["total"] == built["total"] and keyed["groups"] == built["groups"]
+        print(f"report, event_id filled: {keyed_seconds:.1f} s (load {load:.2f}); same figures: {same}", flush=True)
+        add_timing(report, "keyed_s", "month's report, event_id filled", keyed_seconds, args.size)
+        report.add("same_figures", "same figures either way (1 = yes)", 1.0 if same else 0.0, "", bar="= 1",
+                   met=same, digits=0)
+        if args.db:  # leave a kept book as it was built, for the next run to measure again
+            with_nulls(url)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--size", "--customers", dest="size", type=int, default=100_000, help="customers (100,000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--db", default=None, help="SQLite file to build (or reuse, if it holds a book) and keep")
+    parser.add_argument("--postgres", metavar="URL", default=None,
+                        help="build the book in a throw-away database on this PostgreSQL server instead")
     add_common(parser)
     args = parser.parse_args()
 
-    from engine.demo.seeding import seed_book
-    from store.migrate import upgrade
+    report = Report("report", args.size, "customers")
+    report.meta["started"] = date.today().isoformat()
+    if args.postgres:
+        from tests.db_support import scratch_postgres_database
 
+        report.meta["database"] = "postgresql"
+        admin_url = args.postgres.replace("postgresql://", "postgresql+psycopg://", 1)
+        with scratch_postgres_database(admin_url, f"report_bench_{uuid.uuid4().hex[:8]}") as (url, _admin):
+            try:
+                measure(url, args, True, report)
+            finally:
+                from store.db import get_engine
+
+                get_engine(url).dispose()  # before the database is dropped
+        return report.finish(args)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(args.db) if args.db else Path(tmp) / "report.db"
-        url = f"sqlite:///{path.resolve()}"
-        os.environ["JOURNEYS_DATABASE_URL"] = url
-        reuse = path.exists()
-        upgrade(url)
-        report = Report("report", args.size, "customers")
-        if not reuse:
-            began = time.perf_counter()
-            seed_book(url, args.size, args.seed, as_of=(START - timedelta(days=1)).date())
-            counts = write_month(url, args.seed)
-            print(f"book: {args.size:,} customers and a month of "
-                  + ", ".join(f"{n:,} {t}" for t, n in counts.items()) + f" in {time.perf_counter() - began:.0f} s",
-                  flush=True)
-        load = os.getloadavg()[0]
-        seconds, built = timed_report(url)
-        print(f"report, event_id empty (occurrence fallback): {seconds:.1f} s (load {load:.2f}); "
-              f"planned {built['total']['planned']:,}, complaints {built['total']['complaints']:,}", flush=True)
-        report.add("unkeyed_s", "month's report, event_id empty", seconds, "s", bar=f"<= {BAR_S:.0f}",
-                   met=seconds <= BAR_S)
-        if fill_event_ids(url):
-            keyed_seconds, keyed = timed_report(url)
-            same = keyed["total"] == built["total"] and keyed["groups"] == built["groups"]
-            print(f"report, event_id filled: {keyed_seconds:.1f} s; same figures: {same}", flush=True)
-            report.add("keyed_s", "month's report, event_id filled", keyed_seconds, "s", bar=f"<= {BAR_S:.0f}",
-                       met=keyed_seconds <= BAR_S)
-            report.add("same_figures", "same figures either way (1 = yes)", 1.0 if same else 0.0, "", bar="= 1",
-                       met=same, digits=0)
-            if args.db:  # leave a kept book as it was built, for the next run to measure again
-                with_nulls(url)
-        report.meta["started"] = date.today().isoformat()
-        return report.finish(args)
+        report.meta["database"] = "sqlite"
+        measure(f"sqlite:///{path.resolve()}", args, not path.exists(), report)
+    return report.finish(args)
 
 
 def with_nulls(url: str) -> None:

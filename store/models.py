@@ -175,6 +175,8 @@ class Event(SQLModel, table=True):
 
 class TierChange(SQLModel, table=True):
     __tablename__ = "tier_change"
+    # A customer's changes in time order: the tier at a moment, for reports by tier (migration 0013).
+    __table_args__ = (Index("ix_tier_change_customer_time", "customer_id", "changed_at", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customer.id", index=True)

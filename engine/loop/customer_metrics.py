@@ -13,10 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine.loop.metric_sql import (
+    Grouped,
     Period,
-    Rows,
     customers,
     group_column,
+    grouped,
     grouped_rows,
     nps_score,
     per_group,
@@ -28,11 +29,11 @@ from engine.loop.sqlfn import bucket_index, count_where
 from engine.loop.tables import customer_t, policy_t, survey_t, touch_t
 
 
-def survey_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
+def survey_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Grouped | None:
     s, c, t = survey_t, customer_t, touch_t
     grp = group_column(by, ctx, c, journey=t.c.journey_id, channel=t.c.channel)
     if grp is None:
-        return {}
+        return None
     inner = grouped_rows(
         grp, s.c.kind.label("kind"), s.c.score.label("score"),
         source=with_customer(s, ctx, by).outerjoin(t, t.c.id == s.c.touch_id),
@@ -48,14 +49,14 @@ def survey_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
         count_where(csat),
         count_where(csat & (i.score >= 4)),
     )
-    out: Rows = {}
-    for g, answers, promoters, detractors, csat_n, satisfied in rows:
-        nps_value = nps_score(answers, promoters, detractors) if answers else None
-        out[g] = {
-            "nps_answers": whole(answers), "nps": nps_value, "csat_answers": whole(csat_n),
-            "csat": ratio(satisfied, csat_n),
+
+    def figures(answers: Any, promoters: Any, detractors: Any, csat_n: Any, satisfied: Any) -> dict[str, Any]:
+        return {
+            "nps_answers": whole(answers), "nps": nps_score(answers, promoters, detractors) if answers else None,
+            "csat_answers": whole(csat_n), "csat": ratio(satisfied, csat_n),
         }
-    return out
+
+    return grouped(rows, figures)
 
 
 def nps_trend(conn: sa.Connection, ctx: Period) -> list[dict[str, Any]]:
@@ -91,11 +92,11 @@ def still_held(customer_id: Any) -> ColumnElement[bool]:
     return sa.exists().where(policy_t.c.customer_id == customer_id, policy_t.c.status.in_(("active", "renewed")))
 
 
-def customer_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
+def customer_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Grouped | None:
     c = customer_t
     grp = group_column(by, ctx, c)
     if grp is None:
-        return {}
+        return None
     in_force = in_force_at(c.c.id, ctx.start_day)
     # Anonymised after the period ended: still a customer of that period (a purge keeps past figures).
     live = (c.c.anonymised_at.is_(None) | (c.c.anonymised_at >= ctx.end)) & (c.c.created_at < ctx.end)
@@ -110,22 +111,23 @@ def customer_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
     i = inner.c
     rows = per_group(conn, inner, sa.func.sum(i.in_force), sa.func.sum(i.churned), sa.func.sum(i.live),
                      sa.func.sum(i.tiered))
-    out: Rows = {}
-    for g, n_in_force, churned, live_n, tiered in rows:
+
+    def figures(n_in_force: Any, churned: Any, live_n: Any, tiered: Any) -> dict[str, Any]:
         churn = ratio(churned, n_in_force)
-        out[g] = {
+        return {
             "in_force_at_start": whole(n_in_force), "churned": whole(churned), "churn_rate": churn,
             "retention_rate": None if churn is None else round(1 - churn, 4),
             "customers": whole(live_n), "tier_coverage": ratio(tiered, live_n),
         }
-    return out
+
+    return grouped(rows, figures)
 
 
-def renewal_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
+def renewal_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Grouped | None:
     p, c = policy_t, customer_t
     grp = group_column(by, ctx, c)
     if grp is None:
-        return {}
+        return None
     inner = grouped_rows(
         grp, p.c.status.label("status"),
         source=with_customer(p, ctx, by), where=(p.c.expiry_date >= ctx.start_day, p.c.expiry_date < ctx.end_day),
@@ -135,4 +137,4 @@ def renewal_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
         conn, inner, sa.func.count(), count_where(s == "renewed"),
         count_where(s.in_(("renewed", "lapsed", "cancelled"))),
     )
-    return {g: {"renewals_due": whole(n), "renewed": whole(r), "renewal_rate": ratio(r, d)} for g, n, r, d in rows}
+    return grouped(rows, lambda n, r, d: {"renewals_due": whole(n), "renewed": whole(r), "renewal_rate": ratio(r, d)})

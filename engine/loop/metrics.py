@@ -80,7 +80,7 @@ from engine.loop.customer_metrics import (
     still_held,
     survey_figures,
 )
-from engine.loop.metric_sql import GROUPINGS, Period, Rows, ratio, tier_at
+from engine.loop.metric_sql import GROUPINGS, Grouped, Period, Rows, ratio, tier_at, tiers_once
 from engine.loop.service_metrics import (
     complaint_figures,
     first_touch_figures,
@@ -163,7 +163,8 @@ def _finish(values: dict[str, Any]) -> dict[str, Any]:
 
 
 # Each family with what a progress display calls it.
-FAMILIES: tuple[tuple[str, Callable[[sa.Connection, Period, str | None], Rows]], ...] = (
+# A family answers None when the grouping does not apply to it (a customer has no journey).
+FAMILIES: tuple[tuple[str, Callable[[sa.Connection, Period, str | None], Grouped | None]], ...] = (
     ("touches", touch_figures), ("first touch", first_touch_figures), ("tasks", task_figures),
     ("complaints", complaint_figures), ("surveys", survey_figures), ("customers", customer_figures),
     ("renewals", renewal_figures),
@@ -178,18 +179,32 @@ def _no_progress(_label: str) -> None:
 
 
 def metric_steps(by: str | None) -> int:
-    """How many steps ``compute_metrics`` announces: each family for the total and per group, lift, NPS trend."""
-    return len(FAMILIES) * (2 if by else 1) + 2
+    """How many steps ``compute_metrics`` announces: the tiers at the start (by tier), each family (total and
+    groups in one), lift, NPS trend."""
+    return len(FAMILIES) + 2 + (1 if by == "tier" else 0)
 
 
-def _collect(conn: sa.Connection, ctx: Period, by: str | None, progress: StepHook = _no_progress) -> Rows:
+def _collect(
+    conn: sa.Connection, ctx: Period, by: str | None, progress: StepHook = _no_progress
+) -> tuple[dict[str, Any], Rows]:
+    """The total and, when ``by`` is given, the groups: one pass per family, the total added up from its groups."""
+    total: dict[str, Any] = {}
     merged: Rows = {}
     for name, family in FAMILIES:
         progress(f"{name} by {by}" if by else name)
-        for grp_value, values in family(conn, ctx, by).items():
-            merged.setdefault(str(grp_value), {}).update(values)
+        found = family(conn, ctx, by)
+        if found is None:  # no groups of this kind: the total alone, in a pass of its own
+            found = family(conn, ctx, None) or Grouped({})
+        else:
+            for grp_value, values in found.groups.items():
+                merged.setdefault(str(grp_value), {}).update(values)
+        total.update(found.total)
+    if by is None:
+        return _finish(total), {}
     rank = {t: i for i, t in enumerate(TIERS)}  # tiers top-down, then everything else by name
-    return {g: _finish(merged[g]) for g in sorted(merged, key=lambda g: (rank.get(g, len(TIERS)), g))}
+    return _finish(total), {
+        g: _finish(merged[g]) for g in sorted(merged, key=lambda g: (rank.get(g, len(TIERS)), g))
+    }
 
 
 def compute_metrics(
@@ -215,8 +230,12 @@ def compute_metrics(
     engine = get_engine(url)
     with engine.connect() as conn:
         ctx = Period(start=start, end=end, now=as_utc(now) if now else utcnow(), dialect=conn.dialect.name)
-        total = _collect(conn, ctx, None, progress).get("all") or _finish({})
-        groups = _collect(conn, ctx, by, progress) if by else {}
+        if by == "tier":
+            progress("tiers at the start")
+            with tiers_once(conn, ctx) as tiered:
+                total, groups = _collect(conn, tiered, by, progress)
+        else:
+            total, groups = _collect(conn, ctx, by, progress)
         progress("lift against holdout")
         lift = lift_by_journey(conn, ctx)
         progress("NPS trend")
@@ -229,7 +248,8 @@ def churn_by_tier(start: datetime, end: datetime, url: str | None = None) -> dic
     engine = get_engine(url)
     with engine.connect() as conn:
         ctx = Period(start=as_utc(start), end=as_utc(end), now=as_utc(end), dialect=conn.dialect.name)
+        found = customer_figures(conn, ctx, "tier")
         return {
             str(g): {k: v[k] for k in ("in_force_at_start", "churned", "churn_rate")}
-            for g, v in customer_figures(conn, ctx, "tier").items()
+            for g, v in (found.groups if found else {}).items()
         }

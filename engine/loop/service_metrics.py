@@ -9,15 +9,18 @@ complaints and negative survey answers against the hours the programme allows (d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from engine.loop.metric_sql import (
+    Grouped,
     Period,
-    Rows,
+    average,
     first_answer,
     group_column,
+    grouped,
     grouped_rows,
     has_answer,
     hours,
@@ -40,11 +43,11 @@ COMPLAINT_EVENT = "complaint.filed"
 SURVEY_EVENT = "survey.answered"
 
 
-def touch_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
+def touch_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Grouped | None:
     t, c = touch_t, customer_t
     grp = group_column(by, ctx, c, journey=t.c.journey_id, channel=t.c.channel)
     if grp is None:
-        return {}
+        return None
     acted = sa.exists().where(outcome_t.c.touch_id == t.c.id, outcome_t.c.kind.in_(ACTED_TOUCH_KINDS))
     inner = grouped_rows(
         grp, t.c.status.label("status"), sa.case((acted, 1), else_=0).label("acted"),
@@ -62,21 +65,22 @@ def touch_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
         sa.func.sum(inner.c.acted),
         count_where((s == "delivered") | (inner.c.acted == 1)),
     )
-    out: Rows = {}
-    for grp_value, planned, delivered, failed, handed, acted_n, reached in rows:
-        out[grp_value] = {
+
+    def figures(planned: Any, delivered: Any, failed: Any, handed: Any, acted_n: Any, reached: Any) -> dict[str, Any]:
+        return {
             "planned": whole(planned), "delivered": whole(delivered), "failed": whole(failed),
             "reach_rate": ratio(delivered, planned), "delivery_rate": ratio(delivered, handed),
             "_touch_acted": whole(acted_n), "_touch_reached": whole(reached),
         }
-    return out
+
+    return grouped(rows, figures)
 
 
-def first_touch_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
+def first_touch_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Grouped | None:
     e, c = enrollment_t, customer_t
     grp = group_column(by, ctx, c, journey=e.c.journey_id)
     if grp is None:
-        return {}
+        return None
     # An enrollment's touches share its customer, journey and occurrence (the planner leaves
     # touch.enrollment_id empty); the customer leads so the lookup uses ix_touch_customer_due.
     t = touch_t
@@ -96,17 +100,17 @@ def first_touch_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Row
             sa.func.coalesce(e.c.split_branch, "") != HOLDOUT,
         ),
     )
-    # AVG passes over the NULLs (nothing sent yet) by itself; a group with nothing sent at all is
-    # left out, as it was when the NULLs were filtered in SQL.
-    rows = per_group(conn, inner, sa.func.avg(inner.c.secs))
-    return {g: {"first_touch_hours": hours(avg)} for g, avg in rows if avg is not None}
+    # SUM and COUNT pass over the NULLs (nothing sent yet) by themselves; a group with nothing sent
+    # at all is left out, as it was when the NULLs were filtered in SQL.
+    rows = per_group(conn, inner, sa.func.sum(inner.c.secs), sa.func.count(inner.c.secs))
+    return grouped(rows, lambda secs, sent: {"first_touch_hours": hours(average(secs, sent))} if sent else {})
 
 
-def task_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
+def task_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Grouped | None:
     k, c = task_t, customer_t
     grp = group_column(by, ctx, c, journey=k.c.journey_id, channel=sa.literal("agent"))
     if grp is None:
-        return {}
+        return None
     child = task_t.alias("child")
     has_child = sa.exists().where(child.c.parent_task_id == k.c.id)
     done = k.c.status == "done"
@@ -128,27 +132,30 @@ def task_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
     i = inner.c
     rows = per_group(
         conn, inner,
-        sa.func.count(), sa.func.sum(i.done), sa.func.avg(i.secs), sa.func.sum(i.judged),
+        sa.func.count(), sa.func.sum(i.done), sa.func.sum(i.secs), sa.func.count(i.secs), sa.func.sum(i.judged),
         sa.func.sum(i.met), sa.func.sum(i.fcr_case), sa.func.sum(i.fcr_ok), sa.func.sum(i.acted),
     )
-    out: Rows = {}
-    for g, n, done_n, avg, judged, met, cases, ok, acted in rows:
-        out[g] = {
-            "tasks": whole(n), "task_hours": hours(avg), "sla_judged": whole(judged), "sla_met": whole(met),
-            "sla_compliance": ratio(met, judged), "fcr_cases": whole(cases),
+
+    def figures(n: Any, done_n: Any, secs: Any, timed: Any, judged: Any, met: Any, cases: Any, ok: Any,
+                acted: Any) -> dict[str, Any]:
+        return {
+            "tasks": whole(n), "task_hours": hours(average(secs, timed)), "sla_judged": whole(judged),
+            "sla_met": whole(met), "sla_compliance": ratio(met, judged), "fcr_cases": whole(cases),
             "first_contact_resolution": ratio(ok, cases), "_task_done": whole(done_n), "_task_acted": whole(acted),
         }
-    return out
+
+    return grouped(rows, figures)
 
 
 def _event_followups(
     conn: sa.Connection, ctx: Period, by: str | None, event_type: str, limit_hours: float, only_with_task: bool
-) -> dict[str, tuple[int, float | None, int, int, float | None, int]]:
-    """Per group: events, avg hours to the first done task, judged, met within limit, avg closure hours, closed."""
+) -> Sequence[Any]:
+    """Per group: events, seconds to the first done task (sum, count), judged, met within limit, closure
+    seconds (sum, count)."""
     ev, c, k = event_t, customer_t, task_t
     grp = group_column(by, ctx, c)
     if grp is None:
-        return {}
+        return []
     first_done = first_answer(ev, k.c.status == "done")
     first_resolved = first_answer(ev, k.c.status == "done", k.c.outcome_code == "resolved")
     response = ctx.secs(first_done, ev.c.occurred_at)
@@ -169,49 +176,61 @@ def _event_followups(
         source=with_customer(ev, ctx, by), where=where,
     )
     i = inner.c
-    rows = per_group(
+    return per_group(
         conn, inner,
-        sa.func.count(), sa.func.avg(i.secs), sa.func.sum(i.judged), sa.func.sum(i.met),
-        sa.func.avg(i.closure), sa.func.count(i.closure),
+        sa.func.count(), sa.func.sum(i.secs), sa.func.count(i.secs), sa.func.sum(i.judged), sa.func.sum(i.met),
+        sa.func.sum(i.closure), sa.func.count(i.closure),
     )
-    return {g: (whole(n), hours(avg), whole(j), whole(m), hours(cl), whole(ncl)) for g, n, avg, j, m, cl, ncl in rows}
 
 
-def complaint_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Rows:
-    out: Rows = {}
-    for g, (n, avg, judged, met, closure, _closed) in _event_followups(
-        conn, ctx, by, COMPLAINT_EVENT, 24, only_with_task=False
-    ).items():
-        out[g] = {
-            "complaints": n, "complaint_response_hours": avg, "complaint_within_24h": ratio(met, judged),
-            "closure_cycle_hours": closure,
+def complaint_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Grouped | None:
+    if group_column(by, ctx, customer_t) is None:
+        return None
+
+    def complaints(n: Any, secs: Any, answered: Any, judged: Any, met: Any, closure: Any, closed: Any) -> dict[
+        str, Any
+    ]:
+        return {
+            "complaints": whole(n), "complaint_response_hours": hours(average(secs, answered)),
+            "complaint_within_24h": ratio(met, judged), "closure_cycle_hours": hours(average(closure, closed)),
         }
-    for g, (n, avg, judged, met, _closure, _closed) in _event_followups(
-        conn, ctx, by, SURVEY_EVENT, 6, only_with_task=True
-    ).items():
-        out.setdefault(g, {}).update({
-            "negative_callbacks": n, "negative_callback_hours": avg,
+
+    def callbacks(n: Any, secs: Any, answered: Any, judged: Any, met: Any, _closure: Any, _closed: Any) -> dict[
+        str, Any
+    ]:
+        return {
+            "negative_callbacks": whole(n), "negative_callback_hours": hours(average(secs, answered)),
             "negative_callback_within_6h": ratio(met, judged),
-        })
-    return out
+        }
+
+    filed = grouped(_event_followups(conn, ctx, by, COMPLAINT_EVENT, 24, only_with_task=False), complaints)
+    called = grouped(_event_followups(conn, ctx, by, SURVEY_EVENT, 6, only_with_task=True), callbacks)
+    groups = {g: dict(values) for g, values in filed.groups.items()}
+    for g, values in called.groups.items():
+        groups.setdefault(g, {}).update(values)
+    return Grouped(groups, {**filed.total, **called.total})
 
 
 def lift_by_journey(conn: sa.Connection, ctx: Period) -> list[dict[str, Any]]:
     e = enrollment_t
     in_period = (e.c.entered_at >= ctx.start) & (e.c.entered_at < ctx.end)
-    with_holdout = sa.select(e.c.journey_id).where(in_period, e.c.split_branch == HOLDOUT).distinct()
     is_holdout = sa.case((e.c.split_branch == HOLDOUT, 1), else_=0)
+    # One pass over the period's enrollments; the journeys without a holdout row are dropped here
+    # rather than by a second pass that finds the journeys with one.
     rows = conn.execute(
         sa.select(
             e.c.journey_id, is_holdout.label("holdout"), sa.func.count(),
             count_where(e.c.exit_reason.in_(GOAL_EXIT_REASONS)),
         )
-        .where(in_period, e.c.journey_id.in_(with_holdout))
+        .where(in_period)
         .group_by(e.c.journey_id, is_holdout)
         .order_by(e.c.journey_id)
     ).all()
+    with_holdout = {journey for journey, holdout, _n, _goals in rows if holdout}
     by_journey: dict[str, dict[str, Any]] = {}
     for journey, holdout, n, goals in rows:
+        if journey not in with_holdout:
+            continue
         side = "holdout" if holdout else "treated"
         entry = by_journey.setdefault(journey, {"journey": journey})
         entry[f"{side}_enrolled"] = whole(n)
