@@ -183,6 +183,12 @@ class ChunkPlanner:
         machine = StepMachine(self.now, self.end, out, self.look)
         by_id = {lj.id: lj for lj in self.journeys}
         entry_rules = {lj.id: step_graph(lj.journey).entry_rule for lj in self.journeys}
+        # Journeys whose entrants need a look at their turn: an audience left for it
+        # (``Candidates.audience_holds``), a re-entry rule beyond one entry per occurrence
+        # (``EntryHistory.admits``); for the others both calls answer True and record nothing.
+        at_turn = {lj.id for lj in self.journeys if self.look.of(lj.id).reads_updated}
+        reentry_checked = {lj.id for lj in self.journeys
+                           if not lj.journey.reentry.allowed or lj.journey.reentry.after}
         order = itertools.count()
         # Each customer's agenda: the entrants, and a heap of (moment, journey, occurrence, tie,
         # enrollment under way); both taken in the order of (moment, journey, occurrence).
@@ -218,9 +224,10 @@ class ChunkPlanner:
                 else:
                     e = queue[i]
                     i += 1
-                    if not candidates.audience_holds(e, cf, out) or not history.admits(e):
-                        continue
                     jid, occurrence = e.journey_id, e.occurrence
+                    if (jid in at_turn and not candidates.audience_holds(e, cf, out)) or (
+                            jid in reentry_checked and not history.admits(e)):
+                        continue
                     enrollment = PlannedEnrollment(
                         cid, jid, e.journey.version, occurrence, None, "active", None, None, e.due, None, None,
                         entry_rules[jid], event_id=e.event_id)

@@ -50,6 +50,11 @@ class Reach:
     # Consent to marketing per channel, beside ``consent`` (service): a marketing touch needs both.
     # A channel missing here follows ``consent`` (never given apart, as ``channels.routing``).
     marketing: dict[str, bool] = field(default_factory=dict)
+    # (channels, category) → ``choose_channel``'s answer. One Reach is shared by every customer of
+    # a chunk with the same zone, consent and contact (``engine.planning.facts``), and the steps
+    # list few channel orders: the choice is worked out once per pair, not once per touch.
+    chosen: dict[tuple[tuple[str, ...], str], tuple[str | None, tuple[str, ...]]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def usable(self, channel: str, category: str = "service") -> bool:
         if channel == WEBHOOK_CHANNEL:  # a call to another system: no consent or address of the customer's
@@ -102,10 +107,12 @@ class Decision:
 
 
 def choose_channel(channels: list[str], reach: Reach, category: str = "service") -> tuple[str | None, list[str]]:
-    usable = [c for c in channels if reach.usable(c, category)]
-    if not usable:
-        return None, []
-    return usable[0], usable[1:]
+    key = (tuple(channels), category)
+    known = reach.chosen.get(key)
+    if known is None:
+        usable = [c for c in channels if reach.usable(c, category)]
+        known = reach.chosen[key] = (usable[0], tuple(usable[1:])) if usable else (None, ())
+    return known[0], list(known[1])  # a list of its own for each touch
 
 
 def quiet_hours_move(due: datetime, tz: str, config: DeliveryConfig, channel: str | None = None) -> datetime | None:

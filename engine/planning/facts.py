@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal
+from sqlalchemy import ColumnElement, and_, func, literal, type_coerce
 from sqlalchemy import select as _sa_select
+from sqlalchemy.types import NullType
 from sqlmodel import Session, col
 
 from engine.planning.delivery_rules import Reach
@@ -157,14 +158,26 @@ def _age(birthday: date | None, on: date) -> int | None:
     return years
 
 
+def _raw(expr: Any) -> Any:
+    """``expr`` as the driver returns it (0/1 on SQLite), with no per-row conversion: only its
+    truth is read, once per distinct combination (``load_customers``)."""
+    return type_coerce(expr, NullType())
+
+
+def _filled(column: Any) -> Any:
+    """Whether a contact column is filled, as truthy or not (what ``bool()`` of the value says):
+    a low-cardinality value where the contact itself is one of its own per customer."""
+    return _raw(column != "")
+
+
 BASE_COLUMNS = (
     Customer.id, Customer.external_id, Customer.tier, Customer.timezone, Customer.locale, Customer.advisor_id,
-    Customer.consent_sms, Customer.consent_wechat, Customer.consent_email,
-    Customer.phone, Customer.email, Customer.wechat_openid,
+    _raw(Customer.consent_sms), _raw(Customer.consent_wechat), _raw(Customer.consent_email),
+    _filled(Customer.phone), _filled(Customer.email), _filled(Customer.wechat_openid),
     # App push and consent by purpose (issue 19, migration 0009): rows 12-17.
-    Customer.consent_push, Customer.push_registration_id,
-    Customer.consent_sms_marketing, Customer.consent_wechat_marketing, Customer.consent_email_marketing,
-    Customer.consent_push_marketing,
+    _raw(Customer.consent_push), _filled(Customer.push_registration_id),
+    _raw(Customer.consent_sms_marketing), _raw(Customer.consent_wechat_marketing),
+    _raw(Customer.consent_email_marketing), _raw(Customer.consent_push_marketing),
 )
 # Columns read straight into ``customer.<name>`` when a condition names them.
 PLAIN = ("tier_score", "branch", "birthday", "preferred_channels", "last_active_at", "created_at")
@@ -188,11 +201,15 @@ def load_customers(
     what it takes to work it out at any moment in (``since``, ``at``] (``facts_at``).
     """
     names = {p.split(".", 1)[1] for p in needed if p.startswith("customer.")}
-    with_attributes = with_attributes or "churn_risk" in names
     # Attribute keys conditions read. Without a reason to hold the whole dict, only these are
     # taken out of the JSON, in SQL: decoding every customer's attributes (a few hundred
-    # bytes of JSON each) was the largest single cost of loading a chunk.
-    keys = [] if with_attributes else sorted(n[len("attributes.") :] for n in names if n.startswith("attributes."))
+    # bytes of JSON each) was the largest single cost of loading a chunk. ``churn_risk``
+    # falls back on the attribute of that name (``_timed_values``), so it is one more key:
+    # nothing else of the whole dict is read (a missing key and a JSON null are alike to
+    # every condition, ``engine.language.conditions``).
+    keys = [] if with_attributes else sorted(
+        {n[len("attributes.") :] for n in names if n.startswith("attributes.")}
+        | ({"churn_risk"} if "churn_risk" in names else set()))
     extra_cols = [getattr(Customer, n) for n in PLAIN if n in names or (n == "birthday" and "age" in names)
                   or (n == "last_active_at" and "days_inactive" in names)
                   or (n == "created_at" and "tenure_days" in names)]
@@ -206,19 +223,23 @@ def load_customers(
     out: dict[int, CustomerFacts] = {}
     extra_names = [c.key for c in extra_cols]
     reaches: dict[tuple[Any, ...], tuple[Reach, dict[str, Any]]] = {}
+    # The attribute values come back as JSON text, the same few texts for most of a chunk
+    # (every key absent, most often): each distinct one is decoded once.
+    decoded: dict[str, tuple[tuple[str, Any], ...]] = {}
     for row in rows:
         cid = row[0]
         if wanted is not None and cid not in wanted:
             continue
         # Few distinct combinations of zone, consent and contact: share one Reach for each
         # (it is frozen and never changed) instead of building three objects per customer.
-        shape = (row[3], bool(row[6]), bool(row[7]), bool(row[8]), bool(row[9]), bool(row[10]), bool(row[11]),
-                 bool(row[12]), bool(row[13]),
-                 # marketing consent: empty (never given apart) follows the channel's
-                 *(row[i] is None or bool(row[i]) for i in (14, 15, 16, 17)))
-        known = reaches.get(shape)
+        raw = (row[3], row[6:18])
+        known = reaches.get(raw)
         if known is None:
-            known = reaches[shape] = (Reach(
+            shape = (row[3], bool(row[6]), bool(row[7]), bool(row[8]), bool(row[9]), bool(row[10]), bool(row[11]),
+                     bool(row[12]), bool(row[13]),
+                     # marketing consent: empty (never given apart) follows the channel's
+                     *(row[i] is None or bool(row[i]) for i in (14, 15, 16, 17)))
+            known = reaches[raw] = (Reach(
                 timezone=row[3],
                 consent={"sms": shape[1], "wechat": shape[2], "email": shape[3], "push": shape[7]},
                 reachable={"sms": shape[4], "email": shape[5], "wechat": shape[6], "push": shape[8]},
@@ -234,9 +255,19 @@ def load_customers(
             attributes = dict(row[-1] or {})
         elif keys:
             values = row[-1]
-            if isinstance(values, str | bytes):
-                values = json.loads(values)
-            attributes = {k: v for k, v in zip(keys, values or (), strict=False) if v is not None}
+            if isinstance(values, str):
+                pairs = decoded.get(values)
+                if pairs is None:
+                    pairs = tuple((k, v) for k, v in zip(keys, json.loads(values) or (), strict=False) if v is not None)
+                    # Only texts with no array or object inside: a mutable value is never shared.
+                    if values.count("[") == 1 and "{" not in values:
+                        decoded[values] = pairs
+                # A dict of its own per customer: an update step changes it in place.
+                attributes = dict(pairs)
+            else:
+                if isinstance(values, bytes):
+                    values = json.loads(values)
+                attributes = {k: v for k, v in zip(keys, values or (), strict=False) if v is not None}
         else:
             attributes = {}
         fact: dict[str, Any] = {"customer.tier": row[2], "customer.locale": row[4], **common}

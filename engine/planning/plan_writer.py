@@ -184,7 +184,14 @@ def _processed(column: Any, values: Sequence[Any], dialect: Dialect) -> Sequence
     if process is None:
         return values
     # A chunk's values repeat (a few due times per zone, a few fallback lists), so each
-    # distinct one is converted once.
+    # distinct one is converted once. Hashable values (all but the lists) are gathered and
+    # looked up by the interpreter's own loops rather than one Python step per row.
+    try:
+        converted = {v: process(v) for v in dict.fromkeys(values)}
+    except TypeError:  # a list among them
+        pass
+    else:
+        return list(map(converted.__getitem__, values))
     seen: dict[Any, Any] = {}
     out = []
     for v in values:

@@ -14,6 +14,7 @@ from engine.planning.delivery_rules import (
     Reach,
     StoredTouch,
     Wanted,
+    choose_channel,
     decide,
     fits_cap,
     quiet_hours_move,
@@ -158,3 +159,20 @@ def test_rolling_window_checks_every_window_holding_the_new_touch() -> None:
     assert fits_cap([utc(2027, 3, 1), utc(2027, 3, 3)], utc(2027, 3, 7, 23), 2, week) is False
     assert fits_cap([utc(2027, 3, 1), utc(2027, 3, 3)], utc(2027, 3, 8), 2, week) is True
     assert fits_cap([], utc(2027, 3, 5), 0, week) is False
+
+
+def test_a_channel_choice_remembered_on_the_reach_is_the_one_worked_out() -> None:
+    """``choose_channel`` works out each (channels, category) once per shared Reach: the same
+    answer as a fresh Reach gives, for either category, and a fallback list of its own each time."""
+    shared = Reach(SH, {"sms": True, "wechat": True, "email": True}, {"sms": True, "wechat": False, "email": True},
+                   marketing={"sms": False})
+    for channels in (["sms", "wechat", "email"], ["wechat"], ["email", "sms"]):
+        for category in ("service", "marketing"):
+            fresh = Reach(SH, dict(shared.consent), dict(shared.reachable), dict(shared.marketing))
+            first = choose_channel(channels, shared, category)
+            again = choose_channel(channels, shared, category)
+            assert first == again == choose_channel(channels, fresh, category)
+            assert first[1] is not again[1]
+    assert choose_channel(["sms", "wechat", "email"], shared, "service") == ("sms", ["email"])
+    assert choose_channel(["sms", "wechat", "email"], shared, "marketing") == ("email", [])
+    assert choose_channel(["wechat"], shared, "service") == (None, [])
