@@ -9,7 +9,8 @@ SQLite file in a temporary folder. Rate limits are lifted for the run (a copy of
 high limits for the flow): the point is what the pipeline can do; production pacing comes from
 config/delivery.yaml. The raw loop runs before and after the others; the ratio is taken against
 the faster of the two, and the load average is printed with the figures (the machine is shared).
-Bars: whole path and flow >= 2,000/s, >= 0.3x raw, >= 20x one task per message.
+Bars: whole path and flow >= 2,000/s, >= 0.5x raw (issue N: the flow is how production sends, the whole
+path is the same work without Prefect), >= 20x one task per message.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ TOKEN = "standin-auth-token"
 # Client-process CPU seconds of each timed phase (all threads; the flow's includes Prefect's
 # in-process API): on a shared machine this moves far less with the load than the wall clock.
 CPU_S: dict[str, float] = {}
+# The share of the raw loop's rate the whole path and the flow must reach.
+RAW_SHARE = 0.5
 BODY = "【安心保险】您好，本周为您精选的专属关怀礼包已上线，登录APP即可领取。回复TD退订"
 
 
@@ -276,7 +279,7 @@ def _run(args: argparse.Namespace) -> int:
               f"{us('per_task', args.per_task_n)}")
     for (label, rate), key in zip(rows, ("whole", "flow"), strict=False):
         times = rate / pt_rate if pt_rate else None
-        met = rate >= 2000 and rate >= 0.3 * raw_rate and (times is None or times >= 20)
+        met = rate >= 2000 and rate >= RAW_SHARE * raw_rate and (times is None or times >= 20)
         times_text = f"{times:>10.1f}" if times is not None else f"{'-':>10}"
         print(f"{label:<48} {rate:>8.0f} {rate / raw_rate:>6.2f} {times_text} {us(key, args.n)}  "
               f"{'met' if met else 'NOT met'}")
@@ -288,8 +291,8 @@ def _run(args: argparse.Namespace) -> int:
         report.add("per_task_per_s", "one Prefect task per message", pt_rate, "sends/s", digits=0)
     for (label, rate), key in zip(rows, ("whole", "flow"), strict=False):
         report.add(f"{key}_per_s", label, rate, "sends/s", bar=">= 2,000", met=rate >= 2000, digits=0)
-        report.add(f"{key}_x_raw", f"{label} / raw", rate / raw_rate, "ratio", bar=">= 0.30",
-                   met=rate >= 0.3 * raw_rate, digits=2)
+        report.add(f"{key}_x_raw", f"{label} / raw", rate / raw_rate, "ratio", bar=f">= {RAW_SHARE:.2f}",
+                   met=rate >= RAW_SHARE * raw_rate, digits=2)
         if pt_rate:
             report.add(f"{key}_x_per_task", f"{label} / per-task", rate / pt_rate, "ratio", bar=">= 20",
                        met=rate / pt_rate >= 20, digits=1)

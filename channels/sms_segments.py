@@ -41,8 +41,11 @@ class SmsLength:
         return f"{self.segments} segment(s), {self.encoding}, {self.units} {unit}"
 
 
+_GSM7 = GSM7_BASIC | GSM7_EXTENSION
+
+
 def is_gsm7(text: str) -> bool:
-    return all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text)
+    return _GSM7.issuperset(text)
 
 
 def _unit_costs(text: str, encoding: Encoding) -> list[int]:
@@ -54,12 +57,17 @@ def _unit_costs(text: str, encoding: Encoding) -> list[int]:
 def sms_length(text: str) -> SmsLength:
     """Encoding, size in units and number of segments of ``text`` (an empty text is 0 segments)."""
     encoding: Encoding = "GSM-7" if is_gsm7(text) else "UCS-2"
-    costs = _unit_costs(text, encoding)
-    units = sum(costs)
+    # The total without a loop over the characters in Python (every message sent is counted):
+    # the parts are only walked when there is more than one.
+    if encoding == "GSM-7":
+        units = len(text) + sum(text.count(ch) for ch in GSM7_EXTENSION)
+    else:
+        units = len(text.encode("utf-16-le", "surrogatepass")) // 2
     if units == 0:
         return SmsLength(encoding, 0, 0)
     if units <= SINGLE[encoding]:
         return SmsLength(encoding, units, 1)
+    costs = _unit_costs(text, encoding)
     per_part = MULTIPART[encoding]
     segments, used = 1, 0
     for cost in costs:
