@@ -185,12 +185,13 @@ class HttpAdapter:
             self._session = None
 
 
-def dispatch_until_idle(dispatcher: Any) -> Any:
-    """Run an ``engine.sending.dispatch.Dispatcher`` until nothing is due, then close its adapters."""
+def dispatch_until_idle(dispatcher: Any, now: datetime | None = None) -> Any:
+    """Run an ``engine.sending.dispatch.Dispatcher`` until nothing is due (at ``now``, default the
+    dispatcher's clock), then close its adapters."""
 
     async def run() -> Any:
         try:
-            return await dispatcher.run_until_idle()
+            return await dispatcher.run_until_idle(now=now) if now is not None else await dispatcher.run_until_idle()
         finally:
             await dispatcher.aclose()
 

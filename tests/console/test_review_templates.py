@@ -5,7 +5,6 @@ and every step is audited. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 from datetime import datetime
@@ -32,6 +31,7 @@ from standins.twilio_api import TwilioStandin
 from store.db import get_engine, session_scope
 from store.models import AuditLog, JourneyVersion
 from tests.console.test_review import offer, people, plan_day, users
+from tests.dispatch_support import dispatch_until_idle
 from tests.plan_support import Book, utc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,14 +52,7 @@ def send_day(book: Book, day: int, batch_size: int = 100) -> list[str]:
         adapter = TwilioSmsAdapter(standin.account_sid, standin.auth_token, FROM, api_base=standin.base_url)
         dispatcher = Dispatcher(get_engine(book.url), {"sms": adapter}, StoreRenderer(), worker_id="w",
                                 batch_size=batch_size, marketing_cap=50)  # as plan_day: one offer a day
-
-        async def run() -> None:
-            try:
-                await dispatcher.run_until_idle(now=utc(2027, 3, day, 23))
-            finally:
-                await dispatcher.aclose()
-
-        asyncio.run(run())
+        dispatch_until_idle(dispatcher, utc(2027, 3, day, 23))
         return [entry.detail["body"] for entry in standin.log.entries]
 
 

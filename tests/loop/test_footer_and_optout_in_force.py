@@ -6,7 +6,6 @@ On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from standins.twilio_api import TwilioStandin
 from store.db import get_engine, session_scope
 from store.models import Customer
 from tests.console.test_review import offer, plan_day
+from tests.dispatch_support import dispatch_until_idle
 from tests.loop.test_event_sources import sms_in
 from tests.loop.test_receipts import TWILIO_TOKEN
 from tests.plan_support import Book, utc
@@ -40,14 +40,7 @@ def sent_sms(book: Book, day: int) -> str:
         assert isinstance(standin, TwilioStandin)
         adapter = TwilioSmsAdapter(standin.account_sid, standin.auth_token, FROM, api_base=standin.base_url)
         dispatcher = make_dispatcher(get_engine(book.url), {"sms": adapter}, worker_id="w")
-
-        async def run() -> None:
-            try:
-                await dispatcher.run_until_idle(now=utc(2027, 3, day, 23))
-            finally:
-                await dispatcher.aclose()
-
-        asyncio.run(run())
+        dispatch_until_idle(dispatcher, utc(2027, 3, day, 23))
         [body] = [entry.detail["body"] for entry in standin.log.entries]
         return str(body)
 
