@@ -109,6 +109,9 @@ class Desk:
         return _within_shift(created + window * self.rng.uniform(0.02, 0.85), created)
 
     def _outcome(self, queue: str, journey: str) -> str:
+        """An outcome drawn from the demo's rates, among those the task's queue offers (an agent can pick
+        no other: the generic rates include ``resolved``, which callback queues do not offer)."""
+        from console import queues
         from console.tasks import SUPERVISOR_QUEUE
 
         table: tuple[tuple[str, int], ...]
@@ -120,6 +123,8 @@ class Desk:
             table = RENEWAL_OUTCOMES
         else:
             table = GENERIC_OUTCOMES
+        offered = queues.outcomes_of(queue)
+        table = tuple((o, w) for o, w in table if o in offered) or tuple((o, 1) for o in offered)
         return self.rng.choices([o for o, _ in table], weights=[w for _, w in table])[0]
 
     def _taker(self, task_id: int) -> CurrentUser | None:
