@@ -22,6 +22,7 @@ import os
 import ssl
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import TypedDict
 
 from channels.base import ChannelAdapter
 from channels.email_smtp import SmtpEmailAdapter, SmtpSettings
@@ -54,9 +55,17 @@ def _require(channel: str, missing: list[str]) -> None:
         raise ChannelNotConfigured(f"{channel}: set {', '.join(missing)}")
 
 
-def _http_limits(env: Mapping[str, str]) -> tuple[int, float]:
-    """(requests in flight, seconds per request) for the HTTP adapters: ``CHANNEL_CONCURRENCY``, ``CHANNEL_TIMEOUT``."""
-    return int(env.get("CHANNEL_CONCURRENCY", "48")), float(env.get("CHANNEL_TIMEOUT", "10"))
+class _HttpLimits(TypedDict):
+    """The keyword arguments every HTTP adapter takes for its requests in flight and seconds per request."""
+
+    concurrency: int
+    timeout: float
+
+
+def _http_limits(env: Mapping[str, str]) -> _HttpLimits:
+    """``CHANNEL_CONCURRENCY`` and ``CHANNEL_TIMEOUT``, for the HTTP adapters."""
+    return _HttpLimits(concurrency=int(env.get("CHANNEL_CONCURRENCY", "48")),
+                       timeout=float(env.get("CHANNEL_TIMEOUT", "10")))
 
 
 def sms_from_env(env: Mapping[str, str]) -> TwilioSmsAdapter:
@@ -64,27 +73,23 @@ def sms_from_env(env: Mapping[str, str]) -> TwilioSmsAdapter:
     if not env.get("TWILIO_FROM") and not env.get("TWILIO_MESSAGING_SERVICE_SID"):
         missing.append("TWILIO_FROM")
     _require("sms", missing)
-    concurrency, timeout = _http_limits(env)
     return TwilioSmsAdapter(
         env["TWILIO_ACCOUNT_SID"],
         env["TWILIO_AUTH_TOKEN"],
         env.get("TWILIO_FROM") or None,
         messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID") or None,
         api_base=env.get("TWILIO_API_BASE") or None,
-        concurrency=concurrency,
-        timeout=timeout,
+        **_http_limits(env),
     )
 
 
 def wechat_from_env(env: Mapping[str, str]) -> WeChatTemplateAdapter:
     _require("wechat", _missing(env, "WECHAT_APPID", "WECHAT_SECRET"))
-    concurrency, timeout = _http_limits(env)
     return WeChatTemplateAdapter(
         env["WECHAT_APPID"],
         env["WECHAT_SECRET"],
         api_base=env.get("WECHAT_API_BASE") or WECHAT_DEFAULT_BASE,
-        concurrency=concurrency,
-        timeout=timeout,
+        **_http_limits(env),
     )
 
 
@@ -112,14 +117,12 @@ def email_from_env(env: Mapping[str, str]) -> SmtpEmailAdapter:
 
 def push_from_env(env: Mapping[str, str]) -> JPushAdapter:
     _require("push", _missing(env, "JPUSH_APP_KEY", "JPUSH_MASTER_SECRET"))
-    concurrency, timeout = _http_limits(env)
     return JPushAdapter(
         env["JPUSH_APP_KEY"],
         env["JPUSH_MASTER_SECRET"],
         api_base=env.get("JPUSH_API_BASE") or JPUSH_DEFAULT_BASE,
         report_base=env.get("JPUSH_REPORT_BASE") or None,
-        concurrency=concurrency,
-        timeout=timeout,
+        **_http_limits(env),
         production=_flag(env.get("JPUSH_PRODUCTION"), True),
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -31,3 +32,15 @@ def tiers_config_path() -> Path:
 
 def delivery_config_path() -> Path:
     return config_dir() / "delivery.yaml"
+
+
+def journey_files(paths: Iterable[Path]) -> list[Path]:
+    """The journey files ``paths`` name, in the order ``validate`` reads them (folders: every .yaml/.yml below,
+    sorted); the validation cache keys on the same list."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()))
+        else:
+            files.append(path)
+    return files

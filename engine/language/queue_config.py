@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from engine.language.locales import fold_locale
 from engine.language.paths import config_dir
 from engine.language.problems import Problem, load_config
 from engine.language.settings_model import SKILL_LANGUAGES, BusinessHours, QueuesConfig
@@ -108,13 +109,7 @@ class Desk:
 
 def customer_language(locale: str | None) -> str:
     """The skill language for a customer's locale (``en-US`` → ``en``, anything unknown → zh-CN)."""
-    if not locale:
-        return DEFAULT_LANGUAGE
-    norm = locale.replace("_", "-").lower()
-    for lang in SKILL_LANGUAGES:
-        if norm == lang.lower() or norm.split("-")[0] == lang.lower().split("-")[0]:
-            return lang
-    return DEFAULT_LANGUAGE
+    return fold_locale(locale, SKILL_LANGUAGES, DEFAULT_LANGUAGE)
 
 
 def languages_of(skills: Iterable[str]) -> frozenset[str]:

@@ -49,6 +49,7 @@ from store.clock import as_utc, to_local, utcnow
 from store.models import AppUser, Claim, Customer, Enrollment, Event, Policy, Touch
 
 RowT = TypeVar("RowT", Policy, Claim)
+OwnedT = TypeVar("OwnedT", Policy, Claim, Event)
 
 __all__ = [
     "LOCALES",
@@ -112,8 +113,7 @@ def build_context(
     if event is None and touch is not None and touch.occurrence:
         entry_id = row_of_occurrence(touch.occurrence, "event")
         if entry_id is not None:  # an event entry's occurrence, event-<id>
-            row_event = session.get(Event, entry_id)
-            event = row_event if row_event is not None and row_event.customer_id == customer.id else None
+            event = _customers_row(session, Event, entry_id, customer.id)
         else:
             event = session.exec(
                 select(Event).where(Event.external_id == touch.occurrence, Event.customer_id == customer.id)
@@ -127,12 +127,9 @@ def build_context(
         event = event_after_wait(event, waited, touch.due_at)
     # What the waited event does not name, the entry's event may (a claim.filed's claim_id).
     data = {**occurrence_data, **(event.data if event is not None else {})}
+    occurrence = touch.occurrence if touch is not None else None
     if policy is None:
-        policy = _named_by_event(session, Policy, data.get("policy_id"), customer.id)
-        named = row_of_occurrence(touch.occurrence if touch is not None else None, "policy")
-        if policy is None and named is not None:
-            row = session.get(Policy, named)
-            policy = row if row is not None and row.customer_id == customer.id else None
+        policy = _named_row(session, Policy, data.get("policy_id"), occurrence, "policy", customer.id)
         if policy is None:
             policy = session.exec(
                 select(Policy)
@@ -142,11 +139,7 @@ def build_context(
                 select(Policy).where(Policy.customer_id == customer.id).order_by(col(Policy.expiry_date).desc())
             ).first()
     if claim is None:
-        claim = _named_by_event(session, Claim, data.get("claim_id"), customer.id)
-        named = row_of_occurrence(touch.occurrence if touch is not None else None, "claim")
-        if claim is None and named is not None:
-            row_claim = session.get(Claim, named)
-            claim = row_claim if row_claim is not None and row_claim.customer_id == customer.id else None
+        claim = _named_row(session, Claim, data.get("claim_id"), occurrence, "claim", customer.id)
         if claim is None:
             claim = session.exec(
                 select(Claim).where(Claim.customer_id == customer.id).order_by(col(Claim.filed_at).desc())
@@ -161,7 +154,7 @@ def build_context(
         link = signed_unsubscribe_link(customer, link_channel)
     return context_from_rows(customer, now, policy=policy, claim=claim, event=event, advisor=advisor,
                              journey=journey, unsubscribe_link=link,
-                             holiday=holiday_view(holiday, touch.occurrence if touch is not None else None, data))
+                             holiday=holiday_view(holiday, occurrence, data))
 
 
 _OCCURRENCE_ROW = re.compile(r"^(policy|claim|event)-(\d+)(?:-|$)")
@@ -184,6 +177,23 @@ def event_after_wait(entry: Event | None, waited: Event | None, due_at: datetime
     if waited is not None and waited.occurred_at is not None and as_utc(waited.occurred_at) <= as_utc(due_at):
         return waited
     return entry
+
+
+def _named_row(session: Session, model: type[RowT], external_id: Any, occurrence: str | None, kind: str,
+               customer_id: int) -> RowT | None:
+    """The customer's policy or claim the event data names (``external_id``), else the one the
+    touch's occurrence names (``row_of_occurrence``)."""
+    row = _named_by_event(session, model, external_id, customer_id)
+    named = row_of_occurrence(occurrence, kind)
+    if row is None and named is not None:
+        row = _customers_row(session, model, named, customer_id)
+    return row
+
+
+def _customers_row(session: Session, model: type[OwnedT], row_id: int, customer_id: int) -> OwnedT | None:
+    """The row ``row_id`` if it is this customer's: an id read from an occurrence or event names no customer."""
+    row = session.get(model, row_id)
+    return row if row is not None and row.customer_id == customer_id else None
 
 
 def _named_by_event(session: Session, model: type[RowT], external_id: Any, customer_id: int) -> RowT | None:

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from channels.template_files import LOCALES
+from engine.language.locales import fold_locale
 from store.clock import to_local
 
 DEFAULT_LOCALE = "zh-CN"
@@ -174,13 +175,7 @@ class TemplateContext:
 
 def resolve_locale(locale: str | None) -> str:
     """``zh-CN``/``en`` as given (``zh``, ``zh_cn``, ``en-US`` folded onto them); anything else ``zh-CN``."""
-    if not locale:
-        return DEFAULT_LOCALE
-    norm = locale.replace("_", "-").lower()
-    for known in LOCALES:
-        if norm == known.lower() or norm.split("-")[0] == known.lower().split("-")[0]:
-            return known
-    return DEFAULT_LOCALE
+    return fold_locale(locale, LOCALES, DEFAULT_LOCALE)
 
 
 class _SampleData(dict[str, Any]):

@@ -24,7 +24,14 @@ from engine.language import catalogue, journey_model
 from engine.language.authoring_checks import nearest, unknown_queue, wait_anchor_problem
 from engine.language.event_types import load_event_types
 from engine.language.journey_model import Condition, Journey
-from engine.language.paths import config_dir, delivery_config_path, journeys_dir, templates_dir, tiers_config_path
+from engine.language.paths import (
+    config_dir,
+    delivery_config_path,
+    journey_files,
+    journeys_dir,
+    templates_dir,
+    tiers_config_path,
+)
 from engine.language.problems import Problem, display_path, load_config, load_document, parse_model
 from engine.language.salvage import salvage
 from engine.language.settings_model import DeliveryConfig, QueuesConfig, TierConfig
@@ -293,16 +300,6 @@ def _engagement_channels() -> list[str]:
 
 
 # --- whole-tree validation ----------------------------------------------------------------------
-
-
-def journey_files(paths: Iterable[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()))
-        else:
-            files.append(path)
-    return files
 
 
 def validate_journey_file(path: Path, templates_root: Path,

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.language.paths import PROJECT_ROOT, config_dir, journeys_dir, templates_dir
+from engine.language.paths import PROJECT_ROOT, config_dir, journey_files, journeys_dir, templates_dir
 
 if TYPE_CHECKING:
     from engine.language.validation import Report
@@ -71,6 +71,7 @@ VALIDATOR_MODULES: tuple[str, ...] = (
     "engine.language.event_types",
     "engine.language.festivals",
     "engine.language.journey_model",
+    "engine.language.locales",
     "engine.language.paths",
     "engine.language.problems",
     "engine.language.salvage",
@@ -225,17 +226,6 @@ def summarise(report: Report, files: Sequence[Path]) -> ValidationResult:
 
 
 # --- the key --------------------------------------------------------------------------------------
-
-
-def journey_files(paths: Iterable[Path]) -> list[Path]:
-    """The files ``validate(paths)`` reads, in its order (folders: every .yaml/.yml below, sorted)."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()))
-        else:
-            files.append(path)
-    return files
 
 
 def _file_digest(path: Path) -> str:

@@ -46,6 +46,7 @@ from store.models import AppUser, Claim, Customer, Enrollment, Event, Policy
 KeyT = TypeVar("KeyT")
 ValueT = TypeVar("ValueT")
 ErrorT = TypeVar("ErrorT", bound=Exception)
+RowT = TypeVar("RowT", Policy, Claim)
 
 
 class BatchRenderer(Renderer):
@@ -207,14 +208,22 @@ class StoreRenderer:
         return out
 
 
+def _named_row(rows: list[RowT], external_id: Any, row_id: int | None) -> RowT | None:
+    """The row an event names by external id, else the one the occurrence names by row id."""
+    if isinstance(external_id, str):
+        for row in rows:
+            if row.external_id == external_id:
+                return row
+    for row in rows:
+        if row_id is not None and row.id == row_id:
+            return row
+    return None
+
+
 def _pick_policy(rows: list[Policy], data: dict[str, Any], now: datetime, named: int | None) -> Policy | None:
-    if isinstance(data.get("policy_id"), str):
-        for p in rows:
-            if p.external_id == data["policy_id"]:
-                return p
-    for p in rows:
-        if named is not None and p.id == named:
-            return p
+    found = _named_row(rows, data.get("policy_id"), named)
+    if found is not None:
+        return found
     active = sorted((p for p in rows if p.status == "active" and p.expiry_date >= now.date()),
                     key=lambda p: p.expiry_date)
     if active:
@@ -223,13 +232,9 @@ def _pick_policy(rows: list[Policy], data: dict[str, Any], now: datetime, named:
 
 
 def _pick_claim(rows: list[Claim], data: dict[str, Any], named: int | None) -> Claim | None:
-    if isinstance(data.get("claim_id"), str):
-        for c in rows:
-            if c.external_id == data["claim_id"]:
-                return c
-    for c in rows:
-        if named is not None and c.id == named:
-            return c
+    found = _named_row(rows, data.get("claim_id"), named)
+    if found is not None:
+        return found
     return max(rows, key=lambda c: c.filed_at) if rows else None
 
 
