@@ -109,7 +109,20 @@ class Translator:
         if code is None or code == "":
             return ""
         msgid = labels.msgid(kind, str(code))
-        return self.gettext(msgid) if msgid else labels.humanised(str(code))
+        if msgid:
+            return self.gettext(msgid)
+        if kind == "event":
+            return self._event_label(str(code))
+        return labels.humanised(str(code))
+
+    def _event_label(self, code: str) -> str:
+        """A type declared in config/events.yaml with a ``label`` of its own: its words in this language (else
+        in English); otherwise the code as written."""
+        from engine.language import event_types
+
+        spec = event_types.current().get(code)
+        words: dict[str, str] = {k: v for k, v in spec.label.items()} if spec is not None else {}
+        return words.get(self.locale) or words.get("en") or labels.humanised(code)
 
     def remaining(self, seconds: float) -> str:
         """SLA countdown text; the browser keeps it ticking with the same two patterns."""

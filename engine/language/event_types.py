@@ -29,6 +29,10 @@ class EventTypeSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     description: str = Field(min_length=1)
+    # The words ops and agents see for the type, per console language (zh-CN, en); the console's own
+    # catalogue names the built-in types, so a type added here needs no developer to be shown in words.
+    label: dict[Literal["zh-CN", "en"], Annotated[str, StringConstraints(min_length=1, max_length=80)]] = Field(
+        default_factory=dict)
     fields: dict[str, FieldKind] = Field(default_factory=dict)
     required: list[str] = Field(default_factory=list)
 

@@ -94,3 +94,30 @@ def test_every_queue_step_and_journey_a_person_sees_has_words_in_both_languages(
         "Gold monthly callbacks"
     assert zh.label("product_line", "health") == "健康险" and zh.label("status", "lapsed") == "已失效"
     assert zh.label("queue", "brand_new_queue") == "brand new queue"  # unknown: shown as written, not hidden
+
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def test_every_event_type_is_shown_in_words_in_both_languages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The console's catalogue names the built-in types; a type declared in config/events.yaml (events are
+    data: authors add them without a developer) is shown by the file's own ``label``, and one without a label
+    as its code written out, never blank."""
+    from engine.language import event_types
+
+    zh, en = Translator("zh-CN"), Translator("en")
+    for code in event_types.current():
+        assert CJK.search(zh.label("event", code)), code
+        assert en.label("event", code) not in (code, labels.humanised(code)), code
+
+    config = tmp_path / "config"
+    config.mkdir()
+    shipped = (CONSOLE.parent / "config" / "events.yaml").read_text(encoding="utf-8")
+    (config / "events.yaml").write_text(
+        shipped + "pet.adopted:\n  description: The customer adopted a pet.\n"
+                  "  label: {zh-CN: 领养宠物, en: Pet adopted}\n"
+                  "pet.lost:\n  description: The customer's pet went missing.\n", encoding="utf-8")
+    monkeypatch.setenv("JOURNEYS_CONFIG_DIR", str(config))
+    assert (zh.label("event", "pet.adopted"), en.label("event", "pet.adopted")) == ("领养宠物", "Pet adopted")
+    assert zh.label("event", "pet.lost") == "pet.lost"
+    assert zh.label("event", "policy.premium_paid") == "续期保费已缴"
