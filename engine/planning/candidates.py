@@ -245,7 +245,7 @@ class Candidates:
             first, last = anchor_date_range(start, end, entry.offset, entry.on_non_working_day)
             rows = self.session.execute(
                 select(Claim.id, Claim.customer_id, Customer.timezone, Claim.amount, Claim.status, Claim.filed_at,
-                       Claim.settled_at, claim_product_line())
+                       Claim.settled_at, claim_product_line(), Claim.external_id)
                 .join(Customer, col(Customer.id) == col(Claim.customer_id))
                 .outerjoin(Policy, col(Policy.id) == col(Claim.policy_id))
                 .where(self._customer_scope(lo, hi, ids), tier_clause, Claim.status == "settled",
@@ -258,7 +258,7 @@ class Candidates:
                 if start < due <= end:
                     out.append(Entrant(row.customer_id, lj, f"claim-{row.id}", due,
                                         claim_fact(row.amount, row.status, row.filed_at, row.settled_at,
-                                                   row.product_line)))
+                                                   row.product_line, row.external_id)))
         return out
 
     def event_entrants(self, lo: int, hi: int, ids: Sequence[int] | None) -> tuple[list[Entrant], list[int]]:
@@ -478,9 +478,11 @@ class Candidates:
         settled: dict[int, dict[str, Any]] = {}
         for chunk in _batches(sorted(claim_ids)):
             for row in self.session.execute(select(
-                Claim.id, Claim.amount, Claim.status, Claim.filed_at, Claim.settled_at, claim_product_line())
+                Claim.id, Claim.amount, Claim.status, Claim.filed_at, Claim.settled_at, claim_product_line(),
+                Claim.external_id)
                 .outerjoin(Policy, col(Policy.id) == col(Claim.policy_id)).where(col(Claim.id).in_(chunk))).all():
-                settled[row.id] = claim_fact(row.amount, row.status, row.filed_at, row.settled_at, row.product_line)
+                settled[row.id] = claim_fact(row.amount, row.status, row.filed_at, row.settled_at, row.product_line,
+                                             row.external_id)
         out: dict[int, dict[str, Any]] = {}
         for r in rows:
             kind, _, rest = r.occurrence.partition("-")
@@ -539,10 +541,15 @@ def _with_scope(fact: dict[str, Any], scope: dict[str, Any]) -> dict[str, Any]:
 
 def _event_scope(event_type: str, occurred_at: datetime, data: dict[str, Any],
                  claims: dict[str, Any]) -> dict[str, Any]:
-    """What an event puts in scope: its own fields and, for a ``claim.*`` event, the claim's."""
+    """What an event puts in scope: its own fields and, for a ``claim.*`` event, the claim's; and the policy
+    or claim it names, which the enrollment is then about (``engine.planning.facts.about_another``)."""
     scope = event_fact(event_type, occurred_at, data)
     if event_type.startswith("claim."):
         c = claims.get(str(data.get("claim_id")))
         scope.update(claim_fact(c.amount, c.status, c.filed_at, c.settled_at, c.product_line) if c else
                      claim_fact(data.get("amount"), None, None, None, data.get("product_line")))
+    for kind in ("policy", "claim"):
+        named = data.get(f"{kind}_id")
+        if named not in (None, ""):
+            scope[f"{kind}.external_id"] = str(named)
     return scope

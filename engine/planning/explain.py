@@ -91,8 +91,7 @@ def _scoped_verdicts(session: Session, journey: Journey, cid: int, fact: dict[st
         return None
     out: list[dict[str, Any]] = []
     if any(f.startswith("policy.") for f in fields):
-        for row in session.execute(select(
-                col(Policy.external_id), *POLICY_FACT_COLUMNS)
+        for row in session.execute(select(*POLICY_FACT_COLUMNS)
                 .where(col(Policy.customer_id) == cid).order_by(col(Policy.expiry_date))).all():
             out.append(_verdict(cond, {**fact, **policy_fact(row)}, now, {
                 "policy": row.external_id, "expiry_date": row.expiry_date.isoformat(), "status": row.status}))

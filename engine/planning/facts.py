@@ -403,20 +403,37 @@ def policy_fact(row: Any) -> dict[str, Any]:
         "policy.start_date": row.start_date, "policy.expiry_date": row.expiry_date,
         "policy.status": row.status, "policy.renewed": row.status == "renewed",
         "policy.premium_due_date": row.premium_due_date, "policy.grace_period_end": row.grace_period_end,
+        "policy.external_id": row.external_id,
     }
 
 
 # The policy columns ``policy_fact`` reads, for the queries that select them.
 POLICY_FACT_COLUMNS: tuple[Any, ...] = (
     Policy.product_line, Policy.annual_premium, Policy.start_date, Policy.expiry_date, Policy.status,
-    Policy.premium_due_date, Policy.grace_period_end)
+    Policy.premium_due_date, Policy.grace_period_end, Policy.external_id)
 
 
-def claim_fact(amount: Any, status: Any, filed_at: Any, settled_at: Any, product_line: Any) -> dict[str, Any]:
-    return {
+def claim_fact(amount: Any, status: Any, filed_at: Any, settled_at: Any, product_line: Any,
+               external_id: Any = None) -> dict[str, Any]:
+    fact = {
         "claim.amount": amount, "claim.status": status, "claim.filed_at": filed_at,
         "claim.settled_at": settled_at, "claim.product_line": product_line,
     }
+    if external_id is not None:
+        fact["claim.external_id"] = external_id
+    return fact
+
+
+def about_another(scope: dict[str, Any], data: dict[str, Any]) -> bool:
+    """Whether an event is about another policy or claim than the enrollment whose scope this is: an
+    enrollment about one policy (a policy date entry, an event naming it) waits for and reaches its goal
+    on that policy's events only (a premium paid on one policy ends no reminder about another); an event
+    naming none, or an enrollment about none, concerns them all."""
+    for kind in ("policy", "claim"):
+        named, own = data.get(f"{kind}_id"), scope.get(f"{kind}.external_id")
+        if named not in (None, "") and own is not None and str(named) != str(own):
+            return True
+    return False
 
 
 def event_fact(event_type: str, occurred_at: datetime, data: dict[str, Any] | None) -> dict[str, Any]:

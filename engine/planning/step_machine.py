@@ -30,7 +30,7 @@ from engine.language.sla_clock import TaskClocks, current_clocks
 from engine.language.validation import LoadedJourney
 from engine.planning import rules
 from engine.planning.delivery_rules import Decision, Wanted
-from engine.planning.facts import CustomerFacts, event_fact, facts_at
+from engine.planning.facts import CustomerFacts, about_another, event_fact, facts_at
 from engine.planning.journeys_in_force import entry_rule
 from engine.planning.lookahead import Lookahead
 from engine.planning.plan_output import ChunkOutput, PlannedEnrollment, PlannedTask
@@ -367,9 +367,10 @@ class StepMachine:
         event_type: str, when: Condition | None, facts: CustomerFacts, scope: dict[str, Any],
         events: list[CustomerEvent], after: datetime, until: datetime,
     ) -> CustomerEvent | None:
-        """The first of ``events`` of the type in (after, until] that meets ``when``."""
+        """The first of ``events`` of the type in (after, until] that meets ``when``, and is not about another
+        policy or claim than the enrollment (``about_another``)."""
         for ev in events:
-            if ev.type != event_type or not (after < ev.occurred_at <= until):
+            if ev.type != event_type or not (after < ev.occurred_at <= until) or about_another(scope, ev.data):
                 continue
             if when is None or rules.holds(
                     when, {**facts_at(facts, ev.occurred_at), **scope, **event_fact(ev.type, ev.occurred_at, ev.data)},
