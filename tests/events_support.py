@@ -85,3 +85,25 @@ steps:
   - id: done
     exit: {{reason: callback_done}}
 """
+
+
+def crm_case_journey(journey_id: str, name: str, category: str, *, target: str, channels: str, template: str,
+                     urgent: bool = False) -> str:
+    """Issue 19's claim journey: a filed claim opens a case in a CRM by webhook (once in 30 days),
+    and once the call has succeeded the customer is told. ``channels``: a YAML list or ``by_engagement``."""
+    urgent_line = "urgent: true\n" if urgent else ""
+    return f"""\
+id: {journey_id}
+name: {name}
+category: {category}
+{urgent_line}entry:
+  event: {{type: claim.filed}}
+cap: {{count: 1, window: 30d}}
+steps:
+  - id: open_case
+    webhook: {{target: {target}, template: crm_case_opened}}
+  - id: wait_case
+    wait_for: {{event: webhook.crm.succeeded, timeout: 1h, on_event: tell, on_timeout: exit}}
+  - id: tell
+    send: {{channels: {channels}, template: {template}}}
+"""

@@ -14,10 +14,41 @@ import pytest
 from sqlmodel import Session, select
 
 from store.db import get_engine
-from store.models import AgentTask, Customer, Touch
+from store.models import AgentTask, Customer, Policy, Touch
 
 KINDS = ("sms", "wechat", "email", "task")
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def vip_branch(step: str, vip: str, otherwise: str) -> str:
+    """A branch step (YAML at step level) sending customers flagged ``attributes.vip`` to ``vip``."""
+    return f"""\
+  - id: {step}
+    branch:
+      cases:
+        - when: {{field: customer.attributes.vip, op: eq, value: true}}
+          goto: {vip}
+      otherwise: {otherwise}
+"""
+
+
+def send_journey(journey_id: str, name: str, entry: str, *, step: str, channels: str, category: str = "service",
+                 priority: int | None = None, urgent: bool = False, audience: str | None = None) -> str:
+    """A journey whose one step sends ``msg``: all a test of when, and to whom, a touch is planned
+    needs. ``entry``, ``channels`` and ``audience`` are YAML flow."""
+    head = [f"id: {journey_id}", f"name: {name}", f"category: {category}"]
+    if priority is not None:
+        head.append(f"priority: {priority}")
+    if urgent:
+        head.append("urgent: true")
+    if audience is not None:
+        head.append(f"audience: {audience}")
+    return "\n".join(head) + f"""
+entry: {entry}
+steps:
+  - id: {step}
+    send: {{channels: {channels}, template: msg}}
+"""
 
 
 # A weekly service journey that branches on an attribute: VIPs get a push (WeChat, else SMS),
@@ -29,12 +60,7 @@ category: service
 entry:
   schedule: {cron: "0 10 * * MON"}
 steps:
-  - id: vip
-    branch:
-      cases:
-        - when: {field: customer.attributes.vip, op: eq, value: true}
-          goto: push
-      otherwise: call
+""" + vip_branch("vip", "push", "call") + """\
   - id: push
     send: {channels: [wechat, sms], template: msg}
   - id: done
@@ -107,6 +133,13 @@ class Book:
             session.commit()
             assert row.id is not None
             return row.id
+
+    def policy_holder(self, product_line: str, annual_premium: float, start: date, expiry: date) -> int:
+        """A new customer holding one active policy, ``P1``; returns the customer's id."""
+        cid = self.customer()
+        self.add(Policy(external_id="P1", customer_id=cid, product_line=product_line, annual_premium=annual_premium,
+                        start_date=start, expiry_date=expiry, status="active"))
+        return cid
 
     def add(self, *rows: Any) -> None:
         with Session(get_engine(self.url)) as session:

@@ -30,7 +30,7 @@ from engine.planning.occurrences import (
 from engine.planning.planner import plan
 from store.db import get_engine
 from store.models import Enrollment, Policy
-from tests.plan_support import Book, utc
+from tests.plan_support import Book, send_journey, utc
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -155,18 +155,11 @@ def test_the_work_calendar_file_decides_a_year_it_lists(tmp_path: Path, monkeypa
 
 
 def test_planner_moves_a_policy_reminder_off_the_national_day_week(book: Book) -> None:
-    book.journey("renewal", """
-        id: renewal
-        name: Renewal
-        category: service
-        entry: {date: {anchor: policy.expiry_date, offset: -30d, at: "10:00", on_non_working_day: next_working_day}}
-        steps:
-          - id: remind
-            send: {channels: [wechat], template: msg}
-    """)
-    cid = book.customer()
-    book.add(Policy(external_id="P1", customer_id=cid, product_line="motor", annual_premium=1000.0,
-                    start_date=date(2025, 11, 2), expiry_date=date(2026, 11, 2), status="active"))
+    book.journey("renewal", send_journey(
+        "renewal", "Renewal",
+        '{date: {anchor: policy.expiry_date, offset: -30d, at: "10:00", on_non_working_day: next_working_day}}',
+        step="remind", channels="[wechat]"))
+    cid = book.policy_holder("motor", 1000.0, start=date(2025, 11, 2), expiry=date(2026, 11, 2))
     plan(utc(2026, 10, 7), utc(2026, 10, 1), url=book.url)
     assert book.touches() == []
     plan(utc(2026, 10, 9), utc(2026, 10, 7), url=book.url)
@@ -261,24 +254,13 @@ def test_an_attribute_date_is_read_from_its_iso_text() -> None:
 
 
 ANY_DATE_JOURNEYS = {
-    "anniversary": """
-        id: anniversary
-        name: Policy anniversary
-        category: service
-        entry: {date: {anchor: policy.start_date, every: year, at: "10:00"}}
-        steps:
-          - id: greet
-            send: {channels: [wechat], template: msg}
-    """,
-    "inspection": """
-        id: inspection
-        name: Vehicle inspection
-        category: service
-        entry: {date: {anchor: customer.attributes.vehicle_inspection_due, offset: -15d, at: "10:00"}}
-        steps:
-          - id: remind
-            send: {channels: [wechat], template: msg}
-    """,
+    "anniversary": send_journey("anniversary", "Policy anniversary",
+                                '{date: {anchor: policy.start_date, every: year, at: "10:00"}}',
+                                step="greet", channels="[wechat]"),
+    "inspection": send_journey(
+        "inspection", "Vehicle inspection",
+        '{date: {anchor: customer.attributes.vehicle_inspection_due, offset: -15d, at: "10:00"}}',
+        step="remind", channels="[wechat]"),
     "premium": """
         id: premium
         name: Premium due
@@ -340,18 +322,10 @@ def test_the_new_policy_dates_come_from_the_import(sqlite_book: Book, tmp_path: 
 
 
 def test_an_anniversary_of_the_expiry_date_is_found_years_after_it(book: Book) -> None:
-    book.journey("yearly", """
-        id: yearly
-        name: Yearly after expiry
-        category: service
-        entry: {date: {anchor: policy.expiry_date, every: year, offset: -1d, at: "10:00"}}
-        steps:
-          - id: note
-            send: {channels: [wechat], template: msg}
-    """)
-    cid = book.customer()
-    book.add(Policy(external_id="P1", customer_id=cid, product_line="life", annual_premium=5000.0,
-                    start_date=date(2015, 3, 20), expiry_date=date(2025, 3, 20), status="active"))
+    book.journey("yearly", send_journey("yearly", "Yearly after expiry",
+                                        '{date: {anchor: policy.expiry_date, every: year, offset: -1d, at: "10:00"}}',
+                                        step="note", channels="[wechat]"))
+    cid = book.policy_holder("life", 5000.0, start=date(2015, 3, 20), expiry=date(2025, 3, 20))
     plan(utc(2027, 4, 1), utc(2027, 3, 1), url=book.url)
     assert [(t.key, t.due_at) for t in book.touches()] == [
         (f"{cid}:yearly:note:policy-1-expiry_date-2027", utc(2027, 3, 19, 2))]

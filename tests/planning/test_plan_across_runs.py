@@ -17,7 +17,7 @@ from engine.planning.planner import plan
 from store.clock import simulated_time
 from store.db import get_engine
 from store.models import Enrollment, Event, Policy
-from tests.plan_support import Book, utc
+from tests.plan_support import Book, send_journey, utc, vip_branch
 
 # Expiry on 10 April 2027: the reminder is due at 10:00 Shanghai on 11 March (02:00 UTC).
 EXPIRY = date(2027, 4, 10)
@@ -132,6 +132,20 @@ def test_a_complaint_resolved_after_the_escalation_still_gets_its_follow_up(sqli
         ("escalation", complaint.id), ("escalation", complaint.id)]
 
 
+def _either_then_done(first: str, second: str) -> str:
+    """The two send steps a decision goes to (YAML at step level): ``first`` skips ``second``, and
+    both end the journey at ``done``."""
+    return f"""\
+  - id: {first}
+    send: {{channels: [sms], template: msg}}
+    next: done
+  - id: {second}
+    send: {{channels: [sms], template: msg}}
+  - id: done
+    exit: {{reason: done}}
+"""
+
+
 WAIT_THEN_WAIT_FOR = """
 id: nudge
 name: Nudge
@@ -144,14 +158,7 @@ steps:
     wait: 1d
   - id: listen
     wait_for: {event: app.login, timeout: 2d, on_event: thanks, on_timeout: remind}
-  - id: remind
-    send: {channels: [sms], template: msg}
-    next: done
-  - id: thanks
-    send: {channels: [sms], template: msg}
-  - id: done
-    exit: {reason: done}
-"""
+""" + _either_then_done("remind", "thanks")
 
 
 def test_a_wait_for_after_a_wait_starts_when_the_wait_ends(sqlite_book: Book) -> None:
@@ -194,34 +201,34 @@ ONE_A_DAY = DeliveryConfig(marketing_cap=1, marketing_cap_window="1d")
 
 
 def _marketing(name: str, priority: int, cron: str) -> str:
-    return f"""
-id: {name}
-name: {name}
-category: marketing
-priority: {priority}
-entry: {{schedule: {{cron: "{cron}"}}}}
-steps:
-  - id: push
-    send: {{channels: [sms], template: msg}}
-"""
+    return send_journey(name, name, f'{{schedule: {{cron: "{cron}"}}}}', step="push", channels="[sms]",
+                        category="marketing", priority=priority)
 
 
 def _outcome(book: Book) -> list[tuple[str, datetime, str, str | None]]:
     return [(t.journey_id, t.due_at, t.status, t.error_reason) for t in book.touches()]
 
 
+def _low_and_high(book: Book, low_cron: str, high_cron: str) -> None:
+    """One customer in two marketing journeys, ``low`` (priority 10) and ``high`` (priority 90)."""
+    book.journey("low", _marketing("low", 10, low_cron))
+    book.journey("high", _marketing("high", 90, high_cron))
+    book.customer()
+
+
+def _high_pre_empts_low(low_due: datetime, high_due: datetime) -> list[tuple[str, datetime, str, str | None]]:
+    """The outcome where one marketing touch a day is allowed and ``high`` wins the day."""
+    return [("low", low_due, "dropped", "pre_empted: pre-empted by high"), ("high", high_due, "planned", None)]
+
+
 def test_priority_holds_for_a_local_day_planned_in_five_minute_runs(sqlite_book: Book) -> None:
     # One marketing touch a day: the priority-90 touch at 10:00 wins the day over the priority-10
     # one at 09:00 planned an hour earlier by another run.
     book = sqlite_book
-    book.journey("low", _marketing("low", 10, "0 9 * * *"))
-    book.journey("high", _marketing("high", 90, "0 10 * * *"))
-    book.customer()
+    _low_and_high(book, "0 9 * * *", "0 10 * * *")
     _runs(book, utc(2027, 3, 1, 0, 30), utc(2027, 3, 1, 2, 30), timedelta(minutes=5),
           run=lambda at, start, url: plan(at, start, url=url, delivery=ONE_A_DAY))
-    assert _outcome(book) == [
-        ("low", utc(2027, 3, 1, 1), "dropped", "pre_empted: pre-empted by high"),
-        ("high", utc(2027, 3, 1, 2), "planned", None)]
+    assert _outcome(book) == _high_pre_empts_low(utc(2027, 3, 1, 1), utc(2027, 3, 1, 2))
 
 
 def test_priority_holds_for_a_los_angeles_monday_split_across_daily_runs(sqlite_book: Book) -> None:
@@ -264,14 +271,10 @@ def test_journeys_run_decides_the_day_before_it_starts(one_a_day: Book) -> None:
     from engine.planning.planner import plan_ahead
 
     book = one_a_day
-    book.journey("low", _marketing("low", 10, "0 9 2 3 *"))
-    book.journey("high", _marketing("high", 90, "0 10 2 3 *"))
-    book.customer()
+    _low_and_high(book, "0 9 2 3 *", "0 10 2 3 *")
     # The tick at 08:00 Shanghai the day before already planned the whole next day.
     plan_ahead(utc(2027, 3, 1, 0), start=utc(2027, 2, 28, 23), url=book.url)
-    assert _outcome(book) == [
-        ("low", utc(2027, 3, 2, 1), "dropped", "pre_empted: pre-empted by high"),
-        ("high", utc(2027, 3, 2, 2), "planned", None)]
+    assert _outcome(book) == _high_pre_empts_low(utc(2027, 3, 2, 1), utc(2027, 3, 2, 2))
 
 
 def test_an_event_touch_of_higher_priority_pre_empts_a_planned_one(one_a_day: Book) -> None:
@@ -279,16 +282,8 @@ def test_an_event_touch_of_higher_priority_pre_empts_a_planned_one(one_a_day: Bo
 
     book = one_a_day
     book.journey("low", _marketing("low", 10, "0 14 * * *"))
-    book.journey("welcome", """
-        id: welcome
-        name: Welcome back
-        category: marketing
-        priority: 80
-        entry: {event: {type: app.login}}
-        steps:
-          - id: offer
-            send: {channels: [sms], template: msg}
-    """)
+    book.journey("welcome", send_journey("welcome", "Welcome back", "{event: {type: app.login}}", step="offer",
+                                         channels="[sms]", category="marketing", priority=80))
     book.customer(external_id="E1")
     plan_ahead(utc(2027, 3, 1, 0), start=utc(2027, 2, 28, 23), url=book.url)
     assert ("low", utc(2027, 3, 1, 6), "planned", None) in _outcome(book)
@@ -348,20 +343,7 @@ name: Greet
 category: service
 entry: {event: {type: app.login}}
 steps:
-  - id: which
-    branch:
-      cases:
-        - when: {field: customer.attributes.vip, op: eq, value: true}
-          goto: vip
-      otherwise: next
-  - id: plain
-    send: {channels: [sms], template: msg}
-    next: done
-  - id: vip
-    send: {channels: [sms], template: msg}
-  - id: done
-    exit: {reason: done}
-"""
+""" + vip_branch("which", "vip", "next") + _either_then_done("plain", "vip")
 
 
 def test_an_event_comes_after_what_its_customer_had_due_before_it(sqlite_book: Book) -> None:

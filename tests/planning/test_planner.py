@@ -18,19 +18,10 @@ from engine.planning.planner import plan
 from engine.planning.rules import evaluate_many
 from store.db import get_engine
 from store.models import Claim, Enrollment, KeyValue, Policy
-from tests.plan_support import Book, utc
+from tests.plan_support import Book, send_journey, utc
 
-WEEKLY = """
-id: weekly
-name: Weekly push
-category: marketing
-priority: 40
-audience: {tiers: [silver]}
-entry: {schedule: {cron: "0 10 * * MON"}}
-steps:
-  - id: push
-    send: {channels: [wechat, sms], template: msg}
-"""
+WEEKLY = send_journey("weekly", "Weekly push", '{schedule: {cron: "0 10 * * MON"}}', step="push",
+                      channels="[wechat, sms]", category="marketing", priority=40, audience="{tiers: [silver]}")
 
 
 def rows(book: Book) -> list[tuple[str, str, datetime, str]]:
@@ -65,16 +56,9 @@ def test_weekly_cadence_in_local_time_idempotent_and_dry_run(book: Book) -> None
 
 
 def test_birthday_on_28_february_for_29_february_and_los_angeles(book: Book) -> None:
-    book.journey("bday", """
-        id: bday
-        name: Birthday
-        category: service
-        audience: {when: {field: customer.age, op: ge, value: 18}}
-        entry: {date: {anchor: customer.birthday, at: "09:00"}}
-        steps:
-          - id: greet
-            send: {channels: [sms], template: msg}
-    """)
+    book.journey("bday", send_journey("bday", "Birthday", '{date: {anchor: customer.birthday, at: "09:00"}}',
+                                      step="greet", channels="[sms]",
+                                      audience="{when: {field: customer.age, op: ge, value: 18}}"))
     leap = book.customer(birthday=date(1992, 2, 29))
     la = book.customer(birthday=date(1990, 3, 1), timezone="America/Los_Angeles")
     book.customer(birthday=date(2015, 2, 28))  # 11 years old: the condition keeps them out
@@ -132,25 +116,13 @@ def test_renewal_reminder_then_callback_for_higher_tiers(book: Book) -> None:
 
 
 def test_claim_settled_plus_30_days_and_spring_festival(book: Book) -> None:
-    book.journey("claim", """
-        id: claim
-        name: After claim
-        category: service
-        entry: {date: {anchor: claim.settled_at, offset: 30d, at: "10:00"}}
-        audience: {when: {field: claim.amount, op: lt, value: 5000}}
-        steps:
-          - id: offer
-            send: {channels: [wechat], template: msg}
-    """)
-    book.journey("cny", """
-        id: cny
-        name: Spring Festival
-        category: marketing
-        entry: {date: {anchor: holiday, holidays: [spring_festival], at: "09:00"}}
-        steps:
-          - id: pack
-            send: {channels: [wechat], template: msg}
-    """)
+    book.journey("claim", send_journey("claim", "After claim",
+                                       '{date: {anchor: claim.settled_at, offset: 30d, at: "10:00"}}',
+                                       step="offer", channels="[wechat]",
+                                       audience="{when: {field: claim.amount, op: lt, value: 5000}}"))
+    book.journey("cny", send_journey("cny", "Spring Festival",
+                                     '{date: {anchor: holiday, holidays: [spring_festival], at: "09:00"}}',
+                                     step="pack", channels="[wechat]", category="marketing"))
     cid = book.customer()
     # Settled late on 6 Jan in Shanghai (still 5 Jan in UTC): the local date counts.
     book.add(Claim(external_id="CL1", customer_id=cid, filed_at=utc(2026, 12, 20), settled_at=utc(2027, 1, 5, 17),
@@ -163,15 +135,8 @@ def test_claim_settled_plus_30_days_and_spring_festival(book: Book) -> None:
 
 
 def test_quiet_hours_move_and_consent_drop_are_recorded(book: Book) -> None:
-    book.journey("late", """
-        id: late
-        name: Late
-        category: service
-        entry: {schedule: {cron: "0 21 * * *"}}
-        steps:
-          - id: s
-            send: {channels: [wechat], template: msg}
-    """)
+    book.journey("late", send_journey("late", "Late", '{schedule: {cron: "0 21 * * *"}}', step="s",
+                                      channels="[wechat]"))
     ok = book.customer()
     no = book.customer(consent_wechat=False)
     plan(utc(2027, 3, 1, 13, 30), utc(2027, 3, 1), url=book.url)

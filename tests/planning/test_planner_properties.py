@@ -20,7 +20,7 @@ from engine.planning.planner import plan
 from store.db import get_engine
 from store.migrate import upgrade
 from store.models import Customer, Touch
-from tests.plan_support import Book, utc
+from tests.plan_support import Book, send_journey, utc
 
 JOURNEYS = {
     "daily": """
@@ -37,36 +37,12 @@ JOURNEYS = {
           - id: b
             send: {channels: [email, sms], template: msg}
     """,
-    "weekly": """
-        id: weekly
-        name: Weekly
-        category: marketing
-        priority: 80
-        audience: {tiers: [silver, gold]}
-        entry: {schedule: {cron: "45 7 * * MON,THU"}}
-        steps:
-          - id: s
-            send: {channels: [sms], template: msg}
-    """,
-    "bday": """
-        id: bday
-        name: Birthday
-        category: service
-        entry: {date: {anchor: customer.birthday, at: "22:30"}}
-        steps:
-          - id: s
-            send: {channels: [sms, wechat], template: msg}
-    """,
-    "alert": """
-        id: alert
-        name: Alert
-        category: service
-        urgent: true
-        entry: {schedule: {cron: "15 23 * * *"}}
-        steps:
-          - id: s
-            send: {channels: [wechat], template: msg}
-    """,
+    "weekly": send_journey("weekly", "Weekly", '{schedule: {cron: "45 7 * * MON,THU"}}', step="s", channels="[sms]",
+                           category="marketing", priority=80, audience="{tiers: [silver, gold]}"),
+    "bday": send_journey("bday", "Birthday", '{date: {anchor: customer.birthday, at: "22:30"}}', step="s",
+                         channels="[sms, wechat]"),
+    "alert": send_journey("alert", "Alert", '{schedule: {cron: "15 23 * * *"}}', step="s", channels="[wechat]",
+                          urgent=True),
 }
 
 customer = st.fixed_dictionaries({

@@ -8,21 +8,13 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from engine.cli import build_app
-from tests.plan_support import Book
+from tests.plan_support import Book, send_journey
 
 
 def test_simulate_a_week(sqlite_book: Book, tmp_path: Path) -> None:
     book = sqlite_book
-    book.journey("daily", """
-        id: daily
-        name: Daily offer
-        category: marketing
-        priority: 10
-        entry: {schedule: {cron: "0 22 * * *"}}
-        steps:
-          - id: offer
-            send: {channels: [wechat], template: msg}
-    """)
+    book.journey("daily", send_journey("daily", "Daily offer", '{schedule: {cron: "0 22 * * *"}}', step="offer",
+                                       channels="[wechat]", category="marketing", priority=10))
     book.journey("weekly", """
         id: weekly
         name: Weekly call

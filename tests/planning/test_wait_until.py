@@ -12,7 +12,6 @@ from pydantic import ValidationError
 from engine.language.journey_model import Step, WaitUntil
 from engine.planning.planner import plan
 from engine.planning.wait_until import wait_end
-from store.models import Policy
 from tests.plan_support import Book, utc
 
 SH = "Asia/Shanghai"
@@ -97,10 +96,8 @@ WAITS = """
 
 def test_the_planner_runs_each_wait_until_form(book: Book) -> None:
     book.journey("waits", WAITS)
-    cid = book.customer()
     # Expiry 30 October 2026: entry 30 September 15:00, the eve of the National Day week.
-    book.add(Policy(external_id="P1", customer_id=cid, product_line="motor", annual_premium=1000.0,
-                    start_date=date(2025, 10, 31), expiry_date=date(2026, 10, 30), status="active"))
+    book.policy_holder("motor", 1000.0, start=date(2025, 10, 31), expiry=date(2026, 10, 30))
     seen: list[Any] = []
     plan(utc(2026, 10, 31), utc(2026, 9, 29), dry_run=True, url=book.url, sink=seen.append)
     planned = sorted((d.due_at, d.wanted.step_id) for chunk in seen for d in chunk.decisions if d.planned)

@@ -26,6 +26,7 @@ from store.clock import utcnow
 from store.db import make_engine
 from store.models import Customer, Touch
 from tests.dispatch_support import PlainRenderer, dispatch_until_idle
+from tests.events_support import crm_case_journey
 from tests.plan_support import utc
 from tests.standin_support import serving
 
@@ -126,23 +127,6 @@ def test_the_journey_cap_is_read_from_the_file() -> None:
     assert rules.caps == {"j": (1, timedelta(days=30))} and rules.webhook_targets == {("j", "a"): "crm"}
 
 
-JOURNEY = """\
-id: issue19-forms
-name: Forms
-category: marketing
-entry:
-  event: {type: claim.filed}
-cap: {count: 1, window: 30d}
-steps:
-  - id: open_case
-    webhook: {target: %s, template: crm_case_opened}
-  - id: wait_case
-    wait_for: {event: webhook.crm.succeeded, timeout: 1h, on_event: tell, on_timeout: exit}
-  - id: tell
-    send: {channels: %s, template: %s}
-"""
-
-
 @pytest.mark.parametrize(("target", "channels", "template", "problem"), [
     ("crm", "[push, sms]", "silver_weekly_push", None),
     ("cmr", "[push, sms]", "silver_weekly_push", "unknown webhook target 'cmr' (did you mean 'crm'?)"),
@@ -154,7 +138,8 @@ steps:
 def test_validate_checks_the_new_forms(tmp_path: Path, target: str, channels: str, template: str,
                                        problem: str | None) -> None:
     path = tmp_path / "issue19-forms.yaml"
-    path.write_text(JOURNEY % (target, channels, template), encoding="utf-8")
+    path.write_text(crm_case_journey("issue19-forms", "Forms", "marketing", target=target, channels=channels,
+                                     template=template), encoding="utf-8")
     result = CliRunner().invoke(build_app(), ["validate", str(path)])
     if problem is None:
         assert result.exit_code == 0, result.output

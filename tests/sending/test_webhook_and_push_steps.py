@@ -29,26 +29,13 @@ from store.clock import utcnow
 from store.db import get_engine
 from store.models import Claim, Event, Touch, TouchStatus
 from tests.dispatch_support import dispatch_until_idle
+from tests.events_support import crm_case_journey
 from tests.plan_support import ROOT, Book
 from tests.standin_support import serving
 
 SECRET = "crm-shared-secret"
-CLAIM_CRM = """\
-id: claim-crm
-name: CRM case for a claim
-category: service
-urgent: true
-entry:
-  event: {type: claim.filed}
-cap: {count: 1, window: 30d}
-steps:
-  - id: open_case
-    webhook: {target: crm, template: crm_case_opened}
-  - id: wait_case
-    wait_for: {event: webhook.crm.succeeded, timeout: 1h, on_event: tell, on_timeout: exit}
-  - id: tell
-    send: {channels: [push, sms], template: note}
-"""
+CLAIM_CRM = crm_case_journey("claim-crm", "CRM case for a claim", "service", target="crm", channels="[push, sms]",
+                             template="note", urgent=True)
 
 
 @pytest.fixture
