@@ -215,6 +215,8 @@ def explain(customer_external_id: str, at: datetime, url: str | None = None) -> 
                 "in_audience": (tier_ok and holds is not False) if enabled else False,
                 "entered_in_window": audience_seen.get((cid, j.id)),
                 "next_fire": fire_text,
+                # An event entry fires on its event, named here for a page to put in words.
+                "entry_event": j.entry.event.type if j.entry.event is not None and enabled else None,
                 "next_task": _next_task(j, tz, at, planned_tasks, stored_tasks, held_tasks,
                                         fire_at if enabled and tier_ok and holds is not False else None),
                 "version": lj.version[:8] + (" (last good version; file invalid)" if j.id in in_force.fallbacks

@@ -176,3 +176,56 @@ def test_ops_pages_in_chinese(ops_page: tuple[Any, str], db_url: str, shots: Pat
     expect(page.get_by_test_id("diagram")).to_contain_text("随机分流")
     _no_page_scroll(page)
     page.screenshot(path=str(shots / f"ops-journey-zh-{size}.png"), full_page=size == "phone")
+
+
+def test_simulate_page_forecasts_what_the_dry_run_gives(ops_page: tuple[Any, str], book: Seed, shots: Path) -> None:
+    page, size = ops_page
+    expect = playwright_sync.expect
+    from engine.language.moments import parse_local_moment
+    from engine.planning.simulate import simulate
+
+    start, end = book.now.date(), (book.now + timedelta(days=34)).date()  # a month boundary: monthly callbacks
+    page.goto("/ops/simulate")
+    page.fill("input[name=start]", start.isoformat())
+    page.fill("input[name=end]", end.isoformat())
+    page.locator("form.tool button").click()
+    page.wait_for_load_state()
+    forecast = simulate(parse_local_moment(start.isoformat()),
+                        parse_local_moment(end.isoformat()) + timedelta(days=1)).to_json()
+    totals = forecast["totals"]
+    assert totals["touches"] + totals["tasks"] > 0  # something to compare
+    expect(page.get_by_test_id("simulate-totals")).to_contain_text(f"Touches: {totals['touches']} ·")
+    expect(page.get_by_test_id("simulate-totals")).to_contain_text(f"Tasks: {totals['tasks']} ·")
+    expect(page.get_by_test_id("simulate-days").locator("tbody tr")).to_have_count(len(forecast["days"]))
+    _no_page_scroll(page)
+    page.screenshot(path=str(shots / f"ops-simulate-{size}.png"), full_page=size == "phone")
+
+
+def test_explain_page_shows_one_customers_journeys_and_touches(ops_page: tuple[Any, str], db_url: str, book: Seed,
+                                                              shots: Path) -> None:
+    page, size = ops_page
+    expect = playwright_sync.expect
+    from engine.language.moments import parse_local_moment
+    from engine.planning.explain import explain
+
+    with session_scope(db_url) as s:
+        s.execute(sa.text("UPDATE app_user SET locale = 'zh-CN' WHERE username = 'olga'"))
+    at = (book.now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    page.goto("/ops/explain")
+    page.fill("input[name=customer]", "C1")
+    page.fill("input[name=at]", at)
+    page.locator("form.tool button").click()
+    page.wait_for_load_state()
+    report = explain("C1", parse_local_moment(at))
+    expect(page.get_by_test_id("explain-customer")).to_contain_text("C1 · 张** · 黄金")  # the name masked
+    expect(page.get_by_test_id("explain-journeys").locator("tbody tr")).to_have_count(len(report["journeys"]))
+    rows = page.get_by_test_id("explain-touches").locator("tbody tr")
+    expect(rows).to_have_count(max(1, len(report["touches"])))
+    for status in {t["status"] for t in report["touches"]}:
+        # Each status in words, not its code.
+        expect(rows.locator(f"[data-status='{status}']").first).not_to_have_text(status)
+    # An event entry's next firing in words: the event's name, not its code.
+    complaint = page.get_by_test_id("explain-journeys").locator("tr", has_text="complaint-response")
+    expect(complaint.locator("[data-k=next]")).to_have_text("客户投诉 发生时")
+    _no_page_scroll(page)
+    page.screenshot(path=str(shots / f"ops-explain-{size}.png"), full_page=size == "phone")
