@@ -81,6 +81,17 @@ class Translator:
             return ""
         return format_datetime(as_utc(moment), fmt, tzinfo=zone(DISPLAY_ZONE), locale=self.babel_locale)
 
+    def moment(self, text: str | None, fmt: str = "short") -> str:
+        """An ISO 8601 moment as the engine's reports give it (with the customer's offset), in that local
+        time; text that is not such a moment (a rule in words) is shown as it is."""
+        if not text:
+            return ""
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return text
+        return format_datetime(moment, fmt, tzinfo=moment.tzinfo, locale=self.babel_locale)
+
     def day(self, day: date | None, fmt: str = "medium") -> str:
         return format_date(day, fmt, locale=self.babel_locale) if day is not None else ""
 

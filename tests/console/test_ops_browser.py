@@ -224,6 +224,8 @@ def test_explain_page_shows_one_customers_journeys_and_touches(ops_page: tuple[A
     for status in {t["status"] for t in report["touches"]}:
         # Each status in words, not its code.
         expect(rows.locator(f"[data-status='{status}']").first).not_to_have_text(status)
+    for due in rows.locator("[data-k=due]").all_inner_texts():
+        assert "T" not in due and "+08:00" not in due  # a local time in words, not an ISO string
     # An event entry's next firing in words: the event's name, not its code.
     complaint = page.get_by_test_id("explain-journeys").locator("tr", has_text="complaint-response")
     expect(complaint.locator("[data-k=next]")).to_have_text("客户投诉 发生时")
