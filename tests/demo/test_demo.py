@@ -161,7 +161,9 @@ def test_each_new_step_and_channel_is_exercised_in_the_month(demo: DemoRun) -> N
         calls = db.execute(
             "SELECT k.created_at, t.planned_for, c.timezone FROM agent_task k JOIN customer c ON c.id = k.customer_id "
             "JOIN touch t ON t.customer_id = k.customer_id AND t.journey_id = k.journey_id "
-            "AND t.occurrence = k.occurrence AND t.step_id = 'thanks' WHERE k.journey_id = 'policy-anniversary'"
+            "AND t.occurrence = k.occurrence AND t.step_id = 'thanks' WHERE k.journey_id = 'policy-anniversary' "
+            # The journey's own call, not the retry or call-back an agent's outcome opens later.
+            "AND k.parent_task_id IS NULL"
         ).fetchall()
         assert calls
         for created, thanked, tz in calls:
