@@ -204,6 +204,16 @@ SKILL_NAMES: dict[str, str] = {
     "licence:life": "Licensed for life",
 }
 
+# The delivery rules that drop or move a touch (engine.planning.delivery_rules, engine.sending.cap_check).
+RULES: dict[str, str] = {
+    "no_channel": "No usable channel",
+    "marketing_cap": "Marketing frequency cap",
+    "pre_empted": "Pre-empted by a higher-priority journey",
+    "quiet_hours": "Held for quiet hours",
+    "channel_cap": "Channel frequency cap",
+    "journey_cap": "Journey's own frequency cap",
+}
+
 CLOCKS: dict[str, str] = {
     "wall": "Around the clock",
     "business": "Business hours",
@@ -224,6 +234,7 @@ TABLES: dict[str, dict[str, str]] = {
     "value": EVENT_VALUES,
     "skill": SKILL_NAMES,
     "clock": CLOCKS,
+    "rule": RULES,
 }
 
 

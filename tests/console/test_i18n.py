@@ -121,3 +121,13 @@ def test_every_event_type_is_shown_in_words_in_both_languages(tmp_path: Path, mo
     assert (zh.label("event", "pet.adopted"), en.label("event", "pet.adopted")) == ("领养宠物", "Pet adopted")
     assert zh.label("event", "pet.lost") == "pet.lost"
     assert zh.label("event", "policy.premium_paid") == "续期保费已缴"
+
+
+def test_every_delivery_rule_that_drops_or_moves_a_touch_has_words() -> None:
+    from engine.planning.delivery_rules import DROP_CAP, DROP_NO_CHANNEL, DROP_PREEMPTED, MOVED_QUIET
+    from engine.sending.cap_check import CHANNEL_RULE, JOURNEY_RULE
+
+    zh, en = Translator("zh-CN"), Translator("en")
+    for rule in (DROP_CAP, DROP_NO_CHANNEL, DROP_PREEMPTED, MOVED_QUIET, CHANNEL_RULE, JOURNEY_RULE):
+        assert CJK.search(zh.label("rule", rule)), rule
+        assert en.label("rule", rule) != labels.humanised(rule), rule
