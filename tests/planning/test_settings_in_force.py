@@ -153,3 +153,31 @@ def test_retiering_uses_the_tier_settings_in_force(book: Book, config: Path) -> 
         [shipped] = [v for v in versions(session, TIERS) if v.id != pending]
     roll_back(book.url, shipped.id)
     assert retier(at=at, url=book.url).down == 1
+
+
+def test_the_weekly_tier_review_judges_by_the_threshold_in_force(book: Book, config: Path) -> None:
+    """Gold churn of 25% is over the shipped 15% threshold and under an edited 30% one: until approved, the
+    review still finds gold over its threshold; once approved, it does not, and a rollback restores it."""
+    from engine.loop.monitoring import run_tier_review
+    from tests.loop.test_monitoring import AT, _customer
+
+    with session_scope(book.url) as session:
+        _customer(session, "G1", "gold", 60, status="lapsed")
+        for ext in ("G2", "G3", "G4"):
+            _customer(session, ext, "gold", 55)
+    installed(book.url)
+
+    def gold_over(at: datetime) -> bool:
+        row = next(r for r in run_tier_review(at=at, url=book.url).tiers if r.tier == "gold")
+        assert row.churn_rate == 0.25
+        return row.over_threshold
+
+    set_setting(config / "tiers.yaml", "review", "{window: 90d, churn_threshold: 0.3}")
+    pending = submit(book.url, TIERS)
+    assert gold_over(AT) is True  # pending: judged by the approved 15%
+    approve(book.url, pending)
+    assert gold_over(AT) is False  # 25% is under the approved 30%
+    with session_scope(book.url) as session:
+        [shipped] = [v for v in versions(session, TIERS) if v.id != pending]
+    roll_back(book.url, shipped.id)
+    assert gold_over(AT) is True
