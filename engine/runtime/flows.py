@@ -91,19 +91,22 @@ async def dispatch_flow(
         get_engine(), build_adapters(outbox_dir), worker_id=worker_id, batch_size=batch_size, lanes=lanes
     )
     total = DispatchCounts()
+    budget = [max_batches]
+
+    async def lane() -> None:
+        # Each lane takes its next batch as soon as its last one is recorded (as Dispatcher.run_until_idle
+        # does), rather than all lanes waiting for the slowest batch of a wave.
+        while budget[0] is None or budget[0] > 0:
+            if budget[0] is not None:
+                budget[0] -= 1
+            done = await dispatch_batch(dispatcher, moment)
+            if done is None:
+                return
+            total.merge(_counts(done))
+
     try:
         settled = await reconcile_task(dispatcher, moment)
-        budget = max_batches
-        while budget is None or budget > 0:
-            wave = lanes if budget is None else min(lanes, budget)
-            results = await asyncio.gather(*(dispatch_batch(dispatcher, moment) for _ in range(wave)))
-            done = [r for r in results if r is not None]
-            for r in done:
-                total.merge(_counts(r))
-            if budget is not None:
-                budget -= wave
-            if len(done) < wave:
-                break
+        await asyncio.gather(*(lane() for _ in range(max(1, lanes))))
         push_receipts = await _push_receipts(dispatcher, moment)
     finally:
         await dispatcher.aclose()

@@ -83,6 +83,28 @@ def test_dispatch_flow_sends_in_batch_tasks_and_reports_counts(
     engine.dispose()
 
 
+def test_dispatch_flow_stops_after_max_batches_whatever_the_lanes(
+    prefect_local: None, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.runtime.flows import dispatch_flow
+
+    for var in ("TWILIO_ACCOUNT_SID", "WECHAT_APPID", "SMTP_HOST"):
+        monkeypatch.delenv(var, raising=False)
+    engine = make_engine(db_url)
+    make_touches(engine, make_customers(engine, 700), channel="sms")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE touch SET template = 'silver_weekly_push', category = 'marketing'"))
+    for lanes, expected in ((2, 300), (1, 200), (4, 200)):
+        # 3 batches of 100 with two lanes (the budget is shared, not per lane), then 2 more each time.
+        budget = 3 if lanes == 2 else 2
+        result = asyncio.run(dispatch_flow(batch_size=100, lanes=lanes, max_batches=budget, worker_id=f"w{lanes}",
+                                           outbox_dir=str(tmp_path)))
+        assert (result["batches"], result["claimed"], result["sent"]) == (budget, expected, expected)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM touch WHERE status = 'planned'")).scalar() == 0
+    engine.dispose()
+
+
 def test_other_flows_run_and_report(prefect_local: None, db_url: str) -> None:
     from engine.runtime.flows import outcome_ingest_flow, plan_flow
 
