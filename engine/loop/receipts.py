@@ -296,14 +296,18 @@ def create_hooks_router(db_url: str | None = None, *, prefix: str = "/hooks") ->
         return await run(handle_twilio_inbound, provider_url(request), dict(request.headers),
                          await request.body(), media_type="text/xml")
 
-    @router.api_route("/wechat", methods=["GET", "POST"])
     async def wechat(request: Request) -> Response:
         return await run(handle_wechat, request.method, provider_url(request), await request.body(),
                          media_type="text/plain")
 
-    @router.api_route("/unsubscribe/{token}", methods=["GET", "POST"])
     async def unsubscribe(token: str, request: Request) -> Response:
         status, text = await run_in_threadpool(handle_unsubscribe, request.method, token, db_url=db_url)
         return Response(text, status_code=status, media_type="text/html; charset=utf-8")
 
+    # One route per method, each with its own operation id: a route taking GET and POST gave both the
+    # same id in the OpenAPI document, which client generators refuse.
+    for method in ("GET", "POST"):
+        router.add_api_route("/wechat", wechat, methods=[method], operation_id=f"wechat_{method.lower()}")
+        router.add_api_route("/unsubscribe/{token}", unsubscribe, methods=[method],
+                             operation_id=f"unsubscribe_{method.lower()}")
     return router
