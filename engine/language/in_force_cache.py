@@ -39,6 +39,7 @@ def journeys_in_force(
     ``url``; a load lands new versions and commits ``session``. The same list object is returned until
     something changed, so callers may key what they derive from it on its identity."""
     from engine.language.journey_registry import load_in_force
+    from engine.language.journey_review import land_committed
     from engine.language.paths import journeys_dir
     from engine.language.settings_review import delivery_settings
 
@@ -56,8 +57,8 @@ def journeys_in_force(
         cached = _cache.get(key)
         if cached is not None and cached[0] == signature:
             return cached[1], cached[2]  # loaded by the thread this one waited for
-        in_force = load_in_force(session, directory)
-        session.commit()
+        # Another process (the planner, a dispatcher) may land the same new version first: theirs is read.
+        in_force = land_committed(session, lambda: load_in_force(session, directory))
         journeys = list(in_force.journeys.values())
         config = delivery_settings(session.get_bind().engine)
         # Taken after loading, so what this load landed does not force the next caller to load again.
