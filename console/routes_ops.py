@@ -67,21 +67,22 @@ def _field(request: Request, name: str) -> str:
     return value
 
 
-def _moment(request: Request, name: str, *, local: bool) -> datetime:
-    from engine.language.moments import parse_local_moment, parse_utc_moment
+def _moment(request: Request, name: str, zone_name: str) -> datetime:
+    """A typed moment; without an offset, local to ``zone_name`` (the programme's, looked up once per page)."""
+    from engine.language.moments import parse_local_moment
 
     value = _field(request, name)
     if not value:
         raise FormError(f"{name}: required")
     try:
-        return parse_local_moment(value) if local else parse_utc_moment(value)
+        return parse_local_moment(value, zone_name)
     except ValueError as exc:
         raise FormError(f"{name}: {exc}") from None
 
 
-def _period(request: Request, *, local: bool, max_days: int, whole_last_day: bool) -> tuple[datetime, datetime]:
-    start = _moment(request, "start", local=local)
-    end = _moment(request, "end", local=local)
+def _period(request: Request, zone_name: str, *, max_days: int, whole_last_day: bool) -> tuple[datetime, datetime]:
+    start = _moment(request, "start", zone_name)
+    end = _moment(request, "end", zone_name)
     if whole_last_day and "T" not in _field(request, "end"):
         end += timedelta(days=1)
     if end <= start:
@@ -111,13 +112,14 @@ def explain_page(request: Request) -> HTMLResponse:
     user = user_with(request, "journeys")
 
     def run() -> dict[str, Any]:
+        from engine.language.settings_review import programme_zone
         from engine.planning.explain import UnknownCustomer, explain
 
         customer = _field(request, "customer")
         if not customer:
             raise FormError("customer: required")
         try:
-            return explain(customer, _moment(request, "at", local=True))
+            return explain(customer, _moment(request, "at", programme_zone()))
         except UnknownCustomer as exc:
             raise FormError(str(exc)) from None
 
@@ -129,9 +131,10 @@ def simulate_page(request: Request) -> HTMLResponse:
     user = user_with(request, "journeys")
 
     def run() -> dict[str, Any]:
+        from engine.language.settings_review import programme_zone
         from engine.planning.simulate import simulate
 
-        start, end = _period(request, local=True, max_days=MAX_SIMULATE_DAYS, whole_last_day=True)
+        start, end = _period(request, programme_zone(), max_days=MAX_SIMULATE_DAYS, whole_last_day=True)
         return simulate(start, end).to_json()
 
     return _tool_page(request, user, "simulate", run)
@@ -152,7 +155,7 @@ def report_page(request: Request) -> HTMLResponse:
         if by is not None and by not in GROUPINGS:
             raise FormError(f"by: one of {', '.join(GROUPINGS)}")
         # Days are the programme's days (its time zone), as the people reading the report count them.
-        start, end = _period(request, local=True, max_days=MAX_REPORT_DAYS, whole_last_day=False)
+        start, end = _period(request, zone_name, max_days=MAX_REPORT_DAYS, whole_last_day=False)
         report = build_report(start, end, by)
         report["local_period"] = [to_local(m, zone_name).strftime("%Y-%m-%d %H:%M") for m in (start, end)]
         report["charts"] = report_charts(report)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from store.db import make_engine
 from tests.dispatch_support import make_customers, make_touches
@@ -39,19 +40,29 @@ def prefect_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             stop_local_engine()
 
 
+@pytest.fixture
+def outbox_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No provider configured: the dispatch flow writes to the outbox files."""
+    for var in ("TWILIO_ACCOUNT_SID", "WECHAT_APPID", "SMTP_HOST"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def _weekly_push(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE touch SET template = 'silver_weekly_push', category = 'marketing'"))
+
+
 def test_dispatch_flow_sends_in_batch_tasks_and_reports_counts(
-    prefect_local: None, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    prefect_local: None, db_url: str, tmp_path: Path, outbox_only: None
 ) -> None:
     from engine.runtime.flows import dispatch_flow
 
-    for var in ("TWILIO_ACCOUNT_SID", "WECHAT_APPID", "SMTP_HOST"):
-        monkeypatch.delenv(var, raising=False)
     engine = make_engine(db_url)
     ids = make_customers(engine, 1500)
     make_touches(engine, ids[:1400], channel="sms")
     make_touches(engine, ids[1400:], channel="wechat", fallback=["sms"])
+    _weekly_push(engine)
     with engine.begin() as conn:
-        conn.execute(text("UPDATE touch SET template = 'silver_weekly_push', category = 'marketing'"))
         # Ten customers have withdrawn consent on every channel since planning.
         conn.execute(text("UPDATE customer SET consent_sms = false, consent_wechat = false WHERE id <= :n"),
                      {"n": ids[9]})
@@ -84,16 +95,13 @@ def test_dispatch_flow_sends_in_batch_tasks_and_reports_counts(
 
 
 def test_dispatch_flow_stops_after_max_batches_whatever_the_lanes(
-    prefect_local: None, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    prefect_local: None, db_url: str, tmp_path: Path, outbox_only: None
 ) -> None:
     from engine.runtime.flows import dispatch_flow
 
-    for var in ("TWILIO_ACCOUNT_SID", "WECHAT_APPID", "SMTP_HOST"):
-        monkeypatch.delenv(var, raising=False)
     engine = make_engine(db_url)
     make_touches(engine, make_customers(engine, 700), channel="sms")
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE touch SET template = 'silver_weekly_push', category = 'marketing'"))
+    _weekly_push(engine)
     for lanes, expected in ((2, 300), (1, 200), (4, 200)):
         # 3 batches of 100 with two lanes (the budget is shared, not per lane), then 2 more each time.
         budget = 3 if lanes == 2 else 2
