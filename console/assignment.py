@@ -29,6 +29,7 @@ from sqlmodel import Session, col, select
 
 from console import queues, sla
 from console.config import assignment_strategy, max_open_per_agent
+from console.desk_batches import in_batches
 from console.events_bridge import emit_many
 from console.task_rights import ACTIVE, SUPERVISOR_QUEUE
 from engine.loop.events import Incoming
@@ -170,8 +171,8 @@ def escalate_overdue(now: datetime | None = None, *, db_url: str | None = None) 
     sla.settle_new_tasks(now, db_url=db_url)
     sla.warn_at_risk(now, db_url=db_url)
     desk = queues.current()
-    total = 0
-    while True:
+
+    def batch() -> tuple[int, int]:
         emits: list[tuple[str, int, str]] = []
         with session_scope(db_url) as session:
             rows = session.exec(
@@ -185,7 +186,7 @@ def escalate_overdue(now: datetime | None = None, *, db_url: str | None = None) 
                 .limit(BATCH)
             ).all()
             if not rows:
-                break
+                return 0, 0
             loads: dict[int, int] = {}
             for task, external_id, team in rows:
                 assert task.id is not None
@@ -211,12 +212,9 @@ def escalate_overdue(now: datetime | None = None, *, db_url: str | None = None) 
                 emits.append((external_id, task.id, task.queue))
         emit_many([Incoming("task.escalated", external_id, {"task_id": task_id, "queue": queue},
                             f"task.escalated:{task_id}", now) for external_id, task_id, queue in emits], db_url)
-        total += len(emits)
-        if len(rows) < BATCH:
-            break
-    if total:
-        log.info("escalated %d overdue task(s)", total)
-    return total
+        return len(rows), len(emits)
+
+    return in_batches(batch, BATCH, log, "escalated %d overdue task(s)")
 
 
 def run_desk(now: datetime | None = None, *, db_url: str | None = None) -> dict[str, int]:

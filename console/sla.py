@@ -26,6 +26,7 @@ import yaml
 from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 
+from console.desk_batches import in_batches
 from console.events_bridge import emit_many
 from engine.language.durations import parse_duration
 from engine.language.paths import journeys_dir
@@ -92,8 +93,8 @@ def settle_new_tasks(now: datetime | None = None, *, db_url: str | None = None) 
     """Give every active task not seen yet its due time by its queue's clock and its warning time."""
     now = now or utcnow()
     clocks = current_clocks()
-    total = 0
-    while True:
+
+    def batch() -> tuple[int, int]:
         with session_scope(db_url) as session:
             rows = session.exec(
                 select(AgentTask).where(col(AgentTask.status).in_(ACTIVE), col(AgentTask.warn_at).is_(None))
@@ -116,12 +117,9 @@ def settle_new_tasks(now: datetime | None = None, *, db_url: str | None = None) 
                 session.connection().execute(
                     update(table).where(table.c.id == bindparam("tid"), table.c.warn_at.is_(None))
                     .values(due_at=bindparam("new_due"), warn_at=bindparam("new_warn")), settled)
-            total += len(rows)
-        if len(rows) < BATCH:
-            break
-    if total:
-        log.info("set the SLA of %d new task(s)", total)
-    return total
+            return len(rows), len(rows)
+
+    return in_batches(batch, BATCH, log, "set the SLA of %d new task(s)")
 
 
 def warn_at_risk(now: datetime | None = None, *, db_url: str | None = None) -> int:
