@@ -55,6 +55,12 @@ def _require(channel: str, missing: list[str]) -> None:
         raise ChannelNotConfigured(f"{channel}: set {', '.join(missing)}")
 
 
+def _credentials(env: Mapping[str, str], channel: str, *names: str) -> list[str]:
+    """The values of the channel's required variables, in order; refused naming every one missing."""
+    _require(channel, _missing(env, *names))
+    return [env[n] for n in names]
+
+
 class _HttpLimits(TypedDict):
     """The keyword arguments every HTTP adapter takes for its requests in flight and seconds per request."""
 
@@ -66,6 +72,17 @@ def _http_limits(env: Mapping[str, str]) -> _HttpLimits:
     """``CHANNEL_CONCURRENCY`` and ``CHANNEL_TIMEOUT``, for the HTTP adapters."""
     return _HttpLimits(concurrency=int(env.get("CHANNEL_CONCURRENCY", "48")),
                        timeout=float(env.get("CHANNEL_TIMEOUT", "10")))
+
+
+class _HttpOptions(_HttpLimits):
+    """``_HttpLimits`` and the provider's API base, for the adapters that always have one."""
+
+    api_base: str
+
+
+def _http_options(env: Mapping[str, str], base_variable: str, default_base: str) -> _HttpOptions:
+    """``_http_limits`` and the API base ``base_variable`` names (the provider's own without it)."""
+    return _HttpOptions(api_base=env.get(base_variable) or default_base, **_http_limits(env))
 
 
 def sms_from_env(env: Mapping[str, str]) -> TwilioSmsAdapter:
@@ -84,21 +101,16 @@ def sms_from_env(env: Mapping[str, str]) -> TwilioSmsAdapter:
 
 
 def wechat_from_env(env: Mapping[str, str]) -> WeChatTemplateAdapter:
-    _require("wechat", _missing(env, "WECHAT_APPID", "WECHAT_SECRET"))
-    return WeChatTemplateAdapter(
-        env["WECHAT_APPID"],
-        env["WECHAT_SECRET"],
-        api_base=env.get("WECHAT_API_BASE") or WECHAT_DEFAULT_BASE,
-        **_http_limits(env),
-    )
+    appid, secret = _credentials(env, "wechat", "WECHAT_APPID", "WECHAT_SECRET")
+    return WeChatTemplateAdapter(appid, secret, **_http_options(env, "WECHAT_API_BASE", WECHAT_DEFAULT_BASE))
 
 
 def email_from_env(env: Mapping[str, str]) -> SmtpEmailAdapter:
-    _require("email", _missing(env, "SMTP_HOST", "EMAIL_FROM"))
+    host, sender = _credentials(env, "email", "SMTP_HOST", "EMAIL_FROM")
     implicit_tls = _flag(env.get("SMTP_SSL"), False)
     ca_file = env.get("SMTP_CA_FILE")
     settings = SmtpSettings(
-        host=env["SMTP_HOST"],
+        host=host,
         port=int(env.get("SMTP_PORT") or (465 if implicit_tls else 587)),
         username=env.get("SMTP_USER") or None,
         password=env.get("SMTP_PASSWORD") or None,
@@ -109,21 +121,20 @@ def email_from_env(env: Mapping[str, str]) -> SmtpEmailAdapter:
     )
     return SmtpEmailAdapter(
         settings,
-        env["EMAIL_FROM"],
+        sender,
         unsubscribe_url=env.get("EMAIL_UNSUBSCRIBE_URL") or None,
         unsubscribe_mailto=env.get("EMAIL_UNSUBSCRIBE_MAILTO") or None,
     )
 
 
 def push_from_env(env: Mapping[str, str]) -> JPushAdapter:
-    _require("push", _missing(env, "JPUSH_APP_KEY", "JPUSH_MASTER_SECRET"))
+    app_key, master_secret = _credentials(env, "push", "JPUSH_APP_KEY", "JPUSH_MASTER_SECRET")
     return JPushAdapter(
-        env["JPUSH_APP_KEY"],
-        env["JPUSH_MASTER_SECRET"],
-        api_base=env.get("JPUSH_API_BASE") or JPUSH_DEFAULT_BASE,
+        app_key,
+        master_secret,
         report_base=env.get("JPUSH_REPORT_BASE") or None,
-        **_http_limits(env),
         production=_flag(env.get("JPUSH_PRODUCTION"), True),
+        **_http_options(env, "JPUSH_API_BASE", JPUSH_DEFAULT_BASE),
     )
 
 
