@@ -39,11 +39,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.security import APIKeyHeader
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
@@ -200,21 +200,33 @@ def _document_event_types(schema: dict[str, Any]) -> None:
                                       "required": list(spec.required)} for name, spec in sorted(types.items())}
 
 
+Checked = TypeVar("Checked")
+
+
+def _refused_unless(accepts: Callable[[Checked], bool], refusal: Callable[[Checked], str]) -> AfterValidator:
+    """A field's rule beyond its type: a value ``accepts`` turns down is a 422 saying ``refusal(value)``."""
+
+    def check(value: Checked) -> Checked:
+        if not accepts(value):
+            raise ValueError(refusal(value))
+        return value
+
+    return AfterValidator(check)
+
+
+KnownEventType = Annotated[str, _refused_unless(
+    lambda value: value in EVENT_TYPES,
+    lambda value: f"unknown event type {value!r}; known: {', '.join(sorted(EVENT_TYPES))}")]
+
+
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_document_event_types)
 
     event_id: str = Field(min_length=1, max_length=128, description="Sender's id; a repeated id is ignored.")
-    type: str = Field(description="One of the known event types, e.g. survey.answered")
+    type: KnownEventType = Field(description="One of the known event types, e.g. survey.answered")
     customer_id: str = Field(min_length=1, max_length=64, description="The customer's external id")
     occurred_at: AwareDatetime | None = None
     data: dict[str, Any] = Field(default_factory=dict, description="The type's fields (config/events.yaml)")
-
-    @field_validator("type")
-    @classmethod
-    def _known_type(cls, value: str) -> str:
-        if value not in EVENT_TYPES:
-            raise ValueError(f"unknown event type {value!r}; known: {', '.join(sorted(EVENT_TYPES))}")
-        return value
 
 
 class EventOut(BaseModel):
@@ -260,6 +272,9 @@ _TEXT_RULES: dict[str, tuple[Callable[[str], object], Callable[[str], str]]] = {
     "tier": (lambda value: value in TIERS, lambda _: f"tier must be one of {', '.join(TIERS)}"),
     "timezone": (known_zone, lambda value: f"unknown time zone {value!r}"),
 }
+KnownChannels = Annotated[list[str] | None, _refused_unless(
+    lambda value: all(item in CHANNELS for item in value or []),
+    lambda _: f"channel must be one of {', '.join(CHANNELS)}")]
 
 
 class CustomerIn(BaseModel):
@@ -286,7 +301,7 @@ class CustomerIn(BaseModel):
     consent_email_marketing: bool | None = None
     consent_push_marketing: bool | None = None
     consent_source: str | None = Field(default=None, max_length=64)
-    preferred_channels: list[str] | None = None
+    preferred_channels: KnownChannels = None
     attributes: dict[str, Any] | None = None
 
     @field_validator(*_TEXT_RULES)
@@ -295,14 +310,6 @@ class CustomerIn(BaseModel):
         accepts, refusal = _TEXT_RULES[str(info.field_name)]
         if value is not None and not accepts(value):
             raise ValueError(refusal(value))
-        return value
-
-    @field_validator("preferred_channels")
-    @classmethod
-    def _channels(cls, value: list[str] | None) -> list[str] | None:
-        for item in value or []:
-            if item not in CHANNELS:
-                raise ValueError(f"channel must be one of {', '.join(CHANNELS)}")
         return value
 
 
