@@ -39,6 +39,7 @@ from sqlmodel import SQLModel
 from store.clock import utcnow
 from store.crypto import DataKeyError, FieldCipher, blob_key_id, key_id, load_key, load_previous_keys
 from store.db import make_engine
+from store.field_values import field_values
 
 DEFAULT_BATCH = 500
 # A rotation that keeps finding values written under the old key behind it (a writer still
@@ -82,16 +83,8 @@ class RotationReport:
     complete: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "new_key_id": self.new_key_id,
-            "rotated": self.rotated,
-            "already": self.already,
-            "changed_meanwhile": self.changed_meanwhile,
-            "undecryptable": len(self.undecryptable),
-            "batches": self.batches,
-            "resumed_from": self.resumed_from,
-            "complete": self.complete,
-        }
+        # The undecryptable values themselves stay out of the report: only how many there are.
+        return {**field_values(self), "undecryptable": len(self.undecryptable)}
 
 
 def _table(name: str) -> Table:

@@ -6,6 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from store.field_values import field_values
+
 
 @dataclass
 class DispatchCounts:
@@ -36,19 +38,11 @@ class DispatchCounts:
         self.reconciled.update(other.reconciled)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "claimed": self.claimed,
-            "sent": self.sent,
-            "deferred": self.deferred,
-            "fell_back": self.fell_back,
-            "cancelled": self.cancelled,
-            "dropped": self.dropped,
-            "unanswered": self.unanswered,
-            "failed": dict(self.failed),
-            "batches": self.batches,
-            "seconds": round(self.seconds, 3),
-            "settled": dict(self.reconciled),
-        }
+        # Reconciliation's tally goes out as "settled", the key the run reports have always used;
+        # the counters become plain dicts, which is what JSON and the flow results take.
+        counts = field_values(self, without=("reconciled",))
+        counts.update(failed=dict(self.failed), seconds=round(self.seconds, 3), settled=dict(self.reconciled))
+        return counts
 
     def summary(self) -> str:
         failed = ", ".join(f"{k}={v}" for k, v in sorted(self.failed.items())) or "0"
