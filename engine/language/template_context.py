@@ -12,13 +12,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels.template_files import LOCALES
 from engine.language.locales import fold_locale
 from store.clock import to_local
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 DEFAULT_LOCALE = "zh-CN"
 
@@ -116,61 +120,52 @@ class TemplateContext:
     def variables(self, locale: str) -> dict[str, Any]:
         """The Jinja variables for ``locale`` (labels are per locale; datetimes in the customer's zone)."""
         tz = self.customer.timezone
-        tiers = TIER_LABELS.get(locale, TIER_LABELS[DEFAULT_LOCALE])
         c = self.customer
+        tiers = TIER_LABELS.get(locale, TIER_LABELS[DEFAULT_LOCALE])
+        tier_label = tiers.get(c.tier or "", UNTIERED_LABEL.get(locale, UNTIERED_LABEL[DEFAULT_LOCALE]))
         out: dict[str, Any] = {
-            "customer": {
-                "name": c.name,
-                "tier": c.tier,
-                "tier_label": tiers.get(c.tier or "", UNTIERED_LABEL.get(locale, UNTIERED_LABEL[DEFAULT_LOCALE])),
-                "locale": c.locale,
-                "branch": c.branch,
-                "timezone": tz,
-                "external_id": c.external_id,
-            },
+            "customer": _view_variables(c, tz, {"tier": ("tier_label", tier_label)}),
             "now_local": self.now_local,
             "locale": locale,
         }
         if self.policy is not None:
             p = self.policy
-            labels = PRODUCT_LINE_LABELS.get(locale, PRODUCT_LINE_LABELS[DEFAULT_LOCALE])
-            out["policy"] = {
-                "product_line": p.product_line,
-                "product_line_label": labels.get(p.product_line, p.product_line),
-                "expiry_date": p.expiry_date,
-                "annual_premium": p.annual_premium,
-                "start_date": p.start_date,
-                "status": p.status,
-                "premium_due_date": p.premium_due_date,
-                "grace_period_end": p.grace_period_end,
-            }
+            lines = PRODUCT_LINE_LABELS.get(locale, PRODUCT_LINE_LABELS[DEFAULT_LOCALE])
+            label = lines.get(p.product_line, p.product_line)
+            out["policy"] = _view_variables(p, tz, {"product_line": ("product_line_label", label)})
         if self.claim is not None:
-            cl = self.claim
-            out["claim"] = {
-                "amount": cl.amount,
-                "status": cl.status,
-                "filed_at": to_local(cl.filed_at, tz) if cl.filed_at else None,
-                "settled_at": to_local(cl.settled_at, tz) if cl.settled_at else None,
-            }
+            out["claim"] = _view_variables(self.claim, tz)
         if self.event is not None:
-            ev = self.event
-            out["event"] = {
-                "type": ev.type,
-                "data": ev.data,
-                "occurred_at": to_local(ev.occurred_at, tz) if ev.occurred_at else None,
-            }
+            out["event"] = _view_variables(self.event, tz)
         if self.advisor_name is not None:
             out["advisor"] = {"name": self.advisor_name}
         if self.journey is not None:
-            j = self.journey
-            out["journey"] = {"id": j.id, "step": j.step, "category": j.category, "occurrence": j.occurrence}
+            out["journey"] = _view_variables(self.journey, tz)
         if self.unsubscribe_url is not None:
             out["unsubscribe_url"] = self.unsubscribe_url
         if self.holiday is not None:
             h = self.holiday
-            labels = HOLIDAY_LABELS.get(locale, HOLIDAY_LABELS[DEFAULT_LOCALE])
-            out["holiday"] = {"key": h.key, "label": labels.get(h.key, h.key), "date": h.date}
+            holidays = HOLIDAY_LABELS.get(locale, HOLIDAY_LABELS[DEFAULT_LOCALE])
+            out["holiday"] = _view_variables(h, tz, {"key": ("label", holidays.get(h.key, h.key))})
         return out
+
+
+def _view_variables(
+    view: DataclassInstance, tz: str, labels: Mapping[str, tuple[str, str]] | None = None
+) -> dict[str, Any]:
+    """A view's fields as template variables, datetimes in the customer's zone ``tz``.
+
+    ``labels`` maps a field to the (name, text) of its label, set right after the field: the
+    scope check lists a part's names in this order when it tells an author what they may use.
+    """
+    out: dict[str, Any] = {}
+    for f in fields(view):
+        value = getattr(view, f.name)
+        out[f.name] = to_local(value, tz) if isinstance(value, datetime) else value
+        if labels and f.name in labels:
+            label_name, text = labels[f.name]
+            out[label_name] = text
+    return out
 
 
 def resolve_locale(locale: str | None) -> str:
