@@ -7,20 +7,16 @@ events must each act.
 
 from __future__ import annotations
 
+from tests.journey_support import journey
+
 
 def task_journey(journey_id: str, name: str, event_type: str, queue: str, due_within: str, *,
                  reentry: bool = True, step: str = "respond") -> str:
     """A journey entered on ``event_type`` whose one step opens a task."""
-    return f"""
-id: {journey_id}
-name: {name}
-category: service
-entry: {{event: {{type: {event_type}}}}}
-reentry: {{allowed: {str(reentry).lower()}}}
-steps:
+    return journey(journey_id, name, f"{{event: {{type: {event_type}}}}}", f"""\
   - id: {step}
     task: {{queue: {queue}, due_within: {due_within}}}
-"""
+""", reentry=reentry)
 
 
 def reentering(source: str) -> str:

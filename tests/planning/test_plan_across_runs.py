@@ -17,6 +17,7 @@ from engine.planning.planner import plan
 from store.clock import simulated_time
 from store.db import get_engine
 from store.models import Enrollment, Event, Policy
+from tests.journey_support import journey
 from tests.plan_support import Book, send_journey, utc, vip_branch
 
 # Expiry on 10 April 2027: the reminder is due at 10:00 Shanghai on 11 March (02:00 UTC).
@@ -146,19 +147,14 @@ def _either_then_done(first: str, second: str) -> str:
 """
 
 
-WAIT_THEN_WAIT_FOR = """
-id: nudge
-name: Nudge
-category: service
-entry: {schedule: {cron: "0 10 1 * *"}}
-steps:
+WAIT_THEN_WAIT_FOR = journey("nudge", "Nudge", '{schedule: {cron: "0 10 1 * *"}}', """\
   - id: hello
     send: {channels: [sms], template: msg}
   - id: pause
     wait: 1d
   - id: listen
     wait_for: {event: app.login, timeout: 2d, on_event: thanks, on_timeout: remind}
-""" + _either_then_done("remind", "thanks")
+""" + _either_then_done("remind", "thanks"))
 
 
 def test_a_wait_for_after_a_wait_starts_when_the_wait_ends(sqlite_book: Book) -> None:
@@ -328,22 +324,12 @@ def test_explain_judges_each_policy_and_shows_the_next_task(sqlite_book: Book) -
     assert renewal["next_task"] is None  # its callback comes only after ten days without renewal
 
 
-MARK = """
-id: mark
-name: Mark
-category: service
-entry: {schedule: {cron: "0 9 * * *"}}
-steps:
+MARK = journey("mark", "Mark", '{schedule: {cron: "0 9 * * *"}}', """\
   - id: set
     update: {field: customer.attributes.vip, value: true}
-"""
-GREET = """
-id: greet
-name: Greet
-category: service
-entry: {event: {type: app.login}}
-steps:
-""" + vip_branch("which", "vip", "next") + _either_then_done("plain", "vip")
+""")
+GREET = journey("greet", "Greet", "{event: {type: app.login}}",
+                vip_branch("which", "vip", "next") + _either_then_done("plain", "vip"))
 
 
 def test_an_event_comes_after_what_its_customer_had_due_before_it(sqlite_book: Book) -> None:
