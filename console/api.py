@@ -37,7 +37,7 @@ import hmac
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -51,6 +51,7 @@ from console import csrf, queues, tasks
 from console.auth import SESSION_USER, CurrentUser, NotAuthenticated, audit, load_user
 from console.config import ApiKey, hash_api_key
 from console.events_bridge import UnknownCustomer, emit_async
+from console.task_inbox import TaskFacts
 from console.tasks import OUTCOMES
 from engine.language import event_types
 from engine.language.catalogue import EVENT_TYPES
@@ -405,33 +406,25 @@ async def put_customer(request: Request, response: Response, external_id: Extern
 # --- tasks --------------------------------------------------------------------------------------
 
 
-class TaskOut(BaseModel):
-    id: int
-    customer: str
-    tier: str | None
-    queue: str
-    priority: int
-    status: str
-    due_at: datetime
-    attempt: int
-    escalated: bool
-    assignee: str | None
+# A dataclass rather than a model so that it extends the desk's own task facts: the API lists a
+# task as the inbox does (pydantic documents and checks a dataclass as it does a model).
+@dataclass(frozen=True)
+class TaskOut(TaskFacts):
     overdue: bool
     # The same as the desk's pages: what the task's queue offers, which of those close the task
     # (the pages ask to confirm them), and where its SLA stands.
-    outcomes: list[str] = Field(description="Outcomes the task's queue offers (config/queues.yaml).")
-    closing_outcomes: list[str] = Field(description="Those of `outcomes` that close the task for good.")
-    warn_at: datetime | None = Field(description="When the assignee and the supervisor are warned before "
-                                                 "the SLA is breached (null until the desk has set it).")
-    at_risk: bool = Field(description="Past `warn_at` and not yet overdue.")
-    seconds_left: int = Field(description="Seconds until `due_at` (negative when overdue).")
+    outcomes: Annotated[list[str], Field(description="Outcomes the task's queue offers (config/queues.yaml).")]
+    closing_outcomes: Annotated[list[str], Field(description="Those of `outcomes` that close the task for good.")]
+    warn_at: Annotated[datetime | None, Field(description="When the assignee and the supervisor are warned before "
+                                                          "the SLA is breached (null until the desk has set it).")]
+    at_risk: Annotated[bool, Field(description="Past `warn_at` and not yet overdue.")]
+    seconds_left: Annotated[int, Field(description="Seconds until `due_at` (negative when overdue).")]
 
 
 def _task_out(row: tasks.TaskRow, desk: queues.Desk) -> TaskOut:
     offered = queues.outcomes_of(row.queue, desk)
-    return TaskOut(id=row.id, customer=row.customer, tier=row.tier, queue=row.queue, priority=row.priority,
-                   status=row.status, due_at=row.due_at, attempt=row.attempt, escalated=row.escalated,
-                   assignee=row.assignee, overdue=row.overdue, outcomes=list(offered),
+    facts = {f.name: getattr(row, f.name) for f in fields(TaskFacts)}
+    return TaskOut(**facts, overdue=row.overdue, outcomes=list(offered),
                    closing_outcomes=[o for o in offered if o in CLOSING_OUTCOMES], warn_at=row.warn_at,
                    at_risk=row.at_risk, seconds_left=math.floor(row.seconds_left))
 

@@ -28,7 +28,9 @@ COUNT_CAP = 1000
 
 
 @dataclass(frozen=True)
-class TaskRow:
+class TaskFacts:
+    """What a list shows of any task; the API's answer (``console.api.TaskOut``) starts with the same."""
+
     id: int
     customer: str  # masked name
     tier: str | None
@@ -39,6 +41,10 @@ class TaskRow:
     attempt: int
     escalated: bool
     assignee: str | None
+
+
+@dataclass(frozen=True)
+class TaskRow(TaskFacts):
     seconds_left: float
     # Past the warning time of its SLA but not yet overdue (console.sla sets the warning time).
     at_risk: bool = False
