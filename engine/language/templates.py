@@ -58,19 +58,22 @@ RENDER_CHANNELS = ("sms", "wechat", "email", "push", "webhook")
 _BABEL_LOCALE = {"zh-CN": "zh_CN", "en": "en"}
 
 
+# A dataclass for the fields callers read (which template failed, where, and why); no eq or repr of
+# its own, so it compares, hashes and prints as any exception does.
+@dataclass(eq=False, repr=False)
 class RenderError(Exception):
     """A template could not be rendered for this context; the message names template, channel and locale."""
 
-    def __init__(self, template: str, channel: str, locale: str, message: str, line: int | None = None,
-                 path: str | None = None) -> None:
-        self.template = template
-        self.channel = channel
-        self.locale = locale
-        self.reason = message
-        self.line = line
-        self.path = path
-        where = f"{path}:{line}: " if path and line else ""
-        super().__init__(f"{where}template {template!r} ({channel}, {locale}): {message}")
+    template: str
+    channel: str
+    locale: str
+    reason: str
+    line: int | None = None
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        where = f"{self.path}:{self.line}: " if self.path and self.line else ""
+        super().__init__(f"{where}template {self.template!r} ({self.channel}, {self.locale}): {self.reason}")
 
 
 # --- templates on disk ----------------------------------------------------------------------------
