@@ -535,6 +535,10 @@ def callback_url_from_env() -> Callable[[str, ClaimedTouch], str | None] | None:
     return url
 
 
+# The collector's first-generation threshold in a process that dispatches (see _freeze_long_lived).
+DISPATCH_GC_THRESHOLD = 10_000
+
+
 @functools.cache
 def _freeze_long_lived() -> None:
     """Once per process, when the first dispatcher is made: what is alive then (modules, settings, the journeys'
@@ -542,6 +546,13 @@ def _freeze_long_lived() -> None:
     batches' allocations set off walks all of it again (about a sixth of a send's CPU, profiled)."""
     gc.collect()
     gc.freeze()
+    # A batch keeps its claimed rows, rendered messages and results alive while it sends (about 80
+    # container objects a send), so with Python's default threshold (700) the collector ran every few
+    # sends and took 25-40% of a send's CPU (measured with gc.callbacks, 20,000 sends to the Twilio
+    # stand-in); at 10,000 it runs fourteen times less often and costs under a tenth. The higher
+    # threshold leaves at most some thousands of cyclic objects uncollected a little longer.
+    generation0, generation1, generation2 = gc.get_threshold()
+    gc.set_threshold(max(generation0, DISPATCH_GC_THRESHOLD), generation1, generation2)
 
 
 def make_dispatcher(

@@ -10,6 +10,8 @@ from contextlib import aclosing
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
 from channels.base import OutboundMessage, RenderedMessage
@@ -54,6 +56,16 @@ def test_form_encoding_is_byte_for_byte_urllibs() -> None:
         "MediaUrl": ["https://a.example/1.png", "https://a.example/2 3.png"], "Flag": True, "N": 3, "": "",
     }
     assert form_encode(samples) == urlencode(samples, doseq=True).encode()
+
+
+# Any text a body or name can hold (surrogates cannot be sent as UTF-8, so they are left out),
+# with the bytes the encoder treats apart (space, '+', '%', '~', '-') drawn often.
+_FORM_TEXT = st.text(st.one_of(st.sampled_from(" +%~-_.&=\n"), st.characters(exclude_categories=("Cs",))))
+
+
+@given(st.dictionaries(_FORM_TEXT, st.one_of(_FORM_TEXT, st.lists(_FORM_TEXT, max_size=3)), max_size=5))
+def test_form_encoding_of_any_text_is_urllibs(form: dict[str, str | list[str]]) -> None:
+    assert form_encode(form) == urlencode(form, doseq=True).encode()
 
 
 @pytest.mark.parametrize("url", [
