@@ -9,8 +9,8 @@ by ``engine.planning.occurrences.anchored_fires``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select as _sa_select
@@ -18,7 +18,7 @@ from sqlmodel import Session, col
 
 from engine.language.journey_model import DateEntry
 from engine.planning.facts import POLICY_FACT_COLUMNS, fetch_rows, policy_fact
-from engine.planning.occurrences import anchor_date_range, anchored_fires, as_anchor_date
+from engine.planning.occurrences import anchor_date_range, anchored_fires, as_anchor_date, birth_md_candidates
 from store.models import Customer, Policy
 
 select: Any = _sa_select
@@ -40,8 +40,11 @@ def anchored_entrants(session: Session, entry: DateEntry, customer_scope: Any, t
         first, last = anchor_date_range(start, end, entry.offset, entry.on_non_working_day)
         query = query.where(col(column) <= last) if entry.every else query.where(col(column) >= first,
                                                                                   col(column) <= last)
+        may_fire = _may_fire(entry, start, end)
         for row in session.execute(query).all():
             day = getattr(row, name)
+            if not may_fire(day):
+                continue
             for suffix, due in anchored_fires(day, entry.every, entry.at, entry.offset, row.timezone, start, end,
                                               entry.on_non_working_day):
                 yield row.customer_id, f"policy-{row.id}-{name}-{suffix}", due, policy_fact(row)
@@ -49,10 +52,24 @@ def anchored_entrants(session: Session, entry: DateEntry, customer_scope: Any, t
     attribute = name.removeprefix("attributes.")
     rows = fetch_rows(session, select(Customer.id, Customer.timezone, Customer.attributes)
                       .where(customer_scope, tier_clause))
+    may_fire = _may_fire(entry, start, end)
     for cid, tz, attributes in rows:
         day = as_anchor_date((attributes or {}).get(attribute))
-        if day is None:
+        if day is None or not may_fire(day):
             continue
         for suffix, due in anchored_fires(day, entry.every, entry.at, entry.offset, tz, start, end,
                                           entry.on_non_working_day):
             yield cid, f"attribute-{attribute}-{suffix}", due, {}
+
+
+def _may_fire(entry: DateEntry, start: datetime, end: datetime) -> Callable[[date], bool]:
+    """Whether an anchor date can fire in (start, end] at all: a superset, cheap enough to ask of every row.
+
+    An anniversary query returns every active policy with the date, and working out each one's fires (its
+    zone, the clock, the offset) took a fifth of a planned day; only anchor dates whose month and day can
+    land in the window (29 February standing for 28 February in other years) are worked out now."""
+    if entry.every is None:
+        first, last = anchor_date_range(start, end, entry.offset, entry.on_non_working_day)
+        return lambda day: first <= day <= last
+    codes = frozenset(birth_md_candidates(start, end, entry.offset, entry.on_non_working_day))
+    return lambda day: day.month * 100 + day.day in codes

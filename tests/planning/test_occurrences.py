@@ -4,20 +4,25 @@ holiday re-entry per occurrence and moving a fire off a day off."""
 from __future__ import annotations
 
 import shutil
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from engine.cli import build_app
-from engine.language.journey_model import Reentry
+from engine.language.journey_model import DateEntry, Reentry
+from engine.planning.anchored_entrants import _may_fire
 from engine.planning.occurrences import (
+    NonWorkingDay,
     anchor_fire,
     anchored_fires,
+    anniversary_in,
     as_anchor_date,
     birth_md_candidates,
     birthday_fires,
@@ -329,3 +334,29 @@ def test_an_anniversary_of_the_expiry_date_is_found_years_after_it(book: Book) -
     plan(utc(2027, 4, 1), utc(2027, 3, 1), url=book.url)
     assert [(t.key, t.due_at) for t in book.touches()] == [
         (f"{cid}:yearly:note:policy-1-expiry_date-2027", utc(2027, 3, 19, 2))]
+
+
+_ZONES = st.sampled_from([SH, LA, "UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago"])
+_OFFSETS = st.sampled_from(["0d", "-30d", "7d", "-1d12h", "45d", "-400d"])
+
+
+@given(anchor=st.one_of(st.dates(date(1996, 1, 1), date(2029, 12, 31)), st.sampled_from([date(2000, 2, 29),
+                                                                                     date(2024, 2, 29)])),
+       every=st.sampled_from([None, "year"]), years=st.integers(1, 30), offset=_OFFSETS,
+       at=st.sampled_from(["00:00", "10:00", "23:59"]), tz=_ZONES, moved=st.sampled_from(["keep", "next_working_day"]),
+       hours=st.integers(1, 24 * 40), before=st.floats(0, 1, exclude_max=True))
+def test_an_anchor_date_that_fires_in_the_window_is_never_skipped(
+    anchor: date, every: str | None, years: int, offset: str, at: str, tz: str, moved: NonWorkingDay,
+    hours: int, before: float,
+) -> None:
+    """The planner works out fires only for the anchor dates ``_may_fire`` lets through, so it must let
+    through every date with a fire in the window, whatever the zone, offset and window: the window is
+    drawn around one of the anchor's fires (an anniversary, 29 February's on 28 February)."""
+    year = anchor.year + years if every else anchor.year
+    fire = anchor_fire(anniversary_in(anchor, year), at, offset, tz, moved)
+    start = fire - timedelta(hours=hours * before) - timedelta(microseconds=1)
+    end = start + timedelta(hours=hours)
+    assert (str(year) if every else anchor.isoformat(), fire) in anchored_fires(anchor, every, at, offset, tz,
+                                                                                 start, end, moved)
+    entry = DateEntry(anchor="policy.start_date", every=every, offset=offset, at=at, on_non_working_day=moved)
+    assert _may_fire(entry, start, end)(anchor)
