@@ -344,17 +344,18 @@ _OFFSETS = st.sampled_from(["0d", "-30d", "7d", "-1d12h", "45d", "-400d"])
                                                                                      date(2024, 2, 29)])),
        every=st.sampled_from([None, "year"]), years=st.integers(1, 30), offset=_OFFSETS,
        at=st.sampled_from(["00:00", "10:00", "23:59"]), tz=_ZONES, moved=st.sampled_from(["keep", "next_working_day"]),
-       hours=st.integers(1, 24 * 40), before=st.floats(0, 1, exclude_max=True))
+       hours=st.integers(1, 24 * 40), before=st.integers(0, 999))
 def test_an_anchor_date_that_fires_in_the_window_is_never_skipped(
     anchor: date, every: str | None, years: int, offset: str, at: str, tz: str, moved: NonWorkingDay,
-    hours: int, before: float,
+    hours: int, before: int,
 ) -> None:
     """The planner works out fires only for the anchor dates ``_may_fire`` lets through, so it must let
     through every date with a fire in the window, whatever the zone, offset and window: the window is
     drawn around one of the anchor's fires (an anniversary, 29 February's on 28 February)."""
     year = anchor.year + years if every else anchor.year
     fire = anchor_fire(anniversary_in(anchor, year), at, offset, tz, moved)
-    start = fire - timedelta(hours=hours * before) - timedelta(microseconds=1)
+    # ``before`` thousandths of the window lie before the fire, so it is always inside (start, end].
+    start = fire - timedelta(hours=hours) * before / 1000 - timedelta(microseconds=1)
     end = start + timedelta(hours=hours)
     assert (str(year) if every else anchor.isoformat(), fire) in anchored_fires(anchor, every, at, offset, tz,
                                                                                  start, end, moved)
