@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import select as _sa_select
 from sqlmodel import Session, col
 
@@ -38,8 +39,15 @@ def anchored_entrants(session: Session, entry: DateEntry, customer_scope: Any, t
                  .join(Customer, col(Customer.id) == col(Policy.customer_id))
                  .where(customer_scope, tier_clause, Policy.status == "active", col(column).is_not(None)))
         first, last = anchor_date_range(start, end, entry.offset, entry.on_non_working_day)
-        query = query.where(col(column) <= last) if entry.every else query.where(col(column) >= first,
-                                                                                  col(column) <= last)
+        if entry.every:
+            query = query.where(col(column) <= last)
+            codes = birth_md_candidates(start, end, entry.offset, entry.on_non_working_day)
+            if len(codes) < 366:
+                # Narrowed in SQL as well: fetching every active policy's row to drop all but a few
+                # hundredths of them in Python cost a second of CPU per 100k customers and day.
+                query = query.where(_month_day(column, session.get_bind().dialect.name).in_(codes))
+        else:
+            query = query.where(col(column) >= first, col(column) <= last)
         may_fire = _may_fire(entry, start, end)
         for row in session.execute(query).all():
             day = getattr(row, name)
@@ -73,3 +81,11 @@ def _may_fire(entry: DateEntry, start: datetime, end: datetime) -> Callable[[dat
         return lambda day: first <= day <= last
     codes = frozenset(birth_md_candidates(start, end, entry.offset, entry.on_non_working_day))
     return lambda day: day.month * 100 + day.day in codes
+
+
+def _month_day(column: Any, dialect: str) -> Any:
+    """``month * 100 + day`` of a date column in SQL (the code ``birth_md_candidates`` lists); SQLite keeps
+    dates as ISO text."""
+    if dialect == "sqlite":
+        return sa.cast(sa.func.strftime("%m%d", column), sa.Integer)
+    return sa.cast(sa.extract("month", column) * 100 + sa.extract("day", column), sa.Integer)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 
 from engine.cli import build_app
 from engine.language.journey_model import DateEntry, Reentry
-from engine.planning.anchored_entrants import _may_fire
+from engine.planning.anchored_entrants import _may_fire, _month_day
 from engine.planning.occurrences import (
     NonWorkingDay,
     anchor_fire,
@@ -361,3 +362,15 @@ def test_an_anchor_date_that_fires_in_the_window_is_never_skipped(
                                                                                  start, end, moved)
     entry = DateEntry(anchor="policy.start_date", every=every, offset=offset, at=at, on_non_working_day=moved)
     assert _may_fire(entry, start, end)(anchor)
+
+
+def test_the_month_and_day_sql_narrows_by_are_the_dates_own(migrated_any_db: str) -> None:
+    """Anniversaries are narrowed in SQL by ``month * 100 + day``: on both databases it must be the code
+    ``_may_fire`` and ``birth_md_candidates`` use (29 February included), or policies would be skipped."""
+    days = [date(2024, 2, 29), date(2023, 2, 28), date(2026, 1, 1), date(2026, 12, 31), date(1999, 10, 9)]
+    engine = get_engine(migrated_any_db)
+    with Session(engine) as session:
+        dialect = session.get_bind().dialect.name
+        for day in days:
+            column = sa.literal(day, sa.Date)
+            assert session.execute(sa.select(_month_day(column, dialect))).scalar_one() == day.month * 100 + day.day
