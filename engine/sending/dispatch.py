@@ -549,8 +549,8 @@ def _freeze_long_lived() -> None:
     # A batch keeps its claimed rows, rendered messages and results alive while it sends (about 80
     # container objects a send), so with Python's default threshold (700) the collector ran every few
     # sends and took 25-40% of a send's CPU (measured with gc.callbacks, 20,000 sends to the Twilio
-    # stand-in); at 10,000 it runs fourteen times less often and costs under a tenth. The higher
-    # threshold leaves at most some thousands of cyclic objects uncollected a little longer.
+    # stand-in); at 10,000 it runs about six times less often and its time per send falls from 83-100 µs
+    # to 35-41 µs. The higher threshold leaves some thousands of cyclic objects uncollected a little longer.
     generation0, generation1, generation2 = gc.get_threshold()
     gc.set_threshold(max(generation0, DISPATCH_GC_THRESHOLD), generation1, generation2)
 
