@@ -205,22 +205,42 @@ def _read(url: str | None, model: type[Row], external_id: str, show: Callable[[S
         return show(session, row)
 
 
-async def _answer_put(request: Request, response: Response, write: Callable[..., Out], external_id: str,
-                      body: BaseModel, who: Principal) -> Out:
-    out = await run_in_threadpool(write, request.app.state.settings.database_url, external_id,
-                                  body.model_dump(exclude_unset=True), who)
-    if out.created:
-        response.status_code = 201
-    return out
-
-
-# --- policies ---------------------------------------------------------------------------------------
-
 PolicyId = Annotated[str, Path(min_length=1, max_length=64, description="The policy's external id (policy number)")]
 ClaimId = Annotated[str, Path(min_length=1, max_length=64, description="The claim's external id (claim number)")]
 _READ_REFUSALS: dict[int | str, dict[str, Any]] = {401: _UNAUTHENTICATED, 403: _CUSTOMER_REFUSED, 413: _TOO_LARGE}
 _WRITE_REFUSALS: dict[int | str, dict[str, Any]] = {400: _UNREADABLE, 401: _UNAUTHENTICATED, 403: _CUSTOMER_REFUSED,
                                                     413: _TOO_LARGE}
+
+
+def _routes(plural: str, model: type[Row], external_id_type: object, body_model: type[BaseModel],
+            out_model: type[Out], show: Callable[[Session, Row], Out],
+            write: Callable[[str | None, str, dict[str, Any], Principal], Out]) -> None:
+    """``GET`` and ``PUT /api/<plural>/{external_id}`` of one kind of row: shown by ``show``, upserted by ``write``."""
+    noun = model.__tablename__
+
+    async def get_one(request: Request, external_id: str, _who: KeyOnly) -> Out:
+        return await run_in_threadpool(_read, request.app.state.settings.database_url, model, external_id, show)
+
+    async def put_one(request: Request, response: Response, external_id: str, body: BaseModel,
+                      who: KeyOnly) -> Out:
+        out = await run_in_threadpool(write, request.app.state.settings.database_url, external_id,
+                                      body.model_dump(exclude_unset=True), who)
+        if out.created:
+            response.status_code = 201
+        return out
+
+    # FastAPI takes the path parameter's rules and the body's model from the annotations, which
+    # (postponed) it would look up by name among the module's globals: these two are this kind's own.
+    get_one.__annotations__["external_id"] = put_one.__annotations__["external_id"] = external_id_type
+    put_one.__annotations__["body"] = body_model
+    # The names give the operation ids and summaries ("Get Policy") the functions of their own had.
+    router.get(f"/{plural}/{{external_id}}", name=f"get_{noun}", response_model=out_model,
+               responses={**_READ_REFUSALS, 404: _refusal(f"No {noun} with that id")})(get_one)
+    router.put(f"/{plural}/{{external_id}}", name=f"put_{noun}", response_model=out_model,
+               responses={201: {"model": out_model, "description": "Created"}, **_WRITE_REFUSALS})(put_one)
+
+
+# --- policies ---------------------------------------------------------------------------------------
 
 
 def _policy_out(session: Session, row: Policy, created: bool = False) -> PolicyOut:
@@ -250,17 +270,7 @@ def _put_policy(url: str | None, external_id: str, given: dict[str, Any], who: P
         return _policy_out(session, row, created)
 
 
-@router.get("/policies/{external_id}", response_model=PolicyOut,
-            responses={**_READ_REFUSALS, 404: _refusal("No policy with that id")})
-async def get_policy(request: Request, external_id: PolicyId, _who: KeyOnly) -> PolicyOut:
-    return await run_in_threadpool(_read, request.app.state.settings.database_url, Policy, external_id, _policy_out)
-
-
-@router.put("/policies/{external_id}", response_model=PolicyOut,
-            responses={201: {"model": PolicyOut, "description": "Created"}, **_WRITE_REFUSALS})
-async def put_policy(request: Request, response: Response, external_id: PolicyId, body: PolicyIn,
-                     who: KeyOnly) -> PolicyOut:
-    return await _answer_put(request, response, _put_policy, external_id, body, who)
+_routes("policies", Policy, PolicyId, PolicyIn, PolicyOut, _policy_out, _put_policy)
 
 
 # --- claims -----------------------------------------------------------------------------------------
@@ -314,14 +324,4 @@ def _put_claim(url: str | None, external_id: str, given: dict[str, Any], who: Pr
         return _claim_out(session, row, created)
 
 
-@router.get("/claims/{external_id}", response_model=ClaimOut,
-            responses={**_READ_REFUSALS, 404: _refusal("No claim with that id")})
-async def get_claim(request: Request, external_id: ClaimId, _who: KeyOnly) -> ClaimOut:
-    return await run_in_threadpool(_read, request.app.state.settings.database_url, Claim, external_id, _claim_out)
-
-
-@router.put("/claims/{external_id}", response_model=ClaimOut,
-            responses={201: {"model": ClaimOut, "description": "Created"}, **_WRITE_REFUSALS})
-async def put_claim(request: Request, response: Response, external_id: ClaimId, body: ClaimIn,
-                    who: KeyOnly) -> ClaimOut:
-    return await _answer_put(request, response, _put_claim, external_id, body, who)
+_routes("claims", Claim, ClaimId, ClaimIn, ClaimOut, _claim_out, _put_claim)
