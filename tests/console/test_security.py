@@ -329,6 +329,9 @@ TASK_PAGE = page(agent=200, supervisor=200, ops=403, admin=403)  # agents and su
 OWN_TASK_ACTION = page(agent=303, supervisor=403, ops=403, admin=403)  # only the agent works a task
 OPS_PAGE = page(agent=403, supervisor=403, ops=200, admin=200)  # journeys and tools: ops and admin
 ADMIN_ACTION = page(agent=403, supervisor=403, ops=403, admin=303)  # user changes: admin only
+ADMIN_PAGE = page(agent=403, supervisor=403, ops=403, admin=200)  # users and the audit log: admin only
+OPS_ACTION = page(agent=403, supervisor=403, ops=303, admin=303)  # submissions, the seed list: ops and admin
+SUPERVISOR_ACTION = page(agent=403, supervisor=303, ops=403, admin=403)  # handing tasks out: supervisors only
 
 # (method, route path) → expected status per principal.
 RIGHTS: dict[tuple[str, str], dict[str, int]] = {
@@ -344,9 +347,9 @@ RIGHTS: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/tasks/{task_id}/reveal"): page(agent=403, supervisor=200, ops=403, admin=403),
     ("POST", "/tasks/{task_id}/claim"): OWN_TASK_ACTION,
     ("POST", "/tasks/{task_id}/complete"): OWN_TASK_ACTION,
-    ("POST", "/tasks/{task_id}/reassign"): page(agent=403, supervisor=303, ops=403, admin=403),
+    ("POST", "/tasks/{task_id}/reassign"): SUPERVISOR_ACTION,
     ("GET", "/supervisor"): page(agent=403, supervisor=200, ops=403, admin=403),
-    ("POST", "/supervisor/assign"): page(agent=403, supervisor=303, ops=403, admin=403),
+    ("POST", "/supervisor/assign"): SUPERVISOR_ACTION,
     ("GET", "/ops/journeys"): OPS_PAGE,
     ("GET", "/ops/journeys/{journey_id}"): OPS_PAGE,
     ("GET", "/ops/tools/{tool}"): page(agent=403, supervisor=403, ops=301, admin=301),  # moved: /ops/<tool>
@@ -358,17 +361,17 @@ RIGHTS: dict[tuple[str, str], dict[str, int]] = {
     # and an action on one comes back to its page with a message.
     ("GET", "/ops/review"): OPS_PAGE,
     ("GET", "/ops/review/{version_id}"): page(agent=403, supervisor=403, ops=404, admin=404),
-    ("POST", "/ops/review/submit"): page(agent=403, supervisor=403, ops=303, admin=303),
+    ("POST", "/ops/review/submit"): OPS_ACTION,
     ("POST", "/ops/review/{version_id}/approve"): ADMIN_ACTION,
     ("POST", "/ops/review/{version_id}/reject"): ADMIN_ACTION,
     ("POST", "/ops/review/{version_id}/rollback"): ADMIN_ACTION,
     # Test send: the seed's seed list is empty, so a send is refused with the page and its message (422).
     ("GET", "/ops/test-send"): OPS_PAGE,
     ("POST", "/ops/test-send"): page(agent=403, supervisor=403, ops=422, admin=422),
-    ("POST", "/ops/test-send/recipients"): page(agent=403, supervisor=403, ops=303, admin=303),
-    ("POST", "/ops/test-send/recipients/{index}/remove"): page(agent=403, supervisor=403, ops=303, admin=303),
-    ("GET", "/admin/users"): page(agent=403, supervisor=403, ops=403, admin=200),
-    ("GET", "/admin/audit"): page(agent=403, supervisor=403, ops=403, admin=200),
+    ("POST", "/ops/test-send/recipients"): OPS_ACTION,
+    ("POST", "/ops/test-send/recipients/{index}/remove"): OPS_ACTION,
+    ("GET", "/admin/users"): ADMIN_PAGE,
+    ("GET", "/admin/audit"): ADMIN_PAGE,
     ("POST", "/admin/users"): ADMIN_ACTION,
     ("POST", "/admin/users/{user_id}/toggle"): ADMIN_ACTION,
     ("POST", "/admin/users/{user_id}/skills"): ADMIN_ACTION,
