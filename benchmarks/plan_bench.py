@@ -20,6 +20,12 @@ Prints, each measured in its own child process so that the peaks do not mix:
 
 ``--workers N`` sets the planner's processes (default: its own choice). The bars: one day for 1M
 customers in <= 30 s and <= 1 GB on a 2-core machine (a smaller book pro rata).
+
+``--postgres URL`` runs the same on PostgreSQL, the scaled-out store: the book is seeded once into
+database ``plan_bench_<N>`` on that server (kept, like ``--db``, for the next run) and each part
+works on a copy made with ``CREATE DATABASE … TEMPLATE``. There the planner's workers write
+concurrently, and the floor is the same rows COPYed straight into their tables. CPU figures count
+this script's processes only, not the server's.
 """
 
 from __future__ import annotations
@@ -131,6 +137,116 @@ def _floor(planned: Path, seeded: Path) -> dict[str, object]:
             "load": round(os.getloadavg()[0], 2)}
 
 
+def _floor_postgres(planned_url: str, target_url: str) -> dict[str, object]:
+    """The write floor on PostgreSQL: the day's rows, read chunk by chunk (untimed) from the planned
+    copy and COPYed straight into the seeded copy's tables (the writer COPYs into a staging table
+    and inserts from there, for its conflict clause), a commit per ``FLOOR_CHUNK`` customers. Only
+    the COPYs and commits are timed."""
+    import sqlalchemy as sa
+    from sqlmodel import SQLModel
+
+    import store.models  # noqa: F401  (the tables' metadata)
+    from store.db import make_engine
+
+    source, target = make_engine(planned_url), make_engine(target_url)
+    tables = [SQLModel.metadata.tables[name] for name in FLOOR_TABLES]
+    with source.connect() as conn:
+        last = max(conn.execute(sa.select(sa.func.max(t.c.customer_id))).scalar() or 0 for t in tables)
+    wall = cpu = 0.0
+    rows_written = 0
+    with source.connect() as reader, target.connect() as writer:
+        raw: Any = writer.connection.driver_connection
+        for upto in range(FLOOR_CHUNK, int(last) + FLOOR_CHUNK, FLOOR_CHUNK):
+            batches = []
+            for t in tables:
+                names = [c.name for c in t.columns if c.name != "id"]
+                # JSON as its text: psycopg would load it into lists, which COPY writes as arrays.
+                read = [f"{c.name}::text" if isinstance(c.type, sa.JSON) else c.name for c in t.columns
+                        if c.name != "id"]
+                with reader.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+                    cursor.execute(f"SELECT {', '.join(read)} FROM {t.name} "  # nosec B608 # names from the schema
+                                   "WHERE customer_id > %s AND customer_id <= %s", (upto - FLOOR_CHUNK, upto))
+                    batches.append((t.name, names, cursor.fetchall()))
+            cpu_before = _cpu(resource.getrusage(resource.RUSAGE_SELF))
+            began = time.perf_counter()
+            with raw.cursor() as cursor:
+                for name, names, rows in batches:
+                    with cursor.copy(f"COPY {name} ({', '.join(names)}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                    rows_written += len(rows)
+            raw.commit()
+            wall += time.perf_counter() - began
+            cpu += _cpu(resource.getrusage(resource.RUSAGE_SELF)) - cpu_before
+    source.dispose()
+    target.dispose()
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "rows": rows_written,
+            "load": round(os.getloadavg()[0], 2)}
+
+
+class _SqliteBooks:
+    """The seeded book as a SQLite file, and copies of it beside it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        self.fresh = not path.exists()
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def copy(self, suffix: str) -> str:
+        target = self.path.with_name(f"{self.path.stem}.{suffix}.db")
+        _copy(self.path, target)
+        return f"sqlite:///{target}"
+
+    def drop(self, url: str) -> None:
+        copy = Path(url.removeprefix("sqlite:///"))
+        for leftover in (copy, copy.with_name(copy.name + "-wal"), copy.with_name(copy.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+
+
+class _PostgresBooks:
+    """The seeded book as database ``plan_bench_<N>`` on a PostgreSQL server, kept between runs, and
+    copies of it made by the server itself (``CREATE DATABASE … TEMPLATE``)."""
+
+    def __init__(self, server_url: str, customers: int) -> None:
+        import sqlalchemy as sa
+        from sqlalchemy.engine import make_url
+
+        from store.db import make_engine
+
+        self._server = make_url(server_url.replace("postgresql://", "postgresql+psycopg://", 1))
+        self._admin = make_engine(self._server.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+        self.name = f"plan_bench_{customers}"
+        with self._admin.connect() as conn:
+            self.fresh = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                      {"n": self.name}).first() is None
+            if self.fresh:
+                conn.execute(sa.text(f'CREATE DATABASE "{self.name}"'))
+        self.url = self._url(self.name)
+
+    def _url(self, name: str) -> str:
+        return self._server.set(database=name).render_as_string(hide_password=False)
+
+    def copy(self, suffix: str) -> str:
+        import sqlalchemy as sa
+
+        from store.db import get_engine
+
+        get_engine(self.url).dispose()  # a template must have no open connections
+        name = f"{self.name}_{suffix}"
+        with self._admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{self.name}"'))
+        return self._url(name)
+
+    def drop(self, url: str) -> None:
+        import sqlalchemy as sa
+        from sqlalchemy.engine import make_url
+
+        with self._admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+
+
 def _copy(source: Path, target: Path) -> None:
     """A consistent copy of a SQLite file (its WAL included), replacing ``target``."""
     import sqlite3
@@ -141,9 +257,9 @@ def _copy(source: Path, target: Path) -> None:
         src.backup(dst)
 
 
-def _child(args: argparse.Namespace, kind: str, db: Path, *extra: str) -> dict[str, Any]:
+def _child(args: argparse.Namespace, kind: str, url: str, *extra: str) -> dict[str, Any]:
     worker_args = ["--workers", str(args.workers)] if args.workers else []
-    out = subprocess.run([sys.executable, __file__, "--customers", str(args.customers), "--db", str(db),
+    out = subprocess.run([sys.executable, __file__, "--customers", str(args.customers), "--url", url,
                           "--measure", kind, *worker_args, *extra], check=True, capture_output=True, text=True,
                          cwd=ROOT)
     figures: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -158,13 +274,16 @@ def main() -> None:
                         "it is left as seeded, the runs work on copies beside it")
     parser.add_argument("--workers", type=int, default=None,
                         help="processes planning the book (default: the planner's choice, one per core for 60k+)")
+    parser.add_argument("--postgres", metavar="URL", default=None,
+                        help="run on this PostgreSQL server instead (the book kept as database plan_bench_<N>)")
     parser.add_argument("--measure", choices=["day", "month", "tick", "floor"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--planned", help=argparse.SUPPRESS)
     add_common(parser)
     args = parser.parse_args()
-    path = Path(args.db or f"var/bench-{args.customers}.db")
-    url = f"sqlite:///{path}"
-    os.environ["JOURNEYS_DATABASE_URL"] = url
+    if args.measure:
+        url = args.url
+        os.environ["JOURNEYS_DATABASE_URL"] = url
 
     if args.measure == "day":
         print(json.dumps(_measure(url, DAY_END - timedelta(days=1), DAY_END, dry_run=False, workers=args.workers)))
@@ -176,35 +295,38 @@ def main() -> None:
         print(json.dumps(_tick(url)))
         return
     if args.measure == "floor":
-        print(json.dumps(_floor(Path(args.planned), path)))
+        if url.startswith("sqlite"):
+            print(json.dumps(_floor(Path(args.planned.removeprefix("sqlite:///")), Path(url.removeprefix("sqlite:///")))))
+        else:
+            print(json.dumps(_floor_postgres(args.planned, url)))
         return
 
     from engine.demo.seeding import seed_book
     from store.migrate import upgrade
 
-    fresh = not path.exists()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    upgrade(url)  # a book seeded earlier gets the schema's newer revisions
-    if fresh:
+    books: _SqliteBooks | _PostgresBooks = (
+        _PostgresBooks(args.postgres, args.customers) if args.postgres
+        else _SqliteBooks(Path(args.db or f"var/bench-{args.customers}.db")))
+    os.environ["JOURNEYS_DATABASE_URL"] = books.url
+    upgrade(books.url)  # a book seeded earlier gets the schema's newer revisions
+    if books.fresh:
         began = time.perf_counter()
-        stats = seed_book(url, args.customers, seed=1, as_of=date(2027, 2, 1))
+        stats = seed_book(books.url, args.customers, seed=1, as_of=date(2027, 2, 1))
         print(f"seeded {args.customers} customers in {time.perf_counter() - began:.1f} s ({stats})", flush=True)
-    day_db, floor_db = path.with_name(path.stem + ".day.db"), path.with_name(path.stem + ".floor.db")
-    _copy(path, day_db)
-    _copy(path, floor_db)
+    day_db, floor_db = books.copy("day"), books.copy("floor")
     report = Report("plan", args.customers, "customers")
+    report.meta["database"] = "postgresql" if args.postgres else "sqlite"
     # The bar is for 1M customers; a smaller book is held to it pro rata.
     scale = args.customers / 1_000_000
     wall_bar = BAR_WALL_S * scale
     try:
         day = _child(args, "day", day_db)
-        floor = _child(args, "floor", floor_db, "--planned", str(day_db))
+        floor = _child(args, "floor", floor_db, "--planned", day_db)
         tick = _child(args, "tick", day_db)
         month = _child(args, "month", day_db)
     finally:
         for copy in (day_db, floor_db):
-            for leftover in (copy, copy.with_name(copy.name + "-wal"), copy.with_name(copy.name + "-shm")):
-                leftover.unlink(missing_ok=True)
+            books.drop(copy)
     report.add("day_wall_s", "one day: wall", day["wall_s"], "s", bar=f"<= {wall_bar:.1f} ({BAR_WALL_S} s per 1M)",
                met=day["wall_s"] <= wall_bar)
     report.add("day_peak_rss_mb", "one day: peak RSS", day["peak_rss_mb"], "MB", bar=f"<= {BAR_RSS_MB}",
