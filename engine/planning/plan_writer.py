@@ -14,12 +14,14 @@ it), nothing of the chunk is written and ``StaleTouches`` says so.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import JSON, DateTime, bindparam, update
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
@@ -205,9 +207,36 @@ def _copy_insert(session: Session, batch: _Batch) -> int:
         return int(cursor.rowcount)
 
 
+def _copy_text(column: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """What a value of ``column`` is turned into for COPY: JSON and datetimes as their text.
+
+    psycopg dumps a ``Json`` wrapper through ``json.dumps`` and an aware datetime through its
+    zone, for every row it copies: measured, 15 µs a touch row against 1.2 µs when those
+    cells are already text, and here each distinct value is turned into text once. A
+    datetime goes through its column type's own processing first (the store's UTCDateTime
+    refuses a naive one), and its ISO 8601 text keeps the UTC offset, so the server stores
+    the same instant."""
+    if type(column.type) is JSON:
+        serializer: Callable[[Any], str] = dialect._json_serializer or json.dumps  # the engine's own, if given
+        return serializer
+    if isinstance(column.type, DateTime) or isinstance(getattr(column.type, "impl", None), DateTime):
+        bind = column.type.dialect_impl(dialect).bind_processor(dialect)
+
+        def iso(moment: datetime | None) -> str | None:
+            if bind is not None:
+                moment = bind(moment)
+            return None if moment is None else moment.isoformat()
+        return iso
+    return None
+
+
 def _processed(column: Any, values: Sequence[Any], dialect: Dialect) -> Sequence[Any]:
-    """``values`` of ``column`` in the form its type binds them on ``dialect``."""
-    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    """``values`` of ``column`` in the form its type binds them on ``dialect`` (on PostgreSQL,
+    the form COPY takes)."""
+    if dialect.name == "sqlite":
+        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    else:
+        process = _copy_text(column, dialect) or column.type.dialect_impl(dialect).bind_processor(dialect)
     if process is None:
         return values
     # A chunk's values repeat (a few due times per zone, a few fallback lists), so each
