@@ -10,6 +10,8 @@ chunk inserting nothing.
 from __future__ import annotations
 
 import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -148,3 +150,30 @@ def test_a_failed_chunk_leaves_nothing_in_the_staging_tables(
     with Session(engine) as session:
         assert sorted(t.step_id for t in session.exec(select(Touch))) == ["first", "next"]
     assert result.touches_written == 2
+
+
+def test_two_planners_writing_one_chunk_at_once_store_each_row_once(book: Book) -> None:
+    """Two planners that planned the same chunk (an overlapping run) write it at the same time:
+    the conflict keys let each row in once, and the counts say which writer stored what."""
+    customer_id = book.customer()
+    moment = datetime(2027, 3, 1, 2, tzinfo=UTC)
+    wanted = [Wanted(customer_id, "j", "v1", f"s{i}", "o", "service", False, 1, [], "t", moment) for i in range(300)]
+    out = ChunkOutput(decisions=[Decision(w, "planned", "sms", ["email"], moment) for w in wanted],
+                      enrollments=[PlannedEnrollment(customer_id, "j", "v1", "o", "s299", "waiting", moment, None,
+                                                     moment, None, None, None)])
+    results = [PlanResult(moment, moment, False) for _ in range(2)]
+    start = threading.Barrier(2)
+
+    def write(result: PlanResult) -> None:
+        with Session(get_engine(book.url)) as session:
+            start.wait()
+            write_chunk(session, out, result, contextlib.nullcontext())
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(write, results))
+
+    assert sum(r.touches_written for r in results) == 300
+    assert sum(r.enrollments_written for r in results) == 1
+    touches, _tasks, enrollments = _stored(book.url, customer_id)
+    assert touches == _planned(out)[0]
+    assert len(enrollments) == 1
