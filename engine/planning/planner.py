@@ -142,6 +142,18 @@ class Planner(ChunkPlanner):
 
     chunk_runner: ChunkRunner | None = None
 
+    def _end_reads(self) -> None:
+        """End the read transaction that found the chunks before others plan them, for minutes
+        on a large book: an open one would hold its snapshot all that time, which on PostgreSQL
+        keeps vacuum from clearing what the workers' own updates leave behind, and on SQLite
+        keeps every checkpoint from starting the write-ahead log over, so it grows by the whole
+        day's writes. Nothing is pending here (the run has only read), and a dry run's
+        transaction is rolled back as it would be at the end."""
+        if self.dry_run:
+            self.session.rollback()
+        else:
+            self.session.commit()
+
     def run(self) -> PlanResult:
         with _cyclic_gc_between_chunks():
             if self.customer_ids is not None:
@@ -159,6 +171,7 @@ class Planner(ChunkPlanner):
             # finds nothing costs what is due, not what the book holds.
             ranges = due_ranges(self.candidates, lo, hi, self.chunk)
             if self.chunk_runner is not None and ranges:
+                self._end_reads()
                 self.chunk_runner(self, ranges)  # elsewhere: Prefect workers (``engine.runtime``)
                 return self.result
             workers = workers_for(sum(last - first + 1 for first, last in ranges), self.chunk, self.workers)
@@ -168,6 +181,7 @@ class Planner(ChunkPlanner):
                 workers = 1
             if workers > 1:
                 self.result.workers = workers
+                self._end_reads()
                 plan_in_processes(self, ranges, workers)
                 return self.result
             for first, last in ranges:

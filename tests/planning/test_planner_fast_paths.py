@@ -180,3 +180,22 @@ def test_leftover_chunks_are_shared_among_the_workers() -> None:
         assert workers == 1 or len(cut) % workers == 0
     assert balanced(chunks, 2)[-2:] == [(80_001, 90_000), (90_001, 99_999)]
     assert balanced(chunks, 5) == chunks
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_the_run_holds_no_transaction_while_its_chunks_are_planned_elsewhere(book: Book, dry_run: bool) -> None:
+    """Workers and Prefect slices plan the chunks for minutes on a large book; the run that
+    handed them out must not keep a snapshot open all that time."""
+    book.journey("weekly", WEEKLY_PUSH_OR_CALL)
+    for _ in range(5):
+        book.customer(attributes={"vip": True})
+    open_while_elsewhere: list[bool] = []
+
+    def elsewhere(run: planner.Planner, ranges: list[tuple[int, int]]) -> None:
+        open_while_elsewhere.append(run.session.in_transaction())
+        for first, last in ranges:
+            run.plan_chunk(first, last, None)
+
+    result = plan(utc(2027, 3, 2), utc(2027, 2, 28), url=book.url, chunk=2, dry_run=dry_run, chunk_runner=elsewhere)
+    assert open_while_elsewhere == [False]
+    assert (result.planned, result.touches_written) == (5, 0 if dry_run else 5)
