@@ -144,11 +144,12 @@ class Planner(ChunkPlanner):
 
     def _end_reads(self) -> None:
         """End the read transaction that found the chunks before others plan them, for minutes
-        on a large book: an open one would hold its snapshot all that time, which on PostgreSQL
-        keeps vacuum from clearing what the workers' own updates leave behind, and on SQLite
-        keeps every checkpoint from starting the write-ahead log over, so it grows by the whole
-        day's writes. Nothing is pending here (the run has only read), and a dry run's
-        transaction is rolled back as it would be at the end."""
+        on a large book. On PostgreSQL an open one held its snapshot all that time (seen as
+        "idle in transaction" through a 1M-customer day), which keeps vacuum from clearing what
+        the workers' own updates leave behind; SQLite's driver holds no snapshot between reads
+        (the day's write-ahead log peaked at 29-30 MB either way on 100k customers). Nothing is
+        pending here (the run has only read), and a dry run's transaction is rolled back as it
+        would be at the end."""
         if self.dry_run:
             self.session.rollback()
         else:
