@@ -24,6 +24,8 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -206,6 +208,9 @@ def main() -> int:
     parser.add_argument("--lanes", type=int, default=3)
     parser.add_argument("--skip-per-task", action="store_true")
     parser.add_argument("--skip-flow", action="store_true")
+    parser.add_argument("--postgres", metavar="URL", default=None,
+                        help="the whole path on a throw-away database on this PostgreSQL server (the flow and the "
+                             "per-task runs stay on SQLite)")
     add_common(parser)
     args = parser.parse_args()
 
@@ -241,9 +246,21 @@ def _run(args: argparse.Namespace) -> int:
         raw_rates = [raw_n / raw_s]
         print(f"raw aiohttp loop     : {raw_n:>6} sends in {raw_s:6.2f} s = {raw_rates[0]:8.0f} sends/s", flush=True)
 
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        _prepare(url, args.n)
-        sent, secs = asyncio.run(whole_path(url, base, args.batch, args.lanes))
+        with ExitStack() as databases:
+            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+            if args.postgres:
+                from tests.db_support import scratch_postgres_database
+
+                admin = args.postgres.replace("postgresql://", "postgresql+psycopg://", 1)
+                url, _admin = databases.enter_context(
+                    scratch_postgres_database(admin, f"dispatch_bench_{uuid.uuid4().hex[:8]}"))
+            _prepare(url, args.n)
+            try:
+                sent, secs = asyncio.run(whole_path(url, base, args.batch, args.lanes))
+            finally:
+                from store.db import get_engine
+
+                get_engine(url).dispose()  # before a PostgreSQL database is dropped
         rows.append((f"whole dispatch path (batch {args.batch}, {args.lanes} lanes)", sent / secs))
         print(f"whole dispatch path  : {sent:>6} sends in {secs:6.2f} s = {sent / secs:8.0f} sends/s", flush=True)
 
