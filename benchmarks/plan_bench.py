@@ -243,6 +243,9 @@ class _PostgresBooks:
         import sqlalchemy as sa
         from sqlalchemy.engine import make_url
 
+        from store.db import get_engine
+
+        get_engine(url).dispose()
         with self._admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
 
@@ -311,7 +314,11 @@ def main() -> None:
     upgrade(books.url)  # a book seeded earlier gets the schema's newer revisions
     if books.fresh:
         began = time.perf_counter()
-        stats = seed_book(books.url, args.customers, seed=1, as_of=date(2027, 2, 1))
+        try:
+            stats = seed_book(books.url, args.customers, seed=1, as_of=date(2027, 2, 1))
+        except BaseException:
+            books.drop(books.url)  # a half-seeded book would be taken for a whole one next time
+            raise
         print(f"seeded {args.customers} customers in {time.perf_counter() - began:.1f} s ({stats})", flush=True)
     day_db, floor_db = books.copy("day"), books.copy("floor")
     report = Report("plan", args.customers, "customers")
