@@ -56,7 +56,7 @@ from console.tasks import OUTCOMES
 from engine.language import event_types
 from engine.language.catalogue import EVENT_TYPES
 from engine.language.settings_model import CLOSING_OUTCOMES
-from store.clock import known_zone, utcnow
+from store.clock import known_zone, out_of_range, utcnow
 from store.db import session_scope
 from store.masking import mask_email, mask_name, mask_phone
 from store.models import CHANNELS, TIERS, AppUser, Customer
@@ -220,13 +220,27 @@ KnownEventType = Annotated[str, _refused_unless(
     lambda value: f"unknown event type {value!r}; known: {', '.join(sorted(EVENT_TYPES))}")]
 
 
+# A date or a moment outside the years the product takes is refused with a 422 before anything is
+# stored: the planner's arithmetic on a year-1 event once failed every later plan.
+def _in_range(value: date) -> date:
+    wrong = out_of_range(value)
+    if wrong:
+        raise ValueError(f"{value.isoformat()} {wrong}")
+    return value
+
+
+InRange = AfterValidator(_in_range)
+Moment = Annotated[AwareDatetime, InRange]
+Day = Annotated[date, InRange]
+
+
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_document_event_types)
 
     event_id: str = Field(min_length=1, max_length=128, description="Sender's id; a repeated id is ignored.")
     type: KnownEventType = Field(description="One of the known event types, e.g. survey.answered")
     customer_id: str = Field(min_length=1, max_length=64, description="The customer's external id")
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Moment | None = None
     data: dict[str, Any] = Field(default_factory=dict, description="The type's fields (config/events.yaml)")
 
 
@@ -288,7 +302,7 @@ class CustomerIn(BaseModel):
     branch: str | None = Field(default=None, max_length=64)
     locale: Literal["zh-CN", "en"] | None = None
     timezone: str | None = Field(default=None, max_length=64)
-    birthday: date | None = None
+    birthday: Day | None = None
     advisor: str | None = Field(default=None, max_length=64, description="Username of the dedicated advisor")
     consent_sms: bool | None = None
     consent_wechat: bool | None = None
@@ -470,7 +484,7 @@ class CompleteIn(BaseModel):
 
     outcome: Literal[OUTCOMES]  # type: ignore[valid-type]
     notes: str | None = Field(default=None, max_length=4000)
-    callback_at: AwareDatetime | None = None
+    callback_at: Moment | None = None
 
 
 class CompleteOut(BaseModel):

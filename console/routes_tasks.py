@@ -15,7 +15,7 @@ from console.i18n import DISPLAY_ZONE
 from console.tasks import RevealLimited, TaskConflict, TaskForbidden, TaskInvalid, reveal_policy
 from console.web import flash, redirect, render
 from engine.language.settings_model import CLOSING_OUTCOMES
-from store.clock import utcnow, zone
+from store.clock import out_of_range, utcnow, zone
 from store.models import TIERS
 
 router = APIRouter(dependencies=[Depends(csrf.protect)])
@@ -119,6 +119,8 @@ def parse_local(value: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
+        return None
+    if out_of_range(moment):  # unreadable as a callback time, like any other bad value
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=zone(DISPLAY_ZONE))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -55,3 +55,19 @@ def as_utc(moment: datetime) -> datetime:
 def to_local(moment: datetime, tz_name: str) -> datetime:
     """``moment`` as an aware datetime in the zone ``tz_name``."""
     return as_utc(moment).astimezone(zone(tz_name))
+
+
+# The years the product takes a date or a moment in, from any input (CSV, API, console, CLI, journey
+# files). Wide enough for any birth date, policy or plan; narrow enough that the planner's arithmetic
+# (look-backs, anniversaries, waits of up to a century, local days) stays far inside what datetime
+# holds: an event stamped in year 1 once stopped every later plan with an OverflowError.
+FIRST_YEAR = 1900
+LAST_YEAR = 2199
+
+
+def out_of_range(value: date) -> str | None:
+    """Why ``value`` (a date or a datetime, read in its own zone) is refused, as a predicate to follow
+    the value in a message ("'0001-01-01' is outside …"), or None when it is taken."""
+    if FIRST_YEAR <= value.year <= LAST_YEAR:
+        return None
+    return f"is outside the years {FIRST_YEAR}–{LAST_YEAR}"

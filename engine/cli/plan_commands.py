@@ -131,6 +131,15 @@ def emit_command(
         raise typer.BadParameter(f"--data is not JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise typer.BadParameter("--data must be a JSON object")
+    # The same checks as the API's POST /api/events, so that neither stores an event the other refuses.
+    from engine.language import event_types
+    from engine.language.catalogue import EVENT_TYPES
+
+    if event_type not in EVENT_TYPES:
+        raise typer.BadParameter(f"unknown event type {event_type!r}; known: {', '.join(sorted(EVENT_TYPES))}")
+    wrong = event_types.check_payload(event_type, payload)
+    if wrong:
+        raise typer.BadParameter("; ".join(message for _field, message in wrong))
     try:
         result = emit_event(event_type, customer, payload, event_id=event_id)
     except UnknownCustomer as exc:

@@ -8,6 +8,7 @@ from functools import lru_cache
 
 _DURATION_RE = re.compile(r"^(-)?((?:\d+[wdhm])+)$")
 _PART_RE = re.compile(r"(\d+)([wdhm])")
+LONGEST = timedelta(days=36500)
 _UNIT = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
 
 
@@ -28,7 +29,11 @@ def _parsed(text: str) -> timedelta:
     try:
         total = sum((int(n) * _UNIT[unit] for n, unit in _PART_RE.findall(match.group(2))), timedelta())
     except OverflowError:  # a typo like 99999999999d must be a problem at its line, not a crash
-        raise ValueError(f"bad duration {text!r}: too long") from None
+        total = LONGEST + LONGEST
+    if total > LONGEST:
+        # Beyond a century no journey means it, and the planner adds durations to moments that may
+        # lie as late as store.clock.LAST_YEAR: 3000000d would leave what a datetime holds.
+        raise ValueError(f"bad duration {text!r}: longer than 100 years (36500d)")
     return -total if match.group(1) else total
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints,
 
 from engine.language.paths import PROJECT_ROOT, config_dir
 from engine.language.problems import Problem, load_config
+from store.clock import out_of_range
 
 FieldKind = Literal["str", "int", "float", "bool", "date", "datetime", "list", "any"]
 FIELD_KINDS: tuple[str, ...] = ("str", "int", "float", "bool", "date", "datetime", "list", "any")
@@ -143,9 +144,13 @@ def check_payload(event_type: str, data: Mapping[str, Any]) -> list[tuple[str, s
             continue
         if kind in ("date", "datetime"):
             try:
-                (date if kind == "date" else datetime).fromisoformat(str(item))
+                parsed = (date if kind == "date" else datetime).fromisoformat(str(item))
             except ValueError:
                 problems.append((f"data.{name}", f"data.{name} must be an ISO {kind}"))
+                continue
+            wrong = out_of_range(parsed)
+            if wrong:
+                problems.append((f"data.{name}", f"data.{name} {str(item)!r} {wrong}"))
             continue
         allowed = _PYTHON_TYPES[kind]
         # bool is an int in Python; a survey score of ``true`` is still a mistake.

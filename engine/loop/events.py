@@ -37,7 +37,7 @@ from channels.optout import StoredEvent
 from engine.language.in_force_cache import journeys_in_force
 from engine.language.validation import LoadedJourney
 from engine.planning.planner import ChunkOutput, Planner, active_journeys
-from store.clock import as_utc, utcnow
+from store.clock import as_utc, out_of_range, utcnow
 from store.db import get_engine
 from store.models import Customer, Event, SurveyAnswer
 
@@ -150,7 +150,7 @@ def _store(engine: Engine, events: list[Incoming]) -> list[_Arrival | EmitResult
 def _store_together(engine: Engine, events: list[Incoming]) -> list[_Arrival | EmitResult | Exception]:
     now = utcnow()
     dialect = engine.dialect.name
-    unknown: dict[int, Exception] = {}
+    refused: dict[int, Exception] = {}
     external_ids = [e.event_id or f"{e.type}:{e.customer_external_id}:{uuid.uuid4().hex}" for e in events]
     with writer_lock(dialect), Session(engine, expire_on_commit=False) as session:
         wanted = sorted({e.customer_external_id for e in events})
@@ -163,7 +163,12 @@ def _store_together(engine: Engine, events: list[Incoming]) -> list[_Arrival | E
         for i, e in enumerate(events):
             customer_id = customers.get(e.customer_external_id)
             if customer_id is None:
-                unknown[i] = UnknownCustomer(f"no customer with external id {e.customer_external_id!r}")
+                refused[i] = UnknownCustomer(f"no customer with external id {e.customer_external_id!r}")
+                continue
+            if e.occurred_at is not None and (wrong := out_of_range(e.occurred_at)):
+                # The API and the CLI refuse it first; no caller may store a moment the planner's arithmetic
+                # cannot take (one in year 1 once failed every later plan).
+                refused[i] = ValueError(f"occurred_at {e.occurred_at.isoformat()} {wrong}")
                 continue
             occurred = as_utc(e.occurred_at) if e.occurred_at else now
             rows.setdefault(external_ids[i], {
@@ -195,8 +200,8 @@ def _store_together(engine: Engine, events: list[Incoming]) -> list[_Arrival | E
     out: list[_Arrival | EmitResult | Exception] = []
     first: set[str] = set()
     for i, ext in enumerate(external_ids):
-        if i in unknown:
-            out.append(unknown[i])
+        if i in refused:
+            out.append(refused[i])
         elif ext in inserted and ext not in first:
             first.add(ext)
             row = rows[ext]

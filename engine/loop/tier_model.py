@@ -33,6 +33,7 @@ from typing import Any
 
 from engine.language.engagement import activity_score
 from engine.language.settings_model import DIMENSIONS, TierConfig
+from store.clock import out_of_range
 
 Breakpoints = Sequence[tuple[float, float]]
 
@@ -114,9 +115,11 @@ def _tenure_years(inputs: ScoringInputs, today: date) -> float:
     if isinstance(since, str):
         try:
             # Whole years, as the customer would say it ("with us for 3 years").
-            return float((today - date.fromisoformat(since[:10])).days // 365)
+            day = date.fromisoformat(since[:10])
         except ValueError:
-            pass
+            day = None
+        if day is not None and out_of_range(day) is None:
+            return float((today - day).days // 365)
     if "tenure_years" in inputs.attributes:
         return _num(inputs.attributes, "tenure_years")
     if inputs.first_policy_start is not None:

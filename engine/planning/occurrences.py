@@ -39,7 +39,7 @@ from croniter import croniter
 from engine.language import work_calendar
 from engine.language.durations import parse_duration
 from engine.language.festivals import festival_date
-from store.clock import as_utc, zone
+from store.clock import as_utc, out_of_range, zone
 
 
 def clock(text: str) -> time:
@@ -209,14 +209,17 @@ def anchored_fires(
 
 def as_anchor_date(value: object) -> date | None:
     """A stored date field or attribute as a date: a date, a datetime's date, or an ISO date
-    text; None for anything else (an attribute that is not a date has no occurrence)."""
+    text; None for anything else (an attribute that is not a date has no occurrence), and for a
+    date outside the years the product takes (``store.clock.out_of_range``), whose offsets could
+    leave the range datetime holds: attributes arrive as free JSON, not through a date column."""
+    day: date | None = None
     if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
+        day = value.date()
+    elif isinstance(value, date):
+        day = value
+    elif isinstance(value, str):
         try:
-            return date.fromisoformat(value[:10])
+            day = date.fromisoformat(value[:10])
         except ValueError:
             return None
-    return None
+    return day if day is not None and out_of_range(day) is None else None

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from store.clock import known_zone
+from store.clock import known_zone, out_of_range
 from store.masking import mask_email, mask_id_number, mask_phone
 from store.models import CHANNELS, PRODUCT_LINES, TIERS
 from store.phones import PhoneError, normalise_phone
@@ -85,9 +85,13 @@ def iso_date(column: str, raw: str) -> date:
     try:
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
             raise ValueError
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise FieldError(f"{column} {_short(value)!r} is not a date (YYYY-MM-DD)") from None
+    problem = out_of_range(day)
+    if problem:
+        raise FieldError(f"{column} {_short(value)!r} {problem}")
+    return day
 
 
 def iso_datetime(column: str, raw: str, assume_tz: ZoneInfo) -> datetime:
@@ -104,12 +108,12 @@ def iso_datetime(column: str, raw: str, assume_tz: ZoneInfo) -> datetime:
         raise FieldError(
             f"{column} {_short(value)!r} is not an ISO date-time (YYYY-MM-DDTHH:MM[:SS][+08:00])"
         ) from None
+    problem = out_of_range(moment)
+    if problem:
+        raise FieldError(f"{column} {_short(value)!r} {problem}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=assume_tz)
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00+01:00 is a valid string but before the first UTC moment
-        raise FieldError(f"{column} {_short(value)!r} is out of range (before year 1 or after 9999 in UTC)") from None
+    return moment.astimezone(UTC)
 
 
 def amount(column: str, raw: str) -> float:

@@ -74,6 +74,12 @@ def test_every_configured_key_works(client: TestClient) -> None:
         (event(customer_id=""), "customer_id"),
         (event(extra_field=1), "extra_field"),
         (event(customer_id="NOBODY"), "customer_id"),
+        # Outside the years the product takes: a year-1 event once failed every later plan.
+        (event(occurred_at="0001-01-01T00:00:00+00:00"), "occurred_at"),
+        (event(occurred_at="9999-12-31T23:59:59+14:00"), "occurred_at"),
+        (event(occurred_at="1899-12-31T23:59:59+08:00"), "occurred_at"),
+        (event(type="policy.premium_paid", data={"policy_id": "P1", "amount": 1.0, "due_date": "0001-01-01"}),
+         "due_date"),
     ],
 )
 def test_malformed_event_is_422_naming_the_field(client: TestClient, body: dict[str, Any], field: str,

@@ -139,6 +139,9 @@ def test_explain_page_calls_explain_for_a_customer(client: TestClient) -> None:
     for journey in report["journeys"]:
         # Named as everywhere in the console: the half of "中文 / English" in the user's language (olga: en).
         assert html.escape(journey["name"].split(" / ")[-1]) in page.text
+    for far in ("0001-01-01T01:00", "9999-12-31T23:00"):  # refused beside the form, not a 500
+        page = client.get("/ops/explain", params={"customer": "C1", "at": far})
+        assert page.status_code == 200 and "is outside the years 1900–2199" in page.text
     unknown = client.get("/ops/explain", params={"customer": "NOBODY", "at": "2026-11-23"})
     assert unknown.status_code == 200 and "no customer with external id" in unknown.text
 
@@ -158,6 +161,8 @@ def test_simulate_page_shows_the_dry_run_figures(client: TestClient) -> None:
     ({"start": "yesterday", "end": "2026-12-31"}, "is not an ISO 8601 date"),
     ({"start": "2026-11-23"}, "end: required"),
     ({"start": "2" * 100, "end": "2026-12-31"}, "at most 64 characters"),
+    ({"start": "0001-01-01", "end": "0001-01-02"}, "is outside the years 1900–2199"),
+    ({"start": "9999-12-30", "end": "9999-12-31"}, "is outside the years 1900–2199"),
 ])
 def test_simulate_page_says_what_is_wrong_with_the_form(client: TestClient, params: dict[str, str],
                                                       message: str) -> None:
@@ -218,6 +223,8 @@ def test_journey_page_counts_per_step_match_the_database(client: TestClient, see
     assert client.get("/ops/journeys/no-such-journey").status_code == 404
     bad = client.get("/ops/journeys/complaint-response", params={"start": "2026-12-01", "end": "2026-11-01"})
     assert bad.status_code == 200 and "end: must be after start" in bad.text
+    far = client.get("/ops/journeys/complaint-response", params={"start": "0001-01-01", "end": "0001-01-05"})
+    assert far.status_code == 200 and "is outside the years 1900–2199" in far.text
 
 
 def test_journey_page_shows_the_split_experiment_with_a_verdict(client: TestClient, seed: Seed,

@@ -54,6 +54,7 @@ MISTAKES: list[tuple[str, str, str, str, list[str]]] = [
      "template: silver_weekly_pusj", ["unknown template", "silver_weekly_pusj"]),
     ("unknown tier", "tiers: [silver]", "tiers: [silvr]", "tiers: [silvr]", ["unknown tier", "silvr"]),
     ("bad duration", "after: 6d", "after: 6days", "after: 6days", ["bad duration", "6days"]),
+    ("duration over a century", "after: 6d", "after: 36501d", "after: 36501d", ["longer than 100 years"]),
     ("bad cron", 'cron: "0 10 * * MON"', 'cron: "0 25 * * MON"', 'cron: "0 25', ["bad cron"]),
     ("unknown channel", "wechat, sms]", "wechat, fax]", "wechat, fax]",
      ["unknown channel", "fax"]),

@@ -317,15 +317,23 @@ def test_a_policy_file_without_the_optional_columns_leaves_them_alone(migrated_a
     assert rows(url, POLICY, "premium_due_date", "grace_period_end") == [(None, date(2026, 7, 30))]
 
 
-def test_a_date_time_outside_what_utc_can_hold_is_a_bad_row_not_a_crash(db_url: str, tmp_path: Path) -> None:
+def test_a_date_or_time_outside_the_years_taken_is_a_bad_row_not_a_crash(db_url: str, tmp_path: Path) -> None:
     import_clean("customers", tmp_path / "c.csv", "external_id,name\nA,甲\n")
     claims = write(tmp_path / "l.csv", (
         "external_id,customer_external_id,filed_at,amount\n"
-        "L1,A,0001-01-01T00:00+01:00,100\n"
+        "L1,A,0001-01-01T00:00+01:00,100\n"  # before the first UTC moment: astimezone would overflow
         "L2,A,2026-02-01,100\n"
-        "L3,A,0001-01-01,100\n"  # read in the customer's zone (UTC+8): before the first UTC moment too
+        "L3,A,0001-01-01,100\n"
+        "L4,A,9999-12-31T23:59:59+14:00,100\n"
+        "L5,A,1899-12-31T23:59,100\n"
+        "L6,A,1900-01-01T08:00,100\n"
+        "L7,A,2199-12-31,100\n"
+        "L8,A,2200-01-01,100\n"
     ))
-    reason = "filed_at '{}' is out of range (before year 1 or after 9999 in UTC)"
+    reason = "filed_at '{}' is outside the years 1900–2199"
     import_rejecting("claims", claims, [(2, reason.format("0001-01-01T00:00+01:00")),
-                                        (4, reason.format("0001-01-01"))])
-    assert rows(db_url, CLAIM, "external_id") == [("L2",)]
+                                        (4, reason.format("0001-01-01")),
+                                        (5, reason.format("9999-12-31T23:59:59+14:00")),
+                                        (6, reason.format("1899-12-31T23:59")),
+                                        (9, reason.format("2200-01-01"))])
+    assert rows(db_url, CLAIM, "external_id") == [("L2",), ("L6",), ("L7",)]
