@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.middleware.sessions import SessionMiddleware
@@ -140,6 +140,52 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+class UnexpectedErrorMiddleware:
+    """A handler that fails answers a 500 like any other refusal: the console's error page, or
+    ``{"detail": "internal_error"}`` under /api/, with no traceback or SQL in it.
+
+    It sits inside ``SecurityHeadersMiddleware`` so the 500 carries the same headers as every
+    answer. Starlette's own last resort is the outermost layer, outside every middleware, and it
+    re-raises after answering, which makes the server drop the keep-alive connection: a client
+    reusing it got "connection reset" on its next request. A failure after the answer has started
+    cannot be answered again, so it is re-raised and the connection is closed as it must be.
+    """
+
+    def __init__(self, app: ASGIApp, *, page: Callable[[Request, int], Response]) -> None:
+        self.app = app
+        self.page = page
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if started:
+                raise
+            log.exception("unexpected error answering %s %s", scope.get("method"), scope.get("path"))
+            await self._answer(scope)(scope, receive, send)
+
+    def _answer(self, scope: Scope) -> Response:
+        request = Request(scope)
+        if _is_api(request):
+            return JSONResponse({"detail": "internal_error"}, status_code=500)
+        try:
+            return self.page(request, 500)
+        except Exception:  # the page needs the database, which may be what failed
+            log.exception("the error page could not be rendered either")
+            return PlainTextResponse("Internal Server Error", status_code=500)
+
+
 class SchemeAwareSessionMiddleware:
     """Starlette's signed-cookie sessions, HttpOnly and SameSite=Lax, Secure whenever the request came by https.
 
@@ -208,9 +254,10 @@ def create_app(database_url: str | None = None, settings: ConsoleSettings | None
     app.state.clock = clock or utcnow
     app.state.login_limits = LoginLimits(settings)
 
-    # Innermost of the three: it reads the session the outer one decoded, and its own refusals
+    # Innermost of the four: it reads the session the outer one decoded, and its own refusals
     # (401/403/413 before a body is read) get the security headers like every other answer.
     app.add_middleware(RequestLimitsMiddleware, limits=BodyLimits.from_env(), refuse_page=_error_page)
+    app.add_middleware(UnexpectedErrorMiddleware, page=_error_page)
     app.add_middleware(SecurityHeadersMiddleware)
 
     app.add_middleware(
