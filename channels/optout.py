@@ -21,13 +21,14 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, select
@@ -288,9 +289,27 @@ class MissingSecret(RuntimeError):
     pass
 
 
+# Set once the missing key is logged: once tells the operator, and every link a customer opens (or
+# message rendered) must not write the same line again.
+missing_secret_logged = threading.Event()
+
+
+def _log_missing_secret_once() -> None:
+    if missing_secret_logged.is_set():
+        return
+    missing_secret_logged.set()
+    # Not a random key like the console's sessions: a link must still work after a restart and on
+    # every worker, so without a configured key no link is made and none is accepted.
+    log.error("%s is not set: unsubscribe links can be neither signed nor checked. Messages whose template "
+              "uses unsubscribe_url fail to render (none goes out with a link that could not work) and every "
+              "link opened is answered as invalid; set %s to the same lasting value on every process",
+              SECRET_ENV, SECRET_ENV)
+
+
 def _serializer() -> URLSafeSerializer:
     secret = os.environ.get(SECRET_ENV, "")
     if not secret:
+        _log_missing_secret_once()
         raise MissingSecret(f"{SECRET_ENV} is not set: unsubscribe links cannot be signed")
     return URLSafeSerializer(secret, salt="unsubscribe")
 
@@ -310,10 +329,11 @@ def unsubscribe_url(customer_external_id: str, channel: str) -> str:
 
 
 def read_unsubscribe_token(token: str) -> tuple[str, str] | None:
-    """(customer external id, channel) from a token we signed, or None if it is forged or malformed."""
+    """(customer external id, channel) from a token we signed, or None if it is forged or malformed,
+    or if no key is configured to check it (``JOURNEYS_SECRET_KEY``; logged once)."""
     try:
         data = _serializer().loads(token)
-    except BadSignature:
+    except (BadData, MissingSecret):
         return None
     if (
         not isinstance(data, list)
