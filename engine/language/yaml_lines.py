@@ -4,11 +4,20 @@ Journey and settings files are written by people we do not control, so what one 
 is bounded before anything is built: its size, its nesting depth and its node count, and
 aliases (``*name``) are refused, since re-expanding them is how a few hundred bytes become
 gigabytes (a "billion laughs" file). Each limit is reported at the line where it is crossed.
+
+Values are read by YAML's core schema only: text, numbers, true/false, null, lists and mappings. A
+value that looks like a date stays text (YAML 1.1 would make ``name: 2026-02-30`` a date, and crash
+on it), the fields that hold dates read it themselves; any other tag (``!!binary``, ``!!set``,
+``!!timestamp``, ``!custom``) is refused, a number is at most ``MAX_NUMBER_CHARS`` long, and text
+may not hold control characters or the bidirectional overrides that make a line display in
+another order than it reads. Whatever a scalar holds, a failure to read it is a ``YamlError`` at
+its line, never an exception of its own.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +28,25 @@ Path_ = tuple[str | int, ...]
 MAX_BYTES = 256 * 1024  # the largest shipped journey is a few kilobytes
 MAX_DEPTH = 64  # PyYAML composes recursively; 20,000 nested brackets overflow Python's stack
 MAX_NODES = 20_000
+MAX_NUMBER_CHARS = 40  # no setting needs more; Python refuses to read an int of 4,300 digits
+
+_CORE = "tag:yaml.org,2002:"
+SCALAR_TAGS = frozenset(_CORE + kind for kind in ("str", "int", "float", "bool", "null"))
+NUMBER_TAGS = frozenset((_CORE + "int", _CORE + "float"))
+MAPPING_TAG, SEQUENCE_TAG = _CORE + "map", _CORE + "seq"
+# C0 and C1 controls but tab and line breaks, and the bidirectional embeddings, overrides and
+# isolates ("Trojan Source"): text that shows one thing and says another.
+FORBIDDEN_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+class _CoreLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without the implicit timestamp: a date-like scalar stays text."""
+
+
+_CoreLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _CORE + "timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 @dataclass(frozen=True)
@@ -89,7 +117,7 @@ def load_located(text: str) -> LocatedDocument:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise YamlError(f"file larger than {MAX_BYTES // 1024} KB", Position(1, 1))
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _CoreLoader(text)
     except yaml.reader.ReaderError as exc:
         # The reader checks the whole text up front (control characters) and knows only an offset.
         raise YamlError(f"YAML: character #x{exc.character:04x} is not allowed",
@@ -151,16 +179,15 @@ def _syntax_error(text: str, exc: yaml.MarkedYAMLError) -> YamlError:
 def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, doc: LocatedDocument) -> Any:
     doc.values[path] = _pos(node)
     if isinstance(node, yaml.MappingNode):
+        if node.tag != MAPPING_TAG:
+            raise _tag_error(node)
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise YamlError("YAML merge keys (<<) are not supported in journey files", _pos(key_node))
-            try:
-                key = loader.construct_object(key_node, deep=True)
-            except yaml.YAMLError as exc:  # a tagged key (``!!python/object: x``) is as bad as a tagged value
-                raise YamlError(f"YAML key: {_reason(exc)}", _pos(key_node)) from None
-            if not isinstance(key, str | int | float | bool):
+            if not isinstance(key_node, yaml.ScalarNode):
                 raise YamlError("mapping keys must be plain scalars", _pos(key_node))
+            key = _scalar(loader, key_node, "YAML key")
             key = str(key) if not isinstance(key, str) else key
             if key in result:
                 raise YamlError(f"duplicate key {key!r}", _pos(key_node))
@@ -168,11 +195,43 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, doc: LocatedDo
             result[key] = _build(loader, value_node, (*path, key), doc)
         return result
     if isinstance(node, yaml.SequenceNode):
+        if node.tag != SEQUENCE_TAG:
+            raise _tag_error(node)
         return [_build(loader, child, (*path, i), doc) for i, child in enumerate(node.value)]
+    assert isinstance(node, yaml.ScalarNode)
+    return _scalar(loader, node, "YAML value")
+
+
+def _shown_tag(tag: str) -> str:
+    return "!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag
+
+
+def _tag_error(node: yaml.Node) -> YamlError:
+    return YamlError(f"YAML tag {_shown_tag(node.tag)} is not allowed: write plain text, numbers, true/false, "
+                     "null, lists and mappings", _pos(node))
+
+
+def _scalar(loader: yaml.SafeLoader, node: yaml.ScalarNode, what: str) -> Any:
+    """One scalar under the core schema, or a YamlError at its line saying why it cannot be read."""
+    if node.tag not in SCALAR_TAGS:
+        raise _tag_error(node)
+    if node.tag in NUMBER_TAGS and len(node.value) > MAX_NUMBER_CHARS:
+        raise YamlError(f"{what}: a number of {len(node.value):,} characters (at most {MAX_NUMBER_CHARS}); "
+                        "quote it if it is text", _pos(node))
     try:
-        return loader.construct_object(node, deep=True)
-    except yaml.YAMLError as exc:
-        raise YamlError(f"YAML value: {_reason(exc)}", _pos(node)) from None
+        value = loader.construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, ArithmeticError, LookupError, TypeError, AttributeError) as exc:
+        # An explicit ``!!int abc`` or ``!!bool maybe`` fails inside PyYAML with whatever it raises.
+        reason = _reason(exc) if isinstance(exc, yaml.YAMLError) else \
+            str(exc).splitlines()[0] if isinstance(exc, ValueError) and str(exc) else ""
+        raise YamlError(f"{what}: cannot read {node.value[:40]!r} as {_shown_tag(node.tag)}"
+                        + (f" ({reason})" if reason else ""), _pos(node)) from None
+    if isinstance(value, str) and (bad := FORBIDDEN_CHARACTERS.search(value)):
+        char = bad.group()
+        name = unicodedata.name(char, "a control character")
+        raise YamlError(f"{what}: character U+{ord(char):04X} ({name.lower()}) is not allowed in text",
+                        _pos(node))
+    return value
 
 
 def _reason(exc: yaml.YAMLError) -> str:
