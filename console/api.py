@@ -44,11 +44,11 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.security import APIKeyHeader
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from sqlmodel import select
+from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
 from console import csrf, queues, tasks
-from console.auth import SESSION_USER, CurrentUser, NotAuthenticated, audit, load_user
+from console.auth import RIGHTS, SESSION_USER, CurrentUser, NotAuthenticated, audit, load_user
 from console.config import ApiKey, hash_api_key
 from console.events_bridge import UnknownCustomer, emit_async
 from console.task_inbox import TaskFacts
@@ -355,6 +355,23 @@ def _customer_out(c: Customer, created: bool = False) -> CustomerOut:
     )
 
 
+def _advisor_id(session: Session, username: str) -> int | None:
+    """The id of an active user who works tasks (RIGHTS: agent, supervisor), else a 422 on ``advisor``.
+
+    A diamond customer's tasks go to their advisor only (console.assignment, console.queues): an
+    ops or compliance user there would leave them with nobody who can open them.
+    """
+    advisor = session.exec(select(AppUser).where(AppUser.username == username)).first()
+    if advisor is None:
+        raise _field_error("advisor", f"unknown user {username!r}")
+    if not advisor.active:
+        raise _field_error("advisor", f"user {username!r} is deactivated")
+    if "tasks" not in RIGHTS.get(advisor.role, frozenset()):
+        raise _field_error("advisor", f"user {username!r} is {advisor.role}, who does not work tasks: "
+                                      "an advisor must be an agent or a supervisor")
+    return advisor.id
+
+
 ExternalId = Annotated[str, Path(min_length=1, max_length=64, description="The customer's external id")]
 _CUSTOMER_REFUSED = _refusal(f"A personal key, or {_ACTING_REFUSED}")
 
@@ -385,13 +402,7 @@ async def put_customer(request: Request, response: Response, external_id: Extern
                 raise _field_error("name", "name is required to create a customer")
             row = Customer(external_id=external_id, name=body.name, created_at=now, updated_at=now)
         if "advisor" in given:
-            advisor_id = None
-            if body.advisor:
-                advisor = session.exec(select(AppUser).where(AppUser.username == body.advisor)).first()
-                if advisor is None:
-                    raise _field_error("advisor", f"unknown user {body.advisor!r}")
-                advisor_id = advisor.id
-            row.advisor_id = advisor_id
+            row.advisor_id = _advisor_id(session, body.advisor) if body.advisor else None
         source = given.pop("consent_source", None) or "api"
         for name in ("name", "phone", "email", "tier", "branch", "locale", "timezone", "preferred_channels",
                      "attributes", "push_registration_id"):
