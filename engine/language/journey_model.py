@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import difflib
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -80,6 +80,10 @@ def _check_clock(text: str) -> str:
     return text
 
 
+# A file's numbers and switches are taken as written: lax parsing would read ``priority: true`` as 1,
+# ``urgent: 1`` as true and ``count: "3"`` as 3, which is never what the author meant.
+WholeNumber = Annotated[int, Field(strict=True)]
+Switch = Annotated[bool, Field(strict=True)]
 Duration = Annotated[str, AfterValidator(_check_duration)]
 PositiveDuration = Annotated[str, AfterValidator(_check_positive_duration)]
 ChannelName = Annotated[str, one_of("channel", CHANNELS)]
@@ -162,6 +166,12 @@ class ScheduleEntry(Strict):
     def _valid_cron(cls, value: str) -> str:
         if len(value.split()) != 5 or not croniter.is_valid(value):
             raise ValueError(f"bad cron {value!r}: write 5 fields, minute hour day month weekday, e.g. '0 10 * * MON'")
+        try:
+            # From a leap year's first day, so that 29 February is found; croniter gives up after
+            # decades without a match, as it does for a date no month has (31 February, 31 April).
+            croniter(value, datetime(2028, 1, 1)).get_next(datetime)
+        except CroniterBadDateError:
+            raise ValueError(f"cron {value!r} never fires: no month has that day") from None
         return value
 
 
@@ -289,7 +299,7 @@ class Reentry(Strict):
     at least that long since the last entry, for cadences that must not crowd each other.
     """
 
-    allowed: bool = True
+    allowed: Switch = True
     after: PositiveDuration | None = None
     per: Literal["occurrence"] | None = None
 
@@ -315,7 +325,7 @@ BY_ENGAGEMENT = "by_engagement"
 class Send(Strict):
     channels: list[ChannelName] | Literal["by_engagement"] = Field(min_length=1)
     template: Identifier
-    urgent: bool | None = None
+    urgent: Switch | None = None
 
     @property
     def by_engagement(self) -> bool:
@@ -338,7 +348,7 @@ class Webhook(Strict):
 class Cap(Strict):
     """At most ``count`` touches in any rolling ``window``: ``cap: {count: 1, window: 30d}``."""
 
-    count: int = Field(ge=0)
+    count: WholeNumber = Field(ge=0)
     window: PositiveDuration
 
 
@@ -360,9 +370,22 @@ class Branch(Strict):
     otherwise: str = "next"
 
 
+# An enrollment's variant is stored under its name (reports count by it), and the control group
+# under ``holdout``: a variant may not take that name.
+HOLDOUT = "holdout"
+
+
+def _not_holdout(name: str) -> str:
+    if name == HOLDOUT:
+        raise ValueError(f"{HOLDOUT!r} names the control group (give the split a holdout share); "
+                         "choose another variant name")
+    return name
+
+
 class SplitVariant(Strict):
-    name: Identifier
-    percent: float = Field(gt=0, le=100)
+    name: Annotated[Identifier, AfterValidator(_not_holdout)]
+    # Whole percents, as the README's examples and the reports show them: exact sums, no 33.3 + 66.6.
+    percent: WholeNumber = Field(gt=0, le=100)
     goto: str = "next"
 
 
@@ -370,13 +393,13 @@ class Split(Strict):
     """Random split; ``holdout`` percent of entrants leave at once as the control group for lift."""
 
     variants: list[SplitVariant] = Field(min_length=1)
-    holdout: float = Field(default=0, ge=0, lt=100)
+    holdout: WholeNumber = Field(default=0, ge=0, lt=100)
 
     @model_validator(mode="after")
     def _sums_to_100(self) -> Split:
         total = sum(v.percent for v in self.variants) + self.holdout
-        if abs(total - 100) > 1e-6:
-            raise ValueError(f"split percentages and holdout must add up to 100, not {total:g}")
+        if total != 100:
+            raise ValueError(f"split percentages and holdout must add up to 100, not {total}")
         return self
 
 
@@ -448,9 +471,9 @@ class Journey(Strict):
     name: str
     description: str | None = None
     category: Literal["service", "marketing"]
-    priority: int = Field(default=50, ge=0, le=100)
-    urgent: bool = False
-    enabled: bool = True
+    priority: WholeNumber = Field(default=50, ge=0, le=100)
+    urgent: Switch = False
+    enabled: Switch = True
     audience: Audience = Audience()
     entry: Entry
     reentry: Reentry = Reentry()

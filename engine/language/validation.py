@@ -268,8 +268,14 @@ def _check_steps(ctx: _Context, journey: Journey, scopes: set[str], events: set[
                 _check_condition(ctx, case.when, (*base, "branch", "cases", j, "when"), scopes, events)
             check_target(step.branch.otherwise, (*base, "branch", "otherwise"))
         if step.split is not None:
+            names: list[str] = []
             for j, variant in enumerate(step.split.variants):
                 check_target(variant.goto, (*base, "split", "variants", j, "goto"))
+                if variant.name in names:
+                    ctx.add((*base, "split", "variants", j, "name"), f"variant name {variant.name!r} is given "
+                            f"twice (first as variant {names.index(variant.name) + 1}): reports count entrants "
+                            "by it, so each variant needs its own")
+                names.append(variant.name)
         if step.wait_for is not None:
             _check_event_type(ctx, step.wait_for.event, (*base, "wait_for", "event"))
             check_target(step.wait_for.on_event, (*base, "wait_for", "on_event"))

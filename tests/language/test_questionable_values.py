@@ -1,0 +1,58 @@
+"""Values a journey file may not hold though they parse: a switch or number of another type, a
+split whose variants share a name or take fractional shares, a cron that never fires. Each is
+refused at its own line with a message naming the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.language.validation import validate_journey_file
+
+ROOT = Path(__file__).resolve().parents[2]
+SILVER = (ROOT / "journeys" / "silver-weekly-push.yaml").read_text(encoding="utf-8")
+GOLD = (ROOT / "journeys" / "gold-value-added-services.yaml").read_text(encoding="utf-8")
+
+# (file, old text, new text, the text on the offending line, words the message must hold)
+CASES: dict[str, tuple[str, str, str, str, str]] = {
+    "priority true": (SILVER, "priority: 40", "priority: true", "priority: true", "wrong type for 'priority'"),
+    "priority as text": (SILVER, "priority: 40", 'priority: "40"', 'priority: "40"', "wrong type for 'priority'"),
+    "priority 40.0": (SILVER, "priority: 40", "priority: 40.0", "priority: 40.0", "wrong type for 'priority'"),
+    "urgent 1": (SILVER, "category: marketing", "category: service\nurgent: 1", "urgent: 1",
+                 "wrong type for 'urgent'"),
+    "reentry allowed as text": (SILVER, "allowed: true", 'allowed: "yes"', "allowed:",
+                                "wrong type for 'allowed'"),
+    "two variants named a": (GOLD, "name: email_first", "name: wechat_first", "goto: send_email_first",
+                             "variant name 'wechat_first' is given twice"),
+    "a variant named holdout": (GOLD, "name: email_first", "name: holdout", "name: holdout", "control group"),
+    "fractional percents": (GOLD, "percent: 45, goto: send_wechat_first", "percent: 45.5, goto: send_wechat_first",
+                            "percent: 45.5", "wrong type for 'percent'"),
+    "fractional holdout": (GOLD, "holdout: 10", "holdout: 9.5", "holdout: 9.5", "wrong type for 'holdout'"),
+    "shares off 100": (GOLD, "holdout: 10", "holdout: 11", "variants:", "add up to 100, not 101"),
+    "31 February": (SILVER, '"0 10 * * MON"', '"0 10 31 2 *"', "cron:", "never fires"),
+    "31 April and June": (SILVER, '"0 10 * * MON"', '"0 10 31 4,6 *"', "cron:", "never fires"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_questionable_value_is_refused_at_its_line(case: str, tmp_path: Path) -> None:
+    base, old, new, marker, words = CASES[case]
+    assert old in base, case
+    text = base.replace(old, new, 1)
+    path = tmp_path / "journey.yaml"
+    path.write_text(text, encoding="utf-8")
+    loaded, problems = validate_journey_file(path, ROOT / "templates")
+    assert loaded is None, case
+    line = next(n for n, row in enumerate(text.splitlines(), start=1) if marker in row)
+    assert any(p.line == line and words in p.message for p in problems), (line, problems)
+
+
+@pytest.mark.parametrize(("cron", "fires"), [("0 10 29 2 *", True), ("0 10 31 */2 *", True),
+                                             ("0 10 31 2 MON", True), ("0 10 30 2 *", False)])
+def test_a_cron_is_refused_only_when_it_never_fires(cron: str, fires: bool, tmp_path: Path) -> None:
+    """29 February fires in leap years; a weekday with a day fires on either (cron's OR)."""
+    path = tmp_path / "journey.yaml"
+    path.write_text(SILVER.replace('"0 10 * * MON"', f'"{cron}"'), encoding="utf-8")
+    loaded, problems = validate_journey_file(path, ROOT / "templates")
+    assert (loaded is not None) is fires, problems
