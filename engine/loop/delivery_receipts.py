@@ -1,13 +1,15 @@
 """Delivery receipts: a provider's report on a message moves its touch forward and is an event.
 
 A receipt moves a touch forward only (sent → delivered | failed; a late 'sent' does not undo
-'delivered'), and each final receipt is one ``Outcome`` keyed ``<provider>:<id>:<status>``: a
-repeated callback changes nothing. A permanent delivery failure moves the touch to the next
-consented, reachable channel of its fallback list (due now), the choice dispatch makes for a
-permanent send error (``channels.routing.first_usable``). A final receipt that settles the touch
-is also a ``message.delivered`` or ``message.failed`` event (once, keyed like its outcome), which
-the webhook hands to the event path after its transaction commits: a journey waiting for it
-moves on at once.
+'delivered'), and the final receipt that settles it is one ``Outcome`` keyed
+``<provider>:<id>:<status>``: a repeated callback changes nothing, and a final receipt for a touch
+already settled (a 'failed' after 'delivered', a 'read' after it) is answered ``unchanged`` and
+leaves no outcome, so a touch is counted once, as its first final receipt said. A permanent
+delivery failure moves the touch to the next consented, reachable channel of its fallback list
+(due now), the choice dispatch makes for a permanent send error (``channels.routing.first_usable``).
+A final receipt that settles the touch is also a ``message.delivered`` or ``message.failed`` event
+(once, keyed like its outcome), which the webhook hands to the event path after its transaction
+commits: a journey waiting for it moves on at once.
 """
 
 from __future__ import annotations
@@ -61,6 +63,20 @@ def _find_touch(session: Session, message_id: str, touch_key: str | None) -> Tou
     return touch
 
 
+def _not_applied(session: Session, touch: Touch, outcome: dict[str, Any] | None,
+                 provider_status: str) -> ReceiptResult:
+    """A receipt that did not move the touch: a repeat of the one that did (``duplicate``), or one
+    the touch is past (a late 'sent', or a final status contradicting the one it has), which leaves
+    no outcome: the touch's figures follow its first final receipt only."""
+    if outcome is not None and session.exec(
+            select(Outcome.id).where(Outcome.dedup_key == outcome["dedup_key"])).first() is not None:
+        return ReceiptResult("duplicate", touch.id, touch.status)
+    if outcome is not None:
+        log.info("touch %s is %s already: a %r receipt for it changes nothing", touch.id, touch.status,
+                 provider_status)
+    return ReceiptResult("unchanged", touch.id, touch.status)
+
+
 def apply_receipt(
     session: Session,
     *,
@@ -82,13 +98,13 @@ def apply_receipt(
     if new_status is None:
         return ReceiptResult("unchanged", touch.id, touch.status)
 
-    if new_status in (TouchStatus.DELIVERED, TouchStatus.FAILED):
+    final = new_status in (TouchStatus.DELIVERED, TouchStatus.FAILED)
+    outcome: dict[str, Any] | None = None
+    if final:
         detail: dict[str, Any] = {"provider": provider, "provider_message_id": message_id, "status": provider_status}
         if new_status == TouchStatus.FAILED:
             detail.update({"error_code": error_code, "reason": error_reason, "error_class": error_class})
         outcome = touch_outcome(touch, new_status, f"{provider}:{message_id}:{provider_status}", detail, now)
-        if not insert_or_ignore(session, Outcome, outcome, "dedup_key"):
-            return ReceiptResult("duplicate", touch.id, touch.status)
 
     guard = (
         col(Touch.id) == touch.id,
@@ -114,7 +130,11 @@ def apply_receipt(
             )
     changed = session.execute(update(Touch).where(*guard).values(**values)).rowcount  # type: ignore[attr-defined]
     if not changed:
-        return ReceiptResult("unchanged", touch.id, touch.status)
+        return _not_applied(session, touch, outcome, provider_status)
+    if outcome is not None:
+        # Written only once the receipt has moved the touch (the guarded update is the lock), so a
+        # touch has one final outcome: a late "failed" after "delivered" must not count it twice.
+        insert_or_ignore(session, Outcome, outcome, "dedup_key")
     if values["status"] == TouchStatus.PLANNED:
         log.info("touch %s: permanent %s delivery failure, falling back to %s", touch.id, provider, values["channel"])
         return ReceiptResult("fell_back", touch.id, TouchStatus.PLANNED)
