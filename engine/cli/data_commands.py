@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from engine.cli.arguments import output_file, writing
 from engine.cli.output import err, out
 
 
@@ -106,18 +107,25 @@ def import_file(
     2: the file cannot be used (nothing imported).
     """
     from store.db import database_url
-    from store.importing import ImportFileError, Rejected, import_csv
+    from store.importing import ImportFileError, Rejected, default_rejects_path, import_csv
 
     shown = str(file)
+    # A rejects file is written only if a row is bad, after good ones went in: a --rejects path it
+    # cannot be written to is refused now, not found out half-way. The default one, beside the
+    # input, is not checked: a file of good rows imports from a read-only folder.
+    if rejects is not None:
+        output_file(rejects, "--rejects")
+    rejects_file = rejects if rejects is not None else default_rejects_path(file)
 
     def report_reject(rejected: Rejected) -> None:
         err.print(f"{shown}:{rejected.line}: {rejected.reason}", markup=False)
 
     try:
-        report = import_csv(
-            kind.value, file, database_url(), rejects, encoding=encoding, assume_tz=assume_tz,
-            on_reject=report_reject,
-        )
+        with writing("--rejects", rejects_file):
+            report = import_csv(
+                kind.value, file, database_url(), rejects, encoding=encoding, assume_tz=assume_tz,
+                on_reject=report_reject,
+            )
     except ImportFileError as exc:
         err.print(f"{shown}: {exc}", markup=False)
         err.print(f"{shown}: nothing imported", markup=False)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from engine.cli.arguments import output_file, period, writing
 from engine.cli.output import err, out
 
 if TYPE_CHECKING:  # the planner loads SQLAlchemy and the rules: only the commands that plan import it
@@ -109,8 +110,10 @@ def plan_command(
     """Plan every touch and agent task due in (FROM, AT]."""
     from engine.planning.planner import plan
 
-    result = plan(parse_moment(at), parse_moment(start) if start else None, dry_run=dry_run,
-                  sink=_json_sink if as_json else None, workers=workers)
+    until, since = parse_moment(at), parse_moment(start) if start else None
+    if since is not None:
+        period(since, until, ("--from", start or "", "--at", at))
+    result = plan(until, since, dry_run=dry_run, sink=_json_sink if as_json else None, workers=workers)
     if not as_json:
         _print_summary(result)
 
@@ -180,9 +183,13 @@ def simulate_command(
     last = parse_moment(end)
     if "T" not in end:  # a plain date: the whole of that day is included
         last += timedelta(days=1)
-    report = simulate(parse_moment(start), last)
+    first, last = period(parse_moment(start), last, ("--from", start, "--to", end))
     if chart is not None:
-        write_chart(report, chart)
+        output_file(chart, "--chart")  # before the dry run, which can take minutes
+    report = simulate(first, last)
+    if chart is not None:
+        with writing("--chart", chart):
+            write_chart(report, chart)
     if as_json:
         print(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import typer
 
+from engine.cli.arguments import output_file, writing
 from engine.cli.output import err, fail, out, print_json
 
 keys_app = typer.Typer(help="Data keys: generate, rotate, see which key encrypted what.", no_args_is_help=True)
@@ -110,7 +111,8 @@ def export_customers(
     from store.export import ExportError
     from store.export import export_customers as run_export
 
-    with _failing_on("export customers", ExportError):
+    output_file(out_file, "--out")
+    with _failing_on("export customers", ExportError), writing("--out", out_file):
         report = run_export(database_url(), out_file, unmasked=unmasked, actor=actor, tier=tier)
     kind = "UNMASKED" if report.unmasked else "masked"
     out.print(f"exported {report.rows} customers ({kind}) to {report.path}; audited as {report.actor}", markup=False)

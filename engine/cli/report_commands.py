@@ -9,6 +9,9 @@ from typing import Annotated
 
 import typer
 
+from engine.cli.arguments import output_folder, writing
+from engine.cli.arguments import period as checked_period
+
 
 def _moment(text: str, option: str) -> datetime:
     """A date (midnight UTC) or an ISO datetime (UTC unless it says otherwise)."""
@@ -39,8 +42,10 @@ def register(app: typer.Typer) -> None:
 
         if by is not None and by not in GROUPINGS:
             raise typer.BadParameter(f"choose one of {', '.join(GROUPINGS)}", param_hint="--by")
-        period = (_moment(start, "--from"), _moment(end, "--to"))
+        period = checked_period(_moment(start, "--from"), _moment(end, "--to"), ("--from", start, "--to", end))
         judged_at = _moment(now, "--now") if now else None
+        if out is not None:
+            output_folder(out, "--out")  # before the report, which can take a minute on a large book
         # On stderr, so that --json output stays clean; a live bar on a terminal, and in a pipe a
         # line now and then (except for --json, which a program reads).
         err = Console(stderr=True)
@@ -60,7 +65,8 @@ def register(app: typer.Typer) -> None:
 
             # The threshold the tier review judges by: the approved one.
             threshold = tier_settings(get_engine(), write=False).review.churn_threshold
-            paths = render_all(report, out, threshold=threshold)
+            with writing("--out", out):
+                paths = render_all(report, out, threshold=threshold)
             if not as_json:
                 for path in paths:
                     typer.echo(f"chart: {path}")

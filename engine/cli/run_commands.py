@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from engine.cli.arguments import output_folder
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -86,6 +88,7 @@ def demo(
         first = date.fromisoformat(start) if start else None
     except ValueError:
         raise typer.BadParameter("--start must be YYYY-MM-DD") from None
+    output_folder(out, "--out")
     try:
         run_demo(DemoSettings(customers=customers, days=days, seed=seed, start=first, out_dir=out))
     except DemoError as exc:

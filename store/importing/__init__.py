@@ -147,6 +147,8 @@ def _check_file(path: Path, encoding: str) -> list[str]:
         ) from None
     except csv.Error as exc:
         raise ImportFileError(f"line {line + 1}: not valid CSV ({exc})") from None
+    except OSError as exc:
+        raise ImportFileError(f"cannot be read ({exc.strerror or exc})") from None
     if header is None or not any(h.strip() for h in header):
         raise ImportFileError("the file is empty: the first line must name the columns")
     return header

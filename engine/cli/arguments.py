@@ -1,0 +1,75 @@
+"""Checks every command makes of what it is given before it starts work: output paths and periods.
+
+One place, so that every command that writes a file or takes a period refuses a mistake the same
+way: one line on stderr naming the option, exit code 2, never a traceback after minutes of work.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from engine.cli.output import fail
+
+
+def _can_write_in(folder: Path, option: str) -> None:
+    """Create and remove a file in ``folder``: the only sure test (a folder can look writable and not
+    be, as /proc is to root, or be on a read-only mount)."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".journeys-check-"):
+            pass
+    except OSError as exc:
+        raise fail(f"{option}: cannot write in {folder} ({exc.strerror or exc})") from None
+
+
+def output_file(path: Path, option: str) -> Path:
+    """``path`` as a file the command may write (or overwrite): its folder must exist and take files."""
+    if path.is_dir():
+        raise fail(f"{option}: {path} is a folder; give a file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise fail(f"{option}: the folder {folder} does not exist")
+    _can_write_in(folder, option)
+    if path.exists():
+        try:
+            with path.open("ab"):  # opening to append changes nothing in it
+                pass
+        except OSError as exc:
+            raise fail(f"{option}: cannot write {path} ({exc.strerror or exc})") from None
+    return path
+
+
+def output_folder(path: Path, option: str) -> Path:
+    """``path`` as a folder the command may write files into, made (with its parents) if missing."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise fail(f"{option}: {path} is a file, not a folder") from None
+    except OSError as exc:
+        raise fail(f"{option}: cannot make the folder {path} ({exc.strerror or exc})") from None
+    _can_write_in(path, option)
+    return path
+
+
+@contextmanager
+def writing(option: str, path: Path) -> Iterator[None]:
+    """What the checks above cannot foresee (the disk fills, the folder goes) still ends in one line."""
+    try:
+        yield
+    except OSError as exc:
+        raise fail(f"{option}: writing {path} failed ({exc.strerror or exc})") from None
+
+
+def period(start: datetime, end: datetime, given: tuple[str, str, str, str]) -> tuple[datetime, datetime]:
+    """``(start, end)`` when ``end`` is after ``start``; a reversed or empty period is a mistake, not
+    an empty answer (a report, simulation or plan of nothing would look like a quiet month).
+    ``given``: the two options and their values as typed (start option, its text, end option, its
+    text), which the message repeats rather than the moments they were read as."""
+    if end <= start:
+        start_option, start_text, end_option, end_text = given
+        raise fail(f"{end_option} {end_text} is not after {start_option} {start_text}: "
+                   "the period must end after it starts")
+    return start, end
