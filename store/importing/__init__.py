@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 from store.bulk_writer import CLAIM, CUSTOMER, POLICY, TIER_CHANGE
 from store.clock import known_zone, utcnow
 from store.crypto import DataKeyError, FieldCipher, load_key
-from store.csv_cells import SafeWriter
+from store.csv_cells import safe_cell
 from store.db import make_engine
 from store.importing import fields as f
 from store.importing.fields import FieldError
@@ -236,10 +236,13 @@ def import_csv(
             raise ImportFileError("the database has no schema yet: run `journeys db upgrade` first")
         records = _records(path, encoding)
         next(records)  # the header
+        rejects_file = _is_rejects_file(header)
         chunk: list[_Row] = []
         for line, fields in records:
             if not any(v.strip() for v in fields):
                 continue  # a blank line is not a row
+            if rejects_file:
+                fields = [_as_given(cell) for cell in fields]
             report.rows += 1
             chunk.append(_Row(line, fields, dict(zip(header, fields, strict=False))))
             if len(fields) != len(header):
@@ -258,20 +261,45 @@ def import_csv(
     return report
 
 
+# The rejects file is opened in a spreadsheet to be corrected, so a cell that would run there as a
+# formula gets the apostrophe spreadsheets read as "text" (store.csv_cells). For the round trip to
+# give back every value exactly, the writer also gives one to a value that starts with an apostrophe,
+# and the import of a rejects file (one with the line and reason columns) drops exactly one leading
+# apostrophe from every cell: the two are inverse whatever the value. A rejects file corrected in a
+# spreadsheet and saved again comes back with the spreadsheet's own text prefix consumed, so a
+# formula-like value is then written without it and taken as it is.
+_TEXT_PREFIX = "'"
+
+
+def _rejects_cell(value: str) -> str:
+    return _TEXT_PREFIX + value if value.startswith(_TEXT_PREFIX) else safe_cell(value)
+
+
+def _as_given(cell: str) -> str:
+    """A rejects file's cell as the row first gave it (undoes ``_rejects_cell``)."""
+    return cell[len(_TEXT_PREFIX):] if cell.startswith(_TEXT_PREFIX) else cell
+
+
+def _is_rejects_file(header: list[str]) -> bool:
+    return all(column in header for column in REJECTS_COLUMNS)
+
+
 class _RejectsWriter:
-    """The rejects file: the bad rows as they were, plus line and reason. Created only if needed."""
+    """The rejects file: the bad rows as they were (escaped only as ``_rejects_cell`` says, which
+    importing the file undoes), plus line and reason. Created only if needed."""
 
     def __init__(self, path: Path, header: list[str]) -> None:
         # The rows hold the same personal data as the input: readable by the owner only.
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         self._handle = open(descriptor, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed by close()
-        self._writer = SafeWriter(self._handle)
+        self._writer = csv.writer(self._handle)
         kept = [h for h in header if h.strip().lower() not in REJECTS_COLUMNS]
         self._keep = [i for i, h in enumerate(header) if h.strip().lower() not in REJECTS_COLUMNS]
-        self._writer.writerow([*kept, "line", "reason"])
+        self._writer.writerow([safe_cell(h) for h in [*kept, "line", "reason"]])
 
     def write(self, row: _Row, reason: str) -> None:
-        self._writer.writerow([*(row.fields[i] if i < len(row.fields) else "" for i in self._keep), row.line, reason])
+        cells = (row.fields[i] if i < len(row.fields) else "" for i in self._keep)
+        self._writer.writerow([*(_rejects_cell(c) for c in cells), row.line, safe_cell(reason)])
 
     def close(self) -> None:
         self._handle.close()
