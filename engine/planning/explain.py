@@ -250,8 +250,21 @@ def explain(customer_external_id: str, at: datetime, url: str | None = None) -> 
         }
 
 
+def _tier_words(tier: str | None) -> str:
+    """A customer not yet scored (or imported with an empty tier) has no tier: said in words."""
+    return f"tier {tier}" if tier else "no tier"
+
+
+def _actual(value: Any) -> str:
+    return "no value" if value is None else f"actual {value!r}"
+
+
+def _audience_tiers(tiers: list[str] | str) -> str:
+    return tiers if isinstance(tiers, str) else ", ".join(tiers)
+
+
 def render(report: dict[str, Any], console: Console) -> None:
-    console.print(f"{report['customer']} ({report['name']}) · tier {report['tier']} · {report['timezone']} · "
+    console.print(f"{report['customer']} ({report['name']}) · {_tier_words(report['tier'])} · {report['timezone']} · "
                   f"at {report['at']}", markup=False)
     consent = ", ".join(f"{ch}={'yes' if ok else 'no'}{'' if report['reachable'][ch] else ' (unreachable)'}"
                         for ch, ok in report["consent"].items())
@@ -260,11 +273,11 @@ def render(report: dict[str, Any], console: Console) -> None:
     for column in ("journey", "enabled", "audience", "conditions", "next fire", "next task"):
         table.add_column(column)
     for j in report["journeys"]:
-        leaves = "\n".join(f"{'✔' if leaf['passed'] else '✘'} {leaf['text']} (actual {leaf['actual']!r})"
+        leaves = "\n".join(f"{'✔' if leaf['passed'] else '✘'} {leaf['text']} ({_actual(leaf['actual'])})"
                            for leaf in j["conditions"]) or "-"
         for item in j.get("policies", []) + j.get("claims", []):
             leaves += f"\n→ {item.get('policy') or item.get('claim')}: {'holds' if item['holds'] else 'does not hold'}"
-        tier = f"tier {j['tier']} {'in' if j['tier_ok'] else 'not in'} {j['tiers']}"
+        tier = f"{_tier_words(j['tier'])}, {'in' if j['tier_ok'] else 'not in'} {_audience_tiers(j['tiers'])}"
         task = j["next_task"]
         table.add_row(j["journey"], "yes" if j["enabled"] else "no",
                       ("yes" if j["in_audience"] else "no") + f"\n{tier}", leaves, str(j["next_fire"] or "-"),

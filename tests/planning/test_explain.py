@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from engine.cli import build_app
-from engine.planning.explain import explain
+from engine.planning.explain import explain, render
 from engine.planning.planner import plan
 from store.models import Claim, Policy
 from tests.plan_support import Book, utc
@@ -174,3 +174,27 @@ def render_text(report: dict[str, object]) -> str:
     buffer = StringIO()
     render(report, Console(file=buffer, width=400))
     return buffer.getvalue()
+
+
+def test_explain_says_in_words_that_a_customer_has_no_tier(book: Book) -> None:
+    book.customer(external_id="NT1", tier=None)  # and no birthday: no age
+    book.customer(external_id="S1", birthday=date(1980, 1, 1))
+    without = CliRunner().invoke(build_app(), ["explain", "NT1", "--at", "2027-03-01T12:00:00+08:00"])
+    assert without.exit_code == 0, without.output
+    assert "None" not in without.stdout
+    assert " · no tier · " in without.stdout.splitlines()[0]
+    shown = _rendered(explain("NT1", utc(2027, 3, 1, 4), url=book.url))
+    assert "None" not in shown
+    assert "no tier, not in silver" in shown and "customer.age ge 30 (no value)" in shown
+    silver = _rendered(explain("S1", utc(2027, 3, 1, 4), url=book.url))
+    assert " · tier silver · " in silver and "tier silver, in silver" in silver and "(actual 47)" in silver
+
+
+def _rendered(report: dict[str, object]) -> str:
+    from io import StringIO
+
+    from rich.console import Console
+
+    text = StringIO()
+    render(report, Console(file=text, width=300, highlight=False))
+    return text.getvalue()
