@@ -4,7 +4,9 @@ A valid file is published (a ``JourneyVersion`` row per new content hash). It go
 in force at once unless its category needs review (``engine.language.journey_review``):
 then the last approved version stays in force until someone approves the change. A
 file with errors is rejected whole and the version in force from the same path stays
-in force, so a typo pushed on a Friday evening never stops the birthday messages.
+in force, so a typo pushed on a Friday evening never stops the birthday messages. Two files
+that claim one journey id are both rejected by validation; here the one that is that journey's file
+in force (its stored version's path) is kept, and only the other is rejected.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from engine.language.journey_review import FROM_FILES, land, stored_journey
+from engine.language.journey_model import Journey
+from engine.language.journey_review import FROM_FILES, JOURNEY, in_force_of, land, stored_journey
 from engine.language.paths import config_dir, delivery_config_path, journeys_dir, templates_dir, tiers_config_path
+from engine.language.problems import load_document, parse_model
 from engine.language.settings_model import DeliveryConfig, TierConfig
-from engine.language.validation import LoadedJourney, Problem, Report, load_config
+from engine.language.validation import LoadedJourney, Problem, Report, content_version, is_clash, load_config
 from engine.language.validation_cache import validate_cached
 from store.models import JourneyVersion
 
@@ -111,14 +115,35 @@ def land_changes(session: Session, directory: Path | None = None, actor: str = F
     return land(session, report.journeys, lambda path: _key(path, directory), actor=actor)
 
 
+def _kept_from_clash(session: Session, report: Report, directory: Path) -> list[LoadedJourney]:
+    """The files rejected only because another file claims their journey id, that are their journey's
+    file in force: each keeps its journey (the newcomer is the one rejected)."""
+    clashing = {p.path for p in report.problems if is_clash(p)}
+    alone = [path for path in clashing if all(is_clash(p) for p in report.problems if p.path == path)]
+    if not alone:
+        return []
+    rows = in_force_of(session.exec(select(JourneyVersion).where(JourneyVersion.kind == JOURNEY)))
+    files_in_force = {(row.journey_id, row.path) for row in rows.values()}
+    kept = []
+    for path in alone:
+        source, doc, problems = load_document(Path(path))
+        journey = parse_model(Journey, doc, path)[0] if doc is not None and not problems else None
+        if journey is not None and (journey.id, _key(path, directory)) in files_in_force:
+            kept.append(LoadedJourney(journey, path, source, content_version(source)))
+    return kept
+
+
 def load_in_force(session: Session, directory: Path | None = None) -> InForce:
     """Validate ``directory`` (default ``journeys/``), record new versions, and put in force the approved ones."""
     directory = directory or journeys_dir()
     report = validated_report(directory)
-    result = InForce(problems=list(report.problems))
-    in_force = land(session, report.journeys, lambda path: _key(path, directory))
+    owners = _kept_from_clash(session, report, directory)
+    kept_paths = {j.path for j in owners}
+    result = InForce(problems=[p for p in report.problems if p.path not in kept_paths])
+    journeys = [*report.journeys, *owners]
+    in_force = land(session, journeys, lambda path: _key(path, directory))
 
-    for loaded in report.journeys:
+    for loaded in journeys:
         row = in_force.get(loaded.id)
         if row is not None and row.version == loaded.version:
             result.journeys[loaded.id] = loaded
@@ -133,7 +158,7 @@ def load_in_force(session: Session, directory: Path | None = None) -> InForce:
                  loaded.id, loaded.version[:8], kept.version[:8])
 
     by_path = {row.path: row for row in in_force.values()}
-    for path in report.rejected_files:
+    for path in [p for p in report.rejected_files if p not in kept_paths]:
         last_good = by_path.get(_key(path, directory))
         if last_good is None:
             log.warning("journey file %s is invalid and has no earlier good version: not in force", path)

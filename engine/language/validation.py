@@ -342,6 +342,48 @@ def _unscoped_sends(loaded: LoadedJourney, problems: list[Problem]) -> list[Prob
     return out
 
 
+DUPLICATE_ID = "duplicate journey id"
+
+
+def is_clash(problem: Problem) -> bool:
+    """Whether ``problem`` is only that another file claims the same journey id."""
+    return problem.message.startswith(DUPLICATE_ID)
+
+
+def _withhold_clashes(report: Report) -> list[list[LoadedJourney]]:
+    """Take out of ``report.journeys`` every file whose journey id another file also claims, and say
+    so at each one's id. Validation does not know which of them is in force (the store does), so
+    none is accepted here; the registry keeps the one in force, if any, and rejects the others."""
+    by_id: dict[str, list[LoadedJourney]] = {}
+    for loaded in report.journeys:
+        by_id.setdefault(loaded.id, []).append(loaded)
+    clashes = [group for group in by_id.values() if len(group) > 1]
+    for group in clashes:
+        where = {j.path: load_located(j.source).position(("id",)) for j in group}
+        for loaded in group:
+            others = ", ".join(f"{o.path}:{where[o.path].line}" for o in group if o is not loaded)
+            pos = where[loaded.path]
+            report.problems.append(Problem(loaded.path, pos.line, pos.column, (
+                f"{DUPLICATE_ID} {loaded.id!r}, also in {others}: the file already in force under this id "
+                "stays in force and any other is rejected (none is in force: all are); rename or remove one")))
+            report.rejected_files.append(loaded.path)
+            report.journeys.remove(loaded)
+    return clashes
+
+
+def _check_against_templates(report: Report, journeys: list[LoadedJourney], templates_root: Path) -> None:
+    """Each journey's call scripts with the parts its tasks will have (no event on a schedule), and
+    every variable its messages read against what its touches have: a miss rejects the journey."""
+    report.problems.extend(check_task_scripts(journeys, templates_root))
+    unscoped = check_template_scopes(journeys, templates_root)
+    for loaded in [j for j in journeys if j.id in unscoped]:
+        if loaded in report.journeys:
+            report.journeys.remove(loaded)
+            report.rejected_files.append(loaded.path)
+        report.problems.extend(unscoped[loaded.id])
+        report.problems.extend(_unscoped_sends(loaded, unscoped[loaded.id]))
+
+
 def validate(
     paths: Iterable[Path] | None = None,
     templates_root: Path | None = None,
@@ -370,43 +412,35 @@ def validate(
     files = journey_files(list(paths) if paths else [journeys_dir()])
     if not files:
         report.problems.append(Problem("journeys", 1, 1, "no journey files found"))
-    seen_ids: dict[str, str] = {}
     used_templates: set[str] = set()
     for path in files:
         loaded, problems = validate_journey_file(path, templates_root,
                                                  tuple(queues.queues) if queues is not None else None)
-        if loaded is not None and loaded.id in seen_ids:
-            pos = load_located(loaded.source).position(("id",))
-            problems = [Problem(loaded.path, pos.line, pos.column, f"duplicate journey id {loaded.id!r}, "
-                                f"already used by {seen_ids[loaded.id]}")]
-            loaded = None
         if loaded is None:
             report.rejected_files.append(display_path(path))
             report.problems.extend(problems)
             continue
-        seen_ids[loaded.id] = loaded.path
         report.journeys.append(loaded)
-        report.warnings.extend(loaded.warnings)
         for step in loaded.journey.steps:
             if step.send is not None:
                 used_templates.add(step.send.template)
             if step.task is not None and step.task.script:
                 used_templates.add(step.task.script)
+    # Every journey a valid file holds, even one rejected below: other files may name it.
+    valid = list(report.journeys)
+    clashes = _withhold_clashes(report)
+    report.warnings.extend(w for j in report.journeys for w in j.warnings)
     syntax_problems = check_template_syntax(templates_root, used_templates)
     report.problems.extend(syntax_problems)
     if not syntax_problems:
         # Rendering every used template with a sample context catches undefined variables and
         # over-long SMS before a customer would see them.
         report.problems.extend(check_templates(templates_root, used_templates))
-        # ... and each journey's call scripts with the parts its tasks will have (no event on a schedule).
-        report.problems.extend(check_task_scripts(report.journeys, templates_root))
-        # ... and every variable its messages read against what its touches have: a miss rejects it.
-        unscoped = check_template_scopes(report.journeys, templates_root)
-        for loaded in [j for j in report.journeys if j.id in unscoped]:
-            report.journeys.remove(loaded)
-            report.rejected_files.append(loaded.path)
-            report.problems.extend(unscoped[loaded.id])
-            report.problems.extend(_unscoped_sends(loaded, unscoped[loaded.id]))
+        # Files that share an id are checked one by one (the checks below go by journey id), so that
+        # a clash is their only problem when it is (engine.language.journey_registry keeps the one in force).
+        for journeys in [report.journeys, *([j] for clash in clashes for j in clash)]:
+            _check_against_templates(report, journeys, templates_root)
+    seen_ids = {j.id for j in valid}
 
     default_files = {p.resolve() for p in journey_files([journeys_dir()])}
     covers_all = bool(default_files) and default_files <= {p.resolve() for p in files}
@@ -424,7 +458,7 @@ def validate(
     if queues is not None and queues.task_types and covers_all:
         # Task types name journeys (or journey/step): a typo would quietly require nothing.
         _, doc, _ = load_document(queues_path)
-        steps = {(j.id, s.id) for j in report.journeys for s in j.journey.steps}
+        steps = {(j.id, s.id) for j in valid for s in j.journey.steps}
         for key in queues.task_types:
             journey_id, _, step_id = key.partition("/")
             known = journey_id in seen_ids and (not step_id or (journey_id, step_id) in steps)

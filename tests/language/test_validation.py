@@ -90,15 +90,19 @@ def test_each_mistake_names_file_and_line(
         assert word in first, output
 
 
-def test_duplicate_journey_id_is_reported_on_the_second_file(tmp_path: Path) -> None:
+def test_duplicate_journey_id_is_reported_on_both_files(tmp_path: Path) -> None:
+    """Validation cannot tell which file is in force (the registry can: tests/language/test_duplicate_journey_ids.py):
+    it names both, each at its id line, whatever order the files sort in."""
     first = _write(tmp_path, BASE)
-    second = first.parent / "zz-copy.yaml"  # validated after the original
-    second.write_text(BASE, encoding="utf-8")
-    code, output = run_validate(str(first.parent))
-    assert code == 1
-    reported = [line for line in output.splitlines() if "duplicate journey id" in line]
-    assert len(reported) == 1
-    assert reported[0].startswith(f"{second}:{line_of(BASE, 'id: silver-weekly-push')}:"), output
+    for name in ("zz-copy.yaml", "aa-copy.yaml"):
+        second = first.parent / name
+        second.write_text(BASE, encoding="utf-8")
+        code, output = run_validate(str(first.parent))
+        assert code == 1
+        reported = sorted(line for line in output.splitlines() if "duplicate journey id" in line)
+        line = line_of(BASE, "id: silver-weekly-push")
+        assert [r.split(": duplicate")[0] for r in reported] == sorted([f"{second}:{line}:5", f"{first}:{line}:5"])
+        second.unlink()
 
 
 def test_one_broken_file_does_not_hide_the_others(tmp_path: Path) -> None:
