@@ -31,18 +31,23 @@ import traceback
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from types import BuiltinMethodType
 from typing import Any
 
 import jinja2
 import yaml
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from channels.base import RenderedMessage
 from channels.sms_segments import sms_length
 from channels.template_files import FILE_FOR, template_file
+from engine.language import template_bounds as bounds
 from engine.language.paths import delivery_config_path
 from engine.language.problems import load_config
 from engine.language.settings_model import DeliveryConfig
@@ -146,12 +151,32 @@ MAX_EXPONENT = 64
 # Globals a message template may use; Jinja's defaults also offer lipsum, cycler and joiner,
 # which nothing here needs and which were the reviewer's way in.
 SAFE_GLOBALS = ("range", "dict", "namespace")
+# The filter every ``{% for %}`` goes through (``TemplateSandbox._parse``): it charges the iterations.
+LOOP_FILTER = "counted_loop"
+
+
+class _BoundedCodeGenerator(CodeGenerator):
+    """Jinja's code generator with ``~`` (concatenation) checked: doubling a string in a loop stops at the bound."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.checked_concat(")
+        super().visit_Concat(node, frame)
+        self.write(")")
 
 
 class TemplateSandbox(ImmutableSandboxedEnvironment):
-    """The one environment class for templates: immutable sandbox plus bounds on cost."""
+    """The one environment class for templates: immutable sandbox plus bounds on cost
+    (``engine.language.template_bounds``)."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+    code_generator_class = _BoundedCodeGenerator
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        # Every loop's iterable goes through LOOP_FILTER, so each iteration is charged, however nested.
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Filter(loop.iter, LOOP_FILTER, [], [], None, None, lineno=loop.iter.lineno)
+        return tree
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**":
@@ -161,22 +186,58 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
             if isinstance(left, int) and left.bit_length() > MAX_EXPONENT:
                 raise SecurityError(f"power of a number over {MAX_EXPONENT} bits")
             return left**right
-        for seq, times in ((left, right), (right, left)):
-            if isinstance(seq, str | list | tuple) and isinstance(times, int) and not isinstance(times, bool):
-                _spend(context.eval_ctx, len(seq) * max(times, 0), "repetition")
-        return super().call_binop(context, operator, left, right)
+        if operator == "%" and isinstance(left, str):
+            bounds.check_percent_format(left, bounds.format_values(right))
+        elif operator == "*":
+            if _whole(left) and _whole(right):
+                bounds.check_product(left, right)
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and _whole(times):
+                    _spend(context.eval_ctx, len(seq) * max(times, 0), "repetition")
+        return bounds.checked(super().call_binop(context, operator, left, right), f"operator {operator!r}")
+
+    def checked_concat(self, value: Any) -> Any:
+        return bounds.checked(value, "operator '~'")
+
+    def wrap_str_format(self, value: Any) -> Any:
+        """``str.format`` and ``format_map`` as the sandbox wraps them, with each field's width bounded first."""
+        sandboxed = super().wrap_str_format(value)
+        if sandboxed is None:
+            return None
+        template: str = value.__self__
+        is_map = value.__name__ == "format_map"
+
+        def bounded_format(*args: Any, **kwargs: Any) -> Any:
+            given = bounds.format_values(args[0]) if is_map and args else [*args, *kwargs.values()]
+            bounds.check_brace_format(template, given)
+            return sandboxed(*args, **kwargs)
+
+        return bounded_format
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        # (The odd first names are Jinja's: a template's keyword argument may be called ``self``.)
+        if isinstance(__obj, LoopContext) and args:  # a recursive loop's next level: its iterations count too
+            args = (bounds.counted(__context.eval_ctx, args[0]), *args[1:])
+        what = f"{getattr(__obj, '__name__', type(__obj).__name__)}()"
+        if isinstance(__obj, BuiltinMethodType):  # ``ljust(n)``, ``to_bytes(n)``: a width or size argument
+            bounds.check_numbers((*args, *kwargs.values()), what)
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str):
+            args = bounds.check_str_method(owner, __obj.__name__, args, kwargs)
+            bounds.work(__context.eval_ctx, len(owner), what)
+        result = super().call(__context, __obj, *args, **kwargs)
+        bounds.work(__context.eval_ctx, bounds.size_of(result), what)
+        return bounds.checked(result, what)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _spend(eval_ctx: Any, amount: int, what: str) -> None:
-    """Charge one render's budget: ranges and repetitions together make at most ``MAX_OUTPUT`` items.
-
-    Counted per render (the evaluation context is per render), so nested loops cannot multiply
-    their way past it the way a per-call limit would allow.
-    """
-    spent = getattr(eval_ctx, "items_spent", 0) + amount
-    if spent > MAX_OUTPUT:
-        raise SecurityError(f"{what} would take the template past {MAX_OUTPUT:,} items")
-    eval_ctx.items_spent = spent
+    """Charge one render's item budget (ranges, repetitions and loop iterations together), counted per
+    render (the evaluation context is per render), so nested loops cannot multiply their way past it."""
+    bounds.spend(eval_ctx, amount, what)
 
 
 @jinja2.pass_eval_context
@@ -184,6 +245,11 @@ def _safe_range(eval_ctx: Any, *args: int) -> range:
     result = range(*args)
     _spend(eval_ctx, len(result), "range")
     return result
+
+
+@jinja2.pass_eval_context
+def _counted_loop(eval_ctx: Any, iterable: Any) -> Any:
+    return bounds.counted(eval_ctx, iterable)
 
 
 def render_bounded(template: jinja2.Template, variables: dict[str, Any]) -> str:
@@ -224,6 +290,9 @@ def jinja_environment(root: Path | None = None, *, autoescape: bool = False, aut
     )
     env.filters["date"] = jinja2.pass_context(_date_filter)
     env.filters["money"] = jinja2.pass_context(_money_filter)
+    # Every filter a template can reach is bounded (widths, counts, sizes); the loop one is the sandbox's own.
+    env.filters = {name: bounds.bounded_filter(name, func) for name, func in env.filters.items()}
+    env.filters[LOOP_FILTER] = _counted_loop
     return _data_globals_only(env)
 
 

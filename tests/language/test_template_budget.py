@@ -1,0 +1,106 @@
+"""One render's cost is bounded (engine.language.template_bounds): loops, sizes, work.
+
+The reviewer's templates hung ``journeys validate`` for minutes (nested loops over a string,
+which the range budget did not see) or took hundreds of megabytes before the output check
+(widths and counts in filters and string methods, format widths, repeated squaring). Each is
+refused at its template line, quickly and without the allocation.
+"""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from engine.language.rendering import Renderer, RenderError, check_templates, sample_context
+from engine.language.template_check import check_template_syntax
+from engine.sending.render_batch import BatchRenderer
+from tests.language.test_rendering import write_template
+
+NESTED = "{% set s = 'a'*50000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}done"
+
+# Each one, unbounded, allocates from hundreds of megabytes to gigabytes, or runs for minutes.
+COSTLY = {
+    "nested_string_loops": NESTED,
+    "nested_list_loops": "{% set l = [1]*300 %}{% for a in l %}{% for b in l %}{% for c in l %}{% endfor %}"
+                         "{% endfor %}{% endfor %}",
+    "loop_over_map": "{% for a in ('a'*50000)|map('upper') %}{% for b in ('b'*3)|list %}{% endfor %}{% endfor %}",
+    "center_filter": "{{ 'x'|center(999999999)|length }}",
+    "ljust_method": "{{ customer.name.ljust(999999999) }}",
+    "zfill_method": "{{ '1'.zfill(999999999) }}",
+    "expandtabs": "{{ ('\\t'*10).expandtabs(99999999) }}",
+    "expandtabs_under_width": "{{ ('\\t'*1000).expandtabs(99999) }}",
+    "percent_width": "{{ '%0999999999d' % 1 }}",
+    "percent_star": "{{ '%*d' % (99999, 1) ~ '%*d%*d' % (99999, 1, 99999, 1) }}",
+    "format_filter": "{{ '%0999999999d'|format(1) }}",
+    "brace_width": "{{ '{0:>999999999}'.format(1) }}",
+    "brace_nested_width": "{{ '{0:>{1}}{0:>{1}}{0:>{1}}'.format(1, 99999) }}",
+    "format_map": "{{ '{a:>999999999}'.format_map(dict(a=1)) }}",
+    "indent_long_text": "{{ ('a\\n'*50000)|indent(99999) }}",
+    "wordwrap": "{{ ('a '*40000)|wordwrap(1, wrapstring='x'*50) }}",
+    "truncate": "{{ 'abc'|truncate(999999999) }}",
+    "replace_empty": "{{ ('a'*50000).replace('', 'b'*1000)|length }}",
+    "replace_filter": "{{ ('a'*50000)|replace('', 'b'*1000)|length }}",
+    "join_method": "{{ ('b'*50000).join('a'*50000)|length }}",
+    "join_filter": "{{ ('a'*50000)|join('b'*50000)|length }}",
+    "repeated_join": "{% set s = 'a'*40000 %}{% for i in range(20000) %}{% set x = s|join %}{% endfor %}done",
+    "squaring": "{% set ns = namespace(x=2**64) %}{% for i in range(30) %}{% set ns.x = ns.x * ns.x %}"
+                "{% endfor %}{{ ns.x }}",
+    "concat_doubling": "{% set ns = namespace(s='ab') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}"
+                       "{% endfor %}{{ ns.s|length }}",
+    "plus_doubling": "{% set ns = namespace(s='ab') %}{% for i in range(60) %}{% set ns.s = ns.s + ns.s %}"
+                     "{% endfor %}{{ ns.s|length }}",
+    "to_bytes": "{{ (1).to_bytes(999999999, 'big')|length }}",
+    "slice_count": "{{ [1]|slice(999999999)|list|length }}",
+}
+
+
+@pytest.mark.parametrize("renderer_class", [Renderer, BatchRenderer])
+def test_a_costly_template_is_refused_at_its_line_quickly_without_the_memory(tmp_path: Path,
+                                                                          renderer_class: type[Renderer]) -> None:
+    root = tmp_path / "templates"
+    for name, body in COSTLY.items():
+        write_template(root, name, {"sms.zh-CN.j2": "您好\n" + body})
+    renderer = renderer_class(root, footer="")
+    for name in COSTLY:
+        tracemalloc.start()
+        started = time.perf_counter()
+        try:
+            with pytest.raises(RenderError) as caught:
+                renderer.render(name, "sms", sample_context(), "zh-CN")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert time.perf_counter() - started < 5, name
+        assert peak < 60_000_000, (name, peak)
+        assert caught.value.line == 2 and caught.value.path == f"{name}/sms.zh-CN.j2", (name, str(caught.value))
+        assert "limit" in caught.value.reason or "past" in caught.value.reason, (name, caught.value.reason)
+
+
+def test_validate_refuses_nested_loops_at_file_and_line_in_seconds(tmp_path: Path) -> None:
+    root = tmp_path / "templates"
+    write_template(root, "hang", {"sms.zh-CN.j2": "尊敬的客户\n" + NESTED + "\n",
+                                  "wechat.zh-CN.yaml": "first: 您好\nkeyword1: \"" + NESTED + "\"\n"})
+    started = time.perf_counter()
+    problems = check_templates(root) + check_template_syntax(root, ["hang"])
+    assert time.perf_counter() - started < 10
+    where = sorted((p.path.rsplit("/", 2)[-1], p.line) for p in problems)
+    assert where == [("sms.zh-CN.j2", 2), ("wechat.zh-CN.yaml", 2)], problems
+    assert all("100,000 items" in p.message and "nested loops" in p.message for p in problems)
+
+
+def test_ordinary_loops_filters_and_formats_still_render(tmp_path: Path) -> None:
+    root = tmp_path / "templates"
+    body = ("{% for i in range(3) %}{{ i }}{% endfor %} {{ '%.2f'|format(250000) }} {{ '{:,}'.format(250000) }} "
+            "{{ '%d' % 250000 }} {{ customer.name ~ '!' }} {{ [1, 2]|join(',') }} {{ 12345678901234567890 * 3 }} "
+            "{% for x in [[1, [2]], [3]] recursive %}{% if x is iterable %}{{ loop(x) }}{% else %}{{ x }}{% endif %}"
+            "{% endfor %} {{ 'ab'|center(6) }}|{{ 'x'.ljust(3) }}|{{ ('a b c'|wordwrap(2))|length }}")
+    write_template(root, "fine", {"sms.zh-CN.j2": body})
+    text = Renderer(root, footer="").render("fine", "sms", sample_context(), "zh-CN").text
+    assert text == "012 250000.00 250,000 250000 王小明! 1,2 37037036703703703670 123   ab  |x  |5"
+
+
+def test_the_shipped_templates_all_render_within_the_bounds() -> None:
+    assert check_templates() == []
