@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from console import (
     api,
     api_policies,
+    form_errors,
     queues,
     routes_admin,
     routes_auth,
@@ -289,12 +290,18 @@ def create_app(database_url: str | None = None, settings: ConsoleSettings | None
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
+        if form_errors.for_people(request) and exc.status_code == 422 and isinstance(exc.detail, str):
+            # A page route refusing one field's value (detail: the field's name).
+            return form_errors.refused(request, [{"type": "value_error", "loc": ["body", exc.detail]}],
+                                       _error_page)
         if _is_api(request) or exc.status_code not in (403, 404):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
         return _error_page(request, exc.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if form_errors.for_people(request):
+            return form_errors.refused(request, exc.errors(), _error_page)
         # FastAPI's shape ({"detail": [{"loc": [...], "msg": ...}]}) names the field at fault.
         errors: list[dict[str, Any]] = [
             {"type": e.get("type"), "loc": list(e.get("loc", [])), "msg": e.get("msg")} for e in exc.errors()

@@ -219,6 +219,36 @@ CLOCKS: dict[str, str] = {
     "business": "Business hours",
 }
 
+# The console's form fields and page parameters, as a refused form names them (console.form_errors).
+FORM_FIELDS: dict[str, str] = {
+    "username": "Username",
+    "password": "Password",
+    "display_name": "Display name",
+    "role": "Role",
+    "team": "Team",
+    "locale": "Language",
+    "skill": "Skills",
+    "what": "Setting",
+    "name": "Name",
+    "phone": "Phone",
+    "email": "Email",
+    "wechat_openid": "WeChat openid",
+    "template": "Template",
+    "channel": "Channel",
+    "to_user_id": "Agent",
+    "task_ids": "Tasks",
+    "outcome": "Outcome",
+    "notes": "Notes",
+    "callback_at": "Call-back time",
+    "confirmed": "Confirmation",
+    "comment": "Comment",
+    "back": "Return address",
+    "next": "Return address",
+    "customer": "Customer",
+    "actor": "User",
+    "csrf_token": "Security token",
+}
+
 TABLES: dict[str, dict[str, str]] = {
     "tier": TIERS,
     "outcome": OUTCOMES,
@@ -235,6 +265,7 @@ TABLES: dict[str, dict[str, str]] = {
     "skill": SKILL_NAMES,
     "clock": CLOCKS,
     "rule": RULES,
+    "form_field": FORM_FIELDS,
 }
 
 
@@ -247,3 +278,4 @@ def msgid(kind: str, code: str | None) -> str | None:
 
 def humanised(code: str) -> str:
     return code.replace("_", " ").replace("-", " ")
+

@@ -33,10 +33,14 @@ def request_locale(request: Request, user: CurrentUser | None) -> str:
     return normalise(asked.strip() or None)
 
 
-def flash(request: Request, message: str, level: str = "info", **params: Any) -> None:
-    """Queue a message for the next page; stored as its msgid and translated when shown."""
+def flash(request: Request, message: str, level: str = "info", *, words: dict[str, str] | None = None,
+          **params: Any) -> None:
+    """Queue a message for the next page; stored as its msgid and translated when shown.
+
+    ``words`` are parameters that are msgids themselves (a field's label), translated with it.
+    """
     items = list(request.session.get(FLASH, []))
-    items.append({"msg": message, "level": level, "params": params})
+    items.append({"msg": message, "level": level, "params": params, "words": words or {}})
     request.session[FLASH] = items[-5:]
 
 
@@ -44,7 +48,8 @@ def render(request: Request, name: str, user: CurrentUser | None, status_code: i
            **context: Any) -> HTMLResponse:
     t = Translator(request_locale(request, user))
     flashes = [
-        {"level": f.get("level", "info"), "text": t(f["msg"], **f.get("params", {}))}
+        {"level": f.get("level", "info"),
+         "text": t(f["msg"], **f.get("params", {}), **{k: t(v) for k, v in f.get("words", {}).items()})}
         for f in request.session.pop(FLASH, [])
         if isinstance(f, dict) and "msg" in f
     ]

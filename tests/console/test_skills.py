@@ -126,8 +126,10 @@ def test_the_admin_edits_skills_on_the_users_page(client: TestClient, db_url: st
     shown = client.get("/admin/users").text.split('data-testid="skills-ann"', 1)[1].split("</summary>", 1)[0]
     assert "Speaks English" in shown and "Licensed for health" in shown
     refused = client.post(f"/admin/users/{seed.users['ann']}/skills",
-                          data={"csrf_token": token, "skill": ["licence:flying"]})
-    assert refused.status_code == 422
+                          data={"csrf_token": token, "skill": ["licence:flying"]}, follow_redirects=False)
+    # Back to the users page with a message naming the field (console.form_errors), not a bare 422.
+    assert refused.status_code == 303 and refused.headers["location"] == "/admin/users"
+    assert "Skills: this value cannot be used." in client.get("/admin/users").text
     with session_scope(db_url) as s:
         assert s.get(AppUser, seed.users["ann"]).skills == ["lang:en", "licence:health"]  # type: ignore[union-attr]
     added = client.post("/admin/users", follow_redirects=False, data={
