@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import operator
 from collections import defaultdict
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import or_
 from sqlalchemy import select as _sa_select
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col
 
 from engine.language.durations import parse_duration
@@ -44,6 +46,7 @@ from engine.planning.plan_writer import StaleTouches, write_chunk
 from engine.planning.step_machine import Progress, StepMachine, step_graph
 from engine.planning.wait_until import anchor_fields
 from store.clock import as_utc
+from store.masking import mask_text
 from store.models import Customer, KeyValue, Touch
 
 # sqlmodel types its columns as the Python values they hold, which SQLAlchemy's typed
@@ -53,6 +56,8 @@ select: Any = _sa_select
 CHUNK = 20_000
 # Where an entrant comes in a customer's agenda: by due time, then journey, then occurrence.
 AGENDA_ORDER = operator.attrgetter("due", "journey_id", "occurrence")
+log = logging.getLogger(__name__)
+
 CURSOR_KEY = "plan:last_end"
 # How often a chunk is planned again when a stored touch the cap decided on was taken meanwhile.
 STALE_RETRIES = 3
@@ -144,8 +149,25 @@ class ChunkPlanner:
         return sources | {"schedule", "date"}
 
     def plan_chunk(self, lo: int, hi: int, ids: Sequence[int] | None) -> None:
+        """Plan and write the customers of ids ``lo``..``hi`` (of ``ids`` when given).
+
+        A chunk whose planning fails (an error raised while planning its rows, before anything is
+        written) is planned again in halves down to the one customer at fault, who is left out of
+        this run and reported (``PlanResult.failed_customers``): one bad row must not stop the book.
+        That customer's unprocessed events stay unprocessed, so every later run tries again and says
+        so until the row is mended. An error of the database (a full disk, a lost connection, a
+        refused write) fails the run as before: it is not one customer's, and the next run repairs
+        it, each chunk committing on its own.
+        """
         for attempt in range(STALE_RETRIES):
-            out = self._plan(lo, hi, ids)
+            try:
+                out = self._plan(lo, hi, ids)
+            except (DBAPIError, MemoryError):
+                raise
+            except Exception as exc:
+                self.session.rollback()  # a PostgreSQL transaction the failed reads broke
+                self._isolate(lo, hi, ids, exc)
+                return
             if out is None:
                 return
             if not self.dry_run:
@@ -159,6 +181,24 @@ class ChunkPlanner:
             if self.sink is not None:
                 self.sink(out)
             return
+
+    def _isolate(self, lo: int, hi: int, ids: Sequence[int] | None, exc: Exception) -> None:
+        """Plan the halves of a chunk that failed, or report its one customer."""
+        members = sorted(ids) if ids is not None else None
+        if members is not None and len(members) > 1:
+            half = len(members) // 2
+            self.plan_chunk(members[0], members[half - 1], members[:half])
+            self.plan_chunk(members[half], members[-1], members[half:])
+        elif members is None and lo < hi:
+            mid = (lo + hi) // 2
+            self.plan_chunk(lo, mid, None)
+            self.plan_chunk(mid + 1, hi, None)
+        else:
+            customer = members[0] if members else lo
+            # The message may quote the row's data: masked like every log line.
+            reason = mask_text(f"{type(exc).__name__}: {exc}")[:300]
+            self.result.failed_customers[f"customer id {customer}: {reason}"] += 1
+            log.error("customer id %s left out of this plan run: %s", customer, reason, exc_info=exc)
 
     def _plan(self, lo: int, hi: int, ids: Sequence[int] | None) -> ChunkOutput | None:
         out = ChunkOutput()

@@ -102,6 +102,9 @@ class PlanResult:
     touches_changed: int = 0  # stored touches whose status the cap changed (pre-empted or let back in)
     events_processed: int = 0
     problems: list[str] = field(default_factory=list)
+    # "customer id N: <error>" of each customer whose planning failed and who was left out of the run
+    # (``ChunkPlanner.plan_chunk``); a Counter so that worker processes' and slices' results add up.
+    failed_customers: Counter[str] = field(default_factory=Counter)
     workers: int = 1  # processes that planned the run
 
     def add(self, out: ChunkOutput) -> None:
