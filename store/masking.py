@@ -1,4 +1,5 @@
-"""Masking of personal data wherever a person or a log reads it (PIPL, GB/T 35273)."""
+"""Masking of personal data wherever a person or a log reads it (PIPL, GB/T 35273), and log records made
+safe to read: one line each, of bounded length, whatever a provider or a request put in them."""
 
 from __future__ import annotations
 
@@ -58,6 +59,41 @@ def mask_text(text: str) -> str:
     return _EMAIL_RE.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
 
 
+# What one log record may carry: a value from outside (a provider's message id, a request path) is cut
+# here, and the whole message there, so nobody can fill the log with a 20 kB "id".
+MAX_LOG_VALUE = 1000
+MAX_LOG_MESSAGE = 4000
+# C0/C1 controls (newline, carriage return, NUL, the terminal's ESC...), Unicode line and paragraph
+# separators and the bidi overrides: anything that can start a forged log line or hide what a line says.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# A traceback keeps its own line breaks; the rest is escaped as in messages.
+_TRACEBACK_CONTROL_RE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED_ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def log_safe(text: str, limit: int = MAX_LOG_VALUE) -> str:
+    """``text`` fit for one log line: control characters escaped as Python writes them (``\\n``,
+    ``\\x00``), so a value from outside cannot forge a line of its own, and cut at ``limit``
+    characters with the count of those left out."""
+    text = _CONTROL_RE.sub(_escaped, text)
+    if len(text) > limit:
+        return f"{text[:limit]}...[{len(text) - limit} more characters]"
+    return text
+
+
+def log_line(text: str) -> str:
+    """A whole log message as it may be written: PII masked, then ``log_safe`` up to ``MAX_LOG_MESSAGE``.
+
+    Masked before cutting, so a cut never leaves part of a phone number the masking no longer sees."""
+    return log_safe(mask_text(text), MAX_LOG_MESSAGE)
+
+
 def rewrite_record(record: logging.LogRecord, rewrite: Callable[[str], str]) -> None:
     """Replace the record's message by ``rewrite`` of it, formatted, when that changes anything.
 
@@ -74,10 +110,10 @@ def rewrite_record(record: logging.LogRecord, rewrite: Callable[[str], str]) -> 
 
 
 class MaskingFilter(logging.Filter):
-    """Rewrites log records so no handler ever sees unmasked PII."""
+    """Rewrites log records so no handler ever sees unmasked PII, a control character or an unbounded message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        rewrite_record(record, mask_text)
+        rewrite_record(record, log_line)
         return True
 
 
@@ -85,25 +121,42 @@ def _masked_arg(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     text = value if isinstance(value, str) else str(value)
-    masked = mask_text(text)
-    # An object whose text holds no PII stays itself, so ``%r``/``%d`` formatting is unchanged.
+    masked = log_safe(mask_text(text))
+    # An object whose text holds no PII, control character or excess stays itself, so
+    # ``%r``/``%d`` formatting is unchanged.
     return masked if masked != text or isinstance(value, str) else value
 
 
+def _safe_message(record: logging.LogRecord) -> None:
+    """The record's message masked and escaped; one too long for a line is formatted and cut whole,
+    since cutting a format string could leave half a ``%s`` its arguments no longer fit."""
+    if not isinstance(record.msg, str):
+        return
+    if len(record.msg) <= MAX_LOG_MESSAGE:
+        record.msg = log_safe(mask_text(record.msg), MAX_LOG_MESSAGE)
+        return
+    try:
+        message = record.getMessage()
+    except Exception:  # a malformed record is still logged, without its arguments
+        message = record.msg
+    record.msg, record.args = log_line(message), None
+
+
 def mask_record_in_place(record: logging.LogRecord) -> None:
-    """Mask the record's message, each argument and its traceback, keeping the shape of ``args``.
+    """Mask the record's message, each argument and its traceback, keeping the shape of ``args``;
+    escape control characters in the message and arguments and cut long ones (``log_safe``).
 
     Formatters such as uvicorn's access log unpack ``record.args`` themselves, so the arguments
-    are masked one by one rather than folded into the message.
+    are masked one by one rather than folded into the message. A traceback keeps its lines.
     """
-    if isinstance(record.msg, str):
-        record.msg = mask_text(record.msg)
     if isinstance(record.args, tuple):
         record.args = tuple(_masked_arg(a) for a in record.args)
     elif isinstance(record.args, Mapping):
         record.args = {k: _masked_arg(v) for k, v in record.args.items()}
+    _safe_message(record)
     if record.exc_info and not record.exc_text:
-        record.exc_text = mask_text(logging.Formatter().formatException(record.exc_info))
+        traceback = logging.Formatter().formatException(record.exc_info)
+        record.exc_text = _TRACEBACK_CONTROL_RE.sub(_escaped, mask_text(traceback))
 
 
 def install_masking_everywhere() -> None:

@@ -16,7 +16,9 @@ web layer can mount them anywhere; ``create_hooks_router`` mounts them on a Fast
   opt-out, receipt) is acted on at once once its transaction commits, through the same path as
   ``POST /api/events`` (``engine.loop.hook_common.act_after_commit``): the journey's next step or
   task exists before the provider gets its answer.
-- Nothing is logged with a phone number, e-mail address, openid or message text.
+- Nothing is logged with a phone number, e-mail address, openid or message text. Twilio's message ids
+  are checked (letters and digits, bounded) before use; every log record is one bounded line whatever
+  a provider sent (``store.masking.log_safe``, in the record factory the console and CLI install).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import re
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -156,6 +159,18 @@ def _required(form: Mapping[str, str], *names: str) -> list[str]:
     return [form[n] for n in names]
 
 
+# Twilio's ids are letters and digits (``SM`` + 32 hex); a value that is not one is refused before it
+# reaches a query, a stored key (255 characters at most) or a log line, and is not echoed back.
+_TWILIO_ID = re.compile(r"[A-Za-z0-9]{1,64}")
+
+
+def _twilio_id(form: Mapping[str, str], name: str) -> str:
+    value = form[name]
+    if not _TWILIO_ID.fullmatch(value):
+        raise BadRequest(f"{name} is not a Twilio id (1 to 64 letters and digits)")
+    return value
+
+
 def handle_twilio_status(url: str, headers: Mapping[str, str], body: bytes, *, db_url: str | None = None,
                          auth_token: str | None = None, at: datetime | None = None) -> HookResponse:
     """Twilio status callback (``MessageSid``, ``MessageStatus``, ``ErrorCode``) → touch and outcome.
@@ -166,11 +181,14 @@ def handle_twilio_status(url: str, headers: Mapping[str, str], body: bytes, *, d
     if isinstance(form, tuple):
         return form
     try:
-        sid, raw_status = _required(form, "MessageSid", "MessageStatus")
+        _, raw_status = _required(form, "MessageSid", "MessageStatus")
+        sid = _twilio_id(form, "MessageSid")
         raw_status = raw_status.lower()
         if raw_status not in TWILIO_STATUS:
-            raise BadRequest(f"unknown MessageStatus {raw_status!r}")
+            raise BadRequest(f"unknown MessageStatus {raw_status[:40]!r}")
         code_text = form.get("ErrorCode") or None
+        if code_text is not None and len(code_text) > 12:  # Twilio's codes have five digits
+            raise BadRequest("ErrorCode must be a number of at most 12 digits")
         code = int(code_text) if code_text else None
     except BadRequest as exc:
         return 400, str(exc)
@@ -204,7 +222,8 @@ def handle_twilio_inbound(url: str, headers: Mapping[str, str], body: bytes, *, 
     if isinstance(form, tuple):
         return form
     try:
-        sender, sid = _required(form, "From", "MessageSid")
+        sender, _ = _required(form, "From", "MessageSid")
+        sid = _twilio_id(form, "MessageSid")
     except BadRequest as exc:
         return 400, str(exc)
     words = opt_out_keywords(keywords, db_url)
