@@ -209,7 +209,16 @@ def _churn_check(now: datetime) -> Any:
 
 @task(name="plan", cache_policy=NO_CACHE)
 def plan_task(now: datetime, slice_ids: int | None = None, chunk: int | None = None) -> dict[str, Any]:
-    return _as_dict(_plan(now, slice_ids, chunk))
+    result = _plan(now, slice_ids, chunk)
+    counts = _as_dict(result)
+    failed = getattr(result, "failed_customers", None)
+    if failed:
+        # The run planned everyone else; these customers wait for their rows to be mended, and the
+        # flow run's log says so every tick until they are.
+        counts["failed_customers"] = len(failed)
+        for reason in sorted(failed):
+            get_run_logger().error("plan: %s (left out of this run)", reason)
+    return counts
 
 
 @flow(name="plan")

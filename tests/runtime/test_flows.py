@@ -145,3 +145,26 @@ def test_scheduled_loop_flows_call_the_real_parts(prefect_local: None, db_url: s
             text("SELECT count(*) FROM touch WHERE journey_id = 'monthly-nps-survey'")
         ).scalar_one()
     assert surveys > 0
+
+
+def test_the_plan_flow_reports_a_customer_it_left_out(prefect_local: None, db_url: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row the planner cannot plan (``tests/planning/test_poison_rows.py``) does not fail the scheduled
+    flow run: the others are planned and the run's counts say how many were left out."""
+    from datetime import UTC, datetime
+
+    from engine.runtime.flows import plan_flow
+    from store.models import Event
+    from tests.plan_support import Book, send_journey
+
+    book = Book(tmp_path, db_url, monkeypatch)
+    book.journey("complaint", send_journey("complaint", "Complaint", "{event: {type: complaint.filed}}",
+                                           step="sorry", channels="[sms]"))
+    good, bad = book.customer(), book.customer()
+    at = datetime(2026, 11, 23, 1, tzinfo=UTC)
+    book.add(Event(external_id="fine", type="complaint.filed", customer_id=good, data={}, occurred_at=at,
+                   received_at=at),
+             Event(external_id="year-1", type="complaint.filed", customer_id=bad, data={},
+                   occurred_at=datetime(1, 1, 1, tzinfo=UTC), received_at=at))
+    counts = plan_flow(now="2026-11-23T02:00:00+00:00")
+    assert counts["failed_customers"] == 1 and counts["touches_written"] == 1
