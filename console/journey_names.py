@@ -13,10 +13,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlmodel import col, select
 
 from engine.language.paths import journeys_dir
+from engine.language.yaml_lines import YamlError, load_located
 from store.db import session_scope
 from store.models import JourneyVersion
 
@@ -29,8 +29,8 @@ _files: dict[str, tuple[tuple[tuple[str, int], ...], dict[str, str]]] = {}
 
 def _name_of(source: str) -> str | None:
     try:
-        data: Any = yaml.safe_load(source)
-    except yaml.YAMLError:
+        data: Any = load_located(source).data
+    except YamlError:
         return None
     name = data.get("name") if isinstance(data, dict) else None
     return name if isinstance(name, str) and name.strip() else None
@@ -50,8 +50,9 @@ def _from_files(folder: Path) -> dict[str, str]:
     names: dict[str, str] = {}
     for path in paths:
         try:
-            data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            # Bounded as validate reads it: a file with an alias chain must not hang the console.
+            data: Any = load_located(path.read_text(encoding="utf-8")).data
+        except (OSError, UnicodeDecodeError, YamlError):
             continue
         if isinstance(data, dict) and isinstance(data.get("id"), str) and isinstance(data.get("name"), str):
             names[data["id"]] = data["name"]

@@ -22,7 +22,6 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
-import yaml
 from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 
@@ -31,6 +30,7 @@ from console.events_bridge import emit_many
 from engine.language.durations import parse_duration
 from engine.language.paths import journeys_dir
 from engine.language.sla_clock import Clock, TaskClocks, clock_for, current_clocks, sla_times
+from engine.language.yaml_lines import YamlError, load_located
 from engine.loop.events import Incoming
 from store.clock import as_utc, utcnow
 from store.db import session_scope
@@ -53,12 +53,12 @@ _windows_lock = threading.Lock()
 
 def _due_within(source: str, step_id: str) -> timedelta | None:
     try:
-        data: Any = yaml.safe_load(source)
+        data: Any = load_located(source).data  # bounded: a stored version may predate the guards
         steps = data.get("steps") if isinstance(data, dict) else None
         for step in steps or []:
             if isinstance(step, dict) and step.get("id") == step_id and isinstance(step.get("task"), dict):
                 return parse_duration(str(step["task"]["due_within"]))
-    except (yaml.YAMLError, ValueError, KeyError):
+    except (YamlError, ValueError, KeyError):
         return None
     return None
 

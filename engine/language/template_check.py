@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
 from jinja2 import nodes
 
 from channels.template_files import FILE_FOR, LOCALES, available_templates, template_file
@@ -20,6 +19,7 @@ from engine.language.paths import templates_dir
 from engine.language.problems import Problem, display_path
 from engine.language.template_context import sample_context
 from engine.language.templates import Renderer, RenderError, jinja_environment, load_meta
+from engine.language.yaml_lines import YamlError, load_located
 
 
 def check_templates(root: Path | None = None, names: Iterable[str] | None = None) -> list[Problem]:
@@ -37,7 +37,7 @@ def check_templates(root: Path | None = None, names: Iterable[str] | None = None
         try:
             load_meta(root, name)
         except ValueError as exc:
-            problems.append(Problem(display_path(meta_path), 1, 1, str(exc)))
+            problems.append(Problem(display_path(meta_path), getattr(exc, "line", 1), 1, str(exc)))
             continue
         for kind in ("sms", "email", "wechat", "task", "push", "webhook"):
             for locale in LOCALES:
@@ -64,11 +64,9 @@ def check_template_syntax(templates_root: Path, names: Iterable[str]) -> list[Pr
         meta = folder / "meta.yaml"
         if meta.is_file():
             try:
-                yaml.safe_load(meta.read_text(encoding="utf-8"))
-            except yaml.YAMLError as exc:
-                mark = getattr(exc, "problem_mark", None)
-                line = mark.line + 1 if mark else 1
-                problems.append(Problem(display_path(meta), line, 1, f"YAML syntax: {exc}"))
+                load_located(meta.read_text(encoding="utf-8"))
+            except YamlError as exc:
+                problems.append(Problem(display_path(meta), exc.position.line, exc.position.column, exc.message))
         for kind in FILE_FOR:
             for locale in LOCALES:
                 path = template_file(templates_root, name, kind, locale)
@@ -78,10 +76,10 @@ def check_template_syntax(templates_root: Path, names: Iterable[str]) -> list[Pr
                 sources = [text]
                 if path.suffix == ".yaml":
                     try:
-                        data = yaml.safe_load(text) or {}
-                    except yaml.YAMLError as exc:
-                        mark = getattr(exc, "problem_mark", None)
-                        problems.append(Problem(display_path(path), mark.line + 1 if mark else 1, 1, str(exc)))
+                        data = load_located(text).data or {}
+                    except YamlError as exc:
+                        problems.append(Problem(display_path(path), exc.position.line, exc.position.column,
+                                                exc.message))
                         continue
                     sources = [str(v) for v in template_strings(data)]
                 for src in sources:

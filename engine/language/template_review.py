@@ -37,12 +37,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from engine.language.journey_review import FROM_FILES, Landing, ReviewConfig, land_committed, land_versions
 from engine.language.paths import journeys_dir, templates_dir
+from engine.language.yaml_lines import YamlError, load_located
 from store.models import JourneyVersion
 
 TEMPLATE = "template"
@@ -102,8 +102,8 @@ def template_categories(directory: Path | None = None) -> dict[str, str]:
     directory = directory or journeys_dir()
     for path in sorted(directory.rglob("*.yaml")) if directory.is_dir() else []:
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            data = load_located(path.read_text(encoding="utf-8")).data
+        except (OSError, UnicodeDecodeError, YamlError):
             continue  # an unreadable journey is validate's to report
         if not isinstance(data, dict):
             continue
@@ -125,8 +125,8 @@ def _used(steps: Any) -> Iterable[str]:
 
 def _meta_category(folder: Path) -> str | None:
     try:
-        meta = yaml.safe_load((folder / "meta.yaml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        meta = load_located((folder / "meta.yaml").read_text(encoding="utf-8")).data
+    except (OSError, UnicodeDecodeError, YamlError):
         return None
     return str(meta.get("category")) if isinstance(meta, dict) else None
 

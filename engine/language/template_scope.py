@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import jinja2
-import yaml
 from jinja2 import meta, nodes
 
 from channels.template_files import LOCALES, template_file
@@ -36,6 +35,7 @@ from engine.language.problems import Problem, display_path
 from engine.language.template_check import line_of, template_strings
 from engine.language.template_context import sample_context
 from engine.language.templates import jinja_environment
+from engine.language.yaml_lines import YamlError, load_located
 
 MESSAGE_KINDS = ("sms", "email", "wechat", "push")
 ALWAYS = ("customer", "now_local", "locale", "journey", "advisor", "unsubscribe_url")
@@ -227,8 +227,8 @@ def _sources(path: Path) -> Iterator[tuple[str, int]]:
         yield text, 1
         return
     try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError:
+        data = load_located(text).data or {}
+    except YamlError:
         return  # check_template_syntax reports it
     for item in template_strings(data):
         yield item, line_of(text, item)

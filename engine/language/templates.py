@@ -18,8 +18,10 @@ security review): every Jinja environment for message templates and call scripts
 ``jinja_environment``, and every one is a ``TemplateSandbox`` (Jinja's immutable sandbox: no
 attribute starting with ``_``, no methods that change data, no way from ``lipsum`` or
 ``cycler`` to ``os``). Its globals are data helpers only, and what one render may cost is
-bounded: ``range`` and repetition (``"x" * n``) produce at most ``MAX_OUTPUT`` items or
-characters, powers are small, and a message longer than ``MAX_OUTPUT`` is an error.
+bounded (``engine.language.template_bounds``): loop iterations, ranges and repetitions per
+render, the size of every value a template builds, and the work its filters and methods do;
+powers are small, and a message longer than ``MAX_OUTPUT`` is an error. Template YAML files
+(``meta.yaml``, WeChat fields) are read with the journey files' guards (``yaml_lines``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from types import BuiltinMethodType
 from typing import Any
 
 import jinja2
-import yaml
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency
 from jinja2 import nodes
@@ -52,6 +53,7 @@ from engine.language.paths import delivery_config_path
 from engine.language.problems import load_config
 from engine.language.settings_model import DeliveryConfig
 from engine.language.template_context import DEFAULT_LOCALE, TemplateContext, resolve_locale
+from engine.language.yaml_lines import YamlError, load_located
 
 DEFAULT_MAX_SEGMENTS = 3
 DEFAULT_FOOTER = "回复TD退订"
@@ -95,15 +97,23 @@ class TemplateMeta:
     variables: tuple[str, ...] = ()
 
 
+class MetaError(ValueError):
+    """A meta.yaml that cannot be read; ``line`` is where (1 when the fault is the whole file's)."""
+
+    def __init__(self, message: str, line: int = 1) -> None:
+        super().__init__(message)
+        self.line = line
+
+
 def load_meta(root: Path, name: str) -> TemplateMeta:
     """``templates/<name>/meta.yaml``; a missing or malformed file is a ValueError with the reason."""
     path = root / name / "meta.yaml"
     if not path.is_file():
         raise ValueError(f"unknown template {name!r}: no {name}/meta.yaml")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{name}/meta.yaml: {exc}") from None
+        data = load_located(path.read_text(encoding="utf-8")).data or {}
+    except YamlError as exc:
+        raise MetaError(f"{name}/meta.yaml:{exc.position.line}: {exc.message}", exc.position.line) from None
     if not isinstance(data, dict):
         raise ValueError(f"{name}/meta.yaml must be a mapping")
     sms = data.get("sms") or {}
@@ -419,9 +429,11 @@ class Renderer:
         path = template_file(self.root, name, "wechat", locale)
         source = path.read_text(encoding="utf-8")
         try:
-            return path, source, yaml.safe_load(source) or {}
-        except yaml.YAMLError as exc:
-            raise RenderError(name, "wechat", locale, f"YAML: {exc}") from None
+            # Bounded as journey files are (no aliases, size, depth): a template file is edited by ops.
+            return path, source, load_located(source).data or {}
+        except YamlError as exc:
+            raise RenderError(name, "wechat", locale, exc.message, exc.position.line,
+                              f"{name}/{path.name}") from None
 
     def _wechat(self, meta: TemplateMeta, locale: str, variables: dict[str, Any]) -> RenderedMessage:
         path, source, fields = self._wechat_fields(meta.name, locale)

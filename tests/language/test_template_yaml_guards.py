@@ -1,0 +1,77 @@
+"""Every YAML file people edit is read with the journey files' guards (engine.language.yaml_lines):
+template field files and meta.yaml, and what the console reads from journey files and stored versions.
+
+A "billion laughs" alias chain of a few hundred bytes in a template's WeChat file made
+``journeys validate`` run for minutes in 3 GB; each reader now refuses it at once, the
+validators at the file's line.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from console.journey_names import _from_files
+from console.sla import _due_within
+from engine.language.rendering import Renderer, RenderError, check_templates, sample_context
+from engine.language.template_check import check_template_syntax
+from engine.language.template_review import template_categories
+from tests.language.test_rendering import write_template
+
+
+def laughs(first_line: str) -> str:
+    """A document whose aliases expand to 10**9 strings (the anchor chain starts on line 2)."""
+    lines = [first_line, 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in range(1, 9):
+        prev = chr(ord("a") + level - 1)
+        name = chr(ord("a") + level)
+        lines.append(f"{name}: &{name} [{','.join(['*' + prev] * 10)}]")
+    lines.append("keyword1: [*i,*i,*i,*i,*i,*i,*i,*i,*i,*i]")
+    return "\n".join(lines) + "\n"
+
+
+def _quick(started: float) -> None:
+    assert time.perf_counter() - started < 5
+
+
+def test_wechat_fields_with_aliases_are_refused_at_their_line(tmp_path: Path) -> None:
+    root = tmp_path / "templates"
+    write_template(root, "bomb", {"wechat.zh-CN.yaml": laughs("first: 您好")})
+    started = time.perf_counter()
+    with pytest.raises(RenderError) as caught:
+        Renderer(root, footer="").render("bomb", "wechat", sample_context(), "zh-CN")
+    assert caught.value.path == "bomb/wechat.zh-CN.yaml" and caught.value.line == 3
+    assert "aliases" in caught.value.reason
+    problems = check_template_syntax(root, ["bomb"]) + check_templates(root)
+    assert {(p.path.rsplit("/", 1)[-1], p.line) for p in problems} == {("wechat.zh-CN.yaml", 3)}
+    assert all("aliases" in p.message for p in problems)
+    _quick(started)
+
+
+def test_meta_yaml_with_aliases_is_refused_at_its_line(tmp_path: Path) -> None:
+    root = tmp_path / "templates"
+    write_template(root, "bomb", {"sms.zh-CN.j2": "您好"})
+    (root / "bomb" / "meta.yaml").write_text(laughs("category: service"), encoding="utf-8")
+    started = time.perf_counter()
+    problems = check_template_syntax(root, ["bomb"]) + check_templates(root)
+    assert problems and all(p.path.endswith("bomb/meta.yaml") and p.line == 3 for p in problems)
+    assert all("aliases" in p.message for p in problems)
+    with pytest.raises(RenderError, match=r"meta\.yaml:3: .*aliases"):
+        Renderer(root, footer="").render("bomb", "sms", sample_context(), "zh-CN")
+    _quick(started)
+
+
+def test_console_readers_skip_a_journey_file_with_aliases(tmp_path: Path) -> None:
+    folder = tmp_path / "journeys"
+    folder.mkdir()
+    (folder / "bomb.yaml").write_text(laughs("id: bomb\nname: x\nsteps: [{id: s, send: {template: t}}]"),
+                                      encoding="utf-8")
+    (folder / "good.yaml").write_text("id: good\nname: 好\nsteps: [{id: s, send: {template: g}}]\n",
+                                      encoding="utf-8")
+    started = time.perf_counter()
+    assert _from_files(folder) == {"good": "好"}
+    assert template_categories(folder) == {"g": ""}
+    assert _due_within(laughs("steps: [{id: s, task: {due_within: 2h}}]"), "s") is None
+    _quick(started)
