@@ -35,6 +35,7 @@ from engine.language.template_context import (
     JourneyView,
     PolicyView,
     TemplateContext,
+    masked_context,
     sample_context,
 )
 from engine.language.templates import (
@@ -70,6 +71,7 @@ __all__ = [
     "event_after_wait",
     "holiday_view",
     "marketing_footer",
+    "masked_context",
     "render",
     "render_task_script",
     "renderer",
@@ -93,6 +95,7 @@ def build_context(
     now: datetime | None = None,
     unsubscribe_link: str | None = None,
     holiday: str | None = None,
+    masked: bool = False,
 ) -> TemplateContext:
     """The template context for ``customer`` from store rows.
 
@@ -104,7 +107,8 @@ def build_context(
     The unsubscribe link is signed for the touch's channel (``channel`` overrides) when
     ``JOURNEYS_SECRET_KEY`` is set. The holiday (``holiday``, a catalogue key) is otherwise read
     from the event data (``holiday``) or the touch's occurrence: a holiday key in it, or an ISO
-    date that is a Chinese public holiday.
+    date that is a Chinese public holiday. ``masked``: the customer's personal data masked in the context
+    itself (``masked_context``), for a preview a person reads, whatever filter a template uses.
     """
     if customer.id is None:
         raise ValueError("build_context needs a stored customer")
@@ -152,9 +156,10 @@ def build_context(
     link_channel = channel or (touch.channel if touch is not None else None)
     if link is None and link_channel:
         link = signed_unsubscribe_link(customer, link_channel)
-    return context_from_rows(customer, now, policy=policy, claim=claim, event=event, advisor=advisor,
-                             journey=journey, unsubscribe_link=link,
-                             holiday=holiday_view(holiday, occurrence, data))
+    context = context_from_rows(customer, now, policy=policy, claim=claim, event=event, advisor=advisor,
+                                journey=journey, unsubscribe_link=link,
+                                holiday=holiday_view(holiday, occurrence, data))
+    return masked_context(context) if masked else context
 
 
 _OCCURRENCE_ROW = re.compile(r"^(policy|claim|event)-(\d+)(?:-|$)")
