@@ -10,7 +10,9 @@ changes nothing:
   only (their planned marketing touches there are cancelled; service messages still come); a
   reply to anything else withdraws the channel (planned service touches move to the next
   consented channel of their list, marketing ones are cancelled). ``InboundResult.confirmation``
-  is the answer that says which;
+  is the answer that says which. The keyword again under another message id, from customers with
+  nothing left to withdraw, is no second opt-out: no confirmation, outcome or event, only the reply
+  kept (an outcome ``replied`` marked ``opt_out: already``, on no touch, so no figure counts it);
 - a number 0–10 answering an NPS survey touch (the most recent sent/delivered touch on that
   channel in the last ``SURVEY_REPLY_WINDOW`` whose template name contains ``nps`` or
   ``survey``) → a ``SurveyAnswer`` and a ``survey.answered`` event; one answer per survey
@@ -38,6 +40,7 @@ from channels.optout import (
     insert_or_ignore,
     is_opt_out,
     normalise_reply,
+    outcome_recorded,
     record_event_hook,
     record_opt_out,
 )
@@ -53,7 +56,7 @@ DEFAULT_REGION = "CN"
 
 @dataclass
 class InboundResult:
-    kind: str  # opted_out | survey_answered | replied | duplicate | unknown_sender
+    kind: str  # opted_out | already_opted_out | survey_answered | replied | duplicate | unknown_sender
     customer_ids: list[int] = field(default_factory=list)
     touch_id: int | None = None
     cancelled_touches: int = 0
@@ -130,6 +133,42 @@ def _recent_touch(session: Session, customer_ids: Sequence[int], channel: str, s
     return session.exec(query.order_by(col(Touch.sent_at).desc(), col(Touch.id).desc())).first()
 
 
+def _opt_out_reply(session: Session, channel: str, customers: Sequence[Customer], ids: list[int], message_id: str,
+                   now: datetime) -> InboundResult:
+    """An opt-out keyword from everyone at the sender's address; see the module doc."""
+    # A reply answers the last message on the channel: to a marketing one it withdraws the
+    # marketing consent there only (PIPL Art. 24, consent per purpose); otherwise the channel.
+    answered = _recent_touch(session, ids, channel, now - OPT_OUT_REPLY_WINDOW, survey_only=False)
+    purpose = "marketing" if answered is not None and answered.category == "marketing" else "all"
+    touch_id = answered.id if answered is not None else None
+    result = InboundResult("duplicate", ids, touch_id=touch_id, purpose=purpose)
+    keys = {customer_id: f"optout:{channel}:{message_id}:{customer_id}" for customer_id in ids}
+    # The provider repeating the opt-out it answered: the same confirmation again, nothing stored.
+    repeated_webhook = any(outcome_recorded(session, key) for key in keys.values())
+    for customer_id, key in keys.items():
+        done = record_opt_out(session, customer_id, channel, source=f"reply:{channel}", dedup_key=key, at=now,
+                              detail={"message_id": message_id, "touch_id": touch_id}, purpose=purpose)
+        if done is not None:
+            result.kind = "opted_out"
+            result.cancelled_touches += done.cancelled_touches
+            result.moved_touches += done.moved_touches
+            result.events.extend(done.events)
+    if result.kind == "opted_out" or repeated_webhook:
+        locale = next((c.locale for c in customers if c.id is not None), "zh-CN")
+        result.confirmation = opt_out_confirmation(channel, purpose, locale)
+        return result
+    # Everyone here had opted out of this already (another message id): no second opt-out and no
+    # second confirmation; the reply is kept, outside the touch figures and with no event to act on.
+    reply = {"dedup_key": f"reply:{channel}:{message_id}", "customer_id": answered.customer_id if answered else ids[0],
+             "channel": channel, "kind": "replied", "occurred_at": now,
+             "detail": {"message_id": message_id, "opt_out": "already", "purpose": purpose, "touch_id": touch_id}}
+    if insert_or_ignore(session, Outcome, reply, "dedup_key"):
+        result.kind = "already_opted_out"
+        log.info("customer(s) %s repeated an opt-out of %s on %s: recorded as a reply, not confirmed again",
+                 ", ".join(map(str, ids)), purpose, channel)
+    return result
+
+
 def handle_inbound_text(
     session: Session,
     *,
@@ -147,29 +186,7 @@ def handle_inbound_text(
         return InboundResult("unknown_sender")
 
     if is_opt_out(text, keywords):
-        # A reply answers the last message on the channel: to a marketing one it withdraws the
-        # marketing consent there only (PIPL Art. 24, consent per purpose); otherwise the channel.
-        answered = _recent_touch(session, ids, channel, now - OPT_OUT_REPLY_WINDOW, survey_only=False)
-        purpose = "marketing" if answered is not None and answered.category == "marketing" else "all"
-        result = InboundResult("duplicate", ids, touch_id=answered.id if answered is not None else None,
-                               purpose=purpose)
-        for customer_id in ids:
-            done = record_opt_out(
-                session, customer_id, channel,
-                source=f"reply:{channel}",
-                dedup_key=f"optout:{channel}:{message_id}:{customer_id}",
-                at=now,
-                detail={"message_id": message_id, "touch_id": result.touch_id},
-                purpose=purpose,
-            )
-            if done is not None:
-                result.kind = "opted_out"
-                result.cancelled_touches += done.cancelled_touches
-                result.moved_touches += done.moved_touches
-                result.events.extend(done.events)
-        locale = next((c.locale for c in customers if c.id is not None), "zh-CN")
-        result.confirmation = opt_out_confirmation(channel, purpose, locale)
-        return result
+        return _opt_out_reply(session, channel, customers, ids, message_id, now)
 
     since = now - SURVEY_REPLY_WINDOW
     number = _survey_number(text)

@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, and_, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, select
 
@@ -194,7 +194,9 @@ def record_opt_out(
     detail: dict[str, Any] | None = None,
     purpose: str = "all",
 ) -> OptOutResult | None:
-    """Withdraw consent for ``channel`` now; None if this opt-out (``dedup_key``) was already recorded.
+    """Withdraw consent for ``channel`` now; None if this opt-out (``dedup_key``) was already recorded,
+    or if there is nothing left to withdraw (``still_consented``): a customer who opted out already,
+    by another reply, link or unfollow, gets no second opt-out outcome, event or confirmation.
 
     ``purpose``: ``all`` withdraws the channel (service and marketing); ``marketing`` only the
     marketing consent there (PIPL Art. 24: consent per purpose), so only planned marketing
@@ -212,14 +214,20 @@ def record_opt_out(
         "detail": {"source": source, "purpose": purpose, **(detail or {})},
         "occurred_at": at,
     }
-    if not insert_or_ignore(session, Outcome, outcome, "dedup_key"):
+    if outcome_recorded(session, dedup_key):
         return None
     withdrawn = [f"consent_{channel}_marketing"] if purpose == "marketing" else [f"consent_{channel}",
                                                                                  f"consent_{channel}_marketing"]
     values: dict[str, Any] = {"updated_at": at}
     for column in withdrawn:
         values.update({column: False, f"{column}_source": source, f"{column}_at": at})
-    session.execute(update(Customer).where(Customer.id == customer_id).values(values))  # type: ignore[arg-type]
+    # Guarded on the consent still being there: of two opt-outs racing, the second waits on the
+    # customer's row and then finds nothing to withdraw.
+    changed = session.execute(
+        update(Customer).where(col(Customer.id) == customer_id, still_consented(channel, purpose)).values(values)
+    ).rowcount  # type: ignore[attr-defined]
+    if not changed or not insert_or_ignore(session, Outcome, outcome, "dedup_key"):
+        return None
     cancelled, moved = _settle_planned_touches(session, customer_id, channel,
                                                marketing_only=purpose == "marketing")
     result = OptOutResult(customer_id, channel, cancelled, moved, purpose=purpose)
@@ -236,6 +244,22 @@ def record_opt_out(
     log.info("customer %s opted out of %s on %s (%s); %d planned touch(es) cancelled, %d moved to another channel",
              customer_id, purpose, channel, source, result.cancelled_touches, result.moved_touches)
     return result
+
+
+def outcome_recorded(session: Session, dedup_key: str) -> bool:
+    """Whether an outcome with this key is stored (a webhook repeated, an opt-out already recorded)."""
+    return session.exec(select(Outcome.id).where(Outcome.dedup_key == dedup_key)).first() is not None
+
+
+def still_consented(channel: str, purpose: str = "all") -> ColumnElement[bool]:
+    """SQL: the customer still has something an opt-out of ``purpose`` on ``channel`` would withdraw:
+    the channel's consent (``all``), or marketing on it (``marketing``: the channel's consent with a
+    marketing consent not withdrawn, as ``channels.routing.consented`` reads them)."""
+    consent = col(getattr(Customer, f"consent_{channel}")).is_(True)
+    if purpose != "marketing":
+        return consent
+    marketing = col(getattr(Customer, f"consent_{channel}_marketing"))
+    return and_(consent, or_(marketing.is_(None), marketing.is_(True)))
 
 
 def _settle_planned_touches(session: Session, customer_id: int, channel: str,

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
-from channels.optout import StoredEvent, insert_or_ignore, record_event_hook, touch_outcome
+from channels.optout import StoredEvent, insert_or_ignore, outcome_recorded, record_event_hook, touch_outcome
 from channels.routing import can_use, first_usable
 from store.clock import utcnow
 from store.models import Customer, Outcome, Touch, TouchStatus
@@ -68,8 +68,7 @@ def _not_applied(session: Session, touch: Touch, outcome: dict[str, Any] | None,
     """A receipt that did not move the touch: a repeat of the one that did (``duplicate``), or one
     the touch is past (a late 'sent', or a final status contradicting the one it has), which leaves
     no outcome: the touch's figures follow its first final receipt only."""
-    if outcome is not None and session.exec(
-            select(Outcome.id).where(Outcome.dedup_key == outcome["dedup_key"])).first() is not None:
+    if outcome is not None and outcome_recorded(session, outcome["dedup_key"]):
         return ReceiptResult("duplicate", touch.id, touch.status)
     if outcome is not None:
         log.info("touch %s is %s already: a %r receipt for it changes nothing", touch.id, touch.status,
