@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar, Token
 from typing import Any
 
 from jinja2.exceptions import SecurityError
@@ -31,21 +32,44 @@ MAX_INT_BITS = 4_096  # a 64-bit number to the power 64; money and counts need a
 _SIZED = (str, list, tuple, dict)
 
 
+class _Spent:
+    """What one render has spent so far."""
+
+    items_spent = 0
+    work_spent = 0
+
+
+# The render under way in this thread (``collect_bounded`` sets it). A macro of an imported template
+# runs in that template's own context, which Jinja caches across renders: charged there, its loops
+# would fill a budget no render owns. Without a render under way, the evaluation context is charged.
+_render: ContextVar[_Spent | None] = ContextVar("template_render", default=None)
+
+
+def begin_render() -> Token[_Spent | None]:
+    return _render.set(_Spent())
+
+
+def end_render(token: Token[_Spent | None]) -> None:
+    _render.reset(token)
+
+
 def spend(eval_ctx: Any, amount: int, what: str) -> None:
-    """Charge ``amount`` items to the render (the evaluation context is one per render)."""
-    spent = getattr(eval_ctx, "items_spent", 0) + amount
+    """Charge ``amount`` items to the render."""
+    owner = _render.get() or eval_ctx
+    spent = getattr(owner, "items_spent", 0) + amount
     if spent > MAX_ITEMS:
         raise SecurityError(f"{what} would take this render past {MAX_ITEMS:,} items (loop iterations, range "
                             "items and repetitions, nested loops counting every inner pass)")
-    eval_ctx.items_spent = spent
+    owner.items_spent = spent
 
 
 def work(eval_ctx: Any, amount: int, what: str) -> None:
     """Charge ``amount`` characters or items read or built by a filter or method to the render."""
-    spent = getattr(eval_ctx, "work_spent", 0) + amount
+    owner = _render.get() or eval_ctx
+    spent = getattr(owner, "work_spent", 0) + amount
     if spent > MAX_WORK:
         raise SecurityError(f"{what} would take this render past {MAX_WORK:,} characters processed")
-    eval_ctx.work_spent = spent
+    owner.work_spent = spent
 
 
 def size_of(value: Any) -> int:

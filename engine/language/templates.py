@@ -268,13 +268,18 @@ def render_bounded(template: jinja2.Template, variables: dict[str, Any]) -> str:
 
 
 def collect_bounded(chunks: Any) -> str:
+    """The rendered text of ``chunks`` (a template's generator): one render, with its own cost budget."""
     parts: list[str] = []
     size = 0
-    for chunk in chunks:
-        size += len(chunk)
-        if size > MAX_OUTPUT:
-            raise SecurityError(f"message longer than {MAX_OUTPUT:,} characters")
-        parts.append(chunk)
+    render = bounds.begin_render()
+    try:
+        for chunk in chunks:
+            size += len(chunk)
+            if size > MAX_OUTPUT:
+                raise SecurityError(f"message longer than {MAX_OUTPUT:,} characters")
+            parts.append(chunk)
+    finally:
+        bounds.end_render(render)
     return "".join(parts)
 
 

@@ -104,3 +104,19 @@ def test_ordinary_loops_filters_and_formats_still_render(tmp_path: Path) -> None
 
 def test_the_shipped_templates_all_render_within_the_bounds() -> None:
     assert check_templates() == []
+
+
+def test_each_render_has_its_own_budget_even_in_an_imported_macro(tmp_path: Path) -> None:
+    # Jinja caches an imported template's module (and its context) across renders: charged there, a
+    # macro's loops would add up render after render until an ordinary message failed.
+    root = tmp_path / "templates"
+    write_template(root, "lib", {"sms.zh-CN.j2": "{% macro spin(n) %}{% for i in range(n) %}{% endfor %}"
+                                                 "{% endmacro %}"})
+    write_template(root, "user", {"sms.zh-CN.j2": "{% import 'lib/sms.zh-CN.j2' as lib %}您好{{ lib.spin(30000) }}"})
+    renderer = Renderer(root, footer="")
+    for _ in range(4):
+        assert renderer.render("user", "sms", sample_context(), "zh-CN").text == "您好"
+    write_template(root, "heavy", {"sms.zh-CN.j2": "{% import 'lib/sms.zh-CN.j2' as lib %}您好\n"
+                                                   "{{ lib.spin(40000) }}{{ lib.spin(40000) }}"})
+    with pytest.raises(RenderError, match="100,000 items"):
+        renderer.render("heavy", "sms", sample_context(), "zh-CN")
