@@ -116,8 +116,17 @@ def default_rejects_path(path: Path) -> Path:
 # --- reading ---------------------------------------------------------------------------------------
 
 
+# The csv module refuses a whole file over one cell longer than its limit (131,072 characters by
+# default). A cell that long is one bad row, not a bad file: it is read (up to READ_LIMIT, past which
+# the file is taken for broken) and its row rejected by MAX_CELL, which no column needs to reach.
+READ_LIMIT = 64 * 1024 * 1024
+MAX_CELL = 10_000
+
+
 def _records(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
     """(first line of the record, fields) for every record; a quoted field may span lines."""
+    # Process-wide, and only ever raised: no reader of ours wants the smaller limit.
+    csv.field_size_limit(max(csv.field_size_limit(), READ_LIMIT))
     with path.open(newline="", encoding=encoding) as handle:
         reader = csv.reader(handle, strict=True)
         previous = 0
@@ -171,9 +180,13 @@ def _check_header(kind: str, raw_header: list[str]) -> list[str]:
         if not name or name in KNOWN[kind] or name in REJECTS_COLUMNS:
             continue
         if kind == "customers" and name.startswith(ATTRIBUTE_PREFIX) and len(name) > len(ATTRIBUTE_PREFIX):
+            problems += _attribute_column_problems(name)
             continue
         guess = difflib.get_close_matches(name, KNOWN[kind], n=1)
         problems.append(f"unknown column {name!r}" + (f" (did you mean {guess[0]!r}?)" if guess else ""))
+    attributes = sum(1 for name in header if name.startswith(ATTRIBUTE_PREFIX))
+    if kind == "customers" and attributes > f.MAX_ATTRIBUTES:
+        problems.append(f"{attributes} attr.* columns; a customer has at most {f.MAX_ATTRIBUTES} attributes")
     if kind == "customers":
         for channel in CONSENT_CHANNELS:
             for suffix in ("_source", "_at"):
@@ -182,6 +195,32 @@ def _check_header(kind: str, raw_header: list[str]) -> list[str]:
     if problems:
         raise ImportFileError("; ".join(problems))
     return header
+
+
+def _attribute_column_problems(name: str) -> list[str]:
+    key = name[len(ATTRIBUTE_PREFIX):]
+    problems = []
+    if len(key) > f.MAX_ATTRIBUTE_NAME:
+        problems.append(f"column {name[:20]!r}…: an attribute name has at most {f.MAX_ATTRIBUTE_NAME} characters")
+    control = f.control_problem("a column name", name)
+    if control:
+        problems.append(control)
+    return problems
+
+
+def _cell_problems(header: list[str], fields: list[str]) -> list[str]:
+    """What no column takes, checked before any cell is parsed: an oversized cell, a control
+    character other than a line break or tab (a NUL stops PostgreSQL)."""
+    problems = []
+    for i, cell in enumerate(fields):
+        column = header[i] if i < len(header) else f"field {i + 1}"
+        if len(cell) > MAX_CELL:
+            problems.append(f"{column} is longer than {MAX_CELL:,} characters")
+            continue
+        control = f.control_problem(column, cell, lines=True)
+        if control:
+            problems.append(control)
+    return problems
 
 
 # --- the import ------------------------------------------------------------------------------------
@@ -247,6 +286,7 @@ def import_csv(
             chunk.append(_Row(line, fields, dict(zip(header, fields, strict=False))))
             if len(fields) != len(header):
                 chunk[-1].errors.append(f"{len(fields)} fields where the header has {len(header)}")
+            chunk[-1].errors += _cell_problems(header, fields)
             if len(chunk) >= chunk_size:
                 rejects = _flush(engine, job, chunk, report, rejects, raw_header, on_reject)
                 chunk = []
@@ -375,6 +415,7 @@ class _Job:
         self.cipher = cipher
         self.now = now
         self.seen: dict[str, int] = {}  # external id → line that imported it
+        self.attribute_columns = [c for c in header if c.startswith(ATTRIBUTE_PREFIX)]
 
     # Each kind: parse cells, resolve references, upsert. Returns (inserted, updated).
     def run(self, conn: Connection, chunk: list[_Row]) -> tuple[int, int]:
@@ -425,6 +466,8 @@ class _Job:
                 take(row, name, functools.partial(f.consent, name))
                 take(row, f"{name}_source", _bounded_text(f"{name}_source", 64))
                 take(row, f"{name}_at", _datetime_in(f"{name}_at", zone))
+            for column in self.attribute_columns:
+                take(row, column, functools.partial(f.attribute, column))
             birthday = row.values.get("birthday")
             if birthday is not None and birthday > self.now.date():
                 row.errors.append(f"birthday {birthday.isoformat()} is in the future")
@@ -534,7 +577,7 @@ class _Job:
             *(f"consent_{c}{s}" for c in CONSENT_CHANNELS for s in ("", "_source", "_at")),
         )
         present, now = self.present, self.now
-        attr_columns = [c for c in self.header if c.startswith(ATTRIBUTE_PREFIX)]
+        attr_columns = self.attribute_columns
         rows: list[dict[str, Any]] = []
         update: list[str] = []
         tier_moves: list[tuple[str, str | None, str, float]] = []
@@ -578,12 +621,17 @@ class _Job:
             if attr_columns:
                 attributes = dict(old.attributes or {}) if old is not None else {}
                 for column in attr_columns:
-                    raw = row.cells.get(column, "")
                     key = column[len(ATTRIBUTE_PREFIX):]
-                    if raw.strip():
-                        attributes[key] = f.attribute(raw)
+                    if v[column] is not None:
+                        attributes[key] = v[column]
                     else:
                         attributes.pop(key, None)
+                if len(attributes) > f.MAX_ATTRIBUTES:
+                    # With those already stored: the row would take the customer past the bound.
+                    row.errors.append(f"the customer would have {len(attributes)} attributes; "
+                                      f"at most {f.MAX_ATTRIBUTES}")
+                    del self.seen[v["external_id"]]
+                    continue
                 out["attributes"] = attributes
                 cols.append("attributes")
             if "tier" in present:

@@ -9,10 +9,12 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import phonenumbers
+
 from store.clock import known_zone, out_of_range
 from store.masking import mask_email, mask_id_number, mask_phone
 from store.models import CHANNELS, PRODUCT_LINES, TIERS
-from store.phones import PhoneError, normalise_phone
+from store.phones import DEFAULT_REGION, PhoneError, normalise_phone
 
 LOCALES = ("zh-CN", "en")
 POLICY_STATUSES = ("active", "lapsed", "renewed", "cancelled")
@@ -36,10 +38,29 @@ def _short(value: str, limit: int = 40) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
+# Control characters (C0, DEL, C1): nothing a person types into a name or an id, and a NUL is
+# refused by PostgreSQL outright. Tab and line breaks are allowed only where text may run over
+# lines (``attr.*`` notes); one-line fields refuse them too.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def control_problem(column: str, value: str, *, lines: bool = False) -> str | None:
+    """Why ``value`` cannot be stored for its control characters, or None. Names the first one
+    by its code, never showing the value (it may be personal)."""
+    found = (_CONTROL_BUT_LINES if lines else _CONTROL).search(value)
+    if found is None:
+        return None
+    return f"{column} contains a control character (U+{ord(found.group()):04X} at position {found.start() + 1})"
+
+
 def text(column: str, raw: str, max_length: int) -> str:
     value = raw.strip()
     if len(value) > max_length:
         raise FieldError(f"{column} is longer than {max_length} characters")
+    problem = control_problem(column, value)
+    if problem:
+        raise FieldError(problem)
     return value
 
 
@@ -51,9 +72,14 @@ def required(column: str, raw: str) -> str:
 
 def phone(raw: str) -> str:
     try:
-        return normalise_phone(raw)
+        number = normalise_phone(raw)
     except PhoneError as exc:
         raise FieldError(f"{exc} ({mask_phone(raw.strip())})") from None
+    # E.164 has no room for an extension, so normalising drops it silently: "+86 138… ext 9" would
+    # be stored as the mobile without it. An SMS is sent to a number, never to an extension.
+    if phonenumbers.parse(raw.strip(), DEFAULT_REGION).extension:
+        raise FieldError(f"phone has an extension, which no SMS reaches ({mask_phone(number)})")
+    return number
 
 
 def email(raw: str) -> str:
@@ -188,9 +214,22 @@ def score(raw: str) -> float:
     return value
 
 
-def attribute(raw: str) -> object:
-    """``attr.*`` cells: numbers and true/false become JSON numbers and booleans, the rest stays text."""
+# Bounds of a customer's free attributes (``attr.*`` columns): they live in one JSON value per
+# customer that every plan reads, so neither their number nor their size is left open.
+MAX_ATTRIBUTES = 100
+MAX_ATTRIBUTE_NAME = 64
+MAX_ATTRIBUTE_VALUE = 1000
+
+
+def attribute(column: str, raw: str) -> object:
+    """``attr.*`` cells: numbers and true/false become JSON numbers and booleans, the rest stays text
+    (at most ``MAX_ATTRIBUTE_VALUE`` characters; line breaks allowed, other control characters not)."""
     value = raw.strip()
+    if len(value) > MAX_ATTRIBUTE_VALUE:
+        raise FieldError(f"{column} is longer than {MAX_ATTRIBUTE_VALUE} characters")
+    problem = control_problem(column, value, lines=True)
+    if problem:
+        raise FieldError(problem)
     if re.fullmatch(r"[+-]?\d+", value):
         return int(value)
     try:

@@ -39,7 +39,8 @@ EXPECTED_REJECTS = [
         "consent_sms 'maybe' is not a consent value (yes/no, true/false, 1/0, 是/否)",
     ),
     (5, "external_id 'C1' repeats line 2"),
-    (6, "phone is not a mobile number (010****5678)"),  # the record starts on line 6 and ends on 7
+    # The record starts on line 6 and ends on 7; a line break is no part of a name.
+    (6, "name contains a control character (U+000A at position 2); phone is not a mobile number (010****5678)"),
     (9, "2 fields where the header has 12"),
 ]
 
