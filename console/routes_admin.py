@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import col, select
 
-from console import csrf, tasks
+from console import csrf, tasks, usernames
 from console.auth import audit, clock_of, create_user
 from console.deps import db_url, user_with
 from console.i18n import SUPPORTED
@@ -33,7 +33,7 @@ def users_page(request: Request) -> HTMLResponse:
     with session_scope(db_url(request)) as session:
         users = list(session.exec(select(AppUser).order_by(col(AppUser.username))).all())
     return render(request, "admin_users.html", user, users=users, roles=ROLES, locales=list(SUPPORTED),
-                  skills=SKILLS)
+                  skills=SKILLS, username_pattern=usernames.HTML_PATTERN, username_max=usernames.MAX_LENGTH)
 
 
 @router.post("/admin/users", response_class=RedirectResponse)
@@ -48,14 +48,19 @@ def add_user(
     skill: Annotated[list[str], Form(max_length=len(SKILLS))] = [],  # noqa: B006 (FastAPI reads the default)
 ) -> RedirectResponse:
     admin = user_with(request, "users")
+    name = username.strip()
     try:
         with session_scope(db_url(request)) as session:
-            created = create_user(session, username.strip(), password, role, display_name=display_name.strip(),
+            refusal = usernames.problem(session, name)
+            if refusal is not None:
+                flash(request, refusal, "error", max=usernames.MAX_LENGTH, name=name)
+                return redirect("/admin/users")
+            created = create_user(session, name, password, role, display_name=display_name.strip(),
                                   team=team.strip() or None, locale=locale if locale in SUPPORTED else "zh-CN")
             created.skills = [s for s in SKILLS if s in skill]
             session.add(created)
             audit(session, admin.username, "user_add", "user", created.id or 0, {"role": role})
-        flash(request, "User %(name)s added.", "ok", name=username.strip())
+        flash(request, "User %(name)s added.", "ok", name=name)
     except ValueError:
         flash(request, "The user could not be added: check the name (unique), role and password (8+ characters).",
               "error")
