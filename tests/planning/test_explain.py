@@ -12,6 +12,7 @@ from engine.cli import build_app
 from engine.planning.explain import explain, render
 from engine.planning.planner import plan
 from store.models import Claim, Policy
+from tests.db_support import count
 from tests.plan_support import Book, utc
 
 
@@ -198,3 +199,28 @@ def _rendered(report: dict[str, object]) -> str:
     text = StringIO()
     render(report, Console(file=text, width=300, highlight=False))
     return text.getvalue()
+
+
+def test_explain_and_simulate_answer_with_the_files_but_store_no_version(book: Book) -> None:
+    """README ("Review before going live"): they are dry runs; a version lands when the planner runs."""
+    from sqlalchemy import MetaData
+
+    from engine.planning.simulate import simulate
+    from tests.db_support import connected
+
+    book.customer(external_id="V1", birthday=date(1980, 1, 1))
+
+    def table_counts() -> dict[str, int]:
+        with connected(book.url) as conn:
+            meta = MetaData()
+            meta.reflect(conn)
+            return {name: count(book.url, table) for name, table in meta.tables.items()}
+
+    before = table_counts()
+    assert before["journey_version"] == 0
+    report = explain("V1", utc(2027, 3, 1, 4), url=book.url)
+    assert [j["journey"] for j in report["journeys"]] == ["evening", "gold"]  # the files, as if landed
+    assert simulate(utc(2027, 3, 1), utc(2027, 3, 8), url=book.url).touches
+    assert table_counts() == before  # nothing written anywhere
+    plan(utc(2027, 3, 1, 14), utc(2027, 3, 1), url=book.url)
+    assert table_counts()["journey_version"] > 0  # the planner lands them (journeys, templates, settings)
