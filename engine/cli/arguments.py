@@ -25,10 +25,14 @@ def _can_write_in(folder: Path, option: str) -> None:
         raise fail(f"{option}: cannot write in {folder} ({exc.strerror or exc})") from None
 
 
-def output_file(path: Path, option: str) -> Path:
-    """``path`` as a file the command may write (or overwrite): its folder must exist and take files."""
+def output_file(path: Path, option: str, suffix: str | None = None) -> Path:
+    """``path`` as a file the command may write (or overwrite): its folder must exist and take files.
+    ``suffix`` (".png"): the kind of file written, which the name must say (a chart library picks
+    the format by it, and would add its own to a name without one)."""
     if path.is_dir():
         raise fail(f"{option}: {path} is a folder; give a file name")
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise fail(f"{option}: {path} must end in {suffix} (the file written is {suffix[1:].upper()})")
     folder = path.parent
     if not folder.is_dir():
         raise fail(f"{option}: the folder {folder} does not exist")

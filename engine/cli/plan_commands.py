@@ -185,7 +185,7 @@ def simulate_command(
         last += timedelta(days=1)
     first, last = period(parse_moment(start), last, ("--from", start, "--to", end))
     if chart is not None:
-        output_file(chart, "--chart")  # before the dry run, which can take minutes
+        output_file(chart, "--chart", ".png")  # before the dry run, which can take minutes
     report = simulate(first, last)
     if chart is not None:
         with writing("--chart", chart):

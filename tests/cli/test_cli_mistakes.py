@@ -35,6 +35,8 @@ def _run(*args: str) -> Result:
     ["simulate", "--from", "2026-12-01", "--to", "2026-12-02", "--chart", "{missing}/x.png"],
     ["simulate", "--from", "2026-12-01", "--to", "2026-12-02", "--chart", "{unwritable}/x.png"],
     ["simulate", "--from", "2026-12-01", "--to", "2026-12-02", "--chart", "{folder}"],
+    ["simulate", "--from", "2026-12-01", "--to", "2026-12-02", "--chart", "{folder}/chart.txt"],
+    ["simulate", "--from", "2026-12-01", "--to", "2026-12-02", "--chart", "{folder}/chart"],
     ["export", "customers", "--out", "{missing}/x.csv"],
     ["export", "customers", "--out", "{unwritable}/x.csv"],
     ["export", "customers", "--out", "{folder}"],
