@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import logging
 import urllib.parse
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -18,8 +17,9 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
 from engine.loop.receipts import handle_twilio_inbound, handle_twilio_status
-from store.masking import MAX_LOG_MESSAGE, MaskingFilter, install_masking_everywhere, log_safe
+from store.masking import MAX_LOG_MESSAGE, MaskingFilter, log_safe
 from tests.loop.test_receipts import make_customer, make_touch, outcomes, touch_row
+from tests.store import test_log_masking
 
 FORGED = "SMx\nFAKE LOG LINE 2026-12-03 ERROR admin password reset"
 HOSTILE = [FORGED, "SM" + "x" * 20_000, "SM\x00nul", "a\r\nb", "\x1b[2J\x1b[31mred", "line\u2028sep", "\u202eevil",
@@ -32,23 +32,17 @@ CONTROL = {chr(c) for c in [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *r
 values = st.one_of(st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=80), st.sampled_from(HOSTILE))
 
 
-@pytest.fixture(scope="module")
-def logged() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+# A logger with its own handler, masking installed for the test (test_log_masking's fixture).
+isolated_logger = test_log_masking.isolated_logger
+
+
+@pytest.fixture
+def logged(isolated_logger: tuple[logging.Logger, io.StringIO]) -> tuple[logging.Logger, io.StringIO]:
     """A logger with a handler of its own (like uvicorn's), records made by the masking factory."""
-    previous = logging.getLogRecordFactory()
-    install_masking_everywhere()
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("test.log-injection")
-    logger.propagate = False
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield logger, stream
-    finally:
-        logger.removeHandler(handler)
-        logging.setLogRecordFactory(previous)
+    logger, stream = isolated_logger
+    ours = next(h for h in logger.handlers if isinstance(h, logging.StreamHandler) and h.stream is stream)
+    ours.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    return logger, stream
 
 
 def _lines(stream: io.StringIO) -> list[str]:
@@ -83,7 +77,7 @@ def test_every_record_is_one_bounded_line_without_controls(logged: tuple[logging
         logger.warning("Twilio receipt for unknown message %s (failed)", ValueError(value))
     else:
         logger.warning("Twilio receipt for unknown message %(sid)s (failed)", {"sid": value})
-    _one_safe_line(_lines(stream), "WARNING test.log-injection: Twilio receipt for unknown message ")
+    _one_safe_line(_lines(stream), "WARNING test.own-handler: Twilio receipt for unknown message ")
 
 
 def test_long_values_are_cut_and_say_so(logged: tuple[logging.Logger, io.StringIO]) -> None:
@@ -93,7 +87,7 @@ def test_long_values_are_cut_and_say_so(logged: tuple[logging.Logger, io.StringI
     assert "more characters]" in line and line.endswith(", status failed") and len(line) < 1200
     # Numbers keep their formatting and nothing short changes.
     logger.info("touch %d of %s: %r", 7, "sms", "ok")
-    assert _lines(stream) == ["INFO test.log-injection: touch 7 of sms: 'ok'"]
+    assert _lines(stream) == ["INFO test.own-handler: touch 7 of sms: 'ok'"]
 
 
 def test_the_root_filter_makes_records_from_elsewhere_safe_too() -> None:
