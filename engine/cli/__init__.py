@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import typer
 
@@ -63,10 +64,36 @@ def _register() -> None:
         module.register(app)
 
 
+def _database_not_ready(exc: Exception) -> str | None:
+    """What to tell someone whose database cannot serve the command at all (not made yet, an older
+    schema, a file that cannot be opened), which any command reading it can meet; None otherwise."""
+    if "sqlalchemy" not in sys.modules:  # then the error cannot be one of its own
+        return None
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    if not isinstance(exc, OperationalError | ProgrammingError):
+        return None
+    cause = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+    if "no such table" in cause or ("relation" in cause and "does not exist" in cause):
+        return f"the database has no schema yet, or an older one ({cause}): run `journeys db upgrade` first"
+    if "unable to open database file" in cause:
+        return f"cannot open the database ({cause}): check JOURNEYS_DATABASE_URL and its folder"
+    return None
+
+
 def main() -> None:
     logging.basicConfig(
         level=os.environ.get("JOURNEYS_LOG_LEVEL", "WARNING").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     install_masking_filter()
-    build_app()()
+    try:
+        build_app()()
+    except Exception as exc:
+        message = _database_not_ready(exc)
+        if message is None:
+            raise
+        from engine.cli.output import err
+
+        err.print(message, markup=False)
+        raise SystemExit(2) from None

@@ -102,3 +102,23 @@ def test_an_empty_period_is_refused(command: str, first: str, last: str, db_url:
 def test_a_period_in_order_runs(command: str, first: str, last: str, db_url: str) -> None:
     result = _run(*_period_args(command, first, last))
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("args", [
+    ["simulate", "--from", "2026-12-01", "--to", "2026-12-02"],
+    ["report", "--from", "2026-11-01", "--to", "2026-12-01"],
+    ["explain", "C1", "--at", "2026-12-01"],
+])
+def test_a_database_without_its_schema_is_named_in_one_line(
+    args: list[str], sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Through ``main``, as the installed command runs: CliRunner would not show what reaches the shell."""
+    from engine.cli import main
+
+    monkeypatch.setenv("JOURNEYS_DATABASE_URL", sqlite_url)  # never upgraded
+    monkeypatch.setattr("sys.argv", ["journeys", *args])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("the database has no schema yet") and line.endswith("run `journeys db upgrade` first")
