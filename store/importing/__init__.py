@@ -258,6 +258,9 @@ def import_csv(
         raise ImportFileError(f"unknown time zone {assume_tz!r}")
     zone = ZoneInfo(assume_tz)
     raw_header = _check_file(path, encoding)
+    if rejects_path is not None and Path(rejects_path).resolve() == path.resolve():
+        # It is written while the file is still being read: the rows after the first bad one would go.
+        raise ImportFileError("the rejects file cannot be the file being imported")
     header = _check_header(kind, raw_header)
     cipher: FieldCipher | None = None
     if kind == "customers" and "id_number" in header:

@@ -106,3 +106,11 @@ def test_a_phone_with_an_extension_is_refused(phone: str, db_url: str, tmp_path:
     report = _import(db_url, _write(tmp_path / "ok.csv", [["external_id", "name", "phone"],
                                                           ["P2", "Pat", "+86 138-1234-5625"]]))
     assert report.rejected == [] and _stored(db_url)["P2"][1] == "+8613812345625"
+
+
+def test_the_rejects_file_cannot_be_the_file_imported(db_url: str, tmp_path: Path) -> None:
+    source = _write(tmp_path / "c.csv", [["external_id", "name", "tier"], ["A1", "Ann", "golden"], ["A2", "Bo", ""]])
+    before = source.read_bytes()
+    with pytest.raises(ImportFileError, match="the rejects file cannot be the file being imported"):
+        import_csv("customers", source, db_url, tmp_path / "." / "c.csv")
+    assert source.read_bytes() == before and _stored(db_url) == {}
