@@ -551,13 +551,16 @@ async def claim_task(request: Request, task_id: TaskId, who: KeyOrSession) -> Cl
 
 
 @router.post("/tasks/{task_id}/complete", response_model=CompleteOut,
-             responses={400: _UNREADABLE, **_WORK_REFUSALS})
+             responses={400: _UNREADABLE, **_WORK_REFUSALS,
+                        409: _refusal("The task is not claimed by this user yet (claim_first: the claim marks "
+                                      "the start of the call), or no longer open")})
 async def complete_task(request: Request, task_id: TaskId, body: CompleteIn, who: KeyOrSession) -> CompleteOut:
     user = _acting(who)
     try:
         done = await run_in_threadpool(
+            # As on the desk's pages (README, Agent desk): an outcome only once the task is claimed.
             lambda: tasks.complete(user, task_id, body.outcome, notes=body.notes, callback_at=body.callback_at,
-                                   db_url=request.app.state.settings.database_url))
+                                   require_claim=True, db_url=request.app.state.settings.database_url))
     except tasks.TaskError as exc:
         raise _task_error(exc) from None
     return CompleteOut(task_id=done.task_id, outcome=done.outcome, follow_up_task_id=done.follow_up_task_id,

@@ -86,9 +86,10 @@ def complete(
     """Record the outcome of a task and feed it back into the journey.
 
     The outcome must be one the task's queue offers (``outcome_not_offered`` otherwise). With
-    ``require_claim`` (the desk's pages) the task must be claimed by the user first
-    (``claim_first``): the claim marks the start of the call. Without it (the API) completing an
-    open task the user may take claims it in the same step.
+    ``require_claim`` (the desk's pages and the API, which people and phone systems use) the task
+    must be claimed by the user first (``claim_first``): the claim marks the start of the call, and
+    the SLA figures read it. Without it (the demo's simulated agents, tests) completing an open task
+    the user may take claims it in the same step.
     """
     now = now or utcnow()
     if outcome not in OUTCOMES:

@@ -390,7 +390,8 @@ RIGHTS: dict[tuple[str, str], dict[str, int]] = {
     # A key alone is a system, not an agent: it must name one (X-Acting-User) to work a task → 422.
     ("POST", "/api/tasks/{task_id}/claim"): row(anonymous=401, agent=200, supervisor=403, ops=403, admin=403,
                                                 api_key=422, bad_api_key=401),
-    ("POST", "/api/tasks/{task_id}/complete"): row(anonymous=401, agent=200, supervisor=403, ops=403, admin=403,
+    # ann's task is assigned to her but not claimed: an outcome only once it is (409 claim_first), as on the page.
+    ("POST", "/api/tasks/{task_id}/complete"): row(anonymous=401, agent=409, supervisor=403, ops=403, admin=403,
                                                    api_key=422, bad_api_key=401),
 }
 
