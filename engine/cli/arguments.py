@@ -9,7 +9,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from engine.cli.output import fail
@@ -77,3 +77,17 @@ def period(start: datetime, end: datetime, given: tuple[str, str, str, str]) -> 
         raise fail(f"{end_option} {end_text} is not after {start_option} {start_text}: "
                    "the period must end after it starts")
     return start, end
+
+
+def day(text: str, option: str) -> date:
+    """A YYYY-MM-DD date within the years every input takes (``store.clock.out_of_range``)."""
+    from store.clock import out_of_range
+
+    try:
+        value = date.fromisoformat(text.strip())
+    except ValueError:
+        raise fail(f"{option}: {text!r} is not a date (YYYY-MM-DD)") from None
+    problem = out_of_range(value)
+    if problem:
+        raise fail(f"{option}: {text!r} {problem}")
+    return value

@@ -6,13 +6,12 @@ no phone number, e-mail address or ID number is ever printed unmasked.
 
 from __future__ import annotations
 
-from datetime import date
 from enum import StrEnum
 from pathlib import Path
 
 import typer
 
-from engine.cli.arguments import output_file, writing
+from engine.cli.arguments import day, output_file, writing
 from engine.cli.output import err, out
 
 
@@ -46,13 +45,7 @@ def seed(
     from engine.demo.seeding import SeedError, seed_book
     from store.db import database_url
 
-    day: date | None = None
-    if as_of:
-        try:
-            day = date.fromisoformat(as_of)
-        except ValueError:
-            err.print(f"--as-of: {as_of!r} is not a date (YYYY-MM-DD)", markup=False)
-            raise typer.Exit(2) from None
+    as_of_day = day(as_of, "--as-of") if as_of else None
     columns = (
         TextColumn("seeding"),
         BarColumn(),
@@ -65,7 +58,7 @@ def seed(
         task = bar.add_task("seed", total=customers)
         try:
             stats = seed_book(
-                database_url(), customers, seed_value, as_of=day, chunk_size=chunk,
+                database_url(), customers, seed_value, as_of=as_of_day, chunk_size=chunk,
                 progress=lambda n: bar.advance(task, n),
             )
         except SeedError as exc:

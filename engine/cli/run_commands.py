@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from engine.cli.arguments import output_folder
+from engine.cli.arguments import day, output_folder
 
 if TYPE_CHECKING:
     import asyncio
@@ -84,10 +83,7 @@ def demo(
     stand-ins, receipts, replies, agents, churn check, tier review; prints the per-tier summary."""
     from engine.demo.month import DemoError, DemoSettings, run_demo
 
-    try:
-        first = date.fromisoformat(start) if start else None
-    except ValueError:
-        raise typer.BadParameter("--start must be YYYY-MM-DD") from None
+    first = day(start, "--start") if start else None
     output_folder(out, "--out")
     try:
         run_demo(DemoSettings(customers=customers, days=days, seed=seed, start=first, out_dir=out))

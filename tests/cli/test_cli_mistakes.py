@@ -122,3 +122,15 @@ def test_a_database_without_its_schema_is_named_in_one_line(
     assert exit_.value.code == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("the database has no schema yet") and line.endswith("run `journeys db upgrade` first")
+
+
+@pytest.mark.parametrize(("args", "option"), [
+    (["seed", "--customers", "1", "--as-of", "1800-01-01"], "--as-of"),
+    (["seed", "--customers", "1", "--as-of", "2300-01-01"], "--as-of"),
+    (["seed", "--customers", "1", "--as-of", "2026-02-30"], "--as-of"),
+    (["demo", "--start", "1800-01-01", "--out", "{tmp}/demo"], "--start"),
+])
+def test_a_day_outside_the_years_taken_is_refused(args: list[str], option: str, db_url: str, tmp_path: Path) -> None:
+    line = _refused(_run(*(a.format(tmp=tmp_path) for a in args)))
+    assert line.startswith(f"{option}: "), line
+    assert "is outside the years 1900–2199" in line or "is not a date (YYYY-MM-DD)" in line
