@@ -30,8 +30,10 @@ import html as html_lib
 import json
 import re
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from types import BuiltinMethodType
 from typing import Any
@@ -110,8 +112,29 @@ def load_meta(root: Path, name: str) -> TemplateMeta:
     path = root / name / "meta.yaml"
     if not path.is_file():
         raise ValueError(f"unknown template {name!r}: no {name}/meta.yaml")
+    # Every render reads its meta.yaml; parsing it is most of a message's cost, reading it a fraction.
+    meta: TemplateMeta = parsed_once(path, path.read_text(encoding="utf-8"), partial(_parse_meta, name))
+    return meta
+
+
+_parsed: dict[str, tuple[str, Any]] = {}  # path → (the text last parsed, what it gave)
+
+
+def parsed_once(path: Path, text: str, parse: Callable[[str], Any]) -> Any:
+    """``parse(text)``, reused while the file at ``path`` still has that text (an error is not kept).
+
+    Keyed on the text itself, not the file time, which can stay the same across two quick edits."""
+    cached = _parsed.get(str(path))
+    if cached is not None and cached[0] == text:
+        return cached[1]
+    value = parse(text)
+    _parsed[str(path)] = (text, value)
+    return value
+
+
+def _parse_meta(name: str, text: str) -> TemplateMeta:
     try:
-        data = load_located(path.read_text(encoding="utf-8")).data or {}
+        data = load_located(text).data or {}
     except YamlError as exc:
         raise MetaError(f"{name}/meta.yaml:{exc.position.line}: {exc.message}", exc.position.line) from None
     if not isinstance(data, dict):
@@ -435,7 +458,7 @@ class Renderer:
         source = path.read_text(encoding="utf-8")
         try:
             # Bounded as journey files are (no aliases, size, depth): a template file is edited by ops.
-            return path, source, load_located(source).data or {}
+            return path, source, parsed_once(path, source, lambda text: load_located(text).data or {})
         except YamlError as exc:
             raise RenderError(name, "wechat", locale, exc.message, exc.position.line,
                               f"{name}/{path.name}") from None

@@ -8,6 +8,7 @@ validators at the file's line.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -75,3 +76,17 @@ def test_console_readers_skip_a_journey_file_with_aliases(tmp_path: Path) -> Non
     assert template_categories(folder) == {"g": ""}
     assert _due_within(laughs("steps: [{id: s, task: {due_within: 2h}}]"), "s") is None
     _quick(started)
+
+
+def test_an_edited_meta_yaml_is_read_again_even_with_its_file_time_unchanged(tmp_path: Path) -> None:
+    # meta.yaml is parsed once per text (a render reads it every time): the text, not the file time, decides.
+    root = tmp_path / "templates"
+    write_template(root, "t", {"sms.zh-CN.j2": "您好"}, max_segments=2)
+    renderer = Renderer(root, footer="回复TD退订")
+    assert renderer.render("t", "sms", sample_context(), "zh-CN").text == "您好"
+    meta = root / "t" / "meta.yaml"
+    stat = meta.stat()
+    meta.write_text(meta.read_text(encoding="utf-8").replace("category: service", "category: marketing"),
+                    encoding="utf-8")
+    os.utime(meta, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert renderer.render("t", "sms", sample_context(), "zh-CN").text == "您好回复TD退订"
