@@ -4,6 +4,7 @@ words, a provider's timestamp, and handing the events it stored to the one event
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ from datetime import UTC, datetime
 from sqlmodel import Session
 
 from channels.optout import DEFAULT_OPT_OUT_KEYWORDS, StoredEvent, notify_event_listeners
-from store.clock import utcnow
+from store.clock import out_of_range, utcnow
 from store.db import get_engine, session_scope
 
 log = logging.getLogger(__name__)
@@ -53,11 +54,26 @@ def hook_session(db_url: str | None) -> Iterator[Session]:
 
 
 def received_at(timestamp: str | None) -> datetime:
-    """A provider's epoch-seconds timestamp as aware UTC, or now when absent or unreadable."""
+    """A provider's epoch-seconds timestamp as aware UTC, or now when absent, unreadable or outside the
+    years the product takes (``store.clock.out_of_range``: the planner adds durations to it)."""
     try:
-        return datetime.fromtimestamp(int(timestamp or ""), UTC)
+        moment = datetime.fromtimestamp(int(timestamp or ""), UTC)
     except (ValueError, OverflowError, OSError):
         return utcnow()
+    return utcnow() if out_of_range(moment) else moment
+
+
+# A provider's ids (Twilio's SM + 32 hex, WeChat's numeric MsgId, a 28-character openid) are letters,
+# digits, _ and -; a value that is not one is refused before it reaches a query, a stored key (255
+# characters at most) or a log line, and is not echoed back.
+_PROVIDER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def provider_id(value: str, name: str) -> str:
+    """``value``, a webhook's id field ``name``, when it is one; else ``BadRequest``."""
+    if not _PROVIDER_ID.fullmatch(value):
+        raise BadRequest(f"{name} is not a provider id (1 to 64 letters, digits, _ or -)")
+    return value
 
 
 def act_after_commit(events: Sequence[StoredEvent], db_url: str | None) -> None:

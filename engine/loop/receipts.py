@@ -26,7 +26,6 @@ from __future__ import annotations
 import html
 import logging
 import os
-import re
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -48,7 +47,14 @@ from channels.optout import (
     record_opt_out,
 )
 from engine.loop.delivery_receipts import ReceiptResult, apply_receipt
-from engine.loop.hook_common import BadRequest, HookResponse, act_after_commit, hook_session, opt_out_keywords
+from engine.loop.hook_common import (
+    BadRequest,
+    HookResponse,
+    act_after_commit,
+    hook_session,
+    opt_out_keywords,
+    provider_id,
+)
 from engine.loop.wechat_hooks import (
     WECHAT_OK,
     WECHAT_WINDOW_S,
@@ -159,18 +165,6 @@ def _required(form: Mapping[str, str], *names: str) -> list[str]:
     return [form[n] for n in names]
 
 
-# Twilio's ids are letters and digits (``SM`` + 32 hex); a value that is not one is refused before it
-# reaches a query, a stored key (255 characters at most) or a log line, and is not echoed back.
-_TWILIO_ID = re.compile(r"[A-Za-z0-9]{1,64}")
-
-
-def _twilio_id(form: Mapping[str, str], name: str) -> str:
-    value = form[name]
-    if not _TWILIO_ID.fullmatch(value):
-        raise BadRequest(f"{name} is not a Twilio id (1 to 64 letters and digits)")
-    return value
-
-
 def handle_twilio_status(url: str, headers: Mapping[str, str], body: bytes, *, db_url: str | None = None,
                          auth_token: str | None = None, at: datetime | None = None) -> HookResponse:
     """Twilio status callback (``MessageSid``, ``MessageStatus``, ``ErrorCode``) → touch and outcome.
@@ -182,7 +176,7 @@ def handle_twilio_status(url: str, headers: Mapping[str, str], body: bytes, *, d
         return form
     try:
         _, raw_status = _required(form, "MessageSid", "MessageStatus")
-        sid = _twilio_id(form, "MessageSid")
+        sid = provider_id(form["MessageSid"], "MessageSid")
         raw_status = raw_status.lower()
         if raw_status not in TWILIO_STATUS:
             raise BadRequest(f"unknown MessageStatus {raw_status[:40]!r}")
@@ -223,7 +217,7 @@ def handle_twilio_inbound(url: str, headers: Mapping[str, str], body: bytes, *, 
         return form
     try:
         sender, _ = _required(form, "From", "MessageSid")
-        sid = _twilio_id(form, "MessageSid")
+        sid = provider_id(form["MessageSid"], "MessageSid")
     except BadRequest as exc:
         return 400, str(exc)
     words = opt_out_keywords(keywords, db_url)

@@ -40,6 +40,7 @@ from engine.loop.hook_common import (
     act_after_commit,
     hook_session,
     opt_out_keywords,
+    provider_id,
     received_at,
 )
 from store.models import TouchStatus, WebhookNonce
@@ -247,6 +248,7 @@ def handle_wechat(method: str, url: str, body: bytes, *, db_url: str | None = No
         openid = msg.get("FromUserName", "")
         if not msg_type or not openid:
             raise BadRequest("missing MsgType or FromUserName")
+        provider_id(openid, "FromUserName")
         words = opt_out_keywords(keywords, db_url) if msg_type == "text" else []
         if next(_nonce_claims) % NONCE_PURGE_EVERY == 0:
             purge_expired_nonces(db_url)
@@ -272,6 +274,7 @@ def _wechat_act(session: Session, msg: Mapping[str, str], msg_type: str, event: 
         msg_id = msg.get("MsgId") or msg.get("MsgID")
         if not msg_id:
             raise BadRequest("text message without MsgId")
+        provider_id(msg_id, "MsgId")
         result = handle_inbound_text(session, channel="wechat", customers=customers_by_openid(session, openid),
                                      text=msg.get("Content", ""), message_id=msg_id,
                                      received_at=at or received_at(msg.get("CreateTime")), keywords=keywords)
@@ -288,6 +291,7 @@ def _wechat_template_result(session: Session, msg: Mapping[str, str],
     raw_status = msg.get("Status", "")
     if not msg_id or not raw_status:
         raise BadRequest("TEMPLATESENDJOBFINISH without MsgID or Status")
+    provider_id(msg_id, "MsgID")
     normalised = raw_status.strip().lower()
     error_class = reason = None
     if normalised == "success":

@@ -277,6 +277,33 @@ def test_an_encoding_python_does_not_know_is_400_not_500(db_url: str) -> None:
     assert handle_wechat("POST", signed_url(), body, db_url=db_url)[0] == 400
 
 
+@pytest.mark.parametrize("field", ["MsgId", "FromUserName"])
+@pytest.mark.parametrize("value", ["1" * 20_000, "123\nFAKE LOG LINE", "o\tx", "o x", "ｏ１"])
+def test_a_wechat_id_that_is_no_provider_id_is_refused_unused(db_url: str, field: str, value: str) -> None:
+    """A signed message's MsgId or openid is checked before it reaches a query or a stored key (255
+    characters at most: a 20,000-character MsgId was a 500 on PostgreSQL) or a log line."""
+    customer = make_customer(db_url)
+    fields = {"FromUserName": OPENID, "CreateTime": "1764000000", "MsgType": "text", "Content": "TD",
+              "MsgId": "24680"} | {field: value}
+    status, reply = handle_wechat("POST", signed_url(), wechat_xml(**fields), db_url=db_url)
+    assert (status, reply) == (400, f"{field} is not a provider id (1 to 64 letters, digits, _ or -)")
+    template_result = wechat_xml(FromUserName=OPENID, CreateTime="1764000000", MsgType="event",
+                                 Event="TEMPLATESENDJOBFINISH", MsgID=value, Status="success")
+    if field == "MsgId":
+        assert handle_wechat("POST", signed_url(), template_result, db_url=db_url)[0] == 400
+    assert outcomes(db_url) == [] and consent_wechat(db_url, customer) is True
+
+
+@pytest.mark.parametrize("created", ["99999999999", "-99999999999", "1" * 5000])
+def test_a_create_time_outside_the_years_taken_reads_as_now(db_url: str, created: str) -> None:
+    make_customer(db_url)
+    before = datetime.now(UTC)
+    fields = {"FromUserName": OPENID, "CreateTime": created, "MsgType": "text", "Content": "你好", "MsgId": "13579"}
+    assert handle_wechat("POST", signed_url(), wechat_xml(**fields), db_url=db_url)[0] == 200
+    [reply] = outcomes(db_url, "replied")
+    assert before - timedelta(seconds=1) <= reply.occurred_at.replace(tzinfo=UTC) <= datetime.now(UTC)
+
+
 def test_no_product_module_imports_an_xml_parser_but_defusedxml(project_root: Path) -> None:
     """Untrusted XML goes through defusedxml: the standard library's parsers (and lxml) are imported nowhere."""
     parser_import = re.compile(r"^\s*(?:import|from)\s+(?:xml|lxml)\b", re.MULTILINE)

@@ -2,7 +2,7 @@
 bounded length with no control character (newline, CR, NUL, ESC, Unicode separators), however it is
 logged (as an argument, inside the message, inside an object), through the record factory the console
 and CLI install and through the root filter alike. And the Twilio webhooks refuse a ``MessageSid`` that
-is not a Twilio id before it is used at all.
+is not a provider id before it is used at all.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def test_a_message_sid_that_is_no_twilio_id_is_refused_unused(db_url: str, sid: 
     caplog.set_level(logging.DEBUG)
     status, answer = handle_twilio_status(URL, *_signed({"MessageSid": sid, "MessageStatus": "failed",
                                                           "ErrorCode": "30005"}), db_url=db_url, auth_token=TOKEN)
-    assert (status, answer) == (400, "MessageSid is not a Twilio id (1 to 64 letters and digits)")
+    assert (status, answer) == (400, "MessageSid is not a provider id (1 to 64 letters, digits, _ or -)")
     status, _ = handle_twilio_inbound(URL, *_signed({"MessageSid": sid, "From": "+8613812345678", "Body": "TD"}),
                                       db_url=db_url, auth_token=TOKEN, keywords=["TD"])
     assert status == 400
