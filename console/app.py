@@ -308,12 +308,10 @@ def create_app(database_url: str | None = None, settings: ConsoleSettings | None
         ]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    app.include_router(routes_auth.router)
-    app.include_router(routes_tasks.router)
-    app.include_router(routes_ops.router)
-    app.include_router(routes_review.router)
-    app.include_router(routes_seed_send.router)
-    app.include_router(routes_admin.router)
+    # The console's pages are not an API: their forms are no contract for other programs, so the OpenAPI
+    # document (public, like the README that lists the same API) describes /api and the webhooks only.
+    for pages in (routes_auth, routes_tasks, routes_ops, routes_review, routes_seed_send, routes_admin):
+        app.include_router(pages.router, include_in_schema=False)
     app.include_router(api.router)
     app.include_router(api_policies.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")

@@ -7,7 +7,9 @@ import hashlib
 import logging
 from typing import Any
 
+import fastapi.routing
 import pytest
+from fastapi import FastAPI
 from sqlmodel import func, select
 from starlette.testclient import TestClient
 
@@ -116,6 +118,15 @@ def test_openapi_documents_the_api_and_works_offline(client: TestClient) -> None
     # GET and POST on one path had one id for both).
     ids = [op["operationId"] for path in spec["paths"].values() for op in path.values() if "operationId" in op]
     assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+
+
+def test_openapi_describes_the_api_and_webhooks_not_the_consoles_pages(app: FastAPI, client: TestClient) -> None:
+    # Public on purpose (integrators read it before they hold a key; every route it lists checks a key,
+    # a session or a provider's signature itself), it listed every admin and ops form too, which are no API.
+    paths = set(client.get("/api/openapi.json").json()["paths"])
+    assert paths and all(p.startswith(("/api/", "/hooks/")) for p in paths), sorted(paths)
+    routes = {getattr(e, "path", "") for e in fastapi.routing.iter_route_contexts(app.routes)}
+    assert {"/admin/users", "/ops/test-send", "/tasks/{task_id}/reassign"} <= routes  # still served
 
 
 def test_customer_upsert_and_masked_read(client: TestClient, db_url: str) -> None:
