@@ -80,14 +80,11 @@ def period(start: datetime, end: datetime, given: tuple[str, str, str, str]) -> 
 
 
 def day(text: str, option: str) -> date:
-    """A YYYY-MM-DD date within the years every input takes (``store.clock.out_of_range``)."""
-    from store.clock import out_of_range
+    """A YYYY-MM-DD date within the years every input takes: read as a CSV cell is
+    (``store.importing.fields.iso_date``), so the command line and a file agree on what a date is."""
+    from store.importing.fields import FieldError, iso_date
 
     try:
-        value = date.fromisoformat(text.strip())
-    except ValueError:
-        raise fail(f"{option}: {text!r} is not a date (YYYY-MM-DD)") from None
-    problem = out_of_range(value)
-    if problem:
-        raise fail(f"{option}: {text!r} {problem}")
-    return value
+        return iso_date(option, text)
+    except FieldError as exc:
+        raise fail(str(exc)) from None
