@@ -1,12 +1,14 @@
 """Checks of a journey's steps that help a new author most: the nearest name to a misspelt one, a
-wait until a date the journey has in scope, a task queue the desk knows."""
+wait until a date the journey has in scope, a task queue the desk knows, a loop a customer would
+go round without end or that would repeat a touch."""
 
 from __future__ import annotations
 
 import difflib
+from collections import deque
 from collections.abc import Iterable
 
-from engine.language.journey_model import AnchoredMoment, Step, WaitUntil
+from engine.language.journey_model import AnchoredMoment, Journey, Step, WaitUntil
 
 
 def nearest(name: str, options: Iterable[str]) -> str:
@@ -32,3 +34,87 @@ def unknown_queue(queue: str, known: tuple[str, ...] | None) -> str | None:
         return None
     return (f"unknown queue {queue!r}{nearest(queue, known)}: queues are declared in config/queues.yaml "
             f"({', '.join(known)})")
+
+
+def takes_time(step: Step) -> bool:
+    """Whether a customer always stays at ``step`` for a while: a ``wait_for`` (an event comes after
+    it began, or its timeout), a wait for a duration, a time of day or the next working day, or until
+    the next birthday. A wait until another date ends at once once that date is past."""
+    if step.wait_for is not None:
+        return True
+    if step.wait is None:
+        return False
+    if isinstance(step.wait, WaitUntil) and isinstance(step.wait.until, AnchoredMoment):
+        return step.wait.until.anchor == "customer.birthday"
+    return True
+
+
+def _edges(journey: Journey) -> list[list[int]]:
+    ids = {s.id: i for i, s in reversed(list(enumerate(journey.steps)))}
+    return [[ids[t] for t in journey.successors(i) if t in ids] for i in range(len(journey.steps))]
+
+
+def _cycle(start: int, edges: list[list[int]], within: set[int]) -> list[int]:
+    """The shortest walk from ``start`` back to it through steps of ``within`` (empty if none)."""
+    came: dict[int, int] = {}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        for nxt in edges[node]:
+            if nxt == start:
+                walk = [node]
+                while walk[-1] != start:
+                    walk.append(came[walk[-1]])
+                return walk[::-1]
+            if nxt in within and nxt not in came:
+                came[nxt] = node
+                queue.append(nxt)
+    return []
+
+
+def _loops(edges: list[list[int]], within: set[int]) -> list[list[int]]:
+    """One cycle per strongly connected group of ``within`` steps, through its first step."""
+    reach: dict[int, set[int]] = {}
+    for node in within:
+        seen: set[int] = set()
+        stack = [node]
+        while stack:
+            for nxt in edges[stack.pop()]:
+                if nxt in within and nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        reach[node] = seen
+    done: set[int] = set()
+    out = []
+    for node in sorted(within):
+        if node in done or node not in reach[node]:
+            continue
+        group = {other for other in reach[node] if node in reach[other]}
+        done |= group
+        out.append(_cycle(node, edges, group))
+    return out
+
+
+def loop_problems(journey: Journey) -> list[tuple[int, str]]:
+    """(index of the step that closes the loop, why) for each loop a file may not hold: one a customer
+    can go round without a wait (the planner would go round at once, without end), and one that
+    passes a send, task or webhook step (a touch has one key per entry and step, so the repeat
+    would never be made, though a dry run would count it)."""
+    steps = journey.steps
+    edges = _edges(journey)
+    out: list[tuple[int, str]] = []
+    instant = {i for i, s in enumerate(steps) if not takes_time(s)}
+    for walk in _loops(edges, instant):
+        names = " → ".join(steps[i].id for i in [*walk, walk[0]])
+        out.append((walk[-1], f"steps {names} loop without a wait: a customer would go round at once, "
+                              "without end; put a wait or wait_for in the loop, or leave it"))
+    touching = {i for i, s in enumerate(steps) if s.send is not None or s.task is not None or s.webhook is not None}
+    for walk in _loops(edges, set(range(len(steps)))):
+        if instant.issuperset(walk) or not touching.intersection(walk):
+            continue
+        names = " → ".join(steps[i].id for i in [*walk, walk[0]])
+        again = next(steps[i].id for i in walk if i in touching)
+        out.append((walk[-1], f"steps {names} loop back to {again!r}: a step acts once per entry (its "
+                              "touch or task has one key per customer, journey, step and occurrence), so "
+                              "the repeat would never be made; write the repeat as its own step"))
+    return out

@@ -21,7 +21,7 @@ from pathlib import Path
 from channels.template_files import available_templates, missing_files
 from channels.webhook_targets import WebhookConfigError, load_webhooks
 from engine.language import catalogue, journey_model
-from engine.language.authoring_checks import nearest, unknown_queue, wait_anchor_problem
+from engine.language.authoring_checks import loop_problems, nearest, unknown_queue, wait_anchor_problem
 from engine.language.event_types import load_event_types
 from engine.language.journey_model import Condition, Journey
 from engine.language.paths import (
@@ -296,6 +296,8 @@ def _check_steps(ctx: _Context, journey: Journey, scopes: set[str], events: set[
     for i, step in enumerate(journey.steps):
         if i not in seen and journey.steps.index(step) == i:
             ctx.add(("steps", i, "id"), f"step {step.id!r} is never reached: no path from the first step leads to it")
+    for index, message in loop_problems(journey):
+        ctx.add(("steps", index, "id"), message)
 
 
 def _engagement_channels() -> list[str]:
