@@ -116,6 +116,12 @@ def plan_command(
     result = plan(until, since, dry_run=dry_run, sink=_json_sink if as_json else None, workers=workers)
     if not as_json:
         _print_summary(result)
+    if result.failed_customers:
+        # Everyone else is planned and written; these wait for their rows to be mended, and the exit
+        # status tells a script or a scheduler that something needs a look.
+        for reason in sorted(result.failed_customers):
+            err.print(f"error: {reason} (left out of this run; the next run tries again)", markup=False)
+        raise typer.Exit(1)
 
 
 @event_app.command("emit")
