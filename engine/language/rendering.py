@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,7 +37,6 @@ from engine.language.template_context import (
     JourneyView,
     PolicyView,
     TemplateContext,
-    masked_context,
     sample_context,
 )
 from engine.language.templates import (
@@ -47,6 +48,7 @@ from engine.language.templates import (
     with_footer,
 )
 from store.clock import as_utc, to_local, utcnow
+from store.masking import mask_name, mask_text
 from store.models import AppUser, Claim, Customer, Enrollment, Event, Policy, Touch
 
 RowT = TypeVar("RowT", Policy, Claim)
@@ -229,6 +231,32 @@ def context_from_rows(customer: Customer, now: datetime, *, policy: Policy | Non
         unsubscribe_url=unsubscribe_link,
         holiday=holiday,
     )
+
+
+def masked_context(context: TemplateContext) -> TemplateContext:
+    """``context`` with the customer's personal data masked at the source, for a preview a person reads.
+
+    Masking the rendered text afterwards misses every encoding a template can choose (``tojson``
+    writes 刘雷 as ``\\u5218\\u96f7``, ``list`` and ``join`` split it): here the name is masked as
+    the preview's header shows it (刘*), and the event's free text (a complaint's words, a reply)
+    has its phone numbers, e-mail addresses, ID numbers and the customer's name masked, so no
+    filter can show what the template never receives."""
+    name = context.customer.name
+    customer = replace(context.customer, name=mask_name(name))
+    event = context.event
+    if event is not None:
+        event = replace(event, data=_masked_data(event.data, name))
+    return replace(context, customer=customer, event=event)
+
+
+def _masked_data(value: Any, name: str) -> Any:
+    if isinstance(value, str):
+        return mask_text(value.replace(name, mask_name(name)) if name else value)
+    if isinstance(value, Mapping):
+        return {key: _masked_data(item, name) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked_data(item, name) for item in value]
+    return value
 
 
 def signed_unsubscribe_link(customer: Customer, channel: str) -> str | None:

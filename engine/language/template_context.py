@@ -13,14 +13,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from channels.template_files import LOCALES
 from engine.language.locales import fold_locale
 from store.clock import to_local
-from store.masking import mask_name, mask_text
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -149,32 +148,6 @@ class TemplateContext:
             holidays = HOLIDAY_LABELS.get(locale, HOLIDAY_LABELS[DEFAULT_LOCALE])
             out["holiday"] = _view_variables(h, tz, {"key": ("label", holidays.get(h.key, h.key))})
         return out
-
-
-def masked_context(context: TemplateContext) -> TemplateContext:
-    """``context`` with the customer's personal data masked at the source, for a preview a person reads.
-
-    Masking the rendered text afterwards misses every encoding a template can choose (``tojson``
-    writes 刘雷 as ``\\u5218\\u96f7``, ``list`` and ``join`` split it): here the name is masked as
-    the preview's header shows it (刘*), and the event's free text (a complaint's words, a reply)
-    has its phone numbers, e-mail addresses, ID numbers and the customer's name masked, so no
-    filter can show what the template never receives."""
-    name = context.customer.name
-    customer = replace(context.customer, name=mask_name(name))
-    event = context.event
-    if event is not None:
-        event = replace(event, data=_masked_data(event.data, name))
-    return replace(context, customer=customer, event=event)
-
-
-def _masked_data(value: Any, name: str) -> Any:
-    if isinstance(value, str):
-        return mask_text(value.replace(name, mask_name(name)) if name else value)
-    if isinstance(value, Mapping):
-        return {key: _masked_data(item, name) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_masked_data(item, name) for item in value]
-    return value
 
 
 def _view_variables(
