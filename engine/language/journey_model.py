@@ -64,7 +64,8 @@ def one_of(kind: str, words: tuple[str, ...]) -> AfterValidator:
 
     def check(value: str) -> str:
         if value not in words:
-            raise ValueError(f"unknown {kind} {value!r}: {kind}s are {', '.join(words)}")
+            plural = kind[:-1] + "ies" if kind.endswith("y") else kind + "s"
+            raise ValueError(f"unknown {kind} {value!r}: {plural} are {', '.join(words)}")
         return value
 
     return AfterValidator(check)

@@ -1,16 +1,25 @@
 """Models of the configuration files ops edit: ``config/tiers.yaml``, ``config/delivery.yaml``,
-``config/work_calendar.yaml`` and ``config/queues.yaml``."""
+``config/work_calendar.yaml``, ``config/queues.yaml`` and ``config/review.yaml``."""
 
 from __future__ import annotations
 
 import itertools
 import re
 from datetime import date, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from engine.language.journey_model import Cap, ChannelName, ClockTime, Identifier, PositiveDuration, one_of
+from engine.language.journey_model import (
+    Cap,
+    ChannelName,
+    ClockTime,
+    Identifier,
+    Journey,
+    PositiveDuration,
+    Switch,
+    one_of,
+)
 from store.clock import known_zone
 from store.models import CHANNELS, PRODUCT_LINES, TIERS
 
@@ -269,3 +278,20 @@ class QueuesConfig(_Strict):
             if len(parts) > 2 or not all(re.fullmatch(r"[a-z0-9][a-z0-9_-]*", p) for p in parts):
                 raise ValueError(f"task type {key!r}: write a journey id or journey-id/step-id")
         return self
+
+
+# --- config/review.yaml: which journey categories need approval before going in force ------------
+
+CATEGORIES: tuple[str, ...] = get_args(Journey.model_fields["category"].annotation)
+
+
+class ReviewConfig(_Strict):
+    """``config/review.yaml``: which journey categories need approval before a change goes in force
+    (``engine.language.journey_review``). A category not listed needs it; ``true``/``false`` only, so
+    that ``marketing: maybe`` or a misspelt category is an error at its line, not a silent choice."""
+
+    categories: dict[Annotated[str, one_of("journey category", CATEGORIES)], Switch] = Field(
+        default_factory=lambda: {"marketing": True, "service": False})
+
+    def required(self, category: str) -> bool:
+        return self.categories.get(category, True)

@@ -34,7 +34,7 @@ from engine.language.paths import (
 )
 from engine.language.problems import Problem, display_path, load_config, load_document, parse_model
 from engine.language.salvage import salvage
-from engine.language.settings_model import DeliveryConfig, QueuesConfig, TierConfig
+from engine.language.settings_model import DeliveryConfig, QueuesConfig, ReviewConfig, TierConfig
 from engine.language.task_script_check import check_task_scripts
 from engine.language.template_check import check_template_syntax, check_templates
 from engine.language.template_scope import check_template_scopes
@@ -404,6 +404,8 @@ def validate(
     report.problems.extend(problems)
     _, problems = load_event_types()
     report.problems.extend(problems)
+    # Which categories need review (optional: without the file, marketing does).
+    report.problems.extend(load_config(ReviewConfig, config_dir() / "review.yaml", optional=True)[1])
     # The desk's queues (optional: without the file every queue has the defaults).
     queues_path = config_dir() / "queues.yaml"
     queues = None
