@@ -7,6 +7,7 @@ here means no build step can be forgotten before a release.
 from __future__ import annotations
 
 import io
+import re
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +24,14 @@ from console import labels
 from store.clock import as_utc, zone
 
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
+# The shapes of engine.planning.explain's words (tests/console/test_explain_words.py holds them to it).
+_HOLIDAY_FIRE = re.compile(r"(?P<holiday>[a-z_]+)-\d{4} (?P<moment>\d{4}-\S+)")
+_DATE_RULE = re.compile(r"(?P<anchor>[a-z_]+\.[a-z_]+)(?P<every> every year)? (?P<offset>[+-]?\d+[dw]) "
+                        r"at (?P<at>\d{1,2}:\d{2})")
+_CLAIM_RULE = re.compile(r"claim settled (?P<offset>[+-]?\d+[dw])")
+_CLAIM_30D = "30 days after a claim settles"
+_OFFSET = re.compile(r"(?P<sign>[+-]?)(?P<n>\d+)(?P<unit>[dw])")
+_NO_CHANNEL = re.compile(r"no consented, reachable channel among (?P<channels>[a-z_, ]+)")
 DOMAIN = "console"
 # AppUser.locale / Customer.locale spelling → catalogue folder name.
 SUPPORTED: dict[str, str] = {"zh-CN": "zh_CN", "en": "en"}
@@ -91,6 +100,47 @@ class Translator:
         except ValueError:
             return text
         return format_datetime(moment, fmt, tzinfo=moment.tzinfo, locale=self.babel_locale)
+
+    def firing(self, text: str | None) -> str:
+        """When a journey next takes a customer in, as explain (engine.planning.explain) words it: a
+        moment, a holiday and its moment, or a date rule (anchor, offset, time, every year)."""
+        if not text:
+            return ""
+        holiday = _HOLIDAY_FIRE.fullmatch(text)
+        if holiday is not None:
+            return f"{self.label('holiday', holiday['holiday'])} {self.moment(holiday['moment'])}"
+        rule = _DATE_RULE.fullmatch(text) or _CLAIM_RULE.fullmatch(text)
+        if rule is not None:
+            parts = rule.groupdict()
+            anchor = self.label("anchor", parts.get("anchor") or "claim.settled_at")
+            when = self.gettext("%(offset)s %(anchor)s", offset=self._offset(parts["offset"]), anchor=anchor)
+            if parts.get("at"):
+                when = self.gettext("%(when)s at %(time)s", when=when, time=parts["at"])
+            return self.gettext("every year, %(when)s", when=when) if parts.get("every") else when
+        if text == _CLAIM_30D:
+            return self.firing("claim settled 30d")
+        return self.moment(text)
+
+    def _offset(self, offset: str) -> str:
+        match = _OFFSET.fullmatch(offset)
+        if match is None:
+            return offset
+        days = int(match["n"]) * (7 if match["unit"] == "w" else 1)
+        if days == 0:
+            return self.gettext("on the day of")
+        key = "%(n)d days before" if match["sign"] == "-" else "%(n)d days after"
+        return self.gettext(key, n=days)
+
+    def reason(self, text: str | None) -> str:
+        """A delivery rule's reason as explain words it; the ones with a known shape in this language."""
+        if not text:
+            return ""
+        channels = _NO_CHANNEL.fullmatch(text)
+        if channels is not None:
+            listed = [self.label("channel", c.strip()) for c in channels["channels"].split(",")]
+            return self.gettext("No consented, reachable channel among %(channels)s", channels="、".join(listed)
+                                if self.locale == "zh-CN" else ", ".join(listed))
+        return text
 
     def day(self, day: date | None, fmt: str = "medium") -> str:
         return format_date(day, fmt, locale=self.babel_locale) if day is not None else ""

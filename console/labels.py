@@ -219,6 +219,27 @@ CLOCKS: dict[str, str] = {
     "business": "Business hours",
 }
 
+# Holidays a journey may anchor on (engine.language.catalogue.HOLIDAYS), as explain names them.
+HOLIDAYS: dict[str, str] = {
+    "new_year": "New Year's Day",
+    "spring_festival": "Spring Festival",
+    "qingming": "Tomb-Sweeping Day",
+    "labour_day": "Labour Day",
+    "dragon_boat": "Dragon Boat Festival",
+    "mid_autumn": "Mid-Autumn Festival",
+    "national_day": "National Day",
+}
+
+# The dates a journey's entry or wait may be anchored on (journeys/README.md), as explain names them.
+ANCHORS: dict[str, str] = {
+    "customer.birthday": "the customer's birthday",
+    "policy.start_date": "the policy's start date",
+    "policy.expiry_date": "the policy's expiry date",
+    "policy.premium_due_date": "the premium due date",
+    "policy.grace_period_end": "the end of the grace period",
+    "claim.settled_at": "a claim's settlement",
+}
+
 # The console's form fields and page parameters, as a refused form names them (console.form_errors).
 FORM_FIELDS: dict[str, str] = {
     "username": "Username",
@@ -266,6 +287,8 @@ TABLES: dict[str, dict[str, str]] = {
     "clock": CLOCKS,
     "rule": RULES,
     "form_field": FORM_FIELDS,
+    "holiday": HOLIDAYS,
+    "anchor": ANCHORS,
 }
 
 

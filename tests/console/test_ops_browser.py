@@ -8,6 +8,7 @@ pictures are made); otherwise to the test's temporary folder, so a test run chan
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -229,5 +230,8 @@ def test_explain_page_shows_one_customers_journeys_and_touches(ops_page: tuple[A
     # An event entry's next firing in words: the event's name, not its code.
     complaint = page.get_by_test_id("explain-journeys").locator("tr", has_text="complaint-response")
     expect(complaint.locator("[data-k=next]")).to_have_text("客户投诉 发生时")
+    # Every next firing in Chinese words: no English, no raw code or ISO time (登录APP: the app's name).
+    for shown in page.get_by_test_id("explain-journeys").locator("[data-k=next]").all_inner_texts():
+        assert not re.search(r"[A-Za-z_]{2,}|T\d\d:", re.sub("(?i)app", "", shown)), shown
     _no_page_scroll(page)
     page.screenshot(path=str(shots / f"ops-explain-{size}.png"), full_page=size == "phone")
