@@ -55,7 +55,8 @@ def _edges(journey: Journey) -> list[list[int]]:
 
 
 def _cycle(start: int, edges: list[list[int]], within: set[int]) -> list[int]:
-    """The shortest walk from ``start`` back to it through steps of ``within`` (empty if none)."""
+    """The shortest walk from ``start`` back to it through steps of ``within`` (empty if none), ending
+    at the step that goes back up the file."""
     came: dict[int, int] = {}
     queue = deque([start])
     while queue:
@@ -65,15 +66,18 @@ def _cycle(start: int, edges: list[list[int]], within: set[int]) -> list[int]:
                 walk = [node]
                 while walk[-1] != start:
                     walk.append(came[walk[-1]])
-                return walk[::-1]
+                walk.reverse()
+                # Told from the step after the last one in the file, whose target goes back: the one that closes it.
+                last = walk.index(max(walk))
+                return walk[last + 1:] + walk[:last + 1]
             if nxt in within and nxt not in came:
                 came[nxt] = node
                 queue.append(nxt)
     return []
 
 
-def _loops(edges: list[list[int]], within: set[int]) -> list[list[int]]:
-    """One cycle per strongly connected group of ``within`` steps, through its first step."""
+def _groups(edges: list[list[int]], within: set[int]) -> list[set[int]]:
+    """The strongly connected groups of ``within`` steps that hold a loop, by their first step."""
     reach: dict[int, set[int]] = {}
     for node in within:
         seen: set[int] = set()
@@ -91,7 +95,7 @@ def _loops(edges: list[list[int]], within: set[int]) -> list[list[int]]:
             continue
         group = {other for other in reach[node] if node in reach[other]}
         done |= group
-        out.append(_cycle(node, edges, group))
+        out.append(group)
     return out
 
 
@@ -104,17 +108,19 @@ def loop_problems(journey: Journey) -> list[tuple[int, str]]:
     edges = _edges(journey)
     out: list[tuple[int, str]] = []
     instant = {i for i, s in enumerate(steps) if not takes_time(s)}
-    for walk in _loops(edges, instant):
+    for group in _groups(edges, instant):
+        walk = _cycle(min(group), edges, group)
         names = " → ".join(steps[i].id for i in [*walk, walk[0]])
         out.append((walk[-1], f"steps {names} loop without a wait: a customer would go round at once, "
                               "without end; put a wait or wait_for in the loop, or leave it"))
     touching = {i for i, s in enumerate(steps) if s.send is not None or s.task is not None or s.webhook is not None}
-    for walk in _loops(edges, set(range(len(steps)))):
-        if instant.issuperset(walk) or not touching.intersection(walk):
+    for group in _groups(edges, set(range(len(steps)))):
+        if not touching & group or group <= instant:  # all instant: said above
             continue
+        again = min(touching & group)
+        walk = _cycle(again, edges, group)
         names = " → ".join(steps[i].id for i in [*walk, walk[0]])
-        again = next(steps[i].id for i in walk if i in touching)
-        out.append((walk[-1], f"steps {names} loop back to {again!r}: a step acts once per entry (its "
-                              "touch or task has one key per customer, journey, step and occurrence), so "
+        out.append((walk[-1], f"steps {names} loop back to {steps[again].id!r}: a step acts once per entry "
+                              "(its touch or task has one key per customer, journey, step and occurrence), so "
                               "the repeat would never be made; write the repeat as its own step"))
     return out
