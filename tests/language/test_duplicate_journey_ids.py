@@ -11,22 +11,11 @@ from sqlmodel import Session
 from engine.language.journey_registry import load_in_force
 from engine.language.validation import validate
 from store.db import get_engine
+from tests.language.test_journey_registry import SHIPPED
 
 ROOT = Path(__file__).resolve().parents[2]
 # A service journey: a new version goes in force at once, so a newcomer that won would show.
-ESTABLISHED = """\
-id: weekly-push
-name: Weekly push
-category: service
-audience:
-  tiers: [silver]
-entry:
-  schedule:
-    cron: "0 10 * * MON"
-steps:
-  - id: push
-    send: {channels: [wechat, sms], template: silver_weekly_push}
-"""
+ESTABLISHED = SHIPPED.replace("category: marketing", "category: service").replace("silver-weekly-push", "weekly-push")
 COPY = ESTABLISHED.replace("0 10 * * MON", "0 10 * * TUE")
 
 
@@ -47,8 +36,9 @@ def test_the_file_in_force_keeps_its_id_and_the_newcomer_is_rejected(db_url: str
 
         # The copy sorts first; it must not take the id over, and the established file's own edits still land.
         _folder(tmp_path, {"aa-copy.yaml": COPY})
-        for name in ("Weekly push", "Push"):
-            (folder / "weekly-push.yaml").write_text(ESTABLISHED.replace("Weekly push", name), encoding="utf-8")
+        for name in ("Silver weekly push", "Silver push"):
+            (folder / "weekly-push.yaml").write_text(ESTABLISHED.replace("Silver weekly push", name),
+                                                     encoding="utf-8")
             second = load_in_force(session, folder)
             session.commit()
             kept = second.journeys["weekly-push"]

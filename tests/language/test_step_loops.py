@@ -21,7 +21,7 @@ from engine.language.journey_model import Journey
 from engine.language.validation import validate_journey_file
 from engine.planning.planner import plan
 from tests.journey_support import journey
-from tests.plan_support import Book, utc, write_templates
+from tests.plan_support import Book, utc, vip_branch, write_templates
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY = '{schedule: {cron: "0 10 * * *"}}'
@@ -35,27 +35,14 @@ PING_PONG = f"""\
     {SEND}
     next: a
 """
-SELF_BRANCH = """\
-  - id: check
-    branch:
-      cases:
-        - when: {field: customer.tier, op: eq, value: silver}
-          goto: check
-      otherwise: exit
-"""
+SELF_BRANCH = vip_branch("check", "check", "exit")
 PAST_ANCHOR = f"""\
   - id: remind
     {SEND}
   - id: hold
     wait: {{until: {{anchor: customer.attributes.renewal_day, offset: 0d}}}}
     next: look
-  - id: look
-    branch:
-      cases:
-        - when: {{field: customer.tier, op: eq, value: silver}}
-          goto: hold
-      otherwise: exit
-"""
+""" + vip_branch("look", "hold", "exit")
 RESEND_DAILY = f"""\
   - id: remind
     {SEND}
@@ -64,32 +51,14 @@ RESEND_DAILY = f"""\
     next: remind
 """
 # The shortest loop through the first step (pause → look → pause) passes no send; the other one does.
-LONG_WAY_ROUND = f"""\
-  - id: pause
-    wait: 1d
-  - id: look
-    branch:
-      cases:
-        - when: {{field: customer.tier, op: eq, value: silver}}
-          goto: pause
-      otherwise: nudge
+LONG_WAY_ROUND = "  - id: pause\n    wait: 1d\n" + vip_branch("look", "pause", "nudge") + f"""\
   - id: nudge
     {SEND}
     next: pause
 """
-# Polling: no touch in the loop, a wait in it: allowed.
-POLL = f"""\
-  - id: ask
-    wait_for: {{event: message.replied, timeout: 1d, on_event: thank, on_timeout: check}}
-  - id: check
-    branch:
-      cases:
-        - when: {{field: customer.tier, op: eq, value: silver}}
-          goto: ask
-      otherwise: thank
-  - id: thank
-    {SEND}
-"""
+# Polling: no touch in the loop, a wait in it: allowed (the book's customers are no VIPs: they get thanked).
+POLL = "  - id: ask\n    wait_for: {event: message.replied, timeout: 1d, on_event: thank, on_timeout: check}\n" \
+    + vip_branch("check", "ask", "thank") + f"  - id: thank\n    {SEND}\n"
 
 # (steps, the closing step's id line, words the message holds; None: accepted)
 CASES: dict[str, tuple[str, str | None, str]] = {
@@ -144,7 +113,7 @@ def step_graphs(draw: st.DrawFn) -> Journey:
         elif kind == "update":
             step["update"] = {"field": "customer.attributes.seen", "value": True}
         elif kind == "branch":
-            step["branch"] = {"cases": [{"when": {"field": "customer.tier", "op": "eq", "value": "gold"},
+            step["branch"] = {"cases": [{"when": {"field": "customer.attributes.vip", "op": "eq", "value": True},
                                          "goto": draw(target)}], "otherwise": draw(target)}
         else:
             step["wait_for"] = {"event": "message.replied", "timeout": "1d", "on_event": draw(target),
@@ -197,8 +166,8 @@ def test_dry_run_and_written_plan_agree_on_touch_keys(sqlite_book: Book) -> None
     book = sqlite_book
     for name, (steps, _marker, _words) in CASES.items():
         book.journey(name.replace(" ", "-"), journey(name.replace(" ", "-"), name, ENTRY, steps))
-    for tier in ("silver", "gold", "gold"):
-        book.customer(tier=tier)
+    for _ in range(3):
+        book.customer()
     result = CliRunner().invoke(build_app(), ["plan", "--from", "2027-03-01T00:00:00+00:00",
                                               "--at", "2027-03-04T00:00:00+00:00", "--json", "--dry-run"])
     assert result.exit_code == 0, result.output
