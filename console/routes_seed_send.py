@@ -11,6 +11,7 @@ from channels.template_files import LOCALES
 from console import csrf
 from console.auth import CurrentUser
 from console.deps import db_url, user_with
+from console.i18n import Translator
 from console.seed_send import (
     SEED_CHANNELS,
     SeedListError,
@@ -52,7 +53,7 @@ def test_send(request: Request, template: Annotated[str, Form(max_length=64)],
         with session_scope(db_url(request)) as session:
             results = send_test(session, user.username, template, channel, locale)
     except SeedListError as exc:
-        return _page(request, user, error=str(exc), form=form, status_code=422)
+        return _page(request, user, error=exc.shown(Translator(user.locale)), form=form, status_code=422)
     return _page(request, user, results=results, form=form)
 
 
@@ -66,7 +67,7 @@ def add(request: Request, name: Annotated[str, Form(max_length=64)],
             add_recipient(session, user.username, name, phone, email, wechat_openid)
         flash(request, "Recipient added to the seed list.", "ok")
     except SeedListError as exc:
-        flash(request, "The recipient could not be added: %(why)s", "error", why=str(exc))
+        flash(request, "The recipient could not be added: %(why)s", "error", why=exc.shown(Translator(user.locale)))
     return redirect(PAGE)
 
 

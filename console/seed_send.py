@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,6 +25,8 @@ from channels.base import OutboundMessage, RenderedMessage, SendResult
 from channels.registry import ChannelNotConfigured, build_adapter
 from channels.template_files import LOCALES, available_templates
 from console.auth import audit
+from console.i18n import Translator
+from console.labels import CHANNELS as CHANNEL_WORDS
 from console.ops_preview import renderer_in_force
 from engine.language.paths import templates_dir
 from engine.language.template_context import sample_context
@@ -57,7 +60,19 @@ class SeedRecipient:
 
 
 class SeedListError(ValueError):
-    pass
+    """Why the seed list or a test send refused: a msgid of the console catalogues and its parameters, so
+    the page says it in the reader's language (``words``: parameters that are msgids themselves)."""
+
+    def __init__(self, message: str, *, words: dict[str, str] | None = None, **params: object) -> None:
+        self.message, self.words, self.params = message, words or {}, params
+        super().__init__(message % {**params, **self.words} if params or words else message)
+
+    def shown(self, t: Translator) -> str:
+        return t(self.message, **self.params, **{k: t(v) for k, v in self.words.items()})
+
+
+def _channel(channel: str) -> dict[str, str]:
+    return {"channel": CHANNEL_WORDS.get(channel, channel)}
 
 
 def seed_list(session: Session) -> list[SeedRecipient]:
@@ -77,21 +92,28 @@ def add_recipient(session: Session, actor: str, name: str, phone_text: str = "",
     """Add a staff member to the seed list; bad input raises SeedListError and stores nothing."""
     name, openid = name.strip()[:64], openid.strip()[:64]
     if not name:
-        raise SeedListError("name: required")
-    try:
-        recipient = SeedRecipient(name, phone(phone_text) if phone_text.strip() else None,
-                                  email(email_text) if email_text.strip() else None, openid or None)
-    except FieldError as exc:
-        raise SeedListError(str(exc)) from None
+        raise SeedListError("Please fill in %(field)s.", words={"field": "Name"})
+    recipient = SeedRecipient(name, _read(phone, phone_text, "Phone"), _read(email, email_text, "Email"),
+                              openid or None)
     if not (recipient.phone or recipient.email or recipient.wechat_openid):
         raise SeedListError("give a phone, an e-mail address or a WeChat openid")
     recipients = seed_list(session)
     if len(recipients) >= MAX_RECIPIENTS:
-        raise SeedListError(f"the seed list holds at most {MAX_RECIPIENTS} recipients")
+        raise SeedListError("the seed list holds at most %(n)d recipients", n=MAX_RECIPIENTS)
     now = utcnow()
     _save(session, [*recipients, recipient], now)
     audit(session, actor, "seed_list_add", "seed_list", SEED_LIST_KEY, recipient.masked(), at=now)
     return recipient
+
+
+def _read(reader: Callable[[str], str], text: str, field: str) -> str | None:
+    """A phone or e-mail cell read by the CSV import's rules; the import's own words name its column."""
+    if not text.strip():
+        return None
+    try:
+        return reader(text)
+    except FieldError:
+        raise SeedListError("%(field)s cannot be read: check what was typed.", words={"field": field}) from None
 
 
 def remove_recipient(session: Session, actor: str, index: int) -> None:
@@ -138,25 +160,28 @@ def send_test(session: Session, actor: str, template: str, channel: str, locale:
               env: Mapping[str, str] | None = None) -> list[TestSendResult]:
     """Send ``template`` to every seed recipient with an address for ``channel``; audited, never a touch."""
     if channel not in SEED_CHANNELS:
-        raise SeedListError(f"channel: one of {', '.join(SEED_CHANNELS)}")
+        raise SeedListError("%(field)s: this value cannot be used.", words={"field": "Channel"})
     if locale not in LOCALES:
-        raise SeedListError(f"locale: one of {', '.join(LOCALES)}")
+        raise SeedListError("%(field)s: this value cannot be used.", words={"field": "Language"})
     if template not in templates():
-        raise SeedListError(f"template: unknown template {template!r}")
+        raise SeedListError("Unknown template %(name)s.", name=template)
     try:
         content = render_test(template, channel, locale)
     except RenderError as exc:
-        raise SeedListError(str(exc)) from None
+        # The template's own error names its file and line; it stays as written.
+        raise SeedListError("The template could not be rendered: %(detail)s", detail=str(exc)) from None
     recipients = [r for r in seed_list(session) if r.address(channel)]
     if not recipients:
-        raise SeedListError(f"no seed recipient has an address for {channel}")
+        raise SeedListError("no seed recipient has an address for %(channel)s", words=_channel(channel))
     batch = uuid.uuid4().hex[:12]
     messages = [OutboundMessage(touch_id=0, touch_key=f"test-{batch}-{i}", to=r.address(channel) or "",
                                 content=content) for i, r in enumerate(recipients)]
     try:
         sent = asyncio.run(_send(channel, messages, env))
     except ChannelNotConfigured as exc:
-        raise SeedListError(f"{channel} is not configured: {exc}") from None
+        settings = ", ".join(re.findall(r"\b[A-Z][A-Z0-9_]{2,}\b", str(exc))) or str(exc)
+        raise SeedListError("%(channel)s is not configured on this server: set %(settings)s",
+                            words=_channel(channel), settings=settings) from None
     results = [TestSendResult(r.name, s.ok, (s.provider_message_id or "") if s.ok else
                               (s.error_reason or s.error_code or "failed"))
                for r, s in zip(recipients, sent, strict=True)]
