@@ -286,6 +286,7 @@ def check_product(left: int, right: int) -> None:
 # A printf field (``%-08.3f``, ``%(name)*d``) and the numbers in a ``str.format`` spec.
 _PERCENT_FIELD = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?([a-zA-Z%])")
 _DIGITS = re.compile(r"\d+")
+_WIDE_FIELD = re.compile(r"\d{4}|\*")
 _BRACE_FIELD = re.compile(r"\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}")
 
 
@@ -314,6 +315,10 @@ def format_values(args: Any) -> list[Any]:
 
 def check_percent_format(template: str, values: list[Any]) -> None:
     """``'%0999999999d' % 1`` and ``|format``: refused before the padding is allocated."""
+    if len(template) <= 100 and not _WIDE_FIELD.search(template):
+        # Widths under 1,000 in a short format (``'%.2f'``): the result is linear in the values, and
+        # the operator's result check bounds it.
+        return
     longest, number = _widest(values)
     predicted = len(template)
     for match in _PERCENT_FIELD.finditer(template):
@@ -417,22 +422,22 @@ def bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     The wrapper always takes the render's context (to charge the work) and hands the filter what it
     asked for (context, evaluation context, environment or nothing), so every Jinja filter keeps working.
     """
-    wants = getattr(func, "jinja_pass_arg", None)
-    wants_name = getattr(wants, "name", None)
+    wants = getattr(getattr(func, "jinja_pass_arg", None), "name", None)
+    first: Callable[[Any], tuple[Any, ...]] = {
+        "context": lambda context: (context,),
+        "eval_context": lambda context: (context.eval_ctx,),
+        "environment": lambda context: (context.environment,),
+    }.get(wants or "", lambda context: ())
+    # Only the filters with a width, count or size argument are checked before they run (cheaper).
+    checks = name in _SIZED_BY_ARGUMENT or name == "format"
+    what = f"filter {name!r}"
 
     def filtered(context: Any, *args: Any, **kwargs: Any) -> Any:
-        args = check_filter(name, args, kwargs)
-        work(context.eval_ctx, size_of(args[0]) if args else 0, f"filter {name!r}")
-        if wants_name == "context":
-            result = func(context, *args, **kwargs)
-        elif wants_name == "eval_context":
-            result = func(context.eval_ctx, *args, **kwargs)
-        elif wants_name == "environment":
-            result = func(context.environment, *args, **kwargs)
-        else:
-            result = func(*args, **kwargs)
-        work(context.eval_ctx, size_of(result), f"filter {name!r}")
-        return checked(result, f"filter {name!r}")
+        if checks:
+            args = check_filter(name, args, kwargs)
+        result = func(*first(context), *args, **kwargs)
+        work(context.eval_ctx, size_of(result) + (size_of(args[0]) if args else 0), what)
+        return checked(result, what)
 
     filtered.__name__ = getattr(func, "__name__", name)
     filtered.__doc__ = func.__doc__
