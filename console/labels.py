@@ -270,6 +270,24 @@ FORM_FIELDS: dict[str, str] = {
     "csrf_token": "Security token",
 }
 
+# Keys of audit log details (console.auth.audit callers), as /admin/audit shows them.
+AUDIT_KEYS: dict[str, str] = {
+    "task_id": "Task",
+    "fields": "Fields shown",
+    "role": "Role",
+    "outcome": "Outcome",
+    "before": "Before",
+    "after": "After",
+    "created": "Created",
+    "channel": "Channel",
+    "locale": "Language",
+    "known": "Known user",
+    "until": "Until",
+    "failures": "Failures",
+    "recipients": "Recipients",
+    "sent": "Sent",
+}
+
 TABLES: dict[str, dict[str, str]] = {
     "tier": TIERS,
     "outcome": OUTCOMES,
@@ -289,6 +307,7 @@ TABLES: dict[str, dict[str, str]] = {
     "form_field": FORM_FIELDS,
     "holiday": HOLIDAYS,
     "anchor": ANCHORS,
+    "audit_key": AUDIT_KEYS,
 }
 
 

@@ -12,7 +12,8 @@ from sqlmodel import col, select
 from console import csrf, tasks, usernames
 from console.auth import audit, clock_of, create_user
 from console.deps import db_url, user_with
-from console.i18n import SUPPORTED
+from console.i18n import SUPPORTED, Translator
+from console.labels import AUDIT_KEYS, FORM_FIELDS
 from console.web import flash, redirect, render
 from engine.language.settings_model import SKILLS
 from store.db import session_scope
@@ -112,8 +113,15 @@ def _shown(text: str, limit: int) -> str:
     return mask_text(text)[:limit]
 
 
-def _value(value: object) -> str:
-    return "/".join(map(str, value)) if isinstance(value, list) else str(value)
+def _detail(t: Translator, detail: dict[str, Any]) -> str:
+    """An audit detail in the reader's words: known keys and field names translated, the rest as written."""
+    def word(value: object) -> str:
+        return t.label("form_field", value) if isinstance(value, str) and value in FORM_FIELDS else str(value)
+
+    def shown(value: object) -> str:
+        return "/".join(map(word, value)) if isinstance(value, list) else word(value)
+
+    return ", ".join(f"{t(AUDIT_KEYS[k]) if k in AUDIT_KEYS else k}: {shown(v)}" for k, v in detail.items())
 
 
 @router.get("/admin/audit", response_class=HTMLResponse)
@@ -133,12 +141,13 @@ def audit_page(request: Request, kind: str = "unmasking", actor: Annotated[str, 
     if actor:
         stmt = stmt.where(AuditLog.actor == actor)
     entries: list[dict[str, Any]] = []
+    t = Translator(admin.locale)
     with session_scope(url) as session:
         for row in session.exec(stmt.order_by(col(AuditLog.at).desc(), col(AuditLog.id).desc()).limit(AUDIT_PAGE_ROWS)):
             entries.append({
                 "at": row.at, "actor": row.actor, "shown_actor": _shown(row.actor, 64), "action": row.action,
                 "target": _shown(f"{row.target_type} {row.target_id}", 100),
-                "detail": _shown(", ".join(f"{k}={_value(v)}" for k, v in (row.detail or {}).items()), 300),
+                "detail": _shown(_detail(t, row.detail or {}), 300),
                 "unmasking": row.action in UNMASKING_ACTIONS, "flagged": row.actor in flagged,
             })
     return render(request, "admin_audit.html", admin, entries=entries, bursts=bursts, policy=policy, kind=kind,
