@@ -44,13 +44,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from engine.language.journey_model import Journey
 from engine.language.paths import config_dir
 from engine.language.problems import Problem, load_config, parse_model
+from engine.language.settings_model import ReviewConfig
 from engine.language.validation import LoadedJourney
 from engine.language.yaml_lines import load_located
 from store.clock import utcnow
@@ -63,16 +63,6 @@ MAX_COMMENT = 500
 version_t: sa.Table = JourneyVersion.__table__  # type: ignore[attr-defined]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class ReviewConfig(BaseModel):
-    """``config/review.yaml``: which journey categories need approval before a change goes in force."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    categories: dict[str, bool] = {"marketing": True, "service": False}
-
-    def required(self, category: str) -> bool:
-        return self.categories.get(category, True)
 
 
 class ReviewConfigError(ValueError):
