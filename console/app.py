@@ -35,7 +35,7 @@ from console.auth import NotAuthenticated
 from console.config import ConsoleSettings
 from console.desk_schedule import DeskTimer
 from console.i18n import SUPPORTED, translations
-from console.limits import BodyLimits, RequestLimitsMiddleware
+from console.limits import BodyLimits, PageRefusal, RequestLimitsMiddleware
 from console.tasks import TaskError
 from console.throttle import LoginLimits
 from console.web import flash, render
@@ -152,7 +152,7 @@ class UnexpectedErrorMiddleware:
     cannot be answered again, so it is re-raised and the connection is closed as it must be.
     """
 
-    def __init__(self, app: ASGIApp, *, page: Callable[[Request, int], Response]) -> None:
+    def __init__(self, app: ASGIApp, *, page: PageRefusal) -> None:
         self.app = app
         self.page = page
 

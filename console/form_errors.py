@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from starlette.routing import Match
 
 from console.labels import FORM_FIELDS, humanised
+from console.limits import PageRefusal
 from console.web import flash, redirect, safe_next
 
 MACHINE_PREFIXES = ("/api/", "/hooks/")
@@ -43,7 +44,7 @@ def field_of(loc: Sequence[Any]) -> str:
     return names[0] if names else ""
 
 
-def refused(request: Request, errors: Iterable[Mapping[str, Any]], render_page: Any) -> Response:
+def refused(request: Request, errors: Iterable[Mapping[str, Any]], render_page: PageRefusal) -> Response:
     """Flash one message per field at fault; back to the form's page, or the error page for a GET."""
     seen: set[str] = set()
     for error in errors:
