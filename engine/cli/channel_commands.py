@@ -102,8 +102,10 @@ def preview_command(
             address = {"sms": mask_phone(row.phone), "email": mask_email(row.email),
                        "wechat": "openid on file" if row.wechat_openid else ""}.get(kind, "")
             out.print(f"\n── {kind}" + (f" → {address}" if address else ""), markup=False)
+            # Masked in the data itself: masking the rendered text missed what a filter re-encodes
+            # ({{ customer|tojson }} showed the name as \u escapes).
             context = build_context(session, row, channel=kind if kind != "task" else None, event=event_row,
-                                    policy=policy_row, claim=claim_row)
+                                    policy=policy_row, claim=claim_row, masked=True)
             if kind == "task":
                 from console.scripts import with_claim_of_event
 

@@ -68,8 +68,6 @@ def test_a_masked_context_carries_no_name_or_contact_detail_so_no_filter_shows_o
         assert "伟" not in repr(decoded) and "伟" not in shown and "\\u4f1f" not in shown, (name, shown)
 
 
-@pytest.mark.xfail(strict=True, reason="journeys preview (engine/cli/channel_commands.py) must call build_context "
-                                       "with masked=True; that file is not this change's")
 def test_journeys_preview_shows_no_encoded_name(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _customer_with_policies(db_url)
     monkeypatch.setenv("JOURNEYS_DATABASE_URL", db_url)
