@@ -1,15 +1,15 @@
 """``config/webhooks.yaml``: the systems a journey's ``webhook`` step may call (``channels.webhook``).
 
-Kept apart from the HTTP client so that validating journeys reads it without loading one.
+Kept apart from the HTTP client so that validating journeys reads it without loading one. The file
+is read like every other settings file, by ``engine.language.webhook_config`` (YAML bounded, aliases
+refused, problems at file:line): ``channels`` may import only ``store``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 EnvName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
 
@@ -31,23 +31,3 @@ class WebhooksConfig(BaseModel):
 
 class WebhookConfigError(ValueError):
     pass
-
-
-def load_webhooks(path: Path) -> WebhooksConfig:
-    """``config/webhooks.yaml``; a missing file declares no target. Raises ``WebhookConfigError``
-    naming the file (and the line of the YAML error)."""
-    if not path.is_file():
-        return WebhooksConfig()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return WebhooksConfig.model_validate(data)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise WebhookConfigError(f"{path.name}{line}: {exc}") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise WebhookConfigError(f"{path.name}: {where}: {first['msg']}") from None
-
-

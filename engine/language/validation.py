@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from channels.template_files import available_templates, missing_files
-from channels.webhook_targets import WebhookConfigError, load_webhooks
+from channels.webhook_targets import WebhookConfigError
 from engine.language import catalogue, journey_model
 from engine.language.authoring_checks import loop_problems, nearest, unknown_queue, wait_anchor_problem
 from engine.language.event_types import load_event_types
@@ -38,6 +38,7 @@ from engine.language.settings_model import DeliveryConfig, QueuesConfig, ReviewC
 from engine.language.task_script_check import check_task_scripts
 from engine.language.template_check import check_template_syntax, check_templates
 from engine.language.template_scope import check_template_scopes
+from engine.language.webhook_config import load_webhooks, webhook_problems
 from engine.language.work_calendar import load_work_calendar
 from engine.language.yaml_lines import LocatedDocument, Path_, Position, load_located
 from store.models import TIERS
@@ -151,7 +152,7 @@ def _warn_optional_fields(ctx: _Context, cond: Condition | None, path: Path_) ->
 def _webhook_targets() -> tuple[str, ...]:
     """The targets config/webhooks.yaml declares (none when it is unreadable: validate reports that)."""
     try:
-        return tuple(load_webhooks(config_dir() / "webhooks.yaml").targets)
+        return tuple(load_webhooks().targets)
     except WebhookConfigError:
         return ()
 
@@ -406,6 +407,7 @@ def validate(
     report.problems.extend(problems)
     # Which categories need review (optional: without the file, marketing does).
     report.problems.extend(load_config(ReviewConfig, config_dir() / "review.yaml", optional=True)[1])
+    report.problems.extend(webhook_problems())
     # The desk's queues (optional: without the file every queue has the defaults).
     queues_path = config_dir() / "queues.yaml"
     queues = None

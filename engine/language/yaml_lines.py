@@ -98,7 +98,7 @@ def _check_shape(text: str) -> None:
     # nested brackets, the C one milliseconds; both report the same marks.
     for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
         if isinstance(event, yaml.AliasEvent):
-            raise YamlError(f"YAML aliases (*{event.anchor}) are not supported in journey files; "
+            raise YamlError(f"YAML aliases (*{event.anchor}) are not supported; "
                             "write the value out", _pos(event))
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
@@ -184,7 +184,7 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, doc: LocatedDo
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                raise YamlError("YAML merge keys (<<) are not supported in journey files", _pos(key_node))
+                raise YamlError("YAML merge keys (<<) are not supported", _pos(key_node))
             if not isinstance(key_node, yaml.ScalarNode):
                 raise YamlError("mapping keys must be plain scalars", _pos(key_node))
             key = _scalar(loader, key_node, "YAML key")

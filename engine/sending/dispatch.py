@@ -511,10 +511,9 @@ def webhook_adapter(outbox_dir: str | None = None) -> ChannelAdapter | None:
 
     from channels.outbox import OutboxAdapter
     from channels.webhook import WebhookAdapter, endpoints_from_env
-    from channels.webhook_targets import load_webhooks
-    from engine.language.paths import config_dir
+    from engine.language.webhook_config import load_webhooks
 
-    endpoints = endpoints_from_env(load_webhooks(config_dir() / "webhooks.yaml"))
+    endpoints = endpoints_from_env(load_webhooks())
     if endpoints:
         return WebhookAdapter(endpoints)
     return OutboxAdapter(Path(outbox_dir) / f"{WEBHOOK_CHANNEL}.jsonl", WEBHOOK_CHANNEL) if outbox_dir else None

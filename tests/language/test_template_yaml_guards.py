@@ -90,3 +90,29 @@ def test_an_edited_meta_yaml_is_read_again_even_with_its_file_time_unchanged(tmp
                     encoding="utf-8")
     os.utime(meta, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert renderer.render("t", "sms", sample_context(), "zh-CN").text == "您好回复TD退订"
+
+
+def test_webhooks_yaml_with_aliases_or_bad_targets_is_a_validate_problem(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """config/webhooks.yaml was read with a plain yaml.safe_load, and ``journeys validate`` said nothing
+    of a broken one; it is now read like the other settings files and reported at its line."""
+    import shutil
+
+    from engine.language.validation import validate
+    from engine.language.webhook_config import load_webhooks, webhook_problems
+
+    config = tmp_path / "config"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "config", config)
+    monkeypatch.setenv("JOURNEYS_CONFIG_DIR", str(config))
+    webhooks = config / "webhooks.yaml"
+    webhooks.write_text(laughs("targets: {}"), encoding="utf-8")
+    started = time.perf_counter()
+    [problem] = webhook_problems()
+    assert (problem.path.endswith("webhooks.yaml"), problem.line, "aliases" in problem.message) == (True, 3, True)
+    _quick(started)
+    webhooks.write_text("targets:\n  crm: {url_env: crm_url, secret_env: CRM_SECRET}\n", encoding="utf-8")
+    report = validate([Path(__file__).resolve().parents[2] / "journeys"])
+    assert any(p.path.endswith("webhooks.yaml") and p.line == 2 and "url_env" in p.message
+               for p in report.problems), report.problems
+    webhooks.write_text("targets:\n  crm: {url_env: CRM_URL, secret_env: CRM_SECRET}\n", encoding="utf-8")
+    assert list(load_webhooks().targets) == ["crm"] and webhook_problems() == []
