@@ -83,6 +83,7 @@ VALIDATOR_MODULES: tuple[str, ...] = (
     "engine.language.templates",
     "engine.language.validation",
     "engine.language.validation_cache",
+    "engine.language.webhook_config",
     "engine.language.work_calendar",
     "engine.language.yaml_lines",
     "store",
