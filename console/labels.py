@@ -243,7 +243,7 @@ ANCHORS: dict[str, str] = {
 # The console's form fields and page parameters, as a refused form names them (console.form_errors).
 FORM_FIELDS: dict[str, str] = {
     "username": "Username",
-    "password": "Password",
+    "password": "Password",  # nosec B105 # a form label, not a password
     "display_name": "Display name",
     "role": "Role",
     "team": "Team",
@@ -267,7 +267,7 @@ FORM_FIELDS: dict[str, str] = {
     "next": "Return address",
     "customer": "Customer",
     "actor": "User",
-    "csrf_token": "Security token",
+    "csrf_token": "Security token",  # nosec B105 # a form label, not a token
 }
 
 # Keys of audit log details (console.auth.audit callers), as /admin/audit shows them.

@@ -1,5 +1,6 @@
 """Fuzzing the CSV importer: random files mixing good and bad rows (and blank lines, quoted
-multi-line names, short rows, repeated ids) across chunk boundaries. Every bad row is reported
+multi-line names, which a name may not hold and which move every later row's line, short rows,
+repeated ids) across chunk boundaries. Every bad row is reported
 with the line it starts on, every good row is imported, and nothing else changes."""
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from store.importing import import_csv
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 HEADER = ["external_id", "name", "phone", "email", "birthday", "tier"]
-GOOD_KINDS = ["good", "good_multiline", "good_minimal"]
+GOOD_KINDS = ["good", "good_minimal"]
 BAD_KINDS = ["bad_phone", "bad_email", "empty_name", "bad_birthday", "future_birthday", "bad_tier", "short_row",
-             "long_row", "repeat_id", "long_name"]
+             "long_row", "repeat_id", "long_name", "multiline_name"]
 stats: Counter[str] = Counter()
 _file_numbers = itertools.count()
 
@@ -53,7 +54,7 @@ def _row(kind: str, ext: str, n: int, earlier_good: list[str]) -> list[str]:
     if kind in ONE_BAD_FIELD:
         index, value = ONE_BAD_FIELD[kind]
         good[index] = value
-    elif kind == "good_multiline":
+    elif kind == "multiline_name":
         good[1] = f"王\n{n}"
     elif kind == "good_minimal":
         good[2:] = ["", "", "", ""]
