@@ -106,3 +106,17 @@ def test_journeys_plan_says_whom_it_left_out_and_exits_1(book: Book) -> None:
     assert (f"error: customer id {bad}: OverflowError: date value out of range (left out of this run; "
             "the next run tries again)") in " ".join(result.output.split())
     assert "written: " in result.output and _planned(book.url)
+
+
+def test_a_slices_report_of_whom_it_left_out_reaches_the_run(book: Book) -> None:
+    """Scaled out, each Prefect slice hands its counts back as JSON (``engine.runtime.plan_slices``);
+    the customers it left out travel with them and add up in the run's result."""
+    from engine.runtime.plan_slices import result_from_json, result_json
+
+    _ids, bad = _book(book, poison=True)
+    sliced = plan(AT, start=utc(2026, 11, 23), url=book.url, chunk=7)
+    back = result_from_json(result_json(sliced), sliced.start, sliced.end, sliced.dry_run)
+    assert back.failed_customers == sliced.failed_customers and len(back.failed_customers) == 1
+    total = result_from_json("{}", sliced.start, sliced.end, sliced.dry_run)
+    total.merge(back)
+    assert list(total.failed_customers) == [f"customer id {bad}: OverflowError: date value out of range"]
