@@ -18,7 +18,7 @@ security review): every Jinja environment for message templates and call scripts
 ``jinja_environment``, and every one is a ``TemplateSandbox`` (Jinja's immutable sandbox: no
 attribute starting with ``_``, no methods that change data, no way from ``lipsum`` or
 ``cycler`` to ``os``). Its globals are data helpers only, and what one render may cost is
-bounded (the section "what one render may cost" below): loop iterations, ranges and repetitions per
+bounded (``engine.language.render_bounds``): loop iterations, ranges and repetitions per
 render, the size of every value a template builds, and the work its filters and methods do;
 powers are small, and a message longer than ``MAX_OUTPUT`` is an error. Template YAML files
 (``meta.yaml``, WeChat fields) are read with the journey files' guards (``yaml_lines``).
@@ -30,8 +30,7 @@ import html as html_lib
 import json
 import re
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextvars import ContextVar, Token
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
@@ -53,6 +52,26 @@ from channels.sms_segments import sms_length
 from channels.template_files import FILE_FOR, template_file
 from engine.language.paths import delivery_config_path
 from engine.language.problems import load_config
+from engine.language.render_bounds import (
+    MAX_EXPONENT,
+    MAX_OUTPUT,
+    begin_render,
+    bounded_filter,
+    check_brace_format,
+    check_numbers,
+    check_percent_format,
+    check_product,
+    check_str_method,
+    checked,
+    counted,
+    counted_loop,
+    end_render,
+    format_values,
+    safe_range,
+    size_of,
+    spend,
+    work,
+)
 from engine.language.settings_model import DeliveryConfig
 from engine.language.template_context import DEFAULT_LOCALE, TemplateContext, resolve_locale
 from engine.language.yaml_lines import YamlError, load_located
@@ -179,289 +198,6 @@ def _money_filter(ctx: Any, value: Any, currency: str = "CNY") -> str:
     return str(format_currency(value, currency, locale=locale))
 
 
-MAX_OUTPUT = 100_000  # characters; the longest real message (an e-mail) is a few thousand
-MAX_EXPONENT = 64
-
-
-# --- what one render may cost ---------------------------------------------------------------------
-# What one template render may cost: the bounds ``templates.TemplateSandbox`` applies.
-#
-# Templates are untrusted (written by marketing ops), so a template must not be able to hang
-# ``journeys validate``, a preview or a dispatch batch, nor take the machine's memory. Three
-# bounds, each refused with a ``SecurityError`` the renderer reports at the template's line:
-#
-# - **Items per render** (``MAX_ITEMS``): every loop iteration (nested loops count each inner
-#   pass), every ``range`` item and every repeated item (``"x" * n``) is charged to the render,
-#   so nesting cannot multiply its way past the bound.
-# - **Size of any value** (``MAX_VALUE`` characters or items, ``MAX_INT_BITS`` for a whole
-#   number): checked *before* an operation whose result grows with an argument (a width, a
-#   count, a format field's width, a replacement, a join) and after any other that builds a
-#   string or list, so no intermediate value is ever much larger than the bound.
-# - **Work per render** (``MAX_WORK``): what filters and string methods read and build, so a
-#   loop over a long text cannot redo linear work on it a hundred thousand times.
-
-MAX_VALUE = 100_000  # characters or items; the longest real message (an e-mail) is a few thousand
-MAX_ITEMS = 100_000  # loop iterations, range items and repetitions in one render
-MAX_WORK = 1_000_000  # characters and items filters and string methods go through in one render
-MAX_INT_BITS = 4_096  # a 64-bit number to the power 64; money and counts need a few dozen
-
-_SIZED = (str, list, tuple, dict)
-
-
-class _Spent:
-    """What one render has spent so far."""
-
-    items_spent = 0
-    work_spent = 0
-
-
-# The render under way in this thread (``collect_bounded`` sets it). A macro of an imported template
-# runs in that template's own context, which Jinja caches across renders: charged there, its loops
-# would fill a budget no render owns. Without a render under way, the evaluation context is charged.
-_render: ContextVar[_Spent | None] = ContextVar("template_render", default=None)
-
-
-def begin_render() -> Token[_Spent | None]:
-    return _render.set(_Spent())
-
-
-def end_render(token: Token[_Spent | None]) -> None:
-    _render.reset(token)
-
-
-def spend(eval_ctx: Any, amount: int, what: str) -> None:
-    """Charge ``amount`` items to the render."""
-    owner = _render.get() or eval_ctx
-    spent = getattr(owner, "items_spent", 0) + amount
-    if spent > MAX_ITEMS:
-        raise SecurityError(f"{what} would take this render past {MAX_ITEMS:,} items (loop iterations, range "
-                            "items and repetitions, nested loops counting every inner pass)")
-    owner.items_spent = spent
-
-
-def work(eval_ctx: Any, amount: int, what: str) -> None:
-    """Charge ``amount`` characters or items read or built by a filter or method to the render."""
-    owner = _render.get() or eval_ctx
-    spent = getattr(owner, "work_spent", 0) + amount
-    if spent > MAX_WORK:
-        raise SecurityError(f"{what} would take this render past {MAX_WORK:,} characters processed")
-    owner.work_spent = spent
-
-
-def size_of(value: Any) -> int:
-    return len(value) if isinstance(value, _SIZED) else 0
-
-
-def checked(value: Any, what: str) -> Any:
-    """``value`` if it is within the size bounds, else a SecurityError naming ``what`` made it."""
-    if isinstance(value, _SIZED):
-        if len(value) > MAX_VALUE:
-            raise SecurityError(f"{what} makes a value of {len(value):,} characters or items, "
-                                f"over the {MAX_VALUE:,} limit")
-    elif isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
-        raise SecurityError(f"{what} makes a number over the {MAX_INT_BITS:,}-bit limit")
-    return value
-
-
-def refuse_over(predicted: int, what: str) -> None:
-    """Refuse an operation before it runs when its result would be over ``MAX_VALUE``."""
-    if predicted > MAX_VALUE:
-        raise SecurityError(f"{what} would make a value of {predicted:,} characters, over the {MAX_VALUE:,} limit")
-
-
-def check_numbers(args: Iterable[Any], what: str) -> None:
-    """Width, count and size arguments: none over ``MAX_VALUE`` (``ljust(999999999)``, ``to_bytes``)."""
-    for arg in args:
-        if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_VALUE:
-            raise SecurityError(f"{what}: argument {arg:,} is over the {MAX_VALUE:,} limit for widths, "
-                                "counts and sizes")
-
-
-def check_product(left: int, right: int) -> None:
-    """Whole numbers multiplied: refused before the product would pass ``MAX_INT_BITS`` (repeated squaring)."""
-    if left.bit_length() + right.bit_length() > MAX_INT_BITS:
-        raise SecurityError(f"multiplication would make a number over the {MAX_INT_BITS:,}-bit limit")
-
-
-# A printf field (``%-08.3f``, ``%(name)*d``) and the numbers in a ``str.format`` spec.
-_PERCENT_FIELD = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?([a-zA-Z%])")
-_DIGITS = re.compile(r"\d+")
-_WIDE_FIELD = re.compile(r"\d{4}|\*")
-_BRACE_FIELD = re.compile(r"\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}")
-
-
-def _widest(values: Iterable[Any]) -> tuple[int, int]:
-    """The longest text among the values formatted, and the largest whole number (for ``*`` widths)."""
-    longest = number = 0
-    for value in values:
-        if isinstance(value, str):
-            longest = max(longest, len(value))
-        elif isinstance(value, int) and not isinstance(value, bool):
-            number = max(number, abs(value))
-            longest = max(longest, value.bit_length() // 3 + 2)
-        else:
-            longest = max(longest, 64)
-    return longest, number
-
-
-def format_values(args: Any) -> list[Any]:
-    """What a ``%`` or ``format`` right-hand side supplies: a tuple's items, a mapping's values, or itself."""
-    if isinstance(args, tuple | list):
-        return list(args)
-    if isinstance(args, Mapping):
-        return list(args.values())
-    return [args]
-
-
-def check_percent_format(template: str, values: list[Any]) -> None:
-    """``'%0999999999d' % 1`` and ``|format``: refused before the padding is allocated."""
-    if len(template) <= 100 and not _WIDE_FIELD.search(template):
-        # Widths under 1,000 in a short format (``'%.2f'``): the result is linear in the values, and
-        # the operator's result check bounds it.
-        return
-    longest, number = _widest(values)
-    predicted = len(template)
-    for match in _PERCENT_FIELD.finditer(template):
-        for part in match.group(1, 2):
-            predicted += number if part == "*" else int(part) if part else 0
-        predicted += longest if match.group(3) != "%" else 0
-    refuse_over(predicted, "a % format")
-
-
-def check_brace_format(template: str, values: list[Any]) -> None:
-    """``'{0:>999999999}'.format(1)``: each field's widths (a nested ``{}`` one at the largest number given)."""
-    longest, number = _widest(values)
-    predicted = len(template)
-    for match in _BRACE_FIELD.finditer(template):
-        spec = match.group(0)
-        predicted += longest + sum(int(d) for d in _DIGITS.findall(spec.partition(":")[2]))
-        predicted += number * spec.count("{", 1)
-    refuse_over(predicted, "str.format")
-
-
-def check_replace(text: str, old: Any, new: Any, count: Any = -1) -> None:
-    """``s.replace('', big)`` multiplies: the result's size, before it is built."""
-    if not isinstance(old, str) or not isinstance(new, str):
-        return
-    found = text.count(old) if old else len(text) + 1
-    if isinstance(count, int) and count >= 0:
-        found = min(found, count)
-    refuse_over(len(text) + found * max(len(new) - len(old), 0), "replace")
-
-
-def check_join(separator: str, items: list[Any]) -> None:
-    total = len(separator) * max(len(items) - 1, 0)
-    for item in items:
-        total += len(item) if isinstance(item, str) else 24
-    refuse_over(total, "join")
-
-
-def materialised(items: Any) -> Any:
-    """A one-pass iterable (a ``map`` or ``select``) as a list, so a join's size can be known first."""
-    if isinstance(items, _SIZED) or not isinstance(items, Iterable):
-        return items
-    return list(items)
-
-
-def check_str_method(text: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
-    """Size checks for the string methods whose result grows with an argument; returns the args to call
-    with (a join's one-pass iterable made a list, as it is measured)."""
-    if name == "replace" and len(args) >= 2:
-        check_replace(text, *args[:3])
-    elif name == "join" and args:
-        args = (materialised(args[0]), *args[1:])
-        if isinstance(args[0], _SIZED):
-            check_join(text, list(args[0]))
-    elif name == "expandtabs":
-        size = args[0] if args else kwargs.get("tabsize", 8)
-        if isinstance(size, int):
-            refuse_over(len(text) + text.count("\t") * size, "expandtabs")
-    elif name in ("center", "ljust", "rjust", "zfill") and args and isinstance(args[0], int):
-        refuse_over(args[0], name)
-    return args
-
-
-# Filters with a width, count or length argument (``format``'s arguments are data, checked as a format).
-_SIZED_BY_ARGUMENT = frozenset({"center", "indent", "wordwrap", "truncate", "batch", "slice", "replace", "join"})
-
-
-def check_filter(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
-    """Size checks for the filters whose result grows with an argument (``args[0]`` is the value filtered);
-    returns the args to call with (a join's one-pass iterable made a list)."""
-    if name in _SIZED_BY_ARGUMENT:
-        check_numbers((*args[1:], *kwargs.values()), f"filter {name!r}")
-    value = args[0] if args else None
-    if name == "join" and args:
-        args = (materialised(value), *args[1:])
-        separator = args[1] if len(args) > 1 else kwargs.get("d", "")
-        if isinstance(args[0], _SIZED) and isinstance(separator, str) and not kwargs.get("attribute"):
-            check_join(separator, list(args[0]))
-    elif not isinstance(value, str):
-        return args
-    elif name == "indent":
-        width = args[1] if len(args) > 1 else kwargs.get("width", 4)
-        per_line = len(width) if isinstance(width, str) else width if isinstance(width, int) else 0
-        refuse_over(len(value) + (value.count("\n") + 1) * per_line, "filter 'indent'")
-    elif name == "wordwrap":
-        width = args[1] if len(args) > 1 else kwargs.get("width", 79)
-        wrap = args[3] if len(args) > 3 else kwargs.get("wrapstring") or "\n"
-        lines = len(value) // max(width if isinstance(width, int) else 1, 1) + value.count(" ") + 1
-        refuse_over(len(value) + lines * len(str(wrap)), "filter 'wordwrap'")
-    elif name == "replace" and len(args) >= 3:
-        check_replace(value, *args[1:4])
-    elif name == "format":
-        check_percent_format(value, format_values(kwargs or args[1:]))
-    elif name == "center":
-        refuse_over(args[1] if len(args) > 1 and isinstance(args[1], int) else 0, "filter 'center'")
-    return args
-
-
-def bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
-    """``func`` with its size checks (``check_filter``), its reads charged as work, its result's size checked.
-
-    The wrapper always takes the render's context (to charge the work) and hands the filter what it
-    asked for (context, evaluation context, environment or nothing), so every Jinja filter keeps working.
-    """
-    wants = getattr(getattr(func, "jinja_pass_arg", None), "name", None)
-    first: Callable[[Any], tuple[Any, ...]] = {
-        "context": lambda context: (context,),
-        "eval_context": lambda context: (context.eval_ctx,),
-        "environment": lambda context: (context.environment,),
-    }.get(wants or "", lambda context: ())
-    # Only the filters with a width, count or size argument are checked before they run (cheaper).
-    checks = name in _SIZED_BY_ARGUMENT or name == "format"
-    what = f"filter {name!r}"
-
-    def filtered(context: Any, *args: Any, **kwargs: Any) -> Any:
-        if checks:
-            args = check_filter(name, args, kwargs)
-        result = func(*first(context), *args, **kwargs)
-        work(context.eval_ctx, size_of(result) + (size_of(args[0]) if args else 0), what)
-        return checked(result, what)
-
-    filtered.__name__ = getattr(func, "__name__", name)
-    filtered.__doc__ = func.__doc__
-    return jinja2.pass_context(filtered)
-
-
-def counted(eval_ctx: Any, iterable: Any) -> Any:
-    """What a ``{% for %}`` (or a recursive ``loop(...)``) goes through, every iteration charged to the render.
-
-    A sized iterable is charged whole on entry (a Jinja loop has no ``break``), which costs nothing
-    per iteration; a one-pass one (``map``, ``select``) is charged as it goes."""
-    try:
-        size = len(iterable)
-    except TypeError:
-        return _charged(eval_ctx, iterable)
-    spend(eval_ctx, size, "a loop")
-    return iterable
-
-
-def _charged(eval_ctx: Any, iterable: Iterable[Any]) -> Iterator[Any]:
-    for item in iterable:
-        spend(eval_ctx, 1, "a loop")
-        yield item
-
 # Globals a message template may use; Jinja's defaults also offer lipsum, cycler and joiner,
 # which nothing here needs and which were the reviewer's way in.
 SAFE_GLOBALS = ("range", "dict", "namespace")
@@ -479,7 +215,7 @@ class _BoundedCodeGenerator(CodeGenerator):
 
 
 class TemplateSandbox(ImmutableSandboxedEnvironment):
-    """The one environment class for templates: immutable sandbox plus bounds on cost (see ``spend``)."""
+    """The one environment class for templates: immutable sandbox plus bounds on cost (``render_bounds``)."""
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
     code_generator_class = _BoundedCodeGenerator
@@ -506,7 +242,7 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
                 check_product(left, right)
             for seq, times in ((left, right), (right, left)):
                 if isinstance(seq, str | list | tuple) and _whole(times):
-                    _spend(context.eval_ctx, len(seq) * max(times, 0), "repetition")
+                    spend(context.eval_ctx, len(seq) * max(times, 0), "repetition")
         return checked(super().call_binop(context, operator, left, right), f"operator {operator!r}")
 
     def checked_concat(self, value: Any) -> Any:
@@ -545,24 +281,6 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
 
 def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _spend(eval_ctx: Any, amount: int, what: str) -> None:
-    """Charge one render's item budget (ranges, repetitions and loop iterations together), counted per
-    render (the evaluation context is per render), so nested loops cannot multiply their way past it."""
-    spend(eval_ctx, amount, what)
-
-
-@jinja2.pass_eval_context
-def _safe_range(eval_ctx: Any, *args: int) -> range:
-    result = range(*args)
-    _spend(eval_ctx, len(result), "range")
-    return result
-
-
-@jinja2.pass_eval_context
-def _counted_loop(eval_ctx: Any, iterable: Any) -> Any:
-    return counted(eval_ctx, iterable)
 
 
 def render_bounded(template: jinja2.Template, variables: dict[str, Any]) -> str:
@@ -610,13 +328,13 @@ def jinja_environment(root: Path | None = None, *, autoescape: bool = False, aut
     env.filters["money"] = jinja2.pass_context(_money_filter)
     # Every filter a template can reach is bounded (widths, counts, sizes); the loop one is the sandbox's own.
     env.filters = {name: bounded_filter(name, func) for name, func in env.filters.items()}
-    env.filters[LOOP_FILTER] = _counted_loop
+    env.filters[LOOP_FILTER] = counted_loop
     return _data_globals_only(env)
 
 
 def _data_globals_only(env: TemplateSandbox) -> TemplateSandbox:
     env.globals = {name: env.globals[name] for name in SAFE_GLOBALS if name in env.globals}
-    env.globals["range"] = _safe_range
+    env.globals["range"] = safe_range
     return env
 
 

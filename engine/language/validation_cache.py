@@ -74,6 +74,7 @@ VALIDATOR_MODULES: tuple[str, ...] = (
     "engine.language.locales",
     "engine.language.paths",
     "engine.language.problems",
+    "engine.language.render_bounds",
     "engine.language.salvage",
     "engine.language.settings_model",
     "engine.language.task_script_check",
