@@ -1,0 +1,153 @@
+"""Reading an import file: the columns each kind takes, and the checks of the file, its header and its cells.
+
+The whole file is read once before anything is written (``check_file``); a file or header that
+cannot be used is an :class:`ImportFileError`. A cell no column takes (``cell_problems``) makes
+its row a bad row, not the file a bad file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import difflib
+from collections.abc import Iterator
+from pathlib import Path
+
+from store.importing import fields as f
+from store.importing.rejects import REJECTS_COLUMNS
+
+# consent_<name> columns: each channel's (service) consent, then its marketing consent (PIPL Art. 24).
+CONSENT_CHANNELS = ("sms", "wechat", "email", "push", "sms_marketing", "wechat_marketing", "email_marketing",
+                    "push_marketing")
+
+CUSTOMER_COLUMNS = (
+    "external_id", "name", "phone", "email", "wechat_openid", "push_registration_id", "id_number", "birthday",
+    "timezone", "locale", "branch", "tier", "tier_score", "preferred_channels", "last_active_at",
+    *(f"consent_{c}{suffix}" for c in CONSENT_CHANNELS for suffix in ("", "_source", "_at")),
+)
+POLICY_COLUMNS = (
+    "external_id", "customer_external_id", "product_line", "annual_premium", "start_date", "expiry_date", "status",
+    "premium_due_date", "grace_period_end",
+)
+CLAIM_COLUMNS = (
+    "external_id", "customer_external_id", "policy_external_id", "product_line", "filed_at", "settled_at", "amount",
+    "status",
+)
+REQUIRED = {
+    "customers": ("external_id", "name"),
+    "policies": ("external_id", "customer_external_id", "product_line", "annual_premium", "start_date", "expiry_date"),
+    "claims": ("external_id", "customer_external_id", "filed_at", "amount"),
+}
+KNOWN = {"customers": CUSTOMER_COLUMNS, "policies": POLICY_COLUMNS, "claims": CLAIM_COLUMNS}
+ATTRIBUTE_PREFIX = "attr."
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be imported (unreadable, not UTF-8, bad header, no data key)."""
+
+
+# The csv module refuses a whole file over one cell longer than its limit (131,072 characters by
+# default). A cell that long is one bad row, not a bad file: it is read (up to READ_LIMIT, past which
+# the file is taken for broken) and its row rejected by MAX_CELL, which no column needs to reach.
+READ_LIMIT = 64 * 1024 * 1024
+MAX_CELL = 10_000
+
+
+def read_records(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
+    """(first line of the record, fields) for every record; a quoted field may span lines."""
+    # Process-wide, and only ever raised: no reader of ours wants the smaller limit.
+    csv.field_size_limit(max(csv.field_size_limit(), READ_LIMIT))
+    with path.open(newline="", encoding=encoding) as handle:
+        reader = csv.reader(handle, strict=True)
+        previous = 0
+        for fields in reader:
+            start, previous = previous + 1, reader.line_num
+            yield start, fields
+
+
+def check_file(path: Path, encoding: str) -> list[str]:
+    """Read the whole file once before writing anything; returns the header."""
+    if not path.is_file():
+        raise ImportFileError("no such file")
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ImportFileError(f"unknown encoding {encoding!r}") from None
+    header: list[str] | None = None
+    line = 0  # first line of the last record read
+    try:
+        for start, fields in read_records(path, encoding):
+            line = start
+            if header is None:
+                header = fields
+    except UnicodeDecodeError:
+        raise ImportFileError(
+            f"not {encoding} text (near line {line + 1}); save the file as UTF-8 CSV or pass --encoding gbk"
+        ) from None
+    except csv.Error as exc:
+        raise ImportFileError(f"line {line + 1}: not valid CSV ({exc})") from None
+    except OSError as exc:
+        raise ImportFileError(f"cannot be read ({exc.strerror or exc})") from None
+    if header is None or not any(h.strip() for h in header):
+        raise ImportFileError("the file is empty: the first line must name the columns")
+    return header
+
+
+def check_header(kind: str, raw_header: list[str]) -> list[str]:
+    header = [h.strip().lower() for h in raw_header]
+    problems: list[str] = []
+    seen: set[str] = set()
+    for name in header:
+        if not name:
+            problems.append("a column has no name")
+        elif name in seen:
+            problems.append(f"column {name!r} appears twice")
+        seen.add(name)
+    missing = [c for c in REQUIRED[kind] if c not in header]
+    if missing:
+        problems.append(f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    for name in header:
+        if not name or name in KNOWN[kind] or name in REJECTS_COLUMNS:
+            continue
+        if kind == "customers" and name.startswith(ATTRIBUTE_PREFIX) and len(name) > len(ATTRIBUTE_PREFIX):
+            problems += _attribute_column_problems(name)
+            continue
+        guess = difflib.get_close_matches(name, KNOWN[kind], n=1)
+        problems.append(f"unknown column {name!r}" + (f" (did you mean {guess[0]!r}?)" if guess else ""))
+    attributes = sum(1 for name in header if name.startswith(ATTRIBUTE_PREFIX))
+    if kind == "customers" and attributes > f.MAX_ATTRIBUTES:
+        problems.append(f"{attributes} attr.* columns; a customer has at most {f.MAX_ATTRIBUTES} attributes")
+    if kind == "customers":
+        for channel in CONSENT_CHANNELS:
+            for suffix in ("_source", "_at"):
+                if f"consent_{channel}{suffix}" in header and f"consent_{channel}" not in header:
+                    problems.append(f"column consent_{channel}{suffix} needs the column consent_{channel}")
+    if problems:
+        raise ImportFileError("; ".join(problems))
+    return header
+
+
+def _attribute_column_problems(name: str) -> list[str]:
+    key = name[len(ATTRIBUTE_PREFIX):]
+    problems = []
+    if len(key) > f.MAX_ATTRIBUTE_NAME:
+        problems.append(f"column {name[:20]!r}…: an attribute name has at most {f.MAX_ATTRIBUTE_NAME} characters")
+    control = f.control_problem("a column name", name)
+    if control:
+        problems.append(control)
+    return problems
+
+
+def cell_problems(header: list[str], fields: list[str]) -> list[str]:
+    """What no column takes, checked before any cell is parsed: an oversized cell, a control
+    character other than a line break or tab (a NUL stops PostgreSQL)."""
+    problems = []
+    for i, cell in enumerate(fields):
+        column = header[i] if i < len(header) else f"field {i + 1}"
+        if len(cell) > MAX_CELL:
+            problems.append(f"{column} is longer than {MAX_CELL:,} characters")
+            continue
+        control = f.control_problem(column, cell, lines=True)
+        if control:
+            problems.append(control)
+    return problems

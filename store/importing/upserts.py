@@ -1,0 +1,335 @@
+"""Each kind's rows: their cells parsed, their references resolved, and upserted, a chunk at a time.
+
+One query resolves the customer (and policy) ids a chunk refers to, one reads the rows it will
+update, one statement upserts them (``INSERT … ON CONFLICT DO UPDATE`` on ``external_id``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
+from store.bulk_writer import CLAIM, CUSTOMER, POLICY, TIER_CHANGE
+from store.crypto import FieldCipher
+from store.importing import fields as f
+from store.importing.fields import FieldError
+from store.importing.reading import ATTRIBUTE_PREFIX, CONSENT_CHANNELS
+
+
+@dataclass
+class Row:
+    line: int
+    fields: list[str]
+    cells: dict[str, str]
+    values: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], update: Sequence[str]) -> None:
+    if not rows:
+        return
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.external_id], set_={c: stmt.excluded[c] for c in update}
+    )
+    conn.execute(stmt, list(rows))
+
+
+def _ids(conn: Connection, table: Table, external_ids: set[str], *columns: str) -> dict[str, Any]:
+    """external_id → row (id and ``columns``) for the given external ids, in one query."""
+    if not external_ids:
+        return {}
+    cols = [table.c.external_id, table.c.id, *(table.c[c] for c in columns)]
+    rows = conn.execute(select(*cols).where(table.c.external_id.in_(sorted(external_ids)))).all()
+    return {r.external_id: r for r in rows}
+
+
+def _bounded_text(column: str, max_length: int) -> Callable[[str], str]:
+    return lambda raw: f.text(column, raw, max_length)
+
+
+def _datetime_in(column: str, zone: ZoneInfo) -> Callable[[str], datetime]:
+    return lambda raw: f.iso_datetime(column, raw, zone)
+
+
+# Policy columns a file may leave out (docs/import.md); the others are required.
+POLICY_OPTIONAL = ("status", "premium_due_date", "grace_period_end")
+
+
+class Job:
+    def __init__(self, kind: str, header: list[str], zone: ZoneInfo, cipher: FieldCipher | None, now: datetime):
+        self.kind = kind
+        self.header = header
+        self.present = set(header)
+        self.zone = zone
+        self.cipher = cipher
+        self.now = now
+        self.seen: dict[str, int] = {}  # external id → line that imported it
+        self.attribute_columns = [c for c in header if c.startswith(ATTRIBUTE_PREFIX)]
+
+    # Each kind: parse cells, resolve references, upsert. Returns (inserted, updated).
+    def run(self, conn: Connection, chunk: list[Row]) -> tuple[int, int]:
+        for row in chunk:
+            if not row.errors:
+                self._parse(row)
+        if self.kind == "customers":
+            return self._customers(conn, chunk)
+        if self.kind == "policies":
+            return self._policies(conn, chunk)
+        return self._claims(conn, chunk)
+
+    def _take(self, row: Row, column: str, parse: Callable[[str], Any], *, optional: bool = True) -> None:
+        if column not in self.present:
+            return
+        raw = row.cells.get(column, "")
+        if not raw.strip():
+            if optional:
+                row.values[column] = None
+            else:
+                row.errors.append(f"{column} is empty")
+            return
+        try:
+            row.values[column] = parse(raw)
+        except FieldError as exc:
+            row.errors.append(str(exc))
+
+    def _parse(self, row: Row) -> None:
+        take, zone = self._take, self.zone
+        take(row, "external_id", lambda v: f.text("external_id", v, 64), optional=False)
+        if self.kind == "customers":
+            take(row, "name", lambda v: f.text("name", v, 128), optional=False)
+            take(row, "phone", f.phone)
+            take(row, "email", f.email)
+            take(row, "wechat_openid", lambda v: f.text("wechat_openid", v, 64))
+            take(row, "push_registration_id", lambda v: f.text("push_registration_id", v, 64))
+            take(row, "id_number", f.id_number)
+            take(row, "birthday", lambda v: f.iso_date("birthday", v))
+            take(row, "timezone", f.timezone)
+            take(row, "locale", f.locale)
+            take(row, "branch", lambda v: f.text("branch", v, 64))
+            take(row, "tier", f.tier)
+            take(row, "tier_score", f.score)
+            take(row, "preferred_channels", f.channels)
+            take(row, "last_active_at", lambda v: f.iso_datetime("last_active_at", v, zone))
+            for channel in CONSENT_CHANNELS:
+                name = f"consent_{channel}"
+                take(row, name, functools.partial(f.consent, name))
+                take(row, f"{name}_source", _bounded_text(f"{name}_source", 64))
+                take(row, f"{name}_at", _datetime_in(f"{name}_at", zone))
+            for column in self.attribute_columns:
+                take(row, column, functools.partial(f.attribute, column))
+            birthday = row.values.get("birthday")
+            if birthday is not None and birthday > self.now.date():
+                row.errors.append(f"birthday {birthday.isoformat()} is in the future")
+        elif self.kind == "policies":
+            take(row, "customer_external_id", lambda v: v.strip(), optional=False)
+            take(row, "product_line", f.product_line, optional=False)
+            take(row, "annual_premium", lambda v: f.amount("annual_premium", v), optional=False)
+            take(row, "start_date", lambda v: f.iso_date("start_date", v), optional=False)
+            take(row, "expiry_date", lambda v: f.iso_date("expiry_date", v), optional=False)
+            take(row, "status", lambda v: f.choice("status", v, f.POLICY_STATUSES))
+            take(row, "premium_due_date", lambda v: f.iso_date("premium_due_date", v))
+            take(row, "grace_period_end", lambda v: f.iso_date("grace_period_end", v))
+            row.errors += [reason for _column, reason in f.policy_date_problems(row.values)]
+        else:
+            take(row, "customer_external_id", lambda v: v.strip(), optional=False)
+            take(row, "policy_external_id", lambda v: v.strip())
+            take(row, "product_line", f.product_line)
+            take(row, "filed_at", lambda v: f.iso_datetime("filed_at", v, zone), optional=False)
+            take(row, "settled_at", lambda v: f.iso_datetime("settled_at", v, zone))
+            take(row, "amount", lambda v: f.amount("amount", v), optional=False)
+            take(row, "status", lambda v: f.choice("status", v, f.CLAIM_STATUSES))
+            settled_bad = any(e.startswith("settled_at") for e in row.errors)
+            row.values["status"], problems = f.claim_status(row.values, settled_at_bad=settled_bad)
+            row.errors += [reason for _column, reason in problems]
+
+    def _first_time(self, row: Row) -> bool:
+        """Rejects a row whose external id an earlier row of the file already imported."""
+        key = row.values["external_id"]
+        earlier = self.seen.get(key)
+        if earlier is not None:
+            row.errors.append(f"external_id {key!r} repeats line {earlier}")
+            return False
+        self.seen[key] = row.line
+        return True
+
+    def _resolve_customers(self, conn: Connection, good: list[Row]) -> dict[str, Any]:
+        wanted = {r.values["customer_external_id"] for r in good}
+        found = _ids(conn, CUSTOMER, wanted)
+        for row in good:
+            if row.values["customer_external_id"] not in found:
+                row.errors.append(f"unknown customer external id {row.values['customer_external_id']!r}")
+        return found
+
+    def _policies(self, conn: Connection, chunk: list[Row]) -> tuple[int, int]:
+        good = [r for r in chunk if not r.errors]
+        customers = self._resolve_customers(conn, good)
+        good = [r for r in good if not r.errors and self._first_time(r)]
+        existing = _ids(conn, POLICY, {r.values["external_id"] for r in good})
+        rows = []
+        for row in good:
+            v = row.values
+            rows.append({
+                "external_id": v["external_id"], "customer_id": customers[v["customer_external_id"]].id,
+                "product_line": v["product_line"], "annual_premium": v["annual_premium"],
+                "start_date": v["start_date"], "expiry_date": v["expiry_date"], "status": v.get("status") or "active",
+                "premium_due_date": v.get("premium_due_date"), "grace_period_end": v.get("grace_period_end"),
+            })
+        update = [c for c in rows[0] if c != "external_id"] if rows else []
+        # An optional column the file does not have leaves the stored value alone: a nightly file
+        # without due dates must not undo what the API set.
+        update = [c for c in update if c not in POLICY_OPTIONAL or c in self.present]
+        _upsert(conn, POLICY, rows, update)
+        updated = sum(1 for r in rows if r["external_id"] in existing)
+        return len(rows) - updated, updated
+
+    def _claims(self, conn: Connection, chunk: list[Row]) -> tuple[int, int]:
+        good = [r for r in chunk if not r.errors]
+        customers = self._resolve_customers(conn, good)
+        good = [r for r in good if not r.errors]
+        wanted = {r.values["policy_external_id"] for r in good if r.values.get("policy_external_id")}
+        policies = _ids(conn, POLICY, wanted, "customer_id")
+        for row in good:
+            ref = row.values.get("policy_external_id")
+            if not ref:
+                continue
+            policy = policies.get(ref)
+            if policy is None:
+                row.errors.append(f"unknown policy external id {ref!r}")
+            elif policy.customer_id != customers[row.values["customer_external_id"]].id:
+                row.errors.append(f"policy {ref!r} belongs to another customer")
+        good = [r for r in good if not r.errors and self._first_time(r)]
+        existing = _ids(conn, CLAIM, {r.values["external_id"] for r in good})
+        rows = []
+        for row in good:
+            v = row.values
+            ref = v.get("policy_external_id")
+            rows.append({
+                "external_id": v["external_id"], "customer_id": customers[v["customer_external_id"]].id,
+                "policy_id": policies[ref].id if ref else None, "product_line": v.get("product_line"),
+                "filed_at": v["filed_at"],
+                "settled_at": v.get("settled_at"), "amount": v["amount"], "status": v["status"],
+            })
+        update = [c for c in rows[0] if c != "external_id"] if rows else []
+        # A column the file does not have leaves the stored value alone (the link, the product line).
+        for column, stored in (("policy_external_id", "policy_id"), ("product_line", "product_line")):
+            if column not in self.present and stored in update:
+                update.remove(stored)
+        _upsert(conn, CLAIM, rows, update)
+        updated = sum(1 for r in rows if r["external_id"] in existing)
+        return len(rows) - updated, updated
+
+    def _customers(self, conn: Connection, chunk: list[Row]) -> tuple[int, int]:
+        good = [r for r in chunk if not r.errors and self._first_time(r)]
+        existing = _ids(
+            conn, CUSTOMER, {r.values["external_id"] for r in good},
+            "tier", "tier_score", "tier_updated_at", "attributes",
+            *(f"consent_{c}{s}" for c in CONSENT_CHANNELS for s in ("", "_source", "_at")),
+        )
+        present, now = self.present, self.now
+        attr_columns = self.attribute_columns
+        rows: list[dict[str, Any]] = []
+        update: list[str] = []
+        tier_moves: list[tuple[str, str | None, str, float]] = []
+        for row in good:
+            v, old = row.values, existing.get(row.values["external_id"])
+            out: dict[str, Any] = {
+                "external_id": v["external_id"], "name": v["name"], "timezone": "Asia/Shanghai", "locale": "zh-CN",
+                "branch": "", "consent_sms": False, "consent_wechat": False, "consent_email": False,
+                "preferred_channels": [], "attributes": {}, "created_at": now, "updated_at": now,
+            }
+            cols = ["name", "updated_at"]
+            for column in ("phone", "email", "wechat_openid", "push_registration_id", "last_active_at", "tier_score"):
+                if column in present:
+                    out[column] = v[column]
+                    cols.append(column)
+            for column, empty in (("timezone", "Asia/Shanghai"), ("locale", "zh-CN"), ("branch", ""),
+                                  ("preferred_channels", [])):
+                if column in present:
+                    out[column] = v[column] if v[column] is not None else empty
+                    cols.append(column)
+            if "birthday" in present:
+                birthday = v["birthday"]
+                out["birthday"] = birthday
+                out["birth_md"] = birthday.month * 100 + birthday.day if birthday else None
+                cols += ["birthday", "birth_md"]
+            if "id_number" in present:
+                assert self.cipher is not None  # checked with the header
+                out["id_number_enc"] = self.cipher.encrypt(v["id_number"]) if v["id_number"] else None
+                cols.append("id_number_enc")
+            for channel in CONSENT_CHANNELS:
+                name = f"consent_{channel}"
+                if name not in present:
+                    continue
+                out[name], out[f"{name}_source"], out[f"{name}_at"] = self._consent(
+                    v[name], v.get(f"{name}_source"), v.get(f"{name}_at"),
+                    (old._mapping[name], old._mapping[f"{name}_source"], old._mapping[f"{name}_at"])
+                    if old is not None
+                    else None,
+                )
+                cols += [name, f"{name}_source", f"{name}_at"]
+            if attr_columns:
+                attributes = dict(old.attributes or {}) if old is not None else {}
+                for column in attr_columns:
+                    key = column[len(ATTRIBUTE_PREFIX):]
+                    if v[column] is not None:
+                        attributes[key] = v[column]
+                    else:
+                        attributes.pop(key, None)
+                if len(attributes) > f.MAX_ATTRIBUTES:
+                    # With those already stored: the row would take the customer past the bound.
+                    row.errors.append(f"the customer would have {len(attributes)} attributes; "
+                                      f"at most {f.MAX_ATTRIBUTES}")
+                    del self.seen[v["external_id"]]
+                    continue
+                out["attributes"] = attributes
+                cols.append("attributes")
+            if "tier" in present:
+                new_tier, old_tier = v["tier"], old.tier if old is not None else None
+                out["tier"] = new_tier
+                out["tier_updated_at"] = old.tier_updated_at if old is not None else None
+                if new_tier is not None and new_tier != old_tier:
+                    out["tier_updated_at"] = now
+                    given = v.get("tier_score")
+                    score = given if given is not None else (old.tier_score if old is not None else None)
+                    tier_moves.append((v["external_id"], old_tier, new_tier, float(score or 0.0)))
+                cols += ["tier", "tier_updated_at"]
+            rows.append(out)
+            update = cols
+        _upsert(conn, CUSTOMER, rows, update)
+        if tier_moves:
+            ids = _ids(conn, CUSTOMER, {m[0] for m in tier_moves})
+            conn.execute(
+                TIER_CHANGE.insert(),
+                [
+                    {"customer_id": ids[ext].id, "from_tier": old_t, "to_tier": new_t, "score": score,
+                     "dimensions": {}, "reason": "import", "changed_at": now}
+                    for ext, old_t, new_t, score in tier_moves
+                ],
+            )
+        updated = sum(1 for r in rows if r["external_id"] in existing)
+        return len(rows) - updated, updated
+
+    def _consent(
+        self, given: bool | None, source: str | None, at: datetime | None,
+        old: tuple[bool, str | None, datetime | None] | None,
+    ) -> tuple[bool, str | None, datetime | None]:
+        """Consent, its source and time. An unchanged consent keeps its recorded source and time
+        (so a re-import does not move them); a new or changed one is stamped now by "import"
+        unless the file says where and when it was given."""
+        value = bool(given)
+        if old is not None and bool(old[0]) == value:
+            return value, source or old[1], at or old[2]
+        if value or old is not None:
+            return value, source or "import", at or self.now
+        return False, source, at
