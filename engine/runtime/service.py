@@ -24,10 +24,12 @@ never overlapped by the next.
 SIGTERM/SIGINT: no new runs start, the runs in progress finish (a dispatch run records
 every batch it claimed), then the process exits 0. A dispatch run is bounded in
 batches so that this wait is short; whatever is still due is picked up after restart.
+SIGUSR1 writes every thread's stack to stderr, for a service that seems stuck.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
@@ -139,6 +141,9 @@ def run_service(stop: threading.Event | None = None, url: str | None = None) -> 
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        # A service that does not stop can say where each of its threads is (`kill -USR1 <pid>`),
+        # written to stderr by the interpreter even when every Python thread is stuck.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         return _run_scheduled(stop, url)
     finally:

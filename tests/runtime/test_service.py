@@ -51,7 +51,14 @@ def _wait_sent(engine, n: int, proc: subprocess.Popen[str], timeout: float = 120
 
 def _stop(proc: subprocess.Popen[str]) -> str:
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=120)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)  # the service writes where each thread is
+        time.sleep(3)
+        proc.kill()
+        out, _ = proc.communicate()
+        raise AssertionError(f"the service did not stop within 120 s of SIGTERM:\n{out}") from None
     assert proc.returncode == 0, out
     return out
 
