@@ -128,15 +128,24 @@ def _parse_form(body: bytes) -> dict[str, str]:
     return dict(pairs)
 
 
-def _signed_twilio_form(url: str, headers: Mapping[str, str], body: bytes,
-                        auth_token: str | None) -> dict[str, str] | HookResponse:
-    """The callback's form once its signature checks out, else the answer to give (400 unreadable, 403 unsigned)."""
+def _signed_twilio_form(url: str, headers: Mapping[str, str], body: bytes, auth_token: str | None,
+                        *required: str) -> dict[str, str] | HookResponse:
+    """The callback's form once its signature checks out, the fields ``required`` (``MessageSid`` among
+    them) are there and its ``MessageSid`` is a provider id; else the answer to give (400 unreadable,
+    403 unsigned)."""
     try:
         form = _parse_form(body)
     except BadRequest as exc:
         return 400, str(exc)
     if not _twilio_verified(url, headers, form, auth_token):
         return 403, "invalid signature"
+    missing = [n for n in required if not form.get(n)]
+    if missing:
+        return 400, f"missing field(s): {', '.join(missing)}"
+    try:
+        provider_id(form["MessageSid"], "MessageSid")
+    except BadRequest as exc:
+        return 400, str(exc)
     return form
 
 
@@ -158,26 +167,17 @@ def _touch_key_from(url: str) -> str | None:
     return values[0] if values else None
 
 
-def _required(form: Mapping[str, str], *names: str) -> list[str]:
-    missing = [n for n in names if not form.get(n)]
-    if missing:
-        raise BadRequest(f"missing field(s): {', '.join(missing)}")
-    return [form[n] for n in names]
-
-
 def handle_twilio_status(url: str, headers: Mapping[str, str], body: bytes, *, db_url: str | None = None,
                          auth_token: str | None = None, at: datetime | None = None) -> HookResponse:
     """Twilio status callback (``MessageSid``, ``MessageStatus``, ``ErrorCode``) → touch and outcome.
 
     ``at`` is when it arrived (default now): Twilio's callbacks carry no timestamp, and a
     simulation replaying them (``journeys demo``) runs on its own clock."""
-    form = _signed_twilio_form(url, headers, body, auth_token)
+    form = _signed_twilio_form(url, headers, body, auth_token, "MessageSid", "MessageStatus")
     if isinstance(form, tuple):
         return form
+    sid, raw_status = form["MessageSid"], form["MessageStatus"].lower()
     try:
-        _, raw_status = _required(form, "MessageSid", "MessageStatus")
-        sid = provider_id(form["MessageSid"], "MessageSid")
-        raw_status = raw_status.lower()
         if raw_status not in TWILIO_STATUS:
             raise BadRequest(f"unknown MessageStatus {raw_status[:40]!r}")
         code_text = form.get("ErrorCode") or None
@@ -212,14 +212,10 @@ def handle_twilio_inbound(url: str, headers: Mapping[str, str], body: bytes, *, 
     """An SMS from a customer (``From``, ``Body``, ``MessageSid``): opt-out, NPS answer or reply. Answers TwiML.
 
     ``at`` is when it arrived (default now; Twilio sends no timestamp)."""
-    form = _signed_twilio_form(url, headers, body, auth_token)
+    form = _signed_twilio_form(url, headers, body, auth_token, "From", "MessageSid")
     if isinstance(form, tuple):
         return form
-    try:
-        sender, _ = _required(form, "From", "MessageSid")
-        sid = provider_id(form["MessageSid"], "MessageSid")
-    except BadRequest as exc:
-        return 400, str(exc)
+    sender, sid = form["From"], form["MessageSid"]
     words = opt_out_keywords(keywords, db_url)
     with hook_session(db_url) as session:
         customers = customers_by_phone(session, sender)
