@@ -1,5 +1,5 @@
 """What every webhook shares: its answer's shape, a signed but unreadable callback, the opt-out
-words, a provider's timestamp, and handing the events it stored to the one event path."""
+words, a provider's timestamp, and its transaction, whose stored events go to the one event path."""
 
 from __future__ import annotations
 
@@ -51,6 +51,16 @@ def hook_session(db_url: str | None) -> Iterator[Session]:
 
     with writer_lock(get_engine(db_url).dialect.name), session_scope(db_url) as session:
         yield session
+
+
+@contextmanager
+def hook_transaction(db_url: str | None) -> Iterator[tuple[Session, list[StoredEvent]]]:
+    """``hook_session`` and a list for the events the webhook stores in it, which are acted on
+    (``act_after_commit``) once the transaction has committed; not when it failed."""
+    events: list[StoredEvent] = []
+    with hook_session(db_url) as session:
+        yield session, events
+    act_after_commit(events, db_url)
 
 
 def received_at(timestamp: str | None) -> datetime:

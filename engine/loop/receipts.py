@@ -39,7 +39,6 @@ from twilio.request_validator import RequestValidator
 from channels.errors import classify_twilio_delivery
 from channels.inbound import customers_by_phone, handle_inbound_text
 from channels.optout import (
-    StoredEvent,
     event_listeners,
     public_url,
     read_unsubscribe_token,
@@ -50,8 +49,7 @@ from engine.loop.delivery_receipts import ReceiptResult, apply_receipt
 from engine.loop.hook_common import (
     BadRequest,
     HookResponse,
-    act_after_commit,
-    hook_session,
+    hook_transaction,
     opt_out_keywords,
     provider_id,
 )
@@ -193,13 +191,13 @@ def handle_twilio_status(url: str, headers: Mapping[str, str], body: bytes, *, d
     if new_status == TouchStatus.FAILED:
         classified = classify_twilio_delivery(code)
         error_class, reason = classified.error_class, f"{raw_status}: {classified.reason}"
-    with hook_session(db_url) as session:
+    with hook_transaction(db_url) as (session, events):
         result = apply_receipt(
             session, provider="twilio", message_id=sid, provider_status=raw_status, new_status=new_status,
             touch_key=_touch_key_from(url), error_code=str(code) if code is not None else None,
             error_reason=reason, error_class=error_class, at=at,
         )
-    act_after_commit(result.events, db_url)
+        events.extend(result.events)
     if result.outcome == "unknown_message":
         # Answered 200: Twilio cannot do better by repeating it, and a stray receipt is no error of theirs.
         log.warning("Twilio receipt for unknown message %s (%s)", sid, raw_status)
@@ -217,13 +215,13 @@ def handle_twilio_inbound(url: str, headers: Mapping[str, str], body: bytes, *, 
         return form
     sender, sid = form["From"], form["MessageSid"]
     words = opt_out_keywords(keywords, db_url)
-    with hook_session(db_url) as session:
+    with hook_transaction(db_url) as (session, events):
         customers = customers_by_phone(session, sender)
         result = handle_inbound_text(session, channel="sms", customers=customers, text=form.get("Body", ""),
                                      message_id=sid, received_at=at, keywords=words)
+        events.extend(result.events)
     if result.kind == "unknown_sender":
         log.info("inbound sms message from an unknown sender ignored")
-    act_after_commit(result.events, db_url)
     if result.confirmation:
         # The opt-out's confirmation, sent back by Twilio as the reply (it says what was withdrawn).
         return 200, ('<?xml version="1.0" encoding="UTF-8"?><Response><Message>'
@@ -257,8 +255,7 @@ def handle_unsubscribe(method: str, token: str, *, db_url: str | None = None) ->
         )
     if method.upper() != "POST":
         return 405, "method not allowed"
-    events: list[StoredEvent] = []
-    with hook_session(db_url) as session:
+    with hook_transaction(db_url) as (session, events):
         customer = session.exec(select(Customer).where(Customer.external_id == external_id)).first()
         if customer is not None and customer.id is not None and getattr(customer, f"consent_{channel}"):
             consent_at = getattr(customer, f"consent_{channel}_at")
@@ -268,7 +265,6 @@ def handle_unsubscribe(method: str, token: str, *, db_url: str | None = None) ->
                                   dedup_key=f"optout:{channel}:link:{customer.id}:{since}")
             if done is not None:
                 events.extend(done.events)
-    act_after_commit(events, db_url)
     return 200, _PAGE.format(title="已退订 / Unsubscribed", body="<p>您已退订。/ You have been unsubscribed.</p>")
 
 

@@ -37,8 +37,8 @@ from engine.loop.delivery_receipts import apply_receipt
 from engine.loop.hook_common import (
     BadRequest,
     HookResponse,
-    act_after_commit,
     hook_session,
+    hook_transaction,
     opt_out_keywords,
     provider_id,
     received_at,
@@ -252,14 +252,13 @@ def handle_wechat(method: str, url: str, body: bytes, *, db_url: str | None = No
         words = opt_out_keywords(keywords, db_url) if msg_type == "text" else []
         if next(_nonce_claims) % NONCE_PURGE_EVERY == 0:
             purge_expired_nonces(db_url)
-        with hook_session(db_url) as session:
+        with hook_transaction(db_url) as (session, events):
             if not claim_nonce(session, "wechat", signed.timestamp, signed.nonce):
                 log.warning("WeChat callback refused: its nonce was used already (a replay)")
                 return 403, "nonce already used (replayed request)"
-            events = _wechat_act(session, msg, msg_type, event, openid, words, at)
+            events.extend(_wechat_act(session, msg, msg_type, event, openid, words, at))
     except BadRequest as exc:
         return 400, str(exc)
-    act_after_commit(events, db_url)
     return 200, WECHAT_OK
 
 
