@@ -13,6 +13,7 @@ from fastapi import HTTPException, Request
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from console import usernames
 from store.clock import as_utc, utcnow
 from store.db import session_scope
 from store.models import ROLES, AppUser, AuditLog, KeyValue
@@ -102,10 +103,10 @@ def create_user(
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
     _check_password(password)
-    if not username.strip():
-        raise ValueError("username must not be empty")
-    if session.exec(select(AppUser).where(AppUser.username == username)).first() is not None:
-        raise ValueError(f"user {username!r} already exists")
+    # The same rule for every way in (console form, CLI, demo), so no name exists that the form refuses.
+    refusal = usernames.problem(session, username)
+    if refusal is not None:
+        raise ValueError(refusal % {"max": usernames.MAX_LENGTH, "name": repr(username)})
     user = AppUser(
         username=username, display_name=display_name or username, role=role, password_hash=hash_password(password),
         locale=locale, team=team, on_shift=on_shift, created_at=utcnow(),

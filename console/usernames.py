@@ -3,7 +3,9 @@
 A name is shown in the audit log, on task pages and in ``X-Acting-User`` headers, and typed at the
 login form. Lower-case letters, digits and ``. _ -`` (starting with a letter or digit) keep it
 free of markup and spaces; uniqueness is checked ignoring case, so ``ADMIN1`` is refused while
-``admin1`` exists, including names created before this rule (the CLI's may have capitals). The login
+``admin1`` exists, including names created before this rule (which may have capitals). The console
+form, ``journeys users add`` and the demo all create users through ``console.auth.create_user``,
+which applies this rule. The login
 looks names up exactly as stored, which stays unambiguous because no two differ only in case.
 """
 
