@@ -9,8 +9,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 from sqlalchemy import text
 
@@ -30,11 +32,47 @@ def _env(db_url: str, tmp: Path) -> dict[str, str]:
         JOURNEYS_DISPATCH_EVERY="1",
         JOURNEYS_DISPATCH_BATCH="200",
         JOURNEYS_WORKER_ID="svc-1",
+        # Left to their defaults (300 s, 60 s), whether a plan or ingest run falls inside the test
+        # would depend on how fast the machine starts Prefect; this test is about dispatch and restart.
+        JOURNEYS_PLAN_EVERY="3600",
+        JOURNEYS_INGEST_EVERY="3600",
         PREFECT_HOME=str(tmp / "prefect"),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_LOGGING_LEVEL="WARNING",
     )
     return env
+
+
+class _Output:
+    """Everything a process prints, read as it comes by a thread of its own (a pipe left unread
+    would fill and stall the service)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, args=(proc.stdout,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.append(line)
+
+    def text(self) -> str:
+        return "".join(list(self.lines))
+
+    def finished(self) -> str:
+        self._reader.join(timeout=10)
+        return self.text()
+
+
+def _wait_running(proc: subprocess.Popen[str], output: _Output, timeout: float = 330) -> None:
+    """Until the service says it is running. Prefect's local engine may take up to its start-up
+    bound (300 s) on a busy machine, so that wait is not charged to the sends."""
+    deadline = time.monotonic() + timeout
+    while "journeys service running" not in output.text():
+        assert proc.poll() is None, output.finished()
+        assert time.monotonic() < deadline, "the service did not start:\n" + output.text()
+        time.sleep(0.2)
 
 
 def _wait_sent(engine, n: int, proc: subprocess.Popen[str], timeout: float = 120) -> None:  # type: ignore[no-untyped-def]
@@ -44,21 +82,21 @@ def _wait_sent(engine, n: int, proc: subprocess.Popen[str], timeout: float = 120
             sent = conn.execute(text("SELECT count(*) FROM touch WHERE status = 'sent'")).scalar()
         if sent == n:
             return
-        assert proc.poll() is None, proc.communicate()[0]
+        assert proc.poll() is None, f"the service ended with {proc.returncode}"
         assert time.monotonic() < deadline, f"only {sent} of {n} sent"
         time.sleep(0.5)
 
 
-def _stop(proc: subprocess.Popen[str]) -> str:
+def _stop(proc: subprocess.Popen[str], output: _Output) -> str:
     proc.send_signal(signal.SIGTERM)
     try:
-        out, _ = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGUSR1)  # the service writes where each thread is
         time.sleep(3)
         proc.kill()
-        out, _ = proc.communicate()
-        raise AssertionError(f"the service did not stop within 120 s of SIGTERM:\n{out}") from None
+        raise AssertionError(f"the service did not stop within 120 s of SIGTERM:\n{output.finished()}") from None
+    out = output.finished()
     assert proc.returncode == 0, out
     return out
 
@@ -75,8 +113,10 @@ def test_service_dispatches_stops_cleanly_on_sigterm_and_carries_on_after_restar
 
     first = spawn([JOURNEYS, "run"], cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
                   stderr=subprocess.STDOUT)
+    first_output = _Output(first)
+    _wait_running(first, first_output)
     _wait_sent(engine, 500, first)
-    out = _stop(first)
+    out = _stop(first, first_output)
     assert "stopped cleanly" in out
     with engine.connect() as conn:
         jobs: dict[str, object] = dict(conn.execute(text("SELECT id, next_run_time FROM apscheduler_jobs")).all())
@@ -89,8 +129,10 @@ def test_service_dispatches_stops_cleanly_on_sigterm_and_carries_on_after_restar
         conn.execute(text("UPDATE touch SET template = 'silver_weekly_push'"))
     second = spawn([JOURNEYS, "run"], cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
                    stderr=subprocess.STDOUT)
+    second_output = _Output(second)
+    _wait_running(second, second_output)
     _wait_sent(engine, 700, second)
-    out = _stop(second)
+    out = _stop(second, second_output)
     assert "added none" in out  # the stored jobs were kept, not re-created
     with engine.connect() as conn:
         assert conn.execute(text("SELECT next_run_time FROM apscheduler_jobs WHERE id = 'retier'")).scalar() == \
