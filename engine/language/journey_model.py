@@ -158,7 +158,7 @@ class Audience(Strict):
 
 
 class ScheduleEntry(Strict):
-    """A cadence in the customer's local time, as a 5-field cron (``0 10 * * MON``)."""
+    """A cadence in the customer's local time, as a 5-field cron (``0 10 * * MON``), at most daily."""
 
     cron: str
 
@@ -173,6 +173,12 @@ class ScheduleEntry(Strict):
             croniter(value, datetime(2028, 1, 1)).get_next(datetime)
         except CroniterBadDateError:
             raise ValueError(f"cron {value!r} never fires: no month has that day") from None
+        minutes, hours = croniter(value).expanded[:2]
+        # A cadence is daily at most: every firing enrols the audience anew and the planner plans each
+        # one ahead, so a cron every minute would cost a day's planning 1,440 times over.
+        if len(minutes) != 1 or len(hours) != 1 or "*" in (minutes[0], hours[0]):
+            raise ValueError(f"cron {value!r} fires more than once a day: a cadence names one minute and one "
+                             "hour, e.g. '0 10 * * *' daily or '0 10 * * MON' weekly")
         return value
 
 

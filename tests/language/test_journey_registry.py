@@ -3,8 +3,10 @@ marketing journey waits for approval (engine.language.journey_review)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
 from sqlmodel import Session, select
 
 from engine.language.journey_registry import load_in_force
@@ -76,3 +78,29 @@ def test_broken_file_without_earlier_version_is_not_in_force(db_url: str, tmp_pa
         result = load_in_force(session, folder)
     assert result.journeys == {}
     assert result.problems and "category" in str(result.problems[0])
+
+
+def test_a_stored_version_today_s_checks_refuse_is_not_kept_in_force(
+    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A version stored by an earlier release (its cron fired every half hour) whose file is now broken:
+    the stored version fails this release's checks, so it is not run past them, and the log says so."""
+    folder = tmp_path / "journeys"
+    folder.mkdir()
+    path = folder / "silver-weekly-push.yaml"
+    path.write_text(SHIPPED, encoding="utf-8")
+    with Session(get_engine(db_url)) as session:
+        good = load_in_force(session, folder).journeys["silver-weekly-push"].version
+        session.commit()
+        row = session.exec(select(JourneyVersion).where(JourneyVersion.version == good)).one()
+        row.source = row.source.replace('"0 10 * * MON"', '"*/30 10 * * MON"')  # as an older release stored it
+        session.add(row)
+        session.commit()
+
+        path.write_text(SHIPPED.replace("tiers: [silver]", "tiers: [silvr]"), encoding="utf-8")
+        with caplog.at_level(logging.ERROR, logger="engine.language.journey_registry"):
+            result = load_in_force(session, folder)
+    assert result.journeys == {} and result.fallbacks == {}
+    assert any("unknown tier 'silvr'" in str(p) for p in result.problems)
+    assert any("fails this release's checks" in r.getMessage() and good[:8] in r.getMessage()
+               for r in caplog.records), caplog.text

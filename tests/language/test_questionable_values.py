@@ -1,5 +1,6 @@
 """Values a journey file may not hold though they parse: a switch or number of another type, a
-split whose variants share a name or take fractional shares, a cron that never fires. Each is
+split whose variants share a name or take fractional shares, a cron that never fires or fires more
+than once a day. Each is
 refused at its own line with a message naming the field."""
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ CASES: dict[str, tuple[str, str, str, str, str]] = {
     "31 February": (SILVER, '"0 10 * * MON"', '"0 10 31 2 *"', "cron:", "never fires"),
     "31 April and June": (SILVER, '"0 10 * * MON"', '"0 10 31 4,6 *"', "cron:", "never fires"),
 }
+# A cadence fires once a day at most, whichever field would make it fire more often.
+for _cron in ("* * * * *", "*/5 10 * * MON", "0 * * * *", "0 9,18 * * *", "0 9-10 * * MON", "0,30 10 1 * *"):
+    CASES[f"cron {_cron}"] = (SILVER, '"0 10 * * MON"', f'"{_cron}"', "cron:", "more than once a day")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -49,7 +53,8 @@ def test_questionable_value_is_refused_at_its_line(case: str, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(("cron", "fires"), [("0 10 29 2 *", True), ("0 10 31 */2 *", True),
-                                             ("0 10 31 2 MON", True), ("0 10 30 2 *", False)])
+                                             ("0 10 31 2 MON", True), ("0 10 30 2 *", False),
+                                             ("59 23 * * *", True), ("0 10 * * MON-FRI", True)])
 def test_a_cron_is_refused_only_when_it_never_fires(cron: str, fires: bool, tmp_path: Path) -> None:
     """29 February fires in leap years; a weekday with a day fires on either (cron's OR)."""
     path = tmp_path / "journey.yaml"
