@@ -1,4 +1,4 @@
-"""One render's cost is bounded (engine.language.templates, "what one render may cost"): loops, sizes, work.
+"""One render's cost is bounded (engine.language.render_bounds): loops, sizes, work.
 
 The reviewer's templates hung ``journeys validate`` for minutes (nested loops over a string,
 which the range budget did not see) or took hundreds of megabytes before the output check
