@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -15,10 +16,12 @@ from typing import Any
 
 from babel import Locale
 from babel.dates import format_date, format_datetime
+from babel.lists import format_list
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal, format_percent
 from babel.support import Translations
+from babel.units import format_unit
 
 from console import labels
 from store.clock import as_utc, zone
@@ -30,8 +33,20 @@ _DATE_RULE = re.compile(r"(?P<anchor>[a-z_]+\.[a-z_]+)(?P<every> every year)? (?
                         r"at (?P<at>\d{1,2}:\d{2})")
 _CLAIM_RULE = re.compile(r"claim settled (?P<offset>[+-]?\d+[dw])")
 _CLAIM_30D = "30 days after a claim settles"
-_OFFSET = re.compile(r"(?P<sign>[+-]?)(?P<n>\d+)(?P<unit>[dw])")
-_NO_CHANNEL = re.compile(r"no consented, reachable channel among (?P<channels>[a-z_, ]+)")
+# Durations and offsets as journey files and delivery settings write them (engine.language.durations).
+_DURATION = re.compile(r"(?P<sign>[+-]?)(?P<parts>(?:\d+[wdhm])+)")
+_DURATION_PART = re.compile(r"(\d+)([wdhm])")
+_UNITS = {"w": "duration-week", "d": "duration-day", "h": "duration-hour", "m": "duration-minute"}
+# A delivery rule's reason by its code (engine.planning.explain.reason_code), as msgids.
+DELIVERY_REASONS: dict[str, str] = {
+    "no_channel": "No consented, reachable channel among %(channels)s",
+    "quiet_hours": "Quiet hours %(start)s–%(end)s: moved from %(moment)s",
+    "marketing_cap": "Marketing cap of %(count)d per %(window)s reached",
+    "marketing_cap_sending": "Marketing cap of %(count)d per %(window)s reached when sending",
+    "channel_cap": "%(channel)s cap of %(count)d per %(window)s reached when sending",
+    "journey_cap": "Cap of journey %(journey)s, %(count)d per %(window)s, reached when sending",
+    "pre_empted": "Pre-empted by %(journey)s, a journey of higher priority",
+}
 DOMAIN = "console"
 # AppUser.locale / Customer.locale spelling → catalogue folder name.
 SUPPORTED: dict[str, str] = {"zh-CN": "zh_CN", "en": "en"}
@@ -112,35 +127,83 @@ class Translator:
         rule = _DATE_RULE.fullmatch(text) or _CLAIM_RULE.fullmatch(text)
         if rule is not None:
             parts = rule.groupdict()
-            anchor = self.label("anchor", parts.get("anchor") or "claim.settled_at")
-            when = self.gettext("%(offset)s %(anchor)s", offset=self._offset(parts["offset"]), anchor=anchor)
-            if parts.get("at"):
-                when = self.gettext("%(when)s at %(time)s", when=when, time=parts["at"])
-            return self.gettext("every year, %(when)s", when=when) if parts.get("every") else when
+            return self.date_entry(parts.get("anchor") or "claim.settled_at", parts["offset"], parts.get("at"),
+                                   "year" if parts.get("every") else None)
         if text == _CLAIM_30D:
             return self.firing("claim settled 30d")
         return self.moment(text)
 
-    def _offset(self, offset: str) -> str:
-        match = _OFFSET.fullmatch(offset)
-        if match is None:
-            return offset
-        days = int(match["n"]) * (7 if match["unit"] == "w" else 1)
-        if days == 0:
-            return self.gettext("on the day of")
-        key = "%(n)d days before" if match["sign"] == "-" else "%(n)d days after"
-        return self.gettext(key, n=days)
-
-    def reason(self, text: str | None) -> str:
-        """A delivery rule's reason as explain words it; the ones with a known shape in this language."""
+    def duration(self, text: str | None) -> str:
+        """A duration as a journey file writes it (``1d12h``, ``90m``, ``2w``) in words: 1天12小时, 1 day 12
+        hours. Text of another shape is shown as it is."""
         if not text:
             return ""
-        channels = _NO_CHANNEL.fullmatch(text)
-        if channels is not None:
-            listed = [self.label("channel", c.strip()) for c in channels["channels"].split(",")]
-            return self.gettext("No consented, reachable channel among %(channels)s", channels="、".join(listed)
-                                if self.locale == "zh-CN" else ", ".join(listed))
-        return text
+        match = _DURATION.fullmatch(text.strip())
+        if match is None:
+            return text
+        parts = [format_unit(int(n), _UNITS[unit], length="long", locale=self.babel_locale)
+                 for n, unit in _DURATION_PART.findall(match["parts"]) if int(n)]
+        if not parts:
+            return format_unit(0, "duration-day", length="long", locale=self.babel_locale)
+        return format_list(parts, style="unit-narrow", locale=self.babel_locale)
+
+    def offset(self, text: str | None, anchor: str | None = None) -> str:
+        """A signed offset (``-30d``, ``+30d``, ``30d``, ``0d``) in words: 提前30天, 30天后, 当天; with
+        ``anchor`` (a date in words) relative to it: 保单到期日前30天."""
+        if not text:
+            return ""
+        match = _DURATION.fullmatch(text.strip())
+        if match is None:
+            return text if anchor is None else f"{text} {anchor}"
+        if not any(int(n) for n, _ in _DURATION_PART.findall(match["parts"])):
+            return self.gettext("on the day of %(anchor)s", anchor=anchor) if anchor else self.gettext("on the day")
+        time = self.duration(match["parts"])
+        before = match["sign"] == "-"
+        if anchor is None:
+            return self.gettext("%(time)s before", time=time) if before else self.gettext("%(time)s after", time=time)
+        key = "%(time)s before %(anchor)s" if before else "%(time)s after %(anchor)s"
+        return self.gettext(key, time=time, anchor=anchor)
+
+    def date_entry(self, anchor: str, offset: str, at: str | None = None, every: str | None = None,
+                   holidays: list[str] | None = None) -> str:
+        """A date entry (engine.language.journey_model.DateEntry) in words: 每年保费缴纳日前7天 10:00."""
+        if holidays:
+            named = [self.label("holiday", h) for h in holidays]
+            words = "、".join(named) if self.locale == "zh-CN" else ", ".join(named)
+        else:
+            words = self.label("anchor", anchor)
+        when = self.offset(offset, words)
+        if at:
+            when = self.gettext("%(when)s at %(time)s", when=when, time=at)
+        return self.gettext("every year, %(when)s", when=when) if every else when
+
+    def delivery_reason(self, code: str | None, params: dict[str, Any] | None, text: str = "",
+                        journey_name: Callable[[str], str] | None = None) -> str:
+        """Why a delivery rule dropped or moved a touch, from the rule's code and parameters
+        (engine.planning.explain.reason_code); ``text`` (the engine's English) only when there is no code."""
+        if not code or code not in DELIVERY_REASONS or params is None:
+            return text
+        words: dict[str, Any] = dict(params)
+        if "channels" in words:
+            listed = [self.label("channel", c) for c in words["channels"]]
+            words["channels"] = "、".join(listed) if self.locale == "zh-CN" else ", ".join(listed)
+        if "channel" in words:
+            words["channel"] = self.label("channel", words["channel"])
+        if "window" in words:
+            words["window"] = self.duration(words["window"])
+        if "journey" in words and journey_name is not None:
+            words["journey"] = journey_name(words["journey"])
+        if "moved_from" in words:
+            try:
+                words["moment"] = format_datetime(datetime.strptime(words["moved_from"], "%Y-%m-%d %H:%M"), "short",
+                                                  locale=self.babel_locale)
+            except ValueError:
+                words["moment"] = words["moved_from"]
+        key = "marketing_cap_sending" if code == "marketing_cap" and words.get("sending") else code
+        try:
+            return self.gettext(DELIVERY_REASONS[key], **words)
+        except (KeyError, TypeError, ValueError):  # parameters of another shape: the engine's words, not a 500
+            return text
 
     def day(self, day: date | None, fmt: str = "medium") -> str:
         return format_date(day, fmt, locale=self.babel_locale) if day is not None else ""

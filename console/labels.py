@@ -214,6 +214,15 @@ RULES: dict[str, str] = {
     "journey_cap": "Journey's own frequency cap",
 }
 
+# Why an enrollment left its journey (engine.planning.step_machine); an exit step's own reason, written
+# by the journey's author, has no entry here and is shown as written.
+EXIT_REASONS: dict[str, str] = {
+    "goal": "Goal reached",
+    "completed": "Completed the journey",
+    "holdout": "Holdout",
+    "loop": "Stopped: the steps went round in a loop",
+}
+
 CLOCKS: dict[str, str] = {
     "wall": "Around the clock",
     "business": "Business hours",
@@ -304,6 +313,7 @@ TABLES: dict[str, dict[str, str]] = {
     "skill": SKILL_NAMES,
     "clock": CLOCKS,
     "rule": RULES,
+    "exit": EXIT_REASONS,
     "form_field": FORM_FIELDS,
     "holiday": HOLIDAYS,
     "anchor": ANCHORS,

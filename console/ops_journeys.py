@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from engine.language.journey_model import Journey
+from engine.language.journey_model import DateEntry, Journey
 from engine.language.journey_registry import validated_report
 from engine.language.journey_review import APPROVED, PENDING, effective_review_config, in_force_of, stored_journey
 from engine.language.journey_review import REJECTED as REVIEW_REJECTED_STATE
@@ -40,6 +40,7 @@ PENDING_REVIEW, REVIEW_REJECTED = "pending_review", "review_rejected"
 class EntryInfo:
     kind: str  # schedule | date | event
     detail: str  # the cron line, the anchor and offset, or the event type and its condition
+    date: DateEntry | None = None  # a date entry, for the page to put in words
 
 
 @dataclass
@@ -67,7 +68,7 @@ def entry_info(journey: Journey) -> EntryInfo:
         return EntryInfo("schedule", entry.schedule.cron)
     if entry.date is not None:
         holidays = f" ({', '.join(entry.date.holidays)})" if entry.date.holidays else ""
-        return EntryInfo("date", f"{entry.date.anchor}{holidays} {entry.date.offset} {entry.date.at}")
+        return EntryInfo("date", f"{entry.date.anchor}{holidays} {entry.date.offset} {entry.date.at}", entry.date)
     assert entry.event is not None
     when = f" · {entry.event.when.describe()}" if entry.event.when is not None else ""
     return EntryInfo("event", f"{entry.event.type}{when}")

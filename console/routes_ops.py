@@ -113,15 +113,19 @@ def explain_page(request: Request) -> HTMLResponse:
 
     def run() -> dict[str, Any]:
         from engine.language.settings_review import programme_zone
-        from engine.planning.explain import UnknownCustomer, explain
+        from engine.planning.explain import UnknownCustomer, explain, reason_code
 
         customer = _field(request, "customer")
         if not customer:
             raise FormError("customer: required")
         try:
-            return explain(customer, _moment(request, "at", programme_zone()))
+            report = explain(customer, _moment(request, "at", programme_zone()))
         except UnknownCustomer as exc:
             raise FormError(str(exc)) from None
+        for touch in report["touches"]:
+            # The page words a reason from its rule's code and parameters, in the reader's language.
+            touch["reason_code"], touch["reason_params"] = reason_code(touch["rule"], touch["reason"])
+        return report
 
     return _tool_page(request, user, "explain", run)
 

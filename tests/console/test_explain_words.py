@@ -17,7 +17,7 @@ from console.labels import ANCHORS
 from engine.language.catalogue import HOLIDAYS
 from engine.language.journey_model import Journey
 from engine.language.journey_registry import validated_report
-from engine.planning.explain import _next_fire
+from engine.planning.explain import _next_fire, reason_code
 from store.models import CHANNELS
 
 AT = datetime.fromisoformat("2026-12-01T04:00:00+00:00")
@@ -66,7 +66,7 @@ def test_a_reason_naming_channels_is_shown_in_chinese() -> None:
     zh = Translator("zh-CN")
     for n in range(1, len(CHANNELS) + 1):
         text = f"no consented, reachable channel among {', '.join(CHANNELS[:n])}"
-        shown = zh.reason(text)
+        shown = zh.delivery_reason(*reason_code("no_channel", text), text)
         assert not LATIN.search(shown.replace("App", "")), shown  # the app, named so in Chinese too
 
 

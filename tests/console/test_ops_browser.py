@@ -21,7 +21,7 @@ from engine.language.journey_registry import load_in_force
 from engine.loop.reports import build_report
 from engine.loop.tables import enrollment_t, outcome_t, task_t, touch_t
 from store.db import session_scope
-from store.models import KeyValue
+from store.models import KeyValue, Touch
 from tests.console.conftest import PASSWORD, Seed
 from tests.console.ops_seed import SPLIT_JOURNEY, count_by, seed_activity
 
@@ -115,7 +115,7 @@ def test_journey_page_draws_the_flow_with_counts_from_the_database(ops_page: tup
     expect(page.get_by_test_id("step-counts").locator("tr[data-step='done'] [data-k=waiting]")).to_have_text(
         str(waiting))
     expect(page.get_by_test_id("step-counts").locator("tr[data-step='channel_test'] [data-k=exits]")).to_have_text(
-        f"holdout: {groups['holdout']}")
+        f"Holdout: {groups['holdout']}")  # the exit's code in words
     # the experiment: per-group counts from the same rows, and a verdict in words
     table = page.get_by_test_id("experiment-table")
     for name, n in groups.items():
@@ -172,6 +172,9 @@ def test_ops_pages_in_chinese(ops_page: tuple[Any, str], db_url: str, shots: Pat
     expect(header).not_to_contain_text("姓名")
     expect(page.locator("tr[data-journey='retention-boost-gold'] [data-testid=state]")).to_have_text("由动态调整开启")
     expect(page.locator("tr[data-journey='retention-boost-silver'] [data-testid=state]")).to_have_text("已关闭")
+    # A date entry in words, not "policy.expiry_date -30d 10:00".
+    expect(page.locator("tr[data-journey='renewal-reminder'] [data-k=entry-date]")).to_have_text(
+        "保单到期日前30天 10:00")
     page.goto(f"/ops/journeys/{SPLIT_JOURNEY}")
     expect(page.get_by_test_id("verdict").first).to_contain_text("email_first 的回复不如 wechat_first")
     expect(page.get_by_test_id("diagram")).to_contain_text("随机分流")
@@ -211,6 +214,12 @@ def test_explain_page_shows_one_customers_journeys_and_touches(ops_page: tuple[A
 
     with session_scope(db_url) as s:
         s.execute(sa.text("UPDATE app_user SET locale = 'zh-CN' WHERE username = 'olga'"))
+        due = book.now + timedelta(hours=2)
+        # A touch the sender dropped for the cap: its reason in words, the window too (before: English, "7d").
+        s.add(Touch(key="why:cap", customer_id=book.customers["C1"], journey_id="birthday-care", journey_version="v1",
+                    step_id="s", occurrence="o", category="marketing", channel="sms", template="t", planned_for=due,
+                    due_at=due, status="dropped", created_at=due,
+                    error_reason="marketing_cap: marketing cap 2 per 7d reached when sending"))
     at = (book.now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
     page.goto("/ops/explain")
     page.fill("input[name=customer]", "C1")
@@ -233,5 +242,9 @@ def test_explain_page_shows_one_customers_journeys_and_touches(ops_page: tuple[A
     # Every next firing in Chinese words: no English, no raw code or ISO time (登录APP: the app's name).
     for shown in page.get_by_test_id("explain-journeys").locator("[data-k=next]").all_inner_texts():
         assert not re.search(r"[A-Za-z_]{2,}|T\d\d:", re.sub("(?i)app", "", shown)), shown
+    expect(page.get_by_test_id("explain-touches")).not_to_contain_text("marketing cap")
+    expect(rows.locator("[data-code=marketing_cap]")).to_have_text("发送时已达营销上限（每7天2条）")
+    for shown in rows.locator("[data-k=reason]").all_inner_texts():
+        assert not re.search(r"[A-Za-z_]{2,}|\d+[wdhm]\b", shown), shown
     _no_page_scroll(page)
     page.screenshot(path=str(shots / f"ops-explain-{size}.png"), full_page=size == "phone")
