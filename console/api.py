@@ -51,6 +51,7 @@ from console import csrf, queues, tasks
 from console.auth import RIGHTS, SESSION_USER, CurrentUser, NotAuthenticated, audit, load_user
 from console.config import ApiKey, hash_api_key
 from console.events_bridge import UnknownCustomer, emit_async
+from console.strict_json import StrictJSONRoute
 from console.task_inbox import TaskFacts
 from console.tasks import OUTCOMES
 from engine.language import event_types
@@ -61,7 +62,7 @@ from store.db import session_scope
 from store.masking import mask_email, mask_name, mask_phone
 from store.models import CHANNELS, TIERS, AppUser, Customer
 
-router = APIRouter(prefix="/api", tags=["api"])
+router = APIRouter(prefix="/api", tags=["api"], route_class=StrictJSONRoute)
 
 
 # --- authentication -----------------------------------------------------------------------------

@@ -25,13 +25,14 @@ from starlette.concurrency import run_in_threadpool
 
 from console.api import _CUSTOMER_REFUSED, _TOO_LARGE, _UNAUTHENTICATED, _UNREADABLE, KeyOnly, Principal, _refusal
 from console.auth import audit
+from console.strict_json import StrictJSONRoute
 from store.clock import as_utc, utcnow, zone
 from store.db import session_scope
 from store.importing import DEFAULT_ASSUMED_TZ, REQUIRED
 from store.importing import fields as f
 from store.models import PRODUCT_LINES, Claim, Customer, Policy
 
-router = APIRouter(prefix="/api", tags=["api"])
+router = APIRouter(prefix="/api", tags=["api"], route_class=StrictJSONRoute)
 
 
 def _cell(column: str, parse: Callable[[str], Any], *, required: bool = False) -> BeforeValidator:

@@ -210,6 +210,12 @@ class SchemeAwareSessionMiddleware:
         await chosen(scope, receive, send)
 
 
+def _message(error: dict[str, Any]) -> str:
+    """A validation error's message; for a body that is not JSON, what the reader found wrong with it."""
+    reason = (error.get("ctx") or {}).get("error") if error.get("type") == "json_invalid" else None
+    return f"{error.get('msg')}: {reason}" if reason else str(error.get("msg"))
+
+
 def create_app(database_url: str | None = None, settings: ConsoleSettings | None = None,
                clock: Callable[[], datetime] | None = None) -> FastAPI:
     """The console app; ``database_url`` defaults to JOURNEYS_DATABASE_URL (or the embedded SQLite file).
@@ -304,7 +310,7 @@ def create_app(database_url: str | None = None, settings: ConsoleSettings | None
             return form_errors.refused(request, exc.errors(), _error_page)
         # FastAPI's shape ({"detail": [{"loc": [...], "msg": ...}]}) names the field at fault.
         errors: list[dict[str, Any]] = [
-            {"type": e.get("type"), "loc": list(e.get("loc", [])), "msg": e.get("msg")} for e in exc.errors()
+            {"type": e.get("type"), "loc": list(e.get("loc", [])), "msg": _message(e)} for e in exc.errors()
         ]
         return JSONResponse({"detail": errors}, status_code=422)
 

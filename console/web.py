@@ -68,8 +68,11 @@ def render(request: Request, name: str, user: CurrentUser | None, status_code: i
         request=request, user=user, _=t, t=t, locale=t.locale, csrf_token=csrf.token(request),
         flashes=flashes, path=request.url.path, journey_name=journey_name, **context,
     )
+    # Text stored before the API refused half surrogate pairs (store.standard_json) cannot be UTF-8:
+    # shown as "?", so the page still opens.
+    body = html.encode("utf-8", "replace")
     # Pages show customer data: keep them out of shared caches and the browser's history cache.
-    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(body, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
 def redirect(url: str) -> RedirectResponse:

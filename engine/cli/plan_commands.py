@@ -133,9 +133,10 @@ def emit_command(
 ) -> None:
     """Store an event and act on it at once (journeys it enters, waits it ends, goals it reaches)."""
     from engine.loop.events import UnknownCustomer, emit_event
+    from store.standard_json import strict_loads
 
     try:
-        payload: Any = json.loads(data)
+        payload: Any = strict_loads(data)
     except json.JSONDecodeError as exc:
         raise typer.BadParameter(f"--data is not JSON: {exc}") from None
     if not isinstance(payload, dict):

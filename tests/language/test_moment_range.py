@@ -71,6 +71,9 @@ def test_the_cli_refuses_far_moments_with_a_message_not_a_traceback(args: list[s
     (["event", "emit", "complaint.filed", "--customer", "C1", "--data", '{"bogus": 1}'], "data.bogus is not a field"),
     (["event", "emit", "policy.premium_paid", "--customer", "C1", "--data",
       '{"policy_id": "P1", "amount": 1.0, "due_date": "0001-01-01"}'], "is outside the years"),
+    (["event", "emit", "policy.premium_paid", "--customer", "C1", "--data",
+      '{"policy_id": "P1", "amount": Infinity, "due_date": "2026-12-01"}'], "not a JSON number"),
+    (["event", "emit", "complaint.filed", "--customer", "C1", "--data", '{"text": "\\ud800"}'], "surrogate"),
 ])
 def test_the_cli_checks_an_event_as_the_api_does(args: list[str], words: str, db_url: str) -> None:
     result = CliRunner().invoke(build_app(), args)
