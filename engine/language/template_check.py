@@ -55,11 +55,49 @@ def check_templates(root: Path | None = None, names: Iterable[str] | None = None
     return problems
 
 
+def compile_source(env: jinja2.Environment, source: str) -> tuple[nodes.Template | None, list[tuple[int, str]]]:
+    """Parse and compile one Jinja source as the renderer would: (its tree, or None when it does not
+    compile; each problem as (line in the source, plain message)).
+
+    Every check that reads a template's tree goes through here, so a template Jinja refuses becomes
+    a problem at its line instead of an exception out of whichever check met it first. An unknown
+    filter or test is named even inside ``{% if %}``, where Jinja defers it to the render that
+    reaches it (a customer's message, not the sample's).
+    """
+    try:
+        tree = env.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        return None, [(exc.lineno or 1, f"template syntax: {exc.message}")]
+    found: set[tuple[int, str]] = set()
+    for node in tree.find_all(nodes.Filter):
+        assert isinstance(node, nodes.Filter)
+        if node.name not in env.filters:
+            found.add((node.lineno, f"unknown filter {node.name!r}"))
+    for test in tree.find_all(nodes.Test):
+        assert isinstance(test, nodes.Test)
+        if test.name not in env.tests:
+            found.add((test.lineno, f"unknown test {test.name!r}"))
+    if found:
+        return None, sorted(found)
+    try:
+        env.compile(tree, raw=True)  # code generation is where Jinja's remaining assertions fail
+    except jinja2.TemplateSyntaxError as exc:  # TemplateAssertionError included
+        return None, [(exc.lineno or 1, f"template syntax: {exc.message}")]
+    return tree, []
+
+
 def check_template_syntax(templates_root: Path, names: Iterable[str]) -> list[Problem]:
     """Jinja2 syntax of every file of the named templates, reported at the template file's line."""
+    return [p for found in template_problems_by_name(templates_root, names).values() for p in found]
+
+
+def template_problems_by_name(templates_root: Path, names: Iterable[str]) -> dict[str, list[Problem]]:
+    """Per template name, what keeps its files from compiling (syntax, unknown filters and tests,
+    private names, YAML): a template with any cannot be sent."""
     env = jinja_environment(trim_blocks=False)
-    problems: list[Problem] = []
+    out: dict[str, list[Problem]] = {}
     for name in sorted(set(names)):
+        problems = out.setdefault(name, [])
         folder = templates_root / name
         meta = folder / "meta.yaml"
         if meta.is_file():
@@ -70,30 +108,31 @@ def check_template_syntax(templates_root: Path, names: Iterable[str]) -> list[Pr
         for kind in FILE_FOR:
             for locale in LOCALES:
                 path = template_file(templates_root, name, kind, locale)
-                if not path.is_file():
-                    continue
-                text = path.read_text(encoding="utf-8")
-                sources = [text]
-                if path.suffix == ".yaml":
-                    try:
-                        data = load_located(text).data or {}
-                    except YamlError as exc:
-                        problems.append(Problem(display_path(path), exc.position.line, exc.position.column,
-                                                exc.message))
-                        continue
-                    sources = [str(v) for v in template_strings(data)]
-                for src in sources:
-                    try:
-                        tree = env.parse(src)
-                    except jinja2.TemplateSyntaxError as exc:
-                        line = exc.lineno if path.suffix != ".yaml" else line_of(text, src)
-                        problems.append(Problem(display_path(path), line, 1, f"template syntax: {exc.message}"))
-                        continue
-                    for lineno, name in _private_names(tree):
-                        line = lineno if path.suffix != ".yaml" else line_of(text, src)
-                        problems.append(Problem(display_path(path), line, 1,
-                                                f"template reads {name!r}: names starting with _ are not allowed "
-                                                "(templates see plain customer data only)"))
+                if path.is_file():
+                    problems.extend(_file_problems(env, path))
+    return out
+
+
+def _file_problems(env: jinja2.Environment, path: Path) -> list[Problem]:
+    text = path.read_text(encoding="utf-8")
+    sources: list[str] = [text]
+    if path.suffix == ".yaml":
+        try:
+            data = load_located(text).data or {}
+        except YamlError as exc:
+            return [Problem(display_path(path), exc.position.line, exc.position.column, exc.message)]
+        sources = [str(v) for v in template_strings(data)]
+    problems: list[Problem] = []
+    for src in sources:
+        tree, found = compile_source(env, src)
+        for lineno, message in found:
+            line = lineno if path.suffix != ".yaml" else line_of(text, src)
+            problems.append(Problem(display_path(path), line, 1, message))
+        for lineno, attr in _private_names(tree) if tree is not None else ():
+            line = lineno if path.suffix != ".yaml" else line_of(text, src)
+            problems.append(Problem(display_path(path), line, 1,
+                                    f"template reads {attr!r}: names starting with _ are not allowed "
+                                    "(templates see plain customer data only)"))
     return problems
 
 

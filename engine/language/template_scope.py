@@ -32,7 +32,7 @@ from channels.template_files import LOCALES, template_file
 from engine.language.catalogue import EVENT_TYPES
 from engine.language.journey_model import Journey
 from engine.language.problems import Problem, display_path
-from engine.language.template_check import line_of, template_strings
+from engine.language.template_check import compile_source, line_of, template_strings
 from engine.language.template_context import sample_context
 from engine.language.templates import jinja_environment
 from engine.language.yaml_lines import YamlError, load_located
@@ -279,11 +279,13 @@ def _file_reads(file: Path, env: jinja2.Environment) -> list[_Read]:
     out: list[_Read] = []
     file_lines = file.read_text(encoding="utf-8").splitlines()
     for source, first_line in _sources(file):
+        tree, problems = compile_source(env, source)
+        if tree is None or problems:
+            continue  # check_template_syntax reports it, and rejects every journey that sends it
         try:
-            tree = env.parse(source)
+            free = meta.find_undeclared_variables(tree) - _guarded(tree)
         except jinja2.TemplateSyntaxError:
-            continue  # check_template_syntax reports it
-        free = meta.find_undeclared_variables(tree) - _guarded(tree)
+            continue  # compile_source compiled it with this environment: never expected here
         for line, path in _reads(tree, free):
             at = first_line + line - 1
             text_line = file_lines[at - 1] if 0 < at <= len(file_lines) else ""

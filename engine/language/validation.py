@@ -36,7 +36,7 @@ from engine.language.problems import Problem, display_path, load_config, load_do
 from engine.language.salvage import salvage
 from engine.language.settings_model import DeliveryConfig, QueuesConfig, ReviewConfig, TierConfig
 from engine.language.task_script_check import check_task_scripts
-from engine.language.template_check import check_template_syntax, check_templates
+from engine.language.template_check import check_templates, template_problems_by_name
 from engine.language.template_scope import check_template_scopes
 from engine.language.webhook_config import load_webhooks, webhook_problems
 from engine.language.work_calendar import load_work_calendar
@@ -387,6 +387,34 @@ def _check_against_templates(report: Report, journeys: list[LoadedJourney], temp
         report.problems.extend(_unscoped_sends(loaded, unscoped[loaded.id]))
 
 
+def _sent_templates(loaded: LoadedJourney) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """(Where in the file, template name) of each template the journey sends, calls from or posts."""
+    for i, step in enumerate(loaded.journey.steps):
+        if step.send is not None:
+            yield ("steps", i, "send", "template"), step.send.template
+        if step.task is not None and step.task.script:
+            yield ("steps", i, "task", "script"), step.task.script
+        if step.webhook is not None:
+            yield ("steps", i, "webhook", "template"), step.webhook.template
+
+
+def _reject_broken_sends(report: Report, loaded: LoadedJourney, broken: set[str]) -> bool:
+    """Reject ``loaded`` when it uses a template that does not compile, saying so where it names it."""
+    uses = [(where, name) for where, name in _sent_templates(loaded) if name in broken]
+    if not uses:
+        return False
+    doc = load_located(loaded.source)
+    for where, name in uses:
+        pos = doc.position(where)
+        report.problems.append(Problem(loaded.path, pos.line, pos.column, f"template {name!r} does not compile "
+                                       "(see the template's problems): this journey is rejected"))
+    if loaded in report.journeys:
+        report.journeys.remove(loaded)
+    if loaded.path not in report.rejected_files:
+        report.rejected_files.append(loaded.path)
+    return True
+
+
 def validate(
     paths: Iterable[Path] | None = None,
     templates_root: Path | None = None,
@@ -436,16 +464,19 @@ def validate(
     valid = list(report.journeys)
     clashes = _withhold_clashes(report)
     report.warnings.extend(w for j in report.journeys for w in j.warnings)
-    syntax_problems = check_template_syntax(templates_root, used_templates)
-    report.problems.extend(syntax_problems)
-    if not syntax_problems:
-        # Rendering every used template with a sample context catches undefined variables and
-        # over-long SMS before a customer would see them.
-        report.problems.extend(check_templates(templates_root, used_templates))
-        # Files that share an id are checked one by one (the checks below go by journey id), so that
-        # a clash is their only problem when it is (engine.language.journey_registry keeps the one in force).
-        for journeys in [report.journeys, *([j] for clash in clashes for j in clash)]:
-            _check_against_templates(report, journeys, templates_root)
+    # Every template folder is checked, used or not; one that does not compile rejects each journey
+    # sending it (its last good version stays in force), and the other journeys are checked as usual.
+    by_name = template_problems_by_name(templates_root, {*available_templates(templates_root), *used_templates})
+    report.problems.extend(p for found in by_name.values() for p in found)
+    broken = {name for name, found in by_name.items() if found}
+    refused = [j for j in valid if _reject_broken_sends(report, j, broken)]
+    # Rendering every template with a sample context catches undefined variables and over-long SMS
+    # before a customer would see them.
+    report.problems.extend(check_templates(templates_root, set(by_name) - broken))
+    # Files that share an id are checked one by one (the checks below go by journey id), so that
+    # a clash is their only problem when it is (engine.language.journey_registry keeps the one in force).
+    for journeys in [report.journeys, *([j] for clash in clashes for j in clash if j not in refused)]:
+        _check_against_templates(report, journeys, templates_root)
     seen_ids = {j.id for j in valid}
 
     default_files = {p.resolve() for p in journey_files([journeys_dir()])}
