@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from console import csrf, tasks, usernames
 from console.auth import audit, clock_of, create_user
-from console.deps import db_url, user_with
+from console.deps import RowId, db_url, user_with
 from console.i18n import SUPPORTED, Translator
 from console.labels import AUDIT_KEYS, FORM_FIELDS
 from console.web import flash, redirect, render
@@ -69,7 +69,7 @@ def add_user(
 
 
 @router.post("/admin/users/{user_id}/skills", response_class=RedirectResponse)
-def set_skills(request: Request, user_id: int,
+def set_skills(request: Request, user_id: RowId,
                skill: Annotated[list[str], Form(max_length=len(SKILLS))] = []) -> RedirectResponse:  # noqa: B006
     """Replace a user's skills (what queues and task types may require: config/queues.yaml)."""
     admin = user_with(request, "users")
@@ -90,7 +90,7 @@ def set_skills(request: Request, user_id: int,
 
 
 @router.post("/admin/users/{user_id}/toggle", response_class=RedirectResponse)
-def toggle(request: Request, user_id: int, what: Annotated[str, Form()]) -> RedirectResponse:
+def toggle(request: Request, user_id: RowId, what: Annotated[str, Form()]) -> RedirectResponse:
     admin = user_with(request, "users")
     if what not in ("active", "on_shift"):
         raise HTTPException(status_code=422, detail="what")

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from console import csrf, review
-from console.deps import db_url, user_with
+from console.deps import RowId, db_url, user_with
 from console.web import flash, redirect, render
 from engine.language.journey_review import MAX_COMMENT, PENDING, ReviewError, versions
 from store.db import session_scope
@@ -59,7 +59,7 @@ def submit(request: Request) -> RedirectResponse:
 
 
 @router.get("/ops/review/{version_id}", response_class=HTMLResponse)
-def review_version(request: Request, version_id: int) -> HTMLResponse:
+def review_version(request: Request, version_id: RowId) -> HTMLResponse:
     user = user_with(request, "review")
     with session_scope(db_url(request)) as session:
         try:
@@ -85,18 +85,18 @@ def _act(request: Request, version_id: int, action: str, comment: str) -> Redire
 
 
 @router.post("/ops/review/{version_id}/approve", response_class=RedirectResponse)
-def approve(request: Request, version_id: int,
+def approve(request: Request, version_id: RowId,
             comment: Annotated[str, Form(max_length=MAX_COMMENT * 4)] = "") -> RedirectResponse:
     return _act(request, version_id, "approve", comment)
 
 
 @router.post("/ops/review/{version_id}/reject", response_class=RedirectResponse)
-def reject(request: Request, version_id: int,
+def reject(request: Request, version_id: RowId,
            comment: Annotated[str, Form(max_length=MAX_COMMENT * 4)] = "") -> RedirectResponse:
     return _act(request, version_id, "reject", comment)
 
 
 @router.post("/ops/review/{version_id}/rollback", response_class=RedirectResponse)
-def roll_back(request: Request, version_id: int,
+def roll_back(request: Request, version_id: RowId,
               comment: Annotated[str, Form(max_length=MAX_COMMENT * 4)] = "") -> RedirectResponse:
     return _act(request, version_id, "rollback", comment)

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from console import csrf, supervision, tasks
 from console.auth import CurrentUser, clock_of
-from console.deps import db_url, user_with
+from console.deps import FormRowId, RowId, db_url, user_with
 from console.i18n import DISPLAY_ZONE
 from console.tasks import RevealLimited, TaskConflict, TaskForbidden, TaskInvalid, reveal_policy
 from console.web import flash, redirect, render
@@ -79,12 +79,12 @@ def _task_page(request: Request, user: CurrentUser, task_id: int, revealed: dict
 
 
 @router.get("/tasks/{task_id}", response_class=HTMLResponse)
-def task_page(request: Request, task_id: int) -> HTMLResponse:
+def task_page(request: Request, task_id: RowId) -> HTMLResponse:
     return _task_page(request, _tasks_user(request), task_id)
 
 
 @router.post("/tasks/{task_id}/reveal", response_class=HTMLResponse)
-def reveal(request: Request, task_id: int) -> HTMLResponse:
+def reveal(request: Request, task_id: RowId) -> HTMLResponse:
     user = _tasks_user(request)
     try:
         # Rendered straight into the response (never stored in the session or a redirect URL).
@@ -101,7 +101,7 @@ def reveal(request: Request, task_id: int) -> HTMLResponse:
 
 
 @router.post("/tasks/{task_id}/claim", response_class=RedirectResponse)
-def claim(request: Request, task_id: int) -> RedirectResponse:
+def claim(request: Request, task_id: RowId) -> RedirectResponse:
     user = _tasks_user(request)
     try:
         tasks.claim(user, task_id, db_url=db_url(request))
@@ -128,7 +128,7 @@ def parse_local(value: str) -> datetime | None:
 @router.post("/tasks/{task_id}/complete", response_model=None)
 def complete(
     request: Request,
-    task_id: int,
+    task_id: RowId,
     outcome: Annotated[str, Form(max_length=32)] = "",
     notes: Annotated[str, Form(max_length=4000)] = "",
     callback_at: Annotated[str, Form(max_length=40)] = "",
@@ -154,7 +154,7 @@ def complete(
 
 @router.post("/tasks/{task_id}/reassign", response_class=RedirectResponse)
 def reassign(
-    request: Request, task_id: int, to_user_id: Annotated[int, Form()], back: Annotated[str, Form()] = "/supervisor"
+    request: Request, task_id: RowId, to_user_id: FormRowId, back: Annotated[str, Form()] = "/supervisor"
 ) -> RedirectResponse:
     user = user_with(request, "reassign")
     try:
@@ -215,7 +215,7 @@ REFUSALS = {
 @router.post("/supervisor/assign", response_class=RedirectResponse)
 def assign(
     request: Request,
-    to_user_id: Annotated[int, Form()],
+    to_user_id: FormRowId,
     task_ids: Annotated[list[int], Form(max_length=tasks.MAX_BULK)] = [],  # noqa: B006 (FastAPI reads the default)
     back: Annotated[str, Form(max_length=300)] = "/supervisor",
 ) -> RedirectResponse:
