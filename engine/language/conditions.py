@@ -67,17 +67,29 @@ def _field_kind(path: str) -> str:
     return str(tables.get(head, {}).get(rest, "any"))
 
 
+def date_literal(value: Any) -> float | None:
+    """A date literal's epoch seconds: a date or datetime (YAML reads an unquoted 2024-01-31 as
+    one) or its ISO text; None for anything else (``journeys validate`` refuses that on a date
+    field, since a number there would be taken for epoch seconds)."""
+    if isinstance(value, date):
+        return epoch_seconds(value)
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed: date = datetime.fromisoformat(value) if "T" in value or " " in value else date.fromisoformat(value)
+    except ValueError:
+        return None
+    return epoch_seconds(parsed)
+
+
 def normalise_operand(path: str, value: Any) -> Any:
     """A condition's literal, in the form the field's values take after ``normalise``."""
     kind = _field_kind(path)
     if isinstance(value, list):
         return [normalise_operand(path, v) for v in value]
     if isinstance(value, str) and kind in ("date", "datetime"):
-        try:
-            parsed: date = datetime.fromisoformat(value) if "T" in value or " " in value else date.fromisoformat(value)
-        except ValueError:
-            return value
-        return epoch_seconds(parsed)
+        seconds = date_literal(value)
+        return value if seconds is None else seconds
     return normalise(value)
 
 

@@ -67,6 +67,8 @@ VALIDATOR_MODULES: tuple[str, ...] = (
     "engine.language",
     "engine.language.authoring_checks",
     "engine.language.catalogue",
+    "engine.language.condition_values",
+    "engine.language.conditions",
     "engine.language.durations",
     "engine.language.event_types",
     "engine.language.festivals",

@@ -1,0 +1,166 @@
+"""Whether each ``{field, op, value}`` leaf compares like with like.
+
+Both evaluators (``engine.language.conditions``) compare values of unrelated types as unequal,
+so a leaf whose value has the wrong type does not fail loudly: it matches everyone or no one (a
+birthday ``gt 5`` compares epoch seconds with 5; ``contains [motor]`` looks for a list inside
+the list). ``journeys validate`` therefore refuses such a leaf, at the value (or the list item)
+at fault. The value a leaf needs follows from its field's kind (``catalogue``, and
+``config/events.yaml`` for ``event.data.*``) and its operator:
+
+- ``eq``/``ne``: one value of the field's type (for a list field, a list of its items);
+- ``lt le gt ge``: a number for a number, a date for a date, text for text; booleans, lists and
+  names from a fixed set (tiers, channels) have no order;
+- ``in``/``not_in``: a list of values of the field's type; not for a list field (``contains``);
+- ``contains``: one item for a list field, one piece of text for a text field;
+- ``within_last``/``older_than``/``within_next``: a date field (the duration is the model's);
+- ``exists``/``missing``: any field.
+
+A date is an ISO date (``2024-01-31``, quoted or not) or date and time (``2024-01-31T09:00``),
+exactly what ``conditions.date_literal`` turns into the epoch seconds the field is compared in.
+``customer.attributes.*`` and fields of unknown kind (``any``) are not checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from engine.language import catalogue, journey_model
+from engine.language.conditions import date_literal
+from engine.language.journey_model import Condition
+from engine.language.yaml_lines import Path_
+from store.models import CHANNELS
+
+_KNOWN_KINDS = ("str", "int", "float", "bool", "date", "datetime", "list", "any")
+_ORDER_OPS = ("lt", "le", "gt", "ge")
+# What a field's value is called in a message, and the name of one such value.
+_KIND_WORDS: dict[str, tuple[str, str]] = {
+    "int": ("a number", "a number"),
+    "float": ("a number", "a number"),
+    "str": ("text", "text"),
+    "bool": ("true or false", "true or false"),
+    "date": ("a date", "a date (e.g. 2024-01-31)"),
+    "datetime": ("a date and time", "a date (e.g. 2024-01-31 or 2024-01-31T09:00)"),
+    "list": ("a list of text", "a list of text"),
+}
+
+
+def _enum(field: str, known_tiers: Sequence[str]) -> tuple[str, Sequence[str]] | None:
+    """(what a value is called, the values there are) for a field whose values form a fixed set."""
+    if field == "customer.tier":
+        return "tier", known_tiers
+    if field == "customer.preferred_channels":
+        return "channel", CHANNELS
+    return None
+
+
+def _fits(kind: str, value: Any) -> bool:
+    """Whether ``value`` is one value of a field of ``kind`` (a list field's value is a list)."""
+    if kind in ("int", "float"):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind in ("date", "datetime"):
+        return date_literal(value) is not None
+    if kind == "list":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return True
+
+
+def _unknown(field: str, enum: tuple[str, Sequence[str]], value: Any) -> str | None:
+    name, known = enum
+    if isinstance(value, str) and value not in known:
+        if name == "tier":  # the words validate has always used for a tier
+            return f"unknown tier {value!r}: tiers are {', '.join(known)}"
+        return f"unknown {name} {value!r}: {field} holds {', '.join(known)}"
+    return None
+
+
+def leaf_problems(field: str, kind: str, op: str, value: Any,
+                  known_tiers: Sequence[str]) -> Iterator[tuple[Path_, str]]:
+    """(where in the leaf, why) for each way ``value`` does not suit ``field`` (of ``kind``) and ``op``."""
+    if op in journey_model.VALUELESS_OPERATORS or kind == "any":
+        return
+    what, needs = _KIND_WORDS.get(kind, (kind, kind))
+    if op in journey_model.DURATION_OPERATORS:
+        if kind not in ("date", "datetime"):
+            yield ("op",), f"operator {op} needs a date field; {field} is {kind}"
+        return
+    enum = _enum(field, known_tiers)
+    item_kind = "str" if kind == "list" else kind
+    if op in _ORDER_OPS:
+        if kind in ("bool", "list") or enum is not None:
+            yield ("op",), f"{field} is {what}; {op} does not apply to it (its values have no order)"
+        elif not _fits(kind, value):
+            yield ("value",), f"{field} is {what}; {op} needs {needs}, not {value!r}"
+        return
+    if op == "contains":
+        if kind not in ("list", "str"):
+            yield ("op",), f"{field} is {what}; contains needs a list or text field"
+        elif isinstance(value, list):
+            yield ("value",), f"contains takes one value, not a list: {field} contains {value!r} never holds"
+        elif not isinstance(value, str):
+            yield ("value",), f"{field} is {what}; contains needs one piece of text, not {value!r}"
+        elif enum is not None and (message := _unknown(field, enum, value)):
+            yield ("value",), message
+        return
+    if op in ("in", "not_in"):
+        if kind == "list":
+            yield ("op",), f"{field} is {what}; {op} compares one value with each listed one: use contains"
+            return
+        options = value if isinstance(value, list) else [value]
+        item_words = _KIND_WORDS.get(item_kind, (what, needs))[1]
+        for i, option in enumerate(options):
+            where: Path_ = ("value", i) if isinstance(value, list) else ("value",)
+            if not _fits(item_kind, option):
+                yield where, f"{field} is {what}; {op} needs a list of {_plural(item_words)}, not {value!r}"
+            elif enum is not None and (message := _unknown(field, enum, option)):
+                yield where, message
+        return
+    # eq / ne
+    if not _fits(kind, value):
+        yield ("value",), f"{field} is {what}; {op} needs {needs}, not {value!r}"
+        return
+    for i, item in enumerate(value if isinstance(value, list) else [value]):
+        if enum is not None and (message := _unknown(field, enum, item)):
+            yield (("value", i) if isinstance(value, list) else ("value",)), message
+
+
+def _plural(words: str) -> str:
+    """``a number`` → ``numbers``; ``a date (e.g. …)`` → ``dates (e.g. …)``; ``text`` stays."""
+    if words.startswith("a "):
+        head, _, rest = words[2:].partition(" ")
+        return f"{head}s {rest}".rstrip()
+    if words == "true or false":
+        return "true or false values"
+    return words
+
+
+def _leaves(cond: Condition, path: Path_) -> Iterator[tuple[Condition, Path_]]:
+    if cond.field is not None:
+        yield cond, path
+    for key, children in (("all", cond.all), ("any", cond.any)):
+        for i, child in enumerate(children or []):
+            yield from _leaves(child, (*path, key, i))
+    if cond.not_ is not None:
+        yield from _leaves(cond.not_, (*path, "not"))
+
+
+def condition_problems(cond: Condition | None, path: Path_, scopes: set[str], events: set[str],
+                       known_tiers: Sequence[str]) -> list[tuple[Path_, str]]:
+    """(document path, why) for every leaf of ``cond`` (found at ``path``) that names a field not
+    there, or compares it with a value of the wrong type for its operator."""
+    out: list[tuple[Path_, str]] = []
+    if cond is None:
+        return out
+    for leaf, leaf_path in _leaves(cond, path):
+        assert leaf.field is not None and leaf.op is not None
+        kind = catalogue.field_kind(leaf.field, scopes, events)
+        if kind not in _KNOWN_KINDS:
+            out.append(((*leaf_path, "field"), str(kind)))
+            continue
+        for where, message in leaf_problems(leaf.field, str(kind), leaf.op, leaf.value, known_tiers):
+            out.append(((*leaf_path, *where), message))
+    return out
