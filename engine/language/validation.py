@@ -20,8 +20,9 @@ from pathlib import Path
 
 from channels.template_files import available_templates, missing_files
 from channels.webhook_targets import WebhookConfigError
-from engine.language import catalogue, journey_model
+from engine.language import catalogue
 from engine.language.authoring_checks import loop_problems, nearest, unknown_queue, wait_anchor_problem
+from engine.language.condition_values import condition_problems
 from engine.language.event_types import load_event_types
 from engine.language.journey_model import Condition, Journey
 from engine.language.paths import (
@@ -108,24 +109,8 @@ def _walk_conditions(cond: Condition, path: Path_) -> Iterator[tuple[Condition, 
 
 
 def _check_condition(ctx: _Context, cond: Condition | None, path: Path_, scopes: set[str], events: set[str]) -> None:
-    if cond is None:
-        return
-    for leaf, leaf_path in _walk_conditions(cond, path):
-        assert leaf.field is not None
-        kind = catalogue.field_kind(leaf.field, scopes, events)
-        if kind not in ("str", "int", "float", "bool", "date", "datetime", "list", "any"):
-            ctx.add((*leaf_path, "field"), str(kind))
-            continue
-        numeric_op = leaf.op in ("lt", "le", "gt", "ge") and kind in ("int", "float")
-        if numeric_op and (isinstance(leaf.value, bool) or not isinstance(leaf.value, int | float)):
-            ctx.add((*leaf_path, "value"), f"{leaf.field} is a number; {leaf.op} needs a number, not {leaf.value!r}")
-        if leaf.op in journey_model.DURATION_OPERATORS and kind not in ("date", "datetime", "any"):
-            ctx.add((*leaf_path, "op"), f"operator {leaf.op} needs a date field; {leaf.field} is {kind}")
-        if leaf.field in ("customer.tier",):
-            values = leaf.value if isinstance(leaf.value, list) else [leaf.value]
-            for v in values:
-                if leaf.op not in journey_model.VALUELESS_OPERATORS and v not in ctx.known_tiers:
-                    ctx.add((*leaf_path, "value"), f"unknown tier {v!r}: tiers are {', '.join(ctx.known_tiers)}")
+    for where, message in condition_problems(cond, path, scopes, events, ctx.known_tiers):
+        ctx.add(where, message)
 
 
 def _warn_optional_fields(ctx: _Context, cond: Condition | None, path: Path_) -> None:

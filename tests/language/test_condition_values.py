@@ -12,26 +12,12 @@ from typing import Any
 import pytest
 
 from engine.language import validation
-from engine.language.condition_values import condition_problems, leaf_problems
-from engine.language.journey_model import Condition
-from engine.language.yaml_lines import Path_
+from engine.language.condition_values import leaf_problems
 from store.models import TIERS
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = (ROOT / "journeys" / "negative-survey-callback.yaml").read_text(encoding="utf-8")
 SLOT = "        - {field: event.data.csat, op: le, value: 2}"
-
-
-def _routed(ctx: Any, cond: Condition | None, path: Path_, scopes: set[str], events: set[str]) -> None:
-    for where, message in condition_problems(cond, path, scopes, events, ctx.known_tiers):
-        ctx.add(where, message)
-
-
-@pytest.fixture(autouse=True)
-def _condition_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    """validate's condition check, as ``condition_problems`` gives it (validation.py's
-    ``_check_condition`` is to call it; until then these tests route it there)."""
-    monkeypatch.setattr(validation, "_check_condition", _routed)
 
 
 def _problems(condition: str, tmp_path: Path) -> tuple[str, list[validation.Problem]]:
