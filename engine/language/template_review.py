@@ -22,11 +22,18 @@ that folder too, looked up at each request (``in_force_folder``), so they show w
 get, not an edit awaiting review; only the review page renders a pending version, from its stored
 text. A template with no approved version yet is absent from that folder: sending it fails as a
 missing template.
+
+A folder whose files do not compile (``template_check.template_problems_by_name``: syntax errors,
+unknown filters or tests, a broken ``meta.yaml``) is not recorded at all: like a journey file with
+errors it is rejected whole, with a warning at its file:line, and its last good version stays in
+force (a category needing no review would otherwise put it in force at once). The check is
+remembered per folder and content hash, so the landing every 30 s costs nothing for unchanged folders.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -42,6 +49,8 @@ from sqlmodel import Session
 
 from engine.language.journey_review import FROM_FILES, Landing, ReviewConfig, land_committed, land_versions
 from engine.language.paths import journeys_dir, templates_dir
+from engine.language.problems import Problem
+from engine.language.template_check import template_problems_by_name
 from engine.language.yaml_lines import YamlError, load_located
 from store.models import JourneyVersion
 
@@ -49,6 +58,12 @@ TEMPLATE = "template"
 PREFIX = "template:"
 UNUSED = "unused"
 _HEADER = re.compile(r"^==> (?P<name>[^<>\n]+?)(?P<bare> \(no newline at end\))? <==\n$")
+
+log = logging.getLogger(__name__)
+
+# Folder path → (content hash, its problems): one entry per folder, so it stays as small as the templates folder.
+_checked: dict[str, tuple[str, list[Problem]]] = {}
+_checked_lock = threading.Lock()
 
 
 def subject(name: str) -> str:
@@ -137,18 +152,51 @@ def _version(source: str) -> str:
 
 def land_templates(session: Session, root: Path | None = None, *, actor: str = FROM_FILES,
                    config: ReviewConfig | None = None) -> dict[str, JourneyVersion]:
-    """Record the template folders not seen before; the rows in force by ``template:<name>``."""
+    """Record the template folders not seen before, except those that do not compile; the rows in
+    force by ``template:<name>``."""
     root = root or templates_dir()
     categories = template_categories()
     items = []
+    newly_broken: dict[str, tuple[str, list[Problem]]] = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         if not (folder / "meta.yaml").is_file():
             continue
         source = folder_source(folder)
+        version = _version(source)
+        problems, first_seen = _problems(root, folder, source, version)
+        if problems is None:
+            continue  # edited while being checked: the next landing reads it whole
+        if problems:
+            if first_seen:
+                newly_broken[folder.name] = (version, problems)
+            continue
         category = "marketing" if _meta_category(folder) == "marketing" else categories.get(folder.name, UNUSED)
-        items.append(Landing(subject(folder.name), _version(source), f"templates/{folder.name}", source, category))
-    return land_versions(session, TEMPLATE, items,
-                         lambda row: categories.get(name_of(row.journey_id), UNUSED), actor=actor, config=config)
+        items.append(Landing(subject(folder.name), version, f"templates/{folder.name}", source, category))
+    in_force = land_versions(session, TEMPLATE, items,
+                             lambda row: categories.get(name_of(row.journey_id), UNUSED), actor=actor, config=config)
+    for name, (version, problems) in newly_broken.items():
+        kept = in_force.get(subject(name))
+        held = f"version {kept.version[:8]} stays in force" if kept else "it has no good version: not in force"
+        log.warning("template folder %s (version %s) has errors and is not recorded; %s:\n%s",
+                    name, version[:8], held, "\n".join(f"  {p}" for p in problems))
+    return in_force
+
+
+def _problems(root: Path, folder: Path, source: str, version: str) -> tuple[list[Problem] | None, bool]:
+    """What keeps ``folder`` (read as ``source``) from compiling, and whether this is the first time this
+    process checked that content; None when the files changed during the check, which then tells
+    nothing about ``source``."""
+    key = str(folder.resolve())
+    with _checked_lock:
+        found = _checked.get(key)
+    if found is not None and found[0] == version:
+        return found[1], False
+    problems = template_problems_by_name(root, [folder.name]).get(folder.name, [])
+    if folder_source(folder) != source:
+        return None, False
+    with _checked_lock:
+        _checked[key] = (version, problems)
+    return problems, True
 
 
 def in_force_root(session: Session, root: Path | None = None) -> Path:
