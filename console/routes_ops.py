@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from console import csrf
 from console.auth import CurrentUser
 from console.deps import db_url, user_with
+from console.i18n import Translator
 from console.journey_diagram import layout
 from console.ops_charts import report_charts
 from console.ops_journeys import entry_info, find_journey, journey_rows, step_counts
@@ -56,28 +57,97 @@ def old_tool_link(request: Request, tool: str) -> RedirectResponse:
     return RedirectResponse(f"/ops/{tool if tool in TOOLS else 'journeys'}", status_code=301)
 
 
+# What can be wrong with an ops form, as msgids; %(field)s is the field's word (FIELD_WORDS).
+MESSAGES: dict[str, str] = {
+    "required": "%(field)s: required",
+    "too_long": "%(field)s: at most %(limit)d characters",
+    "not_a_moment": "%(field)s: '%(value)s' is not an ISO 8601 date or time, e.g. %(example)s",
+    "out_of_years": "%(field)s: '%(value)s' is outside the years %(first)d–%(last)d",
+    "not_after": "%(field)s: must be after %(other)s",
+    "too_long_period": "%(field)s: a period of at most %(days)d days",
+    "unknown_customer": "%(field)s: no customer with external id '%(value)s'",
+    "one_of": "%(field)s: one of %(choices)s",
+}
+# The pages' parameters and the report's groupings as msgids. The English words are the parameter names and
+# values as the page's address spells them, which is how the English page has always named them.
+FIELD_WORDS: dict[str, str] = {
+    "start": "start",
+    "end": "end",
+    "at": "at",
+    "customer": "customer",
+    "by": "by",
+    "tier": "tier",
+    "journey": "journey",
+    "channel": "channel",
+    "branch": "branch",
+}
+MOMENT_EXAMPLE = "2027-02-06T10:00+08:00"
+
+
 class FormError(ValueError):
-    """A field a person typed that the page cannot use; shown beside the form, never a 500."""
+    """A field a person typed that the page cannot use; shown beside the form, never a 500.
+
+    It keeps the field, a ``MESSAGES`` key and its parameters, so the page words it in its reader's language;
+    ``other`` (a field) and ``choices`` (codes) are words themselves, translated with it. ``value`` is what the
+    person typed, shown as typed.
+    """
+
+    def __init__(self, field: str, kind: str, **params: Any) -> None:
+        self.field, self.kind, self.params = field, kind, params
+        super().__init__(self.words(Translator("en")))
+
+    def words(self, t: Translator) -> str:
+        params = dict(self.params)
+        if "other" in params:
+            params["other"] = self._word(t, params["other"])
+        if "choices" in params:
+            listed = [self._word(t, c) for c in params["choices"]]
+            params["choices"] = "、".join(listed) if t.locale == "zh-CN" else ", ".join(listed)
+        return t(MESSAGES[self.kind], field=self._word(t, self.field), **params)
+
+    @staticmethod
+    def _word(t: Translator, code: str) -> str:
+        return t(FIELD_WORDS[code]) if code in FIELD_WORDS else code
 
 
 def _field(request: Request, name: str) -> str:
     value = request.query_params.get(name, "").strip()
     if len(value) > MAX_FIELD:
-        raise FormError(f"{name}: at most {MAX_FIELD} characters")
+        raise FormError(name, "too_long", limit=MAX_FIELD)
     return value
 
 
-def _moment(request: Request, name: str, zone_name: str) -> datetime:
+def _read_moment(name: str, value: str, zone_name: str) -> datetime:
     """A typed moment; without an offset, local to ``zone_name`` (the programme's, looked up once per page)."""
     from engine.language.moments import parse_local_moment
+    from store.clock import FIRST_YEAR, LAST_YEAR
 
-    value = _field(request, name)
     if not value:
-        raise FormError(f"{name}: required")
+        raise FormError(name, "required")
+    if len(value) > MAX_FIELD:
+        raise FormError(name, "too_long", limit=MAX_FIELD)
     try:
         return parse_local_moment(value, zone_name)
-    except ValueError as exc:
-        raise FormError(f"{name}: {exc}") from None
+    except ValueError:
+        pass
+    # The parser's words are English; which of its two refusals this was is told again here, for the page to word.
+    try:
+        datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise FormError(name, "not_a_moment", value=value, example=MOMENT_EXAMPLE) from None
+    raise FormError(name, "out_of_years", value=value, first=FIRST_YEAR, last=LAST_YEAR)
+
+
+def _moment(request: Request, name: str, zone_name: str) -> datetime:
+    return _read_moment(name, _field(request, name), zone_name)
+
+
+def _bounded(start: datetime, end: datetime, max_days: int) -> tuple[datetime, datetime]:
+    if end <= start:
+        raise FormError("end", "not_after", other="start")
+    if end - start > timedelta(days=max_days):
+        raise FormError("end", "too_long_period", days=max_days)
+    return start, end
 
 
 def _period(request: Request, zone_name: str, *, max_days: int, whole_last_day: bool) -> tuple[datetime, datetime]:
@@ -85,11 +155,7 @@ def _period(request: Request, zone_name: str, *, max_days: int, whole_last_day: 
     end = _moment(request, "end", zone_name)
     if whole_last_day and "T" not in _field(request, "end"):
         end += timedelta(days=1)
-    if end <= start:
-        raise FormError("end: must be after start")
-    if end - start > timedelta(days=max_days):
-        raise FormError(f"end: a period of at most {max_days} days")
-    return start, end
+    return _bounded(start, end, max_days)
 
 
 def _tool_page(
@@ -97,12 +163,12 @@ def _tool_page(
 ) -> HTMLResponse:
     """A tool's page: its form and, once the form is submitted, what ``run`` found or what is wrong with the form."""
     result: dict[str, Any] | None = None
-    error: str | None = None
+    error: FormError | None = None
     if request.query_params:
         try:
             result = run()
         except FormError as exc:
-            error = str(exc)
+            error = exc
     return render(request, f"ops_{tool}.html", user, tool=tool, form=dict(request.query_params),
                   result=result, error=error, **context)
 
@@ -117,11 +183,11 @@ def explain_page(request: Request) -> HTMLResponse:
 
         customer = _field(request, "customer")
         if not customer:
-            raise FormError("customer: required")
+            raise FormError("customer", "required")
         try:
             report = explain(customer, _moment(request, "at", programme_zone()))
-        except UnknownCustomer as exc:
-            raise FormError(str(exc)) from None
+        except UnknownCustomer:
+            raise FormError("customer", "unknown_customer", value=customer) from None
         for touch in report["touches"]:
             # The page words a reason from its rule's code and parameters, in the reader's language.
             touch["reason_code"], touch["reason_params"] = reason_code(touch["rule"], touch["reason"])
@@ -157,7 +223,7 @@ def report_page(request: Request) -> HTMLResponse:
     def run() -> dict[str, Any]:
         by = request.query_params.get("by") or None
         if by is not None and by not in GROUPINGS:
-            raise FormError(f"by: one of {', '.join(GROUPINGS)}")
+            raise FormError("by", "one_of", choices=list(GROUPINGS))
         # Days are the programme's days (its time zone), as the people reading the report count them.
         start, end = _period(request, zone_name, max_days=MAX_REPORT_DAYS, whole_last_day=False)
         report = build_report(start, end, by)
@@ -184,7 +250,7 @@ def journey_page(request: Request, journey_id: str) -> HTMLResponse:
     from store.clock import to_local
 
     zone_name = programme_zone()
-    error: str | None = None
+    error: FormError | None = None
     form = {k: request.query_params.get(k, "") for k in ("start", "end")}
     if not form["start"] and not form["end"]:
         today = to_local(utcnow(), zone_name).date()
@@ -192,7 +258,7 @@ def journey_page(request: Request, journey_id: str) -> HTMLResponse:
     try:
         start, end = _dates(form["start"], form["end"], zone_name)
     except FormError as exc:
-        error = str(exc)
+        error = exc
         today = to_local(utcnow(), zone_name).date()
         start = parse_local_moment((today - timedelta(days=DEFAULT_DAYS - 1)).isoformat(), zone_name)
         end = parse_local_moment(today.isoformat(), zone_name) + timedelta(days=1)
@@ -210,20 +276,6 @@ def journey_page(request: Request, journey_id: str) -> HTMLResponse:
 
 def _dates(start_text: str, end_text: str, zone_name: str) -> tuple[datetime, datetime]:
     """A period of whole days in ``zone_name``, the last one included, from two date inputs."""
-    from engine.language.moments import parse_local_moment
-
-    for name, value in (("start", start_text), ("end", end_text)):
-        if not value:
-            raise FormError(f"{name}: required")
-        if len(value) > MAX_FIELD:
-            raise FormError(f"{name}: at most {MAX_FIELD} characters")
-    try:
-        start = parse_local_moment(start_text, zone_name)
-        end = parse_local_moment(end_text, zone_name) + timedelta(days=1)
-    except ValueError as exc:
-        raise FormError(str(exc)) from None
-    if end <= start:
-        raise FormError("end: must be after start")
-    if end - start > timedelta(days=MAX_REPORT_DAYS):
-        raise FormError(f"end: a period of at most {MAX_REPORT_DAYS} days")
-    return start, end
+    start = _read_moment("start", start_text, zone_name)
+    end = _read_moment("end", end_text, zone_name) + timedelta(days=1)
+    return _bounded(start, end, MAX_REPORT_DAYS)
