@@ -138,14 +138,15 @@ def _plural(words: str) -> str:
     return words
 
 
-def _leaves(cond: Condition, path: Path_) -> Iterator[tuple[Condition, Path_]]:
+def leaves(cond: Condition, path: Path_) -> Iterator[tuple[Condition, Path_]]:
+    """Every leaf test of ``cond`` (one with a field) with its path in the document."""
     if cond.field is not None:
         yield cond, path
     for key, children in (("all", cond.all), ("any", cond.any)):
         for i, child in enumerate(children or []):
-            yield from _leaves(child, (*path, key, i))
+            yield from leaves(child, (*path, key, i))
     if cond.not_ is not None:
-        yield from _leaves(cond.not_, (*path, "not"))
+        yield from leaves(cond.not_, (*path, "not"))
 
 
 def condition_problems(cond: Condition | None, path: Path_, scopes: set[str], events: set[str],
@@ -155,7 +156,7 @@ def condition_problems(cond: Condition | None, path: Path_, scopes: set[str], ev
     out: list[tuple[Path_, str]] = []
     if cond is None:
         return out
-    for leaf, leaf_path in _leaves(cond, path):
+    for leaf, leaf_path in leaves(cond, path):
         assert leaf.field is not None and leaf.op is not None
         kind = catalogue.field_kind(leaf.field, scopes, events)
         if kind not in _KNOWN_KINDS:

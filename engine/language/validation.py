@@ -22,7 +22,7 @@ from channels.template_files import available_templates, missing_files
 from channels.webhook_targets import WebhookConfigError
 from engine.language import catalogue
 from engine.language.authoring_checks import loop_problems, nearest, unknown_queue, wait_anchor_problem
-from engine.language.condition_values import condition_problems
+from engine.language.condition_values import condition_problems, leaves
 from engine.language.event_types import load_event_types
 from engine.language.journey_model import Condition, Journey
 from engine.language.paths import (
@@ -98,16 +98,6 @@ class _Context:
         self.warnings.append(Problem(self.path, pos.line, pos.column, f"warning: {message}"))
 
 
-def _walk_conditions(cond: Condition, path: Path_) -> Iterator[tuple[Condition, Path_]]:
-    if cond.field is not None:
-        yield cond, path
-    for key, children in (("all", cond.all), ("any", cond.any)):
-        for i, child in enumerate(children or []):
-            yield from _walk_conditions(child, (*path, key, i))
-    if cond.not_ is not None:
-        yield from _walk_conditions(cond.not_, (*path, "not"))
-
-
 def _check_condition(ctx: _Context, cond: Condition | None, path: Path_, scopes: set[str], events: set[str]) -> None:
     for where, message in condition_problems(cond, path, scopes, events, ctx.known_tiers):
         ctx.add(where, message)
@@ -118,9 +108,9 @@ def _warn_optional_fields(ctx: _Context, cond: Condition | None, path: Path_) ->
     not say with ``exists``/``missing`` what should happen then."""
     if cond is None:
         return
-    leaves = list(_walk_conditions(cond, path))
-    decided = {leaf.field for leaf, _ in leaves if leaf.op in ("exists", "missing")}
-    for leaf, leaf_path in leaves:
+    tests = list(leaves(cond, path))
+    decided = {leaf.field for leaf, _ in tests if leaf.op in ("exists", "missing")}
+    for leaf, leaf_path in tests:
         assert leaf.field is not None
         why = catalogue.optional_field(leaf.field)
         if why is None or leaf.field in decided:
