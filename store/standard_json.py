@@ -26,8 +26,8 @@ def _no_constant(name: str) -> Any:
     raise _NotFinite(name)
 
 
-def _lone_surrogate(value: Any) -> str | None:
-    """The first string (key or value) in ``value`` that UTF-8 cannot encode, else None."""
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a string (key or value) in ``value`` is one UTF-8 cannot encode."""
     stack = [value]
     while stack:
         item = stack.pop()
@@ -45,17 +45,21 @@ def _lone_surrogate(value: Any) -> str | None:
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError:
-                return str(text)
-    return None
+                return True
+    return False
 
 
 def strict_loads(body: bytes | str) -> Any:
     """``json.loads`` that refuses non-finite numbers and lone surrogates with a ``JSONDecodeError``."""
-    doc = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     try:
         value = json.loads(body, parse_constant=_no_constant)
     except _NotFinite as exc:
-        raise json.JSONDecodeError(f"{exc} is not a JSON number: write a finite number", doc, 0) from None
-    if _lone_surrogate(value) is not None:
-        raise json.JSONDecodeError("a \\u escape names half of a surrogate pair, which is not a character", doc, 0)
+        raise _refused(f"{exc} is not a JSON number: write a finite number", body) from None
+    if _has_lone_surrogate(value):
+        raise _refused("a \\u escape names half of a surrogate pair, which is not a character", body)
     return value
+
+
+def _refused(reason: str, body: bytes | str) -> json.JSONDecodeError:
+    # The body is decoded for the error only: a good request is not copied once more.
+    return json.JSONDecodeError(reason, body.decode("utf-8", "replace") if isinstance(body, bytes) else body, 0)
