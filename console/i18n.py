@@ -24,6 +24,7 @@ from babel.support import Translations
 from babel.units import format_unit
 
 from console import labels
+from store import touch_reasons
 from store.clock import as_utc, zone
 
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
@@ -47,6 +48,28 @@ DELIVERY_REASONS: dict[str, str] = {
     "journey_cap": "Cap of journey %(journey)s, %(count)d per %(window)s, reached when sending",
     "pre_empted": "Pre-empted by %(journey)s, a journey of higher priority",
 }
+# Any other stored reason of a touch by its code (store.touch_reasons.parse), as msgids.
+TOUCH_REASONS: dict[str, str] = {
+    "no_customer": "The customer was removed",
+    "anonymised": "The customer was anonymised (retention period over)",
+    "no_target": "System call step %(step)s is not in journey %(journey)s as in force",
+    "unknown_channel": "Unknown channel %(channel)s",
+    "no_address": "No %(channel)s address",
+    "not_moved": "%(lost)s; a %(category)s touch is not moved to another channel",
+    "no_other_channel": "%(lost)s; no other consented, reachable channel (%(channels)s)",
+    "moved": "%(lost)s; moved to %(channel)s",
+    "lost_channel": "%(lost)s",
+    "render": "The template could not be rendered: %(detail)s",
+    "delivery_unknown": "Delivery unknown: %(detail)s",
+}
+# How a channel was lost, the start of a reroute's reason, by (opted out, marketing only).
+LOST_CHANNEL: dict[tuple[bool, bool], str] = {
+    (True, False): "Opted out of %(channel)s",
+    (True, True): "Opted out of marketing on %(channel)s",
+    (False, False): "No consent for %(channel)s",
+    (False, True): "No marketing consent for %(channel)s",
+}
+CATEGORIES: dict[str, str] = {"service": "Service", "marketing": "Marketing"}
 DOMAIN = "console"
 # AppUser.locale / Customer.locale spelling → catalogue folder name.
 SUPPORTED: dict[str, str] = {"zh-CN": "zh_CN", "en": "en"}
@@ -204,6 +227,36 @@ class Translator:
             return self.gettext(DELIVERY_REASONS[key], **words)
         except (KeyError, TypeError, ValueError):  # parameters of another shape: the engine's words, not a 500
             return text
+
+    def touch_reason(self, text: str | None, journey_name: Callable[[str], str] | None = None) -> str:
+        """A touch's stored ``error_reason`` in this language, from its code and parameters
+        (store.touch_reasons); a provider's own message (masked when stored) as it is."""
+        reason = touch_reasons.parse(text)
+        if reason is None:
+            return ""
+        if reason.code in DELIVERY_REASONS:
+            return self.delivery_reason(reason.code, reason.params, text or "", journey_name)
+        if reason.code not in TOUCH_REASONS:
+            return text or ""
+        words: dict[str, Any] = dict(reason.params)
+        if "lost_channel" in words:
+            lost = LOST_CHANNEL[(bool(words.get("opted_out")), bool(words.get("marketing") or
+                                                                     words.get("marketing_consent")))]
+            words["lost"] = self.gettext(lost, channel=self.label("channel", words["lost_channel"]))
+        if "channels" in words:
+            listed = [self.label("channel", c) for c in words["channels"]] or [self.gettext("none listed")]
+            words["channels"] = "、".join(listed) if self.locale == "zh-CN" else ", ".join(listed)
+        if "channel" in words:
+            words["channel"] = self.label("channel", words["channel"])
+        if "category" in words:
+            category = CATEGORIES.get(words["category"])
+            words["category"] = self.gettext(category) if category else words["category"]
+        if "journey" in words and journey_name is not None:
+            words["journey"] = journey_name(words["journey"])
+        try:
+            return self.gettext(TOUCH_REASONS[reason.code], **words)
+        except (KeyError, TypeError, ValueError):  # parameters of another shape: the engine's words, not a 500
+            return text or ""
 
     def day(self, day: date | None, fmt: str = "medium") -> str:
         return format_date(day, fmt, locale=self.babel_locale) if day is not None else ""

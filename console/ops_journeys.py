@@ -29,6 +29,7 @@ from store.models import JourneyVersion
 
 version_t: sa.Table = JourneyVersion.__table__  # type: ignore[attr-defined]
 RECENT = timedelta(days=7)
+MAX_REASONS = 6
 # Journey states, as the page names them.
 ON, OFF, SWITCHED_ON, SWITCHED_OFF, REJECTED_KEPT, REJECTED = (
     "on", "off", "switched_on", "switched_off", "rejected_kept", "rejected")
@@ -202,7 +203,8 @@ class StepCounts:
     delivered: int = 0
     replied: int = 0
     failed: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)  # stored reason ("" none) → touches not sent
+    dropped_other: int = 0  # touches not sent for reasons past the first MAX_REASONS
     tasks_opened: int = 0
     tasks_closed: int = 0
     goal: int = 0
@@ -233,11 +235,19 @@ def step_counts(session: Session, loaded: LoadedJourney, start: datetime, end: d
     ).all():
         c = at(step_id)
         c.planned, c.sent, c.delivered, c.failed = whole(planned), whole(sent), whole(delivered), whole(failed)
+    # Not sent, by why: a delivery rule dropped it (caps, pre-emption, no channel) or it was cancelled
+    # (opt-out, consent, anonymisation); a step shows its most common reasons and the rest summed.
     for step_id, reason, n in session.execute(
         sa.select(t.c.step_id, t.c.error_reason, sa.func.count())
-        .where(in_period, t.c.status == "cancelled").group_by(t.c.step_id, t.c.error_reason)
+        .where(in_period, t.c.status.in_(("cancelled", "dropped"))).group_by(t.c.step_id, t.c.error_reason)
+        .order_by(sa.func.count().desc(), t.c.error_reason)
     ).all():
-        at(step_id).dropped[reason or "cancelled"] = whole(n)
+        dropped = at(step_id).dropped
+        key = reason or ""
+        if len(dropped) < MAX_REASONS or key in dropped:
+            dropped[key] = dropped.get(key, 0) + whole(n)
+        else:
+            at(step_id).dropped_other += whole(n)
     o = outcome_t
     for step_id, n in session.execute(
         sa.select(t.c.step_id, sa.func.count(sa.distinct(t.c.id)))

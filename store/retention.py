@@ -55,6 +55,7 @@ from store.models import (
     Touch,
     TouchStatus,
 )
+from store.touch_reasons import ANONYMISED
 
 ANONYMOUS_NAME = "匿名"
 DEFAULT_BATCH = 500
@@ -214,7 +215,7 @@ def _anonymise(conn: Connection, ids: list[int], moment: datetime, report: Purge
     )
     report.cancelled_touches += conn.execute(
         update(t).where(t.c.customer_id.in_(ids), t.c.status == TouchStatus.PLANNED)
-        .values(status=TouchStatus.CANCELLED, error_reason="customer anonymised (retention)")
+        .values(status=TouchStatus.CANCELLED, error_reason=ANONYMISED)
     ).rowcount
     report.exited_enrollments += conn.execute(
         update(enr).where(enr.c.customer_id.in_(ids), enr.c.state.in_(("active", "waiting")))

@@ -13,7 +13,6 @@ names them. Nothing is written.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,22 +33,10 @@ from store.clock import as_utc
 from store.db import get_engine
 from store.masking import mask_name
 from store.models import AgentTask, Claim, Customer, Enrollment, Policy, TaskStatus, Touch, claim_product_line
+from store.touch_reasons import rule_reason
 
 SPAN_BEFORE = timedelta(days=1)
 SPAN_AFTER = timedelta(days=7)
-# The words the delivery rules record for a drop or a move (engine.planning.delivery_rules,
-# engine.sending.cap_check), keyed by the rule's code: a page words a reason in its own language
-# from the code and these parameters, never from the English. tests/console/test_explain_reasons.py
-# holds each shape to the text the rules write.
-_REASON_SHAPES: dict[str, re.Pattern[str]] = {
-    "no_channel": re.compile(r"no consented, reachable channel among (?P<channels>.+)"),
-    "quiet_hours": re.compile(r"quiet hours (?P<start>\d{1,2}:\d{2})-(?P<end>\d{1,2}:\d{2}) \((?P<zone>[^)]*)\): "
-                              r"moved from (?P<moved_from>\d{4}-\d{2}-\d{2} \d{2}:\d{2})"),
-    "marketing_cap": re.compile(r"marketing cap (?P<count>\d+) per (?P<window>\S+) reached(?P<sending> when sending)?"),
-    "channel_cap": re.compile(r"(?P<channel>\S+) cap (?P<count>\d+) per (?P<window>\S+) reached when sending"),
-    "journey_cap": re.compile(r"journey (?P<journey>\S+) cap (?P<count>\d+) per (?P<window>\S+) reached when sending"),
-    "pre_empted": re.compile(r"pre-empted by (?P<journey>\S+)"),
-}
 
 
 class UnknownCustomer(LookupError):
@@ -58,22 +45,9 @@ class UnknownCustomer(LookupError):
 
 def reason_code(rule: str | None, reason: str) -> tuple[str | None, dict[str, Any]]:
     """The stable code of a delivery rule's reason and its parameters (channels, times, counts,
-    windows, journey ids), or (None, {}) when the text is not one of the rules' shapes. A stored
-    reason starts with its rule's code (``<rule>: <why>``)."""
-    if rule is None or rule not in _REASON_SHAPES:
-        return None, {}
-    why = reason[len(rule) + 2:] if reason.startswith(f"{rule}: ") else reason
-    match = _REASON_SHAPES[rule].fullmatch(why)
-    if match is None:
-        return None, {}
-    params: dict[str, Any] = {k: v for k, v in match.groupdict().items() if v is not None}
-    if "channels" in params:
-        params["channels"] = [c.strip() for c in params["channels"].split(",") if c.strip()]
-    if "count" in params:
-        params["count"] = int(params["count"])
-    if "sending" in params:
-        params["sending"] = True
-    return rule, params
+    windows, journey ids), or (None, {}) when the text is not one of the rules' shapes: a page
+    words it in its own language from these, never from the English (store.touch_reasons)."""
+    return rule_reason(rule, reason)
 
 
 def _next_fire(session: Session, journey: Journey, customer_id: int, fact: dict[str, Any], tz: str,
