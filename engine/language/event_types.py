@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, model_validator
 
+from engine.language.faults import raise_faults
 from engine.language.paths import PROJECT_ROOT, config_dir
 from engine.language.problems import Problem, load_config
 from store.clock import out_of_range
@@ -39,9 +40,8 @@ class EventTypeSpec(BaseModel):
 
     @model_validator(mode="after")
     def _required_are_fields(self) -> EventTypeSpec:
-        unknown = [name for name in self.required if name not in self.fields]
-        if unknown:
-            raise ValueError(f"required field {unknown[0]!r} is not one of the fields ({', '.join(self.fields)})")
+        raise_faults([(("required", i), f"required field {name!r} is not one of the fields ({', '.join(self.fields)})")
+                      for i, name in enumerate(self.required) if name not in self.fields])
         return self
 
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar, get_args
 from pydantic import BaseModel, ValidationError
 
 from engine.language import journey_model
+from engine.language.faults import ValuesAtFault
 from engine.language.yaml_lines import LocatedDocument, Path_, YamlError, load_located
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -104,6 +105,11 @@ def _data_path(doc: LocatedDocument, loc: tuple[Any, ...]) -> Path_:
     return tuple(out)
 
 
+# A number or a length out of its bounds: pydantic's message does not name the field.
+_BOUNDS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal", "too_short", "too_long",
+           "string_too_short", "string_too_long")
+
+
 def _message(error: Any) -> str:
     kind = error["type"]
     loc = error["loc"]
@@ -120,6 +126,8 @@ def _message(error: Any) -> str:
     if kind.endswith(("_type", "_parsing")):
         got = error.get("input")
         msg = f"wrong type for {name!r}: {msg[:1].lower() + msg[1:]} (got {got!r})"
+    elif kind in _BOUNDS and isinstance(name, str) and name != "[key]":
+        msg = f"{name!r}: {msg[:1].lower() + msg[1:]} (got {error.get('input')!r})"
     elif kind == "literal_error":
         msg = f"{error.get('input')!r} is not allowed for {name!r}: {msg.lower()}"
     elif kind == "string_pattern_mismatch":
@@ -161,13 +169,82 @@ def _specific_errors(doc: LocatedDocument, errors: list[Any]) -> list[Any]:
             or _union_prefix(tuple(e["loc"]), _data_path(doc, tuple(e["loc"]))) not in explained]
 
 
+def _value_at(data: Any, path: Path_) -> Any:
+    for part in path:
+        inside = (isinstance(data, dict) and part in data) or (
+            isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data))
+        if not inside:
+            return None
+        data = data[part]
+    return data
+
+
+def _fault_problems(doc: LocatedDocument, path: str, loc: tuple[Any, ...], faults: ValuesAtFault) -> Iterator[
+        tuple[Path_, Problem]]:
+    """A model's own checks, each at the value it names below the model's place (a mapping or list
+    at fault at its key's line: ``weights:`` for weights that do not add up)."""
+    for where, message in faults.faults:
+        data_path = _data_path(doc, (*loc, *where))
+        whole = isinstance(_value_at(doc.data, data_path), dict | list)
+        pos = doc.position(data_path, prefer_key=whole)
+        yield data_path, Problem(path, pos.line, pos.column, message)
+
+
+def _without(data: Any, paths: list[Path_]) -> Any:
+    """A copy of ``data`` without the values at ``paths`` (each a key of a mapping or item of a list)."""
+    if not paths:
+        return data
+    heads = {p[0] for p in paths if len(p) == 1}
+    below: dict[Any, list[Path_]] = {}
+    for p in paths:
+        if len(p) > 1:
+            below.setdefault(p[0], []).append(p[1:])
+    if isinstance(data, dict):
+        return {k: _without(v, below.get(k, [])) for k, v in data.items() if k not in heads}
+    if isinstance(data, list):
+        return [_without(v, below.get(i, [])) for i, v in enumerate(data) if i not in heads]
+    return data
+
+
+def _related(a: Path_, b: Path_) -> bool:
+    return a[:len(b)] == b or b[:len(a)] == a
+
+
+def _checks_past_field_errors(model: type[BaseModel], doc: LocatedDocument, path: str,
+                              set_aside: list[Path_]) -> list[Problem]:
+    """The model's own checks once the values with field errors are set aside: pydantic runs a
+    model validator only on fields that parsed, so a bad duration would hide that the weights do
+    not add up. A finding about a value set aside (or one holding it) is the setting aside's doing."""
+    try:
+        model.model_validate(_without(doc.data, set_aside))
+        return []
+    except ValidationError as exc:
+        errors = list(exc.errors())
+    found = []
+    for error in errors:
+        faults = (error.get("ctx") or {}).get("error")
+        if isinstance(faults, ValuesAtFault):
+            found += [problem for where, problem in _fault_problems(doc, path, tuple(error["loc"]), faults)
+                      if not any(_related(where, gone) for gone in set_aside)]
+    return found
+
+
 def parse_model(model: type[ModelT], doc: LocatedDocument, path: str) -> tuple[ModelT | None, list[Problem]]:
     try:
         return model.model_validate(doc.data), []
     except ValidationError as exc:
         problems = []
+        set_aside: list[Path_] = []
         for error in _specific_errors(doc, list(exc.errors())):
+            faults = (error.get("ctx") or {}).get("error")
+            if isinstance(faults, ValuesAtFault):
+                problems += [problem for _, problem in _fault_problems(doc, path, tuple(error["loc"]), faults)]
+                if error["loc"]:  # a part at fault: the checks of the whole it belongs to are run without it
+                    set_aside.append(_data_path(doc, tuple(error["loc"])))
+                continue
             data_path = _data_path(doc, tuple(error["loc"]))
+            if data_path and _value_at(doc.data, data_path) is not None:
+                set_aside.append(data_path)
             # A mapping key at fault ("[key]" in pydantic's loc) is shown where the key stands.
             pos = doc.position(data_path, prefer_key=error["type"] in ("extra_forbidden",) or "[key]" in error["loc"])
             message = _message(error)
@@ -175,6 +252,8 @@ def parse_model(model: type[ModelT], doc: LocatedDocument, path: str) -> tuple[M
                 key = error["loc"][-1]
                 message = f"`{key}` belongs under `{parent}:` (indent it two spaces more, below `{parent}:`)"
             problems.append(Problem(path, pos.line, pos.column, message))
+        if set_aside and model is not journey_model.Journey:  # a journey has its own (engine.language.salvage)
+            problems += _checks_past_field_errors(model, doc, path, set_aside)
         return None, sorted(set(problems))
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from engine.language.faults import Fault, raise_faults
 from engine.language.journey_model import (
     Cap,
     ChannelName,
@@ -50,25 +51,30 @@ class TierConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> TierConfig:
+        faults: list[Fault] = []
         missing = [d for d in DIMENSIONS if d not in self.weights]
-        unknown = [d for d in self.weights if d not in DIMENSIONS]
-        if missing or unknown:
-            raise ValueError(
-                f"weights must name exactly the dimensions {', '.join(DIMENSIONS)}"
-                + (f"; missing {', '.join(missing)}" if missing else "")
-                + (f"; unknown {', '.join(unknown)}" if unknown else "")
-            )
+        if missing:
+            faults.append((("weights",), f"weights must name every dimension ({', '.join(DIMENSIONS)}); "
+                                         f"missing {', '.join(missing)}"))
+        faults += [(("weights", d), f"unknown dimension {d!r}: dimensions are {', '.join(DIMENSIONS)}")
+                   for d in self.weights if d not in DIMENSIONS]
         total = sum(self.weights.values())
-        if abs(total - 1) > 1e-6:
-            raise ValueError(f"weights must add up to 1, not {total:g}")
-        bad = [t for t in self.thresholds if t not in TIERS] + [t for t in self.extra_resources if t not in TIERS]
-        if bad:
-            raise ValueError(f"unknown tier {bad[0]!r}: tiers are {', '.join(TIERS)}")
-        if set(self.thresholds) != set(TIERS):
-            raise ValueError(f"thresholds must give every tier: {', '.join(TIERS)}")
-        ordered = [self.thresholds[t] for t in TIERS]
-        if any(a <= b for a, b in itertools.pairwise(ordered)):
-            raise ValueError("thresholds must fall strictly from diamond to potential")
+        if not faults and abs(total - 1) > 1e-6:
+            faults.append((("weights",), f"weights must add up to 1, not {total:g}"))
+        for section, names in (("thresholds", self.thresholds), ("extra_resources", self.extra_resources)):
+            faults += [((section, t), f"unknown tier {t!r}: tiers are {', '.join(TIERS)}")
+                       for t in names if t not in TIERS]
+        absent = [t for t in TIERS if t not in self.thresholds]
+        if absent:
+            faults.append((("thresholds",), f"thresholds must give every tier: {', '.join(TIERS)}; "
+                                            f"missing {', '.join(absent)}"))
+        given = [t for t in TIERS if t in self.thresholds]
+        for higher, lower in itertools.pairwise(given):
+            if self.thresholds[lower] >= self.thresholds[higher]:
+                faults.append((("thresholds", lower), f"thresholds must fall strictly from diamond to potential: "
+                               f"{lower} ({self.thresholds[lower]:g}) is not below {higher} "
+                               f"({self.thresholds[higher]:g})"))
+        raise_faults(faults)
         return self
 
     def tier_for(self, score: float) -> str:
@@ -116,15 +122,16 @@ class DeliveryConfig(_Strict):
 
     @model_validator(mode="after")
     def _known_channels(self) -> DeliveryConfig:
+        faults: list[Fault] = []
         missing_levels = [lvl for lvl in ("basic", "active", "at_risk") if lvl not in self.engagement_channels]
         if missing_levels:
-            raise ValueError(f"engagement_channels must give every level; missing {', '.join(missing_levels)}")
-
-        bad = [c for c in self.rate_limits if c not in CHANNELS]
-        if bad:
-            raise ValueError(f"unknown channel {bad[0]!r} in rate_limits: channels are {', '.join(CHANNELS)}")
+            faults.append((("engagement_channels",), "engagement_channels must give every level; "
+                                                     f"missing {', '.join(missing_levels)}"))
+        faults += [(("rate_limits", c), f"unknown channel {c!r} in rate_limits: channels are {', '.join(CHANNELS)}")
+                   for c in self.rate_limits if c not in CHANNELS]
         if not known_zone(self.default_timezone):
-            raise ValueError(f"unknown time zone {self.default_timezone!r}")
+            faults.append((("default_timezone",), f"unknown time zone {self.default_timezone!r}"))
+        raise_faults(faults)
         return self
 
 
@@ -161,9 +168,9 @@ class HolidayRange(_Strict):
     @model_validator(mode="after")
     def _ordered(self) -> HolidayRange:
         if self.last < self.first:
-            raise ValueError(f"'to' ({self.last.isoformat()}) is before 'from' ({self.first.isoformat()})")
+            raise_faults([(("to",), f"'to' ({self.last.isoformat()}) is before 'from' ({self.first.isoformat()})")])
         if self.last - self.first >= timedelta(days=MAX_HOLIDAY_DAYS):
-            raise ValueError(f"{self.name}: more than {MAX_HOLIDAY_DAYS} days off in a row; check the dates")
+            raise_faults([(("to",), f"{self.name}: more than {MAX_HOLIDAY_DAYS} days off in a row; check the dates")])
         return self
 
     def days(self) -> list[date]:
@@ -229,10 +236,12 @@ class BusinessHours(_Strict):
 
     @model_validator(mode="after")
     def _window(self) -> BusinessHours:
+        faults: list[Fault] = []
         if self.end <= self.start:
-            raise ValueError(f"end ({self.end}) must come after start ({self.start}) on the same day")
+            faults.append((("end",), f"end ({self.end}) must come after start ({self.start}) on the same day"))
         if not known_zone(self.timezone):
-            raise ValueError(f"unknown time zone {self.timezone!r}")
+            faults.append((("timezone",), f"unknown time zone {self.timezone!r}"))
+        raise_faults(faults)
         return self
 
 
@@ -273,10 +282,12 @@ class QueuesConfig(_Strict):
 
     @model_validator(mode="after")
     def _task_type_keys(self) -> QueuesConfig:
+        faults: list[Fault] = []
         for key in self.task_types:
             parts = key.split("/")
             if len(parts) > 2 or not all(re.fullmatch(r"[a-z0-9][a-z0-9_-]*", p) for p in parts):
-                raise ValueError(f"task type {key!r}: write a journey id or journey-id/step-id")
+                faults.append((("task_types", key), f"task type {key!r}: write a journey id or journey-id/step-id"))
+        raise_faults(faults)
         return self
 
 

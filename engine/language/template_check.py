@@ -22,15 +22,17 @@ from engine.language.templates import Renderer, RenderError, jinja_environment, 
 from engine.language.yaml_lines import YamlError, load_located
 
 
-def check_templates(root: Path | None = None, names: Iterable[str] | None = None) -> list[Problem]:
+def check_templates(root: Path | None = None, names: Iterable[str] | None = None, *,
+                    configured_footer: str | None = None) -> list[Problem]:
     """Render every template (or ``names``) in every channel and locale it has with a sample context.
 
     Catches undefined variables, syntax and type errors, a bad meta.yaml and SMS over their
     segment limit, each as a ``Problem`` at the template file's line. ``journeys validate``
-    can add these to its report.
+    can add these to its report. ``configured_footer`` is the marketing SMS footer to measure with
+    (None: read ``config/delivery.yaml``, which must then be valid).
     """
     root = root or templates_dir()
-    rend = Renderer(root, footer=None)
+    rend = Renderer(root, footer=None, configured_footer=configured_footer)
     problems: list[Problem] = []
     for name in sorted(set(names) if names is not None else available_templates(root)):
         meta_path = root / name / "meta.yaml"

@@ -447,7 +447,10 @@ def validate(
     refused = [j for j in valid if _reject_broken_sends(report, j, broken)]
     # Rendering every template with a sample context catches undefined variables and over-long SMS
     # before a customer would see them.
-    report.problems.extend(check_templates(templates_root, set(by_name) - broken))
+    # With the footer of the delivery file as edited; when that file is invalid (reported above),
+    # with the default one, so that its problems are reported rather than stopping the check.
+    footer = (report.delivery or DeliveryConfig()).marketing_sms_footer
+    report.problems.extend(check_templates(templates_root, set(by_name) - broken, configured_footer=footer))
     # Files that share an id are checked one by one (the checks below go by journey id), so that
     # a clash is their only problem when it is (engine.language.journey_registry keeps the one in force).
     for journeys in [report.journeys, *([j] for clash in clashes for j in clash if j not in refused)]:
@@ -467,6 +470,15 @@ def validate(
                     report.problems.append(
                         Problem(tiers_shown, pos.line, pos.column, f"unknown journey {journey_id!r}")
                     )
+    if report.tiers is not None and queues is not None:
+        # Dynamic adjustment opens its task in the tier's notify_queue: the desk must know that queue,
+        # as it must every journey task's (a typo would leave the warning where no agent sees it).
+        tiers_file = tiers_path or tiers_config_path()
+        _, doc, _ = load_document(tiers_file)
+        for tier, extra in report.tiers.extra_resources.items():
+            if doc is not None and (wrong := unknown_queue(extra.notify_queue, tuple(queues.queues))):
+                pos = doc.position(("extra_resources", tier, "notify_queue"))
+                report.problems.append(Problem(display_path(tiers_file), pos.line, pos.column, wrong))
     if queues is not None and queues.task_types and covers_all:
         # Task types name journeys (or journey/step): a typo would quietly require nothing.
         _, doc, _ = load_document(queues_path)

@@ -70,6 +70,7 @@ VALIDATOR_MODULES: tuple[str, ...] = (
     "engine.language.condition_values",
     "engine.language.conditions",
     "engine.language.durations",
+    "engine.language.faults",
     "engine.language.event_types",
     "engine.language.festivals",
     "engine.language.journey_model",

@@ -81,7 +81,7 @@ def test_journeys_are_checked_against_the_file(tmp_path: Path, event_type: str, 
 @pytest.mark.parametrize(("text", "line", "words"), [
     ("bad type name:\n  description: x\n", 1, "'bad type name' is not a valid name"),
     ("x.y:\n  description: d\n  fields: {a: integer}\n", 3, "'integer' is not allowed"),
-    ("x.y:\n  description: d\n  fields: {a: int}\n  required: [b]\n", 2, "required field 'b'"),
+    ("x.y:\n  description: d\n  fields: {a: int}\n  required: [b]\n", 4, "required field 'b'"),
 ])
 def test_a_broken_file_is_reported_and_the_last_good_types_stay(tmp_path: Path, config: Path, text: str,
                                                                  line: int, words: str) -> None:
