@@ -28,6 +28,9 @@ WEBHOOK_CHANNEL = "webhook"
 PURPOSES: tuple[str, ...] = ("service", "marketing")
 PRODUCT_LINES: tuple[str, ...] = ("motor", "health", "life", "property", "accident")
 ROLES: tuple[str, ...] = ("agent", "supervisor", "ops", "admin", "compliance")
+# The roles that work agent tasks, so the only ones a customer's dedicated advisor may have (the
+# diamond customer's tasks go to the advisor alone: anyone else would leave them with nobody).
+TASK_ROLES: tuple[str, ...] = ("agent", "supervisor")
 
 
 class TouchStatus:

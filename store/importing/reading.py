@@ -22,7 +22,7 @@ CONSENT_CHANNELS = ("sms", "wechat", "email", "push", "sms_marketing", "wechat_m
 
 CUSTOMER_COLUMNS = (
     "external_id", "name", "phone", "email", "wechat_openid", "push_registration_id", "id_number", "birthday",
-    "timezone", "locale", "branch", "tier", "tier_score", "preferred_channels", "last_active_at",
+    "timezone", "locale", "branch", "tier", "tier_score", "preferred_channels", "last_active_at", "advisor",
     *(f"consent_{c}{suffix}" for c in CONSENT_CHANNELS for suffix in ("", "_source", "_at")),
 )
 POLICY_COLUMNS = (

@@ -18,11 +18,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from store.bulk_writer import CLAIM, CUSTOMER, POLICY, TIER_CHANGE
+from store.bulk_writer import CLAIM, CUSTOMER, POLICY, TIER_CHANGE, table
 from store.crypto import FieldCipher
 from store.importing import fields as f
 from store.importing.fields import FieldError
 from store.importing.reading import ATTRIBUTE_PREFIX, CONSENT_CHANNELS
+from store.models import TASK_ROLES, AppUser
+
+USER = table(AppUser)
 
 
 @dataclass
@@ -121,6 +124,7 @@ class Job:
             take(row, "tier_score", f.score)
             take(row, "preferred_channels", f.channels)
             take(row, "last_active_at", lambda v: f.iso_datetime("last_active_at", v, zone))
+            take(row, "advisor", lambda v: f.text("advisor", v, 64))
             for channel in CONSENT_CHANNELS:
                 name = f"consent_{channel}"
                 take(row, name, functools.partial(f.consent, name))
@@ -229,8 +233,32 @@ class Job:
         updated = sum(1 for r in rows if r["external_id"] in existing)
         return len(rows) - updated, updated
 
+    def _resolve_advisors(self, conn: Connection, good: list[Row]) -> dict[str, int]:
+        """username → user id of each ``advisor`` the rows name; a row naming a user who cannot be a
+        customer's advisor (unknown, deactivated, or a role that does not work tasks) gets its reason."""
+        wanted = {r.values["advisor"] for r in good if r.values.get("advisor")}
+        if not wanted:
+            return {}
+        users = {u.username: u for u in conn.execute(
+            select(USER.c.id, USER.c.username, USER.c.role, USER.c.active).where(USER.c.username.in_(sorted(wanted))))}
+        for row in good:
+            name = row.values.get("advisor")
+            if not name:
+                continue
+            user = users.get(name)
+            if user is None:
+                row.errors.append(f"advisor: no console user {name!r}")
+            elif not user.active:
+                row.errors.append(f"advisor: user {name!r} is deactivated")
+            elif user.role not in TASK_ROLES:
+                row.errors.append(f"advisor: user {name!r} is {user.role}, who does not work tasks: "
+                                  "an advisor must be an agent or a supervisor")
+        return {name: user.id for name, user in users.items()}
+
     def _customers(self, conn: Connection, chunk: list[Row]) -> tuple[int, int]:
-        good = [r for r in chunk if not r.errors and self._first_time(r)]
+        good = [r for r in chunk if not r.errors]
+        advisors = self._resolve_advisors(conn, good) if "advisor" in self.present else {}
+        good = [r for r in good if not r.errors and self._first_time(r)]
         existing = _ids(
             conn, CUSTOMER, {r.values["external_id"] for r in good},
             "tier", "tier_score", "tier_updated_at", "attributes",
@@ -258,6 +286,9 @@ class Job:
                 if column in present:
                     out[column] = v[column] if v[column] is not None else empty
                     cols.append(column)
+            if "advisor" in present:
+                out["advisor_id"] = advisors[v["advisor"]] if v["advisor"] else None
+                cols.append("advisor_id")
             if "birthday" in present:
                 birthday = v["birthday"]
                 out["birthday"] = birthday
