@@ -50,10 +50,12 @@ from starlette.concurrency import run_in_threadpool
 from console import csrf, queues, tasks
 from console.auth import RIGHTS, SESSION_USER, CurrentUser, NotAuthenticated, audit, load_user
 from console.config import ApiKey, hash_api_key
+from console.deps import RowId
 from console.events_bridge import UnknownCustomer, emit_async
 from console.strict_json import StrictJSONRoute
 from console.task_inbox import TaskFacts
 from console.tasks import OUTCOMES
+from console.text_rules import Body, Id, Name, Text, id_problem
 from engine.language import event_types
 from engine.language.catalogue import EVENT_TYPES
 from engine.language.settings_model import CLOSING_OUTCOMES
@@ -235,12 +237,12 @@ Moment = Annotated[AwareDatetime, InRange]
 Day = Annotated[date, InRange]
 
 
-class EventIn(BaseModel):
+class EventIn(Body):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_document_event_types)
 
-    event_id: str = Field(min_length=1, max_length=128, description="Sender's id; a repeated id is ignored.")
+    event_id: Id = Field(min_length=1, max_length=128, description="Sender's id; a repeated id is ignored.")
     type: KnownEventType = Field(description="One of the known event types, e.g. survey.answered")
-    customer_id: str = Field(min_length=1, max_length=64, description="The customer's external id")
+    customer_id: Id = Field(min_length=1, max_length=64, description="The customer's external id")
     occurred_at: Moment | None = None
     data: dict[str, Any] = Field(default_factory=dict, description="The type's fields (config/events.yaml)")
 
@@ -293,30 +295,34 @@ KnownChannels = Annotated[list[str] | None, _refused_unless(
     lambda _: f"channel must be one of {', '.join(CHANNELS)}")]
 
 
-class CustomerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# The advisor's username; empty clears it.
+AdvisorName = Annotated[str, _refused_unless(lambda value: value == "" or id_problem(value) is None,
+                                             lambda value: id_problem(value) or "")]
 
-    name: str | None = Field(default=None, min_length=1, max_length=128)
+
+class CustomerIn(Body):
+    name: Name | None = Field(default=None, min_length=1, max_length=128)
     phone: str | None = Field(default=None, max_length=20, description="E.164, e.g. +8613812345678")
     email: str | None = Field(default=None, max_length=254)
     tier: str | None = None
-    branch: str | None = Field(default=None, max_length=64)
+    branch: Name | None = Field(default=None, max_length=64)
     locale: Literal["zh-CN", "en"] | None = None
     timezone: str | None = Field(default=None, max_length=64)
     birthday: Day | None = None
-    advisor: str | None = Field(default=None, max_length=64, description="Username of the dedicated advisor")
+    advisor: AdvisorName | None = Field(default=None, max_length=64,
+                                       description="Username of the dedicated advisor (empty: none)")
     consent_sms: bool | None = None
     consent_wechat: bool | None = None
     consent_email: bool | None = None
     # App push (issue 19): the JPush registration id of the customer's app install, and its consent.
-    push_registration_id: str | None = Field(default=None, min_length=1, max_length=64)
+    push_registration_id: Id | None = Field(default=None, min_length=1, max_length=64)
     consent_push: bool | None = None
     # Consent to marketing per channel, apart from the channel's consent to service messages (PIPL Art. 24).
     consent_sms_marketing: bool | None = None
     consent_wechat_marketing: bool | None = None
     consent_email_marketing: bool | None = None
     consent_push_marketing: bool | None = None
-    consent_source: str | None = Field(default=None, max_length=64)
+    consent_source: Name | None = Field(default=None, max_length=64)
     preferred_channels: KnownChannels = None
     attributes: dict[str, Any] | None = None
 
@@ -373,7 +379,7 @@ def _advisor_id(session: Session, username: str) -> int | None:
     return advisor.id
 
 
-ExternalId = Annotated[str, Path(min_length=1, max_length=64, description="The customer's external id")]
+ExternalId = Annotated[Id, Path(min_length=1, max_length=64, description="The customer's external id")]
 _CUSTOMER_REFUSED = _refusal(f"A personal key, or {_ACTING_REFUSED}")
 
 
@@ -491,11 +497,9 @@ async def list_tasks(
     return [_task_out(r, desk) for r in rows]
 
 
-class CompleteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CompleteIn(Body):
     outcome: Literal[OUTCOMES]  # type: ignore[valid-type]
-    notes: str | None = Field(default=None, max_length=4000)
+    notes: Text | None = Field(default=None, max_length=4000)
     callback_at: Moment | None = None
 
 
@@ -530,8 +534,6 @@ def _task_error(exc: tasks.TaskError) -> HTTPException:
     return HTTPException(status_code=exc.status, detail=exc.code)
 
 
-# Bounded by the database's integer: a larger id is a 422, not an overflow inside the driver.
-TaskId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 _WORK_REFUSALS: dict[int | str, dict[str, Any]] = {
     401: _UNAUTHENTICATED,
     403: _refusal(f"No CSRF token with a session, not this user's task, or {_ACTING_REFUSED}"),
@@ -542,7 +544,7 @@ _WORK_REFUSALS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/tasks/{task_id}/claim", response_model=ClaimOut, responses=_WORK_REFUSALS)
-async def claim_task(request: Request, task_id: TaskId, who: KeyOrSession) -> ClaimOut:
+async def claim_task(request: Request, task_id: RowId, who: KeyOrSession) -> ClaimOut:
     user = _acting(who)
     try:
         await run_in_threadpool(tasks.claim, user, task_id, db_url=request.app.state.settings.database_url)
@@ -555,7 +557,7 @@ async def claim_task(request: Request, task_id: TaskId, who: KeyOrSession) -> Cl
              responses={400: _UNREADABLE, **_WORK_REFUSALS,
                         409: _refusal("The task is not claimed by this user yet (claim_first: the claim marks "
                                       "the start of the call), or no longer open")})
-async def complete_task(request: Request, task_id: TaskId, body: CompleteIn, who: KeyOrSession) -> CompleteOut:
+async def complete_task(request: Request, task_id: RowId, body: CompleteIn, who: KeyOrSession) -> CompleteOut:
     user = _acting(who)
     try:
         done = await run_in_threadpool(

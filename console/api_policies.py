@@ -18,7 +18,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, HTTPException, Path, Request, Response
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, StringConstraints
 from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from console.api import _CUSTOMER_REFUSED, _TOO_LARGE, _UNAUTHENTICATED, _UNREADABLE, KeyOnly, Principal, _refusal
 from console.auth import audit
 from console.strict_json import StrictJSONRoute
+from console.text_rules import Body, Id, id_problem
 from store.clock import as_utc, utcnow, zone
 from store.db import session_scope
 from store.importing import DEFAULT_ASSUMED_TZ, REQUIRED
@@ -72,13 +73,21 @@ def _choice(column: str, allowed: tuple[str, ...], *, required: bool = False) ->
     return _cell(column, lambda raw: f.choice(column, raw, allowed), required=required)
 
 
+def _id(column: str, raw: str) -> str:
+    value = f.text(column, f.required(column, raw), 64)
+    wrong = id_problem(value)
+    if wrong:
+        raise f.FieldError(f"{column} {wrong}")
+    return value
+
+
 def _reference(column: str, *, required: bool = False) -> BeforeValidator:
-    return _cell(column, lambda raw: f.text(column, f.required(column, raw), 64), required=required)
+    return _cell(column, lambda raw: _id(column, raw), required=required)
 
 
 # ``SkipJsonSchema[None]``: the field may be left out, but null is refused, and the schema says so.
 NotNull = SkipJsonSchema[None]
-Reference = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Reference = Annotated[Id, StringConstraints(min_length=1, max_length=64)]
 Owner = Annotated[Reference | NotNull, _reference("customer_external_id", required=True),
                   Field(description="The owning customer's external id")]
 ProductLine = Literal[PRODUCT_LINES]  # type: ignore[valid-type]
@@ -86,10 +95,8 @@ PolicyStatus = Literal[f.POLICY_STATUSES]  # type: ignore[valid-type]
 ClaimStatus = Literal[f.CLAIM_STATUSES]  # type: ignore[valid-type]
 
 
-class PolicyIn(BaseModel):
+class PolicyIn(Body):
     """A policy as ``journeys import policies`` takes it; required to create: the import's required columns."""
-
-    model_config = ConfigDict(extra="forbid")
 
     customer_external_id: Owner = None
     product_line: Annotated[ProductLine | NotNull, _choice("product_line", PRODUCT_LINES, required=True)] = None
@@ -106,10 +113,8 @@ class PolicyIn(BaseModel):
                                 Field(description="Not before premium_due_date (policy.grace_period_end)")] = None
 
 
-class ClaimIn(BaseModel):
+class ClaimIn(Body):
     """A claim as ``journeys import claims`` takes it; required to create: the import's required columns."""
-
-    model_config = ConfigDict(extra="forbid")
 
     customer_external_id: Owner = None
     policy_external_id: Annotated[Reference | None, _reference("policy_external_id"),
@@ -206,8 +211,8 @@ def _read(url: str | None, model: type[Row], external_id: str, show: Callable[[S
         return show(session, row)
 
 
-PolicyId = Annotated[str, Path(min_length=1, max_length=64, description="The policy's external id (policy number)")]
-ClaimId = Annotated[str, Path(min_length=1, max_length=64, description="The claim's external id (claim number)")]
+PolicyId = Annotated[Id, Path(min_length=1, max_length=64, description="The policy's external id (policy number)")]
+ClaimId = Annotated[Id, Path(min_length=1, max_length=64, description="The claim's external id (claim number)")]
 _READ_REFUSALS: dict[int | str, dict[str, Any]] = {401: _UNAUTHENTICATED, 403: _CUSTOMER_REFUSED, 413: _TOO_LARGE}
 _WRITE_REFUSALS: dict[int | str, dict[str, Any]] = {400: _UNREADABLE, 401: _UNAUTHENTICATED, 403: _CUSTOMER_REFUSED,
                                                     413: _TOO_LARGE}

@@ -29,6 +29,8 @@ MESSAGES: dict[str, str] = {
     "string_too_long": "%(field)s is too long: at most %(limit)s characters.",
     "too_long": "Too many %(field)s: at most %(limit)s.",
     "string_too_short": "Please fill in %(field)s.",
+    # console.text_rules.check_form: a control character (a NUL, an escape…) in the field.
+    "text_control": "%(field)s contains a character that cannot be typed (a control character): remove it.",
 }
 UNREADABLE = "%(field)s: this value cannot be used."
 

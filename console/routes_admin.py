@@ -9,18 +9,20 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import col, select
 
-from console import csrf, tasks, usernames
+from console import csrf, tasks, text_rules, usernames
 from console.auth import audit, clock_of, create_user
 from console.deps import RowId, db_url, user_with
 from console.i18n import SUPPORTED, Translator
 from console.labels import AUDIT_KEYS, FORM_FIELDS
+from console.text_rules import blank
 from console.web import flash, redirect, render
 from engine.language.settings_model import SKILLS
 from store.db import session_scope
 from store.masking import mask_text
 from store.models import ROLES, AppUser, AuditLog
 
-router = APIRouter(dependencies=[Depends(csrf.protect)])
+# Every form: its CSRF token first, then the free-text rule on every field (console.text_rules).
+router = APIRouter(dependencies=[Depends(csrf.protect), Depends(text_rules.check_form)])
 
 # Audit actions that show (or tried to show) customer data unmasked, or took it out of the system.
 UNMASKING_ACTIONS = (*tasks.REVEAL_ACTIONS, "export")
@@ -56,8 +58,11 @@ def add_user(
             if refusal is not None:
                 flash(request, refusal, "error", max=usernames.MAX_LENGTH, name=name)
                 return redirect("/admin/users")
-            created = create_user(session, name, password, role, display_name=display_name.strip(),
-                                  team=team.strip() or None, locale=locale if locale in SUPPORTED else "zh-CN")
+            # console.text_rules: a display name or team that shows nothing is left out.
+            created = create_user(session, name, password, role,
+                                  display_name="" if blank(display_name) else display_name.strip(),
+                                  team=None if blank(team) else team.strip(),
+                                  locale=locale if locale in SUPPORTED else "zh-CN")
             created.skills = [s for s in SKILLS if s in skill]
             session.add(created)
             audit(session, admin.username, "user_add", "user", created.id or 0, {"role": role})

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from console import csrf
+from console import csrf, text_rules
 from console.auth import NotAuthenticated, attempt_login, audit, clock_of, end_session, load_user, start_session
 from console.deps import current_user, db_url
 from console.i18n import SUPPORTED
@@ -18,7 +18,8 @@ from console.web import flash, redirect, render, safe_next
 from store.db import session_scope
 from store.models import AppUser
 
-router = APIRouter(dependencies=[Depends(csrf.protect)])
+# Every form: its CSRF token first, then the free-text rule on every field (console.text_rules).
+router = APIRouter(dependencies=[Depends(csrf.protect), Depends(text_rules.check_form)])
 
 HOME_BY_ROLE = {"agent": "/inbox", "supervisor": "/inbox", "ops": "/ops/journeys", "admin": "/admin/users"}
 HOME_BY_ROLE["compliance"] = "/ops/review"  # changes waiting for their approval

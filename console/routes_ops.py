@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from console import csrf
+from console import csrf, text_rules
 from console.auth import CurrentUser
 from console.deps import db_url, user_with
 from console.i18n import Translator
@@ -28,7 +28,8 @@ from engine.loop.experiments import split_results
 from store.clock import utcnow
 from store.db import session_scope
 
-router = APIRouter(dependencies=[Depends(csrf.protect)])
+# Every form: its CSRF token first, then the free-text rule on every field (console.text_rules).
+router = APIRouter(dependencies=[Depends(csrf.protect), Depends(text_rules.check_form)])
 
 TOOLS: tuple[str, ...] = ("explain", "simulate", "report")
 MAX_SIMULATE_DAYS = 92

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from channels.template_files import LOCALES
-from console import csrf
+from console import csrf, text_rules
 from console.auth import CurrentUser
 from console.deps import db_url, user_with
 from console.i18n import Translator
@@ -25,7 +25,8 @@ from console.seed_send import (
 from console.web import flash, redirect, render
 from store.db import session_scope
 
-router = APIRouter(dependencies=[Depends(csrf.protect)])
+# Every form: its CSRF token first, then the free-text rule on every field (console.text_rules).
+router = APIRouter(dependencies=[Depends(csrf.protect), Depends(text_rules.check_form)])
 PAGE = "/ops/test-send"
 
 

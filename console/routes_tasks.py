@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from console import csrf, supervision, tasks
+from console import csrf, supervision, tasks, text_rules
 from console.auth import CurrentUser, clock_of
 from console.deps import FormRowId, RowId, db_url, user_with
 from console.i18n import DISPLAY_ZONE
@@ -18,7 +18,8 @@ from engine.language.settings_model import CLOSING_OUTCOMES
 from store.clock import out_of_range, utcnow, zone
 from store.models import TIERS
 
-router = APIRouter(dependencies=[Depends(csrf.protect)])
+# Every form: its CSRF token first, then the free-text rule on every field (console.text_rules).
+router = APIRouter(dependencies=[Depends(csrf.protect), Depends(text_rules.check_form)])
 
 # Flash texts for refusals the agent can act on (msgids in the catalogues).
 ERROR_MESSAGES = {

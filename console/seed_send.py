@@ -28,6 +28,7 @@ from console.auth import audit
 from console.i18n import Translator
 from console.labels import CHANNELS as CHANNEL_WORDS
 from console.ops_preview import renderer_in_force
+from console.text_rules import blank
 from engine.language.paths import templates_dir
 from engine.language.template_context import sample_context
 from engine.language.templates import RenderError
@@ -91,7 +92,7 @@ def add_recipient(session: Session, actor: str, name: str, phone_text: str = "",
                   openid: str = "") -> SeedRecipient:
     """Add a staff member to the seed list; bad input raises SeedListError and stores nothing."""
     name, openid = name.strip()[:64], openid.strip()[:64]
-    if not name:
+    if blank(name):  # console.text_rules: white space or invisible characters alone name nobody
         raise SeedListError("Please fill in %(field)s.", words={"field": "Name"})
     recipient = SeedRecipient(name, _read(phone, phone_text, "Phone"), _read(email, email_text, "Email"),
                               openid or None)

@@ -19,7 +19,9 @@ KEY = {"X-API-Key": API_KEY}
 
 
 def inspection(**data: Any) -> dict[str, Any]:
-    return {"event_id": f"insp-{len(data)}-{sorted(data)}", "type": "vehicle.inspection_due", "customer_id": "C1",
+    # Ids are printable ASCII without spaces (console.text_rules): the fields joined by hyphens.
+    return {"event_id": f"insp-{len(data)}-{'-'.join(sorted(data))}", "type": "vehicle.inspection_due",
+            "customer_id": "C1",
             "occurred_at": "2027-03-01T08:00:00+08:00", "data": data}
 
 
