@@ -47,10 +47,33 @@ def _user(session: Session, username: str, right: str) -> AppUser:
     return user
 
 
+class TemplatesDoNotCompile(ReviewError):
+    """A submission refused whole because template folders do not compile: ``problems`` holds, per
+    folder, its ``file:line: message`` lines (the file named within its folder)."""
+
+    def __init__(self, problems: dict[str, list[str]]) -> None:
+        lines = [f"{line}" for found in problems.values() for line in found]
+        super().__init__("templates_do_not_compile",
+                         "nothing submitted: these template files do not compile:\n" + "\n".join(lines))
+        self.problems = problems
+
+
+def _compile_problems() -> dict[str, list[str]]:
+    return {name: [f"{name}/{Path(p.path).name}:{p.line}: {p.message}" for p in problems]
+            for name, problems in template_review.broken_templates().items()}
+
+
 def submit_changes(session: Session, username: str) -> list[VersionInfo]:
     """Land the changed journey files, template folders and settings files signed by ``username``;
-    the versions pending review."""
+    the versions pending review.
+
+    A template folder that does not compile would be passed over by the landing with only a line in
+    the log, so the author would see their change missing without a reason: the submission is refused
+    whole instead (``TemplatesDoNotCompile``, nothing recorded) and says which file and line."""
     _user(session, username, "review")
+    broken = _compile_problems()
+    if broken:
+        raise TemplatesDoNotCompile(broken)
     land_changes(session, actor=username)
     template_review.land_templates(session, actor=username)
     settings_review.land_settings(session, actor=username)

@@ -9,15 +9,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from console import csrf, review
+from console import csrf, review, text_rules
+from console.auth import CurrentUser
 from console.deps import RowId, db_url, user_with
 from console.web import flash, redirect, render
 from engine.language.journey_review import MAX_COMMENT, PENDING, ReviewError, versions
 from store.db import session_scope
 
-router = APIRouter(dependencies=[Depends(csrf.protect)])
+# Every form: its CSRF token first, then the free-text rule on every field (console.text_rules).
+router = APIRouter(dependencies=[Depends(csrf.protect), Depends(text_rules.check_form)])
 
 # ReviewError codes → what the page says (msgids of the console catalogues).
 REFUSALS: dict[str, str] = {
@@ -40,20 +42,28 @@ DONE: dict[str, str] = {
 
 @router.get("/ops/review", response_class=HTMLResponse)
 def review_list(request: Request) -> HTMLResponse:
-    user = user_with(request, "review")
+    return _list_page(request, user_with(request, "review"))
+
+
+def _list_page(request: Request, user: CurrentUser, *, compile_problems: dict[str, list[str]] | None = None,
+               status_code: int = 200) -> HTMLResponse:
     with session_scope(db_url(request)) as session:
         every = versions(session)
     pending = [v for v in every if v.state == PENDING]
     in_force = [v for v in every if v.in_force]
-    return render(request, "review_list.html", user, pending=pending, in_force=in_force,
-                  can_approve=user.can("approve"))
+    return render(request, "review_list.html", user, status_code=status_code, pending=pending, in_force=in_force,
+                  can_approve=user.can("approve"), compile_problems=compile_problems or {})
 
 
 @router.post("/ops/review/submit", response_class=RedirectResponse)
-def submit(request: Request) -> RedirectResponse:
+def submit(request: Request) -> Response:
     user = user_with(request, "review")
-    with session_scope(db_url(request)) as session:
-        pending = review.submit_changes(session, user.username)
+    try:
+        with session_scope(db_url(request)) as session:
+            pending = review.submit_changes(session, user.username)
+    except review.TemplatesDoNotCompile as exc:
+        # Shown on the page itself: the list of file:line problems can be longer than a flash holds.
+        return _list_page(request, user, compile_problems=exc.problems, status_code=422)
     flash(request, "%(n)d change(s) waiting for review.", "ok", n=len(pending))
     return redirect("/ops/review")
 

@@ -182,6 +182,20 @@ def land_templates(session: Session, root: Path | None = None, *, actor: str = F
     return in_force
 
 
+def broken_templates(root: Path | None = None) -> dict[str, list[Problem]]:
+    """The template folders that do not compile, by name, with their file:line problems: what
+    ``land_templates`` would pass over. Checked again only where a folder's content changed."""
+    root = root or templates_dir()
+    out: dict[str, list[Problem]] = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        if (folder / "meta.yaml").is_file():
+            source = folder_source(folder)
+            problems, _ = _problems(root, folder, source, _version(source))
+            if problems:
+                out[folder.name] = problems
+    return out
+
+
 def _problems(root: Path, folder: Path, source: str, version: str) -> tuple[list[Problem] | None, bool]:
     """What keeps ``folder`` (read as ``source``) from compiling, and whether this is the first time this
     process checked that content; None when the files changed during the check, which then tells
