@@ -120,7 +120,7 @@ def _read(reader: Callable[[str], str], text: str, field: str) -> str | None:
 def remove_recipient(session: Session, actor: str, index: int) -> None:
     recipients = seed_list(session)
     if not 0 <= index < len(recipients):
-        raise SeedListError("no such recipient")
+        raise SeedListError("No such recipient.")
     gone = recipients.pop(index)
     now = utcnow()
     _save(session, recipients, now)

@@ -14,20 +14,27 @@ from tests.console.conftest import Seed, login
 
 CONSOLE = Path(__file__).resolve().parents[2] / "console"
 TEMPLATE_CALL = re.compile(r"""_\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')""")
-# flash(request, "…"), gettext("…") and the values of msgid dictionaries ('    "code": "…",').
+# flash(request, "…"), gettext("…"), SeedListError("…") (shown translated) and the values of msgid
+# dictionaries ('    "code": "…",').
 PY_MSGID = re.compile(
-    r"""(?:flash\(request,\s*|gettext\(\s*|^\s*"[a-z_]+":\s*)"((?:[^"\\]|\\.)*)"(?:\s*\n\s*"((?:[^"\\]|\\.)*)")?""",
+    r"""(?:flash\(request,\s*|gettext\(\s*|SeedListError\(\s*|^\s*"[a-z_]+":\s*)"((?:[^"\\]|\\.)*)"(?:\s*\n\s*"((?:[^"\\]|\\.)*)")?""",
     re.M,
 )
+# Besides every route module (routes_*.py, found by name so a new one is scanned too): the modules
+# whose words reach a page.
+PAGE_MODULES = ("i18n.py", "app.py", "form_errors.py", "seed_send.py")
+
+
+def scanned_modules() -> list[Path]:
+    return sorted({*CONSOLE.glob("routes_*.py"), *(CONSOLE / name for name in PAGE_MODULES)})
 
 
 def used_msgids() -> set[str]:
     ids: set[str] = set()
     for path in (CONSOLE / "templates").glob("*.html"):
         ids |= {a if a is not None and a != "" else b for a, b in TEMPLATE_CALL.findall(path.read_text("utf-8"))}
-    for name in ("routes_tasks.py", "routes_auth.py", "routes_admin.py", "i18n.py", "app.py", "routes_review.py",
-                 "routes_seed_send.py"):
-        ids |= {a + (b or "") for a, b in PY_MSGID.findall((CONSOLE / name).read_text("utf-8"))}
+    for path in scanned_modules():
+        ids |= {a + (b or "") for a, b in PY_MSGID.findall(path.read_text("utf-8"))}
     # The words for codes (queues, steps, product lines, events...): console/labels.py.
     for table in labels.TABLES.values():
         ids |= set(table.values())
@@ -41,6 +48,12 @@ def test_every_message_used_is_translated(locale: str) -> None:
     assert len(used) > 100
     missing = sorted(m for m in used if not catalogue.get(m))
     assert not missing, f"not in the {locale} catalogue: {missing}"
+
+
+def test_every_module_that_flashes_a_message_is_scanned() -> None:
+    flashing = {p.name for p in CONSOLE.glob("*.py") if "flash(request" in p.read_text("utf-8")} - {"web.py"}
+    assert flashing <= {p.name for p in scanned_modules()}
+    assert {"routes_ops.py", "routes_seed_send.py", "routes_review.py"} <= {p.name for p in scanned_modules()}
 
 
 def test_templates_have_no_bare_text_outside_the_catalogue() -> None:
