@@ -19,7 +19,7 @@ from tests.console.test_ops_form_errors import CASES
 pytestmark = pytest.mark.browser
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
-DEVICES = {"desktop": DESK, "phone": PHONE}
+DEVICES: dict[str, dict[str, Any]] = {"desktop": DESK, "phone": PHONE}
 LOCALES = ("en", "zh-CN")
 
 
