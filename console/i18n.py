@@ -23,7 +23,8 @@ from babel.numbers import format_currency, format_decimal, format_percent
 from babel.support import Translations
 from babel.units import format_unit
 
-from console import labels
+from console import condition_words, labels
+from engine.language.journey_model import Condition
 from store import touch_reasons
 from store.clock import as_utc, zone
 
@@ -257,6 +258,15 @@ class Translator:
             return self.gettext(TOUCH_REASONS[reason.code], **words)
         except (KeyError, TypeError, ValueError):  # parameters of another shape: the engine's words, not a 500
             return text or ""
+
+    def condition(self, cond: Condition | None) -> str:
+        """A journey condition in words (console.condition_words)."""
+        return condition_words.condition_words(self, cond)
+
+    def leaf(self, leaf: dict[str, Any]) -> str:
+        """One leaf as explain reports it (field, op, expected, negated) in words."""
+        return condition_words.leaf_words(self, leaf["field"], leaf["op"], leaf.get("expected"),
+                                          bool(leaf.get("negated")))
 
     def day(self, day: date | None, fmt: str = "medium") -> str:
         return format_date(day, fmt, locale=self.babel_locale) if day is not None else ""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.language.journey_model import Journey, Step
+from engine.language.journey_model import Condition, Journey, Step
 
 BOX_X = 16
 BOX_W = 300
@@ -47,6 +47,7 @@ class Edge:
     label_x: int
     label_y: int
     side: bool  # drawn on the right in a lane (else straight down)
+    when: Condition | None = None  # a case's condition, or the condition on a wait's event
 
 
 @dataclass
@@ -61,8 +62,9 @@ def _short(text: str) -> str:
     return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
 
 
-def _exits(journey: Journey, index: int) -> list[tuple[str, str, str]]:
-    """(target id, edge kind, text) for each way out of step ``index``, "next" and "exit" resolved."""
+def _exits(journey: Journey, index: int) -> list[tuple[str, str, str, Condition | None]]:
+    """(target id, edge kind, text, condition) for each way out of step ``index``, "next" and "exit"
+    resolved; the condition of a branch case or of the event a wait takes, for the page to word."""
     steps = journey.steps
     step: Step = steps[index]
     following = steps[index + 1].id if index + 1 < len(steps) else END
@@ -71,20 +73,21 @@ def _exits(journey: Journey, index: int) -> list[tuple[str, str, str]]:
         return following if target == "next" else target
 
     if step.exit is not None:
-        return [(END, "next", step.exit.reason)]
+        return [(END, "next", step.exit.reason, None)]
     if step.branch is not None:
-        out = [(to(c.goto), "case", c.when.describe()) for c in step.branch.cases]
-        return [*out, (to(step.branch.otherwise), "otherwise", "")]
+        out: list[tuple[str, str, str, Condition | None]] = [
+            (to(c.goto), "case", c.when.describe(), c.when) for c in step.branch.cases]
+        return [*out, (to(step.branch.otherwise), "otherwise", "", None)]
     if step.split is not None:
-        out = [(to(v.goto), "variant", f"{v.name} {v.percent:g}%") for v in step.split.variants]
+        out = [(to(v.goto), "variant", f"{v.name} {v.percent:g}%", None) for v in step.split.variants]
         if step.split.holdout:
-            out.append((END, "holdout", f"{step.split.holdout:g}%"))
+            out.append((END, "holdout", f"{step.split.holdout:g}%", None))
         return out
     if step.wait_for is not None:
         w = step.wait_for
         when = f" · {w.when.describe()}" if w.when is not None else ""
-        return [(to(w.on_event), "event", f"{w.event}{when}"), (to(w.on_timeout), "timeout", w.timeout)]
-    return [(to(step.next or "next"), "next", "")]
+        return [(to(w.on_event), "event", f"{w.event}{when}", w.when), (to(w.on_timeout), "timeout", w.timeout, None)]
+    return [(to(step.next or "next"), "next", "", None)]
 
 
 def layout(journey: Journey) -> Diagram:
@@ -99,7 +102,7 @@ def layout(journey: Journey) -> Diagram:
     for i, step in enumerate(steps):
         outs = _exits(journey, i)
         side_k = 0
-        for target, kind, text in outs:
+        for target, kind, text, cond in outs:
             j = index.get(target, len(steps))
             src, dst = nodes[i], nodes[j]
             down = j == i + 1 and not any(e.side is False and e.source == step.id for e in edges)
@@ -107,14 +110,14 @@ def layout(journey: Journey) -> Diagram:
                 cx = src.x + src.w // 2
                 path = f"M{cx},{src.y + src.h} L{cx},{dst.y}"
                 edges.append(Edge(step.id, target, kind, _short(text), path, cx + 6, src.y + src.h + GAP // 2 + 4,
-                                  False))
+                                  False, cond))
                 continue
             y0 = src.y + 14 + side_k * 13
             y1 = dst.y + dst.h // 2 + (lane % 3) * 4 - 4
             lx = right + LABEL_ROOM + lane * LANE_W
             end_x = dst.x + dst.w
             path = f"M{right},{y0} H{lx} V{y1} H{end_x}"
-            edges.append(Edge(step.id, target, kind, _short(text), path, right + 4, y0 - 3, True))
+            edges.append(Edge(step.id, target, kind, _short(text), path, right + 4, y0 - 3, True, cond))
             lane += 1
             side_k += 1
     width = right + LABEL_ROOM + max(lane, 1) * LANE_W + 16

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from engine.language.journey_model import DateEntry, Journey
+from engine.language.journey_model import Condition, DateEntry, Journey
 from engine.language.journey_registry import validated_report
 from engine.language.journey_review import APPROVED, PENDING, effective_review_config, in_force_of, stored_journey
 from engine.language.journey_review import REJECTED as REVIEW_REJECTED_STATE
@@ -42,6 +42,8 @@ class EntryInfo:
     kind: str  # schedule | date | event
     detail: str  # the cron line, the anchor and offset, or the event type and its condition
     date: DateEntry | None = None  # a date entry, for the page to put in words
+    event: str | None = None  # an event entry's type and its condition, for the page to put in words
+    when: Condition | None = None
 
 
 @dataclass
@@ -53,6 +55,7 @@ class JourneyRow:
     entry: EntryInfo | None
     tiers: list[str]
     audience_when: str | None
+    audience_condition: Condition | None
     priority: int | None
     path: str
     version: str | None
@@ -72,14 +75,15 @@ def entry_info(journey: Journey) -> EntryInfo:
         return EntryInfo("date", f"{entry.date.anchor}{holidays} {entry.date.offset} {entry.date.at}", entry.date)
     assert entry.event is not None
     when = f" · {entry.event.when.describe()}" if entry.event.when is not None else ""
-    return EntryInfo("event", f"{entry.event.type}{when}")
+    return EntryInfo("event", f"{entry.event.type}{when}", event=entry.event.type, when=entry.event.when)
 
 
 def _row(loaded: LoadedJourney, state: str) -> JourneyRow:
     j = loaded.journey
     return JourneyRow(
         id=j.id, name=j.name, category=j.category, state=state, entry=entry_info(j), tiers=list(j.audience.tiers or []),
-        audience_when=j.audience.when.describe() if j.audience.when is not None else None, priority=j.priority,
+        audience_when=j.audience.when.describe() if j.audience.when is not None else None,
+        audience_condition=j.audience.when, priority=j.priority,
         path=loaded.path, version=loaded.version,
     )
 
@@ -149,7 +153,7 @@ def journey_rows(session: Session, report: Report | None = None, *, now: datetim
         previous = stored_journey(kept[path]) if path in kept else None
         if previous is None or previous.id in valid_ids:
             rows.append(JourneyRow(id="", name="", category="", state=REJECTED, entry=None, tiers=[],
-                                   audience_when=None, priority=None, path=path, version=None))
+                                   audience_when=None, audience_condition=None, priority=None, path=path, version=None))
             continue
         row = _row(previous, REJECTED_KEPT)
         row.path = path

@@ -210,7 +210,7 @@ def explain(customer_external_id: str, at: datetime, url: str | None = None) -> 
                 # Each policy or claim judged on its own: the leaves say which one they are about.
                 kind, items = scoped
                 label = "policy" if kind == "policies" else "claim"
-                leaves = [{**leaf, "text": f"{item[label]}: {leaf['text']}"} for item in items
+                leaves = [{**leaf, "text": f"{item[label]}: {leaf['text']}", "item": item[label]} for item in items
                           for leaf in item["conditions"]]
                 holds = any(item["holds"] for item in items)
             taken = {item["policy"] for item in items if item["holds"]} if scoped and scoped[0] == "policies" else None

@@ -187,7 +187,7 @@ def test_the_journey_pages_word_entries_and_timeouts_in_chinese(client: TestClie
     journey = waits[0]
     page = client.get(f"/ops/journeys/{journey.id}").text
     [wait] = [s.wait_for for s in journey.steps if s.wait_for is not None][:1]
-    labels = re.findall(r'class="edge-label">([^<]*)</text>', page)
+    labels = re.findall(r'class="edge-label">([^<]*)<title>', page)
     timeout = Translator("zh-CN").duration(wait.timeout)
     assert any(label.strip() == f"超时 {timeout}" for label in labels), labels
     assert not any(re.search(r"\b\d+[wdhm]\b", label) for label in labels), labels

@@ -218,7 +218,7 @@ def test_journey_page_counts_per_step_match_the_database(client: TestClient, see
     assert 'data-testid="diagram"' in page
     for step in ("acknowledge", "handle", "wait_resolved", "escalate", "unresolved"):
         assert f'data-step="{step}"' in page
-    assert "on event complaint.resolved" in page and "after 24 hours" in page  # the timeout in words
+    assert "on event Complaint resolved" in page and "after 24 hours" in page  # the event and timeout in words
     assert "id: complaint-response" in page and 'data-channel="sms" data-locale="zh-CN"' in page
     assert client.get("/ops/journeys/no-such-journey").status_code == 404
     bad = client.get("/ops/journeys/complaint-response", params={"start": "2026-12-01", "end": "2026-11-01"})
