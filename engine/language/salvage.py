@@ -2,28 +2,42 @@
 
 When a journey file does not fit the model, ``validate`` would otherwise stop at the shape errors
 and the author would meet the next mistake (an unknown tier, a wrong goto, a missing template)
-only after fixing those. Here the parts at fault are set aside: a step with an error becomes a
-plain placeholder step under its own id (so gotos to it still resolve), an optional top-level
-field with an error is left out, a required one gets a neutral stand-in. What then parses is
-checked like any journey; the findings that only the stand-ins could cause are left out
-(``Salvaged.trusts``). Nothing salvaged is ever put in force: the file is rejected all the same.
+only after fixing those. Here the parts at fault are set aside, the smallest first: a bad value is
+left out (or, where the field is required, given a neutral stand-in) so that the rest of its step
+or entry is still checked (a bad ``timeout`` does not hide an ``on_timeout`` naming no step, a bad
+``offset`` does not take the policy out of scope); only when that does not help does a step with an
+error become a plain placeholder step under its own id (so gotos to it still resolve), an optional
+top-level field with an error is left out, a required one gets a neutral stand-in. What then parses
+is checked like any journey; the findings that only the stand-ins could cause are left out
+(``Salvaged.trusts``, and validation drops what it finds at a value stood in for). Nothing salvaged
+is ever put in force: the file is rejected all the same.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from engine.language.journey_model import Journey
+from engine.language.journey_model import Journey, Step
 
 _STAND_INS: dict[str, Any] = {
     "id": "salvaged", "name": "salvaged", "category": "service", "entry": {"schedule": {"cron": "0 10 * * *"}},
     "steps": [{"id": "salvaged", "exit": {}}],
 }
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# Tried in turn for a value that is at fault, when leaving it out does not do: a duration, a goto,
+# a time of day, a number, a switch, a name. The first that the model takes stands in for it.
+_LEAF_STAND_INS: tuple[Any, ...] = ("1d", "next", "10:00", 1, True, "salvaged")
+# Keys whose stand-in could change where a step leads (so which steps are reached).
+_TARGETS = frozenset({"next", "goto", "on_event", "on_timeout", "otherwise"})
+MAX_LEAF_ERRORS = 50  # each value set aside costs a few validations; a file this broken is shown its first
+
+Path_ = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -31,6 +45,7 @@ class Salvaged:
     journey: Journey
     replaced: frozenset[str]  # top-level fields set aside or stood in for
     steps_replaced: bool
+    stood_in: frozenset[Path_] = frozenset()  # values left out or stood in for, where they were
 
     def trusts(self, message: str) -> bool:
         """Whether a finding on the salvaged journey can stand (not caused by a stand-in)."""
@@ -47,7 +62,7 @@ def salvage(data: dict[str, Any]) -> Salvaged | None:
         return None  # nothing to salvage: the file is valid
     except ValidationError as exc:
         errors = exc.errors()
-    patched = dict(data)
+    patched, stood_in, errors = _set_aside_values(data, errors)
     replaced: set[str] = set()
     bad_steps: set[int] = set()
     for error in errors:
@@ -71,7 +86,88 @@ def salvage(data: dict[str, Any]) -> Salvaged | None:
         journey = Journey.model_validate(patched)
     except ValidationError:
         return None
-    return Salvaged(journey, frozenset(replaced), bool(bad_steps))
+    moved_targets = any(p and p[0] == "steps" and p[-1] in _TARGETS for p in stood_in)
+    return Salvaged(journey, frozenset(replaced), bool(bad_steps) or moved_targets, frozenset(stood_in))
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> Path_:
+    """The parts of a pydantic ``loc`` that index into ``data`` (union and model tags dropped)."""
+    out: list[str | int] = []
+    for part in loc:
+        inside = (isinstance(data, dict) and part in data) or (
+            isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data))
+        if inside:
+            out.append(part)
+            data = data[part]
+    return tuple(out)
+
+
+@functools.cache
+def _adapter(head: str) -> TypeAdapter[Any]:
+    """The model of one part of a journey: a step, or a top-level field."""
+    if head == "steps":
+        return TypeAdapter(Step)
+    field = Journey.model_fields[head]
+    annotation: Any = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+    return TypeAdapter(annotation)
+
+
+def _error_paths(data: Any, part: Path_) -> list[Path_]:
+    """Where ``data``'s ``part`` (a step, or a top-level field) is at fault: only that part is
+    validated, so that setting aside values costs their step, not the whole journey, each time."""
+    value: Any = data
+    for key in part:
+        value = value[key]
+    try:
+        _adapter(str(part[0])).validate_python(value)
+        return []
+    except ValidationError as exc:
+        return [(*part, *_data_path(value, tuple(e["loc"]))) for e in exc.errors()]
+
+
+def _under(path: Path_, prefix: Path_) -> bool:
+    return path[:len(prefix)] == prefix
+
+
+def _set_aside_values(data: dict[str, Any], errors: list[Any]) -> tuple[dict[str, Any], list[Path_], list[Any]]:
+    """``data`` with each value at fault left out or stood in for, where that alone clears its
+    errors and adds none; the paths so treated; the errors that remain."""
+    patched = copy.deepcopy(data)
+    paths = sorted({_data_path(data, tuple(e["loc"])) for e in errors[:MAX_LEAF_ERRORS]}, key=len, reverse=True)
+    stood_in: list[Path_] = []
+    for path in paths:
+        part = path[:2] if path[:1] == ("steps",) else path[:1]
+        if len(path) <= len(part) or str(part[0]) not in Journey.model_fields:
+            continue  # a whole step or top-level field: the coarser salvage below takes it
+        remaining = _error_paths(patched, part)
+        if not any(_under(p, path) for p in remaining):
+            continue  # already cleared with another value
+        parent: Any = patched
+        for step in path[:-1]:
+            parent = parent[step]
+        key, original = path[-1], parent[path[-1]]
+        if isinstance(original, dict | list):
+            continue  # a value, not a part of the journey: the coarser salvage below takes it
+        candidates: list[Any] = ([_LEFT_OUT] if isinstance(parent, dict) else []) + list(_LEAF_STAND_INS)
+        for candidate in candidates:
+            if candidate is _LEFT_OUT:
+                del parent[key]
+            else:
+                parent[key] = candidate
+            after = _error_paths(patched, part)
+            if len(after) < len(remaining) and not set(after) - set(remaining):  # fewer errors, none new
+                stood_in.append(path)
+                break
+            parent[key] = original  # restores a left-out key too (at the end of the mapping: order is no matter)
+    try:
+        Journey.model_validate(patched)
+        left: list[Any] = []
+    except ValidationError as exc:
+        left = exc.errors()
+    return patched, stood_in, left
+
+
+_LEFT_OUT = object()
 
 
 def _placeholder(step: Any, index: int) -> dict[str, Any]:

@@ -299,7 +299,10 @@ def validate_journey_file(path: Path, templates_root: Path,
         if salvaged is not None:
             ctx = _Context(shown, doc, templates_root, [], known_queues=queues)
             _check_journey(ctx, salvaged.journey)
-            problems = [*problems, *(p for p in ctx.problems if salvaged.trusts(p.message))]
+            # What is found at a value stood in for is the stand-in's doing; the value's own error is reported.
+            stood_in = {doc.position(path).line for path in salvaged.stood_in}
+            problems = [*problems, *(p for p in ctx.problems
+                                     if salvaged.trusts(p.message) and p.line not in stood_in)]
         return None, sorted(set(problems))
     ctx = _Context(shown, doc, templates_root, [], known_queues=queues)
     _check_journey(ctx, journey)

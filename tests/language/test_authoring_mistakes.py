@@ -202,3 +202,21 @@ def test_every_problem_of_a_file_in_one_pass(project: Path) -> None:
                          ("on_timeout: chek", "unknown step 'chek'"), ("due_within: 2days", "bad duration")):
         assert any(line.startswith(f"{path}:{line_of(text, marker)}:") and word in line
                    for line in output.splitlines()), (word, output)
+
+
+def test_a_bad_value_does_not_hide_the_rest_of_its_step_or_entry(project: Path) -> None:
+    """A bad duration is set aside on its own: the goto beside it in the same step and the policy
+    condition that the date entry (with a bad offset) puts in scope are still checked."""
+    text = (BASE.replace("offset: -30d", "offset: -30x")
+            .replace("timeout: 10d", "timeout: 10x")
+            .replace("on_timeout: check", "on_timeout: chek")
+            .replace("  tiers: [gold, silver]\n",
+                     "  tiers: [gold, silver]\n  when: {field: policy.renewed, op: eq, value: flase}\n"))
+    code, output, path = validate(project, text)
+    assert code == 1
+    for marker, word in (("offset: -30x", "bad duration '-30x'"), ("timeout: 10x", "bad duration '10x'"),
+                         ("on_timeout: chek", "unknown step 'chek'"), ("value: flase", "not 'flase'")):
+        assert any(line.startswith(f"{path}:{line_of(text, marker)}:") and word in line
+                   for line in output.splitlines()), (word, output)
+    # Nothing is said of the stand-ins (a stood-in duration, a placeholder entry or step).
+    assert "salvaged" not in output and "not available here" not in output, output
