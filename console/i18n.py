@@ -24,6 +24,7 @@ from babel.support import Translations
 from babel.units import format_unit
 
 from console import condition_words, labels
+from console.cron_words import cron_words
 from engine.language.journey_model import Condition
 from store import touch_reasons
 from store.clock import as_utc, zone
@@ -267,6 +268,10 @@ class Translator:
         """One leaf as explain reports it (field, op, expected, negated) in words."""
         return condition_words.leaf_words(self, leaf["field"], leaf["op"], leaf.get("expected"),
                                           bool(leaf.get("negated")))
+
+    def cron(self, line: str | None) -> str:
+        """A schedule's cron line in words (console.cron_words); a line it cannot read as written."""
+        return cron_words(line, self.locale) if line else ""
 
     def day(self, day: date | None, fmt: str = "medium") -> str:
         return format_date(day, fmt, locale=self.babel_locale) if day is not None else ""

@@ -129,3 +129,25 @@ def test_the_chinese_explain_page_words_each_leaf(client: TestClient, db_url: st
     for code, words in leaves:
         assert not re.search(r"\b(customer|policy|claim|event)\.\w+", words), (code, words)
         assert not re.search(r"\b(eq|ne|lt|le|gt|ge|in|not_in|contains|older_than|within_last)\b", words), words
+
+
+def test_every_shipped_schedule_reads_in_words_on_the_chinese_journey_list(client: TestClient, db_url: str) -> None:
+    with session_scope(db_url) as s:
+        olga = s.exec(select(AppUser).where(AppUser.username == "olga")).one()
+        olga.locale = "zh-CN"
+        s.add(olga)
+    login(client, "olga")
+    page = client.get("/ops/journeys").text
+    shown = re.findall(r'data-k="entry-cron" title="([^"]*)">([^<]*)<', page)
+    crons = {j.journey.entry.schedule.cron for j in validated_report().journeys if j.journey.entry.schedule}
+    assert {code for code, _ in shown} == crons and len(crons) >= 5
+    for code, words in shown:
+        assert words != code and not LATIN.search(words), (code, words)
+    assert ("0 10 * * WED", "在 10:00, 仅在 星期三") in shown
+
+
+def test_a_cron_line_in_english_and_one_it_cannot_read() -> None:
+    assert Translator("en").cron("0 10 1 1,4,7,10 *") == \
+        "At 10:00, on day 1 of the month, only in January, April, July, and October"
+    assert Translator("zh-CN").cron("0 10 * * 1-5") == "在 10:00, 星期一 到 星期五"
+    assert Translator("zh-CN").cron("not a cron line") == "not a cron line"
