@@ -8,6 +8,7 @@ delivery configuration read here also gives the marketing footer its text.
 from __future__ import annotations
 
 import difflib
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from engine.language import journey_model
 from engine.language.faults import ValuesAtFault
-from engine.language.yaml_lines import LocatedDocument, Path_, YamlError, load_located
+from engine.language.yaml_lines import MAX_BYTES, LocatedDocument, Path_, YamlError, load_located
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -257,10 +258,31 @@ def parse_model(model: type[ModelT], doc: LocatedDocument, path: str) -> tuple[M
         return None, sorted(set(problems))
 
 
+class TooLarge(Exception):
+    """A file that is not read: larger than a journey or setting file may be, or no file at all."""
+
+
+def read_bounded(path: Path, limit: int = MAX_BYTES) -> str:
+    """The UTF-8 text of ``path``, having read at most ``limit`` + 1 bytes of it: a file someone
+    points ``validate`` at may be a 10 GB log, ``/dev/zero`` or a pipe, and its text is kept whole in
+    memory. Raises TooLarge, UnicodeDecodeError or OSError."""
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        # A device or a pipe: reading one may never end (and opening a pipe waits for its writer).
+        raise TooLarge("not a regular file")
+    with path.open("rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"file larger than {limit // 1024} KB")
+    return data.decode("utf-8")
+
+
 def load_document(path: Path) -> tuple[str, LocatedDocument | None, list[Problem]]:
     shown = display_path(path)
     try:
-        source = path.read_text(encoding="utf-8")
+        source = read_bounded(path)
+    except TooLarge as exc:
+        return "", None, [Problem(shown, 1, 1, str(exc))]
     except UnicodeDecodeError as exc:
         return "", None, [Problem(shown, 1, 1, f"not UTF-8 text: {exc.reason}")]
     except OSError as exc:

@@ -35,6 +35,7 @@ import importlib.util
 import json
 import logging
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -233,9 +234,21 @@ def summarise(report: Report, files: Sequence[Path]) -> ValidationResult:
 # --- the key --------------------------------------------------------------------------------------
 
 
+_HASHED_UP_TO = 16 * 1024 * 1024  # 64 times a journey file's bound; templates are kilobytes
+
+
 def _file_digest(path: Path) -> str:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):
+            # A device or a pipe (``/dev/zero`` named as a journey file) is never read: validation
+            # refuses it, and reading one may not end.
+            return f"special:{stat.S_IFMT(status.st_mode)}"
+        if status.st_size > _HASHED_UP_TO:
+            # Far past any file's bound (validation refuses it unread): its size and time say enough.
+            return f"large:{status.st_size}:{status.st_mtime_ns}"
+        with path.open("rb") as handle:  # a chunk at a time: a huge file costs time, not memory
+            return hashlib.file_digest(handle, "sha256").hexdigest()
     except OSError as exc:  # unreadable or gone: validation reports it, and the key must say so
         return f"unreadable:{type(exc).__name__}:{exc.errno}"
 
