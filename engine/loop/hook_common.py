@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -77,6 +78,22 @@ def received_at(timestamp: str | None) -> datetime:
 # digits, _ and -; a value that is not one is refused before it reaches a query, a stored key (255
 # characters at most) or a log line, and is not echoed back.
 _PROVIDER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+# C0, DEL and C1 controls: nothing a webhook's own URL carries, and a NUL is refused by PostgreSQL
+# outright (a text column or a jsonb string), which made a signed callback answer 500.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def query_values(url: str) -> dict[str, str]:
+    """The query parameters of a webhook's URL (the first of a repeated one); ``BadRequest`` when a
+    name or value holds a control character. Every handler reads its query through this."""
+    values: dict[str, str] = {}
+    for name, value in urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query, keep_blank_values=True):
+        if _CONTROL.search(name) or _CONTROL.search(value):
+            raise BadRequest("the URL's query holds a control character")
+        values.setdefault(name, value)
+    return values
 
 
 def provider_id(value: str, name: str) -> str:

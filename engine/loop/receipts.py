@@ -52,6 +52,7 @@ from engine.loop.hook_common import (
     hook_transaction,
     opt_out_keywords,
     provider_id,
+    query_values,
 )
 from engine.loop.wechat_hooks import (
     WECHAT_OK,
@@ -160,9 +161,7 @@ def _twilio_verified(url: str, headers: Mapping[str, str], form: Mapping[str, st
 
 
 def _touch_key_from(url: str) -> str | None:
-    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
-    values = query.get("touch_key")
-    return values[0] if values else None
+    return query_values(url).get("touch_key")
 
 
 def handle_twilio_status(url: str, headers: Mapping[str, str], body: bytes, *, db_url: str | None = None,
@@ -182,6 +181,7 @@ def handle_twilio_status(url: str, headers: Mapping[str, str], body: bytes, *, d
         if code_text is not None and len(code_text) > 12:  # Twilio's codes have five digits
             raise BadRequest("ErrorCode must be a number of at most 12 digits")
         code = int(code_text) if code_text else None
+        touch_key = _touch_key_from(url)
     except BadRequest as exc:
         return 400, str(exc)
     except ValueError:
@@ -194,7 +194,7 @@ def handle_twilio_status(url: str, headers: Mapping[str, str], body: bytes, *, d
     with hook_transaction(db_url) as (session, events):
         result = apply_receipt(
             session, provider="twilio", message_id=sid, provider_status=raw_status, new_status=new_status,
-            touch_key=_touch_key_from(url), error_code=str(code) if code is not None else None,
+            touch_key=touch_key, error_code=str(code) if code is not None else None,
             error_reason=reason, error_class=error_class, at=at,
         )
         events.extend(result.events)

@@ -41,6 +41,7 @@ from engine.loop.hook_common import (
     hook_transaction,
     opt_out_keywords,
     provider_id,
+    query_values,
     received_at,
 )
 from store.models import TouchStatus, WebhookNonce
@@ -242,6 +243,7 @@ def handle_wechat(method: str, url: str, body: bytes, *, db_url: str | None = No
     if isinstance(signed, tuple):
         return signed
     try:
+        query_values(url)  # signed, and still no control character: the nonce is stored, where a NUL was a 500
         msg = _parse_wechat_xml(signed.xml)
         msg_type = msg.get("MsgType", "")
         event = msg.get("Event", "")
