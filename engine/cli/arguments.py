@@ -9,7 +9,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from engine.cli.output import fail
@@ -67,15 +67,21 @@ def writing(option: str, path: Path) -> Iterator[None]:
         raise fail(f"{option}: writing {path} failed ({exc.strerror or exc})") from None
 
 
-def period(start: datetime, end: datetime, given: tuple[str, str, str, str]) -> tuple[datetime, datetime]:
+def period(start: datetime, end: datetime, given: tuple[str, str, str, str],
+           max_days: int | None = None) -> tuple[datetime, datetime]:
     """``(start, end)`` when ``end`` is after ``start``; a reversed or empty period is a mistake, not
     an empty answer (a report, simulation or plan of nothing would look like a quiet month).
     ``given``: the two options and their values as typed (start option, its text, end option, its
-    text), which the message repeats rather than the moments they were read as."""
+    text), which the message repeats rather than the moments they were read as. ``max_days``: the
+    longest period the command takes (its cost grows with it: a simulation of 1900-2199 would run
+    for hours on a real book)."""
+    start_option, start_text, end_option, end_text = given
     if end <= start:
-        start_option, start_text, end_option, end_text = given
         raise fail(f"{end_option} {end_text} is not after {start_option} {start_text}: "
                    "the period must end after it starts")
+    if max_days is not None and end - start > timedelta(days=max_days):
+        raise fail(f"{start_option} {start_text} {end_option} {end_text} spans {(end - start).days:,} days: "
+                   f"at most {max_days} at a time")
     return start, end
 
 

@@ -178,6 +178,10 @@ def explain_command(
         render(report, out)
 
 
+# A year: a change's effect over every season, birthday and renewal (the console's page takes 92 days).
+MAX_SIMULATE_DAYS = 366
+
+
 def simulate_command(
     start: str = typer.Option(..., "--from", help="First day (ISO 8601 date)."),
     end: str = typer.Option(..., "--to", help="Last day, inclusive."),
@@ -190,7 +194,7 @@ def simulate_command(
     last = parse_moment(end)
     if "T" not in end:  # a plain date: the whole of that day is included
         last += timedelta(days=1)
-    first, last = period(parse_moment(start), last, ("--from", start, "--to", end))
+    first, last = period(parse_moment(start), last, ("--from", start, "--to", end), max_days=MAX_SIMULATE_DAYS)
     if chart is not None:
         output_file(chart, "--chart", ".png")  # before the dry run, which can take minutes
     report = simulate(first, last)

@@ -40,10 +40,12 @@ class SimReport:
     cap_drops: Counter[date] = field(default_factory=Counter)
     no_channel_drops: Counter[date] = field(default_factory=Counter)
     load: Counter[int] = field(default_factory=Counter)  # busiest-window count → customers
+    zone: str = "Asia/Shanghai"  # the programme's, in which the period's days were given
 
     def days(self) -> list[date]:
-        first = local_naive(self.start, "Asia/Shanghai").date()
-        last = local_naive(self.end, "Asia/Shanghai").date()
+        first = local_naive(self.start, self.zone).date()
+        # The end is the first moment after the period (midnight after the last day given), not in it.
+        last = local_naive(self.end - timedelta(microseconds=1), self.zone).date()
         found = {d for d, _, _ in self.touches} | {d for d, _ in self.tasks}
         span = {first + timedelta(days=i) for i in range((last - first).days + 1)}
         return sorted(span | found)
@@ -61,11 +63,18 @@ class SimReport:
 
     def to_json(self) -> dict[str, Any]:
         per_day = []
+        # Each day's counts gathered in one pass: scanning every count for every day grew with their product.
+        touches: dict[date, dict[str, int]] = defaultdict(dict)
+        for (d, j, c), n in sorted(self.touches.items()):
+            touches[d][f"{j}/{c}"] = n
+        tasks: dict[date, dict[str, int]] = defaultdict(dict)
+        for (d, q), n in sorted(self.tasks.items()):
+            tasks[d][q] = n
         for day in self.days():
             per_day.append({
                 "day": day.isoformat(),
-                "touches": {f"{j}/{c}": n for (d, j, c), n in sorted(self.touches.items()) if d == day},
-                "tasks": {q: n for (d, q), n in sorted(self.tasks.items()) if d == day},
+                "touches": touches.get(day, {}),
+                "tasks": tasks.get(day, {}),
                 "quiet_hour_moves": self.quiet_moves[day], "cap_drops": self.cap_drops[day],
                 "no_channel_drops": self.no_channel_drops[day],
             })
@@ -91,7 +100,7 @@ def simulate(start: datetime, end: datetime, url: str | None = None) -> SimRepor
 
     config = delivery_settings(get_engine(url), write=False)  # what is approved, not what is on disk
     window = parse_duration(config.marketing_cap_window)
-    report = SimReport(as_utc(start), as_utc(end), config.marketing_cap_window)
+    report = SimReport(as_utc(start), as_utc(end), config.marketing_cap_window, zone=config.default_timezone)
 
     def sink(chunk: ChunkOutput) -> None:
         marketing: dict[int, list[datetime]] = defaultdict(list)

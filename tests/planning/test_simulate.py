@@ -42,3 +42,17 @@ def test_simulate_a_week(sqlite_book: Book, tmp_path: Path) -> None:
     assert report["marketing_per_customer_rolling"] == {"window": "7d", "max": 2, "p95": 2, "customers": 1}
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert book.touches() == [] and book.tasks() == []
+
+
+def test_the_days_are_those_asked_for_and_the_period_is_bounded(db_url: str) -> None:
+    """--to is the last day shown (the midnight after it ends the period, it is no day of it), and a
+    simulation of more than a year is refused in one line rather than run for hours."""
+    result = CliRunner().invoke(build_app(), ["simulate", "--from", "2026-12-01", "--to", "2026-12-02", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [d["day"] for d in json.loads(result.stdout)["days"]] == ["2026-12-01", "2026-12-02"]
+    result = CliRunner().invoke(build_app(), ["simulate", "--from", "2026-01-01", "--to", "2199-12-31"])
+    assert result.exit_code == 2
+    assert "--from 2026-01-01 --to 2199-12-31 spans 63,552 days: at most 366 at a time" in result.output
+    result = CliRunner().invoke(build_app(), ["simulate", "--from", "2028-01-01", "--to", "2028-12-31", "--json"])
+    assert result.exit_code == 0, result.output  # a leap year, whole
+    assert len(json.loads(result.stdout)["days"]) == 366
