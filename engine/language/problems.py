@@ -284,7 +284,12 @@ def load_document(path: Path) -> tuple[str, LocatedDocument | None, list[Problem
     except TooLarge as exc:
         return "", None, [Problem(shown, 1, 1, str(exc))]
     except UnicodeDecodeError as exc:
-        return "", None, [Problem(shown, 1, 1, f"not UTF-8 text: {exc.reason}")]
+        # Where the first byte that is not UTF-8 stands (a file saved as GBK, a stray Latin-1 é).
+        raw = bytes(exc.object)
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return "", None, [Problem(shown, line, column, f"not UTF-8 text: byte 0x{raw[exc.start]:02x} ({exc.reason}); "
+                                                       "save the file as UTF-8")]
     except OSError as exc:
         return "", None, [Problem(shown, 1, 1, f"cannot read: {exc.strerror}")]
     try:

@@ -30,7 +30,7 @@ from sqlmodel import Session
 from engine.language.journey_registry import load_delivery_config, load_tier_config
 from engine.language.journey_review import FROM_FILES, Landing, ReviewConfig, land_committed, land_versions
 from engine.language.paths import config_dir
-from engine.language.problems import parse_model
+from engine.language.problems import TooLarge, parse_model, read_bounded
 from engine.language.settings_model import DeliveryConfig, TierConfig
 from engine.language.yaml_lines import load_located
 from store.models import JourneyVersion
@@ -65,7 +65,10 @@ def land_settings(session: Session, directory: Path | None = None, *, actor: str
         path = directory / name
         if not path.is_file():
             continue
-        source = path.read_text(encoding="utf-8")
+        try:
+            source = read_bounded(path)
+        except (TooLarge, UnicodeDecodeError, OSError):
+            continue  # validate reports it at the file; the version in force stays
         if parsed(name, source) is None:
             continue
         items.append(Landing(subject(name), hashlib.sha256(source.encode("utf-8")).hexdigest(), f"config/{name}",
