@@ -44,10 +44,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import load_only
 from sqlmodel import Session, col, select
 
 from channels.base import ChannelAdapter, OutboundMessage, RenderedMessage, SendResult
@@ -104,6 +103,13 @@ _SENT = (
     "status = CASE WHEN status = :sending THEN :sent ELSE status END, sent_at = :now, "
     "provider_message_id = :pmid, error_class = NULL, error_reason = NULL"
 )
+
+
+def _load_customers(session: Session, ids: set[int]) -> dict[int, Customer]:
+    """The batch's customers (the columns sending and rendering read) as plain rows, which answer to the same
+    names: they are only read, and an ORM object each cost 25-30 µs a send against 5 (profiled)."""
+    rows = session.execute(select(*_CUSTOMER_COLUMNS).where(col(Customer.id).in_(ids))).all()
+    return cast(dict[int, Customer], {row.id: row for row in rows})
 
 
 @dataclass
@@ -169,11 +175,7 @@ class Dispatcher:
         prepared = _Prepared(touches={t.id: t for t in claimed}, outbound=defaultdict(list), settled=[])
         sendable: list[ClaimedTouch] = []
         with Session(self.engine, expire_on_commit=False) as session:
-            ids = {t.customer_id for t in claimed}
-            # Only the columns sending and rendering read: the JSON ones (attributes, preferred
-            # channels) cost a decode per customer; a renderer that reads more loads it lazily.
-            query = select(Customer).where(col(Customer.id).in_(ids)).options(load_only(*_CUSTOMER_COLUMNS))
-            customers: dict[int, Customer] = {c.id: c for c in session.exec(query).all() if c.id is not None}
+            customers = _load_customers(session, {t.customer_id for t in claimed})
             prepared.customers = customers
             rules = self.journey_rules()
             for touch in claimed:
@@ -576,11 +578,14 @@ def make_dispatcher(
     # as the delivery settings are, rather than by the first batch; batches then load again only on a change.
     journey_rules = InForceRules(engine)
     journey_rules()
+    if renderer is None:
+        renderer = StoreRenderer(configured_footer=delivery.marketing_sms_footer)
+        renderer.warm(engine)
     _freeze_long_lived()
     return Dispatcher(
         engine,
         adapters if adapters is not None else build_adapters(),
-        renderer or StoreRenderer(configured_footer=delivery.marketing_sms_footer),
+        renderer,
         worker_id=worker_id,
         batch_size=batch_size,
         lanes=lanes,

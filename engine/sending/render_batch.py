@@ -17,6 +17,7 @@ batch, so an edited template still takes effect from the next batch on.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -154,12 +155,19 @@ class StoreRenderer:
         assert isinstance(bind, Engine)
         return str(self._in_force.folder(bind))
 
+    def warm(self, engine: Engine) -> None:
+        """Find the templates in force now (landing a changed folder checks every template file, about half a
+        second), as ``make_dispatcher`` loads the journeys in force, rather than in the first batch's time."""
+        root = self.root if self.root is not None else str(self._in_force.folder(engine))
+        _renderer(root, self.configured_footer)
+
     def render_all(
         self, session: Session, touches: Sequence[ClaimedTouch], customers: dict[int, Customer], now: datetime
     ) -> list[RenderedMessage | BaseException]:
         renderer = _renderer(self._root(session), self.configured_footer)
         ids = list(customers)
         holidays: dict[tuple[str, Any], HolidayView | None] = {}
+        links: dict[str, bool] = {}  # template -> whether it may use unsubscribe_url (read once per batch)
         events: dict[tuple[int, str], Event] = {}
         names = [t.occurrence for t in touches]
         # An event entry's occurrence is event-<id>; other occurrences that name an event do so by its external id.
@@ -200,12 +208,31 @@ class StoreRenderer:
                     entry = events.get((touch.customer_id, occurrence))
                     event = event_after_wait(entry, waited.get((touch.customer_id, touch.journey_id, occurrence)),
                                              touch.due_at)
+                    uses_link = links.get(touch.template)
+                    if uses_link is None:
+                        uses_link = links[touch.template] = may_use_link(renderer.root, touch.template)
                     context = _context(customer, touch, occurrence, event, entry, policies.get(touch.customer_id, []),
-                                       claims.get(touch.customer_id, []), advisors, now, holidays)
+                                       claims.get(touch.customer_id, []), advisors, now, holidays, uses_link)
                     out.append(renderer.render(touch.template, touch.channel, context))
                 except Exception as exc:  # one bad template fails its touch, not the batch
                     out.append(exc)
         return out
+
+
+# A tag rendering another template file, which may use the link itself.
+_OTHER_TEMPLATE = re.compile(r"\{%[-+]?\s*(?:include|import|from|extends)\b")
+
+
+def may_use_link(root: Path, template: str) -> bool:
+    """Whether a file of ``template`` (any channel, locale, or its meta.yaml's WeChat URL) names
+    ``unsubscribe_url`` or renders another template file; when its folder cannot be read, yes. A template's
+    variables are reached by name only (the sandbox gives no access to the context as a whole), so a
+    template none of whose files names the link cannot show it, and its messages need none signed."""
+    try:
+        texts = [p.read_text(encoding="utf-8") for p in (root / template).iterdir() if p.is_file()]
+    except (OSError, UnicodeDecodeError):
+        return True
+    return any("unsubscribe_url" in text or _OTHER_TEMPLATE.search(text) for text in texts)
 
 
 def _named_row(rows: list[RowT], external_id: Any, row_id: int | None) -> RowT | None:
@@ -240,7 +267,7 @@ def _pick_claim(rows: list[Claim], data: dict[str, Any], named: int | None) -> C
 
 def _context(customer: Customer, touch: ClaimedTouch, occurrence: str, event: Event | None, entry: Event | None,
              policies: list[Policy], claims: list[Claim], advisors: dict[int | None, AppUser], now: datetime,
-             holidays: dict[tuple[str, Any], HolidayView | None]) -> TemplateContext:
+             holidays: dict[tuple[str, Any], HolidayView | None], uses_link: bool = True) -> TemplateContext:
     # What the waited event does not name, the entry's event may (a claim.filed's claim_id).
     data = {**(entry.data if entry is not None else {}), **(event.data if event is not None else {})}
     # Which holiday an occurrence falls on depends on it and the event's "holiday" only, and
@@ -252,7 +279,8 @@ def _context(customer: Customer, touch: ClaimedTouch, occurrence: str, event: Ev
     policy = _pick_policy(policies, data, now, row_of_occurrence(occurrence, "policy"))
     claim = _pick_claim(claims, data, row_of_occurrence(occurrence, "claim"))
     advisor = advisors.get(customer.advisor_id) if customer.advisor_id is not None else None
-    link = signed_unsubscribe_link(customer, touch.channel)
+    # Signing the link is an HMAC and a serializer per message: made only for a template that may show it.
+    link = signed_unsubscribe_link(customer, touch.channel) if uses_link else None
     return context_from_rows(
         customer, now, policy=policy, claim=claim, event=event, advisor=advisor,
         journey=JourneyView(touch.journey_id, touch.step_id, touch.category, occurrence), unsubscribe_link=link,

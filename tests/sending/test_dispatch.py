@@ -8,6 +8,7 @@ import gc
 import random
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import text, update
 
 from engine.sending.dispatch import DISPATCH_GC_THRESHOLD, Dispatcher, make_dispatcher
@@ -15,7 +16,7 @@ from engine.sending.rate_limit import TokenBucket
 from engine.sending.retry import backoff_delay, decide
 from store.clock import utcnow
 from store.db import make_engine
-from store.models import Touch
+from store.models import Customer, Touch
 from tests.dispatch_support import HttpAdapter, PlainRenderer, RecordingProvider, make_customers, make_touches
 
 
@@ -292,3 +293,60 @@ def test_cap_and_consent_are_checked_per_batch_not_per_touch(db_url: str) -> Non
         return len([s for s in seen if s.lstrip().upper().startswith("SELECT")])
 
     assert statements(3) == statements(60)
+
+
+class _CustomersSeen:
+    """Renders like ``PlainRenderer`` and keeps the customers each batch handed it."""
+
+    def __init__(self) -> None:
+        self.customers: list[object] = []
+
+    def render_all(self, session, touches, customers, now):  # type: ignore[no-untyped-def]
+        self.customers.extend(customers.values())
+        return PlainRenderer().render_all(session, touches, customers, now)
+
+
+def test_a_batch_reads_its_customers_as_rows_not_orm_objects(db_url: str) -> None:
+    """A batch's customers are only read: plain rows of the columns sending and rendering use, not an
+    ORM object each (identity map and instance state cost five times the row, per customer)."""
+    engine = make_engine(db_url)
+    ids = make_customers(engine, 5)
+    make_touches(engine, ids)
+    seen = _CustomersSeen()
+    with RecordingProvider().running() as provider:
+        adapters = {"sms": HttpAdapter("sms", provider.port)}
+        counts = asyncio.run(_run(Dispatcher(engine, adapters, seen, worker_id="w1")))  # type: ignore[arg-type]
+    assert counts.sent == 5 and len(seen.customers) == 5
+    assert not any(isinstance(c, Customer) for c in seen.customers)
+    by_id = {c.id: c for c in seen.customers}  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT * FROM customer ORDER BY id")).all()
+    for row in stored:
+        got = by_id[row.id]
+        assert (got.name, got.external_id, got.phone, got.consent_sms, got.locale, got.timezone, got.anonymised_at) == (  # type: ignore[attr-defined]
+            row.name, row.external_id, row.phone, bool(row.consent_sms), row.locale, row.timezone, row.anonymised_at)
+    engine.dispose()
+
+
+def test_the_templates_in_force_are_found_when_the_dispatcher_is_made(db_url: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Landing the template folders checks every template file (about half a second): done when the
+    dispatcher is made, as the journeys in force are loaded, not in the first batch's time."""
+    from engine.language import template_review
+
+    looked: list[str] = []
+    real = template_review.in_force_folder
+
+    def counted(engine):  # type: ignore[no-untyped-def]
+        looked.append("folder")
+        return real(engine)
+
+    monkeypatch.setattr(template_review, "in_force_folder", counted)
+    engine = make_engine(db_url)
+    make_touches(engine, make_customers(engine, 1))
+    with RecordingProvider().running() as provider:
+        dispatcher = make_dispatcher(engine, {"sms": HttpAdapter("sms", provider.port)})
+        assert looked == ["folder"]
+        counts = asyncio.run(_run(dispatcher))
+    assert counts.claimed == 1 and looked == ["folder"]  # the batch rendered with the folder found then
+    engine.dispose()

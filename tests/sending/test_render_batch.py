@@ -7,11 +7,19 @@ import shutil
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
 
+from channels.base import RenderedMessage
 from channels.template_files import available_templates, template_file
 from engine.language import rendering
 from engine.language.paths import templates_dir
-from engine.sending.render_batch import BatchRenderer
+from engine.sending import render_batch
+from engine.sending.claiming import ClaimedTouch
+from engine.sending.render_batch import BatchRenderer, StoreRenderer
+from store.clock import utcnow
+from store.db import make_engine
+from store.models import Customer
+from tests.dispatch_support import make_customers
 
 
 def test_batch_renderer_renders_every_shipped_template_as_the_renderer_does() -> None:
@@ -65,3 +73,43 @@ def test_an_edit_between_batches_is_used_and_errors_name_the_field(tmp_path: Pat
     renderer.begin_batch()
     with pytest.raises(rendering.RenderError, match="field 'first'"):
         renderer.render(name, "wechat", context)
+
+
+def _touch(customer_id: int, template: str, channel: str) -> ClaimedTouch:
+    return ClaimedTouch(customer_id * 10 + len(channel), f"k-{template}-{channel}", customer_id, "j1", "s1", "2026-01",
+                        "marketing", False, channel, [], template, 1, utcnow())
+
+
+def test_a_link_is_signed_only_for_a_template_that_may_show_it(db_url: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signing the unsubscribe link (an HMAC per message) is skipped for a template none of whose files
+    names ``unsubscribe_url``; a template that names it, or renders another file, still gets it."""
+    monkeypatch.setenv("JOURNEYS_SECRET_KEY", "k" * 32)
+    root = tmp_path / "templates"
+    shutil.copytree(templates_dir(), root)
+    shutil.copytree(root / "silver_weekly_push", root / "including")
+    (root / "including" / "sms.zh-CN.j2").write_text('{% include "silver_weekly_push/sms.zh-CN.j2" %}',
+                                                      encoding="utf-8")
+    signed: list[str] = []
+    real = render_batch.signed_unsubscribe_link
+
+    def counted(customer: Customer, channel: str) -> str | None:
+        signed.append(channel)
+        return real(customer, channel)
+
+    monkeypatch.setattr(render_batch, "signed_unsubscribe_link", counted)
+    engine = make_engine(db_url)
+    [customer_id] = make_customers(engine, 1)
+    touches = [_touch(customer_id, "silver_weekly_push", "sms"),
+               _touch(customer_id, "platinum_health_lecture", "email"), _touch(customer_id, "including", "sms")]
+    with Session(engine) as session:
+        customer = session.get(Customer, customer_id)
+        assert customer is not None
+        sms, email, including = StoreRenderer(str(root)).render_all(session, touches, {customer_id: customer},
+                                                                    utcnow())
+    engine.dispose()
+    assert signed == ["email", "sms"]  # the lecture's e-mail shows the link; the including SMS might
+    assert isinstance(email, RenderedMessage) and "/unsubscribe/" in email.text
+    assert isinstance(sms, RenderedMessage) and isinstance(including, RenderedMessage) and sms.text == including.text
+    assert not render_batch.may_use_link(root, "silver_weekly_push")
+    assert render_batch.may_use_link(root, "platinum_health_lecture") and render_batch.may_use_link(root, "no_such")
