@@ -277,21 +277,32 @@ def read_bounded(path: Path, limit: int = MAX_BYTES) -> str:
     return data.decode("utf-8")
 
 
-def load_document(path: Path) -> tuple[str, LocatedDocument | None, list[Problem]]:
+def read_source(path: Path) -> tuple[str | None, Problem | None]:
+    """The text of a file ops edit (a journey, a setting, a template), or the problem that keeps it
+    from being read: larger than the bound, no regular file, not UTF-8 (at the first byte that is
+    not), unreadable. Every reader of such a file goes through here, so none ends in a traceback."""
     shown = display_path(path)
     try:
-        source = read_bounded(path)
+        return read_bounded(path), None
     except TooLarge as exc:
-        return "", None, [Problem(shown, 1, 1, str(exc))]
+        return None, Problem(shown, 1, 1, str(exc))
     except UnicodeDecodeError as exc:
         # Where the first byte that is not UTF-8 stands (a file saved as GBK, a stray Latin-1 é).
         raw = bytes(exc.object)
         line = raw.count(b"\n", 0, exc.start) + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        return "", None, [Problem(shown, line, column, f"not UTF-8 text: byte 0x{raw[exc.start]:02x} ({exc.reason}); "
-                                                       "save the file as UTF-8")]
+        return None, Problem(shown, line, column, f"not UTF-8 text: byte 0x{raw[exc.start]:02x} ({exc.reason}); "
+                                                  "save the file as UTF-8")
     except OSError as exc:
-        return "", None, [Problem(shown, 1, 1, f"cannot read: {exc.strerror}")]
+        return None, Problem(shown, 1, 1, f"cannot read: {exc.strerror}")
+
+
+def load_document(path: Path) -> tuple[str, LocatedDocument | None, list[Problem]]:
+    shown = display_path(path)
+    source, unread = read_source(path)
+    if source is None:
+        assert unread is not None
+        return "", None, [unread]
     try:
         doc = load_located(source)
     except YamlError as exc:

@@ -16,7 +16,7 @@ from jinja2 import nodes
 
 from channels.template_files import FILE_FOR, LOCALES, available_templates, template_file
 from engine.language.paths import templates_dir
-from engine.language.problems import Problem, display_path
+from engine.language.problems import Problem, display_path, read_source
 from engine.language.template_context import sample_context
 from engine.language.templates import Renderer, RenderError, jinja_environment, load_meta
 from engine.language.yaml_lines import YamlError, load_located
@@ -103,10 +103,13 @@ def template_problems_by_name(templates_root: Path, names: Iterable[str]) -> dic
         folder = templates_root / name
         meta = folder / "meta.yaml"
         if meta.is_file():
+            source, unread = read_source(meta)
             try:
-                load_located(meta.read_text(encoding="utf-8"))
+                if source is not None:
+                    load_located(source)
             except YamlError as exc:
                 problems.append(Problem(display_path(meta), exc.position.line, exc.position.column, exc.message))
+            problems.extend([unread] if unread is not None else [])
         for kind in FILE_FOR:
             for locale in LOCALES:
                 path = template_file(templates_root, name, kind, locale)
@@ -116,7 +119,10 @@ def template_problems_by_name(templates_root: Path, names: Iterable[str]) -> dic
 
 
 def _file_problems(env: jinja2.Environment, path: Path) -> list[Problem]:
-    text = path.read_text(encoding="utf-8")
+    text, unread = read_source(path)
+    if text is None:
+        assert unread is not None
+        return [unread]  # not UTF-8, too large, no regular file: the template cannot be sent
     sources: list[str] = [text]
     if path.suffix == ".yaml":
         try:
