@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from twilio.base import values
 from twilio.request_validator import RequestValidator
 
 from channels.base import OutboundMessage, RenderedMessage
@@ -236,3 +237,60 @@ async def test_large_batch_keeps_order_with_mixed_outcomes(standin: TwilioStandi
     assert len(ok) == len(standin.log)
     assert sum(r.error_class == "unknown" for r in results) == standin.faults.drawn["5xx"]
     assert sum(r.error_class == "permanent" for r in results) == standin.faults.drawn["permanent"]
+
+
+@pytest.mark.parametrize("sender", [{"from_number": FROM}, {"messaging_service_sid": "MG" + "1" * 32}])
+@pytest.mark.parametrize("reply", [(201, '{"sid": "SM1", "status": "queued", "price": null}'),
+                                   (400, '{"code": 21211, "message": "Invalid To", "more_info": "x", "status": 400}'),
+                                   (503, "<html>busy</html>")])
+async def test_a_send_is_the_request_the_sdks_create_makes(sender: dict[str, str], reply: tuple[int, str]) -> None:
+    """The adapter hands the Messages form to the SDK's HTTP hook itself rather than through ``create_async``:
+    the same request arrives (path, headers, credentials, form in the SDK's order), and the same result or
+    the same ``TwilioRestException`` comes back."""
+    from aiohttp import web
+    from twilio.base.exceptions import TwilioRestException
+
+    seen: list[tuple[str, str, dict[str, str], bytes]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append((request.method, request.path_qs, dict(request.headers), await request.read()))
+        return web.Response(status=reply[0], text=reply[1], content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    adapter = TwilioSmsAdapter("AC" + "2" * 32, "token", api_base=f"http://127.0.0.1:{port}", **sender)
+    message = sms(1, text="您好 & a+b=c", callback="https://cb.example/hooks/twilio/status?x=1")
+    try:
+        [result] = await adapter.send_batch([message])
+        try:
+            created = await adapter.client.messages.create_async(
+                to=message.to, body=message.content.text, from_=sender.get("from_number", values.unset),
+                messaging_service_sid=sender.get("messaging_service_sid", values.unset),
+                status_callback=with_touch_key(message.status_callback_url or "", message.touch_key))
+            expected: object = (created.sid, created.status)
+        except TwilioRestException as exc:
+            expected = (exc.status, exc.code, exc.msg, exc.uri, exc.method)
+        got: object = None
+        try:
+            got = await adapter._create(message.to, message.content.text,
+                                        with_touch_key(message.status_callback_url or "", message.touch_key))
+            got = (got["sid"], got["status"])  # type: ignore[index]
+        except TwilioRestException as exc:
+            got = (exc.status, exc.code, exc.msg, exc.uri, exc.method)
+    finally:
+        await adapter.aclose()
+        await runner.cleanup()
+    mine, sdks = seen[0], seen[2]
+    assert mine[:2] == sdks[:2] and mine[3] == sdks[3]
+    assert {k: v for k, v in mine[2].items() if k != "Host"} == {k: v for k, v in sdks[2].items() if k != "Host"}
+    assert got == expected
+    assert result.ok == (reply[0] == 201)
+    if reply[0] == 201:
+        assert (result.provider_message_id, result.provider_status) == ("SM1", "queued")
+    else:
+        assert result.error_class == ("permanent" if reply[0] == 400 else "unknown")
