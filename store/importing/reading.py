@@ -70,9 +70,12 @@ def check_file(path: Path, encoding: str) -> list[str]:
     if not path.is_file():
         raise ImportFileError("no such file")
     try:
-        codecs.lookup(encoding)
+        codec = codecs.lookup(encoding)
     except LookupError:
         raise ImportFileError(f"unknown encoding {encoding!r}") from None
+    # rot13, base64, hex, zlib are codecs too, but not of text: open() refuses them with a LookupError.
+    if not getattr(codec, "_is_text_encoding", True):
+        raise ImportFileError(f"{encoding!r} is not a text encoding (e.g. utf-8, gbk, gb18030, utf-16)")
     header: list[str] | None = None
     line = 0  # first line of the last record read
     try:

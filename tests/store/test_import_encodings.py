@@ -1,0 +1,38 @@
+"""``journeys import --encoding``: a codec that is not a text encoding (rot13, base64, hex, zlib) is
+refused in one line with exit 2 and nothing imported, like an unknown one, not a LookupError traceback;
+a text encoding other than UTF-8 reads the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from engine.cli import build_app
+from store.bulk_writer import CUSTOMER
+from tests.db_support import count
+
+
+@pytest.mark.parametrize(("encoding", "message"), [
+    ("rot13", "'rot13' is not a text encoding (e.g. utf-8, gbk, gb18030, utf-16)"),
+    ("base64", "'base64' is not a text encoding (e.g. utf-8, gbk, gb18030, utf-16)"),
+    ("zlib", "'zlib' is not a text encoding (e.g. utf-8, gbk, gb18030, utf-16)"),
+    ("nonsense", "unknown encoding 'nonsense'"),
+])
+def test_an_encoding_that_reads_no_text_is_refused(db_url: str, tmp_path: Path, encoding: str, message: str) -> None:
+    source = tmp_path / "c.csv"
+    source.write_text("external_id,name\nC1,张三\n", encoding="utf-8")
+    result = CliRunner().invoke(build_app(), ["import", "customers", str(source), "--encoding", encoding])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [f"{source}: {message}", f"{source}: nothing imported"]
+    assert count(db_url, CUSTOMER) == 0
+
+
+def test_utf16_with_its_encoding_is_read(db_url: str, tmp_path: Path) -> None:
+    source = tmp_path / "c.csv"
+    source.write_text("external_id,name\nC1,张三\n", encoding="utf-16")
+    result = CliRunner().invoke(build_app(), ["import", "customers", str(source), "--encoding", "utf-16"])
+    assert result.exit_code == 0, result.output
+    assert count(db_url, CUSTOMER) == 1
