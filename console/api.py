@@ -42,6 +42,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlmodel import Session, select
@@ -55,7 +56,7 @@ from console.events_bridge import UnknownCustomer, emit_async
 from console.strict_json import StrictJSONRoute
 from console.task_inbox import TaskFacts
 from console.tasks import OUTCOMES
-from console.text_rules import Body, Id, Name, Text, id_problem
+from console.text_rules import Body, Id, Name, Text, id_problem, query_problems
 from engine.language import event_types
 from engine.language.catalogue import EVENT_TYPES
 from engine.language.settings_model import CLOSING_OUTCOMES
@@ -170,9 +171,17 @@ ActingUser = Annotated[str | None, Header(
 
 
 # As dependencies they run before the body is validated, so a bad key is 401 whatever the body.
+def _plain_query(request: Request) -> None:
+    """No query parameter holds a control character (console.text_rules): checked once the caller is known."""
+    errors = query_problems(request)
+    if errors:
+        raise RequestValidationError(errors)
+
+
 async def key_only(request: Request, _key: Annotated[str | None, Depends(_api_key_scheme)],
                    acting: ActingUser = None) -> Principal:
     who = await principal(request, allow_session=False, acting=acting)
+    _plain_query(request)
     if who.key is not None and who.key.personal:
         raise HTTPException(status_code=403, detail="events and customers need a system key, not a personal one")
     return who
@@ -180,7 +189,9 @@ async def key_only(request: Request, _key: Annotated[str | None, Depends(_api_ke
 
 async def key_or_session(request: Request, _key: Annotated[str | None, Depends(_api_key_scheme)],
                          acting: ActingUser = None) -> Principal:
-    return await principal(request, allow_session=True, acting=acting)
+    who = await principal(request, allow_session=True, acting=acting)
+    _plain_query(request)
+    return who
 
 
 KeyOnly = Annotated[Principal, Depends(key_only)]

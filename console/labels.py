@@ -277,6 +277,16 @@ FORM_FIELDS: dict[str, str] = {
     "customer": "Customer",
     "actor": "User",
     "csrf_token": "Security token",  # nosec B105 # a form label, not a token
+    # The pages' query parameters (filters, paging), named when the address holds a value they cannot use.
+    "queue": "Queue",
+    "tier": "Tier",
+    "agent": "Agent",
+    "state": "State",
+    "overdue": "Overdue",
+    "due_today": "Due today",
+    "page": "Page",
+    "kind": "Show",
+    "hours": "Hours",
 }
 
 # Keys of audit log details (console.auth.audit callers), as /admin/audit shows them.

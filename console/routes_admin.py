@@ -21,8 +21,9 @@ from store.db import session_scope
 from store.masking import mask_text
 from store.models import ROLES, AppUser, AuditLog
 
-# Every form: its CSRF token first, then the free-text rule on every field (console.text_rules).
-router = APIRouter(dependencies=[Depends(csrf.protect), Depends(text_rules.check_form)])
+# Every form: its CSRF token first, then no control character in any field or query parameter
+# (console.text_rules).
+router = APIRouter(dependencies=[Depends(csrf.protect), Depends(text_rules.check_request)])
 
 # Audit actions that show (or tried to show) customer data unmasked, or took it out of the system.
 UNMASKING_ACTIONS = (*tasks.REVEAL_ACTIONS, "export")

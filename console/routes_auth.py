@@ -18,8 +18,9 @@ from console.web import flash, redirect, render, safe_next
 from store.db import session_scope
 from store.models import AppUser
 
-# Every form: its CSRF token first, then the free-text rule on every field (console.text_rules).
-router = APIRouter(dependencies=[Depends(csrf.protect), Depends(text_rules.check_form)])
+# Every form: its CSRF token first, then no control character in any field or query parameter
+# (console.text_rules).
+router = APIRouter(dependencies=[Depends(csrf.protect), Depends(text_rules.check_request)])
 
 HOME_BY_ROLE = {"agent": "/inbox", "supervisor": "/inbox", "ops": "/ops/journeys", "admin": "/admin/users"}
 HOME_BY_ROLE["compliance"] = "/ops/review"  # changes waiting for their approval

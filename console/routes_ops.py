@@ -28,8 +28,9 @@ from engine.loop.experiments import split_results
 from store.clock import utcnow
 from store.db import session_scope
 
-# Every form: its CSRF token first, then the free-text rule on every field (console.text_rules).
-router = APIRouter(dependencies=[Depends(csrf.protect), Depends(text_rules.check_form)])
+# Every form: its CSRF token first, then no control character in any field or query parameter
+# (console.text_rules).
+router = APIRouter(dependencies=[Depends(csrf.protect), Depends(text_rules.check_request)])
 
 TOOLS: tuple[str, ...] = ("explain", "simulate", "report")
 MAX_SIMULATE_DAYS = 92

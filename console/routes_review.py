@@ -18,8 +18,9 @@ from console.web import flash, redirect, render
 from engine.language.journey_review import MAX_COMMENT, PENDING, ReviewError, versions
 from store.db import session_scope
 
-# Every form: its CSRF token first, then the free-text rule on every field (console.text_rules).
-router = APIRouter(dependencies=[Depends(csrf.protect), Depends(text_rules.check_form)])
+# Every form: its CSRF token first, then no control character in any field or query parameter
+# (console.text_rules).
+router = APIRouter(dependencies=[Depends(csrf.protect), Depends(text_rules.check_request)])
 
 # ReviewError codes → what the page says (msgids of the console catalogues).
 REFUSALS: dict[str, str] = {

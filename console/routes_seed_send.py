@@ -25,8 +25,9 @@ from console.seed_send import (
 from console.web import flash, redirect, render
 from store.db import session_scope
 
-# Every form: its CSRF token first, then the free-text rule on every field (console.text_rules).
-router = APIRouter(dependencies=[Depends(csrf.protect), Depends(text_rules.check_form)])
+# Every form: its CSRF token first, then no control character in any field or query parameter
+# (console.text_rules).
+router = APIRouter(dependencies=[Depends(csrf.protect), Depends(text_rules.check_request)])
 PAGE = "/ops/test-send"
 
 

@@ -18,8 +18,9 @@ from engine.language.settings_model import CLOSING_OUTCOMES
 from store.clock import out_of_range, utcnow, zone
 from store.models import TIERS
 
-# Every form: its CSRF token first, then the free-text rule on every field (console.text_rules).
-router = APIRouter(dependencies=[Depends(csrf.protect), Depends(text_rules.check_form)])
+# Every form: its CSRF token first, then no control character in any field or query parameter
+# (console.text_rules).
+router = APIRouter(dependencies=[Depends(csrf.protect), Depends(text_rules.check_request)])
 
 # Flash texts for refusals the agent can act on (msgids in the catalogues).
 ERROR_MESSAGES = {

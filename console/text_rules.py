@@ -15,8 +15,9 @@ body and every console form.
 Every API body model derives from ``Body``, which holds each of its string values, nested ones
 included, to the free-text rule, so a field nobody thought about is still covered; ``Id`` and
 ``Name`` fields add their own rule. Console forms get the free-text rule on every field through
-``check_form``, a dependency of every page router, and each route applies ``name``/``blank`` to its
-name fields. Messages say which character and where, never the value (it may be personal).
+``check_request``, a dependency of every page router, and each route applies ``blank`` to its name
+fields. No query parameter of a page or of the API holds a control character (PostgreSQL refuses a
+NUL in a query's parameters). Messages say which character and where, never the value.
 """
 
 from __future__ import annotations
@@ -125,22 +126,33 @@ class Body(BaseModel):
         return value
 
 
-# --- console forms --------------------------------------------------------------------------------
+# --- query parameters and console forms ----------------------------------------------------------
 
 FORM_MESSAGE_TYPE = "text_control"
 
 
-async def check_form(request: Request) -> None:
-    """Router dependency of the console's pages: no form field holds a control character (line
-    breaks aside). Refused as a validation error, so the page says which field, in the user's language."""
-    if request.method in ("GET", "HEAD", "OPTIONS"):
-        return
+def _error(where: str, name: str, wrong: str) -> dict[str, Any]:
+    return {"type": FORM_MESSAGE_TYPE, "loc": (where, name), "msg": wrong, "input": None}
+
+
+def query_problems(request: Request) -> list[dict[str, Any]]:
+    """A validation error per query parameter holding a control character (PostgreSQL refuses a NUL
+    in a query's parameters: a search for ``customer=%00`` was a 500)."""
+    return [_error("query", key, wrong) for key, value in request.query_params.multi_items()
+            if (wrong := _control_at(_CONTROL, key) or _control_at(_CONTROL, value))]
+
+
+async def check_request(request: Request) -> None:
+    """Router dependency of the console's pages: no query parameter and no form field holds a control
+    character (line breaks aside in a form). Refused as a validation error, so the page says which
+    field, in the user's language. The API checks its queries in ``console.api``'s key checks, after
+    the key, so that a caller without one learns nothing but 401."""
+    errors = query_problems(request)
     content_type = request.headers.get("content-type", "")
-    if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-        return
-    form = await request.form()  # cached on the request: the route reads the same one
-    errors = [{"type": FORM_MESSAGE_TYPE, "loc": ("body", key), "msg": wrong, "input": None}
-              for key, item in form.multi_items()
-              if isinstance(item, str) and (wrong := text_problem(item) or _control_at(_CONTROL, key))]
+    if request.method not in ("GET", "HEAD", "OPTIONS") and content_type.startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()  # cached on the request: the route reads the same one
+        errors += [_error("body", key, wrong) for key, item in form.multi_items()
+                   if isinstance(item, str) and (wrong := _control_at(_CONTROL, key) or text_problem(item))]
     if errors:
         raise RequestValidationError(errors)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import fastapi.routing
 import pytest
+from fastapi.routing import APIRoute
 from sqlmodel import func, select
 from starlette.testclient import TestClient
 
@@ -16,7 +18,7 @@ from console.text_rules import blank, id_problem, name_problem, text_problem
 from store.db import session_scope
 from store.models import AgentTask, AppUser, Customer, Event, Policy
 from tests.console.conftest import API_KEY, Seed, login
-from tests.console.test_form_errors import refused_shows, set_locale
+from tests.console.test_form_errors import MACHINE, refused_shows, set_locale
 
 KEY = {"X-API-Key": API_KEY}
 
@@ -135,3 +137,54 @@ def test_a_seed_list_name_of_invisible_characters_is_refused(client: TestClient,
                          data={"csrf_token": token, "name": "\u200b\u3000", "phone": "13900001111"})
     refused_shows(client, answer, "Please fill in Name.")
     assert "13900001111" not in client.get("/ops/test-send").text
+
+
+@pytest.mark.parametrize(("user", "address", "field"), [
+    ("ann", "/inbox?customer=%00", "Customer"),
+    ("ann", "/inbox?queue=C1%1B", "Queue"),
+    ("sue", "/supervisor?queue=%00", "Queue"),
+    ("adam", "/admin/audit?actor=%00", "User"),
+    ("olga", "/ops/explain?customer=%00&at=2026-12-01", "Customer"),
+])
+def test_a_page_address_with_a_control_character_shows_the_error_page(
+        client: TestClient, seed: Seed, user: str, address: str, field: str) -> None:
+    """On PostgreSQL these were 500s: it refuses a NUL among a query's parameters."""
+    login(client, user)
+    page = client.get(address)
+    assert page.status_code == 422 and page.headers["content-type"].startswith("text/html")
+    assert f"{field} contains a character that cannot be typed (a control character)" in page.text
+
+
+def test_the_api_refuses_a_query_with_a_control_character_after_the_key(client: TestClient, seed: Seed) -> None:
+    assert client.get("/api/tasks?scope=all&queue=%00").status_code == 401  # no key: nothing but 401
+    answer = client.get("/api/tasks?scope=all&queue=%00", headers=KEY)
+    assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == ["query", "queue"]
+    token = login(client, "ann")
+    mine = client.get("/api/tasks?queue=a%07", headers={"X-CSRF-Token": token})
+    assert mine.status_code == 422 and mine.json()["detail"][0]["loc"] == ["query", "queue"]
+    assert client.get("/api/tasks?queue=callbacks", headers=KEY).status_code == 200
+
+
+def test_every_page_query_parameter_has_words_in_both_languages(app: Any) -> None:
+    """A page address the app cannot read names the parameter at fault: in words, never its code (the
+    Chinese inbox said 'page：此值无法使用。' and 'tier过长')."""
+    from console.i18n import catalog_messages
+    from console.labels import FORM_FIELDS
+    from tests.console.test_form_errors import form_routes
+
+    routes = [entry for entry in fastapi.routing.iter_route_contexts(app.routes)
+              if isinstance(getattr(entry, "original_route", entry), APIRoute) and not entry.path.startswith(MACHINE)]
+    names = {p.alias for e in routes for p in getattr(e, "original_route", e).dependant.query_params}
+    assert form_routes(app)  # the same walk as the forms' check
+    assert {"page", "tier", "queue", "customer"} <= names
+    assert sorted(names - set(FORM_FIELDS)) == []
+    for locale in ("zh-CN", "en"):
+        catalogue = catalog_messages(locale)
+        assert [n for n in names if not catalogue.get(FORM_FIELDS[n])] == [], locale
+
+
+def test_the_chinese_inbox_names_the_parameter_in_words(client: TestClient, seed: Seed) -> None:
+    login(client, "bob")  # zh-CN
+    page = client.get("/inbox", params={"page": "-1", "tier": "x" * 20})
+    assert page.status_code == 422
+    assert "页码：此值无法使用。" in page.text and "等级过长：最多 16 个字符。" in page.text
