@@ -9,12 +9,15 @@ Python's ``json`` reads more than the standard allows, and what it read used to 
   column can hold, so the task raised from such an event could never be opened.
 
 ``strict_loads`` refuses both with a ``json.JSONDecodeError`` saying why; keys are checked as
-strings too. Depth is bounded by the parser itself.
+strings too. So it does a value nested deeper than ``MAX_DEPTH``: Python's parser recurses, and
+100,000 ``[`` ended in a RecursionError (a traceback in the CLI, a 500 from the API), while a value
+a few hundred levels deep was read and then failed wherever it was next written out.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 
@@ -26,18 +29,37 @@ def _no_constant(name: str) -> Any:
     raise _NotFinite(name)
 
 
-def _has_lone_surrogate(value: Any) -> bool:
-    """Whether a string (key or value) in ``value`` is one UTF-8 cannot encode."""
-    stack = [value]
+class _OutOfRange(ValueError):
+    pass
+
+
+def _finite_float(text: str) -> float:
+    # Python reads 1e400 as inf, which the store then writes as the non-standard Infinity (PostgreSQL
+    # refuses it in jsonb: a 500); a number past a double's range is refused like Infinity itself.
+    value = float(text)
+    if not math.isfinite(value):
+        raise _OutOfRange(text[:40])
+    return value
+
+
+MAX_DEPTH = 64  # an event's data is a few levels deep; the journey and setting files have the same bound
+
+
+def _fault(value: Any) -> str | None:
+    """Why ``value`` is no standard JSON we keep: too deeply nested, or a string (key or value)
+    UTF-8 cannot encode; None when it is fine."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
+        if isinstance(item, dict | list) and depth > MAX_DEPTH:
+            return f"nested deeper than {MAX_DEPTH} levels"
         if isinstance(item, str):
             texts: list[Any] = [item]
         elif isinstance(item, dict):
             texts = list(item)
-            stack.extend(item.values())
+            stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((v, depth + 1) for v in item)
             continue
         else:
             continue
@@ -45,18 +67,23 @@ def _has_lone_surrogate(value: Any) -> bool:
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError:
-                return True
-    return False
+                return "a \\u escape names half of a surrogate pair, which is not a character"
+    return None
 
 
 def strict_loads(body: bytes | str) -> Any:
     """``json.loads`` that refuses non-finite numbers and lone surrogates with a ``JSONDecodeError``."""
     try:
-        value = json.loads(body, parse_constant=_no_constant)
+        value = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
     except _NotFinite as exc:
         raise _refused(f"{exc} is not a JSON number: write a finite number", body) from None
-    if _has_lone_surrogate(value):
-        raise _refused("a \\u escape names half of a surrogate pair, which is not a character", body)
+    except _OutOfRange as exc:
+        raise _refused(f"{exc} is past the range of a number (about 1.8e308): write a finite number", body) from None
+    except RecursionError:
+        raise _refused(f"nested deeper than {MAX_DEPTH} levels", body) from None
+    fault = _fault(value)
+    if fault is not None:
+        raise _refused(fault, body)
     return value
 
 
