@@ -67,6 +67,10 @@ def writing(option: str, path: Path) -> Iterator[None]:
         raise fail(f"{option}: writing {path} failed ({exc.strerror or exc})") from None
 
 
+# The largest row id SQLite and PostgreSQL hold (a signed 64-bit integer): a larger id names no row.
+LARGEST_ROW_ID = 2**63 - 1
+
+
 def period(start: datetime, end: datetime, given: tuple[str, str, str, str],
            max_days: int | None = None) -> tuple[datetime, datetime]:
     """``(start, end)`` when ``end`` is after ``start``; a reversed or empty period is a mistake, not

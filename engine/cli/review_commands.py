@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from engine.cli.arguments import LARGEST_ROW_ID
 from engine.cli.output import fail, out, print_json
 
 review_app = typer.Typer(help="Review changes of journeys, templates (template:<name>) and delivery settings "
@@ -54,9 +55,13 @@ def review_list(
     _print_versions(rows, as_json)
 
 
+# A row id the database can hold: 2**63 or more had ended in SQLite's OverflowError traceback.
+VERSION_ID = typer.Argument(..., min=1, max=LARGEST_ROW_ID, help="The version's id (journeys review list).")
+
+
 @review_app.command("show")
 def review_show(
-    version_id: int = typer.Argument(..., help="The version's id (journeys review list)."),
+    version_id: int = VERSION_ID,
     as_json: bool = typer.Option(False, "--json", help="One JSON object."),
 ) -> None:
     """A version: its diff against the version in force and its messages for a sample customer."""
@@ -126,19 +131,19 @@ AS_USER = typer.Option(..., "--as", help=AS_HELP)
 
 
 @review_app.command("approve")
-def review_approve(version_id: int = typer.Argument(...), as_user: str = AS_USER, comment: str = COMMENT) -> None:
+def review_approve(version_id: int = VERSION_ID, as_user: str = AS_USER, comment: str = COMMENT) -> None:
     """Approve a pending version: it goes in force."""
     _act("approve", version_id, as_user, comment)
 
 
 @review_app.command("reject")
-def review_reject(version_id: int = typer.Argument(...), as_user: str = AS_USER, comment: str = COMMENT) -> None:
+def review_reject(version_id: int = VERSION_ID, as_user: str = AS_USER, comment: str = COMMENT) -> None:
     """Reject a pending version: the version in force stays."""
     _act("reject", version_id, as_user, comment)
 
 
 @review_app.command("rollback")
-def review_rollback(version_id: int = typer.Argument(...), as_user: str = AS_USER, comment: str = COMMENT) -> None:
+def review_rollback(version_id: int = VERSION_ID, as_user: str = AS_USER, comment: str = COMMENT) -> None:
     """Put an earlier approved version back in force."""
     _act("rollback", version_id, as_user, comment)
 
