@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from console.i18n import Translator
 from engine.language.moments import parse_local_moment
 from engine.language.validation import validate
 from engine.loop.experiments import compare, split_results
@@ -22,6 +24,7 @@ from store.db import session_scope
 from store.models import JourneyVersion, KeyValue, Touch
 from tests.console.conftest import Seed, login
 from tests.console.ops_seed import SPLIT_JOURNEY, count_by, seed_activity
+from tests.console.test_form_errors import set_locale
 
 
 def _journey_row(page: str, journey_id: str) -> str:
@@ -177,11 +180,32 @@ def test_report_page_shows_targets_and_groups(client: TestClient) -> None:
     assert page.status_code == 200
     report = build_report(parse_local_moment("2026-11-01"), parse_local_moment("2026-12-01"), "tier")
     assert report["groups"] and "<tr><th>All</th>" in page.text
-    for tier in report["groups"]:
-        assert f"<tr><th>{tier}</th>" in page.text
+    for tier in report["groups"]:  # each group in words, never its code ("none": the customers without a tier)
+        words = "No tier" if tier == "none" else Translator("en").label("tier", tier)
+        assert f'<tr><th data-group="{tier}">{words}</th>' in page.text
     assert 'data-testid="report-targets"' in page.text
     bad = client.get("/ops/report", params={"start": "2026-11-01", "end": "2026-12-01", "by": "planet"})
     assert "by: one of tier, journey, channel, branch" in bad.text
+
+
+def test_the_chinese_report_names_its_groups_in_words(client: TestClient, db_url: str) -> None:
+    """The groups' rows and the charts' bars said 'none' or 'gold' on the Chinese page (the other groupings,
+    channel and journey, go through the same macro, console/templates/labels.html report_group)."""
+    by = "tier"
+    set_locale(db_url, "olga", "zh-CN")
+    login(client, "olga")
+    page = client.get("/ops/report", params={"start": "2026-11-01", "end": "2026-12-01", "by": by}).text
+    zh = Translator("zh-CN")
+    report = build_report(parse_local_moment("2026-11-01"), parse_local_moment("2026-12-01"), by)
+    assert report["groups"]
+    for group in report["groups"]:
+        cell = page.split(f'<th data-group="{group}">', 1)[1].split("</th>", 1)[0]
+        assert cell != group and re.search(r"[\u4e00-\u9fff]", cell), (group, cell)
+    reach = page.split('data-testid="chart-reach"', 1)[1].split("</svg>")[0]
+    ticks = re.findall(r'class="tick">([^<]*)</text>', reach)
+    assert all(re.search(r"[\u4e00-\u9fff]|^\d", t) for t in ticks), ticks
+    if "none" in report["tier_groups"]:
+        assert zh("No tier") in ticks
 
 
 @pytest.mark.parametrize("tool", ["explain", "simulate", "report"])
