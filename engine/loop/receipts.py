@@ -26,6 +26,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import re
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -110,6 +111,9 @@ TWILIO_STATUS: dict[str, str | None] = {
 # --- Twilio -------------------------------------------------------------------------------------------
 
 
+_ERROR_CODE = re.compile(r"[0-9]{1,12}")
+
+
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     lowered = name.lower()
     for key, value in headers.items():
@@ -178,7 +182,8 @@ def handle_twilio_status(url: str, headers: Mapping[str, str], body: bytes, *, d
         if raw_status not in TWILIO_STATUS:
             raise BadRequest(f"unknown MessageStatus {raw_status[:40]!r}")
         code_text = form.get("ErrorCode") or None
-        if code_text is not None and len(code_text) > 12:  # Twilio's codes have five digits
+        # Twilio's codes are five ASCII digits; Python's int() also reads "-1", " 7" and full-width "３００".
+        if code_text is not None and not _ERROR_CODE.fullmatch(code_text):
             raise BadRequest("ErrorCode must be a number of at most 12 digits")
         code = int(code_text) if code_text else None
         touch_key = _touch_key_from(url)

@@ -1,6 +1,7 @@
 """A signed webhook whose URL's query holds a control character is answered 400 and stores nothing: a NUL
 in Twilio's ``touch_key`` or in WeChat's nonce reached PostgreSQL, which refuses NUL in text (a 500).
-(Only the holder of the provider's secret can sign such a URL, but a 500 is never the answer.)"""
+(Only the holder of the provider's secret can sign such a URL, but a 500 is never the answer.) Twilio's
+ErrorCode is ASCII digits only: int() read "-1" and full-width "３００"."""
 
 from __future__ import annotations
 
@@ -49,3 +50,15 @@ async def test_wechat_nonce_with_a_control_character_is_400(db_url: str, client:
     assert answer.status_code == 400 and "control character" in answer.text
     assert count(db_url, WebhookNonce) == 0 and count(db_url, Outcome) == 0
     assert (await client.post(f"/hooks/wechat?{wechat_query()}", content=body)).status_code == 200
+
+
+@pytest.mark.parametrize("code", ["３０００５", "-1", " 30005", "30005\n", "+7"])
+async def test_twilio_error_code_is_ascii_digits_only(db_url: str, client: httpx.AsyncClient,  # noqa: F811
+                                                      code: str) -> None:
+    touch = make_touch(db_url, make_customer(db_url), "k2", provider_message_id="SMcode1")
+    answer = await status_callback(client, "SMcode1", "undelivered", error=code)
+    assert answer.status_code == 400 and "ErrorCode" in answer.text
+    with session_scope(db_url) as s:
+        assert s.get(Touch, touch).status == TouchStatus.SENT  # type: ignore[union-attr]
+    assert count(db_url, Outcome) == 0
+    assert (await status_callback(client, "SMcode1", "undelivered", error="30005")).status_code == 200
