@@ -211,23 +211,47 @@ def _related(a: Path_, b: Path_) -> bool:
     return a[:len(b)] == b or b[:len(a)] == a
 
 
+def _walk(data: Any, loc: tuple[Any, ...]) -> Path_:
+    """The parts of a pydantic ``loc`` that index into ``data`` (union and model tags dropped)."""
+    out: list[str | int] = []
+    for part in loc:
+        inside = (isinstance(data, dict) and part in data) or (
+            isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data))
+        if inside:
+            out.append(part)
+            data = data[part]
+    return tuple(out)
+
+
+SET_ASIDE_ROUNDS = 4  # setting a value aside may empty the list or mapping holding it: that goes next
+
+
 def _checks_past_field_errors(model: type[BaseModel], doc: LocatedDocument, path: str,
                               set_aside: list[Path_]) -> list[Problem]:
     """The model's own checks once the values with field errors are set aside: pydantic runs a
     model validator only on fields that parsed, so a bad duration would hide that the weights do
     not add up. A finding about a value set aside (or one holding it) is the setting aside's doing."""
-    try:
-        model.model_validate(_without(doc.data, set_aside))
-        return []
-    except ValidationError as exc:
-        errors = list(exc.errors())
-    found = []
-    for error in errors:
-        faults = (error.get("ctx") or {}).get("error")
-        if isinstance(faults, ValuesAtFault):
-            found += [problem for where, problem in _fault_problems(doc, path, tuple(error["loc"]), faults)
-                      if not any(_related(where, gone) for gone in set_aside)]
-    return found
+    found: list[Problem] = []
+    gone = list(set_aside)
+    for _ in range(SET_ASIDE_ROUNDS):
+        data = _without(doc.data, gone)
+        try:
+            model.model_validate(data)
+            break
+        except ValidationError as exc:
+            errors = list(exc.errors())
+        more = []
+        for error in errors:
+            faults = (error.get("ctx") or {}).get("error")
+            if isinstance(faults, ValuesAtFault):
+                found += [problem for where, problem in _fault_problems(doc, path, tuple(error["loc"]), faults)
+                          if not any(_related(where, g) for g in gone)]
+            elif (where := _walk(data, tuple(error["loc"]))) and where not in gone:
+                more.append(where)  # what the setting aside left wrong (an empty list): set it aside too
+        if not more:
+            break
+        gone += more
+    return sorted(set(found))
 
 
 def parse_model(model: type[ModelT], doc: LocatedDocument, path: str) -> tuple[ModelT | None, list[Problem]]:

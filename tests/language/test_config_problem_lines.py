@@ -105,3 +105,16 @@ def test_work_calendar_and_event_types_at_their_values(config: Path) -> None:
     problem(lines, "work_calendar.yaml", line_of(calendar, "to: 2027-10-01"), "'to' (2027-10-01) is before 'from'")
     problem(lines, "events.yaml", line_of(events, "required: [platform, platfrom]"),
             "required field 'platfrom' is not one of the fields")
+
+
+def test_queues_field_errors_do_not_hide_the_file_checks(config: Path) -> None:
+    """A queue's bad outcome (its list left empty once set aside) and bad clock still let the
+    task-type keys be checked."""
+    text = edit(config / "queues.yaml", ("    outcomes: [resolved]\n    clock: business\n",
+                                         "    outcomes: [resolvd]\n    clock: bizness\n"),
+                ("task_types: {}", "task_types:\n  Bad/Key/x: {}"))
+    code, lines = validate()
+    assert code == 1
+    problem(lines, "queues.yaml", line_of(text, "outcomes: [resolvd]"), "unknown outcome 'resolvd'")
+    problem(lines, "queues.yaml", line_of(text, "clock: bizness"), "'bizness' is not allowed")
+    problem(lines, "queues.yaml", line_of(text, "Bad/Key/x"), "task type 'Bad/Key/x'")
