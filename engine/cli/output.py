@@ -8,9 +8,10 @@ from typing import Any
 import typer
 from rich.console import Console
 
-# highlight/soft_wrap off: output is piped and grepped, and Rich must not colour or fold it.
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# highlight/soft_wrap/emoji off: output is piped and grepped, and Rich must not colour or fold it, nor
+# read ":100:" in "file.yaml:100:3: ..." as an emoji code (a problem on line 100 showed as "file.yaml💯3").
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
