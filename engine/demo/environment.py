@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ DEFAULT_OUT = Path("var") / "demo"
 DB_NAME = "demo.db"
 LOG_NAME = "demo.log"
 PREFECT_DIR = ".prefect"
+SECRET_NAME = "unsubscribe-secret"  # under the out directory, which git ignores; kept between runs
 
 
 def fresh_out_dir(out_dir: Path) -> Path:
@@ -35,6 +37,26 @@ def quiet_prefect(out_dir: Path) -> None:
     # The embedded default: Prefect's ephemeral local API, never a server configured for scale-out.
     # Its start-up timeout is left to engine.runtime.local_engine (generous unless the user set one).
     os.environ.pop("PREFECT_API_URL", None)
+
+
+def demo_secret_key(out_dir: Path) -> None:
+    """Give the demo a key for its unsubscribe links unless one is configured (``JOURNEYS_SECRET_KEY``).
+
+    Without one, every e-mail whose template carries an unsubscribe link fails to render, so the demo
+    would show failures that a configured production never has. The key is made once, readable by the
+    owner only, and kept in the out directory so links of an earlier run still open.
+    """
+    from channels.optout import SECRET_ENV
+
+    if os.environ.get(SECRET_ENV):
+        return
+    path = out_dir / SECRET_NAME
+    key = path.read_text(encoding="utf-8").strip() if path.exists() else ""
+    if not key:
+        key = secrets.token_urlsafe(32)
+        path.touch(mode=0o600)
+        path.write_text(key, encoding="utf-8")
+    os.environ[SECRET_ENV] = key
 
 
 @contextmanager

@@ -61,6 +61,7 @@ from engine.demo.desk import Desk
 from engine.demo.environment import (
     DEFAULT_OUT,
     LOG_NAME,
+    demo_secret_key,
     fresh_out_dir,
     log_to_file,
     mask_prefect_handlers,
@@ -191,6 +192,7 @@ class Simulation:
         db_path = fresh_out_dir(out_dir)
         db_url = f"sqlite:///{db_path.resolve()}"
         quiet_prefect(out_dir)
+        demo_secret_key(out_dir)
         os.environ["JOURNEYS_DATABASE_URL"] = db_url
         os.environ.pop("JOURNEYS_OUTBOX_DIR", None)  # the stand-ins, not the outbox files
         log_file = out_dir / LOG_NAME

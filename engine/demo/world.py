@@ -173,6 +173,9 @@ class World:
         self.events = events
         self.providers = providers
         self.rng = rng
+        # Replies draw from a stream of their own: how many messages were delivered (which any change
+        # to sending or templates moves) must not shift who logs in, complains or claims afterwards.
+        self.reply_rng = random.Random(rng.getrandbits(64))
         self.claim_seq = 0
         self.pending_settlements: list[tuple[datetime, int, str, str, float]] = []  # (when, claim id, ...)
         self.pending_events: list[tuple[datetime, str, str, dict[str, Any], str]] = []
@@ -276,7 +279,7 @@ class World:
             ).all()
         sms: list[tuple[str, str]] = []
         wechat: list[tuple[str, str]] = []
-        rng = self.rng
+        rng = self.reply_rng
         for customer_id, channel, template in rows:
             person = self.book.people.get(int(customer_id))
             address = None if person is None else (person.phone if channel == "sms" else person.openid)

@@ -8,6 +8,7 @@ each problem at the template file's line.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from jinja2 import nodes
 from channels.template_files import FILE_FOR, LOCALES, available_templates, template_file
 from engine.language.paths import templates_dir
 from engine.language.problems import Problem, display_path, read_source
-from engine.language.template_context import sample_context
+from engine.language.template_context import TemplateContext, sample_context
 from engine.language.templates import Renderer, RenderError, jinja_environment, load_meta
 from engine.language.yaml_lines import YamlError, load_located
 
@@ -46,15 +47,33 @@ def check_templates(root: Path | None = None, names: Iterable[str] | None = None
                 path = template_file(root, name, kind, locale)
                 if not path.is_file():
                     continue
-                context = sample_context(locale)
-                try:
-                    if kind == "task":
-                        rend.render_task_script(name, context, locale)
-                    else:
-                        rend.render(name, kind, context, locale)
-                except RenderError as exc:
-                    problems.append(Problem(display_path(path), exc.line or 1, 1, exc.reason))
+                for context, given in _sample_contexts(kind, locale):
+                    try:
+                        if kind == "task":
+                            rend.render_task_script(name, context, locale)
+                        else:
+                            rend.render(name, kind, context, locale)
+                    except RenderError as exc:
+                        problems.append(Problem(display_path(path), exc.line or 1, 1, exc.reason + given))
+                        break
     return problems
+
+
+# A name in Chinese characters: the book's customers' names are in any script whatever their language,
+# and one such character makes a whole SMS UCS-2 (70 characters a segment, not 160), so an English
+# text that fits its max_segments with a Latin name may not with a Chinese one. Four characters: a
+# compound surname and a given name, the long end of what a book holds.
+CJK_NAME = "欧阳娜娜"
+
+
+def _sample_contexts(kind: str, locale: str) -> list[tuple[TemplateContext, str]]:
+    """The sample contexts a file is rendered with, each with the words a problem adds about it."""
+    context = sample_context(locale)
+    if kind != "sms" or not context.customer.name.isascii():
+        return [(context, "")]
+    named = replace(context, customer=replace(context.customer, name=CJK_NAME))
+    return [(context, ""), (named, f" with a customer's name in Chinese characters ({CJK_NAME}), as many in the "
+                                   "book have whatever their language: raise max_segments or shorten the text")]
 
 
 def compile_source(env: jinja2.Environment, source: str) -> tuple[nodes.Template | None, list[tuple[int, str]]]:

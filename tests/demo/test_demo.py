@@ -211,6 +211,25 @@ def test_no_unmasked_phone_number_in_output_or_logs(demo: DemoRun) -> None:
         assert not [o for o in openids if o in text], f"WeChat openid(s) in {name}"
 
 
+def test_the_demo_logs_no_error_and_renders_every_message(demo: DemoRun) -> None:
+    """The README's first command shows what a configured production does: no ERROR lines, and no
+    message failing to render. Before, the demo ran without JOURNEYS_SECRET_KEY (every e-mail whose
+    template carries an unsubscribe link failed to render, with an ERROR about the key), and English
+    SMS to customers named in Chinese characters went over their max_segments and were not sent."""
+    log = (demo.out / "demo.log").read_text(encoding="utf-8")
+    for name, text in (("stdout", demo.stdout), ("stderr", demo.stderr), ("demo.log", log)):
+        assert not re.search(r"\bERROR\b", text), f"{name}: " + "\n".join(
+            line for line in text.splitlines() if "ERROR" in line)[:2000]
+    with sqlite3.connect(demo.out / "demo.db") as db:
+        unrendered = db.execute("SELECT count(*) FROM touch WHERE error_reason LIKE 'render:%'").fetchone()[0]
+        english_sms = db.execute("SELECT count(*) FROM touch t JOIN customer c ON c.id = t.customer_id "
+                                 "WHERE t.channel = 'sms' AND c.locale = 'en' AND t.sent_at IS NOT NULL").fetchone()[0]
+    assert unrendered == 0
+    assert english_sms > 0
+    key = demo.out / "unsubscribe-secret"
+    assert key.stat().st_mode & 0o077 == 0 and len(key.read_text(encoding="utf-8")) >= 32
+
+
 def test_every_long_step_is_announced(demo: DemoRun) -> None:
     """Each step that can take long says so when it starts (and, in a pipe, every few seconds while it
     lasts), so a slow machine never looks hung; the report says when it is done."""
