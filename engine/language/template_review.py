@@ -49,7 +49,7 @@ from sqlmodel import Session
 
 from engine.language.journey_review import FROM_FILES, Landing, ReviewConfig, land_committed, land_versions
 from engine.language.paths import journeys_dir, templates_dir
-from engine.language.problems import Problem
+from engine.language.problems import Problem, read_source
 from engine.language.template_check import template_problems_by_name
 from engine.language.yaml_lines import YamlError, load_located
 from store.models import JourneyVersion
@@ -74,15 +74,28 @@ def name_of(subject_id: str) -> str:
     return subject_id.removeprefix(PREFIX)
 
 
-def folder_source(folder: Path) -> str:
-    """Every file of a template folder as one text, in name order; ``folder_files`` reverses it."""
+def read_folder(folder: Path) -> tuple[str, list[Problem]]:
+    """Every file of a template folder as one text, in name order (``folder_files`` reverses it), and a
+    problem at each file that cannot be read as an edited file is (``problems.read_source``: over the
+    size bound, not UTF-8, no regular file); such a file is left out of the text, and its folder is
+    not recorded. A file no channel reads (notes, a stray export) counts: it would be stored too."""
     parts: list[str] = []
+    unread: list[Problem] = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        text = path.read_text(encoding="utf-8")
+        text, problem = read_source(path)
+        if text is None:
+            assert problem is not None
+            unread.append(problem)
+            continue
         bare = not text.endswith("\n")
         parts.append(f"==> {path.relative_to(folder).as_posix()}{' (no newline at end)' if bare else ''} <==\n")
         parts.append(text + ("\n" if bare else ""))
-    return "".join(parts)
+    return "".join(parts), unread
+
+
+def folder_source(folder: Path) -> str:
+    """The text ``read_folder`` gives for a folder (what a version of it stores)."""
+    return read_folder(folder)[0]
 
 
 def folder_files(source: str) -> dict[str, str]:
@@ -116,9 +129,10 @@ def template_categories(directory: Path | None = None) -> dict[str, str]:
     found: dict[str, set[str]] = {}
     directory = directory or journeys_dir()
     for path in sorted(directory.rglob("*.yaml")) if directory.is_dir() else []:
+        text, _unread = read_source(path)
         try:
-            data = load_located(path.read_text(encoding="utf-8")).data
-        except (OSError, UnicodeDecodeError, YamlError):
+            data = load_located(text).data if text is not None else None
+        except YamlError:
             continue  # an unreadable journey is validate's to report
         if not isinstance(data, dict):
             continue
@@ -139,9 +153,10 @@ def _used(steps: Any) -> Iterable[str]:
 
 
 def _meta_category(folder: Path) -> str | None:
+    text, _unread = read_source(folder / "meta.yaml")
     try:
-        meta = load_located((folder / "meta.yaml").read_text(encoding="utf-8")).data
-    except (OSError, UnicodeDecodeError, YamlError):
+        meta = load_located(text).data if text is not None else None
+    except YamlError:
         return None
     return str(meta.get("category")) if isinstance(meta, dict) else None
 
@@ -161,9 +176,9 @@ def land_templates(session: Session, root: Path | None = None, *, actor: str = F
     for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         if not (folder / "meta.yaml").is_file():
             continue
-        source = folder_source(folder)
+        source, unread = read_folder(folder)
         version = _version(source)
-        problems, first_seen = _problems(root, folder, source, version)
+        problems, first_seen = _problems(root, folder, (source, unread), version)
         if problems is None:
             continue  # edited while being checked: the next landing reads it whole
         if problems:
@@ -189,27 +204,32 @@ def broken_templates(root: Path | None = None) -> dict[str, list[Problem]]:
     out: dict[str, list[Problem]] = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         if (folder / "meta.yaml").is_file():
-            source = folder_source(folder)
-            problems, _ = _problems(root, folder, source, _version(source))
+            read = read_folder(folder)
+            problems, _ = _problems(root, folder, read, _version(read[0]))
             if problems:
                 out[folder.name] = problems
     return out
 
 
-def _problems(root: Path, folder: Path, source: str, version: str) -> tuple[list[Problem] | None, bool]:
-    """What keeps ``folder`` (read as ``source``) from compiling, and whether this is the first time this
-    process checked that content; None when the files changed during the check, which then tells
-    nothing about ``source``."""
+def _problems(root: Path, folder: Path, read: tuple[str, list[Problem]],
+              version: str) -> tuple[list[Problem] | None, bool]:
+    """What keeps ``folder`` (``read`` as its text and unreadable files, ``version`` that text's hash)
+    from compiling, and whether this is the first time this process checked that content; None when the
+    files changed during the check, which then tells nothing about ``read``."""
     key = str(folder.resolve())
+    # An unreadable file is not in the text: its problem tells one such content from another.
+    checked_as = "\0".join([version, *map(str, read[1])])
     with _checked_lock:
         found = _checked.get(key)
-    if found is not None and found[0] == version:
+    if found is not None and found[0] == checked_as:
         return found[1], False
-    problems = template_problems_by_name(root, [folder.name]).get(folder.name, [])
-    if folder_source(folder) != source:
+    compiled = template_problems_by_name(root, [folder.name]).get(folder.name, [])
+    # The check reports the files it reads itself (meta.yaml, the channels' files) when unreadable.
+    problems = [*compiled, *(p for p in read[1] if p not in compiled)]
+    if read_folder(folder) != read:
         return None, False
     with _checked_lock:
-        _checked[key] = (version, problems)
+        _checked[key] = (checked_as, problems)
     return problems, True
 
 
