@@ -10,10 +10,12 @@ import sys
 
 import typer
 
+from engine.cli.arguments import OneLineErrors
 from store.masking import install_masking_filter
 
 app = typer.Typer(
     name="journeys",
+    cls=OneLineErrors,
     help="Service Journeys: tiered, rule-driven customer service journeys for an insurer.",
     no_args_is_help=True,
     add_completion=False,

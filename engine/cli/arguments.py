@@ -6,13 +6,18 @@ way: one line on stderr naming the option, exit code 2, never a traceback after 
 
 from __future__ import annotations
 
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from engine.cli.output import fail
+import typer
+from typer.core import TyperGroup
+
+from engine.cli.output import err, fail
 
 
 def _can_write_in(folder: Path, option: str) -> None:
@@ -89,12 +94,153 @@ def period(start: datetime, end: datetime, given: tuple[str, str, str, str],
     return start, end
 
 
-def day(text: str, option: str) -> date:
+# --- bounded option types ---------------------------------------------------------------------------
+# Every number, date, moment or period a command takes goes through one of these, so that a value no
+# run could mean (a batch of 10**20, a port of 99999, a plan from 1900) is one line and exit 2 before
+# any work, naming the option and what it takes (``OneLineErrors`` below prints it).
+
+
+# A seed is written down to repeat a run: 32 bits tell more runs apart than anyone keeps.
+MAX_SEED = 2**32 - 1
+
+
+class OutOfBounds(typer.BadParameter):
+    """A value the option does not take; the message follows the option's name ("--batch 0 is ...")."""
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    text = str(value).strip()
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+class Whole:
+    """A whole number from ``low`` to ``high``: the parser of a bounded option (``whole_option``)."""
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = low, high
+
+    @property
+    def bounds(self) -> str:
+        return f"{self.low:,} to {self.high:,}"
+
+    def __call__(self, value: str | int) -> int:
+        if isinstance(value, int):  # the default, already a number
+            number = value
+        else:
+            try:
+                number = int(value.strip())
+            except ValueError:  # also a string of more digits than int() reads
+                raise OutOfBounds(f"{_shown(value)} is not a whole number from {self.bounds}") from None
+        if not self.low <= number <= self.high:
+            raise OutOfBounds(f"{_shown(value)} is not from {self.bounds}")
+        return number
+
+
+class Moment:
+    """An ISO 8601 date or moment within the years every input takes (1900-2199); kept as typed, since
+    the command reads it in its own zone and repeats it in its messages."""
+
+    def __call__(self, value: str) -> str:
+        from engine.language.moments import parse_utc_moment
+
+        try:
+            parse_utc_moment(value)  # the zone does not change the year enough to matter here
+        except ValueError as exc:
+            raise OutOfBounds(str(exc)) from None
+        return value
+
+
+class Day:
     """A YYYY-MM-DD date within the years every input takes: read as a CSV cell is
     (``store.importing.fields.iso_date``), so the command line and a file agree on what a date is."""
-    from store.importing.fields import FieldError, iso_date
 
-    try:
-        return iso_date(option, text)
-    except FieldError as exc:
-        raise fail(str(exc)) from None
+    def __call__(self, value: str | date) -> date:
+        from store.importing.fields import FieldError, iso_date
+
+        if isinstance(value, date):
+            return value
+        try:
+            return iso_date("", value)
+        except FieldError as exc:
+            raise OutOfBounds(str(exc).strip()) from None
+
+
+# Purge takes calendar years and months; past a century no retention rule means it, and the cut-off
+# would leave the years a moment may have (a retention of 10**20 years ended in an OverflowError).
+LONGEST_RETENTION = {"y": 100, "m": 1200, "w": 5218, "d": 36525}
+
+
+class Retention:
+    """A retention period: a whole number and a unit y, m (months), w or d, at most a century."""
+
+    def __call__(self, value: str) -> str:
+        from store.retention import RetentionError, parse_period
+
+        try:
+            amount, unit = parse_period(value)
+        except RetentionError:
+            raise OutOfBounds(f"{_shown(value)} is not a retention period: a whole number and a unit y (years), "
+                              "m (months), w or d, e.g. 3y") from None
+        if amount > LONGEST_RETENTION[unit]:
+            raise OutOfBounds(f"{_shown(value)} is longer than a century (at most 100y, 1200m, 5218w or 36525d)")
+        return value
+
+
+def whole_option(default: Any, *names: str, low: int, high: int, help: str) -> Any:
+    """A whole-number option taking ``low`` to ``high`` (its help says so)."""
+    return typer.Option(default, *names, parser=Whole(low, high), metavar="N",
+                        help=f"{help} ({low:,} to {high:,}).")
+
+
+def whole_argument(*, low: int, high: int, help: str) -> Any:
+    return typer.Argument(..., parser=Whole(low, high), help=f"{help} ({low:,} to {high:,}).")
+
+
+def moment_option(default: Any, *names: str, help: str) -> Any:
+    return typer.Option(default, *names, parser=Moment(), metavar="WHEN", help=help)
+
+
+def day_option(default: Any, *names: str, help: str) -> Any:
+    return typer.Option(default, *names, parser=Day(), metavar="YYYY-MM-DD", help=help)
+
+
+def retention_option(*names: str, help: str) -> Any:
+    return typer.Option(..., *names, parser=Retention(), metavar="PERIOD", help=help)
+
+
+# --- usage errors on one line -----------------------------------------------------------------------
+
+
+def one_line(error: typer.TyperException) -> str:
+    """A usage error as one line: an out-of-bounds value after its option's name, anything else after the
+    command it was given to (Click's own form takes a usage line, a hint and a box)."""
+    param = getattr(error, "param", None)
+    if isinstance(error, OutOfBounds) and param is not None:
+        # An option by its flag, an argument by its name, as Click's own messages name them.
+        name = param.opts[0] if param.param_type_name == "option" else str(param.name)
+        return f"{name} {error.message}"
+    ctx = getattr(error, "ctx", None)
+    where = ctx.command_path if ctx is not None else "journeys"
+    message = " ".join(error.format_message().split()).rstrip(".")
+    return f"{where}: {message} (see {where} --help)"
+
+
+class OneLineErrors(TyperGroup):
+    """The ``journeys`` group, printing a usage error as one line on stderr (exit 2): a script's log and a
+    person's terminal both get the option and what it takes, never a box or a traceback."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
+             **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except typer.TyperException as exc:  # Click's errors: a usage error, a file it could not open
+            if type(exc).__name__ != "NoArgsIsHelpError":  # that one printed the help already
+                err.print(one_line(exc), markup=False)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err.print("aborted", markup=False)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)

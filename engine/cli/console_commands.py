@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from engine.cli.arguments import whole_option
 from engine.cli.output import out, print_json
 
 # The roles for the help text. store.models.ROLES is the authority (checked when a command runs, and
@@ -22,7 +23,7 @@ users_app = typer.Typer(help="Console users (agents, supervisors, ops, admins)."
 
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8000, help="Port to listen on."),
+    port: int = whole_option(8000, "--port", low=1, high=65535, help="Port to listen on"),
 ) -> None:
     """Run the agent and ops console with its REST API.
 

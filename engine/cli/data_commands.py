@@ -6,12 +6,13 @@ no phone number, e-mail address or ID number is ever printed unmasked.
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 
 import typer
 
-from engine.cli.arguments import day, output_file, writing
+from engine.cli.arguments import MAX_SEED, day_option, output_file, whole_option, writing
 from engine.cli.output import err, out
 
 
@@ -21,12 +22,11 @@ def register(app: typer.Typer) -> None:
 
 
 def seed(
-    customers: int = typer.Option(..., "--customers", "-n", min=0, help="How many customers to add."),
-    seed_value: int = typer.Option(0, "--seed", "-s", min=0, help="Random seed: same N, seed and as-of → same book."),
-    as_of: str | None = typer.Option(
-        None, "--as-of", help="Date the book is generated around (YYYY-MM-DD; default today, UTC)."
-    ),
-    chunk: int = typer.Option(5000, "--chunk", min=1, help="Customers per transaction."),
+    customers: int = whole_option(..., "--customers", "-n", low=0, high=10_000_000, help="How many customers to add"),
+    seed_value: int = whole_option(0, "--seed", "-s", low=0, high=MAX_SEED,
+                                   help="Random seed: same N, seed and as-of → same book"),
+    as_of: date | None = day_option(None, "--as-of", help="Date the book is generated around (default today, UTC)."),
+    chunk: int = whole_option(5000, "--chunk", low=1, high=100_000, help="Customers per transaction"),
 ) -> None:
     """Add a deterministic synthetic book (customers, policies, claims, tiers) to the database.
 
@@ -45,7 +45,6 @@ def seed(
     from engine.demo.seeding import SeedError, seed_book
     from store.db import database_url
 
-    as_of_day = day(as_of, "--as-of") if as_of else None
     columns = (
         TextColumn("seeding"),
         BarColumn(),
@@ -58,7 +57,7 @@ def seed(
         task = bar.add_task("seed", total=customers)
         try:
             stats = seed_book(
-                database_url(), customers, seed_value, as_of=as_of_day, chunk_size=chunk,
+                database_url(), customers, seed_value, as_of=as_of, chunk_size=chunk,
                 progress=lambda n: bar.advance(task, n),
             )
         except SeedError as exc:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from engine.cli.arguments import output_file, period, writing
-from engine.cli.output import err, out
+from engine.cli.arguments import moment_option, output_file, period, whole_option, writing
+from engine.cli.output import err, fail, out
 
 if TYPE_CHECKING:  # the planner loads SQLAlchemy and the rules: only the commands that plan import it
     from engine.planning.planner import ChunkOutput, PlanResult
@@ -97,22 +97,48 @@ def _json_sink(chunk: ChunkOutput) -> None:
         sys.stdout.write("\n".join(lines) + "\n")
 
 
+# A quarter: a catch-up after weeks without a run, not the 126 years of `--from 1900-01-01`, which
+# planned half a million touches for 300 customers in 48 s and would run for days on a real book.
+MAX_PLAN_DAYS = 92
+# Processes, each with its own database connection: past a few they wait on each other's writes.
+MAX_PLAN_WORKERS = 32
+
+
+def _check_from_last_plan(until: datetime, at: str) -> None:
+    """Without --from the run starts where the last one ended: --at far past it (2199) is as long a
+    period as --from far before it, and is refused the same way."""
+    from sqlmodel import Session
+
+    from engine.planning.chunk_planner import read_cursor
+    from store.db import get_engine
+
+    with Session(get_engine()) as session:
+        cursor = read_cursor(session)
+    if cursor is not None and until - cursor[0] > timedelta(days=MAX_PLAN_DAYS):
+        raise fail(f"--at {at} is {(until - cursor[0]).days:,} days after the last plan ended "
+                   f"({cursor[0]:%Y-%m-%d %H:%M} UTC): at most {MAX_PLAN_DAYS} at a time; "
+                   "give --from to plan a part")
+
+
 def plan_command(
-    at: str = typer.Option(..., "--at", help="Plan up to this moment (ISO 8601)."),
-    start: str | None = typer.Option(None, "--from", help="Plan from here (default: where the last plan ended)."),
+    at: str = moment_option(..., "--at", help="Plan up to this moment (ISO 8601)."),
+    start: str | None = moment_option(None, "--from", help="Plan from here (default: where the last plan ended); "
+                                      f"at most {MAX_PLAN_DAYS} days before --at."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be planned; write nothing."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per planned touch or task."),
-    workers: int | None = typer.Option(
-        None, "--workers", min=1,
+    workers: int | None = whole_option(
+        None, "--workers", low=1, high=MAX_PLAN_WORKERS,
         help="Processes planning the book (default: one per core, up to 4, for a book of 60,000+ customers; "
-             "env JOURNEYS_PLAN_WORKERS). --json plans in one process."),
+             "env JOURNEYS_PLAN_WORKERS). --json plans in one process"),
 ) -> None:
     """Plan every touch and agent task due in (FROM, AT]."""
     from engine.planning.planner import plan
 
     until, since = parse_moment(at), parse_moment(start) if start else None
     if since is not None:
-        period(since, until, ("--from", start or "", "--at", at))
+        period(since, until, ("--from", start or "", "--at", at), max_days=MAX_PLAN_DAYS)
+    else:
+        _check_from_last_plan(until, at)
     result = plan(until, since, dry_run=dry_run, sink=_json_sink if as_json else None, workers=workers)
     if not as_json:
         _print_summary(result)
@@ -161,7 +187,7 @@ def emit_command(
 
 def explain_command(
     customer: str = typer.Argument(..., metavar="CUSTOMER_EXTERNAL_ID"),
-    at: str = typer.Option(..., "--at", help="The moment to explain (ISO 8601)."),
+    at: str = moment_option(..., "--at", help="The moment to explain (ISO 8601)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Why a customer does or does not get each journey's touches around AT."""
@@ -183,8 +209,8 @@ MAX_SIMULATE_DAYS = 366
 
 
 def simulate_command(
-    start: str = typer.Option(..., "--from", help="First day (ISO 8601 date)."),
-    end: str = typer.Option(..., "--to", help="Last day, inclusive."),
+    start: str = moment_option(..., "--from", help="First day (ISO 8601 date)."),
+    end: str = moment_option(..., "--to", help=f"Last day, inclusive; at most {MAX_SIMULATE_DAYS} days in all."),
     as_json: bool = typer.Option(False, "--json"),
     chart: Path | None = typer.Option(None, "--chart", help="Write a PNG chart of the daily volume here."),
 ) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.arguments import output_file, writing
+from engine.cli.arguments import output_file, retention_option, whole_option, writing
 from engine.cli.output import err, fail, out, print_json
 
 keys_app = typer.Typer(help="Data keys: generate, rotate, see which key encrypted what.", no_args_is_help=True)
@@ -48,9 +48,9 @@ def keys_generate() -> None:
 @keys_app.command("rotate")
 def keys_rotate(
     new_key_env: str = typer.Option(..., "--new-key-env", help="Environment variable holding the new key (base64)."),
-    batch: int = typer.Option(500, "--batch", min=1, help="Values re-encrypted per transaction."),
-    max_batches: int | None = typer.Option(
-        None, "--max-batches", min=1, help="Stop after this many batches; the next run resumes."
+    batch: int = whole_option(500, "--batch", low=1, high=100_000, help="Values re-encrypted per transaction"),
+    max_batches: int | None = whole_option(
+        None, "--max-batches", low=1, high=1_000_000_000, help="Stop after this many batches; the next run resumes"
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
@@ -119,7 +119,7 @@ def export_customers(
 
 
 def purge(
-    older_than: str = typer.Option(..., "--older-than", help="Retention period, e.g. 3y, 18m, 400d."),
+    older_than: str = retention_option("--older-than", help="Retention period, e.g. 3y, 18m, 400d (at most 100y)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Count who would be anonymised; change nothing."),
     actor: str | None = typer.Option(None, "--actor", help="Who runs the purge (audited; default: login name)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),

@@ -5,12 +5,21 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from engine.cli.arguments import output_folder, writing
+from engine.cli.arguments import LARGEST_ROW_ID, Moment, Whole, output_folder, writing
 from engine.cli.arguments import period as checked_period
+
+# A year, as the console's report page takes: a report's cost grows with the rows of its period.
+MAX_REPORT_DAYS = 366
+ROW_ID = Whole(1, LARGEST_ROW_ID)
+
+
+def _when(name: str, help: str) -> Any:
+    """A date or moment option (Annotated form): bounded as every moment the CLI takes."""
+    return typer.Option(name, parser=Moment(), metavar="WHEN", help=help)
 
 
 def _moment(text: str, option: str) -> datetime:
@@ -26,12 +35,13 @@ def _moment(text: str, option: str) -> datetime:
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report_command(
-        start: Annotated[str, typer.Option("--from", help="first day (or datetime) of the period")],
-        end: Annotated[str, typer.Option("--to", help="end of the period, exclusive")],
+        start: Annotated[str, _when("--from", "first day (or datetime) of the period")],
+        end: Annotated[str, _when("--to", "end of the period, exclusive; "
+                                         f"at most {MAX_REPORT_DAYS} days after --from")],
         by: Annotated[str | None, typer.Option("--by", help="tier | journey | channel | branch")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
         out: Annotated[Path | None, typer.Option("--out", help="folder for PNG charts")] = None,
-        now: Annotated[str | None, typer.Option("--now", help="judge open tasks as of this moment")] = None,
+        now: Annotated[str | None, _when("--now", "judge open tasks as of this moment")] = None,
     ) -> None:
         """Closed-loop figures (SPEC §8) for a period, with the programme targets alongside."""
         from rich.console import Console
@@ -42,7 +52,8 @@ def register(app: typer.Typer) -> None:
 
         if by is not None and by not in GROUPINGS:
             raise typer.BadParameter(f"choose one of {', '.join(GROUPINGS)}", param_hint="--by")
-        period = checked_period(_moment(start, "--from"), _moment(end, "--to"), ("--from", start, "--to", end))
+        period = checked_period(_moment(start, "--from"), _moment(end, "--to"), ("--from", start, "--to", end),
+                                max_days=MAX_REPORT_DAYS)
         judged_at = _moment(now, "--now") if now else None
         if out is not None:
             output_folder(out, "--out")  # before the report, which can take a minute on a large book
@@ -73,7 +84,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("retier")
     def retier_command(
-        at: Annotated[str | None, typer.Option("--at", help="score as of this date/time (default now)")] = None,
+        at: Annotated[str | None, _when("--at", "score as of this date/time (default now)")] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="compute and count, write nothing")] = False,
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
@@ -93,7 +104,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("tier-review")
     def tier_review_command(
-        at: Annotated[str | None, typer.Option("--at", help="end of the review window (default now)")] = None,
+        at: Annotated[str | None, _when("--at", "end of the review window (default now)")] = None,
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """Weekly per-tier churn review; dynamic adjustment for tiers over the threshold."""
@@ -116,7 +127,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("churn-check")
     def churn_check_command(
-        at: Annotated[str | None, typer.Option("--at", help="check as of (default now)")] = None,
+        at: Annotated[str | None, _when("--at", "check as of (default now)")] = None,
     ) -> None:
         """Daily activity-drop check: raise churn.warning events."""
         from engine.loop.monitoring import churn_warning_check
@@ -126,9 +137,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("trace")
     def trace_command(
-        outcome: Annotated[int | None, typer.Option("--outcome")] = None,
-        touch: Annotated[int | None, typer.Option("--touch")] = None,
-        task: Annotated[int | None, typer.Option("--task")] = None,
+        outcome: Annotated[int | None, typer.Option("--outcome", parser=ROW_ID, metavar="ID")] = None,
+        touch: Annotated[int | None, typer.Option("--touch", parser=ROW_ID, metavar="ID")] = None,
+        task: Annotated[int | None, typer.Option("--task", parser=ROW_ID, metavar="ID")] = None,
     ) -> None:
         """Which journey, version, step and entry rule an outcome, touch or task came from."""
         from engine.loop.attribution import trace_outcome, trace_task, trace_touch

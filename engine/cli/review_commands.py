@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from engine.cli.arguments import LARGEST_ROW_ID
+from engine.cli.arguments import LARGEST_ROW_ID, whole_argument
 from engine.cli.output import fail, out, print_json
 
 review_app = typer.Typer(help="Review changes of journeys, templates (template:<name>) and delivery settings "
@@ -56,7 +56,7 @@ def review_list(
 
 
 # A row id the database can hold: 2**63 or more had ended in SQLite's OverflowError traceback.
-VERSION_ID = typer.Argument(..., min=1, max=LARGEST_ROW_ID, help="The version's id (journeys review list).")
+VERSION_ID = whole_argument(low=1, high=LARGEST_ROW_ID, help="The version's id (journeys review list)")
 
 
 @review_app.command("show")

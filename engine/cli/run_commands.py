@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from engine.cli.arguments import day, output_folder
+from engine.cli.arguments import MAX_SEED, day_option, output_folder, whole_option
 
 if TYPE_CHECKING:
     import asyncio
@@ -27,13 +28,22 @@ def _install_stop(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
+# A batch is claimed in one statement and held in memory while it renders and sends: ten times the
+# default is plenty, 10**20 was taken and failed deep in the claim.
+MAX_BATCH = 10_000
+# Each lane holds a batch and a database connection.
+MAX_LANES = 16
+# The demo runs a month for its book in minutes; a book of millions is `journeys seed`'s, not the demo's.
+MAX_DEMO_CUSTOMERS = 100_000
+
+
 def dispatch(
     once: bool = typer.Option(False, "--once", help="Send what is due now, then exit."),
-    batch: int = typer.Option(1000, "--batch", min=1, help="Touches claimed per batch."),
+    batch: int = whole_option(1000, "--batch", low=1, high=MAX_BATCH, help="Touches claimed per batch"),
     worker: str | None = typer.Option(
         None, "--worker", help="Worker id (default host:pid). A stable id lets a restart take over its own "
         "interrupted sends at once."),
-    lanes: int = typer.Option(2, "--lanes", min=1, help="Batches in flight at once in this process."),
+    lanes: int = whole_option(2, "--lanes", low=1, high=MAX_LANES, help="Batches in flight at once in this process"),
 ) -> None:
     """Claim due touches in batches and send them through the configured channels."""
     import asyncio
@@ -72,21 +82,19 @@ def run() -> None:
 
 
 def demo(
-    customers: int = typer.Option(3000, "--customers", min=1, help="Customers to seed."),
-    days: int = typer.Option(30, "--days", min=1, max=366, help="Days to simulate."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the book and of everything simulated."),
-    start: str | None = typer.Option(None, "--start", metavar="YYYY-MM-DD",
-                                     help="First simulated day (default: the 1st of last month)."),
+    customers: int = whole_option(3000, "--customers", low=1, high=MAX_DEMO_CUSTOMERS, help="Customers to seed"),
+    days: int = whole_option(30, "--days", low=1, high=366, help="Days to simulate"),
+    seed: int = whole_option(0, "--seed", low=0, high=MAX_SEED, help="Seed of the book and of everything simulated"),
+    start: date | None = day_option(None, "--start", help="First simulated day (default: the 1st of last month)."),
     out: Path = typer.Option(Path("var") / "demo", "--out", help="Where the database, log, charts and summary go."),
 ) -> None:
     """A simulated month end to end on the embedded default: seed, plan, dispatch to local provider
     stand-ins, receipts, replies, agents, churn check, tier review; prints the per-tier summary."""
     from engine.demo.month import DemoError, DemoSettings, run_demo
 
-    first = day(start, "--start") if start else None
     output_folder(out, "--out")
     try:
-        run_demo(DemoSettings(customers=customers, days=days, seed=seed, start=first, out_dir=out))
+        run_demo(DemoSettings(customers=customers, days=days, seed=seed, start=start, out_dir=out))
     except DemoError as exc:
         typer.echo(f"demo: {exc}", err=True)
         raise typer.Exit(1) from None
