@@ -21,7 +21,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 import sqlmodel
-from alembic import op
+
+from store.migrations.column_ops import add_columns, drop_columns
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -31,11 +32,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     # Plain ADD COLUMN on both databases: nullable, no default, so neither copies the table.
-    op.add_column("enrollment", sa.Column("step_started_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
-    op.add_column("enrollment", sa.Column("scope_event_id", sa.Integer(), nullable=True))
+    add_columns("enrollment", sa.Column("step_started_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+                sa.Column("scope_event_id", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("enrollment") as batch:
-        batch.drop_column("scope_event_id")
-        batch.drop_column("step_started_at")
+    drop_columns("enrollment", "scope_event_id", "step_started_at")

@@ -17,6 +17,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
+from store.migrations.column_ops import drop_columns
+
 revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
@@ -29,5 +31,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("claim") as batch:
-        batch.drop_column("product_line")
+    drop_columns("claim", "product_line")

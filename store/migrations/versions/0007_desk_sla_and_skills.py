@@ -28,6 +28,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
+from store.migrations.column_ops import add_columns, drop_columns
+
 revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
@@ -35,8 +37,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("agent_task", sa.Column("warn_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
-    op.add_column("agent_task", sa.Column("warned_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+    add_columns("agent_task", sa.Column("warn_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+                sa.Column("warned_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
     op.create_index("ix_task_status_warn", "agent_task", ["status", "warn_at"])
     op.create_index("ix_task_completed", "agent_task", ["completed_at"])
     op.create_index("ix_task_pool", "agent_task", ["queue", "status", "assignee_id", "due_at", "id"])
@@ -44,11 +46,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("app_user") as batch:
-        batch.drop_column("skills")
+    drop_columns("app_user", "skills")
     op.drop_index("ix_task_pool", table_name="agent_task")
     op.drop_index("ix_task_completed", table_name="agent_task")
     op.drop_index("ix_task_status_warn", table_name="agent_task")
-    with op.batch_alter_table("agent_task") as batch:
-        batch.drop_column("warned_at")
-        batch.drop_column("warn_at")
+    drop_columns("agent_task", "warned_at", "warn_at")

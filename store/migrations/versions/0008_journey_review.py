@@ -21,6 +21,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
 
+from store.migrations.column_ops import drop_columns
+
 revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
@@ -43,6 +45,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_journey_version_review", table_name="journey_version")
-    with op.batch_alter_table("journey_version") as batch:
-        for name in _COLUMNS:
-            batch.drop_column(name)
+    drop_columns("journey_version", *_COLUMNS)

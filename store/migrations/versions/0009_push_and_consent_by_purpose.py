@@ -19,7 +19,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 import sqlmodel
-from alembic import op
+
+from store.migrations.column_ops import add_columns, drop_columns
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -38,21 +39,14 @@ def _consent_columns(prefix: str, nullable: bool) -> list[sa.Column]:
 
 
 def upgrade() -> None:
-    op.add_column("customer", sa.Column("push_registration_id", sqlmodel.sql.sqltypes.AutoString(length=64),
-                                        nullable=True))
-    for column in _consent_columns("consent_push", nullable=False):
-        op.add_column("customer", column)
+    add_columns("customer", sa.Column("push_registration_id", sqlmodel.sql.sqltypes.AutoString(length=64),
+                                      nullable=True), *_consent_columns("consent_push", nullable=False))
     # Nullable without a default: a plain ADD COLUMN on both databases, no table copy.
     for channel in _CHANNELS:
-        for column in _consent_columns(f"consent_{channel}_marketing", nullable=True):
-            op.add_column("customer", column)
+        add_columns("customer", *_consent_columns(f"consent_{channel}_marketing", nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("customer") as batch:
-        for channel in reversed(_CHANNELS):
-            prefix = f"consent_{channel}_marketing"
-            for name in (f"{prefix}_at", f"{prefix}_source", prefix):
-                batch.drop_column(name)
-        for name in ("consent_push_at", "consent_push_source", "consent_push", "push_registration_id"):
-            batch.drop_column(name)
+    marketing = [f"consent_{channel}_marketing" for channel in reversed(_CHANNELS)]
+    drop_columns("customer", *(name for prefix in marketing for name in (f"{prefix}_at", f"{prefix}_source", prefix)),
+                 "consent_push_at", "consent_push_source", "consent_push", "push_registration_id")

@@ -13,7 +13,8 @@ anchored on an empty date has no occurrence for that policy.
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
+
+from store.migrations.column_ops import add_columns, drop_columns
 
 revision: str = "0010"
 down_revision: str | None = "0009"
@@ -23,11 +24,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     # Nullable without a default: a plain ADD COLUMN on both databases, no table copy.
-    op.add_column("policy", sa.Column("premium_due_date", sa.Date(), nullable=True))
-    op.add_column("policy", sa.Column("grace_period_end", sa.Date(), nullable=True))
+    add_columns("policy", sa.Column("premium_due_date", sa.Date(), nullable=True),
+                sa.Column("grace_period_end", sa.Date(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("policy") as batch:
-        batch.drop_column("grace_period_end")
-        batch.drop_column("premium_due_date")
+    drop_columns("policy", "grace_period_end", "premium_due_date")

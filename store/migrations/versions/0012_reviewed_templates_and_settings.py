@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlmodel.sql.sqltypes import AutoString
 
+from store.migrations.column_ops import drop_columns
+
 revision: str = "0012"
 down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
@@ -29,5 +31,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DELETE FROM journey_version WHERE kind <> 'journey'")
-    with op.batch_alter_table("journey_version") as batch:
-        batch.drop_column("kind")
+    drop_columns("journey_version", "kind")
