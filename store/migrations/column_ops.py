@@ -18,6 +18,12 @@ def add_columns(table: str, *columns: sa.Column[Any]) -> None:
         op.add_column(table, column)
 
 
+def add_nullable_columns(table: str, **types: sa.types.TypeEngine[Any]) -> None:
+    """Columns ``name=type``, in this order, nullable and without a default: existing rows read NULL,
+    so neither database rewrites or copies the table."""
+    add_columns(table, *(sa.Column(name, type_, nullable=True) for name, type_ in types.items()))
+
+
 def drop_columns(table: str, *names: str) -> None:
     """Drop ``names`` in this order, in one batch: Alembic drops a column on SQLite by rebuilding the
     table, then once for all of them; PostgreSQL gets one DROP COLUMN each."""

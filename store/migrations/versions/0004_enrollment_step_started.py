@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 import sqlmodel
 
-from store.migrations.column_ops import add_columns, drop_columns
+from store.migrations.column_ops import add_nullable_columns, drop_columns
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -31,9 +31,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # Plain ADD COLUMN on both databases: nullable, no default, so neither copies the table.
-    add_columns("enrollment", sa.Column("step_started_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-                sa.Column("scope_event_id", sa.Integer(), nullable=True))
+    add_nullable_columns("enrollment", step_started_at=sqlmodel.sql.sqltypes.UTCDateTime(), scope_event_id=sa.Integer())
 
 
 def downgrade() -> None:

@@ -13,11 +13,9 @@ reading their policy's.
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 import sqlmodel
-from alembic import op
 
-from store.migrations.column_ops import drop_columns
+from store.migrations.column_ops import add_nullable_columns, drop_columns
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -26,8 +24,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # Nullable without a default: a plain ADD COLUMN on both databases, no table copy.
-    op.add_column("claim", sa.Column("product_line", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True))
+    add_nullable_columns("claim", product_line=sqlmodel.sql.sqltypes.AutoString(length=16))
 
 
 def downgrade() -> None:

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-from store.migrations.column_ops import add_columns, drop_columns
+from store.migrations.column_ops import add_nullable_columns, drop_columns
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -37,8 +37,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    add_columns("agent_task", sa.Column("warn_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-                sa.Column("warned_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+    add_nullable_columns("agent_task", warn_at=sqlmodel.sql.sqltypes.UTCDateTime(),
+                         warned_at=sqlmodel.sql.sqltypes.UTCDateTime())
     op.create_index("ix_task_status_warn", "agent_task", ["status", "warn_at"])
     op.create_index("ix_task_completed", "agent_task", ["completed_at"])
     op.create_index("ix_task_pool", "agent_task", ["queue", "status", "assignee_id", "due_at", "id"])

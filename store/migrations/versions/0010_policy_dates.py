@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from store.migrations.column_ops import add_columns, drop_columns
+from store.migrations.column_ops import add_nullable_columns, drop_columns
 
 revision: str = "0010"
 down_revision: str | None = "0009"
@@ -23,9 +23,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # Nullable without a default: a plain ADD COLUMN on both databases, no table copy.
-    add_columns("policy", sa.Column("premium_due_date", sa.Date(), nullable=True),
-                sa.Column("grace_period_end", sa.Date(), nullable=True))
+    add_nullable_columns("policy", premium_due_date=sa.Date(), grace_period_end=sa.Date())
 
 
 def downgrade() -> None:
