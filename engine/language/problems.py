@@ -17,7 +17,7 @@ from typing import Any, TypeVar, get_args
 from pydantic import BaseModel, ValidationError
 
 from engine.language import journey_model
-from engine.language.faults import ValuesAtFault
+from engine.language.faults import ValuesAtFault, data_path
 from engine.language.yaml_lines import MAX_BYTES, LocatedDocument, Path_, YamlError, load_located
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -211,18 +211,6 @@ def _related(a: Path_, b: Path_) -> bool:
     return a[:len(b)] == b or b[:len(a)] == a
 
 
-def _walk(data: Any, loc: tuple[Any, ...]) -> Path_:
-    """The parts of a pydantic ``loc`` that index into ``data`` (union and model tags dropped)."""
-    out: list[str | int] = []
-    for part in loc:
-        inside = (isinstance(data, dict) and part in data) or (
-            isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data))
-        if inside:
-            out.append(part)
-            data = data[part]
-    return tuple(out)
-
-
 SET_ASIDE_ROUNDS = 4  # setting a value aside may empty the list or mapping holding it: that goes next
 
 
@@ -246,7 +234,7 @@ def _checks_past_field_errors(model: type[BaseModel], doc: LocatedDocument, path
             if isinstance(faults, ValuesAtFault):
                 found += [problem for where, problem in _fault_problems(doc, path, tuple(error["loc"]), faults)
                           if not any(_related(where, g) for g in gone)]
-            elif (where := _walk(data, tuple(error["loc"]))) and where not in gone:
+            elif (where := data_path(data, tuple(error["loc"]))) and where not in gone:
                 more.append(where)  # what the setting aside left wrong (an empty list): set it aside too
         if not more:
             break

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from engine.language.faults import data_path
 from engine.language.journey_model import Journey, Step
 
 _STAND_INS: dict[str, Any] = {
@@ -90,18 +91,6 @@ def salvage(data: dict[str, Any]) -> Salvaged | None:
     return Salvaged(journey, frozenset(replaced), bool(bad_steps) or moved_targets, frozenset(stood_in))
 
 
-def _data_path(data: Any, loc: tuple[Any, ...]) -> Path_:
-    """The parts of a pydantic ``loc`` that index into ``data`` (union and model tags dropped)."""
-    out: list[str | int] = []
-    for part in loc:
-        inside = (isinstance(data, dict) and part in data) or (
-            isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data))
-        if inside:
-            out.append(part)
-            data = data[part]
-    return tuple(out)
-
-
 @functools.cache
 def _adapter(head: str) -> TypeAdapter[Any]:
     """The model of one part of a journey: a step, or a top-level field."""
@@ -122,7 +111,7 @@ def _error_paths(data: Any, part: Path_) -> list[Path_]:
         _adapter(str(part[0])).validate_python(value)
         return []
     except ValidationError as exc:
-        return [(*part, *_data_path(value, tuple(e["loc"]))) for e in exc.errors()]
+        return [(*part, *data_path(value, tuple(e["loc"]))) for e in exc.errors()]
 
 
 def _under(path: Path_, prefix: Path_) -> bool:
@@ -133,7 +122,7 @@ def _set_aside_values(data: dict[str, Any], errors: list[Any]) -> tuple[dict[str
     """``data`` with each value at fault left out or stood in for, where that alone clears its
     errors and adds none; the paths so treated; the errors that remain."""
     patched = copy.deepcopy(data)
-    paths = sorted({_data_path(data, tuple(e["loc"])) for e in errors[:MAX_LEAF_ERRORS]}, key=len, reverse=True)
+    paths = sorted({data_path(data, tuple(e["loc"])) for e in errors[:MAX_LEAF_ERRORS]}, key=len, reverse=True)
     stood_in: list[Path_] = []
     for path in paths:
         part = path[:2] if path[:1] == ("steps",) else path[:1]
