@@ -7,7 +7,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from functools import lru_cache
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+_Day = TypeVar("_Day", bound=date)
 
 _simulated: Callable[[], datetime] | None = None
 
@@ -71,3 +74,12 @@ def out_of_range(value: date) -> str | None:
     if FIRST_YEAR <= value.year <= LAST_YEAR:
         return None
     return f"is outside the years {FIRST_YEAR}–{LAST_YEAR}"
+
+
+def in_range(value: _Day, shown: str, error: type[ValueError] = ValueError) -> _Day:
+    """``value`` when ``out_of_range`` takes it; else ``error`` saying so after ``shown`` (how the
+    value was written, e.g. ``"'0001-01-01'"``), a subclass for callers with their own errors."""
+    problem = out_of_range(value)
+    if problem:
+        raise error(f"{shown} {problem}")
+    return value

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time
 
 
 def _parse(text: str) -> datetime:
-    from store.clock import out_of_range
+    from store.clock import in_range
 
     text = text.strip()
     try:
@@ -21,10 +21,7 @@ def _parse(text: str) -> datetime:
             moment = datetime.combine(date.fromisoformat(text), time(0))
         except ValueError:
             raise ValueError(f"{text!r} is not an ISO 8601 date or time, e.g. 2027-02-06T10:00+08:00") from None
-    problem = out_of_range(moment)
-    if problem:
-        raise ValueError(f"{text!r} {problem}")
-    return moment
+    return in_range(moment, repr(text))
 
 
 def parse_local_moment(text: str, zone_name: str | None = None) -> datetime:
