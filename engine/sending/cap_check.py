@@ -32,11 +32,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import type_coerce
+from sqlalchemy.types import NullType
 from sqlmodel import Session, col, select
 
 from engine.language.durations import format_duration
-from engine.sending.claiming import ClaimedTouch
-from store.clock import as_utc
+from engine.sending.claiming import ClaimedTouch, moments
 from store.models import WEBHOOK_CHANNEL, Touch, TouchStatus
 
 # Statuses of a marketing touch the customer has (or may have) received.
@@ -44,6 +45,8 @@ GONE_OUT = (TouchStatus.SENDING, TouchStatus.SENT, TouchStatus.DELIVERED)
 RULE = "marketing_cap"  # the planner's name for this rule, so reports group both drops together
 CHANNEL_RULE = "channel_cap"
 JOURNEY_RULE = "journey_cap"
+# A column read with no conversion of its own.
+_AS_STORED = NullType()
 
 
 def fits(times: Sequence[datetime], moment: datetime, cap: int, window: timedelta) -> bool:
@@ -100,8 +103,9 @@ def _over(session: Session, candidates: Sequence[ClaimedTouch], batch_ids: set[i
     if not ordered:
         return {}
     first, last = ordered[0].due_at, ordered[-1].due_at
+    # due_at as the driver gives it, read only for the touches outside the batch (see claiming.moments).
     rows = session.execute(
-        select(Touch.id, Touch.customer_id, Touch.status, Touch.due_at).where(
+        select(Touch.id, Touch.customer_id, Touch.status, type_coerce(Touch.due_at, _AS_STORED)).where(
             col(Touch.customer_id).in_(sorted({t.customer_id for t in ordered})),
             *where,
             col(Touch.status).in_(GONE_OUT),
@@ -109,10 +113,11 @@ def _over(session: Session, candidates: Sequence[ClaimedTouch], batch_ids: set[i
             col(Touch.due_at) < last + window,
         )
     ).all()
+    moment = moments(session.get_bind().dialect)
     went: dict[int, list[tuple[datetime, int, str]]] = defaultdict(list)
     for touch_id, customer_id, status, due_at in rows:
         if touch_id not in batch_ids:
-            went[customer_id].append((as_utc(due_at), touch_id, status))
+            went[customer_id].append((moment(due_at), touch_id, status))
     admitted: dict[int, list[datetime]] = defaultdict(list)
     dropped: dict[int, str] = {}
     for touch in ordered:

@@ -366,15 +366,13 @@ class Dispatcher:
             # Every statement matches on claimed_by: if reconcile took a touch away from a
             # worker it believed dead, that worker's late result cannot overwrite it.
             # A fast delivery receipt may already have moved the touch past 'sending'.
-            recording.update_touches(
-                conn, _SENT, "AND claimed_by = :w", [{**params, "sent": TouchStatus.SENT, **row} for row in sent]
-            )
+            recording.update_touches(conn, _SENT, "AND claimed_by = :w", sent, {**params, "sent": TouchStatus.SENT})
             guard = "AND claimed_by = :w AND status = :sending"
             planned = {**params, "planned": TouchStatus.PLANNED}
-            recording.update_touches(conn, recording.REPLAN, guard, [{**planned, **row} for row in retry])
-            recording.update_touches(conn, recording.FALL_BACK, guard, [{**planned, **row} for row in fallback])
-            recording.update_touches(conn, _UNANSWERED, guard, [{**params, **row} for row in unanswered])
-            recording.update_touches(conn, recording.FINISH, guard, [{**params, **row} for row in final])
+            recording.update_touches(conn, recording.REPLAN, guard, retry, planned)
+            recording.update_touches(conn, recording.FALL_BACK, guard, fallback, planned)
+            recording.update_touches(conn, _UNANSWERED, guard, unanswered, params)
+            recording.update_touches(conn, recording.FINISH, guard, final, params)
             recording.insert_outcomes(conn, outcomes)
             recording.insert_events(conn, _webhook_events(prepared, sent, final, now))
         return counts

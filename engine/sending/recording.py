@@ -35,19 +35,24 @@ _TYPED: dict[str, type[TypeEngine[Any]]] = {"now": UTCDateTime, "next": UTCDateT
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
 
 
-def update_touches(conn: Connection, change: str, guard: str, rows: list[dict[str, Any]]) -> None:
+def update_touches(conn: Connection, change: str, guard: str, rows: list[dict[str, Any]],
+                   shared: Mapping[str, Any] | None = None) -> None:
     """``UPDATE touch SET <change>`` for each row's touch (``:id``), as one executemany, where
-    ``guard`` (an ``AND …`` on status and claim) still holds."""
+    ``guard`` (an ``AND …`` on status and claim) still holds. ``shared``: parameters every row has alike
+    (a row's own win), converted once."""
     if not rows:
         return
     sql = f"UPDATE touch SET {change} WHERE id = :id {guard}"  # nosec B608 # callers pass constant fragments
-    executemany(conn, sql, rows, {name: kind for name, kind in _TYPED.items() if re.search(rf":{name}\b", sql)})
+    executemany(conn, sql, rows, {name: kind for name, kind in _TYPED.items() if re.search(rf":{name}\b", sql)},
+                shared)
 
 
 def executemany(
-    conn: Connection, sql: str, rows: list[dict[str, Any]], typed: Mapping[str, type[TypeEngine[Any]]]
+    conn: Connection, sql: str, rows: list[dict[str, Any]], typed: Mapping[str, type[TypeEngine[Any]]],
+    shared: Mapping[str, Any] | None = None,
 ) -> None:
-    """``sql`` (``:name`` parameters) once per row, handed to the driver's executemany as it is.
+    """``sql`` (``:name`` parameters) once per row (``shared`` added to each), handed to the driver's
+    executemany as it is.
 
     The values of ``typed`` go through their column type's conversion here, as SQLAlchemy would;
     SQLAlchemy's own per-row parameter handling of a ``text()`` executemany (a dict built and
@@ -62,8 +67,11 @@ def executemany(
         fn = kind().dialect_impl(dialect).bind_processor(dialect)
         if fn is not None:
             convert[name] = fn
-    if convert:
-        seen: dict[tuple[str, int], Any] = {}
+    seen: dict[tuple[str, int], Any] = {}
+    if shared:
+        common = _converted(dict(shared), convert, seen)
+        rows = [{**common, **_converted(row, convert, seen)} for row in rows]
+    elif convert:
         rows = [_converted(row, convert, seen) for row in rows]
     conn.exec_driver_sql(_driver_sql(dialect, sql), rows)
 
@@ -71,6 +79,9 @@ def executemany(
 def _converted(
     row: dict[str, Any], convert: Mapping[str, Callable[[Any], Any]], seen: dict[tuple[str, int], Any]
 ) -> dict[str, Any]:
+    """``row`` with the values of ``convert``'s names converted (a new dict; ``row`` itself when it has none)."""
+    if not any(name in row for name in convert):
+        return row
     out = dict(row)
     for name, fn in convert.items():
         if name not in out:

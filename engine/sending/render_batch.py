@@ -13,6 +13,10 @@ template's ``meta.yaml``, checks its locale files, re-reads the footer configura
 stats each Jinja template for changes and compiles every WeChat field string, all once
 per *message* (right for a preview). ``BatchRenderer`` does each of those once per
 batch, so an edited template still takes effect from the next batch on.
+
+A part of the context (policy, claim, event, advisor, holiday, journey, the signed opt-out link)
+is looked up and built only for the templates whose files name it (``parts_named``): a batch of a
+weekly greeting reads no policy, claim or event row at all.
 """
 
 from __future__ import annotations
@@ -165,11 +169,55 @@ class StoreRenderer:
         self, session: Session, touches: Sequence[ClaimedTouch], customers: dict[int, Customer], now: datetime
     ) -> list[RenderedMessage | BaseException]:
         renderer = _renderer(self._root(session), self.configured_footer)
+        # What each template may show (read once per batch): a part no template of the batch names is neither
+        # looked up nor built, and a touch gets only the parts its own template names.
+        seen = {t: parts_named(renderer.root, t) for t in {t.template for t in touches}}
+        wanted = frozenset().union(*seen.values())
         ids = list(customers)
         holidays: dict[tuple[str, Any], HolidayView | None] = {}
-        links: dict[str, bool] = {}  # template -> whether it may use unsubscribe_url (read once per batch)
-        events: dict[tuple[int, str], Event] = {}
         names = [t.occurrence for t in touches]
+        events: dict[tuple[int, str], Event] = {}
+        waited: dict[tuple[int, str, str], Event] = {}
+        if wanted & _EVENT_READERS:
+            self._events(session, ids, names, events, waited)
+        policies: dict[int, list[Policy]] = defaultdict(list)
+        if "policy" in wanted:
+            for p in session.exec(select(Policy).where(col(Policy.customer_id).in_(ids))).all():
+                policies[p.customer_id].append(p)
+        claims: dict[int, list[Claim]] = defaultdict(list)
+        if "claim" in wanted:
+            for c in session.exec(select(Claim).where(col(Claim.customer_id).in_(ids))).all():
+                claims[c.customer_id].append(c)
+        advisor_ids = {c.advisor_id for c in customers.values() if c.advisor_id is not None}
+        advisors = (
+            {a.id: a for a in session.exec(select(AppUser).where(col(AppUser.id).in_(advisor_ids))).all()}
+            if advisor_ids and "advisor" in wanted else {}
+        )
+        out: list[RenderedMessage | BaseException] = []
+        # The renderer's per-batch caches are shared: batches of concurrent lanes take turns.
+        with _lock:
+            renderer.begin_batch()
+            for touch, occurrence in zip(touches, names, strict=True):
+                customer = customers[touch.customer_id]
+                try:
+                    parts = seen[touch.template]
+                    entry = event = None
+                    if parts & _EVENT_READERS:
+                        entry = events.get((touch.customer_id, occurrence))
+                        event = event_after_wait(entry, waited.get((touch.customer_id, touch.journey_id, occurrence)),
+                                                 touch.due_at)
+                    context = _context(customer, touch, occurrence, event, entry, policies.get(touch.customer_id, []),
+                                       claims.get(touch.customer_id, []), advisors, now, holidays, parts)
+                    out.append(renderer.render(touch.template, touch.channel, context))
+                except Exception as exc:  # one bad template fails its touch, not the batch
+                    out.append(exc)
+        return out
+
+    @staticmethod
+    def _events(session: Session, ids: list[int], names: list[str], events: dict[tuple[int, str], Event],
+                waited: dict[tuple[int, str, str], Event]) -> None:
+        """The events the touches' occurrences name (``events``) and the event each enrollment's last wait_for
+        ended on (``waited``): what a step after it renders with."""
         # An event entry's occurrence is event-<id>; other occurrences that name an event do so by its external id.
         entry_ids = {i for i in (row_of_occurrence(n, "event") for n in names) if i is not None}
         for ev in session.exec(
@@ -179,60 +227,42 @@ class StoreRenderer:
         if entry_ids:
             for ev in session.exec(select(Event).where(col(Event.id).in_(entry_ids))).all():
                 events[(ev.customer_id, f"event-{ev.id}")] = ev
-        # The event each enrollment's last wait_for ended on: what a step after it renders with.
-        waited: dict[tuple[int, str, str], Event] = {}
         for customer_id, journey_id, enrolled, ev in session.exec(
             select(Enrollment.customer_id, Enrollment.journey_id, Enrollment.occurrence, Event)
             .join(Event, col(Enrollment.scope_event_id) == col(Event.id))
             .where(col(Enrollment.customer_id).in_(ids), col(Enrollment.occurrence).in_(set(names)))
         ).all():
             waited[(customer_id, journey_id, enrolled)] = ev
-        policies: dict[int, list[Policy]] = defaultdict(list)
-        for p in session.exec(select(Policy).where(col(Policy.customer_id).in_(ids))).all():
-            policies[p.customer_id].append(p)
-        claims: dict[int, list[Claim]] = defaultdict(list)
-        for c in session.exec(select(Claim).where(col(Claim.customer_id).in_(ids))).all():
-            claims[c.customer_id].append(c)
-        advisor_ids = {c.advisor_id for c in customers.values() if c.advisor_id is not None}
-        advisors = (
-            {a.id: a for a in session.exec(select(AppUser).where(col(AppUser.id).in_(advisor_ids))).all()}
-            if advisor_ids else {}
-        )
-        out: list[RenderedMessage | BaseException] = []
-        # The renderer's per-batch caches are shared: batches of concurrent lanes take turns.
-        with _lock:
-            renderer.begin_batch()
-            for touch, occurrence in zip(touches, names, strict=True):
-                customer = customers[touch.customer_id]
-                try:
-                    entry = events.get((touch.customer_id, occurrence))
-                    event = event_after_wait(entry, waited.get((touch.customer_id, touch.journey_id, occurrence)),
-                                             touch.due_at)
-                    uses_link = links.get(touch.template)
-                    if uses_link is None:
-                        uses_link = links[touch.template] = may_use_link(renderer.root, touch.template)
-                    context = _context(customer, touch, occurrence, event, entry, policies.get(touch.customer_id, []),
-                                       claims.get(touch.customer_id, []), advisors, now, holidays, uses_link)
-                    out.append(renderer.render(touch.template, touch.channel, context))
-                except Exception as exc:  # one bad template fails its touch, not the batch
-                    out.append(exc)
-        return out
 
 
-# A tag rendering another template file, which may use the link itself.
+# A tag rendering another template file, which may use any part itself.
 _OTHER_TEMPLATE = re.compile(r"\{%[-+]?\s*(?:include|import|from|extends)\b")
+# The parts of a template's context that are looked up or built per message; the customer, now_local and
+# locale are always there.
+PARTS = frozenset({"policy", "claim", "event", "advisor", "holiday", "journey", "unsubscribe_url"})
+_PART = re.compile(r"\b(" + "|".join(sorted(PARTS)) + r")\b")
+# The parts whose choice reads the touch's event: the event itself, and the policy, claim and holiday it names.
+_EVENT_READERS = frozenset({"event", "policy", "claim", "holiday"})
 
 
-def may_use_link(root: Path, template: str) -> bool:
-    """Whether a file of ``template`` (any channel, locale, or its meta.yaml's WeChat URL) names
-    ``unsubscribe_url`` or renders another template file; when its folder cannot be read, yes. A template's
-    variables are reached by name only (the sandbox gives no access to the context as a whole), so a
-    template none of whose files names the link cannot show it, and its messages need none signed."""
+def parts_named(root: Path, template: str) -> frozenset[str]:
+    """The parts of the context (``PARTS``) a file of ``template`` (any channel, locale, or its meta.yaml's WeChat
+    URL) names as a word; all of them when one renders another template file or the folder cannot be read.
+    A template's variables are reached by name only (the sandbox gives no access to the context as a whole), so
+    a part none of its files names cannot show in its messages: it need not be looked up, built or signed (the
+    unsubscribe link is an HMAC per message). A word in plain text counts too, which only builds more."""
     try:
         texts = [p.read_text(encoding="utf-8") for p in (root / template).iterdir() if p.is_file()]
     except (OSError, UnicodeDecodeError):
-        return True
-    return any("unsubscribe_url" in text or _OTHER_TEMPLATE.search(text) for text in texts)
+        return PARTS
+    if any(_OTHER_TEMPLATE.search(text) for text in texts):
+        return PARTS
+    return frozenset(m.group(1) for text in texts for m in _PART.finditer(text))
+
+
+def may_use_link(root: Path, template: str) -> bool:
+    """Whether a file of ``template`` names ``unsubscribe_url`` or renders another template file (``parts_named``)."""
+    return "unsubscribe_url" in parts_named(root, template)
 
 
 def _named_row(rows: list[RowT], external_id: Any, row_id: int | None) -> RowT | None:
@@ -267,22 +297,25 @@ def _pick_claim(rows: list[Claim], data: dict[str, Any], named: int | None) -> C
 
 def _context(customer: Customer, touch: ClaimedTouch, occurrence: str, event: Event | None, entry: Event | None,
              policies: list[Policy], claims: list[Claim], advisors: dict[int | None, AppUser], now: datetime,
-             holidays: dict[tuple[str, Any], HolidayView | None], uses_link: bool = True) -> TemplateContext:
+             holidays: dict[tuple[str, Any], HolidayView | None], parts: frozenset[str] = PARTS) -> TemplateContext:
+    """The context of one touch with the ``parts`` its template may show (``parts_named``)."""
     # What the waited event does not name, the entry's event may (a claim.filed's claim_id).
     data = {**(entry.data if entry is not None else {}), **(event.data if event is not None else {})}
-    # Which holiday an occurrence falls on depends on it and the event's "holiday" only, and
-    # looking it up builds a holiday calendar: once per batch per occurrence.
-    named = data.get("holiday")
-    holiday_key = (occurrence, named if isinstance(named, str) else None)
-    if holiday_key not in holidays:
-        holidays[holiday_key] = holiday_view(None, occurrence, data)
-    policy = _pick_policy(policies, data, now, row_of_occurrence(occurrence, "policy"))
-    claim = _pick_claim(claims, data, row_of_occurrence(occurrence, "claim"))
-    advisor = advisors.get(customer.advisor_id) if customer.advisor_id is not None else None
-    # Signing the link is an HMAC and a serializer per message: made only for a template that may show it.
-    link = signed_unsubscribe_link(customer, touch.channel) if uses_link else None
+    holiday = None
+    if "holiday" in parts:
+        # Which holiday an occurrence falls on depends on it and the event's "holiday" only, and
+        # looking it up builds a holiday calendar: once per batch per occurrence.
+        named = data.get("holiday")
+        holiday_key = (occurrence, named if isinstance(named, str) else None)
+        if holiday_key not in holidays:
+            holidays[holiday_key] = holiday_view(None, occurrence, data)
+        holiday = holidays[holiday_key]
+    policy = _pick_policy(policies, data, now, row_of_occurrence(occurrence, "policy")) if "policy" in parts else None
+    claim = _pick_claim(claims, data, row_of_occurrence(occurrence, "claim")) if "claim" in parts else None
+    advisor = advisors.get(customer.advisor_id) if customer.advisor_id is not None and "advisor" in parts else None
+    link = signed_unsubscribe_link(customer, touch.channel) if "unsubscribe_url" in parts else None
+    journey = JourneyView(touch.journey_id, touch.step_id, touch.category, occurrence) if "journey" in parts else None
     return context_from_rows(
-        customer, now, policy=policy, claim=claim, event=event, advisor=advisor,
-        journey=JourneyView(touch.journey_id, touch.step_id, touch.category, occurrence), unsubscribe_link=link,
-        holiday=holidays[holiday_key],
+        customer, now, policy=policy, claim=claim, event=event if "event" in parts else None, advisor=advisor,
+        journey=journey, unsubscribe_link=link, holiday=holiday,
     )

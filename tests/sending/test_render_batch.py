@@ -113,3 +113,44 @@ def test_a_link_is_signed_only_for_a_template_that_may_show_it(db_url: str, tmp_
     assert isinstance(sms, RenderedMessage) and isinstance(including, RenderedMessage) and sms.text == including.text
     assert not render_batch.may_use_link(root, "silver_weekly_push")
     assert render_batch.may_use_link(root, "platinum_health_lecture") and render_batch.may_use_link(root, "no_such")
+
+
+def test_a_part_no_template_of_the_batch_names_is_not_looked_up(db_url: str) -> None:
+    """A batch of a template that shows only the customer reads no policy, claim, event or enrollment row;
+    one whose template shows the policy reads it, and renders as the preview (``build_context``) does."""
+    from datetime import date, timedelta
+
+    from sqlalchemy import event
+
+    from engine.language.rendering import build_context, render
+    from store.models import Policy
+
+    engine = make_engine(db_url)
+    [customer_id] = make_customers(engine, 1)
+    now = utcnow()
+    with Session(engine) as session:
+        session.add(Policy(external_id="P-1", customer_id=customer_id, product_line="health", annual_premium=1280.0,
+                           start_date=date(2026, 1, 1), expiry_date=now.date() + timedelta(days=30)))
+        session.commit()
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda _c, _k, sql, *_: statements.append(sql.lower()))
+    root = str(templates_dir())
+    tables = ("from policy", "from claim", "from event", "from enrollment", "join event")
+    with Session(engine) as session:
+        customer = session.get(Customer, customer_id)
+        assert customer is not None
+        statements.clear()
+        [weekly] = StoreRenderer(root).render_all(session, [_touch(customer_id, "silver_weekly_push", "sms")],
+                                                  {customer_id: customer}, now)
+        assert isinstance(weekly, RenderedMessage) and "客户0" in weekly.text
+        assert not [sql for sql in statements if any(t in sql for t in tables)]
+        statements.clear()
+        [renewal] = StoreRenderer(root).render_all(session, [_touch(customer_id, "renewal_reminder", "sms")],
+                                                   {customer_id: customer}, now)
+        assert any("from policy" in sql for sql in statements)
+        preview = render("renewal_reminder", "sms", build_context(session, customer, now=now), root=templates_dir())
+    engine.dispose()
+    assert isinstance(renewal, RenderedMessage) and renewal.text == preview.text
+    assert str(now.date() + timedelta(days=30)) in renewal.text
+    assert render_batch.parts_named(templates_dir(), "renewal_reminder") >= {"policy"}
+    assert "policy" not in render_batch.parts_named(templates_dir(), "silver_weekly_push")
