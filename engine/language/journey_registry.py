@@ -21,8 +21,10 @@ from engine.language.journey_model import Journey
 from engine.language.journey_review import FROM_FILES, JOURNEY, in_force_of, land, stored_journey
 from engine.language.paths import config_dir, delivery_config_path, journeys_dir, templates_dir, tiers_config_path
 from engine.language.problems import load_document, parse_model
+from engine.language.queue_config import declared_queues
+from engine.language.settings_checks import load_checked
 from engine.language.settings_model import DeliveryConfig, TierConfig
-from engine.language.validation import LoadedJourney, Problem, Report, content_version, is_clash, load_config
+from engine.language.validation import LoadedJourney, Problem, Report, content_version, is_clash
 from engine.language.validation_cache import validate_cached
 from store.models import JourneyVersion
 
@@ -52,14 +54,19 @@ class InForce:
 
 
 def load_delivery_config(path: Path | None = None) -> DeliveryConfig:
-    config, problems = load_config(DeliveryConfig, path or delivery_config_path())
+    """The file's settings, read while no valid version is stored: refused (ConfigError) on what validate
+    refuses, as its landing is (``engine.language.settings_checks``)."""
+    path = path or delivery_config_path()
+    config, problems = load_checked(DeliveryConfig, path, declared_queues(path.parent / "queues.yaml"))
     if config is None:
         raise ConfigError(problems)
     return config
 
 
 def load_tier_config(path: Path | None = None) -> TierConfig:
-    config, problems = load_config(TierConfig, path or tiers_config_path())
+    """As ``load_delivery_config``, for ``config/tiers.yaml``."""
+    path = path or tiers_config_path()
+    config, problems = load_checked(TierConfig, path, declared_queues(path.parent / "queues.yaml"))
     if config is None:
         raise ConfigError(problems)
     return config

@@ -159,8 +159,9 @@ def check() -> None:
         raise QueuesConfigError(problems)
 
 
-def current() -> Desk:
-    path = queues_path()
+def current(path: Path | None = None) -> Desk:
+    """The desk of ``path`` (default: ``config/queues.yaml``) in force: re-read when the file changes."""
+    path = path or queues_path()
     key = str(path)
     stamp = _stamp(path)
     with _lock:
@@ -171,8 +172,8 @@ def current() -> Desk:
     if desk is None:
         if cached is not None:
             # Ops saved a broken edit: keep working with the last good file, loudly.
-            log.error("config/queues.yaml has problems, the previous version stays in force:\n%s",
-                      "\n".join(str(p) for p in problems))
+            log.error("%s has problems, the previous version stays in force:\n%s",
+                      path.name, "\n".join(str(p) for p in problems))
             with _lock:
                 _loaded[key] = (stamp, cached[1])
             return cached[1]
@@ -180,3 +181,16 @@ def current() -> Desk:
     with _lock:
         _loaded[key] = (stamp, desk)
     return desk
+
+
+def declared_queues(path: Path | None = None) -> tuple[str, ...] | None:
+    """The queues a settings file may name (``engine.language.settings_checks``): those of the desk in
+    force; None without the file (every name is a queue with the defaults) or while it is broken with no
+    good version before it (validate reports it, and checks no name against it)."""
+    path = path or queues_path()
+    if not path.is_file():
+        return None
+    try:
+        return tuple(current(path).declared)
+    except QueuesConfigError:
+        return None

@@ -19,6 +19,8 @@ nothing: it sees what a written run would, and rolls the landing back.
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,10 +32,14 @@ from sqlmodel import Session
 from engine.language.journey_registry import load_delivery_config, load_tier_config
 from engine.language.journey_review import FROM_FILES, Landing, ReviewConfig, land_committed, land_versions
 from engine.language.paths import config_dir
-from engine.language.problems import TooLarge, parse_model, read_bounded
+from engine.language.problems import Problem, TooLarge, display_path, parse_model, read_bounded
+from engine.language.queue_config import declared_queues
+from engine.language.settings_checks import checked_settings
 from engine.language.settings_model import DeliveryConfig, TierConfig
 from engine.language.yaml_lines import load_located
 from store.models import JourneyVersion
+
+log = logging.getLogger(__name__)
 
 SETTING = "setting"
 PREFIX = "setting:"
@@ -56,11 +62,22 @@ def parsed(name: str, source: str) -> BaseModel | None:
     return None if model is None or problems else model
 
 
-def land_settings(session: Session, directory: Path | None = None, *, actor: str = FROM_FILES,
-                  config: ReviewConfig | None = None) -> dict[str, JourneyVersion]:
-    """Record the valid settings files not seen before (always pending after install); rows in force by name."""
-    directory = directory or config_dir()
-    items = []
+@lru_cache(maxsize=16)
+def _refusal(name: str, source: str, shown: str, queues: tuple[str, ...] | None) -> tuple[Problem, ...]:
+    """Why the file's text may not land (validate's problems with it, ``engine.language.settings_checks``);
+    logged once per text, not at every run that finds it unchanged."""
+    try:
+        _, problems = checked_settings(MODELS[name], source, shown, queues)
+    except Exception as exc:  # whatever stops the check stops the landing, never the run
+        problems = [Problem(shown, 1, 1, f"cannot be checked: {exc}")]
+    if problems:
+        log.error("%s is not landed, the settings in force stay:\n%s", shown, "\n".join(str(p) for p in problems))
+    return tuple(problems)
+
+
+def _files(directory: Path) -> Iterator[tuple[str, str, tuple[Problem, ...]]]:
+    """Each readable settings file of ``directory``: its name, its text and why it may not land."""
+    queues = declared_queues(directory / "queues.yaml")
     for name in MODELS:
         path = directory / name
         if not path.is_file():
@@ -69,10 +86,21 @@ def land_settings(session: Session, directory: Path | None = None, *, actor: str
             source = read_bounded(path)
         except (TooLarge, UnicodeDecodeError, OSError):
             continue  # validate reports it at the file; the version in force stays
-        if parsed(name, source) is None:
-            continue
-        items.append(Landing(subject(name), hashlib.sha256(source.encode("utf-8")).hexdigest(), f"config/{name}",
-                             source, SETTING))
+        yield name, source, _refusal(name, source, display_path(path), queues)
+
+
+def refused_settings(directory: Path | None = None) -> list[Problem]:
+    """What keeps the settings files of ``directory`` (default ``config/``) from landing, each at its line."""
+    return [p for _name, _source, problems in _files(directory or config_dir()) for p in problems]
+
+
+def land_settings(session: Session, directory: Path | None = None, *, actor: str = FROM_FILES,
+                  config: ReviewConfig | None = None) -> dict[str, JourneyVersion]:
+    """Record the settings files not seen before that pass validate's checks (always pending after install);
+    rows in force by name. A file that fails them lands nothing, whole: the version in force stays."""
+    items = [Landing(subject(name), hashlib.sha256(source.encode("utf-8")).hexdigest(), f"config/{name}", source,
+                     SETTING)
+             for name, source, problems in _files(directory or config_dir()) if not problems]
     return land_versions(session, SETTING, items, lambda row: SETTING, actor=actor, config=config, always=True)
 
 

@@ -35,6 +35,7 @@ from engine.language.paths import (
 )
 from engine.language.problems import Problem, display_path, load_config, load_document, parse_model
 from engine.language.salvage import salvage
+from engine.language.settings_checks import reference_problems
 from engine.language.settings_model import DeliveryConfig, QueuesConfig, ReviewConfig, TierConfig
 from engine.language.task_script_check import check_task_scripts
 from engine.language.template_check import check_templates, template_problems_by_name
@@ -474,14 +475,12 @@ def validate(
                         Problem(tiers_shown, pos.line, pos.column, f"unknown journey {journey_id!r}")
                     )
     if report.tiers is not None and queues is not None:
-        # Dynamic adjustment opens its task in the tier's notify_queue: the desk must know that queue,
-        # as it must every journey task's (a typo would leave the warning where no agent sees it).
+        # What the tier file names of the other settings: checked by every landing of it as well.
         tiers_file = tiers_path or tiers_config_path()
         _, doc, _ = load_document(tiers_file)
-        for tier, extra in report.tiers.extra_resources.items():
-            if doc is not None and (wrong := unknown_queue(extra.notify_queue, tuple(queues.queues))):
-                pos = doc.position(("extra_resources", tier, "notify_queue"))
-                report.problems.append(Problem(display_path(tiers_file), pos.line, pos.column, wrong))
+        if doc is not None:
+            report.problems.extend(reference_problems(report.tiers, doc, display_path(tiers_file),
+                                                      tuple(queues.queues)))
     if queues is not None and queues.task_types and covers_all:
         # Task types name journeys (or journey/step): a typo would quietly require nothing.
         _, doc, _ = load_document(queues_path)

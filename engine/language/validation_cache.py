@@ -80,6 +80,7 @@ VALIDATOR_MODULES: tuple[str, ...] = (
     "engine.language.problems",
     "engine.language.render_bounds",
     "engine.language.salvage",
+    "engine.language.settings_checks",
     "engine.language.settings_model",
     "engine.language.task_script_check",
     "engine.language.template_check",
