@@ -22,6 +22,7 @@ from typing import Protocol
 from engine.language.locales import fold_locale
 from engine.language.paths import config_dir
 from engine.language.problems import Problem, load_config
+from engine.language.settings_checks import dropped_queue_problems
 from engine.language.settings_model import SKILL_LANGUAGES, BusinessHours, QueuesConfig
 
 log = logging.getLogger(__name__)
@@ -169,6 +170,11 @@ def current(path: Path | None = None) -> Desk:
         if cached is not None and cached[0] == stamp:
             return cached[1]
     desk, problems = load(path)
+    if desk is not None and cached is not None and path.is_file():
+        # A queue dropped while the tier settings still send their warnings to it: refused as
+        # validate refuses it (engine.language.settings_checks), and the desk in force stays.
+        problems = dropped_queue_problems(path.parent / "tiers.yaml", cached[1].declared, desk.declared)
+        desk = desk if not problems else None
     if desk is None:
         if cached is not None:
             # Ops saved a broken edit: keep working with the last good file, loudly.

@@ -70,3 +70,18 @@ def load_checked(model: type[ModelT], path: Path, queues: Sequence[str] | None) 
     if doc is None:
         return None, problems
     return _judged(model, doc, display_path(path), queues)
+
+
+def dropped_queue_problems(tiers_path: Path, before: Sequence[str], after: Sequence[str]) -> list[Problem]:
+    """The same check from the other side, for a queues file that changes from declaring ``before`` to
+    ``after``: where the tier file names a queue that was declared and no longer is. (What it named
+    unknown already is its own problem, refused when it lands, and does not hold the queues back.)"""
+    config, problems = load_checked(TierConfig, tiers_path, None) if tiers_path.is_file() else (None, [])
+    if config is None or problems:
+        return []
+    _, doc, _ = load_document(tiers_path)
+    if doc is None:
+        return []
+    shown = display_path(tiers_path)
+    known = {(p.line, p.column) for p in reference_problems(config, doc, shown, before)}
+    return [p for p in reference_problems(config, doc, shown, after) if (p.line, p.column) not in known]

@@ -16,6 +16,7 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from engine.cli import build_app
+from engine.language import queue_config
 from engine.language.journey_registry import ConfigError
 from engine.language.settings_model import TierConfig
 from engine.language.settings_review import in_force_settings, refused_settings, subject, tier_settings
@@ -106,3 +107,23 @@ def test_without_a_queues_file_every_queue_name_is_taken(db_url: str, config: Pa
         assert isinstance(settings, TierConfig) and settings.extra_resources["gold"].notify_queue == "opz"
     finally:
         engine.dispose()
+
+
+def test_a_queues_file_dropping_a_queue_the_tiers_name_keeps_the_desk_in_force(
+    config: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The same check from the other side: config/queues.yaml is re-read when it changes, and an edit that
+    drops the queue the tier review warns in is refused as validate refuses it, at the tier file's line."""
+    path = config / "queues.yaml"
+    before = queue_config.current(path)
+    assert "ops" in before.declared
+    text = path.read_text(encoding="utf-8")
+    ops = "  ops:\n    teams: [ops]\n    outcomes: [resolved]\n    clock: business\n"
+    assert ops in text
+    path.write_text(text.replace(ops, ""), encoding="utf-8")
+    assert queue_config.load(path)[0] is not None  # a valid file on its own
+    with caplog.at_level(logging.ERROR):
+        assert queue_config.current(path) is before
+    tiers = (config / "tiers.yaml").read_text(encoding="utf-8").splitlines()
+    first = next(n for n, line in enumerate(tiers, start=1) if "notify_queue: ops" in line)
+    assert f"tiers.yaml:{first}:19: unknown queue 'ops'" in caplog.text, caplog.text
