@@ -179,7 +179,7 @@ class Retention:
         try:
             amount, unit = parse_period(value)
         except RetentionError:
-            raise OutOfBounds(f"{_shown(value)} is not a retention period: a whole number and a unit y (years), "
+            raise OutOfBounds(f"{_shown(value)} is a bad retention period: a whole number and a unit y (years), "
                               "m (months), w or d, e.g. 3y") from None
         if amount > LONGEST_RETENTION[unit]:
             raise OutOfBounds(f"{_shown(value)} is longer than a century (at most 100y, 1200m, 5218w or 36525d)")
