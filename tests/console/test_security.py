@@ -333,56 +333,45 @@ ADMIN_PAGE = page(agent=403, supervisor=403, ops=403, admin=200)  # users and th
 OPS_ACTION = page(agent=403, supervisor=403, ops=303, admin=303)  # submissions, the seed list: ops and admin
 SUPERVISOR_ACTION = page(agent=403, supervisor=303, ops=403, admin=403)  # handing tasks out: supervisors only
 
+
+def each(rights: dict[str, int], *routes: str) -> dict[tuple[str, str], dict[str, int]]:
+    """One row for several routes with the same rights, each written "METHOD /path"."""
+    return {(method, path): rights for method, path in (route.split(" ", 1) for route in routes)}
+
+
 # (method, route path) → expected status per principal.
 RIGHTS: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/"): everyone(303),  # to the login page or the role's start page
-    ("GET", "/login"): everyone(200),
-    ("POST", "/login"): everyone(303),
-    ("POST", "/logout"): everyone(303),
-    ("POST", "/me/locale"): everyone(303),  # own setting; no session → login page
-    ("GET", "/inbox"): TASK_PAGE,
-    ("GET", "/tasks/{task_id}"): TASK_PAGE,
+    **each(everyone(200), "GET /login",
+           # The schema documents the API's shape, not its data; integrators read it before they have a key.
+           "GET /api/openapi.json", "HEAD /api/openapi.json"),
+    # /me/locale is the user's own setting; without a session it goes to the login page.
+    **each(everyone(303), "POST /login", "POST /logout", "POST /me/locale"),
+    **each(TASK_PAGE, "GET /inbox", "GET /tasks/{task_id}"),
     # Unmasking takes more than seeing: ann's task is only assigned to her, not claimed (a call in
     # progress), so she is refused; her supervisor may, as it is a task of sue's team.
     ("POST", "/tasks/{task_id}/reveal"): page(agent=403, supervisor=200, ops=403, admin=403),
-    ("POST", "/tasks/{task_id}/claim"): OWN_TASK_ACTION,
-    ("POST", "/tasks/{task_id}/complete"): OWN_TASK_ACTION,
-    ("POST", "/tasks/{task_id}/reassign"): SUPERVISOR_ACTION,
+    **each(OWN_TASK_ACTION, "POST /tasks/{task_id}/claim", "POST /tasks/{task_id}/complete"),
+    **each(SUPERVISOR_ACTION, "POST /tasks/{task_id}/reassign", "POST /supervisor/assign"),
     ("GET", "/supervisor"): page(agent=403, supervisor=200, ops=403, admin=403),
-    ("POST", "/supervisor/assign"): SUPERVISOR_ACTION,
-    ("GET", "/ops/journeys"): OPS_PAGE,
-    ("GET", "/ops/journeys/{journey_id}"): OPS_PAGE,
+    **each(OPS_PAGE, "GET /ops/journeys", "GET /ops/journeys/{journey_id}", "GET /ops/explain", "GET /ops/simulate",
+           "GET /ops/report", "GET /ops/review", "GET /ops/test-send"),
     ("GET", "/ops/tools/{tool}"): page(agent=403, supervisor=403, ops=301, admin=301),  # moved: /ops/<tool>
-    ("GET", "/ops/explain"): OPS_PAGE,
-    ("GET", "/ops/simulate"): OPS_PAGE,
-    ("GET", "/ops/report"): OPS_PAGE,
     # Review (console.review): ops see and submit changes; approving, rejecting and rolling back take the
     # approve right (compliance, admin). The seed stores no journey version: a version page is a 404,
     # and an action on one comes back to its page with a message.
-    ("GET", "/ops/review"): OPS_PAGE,
     ("GET", "/ops/review/{version_id}"): page(agent=403, supervisor=403, ops=404, admin=404),
-    ("POST", "/ops/review/submit"): OPS_ACTION,
-    ("POST", "/ops/review/{version_id}/approve"): ADMIN_ACTION,
-    ("POST", "/ops/review/{version_id}/reject"): ADMIN_ACTION,
-    ("POST", "/ops/review/{version_id}/rollback"): ADMIN_ACTION,
+    **each(OPS_ACTION, "POST /ops/review/submit", "POST /ops/test-send/recipients",
+           "POST /ops/test-send/recipients/{index}/remove"),
+    **each(ADMIN_ACTION, "POST /ops/review/{version_id}/approve", "POST /ops/review/{version_id}/reject",
+           "POST /ops/review/{version_id}/rollback", "POST /admin/users", "POST /admin/users/{user_id}/toggle",
+           "POST /admin/users/{user_id}/skills"),
     # Test send: the seed's seed list is empty, so a send is refused with the page and its message (422).
-    ("GET", "/ops/test-send"): OPS_PAGE,
     ("POST", "/ops/test-send"): page(agent=403, supervisor=403, ops=422, admin=422),
-    ("POST", "/ops/test-send/recipients"): OPS_ACTION,
-    ("POST", "/ops/test-send/recipients/{index}/remove"): OPS_ACTION,
-    ("GET", "/admin/users"): ADMIN_PAGE,
-    ("GET", "/admin/audit"): ADMIN_PAGE,
-    ("POST", "/admin/users"): ADMIN_ACTION,
-    ("POST", "/admin/users/{user_id}/toggle"): ADMIN_ACTION,
-    ("POST", "/admin/users/{user_id}/skills"): ADMIN_ACTION,
-    # The schema documents the API's shape, not its data; integrators read it before they have a key.
-    ("GET", "/api/openapi.json"): everyone(200),
-    ("HEAD", "/api/openapi.json"): everyone(200),
+    **each(ADMIN_PAGE, "GET /admin/users", "GET /admin/audit"),
+    **each(KEY_ONLY, "GET /api/customers/{external_id}", "PUT /api/customers/{external_id}",
+           "GET /api/policies/{external_id}", "PUT /api/policies/{external_id}"),
     ("POST", "/api/events"): {**KEY_ONLY, "api_key": 201},
-    ("GET", "/api/customers/{external_id}"): KEY_ONLY,
-    ("PUT", "/api/customers/{external_id}"): KEY_ONLY,
-    ("GET", "/api/policies/{external_id}"): KEY_ONLY,
-    ("PUT", "/api/policies/{external_id}"): KEY_ONLY,
     ("GET", "/api/claims/{external_id}"): {**KEY_ONLY, "api_key": 404},  # the seed has no claim; the key is let in
     ("PUT", "/api/claims/{external_id}"): {**KEY_ONLY, "api_key": 201},  # created
     ("GET", "/api/tasks"): row(anonymous=401, agent=200, supervisor=200, ops=403, admin=403, api_key=200,
