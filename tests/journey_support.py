@@ -9,8 +9,21 @@ from __future__ import annotations
 
 
 def journey(journey_id: str, name: str, entry: str, steps: str, *, category: str = "service",
-            reentry: bool | None = None) -> str:
+            reentry: bool | None = None, goal: str | None = None) -> str:
     """A journey's YAML: its head, then ``steps`` (YAML at step level, each item indented two spaces).
-    ``entry`` is YAML flow; ``reentry`` left out keeps the language's default."""
+    ``entry`` and ``goal`` are YAML flow; ``reentry`` left out keeps the language's default."""
     reentry_line = "" if reentry is None else f"reentry: {{allowed: {str(reentry).lower()}}}\n"
-    return f"id: {journey_id}\nname: {name}\ncategory: {category}\nentry: {entry}\n{reentry_line}steps:\n{steps}"
+    goal_line = "" if goal is None else f"goal: {goal}\n"
+    return (f"id: {journey_id}\nname: {name}\ncategory: {category}\nentry: {entry}\n{goal_line}{reentry_line}"
+            f"steps:\n{steps}")
+
+
+def steps(**bodies: str) -> str:
+    """Steps (YAML at step level) in the order given, from step id to the step's one line of YAML,
+    for journeys that are a run of sends and waits: ``steps(first=send(), pause="wait: 5d")``."""
+    return "".join(f"  - id: {step}\n    {body}\n" for step, body in bodies.items())
+
+
+def send(channels: str = "[sms]") -> str:
+    """A send step's line: the message ``msg`` on ``channels`` (a YAML list)."""
+    return f"send: {{channels: {channels}, template: msg}}"

@@ -36,6 +36,7 @@ from engine.planning.occurrences import (
 from engine.planning.planner import plan
 from store.db import get_engine
 from store.models import Enrollment, Policy
+from tests.journey_support import journey, send, steps
 from tests.plan_support import Book, send_journey, utc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -267,19 +268,11 @@ ANY_DATE_JOURNEYS = {
         "inspection", "Vehicle inspection",
         '{date: {anchor: customer.attributes.vehicle_inspection_due, offset: -15d, at: "10:00"}}',
         step="remind", channels="[wechat]"),
-    "premium": """
-        id: premium
-        name: Premium due
-        category: service
-        entry: {date: {anchor: policy.premium_due_date, offset: -7d, at: "09:30"}}
-        steps:
-          - id: remind
-            send: {channels: [wechat], template: msg}
-          - id: before_grace_ends
-            wait: {until: {anchor: policy.grace_period_end, offset: -3d, at: "10:00"}}
-          - id: last_call
-            send: {channels: [wechat], template: msg}
-    """,
+    "premium": journey(
+        "premium", "Premium due", '{date: {anchor: policy.premium_due_date, offset: -7d, at: "09:30"}}', steps(
+            remind=send("[wechat]"),
+            before_grace_ends='wait: {until: {anchor: policy.grace_period_end, offset: -3d, at: "10:00"}}',
+            last_call=send("[wechat]"))),
 }
 
 

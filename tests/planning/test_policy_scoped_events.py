@@ -16,23 +16,14 @@ from engine.planning.planner import plan
 from store.clock import utcnow
 from store.db import get_engine
 from store.models import Enrollment, Policy
+from tests.journey_support import journey, send, steps
 from tests.plan_support import Book
 
-PREMIUM = """\
-id: premium
-name: Premium due
-category: service
-entry:
-  date: {anchor: policy.premium_due_date, offset: -7d, at: "10:00"}
-goal: {event: policy.premium_paid}
-steps:
-  - id: remind
-    send: {channels: [sms], template: msg}
-  - id: wait_renewal
-    wait_for: {event: policy.renewed, timeout: 30d, on_event: thanks, on_timeout: exit}
-  - id: thanks
-    send: {channels: [sms], template: msg}
-"""
+PREMIUM = journey(
+    "premium", "Premium due", '{date: {anchor: policy.premium_due_date, offset: -7d, at: "10:00"}}', steps(
+        remind=send(),
+        wait_renewal="wait_for: {event: policy.renewed, timeout: 30d, on_event: thanks, on_timeout: exit}",
+        thanks=send()), goal="{event: policy.premium_paid}")
 
 
 def _policy(external_id: str, customer_id: int, due: date) -> Policy:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from engine.language.journey_model import Step, WaitUntil
 from engine.planning.planner import plan
 from engine.planning.wait_until import wait_end
+from tests.journey_support import journey, send, steps
 from tests.plan_support import Book, utc
 
 SH = "Asia/Shanghai"
@@ -71,27 +72,10 @@ def test_a_wrong_wait_says_what_is_wrong(form: Any, words: str) -> None:
         Step.model_validate({"id": "w", "wait": form})
 
 
-WAITS = """
-    id: waits
-    name: Waits
-    category: service
-    entry: {date: {anchor: policy.expiry_date, offset: -30d, at: "15:00"}}
-    steps:
-      - id: first
-        send: {channels: [wechat], template: msg}
-      - id: morning
-        wait: {until: "10:00"}
-      - id: second
-        send: {channels: [wechat], template: msg}
-      - id: working_day
-        wait: {until: next_working_day, at: "09:30"}
-      - id: third
-        send: {channels: [wechat], template: msg}
-      - id: before_expiry
-        wait: {until: {anchor: policy.expiry_date, offset: -3d, at: "11:00"}}
-      - id: fourth
-        send: {channels: [wechat], template: msg}
-"""
+WAITS = journey("waits", "Waits", '{date: {anchor: policy.expiry_date, offset: -30d, at: "15:00"}}', steps(
+    first=send("[wechat]"), morning='wait: {until: "10:00"}', second=send("[wechat]"),
+    working_day='wait: {until: next_working_day, at: "09:30"}', third=send("[wechat]"),
+    before_expiry='wait: {until: {anchor: policy.expiry_date, offset: -3d, at: "11:00"}}', fourth=send("[wechat]")))
 
 
 def test_the_planner_runs_each_wait_until_form(book: Book) -> None:
