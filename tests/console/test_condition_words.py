@@ -12,7 +12,6 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlmodel import select
 from starlette.testclient import TestClient
 
 from console.condition_words import FIELD_WORDS, JOINERS, OPERATOR_WORDS
@@ -20,9 +19,8 @@ from console.i18n import Translator, catalog_messages
 from engine.language.catalogue import CLAIM_FIELDS, CUSTOMER_FIELDS, EVENT_FIELDS, POLICY_FIELDS
 from engine.language.journey_model import OPERATORS, Condition, Journey
 from engine.language.journey_registry import validated_report
-from store.db import session_scope
-from store.models import AppUser
 from tests.console.conftest import login
+from tests.console.test_form_errors import set_locale
 
 LATIN = re.compile(r"[A-Za-z_]{2,}|\d+[wdhm]\b")
 
@@ -103,10 +101,7 @@ def test_any_condition_is_worded_without_error(tree: dict[str, Any]) -> None:
 
 def test_the_chinese_journey_list_words_audiences_and_keeps_the_code_as_a_tooltip(client: TestClient,
                                                                                 db_url: str) -> None:
-    with session_scope(db_url) as s:
-        olga = s.exec(select(AppUser).where(AppUser.username == "olga")).one()
-        olga.locale = "zh-CN"
-        s.add(olga)
+    set_locale(db_url, "olga", "zh-CN")
     login(client, "olga")
     page = client.get("/ops/journeys").text
     shown = re.findall(r'data-k="audience-when" title="([^"]*)">([^<]*)<', page)
@@ -118,10 +113,7 @@ def test_the_chinese_journey_list_words_audiences_and_keeps_the_code_as_a_toolti
 
 
 def test_the_chinese_explain_page_words_each_leaf(client: TestClient, db_url: str, seed: Any) -> None:
-    with session_scope(db_url) as s:
-        olga = s.exec(select(AppUser).where(AppUser.username == "olga")).one()
-        olga.locale = "zh-CN"
-        s.add(olga)
+    set_locale(db_url, "olga", "zh-CN")
     login(client, "olga")
     page = client.get("/ops/explain", params={"customer": "C1", "at": seed.now.strftime("%Y-%m-%dT%H:%M")}).text
     leaves = re.findall(r'data-k="leaf" title="([^"]*)">([^<]*)<', page)
@@ -132,10 +124,7 @@ def test_the_chinese_explain_page_words_each_leaf(client: TestClient, db_url: st
 
 
 def test_every_shipped_schedule_reads_in_words_on_the_chinese_journey_list(client: TestClient, db_url: str) -> None:
-    with session_scope(db_url) as s:
-        olga = s.exec(select(AppUser).where(AppUser.username == "olga")).one()
-        olga.locale = "zh-CN"
-        s.add(olga)
+    set_locale(db_url, "olga", "zh-CN")
     login(client, "olga")
     page = client.get("/ops/journeys").text
     shown = re.findall(r'data-k="entry-cron" title="([^"]*)">([^<]*)<', page)

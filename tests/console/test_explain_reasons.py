@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlmodel import select
 from starlette.testclient import TestClient
 
 from console.i18n import Translator
@@ -26,8 +25,9 @@ from engine.planning.explain import reason_code
 from engine.planning.occurrences import place
 from engine.sending import cap_check
 from store.db import session_scope
-from store.models import AppUser, Touch
+from store.models import Touch
 from tests.console.conftest import Seed, login
+from tests.console.test_form_errors import set_locale
 
 LATIN = re.compile(r"[A-Za-z_]{2,}|\d+[wdhm]\b|\d{4}-\d{2}-\d{2}")
 SH = "Asia/Shanghai"
@@ -100,26 +100,21 @@ def test_a_reason_of_an_unknown_shape_keeps_the_engines_words() -> None:
     assert Translator("zh-CN").delivery_reason(None, {}, "customer removed") == "customer removed"
 
 
-@pytest.mark.parametrize(("text", "zh", "en"), [
-    ("1d12h", "1天12小时", "1 day 12 hours"),
-    ("30d", "30天", "30 days"),
-    ("2w", "2周", "2 weeks"),
-    ("90m", "90分钟", "90 minutes"),
-    ("6h", "6小时", "6 hours"),
+@pytest.mark.parametrize(("words", "text", "zh", "en"), [
+    ("duration", "1d12h", "1天12小时", "1 day 12 hours"),
+    ("duration", "30d", "30天", "30 days"),
+    ("duration", "2w", "2周", "2 weeks"),
+    ("duration", "90m", "90分钟", "90 minutes"),
+    ("duration", "6h", "6小时", "6 hours"),
+    ("offset", "-30d", "提前30天", "30 days before"),
+    ("offset", "+30d", "30天后", "30 days after"),
+    ("offset", "30d", "30天后", "30 days after"),
+    ("offset", "0d", "当天", "on the day"),
+    ("offset", "-1d12h", "提前1天12小时", "1 day 12 hours before"),
 ])
-def test_a_duration_is_shown_in_words(text: str, zh: str, en: str) -> None:
-    assert (Translator("zh-CN").duration(text), Translator("en").duration(text)) == (zh, en)
-
-
-@pytest.mark.parametrize(("text", "zh", "en"), [
-    ("-30d", "提前30天", "30 days before"),
-    ("+30d", "30天后", "30 days after"),
-    ("30d", "30天后", "30 days after"),
-    ("0d", "当天", "on the day"),
-    ("-1d12h", "提前1天12小时", "1 day 12 hours before"),
-])
-def test_an_offset_is_shown_in_words(text: str, zh: str, en: str) -> None:
-    assert (Translator("zh-CN").offset(text), Translator("en").offset(text)) == (zh, en)
+def test_a_duration_or_an_offset_is_shown_in_words(words: str, text: str, zh: str, en: str) -> None:
+    """``words`` names the translator's method: a duration (a wait, a timeout) or an offset from a date."""
+    assert (getattr(Translator("zh-CN"), words)(text), getattr(Translator("en"), words)(text)) == (zh, en)
 
 
 def test_an_anchored_offset_reads_from_its_date() -> None:
@@ -129,10 +124,7 @@ def test_an_anchored_offset_reads_from_its_date() -> None:
 
 
 def _chinese_ops(client: TestClient, db_url: str) -> None:
-    with session_scope(db_url) as s:
-        olga = s.exec(select(AppUser).where(AppUser.username == "olga")).one()
-        olga.locale = "zh-CN"
-        s.add(olga)
+    set_locale(db_url, "olga", "zh-CN")
     login(client, "olga")
 
 
