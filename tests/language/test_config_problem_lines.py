@@ -4,25 +4,13 @@ between the files checked, and an invalid delivery file reported instead of endi
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from engine.cli import build_app
 
-ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
-
-
-@pytest.fixture()
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "config"
-    shutil.copytree(ROOT / "config", folder)
-    monkeypatch.setenv("JOURNEYS_CONFIG_DIR", str(folder))
-    monkeypatch.setenv("JOURNEYS_CACHE_DIR", str(tmp_path / "cache"))
-    return folder
 
 
 def edit(path: Path, *changes: tuple[str, str]) -> str:
@@ -49,72 +37,69 @@ def problem(lines: list[str], file: str, line: int, *words: str) -> None:
     assert found, (file, line, words, lines)
 
 
-def test_tiers_every_problem_at_its_value(config: Path) -> None:
-    text = edit(config / "tiers.yaml", ("  basic: 0.10 ", "  basic: 0.20 "), ("  gold: 50", "  gold: 75"),
-                ("  potential: 0\n", "  potential: 0\n  bronze: 3\n"))
+def rejected(edited: dict[Path, str], *expected: tuple[str, ...]) -> None:
+    """``journeys validate`` fails on the ``edited`` files (path → its text now) and names each expected
+    problem, (needle, *words): in the file whose text holds the needle, at the needle's line."""
     code, lines = validate()
     assert code == 1
-    problem(lines, "tiers.yaml", line_of(text, "weights:"), "weights must add up to 1, not 1.1")
-    problem(lines, "tiers.yaml", line_of(text, "  gold: 75"), "gold (75) is not below platinum (70)")
-    problem(lines, "tiers.yaml", line_of(text, "  bronze: 3"), "unknown tier 'bronze'")
+    for needle, *words in expected:
+        [path] = [path for path, text in edited.items() if needle in text]
+        problem(lines, path.name, line_of(edited[path], needle), *words)
+
+
+def test_tiers_every_problem_at_its_value(config: Path) -> None:
+    tiers = config / "tiers.yaml"
+    text = edit(tiers, ("  basic: 0.10 ", "  basic: 0.20 "), ("  gold: 50", "  gold: 75"),
+                ("  potential: 0\n", "  potential: 0\n  bronze: 3\n"))
+    rejected({tiers: text}, ("weights:", "weights must add up to 1, not 1.1"),
+             ("  gold: 75", "gold (75) is not below platinum (70)"), ("  bronze: 3", "unknown tier 'bronze'"))
 
 
 def test_tiers_a_bad_field_does_not_hide_the_whole_file_checks(config: Path) -> None:
-    text = edit(config / "tiers.yaml", ("window: 90d", "window: 90x"), ("  gold: 50", "  gold: 75"))
-    code, lines = validate()
-    assert code == 1
-    problem(lines, "tiers.yaml", line_of(text, "window: 90x"), "bad duration '90x'")
-    problem(lines, "tiers.yaml", line_of(text, "  gold: 75"), "thresholds must fall strictly")
+    tiers = config / "tiers.yaml"
+    text = edit(tiers, ("window: 90d", "window: 90x"), ("  gold: 50", "  gold: 75"))
+    rejected({tiers: text}, ("window: 90x", "bad duration '90x'"), ("  gold: 75", "thresholds must fall strictly"))
 
 
 def test_tiers_notify_queue_must_be_a_declared_queue(config: Path) -> None:
-    text = edit(config / "tiers.yaml", ("notify_queue: ops\n  gold:", "notify_queue: opz\n  gold:"))
-    code, lines = validate()
-    assert code == 1
-    problem(lines, "tiers.yaml", line_of(text, "notify_queue: opz"), "unknown queue 'opz'", "did you mean 'ops'")
+    tiers = config / "tiers.yaml"
+    text = edit(tiers, ("notify_queue: ops\n  gold:", "notify_queue: opz\n  gold:"))
+    rejected({tiers: text}, ("notify_queue: opz", "unknown queue 'opz'", "did you mean 'ops'"))
 
 
 def test_delivery_problems_at_their_lines_and_no_traceback(config: Path) -> None:
-    text = edit(config / "delivery.yaml", ("default_timezone: Asia/Shanghai", "default_timezone: Asia/Shanghia"),
+    delivery = config / "delivery.yaml"
+    text = edit(delivery, ("default_timezone: Asia/Shanghai", "default_timezone: Asia/Shanghia"),
                 ("  email: 500\n", "  email: 500\n  fax: 3\n"), ("max_attempts: 5", "max_attempts: 0"))
-    code, lines = validate()
-    assert code == 1
-    problem(lines, "delivery.yaml", line_of(text, "default_timezone:"), "unknown time zone 'Asia/Shanghia'")
-    problem(lines, "delivery.yaml", line_of(text, "  fax: 3"), "unknown channel 'fax'")
-    problem(lines, "delivery.yaml", line_of(text, "max_attempts: 0"), "'max_attempts'", "greater than or equal to 1")
+    rejected({delivery: text}, ("default_timezone:", "unknown time zone 'Asia/Shanghia'"),
+             ("  fax: 3", "unknown channel 'fax'"), ("max_attempts: 0", "'max_attempts'", "greater than or equal to 1"))
 
 
 def test_queues_every_problem_at_its_value(config: Path) -> None:
-    text = edit(config / "queues.yaml", ('  end: "18:00"', '  end: "08:00"'),
-                ("task_types: {}", "task_types:\n  Bad/Key/x: {}"))
-    code, lines = validate()
-    assert code == 1
-    problem(lines, "queues.yaml", line_of(text, '  end: "08:00"'), "end (08:00) must come after start (09:00)")
-    problem(lines, "queues.yaml", line_of(text, "Bad/Key/x"), "task type 'Bad/Key/x'")
+    queues = config / "queues.yaml"
+    text = edit(queues, ('  end: "18:00"', '  end: "08:00"'), ("task_types: {}", "task_types:\n  Bad/Key/x: {}"))
+    rejected({queues: text}, ('  end: "08:00"', "end (08:00) must come after start (09:00)"),
+             ("Bad/Key/x", "task type 'Bad/Key/x'"))
 
 
 def test_work_calendar_and_event_types_at_their_values(config: Path) -> None:
-    calendar = edit(config / "work_calendar.yaml", ("years: {}", (
+    calendar, events = config / "work_calendar.yaml", config / "events.yaml"
+    edited = {calendar: edit(calendar, ("years: {}", (
         "years:\n  2027:\n    holidays:\n      - name: national_day\n"
-        "        from: 2027-10-07\n        to: 2027-10-01")))
-    events = edit(config / "events.yaml", ("  fields: {platform: str, session_seconds: int}",
-                                           "  fields: {platform: str, session_seconds: int}\n"
-                                           "  required: [platform, platfrom]"))
-    code, lines = validate()
-    assert code == 1
-    problem(lines, "work_calendar.yaml", line_of(calendar, "to: 2027-10-01"), "'to' (2027-10-01) is before 'from'")
-    problem(lines, "events.yaml", line_of(events, "required: [platform, platfrom]"),
-            "required field 'platfrom' is not one of the fields")
+        "        from: 2027-10-07\n        to: 2027-10-01"))),
+              events: edit(events, ("  fields: {platform: str, session_seconds: int}",
+                                    "  fields: {platform: str, session_seconds: int}\n"
+                                    "  required: [platform, platfrom]"))}
+    rejected(edited, ("to: 2027-10-01", "'to' (2027-10-01) is before 'from'"),
+             ("required: [platform, platfrom]", "required field 'platfrom' is not one of the fields"))
 
 
 def test_queues_field_errors_do_not_hide_the_file_checks(config: Path) -> None:
     """A queue's bad outcome (its list left empty once set aside) and bad clock still let the
     task-type keys be checked."""
-    text = edit(config / "queues.yaml", ("    outcomes: [resolved]\n    clock: business\n",
-                                         "    outcomes: [resolvd]\n    clock: bizness\n"),
+    queues = config / "queues.yaml"
+    text = edit(queues, ("    outcomes: [resolved]\n    clock: business\n",
+                         "    outcomes: [resolvd]\n    clock: bizness\n"),
                 ("task_types: {}", "task_types:\n  Bad/Key/x: {}"))
-    code, lines = validate()
-    assert code == 1
-    problem(lines, "queues.yaml", line_of(text, "outcomes: [resolvd]"), "unknown outcome 'resolvd'")
-    problem(lines, "queues.yaml", line_of(text, "clock: bizness"), "'bizness' is not allowed")
-    problem(lines, "queues.yaml", line_of(text, "Bad/Key/x"), "task type 'Bad/Key/x'")
+    rejected({queues: text}, ("outcomes: [resolvd]", "unknown outcome 'resolvd'"),
+             ("clock: bizness", "'bizness' is not allowed"), ("Bad/Key/x", "task type 'Bad/Key/x'"))

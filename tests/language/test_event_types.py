@@ -4,7 +4,6 @@ catalogue in force."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -30,15 +29,6 @@ steps:
   - id: done
     exit: {{}}
 """
-
-
-@pytest.fixture
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "config"
-    shutil.copytree(ROOT / "config", folder)
-    monkeypatch.setenv("JOURNEYS_CONFIG_DIR", str(folder))
-    monkeypatch.setenv("JOURNEYS_CACHE_DIR", str(tmp_path / "cache"))
-    return folder
 
 
 def validate(tmp_path: Path, event_type: str, field: str) -> tuple[int, str, Path]:

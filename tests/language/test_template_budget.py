@@ -17,6 +17,7 @@ import pytest
 from engine.language.rendering import Renderer, RenderError, check_templates, sample_context
 from engine.language.template_check import check_template_syntax
 from engine.sending.render_batch import BatchRenderer
+from tests.language.conftest import SmsTemplates
 from tests.language.test_rendering import write_template
 
 NESTED = "{% set s = 'a'*50000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}done"
@@ -106,17 +107,13 @@ def test_the_shipped_templates_all_render_within_the_bounds() -> None:
     assert check_templates() == []
 
 
-def test_each_render_has_its_own_budget_even_in_an_imported_macro(tmp_path: Path) -> None:
+def test_each_render_has_its_own_budget_even_in_an_imported_macro(sms: SmsTemplates) -> None:
     # Jinja caches an imported template's module (and its context) across renders: charged there, a
     # macro's loops would add up render after render until an ordinary message failed.
-    root = tmp_path / "templates"
-    write_template(root, "lib", {"sms.zh-CN.j2": "{% macro spin(n) %}{% for i in range(n) %}{% endfor %}"
-                                                 "{% endmacro %}"})
-    write_template(root, "user", {"sms.zh-CN.j2": "{% import 'lib/sms.zh-CN.j2' as lib %}您好{{ lib.spin(30000) }}"})
-    renderer = Renderer(root, footer="")
+    sms.write(lib="{% macro spin(n) %}{% for i in range(n) %}{% endfor %}{% endmacro %}",
+              user="{% import 'lib/sms.zh-CN.j2' as lib %}您好{{ lib.spin(30000) }}")
     for _ in range(4):
-        assert renderer.render("user", "sms", sample_context(), "zh-CN").text == "您好"
-    write_template(root, "heavy", {"sms.zh-CN.j2": "{% import 'lib/sms.zh-CN.j2' as lib %}您好\n"
-                                                   "{{ lib.spin(40000) }}{{ lib.spin(40000) }}"})
+        assert sms.render("user") == "您好"
+    sms.write(heavy="{% import 'lib/sms.zh-CN.j2' as lib %}您好\n{{ lib.spin(40000) }}{{ lib.spin(40000) }}")
     with pytest.raises(RenderError, match="100,000 items"):
-        renderer.render("heavy", "sms", sample_context(), "zh-CN")
+        sms.render("heavy")

@@ -14,6 +14,7 @@ import pytest
 from engine.language.rendering import Renderer, RenderError, check_templates, sample_context
 from engine.language.template_check import check_template_syntax
 from engine.sending.render_batch import BatchRenderer
+from tests.language.conftest import SmsTemplates
 from tests.language.test_rendering import write_template
 
 SECRET = "secret-key-material-that-must-never-leave"
@@ -82,12 +83,9 @@ def test_validate_rejects_private_names_at_their_line_without_running_them(tmp_p
     assert not marker.exists() and not any(SECRET in p.message for p in rendered)
 
 
-def test_templates_keep_their_data_helpers_and_lose_the_rest(tmp_path: Path) -> None:
-    root = tmp_path / "templates"
-    write_template(root, "ok", {"sms.zh-CN.j2": "{% for i in range(3) %}{{ i }}{% endfor %} {{ dict(a=1)['a'] }} "
-                                                "{{ customer.name }}"})
-    write_template(root, "gone", {"sms.zh-CN.j2": "{{ lipsum(1) }}"})
-    renderer = Renderer(root, footer="")
-    assert renderer.render("ok", "sms", sample_context(), "zh-CN").text == "012 1 王小明"
+def test_templates_keep_their_data_helpers_and_lose_the_rest(sms: SmsTemplates) -> None:
+    sms.write(ok="{% for i in range(3) %}{{ i }}{% endfor %} {{ dict(a=1)['a'] }} {{ customer.name }}",
+              gone="{{ lipsum(1) }}")
+    assert sms.render("ok") == "012 1 王小明"
     with pytest.raises(RenderError, match="lipsum"):
-        renderer.render("gone", "sms", sample_context(), "zh-CN")
+        sms.render("gone")

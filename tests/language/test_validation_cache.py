@@ -15,13 +15,7 @@ from typer.testing import CliRunner
 
 from engine.cli import build_app
 from engine.language import journey_registry, validation, validation_cache
-from engine.language.validation_cache import (
-    VALIDATOR_MODULES,
-    cache_dir,
-    inputs,
-    validate_cached,
-    validation_result,
-)
+from engine.language.validation_cache import VALIDATOR_MODULES, cache_dir, inputs, validate_cached, validation_result
 
 ROOT = Path(__file__).resolve().parents[2]
 JOURNEY = "gold-monthly-callback.yaml"
