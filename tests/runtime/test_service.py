@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from store.db import make_engine
 from tests.conftest import Spawned
@@ -101,22 +102,31 @@ def _stop(proc: subprocess.Popen[str], output: _Output) -> str:
     return out
 
 
+def _add_touches(engine: Engine, ids: list[int], step: str = "s1") -> None:
+    """Touches for ``ids`` on a shipped template, so the service can render what it sends."""
+    make_touches(engine, ids, step=step)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE touch SET template = 'silver_weekly_push'"))
+
+
+def _serve_until_sent(spawn: Spawned, cwd: Path, env: dict[str, str], engine: Engine, n: int) -> str:
+    """``journeys run`` until ``n`` touches are sent, then SIGTERM; returns what it printed."""
+    service = spawn([JOURNEYS, "run"], cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = _Output(service)
+    _wait_running(service, output)
+    _wait_sent(engine, n, service)
+    return _stop(service, output)
+
+
 def test_service_dispatches_stops_cleanly_on_sigterm_and_carries_on_after_restart(
     db_url: str, tmp_path: Path, spawn: Spawned
 ) -> None:
     engine = make_engine(db_url)
     ids = make_customers(engine, 700)
-    make_touches(engine, ids[:500])
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE touch SET template = 'silver_weekly_push'"))
+    _add_touches(engine, ids[:500])
     env = _env(db_url, tmp_path)
 
-    first = spawn([JOURNEYS, "run"], cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
-                  stderr=subprocess.STDOUT)
-    first_output = _Output(first)
-    _wait_running(first, first_output)
-    _wait_sent(engine, 500, first)
-    out = _stop(first, first_output)
+    out = _serve_until_sent(spawn, tmp_path, env, engine, 500)
     assert "stopped cleanly" in out
     with engine.connect() as conn:
         jobs: dict[str, object] = dict(conn.execute(text("SELECT id, next_run_time FROM apscheduler_jobs")).all())
@@ -124,15 +134,8 @@ def test_service_dispatches_stops_cleanly_on_sigterm_and_carries_on_after_restar
     assert set(jobs) == {"dispatch", "plan", "outcome-ingest", "churn-check", "retier", "tier-review", "nps-survey"}
 
     # New work arrives while the service is down; the restarted service finds its jobs and sends it.
-    make_touches(engine, ids[500:], step="s2")
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE touch SET template = 'silver_weekly_push'"))
-    second = spawn([JOURNEYS, "run"], cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
-                   stderr=subprocess.STDOUT)
-    second_output = _Output(second)
-    _wait_running(second, second_output)
-    _wait_sent(engine, 700, second)
-    out = _stop(second, second_output)
+    _add_touches(engine, ids[500:], step="s2")
+    out = _serve_until_sent(spawn, tmp_path, env, engine, 700)
     assert "added none" in out  # the stored jobs were kept, not re-created
     with engine.connect() as conn:
         assert conn.execute(text("SELECT next_run_time FROM apscheduler_jobs WHERE id = 'retier'")).scalar() == \
