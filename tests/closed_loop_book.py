@@ -20,17 +20,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from store.models import (
-    AgentTask,
-    Customer,
-    Enrollment,
-    Event,
-    Outcome,
-    Policy,
-    SurveyAnswer,
-    TierChange,
-    Touch,
-)
+from store.models import AgentTask, Customer, Enrollment, Event, Outcome, Policy, SurveyAnswer, TierChange, Touch
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 END = datetime(2026, 4, 1, tzinfo=UTC)
