@@ -248,42 +248,65 @@ class TwilioSmsAdapter:
             # The SDK joins every Messages URL onto its Api domain's base_url.
             self.client.api.base_url = api_base.rstrip("/")
         self._semaphore = asyncio.BoundedSemaphore(concurrency)
+        self._slot_holders: set[asyncio.Task[Any]] = set()
         self._sent: tuple[URL, dict[str, str], list[bytes]] | None = None
 
     async def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
-        return await run_bounded(messages, self.send_one, self.concurrency)
+        return await run_bounded(messages, self._send_in_slot, self.concurrency)
+
+    async def _send_in_slot(self, message: OutboundMessage) -> SendResult:
+        """``send_one`` for a worker of ``send_batch``: the worker takes one of the adapter's ``concurrency``
+        slots at its first message and gives it back when it ends (its batch has no message left). Batches sent
+        at once (a dispatcher's lanes and rate-paced chunks) have more workers than there are slots, and taking
+        a slot per message parked a future and woke the worker's task once more for nearly every send."""
+        task = asyncio.current_task()
+        if task is None:
+            return await self.send_one(message)
+        if task not in self._slot_holders:
+            await self._semaphore.acquire()
+            self._slot_holders.add(task)
+            task.add_done_callback(self._give_back_slot)
+        return await self._send(message)
+
+    def _give_back_slot(self, task: asyncio.Task[Any]) -> None:
+        self._slot_holders.discard(task)
+        self._semaphore.release()
 
     async def send_one(self, message: OutboundMessage) -> SendResult:
-        callback = message.status_callback_url
         async with self._semaphore:
-            try:
-                # Sent as rendered: rendering adds the marketing opt-out line per locale
-                # and counts segments with it, so the adapter must not alter the text.
-                created = await self._create(message.to, message.content.text,
-                                             with_touch_key(callback, message.touch_key) if callback else None)
-            except (TwilioRestException, TwilioServiceException) as exc:
-                code = exc.code if isinstance(exc.code, int) else None
-                # A 5xx is class unknown (the message may exist at Twilio): dispatch has it looked
-                # up in the Messages list rather than sent again (channels.errors).
-                verdict = classify_twilio(exc.status, code)
-                log.info("sms to %s %s: %s %s", mask_phone(message.to),
-                         "not confirmed" if verdict.error_class == "unknown" else "refused", code, verdict.reason)
-                return SendResult(
-                    message.touch_key,
-                    ok=False,
-                    error_class=verdict.error_class,
-                    error_code=str(code if code is not None else exc.status),
-                    error_reason=verdict.reason,
-                )
-            except aiohttp.ConnectionTimeoutError:
-                # Timed out while connecting: the request was never written, so it is safe to retry.
-                return _transport_failure(message, CONNECT_ERROR, "timed out connecting to Twilio")
-            except TimeoutError:
-                return _transport_failure(message, TIMEOUT, "no reply from Twilio within the timeout")
-            except aiohttp.ClientConnectorError as exc:
-                return _transport_failure(message, CONNECT_ERROR, f"cannot connect to Twilio: {exc.os_error}")
-            except aiohttp.ClientError as exc:
-                return _transport_failure(message, CONNECTION_LOST, f"connection lost: {type(exc).__name__}")
+            return await self._send(message)
+
+    async def _send(self, message: OutboundMessage) -> SendResult:
+        """One message, in a slot the caller holds."""
+        callback = message.status_callback_url
+        try:
+            # Sent as rendered: rendering adds the marketing opt-out line per locale
+            # and counts segments with it, so the adapter must not alter the text.
+            created = await self._create(message.to, message.content.text,
+                                         with_touch_key(callback, message.touch_key) if callback else None)
+        except (TwilioRestException, TwilioServiceException) as exc:
+            code = exc.code if isinstance(exc.code, int) else None
+            # A 5xx is class unknown (the message may exist at Twilio): dispatch has it looked
+            # up in the Messages list rather than sent again (channels.errors).
+            verdict = classify_twilio(exc.status, code)
+            log.info("sms to %s %s: %s %s", mask_phone(message.to),
+                     "not confirmed" if verdict.error_class == "unknown" else "refused", code, verdict.reason)
+            return SendResult(
+                message.touch_key,
+                ok=False,
+                error_class=verdict.error_class,
+                error_code=str(code if code is not None else exc.status),
+                error_reason=verdict.reason,
+            )
+        except aiohttp.ConnectionTimeoutError:
+            # Timed out while connecting: the request was never written, so it is safe to retry.
+            return _transport_failure(message, CONNECT_ERROR, "timed out connecting to Twilio")
+        except TimeoutError:
+            return _transport_failure(message, TIMEOUT, "no reply from Twilio within the timeout")
+        except aiohttp.ClientConnectorError as exc:
+            return _transport_failure(message, CONNECT_ERROR, f"cannot connect to Twilio: {exc.os_error}")
+        except aiohttp.ClientError as exc:
+            return _transport_failure(message, CONNECTION_LOST, f"connection lost: {type(exc).__name__}")
         return SendResult(message.touch_key, ok=True, provider_message_id=created.get("sid"),
                           provider_status=created.get("status"))
 
@@ -296,8 +319,6 @@ class TwilioSmsAdapter:
         the stand-in). What every create sends alike (URL, headers, sender) is made once, and the reply is parsed
         once, here, rather than cut down in the hook and parsed again. Answers the created message's fields
         (``sid``, ``status``)."""
-        messages = self.client.messages
-        version = messages._version
         sent = self._sent
         if sent is None:  # made at the first send: the API base may be set after the adapter is made
             sent = self._sent = self._create_request()
@@ -312,7 +333,8 @@ class TwilioSmsAdapter:
         if not 200 <= status < 300:
             # Twilio answers JSON in UTF-8; the SDK reads the error from the reply as its hook returns it.
             response = Response(status, raw.decode("utf-8", errors="replace"), reply_headers)
-            raise version.exception("POST", messages._uri, response, "Unable to create record")
+            messages = self.client.messages
+            raise messages._version.exception("POST", messages._uri, response, "Unable to create record")
         created: dict[str, Any] = orjson.loads(raw)
         return created
 

@@ -294,3 +294,41 @@ async def test_a_send_is_the_request_the_sdks_create_makes(sender: dict[str, str
         assert (result.provider_message_id, result.provider_status) == ("SM1", "queued")
     else:
         assert result.error_class == ("permanent" if reply[0] == 400 else "unknown")
+
+
+async def test_batches_sent_at_once_never_have_more_than_concurrency_requests_in_flight() -> None:
+    """Workers of several batches keep a slot each for as long as their batch has messages: still never more
+    than ``concurrency`` requests at Twilio at once, every slot used, and every slot given back after."""
+    from aiohttp import web
+
+    in_flight, peak, created = 0, 0, 0
+
+    async def create(request: web.Request) -> web.Response:
+        nonlocal in_flight, peak, created
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.002)
+        in_flight -= 1
+        created += 1
+        return web.json_response({"sid": f"SM{created}", "status": "queued"}, status=201)
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", create)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    adapter = TwilioSmsAdapter("AC" + "3" * 32, "token", FROM, api_base=f"http://127.0.0.1:{port}", concurrency=4)
+    try:
+        batches = await asyncio.gather(*(adapter.send_batch([sms(b * 100 + i) for i in range(30)]) for b in range(3)))
+        assert peak == 4
+        assert [[r.ok for r in batch] for batch in batches] == [[True] * 30] * 3
+        peak = 0
+        [alone] = await asyncio.gather(adapter.send_batch([sms(900 + i) for i in range(12)]))
+        assert peak == 4 and all(r.ok for r in alone)
+        one = await adapter.send_one(sms(999))
+        assert (one.ok, one.provider_message_id, adapter._semaphore._value) == (True, "SM103", 4)
+    finally:
+        await adapter.aclose()
+        await runner.cleanup()
