@@ -26,7 +26,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from functools import lru_cache, partial
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -35,6 +35,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from channels.base import RenderedMessage
+from channels.template_files import FILE_FOR
 from engine.language.rendering import (
     context_from_rows,
     event_after_wait,
@@ -57,8 +58,8 @@ RowT = TypeVar("RowT", Policy, Claim)
 class BatchRenderer(Renderer):
     """``Renderer`` with its file lookups cached for the duration of one batch.
 
-    Meta, locale choice, footer, WeChat field files and compiled strings come from
-    per-batch caches; the Jinja environments stop checking file times per render
+    Meta, locale choice, footer, WeChat field files, template files and compiled strings
+    come from per-batch caches; the Jinja environments stop checking file times per render
     (``auto_reload``) and drop their compiled templates at each ``begin_batch`` instead.
     """
 
@@ -69,6 +70,7 @@ class BatchRenderer(Renderer):
         self._footers: dict[str, str] = {}
         self._fields: dict[tuple[str, str], tuple[Path, str, Any] | RenderError] = {}
         self._strings: dict[str, jinja2.Template] = {}
+        self._files: dict[tuple[bool, str, str, str], jinja2.Template] = {}
 
     def begin_batch(self) -> None:
         """Forget everything read from disk: what changed since the last batch is read again."""
@@ -80,13 +82,14 @@ class BatchRenderer(Renderer):
         self._footers.clear()
         self._fields.clear()
         self._strings.clear()
+        self._files.clear()
 
     def _load_meta(self, template: str) -> TemplateMeta:
-        return _remembered(self._meta, template, partial(super()._load_meta, template), ValueError)
+        return _remembered(self._meta, template, ValueError, super()._load_meta, template)
 
     def pick_locale(self, template: str, kind: str, wanted: str) -> str:
-        return _remembered(self._locale, (template, kind, wanted),
-                           partial(super().pick_locale, template, kind, wanted), RenderError)
+        return _remembered(self._locale, (template, kind, wanted), RenderError, super().pick_locale, template, kind,
+                           wanted)
 
     def footer(self, locale: str) -> str:
         text = self._footers.get(locale)
@@ -95,8 +98,23 @@ class BatchRenderer(Renderer):
         return text
 
     def _wechat_fields(self, name: str, locale: str) -> tuple[Path, str, Any]:
-        return _remembered(self._fields, (name, locale),
-                           partial(super()._wechat_fields, name, locale), RenderError)
+        return _remembered(self._fields, (name, locale), RenderError, super()._wechat_fields, name, locale)
+
+    def _file(self, env: jinja2.Environment, name: str, kind: str, locale: str, variables: dict[str, Any]) -> str:
+        key = (env is self.escaped, name, kind, locale)
+        compiled = self._files.get(key)
+        if compiled is None:
+            # Found once per batch rather than through the environment's cache (a lock, a weak reference and a
+            # file-name check) at every message; a file that is missing or does not compile goes to the parent.
+            try:
+                compiled = self._files[key] = env.get_template(f"{name}/{FILE_FOR[kind].format(locale=locale)}")
+            except Exception:
+                return super()._file(env, name, kind, locale, variables)
+        try:
+            return render_bounded(compiled, variables)
+        except Exception:
+            # The parent renders it again and names the file and line of the error.
+            return super()._file(env, name, kind, locale, variables)
 
     def _string(self, name: str, kind: str, locale: str, source: str, variables: dict[str, Any], path: Path,
                 file_text: str, key: Any) -> str:
@@ -114,13 +132,13 @@ class BatchRenderer(Renderer):
             return super()._string(name, kind, locale, source, variables, path, file_text, key)
 
 
-def _remembered(cache: dict[KeyT, ValueT | ErrorT], key: KeyT, load: Callable[[], ValueT],
-                errors: type[ErrorT]) -> ValueT:
-    """What ``load`` returns for ``key``, or the error it raises, found once per batch."""
+def _remembered(cache: dict[KeyT, ValueT | ErrorT], key: KeyT, errors: type[ErrorT], load: Callable[..., ValueT],
+                *args: Any) -> ValueT:
+    """What ``load(*args)`` returns for ``key``, or the error it raises, found once per batch."""
     found = cache.get(key)
     if found is None:
         try:
-            found = load()
+            found = load(*args)
         except errors as exc:
             found = exc
         cache[key] = found
