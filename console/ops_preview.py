@@ -13,6 +13,8 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import Engine
+
 from channels.template_files import LOCALES
 from engine.language.journey_model import Journey
 from engine.language.rendering import Renderer, renderer
@@ -41,16 +43,21 @@ def templates_in_force(url: str | None = None) -> Path:
     return in_force_folder(get_engine(url))
 
 
+def footer_in_force(engine: Engine) -> str:
+    """The opt-out line marketing SMS end with, as dispatch adds it (``make_dispatcher``): the approved
+    delivery settings' (a footer edited in config/delivery.yaml waits for review like a template)."""
+    return delivery_settings(engine).marketing_sms_footer
+
+
 def renderer_in_force(url: str | None = None) -> Renderer:
-    """What customers' messages go through: the approved templates and the approved delivery settings'
-    marketing footer (a footer edited in config/delivery.yaml waits for review like a template)."""
+    """What customers' messages go through: the approved templates and the footer in force."""
     engine = get_engine(url)
-    return renderer(in_force_folder(engine), configured_footer=delivery_settings(engine).marketing_sms_footer)
+    return renderer(in_force_folder(engine), configured_footer=footer_in_force(engine))
 
 
-def previews(journey: Journey, root: Path | None = None) -> list[Preview]:
-    """Every message of ``journey`` rendered from ``root`` (default: as sent, ``renderer_in_force``)."""
-    render = (renderer(root) if root is not None else renderer_in_force()).render
+def previews(journey: Journey) -> list[Preview]:
+    """Every message of ``journey`` rendered as sent (``renderer_in_force``)."""
+    render = renderer_in_force().render
     out: list[Preview] = []
     for step in journey.steps:
         if step.send is None:

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from channels.template_files import FILE_FOR, LOCALES
 from console.auth import RIGHTS
-from console.ops_preview import Preview, previews
+from console.ops_preview import Preview, footer_in_force, previews
 from engine.language import settings_review, template_review
 from engine.language.journey_registry import land_changes
 from engine.language.journey_review import (
@@ -111,26 +112,33 @@ class ReviewPage:
 
 
 def review_page(session: Session, version_id: int) -> ReviewPage:
-    """A version, its diff against the version in force, its rendered messages and its journey's history."""
+    """A version, its diff against the version in force, its rendered messages and its journey's history.
+
+    The messages are rendered with the settings in force, landed in a session of their own (as dispatch
+    does): on SQLite ``session`` must hold no write of its own yet, or that landing waits on it."""
     found = change(session, version_id)
     if found.version.kind == TEMPLATE:
         name = template_review.name_of(found.version.journey_id)
+        engine = session.get_bind()
+        assert isinstance(engine, Engine)  # session_scope's sessions are bound to an engine
         return ReviewPage(found, versions(session, found.version.journey_id),
-                          template_previews(name, found.version.source), name)
+                          template_previews(name, found.version.source, footer_in_force(engine)), name)
     loaded = stored_journey(found.version)
     shown = previews(loaded.journey) if loaded is not None else []
     name = loaded.journey.name if loaded is not None else found.version.journey_id
     return ReviewPage(found, versions(session, found.version.journey_id), shown, name)
 
 
-def template_previews(name: str, source: str) -> list[Preview]:
-    """A stored template version rendered for a sample customer: each channel it has, each locale."""
+def template_previews(name: str, source: str, footer: str) -> list[Preview]:
+    """A stored template version rendered for a sample customer: each channel it has, each locale, with the
+    marketing ``footer`` dispatch adds (``ops_preview.footer_in_force``), so the preview is what is sent."""
     out: list[Preview] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         template_review.write_folder(source, root / name)
         files = {p.name for p in (root / name).iterdir()}
-        renderer = Renderer(root)
+        # Not the cached ``rendering.renderer``: this folder is gone after the request.
+        renderer = Renderer(root, configured_footer=footer)
         for channel in ("sms", "wechat", "email", "push"):
             for locale in LOCALES:
                 if FILE_FOR[channel].format(locale=locale) not in files:

@@ -78,6 +78,7 @@ def test_a_changed_marketing_template_is_sent_only_once_approved_and_rollback_re
     with session_scope(book.url) as session:
         [signed] = [v for v in review.submit_changes(session, "olga") if v.kind == TEMPLATE]
         assert signed.id == pending.id and signed.submitted_by == "olga"
+    with session_scope(book.url) as session:  # as the page opens it: the submission committed
         page = review.review_page(session, pending.id)
         assert "-Spring offer {{ customer.name }}" in page.change.diff
         assert "+Summer offer {{ customer.name }}" in page.change.diff
