@@ -14,6 +14,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from console import usernames
+from console.i18n import SUPPORTED
 from store.clock import as_utc, utcnow
 from store.db import session_scope
 from store.models import ROLES, AppUser, AuditLog, KeyValue
@@ -89,6 +90,10 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+class UnknownLocale(ValueError):
+    """A user's language the console has no catalogue for."""
+
+
 def create_user(
     session: Session,
     username: str,
@@ -102,6 +107,8 @@ def create_user(
 ) -> AppUser:
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
+    if locale not in SUPPORTED:  # stored as it is: a page would be shown in the default language instead
+        raise UnknownLocale(f"unknown language {locale!r}: one of {', '.join(SUPPORTED)}")
     _check_password(password)
     # The same rule for every way in (console form, CLI, demo), so no name exists that the form refuses.
     refusal = usernames.problem(session, username)

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import col, select
 
 from console import csrf, tasks, text_rules, usernames
-from console.auth import audit, clock_of, create_user
+from console.auth import UnknownLocale, audit, clock_of, create_user
 from console.deps import RowId, db_url, user_with
 from console.i18n import SUPPORTED, Translator
 from console.labels import AUDIT_KEYS, FORM_FIELDS
@@ -63,11 +63,13 @@ def add_user(
             created = create_user(session, name, password, role,
                                   display_name="" if blank(display_name) else display_name.strip(),
                                   team=None if blank(team) else team.strip(),
-                                  locale=locale if locale in SUPPORTED else "zh-CN")
+                                  locale=locale)
             created.skills = [s for s in SKILLS if s in skill]
             session.add(created)
             audit(session, admin.username, "user_add", "user", created.id or 0, {"role": role})
         flash(request, "User %(name)s added.", "ok", name=name)
+    except UnknownLocale:
+        flash(request, "Unknown language.", "error")
     except ValueError:
         flash(request, "The user could not be added: check the name (unique), role and password (8+ characters).",
               "error")
