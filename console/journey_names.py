@@ -9,6 +9,7 @@ page reads only the list of versions.
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -89,9 +90,15 @@ def journey_names(db_url: str | None) -> dict[str, str]:
     return names
 
 
+# Between the halves: " / ", or a slash right after Chinese text or full-width punctuation, which is
+# often written with no space before it ("投诉超时升级（主管）/ Complaint escalation").
+_HALVES = re.compile(r"\s+/\s+|(?<=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])/\s*")
+
+
 def localised(name: str, locale: str) -> str:
     """The part of a bilingual ``中文 / English`` name for ``locale`` (the whole name when it has one part)."""
-    zh, sep, en = name.partition(" / ")
-    if not sep:
+    halves = _HALVES.split(name, maxsplit=1)
+    if len(halves) != 2:
         return name
+    zh, en = halves
     return zh.strip() if locale.startswith("zh") else en.strip()

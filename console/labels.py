@@ -307,6 +307,12 @@ AUDIT_KEYS: dict[str, str] = {
     "sent": "Sent",
 }
 
+# The settings files reviewed before going live (engine.language.settings_review), by what they decide.
+SETTING_FILES: dict[str, str] = {
+    "delivery.yaml": "Delivery rules: caps, quiet hours, footers",
+    "tiers.yaml": "Tier rules",
+}
+
 TABLES: dict[str, dict[str, str]] = {
     "tier": TIERS,
     "outcome": OUTCOMES,
@@ -328,6 +334,7 @@ TABLES: dict[str, dict[str, str]] = {
     "holiday": HOLIDAYS,
     "anchor": ANCHORS,
     "audit_key": AUDIT_KEYS,
+    "setting": SETTING_FILES,
 }
 
 

@@ -13,6 +13,7 @@ from console import csrf
 from console.auth import CurrentUser
 from console.i18n import Translator, normalise
 from console.journey_names import journey_names, localised
+from console.template_names import template_description
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 FLASH = "flash"
@@ -61,12 +62,20 @@ def render(request: Request, name: str, user: CurrentUser | None, status_code: i
             names.update(journey_names(request.app.state.settings.database_url) or {"": ""})
         if journey_id not in names and ":" in journey_id:
             # A reviewed template or setting ("template:<name>"): the kind is shown beside it already.
-            return journey_id.split(":", 1)[1]
+            kind, _, name = journey_id.partition(":")
+            if kind == "template":
+                return template_name(name)
+            return t.label("setting", name) if kind == "setting" else name
         return localised(names.get(journey_id, journey_id), t.locale)
+
+    def template_name(name: str) -> str:
+        """A template folder by its ``meta.yaml`` description in the reader's language, else its code."""
+        return localised(template_description(name) or name, t.locale)
 
     html = _env.get_template(name).render(
         request=request, user=user, _=t, t=t, locale=t.locale, csrf_token=csrf.token(request),
-        flashes=flashes, path=request.url.path, journey_name=journey_name, **context,
+        flashes=flashes, path=request.url.path, journey_name=journey_name, template_name=template_name,
+        **context,
     )
     # Text stored before the API refused half surrogate pairs (store.standard_json) cannot be UTF-8:
     # shown as "?", so the page still opens.
