@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 
@@ -39,6 +40,20 @@ def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
         raise _OutOfRange(text[:40])
+    return value
+
+
+# The largest whole number kept: a double's range, as for 1e400. Python reads a whole number of up to
+# 4,300 digits (longer is a ValueError: the API's bare 400), and jsonb stores it; read as a float (an
+# event's amount is a float field) it raises OverflowError.
+_LARGEST_WHOLE = int(sys.float_info.max)
+_WHOLE_DIGITS = len(str(_LARGEST_WHOLE))
+
+
+def _bounded_int(text: str) -> int:
+    # Its length first: int() of 100,000 digits costs time before it would fail.
+    if len(text.lstrip("-")) > _WHOLE_DIGITS or abs(value := int(text)) > _LARGEST_WHOLE:
+        raise _OutOfRange(text[:40] + ("..." if len(text) > 40 else ""))
     return value
 
 
@@ -74,7 +89,7 @@ def _fault(value: Any) -> str | None:
 def strict_loads(body: bytes | str) -> Any:
     """``json.loads`` that refuses non-finite numbers and lone surrogates with a ``JSONDecodeError``."""
     try:
-        value = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
+        value = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_bounded_int)
     except _NotFinite as exc:
         raise _refused(f"{exc} is not a JSON number: write a finite number", body) from None
     except _OutOfRange as exc:
