@@ -52,7 +52,7 @@ from console import csrf, queues, tasks
 from console.auth import RIGHTS, SESSION_USER, CurrentUser, NotAuthenticated, audit, load_user
 from console.config import ApiKey, hash_api_key
 from console.deps import RowId
-from console.events_bridge import UnknownCustomer, emit_async
+from console.events_bridge import Incoming, UnknownCustomer, emit_async
 from console.strict_json import StrictJSONRoute
 from console.task_inbox import TaskFacts
 from console.tasks import OUTCOMES
@@ -281,7 +281,7 @@ async def post_event(request: Request, response: Response, body: EventIn, _who: 
     try:
         # Batched with the requests arriving alongside (one transaction and one planner run for
         # all of them), committed before the answer; the event loop never blocks on the database.
-        result = await emit_async(body.type, body.customer_id, body.data, body.event_id, body.occurred_at,
+        result = await emit_async(Incoming(body.type, body.customer_id, body.data, body.event_id, body.occurred_at),
                                   request.app.state.settings.database_url)
     except UnknownCustomer:
         raise _field_error("customer_id", f"unknown customer {body.customer_id!r}") from None

@@ -17,6 +17,7 @@ open write transaction would wait on itself.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import uuid
 import weakref
@@ -78,16 +79,11 @@ def emit_many(events: list[Incoming], db_url: str | None = None) -> list[Emitted
     return out
 
 
-async def emit_async(
-    type_: str,
-    customer_external_id: str,
-    data: dict[str, Any],
-    event_id: str | None = None,
-    occurred_at: datetime | None = None,
-    db_url: str | None = None,
-) -> Emitted:
-    """``emit`` for the event loop: the event joins the next batch, and this awaits its outcome."""
-    event = Incoming(type_, customer_external_id, data, event_id or uuid.uuid4().hex, occurred_at)
+async def emit_async(event: Incoming, db_url: str | None = None) -> Emitted:
+    """``emit`` for the event loop: ``event`` (as the API read it) joins the next batch, and this awaits its
+    outcome."""
+    if not event.event_id:
+        event = dataclasses.replace(event, event_id=uuid.uuid4().hex)
     loop = asyncio.get_running_loop()
     with _batchers_guard:  # several event loops (servers in threads) may start at once
         batchers = _batchers.setdefault(loop, {})

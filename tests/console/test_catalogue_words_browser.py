@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.console.conftest import DESK, PHONE, PageFactory
+from tests.console.conftest import DESK, PHONE, PageFactory, Seed
 from tests.console.test_form_errors import set_locale
 from tests.console.test_review_browser import pending_template
 
@@ -80,3 +80,19 @@ def test_the_test_send_form_and_the_users_page_show_words(new_page: PageFactory,
     assert page.get_by_test_id("template").locator("option[value='birthday_greeting']").inner_text() == "生日关怀"
     page = new_page("adam", device, lands_on="**/admin/users")
     assert_words(page, "中文", "English")
+
+
+@pytest.mark.parametrize("device", [DESK, PHONE], ids=["desktop", "phone"])
+def test_the_task_pages_record_tables_show_words(new_page: PageFactory, seed: Seed, device: dict[str, Any]) -> None:
+    """The customer's policies, touches and outcomes (one table macro, ``labels.record_table``): a row per
+    record in words, or one row saying there is none across all the columns."""
+    page = new_page("bob", device)  # an agent, in Chinese
+    page.goto(f"/tasks/{seed.tasks['bob']}")
+    policies = page.get_by_test_id("policies")
+    playwright_sync.expect(policies.locator("tbody tr")).to_have_count(1)
+    playwright_sync.expect(policies.locator("tbody tr td[data-label='险种']")).to_have_text("健康险")
+    for empty, columns in (("touches", "5"), ("outcomes", "4")):
+        none = page.get_by_test_id(empty).locator("tbody tr.none td")
+        playwright_sync.expect(none).to_have_text("暂无内容。")
+        playwright_sync.expect(none).to_have_attribute("colspan", columns)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")

@@ -10,6 +10,7 @@ from sqlmodel import select
 
 import engine.loop.events as planner_events
 from console import events_bridge
+from console.events_bridge import Incoming
 from store.db import session_scope
 from store.models import AgentTask, Event
 from tests.console.conftest import Seed
@@ -49,9 +50,9 @@ def test_emit_async_batches_what_arrives_together(db_url: str, seed: Seed, journ
     customers = ["C1", "C2", "C3"]
 
     async def burst() -> list[events_bridge.Emitted | BaseException]:
-        sends = [events_bridge.emit_async("complaint.filed", customers[i % 3], {}, f"a-{i % 25}", None, db_url)
+        sends = [events_bridge.emit_async(Incoming("complaint.filed", customers[i % 3], {}, f"a-{i % 25}"), db_url)
                  for i in range(30)]
-        sends.append(events_bridge.emit_async("complaint.filed", "NOBODY", {}, "a-nobody", None, db_url))
+        sends.append(events_bridge.emit_async(Incoming("complaint.filed", "NOBODY", {}, "a-nobody"), db_url))
         return await asyncio.gather(*sends, return_exceptions=True)
 
     outcomes = asyncio.run(burst())
@@ -72,11 +73,11 @@ def test_a_request_that_gives_up_does_not_lose_its_event(db_url: str, seed: Seed
     """The client hung up (its request task cancelled) after sending: the event is stored and acted on."""
 
     async def hang_up() -> events_bridge.Emitted:
-        gone = asyncio.create_task(events_bridge.emit_async("complaint.filed", "C1", {}, "gone", None, db_url))
+        gone = asyncio.create_task(events_bridge.emit_async(Incoming("complaint.filed", "C1", {}, "gone"), db_url))
         await asyncio.sleep(0)  # queued
         gone.cancel()
         # A later request on the same loop is answered, and by then the cancelled one's batch is done.
-        return await events_bridge.emit_async("complaint.filed", "C2", {}, "later", None, db_url)
+        return await events_bridge.emit_async(Incoming("complaint.filed", "C2", {}, "later"), db_url)
 
     later = asyncio.run(hang_up())
     assert later.created
