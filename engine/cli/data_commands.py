@@ -95,8 +95,8 @@ def import_file(
 ) -> None:
     """Import (upsert by external_id) customers, policies or claims from a CSV file.
 
-    Exit code 0: every row imported; 1: some rows rejected (the good ones are imported);
-    2: the file cannot be used (nothing imported).
+    Exit code 0: every row imported (or skipped on purpose: an anonymised customer in an export);
+    1: some rows rejected (the good ones are imported); 2: the file cannot be used (nothing imported).
     """
     from store.db import database_url
     from store.importing import ImportFileError, Rejected, default_rejects_path, import_csv
@@ -109,22 +109,23 @@ def import_file(
         output_file(rejects, "--rejects")
     rejects_file = rejects if rejects is not None else default_rejects_path(file)
 
-    def report_reject(rejected: Rejected) -> None:
-        err.print(f"{shown}:{rejected.line}: {rejected.reason}", markup=False)
+    def report_row(row: Rejected) -> None:  # a rejected row, or a Skipped one (its reason says so)
+        err.print(f"{shown}:{row.line}: {row.reason}", markup=False)
 
     try:
         with writing("--rejects", rejects_file):
             report = import_csv(
                 kind.value, file, database_url(), rejects, encoding=encoding, assume_tz=assume_tz,
-                on_reject=report_reject,
+                on_reject=report_row, on_skip=report_row,
             )
     except ImportFileError as exc:
         err.print(f"{shown}: {exc}", markup=False)
         err.print(f"{shown}: nothing imported", markup=False)
         raise typer.Exit(2) from None
+    skipped = f"skipped {len(report.skipped)}, " if report.skipped else ""
     summary = (
         f"{shown}: {report.rows} rows; imported {report.inserted} new, updated {report.updated}, "
-        f"rejected {len(report.rejected)}"
+        f"{skipped}rejected {len(report.rejected)}"
     )
     if report.rejects_path is not None:
         summary += f" (rejected rows in {report.rejects_path})"

@@ -2,11 +2,15 @@
 
 The columns are documented in ``docs/import.md``. The rules, in short:
 
-- The file is checked as a whole first (encoding, CSV syntax, header): a file that
-  cannot be used raises :class:`ImportFileError` and nothing is written.
+- The file is checked as a whole first (encoding, header): a file that cannot be used
+  raises :class:`ImportFileError` and nothing is written.
 - Each data row is validated on its own; a bad row is reported as ``(line, reason)``
   (line in the file, header = line 1) and written to the rejects file with a
-  ``reason`` column; every good row is imported.
+  ``reason`` column; every good row is imported. A record that is not well-formed CSV (a
+  stray quote) is a bad row too: reading goes on at its next line (``records``).
+- A file with the ``anonymised_at`` column is an export (``store.export``): its cells are
+  unescaped as a rejects file's are, and a row with ``anonymised_at`` set is skipped
+  (:class:`Skipped`), not imported.
 - Rows are upserted on ``external_id`` (``INSERT … ON CONFLICT DO UPDATE``), so
   importing the same file again changes nothing and a corrected file updates rows
   in place. A column present in the header is authoritative (an empty cell clears
@@ -15,8 +19,8 @@ The columns are documented in ``docs/import.md``. The rules, in short:
   refers to, one reads the rows it will update, one statement upserts them.
 - Reasons never contain an unmasked phone number, e-mail address or ID number.
 
-The file, header and cell checks are in ``reading``, the rejects file in ``rejects``, and each
-kind's parsing and upserts in ``upserts``.
+The records of the file are read in ``records``, the file, header and cell checks are in
+``reading``, the rejects file in ``rejects``, and each kind's parsing and upserts in ``upserts``.
 """
 
 from __future__ import annotations
@@ -33,20 +37,22 @@ from store.bulk_writer import CUSTOMER
 from store.clock import known_zone, utcnow
 from store.crypto import DataKeyError, FieldCipher, load_key
 from store.db import make_engine
-
-# Re-exported: the API's policy checks (console.api_policies) take the import's required columns here.
-from store.importing.reading import REQUIRED as REQUIRED
 from store.importing.reading import (
+    ATTRIBUTE_PREFIX,
+    EXPORT_COLUMN,
     ImportFileError,
     cell_problems,
     check_file,
     check_header,
-    read_records,
 )
+
+# Re-exported: the API's policy checks (console.api_policies) take the import's required columns here.
+from store.importing.reading import REQUIRED as REQUIRED
+from store.importing.records import read_records
 from store.importing.rejects import RejectsWriter, as_given, is_rejects_file
 from store.importing.upserts import Job, Row
 
-__all__ = ["KINDS", "ImportFileError", "ImportReport", "Rejected", "default_rejects_path", "import_csv"]
+__all__ = ["KINDS", "ImportFileError", "ImportReport", "Rejected", "Skipped", "default_rejects_path", "import_csv"]
 
 KINDS = ("customers", "policies", "claims")
 CHUNK = 1000
@@ -59,6 +65,17 @@ class Rejected:
     reason: str
 
 
+@dataclass(frozen=True)
+class Skipped(Rejected):
+    """A row left out on purpose, not for a fault: an anonymised customer in an export."""
+
+
+# What an export of an anonymised customer holds is no person any more: its external id is the
+# anonymised row's own (``anonymised-<id>``, which in another database names another row) and every
+# personal field is empty. Importing it would only add, or overwrite, a row that is no one.
+ANONYMISED = "skipped: an anonymised customer (anonymised_at is set); nothing of a person is left to import"
+
+
 @dataclass
 class ImportReport:
     kind: str
@@ -67,6 +84,7 @@ class ImportReport:
     inserted: int = 0
     updated: int = 0
     rejected: list[Rejected] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
     rejects_path: Path | None = None
 
     @property
@@ -98,12 +116,14 @@ def import_csv(
     encoding: str = "utf-8-sig",
     assume_tz: str = DEFAULT_ASSUMED_TZ,
     on_reject: Callable[[Rejected], None] | None = None,
+    on_skip: Callable[[Skipped], None] | None = None,
     chunk_size: int = CHUNK,
 ) -> ImportReport:
     """Import a CSV file of ``kind`` (customers, policies or claims) into the database at ``url``.
 
     Raises :class:`ImportFileError` for a file that cannot be used at all (nothing is written).
-    ``on_reject`` is called for each bad row, in line order, as it is found.
+    ``on_reject`` is called for each bad row, in line order, as it is found; ``on_skip`` for each
+    row left out on purpose (:data:`ANONYMISED`), in the same order.
     """
     if kind not in KINDS:
         raise ImportFileError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
@@ -123,6 +143,7 @@ def import_csv(
         except DataKeyError as exc:
             raise ImportFileError(f"the file has an id_number column, which is stored encrypted: {exc}") from None
 
+    notify = (on_reject, on_skip)
     report = ImportReport(kind=kind, path=path, rejects_path=Path(rejects_path) if rejects_path else None)
     engine = make_engine(url)
     job = Job(kind, header, zone, cipher, utcnow())
@@ -130,25 +151,33 @@ def import_csv(
     try:
         if not inspect(engine).has_table(CUSTOMER.name):
             raise ImportFileError("the database has no schema yet: run `journeys db upgrade` first")
-        records = read_records(path, encoding)
+        records = read_records(path, encoding, takes_breaks=lambda column: column.startswith(ATTRIBUTE_PREFIX))
         next(records)  # the header
-        rejects_file = is_rejects_file(header)
+        # The rejects file and an export write every cell the way import undoes (store.importing.rejects).
+        escaped = is_rejects_file(header) or EXPORT_COLUMN in header
         chunk: list[Row] = []
-        for line, fields in records:
+        for record in records:
+            fields = record.fields
             if not any(v.strip() for v in fields):
                 continue  # a blank line is not a row
-            if rejects_file:
+            if escaped:
                 fields = [as_given(cell) for cell in fields]
             report.rows += 1
-            chunk.append(Row(line, fields, dict(zip(header, fields, strict=False))))
-            if len(fields) != len(header):
-                chunk[-1].errors.append(f"{len(fields)} fields where the header has {len(header)}")
-            chunk[-1].errors += cell_problems(header, fields)
+            row = Row(record.line, fields, dict(zip(header, fields, strict=False)))
+            chunk.append(row)
+            if record.problem:
+                row.errors.append(record.problem)
+            elif len(fields) != len(header):
+                row.errors.append(f"{len(fields)} fields where the header has {len(header)}")
+            if not record.problem:
+                row.errors += cell_problems(header, fields)
+            if not row.errors and row.cells.get(EXPORT_COLUMN, "").strip():
+                row.skipped = ANONYMISED
             if len(chunk) >= chunk_size:
-                rejects = _flush(engine, job, chunk, report, rejects, raw_header, on_reject)
+                rejects = _flush(engine, job, chunk, report, rejects, raw_header, notify)
                 chunk = []
         if chunk:
-            rejects = _flush(engine, job, chunk, report, rejects, raw_header, on_reject)
+            rejects = _flush(engine, job, chunk, report, rejects, raw_header, notify)
     finally:
         if rejects is not None:
             rejects.close()
@@ -165,13 +194,20 @@ def _flush(
     report: ImportReport,
     rejects: RejectsWriter | None,
     raw_header: list[str],
-    on_reject: Callable[[Rejected], None] | None,
+    notify: tuple[Callable[[Rejected], None] | None, Callable[[Skipped], None] | None],
 ) -> RejectsWriter | None:
+    on_reject, on_skip = notify
     with engine.begin() as conn:
-        inserted, updated = job.run(conn, chunk)
+        inserted, updated = job.run(conn, [row for row in chunk if row.skipped is None])
     report.inserted += inserted
     report.updated += updated
     for row in chunk:
+        if row.skipped is not None:
+            skipped = Skipped(row.line, row.skipped)
+            report.skipped.append(skipped)
+            if on_skip:
+                on_skip(skipped)
+            continue
         if not row.errors:
             continue
         reason = "; ".join(row.errors)

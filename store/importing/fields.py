@@ -165,6 +165,22 @@ def consent(column: str, raw: str) -> bool:
     raise FieldError(f"{column} {_short(value)!r} is not a consent value (yes/no, true/false, 1/0, 是/否)")
 
 
+# A marketing consent not given apart (stored as None): the channel's own consent covers marketing.
+# An empty cell is "no", as for every consent, so this state has a word of its own, which exports write.
+AS_CHANNEL = "channel"
+
+
+def marketing_consent(column: str, raw: str) -> bool | None:
+    """A ``consent_<channel>_marketing`` cell: a consent value, or ``channel`` (None, not given apart)."""
+    if raw.strip().lower() == AS_CHANNEL:
+        return None
+    try:
+        return consent(column, raw)
+    except FieldError:
+        raise FieldError(f"{column} {_short(raw.strip().lower())!r} is not a consent value (yes/no, true/false, "
+                         f"1/0, 是/否, or {AS_CHANNEL}: the channel's consent covers it)") from None
+
+
 def choice(column: str, raw: str, allowed: tuple[str, ...]) -> str:
     value = raw.strip().lower()
     if value not in allowed:
@@ -196,15 +212,24 @@ def locale(raw: str) -> str:
 
 
 def channels(raw: str) -> list[str]:
-    out: list[str] = []
-    for part in re.split(r"[;,|\s]+", raw.strip().lower()):
-        if not part:
-            continue
+    out = [part for part in re.split(r"[;,|\s]+", raw.strip().lower()) if part]
+    for part in out:
         if part not in CHANNELS:
             raise FieldError(f"preferred_channels {_short(part)!r} is not one of {', '.join(CHANNELS)}")
-        if part not in out:
-            out.append(part)
+    problem = channel_order_problem(out)
+    if problem:
+        raise FieldError(problem)
     return out
+
+
+def channel_order_problem(order: list[str]) -> str | None:
+    """Why a list of preferred channels is no order of preference: a channel named twice. Which
+    place was meant (``sms;sms;email``: a slip for ``sms;wechat;email``?) is not ours to guess, so
+    the row is refused rather than one of the two dropped; the API's body can take the same rule."""
+    twice = sorted({c for c in order if order.count(c) > 1})
+    if twice:
+        return f"preferred_channels names {', '.join(twice)} more than once (each channel has one place in the order)"
+    return None
 
 
 def score(raw: str) -> float:

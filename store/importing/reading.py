@@ -8,12 +8,11 @@ its row a bad row, not the file a bad file.
 from __future__ import annotations
 
 import codecs
-import csv
 import difflib
-from collections.abc import Iterator
 from pathlib import Path
 
 from store.importing import fields as f
+from store.importing.records import read_records
 from store.importing.rejects import REJECTS_COLUMNS
 
 # consent_<name> columns: each channel's (service) consent, then its marketing consent (PIPL Art. 24).
@@ -40,29 +39,20 @@ REQUIRED = {
 }
 KNOWN = {"customers": CUSTOMER_COLUMNS, "policies": POLICY_COLUMNS, "claims": CLAIM_COLUMNS}
 ATTRIBUTE_PREFIX = "attr."
+# ``journeys export customers`` (store.export) writes the customer columns above and this one, by
+# which the import knows the file for an export: its rows with it set are skipped (store.importing).
+EXPORT_COLUMN = "anonymised_at"
+# A masked export names each masked column so ("phone (masked)"): such a file is for reading only,
+# and importing it would write masked names over real ones.
+MASKED_SUFFIX = " (masked)"
 
 
 class ImportFileError(Exception):
     """The file as a whole cannot be imported (unreadable, not UTF-8, bad header, no data key)."""
 
 
-# The csv module refuses a whole file over one cell longer than its limit (131,072 characters by
-# default). A cell that long is one bad row, not a bad file: it is read (up to READ_LIMIT, past which
-# the file is taken for broken) and its row rejected by MAX_CELL, which no column needs to reach.
-READ_LIMIT = 64 * 1024 * 1024
+# A cell longer than this is one bad row (``cell_problems``): no column needs to reach it.
 MAX_CELL = 10_000
-
-
-def read_records(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
-    """(first line of the record, fields) for every record; a quoted field may span lines."""
-    # Process-wide, and only ever raised: no reader of ours wants the smaller limit.
-    csv.field_size_limit(max(csv.field_size_limit(), READ_LIMIT))
-    with path.open(newline="", encoding=encoding) as handle:
-        reader = csv.reader(handle, strict=True)
-        previous = 0
-        for fields in reader:
-            start, previous = previous + 1, reader.line_num
-            yield start, fields
 
 
 def check_file(path: Path, encoding: str) -> list[str]:
@@ -79,16 +69,16 @@ def check_file(path: Path, encoding: str) -> list[str]:
     header: list[str] | None = None
     line = 0  # first line of the last record read
     try:
-        for start, fields in read_records(path, encoding):
-            line = start
+        for record in read_records(path, encoding):
+            line = record.line
             if header is None:
-                header = fields
+                if record.problem:
+                    raise ImportFileError(f"line {line}, the header: {record.problem}")
+                header = record.fields
     except UnicodeDecodeError:
         raise ImportFileError(
             f"not {encoding} text (near line {line + 1}); save the file as UTF-8 CSV or pass --encoding gbk"
         ) from None
-    except csv.Error as exc:
-        raise ImportFileError(f"line {line + 1}: not valid CSV ({exc})") from None
     except OSError as exc:
         raise ImportFileError(f"cannot be read ({exc.strerror or exc})") from None
     if header is None or not any(h.strip() for h in header):
@@ -106,11 +96,14 @@ def check_header(kind: str, raw_header: list[str]) -> list[str]:
         elif name in seen:
             problems.append(f"column {name!r} appears twice")
         seen.add(name)
+    if any(name.endswith(MASKED_SUFFIX) for name in header):
+        raise ImportFileError("a masked export cannot be imported: its personal data is masked "
+                              "(export with --unmasked --actor NAME to move customers)")
     missing = [c for c in REQUIRED[kind] if c not in header]
     if missing:
         problems.append(f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
     for name in header:
-        if not name or name in KNOWN[kind] or name in REJECTS_COLUMNS:
+        if not name or name in KNOWN[kind] or name in REJECTS_COLUMNS or (kind, name) == ("customers", EXPORT_COLUMN):
             continue
         if kind == "customers" and name.startswith(ATTRIBUTE_PREFIX) and len(name) > len(ATTRIBUTE_PREFIX):
             problems += _attribute_column_problems(name)

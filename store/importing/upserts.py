@@ -7,7 +7,7 @@ update, one statement upserts them (``INSERT … ON CONFLICT DO UPDATE`` on ``ex
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +26,7 @@ from store.importing.reading import ATTRIBUTE_PREFIX, CONSENT_CHANNELS
 from store.models import TASK_ROLES, AppUser
 
 USER = table(AppUser)
+MARKETING = "_marketing"
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Row:
     cells: dict[str, str]
     values: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    skipped: str | None = None  # why the row is left out on purpose (not an error)
 
 
 def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], update: Sequence[str]) -> None:
@@ -55,6 +57,32 @@ def _ids(conn: Connection, table: Table, external_ids: set[str], *columns: str) 
     cols = [table.c.external_id, table.c.id, *(table.c[c] for c in columns)]
     rows = conn.execute(select(*cols).where(table.c.external_id.in_(sorted(external_ids)))).all()
     return {r.external_id: r for r in rows}
+
+
+def _check_references(
+    rows: list[Row], column: str, found: Mapping[str, Any], problem: Callable[[Row, str, Any], str | None],
+) -> None:
+    """Each row naming something in ``column`` gets the reason ``problem`` gives for what it names
+    (``found``'s entry for it, None when there is none), if any."""
+    for row in rows:
+        ref = row.values.get(column)
+        if not ref:
+            continue
+        reason = problem(row, ref, found.get(ref))
+        if reason:
+            row.errors.append(reason)
+
+
+def _advisor_problem(_row: Row, name: str, user: Any) -> str | None:
+    """Why ``user`` cannot be a customer's advisor: unknown, deactivated, or a role that does not work tasks."""
+    if user is None:
+        return f"advisor: no console user {name!r}"
+    if not user.active:
+        return f"advisor: user {name!r} is deactivated"
+    if user.role not in TASK_ROLES:
+        return (f"advisor: user {name!r} is {user.role}, who does not work tasks: "
+                "an advisor must be an agent or a supervisor")
+    return None
 
 
 def _bounded_text(column: str, max_length: int) -> Callable[[str], str]:
@@ -91,13 +119,15 @@ class Job:
             return self._policies(conn, chunk)
         return self._claims(conn, chunk)
 
-    def _take(self, row: Row, column: str, parse: Callable[[str], Any], *, optional: bool = True) -> None:
+    def _take(
+        self, row: Row, column: str, parse: Callable[[str], Any], *, optional: bool = True, empty: Any = None,
+    ) -> None:
         if column not in self.present:
             return
         raw = row.cells.get(column, "")
         if not raw.strip():
             if optional:
-                row.values[column] = None
+                row.values[column] = empty
             else:
                 row.errors.append(f"{column} is empty")
             return
@@ -127,7 +157,8 @@ class Job:
             take(row, "advisor", lambda v: f.text("advisor", v, 64))
             for channel in CONSENT_CHANNELS:
                 name = f"consent_{channel}"
-                take(row, name, functools.partial(f.consent, name))
+                consent = f.marketing_consent if channel.endswith(MARKETING) else f.consent
+                take(row, name, functools.partial(consent, name), empty=False)
                 take(row, f"{name}_source", _bounded_text(f"{name}_source", 64))
                 take(row, f"{name}_at", _datetime_in(f"{name}_at", zone))
             for column in self.attribute_columns:
@@ -168,11 +199,9 @@ class Job:
         return True
 
     def _resolve_customers(self, conn: Connection, good: list[Row]) -> dict[str, Any]:
-        wanted = {r.values["customer_external_id"] for r in good}
-        found = _ids(conn, CUSTOMER, wanted)
-        for row in good:
-            if row.values["customer_external_id"] not in found:
-                row.errors.append(f"unknown customer external id {row.values['customer_external_id']!r}")
+        found = _ids(conn, CUSTOMER, {r.values["customer_external_id"] for r in good})
+        _check_references(good, "customer_external_id", found,
+                          lambda _row, ref, customer: None if customer else f"unknown customer external id {ref!r}")
         return found
 
     def _policies(self, conn: Connection, chunk: list[Row]) -> tuple[int, int]:
@@ -203,15 +232,15 @@ class Job:
         good = [r for r in good if not r.errors]
         wanted = {r.values["policy_external_id"] for r in good if r.values.get("policy_external_id")}
         policies = _ids(conn, POLICY, wanted, "customer_id")
-        for row in good:
-            ref = row.values.get("policy_external_id")
-            if not ref:
-                continue
-            policy = policies.get(ref)
+
+        def policy_problem(row: Row, ref: str, policy: Any) -> str | None:
             if policy is None:
-                row.errors.append(f"unknown policy external id {ref!r}")
-            elif policy.customer_id != customers[row.values["customer_external_id"]].id:
-                row.errors.append(f"policy {ref!r} belongs to another customer")
+                return f"unknown policy external id {ref!r}"
+            if policy.customer_id != customers[row.values["customer_external_id"]].id:
+                return f"policy {ref!r} belongs to another customer"
+            return None
+
+        _check_references(good, "policy_external_id", policies, policy_problem)
         good = [r for r in good if not r.errors and self._first_time(r)]
         existing = _ids(conn, CLAIM, {r.values["external_id"] for r in good})
         rows = []
@@ -235,24 +264,13 @@ class Job:
 
     def _resolve_advisors(self, conn: Connection, good: list[Row]) -> dict[str, int]:
         """username → user id of each ``advisor`` the rows name; a row naming a user who cannot be a
-        customer's advisor (unknown, deactivated, or a role that does not work tasks) gets its reason."""
+        customer's advisor gets its reason (``_advisor_problem``)."""
         wanted = {r.values["advisor"] for r in good if r.values.get("advisor")}
         if not wanted:
             return {}
         users = {u.username: u for u in conn.execute(
             select(USER.c.id, USER.c.username, USER.c.role, USER.c.active).where(USER.c.username.in_(sorted(wanted))))}
-        for row in good:
-            name = row.values.get("advisor")
-            if not name:
-                continue
-            user = users.get(name)
-            if user is None:
-                row.errors.append(f"advisor: no console user {name!r}")
-            elif not user.active:
-                row.errors.append(f"advisor: user {name!r} is deactivated")
-            elif user.role not in TASK_ROLES:
-                row.errors.append(f"advisor: user {name!r} is {user.role}, who does not work tasks: "
-                                  "an advisor must be an agent or a supervisor")
+        _check_references(good, "advisor", users, _advisor_problem)
         return {name: user.id for name, user in users.items()}
 
     def _customers(self, conn: Connection, chunk: list[Row]) -> tuple[int, int]:
@@ -353,14 +371,14 @@ class Job:
 
     def _consent(
         self, given: bool | None, source: str | None, at: datetime | None,
-        old: tuple[bool, str | None, datetime | None] | None,
-    ) -> tuple[bool, str | None, datetime | None]:
+        old: tuple[bool | None, str | None, datetime | None] | None,
+    ) -> tuple[bool | None, str | None, datetime | None]:
         """Consent, its source and time. An unchanged consent keeps its recorded source and time
         (so a re-import does not move them); a new or changed one is stamped now by "import"
-        unless the file says where and when it was given."""
-        value = bool(given)
-        if old is not None and bool(old[0]) == value:
-            return value, source or old[1], at or old[2]
-        if value or old is not None:
-            return value, source or "import", at or self.now
-        return False, source, at
+        unless the file says where and when it was given. ``given`` None is a marketing consent
+        not given apart (``fields.marketing_consent``)."""
+        if old is not None and old[0] == given:
+            return given, source or old[1], at or old[2]
+        if given or old is not None:
+            return given, source or "import", at or self.now
+        return given, source, at
