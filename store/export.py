@@ -1,8 +1,16 @@
 """``journeys export customers --out FILE.csv``: customers to CSV, masked unless asked otherwise (SPEC §9).
 
+- The columns are the customer columns ``journeys import customers`` takes (docs/import.md), an
+  ``attr.<name>`` column for each attribute any exported customer has, and ``anonymised_at``; so an
+  unmasked export imported into another database gives back the same customers (their tier,
+  score, channels, consents with source and time, advisor, attributes, ...). ``id_number`` is a
+  column only when an exported customer has one: importing that column needs the data key.
 - By default every personal field is masked the way a person may read it
   (``store.masking``): name ``张**``, phone ``138****5678``, e-mail ``z***@example.com``,
-  ID number ``110***********1234``, openid first four characters, birthday year only.
+  ID number ``110***********1234``, openid and push registration id first four characters,
+  birthday year only; each such column is named ``<column> (masked)``, which the import refuses
+  (a masked export is for reading, never to be written back over real names), and the free
+  ``attr.*`` values, which nothing masks, are left out.
 - ``unmasked=True`` writes the values themselves (ID numbers decrypted, which needs the
   data key) and requires an ``actor``: who is taking the personal data out.
 - Every export writes an ``AuditLog`` row (action ``export``: who, when, which file name,
@@ -10,33 +18,41 @@
   written under a temporary name and renamed only once the audit row is committed, so
   there is never an export without its audit row, nor a half-written file.
 - The file is created readable by its owner only (0600).
-- Anonymised customers are exported as they are stored (nothing personal left).
+- Cells are escaped for spreadsheets as the rejects file's are (``store.importing.rejects``), which
+  the import undoes for a file with the ``anonymised_at`` column.
+- Anonymised customers are exported as they are stored (nothing personal left), with
+  ``anonymised_at`` set; the import skips them, saying so.
+- A value comes back from the import as the import reads its cell: an attribute holding text that
+  reads as a number or true/false comes back as that number or boolean, a list or object as its
+  JSON text, and an attribute name is read in lower case.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import getpass
+import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from store.clock import utcnow
+from store.clock import as_utc, utcnow
 from store.crypto import DataKeyError, FieldCipher
-from store.csv_cells import SafeWriter
 from store.db import make_engine
+from store.importing.fields import AS_CHANNEL
+from store.importing.reading import ATTRIBUTE_PREFIX, CONSENT_CHANNELS, CUSTOMER_COLUMNS, EXPORT_COLUMN, MASKED_SUFFIX
+from store.importing.rejects import rejects_cell
 from store.masking import mask_email, mask_id_number, mask_name, mask_phone
-from store.models import TIERS, AuditLog, Customer
+from store.models import TIERS, AppUser, AuditLog, Customer
 
-COLUMNS = (
-    "external_id", "name", "phone", "email", "wechat_openid", "id_number", "birthday", "tier", "branch",
-    "locale", "timezone", "consent_sms", "consent_wechat", "consent_email", "anonymised_at",
-)
+MASKED = ("name", "phone", "email", "wechat_openid", "push_registration_id", "id_number", "birthday")
 BATCH = 2000
 
 
@@ -59,11 +75,12 @@ def mask_openid(openid: str | None) -> str:
     return openid[:4] + "****" if len(openid) > 4 else "****"
 
 
-def _customers(conn: Connection, tier: str | None) -> Iterator[Any]:
+def _customers(conn: Connection, tier: str | None, *columns: str) -> Iterator[Any]:
     c = Customer.__table__  # type: ignore[attr-defined]
     last = 0
     while True:
-        query = select(c).where(c.c.id > last).order_by(c.c.id).limit(BATCH)
+        query = select(c.c.id, *(c.c[name] for name in columns) if columns else c.c).where(c.c.id > last)
+        query = query.order_by(c.c.id).limit(BATCH)
         if tier:
             query = query.where(c.c.tier == tier)
         rows = conn.execute(query).all()
@@ -73,7 +90,40 @@ def _customers(conn: Connection, tier: str | None) -> Iterator[Any]:
         last = rows[-1].id
 
 
-def _row(r: Any, unmasked: bool, cipher: FieldCipher | None) -> list[str]:
+def _columns(conn: Connection, tier: str | None, unmasked: bool) -> tuple[list[str], bool]:
+    """The file's columns, and whether an exported customer has an ID number."""
+    keys: set[str] = set()
+    has_ids = False
+    for r in _customers(conn, tier, "attributes", "id_number_enc"):
+        keys.update(r.attributes or {})
+        has_ids = has_ids or r.id_number_enc is not None
+    columns = [c for c in CUSTOMER_COLUMNS if c != "id_number" or has_ids]
+    if unmasked:
+        columns += [ATTRIBUTE_PREFIX + key for key in sorted(keys)]
+    return [*columns, EXPORT_COLUMN], has_ids
+
+
+def _moment(value: datetime | None) -> str:
+    # With its offset, so that the import does not read it in its --assume-tz.
+    return as_utc(value).isoformat() if value is not None else ""
+
+
+def _attribute(value: Any) -> str:
+    """An attribute as the import's ``fields.attribute`` reads it back."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)  # a float's repr keeps its point or exponent, so it is read back as a float
+    if value is None or isinstance(value, str):
+        return value or ""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _consent(value: bool | None) -> str:
+    return AS_CHANNEL if value is None else "1" if value else "0"
+
+
+def _row(r: Any, columns: list[str], unmasked: bool, cipher: FieldCipher | None, advisors: dict[int, str]) -> list[str]:
     id_number = ""
     if r.id_number_enc is not None:
         # Masked exports still show which ID is which (first 3, last 4) when the key is here.
@@ -81,24 +131,32 @@ def _row(r: Any, unmasked: bool, cipher: FieldCipher | None) -> list[str]:
         if not unmasked and cipher is not None:
             id_number = mask_id_number(id_number)
     birthday = r.birthday.isoformat() if r.birthday else ""
-    values = {
+    values: dict[str, str] = {
         "external_id": r.external_id,
         "name": r.name if unmasked else mask_name(r.name),
         "phone": (r.phone or "") if unmasked else mask_phone(r.phone),
         "email": (r.email or "") if unmasked else mask_email(r.email),
         "wechat_openid": (r.wechat_openid or "") if unmasked else mask_openid(r.wechat_openid),
+        "push_registration_id": (r.push_registration_id or "") if unmasked else mask_openid(r.push_registration_id),
         "id_number": id_number,
         "birthday": birthday if unmasked or not birthday else birthday[:4] + "-**-**",
-        "tier": r.tier or "",
-        "branch": r.branch or "",
-        "locale": r.locale,
         "timezone": r.timezone,
-        "consent_sms": "1" if r.consent_sms else "0",
-        "consent_wechat": "1" if r.consent_wechat else "0",
-        "consent_email": "1" if r.consent_email else "0",
-        "anonymised_at": r.anonymised_at.isoformat() if r.anonymised_at else "",
+        "locale": r.locale,
+        "branch": r.branch or "",
+        "tier": r.tier or "",
+        "tier_score": repr(r.tier_score) if r.tier_score is not None else "",
+        "preferred_channels": ";".join(r.preferred_channels or []),
+        "last_active_at": _moment(r.last_active_at),
+        "advisor": advisors.get(r.advisor_id, "") if r.advisor_id is not None else "",
+        EXPORT_COLUMN: _moment(r.anonymised_at),
     }
-    return [values[k] for k in COLUMNS]
+    for channel in CONSENT_CHANNELS:
+        name = f"consent_{channel}"
+        values[name] = _consent(getattr(r, name))
+        values[f"{name}_source"] = getattr(r, f"{name}_source") or ""
+        values[f"{name}_at"] = _moment(getattr(r, f"{name}_at"))
+    attributes = r.attributes or {}
+    return [values[c] if c in values else _attribute(attributes.get(c[len(ATTRIBUTE_PREFIX):])) for c in columns]
 
 
 def export_customers(
@@ -127,21 +185,22 @@ def export_customers(
         with engine.connect() as conn:
             if not engine.dialect.has_table(conn, "customer"):
                 raise ExportError("the database has no schema yet: run `journeys db upgrade` first")
-            c = Customer.__table__  # type: ignore[attr-defined]
-            has_ids = conn.execute(select(c.c.id).where(c.c.id_number_enc.is_not(None)).limit(1)).first()
-            if has_ids is not None:
+            columns, has_ids = _columns(conn, tier, unmasked)
+            if has_ids:
                 try:
                     cipher = FieldCipher()
                 except DataKeyError as exc:
                     if unmasked:
                         raise ExportError(f"ID numbers are stored encrypted: {exc}") from None
+            users = AppUser.__table__  # type: ignore[attr-defined]
+            advisors: dict[int, str] = {u.id: u.username for u in conn.execute(select(users.c.id, users.c.username))}
             rows = 0
             descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with open(descriptor, "w", newline="", encoding="utf-8") as handle:
-                writer = SafeWriter(handle)
-                writer.writerow(COLUMNS)
+                writer = csv.writer(handle)
+                writer.writerow([c + MASKED_SUFFIX if c in MASKED and not unmasked else c for c in columns])
                 for r in _customers(conn, tier):
-                    writer.writerow(_row(r, unmasked, cipher))
+                    writer.writerow([rejects_cell(cell) for cell in _row(r, columns, unmasked, cipher, advisors)])
                     rows += 1
                     if progress is not None and rows % BATCH == 0:
                         progress(BATCH)
@@ -150,7 +209,7 @@ def export_customers(
                 AuditLog.__table__.insert().values(  # type: ignore[attr-defined]
                     actor=who[:64], action="export", target_type="customer", target_id="*",
                     detail={"file": out.name, "rows": rows, "unmasked": unmasked, "tier": tier,
-                            "columns": list(COLUMNS)},
+                            "columns": columns},
                     at=utcnow(),
                 )
             ).inserted_primary_key

@@ -205,8 +205,8 @@ def test_export_is_masked_by_default_and_audited(db_url: str, tmp_path: Path, mo
         assert f"13800{i:06d}" not in content and f"k{i}@example.com" not in content
         assert ID_NUMBERS[i] not in content and f"张{i}" not in content
     rows = list(csv.DictReader(content.splitlines()))
-    assert rows[1]["phone"] == "138****0001" and rows[1]["email"] == "k***@example.com"
-    assert rows[1]["id_number"] == "110***********" + ID_NUMBERS[1][-4:] and rows[1]["name"] == "张*"
+    assert rows[1]["phone (masked)"] == "138****0001" and rows[1]["email (masked)"] == "k***@example.com"
+    assert rows[1]["id_number (masked)"] == "110***********" + ID_NUMBERS[1][-4:] and rows[1]["name (masked)"] == "张*"
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     [audit] = _audit(db_url, "export")
     assert audit.detail["rows"] == 4 and audit.detail["unmasked"] is False and audit.detail["file"] == "masked.csv"
@@ -242,7 +242,8 @@ def test_unmasked_export_without_the_key_writes_nothing(db_url: str, tmp_path: P
     assert not out.exists() and list(tmp_path.glob(".x.csv*")) == [] and _audit(db_url, "export") == []
     # Masked works without the key: the ID number is shown as encrypted, never in clear.
     export_customers(db_url, out)
-    assert {r["id_number"] for r in csv.DictReader(out.read_text(encoding="utf-8").splitlines())} == {"(encrypted)"}
+    assert {r["id_number (masked)"] for r in csv.DictReader(out.read_text(encoding="utf-8").splitlines())} == {
+        "(encrypted)"}
 
 
 # --- retention purge ---------------------------------------------------------------------------------
