@@ -252,7 +252,15 @@ class TwilioSmsAdapter:
         self._sent: tuple[URL, dict[str, str], list[bytes]] | None = None
 
     async def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
-        return await run_bounded(messages, self._send_in_slot, self.concurrency)
+        try:
+            return await run_bounded(messages, self._send_in_slot, self.concurrency)
+        finally:
+            # Workers run as tasks of their own and give their slots back as they end; one run in the caller's
+            # task (which lives on) gives its slot back here, with the batch.
+            task = asyncio.current_task()
+            if task is not None and task in self._slot_holders:
+                task.remove_done_callback(self._give_back_slot)
+                self._give_back_slot(task)
 
     async def _send_in_slot(self, message: OutboundMessage) -> SendResult:
         """``send_one`` for a worker of ``send_batch``: the worker takes one of the adapter's ``concurrency``

@@ -7,6 +7,7 @@ import re
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -332,3 +333,24 @@ async def test_batches_sent_at_once_never_have_more_than_concurrency_requests_in
     finally:
         await adapter.aclose()
         await runner.cleanup()
+
+
+async def test_a_worker_run_in_the_callers_own_task_gives_its_slot_back_with_the_batch(
+        standin: TwilioStandin, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slots are held per worker task; a sender that runs the messages in the caller's task (which outlives the
+    batch) must not keep the slot, or the adapter would run out of slots batch after batch."""
+    import channels.sms_twilio as sms_module
+
+    async def inline(messages: list[OutboundMessage], send: Any, concurrency: int) -> list[Any]:
+        return [await send(m) for m in messages]
+
+    monkeypatch.setattr(sms_module, "run_bounded", inline)
+    adapter = TwilioSmsAdapter(standin.account_sid, standin.auth_token, FROM, api_base=standin.base_url,
+                               concurrency=2)
+    try:
+        for batch in range(3):
+            results = await adapter.send_batch([sms(batch * 10 + i) for i in range(3)])
+            assert all(r.ok for r in results)
+            assert adapter._semaphore._value == 2
+    finally:
+        await adapter.aclose()
