@@ -62,6 +62,7 @@ from engine.language.catalogue import EVENT_TYPES
 from engine.language.settings_model import CLOSING_OUTCOMES
 from store.clock import known_zone, out_of_range, utcnow
 from store.db import session_scope
+from store.importing.fields import channel_order_problem
 from store.masking import mask_email, mask_name, mask_phone
 from store.models import CHANNELS, TIERS, AppUser, Customer
 
@@ -301,9 +302,18 @@ _TEXT_RULES: dict[str, tuple[Callable[[str], object], Callable[[str], str]]] = {
     "tier": (lambda value: value in TIERS, lambda _: f"tier must be one of {', '.join(TIERS)}"),
     "timezone": (known_zone, lambda value: f"unknown time zone {value!r}"),
 }
+
+
+# An order of preference: known channels, each once (the CSV import's rule, so a list the API
+# takes is one an import of the same customer takes too).
+def _channels_problem(value: list[str] | None) -> str | None:
+    if any(item not in CHANNELS for item in value or []):
+        return f"channel must be one of {', '.join(CHANNELS)}"
+    return channel_order_problem(value or [])
+
+
 KnownChannels = Annotated[list[str] | None, _refused_unless(
-    lambda value: all(item in CHANNELS for item in value or []),
-    lambda _: f"channel must be one of {', '.join(CHANNELS)}")]
+    lambda value: _channels_problem(value) is None, lambda value: _channels_problem(value) or "")]
 
 
 # The advisor's username; empty clears it.
