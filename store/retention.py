@@ -72,14 +72,27 @@ class RetentionError(ValueError):
     """Bad purge arguments (period) or a database without the schema."""
 
 
+# Past a century no retention rule means it, and the cut-off would leave the years a moment may
+# have (10**20 years ended in an OverflowError): the bound lives here so every caller has it.
+LONGEST_RETENTION = {"y": 100, "m": 1200, "w": 5218, "d": 36525}
+
+
+class RetentionTooLong(RetentionError):
+    """A well-formed period longer than :data:`LONGEST_RETENTION`."""
+
+
 def parse_period(text: str) -> tuple[int, str]:
-    """``3y``, ``18m`` (months), ``8w``, ``400d`` → (amount, unit)."""
+    """``3y``, ``18m`` (months), ``8w``, ``400d`` → (amount, unit), at most a century."""
     match = _PERIOD_RE.match(text or "")
     if not match or int(match.group(1)) == 0:
         raise RetentionError(
             f"bad retention period {text!r}: a whole number and a unit y (years), m (months), w or d, e.g. 3y"
         )
-    return int(match.group(1)), match.group(2).lower()
+    amount, unit = int(match.group(1)), match.group(2).lower()
+    if amount > LONGEST_RETENTION[unit]:
+        raise RetentionTooLong(f"retention period {text!r} is longer than a century "
+                               "(at most 100y, 1200m, 5218w or 36525d)")
+    return amount, unit
 
 
 def cutoff_for(period: str, now: datetime) -> datetime:

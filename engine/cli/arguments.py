@@ -165,24 +165,21 @@ class Day:
             raise OutOfBounds(str(exc).strip()) from None
 
 
-# Purge takes calendar years and months; past a century no retention rule means it, and the cut-off
-# would leave the years a moment may have (a retention of 10**20 years ended in an OverflowError).
-LONGEST_RETENTION = {"y": 100, "m": 1200, "w": 5218, "d": 36525}
-
-
 class Retention:
-    """A retention period: a whole number and a unit y, m (months), w or d, at most a century."""
+    """A retention period: a whole number and a unit y, m (months), w or d, at most a century
+    (store.retention's bound, which every caller of the purge has)."""
 
     def __call__(self, value: str) -> str:
-        from store.retention import RetentionError, parse_period
+        from store.retention import RetentionError, RetentionTooLong, parse_period
 
         try:
-            amount, unit = parse_period(value)
+            parse_period(value)
+        except RetentionTooLong:
+            raise OutOfBounds(f"{_shown(value)} is longer than a century (at most 100y, 1200m, 5218w or 36525d)"
+                              ) from None
         except RetentionError:
             raise OutOfBounds(f"{_shown(value)} is a bad retention period: a whole number and a unit y (years), "
                               "m (months), w or d, e.g. 3y") from None
-        if amount > LONGEST_RETENTION[unit]:
-            raise OutOfBounds(f"{_shown(value)} is longer than a century (at most 100y, 1200m, 5218w or 36525d)")
         return value
 
 

@@ -22,9 +22,10 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner, Result
 
 from engine.cli import build_app
-from engine.cli.arguments import LONGEST_RETENTION, Day, Moment, Retention, Whole
+from engine.cli.arguments import Day, Moment, Retention, Whole
 from store.clock import FIRST_YEAR, LAST_YEAR
 from store.migrate import upgrade
+from store.retention import LONGEST_RETENTION
 
 BOUNDED = (Whole, Moment, Day, Retention)
 # What a number, date or period reads like in a text option's help: such an option must be bounded.

@@ -257,6 +257,12 @@ def test_periods() -> None:
     for bad in ("3", "y", "0y", "3 years", "-1y", ""):
         with pytest.raises(ValueError, match="bad retention period"):
             parse_period(bad)
+    # The purge's own bound, whoever calls it: a cut-off past a century would leave the years a
+    # moment may have (10**20 years was an OverflowError), and no retention rule means one.
+    assert cutoff_for("100y", now).year == 1928 and cutoff_for("36525d", now).year == 1928
+    for too_long in ("101y", "1201m", "5219w", "36526d", f"{10**20}y"):
+        with pytest.raises(ValueError, match="longer than a century"):
+            cutoff_for(too_long, now)
 
 
 AGGREGATES = {
