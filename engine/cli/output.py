@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from typing import Any
 
 import typer
@@ -10,7 +12,12 @@ from rich.console import Console
 
 # highlight/soft_wrap/emoji off: output is piped and grepped, and Rich must not colour or fold it, nor
 # read ":100:" in "file.yaml:100:3: ..." as an emoji code (a problem on line 100 showed as "file.yaml💯3").
-out = Console(highlight=False, soft_wrap=True, emoji=False)
+# In a pipe or a file Rich would lay tables out for 80 columns and cut what does not fit to "…"
+# (journey ids, conditions): there nobody's screen sets the width, so the tables get room to show
+# every value whole. COLUMNS, when set, still decides.
+PIPE_WIDTH = 200
+out = Console(highlight=False, soft_wrap=True, emoji=False,
+              width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPE_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 

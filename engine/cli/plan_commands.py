@@ -45,15 +45,15 @@ def _print_summary(result: PlanResult) -> None:
 
     title = f"Plan {result.start.isoformat()} → {result.end.isoformat()}" + (" (dry run)" if result.dry_run else "")
     table = Table(title=title)
-    table.add_column("journey")
-    table.add_column("channel")
+    table.add_column("journey", overflow="fold")
+    table.add_column("channel", overflow="fold")
     table.add_column("touches", justify="right")
     for (journey, channel), n in sorted(result.by_journey_channel.items()):
         table.add_row(journey, channel, str(n))
     out.print(table)
     if result.tasks_by_queue:
         tasks = Table(title="Agent tasks")
-        tasks.add_column("queue")
+        tasks.add_column("queue", overflow="fold")
         tasks.add_column("tasks", justify="right")
         for queue, n in sorted(result.tasks_by_queue.items()):
             tasks.add_row(queue, str(n))

@@ -11,6 +11,7 @@ import typer
 
 from engine.cli.arguments import LARGEST_ROW_ID, Moment, Whole, output_folder, writing
 from engine.cli.arguments import period as checked_period
+from engine.cli.output import out as stdout
 
 # A year, as the console's report page takes: a report's cost grows with the rows of its period.
 MAX_REPORT_DAYS = 366
@@ -68,7 +69,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
         else:
-            render_table(report)
+            render_table(report, stdout)
         if out is not None:
             from engine.language.settings_review import tier_settings
             from engine.loop.charts import render_all

@@ -109,7 +109,7 @@ def render_table(report: dict[str, Any], console: Console | None = None) -> None
         + (f" by {report['by']}" if report["by"] else ""),
         header_style="bold", show_lines=False,
     )
-    table.add_column(report["by"] or "", style="bold")
+    table.add_column(report["by"] or "", style="bold", overflow="fold")
     for _key, heading, _kind in COLUMNS:
         table.add_column(heading, justify="right")
     rows = [*report["groups"].items(), ("total", report["total"])]
@@ -124,7 +124,7 @@ def render_table(report: dict[str, Any], console: Console | None = None) -> None
 
     targets = Table(title="Programme targets (SPEC §8)", header_style="bold")
     for heading in ("target", "now", ""):
-        targets.add_column(heading, justify="right" if heading == "now" else "left")
+        targets.add_column(heading, justify="right" if heading == "now" else "left", overflow="fold")
     for check in report["target_check"]:
         kind = "h" if check["metric"].endswith("hours") else "pct"
         mark = {True: "[green]met[/]", False: "[red]missed[/]", None: "no data"}[check["met"]]
@@ -133,7 +133,7 @@ def render_table(report: dict[str, Any], console: Console | None = None) -> None
     if report["lift"]:
         lift = Table(title="Lift against holdout (goal reached)", header_style="bold")
         for heading in ("journey", "treated", "holdout", "lift"):
-            lift.add_column(heading, justify="left" if heading == "journey" else "right")
+            lift.add_column(heading, justify="left" if heading == "journey" else "right", overflow="fold")
         for row in report["lift"]:
             lift.add_row(
                 row["journey"],

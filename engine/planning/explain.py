@@ -279,7 +279,7 @@ def render(report: dict[str, Any], console: Console) -> None:
     console.print(f"consent: {consent}", markup=False)
     table = Table(title="Journeys")
     for column in ("journey", "enabled", "audience", "conditions", "next fire", "next task"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for j in report["journeys"]:
         leaves = "\n".join(f"{'✔' if leaf['passed'] else '✘'} {leaf['text']} ({_actual(leaf['actual'])})"
                            for leaf in j["conditions"]) or "-"
@@ -293,7 +293,7 @@ def render(report: dict[str, Any], console: Console) -> None:
     console.print(table)
     touches = Table(title="Touches and delivery rules")
     for column in ("journey/step", "planned for", "due", "status", "channel", "rule", "why", "source"):
-        touches.add_column(column)
+        touches.add_column(column, overflow="fold")
     for d in report["touches"]:
         touches.add_row(f"{d['journey']}/{d['step']}", d["planned_for"], d["due_at"], d["status"], d["channel"],
                         d["rule"] or "-", d["reason"] or "-", d["source"])

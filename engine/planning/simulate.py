@@ -135,7 +135,7 @@ def render(report: SimReport, console: Console) -> None:
     data = report.to_json()
     table = Table(title=f"Simulation {data['from']} → {data['to']} (dry run, nothing sent or written)")
     for column in ("day", "touches by journey/channel", "tasks by queue", "quiet moves", "cap drops", "no channel"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for day in data["days"]:
         table.add_row(day["day"], ", ".join(f"{k} {v}" for k, v in day["touches"].items()) or "-",
                       ", ".join(f"{k} {v}" for k, v in day["tasks"].items()) or "-", str(day["quiet_hour_moves"]),

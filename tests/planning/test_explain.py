@@ -224,3 +224,29 @@ def test_explain_and_simulate_answer_with_the_files_but_store_no_version(book: B
     assert table_counts() == before  # nothing written anywhere
     plan(utc(2027, 3, 1, 14), utc(2027, 3, 1), url=book.url)
     assert table_counts()["journey_version"] > 0  # the planner lands them (journeys, templates, settings)
+
+
+def test_explain_in_a_pipe_shows_every_journey_id_and_condition_whole(sqlite_book: Book) -> None:
+    """Piped or redirected, Rich laid the tables out for 80 columns and cut ids and conditions to
+    '…'; where no screen sets the width, every value is shown whole."""
+    long_id = "silver-weekly-push-for-customers-with-motor-and-health-policies"
+    sqlite_book.journey(long_id, f"""
+        id: {long_id}
+        name: Long
+        category: service
+        audience:
+          tiers: [silver]
+          when:
+            all:
+              - {{field: customer.age, op: ge, value: 30}}
+              - {{field: customer.consent_sms, op: eq, value: true}}
+        entry: {{schedule: {{cron: "30 21 * * MON"}}}}
+        steps:
+          - id: push
+            send: {{channels: [sms], template: msg}}
+    """)
+    sqlite_book.customer(external_id="P1", birthday=date(1980, 1, 1))
+    shown = CliRunner().invoke(build_app(), ["explain", "P1", "--at", "2027-03-01T12:00:00+08:00"])
+    assert shown.exit_code == 0, shown.output
+    assert long_id in shown.stdout and "customer.consent_sms eq True" in shown.stdout
+    assert "…" not in shown.stdout
