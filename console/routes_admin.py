@@ -155,6 +155,8 @@ def audit_page(request: Request, kind: str = "unmasking", actor: Annotated[str, 
             entries.append({
                 "at": row.at, "actor": row.actor, "shown_actor": _shown(row.actor, 64), "action": row.action,
                 "target": _shown(f"{row.target_type} {row.target_id}", 100),
+                # A template is read by its name in the admin's language (console.template_names), its code aside.
+                "template": _shown(row.target_id, 64) if row.target_type == "template" else None,
                 "detail": _shown(_detail(t, row.detail or {}), 300),
                 "unmasking": row.action in UNMASKING_ACTIONS, "flagged": row.actor in flagged,
             })
