@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 from channels.template_files import FILE_FOR, LOCALES
 from console.auth import RIGHTS
 from console.ops_preview import Preview, footer_in_force, previews
-from engine.language import settings_review, template_review
+from engine.language import queue_config, settings_review, template_review
 from engine.language.journey_registry import land_changes
 from engine.language.journey_review import (
     PENDING,
@@ -33,6 +33,9 @@ from engine.language.journey_review import (
     stored_journey,
     versions,
 )
+from engine.language.paths import config_dir
+from engine.language.problems import Problem
+from engine.language.settings_checks import dropped_queue_problems
 from engine.language.template_context import sample_context
 from engine.language.template_review import TEMPLATE
 from engine.language.templates import Renderer, RenderError
@@ -49,14 +52,16 @@ def _user(session: Session, username: str, right: str) -> AppUser:
 
 
 class TemplatesDoNotCompile(ReviewError):
-    """A submission refused whole because template folders do not compile: ``problems`` holds, per
-    folder, its ``file:line: message`` lines (the file named within its folder)."""
+    """A submission refused whole: template folders that do not compile (``problems``: per folder, its
+    ``file:line: message`` lines, the file named within its folder) and settings files their landing
+    refuses (``settings``: per file, the same lines)."""
 
-    def __init__(self, problems: dict[str, list[str]]) -> None:
-        lines = [f"{line}" for found in problems.values() for line in found]
-        super().__init__("templates_do_not_compile",
-                         "nothing submitted: these template files do not compile:\n" + "\n".join(lines))
+    def __init__(self, problems: dict[str, list[str]], settings: dict[str, list[str]] | None = None) -> None:
         self.problems = problems
+        self.settings = settings or {}
+        lines = [line for found in (*problems.values(), *self.settings.values()) for line in found]
+        super().__init__("templates_do_not_compile",
+                         "nothing submitted: these files do not compile or are refused:\n" + "\n".join(lines))
 
 
 def _compile_problems() -> dict[str, list[str]]:
@@ -64,17 +69,45 @@ def _compile_problems() -> dict[str, list[str]]:
             for name, problems in template_review.broken_templates().items()}
 
 
-def submit_changes(session: Session, username: str) -> list[VersionInfo]:
+def _queues_problems(directory: Path) -> list[Problem]:
+    """Why ``queues.yaml`` of ``directory`` is not taken: broken, or dropping a queue the tier settings
+    name (``queue_config.current`` then keeps the desk in force, with only a line in the log)."""
+    path = directory / "queues.yaml"
+    if not path.is_file():
+        return []
+    fresh, problems = queue_config.load(path)
+    if fresh is None:
+        return problems
+    try:
+        in_force = queue_config.current(path)
+    except queue_config.QueuesConfigError:
+        return []
+    return dropped_queue_problems(directory / "tiers.yaml", in_force.declared, fresh.declared)
+
+
+def _settings_problems() -> dict[str, list[str]]:
+    """Per settings file, the ``file:line: message`` lines of what keeps it from landing."""
+    found: dict[str, list[str]] = {}
+    for p in [*settings_review.refused_settings(), *_queues_problems(config_dir())]:
+        name = Path(p.path).name
+        found.setdefault(name, []).append(f"{name}:{p.line}: {p.message}")
+    return found
+
+
+def submit_changes(session: Session, username: str, *, refuse_settings: bool = False) -> list[VersionInfo]:
     """Land the changed journey files, template folders and settings files signed by ``username``;
     the versions pending review.
 
     A template folder that does not compile would be passed over by the landing with only a line in
     the log, so the author would see their change missing without a reason: the submission is refused
-    whole instead (``TemplatesDoNotCompile``, nothing recorded) and says which file and line."""
+    whole instead (``TemplatesDoNotCompile``, nothing recorded) and says which file and line. With
+    ``refuse_settings`` (the page's submit) so is a settings file the landing refuses
+    (``engine.language.settings_checks``); ``journeys review submit`` lands the rest and prints those."""
     _user(session, username, "review")
     broken = _compile_problems()
-    if broken:
-        raise TemplatesDoNotCompile(broken)
+    refused = _settings_problems() if refuse_settings else {}
+    if broken or refused:
+        raise TemplatesDoNotCompile(broken, refused)
     land_changes(session, actor=username)
     template_review.land_templates(session, actor=username)
     settings_review.land_settings(session, actor=username)

@@ -46,14 +46,16 @@ def review_list(request: Request) -> HTMLResponse:
     return _list_page(request, user_with(request, "review"))
 
 
-def _list_page(request: Request, user: CurrentUser, *, compile_problems: dict[str, list[str]] | None = None,
+def _list_page(request: Request, user: CurrentUser, *, refused: review.TemplatesDoNotCompile | None = None,
                status_code: int = 200) -> HTMLResponse:
     with session_scope(db_url(request)) as session:
         every = versions(session)
     pending = [v for v in every if v.state == PENDING]
     in_force = [v for v in every if v.in_force]
     return render(request, "review_list.html", user, status_code=status_code, pending=pending, in_force=in_force,
-                  can_approve=user.can("approve"), compile_problems=compile_problems or {})
+                  can_approve=user.can("approve"),
+                  compile_problems=refused.problems if refused else {},
+                  settings_problems=refused.settings if refused else {})
 
 
 @router.post("/ops/review/submit", response_class=RedirectResponse)
@@ -61,10 +63,11 @@ def submit(request: Request) -> Response:
     user = user_with(request, "review")
     try:
         with session_scope(db_url(request)) as session:
-            pending = review.submit_changes(session, user.username)
+            # The page's author must see a refused settings file, not find their change missing later.
+            pending = review.submit_changes(session, user.username, refuse_settings=True)
     except review.TemplatesDoNotCompile as exc:
         # Shown on the page itself: the list of file:line problems can be longer than a flash holds.
-        return _list_page(request, user, compile_problems=exc.problems, status_code=422)
+        return _list_page(request, user, refused=exc, status_code=422)
     flash(request, "%(n)d change(s) waiting for review.", "ok", n=len(pending))
     return redirect("/ops/review")
 
