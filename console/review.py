@@ -101,8 +101,8 @@ def submit_changes(session: Session, username: str, *, refuse_settings: bool = F
     A template folder that does not compile would be passed over by the landing with only a line in
     the log, so the author would see their change missing without a reason: the submission is refused
     whole instead (``TemplatesDoNotCompile``, nothing recorded) and says which file and line. With
-    ``refuse_settings`` (the page's submit) so is a settings file the landing refuses
-    (``engine.language.settings_checks``); ``journeys review submit`` lands the rest and prints those."""
+    ``refuse_settings`` (the page's and ``journeys review submit``) so is a settings file the landing
+    refuses (``engine.language.settings_checks``)."""
     _user(session, username, "review")
     broken = _compile_problems()
     refused = _settings_problems() if refuse_settings else {}

@@ -98,15 +98,18 @@ def review_show(
 @review_app.command("submit")
 def review_submit(as_user: str = typer.Option(..., "--as", help=AS_HELP)) -> None:
     """Land the changed journey files, templates and settings as versions signed by this user (who then cannot
-    approve them). A settings file that fails validate's checks lands nothing: exit 1, with its problems."""
-    from console.review import submit_changes
+    approve them). A template that does not compile or a settings file that fails validate's checks refuses
+    the submission whole, as the console's page does: nothing is recorded, exit 1, with the files' problems."""
+    from console.review import TemplatesDoNotCompile, submit_changes
     from engine.language.journey_review import ReviewError
     from engine.language.settings_review import refused_settings
     from store.db import session_scope
 
     try:
         with session_scope() as session:
-            rows = [_info(v) for v in submit_changes(session, as_user)]
+            rows = [_info(v) for v in submit_changes(session, as_user, refuse_settings=True)]
+    except TemplatesDoNotCompile as exc:
+        raise fail(str(exc), code=1) from None
     except ReviewError as exc:
         raise fail(f"error: {exc}") from None
     _print_versions(rows, False)
