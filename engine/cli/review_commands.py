@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from engine.cli.arguments import LARGEST_ROW_ID, whole_argument
-from engine.cli.output import err, fail, out, print_json
+from engine.cli.output import fail, out, print_json
 
 review_app = typer.Typer(help="Review changes of journeys, templates (template:<name>) and delivery settings "
                               "(setting:<file>) before they go in force.", no_args_is_help=True)
@@ -102,7 +102,6 @@ def review_submit(as_user: str = typer.Option(..., "--as", help=AS_HELP)) -> Non
     the submission whole, as the console's page does: nothing is recorded, exit 1, with the files' problems."""
     from console.review import TemplatesDoNotCompile, submit_changes
     from engine.language.journey_review import ReviewError
-    from engine.language.settings_review import refused_settings
     from store.db import session_scope
 
     try:
@@ -113,11 +112,6 @@ def review_submit(as_user: str = typer.Option(..., "--as", help=AS_HELP)) -> Non
     except ReviewError as exc:
         raise fail(f"error: {exc}") from None
     _print_versions(rows, False)
-    refused = refused_settings()
-    for problem in refused:
-        err.print(f"{problem} (not submitted: the version in force stays)", markup=False)
-    if refused:
-        raise typer.Exit(1)
 
 
 def _act(action: str, version_id: int, as_user: str, comment: str) -> None:
