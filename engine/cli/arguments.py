@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from engine.cli.output import err, fail
 
@@ -222,9 +222,26 @@ def one_line(error: typer.TyperException) -> str:
     return f"{where}: {message} (see {where} --help)"
 
 
+def plain_flags(command: TyperCommand | TyperGroup) -> None:
+    """Show every flag of ``command`` and of the commands under it as a flag: typer's help gives a flag
+    (``--dry-run``, ``--help``) the type column ``<bool>``, which reads as if it took a value. An empty
+    metavar leaves the column blank; a flag's usage and parsing never read its metavar."""
+    help_option = command.get_help_option(typer.Context(command, info_name=command.name))
+    for param in (*command.params, *([help_option] if help_option is not None else [])):
+        if isinstance(param, TyperOption) and param.is_flag:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        plain_flags(sub)
+
+
 class OneLineErrors(TyperGroup):
     """The ``journeys`` group, printing a usage error as one line on stderr (exit 2): a script's log and a
-    person's terminal both get the option and what it takes, never a box or a traceback."""
+    person's terminal both get the option and what it takes, never a box or a traceback. Its flags and
+    its commands' read as flags in their help (``plain_flags``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        plain_flags(self)
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,

@@ -194,3 +194,24 @@ def test_a_report_longer_than_a_year_is_refused(db_url: str) -> None:
 def test_other_usage_errors_are_one_line_too(args: list[str], start: str) -> None:
     line = _refused(CliRunner().invoke(APP, args))
     assert line.startswith(start) and line.endswith("--help)"), line
+
+
+def _commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+COMMANDS = list(_commands(ROOT))
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[" ".join(p) or "journeys" for p, _c in COMMANDS])
+def test_a_help_page_shows_a_flag_as_a_flag(path: tuple[str, ...], command: Any) -> None:
+    """Typer gives a flag the type ``<bool>`` in its help, as if ``--dry-run`` took a value."""
+    result = CliRunner().invoke(APP, [*path, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output, result.output
+    flags = [p.opts[0] for p in command.params if getattr(p, "is_flag", False)]
+    for flag in [*flags, "--help"]:
+        assert re.search(rf"{re.escape(flag)}(\s*/\s*--no-\S+)?\s{{2,}}\S", result.output), (flag, result.output)
+    assert len(COMMANDS) >= 40  # the walk found the commands
