@@ -94,6 +94,19 @@ def period(start: datetime, end: datetime, given: tuple[str, str, str, str],
     return start, end
 
 
+def days_in_years(start: date, days: int, given: tuple[str, str, str, str]) -> None:
+    """Refuse ``days`` days from ``start`` when they run past the years every input takes (each option is
+    within its bounds, the two together need not be): the run would stop with a traceback on the first
+    moment out of them, after everything before it was written. ``given``: as ``period``'s."""
+    from store.clock import LAST_YEAR
+
+    last = start + timedelta(days=days - 1)
+    if last.year > LAST_YEAR:
+        start_option, start_text, days_option, days_text = given
+        raise fail(f"{start_option} {start_text} {days_option} {days_text} ends on {last.isoformat()}: "
+                   f"the last day must be in {LAST_YEAR} at the latest")
+
+
 # --- bounded option types ---------------------------------------------------------------------------
 # Every number, date, moment or period a command takes goes through one of these, so that a value no
 # run could mean (a batch of 10**20, a port of 99999, a plan from 1900) is one line and exit 2 before
@@ -136,17 +149,36 @@ class Whole:
         return number
 
 
+# How far after now an "as of" moment may be (``as_of_option``): a day, for a date typed in a zone ahead
+# of UTC. Those commands record what they find as of the moment (tier changes, churn warnings, the tier
+# review's adjustments, a report's overdue tasks); after it there is nothing yet to find, so a moment in
+# 2199 read every active customer as gone quiet and stamped the records with that year.
+AS_OF_AHEAD = timedelta(days=1)
+
+
+def _days(span: timedelta) -> str:
+    return "a day" if span.days == 1 else f"{span.days:,} days"
+
+
 class Moment:
-    """An ISO 8601 date or moment within the years every input takes (1900-2199); kept as typed, since
-    the command reads it in its own zone and repeats it in its messages."""
+    """An ISO 8601 date or moment within the years every input takes (1900-2199) and, with ``ahead``, at
+    most that long after now; kept as typed, since the command reads it in its own zone and repeats it
+    in its messages."""
+
+    def __init__(self, ahead: timedelta | None = None) -> None:
+        self.ahead = ahead
 
     def __call__(self, value: str) -> str:
         from engine.language.moments import parse_utc_moment
+        from store.clock import utcnow
 
         try:
-            parse_utc_moment(value)  # the zone does not change the year enough to matter here
+            moment = parse_utc_moment(value)  # the zone does not change the year enough to matter here
         except ValueError as exc:
             raise OutOfBounds(str(exc)) from None
+        if self.ahead is not None and moment > (latest := utcnow() + self.ahead):
+            raise OutOfBounds(f"{_shown(value)} is after {latest:%Y-%m-%d %H:%M} UTC: the command judges what "
+                              f"has happened by then, so at most {_days(self.ahead)} after now")
         return value
 
 
@@ -195,6 +227,12 @@ def whole_argument(*, low: int, high: int, help: str) -> Any:
 
 def moment_option(default: Any, *names: str, help: str) -> Any:
     return typer.Option(default, *names, parser=Moment(), metavar="WHEN", help=help)
+
+
+def as_of_option(default: Any, *names: str, help: str) -> Any:
+    """The moment a command judges and records what it finds as of: at most ``AS_OF_AHEAD`` from now."""
+    return typer.Option(default, *names, parser=Moment(AS_OF_AHEAD), metavar="WHEN",
+                        help=f"{help}; at most {_days(AS_OF_AHEAD)} after now")
 
 
 def day_option(default: Any, *names: str, help: str) -> Any:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from engine.cli.arguments import LARGEST_ROW_ID, Moment, Whole, output_folder, writing
+from engine.cli.arguments import LARGEST_ROW_ID, Moment, Whole, as_of_option, output_folder, writing
 from engine.cli.arguments import period as checked_period
 from engine.cli.output import out as stdout
 
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         by: Annotated[str | None, typer.Option("--by", help="tier | journey | channel | branch")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
         out: Annotated[Path | None, typer.Option("--out", help="folder for PNG charts")] = None,
-        now: Annotated[str | None, _when("--now", "judge open tasks as of this moment")] = None,
+        now: Annotated[str | None, as_of_option("--now", help="judge open tasks as of this moment")] = None,
     ) -> None:
         """Closed-loop figures (SPEC §8) for a period, with the programme targets alongside."""
         from rich.console import Console
@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("retier")
     def retier_command(
-        at: Annotated[str | None, _when("--at", "score as of this date/time (default now)")] = None,
+        at: Annotated[str | None, as_of_option("--at", help="score as of this date/time (default now)")] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="compute and count, write nothing")] = False,
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("tier-review")
     def tier_review_command(
-        at: Annotated[str | None, _when("--at", "end of the review window (default now)")] = None,
+        at: Annotated[str | None, as_of_option("--at", help="end of the review window (default now)")] = None,
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """Weekly per-tier churn review; dynamic adjustment for tiers over the threshold."""
@@ -128,7 +128,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("churn-check")
     def churn_check_command(
-        at: Annotated[str | None, _when("--at", "check as of (default now)")] = None,
+        at: Annotated[str | None, as_of_option("--at", help="check as of (default now)")] = None,
     ) -> None:
         """Daily activity-drop check: raise churn.warning events."""
         from engine.loop.monitoring import churn_warning_check

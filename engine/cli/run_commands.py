@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from engine.cli.arguments import MAX_SEED, day_option, output_folder, whole_option
+from engine.cli.arguments import MAX_SEED, day_option, days_in_years, output_folder, whole_option
 
 if TYPE_CHECKING:
     import asyncio
@@ -92,6 +92,8 @@ def demo(
     stand-ins, receipts, replies, agents, churn check, tier review; prints the per-tier summary."""
     from engine.demo.month import DemoError, DemoSettings, run_demo
 
+    if start is not None:
+        days_in_years(start, days, ("--start", start.isoformat(), "--days", str(days)))
     output_folder(out, "--out")
     try:
         run_demo(DemoSettings(customers=customers, days=days, seed=seed, start=start, out_dir=out))

@@ -10,6 +10,8 @@ million touches for 300 customers)."""
 from __future__ import annotations
 
 import re
+import sqlite3
+import tempfile
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -23,7 +25,7 @@ from typer.testing import CliRunner, Result
 
 from engine.cli import build_app
 from engine.cli.arguments import Day, Moment, Retention, Whole
-from store.clock import FIRST_YEAR, LAST_YEAR
+from store.clock import FIRST_YEAR, LAST_YEAR, utcnow
 from store.migrate import upgrade
 from store.retention import LONGEST_RETENTION
 
@@ -58,17 +60,27 @@ def _name(param: Any) -> str:
 BOUNDED_PARAMS = [(path, command, param) for path, command, param in PARAMS if isinstance(_parser(param), BOUNDED)]
 
 
+# What an option reads like when its command judges and records what it finds as of the moment: it
+# must not reach past now (engine.cli.arguments.AS_OF_AHEAD).
+LOOKS_AS_OF = re.compile(r"\bas of\b|\(default now\)", re.IGNORECASE)
+
+
 def test_every_number_date_and_period_is_bounded() -> None:
     unbounded = []
     for path, _command, param in PARAMS:
         annotation = param.type_descriptor.annotation
-        if getattr(param, "is_flag", False) or isinstance(_parser(param), BOUNDED):
+        parser = _parser(param)
+        if isinstance(parser, Moment) and LOOKS_AS_OF.search(param.help or "") and parser.ahead is None:
+            unbounded.append(f"journeys {' '.join(path)} {_name(param)} (an 'as of' moment without a horizon)")
+        if getattr(param, "is_flag", False) or isinstance(parser, BOUNDED):
             continue
         if annotation in (int, float, date, timedelta) or (
                 annotation is str and LOOKS_BOUNDED.search(param.help or "")):
             unbounded.append(f"journeys {' '.join(path)} {_name(param)}")
     assert not unbounded, unbounded
     assert len(BOUNDED_PARAMS) >= 25  # the walk found the commands
+    as_of = {f"{' '.join(p)} {_name(q)}" for p, _c, q in BOUNDED_PARAMS if getattr(_parser(q), "ahead", None)}
+    assert {"retier --at", "tier-review --at", "churn-check --at", "report --now"} <= as_of
 
 
 def _valid(param: Any) -> str:
@@ -107,6 +119,10 @@ def _out_of_bounds(parser: Any) -> st.SearchStrategy[str]:
     if isinstance(parser, Moment | Day):
         outside = st.one_of(st.dates(max_value=date(FIRST_YEAR - 1, 12, 31)),
                             st.dates(min_value=date(LAST_YEAR + 1, 1, 1)))
+        if isinstance(parser, Moment) and parser.ahead is not None:
+            # Past now and its horizon, within the years: what only the horizon refuses.
+            first = (utcnow() + parser.ahead).date() + timedelta(days=1)
+            outside = st.one_of(outside, st.dates(min_value=first, max_value=date(LAST_YEAR, 12, 31)))
         texts = outside.map(date.isoformat)
         if isinstance(parser, Moment):
             texts = st.one_of(texts, outside.map(lambda d: f"{d.isoformat()}T23:59+08:00"))
@@ -128,6 +144,12 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+def _stored(url: str) -> list[str]:
+    """Everything the store holds, as SQL: a refused command must leave it as it was."""
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        return list(conn.iterdump())
+
+
 def _refused(result: Result) -> str:
     assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
     assert isinstance(result.exception, SystemExit), result.exception
@@ -145,8 +167,14 @@ def test_a_value_out_of_bounds_is_one_line_naming_the_option(
 ) -> None:
     parser = _parser(param)
     value = data.draw(_out_of_bounds(parser))
-    result = CliRunner().invoke(APP, _args(path, command, param, value))
+    before = _stored(migrated)
+    with pytest.MonkeyPatch.context() as patch:
+        # In an empty folder: a command's default output (demo's var/demo) would show up in it.
+        work = Path(tempfile.mkdtemp(dir=tmp_path))
+        patch.chdir(work)
+        result = CliRunner().invoke(APP, _args(path, command, param, value))
     line = _refused(result)
+    assert _stored(migrated) == before and not list(work.iterdir())  # nothing written
     assert line.startswith(f"{_name(param)} "), line
     if isinstance(parser, Whole):
         assert f"from {parser.low:,} to {parser.high:,}" in line, line
@@ -215,3 +243,21 @@ def test_a_help_page_shows_a_flag_as_a_flag(path: tuple[str, ...], command: Any)
     for flag in [*flags, "--help"]:
         assert re.search(rf"{re.escape(flag)}(\s*/\s*--no-\S+)?\s{{2,}}\S", result.output), (flag, result.output)
     assert len(COMMANDS) >= 40  # the walk found the commands
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(start=st.dates(date(LAST_YEAR, 1, 1), date(LAST_YEAR, 12, 31)), data=st.data())
+def test_a_demo_running_past_the_years_is_refused_before_it_starts(start: date, data: st.DataObject,
+                                                                   tmp_path: Path) -> None:
+    """Each option in its bounds, the two together not: the demo had stopped on a traceback in 2200 after
+    seeding, planning and sending the days before."""
+    left = (date(LAST_YEAR, 12, 31) - start).days + 1  # the days a demo from start may run
+    days = data.draw(st.integers(left + 1, 366))  # 2199 has 365 days: 366 from any day of it runs past
+    out = Path(tempfile.mkdtemp(dir=tmp_path)) / "demo"
+    result = CliRunner().invoke(APP, ["demo", "--start", start.isoformat(), "--days", str(days), "--customers", "1",
+                                      "--out", str(out)])
+    line = _refused(result)
+    last = start + timedelta(days=days - 1)
+    assert line == (f"--start {start.isoformat()} --days {days} ends on {last.isoformat()}: "
+                    f"the last day must be in {LAST_YEAR} at the latest")
+    assert not out.exists()
