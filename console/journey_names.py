@@ -9,13 +9,13 @@ page reads only the list of versions.
 
 from __future__ import annotations
 
-import re
 import threading
 from pathlib import Path
 from typing import Any
 
 from sqlmodel import col, select
 
+from engine.language.bilingual import localised
 from engine.language.paths import journeys_dir
 from engine.language.yaml_lines import YamlError, load_located
 from store.db import session_scope
@@ -25,7 +25,7 @@ _lock = threading.Lock()
 _by_version: dict[tuple[str, str], str] = {}
 _files: dict[str, tuple[tuple[tuple[str, int], ...], dict[str, str]]] = {}
 
-
+__all__ = ["journey_names", "localised"]  # localised: the half of a name for a locale (engine.language.bilingual)
 
 
 def _name_of(source: str) -> str | None:
@@ -88,17 +88,3 @@ def journey_names(db_url: str | None) -> dict[str, str]:
             if name:
                 names[jid] = name
     return names
-
-
-# Between the halves: " / ", or a slash right after Chinese text or full-width punctuation, which is
-# often written with no space before it ("投诉超时升级（主管）/ Complaint escalation").
-_HALVES = re.compile(r"\s+/\s+|(?<=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])/\s*")
-
-
-def localised(name: str, locale: str) -> str:
-    """The part of a bilingual ``中文 / English`` name for ``locale`` (the whole name when it has one part)."""
-    halves = _HALVES.split(name, maxsplit=1)
-    if len(halves) != 2:
-        return name
-    zh, en = halves
-    return zh.strip() if locale.startswith("zh") else en.strip()

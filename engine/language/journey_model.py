@@ -24,7 +24,9 @@ from pydantic import (
     model_validator,
 )
 
+from engine.language.bilingual import halves
 from engine.language.durations import parse_duration
+from engine.language.faults import Fault, raise_faults
 from store.models import CHANNELS
 
 OPERATORS = (
@@ -430,8 +432,28 @@ class Update(Strict):
         return value
 
 
+# An exit's words fit a diagram's box and a table's cell; the reason stays the code reports count by.
+EXIT_LABEL_MAX = 60
+
+
+def _check_exit_label(text: str) -> str:
+    words = text.strip()
+    if not words:
+        raise ValueError("an exit's label may not be empty: write its words, e.g. 已完成回访 / Callback done")
+    if "\n" in words or "\r" in words:
+        raise ValueError("an exit's label is one line: 中文 / English, e.g. 已完成回访 / Callback done")
+    if len(words) > EXIT_LABEL_MAX:
+        raise ValueError(f"an exit's label is at most {EXIT_LABEL_MAX} characters, not {len(words)}")
+    both = halves(words)
+    if (both is not None and not all(both)) or words.startswith("/") or words.endswith("/"):
+        raise ValueError(f"label {words!r} has an empty half: write 中文 / English, e.g. 已完成回访 / Callback done")
+    return words
+
+
 class Exit(Strict):
     reason: str = "completed"
+    # What the reason means, for people: 中文 / English as the journey's name is written.
+    label: Annotated[str, AfterValidator(_check_exit_label)] | None = None
 
 
 STEP_KINDS = ("send", "wait", "wait_for", "branch", "split", "task", "update", "exit", "webhook")
@@ -489,8 +511,29 @@ class Journey(Strict):
     cap: Cap | None = None
     steps: list[Step] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _one_label_per_reason(self) -> Journey:
+        # Reports count exits by reason, so a reason has one set of words wherever the journey leaves with it.
+        first: dict[str, tuple[int, str]] = {}
+        faults: list[Fault] = []
+        for i, step in enumerate(self.steps):
+            if step.exit is None or step.exit.label is None:
+                continue
+            seen = first.setdefault(step.exit.reason, (i, step.exit.label))
+            if seen[1] != step.exit.label:
+                faults.append((("steps", i, "exit", "label"),
+                               f"exit reason {step.exit.reason!r} is labelled {seen[1]!r} at step "
+                               f"{self.steps[seen[0]].id!r}: one reason, one label"))
+        raise_faults(faults)
+        return self
+
     def step(self, step_id: str) -> Step:
         return next(s for s in self.steps if s.id == step_id)
+
+    def exit_label(self, reason: str) -> str | None:
+        """The words an exit step gives ``reason`` (中文 / English, as written), or None."""
+        return next((s.exit.label for s in self.steps if s.exit is not None and s.exit.reason == reason
+                     and s.exit.label is not None), None)
 
     def successors(self, index: int) -> list[str]:
         """Step ids (or 'exit') that step ``index`` can lead to."""

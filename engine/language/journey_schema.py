@@ -87,7 +87,7 @@ FIELD_DOCS: dict[str, tuple[str, Any]] = {
                    {"variants": [{"name": "a", "percent": 50}, {"name": "b", "percent": 40}], "holdout": 10}),
     "Step.task": ("An agent task in a desk queue.", {"queue": "renewal", "priority": "high", "due_within": "2d"}),
     "Step.update": ("Set a customer attribute.", {"field": "customer.attributes.care_pack_sent", "value": True}),
-    "Step.exit": ("Leave the journey.", {"reason": "renewed"}),
+    "Step.exit": ("Leave the journey.", {"reason": "renewed", "label": "已续保 / Renewed"}),
     "Step.webhook": ("A signed call to another system (config/webhooks.yaml).",
                      {"target": "crm", "template": "crm_case_opened"}),
     "Send.channels": ("Channels in order of preference, or by_engagement.", ["wechat", "sms"]),
@@ -122,7 +122,9 @@ FIELD_DOCS: dict[str, tuple[str, Any]] = {
     "Task.assign": ("queue, or advisor: the customer's dedicated advisor (diamond only).", "queue"),
     "Update.field": ("customer.attributes.<name>.", "customer.attributes.care_pack_sent"),
     "Update.value": ("The value set.", True),
-    "Exit.reason": ("Why the customer left, in reports.", "renewed"),
+    "Exit.reason": ("Why the customer left: the code reports count by.", "renewed"),
+    "Exit.label": ("The reason in words for the console, 中文 / English like the name; one line, at most 60 "
+                   "characters.", "已续保 / Renewed"),
 }
 
 DURATION_FIELDS = {"DateEntry.offset", "AnchoredMoment.offset"}

@@ -67,6 +67,7 @@ VALIDATOR_MODULES: tuple[str, ...] = (
     "engine",
     "engine.language",
     "engine.language.authoring_checks",
+    "engine.language.bilingual",
     "engine.language.catalogue",
     "engine.language.condition_values",
     "engine.language.conditions",

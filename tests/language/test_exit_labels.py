@@ -1,0 +1,92 @@
+"""An exit step's ``label``: the words of its reason, 中文 / English like the journey's name. ``journeys validate``
+refuses a label that cannot be shown (empty, too long, two lines, an empty half) or that words one reason two
+ways, at the label's line; every exit of the shipped journeys has words in both languages."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from engine.cli import build_app
+from engine.language.bilingual import halves
+from engine.language.journey_model import EXIT_LABEL_MAX
+from engine.language.journey_schema import journey_schema
+from engine.language.validation import validate
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "journeys" / "renewal-reminder.yaml"
+RENEWED = "    exit: {reason: renewed, label: 已续保 / Renewed}"
+NOT_RENEWED = "    exit: {reason: not_renewed, label: 未续保 / Not renewed}"
+runner = CliRunner()
+
+
+def _validate(tmp_path: Path, text: str) -> tuple[int, str, Path]:
+    path = tmp_path / "journeys" / SHIPPED.name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    result = runner.invoke(build_app(), ["validate", str(path)])
+    return result.exit_code, result.output, path
+
+
+def _line(text: str, needle: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), start=1) if needle in line)
+
+
+@pytest.mark.parametrize(("written", "words"), [
+    ('label: ""', "may not be empty"),
+    ('label: "   "', "may not be empty"),
+    (f"label: {'续' * (EXIT_LABEL_MAX + 1)}", f"at most {EXIT_LABEL_MAX} characters, not {EXIT_LABEL_MAX + 1}"),
+    ('label: "已续保\\n/ Renewed"', "one line"),
+    ('label: "已续保 /"', "empty half"),
+    ('label: "/ Renewed"', "empty half"),
+    ("label: 12", "string"),
+], ids=["empty", "blank", "too long", "two lines", "no English", "no Chinese", "a number"])
+def test_a_label_that_cannot_be_shown_is_refused_at_its_line(tmp_path: Path, written: str, words: str) -> None:
+    base = SHIPPED.read_text(encoding="utf-8")
+    assert RENEWED in base, "the shipped file changed: update the fixture"
+    text = base.replace(RENEWED, "    exit: {reason: renewed, " + written + "}")
+    code, output, path = _validate(tmp_path, text)
+    assert code == 1, output
+    problems = [line for line in output.splitlines() if line.startswith(f"{path}:")]
+    assert len(problems) == 1, output
+    assert problems[0].startswith(f"{path}:{_line(text, 'reason: renewed')}:"), output
+    assert words in problems[0], output
+
+
+def test_one_reason_worded_two_ways_is_refused_at_the_second(tmp_path: Path) -> None:
+    text = SHIPPED.read_text(encoding="utf-8").replace(NOT_RENEWED, "    exit: {reason: renewed, label: 续保了 / Done}")
+    code, output, path = _validate(tmp_path, text)
+    assert code == 1, output
+    second = _line(text, "label: 续保了")
+    assert f"{path}:{second}:" in output, output
+    assert "exit reason 'renewed' is labelled '已续保 / Renewed' at step 'renewed': one reason, one label" in output
+
+
+def test_a_label_of_one_part_and_the_same_label_twice_are_taken(tmp_path: Path) -> None:
+    text = SHIPPED.read_text(encoding="utf-8").replace(RENEWED, "    exit: {reason: renewed, label: Renewed}")
+    text = text.replace(NOT_RENEWED, "    exit: {reason: renewed, label: Renewed}")
+    code, output, _ = _validate(tmp_path, text)
+    assert code == 0, output
+
+
+def test_every_exit_of_the_shipped_journeys_has_words_in_both_languages() -> None:
+    report = validate()
+    assert report.ok, [str(p) for p in report.problems]
+    exits = [(loaded.journey.id, step) for loaded in report.journeys for step in loaded.journey.steps if step.exit]
+    assert len(exits) > 30
+    for journey_id, step in exits:
+        assert step.exit is not None and step.exit.label, (journey_id, step.id)
+        both = halves(step.exit.label)
+        assert both is not None, (journey_id, step.id, step.exit.label)
+        zh, en = both
+        assert re.search(r"[\u4e00-\u9fff]", zh) and not re.search(r"[A-Za-z_]", zh), (journey_id, zh)
+        assert re.fullmatch(r"[A-Z][A-Za-z ,'-]+", en), (journey_id, en)
+
+
+def test_the_schema_tells_editors_about_the_label() -> None:
+    label = journey_schema()["$defs"]["Exit"]["properties"]["label"]
+    assert "中文 / English" in label["description"]
+    assert label["examples"] == ["已续保 / Renewed"]
