@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from console import labels
 from engine.language.journey_model import DURATION_OPERATORS, VALUELESS_OPERATORS, Condition
 
 
@@ -105,7 +106,10 @@ def field_words(t: Translator, path: str) -> str:
     for prefix, kind in (("event.data.", "field"), ("customer.attributes.", None)):
         if path.startswith(prefix):
             key = path[len(prefix):]
-            return t.label(kind, key) if kind else t.gettext("Attribute %(name)s", name=key)
+            if kind:
+                return t.label(kind, key)
+            named = labels.msgid("attribute", key)
+            return t.gettext(named) if named else t.gettext("Attribute %(name)s", name=key)
     return path
 
 
@@ -120,6 +124,9 @@ def value_words(t: Translator, path: str, op: str, value: Any) -> str:
     kind = VALUE_KINDS.get(path)
     if kind is not None and isinstance(value, str):
         return t.label(kind, value)
+    if path.startswith("customer.attributes.") and isinstance(value, str):
+        named = labels.msgid("attribute_value", value)
+        return t.gettext(named) if named else value
     if path.startswith("event.data.") and isinstance(value, str):
         key = path[len("event.data."):]
         return t.label(EVENT_DATA_KINDS.get(key, "value"), value)

@@ -22,9 +22,11 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal, format_percent
 from babel.support import Translations
 from babel.units import format_unit
+from markupsafe import Markup, escape
 
 from console import condition_words, labels
 from console.cron_words import cron_words
+from engine.language.bilingual import localised
 from engine.language.journey_model import Condition
 from store import touch_reasons
 from store.clock import as_utc, zone
@@ -36,6 +38,10 @@ _DATE_RULE = re.compile(r"(?P<anchor>[a-z_]+\.[a-z_]+)(?P<every> every year)? (?
                         r"at (?P<at>\d{1,2}:\d{2})")
 _CLAIM_RULE = re.compile(r"claim settled (?P<offset>[+-]?\d+[dw])")
 _CLAIM_30D = "30 days after a claim settles"
+# What a webhook step records for the steps after it (engine.language.validation._webhook_event).
+_WEBHOOK_EVENT = re.compile(r"webhook\.(?P<target>[a-z0-9_]+)\.(?P<outcome>succeeded|failed)")
+WEBHOOK_OUTCOMES: dict[str, str] = {"succeeded": "System call succeeded: %(target)s",
+                                    "failed": "System call failed: %(target)s"}
 # Durations and offsets as journey files and delivery settings write them (engine.language.durations).
 _DURATION = re.compile(r"(?P<sign>[+-]?)(?P<parts>(?:\d+[wdhm])+)")
 _DURATION_PART = re.compile(r"(\d+)([wdhm])")
@@ -121,6 +127,9 @@ class Translator:
 
     def gettext(self, message: str, **params: Any) -> str:
         text = self._translations.gettext(message)
+        if any(isinstance(v, Markup) for v in params.values()):
+            # A parameter that is markup (a code in <code>) stays markup; the rest of the sentence is escaped.
+            return escape(text) % params
         return text % params if params else text
 
     __call__ = gettext
@@ -307,10 +316,39 @@ class Translator:
             return self._event_label(str(code))
         return labels.humanised(str(code))
 
+    def exit_reason(self, reason: str, label: str | None = None) -> str:
+        """Why an enrollment left, in words: the exit step's ``label`` (中文 / English) in this language, else the
+        console's words for the engine's own reasons, else in English the code humanised. "" when there are no
+        words: a Chinese page then shows the code as a code, never as if it were a word."""
+        if label:
+            return localised(label, self.locale)
+        msgid = labels.msgid("exit", reason)
+        if msgid:
+            return self.gettext(msgid)
+        if self.locale.startswith("en"):
+            words = labels.humanised(reason).strip()
+            return words[:1].upper() + words[1:]
+        return ""
+
+    def webhook_target(self, target: str) -> str:
+        """A target of config/webhooks.yaml by its ``description`` (中文 / English) in this language, else its name."""
+        from channels.webhook_targets import WebhookConfigError
+        from engine.language.webhook_config import load_webhooks
+
+        try:
+            spec = load_webhooks().targets.get(target)
+        except WebhookConfigError:  # validate reports the file; the page still names the target
+            spec = None
+        return localised(spec.description, self.locale) if spec is not None and spec.description else target
+
     def _event_label(self, code: str) -> str:
         """A type declared in config/events.yaml with a ``label`` of its own: its words in this language (else
-        in English); otherwise the code as written."""
+        in English); what a webhook step records, by its target's words; otherwise the code as written."""
         from engine.language import event_types
+
+        webhook = _WEBHOOK_EVENT.fullmatch(code)
+        if webhook is not None:
+            return self.gettext(WEBHOOK_OUTCOMES[webhook["outcome"]], target=self.webhook_target(webhook["target"]))
 
         spec = event_types.current().get(code)
         words: dict[str, str] = {k: v for k, v in spec.label.items()} if spec is not None else {}

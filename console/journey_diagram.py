@@ -6,8 +6,9 @@ case, a ``wait_for`` exit, a split variant, a ``goto`` backwards) leaves the box
 runs down or up its own lane and comes back in on the right of its target, so no two arrows
 share a line. Split holdouts and exits end at an "exit" box under the last step.
 
-Only geometry and codes are computed here; every word is chosen by the template, so the
-diagram follows the reader's language like the rest of the page.
+Only geometry and codes are computed here; every word is chosen by the template (a box says what its
+step does as the page's step table does, ``ops_labels.step_detail``), so the diagram follows the
+reader's language like the rest of the page.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from engine.language.journey_model import Condition, Journey, Step
 
 BOX_X = 16
 BOX_W = 300
-BOX_H = 58
+BOX_H = 80  # a line of words, the step id under it, two lines of figures
 GAP = 34
 TOP = 16
 LABEL_ROOM = 170  # the horizontal run of a side arrow carries its label
@@ -41,8 +42,8 @@ class Node:
 class Edge:
     source: str
     target: str
-    kind: str  # next | case | otherwise | variant | holdout | event | timeout
-    text: str  # data shown with the kind's word: a condition, a variant and its share, an event type
+    kind: str  # next | exit | case | otherwise | variant | holdout | event | timeout
+    text: str  # data shown with the kind's word: a condition, a variant and its share, an event, an exit reason
     path: str  # SVG path data
     label_x: int
     label_y: int
@@ -58,8 +59,11 @@ class Diagram:
     edges: list[Edge] = field(default_factory=list)
 
 
-def _short(text: str) -> str:
-    return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
+def _short(kind: str, text: str) -> str:
+    # An exit reason and a variant's name are looked up and worded by the template: kept whole.
+    if kind in ("exit", "variant") or len(text) <= LABEL_CHARS:
+        return text
+    return text[: LABEL_CHARS - 1] + "…"
 
 
 def _exits(journey: Journey, index: int) -> list[tuple[str, str, str, Condition | None]]:
@@ -73,7 +77,7 @@ def _exits(journey: Journey, index: int) -> list[tuple[str, str, str, Condition 
         return following if target == "next" else target
 
     if step.exit is not None:
-        return [(END, "next", step.exit.reason, None)]
+        return [(END, "exit", step.exit.reason, None)]
     if step.branch is not None:
         out: list[tuple[str, str, str, Condition | None]] = [
             (to(c.goto), "case", c.when.describe(), c.when) for c in step.branch.cases]
@@ -109,7 +113,7 @@ def layout(journey: Journey) -> Diagram:
             if down:
                 cx = src.x + src.w // 2
                 path = f"M{cx},{src.y + src.h} L{cx},{dst.y}"
-                edges.append(Edge(step.id, target, kind, _short(text), path, cx + 6, src.y + src.h + GAP // 2 + 4,
+                edges.append(Edge(step.id, target, kind, _short(kind, text), path, cx + 6, src.y + src.h + GAP // 2 + 4,
                                   False, cond))
                 continue
             y0 = src.y + 14 + side_k * 13
@@ -117,7 +121,7 @@ def layout(journey: Journey) -> Diagram:
             lx = right + LABEL_ROOM + lane * LANE_W
             end_x = dst.x + dst.w
             path = f"M{right},{y0} H{lx} V{y1} H{end_x}"
-            edges.append(Edge(step.id, target, kind, _short(text), path, right + 4, y0 - 3, True, cond))
+            edges.append(Edge(step.id, target, kind, _short(kind, text), path, right + 4, y0 - 3, True, cond))
             lane += 1
             side_k += 1
     width = right + LABEL_ROOM + max(lane, 1) * LANE_W + 16

@@ -214,13 +214,26 @@ RULES: dict[str, str] = {
     "journey_cap": "Journey's own frequency cap",
 }
 
-# Why an enrollment left its journey (engine.planning.step_machine); an exit step's own reason, written
-# by the journey's author, has no entry here and is shown as written.
+# Why the engine ended an enrollment (engine.planning.step_machine, store.retention). An exit step's own
+# reason is worded by its ``label`` in the journey file (Translator.exit_reason), not here.
 EXIT_REASONS: dict[str, str] = {
     "goal": "Goal reached",
     "completed": "Completed the journey",
     "holdout": "Holdout",
     "loop": "Stopped: the steps went round in a loop",
+    "anonymised": "The customer was anonymised (retention period over)",
+}
+
+# Customer attributes the shipped journeys test or set (``customer.attributes.<name>``), and the coded values
+# they hold; an attribute not named here is shown as "Attribute <name>".
+ATTRIBUTES: dict[str, str] = {
+    "care_pack_sent": "Care pack sent",
+    "service_preference": "Service preference",
+}
+ATTRIBUTE_VALUES: dict[str, str] = {
+    "travel": "Travel",
+    "health": "Health",
+    "family": "Family",
 }
 
 CLOCKS: dict[str, str] = {
@@ -330,6 +343,8 @@ TABLES: dict[str, dict[str, str]] = {
     "clock": CLOCKS,
     "rule": RULES,
     "exit": EXIT_REASONS,
+    "attribute": ATTRIBUTES,
+    "attribute_value": ATTRIBUTE_VALUES,
     "form_field": FORM_FIELDS,
     "holiday": HOLIDAYS,
     "anchor": ANCHORS,

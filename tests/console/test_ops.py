@@ -237,7 +237,9 @@ def test_journey_page_counts_per_step_match_the_database(client: TestClient, see
         exits = count_by(s, e, "exit_reason", e.c.journey_id == "complaint-response", e.c.exited_at.is_not(None))
     handle = page.split('<tr data-step="handle">', 1)[1].split("</tr>", 1)[0]
     assert f'data-k="tasks_opened">{opened}<' in handle and f'data-k="tasks_closed">{closed}<' in handle
-    assert f"resolved: {exits['resolved']}" in page.split('<tr data-step="resolved">', 1)[1].split("</tr>", 1)[0]
+    # the exit in the words of its label, its reason kept as the code
+    resolved = page.split('<tr data-step="resolved">', 1)[1].split("</tr>", 1)[0]
+    assert f'data-code="resolved" title="resolved">Complaint resolved</span>: {exits["resolved"]}' in resolved
     # the flow: every step drawn, wait_for exits labelled, and the source and sample messages beside it
     assert 'data-testid="diagram"' in page
     for step in ("acknowledge", "handle", "wait_resolved", "escalate", "unresolved"):
@@ -264,7 +266,9 @@ def test_journey_page_shows_the_split_experiment_with_a_verdict(client: TestClie
     assert result.baseline == "wechat_first" and email.entered == 160
     p = email.comparisons["reply"].p_value
     assert p is not None and p < 0.05
-    assert f"email_first worse than wechat_first in Reply, p = {p:.2g}." in html.unescape(page)
+    # the variants by the names the journey file gives them, shown as codes
+    verdict = f"<code>email_first</code> worse than <code>wechat_first</code> in Reply, p = {p:.2g}."
+    assert verdict in html.unescape(page)
     assert '<tr data-group="holdout"><th>Holdout</th><td data-k="entered">36</td>' in page
 
 
