@@ -103,13 +103,21 @@ def _floor(planned: Path, seeded: Path) -> dict[str, object]:
 
     The rows are read (untimed) in their stored form, nothing to convert, and written with the
     driver's executemany, a commit per ``FLOOR_CHUNK`` customers as the planner commits per chunk:
-    the database's own cost of storing what the planner stores, into the same tables and indexes."""
+    the database's own cost of storing what the planner stores, into the same tables and indexes.
+    As the writer does, it leaves out the columns that are NULL in every row (they are stored NULL
+    all the same) and binds None through the store's NoneType adapter
+    (``store.db.bind_none_as_null``): what each costs per value is in benchmarks/README.md."""
     import sqlite3
 
+    from store.db import bind_none_as_null
+
+    bind_none_as_null()
     source = sqlite3.connect(planned)
     tables = []
     for table in FLOOR_TABLES:
         names = [r[1] for r in source.execute(f"PRAGMA table_info({table})") if r[1] != "id"]
+        filled = 'SELECT 1 FROM {} WHERE "{}" IS NOT NULL LIMIT 1'  # nosec B608 # names from the schema
+        names = [n for n in names if source.execute(filled.format(table, n)).fetchone()]
         cols = ", ".join(f'"{n}"' for n in names)
         sql = f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' for _ in names)})"  # nosec B608 # names from the schema
         rows = source.execute(f"SELECT {cols} FROM {table} ORDER BY customer_id").fetchall()  # nosec B608

@@ -161,7 +161,11 @@ def _batch(dialect: Dialect, model: Any, names: Sequence[str], rows: list[tuple[
     if dialect.name != "sqlite":
         return _Batch(table, list(zip(*columns, strict=True)), names, conflict)
     # SQLite: the driver's executemany. Its rowcount counts only the rows inserted: a
-    # conflict skipped by DO NOTHING changes nothing.
+    # conflict skipped by DO NOTHING changes nothing. A column empty in every row is left out
+    # (it is stored NULL all the same): each value bound costs the driver and SQLite a call and
+    # a lock of the connection's mutex, and most chunks leave several columns empty (an event's
+    # id outside event entries, a split branch outside splits, a task's assignee).
+    names, columns = _without_empty(table, names, columns)
     quote = dialect.identifier_preparer.quote
     sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "  # nosec B608 # names from the model metadata, quoted by the dialect; values bound
            f"VALUES ({', '.join('?' for _ in names)}) "
@@ -261,3 +265,12 @@ def _processed(column: Any, values: Sequence[Any], dialect: Dialect) -> Sequence
             p = process(v)
         out.append(p)
     return out
+
+
+def _without_empty(table: Any, names: Sequence[str],
+                   columns: list[Sequence[Any]]) -> tuple[list[str], list[Sequence[Any]]]:
+    """``names`` and ``columns`` without the columns that are None in every row and that the
+    table stores as NULL when left out (no server default)."""
+    keep = [i for i, (name, values) in enumerate(zip(names, columns, strict=True))
+            if values.count(None) != len(values) or table.c[name].server_default is not None]
+    return [names[i] for i in keep], [columns[i] for i in keep]
