@@ -1,4 +1,4 @@
-"""The class-level guard for "words, not codes": every ops, agent and supervisor page in Chinese, in real
+"""The class-level guard for "words, not codes": every ops, agent, supervisor and admin page in Chinese, in real
 Chromium at 1280 and 390 px, over the shipped journeys with activity seeded (exits by every exit step of
 every journey, the engine's own exits, an exit an older version of a journey took, tasks, a split, drops,
 a change under review). The text a person reads, less what a page shows as a code on purpose (``<code>``,
@@ -107,6 +107,7 @@ def _pages(seed: Seed, pending: int, journeys: list[str]) -> dict[str, list[str]
         "olga": ops,
         "bob": ["/inbox", f"/tasks/{seed.tasks['bob']}"],
         "sue": ["/supervisor", "/inbox", f"/tasks/{seed.tasks['free']}"],
+        "adam": ["/admin/users", "/admin/audit"],
     }
 
 
@@ -118,9 +119,9 @@ def test_no_page_shows_a_code_as_a_word(new_page: PageFactory, seed: Seed, db_ur
     taken = seed_exits(db_url, customers, seed.now)
     with session_scope(db_url) as s:
         load_in_force(s)
-    for name in ("olga", "bob", "sue"):
+    for name in ("olga", "bob", "sue", "adam"):
         set_locale(db_url, name, "zh-CN")
-    landing = {"olga": "**/ops/journeys", "bob": "**/inbox", "sue": "**/inbox"}
+    landing = {"olga": "**/ops/journeys", "bob": "**/inbox", "sue": "**/inbox", "adam": "**/admin/users"}
     problems: dict[str, list[str]] = {}
     opened = 0
     for name, paths in _pages(seed, pending, sorted(taken)).items():
@@ -144,3 +145,11 @@ def test_no_page_shows_a_code_as_a_word(new_page: PageFactory, seed: Seed, db_ur
     assert shown["callback_done"] == "回访已完成"
     assert shown["goal"] == "达成目标" and shown[OLD_REASON] == f"出口 {OLD_REASON}"
     assert exits.locator("code").all_inner_texts() == [OLD_REASON]
+    # The diagram's boxes: the step table's words, the id kept as a code under them, both whole in the tooltip.
+    box = page.get_by_test_id("diagram").locator("g[data-step='done']")
+    playwright_sync.expect(box.locator("[data-k=step-words]")).to_have_text("退出: 回访已完成")
+    playwright_sync.expect(box.locator(".step-id code")).to_have_text("done")
+    assert box.locator("title").first.text_content() == "退出: 回访已完成 (done)"
+    page.goto("/ops/journeys/claim-crm-case")
+    webhook = page.get_by_test_id("step-counts").locator("tr[data-step='open_case'] [data-k=step-words]")
+    playwright_sync.expect(webhook).to_have_text("调用外部系统: 客户关系管理系统：开立服务工单")
