@@ -5,14 +5,21 @@ a sentence that takes a code as markup keeps it markup while the rest is escaped
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 from markupsafe import Markup
+from starlette.testclient import TestClient
 
 from console.condition_words import leaf_words
 from console.i18n import Translator
 from engine.language.validation import validate
+from tests.console.conftest import login
+from tests.console.test_form_errors import set_locale
 
 ZH, EN = Translator("zh-CN"), Translator("en")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(("t", "reason", "label", "words"), [
@@ -52,3 +59,27 @@ def test_a_code_passed_as_markup_stays_markup_and_the_rest_is_escaped() -> None:
     said = EN("%(group)s: not enough data yet.", group=Markup("<code>a&b</code>"))
     assert isinstance(said, Markup) and str(said) == "<code>a&b</code>: not enough data yet."
     assert str(EN("%(group)s: not enough data yet.", group="<b>")) == "<b>: not enough data yet."
+
+
+@pytest.mark.parametrize(("locale", "step_words", "arrow"), [
+    ("zh-CN", "退出: <code>callback_done</code>", '出口 <tspan class="code">callback_done</tspan>'),
+    ("en", 'Exit: <span title="callback_done">Callback done</span>', "> Callback done<title>"),
+])
+def test_an_exit_without_a_label_is_its_code_never_a_bare_word(client: TestClient, db_url: str, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch, locale: str,
+                                                                 step_words: str, arrow: str) -> None:
+    copy = tmp_path / "journeys"
+    shutil.copytree(ROOT / "journeys", copy)
+    path = copy / "gold-monthly-callback.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert ", label: 回访已完成 / Callback done}" in text
+    path.write_text(text.replace(", label: 回访已完成 / Callback done}", "}"), encoding="utf-8")
+    monkeypatch.setenv("JOURNEYS_DIR", str(copy))
+    set_locale(db_url, "olga", locale)
+    login(client, "olga")
+    page = client.get("/ops/journeys/gold-monthly-callback").text
+    done = page.split('<tr data-step="done">', 1)[1].split("</th>", 1)[0]
+    assert step_words in done
+    diagram = page.split('data-testid="diagram"', 1)[1].split("</svg>", 1)[0]
+    exit_arrow = diagram.split('class="edge edge-exit"', 1)[1].split("</text>", 1)[0]
+    assert arrow in exit_arrow
