@@ -451,7 +451,9 @@ def _check_exit_label(text: str) -> str:
 
 
 class Exit(Strict):
-    reason: str = "completed"
+    # An identifier like every other code a file names: it is stored in a 64-character column and
+    # counted by in reports, so a sentence or an over-long reason would fail only when written.
+    reason: Identifier = "completed"
     # What the reason means, for people: 中文 / English as the journey's name is written.
     label: Annotated[str, AfterValidator(_check_exit_label)] | None = None
 

@@ -90,3 +90,22 @@ def test_the_schema_tells_editors_about_the_label() -> None:
     label = journey_schema()["$defs"]["Exit"]["properties"]["label"]
     assert "中文 / English" in label["description"]
     assert label["examples"] == ["已续保 / Renewed"]
+
+
+@pytest.mark.parametrize(("written", "words"), [
+    (f"reason: {'r' * 65}", "at most 64 characters"),
+    ('reason: "renewed on time"', "use lowercase letters, digits"),
+    ("reason: Renewed", "use lowercase letters, digits"),
+], ids=["longer than its column", "a sentence", "capitals"])
+def test_a_reason_that_is_not_a_code_is_refused_at_its_line(tmp_path: Path, written: str, words: str) -> None:
+    """The reason lands in a 64-character column and reports count by it: refused when validated,
+    never found only when the planner writes it (PostgreSQL would refuse the row mid-plan)."""
+    base = SHIPPED.read_text(encoding="utf-8")
+    assert RENEWED in base, "the shipped file changed: update the fixture"
+    text = base.replace(RENEWED, "    exit: {" + written + ", label: 已续保 / Renewed}")
+    code, output, path = _validate(tmp_path, text)
+    assert code == 1, output
+    problems = [line for line in output.splitlines() if line.startswith(f"{path}:")]
+    assert len(problems) == 1, output
+    assert problems[0].startswith(f"{path}:{_line(text, 'label: 已续保')}:"), output
+    assert words in problems[0], output
