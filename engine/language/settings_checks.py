@@ -4,72 +4,92 @@ the service, planner and dispatcher, ``journeys review submit``, the console's r
 reading straight from the file while no valid version is stored.
 
 Beyond its own model a file may name what another declares: a tier's ``notify_queue`` must be a queue
-of ``config/queues.yaml``. Only validate checked it; a file naming ``opz`` still landed, was approved,
-and the tier review's warnings went to a queue no agent works.
+of ``config/queues.yaml``, its extra resources' ``journeys`` journeys of ``journeys/``. Validate and
+the landings had each their own list of checks, and the landings' was shorter (a file naming ``opz``
+landed and was approved; one naming a journey no file holds, or one that could not be read, was passed
+over with nothing said to the author); ``settings_file`` is now the one both call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel
 
 from engine.language.authoring_checks import unknown_queue
 from engine.language.problems import Problem, display_path, load_document, parse_model
 from engine.language.settings_model import TierConfig
-from engine.language.yaml_lines import LocatedDocument, YamlError, load_located
+from engine.language.yaml_lines import LocatedDocument
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def reference_problems(config: BaseModel, doc: LocatedDocument, shown: str,
-                       queues: Sequence[str] | None) -> list[Problem]:
-    """What ``config`` (read from ``doc``, shown as ``shown``) names that the other settings do not
-    declare. ``queues``: the declared queues, None when there is no queues file (every name is a queue
-    with the defaults) or it is broken (reported on its own)."""
+                       queues: Sequence[str] | None, journeys: Collection[str] | None = None) -> list[Problem]:
+    """What ``config`` (read from ``doc``, shown as ``shown``) names that the other settings or the journey
+    files do not declare. ``queues``: the declared queues, None when there is no queues file (every name
+    is a queue with the defaults) or it is broken (reported on its own). ``journeys``: the ids of the
+    valid journey files, None when they are not all known (validate given some of the files)."""
     problems: list[Problem] = []
-    if isinstance(config, TierConfig) and queues is not None:
+    if not isinstance(config, TierConfig):
+        return problems
+    for tier, extra in config.extra_resources.items():
         # Dynamic adjustment opens its task in the tier's notify_queue: the desk must know that queue,
         # as it must every journey task's (a typo would leave the warning where no agent sees it).
-        for tier, extra in config.extra_resources.items():
-            if wrong := unknown_queue(extra.notify_queue, tuple(queues)):
-                pos = doc.position(("extra_resources", tier, "notify_queue"))
-                problems.append(Problem(shown, pos.line, pos.column, wrong))
+        if queues is not None and (wrong := unknown_queue(extra.notify_queue, tuple(queues))):
+            pos = doc.position(("extra_resources", tier, "notify_queue"))
+            problems.append(Problem(shown, pos.line, pos.column, wrong))
+        # ... and switches on these journeys: one no file holds would switch on nothing.
+        unknown = [(i, j) for i, j in enumerate(extra.journeys) if journeys is not None and j not in journeys]
+        for i, journey_id in unknown:
+            pos = doc.position(("extra_resources", tier, "journeys", i))
+            problems.append(Problem(shown, pos.line, pos.column, f"unknown journey {journey_id!r}"))
     return problems
 
 
-def _judged(model: type[ModelT], doc: LocatedDocument, shown: str,
-            queues: Sequence[str] | None) -> tuple[ModelT | None, list[Problem]]:
+def _judged(model: type[ModelT], doc: LocatedDocument, shown: str, queues: Sequence[str] | None,
+            journeys: Collection[str] | None = None) -> tuple[ModelT | None, list[Problem]]:
     config, problems = parse_model(model, doc, shown)
     if config is None or problems:
         return None, problems
-    problems = reference_problems(config, doc, shown, queues)
+    problems = reference_problems(config, doc, shown, queues, journeys)
     return (None if problems else config), problems
 
 
-def checked_settings(model: type[ModelT], source: str, shown: str,
-                     queues: Sequence[str] | None) -> tuple[ModelT | None, list[Problem]]:
-    """A settings file's text as validate judges it: the settings, or None with every problem that keeps
-    them out of force, each at its line."""
-    try:
-        doc = load_located(source)
-    except YamlError as exc:
-        return None, [Problem(shown, exc.position.line, exc.position.column, exc.message)]
-    if not isinstance(doc.data, dict):
-        return None, [Problem(shown, 1, 1, "expected a mapping at the top of the file")]
-    return _judged(model, doc, shown, queues)
+@dataclass(frozen=True)
+class SettingsFile(Generic[ModelT]):
+    """A settings file as every check judges it: its text ("" when it cannot be read), its settings
+    (None when refused) and the problems that refuse it."""
+
+    source: str
+    config: ModelT | None
+    problems: tuple[Problem, ...]
+
+
+def settings_file(model: type[ModelT], path: Path, queues: Sequence[str] | None,
+                  journeys: Collection[str] | None) -> SettingsFile[ModelT]:
+    """Every check ``journeys validate`` makes of the settings file at ``path``, and the only one: validate
+    reports these problems and every landing (``engine.language.settings_review``) refuses on them, so the
+    two cannot disagree about a file. A missing, oversized, non-UTF-8 or unreadable file is a problem too.
+    ``queues`` and ``journeys``: as ``reference_problems``'s."""
+    shown = display_path(path)
+    if not path.is_file():
+        return SettingsFile("", None, (Problem(shown, 1, 1, "configuration file not found"),))
+    source, doc, problems = load_document(path)
+    if doc is None:
+        return SettingsFile(source, None, tuple(problems))
+    config, problems = _judged(model, doc, shown, queues, journeys)
+    return SettingsFile(source, config, tuple(problems))
 
 
 def load_checked(model: type[ModelT], path: Path, queues: Sequence[str] | None) -> tuple[ModelT | None, list[Problem]]:
-    """``checked_settings`` of the file at ``path`` (a missing or unreadable file is a problem too)."""
-    if not path.is_file():
-        return None, [Problem(display_path(path), 1, 1, "configuration file not found")]
-    _, doc, problems = load_document(path)
-    if doc is None:
-        return None, problems
-    return _judged(model, doc, display_path(path), queues)
+    """``settings_file``'s settings and problems, the journeys not checked (while nothing is stored the file
+    is read as it is; its landing checks them)."""
+    found = settings_file(model, path, queues, None)
+    return found.config, list(found.problems)
 
 
 def dropped_queue_problems(tiers_path: Path, before: Sequence[str], after: Sequence[str]) -> list[Problem]:

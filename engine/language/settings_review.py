@@ -32,9 +32,9 @@ from sqlmodel import Session
 from engine.language.journey_registry import load_delivery_config, load_tier_config
 from engine.language.journey_review import FROM_FILES, Landing, ReviewConfig, land_committed, land_versions
 from engine.language.paths import config_dir
-from engine.language.problems import Problem, TooLarge, display_path, parse_model, read_bounded
+from engine.language.problems import Problem, display_path, parse_model
 from engine.language.queue_config import declared_queues
-from engine.language.settings_checks import checked_settings
+from engine.language.settings_checks import settings_file
 from engine.language.settings_model import DeliveryConfig, TierConfig
 from engine.language.yaml_lines import load_located
 from store.models import JourneyVersion
@@ -63,30 +63,29 @@ def parsed(name: str, source: str) -> BaseModel | None:
 
 
 @lru_cache(maxsize=16)
-def _refusal(name: str, source: str, shown: str, queues: tuple[str, ...] | None) -> tuple[Problem, ...]:
-    """Why the file's text may not land (validate's problems with it, ``engine.language.settings_checks``);
-    logged once per text, not at every run that finds it unchanged."""
-    try:
-        _, problems = checked_settings(MODELS[name], source, shown, queues)
-    except Exception as exc:  # whatever stops the check stops the landing, never the run
-        problems = [Problem(shown, 1, 1, f"cannot be checked: {exc}")]
+def _refusal(name: str, source: str, shown: str, problems: tuple[Problem, ...]) -> tuple[Problem, ...]:
+    """Logged once per text, not at every run that finds it unchanged."""
     if problems:
         log.error("%s is not landed, the settings in force stay:\n%s", shown, "\n".join(str(p) for p in problems))
-    return tuple(problems)
+    return problems
 
 
 def _files(directory: Path) -> Iterator[tuple[str, str, tuple[Problem, ...]]]:
-    """Each readable settings file of ``directory``: its name, its text and why it may not land."""
+    """Each settings file of ``directory``: its name, its text and why it may not land, by validate's own
+    checks (``engine.language.settings_checks.settings_file``): a file that is missing, cannot be read or
+    is refused is named with its problems, and lands nothing."""
     queues = declared_queues(directory / "queues.yaml")
-    for name in MODELS:
+    # Not the journeys a tier's extra resources name (None): validate checks them only when it reads the
+    # whole journeys folder, and the landing would refuse every tier file of a folder holding some of them.
+    journeys = None
+    for name, model in MODELS.items():
         path = directory / name
-        if not path.is_file():
-            continue
         try:
-            source = read_bounded(path)
-        except (TooLarge, UnicodeDecodeError, OSError):
-            continue  # validate reports it at the file; the version in force stays
-        yield name, source, _refusal(name, source, display_path(path), queues)
+            found = settings_file(model, path, queues, journeys)
+            source, problems = found.source, found.problems
+        except Exception as exc:  # whatever stops the check stops the landing, never the run
+            source, problems = "", (Problem(display_path(path), 1, 1, f"cannot be checked: {exc}"),)
+        yield name, source, _refusal(name, source, display_path(path), problems)
 
 
 def refused_settings(directory: Path | None = None) -> list[Problem]:

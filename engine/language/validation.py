@@ -35,7 +35,7 @@ from engine.language.paths import (
 )
 from engine.language.problems import Problem, display_path, load_config, load_document, parse_model
 from engine.language.salvage import salvage
-from engine.language.settings_checks import reference_problems
+from engine.language.settings_checks import settings_file
 from engine.language.settings_model import DeliveryConfig, QueuesConfig, ReviewConfig, TierConfig
 from engine.language.task_script_check import check_task_scripts
 from engine.language.template_check import check_templates, template_problems_by_name
@@ -404,10 +404,9 @@ def validate(
     """Validate journey files (default: ``journeys/``), their templates and the configuration files."""
     templates_root = templates_root or templates_dir()
     report = Report()
-    report.tiers, problems = load_config(TierConfig, tiers_path or tiers_config_path())
-    report.problems.extend(problems)
-    report.delivery, problems = load_config(DeliveryConfig, delivery_path or delivery_config_path())
-    report.problems.extend(problems)
+    # The settings files' problems are their landing's (settings_file, below, once the journeys are known).
+    report.tiers, _ = load_config(TierConfig, tiers_path or tiers_config_path())
+    report.delivery, _ = load_config(DeliveryConfig, delivery_path or delivery_config_path())
     _, problems = load_work_calendar(work_calendar_path)
     report.problems.extend(problems)
     _, problems = load_event_types()
@@ -463,24 +462,13 @@ def validate(
 
     default_files = {p.resolve() for p in journey_files([journeys_dir()])}
     covers_all = bool(default_files) and default_files <= {p.resolve() for p in files}
-    if report.tiers is not None and covers_all:
-        # Extra retention journeys named by the tier configuration must exist.
-        tiers_shown = display_path(tiers_path or tiers_config_path())
-        _, doc, _ = load_document(tiers_path or tiers_config_path())
-        for tier, extra in report.tiers.extra_resources.items():
-            for i, journey_id in enumerate(extra.journeys):
-                if journey_id not in seen_ids and doc is not None:
-                    pos = doc.position(("extra_resources", tier, "journeys", i))
-                    report.problems.append(
-                        Problem(tiers_shown, pos.line, pos.column, f"unknown journey {journey_id!r}")
-                    )
-    if report.tiers is not None and queues is not None:
-        # What the tier file names of the other settings: checked by every landing of it as well.
-        tiers_file = tiers_path or tiers_config_path()
-        _, doc, _ = load_document(tiers_file)
-        if doc is not None:
-            report.problems.extend(reference_problems(report.tiers, doc, display_path(tiers_file),
-                                                      tuple(queues.queues)))
+    # Every check of the settings files that land for review, the very ones their landing makes
+    # (engine.language.settings_checks.settings_file), so that the two cannot disagree about a file.
+    # The queues as the desk declares them (queue_config.Desk.declared, sorted), as the landing has them.
+    declared = tuple(sorted(queues.queues)) if queues is not None else None
+    for model, path in ((TierConfig, tiers_path or tiers_config_path()),
+                        (DeliveryConfig, delivery_path or delivery_config_path())):
+        report.problems.extend(settings_file(model, path, declared, seen_ids if covers_all else None).problems)
     if queues is not None and queues.task_types and covers_all:
         # Task types name journeys (or journey/step): a typo would quietly require nothing.
         _, doc, _ = load_document(queues_path)

@@ -1,0 +1,133 @@
+"""``journeys validate`` and every landing of a settings file judge it by one function
+(``engine.language.settings_checks.settings_file``): for any broken ``config/tiers.yaml`` or
+``config/delivery.yaml`` validate refuses, the landing refuses it too, with the same problems, and the
+reverse; a refused landing leaves the settings in force and the stored versions as they were.
+
+Before, the landing read the file on its own: a file that could not be read (not UTF-8, a folder in its
+place) or was missing was refused by validate and passed over in silence by ``journeys review submit``
+and the review page, which then reported a submission that had not landed the file.
+
+Not yet drawn: a tier's extra resources naming a journey no file holds. Validate refuses it when it
+reads the whole journeys folder; the landing does not check it yet (``settings_review._files``), since
+the test books hold only the journeys they plan and the landing would refuse the shipped tier file there."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlmodel import select
+
+from console import review
+from engine.language.problems import Problem, display_path
+from engine.language.settings_review import in_force_settings, refused_settings
+from engine.language.validation import validate
+from store.db import make_engine, session_scope
+from store.models import JourneyVersion
+from tests.review_support import SUBMITTER, config_copy, installed
+
+NAMES = ("tiers.yaml", "delivery.yaml")
+# Text a reader may type where a name, number or value goes: names that are and are not journeys or
+# queues, numbers in and out of range, YAML that does not parse.
+WORDS = st.one_of(
+    st.sampled_from(["retention-boost-gold", "retention-boost-gld", "ops", "opz", "0.5", "2", "-1", "yes", "[",
+                     "{a: 1", "''", "null", "Asia/Shanghai", "Mars/Base", "25:00", "7d", "7 days"]),
+    st.text(st.sampled_from("abz-_:0.9 "), min_size=1, max_size=12),
+)
+
+
+def _replace_value(text: str, word: str, key: str, which: int) -> str:
+    """The ``which``-th ``key:`` line's value (or flow list of journeys) as ``word``."""
+    lines = text.split("\n")
+    found = [i for i, line in enumerate(lines) if line.strip().startswith(f"{key}:")]
+    if not found:
+        return text
+    i = found[which % len(found)]
+    head = lines[i][: lines[i].index(":") + 1]
+    lines[i] = f"{head} [{word}]" if key == "journeys" else f"{head} {word}"
+    return "\n".join(lines)
+
+
+@st.composite
+def spoilt(draw: st.DrawFn) -> tuple[str, Callable[[Path], None]]:
+    """A settings file and an edit of it, most of which validate refuses."""
+    name = draw(st.sampled_from(NAMES))
+    kind = draw(st.sampled_from(["value", "value", "value", "bytes", "top", "gone", "folder"]))
+    if kind == "value":
+        keys = (["notify_queue", "churn_threshold", "window"] if name == "tiers.yaml"
+                else ["default_timezone", "start", "marketing_cap", "marketing_cap_window", "active_activity"])
+        key, word, which = draw(st.sampled_from(keys)), draw(WORDS), draw(st.integers(0, 4))
+
+        def edit(path: Path) -> None:
+            path.write_text(_replace_value(path.read_text(encoding="utf-8"), word, key, which), encoding="utf-8")
+    elif kind == "bytes":
+        at = draw(st.integers(0, 2000))
+
+        def edit(path: Path) -> None:  # a stray byte that is not UTF-8 (a file saved as GBK)
+            data = path.read_bytes()
+            path.write_bytes(data[: at % len(data)] + b"\xb0" + data[at % len(data):])
+    elif kind == "top":
+        def edit(path: Path) -> None:
+            path.write_text("- a list\n- not a mapping\n", encoding="utf-8")
+    elif kind == "gone":
+        def edit(path: Path) -> None:
+            path.unlink()
+    else:
+        def edit(path: Path) -> None:
+            path.unlink()
+            path.mkdir()
+    return name, edit
+
+
+@pytest.fixture()
+def config(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("JOURNEYS_CACHE_DIR", str(tmp_path / "cache"))
+    folder = config_copy(tmp_path, monkeypatch)
+    installed(db_url)  # the shipped files in force: a refused edit must leave them so
+    yield folder
+
+
+def _versions(url: str) -> list[tuple[str, str]]:
+    with session_scope(url) as session:
+        return sorted((v.journey_id, v.version) for v in session.exec(select(JourneyVersion)))
+
+
+def _of(problems: list[Problem], path: Path) -> list[str]:
+    return sorted(str(p) for p in problems if p.path == display_path(path))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=spoilt())
+def test_validate_and_the_landing_refuse_the_same_files_with_the_same_problems(
+    case: tuple[str, Callable[[Path], None]], config: Path, db_url: str,
+) -> None:
+    name, edit = case
+    path = config / name
+    kept = path.read_bytes()
+    engine = make_engine(db_url)
+    try:
+        before, stored = in_force_settings(engine), _versions(db_url)
+        edit(path)
+        by_validate = _of(validate().problems, path)
+        landing = [p for p in refused_settings() if p.path == display_path(path)]
+        assert by_validate == sorted(str(p) for p in landing)
+        with session_scope(db_url) as session:
+            try:
+                review.submit_changes(session, SUBMITTER, refuse_settings=True)
+                submitted = True
+            except review.TemplatesDoNotCompile as exc:  # the page's and the CLI's refusal, file by file
+                assert sorted(exc.settings.get(name, [])) == sorted(f"{name}:{p.line}: {p.message}" for p in landing)
+                submitted = False
+        assert submitted == (not by_validate)
+        if by_validate:  # refused: the settings in force and the stored versions are as they were
+            assert in_force_settings(engine) == before
+            assert _versions(db_url) == stored
+    finally:
+        engine.dispose()
+        if path.is_dir():
+            shutil.rmtree(path)
+        path.write_bytes(kept)
