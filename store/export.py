@@ -34,14 +34,14 @@ import csv
 import getpass
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from store.clock import as_utc, utcnow
 from store.crypto import DataKeyError, FieldCipher
@@ -177,10 +177,10 @@ def export_customers(
         raise ExportError(f"unknown tier {tier!r}: one of {', '.join(TIERS)}")
     if not out.parent.is_dir():
         raise ExportError(f"folder {out.parent} does not exist")
-    who = actor or _os_user()
+    who = actor or os_user()
     cipher: FieldCipher | None = None
     engine = make_engine(url)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp = temporary_name(out)
     try:
         with engine.connect() as conn:
             if not engine.dialect.has_table(conn, "customer"):
@@ -194,34 +194,53 @@ def export_customers(
                         raise ExportError(f"ID numbers are stored encrypted: {exc}") from None
             users = AppUser.__table__  # type: ignore[attr-defined]
             advisors: dict[int, str] = {u.id: u.username for u in conn.execute(select(users.c.id, users.c.username))}
-            rows = 0
-            descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with open(descriptor, "w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow([c + MASKED_SUFFIX if c in MASKED and not unmasked else c for c in columns])
-                for r in _customers(conn, tier):
-                    writer.writerow([rejects_cell(cell) for cell in _row(r, columns, unmasked, cipher, advisors)])
-                    rows += 1
-                    if progress is not None and rows % BATCH == 0:
-                        progress(BATCH)
-        with engine.begin() as conn:
-            audit_id = conn.execute(
-                AuditLog.__table__.insert().values(  # type: ignore[attr-defined]
-                    actor=who[:64], action="export", target_type="customer", target_id="*",
-                    detail={"file": out.name, "rows": rows, "unmasked": unmasked, "tier": tier,
-                            "columns": columns},
-                    at=utcnow(),
-                )
-            ).inserted_primary_key
-            os.replace(tmp, out)
-        return ExportReport(out, rows, unmasked, who, int(audit_id[0]) if audit_id else None)
+            header = [c + MASKED_SUFFIX if c in MASKED and not unmasked else c for c in columns]
+            lines = (_row(r, columns, unmasked, cipher, advisors) for r in _customers(conn, tier))
+            rows = write_rows(tmp, header, lines, progress)
+        audit_id = audit_and_place(engine, tmp, out, who, "customer",
+                                   {"file": out.name, "rows": rows, "unmasked": unmasked, "tier": tier,
+                                    "columns": columns})
+        return ExportReport(out, rows, unmasked, who, audit_id)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         engine.dispose()
 
 
-def _os_user() -> str:
+def temporary_name(out: Path) -> Path:
+    """Where an export is written before its audit row is committed (then renamed to ``out``)."""
+    return out.with_name(f".{out.name}.{os.getpid()}.tmp")
+
+
+def write_rows(tmp: Path, header: list[str], rows: Iterable[list[str]],
+               progress: Callable[[int], None] | None = None) -> int:
+    """The CSV file at ``tmp``, readable by its owner only, its cells escaped for spreadsheets; its row count."""
+    count = 0
+    descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(descriptor, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([rejects_cell(cell) for cell in row])
+            count += 1
+            if progress is not None and count % BATCH == 0:
+                progress(BATCH)
+    return count
+
+
+def audit_and_place(engine: Engine, tmp: Path, out: Path, who: str, target: str, detail: dict[str, Any]) -> int | None:
+    """The export's audit row, and the file renamed into place in the same step: never one without the other."""
+    with engine.begin() as conn:
+        audit_id = conn.execute(
+            AuditLog.__table__.insert().values(  # type: ignore[attr-defined]
+                actor=who[:64], action="export", target_type=target, target_id="*", detail=detail, at=utcnow(),
+            )
+        ).inserted_primary_key
+        os.replace(tmp, out)
+    return int(audit_id[0]) if audit_id else None
+
+
+def os_user() -> str:
     try:
         return getpass.getuser()
     except Exception:  # no login name (containers): the audit row still says it was the command line

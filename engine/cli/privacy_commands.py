@@ -1,4 +1,5 @@
-"""Data protection commands (SPEC §9): ``journeys keys …``, ``journeys export customers``, ``journeys purge``.
+"""Data protection commands (SPEC §9): ``journeys keys …``, ``journeys export customers|policies|claims``,
+``journeys purge``.
 
 Output rules: summaries to stdout, problems to stderr; exit code 2 when the command
 cannot run (bad arguments, no key, no schema). Nothing personal is ever printed; a key
@@ -116,6 +117,33 @@ def export_customers(
         report = run_export(database_url(), out_file, unmasked=unmasked, actor=actor, tier=tier)
     kind = "UNMASKED" if report.unmasked else "masked"
     out.print(f"exported {report.rows} customers ({kind}) to {report.path}; audited as {report.actor}", markup=False)
+
+
+def _export_records(kind: str, out_file: Path, actor: str | None) -> None:
+    from store.db import database_url
+    from store.export import ExportError
+    from store.export_records import export_records
+
+    output_file(out_file, "--out")
+    with _failing_on(f"export {kind}", ExportError), writing("--out", out_file):
+        report = export_records(database_url(), kind, out_file, actor=actor)
+    out.print(f"exported {report.rows} {kind} to {report.path}; audited as {report.actor}", markup=False)
+
+
+RECORDS_OUT = typer.Option(..., "--out", "-o", help="CSV file to write (the columns journeys import takes).")
+RECORDS_ACTOR = typer.Option(None, "--actor", help="Who takes the data out (audited; default: login name).")
+
+
+@export_app.command("policies")
+def export_policies(out_file: Path = RECORDS_OUT, actor: str | None = RECORDS_ACTOR) -> None:
+    """Write every policy to a CSV file ``journeys import policies`` takes; audited."""
+    _export_records("policies", out_file, actor)
+
+
+@export_app.command("claims")
+def export_claims(out_file: Path = RECORDS_OUT, actor: str | None = RECORDS_ACTOR) -> None:
+    """Write every claim to a CSV file ``journeys import claims`` takes; audited."""
+    _export_records("claims", out_file, actor)
 
 
 def purge(

@@ -18,15 +18,17 @@ from typer.testing import CliRunner, Result
 
 from engine.cli import build_app
 from engine.demo.seeding import seed_book
-from store.bulk_writer import CUSTOMER, table
+from store.bulk_writer import CLAIM, CUSTOMER, POLICY, table
 from store.clock import as_utc, utcnow
 from store.crypto import FieldCipher
 from store.db import make_engine
+from store.importing.reading import KNOWN
 from store.migrate import upgrade
-from store.models import AppUser
+from store.models import AppUser, AuditLog
 from tests.db_support import connected
 
 USER = table(AppUser)
+AUDIT = table(AuditLog)
 # Kept by the store for itself, not part of what a customer is: a new database has its own.
 OWN = {"id", "created_at", "updated_at", "tier_updated_at", "advisor_id", "id_number_enc"}
 SEEDED = 40
@@ -150,3 +152,69 @@ def test_a_masked_export_is_refused_by_the_import(db_url: str, tmp_path: Path) -
     header = next(csv.reader(out.open(encoding="utf-8", newline="")))
     assert "name (masked)" in header and "phone (masked)" in header and "tier" in header
     assert not any(column.startswith("attr.") for column in header)  # free values nothing masks
+
+
+def records(url: str, kind: str) -> dict[str, dict[str, Any]]:
+    """Every policy or claim by external id, as comparable values: its customer and policy by external id."""
+    rows, own = (POLICY, {"id", "customer_id"}) if kind == "policies" else (CLAIM, {"id", "customer_id", "policy_id"})
+    with connected(url) as conn:
+        customer_ids = {r.id: r.external_id for r in conn.execute(select(CUSTOMER.c.id, CUSTOMER.c.external_id))}
+        policy_ids = {r.id: r.external_id for r in conn.execute(select(POLICY.c.id, POLICY.c.external_id))}
+        found = {}
+        for r in conn.execute(select(rows)).mappings():
+            values = {k: as_utc(v) if isinstance(v, datetime) else v for k, v in r.items() if k not in own}
+            values["customer"] = customer_ids[r["customer_id"]]
+            if kind == "claims":
+                values["policy"] = policy_ids.get(r["policy_id"])
+            found[r["external_id"]] = values
+    return found
+
+
+def _claims(url: str, customers_: list[str]) -> None:
+    """Claims the seeding may not make: with and without a policy and a product line, settled or not."""
+    with connected(url) as conn:
+        owners = {r.external_id: r.id for r in conn.execute(select(CUSTOMER.c.external_id, CUSTOMER.c.id))}
+        policy = conn.execute(select(POLICY.c.id, POLICY.c.customer_id).limit(1)).first()
+    assert policy is not None
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(CLAIM.insert(), [
+            {"external_id": "CL-1", "customer_id": policy.customer_id, "policy_id": policy.id, "product_line": None,
+             "filed_at": datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC), "settled_at": None, "amount": 1234.5,
+             "status": "filed"},
+            {"external_id": "CL-2", "customer_id": owners[customers_[1]], "policy_id": None, "product_line": "health",
+             "filed_at": datetime(2026, 1, 2, tzinfo=UTC), "settled_at": datetime(2026, 2, 3, 4, 5, tzinfo=UTC),
+             "amount": 0.1, "status": "settled"},
+        ])
+    engine.dispose()
+
+
+@pytest.mark.usefixtures("data_key")
+def test_customers_policies_and_claims_exported_import_into_a_fresh_database_as_the_same_book(
+    migrated_any_db: str, tmp_path: Path,
+) -> None:
+    """Every kind the import takes is exported in its columns: policies and claims had no export, so a book
+    moved by export and import lost them."""
+    kept = _book(migrated_any_db)
+    _claims(migrated_any_db, kept)
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    upgrade(fresh)
+    add_user(fresh, "adv-wang", "agent")
+    add_user(fresh, "sup-li", "supervisor")
+    for kind in ("customers", "policies", "claims"):
+        out = tmp_path / f"{kind}.csv"
+        extra = ["--unmasked", "--actor", "dpo"] if kind == "customers" else ["--actor", "dpo"]
+        exported = run(migrated_any_db, "export", kind, "--out", str(out), *extra)
+        assert exported.exit_code == 0, exported.output
+        assert next(csv.reader(out.open(encoding="utf-8", newline="")))[:len(KNOWN[kind])] == list(KNOWN[kind])
+        imported = run(fresh, "import", kind, str(out))
+        # The anonymised customer is skipped, and so are the policies and claims of theirs.
+        assert imported.exit_code in (0, 1), imported.output
+    for kind in ("policies", "claims"):
+        source, target = records(migrated_any_db, kind), records(fresh, kind)
+        assert source, kind
+        anonymised = {k for k, v in source.items() if v["customer"] not in kept}
+        assert {k: v for k, v in source.items() if k not in anonymised} == target, kind
+    with connected(migrated_any_db) as conn:
+        audited = [r.target_type for r in conn.execute(select(AUDIT.c.target_type).where(AUDIT.c.action == "export"))]
+    assert sorted(audited) == ["claim", "customer", "policy"]
