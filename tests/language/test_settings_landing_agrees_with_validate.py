@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
@@ -53,7 +53,7 @@ def _replace_value(text: str, word: str, key: str, which: int) -> str:
 
 
 @st.composite
-def spoilt(draw: st.DrawFn) -> tuple[str, Callable[[Path], None]]:
+def spoilt(draw: st.DrawFn) -> tuple[str, str, Callable[[Path], None]]:
     """A settings file and an edit of it, most of which validate refuses."""
     name = draw(st.sampled_from(NAMES))
     kind = draw(st.sampled_from(["value", "value", "value", "bytes", "top", "gone", "folder"]))
@@ -80,7 +80,7 @@ def spoilt(draw: st.DrawFn) -> tuple[str, Callable[[Path], None]]:
         def edit(path: Path) -> None:
             path.unlink()
             path.mkdir()
-    return name, edit
+    return name, kind, edit
 
 
 @pytest.fixture()
@@ -100,12 +100,13 @@ def _of(problems: list[Problem], path: Path) -> list[str]:
     return sorted(str(p) for p in problems if p.path == display_path(path))
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=spoilt())
 def test_validate_and_the_landing_refuse_the_same_files_with_the_same_problems(
-    case: tuple[str, Callable[[Path], None]], config: Path, db_url: str,
+    case: tuple[str, str, Callable[[Path], None]], config: Path, db_url: str,
 ) -> None:
-    name, edit = case
+    name, kind, edit = case
+    event(f"{name}: {kind}")
     path = config / name
     kept = path.read_bytes()
     engine = make_engine(db_url)
