@@ -179,12 +179,9 @@ def export_customers(
         raise ExportError(f"folder {out.parent} does not exist")
     who = actor or os_user()
     cipher: FieldCipher | None = None
-    engine = make_engine(url)
-    tmp = temporary_name(out)
-    try:
+    with export_workspace(url, out) as (engine, tmp):
         with engine.connect() as conn:
-            if not engine.dialect.has_table(conn, "customer"):
-                raise ExportError("the database has no schema yet: run `journeys db upgrade` first")
+            require_schema(engine, conn)
             columns, has_ids = _columns(conn, tier, unmasked)
             if has_ids:
                 try:
@@ -201,10 +198,25 @@ def export_customers(
                                    {"file": out.name, "rows": rows, "unmasked": unmasked, "tier": tier,
                                     "columns": columns})
         return ExportReport(out, rows, unmasked, who, audit_id)
+
+
+@contextlib.contextmanager
+def export_workspace(url: str, out: Path) -> Iterator[tuple[Engine, Path]]:
+    """The database and the temporary file an export writes before its audit row lands; the file is
+    gone and the engine disposed however the export ends, so a failed export leaves nothing behind."""
+    engine = make_engine(url)
+    tmp = temporary_name(out)
+    try:
+        yield engine, tmp
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         engine.dispose()
+
+
+def require_schema(engine: Engine, conn: Connection) -> None:
+    if not engine.dialect.has_table(conn, "customer"):
+        raise ExportError("the database has no schema yet: run `journeys db upgrade` first")
 
 
 def temporary_name(out: Path) -> Path:

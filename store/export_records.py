@@ -10,7 +10,6 @@ in UTC with their offset, amounts as Python writes a float (read back as the sam
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -20,8 +19,16 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from store.bulk_writer import CLAIM, CUSTOMER, POLICY
-from store.db import make_engine
-from store.export import BATCH, ExportError, ExportReport, audit_and_place, os_user, temporary_name, write_rows
+from store.export import (
+    BATCH,
+    ExportError,
+    ExportReport,
+    audit_and_place,
+    export_workspace,
+    os_user,
+    require_schema,
+    write_rows,
+)
 from store.importing.reading import CLAIM_COLUMNS, POLICY_COLUMNS
 
 KINDS = {"policies": POLICY_COLUMNS, "claims": CLAIM_COLUMNS}
@@ -71,17 +78,10 @@ def export_records(url: str, kind: str, out: Path | str, *, actor: str | None = 
     if not out.parent.is_dir():
         raise ExportError(f"folder {out.parent} does not exist")
     who = (actor or "").strip() or os_user()
-    engine = make_engine(url)
-    tmp = temporary_name(out)
-    try:
+    with export_workspace(url, out) as (engine, tmp):
         with engine.connect() as conn:
-            if not engine.dialect.has_table(conn, "customer"):
-                raise ExportError("the database has no schema yet: run `journeys db upgrade` first")
+            require_schema(engine, conn)
             rows = write_rows(tmp, list(KINDS[kind]), _rows(conn, kind))
         audit_id = audit_and_place(engine, tmp, out, who, AUDITED_AS[kind],
                                    {"file": out.name, "rows": rows, "columns": list(KINDS[kind])})
         return ExportReport(out, rows, True, who, audit_id)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        engine.dispose()

@@ -35,6 +35,16 @@ def _line(text: str, needle: str) -> int:
     return next(n for n, line in enumerate(text.splitlines(), start=1) if needle in line)
 
 
+def _refused_once_at(tmp_path: Path, text: str, needle: str, words: str) -> None:
+    """validate refuses ``text`` with one problem, at the line holding ``needle``, saying ``words``."""
+    code, output, path = _validate(tmp_path, text)
+    assert code == 1, output
+    problems = [line for line in output.splitlines() if line.startswith(f"{path}:")]
+    assert len(problems) == 1, output
+    assert problems[0].startswith(f"{path}:{_line(text, needle)}:"), output
+    assert words in problems[0], output
+
+
 @pytest.mark.parametrize(("written", "words"), [
     ('label: ""', "may not be empty"),
     ('label: "   "', "may not be empty"),
@@ -48,12 +58,7 @@ def test_a_label_that_cannot_be_shown_is_refused_at_its_line(tmp_path: Path, wri
     base = SHIPPED.read_text(encoding="utf-8")
     assert RENEWED in base, "the shipped file changed: update the fixture"
     text = base.replace(RENEWED, "    exit: {reason: renewed, " + written + "}")
-    code, output, path = _validate(tmp_path, text)
-    assert code == 1, output
-    problems = [line for line in output.splitlines() if line.startswith(f"{path}:")]
-    assert len(problems) == 1, output
-    assert problems[0].startswith(f"{path}:{_line(text, 'reason: renewed')}:"), output
-    assert words in problems[0], output
+    _refused_once_at(tmp_path, text, "reason: renewed", words)
 
 
 def test_one_reason_worded_two_ways_is_refused_at_the_second(tmp_path: Path) -> None:
@@ -103,9 +108,4 @@ def test_a_reason_that_is_not_a_code_is_refused_at_its_line(tmp_path: Path, writ
     base = SHIPPED.read_text(encoding="utf-8")
     assert RENEWED in base, "the shipped file changed: update the fixture"
     text = base.replace(RENEWED, "    exit: {" + written + ", label: 已续保 / Renewed}")
-    code, output, path = _validate(tmp_path, text)
-    assert code == 1, output
-    problems = [line for line in output.splitlines() if line.startswith(f"{path}:")]
-    assert len(problems) == 1, output
-    assert problems[0].startswith(f"{path}:{_line(text, 'label: 已续保')}:"), output
-    assert words in problems[0], output
+    _refused_once_at(tmp_path, text, "label: 已续保", words)
