@@ -70,13 +70,16 @@ def _compile_problems() -> dict[str, list[str]]:
 
 
 def _queues_problems(directory: Path) -> list[Problem]:
-    """Why ``queues.yaml`` of ``directory`` is not taken: broken, or dropping a queue the tier settings
-    name (``queue_config.current`` then keeps the desk in force, with only a line in the log)."""
+    """Why ``queues.yaml`` of ``directory`` is not taken: broken, naming in its task types a journey or
+    step no journey file holds, or dropping a queue the tier settings name (``queue_config.current`` then
+    keeps the desk in force, with only a line in the log)."""
     path = directory / "queues.yaml"
     if not path.is_file():
         return []
     fresh, problems = queue_config.load(path)
     if fresh is None:
+        return problems
+    if problems := queue_config.task_type_problems(fresh.config, path):
         return problems
     try:
         in_force = queue_config.current(path)

@@ -32,6 +32,16 @@ def config_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return config
 
 
+def own_tiers(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """For a book of a few journeys of its own (``tests.plan_support.Book``, its ``root``): the shipped
+    configuration whose tier settings switch on no journey on dynamic adjustment. The shipped file names
+    the shipped retention boost journeys, which such a book does not hold: validate refuses it there, and
+    so does every landing (``journeys review submit``, the review page, the service's)."""
+    config = config_copy(root, monkeypatch)
+    set_setting(config / "tiers.yaml", "extra_resources", "{}")
+    return config
+
+
 def set_setting(path: Path, key: str, value: str) -> None:
     """Replace the top-level ``key: …`` line (or block) of a settings file with ``key: value``."""
     text = path.read_text(encoding="utf-8")

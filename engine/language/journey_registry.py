@@ -19,12 +19,20 @@ from sqlmodel import Session, select
 
 from engine.language.journey_model import Journey
 from engine.language.journey_review import FROM_FILES, JOURNEY, in_force_of, land, stored_journey
-from engine.language.paths import config_dir, delivery_config_path, journeys_dir, templates_dir, tiers_config_path
+from engine.language.paths import (
+    config_dir,
+    delivery_config_path,
+    journey_files,
+    journeys_dir,
+    templates_dir,
+    tiers_config_path,
+)
 from engine.language.problems import load_document, parse_model
 from engine.language.queue_config import declared_queues
 from engine.language.settings_checks import load_checked
 from engine.language.settings_model import DeliveryConfig, TierConfig
 from engine.language.validation import LoadedJourney, Problem, Report, content_version, is_clash
+from engine.language.validation import journey_steps as journey_steps_of
 from engine.language.validation_cache import validate_cached
 from store.models import JourneyVersion
 
@@ -113,6 +121,16 @@ def validated_report(directory: Path | None = None) -> Report:
     report = validate_cached([directory])
     _validated[key] = (stamps, report)
     return report
+
+
+def journey_steps(directory: Path | None = None) -> dict[str, frozenset[str]] | None:
+    """What a settings file may name of the journeys when it lands: the journeys of the valid files of
+    ``directory`` (default ``journeys/``), which land with it, each with its step ids; None when the folder
+    holds no journey file (validate then checks no name against it either)."""
+    directory = directory or journeys_dir()
+    if not journey_files([directory]):
+        return None
+    return journey_steps_of(validated_report(directory).journeys)
 
 
 def land_changes(session: Session, directory: Path | None = None, actor: str = FROM_FILES) -> dict[str, JourneyVersion]:

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Protocol
 
 from engine.language.locales import fold_locale
-from engine.language.paths import config_dir
-from engine.language.problems import Problem, load_config
-from engine.language.settings_checks import dropped_queue_problems
+from engine.language.paths import config_dir, journey_files, journeys_dir
+from engine.language.problems import Problem, display_path, load_config, load_document
+from engine.language.settings_checks import dropped_queue_problems, unknown_task_types
 from engine.language.settings_model import SKILL_LANGUAGES, BusinessHours, QueuesConfig
+from engine.language.validation import journey_steps
+from engine.language.validation_cache import validate_cached
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +155,21 @@ def load(path: Path | None = None) -> tuple[Desk | None, list[Problem]]:
     return Desk(config), []
 
 
+def task_type_problems(config: QueuesConfig, path: Path) -> list[Problem]:
+    """Where the queues file ``config`` (read from ``path``) names in its task types a journey or step that
+    no journey file holds, as validate refuses it (``engine.language.settings_checks.unknown_task_types``);
+    nothing when the journeys folder holds no file (validate checks no name then either)."""
+    if not config.task_types:
+        return []
+    if not journey_files([journeys_dir()]):
+        return []
+    # The validation cached on disk (not the registry's, which reads this desk): this runs only when
+    # the file changed or is submitted.
+    journeys = journey_steps(validate_cached([journeys_dir()]).journeys)
+    _, doc, _ = load_document(path)
+    return unknown_task_types(config, doc, display_path(path), journeys)
+
+
 def check() -> None:
     """Raise ``QueuesConfigError`` (every problem at its line) when the file in force is broken."""
     desk, problems = load()
@@ -173,7 +190,8 @@ def current(path: Path | None = None) -> Desk:
     if desk is not None and cached is not None and path.is_file():
         # A queue dropped while the tier settings still send their warnings to it: refused as
         # validate refuses it (engine.language.settings_checks), and the desk in force stays.
-        problems = dropped_queue_problems(path.parent / "tiers.yaml", cached[1].declared, desk.declared)
+        problems = [*dropped_queue_problems(path.parent / "tiers.yaml", cached[1].declared, desk.declared),
+                    *task_type_problems(desk.config, path)]
         desk = desk if not problems else None
     if desk is None:
         if cached is not None:

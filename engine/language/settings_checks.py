@@ -12,7 +12,7 @@ over with nothing said to the author); ``settings_file`` is now the one both cal
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from engine.language.authoring_checks import unknown_queue
 from engine.language.problems import Problem, display_path, load_document, parse_model
-from engine.language.settings_model import TierConfig
+from engine.language.settings_model import QueuesConfig, TierConfig
 from engine.language.yaml_lines import LocatedDocument
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -90,6 +90,21 @@ def load_checked(model: type[ModelT], path: Path, queues: Sequence[str] | None) 
     is read as it is; its landing checks them)."""
     found = settings_file(model, path, queues, None)
     return found.config, list(found.problems)
+
+
+def unknown_task_types(config: QueuesConfig, doc: LocatedDocument | None, shown: str,
+                       journeys: Mapping[str, Collection[str]]) -> list[Problem]:
+    """The task types of the queues file ``config`` (read from ``doc``) that name a journey, or a journey's
+    step, not among ``journeys`` (journey id → its step ids): a typo would quietly require nothing. The
+    same check for validate (every journey file known) and for a queues file that goes in force."""
+    problems: list[Problem] = []
+    for key in config.task_types:
+        journey_id, _, step_id = key.partition("/")
+        known = journey_id in journeys and (not step_id or step_id in journeys[journey_id])
+        if not known and doc is not None:
+            pos = doc.position(("task_types", key), prefer_key=True)
+            problems.append(Problem(shown, pos.line, pos.column, f"unknown journey or step {key!r}"))
+    return problems
 
 
 def dropped_queue_problems(tiers_path: Path, before: Sequence[str], after: Sequence[str]) -> list[Problem]:

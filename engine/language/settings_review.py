@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from engine.language.journey_registry import load_delivery_config, load_tier_config
+from engine.language.journey_registry import journey_steps, load_delivery_config, load_tier_config
 from engine.language.journey_review import FROM_FILES, Landing, ReviewConfig, land_committed, land_versions
 from engine.language.paths import config_dir
 from engine.language.problems import Problem, display_path, parse_model
@@ -75,13 +75,11 @@ def _files(directory: Path) -> Iterator[tuple[str, str, tuple[Problem, ...]]]:
     checks (``engine.language.settings_checks.settings_file``): a file that is missing, cannot be read or
     is refused is named with its problems, and lands nothing."""
     queues = declared_queues(directory / "queues.yaml")
-    # Not the journeys a tier's extra resources name (None): validate checks them only when it reads the
-    # whole journeys folder, and the landing would refuse every tier file of a folder holding some of them.
-    journeys = None
     for name, model in MODELS.items():
         path = directory / name
         try:
-            found = settings_file(model, path, queues, journeys)
+            # The journeys a tier's extra resources may name: those of the journey files, which land with it.
+            found = settings_file(model, path, queues, journey_steps() if model is TierConfig else None)
             source, problems = found.source, found.problems
         except Exception as exc:  # whatever stops the check stops the landing, never the run
             source, problems = "", (Problem(display_path(path), 1, 1, f"cannot be checked: {exc}"),)

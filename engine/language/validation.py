@@ -35,7 +35,7 @@ from engine.language.paths import (
 )
 from engine.language.problems import Problem, display_path, load_config, load_document, parse_model
 from engine.language.salvage import salvage
-from engine.language.settings_checks import settings_file
+from engine.language.settings_checks import settings_file, unknown_task_types
 from engine.language.settings_model import DeliveryConfig, QueuesConfig, ReviewConfig, TierConfig
 from engine.language.task_script_check import check_task_scripts
 from engine.language.template_check import check_templates, template_problems_by_name
@@ -394,6 +394,14 @@ def _reject_broken_sends(report: Report, loaded: LoadedJourney, broken: set[str]
     return True
 
 
+def journey_steps(journeys: Iterable[LoadedJourney]) -> dict[str, frozenset[str]]:
+    """Journey id → its step ids: what a settings file may name of ``journeys``."""
+    found: dict[str, set[str]] = {}
+    for loaded in journeys:
+        found.setdefault(loaded.id, set()).update(s.id for s in loaded.journey.steps)
+    return {journey_id: frozenset(steps) for journey_id, steps in found.items()}
+
+
 def validate(
     paths: Iterable[Path] | None = None,
     templates_root: Path | None = None,
@@ -470,16 +478,8 @@ def validate(
                         (DeliveryConfig, delivery_path or delivery_config_path())):
         report.problems.extend(settings_file(model, path, declared, seen_ids if covers_all else None).problems)
     if queues is not None and queues.task_types and covers_all:
-        # Task types name journeys (or journey/step): a typo would quietly require nothing.
         _, doc, _ = load_document(queues_path)
-        steps = {(j.id, s.id) for j in valid for s in j.journey.steps}
-        for key in queues.task_types:
-            journey_id, _, step_id = key.partition("/")
-            known = journey_id in seen_ids and (not step_id or (journey_id, step_id) in steps)
-            if not known and doc is not None:
-                pos = doc.position(("task_types", key), prefer_key=True)
-                report.problems.append(Problem(display_path(queues_path), pos.line, pos.column,
-                                               f"unknown journey or step {key!r}"))
+        report.problems.extend(unknown_task_types(queues, doc, display_path(queues_path), journey_steps(valid)))
     report.problems.sort()
     report.warnings.sort()
     return report

@@ -40,6 +40,7 @@ from store.db import get_engine, make_engine, session_scope
 from store.migrate import downgrade, upgrade
 from store.models import AuditLog, Customer, JourneyVersion, Touch
 from tests.plan_support import Book, utc
+from tests.review_support import own_tiers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -178,6 +179,7 @@ def test_a_marketing_journey_moved_to_service_still_needs_review(book: Book) -> 
 
 def test_cli_verbs_call_the_same_functions(sqlite_book: Book) -> None:
     book = sqlite_book
+    own_tiers(book.root, book.monkeypatch)
     users(book.url)
     book.journey("offer", offer("silver"))
     cli = build_app()

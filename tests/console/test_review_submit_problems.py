@@ -18,6 +18,7 @@ from tests.console.conftest import Seed, login
 from tests.console.test_form_errors import set_locale
 from tests.console.test_review import offer
 from tests.plan_support import Book
+from tests.review_support import own_tiers
 
 BROKEN = "Hello {{ customer.name \n"
 
@@ -31,6 +32,7 @@ def recorded(url: str) -> int:
 def broken(sqlite_book: Book, seed: Seed) -> Book:
     """The shipped state recorded, then a journey changed and a template broken on line 1."""
     book = sqlite_book
+    own_tiers(book.root, book.monkeypatch)
     book.journey("offer", offer("silver"))
     with session_scope(book.url) as s:
         review.submit_changes(s, "olga")  # first start: everything approved as installed

@@ -33,6 +33,7 @@ from store.models import AuditLog, JourneyVersion
 from tests.console.test_review import offer, people, plan_day, users
 from tests.dispatch_support import dispatch_until_idle
 from tests.plan_support import Book, utc
+from tests.review_support import own_tiers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -132,6 +133,7 @@ def test_a_template_only_service_journeys_send_needs_no_review(book: Book) -> No
 
 def test_cli_lists_shows_and_approves_a_template_change(sqlite_book: Book) -> None:
     book = sqlite_book
+    own_tiers(book.root, book.monkeypatch)
     users(book.url)
     book.journey("offer", offer("silver"))
     cli, runner = build_app(), CliRunner()

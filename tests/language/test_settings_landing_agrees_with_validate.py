@@ -7,9 +7,11 @@ Before, the landing read the file on its own: a file that could not be read (not
 place) or was missing was refused by validate and passed over in silence by ``journeys review submit``
 and the review page, which then reported a submission that had not landed the file.
 
-Not yet drawn: a tier's extra resources naming a journey no file holds. Validate refuses it when it
-reads the whole journeys folder; the landing does not check it yet (``settings_review._files``), since
-the test books hold only the journeys they plan and the landing would refuse the shipped tier file there."""
+Drawn too, the names a settings file takes from the journey files, which the landing checked against
+nothing: a tier's extra resources naming a journey no file holds, and a task type of
+``config/queues.yaml`` naming an unknown journey or step. Their reference is the journeys of the files,
+which land with them; the queues file lands when ``queue_config.current`` reads it again (the desk in
+force stays when it is refused) and with ``journeys review submit`` and the review page."""
 
 from __future__ import annotations
 
@@ -18,52 +20,64 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
 from console import review
-from engine.language.problems import Problem, display_path
+from engine.language import queue_config
+from engine.language.problems import display_path
 from engine.language.settings_review import in_force_settings, refused_settings
 from engine.language.validation import validate
 from store.db import make_engine, session_scope
 from store.models import JourneyVersion
 from tests.review_support import SUBMITTER, config_copy, installed
 
-NAMES = ("tiers.yaml", "delivery.yaml")
+NAMES = ("tiers.yaml", "delivery.yaml", "queues.yaml")
 # Text a reader may type where a name, number or value goes: names that are and are not journeys or
 # queues, numbers in and out of range, YAML that does not parse.
 WORDS = st.one_of(
-    st.sampled_from(["retention-boost-gold", "retention-boost-gld", "ops", "opz", "0.5", "2", "-1", "yes", "[",
+    st.sampled_from(["retention-boost-gold", "retention-boost-gld", "retention-boost-gold/care_pack",
+                     "retention-boost-gold/care-pack", "ops", "opz", "0.5", "2", "-1", "yes", "[",
                      "{a: 1", "''", "null", "Asia/Shanghai", "Mars/Base", "25:00", "7d", "7 days"]),
     st.text(st.sampled_from("abz-_:0.9 "), min_size=1, max_size=12),
 )
 
 
 def _replace_value(text: str, word: str, key: str, which: int) -> str:
-    """The ``which``-th ``key:`` line's value (or flow list of journeys) as ``word``."""
+    """The ``which``-th ``key:`` line's value (or flow list of journeys, or task type) as ``word``."""
     lines = text.split("\n")
     found = [i for i, line in enumerate(lines) if line.strip().startswith(f"{key}:")]
     if not found:
         return text
     i = found[which % len(found)]
     head = lines[i][: lines[i].index(":") + 1]
-    lines[i] = f"{head} [{word}]" if key == "journeys" else f"{head} {word}"
+    if key == "task_types":
+        lines[i] = f"{head} {{{word}: {{requires: [licence:health]}}}}"
+    else:
+        lines[i] = f"{head} [{word}]" if key == "journeys" else f"{head} {word}"
     return "\n".join(lines)
+
+
+def _value_edit(key: str, word: str, which: int) -> Callable[[Path], None]:
+    def edit(path: Path) -> None:
+        path.write_text(_replace_value(path.read_text(encoding="utf-8"), word, key, which), encoding="utf-8")
+    return edit
 
 
 @st.composite
 def spoilt(draw: st.DrawFn) -> tuple[str, str, Callable[[Path], None]]:
     """A settings file and an edit of it, most of which validate refuses."""
     name = draw(st.sampled_from(NAMES))
-    kind = draw(st.sampled_from(["value", "value", "value", "bytes", "top", "gone", "folder"]))
+    # The queues file's own checks are test_config_problem_lines'; drawn here is what it names of the journeys.
+    kind = draw(st.sampled_from(["value"] if name == "queues.yaml" else
+                                ["value", "value", "value", "bytes", "top", "gone", "folder"]))
     if kind == "value":
-        keys = (["notify_queue", "churn_threshold", "window"] if name == "tiers.yaml"
-                else ["default_timezone", "start", "marketing_cap", "marketing_cap_window", "active_activity"])
-        key, word, which = draw(st.sampled_from(keys)), draw(WORDS), draw(st.integers(0, 4))
-
-        def edit(path: Path) -> None:
-            path.write_text(_replace_value(path.read_text(encoding="utf-8"), word, key, which), encoding="utf-8")
+        keys = {"tiers.yaml": ["notify_queue", "churn_threshold", "window", "journeys", "journeys"],
+                "queues.yaml": ["task_types"],
+                "delivery.yaml": ["default_timezone", "start", "marketing_cap", "marketing_cap_window",
+                                  "active_activity"]}[name]
+        edit = _value_edit(draw(st.sampled_from(keys)), draw(WORDS), draw(st.integers(0, 4)))
     elif kind == "bytes":
         at = draw(st.integers(0, 2000))
 
@@ -96,12 +110,13 @@ def _versions(url: str) -> list[tuple[str, str]]:
         return sorted((v.journey_id, v.version) for v in session.exec(select(JourneyVersion)))
 
 
-def _of(problems: list[Problem], path: Path) -> list[str]:
-    return sorted(str(p) for p in problems if p.path == display_path(path))
-
-
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=spoilt())
+# Always tried, whatever is drawn: what the landing did not check before (a journey, a step no file holds).
+@example(case=("tiers.yaml", "value", _value_edit("journeys", "retention-boost-gld", 2)))
+@example(case=("queues.yaml", "value", _value_edit("task_types", "retention-boost-gld", 0)))
+@example(case=("queues.yaml", "value", _value_edit("task_types", "retention-boost-gold/care-pack", 0)))
+@example(case=("queues.yaml", "value", _value_edit("task_types", "retention-boost-gold/care_pack", 0)))
 def test_validate_and_the_landing_refuse_the_same_files_with_the_same_problems(
     case: tuple[str, str, Callable[[Path], None]], config: Path, db_url: str,
 ) -> None:
@@ -111,22 +126,25 @@ def test_validate_and_the_landing_refuse_the_same_files_with_the_same_problems(
     kept = path.read_bytes()
     engine = make_engine(db_url)
     try:
+        desk = queue_config.current(config / "queues.yaml")
         before, stored = in_force_settings(engine), _versions(db_url)
         edit(path)
-        by_validate = _of(validate().problems, path)
-        landing = [p for p in refused_settings() if p.path == display_path(path)]
-        assert by_validate == sorted(str(p) for p in landing)
+        found = [p for p in validate().problems if p.path == display_path(path)]
+        by_validate = sorted(str(p) for p in found)
+        if name != "queues.yaml":  # not a version for review: it lands when the desk reads it (below)
+            landing = [p for p in refused_settings() if p.path == display_path(path)]
+            assert by_validate == sorted(str(p) for p in landing)
         with session_scope(db_url) as session:
             try:
                 review.submit_changes(session, SUBMITTER, refuse_settings=True)
-                submitted = True
+                refused: list[str] = []
             except review.TemplatesDoNotCompile as exc:  # the page's and the CLI's refusal, file by file
-                assert sorted(exc.settings.get(name, [])) == sorted(f"{name}:{p.line}: {p.message}" for p in landing)
-                submitted = False
-        assert submitted == (not by_validate)
-        if by_validate:  # refused: the settings in force and the stored versions are as they were
+                refused = sorted(exc.settings.get(name, []))
+        assert refused == sorted(f"{name}:{p.line}: {p.message}" for p in found)
+        if by_validate:  # refused: the settings and desk in force and the stored versions are as they were
             assert in_force_settings(engine) == before
             assert _versions(db_url) == stored
+            assert queue_config.current(config / "queues.yaml") is desk
     finally:
         engine.dispose()
         if path.is_dir():
