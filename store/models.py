@@ -231,6 +231,9 @@ class Enrollment(SQLModel, table=True):
         # The plan run's probe for what is due, over the whole book (migration 0011).
         Index("ix_enrollment_waiting_next", "next_at", "customer_id", sqlite_where=text("state = 'waiting'"),
               postgresql_where=text("state = 'waiting'")),
+        # Schedule and date entries have no event: the index leaves them out (migration 0014).
+        Index("ix_enrollment_event_id", "event_id", sqlite_where=text("event_id IS NOT NULL"),
+              postgresql_where=text("event_id IS NOT NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -253,7 +256,7 @@ class Enrollment(SQLModel, table=True):
     entry_rule: str | None = Field(default=None, max_length=255)
     # The event an event-entry enrollment answers (``occurrence`` names it too, as text): the key
     # the metrics join on (migration 0005). Empty for schedule and date entries.
-    event_id: int | None = Field(default=None, foreign_key="event.id", index=True)
+    event_id: int | None = Field(default=None, foreign_key="event.id")
 
 
 class Touch(SQLModel, table=True):
@@ -335,7 +338,11 @@ class AgentTask(SQLModel, table=True):
         # The desk's SLA passes (migration 0007): tasks whose warning is due, tasks not yet given
         # their SLA (warn_at empty), and the tasks closed on a day (compliance by day).
         Index("ix_task_status_warn", "status", "warn_at"),
-        Index("ix_task_completed", "completed_at"),
+        # Only closed tasks, and only tasks that answer an event, have a key here (migration 0014).
+        Index("ix_task_completed", "completed_at", sqlite_where=text("completed_at IS NOT NULL"),
+              postgresql_where=text("completed_at IS NOT NULL")),
+        Index("ix_agent_task_event_id", "event_id", sqlite_where=text("event_id IS NOT NULL"),
+              postgresql_where=text("event_id IS NOT NULL")),
         # A queue's claimable pool (open, nobody's) in due order, for the inbox (migration 0007).
         Index("ix_task_pool", "queue", "status", "assignee_id", "due_at", "id"),
     )
@@ -363,7 +370,7 @@ class AgentTask(SQLModel, table=True):
     escalated: bool = False
     parent_task_id: int | None = Field(default=None, foreign_key="agent_task.id")
     # The event the task answers (a complaint, a negative survey answer), as for Enrollment.event_id.
-    event_id: int | None = Field(default=None, foreign_key="event.id", index=True)
+    event_id: int | None = Field(default=None, foreign_key="event.id")
     # When the assignee and the supervisor are warned that the SLA is running out; empty until the
     # desk has set the task's SLA by its queue's clock (console.sla). ``warned_at``: when they were.
     warn_at: datetime | None = None

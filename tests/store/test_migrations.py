@@ -5,13 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import Engine, Index, inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
 from store.db import make_engine
 from store.migrate import current_revision, downgrade, upgrade
 from store.models import Customer, Touch
+
+# Indexes whose key the planner leaves empty in nearly every row it writes (migration 0014).
+PARTIAL_SINCE_0014 = {"ix_enrollment_event_id": "event_id", "ix_agent_task_event_id": "event_id",
+                      "ix_task_completed": "completed_at"}
 
 
 def test_upgrade_creates_every_table_and_downgrade_removes_them(any_db_url: str) -> None:
@@ -56,5 +60,40 @@ def test_touch_key_is_unique_and_datetimes_come_back_utc(any_db_url: str) -> Non
             session.rollback()
             stored = session.get(Customer, customer.id)
             assert stored is not None and stored.created_at == now and stored.created_at.tzinfo is not None
+    finally:
+        engine.dispose()
+
+
+def _index_definitions(engine: Engine) -> dict[str, str]:
+    """Each index's DDL as the database holds it, by name."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            rows = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"))
+        else:
+            rows = conn.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"))
+        return {name: definition for name, definition in rows}
+
+
+def test_indexes_on_keys_the_planner_leaves_empty_leave_those_rows_out(any_db_url: str) -> None:
+    """0014 makes the three indexes partial, as the models declare them, and 0013 gives them back whole."""
+    models: dict[str | None, Index] = {ix.name: ix for table in ("enrollment", "agent_task")
+                                       for ix in SQLModel.metadata.tables[table].indexes
+                                       if ix.name in PARTIAL_SINCE_0014}
+    assert set(models) == set(PARTIAL_SINCE_0014)
+    upgrade(any_db_url)
+    engine = make_engine(any_db_url)
+    try:
+        dialect = engine.dialect.name
+        migrated = _index_definitions(engine)
+        for name, column in PARTIAL_SINCE_0014.items():
+            condition = f"{column} IS NOT NULL"
+            assert str(models[name].dialect_options[dialect]["where"]) == condition
+            assert condition in migrated[name], migrated[name]
+        downgrade(any_db_url, "0013")
+        whole = _index_definitions(engine)
+        for name, column in PARTIAL_SINCE_0014.items():
+            assert "WHERE" not in whole[name].upper() and column in whole[name], whole[name]
+        upgrade(any_db_url)
+        assert _index_definitions(engine) == migrated
     finally:
         engine.dispose()
