@@ -17,16 +17,10 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
+from engine.language import paths
 from engine.language.journey_model import Journey
 from engine.language.journey_review import FROM_FILES, JOURNEY, in_force_of, land, stored_journey
-from engine.language.paths import (
-    config_dir,
-    delivery_config_path,
-    journey_files,
-    journeys_dir,
-    templates_dir,
-    tiers_config_path,
-)
+from engine.language.paths import config_dir, delivery_config_path, journeys_dir, templates_dir, tiers_config_path
 from engine.language.problems import load_document, parse_model
 from engine.language.queue_config import declared_queues
 from engine.language.settings_checks import load_checked
@@ -128,7 +122,7 @@ def journey_steps(directory: Path | None = None) -> dict[str, frozenset[str]] | 
     ``directory`` (default ``journeys/``), which land with it, each with its step ids; None when the folder
     holds no journey file (validate then checks no name against it either)."""
     directory = directory or journeys_dir()
-    if not journey_files([directory]):
+    if not paths.journey_files([directory]):
         return None
     return journey_steps_of(validated_report(directory).journeys)
 
