@@ -332,14 +332,10 @@ class Translator:
 
     def webhook_target(self, target: str) -> str:
         """A target of config/webhooks.yaml by its ``description`` (中文 / English) in this language, else its name."""
-        from channels.webhook_targets import WebhookConfigError
-        from engine.language.webhook_config import load_webhooks
+        from engine.language.webhook_config import webhook_descriptions
 
-        try:
-            spec = load_webhooks().targets.get(target)
-        except WebhookConfigError:  # validate reports the file; the page still names the target
-            spec = None
-        return localised(spec.description, self.locale) if spec is not None and spec.description else target
+        description = webhook_descriptions().get(target)
+        return localised(description, self.locale) if description else target
 
     def _event_label(self, code: str) -> str:
         """A type declared in config/events.yaml with a ``label`` of its own: its words in this language (else

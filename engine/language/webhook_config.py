@@ -6,6 +6,7 @@ keep busy for minutes.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from channels.webhook_targets import WebhookConfigError, WebhooksConfig
@@ -28,3 +29,23 @@ def load_webhooks(path: Path | None = None) -> WebhooksConfig:
     if config is None:
         raise WebhookConfigError("\n".join(str(p) for p in problems))
     return config
+
+
+def webhook_descriptions() -> dict[str, str]:
+    """Each target's ``description`` (中文 / English) as the file holds it now, read once per change of the
+    file: the console words every webhook event it shows by it, which must not read the file per row."""
+    path = webhooks_path()
+    try:
+        stat = path.stat()
+    except OSError:
+        return {}
+    return _descriptions(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4)
+def _descriptions(path: Path, _mtime_ns: int, _size: int) -> dict[str, str]:
+    try:
+        targets = load_webhooks(path).targets
+    except WebhookConfigError:  # validate reports the file; the pages still name each target
+        return {}
+    return {name: spec.description for name, spec in targets.items() if spec.description}

@@ -83,3 +83,18 @@ def test_an_exit_without_a_label_is_its_code_never_a_bare_word(client: TestClien
     diagram = page.split('data-testid="diagram"', 1)[1].split("</svg>", 1)[0]
     exit_arrow = diagram.split('class="edge edge-exit"', 1)[1].split("</text>", 1)[0]
     assert arrow in exit_arrow
+
+
+def test_a_changed_webhook_description_is_shown_and_a_broken_file_names_the_target(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The descriptions are read once per change of the file, not per event shown: an edit shows at once."""
+    monkeypatch.setenv("JOURNEYS_CONFIG_DIR", str(tmp_path))
+    path = tmp_path / "webhooks.yaml"
+    path.write_text("targets:\n  crm:\n    description: 工单系统 / Case system\n"
+                    "    url_env: CRM_WEBHOOK_URL\n    secret_env: CRM_WEBHOOK_SECRET\n", encoding="utf-8")
+    assert EN.label("event", "webhook.crm.failed") == "System call failed: Case system"
+    path.write_text("targets:\n  crm:\n    description: 客服工单系统 / Service desk, a longer name\n"
+                    "    url_env: CRM_WEBHOOK_URL\n    secret_env: CRM_WEBHOOK_SECRET\n", encoding="utf-8")
+    assert EN.label("event", "webhook.crm.failed") == "System call failed: Service desk, a longer name"
+    path.write_text("targets: [not, a, mapping]\n", encoding="utf-8")
+    assert EN.label("event", "webhook.crm.failed") == "System call failed: crm"
