@@ -270,7 +270,19 @@ class Job:
             return {}
         users = {u.username: u for u in conn.execute(
             select(USER.c.id, USER.c.username, USER.c.role, USER.c.active).where(USER.c.username.in_(sorted(wanted))))}
-        _check_references(good, "advisor", users, _advisor_problem)
+        # A deactivated advisor may stay the advisor of the customers who already have them (an export
+        # of the book imported again, a file that only corrects a name), never become a new one's.
+        inactive = {u.id for u in users.values() if not u.active}
+        asked = {r.values["external_id"] for r in good
+                 if r.values.get("advisor") in users and users[r.values["advisor"]].id in inactive}
+        stored = {external_id: row.advisor_id for external_id, row in _ids(conn, CUSTOMER, asked, "advisor_id").items()}
+
+        def problem(row: Row, name: str, user: Any) -> str | None:
+            if user is not None and not user.active and stored.get(row.values["external_id"]) == user.id:
+                return None
+            return _advisor_problem(row, name, user)
+
+        _check_references(good, "advisor", users, problem)
         return {name: user.id for name, user in users.items()}
 
     def _customers(self, conn: Connection, chunk: list[Row]) -> tuple[int, int]:

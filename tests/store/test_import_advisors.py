@@ -73,3 +73,31 @@ def test_advisor_column_names_a_user_who_works_tasks(db_url: str, tmp_path: Path
     source.write_text("external_id,name\nC4,赵六\n", encoding="utf-8")
     assert run("import", "customers", str(source)).exit_code == 0
     assert advisors(db_url) == {"C1": None, "C4": "ann", "C7": None}
+
+
+def test_a_deactivated_advisor_stays_with_the_customers_who_have_them(db_url: str, tmp_path: Path) -> None:
+    # An export of the book imported again names the advisors customers have, some of them deactivated
+    # since: those rows keep their advisor; no customer gets a deactivated one anew.
+    add_user("ann", "agent")
+    add_user("bea", "agent")
+    source = tmp_path / "customers.csv"
+    source.write_text("external_id,name,advisor\nC1,张三,ann\nC2,李四,bea\nC3,王五,\n", encoding="utf-8")
+    assert run("import", "customers", str(source)).exit_code == 0
+    assert run("users", "disable", "ann").exit_code == 0
+
+    source.write_text(
+        "external_id,name,advisor\n"
+        "C1,张三丰,ann\n"    # keeps ann, the name corrected
+        "C2,李四,ann\n"      # bea's customer given to ann: refused
+        "C3,王五,ann\n"      # no advisor yet: refused
+        "C4,赵六,ann\n", encoding="utf-8")  # new: refused
+    result = run("import", "customers", str(source))
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [f"{source}:{line}: advisor: user 'ann' is deactivated" for line in (3, 4, 5)]
+    assert advisors(db_url) == {"C1": "ann", "C2": "bea", "C3": None}
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(select(CUSTOMER.c.name).where(CUSTOMER.c.external_id == "C1")).scalar_one() == "张三丰"
+    finally:
+        engine.dispose()
