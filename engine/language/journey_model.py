@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -24,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from engine.language.bilingual import halves
+from engine.language.bilingual import LABEL_MAX, checked_label
 from engine.language.durations import parse_duration
 from engine.language.faults import Fault, raise_faults
 from store.models import CHANNELS
@@ -391,11 +392,17 @@ def _not_holdout(name: str) -> str:
     return name
 
 
+def _check_variant_label(text: str) -> str:
+    return checked_label(text, "a variant", "短文案 / Short text")
+
+
 class SplitVariant(Strict):
     name: Annotated[Identifier, AfterValidator(_not_holdout)]
     # Whole percents, as the README's examples and the reports show them: exact sums, no 33.3 + 66.6.
     percent: WholeNumber = Field(gt=0, le=100)
     goto: str = "next"
+    # What the variant is, for people (the name stays the code reports count by): 中文 / English.
+    label: Annotated[str, AfterValidator(_check_variant_label)] | None = None
 
 
 class Split(Strict):
@@ -433,21 +440,11 @@ class Update(Strict):
 
 
 # An exit's words fit a diagram's box and a table's cell; the reason stays the code reports count by.
-EXIT_LABEL_MAX = 60
+EXIT_LABEL_MAX = LABEL_MAX
 
 
 def _check_exit_label(text: str) -> str:
-    words = text.strip()
-    if not words:
-        raise ValueError("an exit's label may not be empty: write its words, e.g. 已完成回访 / Callback done")
-    if "\n" in words or "\r" in words:
-        raise ValueError("an exit's label is one line: 中文 / English, e.g. 已完成回访 / Callback done")
-    if len(words) > EXIT_LABEL_MAX:
-        raise ValueError(f"an exit's label is at most {EXIT_LABEL_MAX} characters, not {len(words)}")
-    both = halves(words)
-    if (both is not None and not all(both)) or words.startswith("/") or words.endswith("/"):
-        raise ValueError(f"label {words!r} has an empty half: write 中文 / English, e.g. 已完成回访 / Callback done")
-    return words
+    return checked_label(text, "an exit", "已完成回访 / Callback done")
 
 
 class Exit(Strict):
@@ -497,6 +494,16 @@ class Step(Strict):
         return next(k for k in STEP_KINDS if getattr(self, k) is not None)
 
 
+def _labels(step: Step, index: int) -> Iterator[tuple[tuple[str, str], str, tuple[str | int, ...]]]:
+    """((what, code), label, where) for each code step ``index`` gives words: its exit's reason, its variants."""
+    base = ("steps", index)
+    if step.exit is not None and step.exit.label is not None:
+        yield ("exit reason", step.exit.reason), step.exit.label, (*base, "exit", "label")
+    for j, variant in enumerate(step.split.variants if step.split is not None else ()):
+        if variant.label is not None:
+            yield ("variant", variant.name), variant.label, (*base, "split", "variants", j, "label")
+
+
 class Journey(Strict):
     id: Identifier
     name: str
@@ -514,18 +521,17 @@ class Journey(Strict):
     steps: list[Step] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _one_label_per_reason(self) -> Journey:
-        # Reports count exits by reason, so a reason has one set of words wherever the journey leaves with it.
-        first: dict[str, tuple[int, str]] = {}
+    def _one_label_per_code(self) -> Journey:
+        # Reports count exits by reason and entrants by variant name, so a code has one set of words wherever
+        # the journey gives it words. A name given twice in one split is refused as such by validation.
+        first: dict[tuple[str, str], tuple[str, str]] = {}
         faults: list[Fault] = []
         for i, step in enumerate(self.steps):
-            if step.exit is None or step.exit.label is None:
-                continue
-            seen = first.setdefault(step.exit.reason, (i, step.exit.label))
-            if seen[1] != step.exit.label:
-                faults.append((("steps", i, "exit", "label"),
-                               f"exit reason {step.exit.reason!r} is labelled {seen[1]!r} at step "
-                               f"{self.steps[seen[0]].id!r}: one reason, one label"))
+            for (what, code), label, loc in _labels(step, i):
+                seen = first.setdefault((what, code), (step.id, label))
+                if seen[1] != label and seen[0] != step.id:
+                    faults.append((loc, f"{what} {code!r} is labelled {seen[1]!r} at step {seen[0]!r}: "
+                                        f"one {what.split()[-1]}, one label"))
         raise_faults(faults)
         return self
 
@@ -536,6 +542,11 @@ class Journey(Strict):
         """The words an exit step gives ``reason`` (中文 / English, as written), or None."""
         return next((s.exit.label for s in self.steps if s.exit is not None and s.exit.reason == reason
                      and s.exit.label is not None), None)
+
+    def variant_label(self, name: str) -> str | None:
+        """The words a split gives its variant ``name`` (中文 / English, as written), or None."""
+        return next((label for i, s in enumerate(self.steps) for (what, code), label, _ in _labels(s, i)
+                     if what == "variant" and code == name), None)
 
     def successors(self, index: int) -> list[str]:
         """Step ids (or 'exit') that step ``index`` can lead to."""

@@ -23,8 +23,8 @@ NOT_RENEWED = "    exit: {reason: not_renewed, label: 未续保 / Not renewed}"
 runner = CliRunner()
 
 
-def _validate(tmp_path: Path, text: str) -> tuple[int, str, Path]:
-    path = tmp_path / "journeys" / SHIPPED.name
+def _validate(tmp_path: Path, text: str, name: str = SHIPPED.name) -> tuple[int, str, Path]:
+    path = tmp_path / "journeys" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     result = runner.invoke(build_app(), ["validate", str(path)])
@@ -35,9 +35,10 @@ def _line(text: str, needle: str) -> int:
     return next(n for n, line in enumerate(text.splitlines(), start=1) if needle in line)
 
 
-def _refused_once_at(tmp_path: Path, text: str, needle: str, words: str) -> None:
-    """validate refuses ``text`` with one problem, at the line holding ``needle``, saying ``words``."""
-    code, output, path = _validate(tmp_path, text)
+def _refused_once_at(tmp_path: Path, text: str, needle: str, words: str, name: str = SHIPPED.name) -> None:
+    """validate refuses ``text`` (the file ``name``) with one problem, at the line holding ``needle``, saying
+    ``words``."""
+    code, output, path = _validate(tmp_path, text, name)
     assert code == 1, output
     problems = [line for line in output.splitlines() if line.startswith(f"{path}:")]
     assert len(problems) == 1, output
