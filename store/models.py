@@ -266,6 +266,9 @@ class Touch(SQLModel, table=True):
     __table_args__ = (
         Index("ix_touch_status_due", "status", "due_at"),
         Index("ix_touch_customer_due", "customer_id", "due_at"),
+        # A journey's touches of a period, which the ops journey pages count (migration 0015): without it
+        # they read every touch ever planned, so the pages slowed with the book's history.
+        Index("ix_touch_journey_planned", "journey_id", "planned_for"),
         # Only sent touches have a provider id (migration 0002).
         Index("ix_touch_provider_message_id", "provider_message_id",
               sqlite_where=text("provider_message_id IS NOT NULL"),
@@ -327,6 +330,11 @@ class AgentTask(SQLModel, table=True):
         Index("ix_task_status_due", "status", "due_at"),
         Index("ix_task_assignee_status_due", "assignee_id", "status", "due_at"),
         Index("ix_task_queue_status_due", "queue", "status", "due_at"),
+        # A journey's tasks opened and closed in a period, for the ops journey pages as the touches'
+        # (migration 0015); only closed tasks have a key in the second, so planning writes none.
+        Index("ix_task_journey_created", "journey_id", "created_at"),
+        Index("ix_task_journey_completed", "journey_id", "completed_at",
+              sqlite_where=text("completed_at IS NOT NULL"), postgresql_where=text("completed_at IS NOT NULL")),
         # Tasks not keyed by event_id, by occurrence: the metrics' fallback for rows written
         # before the planner filled event_id (migration 0005).
         Index("ix_agent_task_unkeyed_occurrence", "occurrence", sqlite_where=text("event_id IS NULL"),

@@ -1,0 +1,69 @@
+"""The ops journeys list and a journey's page find the touches and tasks they count by index.
+
+Their counts are of a period (the last seven days, the period a journey's page shows), but
+``touch`` and ``agent_task`` grow with the book's whole history: a count that reads the table
+would make the pages slower every day the service runs. Each statement the two pages send to
+those tables is EXPLAINed as SQLite would run it, and none may read the whole table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from starlette.testclient import TestClient
+
+from store.db import session_scope
+from tests.console.conftest import Seed, login
+from tests.console.ops_seed import SPLIT_JOURNEY, seed_activity
+
+COUNTED = ("touch", "agent_task")
+
+
+@pytest.fixture
+def statements() -> Iterator[list[tuple[str, Any]]]:
+    """Every statement any engine sends while the test runs, with its parameters."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        sent.append((statement, parameters))
+
+    sa.event.listen(Engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(Engine, "before_cursor_execute", record)
+
+
+def _reads_history(db_url: str, statement: str, parameters: Any) -> list[str]:
+    """The lines of the statement's plan that read a counted table's whole history: the whole table,
+    or every row of a journey (an index searched by the journey alone, with no time range)."""
+    with session_scope(db_url) as session:
+        plan = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+    found = []
+    for *_, detail in plan:
+        line = str(detail)
+        if not any(line.startswith((f"SCAN {t}", f"SEARCH {t} ")) for t in COUNTED):
+            continue
+        condition = line.rsplit("(", 1)[-1].rstrip(")") if line.endswith(")") else ""
+        if line.startswith("SCAN") or condition.replace("ANY(", "").rstrip(")") == "journey_id=?":
+            found.append(line)
+    return found
+
+
+def test_the_journey_pages_count_touches_and_tasks_by_index(
+    client: TestClient, db_url: str, seed: Seed, statements: list[tuple[str, Any]],
+) -> None:
+    seed_activity(db_url, list(seed.customers.values()), seed.now)
+    login(client, "olga")
+    statements.clear()
+    for path in ("/ops/journeys", f"/ops/journeys/{SPLIT_JOURNEY}", "/ops/journeys/complaint-response"):
+        assert client.get(path).status_code == 200, path
+    counted = [(s, p) for s, p in statements
+               if s.lstrip().upper().startswith("SELECT") and any(f"FROM {t}" in s for t in COUNTED)]
+    assert len(counted) >= 6  # the list's two counts, and on each journey page its touch and task counts
+    history = {s: lines for s, p in counted if (lines := _reads_history(db_url, s, p))}
+    assert history == {}
