@@ -104,7 +104,7 @@ def _over(session: Session, candidates: Sequence[ClaimedTouch], batch_ids: set[i
         return {}
     first, last = ordered[0].due_at, ordered[-1].due_at
     # due_at as the driver gives it, read only for the touches outside the batch (see claiming.moments).
-    rows = session.execute(
+    rows = session.connection().execute(
         select(Touch.id, Touch.customer_id, Touch.status, type_coerce(Touch.due_at, _AS_STORED)).where(
             col(Touch.customer_id).in_(sorted({t.customer_id for t in ordered})),
             *where,

@@ -40,7 +40,7 @@ import functools
 import gc
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -88,11 +88,13 @@ class Renderer(Protocol):
         ...
 
 
-_CUSTOMER_COLUMNS = tuple(
-    getattr(Customer, name)
-    for name in ("id", "external_id", "name", "tier", "locale", "branch", "timezone", "advisor_id", "anonymised_at",
-                 *ADDRESS_FIELD.values(), *CONSENT_FIELD.values(), *MARKETING_CONSENT_FIELD.values())
-)
+_CUSTOMER_FIELDS = tuple(dict.fromkeys(
+    ("id", "external_id", "name", "tier", "locale", "branch", "timezone", "advisor_id", "anonymised_at",
+     *ADDRESS_FIELD.values(), *CONSENT_FIELD.values(), *MARKETING_CONSENT_FIELD.values())
+))
+_CUSTOMER_COLUMNS = tuple(getattr(Customer, name) for name in _CUSTOMER_FIELDS)
+# A batch's customer as sending and rendering read it: the row's values under the same names.
+_CustomerRow = namedtuple("_CustomerRow", _CUSTOMER_FIELDS)  # type: ignore[misc]
 _CAPS = ("marketing_cap", CHANNEL_RULE, JOURNEY_RULE)
 # The cap as config/delivery.yaml sets it when nothing else is given.
 _DEFAULT_DELIVERY = DeliveryConfig()
@@ -106,10 +108,13 @@ _SENT = (
 
 
 def _load_customers(session: Session, ids: set[int]) -> dict[int, Customer]:
-    """The batch's customers (the columns sending and rendering read) as plain rows, which answer to the same
-    names: they are only read, and an ORM object each cost 25-30 µs a send against 5 (profiled)."""
-    rows = session.execute(select(*_CUSTOMER_COLUMNS).where(col(Customer.id).in_(ids))).all()
-    return cast(dict[int, Customer], {row.id: row for row in rows})
+    """The batch's customers (the columns sending and rendering read) as plain tuples, which answer to the same
+    names: they are only read, and an ORM object each cost 25-30 µs a send against 5 (profiled). A named tuple
+    rather than the result's own row: a row's attribute is looked up by name in Python (about 0.3 µs, and a
+    send reads some fifteen), a named tuple's in C (profiled)."""
+    rows = session.connection().execute(select(*_CUSTOMER_COLUMNS).where(col(Customer.id).in_(ids))).tuples().all()
+    make = _CustomerRow._make
+    return cast(dict[int, Customer], {row[0]: make(row) for row in rows})
 
 
 @dataclass
