@@ -21,19 +21,29 @@ from pydantic import BaseModel
 
 from engine.language.authoring_checks import unknown_queue
 from engine.language.problems import Problem, display_path, load_document, parse_model
-from engine.language.settings_model import QueuesConfig, TierConfig
+from engine.language.settings_model import DeliveryConfig, QueuesConfig, TierConfig
 from engine.language.yaml_lines import LocatedDocument
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def reference_problems(config: BaseModel, doc: LocatedDocument, shown: str,
-                       queues: Sequence[str] | None, journeys: Collection[str] | None = None) -> list[Problem]:
+                       queues: Sequence[str] | None, journeys: Collection[str] | None = None,
+                       templates: Path | None = None) -> list[Problem]:
     """What ``config`` (read from ``doc``, shown as ``shown``) names that the other settings or the journey
     files do not declare. ``queues``: the declared queues, None when there is no queues file (every name
     is a queue with the defaults) or it is broken (reported on its own). ``journeys``: the ids of the
-    valid journey files, None when they are not all known (validate given some of the files)."""
+    valid journey files, None when they are not all known (validate given some of the files).
+    ``templates``: the templates folder the delivery settings' SMS footer must leave every marketing SMS
+    of within its budget; None: not checked."""
     problems: list[Problem] = []
+    if isinstance(config, DeliveryConfig) and templates is not None:
+        from engine.language.footer_check import footer_overruns  # renders templates: only when asked
+
+        pos = doc.position(("marketing_sms_footer",))
+        problems += [Problem(shown, pos.line, pos.column, f"marketing_sms_footer: with this footer {file}: {why}; "
+                                                          "shorten the footer or raise the template's max_segments")
+                     for file, why in footer_overruns(templates, config.marketing_sms_footer)]
     if not isinstance(config, TierConfig):
         return problems
     for tier, extra in config.extra_resources.items():
@@ -51,11 +61,12 @@ def reference_problems(config: BaseModel, doc: LocatedDocument, shown: str,
 
 
 def _judged(model: type[ModelT], doc: LocatedDocument, shown: str, queues: Sequence[str] | None,
-            journeys: Collection[str] | None = None) -> tuple[ModelT | None, list[Problem]]:
+            journeys: Collection[str] | None = None,
+            templates: Path | None = None) -> tuple[ModelT | None, list[Problem]]:
     config, problems = parse_model(model, doc, shown)
     if config is None or problems:
         return None, problems
-    problems = reference_problems(config, doc, shown, queues, journeys)
+    problems = reference_problems(config, doc, shown, queues, journeys, templates)
     return (None if problems else config), problems
 
 
@@ -70,18 +81,18 @@ class SettingsFile(Generic[ModelT]):
 
 
 def settings_file(model: type[ModelT], path: Path, queues: Sequence[str] | None,
-                  journeys: Collection[str] | None) -> SettingsFile[ModelT]:
+                  journeys: Collection[str] | None, templates: Path | None = None) -> SettingsFile[ModelT]:
     """Every check ``journeys validate`` makes of the settings file at ``path``, and the only one: validate
     reports these problems and every landing (``engine.language.settings_review``) refuses on them, so the
     two cannot disagree about a file. A missing, oversized, non-UTF-8 or unreadable file is a problem too.
-    ``queues`` and ``journeys``: as ``reference_problems``'s."""
+    ``queues``, ``journeys`` and ``templates``: as ``reference_problems``'s."""
     shown = display_path(path)
     if not path.is_file():
         return SettingsFile("", None, (Problem(shown, 1, 1, "configuration file not found"),))
     source, doc, problems = load_document(path)
     if doc is None:
         return SettingsFile(source, None, tuple(problems))
-    config, problems = _judged(model, doc, shown, queues, journeys)
+    config, problems = _judged(model, doc, shown, queues, journeys, templates)
     return SettingsFile(source, config, tuple(problems))
 
 

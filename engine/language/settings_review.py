@@ -31,7 +31,7 @@ from sqlmodel import Session
 
 from engine.language.journey_registry import journey_steps, load_delivery_config, load_tier_config
 from engine.language.journey_review import FROM_FILES, Landing, ReviewConfig, land_committed, land_versions
-from engine.language.paths import config_dir
+from engine.language.paths import config_dir, templates_dir
 from engine.language.problems import Problem, display_path, parse_model
 from engine.language.queue_config import declared_queues
 from engine.language.settings_checks import settings_file
@@ -78,8 +78,10 @@ def _files(directory: Path) -> Iterator[tuple[str, str, tuple[Problem, ...]]]:
     for name, model in MODELS.items():
         path = directory / name
         try:
-            # The journeys a tier's extra resources may name: those of the journey files, which land with it.
-            found = settings_file(model, path, queues, journey_steps() if model is TierConfig else None)
+            # The journeys a tier's extra resources may name: those of the journey files, which land with it;
+            # the templates the delivery settings' SMS footer must leave within budget: the folder's.
+            found = settings_file(model, path, queues, journey_steps() if model is TierConfig else None,
+                                  templates_dir() if model is DeliveryConfig else None)
             source, problems = found.source, found.problems
         except Exception as exc:  # whatever stops the check stops the landing, never the run
             source, problems = "", (Problem(display_path(path), 1, 1, f"cannot be checked: {exc}"),)

@@ -47,7 +47,7 @@ def check_templates(root: Path | None = None, names: Iterable[str] | None = None
                 path = template_file(root, name, kind, locale)
                 if not path.is_file():
                     continue
-                for context, given in _sample_contexts(kind, locale):
+                for context, given in sample_contexts(kind, locale):
                     try:
                         if kind == "task":
                             rend.render_task_script(name, context, locale)
@@ -66,7 +66,7 @@ def check_templates(root: Path | None = None, names: Iterable[str] | None = None
 CJK_NAME = "欧阳娜娜"
 
 
-def _sample_contexts(kind: str, locale: str) -> list[tuple[TemplateContext, str]]:
+def sample_contexts(kind: str, locale: str) -> list[tuple[TemplateContext, str]]:
     """The sample contexts a file is rendered with, each with the words a problem adds about it."""
     context = sample_context(locale)
     if kind != "sms" or not context.customer.name.isascii():

@@ -476,7 +476,8 @@ def validate(
     declared = tuple(sorted(queues.queues)) if queues is not None else None
     for model, path in ((TierConfig, tiers_path or tiers_config_path()),
                         (DeliveryConfig, delivery_path or delivery_config_path())):
-        report.problems.extend(settings_file(model, path, declared, seen_ids if covers_all else None).problems)
+        report.problems.extend(settings_file(model, path, declared, seen_ids if covers_all else None,
+                                             templates_root).problems)
     if queues is not None and queues.task_types and covers_all:
         _, doc, _ = load_document(queues_path)
         report.problems.extend(unknown_task_types(queues, doc, display_path(queues_path), journey_steps(valid)))

@@ -75,6 +75,7 @@ VALIDATOR_MODULES: tuple[str, ...] = (
     "engine.language.faults",
     "engine.language.event_types",
     "engine.language.festivals",
+    "engine.language.footer_check",
     "engine.language.journey_model",
     "engine.language.locales",
     "engine.language.paths",

@@ -1,0 +1,77 @@
+"""The delivery settings' marketing SMS footer is added to every marketing SMS and counted in its
+``max_segments``: a footer that pushes a text over its budget is refused where the file lands, at the
+footer's line, as ``journeys validate`` refuses it, and the settings in force stay. Before, validate
+named only the template's line and the file landed all the same, so once approved every such SMS
+failed at dispatch. A template over its budget with no footer at all is its own problem, not the
+footer's."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine.language.settings_model import DeliveryConfig
+from engine.language.settings_review import in_force_delivery, refused_settings
+from engine.language.validation import validate
+from store.db import make_engine
+from tests.review_support import config_copy, set_setting
+
+ROOT = Path(__file__).resolve().parents[2]
+# Fits every shipped marketing SMS: the shipped footer.
+SHIPPED = "回复TD退订"
+# Pushes the shipped silver weekly push (2 segments at most) to 3.
+LONG = ("如不希望再收到本类关怀短信，请回复TD退订，我们将在二十四小时内为您处理完毕并短信告知结果；"
+        "退订后您仍可正常接收保单服务与理赔进度通知；如有疑问请致电客服热线转人工服务，或在APP内联系您的专属顾问")
+
+
+@pytest.fixture()
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("JOURNEYS_CACHE_DIR", str(tmp_path / "cache"))
+    return config_copy(tmp_path, monkeypatch)
+
+
+def _footer_line(config: Path) -> int:
+    lines = (config / "delivery.yaml").read_text(encoding="utf-8").splitlines()
+    return next(n for n, line in enumerate(lines, start=1) if line.startswith("marketing_sms_footer:"))
+
+
+def _footer_problems(problems: list[object]) -> list[str]:
+    return [str(p) for p in problems if "marketing_sms_footer: with this footer" in str(p)]
+
+
+def test_a_footer_pushing_a_marketing_sms_over_budget_is_refused_where_it_lands(db_url: str, config: Path) -> None:
+    engine = make_engine(db_url)
+    try:
+        before = in_force_delivery(engine)  # the shipped file lands at install
+        assert isinstance(before, DeliveryConfig) and before.marketing_sms_footer == SHIPPED
+        set_setting(config / "delivery.yaml", "marketing_sms_footer", LONG)
+        line = _footer_line(config)
+
+        validated = _footer_problems(validate().problems)
+        refused = _footer_problems(refused_settings())
+        assert validated and refused == validated  # the same problems, by the same check
+        assert all(p.startswith(f"{config / 'delivery.yaml'}:{line}:") for p in refused), refused
+        assert any("silver_weekly_push/sms.zh-CN.j2: SMS is 3 segments" in p for p in refused), refused
+        assert in_force_delivery(engine) == before  # refused whole: the footer in force stays
+
+        set_setting(config / "delivery.yaml", "marketing_sms_footer", "回复TD退订本类短信")  # fits: lands
+        assert _footer_problems(refused_settings()) == []
+        assert _footer_problems(validate().problems) == []
+    finally:
+        engine.dispose()
+
+
+def test_a_template_over_budget_without_any_footer_is_not_the_footers_problem(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    monkeypatch.setenv("JOURNEYS_TEMPLATES_DIR", str(templates))
+    sms = templates / "silver_weekly_push" / "sms.zh-CN.j2"
+    sms.write_text(sms.read_text(encoding="utf-8").strip() + "。" + "本周更有多项专属关怀服务等您体验" * 6 + "\n",
+                   encoding="utf-8")
+    problems = [str(p) for p in validate().problems]
+    assert any("silver_weekly_push/sms.zh-CN.j2" in p and "segments" in p for p in problems), problems
+    assert _footer_problems(refused_settings()) == []  # the template's own line names it, not the footer's
