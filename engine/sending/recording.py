@@ -80,7 +80,7 @@ def _converted(
     row: dict[str, Any], convert: Mapping[str, Callable[[Any], Any]], seen: dict[tuple[str, int], Any]
 ) -> dict[str, Any]:
     """``row`` with the values of ``convert``'s names converted (a new dict; ``row`` itself when it has none)."""
-    if not any(name in row for name in convert):
+    if convert.keys().isdisjoint(row):
         return row
     out = dict(row)
     for name, fn in convert.items():
