@@ -330,6 +330,11 @@ class Translator:
             return words[:1].upper() + words[1:]
         return ""
 
+    def variant(self, label: str | None) -> str:
+        """A split variant in words: its ``label`` (中文 / English) in this language. "" without one: the page then
+        shows the variant's name as a code in both languages, since a name like ``a`` humanised is no word."""
+        return localised(label, self.locale) if label else ""
+
     def webhook_target(self, target: str) -> str:
         """A target of config/webhooks.yaml by its ``description`` (中文 / English) in this language, else its name."""
         from engine.language.webhook_config import webhook_descriptions

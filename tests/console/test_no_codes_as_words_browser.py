@@ -5,7 +5,8 @@ a change under review). The text a person reads, less what a page shows as a cod
 ``<kbd>``, an SVG ``tspan.code``), what it quotes as written (``<pre>``: a journey's source, a diff) and
 tooltips (``title``), may hold no snake_case or dotted code token (``callback_done``, ``task.completed``,
 ``gold_callback``) nor a locale code. Before, the Chinese journey pages showed exit reasons like
-``callback_done`` and the diagram's boxes ``send_wechat_first · 发送``."""
+``callback_done`` and the diagram's boxes ``send_wechat_first · 发送``. A split variant the journey file gives a
+label may not be shown by its code alone, though in ``<code>``: its words come first, its name beside them."""
 
 from __future__ import annotations
 
@@ -60,6 +61,28 @@ SHOWN = """() => {
   });
   return texts;
 }"""
+
+
+# The variants a page shows by their name alone, as a code (no words beside it): on the page, [data-k=variant]
+# with no text outside its <code>; on the diagram, an arrow whose label is a tspan.code.
+BARE_VARIANTS = """() => {
+  const bare = [];
+  document.querySelectorAll('[data-k=variant]').forEach(el => {
+    const words = el.cloneNode(true);
+    words.querySelectorAll('code').forEach(c => c.remove());
+    if (!words.textContent.trim()) bare.push(el.dataset.code);
+  });
+  document.querySelectorAll('text.edge-label[data-code]').forEach(el => {
+    if (el.querySelector('tspan.code')) bare.push(el.dataset.code);
+  });
+  return bare;
+}"""
+
+
+def labelled_variants() -> set[str]:
+    """The names of the shipped journeys' split variants that have a label."""
+    return {v.name for loaded in validate().journeys for step in loaded.journey.steps if step.split is not None
+            for v in step.split.variants if v.label}
 
 
 def codes_shown(page: Any) -> list[str]:
@@ -123,6 +146,8 @@ def test_no_page_shows_a_code_as_a_word(new_page: PageFactory, seed: Seed, db_ur
         set_locale(db_url, name, "zh-CN")
     landing = {"olga": "**/ops/journeys", "bob": "**/inbox", "sue": "**/inbox", "adam": "**/admin/users"}
     problems: dict[str, list[str]] = {}
+    labelled = labelled_variants()
+    assert labelled, "the shipped journeys have no labelled variant: the variant checks would check nothing"
     opened = 0
     for name, paths in _pages(seed, pending, sorted(taken)).items():
         page = new_page(name, device, lands_on=landing[name])
@@ -131,6 +156,7 @@ def test_no_page_shows_a_code_as_a_word(new_page: PageFactory, seed: Seed, db_ur
             assert response is not None and response.ok, (path, response and response.status)
             opened += 1
             found = codes_shown(page)
+            found += [f"variant {name} without its words" for name in page.evaluate(BARE_VARIANTS) if name in labelled]
             if found:
                 problems[path] = sorted(set(found))
     assert not problems, problems
@@ -153,3 +179,17 @@ def test_no_page_shows_a_code_as_a_word(new_page: PageFactory, seed: Seed, db_ur
     page.goto("/ops/journeys/claim-crm-case")
     webhook = page.get_by_test_id("step-counts").locator("tr[data-step='open_case'] [data-k=step-words]")
     playwright_sync.expect(webhook).to_have_text("调用外部系统: 客户关系管理系统：开立服务工单")
+
+    # A split's variants: their words in the step table, the diagram and the experiments, each name kept as a code
+    # (hidden in the diagram's one-line box, in the arrows' tooltips).
+    page.goto("/ops/journeys/gold-value-added-services")
+    variants = page.get_by_test_id("step-counts").locator("tr[data-step='channel_test'] [data-k=variant]")
+    assert variants.all_inner_texts() == ["微信优先 wechat_first", "邮件优先 email_first"]
+    assert variants.locator("code").all_inner_texts() == ["wechat_first", "email_first"]
+    diagram = page.get_by_test_id("diagram")
+    playwright_sync.expect(diagram.locator("g[data-step='channel_test'] [data-k=step-words]")).to_have_text(
+        "随机分流: 微信优先 45%、邮件优先 45%、对照组 10%", use_inner_text=True)
+    arrow = diagram.locator("text.edge-label[data-code='email_first']")
+    playwright_sync.expect(arrow).to_contain_text("分组 邮件优先 45%")
+    group = page.get_by_test_id("experiment-table").locator("tr[data-group='email_first'] th")
+    playwright_sync.expect(group).to_have_text("邮件优先 email_first", use_inner_text=True)

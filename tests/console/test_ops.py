@@ -266,8 +266,10 @@ def test_journey_page_shows_the_split_experiment_with_a_verdict(client: TestClie
     assert result.baseline == "wechat_first" and email.entered == 160
     p = email.comparisons["reply"].p_value
     assert p is not None and p < 0.05
-    # the variants by the names the journey file gives them, shown as codes
-    verdict = f"<code>email_first</code> worse than <code>wechat_first</code> in Reply, p = {p:.2g}."
+    # the variants by the words the journey file gives them, each name kept in the tooltip
+    email_words = '<span data-k="variant" data-code="email_first" title="email_first">Email first</span>'
+    wechat_words = '<span data-k="variant" data-code="wechat_first" title="wechat_first">WeChat first</span>'
+    verdict = f"{email_words} worse than {wechat_words} in Reply, p = {p:.2g}."
     assert verdict in html.unescape(page)
     assert '<tr data-group="holdout"><th>Holdout</th><td data-k="entered">36</td>' in page
 

@@ -120,7 +120,7 @@ def test_journey_page_draws_the_flow_with_counts_from_the_database(ops_page: tup
     table = page.get_by_test_id("experiment-table")
     for name, n in groups.items():
         expect(table.locator(f"tr[data-group='{name}'] [data-k=entered]")).to_have_text(str(n))
-    expect(page.get_by_test_id("verdict").first).to_contain_text("email_first worse than wechat_first in Reply, p = ")
+    expect(page.get_by_test_id("verdict").first).to_contain_text("Email first worse than WeChat first in Reply, p = ")
     # the source and the messages for a sample customer, each channel and locale
     expect(page.get_by_test_id("source")).to_contain_text(f"id: {SPLIT_JOURNEY}")
     for channel in ("wechat", "email"):
@@ -182,7 +182,7 @@ def test_ops_pages_in_chinese(ops_page: tuple[Any, str], db_url: str, shots: Pat
     _no_page_scroll(page)
     page.screenshot(path=str(shots / f"ops-journeys-zh-{size}.png"), full_page=size == "phone")
     page.goto(f"/ops/journeys/{SPLIT_JOURNEY}")
-    expect(page.get_by_test_id("verdict").first).to_contain_text("email_first 的回复不如 wechat_first")
+    expect(page.get_by_test_id("verdict").first).to_contain_text("邮件优先 的回复不如 微信优先")
     expect(page.get_by_test_id("diagram")).to_contain_text("随机分流")
     _no_page_scroll(page)
     page.screenshot(path=str(shots / f"ops-journey-zh-{size}.png"), full_page=size == "phone")

@@ -20,11 +20,12 @@ from tests.console.test_form_errors import set_locale
 pytestmark = pytest.mark.browser
 playwright_sync = pytest.importorskip("playwright.sync_api")
 ROOT = Path(__file__).resolve().parents[2]
-# Each step's words less what they keep in <code> (the id, and codes nothing names: split variants, webhook targets).
+# Each step's words less what they keep in <code> (the id, a split variant's name beside its words, codes nothing
+# names: a webhook target without a description); the id is the code in the step's own <small>, after its words.
 WORDS = """els => els.map(el => {
   const copy = (el.querySelector('[data-k=step-words]') || el).cloneNode(true);
   copy.querySelectorAll('code').forEach(c => c.remove());
-  const id = el.querySelector('small > code');
+  const id = el.querySelector(':scope > small > code');
   return [el.closest('[data-step]').dataset.step, copy.textContent.trim(), id && id.textContent];
 })"""
 
