@@ -182,7 +182,7 @@ def test_ops_pages_in_chinese(ops_page: tuple[Any, str], db_url: str, shots: Pat
     _no_page_scroll(page)
     page.screenshot(path=str(shots / f"ops-journeys-zh-{size}.png"), full_page=size == "phone")
     page.goto(f"/ops/journeys/{SPLIT_JOURNEY}")
-    expect(page.get_by_test_id("verdict").first).to_contain_text("邮件优先 的回复不如 微信优先")
+    expect(page.get_by_test_id("verdict").first).to_contain_text("邮件优先的回复不如微信优先")
     expect(page.get_by_test_id("diagram")).to_contain_text("随机分流")
     _no_page_scroll(page)
     page.screenshot(path=str(shots / f"ops-journey-zh-{size}.png"), full_page=size == "phone")

@@ -60,7 +60,7 @@ def _in_a_sentence(words: str, name: str) -> str:
 
 
 @pytest.mark.parametrize(("locale", "wechat", "email", "variant", "holdout", "worse"), [
-    ("zh-CN", "微信优先", "邮件优先", "分组", "对照组", "{group} 的回复不如 {baseline}"),
+    ("zh-CN", "微信优先", "邮件优先", "分组", "对照组", "{group}的回复不如{baseline}"),
     ("en", "WeChat first", "Email first", "variant", "Holdout", "{group} worse than {baseline} in Reply"),
 ])
 def test_the_journey_page_names_variants_by_their_words(client: TestClient, seed: Seed, db_url: str, locale: str,
