@@ -46,15 +46,25 @@ def _refused_once_at(tmp_path: Path, text: str, needle: str, words: str, name: s
     assert words in problems[0], output
 
 
-@pytest.mark.parametrize(("written", "words"), [
-    ('label: ""', "may not be empty"),
-    ('label: "   "', "may not be empty"),
-    (f"label: {'续' * (EXIT_LABEL_MAX + 1)}", f"at most {EXIT_LABEL_MAX} characters, not {EXIT_LABEL_MAX + 1}"),
-    ('label: "已续保\\n/ Renewed"', "one line"),
-    ('label: "已续保 /"', "empty half"),
-    ('label: "/ Renewed"', "empty half"),
-    ("label: 12", "string"),
-], ids=["empty", "blank", "too long", "two lines", "no English", "no Chinese", "a number"])
+# What a label that cannot be shown is refused for (engine.language.bilingual.checked_label, shared by exits and
+# split variants): (how the label is written, given its two halves and its upper bound; what the problem says).
+LABEL_CASES_IDS = ["empty", "blank", "too long", "two lines", "no English", "no Chinese", "a number"]
+
+
+def refused_labels(owner: str, chinese: str, english: str, most: int) -> list[tuple[str, str]]:
+    return [
+        ('label: ""', f"{owner}'s label may not be empty"),
+        ('label: "   "', f"{owner}'s label may not be empty"),
+        (f"label: {chinese[0] * (most + 1)}", f"at most {most} characters, not {most + 1}"),
+        (f'label: "{chinese}\\n/ {english}"', f"{owner}'s label is one line"),
+        (f'label: "{chinese} /"', "empty half"),
+        (f'label: "/ {english}"', "empty half"),
+        ("label: 12", "string"),
+    ]
+
+
+@pytest.mark.parametrize(("written", "words"), refused_labels("an exit", "已续保", "Renewed", EXIT_LABEL_MAX),
+                         ids=LABEL_CASES_IDS)
 def test_a_label_that_cannot_be_shown_is_refused_at_its_line(tmp_path: Path, written: str, words: str) -> None:
     base = SHIPPED.read_text(encoding="utf-8")
     assert RENEWED in base, "the shipped file changed: update the fixture"
@@ -84,12 +94,18 @@ def test_every_exit_of_the_shipped_journeys_has_words_in_both_languages() -> Non
     exits = [(loaded.journey.id, step) for loaded in report.journeys for step in loaded.journey.steps if step.exit]
     assert len(exits) > 30
     for journey_id, step in exits:
-        assert step.exit is not None and step.exit.label, (journey_id, step.id)
-        both = halves(step.exit.label)
-        assert both is not None, (journey_id, step.id, step.exit.label)
-        zh, en = both
-        assert re.search(r"[\u4e00-\u9fff]", zh) and not re.search(r"[A-Za-z_]", zh), (journey_id, zh)
-        assert re.fullmatch(r"[A-Z][A-Za-z ,'-]+", en), (journey_id, en)
+        assert step.exit is not None
+        assert_in_both_languages(step.exit.label, (journey_id, step.id))
+
+
+def assert_in_both_languages(label: str | None, where: object) -> None:
+    """``label`` (of ``where``) is 中文 / English: Chinese words with no code in them, then English words."""
+    assert label, where
+    both = halves(label)
+    assert both is not None, (where, label)
+    zh, en = both
+    assert re.search(r"[\u4e00-\u9fff]", zh) and not re.search(r"[A-Za-z_]", zh), (where, zh)
+    assert re.fullmatch(r"[A-Z][A-Za-z ,'-]+", en), (where, en)
 
 
 def test_the_schema_tells_editors_about_the_label() -> None:

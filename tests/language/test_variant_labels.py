@@ -5,15 +5,14 @@ of the shipped journeys has words in both languages."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
-from engine.language.bilingual import LABEL_MAX, halves
+from engine.language.bilingual import LABEL_MAX
 from engine.language.journey_schema import journey_schema
 from engine.language.validation import validate
-from tests.language.test_exit_labels import _refused_once_at, _validate
+from tests.language import test_exit_labels as exit_labels
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "journeys" / "gold-value-added-services.yaml"
@@ -27,18 +26,13 @@ def _shipped() -> str:
     return text
 
 
-@pytest.mark.parametrize(("written", "words"), [
-    ('label: ""', "a variant's label may not be empty"),
-    ('label: "   "', "may not be empty"),
-    (f"label: {'微' * (LABEL_MAX + 1)}", f"at most {LABEL_MAX} characters, not {LABEL_MAX + 1}"),
-    ('label: "微信优先\\n/ WeChat first"', "a variant's label is one line"),
-    ('label: "微信优先 /"', "empty half"),
-    ('label: "/ WeChat first"', "empty half"),
-    ("label: 12", "string"),
-], ids=["empty", "blank", "too long", "two lines", "no English", "no Chinese", "a number"])
+REFUSED = exit_labels.refused_labels("a variant", "微信优先", "WeChat first", LABEL_MAX)
+
+
+@pytest.mark.parametrize(("written", "words"), REFUSED, ids=exit_labels.LABEL_CASES_IDS)
 def test_a_label_that_cannot_be_shown_is_refused_at_its_line(tmp_path: Path, written: str, words: str) -> None:
     text = _shipped().replace(WECHAT, "{name: wechat_first, percent: 45, goto: send_wechat_first, " + written + "}")
-    _refused_once_at(tmp_path, text, "name: wechat_first", words, SHIPPED.name)
+    exit_labels._refused_once_at(tmp_path, text, "name: wechat_first", words, SHIPPED.name)
 
 
 def _two_splits(label: str) -> str:
@@ -52,15 +46,17 @@ def _two_splits(label: str) -> str:
 
 def test_one_name_worded_two_ways_is_refused_at_the_second(tmp_path: Path) -> None:
     text = _two_splits("微信先发 / WeChat before")
-    _refused_once_at(tmp_path, text, "label: 微信先发", "variant 'wechat_first' is labelled '微信优先 / WeChat first' "
-                     "at step 'channel_test': one variant, one label", SHIPPED.name)
+    exit_labels._refused_once_at(tmp_path, text, "label: 微信先发",
+                                 "variant 'wechat_first' is labelled '微信优先 / WeChat first' "
+                                 "at step 'channel_test': one variant, one label", SHIPPED.name)
 
 
 def test_a_label_of_one_part_the_same_label_twice_and_no_label_are_taken(tmp_path: Path) -> None:
-    code, output, _ = _validate(tmp_path, _two_splits("微信优先 / WeChat first"), SHIPPED.name)
+    code, output, _ = exit_labels._validate(tmp_path, _two_splits("微信优先 / WeChat first"), SHIPPED.name)
     assert code == 0, output
     one_part = _shipped().replace("label: 微信优先 / WeChat first}", "label: WeChat first}")
-    code, output, _ = _validate(tmp_path, one_part.replace(", label: 邮件优先 / Email first}", "}"), SHIPPED.name)
+    unlabelled = one_part.replace(", label: 邮件优先 / Email first}", "}")
+    code, output, _ = exit_labels._validate(tmp_path, unlabelled, SHIPPED.name)
     assert code == 0, output
 
 
@@ -71,12 +67,7 @@ def test_every_variant_of_the_shipped_journeys_has_words_in_both_languages() -> 
                 if step.split is not None for v in step.split.variants]
     assert len(variants) >= 5
     for journey_id, variant in variants:
-        assert variant.label, (journey_id, variant.name)
-        both = halves(variant.label)
-        assert both is not None, (journey_id, variant.name, variant.label)
-        zh, en = both
-        assert re.search(r"[\u4e00-\u9fff]", zh) and not re.search(r"[A-Za-z_]", zh), (journey_id, zh)
-        assert re.fullmatch(r"[A-Z][A-Za-z ,'-]+", en), (journey_id, en)
+        exit_labels.assert_in_both_languages(variant.label, (journey_id, variant.name))
 
 
 def test_the_schema_tells_editors_about_the_label() -> None:
