@@ -1,7 +1,7 @@
 """The class-level guard for "words, not codes": every ops, agent, supervisor and admin page in Chinese, in real
-Chromium at 1280 and 390 px, over the shipped journeys with activity seeded (exits by every exit step of
-every journey, the engine's own exits, an exit an older version of a journey took, tasks, a split, drops,
-a change under review). The text a person reads, less what a page shows as a code on purpose (``<code>``,
+Chromium at 1280 and 390 px (and in English at 1280 px), over the shipped journeys with activity seeded (exits by
+every exit step of every journey, the engine's own exits, an exit an older version of a journey took, tasks, a
+split, drops, a change under review). The text a person reads, less what a page shows as a code on purpose (``<code>``,
 ``<kbd>``, an SVG ``tspan.code``), what it quotes as written (``<pre>``: a journey's source, a diff) and
 tooltips (``title``), may hold no snake_case or dotted code token (``callback_done``, ``task.completed``,
 ``gold_callback``) nor a locale code. Before, the Chinese journey pages showed exit reasons like
@@ -134,23 +134,25 @@ def _pages(seed: Seed, pending: int, journeys: list[str]) -> dict[str, list[str]
     }
 
 
-@pytest.mark.parametrize("device", [DESK, PHONE], ids=["desktop", "phone"])
-def test_no_page_shows_a_code_as_a_word(new_page: PageFactory, seed: Seed, db_url: str, pending: int,
-                                        device: dict[str, Any]) -> None:
+LANDING = {"olga": "**/ops/journeys", "bob": "**/inbox", "sue": "**/inbox", "adam": "**/admin/users"}
+
+
+def _every_page(new_page: PageFactory, seed: Seed, db_url: str, pending: int, device: dict[str, Any],
+                locale: str) -> dict[str, list[str]]:
+    """The activity seeded, every page opened in ``locale``: the exits taken, by journey."""
     customers = list(seed.customers.values())
     seed_activity(db_url, customers, seed.now)
     taken = seed_exits(db_url, customers, seed.now)
     with session_scope(db_url) as s:
         load_in_force(s)
-    for name in ("olga", "bob", "sue", "adam"):
-        set_locale(db_url, name, "zh-CN")
-    landing = {"olga": "**/ops/journeys", "bob": "**/inbox", "sue": "**/inbox", "adam": "**/admin/users"}
+    for name in LANDING:
+        set_locale(db_url, name, locale)
     problems: dict[str, list[str]] = {}
     labelled = labelled_variants()
     assert labelled, "the shipped journeys have no labelled variant: the variant checks would check nothing"
     opened = 0
     for name, paths in _pages(seed, pending, sorted(taken)).items():
-        page = new_page(name, device, lands_on=landing[name])
+        page = new_page(name, device, lands_on=LANDING[name])
         for path in paths:
             response = page.goto(path)
             assert response is not None and response.ok, (path, response and response.status)
@@ -161,6 +163,19 @@ def test_no_page_shows_a_code_as_a_word(new_page: PageFactory, seed: Seed, db_ur
                 problems[path] = sorted(set(found))
     assert not problems, problems
     assert opened > len(taken) + 15
+    return taken
+
+
+def test_no_page_shows_a_code_as_a_word_in_english(new_page: PageFactory, seed: Seed, db_url: str,
+                                                   pending: int) -> None:
+    """The same walk in English, at desktop width: English words are no more a place for codes."""
+    _every_page(new_page, seed, db_url, pending, DESK, "en")
+
+
+@pytest.mark.parametrize("device", [DESK, PHONE], ids=["desktop", "phone"])
+def test_no_page_shows_a_code_as_a_word(new_page: PageFactory, seed: Seed, db_url: str, pending: int,
+                                        device: dict[str, Any]) -> None:
+    taken = _every_page(new_page, seed, db_url, pending, device, "zh-CN")
 
     # What the guard stands on: the exits are on the pages, in words, each with its code kept.
     page = new_page("olga", device, lands_on="**/ops/journeys")
