@@ -139,7 +139,7 @@ class _Compiled:
 
     Jinja's ``Template.generate`` builds each render's context from the template's globals, a ``ChainMap``
     over the environment's, which it walks twice in Python per render (the context's keys and its set of
-    global names): about a seventh of rendering an SMS (profiled). Its globals do not change while a batch
+    global names): about a sixth of rendering an SMS (cProfile). Its globals do not change while a batch
     renders (the caches are dropped at each ``begin_batch``), so they are read into a dict once. The
     template's own code still runs in the sandbox; an error is raised as it is, and the caller has the
     parent render again to name its file and line.
