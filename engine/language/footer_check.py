@@ -6,7 +6,8 @@ that fitted over its budget, and every such message would then fail at dispatch.
 reported it only at the template's line, and the delivery file landed all the same; the file's own
 check (``engine.language.settings_checks.settings_file``, shared by validate and every landing) now
 refuses a footer that pushes a text over, at the footer's line, naming the template. A template that
-is over its budget without any footer is the template's problem, reported at its own line.
+is over its budget with the shipped footer (``DeliveryConfig``'s default) is the template's problem,
+reported at its own line: a footer is judged by what it adds beyond the default.
 
 Only the SMS files of marketing templates are rendered, with the sample contexts of the template check,
 each once per footer and set of files (about 0.05–0.1 s of CPU for the shipped 66 SMS files), so the
@@ -21,8 +22,11 @@ from pathlib import Path
 
 from channels.template_files import LOCALES, available_templates, template_file
 from engine.language.problems import display_path
+from engine.language.settings_model import DeliveryConfig
 from engine.language.template_check import sample_contexts
 from engine.language.templates import Renderer, RenderError, load_meta
+
+DEFAULT_FOOTER = DeliveryConfig().marketing_sms_footer
 
 
 def _sms_files(root: Path) -> tuple[tuple[str, str, int, int], ...]:
@@ -40,7 +44,9 @@ def _sms_files(root: Path) -> tuple[tuple[str, str, int, int], ...]:
 
 def footer_overruns(root: Path, footer: str) -> list[tuple[str, str]]:
     """(the SMS file shown as problems show files, why) for each marketing SMS that fits its
-    ``max_segments`` without a footer and not with ``footer``."""
+    ``max_segments`` with the default footer and not with ``footer``."""
+    if footer == DEFAULT_FOOTER:
+        return []
     return list(_overruns(str(root), footer, _sms_files(root)))
 
 
@@ -48,7 +54,7 @@ def footer_overruns(root: Path, footer: str) -> list[tuple[str, str]]:
 def _overruns(root_text: str, footer: str, files: tuple[tuple[str, str, int, int], ...]) -> tuple[tuple[str, str], ...]:
     root = Path(root_text)
     with_footer = Renderer(root, footer=None, configured_footer=footer, auto_reload=False)
-    bare = Renderer(root, footer=None, configured_footer="", auto_reload=False)
+    shipped = Renderer(root, footer=None, configured_footer=DEFAULT_FOOTER, auto_reload=False)
     out: list[tuple[str, str]] = []
     for name in sorted({name for _path, name, _mtime, _size in files}):
         try:
@@ -62,9 +68,9 @@ def _overruns(root_text: str, footer: str, files: tuple[tuple[str, str, int, int
                 continue
             for context, _given in sample_contexts("sms", locale):
                 try:
-                    bare.render(name, "sms", context, locale)
+                    shipped.render(name, "sms", context, locale)
                 except RenderError:
-                    break  # over budget, or broken, without any footer: not the footer's doing
+                    break  # over budget, or broken, with the default footer: not this footer's doing
                 try:
                     with_footer.render(name, "sms", context, locale)
                 except RenderError as exc:

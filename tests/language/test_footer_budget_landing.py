@@ -2,7 +2,7 @@
 ``max_segments``: a footer that pushes a text over its budget is refused where the file lands, at the
 footer's line, as ``journeys validate`` refuses it, and the settings in force stay. Before, validate
 named only the template's line and the file landed all the same, so once approved every such SMS
-failed at dispatch. A template over its budget with no footer at all is its own problem, not the
+failed at dispatch. A template over its budget with the shipped footer is its own problem, not the
 footer's."""
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import pytest
 
 from engine.language.settings_model import DeliveryConfig
 from engine.language.settings_review import in_force_delivery, refused_settings
+from engine.language.template_check import sample_contexts
+from engine.language.templates import Renderer, RenderError
 from engine.language.validation import validate
 from store.db import make_engine
 from tests.review_support import config_copy, set_setting
@@ -63,15 +65,31 @@ def test_a_footer_pushing_a_marketing_sms_over_budget_is_refused_where_it_lands(
         engine.dispose()
 
 
-def test_a_template_over_budget_without_any_footer_is_not_the_footers_problem(
+def test_a_template_over_budget_with_the_shipped_footer_is_not_the_footers_problem(
     config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """A template grown until it fits its budget alone but not with the shipped footer: its own line names
+    it, and the delivery file keeping the shipped footer (or one as long) is not refused for it."""
     templates = tmp_path / "templates"
     shutil.copytree(ROOT / "templates", templates)
     monkeypatch.setenv("JOURNEYS_TEMPLATES_DIR", str(templates))
     sms = templates / "silver_weekly_push" / "sms.zh-CN.j2"
-    sms.write_text(sms.read_text(encoding="utf-8").strip() + "。" + "本周更有多项专属关怀服务等您体验" * 6 + "\n",
-                   encoding="utf-8")
+    body = sms.read_text(encoding="utf-8").strip().removesuffix(SHIPPED)
+    context = sample_contexts("sms", "zh-CN")[0][0]
+
+    def segments(footer: str) -> int:
+        rendered = Renderer(templates, footer=None, configured_footer=footer, auto_reload=False)
+        try:
+            return rendered.render("silver_weekly_push", "sms", context, "zh-CN").segments
+        except RenderError:
+            return 3
+    while segments(SHIPPED) <= 2:
+        body += "好"
+        sms.write_text(body + "\n", encoding="utf-8")
+    assert segments("") <= 2  # fits alone: the shipped footer is what tips it over
     problems = [str(p) for p in validate().problems]
-    assert any("silver_weekly_push/sms.zh-CN.j2" in p and "segments" in p for p in problems), problems
-    assert _footer_problems(refused_settings()) == []  # the template's own line names it, not the footer's
+    assert any("silver_weekly_push/sms.zh-CN.j2" in p and "3 segments" in p for p in problems), problems
+    assert _footer_problems(problems) == []
+    assert _footer_problems(refused_settings()) == []
+    set_setting(config / "delivery.yaml", "marketing_sms_footer", "回复TT退订")  # as long as the shipped one
+    assert _footer_problems(refused_settings()) == []
