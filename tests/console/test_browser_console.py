@@ -152,7 +152,12 @@ def test_admin_audit_page_flags_a_burst_of_reveals_at_desktop_and_phone_width(
 def test_form_posts_without_a_csrf_token_are_refused(new_page: PageFactory, seed: Seed, db_url: str) -> None:
     page = new_page("ann")
     page.goto(f"/tasks/{seed.tasks['ann_first']}")
-    page.get_by_test_id("claim").click()
+    # The claim posts and comes back to the task page: the forged form is made on that page, not on the
+    # one being left (on a loaded machine the tokens were removed there, and the next navigation caught
+    # was the claim's own).
+    with page.expect_navigation():
+        page.get_by_test_id("claim").click()
+    playwright_sync.expect(page.get_by_test_id("outcome-no_answer")).to_be_visible()
     # A forged form: the same post, without the token (as another site could send it with the cookie).
     page.evaluate("document.querySelectorAll('input[name=csrf_token]').forEach(e => e.remove())")
     with page.expect_navigation() as nav:
