@@ -16,7 +16,7 @@ landing at every run of the service costs nothing while neither changes.
 
 from __future__ import annotations
 
-import os
+import stat
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,16 +29,17 @@ from engine.language.templates import Renderer, RenderError, load_meta
 DEFAULT_FOOTER = DeliveryConfig().marketing_sms_footer
 
 
-def _sms_files(root: Path) -> tuple[tuple[str, str, int, int], ...]:
-    """Each marketing template's SMS file and meta.yaml as (path, name, mtime, size): the cache's key."""
-    found: list[tuple[str, str, int, int]] = []
-    for name in available_templates(root):
-        for path in (root / name / "meta.yaml", *(template_file(root, name, "sms", loc) for loc in LOCALES)):
-            try:
-                status = os.stat(path)
-            except OSError:
-                continue
-            found.append((str(path), name, status.st_mtime_ns, status.st_size))
+def _tree_stat(root: Path) -> tuple[tuple[str, int, int], ...]:
+    """Every file under ``root`` as (path, mtime, size): the cache's key. The whole tree, not the SMS files
+    alone, as a template may include another file and a meta.yaml says which templates are marketing."""
+    found: list[tuple[str, int, int]] = []
+    for path in sorted(root.rglob("*")) if root.is_dir() else []:
+        try:
+            status = path.stat()
+        except OSError:
+            continue
+        if stat.S_ISREG(status.st_mode):
+            found.append((str(path), status.st_mtime_ns, status.st_size))
     return tuple(found)
 
 
@@ -47,16 +48,16 @@ def footer_overruns(root: Path, footer: str) -> list[tuple[str, str]]:
     ``max_segments`` with the default footer and not with ``footer``."""
     if footer == DEFAULT_FOOTER:
         return []
-    return list(_overruns(str(root), footer, _sms_files(root)))
+    return list(_overruns(str(root), footer, _tree_stat(root)))
 
 
 @lru_cache(maxsize=8)
-def _overruns(root_text: str, footer: str, files: tuple[tuple[str, str, int, int], ...]) -> tuple[tuple[str, str], ...]:
+def _overruns(root_text: str, footer: str, _files: tuple[tuple[str, int, int], ...]) -> tuple[tuple[str, str], ...]:
     root = Path(root_text)
     with_footer = Renderer(root, footer=None, configured_footer=footer, auto_reload=False)
     shipped = Renderer(root, footer=None, configured_footer=DEFAULT_FOOTER, auto_reload=False)
     out: list[tuple[str, str]] = []
-    for name in sorted({name for _path, name, _mtime, _size in files}):
+    for name in available_templates(root):
         try:
             if load_meta(root, name).category != "marketing":
                 continue

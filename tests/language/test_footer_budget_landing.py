@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.language.footer_check import footer_overruns
+from engine.language.problems import display_path
 from engine.language.settings_model import DeliveryConfig
 from engine.language.settings_review import in_force_delivery, refused_settings
 from engine.language.template_check import sample_contexts
@@ -93,3 +95,18 @@ def test_a_template_over_budget_with_the_shipped_footer_is_not_the_footers_probl
     assert _footer_problems(refused_settings()) == []
     set_setting(config / "delivery.yaml", "marketing_sms_footer", "回复TT退订")  # as long as the shipped one
     assert _footer_problems(refused_settings()) == []
+
+
+def test_an_edit_of_a_file_a_template_includes_is_seen(tmp_path: Path) -> None:
+    """The check is remembered per footer and templates folder: an edit of any file in it, not only of an
+    SMS file, is judged again (a template may include another file)."""
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    sms = templates / "silver_weekly_push" / "sms.zh-CN.j2"
+    part = templates / "silver_weekly_push" / "body.txt"
+    part.write_text(sms.read_text(encoding="utf-8"), encoding="utf-8")
+    sms.write_text('{% include "silver_weekly_push/body.txt" %}', encoding="utf-8")
+    footer = "如不希望再收到本类关怀短信请回复TD退订，退订后您仍可正常接收保单服务与理赔进度通知"
+    assert footer_overruns(templates, footer) == []
+    part.write_text(part.read_text(encoding="utf-8").strip() + "本周更有多项专属关怀服务等您体验" * 3, encoding="utf-8")
+    assert [file for file, _why in footer_overruns(templates, footer)] == [display_path(sms)]
