@@ -11,11 +11,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -61,6 +62,8 @@ PERMISSIONS_POLICY = (
 )
 HSTS = "max-age=31536000"
 SESSION_COOKIE = "journeys_session"
+# Refusals a person meets on a page, answered with the error page in their language (error.html words each).
+PAGE_ERRORS = (403, 404, 405)
 ROUTER_FACTORY_NAMES = ("create_hooks_router", "create_router", "make_router", "build_router", "get_router")
 
 
@@ -294,15 +297,20 @@ def create_app(database_url: str | None = None, settings: ConsoleSettings | None
             return JSONResponse({"detail": exc.code}, status_code=exc.status)
         return _error_page(request, exc.status)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> Response:
+    # Starlette's own class: the router's refusals (an address no route has, 404; a method the route does not
+    # take, 405, like a bookmarked form address) are people's too, and were FastAPI's bare JSON in English.
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if form_errors.for_people(request) and exc.status_code == 422 and isinstance(exc.detail, str):
             # A page route refusing one field's value (detail: the field's name).
             return form_errors.refused(request, [{"type": "value_error", "loc": ["body", exc.detail]}],
                                        _error_page)
-        if _is_api(request) or exc.status_code not in (403, 404):
+        if _is_api(request) or exc.status_code not in PAGE_ERRORS:
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-        return _error_page(request, exc.status_code)
+        response = _error_page(request, exc.status_code)
+        if exc.headers:  # a 405's Allow
+            response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
