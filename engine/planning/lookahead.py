@@ -10,6 +10,8 @@ planned only when no event can change it:
 - an agent task or an attribute update waits for its moment (a task appears in a queue when it
   is due to, and an attribute is never changed before its time, where another journey could
   read it early);
+- so does a ``wait`` until the date of an attribute an update step sets: the wait's end is fixed
+  when it begins (``engine.planning.step_machine``), from the date as it stands then;
 - so does a branch reading a fact events change (``EVENT_FIELDS``, and any
   ``customer.attributes.<name>`` an update step of a journey in force sets), and a send with
   ``channels: by_engagement`` (its level reads the churn risk);
@@ -27,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from engine.language.journey_model import Condition, Journey
+from engine.language.journey_model import AnchoredMoment, Condition, Journey, WaitUntil
 from engine.language.validation import LoadedJourney
 from engine.planning.journeys_in_force import conditions_of
 from engine.planning.occurrences import local_naive, place
@@ -82,7 +84,10 @@ class Lookahead:
         held = {i for i, s in enumerate(j.steps) if s.task is not None or s.update is not None
                 or (s.branch is not None and any(_reads(c.when, self.sensitive) for c in s.branch.cases))
                 # by_engagement picks channels by churn risk, which a churn.warning changes
-                or (s.send is not None and s.send.by_engagement)}
+                or (s.send is not None and s.send.by_engagement)
+                # a wait until an attribute's date ends where that date stands when the wait begins
+                or (isinstance(s.wait, WaitUntil) and isinstance(s.wait.until, AnchoredMoment)
+                    and s.wait.until.anchor in self.updated)}
         goal = j.goal is not None
         resumable = frozenset() if goal else frozenset(
             s.id for i, s in enumerate(j.steps) if i not in held and s.wait_for is None)

@@ -112,6 +112,9 @@ class Progress:
     wake_at: datetime | None = None  # when it next acts, and why (AT, "goal", "hit", "timeout", WAIT)
     wake_kind: str = AT
     hit: CustomerEvent | None = None
+    # The end of the ``wait`` it is in: fixed when the wait begins (an anchor's date as it stands
+    # then), so a run that picks the wait up later ends it where the one that began it would.
+    wait_end: datetime | None = None
     changed: bool = field(default=False)  # whether the run moved it (a resumed one left as it was is not written)
 
 
@@ -167,8 +170,11 @@ class StepMachine:
                 return Progress(lj, enrollment, index, enrollment.next_at - duration(step.wait_for.timeout),
                                 WAIT_FOR, scope)
             return Progress(lj, enrollment, index, enrollment.next_at, AT, scope)
-        mode = WAIT if step.wait is not None else WAIT_FOR if step.wait_for is not None else AT
-        return Progress(lj, enrollment, index, started, mode, scope)
+        if step.wait is not None and enrollment.next_at > started:
+            return Progress(lj, enrollment, index, started, WAIT, scope, wait_end=enrollment.next_at)
+        # At a wait step with no time ahead: arrived there (a held wait's moment had not come), so
+        # the wait begins when the enrollment is taken at that moment.
+        return Progress(lj, enrollment, index, started, WAIT_FOR if step.wait_for is not None else AT, scope)
 
     # -- when it acts next -----------------------------------------------------------------------
 
@@ -179,7 +185,8 @@ class StepMachine:
         if p.index >= len(journey.steps) or p.mode == AT:
             at, kind = p.since, AT
         elif p.mode == WAIT:
-            at, kind = _wait_end(journey.steps[p.index], p.since, facts, p.scope), WAIT
+            assert p.wait_end is not None
+            at, kind = p.wait_end, WAIT
         else:
             wf = journey.steps[p.index].wait_for
             assert wf is not None
@@ -216,7 +223,7 @@ class StepMachine:
             e.step_id = step.id
             e.step_started_at = p.since
             if p.mode == WAIT:
-                e.next_at = _wait_end(step, p.since, facts, p.scope)
+                e.next_at = p.wait_end
             elif p.mode == WAIT_FOR:
                 assert step.wait_for is not None
                 e.next_at = p.since + duration(step.wait_for.timeout)
@@ -324,6 +331,7 @@ class StepMachine:
                     self._finish(enrollment, "done", _wait_end(step, t, facts, p.scope), "completed")
                     return None
                 p.index, p.since, p.mode = index, t, WAIT
+                p.wait_end = _wait_end(step, t, facts, p.scope)
                 return self.settle(p, facts, events)
             elif step.wait_for is not None:
                 p.index, p.since, p.mode = index, t, WAIT_FOR

@@ -95,6 +95,11 @@ CONDITIONS = [
 ]
 WAIT_EVENTS = ["app.login", "complaint.resolved", "message.replied", "policy.renewed", "survey.answered"]
 DURATIONS = ["30m", "3h", "20h", "1d", "2d", "3d"]
+# Waits until a moment; the last runs until a date an update step sets (``DUE_DATES``).
+UNTILS = ['{until: "10:00"}', '{until: next_working_day, at: "09:00"}',
+          '{until: {anchor: customer.birthday, offset: -1d, at: "08:00"}}',
+          '{until: {anchor: customer.attributes.due, at: "10:00"}}']
+DUE_DATES = ["2027-01-05", "2027-03-04", "2027-03-06", "2028-02-29", "2028-11-30"]
 
 
 @st.composite
@@ -119,7 +124,7 @@ def generated_journey(draw: st.DrawFn, n: int) -> str:
     lines.append("reentry: {allowed: true" + (", after: 2d}" if draw(st.booleans()) else "}"))
     if draw(st.booleans()):
         lines.append(f"goal: {{event: {draw(st.sampled_from(WAIT_EVENTS))}}}")
-    kinds = draw(st.lists(st.sampled_from(["send", "wait", "wait_for", "branch", "split", "task", "update"]),
+    kinds = draw(st.lists(st.sampled_from(["send", "wait", "until", "wait_for", "branch", "split", "task", "update"]),
                           min_size=2, max_size=7))
     steps: list[str] = []
     count = len(kinds)
@@ -131,6 +136,8 @@ def generated_journey(draw: st.DrawFn, n: int) -> str:
             steps.append(f"  - {{id: {sid}, send: {{channels: [wechat, sms], template: {template}}}}}")
         elif kind == "wait":
             steps.append(f"  - {{id: {sid}, wait: {draw(st.sampled_from(DURATIONS))}}}")
+        elif kind == "until":
+            steps.append(f"  - {{id: {sid}, wait: {draw(st.sampled_from(UNTILS))}}}")
         elif kind == "wait_for":
             steps.append(f"  - {{id: {sid}, wait_for: {{event: {draw(st.sampled_from(WAIT_EVENTS))}, "
                          f"timeout: {draw(st.sampled_from(DURATIONS))}, on_event: {later}, on_timeout: next}}}}")
@@ -142,9 +149,12 @@ def generated_journey(draw: st.DrawFn, n: int) -> str:
                          f"{{name: b, percent: 45, goto: {later}}}], holdout: 10}}}}")
         elif kind == "task":
             steps.append(f"  - {{id: {sid}, task: {{queue: renewal, due_within: 1d, script: gold_monthly_callback}}}}")
-        else:
+        elif draw(st.booleans()):
             steps.append(f"  - {{id: {sid}, update: {{field: customer.attributes.{draw(st.sampled_from(FLAGS))}, "
                          f"value: true}}}}")
+        else:
+            steps.append(f'  - {{id: {sid}, update: {{field: customer.attributes.due, '
+                         f'value: "{draw(st.sampled_from(DUE_DATES))}"}}}}')
     steps.append("  - {id: end, exit: {reason: finished}}")
     return "\n".join([*lines, "steps:", *steps]) + "\n"
 
@@ -494,8 +504,30 @@ def _contested(ticks: bool, cap: tuple[int, str]) -> Example:
     return Example(people, start, 7, events, cuts, ticks, journeys, cap)
 
 
+def _date_moved_while_waiting(ticks: bool, cut_hours: float) -> Example:
+    """A wait until a date attribute that another journey moves after the wait began: the wait
+    ends where the date stood when it began, whichever run picks it up; and a run planning ahead
+    of the moves begins it only at its moment, once the moves before it are made."""
+    start = datetime(2027, 3, 1, tzinfo=UTC)
+    people = [{"tier": "silver", "timezone": "Asia/Shanghai", "consent_sms": True, "consent_wechat": True,
+               "consent_email": True, "birthday": date(1980, 3, 4), "preference": "travel", "line": "motor",
+               "expiry_days": 31}]
+    journeys = [
+        'id: gen-0\nname: Waits\ncategory: service\nentry: {schedule: {cron: "0 9 1 3 *"}}\nsteps:\n'
+        '  - {id: s0, wait: {until: {anchor: customer.attributes.due, at: "10:00"}}}\n'
+        "  - {id: s1, send: {channels: [sms], template: nps_survey}}\n",
+        'id: gen-1\nname: Sets\ncategory: service\nentry: {schedule: {cron: "30 8 1 3 *"}}\nsteps:\n'
+        '  - {id: s0, update: {field: customer.attributes.due, value: "2027-03-06"}}\n',
+        'id: gen-2\nname: Moves\ncategory: service\nentry: {schedule: {cron: "0 12 1 3 *"}}\nsteps:\n'
+        '  - {id: s0, update: {field: customer.attributes.due, value: "2027-03-04"}}\n',
+    ]
+    return Example(people, start, 8, [], [(start + timedelta(hours=cut_hours), WRITE)], ticks, journeys)
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
+@example(ex=_date_moved_while_waiting(ticks=False, cut_hours=6))
+@example(ex=_date_moved_while_waiting(ticks=True, cut_hours=0.25))
 @example(ex=_contested(ticks=True, cap=(1, "1d")))
 @example(ex=_contested(ticks=False, cap=(2, "3d")))
 @given(ex=examples())
