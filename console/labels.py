@@ -300,6 +300,13 @@ FORM_FIELDS: dict[str, str] = {
     "page": "Page",
     "kind": "Show",
     "hours": "Hours",
+    # The parts of a page's address (/tasks/<task_id>, ...), named when one is not a number the page can use.
+    "task_id": "Task number",
+    "version_id": "Version number",
+    "user_id": "User number",
+    "index": "Recipient number",
+    "journey_id": "Journey",
+    "tool": "Tool",
 }
 
 # Keys of audit log details (console.auth.audit callers), as /admin/audit shows them.

@@ -167,16 +167,18 @@ def test_the_api_refuses_a_query_with_a_control_character_after_the_key(client: 
 
 def test_every_page_query_parameter_has_words_in_both_languages(app: Any) -> None:
     """A page address the app cannot read names the parameter at fault: in words, never its code (the
-    Chinese inbox said 'page：此值无法使用。' and 'tier过长')."""
+    Chinese inbox said 'page：此值无法使用。' and 'tier过长'; a task's page at /tasks/abc said
+    'task id：此值无法使用。', the address's own parts having no words)."""
     from console.i18n import catalog_messages
     from console.labels import FORM_FIELDS
     from tests.console.test_form_errors import form_routes
 
     routes = [entry for entry in fastapi.routing.iter_route_contexts(app.routes)
               if isinstance(getattr(entry, "original_route", entry), APIRoute) and not entry.path.startswith(MACHINE)]
-    names = {p.alias for e in routes for p in getattr(e, "original_route", e).dependant.query_params}
+    names = {p.alias for e in routes for p in (getattr(e, "original_route", e).dependant.query_params
+                                                  + getattr(e, "original_route", e).dependant.path_params)}
     assert form_routes(app)  # the same walk as the forms' check
-    assert {"page", "tier", "queue", "customer"} <= names
+    assert {"page", "tier", "queue", "customer", "task_id", "version_id"} <= names
     assert sorted(names - set(FORM_FIELDS)) == []
     for locale in ("zh-CN", "en"):
         catalogue = catalog_messages(locale)
@@ -188,3 +190,13 @@ def test_the_chinese_inbox_names_the_parameter_in_words(client: TestClient, seed
     page = client.get("/inbox", params={"page": "-1", "tier": "x" * 20})
     assert page.status_code == 422
     assert "页码：此值无法使用。" in page.text and "等级过长：最多 16 个字符。" in page.text
+
+
+@pytest.mark.parametrize(("address", "words"), [("/tasks/abc", "任务编号"), ("/ops/review/abc", "版本编号"),
+                                                ("/tasks/0", "任务编号")])
+def test_an_address_part_the_page_cannot_use_is_named_in_words(client: TestClient, db_url: str, seed: Seed,
+                                                                address: str, words: str) -> None:
+    set_locale(db_url, "olga", "zh-CN")
+    login(client, "olga")
+    page = client.get(address)
+    assert page.status_code == 422 and f"{words}：此值无法使用。" in page.text
