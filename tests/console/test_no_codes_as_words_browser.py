@@ -6,7 +6,9 @@ split, drops, a change under review). The text a person reads, less what a page 
 tooltips (``title``), may hold no snake_case or dotted code token (``callback_done``, ``task.completed``,
 ``gold_callback``) nor a locale code. Before, the Chinese journey pages showed exit reasons like
 ``callback_done`` and the diagram's boxes ``send_wechat_first · 发送``. A split variant the journey file gives a
-label may not be shown by its code alone, though in ``<code>``: its words come first, its name beside them."""
+label may not be shown by its code alone, though in ``<code>``: its words come first, its name beside them.
+The same walk holds every page to the basics of access: each form control a person can reach has a name a screen
+reader reads (its label; the task page's reassign menu had none), each image its ``alt``."""
 
 from __future__ import annotations
 
@@ -76,6 +78,21 @@ BARE_VARIANTS = """() => {
     if (el.querySelector('tspan.code')) bare.push(el.dataset.code);
   });
   return bare;
+}"""
+
+
+# Form controls a person can reach with no accessible name (a <label>, aria-label(ledby) or title), and images
+# with no alt text.
+NAMELESS = """() => {
+  const out = [];
+  for (const el of document.querySelectorAll('input, select, textarea, button')) {
+    if (el.type === 'hidden' || !el.checkVisibility({visibilityProperty: true})) continue;
+    const named = el.labels && el.labels.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')
+      || el.title || (el.tagName === 'BUTTON' && el.textContent.trim());
+    if (!named) out.push(el.outerHTML.slice(0, 100));
+  }
+  document.querySelectorAll('img:not([alt])').forEach(img => out.push(img.outerHTML.slice(0, 100)));
+  return out;
 }"""
 
 
@@ -159,6 +176,7 @@ def _every_page(new_page: PageFactory, seed: Seed, db_url: str, pending: int, de
             opened += 1
             found = codes_shown(page)
             found += [f"variant {name} without its words" for name in page.evaluate(BARE_VARIANTS) if name in labelled]
+            found += [f"no label: {html}" for html in page.evaluate(NAMELESS)]
             if found:
                 problems[path] = sorted(set(found))
     assert not problems, problems
