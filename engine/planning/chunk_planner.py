@@ -18,6 +18,7 @@ the planner.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import logging
@@ -41,6 +42,7 @@ from engine.planning.delivery_rules import StoredTouch, Wanted, decide
 from engine.planning.facts import CustomerFacts, fetch_rows, id_filter, load_customers
 from engine.planning.journeys_in_force import conditions_of
 from engine.planning.lookahead import Lookahead
+from engine.planning.moved_anchors import MovedAnchors
 from engine.planning.plan_output import ChunkOutput, PlannedEnrollment, PlanResult, Sink
 from engine.planning.plan_writer import StaleTouches, write_chunk
 from engine.planning.step_machine import Progress, StepMachine, step_graph
@@ -130,6 +132,13 @@ class ChunkPlanner:
         for lj in self.journeys:
             self.fields[lj.id] = {f for cond in conditions_of(lj.journey) for f in cond.fields()} | anchor_fields(
                 lj.journey)
+        self.moved = MovedAnchors(self.journeys, self.look.updated)
+        for lj in self.journeys:
+            # A journey that moves an entry's date reads it first, to see that it moved; the entry's
+            # journey reads it to see that it has not.
+            if lj.id in self.moved.entries or any(
+                    s.update is not None and s.update.field in self.moved.fields for s in lj.journey.steps):
+                self.fields[lj.id] |= set(self.moved.fields)
         self.needed = set().union(*self.fields.values())
         self.priorities = {lj.id: lj.journey.priority for lj in self.journeys}
 
@@ -227,6 +236,10 @@ class ChunkPlanner:
         # (``Candidates.audience_holds``), a re-entry rule beyond one entry per occurrence
         # (``EntryHistory.admits``); for the others both calls answer True and record nothing.
         at_turn = {lj.id for lj in self.journeys if self.look.of(lj.id).reads_updated}
+        # Date entries an update step may move (``engine.planning.moved_anchors``), when the run takes date entries.
+        moved = self.moved if self.moved.entries and "date" in self.sources else None
+        if moved is not None:
+            moved.new_chunk()
         reentry_checked = {lj.id for lj in self.journeys
                            if not lj.journey.reentry.allowed or lj.journey.reentry.after}
         order = itertools.count()
@@ -265,7 +278,8 @@ class ChunkPlanner:
                     e = queue[i]
                     i += 1
                     jid, occurrence = e.journey_id, e.occurrence
-                    if (jid in at_turn and not candidates.audience_holds(e, cf, out)) or (
+                    if (moved is not None and jid in moved.entries and not moved.still_fires(e, cf)) or (
+                            jid in at_turn and not candidates.audience_holds(e, cf, out)) or (
                             jid in reentry_checked and not history.admits(e)):
                         continue
                     enrollment = PlannedEnrollment(
@@ -273,9 +287,16 @@ class ChunkPlanner:
                         entry_rules[jid], event_id=e.event_id)
                     out.enrollments.append(enrollment)
                     p = machine.start(e.journey, enrollment, e.due, e.scope)
+                turn = p.wake_at
+                before = moved.values(cf) if moved is not None else None
                 nxt = machine.advance(p, cf, evs)
                 if nxt is not None:
                     heapq.heappush(heap, (nxt, jid, occurrence, next(order), p))
+                if moved is not None and moved.values(cf) != before:
+                    assert turn is not None
+                    for new in moved.added(cf, (turn, jid, occurrence), queue[i:], candidates.window,
+                                           lambda: moved.load(self.session, lo, hi, ids, history), out):
+                        bisect.insort(queue, new, lo=i, key=AGENDA_ORDER)
         out.enrollments.extend(p.enrollment for p in resumed if p.changed)
         self._attribute_updates(out)
         out.events = list(event_rows)

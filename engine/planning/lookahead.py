@@ -18,7 +18,8 @@ planned only when no event can change it:
 - a ``wait_for`` ends ahead of ``now`` only by an event already reported, never by its timeout
   (the event may still come), and a journey with a goal never moves past a wait ahead of ``now``
   (its goal event may still come);
-- a scheduled or date entry whose audience reads such a fact is judged at its moment, not ahead.
+- a scheduled or date entry whose audience reads such a fact is judged at its moment, not ahead,
+  and so is a date entry on an attribute an update step sets (the update may move the date).
 
 Everything else a run plans ahead is what any later run would plan for the same moment.
 """
@@ -62,7 +63,7 @@ class JourneyAhead:
     held: frozenset[int]  # step indexes that run only once their moment has come
     goal: bool  # a goal event may end it at any moment after entry
     resumable: frozenset[str]  # stored step ids an enrollment may be resumed at ahead of ``now``
-    reads_updated: bool  # its audience reads an attribute update steps set
+    reads_updated: bool  # its audience, or its date entry, reads an attribute update steps set
 
 
 class Lookahead:
@@ -91,10 +92,12 @@ class Lookahead:
         goal = j.goal is not None
         resumable = frozenset() if goal else frozenset(
             s.id for i, s in enumerate(j.steps) if i not in held and s.wait_for is None)
+        # A date entry on an attribute an update step sets follows the date (``engine.planning.moved_anchors``).
+        moved = j.entry.date is not None and j.entry.date.anchor in self.updated
         return JourneyAhead(
-            entry_ahead=j.entry.event is None and not any(_reads(c, self.sensitive) for c in audience),
+            entry_ahead=j.entry.event is None and not moved and not any(_reads(c, self.sensitive) for c in audience),
             held=frozenset(held), goal=goal, resumable=resumable,
-            reads_updated=any(_reads(c, self.updated) for c in audience))
+            reads_updated=moved or any(_reads(c, self.updated) for c in audience))
 
     def of(self, journey_id: str) -> JourneyAhead:
         return self.by_id[journey_id]

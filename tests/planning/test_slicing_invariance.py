@@ -61,6 +61,7 @@ person = st.fixed_dictionaries({
     "preference": st.sampled_from(["travel", "health", "family"]),
     "line": st.sampled_from(["motor", "health", "life"]),
     "expiry_days": st.integers(min_value=28, max_value=45),  # after A: the renewal reminder fires in the window
+    "due_days": st.sampled_from([None, None, 2, 4]),  # the attribute ``due`` (after A), which update steps move
 })
 
 EVENT_DATA: dict[str, Any] = {
@@ -95,19 +96,20 @@ CONDITIONS = [
 ]
 WAIT_EVENTS = ["app.login", "complaint.resolved", "message.replied", "policy.renewed", "survey.answered"]
 DURATIONS = ["30m", "3h", "20h", "1d", "2d", "3d"]
-# Waits until a moment; the last runs until a date an update step sets (``DUE_DATES``).
+# Waits until a moment; the last runs until a date update steps set (``due``: a few days after the
+# example's start, some customers have one to begin with).
 UNTILS = ['{until: "10:00"}', '{until: next_working_day, at: "09:00"}',
           '{until: {anchor: customer.birthday, offset: -1d, at: "08:00"}}',
           '{until: {anchor: customer.attributes.due, at: "10:00"}}']
-DUE_DATES = ["2027-01-05", "2027-03-04", "2027-03-06", "2028-02-29", "2028-11-30"]
+DUE_DAYS = [1, 2, 3, 5, 8]
 
 
 @st.composite
-def generated_journey(draw: st.DrawFn, n: int) -> str:
+def generated_journey(draw: st.DrawFn, n: int, around: date = date(2027, 3, 1)) -> str:
     category = draw(st.sampled_from(["service", "marketing", "marketing"]))
     # Templates that read no policy, claim or event: every entry kind generated may send them.
     template = "nps_survey" if category == "service" else "silver_weekly_push"
-    entry_kind = draw(st.sampled_from(["schedule", "schedule", "event", "birthday"]))
+    entry_kind = draw(st.sampled_from(["schedule", "schedule", "event", "birthday", "due"]))
     lines = [f"id: gen-{n}", f"name: Generated {n}", f"category: {category}",
              f"priority: {draw(st.integers(0, 100))}"]
     if draw(st.booleans()):
@@ -116,6 +118,10 @@ def generated_journey(draw: st.DrawFn, n: int) -> str:
         hour = draw(st.integers(0, 23))
         days = draw(st.sampled_from(["*", "*", "MON,THU", "SAT,SUN"]))
         lines.append(f'entry: {{schedule: {{cron: "{draw(st.sampled_from([0, 30]))} {hour} * * {days}"}}}}')
+    elif entry_kind == "due":  # a date update steps may move
+        lines.append(f'entry: {{date: {{anchor: customer.attributes.due, offset: "-{draw(st.integers(0, 2))}d", '
+                     f'at: "{draw(st.integers(0, 23)):02d}:00"'
+                     + draw(st.sampled_from(["", ", on_non_working_day: next_working_day"])) + "}}")
     elif entry_kind == "event":
         lines.append(f"entry: {{event: {{type: {draw(st.sampled_from(WAIT_EVENTS))}}}}}")
     else:
@@ -154,7 +160,7 @@ def generated_journey(draw: st.DrawFn, n: int) -> str:
                          f"value: true}}}}")
         else:
             steps.append(f'  - {{id: {sid}, update: {{field: customer.attributes.due, '
-                         f'value: "{draw(st.sampled_from(DUE_DATES))}"}}}}')
+                         f'value: "{around + timedelta(days=draw(st.sampled_from(DUE_DAYS)))}"}}}}')
     steps.append("  - {id: end, exit: {reason: finished}}")
     return "\n".join([*lines, "steps:", *steps]) + "\n"
 
@@ -211,7 +217,7 @@ def examples(draw: st.DrawFn, max_people: int = 4, max_events: int = 10, max_cut
     cuts = [(start + timedelta(minutes=m * step), draw(st.sampled_from([WRITE, PREVIEW, PREVIEW_THEN_WRITE])))
             for m in sorted(cut_minutes)
             if 0 < m * step < span]
-    journeys = [draw(generated_journey(n)) for n in range(draw(st.sampled_from([0, 1, 2, 2, 3])))]
+    journeys = [draw(generated_journey(n, start.date())) for n in range(draw(st.sampled_from([0, 1, 2, 2, 3])))]
     # Tighter caps than the shipped one make journeys contest a customer's days more often.
     cap = draw(st.sampled_from([(2, "7d"), (1, "1d"), (1, "3d")]))
     return Example(people, start, days, events, cuts, ticks, journeys, cap)
@@ -292,7 +298,8 @@ def _fill(url: str, ex: Example) -> list[str]:
                          consent_sms=p["consent_sms"], consent_wechat=p["consent_wechat"],
                          consent_email=p["consent_email"], birthday=p["birthday"],
                          birth_md=p["birthday"].month * 100 + p["birthday"].day,
-                         attributes={"service_preference": p["preference"]}, created_at=made, updated_at=made)
+                         attributes={"service_preference": p["preference"], **_due(ex, p)}, created_at=made,
+                         updated_at=made)
             session.add(c)
             customers.append(c)
         session.flush()
@@ -303,6 +310,11 @@ def _fill(url: str, ex: Example) -> list[str]:
                                expiry_date=(ex.start + timedelta(days=p["expiry_days"])).date()))
         session.commit()
     return [f"C{n:03d}" for n in range(1, len(ex.people) + 1)]
+
+
+def _due(ex: Example, p: dict[str, Any]) -> dict[str, str]:
+    days = p.get("due_days")
+    return {} if days is None else {"due": (ex.start + timedelta(days=days)).date().isoformat()}
 
 
 def _payload(ex: Example, who: int, kind: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -507,7 +519,9 @@ def _contested(ticks: bool, cap: tuple[int, str]) -> Example:
 def _date_moved_while_waiting(ticks: bool, cut_hours: float) -> Example:
     """A wait until a date attribute that another journey moves after the wait began: the wait
     ends where the date stood when it began, whichever run picks it up; and a run planning ahead
-    of the moves begins it only at its moment, once the moves before it are made."""
+    of the moves begins it only at its moment, once the moves before it are made. A date entry on
+    the attribute enters on the day before the date it holds then: the first date set is moved
+    before its day, so only the second enters, in one run as in runs cut between the moves."""
     start = datetime(2027, 3, 1, tzinfo=UTC)
     people = [{"tier": "silver", "timezone": "Asia/Shanghai", "consent_sms": True, "consent_wechat": True,
                "consent_email": True, "birthday": date(1980, 3, 4), "preference": "travel", "line": "motor",
@@ -520,6 +534,9 @@ def _date_moved_while_waiting(ticks: bool, cut_hours: float) -> Example:
         '  - {id: s0, update: {field: customer.attributes.due, value: "2027-03-06"}}\n',
         'id: gen-2\nname: Moves\ncategory: service\nentry: {schedule: {cron: "0 12 1 3 *"}}\nsteps:\n'
         '  - {id: s0, update: {field: customer.attributes.due, value: "2027-03-04"}}\n',
+        'id: gen-3\nname: Day before\ncategory: service\n'
+        'entry: {date: {anchor: customer.attributes.due, offset: -1d, at: "10:00"}}\nsteps:\n'
+        "  - {id: s0, send: {channels: [sms], template: nps_survey}}\n",
     ]
     return Example(people, start, 8, [], [(start + timedelta(hours=cut_hours), WRITE)], ticks, journeys)
 
