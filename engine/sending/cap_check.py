@@ -89,10 +89,21 @@ def over_limits(session: Session, touches: Sequence[ClaimedTouch], batch_ids: se
         mine = [t for t in touches if t.journey_id == journey_id and t.id not in dropped
                 and t.channel != WEBHOOK_CHANNEL]
         dropped.update(_over(session, mine, batch_ids, count, window,
-                             [col(Touch.journey_id) == journey_id, col(Touch.channel) != WEBHOOK_CHANNEL],
+                             [_unindexed(Touch.journey_id) == journey_id, col(Touch.channel) != WEBHOOK_CHANNEL],
                              f"{JOURNEY_RULE}: journey {journey_id} cap {count} per {format_duration(window)} "
                              "reached when sending"))
     return dropped
+
+
+def _unindexed(column: Any) -> Any:
+    """``column`` as an expression no index is searched by (``column || ''``: the same value, never NULL here).
+
+    The caps' query is to search by the batch's customers (ix_touch_customer_due). Given the bare columns,
+    SQLite searched by status (ix_touch_status_due: three statuses, one due range) or by journey
+    (ix_touch_journey_planned) instead, reading every touch gone out to anyone in the window, or every touch
+    the journey ever planned: a cost growing with the day's sends and the book's history, paid by every
+    batch (4 ms a batch at 19,000 touches sent, 18 ms at 99,000; by customer about 1 ms whatever was sent)."""
+    return col(column) + ""
 
 
 def _over(session: Session, candidates: Sequence[ClaimedTouch], batch_ids: set[int], cap: int,
@@ -108,7 +119,7 @@ def _over(session: Session, candidates: Sequence[ClaimedTouch], batch_ids: set[i
         select(Touch.id, Touch.customer_id, Touch.status, type_coerce(Touch.due_at, _AS_STORED)).where(
             col(Touch.customer_id).in_(sorted({t.customer_id for t in ordered})),
             *where,
-            col(Touch.status).in_(GONE_OUT),
+            _unindexed(Touch.status).in_(GONE_OUT),
             col(Touch.due_at) > first - window,
             col(Touch.due_at) < last + window,
         )
