@@ -5,8 +5,9 @@ Templates are untrusted (written by marketing ops), so a template must not be ab
 bounds, each refused with a ``SecurityError`` the renderer reports at the template's line:
 
 - **Items per render** (``MAX_ITEMS``): every loop iteration (nested loops count each inner
-  pass), every ``range`` item and every repeated item (``"x" * n``) is charged to the render,
-  so nesting cannot multiply its way past the bound.
+  pass), every call (a macro's, a method's, ``caller()``), every ``range`` item and every
+  repeated item (``"x" * n``) is charged to the render, so nesting or recursion cannot multiply
+  its way past the bound.
 - **Size of any value** (``MAX_VALUE`` characters or items, ``MAX_INT_BITS`` for a whole
   number): checked *before* an operation whose result grows with an argument (a width, a
   count, a format field's width, a replacement, a join) and after any other that builds a
@@ -29,7 +30,7 @@ import jinja2
 from jinja2.exceptions import SecurityError
 
 MAX_VALUE = 100_000  # characters or items; the longest real message (an e-mail) is a few thousand
-MAX_ITEMS = 100_000  # loop iterations, range items and repetitions in one render
+MAX_ITEMS = 100_000  # loop iterations, calls, range items and repetitions in one render
 MAX_WORK = 1_000_000  # characters and items filters and string methods go through in one render
 MAX_INT_BITS = 4_096  # a 64-bit number to the power 64; money and counts need a few dozen
 MAX_OUTPUT = 100_000  # characters; the longest real message (an e-mail) is a few thousand
@@ -64,8 +65,8 @@ def spend(eval_ctx: Any, amount: int, what: str) -> None:
     owner = _render.get() or eval_ctx
     spent = getattr(owner, "items_spent", 0) + amount
     if spent > MAX_ITEMS:
-        raise SecurityError(f"{what} would take this render past {MAX_ITEMS:,} items (loop iterations, range "
-                            "items and repetitions, nested loops counting every inner pass)")
+        raise SecurityError(f"{what} would take this render past {MAX_ITEMS:,} items (loop iterations, calls, "
+                            "range items and repetitions, nested loops counting every inner pass)")
     owner.items_spent = spent
 
 

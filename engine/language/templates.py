@@ -18,7 +18,7 @@ security review): every Jinja environment for message templates and call scripts
 ``jinja_environment``, and every one is a ``TemplateSandbox`` (Jinja's immutable sandbox: no
 attribute starting with ``_``, no methods that change data, no way from ``lipsum`` or
 ``cycler`` to ``os``). Its globals are data helpers only, and what one render may cost is
-bounded (``engine.language.render_bounds``): loop iterations, ranges and repetitions per
+bounded (``engine.language.render_bounds``): loop iterations, calls, ranges and repetitions per
 render, the size of every value a template builds, and the work its filters and methods do;
 powers are small, and a message longer than ``MAX_OUTPUT`` is an error. Template YAML files
 (``meta.yaml``, WeChat fields) are read with the journey files' guards (``yaml_lines``).
@@ -268,6 +268,9 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
         if isinstance(__obj, LoopContext) and args:  # a recursive loop's next level: its iterations count too
             args = (counted(__context.eval_ctx, args[0]), *args[1:])
         what = f"{getattr(__obj, '__name__', type(__obj).__name__)}()"
+        # Every call is an item, charged before it runs: a macro that calls itself twice and writes
+        # nothing spends no loop, size or work, and its calls grew as 2**depth.
+        spend(__context.eval_ctx, 1, what)
         if isinstance(__obj, BuiltinMethodType):  # ``ljust(n)``, ``to_bytes(n)``: a width or size argument
             check_numbers((*args, *kwargs.values()), what)
         owner = getattr(__obj, "__self__", None)

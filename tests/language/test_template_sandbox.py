@@ -38,6 +38,9 @@ BOMBS = {
     "chained-power": "{{ ((((10 ** 60) ** 60) ** 60) ** 60) ** 60 }}",
     "nested-ranges": "{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}done",
     "long-output": "{% for i in range(90000) %}0123456789{% endfor %}",
+    # No loop and no output: each call makes two more, 2**18 in all (2**30 at depth 30, hours of CPU).
+    "macro-fan-out": "{% macro f(n) %}{% if n < 17 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}{% endmacro %}"
+                     "{{ f(0) }}done",
 }
 
 
