@@ -70,11 +70,13 @@ def inbox_page(
 
 def _task_page(request: Request, user: CurrentUser, task_id: int, revealed: dict[str, str] | None = None,
                refusal: dict[str, Any] | None = None, status_code: int = 200,
-               confirm: dict[str, str] | None = None) -> HTMLResponse:
+               confirm: dict[str, str] | None = None, typed: dict[str, str] | None = None) -> HTMLResponse:
+    """The task page; ``typed`` is what the agent typed in the outcome form, shown again in it (or, if the form is
+    gone because the task closed meanwhile, beside it to copy)."""
     info = tasks.detail(user, task_id, db_url=db_url(request))
     members = tasks.team_members(user, db_url=db_url(request)) if info.can_reassign else []
     response = render(request, "task.html", user, status_code=status_code, info=info, revealed=revealed,
-                      refusal=refusal, now=utcnow(), members=members, confirm=confirm)
+                      refusal=refusal, now=utcnow(), members=members, confirm=confirm, typed=typed or {})
     if refusal and refusal.get("retry_after"):
         response.headers["Retry-After"] = str(refusal["retry_after"])
     return response
@@ -137,17 +139,22 @@ def complete(
     confirmed: Annotated[str, Form(max_length=1)] = "",
 ) -> RedirectResponse | HTMLResponse:
     user = _tasks_user(request)
+    typed = {"notes": notes, "callback_at": callback_at}
+    if confirmed == "0":
+        # "No, go back" on the question below: the form again, with what was typed in it.
+        return _task_page(request, user, task_id, typed=typed)
     if outcome in CLOSING_OUTCOMES and confirmed != "1":
         # An outcome that closes the task for good is asked again (with the notes kept) before it
         # is recorded: a slip of the finger on a phone must not close a complaint.
-        return _task_page(request, user, task_id, confirm={"outcome": outcome, "notes": notes,
-                                                           "callback_at": callback_at})
+        return _task_page(request, user, task_id, confirm={"outcome": outcome, **typed})
     try:
         done = tasks.complete(user, task_id, outcome, notes=notes, callback_at=parse_local(callback_at),
                               require_claim=True, db_url=db_url(request))
     except (TaskConflict, TaskInvalid) as exc:
+        # The page again, not a redirect to it: the notes of a call (up to 4,000 characters, too many for the
+        # session's cookie) must not be lost to a call-back time out of range or to a colleague closing the task.
         flash(request, ERROR_MESSAGES.get(exc.code, ERROR_MESSAGES["generic"]), "error")
-        return redirect(f"/tasks/{task_id}")
+        return _task_page(request, user, task_id, typed=typed, status_code=exc.status)
     flash(request, "Outcome recorded.", "ok")
     if done.follow_up_task_id is not None:
         flash(request, "A follow-up task was scheduled.", "info")

@@ -351,7 +351,9 @@ RIGHTS: dict[tuple[str, str], dict[str, int]] = {
     # Unmasking takes more than seeing: ann's task is only assigned to her, not claimed (a call in
     # progress), so she is refused; her supervisor may, as it is a task of sue's team.
     ("POST", "/tasks/{task_id}/reveal"): page(agent=403, supervisor=200, ops=403, admin=403),
-    **each(OWN_TASK_ACTION, "POST /tasks/{task_id}/claim", "POST /tasks/{task_id}/complete"),
+    ("POST", "/tasks/{task_id}/claim"): OWN_TASK_ACTION,
+    # Her task, not claimed yet: the page again with what she typed, saying to claim it first (409 claim_first).
+    ("POST", "/tasks/{task_id}/complete"): {**OWN_TASK_ACTION, "agent": 409},
     **each(SUPERVISOR_ACTION, "POST /tasks/{task_id}/reassign", "POST /supervisor/assign"),
     ("GET", "/supervisor"): page(agent=403, supervisor=200, ops=403, admin=403),
     **each(OPS_PAGE, "GET /ops/journeys", "GET /ops/journeys/{journey_id}", "GET /ops/explain", "GET /ops/simulate",
