@@ -35,7 +35,7 @@ from sqlmodel import Session, col
 
 from channels.optout import StoredEvent
 from engine.language.in_force_cache import journeys_in_force
-from engine.language.validation import LoadedJourney
+from engine.planning.journeys_in_force import listened_types
 from engine.planning.planner import ChunkOutput, Planner, active_journeys
 from store.clock import as_utc, out_of_range, utcnow
 from store.db import get_engine
@@ -237,19 +237,6 @@ def act_on_stored(events: Sequence[StoredEvent], url: str | None = None) -> list
     _act(get_engine(url), arrivals)
     return [a.error if isinstance(a.error, Exception) else EmitResult(a.event_id, True, a.touches, a.tasks)
             for a in arrivals]
-
-
-def listened_types(journeys: Sequence[LoadedJourney]) -> frozenset[str]:
-    """The event types some journey acts on: an event entry, a ``wait_for`` or a goal."""
-    types: set[str] = set()
-    for lj in journeys:
-        j = lj.journey
-        if j.entry.event is not None:
-            types.add(j.entry.event.type)
-        if j.goal is not None:
-            types.add(j.goal.event)
-        types.update(s.wait_for.event for s in j.steps if s.wait_for is not None)
-    return frozenset(types)
 
 
 @dataclass

@@ -29,7 +29,7 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import func, or_
 from sqlalchemy import select as _sa_select
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col
@@ -40,7 +40,7 @@ from engine.language.validation import LoadedJourney
 from engine.planning.candidates import ALL_SOURCES, Candidates, Entrant
 from engine.planning.delivery_rules import StoredTouch, Wanted, decide
 from engine.planning.facts import CustomerFacts, fetch_rows, id_filter, load_customers
-from engine.planning.journeys_in_force import conditions_of
+from engine.planning.journeys_in_force import conditions_of, listened_types
 from engine.planning.lookahead import Lookahead
 from engine.planning.moved_anchors import MovedAnchors
 from engine.planning.plan_output import ChunkOutput, PlannedEnrollment, PlanResult, Sink
@@ -49,7 +49,7 @@ from engine.planning.step_machine import Progress, StepMachine, step_graph
 from engine.planning.wait_until import anchor_fields
 from store.clock import as_utc
 from store.masking import mask_text
-from store.models import Customer, KeyValue, Touch
+from store.models import Customer, Event, KeyValue, Touch
 
 # sqlmodel types its columns as the Python values they hold, which SQLAlchemy's typed
 # select() overloads reject; the queries here select plain columns, so use it untyped.
@@ -112,6 +112,9 @@ class ChunkPlanner:
         self.customer_ids = sorted(set(customer_ids)) if customer_ids is not None else None
         self.look = Lookahead(self.journeys)
         self.sources = self._sources(sources)
+        # Whether this run leaves alone its customers' entries an event's run judged (``_judged_before``).
+        self.after_event_runs = (self.look.entries_before_events and bool(self.sources & {"schedule", "date"})
+                                 and (cursor := read_cursor(session)) is not None and cursor[1] == self.start_now)
         self.event_ids = list(event_ids) if event_ids is not None else None
         self.sink = sink
         self.chunk = chunk
@@ -149,7 +152,7 @@ class ChunkPlanner:
         event's journeys: the cap decides a day whichever run planned its touches.)"""
         if self.customer_ids is None or "events" not in sources or {"schedule", "date"} <= sources:
             return sources
-        if not self.look.entries_set_what_is_read:
+        if not self.look.entries_before_events:
             return sources
         cursor = read_cursor(self.session)
         if cursor is None or cursor[1] >= self.now:
@@ -213,6 +216,8 @@ class ChunkPlanner:
         out = ChunkOutput()
         candidates = self.candidates
         entrants = candidates.entrants(lo, hi, ids) if self.sources & {"schedule", "date"} else []
+        if entrants and self.after_event_runs:
+            entrants = self._judged_before(lo, hi, ids, entrants)
         event_entrants, event_rows = candidates.event_entrants(lo, hi, ids) if "events" in self.sources else ([], [])
         entrants.extend(event_entrants)
         waiting = candidates.waiting(lo, hi, ids, event_rows)
@@ -305,6 +310,22 @@ class ChunkPlanner:
             out.external_ids[cid] = cf.external_id
         self._deliver(lo, hi, facts, out)
         return out
+
+    def _judged_before(self, lo: int, hi: int, ids: Sequence[int] | None, entrants: list[Entrant]) -> list[Entrant]:
+        """``entrants`` without those an event's run has judged: entries judged at their moment, due by
+        the latest event of their customer acted on since the last written run. That run took them
+        first (``_sources``), from the same cursor, with the attributes as they stood before the event's
+        steps changed any; judged again here they would read what changed after their moment."""
+        query = (select(Event.customer_id, func.max(Event.occurred_at))
+                 .where(id_filter(col(Event.customer_id), lo, hi, ids), col(Event.processed_at).is_not(None),
+                        col(Event.occurred_at) > self.start_now, col(Event.occurred_at) <= self.now,
+                        col(Event.type).in_(sorted(listened_types(self.journeys))))
+                 .group_by(Event.customer_id))
+        judged = {cid: as_utc(at) for cid, at in self.session.execute(query).all()}
+        if not judged:
+            return entrants
+        return [e for e in entrants if self.look.of(e.journey_id).entry_ahead
+                or e.customer_id not in judged or e.due > judged[e.customer_id]]
 
     def _attribute_updates(self, out: ChunkOutput) -> None:
         """``out.updates``: the whole attributes of each customer an update step changed, read

@@ -7,7 +7,7 @@ A journey with ``enabled: false`` runs only when the KeyValue ``journey_enabled:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import select as _sa_select
@@ -70,3 +70,16 @@ def entry_rule(journey: Journey) -> str:
     tiers = ",".join(journey.audience.tiers) if journey.audience.tiers else "all tiers"
     text += f"; audience {tiers}" + (f" when {journey.audience.when.describe()}" if journey.audience.when else "")
     return text[:255]
+
+
+def listened_types(journeys: Sequence[LoadedJourney]) -> frozenset[str]:
+    """The event types some journey acts on: an event entry, a ``wait_for`` or a goal."""
+    types: set[str] = set()
+    for lj in journeys:
+        j = lj.journey
+        if j.entry.event is not None:
+            types.add(j.entry.event.type)
+        if j.goal is not None:
+            types.add(j.goal.event)
+        types.update(s.wait_for.event for s in j.steps if s.wait_for is not None)
+    return frozenset(types)

@@ -73,10 +73,16 @@ class Lookahead:
         self.updated = updated_fields(journeys)
         self.sensitive = EVENT_FIELDS | self.updated
         self.by_id = {lj.id: self._journey(lj.journey) for lj in journeys}
-        # Whether a scheduled or dated journey sets an attribute some condition reads: only then
-        # does an event's run have to take its customer's scheduled entries before the event.
+        # Whether an event's run first takes its customer's scheduled and dated entries due since the
+        # last written run (``ChunkPlanner._sources``), and later runs leave them as it judged them:
+        # when such a journey sets an attribute some condition reads (the event's journeys must see
+        # it), or such an entry reads (in its audience, or as its date) an attribute an update step of
+        # any journey sets (the event's steps must not change it before the entries' moments).
         read = {f for lj in journeys for c in conditions_of(lj.journey) for f in c.fields()}
-        self.entries_set_what_is_read = any(
+        entry_reads = {f for lj in journeys if lj.journey.entry.event is None
+                       for f in ([lj.journey.entry.date.anchor] if lj.journey.entry.date is not None else [])
+                       + (lj.journey.audience.when.fields() if lj.journey.audience.when is not None else [])}
+        self.entries_before_events = bool(entry_reads & self.updated) or any(
             s.update.field in read for lj in journeys if lj.journey.entry.event is None
             for s in lj.journey.steps if s.update is not None)
 

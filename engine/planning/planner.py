@@ -17,8 +17,9 @@ holds the planner to it. What makes it hold:
   entries, waits that end and events, whichever journey they belong to, so an attribute an
   update step sets is seen by the conditions judged after it and by no earlier one. An
   event's run (``engine.loop.events``) first takes what its customer had due before it when a
-  scheduled or dated journey sets an attribute some condition reads
-  (``Lookahead.entries_set_what_is_read``); otherwise nothing those entries do reaches the
+  scheduled or dated journey sets an attribute some condition reads, or such an entry reads an
+  attribute any update step sets (``Lookahead.entries_before_events``), and the later runs
+  leave those entries as it judged them; otherwise nothing those entries do reaches the
   event's journeys, and the cap's contest decides the day whichever run planned its touches.
 - *A waiting enrollment says where it is*: the step, when it arrived there
   (``Enrollment.step_started_at``) and when to look again (``next_at``), so a ``wait_for``
