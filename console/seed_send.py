@@ -23,11 +23,11 @@ from sqlmodel import Session
 
 from channels.base import OutboundMessage, RenderedMessage, SendResult
 from channels.registry import ChannelNotConfigured, build_adapter
-from channels.template_files import LOCALES, available_templates
+from channels.template_files import LOCALES, available_templates, template_file
 from console.auth import audit
 from console.i18n import Translator
 from console.labels import CHANNELS as CHANNEL_WORDS
-from console.ops_preview import renderer_in_force
+from console.ops_preview import renderer_in_force, templates_in_force
 from console.text_rules import blank
 from engine.language.paths import templates_dir
 from engine.language.template_context import sample_context
@@ -166,6 +166,11 @@ def send_test(session: Session, actor: str, template: str, channel: str, locale:
         raise SeedListError("%(field)s: this value cannot be used.", words={"field": "Language"})
     if template not in templates():
         raise SeedListError("Unknown template %(name)s.", name=template)
+    if not any(template_file(templates_in_force(), template, channel, loc).is_file() for loc in LOCALES):
+        # Any template may be chosen with any channel on the page; one it has no file for is the choice's
+        # fault, said in words (the renderer's own message is English and names files).
+        raise SeedListError("This template has no %(channel)s message: choose another channel.",
+                            words=_channel(channel))
     try:
         content = render_test(template, channel, locale)
     except RenderError as exc:

@@ -58,3 +58,16 @@ def test_an_unconfigured_channel_is_explained_in_chinese(client: TestClient, db_
     none = client.post("/ops/test-send", data={"csrf_token": token, "template": "birthday_greeting",
                                                "channel": "wechat", "locale": "zh-CN"})
     assert "种子名单中没有人有微信地址" in none.text
+
+
+def test_a_channel_the_template_has_no_message_for_is_explained_in_chinese(client: TestClient, db_url: str,
+                                                                         seed: Seed) -> None:
+    """Any template can be chosen with any channel; one without that channel's file said, in English, "template
+    'silver_weekly_push' (email, en): no email version (email.en.j2 or email.zh-CN.j2)"."""
+    token = chinese_ops(client, db_url)
+    client.post("/ops/test-send/recipients", data={"csrf_token": token, "name": "QA", "email": "qa@example.com"})
+    page = client.post("/ops/test-send", data={"csrf_token": token, "template": "silver_weekly_push",
+                                               "channel": "email", "locale": "en"})
+    assert page.status_code == 422
+    shown = page.text.split('data-testid="send-error">', 1)[1].split("</p>", 1)[0]
+    assert shown == "此模板没有邮件消息，请选择其他渠道。", shown
