@@ -87,8 +87,16 @@ def _pos(node: yaml.Node | yaml.Event) -> Position:
 
 
 def _line_col(text: str, offset: int) -> Position:
+    """Where ``offset`` stands, counting lines as YAML and editors both do (LF, CRLF or CR)."""
     before = text[:offset]
-    return Position(before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1)
+    breaks = before.count("\n") + before.count("\r") - before.count("\r\n")
+    return Position(breaks + 1, offset - (max(before.rfind("\n"), before.rfind("\r")) + 1) + 1)
+
+
+# YAML 1.1 breaks lines at NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR too; editors show none there. One
+# pasted from a web page or a word processor into a comment made the rest of the comment a line of
+# YAML (a syntax error far from it), and every line number after it one more than the editor's.
+_HIDDEN_BREAK = re.compile("[\x85\u2028\u2029]")
 
 
 def _check_shape(text: str) -> None:
@@ -116,6 +124,11 @@ def load_located(text: str) -> LocatedDocument:
     """Parse one YAML document; raise YamlError (with position) on syntax errors or duplicate keys."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise YamlError(f"file larger than {MAX_BYTES // 1024} KB", Position(1, 1))
+    if hidden := _HIDDEN_BREAK.search(text):
+        char = hidden.group()
+        raise YamlError(f"character U+{ord(char):04X} ({unicodedata.name(char, 'next line').lower()}) is not "
+                        "allowed: YAML reads it as a line break where an editor shows none; use an ordinary "
+                        "line break or delete it", _line_col(text, hidden.start()))
     try:
         loader = _CoreLoader(text)
     except yaml.reader.ReaderError as exc:
