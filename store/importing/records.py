@@ -48,6 +48,7 @@ _READ_ON = {
     STRAY: _OPEN + " (read on to line {last}, it would take in what reads better as rows of their own)",
 }
 
+_BOM = "\ufeff"
 _PLAIN_END = re.compile(r'[,"\r\n]')
 _LINE_END = "\r\n"
 
@@ -80,6 +81,10 @@ class _Lines:
         if text is None:
             return None
         self._count += 1
+        if self._count == 1:
+            # A byte order mark is no part of the first column's name, whatever encoding was named: a
+            # spreadsheet's UTF-8 CSV starts with one, and ``--encoding utf-8`` (or gb18030) kept it.
+            text = text.removeprefix(_BOM)
         return self._count, text
 
     def put_back(self, lines: list[Line]) -> None:

@@ -1,6 +1,7 @@
 """``journeys import --encoding``: a codec that is not a text encoding (rot13, base64, hex, zlib) is
 refused in one line with exit 2 and nothing imported, like an unknown one, not a LookupError traceback;
-a text encoding other than UTF-8 reads the file."""
+a text encoding other than UTF-8 reads the file, and a byte order mark is read as none, whatever the
+encoding named."""
 
 from __future__ import annotations
 
@@ -36,3 +37,17 @@ def test_utf16_with_its_encoding_is_read(db_url: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(build_app(), ["import", "customers", str(source), "--encoding", "utf-16"])
     assert result.exit_code == 0, result.output
     assert count(db_url, CUSTOMER) == 1
+
+
+@pytest.mark.parametrize(("encoding", "written"), [("utf-8", "utf-8"), ("utf-8-sig", "utf-8"),
+                                                  ("gb18030", "gb18030"), ("utf-16", "utf-16-le")])
+def test_a_byte_order_mark_is_no_part_of_the_header_whatever_the_encoding(db_url: str, tmp_path: Path,
+                                                                          encoding: str, written: str) -> None:
+    source = tmp_path / "c.csv"
+    # As a spreadsheet saves "CSV UTF-8": a byte order mark first; one row bad, so a rejects file is written.
+    source.write_bytes("\ufeffexternal_id,name\nC1,张三\nC2,\n".encode(written))
+    result = CliRunner().invoke(build_app(), ["import", "customers", str(source), "--encoding", encoding])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [f"{source}:3: name is empty"]
+    assert count(db_url, CUSTOMER) == 1
+    assert (tmp_path / "c.rejects.csv").read_text("utf-8").splitlines()[0] == "external_id,name,line,reason"
