@@ -77,13 +77,21 @@ def check_file(path: Path, encoding: str) -> list[str]:
                 header = record.fields
     except UnicodeDecodeError:
         raise ImportFileError(
-            f"not {encoding} text (near line {line + 1}); save the file as UTF-8 CSV or pass --encoding gbk"
+            f"not {encoding} text (near line {line + 1}); save the file as UTF-8 CSV or pass {_likely_encoding(path)}"
         ) from None
     except OSError as exc:
         raise ImportFileError(f"cannot be read ({exc.strerror or exc})") from None
     if header is None or not any(h.strip() for h in header):
         raise ImportFileError("the file is empty: the first line must name the columns")
     return header
+
+
+def _likely_encoding(path: Path) -> str:
+    """The ``--encoding`` to suggest for a file that did not decode: a UTF-16 file (a spreadsheet's
+    "Unicode text") says so by its byte order mark; otherwise GBK, the usual one besides UTF-8 here."""
+    with path.open("rb") as handle:
+        start = handle.read(2)
+    return "--encoding utf-16" if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "--encoding gbk"
 
 
 def check_header(kind: str, raw_header: list[str]) -> list[str]:

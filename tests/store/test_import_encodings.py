@@ -51,3 +51,17 @@ def test_a_byte_order_mark_is_no_part_of_the_header_whatever_the_encoding(db_url
     assert result.stderr.splitlines() == [f"{source}:3: name is empty"]
     assert count(db_url, CUSTOMER) == 1
     assert (tmp_path / "c.rejects.csv").read_text("utf-8").splitlines()[0] == "external_id,name,line,reason"
+
+
+@pytest.mark.parametrize(("written", "suggested"), [("utf-16", "utf-16"), ("utf-16-be", "utf-16"), ("gbk", "gbk")])
+def test_a_file_that_is_not_utf8_is_refused_with_the_encoding_to_pass(db_url: str, tmp_path: Path, written: str,
+                                                                      suggested: str) -> None:
+    source = tmp_path / "c.csv"
+    mark = "\ufeff" if written == "utf-16-be" else ""  # "utf-16" writes its own
+    source.write_bytes(f"{mark}external_id,name\nC1,张三\n".encode(written))
+    result = CliRunner().invoke(build_app(), ["import", "customers", str(source)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0].endswith(f"save the file as UTF-8 CSV or pass --encoding {suggested}")
+    assert count(db_url, CUSTOMER) == 0
+    assert CliRunner().invoke(build_app(), ["import", "customers", str(source), "--encoding", suggested]).exit_code == 0
+    assert count(db_url, CUSTOMER) == 1
