@@ -63,7 +63,7 @@ PERMISSIONS_POLICY = (
 HSTS = "max-age=31536000"
 SESSION_COOKIE = "journeys_session"
 # Refusals a person meets on a page, answered with the error page in their language (error.html words each).
-PAGE_ERRORS = (403, 404, 405)
+PAGE_ERRORS = (403, 404, 405, 413)
 ROUTER_FACTORY_NAMES = ("create_hooks_router", "create_router", "make_router", "build_router", "get_router")
 
 
@@ -305,7 +305,10 @@ def create_app(database_url: str | None = None, settings: ConsoleSettings | None
             # A page route refusing one field's value (detail: the field's name).
             return form_errors.refused(request, [{"type": "value_error", "loc": ["body", exc.detail]}],
                                        _error_page)
-        if _is_api(request) or exc.status_code not in PAGE_ERRORS:
+        # The webhooks' callers are programs, but their one page (unsubscribing) is read: its 403 and 404 too.
+        shown: tuple[int, ...] = (PAGE_ERRORS if form_errors.for_people(request)
+                                  else () if _is_api(request) else (403, 404))
+        if exc.status_code not in shown:
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
         response = _error_page(request, exc.status_code)
         if exc.headers:  # a 405's Allow

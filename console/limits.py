@@ -188,7 +188,7 @@ class RequestLimitsMiddleware:
                 await refusal(scope, receive, closing_send)
                 return
         if declared is not None and declared > cap:
-            await _too_large(cap)(scope, receive, closing_send)
+            await self._too_large(scope, cap)(scope, receive, closing_send)
             return
         try:
             await self.app(scope, capped_receive, closing_send)
@@ -196,7 +196,7 @@ class RequestLimitsMiddleware:
             # Reached only when nothing inside answered it (the app's handler normally does).
             if started:
                 raise
-            await _too_large(cap)(scope, receive, closing_send)
+            await self._too_large(scope, cap)(scope, receive, closing_send)
 
     async def _refusal(self, scope: Scope, path: str) -> Response | None:
         """The answer for a request whose body could not be accepted whatever it says, if any."""
@@ -223,9 +223,12 @@ class RequestLimitsMiddleware:
             return self.refuse_page(request, 403)
         return JSONResponse({"detail": "csrf"}, status_code=403)
 
-
-def _too_large(cap: int) -> Response:
-    return JSONResponse({"detail": too_large_detail(cap)}, status_code=413)
+    def _too_large(self, scope: Scope, cap: int) -> Response:
+        """The 413: the API's and the webhooks' JSON, a person's page (a form) in their language."""
+        path: str = scope["path"]
+        if self.refuse_page is not None and not path.startswith(("/api/", "/hooks/")):
+            return self.refuse_page(Request(scope), 413)
+        return JSONResponse({"detail": too_large_detail(cap)}, status_code=413)
 
 
 # --- the HTTP server ------------------------------------------------------------------------------

@@ -43,3 +43,13 @@ def test_the_api_keeps_its_json(client: TestClient) -> None:
         assert answer.status_code == status
         assert answer.headers["content-type"] == "application/json"
         assert isinstance(answer.json()["detail"], str)
+
+
+def test_a_form_past_its_size_cap_gets_the_page_and_the_api_its_json(client: TestClient, seed: Seed) -> None:
+    """A console form larger than its cap (JOURNEYS_MAX_BODY_FORMS) was answered with the API's JSON 413."""
+    token = login(client, "bob")
+    page = client.post("/me/locale", data={"csrf_token": token, "locale": "en", "back": "/" + "x" * 40_000})
+    assert page.status_code == 413 and page.headers["content-type"].startswith("text/html")
+    assert "<h1>提交内容过多</h1>" in page.text and "请返回，缩短文字后重新提交。" in page.text
+    api = client.post("/api/events", headers={"X-CSRF-Token": token}, content=b"{" + b" " * 100_000 + b"}")
+    assert api.status_code in (401, 413) and api.headers["content-type"] == "application/json"
