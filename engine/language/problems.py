@@ -35,7 +35,8 @@ class Problem:
 
 
 def display_path(path: Path) -> str:
-    """Paths as a person typed them: relative to the working directory when possible."""
+    """Paths as a person typed them: relative to the working directory when possible. Two ``realpath`` walks:
+    the readers below call it only for a problem (every landing reads some 400 files that have none)."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
@@ -293,24 +294,22 @@ def read_source(path: Path) -> tuple[str | None, Problem | None]:
     """The text of a file ops edit (a journey, a setting, a template), or the problem that keeps it
     from being read: larger than the bound, no regular file, not UTF-8 (at the first byte that is
     not), unreadable. Every reader of such a file goes through here, so none ends in a traceback."""
-    shown = display_path(path)
     try:
         return read_bounded(path), None
     except TooLarge as exc:
-        return None, Problem(shown, 1, 1, str(exc))
+        return None, Problem(display_path(path), 1, 1, str(exc))
     except UnicodeDecodeError as exc:
         # Where the first byte that is not UTF-8 stands (a file saved as GBK, a stray Latin-1 é).
         raw = bytes(exc.object)
         line = raw.count(b"\n", 0, exc.start) + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        return None, Problem(shown, line, column, f"not UTF-8 text: byte 0x{raw[exc.start]:02x} ({exc.reason}); "
-                                                  "save the file as UTF-8")
+        return None, Problem(display_path(path), line, column,
+                             f"not UTF-8 text: byte 0x{raw[exc.start]:02x} ({exc.reason}); save the file as UTF-8")
     except OSError as exc:
-        return None, Problem(shown, 1, 1, f"cannot read: {exc.strerror}")
+        return None, Problem(display_path(path), 1, 1, f"cannot read: {exc.strerror}")
 
 
 def load_document(path: Path) -> tuple[str, LocatedDocument | None, list[Problem]]:
-    shown = display_path(path)
     source, unread = read_source(path)
     if source is None:
         assert unread is not None
@@ -318,9 +317,9 @@ def load_document(path: Path) -> tuple[str, LocatedDocument | None, list[Problem
     try:
         doc = load_located(source)
     except YamlError as exc:
-        return source, None, [Problem(shown, exc.position.line, exc.position.column, exc.message)]
+        return source, None, [Problem(display_path(path), exc.position.line, exc.position.column, exc.message)]
     if not isinstance(doc.data, dict):
-        return source, None, [Problem(shown, 1, 1, "expected a mapping at the top of the file")]
+        return source, None, [Problem(display_path(path), 1, 1, "expected a mapping at the top of the file")]
     return source, doc, []
 
 

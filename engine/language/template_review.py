@@ -275,7 +275,9 @@ def in_force_root(session: Session, root: Path | None = None) -> Path:
 def in_force_folder(engine: Engine) -> Path:
     """``in_force_root`` of the templates folder now, landing in a session of its own (a caller's open
     transaction is left alone)."""
-    with Session(engine) as own:
+    # The rows in force are only read after the landing commits: expired, each would be read again (a query
+    # per template, every landing).
+    with Session(engine, expire_on_commit=False) as own:
         return in_force_root(own, templates_dir())
 
 
