@@ -30,8 +30,8 @@ from functools import lru_cache
 
 from engine.language.durations import parse_duration
 from engine.language.engagement import level
+from engine.language.local_time import local_naive, quiet_hours_move
 from engine.language.settings_model import DeliveryConfig
-from engine.planning.occurrences import clock, local_naive, place
 from store.models import WEBHOOK_CHANNEL
 
 DROP_NO_CHANNEL = "no_channel"
@@ -115,40 +115,12 @@ def choose_channel(channels: list[str], reach: Reach, category: str = "service")
     return known[0], list(known[1])  # a list of its own for each touch
 
 
-def quiet_hours_move(due: datetime, tz: str, config: DeliveryConfig, channel: str | None = None) -> datetime | None:
-    """Where a touch due at ``due`` goes because of quiet hours (the channel's own when
-    ``channel_quiet_hours`` gives them), or None if it may stay."""
-    quiet = config.channel_quiet_hours.get(channel, config.quiet_hours) if channel else config.quiet_hours
-    return _quiet_hours_move(due, tz, quiet.start, quiet.end)
-
-
 def channels_for(w: Wanted, config: DeliveryConfig) -> list[str]:
     """The channels ``w`` may go on: its step's list, or the delivery setting's for its engagement level."""
     if w.channels or w.engagement is None:
         return w.channels
     rules = config.engagement
     return list(config.engagement_channels[level(*w.engagement, rules.active_activity, rules.at_risk_churn)])
-
-
-# A run decides many touches at the same few moments (one due time per cadence and zone),
-# so the zone arithmetic is done once per distinct (moment, zone); both are pure.
-@lru_cache(maxsize=65536)
-def _quiet_hours_move(due: datetime, tz: str, quiet_start: str, quiet_end: str) -> datetime | None:
-    start, end = clock(quiet_start), clock(quiet_end)
-    if start == end:
-        return None
-    local = local_naive(due, tz)
-    t = local.time()
-    day = local.date()
-    if start > end:  # wraps midnight, e.g. 21:00–08:00
-        if t >= start:
-            return place(datetime.combine(day + timedelta(days=1), end), tz)
-        if t < end:
-            return place(datetime.combine(day, end), tz)
-        return None
-    if start <= t < end:
-        return place(datetime.combine(day, end), tz)
-    return None
 
 
 def fits_cap(times: list[datetime], moment: datetime, cap: int, window: timedelta) -> bool:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Literal
 
@@ -39,21 +39,8 @@ from croniter import croniter
 from engine.language import work_calendar
 from engine.language.durations import parse_duration
 from engine.language.festivals import festival_date
-from store.clock import as_utc, out_of_range, zone
-
-
-def clock(text: str) -> time:
-    hour, minute = text.split(":")
-    return time(int(hour), int(minute))
-
-
-def place(naive_local: datetime, tz: str) -> datetime:
-    """A wall-clock time in ``tz`` as an aware UTC datetime (fold=0, see module docstring)."""
-    return naive_local.replace(tzinfo=zone(tz), fold=0).astimezone(UTC)
-
-
-def local_naive(moment: datetime, tz: str) -> datetime:
-    return as_utc(moment).astimezone(zone(tz)).replace(tzinfo=None)
+from engine.language.local_time import clock, local_naive, place
+from store.clock import out_of_range
 
 
 def occurrence_label(naive_local: datetime) -> str:

@@ -68,7 +68,7 @@ from engine.sending.dispatch_counts import DispatchCounts
 from engine.sending.journey_rules import InForceRules, JourneyRules
 from engine.sending.rate_limit import RateLimiter
 from engine.sending.reconcile import LOOKUP_DELAY, has_lookup, reconcile
-from engine.sending.retry import decide
+from engine.sending.retry import decide, out_of_quiet_hours
 from store.clock import utcnow
 from store.masking import mask_text
 from store.models import WEBHOOK_CHANNEL, Customer, TouchStatus
@@ -135,6 +135,7 @@ class Dispatcher:
         marketing_cap_window: timedelta | None = None,
         channel_caps: Mapping[str, tuple[int, timedelta]] | None = None,
         journey_rules: Callable[[], JourneyRules] | None = None,
+        quiet: DeliveryConfig | None = None,  # the quiet hours a retry or a fallback is held out of (None: none)
     ) -> None:
         self.engine = engine
         self.adapters = adapters
@@ -152,6 +153,7 @@ class Dispatcher:
         # Webhook targets and journeys' own caps, of the journeys in force (engine.sending.journey_rules).
         self.journey_rules = journey_rules or JourneyRules
         self.lookup_delay = LOOKUP_DELAY
+        self.quiet = quiet
         self._askable = {channel for channel, adapter in adapters.items() if has_lookup(adapter)}
 
     # ---- one batch -------------------------------------------------------------------
@@ -299,6 +301,7 @@ class Dispatcher:
             detail = {"error_class": base["cls"], "error_code": result.error_code, "reason": reason,
                       "attempts": touch.attempts}
             customer = prepared.customers.get(touch.customer_id)
+            tz = customer.timezone if customer is not None else None
 
             def usable(channel: str, customer: Customer | None = customer, category: str = touch.category) -> bool:
                 return customer is not None and customer.anonymised_at is None and can_use(customer, channel, category)
@@ -318,21 +321,24 @@ class Dispatcher:
                     outcomes.append(_outcome(touch, "cancelled", now, detail))
                 else:
                     counts.fell_back += 1
-                    fallback.append({**base, "next": now, "channel": choice.channel, "fb": choice.fallback_channels})
+                    fallback.append({**base, "channel": choice.channel, "fb": choice.fallback_channels,
+                                     "next": out_of_quiet_hours(now, touch.urgent, tz, choice.channel, self.quiet)})
                     outcomes.append(_outcome(touch, "failed", now, {**detail, "fallback": choice.channel}))
                 continue
             error_class = "permanent" if result.error_code == "no_customer" else result.error_class
             decision = decide(error_class, touch.attempts, touch.fallback_channels, self.max_attempts, now)
             if decision.action == "retry":
                 counts.deferred += 1
-                retry.append({**base, "next": decision.next_attempt_at})
+                retry.append({**base, "next": out_of_quiet_hours(decision.next_attempt_at, touch.urgent, tz,
+                                                                  touch.channel, self.quiet)})
                 continue
             # Where to fall back to is the choice every path makes (channels.routing): the next
             # channel of the touch's list the customer still consents to and can be reached on.
             found = first_usable(touch.fallback_channels, usable) if decision.action == "fallback" else None
             if found is not None:
                 counts.fell_back += 1
-                fallback.append({**base, "next": decision.next_attempt_at, "channel": found[0], "fb": found[1]})
+                fallback.append({**base, "channel": found[0], "fb": found[1], "next": out_of_quiet_hours(
+                    decision.next_attempt_at, touch.urgent, tz, found[0], self.quiet)})
                 outcomes.append(_outcome(touch, "failed", now, {**detail, "fallback": found[0]}))
                 continue
             if touch.fallback_channels:
@@ -584,6 +590,7 @@ def make_dispatcher(
         marketing_cap_window=parse_duration(delivery.marketing_cap_window),
         channel_caps={c: (cap.count, parse_duration(cap.window)) for c, cap in delivery.channel_caps.items()},
         journey_rules=journey_rules,
+        quiet=delivery,
         callback_url=callback_url_from_env(),
         clock=clock,
     )

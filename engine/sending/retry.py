@@ -7,6 +7,8 @@
 - Permanent (invalid number, not subscribed, bad template) or retries exhausted: the
   next channel of ``fallback_channels``, due now with a fresh attempt count; with no
   channel left the touch fails with the provider's reason.
+- Either comes later than the moment the planner put out of quiet hours, on a channel that
+  may have its own: it is held to their end as the planner holds a touch (``out_of_quiet_hours``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from engine.language.local_time import quiet_hours_move
+from engine.language.settings_model import DeliveryConfig
 
 BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(hours=1)
@@ -59,3 +64,13 @@ def decide(
         rest = tuple(fallback_channels[1:])
         return Decision("fallback", next_attempt_at=now, channel=fallback_channels[0], fallback_channels=rest)
     return Decision("fail")
+
+
+def out_of_quiet_hours(at: datetime | None, urgent: bool, tz: str | None, channel: str | None,
+                       config: DeliveryConfig | None) -> datetime | None:
+    """``at``, or the end of the quiet hours of ``channel`` it falls in, in the customer's zone ``tz``
+    (None: no customer left, nothing to hold), under ``config`` (None: none held). An urgent touch
+    (urgent service sends, webhook calls) may go out in quiet hours, as the planner lets it."""
+    if at is None or urgent or tz is None or config is None:
+        return at
+    return quiet_hours_move(at, tz, config, channel) or at
