@@ -58,6 +58,8 @@ def _fits(page: Any, selector: str) -> None:
 
 @pytest.mark.parametrize(("status", "address", "heading"), [
     (404, "/tasks/9223372036854775807", "Not found"),
+    (404, "/no-such-page", "Not found"),  # an address no route has: the router's own refusal
+    (405, "/logout", "This page could not be shown"),  # a form's address opened as a page
     (403, "/ops/simulate", "Not allowed"),
     (403, "/admin/users", "Not allowed"),
     (422, "/inbox?customer=" + "x" * 65, "This page could not be shown"),
