@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import hmac
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import date, datetime
@@ -62,7 +61,7 @@ from engine.language.catalogue import EVENT_TYPES
 from engine.language.settings_model import CLOSING_OUTCOMES
 from store.clock import known_zone, out_of_range, utcnow
 from store.db import session_scope
-from store.importing.fields import channel_order_problem
+from store.importing import fields as import_fields
 from store.masking import mask_email, mask_name, mask_phone
 from store.models import CHANNELS, TIERS, AppUser, Customer
 
@@ -293,12 +292,8 @@ async def post_event(request: Request, response: Response, body: EventIn, _who: 
 
 # --- customers ----------------------------------------------------------------------------------
 
-_PHONE = re.compile(r"^\+?[0-9]{6,15}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # A customer's text fields with a rule beyond their length: (accepts the value, why it is refused).
 _TEXT_RULES: dict[str, tuple[Callable[[str], object], Callable[[str], str]]] = {
-    "phone": (_PHONE.match, lambda _: "phone must be digits in E.164 form, e.g. +8613812345678"),
-    "email": (_EMAIL.match, lambda _: "not an e-mail address"),
     "tier": (lambda value: value in TIERS, lambda _: f"tier must be one of {', '.join(TIERS)}"),
     "timezone": (known_zone, lambda value: f"unknown time zone {value!r}"),
 }
@@ -309,7 +304,7 @@ _TEXT_RULES: dict[str, tuple[Callable[[str], object], Callable[[str], str]]] = {
 def _channels_problem(value: list[str] | None) -> str | None:
     if any(item not in CHANNELS for item in value or []):
         return f"channel must be one of {', '.join(CHANNELS)}"
-    return channel_order_problem(value or [])
+    return import_fields.channel_order_problem(value or [])
 
 
 KnownChannels = Annotated[list[str] | None, _refused_unless(
@@ -323,7 +318,8 @@ AdvisorName = Annotated[str, _refused_unless(lambda value: value == "" or id_pro
 
 class CustomerIn(Body):
     name: Name | None = Field(default=None, min_length=1, max_length=128)
-    phone: str | None = Field(default=None, max_length=20, description="E.164, e.g. +8613812345678")
+    phone: str | None = Field(default=None, max_length=20, description="A mobile number, stored as E.164: "
+                              "+8613812345678, or 13812345678 for a mainland one")
     email: str | None = Field(default=None, max_length=254)
     tier: str | None = None
     branch: Name | None = Field(default=None, max_length=64)
@@ -354,6 +350,18 @@ class CustomerIn(Body):
         if value is not None and not accepts(value):
             raise ValueError(refusal(value))
         return value
+
+    @field_validator("phone", "email")
+    @classmethod
+    def _contact(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Read as the CSV import reads them, so that a phone is stored as E.164 whichever way it came:
+        # an inbound SMS, an opt-out reply included, finds its customer by the E.164 number only.
+        if value is None:
+            return None
+        try:
+            return import_fields.phone(value) if info.field_name == "phone" else import_fields.email(value)
+        except import_fields.FieldError as exc:
+            raise ValueError(str(exc)) from None  # the number or address masked
 
 
 class CustomerOut(BaseModel):
