@@ -8,7 +8,11 @@ Python's ``json`` reads more than the standard allows, and what it read used to 
 - ``"\\ud800"`` (half of a surrogate pair) became a string no UTF-8 page, log or PostgreSQL
   column can hold, so the task raised from such an event could never be opened.
 
-``strict_loads`` refuses both with a ``json.JSONDecodeError`` saying why; keys are checked as
+- A name twice in one object (``{"event_id": "e1", "event_id": "e2"}``) was read as its last value,
+  where another reader of the same text (a gateway, the sender's own log) takes the first: RFC 8259
+  leaves such an object's meaning open, so it is refused rather than guessed.
+
+``strict_loads`` refuses all three with a ``json.JSONDecodeError`` saying why; keys are checked as
 strings too. So it does a value nested deeper than ``MAX_DEPTH``: Python's parser recurses, and
 100,000 ``[`` ended in a RecursionError (a traceback in the CLI, a 500 from the API), while a value
 a few hundred levels deep was read and then failed wherever it was next written out.
@@ -32,6 +36,21 @@ def _no_constant(name: str) -> Any:
 
 class _OutOfRange(ValueError):
     pass
+
+
+class _Repeated(ValueError):
+    pass
+
+
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for name, _item in pairs:
+            if name in seen:
+                raise _Repeated(name[:40])
+            seen.add(name)
+    return value
 
 
 def _finite_float(text: str) -> float:
@@ -87,13 +106,16 @@ def _fault(value: Any) -> str | None:
 
 
 def strict_loads(body: bytes | str) -> Any:
-    """``json.loads`` that refuses non-finite numbers and lone surrogates with a ``JSONDecodeError``."""
+    """``json.loads`` that refuses non-finite numbers, lone surrogates and repeated names with a ``JSONDecodeError``."""
     try:
-        value = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_bounded_int)
+        value = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_bounded_int,
+                           object_pairs_hook=_unique_names)
     except _NotFinite as exc:
         raise _refused(f"{exc} is not a JSON number: write a finite number", body) from None
     except _OutOfRange as exc:
         raise _refused(f"{exc} is past the range of a number (about 1.8e308): write a finite number", body) from None
+    except _Repeated as exc:
+        raise _refused(f"the name {str(exc)!r} appears twice in one object: give each name once", body) from None
     except RecursionError:
         raise _refused(f"nested deeper than {MAX_DEPTH} levels", body) from None
     fault = _fault(value)

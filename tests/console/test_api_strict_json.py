@@ -1,7 +1,8 @@
-"""The API reads standard JSON only: ``NaN``/``Infinity`` and half a surrogate pair are refused as
-malformed (422 ``json_invalid``) on every route that takes a body, and nothing of the request is
-stored. Before, an event with ``"amount": Infinity`` was stored and its customer left out of every
-plan run, and a ``"\\ud800"`` in a complaint's text made its task's page fail for good."""
+"""The API reads standard JSON only: ``NaN``/``Infinity``, half a surrogate pair and a name given twice
+in one object are refused as malformed (422 ``json_invalid``) on every route that takes a body, and
+nothing of the request is stored. Before, an event with ``"amount": Infinity`` was stored and its
+customer left out of every plan run, and a ``"\\ud800"`` in a complaint's text made its task's page
+fail for good."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ BAD = {
     "reversed pair": '"\\udc00\\ud800"',
     # Read by Python as inf: stored as Infinity, which PostgreSQL's jsonb refuses (a 500).
     "overflowing number": "1e400", "overflowing negative": "-2.5E+999",
+    # Read by Python as its last value, by other readers of the same text as its first.
+    "repeated name": '{"k": 1, "k": 2}', "repeated name, escaped": '{"k": [], "\\u006b": 0}',
 }
 NOT_FINITE = ("Infinity", "-Infinity", "NaN", "overflowing number", "overflowing negative")
 # (method, path, a good body with {} where the bad value goes)
@@ -80,6 +83,15 @@ def test_non_standard_json_is_refused_on_every_route_and_nothing_is_stored(
     assert client.request(method, path, headers=headers, content=good.encode()).status_code in (200, 201)
 
 
+def test_an_event_naming_its_id_twice_is_refused(client: TestClient, db_url: str) -> None:
+    before = _counts(db_url)
+    body = '{"event_id": "e1", "type": "complaint.filed", "customer_id": "C1", "event_id": "e2"}'
+    answer = client.post("/api/events", headers=KEY, content=body.encode())
+    assert answer.status_code == 422 and answer.json()["detail"][0]["type"] == "json_invalid"
+    assert "'event_id' appears twice" in answer.json()["detail"][0]["msg"]
+    assert _counts(db_url) == before
+
+
 def test_a_surrogate_in_a_key_is_refused_too(client: TestClient, db_url: str) -> None:
     before = _counts(db_url)
     body = ROUTES["event"][2].replace('"product_line": {}', '"\\ud83d": 1')
@@ -104,7 +116,7 @@ def test_standard_json_reads_as_python_s_json_reads_it(value: Any) -> None:
 
 @given(JSON, st.sampled_from(sorted(BAD)))
 def test_any_document_holding_a_non_standard_value_is_refused(value: Any, bad: str) -> None:
-    text = json.dumps([value, {"deep": [json.loads(BAD[bad])]}])  # json.dumps writes what json.loads read
+    text = f'[{json.dumps(value)}, {{"deep": [{BAD[bad]}]}}]'
     with pytest.raises(json.JSONDecodeError):
         strict_loads(text.encode("utf-8"))
 
