@@ -69,6 +69,10 @@ TOUCH_REASONS: dict[str, str] = {
     "lost_channel": "%(lost)s",
     "render": "The template could not be rendered: %(detail)s",
     "delivery_unknown": "Delivery unknown: %(detail)s",
+    "unconfirmed": "Not confirmed by the provider yet, being looked up: %(detail)s",
+    "system_unconfigured": "No address and secret for the system %(target)s on this server",
+    "system_status": "The system %(target)s answered with HTTP status %(status)s",
+    "system_unreachable": "The system %(target)s could not be reached (%(error)s)",
 }
 # How a channel was lost, the start of a reroute's reason, by (opted out, marketing only).
 LOST_CHANNEL: dict[tuple[bool, bool], str] = {
@@ -264,6 +268,8 @@ class Translator:
             words["category"] = self.gettext(category) if category else words["category"]
         if "journey" in words and journey_name is not None:
             words["journey"] = journey_name(words["journey"])
+        if "target" in words:
+            words["target"] = self.webhook_target(words["target"])
         try:
             return self.gettext(TOUCH_REASONS[reason.code], **words)
         except (KeyError, TypeError, ValueError):  # parameters of another shape: the engine's words, not a 500

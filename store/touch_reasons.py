@@ -5,7 +5,8 @@ with SQL), but a page shows it in the reader's language, so every shape a writer
 listed here once and a page words it from ``(code, params)``. Writers: the delivery rules
 (``<rule>: <why>``, engine.planning.delivery_rules and engine.sending.cap_check), dispatch's
 checks before a send (engine.sending.dispatch), the consent reroute (channels.routing, from
-dispatch and from an opt-out), retention's anonymisation (store.retention). Anything else is a
+dispatch and from an opt-out), retention's anonymisation (store.retention), a webhook step's call
+(channels.webhook). Anything else is a
 provider's own message (already masked when it was stored) and parses as ``provider``.
 tests/store/test_touch_reasons.py holds every shape to the text its writer produces.
 """
@@ -44,6 +45,12 @@ SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("lost_channel", _LOST),
     ("render", re.compile(r"render: (?P<detail>.*)", re.DOTALL)),
     ("delivery_unknown", re.compile(r"delivery unknown: (?P<detail>.*)", re.DOTALL)),
+    # Dispatch, a send the provider did not confirm, while reconciling asks it (engine.sending.dispatch).
+    ("unconfirmed", re.compile(r"unconfirmed, to be looked up: (?P<detail>.*)", re.DOTALL)),
+    # A webhook step's call to another system (channels.webhook), named by its target in config/webhooks.yaml.
+    ("system_unconfigured", re.compile(r"webhook target '(?P<target>[^']*)' has no URL and secret here")),
+    ("system_status", re.compile(r"(?P<target>[a-z0-9_]+) answered HTTP (?P<status>\d{3})")),
+    ("system_unreachable", re.compile(r"(?P<target>[a-z0-9_]+): (?P<error>[A-Z][A-Za-z]*)")),
 )
 
 

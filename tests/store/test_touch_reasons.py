@@ -6,7 +6,10 @@ reroute, the delivery rules' caps), not copied, so a writer that changes its wor
 
 from __future__ import annotations
 
+import asyncio
 import re
+import socket
+from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,11 +17,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from channels.base import OutboundMessage, RenderedMessage
 from channels.optout import OPTED_OUT_REASON
 from channels.routing import reroute_without_consent
+from channels.webhook import Endpoint, WebhookAdapter
 from console.i18n import Translator
 from engine.sending.claiming import ClaimedTouch
 from engine.sending.dispatch import Dispatcher
+from standins.webhook_receiver import WebhookReceiverStandin
 from store.models import Customer
 from store.touch_reasons import ANONYMISED, parse
 from tests.console.test_explain_reasons import planner_reasons, sending_reasons
@@ -67,15 +73,40 @@ def reroute_reasons() -> list[tuple[str, str]]:
     return out
 
 
+def webhook_reasons() -> list[tuple[str, str]]:
+    """(expected code, text) of a webhook step's failed calls, from the adapter itself against the receiving
+    stand-in: a server error, a target this server has no address for, a receiver that cannot be reached."""
+    async def calls() -> list[tuple[str, str | None]]:
+        message = OutboundMessage(1, "k", "crm", RenderedMessage(channel="webhook", template="t", locale="zh-CN",
+                                                                 text="{}"), "service")
+        with WebhookReceiverStandin("secret") as receiver:
+            receiver.faults.configure(error_5xx_rate=1.0)
+            with socket.socket() as probe:  # a port nothing listens on
+                probe.bind(("127.0.0.1", 0))
+                closed = f"http://127.0.0.1:{probe.getsockname()[1]}/"
+            async with aclosing(WebhookAdapter({"crm": Endpoint(receiver.url, b"secret")}, timeout=2)) as up, \
+                    aclosing(WebhookAdapter({"crm": Endpoint(closed, b"secret")}, timeout=2)) as down, \
+                    aclosing(WebhookAdapter({}, timeout=2)) as none:
+                return [("system_status", (await up.send_one(message)).error_reason),
+                        ("system_unreachable", (await down.send_one(message)).error_reason),
+                        ("system_unconfigured", (await none.send_one(message)).error_reason)]
+
+    out = asyncio.run(calls())
+    assert all(text for _, text in out), out
+    return [(code, text or "") for code, text in out]
+
+
 OTHER_REASONS = [
     ("anonymised", ANONYMISED),
+    # Dispatch's words for a send the provider did not confirm, while the provider is asked.
+    ("unconfirmed", "unconfirmed, to be looked up: 30008: Unknown error"),
     ("render", "render: template 'renewal' line 3: 'policy' is undefined"),
     ("delivery_unknown", "delivery unknown: ReadTimeout: timed out"),
 ]
 
 
 def test_every_reason_a_writer_stores_parses_to_its_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    reasons = dispatch_reasons() + reroute_reasons() + OTHER_REASONS
+    reasons = dispatch_reasons() + reroute_reasons() + webhook_reasons() + OTHER_REASONS
     reasons += [(rule, text) for rule, text in planner_reasons() + sending_reasons(monkeypatch)
                 if text.startswith(f"{rule}: ")]
     assert len(reasons) >= 30
@@ -95,14 +126,21 @@ def test_a_reroute_keeps_how_the_channel_was_lost() -> None:
 
 def test_chinese_and_english_pages_word_every_stored_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     zh, en = Translator("zh-CN"), Translator("en")
-    reasons = dispatch_reasons() + reroute_reasons() + [(c, t) for c, t in OTHER_REASONS if c == "anonymised"]
+    reasons = dispatch_reasons() + reroute_reasons() + webhook_reasons()
+    reasons += [(c, t) for c, t in OTHER_REASONS if c == "anonymised"]
     reasons += [(rule, text) for rule, text in planner_reasons() + sending_reasons(monkeypatch)
                 if text.startswith(f"{rule}: ")]
     for code, text in reasons:
         shown = zh.touch_reason(text, journey_name=lambda j: "续保提醒")
-        # A channel this product does not know has no word but its own code.
-        assert shown and shown != text and (code == "unknown_channel" or not LATIN.search(shown)), (text, shown)
+        # A channel this product does not know has no word but its own code; a failed call keeps its exception's.
+        assert shown and shown != text, (text, shown)
+        assert code in ("unknown_channel", "system_unreachable") or not LATIN.search(shown), (text, shown)
         assert en.touch_reason(text, journey_name=lambda j: j) not in ("", text), text
+    # A webhook's target by its words in config/webhooks.yaml; an exception's or a status's code kept beside them.
+    hooks = {code: zh.touch_reason(t) for code, t in webhook_reasons()}
+    assert hooks["system_status"] == "外部系统“客户关系管理系统：开立服务工单”返回状态码 503"
+    assert re.fullmatch(r"无法连接外部系统“客户关系管理系统：开立服务工单”（Connect\w+）", hooks["system_unreachable"])
+    assert hooks["system_unconfigured"] == "本服务器未配置外部系统“客户关系管理系统：开立服务工单”的地址和密钥"
     words = {zh.touch_reason(t) for _, t in reroute_reasons()}
     assert "已退订短信营销信息；已改用邮件" in words, words
     assert "未同意接收短信；营销类触达不转到其他渠道" in words, words
