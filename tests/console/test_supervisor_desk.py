@@ -165,3 +165,19 @@ def test_the_agents_table_names_each_agents_team_in_words(client: TestClient, db
     cells = dict(re.findall(r'<td data-label="[^"]*">(\w+)</td>\s*<td[^>]*>[^<]*</td>\s*'
                             r'<td data-label="[^"]*" data-k="team">([^<]*)</td>', page))
     assert cells["Cai"] == "理赔" and cells["Fei"] == "所有队列"
+
+
+def test_the_agents_table_says_to_do_not_the_verb_open_and_none_for_no_skills(client: TestClient, db_url: str,
+                                                                                seed: Seed) -> None:
+    """The count of an agent's tasks not yet claimed was headed "Open", the msgid of the rows' "Open" buttons too,
+    so the Chinese desk read "打开 1" (open it) where it means "待处理 1"; an agent with no skills showed nothing."""
+    with session_scope(db_url) as s:
+        sue = s.exec(select(AppUser).where(AppUser.username == "sue")).one()
+        sue.locale = "zh-CN"
+        s.add(sue)
+    login(client, "sue")
+    page = client.get("/supervisor").text
+    table = page.split('data-testid="team-load"', 1)[1].split("</table>", 1)[0]
+    assert re.search(r"<td data-label=\"待处理\" class=\"num\" data-k=\"open\">\d+</td>", table)
+    assert "打开" not in table
+    assert re.search(r'<td data-label="技能">无</td>', table)
