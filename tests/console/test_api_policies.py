@@ -134,6 +134,7 @@ def test_claim_upsert_links_checks_and_derives_the_status(client: TestClient, db
     ({**CLAIM_BODY, "status": "settled"}, ["status"]),
     ({**CLAIM_BODY, "filed_at": "yesterday"}, ["filed_at"]),
     ({**CLAIM_BODY, "amount": -5}, ["amount"]),
+    ({**CLAIM_BODY, "amount": 1e308}, ["amount"]),
     ({**CLAIM_BODY, "product_line": "boat"}, ["product_line"]),
     ({**CLAIM_BODY, "policy_external_id": "NOPE"}, ["policy_external_id"]),
     ({"customer_external_id": "C3"}, ["filed_at", "amount"]),
@@ -161,6 +162,7 @@ POLICY_CELLS = [
     ("product_line", "Health"), ("product_line", "boat"), ("annual_premium", "1e3"), ("annual_premium", "nan"),
     ("annual_premium", "-0.5"), ("annual_premium", "12.345"), ("start_date", "2026-2-1"), ("start_date", "2026-02-30"),
     ("expiry_date", "2025-12-31"), ("premium_due_date", "2026-07-01"), ("status", "Renewed"), ("status", "gone"),
+    ("annual_premium", "1e308"), ("annual_premium", "1000000000000"),
 ]
 
 
