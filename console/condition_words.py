@@ -9,6 +9,7 @@ as a tooltip for the people who write journey files.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from console import labels
@@ -25,6 +26,8 @@ class Translator(Protocol):
     def label(self, kind: str, code: str | None) -> str: ...
 
     def duration(self, text: str | None) -> str: ...
+
+    def series(self, words: Iterable[str], kind: str | None = None) -> str: ...
 
 
 FIELD_WORDS: dict[str, str] = {
@@ -116,7 +119,7 @@ def field_words(t: Translator, path: str) -> str:
 def value_words(t: Translator, path: str, op: str, value: Any) -> str:
     if isinstance(value, list):
         words = [value_words(t, path, op, v) for v in value]
-        return "、".join(words) if t.locale == "zh-CN" else ", ".join(words)
+        return t.series(words)
     if op in DURATION_OPERATORS:
         return t.duration(str(value))
     if isinstance(value, bool):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -207,7 +207,7 @@ class Translator:
         """A date entry (engine.language.journey_model.DateEntry) in words: 每年保费缴纳日前7天 10:00."""
         if holidays:
             named = [self.label("holiday", h) for h in holidays]
-            words = "、".join(named) if self.locale == "zh-CN" else ", ".join(named)
+            words = self.series(named)
         else:
             words = self.label("anchor", anchor)
         when = self.offset(offset, words)
@@ -224,7 +224,7 @@ class Translator:
         words: dict[str, Any] = dict(params)
         if "channels" in words:
             listed = [self.label("channel", c) for c in words["channels"]]
-            words["channels"] = "、".join(listed) if self.locale == "zh-CN" else ", ".join(listed)
+            words["channels"] = self.series(listed)
         if "channel" in words:
             words["channel"] = self.label("channel", words["channel"])
         if "window" in words:
@@ -260,7 +260,7 @@ class Translator:
             words["lost"] = self.gettext(lost, channel=self.label("channel", words["lost_channel"]))
         if "channels" in words:
             listed = [self.label("channel", c) for c in words["channels"]] or [self.gettext("none listed")]
-            words["channels"] = "、".join(listed) if self.locale == "zh-CN" else ", ".join(listed)
+            words["channels"] = self.series(listed)
         if "channel" in words:
             words["channel"] = self.label("channel", words["channel"])
         if "category" in words:
@@ -310,6 +310,12 @@ class Translator:
         except (TypeError, ValueError):
             return str(value)
         return format_percent(share / 100 if share > 1 else share, locale=self.babel_locale)
+
+    def series(self, words: Iterable[str], kind: str | None = None) -> str:
+        """Words one after another as this language lists them: 会说中文、健康险产品; Speaks Chinese, Health products.
+        With ``kind``, ``words`` are codes of that kind, each shown by its label."""
+        shown = [self.label(kind, w) for w in words] if kind else list(words)
+        return ("、" if self.locale == "zh-CN" else ", ").join(shown)
 
     def label(self, kind: str, code: str | None) -> str:
         """The word for a code (a queue, step, product line, status, event or field; see ``console.labels``)."""

@@ -104,7 +104,7 @@ class FormError(ValueError):
             params["other"] = self._word(t, params["other"])
         if "choices" in params:
             listed = [self._word(t, c) for c in params["choices"]]
-            params["choices"] = "、".join(listed) if t.locale == "zh-CN" else ", ".join(listed)
+            params["choices"] = t.series(listed)
         return t(MESSAGES[self.kind], field=self._word(t, self.field), **params)
 
     @staticmethod

@@ -180,4 +180,19 @@ def test_the_agents_table_says_to_do_not_the_verb_open_and_none_for_no_skills(cl
     table = page.split('data-testid="team-load"', 1)[1].split("</table>", 1)[0]
     assert re.search(r"<td data-label=\"待处理\" class=\"num\" data-k=\"open\">\d+</td>", table)
     assert "打开" not in table
-    assert re.search(r'<td data-label="技能">无</td>', table)
+    assert re.search(r"<td data-label=\"技能\">无</td>", table)
+
+
+def test_an_agents_skills_are_listed_as_the_language_lists_them(client: TestClient, db_url: str,
+                                                                 seed: Seed) -> None:
+    """Skills were joined with ", " in Chinese too ("会说中文, 健康险产品"); Chinese lists with "、"."""
+    with session_scope(db_url) as s:
+        for name, locale, skills in (("sue", "zh-CN", None), ("ann", None, ["lang:zh-CN", "product:health"])):
+            row = s.exec(select(AppUser).where(AppUser.username == name)).one()
+            if locale:
+                row.locale = locale
+            if skills:
+                row.skills = skills
+            s.add(row)
+    login(client, "sue")
+    assert '<td data-label="技能">会说中文、健康险产品</td>' in client.get("/supervisor").text
