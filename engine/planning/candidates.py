@@ -515,12 +515,13 @@ class Candidates:
         since = min([e.due for e in entrants] + [min(w.enrollment.entered_at, w.enrollment.step_started_at or w.next_at)
                                                   for w in waiting])
         rows = self.session.execute(select(
-            Event.id, Event.customer_id, Event.type, Event.data, Event.occurred_at).where(
+            Event.id, Event.customer_id, Event.type, Event.data, Event.occurred_at, Event.processed_at).where(
             id_filter(col(Event.customer_id), lo, hi, customer_ids), col(Event.type).in_(sorted(types)),
             col(Event.occurred_at) > since, col(Event.occurred_at) <= self.now)).all()
         out: dict[int, list[CustomerEvent]] = defaultdict(list)
         for r in rows:
-            out[r.customer_id].append(CustomerEvent(r.id, r.type, as_utc(r.occurred_at), dict(r.data or {})))
+            out[r.customer_id].append(CustomerEvent(r.id, r.type, as_utc(r.occurred_at), dict(r.data or {}),
+                                                    r.processed_at is not None))
         for evs in out.values():
             evs.sort(key=lambda ev: (ev.occurred_at, ev.id))
         return out

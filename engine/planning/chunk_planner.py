@@ -24,7 +24,7 @@ import itertools
 import logging
 import operator
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,12 +40,12 @@ from engine.language.validation import LoadedJourney
 from engine.planning.candidates import ALL_SOURCES, Candidates, Entrant
 from engine.planning.delivery_rules import StoredTouch, Wanted, decide
 from engine.planning.facts import CustomerFacts, fetch_rows, id_filter, load_customers
-from engine.planning.journeys_in_force import conditions_of, listened_types
+from engine.planning.journeys_in_force import conditions_of, listened_types, waited_conditions
 from engine.planning.lookahead import Lookahead
 from engine.planning.moved_anchors import MovedAnchors
 from engine.planning.plan_output import ChunkOutput, PlannedEnrollment, PlanResult, Sink
 from engine.planning.plan_writer import StaleTouches, write_chunk
-from engine.planning.step_machine import Progress, StepMachine, step_graph
+from engine.planning.step_machine import AT, CustomerEvent, Progress, StepMachine, step_graph
 from engine.planning.wait_until import anchor_fields
 from store.clock import as_utc
 from store.masking import mask_text
@@ -144,6 +144,10 @@ class ChunkPlanner:
                 self.fields[lj.id] |= set(self.moved.fields)
         self.needed = set().union(*self.fields.values())
         self.priorities = {lj.id: lj.journey.priority for lj in self.journeys}
+        # Journeys whose wait_for or goal conditions read an attribute an update step sets: judged
+        # again from the moment an update in the run changes it (``StepMachine.rejudge``).
+        self.rejudged = {lj.id for lj in self.journeys if any(
+            f in self.look.updated for c in waited_conditions(lj.journey) for f in c.fields())}
 
     def _sources(self, sources: frozenset[str]) -> frozenset[str]:
         """An event's run (events only, for its customers) also takes what those customers' scheduled
@@ -255,6 +259,7 @@ class ChunkPlanner:
             arriving[e.customer_id].append(e)
         under_way: dict[int, list[tuple[datetime, str, str, int, Progress]]] = defaultdict(list)
         resumed: list[Progress] = []
+        asleep: dict[int, list[Progress]] = defaultdict(list)  # waiting past what the run may decide
         for w in waiting:
             enrollment = w.enrollment
             cf = facts.get(enrollment.customer_id)
@@ -262,9 +267,12 @@ class ChunkPlanner:
                 continue
             p = machine.resume(by_id[enrollment.journey_id], enrollment, w.scope)
             at = machine.schedule(p, cf, events.get(enrollment.customer_id, []))
+            resumed.append(p)  # written only if the run moves it
             if at is None:
-                continue  # nothing this run may do for it yet
-            resumed.append(p)
+                # Nothing this run may do for it yet, unless an update changes what it waits for.
+                if enrollment.journey_id in self.rejudged:
+                    asleep[enrollment.customer_id].append(p)
+                continue
             under_way[enrollment.customer_id].append(
                 (at, enrollment.journey_id, enrollment.occurrence, next(order), p))
         for cid in sorted(arriving.keys() | under_way.keys()):
@@ -294,9 +302,15 @@ class ChunkPlanner:
                     p = machine.start(e.journey, enrollment, e.due, e.scope)
                 turn = p.wake_at
                 before = moved.values(cf) if moved is not None else None
+                set_before = dict(out.attribute_changes.get(cid, {})) if self.rejudged else None
                 nxt = machine.advance(p, cf, evs)
                 if nxt is not None:
                     heapq.heappush(heap, (nxt, jid, occurrence, next(order), p))
+                elif jid in self.rejudged and p.enrollment.state == "waiting":
+                    asleep[cid].append(p)
+                if set_before is not None and out.attribute_changes.get(cid, {}) != set_before:
+                    assert turn is not None
+                    heap = self._rejudge(machine, cf, evs, heap, asleep[cid], turn, order)
                 if moved is not None and moved.values(cf) != before:
                     assert turn is not None
                     for new in moved.added(cf, (turn, jid, occurrence), queue[i:], candidates.window,
@@ -310,6 +324,23 @@ class ChunkPlanner:
             out.external_ids[cid] = cf.external_id
         self._deliver(lo, hi, facts, out)
         return out
+
+    def _rejudge(self, machine: StepMachine, cf: CustomerFacts, evs: list[CustomerEvent],
+                 heap: list[tuple[datetime, str, str, int, Progress]], asleep: list[Progress], at: datetime,
+                 order: Iterator[int]) -> list[tuple[datetime, str, str, int, Progress]]:
+        """The customer's agenda after an update at ``at``: their waits for an event whose condition reads
+        an attribute an update step sets are judged again from then on (``StepMachine.rejudge``)."""
+        kept = [item for item in heap if item[1] not in self.rejudged or item[4].mode == AT]
+        again = [item[4] for item in heap if item[1] in self.rejudged and item[4].mode != AT] + asleep
+        asleep.clear()
+        for p in again:
+            nxt = machine.rejudge(p, cf, evs, at)
+            if nxt is None:
+                asleep.append(p)
+            else:
+                kept.append((nxt, p.lj.id, p.enrollment.occurrence, next(order), p))
+        heapq.heapify(kept)
+        return kept
 
     def _judged_before(self, lo: int, hi: int, ids: Sequence[int] | None, entrants: list[Entrant]) -> list[Entrant]:
         """``entrants`` without those an event's run has judged: entries judged at their moment, due by

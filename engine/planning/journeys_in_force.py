@@ -57,6 +57,12 @@ def conditions_of(journey: Journey) -> list[Condition]:
     return out
 
 
+def waited_conditions(journey: Journey) -> list[Condition]:
+    """The conditions judged on the events an enrollment waits for: its goal's and its wait_fors'."""
+    out = [journey.goal.when] if journey.goal is not None and journey.goal.when is not None else []
+    return out + [s.wait_for.when for s in journey.steps if s.wait_for is not None and s.wait_for.when is not None]
+
+
 def entry_rule(journey: Journey) -> str:
     entry = journey.entry
     if entry.schedule is not None:

@@ -48,6 +48,9 @@ class CustomerEvent:
     type: str
     occurred_at: datetime
     data: dict[str, Any]
+    # Acted on by an earlier run, which judged it for every enrollment then waiting on it (with the
+    # attributes of its moment): a stored enrollment resumed later does not judge it again.
+    processed: bool = False
 
 
 # Durations and step graphs are asked for per enrollment and step; journeys hold a handful
@@ -116,6 +119,10 @@ class Progress:
     # then), so a run that picks the wait up later ends it where the one that began it would.
     wait_end: datetime | None = None
     changed: bool = field(default=False)  # whether the run moved it (a resumed one left as it was is not written)
+    fresh: bool = False  # entered in this run (events acted on before it were never judged for it)
+    # Events before this moment were judged for its wait_for or goal with the attributes of their
+    # moment; an update step since changed what the conditions read (``rejudge``).
+    judged_from: datetime | None = None
 
 
 class StepMachine:
@@ -149,8 +156,7 @@ class StepMachine:
     def start(self, lj: LoadedJourney, enrollment: PlannedEnrollment, due: datetime,
               scope: dict[str, Any]) -> Progress:
         """A new entrant, at its first step at its due time."""
-        p = Progress(lj, enrollment, 0, due, AT, scope, due, AT, changed=True)
-        return p
+        return Progress(lj, enrollment, 0, due, AT, scope, due, AT, changed=True, fresh=True)
 
     def resume(self, lj: LoadedJourney, enrollment: PlannedEnrollment, scope: dict[str, Any]) -> Progress:
         """A stored waiting enrollment, where its row says it is.
@@ -196,12 +202,11 @@ class StepMachine:
                 e = p.enrollment
                 events = [ev for ev in events if ev.data.get("journey") == journey.id
                           and ev.data.get("occurrence") == e.occurrence]
-            hit = self._find_event(wf.event, wf.when, facts, p.scope, events, p.since, min(deadline, self.now))
+            hit = self._find_event(wf.event, wf.when, facts, p, events, min(deadline, self.now))
             at, kind = (hit.occurred_at, "hit") if hit is not None else (deadline, "timeout")
         if journey.goal is not None and p.mode != AT:
             # The goal ends a wait as soon as its event happens (on a tie, before the wait's own end).
-            goal = self._find_event(journey.goal.event, journey.goal.when, facts, p.scope, events, p.since,
-                                    min(at, self.now))
+            goal = self._find_event(journey.goal.event, journey.goal.when, facts, p, events, min(at, self.now))
             if goal is not None:
                 at, kind, hit = goal.occurred_at, "goal", goal
         p.wake_at, p.wake_kind, p.hit = at, kind, hit
@@ -370,15 +375,25 @@ class StepMachine:
                 return None
             index = ids[target]
 
+    def rejudge(self, p: Progress, facts: CustomerFacts, events: list[CustomerEvent], at: datetime) -> datetime | None:
+        """``settle`` again a wait_for or a goal whose conditions read an attribute an update step changed at
+        ``at``: the events from then on are judged with the new value, those before stand as judged."""
+        p.judged_from = at
+        return self.settle(p, facts, events)
+
     @staticmethod
     def _find_event(
-        event_type: str, when: Condition | None, facts: CustomerFacts, scope: dict[str, Any],
-        events: list[CustomerEvent], after: datetime, until: datetime,
+        event_type: str, when: Condition | None, facts: CustomerFacts, p: Progress,
+        events: list[CustomerEvent], until: datetime,
     ) -> CustomerEvent | None:
-        """The first of ``events`` of the type in (after, until] that meets ``when``, and is not about another
-        policy or claim than the enrollment (``about_another``)."""
+        """The first of ``events`` of the type in (``p.since``, until] that meets ``when``, and is not about
+        another policy or claim than the enrollment (``about_another``), among those not judged for it
+        already: acted on by an earlier run (for a stored enrollment), or before ``p.judged_from``."""
+        after, scope, stored, judged = p.since, p.scope, not p.fresh, p.judged_from
         for ev in events:
             if ev.type != event_type or not (after < ev.occurred_at <= until) or about_another(scope, ev.data):
+                continue
+            if (stored and ev.processed) or (judged is not None and ev.occurred_at < judged):
                 continue
             if when is None or rules.holds(
                     when, {**facts_at(facts, ev.occurred_at), **scope, **event_fact(ev.type, ev.occurred_at, ev.data)},

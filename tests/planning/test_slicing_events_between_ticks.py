@@ -55,3 +55,33 @@ def test_an_event_between_runs_leaves_an_entry_before_it_as_it_was(
     cuts = [(START + timedelta(hours=1, minutes=55), WRITE), (START + timedelta(hours=2, minutes=5), WRITE)]
     monkeypatch.setattr(slicing, "statistic", lambda _: None)  # hypothesis' statistics, outside a hypothesis test
     check(world, Example([person], START, 1, [login], cuts, ticks, CASES[case]), monkeypatch)
+
+
+WAITS_FOR_FLAGGED_LOGIN = {
+    "wait_for": ('entry: {schedule: {cron: "0 9 1 3 *"}}\nsteps:\n'
+                 "  - {id: s0, wait_for: {event: app.login, when: {field: customer.attributes.flag_a, op: eq, "
+                 "value: true}, timeout: 3d, on_event: s1, on_timeout: s2}}\n"
+                 "  - {id: s1, send: {channels: [sms], template: nps_survey}}\n  - {id: s2, exit: {reason: timed}}\n"),
+    "goal": ('entry: {schedule: {cron: "0 9 1 3 *"}}\n'
+             "goal: {event: app.login, when: {field: customer.attributes.flag_a, op: eq, value: true}}\nsteps:\n"
+             "  - {id: s0, wait: 3d}\n  - {id: s1, send: {channels: [sms], template: nps_survey}}\n"),
+}
+
+
+@pytest.mark.parametrize("login_hours", [2, 10], ids=["login before the update", "login after it"])
+@pytest.mark.parametrize("kind", sorted(WAITS_FOR_FLAGGED_LOGIN))
+def test_an_awaited_event_is_judged_with_the_attributes_of_its_moment(
+        world: World, kind: str, login_hours: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waiting from 09:00 for a login while ``flag_a`` holds, set at 12:00 (Shanghai): a login at 10:00
+    does not count, one at 18:00 does, in one run as in runs cut at 14:00 (which must not judge the
+    10:00 login again with the flag set since, nor the 18:00 one with the flag as it was at 09:00)."""
+    person = {"tier": "silver", "timezone": "Asia/Shanghai", "consent_sms": True, "consent_wechat": True,
+              "consent_email": True, "birthday": date(1980, 3, 4), "preference": "travel", "line": "motor",
+              "expiry_days": 31}
+    journeys = ["id: gen-0\nname: Waits\ncategory: service\n" + WAITS_FOR_FLAGGED_LOGIN[kind],
+                _setter('{schedule: {cron: "0 12 1 3 *"}}', "flag_a", "true")]
+    login = (START + timedelta(hours=login_hours), 0, "app.login", {"platform": "ios"})
+    monkeypatch.setattr(slicing, "statistic", lambda _: None)
+    for ticks in (True, False):
+        check(world, Example([person], START, 5, [login], [(START + timedelta(hours=6), WRITE)], ticks, journeys),
+              monkeypatch)

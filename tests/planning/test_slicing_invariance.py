@@ -129,7 +129,7 @@ def generated_journey(draw: st.DrawFn, n: int, around: date = date(2027, 3, 1)) 
                      f'at: "{draw(st.integers(0, 23)):02d}:00"}}}}')
     lines.append("reentry: {allowed: true" + (", after: 2d}" if draw(st.booleans()) else "}"))
     if draw(st.booleans()):
-        lines.append(f"goal: {{event: {draw(st.sampled_from(WAIT_EVENTS))}}}")
+        lines.append(f"goal: {{event: {draw(st.sampled_from(WAIT_EVENTS))}{_when(draw)}}}")
     kinds = draw(st.lists(st.sampled_from(["send", "wait", "until", "wait_for", "branch", "split", "task", "update"]),
                           min_size=2, max_size=7))
     steps: list[str] = []
@@ -145,7 +145,7 @@ def generated_journey(draw: st.DrawFn, n: int, around: date = date(2027, 3, 1)) 
         elif kind == "until":
             steps.append(f"  - {{id: {sid}, wait: {draw(st.sampled_from(UNTILS))}}}")
         elif kind == "wait_for":
-            steps.append(f"  - {{id: {sid}, wait_for: {{event: {draw(st.sampled_from(WAIT_EVENTS))}, "
+            steps.append(f"  - {{id: {sid}, wait_for: {{event: {draw(st.sampled_from(WAIT_EVENTS))}{_when(draw)}, "
                          f"timeout: {draw(st.sampled_from(DURATIONS))}, on_event: {later}, on_timeout: next}}}}")
         elif kind == "branch":
             steps.append(f"  - {{id: {sid}, branch: {{cases: [{{when: {_flow(draw(st.sampled_from(CONDITIONS)))}, "
@@ -163,6 +163,11 @@ def generated_journey(draw: st.DrawFn, n: int, around: date = date(2027, 3, 1)) 
                          f'value: "{around + timedelta(days=draw(st.sampled_from(DUE_DAYS)))}"}}}}')
     steps.append("  - {id: end, exit: {reason: finished}}")
     return "\n".join([*lines, "steps:", *steps]) + "\n"
+
+
+def _when(draw: st.DrawFn) -> str:
+    """A condition on the awaited event, now and then: on an attribute update steps set, or on none."""
+    return draw(st.sampled_from(["", "", f", when: {_flow(CONDITIONS[3])}", f", when: {_flow(CONDITIONS[4])}"]))
 
 
 def _flow(cond: dict[str, Any]) -> str:
