@@ -46,10 +46,15 @@ def mask_name(name: str | None) -> str:
     return name[0] + "*" * max(1, len(name) - 1)
 
 
-# Mainland mobiles with or without +86, e-mail addresses and 18-digit resident IDs in free text.
-_PHONE_RE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+# Mainland mobiles with or without +86, e-mail addresses and 18-digit resident IDs in free text,
+# also as a URL carries them (a request line is logged as sent: ``%40`` for @, ``%2B`` for +, a space
+# as ``+`` or ``%20``), with the separators people write (138-1234-5678, 138 1234 5678) and in
+# full-width digits (``\d`` is any decimal digit).
+_GAP = r"(?:[-. +]|%20)?"
+_PHONE_RE = re.compile(r"(?<!\d)(?:(?:\+|%2[Bb])?[8８][6６][- ]?)?([1１][3-9３-９]\d)" + _GAP + r"(\d{4})" + _GAP
+                       + r"(\d{4})(?!\d)")
 _ID_RE = re.compile(r"(?<![0-9A-Za-z])(\d{3})\d{11}(\d{3}[\dXx])(?![0-9A-Za-z])")
-_EMAIL_RE = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+_EMAIL_RE = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(?:@|%40)([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 
 
 def mask_text(text: str) -> str:

@@ -1,5 +1,7 @@
 """No log record of any logger carries an unmasked phone, e-mail or ID number (SPEC §9),
-including loggers with their own handlers and formatters, like uvicorn's access log."""
+including loggers with their own handlers and formatters, like uvicorn's access log, however the
+number or address is written: with separators, in full-width digits, or percent-encoded as a URL
+carries it (the access log writes the request line as it was sent)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,11 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from uvicorn.logging import AccessFormatter
 
-from store.masking import install_masking_everywhere
+from store.masking import install_masking_everywhere, mask_text
 
 PHONE, EMAIL, ID_NUMBER = "+8613812345678", "wang.xiaoming@example.com", "110101199003074518"
 
@@ -66,3 +70,45 @@ def test_installing_twice_masks_once() -> None:
         assert logging.getLogRecordFactory() is first
     finally:
         logging.setLogRecordFactory(previous)
+
+
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+HALF_WIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
+MOBILES = st.builds(lambda second, rest: f"1{second}{rest:09d}", st.sampled_from("3456789"), st.integers(0, 10**9 - 1))
+# How a mobile is written by people and sent in a URL: its three groups apart or not, with or without +86.
+PHONE_STYLES = [
+    lambda n: n, lambda n: f"+86{n}", lambda n: f"{n[:3]}-{n[3:7]}-{n[7:]}",
+    lambda n: f"+86 {n[:3]} {n[3:7]} {n[7:]}", lambda n: f"{n[:3]}%20{n[3:7]}%20{n[7:]}",
+    lambda n: f"{n[:3]}+{n[3:7]}+{n[7:]}", lambda n: f"%2B86-{n[:3]}-{n[3:7]}-{n[7:]}",
+    lambda n: f"{n[:3]}.{n[3:7]}.{n[7:]}", lambda n: n.translate(FULL_WIDTH),
+]
+LOCAL_PARTS = st.from_regex(r"[a-z][a-z0-9._+-]{2,12}[a-z0-9]", fullmatch=True)
+EMAIL_STYLES = [lambda local: f"{local}@example.com", lambda local: f"{local.replace('+', '%2B')}%40example.com"]
+CONTEXTS = ["{}", "GET /api/customers/{} HTTP/1.1", "/ops/explain?customer={}&at=2026-11-23", "sent to {}, ok"]
+
+
+@given(MOBILES, st.sampled_from(PHONE_STYLES), st.sampled_from(CONTEXTS))
+def test_a_mobile_is_masked_however_it_is_written(number: str, style: object, context: str) -> None:
+    written = style(number)  # type: ignore[operator]
+    masked = mask_text(context.format(written))
+    assert written not in masked
+    assert context.format(f"{number[:3]}****{number[7:]}") == masked.translate(HALF_WIDTH)
+
+
+@given(LOCAL_PARTS, st.sampled_from(EMAIL_STYLES), st.sampled_from(CONTEXTS))
+def test_an_email_address_is_masked_however_it_is_written(local: str, style: object, context: str) -> None:
+    written = style(local)  # type: ignore[operator]
+    masked = mask_text(context.format(written))
+    assert local[1:] not in masked and local.replace("+", "%2B")[1:] not in masked
+    assert "***@example.com" in masked
+
+
+def test_a_percent_encoded_request_line_is_masked(isolated_logger: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, stream = isolated_logger
+    logger.handlers[0].setFormatter(AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s',
+                                                    use_colors=False))
+    for path in ("/hooks/unsubscribe/wang.xiaoming%40example.com", "/api/customers/%2B86-138-1234-5678",
+                 "/ops/explain?customer=138+1234+5678"):
+        logger.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", path, "1.1", 200)
+    text = stream.getvalue()
+    assert "xiaoming" not in text and "1234" not in text and text.count("GET ") == 3
