@@ -66,6 +66,8 @@ class BatchRenderer(Renderer):
 
     def __init__(self, root: Path, footer: str | None = None, *, configured_footer: str | None = None) -> None:
         super().__init__(root, footer, auto_reload=False, configured_footer=configured_footer)
+        for env in (self.plain, self.escaped):
+            env.bytecode_cache = _CompiledCode()
         self._meta: dict[str, TemplateMeta | ValueError] = {}
         self._locale: dict[tuple[str, str, str], str | RenderError] = {}
         self._footers: dict[str, str] = {}
@@ -132,6 +134,26 @@ class BatchRenderer(Renderer):
             return compiled.render(variables)
         except Exception:
             return super()._string(name, kind, locale, source, variables, path, file_text, key)
+
+
+class _CompiledCode(jinja2.BytecodeCache):
+    """Jinja's bytecode cache, in memory: a template file read again at each batch is compiled again only when
+    its text changed (Jinja checks the cached code against a checksum of the source it just read, and compiles
+    an edited file anew). Compiling (parsing the file and building its Python code) again at every batch, for
+    every template file the batch renders, was the larger part of a batch's first message of each: 0.58-0.75 ms
+    against 0.17 ms with the code kept (an SMS template). One entry per template file of the environment, each
+    replaced by its file's next version."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
 
 
 class _Compiled:

@@ -75,6 +75,34 @@ def test_an_edit_between_batches_is_used_and_errors_name_the_field(tmp_path: Pat
         renderer.render(name, "wechat", context)
 
 
+def test_a_template_file_is_compiled_again_only_when_its_text_changed(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "templates"
+    shutil.copytree(templates_dir(), root)
+    sms = template_file(root, "silver_weekly_push", "sms", "zh-CN")
+    renderer = BatchRenderer(root)
+    compiled: list[str | None] = []
+    compile_source = renderer.plain.compile
+
+    def counted(source: str, name: str | None = None, filename: str | None = None) -> object:
+        compiled.append(name)
+        return compile_source(source, name, filename)
+
+    monkeypatch.setattr(renderer.plain, "compile", counted)
+    context = rendering.sample_context()
+
+    texts = []
+    for _ in range(3):
+        renderer.begin_batch()
+        texts.append(renderer.render("silver_weekly_push", "sms", context).text)
+    assert compiled == ["silver_weekly_push/sms.zh-CN.j2"] and len(set(texts)) == 1  # each batch read the file
+
+    sms.write_text("{{ customer.name }}您好，新版本", encoding="utf-8")
+    renderer.begin_batch()
+    assert renderer.render("silver_weekly_push", "sms", context).text.startswith("王小明您好，新版本")
+    assert compiled == ["silver_weekly_push/sms.zh-CN.j2"] * 2
+
+
 def _touch(customer_id: int, template: str, channel: str) -> ClaimedTouch:
     return ClaimedTouch(customer_id * 10 + len(channel), f"k-{template}-{channel}", customer_id, "j1", "s1", "2026-01",
                         "marketing", False, channel, [], template, 1, utcnow())
