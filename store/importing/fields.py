@@ -74,7 +74,8 @@ def phone(raw: str) -> str:
     try:
         number = normalise_phone(raw)
     except PhoneError as exc:
-        raise FieldError(f"{exc} ({mask_phone(raw.strip())})") from None
+        shown = mask_phone(raw.strip())  # empty when the cell has no digit: then no empty "()" after the reason
+        raise FieldError(f"{exc} ({shown})" if shown else str(exc)) from None
     # E.164 has no room for an extension, so normalising drops it silently: "+86 138… ext 9" would
     # be stored as the mobile without it. An SMS is sent to a number, never to an extension.
     if phonenumbers.parse(raw.strip(), DEFAULT_REGION).extension:

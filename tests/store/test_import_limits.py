@@ -108,6 +108,14 @@ def test_a_phone_with_an_extension_is_refused(phone: str, db_url: str, tmp_path:
     assert report.rejected == [] and _stored(db_url)["P2"][1] == "+8613812345625"
 
 
+@pytest.mark.parametrize(("phone", "reason"), [
+    ("abc", "phone cannot be read as a number (not a number)"),
+    ("12", "phone is not a valid number (**)"),
+])
+def test_a_phone_that_is_no_number_is_refused_in_words(phone: str, reason: str, db_url: str, tmp_path: Path) -> None:
+    assert _between_good_rows(db_url, tmp_path, ["external_id", "name", "phone"], ["P1", "Pat", phone]) == reason
+
+
 def test_the_rejects_file_cannot_be_the_file_imported(db_url: str, tmp_path: Path) -> None:
     source = _write(tmp_path / "c.csv", [["external_id", "name", "tier"], ["A1", "Ann", "golden"], ["A2", "Bo", ""]])
     before = source.read_bytes()
