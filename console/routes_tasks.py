@@ -111,7 +111,12 @@ def claim(request: Request, task_id: RowId) -> RedirectResponse:
         tasks.claim(user, task_id, db_url=db_url(request))
         flash(request, "Task claimed.", "ok")
     except (TaskConflict, TaskInvalid) as exc:
-        flash(request, ERROR_MESSAGES.get(exc.code, ERROR_MESSAGES["generic"]), "error")
+        task = tasks.detail(user, task_id, db_url=db_url(request)).task
+        if task.status == "claimed" and task.assignee_id == user.id:
+            # A double click, or a second tab: the first claim was hers, which is what she asked for.
+            flash(request, "Task claimed.", "ok")
+        else:
+            flash(request, ERROR_MESSAGES.get(exc.code, ERROR_MESSAGES["generic"]), "error")
     return redirect(f"/tasks/{task_id}")
 
 

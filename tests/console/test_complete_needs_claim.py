@@ -57,3 +57,17 @@ def test_an_unclaimed_task_is_completed_by_neither_until_claimed(client: TestCli
     assert claimed.status_code == 200
     complete()
     assert state(db_url, task_id) == ("done", seed.users["ann"])
+
+
+def test_claiming_twice_from_the_page_is_no_error(client: TestClient, db_url: str, seed: Seed) -> None:
+    """A double click on Claim (or the button in a second tab) said "This task is no longer open." though the
+    first post had claimed it for her; anyone else's claim is still refused."""
+    token = login(client, "ann")
+    task_id = seed.tasks["free"]
+    for _ in range(2):
+        answer = client.post(f"/tasks/{task_id}/claim", data={"csrf_token": token}, follow_redirects=True)
+        assert "Task claimed." in answer.text and "no longer open" not in answer.text
+    assert state(db_url, task_id) == ("claimed", seed.users["ann"])
+    token = login(client, "sue")  # her supervisor, who sees the task
+    refused = client.post(f"/tasks/{task_id}/claim", data={"csrf_token": token}, follow_redirects=True)
+    assert "This task is no longer open." in refused.text and "Task claimed." not in refused.text
