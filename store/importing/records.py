@@ -25,11 +25,15 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
-# How far a quoted field may run before it is taken for a quote that is never closed: no column
-# takes a value near this long (the import refuses a cell over 10,000 characters), and the lines it
-# took in are read again, so it also bounds what is held in memory for one record.
-READ_LIMIT = 64 * 1024 * 1024
+# The longest line read: no good row comes near it (a cell is at most 10,000 characters and a row has
+# some 160 columns at most). A longer line is a bad row; it is read in pieces and only this much of it
+# kept, so a file of one unbroken gigabyte costs this much memory, not gigabytes.
+MAX_LINE = 4 * 1024 * 1024
+# How far a quoted field may run before it is taken for a quote that is never closed: as far as a line,
+# and the lines it took in are read again, so it also bounds what is held in memory for one record.
+READ_LIMIT = MAX_LINE
 NOT_CSV = "not valid CSV: "
 _HINT = '(a quote inside a value is written twice, "", in a field that starts with a quote)'
 # What is wrong where a record breaks a rule: on the record's one line, and read on over lines.
@@ -47,6 +51,7 @@ _READ_ON = {
     TOO_LONG: f"{_OPEN} (read on, it would run past {READ_LIMIT >> 20} MiB)",
     STRAY: _OPEN + " (read on to line {last}, it would take in what reads better as rows of their own)",
 }
+LINE_TOO_LONG = f"the line is longer than {MAX_LINE >> 20} MiB; no row is near that long"
 
 _BOM = "\ufeff"
 _PLAIN_END = re.compile(r'[,"\r\n]')
@@ -92,6 +97,29 @@ class _Lines:
 
 
 _NO_MORE = _Lines(())
+
+
+def _bounded(handle: TextIO) -> Iterator[str]:
+    """The handle's lines, each with its line break, but a line of ``MAX_LINE`` characters or more is
+    cut there (without its break) and the rest of it read and dropped."""
+    pending: str | None = None
+    while True:
+        text, pending = (pending, None) if pending is not None else (handle.readline(MAX_LINE), None)
+        if not text:
+            return
+        if len(text) < MAX_LINE or text.endswith("\n"):
+            yield text
+            continue
+        yield text.rstrip("\r")
+        # The limit can fall between the CR and LF of one break: a lone "\n" after a CR is its end.
+        after_cr = text.endswith("\r")
+        while more := handle.readline(MAX_LINE):
+            if after_cr:
+                pending = None if more == "\n" else more
+                break
+            if len(more) < MAX_LINE or more.endswith("\n"):
+                break
+            after_cr = more.endswith("\r")
 
 
 def _record(first: Line, lines: _Lines) -> tuple[list[str], list[Line], str | None]:
@@ -267,9 +295,12 @@ def read_records(path: Path, encoding: str, takes_breaks: Callable[[str], bool] 
     ``takes_breaks``: whether a column (its name as the header gives it, trimmed, lower case) may
     hold a line break, which tells a value over lines from a stray quote."""
     with path.open(newline="", encoding=encoding) as handle:
-        lines = _Lines(handle)
+        lines = _Lines(_bounded(handle))
         columns: list[str] | None = None  # the header's, once read
         while (first := lines.next()) is not None:
+            if len(first[1]) >= MAX_LINE - 1:  # cut (``_bounded``)
+                yield Record(first[0], first[1].split(","), LINE_TOO_LONG)
+                continue
             fields, taken, code = _record(first, lines)
             problem = _problem(code, taken) if code else None
             if (problem is None and len(taken) > 1 and columns is not None
