@@ -126,6 +126,9 @@ def create_user(
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    # Length alone let ten spaces (or one key held down) through: neither is a secret anyone needs to guess.
+    if len(set(password.strip())) < 2:
+        raise ValueError("password must not be blank or one character repeated")
 
 
 def _user_named(session: Session, username: str) -> AppUser:

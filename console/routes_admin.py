@@ -53,6 +53,9 @@ def add_user(
 ) -> RedirectResponse:
     admin = user_with(request, "users")
     name = username.strip()
+    if set(skill) - set(SKILLS):
+        # As the skills form refuses it: a skill dropped without a word leaves the new agent unrouted.
+        raise HTTPException(status_code=422, detail="skill")
     try:
         with session_scope(db_url(request)) as session:
             refusal = usernames.problem(session, name)
@@ -71,7 +74,8 @@ def add_user(
     except UnknownLocale:
         flash(request, "Unknown language.", "error")
     except ValueError:
-        flash(request, "The user could not be added: check the name (unique), role and password (8+ characters).",
+        flash(request, "The user could not be added: check the name (unique), role and password (8+ characters, "
+                      "not blank, not one character repeated).",
               "error")
     return redirect("/admin/users")
 

@@ -6,7 +6,7 @@ import pytest
 from sqlmodel import select
 from starlette.testclient import TestClient
 
-from console.auth import MAX_FAILED_LOGINS, hash_password, verify_password
+from console.auth import MAX_FAILED_LOGINS, hash_password, set_password, verify_password
 from store.db import session_scope
 from store.models import AppUser, AuditLog
 from tests.console.conftest import PASSWORD, Seed, csrf_of, login
@@ -118,6 +118,21 @@ def test_admin_adds_a_user_who_can_log_in(client: TestClient, db_url: str) -> No
         assert dan.password_hash.startswith("$argon2") and dan.role == "agent"
     client.cookies.clear()
     login(client, "dan", "longenough1")
+
+
+@pytest.mark.parametrize("password", [" " * 10, "\t" * 9, "a" * 12, "  xxxxxxxx  "])
+def test_a_blank_or_one_key_password_is_refused_by_the_form_and_by_set_password(
+        client: TestClient, db_url: str, seed: Seed, password: str) -> None:
+    token = login(client, "adam")
+    response = client.post("/admin/users", data={"csrf_token": token, "username": "dan", "password": password,
+                                                 "role": "agent", "team": "a", "locale": "en"})
+    assert response.status_code == 200 and "not blank, not one character repeated" in response.text
+    with session_scope(db_url) as s:
+        assert s.exec(select(AppUser).where(AppUser.username == "dan")).first() is None
+        with pytest.raises(ValueError, match="blank or one character repeated"):
+            set_password(s, "ann", password)  # what `journeys users passwd` calls
+    client.cookies.clear()
+    login(client, "ann")  # her password unchanged
 
 
 def test_deactivated_user_loses_the_session_at_once(client: TestClient, app: object, seed: Seed) -> None:

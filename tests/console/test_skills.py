@@ -138,3 +138,11 @@ def test_the_admin_edits_skills_on_the_users_page(client: TestClient, db_url: st
     assert added.status_code == 303
     with session_scope(db_url) as s:
         assert s.exec(select(AppUser).where(AppUser.username == "nina")).one().skills == ["product:motor"]
+    # A skill the vocabulary does not have is refused as on the skills form, not dropped without a word.
+    refused = client.post("/admin/users", follow_redirects=False, data={
+        "csrf_token": token, "username": "omar", "password": "long-enough-1", "role": "agent", "team": "claims",
+        "skill": ["product:motor", "licence:flying"]})
+    assert refused.status_code == 303 and refused.headers["location"] == "/admin/users"
+    assert "Skills: this value cannot be used." in client.get("/admin/users").text
+    with session_scope(db_url) as s:
+        assert s.exec(select(AppUser).where(AppUser.username == "omar")).first() is None
