@@ -76,7 +76,8 @@ def _task_page(request: Request, user: CurrentUser, task_id: int, revealed: dict
     info = tasks.detail(user, task_id, db_url=db_url(request))
     members = tasks.team_members(user, db_url=db_url(request)) if info.can_reassign else []
     response = render(request, "task.html", user, status_code=status_code, info=info, revealed=revealed,
-                      refusal=refusal, now=utcnow(), members=members, confirm=confirm, typed=typed or {})
+                      refusal=refusal, now=utcnow(), members=members, confirm=confirm, typed=typed or {},
+                      max_attempts=tasks.MAX_ATTEMPTS)
     if refusal and refusal.get("retry_after"):
         response.headers["Retry-After"] = str(refusal["retry_after"])
     return response

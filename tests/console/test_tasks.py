@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import col, select
 from starlette.testclient import TestClient
 
-from console import supervision, tasks
+from console import supervision, task_outcomes, tasks
 from store.clock import utcnow
 from store.db import session_scope
 from store.models import AgentTask, AuditLog, Customer, Event, Outcome
@@ -254,3 +254,12 @@ def test_the_task_api_answers_404_for_another_agents_task_exactly_as_for_a_missi
     with session_scope(db_url) as s:
         task = s.get(AgentTask, seed.tasks["bob"])
         assert task is not None and task.status == "claimed" and task.assignee_id == seed.users["bob"]
+
+
+def test_the_task_page_counts_attempts_against_the_limit_the_outcomes_use(client: TestClient, seed: Seed,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    login(client, "ann")
+    assert "1 of 3" in client.get(f"/tasks/{seed.tasks['ann_first']}").text
+    monkeypatch.setattr(task_outcomes, "MAX_ATTEMPTS", 5)
+    monkeypatch.setattr(tasks, "MAX_ATTEMPTS", 5)
+    assert "1 of 5" in client.get(f"/tasks/{seed.tasks['ann_first']}").text
