@@ -74,6 +74,7 @@ from engine.language.render_bounds import (
 )
 from engine.language.settings_model import DeliveryConfig
 from engine.language.template_context import DEFAULT_LOCALE, TemplateContext, resolve_locale
+from engine.language.template_nesting import nesting_problem
 from engine.language.yaml_lines import YamlError, load_located
 
 DEFAULT_MAX_SEGMENTS = 3
@@ -221,6 +222,9 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
     code_generator_class = _BoundedCodeGenerator
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        too_deep = nesting_problem(self, source)
+        if too_deep is not None:
+            raise jinja2.TemplateSyntaxError(too_deep[1], too_deep[0], name, filename)
         # Every loop's iterable goes through LOOP_FILTER, so each iteration is charged, however nested.
         tree = super()._parse(source, name, filename)
         for loop in tree.find_all(nodes.For):
