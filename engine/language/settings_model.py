@@ -100,6 +100,12 @@ def _default_engagement_channels() -> dict[Literal["basic", "active", "at_risk"]
     return {"basic": ["sms", "wechat"], "active": ["push", "sms"], "at_risk": ["sms", "wechat"]}
 
 
+def _keyword(word: str) -> str:
+    if not word.strip():
+        raise ValueError("an opt-out keyword is blank: a reply is a word, and a blank one is no reply at all")
+    return word
+
+
 class DeliveryConfig(_Strict):
     default_timezone: str = "Asia/Shanghai"
     quiet_hours: QuietHours = QuietHours()
@@ -113,7 +119,9 @@ class DeliveryConfig(_Strict):
     engagement_channels: dict[Literal["basic", "active", "at_risk"],
                               Annotated[list[ChannelName], Field(min_length=1)]] = Field(
         default_factory=_default_engagement_channels)
-    opt_out_keywords: list[str] = Field(default_factory=lambda: ["TD", "退订", "STOP", "unsubscribe"])
+    # At least one, none blank: with none a customer's "TD" withdrew nothing, whatever the footer says.
+    opt_out_keywords: Annotated[list[Annotated[str, AfterValidator(_keyword)]], Field(min_length=1)] = Field(
+        default_factory=lambda: ["TD", "退订", "STOP", "unsubscribe"])
     marketing_sms_footer: str = "回复TD退订"
     rate_limits: dict[str, Annotated[float, Field(gt=0)]] = Field(
         default_factory=lambda: {"sms": 2000.0, "wechat": 2000.0, "email": 500.0, "push": 2000.0}

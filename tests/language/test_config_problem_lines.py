@@ -103,3 +103,14 @@ def test_queues_field_errors_do_not_hide_the_file_checks(config: Path) -> None:
                 ("task_types: {}", "task_types:\n  Bad/Key/x: {}"))
     rejected({queues: text}, ("outcomes: [resolvd]", "unknown outcome 'resolvd'"),
              ("clock: bizness", "'bizness' is not allowed"), ("Bad/Key/x", "task type 'Bad/Key/x'"))
+
+
+def test_delivery_needs_an_opt_out_keyword_and_none_blank(config: Path) -> None:
+    # With none, or only blank ones, a customer's reply "TD" withdrew nothing, while the footer invites it.
+    delivery = config / "delivery.yaml"
+    original = delivery.read_text(encoding="utf-8")
+    text = edit(delivery, ("opt_out_keywords: [TD, 退订, STOP, unsubscribe]", "opt_out_keywords: []"))
+    rejected({delivery: text}, ("opt_out_keywords: []", "'opt_out_keywords'", "at least 1 item"))
+    delivery.write_text(original, encoding="utf-8")
+    text = edit(delivery, ("opt_out_keywords: [TD, 退订, STOP, unsubscribe]", 'opt_out_keywords: [TD, " "]'))
+    rejected({delivery: text}, ('opt_out_keywords: [TD, " "]', "an opt-out keyword is blank"))
