@@ -27,6 +27,20 @@ FIELD_KINDS: tuple[str, ...] = ("str", "int", "float", "bool", "date", "datetime
 TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
 
 
+# Vocabularies the product words itself (engine.language.template_context): a field holding a tier code says ``tier``.
+Vocabulary = Literal["tier", "product_line"]
+Word = Annotated[str, StringConstraints(min_length=1, max_length=80)]
+
+
+class ValueWords(BaseModel):
+    """One coded value in both languages the product writes in."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    zh_cn: Word = Field(alias="zh-CN")
+    en: Word
+
+
 class EventTypeSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -37,11 +51,19 @@ class EventTypeSpec(BaseModel):
         default_factory=dict)
     fields: dict[str, FieldKind] = Field(default_factory=dict)
     required: list[str] = Field(default_factory=list)
+    # The words a coded value of a field is shown in (``event.words.<field>`` in templates): per value, or the
+    # name of a vocabulary the product already words (tiers, product lines). A call script read out to a
+    # customer in Chinese cannot say "severity: high".
+    words: dict[str, Vocabulary | dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], ValueWords]] = (
+        Field(default_factory=dict))
 
     @model_validator(mode="after")
     def _required_are_fields(self) -> EventTypeSpec:
         raise_faults([(("required", i), f"required field {name!r} is not one of the fields ({', '.join(self.fields)})")
                       for i, name in enumerate(self.required) if name not in self.fields])
+        raise_faults([(("words", name), f"words are given for {name!r}, which is not one of the fields "
+                                        f"({', '.join(self.fields) or 'none'})")
+                      for name in self.words if name not in self.fields])
         return self
 
 
@@ -99,6 +121,12 @@ def current() -> dict[str, EventTypeSpec]:
         types = types or {}
     _loaded = _Loaded(stamp, types)
     return types
+
+
+def words_of(event_type: str) -> dict[str, Vocabulary | dict[str, ValueWords]]:
+    """The ``words`` of ``event_type`` in force (empty for a type not in the catalogue)."""
+    spec = current().get(event_type)
+    return dict(spec.words) if spec is not None else {}
 
 
 class FieldsByType(Mapping[str, dict[str, FieldKind]]):

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from channels.template_files import LOCALES
+from engine.language.event_types import words_of
 from engine.language.locales import fold_locale
 from store.clock import to_local
 
@@ -137,6 +138,7 @@ class TemplateContext:
             out["claim"] = _view_variables(self.claim, tz)
         if self.event is not None:
             out["event"] = _view_variables(self.event, tz)
+            out["event"]["words"] = event_words(self.event, locale)
         if self.advisor_name is not None:
             out["advisor"] = {"name": self.advisor_name}
         if self.journey is not None:
@@ -148,6 +150,24 @@ class TemplateContext:
             holidays = HOLIDAY_LABELS.get(locale, HOLIDAY_LABELS[DEFAULT_LOCALE])
             out["holiday"] = _view_variables(h, tz, {"key": ("label", holidays.get(h.key, h.key))})
         return out
+
+
+def event_words(event: EventView, locale: str) -> dict[str, Any]:
+    """``event.words``: each data field's value in words where config/events.yaml words it, else as given."""
+    if isinstance(event.data, _SampleData):
+        return _SampleData()
+    out = dict(event.data)
+    vocabularies = {"tier": TIER_LABELS, "product_line": PRODUCT_LINE_LABELS}
+    for name, words in words_of(event.type).items():
+        value = out.get(name)
+        if not isinstance(value, str):
+            continue
+        if isinstance(words, str):
+            table = vocabularies[words]
+            out[name] = table.get(locale, table[DEFAULT_LOCALE]).get(value, value)
+        elif value in words:
+            out[name] = words[value].en if locale == "en" else words[value].zh_cn
+    return out
 
 
 def _view_variables(

@@ -113,8 +113,8 @@ class _Scope:
         for name, value in self.top.items():
             if isinstance(value, dict):
                 for key in value:
-                    if name == "event" and key == "data":
-                        names.extend(f"event.data.{f}" for f in self.event_fields or ())
+                    if name == "event" and key in ("data", "words"):
+                        names.extend(f"event.{key}.{f}" for f in self.event_fields or ())
                     else:
                         names.append(f"{name}.{key}")
             else:
@@ -204,13 +204,13 @@ def _problem_of(path: list[str], scope: _Scope, journey: Journey, globals_: Iter
     if field not in value:
         hint = difflib.get_close_matches(field, list(value), n=1)
         return f"undefined variable {dotted!r}" + (f" (did you mean '{root}.{hint[0]}'?)" if hint else "")
-    if root == "event" and field == "data" and len(path) > 2 and scope.event_fields is not None:
+    if root == "event" and field in ("data", "words") and len(path) > 2 and scope.event_fields is not None:
         name = path[2]
         if name not in scope.event_fields:
             hint = difflib.get_close_matches(name, scope.event_fields, n=1)
             which = " / ".join(sorted(t for t in scope.event_types if t is not None))
             return (f"undefined variable {dotted!r}: {which} has no field {name!r}"
-                    + (f" (did you mean 'event.data.{hint[0]}'?)" if hint else ""))
+                    + (f" (did you mean 'event.{field}.{hint[0]}'?)" if hint else ""))
     return None
 
 

@@ -84,6 +84,19 @@ def test_an_unknown_field_of_the_waited_event_is_rejected(checked: Book) -> None
     assert "did you mean 'event.data.outcome'" in output
 
 
+@pytest.mark.parametrize(("text", "fine", "words"), [
+    ("{{ event.words.outcome }}", True, ""),
+    ("{{ event.words.outcom }}", False, "did you mean 'event.words.outcome'"),
+    ("{{ event.words.text }}", False, "task.completed has no field 'text'"),
+])
+def test_event_words_are_checked_like_event_data(checked: Book, text: str, fine: bool, words: str) -> None:
+    """``event.words.<field>`` (the field's value in words) names the same fields as ``event.data``."""
+    _template(checked, "outcome_note", text)
+    code, output = _validate(checked, "after-outcome", AFTER_OUTCOME)
+    assert (code == 0) is fine, output
+    assert words in output
+
+
 def test_after_the_wait_the_entry_events_fields_are_gone(checked: Book) -> None:
     """complaint.filed has ``text``; the step after the wait sees task.completed, which has none."""
     _template(checked, "outcome_note", "{{ event.data.text }}")
