@@ -87,6 +87,7 @@ VALIDATOR_MODULES: tuple[str, ...] = (
     "engine.language.task_script_check",
     "engine.language.template_check",
     "engine.language.template_context",
+    "engine.language.template_nesting",
     "engine.language.template_scope",
     "engine.language.templates",
     "engine.language.validation",
