@@ -62,6 +62,7 @@ from engine.language.settings_model import CLOSING_OUTCOMES
 from store.clock import known_zone, out_of_range, utcnow
 from store.db import session_scope
 from store.importing import fields as import_fields
+from store.importing.reading import attributes_problem
 from store.masking import mask_email, mask_name, mask_phone
 from store.models import CHANNELS, TIERS, AppUser, Customer
 
@@ -292,8 +293,9 @@ async def post_event(request: Request, response: Response, body: EventIn, _who: 
 
 # --- customers ----------------------------------------------------------------------------------
 
-# A customer's text fields with a rule beyond their length: (accepts the value, why it is refused).
-_TEXT_RULES: dict[str, tuple[Callable[[str], object], Callable[[str], str]]] = {
+# A customer's fields with a rule beyond their type and length: (accepts the value, why it is refused).
+_TEXT_RULES: dict[str, tuple[Callable[[Any], object], Callable[[Any], str]]] = {
+    "attributes": (lambda value: attributes_problem(value) is None, lambda value: attributes_problem(value) or ""),
     "tier": (lambda value: value in TIERS, lambda _: f"tier must be one of {', '.join(TIERS)}"),
     "timezone": (known_zone, lambda value: f"unknown time zone {value!r}"),
 }
@@ -354,8 +356,7 @@ class CustomerIn(Body):
     @field_validator("phone", "email")
     @classmethod
     def _contact(cls, value: str | None, info: ValidationInfo) -> str | None:
-        # Read as the CSV import reads them, so that a phone is stored as E.164 whichever way it came:
-        # an inbound SMS, an opt-out reply included, finds its customer by the E.164 number only.
+        # As the CSV import reads them: a phone stored as E.164 however given, as inbound SMS match it.
         if value is None:
             return None
         try:

@@ -131,6 +131,22 @@ def check_header(kind: str, raw_header: list[str]) -> list[str]:
     return header
 
 
+def attributes_problem(attributes: dict[str, object]) -> str | None:
+    """Why a customer's attributes from the API could not come back from an export of the book (a
+    column per name, read as ``check_header`` reads it), or None: a blank or upper-case name, one with a
+    space at its end, one the header refuses, or more than a customer may have."""
+    if len(attributes) > f.MAX_ATTRIBUTES:
+        return f"{len(attributes)} attributes; a customer has at most {f.MAX_ATTRIBUTES}"
+    for key in attributes:
+        column = ATTRIBUTE_PREFIX + key
+        if not key.strip() or column != column.strip().lower():
+            return f"attribute name {key[:20]!r} must be lower case and not blank, with no space at its end"
+        wrong = _attribute_column_problems(ATTRIBUTE_PREFIX + key)
+        if wrong:
+            return "; ".join(wrong)
+    return None
+
+
 def _attribute_column_problems(name: str) -> list[str]:
     key = name[len(ATTRIBUTE_PREFIX):]
     problems = []
