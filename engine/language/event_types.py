@@ -123,10 +123,13 @@ def current() -> dict[str, EventTypeSpec]:
     return types
 
 
-def words_of(event_type: str) -> dict[str, Vocabulary | dict[str, ValueWords]]:
-    """The ``words`` of ``event_type`` in force (empty for a type not in the catalogue)."""
-    spec = current().get(event_type)
-    return dict(spec.words) if spec is not None else {}
+EventWords = Mapping[str, Vocabulary | Mapping[str, ValueWords]]
+
+
+def words_of(event_type: str, types: Mapping[str, EventTypeSpec] | None = None) -> EventWords:
+    """The ``words`` of ``event_type`` in ``types`` (those in force when not given); empty for a type not in them."""
+    spec = (current() if types is None else types).get(event_type)
+    return spec.words if spec is not None else {}
 
 
 class FieldsByType(Mapping[str, dict[str, FieldKind]]):

@@ -27,6 +27,7 @@ from channels.base import RenderedMessage
 from channels.optout import MissingSecret, unsubscribe_url
 from channels.template_files import LOCALES
 from engine.language.catalogue import HOLIDAYS
+from engine.language.event_types import EventTypeSpec, words_of
 from engine.language.paths import templates_dir
 from engine.language.template_check import check_templates
 from engine.language.template_context import (
@@ -214,9 +215,11 @@ def _named_by_event(session: Session, model: type[RowT], external_id: Any, custo
 
 def context_from_rows(customer: Customer, now: datetime, *, policy: Policy | None, claim: Claim | None,
                       event: Event | None, advisor: AppUser | None, journey: JourneyView | None,
-                      unsubscribe_link: str | None, holiday: HolidayView | None) -> TemplateContext:
+                      unsubscribe_link: str | None, holiday: HolidayView | None,
+                      event_types: Mapping[str, EventTypeSpec] | None = None) -> TemplateContext:
     """The context of the rows chosen for it, however they were looked up (here one customer at
-    a time, or a whole batch at once in ``engine.sending.render_batch``)."""
+    a time, or a whole batch at once in ``engine.sending.render_batch``). ``event_types``: the
+    types the event's words are taken from, read once for a batch (else when rendering)."""
     return TemplateContext(
         customer=CustomerView(customer.name, customer.tier, customer.locale, customer.branch, customer.timezone,
                               customer.external_id),
@@ -225,7 +228,9 @@ def context_from_rows(customer: Customer, now: datetime, *, policy: Policy | Non
                           policy.status, policy.premium_due_date, policy.grace_period_end)
         if policy is not None else None,
         claim=ClaimView(claim.amount, claim.status, claim.filed_at, claim.settled_at) if claim is not None else None,
-        event=EventView(event.type, dict(event.data), event.occurred_at) if event is not None else None,
+        event=EventView(event.type, dict(event.data), event.occurred_at,
+                        words_of(event.type, event_types) if event_types is not None else None)
+        if event is not None else None,
         advisor_name=(advisor.display_name or advisor.username) if advisor is not None else None,
         journey=journey,
         unsubscribe_url=unsubscribe_link,

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from channels.template_files import LOCALES
-from engine.language.event_types import words_of
+from engine.language.event_types import EventWords, words_of
 from engine.language.locales import fold_locale
 from store.clock import to_local
 
@@ -83,6 +83,9 @@ class EventView:
     type: str
     data: dict[str, Any] = field(default_factory=dict)
     occurred_at: datetime | None = None
+    # The type's words as the caller read config/events.yaml (once per batch when sending); None: read
+    # them from the file in force when rendering. Shown to templates as ``event.words``, never as is.
+    words: EventWords | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,7 @@ def event_words(event: EventView, locale: str) -> dict[str, Any]:
         return _SampleData()
     out = dict(event.data)
     vocabularies = {"tier": TIER_LABELS, "product_line": PRODUCT_LINE_LABELS}
-    for name, words in words_of(event.type).items():
+    for name, words in (event.words if event.words is not None else words_of(event.type)).items():
         value = out.get(name)
         if not isinstance(value, str):
             continue

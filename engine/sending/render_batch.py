@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -37,6 +37,8 @@ from sqlmodel import Session, col, select
 
 from channels.base import RenderedMessage
 from channels.template_files import FILE_FOR
+from engine.language import event_types
+from engine.language.event_types import EventTypeSpec
 from engine.language.rendering import (
     context_from_rows,
     event_after_wait,
@@ -260,6 +262,8 @@ class StoreRenderer:
             advisor_ids = {c.advisor_id for c in customers.values() if c.advisor_id is not None}
             if advisor_ids:
                 advisors = {a.id: a for a in session.exec(select(AppUser).where(col(AppUser.id).in_(advisor_ids)))}
+        # One reading of config/events.yaml for the batch, not one per touch with an event.
+        types = event_types.current() if "event" in wanted else None
         out: list[RenderedMessage | BaseException] = []
         # The renderer's per-batch caches are shared: batches of concurrent lanes take turns.
         with _lock:
@@ -274,7 +278,7 @@ class StoreRenderer:
                         event = event_after_wait(entry, waited.get((touch.customer_id, touch.journey_id, occurrence)),
                                                  touch.due_at)
                     context = _context(customer, touch, occurrence, event, entry, policies.get(touch.customer_id, []),
-                                       claims.get(touch.customer_id, []), advisors, now, holidays, parts)
+                                       claims.get(touch.customer_id, []), advisors, now, holidays, parts, types)
                     out.append(renderer.render(touch.template, touch.channel, context))
                 except Exception as exc:  # one bad template fails its touch, not the batch
                     out.append(exc)
@@ -364,7 +368,8 @@ def _pick_claim(rows: list[Claim], data: dict[str, Any], named: int | None) -> C
 
 def _context(customer: Customer, touch: ClaimedTouch, occurrence: str, event: Event | None, entry: Event | None,
              policies: list[Policy], claims: list[Claim], advisors: dict[int | None, AppUser], now: datetime,
-             holidays: dict[tuple[str, Any], HolidayView | None], parts: frozenset[str] = PARTS) -> TemplateContext:
+             holidays: dict[tuple[str, Any], HolidayView | None], parts: frozenset[str] = PARTS,
+             types: Mapping[str, EventTypeSpec] | None = None) -> TemplateContext:
     """The context of one touch with the ``parts`` its template may show (``parts_named``)."""
     # What the waited event does not name, the entry's event may (a claim.filed's claim_id).
     data = {**(entry.data if entry is not None else {}), **(event.data if event is not None else {})}
@@ -384,5 +389,5 @@ def _context(customer: Customer, touch: ClaimedTouch, occurrence: str, event: Ev
     journey = JourneyView(touch.journey_id, touch.step_id, touch.category, occurrence) if "journey" in parts else None
     return context_from_rows(
         customer, now, policy=policy, claim=claim, event=event if "event" in parts else None, advisor=advisor,
-        journey=journey, unsubscribe_link=link, holiday=holiday,
+        journey=journey, unsubscribe_link=link, holiday=holiday, event_types=types,
     )

@@ -182,3 +182,46 @@ def test_a_part_no_template_of_the_batch_names_is_not_looked_up(db_url: str) -> 
     assert str(now.date() + timedelta(days=30)) in renewal.text
     assert render_batch.parts_named(templates_dir(), "renewal_reminder") >= {"policy"}
     assert "policy" not in render_batch.parts_named(templates_dir(), "silver_weekly_push")
+
+
+def test_a_batch_reads_the_event_types_once_and_says_coded_values_in_words(
+        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``event.words`` takes the words of config/events.yaml; a batch of touches with events reads the
+    file's types once, not once per touch (each reading stats the file on the send path)."""
+    from engine.language import event_types
+    from store.models import Event
+
+    root = tmp_path / "templates"
+    shutil.copytree(templates_dir() / "silver_weekly_push", root / "worded")
+    for old in (root / "worded").glob("*.j2"):
+        old.unlink()
+    source = "严重程度：{{ event.words.severity }}；原值 {{ event.data.severity }}"
+    (root / "worded" / "sms.zh-CN.j2").write_text(source, encoding="utf-8")
+    engine = make_engine(db_url)
+    ids = make_customers(engine, 6)
+    now = utcnow()
+    severities = ["high", "low", "urgent", "normal", "medium", "unheard-of"]
+    with Session(engine) as session:
+        events = [Event(external_id=f"e-{i}", type="complaint.filed", customer_id=i, occurred_at=now, received_at=now,
+                        data={"category": "claims", "severity": s, "text": "x", "source": "app"})
+                  for i, s in zip(ids, severities, strict=True)]
+        session.add_all(events)
+        session.commit()
+        touches = [ClaimedTouch(e.id or 0, f"k-{e.id}", e.customer_id, "j1", "s1", f"event-{e.id}", "service", False,
+                                "sms", [], "worded", 1, now) for e in events]
+        customers = {i: c for i in ids if (c := session.get(Customer, i)) is not None}
+        readings: list[int] = []
+        real = event_types.current
+
+        def counted() -> dict[str, event_types.EventTypeSpec]:
+            readings.append(1)
+            return real()
+
+        monkeypatch.setattr(event_types, "current", counted)
+        rendered = StoreRenderer(str(root)).render_all(session, touches, customers, now)
+    engine.dispose()
+    texts = [m.text if isinstance(m, RenderedMessage) else repr(m) for m in rendered]
+    assert [t.split("；")[0] for t in texts] == ["严重程度：高", "严重程度：低", "严重程度：紧急", "严重程度：普通",
+                                                "严重程度：中", "严重程度：unheard-of"]
+    assert [t.split("；")[1].split()[:2] for t in texts] == [["原值", s] for s in severities], texts
+    assert len(readings) == 1
