@@ -25,6 +25,8 @@ class Translator(Protocol):
 
     def label(self, kind: str, code: str | None) -> str: ...
 
+    def event_value(self, name: str, value: Any, event_type: str | None = None) -> str: ...
+
     def duration(self, text: str | None) -> str: ...
 
     def series(self, words: Iterable[str], kind: str | None = None) -> str: ...
@@ -97,9 +99,6 @@ VALUE_KINDS: dict[str, str] = {
     "policy.product_line": "product_line", "claim.product_line": "product_line", "policy.status": "status",
     "claim.status": "status", "event.type": "event",
 }
-# An event's data fields whose values are codes of another table than the events' own values.
-EVENT_DATA_KINDS: dict[str, str] = {"channel": "channel", "tier": "tier", "from_tier": "tier", "to_tier": "tier",
-                                    "product_line": "product_line", "queue": "queue", "outcome": "outcome"}
 JOINERS: dict[str, str] = {"all": "%(left)s and %(right)s", "any": "%(left)s or %(right)s"}
 
 
@@ -131,8 +130,7 @@ def value_words(t: Translator, path: str, op: str, value: Any) -> str:
         named = labels.msgid("attribute_value", value)
         return t.gettext(named) if named else value
     if path.startswith("event.data.") and isinstance(value, str):
-        key = path[len("event.data."):]
-        return t.label(EVENT_DATA_KINDS.get(key, "value"), value)
+        return t.event_value(path[len("event.data."):], value)
     return str(value)
 
 

@@ -328,6 +328,20 @@ class Translator:
             return self._event_label(str(code))
         return labels.humanised(str(code))
 
+    def event_value(self, name: str, value: Any, event_type: str | None = None) -> str:
+        """A coded value of an event's data field ``name`` in words: those config/events.yaml gives it (for
+        ``event_type``, or any type when a condition names none), so a value authors add there is shown in
+        words with no developer; else the console's table for the field's codes (channels, queues...); else
+        the code written out."""
+        from engine.language.event_types import value_words
+
+        code = str(value)
+        found = value_words(name, code, event_type)
+        if found is not None and not isinstance(found, str):
+            return found.en if self.locale.startswith("en") else found.zh_cn
+        kind = found or labels.EVENT_DATA_KINDS.get(name)
+        return self.label(kind, code) if kind is not None else labels.humanised(code)
+
     def exit_reason(self, reason: str, label: str | None = None) -> str:
         """Why an enrollment left, in words: the exit step's ``label`` (中文 / English) in this language, else the
         console's words for the engine's own reasons, else in English the code humanised. "" when there are no

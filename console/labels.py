@@ -165,32 +165,10 @@ EVENT_FIELDS: dict[str, str] = {
     "policy_status": "Policy status",
 }
 
-# Values of event fields that are codes: complaint categories, severities, sources, survey names.
-EVENT_VALUES: dict[str, str] = {
-    "claims": "Claims",
-    "service": "Service",
-    "billing": "Billing",
-    "advisor": "Advisor",
-    "agent_callback": "Raised on an agent's call",
-    "agent_task": "Agent's task",
-    "hotline": "Hotline",
-    "app": "App",
-    "wechat": "WeChat",
-    "email": "Email",
-    "web": "Website",
-    "branch": "Branch",
-    "normal": "Normal",
-    "high": "High",
-    "low": "Low",
-    "urgent": "Urgent",
-    "nps": "NPS survey",
-    "csat": "CSAT survey",
-    "csat_callback": "Satisfaction after a call",
-    "up": "Upgrade",
-    "down": "Downgrade",
-    "ios": "iOS",
-    "android": "Android",
-}
+# An event's data fields whose coded values are words of one of the tables here: config/events.yaml words
+# the others (``engine.language.event_types.value_words``).
+EVENT_DATA_KINDS: dict[str, str] = {"channel": "channel", "tier": "tier", "from_tier": "tier", "to_tier": "tier",
+                                    "product_line": "product_line", "queue": "queue", "outcome": "outcome"}
 
 SKILL_NAMES: dict[str, str] = {
     "lang:zh-CN": "Speaks Chinese",
@@ -345,7 +323,6 @@ TABLES: dict[str, dict[str, str]] = {
     "status": STATUSES,
     "event": EVENT_TYPES,
     "field": EVENT_FIELDS,
-    "value": EVENT_VALUES,
     "skill": SKILL_NAMES,
     "clock": CLOCKS,
     "rule": RULES,

@@ -21,6 +21,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from engine.language.catalogue import EVENT_TYPES
+from engine.language.event_types import words_of
 from store.masking import mask_name, mask_text
 from store.models import AgentTask, Claim, Customer, Event, Policy
 
@@ -28,7 +29,8 @@ _POLICY_OCCURRENCE = re.compile(r"^policy-(\d+)-")
 _CLAIM_OCCURRENCE = re.compile(r"^claim-(\d+)$")
 _EVENT_OCCURRENCE = re.compile(r"^event-(\d+)$")
 
-# How each event data field is shown (templates/task.html renders each kind).
+# How each event data field is shown (templates/task.html renders each kind); a field config/events.yaml
+# words is shown in those words ("value") unless it is listed here.
 FIELD_KINDS: dict[str, str] = {
     "text": "quote", "comment": "quote", "amount": "money", "product_line": "product_line",
     "category": "value", "severity": "value", "source": "value", "survey": "value", "direction": "value",
@@ -54,6 +56,7 @@ class ReasonItem:
     label: str  # a msgid of console.labels.EVENT_FIELDS (or the field's own name, humanised)
     kind: str  # how to show the value: see FIELD_KINDS, plus "text", "date", "datetime"
     value: Any
+    event_type: str | None = None  # whose words a "value" is shown in (config/events.yaml)
 
 
 @dataclass
@@ -117,15 +120,16 @@ def _event_items(event: Event, trigger: Trigger, customer: Customer) -> list[Rea
     data = dict(event.data or {})
     known = list(EVENT_TYPES.get(event.type, {}))
     order = [k for k in known if k in data] + sorted(k for k in data if k not in known)
+    worded = words_of(event.type)
     items: list[ReasonItem] = []
     for key in order:
         value = data[key]
         if value is None or value == "":
             continue
-        kind = FIELD_KINDS.get(key, "text")
+        kind = FIELD_KINDS.get(key) or ("value" if key in worded else "text")
         if kind in ("quote", "text", "value"):
             value = masked(value, customer)
-        items.append(ReasonItem(key, kind, value))
+        items.append(ReasonItem(key, kind, value, event.type))
     if event.type.startswith("claim."):
         if "product_line" not in data and trigger.policy is not None:
             items.append(ReasonItem("product_line", "product_line", trigger.policy.product_line))

@@ -132,6 +132,23 @@ def words_of(event_type: str, types: Mapping[str, EventTypeSpec] | None = None) 
     return spec.words if spec is not None else {}
 
 
+def value_words(name: str, value: str, event_type: str | None = None) -> Vocabulary | ValueWords | None:
+    """How a coded ``value`` of the data field ``name`` reads, by the types in force: the vocabulary that words
+    it (``tier``, ``product_line``) or its words; None when the file gives none. Without ``event_type`` (a
+    condition on ``event.data.<name>`` names no type) the words of any type that has them, if all agree."""
+    types = current()
+    specs = [types[event_type]] if event_type is not None and event_type in types else (
+        [] if event_type is not None else list(types.values()))
+    found: set[Vocabulary | ValueWords] = set()
+    for spec in specs:
+        words = spec.words.get(name)
+        if isinstance(words, str):
+            found.add(words)
+        elif words is not None and value in words:
+            found.add(words[value])
+    return found.pop() if len(found) == 1 else None
+
+
 class FieldsByType(Mapping[str, dict[str, FieldKind]]):
     """Event type → {data field: kind}, always of the file in force (what journeys may read)."""
 
