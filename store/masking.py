@@ -10,7 +10,10 @@ from typing import Any
 
 
 def mask_phone(phone: str | None) -> str:
-    """``+8613812345678`` → ``138****5678``: the national number, middle four hidden."""
+    """``+8613812345678`` → ``138****5678``: the national number, middle four hidden.
+
+    A shorter number (a landline, an extension, an address typed wrong) hides four digits too, and
+    never shows more than 3 + 4 of them: ``3+4`` of a 7-digit value would be the whole of it."""
     if not phone:
         return ""
     digits = re.sub(r"\D", "", phone)
@@ -18,7 +21,8 @@ def mask_phone(phone: str | None) -> str:
         digits = digits[2:]
     if len(digits) < 7:
         return "*" * len(digits)
-    return f"{digits[:3]}****{digits[-4:]}"
+    head, tail = _shown_ends(len(digits), hidden=4)
+    return f"{digits[:head]}****{digits[len(digits) - tail:]}"
 
 
 def mask_email(email: str | None) -> str:
@@ -31,12 +35,23 @@ def mask_email(email: str | None) -> str:
 
 
 def mask_id_number(id_number: str | None) -> str:
-    """Resident ID: first 3 and last 4 kept (``110***********1234``)."""
+    """Resident ID: first 3 and last 4 kept (``110***********1234``); a shorter number (a passport's)
+    keeps less than half of itself."""
     if not id_number:
         return ""
-    if len(id_number) <= 7:
-        return "*" * len(id_number)
-    return f"{id_number[:3]}{'*' * (len(id_number) - 7)}{id_number[-4:]}"
+    n = len(id_number)
+    if n <= 7:
+        return "*" * n
+    head, tail = _shown_ends(n, hidden=max(4, (n + 1) // 2))
+    return f"{id_number[:head]}{'*' * (n - head - tail)}{id_number[n - tail:]}"
+
+
+def _shown_ends(length: int, hidden: int) -> tuple[int, int]:
+    """How many characters of a value of ``length`` are shown at its start and end: 3 and 4 at most,
+    so that at least ``hidden`` are not."""
+    shown = max(0, min(7, length - hidden))
+    head = 3 if shown == 7 else shown // 2
+    return head, shown - head
 
 
 def mask_name(name: str | None) -> str:
