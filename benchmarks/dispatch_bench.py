@@ -49,13 +49,14 @@ def _prepare(url: str, n: int, *, schema_only: bool = False) -> None:
 
     from store.db import make_engine
     from store.migrate import upgrade
-    from tests.dispatch_support import make_customers, make_touches
+    from tests.dispatch_support import daytime_zone, make_customers, make_touches
 
     upgrade(url)
     if schema_only:
         return
     engine = make_engine(url)
-    ids = make_customers(engine, n)
+    # Dispatched at the wall clock: customers where it is day, so that quiet hours hold none of the sends.
+    ids = make_customers(engine, n, timezone=daytime_zone())
     make_touches(engine, ids, channel="sms")
     with engine.begin() as conn:
         conn.execute(text("UPDATE touch SET template = 'silver_weekly_push', category = 'marketing'"))

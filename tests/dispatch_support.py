@@ -19,11 +19,24 @@ from sqlmodel import Session
 
 from channels.base import ErrorClass, OutboundMessage, RenderedMessage, SendResult
 from engine.sending.claiming import ClaimedTouch
-from store.clock import utcnow
+from store.clock import as_utc, utcnow
 from store.models import Customer, Touch
 
 
-def make_customers(engine: Engine, n: int, *, consent: bool = True, start: int = 0) -> list[int]:
+def daytime_zone(at: datetime | None = None) -> str:
+    """A fixed-offset zone where it is 14:00 at ``at`` (default now), hours from any channel's quiet hours
+    (config/delivery.yaml's lie between 20:00 and 09:00): customers there make a test that dispatches at the
+    wall clock send the same whatever the hour of the day it runs at."""
+    moment = as_utc(at or utcnow())
+    offset = (14 - moment.hour) % 24
+    if offset > 14:  # zones run from UTC-12 to UTC+14
+        offset -= 24
+    # The POSIX sign: Etc/GMT-8 is eight hours ahead of UTC.
+    return "Etc/UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+def make_customers(engine: Engine, n: int, *, consent: bool = True, start: int = 0,
+                   timezone: str = "Asia/Shanghai") -> list[int]:
     now = utcnow()
     rows = [
         {
@@ -40,7 +53,7 @@ def make_customers(engine: Engine, n: int, *, consent: bool = True, start: int =
             "created_at": now,
             "updated_at": now,
             "tier": "silver",
-            "timezone": "Asia/Shanghai",
+            "timezone": timezone,
             "locale": "zh-CN",
             "branch": "sh",
         }

@@ -129,7 +129,7 @@ async def _push_receipts(dispatcher: Any, moment: datetime | None) -> dict[str, 
 def _counts(d: dict[str, Any]) -> DispatchCounts:
     c = DispatchCounts(claimed=d["claimed"], sent=d["sent"], deferred=d["deferred"], fell_back=d["fell_back"],
                        cancelled=d["cancelled"], unanswered=d.get("unanswered", 0), batches=d["batches"],
-                       dropped=d.get("dropped", 0))
+                       dropped=d.get("dropped", 0), held=d.get("held", 0))
     c.failed.update(d["failed"])
     return c
 

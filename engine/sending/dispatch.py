@@ -14,10 +14,11 @@ One batch goes through four steps, each one round trip or one bulk statement:
      an opt-out reply makes for the touches still planned, so both paths agree);
    - the marketing cap: a marketing touch that no longer fits beside those already gone out
      is dropped (``engine.sending.cap_check``);
-   each with its reason on the touch and in an outcome. The rest are rendered and addressed;
+   each with its reason on the touch and in an outcome; a touch claimed late into its channel's quiet
+   hours goes back to planned until their end (``engine.sending.quiet_hold``). The rest are rendered and addressed;
 3. send: per channel, chunks go to the adapter concurrently, each chunk paying the
    channel's rate limiter first;
-4. record: executemany UPDATEs per kind of result (sent, retry, fallback, failed, unknown)
+4. record: executemany UPDATEs per kind of result (sent, retry, fallback, held, failed, unknown)
    and one executemany INSERT of outcomes, in one transaction.
 
 A result of class ``unknown`` (the request went out and no definite answer came back: the
@@ -50,14 +51,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from channels.base import ChannelAdapter, OutboundMessage, RenderedMessage, SendResult
-from channels.routing import (
-    ADDRESS_FIELD,
-    CONSENT_FIELD,
-    can_use,
-    consented,
-    first_usable,
-    reroute_without_consent,
-)
+from channels.routing import ADDRESS_FIELD, CONSENT_FIELD, can_use, consented, first_usable, reroute_without_consent
 from engine.language.durations import parse_duration
 from engine.language.settings_model import DeliveryConfig
 from engine.sending import recording
@@ -66,6 +60,7 @@ from engine.sending.cap_check import CHANNEL_RULE, JOURNEY_RULE, over_cap, over_
 from engine.sending.claiming import ClaimedTouch, claim_due, default_worker_id
 from engine.sending.dispatch_counts import DispatchCounts
 from engine.sending.journey_rules import InForceRules, JourneyRules
+from engine.sending.quiet_hold import HOLD, Held, hold_rows, quiet_hold
 from engine.sending.rate_limit import RateLimiter
 from engine.sending.reconcile import LOOKUP_DELAY, has_lookup, reconcile
 from engine.sending.retry import decide, out_of_quiet_hours
@@ -109,6 +104,7 @@ class _Prepared:
     settled: list[tuple[ClaimedTouch, SendResult]]  # no consent / over the cap / no address / render error
     customers: dict[int, Customer] = field(default_factory=dict)  # where a failed touch may fall back to
     webhook_targets: dict[int, str] = field(default_factory=dict)  # a webhook touch's target
+    held: list[Held] = field(default_factory=list)  # claimed in their channel's quiet hours: not sent
 
 
 def _reason(text_: str | None) -> str | None:
@@ -135,7 +131,7 @@ class Dispatcher:
         marketing_cap_window: timedelta | None = None,
         channel_caps: Mapping[str, tuple[int, timedelta]] | None = None,
         journey_rules: Callable[[], JourneyRules] | None = None,
-        quiet: DeliveryConfig | None = None,  # the quiet hours a retry or a fallback is held out of (None: none)
+        quiet: DeliveryConfig | None = None,  # the quiet hours a send, retry or fallback is held out of (None: none)
     ) -> None:
         self.engine = engine
         self.adapters = adapters
@@ -176,6 +172,8 @@ class Dispatcher:
                 settled = self._unsendable(touch, customers.get(touch.customer_id), prepared.webhook_targets)
                 if settled is not None:
                     prepared.settled.append((touch, settled))
+                elif (held := quiet_hold(touch, customers.get(touch.customer_id), now, self.quiet)) is not None:
+                    prepared.held.append(held)
                 else:
                     sendable.append(touch)
             capped = over_cap(session, sendable, set(prepared.touches), self.marketing_cap, self.marketing_cap_window)
@@ -268,7 +266,7 @@ class Dispatcher:
 
     def _record(self, prepared: _Prepared, results: Sequence[tuple[ClaimedTouch, SendResult]],
                 now: datetime) -> DispatchCounts:
-        counts = DispatchCounts(claimed=len(prepared.touches), batches=1)
+        counts = DispatchCounts(claimed=len(prepared.touches), batches=1, held=len(prepared.held))
         sent: list[dict[str, Any]] = []
         retry: list[dict[str, Any]] = []
         fallback: list[dict[str, Any]] = []
@@ -365,6 +363,7 @@ class Dispatcher:
             planned = {**params, "planned": TouchStatus.PLANNED}
             recording.update_touches(conn, recording.REPLAN, guard, retry, planned)
             recording.update_touches(conn, recording.FALL_BACK, guard, fallback, planned)
+            recording.update_touches(conn, HOLD, guard, hold_rows(prepared.held), planned)
             recording.update_touches(conn, _UNANSWERED, guard, unanswered, params)
             recording.update_touches(conn, recording.FINISH, guard, final, params)
             recording.insert_outcomes(conn, outcomes)

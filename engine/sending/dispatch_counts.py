@@ -20,6 +20,7 @@ class DispatchCounts:
     cancelled: int = 0  # consent withdrawn since planning: a marketing touch, or no other channel left
     dropped: int = 0  # over the marketing cap when it came to be sent
     unanswered: int = 0  # delivery unknown: left for reconciliation to ask the provider
+    held: int = 0  # claimed in its channel's quiet hours: back to planned until their end, not tried
     failed: Counter[str] = field(default_factory=Counter)
     batches: int = 0
     seconds: float = 0.0
@@ -33,6 +34,7 @@ class DispatchCounts:
         self.cancelled += other.cancelled
         self.dropped += other.dropped
         self.unanswered += other.unanswered
+        self.held += other.held
         self.failed.update(other.failed)
         self.batches += other.batches
         self.reconciled.update(other.reconciled)
@@ -48,6 +50,6 @@ class DispatchCounts:
         failed = ", ".join(f"{k}={v}" for k, v in sorted(self.failed.items())) or "0"
         return (
             f"claimed={self.claimed} sent={self.sent} deferred={self.deferred} fell_back={self.fell_back} "
-            f"cancelled={self.cancelled} dropped={self.dropped} unanswered={self.unanswered} failed[{failed}] "
-            f"batches={self.batches}"
+            f"cancelled={self.cancelled} dropped={self.dropped} unanswered={self.unanswered} held={self.held} "
+            f"failed[{failed}] batches={self.batches}"
         )

@@ -40,7 +40,8 @@ def sent_sms(book: Book, day: int) -> str:
         assert isinstance(standin, TwilioStandin)
         adapter = TwilioSmsAdapter(standin.account_sid, standin.auth_token, FROM, api_base=standin.base_url)
         dispatcher = make_dispatcher(get_engine(book.url), {"sms": adapter}, worker_id="w")
-        dispatch_until_idle(dispatcher, utc(2027, 3, day, 23))
+        # 20:00 in Shanghai, the day's touch due: later, in the quiet hours there, dispatch would hold it.
+        dispatch_until_idle(dispatcher, utc(2027, 3, day, 12))
         [body] = [entry.detail["body"] for entry in standin.log.entries]
         return str(body)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,11 @@ from sqlalchemy.engine import Engine
 
 from store.db import make_engine
 from tests.dispatch_support import make_customers, make_touches
+
+# The customers are in Shanghai, where dispatch holds a touch claimed in quiet hours (21:00-08:00): the
+# flows dispatch at noon there, not at the wall clock, so that no hour of the day changes what they send.
+NOON = datetime(2027, 3, 1, 4, 0, tzinfo=UTC)
+DUE = NOON - timedelta(minutes=1)
 
 
 @pytest.fixture(scope="module")
@@ -59,18 +65,19 @@ def test_dispatch_flow_sends_in_batch_tasks_and_reports_counts(
 
     engine = make_engine(db_url)
     ids = make_customers(engine, 1500)
-    make_touches(engine, ids[:1400], channel="sms")
-    make_touches(engine, ids[1400:], channel="wechat", fallback=["sms"])
+    make_touches(engine, ids[:1400], channel="sms", due=DUE)
+    make_touches(engine, ids[1400:], channel="wechat", fallback=["sms"], due=DUE)
     _weekly_push(engine)
     with engine.begin() as conn:
         # Ten customers have withdrawn consent on every channel since planning.
         conn.execute(text("UPDATE customer SET consent_sms = false, consent_wechat = false WHERE id <= :n"),
                      {"n": ids[9]})
 
-    result = asyncio.run(dispatch_flow(batch_size=500, lanes=2, worker_id="flow-w", outbox_dir=str(tmp_path)))
+    result = asyncio.run(dispatch_flow(batch_size=500, lanes=2, worker_id="flow-w", now=NOON.isoformat(),
+                                       outbox_dir=str(tmp_path)))
 
     assert result["claimed"] == 1500 and result["sent"] == 1490 and result["cancelled"] == 10
-    assert result["batches"] == 3 and result["failed"] == {}
+    assert result["batches"] == 3 and result["failed"] == {} and result["held"] == 0
     lines = [json.loads(x) for x in (tmp_path / "sms.jsonl").read_text().splitlines()]
     lines += [json.loads(x) for x in (tmp_path / "wechat.jsonl").read_text().splitlines()]
     assert len(lines) == 1490
@@ -100,13 +107,13 @@ def test_dispatch_flow_stops_after_max_batches_whatever_the_lanes(
     from engine.runtime.flows import dispatch_flow
 
     engine = make_engine(db_url)
-    make_touches(engine, make_customers(engine, 700), channel="sms")
+    make_touches(engine, make_customers(engine, 700), channel="sms", due=DUE)
     _weekly_push(engine)
     for lanes, expected in ((2, 300), (1, 200), (4, 200)):
         # 3 batches of 100 with two lanes (the budget is shared, not per lane), then 2 more each time.
         budget = 3 if lanes == 2 else 2
         result = asyncio.run(dispatch_flow(batch_size=100, lanes=lanes, max_batches=budget, worker_id=f"w{lanes}",
-                                           outbox_dir=str(tmp_path)))
+                                           now=NOON.isoformat(), outbox_dir=str(tmp_path)))
         assert (result["batches"], result["claimed"], result["sent"]) == (budget, expected, expected)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM touch WHERE status = 'planned'")).scalar() == 0

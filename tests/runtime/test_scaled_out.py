@@ -14,7 +14,7 @@ from sqlalchemy import text
 from store.db import make_engine
 from store.migrate import upgrade
 from tests.conftest import Spawned
-from tests.dispatch_support import make_customers, make_touches
+from tests.dispatch_support import daytime_zone, make_customers, make_touches
 from tests.runtime.prefect_support import api, deploy, deployment_ids, prefect_server, start_workers, stop, wait_runs
 
 pytestmark = pytest.mark.postgres
@@ -27,7 +27,8 @@ def test_two_workers_on_a_process_pool_send_every_touch_once(
     base, env = prefect_server
     upgrade(pg_url)
     engine = make_engine(pg_url)
-    ids = make_customers(engine, 4000)
+    # The workers dispatch at the wall clock: the customers are where it is day (quiet hours hold no send).
+    ids = make_customers(engine, 4000, timezone=daytime_zone())
     make_touches(engine, ids)
     with engine.begin() as conn:
         conn.execute(text("UPDATE touch SET template = 'silver_weekly_push'"))

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from store.db import make_engine
 from tests.conftest import Spawned
-from tests.dispatch_support import make_customers, make_touches
+from tests.dispatch_support import daytime_zone, make_customers, make_touches
 
 JOURNEYS = str(Path(sys.executable).parent / "journeys")
 
@@ -122,7 +122,8 @@ def test_service_dispatches_stops_cleanly_on_sigterm_and_carries_on_after_restar
     db_url: str, tmp_path: Path, spawn: Spawned
 ) -> None:
     engine = make_engine(db_url)
-    ids = make_customers(engine, 700)
+    # The service dispatches at the wall clock: its customers are where it is day (quiet hours hold no send).
+    ids = make_customers(engine, 700, timezone=daytime_zone())
     _add_touches(engine, ids[:500])
     env = _env(db_url, tmp_path)
 

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from engine.sending.claiming import claim_due
 from engine.sending.reconcile import reconcile
 from store.db import make_engine
-from tests.dispatch_support import HttpAdapter, RecordingProvider, make_customers, make_touches
+from tests.dispatch_support import HttpAdapter, RecordingProvider, daytime_zone, make_customers, make_touches
 
 ROOT = Path(__file__).resolve().parents[2]
 JOURNEYS = str(Path(sys.executable).parent / "journeys")
@@ -73,7 +73,8 @@ def test_kill_9_mid_send_then_restart_sends_every_touch_exactly_once(
     db_url: str, twilio_process: str, tmp_path: Path
 ) -> None:
     engine = make_engine(db_url)
-    ids = make_customers(engine, N)
+    # The dispatcher runs at the wall clock: its customers are where it is day (quiet hours hold no send).
+    ids = make_customers(engine, N, timezone=daytime_zone())
     with engine.begin() as conn:
         conn.execute(text("UPDATE customer SET wechat_openid = NULL, email = NULL"))
     make_touches(engine, ids, channel="sms")

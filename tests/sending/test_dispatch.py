@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text, update
@@ -343,10 +343,14 @@ def test_the_templates_in_force_are_found_when_the_dispatcher_is_made(db_url: st
 
     monkeypatch.setattr(template_review, "in_force_folder", counted)
     engine = make_engine(db_url)
-    make_touches(engine, make_customers(engine, 1))
+    # Sent at noon in Shanghai: at the wall clock, in the quiet hours there the touch would be held, not rendered.
+    noon = datetime(2027, 3, 1, 4, 0, tzinfo=UTC)
+    make_touches(engine, make_customers(engine, 1), due=noon - timedelta(minutes=1))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE touch SET template = 'silver_weekly_push'"))  # a shipped template: it renders
     with RecordingProvider().running() as provider:
         dispatcher = make_dispatcher(engine, {"sms": HttpAdapter("sms", provider.port)})
         assert looked == ["folder"]
-        counts = asyncio.run(_run(dispatcher))
-    assert counts.claimed == 1 and looked == ["folder"]  # the batch rendered with the folder found then
+        counts = asyncio.run(_run(dispatcher, now=noon))
+    assert counts.sent == 1 and looked == ["folder"]  # the batch rendered with the folder found then
     engine.dispose()
