@@ -7,7 +7,7 @@ as a small one (``benchmarks/inbox_bench.py``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -114,6 +114,7 @@ class Inbox:
     filters: InboxFilter = InboxFilter()
     queues: list[str] = field(default_factory=list)  # the queues the user works (for the filter)
     mine_at_risk: int = 0  # own tasks past their SLA warning time, not yet overdue
+    unknown_queue: str | None = None  # the filter's queue as asked for, when no desk declares it (then not applied)
 
     @property
     def has_next(self) -> bool:
@@ -234,7 +235,11 @@ def inbox(user: CurrentUser, *, page: int = 0, page_size: int = 25, now: datetim
     page = max(0, page)
     filters = filters or InboxFilter()
     desk = queues.current()
+    unknown: str | None = None
     with session_scope(db_url) as session:
+        if filters.queue is not None and _no_such_queue(session, filters.queue, desk.declared):
+            # A mistyped or stale link would narrow to nothing: say so, and show the whole inbox.
+            unknown, filters = filters.queue, replace(filters, queue=None)
         scope = scope_for(session, user, desk)
         narrow = _filter_conditions(session, filters, now)
         mine_where: list[ColumnElement[bool]] = [col(AgentTask.assignee_id) == user.id,
@@ -249,7 +254,14 @@ def inbox(user: CurrentUser, *, page: int = 0, page_size: int = 25, now: datetim
     worked = [SUPERVISOR_QUEUE] if user.role == "supervisor" else [q for q in desk.declared
                                                                     if q != SUPERVISOR_QUEUE and scope.queue_visible(q)]
     return Inbox(mine, claimable, mine_count, claimable_count, mine_overdue, page, page_size, filters=filters,
-                 queues=worked, mine_at_risk=mine_at_risk)
+                 queues=worked, mine_at_risk=mine_at_risk, unknown_queue=unknown)
+
+
+def _no_such_queue(session: Session, queue: str, declared: list[str]) -> bool:
+    """No desk declares ``queue`` and no task is in it (without config/queues.yaml any name is a queue)."""
+    if queue in declared or queue == SUPERVISOR_QUEUE:
+        return False
+    return session.exec(select(AgentTask.id).where(AgentTask.queue == queue).limit(1)).first() is None
 
 
 def next_task_id(user: CurrentUser, *, db_url: str | None = None) -> int | None:

@@ -118,6 +118,29 @@ def test_inbox_page_filters_and_keeps_them_across_pages(client: TestClient, seed
     assert client.get("/inbox", params={"customer": "x" * 65}).status_code == 422
 
 
+def test_a_queue_no_desk_has_is_said_and_the_whole_inbox_shown(client: TestClient, seed: Seed, db_url: str,
+                                                               desk: dict[str, int]) -> None:
+    """A mistyped or stale link (?queue=gold_calback) used to show two empty lists and no word why."""
+    gina = user(db_url, "gina")
+    every = tasks.inbox(gina, db_url=db_url)
+    typo = tasks.inbox(gina, filters=tasks.InboxFilter(queue="gold_calback"), db_url=db_url)
+    assert typo.unknown_queue == "gold_calback" and not typo.filters.active
+    assert [r.id for r in typo.claimable] == [r.id for r in every.claimable] != []
+    login(client, "gina")
+    page = client.get("/inbox", params={"queue": "<gold_calback>"}).text
+    assert 'data-testid="unknown-queue"' in page and "“&lt;gold_calback&gt;”; showing all your queues" in page
+    assert f'href="/tasks/{desk["gold0"]}"' in page
+    # A queue no file declares that tasks are in (without config/queues.yaml any name is one) still narrows.
+    with session_scope(db_url) as s:
+        odd = add_task(s, "odd-0", seed.customers["C1"], now=seed.now, due_in=timedelta(hours=3), queue="pop_up")
+    narrowed = tasks.inbox(user(db_url, "ann"), filters=tasks.InboxFilter(queue="pop_up"), db_url=db_url)
+    assert narrowed.unknown_queue is None and narrowed.filters.queue == "pop_up"
+    assert all(r.queue == "pop_up" for r in narrowed.claimable + narrowed.mine)
+    assert odd not in [r.id for r in typo.claimable]
+    login(client, "bob")  # zh-CN
+    assert "没有名为“gold_calback”的队列" in client.get("/inbox", params={"queue": "gold_calback"}).text
+
+
 def test_outcomes_are_the_queues_and_only_after_the_claim(client: TestClient, seed: Seed, db_url: str,
                                                           desk: dict[str, int]) -> None:
     carl = user(db_url, "carl")
