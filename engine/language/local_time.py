@@ -4,7 +4,8 @@ Local times are computed naively and then placed in the zone (``place``): a wall
 not exist (the spring-forward gap) is read with the offset in force before the change, one that
 happens twice (fall back) is the first (``fold=0``). The planner puts every touch it plans out of
 quiet hours; dispatch does the same for a retry or a fallback to another channel, whose moment
-comes later than the planner's.
+comes later than the planner's, and holds a touch it claims late into them
+(``engine.sending.quiet_hold``).
 """
 
 from __future__ import annotations
