@@ -203,6 +203,10 @@ def _parse_wechat_xml(body: bytes) -> dict[str, str]:
         raise BadRequest(f"body is not XML: {exc}") from None
     except LookupError:  # an XML declaration naming an encoding Python does not know
         raise BadRequest("body is not XML: unknown encoding") from None
+    except ValueError:
+        # Expat reads no multi-byte encoding but UTF-8 and UTF-16 (a declared gbk, big5, shift_jis): WeChat sends
+        # UTF-8, and before safe mode checks msg_signature the outer body is read unsigned: this was a 500.
+        raise BadRequest("body is not XML: multi-byte encodings other than UTF-8 and UTF-16 are not read") from None
     if root.tag != "xml":
         raise BadRequest(f"expected an <xml> message, got <{root.tag}>")
     return {child.tag: (child.text or "").strip() for child in root}

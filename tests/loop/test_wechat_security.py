@@ -277,6 +277,19 @@ def test_an_encoding_python_does_not_know_is_400_not_500(db_url: str) -> None:
     assert handle_wechat("POST", signed_url(), body, db_url=db_url)[0] == 400
 
 
+@pytest.mark.parametrize("encoding", ["gbk", "gb18030", "big5", "shift_jis"])
+def test_a_multibyte_encoding_expat_cannot_read_is_400_signed_or_not(db_url: str, encoding: str) -> None:
+    """Expat refuses every multi-byte encoding but UTF-8/16 with a ValueError: a declared gbk was a 500,
+    in safe mode before any signature was checked (the outer body is read for its <Encrypt>)."""
+    customer = make_customer(db_url)
+    xml = (f'<?xml version="1.0" encoding="{encoding}"?><xml><ToUserName>gh_test</ToUserName>'
+           f'<FromUserName>{OPENID}</FromUserName><CreateTime>1764000000</CreateTime>'
+           '<MsgType>text</MsgType><Content>TD</Content><MsgId>24681</MsgId></xml>').encode(encoding)
+    assert handle_wechat("POST", signed_url(), xml, db_url=db_url)[0] == 400
+    assert safe(safe_url("not-signed-by-us"), xml, db_url)[0] == 400
+    assert consent_wechat(db_url, customer) is True and outcomes(db_url) == []
+
+
 @pytest.mark.parametrize("field", ["MsgId", "FromUserName"])
 @pytest.mark.parametrize("value", ["1" * 20_000, "123\nFAKE LOG LINE", "o\tx", "o x", "ｏ１"])
 def test_a_wechat_id_that_is_no_provider_id_is_refused_unused(db_url: str, field: str, value: str) -> None:
