@@ -4,7 +4,8 @@ A receipt moves a touch forward only (sent → delivered | failed; a late 'sent'
 'delivered'), and the final receipt that settles it is one ``Outcome`` keyed
 ``<provider>:<id>:<status>``: a repeated callback changes nothing, and a final receipt for a touch
 already settled (a 'failed' after 'delivered', a 'read' after it) is answered ``unchanged`` and
-leaves no outcome, so a touch is counted once, as its first final receipt said. A permanent
+leaves no outcome, so a touch is counted once, as its first final receipt said; a message's receipt after
+its own final one moved the touch to another channel changes nothing either. A permanent
 delivery failure moves the touch to the next consented, reachable channel of its fallback list
 (due now), the choice dispatch makes for a permanent send error (``channels.routing.first_usable``).
 A final receipt that settles the touch is also a ``message.delivered`` or ``message.failed`` event
@@ -49,7 +50,8 @@ class ReceiptResult:
     events: list[StoredEvent] = field(default_factory=list)  # to act on once the transaction commits
 
 
-def _find_touch(session: Session, message_id: str, touch_key: str | None) -> Touch | None:
+def _find_touch(session: Session, message_id: str, touch_key: str | None) -> tuple[Touch | None, bool]:
+    """The receipt's touch, and whether it was found by ``touch_key`` rather than by the message id."""
     touch = session.exec(select(Touch).where(Touch.provider_message_id == message_id)).first()
     if touch is None and touch_key:
         # The receipt can beat dispatch's write of the provider id; the key comes from the
@@ -60,7 +62,15 @@ def _find_touch(session: Session, message_id: str, touch_key: str | None) -> Tou
                 or_(col(Touch.provider_message_id).is_(None), col(Touch.provider_message_id) == message_id),
             )
         ).first()
-    return touch
+        return touch, touch is not None
+    return touch, False
+
+
+def _message_settled(session: Session, provider: str, message_id: str) -> bool:
+    """Whether a final receipt of this message is recorded (its outcome, keyed ``<provider>:<id>:<status>``)."""
+    prefix = f"{provider}:{message_id}:"
+    found = session.exec(select(Outcome.id).where(col(Outcome.dedup_key).startswith(prefix, autoescape=True)))
+    return found.first() is not None
 
 
 def _not_applied(session: Session, touch: Touch, outcome: dict[str, Any] | None,
@@ -91,7 +101,7 @@ def apply_receipt(
 ) -> ReceiptResult:
     """Record one delivery receipt: outcome once per (message, status), touch status forward only."""
     now = at or utcnow()
-    touch = _find_touch(session, message_id, touch_key)
+    touch, by_key = _find_touch(session, message_id, touch_key)
     if touch is None or touch.id is None:
         return ReceiptResult("unknown_message")
     if new_status is None:
@@ -104,6 +114,11 @@ def apply_receipt(
         if new_status == TouchStatus.FAILED:
             detail.update({"error_code": error_code, "reason": error_reason, "error_class": error_class})
         outcome = touch_outcome(touch, new_status, f"{provider}:{message_id}:{provider_status}", detail, now)
+    if by_key and _message_settled(session, provider, message_id):
+        # Found by its key with no provider id, the touch is on a later attempt: this message's own final
+        # receipt failed it over to its next channel. A late 'sent' or 'delivered' of the message applied
+        # to it marked the fallback sent or delivered, which then never went out, on the wrong channel.
+        return _not_applied(session, touch, outcome, provider_status)
 
     guard = (
         col(Touch.id) == touch.id,
