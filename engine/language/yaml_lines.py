@@ -40,13 +40,40 @@ FORBIDDEN_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u
 
 
 class _CoreLoader(yaml.SafeLoader):
-    """PyYAML's safe loader without the implicit timestamp: a date-like scalar stays text."""
+    """PyYAML's safe loader reading plain scalars as YAML 1.2's core schema does, not as YAML 1.1.
+
+    YAML 1.1 made ``on_event: yes`` and ``value: on`` switches, ``until: 10:00`` the number 600 (base
+    60) and ``value: 010`` the number 8 (octal): a step id, a reply text or a time of day became
+    something the author never wrote, refused with "got True" or compared as true in a condition. A
+    date-like scalar stays text (no implicit timestamp). Explicit tags (``!!bool yes``) are as YAML 1.1.
+    """
 
 
+_CORE_RESOLVED = {_CORE + kind for kind in ("bool", "int", "float", "timestamp")}
 _CoreLoader.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers if tag != _CORE + "timestamp"]
+    first: [(tag, pattern) for tag, pattern in resolvers if tag not in _CORE_RESOLVED]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+# The core schema's forms (YAML 1.2.2, 10.3.2); integers before floats, as ``10`` matches both.
+_DECIMAL = re.compile(r"[-+]?[0-9]+")
+for _tag, _pattern, _firsts in (
+    ("bool", r"true|True|TRUE|false|False|FALSE", "tTfF"),
+    ("int", r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+", "-+0123456789"),
+    ("float", r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)",
+     "-+.0123456789"),
+):
+    _CoreLoader.add_implicit_resolver(_CORE + _tag, re.compile(f"^(?:{_pattern})$"), list(_firsts))
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    # PyYAML reads a leading 0 as octal (``010`` is 8); the core schema reads digits as decimal.
+    text = loader.construct_scalar(node)
+    if isinstance(text, str) and _DECIMAL.fullmatch(text):
+        return int(text, 10)
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+_CoreLoader.add_constructor(_CORE + "int", _construct_int)
 
 
 @dataclass(frozen=True)
