@@ -21,6 +21,7 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 
 from engine.loop.sqlfn import seconds_between
 from engine.loop.tables import customer_t, event_t, task_t, tier_change_t
+from store.clock import to_local
 
 GROUPINGS = ("tier", "journey", "channel", "branch")
 
@@ -44,16 +45,19 @@ class Period:
     end: datetime
     now: datetime
     dialect: str
+    # The zone whose calendar the policies' dates are in (the programme's): a period of local days starts
+    # at a local midnight, which is the day before in UTC for a zone east of it.
+    zone: str = "UTC"
     # The tiers at the start, worked out once for a whole report (``tiers_once``); else per statement.
     tier_table: sa.FromClause | None = None
 
     @property
     def start_day(self) -> date:
-        return self.start.date()
+        return to_local(self.start, self.zone).date()
 
     @property
     def end_day(self) -> date:
-        return self.end.date()
+        return to_local(self.end, self.zone).date()
 
     def at(self, moment: datetime) -> ColumnElement[datetime]:
         # Typed literal, so SQLite gets the same text format as the stored columns.

@@ -49,7 +49,8 @@ Surveys (answered in the period)
   NPS   (promoters 9–10 − detractors 0–6) / answers × 100
   CSAT  share of answers ≥ 4 on the 1–5 scale
 
-Customers
+Customers (policy dates are days of the programme's calendar: the start date is the day of ``start``
+in its time zone, as the console's periods of local days count it, not the UTC day before)
   in force at start  customers with a policy whose term covers the start date
                     (``start_date ≤ start ≤ expiry_date``), whatever its status now.
   churn rate        of those, the share who now have no policy that is ``active`` or
@@ -207,6 +208,13 @@ def _collect(
     }
 
 
+def _programme_zone(engine: sa.Engine) -> str:
+    # Policy dates are days of the programme's calendar, the days a period's local midnights bound.
+    from engine.language.settings_review import programme_zone
+
+    return programme_zone(engine)
+
+
 def compute_metrics(
     start: datetime,
     end: datetime,
@@ -215,12 +223,14 @@ def compute_metrics(
     now: datetime | None = None,
     url: str | None = None,
     progress: StepHook = _no_progress,
+    zone: str | None = None,
 ) -> MetricsReport:
     """Every §8 figure for ``[start, end)``: the total, and per group when ``by`` is given.
 
     ``now`` is the moment open tasks are judged against their due time (default: the
     real now); tests and back-dated reports pass it explicitly. ``progress`` is told each
-    step's name as it starts (``metric_steps(by)`` of them).
+    step's name as it starts (``metric_steps(by)`` of them). ``zone``: the calendar policy dates
+    are read in (default: the programme's time zone in force).
     """
     if by is not None and by not in GROUPINGS:
         raise ValueError(f"unknown grouping {by!r}: choose one of {', '.join(GROUPINGS)}")
@@ -228,8 +238,10 @@ def compute_metrics(
     if end <= start:
         raise ValueError("the period must end after it starts")
     engine = get_engine(url)
+    zone = zone or _programme_zone(engine)
     with engine.connect() as conn:
-        ctx = Period(start=start, end=end, now=as_utc(now) if now else utcnow(), dialect=conn.dialect.name)
+        ctx = Period(start=start, end=end, now=as_utc(now) if now else utcnow(), dialect=conn.dialect.name,
+                     zone=zone)
         if by == "tier":
             progress("tiers at the start")
             with tiers_once(conn, ctx) as tiered:
@@ -246,8 +258,9 @@ def compute_metrics(
 def churn_by_tier(start: datetime, end: datetime, url: str | None = None) -> dict[str, dict[str, Any]]:
     """In force at ``start``, churned and churn rate per tier (tier at ``start``): used by the tier review."""
     engine = get_engine(url)
+    zone = _programme_zone(engine)
     with engine.connect() as conn:
-        ctx = Period(start=as_utc(start), end=as_utc(end), now=as_utc(end), dialect=conn.dialect.name)
+        ctx = Period(start=as_utc(start), end=as_utc(end), now=as_utc(end), dialect=conn.dialect.name, zone=zone)
         found = customer_figures(conn, ctx, "tier")
         return {
             str(g): {k: v[k] for k in ("in_force_at_start", "churned", "churn_rate")}
