@@ -52,10 +52,23 @@ def normalise_reply(text: str) -> str:
     return _TRAILING_PUNCT.sub("", folded).casefold()
 
 
+# Unicode categories a keyword reply may carry around or inside the word without being another reply:
+# punctuation and brackets (【退订】, “TD”, -TD-), symbols and emoji (退订🙏), spaces anywhere (T D, 退 订),
+# controls and invisible format characters (a zero-width space pasted before TD), and combining marks
+# (an emoji's variation selector). Letters and digits are the word.
+_NOT_THE_WORD = ("P", "S", "Z", "C", "Mn")
+
+
+def _keyword_form(text: str) -> str:
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(ch for ch in folded if not unicodedata.category(ch).startswith(_NOT_THE_WORD))
+
+
 def is_opt_out(text: str, keywords: Iterable[str] = DEFAULT_OPT_OUT_KEYWORDS) -> bool:
-    """Whether the whole reply is one of the opt-out keywords (a keyword inside a sentence is not)."""
-    reply = normalise_reply(text)
-    return bool(reply) and reply in {normalise_reply(k) for k in keywords}
+    """Whether the reply's letters and digits are one of the opt-out keywords', whatever spaces, punctuation,
+    symbols, width or case surround or split them (a keyword inside a sentence is not: "TD please")."""
+    reply = _keyword_form(text)
+    return bool(reply) and reply in {_keyword_form(k) for k in keywords}
 
 
 # --- store primitives -----------------------------------------------------------------------------

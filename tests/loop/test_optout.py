@@ -47,12 +47,15 @@ async def sms_in(client: httpx.AsyncClient, body: str, sid: str, sender: str = P
                                                                "MessageSid": sid, "AccountSid": "ACtest"})
 
 
-@pytest.mark.parametrize("text", ["TD", " td ", "退订", "STOP", "Unsubscribe", "ＴＤ", "退订。", "stop!"])
+@pytest.mark.parametrize("text", ["TD", " td ", "退订", "STOP", "Unsubscribe", "ＴＤ", "退订。", "stop!",
+                                  # Spaced, bracketed, quoted, with an emoji or an invisible character pasted in:
+                                  "T D", "退 订", "Ｔ\u3000Ｄ", "【退订】", "“TD”", "«STOP»", "-TD-", "退订🙏",
+                                  "\u200bTD", "TD\u200d", "(unsubscribe)", "#退订#"])
 def test_opt_out_keywords(text: str) -> None:
     assert is_opt_out(text, ["TD", "退订", "STOP", "unsubscribe"])
 
 
-@pytest.mark.parametrize("text", ["TD please", "不要退订", "STOPPED", "", "  "])
+@pytest.mark.parametrize("text", ["TD please", "不要退订", "STOPPED", "", "  ", "TD TD", "不要 退订", "🙏", "TD1"])
 def test_not_opt_out(text: str) -> None:
     assert not is_opt_out(text, ["TD", "退订", "STOP", "unsubscribe"])
 
@@ -104,6 +107,22 @@ async def test_wechat_opt_out_is_for_wechat_only(db_url: str, client: httpx.Asyn
     assert (row.consent_wechat, row.consent_wechat_source, row.consent_sms) == (False, "reply:wechat", True)
     assert touch_row(db_url, wx_touch).status == TouchStatus.CANCELLED
     assert touch_row(db_url, sms_touch).status == TouchStatus.PLANNED
+
+
+@pytest.mark.parametrize("text", ["T D", "【退订】", "\u200b退订"])
+async def test_a_keyword_spaced_or_bracketed_opts_out_through_both_webhooks(
+        db_url: str, client: httpx.AsyncClient, text: str) -> None:
+    """Only a keyword with nothing but trailing punctuation after it was one: a customer's "T D", "【退订】" or
+    a zero-width space pasted before 退订 was kept as a reply, and the customer went on receiving."""
+    customer = make_customer(db_url)
+    assert (await sms_in(client, text, "SMspaced1")).status_code == 200
+    body = wechat_xml(FromUserName=OPENID, CreateTime="1764000000", MsgType="text", Content=text,
+                      MsgId="6100000000000000009")
+    assert (await client.post(f"/hooks/wechat?{wechat_query()}", content=body)).text == "success"
+    row = customer_row(db_url, customer)
+    assert (row.consent_sms, row.consent_wechat) == (False, False)
+    assert sorted(o.channel for o in outcomes(db_url, "opted_out")) == ["sms", "wechat"]
+    assert outcomes(db_url, "replied") == []
 
 
 async def test_unfollowing_the_official_account_ends_wechat_consent(db_url: str, client: httpx.AsyncClient) -> None:
