@@ -125,7 +125,7 @@ def import_file(
     skipped = f"skipped {len(report.skipped)}, " if report.skipped else ""
     summary = (
         f"{shown}: {report.rows} rows; imported {report.inserted} new, updated {report.updated}, "
-        f"{skipped}rejected {len(report.rejected)}"
+        f"unchanged {report.unchanged}, {skipped}rejected {len(report.rejected)}"
     )
     if report.rejects_path is not None:
         summary += f" (rejected rows in {report.rejects_path})"

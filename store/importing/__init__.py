@@ -83,13 +83,14 @@ class ImportReport:
     rows: int = 0
     inserted: int = 0
     updated: int = 0
+    unchanged: int = 0  # stored rows the file repeats as they are (not written)
     rejected: list[Rejected] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     rejects_path: Path | None = None
 
     @property
     def imported(self) -> int:
-        return self.inserted + self.updated
+        return self.inserted + self.updated + self.unchanged
 
     @property
     def exit_code(self) -> int:
@@ -198,9 +199,10 @@ def _flush(
 ) -> RejectsWriter | None:
     on_reject, on_skip = notify
     with engine.begin() as conn:
-        inserted, updated = job.run(conn, [row for row in chunk if row.skipped is None])
+        inserted, updated, unchanged = job.run(conn, [row for row in chunk if row.skipped is None])
     report.inserted += inserted
     report.updated += updated
+    report.unchanged += unchanged
     for row in chunk:
         if row.skipped is not None:
             skipped = Skipped(row.line, row.skipped)

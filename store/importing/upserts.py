@@ -13,13 +13,14 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from store.bulk_writer import CLAIM, CUSTOMER, POLICY, TIER_CHANGE, table
-from store.crypto import FieldCipher
+from store.crypto import FieldCipher, blob_key_id
 from store.importing import fields as f
 from store.importing.fields import FieldError
 from store.importing.reading import ATTRIBUTE_PREFIX, CONSENT_CHANNELS
@@ -48,6 +49,30 @@ def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], upda
         index_elements=[table.c.external_id], set_={c: stmt.excluded[c] for c in update}
     )
     conn.execute(stmt, list(rows))
+
+
+# Written whenever a row is, so not a change of its own.
+_NOT_COMPARED = frozenset({"updated_at"})
+
+
+def _changed(rows: list[dict[str, Any]], update: Sequence[str], existing: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows to write: new ones, and stored ones the file changes in a column it writes. A nightly
+    file that repeats the book is then reported as unchanged and costs no write (a value read back
+    as another type than the file's counts as a change: the safe side, it is written again)."""
+    compared = [c for c in update if c not in _NOT_COMPARED]
+
+    def differs(row: dict[str, Any]) -> bool:
+        old = existing.get(row["external_id"])
+        return old is None or any(row[c] != old._mapping[c] for c in compared)
+
+    return [row for row in rows if differs(row)]
+
+
+def _counts(rows: Sequence[dict[str, Any]], written: Sequence[dict[str, Any]],
+            existing: Mapping[str, Any]) -> tuple[int, int, int]:
+    """(inserted, updated, unchanged) of a chunk's ``rows``, of which ``written`` were written."""
+    inserted = sum(1 for r in rows if r["external_id"] not in existing)
+    return inserted, len(written) - inserted, len(rows) - len(written)
 
 
 def _ids(conn: Connection, table: Table, external_ids: set[str], *columns: str) -> dict[str, Any]:
@@ -108,8 +133,8 @@ class Job:
         self.seen: dict[str, int] = {}  # external id → line that imported it
         self.attribute_columns = [c for c in header if c.startswith(ATTRIBUTE_PREFIX)]
 
-    # Each kind: parse cells, resolve references, upsert. Returns (inserted, updated).
-    def run(self, conn: Connection, chunk: list[Row]) -> tuple[int, int]:
+    # Each kind: parse cells, resolve references, upsert. Returns (inserted, updated, unchanged).
+    def run(self, conn: Connection, chunk: list[Row]) -> tuple[int, int, int]:
         for row in chunk:
             if not row.errors:
                 self._parse(row)
@@ -204,11 +229,10 @@ class Job:
                           lambda _row, ref, customer: None if customer else f"unknown customer external id {ref!r}")
         return found
 
-    def _policies(self, conn: Connection, chunk: list[Row]) -> tuple[int, int]:
+    def _policies(self, conn: Connection, chunk: list[Row]) -> tuple[int, int, int]:
         good = [r for r in chunk if not r.errors]
         customers = self._resolve_customers(conn, good)
         good = [r for r in good if not r.errors and self._first_time(r)]
-        existing = _ids(conn, POLICY, {r.values["external_id"] for r in good})
         rows = []
         for row in good:
             v = row.values
@@ -222,11 +246,12 @@ class Job:
         # An optional column the file does not have leaves the stored value alone: a nightly file
         # without due dates must not undo what the API set.
         update = [c for c in update if c not in POLICY_OPTIONAL or c in self.present]
-        _upsert(conn, POLICY, rows, update)
-        updated = sum(1 for r in rows if r["external_id"] in existing)
-        return len(rows) - updated, updated
+        existing = _ids(conn, POLICY, {r["external_id"] for r in rows}, *update)
+        written = _changed(rows, update, existing)
+        _upsert(conn, POLICY, written, update)
+        return _counts(rows, written, existing)
 
-    def _claims(self, conn: Connection, chunk: list[Row]) -> tuple[int, int]:
+    def _claims(self, conn: Connection, chunk: list[Row]) -> tuple[int, int, int]:
         good = [r for r in chunk if not r.errors]
         customers = self._resolve_customers(conn, good)
         good = [r for r in good if not r.errors]
@@ -242,7 +267,6 @@ class Job:
 
         _check_references(good, "policy_external_id", policies, policy_problem)
         good = [r for r in good if not r.errors and self._first_time(r)]
-        existing = _ids(conn, CLAIM, {r.values["external_id"] for r in good})
         rows = []
         for row in good:
             v = row.values
@@ -258,9 +282,10 @@ class Job:
         for column, stored in (("policy_external_id", "policy_id"), ("product_line", "product_line")):
             if column not in self.present and stored in update:
                 update.remove(stored)
-        _upsert(conn, CLAIM, rows, update)
-        updated = sum(1 for r in rows if r["external_id"] in existing)
-        return len(rows) - updated, updated
+        existing = _ids(conn, CLAIM, {r["external_id"] for r in rows}, *update)
+        written = _changed(rows, update, existing)
+        _upsert(conn, CLAIM, written, update)
+        return _counts(rows, written, existing)
 
     def _resolve_advisors(self, conn: Connection, good: list[Row]) -> dict[str, int]:
         """username → user id of each ``advisor`` the rows name; a row naming a user who cannot be a
@@ -285,15 +310,13 @@ class Job:
         _check_references(good, "advisor", users, problem)
         return {name: user.id for name, user in users.items()}
 
-    def _customers(self, conn: Connection, chunk: list[Row]) -> tuple[int, int]:
+    def _customers(self, conn: Connection, chunk: list[Row]) -> tuple[int, int, int]:
         good = [r for r in chunk if not r.errors]
         advisors = self._resolve_advisors(conn, good) if "advisor" in self.present else {}
         good = [r for r in good if not r.errors and self._first_time(r)]
-        existing = _ids(
-            conn, CUSTOMER, {r.values["external_id"] for r in good},
-            "tier", "tier_score", "tier_updated_at", "attributes",
-            *(f"consent_{c}{s}" for c in CONSENT_CHANNELS for s in ("", "_source", "_at")),
-        )
+        # Every column: what the file would write is compared with what is stored (``_changed``).
+        existing = _ids(conn, CUSTOMER, {r.values["external_id"] for r in good},
+                        *(c.name for c in CUSTOMER.columns if c.name not in ("id", "external_id")))
         present, now = self.present, self.now
         attr_columns = self.attribute_columns
         rows: list[dict[str, Any]] = []
@@ -326,7 +349,7 @@ class Job:
                 cols += ["birthday", "birth_md"]
             if "id_number" in present:
                 assert self.cipher is not None  # checked with the header
-                out["id_number_enc"] = self.cipher.encrypt(v["id_number"]) if v["id_number"] else None
+                out["id_number_enc"] = self._id_number(v["id_number"], old.id_number_enc if old is not None else None)
                 cols.append("id_number_enc")
             for channel in CONSENT_CHANNELS:
                 name = f"consent_{channel}"
@@ -367,7 +390,8 @@ class Job:
                 cols += ["tier", "tier_updated_at"]
             rows.append(out)
             update = cols
-        _upsert(conn, CUSTOMER, rows, update)
+        written = _changed(rows, update, existing)
+        _upsert(conn, CUSTOMER, written, update)
         if tier_moves:
             ids = _ids(conn, CUSTOMER, {m[0] for m in tier_moves})
             conn.execute(
@@ -378,8 +402,21 @@ class Job:
                     for ext, old_t, new_t, score in tier_moves
                 ],
             )
-        updated = sum(1 for r in rows if r["external_id"] in existing)
-        return len(rows) - updated, updated
+        return _counts(rows, written, existing)
+
+    def _id_number(self, given: str | None, stored: bytes | None) -> bytes | None:
+        """The ID number encrypted; the stored value itself when it already holds ``given`` under the key in
+        force (encrypting draws a new nonce, so the same number would read as a change at every import)."""
+        if not given:
+            return None
+        assert self.cipher is not None  # checked with the header
+        if stored is not None and blob_key_id(stored) == self.cipher.key_id:
+            try:
+                if self.cipher.decrypt(stored) == given:
+                    return stored
+            except InvalidTag:
+                pass
+        return self.cipher.encrypt(given)
 
     def _consent(
         self, given: bool | None, source: str | None, at: datetime | None,

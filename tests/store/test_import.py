@@ -75,7 +75,7 @@ def test_good_rows_imported_bad_rows_reported_by_line(db_url: str, tmp_path: Pat
     source = write(tmp_path / "customers.csv", CUSTOMERS)
     result = import_rejecting("customers", source, EXPECTED_REJECTS)
 
-    assert f"{source}: 7 rows; imported 3 new, updated 0, rejected 4" in result.stdout
+    assert f"{source}: 7 rows; imported 3 new, updated 0, unchanged 0, rejected 4" in result.stdout
     # Nothing printed shows a phone number or e-mail address unmasked.
     for secret in ("13812345678", "li@example", "12345678", "Zhang.San"):
         assert secret not in result.output
@@ -148,7 +148,7 @@ def test_reimport_is_idempotent_and_applies_updates(migrated_any_db: str, tmp_pa
     for kind, path in (("customers", customers), ("policies", policies), ("claims", claims)):
         result = run("import", kind, str(path))
         assert result.exit_code == 0, result.output
-        assert "imported 2 new, updated 0, rejected 0" in result.stdout
+        assert "imported 2 new, updated 0, unchanged 0, rejected 0" in result.stdout
     before = {
         "customers": rows(url, CUSTOMER, "external_id", "phone", "consent_sms", "consent_sms_at", "tier",
                           "attributes", "created_at"),
@@ -160,11 +160,12 @@ def test_reimport_is_idempotent_and_applies_updates(migrated_any_db: str, tmp_pa
     assert before["claims"][0][2] == datetime(2026, 5, 1, 1, 30, tzinfo=UTC)
     assert before["claims"][1][2] == datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 
-    # The same files again: nothing new, nothing changed (consent time and tier history included).
+    # The same files again: nothing new, nothing changed (consent time and tier history included), and
+    # the report says so rather than "updated".
     for kind, path in (("customers", customers), ("policies", policies), ("claims", claims)):
         result = run("import", kind, str(path))
         assert result.exit_code == 0, result.output
-        assert "imported 0 new, updated 2, rejected 0" in result.stdout
+        assert "imported 0 new, updated 0, unchanged 2, rejected 0" in result.stdout
     assert rows(url, CUSTOMER, "external_id", "phone", "consent_sms", "consent_sms_at", "tier", "attributes",
                 "created_at") == before["customers"]
     assert rows(url, POLICY, "external_id", "customer_id", "annual_premium", "status") == before["policies"]
@@ -175,7 +176,7 @@ def test_reimport_is_idempotent_and_applies_updates(migrated_any_db: str, tmp_pa
     # Changed values are applied in place; columns left out of the file keep their values.
     write(customers, "external_id,name,phone,consent_sms,tier\nK1,周一,13899990000,no,platinum\n")
     result = run("import", "customers", str(customers))
-    assert "imported 0 new, updated 1, rejected 0" in result.stdout
+    assert "imported 0 new, updated 1, unchanged 0, rejected 0" in result.stdout
     k1 = rows(url, CUSTOMER, "external_id", "phone", "consent_sms", "consent_sms_source", "tier", "attributes")[0]
     assert k1 == ("K1", "+8613899990000", False, "import", "platinum", {"referrals": 2})
     assert count(url, CUSTOMER) == 2
@@ -272,6 +273,36 @@ def test_id_numbers_need_a_key_and_are_stored_encrypted(db_url: str, tmp_path: P
     assert len(stored) == 1 and isinstance(stored[0][1], bytes)
     assert b"110105" not in stored[0][1]
     assert FieldCipher(key).decrypt(stored[0][1]) == "11010519491231002X"
+
+
+def test_a_file_that_repeats_the_book_is_reported_unchanged_and_only_changed_rows_are_written(
+        migrated_any_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A nightly file repeats the book: its rows are counted unchanged and not written (their updated_at and
+    encrypted ID number stay as stored); a row with one cell changed is the one row updated."""
+    monkeypatch.setenv("JOURNEYS_DATA_KEY", base64.b64encode(os.urandom(32)).decode())
+    url = migrated_any_db
+    header = ("external_id,name,phone,id_number,birthday,timezone,tier,consent_sms,consent_sms_marketing,"
+              "preferred_channels,last_active_at,advisor,attr.plan")
+    lines = ["U1,孙八,13812345678,11010519491231002X,1980-02-29,Asia/Shanghai,gold,yes,no,sms;wechat,"
+             "2026-11-01T09:30:00+08:00,,A",
+             "U2,周九,13912345678,,,,silver,no,,email,2026-11-02 10:00,,",
+             "U3,Alice,+1 650 253 0000,,1990-07-01,America/Los_Angeles,,,yes,,,,B"]
+    source = write(tmp_path / "book.csv", "\n".join([header, *lines]) + "\n")
+    assert "imported 3 new, updated 0, unchanged 0, rejected 0" in run("import", "customers",
+                                                                        str(source)).stdout
+    columns = [c.name for c in CUSTOMER.columns]
+    before = {r[1]: r for r in rows(url, CUSTOMER, *columns)}
+    again = run("import", "customers", str(source))
+    assert "imported 0 new, updated 0, unchanged 3, rejected 0" in again.stdout, again.output
+    assert {r[1]: r for r in rows(url, CUSTOMER, *columns)} == before
+
+    lines[1] = lines[1].replace("周九", "周久")
+    write(source, "\n".join([header, *lines]) + "\n")
+    changed = run("import", "customers", str(source))
+    assert "imported 0 new, updated 1, unchanged 2, rejected 0" in changed.stdout, changed.output
+    after = {r[1]: r for r in rows(url, CUSTOMER, *columns)}
+    assert after["U1"] == before["U1"] and after["U3"] == before["U3"]
+    assert after["U2"][columns.index("name")] == "周久"
 
 
 def test_claims_carry_their_own_product_line(migrated_any_db: str, tmp_path: Path) -> None:
