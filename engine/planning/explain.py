@@ -50,7 +50,7 @@ def reason_code(rule: str | None, reason: str) -> tuple[str | None, dict[str, An
     return rule_reason(rule, reason)
 
 
-def _next_fire(session: Session, journey: Journey, customer_id: int, fact: dict[str, Any], tz: str,
+def _next_fire(session: Session, journey: Journey, customer_id: int, tz: str,
                at: datetime, policies: set[str] | None = None) -> tuple[str | None, datetime | None]:
     """When the journey next takes this customer in: as shown, and as a moment when there is one.
     ``policies``: the policies its audience takes (all when None), for a journey on policy expiry."""
@@ -63,7 +63,9 @@ def _next_fire(session: Session, journey: Journey, customer_id: int, fact: dict[
     assert entry.date is not None
     horizon = at + timedelta(days=400)
     if entry.date.anchor == "customer.birthday":
-        birthday = fact.get("customer.birthday")
+        # Read from the row, as the planner's entry reads it: the customer's facts hold only the fields
+        # some condition reads, so a birthday no condition tests was missing and the journey never fired.
+        birthday = session.execute(select(col(Customer.birthday)).where(col(Customer.id) == customer_id)).scalar_one()
         if birthday is None:
             return None, None
         fires = birthday_fires(birthday, entry.date.at, entry.date.offset, tz, at, horizon,
@@ -214,7 +216,7 @@ def explain(customer_external_id: str, at: datetime, url: str | None = None) -> 
                           for leaf in item["conditions"]]
                 holds = any(item["holds"] for item in items)
             taken = {item["policy"] for item in items if item["holds"]} if scoped and scoped[0] == "policies" else None
-            fire_text, fire_at = _next_fire(session, j, cid, facts.fact, tz, at, taken) if enabled else (None, None)
+            fire_text, fire_at = _next_fire(session, j, cid, tz, at, taken) if enabled else (None, None)
             report_journeys.append({
                 "journey": j.id, "name": j.name, "category": j.category, "priority": j.priority,
                 "enabled": enabled, "entry": j.entry.kind, "tiers": j.audience.tiers or "all",

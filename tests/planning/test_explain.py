@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from engine.cli import build_app
 from engine.planning.explain import explain, render
-from engine.planning.planner import plan
+from engine.planning.plan_output import PlannedTask
+from engine.planning.planner import local_iso, plan
 from store.models import Claim, Policy
 from tests.db_support import count
 from tests.plan_support import Book, utc
@@ -250,3 +251,27 @@ def test_explain_in_a_pipe_shows_every_journey_id_and_condition_whole(sqlite_boo
     assert shown.exit_code == 0, shown.output
     assert long_id in shown.stdout and "customer.consent_sms eq True" in shown.stdout
     assert "…" not in shown.stdout
+
+
+def test_explain_names_the_birthday_fire_the_planner_plans(sqlite_book: Book) -> None:
+    """A birthday entry whose journey has no condition on the birthday: explain said no next fire
+    ('-') and no next task, though the planner enters the customer 30 days before it."""
+    sqlite_book.journey("health-plan", """
+        id: health-plan
+        name: 健康计划 / Health plan
+        category: service
+        entry: {date: {anchor: customer.birthday, offset: -30d, at: "10:00"}}
+        steps:
+          - id: call
+            task: {queue: gold_callback, due_within: 2d}
+    """)
+    sqlite_book.customer(external_id="B1", tier="gold", birthday=date(1990, 4, 20))
+    report = explain("B1", utc(2027, 3, 10, 4), url=sqlite_book.url)
+    [journey] = report["journeys"]
+    assert journey["next_fire"] == "2027-03-21T10:00:00+08:00"
+    assert (journey["next_task"]["at"], journey["next_task"]["source"]) == ("2027-03-21T10:00:00+08:00", "next entry")
+    tasks: list[PlannedTask] = []
+    plan(utc(2027, 3, 22), utc(2027, 3, 10, 4), dry_run=True, url=sqlite_book.url,
+         sink=lambda chunk: tasks.extend(chunk.tasks))
+    assert [(t.step_id, local_iso(t.planned_for, t.timezone), local_iso(t.due_at, t.timezone)) for t in tasks] == [
+        ("call", journey["next_task"]["at"], journey["next_task"]["due_at"])]
