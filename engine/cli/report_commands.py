@@ -23,12 +23,12 @@ def _when(name: str, help: str) -> Any:
     return typer.Option(name, parser=Moment(), metavar="WHEN", help=help)
 
 
-def _moment(text: str, option: str) -> datetime:
-    """A date (midnight UTC) or an ISO datetime (UTC unless it says otherwise)."""
-    from engine.language.moments import parse_utc_moment
+def _moment(text: str, option: str, zone_name: str | None = None) -> datetime:
+    """A date (midnight) or an ISO datetime: UTC unless it says otherwise, or local to ``zone_name`` when given."""
+    from engine.language.moments import parse_local_moment, parse_utc_moment
 
     try:
-        return parse_utc_moment(text)
+        return parse_utc_moment(text) if zone_name is None else parse_local_moment(text, zone_name)
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not a date (2026-01-31) or datetime", param_hint=option) from None
 
@@ -36,7 +36,8 @@ def _moment(text: str, option: str) -> datetime:
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report_command(
-        start: Annotated[str, _when("--from", "first day (or datetime) of the period")],
+        start: Annotated[str, _when("--from", "first day (or datetime) of the period, in the programme's "
+                                              "time zone unless it gives an offset")],
         end: Annotated[str, _when("--to", "end of the period, exclusive; "
                                          f"at most {MAX_REPORT_DAYS} days after --from")],
         by: Annotated[str | None, typer.Option("--by", help="tier | journey | channel | branch")] = None,
@@ -53,9 +54,14 @@ def register(app: typer.Typer) -> None:
 
         if by is not None and by not in GROUPINGS:
             raise typer.BadParameter(f"choose one of {', '.join(GROUPINGS)}", param_hint="--by")
-        period = checked_period(_moment(start, "--from"), _moment(end, "--to"), ("--from", start, "--to", end),
-                                max_days=MAX_REPORT_DAYS)
-        judged_at = _moment(now, "--now") if now else None
+        from engine.language.settings_review import programme_zone
+
+        # The programme's days, as the console's report page reads its period: the same dates typed in
+        # either give the same figures.
+        zone_name = programme_zone()
+        period = checked_period(_moment(start, "--from", zone_name), _moment(end, "--to", zone_name),
+                                ("--from", start, "--to", end), max_days=MAX_REPORT_DAYS)
+        judged_at = _moment(now, "--now", zone_name) if now else None
         if out is not None:
             output_folder(out, "--out")  # before the report, which can take a minute on a large book
         # On stderr, so that --json output stays clean; a live bar on a terminal, and in a pipe a

@@ -42,8 +42,10 @@ def _percent_axis(ax: Axes, top: float = 1.0) -> None:
 
 
 def _title(ax: Axes, title: str, report: dict[str, Any]) -> None:
-    period = report["period"]
-    ax.set_title(f"{title}\n{period['from'][:10]} – {period['to'][:10]}", fontsize=11)
+    from engine.loop.reports import period_days
+
+    first, end = period_days(report)
+    ax.set_title(f"{title}\n{first} – {end}", fontsize=11)
 
 
 def reach_by_tier(report: dict[str, Any], path: Path) -> Path:

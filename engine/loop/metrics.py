@@ -140,10 +140,11 @@ class MetricsReport:
     lift: list[dict[str, Any]] = field(default_factory=list)
     nps_trend: list[dict[str, Any]] = field(default_factory=list)
     targets: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(TARGETS))
+    zone: str = "UTC"  # the programme's time zone, whose days the period is read and shown in
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "period": {"from": self.start.isoformat(), "to": self.end.isoformat()},
+            "period": {"from": self.start.isoformat(), "to": self.end.isoformat(), "zone": self.zone},
             "computed_at": self.now.isoformat(), "by": self.by, "total": self.total, "groups": self.groups,
             "lift": self.lift, "nps_trend": self.nps_trend, "targets": self.targets,
         }
@@ -252,7 +253,7 @@ def compute_metrics(
         lift = lift_by_journey(conn, ctx)
         progress("NPS trend")
         return MetricsReport(start=start, end=end, now=ctx.now, by=by, total=total, groups=groups, lift=lift,
-                             nps_trend=nps_trend(conn, ctx))
+                             nps_trend=nps_trend(conn, ctx), zone=zone)
 
 
 def churn_by_tier(start: datetime, end: datetime, url: str | None = None) -> dict[str, dict[str, Any]]:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.loop.metrics import TARGETS, StepHook, compute_metrics, metric_steps
+from store.clock import to_local
 
 # (key, column heading, format) in the order the table shows them.
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -89,6 +90,15 @@ SUMMARY_KEYS: tuple[str, ...] = (
 )
 
 
+def period_days(report: dict[str, Any]) -> tuple[str, str]:
+    """The first day of the report's period and the day it ends (exclusive), in the programme's time zone:
+    the dates that were typed for it. Its UTC moments fall on the day before for a zone east of UTC."""
+    period = report["period"]
+    zone_name = period.get("zone") or "UTC"
+    first, end = (to_local(datetime.fromisoformat(period[key]), zone_name).date().isoformat() for key in ("from", "to"))
+    return first, end
+
+
 def fmt(value: Any, kind: str) -> str:
     if value is None:
         return "—"
@@ -103,9 +113,9 @@ def fmt(value: Any, kind: str) -> str:
 
 def render_table(report: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
-    period = report["period"]
+    first, end = period_days(report)
     table = Table(
-        title=f"Service journeys {period['from'][:10]} – {period['to'][:10]}"
+        title=f"Service journeys {first} – {end}"
         + (f" by {report['by']}" if report["by"] else ""),
         header_style="bold", show_lines=False,
     )
@@ -148,9 +158,9 @@ def render_by_metric(report: dict[str, Any], console: Console | None = None) -> 
     """The same figures with one row per metric and one column per group: fits a terminal
     of ordinary width when there are few groups (the five tiers), as in ``journeys demo``."""
     console = console or Console()
-    period = report["period"]
+    first, end = period_days(report)
     groups = [*report["groups"].items(), ("total", report["total"])]
-    table = Table(title=f"Every metric, {period['from'][:10]} – {period['to'][:10]}", header_style="bold")
+    table = Table(title=f"Every metric, {first} – {end}", header_style="bold")
     table.add_column("metric", style="bold")
     for name, _values in groups:
         table.add_column(name, justify="right")
