@@ -50,7 +50,7 @@ def reason_code(rule: str | None, reason: str) -> tuple[str | None, dict[str, An
     return rule_reason(rule, reason)
 
 
-def _next_fire(session: Session, journey: Journey, customer_id: int, tz: str,
+def _next_fire(session: Session, journey: Journey, customer_id: int, fact: dict[str, Any], tz: str,
                at: datetime, policies: set[str] | None = None) -> tuple[str | None, datetime | None]:
     """When the journey next takes this customer in: as shown, and as a moment when there is one.
     ``policies``: the policies its audience takes (all when None), for a journey on policy expiry."""
@@ -63,9 +63,7 @@ def _next_fire(session: Session, journey: Journey, customer_id: int, tz: str,
     assert entry.date is not None
     horizon = at + timedelta(days=400)
     if entry.date.anchor == "customer.birthday":
-        # Read from the row, as the planner's entry reads it: the customer's facts hold only the fields
-        # some condition reads, so a birthday no condition tests was missing and the journey never fired.
-        birthday = session.execute(select(col(Customer.birthday)).where(col(Customer.id) == customer_id)).scalar_one()
+        birthday = fact.get("customer.birthday")
         if birthday is None:
             return None, None
         fires = birthday_fires(birthday, entry.date.at, entry.date.offset, tz, at, horizon,
@@ -161,6 +159,10 @@ def explain(customer_external_id: str, at: datetime, url: str | None = None) -> 
         switches = switched_on(session)
         journeys = list(in_force.journeys.values())
         needed = {f for lj in journeys for c in conditions_of(lj.journey) for f in c.fields()}
+        # A birthday entry's next fire reads the birthday even where no condition does (the planner's
+        # entry reads it from the row); without it such a journey was shown as never firing.
+        needed |= {j.entry.date.anchor for j in (lj.journey for lj in journeys)
+                   if j.entry.date is not None and j.entry.date.anchor == "customer.birthday"}
         facts = load_customers(session, cid, cid, [cid], needed, at)[cid]
         name = session.execute(select(col(Customer.name)).where(col(Customer.id) == cid)).scalar_one()
         now = conditions.epoch_seconds(at)
@@ -216,7 +218,7 @@ def explain(customer_external_id: str, at: datetime, url: str | None = None) -> 
                           for leaf in item["conditions"]]
                 holds = any(item["holds"] for item in items)
             taken = {item["policy"] for item in items if item["holds"]} if scoped and scoped[0] == "policies" else None
-            fire_text, fire_at = _next_fire(session, j, cid, tz, at, taken) if enabled else (None, None)
+            fire_text, fire_at = _next_fire(session, j, cid, facts.fact, tz, at, taken) if enabled else (None, None)
             report_journeys.append({
                 "journey": j.id, "name": j.name, "category": j.category, "priority": j.priority,
                 "enabled": enabled, "entry": j.entry.kind, "tiers": j.audience.tiers or "all",
