@@ -89,9 +89,12 @@ _DEFAULT_DELIVERY = DeliveryConfig()
 # An unconfirmed send stays 'sending' under this worker's claim (so no worker takes it again);
 # engine.sending.reconcile asks the provider about it from next_attempt_at on.
 _UNANSWERED = "error_class = :cls, error_reason = :reason, next_attempt_at = :next"
+# A fast delivery receipt may have settled the touch before its send is recorded (found by the touch_key of
+# its callback URL): a failure it recorded keeps its class and reason, which the send's success used to wipe.
 _SENT = (
-    "status = CASE WHEN status = :sending THEN :sent ELSE status END, sent_at = :now, "
-    "provider_message_id = :pmid, error_class = NULL, error_reason = NULL"
+    "status = CASE WHEN status = :sending THEN :sent ELSE status END, sent_at = :now, provider_message_id = :pmid, "
+    "error_class = CASE WHEN status = :failed THEN error_class END, "
+    "error_reason = CASE WHEN status = :failed THEN error_reason END"
 )
 
 
@@ -358,7 +361,8 @@ class Dispatcher:
             # Every statement matches on claimed_by: if reconcile took a touch away from a
             # worker it believed dead, that worker's late result cannot overwrite it.
             # A fast delivery receipt may already have moved the touch past 'sending'.
-            recording.update_touches(conn, _SENT, "AND claimed_by = :w", sent, {**params, "sent": TouchStatus.SENT})
+            recording.update_touches(conn, _SENT, "AND claimed_by = :w", sent,
+                                     {**params, "sent": TouchStatus.SENT, "failed": TouchStatus.FAILED})
             guard = "AND claimed_by = :w AND status = :sending"
             planned = {**params, "planned": TouchStatus.PLANNED}
             recording.update_touches(conn, recording.REPLAN, guard, retry, planned)
