@@ -30,6 +30,8 @@ CALLBACK = "https://hooks.example.test/hooks/twilio/status"
 class ReceiptFirst:
     """Twilio taking each message, its status callback arriving before the API's answer does."""
 
+    channel = "sms"
+
     def __init__(self, db_url: str, status: str, code: str | None) -> None:
         self.db_url, self.status, self.code = db_url, status, code
         self.answers: list[tuple[int, str]] = []
