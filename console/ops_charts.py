@@ -15,7 +15,8 @@ from store.models import TIERS
 
 W, H = 420, 240
 LEFT, RIGHT, TOP, BOTTOM = 44, 12, 14, 34
-CHURN_THRESHOLD = 0.15  # config/tiers.yaml review.churn_threshold's default (SPEC §8 dynamic adjustment)
+# config/tiers.yaml review.churn_threshold's default, for a report that does not say the one in force.
+CHURN_THRESHOLD = 0.15
 CHURN_TARGET = 0.05
 SLA_LINE = 0.9
 
@@ -90,10 +91,12 @@ def report_charts(report: dict[str, Any]) -> list[Chart]:
 
     churn_labels = [g for g in labels if tiers[g].get("churn_rate") is not None]
     churn_values = [tiers[g]["churn_rate"] for g in churn_labels]
-    top = max([CHURN_THRESHOLD * 1.6, *[(v or 0) * 1.25 for v in churn_values]])
+    # The tier review's threshold in force (build_report says it), as the CLI's chart draws it.
+    threshold = float(report.get("churn_threshold") or CHURN_THRESHOLD)
+    top = max([threshold * 1.6, *[(v or 0) * 1.25 for v in churn_values]])
     churn = _bars("churn", churn_labels, churn_values, top, lambda v: "neutral" if v is None else (
-        "bad" if v > CHURN_THRESHOLD else "warn" if v >= CHURN_TARGET else "good"))
-    churn.rules += [Rule(_scale(top)(CHURN_THRESHOLD), "threshold", CHURN_THRESHOLD),
+        "bad" if v > threshold else "warn" if v >= CHURN_TARGET else "good"))
+    churn.rules += [Rule(_scale(top)(threshold), "threshold", threshold),
                     Rule(_scale(top)(CHURN_TARGET), "target", CHURN_TARGET)]
 
     nps = Chart("nps")

@@ -77,14 +77,10 @@ def register(app: typer.Typer) -> None:
         else:
             render_table(report, stdout)
         if out is not None:
-            from engine.language.settings_review import tier_settings
             from engine.loop.charts import render_all
-            from store.db import get_engine
 
-            # The threshold the tier review judges by: the approved one.
-            threshold = tier_settings(get_engine(), write=False).review.churn_threshold
             with writing("--out", out):
-                paths = render_all(report, out, threshold=threshold)
+                paths = render_all(report, out)
             if not as_json:
                 for path in paths:
                     typer.echo(f"chart: {path}")

@@ -125,8 +125,11 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def render_all(report: dict[str, Any], out_dir: Path, threshold: float = 0.15) -> list[Path]:
-    """Write the four charts into ``out_dir``; ``report`` is ``reports.build_report(...)``."""
+def render_all(report: dict[str, Any], out_dir: Path, threshold: float | None = None) -> list[Path]:
+    """Write the four charts into ``out_dir``; ``report`` is ``reports.build_report(...)``, whose churn
+    threshold (the tier review's) the churn chart draws unless ``threshold`` is given."""
+    if threshold is None:
+        threshold = float(report.get("churn_threshold") or 0.15)
     return [
         reach_by_tier(report, out_dir / "reach_by_tier.png"),
         sla_compliance(report, out_dir / "sla_compliance.png"),

@@ -63,12 +63,22 @@ def build_report(
         report["groups"] if by == "tier"
         else compute_metrics(start, end, "tier", now=now, url=url, progress=hook).groups
     )
+    # The line a tier's churn is judged against on every chart, the CLI's and the page's: the tier review's.
+    report["churn_threshold"] = churn_threshold(url)
     report["target_check"] = [
         {"metric": key, "label": t["label"], "target": t["target"], "value": report["total"].get(key),
          "met": _meets(key, report["total"].get(key))}
         for key, t in TARGETS.items()
     ]
     return report
+
+
+def churn_threshold(url: str | None = None) -> float:
+    """The churn rate over which the tier review switches a tier's retention resources on: the approved setting."""
+    from engine.language.settings_review import tier_settings
+    from store.db import get_engine
+
+    return tier_settings(get_engine(url), write=False).review.churn_threshold
 
 
 def tier_summary(start: datetime, end: datetime, *, now: datetime | None = None, url: str | None = None) -> list[
