@@ -217,7 +217,7 @@ def report_page(request: Request) -> HTMLResponse:
     user = user_with(request, "reports")
     from engine.language.settings_review import programme_zone
     from engine.loop.metrics import GROUPINGS, TARGETS
-    from engine.loop.reports import COLUMNS, build_report, fmt
+    from engine.loop.reports import COLUMNS, build_report, fmt, meets
     from store.clock import to_local
 
     zone_name = programme_zone()
@@ -233,14 +233,8 @@ def report_page(request: Request) -> HTMLResponse:
         report["charts"] = report_charts(report)
         return report
 
-    def met(key: str, value: float | None) -> bool | None:
-        target = TARGETS.get(key)
-        if target is None or value is None:
-            return None
-        return bool(value >= target["target"] if target["better"] == "higher" else value <= target["target"])
-
     return _tool_page(request, user, "report", run, columns=COLUMNS, groupings=GROUPINGS, fmt=fmt, targets=TARGETS,
-                      met=met, zone=zone_name)
+                      met=meets, zone=zone_name)
 
 
 @router.get("/ops/journeys/{journey_id}", response_class=HTMLResponse)

@@ -37,11 +37,15 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _meets(key: str, value: float | None) -> bool | None:
+def meets(key: str, value: float | None) -> bool | None:
+    """Whether ``value`` meets the programme target of metric ``key`` (None: no target, or no figure).
+
+    The one judgement the CLI's tables, the report's target check and the console's page all show."""
     target = TARGETS.get(key)
     if target is None or value is None:
         return None
-    return value >= target["target"] if target["better"] == "higher" else value <= target["target"]
+    goal = target["target"]
+    return {"≥": value >= goal, ">": value > goal, "≤": value <= goal, "<": value < goal}[target["sign"]]
 
 
 def report_steps(by: str | None) -> int:
@@ -67,7 +71,7 @@ def build_report(
     report["churn_threshold"] = churn_threshold(url)
     report["target_check"] = [
         {"metric": key, "label": t["label"], "target": t["target"], "value": report["total"].get(key),
-         "met": _meets(key, report["total"].get(key))}
+         "met": meets(key, report["total"].get(key))}
         for key, t in TARGETS.items()
     ]
     return report
@@ -137,7 +141,7 @@ def render_table(report: dict[str, Any], console: Console | None = None) -> None
         cells = []
         for key, _heading, kind in COLUMNS:
             text = fmt(values.get(key), kind)
-            met = _meets(key, values.get(key))
+            met = meets(key, values.get(key))
             cells.append(text if met is None else f"[{'green' if met else 'red'}]{text}[/]")
         table.add_row(name, *cells, end_section=name == rows[-2][0] if len(rows) > 1 else False)
     console.print(table)
@@ -178,7 +182,7 @@ def render_by_metric(report: dict[str, Any], console: Console | None = None) -> 
         cells = []
         for _name, values in groups:
             text = fmt(values.get(key), kind)
-            met = _meets(key, values.get(key))
+            met = meets(key, values.get(key))
             cells.append(text if met is None else f"[{'green' if met else 'red'}]{text}[/]")
         table.add_row(heading, *cells)
     console.print(table)
