@@ -159,7 +159,8 @@ def field_kind(path: str, scopes: set[str], event_types: set[str]) -> FieldKind 
         return table[rest] if rest in table else _unknown(path, head, table)
     if head == "event":
         if "event" not in scopes:
-            return f"field {path!r} is not available here: only event-entry journeys and wait_for see an event"
+            return (f"field {path!r} is not available here: only an event entry, a wait_for's when and the steps "
+                    "after its on_event see an event")
         if rest in EVENT_FIELDS:
             return EVENT_FIELDS[rest]
         if rest.startswith("data."):

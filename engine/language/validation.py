@@ -39,7 +39,7 @@ from engine.language.settings_checks import settings_file, unknown_task_types
 from engine.language.settings_model import DeliveryConfig, QueuesConfig, ReviewConfig, TierConfig
 from engine.language.task_script_check import check_task_scripts
 from engine.language.template_check import check_templates, template_problems_by_name
-from engine.language.template_scope import check_template_scopes
+from engine.language.template_scope import check_template_scopes, event_types_at
 from engine.language.webhook_config import load_webhooks, webhook_problems
 from engine.language.work_calendar import load_work_calendar
 from engine.language.yaml_lines import LocatedDocument, Path_, Position, load_located
@@ -201,6 +201,10 @@ def _check_steps(ctx: _Context, journey: Journey, scopes: set[str], events: set[
         else:
             ids[step.id] = i
 
+    # A branch sees the event its step is reached with: the entry's, and after a wait_for's on_event
+    # also the one that wait ended on (the planner lays its fields over the entry's), as templates do.
+    reached_with = event_types_at(journey)
+
     def check_target(target: str, path: Path_) -> None:
         if target not in ("next", "exit") and target not in ids:
             ctx.add(path, f"unknown step {target!r}{nearest(target, ids)}: go to a step id, 'next' or 'exit'")
@@ -240,9 +244,11 @@ def _check_steps(ctx: _Context, journey: Journey, scopes: set[str], events: set[
         if step.task is not None and step.task.assign == "advisor" and tiers is not None and "diamond" not in tiers:
             ctx.add((*base, "task", "assign"), "assign: advisor needs the diamond tier in the audience")
         if step.branch is not None:
+            step_events = events | {t for t in reached_with[i] if t is not None}
+            step_scopes = scopes | {"event"} if step_events else scopes
             for j, case in enumerate(step.branch.cases):
                 check_target(case.goto, (*base, "branch", "cases", j, "goto"))
-                _check_condition(ctx, case.when, (*base, "branch", "cases", j, "when"), scopes, events)
+                _check_condition(ctx, case.when, (*base, "branch", "cases", j, "when"), step_scopes, step_events)
             check_target(step.branch.otherwise, (*base, "branch", "otherwise"))
         if step.split is not None:
             names: list[str] = []

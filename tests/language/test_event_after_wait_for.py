@@ -10,7 +10,7 @@ next).
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -258,3 +258,60 @@ def test_a_policy_date_entry_renders_with_the_policy_it_fired_on(book: Book) -> 
     assert _rendered(book, touch) == ("life",) * 2
     policy = _context_variables(book, touch)["policy"]
     assert (policy["premium_due_date"], policy["grace_period_end"]) == (due, due + timedelta(days=60))
+
+
+# A schedule journey asks, waits for the reply and branches on its text (README: the steps after
+# on_event see that event as event.*, in conditions and templates).
+REPLY_BRANCH = """\
+id: reply-branch
+name: 年度回顾 / Review
+category: service
+entry:
+  schedule: {cron: "0 10 * * MON"}
+steps:
+  - id: ask
+    send: {channels: [sms], template: msg}
+  - id: listen
+    wait_for: {event: message.replied, timeout: 3d, on_event: check, on_timeout: exit}
+  - id: check
+    branch:
+      cases:
+        - when: {field: event.data.text, op: eq, value: "1"}
+          goto: call
+      otherwise: exit
+  - id: call
+    task: {queue: policy_review, due_within: 2d}
+"""
+
+
+def test_a_branch_after_a_wait_for_may_read_that_events_fields(checked: Book) -> None:
+    """Before: 'field event.data.text is not available here: only event-entry journeys and wait_for
+    see an event', though the planner gives the branch the reply."""
+    code, output = _validate(checked, "reply-branch", REPLY_BRANCH)
+    assert code == 0, output
+    # An event entry: the branch after the wait reads the reply's fields, not only the entry event's.
+    entered = REPLY_BRANCH.replace('schedule: {cron: "0 10 * * MON"}', "event: {type: survey.answered}")
+    code, output = _validate(checked, "reply-branch", entered)
+    assert code == 0, output
+    # A field neither event has is still refused, at the condition.
+    code, output = _validate(checked, "reply-branch", REPLY_BRANCH.replace("event.data.text", "event.data.txt"))
+    assert code != 0
+    assert "reply-branch.yaml:14:25:" in output and "unknown field 'event.data.txt' for event message.replied" in output
+
+
+def test_a_branch_no_wait_for_event_reaches_has_no_event(checked: Book) -> None:
+    before_the_wait = REPLY_BRANCH.replace("on_event: check, on_timeout: exit", "on_event: exit, on_timeout: check")
+    code, output = _validate(checked, "reply-branch", before_the_wait)
+    assert code != 0
+    assert "field 'event.data.text' is not available here" in output
+
+
+def test_the_branch_after_the_reply_is_taken_as_validated(sqlite_book: Book) -> None:
+    sqlite_book.journey("reply-branch", REPLY_BRANCH)
+    yes, no = sqlite_book.customer(), sqlite_book.customer()
+    monday = datetime(2027, 3, 1, 2, tzinfo=UTC)  # 10:00 in Shanghai
+    replied = monday + timedelta(hours=5)
+    sqlite_book.add(_event("r-yes", "message.replied", yes, {"text": "1", "channel": "sms"}, replied),
+                    _event("r-no", "message.replied", no, {"text": "2", "channel": "sms"}, replied))
+    plan(monday + timedelta(days=1), monday - timedelta(hours=1), url=sqlite_book.url)
+    assert [(t.customer_id, t.step_id) for t in sqlite_book.tasks()] == [(yes, "call")]
