@@ -27,6 +27,7 @@ from engine.loop.metric_sql import (
 )
 from engine.loop.sqlfn import bucket_index, count_where
 from engine.loop.tables import customer_t, policy_t, survey_t, touch_t
+from store.clock import to_local
 
 
 def survey_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Grouped | None:
@@ -76,8 +77,11 @@ def nps_trend(conn: sa.Connection, ctx: Period) -> list[dict[str, Any]]:
             i.bucket, sa.func.count(), count_where(i.score >= 9), count_where(i.score <= 6)
         ).group_by(i.bucket).order_by(i.bucket)
     ).all()
+    # Each bucket's start as the programme's local time: charts label a bucket by its date, which in UTC is
+    # the day before for a period of local days east of UTC.
     return [
-        {"from": (ctx.start + bucket * int(b)).isoformat(), "answers": whole(n), "nps": nps_score(n, p, d)}
+        {"from": to_local(ctx.start + bucket * int(b), ctx.zone).isoformat(), "answers": whole(n),
+         "nps": nps_score(n, p, d)}
         for b, n, p, d in rows
     ]
 

@@ -14,10 +14,11 @@ from zoneinfo import ZoneInfo
 
 from typer.testing import CliRunner
 
+from console.ops_charts import report_charts
 from engine.cli import build_app
 from engine.loop.reports import build_report
 from store.db import session_scope
-from store.models import Customer, Touch
+from store.models import Customer, SurveyAnswer, Touch
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
@@ -59,3 +60,18 @@ def test_the_command_and_the_page_read_the_same_dates_alike(db_url: str) -> None
     table = CliRunner().invoke(build_app(), ["report", *typed], env={"COLUMNS": "220"})
     assert table.exit_code == 0, table.output
     assert "2026-11-01 – 2026-12-01" in table.output  # the dates typed, not the UTC day before
+
+
+def test_the_nps_weeks_are_labelled_by_their_local_dates(db_url: str) -> None:
+    _touches(db_url)
+    with session_scope(db_url) as session:
+        session.add_all([  # the first local week, then the second
+            SurveyAnswer(customer_id=1, kind="nps", score=10, answered_at=datetime(2026, 10, 31, 18, tzinfo=UTC)),
+            SurveyAnswer(customer_id=1, kind="nps", score=3, answered_at=datetime(2026, 11, 9, 3, tzinfo=UTC)),
+        ])
+    report = build_report(datetime(2026, 11, 1, tzinfo=SHANGHAI), datetime(2026, 12, 1, tzinfo=SHANGHAI), now=NOW)
+    assert [(b["from"][:10], b["answers"], b["nps"]) for b in report["nps_trend"]] == [
+        ("2026-11-01", 1, 100.0), ("2026-11-08", 1, -100.0),
+    ]
+    nps = {chart.key: chart for chart in report_charts(report)}["nps"]
+    assert [label for _x, _y, label, _nps, _n in nps.points] == ["11-01", "11-08"]  # the page's labels
