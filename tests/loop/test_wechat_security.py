@@ -307,6 +307,14 @@ def test_a_wechat_id_that_is_no_provider_id_is_refused_unused(db_url: str, field
     assert outcomes(db_url) == [] and consent_wechat(db_url, customer) is True
 
 
+def test_an_unknown_template_status_is_400_and_not_echoed_whole(db_url: str) -> None:
+    status = "failed: " + "x" * 50_000
+    body = wechat_xml(FromUserName=OPENID, CreateTime="1764000000", MsgType="event", Event="TEMPLATESENDJOBFINISH",
+                      MsgID="24682", Status="delivered " + status)
+    code, reply = handle_wechat("POST", signed_url(), body, db_url=db_url)
+    assert (code, reply) == (400, f"unknown Status {('delivered ' + status)[:40]!r}")
+
+
 @pytest.mark.parametrize("created", ["99999999999", "-99999999999", "1" * 5000])
 def test_a_create_time_outside_the_years_taken_reads_as_now(db_url: str, created: str) -> None:
     make_customer(db_url)
