@@ -48,4 +48,39 @@
       for (var k = 0; k < boxes.length; k++) { boxes[k].checked = ev.target.checked; }
     });
   }
+
+  // A closing outcome is asked once more in a dialog of the page (the server asks the same question
+  // as a page of its own without script, which the back button would offer to send again).
+  var dialog = document.getElementById("confirm-dialog");
+  var form = document.querySelector("form[data-testid=complete-form]");
+  if (dialog && form && typeof dialog.showModal === "function") {
+    var chosen = null;
+    form.addEventListener("submit", function (ev) {
+      var button = ev.submitter;
+      if (!button || button.getAttribute("data-closing") !== "1") { return; }
+      ev.preventDefault();
+      chosen = button.value;
+      dialog.querySelector("#confirm-dialog-question strong").textContent = button.getAttribute("data-question");
+      var notes = dialog.querySelector(".notes");
+      var typed = form.querySelector("textarea[name=notes]");
+      notes.textContent = typed ? typed.value : "";
+      notes.hidden = !notes.textContent;
+      dialog.showModal();
+    });
+    dialog.addEventListener("click", function (ev) {
+      var answer = ev.target.getAttribute && ev.target.getAttribute("data-answer");
+      if (answer === "no") { dialog.close(); return; }
+      if (answer !== "yes" || chosen === null) { return; }
+      var fields = { outcome: chosen, confirmed: "1" };
+      for (var name in fields) {
+        var input = document.createElement("input");
+        input.type = "hidden";
+        input.name = name;
+        input.value = fields[name];
+        form.appendChild(input);
+      }
+      ev.target.disabled = true;  // one click, one outcome
+      form.submit();
+    });
+  }
 })();
