@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from engine.language import conditions
@@ -87,6 +87,22 @@ def _next_fire(session: Session, journey: Journey, customer_id: int, fact: dict[
         return f"{entry.date.anchor}{every} {entry.date.offset} at {entry.date.at}", None
     label = "30 days after a claim settles" if entry.date.offset == "30d" else f"claim settled {entry.date.offset}"
     return label, None
+
+
+def _reentry_from(session: Session, journey: Journey, customer_id: int, at: datetime) -> datetime | None:
+    """The moment after which the journey's re-entry rule lets the customer enter again (``at`` at the
+    earliest), as the planner's ``EntryHistory.admits`` judges it; None when it never will (once ever)."""
+    reentry = journey.reentry
+    if reentry.allowed and not reentry.after:
+        return at
+    last = session.execute(select(func.max(col(Enrollment.entered_at))).where(
+        col(Enrollment.customer_id) == customer_id, col(Enrollment.journey_id) == journey.id)).scalar_one()
+    if last is None:
+        return at
+    if not reentry.allowed or reentry.after is None:
+        return None
+    # Fires are taken strictly after the moment given; one exactly ``after`` past the last entry is admitted.
+    return max(at, as_utc(last) + duration(reentry.after) - timedelta(microseconds=1))
 
 
 def _scoped_verdicts(session: Session, journey: Journey, cid: int, fact: dict[str, Any],
@@ -218,7 +234,9 @@ def explain(customer_external_id: str, at: datetime, url: str | None = None) -> 
                           for leaf in item["conditions"]]
                 holds = any(item["holds"] for item in items)
             taken = {item["policy"] for item in items if item["holds"]} if scoped and scoped[0] == "policies" else None
-            fire_text, fire_at = _next_fire(session, j, cid, facts.fact, tz, at, taken) if enabled else (None, None)
+            # A customer the re-entry rule keeps out has no next fire, or a later one, as the planner has it.
+            start = _reentry_from(session, j, cid, at) if enabled else None
+            fire_text, fire_at = _next_fire(session, j, cid, facts.fact, tz, start, taken) if start else (None, None)
             report_journeys.append({
                 "journey": j.id, "name": j.name, "category": j.category, "priority": j.priority,
                 "enabled": enabled, "entry": j.entry.kind, "tiers": j.audience.tiers or "all",

@@ -275,3 +275,28 @@ def test_explain_names_the_birthday_fire_the_planner_plans(sqlite_book: Book) ->
          sink=lambda chunk: tasks.extend(chunk.tasks))
     assert [(t.step_id, local_iso(t.planned_for, t.timezone), local_iso(t.due_at, t.timezone)) for t in tasks] == [
         ("call", journey["next_task"]["at"], journey["next_task"]["due_at"])]
+
+
+def test_explain_next_fire_keeps_the_re_entry_rule_the_planner_keeps(sqlite_book: Book) -> None:
+    """A daily callback a customer may enter once ever, and one at least 3 days apart: after the first
+    entry explain said the next fire was the next day for both, which the planner never enters."""
+    for journey_id, reentry in (("once", "{allowed: false}"), ("gap", "{allowed: true, after: 3d}")):
+        sqlite_book.journey(journey_id, f"""
+            id: {journey_id}
+            name: 回访 / Callback
+            category: service
+            entry: {{schedule: {{cron: "0 10 * * *"}}}}
+            reentry: {reentry}
+            steps:
+              - id: call
+                task: {{queue: gold_callback, due_within: 1d}}
+        """)
+    sqlite_book.customer(external_id="R1", tier="gold")
+    plan(utc(2027, 3, 1, 3), utc(2027, 3, 1), url=sqlite_book.url)  # both entered on 1 March at 10:00
+    report = explain("R1", utc(2027, 3, 1, 4), url=sqlite_book.url)
+    fires = {j["journey"]: j["next_fire"] for j in report["journeys"]}
+    assert fires == {"once": None, "gap": "2027-03-04T10:00:00+08:00"}
+    tasks: list[PlannedTask] = []
+    plan(utc(2027, 3, 6), utc(2027, 3, 1, 4), dry_run=True, url=sqlite_book.url,
+         sink=lambda chunk: tasks.extend(chunk.tasks))
+    assert [(t.journey_id, local_iso(t.planned_for, t.timezone)) for t in tasks] == [("gap", fires["gap"])]
