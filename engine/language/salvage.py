@@ -135,9 +135,14 @@ def _set_aside_values(data: dict[str, Any], errors: list[Any]) -> tuple[dict[str
         for step in path[:-1]:
             parent = parent[step]
         key, original = path[-1], parent[path[-1]]
-        if isinstance(original, dict | list):
+        if isinstance(original, dict) and _CONDITION_KEYS.issuperset(original):
+            # A condition whose own shape is wrong (``op: in`` without a list): stood in for on its own, so
+            # that the other conditions and targets of its step are still checked.
+            candidates: list[Any] = [_CONDITION_STAND_IN]
+        elif isinstance(original, dict | list):
             continue  # a value, not a part of the journey: the coarser salvage below takes it
-        candidates: list[Any] = ([_LEFT_OUT] if isinstance(parent, dict) else []) + list(_LEAF_STAND_INS)
+        else:
+            candidates = ([_LEFT_OUT] if isinstance(parent, dict) else []) + list(_LEAF_STAND_INS)
         for candidate in candidates:
             if candidate is _LEFT_OUT:
                 del parent[key]
@@ -157,6 +162,8 @@ def _set_aside_values(data: dict[str, Any], errors: list[Any]) -> tuple[dict[str
 
 
 _LEFT_OUT = object()
+_CONDITION_KEYS = frozenset({"field", "op", "value", "all", "any", "not"})
+_CONDITION_STAND_IN = {"field": "customer.tier", "op": "exists"}
 
 
 def _placeholder(step: Any, index: int) -> dict[str, Any]:

@@ -223,3 +223,14 @@ def test_a_bad_value_does_not_hide_the_rest_of_its_step_or_entry(project: Path) 
                       ("on_timeout: chek", "unknown step 'chek'"), ("value: flase", "not 'flase'"))
     # Nothing is said of the stand-ins (a stood-in duration, a placeholder entry or step).
     assert "salvaged" not in output and "not available here" not in output, output
+
+
+def test_a_condition_of_the_wrong_shape_does_not_hide_the_rest_of_its_step(project: Path) -> None:
+    """``op: in`` with one value (the model refuses the condition whole) and, in the same branch, a wrong
+    goto and a value of the wrong type: before, the branch was set aside whole and only the first was said."""
+    text = (BASE.replace("- when: {field: customer.tier, op: eq, value: gold}\n          goto: call",
+                         "- when: {field: customer.tier, op: in, value: gold}\n          goto: cal\n"
+                         "        - when: {field: customer.age, op: gt, value: \"30\"}\n          goto: call"))
+    output = rejected(project, text, ("op: in, value: gold", "operator in takes a list value"),
+                      ("goto: cal", "unknown step 'cal'"), ('value: "30"', "customer.age is a number"))
+    assert "salvaged" not in output and "never reached" not in output, output
