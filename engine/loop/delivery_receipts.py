@@ -11,16 +11,23 @@ delivery failure moves the touch to the next consented, reachable channel of its
 A final receipt that settles the touch is also a ``message.delivered`` or ``message.failed`` event
 (once, keyed like its outcome), which the webhook hands to the event path after its transaction
 commits: a journey waiting for it moves on at once.
+
+A WeChat template-send result can come before dispatch has written the message id to its touch:
+dispatch records a batch once every send of it is answered, WeChat pushes the result within
+seconds, and unlike Twilio's callback URL (``touch_key``) the push names nothing of ours. Such a
+receipt is parked (an outcome ``receipt_parked`` on no touch) and applied once a touch carries its
+id (``apply_parked_receipts``, run by the outcome-ingest flow); one still unmatched after
+``PARKED_FOR`` is another sender's message on the same official account and is dropped.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import delete, or_, update
 from sqlmodel import Session, col, select
 
 from channels.optout import StoredEvent, insert_or_ignore, outcome_recorded, record_event_hook, touch_outcome
@@ -39,12 +46,19 @@ _FORWARD_FROM: dict[str, tuple[str, ...]] = {
 }
 
 
+# How long a receipt for a message no touch carries is kept for dispatch to record the message: a batch
+# is recorded within minutes, and what is still unmatched is another sender's (kept no longer than needed,
+# since every outcome-ingest run reads what is parked).
+PARKED = "receipt_parked"
+PARKED_FOR = timedelta(hours=1)
+
+
 # --- applying a receipt ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ReceiptResult:
-    outcome: str  # applied | duplicate | unchanged | unknown_message | fell_back
+    outcome: str  # applied | duplicate | unchanged | unknown_message | parked | fell_back
     touch_id: int | None = None
     status: str | None = None
     events: list[StoredEvent] = field(default_factory=list)  # to act on once the transaction commits
@@ -98,11 +112,23 @@ def apply_receipt(
     error_reason: str | None = None,
     error_class: str | None = None,
     at: datetime | None = None,
+    park_unknown: bool = False,
 ) -> ReceiptResult:
-    """Record one delivery receipt: outcome once per (message, status), touch status forward only."""
+    """Record one delivery receipt: outcome once per (message, status), touch status forward only.
+
+    ``park_unknown``: a receipt for a message no touch carries yet is kept to be applied later (see
+    the module doc), for a provider whose receipts name nothing else of ours."""
     now = at or utcnow()
     touch, by_key = _find_touch(session, message_id, touch_key)
     if touch is None or touch.id is None:
+        if park_unknown and new_status is not None:
+            receipt = {"provider": provider, "message_id": message_id, "provider_status": provider_status,
+                       "new_status": new_status, "error_code": error_code, "error_reason": error_reason,
+                       "error_class": error_class}
+            insert_or_ignore(session, Outcome, {
+                "dedup_key": f"parked:{provider}:{message_id}:{provider_status}"[:255], "kind": PARKED,
+                "detail": {k: v for k, v in receipt.items() if v is not None}, "occurred_at": now}, "dedup_key")
+            return ReceiptResult("parked")
         return ReceiptResult("unknown_message")
     if new_status is None:
         return ReceiptResult("unchanged", touch.id, touch.status)
@@ -163,3 +189,34 @@ def apply_receipt(
         if stored is not None:
             result.events.append(stored)
     return result
+
+
+def apply_parked_receipts(session: Session, now: datetime | None = None) -> tuple[int, int, list[StoredEvent]]:
+    """Apply each parked receipt whose message id a touch now carries, as it would have been on arrival,
+    and drop those unmatched for ``PARKED_FOR``: (applied, dropped, events to act on after commit)."""
+    expired = session.execute(delete(Outcome).where(
+        col(Outcome.kind) == PARKED, col(Outcome.occurred_at) < (now or utcnow()) - PARKED_FOR))
+    dropped = int(expired.rowcount)  # type: ignore[attr-defined]
+    parked = list(session.exec(select(Outcome).where(Outcome.kind == PARKED).order_by(col(Outcome.id))))
+    ids = sorted({str(row.detail.get("message_id", "")) for row in parked})
+    recorded: set[str] = set()
+    for start in range(0, len(ids), 500):  # one query per 500 ids, within every database's bound on parameters
+        recorded.update(str(i) for i in session.exec(
+            select(Touch.provider_message_id).where(col(Touch.provider_message_id).in_(ids[start:start + 500]))))
+    applied = 0
+    events: list[StoredEvent] = []
+    for row in parked:
+        receipt = row.detail
+        if str(receipt.get("message_id", "")) not in recorded:
+            continue
+        result = apply_receipt(
+            session, provider=str(receipt["provider"]), message_id=str(receipt["message_id"]),
+            provider_status=str(receipt["provider_status"]), new_status=str(receipt["new_status"]),
+            error_code=receipt.get("error_code"), error_reason=receipt.get("error_reason"),
+            error_class=receipt.get("error_class"), at=row.occurred_at)
+        events.extend(result.events)
+        applied += 1
+        session.delete(row)
+    if applied or dropped:
+        log.info("parked delivery receipts: %d applied, %d unmatched for %s dropped", applied, dropped, PARKED_FOR)
+    return applied, dropped, events

@@ -11,7 +11,8 @@ web layer can mount them anywhere; ``create_hooks_router`` mounts them on a Fast
   or no secret configured, is 403; a signed but malformed callback is 400; a store failure is
   500 so that the provider retries.
 - Receipts: ``engine.loop.delivery_receipts.apply_receipt`` (forward only, once per final status,
-  fallback on a permanent failure, a ``message.delivered``/``message.failed`` event).
+  fallback on a permanent failure, a ``message.delivered``/``message.failed`` event). A WeChat result
+  pushed before dispatch recorded its message is parked and applied by ``settle_parked_receipts``.
 - Inbound texts go to ``channels.inbound``. Every event a webhook stores (reply, NPS answer,
   opt-out, receipt) is acted on at once once its transaction commits, through the same path as
   ``POST /api/events`` (``engine.loop.hook_common.act_after_commit``): the journey's next step or
@@ -46,7 +47,7 @@ from channels.optout import (
     record_event_hook,
     record_opt_out,
 )
-from engine.loop.delivery_receipts import ReceiptResult, apply_receipt
+from engine.loop.delivery_receipts import ReceiptResult, apply_parked_receipts, apply_receipt
 from engine.loop.hook_common import (
     BadRequest,
     HookResponse,
@@ -84,6 +85,7 @@ __all__ = [
     "handle_wechat",
     "purge_expired_nonces",
     "record_event_hook",
+    "settle_parked_receipts",
     "wechat_secrets",
     "wechat_signature",
 ]
@@ -232,6 +234,15 @@ def handle_twilio_inbound(url: str, headers: Mapping[str, str], body: bytes, *, 
         return 200, ('<?xml version="1.0" encoding="UTF-8"?><Response><Message>'
                      f"{html.escape(result.confirmation)}</Message></Response>")
     return 200, TWIML_EMPTY
+
+
+def settle_parked_receipts(db_url: str | None = None, now: datetime | None = None) -> dict[str, int]:
+    """Apply the receipts that came before their message was recorded (``delivery_receipts``), acting on the
+    events they store as a webhook does; the outcome-ingest flow runs it."""
+    with hook_transaction(db_url) as (session, events):
+        applied, dropped, stored = apply_parked_receipts(session, now)
+        events.extend(stored)
+    return {"applied": applied, "dropped": dropped}
 
 
 # --- unsubscribe links ---------------------------------------------------------------------------------

@@ -309,9 +309,10 @@ def _wechat_template_result(session: Session, msg: Mapping[str, str],
     else:
         # Cut as Twilio's MessageStatus is: a signed push's 50 kB Status came back whole in the answer.
         raise BadRequest(f"unknown Status {raw_status[:40]!r}")
+    # Parked when no touch carries the id yet: the push can beat dispatch's record of the send.
     return apply_receipt(session, provider="wechat", message_id=msg_id, provider_status=normalised,
                          new_status=new_status, error_code=normalised if error_class else None,
-                         error_reason=reason, error_class=error_class, at=at).events
+                         error_reason=reason, error_class=error_class, at=at, park_unknown=True).events
 
 
 def _wechat_unfollow(session: Session, msg: Mapping[str, str], openid: str) -> list[StoredEvent]:

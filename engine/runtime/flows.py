@@ -179,8 +179,12 @@ def _plan(now: datetime, slice_ids: int | None = None, chunk: int | None = None)
 
 def _count_outcomes(now: datetime) -> dict[str, Any]:
     """Receipts are recorded by the webhooks as they arrive, and the events they raise (replies,
-    survey answers, opt-outs) are acted on by the next plan run; this counts what has come back."""
-    result: dict[str, Any] = {}
+    survey answers, opt-outs) are acted on by the next plan run; this applies the receipts that
+    came before dispatch recorded their message (``engine.loop.receipts.settle_parked_receipts``)
+    and counts what has come back."""
+    from engine.loop.receipts import settle_parked_receipts
+
+    result: dict[str, Any] = {"parked_receipts": settle_parked_receipts(now=now)}
     with get_engine().connect() as conn:
         from sqlalchemy import text
 
