@@ -41,6 +41,7 @@ from twilio.request_validator import RequestValidator
 from channels.errors import classify_twilio_delivery
 from channels.inbound import customers_by_phone, handle_inbound_text
 from channels.optout import (
+    PUBLIC_URL_ENV,
     event_listeners,
     public_url,
     read_unsubscribe_token,
@@ -163,7 +164,28 @@ def _twilio_verified(url: str, headers: Mapping[str, str], form: Mapping[str, st
         return False
     if not signature:
         return False
-    return bool(RequestValidator(token).validate(url, dict(form), signature))
+    validator = RequestValidator(token)
+    if validator.validate(url, dict(form), signature):
+        return True
+    forwarded = _forwarded_url(url, headers)
+    if forwarded is not None and validator.validate(forwarded, dict(form), signature):
+        # Not taken: a forwarded host is anyone's to claim, and a signature another deployment on the same
+        # account got (staging) would then pass here. But without this line the cause was a silent 403.
+        log.warning("Twilio signed this request for the URL a proxy in front of us received (X-Forwarded-Proto/"
+                    "-Host), not for the one we saw: refused. Set %s to the public base URL Twilio calls",
+                    PUBLIC_URL_ENV)
+    return False
+
+
+def _forwarded_url(url: str, headers: Mapping[str, str]) -> str | None:
+    """``url`` with the scheme and host a proxy says it received (the first of each), if it says another."""
+    proto = (_header(headers, "X-Forwarded-Proto") or "").split(",")[0].strip().lower()
+    host = (_header(headers, "X-Forwarded-Host") or "").split(",")[0].strip()
+    if proto not in ("", "http", "https") or not (proto or host):
+        return None
+    parts = urllib.parse.urlsplit(url)
+    forwarded = parts._replace(scheme=proto or parts.scheme, netloc=host or parts.netloc).geturl()
+    return forwarded if forwarded != url else None
 
 
 def _touch_key_from(url: str) -> str | None:

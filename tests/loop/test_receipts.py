@@ -8,6 +8,7 @@ migrated SQLite database, and PostgreSQL for the idempotency test.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets as random_secrets
 import time
 import urllib.parse
@@ -176,6 +177,30 @@ async def test_public_url_is_what_twilio_signed(db_url: str, client: httpx.Async
     headers = {"X-Twilio-Signature": RequestValidator(TWILIO_TOKEN).compute_signature(public, form)}
     assert (await client.post("/hooks/twilio/status", data=form, headers=headers)).status_code == 200
     assert touch_row(db_url, touch).status == TouchStatus.DELIVERED
+
+
+async def test_a_proxy_without_the_public_url_set_is_refused_and_says_why(
+        db_url: str, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture) -> None:
+    """Behind a TLS proxy with JOURNEYS_PUBLIC_URL unset, every Twilio webhook was a 403 and nothing in the
+    log said why. Still refused (a forwarded host is anyone's to claim), now with the setting named."""
+    customer = make_customer(db_url)
+    touch = make_touch(db_url, customer, "k1", provider_message_id="SM1")
+    form = {"MessageSid": "SM1", "MessageStatus": "delivered"}
+    public = "https://public.example.test/hooks/twilio/status"
+    headers = {"X-Twilio-Signature": RequestValidator(TWILIO_TOKEN).compute_signature(public, form),
+               "X-Forwarded-Proto": "https", "X-Forwarded-Host": "public.example.test"}
+    with caplog.at_level(logging.WARNING, logger="engine.loop.receipts"):
+        response = await client.post("http://10.0.0.5:8000/hooks/twilio/status", data=form, headers=headers)
+        assert response.status_code == 403
+        assert "JOURNEYS_PUBLIC_URL" in caplog.text and "X-Forwarded-Proto" in caplog.text
+        caplog.clear()
+        # Forwarded headers under a signature over some other URL: refused, and no word about a proxy.
+        forged = {**headers, "X-Twilio-Signature": RequestValidator(TWILIO_TOKEN).compute_signature(
+            "https://elsewhere.example.test/hooks/twilio/status", form)}
+        assert (await client.post("http://10.0.0.5:8000/hooks/twilio/status", data=form,
+                                  headers=forged)).status_code == 403
+        assert caplog.text == ""
+    assert touch_row(db_url, touch).status == TouchStatus.SENT
 
 
 # --- Twilio status mapping -----------------------------------------------------------------------------
