@@ -65,10 +65,12 @@ def _keyword_form(text: str) -> str:
 
 
 def is_opt_out(text: str, keywords: Iterable[str] = DEFAULT_OPT_OUT_KEYWORDS) -> bool:
-    """Whether the reply's letters and digits are one of the opt-out keywords', whatever spaces, punctuation,
-    symbols, width or case surround or split them (a keyword inside a sentence is not: "TD please")."""
+    """Whether the reply's letters and digits are opt-out keywords only, one or several ("TD退订", copied from
+    the footer 回复TD退订), whatever spaces, punctuation, symbols, width or case surround or split them (a
+    keyword inside a sentence is not: "TD please", "不要退订")."""
     reply = _keyword_form(text)
-    return bool(reply) and reply in {_keyword_form(k) for k in keywords}
+    words = sorted({form for k in keywords if (form := _keyword_form(k))}, key=len, reverse=True)
+    return bool(reply and words) and re.fullmatch(f"(?:{'|'.join(map(re.escape, words))})+", reply) is not None
 
 
 # --- store primitives -----------------------------------------------------------------------------

@@ -50,12 +50,14 @@ async def sms_in(client: httpx.AsyncClient, body: str, sid: str, sender: str = P
 @pytest.mark.parametrize("text", ["TD", " td ", "退订", "STOP", "Unsubscribe", "ＴＤ", "退订。", "stop!",
                                   # Spaced, bracketed, quoted, with an emoji or an invisible character pasted in:
                                   "T D", "退 订", "Ｔ\u3000Ｄ", "【退订】", "“TD”", "«STOP»", "-TD-", "退订🙏",
-                                  "\u200bTD", "TD\u200d", "(unsubscribe)", "#退订#"])
+                                  "\u200bTD", "TD\u200d", "(unsubscribe)", "#退订#",
+                                  # Keywords only, one after another (the footer says 回复TD退订):
+                                  "TD退订", "退订 TD", "TD TD", "STOP, unsubscribe"])
 def test_opt_out_keywords(text: str) -> None:
     assert is_opt_out(text, ["TD", "退订", "STOP", "unsubscribe"])
 
 
-@pytest.mark.parametrize("text", ["TD please", "不要退订", "STOPPED", "", "  ", "TD TD", "不要 退订", "🙏", "TD1"])
+@pytest.mark.parametrize("text", ["TD please", "不要退订", "STOPPED", "", "  ", "不要 退订", "🙏", "TD1", "TDX", "STD"])
 def test_not_opt_out(text: str) -> None:
     assert not is_opt_out(text, ["TD", "退订", "STOP", "unsubscribe"])
 
