@@ -22,15 +22,18 @@ exactly what ``conditions.date_literal`` turns into the epoch seconds the field 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from engine.language import catalogue, journey_model
 from engine.language.conditions import date_literal
 from engine.language.journey_model import Condition
+from engine.language.settings_model import OUTCOME_CODES
 from engine.language.yaml_lines import Path_
 from store.models import CHANNELS
 
+# The event an agent's outcome comes with (``event.data.outcome``: one of the desk's outcome codes).
+OUTCOME_EVENT = "task.completed"
 _KNOWN_KINDS = ("str", "int", "float", "bool", "date", "datetime", "list", "any")
 _ORDER_OPS = ("lt", "le", "gt", "ge")
 # What a field's value is called in a message, and the name of one such value.
@@ -45,12 +48,16 @@ _KIND_WORDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _enum(field: str, known_tiers: Sequence[str]) -> tuple[str, Sequence[str]] | None:
-    """(what a value is called, the values there are) for a field whose values form a fixed set."""
+def _enum(field: str, known_tiers: Sequence[str], events: Collection[str] = ()) -> tuple[str, Sequence[str]] | None:
+    """(what a value is called, the values there are) for a field whose values form a fixed set. An agent's
+    outcome is one of the desk's codes: a misspelt one (``no_anwser``) would never match, and say nothing."""
     if field == "customer.tier":
         return "tier", known_tiers
     if field == "customer.preferred_channels":
         return "channel", CHANNELS
+    if field == "event.data.outcome" and {t for t in events if "outcome" in catalogue.EVENT_TYPES.get(t, {})} == {
+            OUTCOME_EVENT}:
+        return "outcome", OUTCOME_CODES
     return None
 
 
@@ -78,9 +85,10 @@ def _unknown(field: str, enum: tuple[str, Sequence[str]], value: Any) -> str | N
     return None
 
 
-def leaf_problems(field: str, kind: str, op: str, value: Any,
-                  known_tiers: Sequence[str]) -> Iterator[tuple[Path_, str]]:
-    """(where in the leaf, why) for each way ``value`` does not suit ``field`` (of ``kind``) and ``op``."""
+def leaf_problems(field: str, kind: str, op: str, value: Any, known_tiers: Sequence[str],
+                  events: Collection[str] = ()) -> Iterator[tuple[Path_, str]]:
+    """(where in the leaf, why) for each way ``value`` does not suit ``field`` (of ``kind``) and ``op``;
+    ``events``: the types ``event.*`` may be there."""
     if op in journey_model.VALUELESS_OPERATORS or kind == "any":
         return
     what, needs = _KIND_WORDS.get(kind, (kind, kind))
@@ -88,7 +96,7 @@ def leaf_problems(field: str, kind: str, op: str, value: Any,
         if kind not in ("date", "datetime"):
             yield ("op",), f"operator {op} needs a date field; {field} is {kind}"
         return
-    enum = _enum(field, known_tiers)
+    enum = _enum(field, known_tiers, events)
     item_kind = "str" if kind == "list" else kind
     if op in _ORDER_OPS:
         if kind in ("bool", "list") or enum is not None:
@@ -162,6 +170,6 @@ def condition_problems(cond: Condition | None, path: Path_, scopes: set[str], ev
         if kind not in _KNOWN_KINDS:
             out.append(((*leaf_path, "field"), str(kind)))
             continue
-        for where, message in leaf_problems(leaf.field, str(kind), leaf.op, leaf.value, known_tiers):
+        for where, message in leaf_problems(leaf.field, str(kind), leaf.op, leaf.value, known_tiers, events):
             out.append(((*leaf_path, *where), message))
     return out

@@ -136,3 +136,30 @@ def test_values_of_a_kind_pass_exactly_on_fields_of_that_kind(kind: str) -> None
         for field_kind in KIND_VALUES:
             refused = list(leaf_problems("x.y", field_kind, "eq", value, TIERS))
             assert (not refused) == (field_kind in same), (value, field_kind, refused)
+
+
+def test_a_misspelt_agent_outcome_is_refused_at_its_value(tmp_path: Path) -> None:
+    """``value: no_anwser`` on task.completed's outcome never matched, and validate said nothing."""
+    text = """\
+id: missed-call
+name: 未接通 / Missed call
+category: service
+entry: {schedule: {cron: "0 10 1 * *"}}
+steps:
+  - id: call
+    task: {queue: gold_callback, due_within: 2d}
+  - id: outcome
+    wait_for:
+      event: task.completed
+      timeout: 7d
+      when: {field: event.data.outcome, op: in, value: [no_answer, no_anwser]}
+"""
+    path = tmp_path / "missed-call.yaml"
+    path.write_text(text, encoding="utf-8")
+    loaded, problems = validation.validate_journey_file(path, ROOT / "templates")
+    assert loaded is None
+    assert [(p.line, p.column) for p in problems] == [(12, 68)], problems
+    assert problems[0].message.startswith("unknown outcome 'no_anwser': event.data.outcome holds reached, no_answer")
+    path.write_text(text.replace(", no_anwser", ""), encoding="utf-8")
+    loaded, problems = validation.validate_journey_file(path, ROOT / "templates")
+    assert problems == [] and loaded is not None
