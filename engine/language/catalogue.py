@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from engine.language.event_types import FieldKind, FieldsByType
+from engine.language.journey_model import attribute_name_problem
 
 CUSTOMER_FIELDS: dict[str, FieldKind] = {
     "tier": "str",
@@ -148,7 +149,7 @@ def field_kind(path: str, scopes: set[str], event_types: set[str]) -> FieldKind 
         return f"unknown field {path!r}: write <fact>.<field>, e.g. customer.tier"
     if head == "customer":
         if rest.startswith("attributes.") and len(rest) > len("attributes."):
-            return "any"
+            return attribute_name_problem(path) or "any"
         if rest in CUSTOMER_FIELDS:
             return CUSTOMER_FIELDS[rest]
         return _unknown(path, "customer", CUSTOMER_FIELDS)

@@ -188,12 +188,26 @@ class ScheduleEntry(Strict):
 # Date fields a policy has (``store.models.Policy``); each may anchor a date entry or a wait.
 POLICY_DATE_FIELDS = ("start_date", "expiry_date", "premium_due_date", "grace_period_end")
 DATE_ANCHORS = ("customer.birthday", *(f"policy.{f}" for f in POLICY_DATE_FIELDS), "claim.settled_at", "holiday")
-ATTRIBUTE_ANCHOR = r"^customer\.attributes\.[A-Za-z0-9_]+$"
+ATTRIBUTE_ANCHOR = r"^customer\.attributes\.[a-z0-9_]+$"
+ATTRIBUTES = "customer.attributes."
+
+
+def attribute_name_problem(path: str) -> str | None:
+    """Why ``customer.attributes.<name>`` names no attribute a customer can have, or None. The import reads a
+    column ``attr.VIP`` as the attribute ``vip`` and the API takes lower-case names only, so a condition,
+    anchor or update on ``VIP`` would never meet a customer's attribute."""
+    name = path[len(ATTRIBUTES):] if path.startswith(ATTRIBUTES) else ""
+    if name != name.lower():
+        return (f"attribute names are lower case (the import reads a column attr.{name} as {name.lower()!r}): "
+                f"write {ATTRIBUTES}{name.lower()}")
+    return None
 
 
 def _check_anchor(text: str) -> str:
     if text in DATE_ANCHORS or re.match(ATTRIBUTE_ANCHOR, text):
         return text
+    if problem := attribute_name_problem(text):
+        raise ValueError(problem)
     hint = difflib.get_close_matches(text, DATE_ANCHORS, n=1)
     raise ValueError(f"unknown anchor {text!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
                      + f": anchors are {', '.join(DATE_ANCHORS)} or customer.attributes.<name>")
@@ -436,6 +450,8 @@ class Update(Strict):
     def _writable(cls, value: str) -> str:
         if not value.startswith("customer.attributes.") or value == "customer.attributes.":
             raise ValueError(f"can only update customer.attributes.<name>, not {value!r}")
+        if problem := attribute_name_problem(value):
+            raise ValueError(problem)
         return value
 
 
