@@ -25,7 +25,7 @@ from engine.loop.sqlfn import count_where
 from engine.loop.tables import enrollment_t, outcome_t, task_t, touch_t
 from engine.planning.journeys_in_force import switched_on
 from store.clock import utcnow
-from store.models import JourneyVersion
+from store.models import IN_JOURNEY_SQL, JourneyVersion
 
 version_t: sa.Table = JourneyVersion.__table__  # type: ignore[attr-defined]
 RECENT = timedelta(days=7)
@@ -279,7 +279,7 @@ def step_counts(session: Session, loaded: LoadedJourney, start: datetime, end: d
     e = enrollment_t
     for step_id, n in session.execute(
         sa.select(e.c.step_id, sa.func.count())
-        .where(e.c.journey_id == jid, e.c.state.in_(("active", "waiting"))).group_by(e.c.step_id)
+        .where(e.c.journey_id == jid, sa.text(IN_JOURNEY_SQL)).group_by(e.c.step_id)
     ).all():
         at(step_id).waiting = whole(n)
     for step_id, reason, n in session.execute(

@@ -219,6 +219,11 @@ class JourneyVersion(SQLModel, table=True):
     kind: str = Field(default="journey", max_length=16, sa_column_kwargs={"server_default": "journey"})
 
 
+# The states of an enrollment still in its journey, written out: a partial index on them serves a query only
+# when the query states them literally (console.ops_journeys), not as bound parameters.
+IN_JOURNEY_SQL = "state IN ('active', 'waiting')"
+
+
 class Enrollment(SQLModel, table=True):
     """A customer's passage through one occurrence of a journey (for waits, branches, exits)."""
 
@@ -234,6 +239,12 @@ class Enrollment(SQLModel, table=True):
         # Schedule and date entries have no event: the index leaves them out (migration 0014).
         Index("ix_enrollment_event_id", "event_id", sqlite_where=text("event_id IS NOT NULL"),
               postgresql_where=text("event_id IS NOT NULL")),
+        # A journey's enrollments of a period and those still in it, which its ops page counts (migration 0016).
+        Index("ix_enrollment_journey_entered", "journey_id", "entered_at"),
+        Index("ix_enrollment_journey_exited", "journey_id", "exited_at", sqlite_where=text("exited_at IS NOT NULL"),
+              postgresql_where=text("exited_at IS NOT NULL")),
+        Index("ix_enrollment_journey_open", "journey_id", "step_id", sqlite_where=text(IN_JOURNEY_SQL),
+              postgresql_where=text(IN_JOURNEY_SQL)),
     )
 
     id: int | None = Field(default=None, primary_key=True)
