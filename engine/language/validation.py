@@ -157,6 +157,11 @@ def _check_journey(ctx: _Context, journey: Journey) -> None:
             entry_scopes.add("policy")
         if entry.date.anchor.startswith("claim."):
             entry_scopes.add("claim")
+        if entry.date.anchor == "holiday" and journey.reentry.after is not None:
+            # Holidays fall days apart (National Day and Mid-Autumn) or on one day: a gap drops the later one.
+            ctx.warn(("reentry", "after"), f"a holiday entry with 'after: {journey.reentry.after}' skips a holiday "
+                     "that falls within that time of the last one entered (Mid-Autumn and National Day can be "
+                     "days apart or on one day); write 'per: occurrence' to enter on each")
         for i, name in enumerate(entry.date.holidays or []):
             if name not in catalogue.HOLIDAYS:
                 ctx.add(
