@@ -168,6 +168,13 @@ def _check_journey(ctx: _Context, journey: Journey) -> None:
                     ("entry", "date", "holidays", i),
                     f"unknown holiday {name!r}: holidays are {', '.join(catalogue.HOLIDAYS)}",
                 )
+    if entry.schedule is not None:
+        _, _, day, _, weekday = entry.schedule.cron.split()
+        if day != "*" and weekday != "*":
+            # Cron's rule, which croniter and so the planner follow: either field's days fire.
+            ctx.warn(("entry", "schedule", "cron"), f"cron {entry.schedule.cron!r} fires on the days of the month "
+                     f"{day} and, besides, on every weekday {weekday} (when both are given, cron fires on "
+                     "either); for the first Monday of a month write '0 10 * * MON#1'")
     if entry.event is not None:
         _check_event_type(ctx, entry.event.type, ("entry", "event", "type"))
         entry_scopes.add("event")
