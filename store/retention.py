@@ -15,8 +15,8 @@ What anonymising does, in one transaction per batch:
 - the customer row keeps its id, tier, branch, time zone, locale, advisor and dates, so
   every figure grouped by tier, branch or journey stays the same; name becomes ``匿名``,
   ``external_id`` becomes ``anonymised-<id>`` (the source system's id is a way back to the
-  person), phone, e-mail, openid, ID number, birthday, attributes and consent records are
-  cleared, consent to every channel is withdrawn, ``anonymised_at`` is set;
+  person), phone, e-mail, openid, app push registration id, ID number, birthday, attributes and
+  consent records are cleared, consent to every channel and purpose is withdrawn, ``anonymised_at`` is set;
 - touches, outcomes, tasks, events and survey answers are kept (counts, statuses, scores,
   times), but the free text a person wrote in them (reply texts, survey comments, agent
   notes) is removed;
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import String, and_, cast, exists, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
 from store.clock import as_utc, utcnow
@@ -214,16 +214,12 @@ def purge(
 
 def _anonymise(conn: Connection, ids: list[int], moment: datetime, report: PurgeReport) -> None:
     c, t, enr, task, s, e = _t(Customer), _t(Touch), _t(Enrollment), _t(AgentTask), _t(SurveyAnswer), _t(Event)
-    for customer_id in ids:
-        conn.execute(update(c).where(c.c.id == customer_id).values(external_id=f"anonymised-{customer_id}"))
     conn.execute(
         update(c).where(c.c.id.in_(ids)).values(
-            name=ANONYMOUS_NAME, phone=None, email=None, wechat_openid=None, id_number_enc=None, birthday=None,
-            birth_md=None, attributes={}, preferred_channels=[],
-            consent_sms=False, consent_sms_source=None, consent_sms_at=None,
-            consent_wechat=False, consent_wechat_source=None, consent_wechat_at=None,
-            consent_email=False, consent_email_source=None, consent_email_at=None,
-            anonymised_at=moment, updated_at=moment,
+            external_id=literal("anonymised-") + cast(c.c.id, String),
+            name=ANONYMOUS_NAME, phone=None, email=None, wechat_openid=None, push_registration_id=None,
+            id_number_enc=None, birthday=None, birth_md=None, attributes={}, preferred_channels=[],
+            **_withdrawn_consents(), anonymised_at=moment, updated_at=moment,
         )
     )
     report.cancelled_touches += conn.execute(
@@ -249,6 +245,21 @@ def _anonymise(conn: Connection, ids: list[int], moment: datetime, report: Purge
         [{"actor": report.actor[:64], "action": "purge", "target_type": "customer", "target_id": str(i),
           "detail": {"period": report.period, "cutoff": report.cutoff.isoformat()}, "at": moment} for i in ids],
     )
+
+
+def _withdrawn_consents() -> dict[str, Any]:
+    """Every consent column of ``customer`` withdrawn and its source and time cleared, found from the
+    table itself: a channel or purpose added later (push and the marketing consents were, in 0009)
+    is cleared with the rest rather than left behind, with the source naming how it was given."""
+    values: dict[str, Any] = {}
+    for column in _t(Customer).columns:
+        if not column.name.startswith("consent_"):
+            continue
+        if column.name.endswith(("_source", "_at")):
+            values[column.name] = None
+        else:
+            values[column.name] = False
+    return values
 
 
 def _scrub(data: Any) -> Any:
