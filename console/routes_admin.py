@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import col, select
 
 from console import csrf, tasks, text_rules, usernames
-from console.auth import UnknownLocale, audit, clock_of, create_user
+from console.auth import UnknownLocale, audit, clock_of, create_user, deactivate_user
 from console.deps import RowId, db_url, user_with
 from console.i18n import SUPPORTED, Translator
 from console.labels import AUDIT_KEYS, FORM_FIELDS
@@ -113,8 +113,13 @@ def toggle(request: Request, user_id: RowId, what: Annotated[str, Form()]) -> Re
         if row.id == admin.id and what == "active":
             flash(request, "You cannot deactivate yourself.", "error")
             return redirect("/admin/users")
-        setattr(row, what, not getattr(row, what))
-        session.add(row)
+        if what == "active" and row.active:
+            # As `journeys users disable` does: every session the user holds ends too. Only clearing the
+            # flag left their cookies valid, working again as soon as the account was re-enabled.
+            deactivate_user(session, row.username, now=clock_of(request))
+        else:
+            setattr(row, what, not getattr(row, what))
+            session.add(row)
         audit(session, admin.username, f"user_{what}", "user", user_id, {what: getattr(row, what)})
     return redirect("/admin/users")
 

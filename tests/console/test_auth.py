@@ -144,6 +144,22 @@ def test_deactivated_user_loses_the_session_at_once(client: TestClient, app: obj
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
 
 
+
+def test_a_session_held_when_the_admin_deactivated_the_user_stays_dead_after_reactivation(
+        client: TestClient, app: object, seed: Seed) -> None:
+    # A stolen laptop's cookie: the admin disables the agent, then enables her again to log in afresh.
+    login(client, "ann")
+    admin = TestClient(app)  # type: ignore[arg-type]
+    token = login(admin, "adam")
+    for _ in ("off", "on"):
+        answer = admin.post(f"/admin/users/{seed.users['ann']}/toggle", data={"csrf_token": token, "what": "active"},
+                            follow_redirects=False)
+        assert answer.status_code == 303
+    response = client.get("/inbox", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"].startswith("/login")
+    client.cookies.clear()
+    login(client, "ann")  # re-enabled: a new login works
+
 def test_login_next_cannot_leave_the_site(client: TestClient) -> None:
     token = csrf_of(client.get("/login?next=//evil.example/x").text)
     response = client.post("/login", data={"username": "ann", "password": PASSWORD, "csrf_token": token,
