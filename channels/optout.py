@@ -35,6 +35,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from channels.routing import can_use, reroute_without_consent
 from store.clock import utcnow
+from store.consent import OPT_OUT_SOURCE_PREFIXES, is_opt_out_source
 from store.models import CHANNELS, Customer, Event, Outcome, Touch, TouchStatus
 
 log = logging.getLogger(__name__)
@@ -220,6 +221,9 @@ def record_opt_out(
         raise ValueError(f"unknown channel {channel!r}: channels are {', '.join(CHANNELS)}")
     if purpose not in ("all", "marketing"):
         raise ValueError(f"unknown opt-out purpose {purpose!r}: all or marketing")
+    if not is_opt_out_source(source):
+        # An import or the API would otherwise take the withdrawal for one it may give back.
+        raise ValueError(f"opt-out source {source!r} must start with one of {', '.join(OPT_OUT_SOURCE_PREFIXES)}")
     at = at or utcnow()
     outcome = {
         "dedup_key": dedup_key,

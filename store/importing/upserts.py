@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from store.bulk_writer import CLAIM, CUSTOMER, POLICY, TIER_CHANGE, table
+from store.consent import keeps_opt_out
 from store.crypto import FieldCipher, blob_key_id
 from store.importing import fields as f
 from store.importing.fields import FieldError
@@ -425,7 +426,10 @@ class Job:
         """Consent, its source and time. An unchanged consent keeps its recorded source and time
         (so a re-import does not move them); a new or changed one is stamped now by "import"
         unless the file says where and when it was given. ``given`` None is a marketing consent
-        not given apart (``fields.marketing_consent``)."""
+        not given apart (``fields.marketing_consent``). A consent the customer withdrew by an opt-out
+        is kept withdrawn unless the file gives a later consent time (``store.consent``)."""
+        if old is not None and keeps_opt_out(*old, given, at):
+            return old
         if old is not None and old[0] == given:
             return given, source or old[1], at or old[2]
         if given or old is not None:

@@ -90,7 +90,7 @@ def test_the_confirmation_names_what_was_withdrawn(purpose: str, locale: str, ex
 def test_dispatch_sends_service_but_not_marketing_after_a_marketing_opt_out(db_url: str) -> None:
     who = make_customer(db_url)
     with session_scope(db_url) as s:
-        assert record_opt_out(s, who, "sms", source="test", dedup_key="k1", purpose="marketing") is not None
+        assert record_opt_out(s, who, "sms", source="reply:sms", dedup_key="k1", purpose="marketing") is not None
     promo = make_touch(db_url, who, "promo", status=TouchStatus.PLANNED, fallback=["wechat"])
     renewal = service_touch(db_url, who, "renewal")
     past = datetime.now(UTC) - timedelta(minutes=5)

@@ -113,7 +113,7 @@ def test_a_touch_an_opt_out_moved_to_another_channel_is_held_to_that_channels_qu
     due = datetime(2027, 3, 2, 0, 30, tzinfo=UTC)  # 08:30 in Shanghai
     make_touches(engine, [cid], due=due, fallback=["wechat"])
     with Session(engine) as session:
-        assert record_opt_out(session, cid, "sms", source="test", dedup_key="reply-1", at=due) is not None
+        assert record_opt_out(session, cid, "sms", source="reply:sms", dedup_key="reply-1", at=due) is not None
         session.commit()
     assert _touch(engine, cid)["channel"] == "wechat"
     with RecordingProvider().running() as provider:

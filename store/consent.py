@@ -1,0 +1,36 @@
+"""A consent the customer withdrew through us stays withdrawn until they give it again (PIPL Art. 15).
+
+An opt-out (a ``TD`` reply, an unsubscribe link, a WeChat unfollow: ``channels.optout``) is known
+only here: the source systems that feed the nightly customer file still hold the consent the
+customer had before. Taking the file's ``yes`` would give back, at the next import, what the
+customer took away. So a withdrawal whose source is one of ours is only replaced by a consent the
+writer shows was given after it (a consent time later than the withdrawal's).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from store.clock import as_utc
+
+# The sources ``channels.optout.record_opt_out`` records a withdrawal with: ``reply:<channel>``,
+# ``link:<channel>`` and ``wechat:unsubscribe``. record_opt_out refuses any other, so a new way
+# to opt out cannot be left out of this rule.
+OPT_OUT_SOURCE_PREFIXES = ("reply:", "link:", "wechat:")
+
+
+def is_opt_out_source(source: str | None) -> bool:
+    """Whether ``source`` names a withdrawal the customer made through one of our channels."""
+    return bool(source) and str(source).startswith(OPT_OUT_SOURCE_PREFIXES)
+
+
+def keeps_opt_out(stored: bool | None, stored_source: str | None, stored_at: datetime | None,
+                  given: bool | None, given_at: datetime | None) -> bool:
+    """Whether the stored consent, withdrawn by an opt-out, stands against ``given`` (True, or None:
+    a marketing consent covered by the channel's, which gives marketing back too). It yields only
+    to a consent given (``given_at``) after the withdrawal."""
+    if stored is not False or given is False or not is_opt_out_source(stored_source):
+        return False
+    if given_at is None or stored_at is None:
+        return given_at is None
+    return as_utc(given_at) <= as_utc(stored_at)
