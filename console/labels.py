@@ -83,8 +83,9 @@ OUTCOMES: dict[str, str] = {
 
 PRIORITIES: dict[str, str] = {"1": "High", "2": "Normal", "3": "Low"}
 
+# "agent" is the channel the report groups an agent's tasks under (engine.loop.service_metrics, attribution).
 CHANNELS: dict[str, str] = {"sms": "SMS", "wechat": "WeChat", "email": "Email", "push": "App push",
-                            "webhook": "System call", "task": "Agent task"}
+                            "webhook": "System call", "task": "Agent task", "agent": "Agent task"}
 
 # Task, touch, policy and claim statuses.
 STATUSES: dict[str, str] = {
