@@ -325,6 +325,12 @@ class Job:
         tier_moves: list[tuple[str, str | None, str, float]] = []
         for row in good:
             v, old = row.values, existing.get(row.values["external_id"])
+            if old is not None and old.anonymised_at is not None:
+                # Its touches, tasks and answers are kept for the figures: a name and a phone put back
+                # on the row would make them a person's history again, undoing the anonymisation.
+                row.errors.append(f"customer {v['external_id']!r} is anonymised: it takes no personal data again")
+                del self.seen[v["external_id"]]
+                continue
             out: dict[str, Any] = {
                 "external_id": v["external_id"], "name": v["name"], "timezone": "Asia/Shanghai", "locale": "zh-CN",
                 "branch": "", "consent_sms": False, "consent_wechat": False, "consent_email": False,
