@@ -51,6 +51,7 @@ from store.importing.reading import ATTRIBUTE_PREFIX, CONSENT_CHANNELS, CUSTOMER
 from store.importing.rejects import rejects_cell
 from store.masking import mask_email, mask_id_number, mask_name, mask_phone
 from store.models import TIERS, AppUser, AuditLog, Customer
+from store.private_files import open_private
 
 MASKED = ("name", "phone", "email", "wechat_openid", "push_registration_id", "id_number", "birthday")
 BATCH = 2000
@@ -228,8 +229,7 @@ def write_rows(tmp: Path, header: list[str], rows: Iterable[list[str]],
                progress: Callable[[int], None] | None = None) -> int:
     """The CSV file at ``tmp``, readable by its owner only, its cells escaped for spreadsheets; its row count."""
     count = 0
-    descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(descriptor, "w", newline="", encoding="utf-8") as handle:
+    with open_private(tmp) as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for row in rows:

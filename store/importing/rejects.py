@@ -7,10 +7,10 @@ a rejects file undoes (``rejects_cell`` and ``as_given``).
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 from store.csv_cells import safe_cell
+from store.private_files import open_private
 
 # Columns a rejects file adds; ignored so that a corrected rejects file can be imported as it is.
 REJECTS_COLUMNS = ("line", "reason")
@@ -44,8 +44,7 @@ class RejectsWriter:
 
     def __init__(self, path: Path, header: list[str]) -> None:
         # The rows hold the same personal data as the input: readable by the owner only.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        self._handle = open(descriptor, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self._handle = open_private(path)
         self._writer = csv.writer(self._handle)
         kept = [h for h in header if h.strip().lower() not in REJECTS_COLUMNS]
         self._keep = [i for i, h in enumerate(header) if h.strip().lower() not in REJECTS_COLUMNS]
