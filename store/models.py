@@ -240,7 +240,9 @@ class Enrollment(SQLModel, table=True):
         Index("ix_enrollment_event_id", "event_id", sqlite_where=text("event_id IS NOT NULL"),
               postgresql_where=text("event_id IS NOT NULL")),
         # A journey's enrollments of a period and those still in it, which its ops page counts (migration 0016).
-        Index("ix_enrollment_journey_entered", "journey_id", "entered_at"),
+        # Partial on a condition every row meets: only a query ranging over entered_at may take it (0016).
+        Index("ix_enrollment_journey_entered", "journey_id", "entered_at", sqlite_where=text("entered_at IS NOT NULL"),
+              postgresql_where=text("entered_at IS NOT NULL")),
         Index("ix_enrollment_journey_exited", "journey_id", "exited_at", sqlite_where=text("exited_at IS NOT NULL"),
               postgresql_where=text("exited_at IS NOT NULL")),
         Index("ix_enrollment_journey_open", "journey_id", "step_id", sqlite_where=text(IN_JOURNEY_SQL),

@@ -119,8 +119,9 @@ def _group_counts(session: Session, journey_id: str, start: datetime, end: datet
     rows = session.execute(
         sa.select(e.c.split_branch, sa.func.count(), count_where(reached), count_where(replied),
                   count_where(e.c.exit_reason.in_(GOAL_EXIT_REASONS)))
-        .where(e.c.journey_id == journey_id, e.c.entered_at >= start, e.c.entered_at < end,
-               e.c.split_branch.is_not(None))
+        # entered_at IS NOT NULL is ix_enrollment_journey_entered's condition, which SQLite does not infer (0016).
+        .where(e.c.journey_id == journey_id, e.c.entered_at.is_not(None), e.c.entered_at >= start,
+               e.c.entered_at < end, e.c.split_branch.is_not(None))
         .group_by(e.c.split_branch)
     ).all()
     return {name: (whole(n), whole(r), whole(p), whole(g)) for name, n, r, p, g in rows}

@@ -108,8 +108,10 @@ def test_a_tick_with_nothing_due_walks_few_chunks(seeded: str, tmp_path: Path) -
 
 
 # The book's tables: a statement of a no-op tick that scans one of them (the table, or a whole
-# index of it) costs what the book holds, not what is due.
-BOOK_SCAN = re.compile(r"\bSCAN (customer|enrollment|touch|agent_task|event|policy|claim)\b")
+# index of it), or reads every row of a journey (an index searched by the journey alone: migration
+# 0016's by-journey indexes of the ops pages), costs what the book holds, not what is due.
+BOOK_SCAN = re.compile(r"\bSCAN (customer|enrollment|touch|agent_task|event|policy|claim)\b"
+                       r"|\bSEARCH \w+ USING (COVERING )?INDEX \w+ \((ANY\()?journey_id=\?\)?\)$")
 
 
 def test_a_tick_with_nothing_due_reads_no_table_of_the_book_whole(seeded: str, tmp_path: Path) -> None:

@@ -27,9 +27,14 @@ depends_on: str | Sequence[str] | None = None
 # Literal, as the query states it: a partial index serves a query only when its condition is the query's.
 IN_JOURNEY = sa.text("state IN ('active', 'waiting')")
 EXITED = sa.text("exited_at IS NOT NULL")
+# Every row has entered_at: the condition keeps them all, and keeps the index from the queries that do not
+# range over entered_at. As a plain index, SQLite took it for the tick's probe of waits that end
+# (``journey_id IN (...)``, engine.planning.due_chunks) instead of the range of ix_enrollment_waiting_next,
+# and read every enrollment those journeys ever had at every tick.
+ENTERED = sa.text("entered_at IS NOT NULL")
 # (index, columns, the rows it keeps)
 BY_JOURNEY: tuple[tuple[str, list[str], sa.TextClause | None], ...] = (
-    ("ix_enrollment_journey_entered", ["journey_id", "entered_at"], None),
+    ("ix_enrollment_journey_entered", ["journey_id", "entered_at"], ENTERED),
     ("ix_enrollment_journey_exited", ["journey_id", "exited_at"], EXITED),
     ("ix_enrollment_journey_open", ["journey_id", "step_id"], IN_JOURNEY),
 )
