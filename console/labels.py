@@ -306,6 +306,54 @@ AUDIT_KEYS: dict[str, str] = {
     "sent": "Sent",
 }
 
+# Audit actions (console.auth.audit callers), as /admin/audit shows them. A review step is written
+# ``<kind>_version_<step>`` (engine.language.journey_review): its kind and step are worded apart (VERSION_STEPS).
+AUDIT_ACTIONS: dict[str, str] = {
+    "login": "Signed in",
+    "login_failed": "Sign-in failed",
+    "login_lockout": "Locked after failed sign-ins",
+    "reveal": "Contact details revealed",
+    "reveal_refused": "Reveal refused",
+    "export": "Export",
+    "claim": "Task claimed",
+    "complete": "Task completed",
+    "assign": "Task assigned",
+    "reassign": "Task reassigned",
+    "customer_upsert": "Customer created or updated",
+    "policy_upsert": "Policy created or updated",
+    "claim_upsert": "Insurance claim created or updated",
+    "seed_list_add": "Added to the test list",
+    "seed_list_remove": "Removed from the test list",
+    "test_send": "Test send",
+    "user_add": "User added",
+    "user_skills": "Skills changed",
+    "user_active": "Account enabled or disabled",
+    "user_on_shift": "Shift changed",
+    "user_password": "Password changed",
+}
+VERSION_KINDS: dict[str, str] = {"journey": "Journey", "template": "Template", "setting": "Settings file"}
+VERSION_STEPS: dict[str, str] = {
+    "submitted": "Version submitted for review",
+    "pending": "Version waiting for review",
+    "published": "Version published",
+    "approved": "Version approved",
+    "rejected": "Version rejected",
+    "rollback": "Version rolled back",
+}
+# An audit entry's target type; a ``<kind>_version`` target is the version's row number.
+AUDIT_TARGETS: dict[str, str] = {
+    "user": "User",
+    "task": "Task",
+    "customer": "Customer",
+    "policy": "Insurance policy",
+    "claim": "Insurance claim",
+    "template": "Template",
+    "seed_list": "Test list",
+    "journey_version": "Journey version",
+    "template_version": "Template version",
+    "setting_version": "Settings file version",
+}
+
 # The settings files reviewed before going live (engine.language.settings_review), by what they decide.
 SETTING_FILES: dict[str, str] = {
     "delivery.yaml": "Delivery rules: caps, quiet hours, footers",
@@ -334,6 +382,10 @@ TABLES: dict[str, dict[str, str]] = {
     "holiday": HOLIDAYS,
     "anchor": ANCHORS,
     "audit_key": AUDIT_KEYS,
+    "audit_action": AUDIT_ACTIONS,
+    "audit_target": AUDIT_TARGETS,
+    "version_kind": VERSION_KINDS,
+    "version_step": VERSION_STEPS,
     "setting": SETTING_FILES,
 }
 

@@ -13,7 +13,7 @@ from console import csrf, tasks, text_rules, usernames
 from console.auth import UnknownLocale, audit, clock_of, create_user, deactivate_user
 from console.deps import RowId, db_url, user_with
 from console.i18n import SUPPORTED, Translator
-from console.labels import AUDIT_KEYS, FORM_FIELDS
+from console.labels import AUDIT_KEYS, FORM_FIELDS, VERSION_KINDS, VERSION_STEPS
 from console.text_rules import blank
 from console.web import flash, redirect, render
 from engine.language.settings_model import SKILLS
@@ -130,6 +130,20 @@ def _shown(text: str, limit: int) -> str:
     return mask_text(text)[:limit]
 
 
+def _action(t: Translator, action: str) -> str:
+    """An audit action in the reader's words; a review step as its kind and step (``setting_version_published``)."""
+    kind, versioned, step = action.partition("_version_")
+    if versioned and kind in VERSION_KINDS and step in VERSION_STEPS:
+        return f"{t.label('version_kind', kind)}: {t.label('version_step', step)}"
+    return t.label("audit_action", action)
+
+
+def _target(t: Translator, target_type: str, target_id: str) -> str:
+    """An audit target in the reader's words, its number beside; the one test list has none to show."""
+    word = t.label("audit_target", target_type)
+    return word if target_type == "seed_list" else f"{word} {target_id}"
+
+
 def _detail(t: Translator, detail: dict[str, Any]) -> str:
     """An audit detail in the reader's words: known keys and field names translated, the rest as written."""
     def word(value: object) -> str:
@@ -163,7 +177,8 @@ def audit_page(request: Request, kind: str = "unmasking", actor: Annotated[str, 
         for row in session.exec(stmt.order_by(col(AuditLog.at).desc(), col(AuditLog.id).desc()).limit(AUDIT_PAGE_ROWS)):
             entries.append({
                 "at": row.at, "actor": row.actor, "shown_actor": _shown(row.actor, 64), "action": row.action,
-                "target": _shown(f"{row.target_type} {row.target_id}", 100),
+                "action_words": _action(t, row.action),
+                "target": _shown(_target(t, row.target_type, row.target_id), 100),
                 # A template is read by its name in the admin's language (console.template_names), its code aside.
                 "template": _shown(row.target_id, 64) if row.target_type == "template" else None,
                 "detail": _shown(_detail(t, row.detail or {}), 300),

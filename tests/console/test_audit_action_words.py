@@ -1,0 +1,44 @@
+"""/admin/audit's "all entries" names every action and target in the admin's words: before, only the three
+unmasking actions had words, so a Chinese page listed ``setting_version_published``, ``login_failed`` and
+``user_skills`` under 操作 and ``setting_version 87`` under 目标."""
+
+from __future__ import annotations
+
+import re
+
+from sqlmodel import select
+from starlette.testclient import TestClient
+
+from store.db import session_scope
+from store.models import AuditLog
+from tests.console.conftest import Seed, csrf_of, login
+from tests.console.test_form_errors import set_locale
+
+ROW = re.compile(r'<tr data-action="([^"]+)"[^>]*>\s*<td>[^<]*</td>\s*<td>[^<]*</td>\s*<td>([^<]*)</td>\s*'
+                 r'<td>([^<]*)</td>')
+
+
+def test_every_audited_action_is_in_the_admins_words(client: TestClient, db_url: str, seed: Seed) -> None:
+    set_locale(db_url, "adam", "zh-CN")
+    token = csrf_of(client.get("/login").text)
+    failed = client.post("/login", data={"username": "ann", "password": "wrong-password-1", "csrf_token": token})
+    assert failed.status_code == 401  # audited as login_failed
+    with session_scope(db_url) as s:
+        for action, target in [("journey_version_approved", "journey_version"), ("user_skills", "user"),
+                               ("setting_version_published", "setting_version"), ("seed_list_add", "seed_list"),
+                               ("policy_upsert", "policy"), ("template_version_rollback", "template_version")]:
+            s.add(AuditLog(actor="olga", action=action, target_type=target, target_id="87", detail={}, at=seed.now))
+    login(client, "adam")
+    page = client.get("/admin/audit", params={"kind": "all"})
+    assert page.status_code == 200
+    with session_scope(db_url) as s:
+        actions = set(s.exec(select(AuditLog.action)).all())
+    shown = {action: (words.strip(), target.strip()) for action, words, target in ROW.findall(page.text)}
+    assert set(shown) == actions
+    for action, (words, target) in shown.items():
+        # No code, nor a code written out: a Chinese page reads no Latin letters in these columns.
+        assert not re.search(r"[A-Za-z]", words + target), (action, words, target)
+    assert shown["setting_version_published"] == ("设置文件: 版本已发布", "设置文件版本 87")
+    assert shown["journey_version_approved"] == ("旅程: 版本已批准", "旅程版本 87")
+    assert shown["seed_list_add"] == ("加入测试名单", "测试名单")
+    assert shown["login_failed"][0] == "登录失败"
