@@ -66,13 +66,18 @@ def mask_name(name: str | None) -> str:
 # as ``+`` or ``%20``), with the separators people write (138-1234-5678, 138 1234 5678) and in
 # full-width digits (``\d`` is any decimal digit).
 _GAP = r"(?:[-. +]|%20)?"
-_PHONE_RE = re.compile(r"(?<!\d)(?:(?:\+|%2[Bb])?[8８][6６][- ]?)?([1１][3-9３-９]\d)" + _GAP + r"(\d{4})" + _GAP
-                       + r"(\d{4})(?!\d)")
+# The country code as dialled from abroad too (0086), which people write as often as +86.
+_PHONE_RE = re.compile(r"(?<!\d)(?:(?:\+|%2[Bb]|00|００)?[8８][6６][- ]?)?([1１][3-9３-９]\d)" + _GAP + r"(\d{4})"
+                       + _GAP + r"(\d{4})(?!\d)")
 _ID_RE = re.compile(r"(?<![0-9A-Za-z])(\d{3})\d{11}(\d{3}[\dXx])(?![0-9A-Za-z])")
-_EMAIL_RE = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(?:@|%40)([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# The at sign also full width (a Chinese input method types ＠) and encoded twice (a URL inside a URL's query).
+_EMAIL_RE = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(?:@|＠|%40|%2540)([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 # A WeChat openid (or unionid) names one person as a phone number does, and WeChat puts it in the query of
 # every push to our server URL (?signature=…&nonce=…&openid=o6_b…), which the access log writes as sent.
-_OPENID_RE = re.compile(r"(?i)((?:open|union)id=)([A-Za-z0-9_-]+)")
+# It travels under other names and notations too: ``touser`` of a template send's JSON, ``FromUserName``
+# of a push's XML, a query encoded inside another (``openid%3D``), a dict or JSON object in a message.
+_OPENID_RE = re.compile(r"(?i)((?:open|union)id|touser|fromusername)"
+                        r"(=|%3D|%253D|[\"']?\s*[:=]\s*[\"']|>\s*(?:<!\[CDATA\[)?)([A-Za-z0-9_-]+)")
 
 
 def mask_openid(openid: str | None) -> str:
@@ -86,7 +91,7 @@ def mask_openid(openid: str | None) -> str:
 def mask_text(text: str) -> str:
     """Mask every phone number, ID number, e-mail address and openid query value found in ``text``."""
     # Openids first: one holding eleven digits would otherwise be cut apart by the phone pattern.
-    text = _OPENID_RE.sub(lambda m: f"{m.group(1)}{mask_openid(m.group(2))}", text)
+    text = _OPENID_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{mask_openid(m.group(3))}", text)
     text = _ID_RE.sub(lambda m: f"{m.group(1)}***********{m.group(2)}", text)
     text = _PHONE_RE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
     return _EMAIL_RE.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)

@@ -81,9 +81,12 @@ PHONE_STYLES = [
     lambda n: f"+86 {n[:3]} {n[3:7]} {n[7:]}", lambda n: f"{n[:3]}%20{n[3:7]}%20{n[7:]}",
     lambda n: f"{n[:3]}+{n[3:7]}+{n[7:]}", lambda n: f"%2B86-{n[:3]}-{n[3:7]}-{n[7:]}",
     lambda n: f"{n[:3]}.{n[3:7]}.{n[7:]}", lambda n: n.translate(FULL_WIDTH),
+    lambda n: f"0086{n}", lambda n: f"0086 {n[:3]} {n[3:7]} {n[7:]}",
 ]
 LOCAL_PARTS = st.from_regex(r"[a-z][a-z0-9._+-]{2,12}[a-z0-9]", fullmatch=True)
-EMAIL_STYLES = [lambda local: f"{local}@example.com", lambda local: f"{local.replace('+', '%2B')}%40example.com"]
+EMAIL_STYLES = [lambda local: f"{local}@example.com", lambda local: f"{local.replace('+', '%2B')}%40example.com",
+                # A Chinese input method's full-width at sign; an address in a URL inside another URL's query.
+                lambda local: f"{local}＠example.com", lambda local: f"{local.replace('+', '%252B')}%2540example.com"]
 CONTEXTS = ["{}", "GET /api/customers/{} HTTP/1.1", "/ops/explain?customer={}&at=2026-11-23", "sent to {}, ok"]
 
 
@@ -112,3 +115,19 @@ def test_a_percent_encoded_request_line_is_masked(isolated_logger: tuple[logging
         logger.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", path, "1.1", 200)
     text = stream.getvalue()
     assert "xiaoming" not in text and "1234" not in text and text.count("GET ") == 3
+
+
+OPENID = "oAbCdEfGhIjKlMnOpQrStUvWxYz1"
+
+
+@pytest.mark.parametrize("written", [
+    f"/hooks/wechat?signature=s&nonce=1&openid={OPENID}",
+    f"/login?next=%2Fhooks%2Fwechat%3Fopenid%3D{OPENID}",
+    f'{{"touser": "{OPENID}", "template_id": "t"}}',
+    f"{{'openid': '{OPENID}'}}",
+    f"<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[{OPENID}]]></FromUserName></xml>",
+])
+def test_an_openid_is_masked_in_every_notation_it_travels_in(written: str) -> None:
+    masked = mask_text(written)
+    assert OPENID not in masked and OPENID[1:-4] not in masked
+    assert "o****xYz1" in masked
