@@ -19,7 +19,7 @@ What anonymising does, in one transaction per batch:
   consent records are cleared, consent to every channel and purpose is withdrawn, ``anonymised_at`` is set;
 - touches, outcomes, tasks, events and survey answers are kept (counts, statuses, scores,
   times), but the free text a person wrote in them (reply texts, survey comments, agent
-  notes) is removed;
+  notes) is removed, and an event's data keeps only codes and figures (``_scrub``);
 - work still pending for them is stopped: planned touches are cancelled, active
   enrollments exit (``anonymised``), open tasks are cancelled;
 - an ``AuditLog`` row per customer (action ``purge``) and one for the run.
@@ -36,11 +36,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, cast, exists, literal, or_, select, update
+from sqlalchemy import String, and_, bindparam, cast, exists, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
 from store.clock import as_utc, utcnow
 from store.db import make_engine
+from store.masking import mask_text
 from store.models import (
     AgentTask,
     AuditLog,
@@ -64,6 +65,11 @@ CUSTOMER_OUTCOME_KINDS = ("replied", "clicked", "opted_out")
 # Keys of event data that can carry what a person wrote or who they are.
 FREE_TEXT_KEYS = frozenset({"text", "comment", "content", "body", "notes", "note", "name", "phone", "email",
                             "openid", "id_number", "address", "from", "to"})
+
+# A coded value (a channel, a tier, an outcome, a survey's name): what figures group by. Anything else
+# in text (a name, a plate, a sentence, an id of the source system) may lead back to the person.
+_CODE_RE = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
+_DROPPED = object()
 
 _PERIOD_RE = re.compile(r"^\s*(\d+)\s*([ymwd])\s*$", re.IGNORECASE)
 
@@ -236,10 +242,12 @@ def _anonymise(conn: Connection, ids: list[int], moment: datetime, report: Purge
     ).rowcount
     conn.execute(update(task).where(task.c.customer_id.in_(ids)).values(notes=None))
     conn.execute(update(s).where(s.c.customer_id.in_(ids)).values(comment=None))
-    for event_id, data in conn.execute(select(e.c.id, e.c.data).where(e.c.customer_id.in_(ids))).all():
-        cleaned = _scrub(data)
-        if cleaned != data:
-            conn.execute(update(e).where(e.c.id == event_id).values(data=cleaned))
+    scrubbed = [{"event_id": event_id, "scrubbed": cleaned}
+                for event_id, data in conn.execute(select(e.c.id, e.c.data).where(e.c.customer_id.in_(ids))).all()
+                if (cleaned := _scrub(data)) != data]
+    if scrubbed:
+        rewrite = update(e).where(e.c.id == bindparam("event_id"))
+        conn.execute(rewrite.values(data=bindparam("scrubbed", type_=e.c.data.type)), scrubbed)
     conn.execute(
         _t(AuditLog).insert(),
         [{"actor": report.actor[:64], "action": "purge", "target_type": "customer", "target_id": str(i),
@@ -263,11 +271,19 @@ def _withdrawn_consents() -> dict[str, Any]:
 
 
 def _scrub(data: Any) -> Any:
-    """``data`` without the keys that carry free text or contact details (at any depth)."""
+    """``data`` without what can name or describe a person (at any depth): the keys that carry free
+    text or contact details, and, under any key, text that is not a code and any value holding a
+    phone number, e-mail address or ID number. Event types are data (config/events.yaml), so a field
+    added there (a ``plate``, a ``description``) is not on a list of names: its value decides."""
     if isinstance(data, dict):
-        return {k: _scrub(v) for k, v in data.items() if str(k).lower() not in FREE_TEXT_KEYS}
+        kept = {k: _scrub(v) for k, v in data.items() if str(k).lower() not in FREE_TEXT_KEYS}
+        return {k: v for k, v in kept.items() if v is not _DROPPED}
     if isinstance(data, list):
-        return [_scrub(v) for v in data]
+        return [v for v in (_scrub(v) for v in data) if v is not _DROPPED]
+    if isinstance(data, str) and not _CODE_RE.fullmatch(data):
+        return _DROPPED
+    if data is not None and not isinstance(data, bool) and mask_text(str(data)) != str(data):
+        return _DROPPED
     return data
 
 

@@ -8,11 +8,14 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from store.bulk_writer import CUSTOMER
+from store.bulk_writer import CUSTOMER, table
 from store.clock import utcnow
 from store.db import make_engine
+from store.models import Event
 from store.retention import purge
 from tests.store import retention_book
+
+EVENT = table(Event)
 
 
 def test_purge_clears_the_push_id_and_every_consent_with_its_source(migrated_any_db: str) -> None:
@@ -43,3 +46,25 @@ def test_purge_clears_the_push_id_and_every_consent_with_its_source(migrated_any
                 if column.name.endswith(("_source", "_at")):
                     assert row[column.name] is None, column.name
     engine.dispose()
+
+
+def test_purge_keeps_of_an_events_data_only_codes_and_figures(migrated_any_db: str) -> None:
+    """Event types are data (config/events.yaml ships vehicle.inspection_due with a ``plate``), so what
+    an anonymised customer's events keep is decided by each value, not by a list of field names."""
+    url, now = migrated_any_db, utcnow()
+    groups = retention_book.build(url, now)
+    long_ago = now - timedelta(days=4 * 365)
+    cid = groups["old"][0]
+    kept = {"days_left": 15, "risk": 0.8, "urgent": True, "channel": "sms", "category": "claims", "touch_id": None}
+    data = {**kept, "plate": "沪A12345", "description": "张三说保单地址错了", "contact": "13812345678",
+            "mobile": 13812345678, "claim_id": "CLM-2022-0042", "person": {"tier": "gold", "alias": "Wang Wei"},
+            "items": ["billing", "王伟 wang@example.com"]}
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(EVENT.insert().values(external_id="crm:1", type="vehicle.inspection_due", customer_id=cid,
+                                           data=data, occurred_at=long_ago, received_at=long_ago))
+    purge(url, "3y", now=now)
+    with engine.connect() as conn:
+        stored = conn.execute(select(EVENT.c.data).where(EVENT.c.external_id == "crm:1")).scalar_one()
+    engine.dispose()
+    assert stored == {**kept, "person": {"tier": "gold"}, "items": ["billing"]}
