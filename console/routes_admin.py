@@ -28,6 +28,9 @@ router = APIRouter(dependencies=[Depends(csrf.protect), Depends(text_rules.check
 # Audit actions that show (or tried to show) customer data unmasked, or took it out of the system.
 UNMASKING_ACTIONS = (*tasks.REVEAL_ACTIONS, "export")
 AUDIT_PAGE_ROWS = 200
+# What was typed in the add-user form (all but the password), kept in the session for the page the refusal
+# redirects to, so the admin corrects one field instead of typing the whole form again.
+TYPED_KEY = "admin_users_typed"
 MAX_LOOKBACK_HOURS = 7 * 24
 
 
@@ -36,8 +39,10 @@ def users_page(request: Request) -> HTMLResponse:
     user = user_with(request, "users")
     with session_scope(db_url(request)) as session:
         users = list(session.exec(select(AppUser).order_by(col(AppUser.username))).all())
+    typed = request.session.pop(TYPED_KEY, None)
     return render(request, "admin_users.html", user, users=users, roles=ROLES, locales=list(SUPPORTED),
-                  skills=SKILLS, username_pattern=usernames.HTML_PATTERN, username_max=usernames.MAX_LENGTH)
+                  skills=SKILLS, username_pattern=usernames.HTML_PATTERN, username_max=usernames.MAX_LENGTH,
+                  typed=typed if isinstance(typed, dict) else {})
 
 
 @router.post("/admin/users", response_class=RedirectResponse)
@@ -53,6 +58,9 @@ def add_user(
 ) -> RedirectResponse:
     admin = user_with(request, "users")
     name = username.strip()
+    # Until the user is added: a refusal below, or the skills' 422, goes back to the form with this in it.
+    request.session[TYPED_KEY] = {"username": username, "display_name": display_name, "role": role, "team": team,
+                                  "locale": locale, "skill": skill}
     if set(skill) - set(SKILLS):
         # As the skills form refuses it: a skill dropped without a word leaves the new agent unrouted.
         raise HTTPException(status_code=422, detail="skill")
@@ -70,6 +78,7 @@ def add_user(
             created.skills = [s for s in SKILLS if s in skill]
             session.add(created)
             audit(session, admin.username, "user_add", "user", created.id or 0, {"role": role})
+        request.session.pop(TYPED_KEY, None)
         flash(request, "User %(name)s added.", "ok", name=name)
     except UnknownLocale:
         flash(request, "Unknown language.", "error")
