@@ -12,7 +12,7 @@ from console import csrf, supervision, tasks, text_rules
 from console.auth import CurrentUser, clock_of
 from console.deps import FormRowId, RowId, db_url, user_with
 from console.i18n import DISPLAY_ZONE
-from console.tasks import RevealLimited, TaskConflict, TaskForbidden, TaskInvalid, reveal_policy
+from console.tasks import RevealLimited, TaskConflict, TaskForbidden, TaskInvalid, TaskNotFound, reveal_policy
 from console.web import flash, redirect, render
 from engine.language.settings_model import CLOSING_OUTCOMES
 from store.clock import out_of_range, utcnow, zone
@@ -111,8 +111,19 @@ def claim(request: Request, task_id: RowId) -> RedirectResponse:
     try:
         tasks.claim(user, task_id, db_url=db_url(request))
         flash(request, "Task claimed.", "ok")
+    except TaskNotFound:
+        # A colleague claimed it since the agent opened it, so it is no longer hers to see: back to
+        # her inbox with a word rather than a "no such page". Said the same for an id that never was
+        # hers, so nothing tells which ids exist.
+        flash(request, ERROR_MESSAGES["not_open"], "error")
+        return redirect("/inbox")
     except (TaskConflict, TaskInvalid) as exc:
-        task = tasks.detail(user, task_id, db_url=db_url(request)).task
+        try:
+            task = tasks.detail(user, task_id, db_url=db_url(request)).task
+        except TaskNotFound:
+            # Lost the race by a hair: open when she asked, a colleague's by the time it was written.
+            flash(request, ERROR_MESSAGES["already_claimed"], "error")
+            return redirect("/inbox")
         if task.status == "claimed" and task.assignee_id == user.id:
             # A double click, or a second tab: the first claim was hers, which is what she asked for.
             flash(request, "Task claimed.", "ok")
