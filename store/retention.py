@@ -17,6 +17,9 @@ What anonymising does, in one transaction per batch:
   ``external_id`` becomes ``anonymised-<id>`` (the source system's id is a way back to the
   person), phone, e-mail, openid, app push registration id, ID number, birthday, attributes and
   consent records are cleared, consent to every channel and purpose is withdrawn, ``anonymised_at`` is set;
+- policies and claims are kept (product line, premium, dates, status, amount), but their
+  numbers in the source system become ``anonymised-policy-<id>`` and ``anonymised-claim-<id>``:
+  a policy number leads back to its holder as surely as the customer's own id;
 - touches, outcomes, tasks, events and survey answers are kept (counts, statuses, scores,
   times), but the free text a person wrote in them (reply texts, survey comments, agent
   notes) is removed, and an event's data keeps only codes and figures (``_scrub``);
@@ -228,6 +231,9 @@ def _anonymise(conn: Connection, ids: list[int], moment: datetime, report: Purge
             **_withdrawn_consents(), anonymised_at=moment, updated_at=moment,
         )
     )
+    for kept, word in ((_t(Policy), "policy"), (_t(Claim), "claim")):
+        conn.execute(update(kept).where(kept.c.customer_id.in_(ids))
+                     .values(external_id=literal(f"anonymised-{word}-") + cast(kept.c.id, String)))
     report.cancelled_touches += conn.execute(
         update(t).where(t.c.customer_id.in_(ids), t.c.status == TouchStatus.PLANNED)
         .values(status=TouchStatus.CANCELLED, error_reason=ANONYMISED)

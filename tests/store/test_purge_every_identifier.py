@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from store.bulk_writer import CUSTOMER, table
+from store.bulk_writer import CLAIM, CUSTOMER, POLICY, table
 from store.clock import utcnow
 from store.db import make_engine
 from store.models import Event
@@ -68,3 +68,27 @@ def test_purge_keeps_of_an_events_data_only_codes_and_figures(migrated_any_db: s
         stored = conn.execute(select(EVENT.c.data).where(EVENT.c.external_id == "crm:1")).scalar_one()
     engine.dispose()
     assert stored == {**kept, "person": {"tier": "gold"}, "items": ["billing"]}
+
+
+def test_purge_replaces_the_source_systems_policy_and_claim_numbers(migrated_any_db: str) -> None:
+    url, now = migrated_any_db, utcnow()
+    groups = retention_book.build(url, now)
+    long_ago = now - timedelta(days=4 * 365)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        for cid in groups["old"] + groups["policy"]:
+            policy = conn.execute(select(POLICY.c.id).where(POLICY.c.customer_id == cid)).scalar_one()
+            conn.execute(CLAIM.insert().values(external_id=f"CLM-{cid}", customer_id=cid, policy_id=policy,
+                                               product_line="health", filed_at=long_ago, settled_at=long_ago,
+                                               amount=800.0, status="settled"))
+    purge(url, "3y", now=now)
+    with engine.connect() as conn:
+        policies = {r.customer_id: r for r in conn.execute(select(POLICY)).all()}
+        claims = {r.customer_id: r for r in conn.execute(select(CLAIM)).all()}
+    engine.dispose()
+    for cid in groups["old"]:
+        assert policies[cid].external_id == f"anonymised-policy-{policies[cid].id}"
+        assert claims[cid].external_id == f"anonymised-claim-{claims[cid].id}"
+        assert (claims[cid].amount, claims[cid].status, claims[cid].product_line) == (800.0, "settled", "health")
+    for cid in groups["policy"]:
+        assert policies[cid].external_id.startswith("P-") and claims[cid].external_id == f"CLM-{cid}"
