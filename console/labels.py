@@ -304,6 +304,14 @@ AUDIT_KEYS: dict[str, str] = {
     "failures": "Failures",
     "recipients": "Recipients",
     "sent": "Sent",
+    "version": "Version",
+    "replaced": "Version replaced",
+    "comment": "Comment",
+    "submitted_by": "Submitted by",
+    "install": "Found at start-up",
+    "active": "Active",
+    "on_shift": "On shift",
+    "reason": "Why",
 }
 
 # Audit actions (console.auth.audit callers), as /admin/audit shows them. A review step is written

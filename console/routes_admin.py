@@ -153,15 +153,24 @@ def _target(t: Translator, target_type: str, target_id: str) -> str:
     return word if target_type == "seed_list" else f"{word} {target_id}"
 
 
+VERSION_KEYS = ("version", "replaced")
+
+
 def _detail(t: Translator, detail: dict[str, Any]) -> str:
     """An audit detail in the reader's words: known keys and field names translated, the rest as written."""
     def word(value: object) -> str:
+        if isinstance(value, bool):
+            return t("yes") if value else t("no")
         return t.label("form_field", value) if isinstance(value, str) and value in FORM_FIELDS else str(value)
 
-    def shown(value: object) -> str:
+    def shown(key: str, value: object) -> str:
+        if key in VERSION_KEYS and isinstance(value, str):
+            return value[:8]  # a version's hash, cut as every review page shows it
         return "/".join(map(word, value)) if isinstance(value, list) else word(value)
 
-    return ", ".join(f"{t(AUDIT_KEYS[k]) if k in AUDIT_KEYS else k}: {shown(v)}" for k, v in detail.items())
+    # A review step's subject ("journey") is named in the target column, by its name.
+    return ", ".join(f"{t(AUDIT_KEYS[k]) if k in AUDIT_KEYS else k}: {shown(k, v)}" for k, v in detail.items()
+                     if k != "journey")
 
 
 @router.get("/admin/audit", response_class=HTMLResponse)
@@ -190,6 +199,8 @@ def audit_page(request: Request, kind: str = "unmasking", actor: Annotated[str, 
                 "target": _shown(_target(t, row.target_type, row.target_id), 100),
                 # A template is read by its name in the admin's language (console.template_names), its code aside.
                 "template": _shown(row.target_id, 64) if row.target_type == "template" else None,
+                # A reviewed version's journey, template or settings file (journey_name words all three).
+                "subject": (row.detail or {}).get("journey") if row.target_type.endswith("_version") else None,
                 "detail": _shown(_detail(t, row.detail or {}), 300),
                 "unmasking": row.action in UNMASKING_ACTIONS, "flagged": row.actor in flagged,
             })

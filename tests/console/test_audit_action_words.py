@@ -42,3 +42,18 @@ def test_every_audited_action_is_in_the_admins_words(client: TestClient, db_url:
     assert shown["journey_version_approved"] == ("旅程: 版本已批准", "旅程版本 87")
     assert shown["seed_list_add"] == ("加入测试名单", "测试名单")
     assert shown["login_failed"][0] == "登录失败"
+
+
+def test_a_review_entry_names_its_subject_and_cuts_its_version(client: TestClient, db_url: str, seed: Seed) -> None:
+    set_locale(db_url, "adam", "zh-CN")
+    version = "c55269660012f77ac15d910505a48e0cc700da9d154e2a98716f7193431fb37e"
+    with session_scope(db_url) as s:
+        s.add(AuditLog(actor="files", action="setting_version_published", target_type="setting_version",
+                       target_id="87", detail={"journey": "setting:tiers.yaml", "version": version, "install": True},
+                       at=seed.now))
+    login(client, "adam")
+    row = client.get("/admin/audit", params={"kind": "all"}).text.split(
+        'data-action="setting_version_published"', 1)[1].split("</tr>", 1)[0]
+    assert "<td>设置文件版本 87<br>客户等级规则</td>" in row
+    assert "<td>版本: c5526966, 启动时发现: 是</td>" in row
+    assert "setting:" not in row and version not in row and "True" not in row
