@@ -35,7 +35,7 @@ def validate_command(
         tiers = ",".join(j.tiers) if j.tiers else "all tiers"
         out.print(
             f"ok  {j.path}: {j.id} v{j.version[:8]} · {j.category} · {j.entry} · {tiers} · "
-            f"{len(j.steps)} steps ({', '.join(j.steps)})",
+            f"{len(j.steps)} step{'' if len(j.steps) == 1 else 's'} ({', '.join(j.steps)})",
             markup=False,
         )
     if report.problems:

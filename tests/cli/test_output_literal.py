@@ -27,3 +27,16 @@ def test_a_problem_line_is_printed_as_a_number(tmp_path: Path, monkeypatch: pyte
     result = CliRunner().invoke(build_app(), ["validate", str(path)])
     assert result.exit_code == 1
     assert f"{path}:{line}:11: wrong type for 'priority'" in result.output, result.output
+
+
+def test_a_one_step_journey_is_said_to_have_one_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOURNEYS_CACHE_DIR", str(tmp_path / "cache"))
+    text = (ROOT / "journeys" / "monthly-nps-survey.yaml").read_text(encoding="utf-8")
+    one = text[:text.index("  - id: done")]  # the send alone: a journey ends after its last step
+    path = tmp_path / "monthly-nps-survey.yaml"
+    path.write_text(one, encoding="utf-8")
+    result = CliRunner().invoke(build_app(), ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert " · 1 step (send)" in result.output, result.output
+    two = CliRunner().invoke(build_app(), ["validate", str(ROOT / "journeys" / "monthly-nps-survey.yaml")])
+    assert " · 2 steps (send, exit)" in two.output, two.output
