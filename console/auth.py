@@ -10,7 +10,7 @@ from typing import Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from fastapi import HTTPException, Request
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from console import usernames
@@ -186,7 +186,9 @@ def attempt_login(username: str, password: str, db_url: str | None = None, *, no
     """Check name and password; count failures per account and lock it after ``max_failures``."""
     now = now or utcnow()
     with session_scope(db_url) as session:
-        user = session.exec(select(AppUser).where(AppUser.username == username)).first()
+        # Ignoring case, as names are told apart (console.usernames): a phone's keyboard capitalises the
+        # first letter, and 'Ann' must be ann, her password checked and her failures counted, not a stranger.
+        user = session.exec(select(AppUser).where(func.lower(AppUser.username) == username.lower())).first()
         if user is None:
             verify_password(_DUMMY_HASH, password)
             audit(session, username[:64] or "?", "login_failed", "user", username[:64] or "?", {"reason": "unknown"},

@@ -66,7 +66,8 @@ def login(  # nosec B107 # an empty default is a missing form field, i.e. a fail
     limits: LoginLimits = request.app.state.login_limits
     now = clock_of(request)
     address = client_address(request)
-    name = username.strip()
+    # One spelling per name for the limits on unknown names too: 'Nobody' and 'NOBODY' are one guess.
+    name = username.strip().lower()
     # Refused before the password is checked: a blocked address or name learns nothing and costs no hashing.
     blocked = limits.by_address.blocked_until(address, now) or limits.unknown_names.blocked_until(name, now)
     if blocked is not None:
