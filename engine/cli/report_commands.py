@@ -33,6 +33,16 @@ def _moment(text: str, option: str, zone_name: str | None = None) -> datetime:
         raise typer.BadParameter(f"{text!r} is not a date (2026-01-31) or datetime", param_hint=option) from None
 
 
+def _local_at(text: str | None) -> datetime | None:
+    """``--at`` of the loop's scheduled jobs, read as ``report`` reads its dates: a day typed is the
+    programme's day, the one the console's pages and the jobs' windows are in."""
+    if text is None:
+        return None
+    from engine.language.settings_review import programme_zone
+
+    return _moment(text, "--at", programme_zone())
+
+
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report_command(
@@ -87,14 +97,15 @@ def register(app: typer.Typer) -> None:
 
     @app.command("retier")
     def retier_command(
-        at: Annotated[str | None, as_of_option("--at", help="score as of this date/time (default now)")] = None,
+        at: Annotated[str | None, as_of_option("--at", help="score as of this date/time (default now), in the "
+                                                           "programme's time zone unless it gives an offset")] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="compute and count, write nothing")] = False,
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """Re-score every customer; record and announce tier changes (tier.changed events)."""
         from engine.loop.retier import retier
 
-        result = retier(at=_moment(at, "--at") if at else None, dry_run=dry_run)
+        result = retier(at=_local_at(at), dry_run=dry_run)
         if as_json:
             typer.echo(json.dumps(result.as_dict(), ensure_ascii=False))
             return
@@ -107,13 +118,14 @@ def register(app: typer.Typer) -> None:
 
     @app.command("tier-review")
     def tier_review_command(
-        at: Annotated[str | None, as_of_option("--at", help="end of the review window (default now)")] = None,
+        at: Annotated[str | None, as_of_option("--at", help="end of the review window (default now), in the "
+                                                           "programme's time zone unless it gives an offset")] = None,
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """Weekly per-tier churn review; dynamic adjustment for tiers over the threshold."""
         from engine.loop.monitoring import run_tier_review
 
-        review = run_tier_review(at=_moment(at, "--at") if at else None)
+        review = run_tier_review(at=_local_at(at))
         if as_json:
             typer.echo(json.dumps(review.as_dict(), ensure_ascii=False))
             return
@@ -130,12 +142,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command("churn-check")
     def churn_check_command(
-        at: Annotated[str | None, as_of_option("--at", help="check as of (default now)")] = None,
+        at: Annotated[str | None, as_of_option("--at", help="check as of (default now), in the programme's time "
+                                                           "zone unless it gives an offset")] = None,
     ) -> None:
         """Daily activity-drop check: raise churn.warning events."""
         from engine.loop.monitoring import churn_warning_check
 
-        result = churn_warning_check(at=_moment(at, "--at") if at else None)
+        result = churn_warning_check(at=_local_at(at))
         typer.echo(f"churn warnings: {result.warned} raised ({result.candidates} customers matched)")
 
     @app.command("trace")

@@ -75,3 +75,18 @@ def test_the_nps_weeks_are_labelled_by_their_local_dates(db_url: str) -> None:
     ]
     nps = {chart.key: chart for chart in report_charts(report)}["nps"]
     assert [label for _x, _y, label, _nps, _n in nps.points] == ["11-01", "11-08"]  # the page's labels
+
+
+def test_the_loops_jobs_read_at_in_the_programmes_time_zone(db_url: str) -> None:
+    """retier, tier-review and churn-check read ``--at 2026-12-01`` as the programme's day, like ``report``
+    and the console; they read it as midnight UTC, eight hours after Shanghai's."""
+    _touches(db_url)
+    runner = CliRunner()
+    local_midnight = datetime(2026, 12, 1, tzinfo=SHANGHAI).astimezone(UTC).isoformat()
+    for command in (["retier", "--dry-run"], ["tier-review"]):
+        typed = runner.invoke(build_app(), [*command, "--at", "2026-12-01", "--json"])
+        assert typed.exit_code == 0, typed.output
+        assert json.loads(typed.stdout)["at"] == local_midnight, command
+        offset = runner.invoke(build_app(), [*command, "--at", "2026-12-01T00:00:00+00:00", "--json"])
+        assert json.loads(offset.stdout)["at"] == "2026-12-01T00:00:00+00:00", command
+    assert runner.invoke(build_app(), ["churn-check", "--at", "2026-12-01"]).exit_code == 0
