@@ -27,6 +27,11 @@ from engine.sending.dispatch import DEFAULT_BATCH, DispatchCounts, make_dispatch
 from engine.sending.reconcile import reconcile
 from store.clock import as_utc, utcnow
 from store.db import get_engine
+from store.masking import install_masking_everywhere
+
+# A Prefect worker runs a flow in a process of its own, loading this file by path: no `journeys`
+# command installed the masking there, and the run's log goes to the Prefect server as written.
+install_masking_everywhere()
 
 
 def _now(now: datetime | str | None) -> datetime:

@@ -53,7 +53,12 @@ from engine.planning.planner import Planner
 from engine.runtime.deployments import SLICE_IDS
 from store.clock import as_utc
 from store.db import get_engine
+from store.masking import install_masking_everywhere
 from store.models import JourneyVersion
+
+# A Prefect worker runs a flow in a process of its own, loading this file by path: no `journeys`
+# command installed the masking there, and the run's log goes to the Prefect server as written.
+install_masking_everywhere()
 
 SLICE_DEPLOYMENT = "plan-slice/plan-slice"
 SLICE_ATTEMPTS = 3
