@@ -314,6 +314,19 @@ AUDIT_KEYS: dict[str, str] = {
     "reason": "Why",
 }
 
+# Why a sign-in (console.auth.authenticate) or a reveal (console.task_reveal) was refused, as audited.
+AUDIT_REASONS: dict[str, str] = {
+    "unknown": "No such user",
+    "locked": "Account locked",
+    "inactive": "Account disabled",
+    "password": "Wrong password",
+    "task_not_found": "No such task",
+    "reveal_needs_claim": "Task not claimed by them",
+    "forbidden": "Not allowed",
+    "other_team": "Another team's task",
+    "reveal_limited": "Too many reveals",
+}
+
 # Audit actions (console.auth.audit callers), as /admin/audit shows them. A review step is written
 # ``<kind>_version_<step>`` (engine.language.journey_review): its kind and step are worded apart (VERSION_STEPS).
 AUDIT_ACTIONS: dict[str, str] = {
@@ -391,6 +404,7 @@ TABLES: dict[str, dict[str, str]] = {
     "anchor": ANCHORS,
     "audit_key": AUDIT_KEYS,
     "audit_action": AUDIT_ACTIONS,
+    "audit_reason": AUDIT_REASONS,
     "audit_target": AUDIT_TARGETS,
     "version_kind": VERSION_KINDS,
     "version_step": VERSION_STEPS,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
@@ -166,6 +166,13 @@ def _detail(t: Translator, detail: dict[str, Any]) -> str:
     def shown(key: str, value: object) -> str:
         if key in VERSION_KEYS and isinstance(value, str):
             return value[:8]  # a version's hash, cut as every review page shows it
+        if key == "reason" and isinstance(value, str):
+            return t.label("audit_reason", value)
+        if key == "until" and isinstance(value, str):
+            try:  # a lockout's end, in the zone the page's "when" column is in
+                return t.datetime(datetime.fromisoformat(value))
+            except ValueError:
+                return value
         return "/".join(map(word, value)) if isinstance(value, list) else word(value)
 
     # A review step's subject ("journey") is named in the target column, by its name.

@@ -57,3 +57,23 @@ def test_a_review_entry_names_its_subject_and_cuts_its_version(client: TestClien
     assert "<td>设置文件版本 87<br>客户等级规则</td>" in row
     assert "<td>版本: c5526966, 启动时发现: 是</td>" in row
     assert "setting:" not in row and version not in row and "True" not in row
+
+
+def test_a_refusals_reason_and_a_lockouts_end_are_in_words(client: TestClient, db_url: str, seed: Seed) -> None:
+    set_locale(db_url, "adam", "zh-CN")
+    with session_scope(db_url) as s:
+        s.add(AuditLog(actor="ann", action="login_failed", target_type="user", target_id="1",
+                       detail={"reason": "password"}, at=seed.now))
+        s.add(AuditLog(actor="ann", action="login_lockout", target_type="user", target_id="1",
+                       detail={"failures": 5, "until": "2026-11-05T02:15:00+00:00"}, at=seed.now))
+        s.add(AuditLog(actor="bob", action="reveal_refused", target_type="task", target_id="3",
+                       detail={"reason": "reveal_needs_claim"}, at=seed.now))
+    login(client, "adam")
+    page = client.get("/admin/audit", params={"kind": "all"}).text
+
+    def detail(action: str) -> str:
+        return page.split(f'data-action="{action}"', 1)[1].split("</tr>", 1)[0].rsplit("<td>", 1)[1]
+
+    assert detail("login_failed").startswith("原因: 密码错误</td>")
+    assert detail("login_lockout").startswith("失败次数: 5, 截至: 2026/11/5 10:15</td>")
+    assert detail("reveal_refused").startswith("原因: 任务未由其领取</td>")
