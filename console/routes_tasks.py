@@ -156,6 +156,19 @@ def complete(
     confirmed: Annotated[str, Form(max_length=1)] = "",
 ) -> RedirectResponse | HTMLResponse:
     user = _tasks_user(request)
+    try:
+        return _record_outcome(request, user, task_id, outcome, notes, callback_at, confirmed)
+    except TaskNotFound as exc:
+        # Her supervisor gave the task to someone else during the call: it is no longer hers to see, but
+        # the call's notes are hers and go back to her to copy. The same page for an id never hers (with
+        # what was sent), so nothing tells which ids exist.
+        flash(request, ERROR_MESSAGES["not_open"], "error")
+        return render(request, "error.html", user, status_code=exc.status, status=exc.status,
+                      unsaved_notes=notes.strip())
+
+
+def _record_outcome(request: Request, user: CurrentUser, task_id: int, outcome: str, notes: str, callback_at: str,
+                    confirmed: str) -> RedirectResponse | HTMLResponse:
     typed = {"notes": notes, "callback_at": callback_at}
     if confirmed == "0":
         # "No, go back" on the question below: the form again, with what was typed in it.

@@ -1,4 +1,5 @@
-"""Two agents claiming one task: exactly one gets it, the other is told so on her inbox (not "no such page")."""
+"""Two agents claiming one task: exactly one gets it, the other is told so on her inbox (not "no such page");
+an agent whose claimed task was given away during the call gets her notes back."""
 
 from __future__ import annotations
 
@@ -81,3 +82,23 @@ def test_losing_the_race_between_the_check_and_the_write_says_who_won(app: FastA
         lost = _claim(ann, token, task)
         assert (lost.status_code, lost.headers["location"]) == (303, "/inbox")
         assert LOST in ann.get("/inbox").text
+
+
+def test_notes_of_a_call_whose_task_was_given_away_meanwhile_come_back_to_be_copied(app: FastAPI, seed: Seed,
+                                                                                   db_url: str) -> None:
+    task, notes = seed.tasks["free"], "Customer asks for the renewal quote by e-mail; prefers mornings."
+    with TestClient(app) as ann, TestClient(app) as sue:
+        ann_token, sue_token = login(ann, "ann"), login(sue, "sue")
+        assert _claim(ann, ann_token, task).headers["location"] == f"/tasks/{task}"
+        assert ann.get(f"/tasks/{task}").status_code == 200  # on the call, typing her notes
+        moved = sue.post(f"/tasks/{task}/reassign", data={"csrf_token": sue_token, "to_user_id": seed.users["bob"]},
+                         follow_redirects=False)
+        assert moved.status_code == 303
+        form = {"csrf_token": ann_token, "outcome": "reached", "notes": notes}
+        gone = ann.post(f"/tasks/{task}/complete", data=form, follow_redirects=False)
+        assert gone.status_code == 404
+        assert notes in gone.text and GONE in gone.text
+        # An id that never was hers answers alike: the page tells nothing about which ids exist.
+        missing = ann.post("/tasks/999999/complete", data=form, follow_redirects=False)
+        assert missing.status_code == 404
+        assert missing.text.replace("/tasks/999999/", "/tasks/N/") == gone.text.replace(f"/tasks/{task}/", "/tasks/N/")
