@@ -312,6 +312,12 @@ AUDIT_KEYS: dict[str, str] = {
     "active": "Active",
     "on_shift": "On shift",
     "reason": "Why",
+    # An export's (store.export): its file, rows, whether unmasked, the tier it was cut to and the file's header.
+    "file": "File",
+    "rows": "Rows",
+    "unmasked": "Unmasked",
+    "tier": "Tier",
+    "columns": "Columns",
 }
 
 # Why a sign-in (console.auth.authenticate) or a reveal (console.task_reveal) was refused, as audited.

@@ -166,6 +166,10 @@ def _detail(t: Translator, detail: dict[str, Any]) -> str:
     def shown(key: str, value: object) -> str:
         if key in VERSION_KEYS and isinstance(value, str):
             return value[:8]  # a version's hash, cut as every review page shows it
+        if value is None:
+            return "—"
+        if key == "tier" and isinstance(value, str):
+            return t.label("tier", value)
         if key == "reason" and isinstance(value, str):
             return t.label("audit_reason", value)
         if key == "until" and isinstance(value, str):

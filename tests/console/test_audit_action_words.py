@@ -77,3 +77,19 @@ def test_a_refusals_reason_and_a_lockouts_end_are_in_words(client: TestClient, d
     assert detail("login_failed").startswith("原因: 密码错误</td>")
     assert detail("login_lockout").startswith("失败次数: 5, 截至: 2026/11/5 10:15</td>")
     assert detail("reveal_refused").startswith("原因: 任务未由其领取</td>")
+
+
+def test_an_export_is_told_in_words_on_the_unmasking_view(client: TestClient, db_url: str, seed: Seed) -> None:
+    set_locale(db_url, "adam", "zh-CN")
+    with session_scope(db_url) as s:
+        for tier in ("gold", None):
+            s.add(AuditLog(actor="cli", action="export", target_type="customer", target_id="*",
+                           detail={"file": "book.csv", "rows": 3, "unmasked": True, "tier": tier,
+                                   "columns": ["external_id", "name"]}, at=seed.now))
+    login(client, "adam")
+    page = client.get("/admin/audit").text
+    rows = [r.split("</tr>", 1)[0] for r in page.split('data-action="export"')[1:]]
+    details = sorted(r.rsplit("<td>", 1)[1].split("</td>", 1)[0] for r in rows)
+    assert details == ["文件: book.csv, 行数: 3, 明文: 是, 等级: —, 列: external_id/姓名",
+                       "文件: book.csv, 行数: 3, 明文: 是, 等级: 黄金, 列: external_id/姓名"]
+    assert all("<td>导出</td>" in r for r in rows)
