@@ -18,7 +18,7 @@ from console.task_rights import (
     TaskInvalid,
     can_view,
     load_visible,
-    supervises,
+    may_hand_on,
 )
 from store.clock import utcnow
 from store.db import session_scope
@@ -28,7 +28,7 @@ from store.models import AgentTask, AppUser, Customer, TaskStatus
 def _give(session: Session, user: CurrentUser, task: AgentTask, target: AppUser, now: datetime,
           desk: queues.Desk) -> None:
     """Hand ``task`` to ``target`` for ``user`` (a supervisor); raises TaskError when it may not be."""
-    if not supervises(user, session, task):
+    if not may_hand_on(user, session, task):
         raise TaskForbidden("forbidden")
     if task.status not in ACTIVE:
         raise TaskConflict("not_active")

@@ -66,6 +66,20 @@ def supervises(user: CurrentUser, session: Session, task: AgentTask) -> bool:
     return _assignee_team(session, task) == user.team
 
 
+
+def may_hand_on(user: CurrentUser, session: Session, task: AgentTask) -> bool:
+    """Whether ``user`` (a supervisor) may give ``task`` to someone (reassign, bulk assignment).
+
+    What they oversee, except a task someone holds outside their team: an escalation another team's
+    supervisor has is on every supervisor's screen (``supervises``) but stays that team's, or a
+    supervisor could take it into their own team and have it, and its customer's details, for the asking.
+    """
+    if not supervises(user, session, task):
+        return False
+    if task.assignee_id is None or task.assignee_id == user.id or user.team is None:
+        return True
+    return _assignee_team(session, task) == user.team
+
 def can_view(user: CurrentUser, session: Session, task: AgentTask) -> bool:
     if not user.can("tasks"):
         return False

@@ -64,8 +64,8 @@ from console.task_rights import (
     can_view,
     claimable,
     load_visible,
+    may_hand_on,
     scope_for,
-    supervises,
 )
 from engine.language.settings_model import CLOSING_OUTCOMES
 from store.db import session_scope
@@ -147,7 +147,7 @@ def detail(user: CurrentUser, task_id: int, *, db_url: str | None = None) -> Tas
             can_claim=may_claim or (mine and task.status == TaskStatus.OPEN),
             # Outcomes only once the task is claimed: the claim is when the call starts.
             can_complete=mine and task.status == TaskStatus.CLAIMED,
-            can_reassign=user.can("reassign") and task.status in ACTIVE and supervises(user, session, task),
+            can_reassign=user.can("reassign") and task.status in ACTIVE and may_hand_on(user, session, task),
             can_reveal=can_reveal(user, session, task),
             offered=offered,
             closing=tuple(o for o in offered if o in CLOSING_OUTCOMES),
