@@ -60,6 +60,7 @@ from engine.language import event_types
 from engine.language.catalogue import EVENT_TYPES
 from engine.language.settings_model import CLOSING_OUTCOMES
 from store.clock import known_zone, out_of_range, utcnow
+from store.consent import customer_write_refusal, record_consents
 from store.db import session_scope
 from store.importing import fields as import_fields
 from store.importing.reading import attributes_problem
@@ -411,6 +412,7 @@ def _advisor_id(session: Session, username: str) -> int | None:
 
 ExternalId = Annotated[Id, Path(min_length=1, max_length=64, description="The customer's external id")]
 _CUSTOMER_REFUSED = _refusal(f"A personal key, or {_ACTING_REFUSED}")
+_GUARDED = "An anonymised customer, or a consent the customer withdrew (an opt-out) given back: nothing written"
 
 
 @router.get("/customers/{external_id}", response_model=CustomerOut,
@@ -425,16 +427,17 @@ async def get_customer(request: Request, external_id: ExternalId, _who: KeyOnly)
 
 
 @router.put("/customers/{external_id}", response_model=CustomerOut,
-            responses={201: {"model": CustomerOut, "description": "Created"}, 400: _UNREADABLE,
-                       401: _UNAUTHENTICATED, 403: _CUSTOMER_REFUSED, 413: _TOO_LARGE})
+            responses={201: {"model": CustomerOut, "description": "Created"}, 400: _UNREADABLE, 401: _UNAUTHENTICATED,
+                       403: _CUSTOMER_REFUSED, 409: _refusal(_GUARDED), 413: _TOO_LARGE})
 async def put_customer(request: Request, response: Response, external_id: ExternalId, body: CustomerIn,
                        who: KeyOnly) -> CustomerOut:
     now = utcnow()
     given = body.model_dump(exclude_unset=True)
     with session_scope(request.app.state.settings.database_url) as session:
         row = session.exec(select(Customer).where(Customer.external_id == external_id)).first()
-        created = row is None
-        if row is None:
+        if refused := customer_write_refusal(row, given):
+            raise HTTPException(status_code=409, detail=refused)
+        if created := row is None:
             if not body.name:
                 raise _field_error("name", "name is required to create a customer")
             row = Customer(external_id=external_id, name=body.name, created_at=now, updated_at=now)
@@ -448,13 +451,7 @@ async def put_customer(request: Request, response: Response, external_id: Extern
         if "birthday" in given:
             row.birthday = body.birthday
             row.birth_md = body.birthday.month * 100 + body.birthday.day if body.birthday else None
-        for channel in (*CHANNELS, *(f"{c}_marketing" for c in CHANNELS)):
-            key = f"consent_{channel}"
-            if key in given and given[key] is not None and getattr(row, key) != given[key]:
-                # Consent is recorded with its source and time (SPEC §9).
-                setattr(row, key, given[key])
-                setattr(row, f"{key}_source", source)
-                setattr(row, f"{key}_at", now)
+        record_consents(row, given, source, now)
         row.updated_at = now
         session.add(row)
         session.flush()

@@ -9,7 +9,9 @@ writer shows was given after it (a consent time later than the withdrawal's).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from store.clock import as_utc
 
@@ -34,3 +36,35 @@ def keeps_opt_out(stored: bool | None, stored_source: str | None, stored_at: dat
     if given_at is None or stored_at is None:
         return given_at is None
     return as_utc(given_at) <= as_utc(stored_at)
+
+
+def customer_write_refusal(row: Any, given: Mapping[str, Any]) -> str | None:
+    """Why the fields ``given`` (a customer's, by name) may not be written onto the stored ``row``, by a
+    writer that shows no consent time (``PUT /api/customers``); None when they may.
+
+    An anonymised customer takes no personal data again: its touches, tasks and answers are kept for
+    the figures, and a name put back would make them a person's history (the import refuses the
+    same). A consent the customer withdrew through us is given back only by the customer."""
+    if row is None:
+        return None
+    if row.anonymised_at is not None:
+        return f"customer {row.external_id!r} is anonymised: it takes no personal data again"
+    withdrawn = [name for name, value in given.items()
+                 if name.startswith("consent_") and name != "consent_source" and value is not False
+                 and value is not None and keeps_opt_out(getattr(row, name), getattr(row, f"{name}_source"),
+                                                         getattr(row, f"{name}_at"), value, None)]
+    if withdrawn:
+        return (f"{', '.join(sorted(withdrawn))}: withdrawn by the customer "
+                f"({getattr(row, sorted(withdrawn)[0] + '_source')}); only the customer can give it back")
+    return None
+
+
+def record_consents(row: Any, given: Mapping[str, Any], source: str, now: datetime) -> None:
+    """Each consent of ``given`` (``consent_<channel>`` and ``consent_<channel>_marketing``) that changes
+    ``row``, recorded with its source and time (SPEC §9); a consent left out or null is left alone."""
+    for key, value in given.items():
+        if (key.startswith("consent_") and key != "consent_source" and value is not None
+                and getattr(row, key) != value):
+            setattr(row, key, value)
+            setattr(row, f"{key}_source", source)
+            setattr(row, f"{key}_at", now)

@@ -331,7 +331,7 @@ def test_every_422_has_the_documented_shape(client: TestClient, seed: Seed) -> N
 DOCUMENTED = {
     ("post", "/api/events"): {"200", "201", "400", "401", "403", "413", "422"},
     ("get", "/api/customers/{external_id}"): {"200", "401", "403", "404", "413", "422"},
-    ("put", "/api/customers/{external_id}"): {"200", "201", "400", "401", "403", "413", "422"},
+    ("put", "/api/customers/{external_id}"): {"200", "201", "400", "401", "403", "409", "413", "422"},
     ("get", "/api/policies/{external_id}"): {"200", "401", "403", "404", "413", "422"},
     ("put", "/api/policies/{external_id}"): {"200", "201", "400", "401", "403", "413", "422"},
     ("get", "/api/claims/{external_id}"): {"200", "401", "403", "404", "413", "422"},
