@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from datetime import UTC, date, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.loop.metrics import TARGETS
 from engine.loop.reports import build_report, meets
-from store.db import session_scope
-from store.models import Customer, Policy
+from tests.loop.churn_book import END, START, book_losing_one
 
 SIGNS: dict[str, Callable[[float, float], bool]] = {"≥": operator.ge, ">": operator.gt, "≤": operator.le,
                                                     "<": operator.lt}
-START, END = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
-CREATED = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def _as_labelled(key: str) -> Callable[[float, float], bool]:
@@ -41,16 +37,7 @@ def test_a_figure_meets_its_target_as_the_label_says(key: str, steps: int) -> No
 
 
 def test_a_churn_of_exactly_five_percent_misses_the_target(db_url: str) -> None:
-    with session_scope(db_url) as session:
-        for i in range(20):  # twenty in force on 1 January; one lapsed: 5% lost
-            customer = Customer(external_id=f"C{i}", name=f"C{i}", tier="gold", created_at=CREATED,
-                                updated_at=CREATED)
-            session.add(customer)
-            session.flush()
-            assert customer.id is not None
-            session.add(Policy(external_id=f"P{i}", customer_id=customer.id, product_line="motor",
-                               annual_premium=1000, start_date=date(2025, 6, 1), expiry_date=date(2026, 5, 31),
-                               status="lapsed" if i == 0 else "active"))
+    book_losing_one(db_url, 20)  # twenty in force on 1 January; one lapsed: 5% lost
     report = build_report(START, END, now=END)
     assert report["total"]["churn_rate"] == 0.05
     [check] = [c for c in report["target_check"] if c["metric"] == "churn_rate"]
