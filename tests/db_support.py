@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+import pytest
 from sqlalchemy import Table, func, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import SQLModel
@@ -80,3 +81,15 @@ def scratch_postgres_database(admin_url: str, name: str, *, keep: bool = False) 
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def module_sqlite_book(factory: pytest.TempPathFactory, name: str) -> Iterator[str]:
+    """A migrated SQLite file of a test module's own (a module-scoped fixture yields from it), which the
+    module's Hypothesis examples rewrite rather than paying a migration each."""
+    from store.db import get_engine
+    from store.migrate import upgrade
+
+    url = f"sqlite:///{factory.mktemp(name) / 'book.db'}"
+    upgrade(url)
+    yield url
+    get_engine.cache_clear()

@@ -24,8 +24,8 @@ from engine.loop.metrics import compute_metrics
 from engine.loop.service_metrics import ACTED_TASK_CODES, RESOLVING_CODES
 from engine.loop.tables import customer_t, event_t, outcome_t, survey_t, task_t, tier_change_t, touch_t
 from store.db import get_engine
-from store.migrate import upgrade
 from store.models import AgentTask, Customer, Event, Outcome, SurveyAnswer, TierChange, Touch
+from tests.db_support import module_sqlite_book
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 11, 1, tzinfo=SHANGHAI).astimezone(UTC)
@@ -128,10 +128,7 @@ def books(draw: st.DrawFn) -> Drawn:
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    found = f"sqlite:///{tmp_path_factory.mktemp('differential') / 'book.db'}"
-    upgrade(found)
-    yield found
-    get_engine.cache_clear()
+    yield from module_sqlite_book(tmp_path_factory, "differential")
 
 
 def _rows(model: Any) -> dict[str, Any]:

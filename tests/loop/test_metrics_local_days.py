@@ -22,8 +22,8 @@ from engine.language.settings_review import programme_zone
 from engine.loop.metrics import churn_by_tier, compute_metrics
 from engine.loop.tables import customer_t, policy_t
 from store.db import get_engine
-from store.migrate import upgrade
 from store.models import Customer
+from tests.db_support import module_sqlite_book
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 11, 1, tzinfo=SHANGHAI)
@@ -39,10 +39,7 @@ POLICY = st.tuples(NEAR_ENDS, NEAR_ENDS, STATUSES).map(lambda p: (min(p[0], p[1]
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    found = f"sqlite:///{tmp_path_factory.mktemp('local-days') / 'book.db'}"
-    upgrade(found)
-    yield found
-    get_engine.cache_clear()
+    yield from module_sqlite_book(tmp_path_factory, "local-days")
 
 
 def _write(url: str, book: list[list[tuple[date, date, str]]]) -> None:
