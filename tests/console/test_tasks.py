@@ -247,6 +247,19 @@ def test_reassign_answers_404_for_another_teams_task_exactly_as_for_a_missing_on
         "/tasks/999999/", "/tasks/N/")
 
 
+def test_a_reassignment_to_another_teams_agent_comes_back_with_the_reason(client: TestClient, seed: Seed,
+                                                                           db_url: str) -> None:
+    """The form lists the team's agents only; a crafted form, or an agent who changed team since the page
+    was drawn, answered the 403 page instead of the words the desk has for it."""
+    token = login(client, "sue")
+    form = {"csrf_token": token, "to_user_id": str(seed.users["cara"]), "back": "/supervisor"}
+    answer = client.post(f"/tasks/{seed.tasks['ann_first']}/reassign", data=form, follow_redirects=False)
+    assert (answer.status_code, answer.headers["location"]) == (303, "/supervisor")
+    assert "Choose an agent of your team." in client.get("/supervisor").text
+    with session_scope(db_url) as s:
+        assert s.get(AgentTask, seed.tasks["ann_first"]).assignee_id == seed.users["ann"]  # type: ignore[union-attr]
+
+
 def test_the_task_api_answers_404_for_another_agents_task_exactly_as_for_a_missing_one(client: TestClient, seed: Seed,
                                                                                        db_url: str) -> None:
     acting = {"X-CSRF-Token": login(client, "ann")}  # her signed-in console calling the API
