@@ -35,6 +35,7 @@ ERROR_MESSAGES = {
     "claim_first": "Claim this task before recording an outcome.",
     "outcome_not_offered": "This outcome is not offered for this queue.",
     "lacks_skills": "The agent does not have the skills this task needs.",
+    "advisor_only": "This diamond customer's tasks go to their own advisor only.",
     "other_team": "Choose an agent of your team.",
     "generic": "The task could not be changed.",
 }
@@ -250,6 +251,7 @@ def supervisor_page(
 REFUSALS = {
     "forbidden": "%(n)d task(s) are not your team's.",
     "lacks_skills": "%(n)d task(s) need a skill the agent does not have.",
+    "advisor_only": "%(n)d task(s) are a diamond customer's, for their own advisor only.",
     "not_active": "%(n)d task(s) were already closed.",
     "already_taken": "%(n)d task(s) were taken by someone else meanwhile.",
     "other_team": "%(n)d task(s) could not go to an agent of another team.",

@@ -41,6 +41,10 @@ def _give(session: Session, user: CurrentUser, task: AgentTask, target: AppUser,
     if target.role == "agent" and not needed <= queues.effective_skills(target.skills or ()):
         # A licence or a language the call needs is not the supervisor's to waive.
         raise TaskInvalid("lacks_skills")
+    if target.role == "agent" and customer is not None and not _advisor_allows(session, customer, target):
+        # A diamond customer is served by their own advisor (console.queues.Scope.allows): the pool
+        # shows their tasks to no other agent, and handing one on must not go round that.
+        raise TaskInvalid("advisor_only")
     previous = task.assignee_id
     # Back to open: the new assignee claims it when they start, so the claim time stays honest. The
     # guard on the previous assignee and status makes a claim or completion in between win.
@@ -55,6 +59,13 @@ def _give(session: Session, user: CurrentUser, task: AgentTask, target: AppUser,
     assert task.id is not None
     audit(session, user.username, "assign" if previous is None else "reassign", "task", task.id,
           {"from_user_id": previous, "to_user_id": target.id}, at=now)
+
+
+def _advisor_allows(session: Session, customer: Customer, target: AppUser) -> bool:
+    if customer.tier != "diamond" or customer.advisor_id is None or customer.advisor_id == target.id:
+        return True
+    advisor = session.get(AppUser, customer.advisor_id)
+    return advisor is None or not advisor.active  # a departed advisor's customers are the team's again
 
 
 def reassign(user: CurrentUser, task_id: int, to_user_id: int, *, now: datetime | None = None,
