@@ -57,6 +57,9 @@ MAX_CELL = 10_000
 
 def check_file(path: Path, encoding: str) -> list[str]:
     """Read the whole file once before writing anything; returns the header."""
+    # A folder passes exists() but not is_file(): "no such file" would send its owner looking for a typo.
+    if path.is_dir():
+        raise ImportFileError("is a folder; give a CSV file")
     if not path.is_file():
         raise ImportFileError("no such file")
     try:

@@ -134,3 +134,10 @@ def test_a_day_outside_the_years_taken_is_refused(args: list[str], option: str, 
     line = _refused(_run(*(a.format(tmp=tmp_path) for a in args)))
     assert line.startswith(f"{option} "), line
     assert "is outside the years 1900–2199" in line or "is not a date (YYYY-MM-DD)" in line
+
+
+def test_a_folder_given_as_the_import_file_is_called_a_folder(db_url: str, tmp_path: Path) -> None:
+    result = _run("import", "customers", str(tmp_path))
+    assert result.exit_code == 2, result.output
+    assert "is a folder" in result.stderr and "no such file" not in result.stderr, result.stderr
+    assert "Traceback" not in result.output
