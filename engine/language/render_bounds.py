@@ -159,9 +159,22 @@ def check_percent_format(template: str, values: list[Any]) -> None:
     refuse_over(predicted, "a % format")
 
 
+def _largest_in_text(values: Iterable[Any]) -> int:
+    """The largest number written in any text value: a nested ``{}`` field puts the text itself into the spec."""
+    largest = 0
+    for value in values:
+        if isinstance(value, str):
+            for digits in _DIGITS.findall(value):
+                # Past nine digits the number is refused whatever it is; int() of it would cost time.
+                largest = max(largest, int(digits) if len(digits) <= 9 else 10**9)
+    return largest
+
+
 def check_brace_format(template: str, values: list[Any]) -> None:
-    """``'{0:>999999999}'.format(1)``: each field's widths (a nested ``{}`` one at the largest number given)."""
+    """``'{0:>999999999}'.format(1)``: each field's widths (a nested ``{}`` one at the largest number given,
+    as a number or written in a text, ``'{0:{1}}'.format(1, '999999999')``)."""
     longest, number = _widest(values)
+    number = max(number, _largest_in_text(values))
     predicted = len(template)
     for match in _BRACE_FIELD.finditer(template):
         spec = match.group(0)
@@ -207,6 +220,10 @@ def check_str_method(text: str, name: str, args: tuple[Any, ...], kwargs: dict[s
         size = args[0] if args else kwargs.get("tabsize", 8)
         if isinstance(size, int):
             refuse_over(len(text) + text.count("\t") * size, "expandtabs")
+    elif name == "translate" and args and isinstance(args[0], Mapping):
+        # Each character may become a whole replacement text: ``('a'*50000).translate({97: 'x'*40000})``.
+        longest = max((len(v) for v in args[0].values() if isinstance(v, str)), default=1)
+        refuse_over(len(text) * max(longest, 1), "translate")
     elif name in ("center", "ljust", "rjust", "zfill") and args and isinstance(args[0], int):
         refuse_over(args[0], name)
     return args

@@ -55,6 +55,8 @@ COSTLY = {
                      "{% endfor %}{{ ns.s|length }}",
     "to_bytes": "{{ (1).to_bytes(999999999, 'big')|length }}",
     "slice_count": "{{ [1]|slice(999999999)|list|length }}",
+    "translate_table": "{{ ('a'*50000).translate({97: 'x'*40000})|length }}",
+    "brace_width_as_text": "{{ '{0:{1}}'.format(1, '999999999')|length }}",
 }
 
 
