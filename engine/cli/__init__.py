@@ -68,18 +68,29 @@ def _register() -> None:
 
 def _database_not_ready(exc: Exception) -> str | None:
     """What to tell someone whose database cannot serve the command at all (not made yet, an older
-    schema, a file that cannot be opened), which any command reading it can meet; None otherwise."""
+    schema, a file that cannot be opened or is no database, a server that does not answer, a URL no
+    installed driver takes), which any command reading it can meet; None otherwise."""
     if "sqlalchemy" not in sys.modules:  # then the error cannot be one of its own
         return None
-    from sqlalchemy.exc import OperationalError, ProgrammingError
+    from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError, ProgrammingError
 
-    if not isinstance(exc, OperationalError | ProgrammingError):
+    # Raised while the engine is made from JOURNEYS_DATABASE_URL, before any command's own work; an
+    # ArgumentError about anything but the URL is a bug of ours and keeps its traceback.
+    if isinstance(exc, NoSuchModuleError) or (isinstance(exc, ArgumentError) and "URL" in str(exc)):
+        return f"JOURNEYS_DATABASE_URL is not a database URL this installation can use ({exc})"
+    if not isinstance(exc, DatabaseError):
         return None
-    cause = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
-    if "no such table" in cause or ("relation" in cause and "does not exist" in cause):
-        return f"the database has no schema yet, or an older one ({cause}): run `journeys db upgrade` first"
-    if "unable to open database file" in cause:
-        return f"cannot open the database ({cause}): check JOURNEYS_DATABASE_URL and its folder"
+    text = str(exc.orig).strip()
+    cause = text.splitlines()[0] if text else type(exc.orig).__name__
+    if isinstance(exc, OperationalError | ProgrammingError):
+        if "no such table" in cause or ("relation" in cause and "does not exist" in cause):
+            return f"the database has no schema yet, or an older one ({cause}): run `journeys db upgrade` first"
+        if "unable to open database file" in cause:
+            return f"cannot open the database ({cause}): check JOURNEYS_DATABASE_URL and its folder"
+        if "connection failed" in cause or "could not connect" in cause or "Connection refused" in text:
+            return f"cannot reach the database server ({cause}): check JOURNEYS_DATABASE_URL and that the server runs"
+    if "file is not a database" in cause:
+        return f"the database file is not an SQLite database ({cause}): check JOURNEYS_DATABASE_URL"
     return None
 
 

@@ -141,3 +141,23 @@ def test_a_folder_given_as_the_import_file_is_called_a_folder(db_url: str, tmp_p
     assert result.exit_code == 2, result.output
     assert "is a folder" in result.stderr and "no such file" not in result.stderr, result.stderr
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("url", "start"), [
+    ("sqlite:///{tmp}/not-a-db.db", "the database file is not an SQLite database"),
+    ("nosuchdialect://x", "JOURNEYS_DATABASE_URL is not a database URL"),
+    ("not a url", "JOURNEYS_DATABASE_URL is not a database URL"),
+])
+def test_a_database_url_that_cannot_serve_is_named_in_one_line(
+    url: str, start: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from engine.cli import main
+
+    (tmp_path / "not-a-db.db").write_text("these are not the pages of an SQLite file\\n" * 20)
+    monkeypatch.setenv("JOURNEYS_DATABASE_URL", url.format(tmp=tmp_path))
+    monkeypatch.setattr("sys.argv", ["journeys", "report", "--from", "2026-11-01", "--to", "2026-12-01"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(start), line
