@@ -161,16 +161,16 @@ def register(app: typer.Typer) -> None:
         from engine.loop.attribution import trace_outcome, trace_task, trace_touch
         from store.db import session_scope
 
+        rows = (("outcome", outcome), ("touch", touch), ("task", task))
+        given = [(name, row) for name, row in rows if row is not None]
+        # Two given would trace only the first and drop the other without a word.
+        if len(given) != 1:
+            raise typer.BadParameter("give one of --outcome, --touch or --task")
+        [(kind, row_id)] = given
+        tracers = {"outcome": trace_outcome, "touch": trace_touch, "task": trace_task}
         with session_scope() as session:
-            if outcome is not None:
-                trace = trace_outcome(session, outcome)
-            elif touch is not None:
-                trace = trace_touch(session, touch)
-            elif task is not None:
-                trace = trace_task(session, task)
-            else:
-                raise typer.BadParameter("give --outcome, --touch or --task")
+            trace = tracers[kind](session, row_id)
         if trace is None:
-            typer.echo("not found", err=True)
+            typer.echo(f"no {kind} {row_id}", err=True)
             raise typer.Exit(1)
         typer.echo(json.dumps(trace.as_dict(), ensure_ascii=False, indent=2))
