@@ -33,35 +33,26 @@ def seed(
     A database that already holds a seeded book is added to: customer numbers continue
     after the highest seeded one (SEED-CUS000000001, ...).
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from engine.demo.seeding import SeedError, seed_book
+    from engine.loop.progress import Steps
     from store.db import database_url
 
-    columns = (
-        TextColumn("seeding"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    # The bar goes to stderr so stdout carries only the summary.
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("seed", total=customers)
+    added = 0
+
+    def advanced(n: int) -> None:
+        nonlocal added
+        added += n
+        steps.note(f"{added:,} of {customers:,} customers")
+
+    # Steps, not a bare Rich bar: a bar is not drawn in a pipe or a log, where a large book then
+    # printed nothing for minutes; Steps writes a line there every few seconds (on stderr, so stdout
+    # carries only the summary).
+    with Steps(err, "seed", indent="") as steps:
         try:
             stats = seed_book(
-                database_url(), customers, seed_value, as_of=as_of, chunk_size=chunk,
-                progress=lambda n: bar.advance(task, n),
+                database_url(), customers, seed_value, as_of=as_of, chunk_size=chunk, progress=advanced,
             )
         except SeedError as exc:
-            bar.stop()
             err.print(f"seed: {exc}", markup=False)
             raise typer.Exit(2) from None
     rate = stats.rows / stats.seconds if stats.seconds else 0.0
