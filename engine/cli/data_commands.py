@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from engine.cli.arguments import MAX_SEED, day_option, output_file, whole_option, writing
-from engine.cli.output import err, out
+from engine.cli.output import err, fail, out
 
 
 def register(app: typer.Typer) -> None:
@@ -89,10 +89,14 @@ def import_file(
     Exit code 0: every row imported (or skipped on purpose: an anonymised customer in an export);
     1: some rows rejected (the good ones are imported); 2: the file cannot be used (nothing imported).
     """
+    from store.clock import known_zone
     from store.db import database_url
     from store.importing import ImportFileError, Rejected, default_rejects_path, import_csv
 
     shown = str(file)
+    # import_csv would blame the file for it ("FILE: unknown time zone"); it is the option that is wrong.
+    if not known_zone(assume_tz):
+        raise fail(f"--assume-tz: unknown time zone {assume_tz!r} (e.g. Asia/Shanghai, UTC)")
     # A rejects file is written only if a row is bad, after good ones went in: a --rejects path it
     # cannot be written to is refused now, not found out half-way. The default one, beside the
     # input, is not checked: a file of good rows imports from a read-only folder.

@@ -161,3 +161,10 @@ def test_a_database_url_that_cannot_serve_is_named_in_one_line(
     assert exit_.value.code == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(start), line
+
+
+def test_an_unknown_assume_tz_names_the_option(db_url: str, tmp_path: Path) -> None:
+    csv = tmp_path / "customers.csv"
+    csv.write_text("external_id,name\nC1,Ann\n")
+    line = _refused(_run("import", "customers", str(csv), "--assume-tz", "Mars/Olympus"))
+    assert line.startswith("--assume-tz: unknown time zone 'Mars/Olympus'"), line
