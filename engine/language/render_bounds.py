@@ -28,6 +28,7 @@ from typing import Any
 
 import jinja2
 from jinja2.exceptions import SecurityError
+from jinja2.utils import Namespace
 
 MAX_VALUE = 100_000  # characters or items; the longest real message (an e-mail) is a few thousand
 MAX_ITEMS = 100_000  # loop iterations, calls, range items and repetitions in one render
@@ -37,6 +38,8 @@ MAX_OUTPUT = 100_000  # characters; the longest real message (an e-mail) is a fe
 MAX_EXPONENT = 64
 
 _SIZED = (str, list, tuple, dict)
+# What can hold other values and so repeat a list by holding it many times.
+_NESTING = (list, tuple, dict, Namespace)
 
 
 class _Spent:
@@ -83,12 +86,55 @@ def size_of(value: Any) -> int:
     return len(value) if isinstance(value, _SIZED) else 0
 
 
+def _children(value: Any) -> Iterable[Any]:
+    if isinstance(value, dict):
+        return [*value.keys(), *value.values()]
+    if isinstance(value, Namespace):
+        return list(object.__getattribute__(value, "_Namespace__attrs").values())
+    return value
+
+
+def expanded_size(value: Any, limit: int = MAX_VALUE) -> int:
+    """How many items ``value`` has once written out, nested lists counted at every place they appear.
+
+    ``[a]*100`` holds one list a hundred times: its length is 100, but as text (``{{ e }}``, ``|tojson``,
+    ``|string``) it is a hundred copies, and five such levels are 10**10 items from a few hundred
+    repetitions. Each distinct list is walked once (sizes are kept by identity) and the walk stops past
+    ``limit``, so the cost is at most ``limit`` steps. A list that holds itself counts its own place once.
+    """
+    sizes: dict[int, int] = {}
+    open_ids: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(value, False)]
+    while stack:
+        node, closing = stack.pop()
+        key = id(node)
+        if closing:
+            total = 0
+            for child in _children(node):
+                total += 1 + sizes.get(id(child), 0)
+                if total > limit:
+                    return total
+            sizes[key] = total
+            open_ids.discard(key)
+            continue
+        if key in sizes or key in open_ids:
+            continue
+        open_ids.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if isinstance(child, _NESTING))
+    return sizes.get(id(value), 0)
+
+
 def checked(value: Any, what: str) -> Any:
     """``value`` if it is within the size bounds, else a SecurityError naming ``what`` made it."""
     if isinstance(value, _SIZED):
-        if len(value) > MAX_VALUE:
-            raise SecurityError(f"{what} makes a value of {len(value):,} characters or items, "
+        size = len(value) if isinstance(value, str) else expanded_size(value)
+        if size > MAX_VALUE:
+            raise SecurityError(f"{what} makes a value of {size:,} characters or items, "
                                 f"over the {MAX_VALUE:,} limit")
+    elif isinstance(value, Namespace) and expanded_size(value) > MAX_VALUE:
+        raise SecurityError(f"{what} makes a namespace of over {MAX_VALUE:,} items, its lists counted "
+                            "at every place they appear")
     elif isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
         raise SecurityError(f"{what} makes a number over the {MAX_INT_BITS:,}-bit limit")
     return value

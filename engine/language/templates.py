@@ -42,7 +42,6 @@ import jinja2
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency
 from jinja2 import nodes
-from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -73,6 +72,7 @@ from engine.language.render_bounds import (
     work,
 )
 from engine.language.settings_model import DeliveryConfig
+from engine.language.template_codegen import BoundedCodeGenerator
 from engine.language.template_context import DEFAULT_LOCALE, TemplateContext, resolve_locale
 from engine.language.template_nesting import nesting_problem
 from engine.language.yaml_lines import YamlError, load_located
@@ -206,20 +206,11 @@ SAFE_GLOBALS = ("range", "dict", "namespace")
 LOOP_FILTER = "counted_loop"
 
 
-class _BoundedCodeGenerator(CodeGenerator):
-    """Jinja's code generator with ``~`` (concatenation) checked: doubling a string in a loop stops at the bound."""
-
-    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
-        self.write("environment.checked_concat(")
-        super().visit_Concat(node, frame)
-        self.write(")")
-
-
 class TemplateSandbox(ImmutableSandboxedEnvironment):
     """The one environment class for templates: immutable sandbox plus bounds on cost (``render_bounds``)."""
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
-    code_generator_class = _BoundedCodeGenerator
+    code_generator_class = BoundedCodeGenerator
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         too_deep = nesting_problem(self, source)
@@ -249,8 +240,8 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
                     spend(context.eval_ctx, len(seq) * max(times, 0), "repetition")
         return checked(super().call_binop(context, operator, left, right), f"operator {operator!r}")
 
-    def checked_concat(self, value: Any) -> Any:
-        return checked(value, "operator '~'")
+    def checked_value(self, value: Any, what: str) -> Any:
+        return checked(value, what)
 
     def wrap_str_format(self, value: Any) -> Any:
         """``str.format`` and ``format_map`` as the sandbox wraps them, with each field's width bounded first."""

@@ -57,6 +57,15 @@ COSTLY = {
     "slice_count": "{{ [1]|slice(999999999)|list|length }}",
     "translate_table": "{{ ('a'*50000).translate({97: 'x'*40000})|length }}",
     "brace_width_as_text": "{{ '{0:{1}}'.format(1, '999999999')|length }}",
+    # One list held many times: short as a list, 10**10 items as text, from a few hundred repetitions.
+    "aliased_repetition": "{% set a = [0]*100 %}{% set b = [a]*100 %}{% set c = [b]*100 %}{% set d = [c]*100 %}"
+                          "{% set e = [d]*100 %}{{ e|tojson|length }}",
+    "aliased_literals": "{% set a = [0,0,0,0,0,0,0,0,0,0] %}{% set b = [a,a,a,a,a,a,a,a,a,a] %}"
+                        "{% set c = [b,b,b,b,b,b,b,b,b,b] %}{% set d = [c,c,c,c,c,c,c,c,c,c] %}"
+                        "{% set e = [d,d,d,d,d,d,d,d,d,d] %}{% set f = [e,e,e,e,e,e,e,e,e,e] %}"
+                        "{% set g = [f,f,f,f,f,f,f,f,f,f] %}{{ [g,g,g,g,g,g,g,g,g,g] }}",
+    "aliased_in_namespace": "{% set ns = namespace(x=[0]*10) %}{% for i in range(40) %}"
+                            "{% set ns.x = (ns.x, ns.x) %}{% endfor %}{{ ns.x|string|length }}",
 }
 
 
