@@ -86,6 +86,7 @@ VALIDATOR_MODULES: tuple[str, ...] = (
     "engine.language.settings_model",
     "engine.language.task_script_check",
     "engine.language.template_check",
+    "engine.language.template_codegen",
     "engine.language.template_context",
     "engine.language.template_nesting",
     "engine.language.template_scope",
