@@ -325,7 +325,7 @@ AUDIT_REASONS: dict[str, str] = {
     "unknown": "No such user",
     "locked": "Account locked",
     "inactive": "Account disabled",
-    "password": "Wrong password",
+    "password": "Wrong password",  # nosec B105 # the words for a refusal, not a password
     "task_not_found": "No such task",
     "reveal_needs_claim": "Task not claimed by them",
     "forbidden": "Not allowed",
@@ -356,7 +356,7 @@ AUDIT_ACTIONS: dict[str, str] = {
     "user_skills": "Skills changed",
     "user_active": "Account enabled or disabled",
     "user_on_shift": "Shift changed",
-    "user_password": "Password changed",
+    "user_password": "Password changed",  # nosec B105 # the words for an audited action, not a password
 }
 VERSION_KINDS: dict[str, str] = {"journey": "Journey", "template": "Template", "setting": "Settings file"}
 VERSION_STEPS: dict[str, str] = {
