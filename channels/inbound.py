@@ -12,7 +12,10 @@ changes nothing:
   consented channel of their list, marketing ones are cancelled). ``InboundResult.confirmation``
   is the answer that says which. The keyword again under another message id, from customers with
   nothing left to withdraw, is no second opt-out: no confirmation, outcome or event, only the reply
-  kept (an outcome ``replied`` marked ``opt_out: already``, on no touch, so no figure counts it);
+  kept (an outcome ``replied`` marked ``opt_out: already``, on no touch, so no figure counts it).
+  A provider that says it has blocked the address itself (Twilio's Advanced Opt-Out, ``OptOutType``
+  STOP), whatever the words, is an opt-out of the whole channel, not answered by us: the provider
+  sends its own confirmation and would refuse ours;
 - a number 0–10 answering an NPS survey touch (the most recent sent/delivered touch on that
   channel in the last ``SURVEY_REPLY_WINDOW`` whose template name contains ``nps`` or
   ``survey``) → a ``SurveyAnswer`` and a ``survey.answered`` event; one answer per survey
@@ -134,12 +137,14 @@ def _recent_touch(session: Session, customer_ids: Sequence[int], channel: str, s
 
 
 def _opt_out_reply(session: Session, channel: str, customers: Sequence[Customer], ids: list[int], message_id: str,
-                   now: datetime) -> InboundResult:
+                   now: datetime, blocked_by_provider: bool) -> InboundResult:
     """An opt-out keyword from everyone at the sender's address; see the module doc."""
     # A reply answers the last message on the channel: to a marketing one it withdraws the
     # marketing consent there only (PIPL Art. 24, consent per purpose); otherwise the channel.
+    # A provider that blocked the number itself carries no message of any purpose there any more.
     answered = _recent_touch(session, ids, channel, now - OPT_OUT_REPLY_WINDOW, survey_only=False)
-    purpose = "marketing" if answered is not None and answered.category == "marketing" else "all"
+    marketing_only = answered is not None and answered.category == "marketing" and not blocked_by_provider
+    purpose = "marketing" if marketing_only else "all"
     touch_id = answered.id if answered is not None else None
     result = InboundResult("duplicate", ids, touch_id=touch_id, purpose=purpose)
     keys = {customer_id: f"optout:{channel}:{message_id}:{customer_id}" for customer_id in ids}
@@ -154,8 +159,10 @@ def _opt_out_reply(session: Session, channel: str, customers: Sequence[Customer]
             result.moved_touches += done.moved_touches
             result.events.extend(done.events)
     if result.kind == "opted_out" or repeated_webhook:
-        locale = next((c.locale for c in customers if c.id is not None), "zh-CN")
-        result.confirmation = opt_out_confirmation(channel, purpose, locale)
+        # A provider that blocked the number has sent its own confirmation and would refuse ours.
+        if not blocked_by_provider:
+            locale = next((c.locale for c in customers if c.id is not None), "zh-CN")
+            result.confirmation = opt_out_confirmation(channel, purpose, locale)
         return result
     # Everyone here had opted out of this already (another message id): no second opt-out and no
     # second confirmation; the reply is kept, outside the touch figures and with no event to act on.
@@ -178,15 +185,19 @@ def handle_inbound_text(
     message_id: str,
     received_at: datetime | None = None,
     keywords: Iterable[str] = DEFAULT_OPT_OUT_KEYWORDS,
+    blocked_by_provider: bool = False,
 ) -> InboundResult:
-    """Record what ``text`` from ``customers`` (everyone at the sender's address) means; see the module doc."""
+    """Record what ``text`` from ``customers`` (everyone at the sender's address) means; see the module doc.
+
+    ``blocked_by_provider``: the provider has taken ``text`` as an opt-out of its own (one of the
+    provider's keywords, which need not be ours) and will deliver nothing more to this address."""
     now = received_at or utcnow()
     ids = [c.id for c in customers if c.id is not None]
     if not ids:
         return InboundResult("unknown_sender")
 
-    if is_opt_out(text, keywords):
-        return _opt_out_reply(session, channel, customers, ids, message_id, now)
+    if blocked_by_provider or is_opt_out(text, keywords):
+        return _opt_out_reply(session, channel, customers, ids, message_id, now, blocked_by_provider)
 
     since = now - SURVEY_REPLY_WINDOW
     number = _survey_number(text)

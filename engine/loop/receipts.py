@@ -233,6 +233,13 @@ def handle_twilio_status(url: str, headers: Mapping[str, str], body: bytes, *, d
     return 200, result.outcome
 
 
+def _twilio_blocked_sender(form: Mapping[str, str]) -> bool:
+    """Twilio's Advanced Opt-Out matched one of its own keywords (``OptOutType`` STOP): it has blocked
+    the sender, whatever our keyword list says. START and HELP change nothing here: consent withdrawn
+    is given back by the customer through the ways ``store.consent`` accepts, not by a keyword."""
+    return form.get("OptOutType", "").strip().upper() == "STOP"
+
+
 def handle_twilio_inbound(url: str, headers: Mapping[str, str], body: bytes, *, db_url: str | None = None,
                           auth_token: str | None = None, keywords: Iterable[str] | None = None,
                           at: datetime | None = None) -> HookResponse:
@@ -247,7 +254,8 @@ def handle_twilio_inbound(url: str, headers: Mapping[str, str], body: bytes, *, 
     with hook_transaction(db_url) as (session, events):
         customers = customers_by_phone(session, sender)
         result = handle_inbound_text(session, channel="sms", customers=customers, text=form.get("Body", ""),
-                                     message_id=sid, received_at=at, keywords=words)
+                                     message_id=sid, received_at=at, keywords=words,
+                                     blocked_by_provider=_twilio_blocked_sender(form))
         events.extend(result.events)
     if result.kind == "unknown_sender":
         log.info("inbound sms message from an unknown sender ignored")

@@ -127,6 +127,43 @@ async def test_a_keyword_spaced_or_bracketed_opts_out_through_both_webhooks(
     assert outcomes(db_url, "replied") == []
 
 
+async def test_twilio_advanced_opt_out_stops_the_whole_channel_whatever_the_words(
+        db_url: str, client: httpx.AsyncClient) -> None:
+    """Twilio's Advanced Opt-Out has keywords of its own (a messaging service may add "ARRET", "BAJA"):
+    when it says OptOutType=STOP it has blocked the number, so nothing more goes by SMS, marketing or
+    not. The opt-out had been missed when the words were not ours, and taken as marketing-only when the
+    last message was marketing; our TwiML confirmation would be refused by Twilio, which sent its own."""
+    customer = make_customer(db_url)
+    make_touch(db_url, customer, "recent-marketing", provider_message_id="SMrecent")
+    planned = make_touch(db_url, customer, "planned", status=TouchStatus.PLANNED)
+
+    form = {"From": PHONE, "To": "+8610690000", "Body": "ARRET", "MessageSid": "SMblocked", "AccountSid": "ACtest",
+            "OptOutType": "STOP"}
+    response = await post_twilio(client, "/hooks/twilio/inbound", form)
+    assert response.status_code == 200 and "<Message>" not in response.text
+
+    row = customer_row(db_url, customer)
+    assert (row.consent_sms, row.consent_sms_source, row.consent_wechat) == (False, "reply:sms", True)
+    assert [o.detail.get("purpose") for o in outcomes(db_url, "opted_out")] == ["all"]
+    assert touch_row(db_url, planned).status == TouchStatus.CANCELLED
+    assert outcomes(db_url, "replied") == []
+
+    # Twilio repeating the webhook changes nothing.
+    assert "<Message>" not in (await post_twilio(client, "/hooks/twilio/inbound", form)).text
+    assert len(outcomes(db_url, "opted_out")) == 1
+
+
+@pytest.mark.parametrize("opt_out_type", ["HELP", "START"])
+async def test_twilio_help_and_start_keywords_are_replies(
+        db_url: str, client: httpx.AsyncClient, opt_out_type: str) -> None:
+    customer = make_customer(db_url)
+    form = {"From": PHONE, "To": "+8610690000", "Body": opt_out_type, "MessageSid": f"SM{opt_out_type}",
+            "AccountSid": "ACtest", "OptOutType": opt_out_type}
+    assert (await post_twilio(client, "/hooks/twilio/inbound", form)).status_code == 200
+    assert customer_row(db_url, customer).consent_sms is True
+    assert outcomes(db_url, "opted_out") == [] and len(outcomes(db_url, "replied")) == 1
+
+
 async def test_unfollowing_the_official_account_ends_wechat_consent(db_url: str, client: httpx.AsyncClient) -> None:
     customer = make_customer(db_url)
     body = wechat_xml(FromUserName=OPENID, CreateTime="1764000000", MsgType="event", Event="unsubscribe")
