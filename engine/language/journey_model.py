@@ -28,6 +28,7 @@ from pydantic import (
 from engine.language.bilingual import LABEL_MAX, checked_label
 from engine.language.durations import parse_duration
 from engine.language.faults import Fault, raise_faults
+from engine.language.journey_bounds import CapCount, CapWindow, HoldoutPercent, Priority, TaskDue, VariantPercent
 from store.models import CHANNELS
 
 OPERATORS = (
@@ -84,9 +85,8 @@ def _check_clock(text: str) -> str:
     return text
 
 
-# A file's numbers and switches are taken as written: lax parsing would read ``priority: true`` as 1,
-# ``urgent: 1`` as true and ``count: "3"`` as 3, which is never what the author meant.
-WholeNumber = Annotated[int, Field(strict=True)]
+# A file's switches are taken as written: lax parsing would read ``urgent: 1`` as true, which is never
+# what the author meant (numbers likewise, in engine.language.journey_bounds).
 Switch = Annotated[bool, Field(strict=True)]
 Duration = Annotated[str, AfterValidator(_check_duration)]
 PositiveDuration = Annotated[str, AfterValidator(_check_positive_duration)]
@@ -372,8 +372,8 @@ class Webhook(Strict):
 class Cap(Strict):
     """At most ``count`` touches in any rolling ``window``: ``cap: {count: 1, window: 30d}``."""
 
-    count: WholeNumber = Field(ge=0)
-    window: PositiveDuration
+    count: CapCount
+    window: CapWindow
 
 
 class WaitFor(Strict):
@@ -412,8 +412,7 @@ def _check_variant_label(text: str) -> str:
 
 class SplitVariant(Strict):
     name: Annotated[Identifier, AfterValidator(_not_holdout)]
-    # Whole percents, as the README's examples and the reports show them: exact sums, no 33.3 + 66.6.
-    percent: WholeNumber = Field(gt=0, le=100)
+    percent: VariantPercent
     goto: str = "next"
     # What the variant is, for people (the name stays the code reports count by): 中文 / English.
     label: Annotated[str, AfterValidator(_check_variant_label)] | None = None
@@ -423,7 +422,7 @@ class Split(Strict):
     """Random split; ``holdout`` percent of entrants leave at once as the control group for lift."""
 
     variants: list[SplitVariant] = Field(min_length=1)
-    holdout: WholeNumber = Field(default=0, ge=0, lt=100)
+    holdout: HoldoutPercent = 0
 
     @model_validator(mode="after")
     def _sums_to_100(self) -> Split:
@@ -436,7 +435,7 @@ class Split(Strict):
 class Task(Strict):
     queue: Identifier
     priority: Literal["high", "normal", "low"] = "normal"
-    due_within: PositiveDuration
+    due_within: TaskDue
     script: Identifier | None = None
     assign: Literal["queue", "advisor"] = "queue"
 
@@ -525,7 +524,7 @@ class Journey(Strict):
     name: str
     description: str | None = None
     category: Literal["service", "marketing"]
-    priority: WholeNumber = Field(default=50, ge=0, le=100)
+    priority: Priority = 50
     urgent: Switch = False
     enabled: Switch = True
     audience: Audience = Audience()

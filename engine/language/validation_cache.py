@@ -76,6 +76,7 @@ VALIDATOR_MODULES: tuple[str, ...] = (
     "engine.language.event_types",
     "engine.language.festivals",
     "engine.language.footer_check",
+    "engine.language.journey_bounds",
     "engine.language.journey_model",
     "engine.language.locales",
     "engine.language.paths",

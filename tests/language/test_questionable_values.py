@@ -34,6 +34,29 @@ CASES: dict[str, tuple[str, str, str, str, str]] = {
     "31 February": (SILVER, '"0 10 * * MON"', '"0 10 31 2 *"', "cron:", "never fires"),
     "31 April and June": (SILVER, '"0 10 * * MON"', '"0 10 31 4,6 *"', "cron:", "never fires"),
 }
+CAPPED = (ROOT / "journeys" / "claim-crm-case.yaml").read_text(encoding="utf-8")
+COMPLAINT = (ROOT / "journeys" / "complaint-response.yaml").read_text(encoding="utf-8")
+_CAP = "cap: {count: 1, window: 30d}"
+# Numbers and durations outside their bounds (engine.language.journey_bounds): each could only be a mistake.
+CASES.update({
+    "cap count 0": (CAPPED, _CAP, "cap: {count: 0, window: 30d}", "cap:", "'count'"),
+    "cap count negative": (CAPPED, _CAP, "cap: {count: -2, window: 30d}", "cap:", "'count'"),
+    "cap count fractional": (CAPPED, _CAP, "cap: {count: 1.5, window: 30d}", "cap:", "wrong type for 'count'"),
+    "cap count as text": (CAPPED, _CAP, 'cap: {count: "1", window: 30d}', "cap:", "wrong type for 'count'"),
+    "cap count huge": (CAPPED, _CAP, "cap: {count: 100000000000000000000, window: 30d}", "cap:", "'count'"),
+    "cap window 0": (CAPPED, _CAP, "cap: {count: 1, window: 0m}", "cap:", "must be positive"),
+    "cap window a century": (CAPPED, _CAP, "cap: {count: 1, window: 36500d}", "cap:", "longer than 366d"),
+    "task due at once": (COMPLAINT, "due_within: 24h", "due_within: 0h", "due_within: 0h", "must be positive"),
+    "task due in years": (COMPLAINT, "due_within: 24h", "due_within: 1000d", "due_within: 1000d",
+                          "longer than 90d"),
+    "priority over 100": (SILVER, "priority: 40", "priority: 101", "priority: 101", "'priority'"),
+    "priority negative": (SILVER, "priority: 40", "priority: -1", "priority: -1", "'priority'"),
+    "percent 0": (GOLD, "percent: 45, goto: send_email_first", "percent: 0, goto: send_email_first",
+                  "percent: 0", "'percent'"),
+    "holdout 100": (GOLD, "holdout: 10", "holdout: 100", "holdout: 100", "'holdout'"),
+    "holdout negative": (GOLD, "holdout: 10", "holdout: -10", "holdout: -10", "'holdout'"),
+    "wait_for timeout 0": (COMPLAINT, "timeout: 24h", "timeout: 0m", "timeout: 0m", "must be positive"),
+})
 # A cadence fires once a day at most, whichever field would make it fire more often.
 for _cron in ("* * * * *", "*/5 10 * * MON", "0 * * * *", "0 9,18 * * *", "0 9-10 * * MON", "0,30 10 1 * *"):
     CASES[f"cron {_cron}"] = (SILVER, '"0 10 * * MON"', f'"{_cron}"', "cron:", "more than once a day")

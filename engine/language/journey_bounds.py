@@ -1,0 +1,54 @@
+"""The bounds of every number and duration a journey file gives, in one place.
+
+Each field takes only values a journey can mean: a value outside is refused by validate at its own
+line (``file:line:col``), never found out when the planner or the dispatcher acts on it. A cap of
+``count: 0`` dropped every message of its journey when sent; a task due in ten years sat in the
+desk's queues with a warning time the SLA clock cannot reckon (it looks at most 800 days ahead).
+
+Durations besides these take the language's own bound (100 years, ``engine.language.durations``):
+offsets and waits count from anchors as far apart as a policy's start and its expiry.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+from engine.language.durations import format_duration, parse_duration
+
+# Numbers are taken as written (strict): ``count: "3"`` or ``priority: true`` is a mistake, not a number.
+PRIORITY_MAX = 100
+# A journey's own cap limits its messages to one customer; past this it limits nothing anyone meant.
+CAP_COUNT_MAX = 100
+# A rolling window longer than a year is a once-ever rule: that is ``reentry``'s to say.
+CAP_WINDOW_MAX = timedelta(days=366)
+# A task's time to be done: an SLA of a quarter is long already, and on a business clock it is reckoned
+# in working days and open hours, which must fit in the SLA clock's look-ahead.
+TASK_DUE_MAX = timedelta(days=90)
+
+Priority = Annotated[int, Field(strict=True, ge=0, le=PRIORITY_MAX)]
+CapCount = Annotated[int, Field(strict=True, ge=1, le=CAP_COUNT_MAX)]
+# Whole percents, as the README's examples and the reports show them: exact sums, no 33.3 + 66.6.
+VariantPercent = Annotated[int, Field(strict=True, ge=1, le=100)]
+# Some entrants must go on: a holdout of 100 would measure nothing.
+HoldoutPercent = Annotated[int, Field(strict=True, ge=0, le=99)]
+
+
+def _positive_up_to(longest: timedelta) -> AfterValidator:
+    """A duration longer than zero and at most ``longest``."""
+
+    def check(text: str) -> str:
+        length = parse_duration(text)
+        if length <= timedelta(0):
+            raise ValueError(f"duration {text!r} must be positive")
+        if length > longest:
+            raise ValueError(f"duration {text!r} is longer than {format_duration(longest)}, the most it may be")
+        return text
+
+    return AfterValidator(check)
+
+
+CapWindow = Annotated[str, _positive_up_to(CAP_WINDOW_MAX)]
+TaskDue = Annotated[str, _positive_up_to(TASK_DUE_MAX)]
