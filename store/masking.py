@@ -76,8 +76,21 @@ _EMAIL_RE = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(?:@|＠|%40|%2540)(
 # every push to our server URL (?signature=…&nonce=…&openid=o6_b…), which the access log writes as sent.
 # It travels under other names and notations too: ``touser`` of a template send's JSON, ``FromUserName``
 # of a push's XML, a query encoded inside another (``openid%3D``), a dict or JSON object in a message.
+# One already masked (``o****xYz1``) is left as it is, so that masking twice masks once.
 _OPENID_RE = re.compile(r"(?i)((?:open|union)id|touser|fromusername)"
-                        r"(=|%3D|%253D|[\"']?\s*[:=]\s*[\"']|>\s*(?:<!\[CDATA\[)?)([A-Za-z0-9_-]+)")
+                        r"(=|%3D|%253D|[\"']?\s*[:=]\s*[\"']|>\s*(?:<!\[CDATA\[)?)([A-Za-z0-9_-]++)(?!\*)")
+
+
+# An openid on its own, with no name beside it (a logging argument, an exception's text, a provider's
+# message): WeChat's are 28 characters of [A-Za-z0-9_-] starting with ``o``. A run of words or a hex
+# digest of that length has no capital letter, where a real openid has one all but always.
+_BARE_OPENID_RE = re.compile(r"(?<![A-Za-z0-9_-])o[A-Za-z0-9_-]{27}(?![A-Za-z0-9_-])")
+_CAPITAL_RE = re.compile(r"[A-Z]")
+
+
+def _masked_bare_openid(match: re.Match[str]) -> str:
+    value = match.group()
+    return mask_openid(value) if _CAPITAL_RE.search(value) else value
 
 
 def mask_openid(openid: str | None) -> str:
@@ -89,9 +102,10 @@ def mask_openid(openid: str | None) -> str:
 
 
 def mask_text(text: str) -> str:
-    """Mask every phone number, ID number, e-mail address and openid query value found in ``text``."""
+    """Mask every phone number, ID number, e-mail address and openid (named or on its own) found in ``text``."""
     # Openids first: one holding eleven digits would otherwise be cut apart by the phone pattern.
     text = _OPENID_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{mask_openid(m.group(3))}", text)
+    text = _BARE_OPENID_RE.sub(_masked_bare_openid, text)
     text = _ID_RE.sub(lambda m: f"{m.group(1)}***********{m.group(2)}", text)
     text = _PHONE_RE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
     return _EMAIL_RE.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
@@ -180,6 +194,21 @@ def _safe_message(record: logging.LogRecord) -> None:
     record.msg, record.args = log_line(message), None
 
 
+def _fold_what_only_formatting_shows(record: logging.LogRecord) -> None:
+    """Masking the message and each argument apart misses what they make together: ``"openid=%s"``
+    with the openid as its argument, a phone number cut over two arguments, a lone dict argument
+    (logging keeps it as the mapping, each value masked without its key, then prints it whole). When
+    the formatted message still holds anything to mask, it replaces message and arguments."""
+    if not record.args:
+        return
+    try:
+        message = record.getMessage()
+    except Exception:  # a malformed record is still logged, just not rewritten
+        return
+    if mask_text(message) != message:
+        record.msg, record.args = log_line(message), None
+
+
 def mask_record_in_place(record: logging.LogRecord) -> None:
     """Mask the record's message, each argument and its traceback, keeping the shape of ``args``;
     escape control characters in the message and arguments and cut long ones (``log_safe``).
@@ -192,6 +221,7 @@ def mask_record_in_place(record: logging.LogRecord) -> None:
     elif isinstance(record.args, Mapping):
         record.args = {k: _masked_arg(v) for k, v in record.args.items()}
     _safe_message(record)
+    _fold_what_only_formatting_shows(record)
     if record.exc_info and not record.exc_text:
         traceback = logging.Formatter().formatException(record.exc_info)
         record.exc_text = _TRACEBACK_CONTROL_RE.sub(_escaped, mask_text(traceback))
