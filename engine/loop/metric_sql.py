@@ -7,6 +7,7 @@ journey, channel or branch means the same thing in every figure (definitions: ``
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +36,10 @@ class Grouped:
 
     groups: Rows
     total: dict[str, Any] = field(default_factory=dict)
+    # The figures of a group this family applies to but has no rows in: its counts 0, its rates None.
+    # A group another family found (a tier with customers but no touches) takes these, so that a
+    # count reads 0 there, as it does for a group with rows, and not "no figure".
+    empty: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -290,11 +295,15 @@ def _added(values: Sequence[Any]) -> Any:
 
 def grouped(rows: Sequence[Sequence[Any]], figures: Callable[..., dict[str, Any]]) -> Grouped:
     """Per group value, ``figures(*aggregates)`` of its row of ``per_group``; the total, ``figures`` of the
-    aggregates added up over the groups. A group whose figures come out empty is left out."""
+    aggregates added up over the groups (with no rows at all, those of no rows). A group whose figures come
+    out empty is left out."""
+    # Aggregates over no rows: COUNT gives 0 and SUM NULL, which every figure reads as 0.
+    empty = figures(*(None for _ in inspect.signature(figures).parameters))
     groups = {row[0]: values for row in rows if (values := figures(*row[1:]))}
     if not rows:
-        return Grouped(groups)
-    return Grouped(groups, figures(*(_added(column) for column in zip(*(row[1:] for row in rows), strict=True))))
+        return Grouped(groups, dict(empty), empty)
+    total = figures(*(_added(column) for column in zip(*(row[1:] for row in rows), strict=True)))
+    return Grouped(groups, total, empty)
 
 
 def average(total: Any, count: Any) -> float | None:

@@ -15,7 +15,9 @@ Grouping
            touch that asked the question ("unattributed" without one).
   channel  the touch's channel; agent tasks count under ``agent``.
   Customer-level figures (churn, renewal, coverage, complaints) have no journey or
-  channel and are left empty in those groupings.
+  channel and are left empty in those groupings. By tier, every tier is a group.
+  In a group a family applies to but has no rows in (a tier with no touches, the agent
+  channel's touches), its counts are 0 and its rates None (a zero denominator), as in the total.
 
 Touches (planned_for in the period; cancelled touches were withdrawn on purpose, e.g. a
 goal reached or an opt-out, and do not count as planned)
@@ -195,17 +197,29 @@ def _collect(
     """The total and, when ``by`` is given, the groups: one pass per family, the total added up from its groups."""
     total: dict[str, Any] = {}
     merged: Rows = {}
+    # Of each family that applies to the grouping, the figures of a group it has no rows in.
+    empties: list[dict[str, Any]] = []
     for name, family in FAMILIES:
         progress(f"{name} by {by}" if by else name)
         found = family(conn, ctx, by)
         if found is None:  # no groups of this kind: the total alone, in a pass of its own
             found = family(conn, ctx, None) or Grouped({})
         else:
+            empties.append(found.empty)
             for grp_value, values in found.groups.items():
                 merged.setdefault(str(grp_value), {}).update(values)
         total.update(found.total)
     if by is None:
         return _finish(total), {}
+    if by == "tier":
+        # Every tier is a row, as the demo's table lists them: a tier nobody was in this period reads 0
+        # customers and 0 touches rather than being missing from the report.
+        for tier in TIERS:
+            merged.setdefault(tier, {})
+    for values in merged.values():
+        for empty in empties:
+            for key, value in empty.items():
+                values.setdefault(key, value)
     rank = {t: i for i, t in enumerate(TIERS)}  # tiers top-down, then everything else by name
     return _finish(total), {
         g: _finish(merged[g]) for g in sorted(merged, key=lambda g: (rank.get(g, len(TIERS)), g))

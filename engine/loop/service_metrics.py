@@ -208,7 +208,7 @@ def complaint_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Group
     groups = {g: dict(values) for g, values in filed.groups.items()}
     for g, values in called.groups.items():
         groups.setdefault(g, {}).update(values)
-    return Grouped(groups, {**filed.total, **called.total})
+    return Grouped(groups, {**filed.total, **called.total}, {**filed.empty, **called.empty})
 
 
 def lift_by_journey(conn: sa.Connection, ctx: Period) -> list[dict[str, Any]]:

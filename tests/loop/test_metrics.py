@@ -69,7 +69,11 @@ def test_totals_for_the_quarter(book: dict[str, int], migrated_any_db: str) -> N
 def test_by_tier_uses_the_tier_at_the_period_start(book: dict[str, int], migrated_any_db: str) -> None:
     groups = compute_metrics(START, END, by="tier", now=NOW, url=migrated_any_db).groups
     # C5 is potential now but was silver on 2026-01-01 (tier history), so it counts under silver.
-    assert set(groups) == {"gold", "silver", "platinum", "none"}
+    # Every tier is listed, diamond and potential (nobody's on 1 January) with zero counts.
+    assert set(groups) == {"diamond", "platinum", "gold", "silver", "potential", "none"}
+    assert (groups["diamond"]["customers"], groups["diamond"]["planned"], groups["diamond"]["reach_rate"]) == (
+        0, 0, None,
+    )
     gold, silver, platinum, none = groups["gold"], groups["silver"], groups["platinum"], groups["none"]
 
     # gold = C1, C2. Touches T1, T2 both delivered.

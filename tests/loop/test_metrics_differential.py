@@ -292,8 +292,8 @@ COUNTS = {"planned", "delivered", "failed", "tasks", "sla_judged", "sla_met", "f
 
 
 def _as_found(values: dict[str, Any], keys: set[str]) -> dict[str, Any]:
-    # A family with no rows in a group leaves its counts empty (None): they are 0.
-    return {k: (values.get(k) or 0) if k in COUNTS else values.get(k) for k in keys}
+    # A group the report does not list has nothing to count; one it lists must say 0 itself, not None.
+    return {k: values.get(k, 0 if k in COUNTS else None) for k in keys}
 
 
 @settings(max_examples=100, deadline=None)

@@ -58,7 +58,7 @@ def test_tier_summary_for_the_demo(db_url: str) -> None:
         1.0, 0.5, 1.0,
     )
     report = build_report(START, END, "journey", now=NOW, url=db_url)
-    assert set(report["tier_groups"]) == {"gold", "silver", "platinum", "none"}
+    assert set(report["tier_groups"]) == {"diamond", "platinum", "gold", "silver", "potential", "none"}
 
 
 def test_retier_review_churn_check_and_trace_commands(db_url: str) -> None:
