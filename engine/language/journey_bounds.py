@@ -11,10 +11,11 @@ offsets and waits count from anchors as far apart as a policy's start and its ex
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from engine.language.durations import format_duration, parse_duration
 
@@ -52,3 +53,24 @@ def _positive_up_to(longest: timedelta) -> AfterValidator:
 
 CapWindow = Annotated[str, _positive_up_to(CAP_WINDOW_MAX)]
 TaskDue = Annotated[str, _positive_up_to(TASK_DUE_MAX)]
+
+
+# An attribute holds one value, as the import and the API store it: text, a number, true or false. A list or
+# a mapping written by an update step could not be exported as a column nor compared by a condition.
+# Text is bounded as an imported ``attr.*`` cell is (store.importing.fields.MAX_ATTRIBUTE_VALUE).
+ATTRIBUTE_VALUE_MAX = 1000
+AttributeScalar = bool | int | float | str
+
+
+def _one_value(value: Any) -> AttributeScalar:
+    if isinstance(value, bool | int | str) or (isinstance(value, float) and math.isfinite(value)):
+        if isinstance(value, str) and len(value) > ATTRIBUTE_VALUE_MAX:
+            raise ValueError(f"an attribute's text is at most {ATTRIBUTE_VALUE_MAX:,} characters, "
+                             f"not {len(value):,}")
+        return value
+    what = ("a list" if isinstance(value, list | tuple) else "a mapping" if isinstance(value, dict)
+            else "null" if value is None else repr(value))
+    raise ValueError(f"an attribute holds one value (text, a number, true or false), not {what}")
+
+
+AttributeValue = Annotated[AttributeScalar, BeforeValidator(_one_value)]

@@ -28,7 +28,15 @@ from pydantic import (
 from engine.language.bilingual import LABEL_MAX, checked_label
 from engine.language.durations import parse_duration
 from engine.language.faults import Fault, raise_faults
-from engine.language.journey_bounds import CapCount, CapWindow, HoldoutPercent, Priority, TaskDue, VariantPercent
+from engine.language.journey_bounds import (
+    AttributeValue,
+    CapCount,
+    CapWindow,
+    HoldoutPercent,
+    Priority,
+    TaskDue,
+    VariantPercent,
+)
 from store.models import CHANNELS
 
 OPERATORS = (
@@ -442,7 +450,7 @@ class Task(Strict):
 
 class Update(Strict):
     field: str
-    value: Any
+    value: AttributeValue
 
     @field_validator("field")
     @classmethod
