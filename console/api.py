@@ -60,7 +60,7 @@ from engine.language import event_types
 from engine.language.catalogue import EVENT_TYPES
 from engine.language.settings_model import CLOSING_OUTCOMES
 from store.clock import known_zone, out_of_range, utcnow
-from store.consent import customer_write_refusal, record_consents
+from store.consent import consent_time_problem, customer_write_refusal, record_consents
 from store.db import session_scope
 from store.importing import fields as import_fields
 from store.importing.reading import attributes_problem
@@ -343,6 +343,10 @@ class CustomerIn(Body):
     consent_email_marketing: bool | None = None
     consent_push_marketing: bool | None = None
     consent_source: Name | None = Field(default=None, max_length=64)
+    consent_at: Moment | None = Field(
+        default=None, description="When the customer gave the consents of this body (default: now). A consent "
+        "the customer withdrew through us (a TD reply, an unsubscribe link) is given back only by a consent "
+        "given after the withdrawal; a time in the future is refused")
     preferred_channels: KnownChannels = None
     attributes: dict[str, Any] | None = None
 
@@ -433,9 +437,12 @@ async def put_customer(request: Request, response: Response, external_id: Extern
                        who: KeyOnly) -> CustomerOut:
     now = utcnow()
     given = body.model_dump(exclude_unset=True)
+    given_at = given.pop("consent_at", None)
+    if problem := consent_time_problem(given_at, now):
+        raise _field_error("consent_at", f"consent_at {problem}")
     with session_scope(request.app.state.settings.database_url) as session:
         row = session.exec(select(Customer).where(Customer.external_id == external_id)).first()
-        if refused := customer_write_refusal(row, given):
+        if refused := customer_write_refusal(row, given, given_at):
             raise HTTPException(status_code=409, detail=refused)
         if created := row is None:
             if not body.name:
@@ -451,7 +458,7 @@ async def put_customer(request: Request, response: Response, external_id: Extern
         if "birthday" in given:
             row.birthday = body.birthday
             row.birth_md = body.birthday.month * 100 + body.birthday.day if body.birthday else None
-        record_consents(row, given, source, now)
+        record_consents(row, given, source, given_at or now)
         row.updated_at = now
         session.add(row)
         session.flush()

@@ -10,7 +10,7 @@ writer shows was given after it (a consent time later than the withdrawal's).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from store.clock import as_utc
@@ -19,6 +19,19 @@ from store.clock import as_utc
 # ``link:<channel>`` and ``wechat:unsubscribe``. record_opt_out refuses any other, so a new way
 # to opt out cannot be left out of this rule.
 OPT_OUT_SOURCE_PREFIXES = ("reply:", "link:", "wechat:")
+
+
+# Clocks of the systems that send consents drift; a few minutes ahead is theirs, not a claim.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def consent_time_problem(at: datetime | None, now: datetime) -> str | None:
+    """Why ``at`` cannot be when a consent was given, or None. A time ahead of now would outrank every
+    later opt-out (``keeps_opt_out``): a consent dated 2099 gave back, at each import, what the
+    customer withdrew in between."""
+    if at is not None and as_utc(at) > as_utc(now) + CLOCK_SKEW:
+        return "is in the future: a consent is dated when it was given"
+    return None
 
 
 def is_opt_out_source(source: str | None) -> bool:
@@ -38,9 +51,10 @@ def keeps_opt_out(stored: bool | None, stored_source: str | None, stored_at: dat
     return as_utc(given_at) <= as_utc(stored_at)
 
 
-def customer_write_refusal(row: Any, given: Mapping[str, Any]) -> str | None:
-    """Why the fields ``given`` (a customer's, by name) may not be written onto the stored ``row``, by a
-    writer that shows no consent time (``PUT /api/customers``); None when they may.
+def customer_write_refusal(row: Any, given: Mapping[str, Any], given_at: datetime | None = None) -> str | None:
+    """Why the fields ``given`` (a customer's, by name) may not be written onto the stored ``row`` by
+    ``PUT /api/customers``, its consents given at ``given_at`` (None: the writer does not say); None
+    when they may.
 
     An anonymised customer takes no personal data again: its touches, tasks and answers are kept for
     the figures, and a name put back would make them a person's history (the import refuses the
@@ -52,10 +66,11 @@ def customer_write_refusal(row: Any, given: Mapping[str, Any]) -> str | None:
     withdrawn = [name for name, value in given.items()
                  if name.startswith("consent_") and name != "consent_source" and value is not False
                  and value is not None and keeps_opt_out(getattr(row, name), getattr(row, f"{name}_source"),
-                                                         getattr(row, f"{name}_at"), value, None)]
+                                                         getattr(row, f"{name}_at"), value, given_at)]
     if withdrawn:
         return (f"{', '.join(sorted(withdrawn))}: withdrawn by the customer "
-                f"({getattr(row, sorted(withdrawn)[0] + '_source')}); only the customer can give it back")
+                f"({getattr(row, sorted(withdrawn)[0] + '_source')}); only a consent given after the withdrawal "
+                f"(consent_at) gives it back")
     return None
 
 

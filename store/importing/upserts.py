@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from store.bulk_writer import CLAIM, CUSTOMER, POLICY, TIER_CHANGE, table
-from store.consent import keeps_opt_out
+from store.consent import consent_time_problem, keeps_opt_out
 from store.crypto import FieldCipher, blob_key_id
 from store.importing import fields as f
 from store.importing.fields import FieldError
@@ -192,6 +192,10 @@ class Job:
             birthday = row.values.get("birthday")
             if birthday is not None and birthday > self.now.date():
                 row.errors.append(f"birthday {birthday.isoformat()} is in the future")
+            for channel in CONSENT_CHANNELS:
+                column = f"consent_{channel}_at"
+                if problem := consent_time_problem(row.values.get(column), self.now):
+                    row.errors.append(f"{column} {row.cells[column].strip()} {problem}")
         elif self.kind == "policies":
             take(row, "customer_external_id", lambda v: v.strip(), optional=False)
             take(row, "product_line", f.product_line, optional=False)

@@ -5,7 +5,7 @@ by another system. Before, the PUT wrote a name and a phone back onto an anonymi
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from sqlmodel import select
 from starlette.testclient import TestClient
@@ -52,9 +52,44 @@ def test_a_consent_withdrawn_by_the_customer_is_not_given_back(client: TestClien
         answer = client.put("/api/customers/A2", headers=HEADERS, json=body)
         assert answer.status_code == 409, answer.text
         assert "withdrawn by the customer (reply:sms)" in answer.json()["detail"]
+        assert "consent_at" in answer.json()["detail"]
     withdrawn = _row(db_url, "A2")
     assert withdrawn.consent_sms is False and withdrawn.consent_sms_source == "reply:sms"
     # Anything else, and a consent the customer did not withdraw, is still written.
     answer = client.put("/api/customers/A2", headers=HEADERS, json={"branch": "SH", "consent_email": True})
     assert answer.status_code == 200, answer.text
     assert _row(db_url, "A2").consent_email is True
+
+
+def test_a_consent_given_after_the_opt_out_is_taken_with_its_time(client: TestClient, seed: Seed, db_url: str) -> None:
+    """What the import takes (a consent time later than the withdrawal gives the consent back, an earlier
+    one does not, a future one is refused), the API takes: it had no consent time at all, so a customer
+    who consented again at the branch could not be given back their SMS by the CRM."""
+    assert client.put("/api/customers/A3", headers=HEADERS, json={"name": "王五", "consent_sms": True}
+                      ).status_code == 201
+    with session_scope(db_url) as s:
+        customer_id = _row(db_url, "A3").id
+        assert customer_id is not None
+        assert record_opt_out(s, customer_id, "sms", source="reply:sms", dedup_key="td-a3",
+                              at=utcnow() - timedelta(hours=2)) is not None
+    withdrawn_at = _row(db_url, "A3").consent_sms_at
+    assert withdrawn_at is not None
+
+    before = (withdrawn_at - timedelta(days=1)).replace(tzinfo=UTC).isoformat()
+    answer = client.put("/api/customers/A3", headers=HEADERS, json={"consent_sms": True, "consent_at": before})
+    assert answer.status_code == 409, answer.text
+    future = (utcnow() + timedelta(days=1)).isoformat()
+    answer = client.put("/api/customers/A3", headers=HEADERS, json={"consent_sms": True, "consent_at": future})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"][0]["loc"] == ["body", "consent_at"]
+    assert "in the future" in answer.json()["detail"][0]["msg"]
+    assert _row(db_url, "A3").consent_sms is False
+
+    after = utcnow() - timedelta(minutes=1)
+    answer = client.put("/api/customers/A3", headers=HEADERS,
+                        json={"consent_sms": True, "consent_source": "branch_form", "consent_at": after.isoformat()})
+    assert answer.status_code == 200, answer.text
+    given = _row(db_url, "A3")
+    assert (given.consent_sms, given.consent_sms_source) == (True, "branch_form")
+    assert given.consent_sms_at is not None and abs(given.consent_sms_at.replace(tzinfo=UTC) - after) < timedelta(
+        seconds=1)

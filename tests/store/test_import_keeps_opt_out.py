@@ -16,7 +16,7 @@ from store.bulk_writer import CUSTOMER
 from store.db import make_engine
 from store.models import Customer
 from tests.db_support import rows
-from tests.store.test_import import import_clean
+from tests.store.test_import import import_clean, import_rejecting, write
 
 OPTED_OUT_AT = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 HEADER = ("external_id,name,consent_sms,consent_sms_at,consent_sms_marketing,consent_sms_marketing_at,"
@@ -62,3 +62,18 @@ def test_a_later_import_does_not_give_back_what_an_opt_out_withdrew(db_url: str,
                           "B,Bob,yes,,yes,2026-04-02T10:00:00+00:00,yes\n"
                           "C,Cy,yes,,,,yes\n")  # withdrawn by an earlier file, not by the customer with us
     assert _consents(db_url) == [("A", True, True, True), ("B", True, True, True), ("C", True, False, True)]
+
+
+def test_a_consent_time_in_the_future_is_a_bad_row_and_gives_nothing_back(db_url: str, tmp_path: Path) -> None:
+    """A consent dated ahead of now outranked every opt-out made before that date: a file stamping its
+    consents 2099 gave back, at each import, whatever the customer withdrew in between."""
+    import_clean("customers", tmp_path / "1.csv", HEADER + "A,Ann,yes,,yes,,yes\nB,Bob,yes,,yes,,yes\n")
+    _opt_out(db_url, "A", "all")
+    future = "is in the future: a consent is dated when it was given"
+    import_rejecting("customers", write(tmp_path / "2.csv",
+                                        HEADER + "A,Ann,yes,2099-01-01T00:00:00+00:00,yes,,yes\n"
+                                                 "B,Bob,yes,,yes,2099-01-01,no\n"
+                                                 "C,Cy,yes,,,,yes\n"),
+                     [(2, f"consent_sms_at 2099-01-01T00:00:00+00:00 {future}"),
+                      (3, f"consent_sms_marketing_at 2099-01-01 {future}")])
+    assert _consents(db_url) == [("A", False, False, True), ("B", True, True, True), ("C", True, False, True)]
