@@ -15,8 +15,12 @@ bounds, each refused with a ``SecurityError`` the renderer reports at the templa
 - **Work per render** (``MAX_WORK``): what filters and string methods read and build, so a
   loop over a long text cannot redo linear work on it a hundred thousand times.
 
-Besides these, a rendered message is at most ``MAX_OUTPUT`` characters and a power's exponent
-and base at most ``MAX_EXPONENT`` (bits for the base).
+Besides these, a rendered message is at most ``MAX_OUTPUT`` characters, a power's exponent
+and base at most ``MAX_EXPONENT`` (bits for the base), and calls and templates nest at most
+``MAX_NESTING`` deep: a macro or ``caller()`` calling itself, a recursive loop or a template that
+includes itself stops there with a refusal at its line, long before Python's own recursion limit,
+which would otherwise end the render as a bare RecursionError wherever the stack ran out (in the
+worker's own code too, when it was already deep).
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ MAX_WORK = 1_000_000  # characters and items filters and string methods go throu
 MAX_INT_BITS = 4_096  # a 64-bit number to the power 64; money and counts need a few dozen
 MAX_OUTPUT = 100_000  # characters; the longest real message (an e-mail) is a few thousand
 MAX_EXPONENT = 64
+# Calls of template code and templates loaded into one another, each ~8 Python frames: 40 levels stay
+# well inside Python's 1,000 from a worker's stack; real templates nest a handful.
+MAX_NESTING = 40
 
 _SIZED = (str, list, tuple, dict)
 # What can hold other values and so repeat a list by holding it many times.
@@ -47,6 +54,7 @@ class _Spent:
 
     items_spent = 0
     work_spent = 0
+    nesting = 0
 
 
 # The render under way in this thread (``collect_bounded`` sets it). A macro of an imported template
@@ -80,6 +88,40 @@ def work(eval_ctx: Any, amount: int, what: str) -> None:
     if spent > MAX_WORK:
         raise SecurityError(f"{what} would take this render past {MAX_WORK:,} characters processed")
     owner.work_spent = spent
+
+
+def enter_nested(eval_ctx: Any, what: str) -> Any:
+    """One more level of calls and templates; returns what was charged, whose ``nesting`` the caller
+    lowers again when the level ends (that same object: the level may end after the render did)."""
+    owner = _render.get() or eval_ctx
+    level = getattr(owner, "nesting", 0) + 1
+    if level > MAX_NESTING:
+        raise SecurityError(f"{what} would nest calls and templates deeper than {MAX_NESTING} levels (a macro, "
+                            "caller() or recursive loop calling itself, directly or through another, or a "
+                            "template including, importing or extending itself)")
+    owner.nesting = level
+    return owner
+
+
+class NestingTemplate(jinja2.Template):
+    """A template whose render is a level of nesting: an include, import or extends of itself stops at
+    ``MAX_NESTING`` as a macro calling itself does."""
+
+    @classmethod
+    def _from_namespace(cls, environment: jinja2.Environment, namespace: Any, globals: Any) -> jinja2.Template:
+        template = super()._from_namespace(environment, namespace, globals)
+        root = template.root_render_func
+        what = f"template {template.name!r}"
+
+        def nested_root(context: Any) -> Iterator[str]:
+            owner = enter_nested(context.eval_ctx, what)
+            try:
+                yield from root(context)
+            finally:
+                owner.nesting -= 1
+
+        template.root_render_func = nested_root
+        return template
 
 
 def size_of(value: Any) -> int:

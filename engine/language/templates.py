@@ -43,7 +43,7 @@ from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError
-from jinja2.runtime import LoopContext
+from jinja2.runtime import LoopContext, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from channels.base import RenderedMessage
@@ -54,6 +54,7 @@ from engine.language.problems import load_config
 from engine.language.render_bounds import (
     MAX_EXPONENT,
     MAX_OUTPUT,
+    NestingTemplate,
     begin_render,
     bounded_filter,
     check_brace_format,
@@ -65,6 +66,7 @@ from engine.language.render_bounds import (
     counted,
     counted_loop,
     end_render,
+    enter_nested,
     format_values,
     safe_range,
     size_of,
@@ -211,6 +213,7 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
     code_generator_class = BoundedCodeGenerator
+    template_class = NestingTemplate
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         too_deep = nesting_problem(self, source)
@@ -262,7 +265,7 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
         # (The odd first names are Jinja's: a template's keyword argument may be called ``self``.)
         if isinstance(__obj, LoopContext) and args:  # a recursive loop's next level: its iterations count too
             args = (counted(__context.eval_ctx, args[0]), *args[1:])
-        what = f"{getattr(__obj, '__name__', type(__obj).__name__)}()"
+        what = f"{__obj.name if isinstance(__obj, Macro) else getattr(__obj, '__name__', type(__obj).__name__)}()"
         # Every call is an item, charged before it runs: a macro that calls itself twice and writes
         # nothing spends no loop, size or work, and its calls grew as 2**depth.
         spend(__context.eval_ctx, 1, what)
@@ -272,7 +275,12 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
         if isinstance(owner, str):
             args = check_str_method(owner, __obj.__name__, args, kwargs)
             work(__context.eval_ctx, len(owner), what)
-        result = super().call(__context, __obj, *args, **kwargs)
+        # Only a call of template code (a macro, caller(), a loop's level, a block) nests deeper.
+        owner = enter_nested(__context.eval_ctx, what)
+        try:
+            result = super().call(__context, __obj, *args, **kwargs)
+        finally:
+            owner.nesting -= 1
         work(__context.eval_ctx, size_of(result), what)
         return checked(result, what)
 
