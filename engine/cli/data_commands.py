@@ -92,11 +92,14 @@ def import_file(
     from store.clock import known_zone
     from store.db import database_url
     from store.importing import ImportFileError, Rejected, default_rejects_path, import_csv
+    from store.importing.reading import encoding_problem
 
     shown = str(file)
-    # import_csv would blame the file for it ("FILE: unknown time zone"); it is the option that is wrong.
+    # import_csv would blame the file for them ("FILE: unknown time zone"); it is the option that is wrong.
     if not known_zone(assume_tz):
         raise fail(f"--assume-tz: unknown time zone {assume_tz!r} (e.g. Asia/Shanghai, UTC)")
+    if (wrong := encoding_problem(encoding)) is not None:
+        raise fail(f"--encoding: {wrong}")
     # A rejects file is written only if a row is bad, after good ones went in: a --rejects path it
     # cannot be written to is refused now, not found out half-way. The default one, beside the
     # input, is not checked: a file of good rows imports from a read-only folder.

@@ -55,6 +55,19 @@ class ImportFileError(Exception):
 MAX_CELL = 10_000
 
 
+def encoding_problem(encoding: str) -> str | None:
+    """Why ``encoding`` cannot read a CSV file, or None: a fault of the encoding named, whatever the file
+    (the command line names the option for it, not the file)."""
+    try:
+        codec = codecs.lookup(encoding)
+    except LookupError:
+        return f"unknown encoding {encoding!r} (e.g. utf-8, gbk, gb18030, utf-16)"
+    # rot13, base64, hex, zlib are codecs too, but not of text: open() refuses them with a LookupError.
+    if not getattr(codec, "_is_text_encoding", True):
+        return f"{encoding!r} is not a text encoding (e.g. utf-8, gbk, gb18030, utf-16)"
+    return None
+
+
 def check_file(path: Path, encoding: str) -> list[str]:
     """Read the whole file once before writing anything; returns the header."""
     # A folder passes exists() but not is_file(): "no such file" would send its owner looking for a typo.
@@ -62,13 +75,9 @@ def check_file(path: Path, encoding: str) -> list[str]:
         raise ImportFileError("is a folder; give a CSV file")
     if not path.is_file():
         raise ImportFileError("no such file")
-    try:
-        codec = codecs.lookup(encoding)
-    except LookupError:
-        raise ImportFileError(f"unknown encoding {encoding!r}") from None
-    # rot13, base64, hex, zlib are codecs too, but not of text: open() refuses them with a LookupError.
-    if not getattr(codec, "_is_text_encoding", True):
-        raise ImportFileError(f"{encoding!r} is not a text encoding (e.g. utf-8, gbk, gb18030, utf-16)")
+    wrong = encoding_problem(encoding)
+    if wrong is not None:
+        raise ImportFileError(wrong)
     header: list[str] | None = None
     line = 0  # first line of the last record read
     try:
@@ -78,7 +87,7 @@ def check_file(path: Path, encoding: str) -> list[str]:
                 if record.problem:
                     raise ImportFileError(f"line {line}, the header: {record.problem}")
                 header = record.fields
-    except UnicodeDecodeError:
+    except UnicodeError:  # also UTF-16's "stream does not start with BOM", which is no UnicodeDecodeError
         raise ImportFileError(
             f"not {encoding} text (near line {line + 1}); save the file as UTF-8 CSV or pass {_likely_encoding(path)}"
         ) from None

@@ -1,5 +1,6 @@
 """``journeys import --encoding``: a codec that is not a text encoding (rot13, base64, hex, zlib) is
-refused in one line with exit 2 and nothing imported, like an unknown one, not a LookupError traceback;
+refused in one line naming the option, with exit 2 and nothing imported, like an unknown one, not a
+LookupError traceback nor a fault of the file;
 a text encoding other than UTF-8 reads the file, and a byte order mark is read as none, whatever the
 encoding named."""
 
@@ -19,7 +20,7 @@ from tests.db_support import count
     ("rot13", "'rot13' is not a text encoding (e.g. utf-8, gbk, gb18030, utf-16)"),
     ("base64", "'base64' is not a text encoding (e.g. utf-8, gbk, gb18030, utf-16)"),
     ("zlib", "'zlib' is not a text encoding (e.g. utf-8, gbk, gb18030, utf-16)"),
-    ("nonsense", "unknown encoding 'nonsense'"),
+    ("nonsense", "unknown encoding 'nonsense' (e.g. utf-8, gbk, gb18030, utf-16)"),
 ])
 def test_an_encoding_that_reads_no_text_is_refused(db_url: str, tmp_path: Path, encoding: str, message: str) -> None:
     source = tmp_path / "c.csv"
@@ -27,7 +28,18 @@ def test_an_encoding_that_reads_no_text_is_refused(db_url: str, tmp_path: Path, 
     result = CliRunner().invoke(build_app(), ["import", "customers", str(source), "--encoding", encoding])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     assert result.exit_code == 2
-    assert result.stderr.splitlines() == [f"{source}: {message}", f"{source}: nothing imported"]
+    assert result.stderr.splitlines() == [f"--encoding: {message}"]
+    assert count(db_url, CUSTOMER) == 0
+
+
+def test_a_utf16_file_without_its_byte_order_mark_is_refused_as_not_that_text(db_url: str, tmp_path: Path) -> None:
+    """Python's UTF-16 decoder says so with a UnicodeError that is no UnicodeDecodeError: it was a traceback."""
+    source = tmp_path / "c.csv"
+    source.write_text("external_id,name\nC1,Ann\n", encoding="utf-8")
+    result = CliRunner().invoke(build_app(), ["import", "customers", str(source), "--encoding", "utf-16"])
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0].startswith(f"{source}: not utf-16 text (near line 1)"), result.stderr
     assert count(db_url, CUSTOMER) == 0
 
 
