@@ -111,6 +111,22 @@ def mask_text(text: str) -> str:
     return _EMAIL_RE.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
 
 
+# A value already masked (138****5678, w***@example.com, o****xYz1): still part of the person's number
+# or address, so what is redacted goes too, as a whole word.
+_MASKED_RE = re.compile(r"[^\s,;:='\"()<>\[\]{}]*\*{3,}[^\s,;:='\"()<>\[\]{}]*")
+
+
+def redact_text(text: str, placeholder: str = "[removed]") -> str:
+    """``text`` with every phone number, ID number, e-mail address and openid, masked or not, replaced
+    by ``placeholder``: for free text kept after its person is anonymised, where even part of a
+    number is too much."""
+    text = _OPENID_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{placeholder}", text)
+    text = _BARE_OPENID_RE.sub(lambda m: placeholder if _CAPITAL_RE.search(m.group()) else m.group(), text)
+    for pattern in (_ID_RE, _PHONE_RE, _EMAIL_RE, _MASKED_RE):
+        text = pattern.sub(placeholder, text)
+    return text
+
+
 # What one log record may carry: a value from outside (a provider's message id, a request path) is cut
 # here, and the whole message there, so nobody can fill the log with a 20 kB "id".
 MAX_LOG_VALUE = 1000

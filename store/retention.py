@@ -22,7 +22,10 @@ What anonymising does, in one transaction per batch:
   a policy number leads back to its holder as surely as the customer's own id;
 - touches, outcomes, tasks, events and survey answers are kept (counts, statuses, scores,
   times), but the free text a person wrote in them (reply texts, survey comments, agent
-  notes) is removed, and an event's data keeps only codes and figures (``_scrub``);
+  notes) is removed, an event's and an outcome's data keep only codes and figures (``_scrub``),
+  a touch's reason (a provider's error may quote the number or address it refused) keeps its
+  words without any phone, e-mail, ID number or openid, masked or not (``redact_text``), and an
+  event's id from the source system becomes ``anonymised-event-<id>`` (ours embed the customer's);
 - work still pending for them is stopped: planned touches are cancelled, active
   enrollments exit (``anonymised``), open tasks are cancelled;
 - an ``AuditLog`` row per customer (action ``purge``) and one for the run.
@@ -44,7 +47,7 @@ from sqlalchemy.engine import Connection
 
 from store.clock import as_utc, utcnow
 from store.db import make_engine
-from store.masking import mask_text
+from store.masking import mask_text, redact_text
 from store.models import (
     AgentTask,
     AuditLog,
@@ -67,7 +70,9 @@ DEFAULT_BATCH = 500
 CUSTOMER_OUTCOME_KINDS = ("replied", "clicked", "opted_out")
 # Keys of event data that can carry what a person wrote or who they are.
 FREE_TEXT_KEYS = frozenset({"text", "comment", "content", "body", "notes", "note", "name", "phone", "email",
-                            "openid", "id_number", "address", "from", "to"})
+                            "openid", "id_number", "address", "from", "to",
+                            # WeChat's and the push provider's names for who a message went to or came from
+                            "unionid", "touser", "fromusername", "push_registration_id", "registration_id"})
 
 # A coded value (a channel, a tier, an outcome, a survey's name): what figures group by. Anything else
 # in text (a name, a plate, a sentence, an id of the source system) may lead back to the person.
@@ -248,17 +253,33 @@ def _anonymise(conn: Connection, ids: list[int], moment: datetime, report: Purge
     ).rowcount
     conn.execute(update(task).where(task.c.customer_id.in_(ids)).values(notes=None))
     conn.execute(update(s).where(s.c.customer_id.in_(ids)).values(comment=None))
-    scrubbed = [{"event_id": event_id, "scrubbed": cleaned}
-                for event_id, data in conn.execute(select(e.c.id, e.c.data).where(e.c.customer_id.in_(ids))).all()
-                if (cleaned := _scrub(data)) != data]
-    if scrubbed:
-        rewrite = update(e).where(e.c.id == bindparam("event_id"))
-        conn.execute(rewrite.values(data=bindparam("scrubbed", type_=e.c.data.type)), scrubbed)
+    conn.execute(update(e).where(e.c.customer_id.in_(ids))
+                 .values(external_id=literal("anonymised-event-") + cast(e.c.id, String)))
+    _rewrite(conn, e.c.data, e.c.customer_id.in_(ids), _scrubbed_data)
+    o = _t(Outcome)
+    # An outcome names its customer, or only the touch or task it is about.
+    _rewrite(conn, o.c.detail, or_(o.c.customer_id.in_(ids),
+                                   o.c.touch_id.in_(select(t.c.id).where(t.c.customer_id.in_(ids))),
+                                   o.c.task_id.in_(select(task.c.id).where(task.c.customer_id.in_(ids)))),
+             _scrubbed_data)
+    _rewrite(conn, t.c.error_reason, and_(t.c.customer_id.in_(ids), t.c.error_reason.is_not(None)), redact_text)
     conn.execute(
         _t(AuditLog).insert(),
         [{"actor": report.actor[:64], "action": "purge", "target_type": "customer", "target_id": str(i),
           "detail": {"period": report.period, "cutoff": report.cutoff.isoformat()}, "at": moment} for i in ids],
     )
+
+
+def _rewrite(conn: Connection, column: Any, where: Any, clean: Callable[[Any], Any]) -> None:
+    """``column`` of the rows ``where`` holds set to ``clean`` of its value: read in one query, the
+    rows it changes written back in one executemany (the cleaning is Python's, not SQL's)."""
+    table = column.table
+    changed = [{"row_id": row_id, "cleaned": cleaned}
+               for row_id, value in conn.execute(select(table.c.id, column).where(where)).all()
+               if (cleaned := clean(value)) != value]
+    if changed:
+        rewrite = update(table).where(table.c.id == bindparam("row_id"))
+        conn.execute(rewrite.values({column.name: bindparam("cleaned", type_=column.type)}), changed)
 
 
 def _withdrawn_consents() -> dict[str, Any]:
@@ -274,6 +295,12 @@ def _withdrawn_consents() -> dict[str, Any]:
         else:
             values[column.name] = False
     return values
+
+
+def _scrubbed_data(data: Any) -> Any:
+    """A JSON column's value scrubbed (``_scrub``); one that is all free text becomes empty."""
+    cleaned = _scrub(data)
+    return {} if cleaned is _DROPPED else cleaned
 
 
 def _scrub(data: Any) -> Any:
