@@ -217,8 +217,7 @@ def report_page(request: Request) -> HTMLResponse:
     user = user_with(request, "reports")
     from engine.language.settings_review import programme_zone
     from engine.loop.metrics import GROUPINGS, TARGETS
-    from engine.loop.reports import COLUMNS, build_report, fmt, meets
-    from store.clock import to_local
+    from engine.loop.reports import COLUMNS, build_report, fmt, meets, report_period
 
     zone_name = programme_zone()
 
@@ -229,7 +228,8 @@ def report_page(request: Request) -> HTMLResponse:
         # Days are the programme's days (its time zone), as the people reading the report count them.
         start, end = _period(request, zone_name, max_days=MAX_REPORT_DAYS, whole_last_day=False)
         report = build_report(start, end, by)
-        report["local_period"] = [to_local(m, zone_name).strftime("%Y-%m-%d %H:%M") for m in (start, end)]
+        # Titled as the CLI's tables and charts title the same period: November is 2026-11-01 – 2026-11-30.
+        report["period_text"] = report_period(report)
         report["charts"] = report_charts(report)
         return report
 

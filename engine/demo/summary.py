@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from engine.demo.world import DayStats, local_zone
+from engine.demo.world import LOCAL_TZ, DayStats
 
 # Top-down, the order the demo lists tiers in (seeding line, table, summary.json), even empty ones.
 TIERS = ("diamond", "platinum", "gold", "silver", "potential")
@@ -43,8 +43,11 @@ def _num(value: float | None) -> str:
 
 def summary_table(result: DemoResult) -> Table:
     """The per-tier summary, every tier listed (top-down) even when it had nothing this month."""
-    table = Table(title=f"Per tier, {result.start.astimezone(local_zone()).date()} – "
-                  f"{(result.end.astimezone(local_zone()) - timedelta(days=1)).date()}", header_style="bold")
+    from engine.loop.reports import period_text, report_period
+
+    # Titled as the report printed after it titles the same period.
+    period = report_period(result.report) if result.report else period_text(result.start, result.end, LOCAL_TZ)
+    table = Table(title=f"Per tier, {period}", header_style="bold")
     for heading in ("tier", "customers", "planned", "delivered", "reach", "tasks", "SLA met", "NPS"):
         table.add_column(heading, justify="left" if heading == "tier" else "right")
     by_tier = {row["tier"]: row for row in result.rows}

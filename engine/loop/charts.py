@@ -42,10 +42,9 @@ def _percent_axis(ax: Axes, top: float = 1.0) -> None:
 
 
 def _title(ax: Axes, title: str, report: dict[str, Any]) -> None:
-    from engine.loop.reports import period_days
+    from engine.loop.reports import report_period
 
-    first, end = period_days(report)
-    ax.set_title(f"{title}\n{first} – {end}", fontsize=11)
+    ax.set_title(f"{title}\n{report_period(report)}", fontsize=11)
 
 
 def reach_by_tier(report: dict[str, Any], path: Path) -> Path:

@@ -6,7 +6,7 @@ show (JSON-ready: strings, numbers, None); ``render_table`` prints it with Rich.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from rich.console import Console
@@ -104,13 +104,26 @@ SUMMARY_KEYS: tuple[str, ...] = (
 )
 
 
-def period_days(report: dict[str, Any]) -> tuple[str, str]:
-    """The first day of the report's period and the day it ends (exclusive), in the programme's time zone:
-    the dates that were typed for it. Its UTC moments fall on the day before for a zone east of UTC."""
+def period_text(start: datetime, end: datetime, zone_name: str) -> str:
+    """The half-open period ``[start, end)`` as every title shows it, in the programme's time zone.
+
+    A period of whole local days names its first and last day (November: ``2026-11-01 – 2026-11-30``;
+    one day: that day), as a reader counts days; the day ``end`` falls on is not in it, so naming it
+    read as one more day. Bounds off midnight are shown as moments, the end being the first one out.
+    """
+    first, stop = to_local(start, zone_name), to_local(end, zone_name)
+    if first.time() == stop.time() == time(0):
+        last = (stop.date() - timedelta(days=1)).isoformat()
+        return last if first.date().isoformat() == last else f"{first.date().isoformat()} – {last}"
+    return f"{first:%Y-%m-%d %H:%M} – {stop:%Y-%m-%d %H:%M}"
+
+
+def report_period(report: dict[str, Any]) -> str:
+    """``period_text`` of a report (``build_report``'s data): what the CLI's tables, the charts, the demo
+    and the console's page title it with."""
     period = report["period"]
-    zone_name = period.get("zone") or "UTC"
-    first, end = (to_local(datetime.fromisoformat(period[key]), zone_name).date().isoformat() for key in ("from", "to"))
-    return first, end
+    return period_text(datetime.fromisoformat(period["from"]), datetime.fromisoformat(period["to"]),
+                       period.get("zone") or "UTC")
 
 
 def fmt(value: Any, kind: str) -> str:
@@ -127,9 +140,8 @@ def fmt(value: Any, kind: str) -> str:
 
 def render_table(report: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
-    first, end = period_days(report)
     table = Table(
-        title=f"Service journeys {first} – {end}"
+        title=f"Service journeys {report_period(report)}"
         + (f" by {report['by']}" if report["by"] else ""),
         header_style="bold", show_lines=False,
     )
@@ -172,9 +184,8 @@ def render_by_metric(report: dict[str, Any], console: Console | None = None) -> 
     """The same figures with one row per metric and one column per group: fits a terminal
     of ordinary width when there are few groups (the five tiers), as in ``journeys demo``."""
     console = console or Console()
-    first, end = period_days(report)
     groups = [*report["groups"].items(), ("total", report["total"])]
-    table = Table(title=f"Every metric, {first} – {end}", header_style="bold")
+    table = Table(title=f"Every metric, {report_period(report)}", header_style="bold")
     table.add_column("metric", style="bold")
     for name, _values in groups:
         table.add_column(name, justify="right")

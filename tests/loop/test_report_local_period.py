@@ -59,7 +59,7 @@ def test_the_command_and_the_page_read_the_same_dates_alike(db_url: str) -> None
 
     table = CliRunner().invoke(build_app(), ["report", *typed], env={"COLUMNS": "220"})
     assert table.exit_code == 0, table.output
-    assert "2026-11-01 – 2026-12-01" in table.output  # the dates typed, not the UTC day before
+    assert "2026-11-01 – 2026-11-30" in table.output  # November's days, not the UTC day before
 
 
 def test_the_nps_weeks_are_labelled_by_their_local_dates(db_url: str) -> None:
