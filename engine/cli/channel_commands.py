@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from engine.cli.output import err, out
+from engine.cli.output import err, out, warn_if_no_secret
 from store.masking import mask_email, mask_name, mask_phone, mask_text
 
 if TYPE_CHECKING:  # rendering loads SQLModel, Jinja and Babel: only `journeys preview` imports it
@@ -76,6 +76,7 @@ def preview_command(
     kinds = [channel] if channel else [
         k for k in preview_kinds if any(template_file(root, template, k, loc).is_file() for loc in LOCALES)
     ]
+    warn_if_no_secret("unsubscribe links are shown as a placeholder (…/PREVIEW), and dispatch cannot sign them")
     failures = 0
     # As customers get it: the approved footer with the approved templates (a given folder: the file's footer).
     rend = renderer(templates) if templates is not None else renderer_in_force()

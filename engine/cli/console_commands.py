@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from engine.cli.arguments import whole_option
-from engine.cli.output import out, print_json
+from engine.cli.output import out, print_json, warn_if_no_secret
 
 # The roles for the help text. store.models.ROLES is the authority (checked when a command runs, and
 # tests/console/test_cli.py checks the two agree); importing it here would load SQLModel for --help.
@@ -38,6 +38,8 @@ def serve(
     from console.app import create_app
     from console.limits import server_options
 
+    warn_if_no_secret("unsubscribe links customers open are answered as invalid, and previews and test sends "
+                      "show none")
     uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=False, **server_options())
 
 

@@ -29,3 +29,21 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def print_json(data: Any) -> None:
     out.print(json.dumps(data, ensure_ascii=False), markup=False)
+
+
+# The key that signs customers' unsubscribe links (channels.optout.SECRET_ENV; not imported here, so that
+# `journeys --help` does not load the channels).
+SECRET_ENV = "JOURNEYS_SECRET_KEY"  # nosec B105 # the name of an environment variable, not a secret
+
+
+def warn_if_no_secret(consequence: str) -> None:
+    """One line on stderr when JOURNEYS_SECRET_KEY is not set, saying what it costs this command and what
+    to set: every command that signs or reads unsubscribe links says it alike. The channels' own log
+    record of it (a timestamped ERROR with the services' wording) is then not written as well."""
+    if os.environ.get(SECRET_ENV):
+        return
+    from channels.optout import missing_secret_logged
+
+    missing_secret_logged.set()
+    err.print(f"warning: {SECRET_ENV} is not set: {consequence}; set {SECRET_ENV} to the same lasting value "
+              "on every process", markup=False)

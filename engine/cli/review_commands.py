@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from engine.cli.arguments import LARGEST_ROW_ID, whole_argument
-from engine.cli.output import fail, out, print_json
+from engine.cli.output import fail, out, print_json, warn_if_no_secret
 
 review_app = typer.Typer(help="Review changes of journeys, templates (template:<name>) and delivery settings "
                               "(setting:<file>) before they go in force.", no_args_is_help=True)
@@ -69,6 +69,7 @@ def review_show(
     from engine.language.journey_review import ReviewError
     from store.db import session_scope
 
+    warn_if_no_secret("the messages shown cannot carry a signed unsubscribe link, and dispatch cannot sign them")
     try:
         with session_scope() as session:
             page = review_page(session, version_id)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from engine.cli.arguments import MAX_SEED, day_option, days_in_years, output_folder, whole_option
+from engine.cli.output import warn_if_no_secret
 
 if TYPE_CHECKING:
     import asyncio
@@ -35,6 +36,8 @@ MAX_BATCH = 10_000
 MAX_LANES = 16
 # The demo runs a month for its book in minutes; a book of millions is `journeys seed`'s, not the demo's.
 MAX_DEMO_CUSTOMERS = 100_000
+SENDING_WITHOUT_SECRET = ("messages whose template uses unsubscribe_url fail to render and are not sent, and "
+                          "links customers open are answered as invalid")
 
 
 def dispatch(
@@ -51,6 +54,8 @@ def dispatch(
     from engine.sending.dispatch import make_dispatcher
     from engine.sending.reconcile import reconcile
     from store.db import get_engine
+
+    warn_if_no_secret(SENDING_WITHOUT_SECRET)
 
     async def main() -> dict[str, Any]:
         engine = get_engine()
@@ -78,6 +83,7 @@ def run() -> None:
     flows on Prefect's local engine, with its job store in the product database. Stops cleanly on SIGTERM."""
     from engine.runtime.service import run_service
 
+    warn_if_no_secret(SENDING_WITHOUT_SECRET)
     raise typer.Exit(run_service())
 
 
