@@ -20,7 +20,7 @@ from engine.language.journey_review import APPROVED, PENDING, effective_review_c
 from engine.language.journey_review import REJECTED as REVIEW_REJECTED_STATE
 from engine.language.validation import LoadedJourney, Report
 from engine.loop.metric_sql import whole
-from engine.loop.service_metrics import GOAL_EXIT_REASONS
+from engine.loop.service_metrics import GOAL_EXIT_REASONS, counts_as_planned
 from engine.loop.sqlfn import count_where
 from engine.loop.tables import enrollment_t, outcome_t, task_t, touch_t
 from engine.planning.journeys_in_force import switched_on
@@ -168,7 +168,7 @@ def _add_volumes(session: Session, rows: list[JourneyRow], now: datetime) -> Non
     # rather than a read of every touch and task ever written.
     ids = sorted({row.id for row in rows if row.id})
     touches = dict(session.execute(
-        sa.select(touch_t.c.journey_id, sa.func.count())
+        sa.select(touch_t.c.journey_id, count_where(counts_as_planned(touch_t.c.status)))
         .where(touch_t.c.journey_id.in_(ids), touch_t.c.planned_for >= since, touch_t.c.planned_for < now)
         .group_by(touch_t.c.journey_id)
     ).all())
@@ -238,7 +238,7 @@ def step_counts(session: Session, loaded: LoadedJourney, start: datetime, end: d
     t = touch_t
     in_period = (t.c.journey_id == jid) & (t.c.planned_for >= start) & (t.c.planned_for < end)
     for step_id, planned, sent, delivered, failed in session.execute(
-        sa.select(t.c.step_id, sa.func.count(), count_where(t.c.sent_at.is_not(None)),
+        sa.select(t.c.step_id, count_where(counts_as_planned(t.c.status)), count_where(t.c.sent_at.is_not(None)),
                   count_where(t.c.status == "delivered"), count_where(t.c.status == "failed"))
         .where(in_period).group_by(t.c.step_id)
     ).all():

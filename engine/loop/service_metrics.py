@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
 
 from engine.loop.metric_sql import (
     Grouped,
@@ -32,7 +33,7 @@ from engine.loop.metric_sql import (
 )
 from engine.loop.sqlfn import count_where
 from engine.loop.tables import customer_t, enrollment_t, event_t, outcome_t, task_t, touch_t
-from store.models import WEBHOOK_CHANNEL
+from store.models import WEBHOOK_CHANNEL, TouchStatus
 
 ACTED_TOUCH_KINDS = ("replied", "clicked")
 ACTED_TASK_CODES = ("reached", "resolved", "renewal_yes", "renewal_no", "call_back")
@@ -41,6 +42,13 @@ GOAL_EXIT_REASONS = ("goal",)
 HOLDOUT = "holdout"
 COMPLAINT_EVENT = "complaint.filed"
 SURVEY_EVENT = "survey.answered"
+
+
+def counts_as_planned(status: Any) -> ColumnElement[bool]:
+    """Whether a touch of this status counts as planned: all but the cancelled, withdrawn on purpose (a goal
+    reached, an opt-out) before they were due. A dropped one counts: the programme meant it and did not reach.
+    The report's figures and the console's journey pages count planned touches by this one rule."""
+    return status != TouchStatus.CANCELLED
 
 
 def touch_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Grouped | None:
@@ -58,7 +66,7 @@ def touch_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Grouped |
     s = inner.c.status
     rows = per_group(
         conn, inner,
-        count_where(s != "cancelled"),
+        count_where(counts_as_planned(s)),
         count_where(s == "delivered"),
         count_where(s == "failed"),
         count_where(s.in_(("sent", "delivered", "failed"))),
