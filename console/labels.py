@@ -328,6 +328,7 @@ AUDIT_REASONS: dict[str, str] = {
     "password": "Wrong password",  # nosec B105 # the words for a refusal, not a password
     "task_not_found": "No such task",
     "reveal_needs_claim": "Task not claimed by them",
+    "reveal_not_working": "Not working this task",
     "forbidden": "Not allowed",
     "other_team": "Another team's task",
     "reveal_limited": "Too many reveals",

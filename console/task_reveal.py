@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from console.auth import CurrentUser, audit
 from console.config import ConsoleSettings
-from console.task_rights import TaskError, TaskForbidden, can_reveal, load_visible
+from console.task_rights import TaskError, TaskForbidden, can_reveal, load_visible, reveal_refusal
 from store.clock import as_utc, utcnow
 from store.db import session_scope
 from store.models import AgentTask, AppUser, AuditLog, Customer
@@ -55,7 +55,8 @@ def reveal(user: CurrentUser, task_id: int, *, policy: RevealPolicy | None = Non
 
     Refusals are audited too (``reveal_refused``), so the audit view shows someone probing
     task ids or hammering the limit. Raises TaskNotFound (task unknown or not visible),
-    TaskForbidden (visible, but not claimed by the user) or RevealLimited.
+    TaskForbidden (visible, but not claimed by the user: ``reveal_needs_claim`` when claiming it is
+    theirs to do, ``reveal_not_working`` for a task another holds or a closed one) or RevealLimited.
     """
     policy = policy or RevealPolicy()
     now = now or utcnow()
@@ -72,7 +73,7 @@ def reveal(user: CurrentUser, task_id: int, *, policy: RevealPolicy | None = Non
 def _unmask(session: Session, user: CurrentUser, task: AgentTask, policy: RevealPolicy, now: datetime
             ) -> dict[str, str]:
     if not can_reveal(user, session, task):
-        raise TaskForbidden("reveal_needs_claim")
+        raise TaskForbidden(reveal_refusal(user, session, task))
     _serialise_reveals_of(session, user)
     recent = _reveal_times(session, user.username, now - policy.window)
     if len(recent) >= policy.limit:

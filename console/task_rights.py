@@ -103,20 +103,24 @@ def claimable(user: CurrentUser, session: Session, task: AgentTask) -> bool:
 
 
 def can_reveal(user: CurrentUser, session: Session, task: AgentTask) -> bool:
-    """Whether ``user`` may unmask this task's customer (SPEC §9).
+    """Whether ``user`` may unmask this task's customer (SPEC §9: agents see masked PII; every
+    view of unmasked PII is audited).
 
-    Only someone working the task: its assignee once they have claimed it (an open task in the
-    queue, or one merely assigned, is not yet a call in progress), or a supervisor of the
-    assignee's team. Being able to see a task is not enough.
+    Only the person working the task: its assignee once they have claimed it (an open task in the
+    queue, or one merely assigned, is not yet a call in progress; a closed one is over). Overseeing
+    a task is not working it: a supervisor sees their team's tasks as the agents do, masked, and to
+    call a customer takes the task (reassigns it to themselves and claims it), so that the reveal is
+    theirs on a call of their own, counted and audited as any other.
     """
-    if not user.can("tasks"):
-        return False
-    if task.assignee_id == user.id:
-        return task.status == TaskStatus.CLAIMED
-    if user.role != "supervisor" or task.assignee_id is None:
-        return False
-    # Same convention as supervises: a supervisor without a team oversees every team.
-    return user.team is None or _assignee_team(session, task) == user.team
+    return user.can("tasks") and task.assignee_id == user.id and task.status == TaskStatus.CLAIMED
+
+
+def reveal_refusal(user: CurrentUser, session: Session, task: AgentTask) -> str:
+    """Why ``user`` may not unmask ``task``: not claimed yet when claiming it is theirs to do, else not
+    theirs to work (another's, or closed)."""
+    if (task.assignee_id == user.id and task.status == TaskStatus.OPEN) or claimable(user, session, task):
+        return "reveal_needs_claim"
+    return "reveal_not_working"
 
 
 def load_visible(user: CurrentUser, session: Session, task_id: int) -> AgentTask:

@@ -129,27 +129,68 @@ def test_an_agent_gets_404_for_another_agents_task_as_for_no_task(open_client: C
     assert C1_PHONE not in hidden.text
 
 
-def test_a_supervisor_unmasks_her_teams_tasks_only(open_client: Callable[..., TestClient], seed: Seed,
-                                                   db_url: str) -> None:
+def test_a_supervisor_unmasks_only_a_task_she_is_working(open_client: Callable[..., TestClient], seed: Seed,
+                                                          db_url: str) -> None:
+    """Overseeing a task is not working it (SPEC §9: agents see masked PII; every view of unmasked PII is
+    audited). Sue used to unmask any task of her team's agents, claimed by one of them or closed."""
     c = open_client()
     token = login(c, "sue")
-    response = reveal(c, seed.tasks["bob"], token)  # bob is in sue's team a
-    assert response.status_code == 200 and C1_PHONE in response.text
-    # The shared queue has no team yet: she sees it, but unmasks nothing there.
-    queued = reveal(c, seed.tasks["free"], token)
-    assert queued.status_code == 403 and C3_PHONE not in queued.text
-    assert reveal(c, seed.tasks["cara"], token).status_code == 404  # team b
-    # An escalation claimed by another team's supervisor is visible to every supervisor, not unmaskable.
+    team_task = reveal(c, seed.tasks["bob"], token)  # bob's call in progress; bob is in sue's team a
+    assert team_task.status_code == 403 and C1_PHONE not in team_task.text and C1_NAME not in team_task.text
+    assert ("Only the person working this task, once they have claimed it, can reveal the customer's contact "
+            "details.") in html.unescape(team_task.text)
     with session_scope(db_url) as s:
+        closed = add_task(s, "t-bob-done", seed.customers["C1"], now=seed.now, due_in=timedelta(hours=1),
+                          assignee_id=seed.users["bob"], status="done")
         sam = AppUser(username="sam", display_name="Sam", role="supervisor", team="b",
                       password_hash=password_hash(), created_at=seed.now)
         s.add(sam)
         s.flush()
+        # An escalation claimed by another team's supervisor is visible to every supervisor, not unmaskable.
         escalation = add_task(s, "t-esc", seed.customers["C2"], now=seed.now, due_in=timedelta(hours=1),
                               assignee_id=sam.id, queue="supervisor", status="claimed")
-    assert c.get(f"/tasks/{escalation}").status_code == 200
-    assert reveal(c, escalation, token).status_code == 403
-    assert [r.target_id for r in audit_rows(db_url, "reveal")] == [str(seed.customers["C1"])]
+    assert c.get(f"/tasks/{closed}").status_code == 200 and c.get(f"/tasks/{escalation}").status_code == 200
+    for refused in (closed, escalation):
+        response = reveal(c, refused, token)
+        assert response.status_code == 403 and C1_PHONE not in response.text
+    # The shared queue has no team yet: she sees it, but unmasks nothing there.
+    queued = reveal(c, seed.tasks["free"], token)
+    assert queued.status_code == 403 and C3_PHONE not in queued.text
+    assert reveal(c, seed.tasks["cara"], token).status_code == 404  # team b
+    assert 'data-testid="reveal"' not in c.get(f"/tasks/{seed.tasks['bob']}").text
+    assert audit_rows(db_url, "reveal") == []
+    assert [(r.target_id, r.detail["reason"]) for r in audit_rows(db_url, "reveal_refused")] == [
+        (str(seed.tasks["bob"]), "reveal_not_working"), (str(closed), "reveal_not_working"),
+        (str(escalation), "reveal_not_working"), (str(seed.tasks["free"]), "reveal_not_working"),
+        (str(seed.tasks["cara"]), "task_not_found")]
+    # To call bob's customer herself she takes the task: given to her, then claimed, the call is hers.
+    moved = c.post(f"/tasks/{seed.tasks['bob']}/reassign",
+                   data={"csrf_token": token, "to_user_id": str(seed.users["sue"]), "back": "/supervisor"},
+                   follow_redirects=False)
+    assert moved.status_code == 303
+    assert reveal(c, seed.tasks["bob"], token).status_code == 403  # hers, not yet claimed
+    claim(c, seed.tasks["bob"], token)
+    shown = reveal(c, seed.tasks["bob"], token)
+    assert shown.status_code == 200 and C1_PHONE in shown.text
+    [row] = audit_rows(db_url, "reveal")
+    assert (row.actor, row.target_id, row.detail["task_id"]) == ("sue", str(seed.customers["C1"]), seed.tasks["bob"])
+
+
+def test_the_refusal_to_a_supervisor_is_in_words_in_chinese(open_client: Callable[..., TestClient],
+                                                            seed: Seed, db_url: str) -> None:
+    c = open_client()
+    token = login(c, "sue")
+    c.post("/me/locale", data={"csrf_token": token, "locale": "zh-CN", "back": "/"})
+    refused = reveal(c, seed.tasks["bob"], token)
+    assert refused.status_code == 403
+    assert "只有已领取并正在处理此任务的人员才能查看客户的联系方式。" in refused.text
+    assert "reveal_not_working" not in refused.text
+    # And so is the refusal's reason on the admin's audit page.
+    admin = open_client()
+    admin_token = login(admin, "adam")
+    admin.post("/me/locale", data={"csrf_token": admin_token, "locale": "zh-CN", "back": "/"})
+    row = admin.get("/admin/audit", params={"kind": "all"}).text.split('data-action="reveal_refused"', 1)[1]
+    assert "原因: 未在处理此任务</td>" in row.split("</tr>", 1)[0]
 
 
 # --- the rate limit ------------------------------------------------------------------------------

@@ -349,8 +349,8 @@ RIGHTS: dict[tuple[str, str], dict[str, int]] = {
     **each(everyone(303), "POST /login", "POST /logout", "POST /me/locale"),
     **each(TASK_PAGE, "GET /inbox", "GET /tasks/{task_id}"),
     # Unmasking takes more than seeing: ann's task is only assigned to her, not claimed (a call in
-    # progress), so she is refused; her supervisor may, as it is a task of sue's team.
-    ("POST", "/tasks/{task_id}/reveal"): page(agent=403, supervisor=200, ops=403, admin=403),
+    # progress), so she is refused; so is her supervisor, who oversees the task but is not working it.
+    ("POST", "/tasks/{task_id}/reveal"): page(agent=403, supervisor=403, ops=403, admin=403),
     ("POST", "/tasks/{task_id}/claim"): OWN_TASK_ACTION,
     # Her task, not claimed yet: the page again with what she typed, saying to claim it first (409 claim_first).
     ("POST", "/tasks/{task_id}/complete"): {**OWN_TASK_ACTION, "agent": 409},
