@@ -22,6 +22,7 @@ from engine.loop.metric_sql import (
     nps_score,
     per_group,
     ratio,
+    tier_at,
     whole,
     with_customer,
 )
@@ -109,7 +110,9 @@ def customer_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Groupe
         sa.case((in_force, 1), else_=0).label("in_force"),
         sa.case((in_force & ~still_held(c.c.id), 1), else_=0).label("churned"),
         sa.case((live, 1), else_=0).label("live"),
-        sa.case((live & c.c.tier.is_not(None), 1), else_=0).label("tiered"),
+        # The tier held at the period's end, from the tier history: the current tier would let a later
+        # re-tiering change a past period's coverage.
+        sa.case((live & (tier_at(c.c.id, c.c.tier, ctx.end) != "none"), 1), else_=0).label("tiered"),
         source=customers(ctx, by),
     )
     i = inner.c

@@ -60,7 +60,9 @@ in its time zone, as the console's periods of local days count it, not the UTC d
                     Policy statuses carry no date, so the figure uses statuses as stored now.
   renewal rate      policies whose ``expiry_date`` falls in the period: renewed /
                     (renewed + lapsed + cancelled); still ``active`` ones are pending.
-  tier coverage     live customers created before ``end`` that have a tier / all of them.
+  tier coverage     live customers created before ``end`` that had a tier at ``end`` (``tier_at``, as the
+                    grouping reads the start) / all of them. Touches do not record the tier they were
+                    planned under, so no figure can group a touch by that.
 
 Lift (journeys with a holdout branch): enrollments entered in the period, goal rate
 (exit_reason in GOAL_EXIT_REASONS) of the treated branches minus that of the holdout.
