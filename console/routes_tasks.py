@@ -202,11 +202,6 @@ def reassign(
         flash(request, "Task reassigned.", "ok")
     except (TaskConflict, TaskInvalid) as exc:
         flash(request, ERROR_MESSAGES.get(exc.code, ERROR_MESSAGES["generic"]), "error")
-    except TaskForbidden as exc:
-        if exc.code != "other_team":  # the task itself is not hers to give: the 403 page
-            raise
-        # The agent is another team's (a crafted form, or they changed team since the page was drawn).
-        flash(request, ERROR_MESSAGES["other_team"], "error")
     return redirect(back if back.startswith("/") and not back.startswith("//") else "/supervisor")
 
 

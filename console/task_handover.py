@@ -35,7 +35,9 @@ def _give(session: Session, user: CurrentUser, task: AgentTask, target: AppUser,
     if not target.active or target.role not in ("agent", "supervisor"):
         raise TaskInvalid("bad_assignee")
     if user.team is not None and target.team != user.team:
-        raise TaskForbidden("other_team")
+        # The task is hers to give; the person chosen is not hers to give it to: a wrong choice in the
+        # form (crafted, or drawn before the agent changed team), not a right she lacks.
+        raise TaskInvalid("other_team", "the agent chosen is in another team: choose an agent of your team")
     customer = session.get(Customer, task.customer_id)
     needed = desk.requires(task, customer.locale if customer else None)
     if target.role == "agent" and not needed <= queues.effective_skills(target.skills or ()):

@@ -9,6 +9,8 @@ from sqlmodel import col, select
 from starlette.testclient import TestClient
 
 from console import supervision, task_outcomes, tasks
+from console.i18n import Translator
+from console.routes_tasks import ERROR_MESSAGES
 from store.clock import utcnow
 from store.db import session_scope
 from store.models import AgentTask, AuditLog, Customer, Event, Outcome
@@ -182,8 +184,17 @@ def test_supervisor_reassigns_within_the_team_only(db_url: str, seed: Seed) -> N
         assert s.exec(select(AuditLog).where(AuditLog.action == "reassign")).one().actor == "sue"
     with pytest.raises(tasks.TaskNotFound):
         tasks.reassign(sue, seed.tasks["cara"], seed.users["ann"], db_url=db_url)  # team b's task: not hers to see
-    with pytest.raises(tasks.TaskForbidden):
-        tasks.reassign(sue, seed.tasks["ann_first"], seed.users["cara"], db_url=db_url)  # to team b
+    # The task is hers to give, the agent is team b's: a wrong choice (422 with its words), not a right she lacks.
+    with pytest.raises(tasks.TaskInvalid) as invalid:
+        tasks.reassign(sue, seed.tasks["ann_first"], seed.users["cara"], db_url=db_url)
+    assert (invalid.value.status, invalid.value.code) == (422, "other_team")
+    assert str(invalid.value) == "the agent chosen is in another team: choose an agent of your team"
+    # What the desk shows for it, in words in either language.
+    shown = ERROR_MESSAGES[invalid.value.code]
+    assert (Translator("en")(shown), Translator("zh-CN")(shown)) == ("Choose an agent of your team.",
+                                                                      "请选择本团队的坐席。")
+    with session_scope(db_url) as s:
+        assert s.get(AgentTask, seed.tasks["ann_first"]).assignee_id == seed.users["ann"]  # type: ignore[union-attr]
     with pytest.raises(tasks.TaskForbidden):
         tasks.reassign(user(db_url, "ann"), seed.tasks["ann_first"], seed.users["bob"], db_url=db_url)
 
@@ -256,6 +267,11 @@ def test_a_reassignment_to_another_teams_agent_comes_back_with_the_reason(client
     answer = client.post(f"/tasks/{seed.tasks['ann_first']}/reassign", data=form, follow_redirects=False)
     assert (answer.status_code, answer.headers["location"]) == (303, "/supervisor")
     assert "Choose an agent of your team." in client.get("/supervisor").text
+    client.post("/me/locale", data={"csrf_token": token, "locale": "zh-CN", "back": "/"})
+    answer = client.post(f"/tasks/{seed.tasks['ann_first']}/reassign", data=form, follow_redirects=False)
+    assert (answer.status_code, answer.headers["location"]) == (303, "/supervisor")
+    page = client.get("/supervisor").text
+    assert "请选择本团队的坐席。" in page and "other_team" not in page
     with session_scope(db_url) as s:
         assert s.get(AgentTask, seed.tasks["ann_first"]).assignee_id == seed.users["ann"]  # type: ignore[union-attr]
 
