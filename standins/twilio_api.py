@@ -9,7 +9,9 @@ Speaks what the official SDK and our receipts endpoint expect from Twilio:
   delivered (or undelivered/failed with ``ErrorCode``), signed with
   ``X-Twilio-Signature`` exactly as Twilio signs (HMAC-SHA1 of URL + sorted params,
   via ``RequestValidator.compute_signature``).
-- Inbound SMS POSTed to ``inbound_url`` (From, To, Body, MessageSid, ...), signed.
+- Inbound SMS POSTed to ``inbound_url`` (From, To, Body, MessageSid, ...), signed. A
+  ``<Message>`` in the TwiML the webhook answers is sent back to the customer from the number
+  they wrote to, as Twilio does: it is in the Messages list too, ``direction: outbound-reply``.
 - ``GET /2010-04-01/Accounts/{AccountSid}/Messages.json`` lists accepted messages,
   newest first, filtered by ``To``, ``From`` and ``DateSent`` / ``DateSent<`` /
   ``DateSent>`` (compared by UTC day, both ends inclusive, as Twilio documents its
@@ -37,6 +39,7 @@ from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from aiohttp import web
+from defusedxml import ElementTree as SafeET
 from twilio.request_validator import RequestValidator
 
 from standins.base import CallbackStandin
@@ -164,9 +167,8 @@ class TwilioStandin(CallbackStandin):
         key = parse_qs(urlsplit(callback).query).get(KEY_PARAM, [None])[0] if callback else None
         self.log.add(Accepted(sid, to, key, {"from": from_, "body": body, "status_callback": callback}))
         self.counts["accepted"] += 1
-        self._by_to[to].append(
-            {"sid": sid, "to": to, "from": from_, "body": body, "form": form, "at": time.time()}
-        )
+        self._by_to[to].append({"sid": sid, "to": to, "from": from_, "body": body, "form": form, "at": time.time(),
+                                "direction": "outbound-api"})
         self._schedule_callbacks(sid, to, from_, callback)
         # A lost reply, or a 500 for a message that exists: the sender cannot know it was created.
         failed = await self.faults.after_accept(fault, self._fault_reply)
@@ -202,7 +204,7 @@ class TwilioStandin(CallbackStandin):
         chunk = rows[page * page_size : (page + 1) * page_size]
         messages = []
         for m in chunk:
-            resource = self._resource(m["sid"], m["to"], m["from"], m["body"], m["form"])
+            resource = self._resource(m["sid"], m["to"], m["from"], m["body"], m["form"], m["direction"])
             sent = formatdate(m["at"], usegmt=True)
             resource.update(status="sent", date_created=sent, date_sent=sent, date_updated=sent)
             messages.append(resource)
@@ -226,7 +228,8 @@ class TwilioStandin(CallbackStandin):
         }
         return web.json_response(payload)
 
-    def _resource(self, sid: str, to: str, from_: str, body: str, form: dict[str, str]) -> dict[str, Any]:
+    def _resource(self, sid: str, to: str, from_: str, body: str, form: dict[str, str],
+                  direction: str = "outbound-api") -> dict[str, Any]:
         now = formatdate(usegmt=True)
         uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}.json"
         return {
@@ -236,7 +239,7 @@ class TwilioStandin(CallbackStandin):
             "date_created": now,
             "date_sent": None,
             "date_updated": now,
-            "direction": "outbound-api",
+            "direction": direction,
             "error_code": None,
             "error_message": None,
             "from": from_ or None,
@@ -275,12 +278,15 @@ class TwilioStandin(CallbackStandin):
 
     async def post_signed(self, url: str, params: dict[str, str]) -> int:
         """POST ``params`` form-encoded to ``url`` with Twilio's ``X-Twilio-Signature``."""
+        return (await self._post_signed(url, params))[0]
+
+    async def _post_signed(self, url: str, params: dict[str, str]) -> tuple[int, str]:
         assert self.session is not None
         signature = self.validator.compute_signature(url, params)
         async with self.session.post(url, data=params, headers={"X-Twilio-Signature": signature}) as resp:
-            await resp.read()
+            answer = await resp.text()
             self.callbacks_sent.append({"url": url, "params": params, "signature": signature, "status": resp.status})
-            return resp.status
+            return resp.status, answer
 
     # -- inbound SMS --------------------------------------------------------------------
     async def inject_inbound(self, from_: str, to: str, body: str, url: str | None = None) -> int:
@@ -302,7 +308,22 @@ class TwilioStandin(CallbackStandin):
             "SmsStatus": "received",
             "To": to,
         }
-        return await self.post_signed(target, params)
+        status, answer = await self._post_signed(target, params)
+        if status == 200:
+            self._send_replies(answer, to=from_, from_=to)
+        return status
+
+    def _send_replies(self, twiml: str, *, to: str, from_: str) -> None:
+        """What Twilio does with a ``<Message>`` in the webhook's TwiML: a message to the sender, not made
+        through the Messages API (so no touch of ours recorded its SID)."""
+        try:
+            root = SafeET.fromstring(twiml)
+        except SafeET.ParseError:
+            return
+        for reply in root.iter("Message"):
+            body = reply.text or ""
+            self._by_to[to].append({"sid": "SM" + uuid.uuid4().hex, "to": to, "from": from_, "body": body,
+                                    "form": {}, "at": time.time(), "direction": "outbound-reply"})
 
     async def _admin_inbound(self, request: web.Request) -> web.Response:
         data = await request.json()

@@ -74,6 +74,8 @@ _FOUND_SENT = "status = :sent, provider_message_id = :pmid, sent_at = :now, erro
 # Not settled this time (the lookup failed, or another send to the number is in flight): still
 # sending, asked about again from :next (not on every dispatch round, which would hammer the provider).
 _ASK_LATER = "error_class = :cls, next_attempt_at = :next"
+# Twilio's Message.direction of what ``messages.create`` made (not ``outbound-reply``/``-call``, ``inbound``).
+_SENT_BY_API = "outbound-api"
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,9 @@ class TwilioListing:
     list, ``To`` + ``From`` + ``DateSent>``) and matches them to pending touches.
 
     Twilio's Message resource does not carry our key (only the status callbacks do, in
-    their URL), so the match is by elimination over the recipient's messages whose SID no
-    touch of ours has recorded:
+    their URL), so the match is by elimination over the recipient's messages made through
+    the Messages API (not the TwiML replies to their SMS) whose SID no touch of ours has
+    recorded:
 
     - none: nothing of ours went out, the touches are sent again;
     - as many as the pending touches to that recipient: each went out;
@@ -150,7 +153,9 @@ class TwilioListing:
                             mask_text(f"{type(exc).__name__}: {exc}"))
                 self.deferred.update(p.touch_key for p in items)
                 return
-            unrecorded = [m.sid for m in listed if m.sid not in recorded]
+            # Only what the Messages API created can be a touch's: a TwiML reply to the customer's
+            # own SMS (our opt-out confirmation) goes from our number too, under a SID no touch records.
+            unrecorded = [m.sid for m in listed if m.sid not in recorded and m.direction == _SENT_BY_API]
             if len(unrecorded) == len(items):
                 # Every one of them went out. Which SID is whose does not matter for
                 # receipts, which name their touch by the key in the callback URL.
