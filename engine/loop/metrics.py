@@ -13,7 +13,8 @@ Grouping
   branch   the customer's branch office (分支机构), ``customer.branch``.
   journey  the journey of the touch / task / enrollment; survey answers follow the
            touch that asked the question ("unattributed" without one).
-  channel  the touch's channel; agent tasks count under ``agent``.
+  channel  the channel the touch ended on (its last attempt); a failure on an earlier channel of its
+           list counts under that channel as ``failed_over``; agent tasks count under ``agent``.
   Customer-level figures (churn, renewal, coverage, complaints) have no journey or
   channel and are left empty in those groupings. By tier, every tier is a group.
   In a group a family applies to but has no rows in (a tier with no touches, the agent
@@ -22,7 +23,11 @@ Grouping
 Touches (planned_for in the period; cancelled touches were withdrawn on purpose, e.g. a
 goal reached or an opt-out, and do not count as planned)
   reach rate        delivered / planned
-  delivery rate     delivered / handed to a provider (sent + delivered + failed)
+  failed over       touches that failed on a channel and went on to the next of their list, once
+                    per touch and channel left (a permanent error, or no consent on it)
+  delivery rate     per attempt: delivered / (touches handed to a provider on the channel they ended
+                    on (sent + delivered + failed) + failed over), so a channel's failures count
+                    against it even when another channel then delivered the touch
   service precision acted on / reached: touches with a ``replied`` or ``clicked`` outcome plus
                     done tasks whose outcome shows the customer engaged (ACTED_TASK_CODES),
                     over touches that reached the customer (delivered or acted on) plus done tasks.
@@ -88,6 +93,7 @@ from engine.loop.customer_metrics import (
 from engine.loop.metric_sql import GROUPINGS, Grouped, Period, Rows, ratio, tier_at, tiers_once
 from engine.loop.service_metrics import (
     complaint_figures,
+    failover_figures,
     first_touch_figures,
     lift_by_journey,
     task_figures,
@@ -124,7 +130,7 @@ TARGETS: dict[str, dict[str, Any]] = {
 
 # The figures of one group, in the order a report shows them.
 METRIC_KEYS: tuple[str, ...] = (
-    "planned", "delivered", "failed", "reach_rate", "delivery_rate",
+    "planned", "delivered", "failed", "failed_over", "reach_rate", "delivery_rate",
     "first_touch_hours", "tasks", "task_hours", "sla_judged", "sla_met", "sla_compliance",
     "fcr_cases", "first_contact_resolution",
     "complaints", "complaint_rate", "complaint_response_hours", "complaint_within_24h", "closure_cycle_hours",
@@ -159,6 +165,9 @@ class MetricsReport:
 
 def _finish(values: dict[str, Any]) -> dict[str, Any]:
     """Derived figures across families, and every key present (None where it does not apply)."""
+    handed = values.pop("_handed", None)
+    if handed is not None:
+        values["delivery_rate"] = ratio(values["delivered"], handed + (values.get("failed_over") or 0))
     acted = values.pop("_touch_acted", 0) + values.pop("_task_acted", 0)
     reached = values.pop("_touch_reached", 0) + values.pop("_task_done", 0)
     if "planned" in values or "tasks" in values:
@@ -174,7 +183,8 @@ def _finish(values: dict[str, Any]) -> dict[str, Any]:
 # Each family with what a progress display calls it.
 # A family answers None when the grouping does not apply to it (a customer has no journey).
 FAMILIES: tuple[tuple[str, Callable[[sa.Connection, Period, str | None], Grouped | None]], ...] = (
-    ("touches", touch_figures), ("first touch", first_touch_figures), ("tasks", task_figures),
+    ("touches", touch_figures), ("failovers", failover_figures), ("first touch", first_touch_figures),
+    ("tasks", task_figures),
     ("complaints", complaint_figures), ("surveys", survey_figures), ("customers", customer_figures),
     ("renewals", renewal_figures),
 )

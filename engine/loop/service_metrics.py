@@ -77,11 +77,35 @@ def touch_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Grouped |
     def figures(planned: Any, delivered: Any, failed: Any, handed: Any, acted_n: Any, reached: Any) -> dict[str, Any]:
         return {
             "planned": whole(planned), "delivered": whole(delivered), "failed": whole(failed),
-            "reach_rate": ratio(delivered, planned), "delivery_rate": ratio(delivered, handed),
+            "reach_rate": ratio(delivered, planned), "_handed": whole(handed),
             "_touch_acted": whole(acted_n), "_touch_reached": whole(reached),
         }
 
     return grouped(rows, figures)
+
+
+def failover_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Grouped | None:
+    """Per group, the channels touches failed on before going on to the next of their list: one per touch and
+    channel left. A touch is counted under the channel it ended on; without these its earlier channel's failure
+    was in no figure, so by channel an SMS that failed over to WeChat showed neither as an SMS attempt nor as a
+    failure (``delivery_rate`` adds them to the attempts, see ``engine.loop.metrics``)."""
+    t, o, c = touch_t, outcome_t, customer_t
+    grp = group_column(by, ctx, c, journey=t.c.journey_id, channel=o.c.channel)
+    if grp is None:
+        return None
+    left = (
+        sa.select(grp.label("grp"), t.c.id.label("touch_id"), o.c.channel.label("channel")).distinct()
+        .select_from(with_customer(t, ctx, by).join(o, o.c.touch_id == t.c.id))
+        .where(
+            # Every attempt comes at or after the touch's planned moment, so its failure is no earlier than the
+            # period's start: the bound lets the failures of the period be found by ix_outcome_kind_time.
+            o.c.kind == "failed", o.c.occurred_at >= ctx.start, o.c.channel != t.c.channel,
+            t.c.planned_for >= ctx.start, t.c.planned_for < ctx.end, t.c.channel != WEBHOOK_CHANNEL,
+        )
+        .cte("failed_over")
+    )
+    rows = per_group(conn, left, sa.func.count())
+    return grouped(rows, lambda n: {"failed_over": whole(n)})
 
 
 def first_touch_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Grouped | None:
