@@ -150,8 +150,9 @@ class ConsoleSettings:
     login_max_failures: int = 5
     login_lockout: int = 15 * 60
     # Failed logins per client address within ``login_ip_window`` before that address is refused
-    # for ``login_lockout`` (in this process). Higher than the per-account limit: a call centre's
-    # agents often share one public address, and one person's typos must not lock out the floor.
+    # for ``login_lockout`` (counted in the database, over every process). Higher than the per-account
+    # limit: a call centre's agents often share one public address, and one person's typos must not
+    # lock out the floor.
     login_ip_max_failures: int = 20
     login_ip_window: int = 15 * 60
     page_size: int = 25
