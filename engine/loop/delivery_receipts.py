@@ -33,6 +33,7 @@ from sqlmodel import Session, col, select
 from channels.optout import StoredEvent, insert_or_ignore, outcome_recorded, record_event_hook, touch_outcome
 from channels.routing import can_use, first_usable
 from store.clock import utcnow
+from store.masking import mask_text
 from store.models import Customer, Outcome, Touch, TouchStatus
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,9 @@ def apply_receipt(
     ``park_unknown``: a receipt for a message no touch carries yet is kept to be applied later (see
     the module doc), for a provider whose receipts name nothing else of ours."""
     now = at or utcnow()
+    # A provider's reason quotes the address or number it refused (a bounce's "<wang@...>: rejected"),
+    # and the touch, its outcome and a parked receipt are read by people: masked before any of them.
+    error_reason = mask_text(error_reason) if error_reason else error_reason
     touch, by_key = _find_touch(session, message_id, touch_key)
     if touch is None or touch.id is None:
         if park_unknown and new_status is not None:
