@@ -1,8 +1,9 @@
 """The code Jinja generates for a template, with the values a template writes out checked for size.
 
-``~`` and literals are compiled to a call of ``TemplateSandbox.checked_value`` (``render_bounds.checked``):
-doubling a string in a loop stops at the bound, and so does a literal holding one list many times
-(``[a, a, a]``), a repetition the ``*`` operator's check never sees.
+``~`` and literals are compiled to a call of ``TemplateSandbox.checked_value`` (``render_bounds.checked``,
+given the render's evaluation context to charge the size to as work): doubling a string in a loop stops
+at the bound, and so does a literal holding one list many times (``[a, a, a]``), a repetition the ``*``
+operator's check never sees.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ class BoundedCodeGenerator(CodeGenerator):
     and so does a literal holding one list many times (``[a, a, a]``, a repetition without ``*``)."""
 
     def _sized(self, visit: Callable[[Any, Frame], None], node: Any, frame: Frame, what: str) -> None:
-        self.write("environment.checked_value(")
+        self.write("environment.checked_value(context.eval_ctx, ")
         visit(node, frame)
         self.write(f", {what!r})")
 

@@ -69,7 +69,6 @@ from engine.language.render_bounds import (
     enter_nested,
     format_values,
     safe_range,
-    size_of,
     spend,
     work,
 )
@@ -241,10 +240,10 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
             for seq, times in ((left, right), (right, left)):
                 if isinstance(seq, str | list | tuple) and _whole(times):
                     spend(context.eval_ctx, len(seq) * max(times, 0), "repetition")
-        return checked(super().call_binop(context, operator, left, right), f"operator {operator!r}")
+        return checked(super().call_binop(context, operator, left, right), f"operator {operator!r}", context.eval_ctx)
 
-    def checked_value(self, value: Any, what: str) -> Any:
-        return checked(value, what)
+    def checked_value(self, eval_ctx: Any, value: Any, what: str) -> Any:
+        return checked(value, what, eval_ctx)
 
     def wrap_str_format(self, value: Any) -> Any:
         """``str.format`` and ``format_map`` as the sandbox wraps them, with each field's width bounded first."""
@@ -281,8 +280,7 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
             result = super().call(__context, __obj, *args, **kwargs)
         finally:
             owner.nesting -= 1
-        work(__context.eval_ctx, size_of(result), what)
-        return checked(result, what)
+        return checked(result, what, __context.eval_ctx)
 
 
 def _whole(value: Any) -> bool:
