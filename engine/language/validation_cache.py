@@ -78,6 +78,7 @@ VALIDATOR_MODULES: tuple[str, ...] = (
     "engine.language.footer_check",
     "engine.language.journey_bounds",
     "engine.language.journey_model",
+    "engine.language.journey_switches",
     "engine.language.locales",
     "engine.language.paths",
     "engine.language.problems",

@@ -1,41 +1,21 @@
 """Which journeys a plan runs, and what it needs to know of each: the conditions it evaluates
 and the entry rule recorded on its enrollments.
 
-A journey with ``enabled: false`` runs only when the KeyValue ``journey_enabled:<id>`` says
-``{"enabled": true}`` (dynamic adjustment sets it; it can switch an enabled journey off too).
+Which journeys run at all (``enabled`` in the file, or switched through KeyValue) is
+``engine.language.journey_switches``, which dispatch reads too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
-
-from sqlalchemy import select as _sa_select
-from sqlmodel import Session, col
+from collections.abc import Sequence
 
 from engine.language import engagement
 from engine.language.journey_model import Condition, Journey
+from engine.language.journey_switches import active_journeys, switched_on
 from engine.language.validation import LoadedJourney
-from store.models import KeyValue
 
-# sqlmodel types its columns as the Python values they hold, which SQLAlchemy's typed
-# select() overloads reject; the queries here select plain columns, so use it untyped.
-select: Any = _sa_select
-
-ENABLED_PREFIX = "journey_enabled:"
-
-
-def switched_on(session: Session) -> dict[str, bool]:
-    rows = session.execute(
-        select(KeyValue.key, KeyValue.value).where(col(KeyValue.key).startswith(ENABLED_PREFIX))
-    ).all()
-    return {key[len(ENABLED_PREFIX) :]: bool((value or {}).get("enabled")) for key, value in rows}
-
-
-def active_journeys(session: Session, journeys: Iterable[LoadedJourney]) -> list[LoadedJourney]:
-    """Journeys that run: enabled in their file, or switched on (or off) through KeyValue."""
-    switches = switched_on(session)
-    return [lj for lj in journeys if switches.get(lj.id, lj.journey.enabled)]
+# Where they were first defined: the planner, explain, the console and tests import them from here.
+__all__ = ["active_journeys", "conditions_of", "entry_rule", "listened_types", "switched_on", "waited_conditions"]
 
 
 def conditions_of(journey: Journey) -> list[Condition]:

@@ -14,6 +14,8 @@ One batch goes through four steps, each one round trip or one bulk statement:
      an opt-out reply makes for the touches still planned, so both paths agree);
    - the marketing cap: a marketing touch that no longer fits beside those already gone out
      is dropped (``engine.sending.cap_check``);
+   - the journey: a touch of a journey switched off since it was planned is cancelled
+     (``engine.sending.sendable``);
    each with its reason on the touch and in an outcome; a touch claimed late into its channel's quiet
    hours goes back to planned until their end (``engine.sending.quiet_hold``). The rest are rendered and addressed;
 3. send: per channel, chunks go to the adapter concurrently, each chunk paying the
@@ -51,7 +53,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from channels.base import ChannelAdapter, OutboundMessage, RenderedMessage, SendResult
-from channels.routing import ADDRESS_FIELD, CONSENT_FIELD, can_use, consented, first_usable, reroute_without_consent
+from channels.routing import ADDRESS_FIELD, can_use, first_usable, reroute_without_consent
 from engine.language.durations import parse_duration
 from engine.language.settings_model import DeliveryConfig
 from engine.sending import recording
@@ -64,6 +66,7 @@ from engine.sending.quiet_hold import HOLD, Held, hold_rows, quiet_hold
 from engine.sending.rate_limit import RateLimiter
 from engine.sending.reconcile import LOOKUP_DELAY, has_lookup, reconcile
 from engine.sending.retry import decide, out_of_quiet_hours
+from engine.sending.sendable import JOURNEY_OFF, unsendable
 from store.clock import utcnow
 from store.masking import mask_text
 from store.models import WEBHOOK_CHANNEL, Customer, TouchStatus
@@ -172,7 +175,7 @@ class Dispatcher:
                     target = rules.webhook_targets.get((touch.journey_id, touch.step_id))
                     if target is not None:
                         prepared.webhook_targets[touch.id] = target
-                settled = self._unsendable(touch, customers.get(touch.customer_id), prepared.webhook_targets)
+                settled = unsendable(touch, customers.get(touch.customer_id), prepared.webhook_targets, rules)
                 if settled is not None:
                     prepared.settled.append((touch, settled))
                 elif (held := quiet_hold(touch, customers.get(touch.customer_id), now, self.quiet)) is not None:
@@ -215,29 +218,6 @@ class Dispatcher:
                 )
             )
         return prepared
-
-    @staticmethod
-    def _unsendable(touch: ClaimedTouch, customer: Customer | None, targets: dict[int, str]) -> SendResult | None:
-        if customer is None or customer.anonymised_at is not None:
-            return SendResult(touch.key, False, error_class="permanent", error_code="no_customer",
-                              error_reason="customer removed")
-        if touch.channel == WEBHOOK_CHANNEL:
-            # A call to another system: nothing of the customer's consent or address applies.
-            if touch.id in targets:
-                return None
-            return SendResult(touch.key, False, error_class="permanent", error_code="no_target",
-                              error_reason=f"no webhook step {touch.step_id} in journey {touch.journey_id} in force")
-        if touch.channel not in ADDRESS_FIELD:
-            return SendResult(touch.key, False, error_class="permanent", error_code="unknown_channel",
-                              error_reason=f"unknown channel {touch.channel}")
-        if not consented(customer, touch.channel, touch.category):
-            lacking = "marketing consent" if getattr(customer, CONSENT_FIELD[touch.channel]) else "consent"
-            return SendResult(touch.key, False, error_class="permanent", error_code="no_consent",
-                              error_reason=f"no {lacking} for {touch.channel}")
-        if not getattr(customer, ADDRESS_FIELD[touch.channel]):
-            return SendResult(touch.key, False, error_class="permanent", error_code="no_address",
-                              error_reason=f"no {touch.channel} address")
-        return None
 
     async def _send_channel(self, channel: str, messages: list[OutboundMessage]) -> list[SendResult]:
         adapter = self.adapters[channel]
@@ -311,6 +291,11 @@ class Dispatcher:
                 counts.dropped += 1
                 final.append({**base, "status": TouchStatus.DROPPED})
                 outcomes.append(_outcome(touch, "dropped", now, detail))
+                continue
+            if result.error_code == JOURNEY_OFF:
+                counts.cancelled += 1
+                final.append({**base, "status": TouchStatus.CANCELLED})
+                outcomes.append(_outcome(touch, "cancelled", now, detail))
                 continue
             if result.error_code == "no_consent":
                 choice = reroute_without_consent(touch.category, touch.channel, touch.fallback_channels, usable,

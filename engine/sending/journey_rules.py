@@ -1,9 +1,12 @@
-"""What dispatch reads from the journey files themselves: the target of each ``webhook`` step and
-each journey's own ``cap``.
+"""What dispatch reads from the journey files themselves: the target of each ``webhook`` step,
+each journey's own ``cap``, and which journeys run at all.
 
 A touch names its journey and step; the step's webhook target and the journey's cap are read
 from the journeys in force when the touch is sent (a target renamed since planning is called by
-its new name; an edit awaiting review is not in force). ``InForceRules`` is what the service's
+its new name; an edit awaiting review is not in force). A touch of a journey in force that does
+not run (its file says ``enabled: false``, or dynamic adjustment switched it off) is not sent:
+``journeys run`` plans a day ahead, and the file as it is now decides, not the one the touch was
+planned under. ``InForceRules`` is what the service's
 dispatcher asks (``engine.language.in_force_cache`` reloads only on a change). ``from_files``
 reads the files as they are (tests, tools): again only when a journey file changed
 (``engine.language.journey_registry.validated_report`` is cached by the files' stamps), and
@@ -30,9 +33,11 @@ from engine.language.journey_model import Journey
 class JourneyRules:
     webhook_targets: dict[tuple[str, str], str] = field(default_factory=dict)  # (journey, step) → target
     caps: dict[str, tuple[int, timedelta]] = field(default_factory=dict)  # journey → (count, window)
+    # Journeys in force that do not run (``enabled: false``, or switched off): their touches are not sent.
+    stopped: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, journeys: Iterable[Journey]) -> JourneyRules:
+    def of(cls, journeys: Iterable[Journey], stopped: Iterable[str] = ()) -> JourneyRules:
         targets: dict[tuple[str, str], str] = {}
         caps: dict[str, tuple[int, timedelta]] = {}
         for journey in journeys:
@@ -41,7 +46,7 @@ class JourneyRules:
             for step in journey.steps:
                 if step.webhook is not None:
                     targets[(journey.id, step.id)] = step.webhook.target
-        return cls(targets, caps)
+        return cls(targets, caps, frozenset(stopped))
 
     @classmethod
     def from_files(cls, directory: Path | None = None) -> JourneyRules:
@@ -67,7 +72,8 @@ _built: dict[Path | None, tuple[Any, JourneyRules]] = {}
 
 class InForceRules:
     """The rules of the journeys in force in ``engine``'s store, asked at the start of every batch: built
-    again only when the journeys in force changed (``journeys_in_force`` keeps the same list till then)."""
+    again only when the journeys in force or their switches changed (``journeys_in_force`` keeps the same
+    list till then)."""
 
     def __init__(self, engine: Engine, directory: Path | None = None) -> None:
         self.engine = engine
@@ -77,10 +83,13 @@ class InForceRules:
 
     def __call__(self) -> JourneyRules:
         from engine.language.in_force_cache import journeys_in_force
+        from engine.language.journey_switches import active_journeys
 
         with Session(self.engine) as session:
             journeys, _config = journeys_in_force(session, str(self.engine.url), self.directory)
+            # Switches change without a file changing (dynamic adjustment): read at every batch.
+            stopped = frozenset(lj.id for lj in journeys) - {lj.id for lj in active_journeys(session, journeys)}
         with self._lock:
-            if self._built is None or self._built[0] is not journeys:
-                self._built = (journeys, JourneyRules.of(lj.journey for lj in journeys))
+            if self._built is None or self._built[0] is not journeys or self._built[1].stopped != stopped:
+                self._built = (journeys, JourneyRules.of((lj.journey for lj in journeys), stopped))
             return self._built[1]
