@@ -138,12 +138,15 @@ def _children(value: Any) -> Sequence[Any]:
 
 
 def expanded_size(value: Any, limit: int = MAX_VALUE) -> int:
-    """How many items ``value`` has once written out, nested lists counted at every place they appear.
+    """How many items ``value`` has once written out, nested lists counted at every place they appear and
+    the texts and long numbers it holds by their length.
 
     ``[a]*100`` holds one list a hundred times: its length is 100, but as text (``{{ e }}``, ``|tojson``,
     ``|string``) it is a hundred copies, and five such levels are 10**10 items from a few hundred
-    repetitions. Each distinct list is walked once (sizes are kept by identity) and the walk stops past
-    ``limit``, so the cost is at most ``limit`` steps. A list that holds itself counts its own place once.
+    repetitions. ``[s]*100`` with ``s`` a text of 65,536 characters (sixteen doublings) is 100 items but
+    6.5 million characters as text. Each distinct list is walked once (sizes are kept by identity) and
+    the walk stops past ``limit``, so the cost is at most ``limit`` steps. A list that holds itself
+    counts its own place once.
     """
     sizes: dict[int, int] = {}
     open_ids: set[int] = set()
@@ -153,7 +156,7 @@ def expanded_size(value: Any, limit: int = MAX_VALUE) -> int:
         key = id(node)
         if closing:
             children = _children(node)
-            total = len(children)
+            total = len(children) + _written_length(children)
             for child in _nested(children):
                 total += sizes.get(id(child), 0)
                 if total > limit:
@@ -177,6 +180,25 @@ def _nested(children: Any) -> Any:
     if not any(issubclass(kind, _NESTING) for kind in set(map(type, children))):
         return ()
     return [child for child in children if isinstance(child, _NESTING)]
+
+
+def _written_length(children: Any) -> int:
+    """What the texts and the numbers past 64 bits among ``children`` add once written out, beyond an item
+    each. Lists of small numbers, the common case, are read without a Python loop over every item."""
+    kinds = set(map(type, children))
+    if not any(issubclass(kind, str) for kind in kinds):
+        if not any(issubclass(kind, int) for kind in kinds) or (
+                kinds <= {int, bool} and max(map(int.bit_length, children), default=0) <= 64):
+            return 0
+    elif kinds <= {str}:
+        return sum(map(len, children))
+    total = 0
+    for child in children:
+        if isinstance(child, str):
+            total += len(child)
+        elif isinstance(child, int) and child.bit_length() > 64:
+            total += child.bit_length() // 3
+    return total
 
 
 def checked(value: Any, what: str, eval_ctx: Any) -> Any:

@@ -150,3 +150,26 @@ def test_a_value_rebuilt_in_a_loop_is_charged_as_work(sms: SmsTemplates, name: s
         sms.render(name)
     assert caught.value.line == 2, str(caught.value)
     assert "past 1,000,000 characters processed" in caught.value.reason, caught.value.reason
+
+
+# One text or long number held many times: a short list, and many megabytes once written out.
+HELD_MANY_TIMES = {
+    "texts": DOUBLED + "您好\n{{ ([s]*2000)|string|length }}",
+    "long_numbers": "{% set ns = namespace(x=2**64) %}{% for i in range(5) %}{% set ns.x = ns.x * ns.x %}{% endfor %}"
+                    "您好\n{{ ([ns.x]*20000)|string|length }}",
+}
+
+
+@pytest.mark.parametrize("name", HELD_MANY_TIMES)
+def test_texts_and_numbers_in_a_list_are_sized_as_written_out(sms: SmsTemplates, name: str) -> None:
+    sms.write(**{name: HELD_MANY_TIMES[name]})
+    tracemalloc.start()
+    try:
+        with pytest.raises(RenderError) as caught:
+            sms.render(name)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caught.value.line == 2 and "over the 100,000 limit" in caught.value.reason, str(caught.value)
+    assert "operator '*'" in caught.value.reason, caught.value.reason  # refused where the list is made
+    assert peak < 5_000_000, peak
