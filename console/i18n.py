@@ -60,6 +60,7 @@ DELIVERY_REASONS: dict[str, str] = {
 TOUCH_REASONS: dict[str, str] = {
     "no_customer": "The customer was removed",
     "anonymised": "The customer was anonymised (retention period over)",
+    "journey_off": "Journey %(journey)s was switched off before this touch was due",
     "no_target": "System call step %(step)s is not in journey %(journey)s as in force",
     "unknown_channel": "Unknown channel %(channel)s",
     "no_address": "No %(channel)s address",

@@ -4,7 +4,7 @@ The store keeps a touch's reason as the text its writer gave (an audit record pe
 with SQL), but a page shows it in the reader's language, so every shape a writer uses is
 listed here once and a page words it from ``(code, params)``. Writers: the delivery rules
 (``<rule>: <why>``, engine.planning.delivery_rules and engine.sending.cap_check), dispatch's
-checks before a send (engine.sending.dispatch), the consent reroute (channels.routing, from
+checks before a send (engine.sending.sendable), the consent reroute (channels.routing, from
 dispatch and from an opt-out), retention's anonymisation (store.retention), a webhook step's call
 (channels.webhook). Anything else is a
 provider's own message (already masked when it was stored) and parses as ``provider``.
@@ -35,6 +35,7 @@ _LOST = re.compile(r"(?:(?P<opted_out>opted out of)|no (?P<marketing_consent>mar
 SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("no_customer", re.compile(r"customer removed")),
     ("anonymised", re.compile(re.escape(ANONYMISED))),
+    ("journey_off", re.compile(r"journey (?P<journey>\S+) switched off")),
     ("no_target", re.compile(r"no webhook step (?P<step>\S+) in journey (?P<journey>\S+) in force")),
     ("unknown_channel", re.compile(r"unknown channel (?P<channel>\S+)")),
     ("no_address", re.compile(r"no (?P<channel>[a-z_]+) address")),

@@ -23,7 +23,8 @@ from channels.routing import reroute_without_consent
 from channels.webhook import Endpoint, WebhookAdapter
 from console.i18n import Translator
 from engine.sending.claiming import ClaimedTouch
-from engine.sending.dispatch import Dispatcher
+from engine.sending.journey_rules import JourneyRules
+from engine.sending.sendable import unsendable
 from standins.webhook_receiver import WebhookReceiverStandin
 from store.models import Customer
 from store.touch_reasons import ANONYMISED, parse
@@ -44,17 +45,22 @@ def _customer(**fields: Any) -> Customer:
     return Customer(**{**base, **fields})
 
 
+RULES = JourneyRules()  # every journey runs
+
+
 def dispatch_reasons() -> list[tuple[str, str]]:
     """(expected code, text) of each check dispatch makes before a send, as it words them now."""
     out: list[tuple[str, str]] = []
-    removed = Dispatcher._unsendable(_touch("sms"), None, {})
-    unknown = Dispatcher._unsendable(_touch("fax"), _customer(), {})
-    hook = Dispatcher._unsendable(_touch("webhook"), _customer(), {})
-    no_consent = Dispatcher._unsendable(_touch("sms"), _customer(consent_sms=False), {})
-    no_marketing = Dispatcher._unsendable(_touch("sms", "marketing"), _customer(consent_sms_marketing=False), {})
-    no_address = Dispatcher._unsendable(_touch("email"), _customer(email=None), {})
+    removed = unsendable(_touch("sms"), None, {}, RULES)
+    unknown = unsendable(_touch("fax"), _customer(), {}, RULES)
+    hook = unsendable(_touch("webhook"), _customer(), {}, RULES)
+    no_consent = unsendable(_touch("sms"), _customer(consent_sms=False), {}, RULES)
+    no_marketing = unsendable(_touch("sms", "marketing"), _customer(consent_sms_marketing=False), {}, RULES)
+    no_address = unsendable(_touch("email"), _customer(email=None), {}, RULES)
+    switched_off = unsendable(_touch("sms"), _customer(), {}, JourneyRules(stopped=frozenset({"renewal-reminder"})))
     for code, result in (("no_customer", removed), ("unknown_channel", unknown), ("no_target", hook),
-                         ("lost_channel", no_consent), ("lost_channel", no_marketing), ("no_address", no_address)):
+                         ("lost_channel", no_consent), ("lost_channel", no_marketing), ("no_address", no_address),
+                         ("journey_off", switched_off)):
         assert result is not None and result.error_reason, code
         out.append((code, result.error_reason))
     return out
