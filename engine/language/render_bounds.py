@@ -389,8 +389,9 @@ def check_filter(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tu
     return args
 
 
-def bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
-    """``func`` with its size checks (``check_filter``), its reads charged as work, its result's size checked.
+def bounded_filter(name: str, func: Callable[..., Any], kind: str = "filter") -> Callable[..., Any]:
+    """``func`` (a filter or a test) with its size checks (``check_filter``), its reads charged as work, its
+    result's size checked.
 
     The wrapper always takes the render's context (to charge the work) and hands the filter what it
     asked for (context, evaluation context, environment or nothing), so every Jinja filter keeps working.
@@ -403,13 +404,14 @@ def bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     }.get(wants or "", lambda context: ())
     # Only the filters with a width, count or size argument are checked before they run (cheaper).
     checks = name in _SIZED_BY_ARGUMENT or name == "format"
-    what = f"filter {name!r}"
+    what = f"{kind} {name!r}"
 
     def filtered(context: Any, *args: Any, **kwargs: Any) -> Any:
         if checks:
             args = check_filter(name, args, kwargs)
         result = func(*first(context), *args, **kwargs)
-        work(context.eval_ctx, size_of(args[0]) if args else 0, what)
+        # Every argument is read: a test's too (``x is in big``), which goes through here as well.
+        work(context.eval_ctx, sum(map(size_of, args)), what)
         return checked(result, what, context.eval_ctx)
 
     filtered.__name__ = getattr(func, "__name__", name)

@@ -36,7 +36,7 @@ from datetime import date, datetime
 from functools import partial
 from pathlib import Path
 from types import BuiltinMethodType
-from typing import Any
+from typing import Any, cast
 
 import jinja2
 from babel.dates import format_date, format_datetime
@@ -273,7 +273,7 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
         owner = getattr(__obj, "__self__", None)
         if isinstance(owner, str):
             args = check_str_method(owner, __obj.__name__, args, kwargs)
-            work(__context.eval_ctx, len(owner), what)
+        work(__context.eval_ctx, len(owner) if isinstance(owner, str | list | tuple | dict) else 0, what)
         # Only a call of template code (a macro, caller(), a loop's level, a block) nests deeper.
         owner = enter_nested(__context.eval_ctx, what)
         try:
@@ -332,6 +332,7 @@ def jinja_environment(root: Path | None = None, *, autoescape: bool = False, aut
     env.filters["money"] = jinja2.pass_context(_money_filter)
     # Every filter a template can reach is bounded (widths, counts, sizes); the loop one is the sandbox's own.
     env.filters = {name: bounded_filter(name, func) for name, func in env.filters.items()}
+    env.tests = {name: bounded_filter(name, cast(Callable[..., Any], func), "test") for name, func in env.tests.items()}
     env.filters[LOOP_FILTER] = counted_loop
     return _data_globals_only(env)
 

@@ -173,3 +173,23 @@ def test_texts_and_numbers_in_a_list_are_sized_as_written_out(sms: SmsTemplates,
     assert caught.value.line == 2 and "over the 100,000 limit" in caught.value.reason, str(caught.value)
     assert "operator '*'" in caught.value.reason, caught.value.reason  # refused where the list is made
     assert peak < 5_000_000, peak
+
+
+# Each reads the whole of a 65,536-item list or text three hundred times; tens of thousands of
+# iterations (within the item bound) were minutes of CPU with nothing built at all.
+READ_IN_A_LOOP = {
+    "equality": "{% for i in range(300) %}{% if a == a %}{% endif %}{% endfor %}done",
+    "membership": "{% for i in range(300) %}{% if 1 in a %}{% endif %}{% endfor %}done",
+    "membership_test": "{% for i in range(300) %}{% if 1 is in a %}{% endif %}{% endfor %}done",
+    "slice": "{% for i in range(300) %}{% set x = a[::-1] %}{% set y = s[::-1] %}{% endfor %}done",
+    "list_method": "{% for i in range(300) %}{% set x = a.count(1) %}{% endfor %}done",
+}
+
+
+@pytest.mark.parametrize("name", READ_IN_A_LOOP)
+def test_a_value_read_whole_in_a_loop_is_charged_as_work(sms: SmsTemplates, name: str) -> None:
+    sms.write(**{name: DOUBLED + "您好\n" + READ_IN_A_LOOP[name]})
+    with pytest.raises(RenderError) as caught:
+        sms.render(name)
+    assert caught.value.line == 2, str(caught.value)
+    assert "past 1,000,000 characters processed" in caught.value.reason, caught.value.reason
