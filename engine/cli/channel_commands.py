@@ -76,7 +76,6 @@ def preview_command(
     kinds = [channel] if channel else [
         k for k in preview_kinds if any(template_file(root, template, k, loc).is_file() for loc in LOCALES)
     ]
-    warn_if_no_secret("unsubscribe links are shown as a placeholder (…/PREVIEW), and dispatch cannot sign them")
     failures = 0
     # As customers get it: the approved footer with the approved templates (a given folder: the file's footer).
     rend = renderer(templates) if templates is not None else renderer_in_force()
@@ -86,6 +85,8 @@ def preview_command(
             err.print(f"no customer with external id {customer!r}", markup=False)
             raise typer.Exit(1)
         names = (row.name,) if row.name else ()
+        # Once there is something to show: a command that fails says only why, in one line.
+        warn_if_no_secret("unsubscribe links are shown as a placeholder (…/PREVIEW), and dispatch cannot sign them")
         assert row.id is not None
         policy_row = _customers_own(session, Policy, "policy", policy, customer, row.id)
         claim_row = _customers_own(session, Claim, "claim", claim, customer, row.id)
@@ -122,7 +123,7 @@ def preview_command(
                     _show(rend.render(template, kind, context, locale), names)
             except RenderError as exc:
                 failures += 1
-                err.print(f"error: {_mask(str(exc), names)}", markup=False)
+                err.print(_mask(str(exc), names), markup=False)
                 if event_row is None and "'event' is undefined" in exc.reason:
                     err.print("hint: the template reads the triggering event; give one with --event "
                               '\'{"type": "...", "data": {...}}\'', markup=False)

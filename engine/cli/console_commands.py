@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from engine.cli.arguments import whole_option
-from engine.cli.output import out, print_json, warn_if_no_secret
+from engine.cli.output import fail, out, print_json, warn_if_no_secret
 
 # The roles for the help text. store.models.ROLES is the authority (checked when a command runs, and
 # tests/console/test_cli.py checks the two agree); importing it here would load SQLModel for --help.
@@ -33,10 +33,19 @@ def serve(
     The desk's round (SLA times, assignment, warnings, escalation) runs with it, every
     JOURNEYS_DESK_EVERY seconds (default 60; 0: not in this process).
     """
+    import socket
+
     import uvicorn
 
     from console.app import create_app
     from console.limits import server_options
+
+    # Tried before the app is made: uvicorn says it in a log record between its start-up lines, exit 3.
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise fail(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
 
     warn_if_no_secret("unsubscribe links customers open are answered as invalid, and previews and test sends "
                       "show none")
@@ -80,7 +89,7 @@ def users_add(
                                on_shift=not off_shift)
             audit(session, "cli", "user_add", "user", user.id or 0, {"role": role})
     except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     typer.echo(f"added {role} {name!r}" + (f" (team {team})" if team else ""))
 
@@ -141,7 +150,7 @@ def users_passwd(
             user = set_password(session, name, password)
             audit(session, "cli", "user_password", "user", user.id or 0)
     except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     typer.echo(f"password of {name!r} changed; its sessions are ended")
 
@@ -160,7 +169,7 @@ def users_disable(
             if user is not None:
                 audit(session, "cli", "user_active", "user", user.id or 0, {"active": False})
     except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     typer.echo(f"disabled {name!r}; its sessions are ended" if user is not None else f"{name!r} was already disabled")
 

@@ -117,9 +117,7 @@ def import_file(
                 on_reject=report_row, on_skip=report_row,
             )
     except ImportFileError as exc:
-        err.print(f"{shown}: {exc}", markup=False)
-        err.print(f"{shown}: nothing imported", markup=False)
-        raise typer.Exit(2) from None
+        raise fail(f"{shown}: {exc}; nothing imported") from None
     skipped = f"skipped {len(report.skipped)}, " if report.skipped else ""
     summary = (
         f"{shown}: {report.rows} rows; imported {report.inserted} new, updated {report.updated}, "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.output import err, out
+from engine.cli.output import err, fail, out
 
 
 def register(app: typer.Typer) -> None:
@@ -26,6 +26,10 @@ def validate_command(
     # is printed without loading the validator at all.
     from engine.language.validation_cache import validation_result
 
+    # A path that names nothing is a mistake on the command line, not a problem of a journey file (exit 1).
+    for path in paths or ():
+        if not path.exists():
+            raise fail(f"{path}: no such file or folder")
     report = validation_result(paths or None, use_cache=not no_cache)
     for problem in report.problems:
         err.print(str(problem), markup=False)

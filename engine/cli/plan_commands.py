@@ -146,7 +146,7 @@ def plan_command(
         # Everyone else is planned and written; these wait for their rows to be mended, and the exit
         # status tells a script or a scheduler that something needs a look.
         for reason in sorted(result.failed_customers):
-            err.print(f"error: {reason} (left out of this run; the next run tries again)", markup=False)
+            err.print(f"{reason} (left out of this run; the next run tries again)", markup=False)
         raise typer.Exit(1)
 
 

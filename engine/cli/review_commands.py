@@ -69,12 +69,13 @@ def review_show(
     from engine.language.journey_review import ReviewError
     from store.db import session_scope
 
-    warn_if_no_secret("the messages shown cannot carry a signed unsubscribe link, and dispatch cannot sign them")
     try:
         with session_scope() as session:
             page = review_page(session, version_id)
     except ReviewError as exc:
-        raise fail(f"error: {exc}") from None
+        raise fail(str(exc), code=1) from None
+    # Once there is something to show: a command that fails says only why, in one line.
+    warn_if_no_secret("the messages shown cannot carry a signed unsubscribe link, and dispatch cannot sign them")
     v, base = page.change.version, page.change.in_force
     data = {
         "id": v.id, "journey": v.journey_id, "version": v.version, "state": v.review_state,
@@ -111,7 +112,7 @@ def review_submit(as_user: str = typer.Option(..., "--as", help=AS_HELP)) -> Non
     except TemplatesDoNotCompile as exc:
         raise fail(str(exc), code=1) from None
     except ReviewError as exc:
-        raise fail(f"error: {exc}") from None
+        raise fail(str(exc), code=1) from None
     _print_versions(rows, False)
 
 
@@ -126,7 +127,7 @@ def _act(action: str, version_id: int, as_user: str, comment: str) -> None:
             row = steps[action](session, as_user, version_id, comment)
             text = f"{action}: {row.journey_id} {row.version[:8]} is {row.review_state}"
     except ReviewError as exc:
-        raise fail(f"error: {exc}") from None
+        raise fail(str(exc), code=1) from None
     out.print(text, markup=False)
 
 

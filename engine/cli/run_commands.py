@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from engine.cli.arguments import MAX_SEED, day_option, days_in_years, output_folder, whole_option
-from engine.cli.output import warn_if_no_secret
+from engine.cli.output import fail, warn_if_no_secret
 
 if TYPE_CHECKING:
     import asyncio
@@ -55,13 +55,12 @@ def dispatch(
     from engine.sending.reconcile import reconcile
     from store.db import get_engine
 
-    warn_if_no_secret(SENDING_WITHOUT_SECRET)
-
     async def main() -> dict[str, Any]:
         engine = get_engine()
         dispatcher = make_dispatcher(engine, worker_id=worker, batch_size=batch, lanes=lanes)
         if not dispatcher.adapters:
-            raise typer.BadParameter("no channel is configured (see channels/registry.py for the variables)")
+            raise fail("no channel is configured: set the variables of at least one (channels/registry.py)")
+        warn_if_no_secret(SENDING_WITHOUT_SECRET)  # once it can send: a command that fails says only why
         stop = asyncio.Event()
         _install_stop(stop)
         try:
@@ -82,7 +81,11 @@ def run() -> None:
     """Run the embedded service: APScheduler drives plan, dispatch, outcome ingest and the periodic
     flows on Prefect's local engine, with its job store in the product database. Stops cleanly on SIGTERM."""
     from engine.runtime.service import run_service
+    from store import migrate
 
+    # Before Prefect's engine starts (minutes, and lines of its own): a database that cannot serve is one line.
+    if migrate.current_revision() is None:
+        raise fail("the database has no schema yet: run `journeys db upgrade` first")
     warn_if_no_secret(SENDING_WITHOUT_SECRET)
     raise typer.Exit(run_service())
 
@@ -114,9 +117,21 @@ def deploy(
 ) -> None:
     """Scaled out: register the flows as deployments with cron schedules on a Prefect server
     (PREFECT_API_URL); start workers with `prefect worker start --pool <pool> --type process`."""
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
     from engine.runtime.deployments import deploy_all
 
-    for name in deploy_all(pool, schedules=not no_schedules):
+    api = PREFECT_API_URL.value()
+    # Without a server Prefect would start a temporary one, deploy there and stop it: nothing is left deployed.
+    if not api:
+        raise fail("PREFECT_API_URL is not set: deploy registers the flows on a Prefect server; set it to the "
+                   "server's API, e.g. http://PREFECTHOST:4200/api")
+    try:
+        names = deploy_all(pool, schedules=not no_schedules)
+    except httpx.TransportError as exc:
+        raise fail(f"PREFECT_API_URL {api}: cannot reach the Prefect server ({exc or type(exc).__name__})") from None
+    for name in names:
         typer.echo(name)
 
 

@@ -103,7 +103,7 @@ def test_journeys_plan_says_whom_it_left_out_and_exits_1(book: Book) -> None:
     result = CliRunner().invoke(build_app(), ["plan", "--from", "2026-11-23T00:00+00:00",
                                               "--at", "2026-11-23T02:00+00:00"])
     assert result.exit_code == 1, result.output
-    assert (f"error: customer id {bad}: OverflowError: date value out of range (left out of this run; "
+    assert (f"customer id {bad}: OverflowError: date value out of range (left out of this run; "
             "the next run tries again)") in " ".join(result.output.split())
     assert "written: " in result.output and _planned(book.url)
 

@@ -239,7 +239,7 @@ def test_unusable_file_exits_2_and_imports_nothing(db_url: str, tmp_path: Path, 
     source = write(tmp_path / "c.csv", content)
     result = run("import", "customers", str(source))
     assert result.exit_code == 2
-    assert result.stderr.splitlines() == [f"{source}: {message}", f"{source}: nothing imported"]
+    assert result.stderr.splitlines() == [f"{source}: {message}; nothing imported"]
     assert count(db_url, CUSTOMER) == 0
 
 
