@@ -26,6 +26,7 @@ worker's own code too, when it was already deep).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar, Token
@@ -389,6 +390,32 @@ def check_filter(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tu
     return args
 
 
+MAX_JSON_INDENT = 8
+
+
+def bounded_json_dumps(value: Any, **kwargs: Any) -> str:
+    """``json.dumps`` for ``|tojson``, stopped past ``MAX_VALUE`` while it writes, with an indent of at most
+    ``MAX_JSON_INDENT``. An indent repeats on every line at every level: ``([[1]]*1000)|tojson(indent=99999)``
+    was 400 million characters (800 MB) before the result's check, from a value of a few thousand items."""
+    indent = kwargs.get("indent")
+    width = len(indent) if isinstance(indent, str) else indent if isinstance(indent, int) else 0
+    if width > MAX_JSON_INDENT:
+        raise SecurityError(f"filter 'tojson': an indent of {width:,} is over the limit of {MAX_JSON_INDENT}")
+    parts: list[str] = []
+    size = 0
+    for chunk in json.JSONEncoder(**kwargs).iterencode(value):
+        size += len(chunk)
+        if size > MAX_VALUE:
+            raise SecurityError(f"filter 'tojson' would make a value of over {MAX_VALUE:,} characters, the limit")
+        parts.append(chunk)
+    return "".join(parts)
+
+
+# Filters that cost far more per character than a copy (urlize: about 30 us a word), what they read
+# counting that many times as work: a 65,536-character text was seconds of urlize per call.
+_WORK_WEIGHT = {"urlize": 50}
+
+
 def bounded_filter(name: str, func: Callable[..., Any], kind: str = "filter") -> Callable[..., Any]:
     """``func`` (a filter or a test) with its size checks (``check_filter``), its reads charged as work, its
     result's size checked.
@@ -405,13 +432,14 @@ def bounded_filter(name: str, func: Callable[..., Any], kind: str = "filter") ->
     # Only the filters with a width, count or size argument are checked before they run (cheaper).
     checks = name in _SIZED_BY_ARGUMENT or name == "format"
     what = f"{kind} {name!r}"
+    weight = _WORK_WEIGHT.get(name, 1)
 
     def filtered(context: Any, *args: Any, **kwargs: Any) -> Any:
         if checks:
             args = check_filter(name, args, kwargs)
+        # Every argument is read (a test's too: ``x is in big``), charged before the filter runs.
+        work(context.eval_ctx, sum(map(size_of, args)) * weight, what)
         result = func(*first(context), *args, **kwargs)
-        # Every argument is read: a test's too (``x is in big``), which goes through here as well.
-        work(context.eval_ctx, sum(map(size_of, args)), what)
         return checked(result, what, context.eval_ctx)
 
     filtered.__name__ = getattr(func, "__name__", name)

@@ -57,6 +57,7 @@ from engine.language.render_bounds import (
     NestingTemplate,
     begin_render,
     bounded_filter,
+    bounded_json_dumps,
     check_brace_format,
     check_numbers,
     check_percent_format,
@@ -334,6 +335,7 @@ def jinja_environment(root: Path | None = None, *, autoescape: bool = False, aut
     env.filters = {name: bounded_filter(name, func) for name, func in env.filters.items()}
     env.tests = {name: bounded_filter(name, cast(Callable[..., Any], func), "test") for name, func in env.tests.items()}
     env.filters[LOOP_FILTER] = counted_loop
+    env.policies["json.dumps_function"] = bounded_json_dumps
     return _data_globals_only(env)
 
 

@@ -193,3 +193,28 @@ def test_a_value_read_whole_in_a_loop_is_charged_as_work(sms: SmsTemplates, name
         sms.render(name)
     assert caught.value.line == 2, str(caught.value)
     assert "past 1,000,000 characters processed" in caught.value.reason, caught.value.reason
+
+
+def test_tojson_is_bounded_while_it_writes(sms: SmsTemplates) -> None:
+    # A hundred one-item lists at a 99,999-space indent: 40 million characters written before the check.
+    sms.write(wide="您好\n{{ ([[1]]*100)|tojson(indent=99999)|length }}",
+              fine="{{ dict(a=[1], b='<x>')|tojson(indent=2) }}|{{ [1, 'x']|tojson }}")
+    tracemalloc.start()
+    try:
+        with pytest.raises(RenderError) as caught:
+            sms.render("wide")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caught.value.line == 2 and "indent of 99,999 is over the limit" in caught.value.reason, str(caught.value)
+    assert peak < 5_000_000, peak
+    assert sms.render("fine") == '{\n  "a": [\n    1\n  ],\n  "b": "\\u003cx\\u003e"\n}|[1, "x"]'
+
+
+def test_urlize_is_charged_for_its_cost_before_it_runs(sms: SmsTemplates) -> None:
+    # 32,768 words: seconds of urlize for one call, a twentieth of the work bound as a copy would count it.
+    sms.write(links=DOUBLED + "您好\n{{ (s|urlize)|length }}", short="{{ 'see www.example.com'|urlize }}")
+    with pytest.raises(RenderError) as caught:
+        sms.render("links")
+    assert caught.value.line == 2 and "filter 'urlize' would take this render past" in caught.value.reason
+    assert sms.render("short") == 'see <a href="https://www.example.com" rel="noopener">www.example.com</a>'
