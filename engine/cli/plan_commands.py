@@ -214,7 +214,10 @@ def simulate_command(
     as_json: bool = typer.Option(False, "--json"),
     chart: Path | None = typer.Option(None, "--chart", help="Write a PNG chart of the daily volume here."),
 ) -> None:
-    """Dry-run the book day by day: volumes, tasks, cap and quiet-hour effects. Writes nothing."""
+    """Dry-run the book day by day: volumes, tasks, cap and quiet-hour effects. Writes nothing.
+
+    Each customer's local day: a touch on the day it goes out, an agent task on the day it is created (as
+    the report counts tasks), not the day it is due."""
     from engine.planning.simulate import render, simulate, write_chart
 
     last = parse_moment(end)

@@ -3,7 +3,9 @@ nothing.
 
 One planner run in dry-run mode over the whole span, so waits, re-entry and the marketing cap
 carry over from day to day exactly as successive daily plans would have them. Figures are
-bucketed by the customer's local day. The per-customer marketing load (max and p95 of the
+bucketed by the customer's local day: a touch's when it is due to go out, an agent task's when it is
+created (the step's moment, when it appears in its queue), as the report counts tasks by their creation;
+a task's due time is its SLA, days later on a business clock. The per-customer marketing load (max and p95 of the
 busiest rolling window) counts the touches the simulation plans; the cap itself also counts
 touches already in the store.
 """
@@ -118,7 +120,7 @@ def simulate(start: datetime, end: datetime, url: str | None = None) -> SimRepor
             elif d.dropped_by == DROP_NO_CHANNEL:
                 report.no_channel_drops[day] += 1
         for t in chunk.tasks:
-            report.tasks[(local_naive(t.due_at, t.timezone).date(), t.queue)] += 1
+            report.tasks[(local_naive(t.planned_for, t.timezone).date(), t.queue)] += 1
         for times in marketing.values():
             report.load[_busiest(times, window)] += 1
 

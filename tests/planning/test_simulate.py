@@ -36,7 +36,8 @@ def test_simulate_a_week(sqlite_book: Book, tmp_path: Path) -> None:
     assert days["2027-03-02"]["touches"] == {"daily/wechat": 1}
     assert days["2027-03-03"]["touches"] == {"daily/wechat": 1}
     assert days["2027-03-04"]["touches"] == {}
-    assert days["2027-03-01"]["tasks"] == {} and days["2027-03-02"]["tasks"] == {"service_recovery": 2}
+    # Created on Monday 1 March at 10:00, when the report counts them; due the next day.
+    assert days["2027-03-01"]["tasks"] == {"service_recovery": 2} and days["2027-03-02"]["tasks"] == {}
     assert report["totals"] == {"touches": 2, "tasks": 2, "quiet_hour_moves": 2, "cap_drops": 5,
                                 "no_channel_drops": 7}
     assert report["marketing_per_customer_rolling"] == {"window": "7d", "max": 2, "p95": 2, "customers": 1}
@@ -56,3 +57,25 @@ def test_the_days_are_those_asked_for_and_the_period_is_bounded(db_url: str) -> 
     result = CliRunner().invoke(build_app(), ["simulate", "--from", "2028-01-01", "--to", "2028-12-31", "--json"])
     assert result.exit_code == 0, result.output  # a leap year, whole
     assert len(json.loads(result.stdout)["days"]) == 366
+
+
+def test_a_task_counts_on_the_day_it_is_created_not_the_day_it_is_due(sqlite_book: Book) -> None:
+    """A call created on the period's last day and due three days later is the period's task, on that day: the
+    report counts tasks by their creation, and simulate showed it on a day after the period instead."""
+    book = sqlite_book
+    book.journey("weekly", """
+        id: weekly
+        name: Weekly call
+        category: service
+        entry: {schedule: {cron: "0 10 * * MON"}}
+        steps:
+          - id: call
+            task: {queue: gold_callback, due_within: 3d}
+    """)
+    book.customer()
+    result = CliRunner().invoke(build_app(), ["simulate", "--from", "2027-02-28", "--to", "2027-03-01", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [(d["day"], d["tasks"]) for d in report["days"]] == [("2027-02-28", {}),
+                                                               ("2027-03-01", {"gold_callback": 1})]
+    assert report["totals"]["tasks"] == 1
