@@ -59,6 +59,7 @@ from engine.language.settings_model import DeliveryConfig
 from engine.sending import recording
 from engine.sending.batch_customers import load_customers
 from engine.sending.cap_check import CHANNEL_RULE, JOURNEY_RULE, over_cap, over_limits
+from engine.sending.claim_lease import RENEW_AFTER, TAKEN_OVER, renew, taken_over
 from engine.sending.claiming import ClaimedTouch, claim_due, default_worker_id
 from engine.sending.dispatch_counts import DispatchCounts
 from engine.sending.journey_rules import InForceRules, JourneyRules
@@ -219,7 +220,14 @@ class Dispatcher:
             )
         return prepared
 
-    async def _send_channel(self, channel: str, messages: list[OutboundMessage]) -> list[SendResult]:
+    async def _still_mine(self, chunk: list[OutboundMessage], claimed_at: datetime) -> set[int]:
+        ids = [m.touch_id for m in chunk]
+        if self.clock() - claimed_at <= RENEW_AFTER:
+            return set(ids)
+        return await asyncio.to_thread(renew, self.engine, self.worker_id, ids, self.clock())
+
+    async def _send_channel(self, channel: str, messages: list[OutboundMessage],
+                            claimed_at: datetime) -> list[SendResult]:
         adapter = self.adapters[channel]
         rate = self.limiter.rate(channel)
         # Chunks of a tenth of a second's worth: the limiter paces them, and several are
@@ -227,22 +235,23 @@ class Dispatcher:
         size = max(1, min(len(messages), int(rate / 10) if rate else len(messages), 500))
         chunks = [messages[i : i + size] for i in range(0, len(messages), size)]
 
-        async def one(chunk: list[OutboundMessage]) -> list[SendResult]:
-            await self.limiter.acquire(channel, len(chunk))
+        async def one(whole: list[OutboundMessage]) -> list[SendResult]:
+            await self.limiter.acquire(channel, len(whole))
+            # A batch slower than the claim's lease (engine.sending.claim_lease) sends only what is still its own.
+            mine = await self._still_mine(whole, claimed_at)
+            chunk = [m for m in whole if m.touch_id in mine]
             try:
-                results = await adapter.send_batch(chunk)
+                results = await adapter.send_batch(chunk) if chunk else []
                 if len(results) != len(chunk):
                     raise RuntimeError(f"adapter {channel} answered {len(results)} results for {len(chunk)} messages")
-                return results
             except Exception as exc:
                 # The adapter contract is never to raise; if one does, part of the chunk may
                 # have gone out, so its delivery is unknown (reconciled, never blindly re-sent).
                 log.exception("adapter %s raised on a chunk of %d", channel, len(chunk))
-                return [
-                    SendResult(m.touch_key, False, error_class="unknown", error_code="adapter_error",
-                               error_reason=f"{type(exc).__name__}: {exc}")
-                    for m in chunk
-                ]
+                results = [SendResult(m.touch_key, False, error_class="unknown", error_code="adapter_error",
+                                      error_reason=f"{type(exc).__name__}: {exc}") for m in chunk]
+            answered = iter(results)
+            return [next(answered) if m.touch_id in mine else taken_over(m.touch_key) for m in whole]
 
         parts = await asyncio.gather(*(one(c) for c in chunks))
         return [r for part in parts for r in part]
@@ -257,6 +266,8 @@ class Dispatcher:
         unanswered: list[dict[str, Any]] = []
         outcomes: list[dict[str, Any]] = []
         for touch, result in results:
+            if result.error_code == TAKEN_OVER:
+                continue
             if result.ok:
                 counts.sent += 1
                 sent.append({"id": touch.id, "pmid": result.provider_message_id})
@@ -365,7 +376,8 @@ class Dispatcher:
         prepared = await asyncio.to_thread(self._claim_and_prepare, moment)
         if prepared is None:
             return None
-        sends = {ch: asyncio.ensure_future(self._send_channel(ch, msgs)) for ch, msgs in prepared.outbound.items()}
+        sends = {ch: asyncio.ensure_future(self._send_channel(ch, msgs, moment))
+                 for ch, msgs in prepared.outbound.items()}
         results: list[tuple[ClaimedTouch, SendResult]] = list(prepared.settled)
         for channel, task in sends.items():
             for message, result in zip(prepared.outbound[channel], await task, strict=True):

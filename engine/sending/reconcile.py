@@ -35,7 +35,7 @@ every one that did not. So each such touch is settled by asking, in this order:
 Which touches are settled: ``sending`` ones claimed by this worker's own id (a restarted
 worker with a stable ``--worker`` id takes its predecessor's over at once), those whose
 claim is older than the lease (a batch takes seconds; the lease defaults to five
-minutes), and ambiguous ones whose ``next_attempt_at`` has come.
+minutes, and a batch that takes longer renews it: ``engine.sending.claim_lease``), and ambiguous ones whose ``next_attempt_at`` has come.
 """
 
 from __future__ import annotations
