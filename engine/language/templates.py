@@ -70,6 +70,7 @@ from engine.language.render_bounds import (
     enter_nested,
     format_values,
     safe_range,
+    size_of,
     spend,
     work,
 )
@@ -243,6 +244,10 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
                     spend(context.eval_ctx, len(seq) * max(times, 0), "repetition")
         return checked(super().call_binop(context, operator, left, right), f"operator {operator!r}", context.eval_ctx)
 
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        # A date's strptime compiles a pattern from its format (~7 us a character); no message parses dates.
+        return attr != "strptime" and super().is_safe_attribute(obj, attr, value)
+
     def checked_value(self, eval_ctx: Any, value: Any, what: str) -> Any:
         return checked(value, what, eval_ctx)
 
@@ -274,7 +279,9 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
         owner = getattr(__obj, "__self__", None)
         if isinstance(owner, str):
             args = check_str_method(owner, __obj.__name__, args, kwargs)
-        work(__context.eval_ctx, len(owner) if isinstance(owner, str | list | tuple | dict) else 0, what)
+        # Python code reads its object and arguments (``loop.changed(big)``); a macro is handed references.
+        work(__context.eval_ctx, 0 if isinstance(__obj, Macro) else sum(map(size_of, (owner, *args, *kwargs.values()))),
+             what)
         # Only a call of template code (a macro, caller(), a loop's level, a block) nests deeper.
         owner = enter_nested(__context.eval_ctx, what)
         try:

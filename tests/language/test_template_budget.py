@@ -218,3 +218,18 @@ def test_urlize_is_charged_for_its_cost_before_it_runs(sms: SmsTemplates) -> Non
         sms.render("links")
     assert caught.value.line == 2 and "filter 'urlize' would take this render past" in caught.value.reason
     assert sms.render("short") == 'see <a href="https://www.example.com" rel="noopener">www.example.com</a>'
+
+
+def test_what_a_call_is_given_is_charged_and_dates_are_not_parsed(sms: SmsTemplates) -> None:
+    # loop.changed compares the whole list with the last one at every iteration; strptime compiled a
+    # pattern from a format of any length (65,536 characters: about half a second a call).
+    sms.write(changed=DOUBLED + "您好\n{% for i in range(300) %}{% if loop.changed(a) %}{% endif %}{% endfor %}done",
+              parsed=DOUBLED + "您好\n{{ now_local.strptime('x', s) }}",
+              fine="{% for i in [1, 1, 2] %}{% if loop.changed(i) %}{{ i }}{% endif %}{% endfor %}")
+    with pytest.raises(RenderError) as caught:
+        sms.render("changed")
+    assert caught.value.line == 2 and "changed() would take this render past" in caught.value.reason, str(caught.value)
+    with pytest.raises(RenderError) as caught:
+        sms.render("parsed")
+    assert caught.value.line == 2 and "'strptime'" in caught.value.reason and "unsafe" in caught.value.reason
+    assert sms.render("fine") == "12"
