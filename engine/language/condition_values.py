@@ -27,6 +27,7 @@ from typing import Any
 
 from engine.language import catalogue, journey_model
 from engine.language.conditions import date_literal
+from engine.language.journey_bounds import condition_number_problem
 from engine.language.journey_model import Condition
 from engine.language.settings_model import OUTCOME_CODES
 from engine.language.yaml_lines import Path_
@@ -89,7 +90,15 @@ def leaf_problems(field: str, kind: str, op: str, value: Any, known_tiers: Seque
                   events: Collection[str] = ()) -> Iterator[tuple[Path_, str]]:
     """(where in the leaf, why) for each way ``value`` does not suit ``field`` (of ``kind``) and ``op``;
     ``events``: the types ``event.*`` may be there."""
-    if op in journey_model.VALUELESS_OPERATORS or kind == "any":
+    if op in journey_model.VALUELESS_OPERATORS:
+        return
+    # Whatever the field (an attribute's or an event's too): a number the rules engine cannot compare with.
+    numbers = [(("value", i) if isinstance(value, list) else ("value",), item)
+               for i, item in enumerate(value if isinstance(value, list) else [value])
+               if isinstance(item, int | float) and not isinstance(item, bool)]
+    wrong = [(where, message) for where, number in numbers if (message := condition_number_problem(number))]
+    yield from wrong
+    if wrong or kind == "any":
         return
     what, needs = _KIND_WORDS.get(kind, (kind, kind))
     if op in journey_model.DURATION_OPERATORS:

@@ -74,3 +74,25 @@ def _one_value(value: Any) -> AttributeScalar:
 
 
 AttributeValue = Annotated[AttributeScalar, BeforeValidator(_one_value)]
+
+
+# A number a condition compares with. The rules engine reads it as JSON written by Python: past 10**15 a
+# double no longer holds every whole number (10**26 was judged smaller than 10**30), and a number written
+# with an exponent (1e16, 1e-05, inf) stopped the ruleset from being made at all, failing the whole plan.
+CONDITION_NUMBER_MAX = 10**15
+CONDITION_NUMBER_SMALLEST = 0.0001
+
+
+def condition_number_problem(value: int | float) -> str | None:
+    """Why ``value`` cannot be compared with in a condition, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value!r} is not a number a field can hold"
+    try:
+        size = abs(float(value))
+    except OverflowError:  # an int beyond any float
+        size = math.inf
+    if size > CONDITION_NUMBER_MAX:
+        return f"{value!r} is larger than a condition compares with (at most 10^15 either side of 0)"
+    if 0 < size < CONDITION_NUMBER_SMALLEST:
+        return f"{value!r} is closer to 0 than a condition compares with (0, or at least {CONDITION_NUMBER_SMALLEST})"
+    return None

@@ -57,6 +57,21 @@ CASES.update({
     "holdout negative": (GOLD, "holdout: 10", "holdout: -10", "holdout: -10", "'holdout'"),
     "wait_for timeout 0": (COMPLAINT, "timeout: 24h", "timeout: 0m", "timeout: 0m", "must be positive"),
 })
+# Numbers a condition compares with, within what the rules engine reads exactly (10**26 was judged smaller than
+# 10**30; inf, 1e16 and 1e-05 stopped the ruleset from being made, failing the whole plan). Any field: an
+# attribute's values have no declared type.
+for _field, _value, _words in [("customer.age", ".inf", "not a number a field can hold"),
+                               ("customer.age", ".nan", "not a number a field can hold"),
+                               ("customer.age", "10000000000000000", "larger than a condition compares with"),
+                               ("customer.age", "-1.0e+308", "larger than a condition compares with"),
+                               ("customer.attributes.score", "0.00001", "closer to 0"),
+                               ("customer.attributes.score", "1e400", "not a number a field can hold")]:
+    CASES[f"condition on {_field} {_value}"] = (
+        SILVER, "  tiers: [silver]", f"  tiers: [silver]\n  when: {{field: {_field}, op: gt, value: {_value}}}",
+        "when:", _words)
+CASES["condition listing inf"] = (SILVER, "  tiers: [silver]",
+                                  "  tiers: [silver]\n  when: {field: customer.age, op: in, value: [30, .inf]}",
+                                  "when:", "not a number a field can hold")
 # A cadence fires once a day at most, whichever field would make it fire more often.
 for _cron in ("* * * * *", "*/5 10 * * MON", "0 * * * *", "0 9,18 * * *", "0 9-10 * * MON", "0,30 10 1 * *"):
     CASES[f"cron {_cron}"] = (SILVER, '"0 10 * * MON"', f'"{_cron}"', "cron:", "more than once a day")
