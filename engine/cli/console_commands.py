@@ -42,7 +42,9 @@ def serve(
 
     # Tried before the app is made: uvicorn says it in a log record between its start-up lines, exit 3.
     try:
-        with socket.create_server((host, port)):
+        # The family of the address given (``::`` is IPv6), as uvicorn binds it.
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.create_server((host, port), family=family):
             pass
     except OSError as exc:
         raise fail(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None

@@ -14,7 +14,7 @@ from tests.cli.cli_process import run_journeys
 
 BAD_URL = "nosuchdialect://x"
 # (arguments, database: "migrated" | "bad url" | "no schema", exit code, how the one line starts). In the
-# arguments {tmp} is the test's folder and {port} a port another socket listens on.
+# arguments {tmp} is the test's folder and {port} ({port6}) a port another socket listens on at 127.0.0.1 (::1).
 CASES: dict[str, tuple[list[str], str, int, str]] = {
     "validate missing file": (["validate", "{tmp}/missing.yaml"], "migrated", 2,
                               "{tmp}/missing.yaml: no such file or folder"),
@@ -83,6 +83,9 @@ CASES: dict[str, tuple[list[str], str, int, str]] = {
     "deploy no server": (["deploy"], "migrated", 2, "PREFECT_API_URL is not set"),
     "serve address taken": (["serve", "--port", "{port}"], "migrated", 2, "--host 127.0.0.1 --port {port}: "
                             "cannot listen there"),
+    # An IPv6 address is tried as IPv6, as uvicorn binds it: taken, not "address family not supported".
+    "serve address taken ipv6": (["serve", "--host", "::1", "--port", "{port6}"], "migrated", 2,
+                                 "--host ::1 --port {port6}: cannot listen there (Address already in use"),
     "unknown command": (["nosuchcommand"], "migrated", 2, "journeys: No such command 'nosuchcommand'"),
 }
 
@@ -98,8 +101,10 @@ def test_a_failing_command_says_why_in_one_line_with_its_exit_code(case: str, sq
         from tests.plan_support import Book
 
         Book(tmp_path / "book", url, request.getfixturevalue("monkeypatch")).customer(external_id="C1")
-    with socket.create_server(("127.0.0.1", 0)) as taken:  # held while the command runs: the address is taken
-        fill = {"tmp": str(tmp_path), "port": str(taken.getsockname()[1])}
+    # Held while the command runs: the addresses are taken.
+    with socket.create_server(("127.0.0.1", 0)) as taken, \
+            socket.create_server(("::1", 0), family=socket.AF_INET6) as taken6:
+        fill = {"tmp": str(tmp_path), "port": str(taken.getsockname()[1]), "port6": str(taken6.getsockname()[1])}
         done = run_journeys(*(a.format(**fill) for a in args), cwd=tmp_path, stdin="short\n",
                             env={"JOURNEYS_DATABASE_URL": url, "JOURNEYS_CACHE_DIR": str(tmp_path / "cache"),
                                  "JOURNEYS_SECRET_KEY": "a lasting test key"})
