@@ -155,12 +155,66 @@ def _file_problems(env: jinja2.Environment, path: Path) -> list[Problem]:
         for lineno, message in found:
             line = lineno if path.suffix != ".yaml" else line_of(text, src)
             problems.append(Problem(display_path(path), line, 1, message))
+        for lineno, message in endless_recursion(tree, f"{path.parent.name}/{path.name}") if tree is not None else ():
+            line = lineno if path.suffix != ".yaml" else line_of(text, src)
+            problems.append(Problem(display_path(path), line, 1, message))
         for lineno, attr in _private_names(tree) if tree is not None else ():
             line = lineno if path.suffix != ".yaml" else line_of(text, src)
             problems.append(Problem(display_path(path), line, 1,
                                     f"template reads {attr!r}: names starting with _ are not allowed "
                                     "(templates see plain customer data only)"))
     return problems
+
+
+# What may not run each time the code around it does: a branch, a loop's body, one side of and/or, a
+# macro's body (until called).
+_CONDITIONAL = (nodes.If, nodes.For, nodes.CondExpr, nodes.And, nodes.Or, nodes.Macro)
+
+
+def _certain_calls(node: nodes.Node) -> Iterator[str]:
+    """The names ``node`` calls every time it runs (a call block's body runs only if its macro calls caller())."""
+    if isinstance(node, _CONDITIONAL):
+        return
+    if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name):
+        yield node.node.name
+    for child in [node.call] if isinstance(node, nodes.CallBlock) else node.iter_child_nodes():
+        yield from _certain_calls(child)
+
+
+def endless_recursion(tree: nodes.Template, own_name: str) -> Iterator[tuple[int, str]]:
+    """(line, message) for each macro that calls itself on every call, directly or through others, and each
+    include, import or extends of the file itself outside any branch: renders that can never finish.
+
+    The render refuses them too (``render_bounds.MAX_NESTING``), but only on the path the sample data takes;
+    recursion that depends on the data (``{% if n %}{{ f(n - 1) }}{% endif %}``) is left to that bound."""
+    macros = {macro.name: macro for macro in tree.find_all(nodes.Macro)}
+    calls = {name: {c for stmt in macro.body for c in _certain_calls(stmt) if c in macros}
+             for name, macro in macros.items()}
+    for name, macro in macros.items():
+        came_from: dict[str, str] = {}  # each macro reached from this one, by the macro that calls it
+        frontier = [name]
+        while frontier and name not in came_from:
+            current = frontier.pop()
+            for callee in sorted(calls[current] - came_from.keys()):
+                came_from[callee] = current
+                frontier.append(callee)
+        if name in came_from:
+            chain = [name]
+            while chain[-1] != name or len(chain) == 1:
+                chain.append(came_from[chain[-1]])
+            yield macro.lineno, (f"macro {name!r} calls itself on every call ({' → '.join(reversed(chain))}): it can "
+                                 "never finish; call it again only under an {% if %} that ends")
+    loads = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
+    for stmt in _unbranched(tree.body):
+        if isinstance(stmt, loads) and isinstance(stmt.template, nodes.Const) and stmt.template.value == own_name:
+            yield stmt.lineno, f"the template loads itself ({own_name!r}) on every render: it can never finish"
+
+
+def _unbranched(body: list[nodes.Node]) -> Iterator[nodes.Node]:
+    for stmt in body:
+        yield stmt
+        if not isinstance(stmt, _CONDITIONAL):
+            yield from _unbranched([child for child in stmt.iter_child_nodes() if isinstance(child, nodes.Stmt)])
 
 
 def _private_names(tree: nodes.Template) -> Iterator[tuple[int, str]]:

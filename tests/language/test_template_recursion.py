@@ -17,6 +17,7 @@ import pytest
 
 from engine.language.render_bounds import MAX_NESTING
 from engine.language.rendering import Renderer, RenderError, check_templates, sample_context
+from engine.language.template_check import check_template_syntax
 from engine.sending.render_batch import BatchRenderer
 from tests.language.test_rendering import write_template
 
@@ -85,3 +86,25 @@ def test_recursion_that_ends_within_the_bound_renders(tmp_path: Path) -> None:
                                   + "|{% set depth = 1 %}{% include 'part/sms.zh-CN.j2' %}"})
     text = Renderer(root, footer="").render("fine", "sms", sample_context(), "zh-CN").text
     assert text == "".join(str(n) for n in range(MAX_NESTING - 2, -1, -1)) + "|123|1"
+
+
+def test_validate_finds_recursion_that_never_ends_without_rendering_it(tmp_path: Path) -> None:
+    # Never called with the sample data, so no render meets it: only reading the template finds it.
+    root = tmp_path / "templates"
+    write_template(root, "unused", {"sms.zh-CN.j2": "您好\n{% if customer.tier == 'none' %}{{ f(1) }}{% endif %}\n"
+                                                    "{% macro f(n) %}{{ g(n) }}{% endmacro %}\n"
+                                                    "{% macro g(n) %}{% call f(n) %}x{% endcall %}{% endmacro %}"})
+    write_template(root, "itself", {"sms.zh-CN.j2": "您好\n{% include 'itself/sms.zh-CN.j2' %}"})
+    write_template(root, "ending", {"sms.zh-CN.j2": "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{% endif %}{% endmacro %}"
+                                                    "{{ f(3) }}{{ f(0) if 0 else '' }}{% if 0 %}"
+                                                    "{% include 'ending/sms.zh-CN.j2' %}{% endif %}您好"})
+    assert check_templates(root, ["unused"]) == []
+    found = sorted((p.path.rsplit("/", 2)[-2], p.line, p.message)
+                   for p in check_template_syntax(root, ["unused", "itself", "ending"]))
+    assert found == [
+        ("itself", 2, "the template loads itself ('itself/sms.zh-CN.j2') on every render: it can never finish"),
+        ("unused", 3, "macro 'f' calls itself on every call (f → g → f): it can never finish; call it again only "
+                      "under an {% if %} that ends"),
+        ("unused", 4, "macro 'g' calls itself on every call (g → f → g): it can never finish; call it again only "
+                      "under an {% if %} that ends"),
+    ], found
