@@ -35,7 +35,8 @@ every one that did not. So each such touch is settled by asking, in this order:
 Which touches are settled: ``sending`` ones claimed by this worker's own id (a restarted
 worker with a stable ``--worker`` id takes its predecessor's over at once), those whose
 claim is older than the lease (a batch takes seconds; the lease defaults to five
-minutes, and a batch that takes longer renews it: ``engine.sending.claim_lease``), and ambiguous ones whose ``next_attempt_at`` has come.
+minutes, and a batch that takes longer renews it: ``engine.sending.claim_lease``;
+a touch whose claim changed since it was read is left as it is), and ambiguous ones whose ``next_attempt_at`` has come.
 """
 
 from __future__ import annotations
@@ -364,36 +365,44 @@ def _not_sent(v: _Verdicts, p: PendingSend, max_attempts: int, now: datetime) ->
 
 
 def _settle(engine: Engine, v: _Verdicts, now: datetime) -> None:
-    guard = "AND status = :sending AND claimed_by IS NOT DISTINCT FROM :was"
+    # Only a claim as it was read: a live worker that renewed it meanwhile (engine.sending.claim_lease)
+    # is sending the touch, and a re-send decided here would be its second.
+    guard = ("AND status = :sending AND claimed_by IS NOT DISTINCT FROM :was "
+             "AND claimed_at IS NOT DISTINCT FROM :claimed")
     with engine.connect() as conn:
         begin_write(conn)
         if conn.dialect.name == "sqlite":
-            guard = "AND status = :sending AND claimed_by IS :was"
+            guard = "AND status = :sending AND claimed_by IS :was AND claimed_at IS :claimed"
         base = {"sending": TouchStatus.SENDING, "now": now}
         planned = {**base, "planned": TouchStatus.PLANNED, "next": now, "cls": "retryable"}
         recording.update_touches(conn, _FOUND_SENT, guard, [
-            {**base, "sent": TouchStatus.SENT, "pmid": pmid, "id": p.touch_id, "was": p.claimed_by}
+            {**base, "sent": TouchStatus.SENT, "pmid": pmid, **_as_read(p)}
             for p, pmid in v.found])
         recording.insert_outcomes(conn, [
             _outcome(p, "sent", now, {"provider_message_id": pmid, "reconciled": True}) for p, pmid in v.found])
         # attempts stays as the claim left it: the interrupted try counts as one.
         recording.update_touches(conn, recording.REPLAN, guard, [
-            {**planned, "id": p.touch_id, "was": p.claimed_by, "reason": reason} for p, reason in v.resend])
+            {**planned, **_as_read(p), "reason": reason} for p, reason in v.resend])
         recording.update_touches(conn, recording.FALL_BACK, guard, [
-            {**planned, "id": p.touch_id, "was": p.claimed_by, "channel": channel, "fb": rest, "reason": reason}
+            {**planned, **_as_read(p), "channel": channel, "fb": rest, "reason": reason}
             for p, channel, rest, reason in v.fallback])
         recording.insert_outcomes(conn, [
             _outcome(p, "failed", now, {"error_class": "retryable", "reason": reason, "fallback": channel})
             for p, channel, _rest, reason in v.fallback])
         recording.update_touches(conn, recording.FINISH, guard, [
-            {**base, "status": TouchStatus.FAILED, "id": p.touch_id, "was": p.claimed_by, "cls": klass,
+            {**base, "status": TouchStatus.FAILED, **_as_read(p), "cls": klass,
              "reason": reason} for p, klass, reason in v.failed])
         recording.insert_outcomes(conn, [
             _outcome(p, "failed", now, {"error_class": klass, "reason": reason}) for p, klass, reason in v.failed])
         recording.update_touches(conn, _ASK_LATER, guard, [
-            {**base, "cls": UNKNOWN, "next": now + LOOKUP_DELAY, "id": p.touch_id, "was": p.claimed_by}
+            {**base, "cls": UNKNOWN, "next": now + LOOKUP_DELAY, **_as_read(p)}
             for p in v.later])
         conn.commit()
+
+
+def _as_read(p: PendingSend) -> dict[str, Any]:
+    """The touch and its claim as ``stranded`` read them: what ``_settle``'s guard compares."""
+    return {"id": p.touch_id, "was": p.claimed_by, "claimed": p.claimed_at}
 
 
 def _outcome(p: PendingSend, kind: str, now: datetime, detail: dict[str, Any]) -> dict[str, Any]:

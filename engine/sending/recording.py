@@ -31,7 +31,8 @@ FALL_BACK = (
 FINISH = "status = :status, error_class = :cls, error_reason = :reason"
 
 # Parameters whose values need the models' column types (naive-UTC text on SQLite, JSON text).
-_TYPED: dict[str, type[TypeEngine[Any]]] = {"now": UTCDateTime, "next": UTCDateTime, "fb": JSON}
+_TYPED: dict[str, type[TypeEngine[Any]]] = {"now": UTCDateTime, "next": UTCDateTime, "claimed": UTCDateTime,
+                                             "fb": JSON}
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
 
 

@@ -20,6 +20,8 @@ from sqlalchemy import text
 
 from channels.base import OutboundMessage, SendResult
 from channels.sms_twilio import TwilioSmsAdapter
+from engine.sending.claim_lease import renew
+from engine.sending.claiming import claim_due
 from engine.sending.dispatch import Dispatcher
 from standins.twilio_api import TwilioStandin
 from store.clock import utcnow
@@ -90,3 +92,43 @@ async def _run_batch(dispatcher: Dispatcher, now: datetime) -> Any:
         return await dispatcher.run_batch(now)
     finally:
         await dispatcher.aclose()
+
+
+class RenewingWhileAsked:
+    """Twilio's client, as worker B's reconciliation asks it: while the question is out, worker A (alive,
+    only slow) renews its claim and goes on. Everything else is the real client's."""
+
+    def __init__(self, client: Any, renew_now: Any) -> None:
+        self.client, self.renew_now = client, renew_now
+        self.messages = self
+
+    async def list_async(self, **filters: Any) -> Any:
+        self.renew_now()
+        return await self.client.messages.list_async(**filters)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def test_a_claim_renewed_while_reconciliation_asks_is_left_to_its_worker(migrated_any_db: str) -> None:
+    """B reads A's claim as stale and asks Twilio, which has nothing yet; A renews its claim meanwhile and
+    is about to send. B must leave the touch to A rather than plan it again (and send it a second time)."""
+    engine = make_engine(migrated_any_db)
+    start = utcnow()
+    make_touches(engine, make_customers(engine, 1, timezone=daytime_zone(start)), channel="sms", due=start)
+    [claimed] = claim_due(engine, "A", 10, start)
+    later = start + timedelta(minutes=6)
+    with TwilioStandin(callbacks=False) as standin:
+        assert isinstance(standin, TwilioStandin)
+        adapter = TwilioSmsAdapter(standin.account_sid, standin.auth_token, FROM, api_base=standin.base_url,
+                                   timeout=5)
+        adapter.client = RenewingWhileAsked(  # type: ignore[assignment] # Twilio's client, wrapped
+            adapter.client, lambda: renew(engine, "A", [claimed.id], later))
+        b = Dispatcher(engine, {"sms": adapter}, PlainRenderer(), worker_id="B",
+                       callback_url=lambda channel, touch: CALLBACK, clock=lambda: later)
+        counts = dispatch_until_idle(b, now=later)
+    assert counts.sent == 0 and standin.log.keys() == {}
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT status, claimed_by FROM touch")).one()
+    assert tuple(row) == ("sending", "A")  # A's to send and record
+    engine.dispose()
