@@ -56,6 +56,7 @@ from engine.language.render_bounds import (
     MAX_OUTPUT,
     NestingTemplate,
     begin_render,
+    bounded_concat,
     bounded_filter,
     bounded_json_dumps,
     check_brace_format,
@@ -215,6 +216,7 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "+", "%"})
     code_generator_class = BoundedCodeGenerator
     template_class = NestingTemplate
+    concat = staticmethod(bounded_concat)
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         too_deep = nesting_problem(self, source)
