@@ -11,6 +11,11 @@ Quirks (measured, see the project notes):
   The exception is still caught, should it ever be raised.
 - Rulesets are global, named and cannot be redefined, so each distinct condition is
   compiled into a ruleset once per process (keyed by its canonical JSON) and reused.
+- Its JSON reader takes no number written with an exponent (Python writes ``1e-07``, ``1e+16``,
+  ``inf``): such a message fails inside the extension (then as "Could not delete state, error
+  code: 309") and would leave the customer out of the plan. A fact holding such a number, or an
+  integer past what a double holds exactly, is judged by the reference evaluator instead
+  (``engine.language.conditions.evaluate``; the two agree by design and by test).
 - It is a C extension with global state and no documented thread safety: a lock serialises
   evaluations (the web layer may call ``emit_event`` from several threads).
 - Its host runs a background dispatch loop for timers and queued actions that starts two
@@ -36,7 +41,7 @@ import durable.lang
 from durable.engine import Host, MessageNotHandledException
 from durable.lang import delete_state, m, post, pri, ruleset, when_all
 
-from engine.language.conditions import CompiledCondition, Leaf, Node, compile_condition
+from engine.language.conditions import CompiledCondition, Leaf, Node, compile_condition, evaluate
 from engine.language.journey_model import Condition
 
 
@@ -174,6 +179,24 @@ def _compiled_by_digest(cond: Condition) -> CompiledCondition:
         return comp
 
 
+_EXACT_INT = 2**53
+
+
+def _readable_by_durable(value: Any) -> bool:
+    """Whether durable-rules reads every number in ``value`` as the number it is (see the module notes)."""
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, float):
+        return "e" not in repr(value) and "n" not in repr(value)  # 1e-07, inf, nan
+    if isinstance(value, int):
+        return -_EXACT_INT <= value <= _EXACT_INT
+    if isinstance(value, dict):
+        return all(_readable_by_durable(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_readable_by_durable(v) for v in value)
+    return True
+
+
 def evaluate_many(cond: Condition | None, facts: Sequence[dict[str, Any]], nows: Sequence[float]) -> list[bool]:
     """Whether ``cond`` holds for each fact (``nows[i]``: the moment fact i is judged at, epoch s)."""
     if cond is None:
@@ -199,6 +222,9 @@ def evaluate_many(cond: Condition | None, facts: Sequence[dict[str, Any]], nows:
                 if len(raw_memo) >= _MEMO_LIMIT:
                     raw_memo.clear()
             msg = comp.message(fact, now)
+            if not _readable_by_durable(msg):
+                out.append(evaluate(cond, fact, now))
+                continue
             key = _memo_key(msg)
             known = memo.get(key)
             if known is not None:
