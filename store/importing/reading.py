@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import difflib
+import math
 from pathlib import Path
 
 from store.importing import fields as f
@@ -156,7 +157,23 @@ def attributes_problem(attributes: dict[str, object]) -> str | None:
         wrong = _attribute_column_problems(ATTRIBUTE_PREFIX + key)
         if wrong:
             return "; ".join(wrong)
+        if problem := _attribute_value_problem(column, attributes[key]):
+            return problem
     return None
+
+
+def _attribute_value_problem(column: str, value: object) -> str | None:
+    """Why ``value`` is not what an ``attr.*`` cell holds once read (``fields.attribute``): one text, number,
+    true or false. A list or a mapping could be neither exported as a column nor compared by a condition."""
+    if isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
+        return None
+    if isinstance(value, str):
+        if len(value) > f.MAX_ATTRIBUTE_VALUE:
+            return f"{column} is longer than {f.MAX_ATTRIBUTE_VALUE} characters"
+        return f.control_problem(column, value, lines=True)
+    what = ("a list" if isinstance(value, list | tuple) else "a mapping" if isinstance(value, dict)
+            else "null" if value is None else "not a number")
+    return f"{column} holds one value (text, a number, true or false), not {what}"
 
 
 def _attribute_column_problems(name: str) -> list[str]:

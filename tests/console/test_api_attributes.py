@@ -59,3 +59,17 @@ def test_no_more_attributes_than_a_customer_may_have(client: TestClient, seed: S
     many.pop("a0")
     answer = client.put("/api/customers/A2", headers=HEADERS, json={"name": "客户", "attributes": many})
     assert answer.status_code == 201, answer.text
+
+
+@pytest.mark.parametrize(("value", "taken"), [
+    (1, True), (2.5, True), (True, True), ("金卡客户", True), ("line one\nline two", True), ("n" * 1000, True),
+    ([1, 2], False), ({"a": 1}, False), (None, False), ("n" * 1001, False), ("bell\a", False)])
+def test_an_attribute_holds_one_value_as_an_imported_cell_does(client: TestClient, seed: Seed, db_url: str,
+                                                               value: object, taken: bool) -> None:
+    """A list, a mapping or null was stored as given: no export column holds it, no condition compares it,
+    and an update step or an import may not write one (engine.language.journey_bounds, fields.attribute)."""
+    answer = client.put("/api/customers/A3", headers=HEADERS, json={"name": "客户", "attributes": {"x": value}})
+    assert answer.status_code == (201 if taken else 422), answer.text
+    with session_scope(db_url) as s:
+        row = s.exec(select(Customer).where(Customer.external_id == "A3")).first()
+        assert (row is not None and row.attributes == {"x": value}) is taken
