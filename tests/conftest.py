@@ -32,8 +32,10 @@ from tests.plan_support import Book
 # Every run of the suite, in CI or not, explores the same fixed sequence of examples: the README's
 # test command must pass the same way on any machine. Fresh exploration is opt-in
 # (HYPOTHESIS_PROFILE=explore), which is how the fuzz tests keep finding new bugs.
-hypothesis_settings.register_profile("repeatable", derandomize=True, database=None, print_blob=True)
-hypothesis_settings.register_profile("explore", derandomize=False, print_blob=True)
+# No deadline: Hypothesis' 200 ms per example is a timed test, and failed a name test on a machine at
+# load 4-6 (517 ms for a first call); speed is measured in benchmarks/, never asserted here.
+hypothesis_settings.register_profile("repeatable", derandomize=True, database=None, print_blob=True, deadline=None)
+hypothesis_settings.register_profile("explore", derandomize=False, print_blob=True, deadline=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 ROOT = Path(__file__).resolve().parent.parent
