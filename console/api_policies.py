@@ -23,7 +23,8 @@ from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
-from console.api import _CUSTOMER_REFUSED, _TOO_LARGE, _UNAUTHENTICATED, _UNREADABLE, KeyOnly, Principal, _refusal
+from console.api import _TOO_LARGE, _UNAUTHENTICATED, _UNREADABLE, KeyOnly, Principal, _refusal
+from console.api_customers import _CUSTOMER_REFUSED
 from console.auth import audit
 from console.strict_json import StrictJSONRoute
 from console.text_rules import Body, Id, id_problem

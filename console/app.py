@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console import (
     api,
+    api_customers,
     api_policies,
     form_errors,
     queues,
@@ -330,6 +331,7 @@ def create_app(database_url: str | None = None, settings: ConsoleSettings | None
     for pages in (routes_auth, routes_tasks, routes_ops, routes_review, routes_seed_send, routes_admin):
         app.include_router(pages.router, include_in_schema=False)
     app.include_router(api.router)
+    app.include_router(api_customers.router)
     app.include_router(api_policies.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     _mount_receipts(app, settings.database_url)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from console.api import CustomerIn
+from console.api_customers import CustomerIn
 from engine.language.settings_model import BusinessHours, DeliveryConfig
 from store.clock import known_zone
 from store.importing import ImportFileError, import_csv
