@@ -187,11 +187,22 @@ class SmtpEmailAdapter:
 
     def _send_one(self, conn: _Smtp, message: OutboundMessage) -> tuple[SendResult, bool]:
         """Send on ``conn``; the flag says whether the connection is still usable."""
-        mail = self.build(message)
+        try:
+            mail = self.build(message)
+        except ValueError as exc:
+            # The email package refuses a header it cannot write safely (a CR or LF in the address
+            # or subject: header injection). That is this message's fault, not the batch's: raised,
+            # it would fail every message of the batch as "unknown", the ones already sent included.
+            return self._unsendable(message, "header", f"cannot be written as a header: {exc}"), True
         mid = str(mail["Message-ID"])
         conn.data_ended = False
         try:
             conn.send_message(mail, from_addr=self.envelope_from, to_addrs=[message.to])
+        except smtplib.SMTPNotSupportedError:
+            # Raised before MAIL FROM: a non-ASCII address needs SMTPUTF8 (RFC 6531), which this relay
+            # does not offer. Retrying on the same relay cannot succeed; the connection is untouched.
+            return self._unsendable(message, "smtputf8", "the address is not ASCII and the relay does not "
+                                    "offer SMTPUTF8"), True
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()), (550, b""))
             return self._refused(message, code, reply), code != 421
@@ -215,6 +226,11 @@ class SmtpEmailAdapter:
             error_code=str(code),
             error_reason=f"{verdict.reason}: {text}"[:255],
         )
+
+    def _unsendable(self, message: OutboundMessage, code: str, reason: str) -> SendResult:
+        log.info("mail to %s not sent: %s", mask_email(message.to), mask_text(reason))
+        return SendResult(message.touch_key, ok=False, error_class="permanent", error_code=code,
+                          error_reason=mask_text(reason)[:255])
 
     def _lost(self, message: OutboundMessage, conn: _Smtp, code: str, reason: str) -> SendResult:
         klass: ErrorClass

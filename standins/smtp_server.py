@@ -24,7 +24,7 @@ import ssl
 import tempfile
 import uuid
 from dataclasses import dataclass
-from email import message_from_bytes, policy
+from email import message_from_bytes, message_from_string, policy
 from email.message import EmailMessage
 from typing import Any
 
@@ -48,6 +48,7 @@ class ReceivedMail:
     authenticated_as: str | None
     tls: bool
     session: int  # which SMTP session carried it (connection reuse is visible)
+    mail_options: list[str]  # MAIL FROM parameters (BODY=8BITMIME, SMTPUTF8)
 
 
 def self_signed_certificate() -> tuple[bytes, bytes]:
@@ -122,7 +123,11 @@ class _Handler:
         if refusal is not None:
             return refusal
         raw = envelope.original_content or (envelope.content if isinstance(envelope.content, bytes) else b"")
-        parsed = message_from_bytes(raw, policy=policy.default)
+        if "SMTPUTF8" in envelope.mail_options:
+            # RFC 6531: headers are UTF-8 as they stand; the bytes parser would read them as ASCII.
+            parsed = message_from_string(raw.decode("utf-8", errors="replace"), policy=policy.default)
+        else:
+            parsed = message_from_bytes(raw, policy=policy.default)
         assert isinstance(parsed, EmailMessage)
         mail = ReceivedMail(
             mail_from=envelope.mail_from or "",
@@ -132,6 +137,7 @@ class _Handler:
             authenticated_as=standin.authenticated.get(id(session)),
             tls=session.ssl is not None,
             session=id(session),
+            mail_options=list(envelope.mail_options),
         )
         standin.messages.append(mail)
         queue_id = uuid.uuid4().hex[:12].upper()
@@ -170,11 +176,13 @@ class SmtpStandin:
         username: str | None = None,
         password: str | None = None,
         starttls: bool = False,
+        smtputf8: bool = True,
         faults: FaultPlan | None = None,
     ) -> None:
         self.username = username
         self.password = password
         self.starttls = starttls
+        self.smtputf8 = smtputf8  # advertise SMTPUTF8 (RFC 6531), as most relays now do
         self.faults = Faults(faults)
         self.log = AcceptedLog()
         self.messages: list[ReceivedMail] = []
@@ -200,7 +208,7 @@ class SmtpStandin:
         return AuthResult(success=False, handled=False)
 
     def start(self) -> SmtpStandin:
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"enable_SMTPUTF8": self.smtputf8}
         if self.starttls:
             self.cert_pem, key_pem = self_signed_certificate()
             kwargs["tls_context"] = _server_tls_context(self.cert_pem, key_pem)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -180,3 +181,38 @@ async def test_several_connections_split_the_batch_in_order(server: SmtpStandin)
     assert [r.touch_key for r in results] == [m.touch_key for m in messages]
     assert all(r.ok for r in results)
     assert len({m.session for m in server.messages}) == 3
+
+
+def with_subject(message: OutboundMessage, subject: str) -> OutboundMessage:
+    return replace(message, content=replace(message.content, subject=subject))
+
+
+async def test_a_message_that_cannot_be_written_fails_alone_and_the_batch_goes_on() -> None:
+    # A CR/LF in the address (header injection) or a non-ASCII address on a relay without SMTPUTF8
+    # is this message's problem: it fails permanently (so the fallback channel is tried) and the
+    # other messages of the batch, sent before and after it on the same connection, are answered.
+    with SmtpStandin(smtputf8=False) as server:
+        adapter = plain_adapter(server)
+        injected = mail(2, "victim@example.org\r\nBcc: other@example.org")
+        results = await adapter.send_batch([mail(1), injected, mail(3, "张三@example.org"),
+                                            with_subject(mail(4), "续保\r\nBcc: other@example.org"),
+                                            mail(5)])
+        assert [(r.ok, r.error_class, r.error_code) for r in results] == [
+            (True, None, None),
+            (False, "permanent", "header"),
+            (False, "permanent", "smtputf8"),
+            (False, "permanent", "header"),
+            (True, None, None),
+        ]
+        assert "victim@" not in (results[1].error_reason or "")
+        assert [m.rcpt_tos for m in server.messages] == [["customer1@example.org"], ["customer5@example.org"]]
+        assert len({m.session for m in server.messages}) == 1
+
+
+async def test_a_non_ascii_address_goes_out_with_smtputf8_where_the_relay_offers_it(server: SmtpStandin) -> None:
+    [result] = await plain_adapter(server).send_batch([mail(1, "张三@example.org")])
+    assert result.ok
+    [received] = server.messages
+    assert received.rcpt_tos == ["张三@example.org"] and "SMTPUTF8" in received.mail_options
+    assert received.message["To"] == "张三@example.org"
+    assert received.message["From"].addresses[0].display_name == "平安服务"
