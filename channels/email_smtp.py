@@ -27,6 +27,7 @@ import logging
 import smtplib
 import ssl
 from dataclasses import dataclass
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import TYPE_CHECKING
@@ -44,6 +45,10 @@ log = logging.getLogger(__name__)
 # The end of a message's data as smtplib writes it: CRLF "." CRLF. Dot-stuffing (RFC 5321
 # §4.5.2) keeps it out of the message itself, and no command ends with it.
 _END_OF_DATA = b"\r\n.\r\n"
+# Bodies in base64 or quoted-printable, never raw 8-bit: smtplib declares no BODY=8BITMIME for an
+# ASCII envelope, and without it SMTP carries 7-bit data only (RFC 5321 §2.4, RFC 6152); a relay
+# may refuse or mangle a UTF-8 body sent as 8bit.
+_SEVEN_BIT = policy.default.clone(cte_type="7bit")
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ class SmtpEmailAdapter:
     # -- building -------------------------------------------------------------------
     def build(self, message: OutboundMessage) -> EmailMessage:
         content = message.content
-        mail = EmailMessage()
+        mail = EmailMessage(policy=_SEVEN_BIT)
         mail["From"] = self.sender
         mail["To"] = message.to
         mail["Subject"] = content.subject

@@ -216,3 +216,19 @@ async def test_a_non_ascii_address_goes_out_with_smtputf8_where_the_relay_offers
     assert received.rcpt_tos == ["张三@example.org"] and "SMTPUTF8" in received.mail_options
     assert received.message["To"] == "张三@example.org"
     assert received.message["From"].addresses[0].display_name == "平安服务"
+
+
+async def test_chinese_and_long_lines_travel_as_7_bit_data_without_8bitmime(server: SmtpStandin) -> None:
+    # SMTP without BODY=8BITMIME (RFC 6152) carries 7-bit data only: a UTF-8 body goes in base64 or
+    # quoted-printable, and no line of the data is longer than RFC 5322's 78 characters.
+    long_text = "尊敬的客户：" + "您的保单续保提醒。" * 120 + "\n" + "x" * 1200
+    long = replace(mail(2), content=replace(mail(2).content, text=long_text, html=f"<p>{long_text}</p>"))
+    results = await plain_adapter(server).send_batch([mail(1), long])
+    assert all(r.ok for r in results)
+    for received in server.messages:
+        assert "BODY=8BITMIME" not in received.mail_options
+        assert received.raw.isascii()
+        assert max(len(line) for line in received.raw.splitlines()) <= 78
+        assert received.message["Subject"] == "您的保单续保提醒"
+    plain, html = server.messages[1].message.iter_parts()
+    assert plain.get_content().strip() == long_text and html.get_content().strip() == f"<p>{long_text}</p>"
