@@ -167,17 +167,19 @@ def classify_smtp(code: int) -> Classified:
     return Classified("retryable", f"SMTP {code} unexpected reply")
 
 
-# JPush REST API v3 error codes (``{"error": {"code": N}}`` in a 4xx answer to a push).
+# JPush REST API v3 error codes (``{"error": {"code": N}}`` in a 4xx answer to a push; the table
+# "调用返回" of the Push API v3 page). 1000 and 1030 (internal timeout) come with a 5xx: unknown.
 JPUSH_PERMANENT: dict[int, str] = {
-    1003: "push request parameters invalid",
+    1002: "push request lacks a required parameter",
+    1003: "push request parameters invalid (e.g. an empty or malformed registration id)",
+    1005: "push content too long (JPush's byte limits)",
     1011: "no device matches the registration id (app uninstalled or id unknown)",
-    1030: "push content refused (sensitive words)",
 }
 JPUSH_RETRYABLE: dict[int, str] = {
     1004: "JPush authentication failed (appKey/masterSecret)",
     1008: "JPush appKey invalid",
     2002: "JPush API call rate limit reached",
-    2003: "JPush push frequency limit reached",
+    2003: "JPush appKey is restricted from calling the API",
 }
 
 

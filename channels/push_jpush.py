@@ -67,6 +67,26 @@ def push_payload(message: OutboundMessage, *, production: bool = True) -> dict[s
     }
 
 
+# JPush's documented byte limits (error 1005, "message body too large"), counted in UTF-8 as JPush
+# counts them (a Chinese character is 3 bytes): the "ios":{...} object at most 3,584 bytes (APNs
+# takes 4,096 and JPush repacks it), Android's notification (with any message) at most 4,000.
+IOS_MAX_BYTES = 3_584
+ANDROID_MAX_BYTES = 4_000
+
+
+def oversize(payload: dict[str, Any]) -> str | None:
+    """Why JPush would refuse ``payload`` as too large (code 1005), or None when it fits."""
+    notification = payload.get("notification") or {}
+    ios = len(orjson.dumps({"ios": notification.get("ios", {})}))
+    android = len(orjson.dumps({k: v for k, v in notification.items() if k != "ios"})) + (
+        len(orjson.dumps(payload["message"])) if "message" in payload else 0)
+    if ios > IOS_MAX_BYTES:
+        return f"the iOS notification is {ios} bytes, JPush takes at most {IOS_MAX_BYTES}"
+    if android > ANDROID_MAX_BYTES:
+        return f"the Android notification is {android} bytes, JPush takes at most {ANDROID_MAX_BYTES}"
+    return None
+
+
 def basic_auth(app_key: str, master_secret: str) -> str:
     return "Basic " + base64.b64encode(f"{app_key}:{master_secret}".encode()).decode("ascii")
 
@@ -98,7 +118,14 @@ class JPushAdapter:
         return await run_bounded(messages, self.send_one, self.concurrency)
 
     async def send_one(self, message: OutboundMessage) -> SendResult:
-        body = orjson.dumps(push_payload(message, production=self.production))
+        payload = push_payload(message, production=self.production)
+        too_large = oversize(payload)
+        if too_large is not None:
+            # Refused here, whole: cutting the text would change what the template says, and JPush
+            # would refuse it with 1005 anyway. The template's text must be shortened.
+            log.info("jpush %s not sent: %s", message.content.template, too_large)
+            return _failed(message, "permanent", "too_long", f"push too long: {too_large}")
+        body = orjson.dumps(payload)
         async with self._semaphore:
             try:
                 resp = await self.http.post(self._push_url, content=body)

@@ -5,9 +5,10 @@ our adapter (``channels.push_jpush``), so that a test through both checks one ag
 
 - ``POST /v3/push``: HTTP Basic auth ``base64(appKey:masterSecret)`` (else 401 with error code
   1004); a JSON push object whose ``audience`` is ``{"registration_id": [...]}`` and which has a
-  ``notification`` or ``message`` (else 400, code 1003). Answers 200 ``{"sendno", "msg_id"}``;
-  a registration id that is not a device of this app (``unknown_devices``) answers 400 with code
-  1011 "cannot find user by this audience".
+  ``notification`` or ``message`` (else 400, code 1003), within JPush's byte limits (else 400,
+  code 1005: ``"ios":{...}`` at most 3,584 bytes, Android's notification and message 4,000).
+  Answers 200 ``{"sendno", "msg_id"}``; a registration id that is not a device of this app
+  (``unknown_devices``) answers 400 with code 1011 "cannot find user by this audience".
 - ``POST /v3/status/message`` (the report API, same base here): ``{"msg_id", "registration_ids"}``
   → ``{"<id>": {"status": S}}``, 0 delivered (the default once pushed), 1 not delivered (the ids in
   ``offline_devices``), 3 not a target of that message.
@@ -30,6 +31,7 @@ from standins.faults import Accepted, Fault, FaultPlan
 
 _MESSAGES = {
     1003: "Parameter value is invalid",
+    1005: "Msg content too long",
     1004: "Authentication failed",
     1011: "cannot find user by this audience",
     2002: "API call rate limit reached",
@@ -48,6 +50,18 @@ def _fault_reply(fault: Fault) -> web.Response:
     if fault == "permanent":
         return error_reply(400, 1011)
     return web.Response(status=504, text="Gateway Timeout")  # after a timeout, never read
+
+
+def _too_large(body: dict[str, Any]) -> bool:
+    """JPush's documented limits (code 1005), in UTF-8 bytes of the JSON as written: ``"ios":{...}``
+    at most 3,584; Android's notification plus message at most 4,000."""
+    notification = body.get("notification") or {}
+    ios = len(json.dumps({"ios": notification.get("ios", {})}, ensure_ascii=False, separators=(",", ":")).encode())
+    android = {k: v for k, v in notification.items() if k != "ios"}
+    size = len(json.dumps(android, ensure_ascii=False, separators=(",", ":")).encode())
+    if "message" in body:
+        size += len(json.dumps(body["message"], ensure_ascii=False, separators=(",", ":")).encode())
+    return ios > 3584 or size > 4000
 
 
 class JPushStandin(Standin):
@@ -91,6 +105,8 @@ class JPushStandin(Standin):
         if (not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids)
                 or not (body.get("notification") or body.get("message"))):
             return error_reply(400, 1003)
+        if _too_large(body):
+            return error_reply(400, 1005)
         await self.faults.latency()
         if any(i in self.unknown_devices for i in ids):
             return error_reply(400, 1011)

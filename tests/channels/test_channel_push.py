@@ -6,6 +6,7 @@ import base64
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -13,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from channels.base import OutboundMessage, RenderedMessage
-from channels.push_jpush import DELIVERED, NOT_DELIVERED, JPushAdapter, push_payload, sendno
+from channels.errors import Classified, classify_jpush
+from channels.push_jpush import DELIVERED, NOT_DELIVERED, JPushAdapter, oversize, push_payload, sendno
 from channels.registry import build_adapter
 from standins.jpush_api import JPushStandin
 from tests.standin_support import serving
@@ -129,3 +131,25 @@ async def test_the_registry_builds_jpush_from_the_environment(standin: JPushStan
     await adapter.aclose()
     with pytest.raises(Exception, match="push: set JPUSH_APP_KEY, JPUSH_MASTER_SECRET"):
         build_adapter("push", {})
+
+
+def push_text(i: int, text: str, title: str = "安心保险 · 本周会员精选") -> OutboundMessage:
+    message = push(i)
+    return replace(message, content=replace(message.content, subject=title, text=text))
+
+
+async def test_a_push_over_jpushs_byte_limits_is_refused_whole_and_one_at_the_limit_goes(
+        standin: JPushStandin, adapter: JPushAdapter) -> None:
+    # JPush counts UTF-8 bytes (a Chinese character is 3): Android's notification at most 4,000, the
+    # "ios" object 3,584. Too long is refused before the call, permanently and saying why; the text
+    # is never cut (a cut could fall inside a character, and would change what the template says).
+    fits = max(n for n in range(2000) if oversize(push_payload(push_text(1, "续" * n))) is None)
+    results = await adapter.send_batch([push_text(1, "续" * fits), push_text(2, "续" * (fits + 1)),
+                                        push_text(3, "a" * 4000)])
+    assert results[0].ok  # JPush (the stand-in, from the documented limits) takes the longest that fits
+    for refused in results[1:]:
+        assert (refused.ok, refused.error_class, refused.error_code) == (False, "permanent", "too_long")
+        assert "bytes, JPush takes at most" in (refused.error_reason or "")
+    assert standin.counts["push"] == 1
+    # Over the limit on the wire, JPush answers 1005: a permanent refusal with its reason.
+    assert classify_jpush(400, 1005) == Classified("permanent", "push content too long (JPush's byte limits)")
