@@ -44,6 +44,9 @@ class OutboundMessage:
     content: RenderedMessage
     category: str = "service"  # service | marketing (email List-Unsubscribe, SMS footer)
     status_callback_url: str | None = None
+    # Marketing e-mail: the customer's signed opt-out link (channels.optout), which the webhooks
+    # answer, also to an RFC 8058 one-click POST; None when no key signs it.
+    unsubscribe_url: str | None = None
 
 
 @dataclass(frozen=True)

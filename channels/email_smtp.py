@@ -119,14 +119,17 @@ class SmtpEmailAdapter:
         mail["Date"] = formatdate(usegmt=True)
         mail["Message-ID"] = message_id(message.touch_key, self.domain)
         if message.category == "marketing":
-            targets = []
-            if self.unsubscribe_url:
-                targets.append(f"<{self.unsubscribe_url.replace('{key}', quote(message.touch_key, safe=''))}>")
+            # The customer's own signed link first: it is the one our webhooks answer (GET shows a
+            # confirmation, POST opts out). The configured URL is for a relay-side handler.
+            url = message.unsubscribe_url or (
+                self.unsubscribe_url.replace("{key}", quote(message.touch_key, safe=""))
+                if self.unsubscribe_url else None)
+            targets = [f"<{url}>"] if url else []
             if self.unsubscribe_mailto:
                 targets.append(f"<mailto:{self.unsubscribe_mailto}?subject=unsubscribe>")
             if targets:
                 mail["List-Unsubscribe"] = ", ".join(targets)
-            if self.unsubscribe_url and self.unsubscribe_url.startswith("https://"):
+            if url and url.startswith("https://"):
                 # RFC 8058 one-click needs an https URI that accepts the POST.
                 mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         mail.set_content(content.text or "", charset="utf-8")

@@ -55,6 +55,7 @@ from sqlmodel import Session
 from channels.base import ChannelAdapter, OutboundMessage, RenderedMessage, SendResult
 from channels.routing import ADDRESS_FIELD, can_use, first_usable, reroute_without_consent
 from engine.language.durations import parse_duration
+from engine.language.rendering import signed_unsubscribe_link
 from engine.language.settings_model import DeliveryConfig
 from engine.sending import recording
 from engine.sending.batch_customers import load_customers
@@ -216,6 +217,8 @@ class Dispatcher:
                     content=content,
                     category=touch.category,
                     status_callback_url=self.callback_url(touch.channel, touch) if self.callback_url else None,
+                    unsubscribe_url=signed_unsubscribe_link(customer, touch.channel)
+                    if touch.channel == "email" and touch.category == "marketing" else None,
                 )
             )
         return prepared

@@ -232,3 +232,18 @@ async def test_chinese_and_long_lines_travel_as_7_bit_data_without_8bitmime(serv
         assert received.message["Subject"] == "您的保单续保提醒"
     plain, html = server.messages[1].message.iter_parts()
     assert plain.get_content().strip() == long_text and html.get_content().strip() == f"<p>{long_text}</p>"
+
+
+async def test_marketing_mail_lists_the_customers_signed_opt_out_link_for_one_click(server: SmtpStandin) -> None:
+    # The link dispatch signs for the customer (channels.optout) is the one the webhooks answer, to a
+    # GET with a confirmation and to RFC 8058's one-click POST; without a configured URL it is the only one.
+    link = "https://journeys.example.com/hooks/unsubscribe/WyJDMDAwMDAwMSIsImVtYWlsIl0.sig"
+    marketing = replace(mail(1, category="marketing"), unsubscribe_url=link)
+    service = replace(mail(2), unsubscribe_url=link)
+    results = await plain_adapter(server, unsubscribe_mailto="unsubscribe@insurer.example.com").send_batch(
+        [marketing, service])
+    assert all(r.ok for r in results)
+    sent, notice = (m.message for m in server.messages)
+    assert sent["List-Unsubscribe"].strip() == f"<{link}>, <mailto:unsubscribe@insurer.example.com?subject=unsubscribe>"
+    assert sent["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert notice["List-Unsubscribe"] is None and notice["List-Unsubscribe-Post"] is None
