@@ -16,7 +16,7 @@ came: the relay may have queued the mail, and SMTP has no lookup and no dedup, s
 is class ``unknown`` (failed for a person to look at, never re-sent). The same failure
 before the final dot was written is retryable: a relay never takes a message whose
 data did not end. Connection and AUTH failures are retryable: they concern our relay,
-not the customer's address.
+not the customer's address; so is a 5xx to MAIL FROM (our sender refused), but for 552 (size).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from channels.base import ErrorClass, OutboundMessage, SendResult
-from channels.errors import CONNECT_ERROR, CONNECTION_LOST, TIMEOUT, classify_smtp
+from channels.errors import CONNECT_ERROR, CONNECTION_LOST, TIMEOUT, Classified, classify_smtp, classify_smtp_sender
 from store.masking import mask_email, mask_text
 
 if TYPE_CHECKING:
@@ -214,7 +214,10 @@ class SmtpEmailAdapter:
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()), (550, b""))
             return self._refused(message, code, reply), code != 421
-        except smtplib.SMTPResponseException as exc:  # sender refused, data refused (also at the final dot)
+        except smtplib.SMTPSenderRefused as exc:
+            verdict = classify_smtp_sender(exc.smtp_code)
+            return self._refused(message, exc.smtp_code, exc.smtp_error, verdict), exc.smtp_code != 421
+        except smtplib.SMTPResponseException as exc:  # data refused (also at the final dot)
             return self._refused(message, exc.smtp_code, exc.smtp_error), exc.smtp_code != 421
         except TimeoutError:  # socket.timeout is an alias
             return self._lost(message, conn, TIMEOUT, "no reply from the SMTP relay within the timeout"), False
@@ -222,10 +225,11 @@ class SmtpEmailAdapter:
             return self._lost(message, conn, CONNECTION_LOST, f"connection lost: {type(exc).__name__}"), False
         return SendResult(message.touch_key, ok=True, provider_message_id=mid, provider_status="250"), True
 
-    def _refused(self, message: OutboundMessage, code: int, reply: bytes | str) -> SendResult:
+    def _refused(self, message: OutboundMessage, code: int, reply: bytes | str,
+                 verdict: Classified | None = None) -> SendResult:
         # Relays often quote the address in the reply; it is masked before it is logged or stored.
         text = mask_text(reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply))
-        verdict = classify_smtp(code)
+        verdict = verdict or classify_smtp(code)
         log.info("mail to %s refused: %s %s", mask_email(message.to), code, text)
         return SendResult(
             message.touch_key,

@@ -167,6 +167,16 @@ def classify_smtp(code: int) -> Classified:
     return Classified("retryable", f"SMTP {code} unexpected reply")
 
 
+def classify_smtp_sender(code: int) -> Classified:
+    """A refusal of MAIL FROM concerns our sender or session (530 authentication required, 550/553
+    sender not permitted), not the customer's address: retryable, as a refused AUTH is, for ops to
+    fix; as permanent it moved every e-mail touch to its fallback channel. Only 552 there (the
+    message's declared SIZE over the relay's limit, RFC 1870) is about this message."""
+    if code < 500 or code == 552:
+        return classify_smtp(code)
+    return Classified("retryable", f"SMTP {code} to MAIL FROM: the relay refused our sender, not the address")
+
+
 # JPush REST API v3 error codes (``{"error": {"code": N}}`` in a 4xx answer to a push; the table
 # "调用返回" of the Push API v3 page). 1000 and 1030 (internal timeout) come with a 5xx: unknown.
 JPUSH_PERMANENT: dict[int, str] = {

@@ -177,12 +177,14 @@ class SmtpStandin:
         password: str | None = None,
         starttls: bool = False,
         smtputf8: bool = True,
+        size_limit: int = 33_554_432,
         faults: FaultPlan | None = None,
     ) -> None:
         self.username = username
         self.password = password
         self.starttls = starttls
         self.smtputf8 = smtputf8  # advertise SMTPUTF8 (RFC 6531), as most relays now do
+        self.size_limit = size_limit  # advertised as SIZE (RFC 1870): a larger MAIL FROM SIZE= gets 552
         self.faults = Faults(faults)
         self.log = AcceptedLog()
         self.messages: list[ReceivedMail] = []
@@ -208,7 +210,7 @@ class SmtpStandin:
         return AuthResult(success=False, handled=False)
 
     def start(self) -> SmtpStandin:
-        kwargs: dict[str, Any] = {"enable_SMTPUTF8": self.smtputf8}
+        kwargs: dict[str, Any] = {"enable_SMTPUTF8": self.smtputf8, "data_size_limit": self.size_limit}
         if self.starttls:
             self.cert_pem, key_pem = self_signed_certificate()
             kwargs["tls_context"] = _server_tls_context(self.cert_pem, key_pem)

@@ -115,8 +115,18 @@ async def test_auth_is_required_and_a_bad_password_is_retryable() -> None:
         assert [(r.ok, r.error_class, r.error_code) for r in results] == [(False, "retryable", "535")] * 2
         unauthenticated = SmtpSettings(server.host, server.port, starttls=False)
         [refused] = await SmtpEmailAdapter(unauthenticated, SENDER).send_batch([mail(3)])
-        assert (refused.ok, refused.error_code) == (False, "530")
+        # 530 comes to MAIL FROM: our session is refused, not the customer's address.
+        assert (refused.ok, refused.error_class, refused.error_code) == (False, "retryable", "530")
         assert server.messages == []
+
+
+async def test_a_message_over_the_relays_size_limit_is_refused_permanently_at_mail_from() -> None:
+    with SmtpStandin(size_limit=2_000) as server:
+        adapter = plain_adapter(server)
+        big = replace(mail(2), content=replace(mail(2).content, text="续保" * 2_000))
+        results = await adapter.send_batch([big, mail(3)])
+    # 552 to MAIL FROM with SIZE= (RFC 1870) is about this message: no retry makes it smaller.
+    assert [(r.ok, r.error_class, r.error_code) for r in results] == [(False, "permanent", "552"), (True, None, None)]
 
 
 async def test_smtp_replies_are_classified_and_the_batch_goes_on(server: SmtpStandin) -> None:
