@@ -36,7 +36,7 @@ MAX_BATCH = 10_000
 MAX_LANES = 16
 # The demo runs a month for its book in minutes; a book of millions is `journeys seed`'s, not the demo's.
 MAX_DEMO_CUSTOMERS = 100_000
-SENDING_WITHOUT_SECRET = ("messages whose template uses unsubscribe_url fail to render and are not sent, and "
+SENDING_WITHOUT_SECRET = ("messages whose template uses unsubscribe_url fail to render and are not sent, and "  # nosec B105 # a sentence, not a password
                           "links customers open are answered as invalid")
 
 

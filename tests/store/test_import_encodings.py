@@ -73,7 +73,10 @@ def test_a_file_that_is_not_utf8_is_refused_with_the_encoding_to_pass(db_url: st
     source.write_bytes(f"{mark}external_id,name\nC1,张三\n".encode(written))
     result = CliRunner().invoke(build_app(), ["import", "customers", str(source)])
     assert result.exit_code == 2
-    assert result.stderr.splitlines()[0].endswith(f"save the file as UTF-8 CSV or pass --encoding {suggested}")
+    # One line (docs/cli.md): what is wrong, what to do, and that nothing went in.
+    assert result.stderr.splitlines() == [
+        f"{source}: not utf-8-sig text (near line 1); save the file as UTF-8 CSV or pass --encoding {suggested}; "
+        "nothing imported"]
     assert count(db_url, CUSTOMER) == 0
     assert CliRunner().invoke(build_app(), ["import", "customers", str(source), "--encoding", suggested]).exit_code == 0
     assert count(db_url, CUSTOMER) == 1
