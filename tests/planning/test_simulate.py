@@ -11,19 +11,24 @@ from engine.cli import build_app
 from tests.plan_support import Book, send_journey
 
 
+def weekly_call(queue: str, due_within: str) -> str:
+    """A service journey that opens a task in ``queue`` every Monday at 10:00."""
+    return f"""
+        id: weekly
+        name: Weekly call
+        category: service
+        entry: {{schedule: {{cron: "0 10 * * MON"}}}}
+        steps:
+          - id: call
+            task: {{queue: {queue}, due_within: {due_within}}}
+    """
+
+
 def test_simulate_a_week(sqlite_book: Book, tmp_path: Path) -> None:
     book = sqlite_book
     book.journey("daily", send_journey("daily", "Daily offer", '{schedule: {cron: "0 22 * * *"}}', step="offer",
                                        channels="[wechat]", category="marketing", priority=10))
-    book.journey("weekly", """
-        id: weekly
-        name: Weekly call
-        category: service
-        entry: {schedule: {cron: "0 10 * * MON"}}
-        steps:
-          - id: call
-            task: {queue: service_recovery, due_within: 1d}
-    """)
+    book.journey("weekly", weekly_call("service_recovery", "1d"))
     book.customer()
     book.customer(consent_wechat=False)
     chart = tmp_path / "sim.png"
@@ -63,15 +68,7 @@ def test_a_task_counts_on_the_day_it_is_created_not_the_day_it_is_due(sqlite_boo
     """A call created on the period's last day and due three days later is the period's task, on that day: the
     report counts tasks by their creation, and simulate showed it on a day after the period instead."""
     book = sqlite_book
-    book.journey("weekly", """
-        id: weekly
-        name: Weekly call
-        category: service
-        entry: {schedule: {cron: "0 10 * * MON"}}
-        steps:
-          - id: call
-            task: {queue: gold_callback, due_within: 3d}
-    """)
+    book.journey("weekly", weekly_call("gold_callback", "3d"))
     book.customer()
     result = CliRunner().invoke(build_app(), ["simulate", "--from", "2027-02-28", "--to", "2027-03-01", "--json"])
     assert result.exit_code == 0, result.output
