@@ -20,6 +20,9 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("planned", "planned", "int"),
     ("reach_rate", "reach", "pct"),
     ("delivery_rate", "deliv.", "pct"),
+    # Touches that failed on a channel and went on to the next of their list: the delivery rate counts them
+    # among the attempts, so a reader who cannot see them cannot tell why it is below the reach rate.
+    ("failed_over", "failed over", "int"),
     ("precision", "precision", "pct"),
     ("first_touch_hours", "1st touch h", "h"),
     ("task_hours", "task h", "h"),
