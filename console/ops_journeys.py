@@ -20,7 +20,7 @@ from engine.language.journey_review import APPROVED, PENDING, effective_review_c
 from engine.language.journey_review import REJECTED as REVIEW_REJECTED_STATE
 from engine.language.validation import LoadedJourney, Report
 from engine.loop.metric_sql import whole
-from engine.loop.service_metrics import GOAL_EXIT_REASONS, counts_as_planned
+from engine.loop.service_metrics import GOAL_EXIT_REASONS, counts_as_planned, counts_as_task
 from engine.loop.sqlfn import count_where
 from engine.loop.tables import enrollment_t, outcome_t, task_t, touch_t
 from engine.planning.journeys_in_force import switched_on
@@ -173,7 +173,7 @@ def _add_volumes(session: Session, rows: list[JourneyRow], now: datetime) -> Non
         .group_by(touch_t.c.journey_id)
     ).all())
     tasks = dict(session.execute(
-        sa.select(task_t.c.journey_id, sa.func.count())
+        sa.select(task_t.c.journey_id, count_where(counts_as_task(task_t.c.status)))
         .where(task_t.c.journey_id.in_(ids), task_t.c.created_at >= since, task_t.c.created_at < now)
         .group_by(task_t.c.journey_id)
     ).all())
@@ -264,10 +264,11 @@ def step_counts(session: Session, loaded: LoadedJourney, start: datetime, end: d
     ).all():
         at(step_id).replied = whole(n)
     k = task_t
-    # Opened and closed apart, each a time range of an index (migration 0015, ix_task_completed): one
+    # Opened as the report counts its tasks (a cancelled one was never there to work). Opened and closed
+    # apart, each a time range of an index (migration 0015, ix_task_completed): one
     # statement with either range read every task the journey ever had.
     for step_id, n in session.execute(
-        sa.select(k.c.step_id, sa.func.count())
+        sa.select(k.c.step_id, count_where(counts_as_task(k.c.status)))
         .where(k.c.journey_id == jid, k.c.created_at >= start, k.c.created_at < end).group_by(k.c.step_id)
     ).all():
         at(step_id).tasks_opened = whole(n)

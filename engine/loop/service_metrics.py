@@ -33,7 +33,7 @@ from engine.loop.metric_sql import (
 )
 from engine.loop.sqlfn import count_where
 from engine.loop.tables import customer_t, enrollment_t, event_t, outcome_t, task_t, touch_t
-from store.models import WEBHOOK_CHANNEL, TouchStatus
+from store.models import WEBHOOK_CHANNEL, TaskStatus, TouchStatus
 
 ACTED_TOUCH_KINDS = ("replied", "clicked")
 ACTED_TASK_CODES = ("reached", "resolved", "renewal_yes", "renewal_no", "call_back")
@@ -49,6 +49,13 @@ def counts_as_planned(status: Any) -> ColumnElement[bool]:
     reached, an opt-out) before they were due. A dropped one counts: the programme meant it and did not reach.
     The report's figures and the console's journey pages count planned touches by this one rule."""
     return status != TouchStatus.CANCELLED
+
+
+def counts_as_task(status: Any) -> ColumnElement[bool]:
+    """Whether an agent task of this status counts as opened: all but the cancelled, which no agent was left to
+    work (retention cancels a removed customer's open tasks). The report's task figures and the console's
+    journey pages count tasks by this one rule."""
+    return status != TaskStatus.CANCELLED
 
 
 def touch_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Grouped | None:
@@ -159,7 +166,7 @@ def task_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Grouped | 
         ).label("fcr_ok"),
         sa.case((done & k.c.outcome_code.in_(ACTED_TASK_CODES), 1), else_=0).label("acted"),
         source=with_customer(k, ctx, by),
-        where=(k.c.created_at >= ctx.start, k.c.created_at < ctx.end, k.c.status != "cancelled"),
+        where=(k.c.created_at >= ctx.start, k.c.created_at < ctx.end, counts_as_task(k.c.status)),
     )
     i = inner.c
     rows = per_group(
