@@ -20,7 +20,12 @@ Semantics (both evaluators agree; ``tests/planning/test_planner.py`` and
   for lists and substring for strings;
 - ``within_last D``: the value lies in [now - D, now]; ``older_than D``: before now - D;
   ``within_next D``: in [now, now + D]. "now" is the moment being planned for (the
-  touch's planned time), not the wall clock, so plans are reproducible.
+  touch's planned time), not the wall clock, so plans are reproducible. A date (no time of day)
+  counts from midnight of that day in the customer's zone (``customer.timezone``), as a date
+  entry does: from UTC midnight, a policy expiring 30 days ahead would be within 30 days for a
+  customer in Shanghai and not for one in Auckland at the same local hour. A date given as ISO
+  text (an attribute, a ``date`` or ``datetime`` field of an event, which arrive as JSON) is
+  read as that date, as date anchors read it; other text has no date and fails.
 - comparing values of unrelated types (a string with a number) fails, and ``ne`` between
   them passes.
 """
@@ -36,6 +41,7 @@ from typing import Any
 from engine.language import catalogue
 from engine.language.durations import parse_duration
 from engine.language.journey_model import DURATION_OPERATORS, Condition
+from store.clock import known_zone, zone
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -45,6 +51,26 @@ def epoch_seconds(value: date | datetime) -> float:
         moment = value if value.tzinfo else value.replace(tzinfo=UTC)
         return (moment - _EPOCH).total_seconds()
     return (datetime.combine(value, time(0), tzinfo=UTC) - _EPOCH).total_seconds()
+
+
+def _iso_moment(text: str) -> date | None:
+    try:
+        return datetime.fromisoformat(text) if "T" in text or " " in text else date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def measured_from(raw: Any, fact: dict[str, Any]) -> float | None:
+    """The epoch seconds a duration operator measures ``raw`` from (see the module docstring);
+    None when it is no date or moment."""
+    value = _iso_moment(raw) if isinstance(raw, str) else raw
+    if not isinstance(value, date):
+        return None
+    tz = fact.get("customer.timezone")
+    local = zone(tz) if isinstance(tz, str) and known_zone(tz) else UTC
+    if isinstance(value, datetime):
+        return epoch_seconds(value if value.tzinfo else value.replace(tzinfo=local))
+    return epoch_seconds(datetime.combine(value, time(0), tzinfo=local))
 
 
 def normalise(value: Any) -> Any:
@@ -111,10 +137,11 @@ def leaf_result(cond: Condition, fact: dict[str, Any], now: float) -> bool:
     v = normalise(raw)
     op = cond.op
     if op in DURATION_OPERATORS:
-        if not isinstance(v, int | float):
+        start = measured_from(raw, fact)
+        if start is None:
             return False
         span = parse_duration(str(cond.value)).total_seconds()
-        age = now - v
+        age = now - start
         if op == "within_last":
             return 0 <= age <= span
         if op == "older_than":
@@ -258,9 +285,10 @@ class CompiledCondition:
             if raw is not None:
                 msg[key] = normalise(raw)
         for path in self.age_fields:
-            v = msg.get(fact_key(path))
-            if isinstance(v, int | float) and not isinstance(v, bool):
-                msg[fact_key(path) + "__age"] = now - v
+            start = measured_from(fact.get(path), fact)
+            msg["__has_" + fact_key(path) + "__age"] = start is not None
+            if start is not None:
+                msg[fact_key(path) + "__age"] = now - start
         for key, leaf in self.flags:
             msg[key] = leaf_result(leaf, fact, now)
         return msg
@@ -311,8 +339,9 @@ def _lower_leaf(cond: Condition, negate: bool, out: CompiledCondition) -> Any:
         else:
             inside = Node("and", (Leaf("cmp", age, "le", 0.0), Leaf("cmp", age, "ge", -span)))
             outside = Node("or", (Leaf("cmp", age, "gt", 0.0), Leaf("cmp", age, "lt", -span)))
-        # A leaf on a missing field fails, so its negation passes: hence "absent or ...".
-        return Node("or", (absent, outside)) if negate else inside
+        # A leaf on a field with no date (missing, or text that is no date) fails, so its negation
+        # passes: hence "no age or ...".
+        return Node("or", (Leaf("exists", age, positive=False), outside)) if negate else inside
     value = normalise_operand(cond.field, cond.value)
     if op in ("in", "not_in"):
         # "in" needs a value among the options; "not_in" is its exact negation, so a field with
