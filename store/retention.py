@@ -26,6 +26,10 @@ What anonymising does, in one transaction per batch:
   a touch's reason (a provider's error may quote the number or address it refused) keeps its
   words without any phone, e-mail, ID number or openid, masked or not (``redact_text``), and an
   event's id from the source system becomes ``anonymised-event-<id>`` (ours embed the customer's);
+- an occurrence that is not one of the planner's own forms (an attribute's date, a CRM's event id)
+  becomes ``anonymised-<n>`` in the enrollment, touches and tasks alike, and the keys made of it with
+  it; the providers' message ids go, and outcomes' dedup keys become ``anonymised-outcome-<id>``
+  (``store.retention_keys``);
 - work still pending for them is stopped: planned touches are cancelled, active
   enrollments exit (``anonymised``), open tasks are cancelled;
 - an ``AuditLog`` row per customer (action ``purge``) and one for the run.
@@ -62,6 +66,7 @@ from store.models import (
     Touch,
     TouchStatus,
 )
+from store.retention_keys import anonymise_keys
 from store.touch_reasons import ANONYMISED
 
 ANONYMOUS_NAME = "匿名"
@@ -236,6 +241,8 @@ def _anonymise(conn: Connection, ids: list[int], moment: datetime, report: Purge
             **_withdrawn_consents(), anonymised_at=moment, updated_at=moment,
         )
     )
+    # Before the event ids below are replaced: it fills event_id from an occurrence naming one of them.
+    anonymise_keys(conn, ids)
     for kept, word in ((_t(Policy), "policy"), (_t(Claim), "claim")):
         conn.execute(update(kept).where(kept.c.customer_id.in_(ids))
                      .values(external_id=literal(f"anonymised-{word}-") + cast(kept.c.id, String)))
