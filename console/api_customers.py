@@ -106,14 +106,16 @@ class CustomerIn(Body):
             raise ValueError(refusal(value))
         return value
 
-    @field_validator("phone", "email")
+    @field_validator("phone", "email", "push_registration_id")
     @classmethod
     def _contact(cls, value: str | None, info: ValidationInfo) -> str | None:
         # As the CSV import reads them: a phone stored as E.164 however given, as inbound SMS match it.
         if value is None:
             return None
+        read = {"phone": import_fields.phone, "email": import_fields.email,
+                "push_registration_id": import_fields.push_registration_id}[str(info.field_name)]
         try:
-            return import_fields.phone(value) if info.field_name == "phone" else import_fields.email(value)
+            return read(value)
         except import_fields.FieldError as exc:
             raise ValueError(str(exc)) from None  # the number or address masked
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 
 from store.clock import known_zone, out_of_range
-from store.masking import mask_email, mask_id_number, mask_phone
+from store.masking import mask_email, mask_id_number, mask_phone, mask_text
 from store.models import CHANNELS, PRODUCT_LINES, TIERS
 from store.phones import DEFAULT_REGION, PhoneError, normalise_phone
 
@@ -89,6 +89,30 @@ def email(raw: str) -> str:
         raise FieldError(f"email is not a valid address ({mask_email(value)})")
     local, _, domain = value.rpartition("@")
     return f"{local}@{domain.lower()}"
+
+
+# A JPush registration id: the token JPush's SDK gives one app install, letters and digits (19 lower-case
+# hex characters as JPush issues them; room is left for longer ones). Anything else is a swapped column
+# or a typo, which a send would only meet as JPush's refusal (1011) weeks later, with no line to correct.
+_PUSH_ID_RE = re.compile(r"[0-9A-Za-z]{12,64}")
+
+
+def push_registration_id(raw: str) -> str:
+    """A JPush registration id as its SDK gives it; the reason names the first wrong character or the
+    length, never the value (a phone number or a name in the wrong column is personal)."""
+    value = raw.strip()
+    column = "push_registration_id"
+    wrong = next((i for i, char in enumerate(value) if not (char.isascii() and char.isalnum())), None)
+    if wrong is not None:
+        char = value[wrong]
+        shown = repr(char) if char.isascii() and char.isprintable() else f"U+{ord(char):04X}"
+        raise FieldError(f"{column} is not a JPush registration id: {shown} at position {wrong + 1} "
+                         "(letters and digits only)")
+    if not _PUSH_ID_RE.fullmatch(value):
+        raise FieldError(f"{column} is not a JPush registration id: {len(value)} characters (12 to 64)")
+    if value.isdigit() and mask_text(value) != value:
+        raise FieldError(f"{column} is a phone or ID number, not a JPush registration id ({mask_text(value)})")
+    return value
 
 
 def id_number(raw: str) -> str:

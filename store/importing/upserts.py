@@ -170,7 +170,7 @@ class Job:
             take(row, "phone", f.phone)
             take(row, "email", f.email)
             take(row, "wechat_openid", lambda v: f.text("wechat_openid", v, 64))
-            take(row, "push_registration_id", lambda v: f.text("push_registration_id", v, 64))
+            take(row, "push_registration_id", f.push_registration_id)
             take(row, "id_number", f.id_number)
             take(row, "birthday", lambda v: f.iso_date("birthday", v))
             take(row, "timezone", f.timezone)

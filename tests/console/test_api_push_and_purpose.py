@@ -25,3 +25,9 @@ def test_registration_id_and_marketing_consent_through_the_api(client: TestClien
         assert row.consent_wechat_marketing is None  # not given apart: follows the WeChat consent
     bad = client.put("/api/customers/C19", headers=KEY, json={"push_registration_id": ""})
     assert bad.status_code == 422 and "push_registration_id" in str(bad.json()["detail"])
+
+
+def test_a_registration_id_that_is_not_one_is_refused_by_the_api(client: TestClient) -> None:
+    for wrong in ("8613812345678", "wang.wei@example.com", "170976fa8a"):
+        refused = client.put("/api/customers/C20", headers=KEY, json={"name": "钱七", "push_registration_id": wrong})
+        assert refused.status_code == 422 and "not a JPush registration id" in refused.text, refused.text

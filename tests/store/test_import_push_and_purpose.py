@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from store.db import make_engine
 from store.models import Customer
-from tests.store.test_import import import_clean, run
+from tests.store.test_import import import_clean, import_rejecting, run, write
 
 HEADER = ("external_id,name,phone,push_registration_id,consent_sms,consent_sms_marketing,consent_push,"
           "consent_push_marketing,consent_push_source\n")
@@ -45,3 +45,23 @@ def test_a_marketing_consent_source_needs_its_consent_column(db_url: str, tmp_pa
     result = run("import", "customers", str(source))
     assert result.exit_code == 2
     assert "column consent_sms_marketing_source needs the column consent_sms_marketing" in result.output
+
+
+def test_a_registration_id_that_is_not_one_is_a_bad_row_at_its_line(db_url: str, tmp_path: Path) -> None:
+    """A phone number, an e-mail address, a name or a cut value in the column would have been stored and
+    refused by JPush (1011) at the first push; now each is its row's reason, the value not shown."""
+    source = write(tmp_path / "customers.csv", "external_id,name,push_registration_id\n"
+                   "C1,张伟,170976fa8a8620ca0d4\n"
+                   "C2,李娜,8613812345678\n"
+                   "C3,王伟,wang.wei@example.com\n"
+                   "C4,赵六,170976fa8a\n"
+                   "C5,孙七,张伟的手机\n"
+                   "C6,周八,1A0018970AF2A5B1C4D\n")
+    import_rejecting("customers", source, [
+        (3, "push_registration_id is a phone or ID number, not a JPush registration id (138****5678)"),
+        (4, "push_registration_id is not a JPush registration id: '.' at position 5 (letters and digits only)"),
+        (5, "push_registration_id is not a JPush registration id: 10 characters (12 to 64)"),
+        (6, "push_registration_id is not a JPush registration id: U+5F20 at position 1 (letters and digits only)"),
+    ])
+    stored = {k: c.push_registration_id for k, c in customers(db_url).items()}
+    assert stored == {"C1": "170976fa8a8620ca0d4", "C6": "1A0018970AF2A5B1C4D"}
