@@ -82,15 +82,25 @@ _OPENID_RE = re.compile(r"(?i)((?:open|union)id|touser|fromusername)"
 
 
 # An openid on its own, with no name beside it (a logging argument, an exception's text, a provider's
-# message): WeChat's are 28 characters of [A-Za-z0-9_-] starting with ``o``. A run of words or a hex
-# digest of that length has no capital letter, where a real openid has one all but always.
+# message): WeChat's are 28 characters of [A-Za-z0-9_-] starting with ``o``. A run of words of that
+# length (``observability_metrics_export``, ``onboarding-flow-2026-version2``) has no capital letter and
+# passes between letters and digits a few times at most; an openid has a capital all but always, and one
+# in lower case (some official accounts' are) changes between letters and digits all along.
 _BARE_OPENID_RE = re.compile(r"(?<![A-Za-z0-9_-])o[A-Za-z0-9_-]{27}(?![A-Za-z0-9_-])")
 _CAPITAL_RE = re.compile(r"[A-Z]")
+_LETTER_DIGIT_RE = re.compile(r"(?<=[a-z])(?=\d)|(?<=\d)(?=[a-z])")
+_OPENID_CHANGES = 4
+
+
+def _bare_openid(value: str) -> bool:
+    """Whether a 28-character ``o…`` token is an openid rather than words (see ``_BARE_OPENID_RE``)."""
+    joined = value.replace("_", "").replace("-", "")
+    return bool(_CAPITAL_RE.search(value)) or len(_LETTER_DIGIT_RE.findall(joined)) >= _OPENID_CHANGES
 
 
 def _masked_bare_openid(match: re.Match[str]) -> str:
     value = match.group()
-    return mask_openid(value) if _CAPITAL_RE.search(value) else value
+    return mask_openid(value) if _bare_openid(value) else value
 
 
 def mask_openid(openid: str | None) -> str:
@@ -121,7 +131,7 @@ def redact_text(text: str, placeholder: str = "[removed]") -> str:
     by ``placeholder``: for free text kept after its person is anonymised, where even part of a
     number is too much."""
     text = _OPENID_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{placeholder}", text)
-    text = _BARE_OPENID_RE.sub(lambda m: placeholder if _CAPITAL_RE.search(m.group()) else m.group(), text)
+    text = _BARE_OPENID_RE.sub(lambda m: placeholder if _bare_openid(m.group()) else m.group(), text)
     for pattern in (_ID_RE, _PHONE_RE, _EMAIL_RE, _MASKED_RE):
         text = pattern.sub(placeholder, text)
     return text

@@ -16,7 +16,7 @@ from prefect.logging.formatters import PrefectFormatter
 from prefect.logging.loggers import PrefectLogAdapter
 from uvicorn.logging import AccessFormatter
 
-from store.masking import install_masking_everywhere, mask_text
+from store.masking import install_masking_everywhere, mask_text, redact_text
 
 PHONE, EMAIL, ID_NUMBER = "+8613812345678", "wang.xiaoming@example.com", "110101199003074518"
 
@@ -174,6 +174,23 @@ def test_an_exception_naming_an_openid_is_masked_in_prefects_loggers(
     assert "Flow run 'plan-1' - send failed for openid=o****xYz1: ('invalid openid', 'o****xYz1'" in text
     assert "ValueError: ('invalid openid', 'o****xYz1', '138****5678')" in text
     assert OPENID not in text and "13812345678" not in text
+
+
+LOWER_OPENID = "o6_bmjrptiirnnr7zcadq2a9jrvg"
+
+
+def test_a_bare_openid_in_lower_case_is_masked_and_words_of_its_length_are_not(
+        isolated_logger: tuple[logging.Logger, io.StringIO]) -> None:
+    """A bare openid was masked only when it held a capital letter, so some official accounts' openids, all
+    in lower case, went to the log whole. Words of the same shape still read as written."""
+    logger, stream = isolated_logger
+    logger.info("sent to %s", LOWER_OPENID)
+    logger.info("wechat refused %s: 43004", LOWER_OPENID.replace("_", "-"))
+    logger.info("journey %s planned", "observability_metrics_export")
+    text = stream.getvalue()
+    assert LOWER_OPENID[1:-4] not in text and LOWER_OPENID.replace("_", "-")[1:-4] not in text
+    assert text.count("o****jrvg") == 2 and "journey observability_metrics_export planned" in text
+    assert redact_text(f"user {LOWER_OPENID} blocked") == "user [removed] blocked"
 
 
 def test_masking_twice_masks_once() -> None:
