@@ -167,8 +167,11 @@ def complete(
         ))
         audit(session, user.username, "complete", "task", task.id, {"outcome": outcome}, at=now)
 
+        # journey and occurrence: the enrollment whose wait_for this outcome answers (engine.planning).
+        answered = {"journey": task.journey_id, "step": task.step_id, "occurrence": task.occurrence}
         emits.append(("task.completed", customer.external_id,
-                      {"task_id": task.id, "outcome": outcome, "queue": task.queue}, f"task.completed:{task.id}"))
+                      {"task_id": task.id, "outcome": outcome, "queue": task.queue,
+                       **{k: v for k, v in answered.items() if v}}, f"task.completed:{task.id}"))
         if outcome == "complaint_raised":
             emits.append(("complaint.filed", customer.external_id,
                           {"category": "agent_callback", "severity": "normal", "source": "agent_task",

@@ -187,7 +187,8 @@ def apply_receipt(
         stored = record_event_hook(
             session, customer_id=touch.customer_id, type=f"message.{new_status}",
             data={k: v for k, v in {"channel": touch.channel, "touch_id": touch.id, "journey": touch.journey_id,
-                                    "step": touch.step_id, "error_class": error_class}.items() if v is not None},
+                                    "step": touch.step_id, "occurrence": touch.occurrence,
+                                    "error_class": error_class}.items() if v is not None},
             # The outcome's key: one event per final receipt, however often the provider repeats it.
             external_id=f"receipt:{provider}:{message_id}:{provider_status}"[:128], occurred_at=now)
         if stored is not None:

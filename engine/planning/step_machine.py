@@ -89,6 +89,19 @@ def _wait_end(step: Step, since: datetime, facts: CustomerFacts, scope: dict[str
     return wait_end(wait, since, facts.timezone, {**facts.fact, **scope})
 
 
+# Outcomes of a journey's own task or message (their data names the journey it came from).
+OWN_OUTCOMES = ("task.completed", "message.delivered", "message.failed")
+
+
+def answers(data: dict[str, Any], journey_id: str, occurrence: str) -> bool:
+    """Whether an outcome answers an enrollment: it names no journey (another system's report), or this
+    journey and, when it names one, this occurrence."""
+    named, occ = data.get("journey"), data.get("occurrence")
+    if named in (None, ""):
+        return True
+    return str(named) == journey_id and (occ in (None, "") or str(occ) == occurrence)
+
+
 def _split_point(customer_id: int, journey_id: str, occurrence: str, step_id: str) -> float:
     """A stable number in [0, 100) per customer, journey, occurrence and step: the same
     customer lands in the same variant however often the plan runs."""
@@ -202,6 +215,10 @@ class StepMachine:
                 e = p.enrollment
                 events = [ev for ev in events if ev.data.get("journey") == journey.id
                           and ev.data.get("occurrence") == e.occurrence]
+            elif wf.event in OWN_OUTCOMES:
+                # An agent's outcome or a receipt that names its journey answers that journey's enrollment
+                # only: two callbacks sharing a queue must not take each other's "reached".
+                events = [ev for ev in events if answers(ev.data, journey.id, p.enrollment.occurrence)]
             hit = self._find_event(wf.event, wf.when, facts, p, events, min(deadline, self.now))
             at, kind = (hit.occurred_at, "hit") if hit is not None else (deadline, "timeout")
         if journey.goal is not None and p.mode != AT:

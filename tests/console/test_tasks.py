@@ -94,7 +94,9 @@ def test_reached_closes_the_task_with_an_outcome_row_and_a_task_completed_event(
         assert outcome.kind == "task:reached" and outcome.customer_id == seed.customers["C1"]
         assert outcome.detail["within_sla"] is True and outcome.detail["agent"] == "ann"
     [event] = _events(db_url, "task.completed")
-    assert event.data == {"task_id": seed.tasks["ann_first"], "outcome": "reached", "queue": "callbacks"}
+    # The journey, step and occurrence the task came from: the wait_for that hears it is that enrollment's.
+    assert event.data == {"task_id": seed.tasks["ann_first"], "outcome": "reached", "queue": "callbacks",
+                          "journey": "gold-monthly-callback", "step": "call", "occurrence": "2026-11"}
     with pytest.raises(tasks.TaskConflict):
         tasks.complete(ann, seed.tasks["ann_first"], "resolved", db_url=db_url)
 
