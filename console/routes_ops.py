@@ -119,9 +119,10 @@ def _field(request: Request, name: str) -> str:
     return value
 
 
-def _read_moment(name: str, value: str, zone_name: str) -> datetime:
-    """A typed moment; without an offset, local to ``zone_name`` (the programme's, looked up once per page)."""
-    from engine.language.moments import parse_local_moment
+def _read_moment(name: str, value: str, zone_name: str, *, period_end: bool = False) -> datetime:
+    """A typed moment; without an offset, local to ``zone_name`` (the programme's, looked up once per page).
+    ``period_end``: the end of a period, where a date is its last day, included (``parse_period_end``)."""
+    from engine.language.moments import parse_local_moment, parse_period_end
     from store.clock import FIRST_YEAR, LAST_YEAR
 
     if not value:
@@ -129,7 +130,7 @@ def _read_moment(name: str, value: str, zone_name: str) -> datetime:
     if len(value) > MAX_FIELD:
         raise FormError(name, "too_long", limit=MAX_FIELD)
     try:
-        return parse_local_moment(value, zone_name)
+        return parse_period_end(value, zone_name) if period_end else parse_local_moment(value, zone_name)
     except ValueError:
         pass
     # The parser's words are English; which of its two refusals this was is told again here, for the page to word.
@@ -152,12 +153,9 @@ def _bounded(start: datetime, end: datetime, max_days: int) -> tuple[datetime, d
     return start, end
 
 
-def _period(request: Request, zone_name: str, *, max_days: int, whole_last_day: bool) -> tuple[datetime, datetime]:
-    start = _moment(request, "start", zone_name)
-    end = _moment(request, "end", zone_name)
-    if whole_last_day and "T" not in _field(request, "end"):
-        end += timedelta(days=1)
-    return _bounded(start, end, max_days)
+def _period(request: Request, zone_name: str, *, max_days: int) -> tuple[datetime, datetime]:
+    """The form's period, its end read as every period's end is (``PERIOD_END_RULE``)."""
+    return _dates(_field(request, "start"), _field(request, "end"), zone_name, max_days=max_days)
 
 
 def _tool_page(
@@ -206,7 +204,7 @@ def simulate_page(request: Request) -> HTMLResponse:
         from engine.language.settings_review import programme_zone
         from engine.planning.simulate import simulate
 
-        start, end = _period(request, programme_zone(), max_days=MAX_SIMULATE_DAYS, whole_last_day=True)
+        start, end = _period(request, programme_zone(), max_days=MAX_SIMULATE_DAYS)
         return simulate(start, end).to_json()
 
     return _tool_page(request, user, "simulate", run)
@@ -226,7 +224,7 @@ def report_page(request: Request) -> HTMLResponse:
         if by is not None and by not in GROUPINGS:
             raise FormError("by", "one_of", choices=list(GROUPINGS))
         # Days are the programme's days (its time zone), as the people reading the report count them.
-        start, end = _period(request, zone_name, max_days=MAX_REPORT_DAYS, whole_last_day=False)
+        start, end = _period(request, zone_name, max_days=MAX_REPORT_DAYS)
         report = build_report(start, end, by)
         # Titled as the CLI's tables and charts title the same period: November is 2026-11-01 – 2026-11-30.
         report["period_text"] = report_period(report)
@@ -270,8 +268,11 @@ def journey_page(request: Request, journey_id: str) -> HTMLResponse:
                   zone=zone_name, entry=entry_info(loaded.journey))
 
 
-def _dates(start_text: str, end_text: str, zone_name: str) -> tuple[datetime, datetime]:
-    """A period of whole days in ``zone_name``, the last one included, from two date inputs."""
+def _dates(
+    start_text: str, end_text: str, zone_name: str, *, max_days: int = MAX_REPORT_DAYS
+) -> tuple[datetime, datetime]:
+    """A period from two inputs in ``zone_name``: a date ending it is its last day, included, as the CLI reads
+    its ``--to`` (``PERIOD_END_RULE``)."""
     start = _read_moment("start", start_text, zone_name)
-    end = _read_moment("end", end_text, zone_name) + timedelta(days=1)
-    return _bounded(start, end, MAX_REPORT_DAYS)
+    end = _read_moment("end", end_text, zone_name, period_end=True)
+    return _bounded(start, end, max_days)

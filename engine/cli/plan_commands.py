@@ -17,6 +17,7 @@ import typer
 
 from engine.cli.arguments import moment_option, output_file, period, whole_option, writing
 from engine.cli.output import err, fail, out
+from engine.language.moments import PERIOD_END_RULE
 
 if TYPE_CHECKING:  # the planner loads SQLAlchemy and the rules: only the commands that plan import it
     from engine.planning.planner import ChunkOutput, PlanResult
@@ -31,11 +32,13 @@ def register(app: typer.Typer) -> None:
     app.add_typer(event_app, name="event")
 
 
-def parse_moment(text: str) -> datetime:
-    from engine.language.moments import parse_local_moment
+def parse_moment(text: str, *, period_end: bool = False) -> datetime:
+    """A moment typed, local to the programme's zone unless it says otherwise; ``period_end``: the end of a
+    period, where a date is its last day, included (``parse_period_end``)."""
+    from engine.language.moments import parse_local_moment, parse_period_end
 
     try:
-        return parse_local_moment(text)
+        return parse_period_end(text) if period_end else parse_local_moment(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 
@@ -210,7 +213,8 @@ MAX_SIMULATE_DAYS = 366
 
 def simulate_command(
     start: str = moment_option(..., "--from", help="First day (ISO 8601 date)."),
-    end: str = moment_option(..., "--to", help=f"Last day, inclusive; at most {MAX_SIMULATE_DAYS} days in all."),
+    end: str = moment_option(..., "--to", help=f"End of the period: {PERIOD_END_RULE}; at most {MAX_SIMULATE_DAYS} "
+                                              "days in all."),
     as_json: bool = typer.Option(False, "--json"),
     chart: Path | None = typer.Option(None, "--chart", help="Write a PNG chart of the daily volume here."),
 ) -> None:
@@ -220,10 +224,8 @@ def simulate_command(
     the report counts tasks), not the day it is due."""
     from engine.planning.simulate import render, simulate, write_chart
 
-    last = parse_moment(end)
-    if "T" not in end:  # a plain date: the whole of that day is included
-        last += timedelta(days=1)
-    first, last = period(parse_moment(start), last, ("--from", start, "--to", end), max_days=MAX_SIMULATE_DAYS)
+    first, last = period(parse_moment(start), parse_moment(end, period_end=True), ("--from", start, "--to", end),
+                         max_days=MAX_SIMULATE_DAYS)
     if chart is not None:
         output_file(chart, "--chart", ".png")  # before the dry run, which can take minutes
     report = simulate(first, last)

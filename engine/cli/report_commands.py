@@ -12,6 +12,7 @@ import typer
 from engine.cli.arguments import LARGEST_ROW_ID, Moment, Whole, as_of_option, output_folder, writing
 from engine.cli.arguments import period as checked_period
 from engine.cli.output import out as stdout
+from engine.language.moments import PERIOD_END_RULE
 
 # A year, as the console's report page takes: a report's cost grows with the rows of its period.
 MAX_REPORT_DAYS = 366
@@ -23,11 +24,14 @@ def _when(name: str, help: str) -> Any:
     return typer.Option(name, parser=Moment(), metavar="WHEN", help=help)
 
 
-def _moment(text: str, option: str, zone_name: str | None = None) -> datetime:
-    """A date (midnight) or an ISO datetime: UTC unless it says otherwise, or local to ``zone_name`` when given."""
-    from engine.language.moments import parse_local_moment, parse_utc_moment
+def _moment(text: str, option: str, zone_name: str | None = None, *, period_end: bool = False) -> datetime:
+    """A date (midnight) or an ISO datetime: UTC unless it says otherwise, or local to ``zone_name`` when given.
+    ``period_end``: the end of a period, where a date is its last day, included (``parse_period_end``)."""
+    from engine.language.moments import parse_local_moment, parse_period_end, parse_utc_moment
 
     try:
+        if period_end:
+            return parse_period_end(text, zone_name)
         return parse_utc_moment(text) if zone_name is None else parse_local_moment(text, zone_name)
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not a date (2026-01-31) or datetime", param_hint=option) from None
@@ -48,7 +52,7 @@ def register(app: typer.Typer) -> None:
     def report_command(
         start: Annotated[str, _when("--from", "first day (or datetime) of the period, in the programme's "
                                               "time zone unless it gives an offset")],
-        end: Annotated[str, _when("--to", "end of the period, exclusive; "
+        end: Annotated[str, _when("--to", f"end of the period: {PERIOD_END_RULE}; "
                                          f"at most {MAX_REPORT_DAYS} days after --from")],
         by: Annotated[str | None, typer.Option("--by", help="tier | journey | channel | branch")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
@@ -69,7 +73,7 @@ def register(app: typer.Typer) -> None:
         # The programme's days, as the console's report page reads its period: the same dates typed in
         # either give the same figures.
         zone_name = programme_zone()
-        period = checked_period(_moment(start, "--from", zone_name), _moment(end, "--to", zone_name),
+        period = checked_period(_moment(start, "--from", zone_name), _moment(end, "--to", zone_name, period_end=True),
                                 ("--from", start, "--to", end), max_days=MAX_REPORT_DAYS)
         judged_at = _moment(now, "--now", zone_name) if now else None
         if out is not None:

@@ -1,13 +1,14 @@
 """Moments typed by people (CLI options, console date inputs) read the same way everywhere.
 
 A time without a UTC offset is read in the delivery configuration's default time zone, because
-that is the clock ops work by; the report's period bounds without an offset are UTC days, as the
-report has always counted them.
+that is the clock ops work by. A period's end is read by one rule wherever a person types one
+(``journeys report`` and ``simulate``, the console's report, simulate and journey pages): a date is
+the period's last day, included, and a moment is the first one after the period.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 
 def _parse(text: str) -> datetime:
@@ -43,3 +44,34 @@ def parse_utc_moment(text: str) -> datetime:
     """``text`` as an aware moment; a date is midnight UTC, a time without an offset is UTC."""
     moment = _parse(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# How a period's end is worded next to every input that takes one (the CLI's --help, the console's forms).
+PERIOD_END_RULE = "the last day, included; a date and time is the first moment after the period"
+
+
+def is_plain_date(text: str) -> bool:
+    """Whether ``text`` is a date alone (no time of day)."""
+    try:
+        date.fromisoformat(text.strip())
+    except ValueError:
+        return False
+    return True
+
+
+def parse_period_end(text: str, zone_name: str | None = None) -> datetime:
+    """The end of a period typed by a person, as an aware UTC moment (``PERIOD_END_RULE``): a date is the
+    last day of the period, so the period ends at the next midnight of ``zone_name`` (default: the
+    programme's); a date and time is the first moment after the period, read as ``parse_local_moment``."""
+    from store.clock import as_utc, zone
+
+    moment = parse_local_moment(text, zone_name)
+    if not is_plain_date(text):
+        return moment
+    if zone_name is None:
+        from engine.language.settings_review import programme_zone
+
+        zone_name = programme_zone()
+    # The next local midnight, not 24 hours on: a day of a clock change is 23 or 25 hours long.
+    next_day = date.fromisoformat(text.strip()) + timedelta(days=1)
+    return as_utc(datetime.combine(next_day, time(0), tzinfo=zone(zone_name)))

@@ -80,14 +80,14 @@ def _period_args(command: str, first: str, last: str) -> list[str]:
 @given(command=st.sampled_from(["report", "simulate", "plan"]), day=st.dates(date(2000, 1, 1), date(2100, 1, 1)),
        back=st.integers(min_value=1, max_value=4000))
 def test_a_reversed_period_is_refused(command: str, day: date, back: int, db_url: str) -> None:
-    # simulate's --to is the last day, included: only a day before --from reverses it.
+    # --to is the last day, included: only a day before --from reverses it.
     first, last = day.isoformat(), (day - timedelta(days=back)).isoformat()
     line = _refused(_run(*_period_args(command, first, last)))
     assert last in line and first in line and "must end after it starts" in line
 
 
 @pytest.mark.parametrize(("command", "first", "last"), [
-    ("report", "2026-12-01", "2026-12-01"),  # --to is exclusive: an empty period
+    ("report", "2026-12-01T00:00", "2026-12-01T00:00"),  # a moment ends the period: the same one, empty
     ("plan", "2026-12-01T10:00+08:00", "2026-12-01T02:00Z"),  # the same moment, written two ways
 ])
 def test_an_empty_period_is_refused(command: str, first: str, last: str, db_url: str) -> None:
@@ -95,7 +95,8 @@ def test_an_empty_period_is_refused(command: str, first: str, last: str, db_url:
 
 
 @pytest.mark.parametrize(("command", "first", "last"), [
-    ("report", "2026-11-01", "2026-12-01"),
+    ("report", "2026-11-01", "2026-11-30"),
+    ("report", "2026-12-01", "2026-12-01"),  # one whole day, as simulate reads it
     ("simulate", "2026-12-01", "2026-12-01"),  # one whole day
     ("plan", "2026-11-30T00:00", "2026-12-01T00:00"),
 ])

@@ -211,7 +211,8 @@ def test_without_from_a_plan_far_after_the_last_one_is_refused(db_url: str) -> N
 
 def test_a_report_longer_than_a_year_is_refused(db_url: str) -> None:
     line = _refused(CliRunner().invoke(APP, ["report", "--from", "1900-01-01", "--to", "2199-01-01"]))
-    assert line == "--from 1900-01-01 --to 2199-01-01 spans 109,208 days: at most 366 at a time"
+    # --to is the last day, included: 2199-01-01 is a day of the period.
+    assert line == "--from 1900-01-01 --to 2199-01-01 spans 109,209 days: at most 366 at a time"
 
 
 @pytest.mark.parametrize(("args", "start"), [

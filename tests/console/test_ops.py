@@ -176,7 +176,7 @@ def test_simulate_page_says_what_is_wrong_with_the_form(client: TestClient, para
 
 def test_report_page_shows_targets_and_groups(client: TestClient) -> None:
     login(client, "olga")
-    page = client.get("/ops/report", params={"start": "2026-11-01", "end": "2026-12-01", "by": "tier"})
+    page = client.get("/ops/report", params={"start": "2026-11-01", "end": "2026-11-30", "by": "tier"})
     assert page.status_code == 200
     report = build_report(parse_local_moment("2026-11-01"), parse_local_moment("2026-12-01"), "tier")
     assert report["groups"] and "<tr><th>All</th>" in page.text
@@ -184,7 +184,7 @@ def test_report_page_shows_targets_and_groups(client: TestClient) -> None:
         words = "No tier" if tier == "none" else Translator("en").label("tier", tier)
         assert f'<tr><th data-group="{tier}">{words}</th>' in page.text
     assert 'data-testid="report-targets"' in page.text
-    bad = client.get("/ops/report", params={"start": "2026-11-01", "end": "2026-12-01", "by": "planet"})
+    bad = client.get("/ops/report", params={"start": "2026-11-01", "end": "2026-11-30", "by": "planet"})
     assert "by: one of tier, journey, channel, branch" in bad.text
 
 
@@ -194,7 +194,7 @@ def test_the_chinese_report_names_its_groups_in_words(client: TestClient, db_url
     by = "tier"
     set_locale(db_url, "olga", "zh-CN")
     login(client, "olga")
-    page = client.get("/ops/report", params={"start": "2026-11-01", "end": "2026-12-01", "by": by}).text
+    page = client.get("/ops/report", params={"start": "2026-11-01", "end": "2026-11-30", "by": by}).text
     zh = Translator("zh-CN")
     report = build_report(parse_local_moment("2026-11-01"), parse_local_moment("2026-12-01"), by)
     assert report["groups"]
@@ -276,7 +276,7 @@ def test_journey_page_shows_the_split_experiment_with_a_verdict(client: TestClie
 
 def test_report_page_marks_targets_met_or_missed_and_draws_the_charts(client: TestClient) -> None:
     login(client, "olga")
-    page = client.get("/ops/report", params={"start": "2026-11-01", "end": "2026-12-01", "by": "tier"}).text
+    page = client.get("/ops/report", params={"start": "2026-11-01", "end": "2026-11-30", "by": "tier"}).text
     report = build_report(parse_local_moment("2026-11-01"), parse_local_moment("2026-12-01"), "tier")
     for check in report["target_check"]:
         row = page.split(f'<tr data-metric="{check["metric"]}">', 1)[1].split("</tr>", 1)[0]

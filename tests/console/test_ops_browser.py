@@ -73,7 +73,7 @@ def test_journeys_list_shows_states_and_week_volumes(ops_page: tuple[Any, str], 
     table = page.get_by_test_id("journeys")
     since = book.now - timedelta(days=7)
     with session_scope(db_url) as s:
-        # Planned as the report counts it: a cancelled touch is not (birthday-care's are all cancelled).
+        # Planned as the report counts it: a cancelled touch is not, one a rule dropped is (birthday-care's).
         touches = count_by(s, touch_t, "journey_id", touch_t.c.planned_for >= since, touch_t.c.status != "cancelled")
         tasks = count_by(s, task_t, "journey_id", task_t.c.created_at >= since)
     for journey_id in (SPLIT_JOURNEY, "complaint-response", "birthday-care", "renewal-reminder"):
@@ -148,9 +148,9 @@ def test_report_page_shows_targets_and_inline_charts(ops_page: tuple[Any, str], 
     expect = playwright_sync.expect
     start, end = (book.now - timedelta(days=30)).date(), (book.now + timedelta(days=1)).date()
     page.goto(f"/ops/report?start={start}&end={end}&by=tier")
-    from engine.language.moments import parse_local_moment
+    from engine.language.moments import parse_local_moment, parse_period_end
 
-    report = build_report(parse_local_moment(start.isoformat()), parse_local_moment(end.isoformat()), "tier")
+    report = build_report(parse_local_moment(start.isoformat()), parse_period_end(end.isoformat()), "tier")
     targets = page.get_by_test_id("report-targets")
     for check in report["target_check"]:
         word = {True: "met", False: "missed", None: "no data"}[check["met"]]

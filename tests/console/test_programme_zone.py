@@ -17,7 +17,7 @@ from tests.review_support import approve, config_copy, installed, set_setting, s
 
 
 def report_period(client: TestClient) -> str:
-    page = client.get("/ops/report?start=2027-03-01&end=2027-03-02")
+    page = client.get("/ops/report?start=2027-03-01&end=2027-03-01")
     assert page.status_code == 200
     found = re.search(r'data-testid="report-period">([^<]*)<', page.text)
     assert found, page.text[:2000]

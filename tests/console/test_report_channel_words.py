@@ -9,7 +9,7 @@ from datetime import timedelta
 from starlette.testclient import TestClient
 
 from console.labels import msgid
-from engine.language.moments import parse_local_moment
+from engine.language.moments import parse_local_moment, parse_period_end
 from engine.loop.reports import build_report
 from store.models import CHANNELS
 from tests.console.conftest import Seed, login
@@ -22,7 +22,7 @@ GROUP = re.compile(r'<th data-group="([^"]+)">([^<]*)</th>')
 def test_every_channel_the_report_groups_by_has_words(client: TestClient, seed: Seed, db_url: str) -> None:
     seed_activity(db_url, list(seed.customers.values()), seed.now)
     first, last = (seed.now - timedelta(days=10)).date(), (seed.now + timedelta(days=1)).date()
-    groups = set(build_report(parse_local_moment(first.isoformat()), parse_local_moment(last.isoformat()),
+    groups = set(build_report(parse_local_moment(first.isoformat()), parse_period_end(last.isoformat()),
                               "channel")["groups"])
     assert "agent" in groups  # the seeded complaint tasks: the group the page had no words for
     assert all(msgid("channel", g) for g in groups | set(CHANNELS) if g != "none")

@@ -35,7 +35,7 @@ def _printed(renderable: object) -> str:
 
 
 def test_the_same_period_is_titled_alike_everywhere(client: TestClient, db_url: str, tmp_path: Path) -> None:
-    cli = CliRunner().invoke(build_app(), ["report", "--from", "2026-11-01", "--to", "2026-12-01"],
+    cli = CliRunner().invoke(build_app(), ["report", "--from", "2026-11-01", "--to", "2026-11-30"],
                              env={"COLUMNS": "400"})
     assert cli.exit_code == 0, cli.output
     assert f"Service journeys {SHOWN}" in cli.output
@@ -52,7 +52,7 @@ def test_the_same_period_is_titled_alike_everywhere(client: TestClient, db_url: 
         assert f"Per tier, {SHOWN}" in _printed(summary_table(result))
 
     login(client, "olga")
-    page = client.get("/ops/report", params={"start": "2026-11-01", "end": "2026-12-01", "by": "tier"})
+    page = client.get("/ops/report", params={"start": "2026-11-01", "end": "2026-11-30", "by": "tier"})
     found = re.search(r'data-testid="report-period">([^<]*)<', page.text)
     assert found, page.text[:2000]
     assert " ".join(found.group(1).split()).endswith(f"{SHOWN} (Asia/Shanghai)")

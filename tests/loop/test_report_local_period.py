@@ -48,7 +48,7 @@ def _touches(db_url: str) -> None:
 
 def test_the_command_and_the_page_read_the_same_dates_alike(db_url: str) -> None:
     _touches(db_url)
-    typed = ["--from", "2026-11-01", "--to", "2026-12-01", "--now", NOW.isoformat()]
+    typed = ["--from", "2026-11-01", "--to", "2026-11-30", "--now", NOW.isoformat()]
     result = CliRunner().invoke(build_app(), ["report", *typed, "--json"])
     assert result.exit_code == 0, result.output
     cli = json.loads(result.output)

@@ -18,7 +18,7 @@ from store.db import session_scope
 from store.models import TIERS
 from tests.closed_loop_book import END, NOW, START, build
 
-PERIOD = ["--from", "2026-01-01", "--to", "2026-04-01", "--now", "2026-04-01T00:00:00+00:00"]
+PERIOD = ["--from", "2026-01-01", "--to", "2026-03-31", "--now", "2026-04-01T00:00:00+00:00"]
 COUNTS = ("planned", "delivered", "failed", "tasks", "sla_judged", "sla_met", "fcr_cases", "nps_answers",
           "csat_answers", "complaints", "negative_callbacks", "acted_on", "reached")
 

@@ -12,7 +12,7 @@ from engine.loop.reports import build_report, tier_summary
 from store.db import session_scope
 from tests.closed_loop_book import END, NOW, START, build
 
-PERIOD = ["--from", "2026-01-01", "--to", "2026-04-01", "--now", "2026-04-01T00:00:00+00:00"]
+PERIOD = ["--from", "2026-01-01", "--to", "2026-03-31", "--now", "2026-04-01T00:00:00+00:00"]
 
 
 def _book(db_url: str) -> dict[str, int]:
