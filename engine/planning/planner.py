@@ -243,6 +243,7 @@ def plan(
     ``chunk_runner``: plans the book's chunks elsewhere instead (the Prefect workers of a scaled-out
     deployment, ``engine.runtime.plan_slices``); the cursor moves only once all of them are written.
     """
+    from engine.language.journey_edits import take_back_edits
     from engine.language.journey_registry import load_in_force
     from engine.language.settings_review import delivery_settings
     from store.db import get_engine
@@ -263,6 +264,11 @@ def plan(
         else:
             start_end = start_now = as_utc(start)
         journeys = active_journeys(session, in_force.journeys.values())
+        if not dry_run:
+            # What an edit governs is decided again below, under the version in force (committed first:
+            # the planning processes read the store).
+            take_back_edits(session, in_force.journeys.values())
+            session.commit()
         planner = Planner(session, journeys, config, start_end, end, now=now, start_now=start_now,
                           dry_run=dry_run, customer_ids=customer_ids, sink=sink, chunk=chunk, workers=workers)
         planner.chunk_runner = chunk_runner

@@ -35,7 +35,7 @@ from store.models import TouchStatus
 # so that no second round trip is needed.
 _CLAIM_COLUMNS = (
     "id, key, customer_id, journey_id, step_id, occurrence, category, urgent, channel, "
-    "fallback_channels, template, attempts, due_at"
+    "fallback_channels, template, attempts, due_at, journey_version, planned_for"
 )
 
 _DUE = (
@@ -58,6 +58,9 @@ class ClaimedTouch:
     template: str
     attempts: int  # including this attempt
     due_at: datetime
+    # What the touch was decided under and for when: an edit since may take it back (engine.language.journey_edits).
+    journey_version: str = ""
+    planned_for: datetime | None = None
 
 
 def default_worker_id() -> str:
@@ -76,7 +79,7 @@ def _rows_to_claimed(rows: Sequence[Any], dialect: Dialect) -> list[ClaimedTouch
     fallbacks: dict[Any, list[str]] = {}
     out: list[ClaimedTouch] = []
     for (touch_id, key, customer_id, journey_id, step_id, occurrence, category, urgent, channel, fallback_raw,
-         template, attempts, due_raw) in rows:
+         template, attempts, due_raw, journey_version, planned_raw) in rows:
         due_at = due_of(due_raw)
         listed = fallbacks.get(fallback_raw) if isinstance(fallback_raw, str | None) else None
         if listed is None:
@@ -88,6 +91,7 @@ def _rows_to_claimed(rows: Sequence[Any], dialect: Dialect) -> list[ClaimedTouch
             occurrence=occurrence, category=category, urgent=bool(urgent), channel=channel,
             fallback_channels=list(listed),  # each touch its own list, as before
             template=template, attempts=int(attempts), due_at=due_at,
+            journey_version=journey_version, planned_for=due_of(planned_raw),
         ))
     return out
 
@@ -148,6 +152,7 @@ def _typed(sql: str, channels: list[str] | None) -> TextualSelect:
             # fallback_channels and due_at as the driver gives them: see _rows_to_claimed.
             column("urgent", Boolean), column("channel", String), column("fallback_channels"),
             column("template", String), column("attempts", Integer), column("due_at"),
+            column("journey_version", String), column("planned_for"),
         )
     )
 

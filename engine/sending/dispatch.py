@@ -14,10 +14,10 @@ One batch goes through four steps, each one round trip or one bulk statement:
      an opt-out reply makes for the touches still planned, so both paths agree);
    - the marketing cap: a marketing touch that no longer fits beside those already gone out
      is dropped (``engine.sending.cap_check``);
-   - the journey: a touch of a journey switched off since it was planned is cancelled
-     (``engine.sending.sendable``);
-   each with its reason on the touch and in an outcome; a touch claimed late into its channel's quiet
-   hours goes back to planned until their end (``engine.sending.quiet_hold``). The rest are rendered and addressed;
+   - the journey: a touch of a journey switched off, removed or edited since it was planned is cancelled
+     (``engine.sending.sendable``; an edit's goes back to the planner, ``engine.language.journey_edits``);
+   each with its reason on the touch and in an outcome; one claimed late into its quiet hours goes back to
+   planned until their end (``engine.sending.quiet_hold``). The rest are rendered and addressed;
 3. send: per channel, chunks go to the adapter concurrently, each chunk paying the
    channel's rate limiter first;
 4. record: executemany UPDATEs per kind of result (sent, retry, fallback, held, failed, unknown)
@@ -31,8 +31,7 @@ settled by ``engine.sending.reconcile`` once ``LOOKUP_DELAY`` has passed (each
 ``run_until_idle`` starts by settling what is due); on a channel that cannot be asked it
 fails with that reason.
 
-Several lanes run these batches concurrently in one process, so that the database work
-of one batch overlaps with the sending of another; the database work runs in threads.
+Several lanes run batches concurrently in one process (database work in threads), overlapping database and sends.
 """
 
 from __future__ import annotations
@@ -55,6 +54,7 @@ from sqlmodel import Session
 from channels.base import ChannelAdapter, OutboundMessage, RenderedMessage, SendResult
 from channels.routing import ADDRESS_FIELD, can_use, first_usable, reroute_without_consent
 from engine.language.durations import parse_duration
+from engine.language.journey_edits import EDITED, withdraw
 from engine.language.rendering import signed_unsubscribe_link
 from engine.language.settings_model import DeliveryConfig
 from engine.sending import recording
@@ -306,7 +306,7 @@ class Dispatcher:
                 final.append({**base, "status": TouchStatus.DROPPED})
                 outcomes.append(_outcome(touch, "dropped", now, detail))
                 continue
-            if result.error_code == JOURNEY_OFF:
+            if result.error_code in (JOURNEY_OFF, EDITED):
                 counts.cancelled += 1
                 final.append({**base, "status": TouchStatus.CANCELLED})
                 outcomes.append(_outcome(touch, "cancelled", now, detail))
@@ -369,6 +369,7 @@ class Dispatcher:
             recording.update_touches(conn, HOLD, guard, hold_rows(prepared.held), planned)
             recording.update_touches(conn, _UNANSWERED, guard, unanswered, params)
             recording.update_touches(conn, recording.FINISH, guard, final, params)
+            withdraw(conn, [t.id for t, r in results if r.error_code == EDITED], TouchStatus.CANCELLED)
             recording.insert_outcomes(conn, outcomes)
             recording.insert_events(conn, _webhook_events(prepared, sent, final, now))
         return counts

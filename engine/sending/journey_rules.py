@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from engine.language.durations import parse_duration
+from engine.language.journey_edits import Edition, editions
 from engine.language.journey_model import Journey
 
 
@@ -35,9 +36,14 @@ class JourneyRules:
     caps: dict[str, tuple[int, timedelta]] = field(default_factory=dict)  # journey → (count, window)
     # Journeys in force that do not run (``enabled: false``, or switched off): their touches are not sent.
     stopped: frozenset[str] = frozenset()
+    # Journey → the version in force and when it came in (``engine.language.journey_edits``); the ids of the
+    # journeys in force. Both known only from a store (``InForceRules``): files alone have no history.
+    editions: dict[str, Edition] = field(default_factory=dict)
+    in_force: frozenset[str] | None = None
 
     @classmethod
-    def of(cls, journeys: Iterable[Journey], stopped: Iterable[str] = ()) -> JourneyRules:
+    def of(cls, journeys: Iterable[Journey], stopped: Iterable[str] = (), editions: dict[str, Edition] | None = None,
+           in_force: Iterable[str] | None = None) -> JourneyRules:
         targets: dict[tuple[str, str], str] = {}
         caps: dict[str, tuple[int, timedelta]] = {}
         for journey in journeys:
@@ -46,7 +52,8 @@ class JourneyRules:
             for step in journey.steps:
                 if step.webhook is not None:
                     targets[(journey.id, step.id)] = step.webhook.target
-        return cls(targets, caps, frozenset(stopped))
+        return cls(targets, caps, frozenset(stopped), dict(editions or {}),
+                   None if in_force is None else frozenset(in_force))
 
     @classmethod
     def from_files(cls, directory: Path | None = None) -> JourneyRules:
@@ -89,7 +96,10 @@ class InForceRules:
             journeys, _config = journeys_in_force(session, str(self.engine.url), self.directory)
             # Switches change without a file changing (dynamic adjustment): read at every batch.
             stopped = frozenset(lj.id for lj in journeys) - {lj.id for lj in active_journeys(session, journeys)}
-        with self._lock:
-            if self._built is None or self._built[0] is not journeys or self._built[1].stopped != stopped:
-                self._built = (journeys, JourneyRules.of((lj.journey for lj in journeys), stopped))
-            return self._built[1]
+            with self._lock:
+                if self._built is None or self._built[0] is not journeys or self._built[1].stopped != stopped:
+                    # When each version came in force changes only with the journeys in force: read on a change.
+                    known = editions(session, {lj.id: lj.version for lj in journeys})
+                    self._built = (journeys, JourneyRules.of((lj.journey for lj in journeys), stopped, known,
+                                                             (lj.id for lj in journeys)))
+                return self._built[1]
