@@ -10,7 +10,9 @@
   ID number ``110***********1234``, openid and push registration id first four characters,
   birthday year only; each such column is named ``<column> (masked)``, which the import refuses
   (a masked export is for reading, never to be written back over real names), and the free
-  ``attr.*`` values, which nothing masks, are left out.
+  ``attr.*`` values, which nothing masks, are left out. Text the source system chose (the external
+  id, the branch, where each consent was given) has any phone, e-mail, ID number or openid in it
+  masked (``mask_text``).
 - ``unmasked=True`` writes the values themselves (ID numbers decrypted, which needs the
   data key) and requires an ``actor``: who is taking the personal data out.
 - Every export writes an ``AuditLog`` row (action ``export``: who, when, which file name,
@@ -49,7 +51,7 @@ from store.db import make_engine
 from store.importing.fields import AS_CHANNEL
 from store.importing.reading import ATTRIBUTE_PREFIX, CONSENT_CHANNELS, CUSTOMER_COLUMNS, EXPORT_COLUMN, MASKED_SUFFIX
 from store.importing.rejects import rejects_cell
-from store.masking import mask_email, mask_id_number, mask_name, mask_phone
+from store.masking import mask_email, mask_id_number, mask_name, mask_phone, mask_text
 from store.models import TIERS, AppUser, AuditLog, Customer
 from store.private_files import open_private
 
@@ -156,6 +158,11 @@ def _row(r: Any, columns: list[str], unmasked: bool, cipher: FieldCipher | None,
         values[name] = _consent(getattr(r, name))
         values[f"{name}_source"] = getattr(r, f"{name}_source") or ""
         values[f"{name}_at"] = _moment(getattr(r, f"{name}_at"))
+    if not unmasked:
+        # Text the source system chose (an id, a branch, where a consent was given: "form by 13812345678")
+        # is not a personal field, but may hold one; a masked export shows none whole.
+        for name in ("external_id", "branch", *(f"consent_{channel}_source" for channel in CONSENT_CHANNELS)):
+            values[name] = mask_text(values[name])
     attributes = r.attributes or {}
     return [values[c] if c in values else _attribute(attributes.get(c[len(ATTRIBUTE_PREFIX):])) for c in columns]
 
