@@ -195,6 +195,7 @@ class ScheduleEntry(Strict):
 
 # Date fields a policy has (``store.models.Policy``); each may anchor a date entry or a wait.
 POLICY_DATE_FIELDS = ("start_date", "expiry_date", "premium_due_date", "grace_period_end")
+NonWorkingDayRule = Literal["keep", "next_working_day", "previous_working_day"]
 DATE_ANCHORS = ("customer.birthday", *(f"policy.{f}" for f in POLICY_DATE_FIELDS), "claim.settled_at", "holiday")
 ATTRIBUTE_ANCHOR = r"^customer\.attributes\.[a-z0-9_]+$"
 ATTRIBUTES = "customer.attributes."
@@ -234,9 +235,9 @@ class DateEntry(Strict):
     # ``year``: every anniversary of the anchor date (a policy's start: its anniversaries).
     every: Literal["year"] | None = None
     holidays: list[str] | None = None
-    # ``next_working_day``: a day that is not a working day in the PRC work calendar (weekend or
-    # official holiday; a make-up working day counts as working) moves to the next working day.
-    on_non_working_day: Literal["keep", "next_working_day"] = "keep"
+    # A day that is not a working day in the PRC work calendar (weekend or official holiday; a make-up
+    # working day counts as working) moves to the next working day, or the one before (a reminder due before a date).
+    on_non_working_day: NonWorkingDayRule = "keep"
 
     @model_validator(mode="after")
     def _holidays_only_for_holiday(self) -> DateEntry:
@@ -256,6 +257,7 @@ class AnchoredMoment(Strict):
     anchor: DateAnchor
     offset: Duration = "0d"
     at: ClockTime = "10:00"
+    on_non_working_day: NonWorkingDayRule = "keep"  # as a date entry's
 
     @field_validator("anchor")
     @classmethod

@@ -56,8 +56,8 @@ FIELD_DOCS: dict[str, tuple[str, Any]] = {
     "DateEntry.at": ("Local time of day, HH:MM.", "10:00"),
     "DateEntry.every": ("year: every anniversary of the anchor date (29 Feb: 28 Feb in other years).", "year"),
     "DateEntry.holidays": ("For anchor holiday: which holidays.", ["spring_festival", "mid_autumn"]),
-    "DateEntry.on_non_working_day": ("next_working_day: a fire on a day off moves to the next working day.",
-                                     "next_working_day"),
+    "DateEntry.on_non_working_day": ("next_working_day / previous_working_day: a fire on a day off moves to the "
+                                     "next working day, or to the last one before it.", "next_working_day"),
     "EventEntry.type": ("An event type of config/events.yaml.", "vehicle.inspection_due"),
     "EventEntry.when": ("A condition the event must meet.", {"field": "event.data.days_left", "op": "le", "value": 15}),
     "Reentry.allowed": ("false: once ever.", True),
@@ -101,6 +101,9 @@ FIELD_DOCS: dict[str, tuple[str, Any]] = {
     "AnchoredMoment.anchor": ("The date field in scope the wait runs until.", "policy.expiry_date"),
     "AnchoredMoment.offset": ("Before (-) or after the date.", "-3d"),
     "AnchoredMoment.at": ("Local time of day, HH:MM.", "10:00"),
+    "AnchoredMoment.on_non_working_day": ("previous_working_day / next_working_day: a moment on a day off moves "
+                                          "to the last working day before it, or the next one.",
+                                          "previous_working_day"),
     "WaitFor.event": ("The event waited for.", "policy.renewed"),
     "WaitFor.when": ("A condition the event must meet.", {"field": "event.data.nps", "op": "le", "value": 6}),
     "WaitFor.timeout": ("How long to wait at most.", "10d"),

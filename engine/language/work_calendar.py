@@ -15,7 +15,8 @@ exchange, so "is this a working day" is data, not arithmetic. A day is decided b
 
 The PRC calendar applies whatever the customer's time zone: callers pass the customer's local date.
 ``is_working_day`` and ``next_working_day`` read the file in force (re-read when it changes); the
-planner uses them for a date entry's ``on_non_working_day``, the SLA clock will for business time.
+planner uses them for a date entry's and an anchored wait's ``on_non_working_day``, the SLA clock
+for business time.
 """
 
 from __future__ import annotations
@@ -97,6 +98,21 @@ class WorkCalendar:
         """The first working day strictly after ``day``."""
         return self.first_working_day_from(day + timedelta(days=1))
 
+    def last_working_day_to(self, day: date) -> date:
+        """``day`` itself when it is a working day, else the last working day before it."""
+        for i in range(_MAX_SEARCH_DAYS):
+            candidate = day - timedelta(days=i)
+            if self.is_working_day(candidate):
+                return candidate
+        raise ValueError(f"no working day in the {_MAX_SEARCH_DAYS} days to {day.isoformat()}")
+
+    def days_off_after(self, day: date) -> int:
+        """How many days off come right after ``day`` (0 when the day after is a working day)."""
+        for i in range(_MAX_SEARCH_DAYS):
+            if self.is_working_day(day + timedelta(days=i + 1)):
+                return i
+        raise ValueError(f"no working day in the {_MAX_SEARCH_DAYS} days after {day.isoformat()}")
+
     def days_off_before(self, day: date) -> int:
         """How many days off come right before ``day`` (0 when the day before is a working day)."""
         for i in range(_MAX_SEARCH_DAYS):
@@ -163,6 +179,11 @@ def next_working_day(day: date) -> date:
 def first_working_day_from(day: date) -> date:
     """``day`` itself when it is a working day, else the first working day after it."""
     return current().first_working_day_from(day)
+
+
+def last_working_day_to(day: date) -> date:
+    """``day`` itself when it is a working day, else the last working day before it."""
+    return current().last_working_day_to(day)
 
 
 # --- validation -----------------------------------------------------------------------------------

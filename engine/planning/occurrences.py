@@ -23,7 +23,8 @@ Rules, all in the customer's own zone (``Customer.timezone``):
   **28 February** in other years, as birthdays are (``anchored_fires``).
 - ``on_non_working_day: next_working_day`` moves a date entry's fire whose local day is not a
   working day (``engine.language.work_calendar``) to the same wall time on the first working
-  day after it; the occurrence keeps its name.
+  day after it, ``previous_working_day`` to the last working day before it (a reminder due
+  before a date must not move past it); the occurrence keeps its name.
 """
 
 from __future__ import annotations
@@ -90,14 +91,15 @@ anniversary_in = birthday_in
 
 
 # What a date entry does with a fire on a day that is not a working day (DateEntry.on_non_working_day).
-NonWorkingDay = Literal["keep", "next_working_day"]
+NonWorkingDay = Literal["keep", "next_working_day", "previous_working_day"]
 
 
 def anchor_fire(anchor: date, at: str, offset: str, tz: str, on_non_working_day: NonWorkingDay = "keep") -> datetime:
     """UTC due time of an anchor date at local ``at`` shifted by ``offset`` on the wall clock."""
     naive = datetime.combine(anchor, clock(at)) + parse_duration(offset)
-    if on_non_working_day == "next_working_day":
-        working = work_calendar.first_working_day_from(naive.date())
+    if on_non_working_day != "keep":
+        working = (work_calendar.first_working_day_from(naive.date()) if on_non_working_day == "next_working_day"
+                   else work_calendar.last_working_day_to(naive.date()))
         naive += timedelta(days=(working - naive.date()).days)
     return place(naive, tz)
 
@@ -114,6 +116,10 @@ def anchor_date_range(
         # A fire moved into the window comes from the run of days off just before it.
         first_local = start.date() - timedelta(days=2)
         lo -= timedelta(days=work_calendar.current().days_off_before(first_local))
+    elif on_non_working_day == "previous_working_day":
+        # A fire moved back into the window comes from the run of days off just after it.
+        last_local = end.date() + timedelta(days=2)
+        hi += timedelta(days=work_calendar.current().days_off_after(last_local))
     return lo, hi
 
 

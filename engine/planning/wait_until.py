@@ -8,7 +8,8 @@
 - ``wait: {until: {anchor: policy.expiry_date, offset: -3d, at: "10:00"}}``: that moment from the
   date field in scope (the entry's policy or claim, a customer field or attribute; a birthday is
   the next one). A moment already past, or a date the customer or policy does not have, ends the
-  wait at once: the step after it runs without waiting.
+  wait at once: the step after it runs without waiting. ``on_non_working_day`` moves it off a day
+  off as a date entry's fire (``engine.planning.occurrences.anchor_fire``).
 """
 
 from __future__ import annotations
@@ -49,10 +50,10 @@ def _anchored(until: AnchoredMoment, since: datetime, tz: str, fact: Mapping[str
         # The next birthday whose moment is still ahead (this year's, or next year's).
         year = local_naive(since, tz).year
         for candidate in (year, year + 1):
-            due = anchor_fire(birthday_in(day, candidate), until.at, until.offset, tz)
+            due = anchor_fire(birthday_in(day, candidate), until.at, until.offset, tz, until.on_non_working_day)
             if due > since:
                 return due
-    return anchor_fire(day, until.at, until.offset, tz)
+    return anchor_fire(day, until.at, until.offset, tz, until.on_non_working_day)
 
 
 def anchor_fields(journey: Journey) -> set[str]:
