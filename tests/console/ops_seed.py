@@ -2,7 +2,9 @@
 
 ``gold-value-added-services`` gets a split whose ``wechat_first`` variant plainly out-replies
 ``email_first`` (so the page has a verdict to show), ``complaint-response`` gets tasks and a
-goal-less spread of exits, and ``birthday-care`` a few touches dropped by a rule.
+goal-less spread of exits, and ``birthday-care`` a few touches dropped by a rule, written as the planner
+writes them (status ``dropped``, the rule's stored reason): a touch withdrawn on purpose is ``cancelled``
+and does not count as planned, a dropped one does.
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from engine.planning.delivery_rules import DROP_NO_CHANNEL, stored_reason
 from store.db import session_scope
-from store.models import AgentTask, Enrollment, Outcome, Touch
+from store.models import AgentTask, Enrollment, Outcome, Touch, TouchStatus
 
 SPLIT_JOURNEY = "gold-value-added-services"
 # variant → (enrollments, share that reply)
 SPLIT_PLAN = {"wechat_first": (160, 0.35), "email_first": (160, 0.12), "holdout": (36, 0.0)}
 SEND_STEP = {"wechat_first": "send_wechat_first", "email_first": "send_email_first"}
+# birthday-care is a service journey, which no cap drops: the planner drops it when no channel is left.
+NO_CHANNEL = ("no consented, reachable channel among sms", "no consented, reachable channel among sms, wechat")
+DROPPED_BIRTHDAYS = 5
 
 
 def seed_activity(url: str, customer_ids: list[int], now: datetime, *, scale: int = 1) -> None:
@@ -78,13 +84,14 @@ def seed_activity(url: str, customer_ids: list[int], now: datetime, *, scale: in
                             status="done" if i % 2 else "open",
                             completed_at=at + timedelta(hours=5) if i % 2 else None,
                             outcome_code="resolved" if i % 2 else None))
-        for i in range(5):
+        for i in range(DROPPED_BIRTHDAYS):
             n += 1
             at = now - timedelta(days=1, hours=i)
             s.add(Touch(key=f"ops:{n}", customer_id=customer_ids[i % len(customer_ids)], journey_id="birthday-care",
                         journey_version="v1", step_id="greeting", occurrence=f"b{n}", category="service",
                         channel="sms", template="birthday_greeting", planned_for=at, due_at=at,
-                        status="cancelled", error_reason="frequency cap" if i % 2 else "no channel", created_at=at))
+                        status=TouchStatus.DROPPED, error_reason=stored_reason(DROP_NO_CHANNEL, NO_CHANNEL[i % 2]),
+                        created_at=at))
 
 
 def count_by(session: Session, table: sa.Table, column: str, *where: Any) -> dict[Any, int]:

@@ -4,7 +4,8 @@ A journey's page counted every agent task created in its period as opened, cance
 journeys list did the same for its week's tasks, while the report counts tasks created and not cancelled
 (a cancelled task, e.g. of a customer retention removed, was never there to work): the same journey
 read more tasks on its page than in the report. Touches are compared as well: planned (a rule-dropped
-touch counts, a cancelled one does not), delivered and failed.
+touch counts, a cancelled one does not), delivered and failed; and the touches a rule dropped, which the
+seed wrote as ``cancelled`` with made-up reasons where the planner writes ``dropped`` and its rule's reason.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from store.clock import to_local, utcnow
 from store.db import session_scope
 from store.models import AgentTask, TaskStatus
 from tests.console.conftest import Seed, login
-from tests.console.ops_seed import SPLIT_JOURNEY, seed_activity
+from tests.console.ops_seed import DROPPED_BIRTHDAYS, SPLIT_JOURNEY, seed_activity
 
 ZONE = "Asia/Shanghai"
 JOURNEYS = (SPLIT_JOURNEY, "complaint-response", "birthday-care")
@@ -77,3 +78,10 @@ def test_journey_pages_and_the_report_count_tasks_and_touches_alike(client: Test
         assert sums.get("tasks_opened", 0) == (figures.get("tasks") or 0), journey_id
         assert sums.get("delivered", 0) == (figures.get("delivered") or 0), journey_id
         assert sums.get("failed", 0) == (figures.get("failed") or 0), journey_id
+        if journey_id == "birthday-care":  # every touch of it dropped by a rule: planned, never sent
+            greeting = page.text.split('<tr data-step="greeting">', 1)[1].split("</tr>", 1)[0]
+            assert f'data-k="entered">{figures["planned"]}<' in greeting
+            dropped = greeting.split('data-k="dropped">', 1)[1].split("</td>", 1)[0]
+            assert "no_channel" not in dropped and "No consented, reachable channel among" in dropped
+            shown = sum(int(n) for n in re.findall(r": (\d+)<br>", dropped))
+            assert shown == figures["planned"] - figures["delivered"] - figures["failed"] == DROPPED_BIRTHDAYS
