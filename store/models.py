@@ -222,6 +222,8 @@ class JourneyVersion(SQLModel, table=True):
 # The states of an enrollment still in its journey, written out: a partial index on them serves a query only
 # when the query states them literally (console.ops_journeys), not as bound parameters.
 IN_JOURNEY_SQL = "state IN ('active', 'waiting')"
+# The same for a task still to work (console.supervision's backlog).
+ACTIVE_TASK_SQL = "status IN ('open', 'claimed')"
 
 
 class Enrollment(SQLModel, table=True):
@@ -366,6 +368,12 @@ class AgentTask(SQLModel, table=True):
               postgresql_where=text("event_id IS NOT NULL")),
         # A queue's claimable pool (open, nobody's) in due order, for the inbox (migration 0007).
         Index("ix_task_pool", "queue", "status", "assignee_id", "due_at", "id"),
+        # The desk's backlog per queue: the active tasks only, covering what it sums (migration 0018); status
+        # is in the key only because SQLite takes an index as covering only if it holds the condition's column.
+        Index("ix_task_active_queue", "queue", "assignee_id", "due_at", "warn_at", "status",
+              sqlite_where=text(ACTIVE_TASK_SQL), postgresql_where=text(ACTIVE_TASK_SQL)),
+        # A team's tasks closed this week, a range of each agent's rather than all they ever closed (0018).
+        Index("ix_task_assignee_status_completed", "assignee_id", "status", "completed_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -433,6 +441,9 @@ class AppUser(SQLModel, table=True):
 
 class AuditLog(SQLModel, table=True):
     __tablename__ = "audit_log"
+    # The period's reveal attempts by action and time, with their actor, read from the index alone
+    # (console.task_reveal's bursts, migration 0018): grouping by actor read the whole log.
+    __table_args__ = (Index("ix_audit_log_action_at", "action", "at", "actor"),)
 
     id: int | None = Field(default=None, primary_key=True)
     actor: str = Field(max_length=64, index=True)
