@@ -86,6 +86,7 @@ VALIDATOR_MODULES: tuple[str, ...] = (
     "engine.language.salvage",
     "engine.language.settings_checks",
     "engine.language.settings_model",
+    "engine.language.shape_hints",
     "engine.language.task_script_check",
     "engine.language.template_check",
     "engine.language.template_codegen",
