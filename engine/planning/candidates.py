@@ -160,7 +160,8 @@ class Candidates:
     # -- who enters -------------------------------------------------------------------------------
 
     def _customer_scope(self, lo: int, hi: int, ids: Sequence[int] | None) -> Any:
-        return id_filter(col(Customer.id), lo, hi, ids)
+        # An anonymised customer keeps its row (tier, zone, policies) for the figures, and enters nothing.
+        return and_(id_filter(col(Customer.id), lo, hi, ids), col(Customer.anonymised_at).is_(None))
 
     def _in_zones(self, lo: int, hi: int, ids: Sequence[int] | None, tiers: Sequence[str] | None,
                   zones: list[str]) -> list[tuple[int, str]]:
@@ -273,13 +274,20 @@ class Candidates:
         else:
             query = query.where(col(Event.processed_at).is_(None))
         rows = self.session.execute(query).all()
+        read = [r.id for r in rows]
+        # Events of an anonymised customer (reported under its anonymised-<id>) are marked processed
+        # with the others, and start nothing.
+        gone = set(self.session.execute(select(Customer.id).where(
+            col(Customer.id).in_({r.customer_id for r in rows}), col(Customer.anonymised_at).is_not(None))
+        ).scalars()) if rows else set()
+        rows = [r for r in rows if r.customer_id not in gone] if gone else rows
         out: list[Entrant] = []
         claims = self._claims_named([(r.data or {}).get("claim_id") for r in rows if r.type.startswith("claim.")])
         for r in rows:
             for lj in by_type.get(r.type, []):
                 scope = _event_scope(r.type, as_utc(r.occurred_at), dict(r.data or {}), claims)
                 out.append(Entrant(r.customer_id, lj, f"event-{r.id}", as_utc(r.occurred_at), scope, r.id))
-        return out, [r.id for r in rows]
+        return out, read
 
     def _claims_named(self, external_ids: Sequence[Any]) -> dict[str, Any]:
         """Claims by external id (with their policy's product line), for ``claim.*`` event scopes."""
