@@ -86,7 +86,8 @@ def one_of(kind: str, words: tuple[str, ...]) -> AfterValidator:
 def _check_clock(text: str) -> str:
     parts = text.split(":")
     if len(parts) != 2 or not all(p.isdigit() for p in parts):
-        raise ValueError(f"bad time of day {text!r}: write HH:MM, e.g. 10:00")
+        raise ValueError(f"bad time of day {text!r}: write HH:MM, e.g. 10:00"
+                         + ("; for the next working day write until: next_working_day" if "work" in text else ""))
     hour, minute = int(parts[0]), int(parts[1])
     if not (0 <= hour < 24 and 0 <= minute < 60):
         raise ValueError(f"bad time of day {text!r}: hours 00-23, minutes 00-59")

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from engine.language import journey_model
 from engine.language.faults import ValuesAtFault, data_path
-from engine.language.shape_hints import mapping_hint, one_value_hint
+from engine.language.shape_hints import mapping_hint, value_hint
 from engine.language.yaml_lines import MAX_BYTES, LocatedDocument, Path_, YamlError, load_located
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -129,7 +129,7 @@ def _message(error: Any) -> str:
     if kind.endswith(("_type", "_parsing")):
         got = error.get("input")
         shape = (mapping_hint(msg, got) if kind in ("model_type", "dict_type", "model_attributes_type")
-                else one_value_hint(str(name), got))
+                else value_hint(str(name), got))
         if shape is not None:
             return f"wrong type for {name!r} (got {got!r}): {shape}"
         msg = f"wrong type for {name!r}: {msg[:1].lower() + msg[1:]} (got {got!r})"

@@ -76,8 +76,10 @@ _ONE_VALUE = {
 }
 
 
-def one_value_hint(name: str, got: Any) -> str | None:
-    """For a list given where the field takes one value."""
+def value_hint(name: str, got: Any) -> str | None:
+    """For a list given where the field takes one value, or a share written with a percent sign."""
+    if isinstance(got, str) and re.fullmatch(r"\s*\d+\s*%\s*", got):
+        return f"write the number without %: {name}: {got.strip().rstrip('%').strip()}"
     if not isinstance(got, list):
         return None
     return _ONE_VALUE.get(name, "give one value, not a list")

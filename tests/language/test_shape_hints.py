@@ -42,3 +42,24 @@ def test_the_message_gives_the_form_and_the_form_is_accepted(project: Path, new:
 def test_three_offsets_in_one_entry_are_told_to_wait_for_the_others(project: Path) -> None:  # noqa: F811
     text = BASE.replace(ENTRY, "date: {anchor: policy.expiry_date, offset: [-30d, -7d], at: \"10:00\"}", 1)
     rejected(project, text, ("offset: [-30d", "one offset per entry"), ("offset: [-30d", "wait: {until: {anchor:"))
+
+
+SPLIT = """\
+  - id: ab
+    split:
+      variants:
+        - {name: a, percent: 45%, goto: remind}
+        - {name: b, percent: 45, goto: done}
+      holdout: 10%
+"""
+
+
+def test_a_share_with_a_percent_sign_and_a_working_day_in_words_are_told_the_form(project: Path) -> None:  # noqa: F811
+    text = BASE.replace("steps:\n", "steps:\n" + SPLIT, 1).replace(
+        "wait: {until: {anchor: policy.expiry_date, offset: -3d, at: \"10:00\"}}", "wait: {until: next working day}", 1)
+    rejected(project, text, ("percent: 45%", "write the number without %: percent: 45"),
+             ("holdout: 10%", "write the number without %: holdout: 10"),
+             ("until: next working day", "for the next working day write until: next_working_day"))
+    fixed = text.replace("45%", "45").replace("10%", "10").replace("next working day", "next_working_day")
+    code, output, _ = validate(project, fixed)
+    assert code == 0, output
