@@ -61,6 +61,9 @@ TOUCH_REASONS: dict[str, str] = {
     "no_customer": "The customer was removed",
     "anonymised": "The customer was anonymised (retention period over)",
     "journey_off": "Journey %(journey)s was switched off before this touch was due",
+    "journey_gone": "Journey %(journey)s is no longer in force: its file was removed",
+    "journey_edited": ("Journey %(journey)s was edited after this touch was planned: "
+                       "planned again as the new version says"),
     "no_target": "System call step %(step)s is not in journey %(journey)s as in force",
     "unknown_channel": "Unknown channel %(channel)s",
     "no_address": "No %(channel)s address",

@@ -36,6 +36,9 @@ SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("no_customer", re.compile(r"customer removed")),
     ("anonymised", re.compile(re.escape(ANONYMISED))),
     ("journey_off", re.compile(r"journey (?P<journey>\S+) switched off")),
+    ("journey_gone", re.compile(r"journey (?P<journey>\S+) no longer in force")),
+    # engine.language.journey_edits.edited_reason: a touch taken back after an edit of its journey.
+    ("journey_edited", re.compile(r"journey (?P<journey>\S+) edited: planned again under the version in force")),
     ("no_target", re.compile(r"no webhook step (?P<step>\S+) in journey (?P<journey>\S+) in force")),
     ("unknown_channel", re.compile(r"unknown channel (?P<channel>\S+)")),
     ("no_address", re.compile(r"no (?P<channel>[a-z_]+) address")),

@@ -22,6 +22,7 @@ from channels.optout import OPTED_OUT_REASON
 from channels.routing import reroute_without_consent
 from channels.webhook import Endpoint, WebhookAdapter
 from console.i18n import Translator
+from engine.language.journey_edits import Edition
 from engine.sending.claiming import ClaimedTouch
 from engine.sending.journey_rules import JourneyRules
 from engine.sending.sendable import unsendable
@@ -36,7 +37,8 @@ LATIN = re.compile(r"[A-Za-z_]{2,}|\d+[wdhm]\b|\d{4}-\d{2}-\d{2}")
 
 def _touch(channel: str, category: str = "service") -> ClaimedTouch:
     return ClaimedTouch(1, "k", 1, "renewal-reminder", "s1", "o", category, False, channel, [], "t", 1,
-                        datetime(2027, 1, 1, tzinfo=UTC))
+                        datetime(2027, 1, 1, tzinfo=UTC), journey_version="v1",
+                        planned_for=datetime(2027, 1, 1, tzinfo=UTC))
 
 
 def _customer(**fields: Any) -> Customer:
@@ -58,7 +60,11 @@ def dispatch_reasons() -> list[tuple[str, str]]:
     no_marketing = unsendable(_touch("sms", "marketing"), _customer(consent_sms_marketing=False), {}, RULES)
     no_address = unsendable(_touch("email"), _customer(email=None), {}, RULES)
     switched_off = unsendable(_touch("sms"), _customer(), {}, JourneyRules(stopped=frozenset({"renewal-reminder"})))
-    for code, result in (("no_customer", removed), ("unknown_channel", unknown), ("no_target", hook),
+    gone = unsendable(_touch("sms"), _customer(), {}, JourneyRules(in_force=frozenset({"another"})))
+    edited = unsendable(_touch("sms"), _customer(), {}, JourneyRules(editions={"renewal-reminder": Edition(
+        "v2", datetime(2026, 12, 1, tzinfo=UTC))}))
+    for code, result in (("journey_gone", gone), ("journey_edited", edited),
+                         ("no_customer", removed), ("unknown_channel", unknown), ("no_target", hook),
                          ("lost_channel", no_consent), ("lost_channel", no_marketing), ("no_address", no_address),
                          ("journey_off", switched_off)):
         assert result is not None and result.error_reason, code
