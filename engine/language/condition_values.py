@@ -104,6 +104,11 @@ def leaf_problems(field: str, kind: str, op: str, value: Any, known_tiers: Seque
     if op in journey_model.DURATION_OPERATORS:
         if kind not in ("date", "datetime"):
             yield ("op",), f"operator {op} needs a date field; {field} is {kind}"
+        elif field == "customer.birthday" and op != "older_than":
+            # The date of birth lies years back: "birthday within the next 7 days" would never hold.
+            yield ("op",), (f"customer.birthday is the date of birth, years ago, so {op} never holds; for the days "
+                            f"around the birthday enter on it: entry: {{date: {{anchor: customer.birthday, "
+                            f"offset: -7d}}}}, or use customer.age")
         return
     enum = _enum(field, known_tiers, events)
     item_kind = "str" if kind == "list" else kind

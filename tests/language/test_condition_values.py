@@ -46,6 +46,9 @@ BAD: list[tuple[str, str]] = [
     ("{field: customer.birthday, op: in, value: [2024-13-01]}", "in needs a list of dates"),
     ("{field: customer.last_active_at, op: le, value: 1700000000}", "customer.last_active_at is a date and time; le"),
     ("{field: customer.birthday, op: contains, value: '01-31'}", "contains needs a list or text field"),
+    # The date of birth is years back: "birthday in the next 7 days" never holds, whatever the day.
+    ("{field: customer.birthday, op: within_next, value: 7d}", "enter on it: entry: {date: {anchor: customer.birthday"),
+    ("{field: customer.birthday, op: within_last, value: 3d}", "customer.birthday is the date of birth, years ago"),
     # text
     ("{field: customer.branch, op: eq, value: 101}", "customer.branch is text; eq needs text, not 101"),
     ("{field: customer.branch, op: gt, value: 5}", "customer.branch is text; gt needs text"),
