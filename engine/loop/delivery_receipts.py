@@ -59,7 +59,7 @@ PARKED_FOR = timedelta(hours=1)
 
 @dataclass(frozen=True)
 class ReceiptResult:
-    outcome: str  # applied | duplicate | unchanged | unknown_message | parked | fell_back
+    outcome: str  # applied | duplicate | unchanged | unknown_message | parked | fell_back | anonymised
     touch_id: int | None = None
     status: str | None = None
     events: list[StoredEvent] = field(default_factory=list)  # to act on once the transaction commits
@@ -136,6 +136,10 @@ def apply_receipt(
         return ReceiptResult("unknown_message")
     if new_status is None:
         return ReceiptResult("unchanged", touch.id, touch.status)
+    if session.exec(select(Customer.anonymised_at).where(Customer.id == touch.customer_id)).first() is not None:
+        # Purged (store.retention): a late receipt, found by the key in its callback URL, would write the
+        # provider's id of her message back, and an outcome and an event keyed by it.
+        return ReceiptResult("anonymised", touch.id, touch.status)
 
     final = new_status in (TouchStatus.DELIVERED, TouchStatus.FAILED)
     outcome: dict[str, Any] | None = None

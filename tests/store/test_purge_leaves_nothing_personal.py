@@ -174,6 +174,17 @@ def test_a_purged_customer_leaves_no_value_of_hers_in_any_column(
     assert len({t.key for t in touches}) == len(touches)
     assert len({o.dedup_key for o in outcomes}) == len(outcomes)
 
+    # A receipt that comes after the purge (Twilio finds the touch by the key in its callback URL) changes
+    # nothing and writes no provider's id back.
+    late = "SM" + "c" * 32
+    with Session(get_engine(book.url)) as session:
+        result = apply_receipt(session, provider="twilio", message_id=late, provider_status="delivered",
+                               new_status="delivered", touch_key=next(t.key for t in touches if t.status == "sent"))
+        session.commit()
+    assert result.outcome == "anonymised"
+    assert found_anywhere(book.url, [late]) == []
+    assert row_counts(book.url) == {**before, "audit_log": before["audit_log"] + 2}
+
 
 
 def test_an_occurrence_of_our_own_stays_and_one_from_elsewhere_is_replaced_alike_everywhere(
