@@ -77,8 +77,10 @@ _EMAIL_RE = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(?:@|＠|%40|%2540)(
 # It travels under other names and notations too: ``touser`` of a template send's JSON, ``FromUserName``
 # of a push's XML, a query encoded inside another (``openid%3D``), a dict or JSON object in a message.
 # One already masked (``o****xYz1``) is left as it is, so that masking twice masks once.
-_OPENID_RE = re.compile(r"(?i)((?:open|union)id|touser|fromusername)"
-                        r"(=|%3D|%253D|[\"']?\s*[:=]\s*[\"']|>\s*(?:<!\[CDATA\[)?)([A-Za-z0-9_-]++)(?!\*)")
+# A JPush registration id (a device's: personal as a phone number is) is known only by its name beside it,
+# ``registration_id`` of a push's audience, a list in JSON (``"registration_id": ["1a00…"]``).
+_OPENID_RE = re.compile(r"(?i)((?:open|union)id|touser|fromusername|registration_ids?)"
+                        r"(=|%3D|%253D|[\"']?\s*[:=]\s*\[?\s*[\"']|>\s*(?:<!\[CDATA\[)?)([A-Za-z0-9_-]++)(?!\*)")
 
 
 # An openid on its own, with no name beside it (a logging argument, an exception's text, a provider's

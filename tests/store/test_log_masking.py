@@ -193,6 +193,21 @@ def test_a_bare_openid_in_lower_case_is_masked_and_words_of_its_length_are_not(
     assert redact_text(f"user {LOWER_OPENID} blocked") == "user [removed] blocked"
 
 
+PUSH_ID = "1a0018970af2a5b1c4d"
+
+
+@pytest.mark.parametrize("written", [
+    f'{{"platform": "all", "audience": {{"registration_id": ["{PUSH_ID}"]}}}}',
+    f"push_registration_id={PUSH_ID}",
+    f"{{'registration_ids': ['{PUSH_ID}']}}",
+])
+def test_a_push_registration_id_named_as_such_is_masked(written: str) -> None:
+    """A device's registration id went unmasked in any notation: nothing in the masking knew its name."""
+    masked = mask_text(written)
+    assert PUSH_ID not in masked and PUSH_ID[1:-4] not in masked and "1****1c4d" in masked
+    assert mask_text(masked) == masked and PUSH_ID not in redact_text(written)
+
+
 def test_masking_twice_masks_once() -> None:
     for written in (f"openid={OPENID}", f"sent to {OPENID}", f"{{'touser': '{OPENID}'}}", PHONE, EMAIL, ID_NUMBER):
         once = mask_text(written)
