@@ -202,7 +202,11 @@ def test_an_occurrence_of_our_own_stays_and_one_from_elsewhere_is_replaced_alike
                      occurred_at=long_ago, received_at=long_ago)
         theirs = Event(external_id="theirs", type="complaint.filed", customer_id=other, data={},
                        occurred_at=long_ago, received_at=long_ago)
-        session.add_all([mine, theirs])
+        # A webhook step's outcome names the enrollment it answers by journey and occurrence.
+        answer = Event(external_id="webhook:1", type="webhook.crm.succeeded", customer_id=cid,
+                       data={"journey": "j-occ", "occurrence": CRM_EVENT, "target": "crm"},
+                       occurred_at=long_ago, received_at=long_ago)
+        session.add_all([mine, theirs, answer])
         session.flush()
         occurrences = ["2022-11-21T10:00", f"event-{mine.id}", CRM_EVENT, f"event-{theirs.id}"]
         for n, occurrence in enumerate(occurrences):
@@ -219,7 +223,7 @@ def test_an_occurrence_of_our_own_stays_and_one_from_elsewhere_is_replaced_alike
                                   occurrence=occurrence, queue="callback", status="done", due_at=long_ago,
                                   created_at=long_ago + timedelta(minutes=n)))
         session.commit()
-        mine_id = mine.id
+        mine_id, answer_id = mine.id, answer.id
 
     purge(url, "3y", now=now)
 
@@ -229,6 +233,7 @@ def test_an_occurrence_of_our_own_stays_and_one_from_elsewhere_is_replaced_alike
         touches = session.exec(select(Touch).where(Touch.journey_id == "j-occ").order_by(Touch.id)).scalars().all()
         tasks = session.exec(select(AgentTask).where(AgentTask.journey_id == "j-occ")
                              .order_by(AgentTask.id)).scalars().all()
+        answered = session.get(Event, answer_id)
     kept, crm, spoofed = [t.occurrence for t in touches[:2]], touches[2].occurrence, touches[3].occurrence
     assert kept == ["2022-11-21T10:00", f"event-{mine_id}"]
     assert crm.startswith("anonymised-") and spoofed.startswith("anonymised-") and crm != spoofed
@@ -236,3 +241,4 @@ def test_an_occurrence_of_our_own_stays_and_one_from_elsewhere_is_replaced_alike
     assert [t.key for t in tasks] == [f"{cid}:j-occ:call:{t.occurrence}" for t in touches]
     assert all(enrollments[t.enrollment_id] == t.occurrence for t in [*touches, *tasks] if t.enrollment_id)
     assert [t.event_id for t in tasks] == [None, mine_id, mine_id, None]
+    assert answered is not None and answered.data["occurrence"] == crm
