@@ -100,7 +100,7 @@ def assign_many(user: CurrentUser, task_ids: list[int], to_user_id: int, *, now:
 
     A task the supervisor may not see or give counts as ``forbidden``, one that needs a skill the
     agent lacks as ``lacks_skills``; the rest are assigned. Raises TaskInvalid when the agent
-    cannot take work at all.
+    cannot take work at all (``bad_assignee``) or is not of the supervisor's team (``other_team``).
     """
     now = now or utcnow()
     if not user.can("reassign"):
@@ -109,9 +109,12 @@ def assign_many(user: CurrentUser, task_ids: list[int], to_user_id: int, *, now:
     desk = queues.current()
     with session_scope(db_url) as session:
         target = session.get(AppUser, to_user_id)
-        if target is None or not target.active or target.role not in ("agent", "supervisor") or (
-                user.team is not None and target.team != user.team):
+        if target is None or not target.active or target.role not in ("agent", "supervisor"):
             raise TaskInvalid("bad_assignee")
+        if user.team is not None and target.team != user.team:
+            # An active agent all the same: "choose an active agent" sent the supervisor looking for the
+            # wrong mistake. The words one task's handover gives (``_give``).
+            raise TaskInvalid("other_team", "the agent chosen is in another team: choose an agent of your team")
         for task_id in dict.fromkeys(task_ids[:MAX_BULK]):
             task = session.get(AgentTask, task_id)
             try:
