@@ -69,7 +69,9 @@ _GAP = r"(?:[-. +]|%20)?"
 # The country code as dialled from abroad too (0086), which people write as often as +86.
 _PHONE_RE = re.compile(r"(?<!\d)(?:(?:\+|%2[Bb]|00|００)?[8８][6６][- ]?)?([1１][3-9３-９]\d)" + _GAP + r"(\d{4})"
                        + _GAP + r"(\d{4})(?!\d)")
-_ID_RE = re.compile(r"(?<![0-9A-Za-z])(\d{3})\d{11}(\d{3}[\dXx])(?![0-9A-Za-z])")
+# An ID number as people write it too: in the groups of its region, birth date and serial (110105 19491231
+# 002X, with spaces or hyphens), and typed in full width (its X too: Ｘ).
+_ID_RE = re.compile(r"(?<![0-9A-Za-z])(\d{3})\d{3}(?:[- ]|%20)?\d{8}(?:[- ]|%20)?(\d{3}[\dXxＸｘ])(?![0-9A-Za-z])")
 # The at sign also full width (a Chinese input method types ＠) and encoded twice (a URL inside a URL's query).
 _EMAIL_RE = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(?:@|＠|%40|%2540)([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 # A WeChat openid (or unionid) names one person as a phone number does, and WeChat puts it in the query of

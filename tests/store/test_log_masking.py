@@ -208,6 +208,19 @@ def test_a_push_registration_id_named_as_such_is_masked(written: str) -> None:
     assert mask_text(masked) == masked and PUSH_ID not in redact_text(written)
 
 
+@pytest.mark.parametrize("written", [
+    "110105 19491231 002X", "110105-19491231-002x", "１１０１０５１９４９１２３１００２Ｘ"])
+def test_an_id_number_written_in_its_groups_or_in_full_width_is_masked(
+        written: str, isolated_logger: tuple[logging.Logger, io.StringIO]) -> None:
+    """Only the 18 characters run together were seen: in the groups people write it in, or with a
+    full-width X, an ID number went to the log whole."""
+    logger, stream = isolated_logger
+    logger.info("customer gave id %s on the phone", written)
+    text = stream.getvalue()
+    assert "19491231" not in text and "１９４９１２３１" not in text and "*" * 11 in text
+    assert "[removed]" in redact_text(f"id {written}")
+
+
 def test_masking_twice_masks_once() -> None:
     for written in (f"openid={OPENID}", f"sent to {OPENID}", f"{{'touser': '{OPENID}'}}", PHONE, EMAIL, ID_NUMBER):
         once = mask_text(written)
