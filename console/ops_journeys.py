@@ -25,7 +25,7 @@ from engine.loop.sqlfn import count_where
 from engine.loop.tables import enrollment_t, outcome_t, task_t, touch_t
 from engine.planning.journeys_in_force import switched_on
 from store.clock import utcnow
-from store.models import IN_JOURNEY_SQL, JourneyVersion
+from store.models import IN_JOURNEY_SQL, WEBHOOK_CHANNEL, JourneyVersion
 
 version_t: sa.Table = JourneyVersion.__table__  # type: ignore[attr-defined]
 RECENT = timedelta(days=7)
@@ -169,7 +169,11 @@ def _add_volumes(session: Session, rows: list[JourneyRow], now: datetime) -> Non
     ids = sorted({row.id for row in rows if row.id})
     touches = dict(session.execute(
         sa.select(touch_t.c.journey_id, count_where(counts_as_planned(touch_t.c.status)))
-        .where(touch_t.c.journey_id.in_(ids), touch_t.c.planned_for >= since, touch_t.c.planned_for < now)
+        # A webhook step's call goes to another system, not the customer: the report counts no such touch as
+        # planned (engine.loop.service_metrics), and the week's touches are the report's. A journey's own page
+        # still shows its webhook steps' calls, step by step.
+        .where(touch_t.c.journey_id.in_(ids), touch_t.c.planned_for >= since, touch_t.c.planned_for < now,
+               touch_t.c.channel != WEBHOOK_CHANNEL)
         .group_by(touch_t.c.journey_id)
     ).all())
     tasks = dict(session.execute(

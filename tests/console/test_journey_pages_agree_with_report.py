@@ -6,6 +6,8 @@ journeys list did the same for its week's tasks, while the report counts tasks c
 read more tasks on its page than in the report. Touches are compared as well: planned (a rule-dropped
 touch counts, a cancelled one does not), delivered and failed; and the touches a rule dropped, which the
 seed wrote as ``cancelled`` with made-up reasons where the planner writes ``dropped`` and its rule's reason.
+The list's week of touches counted a webhook step's calls, which the report leaves out (they go to another
+system, not to the customer).
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from engine.language.moments import parse_local_moment
 from engine.loop.reports import build_report
 from store.clock import to_local, utcnow
 from store.db import session_scope
-from store.models import AgentTask, TaskStatus
+from store.models import WEBHOOK_CHANNEL, AgentTask, TaskStatus, Touch
 from tests.console.conftest import Seed, login
 from tests.console.ops_seed import DROPPED_BIRTHDAYS, SPLIT_JOURNEY, seed_activity
 
 ZONE = "Asia/Shanghai"
 JOURNEYS = (SPLIT_JOURNEY, "complaint-response", "birthday-care")
+CRM = "claim-crm-case"
 CELL = re.compile(r'<td data-k="(?P<key>[a-z_]+)">(?P<value>[^<]*)<')
 
 
@@ -36,6 +39,16 @@ def _cancelled_tasks(db_url: str, customer_id: int, now: datetime, n: int) -> No
             s.add(AgentTask(key=f"gone:{i}", customer_id=customer_id, journey_id="complaint-response",
                             journey_version="v1", step_id="handle", occurrence=f"gone{i}", queue="complaints",
                             priority=1, due_at=at + timedelta(hours=24), created_at=at, status=TaskStatus.CANCELLED))
+
+
+def _crm_case(db_url: str, customer_id: int, now: datetime) -> None:
+    """A claim's CRM case opened by the webhook step, then the customer told by push: one touch of the customer."""
+    with session_scope(db_url) as s:
+        for n, (step, channel) in enumerate((("open_case", WEBHOOK_CHANNEL), ("tell_customer", "push"))):
+            at = now - timedelta(hours=5, minutes=-n)
+            s.add(Touch(key=f"crm:{n}", customer_id=customer_id, journey_id=CRM, journey_version="v1", step_id=step,
+                        occurrence="claim-1", category="service", channel=channel, template=step, planned_for=at,
+                        due_at=at, status="delivered", created_at=at, sent_at=at, delivered_at=at))
 
 
 def _step_sums(page: str) -> dict[str, int]:
@@ -52,12 +65,14 @@ def test_journey_pages_and_the_report_count_tasks_and_touches_alike(client: Test
                                                                       db_url: str) -> None:
     seed_activity(db_url, list(seed.customers.values()), seed.now)
     _cancelled_tasks(db_url, seed.customers["C2"], seed.now, 3)
+    _crm_case(db_url, seed.customers["C3"], seed.now)
     login(client, "olga")
 
     now = utcnow()
     listed = client.get("/ops/journeys").text
     week = build_report(now - timedelta(days=7), now, "journey")["groups"]
-    for journey_id in JOURNEYS:
+    assert week[CRM]["planned"] == 1
+    for journey_id in (*JOURNEYS, CRM):
         row = listed.split(f'data-journey="{journey_id}"', 1)[1].split("</tr>", 1)[0]
         shown = dict(re.findall(r'data-testid="(touches-7d|tasks-7d)">(\d+)<', row))
         figures = week.get(journey_id, {})
