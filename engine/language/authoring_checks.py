@@ -1,14 +1,18 @@
 """Checks of a journey's steps that help a new author most: the nearest name to a misspelt one, a
-wait until a date the journey has in scope, a task queue the desk knows, a loop a customer would
-go round without end or that would repeat a touch."""
+wait until a date the journey has in scope, a task queue the desk knows, a due time a business
+clock reads otherwise than the author wrote it, a loop a customer would go round without end or
+that would repeat a touch."""
 
 from __future__ import annotations
 
 import difflib
 from collections import deque
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
+from engine.language.durations import parse_duration
 from engine.language.journey_model import AnchoredMoment, Journey, Step, WaitUntil
+from engine.language.settings_model import QueuesConfig
 
 
 def nearest(name: str, options: Iterable[str]) -> str:
@@ -124,3 +128,38 @@ def loop_problems(journey: Journey) -> list[tuple[int, str]]:
                               "(its touch or task has one key per customer, journey, step and occurrence), so "
                               "the repeat would never be made; write the repeat as its own step"))
     return out
+
+
+def _hours(span: timedelta) -> str:
+    return f"{span.total_seconds() / 3600:g}h"
+
+
+def business_due_note(queue: str, due_within: str, desk: QueuesConfig | None) -> str | None:
+    """Why a task's ``due_within`` on a business-clock queue is not the time it reads as, or None.
+
+    On that clock whole days count working days and the rest open hours (``engine.language.sla_clock``).
+    Hours past a working day's open hours end later than the next whole day would (``23h`` after
+    ``1d``), and hours adding up to whole days are working days, not hours of wall time (``24h``)."""
+    if desk is None:
+        return None
+    declared = desk.queues.get(queue)
+    clock = (declared.clock if declared is not None else None) or desk.defaults.clock
+    if clock != "business":
+        return None
+    hours = desk.business_hours
+    opened = datetime.strptime(hours.end, "%H:%M") - datetime.strptime(hours.start, "%H:%M")
+    window = parse_duration(due_within)
+    days, rest = window.days, window - timedelta(days=window.days)
+    written_in_hours = not any(unit in due_within for unit in "wd")
+    whole = f"{days} working day{'s' if days > 1 else ''} and " if days else ""
+    if rest > opened:
+        return (f"due_within {due_within} on queue {queue!r} (business clock, {_hours(opened)} open a working "
+                f"day) is {whole}{_hours(rest)} of open time: due later than {days + 1}d ({days + 1} working "
+                f"day{'s' if days else ''}) would be; write {days + 1}d, or at most {_hours(opened)} past "
+                f"{'whole days' if days else 'the start'}")
+    if written_in_hours and days:
+        return (f"due_within {due_within} on queue {queue!r} (business clock) is {whole.removesuffix(' and ')}"
+                + (f" and {_hours(rest)} of open time" if rest else "")
+                + f", not {due_within} around the clock: write {days}d" + (_hours(rest) if rest else "")
+                + " if that is meant, or use a queue with clock: wall")
+    return None

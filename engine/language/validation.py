@@ -21,7 +21,13 @@ from pathlib import Path
 from channels.template_files import available_templates, missing_files
 from channels.webhook_targets import WebhookConfigError
 from engine.language import catalogue
-from engine.language.authoring_checks import loop_problems, nearest, unknown_queue, wait_anchor_problem
+from engine.language.authoring_checks import (
+    business_due_note,
+    loop_problems,
+    nearest,
+    unknown_queue,
+    wait_anchor_problem,
+)
 from engine.language.condition_values import condition_problems, leaves
 from engine.language.event_types import load_event_types
 from engine.language.journey_model import Condition, Journey
@@ -89,6 +95,7 @@ class _Context:
     known_tiers: tuple[str, ...] = TIERS
     warnings: list[Problem] = field(default_factory=list)
     known_queues: tuple[str, ...] | None = None  # config/queues.yaml's; None: not checked
+    desk: QueuesConfig | None = None  # config/queues.yaml, for the queues' clocks; None: not checked
 
     def add(self, data_path: Path_, message: str, prefer_key: bool = False) -> None:
         pos: Position = self.doc.position(data_path, prefer_key=prefer_key)
@@ -250,6 +257,8 @@ def _check_steps(ctx: _Context, journey: Journey, scopes: set[str], events: set[
                 ctx.add((*base, "task", "script"), message)
         if step.task is not None and (wrong := unknown_queue(step.task.queue, ctx.known_queues)):
             ctx.add((*base, "task", "queue"), wrong)
+        if step.task is not None and (note := business_due_note(step.task.queue, step.task.due_within, ctx.desk)):
+            ctx.warn((*base, "task", "due_within"), note)
         if wrong := wait_anchor_problem(step, scopes):
             ctx.add((*base, "wait", "until", "anchor"), wrong)
         tiers = journey.audience.tiers
@@ -305,8 +314,8 @@ def _engagement_channels() -> list[str]:
 # --- whole-tree validation ----------------------------------------------------------------------
 
 
-def validate_journey_file(path: Path, templates_root: Path,
-                          queues: tuple[str, ...] | None = None) -> tuple[LoadedJourney | None, list[Problem]]:
+def validate_journey_file(path: Path, templates_root: Path, queues: tuple[str, ...] | None = None,
+                          desk: QueuesConfig | None = None) -> tuple[LoadedJourney | None, list[Problem]]:
     shown = display_path(path)
     source, doc, problems = load_document(path)
     if doc is None:
@@ -323,7 +332,7 @@ def validate_journey_file(path: Path, templates_root: Path,
             problems = [*problems, *(p for p in ctx.problems
                                      if salvaged.trusts(p.message) and p.line not in stood_in)]
         return None, sorted(set(problems))
-    ctx = _Context(shown, doc, templates_root, [], known_queues=queues)
+    ctx = _Context(shown, doc, templates_root, [], known_queues=queues, desk=desk)
     _check_journey(ctx, journey)
     if ctx.problems:
         return None, sorted(set(ctx.problems))
@@ -453,7 +462,7 @@ def validate(
     used_templates: set[str] = set()
     for path in files:
         loaded, problems = validate_journey_file(path, templates_root,
-                                                 tuple(queues.queues) if queues is not None else None)
+                                                 tuple(queues.queues) if queues is not None else None, queues)
         if loaded is None:
             report.rejected_files.append(display_path(path))
             report.problems.extend(problems)
