@@ -90,6 +90,9 @@ WECHAT_PERMANENT: dict[int, str] = {
     40037: "invalid template_id",
     43004: "recipient is not subscribed to the official account",
     43019: "recipient has blocked the official account",
+    # The recipient refused (or has spent) their subscription to this message: the same message
+    # cannot reach them until they subscribe again, so retrying only delays the fallback channel.
+    43101: "recipient refused to receive this message (subscription refused or used up)",
     47001: "malformed request body",
 }
 # These come in an HTTP 200 JSON body: WeChat's own answer that it did not send, unlike an

@@ -54,8 +54,10 @@ _ERRMSG = {
     41001: "access_token missing",
     42001: "access_token expired",
     43004: "require subscribe",
+    43101: "user refuse to accept the msg",
     44002: "empty post data",
     45009: "reach max api daily quota limit",
+    45047: "out of response count limit",
     45065: "clientmsgid exist",
     47001: "data format error",
 }

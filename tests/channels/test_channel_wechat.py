@@ -141,7 +141,8 @@ async def test_a_token_refused_again_after_refresh_is_not_retried_twice() -> Non
 
 async def test_errcodes_are_classified(standin: WeChatStandin, adapter: WeChatTemplateAdapter) -> None:
     standin.unsubscribed.add("o_unsubscribed")
-    standin.forced_errcodes.update({"o_bad_openid": 40003, "o_busy": -1, "o_quota": 45009})
+    standin.forced_errcodes.update({"o_bad_openid": 40003, "o_busy": -1, "o_quota": 45009, "o_refused": 43101,
+                                    "o_frequency": 45047})
     standin.templates = {"TPL_RENEWAL"}
     batch = [
         wx(1, "o_unsubscribed"),
@@ -150,6 +151,8 @@ async def test_errcodes_are_classified(standin: WeChatStandin, adapter: WeChatTe
         wx(4, "o_busy"),
         wx(5, "o_quota"),
         wx(6),
+        wx(7, "o_refused"),
+        wx(8, "o_frequency"),
     ]
     results = await adapter.send_batch(batch)
     assert [(r.ok, r.error_class, r.error_code) for r in results] == [
@@ -159,8 +162,12 @@ async def test_errcodes_are_classified(standin: WeChatStandin, adapter: WeChatTe
         (False, "retryable", "-1"),
         (False, "retryable", "45009"),
         (True, None, None),
+        (False, "permanent", "43101"),
+        (False, "retryable", "45047"),
     ]
     assert "not subscribed" in (results[0].error_reason or "")
+    # 43101 is worded, not left as "errcode 43101" (which was also classed retryable: no fallback).
+    assert "refused to receive" in (results[6].error_reason or "")
     assert len(standin.log) == 1
 
 
