@@ -69,8 +69,9 @@ in its time zone, as the console's periods of local days count it, not the UTC d
                     grouping reads the start) / all of them. Touches do not record the tier they were
                     planned under, so no figure can group a touch by that.
 
-Lift (journeys with a holdout branch): enrollments entered in the period, goal rate
-(exit_reason in GOAL_EXIT_REASONS) of the treated branches minus that of the holdout.
+Lift (journeys with a holdout branch): enrollments entered in the period that a split put in a branch
+(as the journey page's experiment counts them), goal rate (exit_reason in GOAL_EXIT_REASONS) of the
+treated branches minus that of the holdout.
 """
 
 from __future__ import annotations

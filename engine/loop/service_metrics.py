@@ -252,7 +252,9 @@ def complaint_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Group
 
 def lift_by_journey(conn: sa.Connection, ctx: Period) -> list[dict[str, Any]]:
     e = enrollment_t
-    in_period = (e.c.entered_at >= ctx.start) & (e.c.entered_at < ctx.end)
+    # In a branch: an enrollment no split placed (entered under a version without one, or not at it yet) is in
+    # neither arm; as treated it diluted the goal rate, and the journey page's experiment did not count it.
+    in_period = (e.c.entered_at >= ctx.start) & (e.c.entered_at < ctx.end) & e.c.split_branch.is_not(None)
     is_holdout = sa.case((e.c.split_branch == HOLDOUT, 1), else_=0)
     # One pass over the period's enrollments; the journeys without a holdout row are dropped here
     # rather than by a second pass that finds the journeys with one.

@@ -7,7 +7,9 @@ read more tasks on its page than in the report. Touches are compared as well: pl
 touch counts, a cancelled one does not), delivered and failed; and the touches a rule dropped, which the
 seed wrote as ``cancelled`` with made-up reasons where the planner writes ``dropped`` and its rule's reason.
 The list's week of touches counted a webhook step's calls, which the report leaves out (they go to another
-system, not to the customer).
+system, not to the customer). The report's lift counted as treated every enrollment not in the holdout, those
+no split placed in a branch too (entered under a version without the split), which the journey page's
+experiment leaves out.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from engine.language.moments import parse_local_moment
 from engine.loop.reports import build_report
 from store.clock import to_local, utcnow
 from store.db import session_scope
-from store.models import WEBHOOK_CHANNEL, AgentTask, TaskStatus, Touch
+from store.models import WEBHOOK_CHANNEL, AgentTask, Enrollment, TaskStatus, Touch
 from tests.console.conftest import Seed, login
 from tests.console.ops_seed import DROPPED_BIRTHDAYS, SPLIT_JOURNEY, seed_activity
 
@@ -51,6 +53,16 @@ def _crm_case(db_url: str, customer_id: int, now: datetime) -> None:
                         due_at=at, status="delivered", created_at=at, sent_at=at, delivered_at=at))
 
 
+def _unsplit(db_url: str, customer_id: int, now: datetime, n: int) -> None:
+    """Enrollments of the split journey that no split placed: entered under a version without it, and done."""
+    with session_scope(db_url) as s:
+        for i in range(n):
+            at = now - timedelta(hours=6 + i)
+            s.add(Enrollment(customer_id=customer_id, journey_id=SPLIT_JOURNEY, journey_version="v0",
+                             occurrence=f"before-split-{i}", step_id="done", state="exited", entered_at=at,
+                             exited_at=at, exit_reason="goal"))
+
+
 def _step_sums(page: str) -> dict[str, int]:
     """Per-step figures of a journey page summed over its steps (numbers only)."""
     body = page.split('data-testid="step-counts"', 1)[1].split("</table>", 1)[0]
@@ -66,6 +78,7 @@ def test_journey_pages_and_the_report_count_tasks_and_touches_alike(client: Test
     seed_activity(db_url, list(seed.customers.values()), seed.now)
     _cancelled_tasks(db_url, seed.customers["C2"], seed.now, 3)
     _crm_case(db_url, seed.customers["C3"], seed.now)
+    _unsplit(db_url, seed.customers["C1"], seed.now, 4)
     login(client, "olga")
 
     now = utcnow()
@@ -82,8 +95,9 @@ def test_journey_pages_and_the_report_count_tasks_and_touches_alike(client: Test
     today = to_local(now, ZONE).date()
     first, last = today - timedelta(days=10), today
     # The page's period: whole local days, the last one included.
-    days = build_report(parse_local_moment(first.isoformat(), ZONE),
-                        parse_local_moment(last.isoformat(), ZONE) + timedelta(days=1), "journey")["groups"]
+    whole_days = build_report(parse_local_moment(first.isoformat(), ZONE),
+                              parse_local_moment(last.isoformat(), ZONE) + timedelta(days=1), "journey")
+    days = whole_days["groups"]
     assert days["complaint-response"]["tasks"] == 12  # the seed's twelve, not the three cancelled
     for journey_id in JOURNEYS:
         page = client.get(f"/ops/journeys/{journey_id}", params={"start": first.isoformat(), "end": last.isoformat()})
@@ -93,6 +107,11 @@ def test_journey_pages_and_the_report_count_tasks_and_touches_alike(client: Test
         assert sums.get("tasks_opened", 0) == (figures.get("tasks") or 0), journey_id
         assert sums.get("delivered", 0) == (figures.get("delivered") or 0), journey_id
         assert sums.get("failed", 0) == (figures.get("failed") or 0), journey_id
+        if journey_id == SPLIT_JOURNEY:  # the experiment's arms, as the report's lift counts them
+            [lift] = [row for row in whole_days["lift"] if row["journey"] == SPLIT_JOURNEY]
+            arms = dict(re.findall(r'<tr data-group="([a-z_]+)">.*?<td data-k="entered">(\d+)<', page.text))
+            assert lift["holdout_enrolled"] == int(arms.pop("holdout"))
+            assert lift["treated_enrolled"] == sum(int(n) for n in arms.values())
         if journey_id == "birthday-care":  # every touch of it dropped by a rule: planned, never sent
             greeting = page.text.split('<tr data-step="greeting">', 1)[1].split("</tr>", 1)[0]
             assert f'data-k="entered">{figures["planned"]}<' in greeting
