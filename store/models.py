@@ -480,3 +480,23 @@ class WebhookNonce(SQLModel, table=True):
     # When the timestamp leaves the accepted window: a replay is refused as stale from then
     # on, so the row can go.
     expires_at: datetime = Field(index=True)
+
+
+class WorkerLease(SQLModel, table=True):
+    """Which live dispatcher holds a worker id (``engine.sending.worker_lease``): one at a time.
+
+    A second process given the same ``--worker`` is refused while the holder is seen; a holder whose
+    heartbeat is older than the lease (or whose process is gone from the same machine) is taken over.
+    """
+
+    __tablename__ = "worker_lease"
+
+    worker_id: str = Field(primary_key=True, max_length=64)
+    # A new one each time a process takes the id: its claims carry it (worker_id#instance).
+    instance: str = Field(max_length=16)
+    host: str = Field(max_length=255)
+    pid: int
+    # boot/pid-namespace/pid/start time, for telling on the same machine that the holder is gone.
+    process: str | None = Field(default=None, max_length=160)
+    taken_at: datetime
+    seen_at: datetime  # the heartbeat

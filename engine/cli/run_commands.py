@@ -44,8 +44,8 @@ def dispatch(
     once: bool = typer.Option(False, "--once", help="Send what is due now, then exit."),
     batch: int = whole_option(1000, "--batch", low=1, high=MAX_BATCH, help="Touches claimed per batch"),
     worker: str | None = typer.Option(
-        None, "--worker", help="Worker id (default host:pid). A stable id lets a restart take over its own "
-        "interrupted sends at once."),
+        None, "--worker", help="Worker id (default host:pid), held by one live process at a time: a second "
+        "one given it is refused. A stable id lets a restart take over its own interrupted sends at once."),
     lanes: int = whole_option(2, "--lanes", low=1, high=MAX_LANES, help="Batches in flight at once in this process"),
 ) -> None:
     """Claim due touches in batches and send them through the configured channels."""
@@ -53,17 +53,31 @@ def dispatch(
 
     from engine.sending.dispatch import make_dispatcher
     from engine.sending.reconcile import reconcile
+    from engine.sending.worker_lease import WorkerIdHeld, worker_id_fault
     from store.db import get_engine
+
+    fault = worker_id_fault(worker) if worker is not None else None
+    if fault is not None:
+        raise fail(f"--worker {worker!r} {fault}")
 
     async def main() -> dict[str, Any]:
         engine = get_engine()
         dispatcher = make_dispatcher(engine, worker_id=worker, batch_size=batch, lanes=lanes)
         if not dispatcher.adapters:
             raise fail("no channel is configured: set the variables of at least one (channels/registry.py)")
+        try:
+            await dispatcher.start()
+        except WorkerIdHeld as held:
+            await dispatcher.aclose()
+            # 1, not 2: the id is a good one, held by a live process now; the same command runs once that one
+            # has stopped.
+            named = f"--worker {worker!r}" if worker is not None else f"worker id {dispatcher.worker_id!r} (host:pid)"
+            raise fail(held.line(named), 1) from None
         warn_if_no_secret(SENDING_WITHOUT_SECRET)  # once it can send: a command that fails says only why
         stop = asyncio.Event()
         _install_stop(stop)
         try:
+            # Under the id this process now holds: what the processes that held it before left in flight.
             settled = await reconcile(engine, dispatcher.adapters, worker_id=dispatcher.worker_id)
             if once:
                 counts = await dispatcher.run_until_idle(stop=stop)

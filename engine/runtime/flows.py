@@ -73,6 +73,7 @@ async def dispatch_batch(dispatcher: Any, now: datetime | None = None) -> dict[s
 
 @task(name="reconcile-interrupted", cache_policy=NO_CACHE)
 async def reconcile_task(dispatcher: Any, now: datetime | None = None) -> dict[str, Any]:
+    """What the processes that held the dispatcher's worker id before it left in flight, and unanswered sends."""
     counts = await reconcile(dispatcher.engine, dispatcher.adapters, worker_id=dispatcher.worker_id, now=now,
                              max_attempts=dispatcher.max_attempts)
     return counts.as_dict()
@@ -110,6 +111,9 @@ async def dispatch_flow(
             total.merge(_counts(done))
 
     try:
+        # The worker id is this flow run's alone while it dispatches (engine.sending.worker_lease): one held by
+        # a live process fails the run with WorkerIdHeld before anything is settled or sent.
+        await dispatcher.start()
         settled = await reconcile_task(dispatcher, moment)
         await asyncio.gather(*(lane() for _ in range(max(1, lanes))))
         push_receipts = await _push_receipts(dispatcher, moment)

@@ -1,8 +1,9 @@
 """Atomic claiming of due touches, so that concurrent dispatch workers never take the same touch.
 
 A claim moves a batch of due ``planned`` touches to ``sending`` in one statement and
-stamps them with the worker's id and the claim time. Only the worker that claimed a
-touch may record its result (``record`` in ``engine.sending.dispatch`` matches on
+stamps them with the worker's claim id and the claim time: a dispatcher's is its worker id and its
+process's instance (``engine.sending.worker_lease``), so that two processes never share one. Only the
+instance that claimed a touch may record its result (``record`` in ``engine.sending.dispatch`` matches on
 ``claimed_by``), and only ``engine.sending.reconcile`` may take a ``sending`` touch away from
 a worker that died.
 
@@ -15,8 +16,6 @@ a worker that died.
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,12 +60,6 @@ class ClaimedTouch:
     # What the touch was decided under and for when: an edit since may take it back (engine.language.journey_edits).
     journey_version: str = ""
     planned_for: datetime | None = None
-
-
-def default_worker_id() -> str:
-    """``host:pid``: unique among live workers. Give a stable ``--worker`` to let a restart
-    reconcile its own predecessor's touches at once instead of waiting for the lease."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _rows_to_claimed(rows: Sequence[Any], dialect: Dialect) -> list[ClaimedTouch]:

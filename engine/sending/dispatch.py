@@ -41,6 +41,7 @@ import contextlib
 import functools
 import gc
 import logging
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -58,10 +59,11 @@ from engine.language.journey_edits import EDITED, withdraw
 from engine.language.rendering import signed_unsubscribe_link
 from engine.language.settings_model import DeliveryConfig
 from engine.sending import recording
+from engine.sending.adapters_from_env import build_adapters, callback_url_from_env
 from engine.sending.batch_customers import load_customers
 from engine.sending.cap_check import CHANNEL_RULE, JOURNEY_RULE, over_cap, over_limits
 from engine.sending.claim_lease import RENEW_AFTER, TAKEN_OVER, renew, taken_over
-from engine.sending.claiming import ClaimedTouch, claim_due, default_worker_id
+from engine.sending.claiming import ClaimedTouch, claim_due
 from engine.sending.dispatch_counts import DispatchCounts
 from engine.sending.journey_rules import InForceRules, JourneyRules
 from engine.sending.quiet_hold import HOLD, Held, hold_rows, quiet_hold
@@ -69,6 +71,7 @@ from engine.sending.rate_limit import RateLimiter
 from engine.sending.reconcile import LOOKUP_DELAY, has_lookup, reconcile
 from engine.sending.retry import decide, out_of_quiet_hours
 from engine.sending.sendable import JOURNEY_OFF, unsendable
+from engine.sending.worker_lease import WorkerLease, default_worker_id, worker_id_fault
 from store.clock import utcnow
 from store.masking import mask_text
 from store.models import WEBHOOK_CHANNEL, Customer, TouchStatus
@@ -145,6 +148,14 @@ class Dispatcher:
         self.adapters = adapters
         self.renderer = renderer
         self.worker_id = worker_id or default_worker_id()
+        fault = worker_id_fault(self.worker_id)
+        if fault is not None:
+            raise ValueError(f"worker id {self.worker_id!r} {fault}")
+        # The id is this process's alone while it dispatches (engine.sending.worker_lease): taken before the
+        # first claim or settling, let go of by aclose.
+        self.lease = WorkerLease(engine, self.worker_id, clock)
+        self._taking = threading.Lock()
+        self._settled_before = False
         self.batch_size = batch_size
         self.lanes = max(1, lanes)
         self.max_attempts = max_attempts
@@ -160,10 +171,28 @@ class Dispatcher:
         self.quiet = quiet
         self._askable = {channel for channel, adapter in adapters.items() if has_lookup(adapter)}
 
+    @property
+    def claim_id(self) -> str:
+        """What this process's claims carry: the worker id and the instance holding it."""
+        return self.lease.claim_id
+
+    def hold(self) -> None:
+        """Take the worker id if this process does not hold it yet; ``WorkerIdHeld`` if a live one does."""
+        with self._taking:
+            if not self.lease.held:
+                self.lease.take()
+
+    async def start(self) -> None:
+        """``hold`` before anything else: a dispatcher refused its id says so before it settles or sends."""
+        await asyncio.to_thread(self.hold)
+
     # ---- one batch -------------------------------------------------------------------
 
     def _claim_and_prepare(self, now: datetime) -> _Prepared | None:
-        claimed = claim_due(self.engine, self.worker_id, self.batch_size, now, channels=sorted(self.adapters))
+        self.hold()
+        if self.lease.lost.is_set():  # another process has the id now: nothing more is claimed under it
+            return None
+        claimed = claim_due(self.engine, self.claim_id, self.batch_size, now, channels=sorted(self.adapters))
         if not claimed:
             return None
         prepared = _Prepared(touches={t.id: t for t in claimed}, outbound=defaultdict(list), settled=[])
@@ -225,9 +254,11 @@ class Dispatcher:
 
     async def _still_mine(self, chunk: list[OutboundMessage], claimed_at: datetime) -> set[int]:
         ids = [m.touch_id for m in chunk]
+        if self.lease.lost.is_set():  # its successor under the id settles what this process claimed
+            return set()
         if self.clock() - claimed_at <= RENEW_AFTER:
             return set(ids)
-        return await asyncio.to_thread(renew, self.engine, self.worker_id, ids, self.clock())
+        return await asyncio.to_thread(renew, self.engine, self.claim_id, ids, self.clock())
 
     async def _send_channel(self, channel: str, messages: list[OutboundMessage],
                             claimed_at: datetime) -> list[SendResult]:
@@ -355,10 +386,10 @@ class Dispatcher:
             final.append({**base, "status": TouchStatus.FAILED})
             outcomes.append(_outcome(touch, "failed", now, detail))
 
-        params = {"w": self.worker_id, "sending": TouchStatus.SENDING, "now": now}
+        params = {"w": self.claim_id, "sending": TouchStatus.SENDING, "now": now}
         with self.engine.begin() as conn:
-            # Every statement matches on claimed_by: if reconcile took a touch away from a
-            # worker it believed dead, that worker's late result cannot overwrite it.
+            # Every statement matches on claimed_by (this process's claim id): if reconcile took a touch away
+            # from a worker it believed dead, that worker's late result cannot overwrite it.
             # A fast delivery receipt may already have moved the touch past 'sending'.
             recording.update_touches(conn, _SENT, "AND claimed_by = :w", sent,
                                      {**params, "sent": TouchStatus.SENT, "failed": TouchStatus.FAILED})
@@ -430,12 +461,23 @@ class Dispatcher:
 
     async def settle_unanswered(self, now: datetime | None = None) -> Counter[str]:
         """Run ``engine.sending.reconcile`` for this worker: unanswered sends now due to be looked up, and
-        any this worker's id left ``sending`` (none while its batches are not in flight)."""
-        counts = await reconcile(self.engine, self.adapters, worker_id=self.worker_id, now=now or self.clock(),
+        any left ``sending`` under its id: the first time, by the processes that held the id before this one
+        (this one holds it now, so none of them is alive); then by this process only (none while its batches
+        are not in flight), so that a predecessor that lost the id and claimed again before it noticed is
+        settled after the claim's lease, as any other worker's, not while it sends."""
+        await self.start()
+        mine = self.claim_id if self._settled_before else self.worker_id
+        counts = await reconcile(self.engine, self.adapters, worker_id=mine, now=now or self.clock(),
                                  max_attempts=self.max_attempts)
+        self._settled_before = True
         return Counter({k: v for k, v in counts.as_dict().items() if isinstance(v, int) and v})
 
     async def aclose(self) -> None:
+        """Let go of the worker id (the next process given it takes it at once) and close the adapters."""
+        try:
+            await asyncio.to_thread(self.lease.release)
+        except Exception:  # the id then frees itself when its lease runs out
+            log.warning("letting go of worker id %r failed", self.worker_id, exc_info=True)
         for adapter in self.adapters.values():
             try:
                 await adapter.aclose()
@@ -472,65 +514,6 @@ def _outcome(touch: ClaimedTouch, kind: str, now: datetime, detail: dict[str, An
 
 
 # ---- wiring from configuration ----------------------------------------------------------
-
-# WeChat pushes its TEMPLATESENDJOBFINISH events to the one URL set on the account and
-# SMTP has no per-message callback: only Twilio takes a URL per message.
-CALLBACK_PATHS = {"sms": "/hooks/twilio/status"}
-
-
-def build_adapters(outbox_dir: str | None = None) -> dict[str, ChannelAdapter]:
-    """The adapters of every channel configured in the environment (``channels.registry``).
-
-    A channel without credentials is skipped, so its touches stay planned for a worker
-    that has them; with ``outbox_dir`` (or ``JOURNEYS_OUTBOX_DIR``) it writes to the
-    outbox file instead.
-    """
-    import os
-
-    from channels.registry import CHANNELS, ChannelNotConfigured, build_adapter
-
-    outbox = outbox_dir or os.environ.get("JOURNEYS_OUTBOX_DIR") or None
-    adapters: dict[str, ChannelAdapter] = {}
-    for channel in CHANNELS:
-        try:
-            adapters[channel] = build_adapter(channel, outbox_dir=outbox)
-        except ChannelNotConfigured as exc:
-            log.info("channel not configured, not dispatching it here: %s", exc)
-    webhook = webhook_adapter(outbox)
-    if webhook is not None:
-        adapters[WEBHOOK_CHANNEL] = webhook
-    return adapters
-
-
-def webhook_adapter(outbox_dir: str | None = None) -> ChannelAdapter | None:
-    """The webhook targets of config/webhooks.yaml whose URL and secret are in the environment; with
-    none, the outbox when ``outbox_dir`` is given (the embedded demo), else None."""
-    from pathlib import Path
-
-    from channels.outbox import OutboxAdapter
-    from channels.webhook import WebhookAdapter, endpoints_from_env
-    from engine.language.webhook_config import load_webhooks
-
-    endpoints = endpoints_from_env(load_webhooks())
-    if endpoints:
-        return WebhookAdapter(endpoints)
-    return OutboxAdapter(Path(outbox_dir) / f"{WEBHOOK_CHANNEL}.jsonl", WEBHOOK_CHANNEL) if outbox_dir else None
-
-
-def callback_url_from_env() -> Callable[[str, ClaimedTouch], str | None] | None:
-    """Status-callback URLs under ``JOURNEYS_PUBLIC_URL`` (where the receipts endpoints are reachable)."""
-    import os
-
-    base = os.environ.get("JOURNEYS_PUBLIC_URL", "").rstrip("/")
-    if not base:
-        return None
-
-    def url(channel: str, touch: ClaimedTouch) -> str | None:
-        path = CALLBACK_PATHS.get(channel)
-        return f"{base}{path}" if path else None
-
-    return url
-
 
 # The collector's first-generation threshold in a process that dispatches (see _freeze_long_lived).
 DISPATCH_GC_THRESHOLD = 50_000

@@ -32,8 +32,9 @@ every one that did not. So each such touch is settled by asking, in this order:
    "at most once" wins: the touch fails with error class ``unknown`` and the reason,
    for a person to look at, rather than risk a duplicate.
 
-Which touches are settled: ``sending`` ones claimed by this worker's own id (a restarted
-worker with a stable ``--worker`` id takes its predecessor's over at once), those whose
+Which touches are settled: ``sending`` ones claimed under this worker's own id (a restarted
+worker with a stable ``--worker`` id takes its predecessor's over at once, once it holds the id:
+``engine.sending.worker_lease``, so never a live process's), those whose
 claim is older than the lease (a batch takes seconds; the lease defaults to five
 minutes, and a batch that takes longer renews it: ``engine.sending.claim_lease``;
 a touch whose claim changed since it was read is left as it is), and ambiguous ones whose ``next_attempt_at`` has come.
@@ -242,8 +243,9 @@ def stranded(
     engine: Engine, worker_id: str | None, now: datetime, lease: timedelta = DEFAULT_LEASE,
     channels: list[str] | None = None,
 ) -> list[PendingSend]:
-    """Touches to settle now: left ``sending`` by ``worker_id`` or by anyone longer ago than
-    ``lease``, or unanswered (error class ``unknown``) and due to be asked about.
+    """Touches to settle now: left ``sending`` by ``worker_id`` (a worker id: by any process that held it; a
+    claim id: by that process) or by anyone longer ago than ``lease``, or unanswered (error class ``unknown``)
+    and due to be asked about.
 
     An unanswered touch is never taken before its ``next_attempt_at``, even by its own
     worker or past the lease: asking the provider too early could find nothing yet."""
@@ -253,7 +255,8 @@ def stranded(
         "FROM touch t JOIN customer c ON c.id = t.customer_id "
         "WHERE t.status = :sending "
         "AND NOT (t.error_class = :unknown AND t.next_attempt_at IS NOT NULL AND t.next_attempt_at > :now) "
-        "AND (t.claimed_by = :me OR t.claimed_at < :stale OR t.claimed_at IS NULL OR t.error_class = :unknown)"
+        "AND (t.claimed_by = :me OR substr(t.claimed_by, 1, :mine_len) = :mine "
+        "OR t.claimed_at < :stale OR t.claimed_at IS NULL OR t.error_class = :unknown)"
     )
     if channels is not None:
         sql += " AND t.channel IN :channels"
@@ -261,8 +264,12 @@ def stranded(
     if channels is not None:
         binds.append(bindparam("channels", expanding=True))
     stmt = text(sql).bindparams(*binds).columns(claimed_at=UTCDateTime(), fallback_channels=JSON())
+    # A dispatcher's claims carry its worker id and its process's instance (engine.sending.worker_lease):
+    # given a worker id, those of every instance that held it; given a claim id, that instance's only.
+    # (No worker: the first no characters of a claim are never '-'.)
+    mine, mine_len = (f"{worker_id}#", len(worker_id) + 1) if worker_id else ("-", 0)
     params: dict[str, Any] = {"sending": TouchStatus.SENDING, "me": worker_id or "", "stale": now - lease,
-                              "now": now, "unknown": UNKNOWN}
+                              "now": now, "unknown": UNKNOWN, "mine": mine, "mine_len": mine_len}
     if channels is not None:
         params["channels"] = channels
     with engine.connect() as conn:

@@ -120,6 +120,37 @@ def test_dispatch_flow_stops_after_max_batches_whatever_the_lanes(
     engine.dispose()
 
 
+def test_dispatch_flow_under_a_worker_id_a_live_dispatcher_holds_fails_before_sending(
+    prefect_local: None, db_url: str, tmp_path: Path, outbox_only: None
+) -> None:
+    """The flow takes the worker id as ``journeys dispatch`` does (engine.sending.worker_lease): while
+    another live dispatcher holds it, the run fails, settling and sending nothing."""
+    from engine.runtime.flows import dispatch_flow
+    from engine.sending.dispatch import Dispatcher
+    from engine.sending.worker_lease import WorkerIdHeld
+    from tests.dispatch_support import PlainRenderer
+
+    engine = make_engine(db_url)
+    make_touches(engine, make_customers(engine, 5), channel="sms", due=DUE)
+    _weekly_push(engine)
+    holder = Dispatcher(engine, {}, PlainRenderer(), worker_id="flow-held")
+    holder.hold()
+    try:
+        with pytest.raises(WorkerIdHeld, match="worker id 'flow-held' is held by a live dispatcher"):
+            asyncio.run(dispatch_flow(batch_size=100, lanes=1, worker_id="flow-held", now=NOON.isoformat(),
+                                      outbox_dir=str(tmp_path)))
+    finally:
+        asyncio.run(holder.aclose())
+    with engine.connect() as conn:
+        assert dict(conn.execute(text("SELECT status, count(*) FROM touch GROUP BY status")).all()) == {"planned": 5}
+    assert not (tmp_path / "sms.jsonl").exists()
+    # Let go of by the holder: the same flow now runs.
+    result = asyncio.run(dispatch_flow(batch_size=100, lanes=1, worker_id="flow-held", now=NOON.isoformat(),
+                                       outbox_dir=str(tmp_path)))
+    assert result["sent"] == 5
+    engine.dispose()
+
+
 def test_other_flows_run_and_report(prefect_local: None, db_url: str) -> None:
     from engine.runtime.flows import outcome_ingest_flow, plan_flow
 

@@ -1,0 +1,80 @@
+"""``journeys dispatch --worker ID`` while another live process dispatches under that id: refused with one
+line and exit code 1 (docs/cli.md), and nothing sent twice; once that one has stopped cleanly, the id is
+free at once. The dispatchers are the real command in subprocesses, on a SQLite file and on PostgreSQL,
+sending through the Twilio SDK to the Twilio stand-in in another process."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+
+from store.db import make_engine
+from tests.dispatch_support import daytime_zone, make_customers, make_touches
+from tests.sending.test_crash_recovery import JOURNEYS, _env, _summary, twilio_process  # noqa: F401 # a fixture
+
+N = 2000
+
+
+def test_a_second_dispatch_with_a_held_worker_id_is_refused_in_one_line(
+    migrated_any_db: str, twilio_process: str, tmp_path: Path  # noqa: F811 # the fixture imported above
+) -> None:
+    engine = make_engine(migrated_any_db)
+    ids = make_customers(engine, N, timezone=daytime_zone())
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE customer SET wechat_openid = NULL, email = NULL"))
+    make_touches(engine, ids, channel="sms")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE touch SET template = 'silver_weekly_push', category = 'marketing'"))
+    env = _env(migrated_any_db, twilio_process)
+    args = [JOURNEYS, "dispatch", "--worker", "twin", "--batch", "200"]
+
+    first = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while _summary(twilio_process)["accepted"] < 100:
+            assert first.poll() is None, first.stderr.read() if first.stderr else ""
+            assert time.monotonic() < deadline, "the first dispatcher made no progress"
+            time.sleep(0.02)
+
+        second = subprocess.run([*args, "--once"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                                timeout=180)
+        assert second.returncode == 1, second.stderr
+        [line] = second.stderr.strip().splitlines()
+        assert line.startswith("--worker 'twin' is held by a live dispatcher (pid "), line
+        assert "last seen" in line and "give this one another --worker" in line
+        assert second.stdout == ""
+
+        while _summary(twilio_process)["accepted"] < N:
+            assert first.poll() is None, first.stderr.read() if first.stderr else ""
+            assert time.monotonic() < deadline + 120, "the first dispatcher did not finish"
+            time.sleep(0.05)
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(60)
+    assert first.returncode == 0
+
+    # Let go of at its clean exit: the next process given the id takes it at once.
+    third = subprocess.run([*args, "--once"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert third.returncode == 0, third.stderr
+    assert json.loads(third.stdout.strip().splitlines()[-1])["claimed"] == 0
+
+    summary = _summary(twilio_process)
+    assert summary["duplicates"] == {} and summary["accepted"] == N
+    with engine.connect() as conn:
+        assert dict(conn.execute(text("SELECT status, count(*) FROM touch GROUP BY status")).all()) == {"sent": N}
+    engine.dispose()
+
+
+def test_a_worker_id_that_cannot_be_one_is_refused_before_anything_starts(db_url: str, tmp_path: Path) -> None:
+    """'#' separates the id from its process's instance on claims; the id must leave room for that in the column."""
+    for worker, fault in (("a#b", "contains '#'"), ("w" * 56, "is 56 characters long, 55 at most")):
+        done = subprocess.run([JOURNEYS, "dispatch", "--once", "--worker", worker], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().splitlines() == [f"--worker {worker!r} {fault}" + (
+            ", which separates the id from its process's instance on claims" if "#" in worker else "")]

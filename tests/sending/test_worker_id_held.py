@@ -1,0 +1,150 @@
+"""A worker id is held by one live dispatcher at a time (engine.sending.worker_lease).
+
+Two dispatchers given the same id used to take each other's claims for their own: the second settled
+the first one's sends in flight as its dead predecessor's and sent them again, and the first, renewing
+its claims by name, went on sending what the second had claimed. Real parts: dispatchers on one
+database (a SQLite file, and PostgreSQL), the Twilio SDK and stand-in; the second dispatcher runs
+inside the first one's first send, while that one's claims are in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from channels.base import OutboundMessage, SendResult
+from channels.sms_twilio import TwilioSmsAdapter
+from engine.sending.dispatch import Dispatcher
+from engine.sending.worker_lease import WorkerIdHeld
+from standins.twilio_api import TwilioStandin
+from store.clock import utcnow
+from store.db import make_engine
+from tests.dispatch_support import PlainRenderer, daytime_zone, dispatch_until_idle, make_customers, make_touches
+
+FROM = "+15005550006"
+CALLBACK = "http://127.0.0.1:9/hooks/twilio/status"  # carries the touch key; nothing listens
+N = 4
+
+
+class MeanwhileAfterFirstSend:
+    """Twilio's adapter; after its first chunk reached Twilio, ``meanwhile`` runs (another process's turn)
+    while this dispatcher's loop stands still, its other touches still claimed and unsent."""
+
+    def __init__(self, adapter: TwilioSmsAdapter, meanwhile: Callable[[], None]) -> None:
+        self.adapter, self.meanwhile, self.channel, self.first = adapter, meanwhile, "sms", True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.adapter, name)
+
+    async def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
+        results = await self.adapter.send_batch(messages)
+        if self.first:
+            self.first = False
+            other = threading.Thread(target=self.meanwhile)
+            other.start()
+            other.join()
+        return results
+
+
+def _adapter(standin: TwilioStandin) -> TwilioSmsAdapter:
+    return TwilioSmsAdapter(standin.account_sid, standin.auth_token, FROM, api_base=standin.base_url, timeout=5)
+
+
+def _dispatcher(engine: Engine, adapter: Any, clock: Callable[[], datetime]) -> Dispatcher:
+    # One touch a chunk (a low rate): the first chunk is out while the others wait their turn.
+    return Dispatcher(engine, {"sms": adapter}, PlainRenderer(), worker_id="w1", rate_limits={"sms": 10},
+                      callback_url=lambda channel, touch: CALLBACK, clock=clock)
+
+
+async def _run_batch(dispatcher: Dispatcher, now: datetime) -> Any:
+    try:
+        return await dispatcher.run_batch(now)
+    finally:
+        await dispatcher.aclose()
+
+
+def _touches(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(text("SELECT key, status, claimed_by, provider_message_id FROM touch")).all())
+
+
+def _holder(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(text("SELECT worker_id, instance FROM worker_lease")).all())
+
+
+@pytest.fixture
+def engine(migrated_any_db: str) -> Engine:
+    engine = make_engine(migrated_any_db)
+    start = utcnow()
+    make_touches(engine, make_customers(engine, N, timezone=daytime_zone(start)), channel="sms", due=start)
+    return engine
+
+
+def test_a_second_dispatcher_with_the_same_id_is_refused_while_the_first_sends(engine: Engine) -> None:
+    refused: list[WorkerIdHeld] = []
+    report: dict[str, Any] = {}
+    with TwilioStandin(callbacks=False) as standin:
+        assert isinstance(standin, TwilioStandin)
+
+        def second() -> None:
+            try:
+                report["second"] = dispatch_until_idle(_dispatcher(engine, _adapter(standin), utcnow))
+            except WorkerIdHeld as held:
+                refused.append(held)
+
+        first = _dispatcher(engine, MeanwhileAfterFirstSend(_adapter(standin), second), utcnow)
+        report["first"] = asyncio.run(_run_batch(first, utcnow()))
+        # Let go of at the first one's clean exit: the id is free at once, not after the lease.
+        assert _holder(engine) == []
+        report["third"] = dispatch_until_idle(_dispatcher(engine, _adapter(standin), utcnow))
+
+    assert "second" not in report and len(refused) == 1
+    assert refused[0].holder.worker_id == "w1" and "last seen" in str(refused[0])
+    assert report["first"].sent == N and report["third"].claimed == 0
+    assert standin.log.duplicates() == {}
+    rows = _touches(engine)
+    assert {r.status for r in rows} == {"sent"} and set(standin.log.keys()) == {r.key for r in rows}
+    assert len({r.provider_message_id for r in rows}) == N
+    engine.dispose()
+
+
+def test_a_holder_unseen_past_the_lease_is_taken_over_and_its_sends_settled_once(engine: Engine) -> None:
+    """The first dispatcher stops being seen in the middle of its batch (its heartbeat stops: a process that
+    died, or one stopped for longer than the lease). Another process given its id is refused while the
+    heartbeat is recent; past the lease it takes the id and settles the first one's touches in flight once
+    (Twilio has the first: recorded; the other three: sent). If the first one wakes up after all, it sends
+    none of them again."""
+    start = utcnow()
+    clock = [start]
+    report: dict[str, Any] = {}
+    with TwilioStandin(callbacks=False) as standin:
+        assert isinstance(standin, TwilioStandin)
+
+        def successor() -> None:
+            first.lease.stop()  # no heartbeat from here on
+            clock[0] = start + timedelta(minutes=1)
+            with pytest.raises(WorkerIdHeld) as held:
+                dispatch_until_idle(_dispatcher(engine, _adapter(standin), lambda: clock[0]))
+            report["refused"] = held.value
+            clock[0] = start + timedelta(minutes=6)
+            report["successor"] = dispatch_until_idle(_dispatcher(engine, _adapter(standin), lambda: clock[0]))
+
+        first = _dispatcher(engine, MeanwhileAfterFirstSend(_adapter(standin), successor), lambda: clock[0])
+        report["first"] = asyncio.run(_run_batch(first, start))
+
+    assert "(60 s ago)" in str(report["refused"])
+    assert report["successor"].reconciled["found_sent"] == 1 and report["successor"].reconciled["resend"] == N - 1
+    assert report["successor"].sent == N - 1 and report["first"].sent == 1
+    assert standin.log.duplicates() == {}
+    rows = _touches(engine)
+    assert {r.status for r in rows} == {"sent"} and len({r.provider_message_id for r in rows}) == N
+    assert _holder(engine) == []  # the successor exited cleanly; the first no longer held the id to let go of
+    engine.dispose()
