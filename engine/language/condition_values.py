@@ -26,12 +26,14 @@ from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from engine.language import catalogue, journey_model
+from engine.language.authoring_checks import nearest
 from engine.language.conditions import date_literal
+from engine.language.event_types import words_of
 from engine.language.journey_bounds import condition_number_problem
 from engine.language.journey_model import Condition
 from engine.language.settings_model import OUTCOME_CODES
 from engine.language.yaml_lines import Path_
-from store.models import CHANNELS
+from store.models import CHANNELS, PRODUCT_LINES, TIERS
 
 # The event an agent's outcome comes with (``event.data.outcome``: one of the desk's outcome codes).
 OUTCOME_EVENT = "task.completed"
@@ -187,3 +189,40 @@ def condition_problems(cond: Condition | None, path: Path_, scopes: set[str], ev
         for where, message in leaf_problems(leaf.field, str(kind), leaf.op, leaf.value, known_tiers, events):
             out.append(((*leaf_path, *where), message))
     return out
+
+
+def _codes(name: str, events: Collection[str]) -> list[str] | None:
+    """The codes ``event.data.<name>`` takes by the words config/events.yaml gives it for every one of ``events``;
+    None when a type gives it no words (its values are open)."""
+    codes: set[str] = set()
+    for event_type in events:
+        words = words_of(event_type).get(name)
+        if words is None:
+            return None
+        codes.update(TIERS if words == "tier" else PRODUCT_LINES if words == "product_line" else words)
+    return sorted(codes) or None
+
+
+def uncoded_values(cond: Condition | None, path: tuple[str | int, ...],
+                   events: Collection[str]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """(where, warning) for each code an event field is compared with that the words of its type do not
+    have: ``direction: downgrade`` where tier.changed says ``up`` or ``down`` never matches, and says nothing.
+    A warning, not a refusal: words name the codes a type is known to send, another may come."""
+    if cond is None or not events:
+        return
+    for leaf, leaf_path in leaves(cond, path):
+        if leaf.op not in ("eq", "ne", "in", "not_in") or not (leaf.field or "").startswith("event.data."):
+            continue
+        assert leaf.field is not None
+        codes = _codes(leaf.field.removeprefix("event.data."), events)
+        if codes is None:
+            continue
+        values = leaf.value if isinstance(leaf.value, list) else [leaf.value]
+        for i, value in enumerate(values):
+            if isinstance(value, str) and value not in codes:
+                where = (*leaf_path, "value", i) if isinstance(leaf.value, list) else (*leaf_path, "value")
+                verdict = "never holds" if leaf.op in ("eq", "in") else "always holds"
+                yield where, (f"{value!r} is not a code of {leaf.field} ({', '.join(sorted(events))} sends "
+                              f"{', '.join(codes)} by its words in config/events.yaml{nearest(value, codes)}), "
+                              f"so '{leaf.op}' {verdict} for it; if another system sends {value!r}, "
+                              "give it words there")

@@ -28,7 +28,7 @@ from engine.language.authoring_checks import (
     unknown_queue,
     wait_anchor_problem,
 )
-from engine.language.condition_values import condition_problems, leaves
+from engine.language.condition_values import condition_problems, leaves, uncoded_values
 from engine.language.event_types import load_event_types
 from engine.language.journey_model import Condition, Journey
 from engine.language.paths import (
@@ -109,6 +109,8 @@ class _Context:
 def _check_condition(ctx: _Context, cond: Condition | None, path: Path_, scopes: set[str], events: set[str]) -> None:
     for where, message in condition_problems(cond, path, scopes, events, ctx.known_tiers):
         ctx.add(where, message)
+    for where, message in uncoded_values(cond, path, events):
+        ctx.warn(where, message)
 
 
 def _warn_optional_fields(ctx: _Context, cond: Condition | None, path: Path_) -> None:
