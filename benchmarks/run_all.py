@@ -38,6 +38,7 @@ RUNS: dict[str, list[str]] = {
     "cli_bench": ["--size", "5"],
     "ops_bench": ["--size", "3000", "--touches", "60000"],
     "report_bench": ["--size", "100000"],
+    "console_pages_bench": ["--size", "200000"],
 }
 # Scripts that also run once on PostgreSQL when --postgres is given (seed_bench seeds both in one run).
 ALSO_ON_POSTGRES = ("event_burst",)

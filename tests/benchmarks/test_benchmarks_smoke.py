@@ -51,6 +51,10 @@ CASES: dict[str, tuple[list[str], int, set[str]]] = {
                                        "validate_file_cold_cpu_s", "validate_all_cached_cpu_s"}),
     "ops_bench": (["--size", "100", "--touches", "300", "--requests", "3"], 100,
                   {"list_first_ms", "list_p50_ms", "list_p95_ms", "journey_p50_ms", "journey_p95_ms"}),
+    "console_pages_bench": (["--size", "100", "--touches", "1000", "--tasks", "50", "--events", "100",
+                             "--requests", "1"], 100,
+                            {"inbox_ms", "inbox_queries", "task_queries", "supervisor_queries", "report_ms",
+                             "admin_audit_queries"}),
 }
 
 
