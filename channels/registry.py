@@ -7,7 +7,8 @@ error naming the missing variables.
 
 - sms: ``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN``, ``TWILIO_FROM`` or
   ``TWILIO_MESSAGING_SERVICE_SID``; optional ``TWILIO_API_BASE``.
-- wechat: ``WECHAT_APPID``, ``WECHAT_SECRET``; optional ``WECHAT_API_BASE``.
+- wechat: ``WECHAT_APPID``, ``WECHAT_SECRET``; optional ``WECHAT_API_BASE``. The access token is
+  kept in the store (``JOURNEYS_DATABASE_URL``) and shared by every process.
 - push: ``JPUSH_APP_KEY``, ``JPUSH_MASTER_SECRET``; optional ``JPUSH_API_BASE``, ``JPUSH_REPORT_BASE``,
   ``JPUSH_PRODUCTION`` (true: iOS production APNs).
 - email: ``SMTP_HOST``, ``EMAIL_FROM``; optional ``SMTP_PORT`` (587), ``SMTP_USER``,
@@ -32,6 +33,7 @@ from channels.push_jpush import JPushAdapter
 from channels.sms_twilio import TwilioSmsAdapter
 from channels.wechat import DEFAULT_API_BASE as WECHAT_DEFAULT_BASE
 from channels.wechat import WeChatTemplateAdapter
+from channels.wechat_token_store import StoredTokens
 
 CHANNELS = ("sms", "wechat", "email", "push")
 
@@ -102,7 +104,9 @@ def sms_from_env(env: Mapping[str, str]) -> TwilioSmsAdapter:
 
 def wechat_from_env(env: Mapping[str, str]) -> WeChatTemplateAdapter:
     appid, secret = _credentials(env, "wechat", "WECHAT_APPID", "WECHAT_SECRET")
-    return WeChatTemplateAdapter(appid, secret, **_http_options(env, "WECHAT_API_BASE", WECHAT_DEFAULT_BASE))
+    # Every process takes the account's one access token from the store (channels.wechat_token_store).
+    return WeChatTemplateAdapter(appid, secret, shared_tokens=StoredTokens(appid),
+                                 **_http_options(env, "WECHAT_API_BASE", WECHAT_DEFAULT_BASE))
 
 
 def email_from_env(env: Mapping[str, str]) -> SmtpEmailAdapter:

@@ -43,7 +43,7 @@ from channels.errors import (
     classify_wechat,
 )
 from channels.http_client import NoCookies, unanswered
-from channels.wechat_token import AccessTokenCache, TokenError
+from channels.wechat_token import AccessTokenCache, SharedTokens, TokenError
 from store.masking import rewrite_record
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,7 @@ class WeChatTemplateAdapter:
         clock: Callable[[], float] = time.monotonic,
         keyed_retries: int = 2,
         retry_pause: float = 0.2,
+        shared_tokens: SharedTokens | None = None,
     ) -> None:
         _install_redaction()
         self.appid = appid
@@ -133,7 +134,9 @@ class WeChatTemplateAdapter:
         # httpx has no switch for "no cookies": the client's jar is replaced (the public setter
         # would copy it back into a plain one).
         self.http._cookies = NoCookies()
-        self.tokens = AccessTokenCache(self._fetch_token, clock=clock)
+        # shared_tokens: the one token of the account, kept in the store for every process (WeChat
+        # invalidates a token five minutes after the next fetch, and fetches are counted per day).
+        self.tokens = AccessTokenCache(self._fetch_token, clock=clock, shared=shared_tokens)
         self._api_base = api_base.rstrip("/")
         self._send_url: tuple[str, httpx.URL] | None = None
         self._semaphore = asyncio.BoundedSemaphore(concurrency)

@@ -2,8 +2,10 @@
 
 - ``GET /cgi-bin/token?grant_type=client_credential&appid=&secret=`` →
   ``{access_token, expires_in}`` (lifetime configurable); wrong appid/secret →
-  errcode 40013/40125. ``revoke_tokens()`` makes every issued token invalid
-  (as when another process fetched a new one).
+  errcode 40013/40125. As WeChat documents, each fetch invalidates the tokens fetched
+  before it once ``token_grace_s`` (5 minutes) has passed, so processes that fetch a
+  token each for themselves take turns breaking each other's. ``revoke_tokens()`` makes
+  every issued token invalid at once.
 - ``POST /cgi-bin/message/template/send?access_token=`` with
   ``{touser, template_id, url, data, client_msg_id}`` → ``{errcode, errmsg, msgid}``:
   41001 no token, 40001 unknown token, 42001 expired, 43004 not subscribed,
@@ -122,6 +124,7 @@ class WeChatStandin(CallbackStandin):
         secret: str = "standin-app-secret",
         *,
         token_ttl: int = 7200,
+        token_grace_s: float = 300.0,
         callback_url: str | None = None,
         callback_token: str = "standin-callback-token",
         account_id: str = "gh_standin00001",
@@ -136,6 +139,7 @@ class WeChatStandin(CallbackStandin):
         self.appid = appid
         self.secret = secret
         self.token_ttl = token_ttl
+        self.token_grace_s = token_grace_s
         self.callback_url = callback_url
         self.callback_token = callback_token
         # Safe mode when set: pushes are encrypted and msg_signature signs the body.
@@ -174,7 +178,11 @@ class WeChatStandin(CallbackStandin):
         if q.get("secret") != self.secret:
             return errcode_reply(40125)
         token = secrets.token_urlsafe(96)
-        self.tokens[token] = time.monotonic() + self.token_ttl
+        now = time.monotonic()
+        # "Fetching again invalidates the previous access_token; old and new both work for 5 minutes."
+        for earlier, expiry in self.tokens.items():
+            self.tokens[earlier] = min(expiry, now + self.token_grace_s)
+        self.tokens[token] = now + self.token_ttl
         return web.json_response({"access_token": token, "expires_in": self.token_ttl})
 
     async def template_send(self, request: web.Request) -> web.Response:
