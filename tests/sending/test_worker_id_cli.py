@@ -6,6 +6,7 @@ sending through the Twilio SDK to the Twilio stand-in in another process."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -18,16 +19,21 @@ from tests.dispatch_support import daytime_zone, make_customers, make_touches
 from tests.sending.test_crash_recovery import JOURNEYS, _env, _summary, twilio_process  # noqa: F401 # a fixture
 
 N = 2000
+ROOT = Path(__file__).resolve().parents[2]
+JOURNEY = "silver-weekly-push"
 
 
 def test_a_second_dispatch_with_a_held_worker_id_is_refused_in_one_line(
     migrated_any_db: str, twilio_process: str, tmp_path: Path  # noqa: F811 # the fixture imported above
 ) -> None:
+    # A dispatcher sends the touches of the journeys in force (those of its folder's journeys/) only.
+    (tmp_path / "journeys").mkdir()
+    shutil.copy(ROOT / "journeys" / f"{JOURNEY}.yaml", tmp_path / "journeys")
     engine = make_engine(migrated_any_db)
     ids = make_customers(engine, N, timezone=daytime_zone())
     with engine.begin() as conn:
         conn.execute(text("UPDATE customer SET wechat_openid = NULL, email = NULL"))
-    make_touches(engine, ids, channel="sms")
+    make_touches(engine, ids, channel="sms", journey=JOURNEY)
     with engine.begin() as conn:
         conn.execute(text("UPDATE touch SET template = 'silver_weekly_push', category = 'marketing'"))
     env = _env(migrated_any_db, twilio_process)
