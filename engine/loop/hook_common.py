@@ -55,13 +55,18 @@ def hook_session(db_url: str | None) -> Iterator[Session]:
 
 
 @contextmanager
-def hook_transaction(db_url: str | None) -> Iterator[tuple[Session, list[StoredEvent]]]:
+def hook_transaction(db_url: str | None, *,
+                     act_later: list[StoredEvent] | None = None) -> Iterator[tuple[Session, list[StoredEvent]]]:
     """``hook_session`` and a list for the events the webhook stores in it, which are acted on
-    (``act_after_commit``) once the transaction has committed; not when it failed."""
+    (``act_after_commit``) once the transaction has committed; not when it failed. With ``act_later``
+    they are handed to it instead, for the caller to act on after it has answered the provider."""
     events: list[StoredEvent] = []
     with hook_session(db_url) as session:
         yield session, events
-    act_after_commit(events, db_url)
+    if act_later is None:
+        act_after_commit(events, db_url)
+    else:
+        act_later.extend(events)
 
 
 def received_at(timestamp: str | None) -> datetime:

@@ -16,7 +16,9 @@ web layer can mount them anywhere; ``create_hooks_router`` mounts them on a Fast
 - Inbound texts go to ``channels.inbound``. Every event a webhook stores (reply, NPS answer,
   opt-out, receipt) is acted on at once once its transaction commits, through the same path as
   ``POST /api/events`` (``engine.loop.hook_common.act_after_commit``): the journey's next step or
-  task exists before the provider gets its answer.
+  task exists before the provider gets its answer. WeChat's are acted on just after its answer
+  (a background task of the response), since WeChat waits 5 s at most; they are committed before
+  it, and one not acted on (the process stopped) is taken by the next plan run.
 - Nothing is logged with a phone number, e-mail address, openid or message text. Twilio's message ids
   are checked (letters and digits, bounded) before use; every log record is one bounded line whatever
   a provider sent (``store.masking.log_safe``, in the record factory the console and CLI install).
@@ -35,6 +37,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from sqlmodel import select
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 
@@ -42,6 +45,7 @@ from channels.errors import classify_twilio_delivery
 from channels.inbound import customers_by_phone, handle_inbound_text
 from channels.optout import (
     PUBLIC_URL_ENV,
+    StoredEvent,
     event_listeners,
     public_url,
     read_unsubscribe_token,
@@ -52,6 +56,7 @@ from engine.loop.delivery_receipts import ReceiptResult, apply_parked_receipts, 
 from engine.loop.hook_common import (
     BadRequest,
     HookResponse,
+    act_after_commit,
     hook_transaction,
     opt_out_keywords,
     provider_id,
@@ -348,8 +353,14 @@ def create_hooks_router(db_url: str | None = None, *, prefix: str = "/hooks") ->
                          await request.body(), media_type="text/xml")
 
     async def wechat(request: Request) -> Response:
-        return await run(handle_wechat, request.method, provider_url(request), await request.body(),
-                         media_type="text/plain")
+        # WeChat gives up on an answer after 5 s (and retries, then shows the follower an error): what
+        # the message asks is committed before the answer, the planner's work on it runs after it.
+        later: list[StoredEvent] = []
+        response = await run(handle_wechat, request.method, provider_url(request), await request.body(),
+                             media_type="text/plain", act_later=later)
+        if later:
+            response.background = BackgroundTask(act_after_commit, later, db_url)
+        return response
 
     async def unsubscribe(token: str, request: Request) -> Response:
         status, text = await run_in_threadpool(handle_unsubscribe, request.method, token, db_url=db_url)

@@ -218,7 +218,8 @@ WECHAT_STATUS_REASON = {"failed:user block": "user blocked the official account"
 
 def handle_wechat(method: str, url: str, body: bytes, *, db_url: str | None = None, token: str | None = None,
                   encoding_aes_key: str | None = None, appid: str | None = None,
-                  keywords: Iterable[str] | None = None, at: datetime | None = None) -> HookResponse:
+                  keywords: Iterable[str] | None = None, at: datetime | None = None,
+                  act_later: list[StoredEvent] | None = None) -> HookResponse:
     """WeChat server URL: GET answers the echostr check; POST takes template-send results, texts, unfollows.
 
     Every request needs a valid signature and a timestamp within ``WECHAT_WINDOW_S`` of now;
@@ -226,7 +227,10 @@ def handle_wechat(method: str, url: str, body: bytes, *, db_url: str | None = No
     refused. ``token``, ``encoding_aes_key`` and ``appid`` default to the environment
     (``wechat_secrets``). ``at`` is when the message arrived: default now for template-send
     results and a text's own CreateTime for texts; a simulation replaying them
-    (``journeys demo``) gives its clock."""
+    (``journeys demo``) gives its clock. With ``act_later`` the events the message stored are
+    handed to it rather than acted on: WeChat waits 5 s for the answer, then sends the message
+    again (three times) and tells the follower the account is out of service, so the web route
+    answers first and runs the planner for them after (``create_hooks_router``)."""
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query, keep_blank_values=True))
     secrets = wechat_secrets(token, encoding_aes_key, appid)
     if secrets is None:
@@ -258,7 +262,7 @@ def handle_wechat(method: str, url: str, body: bytes, *, db_url: str | None = No
         words = opt_out_keywords(keywords, db_url) if msg_type == "text" else []
         if next(_nonce_claims) % NONCE_PURGE_EVERY == 0:
             purge_expired_nonces(db_url)
-        with hook_transaction(db_url) as (session, events):
+        with hook_transaction(db_url, act_later=act_later) as (session, events):
             if not claim_nonce(session, "wechat", signed.timestamp, signed.nonce):
                 log.warning("WeChat callback refused: its nonce was used already (a replay)")
                 return 403, "nonce already used (replayed request)"
