@@ -27,6 +27,9 @@ RULE_SHAPES: dict[str, re.Pattern[str]] = {
     "channel_cap": re.compile(r"(?P<channel>\S+) cap (?P<count>\d+) per (?P<window>\S+) reached when sending"),
     "journey_cap": re.compile(r"journey (?P<journey>\S+) cap (?P<count>\d+) per (?P<window>\S+) reached when sending"),
     "pre_empted": re.compile(r"pre-empted by (?P<journey>\S+)"),
+    # engine.sending.expiry: claimed later after its due time than its journey's or category's limit.
+    "expired": re.compile(r"due (?P<due>\d{4}-\d{2}-\d{2} \d{2}:\d{2}) UTC, (?P<late>\S+) late; "
+                          r"(?:journey (?P<journey>\S+)|(?P<category>[a-z_]+)) touches expire after (?P<limit>\S+)"),
 }
 # Why a channel cannot be used (dispatch's consent check, an opt-out): the start of a reroute.
 _LOST = re.compile(r"(?:(?P<opted_out>opted out of)|no (?P<marketing_consent>marketing )?consent for) "

@@ -544,6 +544,8 @@ class Journey(Strict):
     goal: Goal | None = None
     # Touches of this journey per customer in any rolling window, beside the global marketing cap.
     cap: Cap | None = None
+    # How late its touches may still go out, instead of its category's ``expire_after`` in config/delivery.yaml.
+    expire_after: PositiveDuration | None = None
     steps: list[Step] = Field(min_length=1)
 
     @model_validator(mode="after")

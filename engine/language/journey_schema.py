@@ -39,6 +39,8 @@ FIELD_DOCS: dict[str, tuple[str, Any]] = {
     "Journey.goal": ("Leave at once when this event happens.", {"event": "policy.renewed"}),
     "Journey.cap": ("At most this many of this journey's touches per customer in a rolling window.",
                     {"count": 1, "window": "30d"}),
+    "Journey.expire_after": ("How late its touches may still go out (after an outage); later ones are dropped. "
+                             "Default: its category's expire_after in config/delivery.yaml.", "1d"),
     "Journey.steps": ("The steps, run top to bottom.", [{"id": "push", "send": {"channels": ["wechat", "sms"],
                                                                                 "template": "silver_weekly_push"}}]),
     "Audience.tiers": ("Tiers that may enter.", ["gold", "platinum"]),

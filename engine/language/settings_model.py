@@ -89,6 +89,17 @@ class QuietHours(_Strict):
     end: ClockTime = "08:00"
 
 
+class Expiry(_Strict):
+    """How late a touch of each category may still go out; past it the touch is dropped, not sent.
+
+    A service that was down (a deploy, a failover, a weekend) comes back to touches that were due
+    hours or days ago: a marketing push is noise a day late, a service notice keeps its use longer.
+    A journey may set its own (``expire_after`` in the journey file, e.g. a birthday greeting)."""
+
+    marketing: PositiveDuration = "1d"
+    service: PositiveDuration = "3d"
+
+
 class EngagementRules(_Strict):
     """Where the engagement levels start (``engine.language.engagement``)."""
 
@@ -127,6 +138,8 @@ class DeliveryConfig(_Strict):
         default_factory=lambda: {"sms": 2000.0, "wechat": 2000.0, "email": 500.0, "push": 2000.0}
     )
     max_attempts: int = Field(default=5, ge=1)
+    # Past these a touch not yet sent is dropped with the reason ``expired: …`` (engine.sending.expiry).
+    expire_after: Expiry = Expiry()
 
     @model_validator(mode="after")
     def _known_channels(self) -> DeliveryConfig:

@@ -65,6 +65,7 @@ from engine.sending.cap_check import CHANNEL_RULE, JOURNEY_RULE, over_cap, over_
 from engine.sending.claim_lease import RENEW_AFTER, TAKEN_OVER, renew, taken_over
 from engine.sending.claiming import ClaimedTouch, claim_due
 from engine.sending.dispatch_counts import DispatchCounts
+from engine.sending.expiry import EXPIRED, expired
 from engine.sending.journey_rules import InForceRules, JourneyRules
 from engine.sending.quiet_hold import HOLD, Held, hold_rows, quiet_hold
 from engine.sending.rate_limit import RateLimiter
@@ -91,7 +92,8 @@ class Renderer(Protocol):
         ...
 
 
-_CAPS = ("marketing_cap", CHANNEL_RULE, JOURNEY_RULE)
+# Dropped by a delivery rule when sending (status dropped, no fallback): a cap, or too late (engine.sending.expiry).
+_CAPS = ("marketing_cap", CHANNEL_RULE, JOURNEY_RULE, EXPIRED)
 # The cap as config/delivery.yaml sets it when nothing else is given.
 _DEFAULT_DELIVERY = DeliveryConfig()
 # An unconfirmed send stays 'sending' under this worker's claim (so no worker takes it again);
@@ -206,7 +208,8 @@ class Dispatcher:
                     target = rules.webhook_targets.get((touch.journey_id, touch.step_id))
                     if target is not None:
                         prepared.webhook_targets[touch.id] = target
-                settled = unsendable(touch, customers.get(touch.customer_id), prepared.webhook_targets, rules)
+                settled = unsendable(touch, customers.get(touch.customer_id), prepared.webhook_targets, rules) \
+                    or expired(touch, now, self.quiet, rules)
                 if settled is not None:
                     prepared.settled.append((touch, settled))
                 elif (held := quiet_hold(touch, customers.get(touch.customer_id), now, self.quiet)) is not None:

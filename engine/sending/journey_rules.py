@@ -40,20 +40,25 @@ class JourneyRules:
     # journeys in force. Both known only from a store (``InForceRules``): files alone have no history.
     editions: dict[str, Edition] = field(default_factory=dict)
     in_force: frozenset[str] | None = None
+    # Journey → how late its touches may still go out, where its file says (``expire_after``; engine.sending.expiry).
+    expire_after: dict[str, timedelta] = field(default_factory=dict)
 
     @classmethod
     def of(cls, journeys: Iterable[Journey], stopped: Iterable[str] = (), editions: dict[str, Edition] | None = None,
            in_force: Iterable[str] | None = None) -> JourneyRules:
         targets: dict[tuple[str, str], str] = {}
         caps: dict[str, tuple[int, timedelta]] = {}
+        expire_after: dict[str, timedelta] = {}
         for journey in journeys:
+            if journey.expire_after is not None:
+                expire_after[journey.id] = parse_duration(journey.expire_after)
             if journey.cap is not None:
                 caps[journey.id] = (journey.cap.count, parse_duration(journey.cap.window))
             for step in journey.steps:
                 if step.webhook is not None:
                     targets[(journey.id, step.id)] = step.webhook.target
         return cls(targets, caps, frozenset(stopped), dict(editions or {}),
-                   None if in_force is None else frozenset(in_force))
+                   None if in_force is None else frozenset(in_force), expire_after)
 
     @classmethod
     def from_files(cls, directory: Path | None = None) -> JourneyRules:
