@@ -163,3 +163,18 @@ def business_due_note(queue: str, due_within: str, desk: QueuesConfig | None) ->
                 + f", not {due_within} around the clock: write {days}d" + (_hours(rest) if rest else "")
                 + " if that is meant, or use a queue with clock: wall")
     return None
+
+
+def silent_timeout(journey: Journey, index: int, written: set[str]) -> str | None:
+    """Why a ``wait_for`` that names where its event goes, and not where its timeout goes, sends both the same
+    way: ``on_timeout`` left out is the step below, so ``wait_for: {event: survey.answered, on_event: callback}``
+    above ``callback`` calls every customer, answered or not. None when the file says it or they part."""
+    wait_for = journey.steps[index].wait_for
+    if wait_for is None or "on_timeout" in written or "on_event" not in written:
+        return None
+    below = journey.steps[index + 1].id if index + 1 < len(journey.steps) else "exit"
+    if (below if wait_for.on_event == "next" else wait_for.on_event) != below:
+        return None
+    return (f"on_timeout is not given, so when the {wait_for.timeout} pass without {wait_for.event} the customer "
+            f"goes on to {below!r} too, as on the event: write on_timeout: exit (or the step for no "
+            f"{wait_for.event}) if that is not meant, or on_timeout: {below} if it is")

@@ -25,6 +25,7 @@ from engine.language.authoring_checks import (
     business_due_note,
     loop_problems,
     nearest,
+    silent_timeout,
     unknown_queue,
     wait_anchor_problem,
 )
@@ -132,6 +133,19 @@ def _warn_optional_fields(ctx: _Context, cond: Condition | None, path: Path_) ->
                  f"{leaf.field} may be missing ({why}): a missing field has no value, so "
                  f"'{leaf.op} {shown}' {outcome} then; to choose otherwise, test it with op: exists or op: missing "
                  "in this condition")
+
+
+def _raw_keys(doc: LocatedDocument, path: Path_) -> set[str]:
+    """The keys written at ``path`` of the file (a default the model filled in is not among them)."""
+    node: object = doc.data
+    for part in path:
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            return set()
+    return {str(k) for k in node} if isinstance(node, dict) else set()
 
 
 def _webhook_targets() -> tuple[str, ...]:
@@ -286,6 +300,8 @@ def _check_steps(ctx: _Context, journey: Journey, scopes: set[str], events: set[
             _check_event_type(ctx, step.wait_for.event, (*base, "wait_for", "event"))
             check_target(step.wait_for.on_event, (*base, "wait_for", "on_event"))
             check_target(step.wait_for.on_timeout, (*base, "wait_for", "on_timeout"))
+            if note := silent_timeout(journey, i, _raw_keys(ctx.doc, (*base, "wait_for"))):
+                ctx.warn((*base, "wait_for"), note)
             _check_condition(
                 ctx, step.wait_for.when, (*base, "wait_for", "when"), {*scopes, "event"}, {step.wait_for.event}
             )
