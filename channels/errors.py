@@ -94,6 +94,8 @@ WECHAT_PERMANENT: dict[int, str] = {
     # cannot reach them until they subscribe again, so retrying only delays the fallback channel.
     43101: "recipient refused to receive this message (subscription refused or used up)",
     47001: "malformed request body",
+    # A value breaking its field type's limit (channels.wechat_fields): the same data is refused every time.
+    47003: "template data invalid (a value too long or not of its field's type)",
 }
 # These come in an HTTP 200 JSON body: WeChat's own answer that it did not send, unlike an
 # HTTP 5xx with no errcode (a gateway's, say nothing of the send: class unknown).

@@ -9,7 +9,8 @@
 - ``POST /cgi-bin/message/template/send?access_token=`` with
   ``{touser, template_id, url, data, client_msg_id}`` → ``{errcode, errmsg, msgid}``:
   41001 no token, 40001 unknown token, 42001 expired, 43004 not subscribed,
-  40003 invalid openid, 40037 invalid template id. A repeat of an accepted
+  40003 invalid openid, 40037 invalid template id, 47003 a data value over its type's limit
+  (``thing1`` 20 characters, ``phrase2`` 5, ...). A repeat of an accepted
   (openid, client_msg_id) within ``dedup_window_s`` (600 s, as WeChat documents) is
   not sent again: it is answered 45065 with the first msgid (what WeChat's mass-send
   API answers for a repeated clientmsgid; the template API does not document its reply).
@@ -62,7 +63,22 @@ _ERRMSG = {
     45047: "out of response count limit",
     45065: "clientmsgid exist",
     47001: "data format error",
+    47003: "argument invalid",
 }
+
+
+# WeChat's table of template parameter types: the longest value (characters) each takes; a send
+# with a longer one is refused with 47003. The type is the field name's prefix (thing1, phrase2).
+_TYPE_LIMITS = {"thing": 20, "number": 32, "letter": 32, "symbol": 5, "character_string": 32,
+                "phone_number": 17, "car_number": 8, "name": 20, "phrase": 5}
+
+
+def _over_type_limit(field: str, value: str) -> bool:
+    kind = field.rstrip(string.digits)
+    if kind not in _TYPE_LIMITS:
+        return False
+    limit = 10 if kind == "name" and not value.isascii() else _TYPE_LIMITS[kind]
+    return len(value) > limit
 
 
 def errcode_reply(errcode: int, **extra: Any) -> web.Response:
@@ -212,6 +228,11 @@ class WeChatStandin(CallbackStandin):
             return errcode_reply(40003)
         if not template_id or (self.templates is not None and template_id not in self.templates):
             return errcode_reply(40037)
+        data = body.get("data")
+        for field, item in (data.items() if isinstance(data, dict) else ()):
+            value = str(item.get("value", "")) if isinstance(item, dict) else ""
+            if _over_type_limit(str(field), value):
+                return errcode_reply(47003, errmsg=f"argument invalid! data.{field}.value exceeds limit")
         if openid in self.forced_errcodes:
             return errcode_reply(self.forced_errcodes[openid])
         if openid in self.unsubscribed:

@@ -49,6 +49,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from channels.base import RenderedMessage
 from channels.sms_segments import sms_length
 from channels.template_files import FILE_FOR, template_file
+from channels.wechat_fields import field_problems as wechat_field_problems
 from engine.language.paths import delivery_config_path
 from engine.language.problems import load_config
 from engine.language.render_bounds import (
@@ -425,8 +426,7 @@ class Renderer:
             text = with_footer(text, self.footer(locale))
         length = sms_length(text)
         if length.segments > meta.max_segments:
-            raise RenderError(
-                meta.name, "sms", locale,
+            raise RenderError(meta.name, "sms", locale,
                 f"SMS is {length.segments} segments ({length.encoding}, {length.units} units), "
                 f"more than the template's max_segments {meta.max_segments}",
             )
@@ -483,9 +483,11 @@ class Renderer:
             raise RenderError(meta.name, "wechat", locale, f"{path.name} must map each field name to a string")
         if not meta.wechat_template_id:
             raise RenderError(meta.name, "wechat", locale, "meta.yaml has no wechat.template_id")
-        data: dict[str, str] = {}
-        for key, value in fields.items():
-            data[str(key)] = self._string(meta.name, "wechat", locale, str(value), variables, path, source, key).strip()
+        data = {str(key): self._string(meta.name, "wechat", locale, str(value), variables, path, source, key).strip()
+                for key, value in fields.items()}
+        for key, problem in wechat_field_problems(data):  # WeChat would refuse it at send time (47003)
+            raise RenderError(meta.name, "wechat", locale, f"field {key!r}: {problem}", _key_line(source, key),
+                              f"{meta.name}/{path.name}")
         url = self._string(meta.name, "wechat", locale, meta.wechat_url, variables, path, source, "url").strip()
         return RenderedMessage(channel="wechat", template=meta.name, locale=locale,
                                wechat_template_id=meta.wechat_template_id, wechat_url=url, wechat_data=data)
