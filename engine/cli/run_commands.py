@@ -85,6 +85,10 @@ def dispatch(
                 counts = await dispatcher.run_forever(stop)
         finally:
             await dispatcher.aclose()
+        if dispatcher.lease.lost.is_set():
+            typer.echo(json.dumps(counts.as_dict(), ensure_ascii=False))
+            raise fail(f"worker id {dispatcher.worker_id!r} was taken over by another process while this one was "
+                       f"not seen for {dispatcher.lease.lease}: stopped, sending nothing more under it", 1)
         return {"worker": dispatcher.worker_id, "reconciled": settled.as_dict(), **counts.as_dict()}
 
     result = asyncio.run(main())

@@ -452,9 +452,10 @@ class Dispatcher:
         return total
 
     async def run_forever(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> DispatchCounts:
-        """Dispatch continuously until ``stop``; when idle, look again every ``idle_seconds``."""
+        """Dispatch continuously until ``stop``; when idle, look again every ``idle_seconds``. Returns early if
+        another process took the worker id over (this one was not seen past the lease): it sends nothing more."""
         total = DispatchCounts()
-        while not stop.is_set():
+        while not stop.is_set() and not self.lease.lost.is_set():
             counts = await self.run_until_idle(stop=stop)
             total.merge(counts)
             if counts.claimed == 0:

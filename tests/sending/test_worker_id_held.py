@@ -148,3 +148,29 @@ def test_a_holder_unseen_past_the_lease_is_taken_over_and_its_sends_settled_once
     assert {r.status for r in rows} == {"sent"} and len({r.provider_message_id for r in rows}) == N
     assert _holder(engine) == []  # the successor exited cleanly; the first no longer held the id to let go of
     engine.dispose()
+
+
+def test_a_dispatcher_whose_id_was_taken_over_stops(engine: Engine) -> None:
+    """A process not seen past the lease (stopped, or cut off from the database) whose id another process then
+    took finds out at its next heartbeat: it claims nothing more, and ``run_forever`` returns rather than idle on
+    under an id it no longer holds."""
+    with TwilioStandin(callbacks=False) as standin:
+        assert isinstance(standin, TwilioStandin)
+        unseen = _dispatcher(engine, _adapter(standin), utcnow)
+        unseen.hold()
+        successor = _dispatcher(engine, _adapter(standin), lambda: utcnow() + timedelta(minutes=6))
+        successor.hold()
+        assert not unseen.lease.beat() and unseen.lease.lost.is_set()
+
+        async def run_on() -> Any:
+            try:
+                # The bound only keeps a dispatcher that never stops from holding the suite up.
+                return await asyncio.wait_for(unseen.run_forever(asyncio.Event(), idle_seconds=0.01), 120)
+            finally:
+                await unseen.aclose()
+                await successor.aclose()
+
+        counts = asyncio.run(run_on())
+    assert counts.claimed == 0 and standin.log.keys() == {}
+    assert {r.status for r in _touches(engine)} == {"planned"}
+    engine.dispose()
