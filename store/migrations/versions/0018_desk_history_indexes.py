@@ -1,7 +1,7 @@
 """the supervisor's desk and the audit page read the tasks and audit rows of now, not the whole history
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 Create Date: 2026-12-05
 
 Three reads grew with every task closed and every audit row written (benchmarks/console_pages_bench.py,
@@ -14,9 +14,6 @@ Three reads grew with every task closed and every audit row written (benchmarks/
   task each agent ever closed; with completed_at in the key it is a range of this week;
 - reveal bursts (console.task_reveal) grouped the whole audit log by actor to find who revealed in the
   period; (action, at, actor) makes it a range of the period's reveal rows, read from the index alone.
-
-It follows 0016 beside 0017 (written at the same time by another change): the two touch different
-tables, and ``upgrade`` takes every head.
 """
 
 from collections.abc import Sequence
@@ -25,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0018"
-down_revision: str | None = "0016"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
