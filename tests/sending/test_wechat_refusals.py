@@ -1,0 +1,68 @@
+"""WeChat's refusals through the dispatcher, the real adapter against the stand-in over HTTP.
+
+43004 (not following the account) and 43101 (the subscription refused or used up) can never succeed
+for this message: the touch moves to its next channel (SMS) at once, with WeChat's reason in words
+kept on the touch's outcomes. -1 (system busy) and 45009 (daily quota) say WeChat did not send it:
+backed off and retried on WeChat, never moved to SMS (that would be a second message later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import text
+
+from channels.base import ChannelAdapter
+from channels.sms_twilio import TwilioSmsAdapter
+from channels.wechat import WeChatTemplateAdapter
+from engine.sending.dispatch import DispatchCounts, Dispatcher
+from standins.twilio_api import TwilioStandin
+from standins.wechat_api import WeChatStandin
+from store.clock import utcnow
+from store.db import make_engine
+from tests.dispatch_support import daytime_zone, make_customers, make_touches
+from tests.sending.test_unanswered_sends import CALLBACK, FROM, MixedRenderer
+
+REFUSALS = {"openid-0": 43004, "openid-1": 43101, "openid-2": -1, "openid-3": 45009}
+
+
+def test_permanent_refusals_fall_back_to_sms_and_busy_ones_wait_for_wechat(db_url: str) -> None:
+    engine = make_engine(db_url)
+    ids = make_customers(engine, 5, timezone=daytime_zone())
+    make_touches(engine, ids, channel="wechat", fallback=["sms"])
+    with WeChatStandin(callbacks=False) as wechat, TwilioStandin(callbacks=False) as twilio:
+        assert isinstance(wechat, WeChatStandin) and isinstance(twilio, TwilioStandin)
+        wechat.forced_errcodes.update(REFUSALS)
+        adapters: dict[str, ChannelAdapter] = {
+            "wechat": WeChatTemplateAdapter(wechat.appid, wechat.secret, api_base=wechat.base_url, timeout=10),
+            "sms": TwilioSmsAdapter(twilio.account_sid, twilio.auth_token, FROM, api_base=twilio.base_url,
+                                    timeout=10),
+        }
+        dispatcher = Dispatcher(engine, adapters, MixedRenderer(), worker_id="w1", batch_size=100,
+                                max_attempts=5, callback_url=lambda ch, touch: CALLBACK)
+
+        async def run() -> list[DispatchCounts]:
+            now = utcnow()
+            rounds = [await dispatcher.run_until_idle(now=now)]
+            # WeChat has room again: the busy and over-quota sends go out there on their next try.
+            wechat.forced_errcodes = {k: v for k, v in REFUSALS.items() if v in (43004, 43101)}
+            try:
+                for _ in range(10):
+                    now += timedelta(hours=1)
+                    rounds.append(await dispatcher.run_until_idle(now=now))
+            finally:
+                await dispatcher.aclose()
+            return rounds
+
+        asyncio.run(run())
+    with engine.connect() as conn:
+        rows = {str(openid): (status, channel) for openid, status, channel in conn.execute(text(
+            "SELECT customer.wechat_openid, touch.status, touch.channel FROM touch "
+            "JOIN customer ON customer.id = touch.customer_id"))}
+        reasons = " | ".join(str(r) for r in conn.execute(text("SELECT detail FROM outcome")).scalars())
+    engine.dispose()
+    assert rows == {"openid-0": ("sent", "sms"), "openid-1": ("sent", "sms"), "openid-2": ("sent", "wechat"),
+                    "openid-3": ("sent", "wechat"), "openid-4": ("sent", "wechat")}
+    assert sorted(e.recipient for e in twilio.log.entries) == ["+8613800000000", "+8613800000001"]
+    assert "not subscribed" in reasons and "refused to receive" in reasons
