@@ -84,3 +84,45 @@ def test_a_worker_id_that_cannot_be_one_is_refused_before_anything_starts(db_url
         assert done.returncode == 2, done.stderr
         assert done.stderr.strip().splitlines() == [f"--worker {worker!r} {fault}" + (
             ", which separates the id from its process's instance on claims" if "#" in worker else "")]
+
+
+def test_a_holder_killed_on_this_machine_frees_its_id_at_once(
+    db_url: str, twilio_process: str, tmp_path: Path  # noqa: F811 # the fixture imported above
+) -> None:
+    """kill -9 leaves the id's row with a recent heartbeat; its process is gone from this machine, so a restart
+    given the id takes it at once (not five minutes later) and settles the killed one's sends in flight once."""
+    (tmp_path / "journeys").mkdir()
+    shutil.copy(ROOT / "journeys" / f"{JOURNEY}.yaml", tmp_path / "journeys")
+    engine = make_engine(db_url)
+    ids = make_customers(engine, N, timezone=daytime_zone())
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE customer SET wechat_openid = NULL, email = NULL"))
+    make_touches(engine, ids, channel="sms", journey=JOURNEY)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE touch SET template = 'silver_weekly_push', category = 'marketing'"))
+    env = _env(db_url, twilio_process)
+    args = [JOURNEYS, "dispatch", "--worker", "phoenix", "--batch", "200"]
+
+    first = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while _summary(twilio_process)["accepted"] < 300:
+        assert first.poll() is None, first.stderr.read() if first.stderr else ""
+        assert time.monotonic() < deadline, "the dispatcher made no progress"
+        time.sleep(0.01)
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    with engine.connect() as conn:
+        in_flight = conn.execute(text("SELECT count(*) FROM touch WHERE status = 'sending'")).scalar_one()
+        [(killed_pid,)] = conn.execute(text("SELECT pid FROM worker_lease WHERE worker_id = 'phoenix'")).all()
+    assert killed_pid == first.pid and in_flight > 0  # it died in the middle of a batch, its heartbeat recent
+
+    second = subprocess.run([*args, "--once"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert second.returncode == 0, second.stderr
+    reconciled = json.loads(second.stdout.strip().splitlines()[-1])["reconciled"]
+    assert reconciled["found_sent"] + reconciled["resend"] == in_flight and reconciled["unknown"] == 0
+    summary = _summary(twilio_process)
+    assert summary["duplicates"] == {} and summary["accepted"] == N
+    with engine.connect() as conn:
+        assert dict(conn.execute(text("SELECT status, count(*) FROM touch GROUP BY status")).all()) == {"sent": N}
+        assert conn.execute(text("SELECT count(*) FROM worker_lease")).scalar_one() == 0  # let go of at its exit
+    engine.dispose()
