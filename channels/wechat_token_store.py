@@ -94,6 +94,9 @@ class StoredTokens:
     def refresh(self, stale: str | None, fetch: Callable[[], tuple[str, int]]) -> tuple[str, float]:
         """A usable token other than ``stale``: the stored one when another process has put one there,
         else ``fetch()``'s, stored; at most one process fetches at a time."""
+        unlocked = self.load()  # without the lock first: a process starting up finds a good token nearly always
+        if unlocked is not None and unlocked[0] != stale:
+            return unlocked
         now_dt = datetime.now(UTC)
         with session_scope(self._db_url) as session:
             insert_or_ignore(session, KeyValue, {"key": self.key, "value": {}, "updated_at": now_dt}, "key")
