@@ -27,7 +27,7 @@ from sqlmodel import Session
 
 from engine.planning.facts import DROPPED
 from engine.planning.plan_output import ChunkOutput, PlanResult
-from store.clock import utcnow
+from store.clock import as_utc, utcnow
 from store.models import AgentTask, Customer, Enrollment, Event, TaskStatus, Touch, TouchStatus
 
 ENROLLMENT_COLUMNS = ("customer_id", "journey_id", "journey_version", "occurrence", "step_id", "state", "next_at",
@@ -89,9 +89,13 @@ def write_chunk(session: Session, out: ChunkOutput, result: PlanResult,
             dropped.append((*row, DROPPED, f"{d.dropped_by}: {d.reason}"[:255], 0, now))
     touches = _batch(dialect, Touch, TOUCH_COLUMNS, planned, ["key"])
     dropped_touches = _batch(dialect, Touch, TOUCH_COLUMNS, dropped, ["key"])
+    # A task is created when its step was due, not when a run got to it: a run catching up after the
+    # service was down writes Friday's task on Monday, and the report's "task created → completed" and the
+    # desk's age would otherwise hide the days the customer waited (its SLA runs from then already).
     tasks = _batch(dialect, AgentTask, TASK_COLUMNS, [
         (t.key, t.customer_id, t.journey_id, t.journey_version, t.step_id, t.occurrence, t.queue, t.priority,
-         t.script, t.assignee_id, TaskStatus.OPEN, t.due_at, now, 1, False, t.event_id, t.warn_at)
+         t.script, t.assignee_id, TaskStatus.OPEN, t.due_at, min(as_utc(t.planned_for), now), 1, False, t.event_id,
+         t.warn_at)
         for t in out.tasks], ["key"])
     counts = dict.fromkeys(("enrollments_written", "enrollments_advanced", "touches_changed", "touches_written",
                             "dropped_written", "tasks_written"), 0)
