@@ -27,6 +27,7 @@ import os
 import secrets
 import socket
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -172,10 +173,16 @@ class WorkerLease:
         """Hold the id, or raise ``WorkerIdHeld``; then keep it renewed until ``release``."""
         while not self._took():
             pass  # the row changed between reading it and taking it over: read it again
+        if self.previous is not None:
+            log.warning("worker id %r taken over from pid %d on %s, not seen since %s: what it left in flight is "
+                        "settled now", self.worker_id, self.previous.pid, self.previous.host,
+                        f"{self.previous.seen_at:%Y-%m-%d %H:%M:%S} UTC")
         self.held = True
         self.lost.clear()
         self._stop.clear()
-        self._thread = threading.Thread(target=self._keep, name=f"worker-lease {self.worker_id}", daemon=True)
+        # The thread holds the lease weakly: a dispatcher dropped without aclose stops renewing its id.
+        self._thread = threading.Thread(target=_keep, args=(weakref.ref(self), self._stop), daemon=True,
+                                        name=f"worker-lease {self.worker_id}")
         self._thread.start()
 
     def _took(self) -> bool:
@@ -217,15 +224,6 @@ class WorkerLease:
                       "dispatcher claims and sends nothing more", self.worker_id, self.lease)
         return mine
 
-    def _keep(self) -> None:
-        while not self._stop.wait(self.beat_every.total_seconds()):
-            try:
-                if not self.beat():
-                    return
-            except Exception:  # a database that does not answer now may answer at the next beat
-                log.warning("renewing worker id %r failed; trying again in %s", self.worker_id, self.beat_every,
-                            exc_info=True)
-
     def stop(self) -> None:
         """Stop renewing (the id stays held until the lease runs out, as if the process had died)."""
         self._stop.set()
@@ -241,3 +239,25 @@ class WorkerLease:
         self.held = False
         with self.engine.begin() as conn:
             conn.execute(_LET_GO, {"w": self.worker_id, "i": self.instance})
+
+
+def _keep(held: weakref.ref[WorkerLease], stop: threading.Event) -> None:
+    """Renew the lease every ``beat_every`` until stopped, lost, or dropped."""
+    while True:
+        lease = held()
+        if lease is None:
+            return
+        every = lease.beat_every.total_seconds()
+        del lease  # not kept alive by the wait
+        if stop.wait(every):
+            return
+        lease = held()
+        if lease is None:
+            return
+        try:
+            if not lease.beat():
+                return
+        except Exception:  # a database that does not answer now may answer at the next beat
+            log.warning("renewing worker id %r failed; trying again in %s", lease.worker_id, lease.beat_every,
+                        exc_info=True)
+        del lease

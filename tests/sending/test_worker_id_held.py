@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from channels.base import OutboundMessage, SendResult
 from channels.sms_twilio import TwilioSmsAdapter
 from engine.sending.dispatch import Dispatcher
-from engine.sending.worker_lease import WorkerIdHeld
+from engine.sending.worker_lease import WorkerIdHeld, WorkerLease
 from standins.twilio_api import TwilioStandin
 from store.clock import utcnow
 from store.db import make_engine
@@ -173,4 +174,32 @@ def test_a_dispatcher_whose_id_was_taken_over_stops(engine: Engine) -> None:
         counts = asyncio.run(run_on())
     assert counts.claimed == 0 and standin.log.keys() == {}
     assert {r.status for r in _touches(engine)} == {"planned"}
+    engine.dispose()
+
+
+def test_the_heartbeat_renews_the_id_while_it_is_held_and_stops_when_let_go_of(engine: Engine) -> None:
+    """The thread renews the id on its own (a batch slower than the lease keeps it), and nothing renews a
+    released id: another process then takes it at once."""
+    start = utcnow()
+    clock = [start]
+    lease = WorkerLease(engine, "w1", lambda: clock[0], beat_every=timedelta(milliseconds=10))
+    lease.take()
+    clock[0] = start + timedelta(minutes=4)
+    renewed = threading.Event()
+    for _ in range(3000):  # until the thread has renewed it, a minute at most
+        with engine.connect() as conn:
+            seen = conn.execute(text("SELECT seen_at FROM worker_lease").columns(seen_at=UTCDateTime())).scalar_one()
+        if seen == clock[0]:
+            renewed.set()
+            break
+        renewed.wait(0.02)
+    assert renewed.is_set()
+    # Seen four minutes after it was taken: at six, another process is still refused (a minute and more left).
+    with pytest.raises(WorkerIdHeld):
+        WorkerLease(engine, "w1", lambda: start + timedelta(minutes=6)).take()
+    lease.release()
+    assert _holder(engine) == []
+    successor = WorkerLease(engine, "w1", lambda: start + timedelta(minutes=6))
+    successor.take()
+    successor.release()
     engine.dispose()
