@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
+from sqlalchemy.engine import Engine
 from sqlmodel import select
 from starlette.testclient import TestClient
 
@@ -127,6 +129,22 @@ class _Records(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
+
+
+@pytest.fixture
+def statements() -> Iterator[list[tuple[str, Any]]]:
+    """Every statement any engine sends while the test runs, with its parameters: what a page asks of the
+    store, for counting (a page must not ask more for a bigger branch) and for EXPLAINing."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        sent.append((statement, parameters))
+
+    sa.event.listen(Engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(Engine, "before_cursor_execute", record)
 
 
 @pytest.fixture(autouse=True)

@@ -10,33 +10,15 @@ and each must take the index migration 0018 made for it (on the book of a branch
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 
 from store.clock import utcnow
 from store.db import session_scope
 from store.models import AuditLog
 from tests.console.conftest import Seed, add_task, login
-
-
-@pytest.fixture
-def statements() -> Iterator[list[tuple[str, Any]]]:
-    sent: list[tuple[str, Any]] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        sent.append((statement, parameters))
-
-    sa.event.listen(Engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        sa.event.remove(Engine, "before_cursor_execute", record)
 
 
 def history(db_url: str, seed: Seed) -> None:

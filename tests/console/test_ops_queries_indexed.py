@@ -9,12 +9,8 @@ journey ever had.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 
 from store.db import session_scope
@@ -25,21 +21,6 @@ COUNTED = ("touch", "agent_task", "enrollment")
 # Partial indexes that keep only what is in a journey now (migration 0016): searched by the journey alone,
 # they still read no history.
 CURRENT_ONLY = ("ix_enrollment_journey_open",)
-
-
-@pytest.fixture
-def statements() -> Iterator[list[tuple[str, Any]]]:
-    """Every statement any engine sends while the test runs, with its parameters."""
-    sent: list[tuple[str, Any]] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        sent.append((statement, parameters))
-
-    sa.event.listen(Engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        sa.event.remove(Engine, "before_cursor_execute", record)
 
 
 def _reads_history(db_url: str, statement: str, parameters: Any) -> list[str]:

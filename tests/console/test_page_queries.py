@@ -8,13 +8,9 @@ not timing).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 
 from store.clock import utcnow
@@ -23,22 +19,7 @@ from store.models import AuditLog
 from tests.console.conftest import Seed, add_user, login
 
 
-@pytest.fixture
-def statements() -> Iterator[list[str]]:
-    """Every statement any engine sends while the test runs."""
-    sent: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        sent.append(statement)
-
-    sa.event.listen(Engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        sa.event.remove(Engine, "before_cursor_execute", record)
-
-
-def sent_by(client: TestClient, path: str, statements: list[str]) -> int:
+def sent_by(client: TestClient, path: str, statements: list[tuple[str, Any]]) -> int:
     statements.clear()
     response = client.get(path)
     assert response.status_code == 200, path
@@ -56,7 +37,7 @@ def add_bursts(db_url: str, actors: list[str]) -> None:
 
 
 def test_the_audit_page_and_the_desk_ask_once_for_every_users_reveal_bursts(
-        client: TestClient, db_url: str, seed: Seed, statements: list[str]) -> None:
+        client: TestClient, db_url: str, seed: Seed, statements: list[tuple[str, Any]]) -> None:
     add_bursts(db_url, ["ann", "bob"])
     admin = TestClient(client.app, base_url="http://testserver")
     login(admin, "adam")
