@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import os
 import random
-import re
 import statistics
 import sys
 import time
@@ -31,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness import Report, add_common, add_database_option, bench_database
+from benchmarks.harness import Report, add_common, add_database_option, bench_database, console_client
 
 BAR_MS = 1000.0
 PASSWORD = "bench-password-1"
@@ -172,16 +171,7 @@ def pages(customer: str, task_id: int, journey_id: str, today: date) -> list[tup
 
 
 async def _client(app: Any, username: str) -> Any:
-    import httpx
-
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench")
-    page = await client.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert token is not None
-    response = await client.post("/login", data={"username": username, "password": PASSWORD,
-                                                 "csrf_token": token.group(1)})
-    assert response.status_code == 303, response.status_code
-    return client
+    return await console_client(app, username, PASSWORD)
 
 
 async def measure(url: str, n_requests: int, only: list[str]) -> dict[str, tuple[float, int, int]]:

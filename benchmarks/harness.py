@@ -66,6 +66,22 @@ def bench_database(url: str | None) -> Iterator[str]:
             get_engine(target).dispose()
 
 
+async def console_client(app: Any, username: str, password: str) -> Any:
+    """An httpx client logged in to the console ``app`` (in process, over ASGI) as ``username``."""
+    import re
+
+    import httpx
+
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench")
+    page = await client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    response = await client.post("/login", data={"username": username, "password": password,
+                                                 "csrf_token": token.group(1)})
+    assert response.status_code == 303, response.status_code
+    return client
+
+
 def p95(values: list[float]) -> float:
     """The nearest-rank 95th percentile of ``values`` (at least one)."""
     ordered = sorted(values)

@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness import Report, add_common
+from benchmarks.harness import Report, add_common, console_client
 
 BAR_MS = 100.0
 PASSWORD = "bench-password-1"
@@ -128,18 +128,7 @@ def scenarios(customer: str) -> list[tuple[str, str, dict[str, str]]]:
 
 
 async def _client(app: Any, username: str) -> Any:
-    import re
-
-    import httpx
-
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench")
-    page = await client.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert token is not None
-    response = await client.post("/login", data={"username": username, "password": PASSWORD,
-                                                 "csrf_token": token.group(1)})
-    assert response.status_code == 303, response.status_code
-    return client
+    return await console_client(app, username, PASSWORD)
 
 
 async def measure(url: str, n_requests: int, customer: str) -> dict[str, list[float]]:
