@@ -29,7 +29,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -164,9 +164,10 @@ def balanced(ranges: Sequence[tuple[int, int]], workers: int) -> list[tuple[int,
     return out
 
 
-def plan_in_processes(planner: ChunkPlanner, ranges: Sequence[tuple[int, int]], workers: int) -> None:
+def plan_in_processes(planner: ChunkPlanner, ranges: Sequence[tuple[int, int]], workers: int,
+                      on_chunk: Callable[[], None] | None = None) -> None:
     """Plan the chunks ``ranges`` (first and last customer id each) on ``workers`` processes
-    and add what each chunk did to ``planner.result``."""
+    and add what each chunk did to ``planner.result``; ``on_chunk`` is called after each is added."""
     job = job_of(planner)
     # Submitted in order, and a pool takes them in that order: the cut-up chunks come last.
     ranges = balanced(ranges, workers)
@@ -182,6 +183,8 @@ def plan_in_processes(planner: ChunkPlanner, ranges: Sequence[tuple[int, int]], 
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)
                 for future in done:
                     planner.result.merge(future.result())  # re-raises a chunk's error here
+                    if on_chunk is not None:
+                        on_chunk()
         except BaseException:
             for future in pending:
                 future.cancel()

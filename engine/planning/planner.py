@@ -68,6 +68,10 @@ Shape of a run (``plan``):
   cursor (KeyValue ``plan:last_end``) keeps both, and the next run starts from them: entries
   judged at their moment from the last ``now``, the others from the last end. An
   enrollment's ``entered_at`` is its entry's due time.
+- After downtime the first run plans the whole missed window, chunk by chunk of customers (memory
+  bounded by a chunk, one transaction each), and says how far it has got (``progress``); the cursor
+  moves at the end, so a run that dies halfway is planned again from the same cursor, writing only
+  what it had not. What is then too late to send is dropped by dispatch (``engine.sending.expiry``).
 
 Touches dropped by a delivery rule are stored too, with status ``dropped`` and the reason in
 ``error_reason``: explain can show them and a re-run does not reconsider them, unless the cap
@@ -89,6 +93,7 @@ from sqlalchemy import func
 from sqlalchemy import select as _sa_select
 from sqlmodel import Session
 
+from engine.language.durations import format_duration
 from engine.language.settings_model import DeliveryConfig
 from engine.planning.chunk_planner import CHUNK, CURSOR_KEY, ChunkPlanner, read_cursor
 from engine.planning.delivery_rules import Decision
@@ -134,6 +139,11 @@ def _cyclic_gc_between_chunks() -> Iterator[None]:
 # Plans a run's chunks somewhere else and adds what they did to ``planner.result``: the
 # runtime's Prefect workers (``engine.runtime.plan_slices``). The planner only cuts the book.
 ChunkRunner = Callable[["Planner", list[tuple[int, int]]], None]
+# Told one line at a time how a long run gets on (``plan(progress=…)``): the service's plan flow logs them.
+Progress = Callable[[str], None]
+# A run that starts further back than this behind its ``now`` is catching up (the service was down, a
+# deploy, a failover): it says so, and how far it has got chunk by chunk. A tick starts 5 minutes back.
+CATCH_UP = timedelta(minutes=30)
 
 
 class Planner(ChunkPlanner):
@@ -142,6 +152,7 @@ class Planner(ChunkPlanner):
     ``chunk_runner``."""
 
     chunk_runner: ChunkRunner | None = None
+    progress: Progress | None = None
 
     def _end_reads(self) -> None:
         """End the read transaction that found the chunks before others plan them, for minutes
@@ -184,14 +195,37 @@ class Planner(ChunkPlanner):
             if workers > 1:
                 self.result.workers = workers
                 self._end_reads()
-                plan_in_processes(self, ranges, workers)
+                plan_in_processes(self, ranges, workers, self._catching_up(ranges))
                 return self.result
+            tell = self._catching_up(ranges)
             for first, last in ranges:
                 self.plan_chunk(first, last, None)
                 # The chunk's objects are gone by now (freed by reference counting); a young
                 # generation pass clears whatever cycles it left while little is alive.
                 gc.collect(1)
+                if tell is not None:
+                    tell()
             return self.result
+
+    def _catching_up(self, ranges: list[tuple[int, int]]) -> Callable[[], None] | None:
+        """When this run catches up on a missed window and has ``progress`` to tell: says so, and returns
+        what to call after each chunk is written; else None."""
+        since = min(self.start, self.start_now)
+        if self.progress is None or self.now - since <= CATCH_UP or not ranges:
+            return None
+        progress = self.progress
+        progress(f"plan: catching up {format_duration(self.now - since)} missed since {since:%Y-%m-%d %H:%M} UTC: "
+                 f"{len(ranges)} chunks of customers with anything due, each committed on its own")
+        done = [0]
+
+        def tell() -> None:
+            # Each chunk is committed by now: a crash from here on keeps it, and the next run, starting from
+            # the same cursor, writes only what the chunks after it would have.
+            done[0] += 1
+            progress(f"plan: caught up {done[0]}/{len(ranges)} chunks: {self.result.touches_written} touches, "
+                     f"{self.result.tasks_written} tasks written")
+
+        return tell
 
 
 # --- entry points --------------------------------------------------------------------------------
@@ -228,6 +262,7 @@ def plan(
     chunk: int = CHUNK,
     workers: int | None = None,
     chunk_runner: ChunkRunner | None = None,
+    progress: Progress | None = None,
 ) -> PlanResult:
     """Plan every touch and task due up to ``at``, and up to ``ahead`` (when later) what no later
     event can change (``engine.planning.lookahead``).
@@ -242,6 +277,8 @@ def plan(
     per core (up to four) for a large book, one for a small one or a run with a ``sink``.
     ``chunk_runner``: plans the book's chunks elsewhere instead (the Prefect workers of a scaled-out
     deployment, ``engine.runtime.plan_slices``); the cursor moves only once all of them are written.
+    ``progress``: told, when the run catches up on more than ``CATCH_UP`` missed (the service was down),
+    how far it has got after each chunk it plans in this process.
     """
     from engine.language.journey_edits import take_back_edits
     from engine.language.journey_registry import load_in_force
@@ -272,6 +309,7 @@ def plan(
         planner = Planner(session, journeys, config, start_end, end, now=now, start_now=start_now,
                           dry_run=dry_run, customer_ids=customer_ids, sink=sink, chunk=chunk, workers=workers)
         planner.chunk_runner = chunk_runner
+        planner.progress = progress
         result = planner.run()
         result.problems = [str(p) for p in in_force.problems]
         if dry_run:

@@ -178,7 +178,10 @@ def _plan(now: datetime, slice_ids: int | None = None, chunk: int | None = None)
     ids (``engine.runtime.plan_slices``)."""
     from engine.planning.planner import plan_ahead
 
-    sizes = {"chunk": chunk} if chunk else {}
+    # A run catching up after the service was down logs how far it has got, chunk by chunk, in the flow run's log.
+    sizes: dict[str, Any] = {"progress": get_run_logger().info}
+    if chunk:
+        sizes["chunk"] = chunk
     if slice_ids is None:
         return plan_ahead(now, **sizes)
     from engine.runtime.plan_slices import SliceRunner
