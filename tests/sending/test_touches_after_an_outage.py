@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from channels.optout import record_opt_out
 from engine.planning.planner import plan_ahead
 from engine.sending.dispatch import make_dispatcher
 from store.clock import simulated_time
@@ -98,3 +99,44 @@ def _touches(engine: Engine) -> dict[str, tuple[str, str | None]]:
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT key, status, error_reason FROM touch"))
         return {r.key: (r.status, r.error_reason) for r in rows}
+
+
+def test_an_opt_out_recorded_while_the_service_was_down_is_in_force_before_anything_old_goes_out(
+        migrated_any_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Down from Monday 17:00 (Tuesday planned ahead) to Tuesday 10:30; at 09:00 the customer answered TD to a
+    marketing SMS, recorded by the API meanwhile. Tuesday's push is half an hour late, not expired, and is not
+    sent: the opt-out withdrew its consent; the service notice still goes out."""
+    db_url = migrated_any_db
+    monkeypatch.setenv("JOURNEYS_DIR", str(_journeys(tmp_path)))
+    monkeypatch.setenv("JOURNEYS_TEMPLATES_DIR", str(ROOT / "templates"))
+    monkeypatch.setenv("JOURNEYS_CONFIG_DIR", str(shutil.copytree(ROOT / "config", tmp_path / "config")))
+    engine = make_engine(db_url)
+    made = datetime(2020, 1, 1, tzinfo=UTC)
+    with Session(engine) as session:
+        customer = Customer(external_id="C1", name="Customer 1", tier="silver", timezone="Asia/Shanghai",
+                            phone="+8613800000001", consent_sms=True, consent_sms_marketing=True,
+                            birthday=date(1980, 6, 1), birth_md=601, created_at=made, updated_at=made)
+        session.add(customer)
+        session.commit()
+        cid = customer.id
+    assert cid is not None
+    with simulated_time(lambda: MONDAY_EVENING):
+        plan_ahead(MONDAY_EVENING, start=MONDAY_EVENING, url=db_url)
+    push = "1:weekly-push:s0:2027-03-02T10:00"
+    assert _touches(engine)[push] == ("planned", None)
+    td = datetime(2027, 3, 2, 1, 0, tzinfo=UTC)  # Tuesday 09:00
+    with Session(engine) as session:
+        assert record_opt_out(session, cid, "sms", source="reply:sms", dedup_key="td-1", at=td,
+                              purpose="marketing") is not None
+        session.commit()
+    back = datetime(2027, 3, 2, 2, 30, tzinfo=UTC)  # Tuesday 10:30
+    with simulated_time(lambda: back):
+        plan_ahead(back, url=db_url)
+        with RecordingProvider().running() as sms:
+            dispatcher = make_dispatcher(engine, {"sms": HttpAdapter("sms", sms.port)}, renderer=PlainRenderer(),
+                                         worker_id="w1", clock=lambda: back)
+            dispatch_until_idle(dispatcher, now=back)
+    assert sorted(key for key, _ in sms.accepted) == ["1:daily-notice:s0:2027-03-02T10:00",
+                                                      "1:greeting:s0:2027-03-02T10:00"]
+    assert _touches(engine)[push][0] == "cancelled"
+    engine.dispose()
