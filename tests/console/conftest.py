@@ -131,6 +131,21 @@ class _Records(logging.Handler):
         self.records.append(record)
 
 
+def viewport_width(page: Any) -> int:
+    """The width of the screen a page is shown on. Not ``window.innerWidth``: on an emulated phone the window
+    grows with a page that overflows it (390 px read 559), so a check against it passes a page that scrolls
+    sideways; the viewport the test set is the screen."""
+    size = page.viewport_size
+    assert size is not None
+    return int(size["width"])
+
+
+def assert_fits(page: Any) -> None:
+    """The page does not scroll sideways on its screen."""
+    wide = page.evaluate("document.documentElement.scrollWidth")
+    assert wide <= viewport_width(page) + 1, (page.url, wide, viewport_width(page))
+
+
 @pytest.fixture
 def statements() -> Iterator[list[tuple[str, Any]]]:
     """Every statement any engine sends while the test runs, with its parameters: what a page asks of the

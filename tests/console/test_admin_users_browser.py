@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.console.conftest import DESK, PHONE, PageFactory, Seed
+from tests.console.conftest import DESK, PHONE, PageFactory, Seed, assert_fits, viewport_width
 from tests.console.test_form_errors import set_locale
 
 pytestmark = pytest.mark.browser
@@ -22,7 +22,7 @@ def test_every_users_switches_are_on_the_screen_and_say_whose_they_are(new_page:
                                                                        db_url: str, device: dict[str, Any]) -> None:
     set_locale(db_url, "adam", "zh-CN")
     page = new_page("adam", device, lands_on="**/admin/users")
-    width = page.evaluate("window.innerWidth")
+    width = viewport_width(page)
     for name in seed.users:
         for switch, words in (("shift", "在班"), ("active", "启用")):
             button = page.get_by_role("button", name=f"{name} {words}：是")
@@ -32,7 +32,7 @@ def test_every_users_switches_are_on_the_screen_and_say_whose_they_are(new_page:
             box = button.bounding_box()
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width + 1, (name, switch, box)
             assert box["height"] >= (44 if device is PHONE else 0)  # a finger's target on a phone
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert_fits(page)
 
     # The switch does what it says: bob goes off shift, and his switch says so.
     page.get_by_role("button", name="bob 在班：是").click()

@@ -10,7 +10,7 @@ import pytest
 
 from store.db import session_scope
 from store.models import AuditLog
-from tests.console.conftest import DESK, PHONE, PageFactory, Seed
+from tests.console.conftest import DESK, PHONE, PageFactory, Seed, assert_fits
 from tests.console.test_form_errors import set_locale
 
 NAMES = {"en": "Template: Birthday greeting", "zh-CN": "模板: 生日关怀"}
@@ -32,4 +32,4 @@ def test_a_test_send_shows_the_templates_name(new_page: PageFactory, seed: Seed,
     expect(target.locator("code")).to_have_text("birthday_greeting")
     # The code appears once, inside <code>: not as the cell's own text.
     assert target.evaluate("c => c.textContent.split('birthday_greeting').length - 1") == 1
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert_fits(page)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.console.conftest import DESK, PHONE, PageFactory, Seed
+from tests.console.conftest import DESK, PHONE, PageFactory, Seed, assert_fits
 from tests.console.test_form_errors import set_locale
 from tests.console.test_review_browser import pending_template
 
@@ -45,7 +45,7 @@ def assert_words(page: Any, *words: str) -> None:
     assert not CODE.findall(text), (page.url, sorted(set(CODE.findall(text))))
     for word in words:
         assert word in text, (page.url, word)
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), page.url
+    assert_fits(page)
 
 
 @pytest.mark.parametrize("device", [DESK, PHONE], ids=["desktop", "phone"])
@@ -95,4 +95,4 @@ def test_the_task_pages_record_tables_show_words(new_page: PageFactory, seed: Se
         none = page.get_by_test_id(empty).locator("tbody tr.none td")
         playwright_sync.expect(none).to_have_text("暂无内容。")
         playwright_sync.expect(none).to_have_attribute("colspan", columns)
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert_fits(page)

@@ -12,7 +12,7 @@ import pytest
 
 from console.i18n import Translator
 from console.labels import FORM_FIELDS
-from tests.console.conftest import DESK, PHONE, Seed, log_in_page
+from tests.console.conftest import DESK, PHONE, Seed, assert_fits, log_in_page, viewport_width
 from tests.console.test_form_errors import set_locale
 from tests.console.test_ops_form_errors import CASES
 
@@ -51,9 +51,9 @@ def _fits(page: Any, selector: str) -> None:
     element = page.locator(selector).first
     playwright_sync.expect(element).to_be_visible()
     box = element.bounding_box()
-    width = page.evaluate("window.innerWidth")
+    width = viewport_width(page)
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width + 1, (selector, box, width)
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert_fits(page)
 
 
 @pytest.mark.parametrize(("status", "address", "heading"), [

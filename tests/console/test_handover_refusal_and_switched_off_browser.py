@@ -19,7 +19,7 @@ from sqlmodel import select
 
 from store.db import session_scope
 from store.models import AgentTask, AppUser, Touch
-from tests.console.conftest import DESK, PHONE, PageFactory, Seed
+from tests.console.conftest import DESK, PHONE, PageFactory, Seed, assert_fits
 from tests.console.test_form_errors import set_locale
 
 pytestmark = pytest.mark.browser
@@ -44,7 +44,7 @@ def _move_to_team(db_url: str, name: str, team: str) -> None:
 def _within_screen(page: Any, locator: Any, width: int) -> None:
     box = locator.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert_fits(page)
 
 
 def _assignee(db_url: str, task_id: int) -> int | None:
@@ -119,4 +119,4 @@ def test_a_touch_of_a_journey_switched_off_says_so_in_words(new_page: PageFactor
     assert ops.goto(f"/ops/journeys/birthday-care?start={start}&end={day}").status == 200
     dropped = ops.get_by_test_id("step-counts").locator("tr[data-step='greeting'] [data-k=dropped]")
     expect(dropped).to_have_text(f"{SWITCHED_OFF[locale]}: 1")
-    assert ops.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert_fits(ops)

@@ -22,7 +22,7 @@ from engine.loop.reports import build_report
 from engine.loop.tables import enrollment_t, outcome_t, task_t, touch_t
 from store.db import session_scope
 from store.models import KeyValue, Touch
-from tests.console.conftest import PASSWORD, Seed
+from tests.console.conftest import PASSWORD, Seed, assert_fits
 from tests.console.ops_seed import SPLIT_JOURNEY, count_by, seed_activity
 
 pytestmark = pytest.mark.browser
@@ -62,7 +62,7 @@ def ops_page(request: pytest.FixtureRequest, browser: Any, server: str, book: Se
 
 def _no_page_scroll(page: Any) -> None:
     # Wide tables and the diagram scroll inside their own boxes; the page itself never scrolls sideways.
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert_fits(page)
 
 
 def test_journeys_list_shows_states_and_week_volumes(ops_page: tuple[Any, str], db_url: str, book: Seed,

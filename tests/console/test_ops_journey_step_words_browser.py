@@ -12,7 +12,7 @@ import pytest
 
 from engine.language.journey_model import Journey
 from engine.language.validation import validate
-from tests.console.conftest import DESK, PHONE, PageFactory, Seed
+from tests.console.conftest import DESK, PHONE, PageFactory, Seed, assert_fits
 from tests.console.ops_seed import SPLIT_JOURNEY, seed_activity
 from tests.console.test_catalogue_words_browser import CODE
 from tests.console.test_form_errors import set_locale
@@ -60,7 +60,7 @@ def test_journey_pages_name_steps_in_words(new_page: PageFactory, seed: Seed, db
         page.goto(f"/ops/journeys/{journey.id}")
         shown[journey.id] = _assert_step_words(page, "[data-testid=step-counts] tbody tr[data-step] > th", journey)
         assert len(shown[journey.id]) == len(journey.steps)
-        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), page.url
+        assert_fits(page)
     # One of each kind, as the catalogue and the files word them.
     assert "发送: 白银每周专属推送 · 按互动程度选择渠道" in shown["silver-weekly-push"]
     assert any("下一个工作日 10:00" in w for w in shown["premium-due-reminder"])

@@ -11,7 +11,7 @@ import pytest
 
 from store.db import session_scope
 from store.models import AgentTask
-from tests.console.conftest import DESK, PHONE, PageFactory, Seed
+from tests.console.conftest import DESK, PHONE, PageFactory, Seed, assert_fits
 from tests.console.test_form_errors import set_locale
 
 pytestmark = pytest.mark.browser
@@ -60,7 +60,7 @@ def test_a_refused_or_withdrawn_outcome_keeps_the_notes_and_the_time(new_page: P
     unsaved = page.get_by_test_id("unsaved-notes")
     expect(unsaved).to_contain_text("您的备注（未保存）")
     expect(unsaved.locator(".notes")).to_have_text(NOTES)
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert_fits(page)
     with session_scope(db_url) as s:
         done = s.get(AgentTask, task)
         assert done is not None and (done.status, done.outcome_code, done.notes) == ("done", "reached", None)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from store.clock import to_local
-from tests.console.conftest import DESK, PHONE, PageFactory, Seed
+from tests.console.conftest import DESK, PHONE, PageFactory, Seed, assert_fits
 from tests.console.test_form_errors import set_locale
 from tests.failover_book import FAILED_OVER, fail_over_two
 
@@ -40,4 +40,4 @@ def test_the_report_page_shows_touches_failed_over(new_page: PageFactory, seed: 
     expect(figures.locator("tr:has(th[data-group=email]) td[data-metric=failed_over]")).to_have_text("0")
     # The total row is the first of the body.
     expect(figures.locator("tbody tr").first.locator("td[data-metric=failed_over]")).to_have_text(str(FAILED_OVER))
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert_fits(page)

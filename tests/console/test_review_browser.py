@@ -21,7 +21,7 @@ from engine.language.journey_review import APPROVED, PENDING, versions
 from engine.language.template_review import land_templates
 from store.db import session_scope
 from store.models import AuditLog, JourneyVersion
-from tests.console.conftest import DESK, PASSWORD, PHONE, PageFactory, Seed
+from tests.console.conftest import DESK, PASSWORD, PHONE, PageFactory, Seed, assert_fits
 
 pytestmark = pytest.mark.browser
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -88,7 +88,7 @@ def approve_on(page: Any, comment: str, screenshot: Path, phone: bool) -> None:
     """Check the pending page fits the screen, save its screenshot, approve with ``comment``."""
     expect = playwright_sync.expect
     expect(page.get_by_test_id("review-state").first).to_have_text("待审核")
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert_fits(page)
     page.screenshot(path=str(screenshot), full_page=phone)
     page.get_by_test_id("comment").fill(comment)
     page.get_by_test_id("approve").click()

@@ -13,7 +13,7 @@ import pytest
 from console import review
 from engine.language.journey_review import PENDING, versions
 from store.db import session_scope
-from tests.console.conftest import DESK, PHONE, PageFactory, Seed
+from tests.console.conftest import DESK, PHONE, PageFactory, Seed, assert_fits
 from tests.console.test_form_errors import set_locale
 from tests.review_support import config_copy
 
@@ -67,7 +67,7 @@ def test_each_change_is_worded_by_its_kind(new_page: PageFactory, pending: dict[
     for kind, version_id in pending.items():
         badge, heading = WORDS[kind][locale]
         expect(rows.locator(f"tr[data-version='{version_id}']").get_by_test_id("kind")).to_have_text(badge)
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert_fits(page)
     for kind, version_id in pending.items():
         badge, heading = WORDS[kind][locale]
         page.goto(f"/ops/review/{version_id}")
@@ -75,4 +75,4 @@ def test_each_change_is_worded_by_its_kind(new_page: PageFactory, pending: dict[
         expect(page.locator("h2").filter(has_text=heading)).to_have_count(1)
         if kind != "journey":
             expect(page.locator("main, body").first).not_to_contain_text(WORDS["journey"][locale][1])
-        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+        assert_fits(page)

@@ -18,7 +18,7 @@ from console import review
 from engine.language import queue_config
 from store.db import session_scope
 from store.models import JourneyVersion
-from tests.console.conftest import DESK, PHONE, PageFactory, Seed, login
+from tests.console.conftest import DESK, PHONE, PageFactory, Seed, assert_fits, login
 from tests.console.test_form_errors import set_locale
 from tests.review_support import config_copy
 
@@ -77,7 +77,7 @@ def test_the_page_names_the_refused_settings_file_and_records_nothing(
     shown = page.get_by_test_id("settings-problems")
     expect(shown).to_contain_text(WORDS[locale])
     expect(shown.locator("code").filter(has_text=f"tiers.yaml:{line}: unknown queue 'opz'")).to_have_count(1)
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert_fits(page)
     assert recorded(db_url) == before  # neither the tier file nor the journey changed with it
     # Mended, the same button submits both.
     (config / "tiers.yaml").write_text((config / "tiers.yaml").read_text("utf-8").replace("opz", "ops"))

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.console.conftest import DESK, PHONE, PageFactory, Seed
+from tests.console.conftest import DESK, PHONE, PageFactory, Seed, assert_fits
 from tests.console.test_form_errors import set_locale
 
 pytestmark = pytest.mark.browser
@@ -30,4 +30,4 @@ def test_a_supervisor_sees_no_reveal_on_a_call_her_agent_is_making(new_page: Pag
     expect(hint).to_have_text(WORDS)
     box = hint.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= device["viewport"]["width"]
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert_fits(page)

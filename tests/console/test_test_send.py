@@ -19,7 +19,7 @@ from standins.smtp_server import SmtpStandin
 from standins.twilio_api import TwilioStandin
 from store.db import session_scope
 from store.models import AppUser, AuditLog, Outcome, Touch
-from tests.console.conftest import DESK, PHONE, PageFactory, Seed, login
+from tests.console.conftest import DESK, PHONE, PageFactory, Seed, assert_fits, login
 from tests.console.ops_seed import seed_activity
 
 STAFF_PHONE = "+8613900001111"
@@ -127,5 +127,5 @@ def test_test_send_page_in_chromium(new_page: PageFactory, db_url: str, device: 
     send.get_by_test_id("send").click()
     playwright_sync.expect(page.get_by_test_id("results").locator("tr[data-ok='1']")).to_have_count(1)
     playwright_sync.expect(page.locator("h1")).to_have_text("Test send" if locale == "en" else "测试发送")
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert_fits(page)
     assert [e.recipient for e in twilio.log.entries] == [STAFF_PHONE]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.console.conftest import DESK, PHONE, PageFactory, Seed
+from tests.console.conftest import DESK, PHONE, PageFactory, Seed, assert_fits
 from tests.console.test_form_errors import set_locale
 
 pytestmark = pytest.mark.browser
@@ -26,4 +26,4 @@ def test_an_unknown_queue_is_said_above_the_whole_inbox(new_page: PageFactory, s
     box = notice.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= device["viewport"]["width"]
     expect(page.get_by_test_id("my-tasks").locator("tr[data-task-id]")).to_have_count(2)
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert_fits(page)
