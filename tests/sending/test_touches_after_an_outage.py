@@ -140,3 +140,47 @@ def test_an_opt_out_recorded_while_the_service_was_down_is_in_force_before_anyth
                                                       "1:greeting:s0:2027-03-02T10:00"]
     assert _touches(engine)[push][0] == "cancelled"
     engine.dispose()
+
+
+@pytest.mark.parametrize(("back", "sent"), [
+    (datetime(2027, 3, 2, 11, 0, tzinfo=UTC), True),  # 19:00 on the birthday: 10 hours late, still the day
+    (datetime(2027, 3, 2, 14, 0, tzinfo=UTC), False),  # 22:00: 13 hours late, it would go out the day after
+], ids=["back the same evening", "back after 21:00"])
+def test_the_shipped_birthday_greeting_is_not_sent_the_day_after(
+        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, back: datetime, sent: bool) -> None:
+    """birthday-care says ``expire_after: 12h``: a greeting due at 09:00 goes out that day or not at all. Under
+    the service default (3d) the one claimed at 22:00 was held to 08:00 and wished a happy birthday a day late."""
+    journeys = tmp_path / "journeys"
+    journeys.mkdir()
+    shutil.copy(ROOT / "journeys" / "birthday-care.yaml", journeys / "birthday-care.yaml")
+    monkeypatch.setenv("JOURNEYS_DIR", str(journeys))
+    monkeypatch.setenv("JOURNEYS_TEMPLATES_DIR", str(ROOT / "templates"))
+    monkeypatch.setenv("JOURNEYS_CONFIG_DIR", str(shutil.copytree(ROOT / "config", tmp_path / "config")))
+    engine = make_engine(db_url)
+    made = datetime(2020, 1, 1, tzinfo=UTC)
+    with Session(engine) as session:
+        session.add(Customer(external_id="C1", name="Customer 1", tier="silver", timezone="Asia/Shanghai",
+                             phone="+8613800000001", consent_sms=True, birthday=date(1980, 3, 2), birth_md=302,
+                             created_at=made, updated_at=made))
+        session.commit()
+    with simulated_time(lambda: MONDAY_EVENING):
+        plan_ahead(MONDAY_EVENING, start=MONDAY_EVENING, url=db_url)
+    greeting = "1:birthday-care:greeting:birthday-2027"
+    assert _touches(engine)[greeting] == ("planned", None)
+    # Down until ``back``; then claimed again the next morning, as the service would.
+    morning = datetime(2027, 3, 3, 0, 0, tzinfo=UTC)
+    with RecordingProvider().running() as sms:
+        for moment in (back, morning):
+            with simulated_time(lambda moment=moment: moment):  # type: ignore[misc]
+                plan_ahead(moment, url=db_url)
+                dispatcher = make_dispatcher(engine, {"sms": HttpAdapter("sms", sms.port)}, renderer=PlainRenderer(),
+                                             worker_id="w1", clock=lambda moment=moment: moment)  # type: ignore[misc]
+                dispatch_until_idle(dispatcher, now=moment)
+    status, reason = _touches(engine)[greeting]
+    if sent:
+        assert (status, [key for key, _ in sms.accepted]) == ("sent", [greeting])
+    else:
+        assert (status, reason, sms.accepted) == (
+            "dropped", "expired: due 2027-03-02 01:00 UTC, 13h late; journey birthday-care touches expire after 12h",
+            [])
+    engine.dispose()
