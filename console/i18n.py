@@ -61,6 +61,9 @@ TOUCH_REASONS: dict[str, str] = {
     "no_customer": "The customer was removed",
     "anonymised": "The customer was anonymised (retention period over)",
     "journey_off": "Journey %(journey)s was switched off before this touch was due",
+    # engine.sending.expiry: claimed later after its due time than its category or its journey allows.
+    "expired": "Too late to send: %(late)s after its due time; %(category)s touches may be at most %(limit)s late",
+    "expired_journey": "Too late to send: %(late)s after its due time; journey %(journey)s allows at most %(limit)s",
     "journey_gone": "Journey %(journey)s is no longer in force: its file was removed",
     "journey_edited": ("Journey %(journey)s was edited after this touch was planned: "
                        "planned again as the new version says"),
@@ -274,8 +277,12 @@ class Translator:
             words["journey"] = journey_name(words["journey"])
         if "target" in words:
             words["target"] = self.webhook_target(words["target"])
+        for lateness in ("late", "limit"):
+            if lateness in words:
+                words[lateness] = self.duration(words[lateness])
+        key = "expired_journey" if reason.code == "expired" and "journey" in words else reason.code
         try:
-            return self.gettext(TOUCH_REASONS[reason.code], **words)
+            return self.gettext(TOUCH_REASONS[key], **words)
         except (KeyError, TypeError, ValueError):  # parameters of another shape: the engine's words, not a 500
             return text or ""
 
