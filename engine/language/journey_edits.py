@@ -70,6 +70,13 @@ def editions(session: Session, versions: dict[str, str]) -> dict[str, Edition]:
     return out
 
 
+def retired(session: Session, in_force: Iterable[str]) -> frozenset[str]:
+    """The journeys this store has had in force that are not in force now (their file was removed)."""
+    v = JourneyVersion.__table__  # type: ignore[attr-defined]
+    known = session.execute(v.select().with_only_columns(v.c.journey_id).where(v.c.kind == "journey").distinct())
+    return frozenset(j for (j,) in known) - frozenset(in_force)
+
+
 def withdraw(conn: Connection, touch_ids: Sequence[int], status: str) -> int:
     """Withdraw the touches ``touch_ids`` still in ``status`` (planned ones from a plan run; ones dispatch
     has just recorded as cancelled): cancel them, free their keys, and take their enrollments back to the

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from engine.language.durations import parse_duration
-from engine.language.journey_edits import Edition, editions
+from engine.language.journey_edits import Edition, editions, retired
 from engine.language.journey_model import Journey
 
 
@@ -36,16 +36,17 @@ class JourneyRules:
     caps: dict[str, tuple[int, timedelta]] = field(default_factory=dict)  # journey → (count, window)
     # Journeys in force that do not run (``enabled: false``, or switched off): their touches are not sent.
     stopped: frozenset[str] = frozenset()
-    # Journey → the version in force and when it came in (``engine.language.journey_edits``); the ids of the
-    # journeys in force. Both known only from a store (``InForceRules``): files alone have no history.
+    # Journey → the version in force and when it came in (``engine.language.journey_edits``); the journeys
+    # that were in force in this store and are no longer (their file removed). Both known only from a store
+    # (``InForceRules``): files alone have no history.
     editions: dict[str, Edition] = field(default_factory=dict)
-    in_force: frozenset[str] | None = None
+    retired: frozenset[str] = frozenset()
     # Journey → how late its touches may still go out, where its file says (``expire_after``; engine.sending.expiry).
     expire_after: dict[str, timedelta] = field(default_factory=dict)
 
     @classmethod
     def of(cls, journeys: Iterable[Journey], stopped: Iterable[str] = (), editions: dict[str, Edition] | None = None,
-           in_force: Iterable[str] | None = None) -> JourneyRules:
+           retired: Iterable[str] = ()) -> JourneyRules:
         targets: dict[tuple[str, str], str] = {}
         caps: dict[str, tuple[int, timedelta]] = {}
         expire_after: dict[str, timedelta] = {}
@@ -57,8 +58,7 @@ class JourneyRules:
             for step in journey.steps:
                 if step.webhook is not None:
                     targets[(journey.id, step.id)] = step.webhook.target
-        return cls(targets, caps, frozenset(stopped), dict(editions or {}),
-                   None if in_force is None else frozenset(in_force), expire_after)
+        return cls(targets, caps, frozenset(stopped), dict(editions or {}), frozenset(retired), expire_after)
 
     @classmethod
     def from_files(cls, directory: Path | None = None) -> JourneyRules:
@@ -104,7 +104,7 @@ class InForceRules:
             with self._lock:
                 if self._built is None or self._built[0] is not journeys or self._built[1].stopped != stopped:
                     # When each version came in force changes only with the journeys in force: read on a change.
-                    known = editions(session, {lj.id: lj.version for lj in journeys})
-                    self._built = (journeys, JourneyRules.of((lj.journey for lj in journeys), stopped, known,
-                                                             (lj.id for lj in journeys)))
+                    versions = {lj.id: lj.version for lj in journeys}
+                    self._built = (journeys, JourneyRules.of((lj.journey for lj in journeys), stopped,
+                                                             editions(session, versions), retired(session, versions)))
                 return self._built[1]

@@ -27,7 +27,7 @@ def unsendable(touch: ClaimedTouch, customer: Customer | None, targets: dict[int
         # switched off: what the file says now is what happens.
         return SendResult(touch.key, False, error_class="permanent", error_code=JOURNEY_OFF,
                           error_reason=f"journey {touch.journey_id} switched off")
-    if rules.in_force is not None and touch.journey_id not in rules.in_force:
+    if touch.journey_id in rules.retired:
         # Its file was removed (or renamed the journey): no file in force says to send it.
         return SendResult(touch.key, False, error_class="permanent", error_code=JOURNEY_OFF,
                           error_reason=f"journey {touch.journey_id} no longer in force")

@@ -194,6 +194,7 @@ def test_touches_of_a_journey_whose_file_was_removed_are_not_sent(
         _dispatch(engine, sms.port, morning)
     assert [key for key, _ in sms.accepted] == ["1:stays:s0:2027-03-02T10:00"]
     with engine.connect() as conn:
-        gone = conn.execute(text("SELECT status, error_reason FROM touch WHERE key = '1:care:s0:2027-03-02T10:00'")).one()
+        gone = conn.execute(text("SELECT status, error_reason FROM touch WHERE key = :k"),
+                            {"k": "1:care:s0:2027-03-02T10:00"}).one()
     assert tuple(gone) == ("cancelled", "journey care no longer in force")
     engine.dispose()

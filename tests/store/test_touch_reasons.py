@@ -60,7 +60,7 @@ def dispatch_reasons() -> list[tuple[str, str]]:
     no_marketing = unsendable(_touch("sms", "marketing"), _customer(consent_sms_marketing=False), {}, RULES)
     no_address = unsendable(_touch("email"), _customer(email=None), {}, RULES)
     switched_off = unsendable(_touch("sms"), _customer(), {}, JourneyRules(stopped=frozenset({"renewal-reminder"})))
-    gone = unsendable(_touch("sms"), _customer(), {}, JourneyRules(in_force=frozenset({"another"})))
+    gone = unsendable(_touch("sms"), _customer(), {}, JourneyRules(retired=frozenset({"renewal-reminder"})))
     edited = unsendable(_touch("sms"), _customer(), {}, JourneyRules(editions={"renewal-reminder": Edition(
         "v2", datetime(2026, 12, 1, tzinfo=UTC))}))
     for code, result in (("journey_gone", gone), ("journey_edited", edited),
