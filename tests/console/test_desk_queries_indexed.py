@@ -34,11 +34,11 @@ def history(db_url: str, seed: Seed) -> None:
 
 
 def plans(db_url: str, sent: list[tuple[str, Any]], table: str) -> dict[str, str]:
-    """Each SELECT on ``table`` with its plan, one line per step."""
+    """Each SELECT on ``table`` (a query of common table expressions too) with its plan, one line per step."""
     out = {}
     with session_scope(db_url) as session:
         for statement, parameters in sent:
-            if statement.lstrip().upper().startswith("SELECT") and f"FROM {table}" in statement:
+            if statement.lstrip().upper().startswith(("SELECT", "WITH")) and f"FROM {table}" in statement:
                 rows = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
                 out[statement] = " | ".join(str(r[-1]) for r in rows)
     return out
