@@ -284,6 +284,9 @@ class Touch(SQLModel, table=True):
         # A journey's touches of a period, which the ops journey pages count (migration 0015): without it
         # they read every touch ever planned, so the pages slowed with the book's history.
         Index("ix_touch_journey_planned", "journey_id", "planned_for"),
+        # An enrollment's touches (its customer, journey and occurrence) with what the report's first touch
+        # reads of them, from the index alone: by the customer alone it read all they ever got (migration 0020).
+        Index("ix_touch_enrollment_sent", "customer_id", "journey_id", "occurrence", "sent_at", "channel"),
         # Only sent touches have a provider id (migration 0002).
         Index("ix_touch_provider_message_id", "provider_message_id",
               sqlite_where=text("provider_message_id IS NOT NULL"),

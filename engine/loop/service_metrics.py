@@ -121,7 +121,8 @@ def first_touch_figures(conn: sa.Connection, ctx: Period, by: str | None) -> Gro
     if grp is None:
         return None
     # An enrollment's touches share its customer, journey and occurrence (the planner leaves
-    # touch.enrollment_id empty); the customer leads so the lookup uses ix_touch_customer_due.
+    # touch.enrollment_id empty): the look-up searches ix_touch_enrollment_sent by all three and reads that
+    # enrollment's touches alone, however many the customer had before.
     t = touch_t
     first_sent = (
         sa.select(sa.func.min(t.c.sent_at))
