@@ -17,9 +17,10 @@ stored, and their cap and priority judged, before its first one is sent.
 
 The job store is a table (``apscheduler_jobs``) in the product's own database, so a
 restart carries on: jobs already stored keep their next run time, and a run missed
-while the service was down runs once on start (``coalesce`` + a grace time) instead
-of being skipped or repeated. Each job has ``max_instances=1``: a slow dispatch run is
-never overlapped by the next.
+while the service was down runs once on start (``coalesce``, and no limit on how late: a
+grace time of an hour skipped the daily churn check and the weekly retier and tier review
+altogether after a longer outage) instead of being skipped or repeated. Each job has
+``max_instances=1``: a slow dispatch run is never overlapped by the next.
 
 SIGTERM/SIGINT: no new runs start, the runs in progress finish (a dispatch run records
 every batch it claimed), then the process exits 0. A dispatch run is bounded in
@@ -120,7 +121,8 @@ def build_scheduler(url: str | None = None) -> BackgroundScheduler:
         jobstores={"default": SQLAlchemyJobStore(engine=get_engine(url))},
         # Dispatch, planning and the rest may run side by side; each job alone never twice at once.
         executors={"default": ThreadPoolExecutor(4)},
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+        # However late (None): a run missed during an outage of any length runs once when the service is back.
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         timezone="UTC",
     )
 
@@ -129,9 +131,13 @@ def ensure_jobs(scheduler: BackgroundScheduler) -> list[str]:
     """Add the jobs the store does not hold yet; stored ones keep their next run time. Returns the added ids."""
     added = []
     for spec in job_specs():
-        if scheduler.get_job(spec.id) is None:
+        job = scheduler.get_job(spec.id)
+        if job is None:
             scheduler.add_job(spec.func, spec.trigger, args=spec.args, id=spec.id, name=spec.id)
             added.append(spec.id)
+        elif job.misfire_grace_time is not None:
+            # Stored by a release that gave up on runs missed by over an hour: from now on however late.
+            scheduler.modify_job(spec.id, misfire_grace_time=None)
     return added
 
 
