@@ -10,40 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
-
-import pytest
-from fastapi import FastAPI
 
 from channels.optout import StoredEvent, event_listeners
-from engine.loop.receipts import create_hooks_router
 from standins.wechat_api import WeChatStandin
 from store.db import session_scope
 from store.models import Customer
 from tests.loop.test_receipts import OPENID, make_customer
-from tests.standin_support import serving
-from tests.uvicorn_support import uvicorn_thread
 
 
-@pytest.fixture
-def standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[WeChatStandin]:
-    standin = WeChatStandin(callback_token="answer-first-token")
-    monkeypatch.setenv("WECHAT_TOKEN", standin.callback_token)
-    monkeypatch.delenv("WECHAT_ENCODING_AES_KEY", raising=False)
-    monkeypatch.delenv("JOURNEYS_PUBLIC_URL", raising=False)
-    yield from serving(standin)
-
-
-@pytest.fixture
-def hooks(db_url: str) -> Iterator[str]:
-    app = FastAPI()
-    app.include_router(create_hooks_router(db_url))
-    with uvicorn_thread(app) as port:
-        yield f"http://127.0.0.1:{port}/hooks/wechat"
-
-
-async def test_wechat_is_answered_before_the_events_are_acted_on(db_url: str, hooks: str,
-                                                                standin: WeChatStandin) -> None:
+async def test_wechat_is_answered_before_the_events_are_acted_on(db_url: str, wechat_hooks: str,
+                                                                wechat_standin: WeChatStandin) -> None:
     customer = make_customer(db_url)
     order: list[str] = []
     answered, acted = threading.Event(), threading.Event()
@@ -61,14 +37,14 @@ async def test_wechat_is_answered_before_the_events_are_acted_on(db_url: str, ho
 
     event_listeners.append(slow_planner)
     try:
-        status = await asyncio.to_thread(standin.run, standin.inject_text(OPENID, "TD", hooks))
+        status = await asyncio.to_thread(wechat_standin.run, wechat_standin.inject_text(OPENID, "TD", wechat_hooks))
         order.append("answered")
         answered.set()
         assert await asyncio.to_thread(acted.wait, 30)
     finally:
         event_listeners.remove(slow_planner)
 
-    assert status == 200 and standin.callbacks_sent[-1]["reply"] == "success"
+    assert status == 200 and wechat_standin.callbacks_sent[-1]["reply"] == "success"
     assert order == ["answered", "acted"]
     # The opt-out itself was committed before the answer; only acting on its event came after.
     assert committed == [True]

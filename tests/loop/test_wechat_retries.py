@@ -11,36 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
-import pytest
-from fastapi import FastAPI
 from sqlalchemy import text
 
-from engine.loop.receipts import create_hooks_router
 from standins.wechat_api import WeChatStandin, cdata
 from store.db import make_engine
 from tests.loop.test_receipts import OPENID, make_customer
 from tests.loop.test_wechat_security import consent_wechat
-from tests.standin_support import serving
-from tests.uvicorn_support import uvicorn_thread
-
-
-@pytest.fixture
-def standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[WeChatStandin]:
-    standin = WeChatStandin(callback_token="retry-token")
-    monkeypatch.setenv("WECHAT_TOKEN", standin.callback_token)
-    monkeypatch.delenv("WECHAT_ENCODING_AES_KEY", raising=False)
-    monkeypatch.delenv("JOURNEYS_PUBLIC_URL", raising=False)
-    yield from serving(standin)
-
-
-@pytest.fixture
-def hooks(db_url: str) -> Iterator[str]:
-    app = FastAPI()
-    app.include_router(create_hooks_router(db_url))
-    with uvicorn_thread(app) as port:
-        yield f"http://127.0.0.1:{port}/hooks/wechat"
 
 
 def message(created: int, kind: str, **fields: str) -> str:
@@ -57,8 +34,8 @@ def counts(db_url: str) -> dict[str, int]:
     return {str(kind): int(n) for kind, n in rows}
 
 
-async def test_retries_act_once_and_a_follow_grants_no_consent(db_url: str, hooks: str,
-                                                              standin: WeChatStandin) -> None:
+async def test_retries_act_once_and_a_follow_grants_no_consent(db_url: str, wechat_hooks: str,
+                                                              wechat_standin: WeChatStandin) -> None:
     customer = make_customer(db_url)
     now = int(time.time())
     reply = message(now, "text", Content="请问理赔进度", MsgId="24000000001")
@@ -66,6 +43,7 @@ async def test_retries_act_once_and_a_follow_grants_no_consent(db_url: str, hook
     follow = message(now + 2, "event", Event="subscribe")
 
     async def push_twice(xml: str) -> list[int]:
+        standin, hooks = wechat_standin, wechat_hooks
         return [await asyncio.to_thread(standin.run, standin.push(xml, OPENID, hooks)) for _ in range(2)]
 
     assert await push_twice(reply) == [200, 200]
@@ -75,6 +53,6 @@ async def test_retries_act_once_and_a_follow_grants_no_consent(db_url: str, hook
     assert counts(db_url).get("opted_out") == 1
     assert await push_twice(follow) == [200, 200]
     assert consent_wechat(db_url, customer) is False
-    assert [p["reply"] for p in standin.callbacks_sent] == ["success"] * 6
+    assert [p["reply"] for p in wechat_standin.callbacks_sent] == ["success"] * 6
     # Each push was signed afresh (a nonce of its own), as a retry from WeChat is.
-    assert len({p["query"]["nonce"] for p in standin.callbacks_sent}) == 6
+    assert len({p["query"]["nonce"] for p in wechat_standin.callbacks_sent}) == 6

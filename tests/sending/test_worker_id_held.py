@@ -20,7 +20,6 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from channels.base import OutboundMessage, SendResult
 from channels.sms_twilio import TwilioSmsAdapter
 from engine.sending.dispatch import Dispatcher
 from engine.sending.worker_lease import WorkerIdHeld, WorkerLease
@@ -29,29 +28,12 @@ from store.clock import utcnow
 from store.db import make_engine
 from tests.dispatch_support import PlainRenderer, daytime_zone, dispatch_until_idle, make_customers, make_touches
 
+# Twilio's adapter; after its first chunk, another process's turn runs while this dispatcher's loop stands still.
+from tests.sending.test_claim_lease import SlowFirstSend
+
 FROM = "+15005550006"
 CALLBACK = "http://127.0.0.1:9/hooks/twilio/status"  # carries the touch key; nothing listens
 N = 4
-
-
-class MeanwhileAfterFirstSend:
-    """Twilio's adapter; after its first chunk reached Twilio, ``meanwhile`` runs (another process's turn)
-    while this dispatcher's loop stands still, its other touches still claimed and unsent."""
-
-    def __init__(self, adapter: TwilioSmsAdapter, meanwhile: Callable[[], None]) -> None:
-        self.adapter, self.meanwhile, self.channel, self.first = adapter, meanwhile, "sms", True
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.adapter, name)
-
-    async def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
-        results = await self.adapter.send_batch(messages)
-        if self.first:
-            self.first = False
-            other = threading.Thread(target=self.meanwhile)
-            other.start()
-            other.join()
-        return results
 
 
 def _adapter(standin: TwilioStandin) -> TwilioSmsAdapter:
@@ -101,7 +83,7 @@ def test_a_second_dispatcher_with_the_same_id_is_refused_while_the_first_sends(e
             except WorkerIdHeld as held:
                 refused.append(held)
 
-        first = _dispatcher(engine, MeanwhileAfterFirstSend(_adapter(standin), second), utcnow)
+        first = _dispatcher(engine, SlowFirstSend(_adapter(standin), second), utcnow)
         report["first"] = asyncio.run(_run_batch(first, utcnow()))
         # Let go of at the first one's clean exit: the id is free at once, not after the lease.
         assert _holder(engine) == []
@@ -138,7 +120,7 @@ def test_a_holder_unseen_past_the_lease_is_taken_over_and_its_sends_settled_once
             clock[0] = start + timedelta(minutes=6)
             report["successor"] = dispatch_until_idle(_dispatcher(engine, _adapter(standin), lambda: clock[0]))
 
-        first = _dispatcher(engine, MeanwhileAfterFirstSend(_adapter(standin), successor), lambda: clock[0])
+        first = _dispatcher(engine, SlowFirstSend(_adapter(standin), successor), lambda: clock[0])
         report["first"] = asyncio.run(_run_batch(first, start))
 
     assert "(60 s ago)" in str(report["refused"])
