@@ -7,6 +7,12 @@ written out in full.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from tests.review_support import ROOT, config_copy
+
 
 def journey(journey_id: str, name: str, entry: str, steps: str, *, category: str = "service",
             reentry: bool | None = None, goal: str | None = None) -> str:
@@ -27,3 +33,14 @@ def steps(**bodies: str) -> str:
 def send(channels: str = "[sms]") -> str:
     """A send step's line: the message ``msg`` on ``channels`` (a YAML list)."""
     return f"send: {{channels: {channels}, template: msg}}"
+
+
+def journeys_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty journeys folder of the test's own, with the shipped templates and a copy of the shipped
+    configuration, all three set for the code under test (the service's ticks read them from the environment)."""
+    journeys = tmp_path / "journeys"
+    journeys.mkdir()
+    monkeypatch.setenv("JOURNEYS_DIR", str(journeys))
+    monkeypatch.setenv("JOURNEYS_TEMPLATES_DIR", str(ROOT / "templates"))
+    config_copy(tmp_path, monkeypatch)
+    return journeys

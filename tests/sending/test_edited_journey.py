@@ -14,7 +14,6 @@ dispatcher before any plan run came round) on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from store.db import make_engine
 from store.migrate import upgrade
 from store.models import Customer
 from tests.dispatch_support import HttpAdapter, PlainRenderer, RecordingProvider, dispatch_until_idle
+from tests.journey_support import journeys_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAD = ('id: {id}\nname: Care\ncategory: service\nentry: {schedule: {cron: "0 10 * * *"}}\n'
@@ -72,12 +72,7 @@ def _write(folder: Path, edited: bool) -> None:
 
 
 def _setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    journeys = tmp_path / "journeys"
-    journeys.mkdir()
-    monkeypatch.setenv("JOURNEYS_DIR", str(journeys))
-    monkeypatch.setenv("JOURNEYS_TEMPLATES_DIR", str(ROOT / "templates"))
-    monkeypatch.setenv("JOURNEYS_CONFIG_DIR", str(shutil.copytree(ROOT / "config", tmp_path / "config")))
-    return journeys / "care.yaml"
+    return journeys_folder(tmp_path, monkeypatch) / "care.yaml"
 
 
 def _book(url: str) -> Engine:

@@ -10,7 +10,6 @@ Real planner and dispatcher on a SQLite file, a real HTTP provider on loopback.
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from store.clock import simulated_time
 from store.db import make_engine
 from store.models import Customer, KeyValue
 from tests.dispatch_support import HttpAdapter, PlainRenderer, RecordingProvider, dispatch_until_idle
+from tests.journey_support import journeys_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 DAILY = ("id: {id}\nname: Daily {id}\ncategory: service\n{enabled}"
@@ -39,13 +39,9 @@ MORNING = datetime(2027, 3, 2, 2, 1, tzinfo=UTC)  # 10:01 the next day
 @pytest.mark.parametrize("how", ["file", "switch"], ids=["enabled: false in the file", "switched off"])
 def test_touches_planned_ahead_of_a_journey_switched_off_are_not_sent(
         db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
-    journeys = tmp_path / "journeys"
-    journeys.mkdir()
+    journeys = journeys_folder(tmp_path, monkeypatch)
     for name in ("stops", "goes_on"):
         (journeys / f"{name}.yaml").write_text(DAILY.format(id=name, enabled=""), encoding="utf-8")
-    monkeypatch.setenv("JOURNEYS_DIR", str(journeys))
-    monkeypatch.setenv("JOURNEYS_TEMPLATES_DIR", str(ROOT / "templates"))
-    monkeypatch.setenv("JOURNEYS_CONFIG_DIR", str(shutil.copytree(ROOT / "config", tmp_path / "config")))
     engine = make_engine(db_url)
     made = datetime(2020, 1, 1, tzinfo=UTC)
     with Session(engine) as session:

@@ -29,6 +29,7 @@ from store.db import make_engine
 from store.models import Customer
 from store.touch_reasons import parse
 from tests.dispatch_support import HttpAdapter, PlainRenderer, RecordingProvider, dispatch_until_idle
+from tests.journey_support import journeys_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 JOURNEY = ("id: {id}\nname: Journey {id}\ncategory: {category}\n{extra}"
@@ -38,9 +39,8 @@ MONDAY_EVENING = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)  # 17:00 in Shanghai: Tu
 THURSDAY = datetime(2027, 3, 4, 2, 30, tzinfo=UTC)  # 10:30 in Shanghai, three days later
 
 
-def _journeys(tmp_path: Path) -> Path:
-    journeys = tmp_path / "journeys"
-    journeys.mkdir()
+def _journeys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    journeys = journeys_folder(tmp_path, monkeypatch)
     files = {
         "weekly-push": ("marketing", "0 10 * * TUE", ""),
         "greeting": ("service", "0 10 * * TUE", "expire_after: 1d\n"),
@@ -55,9 +55,7 @@ def _journeys(tmp_path: Path) -> Path:
 def test_what_is_too_late_after_three_days_down_is_dropped_with_its_reason(
         migrated_any_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db_url = migrated_any_db
-    monkeypatch.setenv("JOURNEYS_DIR", str(_journeys(tmp_path)))
-    monkeypatch.setenv("JOURNEYS_TEMPLATES_DIR", str(ROOT / "templates"))
-    monkeypatch.setenv("JOURNEYS_CONFIG_DIR", str(shutil.copytree(ROOT / "config", tmp_path / "config")))
+    _journeys(tmp_path, monkeypatch)
     engine = make_engine(db_url)
     made = datetime(2020, 1, 1, tzinfo=UTC)
     with Session(engine) as session:
@@ -107,9 +105,7 @@ def test_an_opt_out_recorded_while_the_service_was_down_is_in_force_before_anyth
     marketing SMS, recorded by the API meanwhile. Tuesday's push is half an hour late, not expired, and is not
     sent: the opt-out withdrew its consent; the service notice still goes out."""
     db_url = migrated_any_db
-    monkeypatch.setenv("JOURNEYS_DIR", str(_journeys(tmp_path)))
-    monkeypatch.setenv("JOURNEYS_TEMPLATES_DIR", str(ROOT / "templates"))
-    monkeypatch.setenv("JOURNEYS_CONFIG_DIR", str(shutil.copytree(ROOT / "config", tmp_path / "config")))
+    _journeys(tmp_path, monkeypatch)
     engine = make_engine(db_url)
     made = datetime(2020, 1, 1, tzinfo=UTC)
     with Session(engine) as session:
@@ -150,12 +146,8 @@ def test_the_shipped_birthday_greeting_is_not_sent_the_day_after(
         db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, back: datetime, sent: bool) -> None:
     """birthday-care says ``expire_after: 12h``: a greeting due at 09:00 goes out that day or not at all. Under
     the service default (3d) the one claimed at 22:00 was held to 08:00 and wished a happy birthday a day late."""
-    journeys = tmp_path / "journeys"
-    journeys.mkdir()
+    journeys = journeys_folder(tmp_path, monkeypatch)
     shutil.copy(ROOT / "journeys" / "birthday-care.yaml", journeys / "birthday-care.yaml")
-    monkeypatch.setenv("JOURNEYS_DIR", str(journeys))
-    monkeypatch.setenv("JOURNEYS_TEMPLATES_DIR", str(ROOT / "templates"))
-    monkeypatch.setenv("JOURNEYS_CONFIG_DIR", str(shutil.copytree(ROOT / "config", tmp_path / "config")))
     engine = make_engine(db_url)
     made = datetime(2020, 1, 1, tzinfo=UTC)
     with Session(engine) as session:
