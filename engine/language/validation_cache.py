@@ -64,6 +64,7 @@ VALIDATOR_MODULES: tuple[str, ...] = (
     "channels.sms_segments",
     "channels.template_files",
     "channels.webhook_targets",
+    "channels.wechat_fields",
     "engine",
     "engine.language",
     "engine.language.authoring_checks",

@@ -16,12 +16,14 @@ flow only.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from prefect import Flow, Task, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 
 from engine.sending.dispatch import DEFAULT_BATCH, DispatchCounts, make_dispatcher
 from engine.sending.reconcile import reconcile
@@ -170,6 +172,14 @@ def _scheduled(
     return job, flow(name=name)(run_flow)
 
 
+def _run_log() -> Any:
+    """The flow run's log; the module's own when called outside a run (a test or a tool calling the task's function)."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
 def _plan(now: datetime, slice_ids: int | None = None, chunk: int | None = None) -> Any:
     """Plan up to ``now`` and ahead through the end of every customer's next local day: a day's
     touches are in the store (the cap and priority judged over the whole day) before its first
@@ -179,7 +189,7 @@ def _plan(now: datetime, slice_ids: int | None = None, chunk: int | None = None)
     from engine.planning.planner import plan_ahead
 
     # A run catching up after the service was down logs how far it has got, chunk by chunk, in the flow run's log.
-    sizes: dict[str, Any] = {"progress": get_run_logger().info}
+    sizes: dict[str, Any] = {"progress": _run_log().info}
     if chunk:
         sizes["chunk"] = chunk
     if slice_ids is None:
