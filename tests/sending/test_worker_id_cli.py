@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from store.db import make_engine
 from tests.dispatch_support import daytime_zone, make_customers, make_touches
@@ -23,19 +24,26 @@ ROOT = Path(__file__).resolve().parents[2]
 JOURNEY = "silver-weekly-push"
 
 
-def test_a_second_dispatch_with_a_held_worker_id_is_refused_in_one_line(
-    migrated_any_db: str, twilio_process: str, tmp_path: Path  # noqa: F811 # the fixture imported above
-) -> None:
-    # A dispatcher sends the touches of the journeys in force (those of its folder's journeys/) only.
-    (tmp_path / "journeys").mkdir()
-    shutil.copy(ROOT / "journeys" / f"{JOURNEY}.yaml", tmp_path / "journeys")
-    engine = make_engine(migrated_any_db)
+
+def _sms_touches(db_url: str, run_folder: Path) -> Engine:
+    """N due marketing SMS of the shipped weekly push, its journey file in the run folder's journeys/ (a
+    dispatcher sends the touches of the journeys in force only), to customers reachable by SMS alone."""
+    (run_folder / "journeys").mkdir()
+    shutil.copy(ROOT / "journeys" / f"{JOURNEY}.yaml", run_folder / "journeys")
+    engine = make_engine(db_url)
     ids = make_customers(engine, N, timezone=daytime_zone())
     with engine.begin() as conn:
         conn.execute(text("UPDATE customer SET wechat_openid = NULL, email = NULL"))
     make_touches(engine, ids, channel="sms", journey=JOURNEY)
     with engine.begin() as conn:
         conn.execute(text("UPDATE touch SET template = 'silver_weekly_push', category = 'marketing'"))
+    return engine
+
+
+def test_a_second_dispatch_with_a_held_worker_id_is_refused_in_one_line(
+    migrated_any_db: str, twilio_process: str, tmp_path: Path  # noqa: F811 # the fixture imported above
+) -> None:
+    engine = _sms_touches(migrated_any_db, tmp_path)
     env = _env(migrated_any_db, twilio_process)
     args = [JOURNEYS, "dispatch", "--worker", "twin", "--batch", "200"]
 
@@ -91,15 +99,7 @@ def test_a_holder_killed_on_this_machine_frees_its_id_at_once(
 ) -> None:
     """kill -9 leaves the id's row with a recent heartbeat; its process is gone from this machine, so a restart
     given the id takes it at once (not five minutes later) and settles the killed one's sends in flight once."""
-    (tmp_path / "journeys").mkdir()
-    shutil.copy(ROOT / "journeys" / f"{JOURNEY}.yaml", tmp_path / "journeys")
-    engine = make_engine(db_url)
-    ids = make_customers(engine, N, timezone=daytime_zone())
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE customer SET wechat_openid = NULL, email = NULL"))
-    make_touches(engine, ids, channel="sms", journey=JOURNEY)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE touch SET template = 'silver_weekly_push', category = 'marketing'"))
+    engine = _sms_touches(db_url, tmp_path)
     env = _env(db_url, twilio_process)
     args = [JOURNEYS, "dispatch", "--worker", "phoenix", "--batch", "200"]
 
