@@ -44,14 +44,21 @@ def plans(db_url: str, sent: list[tuple[str, Any]], table: str) -> dict[str, str
     return out
 
 
-def test_the_desk_reads_open_tasks_and_this_weeks_closed_ones_by_index(
-        client: TestClient, db_url: str, seed: Seed, statements: list[tuple[str, Any]]) -> None:
+def opened_after_history(client: TestClient, db_url: str, seed: Seed, statements: list[tuple[str, Any]],
+                         username: str, path: str) -> None:
+    """``username`` opens ``path`` over the desk's history, with the statistics ANALYZE gathers (the planner's
+    choices depend on them); ``statements`` then holds what that page sent, and only that."""
     history(db_url, seed)
     with session_scope(db_url) as s:
         s.connection().exec_driver_sql("ANALYZE")
-    login(client, "sue")
+    login(client, username)
     statements.clear()
-    assert client.get("/supervisor").status_code == 200
+    assert client.get(path).status_code == 200
+
+
+def test_the_desk_reads_open_tasks_and_this_weeks_closed_ones_by_index(
+        client: TestClient, db_url: str, seed: Seed, statements: list[tuple[str, Any]]) -> None:
+    opened_after_history(client, db_url, seed, statements, "sue", "/supervisor")
     found = plans(db_url, statements, "agent_task")
     backlog = [p for s, p in found.items() if "GROUP BY agent_task.queue" in s]
     closed = [p for s, p in found.items()
@@ -66,12 +73,7 @@ def test_the_desk_reads_open_tasks_and_this_weeks_closed_ones_by_index(
 
 def test_reveal_bursts_read_the_periods_reveals_by_index(
         client: TestClient, db_url: str, seed: Seed, statements: list[tuple[str, Any]]) -> None:
-    history(db_url, seed)
-    with session_scope(db_url) as s:
-        s.connection().exec_driver_sql("ANALYZE")
-    login(client, "adam")
-    statements.clear()
-    assert client.get("/admin/audit").status_code == 200
+    opened_after_history(client, db_url, seed, statements, "adam", "/admin/audit")
     bursts = [p for s, p in plans(db_url, statements, "audit_log").items()
               if "audit_log.action IN" in s and "audit_log.at >" in s]
     assert len(bursts) == 1
