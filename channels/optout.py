@@ -65,13 +65,35 @@ def _keyword_form(text: str) -> str:
     return "".join(ch for ch in folded if not unicodedata.category(ch).startswith(_NOT_THE_WORD))
 
 
+# Words people wrap a one-word request in ("退订 谢谢", "请退订", "我要退订", "TD please", "unsubscribe me"):
+# they ask for nothing but the keyword, so a reply made of keywords and these alone is the request. A reply
+# with any other word is a sentence that merely mentions the keyword ("不要退订", "TD是什么", "don't STOP")
+# and stays a reply for an agent: a negation or a question is never among these words.
+COURTESY_WORDS: tuple[str, ...] = (
+    "谢谢你", "谢谢您", "谢谢", "多谢", "感谢", "麻烦你", "麻烦您", "麻烦", "请帮我", "帮我", "给我", "请",
+    "我要", "我想", "我", "要", "你好", "您好", "了", "吧", "哦", "啊", "呀",
+    "thankyou", "thanks", "thank", "thx", "please", "pls", "plz", "me", "hi", "hello", "ok",
+)
+
+
+def _alternation(words: Iterable[str]) -> str:
+    forms = sorted({form for w in words if (form := _keyword_form(w))}, key=len, reverse=True)
+    return "|".join(map(re.escape, forms))
+
+
+_COURTESY = _alternation(COURTESY_WORDS)
+
+
 def is_opt_out(text: str, keywords: Iterable[str] = DEFAULT_OPT_OUT_KEYWORDS) -> bool:
-    """Whether the reply's letters and digits are opt-out keywords only, one or several ("TD退订", copied from
-    the footer 回复TD退订), whatever spaces, punctuation, symbols, width or case surround or split them (a
-    keyword inside a sentence is not: "TD please", "不要退订")."""
+    """Whether the reply asks for nothing but an opt-out: its letters and digits are opt-out keywords, one
+    or several ("TD退订", copied from the footer 回复TD退订), with at most the courtesy words around them
+    (``COURTESY_WORDS``: "退订 谢谢", "TD please"), whatever spaces, punctuation, symbols, width or case
+    surround or split them. A keyword inside any other sentence is not ("不要退订", "TD是什么")."""
     reply = _keyword_form(text)
-    words = sorted({form for k in keywords if (form := _keyword_form(k))}, key=len, reverse=True)
-    return bool(reply and words) and re.fullmatch(f"(?:{'|'.join(map(re.escape, words))})+", reply) is not None
+    keyword = _alternation(keywords)
+    if not (reply and keyword):
+        return False
+    return re.fullmatch(f"(?:{_COURTESY})*(?:{keyword})(?:{keyword}|{_COURTESY})*", reply) is not None
 
 
 # --- store primitives -----------------------------------------------------------------------------

@@ -6,9 +6,11 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlmodel import select
 
-from channels.optout import StoredEvent, is_opt_out, unsubscribe_url
+from channels.optout import COURTESY_WORDS, StoredEvent, is_opt_out, unsubscribe_url
 from engine.sending.dispatch import Dispatcher
 from store.clock import utcnow
 from store.db import make_engine, session_scope
@@ -57,9 +59,40 @@ def test_opt_out_keywords(text: str) -> None:
     assert is_opt_out(text, ["TD", "退订", "STOP", "unsubscribe"])
 
 
-@pytest.mark.parametrize("text", ["TD please", "不要退订", "STOPPED", "", "  ", "不要 退订", "🙏", "TD1", "TDX", "STD"])
+@pytest.mark.parametrize("text", [
+    # A request wrapped in courtesy asks for nothing else, and a carrier would take it as one:
+    "退订 谢谢", "退订，谢谢！", "请退订", "我要退订", "麻烦帮我退订，谢谢", "您好，退订", "退订了", "TD please",
+    "STOP please, thank you", "unsubscribe me", "Please unsubscribe me. Thanks", "ＴＤ　谢谢您"])
+def test_keyword_in_courtesy_is_opt_out(text: str) -> None:
+    assert is_opt_out(text, ["TD", "退订", "STOP", "unsubscribe"])
+
+
+@pytest.mark.parametrize("text", ["不要退订", "STOPPED", "", "  ", "不要 退订", "🙏", "TD1", "TDX", "STD",
+                                  # A negation, a question or any other word makes it a sentence for an agent:
+                                  "请不要退订", "不要退订，谢谢", "TD是什么", "怎么退订", "don't stop",
+                                  "please don't STOP", "STOP calling my mother", "谢谢", "please", "谢谢 STOPPED"])
 def test_not_opt_out(text: str) -> None:
     assert not is_opt_out(text, ["TD", "退订", "STOP", "unsubscribe"])
+
+
+_SEPARATORS = st.sampled_from(["", " ", "，", ",", "。", "! ", "\u3000", "~"])
+
+
+@given(before=st.lists(st.sampled_from(COURTESY_WORDS), max_size=3),
+       keywords=st.lists(st.sampled_from(["TD", "退订", "STOP", "unsubscribe", "ＴＤ", "td"]), min_size=1, max_size=2),
+       after=st.lists(st.sampled_from(COURTESY_WORDS), max_size=3), sep=_SEPARATORS)
+def test_any_courtesy_around_keywords_is_opt_out(before: list[str], keywords: list[str], after: list[str],
+                                                 sep: str) -> None:
+    assert is_opt_out(sep.join([*before, *keywords, *after]), ["TD", "退订", "STOP", "unsubscribe"])
+
+
+@given(before=st.lists(st.sampled_from(COURTESY_WORDS), max_size=2),
+       negation=st.sampled_from(["不要", "别", "不", "don't", "not", "never", "是什么", "怎么", "为什么", "吗"]),
+       keyword=st.sampled_from(["TD", "退订", "STOP", "unsubscribe"]),
+       after=st.lists(st.sampled_from(COURTESY_WORDS), max_size=2), sep=_SEPARATORS)
+def test_a_negation_or_question_is_never_opt_out(before: list[str], negation: str, keyword: str,
+                                                 after: list[str], sep: str) -> None:
+    assert not is_opt_out(sep.join([*before, negation, keyword, *after]), ["TD", "退订", "STOP", "unsubscribe"])
 
 
 async def test_sms_opt_out_flips_consent_and_cancels_planned_sms_only(
@@ -95,6 +128,17 @@ async def test_sms_opt_out_flips_consent_and_cancels_planned_sms_only(
     # Twilio repeating the webhook changes nothing.
     assert (await sms_in(client, " td ", "SMin1")).status_code == 200
     assert len(outcomes(db_url, "opted_out")) == 1 and len(events(db_url)) == 1 and len(heard) == 1
+
+
+@pytest.mark.parametrize("body, opted", [("退订，谢谢", True), ("STOP please", True), ("不要退订，谢谢", False)])
+async def test_a_courteous_sms_reply_opts_out_and_a_negation_does_not(
+        db_url: str, client: httpx.AsyncClient, body: str, opted: bool) -> None:
+    customer = make_customer(db_url)
+    planned = make_touch(db_url, customer, "next-sms", status=TouchStatus.PLANNED)
+    assert (await sms_in(client, body, "SMpolite")).status_code == 200
+    assert customer_row(db_url, customer).consent_sms is (not opted)
+    assert touch_row(db_url, planned).status == (TouchStatus.CANCELLED if opted else TouchStatus.PLANNED)
+    assert len(outcomes(db_url, "opted_out")) == int(opted)
 
 
 async def test_wechat_opt_out_is_for_wechat_only(db_url: str, client: httpx.AsyncClient) -> None:
