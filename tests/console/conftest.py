@@ -82,6 +82,16 @@ def user(url: str, name: str) -> CurrentUser:
         return CurrentUser.of(s.exec(select(AppUser).where(AppUser.username == name)).one())
 
 
+def update_user(url: str, name: str, **values: Any) -> None:
+    """What an admin's edit of the user called ``name`` stores: each column given set to its value."""
+    with session_scope(url) as s:
+        row = s.exec(select(AppUser).where(AppUser.username == name)).one()
+        for column, value in values.items():
+            assert column in AppUser.model_fields, column  # a misspelt column would set nothing stored
+            setattr(row, column, value)
+        s.add(row)
+
+
 def seed_console(url: str | None = None) -> Seed:
     seed = Seed()
     now = seed.now

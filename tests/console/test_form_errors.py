@@ -12,14 +12,11 @@ import pytest
 from annotated_types import MaxLen
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from sqlmodel import select
 from starlette.testclient import TestClient
 
 from console.i18n import Translator
 from console.labels import FORM_FIELDS
-from store.db import session_scope
-from store.models import AppUser
-from tests.console.conftest import Seed, login
+from tests.console.conftest import Seed, login, update_user
 
 MACHINE = ("/api/", "/hooks/", "/static")
 
@@ -49,10 +46,7 @@ def concrete(path: str, seed: Seed) -> str:
 
 
 def set_locale(db_url: str, name: str, locale: str) -> None:
-    with session_scope(db_url) as s:
-        row = s.exec(select(AppUser).where(AppUser.username == name)).one()
-        row.locale = locale
-        s.add(row)
+    update_user(db_url, name, locale=locale)
 
 
 def refused_shows(client: TestClient, response: Any, text: str) -> None:

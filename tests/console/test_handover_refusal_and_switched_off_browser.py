@@ -15,11 +15,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlmodel import select
 
 from store.db import session_scope
-from store.models import AgentTask, AppUser, Touch
-from tests.console.conftest import DESK, PHONE, PageFactory, Seed, assert_fits
+from store.models import AgentTask, Touch
+from tests.console.conftest import DESK, PHONE, PageFactory, Seed, assert_fits, update_user
 from tests.console.test_form_errors import set_locale
 
 pytestmark = pytest.mark.browser
@@ -31,14 +30,6 @@ LOCALES = pytest.mark.parametrize("locale", ["zh-CN", "en"])
 OTHER_TEAM = {"zh-CN": "请选择本团队的坐席。", "en": "Choose an agent of your team."}
 SWITCHED_OFF = {"zh-CN": "旅程「生日关怀」在此触达到期前已停用",
                 "en": "Journey Birthday care was switched off before this touch was due"}
-
-
-def _move_to_team(db_url: str, name: str, team: str) -> None:
-    """What an admin's edit of the user does: the agent now works in ``team``."""
-    with session_scope(db_url) as s:
-        row = s.exec(select(AppUser).where(AppUser.username == name)).one()
-        row.team = team
-        s.add(row)
 
 
 def _within_screen(page: Any, locator: Any, width: int) -> None:
@@ -62,7 +53,7 @@ def test_handing_a_task_to_an_agent_now_in_another_team_says_why(new_page: PageF
     page = new_page("sue", device)
     assert page.goto(f"/tasks/{seed.tasks['ann_first']}").status == 200
     page.get_by_test_id("reassign-select").select_option(str(seed.users["bob"]))
-    _move_to_team(db_url, "bob", "b")  # after the page was drawn
+    update_user(db_url, "bob", team="b")  # after the page was drawn
     page.get_by_test_id("reassign").click()
     page.wait_for_url(f"**/tasks/{seed.tasks['ann_first']}")
     flash = page.locator(".flash.error")
@@ -80,7 +71,7 @@ def test_assigning_several_tasks_to_an_agent_now_in_another_team_says_why(
     assert page.goto("/supervisor").status == 200
     page.get_by_test_id("pick-all").check()
     page.get_by_test_id("bulk-to").select_option(str(seed.users["bob"]))
-    _move_to_team(db_url, "bob", "b")
+    update_user(db_url, "bob", team="b")
     page.get_by_test_id("bulk-assign").click()
     page.wait_for_url("**/supervisor**")
     flash = page.locator(".flash.error")
