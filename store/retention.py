@@ -22,7 +22,9 @@ What anonymising does, in one transaction per batch:
   a policy number leads back to its holder as surely as the customer's own id;
 - touches, outcomes, tasks, events and survey answers are kept (counts, statuses, scores,
   times), but the free text a person wrote in them (reply texts, survey comments, agent
-  notes) is removed, an event's and an outcome's data keep only codes and figures (``_scrub``),
+  notes) is removed, an event's and an outcome's data keep only codes and figures (``_scrub``; a
+  value shaped like a code is no code when it holds one of her identifiers in any case, a run of
+  digits a reference carries or an openid's shape),
   a touch's reason (a provider's error may quote the number or address it refused) keeps its
   words without any phone, e-mail, ID number or openid, masked or not (``redact_text``), and an
   event's id from the source system becomes ``anonymised-event-<id>`` (ours embed the customer's);
@@ -32,6 +34,8 @@ What anonymising does, in one transaction per batch:
   (``store.retention_keys``);
 - work still pending for them is stopped: planned touches are cancelled, active
   enrollments exit (``anonymised``), open tasks are cancelled;
+- a birthday greeting's times (its planned day is the birthday) move back to 1 January of its year
+  (``store.retention_dates``);
 - an ``AuditLog`` row per customer (action ``purge``) and one for the run.
 
 ``dry_run`` finds and counts the same customers and changes nothing.
@@ -44,6 +48,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import String, and_, bindparam, cast, exists, literal, or_, select, update
@@ -66,6 +71,7 @@ from store.models import (
     Touch,
     TouchStatus,
 )
+from store.retention_dates import generalise_birthday_times
 from store.retention_keys import anonymise_keys
 from store.touch_reasons import ANONYMISED
 
@@ -82,6 +88,13 @@ FREE_TEXT_KEYS = frozenset({"text", "comment", "content", "body", "notes", "note
 # A coded value (a channel, a tier, an outcome, a survey's name): what figures group by. Anything else
 # in text (a name, a plate, a sentence, an id of the source system) may lead back to the person.
 _CODE_RE = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
+# What a code never holds and a reference does: a policy's, a claim's or a case's number in lower case
+# (``pa-2021-88812345``), an openid in lower case whatever its mix of letters and digits.
+_REFERENCE_DIGITS = re.compile(r"\d{5}")
+_OPENID_SHAPE = re.compile(r"o[a-z0-9_-]{27}")
+# Her identifiers shorter than this are not looked for inside other values (a one-letter name would
+# take every code with it).
+_SHORTEST_KNOWN = 4
 _DROPPED = object()
 
 _PERIOD_RE = re.compile(r"^\s*(\d+)\s*([ymwd])\s*$", re.IGNORECASE)
@@ -233,6 +246,7 @@ def purge(
 
 def _anonymise(conn: Connection, ids: list[int], moment: datetime, report: PurgeReport) -> None:
     c, t, enr, task, s, e = _t(Customer), _t(Touch), _t(Enrollment), _t(AgentTask), _t(SurveyAnswer), _t(Event)
+    known = _their_values(conn, ids)
     conn.execute(
         update(c).where(c.c.id.in_(ids)).values(
             external_id=literal("anonymised-") + cast(c.c.id, String),
@@ -243,6 +257,8 @@ def _anonymise(conn: Connection, ids: list[int], moment: datetime, report: Purge
     )
     # Before the event ids below are replaced: it fills event_id from an occurrence naming one of them.
     anonymise_keys(conn, ids)
+    # Before the pending work is stopped below: the time an enrollment exits now is not the birthday's.
+    generalise_birthday_times(conn, ids)
     for kept, word in ((_t(Policy), "policy"), (_t(Claim), "claim")):
         conn.execute(update(kept).where(kept.c.customer_id.in_(ids))
                      .values(external_id=literal(f"anonymised-{word}-") + cast(kept.c.id, String)))
@@ -262,13 +278,14 @@ def _anonymise(conn: Connection, ids: list[int], moment: datetime, report: Purge
     conn.execute(update(s).where(s.c.customer_id.in_(ids)).values(comment=None))
     conn.execute(update(e).where(e.c.customer_id.in_(ids))
                  .values(external_id=literal("anonymised-event-") + cast(e.c.id, String)))
-    _rewrite(conn, e.c.data, e.c.customer_id.in_(ids), _scrubbed_data)
+    scrubbed = partial(_scrubbed_data, known=known)
+    _rewrite(conn, e.c.data, e.c.customer_id.in_(ids), scrubbed)
     o = _t(Outcome)
     # An outcome names its customer, or only the touch or task it is about.
     _rewrite(conn, o.c.detail, or_(o.c.customer_id.in_(ids),
                                    o.c.touch_id.in_(select(t.c.id).where(t.c.customer_id.in_(ids))),
                                    o.c.task_id.in_(select(task.c.id).where(task.c.customer_id.in_(ids)))),
-             _scrubbed_data)
+             scrubbed)
     _rewrite(conn, t.c.error_reason, and_(t.c.customer_id.in_(ids), t.c.error_reason.is_not(None)), redact_text)
     conn.execute(
         _t(AuditLog).insert(),
@@ -304,23 +321,54 @@ def _withdrawn_consents() -> dict[str, Any]:
     return values
 
 
-def _scrubbed_data(data: Any) -> Any:
+def _their_values(conn: Connection, ids: list[int]) -> frozenset[str]:
+    """The batch's identifiers as the source systems and WeChat wrote them, case-folded, read before the
+    purge replaces them: the customer's own and her policies', claims' and events' ids, her name,
+    addresses and the national part of her phone number."""
+    c, e = _t(Customer), _t(Event)
+    values: list[Any] = []
+    for row in conn.execute(select(c.c.external_id, c.c.name, c.c.phone, c.c.email, c.c.wechat_openid,
+                                   c.c.push_registration_id).where(c.c.id.in_(ids))):
+        values.extend(row)
+        values.append(re.sub(r"^\+86", "", row.phone or ""))
+    for table in (_t(Policy), _t(Claim), e):
+        values.extend(conn.execute(select(table.c.external_id).where(table.c.customer_id.in_(ids))).scalars())
+    return frozenset(v.casefold() for v in values if isinstance(v, str) and len(v) >= _SHORTEST_KNOWN)
+
+
+def _scrubbed_data(data: Any, known: frozenset[str] = frozenset()) -> Any:
     """A JSON column's value scrubbed (``_scrub``); one that is all free text becomes empty."""
-    cleaned = _scrub(data)
+    cleaned = _scrub(data, known)
     return {} if cleaned is _DROPPED else cleaned
 
 
-def _scrub(data: Any) -> Any:
+def _is_code(text: str, known: frozenset[str]) -> bool:
+    """Whether ``text`` is a coded value figures group by, not a reference to a person: a code's shape,
+    no run of five digits, not an openid's shape, and none of ``known`` (her identifiers) among its words."""
+    if not _CODE_RE.fullmatch(text) or _REFERENCE_DIGITS.search(text) or _OPENID_SHAPE.fullmatch(text):
+        return False
+    return not (known and _holds_one_of(text, known))
+
+
+def _holds_one_of(text: str, known: frozenset[str]) -> bool:
+    """Whether a run of ``text``'s words (split at ``_ . : -``) is one of ``known``: whole words, so that a
+    customer named Mark does not take the category ``marketing`` with her."""
+    bounds = [-1, *(i for i, char in enumerate(text) if char in "_.:-"), len(text)]
+    return any(text[bounds[a] + 1:bounds[b]] in known
+               for a in range(len(bounds)) for b in range(a + 1, len(bounds)))
+
+
+def _scrub(data: Any, known: frozenset[str] = frozenset()) -> Any:
     """``data`` without what can name or describe a person (at any depth): the keys that carry free
-    text or contact details, and, under any key, text that is not a code and any value holding a
-    phone number, e-mail address or ID number. Event types are data (config/events.yaml), so a field
-    added there (a ``plate``, a ``description``) is not on a list of names: its value decides."""
+    text or contact details, and, under any key, text that is not a code (``_is_code``) and any value
+    holding a phone number, e-mail address or ID number. Event types are data (config/events.yaml), so a
+    field added there (a ``plate``, a ``description``) is not on a list of names: its value decides."""
     if isinstance(data, dict):
-        kept = {k: _scrub(v) for k, v in data.items() if str(k).lower() not in FREE_TEXT_KEYS}
+        kept = {k: _scrub(v, known) for k, v in data.items() if str(k).lower() not in FREE_TEXT_KEYS}
         return {k: v for k, v in kept.items() if v is not _DROPPED}
     if isinstance(data, list):
-        return [v for v in (_scrub(v) for v in data) if v is not _DROPPED]
-    if isinstance(data, str) and not _CODE_RE.fullmatch(data):
+        return [v for v in (_scrub(v, known) for v in data) if v is not _DROPPED]
+    if isinstance(data, str) and not _is_code(data, known):
         return _DROPPED
     if data is not None and not isinstance(data, bool) and mask_text(str(data)) != str(data):
         return _DROPPED

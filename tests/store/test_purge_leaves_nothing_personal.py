@@ -1,8 +1,10 @@
 """After a purge nothing of the person is left anywhere in the store (SPEC §9), checked the way an outside
 reviewer would: one customer comes in through the importer with personal data in every free field, her
-events carry more (the CRM's own event id holds her phone number), a plan and a dispatch run, a receipt
-and a reply come back; then the purge runs and every column of every table the models declare is read
-for any of her values. A column added later is read too, without this test knowing of it.
+events carry more (the CRM's own event id holds her phone number, a payload her ids written in lower case),
+a plan and a dispatch run (her birthday greeting among them), a receipt and a reply come back; then the
+purge runs and every column of every table the models declare is read for any of her values, in any case,
+and for her date of birth: as a date, and as the day the birthday greeting was planned and sent on, which
+is the birthday again. A column added later is read too, without this test knowing of it.
 
 What the purge keeps is checked as well: every row, each touch still in its enrollment's occurrence and
 its key still one of a kind, so the figures and "sent at most once" hold."""
@@ -14,7 +16,7 @@ import csv
 import json
 import os
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,9 +55,16 @@ POLICY_NO, CLAIM_NO = "PA-2021-88812345", "CL-2023-55512345"
 CRM_EVENT = f"crm-complaint-{NATIONAL}"
 # A date attribute a journey anchors on: its value is hers, and so is an occurrence named after it.
 VISIT_DAY = (utcnow() + timedelta(days=40)).date()
+# Her birthday falls within the plan below, days from every other date the test writes (29 February moves
+# to 1 March: 1985 has none).
+GREETING_DAY = next(d for d in ((utcnow() + timedelta(days=n)).date() for n in (6, 7)) if (d.month, d.day) != (2, 29))
+BIRTHDAY = GREETING_DAY.replace(year=1985)
 
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 INSPECTION = send_journey("inspection", "Visit", '{date: {anchor: customer.attributes.visit_day, offset: -30d, '
                           'at: "10:00"}}', step="remind", channels="[sms]")
+GREETING = send_journey("birthday", "Birthday", '{date: {anchor: customer.birthday, offset: 0d, at: "09:00"}}',
+                        step="greet", channels="[sms]")
 
 
 def import_her(book: Book, tmp_path: Path) -> None:
@@ -64,7 +73,7 @@ def import_her(book: Book, tmp_path: Path) -> None:
             ["external_id", "name", "phone", "email", "wechat_openid", "push_registration_id", "id_number",
              "birthday", "tier", "consent_sms", "consent_sms_source", "preferred_channels", "attr.note",
              "attr.visit_day"],
-            [CUSTOMER_ID, NAME, PHONE, EMAIL, OPENID, PUSH_ID, ID_NUMBER, "1985-03-14", "gold", "yes",
+            [CUSTOMER_ID, NAME, PHONE, EMAIL, OPENID, PUSH_ID, ID_NUMBER, BIRTHDAY.isoformat(), "gold", "yes",
              f"form signed by {PINYIN}", "sms", f"{NAME} {PINYIN} {NATIONAL} {EMAIL}", VISIT_DAY.isoformat()],
         ],
         "policies": [
@@ -86,10 +95,11 @@ def import_her(book: Book, tmp_path: Path) -> None:
 
 
 def needles(provider_ids: list[str]) -> list[str]:
-    """Every value of hers, whole and as the masking shows part of it, and the provider's ids of her
-    messages (the provider keeps the number each went to)."""
+    """Every value of hers, whole and as the masking shows part of it, the provider's ids of her
+    messages (the provider keeps the number each went to), and her birthday: as a date, and as its day
+    and month in any year (the day her greeting was planned for, sent and answered on)."""
     whole = [NAME, PINYIN, PHONE, NATIONAL, EMAIL, ID_NUMBER, OPENID, PUSH_ID, CUSTOMER_ID, POLICY_NO, CLAIM_NO,
-             CRM_EVENT, VISIT_DAY.isoformat(), *provider_ids]
+             CRM_EVENT, VISIT_DAY.isoformat(), BIRTHDAY.isoformat(), f"-{BIRTHDAY:%m-%d}", *provider_ids]
     return [*whole, mask_phone(PHONE), mask_email(EMAIL), mask_id_number(ID_NUMBER), mask_openid(OPENID)]
 
 
@@ -102,14 +112,15 @@ def text_of(value: Any) -> str:
 
 
 def found_anywhere(url: str, wanted: list[str]) -> list[tuple[str, str, str]]:
-    """(table, column, value) of every cell of every declared table holding one of ``wanted``."""
+    """(table, column, value) of every cell of every declared table holding one of ``wanted``, in any case
+    (an id written in lower case is the same id)."""
     hits = []
     with get_engine(url).connect() as conn:
         for table in SQLModel.metadata.sorted_tables:
             for row in conn.execute(select(table)).mappings():
                 for column, value in row.items():
-                    text = text_of(value)
-                    hits.extend((table.name, column, w) for w in wanted if w in text)
+                    text = text_of(value).casefold()
+                    hits.extend((table.name, column, w) for w in wanted if w.casefold() in text)
     return hits
 
 
@@ -124,6 +135,7 @@ def test_a_purged_customer_leaves_no_value_of_hers_in_any_column(
     monkeypatch.setenv("JOURNEYS_DATA_KEY", base64.b64encode(os.urandom(32)).decode())
     book.journey("complaint", COMPLAINT)
     book.journey("inspection", INSPECTION)
+    book.journey("birthday", GREETING)
     import_her(book, tmp_path)
     now = utcnow()
     emit_event("complaint.filed", CUSTOMER_ID, {"category": "billing", "severity": "high", "source": "hotline",
@@ -131,29 +143,37 @@ def test_a_purged_customer_leaves_no_value_of_hers_in_any_column(
                event_id=CRM_EVENT, url=book.url)
     emit_event("survey.answered", CUSTOMER_ID, {"survey": "nps", "nps": 3, "comment": f"{PINYIN} {NATIONAL}"},
                event_id=f"survey-{PINYIN}", url=book.url)
+    # Codes to look at, but hers: a CRM writes its references in lower case as often as not.
+    emit_event("complaint.filed", CUSTOMER_ID, {"category": "billing", "source": CUSTOMER_ID.lower(),
+                                                "severity": POLICY_NO.lower(), "claim": CLAIM_NO.lower(),
+                                                "account": OPENID.lower()},
+               event_id="crm-complaint-2", url=book.url)
     plan(now + timedelta(days=12), now - timedelta(hours=1), url=book.url)
 
     provider = RecordingProvider()
     with provider.running():
-        dispatcher = Dispatcher(get_engine(book.url), {"sms": HttpAdapter("sms", provider.port)},  # type: ignore[dict-item]
-                                PlainRenderer(), worker_id="w")
-        # In the afternoon of her zone, hours from any quiet hours.
-        dispatch_until_idle(dispatcher, (now + timedelta(days=12)).astimezone(ZoneInfo("Asia/Shanghai"))
-                            .replace(hour=14, minute=0))
+        # In the afternoon of her zone, hours from any quiet hours: the complaints' answers the next day,
+        # her birthday greeting on the day, the visit's reminder after it.
+        for day in (now + timedelta(days=1), datetime.combine(GREETING_DAY, time(14), tzinfo=SHANGHAI),
+                    now + timedelta(days=12)):
+            dispatcher = Dispatcher(get_engine(book.url), {"sms": HttpAdapter("sms", provider.port)},  # type: ignore[dict-item]
+                                    PlainRenderer(), worker_id="w")
+            dispatch_until_idle(dispatcher, day.astimezone(SHANGHAI).replace(hour=14, minute=0))
     with Session(get_engine(book.url)) as session:
         sent = session.exec(select(Touch).where(Touch.provider_message_id.is_not(None))).scalars().all()  # type: ignore[union-attr]
         provider_ids = [t.provider_message_id for t in sent if t.provider_message_id]
         occurrences = {t.occurrence for t in session.exec(select(Touch)).scalars()}
-        assert len(provider_ids) == 2 and f"attribute-visit_day-{VISIT_DAY.isoformat()}" in occurrences
+        assert len(provider_ids) == 4 and f"attribute-visit_day-{VISIT_DAY.isoformat()}" in occurrences
+        assert f"birthday-{GREETING_DAY.year}" in occurrences
         apply_receipt(session, provider="twilio", message_id=provider_ids[0], provider_status="delivered",
                       new_status="delivered")
         her = session.exec(select(Customer)).scalars().one()
         handle_inbound_text(session, channel="sms", customers=[her], text=f"I am {NAME}, call {NATIONAL}",
                             message_id=f"SM{PINYIN}0001")
         session.commit()
-        task = session.exec(select(AgentTask)).scalars().one()
-        task.notes = f"{NAME} asked to be called on {NATIONAL}"
-        session.add(task)
+        for task in session.exec(select(AgentTask)).scalars():  # one per complaint
+            task.notes = f"{NAME} asked to be called on {NATIONAL}"
+            session.add(task)
         session.commit()
     wanted = needles([*provider_ids, f"SM{PINYIN}0001"])
     assert {table for table, _, _ in found_anywhere(book.url, wanted)} >= {"customer", "event", "touch", "outcome"}
@@ -170,7 +190,7 @@ def test_a_purged_customer_leaves_no_value_of_hers_in_any_column(
         enrollments = {(e.id): e.occurrence for e in session.exec(select(Enrollment)).scalars()}
         outcomes = session.exec(select(Outcome)).scalars().all()
     assert all(t.occurrence == enrollments[t.enrollment_id] for t in touches if t.enrollment_id is not None)
-    assert Counter(t.status for t in touches) == Counter({"sent": 1, "delivered": 1})
+    assert Counter(t.status for t in touches) == Counter({"sent": 3, "delivered": 1})
     assert len({t.key for t in touches}) == len(touches)
     assert len({o.dedup_key for o in outcomes}) == len(outcomes)
 
