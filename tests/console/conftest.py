@@ -257,6 +257,24 @@ def client(app: FastAPI) -> Iterator[TestClient]:
         yield c
 
 
+@contextmanager
+def app_clients(new_app: Callable[[], FastAPI]) -> Iterator[Callable[..., TestClient]]:
+    """Makes test clients, each of a new app from ``new_app`` unless given one (apps on one database stand
+    for worker processes), from ``address``; closes every client made on leaving."""
+    clients: list[TestClient] = []
+
+    def make(app: FastAPI | None = None, address: str = "testclient") -> TestClient:
+        c = TestClient(app or new_app(), base_url="http://testserver", client=(address, 50000))
+        clients.append(c)
+        return c
+
+    try:
+        yield make
+    finally:
+        for c in clients:
+            c.close()
+
+
 def csrf_of(html: str) -> str:
     match = CSRF_RE.search(html)
     assert match, "page has no CSRF token"

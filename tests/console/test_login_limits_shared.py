@@ -13,14 +13,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fastapi import FastAPI
 from starlette.testclient import TestClient
 
 from console import throttle
 from console.app import create_app
 from store.db import make_engine
 from store.models import KeyValue
-from tests.console.conftest import PASSWORD, FakeClock, csrf_of, seed_console
+from tests.console.conftest import PASSWORD, FakeClock, app_clients, csrf_of, seed_console
 
 KV: sa.Table = KeyValue.__table__  # type: ignore[attr-defined]
 
@@ -29,17 +28,8 @@ KV: sa.Table = KeyValue.__table__  # type: ignore[attr-defined]
 def worker(migrated_any_db: str, console_env: None, clock: FakeClock) -> Iterator[Callable[..., TestClient]]:
     """A client of a new app (a new worker process) on the shared database, from ``address``."""
     seed_console(migrated_any_db)
-    clients: list[TestClient] = []
-
-    def make(address: str = "198.51.100.7", app: FastAPI | None = None) -> TestClient:
-        c = TestClient(app or create_app(migrated_any_db, clock=clock), base_url="http://testserver",
-                       client=(address, 50000))
-        clients.append(c)
-        return c
-
-    yield make
-    for c in clients:
-        c.close()
+    with app_clients(lambda: create_app(migrated_any_db, clock=clock)) as make:
+        yield lambda address="198.51.100.7": make(address=address)
 
 
 def post_login(c: TestClient, username: str, password: str) -> Any:

@@ -27,6 +27,7 @@ from tests.console.conftest import (
     FakeClock,
     Seed,
     add_task,
+    app_clients,
     csrf_of,
     login,
     password_hash,
@@ -52,16 +53,8 @@ def make_app(db_url: str, console_env: None, seed: Seed, clock: FakeClock) -> Ca
 
 @pytest.fixture
 def open_client(make_app: Callable[[], FastAPI]) -> Iterator[Callable[..., TestClient]]:
-    clients: list[TestClient] = []
-
-    def make(app: FastAPI | None = None) -> TestClient:
-        c = TestClient(app or make_app(), base_url="http://testserver")
-        clients.append(c)
-        return c
-
-    yield make
-    for c in clients:
-        c.close()
+    with app_clients(make_app) as make:
+        yield make
 
 
 def reveal(c: TestClient, task_id: int, token: str) -> Any:
