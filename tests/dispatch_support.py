@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from channels.base import ErrorClass, OutboundMessage, RenderedMessage, SendResult
 from engine.sending.claiming import ClaimedTouch
+from engine.sending.dispatch import Dispatcher
 from store.clock import as_utc, utcnow
 from store.models import Customer, Touch
 
@@ -196,6 +197,14 @@ class HttpAdapter:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def recording_dispatcher(engine: Engine, provider: RecordingProvider, worker: str = "w1",
+                         **options: Any) -> Dispatcher:
+    """The real dispatcher, as worker ``worker``, sending SMS, WeChat and e-mail over HTTP to ``provider`` in
+    plain text; ``options`` go to it as they are (batch size, lanes, attempts, quiet hours)."""
+    adapters = {ch: HttpAdapter(ch, provider.port) for ch in ("sms", "wechat", "email")}
+    return Dispatcher(engine, adapters, PlainRenderer(), worker_id=worker, **options)  # type: ignore[arg-type]
 
 
 def dispatch_until_idle(dispatcher: Any, now: datetime | None = None) -> Any:

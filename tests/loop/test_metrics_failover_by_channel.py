@@ -9,24 +9,21 @@ dispatcher to an HTTP stand-in; the receipt through the real receipt handler.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from sqlalchemy import text
 
 from engine.loop.delivery_receipts import apply_receipt
 from engine.loop.metrics import compute_metrics
-from engine.sending.dispatch import Dispatcher
 from store.clock import utcnow
 from store.db import make_engine, session_scope
-from tests.dispatch_support import HttpAdapter, PlainRenderer, RecordingProvider, make_customers, make_touches
-
-
-async def _dispatch(dispatcher: Dispatcher) -> None:
-    try:
-        await dispatcher.run_until_idle()
-    finally:
-        await dispatcher.aclose()
+from tests.dispatch_support import (
+    RecordingProvider,
+    dispatch_until_idle,
+    make_customers,
+    make_touches,
+    recording_dispatcher,
+)
 
 
 def test_a_channel_that_failed_over_counts_its_failure(db_url: str) -> None:
@@ -37,8 +34,7 @@ def test_a_channel_that_failed_over_counts_its_failure(db_url: str) -> None:
         # Customers 0 and 1: invalid numbers, so e-mail; customer 1's address is refused too. Customer 2: SMS.
         provider.fail = {"+8613800000000": (400, "21211"), "+8613800000001": (400, "21211"),
                          "c1@example.com": (400, "550")}
-        adapters = {ch: HttpAdapter(ch, provider.port) for ch in ("sms", "wechat", "email")}
-        asyncio.run(_dispatch(Dispatcher(engine, adapters, PlainRenderer(), worker_id="w1")))  # type: ignore[arg-type]
+        dispatch_until_idle(recording_dispatcher(engine, provider))
     with engine.connect() as conn:
         sent = conn.execute(text("SELECT customer_id, channel, status, provider_message_id FROM touch")).all()
     assert sorted((r.channel, r.status) for r in sent) == [("email", "failed"), ("email", "sent"), ("sms", "sent")]

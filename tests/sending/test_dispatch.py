@@ -17,17 +17,19 @@ from engine.sending.retry import backoff_delay, decide
 from store.clock import utcnow
 from store.db import make_engine
 from store.models import Customer, Touch
-from tests.dispatch_support import HttpAdapter, PlainRenderer, RecordingProvider, make_customers, make_touches
+from tests.dispatch_support import (
+    HttpAdapter,
+    PlainRenderer,
+    RecordingProvider,
+    make_customers,
+    make_touches,
+    recording_dispatcher,
+)
 
 
 def _touches(engine, where: str = "1=1") -> list:  # type: ignore[no-untyped-def]
     with engine.connect() as conn:
         return conn.execute(text(f"SELECT * FROM touch WHERE {where} ORDER BY id")).all()
-
-
-def _dispatcher(engine, provider: RecordingProvider, worker: str = "w1", **kw) -> Dispatcher:  # type: ignore[no-untyped-def]
-    adapters = {ch: HttpAdapter(ch, provider.port) for ch in ("sms", "wechat", "email")}
-    return Dispatcher(engine, adapters, PlainRenderer(), worker_id=worker, **kw)  # type: ignore[arg-type]
 
 
 async def _run(d: Dispatcher, **kw):  # type: ignore[no-untyped-def]
@@ -42,7 +44,7 @@ def test_dispatch_sends_every_due_touch_once_and_records_it(db_url: str) -> None
     ids = make_customers(engine, 1200)
     make_touches(engine, ids)
     with RecordingProvider().running() as provider:
-        counts = asyncio.run(_run(_dispatcher(engine, provider, batch_size=250, lanes=3)))
+        counts = asyncio.run(_run(recording_dispatcher(engine, provider, batch_size=250, lanes=3)))
     assert counts.sent == 1200 and counts.claimed == 1200 and counts.batches == 5
     assert max(provider.keys().values()) == 1 and len(provider.keys()) == 1200
     rows = _touches(engine)
@@ -71,16 +73,16 @@ def test_retryable_errors_back_off_then_succeed_or_exhaust(db_url: str) -> None:
     with RecordingProvider().running() as provider:
         provider.fail = {"+8613800000000": (503, "503"), "+8613800000001": (429, "429"),
                          "+8613800000002": (500, "500")}
-        counts = asyncio.run(_run(_dispatcher(engine, provider, max_attempts=2), now=t0))
+        counts = asyncio.run(_run(recording_dispatcher(engine, provider, max_attempts=2), now=t0))
         assert counts.deferred == 3 and counts.sent == 0
         rows = _touches(engine)
         assert all(r.status == "planned" and r.error_class == "retryable" and r.attempts == 1 for r in rows)
         # Not due again until the back-off has passed.
-        assert asyncio.run(_run(_dispatcher(engine, provider), now=t0 + timedelta(seconds=1))).claimed == 0
+        assert asyncio.run(_run(recording_dispatcher(engine, provider), now=t0 + timedelta(seconds=1))).claimed == 0
 
         del provider.fail["+8613800000001"]  # the 429 clears up
         later = t0 + timedelta(hours=2)
-        counts = asyncio.run(_run(_dispatcher(engine, provider, max_attempts=2), now=later))
+        counts = asyncio.run(_run(recording_dispatcher(engine, provider, max_attempts=2), now=later))
         # Second attempt: one sent, one exhausted (no fallback), and one moved to its fallback
         # channel, due at once, so the same run sends it over WeChat.
         assert counts.failed["exhausted"] == 1 and counts.fell_back == 1 and counts.sent == 2
@@ -100,7 +102,7 @@ def test_permanent_failure_falls_back_then_fails_with_masked_reason(db_url: str)
         # Invalid number for both; customer 1's e-mail is rejected too.
         provider.fail = {"+8613800000000": (400, "21211"), "+8613800000001": (400, "21211"),
                          "c1@example.com": (400, "550")}
-        counts = asyncio.run(_run(_dispatcher(engine, provider)))
+        counts = asyncio.run(_run(recording_dispatcher(engine, provider)))
     assert counts.fell_back == 2 and counts.sent == 1 and counts.failed["permanent"] == 1
     rows = {r.customer_id: r for r in _touches(engine)}
     assert rows[ids[0]].status == "sent" and rows[ids[0]].channel == "email"
@@ -121,7 +123,7 @@ def test_opt_out_after_planning_is_honoured(db_url: str) -> None:
         conn.execute(text("UPDATE customer SET consent_sms = false WHERE id IN (:a, :b)"), {"a": ids[0], "b": ids[1]})
         conn.execute(text("UPDATE customer SET consent_wechat = false WHERE id = :a"), {"a": ids[0]})
     with RecordingProvider().running() as provider:
-        counts = asyncio.run(_run(_dispatcher(engine, provider)))
+        counts = asyncio.run(_run(recording_dispatcher(engine, provider)))
     rows = {r.customer_id: r for r in _touches(engine)}
     assert rows[ids[0]].status == "cancelled"
     assert rows[ids[1]].status == "sent" and rows[ids[1]].channel == "wechat"
@@ -139,7 +141,7 @@ def test_two_workers_at_once_never_send_a_touch_twice(migrated_any_db: str) -> N
 
         async def both() -> list:  # type: ignore[type-arg]
             # Separate engines: each worker has its own connections, as separate processes would.
-            workers = [_dispatcher(make_engine(migrated_any_db), provider, worker=f"w{i}", batch_size=200)
+            workers = [recording_dispatcher(make_engine(migrated_any_db), provider, worker=f"w{i}", batch_size=200)
                        for i in (1, 2)]
             return await asyncio.gather(*(_run(w) for w in workers))
 
@@ -201,7 +203,7 @@ def test_consent_withdrawn_after_planning_cancels_marketing_and_moves_service(mi
     _set(engine, "UPDATE touch SET category = 'marketing' WHERE journey_id = 'push'")
     _set(engine, "UPDATE customer SET consent_sms = false")
     with RecordingProvider().running() as provider:
-        counts = asyncio.run(_run(_dispatcher(engine, provider)))
+        counts = asyncio.run(_run(recording_dispatcher(engine, provider)))
     rows = {r.journey_id: r for r in _touches(engine)}
     assert (rows["renewal"].status, rows["renewal"].channel) == ("sent", "wechat")
     assert (rows["push"].status, rows["push"].channel) == ("cancelled", "sms")
@@ -222,7 +224,7 @@ def test_fallback_skips_channels_without_consent(db_url: str) -> None:
     _set(engine, "UPDATE customer SET consent_wechat = false")
     with RecordingProvider().running() as provider:
         provider.fail = {"+8613800000000": (400, "21211")}  # invalid number: a permanent failure
-        counts = asyncio.run(_run(_dispatcher(engine, provider)))
+        counts = asyncio.run(_run(recording_dispatcher(engine, provider)))
     [row] = _touches(engine)
     assert (row.status, row.channel) == ("sent", "email")
     assert counts.fell_back == 1 and counts.sent == 1 and counts.cancelled == 0
@@ -258,7 +260,7 @@ def test_marketing_cap_is_checked_again_when_sending(migrated_any_db: str) -> No
                                                                                claimed_at=now))
 
     with RecordingProvider().running() as provider:
-        counts = asyncio.run(_run(_dispatcher(engine, provider)))
+        counts = asyncio.run(_run(recording_dispatcher(engine, provider)))
     rows = {(r.customer_id, r.journey_id): r for r in _touches(engine)}
     status = {key: r.status for key, r in rows.items()}
     assert status[(full, "push-c")] == "dropped" and status[(full, "renewal")] == "sent"
@@ -289,7 +291,7 @@ def test_cap_and_consent_are_checked_per_batch_not_per_touch(db_url: str) -> Non
         seen: list[str] = []
         event.listen(engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
         with RecordingProvider().running() as provider:
-            counts = asyncio.run(_run(_dispatcher(engine, provider, batch_size=1000, lanes=1)))
+            counts = asyncio.run(_run(recording_dispatcher(engine, provider, batch_size=1000, lanes=1)))
         assert counts.sent == n and counts.batches == 1
         engine.dispose()
         return len([s for s in seen if s.lstrip().upper().startswith("SELECT")])
