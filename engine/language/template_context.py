@@ -47,6 +47,19 @@ HOLIDAY_LABELS: dict[str, dict[str, str]] = {
 }
 
 
+# Each outcome an agent records on a task (settings_model.OUTCOME_CODES) in the words of the task page's
+# buttons (console.labels.OUTCOMES and its catalogues; tests/console/test_script_outcome_words.py holds the
+# two to each other). A call script names the button to press as ``{{ outcome.no_answer }}``: scripts that
+# wrote the codes themselves showed English agents "no_answer" beside a button reading "No answer".
+OUTCOME_LABELS: dict[str, dict[str, str]] = {
+    "zh-CN": {"reached": "已接通", "no_answer": "未接通", "wrong_number": "号码错误", "call_back": "约定时间回拨",
+              "complaint_raised": "客户投诉", "resolved": "已解决", "renewal_yes": "续保意向：是",
+              "renewal_no": "续保意向：否"},
+    "en": {"reached": "Reached", "no_answer": "No answer", "wrong_number": "Wrong number",
+           "call_back": "Call back at a time", "complaint_raised": "Complaint raised", "resolved": "Resolved",
+           "renewal_yes": "Renewal intent: yes", "renewal_no": "Renewal intent: no"},
+}
+
 @dataclass(frozen=True)
 class CustomerView:
     name: str
@@ -154,6 +167,10 @@ class TemplateContext:
             out["holiday"] = _view_variables(h, tz, {"key": ("label", holidays.get(h.key, h.key))})
         return out
 
+
+def script_variables(context: TemplateContext, locale: str) -> dict[str, Any]:
+    """A call script's variables: the context's for ``locale``, and ``outcome``, each outcome code's words."""
+    return {**context.variables(locale), "outcome": dict(OUTCOME_LABELS.get(locale, OUTCOME_LABELS[DEFAULT_LOCALE]))}
 
 def event_words(event: EventView, locale: str) -> dict[str, Any]:
     """``event.words``: each data field's value in words where config/events.yaml words it, else as given."""

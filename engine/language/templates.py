@@ -78,7 +78,7 @@ from engine.language.render_bounds import (
 )
 from engine.language.settings_model import DeliveryConfig
 from engine.language.template_codegen import BoundedCodeGenerator
-from engine.language.template_context import DEFAULT_LOCALE, TemplateContext, resolve_locale
+from engine.language.template_context import DEFAULT_LOCALE, TemplateContext, resolve_locale, script_variables
 from engine.language.template_nesting import nesting_problem
 from engine.language.yaml_lines import YamlError, load_located
 
@@ -401,7 +401,7 @@ class Renderer:
 
     def render_task_script(self, template: str, context: TemplateContext, locale: str | None = None) -> str:
         chosen = self.pick_locale(template, "task", locale or context.locale)
-        return self._file(self.plain, template, "task", chosen, context.variables(chosen)).strip()
+        return self._file(self.plain, template, "task", chosen, script_variables(context, chosen)).strip()
 
     def _load_meta(self, template: str) -> TemplateMeta:
         return load_meta(self.root, template)
