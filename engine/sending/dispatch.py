@@ -72,6 +72,7 @@ from engine.sending.rate_limit import RateLimiter
 from engine.sending.reconcile import LOOKUP_DELAY, has_lookup, reconcile
 from engine.sending.retry import decide, out_of_quiet_hours
 from engine.sending.sendable import JOURNEY_OFF, unsendable
+from engine.sending.unfollowed import NOT_FOLLOWING, record_not_following
 from engine.sending.worker_lease import WorkerLease, default_worker_id, worker_id_fault
 from store.clock import utcnow
 from store.masking import mask_text
@@ -406,6 +407,8 @@ class Dispatcher:
             withdraw(conn, [t.id for t, r in results if r.error_code == EDITED], TouchStatus.CANCELLED)
             recording.insert_outcomes(conn, outcomes)
             recording.insert_events(conn, _webhook_events(prepared, sent, final, now))
+        record_not_following(self.engine, [(t.customer_id, t.key) for t, r in results
+                                           if t.channel == "wechat" and r.error_code == NOT_FOLLOWING], now)
         return counts
 
     async def run_batch(self, now: datetime | None = None) -> DispatchCounts | None:
