@@ -72,6 +72,19 @@ class MixedRenderer:
         return [next(wechat) if t.channel == "wechat" else next(plain) for t in touches]
 
 
+def wechat_then_sms(engine: Engine, wechat: WeChatStandin, twilio: TwilioStandin,
+                    **wechat_options: Any) -> Dispatcher:
+    """The real dispatcher sending WeChat template messages and SMS through the real adapters to the two
+    stand-ins, as worker w1, five attempts; ``wechat_options`` go to the WeChat adapter."""
+    adapters: dict[str, ChannelAdapter] = {
+        "wechat": WeChatTemplateAdapter(wechat.appid, wechat.secret, api_base=wechat.base_url, timeout=10,
+                                        **wechat_options),
+        "sms": TwilioSmsAdapter(twilio.account_sid, twilio.auth_token, FROM, api_base=twilio.base_url, timeout=10),
+    }
+    return Dispatcher(engine, adapters, MixedRenderer(), worker_id="w1", batch_size=100, max_attempts=5,
+                      callback_url=lambda ch, touch: CALLBACK)
+
+
 def _rounds(engine: Engine, channel: str, adapter: ChannelAdapter, renderer: Renderer,
             step: timedelta) -> list[DispatchCounts]:
     """Dispatch until nothing is planned or sending, moving the clock on by ``step`` each round."""
@@ -270,14 +283,7 @@ def test_wechat_server_errors_are_repeated_with_the_key_never_retried_later_or_f
             TwilioStandin(callbacks=False) as twilio:
         assert isinstance(wechat, WeChatStandin) and isinstance(twilio, TwilioStandin)
         wechat.forced_errcodes.update(dict.fromkeys(busy, -1))
-        adapters: dict[str, ChannelAdapter] = {
-            "wechat": WeChatTemplateAdapter(wechat.appid, wechat.secret, api_base=wechat.base_url, timeout=10,
-                                            concurrency=8, retry_pause=0.01),
-            "sms": TwilioSmsAdapter(twilio.account_sid, twilio.auth_token, FROM, api_base=twilio.base_url,
-                                    timeout=10),
-        }
-        dispatcher = Dispatcher(engine, adapters, MixedRenderer(), worker_id="w1", batch_size=100,
-                                max_attempts=5, callback_url=lambda ch, touch: CALLBACK)
+        dispatcher = wechat_then_sms(engine, wechat, twilio, concurrency=8, retry_pause=0.01)
 
         async def run() -> list[DispatchCounts]:
             now = utcnow()

@@ -13,16 +13,13 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from channels.base import ChannelAdapter
-from channels.sms_twilio import TwilioSmsAdapter
-from channels.wechat import WeChatTemplateAdapter
-from engine.sending.dispatch import DispatchCounts, Dispatcher
+from engine.sending.dispatch import DispatchCounts
 from standins.twilio_api import TwilioStandin
 from standins.wechat_api import WeChatStandin
 from store.clock import utcnow
 from store.db import make_engine
 from tests.dispatch_support import daytime_zone, make_customers, make_touches
-from tests.sending.test_unanswered_sends import CALLBACK, FROM, MixedRenderer
+from tests.sending.test_unanswered_sends import wechat_then_sms
 
 REFUSALS = {"openid-0": 43004, "openid-1": 43101, "openid-2": -1, "openid-3": 45009}
 
@@ -34,13 +31,7 @@ def test_permanent_refusals_fall_back_to_sms_and_busy_ones_wait_for_wechat(db_ur
     with WeChatStandin(callbacks=False) as wechat, TwilioStandin(callbacks=False) as twilio:
         assert isinstance(wechat, WeChatStandin) and isinstance(twilio, TwilioStandin)
         wechat.forced_errcodes.update(REFUSALS)
-        adapters: dict[str, ChannelAdapter] = {
-            "wechat": WeChatTemplateAdapter(wechat.appid, wechat.secret, api_base=wechat.base_url, timeout=10),
-            "sms": TwilioSmsAdapter(twilio.account_sid, twilio.auth_token, FROM, api_base=twilio.base_url,
-                                    timeout=10),
-        }
-        dispatcher = Dispatcher(engine, adapters, MixedRenderer(), worker_id="w1", batch_size=100,
-                                max_attempts=5, callback_url=lambda ch, touch: CALLBACK)
+        dispatcher = wechat_then_sms(engine, wechat, twilio)
 
         async def run() -> list[DispatchCounts]:
             now = utcnow()
