@@ -16,13 +16,14 @@ from typing import TextIO
 PRIVATE_MODE = stat.S_IRUSR | stat.S_IWUSR  # 0600
 
 
-def open_private(path: Path) -> TextIO:
-    """``path`` opened for writing text (UTF-8, CSV newlines), emptied, with mode 0600 before anything is written."""
+def open_private(path: Path, encoding: str = "utf-8", errors: str = "strict") -> TextIO:
+    """``path`` opened for writing text (UTF-8 unless said, CSV newlines), emptied, with mode 0600 before
+    anything is written."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_MODE)
     try:
         if hasattr(os, "fchmod"):  # POSIX; elsewhere the folder's access rules decide
             os.fchmod(descriptor, PRIVATE_MODE)
-        return open(descriptor, "w", newline="", encoding="utf-8")
+        return open(descriptor, "w", newline="", encoding=encoding, errors=errors)
     except BaseException:
         os.close(descriptor)
         raise

@@ -49,7 +49,7 @@ from store.importing.reading import (
 # Re-exported: the API's policy checks (console.api_policies) take the import's required columns here.
 from store.importing.reading import REQUIRED as REQUIRED
 from store.importing.records import read_records
-from store.importing.rejects import RejectsWriter, as_given, is_rejects_file
+from store.importing.rejects import RejectsWriter, as_given, is_rejects_file, rejects_encoding
 from store.importing.upserts import Job, Row
 
 __all__ = ["KINDS", "ImportFileError", "ImportReport", "Rejected", "Skipped", "default_rejects_path", "import_csv"]
@@ -87,6 +87,9 @@ class ImportReport:
     rejected: list[Rejected] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     rejects_path: Path | None = None
+    # The rejects file is written as the file was (rejects.rejects_encoding): corrected, it is imported
+    # again by the same command.
+    rejects_encoding: str = "utf-8"
 
     @property
     def imported(self) -> int:
@@ -145,7 +148,8 @@ def import_csv(
             raise ImportFileError(f"the file has an id_number column, which is stored encrypted: {exc}") from None
 
     notify = (on_reject, on_skip)
-    report = ImportReport(kind=kind, path=path, rejects_path=Path(rejects_path) if rejects_path else None)
+    report = ImportReport(kind=kind, path=path, rejects_path=Path(rejects_path) if rejects_path else None,
+                          rejects_encoding=rejects_encoding(path, encoding))
     engine = make_engine(url)
     job = Job(kind, header, zone, cipher, utcnow())
     rejects: RejectsWriter | None = None
@@ -218,7 +222,7 @@ def _flush(
         if rejects is None:
             if report.rejects_path is None:
                 report.rejects_path = default_rejects_path(report.path)
-            rejects = RejectsWriter(report.rejects_path, raw_header)
+            rejects = RejectsWriter(report.rejects_path, raw_header, report.rejects_encoding)
         rejects.write(row.line, row.fields, reason)
         if on_reject:
             on_reject(rejected)

@@ -89,9 +89,7 @@ def check_file(path: Path, encoding: str) -> list[str]:
                     raise ImportFileError(f"line {line}, the header: {record.problem}")
                 header = record.fields
     except UnicodeError:  # also UTF-16's "stream does not start with BOM", which is no UnicodeDecodeError
-        raise ImportFileError(
-            f"not {encoding} text (near line {line + 1}); save the file as UTF-8 CSV or pass {_likely_encoding(path)}"
-        ) from None
+        raise ImportFileError(f"not {encoding} text (near line {line + 1}); {_what_to_do(path, encoding)}") from None
     except OSError as exc:
         raise ImportFileError(f"cannot be read ({exc.strerror or exc})") from None
     if header is None or not any(h.strip() for h in header):
@@ -99,12 +97,45 @@ def check_file(path: Path, encoding: str) -> list[str]:
     return header
 
 
-def _likely_encoding(path: Path) -> str:
-    """The ``--encoding`` to suggest for a file that did not decode: a UTF-16 file (a spreadsheet's
-    "Unicode text") says so by its byte order mark; otherwise GBK, the usual one besides UTF-8 here."""
+# Enough of a file to tell its encoding by: a spreadsheet's file shows it in its first rows.
+_SAMPLE = 1 << 20
+# Tried in this order; GB 18030 reads what GBK does and more, so it is named only when GBK cannot.
+_CANDIDATES = ("utf-8-sig", "gbk", "gb18030")
+
+
+def _what_to_do(path: Path, given: str) -> str:
+    """What to do about a file that ``given`` did not decode: the encoding it reads in, never the one
+    just given. A file in UTF-8 (a rejects file, an export) imported with ``--encoding gbk`` was told
+    to pass ``--encoding gbk``, the option already on the command line."""
     with path.open("rb") as handle:
-        start = handle.read(2)
-    return "--encoding utf-16" if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "--encoding gbk"
+        sample = handle.read(_SAMPLE)
+    given_name = _without_mark(given)
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # a spreadsheet's "Unicode text"
+        candidates: tuple[str, ...] = ("utf-16",)
+    else:
+        candidates = _CANDIDATES
+    for candidate in candidates:
+        if _without_mark(candidate) == given_name or not _decodes(sample, candidate):
+            continue
+        if candidate == "utf-8-sig":
+            return "it reads as UTF-8: leave out --encoding"
+        return f"save the file as UTF-8 CSV or pass --encoding {candidate}"
+    return "save the file as UTF-8 CSV"
+
+
+def _without_mark(encoding: str) -> str:
+    """The codec's name, UTF-8 with and without its byte order mark counting as one: a file that
+    failed as the one fails as the other."""
+    return codecs.lookup(encoding).name.removesuffix("-sig")
+
+
+def _decodes(sample: bytes, encoding: str) -> bool:
+    """Whether ``sample``, the start of a file, is ``encoding`` text (it may end inside a character)."""
+    try:
+        codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
+    except UnicodeError:
+        return False
+    return True
 
 
 def check_header(kind: str, raw_header: list[str]) -> list[str]:

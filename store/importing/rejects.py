@@ -6,6 +6,7 @@ a rejects file undoes (``rejects_cell`` and ``as_given``).
 
 from __future__ import annotations
 
+import codecs
 import csv
 from pathlib import Path
 
@@ -34,6 +35,19 @@ def as_given(cell: str) -> str:
     return cell[len(_TEXT_PREFIX):] if cell.startswith(_TEXT_PREFIX) else cell
 
 
+def rejects_encoding(source: Path, encoding: str) -> str:
+    """The encoding the rejects file of ``source``, read in ``encoding``, is written in: the file's own.
+    It was always UTF-8 without a byte order mark, so the rejects of a GBK file (Excel's CSV on a
+    Chinese Windows) showed garbled names in that spreadsheet, and importing the corrected file with
+    the same ``--encoding gbk`` was refused or, where the bytes happened to be GBK too, stored them
+    garbled. UTF-8 keeps the byte order mark the file had: a spreadsheet reads UTF-8 text by it."""
+    if codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig"):
+        return encoding
+    with source.open("rb") as handle:
+        marked = handle.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8
+    return "utf-8-sig" if marked else "utf-8"
+
+
 def is_rejects_file(header: list[str]) -> bool:
     return all(column in header for column in REJECTS_COLUMNS)
 
@@ -42,9 +56,11 @@ class RejectsWriter:
     """The rejects file: the bad rows as they were (escaped only as ``rejects_cell`` says, which
     importing the file undoes), plus line and reason. Created only if needed."""
 
-    def __init__(self, path: Path, header: list[str]) -> None:
-        # The rows hold the same personal data as the input: readable by the owner only.
-        self._handle = open_private(path)
+    def __init__(self, path: Path, header: list[str], encoding: str = "utf-8") -> None:
+        # The rows hold the same personal data as the input: readable by the owner only. Their cells
+        # came out of the file in ``encoding``, so they go back in it; only a reason's own words (是/否
+        # in a consent's) may have no place in a narrow one (latin-1) and are then written as "?".
+        self._handle = open_private(path, encoding=encoding, errors="replace")
         self._writer = csv.writer(self._handle)
         kept = [h for h in header if h.strip().lower() not in REJECTS_COLUMNS]
         self._keep = [i for i, h in enumerate(header) if h.strip().lower() not in REJECTS_COLUMNS]
