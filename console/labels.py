@@ -191,6 +191,8 @@ RULES: dict[str, str] = {
     "quiet_hours": "Held for quiet hours",
     "channel_cap": "Channel frequency cap",
     "journey_cap": "Journey's own frequency cap",
+    # engine.sending.expiry: a touch claimed later after its due time than config/delivery.yaml allows.
+    "expired": "Too late to send",
 }
 
 # Why the engine ended an enrollment (engine.planning.step_machine, store.retention). An exit step's own

@@ -25,6 +25,7 @@ from console.ops_journeys import entry_info, find_journey, journey_rows, step_co
 from console.ops_preview import previews
 from console.web import render
 from engine.loop.experiments import split_results
+from store import touch_reasons
 from store.clock import utcnow
 from store.db import session_scope
 
@@ -189,8 +190,13 @@ def explain_page(request: Request) -> HTMLResponse:
         except UnknownCustomer:
             raise FormError("customer", "unknown_customer", value=customer) from None
         for touch in report["touches"]:
-            # The page words a reason from its rule's code and parameters, in the reader's language.
-            touch["reason_code"], touch["reason_params"] = reason_code(touch["rule"], touch["reason"])
+            # The page words a reason from its code and parameters, in the reader's language: a dry run's
+            # from its rule, a stored touch's as every page reads a stored reason (store.touch_reasons).
+            # Read by its rule alone, a stored touch cancelled because its journey was edited or removed, or
+            # dropped as too late, showed the engine's English on the Chinese page.
+            stored = touch_reasons.parse(touch["reason"]) if touch["source"] == "store" else None
+            touch["reason_code"], touch["reason_params"] = (
+                (stored.code, stored.params) if stored is not None else reason_code(touch["rule"], touch["reason"]))
         return report
 
     return _tool_page(request, user, "explain", run)
