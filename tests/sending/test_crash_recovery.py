@@ -53,6 +53,27 @@ def _summary(base: str) -> dict[str, Any]:
         return result
 
 
+def await_accepted(dispatcher: subprocess.Popen[Any], base: str, count: int, deadline: float, what: str, *,
+                   pause: float = 0.02) -> None:
+    """Waits, looking every ``pause`` seconds, until the stand-in at ``base`` has accepted ``count`` messages;
+    fails with the dispatcher's errors if it exits first, or with ``what`` past ``deadline`` (time.monotonic)."""
+    while _summary(base)["accepted"] < count:
+        assert dispatcher.poll() is None, dispatcher.stderr.read() if dispatcher.stderr else ""
+        assert time.monotonic() < deadline, what
+        time.sleep(pause)
+
+
+def killed_once_accepted(args: list[str], cwd: Path, env: dict[str, str], base: str, count: int, *,
+                         pause: float = 0.02) -> subprocess.Popen[bytes]:
+    """Starts the dispatcher ``args`` and kills it with SIGKILL (it can tidy nothing up) once the stand-in at
+    ``base`` has accepted ``count`` messages: in the middle of its batches."""
+    dispatcher = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    await_accepted(dispatcher, base, count, time.monotonic() + 120, "the dispatcher made no progress", pause=pause)
+    dispatcher.send_signal(signal.SIGKILL)
+    dispatcher.wait(10)
+    return dispatcher
+
+
 def _env(db_url: str, base: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "WECHAT_", "SMTP_", "EMAIL_"))}
     env.update(
@@ -83,14 +104,7 @@ def test_kill_9_mid_send_then_restart_sends_every_touch_exactly_once(
     env = _env(db_url, twilio_process)
     args = [JOURNEYS, "dispatch", "--worker", "crash-w1", "--batch", "500"]
 
-    first = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while _summary(twilio_process)["accepted"] < 3000:
-        assert first.poll() is None, first.stderr.read() if first.stderr else ""
-        assert time.monotonic() < deadline, "dispatcher made no progress"
-        time.sleep(0.02)
-    first.send_signal(signal.SIGKILL)
-    first.wait(10)
+    killed_once_accepted(args, tmp_path, env, twilio_process, 3000)
     accepted_at_kill = _summary(twilio_process)["accepted"]
     assert accepted_at_kill < N, "the dispatcher finished before it was killed"
     with engine.connect() as conn:

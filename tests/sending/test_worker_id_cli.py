@@ -17,7 +17,14 @@ from sqlalchemy.engine import Engine
 
 from store.db import make_engine
 from tests.dispatch_support import daytime_zone, make_customers, make_touches
-from tests.sending.test_crash_recovery import JOURNEYS, _env, _summary, twilio_process  # noqa: F401 # a fixture
+from tests.sending.test_crash_recovery import (  # noqa: F401 # twilio_process: a fixture
+    JOURNEYS,
+    _env,
+    _summary,
+    await_accepted,
+    killed_once_accepted,
+    twilio_process,
+)
 
 N = 2000
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,10 +57,7 @@ def test_a_second_dispatch_with_a_held_worker_id_is_refused_in_one_line(
     first = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while _summary(twilio_process)["accepted"] < 100:
-            assert first.poll() is None, first.stderr.read() if first.stderr else ""
-            assert time.monotonic() < deadline, "the first dispatcher made no progress"
-            time.sleep(0.02)
+        await_accepted(first, twilio_process, 100, deadline, "the first dispatcher made no progress")
 
         second = subprocess.run([*args, "--once"], cwd=tmp_path, env=env, capture_output=True, text=True,
                                 timeout=180)
@@ -63,10 +67,7 @@ def test_a_second_dispatch_with_a_held_worker_id_is_refused_in_one_line(
         assert "last seen" in line and "give this one another --worker" in line
         assert second.stdout == ""
 
-        while _summary(twilio_process)["accepted"] < N:
-            assert first.poll() is None, first.stderr.read() if first.stderr else ""
-            assert time.monotonic() < deadline + 120, "the first dispatcher did not finish"
-            time.sleep(0.05)
+        await_accepted(first, twilio_process, N, deadline + 120, "the first dispatcher did not finish", pause=0.05)
     finally:
         first.send_signal(signal.SIGTERM)
         first.wait(60)
@@ -103,14 +104,7 @@ def test_a_holder_killed_on_this_machine_frees_its_id_at_once(
     env = _env(db_url, twilio_process)
     args = [JOURNEYS, "dispatch", "--worker", "phoenix", "--batch", "200"]
 
-    first = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while _summary(twilio_process)["accepted"] < 300:
-        assert first.poll() is None, first.stderr.read() if first.stderr else ""
-        assert time.monotonic() < deadline, "the dispatcher made no progress"
-        time.sleep(0.01)
-    first.send_signal(signal.SIGKILL)
-    first.wait(10)
+    first = killed_once_accepted(args, tmp_path, env, twilio_process, 300, pause=0.01)
     with engine.connect() as conn:
         in_flight = conn.execute(text("SELECT count(*) FROM touch WHERE status = 'sending'")).scalar_one()
         [(killed_pid,)] = conn.execute(text("SELECT pid FROM worker_lease WHERE worker_id = 'phoenix'")).all()
