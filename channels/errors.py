@@ -102,6 +102,7 @@ WECHAT_PERMANENT: dict[int, str] = {
 WECHAT_RETRYABLE: dict[int, str] = {
     -1: "system busy",
     45009: "API daily quota reached",
+    45011: "API minute quota reached (retry next minute)",
     45047: "customer service message frequency limit",
 }
 # A repeat of a template send whose client_msg_id WeChat already took within its dedup

@@ -80,6 +80,15 @@ TOUCH_REASONS: dict[str, str] = {
     "system_unconfigured": "No address and secret for the system %(target)s on this server",
     "system_status": "The system %(target)s answered with HTTP status %(status)s",
     "system_unreachable": "The system %(target)s could not be reached (%(error)s)",
+    # engine.sending.channel_stop: the account's refusals, for ops to act on; the touch waits, unspent.
+    "stopped_quota": ("%(channel)s paused: the official account's daily API quota is used up (errcode %(errcode)s); "
+                      "the touch waits and is sent after WeChat resets the quota at midnight, Beijing time"),
+    "stopped_ip": ("%(channel)s stopped: this server's address is not on the official account's IP whitelist "
+                   "(errcode %(errcode)s). Ops: add it in the WeChat admin (Settings and development, Basic "
+                   "configuration, IP whitelist); the touch waits and is tried again every 15 minutes"),
+    "stopped_unauthorized": ("%(channel)s stopped: the official account is not authorised for this API (errcode "
+                             "%(errcode)s). Ops: check the account's API permissions in the WeChat admin; the touch "
+                             "waits and is tried again every 15 minutes"),
 }
 # How a channel was lost, the start of a reroute's reason, by (opted out, marketing only).
 LOST_CHANNEL: dict[tuple[bool, bool], str] = {

@@ -60,8 +60,10 @@ _ERRMSG = {
     43101: "user refuse to accept the msg",
     44002: "empty post data",
     45009: "reach max api daily quota limit",
+    45011: "api minute-quota reach limit, must slower, retry next minute",
     45047: "out of response count limit",
     45065: "clientmsgid exist",
+    48001: "api unauthorized",
     47001: "data format error",
     47003: "argument invalid",
 }
@@ -90,7 +92,8 @@ def _fault_reply(fault: Fault) -> web.Response:
     if fault == "5xx":
         return web.Response(status=503, text="Service Unavailable")
     if fault == "429":
-        return errcode_reply(45009)
+        # WeChat's "too many requests": the per-minute limit. 45009 is the day's quota, spent until midnight.
+        return errcode_reply(45011)
     if fault == "permanent":
         return errcode_reply(43004)
     return errcode_reply(-1)  # what a client sees after a timeout
@@ -170,6 +173,17 @@ class WeChatStandin(CallbackStandin):
         self._dedup: dict[tuple[str, str], tuple[int, float]] = {}  # (openid, client_msg_id) -> (msgid, when)
         self._msgid = 400_000_000
 
+    # The official account's IP whitelist: a call from any other address is answered 40164, at the token
+    # endpoint and the API alike (None: no whitelist, as for an account that has not set one).
+    ip_whitelist: frozenset[str] | None = None
+
+    def _not_whitelisted(self, request: web.Request) -> web.Response | None:
+        ip = request.remote or ""
+        if self.ip_whitelist is None or ip in self.ip_whitelist:
+            return None
+        return errcode_reply(40164, errmsg=f"invalid ip {ip} ipv6 ::ffff:{ip}, not in whitelist "
+                                           f"rid: {secrets.token_hex(8)}")
+
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/cgi-bin/token", self.token),
@@ -186,6 +200,8 @@ class WeChatStandin(CallbackStandin):
     # -- API ------------------------------------------------------------------------
     async def token(self, request: web.Request) -> web.Response:
         self.counts["token"] += 1
+        if (refused := self._not_whitelisted(request)) is not None:
+            return refused
         q = request.query
         if q.get("grant_type") != "client_credential":
             return errcode_reply(40002)
@@ -203,6 +219,8 @@ class WeChatStandin(CallbackStandin):
 
     async def template_send(self, request: web.Request) -> web.Response:
         self.counts["send"] += 1
+        if (refused := self._not_whitelisted(request)) is not None:
+            return refused
         token = request.query.get("access_token")
         if not token:
             return errcode_reply(41001)

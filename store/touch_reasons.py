@@ -6,7 +6,7 @@ listed here once and a page words it from ``(code, params)``. Writers: the deliv
 (``<rule>: <why>``, engine.planning.delivery_rules and engine.sending.cap_check), dispatch's
 checks before a send (engine.sending.sendable), the consent reroute (channels.routing, from
 dispatch and from an opt-out), retention's anonymisation (store.retention), a webhook step's call
-(channels.webhook). Anything else is a
+(channels.webhook), a channel stopped by the account's refusal (engine.sending.channel_stop). Anything else is a
 provider's own message (already masked when it was stored) and parses as ``provider``.
 tests/store/test_touch_reasons.py holds every shape to the text its writer produces.
 """
@@ -58,6 +58,11 @@ SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("system_unconfigured", re.compile(r"webhook target '(?P<target>[^']*)' has no URL and secret here")),
     ("system_status", re.compile(r"(?P<target>[a-z0-9_]+) answered HTTP (?P<status>\d{3})")),
     ("system_unreachable", re.compile(r"(?P<target>[a-z0-9_]+): (?P<error>[A-Z][A-Za-z]*)")),
+    # A channel stopped for every touch by a refusal about the account (engine.sending.channel_stop).
+    *((code, re.compile(r"(?P<channel>[a-z_]+) stopped until (?P<until>\d{4}-\d{2}-\d{2} \d{2}:\d{2}) UTC: "
+                        + re.escape(cause) + r" \(errcode (?P<errcode>\d+)\)"))
+      for code, cause in (("stopped_quota", "daily quota reached"), ("stopped_ip", "IP not whitelisted"),
+                          ("stopped_unauthorized", "API unauthorized"))),
 )
 
 

@@ -62,6 +62,7 @@ from engine.sending import recording
 from engine.sending.adapters_from_env import build_adapters, callback_url_from_env
 from engine.sending.batch_customers import load_customers
 from engine.sending.cap_check import CHANNEL_RULE, JOURNEY_RULE, over_cap, over_limits
+from engine.sending.channel_stop import PUT_BACK, Stop, record_stops, stop_for, stopped_channels
 from engine.sending.claim_lease import RENEW_AFTER, TAKEN_OVER, renew, taken_over
 from engine.sending.claiming import ClaimedTouch, claim_due
 from engine.sending.dispatch_counts import DispatchCounts
@@ -195,7 +196,8 @@ class Dispatcher:
         self.hold()
         if self.lease.lost.is_set():  # another process has the id now: nothing more is claimed under it
             return None
-        claimed = claim_due(self.engine, self.claim_id, self.batch_size, now, channels=sorted(self.adapters))
+        channels = sorted(set(self.adapters) - stopped_channels(self.engine, now))
+        claimed = claim_due(self.engine, self.claim_id, self.batch_size, now, channels=channels)
         if not claimed:
             return None
         prepared = _Prepared(touches={t.id: t for t in claimed}, outbound=defaultdict(list), settled=[])
@@ -303,6 +305,8 @@ class Dispatcher:
         final: list[dict[str, Any]] = []
         unanswered: list[dict[str, Any]] = []
         outcomes: list[dict[str, Any]] = []
+        put_back: list[dict[str, Any]] = []
+        stops: list[Stop] = []
         for touch, result in results:
             if result.error_code == TAKEN_OVER:
                 continue
@@ -311,6 +315,10 @@ class Dispatcher:
                 sent.append({"id": touch.id, "pmid": result.provider_message_id})
                 outcomes.append(_outcome(touch, "sent", now, {"provider_message_id": result.provider_message_id,
                                                              "status": result.provider_status}))
+                continue
+            if (stop := stop_for(touch.channel, result.error_code, now)) is not None:  # the account's, not hers
+                stops.append(stop)
+                put_back.append({"id": touch.id, "cls": "retryable", "reason": stop.reason, "next": stop.until})
                 continue
             reason = _reason(result.error_reason) or result.error_code or "unknown"
             base = {"id": touch.id, "cls": result.error_class or "permanent", "reason": reason}
@@ -401,6 +409,8 @@ class Dispatcher:
             planned = {**params, "planned": TouchStatus.PLANNED}
             recording.update_touches(conn, recording.REPLAN, guard, retry, planned)
             recording.update_touches(conn, recording.FALL_BACK, guard, fallback, planned)
+            recording.update_touches(conn, PUT_BACK, guard, put_back, planned)
+            record_stops(conn, stops, now)
             recording.update_touches(conn, HOLD, guard, hold_rows(prepared.held), planned)
             recording.update_touches(conn, _UNANSWERED, guard, unanswered, params)
             recording.update_touches(conn, recording.FINISH, guard, final, params)

@@ -3,7 +3,8 @@
 43004 (not following the account) and 43101 (the subscription refused or used up) can never succeed
 for this message: the touch moves to its next channel (SMS) at once, with WeChat's reason in words
 kept on the touch's outcomes. -1 (system busy) and 45009 (daily quota) say WeChat did not send it:
-backed off and retried on WeChat, never moved to SMS (that would be a second message later).
+retried on WeChat, never moved to SMS (that would be a second message later); -1 after its back-off,
+45009 once WeChat's day is over (the quota stops the channel: tests/sending/test_wechat_account_refusals.py).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def test_permanent_refusals_fall_back_to_sms_and_busy_ones_wait_for_wechat(db_ur
             # WeChat has room again: the busy and over-quota sends go out there on their next try.
             wechat.forced_errcodes = {k: v for k, v in REFUSALS.items() if v in (43004, 43101)}
             try:
-                for _ in range(10):
+                for _ in range(26):  # past the next midnight in Beijing, whenever the test runs
                     now += timedelta(hours=1)
                     rounds.append(await dispatcher.run_until_idle(now=now))
             finally:

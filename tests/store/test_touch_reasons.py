@@ -23,6 +23,7 @@ from channels.routing import reroute_without_consent
 from channels.webhook import Endpoint, WebhookAdapter
 from console.i18n import Translator
 from engine.language.journey_edits import Edition
+from engine.sending.channel_stop import stop_for
 from engine.sending.claiming import ClaimedTouch
 from engine.sending.journey_rules import JourneyRules
 from engine.sending.sendable import unsendable
@@ -114,6 +115,10 @@ OTHER_REASONS = [
     ("unconfirmed", "unconfirmed, to be looked up: 30008: Unknown error"),
     ("render", "render: template 'renewal' line 3: 'policy' is undefined"),
     ("delivery_unknown", "delivery unknown: ReadTimeout: timed out"),
+    # A channel stopped by the account's refusal, in its writer's words (engine.sending.channel_stop).
+    *((code, stop.reason) for code, errcode in (("stopped_quota", "45009"), ("stopped_ip", "token:40164"),
+                                                ("stopped_unauthorized", "48001"))
+      if (stop := stop_for("wechat", errcode, datetime(2027, 1, 1, tzinfo=UTC))) is not None),
 ]
 
 

@@ -1,0 +1,107 @@
+"""WeChat refusals about the official account rather than the customer: the channel stops, touches wait.
+
+- 45009 "reach max api daily quota limit": the account's daily quota of API calls is spent, and WeChat
+  counts it per day: every send is refused the same way until WeChat resets it at midnight, Beijing
+  time. Retrying each touch on its own back-off spent every attempt of every WeChat touch on a refusal
+  (and a touch out of attempts fell back or failed as if the customer could not be reached).
+- 40164 "invalid ip, not in whitelist" (from the send or the token endpoint) and 48001 "api
+  unauthorized": this server's IP is not on the account's IP whitelist, or the account has not been
+  granted the API. Only ops can fix either, in the WeChat admin; until then every send is refused.
+
+Either stops the channel for every worker (a ``kv`` row ``channel_stop:<channel>`` with its end and
+cause, so other processes stop too): nothing is claimed on it until then. The touches it refused are
+put back as planned for that moment, their attempt not counted, with a reason that says what ops can
+do (``store.touch_reasons`` reads it back, the console words it in Chinese and English). The quota
+stop ends at the next midnight in Beijing; an account stop is tried again after ``ACCOUNT_RECHECK``
+(ops may have fixed it), with one batch, and stopped again if not.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.engine import Connection, Engine
+
+from store.clock import as_utc
+from store.models import KeyValue
+
+log = logging.getLogger(__name__)
+
+PREFIX = "channel_stop:"
+ACCOUNT_RECHECK = timedelta(minutes=15)
+WECHAT_DAY = ZoneInfo("Asia/Shanghai")  # WeChat's daily quotas are counted in Beijing days
+# A send's error_code (the token endpoint's too) → the cause, as touch reasons name it.
+WECHAT_STOPS: dict[str, str] = {
+    "45009": "daily quota reached",
+    "40164": "IP not whitelisted",
+    "token:40164": "IP not whitelisted",
+    "48001": "API unauthorized",
+    "token:48001": "API unauthorized",
+}
+STOPS: dict[str, dict[str, str]] = {"wechat": WECHAT_STOPS}
+# A touch the stop refused, back to planned for the stop's end: its attempt is not counted.
+PUT_BACK = ("status = :planned, next_attempt_at = :next, attempts = attempts - 1, error_class = :cls, "
+            "error_reason = :reason, claimed_by = NULL")
+
+
+@dataclass(frozen=True)
+class Stop:
+    channel: str
+    until: datetime
+    cause: str
+    errcode: str
+
+    @property
+    def reason(self) -> str:
+        """The touch's reason, in the shape ``store.touch_reasons`` reads (``channel_stopped``)."""
+        return (f"{self.channel} stopped until {self.until:%Y-%m-%d %H:%M} UTC: {self.cause} "
+                f"(errcode {self.errcode.removeprefix('token:')})")
+
+
+def stop_for(channel: str, error_code: str | None, now: datetime) -> Stop | None:
+    """The stop a refusal calls for, or None when it is about this touch alone."""
+    cause = STOPS.get(channel, {}).get(error_code or "")
+    if cause is None or error_code is None:
+        return None
+    now = as_utc(now)
+    if error_code == "45009":
+        midnight = datetime.combine(now.astimezone(WECHAT_DAY).date() + timedelta(days=1), time(), WECHAT_DAY)
+        until = as_utc(midnight)
+    else:
+        until = now + ACCOUNT_RECHECK
+    return Stop(channel, until, cause, error_code)
+
+
+def record_stops(conn: Connection, stops: list[Stop], now: datetime) -> None:
+    """Keep each channel's latest stop for every worker (one row per channel, replaced)."""
+    kv = KeyValue.__table__  # type: ignore[attr-defined]
+    latest: dict[str, Stop] = {}
+    for stop in stops:
+        if stop.channel not in latest or stop.until > latest[stop.channel].until:
+            latest[stop.channel] = stop
+    for channel, stop in latest.items():
+        conn.execute(delete(kv).where(kv.c.key == PREFIX + channel))
+        conn.execute(insert(kv).values(key=PREFIX + channel, updated_at=now, value={
+            "until": stop.until.isoformat(), "cause": stop.cause, "errcode": stop.errcode}))
+        log.error("%s stopped until %s UTC: %s (errcode %s)", channel, f"{stop.until:%Y-%m-%d %H:%M}", stop.cause,
+                  stop.errcode)
+
+
+def stopped_channels(engine: Engine, now: datetime) -> set[str]:
+    """The channels stopped at ``now``."""
+    kv = KeyValue.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        rows = conn.execute(select(kv.c.key, kv.c.value).where(kv.c.key.like(PREFIX + "%"))).all()
+    return {str(key)[len(PREFIX):] for key, value in rows if _until(value) > as_utc(now)}
+
+
+def _until(value: Any) -> datetime:
+    try:
+        return as_utc(datetime.fromisoformat(str(value["until"])))
+    except (KeyError, TypeError, ValueError):  # a row of another shape stops nothing
+        return datetime.min.replace(tzinfo=UTC)
