@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from engine.cli.arguments import whole_option
-from engine.cli.output import fail, out, print_json, warn_if_no_secret
+from engine.cli.output import err, fail, out, print_json, warn_if_no_secret
 
 # The roles for the help text. store.models.ROLES is the authority (checked when a command runs, and
 # tests/console/test_cli.py checks the two agree); importing it here would load SQLModel for --help.
@@ -39,6 +39,7 @@ def serve(
 
     from console.app import create_app
     from console.limits import server_options
+    from store import migrate
 
     # Tried before the app is made: uvicorn says it in a log record between its start-up lines, exit 3.
     try:
@@ -49,9 +50,26 @@ def serve(
     except OSError as exc:
         raise fail(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
 
+    # Without a schema the console answered every page with an error and its desk round wrote a traceback
+    # a minute; without a user nobody could sign in, and nothing said how to make one.
+    if migrate.current_revision() is None:
+        raise fail("the database has no schema yet: run `journeys db upgrade` first")
+    if not _anyone_can_sign_in():
+        err.print("warning: no console user can sign in yet: add one with `journeys users add NAME --role admin`",
+                  markup=False)
     warn_if_no_secret("unsubscribe links customers open are answered as invalid, and previews and test sends "
                       "show none")
     uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=False, **server_options())
+
+
+def _anyone_can_sign_in() -> bool:
+    from sqlmodel import select
+
+    from store.db import session_scope
+    from store.models import AppUser
+
+    with session_scope() as session:
+        return session.exec(select(AppUser.id).where(AppUser.active).limit(1)).first() is not None
 
 
 def _read_password(password_stdin: bool) -> str:
