@@ -343,6 +343,17 @@ class WeChatStandin(CallbackStandin):
             self.callbacks_sent.append(record)
             return resp.status
 
+    async def push_again(self, record: dict[str, Any]) -> int:
+        """POST a push of ``callbacks_sent`` again as it was, query, signature and body: WeChat's retry of a
+        push it got no answer to within 5 seconds ("断掉连接，并且重新发起请求，总共重试三次"); its documentation
+        says to recognise the repeat by MsgId (an event's by FromUserName + CreateTime)."""
+        assert self.session is not None
+        async with self.session.post(record["url"], params=record["query"], data=record["body"].encode(),
+                                     headers={"Content-Type": "text/xml"}) as resp:
+            reply = await resp.text()
+            self.callbacks_sent.append({**record, "status": resp.status, "reply": reply})
+            return resp.status
+
     async def inject_text(self, openid: str, content: str, url: str | None = None) -> int:
         """An inbound text message from a follower (e.g. a reply or ``TD``)."""
         self._msgid += 1

@@ -3,7 +3,10 @@
 Every request needs a valid signature (WeChat's sha1 of the sorted token/timestamp/nonce,
 ``WECHAT_TOKEN``) and a timestamp within 5 minutes of now; a bad or missing signature, or no
 secret configured, is 403. Plain mode's signature does not cover the body, so a POST's nonce is
-used once (kept in ``webhook_nonce``, written in the transaction that acts on the callback). With
+used once (kept in ``webhook_nonce``, written in the transaction that acts on the callback, with a
+digest of the body it signed): the same request again is WeChat retrying a push whose answer came
+late (it re-sends after 5 s, three times), answered ``success`` and not acted on twice; the
+signature with another body is a replay, 403. With
 ``WECHAT_ENCODING_AES_KEY`` (and ``WECHAT_APPID``) set, only safe-mode callbacks are taken:
 ``msg_signature`` signs the encrypted body, which ``channels.wechat_crypto`` decrypts. XML goes
 through defusedxml. Template-send results are delivery receipts (``engine.loop.delivery_receipts``),
@@ -173,15 +176,31 @@ def _plain_signature_ok(query: Mapping[str, str], token: str) -> bool:
     return _digest_matches(wechat_signature(token, timestamp, nonce), signature)
 
 
-def claim_nonce(session: Session, provider: str, timestamp: int, nonce: str) -> bool:
+def claim_nonce(session: Session, provider: str, timestamp: int, nonce: str, body: bytes | None = None) -> bool:
     """Record a signed callback's nonce; False if it was used already (a replay).
 
     Call it in the transaction that acts on the callback: a failure rolls both back, so the
     provider's retry is not taken for a replay. On PostgreSQL a concurrent duplicate waits on
-    the primary key and then finds it taken."""
+    the primary key and then finds it taken. With ``body``, what the nonce signed is kept beside it
+    (a digest), so that the same request sent again can be told from a replay (``sent_again``)."""
     expires_at = datetime.fromtimestamp(timestamp + WECHAT_WINDOW_S, UTC)
-    return insert_or_ignore(session, WebhookNonce, {"key": f"{provider}:{timestamp}:{nonce}",
-                                                    "expires_at": expires_at}, "key")
+    key = f"{provider}:{timestamp}:{nonce}"
+    if not insert_or_ignore(session, WebhookNonce, {"key": key, "expires_at": expires_at}, "key"):
+        return False
+    if body is not None:
+        session.add(WebhookNonce(key=_body_key(key, body), expires_at=expires_at))
+    return True
+
+
+def _body_key(key: str, body: bytes) -> str:
+    return f"{key}:{hashlib.sha256(body).hexdigest()[:32]}"
+
+
+def sent_again(session: Session, provider: str, timestamp: int, nonce: str, body: bytes) -> bool:
+    """Whether a spent nonce was spent on this very body: the provider sending its request again (WeChat
+    does when our answer was late), not someone replaying the signature with a body of their own."""
+    key = _body_key(f"{provider}:{timestamp}:{nonce}", body)
+    return session.get(WebhookNonce, key) is not None
 
 
 def purge_expired_nonces(db_url: str | None = None, now: datetime | None = None) -> int:
@@ -223,8 +242,9 @@ def handle_wechat(method: str, url: str, body: bytes, *, db_url: str | None = No
     """WeChat server URL: GET answers the echostr check; POST takes template-send results, texts, unfollows.
 
     Every request needs a valid signature and a timestamp within ``WECHAT_WINDOW_S`` of now;
-    a POST's nonce is recorded (``webhook_nonce``) with what it does, and a second use is
-    refused. ``token``, ``encoding_aes_key`` and ``appid`` default to the environment
+    a POST's nonce is recorded (``webhook_nonce``) with what it does; a second use with the same body
+    (WeChat's retry) is answered ``success`` without acting, with another body refused. ``token``,
+    ``encoding_aes_key`` and ``appid`` default to the environment
     (``wechat_secrets``). ``at`` is when the message arrived: default now for template-send
     results and a text's own CreateTime for texts; a simulation replaying them
     (``journeys demo``) gives its clock. With ``act_later`` the events the message stored are
@@ -263,7 +283,12 @@ def handle_wechat(method: str, url: str, body: bytes, *, db_url: str | None = No
         if next(_nonce_claims) % NONCE_PURGE_EVERY == 0:
             purge_expired_nonces(db_url)
         with hook_transaction(db_url, act_later=act_later) as (session, events):
-            if not claim_nonce(session, "wechat", signed.timestamp, signed.nonce):
+            if not claim_nonce(session, "wechat", signed.timestamp, signed.nonce, body):
+                if sent_again(session, "wechat", signed.timestamp, signed.nonce, body):
+                    # WeChat's retry of a push whose answer came late: acted on once already, and WeChat
+                    # documents retries, expecting "success" (anything else warns the follower).
+                    log.info("WeChat callback sent again with its signature and body: answered, not acted on twice")
+                    return 200, WECHAT_OK
                 log.warning("WeChat callback refused: its nonce was used already (a replay)")
                 return 403, "nonce already used (replayed request)"
             events.extend(_wechat_act(session, msg, msg_type, event, openid, words, at))

@@ -56,3 +56,23 @@ async def test_retries_act_once_and_a_follow_grants_no_consent(db_url: str, wech
     assert [p["reply"] for p in wechat_standin.callbacks_sent] == ["success"] * 6
     # Each push was signed afresh (a nonce of its own), as a retry from WeChat is.
     assert len({p["query"]["nonce"] for p in wechat_standin.callbacks_sent}) == 6
+
+
+async def test_a_push_sent_again_as_it_was_is_answered_success_and_acted_on_once(
+        db_url: str, wechat_hooks: str, wechat_standin: WeChatStandin) -> None:
+    """WeChat's retry of a push whose answer came late may be the same request again, signature and nonce
+    included (its documentation says only that it re-initiates the request, and to recognise it by MsgId).
+    Refused as a replay (403), it was counted by WeChat as our server failing, which after three tries
+    tells the follower the account is out of service; it is answered "success" and not acted on again."""
+    customer = make_customer(db_url)
+    now = int(time.time())
+    standin, hooks = wechat_standin, wechat_hooks
+    for xml in (message(now, "text", Content="请问理赔进度", MsgId="24000000009"),
+                message(now + 1, "event", Event="unsubscribe")):
+        first = await asyncio.to_thread(standin.run, standin.push(xml, OPENID, hooks))
+        pushed = standin.callbacks_sent[-1]
+        again = [await asyncio.to_thread(standin.run, standin.push_again(pushed)) for _ in range(2)]
+        assert [first, *again] == [200, 200, 200]
+    assert [p["reply"] for p in standin.callbacks_sent] == ["success"] * 6
+    assert counts(db_url).get("replied") == 1 and counts(db_url).get("opted_out") == 1
+    assert consent_wechat(db_url, customer) is False
