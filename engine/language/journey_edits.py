@@ -11,9 +11,20 @@ waiting, to the step and moment of its earliest withdrawn touch. The next plan r
 there under the version in force; a step that version no longer has ends the enrollment there, as it does
 any enrollment waiting at a removed step. What fell before the edit stands: the file in force then decided.
 
-Both sides take touches back. Each plan run, for every journey whose version in force it has not settled
-yet (KeyValue ``journey_replanned:<id>`` holds the last version settled, so an idle tick reads one row per
-journey); and dispatch, for a touch it claimed before a plan run came round (``engine.sending.sendable``).
+The entry itself is the version in force's to judge too: who may enter (tiers, audience conditions) and when
+(the schedule or date). Runs plan entries ahead of their ``now``, so an entry due after the edit came in may
+have been judged under the old file: a customer the edited audience leaves out would be sent the old plan,
+one it takes in would never enter, and a moved schedule would fire at both times. So an enrollment entered
+under another version at a moment after both the edit and the last run's ``now`` (so entered ahead, nothing
+of it done yet) is taken back whole: its untried touches withdrawn and the enrollment deleted. The plan run
+judges that journey's entries again from that moment (``ChunkPlanner.entries_again``): those the version in force
+admits enter afresh, others never did.
+
+Both sides take touches back. Each plan run, for every journey whose version in force the whole book's run
+has not settled yet (KeyValue ``journey_replanned:<id>`` holds the last version settled, so an idle tick
+reads one row per journey; it is written only once the run that judged the entries again is written, so a
+run that dies first leaves it for the next); and dispatch, for a touch it claimed before a plan run came
+round (``engine.sending.sendable``).
 """
 
 from __future__ import annotations
@@ -126,29 +137,58 @@ def _moment(raw: Any) -> datetime:
     return as_utc(raw)
 
 
-def take_back_edits(session: Session, journeys: Iterable[LoadedJourney]) -> int:
-    """A plan run's part: withdraw what journeys in force planned under another version since their
-    edition came in, once per edition. Commits nothing; the number of touches withdrawn."""
+def take_back_edits(session: Session, journeys: Iterable[LoadedJourney], judged_to: datetime) -> dict[str, datetime]:
+    """A plan run's part: for the journeys in force whose edition is not settled yet, withdraw what was
+    planned under another version since their edition came in, and take back the entries judged ahead under
+    it (see the module docstring). ``judged_to``: the ``now`` of the last run, up to which entries were judged
+    at their moment. Commits nothing; journey id → the moment after which its entries are to be judged again
+    (``settle`` marks them once the run has)."""
     versions = {lj.id: lj.version for lj in journeys}
     if not versions:
-        return 0
+        return {}
     marks = {row.key[len(MARK_PREFIX):]: row for row in session.execute(
         KeyValue.__table__.select().where(  # type: ignore[attr-defined]
             KeyValue.__table__.c.key.in_([MARK_PREFIX + j for j in versions]))  # type: ignore[attr-defined]
     ).all()}
     todo = {j: v for j, v in versions.items() if j not in marks or (marks[j].value or {}).get("version") != v}
-    if not todo:
-        return 0
-    withdrawn = 0
+    out: dict[str, datetime] = {}
     conn = session.connection()
     for journey_id, edition in sorted(editions(session, todo).items()):
-        ids = [r.id for r in conn.execute(
-            text("SELECT id FROM touch WHERE journey_id = :j AND planned_for >= :since AND status = :planned "
-                 "AND attempts = 0 AND journey_version <> :v")
-            .bindparams(bindparam("since", type_=UTCDateTime())),
-            {"j": journey_id, "since": edition.since, "planned": TouchStatus.PLANNED, "v": edition.version},
-        ).all()]
-        withdrawn += withdraw(conn, ids, TouchStatus.PLANNED)
-        session.merge(KeyValue(key=MARK_PREFIX + journey_id, value={"version": edition.version},
-                               updated_at=edition.since))
-    return withdrawn
+        since = bindparam("since", type_=UTCDateTime())
+        # Dropped ones too: the cap or a channel decided them under the old file, and their keys would keep
+        # the version in force from deciding the same step.
+        for status in (TouchStatus.PLANNED, TouchStatus.DROPPED):
+            withdraw(conn, [r.id for r in conn.execute(
+                text("SELECT id FROM touch WHERE journey_id = :j AND planned_for >= :since AND status = :status "
+                     "AND attempts = 0 AND journey_version <> :v").bindparams(since),
+                {"j": journey_id, "since": edition.since, "status": status, "v": edition.version},
+            ).all()], status)
+        out[journey_id] = max(edition.since, as_utc(judged_to))
+        _take_back_entries(conn, journey_id, edition.version, out[journey_id])
+    return out
+
+
+def _take_back_entries(conn: Connection, journey_id: str, version: str, after: datetime) -> None:
+    """Delete the enrollments entered under another version after ``after`` of which nothing is left but
+    withdrawn touches (keys with ``~``): the plan run judges their entries again. One with anything else (a
+    touch tried, a task) keeps its rewind: it did begin. (Every row that names an enrollment by id, an
+    escalated task's, also carries its customer, journey and occurrence, which the index of each table serves.)"""
+    conn.execute(
+        text("DELETE FROM enrollment WHERE journey_id = :j AND journey_version <> :v AND entered_at > :after "
+             "AND NOT EXISTS (SELECT 1 FROM touch t WHERE t.customer_id = enrollment.customer_id "
+             "AND t.journey_id = enrollment.journey_id AND t.occurrence = enrollment.occurrence "
+             "AND t.key NOT LIKE '%~%') "
+             "AND NOT EXISTS (SELECT 1 FROM agent_task a WHERE a.customer_id = enrollment.customer_id "
+             "AND a.journey_id = enrollment.journey_id AND a.occurrence = enrollment.occurrence)")
+        .bindparams(bindparam("after", type_=UTCDateTime())),
+        {"j": journey_id, "v": version, "after": after},
+    )
+
+
+def settle(session: Session, journeys: Iterable[LoadedJourney], journey_ids: Iterable[str], at: datetime) -> None:
+    """Mark the editions of ``journey_ids`` settled: the run that judged their entries again is written.
+    Commits nothing."""
+    versions = {lj.id: lj.version for lj in journeys}
+    for journey_id in sorted(set(journey_ids) & versions.keys()):
+        session.merge(KeyValue(key=MARK_PREFIX + journey_id, value={"version": versions[journey_id]},
+                               updated_at=at))

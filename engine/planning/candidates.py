@@ -125,8 +125,12 @@ class Candidates:
         now: datetime | None = None,
         start_now: datetime | None = None,
         look: Lookahead | None = None,
+        entries_again: dict[str, datetime] | None = None,
     ) -> None:
         self.session = session
+        # Journey id → the moment after which its entries judged ahead are taken again (an edit took back
+        # those judged under the old file, ``engine.language.journey_edits``).
+        self.entries_again = entries_again or {}
         self.journeys = list(journeys)
         self.start = start
         self.end = end
@@ -145,7 +149,8 @@ class Candidates:
         """(lo, hi]: the due times of ``lj``'s schedule or date entries this run takes. Ahead
         of ``now`` only for a journey whose audience no event changes."""
         if self.look.of(lj.id).entry_ahead:
-            return self.start, self.end
+            again = self.entries_again.get(lj.id)
+            return (self.start if again is None else min(self.start, again)), self.end
         return self.start_now, self.now
 
     def zones(self) -> list[str]:

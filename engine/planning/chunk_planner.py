@@ -96,11 +96,14 @@ class ChunkPlanner:
         sink: Sink | None = None,
         chunk: int = CHUNK,
         workers: int | None = None,
+        entries_again: dict[str, datetime] | None = None,
     ) -> None:
         """Plan (``start``, ``end``]: ``now`` (default ``end``) is the moment the run stands at, up
         to which it knows what happened; from there to ``end`` it plans only what no later event
         can change (``engine.planning.lookahead``). Entries judged at their moment are taken from
-        (``start_now``, ``now``] (default ``start``)."""
+        (``start_now``, ``now``] (default ``start``). ``entries_again``: journey id → the moment after which
+        its entries judged ahead are taken again, an edit having taken back those judged under the old
+        file (``engine.language.journey_edits``)."""
         self.session = session
         self.journeys = list(journeys)
         self.config = config
@@ -120,9 +123,10 @@ class ChunkPlanner:
         self.chunk = chunk
         self.workers = workers
         self.result = PlanResult(self.start, self.end, dry_run, journeys=[j.id for j in self.journeys])
+        self.entries_again = {j: as_utc(at) for j, at in (entries_again or {}).items()}
         self.candidates = Candidates(session, self.journeys, self.start, self.end, sources=self.sources,
                                      customer_ids=self.customer_ids, event_ids=self.event_ids, now=self.now,
-                                     start_now=self.start_now, look=self.look)
+                                     start_now=self.start_now, look=self.look, entries_again=self.entries_again)
         # Held while a chunk is written: worker processes writing one SQLite file pass a lock
         # shared between them, so a waiting writer wakes when the other commits instead of
         # polling with SQLite's busy timeout (up to 100 ms between tries).

@@ -32,7 +32,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -94,19 +94,22 @@ class ChunkJob:
     sources: frozenset[str]
     chunk: int
     timezones: Sequence[str]
+    entries_again: dict[str, datetime] = field(default_factory=dict)
 
 
 def job_of(planner: ChunkPlanner) -> ChunkJob:
     """The settings of ``planner`` that its chunks are planned under, wherever they run."""
     url = planner.session.get_bind().engine.url.render_as_string(hide_password=False)
     return ChunkJob(url, planner.journeys, planner.config, planner.start, planner.end, planner.now, planner.start_now,
-                    planner.dry_run, planner.sources, planner.chunk, list(planner.candidates.zones()))
+                    planner.dry_run, planner.sources, planner.chunk, list(planner.candidates.zones()),
+                    dict(planner.entries_again))
 
 
 def chunk_planner_for(session: Session, job: ChunkJob) -> ChunkPlanner:
     """A chunk planner on ``session`` planning exactly as the one ``job`` was taken from."""
     planner = ChunkPlanner(session, job.journeys, job.config, job.start, job.end, now=job.now,
-                           start_now=job.start_now, dry_run=job.dry_run, sources=job.sources, chunk=job.chunk)
+                           start_now=job.start_now, dry_run=job.dry_run, sources=job.sources, chunk=job.chunk,
+                           entries_again=dict(job.entries_again))
     planner.candidates.timezones = list(job.timezones)
     return planner
 

@@ -280,7 +280,7 @@ def plan(
     ``progress``: told, when the run catches up on more than ``CATCH_UP`` missed (the service was down),
     how far it has got after each chunk it plans in this process.
     """
-    from engine.language.journey_edits import take_back_edits
+    from engine.language.journey_edits import settle, take_back_edits
     from engine.language.journey_registry import load_in_force
     from engine.language.settings_review import delivery_settings
     from store.db import get_engine
@@ -301,13 +301,15 @@ def plan(
         else:
             start_end = start_now = as_utc(start)
         journeys = active_journeys(session, in_force.journeys.values())
+        entries_again: dict[str, datetime] = {}
         if not dry_run:
-            # What an edit governs is decided again below, under the version in force (committed first:
-            # the planning processes read the store).
-            take_back_edits(session, in_force.journeys.values())
+            # What an edit governs is decided again below, under the version in force, entries included
+            # (committed first: the planning processes read the store).
+            entries_again = take_back_edits(session, in_force.journeys.values(), start_now)
             session.commit()
         planner = Planner(session, journeys, config, start_end, end, now=now, start_now=start_now,
-                          dry_run=dry_run, customer_ids=customer_ids, sink=sink, chunk=chunk, workers=workers)
+                          dry_run=dry_run, customer_ids=customer_ids, sink=sink, chunk=chunk, workers=workers,
+                          entries_again=entries_again)
         planner.chunk_runner = chunk_runner
         planner.progress = progress
         result = planner.run()
@@ -315,6 +317,10 @@ def plan(
         if dry_run:
             session.rollback()
         elif customer_ids is None:
+            # Only a run of the whole book has judged every customer's entries again.
+            if entries_again:
+                settle(session, in_force.journeys.values(), entries_again, now)
+                session.commit()
             _set_cursor(session, end, now)
         return result
 

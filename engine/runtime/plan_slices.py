@@ -81,6 +81,7 @@ def job_params(job: ChunkJob) -> dict[str, Any]:
         "start": job.start.isoformat(), "end": job.end.isoformat(), "now": job.now.isoformat(),
         "start_now": job.start_now.isoformat(), "dry_run": job.dry_run, "sources": sorted(job.sources),
         "chunk": job.chunk, "timezones": list(job.timezones),
+        "entries_again": {j: at.isoformat() for j, at in job.entries_again.items()},
     }
 
 
@@ -96,7 +97,8 @@ def job_from_params(session: Session, params: dict[str, Any], url: str) -> Chunk
     moment = lambda key: as_utc(datetime.fromisoformat(params[key]))  # noqa: E731
     return ChunkJob(url, [loaded[k] for k in wanted], DeliveryConfig.model_validate(params["config"]),
                     moment("start"), moment("end"), moment("now"), moment("start_now"), bool(params["dry_run"]),
-                    frozenset(params["sources"]), int(params["chunk"]), list(params["timezones"]))
+                    frozenset(params["sources"]), int(params["chunk"]), list(params["timezones"]),
+                    {j: as_utc(datetime.fromisoformat(at)) for j, at in params.get("entries_again", {}).items()})
 
 
 def result_json(result: PlanResult) -> str:

@@ -14,6 +14,7 @@ dispatcher before any plan run came round) on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -101,14 +102,17 @@ def _sent(engine: Engine) -> set[tuple[int, str, str, str, str, str, str]]:
             for r in rows}
 
 
-def _run(url: str, folder: Path, edit_at: datetime, ahead: bool, port: int) -> Engine:
+def _run(url: str, folder: Path, edit_at: datetime, ahead: bool, port: int,
+         write: Callable[[Path, bool], None] = _write, book: Callable[[str], Engine] = _book) -> Engine:
+    """The ticks from the evening before, with the journeys ``write`` puts in ``folder`` edited at ``edit_at``:
+    the service's way (``plan_ahead``) or the reference's (each moment decided when it comes)."""
     upgrade(url)
-    engine = _book(url)
-    _write(folder, edited=False)
+    engine = book(url)
+    write(folder, False)
     edited = False
     for i, tick in enumerate(sorted({*TICKS, edit_at})):
         if tick >= edit_at and not edited:
-            _write(folder, edited=True)
+            write(folder, True)
             edited = True
         with simulated_time(lambda tick=tick: tick):
             start = EVENING if i == 0 else None
