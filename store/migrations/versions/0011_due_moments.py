@@ -17,7 +17,8 @@ customer.
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
+
+from store.migrations.index_ops import IndexSpec, create_indexes, drop_indexes
 
 revision: str = "0011"
 down_revision: str | None = "0010"
@@ -25,16 +26,17 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 WAITING = sa.text("state = 'waiting'")
+# (index, table, columns, the rows it keeps)
+DUE: tuple[IndexSpec, ...] = (
+    ("ix_enrollment_waiting_next", "enrollment", ["next_at", "customer_id"], WAITING),
+    ("ix_customer_birth_md", "customer", ["birth_md"], None),
+    ("ix_customer_timezone", "customer", ["timezone"], None),
+)
 
 
 def upgrade() -> None:
-    op.create_index("ix_enrollment_waiting_next", "enrollment", ["next_at", "customer_id"],
-                    sqlite_where=WAITING, postgresql_where=WAITING)
-    op.create_index("ix_customer_birth_md", "customer", ["birth_md"])
-    op.create_index("ix_customer_timezone", "customer", ["timezone"])
+    create_indexes(DUE)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_customer_timezone", table_name="customer")
-    op.drop_index("ix_customer_birth_md", table_name="customer")
-    op.drop_index("ix_enrollment_waiting_next", table_name="enrollment")
+    drop_indexes(DUE)

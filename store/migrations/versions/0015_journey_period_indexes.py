@@ -15,7 +15,8 @@ floor before and after is in benchmarks/README.md.
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
+
+from store.migrations.index_ops import IndexSpec, create_indexes, drop_indexes
 
 revision: str = "0015"
 down_revision: str | None = "0014"
@@ -24,7 +25,7 @@ depends_on: str | Sequence[str] | None = None
 
 COMPLETED = sa.text("completed_at IS NOT NULL")
 # (index, table, columns, the rows it keeps)
-BY_JOURNEY: tuple[tuple[str, str, list[str], sa.TextClause | None], ...] = (
+BY_JOURNEY: tuple[IndexSpec, ...] = (
     ("ix_touch_journey_planned", "touch", ["journey_id", "planned_for"], None),
     ("ix_task_journey_created", "agent_task", ["journey_id", "created_at"], None),
     # Only closed tasks: planning writes no key here.
@@ -33,10 +34,8 @@ BY_JOURNEY: tuple[tuple[str, str, list[str], sa.TextClause | None], ...] = (
 
 
 def upgrade() -> None:
-    for name, table, columns, where in BY_JOURNEY:
-        op.create_index(name, table, columns, sqlite_where=where, postgresql_where=where)
+    create_indexes(BY_JOURNEY)
 
 
 def downgrade() -> None:
-    for name, table, _, _ in reversed(BY_JOURNEY):
-        op.drop_index(name, table_name=table)
+    drop_indexes(BY_JOURNEY)

@@ -17,7 +17,8 @@ and after is in benchmarks/README.md.
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
+
+from store.migrations.index_ops import IndexSpec, create_indexes, drop_indexes
 
 revision: str = "0016"
 down_revision: str | None = "0015"
@@ -32,19 +33,17 @@ EXITED = sa.text("exited_at IS NOT NULL")
 # (``journey_id IN (...)``, engine.planning.due_chunks) instead of the range of ix_enrollment_waiting_next,
 # and read every enrollment those journeys ever had at every tick.
 ENTERED = sa.text("entered_at IS NOT NULL")
-# (index, columns, the rows it keeps)
-BY_JOURNEY: tuple[tuple[str, list[str], sa.TextClause | None], ...] = (
-    ("ix_enrollment_journey_entered", ["journey_id", "entered_at"], ENTERED),
-    ("ix_enrollment_journey_exited", ["journey_id", "exited_at"], EXITED),
-    ("ix_enrollment_journey_open", ["journey_id", "step_id"], IN_JOURNEY),
+# (index, table, columns, the rows it keeps)
+BY_JOURNEY: tuple[IndexSpec, ...] = (
+    ("ix_enrollment_journey_entered", "enrollment", ["journey_id", "entered_at"], ENTERED),
+    ("ix_enrollment_journey_exited", "enrollment", ["journey_id", "exited_at"], EXITED),
+    ("ix_enrollment_journey_open", "enrollment", ["journey_id", "step_id"], IN_JOURNEY),
 )
 
 
 def upgrade() -> None:
-    for name, columns, where in BY_JOURNEY:
-        op.create_index(name, "enrollment", columns, sqlite_where=where, postgresql_where=where)
+    create_indexes(BY_JOURNEY)
 
 
 def downgrade() -> None:
-    for name, _, _ in reversed(BY_JOURNEY):
-        op.drop_index(name, table_name="enrollment")
+    drop_indexes(BY_JOURNEY)

@@ -19,7 +19,8 @@ Three reads grew with every task closed and every audit row written (benchmarks/
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
+
+from store.migrations.index_ops import IndexSpec, create_indexes, drop_indexes
 
 revision: str = "0018"
 down_revision: str | None = "0017"
@@ -29,7 +30,7 @@ depends_on: str | Sequence[str] | None = None
 # Literal, as the query states it: a partial index serves a query only when its condition is the query's.
 ACTIVE = sa.text("status IN ('open', 'claimed')")
 # (index, table, columns, the rows it keeps)
-INDEXES: tuple[tuple[str, str, list[str], sa.TextClause | None], ...] = (
+INDEXES: tuple[IndexSpec, ...] = (
     ("ix_task_active_queue", "agent_task", ["queue", "assignee_id", "due_at", "warn_at", "status"], ACTIVE),
     ("ix_task_assignee_status_completed", "agent_task", ["assignee_id", "status", "completed_at"], None),
     ("ix_audit_log_action_at", "audit_log", ["action", "at", "actor"], None),
@@ -37,10 +38,8 @@ INDEXES: tuple[tuple[str, str, list[str], sa.TextClause | None], ...] = (
 
 
 def upgrade() -> None:
-    for name, table, columns, where in INDEXES:
-        op.create_index(name, table, columns, sqlite_where=where, postgresql_where=where)
+    create_indexes(INDEXES)
 
 
 def downgrade() -> None:
-    for name, table, _, _ in reversed(INDEXES):
-        op.drop_index(name, table_name=table)
+    drop_indexes(INDEXES)

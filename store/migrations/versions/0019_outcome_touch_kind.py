@@ -16,7 +16,8 @@ counts only those, and holds the kind beside it: one search per touch.
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
+
+from store.migrations.index_ops import IndexSpec, create_indexes, drop_indexes
 
 revision: str = "0019"
 down_revision: str | None = "0018"
@@ -25,12 +26,12 @@ depends_on: str | Sequence[str] | None = None
 
 # Literal, as the model states it; ``touch_id = ?`` implies it, so both databases may use the index for it.
 NAMES_A_TOUCH = sa.text("touch_id IS NOT NULL")
+TOUCH_KIND: tuple[IndexSpec, ...] = (("ix_outcome_touch_kind", "outcome", ["touch_id", "kind"], NAMES_A_TOUCH),)
 
 
 def upgrade() -> None:
-    op.create_index("ix_outcome_touch_kind", "outcome", ["touch_id", "kind"],
-                    sqlite_where=NAMES_A_TOUCH, postgresql_where=NAMES_A_TOUCH)
+    create_indexes(TOUCH_KIND)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_outcome_touch_kind", table_name="outcome")
+    drop_indexes(TOUCH_KIND)
