@@ -1,4 +1,4 @@
-"""Admin pages: users (create, deactivate, shift) and the audit log with bursts of reveals flagged."""
+"""Admin pages: users (create, deactivate, shift, set a password) and the audit log with bursts of reveals flagged."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import col, select
 
 from console import csrf, tasks, text_rules, usernames
-from console.auth import UnknownLocale, audit, clock_of, create_user, deactivate_user
+from console.auth import UnknownLocale, audit, clock_of, create_user, deactivate_user, set_password
 from console.deps import RowId, db_url, user_with
 from console.i18n import SUPPORTED, Translator
 from console.labels import AUDIT_KEYS, FORM_FIELDS, VERSION_KINDS, VERSION_STEPS
 from console.text_rules import blank
 from console.web import flash, redirect, render
 from engine.language.settings_model import SKILLS
+from store.clock import as_utc
 from store.db import session_scope
 from store.masking import mask_text
 from store.models import ROLES, AppUser, AuditLog
@@ -40,9 +41,12 @@ def users_page(request: Request) -> HTMLResponse:
     with session_scope(db_url(request)) as session:
         users = list(session.exec(select(AppUser).order_by(col(AppUser.username))).all())
     typed = request.session.pop(TYPED_KEY, None)
+    # Locked out by failed logins, as `journeys users list` says it: what an admin unlocks by setting a password.
+    now = clock_of(request)
+    locked = {u.id: u.locked_until for u in users if u.locked_until is not None and as_utc(u.locked_until) > now}
     return render(request, "admin_users.html", user, users=users, roles=ROLES, locales=list(SUPPORTED),
                   skills=SKILLS, username_pattern=usernames.HTML_PATTERN, username_max=usernames.MAX_LENGTH,
-                  typed=typed if isinstance(typed, dict) else {})
+                  typed=typed if isinstance(typed, dict) else {}, locked=locked)
 
 
 @router.post("/admin/users", response_class=RedirectResponse)
@@ -107,6 +111,28 @@ def set_skills(request: Request, user_id: RowId,
         session.add(row)
         audit(session, admin.username, "user_skills", "user", user_id, {"before": before, "after": chosen})
     flash(request, "Skills of %(name)s saved.", "ok", name=row.username)
+    return redirect("/admin/users")
+
+
+@router.post("/admin/users/{user_id}/password", response_class=RedirectResponse)
+def new_password(request: Request, user_id: RowId,
+                 password: Annotated[str, Form(max_length=1024)]) -> RedirectResponse:
+    """A new password for a user who forgot theirs or was locked out: what `journeys users passwd` does
+    (console.auth.set_password: the account unlocked, every session it had ended), audited as it audits."""
+    admin = user_with(request, "users")
+    try:
+        with session_scope(db_url(request)) as session:
+            row = session.get(AppUser, user_id)
+            if row is None:
+                raise HTTPException(status_code=404, detail="not_found")
+            name = row.username
+            set_password(session, name, password, now=clock_of(request))
+            audit(session, admin.username, "user_password", "user", user_id)
+    except ValueError:
+        flash(request, "The password was not set: it needs 8 or more characters, not blank and not one character "
+                       "repeated.", "error")
+        return redirect("/admin/users")
+    flash(request, "Password of %(name)s set: the account is unlocked and its sessions are ended.", "ok", name=name)
     return redirect("/admin/users")
 
 

@@ -20,6 +20,7 @@ ROUTES = [
     ("olga", "POST", "/ops/review/{}/approve", {"comment": "ok"}),
     ("adam", "POST", "/admin/users/{}/toggle", {"what": "active"}),
     ("adam", "POST", "/admin/users/{}/skills", {"skills": "lang:en"}),
+    ("adam", "POST", "/admin/users/{}/password", {"password": "another-horse-2"}),
 ]
 
 

@@ -367,7 +367,7 @@ RIGHTS: dict[tuple[str, str], dict[str, int]] = {
            "POST /ops/test-send/recipients/{index}/remove"),
     **each(ADMIN_ACTION, "POST /ops/review/{version_id}/approve", "POST /ops/review/{version_id}/reject",
            "POST /ops/review/{version_id}/rollback", "POST /admin/users", "POST /admin/users/{user_id}/toggle",
-           "POST /admin/users/{user_id}/skills"),
+           "POST /admin/users/{user_id}/skills", "POST /admin/users/{user_id}/password"),
     # Test send: the seed's seed list is empty, so a send is refused with the page and its message (422).
     ("POST", "/ops/test-send"): page(agent=403, supervisor=403, ops=422, admin=422),
     **each(ADMIN_PAGE, "GET /admin/users", "GET /admin/audit"),
@@ -429,6 +429,8 @@ CALLS: dict[tuple[str, str], Call] = {
                                                     form=lambda _s: {"what": "on_shift"}),
     ("POST", "/admin/users/{user_id}/skills"): Call(lambda s: {"user_id": s.users["bob"]},
                                                     form=lambda _s: {"skill": "lang:en"}),
+    ("POST", "/admin/users/{user_id}/password"): Call(lambda s: {"user_id": s.users["bob"]},
+                                                      form=lambda _s: {"password": "another-horse-2"}),
     ("POST", "/api/events"): Call(json={"event_id": "walk-1", "type": "survey.answered", "customer_id": "C1",
                                         "data": {"survey": "nps", "nps": 9}}),
     ("GET", "/api/customers/{external_id}"): Call(lambda _s: {"external_id": "C1"}),
