@@ -91,7 +91,7 @@ from engine.loop.customer_metrics import (
     still_held,
     survey_figures,
 )
-from engine.loop.metric_sql import GROUPINGS, Grouped, Period, Rows, ratio, tier_at, tiers_once
+from engine.loop.metric_sql import GROUPINGS, Grouped, Period, Rows, ratio, tier_at, tiers_once, without_jit
 from engine.loop.service_metrics import (
     complaint_figures,
     failover_figures,
@@ -273,10 +273,12 @@ def compute_metrics(
     with engine.connect() as conn:
         ctx = Period(start=start, end=end, now=as_utc(now) if now else utcnow(), dialect=conn.dialect.name,
                      zone=zone)
+        without_jit(conn)
         if by == "tier":
             progress("tiers at the start")
             with tiers_once(conn, ctx) as tiered:
                 total, groups = _collect(conn, tiered, by, progress)
+            without_jit(conn)  # tiers_once committed: a new transaction
         else:
             total, groups = _collect(conn, ctx, by, progress)
         progress("lift against holdout")
@@ -292,6 +294,7 @@ def churn_by_tier(start: datetime, end: datetime, url: str | None = None) -> dic
     zone = _programme_zone(engine)
     with engine.connect() as conn:
         ctx = Period(start=as_utc(start), end=as_utc(end), now=as_utc(end), dialect=conn.dialect.name, zone=zone)
+        without_jit(conn)
         found = customer_figures(conn, ctx, "tier")
         return {
             str(g): {k: v[k] for k in ("in_force_at_start", "churned", "churn_rate")}
