@@ -281,7 +281,8 @@ class Translator:
             words["channel"] = self.label("channel", words["channel"])
         if "category" in words:
             category = CATEGORIES.get(words["category"])
-            words["category"] = self.gettext(category) if category else words["category"]
+            # Inside a sentence ("marketing touches may be ..."), without the capital its column label has.
+            words["category"] = self.gettext(category).lower() if category else words["category"]
         if "journey" in words and journey_name is not None:
             words["journey"] = journey_name(words["journey"])
         if "target" in words:
