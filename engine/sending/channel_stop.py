@@ -24,7 +24,8 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from store.clock import as_utc
@@ -84,10 +85,13 @@ def record_stops(conn: Connection, stops: list[Stop], now: datetime) -> None:
     for stop in stops:
         if stop.channel not in latest or stop.until > latest[stop.channel].until:
             latest[stop.channel] = stop
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     for channel, stop in latest.items():
-        conn.execute(delete(kv).where(kv.c.key == PREFIX + channel))
-        conn.execute(insert(kv).values(key=PREFIX + channel, updated_at=now, value={
-            "until": stop.until.isoformat(), "cause": stop.cause, "errcode": stop.errcode}))
+        # An upsert: two workers refused at once both write it, and neither's recording may fail on the key.
+        row = dialect.insert(kv).values(key=PREFIX + channel, updated_at=now, value={
+            "until": stop.until.isoformat(), "cause": stop.cause, "errcode": stop.errcode})
+        conn.execute(row.on_conflict_do_update(index_elements=[kv.c.key], set_={
+            "value": row.excluded.value, "updated_at": row.excluded.updated_at}))
         log.error("%s stopped until %s UTC: %s (errcode %s)", channel, f"{stop.until:%Y-%m-%d %H:%M}", stop.cause,
                   stop.errcode)
 

@@ -20,6 +20,7 @@ from channels.base import ChannelAdapter
 from channels.sms_twilio import TwilioSmsAdapter
 from channels.wechat import WeChatTemplateAdapter
 from console.i18n import Translator
+from engine.sending.channel_stop import record_stops, stop_for, stopped_channels
 from engine.sending.dispatch import Dispatcher
 from standins.twilio_api import TwilioStandin
 from standins.wechat_api import WeChatStandin
@@ -109,3 +110,21 @@ def touches(engine: object) -> list[tuple[str, str, int, datetime | None, str | 
         return [(str(s), str(c), int(a), n if n is None or isinstance(n, datetime) else datetime.fromisoformat(n), r)
                 for s, c, a, n, r in conn.execute(text(
                     "SELECT status, channel, attempts, next_attempt_at, error_reason FROM touch ORDER BY id"))]
+
+
+def test_a_stop_written_again_replaces_the_one_before(any_db_url: str) -> None:
+    """Still refused when the stop ends (ops have not fixed it yet), or refused in two workers at once: the
+    stop is written again over the one before, and the worker's recording does not fail on the key."""
+    upgrade(any_db_url)
+    engine = make_engine(any_db_url)
+    now = utcnow()
+    first, later = stop_for("wechat", "48001", now), stop_for("wechat", "token:40164", now + timedelta(minutes=16))
+    assert first is not None and later is not None
+    with engine.begin() as conn:
+        record_stops(conn, [first], now)
+    assert stopped_channels(engine, now) == {"wechat"}
+    with engine.begin() as conn:
+        record_stops(conn, [later], now + timedelta(minutes=16))
+    assert stopped_channels(engine, now + timedelta(minutes=20)) == {"wechat"}
+    assert stopped_channels(engine, now + timedelta(minutes=32)) == set()
+    engine.dispose()
