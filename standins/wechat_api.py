@@ -14,6 +14,10 @@
   (openid, client_msg_id) within ``dedup_window_s`` (600 s, as WeChat documents) is
   not sent again: it is answered 45065 with the first msgid (what WeChat's mass-send
   API answers for a repeated clientmsgid; the template API does not document its reply).
+  ``forced_errcodes`` answers an openid's sends with any errcode (45009 the day's quota,
+  48001 the API not granted); with ``ip_whitelist`` set, a call from another address is
+  answered 40164 ("invalid ip ..., not in whitelist") at the token endpoint and the API alike.
+  The transient "429" fault is 45011, WeChat's per-minute limit.
 - After a send, a ``TEMPLATESENDJOBFINISH`` event (XML) is POSTed to
   ``callback_url`` with ``signature``/``timestamp``/``nonce``/``openid`` query
   parameters, signature = sha1 of the sorted (token, timestamp, nonce);
@@ -26,7 +30,8 @@
   (token, timestamp, nonce, Encrypt). Written here from the protocol, apart from our
   receiving side, so that a test through both checks one against the other.
 - ``inject_text`` POSTs an inbound text message the same way (replies, TD);
-  ``push_finish`` POSTs a send's finish event on demand.
+  ``push_finish`` POSTs a send's finish event on demand; ``push_again`` sends a push again as
+  it was, signature and nonce included (WeChat's retry of a push it got no answer to in 5 s).
 """
 
 from __future__ import annotations
