@@ -98,12 +98,25 @@ def dispatch(
 def run() -> None:
     """Run the embedded service: APScheduler drives plan, dispatch, outcome ingest and the periodic
     flows on Prefect's local engine, with its job store in the product database. Stops cleanly on SIGTERM."""
-    from engine.runtime.service import run_service
+    import os
+
+    from engine.runtime.service import WORKER_ENV, run_service
+    from engine.sending.worker_lease import held_elsewhere, worker_id_fault
     from store import migrate
+    from store.clock import utcnow
+    from store.db import get_engine
 
     # Before Prefect's engine starts (minutes, and lines of its own): a database that cannot serve is one line.
     if migrate.current_revision() is None:
         raise fail("the database has no schema yet: run `journeys db upgrade` first")
+    # So is a worker id the service's dispatch could never hold (as `journeys dispatch --worker` says it):
+    # otherwise every dispatch job, every few seconds, failed with the refusal's traceback.
+    worker = os.environ.get(WORKER_ENV) or None
+    if worker is not None:
+        if (fault := worker_id_fault(worker)) is not None:
+            raise fail(f"{WORKER_ENV} {worker!r} {fault}")
+        if (held := held_elsewhere(get_engine(), worker, utcnow())) is not None:
+            raise fail(held.line(f"{WORKER_ENV} {worker!r}"), 1)
     warn_if_no_secret(SENDING_WITHOUT_SECRET)
     raise typer.Exit(run_service())
 

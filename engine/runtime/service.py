@@ -50,6 +50,9 @@ from store.db import database_url, get_engine
 
 log = logging.getLogger(__name__)
 
+# The worker id the service's dispatch job holds while it runs (default host:pid).
+WORKER_ENV = "JOURNEYS_WORKER_ID"
+
 
 def _env_int(name: str, default: int) -> int:
     try:
@@ -67,7 +70,7 @@ def job_dispatch() -> dict[str, Any]:
 
     from engine.runtime.flows import dispatch_flow
 
-    worker = os.environ.get("JOURNEYS_WORKER_ID") or None
+    worker = os.environ.get(WORKER_ENV) or None
     result: dict[str, Any] = asyncio.run(
         dispatch_flow(
             batch_size=_env_int("JOURNEYS_DISPATCH_BATCH", 1000),

@@ -31,6 +31,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine
@@ -197,9 +198,9 @@ class WorkerLease:
             found = conn.execute(_HOLDER, {"w": self.worker_id}).one_or_none()
             if found is None:  # let go of between the two statements (PostgreSQL)
                 return False
-            holder = Holder(self.worker_id, found.instance, found.host, int(found.pid), found.process, found.seen_at)
+            holder = _holder(self.worker_id, found)
             stale = holder.seen_at < now - self.lease
-            if holder.instance != self.instance and not stale and not _gone(holder.process):
+            if holder.instance != self.instance and _live(holder, now, self.lease):
                 raise WorkerIdHeld(holder, now, self.lease)
             # Only the holder that was read, and (unless its process is known gone) only while it is still
             # unseen: a holder that renewed meanwhile is alive.
@@ -239,6 +240,27 @@ class WorkerLease:
         self.held = False
         with self.engine.begin() as conn:
             conn.execute(_LET_GO, {"w": self.worker_id, "i": self.instance})
+
+
+def _holder(worker_id: str, found: Any) -> Holder:
+    return Holder(worker_id, found.instance, found.host, int(found.pid), found.process, found.seen_at)
+
+
+def _live(holder: Holder, now: datetime, lease: timedelta) -> bool:
+    """Whether ``holder`` may still be dispatching: seen within the lease, its process not known gone."""
+    return holder.seen_at >= now - lease and not _gone(holder.process)
+
+
+def held_elsewhere(engine: Engine, worker_id: str, now: datetime,
+                   lease: timedelta = WORKER_LEASE) -> WorkerIdHeld | None:
+    """The refusal a dispatcher given ``worker_id`` would meet at ``now``, read without taking the id (taking
+    it would take over a dead holder's row): for an entry point that says so before it starts anything."""
+    with engine.connect() as conn:
+        found = conn.execute(_HOLDER, {"w": worker_id}).one_or_none()
+    if found is None:
+        return None
+    holder = _holder(worker_id, found)
+    return WorkerIdHeld(holder, now, lease) if _live(holder, now, lease) else None
 
 
 def _keep(held: weakref.ref[WorkerLease], stop: threading.Event) -> None:
