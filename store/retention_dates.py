@@ -6,10 +6,11 @@ the task's due time, when the enrollment entered and when a receipt or reply cam
 birthday cleared from the customer row, those would still tell it to the day.
 
 Each birthday occurrence of a purged customer (her enrollment, touches and tasks of one journey and
-year, and the outcomes of those touches and tasks) is moved back by the same whole number of days, so
-that the day the greeting was planned for becomes 1 January of its year: the year stays (it is in the
-occurrence anyway), the times keep their order and the spans between them (trigger to first touch,
-task to done, SLA met or not), and nothing tells the day or the month. A figure of a period shorter
+year, the outcomes of those touches and tasks, her replies and survey answers to those touches) is
+moved back by the same whole number of days, so that the day the greeting was planned for becomes
+1 January of its year: the year stays (it is in the occurrence anyway), the times keep their order
+and the spans between them (trigger to first touch, task to done, SLA met or not), and nothing tells
+the day or the month. A figure of a period shorter
 than a year counts these rows in January; that is what anonymising the date costs.
 """
 
@@ -23,7 +24,7 @@ from typing import Any
 from sqlalchemy import DateTime, bindparam, or_, select, update
 from sqlalchemy.engine import Connection
 
-from store.models import AgentTask, Enrollment, Outcome, Touch
+from store.models import AgentTask, Enrollment, Event, Outcome, SurveyAnswer, Touch
 
 BIRTHDAY_OCCURRENCE = re.compile(r"birthday-\d{4}")
 # A date a touch's reason quotes (an expired touch's due time, the quiet hours' "moved from" time).
@@ -84,6 +85,30 @@ def generalise_birthday_times(conn: Connection, ids: Sequence[int]) -> None:
         if delta:
             changed.append({"row_id": r["id"], **{f"new_{c.name}": _back(r[c.name], delta) for c in _times(outcome)}})
     _write(conn, outcome, changed)
+    _move_answers(conn, ids, {i: d for (kind, i), d in moved.items() if kind == touch.name})
+
+
+def _move_answers(conn: Connection, ids: Sequence[int], moved: dict[int, timedelta]) -> None:
+    """Her events that answer a moved touch (a reply names it in ``data.touch_id``) and her survey answers
+    to one: she thanked us for the greeting on her birthday."""
+    event, survey = _t(Event), _t(SurveyAnswer)
+    if not moved:
+        return
+    changed = []
+    for r in conn.execute(select(event.c.id, event.c.data, *_times(event))
+                          .where(event.c.customer_id.in_(ids))).mappings():
+        data = r["data"]
+        touch_id = data.get("touch_id") if isinstance(data, dict) else None
+        delta = moved.get(touch_id) if isinstance(touch_id, int) else None
+        if delta:
+            changed.append({"row_id": r["id"], **{f"new_{c.name}": _back(r[c.name], delta) for c in _times(event)}})
+    _write(conn, event, changed)
+    changed = []
+    for r in conn.execute(select(survey.c.id, survey.c.touch_id, *_times(survey))
+                          .where(survey.c.touch_id.in_(list(moved)))).mappings():
+        changed.append({"row_id": r["id"], **{f"new_{c.name}": _back(r[c.name], moved[r["touch_id"]])
+                                              for c in _times(survey)}})
+    _write(conn, survey, changed)
 
 
 def _remove_dates_from_reasons(conn: Connection, touch_ids: list[int]) -> None:

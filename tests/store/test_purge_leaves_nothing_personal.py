@@ -159,6 +159,11 @@ def test_a_purged_customer_leaves_no_value_of_hers_in_any_column(
             dispatcher = Dispatcher(get_engine(book.url), {"sms": HttpAdapter("sms", provider.port)},  # type: ignore[dict-item]
                                     PlainRenderer(), worker_id="w")
             dispatch_until_idle(dispatcher, day.astimezone(SHANGHAI).replace(hour=14, minute=0))
+            if day.date() == GREETING_DAY:  # she thanks us for the greeting that afternoon
+                with Session(get_engine(book.url)) as session:
+                    handle_inbound_text(session, channel="sms", customers=session.exec(select(Customer)).scalars()
+                                        .all(), text="谢谢", message_id="SM00thanks", received_at=day.replace(hour=15))
+                    session.commit()
     with Session(get_engine(book.url)) as session:
         sent = session.exec(select(Touch).where(Touch.provider_message_id.is_not(None))).scalars().all()  # type: ignore[union-attr]
         provider_ids = [t.provider_message_id for t in sent if t.provider_message_id]
