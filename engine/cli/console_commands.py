@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from engine.cli.arguments import whole_option
-from engine.cli.output import err, fail, out, print_json, warn_if_no_secret
+from engine.cli.output import err, fail, out, print_json, refuse_missing_folders, warn_if_no_secret
 
 # The roles for the help text. store.models.ROLES is the authority (checked when a command runs, and
 # tests/console/test_cli.py checks the two agree); importing it here would load SQLModel for --help.
@@ -54,6 +54,7 @@ def serve(
     # a minute; without a user nobody could sign in, and nothing said how to make one.
     if migrate.current_revision() is None:
         raise fail("the database has no schema yet: run `journeys db upgrade` first")
+    refuse_missing_folders()
     if not _anyone_can_sign_in():
         err.print("warning: no console user can sign in yet: add one with `journeys users add NAME --role admin`",
                   markup=False)

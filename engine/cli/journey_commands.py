@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.output import err, fail, out
+from engine.cli.output import err, fail, out, refuse_missing_folders
 
 
 def register(app: typer.Typer) -> None:
@@ -26,6 +26,7 @@ def validate_command(
     # is printed without loading the validator at all.
     from engine.language.validation_cache import validation_result
 
+    refuse_missing_folders()
     # A path that names nothing is a mistake on the command line, not a problem of a journey file (exit 1).
     for path in paths or ():
         if not path.exists():

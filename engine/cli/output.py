@@ -27,6 +27,16 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def refuse_missing_folders() -> None:
+    """Exit 2 in one line when JOURNEYS_DIR, JOURNEYS_TEMPLATES_DIR or JOURNEYS_CONFIG_DIR names no folder,
+    for the commands that read the programme (docs/cli.md: a setting at fault)."""
+    from engine.language.paths import folder_setting_problem
+
+    problem = folder_setting_problem()
+    if problem is not None:
+        raise fail(problem)
+
+
 def print_json(data: Any) -> None:
     out.print(json.dumps(data, ensure_ascii=False), markup=False)
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from engine.cli.arguments import moment_option, output_file, period, whole_option, writing
-from engine.cli.output import err, fail, out
+from engine.cli.output import err, fail, out, refuse_missing_folders
 from engine.language.moments import PERIOD_END_RULE
 
 if TYPE_CHECKING:  # the planner loads SQLAlchemy and the rules: only the commands that plan import it
@@ -137,6 +137,7 @@ def plan_command(
     """Plan every touch and agent task due in (FROM, AT]."""
     from engine.planning.planner import plan
 
+    refuse_missing_folders()
     until, since = parse_moment(at), parse_moment(start) if start else None
     if since is not None:
         period(since, until, ("--from", start or "", "--at", at), max_days=MAX_PLAN_DAYS)
@@ -196,6 +197,7 @@ def explain_command(
     """Why a customer does or does not get each journey's touches around AT."""
     from engine.planning.explain import UnknownCustomer, explain, render
 
+    refuse_missing_folders()
     try:
         report = explain(customer, parse_moment(at))
     except UnknownCustomer as exc:
@@ -224,6 +226,7 @@ def simulate_command(
     the report counts tasks), not the day it is due."""
     from engine.planning.simulate import render, simulate, write_chart
 
+    refuse_missing_folders()
     first, last = period(parse_moment(start), parse_moment(end, period_end=True), ("--from", start, "--to", end),
                          max_days=MAX_SIMULATE_DAYS)
     if chart is not None:

@@ -9,6 +9,25 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+# Each folder setting and the project folder it stands in for.
+FOLDER_SETTINGS = (
+    ("JOURNEYS_DIR", "journeys"), ("JOURNEYS_TEMPLATES_DIR", "templates"), ("JOURNEYS_CONFIG_DIR", "config"),
+)
+
+
+def folder_setting_problem() -> str | None:
+    """One line naming the first folder setting that names no folder, or None. A mistyped one was met file by
+    file instead: every journey "rejected" for templates "not under templates/", the tier model's journeys
+    unknown, the settings "not found", none of it naming the variable to mend."""
+    for env, default in FOLDER_SETTINGS:
+        value = os.environ.get(env)
+        if value and not Path(value).is_dir():
+            what = "not a folder" if Path(value).exists() else "no such folder"
+            return (f"{env}={value}: {what} (a relative path is read from the working directory; "
+                    f"unset it for the project's own {default}/)")
+    return None
+
+
 def _dir(env: str, default: str) -> Path:
     value = os.environ.get(env)
     return Path(value) if value else PROJECT_ROOT / default
