@@ -7,10 +7,14 @@ written out in full.
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
+from store.models import Customer
 from tests.review_support import ROOT, config_copy
 
 
@@ -44,3 +48,14 @@ def journeys_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("JOURNEYS_TEMPLATES_DIR", str(ROOT / "templates"))
     config_copy(tmp_path, monkeypatch)
     return journeys
+
+
+def sms_and_wechat_customer(engine: Engine) -> None:
+    """Customer 1 (C1), silver in Shanghai, reachable and consenting on SMS and WeChat: the one customer of the
+    tests that follow a journey planned ahead through dispatch."""
+    made = datetime(2020, 1, 1, tzinfo=UTC)
+    with Session(engine) as session:
+        session.add(Customer(external_id="C1", name="Customer 1", tier="silver", timezone="Asia/Shanghai",
+                             phone="+8613800000001", wechat_openid="o1", consent_sms=True, consent_wechat=True,
+                             birthday=date(1980, 6, 1), birth_md=601, created_at=made, updated_at=made))
+        session.commit()

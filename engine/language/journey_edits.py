@@ -118,14 +118,19 @@ def withdraw(conn: Connection, touch_ids: Sequence[int], status: str) -> int:
         if known is None or (_moment(r.planned_for), r.id) < (_moment(known.planned_for), known.id):
             earliest[(r.customer_id, r.journey_id, r.occurrence)] = r
     if earliest:
-        # Never forward: an enrollment already back at or before this moment (another withdrawal came
-        # first) stays where it is.
+        # Never forward: an enrollment already back before this moment, or at it at a step whose touch was
+        # planned first (another withdrawal came first: a batch of another dispatcher, or an earlier one of
+        # this), stays where it is. Whichever order two withdrawals of one enrollment commit in, it ends at the
+        # earliest: on PostgreSQL the second UPDATE waits for the first's row lock and judges the row it left,
+        # and the touches it compares with were all written when they were planned.
         conn.execute(
             text("UPDATE enrollment SET state = 'waiting', step_id = :step, step_started_at = :at, next_at = :at, "
                  "exited_at = NULL, exit_reason = NULL WHERE customer_id = :c AND journey_id = :j AND occurrence = :o "
-                 "AND NOT (state = 'waiting' AND next_at IS NOT NULL AND next_at <= :at)")
+                 "AND NOT (state = 'waiting' AND next_at IS NOT NULL AND (next_at < :at OR (next_at = :at "
+                 "AND NOT EXISTS (SELECT 1 FROM touch t WHERE t.customer_id = :c AND t.journey_id = :j "
+                 "AND t.occurrence = :o AND t.step_id = enrollment.step_id AND t.planned_for = :at AND t.id > :id))))")
             .bindparams(bindparam("at", type_=UTCDateTime())),
-            [{"c": c, "j": j, "o": o, "step": r.step_id, "at": _moment(r.planned_for)}
+            [{"c": c, "j": j, "o": o, "step": r.step_id, "at": _moment(r.planned_for), "id": r.id}
              for (c, j, o), r in earliest.items()],
         )
     return len(found)

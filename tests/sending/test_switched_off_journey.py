@@ -10,7 +10,7 @@ Real planner and dispatcher on a SQLite file, a real HTTP provider on loopback.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,9 +24,9 @@ from engine.sending.dispatch import Dispatcher
 from engine.sending.journey_rules import InForceRules
 from store.clock import simulated_time
 from store.db import make_engine
-from store.models import Customer, KeyValue
+from store.models import KeyValue
 from tests.dispatch_support import HttpAdapter, PlainRenderer, RecordingProvider, dispatch_until_idle
-from tests.journey_support import journeys_folder
+from tests.journey_support import journeys_folder, sms_and_wechat_customer
 
 ROOT = Path(__file__).resolve().parents[2]
 DAILY = ("id: {id}\nname: Daily {id}\ncategory: service\n{enabled}"
@@ -43,12 +43,7 @@ def test_touches_planned_ahead_of_a_journey_switched_off_are_not_sent(
     for name in ("stops", "goes_on"):
         (journeys / f"{name}.yaml").write_text(DAILY.format(id=name, enabled=""), encoding="utf-8")
     engine = make_engine(db_url)
-    made = datetime(2020, 1, 1, tzinfo=UTC)
-    with Session(engine) as session:
-        session.add(Customer(external_id="C1", name="Customer 1", tier="silver", timezone="Asia/Shanghai",
-                             phone="+8613800000001", wechat_openid="o1", consent_sms=True, consent_wechat=True,
-                             birthday=date(1980, 6, 1), birth_md=601, created_at=made, updated_at=made))
-        session.commit()
+    sms_and_wechat_customer(engine)
 
     with simulated_time(lambda: EVENING):
         plan_ahead(EVENING, start=EVENING, url=db_url)
