@@ -41,7 +41,7 @@ def missing_files(root: Path, name: str, kinds: list[str]) -> list[str]:
     if not (folder / "meta.yaml").is_file():
         known = available_templates(root)
         hint = f" (known: {', '.join(known[:12])}{', …' if len(known) > 12 else ''})" if known else ""
-        return [f"unknown template {name!r}: no {folder.name}/meta.yaml under templates/{hint}"]
+        return [f"unknown template {name!r}: no {folder.name}/meta.yaml under {root.name}/{hint}"]
     problems = []
     for kind in kinds:
         for locale in LOCALES:

@@ -6,6 +6,7 @@ valid, and neither named the variable. Run as the installed command."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 from pathlib import Path
 
@@ -45,3 +46,19 @@ def test_a_folder_setting_that_names_a_file_says_so(db_url: str, tmp_path: Path)
     assert (done.code, done.error_lines) == (2, [
         "JOURNEYS_DIR=journeys.yaml: not a folder (a relative path is read from the working directory; "
         "unset it for the project's own journeys/)"]), done.stderr
+
+
+def test_an_unknown_template_names_the_templates_folder_in_use(tmp_path: Path) -> None:
+    """It said "no X/meta.yaml under templates/" whatever JOURNEYS_TEMPLATES_DIR named."""
+    root = Path(__file__).resolve().parents[2]
+    shutil.copytree(root / "templates", tmp_path / "message-templates")
+    (tmp_path / "journeys").mkdir()
+    journey = (root / "journeys" / "silver-weekly-push.yaml").read_text(encoding="utf-8")
+    (tmp_path / "journeys" / "silver-weekly-push.yaml").write_text(
+        journey.replace("template: silver_weekly_push", "template: silver_weekly_psh"), encoding="utf-8")
+    done = run_journeys("validate", "journeys", cwd=tmp_path, env={
+        "JOURNEYS_DIR": "journeys", "JOURNEYS_TEMPLATES_DIR": "message-templates",
+        "JOURNEYS_CONFIG_DIR": str(root / "config"), "JOURNEYS_CACHE_DIR": str(tmp_path / "cache")})
+    unknown = [line for line in done.error_lines if "unknown template" in line]
+    assert unknown and all("no silver_weekly_psh/meta.yaml under message-templates/ (known: " in line
+                           for line in unknown), done.stderr
