@@ -89,6 +89,8 @@ TOUCH_REASONS: dict[str, str] = {
     "stopped_unauthorized": ("%(channel)s stopped: the official account is not authorised for this API (errcode "
                              "%(errcode)s). Ops: check the account's API permissions in the WeChat admin; the touch "
                              "waits and is tried again every 15 minutes"),
+    "stopped_moved": ("%(channel)s was stopped for the official account (errcode %(errcode)s), so the touch went on "
+                      "%(to)s, the next channel its step lists"),
 }
 # How a channel was lost, the start of a reroute's reason, by (opted out, marketing only).
 LOST_CHANNEL: dict[tuple[bool, bool], str] = {
@@ -241,8 +243,9 @@ class Translator:
         if "channels" in words:
             listed = [self.label("channel", c) for c in words["channels"]]
             words["channels"] = self.series(listed)
-        if "channel" in words:
-            words["channel"] = self.label("channel", words["channel"])
+        for named in ("channel", "to"):
+            if named in words:
+                words[named] = self.label("channel", words[named])
         if "window" in words:
             words["window"] = self.duration(words["window"])
         if "journey" in words and journey_name is not None:
@@ -277,8 +280,9 @@ class Translator:
         if "channels" in words:
             listed = [self.label("channel", c) for c in words["channels"]] or [self.gettext("none listed")]
             words["channels"] = self.series(listed)
-        if "channel" in words:
-            words["channel"] = self.label("channel", words["channel"])
+        for named in ("channel", "to"):
+            if named in words:
+                words[named] = self.label("channel", words[named])
         if "category" in words:
             category = CATEGORIES.get(words["category"])
             # Inside a sentence ("marketing touches may be ..."), without the capital its column label has.

@@ -58,7 +58,10 @@ SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("system_unconfigured", re.compile(r"webhook target '(?P<target>[^']*)' has no URL and secret here")),
     ("system_status", re.compile(r"(?P<target>[a-z0-9_]+) answered HTTP (?P<status>\d{3})")),
     ("system_unreachable", re.compile(r"(?P<target>[a-z0-9_]+): (?P<error>[A-Z][A-Za-z]*)")),
-    # A channel stopped for every touch by a refusal about the account (engine.sending.channel_stop).
+    # A channel stopped for every touch by a refusal about the account (engine.sending.channel_stop), and a
+    # touch that went on the next channel of its list instead of waiting.
+    ("stopped_moved", re.compile(r"(?P<channel>[a-z_]+) stopped until \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC: "
+                                 r"[A-Za-z ]+ \(errcode (?P<errcode>\d+)\); sent on (?P<to>[a-z_]+) instead")),
     *((code, re.compile(r"(?P<channel>[a-z_]+) stopped until (?P<until>\d{4}-\d{2}-\d{2} \d{2}:\d{2}) UTC: "
                         + re.escape(cause) + r" \(errcode (?P<errcode>\d+)\)"))
       for code, cause in (("stopped_quota", "daily quota reached"), ("stopped_ip", "IP not whitelisted"),

@@ -11,7 +11,11 @@
 Either stops the channel for every worker (a ``kv`` row ``channel_stop:<channel>`` with its end and
 cause, so other processes stop too): nothing is claimed on it until then. The touches it refused are
 put back as planned for that moment, their attempt not counted, with a reason that says what ops can
-do (``store.touch_reasons`` reads it back, the console words it in Chinese and English). The quota
+do (``store.touch_reasons`` reads it back, the console words it in Chinese and English). A touch due on
+a stopped channel whose step lists another channel the customer can be reached on goes out there now
+(``move_off_stopped``), as SPEC §6's fallback does for a channel that cannot deliver: a renewal notice
+or a birthday greeting must not wait for the quota's midnight, or for ops, and expire on the way.
+Only a touch with no such channel waits. The quota
 stop ends at the next midnight in Beijing; an account stop is tried again after ``ACCOUNT_RECHECK``
 (ops may have fixed it), with one batch, and stopped again if not.
 """
@@ -19,22 +23,28 @@ stop ends at the next midnight in Beijing; an account stop is tried again after 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import String, and_, cast, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session, col
 
+from channels.routing import can_use, first_usable
+from engine.sending.batch_customers import load_customers
 from store.clock import as_utc
-from store.models import KeyValue
+from store.models import KeyValue, Touch, TouchStatus
 
 log = logging.getLogger(__name__)
 
 PREFIX = "channel_stop:"
 ACCOUNT_RECHECK = timedelta(minutes=15)
+MOVE_BATCH = 2_000  # touches moved off a stopped channel per claim: a backlog drains over the batches
 WECHAT_DAY = ZoneInfo("Asia/Shanghai")  # WeChat's daily quotas are counted in Beijing days
 # A send's error_code (the token endpoint's too) → the cause, as touch reasons name it.
 WECHAT_STOPS: dict[str, str] = {
@@ -96,12 +106,69 @@ def record_stops(conn: Connection, stops: list[Stop], now: datetime) -> None:
                   stop.errcode)
 
 
-def stopped_channels(engine: Engine, now: datetime) -> set[str]:
-    """The channels stopped at ``now``."""
+def current_stops(engine: Engine, now: datetime) -> dict[str, Stop]:
+    """The stops in force at ``now``, by channel."""
     kv = KeyValue.__table__  # type: ignore[attr-defined]
     with engine.connect() as conn:
         rows = conn.execute(select(kv.c.key, kv.c.value).where(kv.c.key.like(PREFIX + "%"))).all()
-    return {str(key)[len(PREFIX):] for key, value in rows if _until(value) > as_utc(now)}
+    return {str(key)[len(PREFIX):]: Stop(str(key)[len(PREFIX):], _until(value), str(value.get("cause", "")),
+                                         str(value.get("errcode", "")))
+            for key, value in rows if _until(value) > as_utc(now)}
+
+
+def stopped_channels(engine: Engine, now: datetime) -> set[str]:
+    """The channels stopped at ``now``."""
+    return set(current_stops(engine, now))
+
+
+def channels_to_claim(engine: Engine, channels: Iterable[str], now: datetime) -> list[str]:
+    """Of ``channels``, those a dispatcher may claim on at ``now``; the touches due on the others are
+    first moved to their next usable channel where their step lists one (``move_off_stopped``)."""
+    stops = current_stops(engine, now)
+    if stops:
+        move_off_stopped(engine, stops, now)
+    return sorted(set(channels) - set(stops))
+
+
+def moved_reason(stop: Stop, to: str) -> str:
+    """A moved touch's reason, in the shape ``store.touch_reasons`` reads (``stopped_moved``)."""
+    return f"{stop.reason}; sent on {to} instead"
+
+
+def move_off_stopped(engine: Engine, stops: Mapping[str, Stop], now: datetime, limit: int = MOVE_BATCH) -> int:
+    """Move up to ``limit`` planned touches due on a stopped channel to the first channel after it in their
+    list that the customer consents to and can be reached on (``channels.routing.first_usable``, the
+    fallback's own choice), their attempts counted afresh; how many moved. A touch with no such channel
+    stays, waiting for the stop's end."""
+    listed = and_(col(Touch.fallback_channels).is_not(None), cast(col(Touch.fallback_channels), String) != "[]")
+    with Session(engine) as session:
+        rows = session.execute(
+            select(col(Touch.id), col(Touch.customer_id), col(Touch.category), col(Touch.channel),
+                   col(Touch.fallback_channels))
+            .where(col(Touch.status) == TouchStatus.PLANNED, col(Touch.channel).in_(list(stops)),
+                   col(Touch.due_at) <= now, listed)
+            .order_by(col(Touch.due_at), col(Touch.id)).limit(limit)).all()
+        if not rows:
+            return 0
+        customers = load_customers(session, {row.customer_id for row in rows})
+        moved = 0
+        for touch_id, customer_id, category, channel, fallback in rows:
+            customer = customers.get(customer_id)
+            if customer is None or customer.anonymised_at is not None:
+                continue
+            found = first_usable(list(fallback or []), partial(can_use, customer, category=category))
+            if found is None:
+                continue
+            # Guarded on status and channel: another dispatcher moving or an opt-out settling it first wins.
+            moved += session.execute(update(Touch).where(
+                col(Touch.id) == touch_id, col(Touch.status) == TouchStatus.PLANNED, col(Touch.channel) == channel,
+            ).values(channel=found[0], fallback_channels=found[1], attempts=0, next_attempt_at=None,
+                     error_class=None, error_reason=moved_reason(stops[channel], found[0])[:255],
+                     claimed_by=None)).rowcount  # type: ignore[attr-defined]
+        session.commit()
+    if moved:
+        log.warning("%d touch(es) due on a stopped channel moved to the next channel of their step", moved)
+    return moved
 
 
 def _until(value: Any) -> datetime:

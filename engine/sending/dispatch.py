@@ -62,7 +62,7 @@ from engine.sending import recording
 from engine.sending.adapters_from_env import build_adapters, callback_url_from_env
 from engine.sending.batch_customers import load_customers
 from engine.sending.cap_check import CHANNEL_RULE, JOURNEY_RULE, over_cap, over_limits
-from engine.sending.channel_stop import PUT_BACK, Stop, record_stops, stop_for, stopped_channels
+from engine.sending.channel_stop import PUT_BACK, Stop, channels_to_claim, record_stops, stop_for
 from engine.sending.claim_lease import RENEW_AFTER, TAKEN_OVER, renew, taken_over
 from engine.sending.claiming import ClaimedTouch, claim_due
 from engine.sending.dispatch_counts import DispatchCounts
@@ -196,7 +196,7 @@ class Dispatcher:
         self.hold()
         if self.lease.lost.is_set():  # another process has the id now: nothing more is claimed under it
             return None
-        channels = sorted(set(self.adapters) - stopped_channels(self.engine, now))
+        channels = channels_to_claim(self.engine, self.adapters, now)
         claimed = claim_due(self.engine, self.claim_id, self.batch_size, now, channels=channels)
         if not claimed:
             return None
