@@ -185,7 +185,7 @@ class UnexpectedErrorMiddleware:
         if _is_api(request):
             return JSONResponse({"detail": "internal_error"}, status_code=500)
         try:
-            return self.page(request, 500)
+            return self.page(request, 500, None)
         except Exception:  # the page needs the database, which may be what failed
             log.exception("the error page could not be rendered either")
             return PlainTextResponse("Internal Server Error", status_code=500)
@@ -311,7 +311,7 @@ def create_app(database_url: str | None = None, settings: ConsoleSettings | None
                                   else () if _is_api(request) else (403, 404))
         if exc.status_code not in shown:
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-        response = _error_page(request, exc.status_code)
+        response = _error_page(request, exc.status_code, "csrf" if exc.detail == "csrf" else None)
         if exc.headers:  # a 405's Allow
             response.headers.update(exc.headers)
         return response
@@ -338,11 +338,15 @@ def create_app(database_url: str | None = None, settings: ConsoleSettings | None
     return app
 
 
-def _error_page(request: Request, status: int) -> Response:
+def _error_page(request: Request, status: int, reason: str | None = None) -> Response:
+    """The error page; ``reason`` "csrf" is a form whose token this session does not hold (open since before a
+    restart or a sign-out), told as a form to send again with a way back to it, not as a right refused."""
     from console.auth import load_user
 
     try:
         user = load_user(request)
     except NotAuthenticated:
         user = None
-    return render(request, "error.html", user, status_code=status, status=status)
+    again = form_errors.form_page(request) if reason == "csrf" else None
+    return render(request, "error.html", user, status_code=status, status=status, reason=reason, again=again)
+

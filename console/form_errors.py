@@ -62,7 +62,7 @@ def refused(request: Request, errors: Iterable[Mapping[str, Any]], render_page: 
         params = {} if label else {"field": humanised(field)}
         flash(request, MESSAGES.get(kind, UNREADABLE), "error", words=words, limit=limit, **params)
     if request.method in ("GET", "HEAD"):
-        return render_page(request, 422)
+        return render_page(request, 422, None)
     return redirect(form_page(request))
 
 

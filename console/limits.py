@@ -121,7 +121,7 @@ def too_large_detail(cap: int) -> str:
     return f"request body too large: at most {cap} bytes"
 
 
-PageRefusal = Callable[[Request, int], Response]
+PageRefusal = Callable[[Request, int, str | None], Response]  # (request, status, reason)
 
 
 def _declared_length(headers: Headers) -> int | None:
@@ -220,14 +220,14 @@ class RequestLimitsMiddleware:
         if isinstance(token, str) and token:
             return None
         if self.refuse_page is not None:
-            return self.refuse_page(request, 403)
+            return self.refuse_page(request, 403, "csrf")
         return JSONResponse({"detail": "csrf"}, status_code=403)
 
     def _too_large(self, scope: Scope, cap: int) -> Response:
         """The 413: the API's and the webhooks' JSON, a person's page (a form) in their language."""
         path: str = scope["path"]
         if self.refuse_page is not None and not path.startswith(("/api/", "/hooks/")):
-            return self.refuse_page(Request(scope), 413)
+            return self.refuse_page(Request(scope), 413, None)
         return JSONResponse({"detail": too_large_detail(cap)}, status_code=413)
 
 

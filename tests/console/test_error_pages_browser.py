@@ -101,3 +101,32 @@ def test_an_ops_tools_form_error(opened: Any, path: str, params: dict[str, str],
         # (A date-time input shows a value only in its own shape, which a typed address need not have.)
         if field.evaluate("e => e.tagName === 'INPUT' && e.type !== 'datetime-local'"):
             assert field.input_value() == value
+
+
+@pytest.mark.parametrize("device", sorted(DEVICES))
+@pytest.mark.parametrize("locale", LOCALES)
+def test_a_form_open_from_before_a_restart_says_so_and_leads_back_to_it(
+        browser: Any, server: str, seed: Seed, device: str, locale: str) -> None:
+    """The login form opened, then the console restarted without JOURNEYS_SECRET_KEY (or the session ended):
+    its post carries a token no session holds. The person is told the form expired and nothing changed, with
+    the way back to the form, not that they have no right to log in."""
+    t = Translator(locale)
+    context = browser.new_context(base_url=server, locale=locale, **DEVICES[device])
+    try:
+        page = context.new_page()
+        page.goto("/login")
+        context.clear_cookies()  # what a restart with a new session key does to the session the form belongs to
+        page.fill("input[name=username]", "ann")
+        page.fill("input[name=password]", "wrong, and never checked")
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        heading = page.locator("section.card h1").first
+        playwright_sync.expect(heading).to_have_text(t("This form has expired"))
+        assert t("Not allowed") not in page.locator("main").inner_text()
+        _fits(page, "section.card")
+        _fits(page, "[data-testid=form-again]")
+        page.get_by_test_id("form-again").click()
+        page.wait_for_url("**/login")
+        log_in_page(page, "ann")  # the form opened again logs in
+    finally:
+        context.close()
