@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from engine.cli.arguments import MAX_SEED, day_option, days_in_years, output_folder, whole_option
-from engine.cli.output import fail, warn_if_no_secret
+from engine.cli.output import fail, refuse_missing_folders, warn_if_no_secret
 
 if TYPE_CHECKING:
     import asyncio
@@ -56,6 +56,7 @@ def dispatch(
     from engine.sending.worker_lease import WorkerIdHeld, worker_id_fault
     from store.db import get_engine
 
+    refuse_missing_folders()  # the templates it renders and the delivery rules it keeps
     fault = worker_id_fault(worker) if worker is not None else None
     if fault is not None:
         raise fail(f"--worker {worker!r} {fault}")
@@ -106,7 +107,9 @@ def run() -> None:
     from store.clock import utcnow
     from store.db import get_engine
 
-    # Before Prefect's engine starts (minutes, and lines of its own): a database that cannot serve is one line.
+    # Before Prefect's engine starts (minutes, and lines of its own): a database that cannot serve is one line,
+    # as is a folder setting that names no folder (every plan run and send would fail on it).
+    refuse_missing_folders()
     if migrate.current_revision() is None:
         raise fail("the database has no schema yet: run `journeys db upgrade` first")
     # So is a worker id the service's dispatch could never hold (as `journeys dispatch --worker` says it):

@@ -20,10 +20,12 @@ COMMANDS = {
     "explain": ["explain", "C1", "--at", "2026-12-01T12:00+08:00"],
     "simulate": ["simulate", "--from", "2026-12-01", "--to", "2026-12-02"],
     "serve": ["serve", "--port", "{port}"],  # refused before it listens
+    "run": ["run"],  # refused before Prefect's engine starts
+    "dispatch": ["dispatch", "--once"],
 }
 DEFAULTS = {"JOURNEYS_DIR": "journeys", "JOURNEYS_TEMPLATES_DIR": "templates", "JOURNEYS_CONFIG_DIR": "config"}
 CASES = [("validate", setting) for setting in DEFAULTS] + [
-    (command, "JOURNEYS_TEMPLATES_DIR") for command in ("plan", "explain", "simulate", "serve")]
+    (command, "JOURNEYS_TEMPLATES_DIR") for command in ("plan", "explain", "simulate", "serve", "run", "dispatch")]
 
 
 @pytest.mark.parametrize(("command", "setting"), CASES)
