@@ -164,7 +164,9 @@ def test_form_posts_without_a_csrf_token_are_refused(new_page: PageFactory, seed
         page.get_by_test_id("outcome-no_answer").click()
     response = nav.value
     assert response is not None and response.status == 403
-    playwright_sync.expect(page.locator("h1")).to_have_text("Not allowed")
+    # Refused, and told as a form to send again from its page (a stale page is what a person meets; a forger
+    # gets the same 403 and changes nothing).
+    playwright_sync.expect(page.locator("h1")).to_have_text("This form has expired")
     api = page.request.post(f"/tasks/{seed.tasks['free']}/claim", form={"csrf_token": "guessed"})
     assert api.status == 403
     with session_scope(db_url) as s:

@@ -25,9 +25,10 @@ def test_a_taken_username_comes_back_on_the_users_page(new_page: PageFactory, se
     page = new_page("adam", device, lands_on="**/admin/users")
     expect = playwright_sync.expect
     expect(page.locator("#username-rule")).to_contain_text("lower-case letters")
-    page.fill("input[name=username]", "ann")  # passes the field's pattern; taken on the server
-    page.fill("input[name=password]", "long-enough-1")
-    page.locator("form[action='/admin/users'] button.primary").click()
+    add = page.locator("form[action='/admin/users']")  # each user's row has a password form of its own too
+    add.locator("input[name=username]").fill("ann")  # passes the field's pattern; taken on the server
+    add.locator("input[name=password]").fill("long-enough-1")
+    add.locator("button.primary").click()
     page.wait_for_url("**/admin/users")
     expect(page.locator(".flash.error")).to_contain_text("The username ann is taken")
     no_sideways_scroll(page)
