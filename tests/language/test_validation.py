@@ -155,7 +155,8 @@ def test_undefined_template_variable_is_reported_at_the_template_line(
 
 CLAIM_JOURNEY = ROOT / "journeys" / "claim-settled-health-consultation.yaml"
 GATE = "  when: {field: claim.product_line, op: ne, value: property}"
-SHIPPED_GATE = ("  when:\n    any:                                # a claim with no known product line is offered it too\n"
+SHIPPED_GATE = ("  when:\n"
+                "    any:                                # a claim with no known product line is offered it too\n"
                 "      - {field: claim.product_line, op: missing}\n"
                 "      - {field: claim.product_line, op: ne, value: property}")
 
