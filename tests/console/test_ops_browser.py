@@ -179,7 +179,7 @@ def test_ops_pages_in_chinese(ops_page: tuple[Any, str], db_url: str, shots: Pat
     # A schedule and an audience condition in words, not "0 10 * * WED" or "customer.churn_risk ge 0.5".
     expect(page.locator("tr[data-journey='silver-weekly-push'] [data-k=entry-cron]")).to_contain_text("在 10:00")
     expect(page.locator("tr[data-journey='retention-boost-gold'] [data-k=audience-when]")).to_have_text(
-        "条件 流失风险不低于0.5")
+        "条件 流失风险已知 且 流失风险不低于0.5")
     _no_page_scroll(page)
     page.screenshot(path=str(shots / f"ops-journeys-zh-{size}.png"), full_page=size == "phone")
     page.goto(f"/ops/journeys/{SPLIT_JOURNEY}")
