@@ -30,13 +30,14 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, cast, select, update
+from sqlalchemy import String, and_, cast, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col
 
 from channels.routing import can_use, first_usable
 from engine.sending.batch_customers import load_customers
+from engine.sending.recording import FALL_BACK, update_touches
 from store.clock import as_utc
 from store.models import KeyValue, Touch, TouchStatus
 
@@ -138,7 +139,8 @@ def moved_reason(stop: Stop, to: str) -> str:
 def move_off_stopped(engine: Engine, stops: Mapping[str, Stop], now: datetime, limit: int = MOVE_BATCH) -> int:
     """Move up to ``limit`` planned touches due on a stopped channel to the first channel after it in their
     list that the customer consents to and can be reached on (``channels.routing.first_usable``, the
-    fallback's own choice), their attempts counted afresh; how many moved. A touch with no such channel
+    fallback's own choice), their attempts counted afresh; how many were offered (a touch another worker
+    moved first is left as that one moved it). A touch with no such channel
     stays, waiting for the stop's end."""
     listed = and_(col(Touch.fallback_channels).is_not(None), cast(col(Touch.fallback_channels), String) != "[]")
     with Session(engine) as session:
@@ -151,24 +153,23 @@ def move_off_stopped(engine: Engine, stops: Mapping[str, Stop], now: datetime, l
         if not rows:
             return 0
         customers = load_customers(session, {row.customer_id for row in rows})
-        moved = 0
+        moves: list[dict[str, Any]] = []
         for touch_id, customer_id, category, channel, fallback in rows:
             customer = customers.get(customer_id)
             if customer is None or customer.anonymised_at is not None:
                 continue
             found = first_usable(list(fallback or []), partial(can_use, customer, category=category))
-            if found is None:
-                continue
-            # Guarded on status and channel: another dispatcher moving or an opt-out settling it first wins.
-            moved += session.execute(update(Touch).where(
-                col(Touch.id) == touch_id, col(Touch.status) == TouchStatus.PLANNED, col(Touch.channel) == channel,
-            ).values(channel=found[0], fallback_channels=found[1], attempts=0, next_attempt_at=None,
-                     error_class=None, error_reason=moved_reason(stops[channel], found[0])[:255],
-                     claimed_by=None)).rowcount  # type: ignore[attr-defined]
+            if found is not None:
+                moves.append({"id": touch_id, "stopped": channel, "channel": found[0], "fb": found[1], "next": None,
+                              "cls": None, "reason": moved_reason(stops[channel], found[0])[:255]})
+        # Dispatch's own fallback statement, one executemany; guarded on status and channel, so another
+        # dispatcher moving it or an opt-out settling it first wins.
+        update_touches(session.connection(), FALL_BACK, "AND status = :planned AND channel = :stopped", moves,
+                       {"planned": TouchStatus.PLANNED})
         session.commit()
-    if moved:
-        log.warning("%d touch(es) due on a stopped channel moved to the next channel of their step", moved)
-    return moved
+    if moves:
+        log.warning("%d touch(es) due on a stopped channel offered to the next channel of their step", len(moves))
+    return len(moves)
 
 
 def _until(value: Any) -> datetime:
