@@ -110,10 +110,9 @@ def wechat_and_sms(engine: Engine, wechat: WeChatStandin, twilio: TwilioStandin)
                       callback_url=lambda ch, touch: CALLBACK)
 
 
-@pytest.mark.parametrize(("refuse", "code", "until", "words"), CASES, ids=["45009", "48001", "40164"])
+@pytest.mark.parametrize("refuse", [case[0] for case in CASES], ids=["45009", "48001", "40164"])
 def test_a_touch_whose_step_lists_another_channel_goes_out_there_instead_of_waiting(
-        any_db_url: str, refuse: Callable[[WeChatStandin, bool], None], code: str,
-        until: Callable[[datetime], datetime], words: str) -> None:
+        any_db_url: str, refuse: Callable[[WeChatStandin, bool], None]) -> None:
     upgrade(any_db_url)
     engine = make_engine(any_db_url)
     customers = make_customers(engine, 4, timezone=daytime_zone())
