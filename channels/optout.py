@@ -76,12 +76,13 @@ COURTESY_WORDS: tuple[str, ...] = (
 )
 
 
-def _alternation(words: Iterable[str]) -> str:
-    forms = sorted({form for w in words if (form := _keyword_form(w))}, key=len, reverse=True)
-    return "|".join(map(re.escape, forms))
+def _forms(words: Iterable[str]) -> tuple[str, ...]:
+    return tuple({form for w in words if (form := _keyword_form(w))})
 
 
-_COURTESY = _alternation(COURTESY_WORDS)
+_COURTESY = _forms(COURTESY_WORDS)
+# A reply longer than this, in letters and digits, says more than a request to stop: it is a sentence.
+_LONGEST_REQUEST = 200
 
 
 def is_opt_out(text: str, keywords: Iterable[str] = DEFAULT_OPT_OUT_KEYWORDS) -> bool:
@@ -90,10 +91,23 @@ def is_opt_out(text: str, keywords: Iterable[str] = DEFAULT_OPT_OUT_KEYWORDS) ->
     (``COURTESY_WORDS``: "退订 谢谢", "TD please"), whatever spaces, punctuation, symbols, width or case
     surround or split them. A keyword inside any other sentence is not ("不要退订", "TD是什么")."""
     reply = _keyword_form(text)
-    keyword = _alternation(keywords)
-    if not (reply and keyword):
+    words = _forms(keywords)
+    if not reply or not words or len(reply) > _LONGEST_REQUEST:
         return False
-    return re.fullmatch(f"(?:{_COURTESY})*(?:{keyword})(?:{keyword}|{_COURTESY})*", reply) is not None
+    # Split the reply into words left to right, remembering at each position whether a keyword came yet:
+    # linear in the reply. (A regular expression of the alternations backtracked exponentially on words
+    # that build each other, "我要" against "我" + "要": a reply of 50 such letters took minutes.)
+    reached: list[set[bool]] = [set() for _ in range(len(reply) + 1)]
+    reached[0].add(False)
+    for at in range(len(reply)):
+        for keyword_seen in reached[at]:
+            for word in words:
+                if reply.startswith(word, at):
+                    reached[at + len(word)].add(True)
+            for word in _COURTESY:
+                if reply.startswith(word, at):
+                    reached[at + len(word)].add(keyword_seen)
+    return True in reached[len(reply)]
 
 
 # --- store primitives -----------------------------------------------------------------------------

@@ -70,7 +70,12 @@ def test_keyword_in_courtesy_is_opt_out(text: str) -> None:
 @pytest.mark.parametrize("text", ["不要退订", "STOPPED", "", "  ", "不要 退订", "🙏", "TD1", "TDX", "STD",
                                   # A negation, a question or any other word makes it a sentence for an agent:
                                   "请不要退订", "不要退订，谢谢", "TD是什么", "怎么退订", "don't stop",
-                                  "please don't STOP", "STOP calling my mother", "谢谢", "please", "谢谢 STOPPED"])
+                                  "please don't STOP", "STOP calling my mother", "谢谢", "please", "谢谢 STOPPED",
+                                  # Words that build each other, then one that fits none: a regular expression of
+                                  # the alternations backtracked on it for minutes (2^40 ways to split it).
+                                  "我要" * 40 + "不", "please" * 30 + "x",
+                                  # Longer than any request to stop, made of its words or not.
+                                  "谢谢" * 100 + "退订"])
 def test_not_opt_out(text: str) -> None:
     assert not is_opt_out(text, ["TD", "退订", "STOP", "unsubscribe"])
 
