@@ -118,6 +118,11 @@ def strict_loads(body: bytes | str) -> Any:
         raise _refused(f"the name {str(exc)!r} appears twice in one object: give each name once", body) from None
     except RecursionError:
         raise _refused(f"nested deeper than {MAX_DEPTH} levels", body) from None
+    except UnicodeDecodeError as exc:
+        # Bytes json.loads cannot read as UTF-8/16/32: usually GBK from Chinese Windows or Latin-1.
+        bad = exc.object[exc.start:exc.start + 1].hex().upper()
+        raise _refused(f"the text is not UTF-8: its byte {exc.start + 1} (0x{bad}) is not UTF-8; send JSON "
+                       "encoded in UTF-8", body) from None
     fault = _fault(value)
     if fault is not None:
         raise _refused(fault, body)

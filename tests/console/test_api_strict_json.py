@@ -139,3 +139,30 @@ def test_a_task_whose_event_was_stored_with_half_a_surrogate_pair_still_opens(
     page = client.get(f"/tasks/{seed.tasks['ann_first']}")
     assert page.status_code == 200, page.text
     assert "退保?" in page.text
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+@pytest.mark.parametrize("encoding", ["gbk", "latin-1"])
+def test_a_body_not_in_utf8_is_refused_as_such_and_nothing_is_stored(
+    client: TestClient, seed: Seed, db_url: str, route: str, encoding: str
+) -> None:
+    """A system on Chinese Windows posting GBK (or a Western one Latin-1) got FastAPI's bare 400 "There
+    was an error parsing the body", which does not say what to change; the 422 names the encoding."""
+    method, path, body = ROUTES[route]
+    path = path.replace("{task}", str(seed.tasks["ann_first"]))
+    headers = ANN if route == "task complete" else KEY
+    if route == "task complete":
+        assert client.post(path.replace("complete", "claim"), headers=ANN).status_code == 200
+    text = body.replace("{}", {"event": '"健康险"', "customer": '"北京分行"'}.get(route, '"理赔说明"'))
+    if encoding == "latin-1":
+        text = text.replace('"健康险"', '"santé"').replace('"北京分行"', '"Zürich"').replace('"理赔说明"', '"déjà"')
+    before = _counts(db_url)
+    answer = client.request(method, path, headers=headers, content=text.encode(encoding, "replace"))
+    assert answer.status_code == 422, (route, answer.text)
+    detail = answer.json()["detail"]
+    assert detail[0]["type"] == "json_invalid", detail
+    assert "is not UTF-8; send JSON encoded in UTF-8" in detail[0]["msg"], detail
+    assert _counts(db_url) == before
+    # The same text in UTF-8 is not refused (the task's outcome text is no outcome code: 422 of its own).
+    again = client.request(method, path, headers=headers, content=text.encode("utf-8"))
+    assert "not UTF-8" not in again.text, again.text
