@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from babel import Locale
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, get_timezone_gmt, get_timezone_location
 from babel.lists import format_list
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -29,7 +29,7 @@ from console.cron_words import cron_words
 from engine.language.bilingual import localised
 from engine.language.journey_model import Condition
 from store import touch_reasons
-from store.clock import as_utc, zone
+from store.clock import as_utc, known_zone, utcnow, zone
 
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
 # The shapes of engine.planning.explain's words (tests/console/test_explain_words.py holds them to it).
@@ -171,6 +171,16 @@ class Translator:
         except ValueError:
             return text
         return format_datetime(moment, fmt, tzinfo=moment.tzinfo, locale=self.babel_locale)
+
+    def time_zone(self, name: str | None) -> str:
+        """A time zone in words: where its clocks are (中国（上海）时间, China (Shanghai) Time), or, for a zone
+        of no place (UTC, Etc/GMT+5, CST6CDT), its offset now (GMT-05:00: Etc/GMT+5's sign is the other
+        way round, so its name would mislead). A name that is no zone is shown as it is."""
+        if not name or not known_zone(name):
+            return name or ""
+        if "/" in name and not name.startswith("Etc/"):
+            return str(get_timezone_location(name, locale=self.babel_locale))
+        return str(get_timezone_gmt(utcnow().astimezone(zone(name)), width="long", locale=self.babel_locale))
 
     def firing(self, text: str | None) -> str:
         """When a journey next takes a customer in, as explain (engine.planning.explain) words it: a

@@ -4,9 +4,10 @@ every exit step of every journey, the engine's own exits, an exit an older versi
 split, drops, a change under review). The text a person reads, less what a page shows as a code on purpose (``<code>``,
 ``<kbd>``, an SVG ``tspan.code``), what it quotes as written (``<pre>``: a journey's source, a diff) and
 tooltips (``title``), may hold no snake_case or dotted code token (``callback_done``, ``task.completed``,
-``gold_callback``) nor a locale code. Before, the Chinese journey pages showed exit reasons like
-``callback_done`` and the diagram's boxes ``send_wechat_first · 发送``. A split variant the journey file gives a
-label may not be shown by its code alone, though in ``<code>``: its words come first, its name beside them.
+``gold_callback``), no locale code and no time zone's IANA name (``Asia/Shanghai``). Before, the Chinese journey
+pages showed exit reasons like ``callback_done`` and the diagram's boxes ``send_wechat_first · 发送``. A split
+variant the journey file gives a label may not be shown by its code alone, though in ``<code>``: its words come
+first, its name beside them.
 The same walk holds every page to the basics of access: each form control a person can reach has a name a screen
 reader reads (its label; the task page's reassign menu had none), each image its ``alt``."""
 
@@ -38,7 +39,9 @@ OLD_REASON = "callback_skipped"
 # A code token: snake_case, dotted (an event type, a field, a file name) or a locale. Bounded by ASCII letters
 # and digits only, so a code run into Chinese text ("属性 service_preference为travel") is found too.
 CODE = re.compile(r"(?<![A-Za-z0-9_.])(?:[a-z][a-z0-9]*(?:_[a-z0-9]+)+|[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+"
-                  r"|zh-CN|en)(?![A-Za-z0-9_])")
+                  r"|zh-CN|en)(?![A-Za-z0-9_])"
+                  # A time zone's IANA name (Asia/Shanghai, America/Los_Angeles): the pages word zones.
+                  r"|(?<![A-Za-z0-9_/])[A-Z][a-z]+/[A-Z][A-Za-z_]+(?![A-Za-z0-9_])")
 # Identifiers a person types, shown as such on purpose. Kept small: anything else is a code shown as a word.
 TYPED: set[str] = set()
 # Customer data is not a code, however it is spelt: an email address (masked or not).

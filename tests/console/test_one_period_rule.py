@@ -70,7 +70,7 @@ def test_the_same_two_dates_are_the_same_period_in_the_cli_and_every_page(client
     login(client, "olga")
     params = {"start": FIRST.isoformat(), "end": LAST.isoformat()}
     report = client.get("/ops/report", params={**params, "by": "journey"}).text
-    assert f"{FIRST.isoformat()} – {LAST.isoformat()} (Asia/Shanghai)" in report
+    assert f"{FIRST.isoformat()} – {LAST.isoformat()} · China (Shanghai) Time" in report
     row = f'data-group="{JOURNEY}"'
     assert _cell(report, row, "planned") == str(figures["planned"])
     journey = client.get(f"/ops/journeys/{JOURNEY}", params=params).text

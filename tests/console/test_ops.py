@@ -282,7 +282,7 @@ def test_report_page_marks_targets_met_or_missed_and_draws_the_charts(client: Te
         row = page.split(f'<tr data-metric="{check["metric"]}">', 1)[1].split("</tr>", 1)[0]
         word = {True: "met", False: "missed", None: "no data"}[check["met"]]
         assert f">{word}</td>" in row
-    assert "2026-11-01 – 2026-11-30 (Asia/Shanghai)" in page
+    assert "2026-11-01 – 2026-11-30 · China (Shanghai) Time" in page
     for chart in ("reach", "sla", "churn", "nps"):
         assert f'data-testid="chart-{chart}"' in page
     assert "<svg" in page.split('data-testid="chart-churn"', 1)[1][:200]

@@ -155,7 +155,7 @@ def test_report_page_shows_targets_and_inline_charts(ops_page: tuple[Any, str], 
     for check in report["target_check"]:
         word = {True: "met", False: "missed", None: "no data"}[check["met"]]
         expect(targets.locator(f"tr[data-metric='{check['metric']}'] [data-k=status]")).to_have_text(word)
-    expect(page.get_by_test_id("report-period")).to_contain_text("(Asia/Shanghai)")
+    expect(page.get_by_test_id("report-period")).to_contain_text("· China (Shanghai) Time")
     for chart in ("reach", "sla", "churn", "nps"):
         expect(page.get_by_test_id(f"chart-{chart}").locator("svg")).to_be_visible()
     _no_page_scroll(page)

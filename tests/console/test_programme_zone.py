@@ -31,14 +31,14 @@ def test_an_edited_time_zone_reads_dates_only_once_approved(
     login(client, "olga")
     shanghai_day = datetime(2027, 2, 28, 16, tzinfo=UTC)
     assert parse_local_moment("2027-03-01") == shanghai_day
-    assert report_period(client).endswith("2027-03-01 (Asia/Shanghai)")  # one whole day
+    assert report_period(client).endswith("2027-03-01 · China (Shanghai) Time")  # one whole day
 
     set_setting(config / "delivery.yaml", "default_timezone", "America/Los_Angeles")
     pending = submit(db_url, "setting:delivery.yaml")
     assert parse_local_moment("2027-03-01") == shanghai_day  # pending: the zone in force still counts
-    assert report_period(client).endswith("(Asia/Shanghai)")
+    assert report_period(client).endswith("· China (Shanghai) Time")
 
     approve(db_url, pending)
     assert parse_local_moment("2027-03-01") == datetime(2027, 3, 1, 8, tzinfo=UTC)
-    assert report_period(client).endswith("2027-03-01 (America/Los_Angeles)")
+    assert report_period(client).endswith("2027-03-01 · United States (Los Angeles) Time")
     assert parse_local_moment("2027-03-01", "Asia/Shanghai") == shanghai_day  # a zone given is taken as given

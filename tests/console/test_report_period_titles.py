@@ -55,7 +55,7 @@ def test_the_same_period_is_titled_alike_everywhere(client: TestClient, db_url: 
     page = client.get("/ops/report", params={"start": "2026-11-01", "end": "2026-11-30", "by": "tier"})
     found = re.search(r'data-testid="report-period">([^<]*)<', page.text)
     assert found, page.text[:2000]
-    assert " ".join(found.group(1).split()).endswith(f"{SHOWN} (Asia/Shanghai)")
+    assert " ".join(found.group(1).split()).endswith(f"{SHOWN} · China (Shanghai) Time")
 
 
 def test_one_day_and_moments() -> None:
