@@ -147,13 +147,23 @@ def users_list(
     if not rows:
         out.print("no console users (add one with `journeys users add`)", markup=False)
         return
-    width = max(len(r["username"]) for r in rows)
+    from rich.box import SIMPLE_HEAD
+    from rich.table import Table
+    from rich.text import Text
+
+    # A table measures each cell in terminal columns: a Chinese team or name is two columns a character,
+    # which padding by len() misaligned every column after it.
+    table = Table(box=SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for column in ("user", "role", "team", "language", "shift", "state", "name"):
+        table.add_column(column, overflow="fold")
     for r in rows:
         state = "active" if r["active"] else "disabled"
         if r["locked_until"]:
             state += f", locked until {r['locked_until']}"
-        out.print(f"{r['username']:<{width}}  {r['role']:<10}  team {r['team'] or '-':<10}  {r['locale']:<5}  "
-                  f"{'on shift' if r['on_shift'] else 'off shift'}  {state}  ({r['display_name']})", markup=False)
+        cells = (r["username"], r["role"], r["team"] or "-", r["locale"], "on shift" if r["on_shift"] else "off shift",
+                 state, r["display_name"])
+        table.add_row(*(Text(str(c)) for c in cells))  # as written: a name is never read as markup
+    out.print(table)
 
 
 @users_app.command("passwd")

@@ -142,14 +142,35 @@ def test_users_list_masks_what_is_personal(db_url: str) -> None:
     for personal in ("wang.fang@example.com", "13812345678", "Lily Chen", "王芳"):
         assert personal not in result.output
     assert "w***@example.com" in result.output and "138****5678" in result.output and "王*" in result.output
-    lines = {line.split()[0]: line for line in result.output.splitlines()}
-    assert "supervisor" in lines["lily"] and "disabled" in lines["lily"] and "team a" in lines["lily"]
+    lines = {line.split()[0]: line for line in result.output.splitlines() if line.strip()}
+    assert lines["lily"].split()[1:4] == ["supervisor", "a", "zh-CN"] and "disabled" in lines["lily"]
 
     as_json = CliRunner().invoke(build_app(), ["users", "list", "--json"])
     rows = {row["username"]: row for row in json.loads(as_json.output)}
     assert set(rows) == {"lily", "w***@example.com", "138****5678"}
     assert rows["lily"]["active"] is False and rows["138****5678"]["role"] == "ops"
     assert "first-password" not in as_json.output and "argon2" not in as_json.output
+
+
+def test_users_list_columns_line_up_with_chinese_names(db_url: str) -> None:
+    """Each column starts at the same terminal column on every line, a Chinese character taking two: padding by
+    len() shifted every column after a Chinese team or name."""
+    from rich.cells import cell_len
+
+    _add("lily", "supervisor", "--team", "a", "--display-name", "Lily Chen")
+    _add("zhang", "agent", "--team", "华东理赔服务一组", "--display-name", "张伟")
+    _add("li", "ops", "--display-name", "李")
+    lines = [line for line in CliRunner().invoke(build_app(), ["users", "list"]).output.splitlines()
+             if line.strip() and not set(line.strip()) <= {"─", " "}]
+    header, rows = lines[0], {line.split()[0]: line for line in lines[1:]}
+    assert set(rows) == {"lily", "zhang", "li"}
+    for column, values in (("role", ("supervisor", "agent", "ops")), ("language", ("zh-CN",) * 3),
+                           ("state", ("active",) * 3), ("name", ("L", "张", "李"))):
+        start = cell_len(header[:header.index(column)])
+        for user, value in zip(("lily", "zhang", "li"), values, strict=True):
+            line = rows[user]
+            at = line.index(value, len(user))
+            assert cell_len(line[:at]) == start, (column, user, line)
 
 
 def test_users_passwd_reads_a_hidden_prompt_and_ends_the_sessions(client: TestClient, db_url: str) -> None:
