@@ -65,12 +65,30 @@ def _env_int(name: str, default: int) -> int:
 # not a pickled closure, so a restarted process finds them again.
 
 
+# When the service last said its worker id is held elsewhere (monotonic seconds), and how often it says it again.
+_held_said: list[float] = []
+HELD_SAID_EVERY = 300.0
+
+
 def job_dispatch() -> dict[str, Any]:
     import asyncio
+    import time
 
     from engine.runtime.flows import dispatch_flow
+    from engine.sending.worker_lease import held_elsewhere
+    from store.clock import utcnow
 
     worker = os.environ.get(WORKER_ENV) or None
+    if worker is not None and (held := held_elsewhere(get_engine(), worker, utcnow())) is not None:
+        # Taken by another live dispatcher after the service started (`journeys run` refuses one held at
+        # start): this run sends nothing, as the flow would refuse, without a flow run failing with a
+        # traceback every few seconds. Said once, then every five minutes while it lasts.
+        now = time.monotonic()
+        if not _held_said or now - _held_said[0] >= HELD_SAID_EVERY:
+            log.error("dispatch skipped: %s", held.line(f"{WORKER_ENV} {worker!r}"))
+            _held_said[:] = [now]
+        return {"skipped": "worker id held by another dispatcher"}
+    _held_said.clear()
     result: dict[str, Any] = asyncio.run(
         dispatch_flow(
             batch_size=_env_int("JOURNEYS_DISPATCH_BATCH", 1000),

@@ -5,6 +5,7 @@ SQLite file and on PostgreSQL."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -53,3 +54,33 @@ def test_the_service_given_a_worker_id_that_cannot_be_one_is_refused_in_one_line
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
         "JOURNEYS_WORKER_ID 'a#b' contains '#', which separates the id from its process's instance on claims"]
+
+
+def test_a_worker_id_taken_after_the_service_started_skips_dispatch_in_one_line(
+        migrated_any_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another dispatcher takes the id once `journeys run` is up: the service's dispatch job (the function its
+    scheduler calls every few seconds) sends nothing and says why in one line, once, not a flow run failing with
+    WorkerIdHeld's traceback each time."""
+    from engine.runtime import service
+
+    monkeypatch.setenv("JOURNEYS_WORKER_ID", "twin")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(service, "_held_said", [], raising=False)
+    engine = make_engine(migrated_any_db)
+    lease = WorkerLease(engine, "twin", utcnow)
+    lease.take()
+    # A handler of the test's own on the service's logger: the migration's logging set-up replaced the root's.
+    said: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = said.append  # type: ignore[method-assign]
+    service.log.addHandler(handler)
+    try:
+        results = [service.job_dispatch() for _ in range(3)]
+    finally:
+        service.log.removeHandler(handler)
+        lease.release()
+        engine.dispose()
+    assert results == [{"skipped": "worker id held by another dispatcher"}] * 3
+    assert len(said) == 1 and said[0].exc_info is None, said
+    assert said[0].getMessage().startswith(
+        f"dispatch skipped: JOURNEYS_WORKER_ID 'twin' is held by a live dispatcher (pid {os.getpid()} on ")
