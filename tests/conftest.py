@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -37,6 +38,19 @@ from tests.plan_support import Book
 hypothesis_settings.register_profile("repeatable", derandomize=True, database=None, print_blob=True, deadline=None)
 hypothesis_settings.register_profile("explore", derandomize=False, print_blob=True, deadline=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
+
+# The CLI lays out its tables for COLUMNS when it is set (engine.cli.output, read when it is imported):
+# what the tests read of its output must not depend on the terminal of whoever runs them, nor on the
+# COLUMNS=80 that pytest-xdist's workers start with. A test that wants a width sets it.
+for _size in ("COLUMNS", "LINES"):
+    os.environ.pop(_size, None)
+
+# Prefect's home (its SQLite database, settings, logs) is this test process's own unless the caller
+# chose one: two pytest workers would otherwise start local servers on one ~/.prefect database, and a
+# run would leave its flow runs in the user's. Set before anything imports Prefect, which reads it then.
+_PREFECT_HOME = None if os.environ.get("PREFECT_HOME") else tempfile.mkdtemp(prefix="journeys-tests-prefect-")
+if _PREFECT_HOME:
+    os.environ["PREFECT_HOME"] = _PREFECT_HOME
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ENV = "JOURNEYS_TEST_POSTGRES_URL"
@@ -243,6 +257,8 @@ def _stop_prefect_servers() -> Iterator[None]:
         from engine.runtime.local_engine import stop_local_engine
 
         stop_local_engine()
+    if _PREFECT_HOME:
+        shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
 
 
 HOG = [sys.executable, "-c", "while True: pass"]
