@@ -36,4 +36,4 @@ def test_a_touch_too_late_to_send_is_worded_in_chinese_and_english() -> None:
                      "发送时已过期：比预定时间晚了2天30分钟，旅程「生日关怀」最多只能晚12小时"]
     assert not any(LATIN.search(s) for s in shown)
     assert en.touch_reason(by_journey, journey_name=lambda j: "Birthday care") == (
-        "Too late to send: 2 days 30 minutes after its due time; journey Birthday care allows at most 12 hours")
+        "Too late to send: 2 days 30 minutes after its due time; journey “Birthday care” allows at most 12 hours")

@@ -61,9 +61,9 @@ WORDS = {
                           "旅程「续保提醒」在此触达计划后被修改：已按新版本重新计划",
                           "旅程「续保提醒」已不再生效：其文件已删除"]),
     "en": ("Too late to send", ["Too late to send: 2 days 30 minutes after its due time",
-                                "journey Renewal reminder allows at most 12 hours",
-                                "Journey Renewal reminder was edited after this touch was planned",
-                                "Journey Renewal reminder is no longer in force: its file was removed"]),
+                                "journey “Renewal reminder” allows at most 12 hours",
+                                "Journey “Renewal reminder” was edited after this touch was planned",
+                                "Journey “Renewal reminder” is no longer in force: its file was removed"]),
 }
 
 

@@ -29,7 +29,7 @@ DEVICES = pytest.mark.parametrize("device", [DESK, PHONE], ids=["desktop", "phon
 LOCALES = pytest.mark.parametrize("locale", ["zh-CN", "en"])
 OTHER_TEAM = {"zh-CN": "请选择本团队的坐席。", "en": "Choose an agent of your team."}
 SWITCHED_OFF = {"zh-CN": "旅程「生日关怀」在此触达到期前已停用",
-                "en": "Journey Birthday care was switched off before this touch was due"}
+                "en": "Journey “Birthday care” was switched off before this touch was due"}
 
 
 def _within_screen(page: Any, locator: Any, width: int) -> None:
