@@ -31,6 +31,8 @@ class Translator(Protocol):
 
     def series(self, words: Iterable[str], kind: str | None = None) -> str: ...
 
+    def time_zone(self, name: str | None) -> str: ...
+
 
 FIELD_WORDS: dict[str, str] = {
     "customer.tier": "Tier",
@@ -123,6 +125,8 @@ def value_words(t: Translator, path: str, op: str, value: Any) -> str:
         return t.duration(str(value))
     if isinstance(value, bool):
         return t.gettext("yes") if value else t.gettext("no")
+    if path == "customer.timezone" and isinstance(value, str):
+        return t.time_zone(value)
     kind = VALUE_KINDS.get(path)
     if kind is not None and isinstance(value, str):
         return t.label(kind, value)

@@ -79,6 +79,13 @@ def test_a_tree_reads_with_its_groups() -> None:
                                                 "Last active more than 30 days ago) and not (Channel is SMS)")
 
 
+def test_a_time_zone_reads_as_where_its_clocks_are() -> None:
+    cond = Condition.model_validate({"field": "customer.timezone", "op": "in",
+                                     "value": ["Asia/Shanghai", "Asia/Hong_Kong"]})
+    assert Translator("zh-CN").condition(cond) == "时区为中国（上海）时间、中国香港特别行政区时间之一"
+    assert Translator("en").condition(cond) == "Time zone is one of China (Shanghai) Time, Hong Kong SAR China Time"
+
+
 _VALUE = st.one_of(st.integers(), st.text(max_size=8), st.booleans(), st.lists(st.text(max_size=4), max_size=3))
 _LEAF = st.builds(lambda f, op, v: {"field": f, "op": op, "value": v},
                   st.sampled_from([*FIELD_WORDS, "event.data.nps", "customer.attributes.vip"]),
