@@ -35,7 +35,8 @@ def run(label: str, cmd: list[str], shown: str | None = None) -> int:
 def workers() -> int:
     """One per core this process may use, at most four: more would only queue on the same cores and
     stretch the tests that start servers and wait for them."""
-    return min(4, len(os.sched_getaffinity(0)))
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # not on macOS
+    return min(4, usable or 1)
 
 
 def pytest_args(argv: list[str]) -> list[str]:
