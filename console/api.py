@@ -98,8 +98,9 @@ _UNAUTHENTICATED = _refusal("No valid API key (nor, where accepted, a signed-in 
                             headers={"WWW-Authenticate": {"schema": {"type": "string"},
                                                           "description": "ApiKey, when the key is missing or wrong"}})
 _ACTING_REFUSED = "X-Acting-User names a user this key may not act for"
-# FastAPI answers 400 itself when a JSON body cannot even be decoded.
-_UNREADABLE = _refusal("The body cannot be read as JSON text (not UTF-8, or nested too deeply)")
+# FastAPI's own answer when reading a body fails otherwise than as JSON (bytes that are not UTF-8, and JSON
+# nested too deeply, are 422 json_invalid: console.strict_json).
+_UNREADABLE = _refusal("The body cannot be read")
 # console.limits answers 413 on any /api route, before the route runs, for a body over the cap.
 _TOO_LARGE = _refusal("The request body is over JOURNEYS_MAX_BODY_API bytes (64 KiB by default)")
 

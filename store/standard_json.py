@@ -106,7 +106,18 @@ def _fault(value: Any) -> str | None:
 
 
 def strict_loads(body: bytes | str) -> Any:
-    """``json.loads`` that refuses non-finite numbers, lone surrogates and repeated names with a ``JSONDecodeError``."""
+    """``json.loads`` that refuses non-finite numbers, lone surrogates and repeated names with a ``JSONDecodeError``;
+    bytes must be UTF-8 (RFC 8259 §8.1; a leading byte order mark is passed over, as the RFC allows)."""
+    if isinstance(body, bytes):
+        # Decoded here, not left to json.loads, which guesses UTF-16 or UTF-32 from the first bytes: GBK from a
+        # system on Chinese Windows, or Latin-1, was refused by FastAPI as "There was an error parsing the body".
+        raw = body
+        try:
+            body = raw.decode("utf-8").removeprefix("\ufeff")
+        except UnicodeDecodeError as exc:
+            bad = raw[exc.start:exc.start + 1].hex().upper()
+            raise _refused(f"the text is not UTF-8: its byte {exc.start + 1} (0x{bad}) is not UTF-8; send JSON "
+                           "encoded in UTF-8", raw) from None
     try:
         value = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_bounded_int,
                            object_pairs_hook=_unique_names)
@@ -118,11 +129,6 @@ def strict_loads(body: bytes | str) -> Any:
         raise _refused(f"the name {str(exc)!r} appears twice in one object: give each name once", body) from None
     except RecursionError:
         raise _refused(f"nested deeper than {MAX_DEPTH} levels", body) from None
-    except UnicodeDecodeError as exc:
-        # Bytes json.loads cannot read as UTF-8/16/32: usually GBK from Chinese Windows or Latin-1.
-        bad = exc.object[exc.start:exc.start + 1].hex().upper()
-        raise _refused(f"the text is not UTF-8: its byte {exc.start + 1} (0x{bad}) is not UTF-8; send JSON "
-                       "encoded in UTF-8", body) from None
     fault = _fault(value)
     if fault is not None:
         raise _refused(fault, body)
@@ -130,5 +136,4 @@ def strict_loads(body: bytes | str) -> Any:
 
 
 def _refused(reason: str, body: bytes | str) -> json.JSONDecodeError:
-    # The body is decoded for the error only: a good request is not copied once more.
     return json.JSONDecodeError(reason, body.decode("utf-8", "replace") if isinstance(body, bytes) else body, 0)

@@ -385,10 +385,14 @@ def test_webhooks_are_mounted_when_channels_offer_them(app: Any) -> None:
 
 
 def test_refusals_before_the_route_have_the_documented_shape(client: TestClient, seed: Seed) -> None:
-    # Answered by FastAPI (400) and console.limits (413) before the route runs; documented all the same.
+    # Answered by console.limits (413) and the JSON reader (422) before the route runs; documented all the same.
     oversized = client.post(f"/api/tasks/{seed.tasks['free']}/claim", headers=KEY, content=b"x" * (64 * 1024 + 1))
+    assert oversized.status_code == 413, oversized.text
+    assert oversized.headers["content-type"] == "application/json"
+    assert set(oversized.json()) == {"detail"} and isinstance(oversized.json()["detail"], str)
+    # Bytes that are not UTF-8 (here a UTF-16 byte order mark, which Python's json would have taken as UTF-16):
+    # malformed JSON, in the shape of every 422, saying which byte.
     unreadable = client.post("/api/events", headers={**KEY, "Content-Type": "application/json"}, content=b"\xff\xfe{")
-    for response, status in ((oversized, 413), (unreadable, 400)):
-        assert response.status_code == status, response.text
-        assert response.headers["content-type"] == "application/json"
-        assert set(response.json()) == {"detail"} and isinstance(response.json()["detail"], str)
+    assert unreadable.status_code == 422, unreadable.text
+    [detail] = unreadable.json()["detail"]
+    assert detail["type"] == "json_invalid" and "its byte 1 (0xFF) is not UTF-8" in detail["msg"], detail

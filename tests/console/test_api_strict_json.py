@@ -142,12 +142,14 @@ def test_a_task_whose_event_was_stored_with_half_a_surrogate_pair_still_opens(
 
 
 @pytest.mark.parametrize("route", sorted(ROUTES))
-@pytest.mark.parametrize("encoding", ["gbk", "latin-1"])
+@pytest.mark.parametrize("encoding", ["gbk", "latin-1", "utf-16"])
 def test_a_body_not_in_utf8_is_refused_as_such_and_nothing_is_stored(
     client: TestClient, seed: Seed, db_url: str, route: str, encoding: str
 ) -> None:
     """A system on Chinese Windows posting GBK (or a Western one Latin-1) got FastAPI's bare 400 "There
-    was an error parsing the body", which does not say what to change; the 422 names the encoding."""
+    was an error parsing the body", which does not say what to change; the 422 names the encoding. UTF-16,
+    which Python's json guessed from the first bytes and took, is refused too: JSON between systems is UTF-8
+    (RFC 8259 §8.1), and a reader that guesses reads GBK that happens to look like UTF-16 as nonsense."""
     method, path, body = ROUTES[route]
     path = path.replace("{task}", str(seed.tasks["ann_first"]))
     headers = ANN if route == "task complete" else KEY
