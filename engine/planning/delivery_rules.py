@@ -17,7 +17,9 @@ Applied to every customer-facing touch a journey wants, in this order:
    touches win depends on the touches alone, not on which run planned them: one arriving
    later (an event's, or a day planned in pieces) re-runs the contest from its day, so a
    planned touch it beats is dropped (``pre-empted by <journey>``) and a dropped one that fits
-   again is planned (``decide``).
+   again is planned (``decide``). A journey that stops (switched off, its file removed) with touches
+   planned ahead gives up their places: the next run's contest lets back in what they kept out
+   (``engine.planning.cap_again``).
 """
 
 from __future__ import annotations
@@ -217,6 +219,7 @@ def decide(
     config: DeliveryConfig,
     stored: Sequence[StoredTouch] = (),
     customer_id: int = 0,
+    again_from: datetime | None = None,
 ) -> tuple[list[Decision], list[TouchChange]]:
     """Decisions for one customer's wanted touches, and the stored touches the cap decides again.
 
@@ -230,6 +233,10 @@ def decide(
     (``pre-empted by <journey>`` when a touch of higher priority on its day took its place), and
     a dropped one that now fits is planned again. Stored touches of earlier days, and those
     already being sent, keep their status and count as they are.
+
+    A planned touch of a journey no longer running (switched off, its file removed: its ``priority``
+    is None) takes no place in the cap: dispatch cancels it when it falls due (``engine.sending.sendable``).
+    ``again_from``: the contest is run again from that moment's day with no new touch (``cap_again``).
     """
     tz = reach.timezone
     known = {s.key for s in stored}
@@ -263,9 +270,9 @@ def decide(
         decisions.append(d)
         if w.category == "marketing":
             contenders.append(_Contender(_order_key(w, tz), due, w.priority, w.journey_id, decision=d))
-    if not contenders:
+    if not contenders and again_from is None:
         return decisions, []
-    first_day = min(c.order[0] for c in contenders)
+    first_day = min([c.order[0] for c in contenders] + ([_local_date(again_from, tz)] if again_from else []))
     taken: list[datetime] = []  # due times of the marketing touches that count, sorted
     for s in stored:
         if s.category != "marketing":
@@ -277,7 +284,7 @@ def decide(
             contenders.append(_Contender((day, -s.priority, s.planned_for, s.journey_id, s.step_id,
                                           s.key.split(":", 3)[-1]),
                                          s.due_at, s.priority, s.journey_id, stored=s))
-        elif s.status not in (CANCELLED, DROPPED):
+        elif s.status not in (CANCELLED, DROPPED) and not (s.status == PLANNED and s.priority is None):
             taken.append(s.due_at)
     cap = config.marketing_cap
     if len(taken) + len(contenders) <= cap and all(c.stored is None for c in contenders):

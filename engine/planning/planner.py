@@ -313,6 +313,8 @@ def plan(
         planner.chunk_runner = chunk_runner
         planner.progress = progress
         result = planner.run()
+        if not dry_run:
+            _cap_again(session, list(in_force.journeys), journeys, config, now, result)
         result.problems = [str(p) for p in in_force.problems]
         if dry_run:
             session.rollback()
@@ -323,6 +325,27 @@ def plan(
                 session.commit()
             _set_cursor(session, end, now)
         return result
+
+
+def _cap_again(session: Session, in_force: Any, running: Sequence[Any], config: DeliveryConfig, now: datetime,
+               result: PlanResult) -> None:
+    """The cap's contest run again for the customers a stopped journey's planned touches held places of
+    (``engine.planning.cap_again``), written guarded as a chunk's changes; a touch dispatch took meanwhile
+    leaves it to the next run."""
+    from contextlib import nullcontext
+
+    from engine.planning.cap_again import cap_again
+    from engine.planning.plan_writer import StaleTouches, write_chunk
+
+    out = cap_again(session, in_force, {lj.id: lj.journey.priority for lj in running}, config, now)
+    if not out.changes:
+        return
+    try:
+        write_chunk(session, out, result, nullcontext())
+    except StaleTouches:
+        session.rollback()
+        return
+    result.add(out)
 
 
 def plan_ahead(now: datetime, **kwargs: Any) -> PlanResult:
