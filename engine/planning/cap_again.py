@@ -25,7 +25,15 @@ from sqlmodel import Session, col
 from engine.language.durations import parse_duration
 from engine.language.journey_edits import retired
 from engine.language.settings_model import DeliveryConfig
-from engine.planning.delivery_rules import DROP_CAP, DROP_PREEMPTED, DROPPED, Reach, StoredTouch, decide
+from engine.planning.delivery_rules import (
+    DROP_CAP,
+    DROP_PREEMPTED,
+    DROPPED,
+    Reach,
+    StoredTouch,
+    TouchChange,
+    decide,
+)
 from engine.planning.plan_output import ChunkOutput
 from store.clock import as_utc
 from store.models import Customer, Touch, TouchStatus
@@ -33,6 +41,8 @@ from store.models import Customer, Touch, TouchStatus
 # sqlmodel types its columns as the Python values they hold, which SQLAlchemy's typed select()
 # overloads reject; the queries here select plain columns.
 select: Any = _sa_select
+# Customers read and decided at a time: SQLite takes at most 32,766 values in one statement.
+BATCH = 1000
 
 
 def cap_again(session: Session, in_force: Iterable[str], running: dict[str, int], config: DeliveryConfig,
@@ -53,27 +63,35 @@ def cap_again(session: Session, in_force: Iterable[str], running: dict[str, int]
     if not held:
         return out
     window = parse_duration(config.marketing_cap_window)
+    customers = sorted(held)
+    for first in range(0, len(customers), BATCH):
+        batch = customers[first:first + BATCH]
+        out.changes.extend(_contests(session, batch, held, running, config, window))
+    return out
+
+
+def _contests(session: Session, customers: list[int], held: dict[int, datetime], running: dict[str, int],
+              config: DeliveryConfig, window: timedelta) -> list[TouchChange]:
     # Up to a day either side of the window: a local day starts up to a day before its UTC date.
-    since = min(as_utc(m) for m in held.values()) - window - timedelta(days=2)
+    since = min(as_utc(held[c]) for c in customers) - window - timedelta(days=2)
     stored: dict[int, list[StoredTouch]] = defaultdict(list)
     for cid, key, jid, step, category, status, reason, planned_for, due, channel in session.execute(select(
             Touch.customer_id, Touch.key, Touch.journey_id, Touch.step_id, Touch.category, Touch.status,
             Touch.error_reason, Touch.planned_for, Touch.due_at, Touch.channel).where(
-            col(Touch.customer_id).in_(sorted(held)), col(Touch.category) == "marketing",
+            col(Touch.customer_id).in_(customers), col(Touch.category) == "marketing",
             col(Touch.due_at) > since)):
         stored[cid].append(StoredTouch(key, jid, step, category, status, reason, as_utc(planned_for), as_utc(due),
                                        channel, running.get(jid)))
     # Only a customer with a touch the cap dropped has anything to let back in.
-    again = {cid for cid, touches in stored.items()
-             if any(t.status == DROPPED and (t.error_reason or "").startswith((f"{DROP_CAP}:", f"{DROP_PREEMPTED}:"))
-                    for t in touches)}
+    cap_drops = (f"{DROP_CAP}:", f"{DROP_PREEMPTED}:")
+    again = sorted(cid for cid, touches in stored.items()
+                   if any(t.status == DROPPED and (t.error_reason or "").startswith(cap_drops) for t in touches))
     if not again:
-        return out
-    zones = dict(session.execute(
-        select(Customer.id, Customer.timezone).where(col(Customer.id).in_(sorted(again)))).all())
-    for cid in sorted(again):
+        return []
+    zones = dict(session.execute(select(Customer.id, Customer.timezone).where(col(Customer.id).in_(again))).all())
+    changes: list[TouchChange] = []
+    for cid in again:
         # The contest reads only the customer's zone (its local days): channels were chosen at planning.
         reach = Reach(timezone=zones.get(cid) or config.default_timezone, consent={}, reachable={})
-        _decisions, changes = decide([], reach, config, stored[cid], cid, again_from=as_utc(held[cid]))
-        out.changes.extend(changes)
-    return out
+        changes.extend(decide([], reach, config, stored[cid], cid, again_from=as_utc(held[cid]))[1])
+    return changes

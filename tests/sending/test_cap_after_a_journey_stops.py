@@ -142,3 +142,31 @@ def test_while_the_journey_runs_its_touch_keeps_the_day(
     _evening(url, tmp_path, monkeypatch)
     assert _service(url) == [HIGH]
     assert _touches(url)[LOW] == ("dropped", "pre_empted: pre-empted by high")
+
+
+def test_customers_are_decided_again_in_batches(
+        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five customers, contests run again two customers at a time (a book's thousands, a statement's limits):
+    each gets the touch the stopped journey kept out."""
+    from datetime import date
+
+    from engine.planning import cap_again
+    from store.models import Customer
+
+    monkeypatch.setattr(cap_again, "BATCH", 2)
+    engine = make_engine(db_url)
+    made = datetime(2020, 1, 1, tzinfo=UTC)
+    with Session(engine) as session:
+        for n in range(2, 6):
+            session.add(Customer(external_id=f"C{n}", name=f"Customer {n}", tier="silver", timezone="Asia/Shanghai",
+                                 phone=f"+861380000000{n}", consent_sms=True, birthday=date(1980, 6, 1), birth_md=601,
+                                 created_at=made, updated_at=made))
+        session.commit()
+    engine.dispose()
+    _evening(db_url, tmp_path, monkeypatch)
+    engine = make_engine(db_url)
+    with Session(engine) as session:
+        session.add(KeyValue(key=f"{ENABLED_PREFIX}high", value={"enabled": False, "by": "ops"}, updated_at=EVENING))
+        session.commit()
+    engine.dispose()
+    assert sorted(_service(db_url)) == sorted(f"{n}:low:s0:2027-03-02T11:00" for n in range(1, 6))
