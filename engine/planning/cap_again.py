@@ -13,12 +13,11 @@ has been run again, so a run costs what the stopped journeys left planned.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import and_, func
 from sqlalchemy import select as _sa_select
 from sqlmodel import Session, col
 
@@ -30,11 +29,11 @@ from engine.planning.delivery_rules import (
     DROP_PREEMPTED,
     DROPPED,
     Reach,
-    StoredTouch,
     TouchChange,
     decide,
 )
 from engine.planning.plan_output import ChunkOutput
+from engine.planning.stored_touches import stored_touches
 from store.clock import as_utc
 from store.models import Customer, Touch, TouchStatus
 
@@ -74,14 +73,8 @@ def _contests(session: Session, customers: list[int], held: dict[int, datetime],
               config: DeliveryConfig, window: timedelta) -> list[TouchChange]:
     # Up to a day either side of the window: a local day starts up to a day before its UTC date.
     since = min(as_utc(held[c]) for c in customers) - window - timedelta(days=2)
-    stored: dict[int, list[StoredTouch]] = defaultdict(list)
-    for cid, key, jid, step, category, status, reason, planned_for, due, channel in session.execute(select(
-            Touch.customer_id, Touch.key, Touch.journey_id, Touch.step_id, Touch.category, Touch.status,
-            Touch.error_reason, Touch.planned_for, Touch.due_at, Touch.channel).where(
-            col(Touch.customer_id).in_(customers), col(Touch.category) == "marketing",
-            col(Touch.due_at) > since)):
-        stored[cid].append(StoredTouch(key, jid, step, category, status, reason, as_utc(planned_for), as_utc(due),
-                                       channel, running.get(jid)))
+    stored = stored_touches(session, and_(col(Touch.customer_id).in_(customers), col(Touch.category) == "marketing",
+                                          col(Touch.due_at) > since), running)
     # Only a customer with a touch the cap dropped has anything to let back in.
     cap_drops = (f"{DROP_CAP}:", f"{DROP_PREEMPTED}:")
     again = sorted(cid for cid, touches in stored.items()

@@ -29,7 +29,7 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import and_, func, or_
 from sqlalchemy import select as _sa_select
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col
@@ -38,14 +38,15 @@ from engine.language.durations import parse_duration
 from engine.language.settings_model import DeliveryConfig
 from engine.language.validation import LoadedJourney
 from engine.planning.candidates import ALL_SOURCES, Candidates, Entrant
-from engine.planning.delivery_rules import StoredTouch, Wanted, decide
-from engine.planning.facts import CustomerFacts, fetch_rows, id_filter, load_customers
+from engine.planning.delivery_rules import Wanted, decide
+from engine.planning.facts import CustomerFacts, id_filter, load_customers
 from engine.planning.journeys_in_force import conditions_of, listened_types, waited_conditions
 from engine.planning.lookahead import Lookahead
 from engine.planning.moved_anchors import MovedAnchors
 from engine.planning.plan_output import ChunkOutput, PlannedEnrollment, PlanResult, Sink
 from engine.planning.plan_writer import StaleTouches, write_chunk
 from engine.planning.step_machine import AT, CustomerEvent, Progress, StepMachine, step_graph
+from engine.planning.stored_touches import stored_touches
 from engine.planning.wait_until import anchor_fields
 from store.clock import as_utc
 from store.masking import mask_text
@@ -388,16 +389,10 @@ class ChunkPlanner:
         # The keys that may already be stored (the same touch planned before), and the marketing
         # touches in or after the cap windows of the earliest one (a local day starts up to a day
         # before its UTC date, quiet hours move a touch by less than a day).
-        rows = fetch_rows(self.session, select(
-            Touch.customer_id, Touch.key, Touch.journey_id, Touch.step_id, Touch.category, Touch.status,
-            Touch.error_reason, Touch.planned_for, Touch.due_at, Touch.channel).where(
+        stored = stored_touches(self.session, and_(
             id_filter(col(Touch.customer_id), lo, hi, sorted(wanted)),
             or_(col(Touch.due_at) > first - window - timedelta(days=2),
-                col(Touch.planned_for).between(first, last))))
-        stored: dict[int, list[StoredTouch]] = defaultdict(list)
-        for cid, key, jid, step, category, status, reason, planned_for, due, channel in rows:
-            stored[cid].append(StoredTouch(key, jid, step, category, status, reason, as_utc(planned_for), as_utc(due),
-                                           channel, self.priorities.get(jid)))
+                col(Touch.planned_for).between(first, last))), self.priorities)
         for cid, ws in wanted.items():
             decisions, changes = decide(ws, facts[cid].reach, self.config, stored.get(cid, ()), cid)
             out.decisions.extend(decisions)

@@ -27,6 +27,6 @@ _CustomerRow = namedtuple("_CustomerRow", FIELDS)  # type: ignore[misc]
 
 def load_customers(session: Session, ids: set[int]) -> dict[int, Customer]:
     """The customers of ``ids`` that exist, by id (the fields of ``FIELDS`` only)."""
-    rows = session.connection().execute(select(*_COLUMNS).where(col(Customer.id).in_(ids))).tuples().all()
+    rows = session.connection().execute(select(*_COLUMNS).where(col(Customer.id).in_(ids))).all()
     make = _CustomerRow._make
     return cast(dict[int, Customer], {row[0]: make(row) for row in rows})

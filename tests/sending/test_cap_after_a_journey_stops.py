@@ -12,9 +12,11 @@ SQLite file and on PostgreSQL.
 
 from __future__ import annotations
 
+import functools
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -50,8 +52,13 @@ def _journey(journeys: Path, name: str, priority: int, hour: int) -> None:
     (journeys / f"{name}.yaml").write_text(DAILY.format(id=name, priority=priority, hour=hour), encoding="utf-8")
 
 
-def _service(url: str) -> list[str]:
-    """The service's ticks every 30 minutes from the evening on, each followed by dispatch: the keys sent."""
+def _same(moment: datetime) -> datetime:
+    return moment
+
+
+def _service(url: str, **planning: Any) -> list[str]:
+    """The service's ticks every 30 minutes from the evening on, each followed by dispatch: the keys sent.
+    ``planning``: how the ticks plan (``workers``, ``chunk``)."""
     engine = make_engine(url)
     at = EVENING
     with RecordingProvider().running() as sms:
@@ -59,8 +66,8 @@ def _service(url: str) -> list[str]:
                                 journey_rules=InForceRules(engine))
         while at < UNTIL:
             at += timedelta(minutes=30)
-            with simulated_time(lambda at=at: at):
-                plan_ahead(at, url=url)
+            with simulated_time(functools.partial(_same, at)):
+                plan_ahead(at, url=url, **planning)
             dispatch_until_idle(dispatcher, now=at)
     engine.dispose()
     return [key for key, _ in sms.accepted if "2027-03-02" in key]
@@ -144,8 +151,11 @@ def test_while_the_journey_runs_its_touch_keeps_the_day(
     assert _touches(url)[LOW] == ("dropped", "pre_empted: pre-empted by high")
 
 
+# Two processes: the book's chunks planned by worker processes, the contests run again by the run that
+# cut them (as on the scaled-out Prefect workers, engine.runtime.plan_slices).
+@pytest.mark.parametrize("planning", [{}, {"workers": 2, "chunk": 2}], ids=["one process", "two processes"])
 def test_customers_are_decided_again_in_batches(
-        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, planning: dict[str, int]) -> None:
     """Five customers, contests run again two customers at a time (a book's thousands, a statement's limits):
     each gets the touch the stopped journey kept out."""
     from datetime import date
@@ -169,4 +179,4 @@ def test_customers_are_decided_again_in_batches(
         session.add(KeyValue(key=f"{ENABLED_PREFIX}high", value={"enabled": False, "by": "ops"}, updated_at=EVENING))
         session.commit()
     engine.dispose()
-    assert sorted(_service(db_url)) == sorted(f"{n}:low:s0:2027-03-02T11:00" for n in range(1, 6))
+    assert sorted(_service(db_url, **planning)) == sorted(f"{n}:low:s0:2027-03-02T11:00" for n in range(1, 6))

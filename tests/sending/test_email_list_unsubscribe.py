@@ -49,6 +49,6 @@ def test_marketing_mail_lists_a_one_click_link_that_opts_the_customer_out(
     status, _ = handle_unsubscribe("POST", found.group(1), db_url=db_url)
     assert status == 200
     with engine.connect() as conn:
-        consent: dict[int, object] = dict(conn.execute(text("SELECT id, consent_email FROM customer")).tuples().all())
+        consent: dict[int, object] = dict(conn.execute(text("SELECT id, consent_email FROM customer")).all())
     assert (bool(consent[ids[0]]), bool(consent[ids[1]])) == (False, True)
     engine.dispose()
