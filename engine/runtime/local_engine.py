@@ -114,7 +114,7 @@ def _start(server: Any, limit: float, waiting: Waiting | None, every: float,
     if server.port is None:
         server.port = server.find_available_port()
     server.running = True
-    server.server_process = launch()
+    server.server_process = _launched(launch)
     atexit.register(server.stop)  # as Prefect's own start does: stopped at exit whatever happens
     started = time.monotonic()
     told = 0
@@ -126,7 +126,7 @@ def _start(server: Any, limit: float, waiting: Waiting | None, every: float,
                 # Most likely the port was taken between choosing and binding it: once more on another.
                 relaunched = True
                 server.port = server.find_available_port()
-                server.server_process = launch()
+                server.server_process = _launched(launch)
                 continue
             if code is not None:
                 return f"its process exited with code {code} while starting (its output is above)"
@@ -146,6 +146,29 @@ def _start(server: Any, limit: float, waiting: Waiting | None, every: float,
             time.sleep(0.2)
 
 
+def _launched(launch: Callable[[], Any]) -> Any:
+    """The server process ``launch`` starts, with a guard that stops it if this program is killed
+    outright (``engine.runtime.orphan_guard``), stopped in turn by ``stop_local_engine`` or at exit."""
+    from engine.runtime.orphan_guard import guard
+
+    process = launch()
+    watcher = guard(process.pid)
+    _guards.append(watcher)
+    atexit.register(_stop_guards)
+    return process
+
+
+_guards: list[Any] = []
+
+
+def _stop_guards() -> None:
+    while _guards:
+        watcher = _guards.pop()
+        if watcher.poll() is None:
+            watcher.terminate()
+        watcher.wait()
+
+
 def stop_local_engine() -> None:
     """Stop this process's ephemeral Prefect server, if it started one (what the flows logged is sent first)."""
     import sys
@@ -160,6 +183,7 @@ def stop_local_engine() -> None:
     _drain()
     for server in servers:
         server.stop()
+    _stop_guards()
 
 
 def _drain() -> None:
