@@ -109,11 +109,11 @@ def _named(session: Session, model: type[Policy] | type[Claim], external_id: Any
     ).first()
 
 
-def masked(text: Any, customer: Customer) -> str:
+def masked(text: Any, customer: Customer, limit: int | None = MAX_TEXT) -> str:
     shown = str(text)
     if customer.name:
         shown = shown.replace(customer.name, mask_name(customer.name))
-    return mask_text(shown)[:MAX_TEXT]
+    return mask_text(shown)[:limit]
 
 
 def _event_items(event: Event, trigger: Trigger, customer: Customer) -> list[ReasonItem]:

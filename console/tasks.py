@@ -13,13 +13,14 @@ The pieces live by what they do (``task_rights``: who may; ``task_inbox``: the l
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import col, select
 
 from console import queues
 from console.auth import CurrentUser
-from console.reasons import Reason, reason_of, trigger_of
+from console.reasons import Reason, masked, reason_of, trigger_of
 from console.scripts import render_script
 from console.task_handover import MAX_BULK, Assigned, assign_many, reassign, team_members
 from console.task_inbox import (
@@ -100,6 +101,8 @@ class TaskDetail:
     # Why the script is missing when the task has one that could not be rendered (shown, never hidden).
     script_error: str | None = None
     reason: Reason | None = None
+    # The task's own notes as anyone reads them: masked like the customer's details beside them.
+    notes: str | None = None
 
 
 def detail(user: CurrentUser, task_id: int, *, db_url: str | None = None) -> TaskDetail:
@@ -118,7 +121,12 @@ def detail(user: CurrentUser, task_id: int, *, db_url: str | None = None) -> Tas
             select(Outcome).where(Outcome.customer_id == customer.id)
             .order_by(col(Outcome.occurred_at).desc()).limit(10)
         ).all()
-        masked = masked_customer(customer)
+        # A call's notes live on its task: the outcomes of calls show them, so the next caller reads what was
+        # agreed (a call back asked for, a retry after no answer).
+        task_ids = {o.task_id for o in outcomes if o.task_id is not None}
+        notes = dict(session.exec(select(AgentTask.id, AgentTask.notes)
+                                  .where(col(AgentTask.id).in_(task_ids))).all()) if task_ids else {}
+        shown_customer = masked_customer(customer)
         trigger = trigger_of(session, task)
         script = render_script(session, task, customer, user.display_name, trigger)
         may_claim = claimable(user, session, task)
@@ -126,7 +134,7 @@ def detail(user: CurrentUser, task_id: int, *, db_url: str | None = None) -> Tas
         offered = queues.outcomes_of(task.queue)
         return TaskDetail(
             task=task,
-            customer=masked,
+            customer=shown_customer,
             policies=[
                 {"external_id": p.external_id, "product_line": p.product_line, "annual_premium": p.annual_premium,
                  "start_date": p.start_date, "expiry_date": p.expiry_date, "status": p.status}
@@ -139,8 +147,8 @@ def detail(user: CurrentUser, task_id: int, *, db_url: str | None = None) -> Tas
             ],
             outcomes=[
                 {"kind": o.kind, "channel": o.channel, "occurred_at": o.occurred_at,
-                 # Replies can quote phone numbers or addresses: mask before anyone reads them.
-                 "text": mask_text(str(o.detail.get("text", "")))[:200] if o.detail else ""}
+                 "text": _outcome_text(o, notes, customer),
+                 "callback_at": _moment(o.detail.get("callback_at")) if o.task_id and o.detail else None}
                 for o in outcomes
             ],
             assignee=(assignee.display_name or assignee.username) if assignee else None,
@@ -154,7 +162,24 @@ def detail(user: CurrentUser, task_id: int, *, db_url: str | None = None) -> Tas
             script=script.text,
             script_error=script.error,
             reason=reason_of(task, customer, trigger),
+            notes=masked(task.notes, customer, limit=None) if task.notes else None,
         )
+
+
+def _outcome_text(outcome: Outcome, notes: dict[int | None, str | None], customer: Customer) -> str:
+    """What an outcome says, masked: a call's notes (from its task), a reply's text."""
+    if outcome.task_id is not None:
+        return masked(notes.get(outcome.task_id) or "", customer)
+    # Replies can quote phone numbers or addresses: mask before anyone reads them.
+    return mask_text(str(outcome.detail.get("text", "")))[:200] if outcome.detail else ""
+
+
+def _moment(stored: Any) -> datetime | None:
+    """A moment an outcome's detail keeps as ISO text (the call back's time), or None."""
+    try:
+        return datetime.fromisoformat(stored) if isinstance(stored, str) else None
+    except ValueError:
+        return None
 
 
 def masked_customer(customer: Customer) -> dict[str, Any]:
