@@ -44,6 +44,7 @@ from store.importing.reading import (
     cell_problems,
     check_file,
     check_header,
+    width_problem,
 )
 
 # Re-exported: the API's policy checks (console.api_policies) take the import's required columns here.
@@ -140,6 +141,8 @@ def import_csv(
         # It is written while the file is still being read: the rows after the first bad one would go.
         raise ImportFileError("the rejects file cannot be the file being imported")
     header = check_header(kind, raw_header)
+    # The rejects file has the named columns: the header's nameless last ones hold nothing (width_problem).
+    named_header = raw_header[:len(header)]
     cipher: FieldCipher | None = None
     if kind == "customers" and "id_number" in header:
         try:
@@ -165,24 +168,27 @@ def import_csv(
             fields = record.fields
             if not any(v.strip() for v in fields):
                 continue  # a blank line is not a row
+            report.rows += 1
+            problem: str | None
+            if record.problem:
+                fields, problem = fields[:len(header)], record.problem
+            else:
+                fields, problem = width_problem(len(header), len(raw_header), fields)
             if escaped:
                 fields = [as_given(cell) for cell in fields]
-            report.rows += 1
             row = Row(record.line, fields, dict(zip(header, fields, strict=False)))
             chunk.append(row)
-            if record.problem:
-                row.errors.append(record.problem)
-            elif len(fields) != len(header):
-                row.errors.append(f"{len(fields)} fields where the header has {len(header)}")
+            if problem:
+                row.errors.append(problem)
             if not record.problem:
                 row.errors += cell_problems(header, fields)
             if not row.errors and row.cells.get(EXPORT_COLUMN, "").strip():
                 row.skipped = ANONYMISED
             if len(chunk) >= chunk_size:
-                rejects = _flush(engine, job, chunk, report, rejects, raw_header, notify)
+                rejects = _flush(engine, job, chunk, report, rejects, named_header, notify)
                 chunk = []
         if chunk:
-            rejects = _flush(engine, job, chunk, report, rejects, raw_header, notify)
+            rejects = _flush(engine, job, chunk, report, rejects, named_header, notify)
     finally:
         if rejects is not None:
             rejects.close()

@@ -138,13 +138,29 @@ def _decodes(sample: bytes, encoding: str) -> bool:
     return True
 
 
+# What a refused header's message lists at most. A header of a million columns was refused in 22 MB on
+# stderr (each one a problem of its own) after 21 s spent on "did you mean" hints nobody could read.
+_SHOWN = 10
+
+
+def named_width(raw_header: list[str]) -> int:
+    """How many columns of the header are named: a spreadsheet saves as CSV every column any cell ever
+    used, so a header can end in empty names (``external_id,name,,,``) over columns with nothing in them."""
+    width = len(raw_header)
+    while width and not raw_header[width - 1].strip():
+        width -= 1
+    return width
+
+
 def check_header(kind: str, raw_header: list[str]) -> list[str]:
-    header = [h.strip().lower() for h in raw_header]
+    """The header's column names, trimmed and in lower case, without the empty names it ends in
+    (``named_width``); a header that cannot be used raises :class:`ImportFileError`."""
+    header = [h.strip().lower() for h in raw_header[:named_width(raw_header)]]
     problems: list[str] = []
     seen: set[str] = set()
-    for name in header:
+    for number, name in enumerate(header, start=1):
         if not name:
-            problems.append("a column has no name")
+            problems.append(f"column {number} has no name")
         elif name in seen:
             problems.append(f"column {name!r} appears twice")
         seen.add(name)
@@ -160,8 +176,9 @@ def check_header(kind: str, raw_header: list[str]) -> list[str]:
         if kind == "customers" and name.startswith(ATTRIBUTE_PREFIX) and len(name) > len(ATTRIBUTE_PREFIX):
             problems += _attribute_column_problems(name)
             continue
-        guess = difflib.get_close_matches(name, KNOWN[kind], n=1)
-        problems.append(f"unknown column {name!r}" + (f" (did you mean {guess[0]!r}?)" if guess else ""))
+        # A hint only for the problems shown: beyond them it would be computed for nobody.
+        guess = difflib.get_close_matches(name, KNOWN[kind], n=1) if len(problems) < _SHOWN else []
+        problems.append(f"unknown column {name[:40]!r}" + (f" (did you mean {guess[0]!r}?)" if guess else ""))
     attributes = sum(1 for name in header if name.startswith(ATTRIBUTE_PREFIX))
     if kind == "customers" and attributes > f.MAX_ATTRIBUTES:
         problems.append(f"{attributes} attr.* columns; a customer has at most {f.MAX_ATTRIBUTES} attributes")
@@ -170,6 +187,8 @@ def check_header(kind: str, raw_header: list[str]) -> list[str]:
             for suffix in ("_source", "_at"):
                 if f"consent_{channel}{suffix}" in header and f"consent_{channel}" not in header:
                     problems.append(f"column consent_{channel}{suffix} needs the column consent_{channel}")
+    if len(problems) > _SHOWN:
+        problems[_SHOWN:] = [f"and {len(problems) - _SHOWN:,} more problems with the header"]
     if problems:
         raise ImportFileError("; ".join(problems))
     return header
@@ -216,6 +235,21 @@ def _attribute_column_problems(name: str) -> list[str]:
     if control:
         problems.append(control)
     return problems
+
+
+def width_problem(width: int, raw_width: int, fields: list[str]) -> tuple[list[str], str | None]:
+    """A row's cells under the ``width`` named columns (``named_width``) of a header ``raw_width``
+    wide, and why the row does not fit the header, or None. Cells past the named columns must be empty;
+    they are dropped, so that a row costs its named cells only (a spreadsheet's row can carry a
+    million empty ones), and the rejects file has the named columns only."""
+    if len(fields) < width:
+        return fields, f"{len(fields)} fields where the header has {width}"
+    stray = next((i for i in range(width, len(fields)) if fields[i].strip()), None)
+    if stray is None:
+        return fields[:width], None
+    if len(fields) > raw_width:  # e.g. a comma in a value that is not quoted
+        return fields[:width], f"{len(fields)} fields where the header has {raw_width}"
+    return fields[:width], f"field {stray + 1} has a value, but the header gives its column no name"
 
 
 def cell_problems(header: list[str], fields: list[str]) -> list[str]:
