@@ -4,9 +4,10 @@ provider started on loopback, and a channel adapter that talks to it over real H
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -218,3 +219,36 @@ def dispatch_until_idle(dispatcher: Any, now: datetime | None = None) -> Any:
             await dispatcher.aclose()
 
     return asyncio.run(run())
+
+
+
+def service_sends(url: str, start: datetime, until: datetime, *, every: timedelta = timedelta(minutes=30),
+                  between: Callable[[datetime, datetime], None] | None = None, **planning: Any) -> list[str]:
+    """What ``journeys run`` sends from ``start`` to ``until``: a plan tick (``plan_ahead`` at the simulated
+    moment) every ``every``, each followed by dispatch over SMS to a provider on loopback; ``between(last,
+    tick)`` is called before each tick, for what happens between two (an event, a retier). ``planning``:
+    how the ticks plan (``workers``, ``chunk``). The keys sent, in the order sent."""
+    from engine.planning.planner import plan_ahead
+    from engine.sending.journey_rules import InForceRules
+    from store.clock import simulated_time
+    from store.db import make_engine
+
+    ticks = [start + every * n for n in range(1, (until - start) // every + 1)]
+    engine = make_engine(url)
+    try:
+        with RecordingProvider().running() as sms:
+            dispatcher = Dispatcher(engine, {"sms": HttpAdapter("sms", sms.port)}, PlainRenderer(), worker_id="w1",
+                                    journey_rules=InForceRules(engine))
+            for last, tick in zip([start, *ticks], ticks, strict=False):
+                if between is not None:
+                    between(last, tick)
+                with simulated_time(functools.partial(_fixed, tick)):
+                    plan_ahead(tick, url=url, **planning)
+                dispatch_until_idle(dispatcher, now=tick)
+            return [key for key, _ in sms.accepted]
+    finally:
+        engine.dispose()
+
+
+def _fixed(moment: datetime) -> datetime:
+    return moment

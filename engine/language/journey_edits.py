@@ -88,10 +88,10 @@ def retired(session: Session, in_force: Iterable[str]) -> frozenset[str]:
     return frozenset(j for (j,) in known) - frozenset(in_force)
 
 
-def withdraw(conn: Connection, touch_ids: Sequence[int], status: str) -> int:
+def withdraw(conn: Connection, touch_ids: Sequence[int], status: str, reason: str | None = None) -> int:
     """Withdraw the touches ``touch_ids`` still in ``status`` (planned ones from a plan run; ones dispatch
     has just recorded as cancelled): cancel them, free their keys, and take their enrollments back to the
-    earliest of them. The number withdrawn."""
+    earliest of them. ``reason``: why (default: their journey was edited). The number withdrawn."""
     if not touch_ids:
         return 0
     ids = sorted(set(touch_ids))
@@ -105,7 +105,7 @@ def withdraw(conn: Connection, touch_ids: Sequence[int], status: str) -> int:
     conn.execute(
         text("UPDATE touch SET status = :cancelled, error_reason = :reason, next_attempt_at = NULL, "
              "key = substr(key, 1, :room) || '~' || CAST(id AS TEXT) WHERE id = :id AND status = :status"),
-        [{"id": r.id, "reason": edited_reason(r.journey_id), "status": status, "room": _KEY_ROOM,
+        [{"id": r.id, "reason": reason or edited_reason(r.journey_id), "status": status, "room": _KEY_ROOM,
           "cancelled": TouchStatus.CANCELLED} for r in found],
     )
     # The enrollment goes back to its earliest withdrawn touch; of two at one moment, the one planned first

@@ -25,6 +25,7 @@ from engine.language.settings_model import TierConfig
 from engine.loop.sqlfn import insert_ignoring_duplicates
 from engine.loop.tables import claim_t, customer_t, event_t, policy_t, tier_change_t
 from engine.loop.tier_model import ScoringInputs, score
+from engine.planning.tier_moves import take_back_entries
 from store.clock import as_utc, utcnow
 from store.db import get_engine
 from store.models import TIERS
@@ -178,4 +179,6 @@ def retier(
                 )
                 conn.execute(sa.insert(tier_change_t), history)
                 result.events += insert_ignoring_duplicates(conn, event_t, events)
+                # What runs planned ahead under the old tiers is judged again under the new ones.
+                take_back_entries(conn, [u["cid"] for u in tier_updates], at)
     return result

@@ -95,6 +95,7 @@ from sqlmodel import Session
 
 from engine.language.durations import format_duration
 from engine.language.settings_model import DeliveryConfig
+from engine.planning import tier_moves
 from engine.planning.chunk_planner import CHUNK, CURSOR_KEY, ChunkPlanner, read_cursor
 from engine.planning.delivery_rules import Decision
 from engine.planning.due_chunks import book_zones, due_ranges
@@ -307,9 +308,11 @@ def plan(
             # (committed first: the planning processes read the store).
             entries_again = take_back_edits(session, in_force.journeys.values(), start_now)
             session.commit()
+        # A retier since the last run took back entries judged ahead under the old tiers (``tier_moves``).
+        retiered = tier_moves.marks(session)
         planner = Planner(session, journeys, config, start_end, end, now=now, start_now=start_now,
                           dry_run=dry_run, customer_ids=customer_ids, sink=sink, chunk=chunk, workers=workers,
-                          entries_again=entries_again)
+                          entries_again=tier_moves.entries_again(in_force.journeys, retiered, entries_again))
         planner.chunk_runner = chunk_runner
         planner.progress = progress
         result = planner.run()
@@ -322,6 +325,9 @@ def plan(
             # Only a run of the whole book has judged every customer's entries again.
             if entries_again:
                 settle(session, in_force.journeys.values(), entries_again, now)
+                session.commit()
+            if retiered:
+                tier_moves.forget(session, retiered)
                 session.commit()
             _set_cursor(session, end, now)
         return result
