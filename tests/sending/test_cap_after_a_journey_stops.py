@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,10 @@ def _same(moment: datetime) -> datetime:
     return moment
 
 
-def _service(url: str, **planning: Any) -> list[str]:
+def _service(url: str, before_tick: Callable[[datetime], None] | None = None, **planning: Any) -> list[str]:
     """The service's ticks every 30 minutes from the evening on, each followed by dispatch: the keys sent.
-    ``planning``: how the ticks plan (``workers``, ``chunk``)."""
+    ``before_tick``: what ops do before the tick at that moment; ``planning``: how the ticks plan
+    (``workers``, ``chunk``)."""
     engine = make_engine(url)
     at = EVENING
     with RecordingProvider().running() as sms:
@@ -66,11 +68,27 @@ def _service(url: str, **planning: Any) -> list[str]:
                                 journey_rules=InForceRules(engine))
         while at < UNTIL:
             at += timedelta(minutes=30)
+            if before_tick is not None:
+                before_tick(at)
             with simulated_time(functools.partial(_same, at)):
                 plan_ahead(at, url=url, **planning)
             dispatch_until_idle(dispatcher, now=at)
     engine.dispose()
     return [key for key, _ in sms.accepted if "2027-03-02" in key]
+
+
+def _switch(url: str, enabled: bool, at: datetime = EVENING) -> None:
+    """Ops switch ``high`` off (or on again) in the console."""
+    engine = make_engine(url)
+    with Session(engine) as session:
+        row = session.get(KeyValue, f"{ENABLED_PREFIX}high")
+        value = {"enabled": enabled, "by": "ops"}
+        if row is None:
+            session.add(KeyValue(key=f"{ENABLED_PREFIX}high", value=value, updated_at=at))
+        else:
+            row.value, row.updated_at = value, at
+        session.commit()
+    engine.dispose()
 
 
 def _touches(url: str) -> dict[str, tuple[str, str | None]]:
@@ -106,12 +124,7 @@ def test_a_touch_dropped_for_a_journey_that_then_stops_goes_out(
     assert _touches(url) == {HIGH: ("planned", None), LOW: ("dropped", "pre_empted: pre-empted by high")}
 
     if how == "switched off":
-        engine = make_engine(url)
-        with Session(engine) as session:
-            session.add(KeyValue(key=f"{ENABLED_PREFIX}high", value={"enabled": False, "by": "ops"},
-                                 updated_at=EVENING))
-            session.commit()
-        engine.dispose()
+        _switch(url, False)
     else:
         (journeys / "high.yaml").unlink()
 
@@ -131,11 +144,7 @@ def test_the_same_sends_as_when_the_journey_was_never_there(
     stopped_url, never_url = migrated_any_db, f"sqlite:///{tmp_path / 'never.db'}"
     upgrade(never_url)
     _evening(stopped_url, tmp_path / "stopped", monkeypatch)
-    engine = make_engine(stopped_url)
-    with Session(engine) as session:
-        session.add(KeyValue(key=f"{ENABLED_PREFIX}high", value={"enabled": False, "by": "ops"}, updated_at=EVENING))
-        session.commit()
-    engine.dispose()
+    _switch(stopped_url, False)
     stopped = _service(stopped_url)
 
     _evening(never_url, tmp_path / "never", monkeypatch, with_high=False)
@@ -174,9 +183,62 @@ def test_customers_are_decided_again_in_batches(
         session.commit()
     engine.dispose()
     _evening(db_url, tmp_path, monkeypatch)
-    engine = make_engine(db_url)
-    with Session(engine) as session:
-        session.add(KeyValue(key=f"{ENABLED_PREFIX}high", value={"enabled": False, "by": "ops"}, updated_at=EVENING))
-        session.commit()
-    engine.dispose()
+    _switch(db_url, False)
     assert sorted(_service(db_url, **planning)) == sorted(f"{n}:low:s0:2027-03-02T11:00" for n in range(1, 6))
+
+
+def test_switched_on_again_before_its_touch_it_takes_its_place_back(
+        migrated_any_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off at 17:00, on again at 19:00 (Shanghai), before its touch: ``low`` had been let in meanwhile; now
+    ``high`` goes out alone, as if it had never been off. The cap allows one a day, never two."""
+    url = migrated_any_db
+    _evening(url, tmp_path, monkeypatch)
+    _switch(url, False)
+
+    def ops(at: datetime) -> None:
+        if at == EVENING + timedelta(hours=2):
+            _switch(url, True, at)
+            assert _touches(url)[LOW] == ("planned", None)  # let in while ``high`` was off
+
+    assert _service(url, ops) == [HIGH]
+    assert _touches(url)[LOW] == ("dropped", "pre_empted: pre-empted by high")
+
+
+def _statements(url: str, at: datetime) -> list[str]:
+    """The SQL a plan tick at ``at`` sends that reads or writes touches."""
+    from sqlalchemy import event
+
+    from store.db import get_engine
+
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "touch" in statement:
+            seen.append(statement)
+
+    engine = get_engine(url)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with simulated_time(functools.partial(_same, at)):
+            plan_ahead(at, url=url)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_a_stop_is_dealt_with_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Differential: once the tick after the stop has run the contests again, a tick with nothing due
+    reads no more touches than the same tick where no journey ever stopped; a journey switched off
+    months ago costs the five-minute tick nothing."""
+    from store.migrate import upgrade
+
+    books = {}
+    for name in ("stopped", "running"):
+        url = f"sqlite:///{tmp_path / (name + '.db')}"
+        upgrade(url)
+        _evening(url, tmp_path / name, monkeypatch)
+        if name == "stopped":
+            _switch(url, False)
+        _statements(url, EVENING + timedelta(minutes=5))
+        books[name] = _statements(url, EVENING + timedelta(minutes=10))
+    assert books["stopped"] == books["running"]
