@@ -257,6 +257,7 @@ FORM_FIELDS: dict[str, str] = {
     "phone": "Phone",
     "email": "Email",
     "wechat_openid": "WeChat openid",
+    "key": "Recipient",
     "template": "Template",
     "channel": "Channel",
     "to_user_id": "Agent",

@@ -13,6 +13,7 @@ from console.auth import CurrentUser
 from console.deps import db_url, user_with
 from console.i18n import Translator
 from console.seed_send import (
+    KEY_DIGITS,
     SEED_CHANNELS,
     SeedListError,
     TestSendResult,
@@ -34,10 +35,14 @@ PAGE = "/ops/test-send"
 def _page(request: Request, user: CurrentUser, *, results: list[TestSendResult] | None = None,
           error: str | None = None, form: dict[str, str] | None = None, status_code: int = 200) -> HTMLResponse:
     with session_scope(db_url(request)) as session:
-        recipients = [r.masked() for r in seed_list(session)]
+        recipients = [{**r.masked(), "key": r.key(_secret(request))} for r in seed_list(session)]
     return render(request, "test_send.html", user, status_code=status_code, recipients=recipients,
                   templates=templates(), channels=SEED_CHANNELS, locales=LOCALES, results=results, error=error,
                   form=form or {})
+
+
+def _secret(request: Request) -> str:
+    return str(request.app.state.settings.secret_key)
 
 
 @router.get(PAGE, response_class=HTMLResponse)
@@ -74,11 +79,13 @@ def add(request: Request, name: Annotated[str, Form(max_length=64)],
 
 
 @router.post(f"{PAGE}/recipients/{{index}}/remove", response_class=RedirectResponse)
-def remove(request: Request, index: int) -> RedirectResponse:
+def remove(request: Request, index: int, key: Annotated[str, Form(max_length=KEY_DIGITS)] = ""
+           ) -> RedirectResponse:
+    # ``key`` is optional here only so that the rights are checked before the form: without it nobody is removed.
     user = user_with(request, "journeys")
     try:
         with session_scope(db_url(request)) as session:
-            remove_recipient(session, user.username, index)
+            remove_recipient(session, user.username, index, key, _secret(request))
         flash(request, "Recipient removed from the seed list.", "ok")
     except SeedListError:
         flash(request, "No such recipient.", "error")

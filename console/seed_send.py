@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import hmac
+import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -40,6 +43,7 @@ from store.models import KeyValue
 SEED_LIST_KEY = "console.seed_list"
 TEST_MARK = "[TEST] "
 MAX_RECIPIENTS = 20
+KEY_DIGITS = 16
 # The channels a seed recipient has an address for (an app push needs a device, not a person).
 SEED_CHANNELS: tuple[str, ...] = ("sms", "wechat", "email")
 
@@ -58,6 +62,13 @@ class SeedRecipient:
         return {"name": self.name, "phone": mask_phone(self.phone) if self.phone else None,
                 "email": mask_email(self.email) if self.email else None,
                 "wechat_openid": (self.wechat_openid[:4] + "***") if self.wechat_openid else None}
+
+    def key(self, secret: str) -> str:
+        """Names this recipient in a form: a row's place in the list names someone else once the list changed
+        after the page was drawn. Keyed with the console's secret: a plain digest of a phone the page shows with
+        four digits masked would give the number back in 10,000 guesses."""
+        fields = json.dumps(dataclasses.asdict(self), ensure_ascii=False, sort_keys=True)
+        return hmac.new(f"seed-list:{secret}".encode(), fields.encode(), hashlib.sha256).hexdigest()[:KEY_DIGITS]
 
 
 class SeedListError(ValueError):
@@ -117,11 +128,14 @@ def _read(reader: Callable[[str], str], text: str, field: str) -> str | None:
         raise SeedListError("%(field)s cannot be read: check what was typed.", words={"field": field}) from None
 
 
-def remove_recipient(session: Session, actor: str, index: int) -> None:
+def remove_recipient(session: Session, actor: str, index: int, key: str, secret: str) -> None:
+    """Remove the recipient ``key`` names (``SeedRecipient.key``), shown at ``index`` when the page was drawn."""
     recipients = seed_list(session)
-    if not 0 <= index < len(recipients):
+    at = [i for i, r in enumerate(recipients) if hmac.compare_digest(r.key(secret), key)]
+    if not at:
         raise SeedListError("No such recipient.")
-    gone = recipients.pop(index)
+    # The same person twice is one entry to remove: the one at the place shown, else the first.
+    gone = recipients.pop(index if index in at else at[0])
     now = utcnow()
     _save(session, recipients, now)
     audit(session, actor, "seed_list_remove", "seed_list", SEED_LIST_KEY, gone.masked(), at=now)
