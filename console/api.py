@@ -62,6 +62,7 @@ from engine.language.settings_model import CLOSING_OUTCOMES
 from store.clock import out_of_range
 from store.db import session_scope
 from store.models import AppUser
+from store.retention_keys import stand_in_problem
 
 router = APIRouter(prefix="/api", tags=["api"], route_class=StrictJSONRoute)
 
@@ -247,10 +248,15 @@ Moment = Annotated[AwareDatetime, InRange]
 Day = Annotated[date, InRange]
 
 
+# An event's id from the sender: not one of the purge's (store.retention_keys), which it renames events to.
+EventId = Annotated[Id, _refused_unless(lambda value: stand_in_problem(value) is None,
+                                        lambda value: stand_in_problem(value, "event_id") or "")]
+
+
 class EventIn(Body):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_document_event_types)
 
-    event_id: Id = Field(min_length=1, max_length=128, description="Sender's id; a repeated id is ignored.")
+    event_id: EventId = Field(min_length=1, max_length=128, description="Sender's id; a repeated id is ignored.")
     type: KnownEventType = Field(description="One of the known event types, e.g. survey.answered")
     customer_id: Id = Field(min_length=1, max_length=64, description="The customer's external id")
     occurred_at: Moment | None = None
@@ -266,6 +272,14 @@ class EventOut(BaseModel):
 
 def _field_error(field: str, message: str) -> HTTPException:
     return HTTPException(status_code=422, detail=[{"type": "value_error", "loc": ["body", field], "msg": message}])
+
+
+def _refuse_new_stand_in(external_id: str) -> None:
+    """A 422 at the path for a row that a PUT would create under an id of the purge's form
+    (``store.retention_keys.stand_in_problem``); a stored row keeps being read and written under its own."""
+    if problem := stand_in_problem(external_id):
+        raise HTTPException(status_code=422,
+                            detail=[{"type": "value_error", "loc": ["path", "external_id"], "msg": problem}])
 
 
 @router.post("/events", response_model=EventOut, status_code=201,

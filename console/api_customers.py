@@ -26,6 +26,7 @@ from console.api import (
     Moment,
     _field_error,
     _refusal,
+    _refuse_new_stand_in,
     _refused_unless,
 )
 from console.auth import RIGHTS, audit
@@ -195,6 +196,7 @@ async def put_customer(request: Request, response: Response, external_id: Extern
         if refused := customer_write_refusal(row, given, given_at):
             raise HTTPException(status_code=409, detail=refused)
         if created := row is None:
+            _refuse_new_stand_in(external_id)
             if not body.name:
                 raise _field_error("name", "name is required to create a customer")
             row = Customer(external_id=external_id, name=body.name, created_at=now, updated_at=now)

@@ -23,7 +23,7 @@ from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
-from console.api import _TOO_LARGE, _UNAUTHENTICATED, _UNREADABLE, KeyOnly, Principal, _refusal
+from console.api import _TOO_LARGE, _UNAUTHENTICATED, _UNREADABLE, KeyOnly, Principal, _refusal, _refuse_new_stand_in
 from console.api_customers import _CUSTOMER_REFUSED
 from console.auth import audit
 from console.strict_json import StrictJSONRoute
@@ -191,6 +191,7 @@ def _stored(session: Session, model: type[Row], external_id: str, given: dict[st
     they will be, which the rules between fields are checked on."""
     row = session.exec(select(model).where(model.external_id == external_id)).first()
     if row is None:
+        _refuse_new_stand_in(external_id)
         kind, noun = ("policies", "policy") if model is Policy else ("claims", "claim")
         _must_create_with(kind, noun, given)
     return row, {**(row.model_dump() if row is not None else {}), **given}

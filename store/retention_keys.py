@@ -40,6 +40,20 @@ from sqlalchemy.engine import Connection
 from store.models import TIERS, AgentTask, Claim, Enrollment, Event, Outcome, Policy, Touch
 
 STAND_IN = "anonymised-{}"
+# What every id the purge puts in place of one from the source system starts with: a customer's
+# ``anonymised-<id>``, ``anonymised-policy-<id>``, ``anonymised-claim-<id>``, ``anonymised-event-<id>``.
+STAND_IN_PREFIX = "anonymised-"
+
+
+def stand_in_problem(external_id: str, column: str = "external_id") -> str | None:
+    """Why a row from outside cannot be created under ``external_id``, or None. The purge renames the
+    rows it anonymises to ids of this form, each unique: a customer, policy, claim or event a source
+    system had already created under one (``anonymised-7``) made the purge of customer 7 fail on the
+    unique id, every run after, and kept her personal data past its retention period."""
+    if not external_id.startswith(STAND_IN_PREFIX):
+        return None
+    return (f"{column} {external_id[:40]!r} starts with {STAND_IN_PREFIX!r}, which names only the records "
+            "`journeys purge` anonymised: give the source system's own id")
 
 _OWN_FORM = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}"

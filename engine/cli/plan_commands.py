@@ -180,6 +180,10 @@ def emit_command(
     wrong = event_types.check_payload(event_type, payload)
     if wrong:
         raise typer.BadParameter("; ".join(message for _field, message in wrong))
+    from store.retention_keys import stand_in_problem
+
+    if event_id is not None and (problem := stand_in_problem(event_id, "--id")):
+        raise typer.BadParameter(problem)
     try:
         result = emit_event(event_type, customer, payload, event_id=event_id)
     except UnknownCustomer as exc:

@@ -26,6 +26,7 @@ from store.importing import fields as f
 from store.importing.fields import FieldError
 from store.importing.reading import ATTRIBUTE_PREFIX, CONSENT_CHANNELS
 from store.models import TASK_ROLES, AppUser
+from store.retention_keys import stand_in_problem
 
 USER = table(AppUser)
 MARKETING = "_marketing"
@@ -74,6 +75,23 @@ def _counts(rows: Sequence[dict[str, Any]], written: Sequence[dict[str, Any]],
     """(inserted, updated, unchanged) of a chunk's ``rows``, of which ``written`` were written."""
     inserted = sum(1 for r in rows if r["external_id"] not in existing)
     return inserted, len(written) - inserted, len(rows) - len(written)
+
+
+def _no_new_stand_ins(conn: Connection, table: Table, good: list[Row]) -> list[Row]:
+    """``good`` but the rows that would create a row under an id of the purge's form (``stand_in_problem``),
+    which get its reason. A stored one (an anonymised customer named again) is left to the checks after."""
+    asked = {r.values["external_id"] for r in good if stand_in_problem(r.values["external_id"])}
+    if not asked:
+        return good
+    stored = _ids(conn, table, asked)
+    kept = []
+    for row in good:
+        key = row.values["external_id"]
+        if key in asked and key not in stored:
+            row.errors.append(stand_in_problem(key) or "")
+        else:
+            kept.append(row)
+    return kept
 
 
 def _ids(conn: Connection, table: Table, external_ids: set[str], *columns: str) -> dict[str, Any]:
@@ -235,7 +253,7 @@ class Job:
         return found
 
     def _policies(self, conn: Connection, chunk: list[Row]) -> tuple[int, int, int]:
-        good = [r for r in chunk if not r.errors]
+        good = _no_new_stand_ins(conn, POLICY, [r for r in chunk if not r.errors])
         customers = self._resolve_customers(conn, good)
         good = [r for r in good if not r.errors and self._first_time(r)]
         rows = []
@@ -257,7 +275,7 @@ class Job:
         return _counts(rows, written, existing)
 
     def _claims(self, conn: Connection, chunk: list[Row]) -> tuple[int, int, int]:
-        good = [r for r in chunk if not r.errors]
+        good = _no_new_stand_ins(conn, CLAIM, [r for r in chunk if not r.errors])
         customers = self._resolve_customers(conn, good)
         good = [r for r in good if not r.errors]
         wanted = {r.values["policy_external_id"] for r in good if r.values.get("policy_external_id")}
@@ -316,7 +334,7 @@ class Job:
         return {name: user.id for name, user in users.items()}
 
     def _customers(self, conn: Connection, chunk: list[Row]) -> tuple[int, int, int]:
-        good = [r for r in chunk if not r.errors]
+        good = _no_new_stand_ins(conn, CUSTOMER, [r for r in chunk if not r.errors])
         advisors = self._resolve_advisors(conn, good) if "advisor" in self.present else {}
         good = [r for r in good if not r.errors and self._first_time(r)]
         # Every column: what the file would write is compared with what is stored (``_changed``).
