@@ -54,6 +54,21 @@ def control_problem(column: str, value: str, *, lines: bool = False) -> str | No
     return f"{column} contains a control character (U+{ord(found.group()):04X} at position {found.start() + 1})"
 
 
+def id_problem(column: str, value: str) -> str | None:
+    """Why ``value`` cannot be a new row's id, or None: the API's rule for ids (console.text_rules),
+    printable ASCII without spaces. Other systems match an id byte for byte: a full-width ``Ｃ００１``
+    from a Chinese input method, or a zero-width or no-break space pasted inside one, made a second
+    customer whom the API (``GET /api/customers/{id}``, an event's ``customer_id``) could never name.
+    Names the first wrong character and where, not the value."""
+    wrong = next((i for i, char in enumerate(value) if not "!" <= char <= "~"), None)
+    if wrong is None:
+        return None
+    char = value[wrong]
+    shown = f"{char!r} (U+{ord(char):04X})" if char.isprintable() and not char.isspace() else f"U+{ord(char):04X}"
+    return (f"{column} has {shown} at position {wrong + 1}: an id is printable ASCII "
+            "(letters, digits, punctuation) without spaces")
+
+
 def text(column: str, raw: str, max_length: int) -> str:
     value = raw.strip()
     if len(value) > max_length:

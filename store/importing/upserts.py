@@ -77,10 +77,16 @@ def _counts(rows: Sequence[dict[str, Any]], written: Sequence[dict[str, Any]],
     return inserted, len(written) - inserted, len(rows) - len(written)
 
 
-def _no_new_stand_ins(conn: Connection, table: Table, good: list[Row]) -> list[Row]:
-    """``good`` but the rows that would create a row under an id of the purge's form (``stand_in_problem``),
-    which get its reason. A stored one (an anonymised customer named again) is left to the checks after."""
-    asked = {r.values["external_id"] for r in good if stand_in_problem(r.values["external_id"])}
+def _new_id_problem(external_id: str) -> str | None:
+    """Why no row may be created under ``external_id``: not an id the API could name, or one of the purge's."""
+    return f.id_problem("external_id", external_id) or stand_in_problem(external_id)
+
+
+def _no_new_rows_under_unfit_ids(conn: Connection, table: Table, good: list[Row]) -> list[Row]:
+    """``good`` but the rows that would create a row under an id ``_new_id_problem`` refuses, which get its
+    reason. A stored row (an anonymised customer named again, one created before the rule) is left to the
+    checks after."""
+    asked = {r.values["external_id"] for r in good if _new_id_problem(r.values["external_id"])}
     if not asked:
         return good
     stored = _ids(conn, table, asked)
@@ -88,7 +94,7 @@ def _no_new_stand_ins(conn: Connection, table: Table, good: list[Row]) -> list[R
     for row in good:
         key = row.values["external_id"]
         if key in asked and key not in stored:
-            row.errors.append(stand_in_problem(key) or "")
+            row.errors.append(_new_id_problem(key) or "")
         else:
             kept.append(row)
     return kept
@@ -253,7 +259,7 @@ class Job:
         return found
 
     def _policies(self, conn: Connection, chunk: list[Row]) -> tuple[int, int, int]:
-        good = _no_new_stand_ins(conn, POLICY, [r for r in chunk if not r.errors])
+        good = _no_new_rows_under_unfit_ids(conn, POLICY, [r for r in chunk if not r.errors])
         customers = self._resolve_customers(conn, good)
         good = [r for r in good if not r.errors and self._first_time(r)]
         rows = []
@@ -275,7 +281,7 @@ class Job:
         return _counts(rows, written, existing)
 
     def _claims(self, conn: Connection, chunk: list[Row]) -> tuple[int, int, int]:
-        good = _no_new_stand_ins(conn, CLAIM, [r for r in chunk if not r.errors])
+        good = _no_new_rows_under_unfit_ids(conn, CLAIM, [r for r in chunk if not r.errors])
         customers = self._resolve_customers(conn, good)
         good = [r for r in good if not r.errors]
         wanted = {r.values["policy_external_id"] for r in good if r.values.get("policy_external_id")}
@@ -334,7 +340,7 @@ class Job:
         return {name: user.id for name, user in users.items()}
 
     def _customers(self, conn: Connection, chunk: list[Row]) -> tuple[int, int, int]:
-        good = _no_new_stand_ins(conn, CUSTOMER, [r for r in chunk if not r.errors])
+        good = _no_new_rows_under_unfit_ids(conn, CUSTOMER, [r for r in chunk if not r.errors])
         advisors = self._resolve_advisors(conn, good) if "advisor" in self.present else {}
         good = [r for r in good if not r.errors and self._first_time(r)]
         # Every column: what the file would write is compared with what is stored (``_changed``).
