@@ -100,17 +100,17 @@ def _act(request: Request, version_id: int, action: str, comment: str) -> Redire
 
 @router.post("/ops/review/{version_id}/approve", response_class=RedirectResponse)
 def approve(request: Request, version_id: RowId,
-            comment: Annotated[str, Form(max_length=MAX_COMMENT * 4)] = "") -> RedirectResponse:
+            comment: Annotated[str, Form(max_length=MAX_COMMENT * 4), text_rules.ONE_BREAK] = "") -> RedirectResponse:
     return _act(request, version_id, "approve", comment)
 
 
 @router.post("/ops/review/{version_id}/reject", response_class=RedirectResponse)
 def reject(request: Request, version_id: RowId,
-           comment: Annotated[str, Form(max_length=MAX_COMMENT * 4)] = "") -> RedirectResponse:
+           comment: Annotated[str, Form(max_length=MAX_COMMENT * 4), text_rules.ONE_BREAK] = "") -> RedirectResponse:
     return _act(request, version_id, "reject", comment)
 
 
 @router.post("/ops/review/{version_id}/rollback", response_class=RedirectResponse)
 def roll_back(request: Request, version_id: RowId,
-              comment: Annotated[str, Form(max_length=MAX_COMMENT * 4)] = "") -> RedirectResponse:
+              comment: Annotated[str, Form(max_length=MAX_COMMENT * 4), text_rules.ONE_BREAK] = "") -> RedirectResponse:
     return _act(request, version_id, "rollback", comment)

@@ -152,7 +152,7 @@ def complete(
     request: Request,
     task_id: RowId,
     outcome: Annotated[str, Form(max_length=32)] = "",
-    notes: Annotated[str, Form(max_length=4000)] = "",
+    notes: Annotated[str, Form(max_length=4000), text_rules.ONE_BREAK] = "",
     callback_at: Annotated[str, Form(max_length=40)] = "",
     confirmed: Annotated[str, Form(max_length=1)] = "",
 ) -> RedirectResponse | HTMLResponse:

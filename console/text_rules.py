@@ -106,7 +106,15 @@ def _strip(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
 
+def _one_break(value: object) -> object:
+    return value.replace("\r\n", "\n") if isinstance(value, str) else value
+
+
 Id = Annotated[str, _checked(id_problem)]
+# Free text from a form's box (a textarea), given after the field's Form(...): a browser sends each line break as
+# CR LF, but the box's maxlength counted it as one character; read as LF before the field's length is checked,
+# so what the box took is taken.
+ONE_BREAK = BeforeValidator(_one_break)
 # Stripped before the length bounds are checked, so "   " is refused as empty (min_length) or blank.
 Name = Annotated[str, BeforeValidator(_strip), _checked(name_problem)]
 Text = Annotated[str, _checked(text_problem)]
