@@ -25,6 +25,7 @@ The records of the file are read in ``records``, the file, header and cell check
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +103,18 @@ class ImportReport:
         return 1 if self.rejected else 0
 
 
+def _same_file(one: Path, other: Path) -> bool:
+    """Whether two paths name one file. Their resolved names alone missed a hard link and, on a file
+    system that ignores case (macOS, Windows), ``Customers.csv`` for ``customers.csv``: the rejects file
+    then truncated the file being imported at its first bad row, and every row after it was lost."""
+    if one.resolve() == other.resolve():
+        return True
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # the rejects file does not exist yet
+        return False
+
+
 def default_rejects_path(path: Path) -> Path:
     """``customers.csv`` → ``customers.rejects.csv``."""
     if path.suffix.lower() == ".csv":
@@ -137,7 +150,7 @@ def import_csv(
         raise ImportFileError(f"unknown time zone {assume_tz!r}")
     zone = ZoneInfo(assume_tz)
     raw_header = check_file(path, encoding)
-    if rejects_path is not None and Path(rejects_path).resolve() == path.resolve():
+    if rejects_path is not None and _same_file(Path(rejects_path), path):
         # It is written while the file is still being read: the rows after the first bad one would go.
         raise ImportFileError("the rejects file cannot be the file being imported")
     header = check_header(kind, raw_header)

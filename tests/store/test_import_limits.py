@@ -126,6 +126,18 @@ def test_the_rejects_file_cannot_be_the_file_imported(db_url: str, tmp_path: Pat
     assert source.read_bytes() == before and _stored(db_url) == {}
 
 
+def test_the_rejects_file_cannot_be_the_file_imported_under_another_name(db_url: str, tmp_path: Path) -> None:
+    # A hard link, as a file system that ignores case gives "Customers.csv" for "customers.csv": the
+    # rejects file, opened at the first bad row, emptied the file being read and every row after it went.
+    table = [["external_id", "name"], ["B1", ""], *([f"G{n}", f"Good {n}"] for n in range(3000))]
+    source = _write(tmp_path / "c.csv", table)
+    before = source.read_bytes()
+    (tmp_path / "same.csv").hardlink_to(source)
+    with pytest.raises(ImportFileError, match="the rejects file cannot be the file being imported"):
+        import_csv("customers", source, db_url, tmp_path / "same.csv")
+    assert source.read_bytes() == before and _stored(db_url) == {}
+
+
 @pytest.mark.parametrize("ends", ["\n", "\r\n", "\r"])
 @pytest.mark.parametrize("shape", ["one cell", "a quote opened", "cut between CR and LF"])
 def test_a_line_past_the_bound_is_one_bad_row_read_in_bounded_memory(db_url: str, tmp_path: Path, ends: str,
