@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from console import csrf, tasks, text_rules, usernames
 from console.auth import UnknownLocale, audit, clock_of, create_user, deactivate_user, set_password
@@ -20,7 +20,7 @@ from engine.language.settings_model import SKILLS
 from store.clock import as_utc
 from store.db import session_scope
 from store.masking import mask_text
-from store.models import ROLES, AppUser, AuditLog
+from store.models import ROLES, AppUser, AuditLog, Customer
 
 # Every form: its CSRF token first, then no control character in any field or query parameter
 # (console.text_rules).
@@ -173,10 +173,22 @@ def _action(t: Translator, action: str) -> str:
     return t.label("audit_action", action)
 
 
-def _target(t: Translator, target_type: str, target_id: str) -> str:
-    """An audit target in the reader's words, its number beside; the one test list has none to show."""
+def _target(t: Translator, target_type: str, target_id: str, customers: dict[str, str]) -> str:
+    """An audit target in the reader's words, its number beside; the one test list has none to show. A customer
+    is audited by the store's row number, which no page shows: named by the id the pages and the API know."""
     word = t.label("audit_target", target_type)
+    if target_type == "customer":
+        return f"{word} {customers.get(target_id, target_id)}"
     return word if target_type == "seed_list" else f"{word} {target_id}"
+
+
+def _customer_ids(session: Session, rows: list[AuditLog]) -> dict[str, str]:
+    """The external id of each customer the audit rows name by row number, in one statement."""
+    numbers = {int(r.target_id) for r in rows if r.target_type == "customer" and r.target_id.isdigit()}
+    if not numbers:
+        return {}
+    found = session.exec(select(Customer.id, Customer.external_id).where(col(Customer.id).in_(numbers))).all()
+    return {str(number): external for number, external in found}
 
 
 VERSION_KEYS = ("version", "replaced")
@@ -229,11 +241,14 @@ def audit_page(request: Request, kind: str = "unmasking", actor: Annotated[str, 
     entries: list[dict[str, Any]] = []
     t = Translator(admin.locale)
     with session_scope(url) as session:
-        for row in session.exec(stmt.order_by(col(AuditLog.at).desc(), col(AuditLog.id).desc()).limit(AUDIT_PAGE_ROWS)):
+        rows = list(session.exec(stmt.order_by(col(AuditLog.at).desc(), col(AuditLog.id).desc())
+                                 .limit(AUDIT_PAGE_ROWS)))
+        customers = _customer_ids(session, rows)
+        for row in rows:
             entries.append({
                 "at": row.at, "actor": row.actor, "shown_actor": _shown(row.actor, 64), "action": row.action,
                 "action_words": _action(t, row.action),
-                "target": _shown(_target(t, row.target_type, row.target_id), 100),
+                "target": _shown(_target(t, row.target_type, row.target_id, customers), 100),
                 # A template is read by its name in the admin's language (console.template_names), its code aside.
                 "template": _shown(row.target_id, 64) if row.target_type == "template" else None,
                 # A reviewed version's journey, template or settings file (journey_name words all three).
