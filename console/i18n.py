@@ -53,7 +53,8 @@ DELIVERY_REASONS: dict[str, str] = {
     "marketing_cap": "Marketing cap of %(count)d per %(window)s reached",
     "marketing_cap_sending": "Marketing cap of %(count)d per %(window)s reached when sending",
     "channel_cap": "%(channel)s cap of %(count)d per %(window)s reached when sending",
-    "journey_cap": "Cap of journey %(journey)s, %(count)d per %(window)s, reached when sending",
+    "journey_cap": "Cap of journey %(journey)s, %(count)d per %(window)s, reached",
+    "journey_cap_sending": "Cap of journey %(journey)s, %(count)d per %(window)s, reached when sending",
     "pre_empted": "Pre-empted by %(journey)s, a journey of higher priority",
 }
 # Any other stored reason of a touch by its code (store.touch_reasons.parse), as msgids.
@@ -266,7 +267,8 @@ class Translator:
                                                   locale=self.babel_locale)
             except ValueError:
                 words["moment"] = words["moved_from"]
-        key = "marketing_cap_sending" if code == "marketing_cap" and words.get("sending") else code
+        # The planner's cap decisions, and dispatch's checks again when sending, are worded apart.
+        key = f"{code}_sending" if code in ("marketing_cap", "journey_cap") and words.get("sending") else code
         try:
             return self.gettext(DELIVERY_REASONS[key], **words)
         except (KeyError, TypeError, ValueError):  # parameters of another shape: the engine's words, not a 500

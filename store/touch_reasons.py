@@ -25,7 +25,8 @@ RULE_SHAPES: dict[str, re.Pattern[str]] = {
                               r"moved from (?P<moved_from>\d{4}-\d{2}-\d{2} \d{2}:\d{2})"),
     "marketing_cap": re.compile(r"marketing cap (?P<count>\d+) per (?P<window>\S+) reached(?P<sending> when sending)?"),
     "channel_cap": re.compile(r"(?P<channel>\S+) cap (?P<count>\d+) per (?P<window>\S+) reached when sending"),
-    "journey_cap": re.compile(r"journey (?P<journey>\S+) cap (?P<count>\d+) per (?P<window>\S+) reached when sending"),
+    "journey_cap": re.compile(r"journey (?P<journey>\S+) cap (?P<count>\d+) per (?P<window>\S+) reached"
+                              r"(?P<sending> when sending)?"),
     "pre_empted": re.compile(r"pre-empted by (?P<journey>\S+)"),
     # engine.sending.expiry: claimed later after its due time than its journey's or category's limit.
     "expired": re.compile(r"due (?P<due>\d{4}-\d{2}-\d{2} \d{2}:\d{2}) UTC, (?P<late>\S+) late; "

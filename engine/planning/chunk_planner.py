@@ -149,6 +149,9 @@ class ChunkPlanner:
                 self.fields[lj.id] |= set(self.moved.fields)
         self.needed = set().union(*self.fields.values())
         self.priorities = {lj.id: lj.journey.priority for lj in self.journeys}
+        # Each journey's own cap (``cap`` in its file), decided with the marketing cap (``delivery_rules``).
+        self.journey_caps = {lj.id: (lj.journey.cap.count, parse_duration(lj.journey.cap.window))
+                             for lj in self.journeys if lj.journey.cap is not None}
         # Journeys whose wait_for or goal conditions read an attribute an update step sets: judged
         # again from the moment an update in the run changes it (``StepMachine.rejudge``).
         self.rejudged = {lj.id for lj in self.journeys if any(
@@ -392,11 +395,17 @@ class ChunkPlanner:
         stored = stored_touches(self.session, and_(
             id_filter(col(Touch.customer_id), lo, hi, sorted(wanted)),
             or_(col(Touch.due_at) > first - window - timedelta(days=2),
-                col(Touch.planned_for).between(first, last))), self.priorities)
+                col(Touch.planned_for).between(first, last), *self._capped_since(first))), self.priorities)
         for cid, ws in wanted.items():
-            decisions, changes = decide(ws, facts[cid].reach, self.config, stored.get(cid, ()), cid)
+            decisions, changes = decide(ws, facts[cid].reach, self.config, stored.get(cid, ()), cid,
+                                        journey_caps=self.journey_caps)
             out.decisions.extend(decisions)
             out.changes.extend(changes)
+
+    def _capped_since(self, first: datetime) -> list[Any]:
+        """SQL: the touches of each capped journey in the cap's window before ``first``, and after it."""
+        return [and_(col(Touch.journey_id) == journey_id, col(Touch.due_at) > first - window - timedelta(days=2))
+                for journey_id, (_, window) in sorted(self.journey_caps.items())]
 
     def _write(self, out: ChunkOutput) -> None:
         """Write one chunk's output and commit (a method, so that a test can make a chunk's

@@ -20,17 +20,22 @@ Applied to every customer-facing touch a journey wants, in this order:
    again is planned (``decide``). A journey that stops (switched off, its file removed) with touches
    planned ahead gives up their places: the next run's contest lets back in what they kept out
    (``engine.planning.cap_again``).
+4. **A journey's own cap** (``cap`` in its file) — at most ``count`` of the journey's messages to the
+   customer (its webhook calls aside) in any rolling ``window``, in due order, counting its stored
+   touches that went out or are planned. Decided before the marketing cap's contest: a touch its own
+   journey will never send takes no place there from another journey's. Dispatch checks it again
+   when sending (``engine.sending.cap_check``), against what went out.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
-from engine.language.durations import parse_duration
+from engine.language.durations import format_duration, parse_duration
 from engine.language.engagement import level
 from engine.language.local_time import local_naive, quiet_hours_move
 from engine.language.settings_model import DeliveryConfig
@@ -39,6 +44,7 @@ from store.models import WEBHOOK_CHANNEL
 DROP_NO_CHANNEL = "no_channel"
 DROP_CAP = "marketing_cap"
 DROP_PREEMPTED = "pre_empted"
+DROP_JOURNEY_CAP = "journey_cap"
 MOVED_QUIET = "quiet_hours"
 
 
@@ -220,6 +226,7 @@ def decide(
     stored: Sequence[StoredTouch] = (),
     customer_id: int = 0,
     again_from: datetime | None = None,
+    journey_caps: Mapping[str, tuple[int, timedelta]] | None = None,
 ) -> tuple[list[Decision], list[TouchChange]]:
     """Decisions for one customer's wanted touches, and the stored touches the cap decides again.
 
@@ -237,6 +244,7 @@ def decide(
     A planned touch of a journey no longer running (switched off, its file removed: its ``priority``
     is None) takes no place in the cap: dispatch cancels it when it falls due (``engine.sending.sendable``).
     ``again_from``: the contest is run again from that moment's day with no new touch (``cap_again``).
+    ``journey_caps``: journey id → its own cap (count, window), decided first (``journey_capped``).
     """
     tz = reach.timezone
     known = {s.key for s in stored}
@@ -266,10 +274,11 @@ def decide(
             quiet = config.channel_quiet_hours.get(channel, config.quiet_hours)
             reason = (f"quiet hours {quiet.start}-{quiet.end} "
                       f"({tz}): moved from {local_naive(w.planned_for, tz):%Y-%m-%d %H:%M}")
-        d = Decision(w, PLANNED, channel, fallbacks, due, moved_by=moved_by, reason=reason)
-        decisions.append(d)
-        if w.category == "marketing":
-            contenders.append(_Contender(_order_key(w, tz), due, w.priority, w.journey_id, decision=d))
+        decisions.append(Decision(w, PLANNED, channel, fallbacks, due, moved_by=moved_by, reason=reason))
+    if journey_caps:
+        journey_capped(decisions, stored, journey_caps)
+    contenders.extend(_Contender(_order_key(d.wanted, tz), d.due_at, d.wanted.priority, d.wanted.journey_id, decision=d)
+                      for d in decisions if d.planned and d.wanted.category == "marketing")
     if not contenders and again_from is None:
         return decisions, []
     first_day = min([c.order[0] for c in contenders] + ([_local_date(again_from, tz)] if again_from else []))
@@ -323,3 +332,26 @@ def decide(
             changes.append(TouchChange(old.key, customer_id, old.journey_id, old.step_id, old.status,
                                        old.error_reason, status, reason_now, old.due_at, old.channel))
     return decisions, changes
+
+
+# Stored touches a journey's own cap counts: planned ones (they go out in due order) and those gone out.
+_COUNTED = frozenset({PLANNED, "sending", "sent", "delivered"})
+
+
+def journey_capped(decisions: list[Decision], stored: Sequence[StoredTouch],
+                   caps: Mapping[str, tuple[int, timedelta]]) -> None:
+    """Drop the planned ``decisions`` of capped journeys that their journey's own cap leaves no room for,
+    in due order beside the journey's stored messages (``stored``: the customer's)."""
+    for journey_id, (count, window) in caps.items():
+        mine = sorted((d for d in decisions if d.planned and d.wanted.journey_id == journey_id
+                       and d.channel != WEBHOOK_CHANNEL), key=lambda d: (d.due_at, d.wanted.step_id))
+        if not mine:
+            continue
+        times = sorted(s.due_at for s in stored
+                       if s.journey_id == journey_id and s.channel != WEBHOOK_CHANNEL and s.status in _COUNTED)
+        for d in mine:
+            if fits_cap(times, d.due_at, count, window):
+                bisect.insort(times, d.due_at)
+            else:
+                d.status, d.dropped_by = DROPPED, DROP_JOURNEY_CAP
+                d.reason = f"journey {journey_id} cap {count} per {format_duration(window)} reached"

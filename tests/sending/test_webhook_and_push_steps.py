@@ -128,9 +128,9 @@ def test_claim_calls_the_crm_then_pushes_and_the_journey_cap_holds(
     dispatch(book, adapters())
     first, second = touches(book, "push")
     assert first.status == "sent" and first.provider_message_id
-    # The journey's own cap (1 per 30 days) drops the second message when it comes to be sent.
+    # The journey's own cap (1 per 30 days) drops the second message when it is planned (dispatch checks again).
     assert (second.status, second.error_reason) == (
-        "dropped", "journey_cap: journey claim-crm cap 1 per 30d reached when sending")
+        "dropped", "journey_cap: journey claim-crm cap 1 per 30d reached")
     [pushed] = jpush.log.entries
     assert pushed.recipient == "170976fa8a8620ca0d4" and pushed.detail["title"] == "理赔进度"
 
