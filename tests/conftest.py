@@ -226,6 +226,14 @@ class Spawned:
     def left_running(self) -> list[int]:
         return marked_processes(self.mark)
 
+    def left_after(self, within: float = 60.0, but: int | None = None) -> list[int]:
+        """What ``left_running`` holds (but ``but``) once ``within`` seconds have passed; [] as soon as
+        nothing is left."""
+        deadline = time.monotonic() + within
+        while (left := [p for p in self.left_running() if p != but]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return left
+
     def end_all(self, grace: float = 20.0) -> None:
         for proc in reversed(self.procs):
             _end_group(proc, grace)

@@ -125,8 +125,30 @@ def _without_foreign_key_checks(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA foreign_keys=OFF")
 
 
+def _end_with_parent() -> None:
+    """End this worker as soon as the process that started it is gone.
+
+    A planning run killed outright (``kill -9``, the out-of-memory killer) cannot shut its pool down, and
+    each worker holds both ends of the pool's queues, so it would wait for its next chunk forever: the
+    workers outlived the run, holding memory and the database. A chunk cut off halfway was never
+    committed (the next run plans it again), so the worker just exits."""
+    import threading
+    from multiprocessing.connection import wait as ready
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        ready([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
+
+
 def _start_worker(job: ChunkJob, write_lock: AbstractContextManager[Any] | None) -> None:
     global _planner
+    _end_with_parent()
     from sqlalchemy import event
     from sqlmodel import Session
 

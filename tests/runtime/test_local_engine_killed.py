@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 from tests.conftest import Spawned
@@ -46,24 +45,15 @@ def _start(spawn: Spawned, tmp_path: Path, how: str) -> tuple[int, int]:
     return program.pid, int(line)
 
 
-def _left(spawn: Spawned, but: int | None = None, within: float = 60.0) -> list[int]:
-    """The processes the test started (but ``but``), and everything they started, still running once
-    ``within`` seconds have passed; [] as soon as none is."""
-    deadline = time.monotonic() + within
-    while (left := [p for p in spawn.left_running() if p != but]) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return left
-
-
 def test_a_killed_program_leaves_no_prefect_server(spawn: Spawned, tmp_path: Path) -> None:
     program, server = _start(spawn, tmp_path, "keep")
     assert server in spawn.left_running()
     os.kill(program, signal.SIGKILL)
-    assert _left(spawn) == []
+    assert spawn.left_after() == []
 
 
 def test_a_server_stopped_the_normal_way_takes_its_guard_with_it(spawn: Spawned, tmp_path: Path) -> None:
     """The guard watches only while there is a server to stop: a program that stopped its local engine
     and goes on has nothing of it left running beside it."""
     program, _server = _start(spawn, tmp_path, "stop")
-    assert _left(spawn, but=program) == []
+    assert spawn.left_after(but=program) == []
