@@ -217,9 +217,10 @@ def _detail(t: Translator, detail: dict[str, Any]) -> str:
                 return value
         return "/".join(map(word, value)) if isinstance(value, list) else word(value)
 
-    # A review step's subject ("journey") is named in the target column, by its name.
+    # A review step's subject ("journey") is named in the target column, by its name; a test send's results per
+    # recipient are for the page that shows them (its "sent" says how many went).
     return ", ".join(f"{t(AUDIT_KEYS[k]) if k in AUDIT_KEYS else k}: {shown(k, v)}" for k, v in detail.items()
-                     if k != "journey")
+                     if k not in ("journey", "results"))
 
 
 @router.get("/admin/audit", response_class=HTMLResponse)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from channels.template_files import LOCALES
@@ -13,14 +13,17 @@ from console.auth import CurrentUser
 from console.deps import db_url, user_with
 from console.i18n import Translator
 from console.seed_send import (
+    BATCH_DIGITS,
     KEY_DIGITS,
     SEED_CHANNELS,
     SeedListError,
     TestSendResult,
     add_recipient,
+    new_batch,
     remove_recipient,
     seed_list,
     send_test,
+    sent_batch,
     templates,
 )
 from console.web import flash, redirect, render
@@ -46,22 +49,30 @@ def _secret(request: Request) -> str:
 
 
 @router.get(PAGE, response_class=HTMLResponse)
-def test_send_page(request: Request) -> HTMLResponse:
-    return _page(request, user_with(request, "journeys"))
+def test_send_page(request: Request, sent: Annotated[str, Query(max_length=BATCH_DIGITS)] = "") -> HTMLResponse:
+    user = user_with(request, "journeys")
+    if sent:
+        with session_scope(db_url(request)) as session:
+            found = sent_batch(session, user.username, sent)
+        if found is not None:
+            return _page(request, user, results=found[1], form=found[0])
+    return _page(request, user)
 
 
-@router.post(PAGE, response_class=HTMLResponse)
+@router.post(PAGE, response_model=None)
 def test_send(request: Request, template: Annotated[str, Form(max_length=64)],
               channel: Annotated[str, Form(max_length=16)], locale: Annotated[str, Form(max_length=10)]
-              ) -> HTMLResponse:
+              ) -> HTMLResponse | RedirectResponse:
     user = user_with(request, "journeys")
     form = {"template": template, "channel": channel, "locale": locale}
+    batch = new_batch()
     try:
         with session_scope(db_url(request)) as session:
-            results = send_test(session, user.username, template, channel, locale)
+            send_test(session, user.username, template, channel, locale, batch=batch)
     except SeedListError as exc:
         return _page(request, user, error=exc.shown(Translator(user.locale)), form=form, status_code=422)
-    return _page(request, user, results=results, form=form)
+    # The results on a page of their own: reloading it, or coming back to it, does not send again.
+    return redirect(f"{PAGE}?sent={batch}")
 
 
 @router.post(f"{PAGE}/recipients", response_class=RedirectResponse)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from channels.base import OutboundMessage, RenderedMessage, SendResult
 from channels.registry import ChannelNotConfigured, build_adapter
@@ -37,12 +37,15 @@ from engine.language.template_context import sample_context
 from engine.language.templates import RenderError
 from store.clock import utcnow
 from store.importing.fields import FieldError, email, phone
-from store.masking import mask_email, mask_phone
-from store.models import KeyValue
+from store.masking import mask_email, mask_phone, mask_text
+from store.models import AuditLog, KeyValue
 
 SEED_LIST_KEY = "console.seed_list"
 TEST_MARK = "[TEST] "
 MAX_RECIPIENTS = 20
+BATCH_DIGITS = 12
+MAX_DETAIL = 200  # of a provider's message id or refusal, kept per recipient in the send's audit row
+RECENT_SENDS = 50  # a user's test sends searched for the one whose results a page asks for
 KEY_DIGITS = 16
 # The channels a seed recipient has an address for (an app push needs a device, not a person).
 SEED_CHANNELS: tuple[str, ...] = ("sms", "wechat", "email")
@@ -171,9 +174,15 @@ async def _send(channel: str, messages: list[OutboundMessage], env: Mapping[str,
         await adapter.aclose()
 
 
+def new_batch() -> str:
+    """The id of one test send (its messages' idempotency keys and its audit row carry it)."""
+    return uuid.uuid4().hex[:BATCH_DIGITS]
+
+
 def send_test(session: Session, actor: str, template: str, channel: str, locale: str, *,
-              env: Mapping[str, str] | None = None) -> list[TestSendResult]:
-    """Send ``template`` to every seed recipient with an address for ``channel``; audited, never a touch."""
+              env: Mapping[str, str] | None = None, batch: str | None = None) -> list[TestSendResult]:
+    """Send ``template`` to every seed recipient with an address for ``channel``; audited, never a touch. The audit
+    row keeps each recipient's result (masked), which ``sent_batch`` reads back by ``batch``."""
     if channel not in SEED_CHANNELS:
         raise SeedListError("%(field)s: this value cannot be used.", words={"field": "Channel"})
     if locale not in LOCALES:
@@ -193,7 +202,7 @@ def send_test(session: Session, actor: str, template: str, channel: str, locale:
     recipients = [r for r in seed_list(session) if r.address(channel)]
     if not recipients:
         raise SeedListError("no seed recipient has an address for %(channel)s", words=_channel(channel))
-    batch = uuid.uuid4().hex[:12]
+    batch = batch or new_batch()
     messages = [OutboundMessage(touch_id=0, touch_key=f"test-{batch}-{i}", to=r.address(channel) or "",
                                 content=content) for i, r in enumerate(recipients)]
     try:
@@ -207,5 +216,21 @@ def send_test(session: Session, actor: str, template: str, channel: str, locale:
                for r, s in zip(recipients, sent, strict=True)]
     audit(session, actor, "test_send", "template", template[:64],
           {"channel": channel, "locale": locale, "batch": batch,
-           "recipients": [r.masked() for r in recipients], "sent": sum(r.ok for r in results)})
+           "recipients": [r.masked() for r in recipients], "sent": sum(r.ok for r in results),
+           "results": [[r.recipient, r.ok, mask_text(r.detail)[:MAX_DETAIL]] for r in results]})
     return results
+
+
+def sent_batch(session: Session, actor: str, batch: str) -> tuple[dict[str, str], list[TestSendResult]] | None:
+    """What ``actor``'s test send ``batch`` was (template, channel, language) and its results, from its audit row;
+    None if none of their recent sends is that one. The page shows a send's results from here, not as the answer to
+    its form, so reloading the page or coming back to it sends nothing again."""
+    rows = session.exec(select(AuditLog).where(AuditLog.action == "test_send", AuditLog.actor == actor)
+                        .order_by(col(AuditLog.id).desc()).limit(RECENT_SENDS))
+    for row in rows:
+        detail = row.detail or {}
+        if detail.get("batch") == batch:
+            form = {"template": row.target_id, "channel": str(detail.get("channel", "")),
+                    "locale": str(detail.get("locale", ""))}
+            return form, [TestSendResult(str(name), bool(ok), str(why)) for name, ok, why in detail.get("results", [])]
+    return None
