@@ -4,7 +4,8 @@ real uvicorn server at desktop and phone width, in Chinese and English.
 A browser sends every line break of a form as CR LF, two characters, while the box's ``maxlength`` counted one.
 Before, a compliance reviewer's comment of 491 characters over 12 lines (the box allows 500) was refused as "The
 comment is too long." and the page came back with the box empty; an agent's notes of 4,000 characters with line
-breaks in them (the box allows 4,000) were refused as too long and the call's notes were gone."""
+breaks in them (the box allows 4,000) were refused as too long and the call's notes were gone. And the review page
+showed a comment's lines run together into one."""
 
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ def test_a_comment_as_long_as_its_box_allows_is_taken(new_page: PageFactory, pen
     expect(box).to_have_value(comment)  # the box took all of it: within its maxlength
     page.get_by_test_id("approve").click()
     expect(page.locator(".flash.ok")).to_contain_text(WORDS[locale]["approved"])
+    # The decision on the page keeps the comment's lines (they ran together into one).
+    assert comment.splitlines()[1] + "\n" + comment.splitlines()[2] in page.get_by_test_id("decision").inner_text()
     assert_fits(page)
     with session_scope(db_url) as s:
         row = s.get(JourneyVersion, pending)
