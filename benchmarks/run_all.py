@@ -39,6 +39,7 @@ RUNS: dict[str, list[str]] = {
     "ops_bench": ["--size", "3000", "--touches", "60000"],
     "report_bench": ["--size", "100000"],
     "console_pages_bench": ["--size", "200000"],
+    "stop_tick_bench": ["--size", "100000"],
 }
 # Scripts that also run once on PostgreSQL when --postgres is given (seed_bench seeds both in one run).
 ALSO_ON_POSTGRES = ("event_burst",)
