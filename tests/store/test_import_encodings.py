@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from engine.cli import build_app
 from store.bulk_writer import CUSTOMER
-from tests.db_support import count
+from tests.db_support import count, rows
 
 
 @pytest.mark.parametrize(("encoding", "message"), [
@@ -83,3 +83,25 @@ def test_a_file_that_is_not_utf8_is_refused_with_the_encoding_to_pass(db_url: st
     assert count(db_url, CUSTOMER) == 0
     assert CliRunner().invoke(build_app(), ["import", "customers", str(source), "--encoding", suggested]).exit_code == 0
     assert count(db_url, CUSTOMER) == 1
+
+
+NAMES = ("张伟", "王芳", "刘洋", "陈静", "赵敏", "黄勇")
+
+
+@pytest.mark.parametrize("mark", ["", "\ufeff"])
+@pytest.mark.parametrize("encoding", ["gbk", "gb18030"])
+def test_a_utf8_file_is_not_read_garbled_as_gbk(db_url: str, tmp_path: Path, mark: str, encoding: str) -> None:
+    """GBK reads UTF-8 Chinese without an error, as other characters: these names went in as 寮犱紵, 鐜嬭姵, …"""
+    book = "external_id,name\n" + "".join(f"C{i},{name}\n" for i, name in enumerate(NAMES))
+    source = tmp_path / "c.csv"
+    source.write_bytes((mark + book).encode("utf-8"))
+    result = CliRunner().invoke(build_app(), ["import", "customers", str(source), "--encoding", encoding])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"{source}: the file is UTF-8 text, not {encoding}: read as {encoding}, its Chinese would be stored garbled "
+        "(张伟 as 寮犱紵); leave out --encoding; nothing imported"]
+    assert count(db_url, CUSTOMER) == 0
+    # The same book saved in GBK is read in it.
+    source.write_bytes(book.encode("gbk"))
+    assert CliRunner().invoke(build_app(), ["import", "customers", str(source), "--encoding", encoding]).exit_code == 0
+    assert [name for (name,) in rows(db_url, CUSTOMER, "name")] == sorted(NAMES)
