@@ -46,13 +46,16 @@ WEBHOOK_OUTCOMES: dict[str, str] = {"succeeded": "System call succeeded: %(targe
 _DURATION = re.compile(r"(?P<sign>[+-]?)(?P<parts>(?:\d+[wdhm])+)")
 _DURATION_PART = re.compile(r"(\d+)([wdhm])")
 _UNITS = {"w": "duration-week", "d": "duration-day", "h": "duration-hour", "m": "duration-minute"}
+# The caps the planner decides and dispatch checks again when sending, each worded apart.
+_DECIDED_TWICE = frozenset({"marketing_cap", "channel_cap", "journey_cap"})
 # A delivery rule's reason by its code (engine.planning.explain.reason_code), as msgids.
 DELIVERY_REASONS: dict[str, str] = {
     "no_channel": "No consented, reachable channel among %(channels)s",
     "quiet_hours": "Quiet hours %(start)s–%(end)s: moved from %(moment)s",
     "marketing_cap": "Marketing cap of %(count)d per %(window)s reached",
     "marketing_cap_sending": "Marketing cap of %(count)d per %(window)s reached when sending",
-    "channel_cap": "%(channel)s cap of %(count)d per %(window)s reached when sending",
+    "channel_cap": "%(channel)s cap of %(count)d per %(window)s reached",
+    "channel_cap_sending": "%(channel)s cap of %(count)d per %(window)s reached when sending",
     "journey_cap": "Cap of journey %(journey)s, %(count)d per %(window)s, reached",
     "journey_cap_sending": "Cap of journey %(journey)s, %(count)d per %(window)s, reached when sending",
     "pre_empted": "Pre-empted by %(journey)s, a journey of higher priority",
@@ -268,7 +271,7 @@ class Translator:
             except ValueError:
                 words["moment"] = words["moved_from"]
         # The planner's cap decisions, and dispatch's checks again when sending, are worded apart.
-        key = f"{code}_sending" if code in ("marketing_cap", "journey_cap") and words.get("sending") else code
+        key = f"{code}_sending" if code in _DECIDED_TWICE and words.get("sending") else code
         try:
             return self.gettext(DELIVERY_REASONS[key], **words)
         except (KeyError, TypeError, ValueError):  # parameters of another shape: the engine's words, not a 500

@@ -24,7 +24,8 @@ RULE_SHAPES: dict[str, re.Pattern[str]] = {
     "quiet_hours": re.compile(r"quiet hours (?P<start>\d{1,2}:\d{2})-(?P<end>\d{1,2}:\d{2}) \((?P<zone>[^)]*)\): "
                               r"moved from (?P<moved_from>\d{4}-\d{2}-\d{2} \d{2}:\d{2})"),
     "marketing_cap": re.compile(r"marketing cap (?P<count>\d+) per (?P<window>\S+) reached(?P<sending> when sending)?"),
-    "channel_cap": re.compile(r"(?P<channel>\S+) cap (?P<count>\d+) per (?P<window>\S+) reached when sending"),
+    "channel_cap": re.compile(r"(?P<channel>\S+) cap (?P<count>\d+) per (?P<window>\S+) reached"
+                              r"(?P<sending> when sending)?"),
     "journey_cap": re.compile(r"journey (?P<journey>\S+) cap (?P<count>\d+) per (?P<window>\S+) reached"
                               r"(?P<sending> when sending)?"),
     "pre_empted": re.compile(r"pre-empted by (?P<journey>\S+)"),

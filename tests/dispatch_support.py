@@ -223,12 +223,13 @@ def dispatch_until_idle(dispatcher: Any, now: datetime | None = None) -> Any:
 
 
 def service_sends(url: str, start: datetime, until: datetime, *, every: timedelta = timedelta(minutes=30),
-                  between: Callable[[datetime, datetime], None] | None = None, **planning: Any) -> list[str]:
+                  between: Callable[[datetime, datetime], None] | None = None, channels: Sequence[str] = ("sms",),
+                  **planning: Any) -> list[str]:
     """What ``journeys run`` sends from ``start`` to ``until``: a plan tick (``plan_ahead`` at the simulated
     moment) every ``every``, each followed by dispatch (the service's dispatcher, with the delivery settings and
-    journeys in force) over SMS to a provider on loopback; ``between(last, tick)`` is called before each tick, for
-    what happens between two (an event, a retier). ``planning``: how the ticks plan (``workers``, ``chunk``).
-    The keys sent, in the order sent."""
+    journeys in force) over ``channels`` to a provider on loopback; ``between(last, tick)`` is called before
+    each tick, for what happens between two (an event, a retier). ``planning``: how the ticks plan
+    (``workers``, ``chunk``). The keys sent, in the order sent."""
     from engine.planning.planner import plan_ahead
     from engine.sending.dispatch import make_dispatcher
     from store.clock import simulated_time
@@ -238,8 +239,8 @@ def service_sends(url: str, start: datetime, until: datetime, *, every: timedelt
     engine = make_engine(url)
     try:
         with RecordingProvider().running() as sms:
-            dispatcher = make_dispatcher(engine, {"sms": HttpAdapter("sms", sms.port)}, renderer=PlainRenderer(),
-                                         worker_id="w1")
+            dispatcher = make_dispatcher(engine, {c: HttpAdapter(c, sms.port) for c in channels},
+                                         renderer=PlainRenderer(), worker_id="w1")
             for last, tick in zip([start, *ticks], ticks, strict=False):
                 if between is not None:
                     between(last, tick)

@@ -403,9 +403,14 @@ class ChunkPlanner:
             out.changes.extend(changes)
 
     def _capped_since(self, first: datetime) -> list[Any]:
-        """SQL: the touches of each capped journey in the cap's window before ``first``, and after it."""
-        return [and_(col(Touch.journey_id) == journey_id, col(Touch.due_at) > first - window - timedelta(days=2))
-                for journey_id, (_, window) in sorted(self.journey_caps.items())]
+        """SQL: the touches each journey's own cap and each channel's cap count, in its window before ``first``
+        and after it."""
+        journeys = [and_(col(Touch.journey_id) == journey_id, col(Touch.due_at) > first - window - timedelta(days=2))
+                    for journey_id, (_, window) in sorted(self.journey_caps.items())]
+        return journeys + [
+            and_(col(Touch.channel) == channel, col(Touch.category) == "marketing",
+                 col(Touch.due_at) > first - parse_duration(cap.window) - timedelta(days=2))
+            for channel, cap in sorted(self.config.channel_caps.items())]
 
     def _write(self, out: ChunkOutput) -> None:
         """Write one chunk's output and commit (a method, so that a test can make a chunk's

@@ -20,20 +20,21 @@ Applied to every customer-facing touch a journey wants, in this order:
    again is planned (``decide``). A journey that stops (switched off, its file removed) with touches
    planned ahead gives up their places: the next run's contest lets back in what they kept out
    (``engine.planning.cap_again``).
-4. **A journey's own cap** (``cap`` in its file) — at most ``count`` of the journey's messages to the
-   customer (its webhook calls aside) in any rolling ``window``, in due order, counting its stored
-   touches that went out or are planned. Decided before the marketing cap's contest: a touch its own
-   journey will never send takes no place there from another journey's. Dispatch checks it again
+4. **A channel's cap and a journey's own** (``channel_caps`` in config/delivery.yaml: marketing
+   touches on that channel; ``cap`` in a journey file: the journey's messages to the customer, its
+   webhook calls aside) — at most ``count`` in any rolling ``window``, in due order, counting the
+   stored touches that went out or are planned. Decided before the marketing cap's contest: a touch
+   that will never be sent takes no place there from another journey's. Dispatch checks both again
    when sending (``engine.sending.cap_check``), against what went out.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from engine.language.durations import format_duration, parse_duration
 from engine.language.engagement import level
@@ -45,6 +46,7 @@ DROP_NO_CHANNEL = "no_channel"
 DROP_CAP = "marketing_cap"
 DROP_PREEMPTED = "pre_empted"
 DROP_JOURNEY_CAP = "journey_cap"
+DROP_CHANNEL_CAP = "channel_cap"
 MOVED_QUIET = "quiet_hours"
 
 
@@ -244,7 +246,7 @@ def decide(
     A planned touch of a journey no longer running (switched off, its file removed: its ``priority``
     is None) takes no place in the cap: dispatch cancels it when it falls due (``engine.sending.sendable``).
     ``again_from``: the contest is run again from that moment's day with no new touch (``cap_again``).
-    ``journey_caps``: journey id → its own cap (count, window), decided first (``journey_capped``).
+    ``journey_caps``: journey id → its own cap (count, window), decided first with the channels' (``own_caps``).
     """
     tz = reach.timezone
     known = {s.key for s in stored}
@@ -275,8 +277,9 @@ def decide(
             reason = (f"quiet hours {quiet.start}-{quiet.end} "
                       f"({tz}): moved from {local_naive(w.planned_for, tz):%Y-%m-%d %H:%M}")
         decisions.append(Decision(w, PLANNED, channel, fallbacks, due, moved_by=moved_by, reason=reason))
-    if journey_caps:
-        journey_capped(decisions, stored, journey_caps)
+    channel_caps = {c: (cap.count, _duration(cap.window)) for c, cap in config.channel_caps.items()}
+    if journey_caps or channel_caps:
+        own_caps(decisions, stored, channel_caps, journey_caps or {})
     contenders.extend(_Contender(_order_key(d.wanted, tz), d.due_at, d.wanted.priority, d.wanted.journey_id, decision=d)
                       for d in decisions if d.planned and d.wanted.category == "marketing")
     if not contenders and again_from is None:
@@ -334,24 +337,45 @@ def decide(
     return decisions, changes
 
 
-# Stored touches a journey's own cap counts: planned ones (they go out in due order) and those gone out.
+
+# Stored touches a cap counts: planned ones (they go out in due order) and those gone out.
 _COUNTED = frozenset({PLANNED, "sending", "sent", "delivered"})
+# Whether a touch (its channel, category and journey) counts towards a cap.
+_Counts = Callable[[str, str, str], bool]
 
 
-def journey_capped(decisions: list[Decision], stored: Sequence[StoredTouch],
-                   caps: Mapping[str, tuple[int, timedelta]]) -> None:
-    """Drop the planned ``decisions`` of capped journeys that their journey's own cap leaves no room for,
-    in due order beside the journey's stored messages (``stored``: the customer's)."""
-    for journey_id, (count, window) in caps.items():
-        mine = sorted((d for d in decisions if d.planned and d.wanted.journey_id == journey_id
-                       and d.channel != WEBHOOK_CHANNEL), key=lambda d: (d.due_at, d.wanted.step_id))
-        if not mine:
-            continue
-        times = sorted(s.due_at for s in stored
-                       if s.journey_id == journey_id and s.channel != WEBHOOK_CHANNEL and s.status in _COUNTED)
-        for d in mine:
-            if fits_cap(times, d.due_at, count, window):
-                bisect.insort(times, d.due_at)
-            else:
-                d.status, d.dropped_by = DROPPED, DROP_JOURNEY_CAP
-                d.reason = f"journey {journey_id} cap {count} per {format_duration(window)} reached"
+Caps = Mapping[str, tuple[int, timedelta]]  # a channel or journey → (count, window)
+
+
+def own_caps(decisions: list[Decision], stored: Sequence[StoredTouch], channel_caps: Caps, journey_caps: Caps) -> None:
+    """Drop the planned ``decisions`` that a channel's cap (marketing touches on it) or their journey's own cap
+    (its messages, webhook calls aside) leaves no room for, in due order beside the customer's ``stored``
+    touches; channels first, as dispatch checks them (``engine.sending.cap_check.over_limits``)."""
+    for channel, (count, window) in sorted(channel_caps.items()):
+        _capped(decisions, stored, count, window, partial(_on_channel, channel),
+                DROP_CHANNEL_CAP, f"{channel} cap {count} per {format_duration(window)} reached")
+    for journey_id, (count, window) in sorted(journey_caps.items()):
+        _capped(decisions, stored, count, window, partial(_of_journey, journey_id),
+                DROP_JOURNEY_CAP, f"journey {journey_id} cap {count} per {format_duration(window)} reached")
+
+
+def _on_channel(channel: str, touch_channel: str, category: str, journey_id: str) -> bool:
+    return category == "marketing" and touch_channel == channel
+
+
+def _of_journey(journey: str, channel: str, category: str, journey_id: str) -> bool:
+    return journey_id == journey and channel != WEBHOOK_CHANNEL
+
+
+def _capped(decisions: list[Decision], stored: Sequence[StoredTouch], count: int, window: timedelta,
+            counts: _Counts, rule: str, why: str) -> None:
+    mine = sorted((d for d in decisions if d.planned and counts(d.channel, d.wanted.category, d.wanted.journey_id)),
+                  key=lambda d: (d.due_at, d.wanted.journey_id, d.wanted.step_id))
+    if not mine:
+        return
+    times = sorted(s.due_at for s in stored if s.status in _COUNTED and counts(s.channel, s.category, s.journey_id))
+    for d in mine:
+        if fits_cap(times, d.due_at, count, window):
+            bisect.insort(times, d.due_at)
+        else:
+            d.status, d.dropped_by, d.reason = DROPPED, rule, why
