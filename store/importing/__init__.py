@@ -53,6 +53,7 @@ from store.importing.reading import REQUIRED as REQUIRED
 from store.importing.records import read_records
 from store.importing.rejects import RejectsWriter, as_given, is_rejects_file, rejects_encoding
 from store.importing.upserts import Job, Row
+from store.masking import mask_text
 
 __all__ = ["KINDS", "ImportFileError", "ImportReport", "Rejected", "Skipped", "default_rejects_path", "import_csv"]
 
@@ -235,7 +236,9 @@ def _flush(
             continue
         if not row.errors:
             continue
-        reason = "; ".join(row.errors)
+        # An external id may be the customer's phone number (a small CRM's key): "repeats line 2" and
+        # "unknown customer external id" showed it as it is.
+        reason = mask_text("; ".join(row.errors))
         rejected = Rejected(row.line, reason)
         report.rejected.append(rejected)
         if rejects is None:

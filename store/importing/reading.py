@@ -16,6 +16,7 @@ from pathlib import Path
 from store.importing import fields as f
 from store.importing.records import read_records
 from store.importing.rejects import REJECTS_COLUMNS
+from store.masking import mask_text
 
 # consent_<name> columns: each channel's (service) consent, then its marketing consent (PIPL Art. 24).
 CONSENT_CHANNELS = ("sms", "wechat", "email", "push", "sms_marketing", "wechat_marketing", "email_marketing",
@@ -193,23 +194,29 @@ def check_header(kind: str, raw_header: list[str]) -> list[str]:
         if not name:
             problems.append(f"column {number} has no name")
         elif name in seen:
-            problems.append(f"column {name!r} appears twice")
+            problems.append(f"column {mask_text(name)[:40]!r} appears twice")
         seen.add(name)
     if any(name.endswith(MASKED_SUFFIX) for name in header):
         raise ImportFileError("a masked export cannot be imported: its personal data is masked "
                               "(export with --unmasked --actor NAME to move customers)")
+    if not any(_takes(kind, name) for name in header):
+        # A file without its header row: line 1 is a customer, whose name, phone and ID number were
+        # printed as "unknown column" after "unknown column".
+        raise ImportFileError(f"line 1 names none of the columns of {kind} ({', '.join(REQUIRED[kind])}, …); "
+                              "the first line must name the columns: is the file's header row missing?")
     missing = [c for c in REQUIRED[kind] if c not in header]
     if missing:
         problems.append(f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
     for name in header:
-        if not name or name in KNOWN[kind] or name in REJECTS_COLUMNS or (kind, name) == ("customers", EXPORT_COLUMN):
+        if not name or _takes(kind, name, attributes=False):
             continue
         if kind == "customers" and name.startswith(ATTRIBUTE_PREFIX) and len(name) > len(ATTRIBUTE_PREFIX):
             problems += _attribute_column_problems(name)
             continue
         # A hint only for the problems shown: beyond them it would be computed for nobody.
         guess = difflib.get_close_matches(name, KNOWN[kind], n=1) if len(problems) < _SHOWN else []
-        problems.append(f"unknown column {name[:40]!r}" + (f" (did you mean {guess[0]!r}?)" if guess else ""))
+        hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+        problems.append(f"unknown column {mask_text(name)[:40]!r}{hint}")
     attributes = sum(1 for name in header if name.startswith(ATTRIBUTE_PREFIX))
     if kind == "customers" and attributes > f.MAX_ATTRIBUTES:
         problems.append(f"{attributes} attr.* columns; a customer has at most {f.MAX_ATTRIBUTES} attributes")
@@ -223,6 +230,13 @@ def check_header(kind: str, raw_header: list[str]) -> list[str]:
     if problems:
         raise ImportFileError("; ".join(problems))
     return header
+
+
+def _takes(kind: str, name: str, *, attributes: bool = True) -> bool:
+    """Whether a file of ``kind`` has a column ``name`` (``attributes``: an ``attr.*`` one counts)."""
+    if name in KNOWN[kind] or name in REJECTS_COLUMNS or (kind, name) == ("customers", EXPORT_COLUMN):
+        return True
+    return attributes and kind == "customers" and name.startswith(ATTRIBUTE_PREFIX)
 
 
 def attributes_problem(attributes: dict[str, object]) -> str | None:
