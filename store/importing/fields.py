@@ -85,7 +85,16 @@ def required(column: str, raw: str) -> str:
     return raw.strip()
 
 
+# How a spreadsheet shows a long number in a cell not formatted as text, and saves it so: 1.38001E+10.
+_SCIENTIFIC = re.compile(r"[+-]?\d+(?:\.\d+)?[eE][+-]?\d+")
+
+
 def phone(raw: str) -> str:
+    if _SCIENTIFIC.fullmatch(raw.strip()):
+        # "cannot be read as a number (not a number) (13****10)" sent people looking for a typo; the
+        # digits the notation dropped are gone from the file and must come from the source again.
+        raise FieldError("phone is in a spreadsheet's scientific notation (like 1.38E+10), which has lost its "
+                         "last digits: format the column as text in the source and save the file again")
     try:
         number = normalise_phone(raw)
     except PhoneError as exc:

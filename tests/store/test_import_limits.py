@@ -113,6 +113,8 @@ def test_a_phone_with_an_extension_is_refused(phone: str, db_url: str, tmp_path:
 @pytest.mark.parametrize(("phone", "reason"), [
     ("abc", "phone cannot be read as a number (not a number)"),
     ("12", "phone is not a valid number (**)"),
+    ("1.38001E+10", "phone is in a spreadsheet's scientific notation (like 1.38E+10), which has lost its last "
+                    "digits: format the column as text in the source and save the file again"),
 ])
 def test_a_phone_that_is_no_number_is_refused_in_words(phone: str, reason: str, db_url: str, tmp_path: Path) -> None:
     assert _between_good_rows(db_url, tmp_path, ["external_id", "name", "phone"], ["P1", "Pat", phone]) == reason
