@@ -85,7 +85,7 @@ class Desk:
         else:
             queue = Queue(
                 name, tuple(decl.teams or [name]),
-                tuple(decl.outcomes if decl.outcomes is not None else d.outcomes),
+                tuple(self.config.outcomes_of(name)),
                 decl.clock or d.clock, decl.warn_at if decl.warn_at is not None else d.warn_at,
                 frozenset(decl.requires if decl.requires is not None else d.requires),
                 decl.match_language if decl.match_language is not None else d.match_language, True)

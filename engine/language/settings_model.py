@@ -301,6 +301,11 @@ class QueuesConfig(_Strict):
     queues: dict[Identifier, QueueDecl] = Field(default_factory=dict)
     task_types: dict[str, TaskTypeDecl] = Field(default_factory=dict)
 
+    def outcomes_of(self, queue: str) -> list[str]:
+        """What the agents of ``queue`` may record: its own list, else the defaults'."""
+        decl = self.queues.get(queue)
+        return list(decl.outcomes if decl is not None and decl.outcomes is not None else self.defaults.outcomes)
+
     @model_validator(mode="after")
     def _task_type_keys(self) -> QueuesConfig:
         faults: list[Fault] = []

@@ -9,7 +9,10 @@ task step's script is rendered the way the console renders it for that step's ta
   catalogue gives that event type (``engine.language.catalogue.EVENT_TYPES``); an event type the
   catalogue does not know keeps the open sample data, since its fields cannot be known;
 - the policy, claim and advisor stay present, as in the sample context: whether a customer has
-  them is a matter of data, which the console reports on the task page when a render fails.
+  them is a matter of data, which the console reports on the task page when a render fails;
+- ``outcome`` holds only the outcomes the step's queue offers (``config/queues.yaml``): a script telling
+  the agent to record one the desk does not offer them (「已解决」 on a queue without ``resolved``) sends
+  them looking for a button that is not there.
 
 A failure is a ``Problem`` at the script file's line, naming the journey and step, and only when
 the same file renders with the full sample context (otherwise ``check_templates`` reports it).
@@ -18,6 +21,7 @@ the same file renders with the full sample context (otherwise ``check_templates`
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,9 +31,12 @@ from channels.template_files import LOCALES, template_file
 from engine.language.catalogue import EVENT_TYPES, FieldKind
 from engine.language.journey_model import Journey
 from engine.language.problems import Problem, display_path
+from engine.language.settings_model import QueuesConfig
 from engine.language.template_context import EventView, JourneyView, sample_context
 from engine.language.templates import Renderer, RenderError
 
+# How Jinja names the key a dict lacks (``outcome.resolved`` on a queue without it).
+_NAMED = re.compile(r"has no attribute '(\w+)'")
 # A value of each field kind, as an event of that type would carry it.
 _SAMPLE_VALUES: dict[FieldKind, Any] = {
     "str": "sample", "int": 3, "float": 1280.0, "bool": True, "date": datetime(2026, 11, 23, tzinfo=UTC).date(),
@@ -50,8 +57,11 @@ def sample_event(event_type: str) -> EventView:
                      datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
 
 
-def check_task_scripts(journeys: Iterable[_Loaded], templates_root: Path) -> list[Problem]:
+def check_task_scripts(journeys: Iterable[_Loaded], templates_root: Path,
+                       queues: QueuesConfig | None = None) -> list[Problem]:
+    """``queues``: the desk's declarations (None: no file, every queue offers every outcome)."""
     rend = Renderer(templates_root, footer=None)
+    desk = queues or QueuesConfig()
     problems: set[Problem] = set()
     for loaded in journeys:
         journey = loaded.journey
@@ -80,4 +90,14 @@ def check_task_scripts(journeys: Iterable[_Loaded], templates_root: Path) -> lis
                     problems.add(Problem(display_path(path), exc.line or 1, 1,
                                          f"call script of journey {journey.id!r} step {step.id!r} cannot be "
                                          f"rendered: {exc.reason}; {why}"))
+                    continue
+                offered = desk.outcomes_of(step.task.queue)
+                try:
+                    rend.render_task_script(name, shaped, locale, outcomes=offered)
+                except RenderError as exc:
+                    named = _NAMED.search(exc.reason)
+                    problems.add(Problem(display_path(path), exc.line or 1, 1, (
+                        f"call script of journey {journey.id!r} step {step.id!r} names outcome "
+                        f"{named.group(1) if named else '?'!r}, which queue {step.task.queue!r} does not offer; its "
+                        f"agents may record {', '.join(offered)} (config/queues.yaml)")))
     return sorted(problems)

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -168,9 +168,13 @@ class TemplateContext:
         return out
 
 
-def script_variables(context: TemplateContext, locale: str) -> dict[str, Any]:
-    """A call script's variables: the context's for ``locale``, and ``outcome``, each outcome code's words."""
-    return {**context.variables(locale), "outcome": dict(OUTCOME_LABELS.get(locale, OUTCOME_LABELS[DEFAULT_LOCALE]))}
+def script_variables(context: TemplateContext, locale: str, outcomes: Iterable[str] | None = None) -> dict[str, Any]:
+    """A call script's variables: the context's for ``locale``, and ``outcome``, each outcome code's words
+    (only those of ``outcomes`` when given: what the task's queue lets its agents record)."""
+    words = OUTCOME_LABELS.get(locale, OUTCOME_LABELS[DEFAULT_LOCALE])
+    if outcomes is not None:
+        words = {code: words[code] for code in outcomes if code in words}
+    return {**context.variables(locale), "outcome": dict(words)}
 
 def event_words(event: EventView, locale: str) -> dict[str, Any]:
     """``event.words``: each data field's value in words where config/events.yaml words it, else as given."""

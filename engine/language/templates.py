@@ -30,7 +30,7 @@ import html as html_lib
 import json
 import re
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
@@ -399,9 +399,10 @@ class Renderer:
             return self._webhook(meta, chosen, variables)
         return self._wechat(meta, chosen, variables)
 
-    def render_task_script(self, template: str, context: TemplateContext, locale: str | None = None) -> str:
+    def render_task_script(self, template: str, context: TemplateContext, locale: str | None = None,
+                           outcomes: Iterable[str] | None = None) -> str:  # outcomes: see script_variables
         chosen = self.pick_locale(template, "task", locale or context.locale)
-        return self._file(self.plain, template, "task", chosen, script_variables(context, chosen)).strip()
+        return self._file(self.plain, template, "task", chosen, script_variables(context, chosen, outcomes)).strip()
 
     def _load_meta(self, template: str) -> TemplateMeta:
         return load_meta(self.root, template)

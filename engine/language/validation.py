@@ -398,10 +398,12 @@ def _withhold_clashes(report: Report) -> list[list[LoadedJourney]]:
     return clashes
 
 
-def _check_against_templates(report: Report, journeys: list[LoadedJourney], templates_root: Path) -> None:
-    """Each journey's call scripts with the parts its tasks will have (no event on a schedule), and
-    every variable its messages read against what its touches have: a miss rejects the journey."""
-    report.problems.extend(check_task_scripts(journeys, templates_root))
+def _check_against_templates(report: Report, journeys: list[LoadedJourney], templates_root: Path,
+                             queues: QueuesConfig | None) -> None:
+    """Each journey's call scripts with the parts its tasks will have (no event on a schedule) and the
+    outcomes their queues offer, and every variable its messages read against what its touches have: a
+    miss rejects the journey."""
+    report.problems.extend(check_task_scripts(journeys, templates_root, queues))
     unscoped = check_template_scopes(journeys, templates_root)
     for loaded in [j for j in journeys if j.id in unscoped]:
         if loaded in report.journeys:
@@ -510,7 +512,7 @@ def validate(
     # Files that share an id are checked one by one (the checks below go by journey id), so that
     # a clash is their only problem when it is (engine.language.journey_registry keeps the one in force).
     for journeys in [report.journeys, *([j] for clash in clashes for j in clash if j not in refused)]:
-        _check_against_templates(report, journeys, templates_root)
+        _check_against_templates(report, journeys, templates_root, queues)
     seen_ids = {j.id for j in valid}
 
     default_files = {p.resolve() for p in journey_files([journeys_dir()])}
