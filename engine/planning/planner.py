@@ -95,7 +95,7 @@ from sqlmodel import Session
 
 from engine.language.durations import format_duration
 from engine.language.settings_model import DeliveryConfig
-from engine.planning import tier_moves
+from engine.planning import late_arrivals, tier_moves
 from engine.planning.chunk_planner import CHUNK, CURSOR_KEY, ChunkPlanner, read_cursor
 from engine.planning.delivery_rules import Decision
 from engine.planning.due_chunks import book_zones, due_ranges
@@ -310,12 +310,23 @@ def plan(
             session.commit()
         # A retier since the last run took back entries judged ahead under the old tiers (``tier_moves``).
         retiered = tier_moves.marks(session)
+        # Rows added since the last run, whose customers' entries judged ahead were never judged (``late_arrivals``).
+        newest, seen = late_arrivals.newest(session), late_arrivals.seen(session)
         planner = Planner(session, journeys, config, start_end, end, now=now, start_now=start_now,
                           dry_run=dry_run, customer_ids=customer_ids, sink=sink, chunk=chunk, workers=workers,
                           entries_again=tier_moves.entries_again(in_force.journeys, retiered, entries_again))
         planner.chunk_runner = chunk_runner
         planner.progress = progress
         result = planner.run()
+        if customer_ids is None and start_now < start_end:
+            arrived = late_arrivals.arrivals(session, seen, newest)
+            # Their entries judged again from where the last run stood, as for a retier's mark.
+            again = tier_moves.entries_again(in_force.journeys, {"arrivals": start_now}, entries_again)
+            for first in range(0, len(arrived), chunk):
+                late = Planner(session, journeys, config, start_end, end, now=now, start_now=start_now,
+                               dry_run=dry_run, customer_ids=arrived[first:first + chunk], sink=sink, chunk=chunk,
+                               entries_again=again)
+                result.merge(late.run())
         if not dry_run:
             _cap_again(session, list(in_force.journeys), journeys, config, now, result)
         result.problems = [str(p) for p in in_force.problems]
@@ -329,6 +340,8 @@ def plan(
             if retiered:
                 tier_moves.forget(session, retiered)
                 session.commit()
+            late_arrivals.remember(session, newest)
+            session.commit()
             _set_cursor(session, end, now)
         return result
 
