@@ -38,7 +38,7 @@ from store.db import session_scope
 from store.importing import fields as import_fields
 from store.importing.reading import attributes_problem
 from store.masking import mask_email, mask_name, mask_phone
-from store.models import CHANNELS, TIERS, AppUser, Customer
+from store.models import CHANNELS, TIERS, AppUser, Customer, TierChange
 
 router = APIRouter(prefix="/api", tags=["api"], route_class=StrictJSONRoute)
 
@@ -203,6 +203,7 @@ async def put_customer(request: Request, response: Response, external_id: Extern
         if "advisor" in given:
             row.advisor_id = _advisor_id(session, body.advisor) if body.advisor else None
         source = given.pop("consent_source", None) or "api"
+        old_tier = None if created else row.tier
         for name in ("name", "phone", "email", "tier", "branch", "locale", "timezone", "preferred_channels",
                      "attributes", "push_registration_id"):
             if name in given and given[name] is not None:
@@ -212,8 +213,16 @@ async def put_customer(request: Request, response: Response, external_id: Extern
             row.birth_md = body.birthday.month * 100 + body.birthday.day if body.birthday else None
         record_consents(row, given, source, given_at or now)
         row.updated_at = now
+        moved = given.get("tier") is not None and row.tier != old_tier
+        if moved:
+            row.tier_updated_at = now
         session.add(row)
         session.flush()
+        if moved:
+            assert row.id is not None and row.tier is not None  # flushed; a tier given
+            # As the import records it: the reports by tier read a customer's tier at a moment from this history.
+            session.add(TierChange(customer_id=row.id, from_tier=old_tier, to_tier=row.tier,
+                                   score=float(row.tier_score or 0.0), dimensions={}, reason="api", changed_at=now))
         audit(session, who.actor, "customer_upsert", "customer", row.id or 0,
               {"created": created, "fields": sorted(given)}, at=now)
         if created:
