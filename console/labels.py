@@ -287,6 +287,7 @@ FORM_FIELDS: dict[str, str] = {
     "version_id": "Version number",
     "user_id": "User number",
     "index": "Recipient number",
+    "sent": "Test send batch",
     "journey_id": "Journey",
     "tool": "Tool",
 }
