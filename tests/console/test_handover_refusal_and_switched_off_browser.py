@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -105,8 +106,11 @@ def test_a_touch_of_a_journey_switched_off_says_so_in_words(new_page: PageFactor
 
     set_locale(db_url, "olga", locale)
     ops = new_page("olga", device, lands_on="**/ops/**")
-    day = seed.now.date().isoformat()
-    start = (seed.now - timedelta(days=2)).date().isoformat()
+    # The period's days are the programme's (China time): the touch's own day there, whatever the hour in UTC
+    # (at 18:00 UTC and later, two hours back is already tomorrow in Shanghai).
+    local = (seed.now - timedelta(hours=2)).astimezone(ZoneInfo("Asia/Shanghai")).date()
+    day = local.isoformat()
+    start = (local - timedelta(days=2)).isoformat()
     assert ops.goto(f"/ops/journeys/birthday-care?start={start}&end={day}").status == 200
     dropped = ops.get_by_test_id("step-counts").locator("tr[data-step='greeting'] [data-k=dropped]")
     expect(dropped).to_have_text(f"{SWITCHED_OFF[locale]}: 1")
