@@ -154,7 +154,6 @@ def _launched(launch: Callable[[], Any]) -> Any:
     process = launch()
     watcher = guard(process.pid)
     _guards.append(watcher)
-    atexit.register(_stop_guards)
     return process
 
 
@@ -167,6 +166,10 @@ def _stop_guards() -> None:
         if watcher.poll() is None:
             watcher.terminate()
         watcher.wait()
+
+
+# Once, at import: a server started later registers its own stop after this, so at exit it stops first.
+atexit.register(_stop_guards)
 
 
 def stop_local_engine() -> None:
